@@ -1,0 +1,42 @@
+// Command kintsu is the single Kintsu binary: a node (`kintsu server`), a
+// local cluster for development (`kintsu dev`), and the tools around them.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/kintsu/kintsu/internal/server"
+)
+
+const usage = `kintsu — a replicated, Redis-compatible key-value store
+
+Usage:
+  kintsu server --id N --data-dir DIR --resp-addr H:P --peer-addr H:P --http-addr H:P \
+                --initial-cluster 1=H:P,2=H:P,3=H:P [--partitions 64] [--replicas 3]
+  kintsu dev [--nodes 3] [--dir DIR] [--base-port 7000]
+  kintsu version
+
+Run 'kintsu <command> -h' for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "server":
+		os.Exit(runServer(args))
+	case "dev":
+		os.Exit(runDev(args))
+	case "version", "--version", "-v":
+		fmt.Println("kintsu", server.Version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "kintsu: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}

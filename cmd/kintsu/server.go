@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/server"
+)
+
+// runServer runs one node until SIGTERM/SIGINT, then shuts it down
+// gracefully (leadership handed away first).
+func runServer(args []string) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	var (
+		cfg            server.Config
+		initialCluster string
+		logLevel       string
+	)
+	fs.Uint64Var(&cfg.NodeID, "id", 0, "this node's id (positive integer, unique in the cluster)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data")
+	fs.StringVar(&cfg.RESPAddr, "resp-addr", "127.0.0.1:7001", "address for Redis clients")
+	fs.StringVar(&cfg.PeerAddr, "peer-addr", "127.0.0.1:17001", "address for other nodes (gRPC)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "address for the HTTP admin API")
+	fs.StringVar(&initialCluster, "initial-cluster", "", "every initial node as id=peer-addr, comma-separated; the same on every node")
+	fs.IntVar(&cfg.Partitions, "partitions", 64, "number of partitions (fixed at bootstrap; must divide 16384)")
+	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition (fixed at bootstrap)")
+	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
+	fs.IntVar(&cfg.ElectionTicks, "election-ticks", 10, "ticks without a leader before an election")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Second, "deadline of every client request")
+	fs.Uint64Var(&cfg.TruncateAfter, "log-truncate-after", 0, "truncate a partition's applied raft log beyond this many entries (0 = default)")
+	fs.Uint64Var(&cfg.TruncateKeep, "log-truncate-keep", 0, "entries kept when truncating (0 = default)")
+	fs.BoolVar(&cfg.UnsafeStaleReads, "unsafe-stale-reads", false, "TESTING ONLY: serve reads from any replica without ReadIndex (breaks linearizability)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu server: --log-level %q: %v\n", logLevel, err)
+		return 2
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ic, err := server.ParseInitialCluster(initialCluster)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu server: --initial-cluster: %v\n", err)
+		return 2
+	}
+	cfg.InitialCluster = ic
+	if cfg.UnsafeStaleReads {
+		cfg.Logger.Warn("--unsafe-stale-reads is on: reads are NOT linearizable (testing only)")
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	node, err := server.Start(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu server: %v\n", err)
+		return 1
+	}
+	select {
+	case sig := <-sigs:
+		cfg.Logger.Info("shutting down", "signal", sig.String())
+	case <-node.Done():
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		// A second signal means: stop now.
+		<-sigs
+		os.Exit(1)
+	}()
+	if err := node.Stop(ctx); err != nil {
+		cfg.Logger.Error("shutdown", "err", err)
+		return 1
+	}
+	if err := node.Err(); err != nil {
+		cfg.Logger.Error("node stopped on a fatal error", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,15 @@
+// Package kv evaluates Redis commands against a partition's state. It is
+// pure: it reads and writes through the Reader and Writer interfaces and
+// returns the RESP reply as bytes, so every replica that applies the same
+// log entry computes the same effects and the same reply.
+//
+// Invariants:
+//   - Evaluation is deterministic: it depends only on the command and the
+//     state read through the interface (no clock, no randomness, no maps
+//     iterated in random order).
+//   - Arity is checked by the caller (Lookup + CheckArity) before any
+//     argument is indexed; eval functions may assume it.
+//   - Every stored value starts with a type tag; a command that meets a value
+//     of the wrong type answers WRONGTYPE and changes nothing.
+//   - No value grows past MaxValueBytes.
+package kv

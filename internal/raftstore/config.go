@@ -1,0 +1,111 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/metrics"
+)
+
+// ApplyFunc evaluates one committed command of group against w and
+// appends its reply to out. It must be deterministic. An error is a
+// storage failure and stops the node.
+type ApplyFunc func(group uint64, w kv.Writer, args [][]byte, out []byte) ([]byte, error)
+
+// Config configures an Engine. Zero fields take the documented defaults
+// (EnsureDefaults); Validate reports every remaining problem at once.
+type Config struct {
+	NodeID uint64
+	// TickInterval is the raft logical clock. Default 50ms.
+	TickInterval time.Duration
+	// ElectionTicks before a follower campaigns (randomized up to twice
+	// that by raft). Default 10.
+	ElectionTicks int
+	// HeartbeatTicks between leader heartbeats. Default 1.
+	HeartbeatTicks int
+	// MaxSizePerMsg bounds one append message. Default 1 MiB.
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs bounds unacknowledged appends per follower. Default 256.
+	MaxInflightMsgs int
+	// MaxUncommittedBytes bounds a leader's uncommitted log; proposals
+	// beyond it are refused (ErrBusy). Default 64 MiB.
+	MaxUncommittedBytes uint64
+	// MaxEntryBytes: a cycle's proposals for one group are cut into entries
+	// of about this size. Default 1 MiB.
+	MaxEntryBytes int
+	// TruncateAfter: an applied log longer than this many entries is
+	// truncated, keeping TruncateKeep entries for followers that lag a
+	// little. Defaults 10000 and 1000.
+	TruncateAfter, TruncateKeep uint64
+	// MaxPending bounds requests waiting in the engine. Default 100000.
+	MaxPending int
+	// UnsafeStaleReads serves reads from local state without ReadIndex.
+	// It breaks linearizability; it exists only to prove that the
+	// linearizability checker can fail.
+	UnsafeStaleReads bool
+	// Apply evaluates committed commands. Required.
+	Apply   ApplyFunc
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+// EnsureDefaults fills zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.TickInterval == 0 {
+		c.TickInterval = 50 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.MaxInflightMsgs == 0 {
+		c.MaxInflightMsgs = 256
+	}
+	if c.MaxUncommittedBytes == 0 {
+		c.MaxUncommittedBytes = 64 << 20
+	}
+	if c.MaxEntryBytes == 0 {
+		c.MaxEntryBytes = 1 << 20
+	}
+	if c.TruncateAfter == 0 {
+		c.TruncateAfter = 10000
+	}
+	if c.TruncateKeep == 0 {
+		c.TruncateKeep = 1000
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 100000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.New()
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.NodeID == 0 {
+		errs = append(errs, errors.New("node id must be non-zero"))
+	}
+	if c.HeartbeatTicks >= c.ElectionTicks {
+		errs = append(errs, fmt.Errorf("heartbeat ticks (%d) must be below election ticks (%d)", c.HeartbeatTicks, c.ElectionTicks))
+	}
+	if c.TruncateKeep >= c.TruncateAfter {
+		errs = append(errs, fmt.Errorf("truncate keep (%d) must be below truncate after (%d)", c.TruncateKeep, c.TruncateAfter))
+	}
+	if c.Apply == nil {
+		errs = append(errs, errors.New("an apply function is required"))
+	}
+	return errors.Join(errs...)
+}

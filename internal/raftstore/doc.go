@@ -1,0 +1,40 @@
+// Package raftstore is a node's replication engine: it hosts many raft
+// groups (one per partition, plus the cluster metadata group) on
+// go.etcd.io/raft/v3 RawNodes and drives all of them from one event loop.
+//
+// Each cycle of the loop, in this order:
+//
+//  1. takes everything queued since the last cycle: ticks, raft messages
+//     from peers, incoming snapshots, client proposals and read requests;
+//     proposals are batched into one raft entry per group (cut at
+//     MaxEntryBytes), reads into one ReadIndex request per group;
+//  2. gathers Ready from every group that has one;
+//  3. writes every group's new entries, hard state and snapshot into ONE
+//     Pebble batch and commits it with ONE fsync (group commit across
+//     partitions);
+//  4. sends the messages, coalesced per destination node;
+//  5. applies committed entries of every group in one more batch — effects,
+//     dedupe records and applied index together — then answers the waiting
+//     proposers and releases reads whose read index is now applied;
+//  6. calls Advance on every group, and truncates logs that grew long.
+//
+// Invariants:
+//   - A proposer is answered only after its entry was applied, which
+//     implies the entry was committed by a majority and fsync'd locally
+//     (step 3 precedes step 5 in the same cycle).
+//   - Messages leave only after the state they announce is durable (step 3
+//     precedes step 4), so a vote or an append acknowledgement is never
+//     forgotten by a crash.
+//   - A write is applied at most once per (origin, seq): the dedupe table
+//     stores its reply, and a command whose seq is below its origin's
+//     watermark is refused, so a retry through another leader returns the
+//     original reply instead of applying again.
+//   - A linearizable read is served only after the local replica, while
+//     leader, obtained a read index from a quorum (ReadIndex) and applied up
+//     to it. Config.UnsafeStaleReads (tests only) breaks this on purpose.
+//   - Every wait has a deadline: callers pass a context, and a group that
+//     loses its leader fails its waiting proposers and readers at once with
+//     a retryable error rather than leaving them to time out.
+//   - Only the loop goroutine touches RawNodes and LogStores; other
+//     goroutines talk to it through the inbox and read published status.
+package raftstore

@@ -1,0 +1,412 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// Engine hosts a node's replicas. See the package doc for its loop.
+type Engine struct {
+	cfg Config
+	db  *pebble.DB
+	tr  Transport
+
+	// replicas is fixed after Start (issue: membership changes will make
+	// it dynamic); the loop owns the replica structs' internals.
+	replicas []*replica
+	byGroup  map[uint64]*replica
+
+	in   inbox
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	waitMu  sync.Mutex
+	waiters map[waitKey]*waiter // guarded by waitMu
+	pending atomic.Int64        // proposals + reads waiting
+
+	outSnaps snapshotRegistry
+	fatal    atomic.Pointer[error]
+	started  atomic.Bool
+}
+
+type waitKey struct{ origin, seq uint64 }
+
+type result struct {
+	reply []byte
+	err   error
+}
+
+type waiter struct {
+	group uint64
+	ch    chan result // buffered(1); exactly one send
+}
+
+// New creates an engine over db. Replicas are added with AddReplica before
+// Start.
+func New(cfg Config, db *pebble.DB, tr Transport) (*Engine, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:     cfg,
+		db:      db,
+		tr:      tr,
+		byGroup: map[uint64]*replica{},
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		waiters: map[waitKey]*waiter{},
+	}
+	e.in.reset()
+	e.outSnaps.init()
+	return e, nil
+}
+
+// Bootstrap is the initial state of a group created with the cluster:
+// every initial replica is given the same, so they agree without talking.
+type Bootstrap struct {
+	Desc *storage.Descriptor
+	// Data holds initial user keys and their stored values.
+	Data [][2][]byte
+}
+
+// AddReplica loads (or, if boot is non-nil and the group has no state
+// yet, creates) the local replica of a group. Call before Start.
+func (e *Engine) AddReplica(group uint64, boot *Bootstrap) error {
+	if _, ok := e.byGroup[group]; ok {
+		return fmt.Errorf("group %d added twice", group)
+	}
+	b, ok, err := storage.Get(e.db, storage.DescriptorKey(group))
+	if err != nil {
+		return err
+	}
+	var desc *storage.Descriptor
+	switch {
+	case ok:
+		if desc, err = storage.DecodeDescriptor(b); err != nil {
+			return err
+		}
+	case boot == nil:
+		return fmt.Errorf("group %d has no state on disk", group)
+	default:
+		desc = boot.Desc.Clone()
+		if err := writeBootstrap(e.db, desc, boot.Data); err != nil {
+			return err
+		}
+	}
+	r, err := e.loadReplica(desc)
+	if err != nil {
+		return fmt.Errorf("load group %d: %w", group, err)
+	}
+	e.replicas = append(e.replicas, r)
+	slices.SortFunc(e.replicas, func(a, b *replica) int { return int64cmp(a.group, b.group) })
+	e.byGroup[group] = r
+	return nil
+}
+
+func int64cmp(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Bootstrap state: every replica of a new group starts from the same
+// synthetic snapshot at (bootIndex, bootTerm), so all of them agree on the
+// log's starting point without exchanging anything.
+const (
+	bootIndex = 10
+	bootTerm  = 5
+)
+
+// writeBootstrap writes a new replica's initial state in one synced batch,
+// so a crash leaves either no replica or a whole one.
+func writeBootstrap(db *pebble.DB, desc *storage.Descriptor, data [][2][]byte) error {
+	conf := &pb.ConfState{}
+	for _, r := range desc.Replicas {
+		conf.Voters = append(conf.Voters, r.ID)
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	for _, kv := range data {
+		if err := b.Set(storage.DataKey(desc.Group, kv[0]), kv[1], nil); err != nil {
+			return err
+		}
+	}
+	if err := storage.WriteInitial(b, desc.Group, bootIndex, bootTerm, conf, desc, int64(len(data))); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// KeyCount returns the number of user keys in the local replica of group
+// as of its applied index (DBSIZE sums these over partition leaders).
+func (e *Engine) KeyCount(group uint64) int64 {
+	r := e.byGroup[group]
+	if r == nil {
+		return 0
+	}
+	return r.status.Load().Keys
+}
+
+// Start runs the loop. Campaigns start on each group's preferred replica
+// (first in the descriptor) so a new or restarted cluster elects leaders
+// without waiting out an election timeout; PreVote keeps this from
+// disturbing a healthy leader.
+func (e *Engine) Start() {
+	for _, r := range e.replicas {
+		if len(r.desc.Replicas) > 0 && r.desc.Replicas[0].ID == r.id {
+			_ = r.rn.Campaign()
+		}
+	}
+	e.started.Store(true)
+	go e.run()
+}
+
+// Stop ends the loop and fails everything still waiting.
+func (e *Engine) Stop() {
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
+	}
+	if e.started.Load() {
+		<-e.done
+	}
+	e.failAllWaiters(ErrStopped)
+	e.outSnaps.closeAll()
+}
+
+// Err returns the fatal error that stopped the engine, if any.
+func (e *Engine) Err() error {
+	if p := e.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (e *Engine) notify() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Propose replicates and applies req on group, which must be led by this
+// node, and returns the command's reply.
+func (e *Engine) Propose(ctx context.Context, group uint64, req *Request) ([]byte, error) {
+	r := e.byGroup[group]
+	if r == nil {
+		return nil, ErrNoGroup
+	}
+	if e.pending.Add(1) > int64(e.cfg.MaxPending) {
+		e.pending.Add(-1)
+		return nil, ErrBusy
+	}
+	defer e.pending.Add(-1)
+	w := &waiter{group: group, ch: make(chan result, 1)}
+	key := waitKey{req.Origin, req.Seq}
+	e.waitMu.Lock()
+	if old := e.waiters[key]; old != nil {
+		old.ch <- result{err: ErrSuperseded}
+	}
+	e.waiters[key] = w
+	e.waitMu.Unlock()
+
+	if !e.in.addProposal(group, &proposal{req: req, key: key}) {
+		e.dropWaiter(key, w)
+		return nil, ErrStopped
+	}
+	e.notify()
+	select {
+	case res := <-w.ch:
+		return res.reply, res.err
+	case <-ctx.Done():
+		if e.dropWaiter(key, w) {
+			return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
+		}
+		res := <-w.ch // answered while we gave up: take the answer
+		return res.reply, res.err
+	case <-e.stop:
+		return nil, ErrStopped
+	}
+}
+
+// dropWaiter removes w if it is still registered; false means someone is
+// already answering it.
+func (e *Engine) dropWaiter(key waitKey, w *waiter) bool {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	if e.waiters[key] == w {
+		delete(e.waiters, key)
+		return true
+	}
+	return false
+}
+
+// answer delivers a result to the waiter of key, if any.
+func (e *Engine) answer(key waitKey, res result) {
+	e.waitMu.Lock()
+	w := e.waiters[key]
+	delete(e.waiters, key)
+	e.waitMu.Unlock()
+	if w != nil {
+		w.ch <- res
+	}
+}
+
+// failGroupWaiters answers every proposer waiting on group with err.
+func (e *Engine) failGroupWaiters(group uint64, err error) {
+	e.waitMu.Lock()
+	var ws []*waiter
+	for k, w := range e.waiters {
+		if w.group == group {
+			ws = append(ws, w)
+			delete(e.waiters, k)
+		}
+	}
+	e.waitMu.Unlock()
+	for _, w := range ws {
+		w.ch <- result{err: err}
+	}
+}
+
+func (e *Engine) failAllWaiters(err error) {
+	e.waitMu.Lock()
+	ws := e.waiters
+	e.waiters = map[waitKey]*waiter{}
+	e.waitMu.Unlock()
+	for _, w := range ws {
+		w.ch <- result{err: err}
+	}
+	for _, r := range e.replicas {
+		r.failReads(err)
+	}
+	e.in.failAll(err)
+}
+
+// ReadBarrier returns once a read of group served from the local state
+// right after it is linearizable: this replica is the leader, confirmed by
+// a quorum, and has applied everything committed before the call.
+func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
+	r := e.byGroup[group]
+	if r == nil {
+		return ErrNoGroup
+	}
+	if e.cfg.UnsafeStaleReads {
+		return nil
+	}
+	if e.pending.Add(1) > int64(e.cfg.MaxPending) {
+		e.pending.Add(-1)
+		return ErrBusy
+	}
+	defer e.pending.Add(-1)
+	rq := &readReq{ch: make(chan error, 1)}
+	if !e.in.addRead(group, rq) {
+		return ErrStopped
+	}
+	e.notify()
+	select {
+	case err := <-rq.ch:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("read barrier: %w", ctx.Err())
+	case <-e.stop:
+		return ErrStopped
+	}
+}
+
+// Reader returns a reader over group's user data as of now.
+func (e *Engine) Reader(group uint64) *DataReader {
+	return &DataReader{r: e.db, group: group}
+}
+
+// HasGroup reports whether a replica of group is hosted here.
+func (e *Engine) HasGroup(group uint64) bool { return e.byGroup[group] != nil }
+
+// Leader returns the node id believed to lead group, or 0.
+func (e *Engine) Leader(group uint64) uint64 {
+	r := e.byGroup[group]
+	if r == nil {
+		return 0
+	}
+	return r.status.Load().LeaderNode
+}
+
+// GroupStatus is a replica's published state.
+type GroupStatus struct {
+	Group        uint64
+	ReplicaID    uint64
+	Nodes        []uint64 // replica nodes in preference order
+	LeaderNode   uint64
+	Term         uint64
+	AppliedIndex uint64
+	CommitIndex  uint64
+	Keys         int64
+	Role         string
+}
+
+// Status returns every local replica's status, by group.
+func (e *Engine) Status() []GroupStatus {
+	out := make([]GroupStatus, 0, len(e.replicas))
+	for _, r := range e.replicas {
+		out = append(out, *r.status.Load())
+	}
+	return out
+}
+
+// TransferLeadership asks every group this node leads to hand leadership
+// to an up-to-date follower, and waits until none is led here or ctx ends.
+func (e *Engine) TransferLeadership(ctx context.Context) error {
+	tick := time.NewTicker(e.cfg.TickInterval)
+	defer tick.Stop()
+	for {
+		led := 0
+		for _, r := range e.replicas {
+			if r.status.Load().LeaderNode == e.cfg.NodeID {
+				led++
+			}
+		}
+		if led == 0 {
+			return nil
+		}
+		e.in.addFunc(func() {
+			for _, r := range e.replicas {
+				r.transferAway()
+			}
+		})
+		e.notify()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still leading %d partitions: %w", led, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+var errFatal = errors.New("raftstore: fatal")
+
+func (e *Engine) setFatal(err error) {
+	err = fmt.Errorf("%w: %v", errFatal, err)
+	e.fatal.CompareAndSwap(nil, &err)
+	e.cfg.Logger.Error("replication engine stopped", "err", err)
+}
+
+// compile-time check that raft's logger interface is met by our adapter.
+var _ raft.Logger = (*raftLogger)(nil)

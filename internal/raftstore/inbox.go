@@ -1,0 +1,148 @@
+package raftstore
+
+import (
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+type proposal struct {
+	req *Request
+	key waitKey
+}
+
+type readReq struct {
+	ch chan error // buffered(1)
+}
+
+type incomingSnap struct {
+	env  Envelope
+	data *pebble.Batch // the snapshot's key-value pairs, not yet committed
+	keys int64         // user keys in data
+}
+
+type snapStatus struct {
+	group, to uint64
+	failed    bool
+}
+
+// inbox collects work for the loop from other goroutines. The loop swaps
+// it out whole each cycle, so producers hold the lock only to append.
+type inbox struct {
+	mu          sync.Mutex
+	closed      bool
+	tick        bool
+	props       map[uint64][]*proposal
+	reads       map[uint64][]*readReq
+	msgs        []Envelope
+	snaps       []incomingSnap
+	snapStatus  []snapStatus
+	unreachable []uint64
+	fns         []func()
+}
+
+type inboxBatch struct {
+	tick        bool
+	props       map[uint64][]*proposal
+	reads       map[uint64][]*readReq
+	msgs        []Envelope
+	snaps       []incomingSnap
+	snapStatus  []snapStatus
+	unreachable []uint64
+	fns         []func()
+}
+
+func (in *inbox) reset() {
+	in.props = map[uint64][]*proposal{}
+	in.reads = map[uint64][]*readReq{}
+	in.msgs, in.snaps, in.snapStatus, in.unreachable, in.fns = nil, nil, nil, nil, nil
+	in.tick = false
+}
+
+func (in *inbox) take() inboxBatch {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	b := inboxBatch{in.tick, in.props, in.reads, in.msgs, in.snaps, in.snapStatus, in.unreachable, in.fns}
+	in.reset()
+	return b
+}
+
+func (in *inbox) addProposal(group uint64, p *proposal) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return false
+	}
+	in.props[group] = append(in.props[group], p)
+	return true
+}
+
+func (in *inbox) addRead(group uint64, r *readReq) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return false
+	}
+	in.reads[group] = append(in.reads[group], r)
+	return true
+}
+
+func (in *inbox) addMsgs(msgs []Envelope) {
+	in.mu.Lock()
+	if !in.closed {
+		in.msgs = append(in.msgs, msgs...)
+	}
+	in.mu.Unlock()
+}
+
+func (in *inbox) addSnap(s incomingSnap) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return false
+	}
+	in.snaps = append(in.snaps, s)
+	return true
+}
+
+func (in *inbox) addSnapStatus(s snapStatus) {
+	in.mu.Lock()
+	in.snapStatus = append(in.snapStatus, s)
+	in.mu.Unlock()
+}
+
+func (in *inbox) addUnreachable(node uint64) {
+	in.mu.Lock()
+	in.unreachable = append(in.unreachable, node)
+	in.mu.Unlock()
+}
+
+func (in *inbox) addFunc(fn func()) {
+	in.mu.Lock()
+	in.fns = append(in.fns, fn)
+	in.mu.Unlock()
+}
+
+func (in *inbox) setTick() {
+	in.mu.Lock()
+	in.tick = true
+	in.mu.Unlock()
+}
+
+// failAll closes the inbox and answers everything still queued.
+func (in *inbox) failAll(err error) {
+	in.mu.Lock()
+	in.closed = true
+	b := inboxBatch{props: in.props, reads: in.reads, snaps: in.snaps}
+	in.reset()
+	in.mu.Unlock()
+	for _, rs := range b.reads {
+		for _, r := range rs {
+			r.ch <- err
+		}
+	}
+	for _, s := range b.snaps {
+		s.data.Close()
+	}
+	// Queued proposals' waiters were answered by failAllWaiters.
+}

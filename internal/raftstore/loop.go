@@ -1,0 +1,297 @@
+package raftstore
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+func (e *Engine) run() {
+	defer close(e.done)
+	defer func() {
+		if p := recover(); p != nil {
+			e.setFatal(fmt.Errorf("panic in engine loop: %v", p))
+		}
+	}()
+	ticker := time.NewTicker(e.cfg.TickInterval)
+	defer ticker.Stop()
+	more := false
+	for {
+		if !more {
+			select {
+			case <-e.stop:
+				return
+			case <-ticker.C:
+				e.in.setTick()
+			case <-e.wake:
+			}
+		} else {
+			select {
+			case <-e.stop:
+				return
+			default:
+			}
+		}
+		var err error
+		more, err = e.cycle()
+		if err != nil {
+			// A storage failure: the node must not acknowledge anything more.
+			e.setFatal(err)
+			return
+		}
+	}
+}
+
+type readyRep struct {
+	r  *replica
+	rd raft.Ready
+}
+
+// cycle runs one pass of the loop. It reports whether some group already
+// has more work, so the loop runs again without waiting.
+func (e *Engine) cycle() (bool, error) {
+	in := e.in.take()
+	if in.tick {
+		for _, r := range e.replicas {
+			r.rn.Tick()
+		}
+		e.outSnaps.expire(time.Minute)
+	}
+	for _, env := range in.msgs {
+		if r := e.byGroup[env.Group]; r != nil {
+			_ = r.rn.Step(env.Msg) // errors are for messages raft ignores anyway
+		}
+	}
+	for _, s := range in.snaps {
+		r := e.byGroup[s.env.Group]
+		if r == nil {
+			s.data.Close()
+			continue
+		}
+		r.pendingSnaps = append(r.pendingSnaps, &s)
+		_ = r.rn.Step(s.env.Msg)
+	}
+	for _, st := range in.snapStatus {
+		if r := e.byGroup[st.group]; r != nil {
+			status := raft.SnapshotFinish
+			if st.failed {
+				status = raft.SnapshotFailure
+			}
+			r.rn.ReportSnapshot(st.to, status)
+		}
+	}
+	for _, node := range in.unreachable {
+		for _, r := range e.replicas {
+			if id := r.desc.ReplicaOn(node); id != 0 && r.isLeader {
+				r.rn.ReportUnreachable(id)
+			}
+		}
+	}
+	for group, props := range in.props {
+		e.propose(e.byGroup[group], props)
+	}
+	for group, reads := range in.reads {
+		e.byGroup[group].startReads(reads)
+	}
+	for _, fn := range in.fns {
+		fn()
+	}
+
+	var readies []readyRep
+	for _, r := range e.replicas {
+		if r.rn.HasReady() {
+			readies = append(readies, readyRep{r, r.rn.Ready()})
+		}
+	}
+	if len(in.snaps) > 0 {
+		defer e.dropUnacceptedSnaps()
+	}
+	if len(readies) == 0 {
+		return false, nil
+	}
+	if err := e.persist(readies); err != nil {
+		return false, err
+	}
+	e.send(readies)
+	if err := e.apply(readies); err != nil {
+		return false, err
+	}
+	more := false
+	for _, rr := range readies {
+		rr.r.rn.Advance(rr.rd)
+		rr.r.publishStatus()
+		more = more || rr.r.rn.HasReady()
+	}
+	if err := e.maybeTruncate(readies); err != nil {
+		return false, err
+	}
+	return more, nil
+}
+
+// propose turns a cycle's proposals for one group into raft entries.
+func (e *Engine) propose(r *replica, props []*proposal) {
+	if !r.isLeader {
+		err := &NotLeaderError{Group: r.group, Leader: r.desc.NodeOf(r.leader)}
+		for _, p := range props {
+			e.answer(p.key, result{err: err})
+		}
+		return
+	}
+	flush := func(batch []*proposal) {
+		reqs := make([]*Request, len(batch))
+		for i, p := range batch {
+			reqs[i] = p.req
+		}
+		if err := r.rn.Propose(encodeRequests(reqs)); err != nil {
+			// Dropped (leadership transfer in progress, or the uncommitted
+			// log is full): nothing was appended, so the error is clean.
+			fail := ErrBusy
+			if err == raft.ErrProposalDropped && !r.isLeader {
+				fail = ErrNotLeader
+			}
+			for _, p := range batch {
+				e.answer(p.key, result{err: fail})
+			}
+			return
+		}
+		e.cfg.Metrics.Proposals.Inc()
+		e.cfg.Metrics.ProposedCmds.Add(float64(len(batch)))
+	}
+	start, size := 0, 0
+	for i, p := range props {
+		size += p.req.Size()
+		if size >= e.cfg.MaxEntryBytes {
+			flush(props[start : i+1])
+			start, size = i+1, 0
+		}
+	}
+	if start < len(props) {
+		flush(props[start:])
+	}
+}
+
+// persist writes every group's Ready state in one batch with one fsync.
+func (e *Engine) persist(readies []readyRep) error {
+	b := e.db.NewBatch()
+	defer b.Close()
+	mustSync := false
+	entries := 0
+	for _, rr := range readies {
+		r, rd := rr.r, rr.rd
+		if rd.SoftState != nil {
+			e.handleSoftState(r, rd.SoftState)
+		}
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			if err := e.installSnapshot(b, r, rd.Snapshot); err != nil {
+				return err
+			}
+		}
+		if err := r.log.Append(b, rd.Entries); err != nil {
+			return err
+		}
+		entries += len(rd.Entries)
+		if !raft.IsEmptyHardState(rd.HardState) {
+			if err := r.log.SetHardState(b, rd.HardState); err != nil {
+				return err
+			}
+		}
+		mustSync = mustSync || rd.MustSync
+	}
+	if b.Empty() {
+		return nil
+	}
+	opts := pebble.NoSync
+	if mustSync {
+		opts = pebble.Sync
+	}
+	start := time.Now()
+	if err := b.Commit(opts); err != nil {
+		return fmt.Errorf("persist raft state: %w", err)
+	}
+	if mustSync {
+		e.cfg.Metrics.FsyncLatency.Observe(time.Since(start).Seconds())
+		e.cfg.Metrics.CycleEntries.Observe(float64(entries))
+	}
+	return nil
+}
+
+// send coalesces every group's messages per destination node.
+func (e *Engine) send(readies []readyRep) {
+	perNode := map[uint64][]Envelope{}
+	for _, rr := range readies {
+		r := rr.r
+		for _, m := range rr.rd.Messages {
+			node := r.desc.NodeOf(m.GetTo())
+			if node == 0 {
+				continue
+			}
+			env := Envelope{Group: r.group, Msg: m}
+			if m.GetType() == pb.MsgSnap {
+				e.sendSnapshot(r, node, env)
+				continue
+			}
+			perNode[node] = append(perNode[node], env)
+		}
+	}
+	for node, envs := range perNode {
+		e.tr.Send(node, envs)
+	}
+}
+
+// HandleRaft queues raft messages received from a peer.
+func (e *Engine) HandleRaft(envs []Envelope) {
+	e.in.addMsgs(envs)
+	e.notify()
+}
+
+// ReportUnreachable tells the leaders of this node that node could not be
+// reached, so raft stops pipelining to it until it answers again.
+func (e *Engine) ReportUnreachable(node uint64) {
+	e.in.addUnreachable(node)
+	e.notify()
+}
+
+// maybeTruncate drops applied log entries of groups whose log grew past
+// TruncateAfter, keeping TruncateKeep entries for slightly lagging
+// followers; farther followers catch up by snapshot.
+func (e *Engine) maybeTruncate(readies []readyRep) error {
+	var b *pebble.Batch
+	for _, rr := range readies {
+		r := rr.r
+		first := r.log.Truncated().Index + 1
+		if r.applied.Index < first || r.applied.Index-first < e.cfg.TruncateAfter {
+			continue
+		}
+		if b == nil {
+			b = e.db.NewBatch()
+			defer b.Close()
+		}
+		if err := r.log.Truncate(b, r.applied.Index-e.cfg.TruncateKeep); err != nil {
+			return err
+		}
+	}
+	if b == nil {
+		return nil
+	}
+	// Unsynced: the WAL orders this after the applied state it relies on,
+	// and losing it to a crash only leaves a longer log.
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("truncate logs: %w", err)
+	}
+	return nil
+}
+
+// dropUnacceptedSnaps frees staged snapshots raft did not accept: raft
+// takes a snapshot in Step and hands it back in the same cycle's Ready, so
+// whatever is still staged afterwards was refused.
+func (e *Engine) dropUnacceptedSnaps() {
+	for _, r := range e.replicas {
+		for _, p := range r.pendingSnaps {
+			p.data.Close()
+		}
+		r.pendingSnaps = nil
+	}
+}

@@ -1,0 +1,224 @@
+package raftstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// replica is one local member of a raft group. Everything but status is
+// owned by the engine loop.
+type replica struct {
+	group   uint64
+	id      uint64 // raft replica id of this member
+	desc    *storage.Descriptor
+	rn      *raft.RawNode
+	log     *storage.LogStore
+	applied storage.AppliedState
+	// watermarks caches the dedupe watermark per origin (loaded lazily).
+	watermarks map[uint64]uint64
+	leader     uint64 // raft id of the leader, 0 if unknown
+	isLeader   bool
+
+	// Reads waiting for a read index, by request context id, and reads
+	// holding a read index that is not applied yet.
+	readSeq      uint64
+	readsByCtx   map[uint64][]*readReq
+	readsByIndex []indexedReads
+
+	pendingSnaps []*incomingSnap // snapshot data stepped into raft, not yet installed
+
+	status atomic.Pointer[GroupStatus]
+}
+
+type indexedReads struct {
+	index uint64
+	reads []*readReq
+}
+
+// groupStorage is the raft.Storage of a replica: its LogStore, plus
+// snapshots served from a Pebble snapshot of the applied state.
+type groupStorage struct {
+	*storage.LogStore
+	e *Engine
+	r *replica
+}
+
+func (g groupStorage) Snapshot() (*pb.Snapshot, error) {
+	return g.e.outSnaps.snapshotFor(g.e.db, g.r), nil
+}
+
+func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
+	id := desc.ReplicaOn(e.cfg.NodeID)
+	if id == 0 {
+		return nil, fmt.Errorf("node %d is not a member of group %d", e.cfg.NodeID, desc.Group)
+	}
+	b, ok, err := storage.Get(e.db, storage.AppliedKey(desc.Group))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("group %d has no applied state", desc.Group)
+	}
+	applied, err := storage.DecodeAppliedState(b)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := storage.LoadLogStore(e.db, desc.Group, applied.Conf)
+	if err != nil {
+		return nil, err
+	}
+	r := &replica{
+		group:      desc.Group,
+		id:         id,
+		desc:       desc,
+		log:        ls,
+		applied:    applied,
+		watermarks: map[uint64]uint64{},
+		readsByCtx: map[uint64][]*readReq{},
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        id,
+		ElectionTick:              e.cfg.ElectionTicks,
+		HeartbeatTick:             e.cfg.HeartbeatTicks,
+		Storage:                   groupStorage{LogStore: ls, e: e, r: r},
+		Applied:                   applied.Index,
+		MaxSizePerMsg:             e.cfg.MaxSizePerMsg,
+		MaxCommittedSizePerReady:  4 * e.cfg.MaxSizePerMsg,
+		MaxUncommittedEntriesSize: e.cfg.MaxUncommittedBytes,
+		MaxInflightMsgs:           e.cfg.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    &raftLogger{l: e.cfg.Logger.With("group", desc.Group)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.rn = rn
+	r.publishStatus()
+	return r, nil
+}
+
+// publishStatus makes the replica's state visible to other goroutines.
+func (r *replica) publishStatus() {
+	st := r.rn.BasicStatus()
+	gs := &GroupStatus{
+		Group:        r.group,
+		ReplicaID:    r.id,
+		Nodes:        r.desc.Nodes(),
+		LeaderNode:   r.desc.NodeOf(st.Lead),
+		Term:         st.GetTerm(),
+		AppliedIndex: r.applied.Index,
+		Keys:         r.applied.Keys,
+		CommitIndex:  st.GetCommit(),
+		Role:         st.RaftState.String(),
+	}
+	r.status.Store(gs)
+}
+
+// handleSoftState reacts to a role or leader change.
+func (e *Engine) handleSoftState(r *replica, ss *raft.SoftState) {
+	wasLeader := r.isLeader
+	if ss.Lead != r.leader {
+		e.cfg.Metrics.LeaderChanges.Inc()
+	}
+	r.leader = ss.Lead
+	r.isLeader = ss.RaftState == raft.StateLeader
+	if r.isLeader && !wasLeader {
+		e.cfg.Metrics.LeadersHeld.Inc()
+	}
+	if wasLeader && !r.isLeader {
+		e.cfg.Metrics.LeadersHeld.Dec()
+		// Proposals in flight may still commit under the new leader; their
+		// proposers retry with the same (origin, seq), which is safe.
+		e.failGroupWaiters(r.group, ErrLeaderChanged)
+		r.failReads(&NotLeaderError{Group: r.group, Leader: r.desc.NodeOf(ss.Lead)})
+	}
+	if ss.RaftState == raft.StateCandidate || ss.RaftState == raft.StatePreCandidate {
+		e.cfg.Metrics.Elections.Inc()
+	}
+}
+
+func (r *replica) failReads(err error) {
+	for ctx, rs := range r.readsByCtx {
+		for _, rq := range rs {
+			rq.ch <- err
+		}
+		delete(r.readsByCtx, ctx)
+	}
+	for _, ir := range r.readsByIndex {
+		for _, rq := range ir.reads {
+			rq.ch <- err
+		}
+	}
+	r.readsByIndex = nil
+}
+
+// startReads issues one ReadIndex for a cycle's reads.
+func (r *replica) startReads(reads []*readReq) {
+	if !r.isLeader {
+		err := &NotLeaderError{Group: r.group, Leader: r.desc.NodeOf(r.leader)}
+		for _, rq := range reads {
+			rq.ch <- err
+		}
+		return
+	}
+	r.readSeq++
+	r.readsByCtx[r.readSeq] = append(r.readsByCtx[r.readSeq], reads...)
+	r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, r.readSeq))
+}
+
+// onReadStates records read indexes granted by the quorum.
+func (r *replica) onReadStates(states []raft.ReadState) {
+	for _, rs := range states {
+		if len(rs.RequestCtx) != 8 {
+			continue
+		}
+		ctx := binary.BigEndian.Uint64(rs.RequestCtx)
+		reads := r.readsByCtx[ctx]
+		delete(r.readsByCtx, ctx)
+		if len(reads) > 0 {
+			r.readsByIndex = append(r.readsByIndex, indexedReads{index: rs.Index, reads: reads})
+		}
+	}
+}
+
+// releaseReads answers reads whose read index is applied.
+func (r *replica) releaseReads() {
+	keep := r.readsByIndex[:0]
+	for _, ir := range r.readsByIndex {
+		if ir.index <= r.applied.Index {
+			for _, rq := range ir.reads {
+				rq.ch <- nil
+			}
+			continue
+		}
+		keep = append(keep, ir)
+	}
+	r.readsByIndex = keep
+}
+
+// transferAway hands leadership to the most up-to-date follower.
+func (r *replica) transferAway() {
+	if !r.isLeader {
+		return
+	}
+	var best, bestMatch uint64
+	r.rn.WithProgress(func(id uint64, typ raft.ProgressType, pr tracker.Progress) {
+		if id != r.id && typ == raft.ProgressTypePeer && pr.Match >= bestMatch {
+			best, bestMatch = id, pr.Match
+		}
+	})
+	if best != 0 {
+		r.rn.TransferLeader(best)
+	}
+}

@@ -1,0 +1,104 @@
+package raftstore
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Request is one client command as carried in the raft log.
+type Request struct {
+	// Origin identifies the process that accepted the command from a client
+	// (a node incarnation); 0 means no deduplication.
+	Origin uint64
+	// Seq is unique per origin; a retry reuses it.
+	Seq uint64
+	// Watermark: every seq of this origin below it has been answered, so
+	// its dedupe records may be dropped and late copies refused.
+	Watermark uint64
+	Args      [][]byte
+}
+
+// Size approximates the encoded size.
+func (r *Request) Size() int {
+	n := 40
+	for _, a := range r.Args {
+		n += len(a) + 5
+	}
+	return n
+}
+
+const entryVersion = 1
+
+var errBadEntry = errors.New("raftstore: malformed entry")
+
+// encodeRequests packs requests into one entry payload.
+func encodeRequests(reqs []*Request) []byte {
+	size := 1 + binary.MaxVarintLen64
+	for _, r := range reqs {
+		size += r.Size()
+	}
+	b := make([]byte, 0, size)
+	b = append(b, entryVersion)
+	b = binary.AppendUvarint(b, uint64(len(reqs)))
+	for _, r := range reqs {
+		b = binary.AppendUvarint(b, r.Origin)
+		b = binary.AppendUvarint(b, r.Seq)
+		b = binary.AppendUvarint(b, r.Watermark)
+		b = binary.AppendUvarint(b, uint64(len(r.Args)))
+		for _, a := range r.Args {
+			b = binary.AppendUvarint(b, uint64(len(a)))
+			b = append(b, a...)
+		}
+	}
+	return b
+}
+
+// decodeRequests unpacks an entry payload. Args alias b.
+func decodeRequests(b []byte) ([]Request, error) {
+	if len(b) == 0 || b[0] != entryVersion {
+		return nil, errBadEntry
+	}
+	b = b[1:]
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	count, ok := next()
+	if !ok || count > uint64(len(b)) {
+		return nil, errBadEntry
+	}
+	out := make([]Request, 0, count)
+	for i := uint64(0); i < count; i++ {
+		var r Request
+		var nargs uint64
+		if r.Origin, ok = next(); !ok {
+			return nil, errBadEntry
+		}
+		if r.Seq, ok = next(); !ok {
+			return nil, errBadEntry
+		}
+		if r.Watermark, ok = next(); !ok {
+			return nil, errBadEntry
+		}
+		if nargs, ok = next(); !ok || nargs > uint64(len(b)) {
+			return nil, errBadEntry
+		}
+		r.Args = make([][]byte, nargs)
+		for j := range r.Args {
+			l, ok := next()
+			if !ok || l > uint64(len(b)) {
+				return nil, errBadEntry
+			}
+			r.Args[j], b = b[:l:l], b[l:]
+		}
+		out = append(out, r)
+	}
+	if len(b) != 0 {
+		return nil, errBadEntry
+	}
+	return out, nil
+}

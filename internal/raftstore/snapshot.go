@@ -1,0 +1,253 @@
+package raftstore
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// A raft snapshot of a group is its applied state: the user data and the
+// dedupe table, read from a Pebble snapshot taken when raft asks for one,
+// and streamed to the follower out of band. The raft message carries only
+// the metadata (index, term, conf state).
+
+// MaxSnapshotBytes bounds a snapshot a node accepts (it is staged in
+// memory before it is installed atomically).
+const MaxSnapshotBytes = 1 << 30
+
+type outSnap struct {
+	meta *pb.Snapshot
+	snap *pebble.Snapshot
+	refs int // registry's reference + senders'
+	made time.Time
+}
+
+type snapshotRegistry struct {
+	mu    sync.Mutex
+	byGrp map[uint64]*outSnap // guarded by mu
+}
+
+func (s *snapshotRegistry) init() { s.byGrp = map[uint64]*outSnap{} }
+
+// snapshotFor returns the metadata of a snapshot of r's applied state,
+// reusing the current one if nothing was applied since. Called on the loop.
+func (s *snapshotRegistry) snapshotFor(db *pebble.DB, r *replica) *pb.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.byGrp[r.group]; cur != nil {
+		if cur.meta.GetMetadata().GetIndex() == r.applied.Index && time.Since(cur.made) < time.Minute {
+			return proto.Clone(cur.meta).(*pb.Snapshot)
+		}
+		s.releaseLocked(cur)
+	}
+	o := &outSnap{
+		meta: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
+			Index:     new(r.applied.Index),
+			Term:      new(r.applied.Term),
+			ConfState: proto.Clone(r.applied.Conf).(*pb.ConfState),
+		}},
+		snap: db.NewSnapshot(),
+		refs: 1,
+		made: time.Now(),
+	}
+	s.byGrp[r.group] = o
+	return proto.Clone(o.meta).(*pb.Snapshot)
+}
+
+func (s *snapshotRegistry) acquire(group, index uint64) *outSnap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.byGrp[group]
+	if o == nil || o.meta.GetMetadata().GetIndex() != index {
+		return nil
+	}
+	o.refs++
+	return o
+}
+
+func (s *snapshotRegistry) release(o *outSnap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked(o)
+}
+
+func (s *snapshotRegistry) releaseLocked(o *outSnap) {
+	o.refs--
+	if o.refs == 0 {
+		o.snap.Close()
+	}
+	for g, cur := range s.byGrp {
+		if cur == o && o.refs <= 0 {
+			delete(s.byGrp, g)
+		}
+	}
+}
+
+// expire drops the registry's hold on snapshots older than age, so an
+// unused Pebble snapshot does not pin old data for long.
+func (s *snapshotRegistry) expire(age time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for g, o := range s.byGrp {
+		if time.Since(o.made) > age {
+			delete(s.byGrp, g)
+			s.releaseLocked(o)
+		}
+	}
+}
+
+func (s *snapshotRegistry) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for g, o := range s.byGrp {
+		delete(s.byGrp, g)
+		s.releaseLocked(o)
+	}
+}
+
+// snapSource iterates a group's replicated state in a Pebble snapshot.
+type snapSource struct {
+	snap  *pebble.Snapshot
+	group uint64
+}
+
+func (s snapSource) Iterate(fn func(k, v []byte) error) error {
+	ds, de := storage.DataSpan(s.group)
+	qs, qe := storage.DedupeSpan(s.group)
+	for _, span := range [][2][]byte{{ds, de}, {qs, qe}} {
+		it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: span[0], UpperBound: span[1]})
+		if err != nil {
+			return err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			if err := fn(it.Key(), it.Value()); err != nil {
+				it.Close()
+				return err
+			}
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendSnapshot streams the snapshot named by env to node in the background.
+func (e *Engine) sendSnapshot(r *replica, node uint64, env Envelope) {
+	to := env.Msg.GetTo()
+	o := e.outSnaps.acquire(r.group, env.Msg.GetSnapshot().GetMetadata().GetIndex())
+	if o == nil {
+		r.rn.ReportSnapshot(to, 1 /* raft.SnapshotFailure */)
+		return
+	}
+	e.cfg.Metrics.SnapshotsSent.Inc()
+	e.tr.SendSnapshot(node, env, snapSource{snap: o.snap, group: r.group}, func(err error) {
+		e.outSnaps.release(o)
+		if err != nil {
+			e.cfg.Logger.Warn("snapshot send failed", "group", r.group, "node", node, "err", err)
+		}
+		e.in.addSnapStatus(snapStatus{group: r.group, to: to, failed: err != nil})
+		e.notify()
+	})
+}
+
+// SnapshotBuilder stages an incoming snapshot's pairs for one group.
+type SnapshotBuilder struct {
+	group uint64
+	batch *pebble.Batch
+	keys  int64
+	bytes int
+}
+
+// NewSnapshotBuilder starts staging a snapshot for group.
+func (e *Engine) NewSnapshotBuilder(group uint64) (*SnapshotBuilder, error) {
+	if e.byGroup[group] == nil {
+		return nil, ErrNoGroup
+	}
+	return &SnapshotBuilder{group: group, batch: e.db.NewBatch()}, nil
+}
+
+// Add stages one pair, refusing keys outside the group's replicated spans
+// and snapshots over MaxSnapshotBytes.
+func (b *SnapshotBuilder) Add(k, v []byte) error {
+	ds, de := storage.DataSpan(b.group)
+	qs, qe := storage.DedupeSpan(b.group)
+	isData := bytes.Compare(k, ds) >= 0 && bytes.Compare(k, de) < 0
+	if !isData && !(bytes.Compare(k, qs) >= 0 && bytes.Compare(k, qe) < 0) {
+		return fmt.Errorf("snapshot for group %d carries a foreign key", b.group)
+	}
+	b.bytes += len(k) + len(v)
+	if b.bytes > MaxSnapshotBytes {
+		return fmt.Errorf("snapshot for group %d exceeds %d bytes", b.group, MaxSnapshotBytes)
+	}
+	if isData {
+		b.keys++
+	}
+	return b.batch.Set(k, v, nil)
+}
+
+// Abort discards the staged data.
+func (b *SnapshotBuilder) Abort() { b.batch.Close() }
+
+// ReceiveSnapshot hands a fully received snapshot to raft. The data is
+// installed, atomically with the new raft state, if raft accepts it.
+func (e *Engine) ReceiveSnapshot(env Envelope, b *SnapshotBuilder) error {
+	if env.Group != b.group || env.Msg.GetType() != pb.MsgSnap {
+		b.Abort()
+		return fmt.Errorf("snapshot envelope does not match its data")
+	}
+	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys}) {
+		b.Abort()
+		return ErrStopped
+	}
+	e.cfg.Metrics.SnapshotsRecv.Inc()
+	e.notify()
+	return nil
+}
+
+// installSnapshot replaces r's state with the snapshot raft accepted.
+func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot) error {
+	md := snap.GetMetadata()
+	var ps *incomingSnap
+	for _, p := range r.pendingSnaps {
+		if ps == nil && p.env.Msg.GetSnapshot().GetMetadata().GetIndex() == md.GetIndex() {
+			ps = p
+		} else {
+			p.data.Close()
+		}
+	}
+	r.pendingSnaps = nil
+	if ps == nil {
+		return fmt.Errorf("group %d: raft accepted snapshot %d whose data is not staged", r.group, md.GetIndex())
+	}
+	defer ps.data.Close()
+	ds, de := storage.DataSpan(r.group)
+	qs, qe := storage.DedupeSpan(r.group)
+	if err := b.DeleteRange(ds, de, nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(qs, qe, nil); err != nil {
+		return err
+	}
+	if err := b.Apply(ps.data, nil); err != nil {
+		return err
+	}
+	r.applied = storage.AppliedState{Index: md.GetIndex(), Term: md.GetTerm(), Keys: ps.keys, Conf: proto.Clone(md.GetConfState()).(*pb.ConfState)}
+	if err := b.Set(storage.AppliedKey(r.group), r.applied.Encode(), nil); err != nil {
+		return err
+	}
+	if err := r.log.ResetTo(b, md.GetIndex(), md.GetTerm()); err != nil {
+		return err
+	}
+	r.log.SetConf(r.applied.Conf)
+	r.watermarks = map[uint64]uint64{}
+	e.cfg.Logger.Info("installed snapshot", "group", r.group, "index", md.GetIndex(), "keys", ps.keys)
+	return nil
+}

@@ -1,0 +1,28 @@
+package raftstore
+
+import (
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// Envelope is a raft message addressed to a group.
+type Envelope struct {
+	Group uint64
+	Msg   *pb.Message
+}
+
+// Transport carries raft traffic between nodes. Implementations must not
+// block the caller (the engine loop): they queue, and drop when a peer's
+// queue is full — raft retransmits.
+type Transport interface {
+	// Send queues messages for node.
+	Send(node uint64, msgs []Envelope)
+	// SendSnapshot streams a snapshot to node in the background and calls
+	// done with the outcome. done may be called from any goroutine.
+	SendSnapshot(node uint64, env Envelope, src SnapshotSource, done func(error))
+}
+
+// SnapshotSource yields a snapshot's key-value pairs (storage keys). It is
+// a consistent point-in-time view.
+type SnapshotSource interface {
+	Iterate(fn func(key, value []byte) error) error
+}

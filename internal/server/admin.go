@@ -1,0 +1,109 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// StatusJSON is the body of GET /v1/status.
+type StatusJSON struct {
+	NodeID     uint64            `json:"node_id"`
+	ClusterID  string            `json:"cluster_id"`
+	Version    string            `json:"version"`
+	Ready      bool              `json:"ready"`
+	Nodes      []NodeRecord      `json:"nodes"`
+	Partitions []PartitionStatus `json:"partitions"`
+}
+
+// PartitionStatus is one partition in /v1/status.
+type PartitionStatus struct {
+	ID           int      `json:"id"`
+	SlotStart    uint16   `json:"slot_start"`
+	SlotEnd      uint16   `json:"slot_end"`
+	Replicas     []uint64 `json:"replicas"`
+	Leader       uint64   `json:"leader"` // node id, 0 when unknown
+	AppliedIndex uint64   `json:"applied_index"`
+	Term         uint64   `json:"term,omitempty"`
+	Local        string   `json:"local_role,omitempty"` // this node's role, if it hosts a replica
+	Keys         int64    `json:"keys"`
+}
+
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := n.eng.Err(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !n.Ready() {
+			http.Error(w, "not ready: some partition has no known leader\n", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(n.Status())
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Status reports the node's view of the cluster.
+func (n *Node) Status() StatusJSON {
+	st := StatusJSON{NodeID: n.cfg.NodeID, ClusterID: n.layout.ident.ClusterID, Version: Version, Ready: n.Ready()}
+	st.Nodes = n.nodeRecords()
+	local := map[uint64]int{}
+	gs := n.eng.Status()
+	for i, g := range gs {
+		local[g.Group] = i
+	}
+	for _, p := range n.layout.partitions {
+		ps := PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Leader: n.leaderOf(uint64(p.ID))}
+		if i, ok := local[uint64(p.ID)]; ok {
+			ps.AppliedIndex, ps.Term, ps.Local, ps.Keys = gs[i].AppliedIndex, gs[i].Term, gs[i].Role, gs[i].Keys
+		}
+		st.Partitions = append(st.Partitions, ps)
+	}
+	return st
+}
+
+// nodeRecords reads the node registry from the local metadata replica
+// when there is one, falling back to the bootstrap view.
+func (n *Node) nodeRecords() []NodeRecord {
+	var out []NodeRecord
+	if n.eng.HasGroup(MetaGroup) {
+		r := n.eng.Reader(MetaGroup)
+		for id := range n.cfg.InitialCluster {
+			b, ok, err := r.Get(metaNodeKey(id))
+			var rec NodeRecord
+			if err == nil && ok && json.Unmarshal(b, &rec) == nil {
+				out = append(out, rec)
+			}
+		}
+	}
+	if len(out) == 0 {
+		for id, addr := range n.cfg.InitialCluster {
+			out = append(out, NodeRecord{ID: id, PeerAddr: addr, State: "up"})
+		}
+	}
+	for i := range out {
+		if out[i].ID == n.cfg.NodeID {
+			out[i].RESPAddr, out[i].HTTPAddr = n.cfg.RESPAddr, n.cfg.HTTPAddr
+		}
+	}
+	slices.SortFunc(out, func(a, b NodeRecord) int { return int(a.ID) - int(b.ID) })
+	return out
+}

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/ring"
+)
+
+// Config configures a node. Flags of `kintsu server` map onto it.
+type Config struct {
+	NodeID   uint64
+	DataDir  string
+	RESPAddr string // client listener
+	PeerAddr string // gRPC listener for peers; must match this node's entry in InitialCluster
+	HTTPAddr string // admin listener
+	// InitialCluster maps every initial node id to its peer address. Every
+	// initial node must be given the same map.
+	InitialCluster map[uint64]string
+	// Partitions, Replicas and VNodes shape placement (see package ring);
+	// fixed when the cluster is bootstrapped.
+	Partitions, Replicas, VNodes int
+	// TickInterval and ElectionTicks tune failure detection: a dead leader
+	// is replaced after about ElectionTicks..2*ElectionTicks ticks.
+	TickInterval  time.Duration
+	ElectionTicks int
+	// RequestTimeout bounds every client request. Default 5s.
+	RequestTimeout time.Duration
+	// UnsafeStaleReads serves reads from any replica without ReadIndex.
+	// Test-only: it exists to prove the linearizability checker can fail.
+	UnsafeStaleReads bool
+	// TruncateAfter/TruncateKeep override log truncation (tests make them
+	// small to force snapshot catch-up). 0 = engine defaults.
+	TruncateAfter, TruncateKeep uint64
+	Logger                      *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with defaults.
+func (c *Config) EnsureDefaults() {
+	rc := ring.Config{Partitions: c.Partitions, Replicas: c.Replicas, VNodes: c.VNodes}
+	rc.EnsureDefaults()
+	c.Partitions, c.Replicas, c.VNodes = rc.Partitions, rc.Replicas, rc.VNodes
+	if c.TickInterval == 0 {
+		c.TickInterval = 50 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) ringConfig() ring.Config {
+	rc := ring.Config{Partitions: c.Partitions, Replicas: c.Replicas, VNodes: c.VNodes}
+	rc.EnsureDefaults()
+	return rc
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.NodeID == 0 {
+		errs = append(errs, errors.New("--id must be a positive integer"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	}
+	for name, a := range map[string]string{"--resp-addr": c.RESPAddr, "--peer-addr": c.PeerAddr, "--http-addr": c.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, a))
+		}
+	}
+	if len(c.InitialCluster) == 0 {
+		errs = append(errs, errors.New("--initial-cluster is required"))
+	} else if addr, ok := c.InitialCluster[c.NodeID]; !ok {
+		errs = append(errs, fmt.Errorf("--initial-cluster has no entry for this node's id %d", c.NodeID))
+	} else if addr != c.PeerAddr {
+		errs = append(errs, fmt.Errorf("--initial-cluster gives node %d the peer address %s but --peer-addr is %s", c.NodeID, addr, c.PeerAddr))
+	}
+	if err := c.ringConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ElectionTicks < 2 {
+		errs = append(errs, errors.New("election ticks must be at least 2"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseInitialCluster parses "1=host:port,2=host:port".
+func ParseInitialCluster(s string) (map[uint64]string, error) {
+	out := map[uint64]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	seen := map[string]uint64{}
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("initial cluster entry %q: want id=host:port", part)
+		}
+		n, err := strconv.ParseUint(id, 10, 64)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("initial cluster entry %q: id must be a positive integer", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("initial cluster entry %q: address must be host:port", part)
+		}
+		if _, dup := out[n]; dup {
+			return nil, fmt.Errorf("initial cluster names node %d twice", n)
+		}
+		if other, dup := seen[addr]; dup {
+			return nil, fmt.Errorf("initial cluster gives nodes %d and %d the same address %s", other, n, addr)
+		}
+		out[n], seen[addr] = addr, n
+	}
+	return out, nil
+}
+
+// FormatInitialCluster is the canonical form of an initial cluster, sorted
+// by id; identical inputs give identical strings on every node.
+func FormatInitialCluster(m map[uint64]string) string {
+	ids := make([]uint64, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%d=%s", id, m[id])
+	}
+	return strings.Join(parts, ",")
+}

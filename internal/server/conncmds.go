@@ -1,0 +1,338 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Version is Kintsu's version.
+const Version = "0.1.0-dev"
+
+// redisVersion is what Kintsu reports as redis_version, so clients that
+// gate features on it enable the ones Kintsu speaks.
+const redisVersion = "7.2.0"
+
+var connCommands = map[string]func(f *frontend, args [][]byte, st *connState) []byte{
+	"ping":    cmdPing,
+	"echo":    cmdEcho,
+	"quit":    cmdQuit,
+	"select":  cmdSelect,
+	"hello":   cmdHello,
+	"auth":    cmdAuth,
+	"command": cmdCommand,
+	"info":    cmdInfo,
+	"dbsize":  cmdDBSize,
+	"config":  cmdConfig,
+	"client":  cmdClient,
+}
+
+func lower(b []byte) string { return strings.ToLower(string(b)) }
+
+func isConnCommand(name []byte) bool {
+	_, ok := connCommands[lower(name)]
+	return ok
+}
+
+func isDBSize(args [][]byte) bool { return len(args) == 1 && lower(args[0]) == "dbsize" }
+
+func (f *frontend) connCommand(args [][]byte, st *connState) []byte {
+	return connCommands[lower(args[0])](f, args, st)
+}
+
+func errArity(args [][]byte) []byte {
+	return resp.AppendError(nil, kv.WrongArity(lower(args[0])))
+}
+
+func cmdPing(_ *frontend, args [][]byte, _ *connState) []byte {
+	switch len(args) {
+	case 1:
+		return resp.AppendSimple(nil, "PONG")
+	case 2:
+		return resp.AppendBulk(nil, args[1])
+	}
+	return errArity(args)
+}
+
+func cmdEcho(_ *frontend, args [][]byte, _ *connState) []byte {
+	if len(args) != 2 {
+		return errArity(args)
+	}
+	return resp.AppendBulk(nil, args[1])
+}
+
+func cmdQuit(_ *frontend, _ [][]byte, st *connState) []byte {
+	st.quit = true
+	return resp.AppendSimple(nil, "OK")
+}
+
+func cmdSelect(_ *frontend, args [][]byte, _ *connState) []byte {
+	if len(args) != 2 {
+		return errArity(args)
+	}
+	if n, ok := kv.ParseInt(args[1]); !ok {
+		return resp.AppendError(nil, kv.ErrNotInteger)
+	} else if n != 0 {
+		return resp.AppendError(nil, "ERR DB index is out of range")
+	}
+	return resp.AppendSimple(nil, "OK")
+}
+
+// cmdHello answers protocol 2 and refuses 3, so RESP3-first clients fall
+// back to RESP2.
+func cmdHello(f *frontend, args [][]byte, st *connState) []byte {
+	if len(args) >= 2 {
+		v, ok := kv.ParseInt(args[1])
+		if !ok {
+			return resp.AppendError(nil, "ERR Protocol version is not an integer or out of range")
+		}
+		if v != 2 {
+			return resp.AppendError(nil, "NOPROTO unsupported protocol version")
+		}
+		for i := 2; i < len(args); i++ {
+			switch lower(args[i]) {
+			case "auth":
+				if i+2 >= len(args) {
+					return resp.AppendError(nil, kv.ErrSyntax)
+				}
+				i += 2
+			case "setname":
+				if i+1 >= len(args) {
+					return resp.AppendError(nil, kv.ErrSyntax)
+				}
+				st.name = args[i+1]
+				i++
+			default:
+				return resp.AppendError(nil, kv.ErrSyntax)
+			}
+		}
+	}
+	b := resp.AppendArrayHeader(nil, 14)
+	for _, kvp := range [][2]string{{"server", "redis"}, {"version", redisVersion}} {
+		b = resp.AppendBulkString(b, kvp[0])
+		b = resp.AppendBulkString(b, kvp[1])
+	}
+	b = resp.AppendBulkString(b, "proto")
+	b = resp.AppendInt(b, 2)
+	b = resp.AppendBulkString(b, "id")
+	b = resp.AppendInt(b, st.id)
+	b = resp.AppendBulkString(b, "mode")
+	b = resp.AppendBulkString(b, "standalone")
+	b = resp.AppendBulkString(b, "role")
+	b = resp.AppendBulkString(b, "master")
+	b = resp.AppendBulkString(b, "modules")
+	return resp.AppendArrayHeader(b, 0)
+}
+
+func cmdAuth(_ *frontend, args [][]byte, _ *connState) []byte {
+	if len(args) < 2 || len(args) > 3 {
+		return errArity(args)
+	}
+	return resp.AppendError(nil, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+}
+
+// commandInfo describes one command as COMMAND does: name, arity, flags,
+// first key, last key, step.
+func commandInfo(b []byte, name string, arity int, write bool, first, last, step int) []byte {
+	b = resp.AppendArrayHeader(b, 6)
+	b = resp.AppendBulkString(b, name)
+	b = resp.AppendInt(b, int64(arity))
+	flag := "readonly"
+	if write {
+		flag = "write"
+	}
+	if first == 0 {
+		flag = "fast"
+	}
+	b = resp.AppendArrayHeader(b, 1)
+	b = resp.AppendSimple(b, flag)
+	b = resp.AppendInt(b, int64(first))
+	b = resp.AppendInt(b, int64(last))
+	return resp.AppendInt(b, int64(step))
+}
+
+var connArity = map[string]int{"ping": -1, "echo": 2, "quit": -1, "select": 2, "hello": -1, "auth": -2, "command": -1, "info": -1, "dbsize": 1, "config": -2, "client": -2}
+
+func allCommands() []string {
+	names := kv.Names()
+	for n := range connArity {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func describe(b []byte, name string) []byte {
+	if c := kv.Lookup([]byte(name)); c != nil {
+		return commandInfo(b, c.Name, c.Arity, c.Write, c.FirstKey, c.LastKey, c.Step)
+	}
+	if a, ok := connArity[name]; ok {
+		return commandInfo(b, name, a, false, 0, 0, 0)
+	}
+	return resp.AppendNullArray(b)
+}
+
+func cmdCommand(_ *frontend, args [][]byte, _ *connState) []byte {
+	names := allCommands()
+	if len(args) == 1 {
+		b := resp.AppendArrayHeader(nil, len(names))
+		for _, n := range names {
+			b = describe(b, n)
+		}
+		return b
+	}
+	switch lower(args[1]) {
+	case "count":
+		return resp.AppendInt(nil, int64(len(names)))
+	case "docs":
+		// No docs: clients (redis-cli) then simply show no hints.
+		return resp.AppendArrayHeader(nil, 0)
+	case "list":
+		b := resp.AppendArrayHeader(nil, len(names))
+		for _, n := range names {
+			b = resp.AppendBulkString(b, n)
+		}
+		return b
+	case "info":
+		b := resp.AppendArrayHeader(nil, len(args)-2)
+		for _, a := range args[2:] {
+			b = describe(b, lower(a))
+		}
+		return b
+	}
+	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try COMMAND HELP.", args[1]))
+}
+
+func cmdInfo(f *frontend, args [][]byte, _ *connState) []byte {
+	n := f.n
+	led := 0
+	for _, g := range n.eng.Status() {
+		if g.LeaderNode == n.cfg.NodeID {
+			led++
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:standalone\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
+		redisVersion, Version, portOf(n.cfg.RESPAddr))
+	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", f.connCount())
+	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n")
+	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\n\r\n")
+	fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:0\r\n\r\n")
+	fmt.Fprintf(&b, "# Kintsu\r\nnode_id:%d\r\ncluster_id:%s\r\npartitions:%d\r\nreplicas:%d\r\nlocal_replicas:%d\r\nleaders_held:%d\r\n",
+		n.cfg.NodeID, n.layout.ident.ClusterID, n.cfg.Partitions, n.cfg.Replicas, len(n.eng.Status()), led)
+	return resp.AppendBulkString(nil, b.String())
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		return addr[i+1:]
+	}
+	return addr
+}
+
+func (f *frontend) connCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
+// cmdDBSize sums the key counts of every partition, each read from its
+// leader.
+func cmdDBSize(f *frontend, args [][]byte, _ *connState) []byte {
+	if len(args) != 1 {
+		return errArity(args)
+	}
+	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		total int64
+		fail  []byte
+		wg    sync.WaitGroup
+	)
+	for _, p := range f.n.layout.partitions {
+		wg.Add(1)
+		go func(g uint64) {
+			defer wg.Done()
+			reply := f.n.router.read(ctx, g, args)
+			v, _, err := resp.ParseValue(reply)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || v.Kind != ':' {
+				fail = reply
+				return
+			}
+			total += v.Int
+		}(uint64(p.ID))
+	}
+	wg.Wait()
+	if fail != nil {
+		return fail
+	}
+	return resp.AppendInt(nil, total)
+}
+
+// configValues are the settings CONFIG GET reports, enough for tools such
+// as redis-benchmark that read them at start.
+var configValues = [][2]string{
+	{"appendfsync", "always"},
+	{"appendonly", "yes"},
+	{"databases", "1"},
+	{"maxmemory", "0"},
+	{"proto-max-bulk-len", strconv.Itoa(kv.MaxValueBytes)},
+	{"save", ""},
+}
+
+func cmdConfig(_ *frontend, args [][]byte, _ *connState) []byte {
+	switch lower(args[1]) {
+	case "get":
+		if len(args) < 3 {
+			return errArity([][]byte{[]byte("config|get")})
+		}
+		var out [][2]string
+		for _, kvp := range configValues {
+			for _, pat := range args[2:] {
+				if ok, _ := path.Match(lower(pat), kvp[0]); ok {
+					out = append(out, kvp)
+					break
+				}
+			}
+		}
+		b := resp.AppendArrayHeader(nil, 2*len(out))
+		for _, kvp := range out {
+			b = resp.AppendBulkString(b, kvp[0])
+			b = resp.AppendBulkString(b, kvp[1])
+		}
+		return b
+	case "set", "rewrite", "resetstat":
+		return resp.AppendError(nil, "ERR CONFIG "+strings.ToUpper(string(args[1]))+" is not supported by Kintsu; configure nodes with flags")
+	}
+	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
+}
+
+func cmdClient(f *frontend, args [][]byte, st *connState) []byte {
+	switch lower(args[1]) {
+	case "setinfo", "setname":
+		if lower(args[1]) == "setname" && len(args) == 3 {
+			st.name = args[2]
+		}
+		return resp.AppendSimple(nil, "OK")
+	case "getname":
+		if st.name == nil {
+			return resp.AppendNull(nil)
+		}
+		return resp.AppendBulk(nil, st.name)
+	case "id":
+		return resp.AppendInt(nil, st.id)
+	case "info":
+		return resp.AppendBulkString(nil, fmt.Sprintf("id=%d name=%s db=0\n", st.id, st.name))
+	}
+	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", args[1]))
+}

@@ -1,0 +1,296 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/ring"
+)
+
+// Front-end limits.
+const (
+	// maxPipeline bounds the commands read ahead from one connection before
+	// replies are written, bounding per-connection memory.
+	maxPipeline = 1024
+	// maxClients bounds open client connections (Redis's maxclients).
+	maxClients = 10000
+)
+
+// frontend serves RESP clients.
+type frontend struct {
+	n      *Node
+	limits resp.Limits
+	ids    atomic.Int64
+
+	mu      sync.Mutex
+	ln      net.Listener          // guarded by mu
+	conns   map[net.Conn]struct{} // guarded by mu
+	closing bool                  // guarded by mu
+	active  sync.WaitGroup        // connections being served
+}
+
+func newFrontend(n *Node) *frontend {
+	return &frontend{n: n, limits: resp.DefaultLimits(), conns: map[net.Conn]struct{}{}}
+}
+
+func (f *frontend) serve(ln net.Listener) {
+	f.mu.Lock()
+	f.ln = ln
+	f.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		f.mu.Lock()
+		switch {
+		case f.closing:
+			f.mu.Unlock()
+			c.Close()
+			continue
+		case len(f.conns) >= maxClients:
+			f.mu.Unlock()
+			_, _ = c.Write(resp.AppendError(nil, "ERR max number of clients reached"))
+			c.Close()
+			continue
+		}
+		f.conns[c] = struct{}{}
+		f.active.Add(1)
+		f.mu.Unlock()
+		go f.handle(c)
+	}
+}
+
+func (f *frontend) stopAccepting() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing = true
+	if f.ln != nil {
+		f.ln.Close()
+	}
+}
+
+// drain waits for connections to finish their current pipelines: each
+// connection closes itself after answering once closing is set.
+func (f *frontend) drain(ctx context.Context) {
+	f.mu.Lock()
+	for c := range f.conns {
+		// Wake readers blocked on an idle connection; busy ones finish
+		// their batch first because replies are written before the next read.
+		_ = c.SetReadDeadline(time.Now())
+	}
+	f.mu.Unlock()
+	done := make(chan struct{})
+	go func() { f.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (f *frontend) closeAll() {
+	f.stopAccepting()
+	f.mu.Lock()
+	for c := range f.conns {
+		c.Close()
+	}
+	f.mu.Unlock()
+}
+
+// connState is what a connection remembers between commands.
+type connState struct {
+	id   int64
+	name []byte
+	quit bool
+}
+
+func (f *frontend) handle(c net.Conn) {
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+		c.Close()
+		f.active.Done()
+	}()
+	st := &connState{id: f.ids.Add(1)}
+	rd := resp.NewReader(c, f.limits)
+	wr := resp.NewWriter(c)
+	for {
+		args, err := rd.ReadCommand()
+		if err != nil {
+			f.protocolError(wr, err)
+			return
+		}
+		batch := [][][]byte{cloneArgs(args)}
+		var pending error
+		// Take whatever complete commands are already buffered, without
+		// waiting for more bytes, so replies are never held back.
+		for len(batch) < maxPipeline {
+			args, ok, err := rd.TryReadCommand()
+			if err != nil {
+				pending = err
+				break
+			}
+			if !ok {
+				break
+			}
+			batch = append(batch, cloneArgs(args))
+		}
+		for _, reply := range f.exec(batch, st) {
+			wr.WriteRaw(reply)
+		}
+		if err := wr.Flush(); err != nil || st.quit {
+			return
+		}
+		if pending != nil {
+			f.protocolError(wr, pending)
+			return
+		}
+		f.mu.Lock()
+		closing := f.closing
+		f.mu.Unlock()
+		if closing {
+			return
+		}
+	}
+}
+
+// protocolError answers malformed input as Redis does, then the caller
+// closes the connection.
+func (f *frontend) protocolError(wr *resp.Writer, err error) {
+	var pe *resp.ProtocolError
+	if errors.As(err, &pe) {
+		wr.WriteRaw(resp.AppendError(nil, "ERR "+pe.Error()))
+		_ = wr.Flush()
+	}
+}
+
+func cloneArgs(args [][]byte) [][]byte {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		start := len(buf)
+		buf = append(buf, a...)
+		out[i] = buf[start:len(buf):len(buf)]
+	}
+	return out
+}
+
+// routed is a data command ready to run on a partition.
+type routed struct {
+	cmd   *kv.Command
+	group uint64
+}
+
+// classify resolves a data command's partition, or returns the reply for
+// a command that cannot be routed. ok=false means a connection command.
+func (f *frontend) classify(args [][]byte) (r routed, reply []byte, ok bool) {
+	c := kv.Lookup(args[0])
+	if c == nil {
+		if isConnCommand(args[0]) {
+			return routed{}, nil, false
+		}
+		return routed{}, resp.AppendError(nil, kv.UnknownCommand(args)), true
+	}
+	if !c.CheckArity(args) {
+		return routed{}, resp.AppendError(nil, kv.WrongArity(c.Name)), true
+	}
+	parts := f.n.cfg.Partitions
+	group := -1
+	for _, i := range c.KeyIndexes(args) {
+		p := ring.PartitionOf(ring.Slot(args[i]), parts)
+		if group >= 0 && p != group {
+			return routed{}, resp.AppendError(nil, kv.ErrCrossSlot), true
+		}
+		group = p
+	}
+	return routed{cmd: c, group: uint64(group)}, nil, true
+}
+
+// exec runs a pipelined batch and returns the replies in order. Data
+// commands between connection commands run as lanes, one per partition:
+// lanes run concurrently, each lane in order.
+func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
+	replies := make([][]byte, len(batch))
+	for i := 0; i < len(batch); {
+		lanes := map[uint64][]int{}
+		var order []uint64
+		j := i
+		for ; j < len(batch); j++ {
+			r, reply, ok := f.classify(batch[j])
+			if !ok {
+				break
+			}
+			if reply != nil {
+				replies[j] = reply
+				continue
+			}
+			if _, seen := lanes[r.group]; !seen {
+				order = append(order, r.group)
+			}
+			lanes[r.group] = append(lanes[r.group], j)
+		}
+		runLane := func(idx []int) {
+			for _, k := range idx {
+				replies[k] = f.run(batch[k])
+			}
+		}
+		if len(order) == 1 {
+			runLane(lanes[order[0]])
+		} else if len(order) > 1 {
+			var wg sync.WaitGroup
+			for _, g := range order {
+				wg.Add(1)
+				go func(idx []int) { defer wg.Done(); runLane(idx) }(lanes[g])
+			}
+			wg.Wait()
+		}
+		if j < len(batch) {
+			replies[j] = f.connCommand(batch[j], st)
+			j++
+			if st.quit {
+				return replies[:j]
+			}
+		}
+		i = j
+	}
+	return replies
+}
+
+// run executes one routable data command with the request deadline.
+func (f *frontend) run(args [][]byte) []byte {
+	r, reply, _ := f.classify(args)
+	if reply != nil {
+		return reply
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
+	defer cancel()
+	if r.cmd.Write {
+		reply = f.n.router.write(ctx, r.group, args)
+	} else {
+		reply = f.n.router.read(ctx, r.group, args)
+	}
+	outcome := "ok"
+	if len(reply) > 0 && reply[0] == '-' {
+		outcome = "error"
+	}
+	f.n.metrics.Requests.WithLabelValues(r.cmd.Name, outcome).Inc()
+	f.n.metrics.RequestLatency.Observe(time.Since(start).Seconds())
+	return reply
+}

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// MetaGroup is the raft group of the cluster metadata. Data partitions use
+// groups 0..P-1.
+const MetaGroup uint64 = 1 << 32
+
+// metaReplicas is how many nodes hold the metadata group.
+const metaReplicas = 5
+
+// Identity is what a data directory belongs to. It is written once, at
+// bootstrap, and checked against the flags on every restart.
+type Identity struct {
+	ClusterID      string `json:"cluster_id"`
+	NodeID         uint64 `json:"node_id"`
+	InitialCluster string `json:"initial_cluster"`
+	Partitions     int    `json:"partitions"`
+	Replicas       int    `json:"replicas"`
+	VNodes         int    `json:"vnodes"`
+}
+
+func identityFor(cfg *Config) Identity {
+	ic := FormatInitialCluster(cfg.InitialCluster)
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%d", ic, cfg.Partitions, cfg.Replicas, cfg.VNodes))
+	return Identity{
+		ClusterID:      hex.EncodeToString(sum[:8]),
+		NodeID:         cfg.NodeID,
+		InitialCluster: ic,
+		Partitions:     cfg.Partitions,
+		Replicas:       cfg.Replicas,
+		VNodes:         cfg.VNodes,
+	}
+}
+
+// contradictions lists how the flags disagree with the stored identity.
+func (id Identity) contradictions(flags Identity) []string {
+	var out []string
+	if id.NodeID != flags.NodeID {
+		out = append(out, fmt.Sprintf("it belongs to node %d, not --id %d", id.NodeID, flags.NodeID))
+	}
+	if id.InitialCluster != flags.InitialCluster {
+		out = append(out, fmt.Sprintf("its cluster was created with --initial-cluster %s, not %s", id.InitialCluster, flags.InitialCluster))
+	}
+	if id.Partitions != flags.Partitions {
+		out = append(out, fmt.Sprintf("its cluster has %d partitions, not --partitions %d", id.Partitions, flags.Partitions))
+	}
+	if id.Replicas != flags.Replicas {
+		out = append(out, fmt.Sprintf("its cluster has %d replicas per partition, not --replicas %d", id.Replicas, flags.Replicas))
+	}
+	if id.VNodes != flags.VNodes {
+		out = append(out, fmt.Sprintf("its cluster uses %d virtual nodes, not %d", id.VNodes, flags.VNodes))
+	}
+	return out
+}
+
+// NodeRecord is a node's entry in the registry.
+type NodeRecord struct {
+	ID       uint64 `json:"id"`
+	PeerAddr string `json:"peer_addr"`
+	RESPAddr string `json:"resp_addr"`
+	HTTPAddr string `json:"http_addr"`
+	State    string `json:"state"`
+}
+
+// PartitionRecord is a partition's entry in the partition table.
+type PartitionRecord struct {
+	ID        int      `json:"id"`
+	SlotStart uint16   `json:"slot_start"`
+	SlotEnd   uint16   `json:"slot_end"`
+	Replicas  []uint64 `json:"replicas"` // node ids, preferred leader first
+}
+
+// layout is the cluster's static shape as computed at bootstrap.
+type layout struct {
+	ident      Identity
+	partitions []PartitionRecord
+	metaNodes  []uint64
+}
+
+// computeLayout derives placement from the initial cluster. It is a pure
+// function of the flags, so every initial node computes the same.
+func computeLayout(cfg *Config) (*layout, error) {
+	nodes := make([]ring.Node, 0, len(cfg.InitialCluster))
+	for id := range cfg.InitialCluster {
+		nodes = append(nodes, ring.Node{ID: id})
+	}
+	slices.SortFunc(nodes, func(a, b ring.Node) int { return cmp.Compare(a.ID, b.ID) })
+	rc := cfg.ringConfig()
+	pl, err := ring.Place(rc, nodes)
+	if err != nil {
+		return nil, err
+	}
+	l := &layout{ident: identityFor(cfg), metaNodes: ring.MetaReplicas(rc, nodes, metaReplicas)}
+	for p, reps := range pl.Replicas {
+		s, e := ring.SlotRange(p, cfg.Partitions)
+		l.partitions = append(l.partitions, PartitionRecord{ID: p, SlotStart: s, SlotEnd: e, Replicas: slices.Clone(reps)})
+	}
+	return l, nil
+}
+
+func descriptorFor(group uint64, nodes []uint64) *storage.Descriptor {
+	d := &storage.Descriptor{Group: group, NextID: uint64(len(nodes)) + 1}
+	for i, n := range nodes {
+		d.Replicas = append(d.Replicas, storage.Replica{ID: uint64(i) + 1, Node: n})
+	}
+	return d
+}
+
+// Meta keys inside the metadata group's data.
+func metaNodeKey(id uint64) []byte { return fmt.Appendf(nil, "node/%020d", id) }
+func metaPartKey(p int) []byte     { return fmt.Appendf(nil, "partition/%06d", p) }
+
+var metaClusterKey = []byte("cluster")
+
+// metaBootstrap is the metadata group's initial content.
+func (l *layout) metaBootstrap(cfg *Config) [][2][]byte {
+	var data [][2][]byte
+	put := func(k []byte, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic(err)
+		}
+		data = append(data, [2][]byte{k, b})
+	}
+	put(metaClusterKey, l.ident)
+	for id, addr := range cfg.InitialCluster {
+		put(metaNodeKey(id), NodeRecord{ID: id, PeerAddr: addr, State: "up"})
+	}
+	for _, p := range l.partitions {
+		put(metaPartKey(p.ID), p)
+	}
+	slices.SortFunc(data, func(a, b [2][]byte) int { return slices.Compare(a[0], b[0]) })
+	return data
+}
+
+// Metadata commands, applied by the metadata group's state machine.
+const cmdNodeAddrs = "kintsu.node.addrs" // id resp-addr http-addr
+
+// applyMeta is the metadata group's state machine.
+func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	if len(args) == 4 && string(args[0]) == cmdNodeAddrs {
+		id, err := strconv.ParseUint(string(args[1]), 10, 64)
+		if err != nil {
+			return resp.AppendError(out, "ERR bad node id"), nil
+		}
+		stored, ok, err := w.Get(metaNodeKey(id))
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			return resp.AppendError(out, "ERR unknown node"), nil
+		}
+		var rec NodeRecord
+		if err := json.Unmarshal(stored, &rec); err != nil {
+			return resp.AppendError(out, "ERR corrupt node record"), nil
+		}
+		rec.RESPAddr, rec.HTTPAddr = string(args[2]), string(args[3])
+		b, _ := json.Marshal(rec)
+		if err := w.Put(metaNodeKey(id), b, false); err != nil {
+			return out, err
+		}
+		return resp.AppendSimple(out, "OK"), nil
+	}
+	return resp.AppendError(out, "ERR unknown metadata command"), nil
+}
+
+// applyFunc dispatches committed commands to the right state machine.
+func applyFunc(group uint64, w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	if group == MetaGroup {
+		return applyMeta(w, args, out)
+	}
+	return kv.Apply(w, args, out)
+}
+
+var _ raftstore.ApplyFunc = applyFunc

@@ -1,0 +1,322 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/metrics"
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/storage"
+	"github.com/kintsu/kintsu/internal/transport"
+)
+
+// Node is a running Kintsu server.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	db      *pebble.DB
+	tr      *transport.Transport
+	eng     *raftstore.Engine
+	metrics *metrics.Metrics
+	layout  *layout
+	router  *router
+	front   *frontend
+
+	peerLn, respLn, httpLn net.Listener
+	httpSrv                *http.Server
+
+	stopOnce sync.Once
+	done     chan struct{} // closed when the node has stopped
+	bg       sync.WaitGroup
+	bgStop   chan struct{}
+	// ctx ends when the node stops; background work derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Start opens storage, bootstraps or recovers the node's replicas and
+// starts serving. The returned node runs until Stop.
+func Start(cfg Config) (*Node, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), done: make(chan struct{}), bgStop: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	var err error
+	if n.layout, err = computeLayout(&cfg); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeAll()
+		}
+	}()
+	// Listeners first: a port in use fails the start before any data is touched.
+	if n.peerLn, err = net.Listen("tcp", cfg.PeerAddr); err != nil {
+		return nil, fmt.Errorf("peer listener (--peer-addr): %w", err)
+	}
+	if n.respLn, err = net.Listen("tcp", cfg.RESPAddr); err != nil {
+		return nil, fmt.Errorf("client listener (--resp-addr): %w", err)
+	}
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("admin listener (--http-addr): %w", err)
+	}
+	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir}); err != nil {
+		return nil, err
+	}
+	fresh, err := n.checkIdentity()
+	if err != nil {
+		return nil, err
+	}
+	n.tr = transport.New(cfg.NodeID, n.log)
+	for id, addr := range cfg.InitialCluster {
+		n.tr.SetPeer(id, addr)
+	}
+	n.eng, err = raftstore.New(raftstore.Config{
+		NodeID:           cfg.NodeID,
+		TickInterval:     cfg.TickInterval,
+		ElectionTicks:    cfg.ElectionTicks,
+		TruncateAfter:    cfg.TruncateAfter,
+		TruncateKeep:     cfg.TruncateKeep,
+		UnsafeStaleReads: cfg.UnsafeStaleReads,
+		Apply:            applyFunc,
+		Logger:           n.log,
+		Metrics:          n.metrics,
+	}, n.db, n.tr)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.addReplicas(fresh); err != nil {
+		return nil, err
+	}
+	if fresh {
+		// The identity is written last: a crash before this point leaves a
+		// data dir that bootstraps again from scratch, identically.
+		if err := n.writeIdentity(); err != nil {
+			return nil, err
+		}
+	}
+	n.router = newRouter(n)
+	n.front = newFrontend(n)
+	n.tr.SetHandlers(n.eng, n.handleCall)
+	n.tr.Serve(n.peerLn)
+	n.eng.Start()
+	n.httpSrv = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
+	go n.front.serve(n.respLn)
+	n.bg.Add(2)
+	go n.announce()
+	go n.refreshHints()
+	ok = true
+	n.log.Info("node started", "cluster", n.layout.ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
+	return n, nil
+}
+
+// checkIdentity compares the data dir's identity with the flags. It
+// returns true for an empty data dir.
+func (n *Node) checkIdentity() (bool, error) {
+	b, ok, err := storage.Get(n.db, storage.IdentKey)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return true, nil
+	}
+	var stored Identity
+	if err := json.Unmarshal(b, &stored); err != nil {
+		return false, fmt.Errorf("data dir %s: unreadable identity: %w", n.cfg.DataDir, err)
+	}
+	if c := stored.contradictions(n.layout.ident); len(c) > 0 {
+		return false, fmt.Errorf("data dir %s belongs to cluster %s and the flags contradict it: %s. Start with the flags it was created with, or use an empty --data-dir for a new node",
+			n.cfg.DataDir, stored.ClusterID, strings.Join(c, "; "))
+	}
+	return false, nil
+}
+
+func (n *Node) writeIdentity() error {
+	b, err := json.Marshal(n.layout.ident)
+	if err != nil {
+		return err
+	}
+	return n.db.Set(storage.IdentKey, b, pebble.Sync)
+}
+
+// addReplicas creates (fresh) or loads the replicas this node hosts.
+func (n *Node) addReplicas(fresh bool) error {
+	boot := func(group uint64, nodes []uint64, data [][2][]byte) *raftstore.Bootstrap {
+		if !fresh {
+			return nil
+		}
+		return &raftstore.Bootstrap{Desc: descriptorFor(group, nodes), Data: data}
+	}
+	if slices.Contains(n.layout.metaNodes, n.cfg.NodeID) {
+		if err := n.eng.AddReplica(MetaGroup, boot(MetaGroup, n.layout.metaNodes, n.layout.metaBootstrap(&n.cfg))); err != nil {
+			return err
+		}
+	}
+	for _, p := range n.layout.partitions {
+		if slices.Contains(p.Replicas, n.cfg.NodeID) {
+			if err := n.eng.AddReplica(uint64(p.ID), boot(uint64(p.ID), p.Replicas, nil)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// groupNodes lists the nodes holding group, preferred leader first.
+func (n *Node) groupNodes(group uint64) []uint64 {
+	if group == MetaGroup {
+		return n.layout.metaNodes
+	}
+	if group < uint64(len(n.layout.partitions)) {
+		return n.layout.partitions[group].Replicas
+	}
+	return nil
+}
+
+// announce records this node's client and admin addresses in the
+// metadata, retrying until it succeeds or the node stops.
+func (n *Node) announce() {
+	defer n.bg.Done()
+	args := [][]byte{[]byte(cmdNodeAddrs), fmt.Appendf(nil, "%d", n.cfg.NodeID), []byte(n.cfg.RESPAddr), []byte(n.cfg.HTTPAddr)}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
+		reply := n.router.write(ctx, MetaGroup, args)
+		cancel()
+		if string(reply) == "+OK\r\n" {
+			return
+		}
+		select {
+		case <-n.bgStop:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// refreshHints asks peers who leads the partitions this node does not
+// host, so routing and /readyz know without waiting for a request.
+func (n *Node) refreshHints() {
+	defer n.bg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, p := range n.layout.partitions {
+			g := uint64(p.ID)
+			if n.eng.HasGroup(g) {
+				continue
+			}
+			for _, node := range p.Replicas {
+				ctx, cancel := context.WithTimeout(n.ctx, 500*time.Millisecond)
+				b, err := n.tr.Call(ctx, node, methodLeader, encodeUvarint(g))
+				cancel()
+				if err == nil {
+					d := decoder{b: b}
+					if l := d.uvarint(); !d.bad && l != 0 {
+						n.router.setHint(g, l)
+						break
+					}
+				}
+			}
+		}
+		select {
+		case <-n.bgStop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// leaderOf returns the node believed to lead group, 0 if unknown.
+func (n *Node) leaderOf(group uint64) uint64 {
+	if n.eng.HasGroup(group) {
+		return n.eng.Leader(group)
+	}
+	return n.router.hint(group)
+}
+
+// Ready reports whether every partition has a known leader.
+func (n *Node) Ready() bool {
+	if n.eng.Err() != nil {
+		return false
+	}
+	for _, p := range n.layout.partitions {
+		if n.leaderOf(uint64(p.ID)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Done is closed when the node has stopped.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns the fatal error that stopped the node's engine, if any.
+func (n *Node) Err() error { return n.eng.Err() }
+
+// Stop shuts the node down gracefully: it stops accepting clients, hands
+// leadership of its partitions to up-to-date followers (bounded by ctx),
+// lets in-flight requests finish, then closes everything.
+func (n *Node) Stop(ctx context.Context) error {
+	var err error
+	n.stopOnce.Do(func() {
+		n.front.stopAccepting()
+		if terr := n.eng.TransferLeadership(ctx); terr != nil {
+			n.log.Warn("leadership transfer incomplete", "err", terr)
+		}
+		n.front.drain(ctx)
+		err = n.closeAll()
+		close(n.done)
+	})
+	return err
+}
+
+func (n *Node) closeAll() error {
+	n.cancel()
+	select {
+	case <-n.bgStop:
+	default:
+		close(n.bgStop)
+	}
+	if n.httpSrv != nil {
+		_ = n.httpSrv.Close()
+	}
+	if n.front != nil {
+		n.front.closeAll()
+	}
+	if n.eng != nil {
+		n.eng.Stop()
+	}
+	if n.tr != nil {
+		n.tr.Stop()
+	}
+	n.bg.Wait()
+	for _, l := range []net.Listener{n.respLn, n.httpLn, n.peerLn} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	if n.db != nil {
+		if err := n.db.Close(); err != nil && !errors.Is(err, pebble.ErrClosed) {
+			return err
+		}
+	}
+	return nil
+}
+
+func encodeUvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }

@@ -1,0 +1,95 @@
+package storage
+
+import "encoding/binary"
+
+// Key-space prefixes. Keeping each kind of record under a per-group prefix
+// makes a replica's whole state a handful of contiguous ranges.
+const (
+	prefixLocal  byte = 0x00
+	prefixRaft   byte = 0x01
+	prefixData   byte = 0x02
+	prefixDedupe byte = 0x03
+)
+
+const (
+	raftLog        byte = 'l'
+	raftHardState  byte = 'h'
+	raftTruncated  byte = 't'
+	raftApplied    byte = 'a'
+	raftDescriptor byte = 'd'
+)
+
+// IdentKey holds the node's identity record.
+var IdentKey = []byte{prefixLocal, 'i', 'd', 'e', 'n', 't'}
+
+func groupPrefix(prefix byte, group uint64) []byte {
+	k := make([]byte, 9, 32)
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], group)
+	return k
+}
+
+func raftKey(group uint64, kind byte) []byte {
+	return append(groupPrefix(prefixRaft, group), kind)
+}
+
+// LogKey is the key of raft log entry index of group.
+func LogKey(group, index uint64) []byte {
+	k := raftKey(group, raftLog)
+	return binary.BigEndian.AppendUint64(k, index)
+}
+
+// HardStateKey is the key of group's raft HardState.
+func HardStateKey(group uint64) []byte { return raftKey(group, raftHardState) }
+
+// TruncatedKey is the key of group's truncated state.
+func TruncatedKey(group uint64) []byte { return raftKey(group, raftTruncated) }
+
+// AppliedKey is the key of group's applied state.
+func AppliedKey(group uint64) []byte { return raftKey(group, raftApplied) }
+
+// DescriptorKey is the key of group's replica descriptor.
+func DescriptorKey(group uint64) []byte { return raftKey(group, raftDescriptor) }
+
+// DataKey is the storage key of user key k in group.
+func DataKey(group uint64, k []byte) []byte {
+	return append(groupPrefix(prefixData, group), k...)
+}
+
+// DataSpan returns the [start, end) range of group's user data.
+func DataSpan(group uint64) (start, end []byte) {
+	return groupPrefix(prefixData, group), groupPrefix(prefixData, group+1)
+}
+
+// UserKey strips the group prefix from a data key.
+func UserKey(dataKey []byte) []byte { return dataKey[9:] }
+
+// DedupeKey is the key of the stored reply for (origin, seq) in group.
+func DedupeKey(group, origin, seq uint64) []byte {
+	k := groupPrefix(prefixDedupe, group)
+	k = binary.BigEndian.AppendUint64(k, origin)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// DedupeSpan returns the [start, end) range of group's dedupe table.
+func DedupeSpan(group uint64) (start, end []byte) {
+	return groupPrefix(prefixDedupe, group), groupPrefix(prefixDedupe, group+1)
+}
+
+// LogSpan returns the [start, end) range of group's log entries with
+// index in [lo, hi).
+func LogSpan(group, lo, hi uint64) (start, end []byte) {
+	return LogKey(group, lo), LogKey(group, hi)
+}
+
+// ReplicaSpans lists every range that holds replica state of group, for
+// snapshot installation and replica removal.
+func ReplicaSpans(group uint64) [][2][]byte {
+	ds, de := DataSpan(group)
+	qs, qe := DedupeSpan(group)
+	return [][2][]byte{
+		{groupPrefix(prefixRaft, group), groupPrefix(prefixRaft, group+1)},
+		{ds, de},
+		{qs, qe},
+	}
+}

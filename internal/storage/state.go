@@ -1,0 +1,149 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrCorrupt reports a stored record that cannot be decoded.
+var ErrCorrupt = errors.New("storage: corrupt record")
+
+// AppliedState is what a replica has applied. It is written in the same
+// batch as the effects of the entries it covers.
+type AppliedState struct {
+	Index uint64 // Invariant: Index <= the group's committed index.
+	Term  uint64 // term of the entry at Index (kept so snapshots can name it after truncation)
+	Keys  int64  // number of user keys in the group, maintained on apply
+	Conf  *pb.ConfState
+}
+
+// Encode returns the record's stored form.
+func (a *AppliedState) Encode() []byte {
+	conf, err := proto.Marshal(pb.EnsureConfState(a.Conf))
+	if err != nil {
+		panic(err) // a ConfState always marshals
+	}
+	b := make([]byte, 24, 24+len(conf))
+	binary.BigEndian.PutUint64(b[0:], a.Index)
+	binary.BigEndian.PutUint64(b[8:], a.Term)
+	binary.BigEndian.PutUint64(b[16:], uint64(a.Keys))
+	return append(b, conf...)
+}
+
+// DecodeAppliedState parses a stored AppliedState.
+func DecodeAppliedState(b []byte) (AppliedState, error) {
+	if len(b) < 24 {
+		return AppliedState{}, fmt.Errorf("%w: applied state of %d bytes", ErrCorrupt, len(b))
+	}
+	a := AppliedState{
+		Index: binary.BigEndian.Uint64(b[0:]),
+		Term:  binary.BigEndian.Uint64(b[8:]),
+		Keys:  int64(binary.BigEndian.Uint64(b[16:])),
+		Conf:  &pb.ConfState{},
+	}
+	if err := proto.Unmarshal(b[24:], a.Conf); err != nil {
+		return AppliedState{}, fmt.Errorf("%w: conf state: %v", ErrCorrupt, err)
+	}
+	return a, nil
+}
+
+// Replica names one member of a group: raft replica id on a node.
+type Replica struct {
+	ID   uint64 // raft replica id, unique within the group, never reused
+	Node uint64
+}
+
+// Descriptor is a group's membership as the engine needs it to route raft
+// messages: which node hosts each replica id.
+type Descriptor struct {
+	Group    uint64
+	Replicas []Replica
+	NextID   uint64 // next replica id to allocate; Invariant: > every id ever used
+}
+
+// NodeOf returns the node hosting replica id, or 0.
+func (d *Descriptor) NodeOf(id uint64) uint64 {
+	for _, r := range d.Replicas {
+		if r.ID == id {
+			return r.Node
+		}
+	}
+	return 0
+}
+
+// ReplicaOn returns the replica id hosted on node, or 0.
+func (d *Descriptor) ReplicaOn(node uint64) uint64 {
+	for _, r := range d.Replicas {
+		if r.Node == node {
+			return r.ID
+		}
+	}
+	return 0
+}
+
+// Nodes returns the node ids of the replicas in descriptor order.
+func (d *Descriptor) Nodes() []uint64 {
+	out := make([]uint64, len(d.Replicas))
+	for i, r := range d.Replicas {
+		out[i] = r.Node
+	}
+	return out
+}
+
+// Clone returns a deep copy.
+func (d *Descriptor) Clone() *Descriptor {
+	c := *d
+	c.Replicas = slices.Clone(d.Replicas)
+	return &c
+}
+
+// Encode returns the descriptor's stored form.
+func (d *Descriptor) Encode() []byte {
+	b := make([]byte, 0, 24+16*len(d.Replicas))
+	b = binary.BigEndian.AppendUint64(b, d.Group)
+	b = binary.BigEndian.AppendUint64(b, d.NextID)
+	b = binary.BigEndian.AppendUint64(b, uint64(len(d.Replicas)))
+	for _, r := range d.Replicas {
+		b = binary.BigEndian.AppendUint64(b, r.ID)
+		b = binary.BigEndian.AppendUint64(b, r.Node)
+	}
+	return b
+}
+
+// DecodeDescriptor parses a stored Descriptor.
+func DecodeDescriptor(b []byte) (*Descriptor, error) {
+	if len(b) < 24 {
+		return nil, fmt.Errorf("%w: descriptor of %d bytes", ErrCorrupt, len(b))
+	}
+	d := &Descriptor{Group: binary.BigEndian.Uint64(b), NextID: binary.BigEndian.Uint64(b[8:])}
+	n := binary.BigEndian.Uint64(b[16:])
+	b = b[24:]
+	if uint64(len(b)) != 16*n {
+		return nil, fmt.Errorf("%w: descriptor with %d replicas in %d bytes", ErrCorrupt, n, len(b))
+	}
+	for i := uint64(0); i < n; i++ {
+		d.Replicas = append(d.Replicas, Replica{ID: binary.BigEndian.Uint64(b), Node: binary.BigEndian.Uint64(b[8:])})
+		b = b[16:]
+	}
+	return d, nil
+}
+
+// TruncatedState names the last entry removed from a group's log.
+type TruncatedState struct{ Index, Term uint64 }
+
+func (t TruncatedState) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, t.Index)
+	return binary.BigEndian.AppendUint64(b, t.Term)
+}
+
+func decodeTruncated(b []byte) (TruncatedState, error) {
+	if len(b) != 16 {
+		return TruncatedState{}, fmt.Errorf("%w: truncated state of %d bytes", ErrCorrupt, len(b))
+	}
+	return TruncatedState{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}, nil
+}

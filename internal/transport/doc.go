@@ -1,0 +1,16 @@
+// Package transport carries traffic between Kintsu nodes over gRPC: one
+// long-lived client stream per peer for batched raft messages, a streaming
+// RPC per raft snapshot, and a unary call for requests forwarded to a
+// partition leader.
+//
+// Frames are plain bytes (a pass-through gRPC codec); this package encodes
+// raft envelopes, the server package encodes forwarded requests.
+//
+// Invariants:
+//   - Send never blocks the engine loop: each peer has a bounded queue and
+//     messages beyond it are dropped (raft retransmits what matters).
+//   - A broken peer stream is reported to the engine (ReportUnreachable)
+//     and re-dialed with capped backoff; nothing waits on it without a
+//     deadline.
+//   - Every size read off the wire is bounded before allocation.
+package transport

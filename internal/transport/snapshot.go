@@ -1,0 +1,127 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kintsu/kintsu/internal/raftstore"
+)
+
+// SendSnapshot implements raftstore.Transport: it streams the snapshot's
+// header (the raft message) and then its pairs in chunks.
+func (t *Transport) SendSnapshot(node uint64, env raftstore.Envelope, src raftstore.SnapshotSource, done func(error)) {
+	p, err := t.peer(node)
+	if err != nil {
+		done(err)
+		return
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		done(p.sendSnapshot(env, src))
+	}()
+}
+
+func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource) error {
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	stream, err := p.conn.NewStream(ctx, &serviceDesc.Streams[1], "/kintsu.Peer/Snapshot")
+	if err != nil {
+		return err
+	}
+	hdr, err := encodeEnvelopes(p.t.nodeID, []raftstore.Envelope{env})
+	if err != nil {
+		return err
+	}
+	if err := stream.SendMsg(&frame{b: hdr}); err != nil {
+		return err
+	}
+	var chunk []byte
+	err = src.Iterate(func(k, v []byte) error {
+		chunk = appendPair(chunk, k, v)
+		if len(chunk) >= snapshotChunkBytes {
+			if err := stream.SendMsg(&frame{b: chunk}); err != nil {
+				return err
+			}
+			chunk = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(chunk) > 0 {
+		if err := stream.SendMsg(&frame{b: chunk}); err != nil {
+			return err
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	var ack frame
+	return stream.RecvMsg(&ack)
+}
+
+func handleSnapshot(srv any, stream grpc.ServerStream) error {
+	t := srv.(*Transport)
+	t.mu.Lock()
+	h := t.handler
+	t.mu.Unlock()
+	if h == nil {
+		return status.Error(codes.Unavailable, "node not ready")
+	}
+	var f frame
+	if err := stream.RecvMsg(&f); err != nil {
+		return err
+	}
+	_, envs, err := decodeEnvelopes(f.b)
+	if err != nil || len(envs) != 1 {
+		return status.Error(codes.InvalidArgument, "malformed snapshot header")
+	}
+	env := envs[0]
+	b, err := h.NewSnapshotBuilder(env.Group)
+	if err != nil {
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	for {
+		if err := stream.RecvMsg(&f); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			b.Abort()
+			return err
+		}
+		r := reader{b: f.b}
+		for len(r.b) > 0 && r.err == nil {
+			k, v := r.bytes(), r.bytes()
+			if r.err != nil {
+				break
+			}
+			if err := b.Add(k, v); err != nil {
+				b.Abort()
+				return status.Error(codes.InvalidArgument, err.Error())
+			}
+		}
+		if r.err != nil {
+			b.Abort()
+			return status.Error(codes.InvalidArgument, fmt.Sprintf("malformed snapshot chunk: %v", r.err))
+		}
+	}
+	if err := h.ReceiveSnapshot(env, b); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return stream.SendMsg(&frame{})
+}

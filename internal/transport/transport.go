@@ -1,0 +1,377 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/kintsu/kintsu/internal/raftstore"
+)
+
+// Limits on the wire.
+const (
+	// MaxFrameBytes bounds one received frame: a raft batch, a snapshot
+	// chunk or a forwarded call. It exceeds the largest command a client may
+	// send (the RESP reader's limit) plus framing.
+	MaxFrameBytes = 128 << 20
+	// sendFrameBytes is where the sender cuts raft batches into frames.
+	sendFrameBytes = 4 << 20
+	// maxQueued bounds the raft messages waiting for one peer.
+	maxQueued = 8192
+	// snapshotChunkBytes is the size of the pieces a snapshot is sent in.
+	snapshotChunkBytes = 1 << 20
+	// snapshotTimeout bounds one snapshot transfer.
+	snapshotTimeout = 10 * time.Minute
+)
+
+// ErrUnknownPeer: no address is known for the node.
+var ErrUnknownPeer = errors.New("transport: unknown peer")
+
+// Handler receives what peers send. raftstore.Engine implements it.
+type Handler interface {
+	HandleRaft(envs []raftstore.Envelope)
+	ReportUnreachable(node uint64)
+	NewSnapshotBuilder(group uint64) (*raftstore.SnapshotBuilder, error)
+	ReceiveSnapshot(env raftstore.Envelope, b *raftstore.SnapshotBuilder) error
+}
+
+// CallHandler serves a unary call from a peer (request forwarding).
+type CallHandler func(ctx context.Context, method string, body []byte) ([]byte, error)
+
+// Transport is a node's peer-to-peer messaging.
+type Transport struct {
+	nodeID uint64
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	addrs   map[uint64]string // guarded by mu
+	peers   map[uint64]*peer  // guarded by mu
+	handler Handler           // set before Serve
+	call    CallHandler
+	stopped bool
+
+	srv  *grpc.Server
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New creates a transport for nodeID.
+func New(nodeID uint64, log *slog.Logger) *Transport {
+	return &Transport{
+		nodeID: nodeID,
+		log:    log,
+		addrs:  map[uint64]string{},
+		peers:  map[uint64]*peer{},
+		stop:   make(chan struct{}),
+	}
+}
+
+// SetPeer records (or changes) the peer address of node.
+func (t *Transport) SetPeer(node uint64, addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.addrs[node]; ok && old != addr {
+		if p := t.peers[node]; p != nil {
+			p.close()
+			delete(t.peers, node)
+		}
+	}
+	t.addrs[node] = addr
+}
+
+// SetHandlers installs the receivers; call before Serve.
+func (t *Transport) SetHandlers(h Handler, call CallHandler) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.handler, t.call = h, call
+}
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: "kintsu.Peer",
+	HandlerType: (*any)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Call", Handler: handleCall}},
+	Streams: []grpc.StreamDesc{
+		{StreamName: "Raft", Handler: handleRaft, ClientStreams: true},
+		{StreamName: "Snapshot", Handler: handleSnapshot, ClientStreams: true},
+	},
+}
+
+// Serve accepts peers on lis until Stop.
+func (t *Transport) Serve(lis net.Listener) {
+	t.srv = grpc.NewServer(
+		grpc.ForceServerCodec(rawCodec{}),
+		grpc.MaxRecvMsgSize(MaxFrameBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Second, Timeout: 2 * time.Second}),
+	)
+	t.srv.RegisterService(&serviceDesc, t)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		_ = t.srv.Serve(lis)
+	}()
+}
+
+// Stop closes every connection and stops serving.
+func (t *Transport) Stop() {
+	t.mu.Lock()
+	if t.stopped {
+		t.mu.Unlock()
+		return
+	}
+	t.stopped = true
+	close(t.stop)
+	for _, p := range t.peers {
+		p.close()
+	}
+	t.mu.Unlock()
+	if t.srv != nil {
+		t.srv.Stop()
+	}
+	t.wg.Wait()
+}
+
+func (t *Transport) peer(node uint64) (*peer, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return nil, errors.New("transport stopped")
+	}
+	if p := t.peers[node]; p != nil {
+		return p, nil
+	}
+	addr, ok := t.addrs[node]
+	if !ok {
+		return nil, fmt.Errorf("%w: node %d", ErrUnknownPeer, node)
+	}
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{}), grpc.MaxCallRecvMsgSize(MaxFrameBytes)),
+		// Peers come back within seconds after a crash; never back off for
+		// minutes as gRPC would by default.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{t: t, node: node, conn: conn, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	t.peers[node] = p
+	t.wg.Add(1)
+	go p.run()
+	return p, nil
+}
+
+// Send implements raftstore.Transport.
+func (t *Transport) Send(node uint64, envs []raftstore.Envelope) {
+	p, err := t.peer(node)
+	if err != nil {
+		return
+	}
+	p.enqueue(envs)
+}
+
+// Call sends a unary request to node's CallHandler.
+func (t *Transport) Call(ctx context.Context, node uint64, method string, body []byte) ([]byte, error) {
+	p, err := t.peer(node)
+	if err != nil {
+		return nil, err
+	}
+	req := &frame{b: appendPair(nil, []byte(method), body)}
+	var out frame
+	if err := p.conn.Invoke(ctx, "/kintsu.Peer/Call", req, &out); err != nil {
+		return nil, err
+	}
+	return out.b, nil
+}
+
+func handleCall(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+	t := srv.(*Transport)
+	var in frame
+	if err := dec(&in); err != nil {
+		return nil, err
+	}
+	r := reader{b: in.b}
+	method := string(r.bytes())
+	body := r.bytes()
+	if !r.done() {
+		return nil, status.Error(codes.InvalidArgument, "malformed call")
+	}
+	t.mu.Lock()
+	call := t.call
+	t.mu.Unlock()
+	if call == nil {
+		return nil, status.Error(codes.Unavailable, "node not ready")
+	}
+	out, err := call(ctx, method, body)
+	if err != nil {
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
+	return &frame{b: out}, nil
+}
+
+func handleRaft(srv any, stream grpc.ServerStream) error {
+	t := srv.(*Transport)
+	t.mu.Lock()
+	h := t.handler
+	t.mu.Unlock()
+	if h == nil {
+		return status.Error(codes.Unavailable, "node not ready")
+	}
+	var f frame
+	for {
+		if err := stream.RecvMsg(&f); err != nil {
+			if errors.Is(err, io.EOF) {
+				return stream.SendMsg(&frame{})
+			}
+			return err
+		}
+		_, envs, err := decodeEnvelopes(f.b)
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		h.HandleRaft(envs)
+	}
+}
+
+// peer owns the raft stream to one node.
+type peer struct {
+	t    *Transport
+	node uint64
+	conn *grpc.ClientConn
+
+	mu     sync.Mutex
+	queue  []raftstore.Envelope // guarded by mu
+	closed bool
+
+	kick chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func (p *peer) close() {
+	p.once.Do(func() {
+		close(p.done)
+		p.conn.Close()
+	})
+}
+
+func (p *peer) enqueue(envs []raftstore.Envelope) {
+	p.mu.Lock()
+	if len(p.queue)+len(envs) <= maxQueued {
+		p.queue = append(p.queue, envs...)
+	}
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *peer) take() []raftstore.Envelope {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queue
+	p.queue = nil
+	return q
+}
+
+func (p *peer) run() {
+	defer p.t.wg.Done()
+	var stream grpc.ClientStream
+	var cancel context.CancelFunc = func() {}
+	defer func() { cancel() }()
+	delay := 50 * time.Millisecond
+	fail := func(err error) bool {
+		cancel()
+		stream = nil
+		p.take() // raft retransmits; stale messages only slow recovery
+		p.t.mu.Lock()
+		h := p.t.handler
+		p.t.mu.Unlock()
+		if h != nil {
+			h.ReportUnreachable(p.node)
+		}
+		select {
+		case <-p.done:
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+		return true
+	}
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.kick:
+		}
+		for {
+			envs := p.take()
+			if len(envs) == 0 {
+				break
+			}
+			if stream == nil {
+				var ctx context.Context
+				ctx, cancel = context.WithCancel(context.Background())
+				s, err := p.conn.NewStream(ctx, &serviceDesc.Streams[0], "/kintsu.Peer/Raft")
+				if err != nil {
+					if !fail(err) {
+						return
+					}
+					break
+				}
+				stream = s
+			}
+			if err := p.sendBatched(stream, envs); err != nil {
+				if !fail(err) {
+					return
+				}
+				break
+			}
+			delay = 50 * time.Millisecond
+		}
+	}
+}
+
+// sendBatched sends envs in frames of about sendFrameBytes.
+func (p *peer) sendBatched(stream grpc.ClientStream, envs []raftstore.Envelope) error {
+	start, size := 0, 0
+	for i, env := range envs {
+		size += msgSize(env)
+		if size >= sendFrameBytes || i == len(envs)-1 {
+			b, err := encodeEnvelopes(p.t.nodeID, envs[start:i+1])
+			if err != nil {
+				return err
+			}
+			if err := stream.SendMsg(&frame{b: b}); err != nil {
+				return err
+			}
+			start, size = i+1, 0
+		}
+	}
+	return nil
+}
+
+func msgSize(env raftstore.Envelope) int {
+	n := 64
+	for _, e := range env.Msg.GetEntries() {
+		n += len(e.GetData()) + 16
+	}
+	return n
+}

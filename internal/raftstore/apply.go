@@ -163,15 +163,38 @@ func (r *replica) watermark(b *pebble.Batch, origin uint64) (uint64, error) {
 	return wm, nil
 }
 
+// watermarkStep is how far an origin's watermark must move before its old
+// dedupe records are dropped: amortizing keeps the per-write cost at one
+// point write.
+const watermarkStep = 64
+
 // advanceWatermark drops origin's dedupe records below wm: the origin has
-// answered all of them, so no retry of them can come any more.
+// answered all of them, so no retry of them can come any more. Records are
+// removed with point deletes (found by a short scan) because range
+// tombstones on this hot path make every later read slower.
 func (r *replica) advanceWatermark(b *pebble.Batch, origin, wm uint64) error {
 	cur, err := r.watermark(b, origin)
-	if err != nil || wm <= cur {
+	if err != nil || wm < cur+watermarkStep {
 		return err
 	}
-	if err := b.DeleteRange(storage.DedupeKey(r.group, origin, cur), storage.DedupeKey(r.group, origin, wm), nil); err != nil {
+	it, err := b.NewIter(&pebble.IterOptions{
+		LowerBound: storage.DedupeKey(r.group, origin, cur),
+		UpperBound: storage.DedupeKey(r.group, origin, wm),
+	})
+	if err != nil {
 		return err
+	}
+	var dead [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		dead = append(dead, append([]byte(nil), it.Key()...))
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, k := range dead {
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
 	}
 	r.watermarks[origin] = wm
 	return b.Set(storage.DedupeKey(r.group, origin, math.MaxUint64), binary.BigEndian.AppendUint64(nil, wm), nil)

@@ -193,6 +193,9 @@ func (e *Engine) Stop() {
 	e.outSnaps.closeAll()
 }
 
+// Done is closed when the loop has exited (Stop, or a fatal error).
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
 // Err returns the fatal error that stopped the engine, if any.
 func (e *Engine) Err() error {
 	if p := e.fatal.Load(); p != nil {

@@ -1,0 +1,331 @@
+package raftstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/storage"
+	"github.com/kintsu/kintsu/internal/transport"
+)
+
+// testNode is one engine with its own database and a real gRPC transport
+// on a loopback port.
+type testNode struct {
+	id  uint64
+	dir string
+	db  *pebble.DB
+	tr  *transport.Transport
+	eng *raftstore.Engine
+	ln  net.Listener
+}
+
+type cluster struct {
+	t      *testing.T
+	nodes  map[uint64]*testNode
+	addrs  map[uint64]string
+	groups []*storage.Descriptor
+	tune   func(*raftstore.Config)
+}
+
+func applyKV(_ uint64, w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	return kv.Apply(w, args, out)
+}
+
+func newCluster(t *testing.T, n int, groups int, tune func(*raftstore.Config)) *cluster {
+	c := &cluster{t: t, nodes: map[uint64]*testNode{}, addrs: map[uint64]string{}, tune: tune}
+	var lns []net.Listener
+	for i := 1; i <= n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		c.addrs[uint64(i)] = ln.Addr().String()
+	}
+	for g := 0; g < groups; g++ {
+		d := &storage.Descriptor{Group: uint64(g), NextID: uint64(n) + 1}
+		for i := 0; i < n; i++ {
+			// Rotate the preferred leader so leaders spread over nodes.
+			node := uint64((g+i)%n) + 1
+			d.Replicas = append(d.Replicas, storage.Replica{ID: uint64(i) + 1, Node: node})
+		}
+		c.groups = append(c.groups, d)
+	}
+	for i := 1; i <= n; i++ {
+		c.start(uint64(i), t.TempDir(), lns[i-1], true)
+	}
+	t.Cleanup(func() {
+		for id := range c.nodes {
+			c.stop(id)
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(id uint64, dir string, ln net.Listener, fresh bool) {
+	t := c.t
+	if ln == nil {
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			if ln, err = net.Listen("tcp", c.addrs[id]); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // the port is released asynchronously by the kernel
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := storage.Open(storage.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tr := transport.New(id, logger)
+	for nid, a := range c.addrs {
+		tr.SetPeer(nid, a)
+	}
+	cfg := raftstore.Config{NodeID: id, TickInterval: 10 * time.Millisecond, Apply: applyKV, Logger: logger}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	eng, err := raftstore.New(cfg, db, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range c.groups {
+		var boot *raftstore.Bootstrap
+		if fresh {
+			boot = &raftstore.Bootstrap{Desc: d}
+		}
+		if err := eng.AddReplica(d.Group, boot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.SetHandlers(eng, nil)
+	tr.Serve(ln)
+	eng.Start()
+	c.nodes[id] = &testNode{id: id, dir: dir, db: db, tr: tr, eng: eng, ln: ln}
+}
+
+func (c *cluster) stop(id uint64) {
+	n := c.nodes[id]
+	if n == nil {
+		return
+	}
+	n.eng.Stop()
+	n.tr.Stop()
+	n.ln.Close()
+	if err := n.db.Close(); err != nil {
+		c.t.Errorf("close db of node %d: %v", id, err)
+	}
+	delete(c.nodes, id)
+}
+
+func (c *cluster) restart(id uint64, dir string) { c.start(id, dir, nil, false) }
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// leader waits until the live nodes agree on a leader of group.
+func (c *cluster) leader(group uint64) *testNode {
+	var l *testNode
+	waitFor(c.t, fmt.Sprintf("a leader of group %d", group), 10*time.Second, func() bool {
+		for _, n := range c.nodes {
+			if n.eng.Leader(group) == n.id {
+				l = n
+				return true
+			}
+		}
+		return false
+	})
+	return l
+}
+
+var seq uint64
+
+func (c *cluster) write(group uint64, origin uint64, args ...string) (string, error) {
+	seq++
+	return c.writeSeq(group, origin, seq, args...)
+}
+
+// writeSeq proposes on the current leader, retrying with the same
+// (origin, seq) on retryable errors as the router does.
+func (c *cluster) writeSeq(group, origin, s uint64, args ...string) (string, error) {
+	req := &raftstore.Request{Origin: origin, Seq: s, Args: toArgs(args)}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l := c.leader(group)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		reply, err := l.eng.Propose(ctx, group, req)
+		cancel()
+		retry := errors.Is(err, raftstore.ErrLeaderChanged) || errors.Is(err, raftstore.ErrNotLeader) || errors.Is(err, raftstore.ErrUnknownOutcome)
+		if !retry || time.Now().After(deadline) {
+			return string(reply), err
+		}
+	}
+}
+
+func toArgs(ss []string) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+// localGet reads key from node's replica without any barrier.
+func localGet(t *testing.T, n *testNode, group uint64, key string) string {
+	t.Helper()
+	v, err := kv.Lookup([]byte("get")).Read(n.eng.Reader(group), toArgs([]string{"get", key}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(v)
+}
+
+func bulk(s string) string { return string(resp.AppendBulkString(nil, s)) }
+
+func TestReplicateAndLinearizableRead(t *testing.T) {
+	c := newCluster(t, 3, 4, nil)
+	for g := uint64(0); g < 4; g++ {
+		if r, err := c.write(g, 1, "set", "k", fmt.Sprint("v", g)); err != nil || r != "+OK\r\n" {
+			t.Fatalf("group %d: set = %q, %v", g, r, err)
+		}
+	}
+	for g := uint64(0); g < 4; g++ {
+		l := c.leader(g)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := l.eng.ReadBarrier(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if got := localGet(t, l, g, "k"); got != bulk(fmt.Sprint("v", g)) {
+			t.Fatalf("group %d leader read %q", g, got)
+		}
+		// Every replica applies it eventually.
+		for _, n := range c.nodes {
+			waitFor(t, "follower apply", 5*time.Second, func() bool { return localGet(t, n, g, "k") == bulk(fmt.Sprint("v", g)) })
+		}
+	}
+	// A read barrier on a follower is refused with a leader hint.
+	for _, n := range c.nodes {
+		if n.eng.Leader(0) != n.id {
+			err := n.eng.ReadBarrier(context.Background(), 0)
+			var nl *raftstore.NotLeaderError
+			if !errors.As(err, &nl) || nl.Leader != c.leader(0).id {
+				t.Fatalf("follower read barrier: %v", err)
+			}
+			break
+		}
+	}
+}
+
+func TestFailoverKeepsWritesAndDedupes(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	const origin = 77
+	r, err := c.writeSeq(0, origin, 1, "incr", "n")
+	if err != nil || r != ":1\r\n" {
+		t.Fatalf("incr = %q, %v", r, err)
+	}
+	old := c.leader(0)
+	c.stop(old.id)
+	// The same (origin, seq) retried on the new leader returns the first
+	// reply and does not apply again.
+	r, err = c.writeSeq(0, origin, 1, "incr", "n")
+	if err != nil || r != ":1\r\n" {
+		t.Fatalf("retried incr = %q, %v; want the original reply :1", r, err)
+	}
+	r, err = c.writeSeq(0, origin, 2, "incr", "n")
+	if err != nil || r != ":2\r\n" {
+		t.Fatalf("next incr = %q, %v", r, err)
+	}
+	// The stopped node comes back and catches up from its log.
+	c.restart(old.id, old.dir)
+	n := c.nodes[old.id]
+	waitFor(t, "restarted node catches up", 10*time.Second, func() bool { return localGet(t, n, 0, "n") == bulk("2") })
+}
+
+func TestSnapshotCatchUpAfterTruncation(t *testing.T) {
+	c := newCluster(t, 3, 1, func(cfg *raftstore.Config) { cfg.TruncateAfter, cfg.TruncateKeep = 20, 5 })
+	l := c.leader(0)
+	var follower *testNode
+	for _, n := range c.nodes {
+		if n != l {
+			follower = n
+			break
+		}
+	}
+	dir := follower.dir
+	c.stop(follower.id)
+	for i := 0; i < 200; i++ {
+		if _, err := c.write(0, 1, "set", fmt.Sprint("k", i), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.restart(follower.id, dir)
+	f := c.nodes[follower.id]
+	waitFor(t, "follower catches up by snapshot", 15*time.Second, func() bool {
+		return localGet(t, f, 0, "k199") == bulk("199")
+	})
+	for i := 0; i < 200; i++ {
+		if got := localGet(t, f, 0, fmt.Sprint("k", i)); got != bulk(fmt.Sprint(i)) {
+			t.Fatalf("k%d on caught-up follower = %q", i, got)
+		}
+	}
+	st := f.eng.Status()[0]
+	if st.Keys != 200 {
+		t.Fatalf("key count after snapshot = %d, want 200", st.Keys)
+	}
+}
+
+func TestRestartAllRecoversFromDisk(t *testing.T) {
+	c := newCluster(t, 3, 2, nil)
+	for i := 0; i < 50; i++ {
+		if _, err := c.write(uint64(i%2), 1, "set", fmt.Sprint("k", i), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirs := map[uint64]string{}
+	for id, n := range c.nodes {
+		dirs[id] = n.dir
+	}
+	for id := range dirs {
+		c.stop(id)
+	}
+	for id, dir := range dirs {
+		c.restart(id, dir)
+	}
+	for i := 0; i < 50; i++ {
+		g := uint64(i % 2)
+		l := c.leader(g)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := l.eng.ReadBarrier(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if got := localGet(t, l, g, fmt.Sprint("k", i)); got != bulk(fmt.Sprint(i)) {
+			t.Fatalf("k%d after restart = %q", i, got)
+		}
+	}
+}

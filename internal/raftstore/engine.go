@@ -214,41 +214,69 @@ func (e *Engine) notify() {
 // Propose replicates and applies req on group, which must be led by this
 // node, and returns the command's reply.
 func (e *Engine) Propose(ctx context.Context, group uint64, req *Request) ([]byte, error) {
-	r := e.byGroup[group]
-	if r == nil {
-		return nil, ErrNoGroup
-	}
-	if e.pending.Add(1) > int64(e.cfg.MaxPending) {
-		e.pending.Add(-1)
-		return nil, ErrBusy
-	}
-	defer e.pending.Add(-1)
-	w := &waiter{group: group, ch: make(chan result, 1)}
-	key := waitKey{req.Origin, req.Seq}
-	e.waitMu.Lock()
-	if old := e.waiters[key]; old != nil {
-		old.ch <- result{err: ErrSuperseded}
-	}
-	e.waiters[key] = w
-	e.waitMu.Unlock()
+	replies, errs := e.ProposeMany(ctx, group, []*Request{req})
+	return replies[0], errs[0]
+}
 
-	if !e.in.addProposal(group, &proposal{req: req, key: key}) {
-		e.dropWaiter(key, w)
-		return nil, ErrStopped
+// ProposeMany replicates reqs on group in order (they are queued together,
+// so they land in the log in this order) and returns each reply or error.
+func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request) ([][]byte, []error) {
+	replies, errs := make([][]byte, len(reqs)), make([]error, len(reqs))
+	fail := func(err error) ([][]byte, []error) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return replies, errs
+	}
+	if e.byGroup[group] == nil {
+		return fail(ErrNoGroup)
+	}
+	n := int64(len(reqs))
+	if e.pending.Add(n) > int64(e.cfg.MaxPending) {
+		e.pending.Add(-n)
+		return fail(ErrBusy)
+	}
+	defer e.pending.Add(-n)
+	ws := make([]*waiter, len(reqs))
+	props := make([]*proposal, len(reqs))
+	e.waitMu.Lock()
+	for i, req := range reqs {
+		key := waitKey{req.Origin, req.Seq}
+		if old := e.waiters[key]; old != nil {
+			old.ch <- result{err: ErrSuperseded}
+		}
+		ws[i] = &waiter{group: group, ch: make(chan result, 1)}
+		e.waiters[key] = ws[i]
+		props[i] = &proposal{req: req, key: key}
+	}
+	e.waitMu.Unlock()
+	if !e.in.addProposals(group, props) {
+		for i, p := range props {
+			e.dropWaiter(p.key, ws[i])
+		}
+		return fail(ErrStopped)
 	}
 	e.notify()
-	select {
-	case res := <-w.ch:
-		return res.reply, res.err
-	case <-ctx.Done():
-		if e.dropWaiter(key, w) {
-			return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
+	for i, w := range ws {
+		select {
+		case res := <-w.ch:
+			replies[i], errs[i] = res.reply, res.err
+			continue
+		case <-ctx.Done():
+		case <-e.stop:
 		}
-		res := <-w.ch // answered while we gave up: take the answer
-		return res.reply, res.err
-	case <-e.stop:
-		return nil, ErrStopped
+		// Gave up: everything not answered yet has an unknown outcome.
+		for j := i; j < len(ws); j++ {
+			if e.dropWaiter(props[j].key, ws[j]) {
+				errs[j] = fmt.Errorf("%w: %v", ErrUnknownOutcome, context.Cause(ctx))
+				continue
+			}
+			res := <-ws[j].ch // answered while we gave up: take the answer
+			replies[j], errs[j] = res.reply, res.err
+		}
+		break
 	}
+	return replies, errs
 }
 
 // dropWaiter removes w if it is still registered; false means someone is

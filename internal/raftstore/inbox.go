@@ -67,13 +67,13 @@ func (in *inbox) take() inboxBatch {
 	return b
 }
 
-func (in *inbox) addProposal(group uint64, p *proposal) bool {
+func (in *inbox) addProposals(group uint64, ps []*proposal) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closed {
 		return false
 	}
-	in.props[group] = append(in.props[group], p)
+	in.props[group] = append(in.props[group], ps...)
 	return true
 }
 

@@ -207,14 +207,15 @@ func (r *replica) releaseReads() {
 	r.readsByIndex = keep
 }
 
-// transferAway hands leadership to the most up-to-date follower.
+// transferAway hands leadership to the most up-to-date follower that is
+// recently active (a stopped node keeps its old match index).
 func (r *replica) transferAway() {
 	if !r.isLeader {
 		return
 	}
 	var best, bestMatch uint64
 	r.rn.WithProgress(func(id uint64, typ raft.ProgressType, pr tracker.Progress) {
-		if id != r.id && typ == raft.ProgressTypePeer && pr.Match >= bestMatch {
+		if id != r.id && typ == raft.ProgressTypePeer && pr.RecentActive && !pr.IsLearner && pr.Match >= bestMatch {
 			best, bestMatch = id, pr.Match
 		}
 	})

@@ -39,7 +39,14 @@ type Config struct {
 	// small to force snapshot catch-up). 0 = engine defaults.
 	TruncateAfter, TruncateKeep uint64
 	Logger                      *slog.Logger
+	// Listeners, when set, are used instead of listening on the addresses
+	// (tests open them on port 0 first, so no port can be taken between
+	// choosing and binding it). The addresses must still be given.
+	Listeners *Listeners
 }
+
+// Listeners are pre-opened listeners for a node.
+type Listeners struct{ Peer, RESP, HTTP net.Listener }
 
 // EnsureDefaults fills zero fields with defaults.
 func (c *Config) EnsureDefaults() {

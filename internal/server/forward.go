@@ -11,8 +11,8 @@ import (
 // sends the command to the node it believes does; the answer says what
 // happened in terms the caller can act on.
 const (
-	methodWrite  = "w" // group, origin, seq, watermark, args
-	methodRead   = "r" // group, args
+	methodWrite  = "w" // group, then per command: origin, seq, watermark, args
+	methodRead   = "r" // group, then per command: args
 	methodLeader = "l" // group -> leader hint
 )
 
@@ -71,37 +71,96 @@ func (d *decoder) args() [][]byte {
 
 var errMalformed = errors.New("malformed forwarded call")
 
-func encodeWrite(group uint64, req *raftstore.Request) []byte {
+func encodeWrites(group uint64, reqs []*raftstore.Request) []byte {
 	b := binary.AppendUvarint(nil, group)
-	b = binary.AppendUvarint(b, req.Origin)
-	b = binary.AppendUvarint(b, req.Seq)
-	b = binary.AppendUvarint(b, req.Watermark)
-	return encodeArgs(b, req.Args)
+	b = binary.AppendUvarint(b, uint64(len(reqs)))
+	for _, req := range reqs {
+		b = binary.AppendUvarint(b, req.Origin)
+		b = binary.AppendUvarint(b, req.Seq)
+		b = binary.AppendUvarint(b, req.Watermark)
+		b = encodeArgs(b, req.Args)
+	}
+	return b
 }
 
-func decodeWrite(b []byte) (uint64, *raftstore.Request, error) {
+func decodeWrites(b []byte) (uint64, []*raftstore.Request, error) {
 	d := decoder{b: b}
 	group := d.uvarint()
-	req := &raftstore.Request{Origin: d.uvarint(), Seq: d.uvarint(), Watermark: d.uvarint()}
-	req.Args = d.args()
-	if d.bad || len(d.b) != 0 || len(req.Args) == 0 {
+	n := d.uvarint()
+	if d.bad || n == 0 || n > uint64(len(d.b)) {
 		return 0, nil, errMalformed
 	}
-	return group, req, nil
+	reqs := make([]*raftstore.Request, n)
+	for i := range reqs {
+		req := &raftstore.Request{Origin: d.uvarint(), Seq: d.uvarint(), Watermark: d.uvarint()}
+		req.Args = d.args()
+		if d.bad || len(req.Args) == 0 {
+			return 0, nil, errMalformed
+		}
+		reqs[i] = req
+	}
+	if len(d.b) != 0 {
+		return 0, nil, errMalformed
+	}
+	return group, reqs, nil
 }
 
-func encodeRead(group uint64, args [][]byte) []byte {
-	return encodeArgs(binary.AppendUvarint(nil, group), args)
+func encodeReads(group uint64, cmds [][][]byte) []byte {
+	b := binary.AppendUvarint(nil, group)
+	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	for _, args := range cmds {
+		b = encodeArgs(b, args)
+	}
+	return b
 }
 
-func decodeRead(b []byte) (uint64, [][]byte, error) {
+func decodeReads(b []byte) (uint64, [][][]byte, error) {
 	d := decoder{b: b}
 	group := d.uvarint()
-	args := d.args()
-	if d.bad || len(d.b) != 0 || len(args) == 0 {
+	n := d.uvarint()
+	if d.bad || n == 0 || n > uint64(len(d.b)) {
 		return 0, nil, errMalformed
 	}
-	return group, args, nil
+	cmds := make([][][]byte, n)
+	for i := range cmds {
+		if cmds[i] = d.args(); d.bad || len(cmds[i]) == 0 {
+			return 0, nil, errMalformed
+		}
+	}
+	if len(d.b) != 0 {
+		return 0, nil, errMalformed
+	}
+	return group, cmds, nil
+}
+
+func encodeOutcomes(os []outcome) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(os)))
+	for _, o := range os {
+		e := o.encode()
+		b = binary.AppendUvarint(b, uint64(len(e)))
+		b = append(b, e...)
+	}
+	return b
+}
+
+func decodeOutcomes(b []byte, want int) ([]outcome, error) {
+	d := decoder{b: b}
+	if n := d.uvarint(); d.bad || n != uint64(want) {
+		return nil, errMalformed
+	}
+	out := make([]outcome, want)
+	for i := range out {
+		l := d.uvarint()
+		if d.bad || l > uint64(len(d.b)) {
+			return nil, errMalformed
+		}
+		o, err := decodeOutcome(d.b[:l])
+		if err != nil {
+			return nil, err
+		}
+		out[i], d.b = o, d.b[l:]
+	}
+	return out, nil
 }
 
 // outcome is the result of one attempt, local or forwarded.

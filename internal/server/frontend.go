@@ -245,11 +245,7 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 			}
 			lanes[r.group] = append(lanes[r.group], j)
 		}
-		runLane := func(idx []int) {
-			for _, k := range idx {
-				replies[k] = f.run(batch[k])
-			}
-		}
+		runLane := func(idx []int) { f.runLane(batch, idx, replies) }
 		if len(order) == 1 {
 			runLane(lanes[order[0]])
 		} else if len(order) > 1 {
@@ -272,25 +268,54 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 	return replies
 }
 
-// run executes one routable data command with the request deadline.
-func (f *frontend) run(args [][]byte) []byte {
-	r, reply, _ := f.classify(args)
-	if reply != nil {
-		return reply
+// runLane runs one partition's commands of a batch in order: each run of
+// consecutive writes is proposed together (one raft entry), each run of
+// consecutive reads shares one ReadIndex, and a run starts only after the
+// previous one finished, so every command sees the effects of the ones
+// before it.
+func (f *frontend) runLane(batch [][][]byte, idx []int, replies [][]byte) {
+	for start := 0; start < len(idx); {
+		r, _, _ := f.classify(batch[idx[start]])
+		end := start + 1
+		for end < len(idx) {
+			next, _, _ := f.classify(batch[idx[end]])
+			if next.cmd.Write != r.cmd.Write {
+				break
+			}
+			end++
+		}
+		cmds := make([][][]byte, end-start)
+		for i := range cmds {
+			cmds[i] = batch[idx[start+i]]
+		}
+		begin := time.Now()
+		ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
+		var out [][]byte
+		if r.cmd.Write {
+			out = f.n.router.writeMany(ctx, r.group, cmds)
+		} else {
+			out = f.n.router.readMany(ctx, r.group, cmds)
+		}
+		cancel()
+		elapsed := time.Since(begin).Seconds()
+		for i, reply := range out {
+			replies[idx[start+i]] = reply
+			outcome := "ok"
+			if len(reply) > 0 && reply[0] == '-' {
+				outcome = "error"
+			}
+			name := f.n.metrics.Requests.WithLabelValues(lowerName(cmds[i][0]), outcome)
+			name.Inc()
+			f.n.metrics.RequestLatency.Observe(elapsed)
+		}
+		start = end
 	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
-	defer cancel()
-	if r.cmd.Write {
-		reply = f.n.router.write(ctx, r.group, args)
-	} else {
-		reply = f.n.router.read(ctx, r.group, args)
+}
+
+// lowerName is the metric label of a data command.
+func lowerName(name []byte) string {
+	if c := kv.Lookup(name); c != nil {
+		return c.Name
 	}
-	outcome := "ok"
-	if len(reply) > 0 && reply[0] == '-' {
-		outcome = "error"
-	}
-	f.n.metrics.Requests.WithLabelValues(r.cmd.Name, outcome).Inc()
-	f.n.metrics.RequestLatency.Observe(time.Since(start).Seconds())
-	return reply
+	return "unknown"
 }

@@ -66,14 +66,18 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}()
 	// Listeners first: a port in use fails the start before any data is touched.
-	if n.peerLn, err = net.Listen("tcp", cfg.PeerAddr); err != nil {
-		return nil, fmt.Errorf("peer listener (--peer-addr): %w", err)
-	}
-	if n.respLn, err = net.Listen("tcp", cfg.RESPAddr); err != nil {
-		return nil, fmt.Errorf("client listener (--resp-addr): %w", err)
-	}
-	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("admin listener (--http-addr): %w", err)
+	if ls := cfg.Listeners; ls != nil {
+		n.peerLn, n.respLn, n.httpLn = ls.Peer, ls.RESP, ls.HTTP
+	} else {
+		if n.peerLn, err = net.Listen("tcp", cfg.PeerAddr); err != nil {
+			return nil, fmt.Errorf("peer listener (--peer-addr): %w", err)
+		}
+		if n.respLn, err = net.Listen("tcp", cfg.RESPAddr); err != nil {
+			return nil, fmt.Errorf("client listener (--resp-addr): %w", err)
+		}
+		if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("admin listener (--http-addr): %w", err)
+		}
 	}
 	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir}); err != nil {
 		return nil, err
@@ -263,11 +267,21 @@ func (n *Node) Ready() bool {
 	return true
 }
 
-// Done is closed when the node has stopped.
+// Done is closed when the node has stopped, or when its engine failed and
+// the node must be stopped (Err says why).
 func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Failed is closed when the replication engine stopped on a fatal error
+// (a storage failure): the node no longer acknowledges anything and should
+// exit.
+func (n *Node) Failed() <-chan struct{} { return n.eng.Done() }
 
 // Err returns the fatal error that stopped the node's engine, if any.
 func (n *Node) Err() error { return n.eng.Err() }
+
+// transferTimeout bounds the leadership hand-off at shutdown: a couple of
+// election timeouts are enough when followers are up.
+const transferTimeout = 3 * time.Second
 
 // Stop shuts the node down gracefully: it stops accepting clients, hands
 // leadership of its partitions to up-to-date followers (bounded by ctx),
@@ -276,9 +290,12 @@ func (n *Node) Stop(ctx context.Context) error {
 	var err error
 	n.stopOnce.Do(func() {
 		n.front.stopAccepting()
-		if terr := n.eng.TransferLeadership(ctx); terr != nil {
+		// Bounded: when every node is stopping, transfers cannot finish.
+		tctx, cancel := context.WithTimeout(ctx, transferTimeout)
+		if terr := n.eng.TransferLeadership(tctx); terr != nil {
 			n.log.Warn("leadership transfer incomplete", "err", terr)
 		}
+		cancel()
 		n.front.drain(ctx)
 		err = n.closeAll()
 		close(n.done)

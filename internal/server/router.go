@@ -95,96 +95,157 @@ func backoff(ctx context.Context, attempt int) bool {
 	}
 }
 
-// write replicates a write command on group's leader and returns its reply.
+// write replicates one write command on group's leader.
 func (r *router) write(ctx context.Context, group uint64, args [][]byte) []byte {
-	seq, wm := r.seqs.begin()
-	defer r.seqs.end(seq)
-	req := &raftstore.Request{Origin: r.origin, Seq: seq, Watermark: wm, Args: args}
-	maybe := false // some attempt may have reached raft
+	return r.writeMany(ctx, group, [][][]byte{args})[0]
+}
+
+// writeMany replicates write commands on group's leader, in order, and
+// returns their replies. Commands that fail retryably are retried with
+// their original (origin, seq) until they succeed or ctx ends.
+func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
+	reqs := make([]*raftstore.Request, len(cmds))
+	for i, args := range cmds {
+		seq, wm := r.seqs.begin()
+		defer r.seqs.end(seq)
+		reqs[i] = &raftstore.Request{Origin: r.origin, Seq: seq, Watermark: wm, Args: args}
+	}
+	replies := make([][]byte, len(cmds))
+	maybe := make([]bool, len(cmds)) // some attempt may have reached raft
+	pending := make([]int, len(cmds))
+	for i := range pending {
+		pending[i] = i
+	}
+	var last outcome
 	for attempt := 0; ; attempt++ {
-		o := r.attempt(ctx, group, attempt, func(actx context.Context, node uint64) (outcome, bool) {
+		batch := make([]*raftstore.Request, len(pending))
+		for i, idx := range pending {
+			batch[i] = reqs[idx]
+		}
+		outs := r.attempt(ctx, group, attempt, len(batch), func(actx context.Context, node uint64) ([]outcome, bool) {
 			if node == r.n.cfg.NodeID {
-				return outcomeOf(r.n.eng.Propose(actx, group, req)), false
+				replies, errs := r.n.eng.ProposeMany(actx, group, batch)
+				outs := make([]outcome, len(batch))
+				for i := range outs {
+					outs[i] = outcomeOf(replies[i], errs[i])
+				}
+				return outs, false
 			}
-			b, err := r.n.tr.Call(actx, node, methodWrite, encodeWrite(group, req))
-			if err != nil {
-				// The call may have been delivered before it failed.
-				return outcome{code: codeMaybeApplied}, true
+			b, err := r.n.tr.Call(actx, node, methodWrite, encodeWrites(group, batch))
+			if err == nil {
+				if outs, derr := decodeOutcomes(b, len(batch)); derr == nil {
+					return outs, false
+				}
 			}
-			o, err := decodeOutcome(b)
-			if err != nil {
-				return outcome{code: codeMaybeApplied}, true
-			}
-			return o, false
+			// The call may have been delivered before it failed.
+			return repeatOutcome(outcome{code: codeMaybeApplied}, len(batch)), true
 		})
-		switch o.code {
-		case codeOK:
-			return o.reply
-		case codeMaybeApplied:
-			maybe = true
-		case codeReadFailed: // an engine error that is not retryable
-			return resp.AppendError(nil, "ERR "+string(o.reply))
+		next := pending[:0]
+		for i, idx := range pending {
+			o := outs[i]
+			switch o.code {
+			case codeOK:
+				replies[idx] = o.reply
+				continue
+			case codeReadFailed: // an engine error that is not retryable
+				replies[idx] = resp.AppendError(nil, "ERR "+string(o.reply))
+				continue
+			case codeMaybeApplied:
+				maybe[idx] = true
+			}
+			last = o
+			next = append(next, idx)
+		}
+		pending = next
+		if len(pending) == 0 {
+			return replies
 		}
 		if !backoff(ctx, attempt) {
-			if maybe {
-				return resp.AppendError(nil, fmt.Sprintf(errUncertain, group, "deadline exceeded"))
+			for _, idx := range pending {
+				switch {
+				case maybe[idx]:
+					replies[idx] = resp.AppendError(nil, fmt.Sprintf(errUncertain, group, "deadline exceeded"))
+				case last.code == codeBusy:
+					replies[idx] = resp.AppendError(nil, errBusy)
+				default:
+					replies[idx] = resp.AppendError(nil, fmt.Sprintf(errNoLeader, group))
+				}
 			}
-			if o.code == codeBusy {
-				return resp.AppendError(nil, errBusy)
-			}
-			return resp.AppendError(nil, fmt.Sprintf(errNoLeader, group))
+			return replies
 		}
 	}
 }
 
-// read serves a read command on group's leader (or locally when stale
-// reads are switched on).
+func repeatOutcome(o outcome, n int) []outcome {
+	out := make([]outcome, n)
+	for i := range out {
+		out[i] = o
+	}
+	return out
+}
+
+// read serves one read command on group's leader.
 func (r *router) read(ctx context.Context, group uint64, args [][]byte) []byte {
+	return r.readMany(ctx, group, [][][]byte{args})[0]
+}
+
+// readMany serves read commands on group's leader after one ReadIndex (or
+// locally when stale reads are switched on).
+func (r *router) readMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
 	if r.n.cfg.UnsafeStaleReads && r.n.eng.HasGroup(group) {
-		return r.n.localRead(group, args)
+		return r.n.localReads(group, cmds)
 	}
 	for attempt := 0; ; attempt++ {
-		o := r.attempt(ctx, group, attempt, func(actx context.Context, node uint64) (outcome, bool) {
+		outs := r.attempt(ctx, group, attempt, len(cmds), func(actx context.Context, node uint64) ([]outcome, bool) {
 			if node == r.n.cfg.NodeID {
-				return r.n.serveRead(actx, group, args), false
+				return r.n.serveReads(actx, group, cmds), false
 			}
-			b, err := r.n.tr.Call(actx, node, methodRead, encodeRead(group, args))
-			if err != nil {
-				return outcome{code: codeReadFailed}, true
+			b, err := r.n.tr.Call(actx, node, methodRead, encodeReads(group, cmds))
+			if err == nil {
+				if outs, derr := decodeOutcomes(b, len(cmds)); derr == nil {
+					return outs, false
+				}
 			}
-			o, err := decodeOutcome(b)
-			if err != nil {
-				return outcome{code: codeReadFailed}, true
-			}
-			return o, false
+			return repeatOutcome(outcome{code: codeReadFailed}, len(cmds)), true
 		})
-		if o.code == codeOK {
-			return o.reply
+		if outs[0].code == codeOK {
+			replies := make([][]byte, len(outs))
+			for i, o := range outs {
+				replies[i] = o.reply
+			}
+			return replies
 		}
 		if !backoff(ctx, attempt) {
-			if o.code == codeBusy {
-				return resp.AppendError(nil, errBusy)
+			msg := fmt.Sprintf(errReadFail, group)
+			if outs[0].code == codeBusy {
+				msg = errBusy
 			}
-			return resp.AppendError(nil, fmt.Sprintf(errReadFail, group))
+			replies := make([][]byte, len(cmds))
+			for i := range replies {
+				replies[i] = resp.AppendError(nil, msg)
+			}
+			return replies
 		}
 	}
 }
 
-// attempt runs one try against the best-guess leader and updates hints.
-// do returns the outcome and whether the node failed to answer.
-func (r *router) attempt(ctx context.Context, group uint64, n int, do func(context.Context, uint64) (outcome, bool)) outcome {
-	node := r.target(group, n)
+// attempt runs one try of n commands against the best-guess leader and
+// updates the leader hint from the answer. do returns one outcome per
+// command and whether the node failed to answer at all.
+func (r *router) attempt(ctx context.Context, group uint64, attempt, n int, do func(context.Context, uint64) ([]outcome, bool)) []outcome {
+	node := r.target(group, attempt)
 	if node == 0 {
-		return outcome{code: codeNotLeader}
+		return repeatOutcome(outcome{code: codeNotLeader}, n)
 	}
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	o, unreachable := do(actx, node)
+	outs, unreachable := do(actx, node)
+	o := outs[0]
 	switch {
 	case o.code == codeOK:
 		if node != r.n.cfg.NodeID {
 			r.setHint(group, node)
-			r.n.metrics.Forwarded.Inc()
+			r.n.metrics.Forwarded.Add(float64(n))
 		}
 	case o.code == codeNotLeader && o.hint != 0 && o.hint != node:
 		r.setHint(group, o.hint)
@@ -192,7 +253,7 @@ func (r *router) attempt(ctx context.Context, group uint64, n int, do func(conte
 		// Try another replica next time.
 		r.setHint(group, r.nextNode(group, node))
 	}
-	return o
+	return outs
 }
 
 // nextNode is the replica after node in group's list.
@@ -209,18 +270,33 @@ func (r *router) nextNode(group, node uint64) uint64 {
 	return 0
 }
 
-// serveRead answers a read on this node, which must lead group.
-func (n *Node) serveRead(ctx context.Context, group uint64, args [][]byte) outcome {
+// serveReads answers reads on this node, which must lead group: one
+// ReadIndex covers them all.
+func (n *Node) serveReads(ctx context.Context, group uint64, cmds [][][]byte) []outcome {
 	if !n.eng.HasGroup(group) {
-		return outcome{code: codeNoGroup}
+		return repeatOutcome(outcome{code: codeNoGroup}, len(cmds))
 	}
 	if err := n.eng.ReadBarrier(ctx, group); err != nil {
-		return outcomeOf(nil, err)
+		return repeatOutcome(outcomeOf(nil, err), len(cmds))
 	}
-	return outcome{code: codeOK, reply: n.localRead(group, args)}
+	replies := n.localReads(group, cmds)
+	outs := make([]outcome, len(cmds))
+	for i := range outs {
+		outs[i] = outcome{code: codeOK, reply: replies[i]}
+	}
+	return outs
 }
 
-// localRead evaluates a read against the local replica's applied state.
+// localReads evaluates reads against the local replica's applied state.
+func (n *Node) localReads(group uint64, cmds [][][]byte) [][]byte {
+	out := make([][]byte, len(cmds))
+	for i, args := range cmds {
+		out[i] = n.localRead(group, args)
+	}
+	return out
+}
+
+// localRead evaluates one read against the local replica's applied state.
 func (n *Node) localRead(group uint64, args [][]byte) []byte {
 	if isDBSize(args) {
 		return resp.AppendInt(nil, n.eng.KeyCount(group))
@@ -241,20 +317,22 @@ func (n *Node) localRead(group uint64, args [][]byte) []byte {
 func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]byte, error) {
 	switch method {
 	case methodWrite:
-		group, req, err := decodeWrite(body)
+		group, reqs, err := decodeWrites(body)
 		if err != nil {
 			return nil, err
 		}
-		if group != MetaGroup && kv.Lookup(req.Args[0]) == nil {
-			return nil, errMalformed
+		replies, errs := n.eng.ProposeMany(ctx, group, reqs)
+		outs := make([]outcome, len(reqs))
+		for i := range outs {
+			outs[i] = outcomeOf(replies[i], errs[i])
 		}
-		return outcomeOf(n.eng.Propose(ctx, group, req)).encode(), nil
+		return encodeOutcomes(outs), nil
 	case methodRead:
-		group, args, err := decodeRead(body)
+		group, cmds, err := decodeReads(body)
 		if err != nil {
 			return nil, err
 		}
-		return n.serveRead(ctx, group, args).encode(), nil
+		return encodeOutcomes(n.serveReads(ctx, group, cmds)), nil
 	case methodLeader:
 		d := decoder{b: body}
 		group := d.uvarint()

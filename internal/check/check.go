@@ -1,0 +1,133 @@
+// Package check verifies histories recorded against a Kintsu cluster. A
+// History collects operations from many concurrent clients with monotonic
+// timestamps; CheckRegisters decides, with porcupine, whether the
+// operations on each key form a linearizable register.
+//
+// An operation whose outcome is unknown (a write that timed out or was
+// answered -UNCERTAIN) is recorded as pending forever: it may take effect
+// at any point after its call, which is exactly what a client must assume.
+package check
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Op kinds.
+const (
+	Read  = "get"
+	Write = "set"
+)
+
+// RegisterInput is an operation on one key.
+type RegisterInput struct {
+	Kind  string
+	Key   string
+	Value string // Write: the value written
+}
+
+// RegisterOutput is what an operation returned.
+type RegisterOutput struct {
+	Value  string // Read: the value seen
+	Exists bool   // Read: whether the key existed
+}
+
+// History records operations concurrently.
+type History struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   []porcupine.Operation // guarded by mu
+}
+
+// NewHistory starts an empty history; timestamps count from now.
+func NewHistory() *History { return &History{start: time.Now()} }
+
+// Now is the history's monotonic clock, for Call and Return stamps.
+func (h *History) Now() int64 { return int64(time.Since(h.start)) }
+
+// Ok records a completed operation.
+func (h *History) Ok(client int, in RegisterInput, out RegisterOutput, call, ret int64) {
+	h.add(porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret})
+}
+
+// Unknown records a write whose outcome is unknown: it stays pending until
+// the end of time.
+func (h *History) Unknown(client int, in RegisterInput, call int64) {
+	h.add(porcupine.Operation{ClientId: client, Input: in, Output: RegisterOutput{}, Call: call, Return: math.MaxInt64})
+}
+
+func (h *History) add(op porcupine.Operation) {
+	h.mu.Lock()
+	h.ops = append(h.ops, op)
+	h.mu.Unlock()
+}
+
+// Len returns the number of recorded operations.
+func (h *History) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ops)
+}
+
+// Operations returns a copy of the recorded operations.
+func (h *History) Operations() []porcupine.Operation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]porcupine.Operation(nil), h.ops...)
+}
+
+type regState struct {
+	value  string
+	exists bool
+}
+
+// RegisterModel is a set of independent registers, one per key, each
+// starting absent.
+var RegisterModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range history {
+			k := op.Input.(RegisterInput).Key
+			if _, ok := byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return regState{} },
+	Step: func(state, input, output any) (bool, any) {
+		st, in, out := state.(regState), input.(RegisterInput), output.(RegisterOutput)
+		switch in.Kind {
+		case Write:
+			return true, regState{value: in.Value, exists: true}
+		default:
+			return out.Exists == st.exists && out.Value == st.value, st
+		}
+	},
+	Equal: func(a, b any) bool { return a.(regState) == b.(regState) },
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(RegisterInput), output.(RegisterOutput)
+		if in.Kind == Write {
+			return fmt.Sprintf("set(%s, %s)", in.Key, in.Value)
+		}
+		if !out.Exists {
+			return fmt.Sprintf("get(%s) -> nil", in.Key)
+		}
+		return fmt.Sprintf("get(%s) -> %s", in.Key, out.Value)
+	},
+}
+
+// CheckRegisters checks h against RegisterModel within timeout.
+func CheckRegisters(h *History, timeout time.Duration) porcupine.CheckResult {
+	return porcupine.CheckOperationsTimeout(RegisterModel, h.Operations(), timeout)
+}

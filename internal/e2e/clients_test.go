@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func run(t *testing.T, timeout time.Duration, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func hostPort(t *testing.T, addr string) (string, string) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, p
+}
+
+// TestRedisCLI: redis-cli sets and gets through every node.
+func TestRedisCLI(t *testing.T) {
+	cli := needTool(t, "redis-cli")
+	c := startCluster(t, 3)
+	for _, w := range c.Nodes() {
+		h, p := hostPort(t, w.RESPAddr)
+		if out := run(t, 10*time.Second, cli, "-h", h, "-p", p, "set", "cli-key", w.RESPAddr); strings.TrimSpace(out) != "OK" {
+			t.Fatalf("redis-cli set via %s: %q", w.RESPAddr, out)
+		}
+		for _, r := range c.Nodes() {
+			h, p := hostPort(t, r.RESPAddr)
+			if out := run(t, 10*time.Second, cli, "-h", h, "-p", p, "get", "cli-key"); strings.TrimSpace(out) != w.RESPAddr {
+				t.Fatalf("redis-cli get via %s after set via %s: %q", r.RESPAddr, w.RESPAddr, out)
+			}
+		}
+	}
+	h, p := hostPort(t, c.Nodes()[0].RESPAddr)
+	if out := run(t, 10*time.Second, cli, "-h", h, "-p", p, "ping"); strings.TrimSpace(out) != "PONG" {
+		t.Fatalf("ping: %q", out)
+	}
+	// redis-cli prints server errors as "(error) ..." only on a tty; here
+	// it prints the text.
+	if out := run(t, 10*time.Second, cli, "-h", h, "-p", p, "incr", "cli-key"); !strings.Contains(out, "ERR value is not an integer") {
+		t.Fatalf("incr of a non-number: %q", out)
+	}
+}
+
+// TestRedisBenchmark: redis-benchmark completes against a node with no
+// errors. (The documented throughput run is in docs/benchmarks.md; this
+// only checks that the tool works.)
+func TestRedisBenchmark(t *testing.T) {
+	bench := needTool(t, "redis-benchmark")
+	c := startCluster(t, 3)
+	h, p := hostPort(t, c.Nodes()[1].RESPAddr)
+	out := run(t, 5*time.Minute, bench, "-h", h, "-p", p, "-t", "set,get", "-n", "10000", "-c", "50", "--csv")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], `"SET"`) || !strings.HasPrefix(lines[2], `"GET"`) {
+		t.Fatalf("unexpected redis-benchmark output:\n%s", out)
+	}
+	if strings.Contains(out, "ERR") || strings.Contains(out, "Error") {
+		t.Fatalf("redis-benchmark reported errors:\n%s", out)
+	}
+	t.Logf("redis-benchmark:\n%s", out)
+}
+
+const pythonScript = `
+import sys, redis
+host, port = sys.argv[1], int(sys.argv[2])
+r = redis.Redis(host=host, port=port)
+assert r.ping()
+assert r.set("py-key", "py-value")
+assert r.get("py-key") == b"py-value", r.get("py-key")
+assert r.incr("py-counter") == 1
+assert r.incrby("py-counter", 9) == 10
+assert r.append("py-s", "ab") == 2
+assert r.mset({"{py}a": "1", "{py}b": "2"})
+assert r.mget("{py}a", "{py}b", "{py}c") == [b"1", b"2", None]
+assert r.delete("py-key") == 1
+assert r.get("py-key") is None
+try:
+    r.incr("py-s")
+    raise SystemExit("incr of a non-number did not fail")
+except redis.ResponseError as e:
+    assert "not an integer" in str(e), e
+p = r.pipeline(transaction=False)
+for i in range(100):
+    p.incr("py-pipe")
+assert p.execute() == list(range(1, 101))
+print("python redis ok")
+`
+
+// TestPythonRedis: Debian's python3-redis, default options.
+func TestPythonRedis(t *testing.T) {
+	py := needTool(t, "python3")
+	if err := exec.Command(py, "-c", "import redis").Run(); err != nil {
+		// Debian's python3-redis serves Debian's own /usr/bin/python3.
+		if _, statErr := exec.LookPath("/usr/bin/python3"); statErr == nil && exec.Command("/usr/bin/python3", "-c", "import redis").Run() == nil {
+			py = "/usr/bin/python3"
+		} else {
+			needTool(t, "python3-redis (the redis module)")
+		}
+	}
+	c := startCluster(t, 3)
+	h, p := hostPort(t, c.Nodes()[2].RESPAddr)
+	if out := run(t, time.Minute, py, "-c", pythonScript, h, p); !strings.Contains(out, "python redis ok") {
+		t.Fatalf("python: %s", out)
+	}
+}

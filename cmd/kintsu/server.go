@@ -66,7 +66,8 @@ func runServer(args []string) int {
 	select {
 	case sig := <-sigs:
 		cfg.Logger.Info("shutting down", "signal", sig.String())
-	case <-node.Done():
+	case <-node.Failed():
+		cfg.Logger.Error("stopping: the replication engine failed", "err", node.Err())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/kintsu/kintsu/internal/launcher"
 )
 
@@ -17,8 +15,8 @@ import (
 // given nodes and remembers what was acknowledged and when.
 type writers struct {
 	mu    sync.Mutex
-	acked map[string]string      // guarded by mu
-	okAt  map[int][]time.Time    // guarded by mu; per partition, success times
+	acked map[string]string   // guarded by mu
+	okAt  map[int][]time.Time // guarded by mu; per partition, success times
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -223,5 +221,3 @@ func TestKillAllDuringWrites(t *testing.T) {
 	t.Logf("%d acknowledged writes before the power loss", len(w.acked))
 	verifyAcked(t, c, w)
 }
-
-var _ = redis.Nil

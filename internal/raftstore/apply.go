@@ -113,7 +113,8 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 	for i := range reqs {
 		req := &reqs[i]
 		key := waitKey{req.Origin, req.Seq}
-		if req.Origin != 0 {
+		dedupe := req.Origin != 0 && (e.cfg.Dedupe == nil || e.cfg.Dedupe(r.group, req.Args))
+		if dedupe {
 			wm, err := r.watermark(b, req.Origin)
 			if err != nil {
 				return answers, err
@@ -133,7 +134,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 		if err != nil {
 			return answers, err
 		}
-		if req.Origin != 0 {
+		if dedupe {
 			if err := b.Set(storage.DedupeKey(r.group, req.Origin, req.Seq), reply, nil); err != nil {
 				return answers, err
 			}

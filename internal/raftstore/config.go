@@ -47,7 +47,11 @@ type Config struct {
 	// linearizability checker can fail.
 	UnsafeStaleReads bool
 	// Apply evaluates committed commands. Required.
-	Apply   ApplyFunc
+	Apply ApplyFunc
+	// Dedupe reports whether a command's reply must be kept for retries
+	// (writes); read-only commands carried through the log need not be.
+	// nil means every command is deduplicated.
+	Dedupe  func(group uint64, args [][]byte) bool
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 }

@@ -9,10 +9,11 @@
 //     proposals are batched into one raft entry per group (cut at
 //     MaxEntryBytes), reads into one ReadIndex request per group;
 //  2. gathers Ready from every group that has one;
-//  3. writes every group's new entries, hard state and snapshot into ONE
-//     Pebble batch and commits it with ONE fsync (group commit across
-//     partitions);
-//  4. sends the messages, coalesced per destination node;
+//  3. sends the messages of groups it leads (coalesced per destination
+//     node), then writes every group's new entries, hard state and snapshot
+//     into ONE Pebble batch and commits it with ONE fsync (group commit
+//     across partitions);
+//  4. sends the other groups' messages;
 //  5. applies committed entries of every group in one more batch — effects,
 //     dedupe records and applied index together — then answers the waiting
 //     proposers and releases reads whose read index is now applied;
@@ -22,9 +23,12 @@
 //   - A proposer is answered only after its entry was applied, which
 //     implies the entry was committed by a majority and fsync'd locally
 //     (step 3 precedes step 5 in the same cycle).
-//   - Messages leave only after the state they announce is durable (step 3
-//     precedes step 4), so a vote or an append acknowledgement is never
-//     forgotten by a crash.
+//   - A follower's or candidate's messages leave only after the state they
+//     announce is durable (step 3 precedes step 4), so a vote or an append
+//     acknowledgement is never forgotten by a crash. A leader's messages may
+//     leave before its fsync (its term and vote are fixed while it leads):
+//     its proposers are still answered only in step 5, after its own fsync
+//     in step 3 and a quorum's acknowledgements.
 //   - A write is applied at most once per (origin, seq): the dedupe table
 //     stores its reply, and a command whose seq is below its origin's
 //     watermark is refused, so a retry through another leader returns the

@@ -91,7 +91,7 @@ func (c *cluster) start(id uint64, dir string, ln net.Listener, fresh bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	tr := transport.New(id, logger)
 	for nid, a := range c.addrs {
 		tr.SetPeer(nid, a)

@@ -112,10 +112,26 @@ func (e *Engine) cycle() (bool, error) {
 	if len(readies) == 0 {
 		return false, nil
 	}
+	// A leader's messages go out before the fsync, so its own disk write
+	// overlaps the followers' (as etcd does): a leader's term and vote
+	// cannot change while it leads, so nothing they announce can be lost,
+	// and entries count as committed only once a quorum has persisted them.
+	var leaders, others []readyRep
+	for _, rr := range readies {
+		if rr.rd.SoftState != nil {
+			e.handleSoftState(rr.r, rr.rd.SoftState)
+		}
+		if rr.r.isLeader {
+			leaders = append(leaders, rr)
+		} else {
+			others = append(others, rr)
+		}
+	}
+	e.send(leaders)
 	if err := e.persist(readies); err != nil {
 		return false, err
 	}
-	e.send(readies)
+	e.send(others)
 	if err := e.apply(readies); err != nil {
 		return false, err
 	}
@@ -181,9 +197,6 @@ func (e *Engine) persist(readies []readyRep) error {
 	entries := 0
 	for _, rr := range readies {
 		r, rd := rr.r, rr.rd
-		if rd.SoftState != nil {
-			e.handleSoftState(r, rd.SoftState)
-		}
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := e.installSnapshot(b, r, rd.Snapshot); err != nil {
 				return err

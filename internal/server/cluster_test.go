@@ -36,7 +36,7 @@ func startCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 		lns = append(lns, ls)
 		ic[uint64(i)] = ls.Peer.Addr().String()
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	for i := 1; i <= n; i++ {
 		ls := lns[i-1]
 		cfg := Config{

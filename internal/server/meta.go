@@ -188,3 +188,13 @@ func applyFunc(group uint64, w kv.Writer, args [][]byte, out []byte) ([]byte, er
 }
 
 var _ raftstore.ApplyFunc = applyFunc
+
+// dedupeFunc keeps replies of writes only: a read carried through the log
+// can simply be evaluated again if retried.
+func dedupeFunc(group uint64, args [][]byte) bool {
+	if group == MetaGroup {
+		return true
+	}
+	c := kv.Lookup(args[0])
+	return c == nil || c.Write
+}

@@ -98,6 +98,7 @@ func Start(cfg Config) (*Node, error) {
 		TruncateKeep:     cfg.TruncateKeep,
 		UnsafeStaleReads: cfg.UnsafeStaleReads,
 		Apply:            applyFunc,
+		Dedupe:           dedupeFunc,
 		Logger:           n.log,
 		Metrics:          n.metrics,
 	}, n.db, n.tr)

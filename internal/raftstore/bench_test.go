@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -93,4 +92,3 @@ func BenchmarkApplyEntry(b *testing.B) {
 		batch.Close()
 	}
 }
-

@@ -20,20 +20,21 @@ type answerOut struct {
 	res result
 }
 
-// apply applies every group's committed entries in one batch, then
-// answers proposers and releases reads.
-func (e *Engine) apply(readies []readyRep) error {
+// applyCommitted applies the given groups' committed entries in one batch,
+// then answers their proposers.
+func (e *Engine) applyCommitted(readies []readyRep) error {
+	if len(readies) == 0 {
+		return nil
+	}
 	start := time.Now()
 	b := e.db.NewIndexedBatch()
 	defer b.Close()
 	var answers []answerOut
-	touched := false
 	for _, rr := range readies {
 		r := rr.r
 		if len(rr.rd.CommittedEntries) == 0 {
 			continue
 		}
-		touched = true
 		for _, ent := range rr.rd.CommittedEntries {
 			var err error
 			answers, err = e.applyEntry(b, r, ent, answers)
@@ -45,20 +46,17 @@ func (e *Engine) apply(readies []readyRep) error {
 			return err
 		}
 	}
-	if touched {
-		// Unsynced: the entries are durable in the log, so a crash can only
-		// lose applied state that is then re-applied from the log.
-		if err := b.Commit(pebble.NoSync); err != nil {
-			return fmt.Errorf("commit applied state: %w", err)
-		}
-		e.cfg.Metrics.ApplyLatency.Observe(time.Since(start).Seconds())
+	if b.Empty() {
+		return nil
 	}
+	// Unsynced: the entries are durable in the log, so a crash can only
+	// lose applied state that is then re-applied from the log.
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("commit applied state: %w", err)
+	}
+	e.cfg.Metrics.ApplyLatency.Observe(time.Since(start).Seconds())
 	for _, a := range answers {
 		e.answer(a.key, a.res)
-	}
-	for _, rr := range readies {
-		rr.r.onReadStates(rr.rd.ReadStates)
-		rr.r.releaseReads()
 	}
 	return nil
 }

@@ -8,7 +8,9 @@
 //     from peers, incoming snapshots, client proposals and read requests;
 //     proposals are batched into one raft entry per group (cut at
 //     MaxEntryBytes), reads into one ReadIndex request per group;
-//  2. gathers Ready from every group that has one;
+//  2. gathers Ready from every group that has one, and applies at once the
+//     committed entries whose log was fsync'd in an earlier cycle (their
+//     proposers need not wait for this cycle's fsync);
 //  3. sends the messages of groups it leads (coalesced per destination
 //     node), then writes every group's new entries, hard state and snapshot
 //     into ONE Pebble batch and commits it with ONE fsync (group commit
@@ -20,9 +22,11 @@
 //  6. calls Advance on every group, and truncates logs that grew long.
 //
 // Invariants:
-//   - A proposer is answered only after its entry was applied, which
-//     implies the entry was committed by a majority and fsync'd locally
-//     (step 3 precedes step 5 in the same cycle).
+//   - A proposer is answered only after its entry was applied, and an entry
+//     is applied only once it is committed by a majority and fsync'd
+//     locally (in an earlier cycle, or in step 3 before step 5). An applied
+//     index may thus become durable before the hard state that records the
+//     commit; on restart the commit index is raised to the applied index.
 //   - A follower's or candidate's messages leave only after the state they
 //     announce is durable (step 3 precedes step 4), so a vote or an append
 //     acknowledgement is never forgotten by a crash. A leader's messages may

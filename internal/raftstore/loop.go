@@ -127,13 +127,31 @@ func (e *Engine) cycle() (bool, error) {
 			others = append(others, rr)
 		}
 	}
+	// Entries committed whose log was fsync'd in an earlier cycle are
+	// applied and answered now, without waiting for this cycle's fsync.
+	var early, late []readyRep
+	for _, rr := range readies {
+		if n := len(rr.rd.CommittedEntries); n > 0 && raft.IsEmptySnap(rr.rd.Snapshot) &&
+			rr.rd.CommittedEntries[n-1].GetIndex() <= rr.r.log.LastIndexDurable() {
+			early = append(early, rr)
+		} else {
+			late = append(late, rr)
+		}
+	}
+	if err := e.applyCommitted(early); err != nil {
+		return false, err
+	}
 	e.send(leaders)
 	if err := e.persist(readies); err != nil {
 		return false, err
 	}
 	e.send(others)
-	if err := e.apply(readies); err != nil {
+	if err := e.applyCommitted(late); err != nil {
 		return false, err
+	}
+	for _, rr := range readies {
+		rr.r.onReadStates(rr.rd.ReadStates)
+		rr.r.releaseReads()
 	}
 	more := false
 	for _, rr := range readies {

@@ -70,7 +70,7 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls, err := storage.LoadLogStore(e.db, desc.Group, applied.Conf)
+	ls, err := storage.LoadLogStore(e.db, desc.Group, applied.Conf, applied.Index)
 	if err != nil {
 		return nil, err
 	}

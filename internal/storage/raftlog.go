@@ -38,7 +38,12 @@ type LogStore struct {
 var _ raft.Storage = (*LogStore)(nil)
 
 // LoadLogStore reads group's log state from db.
-func LoadLogStore(db *pebble.DB, group uint64, conf *pb.ConfState) (*LogStore, error) {
+//
+// applied is the group's applied index. Entries may be applied (and the
+// applied index written) before the hard state recording their commit is
+// durable — they were committed by a quorum and are in the local log — so
+// the loaded commit index is raised to applied if it lags.
+func LoadLogStore(db *pebble.DB, group uint64, conf *pb.ConfState, applied uint64) (*LogStore, error) {
 	s := &LogStore{db: db, group: group, hs: &pb.HardState{}, conf: pb.EnsureConfState(conf)}
 	if b, ok, err := Get(db, HardStateKey(group)); err != nil {
 		return nil, err
@@ -46,6 +51,9 @@ func LoadLogStore(db *pebble.DB, group uint64, conf *pb.ConfState) (*LogStore, e
 		if err := proto.Unmarshal(b, s.hs); err != nil {
 			return nil, fmt.Errorf("%w: hard state of group %d: %v", ErrCorrupt, group, err)
 		}
+	}
+	if s.hs.GetCommit() < applied {
+		s.hs.Commit = new(applied)
 	}
 	if b, ok, err := Get(db, TruncatedKey(group)); err != nil {
 		return nil, err
@@ -99,6 +107,11 @@ func (s *LogStore) FirstIndex() (uint64, error) { return s.trunc.Index + 1, nil 
 
 // LastIndex implements raft.Storage.
 func (s *LogStore) LastIndex() (uint64, error) { return s.last, nil }
+
+// LastIndexDurable is the last index written by batches already committed
+// with Sync. The engine commits every batch that appends entries with Sync
+// before touching the LogStore again, so between cycles it equals LastIndex.
+func (s *LogStore) LastIndexDurable() uint64 { return s.last }
 
 // Truncated returns the truncated state.
 func (s *LogStore) Truncated() TruncatedState { return s.trunc }

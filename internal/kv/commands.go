@@ -1,9 +1,5 @@
 package kv
 
-import (
-	"strings"
-)
-
 // Reader is the state a read command sees: stored values by user key.
 type Reader interface {
 	// Get returns the stored value of key. The slice is valid only until
@@ -121,4 +117,19 @@ func Apply(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	}
 }
 
-func equalFold(a []byte, s string) bool { return strings.EqualFold(string(a), s) }
+// equalFold compares ASCII case-insensitively, as Redis's strcasecmp does
+// (Unicode folding would accept, e.g., the Kelvin sign as 'k'). s is lower case.
+func equalFold(a []byte, s string) bool {
+	if len(a) != len(s) {
+		return false
+	}
+	for i, c := range a {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,8 +1,8 @@
 package kv
 
 import (
+	"bytes"
 	"fmt"
-	"strings"
 )
 
 // Redis's own reply texts, so clients behave as they do against Redis.
@@ -10,6 +10,7 @@ const (
 	ErrSyntax       = "ERR syntax error"
 	ErrNotInteger   = "ERR value is not an integer or out of range"
 	ErrOverflow     = "ERR increment or decrement would overflow"
+	ErrDecrOverflow = "ERR decrement would overflow" // DECRBY of the smallest int64
 	ErrWrongType    = "WRONGTYPE Operation against a key holding the wrong kind of value"
 	ErrCrossSlot    = "CROSSSLOT Keys in request don't hash to the same slot"
 	ErrTooLarge     = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
@@ -18,16 +19,27 @@ const (
 )
 
 // UnknownCommand is Redis's reply to a command it does not know.
+//
+// Like Redis 7, the argument list gets a 128-byte budget and every string is
+// cut at its first NUL byte (Redis prints C strings).
 func UnknownCommand(args [][]byte) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ERR unknown command '%s', with args beginning with: ", clip(args[0], 128))
+	var list []byte
 	for _, a := range args[1:] {
-		if b.Len() > 1024 {
+		if len(list) >= 128 {
 			break
 		}
-		fmt.Fprintf(&b, "'%s' ", clip(a, 128))
+		list = append(list, '\'')
+		list = append(list, clip(cutNUL(a), 128-len(list)+1)...)
+		list = append(list, '\'', ' ')
 	}
-	return b.String()
+	return fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", clip(cutNUL(args[0]), 128), list)
+}
+
+func cutNUL(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
 }
 
 // WrongArity is Redis's reply to a command with the wrong number of arguments.

@@ -223,7 +223,7 @@ func evalIncrBy(sign int64, hasArg bool) func(Writer, [][]byte, []byte) ([]byte,
 			}
 			if sign < 0 {
 				if d == -1<<63 {
-					return appendErr(out, ErrOverflow), nil
+					return appendErr(out, ErrDecrOverflow), nil
 				}
 				d = -d
 			}

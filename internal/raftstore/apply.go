@@ -113,11 +113,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 		key := waitKey{req.Origin, req.Seq}
 		dedupe := req.Origin != 0 && (e.cfg.Dedupe == nil || e.cfg.Dedupe(r.group, req.Args))
 		if dedupe {
-			wm, err := r.watermark(b, req.Origin)
-			if err != nil {
-				return answers, err
-			}
-			if req.Seq < wm {
+			if req.Seq < r.dedupeFor(req.Origin).wm {
 				answers = append(answers, answerOut{key, result{err: errStale}})
 				continue
 			}
@@ -133,10 +129,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 			return answers, err
 		}
 		if dedupe {
-			if err := b.Set(storage.DedupeKey(r.group, req.Origin, req.Seq), reply, nil); err != nil {
-				return answers, err
-			}
-			if err := r.advanceWatermark(b, req.Origin, req.Watermark); err != nil {
+			if err := r.recordDedupe(b, req, reply); err != nil {
 				return answers, err
 			}
 		}
@@ -145,58 +138,82 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 	return answers, nil
 }
 
-// watermark returns origin's dedupe watermark in r's group.
-func (r *replica) watermark(b *pebble.Batch, origin uint64) (uint64, error) {
-	if wm, ok := r.watermarks[origin]; ok {
-		return wm, nil
-	}
-	v, ok, err := storage.Get(b, storage.DedupeKey(r.group, origin, math.MaxUint64))
-	if err != nil {
-		return 0, err
-	}
-	var wm uint64
-	if ok && len(v) == 8 {
-		wm = binary.BigEndian.Uint64(v)
-	}
-	r.watermarks[origin] = wm
-	return wm, nil
+// dedupeState is one origin's deduplication state in one group.
+//
+// Invariant: every seq below wm has no record and is refused as stale;
+// every applied seq at or above wm has its record, and live lists them.
+// It mirrors what is on disk, so every replica, restarted or not, decides
+// alike.
+type dedupeState struct {
+	wm      uint64   // persisted watermark
+	pending uint64   // highest watermark seen, not yet persisted
+	live    []uint64 // seqs with a record
 }
 
-// watermarkStep is how far an origin's watermark must move before its old
-// dedupe records are dropped: amortizing keeps the per-write cost at one
-// point write.
-const watermarkStep = 64
+// dedupeGCRecords: once an origin has this many records in a group, the
+// ones below its newest watermark are deleted and the watermark persisted.
+const dedupeGCRecords = 64
 
-// advanceWatermark drops origin's dedupe records below wm: the origin has
-// answered all of them, so no retry of them can come any more. Records are
-// removed with point deletes (found by a short scan) because range
-// tombstones on this hot path make every later read slower.
-func (r *replica) advanceWatermark(b *pebble.Batch, origin, wm uint64) error {
-	cur, err := r.watermark(b, origin)
-	if err != nil || wm < cur+watermarkStep {
-		return err
+func (r *replica) dedupeFor(origin uint64) *dedupeState {
+	d := r.dedupe[origin]
+	if d == nil {
+		d = &dedupeState{}
+		r.dedupe[origin] = d
 	}
-	it, err := b.NewIter(&pebble.IterOptions{
-		LowerBound: storage.DedupeKey(r.group, origin, cur),
-		UpperBound: storage.DedupeKey(r.group, origin, wm),
-	})
+	return d
+}
+
+// loadDedupe rebuilds the in-memory dedupe state from the group's records.
+func (r *replica) loadDedupe(db pebble.Reader) error {
+	r.dedupe = map[uint64]*dedupeState{}
+	lo, hi := storage.DedupeSpan(r.group)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
 	}
-	var dead [][]byte
 	for ok := it.First(); ok; ok = it.Next() {
-		dead = append(dead, append([]byte(nil), it.Key()...))
+		k := it.Key()
+		if len(k) != 25 {
+			continue
+		}
+		origin, seq := binary.BigEndian.Uint64(k[9:]), binary.BigEndian.Uint64(k[17:])
+		d := r.dedupeFor(origin)
+		if seq == math.MaxUint64 {
+			if v := it.Value(); len(v) == 8 {
+				d.wm = binary.BigEndian.Uint64(v)
+				d.pending = max(d.pending, d.wm)
+			}
+			continue
+		}
+		d.live = append(d.live, seq)
 	}
-	if err := it.Close(); err != nil {
+	return it.Close()
+}
+
+// recordDedupe stores req's reply and, when the origin has accumulated
+// enough records, drops those its watermark says can never be retried.
+func (r *replica) recordDedupe(b *pebble.Batch, req *Request, reply []byte) error {
+	d := r.dedupeFor(req.Origin)
+	if err := b.Set(storage.DedupeKey(r.group, req.Origin, req.Seq), reply, nil); err != nil {
 		return err
 	}
-	for _, k := range dead {
-		if err := b.Delete(k, nil); err != nil {
+	d.live = append(d.live, req.Seq)
+	d.pending = max(d.pending, req.Watermark)
+	if len(d.live) < dedupeGCRecords || d.pending <= d.wm {
+		return nil
+	}
+	keep := d.live[:0]
+	for _, seq := range d.live {
+		if seq >= d.pending {
+			keep = append(keep, seq)
+			continue
+		}
+		if err := b.Delete(storage.DedupeKey(r.group, req.Origin, seq), nil); err != nil {
 			return err
 		}
 	}
-	r.watermarks[origin] = wm
-	return b.Set(storage.DedupeKey(r.group, origin, math.MaxUint64), binary.BigEndian.AppendUint64(nil, wm), nil)
+	d.live, d.wm = keep, d.pending
+	return b.Set(storage.DedupeKey(r.group, req.Origin, math.MaxUint64), binary.BigEndian.AppendUint64(nil, d.wm), nil)
 }
 
 // applyWriter is the kv.Writer of a group over the cycle's indexed batch.

@@ -19,6 +19,8 @@ type incomingSnap struct {
 	env  Envelope
 	data *pebble.Batch // the snapshot's key-value pairs, not yet committed
 	keys int64         // user keys in data
+	// dedupe is the group's deduplication state as carried by the data.
+	dedupe map[uint64]*dedupeState
 }
 
 type snapStatus struct {

@@ -21,10 +21,10 @@ type replica struct {
 	rn      *raft.RawNode
 	log     *storage.LogStore
 	applied storage.AppliedState
-	// watermarks caches the dedupe watermark per origin (loaded lazily).
-	watermarks map[uint64]uint64
-	leader     uint64 // raft id of the leader, 0 if unknown
-	isLeader   bool
+	// dedupe is the per-origin deduplication state (see dedupeState).
+	dedupe   map[uint64]*dedupeState
+	leader   uint64 // raft id of the leader, 0 if unknown
+	isLeader bool
 
 	// Reads waiting for a read index, by request context id, and reads
 	// holding a read index that is not applied yet.
@@ -80,8 +80,10 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		desc:       desc,
 		log:        ls,
 		applied:    applied,
-		watermarks: map[uint64]uint64{},
 		readsByCtx: map[uint64][]*readReq{},
+	}
+	if err := r.loadDedupe(e.db); err != nil {
+		return nil, err
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        id,

@@ -2,7 +2,9 @@ package raftstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -160,10 +162,11 @@ func (e *Engine) sendSnapshot(r *replica, node uint64, env Envelope) {
 
 // SnapshotBuilder stages an incoming snapshot's pairs for one group.
 type SnapshotBuilder struct {
-	group uint64
-	batch *pebble.Batch
-	keys  int64
-	bytes int
+	group  uint64
+	batch  *pebble.Batch
+	keys   int64
+	bytes  int
+	dedupe map[uint64]*dedupeState // rebuilt from the dedupe records received
 }
 
 // NewSnapshotBuilder starts staging a snapshot for group.
@@ -171,7 +174,7 @@ func (e *Engine) NewSnapshotBuilder(group uint64) (*SnapshotBuilder, error) {
 	if e.byGroup[group] == nil {
 		return nil, ErrNoGroup
 	}
-	return &SnapshotBuilder{group: group, batch: e.db.NewBatch()}, nil
+	return &SnapshotBuilder{group: group, batch: e.db.NewBatch(), dedupe: map[uint64]*dedupeState{}}, nil
 }
 
 // Add stages one pair, refusing keys outside the group's replicated spans
@@ -189,6 +192,19 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 	}
 	if isData {
 		b.keys++
+	} else if len(k) == 25 {
+		origin, seq := binary.BigEndian.Uint64(k[9:]), binary.BigEndian.Uint64(k[17:])
+		d := b.dedupe[origin]
+		if d == nil {
+			d = &dedupeState{}
+			b.dedupe[origin] = d
+		}
+		if seq == math.MaxUint64 && len(v) == 8 {
+			d.wm = binary.BigEndian.Uint64(v)
+			d.pending = max(d.pending, d.wm)
+		} else if seq != math.MaxUint64 {
+			d.live = append(d.live, seq)
+		}
 	}
 	return b.batch.Set(k, v, nil)
 }
@@ -203,7 +219,7 @@ func (e *Engine) ReceiveSnapshot(env Envelope, b *SnapshotBuilder) error {
 		b.Abort()
 		return fmt.Errorf("snapshot envelope does not match its data")
 	}
-	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys}) {
+	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys, dedupe: b.dedupe}) {
 		b.Abort()
 		return ErrStopped
 	}
@@ -247,7 +263,8 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 		return err
 	}
 	r.log.SetConf(r.applied.Conf)
-	r.watermarks = map[uint64]uint64{}
+	// The dedupe state comes with the snapshot's data.
+	r.dedupe = ps.dedupe
 	e.cfg.Logger.Info("installed snapshot", "group", r.group, "index", md.GetIndex(), "keys", ps.keys)
 	return nil
 }

@@ -29,6 +29,15 @@ func groupPrefix(prefix byte, group uint64) []byte {
 	return k
 }
 
+// groupEnd is the exclusive end of group's range under prefix; the last
+// group id's range ends where the next prefix begins.
+func groupEnd(prefix byte, group uint64) []byte {
+	if group == ^uint64(0) {
+		return []byte{prefix + 1}
+	}
+	return groupPrefix(prefix, group+1)
+}
+
 func raftKey(group uint64, kind byte) []byte {
 	return append(groupPrefix(prefixRaft, group), kind)
 }
@@ -58,7 +67,7 @@ func DataKey(group uint64, k []byte) []byte {
 
 // DataSpan returns the [start, end) range of group's user data.
 func DataSpan(group uint64) (start, end []byte) {
-	return groupPrefix(prefixData, group), groupPrefix(prefixData, group+1)
+	return groupPrefix(prefixData, group), groupEnd(prefixData, group)
 }
 
 // UserKey strips the group prefix from a data key.
@@ -73,7 +82,7 @@ func DedupeKey(group, origin, seq uint64) []byte {
 
 // DedupeSpan returns the [start, end) range of group's dedupe table.
 func DedupeSpan(group uint64) (start, end []byte) {
-	return groupPrefix(prefixDedupe, group), groupPrefix(prefixDedupe, group+1)
+	return groupPrefix(prefixDedupe, group), groupEnd(prefixDedupe, group)
 }
 
 // LogSpan returns the [start, end) range of group's log entries with
@@ -88,7 +97,7 @@ func ReplicaSpans(group uint64) [][2][]byte {
 	ds, de := DataSpan(group)
 	qs, qe := DedupeSpan(group)
 	return [][2][]byte{
-		{groupPrefix(prefixRaft, group), groupPrefix(prefixRaft, group+1)},
+		{groupPrefix(prefixRaft, group), groupEnd(prefixRaft, group)},
 		{ds, de},
 		{qs, qe},
 	}

@@ -123,7 +123,8 @@ func DecodeDescriptor(b []byte) (*Descriptor, error) {
 	d := &Descriptor{Group: binary.BigEndian.Uint64(b), NextID: binary.BigEndian.Uint64(b[8:])}
 	n := binary.BigEndian.Uint64(b[16:])
 	b = b[24:]
-	if uint64(len(b)) != 16*n {
+	// Divide rather than multiply: 16*n wraps for a corrupt huge n.
+	if body := uint64(len(b)); body%16 != 0 || body/16 != n {
 		return nil, fmt.Errorf("%w: descriptor with %d replicas in %d bytes", ErrCorrupt, n, len(b))
 	}
 	for i := uint64(0); i < n; i++ {

@@ -1,0 +1,57 @@
+package kv
+
+import (
+	"bytes"
+	"testing"
+)
+
+// oneKey is a Writer holding a single key without allocating per call, so
+// the benchmark measures kv rather than the test store.
+type oneKey struct {
+	key, val []byte
+	ok       bool
+}
+
+func (w *oneKey) Get(key []byte) ([]byte, bool, error) {
+	if w.ok && bytes.Equal(key, w.key) {
+		return w.val, true, nil
+	}
+	return nil, false, nil
+}
+
+func (w *oneKey) Put(key, stored []byte, created bool) error {
+	w.key = append(w.key[:0], key...)
+	w.val = append(w.val[:0], stored...)
+	w.ok = true
+	return nil
+}
+
+func (w *oneKey) Del(key []byte) error { w.ok = false; return nil }
+
+func BenchmarkApplySet(b *testing.B) {
+	args := bargs("SET", "user:1000:profile", string(bytes.Repeat([]byte("v"), 100)))
+	w := &oneKey{}
+	out := make([]byte, 0, 64)
+	b.ReportAllocs()
+	b.SetBytes(100)
+	for b.Loop() {
+		var err error
+		out, err = Apply(w, args, out[:0])
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if string(out) != rOK {
+		b.Fatalf("reply %q", out)
+	}
+}
+
+func BenchmarkApplyIncr(b *testing.B) {
+	args := bargs("INCR", "counter")
+	w := &oneKey{}
+	out := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ = Apply(w, args, out[:0])
+	}
+}

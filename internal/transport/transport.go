@@ -291,16 +291,40 @@ func (p *peer) take() []raftstore.Envelope {
 	return q
 }
 
+// raftStream is an open Raft stream and the cancel that closes it.
+type raftStream struct {
+	s      grpc.ClientStream
+	cancel context.CancelFunc
+}
+
+func (p *peer) openStream() (*raftStream, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := p.conn.NewStream(ctx, &serviceDesc.Streams[0], "/kintsu.Peer/Raft")
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &raftStream{s: s, cancel: cancel}, nil
+}
+
 func (p *peer) run() {
 	defer p.t.wg.Done()
-	var stream grpc.ClientStream
-	var cancel context.CancelFunc = func() {}
-	defer func() { cancel() }()
+	var rs *raftStream
+	defer func() {
+		if rs != nil {
+			rs.cancel()
+		}
+	}()
 	delay := 50 * time.Millisecond
-	fail := func(err error) bool {
-		cancel()
-		stream = nil
-		p.take() // raft retransmits; stale messages only slow recovery
+	// fail drops the stream and what is queued (raft retransmits; stale
+	// messages only slow recovery), reports the peer unreachable and backs
+	// off. It returns false when the peer is being closed.
+	fail := func() bool {
+		if rs != nil {
+			rs.cancel()
+			rs = nil
+		}
+		p.take()
 		p.t.mu.Lock()
 		h := p.t.handler
 		p.t.mu.Unlock()
@@ -326,20 +350,17 @@ func (p *peer) run() {
 			if len(envs) == 0 {
 				break
 			}
-			if stream == nil {
-				var ctx context.Context
-				ctx, cancel = context.WithCancel(context.Background())
-				s, err := p.conn.NewStream(ctx, &serviceDesc.Streams[0], "/kintsu.Peer/Raft")
-				if err != nil {
-					if !fail(err) {
+			if rs == nil {
+				var err error
+				if rs, err = p.openStream(); err != nil {
+					if !fail() {
 						return
 					}
 					break
 				}
-				stream = s
 			}
-			if err := p.sendBatched(stream, envs); err != nil {
-				if !fail(err) {
+			if err := p.sendBatched(rs.s, envs); err != nil {
+				if !fail() {
 					return
 				}
 				break

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -117,9 +118,16 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 				answers = append(answers, answerOut{key, result{err: errStale}})
 				continue
 			}
-			if prev, ok, err := storage.Get(b, storage.DedupeKey(r.group, req.Origin, req.Seq)); err != nil {
-				return answers, err
-			} else if ok {
+			// The in-memory live set mirrors the records on disk, so only a
+			// real duplicate costs a read.
+			if _, dup := r.dedupeFor(req.Origin).live[req.Seq]; dup {
+				prev, ok, err := storage.Get(b, storage.DedupeKey(r.group, req.Origin, req.Seq))
+				if err != nil {
+					return answers, err
+				}
+				if !ok {
+					return answers, fmt.Errorf("dedupe record (%d, %d) of group %d is missing", req.Origin, req.Seq, r.group)
+				}
 				answers = append(answers, answerOut{key, result{reply: prev}})
 				continue
 			}
@@ -141,23 +149,27 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 // dedupeState is one origin's deduplication state in one group.
 //
 // Invariant: every seq below wm has no record and is refused as stale;
-// every applied seq at or above wm has its record, and live lists them.
-// It mirrors what is on disk, so every replica, restarted or not, decides
-// alike.
+// every applied seq at or above wm has its record, and live lists exactly
+// those. Both mirror the disk and change only as a function of the log
+// (the live count and the applied request's watermark), so every replica,
+// restarted or not, refuses and applies exactly the same commands.
 type dedupeState struct {
-	wm      uint64   // persisted watermark
-	pending uint64   // highest watermark seen, not yet persisted
-	live    []uint64 // seqs with a record
+	wm   uint64              // persisted watermark
+	live map[uint64]struct{} // seqs with a record
 }
 
-// dedupeGCRecords: once an origin has this many records in a group, the
-// ones below its newest watermark are deleted and the watermark persisted.
-const dedupeGCRecords = 64
+// Garbage collection of an origin's records in a group runs when its live
+// count reaches dedupeGCRecords and then at every dedupeGCEvery more, so a
+// long run of requests in flight costs an amortized scan, not one per write.
+const (
+	dedupeGCRecords = 64
+	dedupeGCEvery   = 32
+)
 
 func (r *replica) dedupeFor(origin uint64) *dedupeState {
 	d := r.dedupe[origin]
 	if d == nil {
-		d = &dedupeState{}
+		d = &dedupeState{live: map[uint64]struct{}{}}
 		r.dedupe[origin] = d
 	}
 	return d
@@ -181,11 +193,10 @@ func (r *replica) loadDedupe(db pebble.Reader) error {
 		if seq == math.MaxUint64 {
 			if v := it.Value(); len(v) == 8 {
 				d.wm = binary.BigEndian.Uint64(v)
-				d.pending = max(d.pending, d.wm)
 			}
 			continue
 		}
-		d.live = append(d.live, seq)
+		d.live[seq] = struct{}{}
 	}
 	return it.Close()
 }
@@ -197,22 +208,27 @@ func (r *replica) recordDedupe(b *pebble.Batch, req *Request, reply []byte) erro
 	if err := b.Set(storage.DedupeKey(r.group, req.Origin, req.Seq), reply, nil); err != nil {
 		return err
 	}
-	d.live = append(d.live, req.Seq)
-	d.pending = max(d.pending, req.Watermark)
-	if len(d.live) < dedupeGCRecords || d.pending <= d.wm {
+	d.live[req.Seq] = struct{}{}
+	n := len(d.live)
+	if n < dedupeGCRecords || n%dedupeGCEvery != 0 || req.Watermark <= d.wm {
 		return nil
 	}
-	keep := d.live[:0]
-	for _, seq := range d.live {
-		if seq >= d.pending {
-			keep = append(keep, seq)
-			continue
+	wm := req.Watermark
+	// Deleting in seq order keeps every replica's batch the same.
+	dead := make([]uint64, 0, n)
+	for seq := range d.live {
+		if seq < wm {
+			dead = append(dead, seq)
 		}
+	}
+	slices.Sort(dead)
+	for _, seq := range dead {
 		if err := b.Delete(storage.DedupeKey(r.group, req.Origin, seq), nil); err != nil {
 			return err
 		}
+		delete(d.live, seq)
 	}
-	d.live, d.wm = keep, d.pending
+	d.wm = wm
 	return b.Set(storage.DedupeKey(r.group, req.Origin, math.MaxUint64), binary.BigEndian.AppendUint64(nil, d.wm), nil)
 }
 

@@ -403,6 +403,52 @@ func TestDedupeWatermark(t *testing.T) {
 	if _, err := propose(5, n-10, "incr", "ctr"); err == nil {
 		t.Fatal("late copy of seq 5 applied after restart")
 	}
+	// Restart one replica mid-stream, keep writing, and require every
+	// replica to hold exactly the same dedupe records: refusals must not
+	// depend on a replica's uptime.
+	var one uint64
+	for id := range c.nodes {
+		one = id
+		break
+	}
+	oneDir := c.nodes[one].dir
+	c.stop(one)
+	for s := uint64(n + 1); s <= n+100; s++ {
+		if _, err := propose(s, s-5, "incr", "ctr"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.restart(one, oneDir)
+	for s := uint64(n + 101); s <= n+200; s++ {
+		if _, err := propose(s, s-5, "incr", "ctr"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want string
+	for _, nd := range c.nodes {
+		localGetWait(t, nd, "ctr", fmt.Sprint(n+200))
+		got := dedupeDump(t, nd)
+		if want == "" {
+			want = got
+		} else if got != want {
+			t.Fatalf("dedupe records differ between replicas:\n%s\nvs\n%s", want, got)
+		}
+	}
+}
+
+func dedupeDump(t *testing.T, n *testNode) string {
+	t.Helper()
+	lo, hi := storage.DedupeSpan(0)
+	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var b strings.Builder
+	for ok := it.First(); ok; ok = it.Next() {
+		fmt.Fprintf(&b, "%x=%x\n", it.Key()[9:], it.Value())
+	}
+	return b.String()
 }
 
 // localGetWait polls a replica until key has want (replicas apply a little

@@ -196,14 +196,13 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 		origin, seq := binary.BigEndian.Uint64(k[9:]), binary.BigEndian.Uint64(k[17:])
 		d := b.dedupe[origin]
 		if d == nil {
-			d = &dedupeState{}
+			d = &dedupeState{live: map[uint64]struct{}{}}
 			b.dedupe[origin] = d
 		}
 		if seq == math.MaxUint64 && len(v) == 8 {
 			d.wm = binary.BigEndian.Uint64(v)
-			d.pending = max(d.pending, d.wm)
 		} else if seq != math.MaxUint64 {
-			d.live = append(d.live, seq)
+			d.live[seq] = struct{}{}
 		}
 	}
 	return b.batch.Set(k, v, nil)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -37,6 +38,13 @@ func Open(o Options) (*pebble.DB, error) {
 		// memtable lets most entries die before they are flushed.
 		MemTableSize: 64 << 20,
 		Logger:       quietLogger{},
+	}
+	// Bloom filters on every level: most point reads on the write path
+	// look for keys that do not exist yet (SET of a new key), and without a
+	// filter each such miss reads index and data blocks of every sstable.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].FilterType = pebble.TableFilter
 	}
 	db, err := pebble.Open(o.Dir, opts)
 	if err != nil {

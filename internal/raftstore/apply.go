@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/storage"
 )
 
@@ -112,6 +113,12 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 	for i := range reqs {
 		req := &reqs[i]
 		key := waitKey{req.Origin, req.Seq}
+		if len(req.Args) == 0 {
+			// Refused before proposing; if one is ever in the log, every
+			// replica answers it alike instead of crashing.
+			answers = append(answers, answerOut{key, result{reply: resp.AppendError(nil, "ERR empty command")}})
+			continue
+		}
 		dedupe := req.Origin != 0 && (e.cfg.Dedupe == nil || e.cfg.Dedupe(r.group, req.Args))
 		if dedupe {
 			if req.Seq < r.dedupeFor(req.Origin).wm {

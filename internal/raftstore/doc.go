@@ -8,9 +8,10 @@
 //     from peers, incoming snapshots, client proposals and read requests;
 //     proposals are batched into one raft entry per group (cut at
 //     MaxEntryBytes), reads into one ReadIndex request per group;
-//  2. gathers Ready from every group that has one, and applies at once the
-//     committed entries whose log was fsync'd in an earlier cycle (their
-//     proposers need not wait for this cycle's fsync);
+//  2. gathers Ready from every group that has one, and applies at once —
+//     answering their proposers — the committed entries that are already
+//     on disk exactly as committed (fsync'd in an earlier cycle and not
+//     overwritten by this Ready's entries);
 //  3. sends the messages of groups it leads (coalesced per destination
 //     node), then writes every group's new entries, hard state and snapshot
 //     into ONE Pebble batch and commits it with ONE fsync (group commit
@@ -31,8 +32,9 @@
 //     announce is durable (step 3 precedes step 4), so a vote or an append
 //     acknowledgement is never forgotten by a crash. A leader's messages may
 //     leave before its fsync (its term and vote are fixed while it leads):
-//     its proposers are still answered only in step 5, after its own fsync
-//     in step 3 and a quorum's acknowledgements.
+//     raft counts the leader's own entries toward commit only after
+//     Advance, i.e. after its fsync, so its proposers are answered (step 2
+//     or 5) only after its own fsync and a quorum's acknowledgements.
 //   - A write is applied at most once per (origin, seq): the dedupe table
 //     stores its reply, and a command whose seq is below its origin's
 //     watermark is refused, so a retry through another leader returns the

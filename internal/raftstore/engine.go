@@ -231,6 +231,11 @@ func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request)
 	if e.byGroup[group] == nil {
 		return fail(ErrNoGroup)
 	}
+	for _, req := range reqs {
+		if len(req.Args) == 0 {
+			return fail(ErrEmptyCommand)
+		}
+	}
 	n := int64(len(reqs))
 	if e.pending.Add(n) > int64(e.cfg.MaxPending) {
 		e.pending.Add(-n)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
@@ -461,4 +462,76 @@ func localGetWait(t *testing.T, n *testNode, key, want string) string {
 		return got == bulk(want)
 	})
 	return got
+}
+
+// TestProposeManyKeepsOrderWhenRefused: when raft refuses one chunk of a
+// group's proposals (uncommitted log full), later chunks are refused too,
+// so no command is applied after one before it that failed.
+func TestProposeManyKeepsOrderWhenRefused(t *testing.T) {
+	c := newCluster(t, 3, 1, func(cfg *raftstore.Config) {
+		cfg.MaxUncommittedBytes, cfg.MaxEntryBytes = 1000, 500
+	})
+	big := strings.Repeat("v", 600)
+	refusals := 0
+	for round := 0; round < 20; round++ {
+		l := c.leader(0)
+		reqs := []*raftstore.Request{
+			{Origin: 9, Seq: uint64(3*round + 1), Args: toArgs([]string{"set", "k", big + "A"})},
+			{Origin: 9, Seq: uint64(3*round + 2), Args: toArgs([]string{"set", "k", big + "B"})},
+			{Origin: 9, Seq: uint64(3*round + 3), Args: toArgs([]string{"set", "k", "c"})},
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, errs := l.eng.ProposeMany(ctx, 0, reqs)
+		cancel()
+		failed := false
+		for i, err := range errs {
+			if err != nil {
+				failed = true
+				refusals++
+			} else if failed {
+				t.Fatalf("round %d: command %d applied after an earlier one failed: %v", round, i, errs)
+			}
+		}
+	}
+	if refusals == 0 {
+		t.Fatal("raft never refused a chunk: the test did not exercise the refusal path")
+	}
+}
+
+// TestBadInputNeverStopsTheEngine: an empty command is refused before
+// raft, and peer messages raft must not take from the network are dropped.
+func TestBadInputNeverStopsTheEngine(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	l := c.leader(0)
+	if _, err := l.eng.Propose(context.Background(), 0, &raftstore.Request{Origin: 1, Seq: 1}); !errors.Is(err, raftstore.ErrEmptyCommand) {
+		t.Fatalf("empty command: %v", err)
+	}
+	var follower *testNode
+	for _, n := range c.nodes {
+		if n != l {
+			follower = n
+		}
+	}
+	snap := &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(uint64(1000)), Term: new(uint64(99)), ConfState: &pb.ConfState{Voters: []uint64{1, 2, 3}}}}
+	for _, n := range []*testNode{l, follower} {
+		var self uint64
+		for _, st := range n.eng.Status() {
+			self = st.ReplicaID
+		}
+		n.eng.HandleRaft([]raftstore.Envelope{
+			{Group: 0, Msg: &pb.Message{Type: pb.MsgSnap.Enum(), To: new(self), From: new(uint64(1)), Term: new(uint64(99)), Snapshot: snap}},
+			{Group: 0, Msg: &pb.Message{Type: pb.MsgProp.Enum(), To: new(self), From: new(uint64(2)), Entries: []*pb.Entry{{}}}},
+			{Group: 0, Msg: &pb.Message{Type: pb.MsgHup.Enum(), To: new(self), From: new(uint64(3))}},
+			{Group: 0, Msg: &pb.Message{Type: pb.MsgHeartbeat.Enum(), To: new(self), From: new(uint64(42)), Term: new(uint64(99))}},
+			{Group: 7, Msg: &pb.Message{Type: pb.MsgApp.Enum(), To: new(self), From: new(uint64(2))}},
+		})
+	}
+	if r, err := c.write(0, 1, "set", "after", "garbage"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("write after bad messages: %q, %v", r, err)
+	}
+	for _, n := range c.nodes {
+		if err := n.eng.Err(); err != nil {
+			t.Fatalf("node %d engine stopped: %v", n.id, err)
+		}
+	}
 }

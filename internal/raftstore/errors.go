@@ -23,6 +23,8 @@ var (
 	ErrBusy = errors.New("too many requests in flight")
 	// ErrStopped: the engine is shutting down.
 	ErrStopped = errors.New("node is shutting down")
+	// ErrEmptyCommand: a request without arguments; nothing was proposed.
+	ErrEmptyCommand = errors.New("empty command")
 	// ErrSuperseded: a retry with the same (origin, seq) replaced this wait.
 	ErrSuperseded = errors.New("request superseded by a retry")
 )

@@ -7,6 +7,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 )
 
 func (e *Engine) run() {
@@ -29,9 +30,13 @@ func (e *Engine) run() {
 			case <-e.wake:
 			}
 		} else {
+			// Busy: still take ticks, or heartbeats and election timers
+			// would slow down exactly when the node is loaded.
 			select {
 			case <-e.stop:
 				return
+			case <-ticker.C:
+				e.in.setTick()
 			default:
 			}
 		}
@@ -61,7 +66,7 @@ func (e *Engine) cycle() (bool, error) {
 		e.outSnaps.expire(time.Minute)
 	}
 	for _, env := range in.msgs {
-		if r := e.byGroup[env.Group]; r != nil {
+		if r := e.byGroup[env.Group]; r != nil && r.acceptsPeerMsg(env.Msg) {
 			_ = r.rn.Step(env.Msg) // errors are for messages raft ignores anyway
 		}
 	}
@@ -131,8 +136,7 @@ func (e *Engine) cycle() (bool, error) {
 	// applied and answered now, without waiting for this cycle's fsync.
 	var early, late []readyRep
 	for _, rr := range readies {
-		if n := len(rr.rd.CommittedEntries); n > 0 && raft.IsEmptySnap(rr.rd.Snapshot) &&
-			rr.rd.CommittedEntries[n-1].GetIndex() <= rr.r.log.LastIndexDurable() {
+		if canApplyEarly(rr) {
 			early = append(early, rr)
 		} else {
 			late = append(late, rr)
@@ -165,6 +169,26 @@ func (e *Engine) cycle() (bool, error) {
 	return more, nil
 }
 
+// canApplyEarly reports whether rr's committed entries are already durable
+// in the local log exactly as committed, so they may be applied before this
+// cycle's fsync. Being below the durable last index is not enough: this
+// Ready's new entries may overwrite a conflicting suffix of the log (a
+// deposed leader's entries), and until they are persisted the disk holds
+// other entries at those indexes. Raft hands back every unpersisted entry
+// in Ready.Entries, so entries below the first of them are on disk as
+// committed.
+func canApplyEarly(rr readyRep) bool {
+	n := len(rr.rd.CommittedEntries)
+	if n == 0 || !raft.IsEmptySnap(rr.rd.Snapshot) {
+		return false
+	}
+	last := rr.rd.CommittedEntries[n-1].GetIndex()
+	if last > rr.r.log.LastIndexDurable() {
+		return false
+	}
+	return len(rr.rd.Entries) == 0 || rr.rd.Entries[0].GetIndex() > last
+}
+
 // propose turns a cycle's proposals for one group into raft entries.
 func (e *Engine) propose(r *replica, props []*proposal) {
 	if !r.isLeader {
@@ -174,25 +198,32 @@ func (e *Engine) propose(r *replica, props []*proposal) {
 		}
 		return
 	}
+	// Once one chunk is refused, later chunks are refused too: accepting
+	// them would let a retry of the refused one land after them, breaking
+	// the order a pipeline relies on.
+	var refused error
 	flush := func(batch []*proposal) {
-		reqs := make([]*Request, len(batch))
-		for i, p := range batch {
-			reqs[i] = p.req
-		}
-		if err := r.rn.Propose(encodeRequests(reqs)); err != nil {
-			// Dropped (leadership transfer in progress, or the uncommitted
-			// log is full): nothing was appended, so the error is clean.
-			fail := ErrBusy
-			if err == raft.ErrProposalDropped && !r.isLeader {
-				fail = ErrNotLeader
+		if refused == nil {
+			reqs := make([]*Request, len(batch))
+			for i, p := range batch {
+				reqs[i] = p.req
 			}
-			for _, p := range batch {
-				e.answer(p.key, result{err: fail})
+			if err := r.rn.Propose(encodeRequests(reqs)); err != nil {
+				// Dropped (leadership transfer in progress, or the uncommitted
+				// log is full): nothing was appended, so the error is clean.
+				refused = ErrBusy
+				if err == raft.ErrProposalDropped && !r.isLeader {
+					refused = ErrNotLeader
+				}
+			} else {
+				e.cfg.Metrics.Proposals.Inc()
+				e.cfg.Metrics.ProposedCmds.Add(float64(len(batch)))
+				return
 			}
-			return
 		}
-		e.cfg.Metrics.Proposals.Inc()
-		e.cfg.Metrics.ProposedCmds.Add(float64(len(batch)))
+		for _, p := range batch {
+			e.answer(p.key, result{err: refused})
+		}
 	}
 	start, size := 0, 0
 	for i, p := range props {
@@ -286,8 +317,10 @@ func (e *Engine) ReportUnreachable(node uint64) {
 }
 
 // maybeTruncate drops applied log entries of groups whose log grew past
-// TruncateAfter, keeping TruncateKeep entries for slightly lagging
-// followers; farther followers catch up by snapshot.
+// TruncateAfter, keeping TruncateKeep entries. A leader also keeps what
+// active followers still need, unless they lag by more than
+// 4*TruncateAfter: a short pause should cost a catch-up from the log, not
+// a snapshot, but one slow follower must not grow the log without bound.
 func (e *Engine) maybeTruncate(readies []readyRep) error {
 	var b *pebble.Batch
 	for _, rr := range readies {
@@ -296,11 +329,23 @@ func (e *Engine) maybeTruncate(readies []readyRep) error {
 		if r.applied.Index < first || r.applied.Index-first < e.cfg.TruncateAfter {
 			continue
 		}
+		target := r.applied.Index - e.cfg.TruncateKeep
+		if r.isLeader {
+			floor := r.applied.Index - min(r.applied.Index, 4*e.cfg.TruncateAfter)
+			r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+				if id != r.id && pr.RecentActive && pr.Match >= floor && pr.Match < target {
+					target = pr.Match
+				}
+			})
+		}
+		if target < first {
+			continue
+		}
 		if b == nil {
 			b = e.db.NewBatch()
 			defer b.Close()
 		}
-		if err := r.log.Truncate(b, r.applied.Index-e.cfg.TruncateKeep); err != nil {
+		if err := r.log.Truncate(b, target); err != nil {
 			return err
 		}
 	}

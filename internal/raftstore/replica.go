@@ -110,6 +110,19 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 	return r, nil
 }
 
+// acceptsPeerMsg filters what a peer may step into this replica: only
+// messages between members of the group, addressed to this replica, of the
+// kinds peers exchange. Snapshots come only through the snapshot RPC (with
+// their data), proposals never travel (forwarding is off), and local
+// message kinds must not come from the network at all.
+func (r *replica) acceptsPeerMsg(m *pb.Message) bool {
+	switch t := m.GetType(); {
+	case raft.IsLocalMsg(t), t == pb.MsgProp, t == pb.MsgSnap:
+		return false
+	}
+	return m.GetTo() == r.id && r.desc.NodeOf(m.GetFrom()) != 0
+}
+
 // publishStatus makes the replica's state visible to other goroutines.
 func (r *replica) publishStatus() {
 	st := r.rn.BasicStatus()

@@ -213,10 +213,12 @@ func outcomeOf(reply []byte, err error) outcome {
 		return outcome{code: codeMaybeApplied}
 	case errors.Is(err, raftstore.ErrBusy):
 		return outcome{code: codeBusy}
+	case errors.Is(err, raftstore.ErrStopped):
+		// The node stopped while the command may already have been handed
+		// to raft: never claim it was not applied.
+		return outcome{code: codeMaybeApplied}
 	case errors.Is(err, raftstore.ErrNoGroup):
 		return outcome{code: codeNoGroup}
-	case errors.Is(err, raftstore.ErrStopped):
-		return outcome{code: codeStopped}
 	}
 	return outcome{code: codeReadFailed, reply: []byte(err.Error())}
 }

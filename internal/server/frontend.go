@@ -15,9 +15,16 @@ import (
 
 // Front-end limits.
 const (
-	// maxPipeline bounds the commands read ahead from one connection before
-	// replies are written, bounding per-connection memory.
-	maxPipeline = 1024
+	// maxPipeline and maxPipelineBytes bound the commands read ahead from
+	// one connection before replies are written.
+	maxPipeline      = 1024
+	maxPipelineBytes = 32 << 20
+	// execChunk commands run and are answered at a time, bounding the
+	// replies a connection holds.
+	execChunk = 128
+	// writeTimeout bounds how long a client that does not read its replies
+	// can hold them in memory.
+	writeTimeout = time.Minute
 	// maxClients bounds open client connections (Redis's maxclients).
 	maxClients = 10000
 )
@@ -133,10 +140,11 @@ func (f *frontend) handle(c net.Conn) {
 			return
 		}
 		batch := [][][]byte{cloneArgs(args)}
+		size := argsSize(args)
 		var pending error
 		// Take whatever complete commands are already buffered, without
 		// waiting for more bytes, so replies are never held back.
-		for len(batch) < maxPipeline {
+		for len(batch) < maxPipeline && size < maxPipelineBytes {
 			args, ok, err := rd.TryReadCommand()
 			if err != nil {
 				pending = err
@@ -146,11 +154,18 @@ func (f *frontend) handle(c net.Conn) {
 				break
 			}
 			batch = append(batch, cloneArgs(args))
+			size += argsSize(args)
 		}
-		for _, reply := range f.exec(batch, st) {
-			wr.WriteRaw(reply)
+		for start := 0; start < len(batch) && !st.quit; start += execChunk {
+			for _, reply := range f.exec(batch[start:min(start+execChunk, len(batch))], st) {
+				wr.WriteRaw(reply)
+			}
+			_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := wr.Flush(); err != nil {
+				return
+			}
 		}
-		if err := wr.Flush(); err != nil || st.quit {
+		if st.quit {
 			return
 		}
 		if pending != nil {
@@ -174,6 +189,14 @@ func (f *frontend) protocolError(wr *resp.Writer, err error) {
 		wr.WriteRaw(resp.AppendError(nil, "ERR "+pe.Error()))
 		_ = wr.Flush()
 	}
+}
+
+func argsSize(args [][]byte) int {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	return n
 }
 
 func cloneArgs(args [][]byte) [][]byte {

@@ -192,7 +192,7 @@ var _ raftstore.ApplyFunc = applyFunc
 // dedupeFunc keeps replies of writes only: a read carried through the log
 // can simply be evaluated again if retried.
 func dedupeFunc(group uint64, args [][]byte) bool {
-	if group == MetaGroup {
+	if group == MetaGroup || len(args) == 0 {
 		return true
 	}
 	c := kv.Lookup(args[0])

@@ -314,16 +314,21 @@ func (n *Node) closeAll() error {
 	if n.httpSrv != nil {
 		_ = n.httpSrv.Close()
 	}
+	// Order matters: everything that may read or write storage (client
+	// connections, peers' forwarded calls, background work) has finished
+	// before the engine stops and the database closes. n.cancel above makes
+	// their retries give up at once.
 	if n.front != nil {
 		n.front.closeAll()
-	}
-	if n.eng != nil {
-		n.eng.Stop()
+		n.front.active.Wait()
 	}
 	if n.tr != nil {
 		n.tr.Stop()
 	}
 	n.bg.Wait()
+	if n.eng != nil {
+		n.eng.Stop()
+	}
 	for _, l := range []net.Listener{n.respLn, n.httpLn, n.peerLn} {
 		if l != nil {
 			_ = l.Close()

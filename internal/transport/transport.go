@@ -112,9 +112,12 @@ var serviceDesc = grpc.ServiceDesc{
 func (t *Transport) Serve(lis net.Listener) {
 	t.srv = grpc.NewServer(
 		grpc.ForceServerCodec(rawCodec{}),
+		// Stop waits for running handlers, so none touches the node's
+		// storage after it is closed.
+		grpc.WaitForHandlers(true),
 		grpc.MaxRecvMsgSize(MaxFrameBytes),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 500 * time.Millisecond, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Second, Timeout: 2 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 3 * time.Second}),
 	)
 	t.srv.RegisterService(&serviceDesc, t)
 	t.wg.Add(1)
@@ -165,7 +168,9 @@ func (t *Transport) peer(node uint64) (*peer, error) {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		}),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
+		// gRPC enforces at least 10s between client pings; raft's own
+		// heartbeats detect a dead leader much sooner.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
 	)
 	if err != nil {
 		return nil, err

@@ -95,6 +95,7 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		MaxCommittedSizePerReady:  4 * e.cfg.MaxSizePerMsg,
 		MaxUncommittedEntriesSize: e.cfg.MaxUncommittedBytes,
 		MaxInflightMsgs:           e.cfg.MaxInflightMsgs,
+		MaxInflightBytes:          uint64(e.cfg.MaxInflightMsgs) * e.cfg.MaxSizePerMsg / 4,
 		CheckQuorum:               true,
 		PreVote:                   true,
 		ReadOnlyOption:            raft.ReadOnlySafe,

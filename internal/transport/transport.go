@@ -28,8 +28,10 @@ const (
 	MaxFrameBytes = 128 << 20
 	// sendFrameBytes is where the sender cuts raft batches into frames.
 	sendFrameBytes = 4 << 20
-	// maxQueued bounds the raft messages waiting for one peer.
-	maxQueued = 8192
+	// maxQueued and maxQueuedBytes bound the raft messages waiting for one
+	// peer (beyond them messages are dropped; raft retransmits).
+	maxQueued      = 8192
+	maxQueuedBytes = 64 << 20
 	// snapshotChunkBytes is the size of the pieces a snapshot is sent in.
 	snapshotChunkBytes = 1 << 20
 	// snapshotTimeout bounds one snapshot transfer.
@@ -260,9 +262,10 @@ type peer struct {
 	node uint64
 	conn *grpc.ClientConn
 
-	mu     sync.Mutex
-	queue  []raftstore.Envelope // guarded by mu
-	closed bool
+	mu         sync.Mutex
+	queue      []raftstore.Envelope // guarded by mu
+	queueBytes int                  // guarded by mu
+	closed     bool
 
 	kick chan struct{}
 	done chan struct{}
@@ -277,9 +280,14 @@ func (p *peer) close() {
 }
 
 func (p *peer) enqueue(envs []raftstore.Envelope) {
+	size := 0
+	for _, env := range envs {
+		size += msgSize(env)
+	}
 	p.mu.Lock()
-	if len(p.queue)+len(envs) <= maxQueued {
+	if len(p.queue)+len(envs) <= maxQueued && p.queueBytes+size <= maxQueuedBytes {
 		p.queue = append(p.queue, envs...)
+		p.queueBytes += size
 	}
 	p.mu.Unlock()
 	select {
@@ -292,7 +300,7 @@ func (p *peer) take() []raftstore.Envelope {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.queue
-	p.queue = nil
+	p.queue, p.queueBytes = nil, 0
 	return q
 }
 

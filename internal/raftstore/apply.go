@@ -253,16 +253,7 @@ func (w *applyWriter) dataKey(k []byte) []byte {
 }
 
 func (w *applyWriter) Get(k []byte) ([]byte, bool, error) {
-	v, closer, err := w.b.Get(w.dataKey(k))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	out := append([]byte(nil), v...)
-	closer.Close()
-	return out, true, nil
+	return storage.Get(w.b, w.dataKey(k))
 }
 
 func (w *applyWriter) Put(k, v []byte, created bool) error {

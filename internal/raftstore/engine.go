@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,19 +113,9 @@ func (e *Engine) AddReplica(group uint64, boot *Bootstrap) error {
 		return fmt.Errorf("load group %d: %w", group, err)
 	}
 	e.replicas = append(e.replicas, r)
-	slices.SortFunc(e.replicas, func(a, b *replica) int { return int64cmp(a.group, b.group) })
+	slices.SortFunc(e.replicas, func(a, b *replica) int { return cmp.Compare(a.group, b.group) })
 	e.byGroup[group] = r
 	return nil
-}
-
-func int64cmp(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Bootstrap state: every replica of a new group starts from the same

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
@@ -104,6 +105,6 @@ func (n *Node) nodeRecords() []NodeRecord {
 			out[i].RESPAddr, out[i].HTTPAddr = n.cfg.RESPAddr, n.cfg.HTTPAddr
 		}
 	}
-	slices.SortFunc(out, func(a, b NodeRecord) int { return int(a.ID) - int(b.ID) })
+	slices.SortFunc(out, func(a, b NodeRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }

@@ -76,12 +76,9 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 }
 
 func handleSnapshot(srv any, stream grpc.ServerStream) error {
-	t := srv.(*Transport)
-	t.mu.Lock()
-	h := t.handler
-	t.mu.Unlock()
-	if h == nil {
-		return status.Error(codes.Unavailable, "node not ready")
+	h, err := srv.(*Transport).readyHandler()
+	if err != nil {
+		return err
 	}
 	var f frame
 	if err := stream.RecvMsg(&f); err != nil {

@@ -232,13 +232,21 @@ func handleCall(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryS
 	return &frame{b: out}, nil
 }
 
-func handleRaft(srv any, stream grpc.ServerStream) error {
-	t := srv.(*Transport)
+// readyHandler returns the installed handler, or a gRPC error a peer
+// retries on while this node is still starting.
+func (t *Transport) readyHandler() (Handler, error) {
 	t.mu.Lock()
-	h := t.handler
-	t.mu.Unlock()
-	if h == nil {
-		return status.Error(codes.Unavailable, "node not ready")
+	defer t.mu.Unlock()
+	if t.handler == nil {
+		return nil, status.Error(codes.Unavailable, "node not ready")
+	}
+	return t.handler, nil
+}
+
+func handleRaft(srv any, stream grpc.ServerStream) error {
+	h, err := srv.(*Transport).readyHandler()
+	if err != nil {
+		return err
 	}
 	var f frame
 	for {
@@ -338,10 +346,7 @@ func (p *peer) run() {
 			rs = nil
 		}
 		p.take()
-		p.t.mu.Lock()
-		h := p.t.handler
-		p.t.mu.Unlock()
-		if h != nil {
+		if h, err := p.t.readyHandler(); err == nil {
 			h.ReportUnreachable(p.node)
 		}
 		select {

@@ -38,7 +38,8 @@ type Config struct {
 	MaxEntryBytes int
 	// TruncateAfter: an applied log longer than this many entries is
 	// truncated, keeping TruncateKeep entries for followers that lag a
-	// little. Defaults 10000 and 1000.
+	// little. Defaults 4096 and 512: short logs die in Pebble's memtable
+	// instead of being flushed and compacted.
 	TruncateAfter, TruncateKeep uint64
 	// MaxPending bounds requests waiting in the engine. Default 100000.
 	MaxPending int
@@ -80,10 +81,10 @@ func (c *Config) EnsureDefaults() {
 		c.MaxEntryBytes = 1 << 20
 	}
 	if c.TruncateAfter == 0 {
-		c.TruncateAfter = 10000
+		c.TruncateAfter = 4096
 	}
 	if c.TruncateKeep == 0 {
-		c.TruncateKeep = 1000
+		c.TruncateKeep = 512
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = 100000

@@ -15,7 +15,8 @@ type Options struct {
 	// FS is the file system; nil means the real one. Tests pass vfs.NewMem()
 	// or an error-injecting FS.
 	FS vfs.FS
-	// CacheBytes sizes Pebble's block cache; 0 means 32 MiB.
+	// CacheBytes sizes Pebble's block cache; 0 means 64 MiB (it fills only
+	// as data is read).
 	CacheBytes int64
 }
 
@@ -27,7 +28,7 @@ func Open(o Options) (*pebble.DB, error) {
 	}
 	cacheBytes := o.CacheBytes
 	if cacheBytes == 0 {
-		cacheBytes = 32 << 20
+		cacheBytes = 64 << 20
 	}
 	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()

@@ -56,6 +56,9 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit applied state: %w", err)
 	}
+	for _, rr := range readies {
+		rr.r.appliedCommitted()
+	}
 	e.cfg.Metrics.ApplyLatency.Observe(time.Since(start).Seconds())
 	for _, a := range answers {
 		e.answer(a.key, a.res)

@@ -273,6 +273,11 @@ func (e *Engine) persist(readies []readyRep) error {
 	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("persist raft state: %w", err)
 	}
+	for _, rr := range readies {
+		if !raft.IsEmptySnap(rr.rd.Snapshot) {
+			rr.r.appliedCommitted() // the installed snapshot is now on disk
+		}
+	}
 	if mustSync {
 		e.cfg.Metrics.FsyncLatency.Observe(time.Since(start).Seconds())
 		e.cfg.Metrics.CycleEntries.Observe(float64(entries))

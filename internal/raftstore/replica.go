@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -21,6 +22,10 @@ type replica struct {
 	rn      *raft.RawNode
 	log     *storage.LogStore
 	applied storage.AppliedState
+	// committed is applied as of the last committed batch: what a Pebble
+	// snapshot taken now contains. Raft may ask for a snapshot in the
+	// middle of applying (ApplyConfChange), when applied is ahead of it.
+	committed storage.AppliedState
 	// dedupe is the per-origin deduplication state (see dedupeState).
 	dedupe   map[uint64]*dedupeState
 	leader   uint64 // raft id of the leader, 0 if unknown
@@ -80,6 +85,7 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		desc:       desc,
 		log:        ls,
 		applied:    applied,
+		committed:  applied,
 		readsByCtx: map[uint64][]*readReq{},
 	}
 	if err := r.loadDedupe(e.db); err != nil {
@@ -122,6 +128,12 @@ func (r *replica) acceptsPeerMsg(m *pb.Message) bool {
 		return false
 	}
 	return m.GetTo() == r.id && r.desc.NodeOf(m.GetFrom()) != 0
+}
+
+// appliedCommitted records that the batch holding r.applied is committed.
+func (r *replica) appliedCommitted() {
+	r.committed = r.applied
+	r.committed.Conf = proto.Clone(r.applied.Conf).(*pb.ConfState)
 }
 
 // publishStatus makes the replica's state visible to other goroutines.

@@ -44,16 +44,16 @@ func (s *snapshotRegistry) snapshotFor(db *pebble.DB, r *replica) *pb.Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.byGrp[r.group]; cur != nil {
-		if cur.meta.GetMetadata().GetIndex() == r.applied.Index && time.Since(cur.made) < time.Minute {
+		if cur.meta.GetMetadata().GetIndex() == r.committed.Index && time.Since(cur.made) < time.Minute {
 			return proto.Clone(cur.meta).(*pb.Snapshot)
 		}
 		s.releaseLocked(cur)
 	}
 	o := &outSnap{
 		meta: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
-			Index:     new(r.applied.Index),
-			Term:      new(r.applied.Term),
-			ConfState: proto.Clone(r.applied.Conf).(*pb.ConfState),
+			Index:     new(r.committed.Index),
+			Term:      new(r.committed.Term),
+			ConfState: proto.Clone(r.committed.Conf).(*pb.ConfState),
 		}},
 		snap: db.NewSnapshot(),
 		refs: 1,

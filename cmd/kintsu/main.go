@@ -15,6 +15,8 @@ Usage:
   kintsu server --id N --data-dir DIR --resp-addr H:P --peer-addr H:P --http-addr H:P \
                 --initial-cluster 1=H:P,2=H:P,3=H:P [--partitions 64] [--replicas 3]
   kintsu dev [--nodes 3] [--dir DIR] [--base-port 7000]
+  kintsu chaos [--nodes 5] [--duration 60s] [--seed N] [--nemesis kill,kill-leader,crash-all,pause]
+               [--workload register,set] [--out DIR] [--plant-bug stale-read]
   kintsu version
 
 Run 'kintsu <command> -h' for a command's flags.
@@ -31,6 +33,8 @@ func main() {
 		os.Exit(runServer(args))
 	case "dev":
 		os.Exit(runDev(args))
+	case "chaos":
+		os.Exit(runChaos(args))
 	case "version", "--version", "-v":
 		fmt.Println("kintsu", server.Version)
 	case "help", "-h", "--help":

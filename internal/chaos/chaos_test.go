@@ -1,0 +1,103 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/launcher"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kintsu-chaos-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "kintsu")
+	build := exec.Command("go", "build", "-o", binary, "github.com/kintsu/kintsu/cmd/kintsu")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building kintsu:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run retries on a busy port with another random base port.
+func run(t *testing.T, cfg Config) Summary {
+	t.Helper()
+	cfg.Binary, cfg.Progress = binary, testWriter{t}
+	for try := 0; ; try++ {
+		cfg.Dir, cfg.Out = t.TempDir(), ""
+		cfg.BasePort = 20000 + 10*rand.IntN(200)
+		sum, err := Run(context.Background(), cfg)
+		var pe *launcher.PortError
+		if errors.As(err, &pe) && try < 5 {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.Dir, "report", "report.html")); err != nil {
+			t.Fatalf("no report: %v", err)
+		}
+		return sum
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// TestShortRunPasses: a short run with every nemesis and workload is clean.
+func TestShortRunPasses(t *testing.T) {
+	sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: 20 * time.Second, Clients: 6})
+	if !sum.OK {
+		t.Fatalf("clean run found anomalies: %+v", sum.Anomalies)
+	}
+	if len(sum.Faults) == 0 || sum.Ops < 500 {
+		t.Fatalf("the run did too little: %d faults, %d ops", len(sum.Faults), sum.Ops)
+	}
+	t.Logf("seed %d: %d ops, %d faults, recovery p50 %.0f ms, max %.0f ms", sum.Seed, sum.Ops, len(sum.Faults), sum.P50RecoveryMS, sum.MaxRecoveryMS)
+}
+
+// TestPlantedStaleReadIsCaught: with reads served by any replica, the
+// register workload must find a linearizability violation.
+func TestPlantedStaleReadIsCaught(t *testing.T) {
+	for try := 1; try <= 3; try++ {
+		sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: 8 * time.Second, Clients: 8,
+			PlantBug: "stale-read", Nemeses: []string{"pause"}, Workloads: []string{"register"}})
+		for _, a := range sum.Anomalies {
+			if a.Kind == "not-linearizable" {
+				return
+			}
+		}
+		t.Logf("try %d did not catch the planted bug: %+v", try, sum.Anomalies)
+	}
+	t.Fatal("the planted stale-read bug was never caught")
+}
+
+func TestScheduleIsDeterministic(t *testing.T) {
+	a := schedule(7, AllNemeses, 5, time.Minute)
+	b := schedule(7, AllNemeses, 5, time.Minute)
+	if fmt.Sprint(a) != fmt.Sprint(b) || len(a) < 5 {
+		t.Fatalf("schedules differ or are empty:\n%v\n%v", a, b)
+	}
+	if fmt.Sprint(a) == fmt.Sprint(schedule(8, AllNemeses, 5, time.Minute)) {
+		t.Fatal("different seeds gave the same schedule")
+	}
+}

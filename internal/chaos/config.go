@@ -1,0 +1,111 @@
+package chaos
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Known nemeses, workloads and planted bugs.
+var (
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause"}
+	AllWorkloads = []string{"register", "set"}
+	AllBugs      = []string{"stale-read"}
+)
+
+// Config configures a run. Zero fields take defaults (EnsureDefaults).
+type Config struct {
+	Binary     string        // kintsu binary to run nodes with; "" = this executable
+	Dir        string        // where nodes keep data and logs; "" = a temp dir
+	Out        string        // report directory; "" = Dir/report
+	Nodes      int           // default 5
+	Partitions int           // default 16
+	Replicas   int           // default 3
+	Clients    int           // register clients, default 8
+	Duration   time.Duration // fault phase, default 60s
+	Seed       int64         // 0 = time-based (printed)
+	Nemeses    []string      // default all
+	Workloads  []string      // default all
+	PlantBug   string        // "" or one of AllBugs
+	BasePort   int           // default 7100
+	Progress   io.Writer     // progress lines; nil = none
+}
+
+// EnsureDefaults fills zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.Nodes == 0 {
+		c.Nodes = 5
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 16
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 3
+	}
+	if c.Clients == 0 {
+		c.Clients = 8
+	}
+	if c.Duration == 0 {
+		c.Duration = 60 * time.Second
+	}
+	if c.Seed == 0 {
+		c.Seed = time.Now().UnixNano()
+	}
+	if len(c.Nemeses) == 0 {
+		c.Nemeses = AllNemeses
+	}
+	if len(c.Workloads) == 0 {
+		c.Workloads = AllWorkloads
+	}
+	if c.BasePort == 0 {
+		c.BasePort = 7100
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Nodes < 1 {
+		errs = append(errs, fmt.Errorf("--nodes %d: need at least 1", c.Nodes))
+	}
+	if c.Replicas > c.Nodes {
+		errs = append(errs, fmt.Errorf("--replicas %d exceeds --nodes %d", c.Replicas, c.Nodes))
+	}
+	if c.Duration < time.Second || c.Duration > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("--duration %v: between 1s and 24h", c.Duration))
+	}
+	if c.Clients < 1 || c.Clients > 1000 {
+		errs = append(errs, fmt.Errorf("--clients %d: between 1 and 1000", c.Clients))
+	}
+	for _, n := range c.Nemeses {
+		if !slices.Contains(AllNemeses, n) {
+			errs = append(errs, fmt.Errorf("unknown nemesis %q (known: %v)", n, AllNemeses))
+		}
+	}
+	for _, w := range c.Workloads {
+		if !slices.Contains(AllWorkloads, w) {
+			errs = append(errs, fmt.Errorf("unknown workload %q (known: %v)", w, AllWorkloads))
+		}
+	}
+	if c.PlantBug != "" && !slices.Contains(AllBugs, c.PlantBug) {
+		errs = append(errs, fmt.Errorf("unknown planted bug %q (known: %v)", c.PlantBug, AllBugs))
+	}
+	if c.BasePort < 1024 || c.BasePort+10000+c.Nodes >= 32768 {
+		errs = append(errs, fmt.Errorf("--base-port %d: every port (base+i, base+1000+i, base+10000+i) must be in 1024..32767", c.BasePort))
+	}
+	return errors.Join(errs...)
+}
+
+// serverArgs are the extra server flags a planted bug needs.
+func (c *Config) serverArgs() []string {
+	switch c.PlantBug {
+	case "stale-read":
+		return []string{"--unsafe-stale-reads"}
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/launcher"
+	"github.com/kintsu/kintsu/internal/server"
+)
+
+// event is one scheduled fault. The schedule is a pure function of the
+// seed, the nemeses and the node count, so a seed replays its faults.
+type event struct {
+	kind   string
+	node   uint64 // target for kill/pause; kill-leader picks at run time
+	at     time.Duration
+	length time.Duration
+}
+
+// schedule lays out faults over d: a short warm-up, then faults of 1–3 s
+// separated by 1.5–3 s of calm so recovery can be seen.
+func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event {
+	rng := rand.New(rand.NewPCG(uint64(seed), 42))
+	var out []event
+	for t := 2 * time.Second; ; {
+		e := event{
+			kind:   nemeses[rng.IntN(len(nemeses))],
+			node:   uint64(rng.IntN(nodes)) + 1,
+			at:     t,
+			length: time.Second + time.Duration(rng.IntN(2000))*time.Millisecond,
+		}
+		if e.at+e.length > d {
+			return out
+		}
+		out = append(out, e)
+		t = e.at + e.length + 1500*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
+	}
+}
+
+// nemesis applies a schedule to a cluster.
+type nemesis struct {
+	c   *launcher.Cluster
+	rec *recorder
+	log func(format string, args ...any)
+}
+
+// sleepUntil waits until the run reaches at; false if ctx ended first.
+func (n *nemesis) sleepUntil(ctx context.Context, at time.Duration) bool {
+	t := time.NewTimer(time.Until(n.rec.start.Add(at)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// run applies every event in order and returns the faults as they happened.
+func (n *nemesis) run(ctx context.Context, events []event) []Fault {
+	var faults []Fault
+	for _, e := range events {
+		if !n.sleepUntil(ctx, e.at) {
+			break
+		}
+		f, err := n.apply(ctx, e)
+		if err != nil {
+			n.log("nemesis %s: %v", e.kind, err)
+			continue
+		}
+		faults = append(faults, f)
+	}
+	return faults
+}
+
+func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
+	f := Fault{Kind: e.kind, Node: e.node, RecoveryMS: -1}
+	hold := func() {
+		t := time.NewTimer(e.length)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	switch e.kind {
+	case "kill", "kill-leader":
+		if e.kind == "kill-leader" {
+			if l := n.busiestLeader(); l != 0 {
+				f.Node = l
+			}
+		}
+		f.StartMS = n.rec.nowMS()
+		if err := n.c.Kill(f.Node); err != nil {
+			return f, err
+		}
+		n.log("kill -9 node %d", f.Node)
+		hold()
+		f.EndMS = n.rec.nowMS()
+		if err := n.c.Restart(f.Node); err != nil {
+			return f, err
+		}
+	case "crash-all":
+		f.Node = 0
+		f.StartMS = n.rec.nowMS()
+		for _, nd := range n.c.Nodes() {
+			_ = n.c.Kill(nd.ID)
+		}
+		n.log("kill -9 every node")
+		hold()
+		f.EndMS = n.rec.nowMS()
+		for _, nd := range n.c.Nodes() {
+			if err := n.c.Restart(nd.ID); err != nil {
+				return f, err
+			}
+		}
+	case "pause":
+		f.StartMS = n.rec.nowMS()
+		if err := n.c.Pause(f.Node); err != nil {
+			return f, err
+		}
+		n.log("SIGSTOP node %d", f.Node)
+		hold()
+		f.EndMS = n.rec.nowMS()
+		if err := n.c.Resume(f.Node); err != nil {
+			return f, err
+		}
+	default:
+		return f, fmt.Errorf("unknown nemesis %q", e.kind)
+	}
+	return f, nil
+}
+
+// hurtsFrom is when a fault starts making partitions unavailable: a killed
+// or paused node's leaderships die at once; after a crash of every node
+// nothing can recover before the restart.
+func hurtsFrom(f Fault) int64 {
+	if f.Kind == "crash-all" {
+		return f.EndMS
+	}
+	return f.StartMS
+}
+
+// busiestLeader asks a running node which node leads most partitions.
+func (n *nemesis) busiestLeader() uint64 {
+	cl := http.Client{Timeout: time.Second}
+	for _, nd := range n.c.Nodes() {
+		if !n.c.Running(nd.ID) {
+			continue
+		}
+		resp, err := cl.Get("http://" + nd.HTTPAddr + "/v1/status")
+		if err != nil {
+			continue
+		}
+		var st server.StatusJSON
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			continue
+		}
+		count := map[uint64]int{}
+		var best uint64
+		for _, p := range st.Partitions {
+			if p.Leader != 0 {
+				count[p.Leader]++
+				if best == 0 || count[p.Leader] > count[best] {
+					best = p.Leader
+				}
+			}
+		}
+		return best
+	}
+	return 0
+}

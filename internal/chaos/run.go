@@ -1,0 +1,178 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/check"
+	"github.com/kintsu/kintsu/internal/launcher"
+)
+
+// Timing of the phases around the faults.
+const (
+	readyTimeout  = 90 * time.Second
+	calmAfterHeal = 3 * time.Second // workloads keep running so the last fault's recovery shows
+	checkTimeout  = 5 * time.Minute
+	stopTimeout   = 15 * time.Second
+)
+
+// SetupError is a run that could not start or could not be checked: not a
+// verdict on the cluster (kintsu chaos exits 2).
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// Run performs one chaos run and writes its report. The summary's OK says
+// whether every check passed; an error means the run itself failed.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, &SetupError{err}
+	}
+	if cfg.Dir == "" {
+		dir, err := os.MkdirTemp("", "kintsu-chaos-")
+		if err != nil {
+			return Summary{}, &SetupError{err}
+		}
+		cfg.Dir = dir
+	}
+	if cfg.Out == "" {
+		cfg.Out = filepath.Join(cfg.Dir, "report")
+	}
+	say := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Progress, format+"\n", args...)
+	}
+	say("chaos: seed %d, %d nodes, %d partitions, nemeses %v, workloads %v, %v; data in %s", cfg.Seed, cfg.Nodes, cfg.Partitions, cfg.Nemeses, cfg.Workloads, cfg.Duration, cfg.Dir)
+	if cfg.PlantBug != "" {
+		say("chaos: PLANTED BUG %q — this run is expected to fail", cfg.PlantBug)
+	}
+
+	c, err := launcher.Start(launcher.Options{
+		Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: filepath.Join(cfg.Dir, "cluster"), BasePort: cfg.BasePort,
+		Partitions: cfg.Partitions, Replicas: cfg.Replicas, ExtraArgs: cfg.serverArgs(),
+	})
+	if err != nil {
+		return Summary{}, &SetupError{err}
+	}
+	defer c.StopAll(stopTimeout)
+	if err := waitReady(ctx, c); err != nil {
+		return Summary{}, &SetupError{err}
+	}
+
+	rec := newRecorder()
+	cs := newClients(c)
+	defer cs.close()
+	wctx, stopWorkloads := context.WithCancel(ctx)
+	defer stopWorkloads()
+	var wg sync.WaitGroup
+	var reg *registerWorkload
+	set := &setWorkload{partitions: cfg.Partitions}
+	if slices.Contains(cfg.Workloads, "register") {
+		reg = &registerWorkload{hist: check.NewHistory(), keys: []string{"reg-a", "reg-b", "reg-c", "reg-d"}}
+		reg.run(wctx, cs, rec, cfg.Seed, cfg.Clients, &wg)
+	}
+	// The set writers also probe every partition for recovery, so they run
+	// even when only the register workload is checked.
+	set.run(wctx, cs, rec, cfg.Seed, &wg)
+	done := make(chan struct{})
+	go progress(rec, cfg.Duration, say, done)
+
+	nem := &nemesis{c: c, rec: rec, log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
+	faults := nem.run(ctx, schedule(cfg.Seed, cfg.Nemeses, cfg.Nodes, cfg.Duration))
+	heal(c)
+	if err := waitReady(ctx, c); err != nil {
+		close(done)
+		stopWorkloads()
+		wg.Wait()
+		return Summary{}, &SetupError{fmt.Errorf("cluster did not recover after the faults: %w", err)}
+	}
+	calm := time.NewTimer(calmAfterHeal)
+	select {
+	case <-ctx.Done():
+	case <-calm.C:
+	}
+	close(done)
+	stopWorkloads()
+	wg.Wait()
+	endMS := rec.nowMS()
+
+	sum := Summary{
+		Seed: cfg.Seed, Ops: rec.opCount(), DurationMS: endMS, Nodes: cfg.Nodes, Partitions: cfg.Partitions,
+		Nemeses: cfg.Nemeses, Workloads: cfg.Workloads, PlantBug: cfg.PlantBug, Anomalies: []Anomaly{},
+	}
+	var recoveries []float64
+	for i := range faults {
+		faults[i].RecoveryMS = rec.recovery(hurtsFrom(faults[i]), cfg.Partitions)
+		if faults[i].RecoveryMS >= 0 {
+			recoveries = append(recoveries, faults[i].RecoveryMS)
+		} else {
+			sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "recovery", Kind: "no-recovery",
+				Description: fmt.Sprintf("after %s of node %d at %.1fs some partition never accepted a write again", faults[i].Kind, faults[i].Node, float64(faults[i].StartMS)/1000)})
+		}
+	}
+	sum.Faults = faults
+	sum.P50RecoveryMS, sum.P99RecoveryMS, sum.MaxRecoveryMS = quantile(recoveries, 0.5), quantile(recoveries, 0.99), quantile(recoveries, 1)
+
+	say("chaos: checking %d operations…", sum.Ops)
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if reg != nil {
+		sum.Anomalies = append(sum.Anomalies, reg.check()...)
+	}
+	if slices.Contains(cfg.Workloads, "set") {
+		anomalies, lost, err := set.check(cctx, cs, cfg.Seed)
+		if err != nil {
+			return sum, &SetupError{err}
+		}
+		sum.Anomalies = append(sum.Anomalies, anomalies...)
+		sum.LostWrites = lost
+	}
+	sum.OK = len(sum.Anomalies) == 0
+	rep := Report{Summary: sum, BucketMS: bucketMS, Series: rec.series(), Unavailability: rec.unavailability(cfg.Partitions, endMS, 2*bucketMS)}
+	if err := WriteReport(cfg.Out, rep); err != nil {
+		return sum, &SetupError{err}
+	}
+	verdict := "PASS"
+	if !sum.OK {
+		verdict = fmt.Sprintf("FAIL (%d anomalies)", len(sum.Anomalies))
+	}
+	say("chaos: %s — %d ops, %d faults, recovery p50 %.0f ms, p99 %.0f ms, max %.0f ms, lost writes %d; report in %s",
+		verdict, sum.Ops, len(faults), sum.P50RecoveryMS, sum.P99RecoveryMS, sum.MaxRecoveryMS, sum.LostWrites, cfg.Out)
+	return sum, nil
+}
+
+func waitReady(ctx context.Context, c *launcher.Cluster) error {
+	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	return c.WaitReady(rctx)
+}
+
+// heal undoes every fault still in place.
+func heal(c *launcher.Cluster) {
+	for _, nd := range c.Nodes() {
+		_ = c.Resume(nd.ID)
+		if !c.Running(nd.ID) {
+			_ = c.Restart(nd.ID)
+		}
+	}
+}
+
+// progress prints a line every few seconds until done is closed.
+func progress(rec *recorder, d time.Duration, say func(string, ...any), done <-chan struct{}) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			say("  %6.1fs / %v  %d ops", time.Since(rec.start).Seconds(), d, rec.opCount())
+		}
+	}
+}

@@ -1,0 +1,212 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/check"
+	"github.com/kintsu/kintsu/internal/launcher"
+	"github.com/kintsu/kintsu/internal/ring"
+)
+
+// opTimeout bounds one client operation (above the server's 5s deadline
+// would only hide hangs; below it keeps the workload moving during faults).
+const opTimeout = 3 * time.Second
+
+// clients holds one go-redis client per node; operations pick a running
+// node at random, as a Redis client behind a load balancer would.
+type clients struct {
+	c  *launcher.Cluster
+	by map[uint64]*redis.Client
+	id []uint64
+}
+
+func newClients(c *launcher.Cluster) *clients {
+	cs := &clients{c: c, by: map[uint64]*redis.Client{}}
+	for _, n := range c.Nodes() {
+		cs.by[n.ID] = redis.NewClient(&redis.Options{
+			Addr: n.RESPAddr, MaxRetries: -1, DialTimeout: time.Second,
+			ReadTimeout: opTimeout, WriteTimeout: opTimeout, PoolSize: 64,
+		})
+		cs.id = append(cs.id, n.ID)
+	}
+	return cs
+}
+
+func (cs *clients) pick(rng *rand.Rand) *redis.Client {
+	for range 2 * len(cs.id) {
+		id := cs.id[rng.IntN(len(cs.id))]
+		if cs.c.Running(id) {
+			return cs.by[id]
+		}
+	}
+	return cs.by[cs.id[rng.IntN(len(cs.id))]]
+}
+
+func (cs *clients) close() {
+	for _, c := range cs.by {
+		c.Close()
+	}
+}
+
+// notApplied tells errors that guarantee a write did not happen (Kintsu
+// says so) from those that leave its outcome unknown.
+func notApplied(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "CLUSTERDOWN") || strings.HasPrefix(s, "TRYAGAIN")
+}
+
+// registerWorkload: clients read and write unique values on a few hot
+// keys; the history is checked per key for linearizability.
+type registerWorkload struct {
+	hist *check.History
+	keys []string
+}
+
+func (w *registerWorkload) run(ctx context.Context, cs *clients, rec *recorder, seed int64, n int, wg *sync.WaitGroup) {
+	for id := 0; id < n; id++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(seed), uint64(id)+1))
+			for i := 0; ctx.Err() == nil; i++ {
+				cl := cs.pick(rng)
+				key := w.keys[rng.IntN(len(w.keys))]
+				octx, cancel := context.WithTimeout(context.Background(), opTimeout)
+				begin, call := time.Now(), w.hist.Now()
+				if rng.IntN(2) == 0 {
+					val, err := cl.Get(octx, key).Result()
+					ret := w.hist.Now()
+					in := check.RegisterInput{Kind: check.Read, Key: key}
+					switch {
+					case err == nil:
+						w.hist.Ok(id, in, check.RegisterOutput{Value: val, Exists: true}, call, ret)
+					case errors.Is(err, redis.Nil):
+						w.hist.Ok(id, in, check.RegisterOutput{}, call, ret)
+						err = nil
+					}
+					rec.op(begin, err == nil, -1)
+				} else {
+					in := check.RegisterInput{Kind: check.Write, Key: key, Value: fmt.Sprintf("%d-%d", id, i)}
+					err := cl.Set(octx, key, in.Value, 0).Err()
+					switch {
+					case err == nil:
+						w.hist.Ok(id, in, check.RegisterOutput{}, call, w.hist.Now())
+					case notApplied(err):
+					default:
+						w.hist.Unknown(id, in, call)
+					}
+					rec.op(begin, err == nil, -1)
+				}
+				cancel()
+			}
+		}()
+	}
+}
+
+func (w *registerWorkload) check() []Anomaly {
+	switch check.CheckRegisters(w.hist, 2*time.Minute) {
+	case "Illegal":
+		return []Anomaly{{Workload: "register", Kind: "not-linearizable",
+			Description: fmt.Sprintf("the history of %d operations on %v is not linearizable", w.hist.Len(), w.keys)}}
+	case "Unknown":
+		return []Anomaly{{Workload: "register", Kind: "check-timeout",
+			Description: "the linearizability check did not finish in time; the run proves nothing"}}
+	}
+	return nil
+}
+
+// setWorkload: one writer per partition adds unique elements (one key per
+// element, hash-tagged into that partition). At the end every acknowledged
+// element must be present with its value, so nothing acknowledged was
+// lost. The writers double as the recovery probes of every partition.
+type setWorkload struct {
+	partitions int
+	mu         sync.Mutex
+	acked      map[string]string // guarded by mu
+	unknown    int               // guarded by mu
+}
+
+func tagFor(p, partitions int) string {
+	for i := 0; ; i++ {
+		tag := fmt.Sprint("set", p, "-", i)
+		if ring.PartitionOf(ring.Slot([]byte(tag)), partitions) == p {
+			return "{" + tag + "}"
+		}
+	}
+}
+
+func (w *setWorkload) run(ctx context.Context, cs *clients, rec *recorder, seed int64, wg *sync.WaitGroup) {
+	w.acked = map[string]string{}
+	for p := 0; p < w.partitions; p++ {
+		tag := tagFor(p, w.partitions)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(seed), uint64(1000+p)))
+			for i := 0; ctx.Err() == nil; i++ {
+				key, val := fmt.Sprintf("%s:%d", tag, i), fmt.Sprint(i)
+				octx, cancel := context.WithTimeout(context.Background(), opTimeout)
+				begin := time.Now()
+				err := cs.pick(rng).Set(octx, key, val, 0).Err()
+				cancel()
+				rec.op(begin, err == nil, p)
+				w.mu.Lock()
+				if err == nil {
+					w.acked[key] = val
+				} else if !notApplied(err) {
+					w.unknown++
+				}
+				w.mu.Unlock()
+				if err != nil {
+					// Do not hammer an unavailable partition.
+					select {
+					case <-ctx.Done():
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			}
+		}()
+	}
+}
+
+// check reads every acknowledged element back and reports the lost ones.
+func (w *setWorkload) check(ctx context.Context, cs *clients, seed int64) ([]Anomaly, int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	var lost []string
+	for key, val := range w.acked {
+		var got string
+		var err error
+		for try := 0; try < 5; try++ { // reads are idempotent: retry through faults' aftermath
+			octx, cancel := context.WithTimeout(ctx, opTimeout)
+			got, err = cs.pick(rng).Get(octx, key).Result()
+			cancel()
+			if err == nil || errors.Is(err, redis.Nil) {
+				break
+			}
+		}
+		switch {
+		case errors.Is(err, redis.Nil):
+			lost = append(lost, fmt.Sprintf("SET %s %s acknowledged, now missing", key, val))
+		case err != nil:
+			return nil, 0, fmt.Errorf("reading back %s: %w", key, err)
+		case got != val:
+			lost = append(lost, fmt.Sprintf("SET %s %s acknowledged, now %q", key, val, got))
+		}
+	}
+	if len(lost) == 0 {
+		return nil, 0, nil
+	}
+	shown := lost[:min(len(lost), 20)]
+	return []Anomaly{{Workload: "set", Kind: "lost-write",
+		Description: fmt.Sprintf("%d of %d acknowledged writes are missing or changed", len(lost), len(w.acked)), Ops: shown}}, len(lost), nil
+}

@@ -269,7 +269,14 @@ func nodeName(n uint64) string {
 	return "n" + strconv.FormatUint(n, 10)
 }
 
-func faultLabel(f Fault) string { return f.Kind + " " + nodeName(f.Node) }
+// faultLabel names a fault on the charts; a fault on every node is just
+// its kind ("crash-all", not "crash-all all").
+func faultLabel(f Fault) string {
+	if f.Node == 0 {
+		return f.Kind
+	}
+	return f.Kind + " " + nodeName(f.Node)
+}
 
 func secs(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64) }
 

@@ -18,7 +18,12 @@ import (
 
 // opTimeout bounds one client operation (above the server's 5s deadline
 // would only hide hangs; below it keeps the workload moving during faults).
-const opTimeout = 3 * time.Second
+// probeTimeout is shorter: the set writers measure recovery, and a writer
+// stuck on a paused node would measure its own timeout instead.
+const (
+	opTimeout    = 3 * time.Second
+	probeTimeout = time.Second
+)
 
 // clients holds one go-redis client per node; operations pick a running
 // node at random, as a Redis client behind a load balancer would.
@@ -34,20 +39,27 @@ func newClients(c *launcher.Cluster) *clients {
 		cs.by[n.ID] = redis.NewClient(&redis.Options{
 			Addr: n.RESPAddr, MaxRetries: -1, DialTimeout: time.Second,
 			ReadTimeout: opTimeout, WriteTimeout: opTimeout, PoolSize: 64,
+			// Honour each operation's context deadline (go-redis ignores it
+			// otherwise), so a probe gives up on a paused node in time.
+			ContextTimeoutEnabled: true,
 		})
 		cs.id = append(cs.id, n.ID)
 	}
 	return cs
 }
 
-func (cs *clients) pick(rng *rand.Rand) *redis.Client {
+// pick returns a random running node's client, avoiding the node that
+// last failed this caller (avoid; 0 for none), as a client with a list of
+// endpoints would move on from one that timed out.
+func (cs *clients) pick(rng *rand.Rand, avoid uint64) (uint64, *redis.Client) {
 	for range 2 * len(cs.id) {
 		id := cs.id[rng.IntN(len(cs.id))]
-		if cs.c.Running(id) {
-			return cs.by[id]
+		if id != avoid && cs.c.Running(id) {
+			return id, cs.by[id]
 		}
 	}
-	return cs.by[cs.id[rng.IntN(len(cs.id))]]
+	id := cs.id[rng.IntN(len(cs.id))]
+	return id, cs.by[id]
 }
 
 func (cs *clients) close() {
@@ -76,8 +88,10 @@ func (w *registerWorkload) run(ctx context.Context, cs *clients, rec *recorder, 
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(seed), uint64(id)+1))
+			var avoid uint64
 			for i := 0; ctx.Err() == nil; i++ {
-				cl := cs.pick(rng)
+				node, cl := cs.pick(rng, avoid)
+				avoid = 0
 				key := w.keys[rng.IntN(len(w.keys))]
 				octx, cancel := context.WithTimeout(context.Background(), opTimeout)
 				begin, call := time.Now(), w.hist.Now()
@@ -93,6 +107,10 @@ func (w *registerWorkload) run(ctx context.Context, cs *clients, rec *recorder, 
 						err = nil
 					}
 					rec.op(begin, err == nil, -1)
+					if err != nil {
+						avoid = node
+						backoffAfterError(ctx)
+					}
 				} else {
 					in := check.RegisterInput{Kind: check.Write, Key: key, Value: fmt.Sprintf("%d-%d", id, i)}
 					err := cl.Set(octx, key, in.Value, 0).Err()
@@ -104,10 +122,26 @@ func (w *registerWorkload) run(ctx context.Context, cs *clients, rec *recorder, 
 						w.hist.Unknown(id, in, call)
 					}
 					rec.op(begin, err == nil, -1)
+					if err != nil {
+						avoid = node
+						backoffAfterError(ctx)
+					}
 				}
 				cancel()
 			}
 		}()
+	}
+}
+
+// backoffAfterError keeps a client from spinning on instant failures
+// (connection refused while every node is down) and drowning the run's
+// real activity in its counts.
+func backoffAfterError(ctx context.Context) {
+	t := time.NewTimer(20 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -151,12 +185,18 @@ func (w *setWorkload) run(ctx context.Context, cs *clients, rec *recorder, seed 
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(seed), uint64(1000+p)))
+			var avoid uint64
 			for i := 0; ctx.Err() == nil; i++ {
 				key, val := fmt.Sprintf("%s:%d", tag, i), fmt.Sprint(i)
-				octx, cancel := context.WithTimeout(context.Background(), opTimeout)
+				octx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 				begin := time.Now()
-				err := cs.pick(rng).Set(octx, key, val, 0).Err()
+				node, cl := cs.pick(rng, avoid)
+				err := cl.Set(octx, key, val, 0).Err()
 				cancel()
+				avoid = 0
+				if err != nil {
+					avoid = node
+				}
 				rec.op(begin, err == nil, p)
 				w.mu.Lock()
 				if err == nil {
@@ -166,11 +206,7 @@ func (w *setWorkload) run(ctx context.Context, cs *clients, rec *recorder, seed 
 				}
 				w.mu.Unlock()
 				if err != nil {
-					// Do not hammer an unavailable partition.
-					select {
-					case <-ctx.Done():
-					case <-time.After(20 * time.Millisecond):
-					}
+					backoffAfterError(ctx)
 				}
 			}
 		}()
@@ -188,7 +224,8 @@ func (w *setWorkload) check(ctx context.Context, cs *clients, seed int64) ([]Ano
 		var err error
 		for try := 0; try < 5; try++ { // reads are idempotent: retry through faults' aftermath
 			octx, cancel := context.WithTimeout(ctx, opTimeout)
-			got, err = cs.pick(rng).Get(octx, key).Result()
+			_, cl := cs.pick(rng, 0)
+			got, err = cl.Get(octx, key).Result()
 			cancel()
 			if err == nil || errors.Is(err, redis.Nil) {
 				break

@@ -6,32 +6,21 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/launcher"
+	"github.com/kintsu/kintsu/internal/testbin"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kintsu-chaos-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "kintsu")
-	build := exec.Command("go", "build", "-o", binary, "github.com/kintsu/kintsu/cmd/kintsu")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building kintsu:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(func(b string) int {
+		binary = b
+		return m.Run()
+	})
 }
 
 // run retries on a busy port with another random base port.

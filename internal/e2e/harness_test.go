@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kintsu/kintsu/internal/launcher"
+	"github.com/kintsu/kintsu/internal/testbin"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/server"
 )
@@ -26,21 +26,10 @@ const partitions = 16
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kintsu-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "kintsu")
-	build := exec.Command("go", "build", "-o", binary, "github.com/kintsu/kintsu/cmd/kintsu")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building kintsu:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(func(b string) int {
+		binary = b
+		return m.Run()
+	})
 }
 
 // startCluster starts n real server processes and waits until they are

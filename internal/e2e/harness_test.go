@@ -16,9 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kintsu/kintsu/internal/launcher"
-	"github.com/kintsu/kintsu/internal/testbin"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/server"
+	"github.com/kintsu/kintsu/internal/testbin"
 )
 
 const partitions = 16

@@ -123,9 +123,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	if reg != nil {
+		say("chaos: checking linearizability of %d register operations…", reg.hist.Len())
 		sum.Anomalies = append(sum.Anomalies, reg.check()...)
 	}
 	if slices.Contains(cfg.Workloads, "set") {
+		say("chaos: reading back %d acknowledged set elements…", len(set.acked))
 		anomalies, lost, err := set.check(cctx, cs, cfg.Seed)
 		if err != nil {
 			return sum, &SetupError{err}

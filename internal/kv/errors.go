@@ -15,7 +15,6 @@ const (
 	ErrCrossSlot    = "CROSSSLOT Keys in request don't hash to the same slot"
 	ErrTooLarge     = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 	ErrNoExpiry     = "ERR key expiry (EX, PX, EXAT, PXAT, KEEPTTL) is not supported by Kintsu yet"
-	ErrStaleRequest = "ERR internal: request already completed"
 )
 
 // UnknownCommand is Redis's reply to a command it does not know.

@@ -12,7 +12,6 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -101,7 +100,9 @@ func (e *Engine) applyEntry(b *pebble.Batch, r *replica, ent *pb.Entry, answers 
 	return answers, nil
 }
 
-var errStale = errors.New(kv.ErrStaleRequest)
+// errStale answers a late copy of a write whose origin already finished
+// with it (its seq is below the watermark): it is not applied.
+var errStale = errors.New("internal: request already completed")
 
 // applyRequests applies one entry's commands with deduplication.
 func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers []answerOut) ([]answerOut, error) {

@@ -249,7 +249,7 @@ func (r *router) attempt(ctx context.Context, group uint64, attempt, n int, do f
 		}
 	case o.code == codeNotLeader && o.hint != 0 && o.hint != node:
 		r.setHint(group, o.hint)
-	case unreachable, o.code == codeNotLeader, o.code == codeNoGroup, o.code == codeStopped, o.code == codeMaybeApplied:
+	case unreachable, o.code == codeNotLeader, o.code == codeNoGroup, o.code == codeMaybeApplied:
 		// Try another replica next time.
 		r.setHint(group, r.nextNode(group, node))
 	}

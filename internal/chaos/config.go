@@ -10,7 +10,7 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition"}
 	AllWorkloads = []string{"register", "set"}
 	AllBugs      = []string{"stale-read"}
 )
@@ -101,11 +101,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// serverArgs are the extra server flags a planted bug needs.
+// serverArgs are the extra server flags the nemeses and a planted bug need.
 func (c *Config) serverArgs() []string {
-	switch c.PlantBug {
-	case "stale-read":
-		return []string{"--unsafe-stale-reads"}
+	var args []string
+	if slices.Contains(c.Nemeses, "partition") {
+		args = append(args, "--fault-injection")
 	}
-	return nil
+	if c.PlantBug == "stale-read" {
+		args = append(args, "--unsafe-stale-reads")
+	}
+	return args
 }

@@ -1,8 +1,10 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -129,10 +131,67 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		if err := n.c.Resume(f.Node); err != nil {
 			return f, err
 		}
+	case "partition":
+		// Isolate the node: it sends to nobody and nobody sends to it.
+		f.StartMS = n.rec.nowMS()
+		if err := n.isolate(f.Node, true); err != nil {
+			_ = n.isolate(f.Node, false)
+			return f, err
+		}
+		n.log("isolate node %d from every peer", f.Node)
+		hold()
+		f.EndMS = n.rec.nowMS()
+		if err := n.isolate(f.Node, false); err != nil {
+			return f, err
+		}
 	default:
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}
 	return f, nil
+}
+
+// isolate cuts (or heals) every link between node and its peers through
+// the nodes' fault-injection admin API.
+func (n *nemesis) isolate(node uint64, cut bool) error {
+	var others []uint64
+	for _, nd := range n.c.Nodes() {
+		if nd.ID != node {
+			others = append(others, nd.ID)
+		}
+	}
+	var errs []error
+	for _, nd := range n.c.Nodes() {
+		var to []uint64
+		switch {
+		case !cut:
+		case nd.ID == node:
+			to = others
+		default:
+			to = []uint64{node}
+		}
+		if err := setCut(nd.HTTPAddr, to); err != nil {
+			errs = append(errs, fmt.Errorf("node %d: %w", nd.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func setCut(httpAddr string, to []uint64) error {
+	body, _ := json.Marshal(map[string][]uint64{"nodes": to})
+	req, err := http.NewRequest(http.MethodPut, "http://"+httpAddr+"/v1/fault/cut", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fault hook answered %s (is the node running with --fault-injection?)", resp.Status)
+	}
+	return nil
 }
 
 // hurtsFrom is when a fault starts making partitions unavailable: a killed

@@ -18,8 +18,11 @@ type recorder struct {
 	mu      sync.Mutex
 	ops     int               // guarded by mu
 	buckets map[int64]*bucket // guarded by mu; by bucket index
-	writeOK map[int][]int64   // guarded by mu; per partition, ms of acknowledged writes
+	writeOK map[int][]span    // guarded by mu; per partition, acknowledged writes
 }
+
+// span is when an operation started and ended, in ms since the run began.
+type span struct{ begin, end int64 }
 
 type bucket struct {
 	ok, failed int
@@ -27,7 +30,7 @@ type bucket struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{start: time.Now(), buckets: map[int64]*bucket{}, writeOK: map[int][]int64{}}
+	return &recorder{start: time.Now(), buckets: map[int64]*bucket{}, writeOK: map[int][]span{}}
 }
 
 func (r *recorder) nowMS() int64 { return time.Since(r.start).Milliseconds() }
@@ -49,7 +52,7 @@ func (r *recorder) op(begin time.Time, ok bool, partition int) {
 		b.ok++
 		b.lat = append(b.lat, float64(end.Sub(begin).Microseconds())/1000)
 		if partition >= 0 {
-			r.writeOK[partition] = append(r.writeOK[partition], ms)
+			r.writeOK[partition] = append(r.writeOK[partition], span{begin.Sub(r.start).Milliseconds(), ms})
 		}
 	} else {
 		b.failed++
@@ -83,19 +86,24 @@ func (r *recorder) series() []Sample {
 }
 
 // recovery returns, for a fault that starts hurting at t0, the time until
-// every partition had an acknowledged write after t0 (-1 if some never did
-// before endMS).
+// every partition acknowledged a write issued after t0 (-1 if some never
+// did). Writes already in flight at t0 do not count: they may have been
+// served before the fault took hold.
 func (r *recorder) recovery(t0 int64, partitions int) float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	worst := int64(0)
 	for p := 0; p < partitions; p++ {
-		ts := slices.Sorted(slices.Values(r.writeOK[p])) // writers finish out of order
-		i, _ := slices.BinarySearch(ts, t0+1)
-		if i == len(ts) {
+		first := int64(-1)
+		for _, sp := range r.writeOK[p] {
+			if sp.begin >= t0 && (first < 0 || sp.end < first) {
+				first = sp.end
+			}
+		}
+		if first < 0 {
 			return -1
 		}
-		worst = max(worst, ts[i]-t0)
+		worst = max(worst, first-t0)
 	}
 	return float64(worst)
 }
@@ -110,7 +118,11 @@ func (r *recorder) unavailability(partitions int, endMS, gapMS int64) []Unavaila
 	for p := range out {
 		out[p].Partition = p
 		prev := int64(0)
-		ts := slices.Sorted(slices.Values(r.writeOK[p]))
+		ts := make([]int64, 0, len(r.writeOK[p])+1)
+		for _, sp := range r.writeOK[p] {
+			ts = append(ts, sp.end)
+		}
+		slices.Sort(ts)
 		for _, t := range append(ts, endMS) {
 			if t-prev > gapMS {
 				out[p].UnavailableMS += t - prev

@@ -162,6 +162,7 @@ func heal(c *launcher.Cluster) {
 		if !c.Running(nd.ID) {
 			_ = c.Restart(nd.ID)
 		}
+		_ = setCut(nd.HTTPAddr, nil) // fails harmlessly without --fault-injection
 	}
 }
 

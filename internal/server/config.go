@@ -35,6 +35,9 @@ type Config struct {
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
 	// Test-only: it exists to prove the linearizability checker can fail.
 	UnsafeStaleReads bool
+	// FaultInjection enables the admin API's fault hooks (PUT
+	// /v1/fault/cut). Testing only (kintsu chaos); off in production.
+	FaultInjection bool
 	// TruncateAfter/TruncateKeep override log truncation (tests make them
 	// small to force snapshot catch-up). 0 = engine defaults.
 	TruncateAfter, TruncateKeep uint64

@@ -16,6 +16,10 @@ import (
 // SendSnapshot implements raftstore.Transport: it streams the snapshot's
 // header (the raft message) and then its pairs in chunks.
 func (t *Transport) SendSnapshot(node uint64, env raftstore.Envelope, src raftstore.SnapshotSource, done func(error)) {
+	if t.isCut(node) {
+		done(ErrCut)
+		return
+	}
 	p, err := t.peer(node)
 	if err != nil {
 		done(err)

@@ -63,6 +63,9 @@ type Transport struct {
 	handler Handler           // set before Serve
 	call    CallHandler
 	stopped bool
+	// cut lists peers this node must not send to (fault injection only:
+	// a network partition as seen from this side). Guarded by mu.
+	cut map[uint64]bool
 
 	srv  *grpc.Server
 	stop chan struct{}
@@ -184,8 +187,32 @@ func (t *Transport) peer(node uint64) (*peer, error) {
 	return p, nil
 }
 
+// ErrCut: the link to the peer is cut by fault injection.
+var ErrCut = errors.New("transport: link cut by fault injection")
+
+// SetCut replaces the set of peers this node cannot send to. It exists for
+// fault injection (kintsu chaos): cutting A->B on A and B->A on B is a
+// network partition between them; cutting one side is a one-way cut.
+func (t *Transport) SetCut(nodes []uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cut = map[uint64]bool{}
+	for _, n := range nodes {
+		t.cut[n] = true
+	}
+}
+
+func (t *Transport) isCut(node uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cut[node]
+}
+
 // Send implements raftstore.Transport.
 func (t *Transport) Send(node uint64, envs []raftstore.Envelope) {
+	if t.isCut(node) {
+		return
+	}
 	p, err := t.peer(node)
 	if err != nil {
 		return
@@ -195,6 +222,12 @@ func (t *Transport) Send(node uint64, envs []raftstore.Envelope) {
 
 // Call sends a unary request to node's CallHandler.
 func (t *Transport) Call(ctx context.Context, node uint64, method string, body []byte) ([]byte, error) {
+	if t.isCut(node) {
+		// A cut link looks like an unreachable peer: the call does not
+		// return before its deadline would, but it also cannot deliver.
+		<-ctx.Done()
+		return nil, fmt.Errorf("%w: %v", ErrCut, ctx.Err())
+	}
 	p, err := t.peer(node)
 	if err != nil {
 		return nil, err

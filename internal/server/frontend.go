@@ -214,6 +214,13 @@ func cloneArgs(args [][]byte) [][]byte {
 	return out
 }
 
+// lane is one partition's data commands of a batch, in order.
+type lane struct {
+	group uint64
+	idx   []int // positions in the batch
+	write bool  // some command writes: the lane goes through the log
+}
+
 // routed is a data command ready to run on a partition.
 type routed struct {
 	cmd   *kv.Command
@@ -251,8 +258,8 @@ func (f *frontend) classify(args [][]byte) (r routed, reply []byte, ok bool) {
 func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 	replies := make([][]byte, len(batch))
 	for i := 0; i < len(batch); {
-		lanes := map[uint64][]int{}
-		var order []uint64
+		lanes := map[uint64]*lane{}
+		var order []*lane
 		j := i
 		for ; j < len(batch); j++ {
 			r, reply, ok := f.classify(batch[j])
@@ -263,19 +270,22 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 				replies[j] = reply
 				continue
 			}
-			if _, seen := lanes[r.group]; !seen {
-				order = append(order, r.group)
+			l := lanes[r.group]
+			if l == nil {
+				l = &lane{group: r.group}
+				lanes[r.group] = l
+				order = append(order, l)
 			}
-			lanes[r.group] = append(lanes[r.group], j)
+			l.idx = append(l.idx, j)
+			l.write = l.write || r.cmd.Write
 		}
-		runLane := func(idx []int) { f.runLane(batch, idx, replies) }
 		if len(order) == 1 {
-			runLane(lanes[order[0]])
+			f.runLane(batch, order[0], replies)
 		} else if len(order) > 1 {
 			var wg sync.WaitGroup
-			for _, g := range order {
+			for _, l := range order {
 				wg.Add(1)
-				go func(idx []int) { defer wg.Done(); runLane(idx) }(lanes[g])
+				go func() { defer wg.Done(); f.runLane(batch, l, replies) }()
 			}
 			wg.Wait()
 		}
@@ -295,23 +305,19 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 // any write is proposed whole, reads included, as one batch through the
 // raft log: a read applied from the log is linearizable and sees every
 // command before it. A lane of reads shares one ReadIndex.
-func (f *frontend) runLane(batch [][][]byte, idx []int, replies [][]byte) {
+func (f *frontend) runLane(batch [][][]byte, l *lane, replies [][]byte) {
+	idx := l.idx
 	cmds := make([][][]byte, len(idx))
-	write := false
-	var group uint64
 	for i, k := range idx {
 		cmds[i] = batch[k]
-		r, _, _ := f.classify(batch[k])
-		write = write || r.cmd.Write
-		group = r.group
 	}
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
 	var out [][]byte
-	if write {
-		out = f.n.router.writeMany(ctx, group, cmds)
+	if l.write {
+		out = f.n.router.writeMany(ctx, l.group, cmds)
 	} else {
-		out = f.n.router.readMany(ctx, group, cmds)
+		out = f.n.router.readMany(ctx, l.group, cmds)
 	}
 	cancel()
 	elapsed := time.Since(begin).Seconds()

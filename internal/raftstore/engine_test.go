@@ -174,7 +174,10 @@ func (c *cluster) write(group uint64, origin uint64, args ...string) (string, er
 // writeSeq proposes on the current leader, retrying with the same
 // (origin, seq) on retryable errors as the router does.
 func (c *cluster) writeSeq(group, origin, s uint64, args ...string) (string, error) {
-	req := &raftstore.Request{Origin: origin, Seq: s, Args: toArgs(args)}
+	return c.proposeRetry(group, &raftstore.Request{Origin: origin, Seq: s, Args: toArgs(args)})
+}
+
+func (c *cluster) proposeRetry(group uint64, req *raftstore.Request) (string, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l := c.leader(group)
@@ -339,16 +342,7 @@ func TestDedupeWatermark(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	const origin = 5
 	propose := func(s, wm uint64, args ...string) (string, error) {
-		req := &raftstore.Request{Origin: origin, Seq: s, Watermark: wm, Args: toArgs(args)}
-		for {
-			l := c.leader(0)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			reply, err := l.eng.Propose(ctx, 0, req)
-			cancel()
-			if !errors.Is(err, raftstore.ErrLeaderChanged) && !errors.Is(err, raftstore.ErrNotLeader) {
-				return string(reply), err
-			}
-		}
+		return c.proposeRetry(0, &raftstore.Request{Origin: origin, Seq: s, Watermark: wm, Args: toArgs(args)})
 	}
 	const n = 300
 	for s := uint64(1); s <= n; s++ {

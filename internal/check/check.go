@@ -1,11 +1,15 @@
 // Package check verifies histories recorded against a Kintsu cluster. A
 // History collects operations from many concurrent clients with monotonic
 // timestamps; CheckRegisters decides, with porcupine, whether the
-// operations on each key form a linearizable register.
+// operations on each key (reads, writes, compare-and-sets) form a
+// linearizable register.
 //
 // An operation whose outcome is unknown (a write that timed out or was
 // answered -UNCERTAIN) is recorded as pending forever: it may take effect
 // at any point after its call, which is exactly what a client must assume.
+// An unknown compare-and-set that takes effect does so as a compare-and-set;
+// one that never took effect is linearized after everything else, where it
+// changes nothing anyone saw.
 package check
 
 import (
@@ -21,19 +25,25 @@ import (
 const (
 	Read  = "get"
 	Write = "set"
+	CAS   = "cas" // SET key Value IFEQ Expect
 )
 
 // RegisterInput is an operation on one key.
 type RegisterInput struct {
 	Kind  string
 	Key   string
-	Value string // Write: the value written
+	Value  string // Write, CAS: the value written
+	Expect string // CAS: the value compared with
 }
 
 // RegisterOutput is what an operation returned.
 type RegisterOutput struct {
 	Value  string // Read: the value seen
 	Exists bool   // Read: whether the key existed
+	// Swapped: a CAS found Expect and wrote Value.
+	Swapped bool
+	// Unknown: the outcome was never learned (set by History.Unknown).
+	Unknown bool
 }
 
 // History records operations concurrently.
@@ -57,7 +67,7 @@ func (h *History) Ok(client int, in RegisterInput, out RegisterOutput, call, ret
 // Unknown records a write whose outcome is unknown: it stays pending until
 // the end of time.
 func (h *History) Unknown(client int, in RegisterInput, call int64) {
-	h.add(porcupine.Operation{ClientId: client, Input: in, Output: RegisterOutput{}, Call: call, Return: math.MaxInt64})
+	h.add(porcupine.Operation{ClientId: client, Input: in, Output: RegisterOutput{Unknown: true}, Call: call, Return: math.MaxInt64})
 }
 
 func (h *History) add(op porcupine.Operation) {
@@ -110,6 +120,13 @@ var RegisterModel = porcupine.Model{
 		switch in.Kind {
 		case Write:
 			return true, regState{value: in.Value, exists: true}
+		case CAS:
+			match := st.exists && st.value == in.Expect
+			next := st
+			if match {
+				next = regState{value: in.Value, exists: true}
+			}
+			return out.Unknown || out.Swapped == match, next
 		default:
 			return out.Exists == st.exists && out.Value == st.value, st
 		}
@@ -117,8 +134,13 @@ var RegisterModel = porcupine.Model{
 	Equal: func(a, b any) bool { return a.(regState) == b.(regState) },
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(RegisterInput), output.(RegisterOutput)
-		if in.Kind == Write {
+		switch {
+		case in.Kind == Write:
 			return fmt.Sprintf("set(%s, %s)", in.Key, in.Value)
+		case in.Kind == CAS && out.Unknown:
+			return fmt.Sprintf("cas(%s, %s→%s) -> ?", in.Key, in.Expect, in.Value)
+		case in.Kind == CAS:
+			return fmt.Sprintf("cas(%s, %s→%s) -> %v", in.Key, in.Expect, in.Value, out.Swapped)
 		}
 		if !out.Exists {
 			return fmt.Sprintf("get(%s) -> nil", in.Key)

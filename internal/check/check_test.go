@@ -26,3 +26,61 @@ func TestCheckRegisters(t *testing.T) {
 		t.Fatalf("stale read judged %s", r)
 	}
 }
+
+// Compare-and-set: a swap must find its expected value; a refusal must not;
+// two swaps from the same value cannot both succeed (a lost update).
+func TestCheckRegistersCAS(t *testing.T) {
+	cas := func(expect, value string) RegisterInput {
+		return RegisterInput{Kind: CAS, Key: "k", Expect: expect, Value: value}
+	}
+	base := func() *History {
+		h := NewHistory()
+		h.Ok(0, RegisterInput{Kind: Write, Key: "k", Value: "a"}, RegisterOutput{}, 0, 10)
+		return h
+	}
+	cases := []struct {
+		name string
+		ops  func(h *History)
+		want porcupine.CheckResult
+	}{
+		{"swap from the current value", func(h *History) {
+			h.Ok(1, cas("a", "b"), RegisterOutput{Swapped: true}, 20, 30)
+			h.Ok(1, RegisterInput{Kind: Read, Key: "k"}, RegisterOutput{Value: "b", Exists: true}, 40, 50)
+		}, porcupine.Ok},
+		{"refusal on another value", func(h *History) {
+			h.Ok(1, cas("x", "b"), RegisterOutput{}, 20, 30)
+			h.Ok(1, RegisterInput{Kind: Read, Key: "k"}, RegisterOutput{Value: "a", Exists: true}, 40, 50)
+		}, porcupine.Ok},
+		{"swap from a value it cannot have seen", func(h *History) {
+			h.Ok(1, cas("x", "b"), RegisterOutput{Swapped: true}, 20, 30)
+		}, porcupine.Illegal},
+		{"refusal although the value matched", func(h *History) {
+			h.Ok(1, cas("a", "b"), RegisterOutput{}, 20, 30)
+		}, porcupine.Illegal},
+		{"two concurrent swaps from one value", func(h *History) {
+			h.Ok(1, cas("a", "b"), RegisterOutput{Swapped: true}, 20, 40)
+			h.Ok(2, cas("a", "c"), RegisterOutput{Swapped: true}, 21, 41)
+		}, porcupine.Illegal},
+		{"unknown swap seen later", func(h *History) {
+			h.Unknown(1, cas("a", "b"), 20)
+			h.Ok(2, RegisterInput{Kind: Read, Key: "k"}, RegisterOutput{Value: "b", Exists: true}, 40, 50)
+		}, porcupine.Ok},
+		{"unknown swap never seen", func(h *History) {
+			h.Unknown(1, cas("a", "b"), 20)
+			h.Ok(2, RegisterInput{Kind: Read, Key: "k"}, RegisterOutput{Value: "a", Exists: true}, 40, 50)
+		}, porcupine.Ok},
+		{"unknown swap cannot invent a value", func(h *History) {
+			h.Unknown(1, cas("x", "b"), 20)
+			h.Ok(2, RegisterInput{Kind: Read, Key: "k"}, RegisterOutput{Value: "b", Exists: true}, 40, 50)
+		}, porcupine.Illegal},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := base()
+			c.ops(h)
+			if r := CheckRegisters(h, 10*time.Second); r != c.want {
+				t.Fatalf("judged %s, want %s", r, c.want)
+			}
+		})
+	}
+}

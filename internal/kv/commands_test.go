@@ -145,6 +145,25 @@ func TestSet(t *testing.T) {
 			do(rSyntax, "SET", "k", "v", "NX", "bogus"),
 		}},
 		{name: "arity", steps: []cmdStep{do(rArity("set"), "SET", "k"), do(rArity("set"), "SET")}},
+		{name: "IFEQ equal sets", init: one, steps: []cmdStep{do(rOK, "SET", "k", "v", "IFEQ", "old")}, final: map[string]string{"k": sv("v")}},
+		{name: "IFEQ different keeps", init: one, steps: []cmdStep{do(rNil, "SET", "k", "v", "ifeq", "OLD")}},
+		{name: "IFEQ missing does not create", steps: []cmdStep{do(rNil, "SET", "k", "v", "IFEQ", "")}},
+		{name: "IFEQ GET answers the old value either way", init: one, steps: []cmdStep{
+			do(rBulk("old"), "SET", "k", "v", "IFEQ", "nope", "GET"),
+			do(rBulk("old"), "SET", "k", "v", "GET", "IFEQ", "old"),
+		}, final: map[string]string{"k": sv("v")}},
+		{name: "IFEQ on another type", init: hash, steps: []cmdStep{do(rWrongType, "SET", "k", "v", "IFEQ", "x")}},
+		{name: "IFNE different sets", init: one, steps: []cmdStep{do(rOK, "SET", "k", "v", "IFNE", "other")}, final: map[string]string{"k": sv("v")}},
+		{name: "IFNE equal keeps", init: one, steps: []cmdStep{do(rNil, "SET", "k", "v", "IFNE", "old")}},
+		{name: "IFNE missing creates", steps: []cmdStep{do(rOK, "SET", "k", "v", "IFNE", "old")}, final: map[string]string{"k": sv("v")}},
+		{name: "IFNE on another type", init: hash, steps: []cmdStep{do(rWrongType, "SET", "k", "v", "IFNE", "x")}},
+		{name: "conditions exclude each other", init: one, steps: []cmdStep{
+			do(rSyntax, "SET", "k", "v", "IFEQ", "old", "NX"),
+			do(rSyntax, "SET", "k", "v", "XX", "IFEQ", "old"),
+			do(rSyntax, "SET", "k", "v", "IFEQ", "old", "IFNE", "old"),
+			do(rSyntax, "SET", "k", "v", "IFEQ", "old", "IFEQ", "old"),
+			do(rSyntax, "SET", "k", "v", "IFEQ"),
+		}},
 	}
 	// Every expiry option answers Kintsu's own error and changes nothing.
 	for _, opts := range [][]string{

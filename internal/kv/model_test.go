@@ -195,13 +195,19 @@ func (m *model) apply(args [][]byte) string {
 		}
 		return out
 	case "set":
-		var nx, xx, get bool
+		var nx, xx, get, ifeq, ifne bool
+		var cmp string
 		for j := 3; j < n; j++ {
+			cond := nx || xx || ifeq || ifne
 			switch o := asciiLower(args[j]); {
-			case o == "nx" && !xx:
+			case o == "nx" && (nx || !cond):
 				nx = true
-			case o == "xx" && !nx:
+			case o == "xx" && (xx || !cond):
 				xx = true
+			case (o == "ifeq" || o == "ifne") && !cond && j+1 < n:
+				ifeq, ifne = o == "ifeq", o == "ifne"
+				cmp = string(args[j+1])
+				j++
 			case o == "get":
 				get = true
 			case o == "keepttl":
@@ -213,7 +219,7 @@ func (m *model) apply(args [][]byte) string {
 			}
 		}
 		_, isOther := m.other[k]
-		if get && isOther {
+		if (get || ifeq || ifne) && isOther {
 			return rWrongType
 		}
 		old, had := m.str[k]
@@ -222,7 +228,7 @@ func (m *model) apply(args [][]byte) string {
 		if get {
 			reply = bulkOrNil(old, had)
 		}
-		if nx && found || xx && !found {
+		if nx && found || xx && !found || ifeq && (!had || old != cmp) || ifne && had && old == cmp {
 			if get {
 				return reply
 			}
@@ -334,7 +340,7 @@ func knownDivergence(args [][]byte) string {
 	}
 	if name == "set" {
 		for _, o := range args[3:] {
-			for _, opt := range []string{"nx", "xx", "get", "keepttl", "ex", "px", "exat", "pxat"} {
+			for _, opt := range []string{"nx", "xx", "ifeq", "ifne", "get", "keepttl", "ex", "px", "exat", "pxat"} {
 				if strings.EqualFold(string(o), opt) && asciiLower(o) != opt {
 					return "TestSetOptionsAreASCII"
 				}
@@ -376,7 +382,7 @@ var (
 		"-9223372036854775807", "4611686018427387904", "-4611686018427387904", "123456789"}
 	genBadInts = []string{"", "abc", "+1", " 1", "01", "-0", "1.5", "9223372036854775808", "123456789012345678901", "-"}
 	genStrs    = []string{"x", "hello", "a\r\nb", "\x00", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "é"}
-	genSetOpts = []string{"NX", "XX", "GET", "nx", "xx", "get", "EX", "10", "px", "KEEPTTL", "exat", "BAD"}
+	genSetOpts = []string{"NX", "XX", "GET", "nx", "xx", "get", "EX", "10", "px", "KEEPTTL", "exat", "BAD", "IFEQ", "ifne", "x", "hello"}
 )
 
 func (g *gen) pick(xs []string) string { return xs[g.r.IntN(len(xs))] }

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"strconv"
 
 	"github.com/kintsu/kintsu/internal/resp"
@@ -97,18 +98,29 @@ func evalMget(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	return out, nil
 }
 
-// setOptions is SET's parsed option list.
-type setOptions struct{ nx, xx, get bool }
+// setOptions is SET's parsed option list. ifeq/ifne (Redis 8.4 and
+// Valkey 8.1) make SET a compare-and-set: cmp is the value compared with.
+type setOptions struct {
+	nx, xx, get bool
+	ifeq, ifne  bool
+	cmp         []byte
+}
+
+func (o setOptions) conditional() bool { return o.nx || o.xx || o.ifeq || o.ifne }
 
 func parseSetOptions(args [][]byte) (setOptions, string) {
 	var o setOptions
 	for i := 3; i < len(args); i++ {
 		a := args[i]
 		switch {
-		case equalFold(a, "nx") && !o.xx:
+		case equalFold(a, "nx") && (o.nx || !o.conditional()):
 			o.nx = true
-		case equalFold(a, "xx") && !o.nx:
+		case equalFold(a, "xx") && (o.xx || !o.conditional()):
 			o.xx = true
+		case (equalFold(a, "ifeq") || equalFold(a, "ifne")) && !o.conditional() && i+1 < len(args):
+			o.ifeq, o.ifne = equalFold(a, "ifeq"), equalFold(a, "ifne")
+			o.cmp = args[i+1]
+			i++
 		case equalFold(a, "get"):
 			o.get = true
 		case equalFold(a, "keepttl"):
@@ -134,7 +146,7 @@ func evalSet(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	if err != nil {
 		return out, err
 	}
-	if o.get && wrong {
+	if (o.get || o.ifeq || o.ifne) && wrong {
 		return appendErr(out, ErrWrongType), nil
 	}
 	reply := func(applied bool) []byte {
@@ -149,7 +161,9 @@ func evalSet(w Writer, args [][]byte, out []byte) ([]byte, error) {
 			return resp.AppendNull(out)
 		}
 	}
-	if o.nx && exists || o.xx && !exists {
+	if o.nx && exists || o.xx && !exists ||
+		o.ifeq && (!exists || !bytes.Equal(old, o.cmp)) ||
+		o.ifne && exists && bytes.Equal(old, o.cmp) {
 		return reply(false), nil
 	}
 	// old aliases storage owned by the reader; copy before writing.

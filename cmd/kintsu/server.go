@@ -36,6 +36,7 @@ func runServer(args []string) int {
 	fs.Uint64Var(&cfg.TruncateAfter, "log-truncate-after", 0, "truncate a partition's applied raft log beyond this many entries (0 = default)")
 	fs.Uint64Var(&cfg.TruncateKeep, "log-truncate-keep", 0, "entries kept when truncating (0 = default)")
 	fs.BoolVar(&cfg.UnsafeStaleReads, "unsafe-stale-reads", false, "TESTING ONLY: serve reads from any replica without ReadIndex (breaks linearizability)")
+	fs.BoolVar(&cfg.UnsafeCASOnPropose, "unsafe-cas-on-propose", false, "TESTING ONLY: check SET ... IFEQ when a write arrives, not when it applies (loses updates)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -55,6 +56,9 @@ func runServer(args []string) int {
 	cfg.InitialCluster = ic
 	if cfg.UnsafeStaleReads {
 		cfg.Logger.Warn("--unsafe-stale-reads is on: reads are NOT linearizable (testing only)")
+	}
+	if cfg.UnsafeCASOnPropose {
+		cfg.Logger.Warn("--unsafe-cas-on-propose is on: compare-and-set can lose updates (testing only)")
 	}
 
 	sigs := make(chan os.Signal, 2)

@@ -12,7 +12,7 @@ import (
 var (
 	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition"}
 	AllWorkloads = []string{"register", "set"}
-	AllBugs      = []string{"stale-read"}
+	AllBugs      = []string{"stale-read", "lost-update"}
 )
 
 // Config configures a run. Zero fields take defaults (EnsureDefaults).
@@ -107,8 +107,11 @@ func (c *Config) serverArgs() []string {
 	if slices.Contains(c.Nemeses, "partition") {
 		args = append(args, "--fault-injection")
 	}
-	if c.PlantBug == "stale-read" {
+	switch c.PlantBug {
+	case "stale-read":
 		args = append(args, "--unsafe-stale-reads")
+	case "lost-update":
+		args = append(args, "--unsafe-cas-on-propose")
 	}
 	return args
 }

@@ -83,11 +83,11 @@ func notApplied(err error) bool {
 	return strings.HasPrefix(s, "CLUSTERDOWN") || strings.HasPrefix(s, "TRYAGAIN")
 }
 
-// registerWorkload: clients read and write unique values on a few hot
-// keys; the history is checked per key for linearizability. Keys are
-// renewed every keyEpoch so each key's history stays short enough for the
-// checker (its search grows steeply with history length), as Jepsen does
-// with independent keys.
+// registerWorkload: clients read, write and compare-and-set (SET ... IFEQ)
+// unique values on a few hot keys; the history is checked per key for
+// linearizability. Keys are renewed every keyEpoch so each key's history
+// stays short enough for the checker (its search grows steeply with
+// history length), as Jepsen does with independent keys.
 type registerWorkload struct {
 	hist  *check.History
 	keys  []string
@@ -107,49 +107,68 @@ func (w *registerWorkload) run(ctx context.Context, cs *clients, rec *recorder, 
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(seed), uint64(id)+1))
+			// last value this client saw or wrote per key: what its
+			// compare-and-sets expect, so many of them can succeed.
+			seen := map[string]string{}
 			var avoid uint64
 			for i := 0; ctx.Err() == nil; i++ {
 				node, cl := cs.pick(rng, avoid)
 				avoid = 0
 				key := w.key(rng.IntN(len(w.keys)))
-				octx, cancel := context.WithTimeout(context.Background(), opTimeout)
-				begin, call := time.Now(), w.hist.Now()
-				if rng.IntN(2) == 0 {
-					val, err := cl.Get(octx, key).Result()
-					ret := w.hist.Now()
-					in := check.RegisterInput{Kind: check.Read, Key: key}
-					switch {
-					case err == nil:
-						w.hist.Ok(id, in, check.RegisterOutput{Value: val, Exists: true}, call, ret)
-					case errors.Is(err, redis.Nil):
-						w.hist.Ok(id, in, check.RegisterOutput{}, call, ret)
-						err = nil
-					}
-					rec.op(begin, err == nil, -1)
-					if err != nil {
-						avoid = node
-						backoffAfterError(ctx)
-					}
-				} else {
-					in := check.RegisterInput{Kind: check.Write, Key: key, Value: fmt.Sprintf("%d-%d", id, i)}
-					err := cl.Set(octx, key, in.Value, 0).Err()
-					switch {
-					case err == nil:
-						w.hist.Ok(id, in, check.RegisterOutput{}, call, w.hist.Now())
-					case notApplied(err):
-					default:
-						w.hist.Unknown(id, in, call)
-					}
-					rec.op(begin, err == nil, -1)
-					if err != nil {
-						avoid = node
-						backoffAfterError(ctx)
-					}
+				begin := time.Now()
+				err := w.op(cl, rng, id, key, fmt.Sprintf("%d-%d", id, i), seen)
+				rec.op(begin, err == nil, -1)
+				if err != nil {
+					avoid = node
+					backoffAfterError(ctx)
 				}
-				cancel()
 			}
 		}()
 	}
+}
+
+// op performs one random operation and records it in the history.
+func (w *registerWorkload) op(cl *redis.Client, rng *rand.Rand, id int, key, val string, seen map[string]string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	call := w.hist.Now()
+	var in check.RegisterInput
+	var out check.RegisterOutput
+	var err error
+	switch r := rng.IntN(10); {
+	case r < 4:
+		in = check.RegisterInput{Kind: check.Read, Key: key}
+		out.Value, err = cl.Get(ctx, key).Result()
+		out.Exists = err == nil
+		if errors.Is(err, redis.Nil) {
+			err = nil
+		}
+		if err == nil && out.Exists {
+			seen[key] = out.Value
+		}
+	case r < 7:
+		in = check.RegisterInput{Kind: check.Write, Key: key, Value: val}
+		if err = cl.Set(ctx, key, val, 0).Err(); err == nil {
+			seen[key] = val
+		}
+	default:
+		in = check.RegisterInput{Kind: check.CAS, Key: key, Value: val, Expect: seen[key]}
+		err = cl.Do(ctx, "SET", key, val, "IFEQ", in.Expect).Err()
+		out.Swapped = err == nil
+		if errors.Is(err, redis.Nil) {
+			err = nil
+		}
+		if out.Swapped {
+			seen[key] = val
+		}
+	}
+	switch {
+	case err == nil:
+		w.hist.Ok(id, in, out, call, w.hist.Now())
+	case in.Kind != check.Read && !notApplied(err):
+		w.hist.Unknown(id, in, call) // a failed read changed nothing
+	}
+	return err
 }
 
 // backoffAfterError keeps a client from spinning on instant failures

@@ -35,6 +35,9 @@ type Config struct {
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
 	// Test-only: it exists to prove the linearizability checker can fail.
 	UnsafeStaleReads bool
+	// UnsafeCASOnPropose checks SET ... IFEQ when the leader receives it
+	// instead of when it is applied: a planted lost-update bug. Test-only.
+	UnsafeCASOnPropose bool
 	// FaultInjection enables the admin API's fault hooks (PUT
 	// /v1/fault/cut). Testing only (kintsu chaos); off in production.
 	FaultInjection bool

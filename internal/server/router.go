@@ -124,7 +124,7 @@ func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [
 		}
 		outs := r.attempt(ctx, group, attempt, len(batch), func(actx context.Context, node uint64) ([]outcome, bool) {
 			if node == r.n.cfg.NodeID {
-				replies, errs := r.n.eng.ProposeMany(actx, group, batch)
+				replies, errs := r.n.propose(actx, group, batch)
 				outs := make([]outcome, len(batch))
 				for i := range outs {
 					outs[i] = outcomeOf(replies[i], errs[i])
@@ -321,7 +321,7 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		if err != nil {
 			return nil, err
 		}
-		replies, errs := n.eng.ProposeMany(ctx, group, reqs)
+		replies, errs := n.propose(ctx, group, reqs)
 		outs := make([]outcome, len(reqs))
 		for i := range outs {
 			outs[i] = outcomeOf(replies[i], errs[i])

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// propose hands requests for group to the local engine, which must lead it.
+// Every write a leader accepts, local or forwarded, passes here.
+func (n *Node) propose(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
+	if !n.cfg.UnsafeCASOnPropose {
+		return n.eng.ProposeMany(ctx, group, reqs)
+	}
+	return n.proposeCheckingEarly(ctx, group, reqs)
+}
+
+// proposeCheckingEarly is a DELIBERATE BUG, planted only with
+// UnsafeCASOnPropose (kintsu chaos --plant-bug lost-update): the leader
+// compares SET ... IFEQ against its applied state when the command
+// arrives and proposes an unconditional SET. Two compare-and-sets from the
+// same value that overlap both pass the check and both succeed: a lost
+// update. The correct path evaluates the condition when the entry is
+// applied, in log order (package kv).
+func (n *Node) proposeCheckingEarly(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
+	replies := make([][]byte, len(reqs))
+	errs := make([]error, len(reqs))
+	var send []*raftstore.Request
+	var at []int
+	for i, r := range reqs {
+		if expect, ok := ifeqOnly(r.Args); ok {
+			cur, err := kv.Lookup([]byte("get")).Read(n.eng.Reader(group), [][]byte{[]byte("get"), r.Args[1]}, nil)
+			if err != nil || !bytes.Equal(cur, resp.AppendBulk(nil, expect)) {
+				replies[i] = resp.AppendNull(nil)
+				continue
+			}
+			cp := *r
+			cp.Args = r.Args[:3]
+			r = &cp
+		}
+		send = append(send, r)
+		at = append(at, i)
+	}
+	if len(send) > 0 {
+		rs, es := n.eng.ProposeMany(ctx, group, send)
+		for j, i := range at {
+			replies[i], errs[i] = rs[j], es[j]
+		}
+	}
+	return replies, errs
+}
+
+// ifeqOnly recognises exactly SET key value IFEQ expect.
+func ifeqOnly(args [][]byte) ([]byte, bool) {
+	if len(args) != 5 || !bytes.EqualFold(args[0], []byte("set")) || !bytes.EqualFold(args[3], []byte("ifeq")) {
+		return nil, false
+	}
+	return args[4], true
+}

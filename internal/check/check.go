@@ -30,8 +30,8 @@ const (
 
 // RegisterInput is an operation on one key.
 type RegisterInput struct {
-	Kind  string
-	Key   string
+	Kind   string
+	Key    string
 	Value  string // Write, CAS: the value written
 	Expect string // CAS: the value compared with
 }

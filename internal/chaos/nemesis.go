@@ -21,6 +21,7 @@ type event struct {
 	node   uint64 // target for kill/pause; kill-leader picks at run time
 	at     time.Duration
 	length time.Duration
+	cut    cutPlan // partition only
 }
 
 // schedule lays out faults over d: a short warm-up, then faults of 1–3 s
@@ -37,6 +38,9 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 		}
 		if e.at+e.length > d {
 			return out
+		}
+		if e.kind == "partition" {
+			e.cut = planCut(rng, e.node, nodes)
 		}
 		out = append(out, e)
 		t = e.at + e.length + 1500*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
@@ -132,16 +136,16 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 			return f, err
 		}
 	case "partition":
-		// Isolate the node: it sends to nobody and nobody sends to it.
+		f.Detail = e.cut.String()
 		f.StartMS = n.rec.nowMS()
-		if err := n.isolate(f.Node, true); err != nil {
-			_ = n.isolate(f.Node, false)
+		if err := n.setCuts(e.cut.links(n.ids())); err != nil {
+			_ = n.setCuts(nil)
 			return f, err
 		}
-		n.log("isolate node %d from every peer", f.Node)
+		n.log("partition: %s", f.Detail)
 		hold()
 		f.EndMS = n.rec.nowMS()
-		if err := n.isolate(f.Node, false); err != nil {
+		if err := n.setCuts(nil); err != nil {
 			return f, err
 		}
 	default:
@@ -150,26 +154,21 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 	return f, nil
 }
 
-// isolate cuts (or heals) every link between node and its peers through
-// the nodes' fault-injection admin API.
-func (n *nemesis) isolate(node uint64, cut bool) error {
-	var others []uint64
+func (n *nemesis) ids() []uint64 {
+	var ids []uint64
 	for _, nd := range n.c.Nodes() {
-		if nd.ID != node {
-			others = append(others, nd.ID)
-		}
+		ids = append(ids, nd.ID)
 	}
+	return ids
+}
+
+// setCuts tells every node which peers it must not send to (links maps a
+// node to those peers; nil heals everything), through the nodes'
+// fault-injection admin API.
+func (n *nemesis) setCuts(links map[uint64][]uint64) error {
 	var errs []error
 	for _, nd := range n.c.Nodes() {
-		var to []uint64
-		switch {
-		case !cut:
-		case nd.ID == node:
-			to = others
-		default:
-			to = []uint64{node}
-		}
-		if err := setCut(nd.HTTPAddr, to); err != nil {
+		if err := setCut(nd.HTTPAddr, links[nd.ID]); err != nil {
 			errs = append(errs, fmt.Errorf("node %d: %w", nd.ID, err))
 		}
 	}

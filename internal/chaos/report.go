@@ -200,7 +200,7 @@ func writeFaultTable(b *strings.Builder, faults []Fault, colors map[string]strin
 			class += " never"
 		}
 		fmt.Fprintf(b, `<tr><td><span class="swatch" style="background:%s"></span>%s</td><td>%s</td><td class="num">%s</td><td class="num">%s</td><td class="%s">%s</td></tr>`+"\n",
-			colors[f.Kind], esc(f.Kind), nodeName(f.Node), secs(f.StartMS), secs(f.EndMS), class, rec)
+			colors[f.Kind], esc(f.Kind), esc(faultTarget(f)), secs(f.StartMS), secs(f.EndMS), class, rec)
 	}
 	b.WriteString("</tbody></table>\n")
 }
@@ -276,6 +276,15 @@ func faultLabel(f Fault) string {
 		return f.Kind
 	}
 	return f.Kind + " " + nodeName(f.Node)
+}
+
+// faultTarget is what a fault hit, for the table: its detail when it has
+// one (a partition's shape), else the node.
+func faultTarget(f Fault) string {
+	if f.Detail != "" {
+		return f.Detail
+	}
+	return nodeName(f.Node)
 }
 
 func secs(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64) }

@@ -34,7 +34,8 @@ type Anomaly struct {
 // after it, -1 if that never happened.
 type Fault struct {
 	Kind       string  `json:"kind"`
-	Node       uint64  `json:"node"` // 0 when the fault hits every node
+	Node       uint64  `json:"node"`             // 0 when the fault hits every node
+	Detail     string  `json:"detail,omitempty"` // e.g. a partition's shape
 	StartMS    int64   `json:"start_ms"`
 	EndMS      int64   `json:"end_ms"`
 	RecoveryMS float64 `json:"recovery_ms"`

@@ -10,7 +10,7 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "clock"}
 	AllWorkloads = []string{"register", "set"}
 	AllBugs      = []string{"stale-read", "lost-update"}
 )
@@ -104,8 +104,11 @@ func (c *Config) Validate() error {
 // serverArgs are the extra server flags the nemeses and a planted bug need.
 func (c *Config) serverArgs() []string {
 	var args []string
-	if slices.Contains(c.Nemeses, "partition") {
-		args = append(args, "--fault-injection")
+	for _, n := range []string{"partition", "clock"} {
+		if slices.Contains(c.Nemeses, n) {
+			args = append(args, "--fault-injection")
+			break
+		}
 	}
 	switch c.PlantBug {
 	case "stale-read":

@@ -22,6 +22,7 @@ type event struct {
 	at     time.Duration
 	length time.Duration
 	cut    cutPlan // partition only
+	skew   skew    // clock only
 }
 
 // schedule lays out faults over d: a short warm-up, then faults of 1–3 s
@@ -39,8 +40,11 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 		if e.at+e.length > d {
 			return out
 		}
-		if e.kind == "partition" {
+		switch e.kind {
+		case "partition":
 			e.cut = planCut(rng, e.node, nodes)
+		case "clock":
+			e.skew = planSkew(rng)
 		}
 		out = append(out, e)
 		t = e.at + e.length + 1500*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
@@ -148,6 +152,19 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		if err := n.setCuts(nil); err != nil {
 			return f, err
 		}
+	case "clock":
+		f.Detail = e.skew.String()
+		f.StartMS = n.rec.nowMS()
+		nd := n.c.Node(f.Node)
+		if err := putFault(nd.HTTPAddr, "clock", e.skew.body()); err != nil {
+			return f, err
+		}
+		n.log("node %d: clock %s", f.Node, f.Detail)
+		hold()
+		f.EndMS = n.rec.nowMS()
+		if err := putFault(nd.HTTPAddr, "clock", map[string]any{}); err != nil {
+			return f, err
+		}
 	default:
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}
@@ -176,8 +193,13 @@ func (n *nemesis) setCuts(links map[uint64][]uint64) error {
 }
 
 func setCut(httpAddr string, to []uint64) error {
-	body, _ := json.Marshal(map[string][]uint64{"nodes": to})
-	req, err := http.NewRequest(http.MethodPut, "http://"+httpAddr+"/v1/fault/cut", bytes.NewReader(body))
+	return putFault(httpAddr, "cut", map[string][]uint64{"nodes": to})
+}
+
+// putFault sets one of a node's fault hooks (PUT /v1/fault/KIND).
+func putFault(httpAddr, kind string, v any) error {
+	body, _ := json.Marshal(v)
+	req, err := http.NewRequest(http.MethodPut, "http://"+httpAddr+"/v1/fault/"+kind, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

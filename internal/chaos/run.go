@@ -162,7 +162,9 @@ func heal(c *launcher.Cluster) {
 		if !c.Running(nd.ID) {
 			_ = c.Restart(nd.ID)
 		}
-		_ = setCut(nd.HTTPAddr, nil) // fails harmlessly without --fault-injection
+		// These fail harmlessly without --fault-injection.
+		_ = setCut(nd.HTTPAddr, nil)
+		_ = putFault(nd.HTTPAddr, "clock", map[string]any{})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/metrics"
 )
@@ -55,6 +56,8 @@ type Config struct {
 	Dedupe  func(group uint64, args [][]byte) bool
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
+	// Clock times the raft tick (Period(TickInterval)); nil = real time.
+	Clock *clock.Clock
 }
 
 // EnsureDefaults fills zero fields.
@@ -91,6 +94,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = clock.New()
 	}
 	if c.Metrics == nil {
 		c.Metrics = metrics.New()

@@ -17,8 +17,12 @@ func (e *Engine) run() {
 			e.setFatal(fmt.Errorf("panic in engine loop: %v", p))
 		}
 	}()
-	ticker := time.NewTicker(e.cfg.TickInterval)
+	// The tick follows the node's clock, which a fault may speed up or
+	// slow down; safety never depends on it (package clock).
+	clk := e.cfg.Clock
+	ticker := time.NewTicker(clk.Period(e.cfg.TickInterval))
 	defer ticker.Stop()
+	skewed := clk.Changed()
 	more := false
 	for {
 		if !more {
@@ -27,6 +31,9 @@ func (e *Engine) run() {
 				return
 			case <-ticker.C:
 				e.in.setTick()
+			case <-skewed:
+				skewed = clk.Changed()
+				ticker.Reset(clk.Period(e.cfg.TickInterval))
 			case <-e.wake:
 			}
 		} else {
@@ -37,6 +44,9 @@ func (e *Engine) run() {
 				return
 			case <-ticker.C:
 				e.in.setTick()
+			case <-skewed:
+				skewed = clk.Changed()
+				ticker.Reset(clk.Period(e.cfg.TickInterval))
 			default:
 			}
 		}

@@ -3,7 +3,6 @@ package server
 import (
 	"cmp"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -58,22 +57,7 @@ func (n *Node) adminHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	if n.cfg.FaultInjection {
-		// {"nodes":[2,3]}: from now on this node sends nothing to nodes 2
-		// and 3 (raft messages, forwarded requests, snapshots). An empty
-		// list heals. Set on both sides for a partition, one side for a
-		// one-way cut.
-		mux.HandleFunc("PUT /v1/fault/cut", func(w http.ResponseWriter, r *http.Request) {
-			var body struct {
-				Nodes []uint64 `json:"nodes"`
-			}
-			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil {
-				http.Error(w, "bad body: "+err.Error(), http.StatusBadRequest)
-				return
-			}
-			n.tr.SetCut(body.Nodes)
-			n.log.Warn("fault injection: links cut", "to", body.Nodes)
-			_, _ = w.Write([]byte("ok\n"))
-		})
+		n.faultRoutes(mux)
 	}
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/kintsu/kintsu/internal/metrics"
+	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/storage"
 	"github.com/kintsu/kintsu/internal/transport"
@@ -30,6 +31,7 @@ type Node struct {
 	tr      *transport.Transport
 	eng     *raftstore.Engine
 	metrics *metrics.Metrics
+	clock   *clock.Clock
 	layout  *layout
 	router  *router
 	front   *frontend
@@ -53,7 +55,7 @@ func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), done: make(chan struct{}), bgStop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), clock: clock.New(), done: make(chan struct{}), bgStop: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var err error
 	if n.layout, err = computeLayout(&cfg); err != nil {
@@ -101,6 +103,7 @@ func Start(cfg Config) (*Node, error) {
 		Dedupe:           dedupeFunc,
 		Logger:           n.log,
 		Metrics:          n.metrics,
+		Clock:            n.clock,
 	}, n.db, n.tr)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,89 @@
+// Package clock is a node's source of time for what its protocols time:
+// today the raft tick, later leases and transaction heartbeats. It exists
+// so a fault can skew one node's time without touching the machine's
+// clock: kintsu chaos's clock nemesis shifts a node's wall time (Now) and
+// speeds up or slows down its timers (Period), through the admin API of a
+// node started with --fault-injection.
+//
+// Invariants:
+//   - Without a skew, Now is time.Now and Period(d) is d.
+//   - A skew never makes Period return less than a millisecond or more
+//     than a minute, whatever rate it is given: a timer stays a timer.
+//   - Safety must not depend on the clock: raft orders everything by log
+//     index and term, never by time. A skewed node may campaign too early
+//     or heartbeat too late (PreVote and CheckQuorum absorb that); it must
+//     never make the cluster acknowledge something it then loses.
+package clock
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Rate bounds: how much faster or slower than real time a node may run.
+const (
+	MinRate = 0.1
+	MaxRate = 10
+	// MaxOffset bounds a wall-clock shift either way.
+	MaxOffset = time.Hour
+)
+
+// Clock is safe for concurrent use.
+type Clock struct {
+	mu      sync.Mutex
+	offset  time.Duration
+	rate    float64
+	changed chan struct{} // closed and replaced on every Skew
+}
+
+// New returns a clock that follows real time.
+func New() *Clock { return &Clock{rate: 1, changed: make(chan struct{})} }
+
+// Now is the node's wall time: real time shifted by the skew's offset.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Period is how long, in real time, an interval of d lasts on this clock:
+// a clock running at rate 2 fires its timers twice as often.
+func (c *Clock) Period(d time.Duration) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := time.Duration(float64(d) / c.rate)
+	return min(max(p, time.Millisecond), time.Minute)
+}
+
+// Skew shifts the wall time by offset and runs timers at rate times real
+// speed; Skew(0, 1) restores real time.
+func (c *Clock) Skew(offset time.Duration, rate float64) error {
+	if rate < MinRate || rate > MaxRate {
+		return fmt.Errorf("clock rate %v: must be between %v and %v", rate, MinRate, MaxRate)
+	}
+	if offset < -MaxOffset || offset > MaxOffset {
+		return fmt.Errorf("clock offset %v: must be within ±%v", offset, MaxOffset)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset, c.rate = offset, rate
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return nil
+}
+
+// Skewed reports the current skew.
+func (c *Clock) Skewed() (offset time.Duration, rate float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offset, c.rate
+}
+
+// Changed is closed at the next Skew, so a loop holding a ticker can
+// re-arm it with the new Period.
+func (c *Clock) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}

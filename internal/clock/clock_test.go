@@ -1,0 +1,51 @@
+package clock
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSkew(t *testing.T) {
+	c := New()
+	if got := c.Period(50 * time.Millisecond); got != 50*time.Millisecond {
+		t.Fatalf("unskewed period %v", got)
+	}
+	if d := c.Now().Sub(time.Now()); d > time.Second || d < -time.Second {
+		t.Fatalf("unskewed Now off by %v", d)
+	}
+	ch := c.Changed()
+	if err := c.Skew(30*time.Second, 2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed not closed by Skew")
+	}
+	if got := c.Period(50 * time.Millisecond); got != 25*time.Millisecond {
+		t.Fatalf("rate 2: period %v, want 25ms", got)
+	}
+	if d := c.Now().Sub(time.Now()); d < 29*time.Second || d > 31*time.Second {
+		t.Fatalf("offset 30s: Now off by %v", d)
+	}
+	for _, bad := range []struct {
+		off  time.Duration
+		rate float64
+	}{{0, 0}, {0, -1}, {0, 11}, {2 * time.Hour, 1}, {-2 * time.Hour, 1}} {
+		if err := c.Skew(bad.off, bad.rate); err == nil {
+			t.Fatalf("Skew(%v, %v) accepted", bad.off, bad.rate)
+		}
+	}
+	if o, r := c.Skewed(); o != 30*time.Second || r != 2 {
+		t.Fatalf("a refused skew changed the clock: %v %v", o, r)
+	}
+	// Periods stay within bounds at the extreme rates.
+	_ = c.Skew(0, MaxRate)
+	if got := c.Period(time.Microsecond); got != time.Millisecond {
+		t.Fatalf("period below a millisecond: %v", got)
+	}
+	_ = c.Skew(0, MinRate)
+	if got := c.Period(10 * time.Second); got != time.Minute {
+		t.Fatalf("period above a minute: %v", got)
+	}
+}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/clock"
+	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/storage"
 	"github.com/kintsu/kintsu/internal/transport"

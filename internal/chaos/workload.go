@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/kintsu/kintsu/internal/check"
 	"github.com/kintsu/kintsu/internal/launcher"
-	"github.com/kintsu/kintsu/internal/ring"
 )
 
 // opTimeout bounds one client operation (above the server's 5s deadline
@@ -193,115 +191,4 @@ func (w *registerWorkload) check() []Anomaly {
 			Description: "the linearizability check did not finish in time; the run proves nothing"}}
 	}
 	return nil
-}
-
-// setWorkload: one writer per partition adds unique elements (one key per
-// element, hash-tagged into that partition). At the end every acknowledged
-// element must be present with its value, so nothing acknowledged was
-// lost. The writers double as the recovery probes of every partition.
-type setWorkload struct {
-	partitions int
-	mu         sync.Mutex
-	acked      map[string]string // guarded by mu
-	unknown    int               // guarded by mu
-}
-
-func tagFor(p, partitions int) string {
-	for i := 0; ; i++ {
-		tag := fmt.Sprint("set", p, "-", i)
-		if ring.PartitionOf(ring.Slot([]byte(tag)), partitions) == p {
-			return "{" + tag + "}"
-		}
-	}
-}
-
-func (w *setWorkload) run(ctx context.Context, cs *clients, rec *recorder, seed int64, wg *sync.WaitGroup) {
-	w.acked = map[string]string{}
-	for p := 0; p < w.partitions; p++ {
-		tag := tagFor(p, w.partitions)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(seed), uint64(1000+p)))
-			var avoid uint64
-			for i := 0; ctx.Err() == nil; i++ {
-				key, val := fmt.Sprintf("%s:%d", tag, i), fmt.Sprint(i)
-				octx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-				begin := time.Now()
-				node, cl := cs.pick(rng, avoid)
-				err := cl.Set(octx, key, val, 0).Err()
-				cancel()
-				avoid = 0
-				if err != nil {
-					avoid = node
-				}
-				rec.op(begin, err == nil, p)
-				w.mu.Lock()
-				if err == nil {
-					w.acked[key] = val
-				} else if !notApplied(err) {
-					w.unknown++
-				}
-				w.mu.Unlock()
-				if err != nil {
-					backoffAfterError(ctx)
-				}
-			}
-		}()
-	}
-}
-
-// check reads every acknowledged element back and reports the lost ones.
-// Keys of one writer share a hash tag, so they are read with MGET in
-// batches.
-func (w *setWorkload) check(ctx context.Context, cs *clients, seed int64) ([]Anomaly, int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	rng := rand.New(rand.NewPCG(uint64(seed), 7))
-	byTag := map[string][]string{}
-	for key := range w.acked {
-		tag := key[:strings.IndexByte(key, '}')+1]
-		byTag[tag] = append(byTag[tag], key)
-	}
-	const batch = 500
-	var lost []string
-	for _, keys := range byTag {
-		for start := 0; start < len(keys); start += batch {
-			chunk := keys[start:min(start+batch, len(keys))]
-			var vals []any
-			var err error
-			for try := 0; try < 5; try++ { // reads are idempotent: retry through faults' aftermath
-				octx, cancel := context.WithTimeout(ctx, opTimeout)
-				_, cl := cs.pick(rng, 0)
-				vals, err = cl.MGet(octx, chunk...).Result()
-				cancel()
-				if err == nil {
-					break
-				}
-			}
-			if err != nil {
-				return nil, 0, fmt.Errorf("reading back %d keys: %w", len(chunk), err)
-			}
-			for i, key := range chunk {
-				want := w.acked[key]
-				switch got := vals[i].(type) {
-				case nil:
-					lost = append(lost, fmt.Sprintf("SET %s %s acknowledged, now missing", key, want))
-				case string:
-					if got != want {
-						lost = append(lost, fmt.Sprintf("SET %s %s acknowledged, now %q", key, want, got))
-					}
-				default:
-					lost = append(lost, fmt.Sprintf("SET %s %s acknowledged, now %v", key, want, got))
-				}
-			}
-		}
-	}
-	if len(lost) == 0 {
-		return nil, 0, nil
-	}
-	slices.Sort(lost)
-	shown := lost[:min(len(lost), 20)]
-	return []Anomaly{{Workload: "set", Kind: "lost-write",
-		Description: fmt.Sprintf("%d of %d acknowledged writes are missing or changed", len(lost), len(w.acked)), Ops: shown}}, len(lost), nil
 }

@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	defer cancel()
 	if reg != nil {
 		say("chaos: checking linearizability of %d register operations…", reg.hist.Len())
-		sum.Anomalies = append(sum.Anomalies, reg.check()...)
+		sum.Anomalies = append(sum.Anomalies, reg.check(cfg.Out)...)
 	}
 	if slices.Contains(cfg.Workloads, "set") {
 		say("chaos: reading back %d acknowledged set elements…", len(set.acked))

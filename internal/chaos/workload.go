@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kintsu/kintsu/internal/check"
@@ -181,14 +185,45 @@ func backoffAfterError(ctx context.Context) {
 	}
 }
 
-func (w *registerWorkload) check() []Anomaly {
-	switch check.CheckRegisters(w.hist, 2*time.Minute) {
-	case "Illegal":
-		return []Anomaly{{Workload: "register", Kind: "not-linearizable",
-			Description: fmt.Sprintf("the history of %d operations on %v is not linearizable", w.hist.Len(), w.keys)}}
-	case "Unknown":
+// check judges the history; when it is not linearizable, each key that
+// shows it becomes an anomaly, and porcupine's interactive view of the
+// whole history is written to outDir/register-history.html.
+func (w *registerWorkload) check(outDir string) []Anomaly {
+	v := check.CheckRegistersExplained(w.hist, 2*time.Minute)
+	switch v.Result {
+	case porcupine.Unknown:
 		return []Anomaly{{Workload: "register", Kind: "check-timeout",
 			Description: "the linearizability check did not finish in time; the run proves nothing"}}
+	case porcupine.Ok:
+		return nil
 	}
-	return nil
+	where := "register-history.html"
+	if err := writeFile(filepath.Join(outDir, where), v.Visualize); err != nil {
+		where = "(not written: " + err.Error() + ")"
+	}
+	var out []Anomaly
+	for _, vi := range v.Violations {
+		out = append(out, Anomaly{Workload: "register", Kind: "not-linearizable", Key: vi.Key, Ops: vi.Ops,
+			Description: fmt.Sprintf("no order of the operations on %s explains what the clients saw; every operation is in %s", vi.Key, where)})
+	}
+	if len(out) == 0 { // the checker said Illegal without naming a key
+		out = append(out, Anomaly{Workload: "register", Kind: "not-linearizable",
+			Description: fmt.Sprintf("the history of %d operations is not linearizable; see %s", w.hist.Len(), where)})
+	}
+	return out
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -64,10 +64,13 @@ func (h *History) Ok(client int, in RegisterInput, out RegisterOutput, call, ret
 	h.add(porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret})
 }
 
+// maxReturn is the return time of an operation that never returned.
+const maxReturn = math.MaxInt64
+
 // Unknown records a write whose outcome is unknown: it stays pending until
 // the end of time.
 func (h *History) Unknown(client int, in RegisterInput, call int64) {
-	h.add(porcupine.Operation{ClientId: client, Input: in, Output: RegisterOutput{Unknown: true}, Call: call, Return: math.MaxInt64})
+	h.add(porcupine.Operation{ClientId: client, Input: in, Output: RegisterOutput{Unknown: true}, Call: call, Return: maxReturn})
 }
 
 func (h *History) add(op porcupine.Operation) {

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,26 @@ func TestCheckRegistersCAS(t *testing.T) {
 				t.Fatalf("judged %s, want %s", r, c.want)
 			}
 		})
+	}
+}
+
+// A violation names its key and the operation that cannot be placed.
+func TestCheckRegistersExplained(t *testing.T) {
+	h := NewHistory()
+	h.Ok(0, RegisterInput{Kind: Write, Key: "fine", Value: "1"}, RegisterOutput{}, 0, 10)
+	h.Ok(0, RegisterInput{Kind: Write, Key: "k", Value: "a"}, RegisterOutput{}, 0, 10)
+	h.Ok(1, RegisterInput{Kind: CAS, Key: "k", Expect: "a", Value: "b"}, RegisterOutput{Swapped: true}, 20, 40)
+	h.Ok(2, RegisterInput{Kind: CAS, Key: "k", Expect: "a", Value: "c"}, RegisterOutput{Swapped: true}, 21, 41)
+	v := CheckRegistersExplained(h, 10*time.Second)
+	if v.Result != porcupine.Illegal || len(v.Violations) != 1 || v.Violations[0].Key != "k" {
+		t.Fatalf("verdict %s, violations %+v", v.Result, v.Violations)
+	}
+	ops := v.Violations[0].Ops
+	if last := ops[len(ops)-1]; !strings.HasPrefix(last, "cannot follow: ") || !strings.Contains(last, "cas(k, a→") {
+		t.Fatalf("explanation %q", ops)
+	}
+	var b strings.Builder
+	if err := v.Visualize(&b); err != nil || !strings.Contains(b.String(), "<html") {
+		t.Fatalf("visualization: %v (%d bytes)", err, b.Len())
 	}
 }

@@ -86,16 +86,16 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	nem := &nemesis{c: c, rec: rec, log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
 	faults := nem.run(ctx, schedule(cfg.Seed, cfg.Nemeses, cfg.Nodes, cfg.Duration))
 	heal(c)
-	if err := waitReady(ctx, c); err != nil {
-		close(done)
-		stopWorkloads()
-		wg.Wait()
-		return Summary{}, &SetupError{fmt.Errorf("cluster did not recover after the faults: %w", err)}
-	}
-	calm := time.NewTimer(calmAfterHeal)
-	select {
-	case <-ctx.Done():
-	case <-calm.C:
+	// A cluster that does not come back once every fault is healed is a
+	// finding about the cluster, not a failed set-up: it is reported as an
+	// anomaly, and the checks that need a live cluster are skipped.
+	recoverErr := waitReady(ctx, c)
+	if recoverErr == nil {
+		calm := time.NewTimer(calmAfterHeal)
+		select {
+		case <-ctx.Done():
+		case <-calm.C:
+		}
 	}
 	close(done)
 	stopWorkloads()
@@ -105,6 +105,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	sum := Summary{
 		Seed: cfg.Seed, Ops: rec.opCount(), DurationMS: endMS, Nodes: cfg.Nodes, Partitions: cfg.Partitions,
 		Nemeses: cfg.Nemeses, Workloads: cfg.Workloads, PlantBug: cfg.PlantBug, Anomalies: []Anomaly{},
+	}
+	if recoverErr != nil {
+		say("chaos: the cluster did not recover after the faults were healed: %v", recoverErr)
+		sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "recovery", Kind: "no-recovery-after-heal",
+			Description: fmt.Sprintf("every fault was healed but the cluster was not ready within %v: %v (node logs are in %s)", readyTimeout, recoverErr, filepath.Join(cfg.Dir, "cluster"))})
 	}
 	var recoveries []float64
 	for i := range faults {
@@ -126,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		say("chaos: checking linearizability of %d register operations…", reg.hist.Len())
 		sum.Anomalies = append(sum.Anomalies, reg.check(cfg.Out)...)
 	}
-	if slices.Contains(cfg.Workloads, "set") {
+	if slices.Contains(cfg.Workloads, "set") && recoverErr == nil {
 		say("chaos: reading back %d acknowledged set elements…", len(set.acked))
 		anomalies, lost, err := set.check(cctx, cs, cfg.Seed)
 		if err != nil {

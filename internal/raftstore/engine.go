@@ -260,6 +260,7 @@ func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request)
 			continue
 		case <-ctx.Done():
 		case <-e.stop:
+		case <-e.done:
 		}
 		// Gave up: everything not answered yet has an unknown outcome.
 		for j := i; j < len(ws); j++ {
@@ -356,6 +357,8 @@ func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
 		return fmt.Errorf("read barrier: %w", ctx.Err())
 	case <-e.stop:
 		return ErrStopped
+	case <-e.done:
+		return ErrStopped
 	}
 }
 
@@ -422,6 +425,8 @@ func (e *Engine) TransferLeadership(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("still leading %d partitions: %w", led, ctx.Err())
+		case <-e.done: // the loop is gone (a fatal error): nothing can move
+			return fmt.Errorf("still leading %d partitions: %w", led, ErrStopped)
 		case <-tick.C:
 		}
 	}

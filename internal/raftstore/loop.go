@@ -16,6 +16,12 @@ func (e *Engine) run() {
 		if p := recover(); p != nil {
 			e.setFatal(fmt.Errorf("panic in engine loop: %v", p))
 		}
+		if e.Err() != nil {
+			// Fenced by a storage failure: answer every waiter now (their
+			// outcome is unknown) instead of at their deadlines, so the
+			// node's clients learn at once and the node can exit.
+			e.failAllWaiters(ErrStopped)
+		}
 	}()
 	// The tick follows the node's clock, which a fault may speed up or
 	// slow down; safety never depends on it (package clock).

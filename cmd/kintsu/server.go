@@ -37,6 +37,7 @@ func runServer(args []string) int {
 	fs.Uint64Var(&cfg.TruncateKeep, "log-truncate-keep", 0, "entries kept when truncating (0 = default)")
 	fs.BoolVar(&cfg.UnsafeStaleReads, "unsafe-stale-reads", false, "TESTING ONLY: serve reads from any replica without ReadIndex (breaks linearizability)")
 	fs.BoolVar(&cfg.UnsafeCASOnPropose, "unsafe-cas-on-propose", false, "TESTING ONLY: check SET ... IFEQ when a write arrives, not when it applies (loses updates)")
+	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -57,6 +58,9 @@ func runServer(args []string) int {
 	if cfg.UnsafeStaleReads {
 		cfg.Logger.Warn("--unsafe-stale-reads is on: reads are NOT linearizable (testing only)")
 	}
+	if cfg.UnsafeLazyFsync > 0 {
+		cfg.Logger.Warn("--unsafe-lazy-fsync is on: acknowledged writes are NOT durable (testing only)")
+	}
 	if cfg.UnsafeCASOnPropose {
 		cfg.Logger.Warn("--unsafe-cas-on-propose is on: compare-and-set can lose updates (testing only)")
 	}
@@ -76,6 +80,14 @@ func runServer(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Every wait has a deadline, shutdown included: after a disk failure
+	// the storage engine may never finish closing, and a fenced node must
+	// still exit so it can be restarted.
+	watchdog := time.AfterFunc(15*time.Second, func() {
+		fmt.Fprintln(os.Stderr, "kintsu server: shutdown did not finish in 15s; exiting")
+		os.Exit(1)
+	})
+	defer watchdog.Stop()
 	go func() {
 		// A second signal means: stop now.
 		<-sigs

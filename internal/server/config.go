@@ -38,8 +38,14 @@ type Config struct {
 	// UnsafeCASOnPropose checks SET ... IFEQ when the leader receives it
 	// instead of when it is applied: a planted lost-update bug. Test-only.
 	UnsafeCASOnPropose bool
+	// UnsafeLazyFsync > 0 makes the node's disk lie about fsync: log
+	// writes reach the file only every UnsafeLazyFsync, so writes are
+	// acknowledged before they are durable and a SIGKILL loses them (a
+	// planted ack-before-fsync bug, package faultfs). Test-only.
+	UnsafeLazyFsync time.Duration
 	// FaultInjection enables the admin API's fault hooks (PUT
-	// /v1/fault/cut). Testing only (kintsu chaos); off in production.
+	// /v1/fault/cut, /clock, /disk) and opens storage through the
+	// fault-injecting file system. Testing only (kintsu chaos).
 	FaultInjection bool
 	// TruncateAfter/TruncateKeep override log truncation (tests make them
 	// small to force snapshot catch-up). 0 = engine defaults.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/faultfs"
 )
 
 // faultRoutes are the admin API's fault hooks. They exist only on a node
@@ -44,6 +46,26 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 			return
 		}
 		n.log.Warn("fault injection: clock skewed", "offset_ms", body.OffsetMS, "rate", body.Rate)
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	// {"sync_delay_ms":2000}: every fsync first stalls 2 s (a slow disk).
+	// {"fail_writes":true}: every write and fsync fails (a dead disk); the
+	// engine stops at its first failed write and the process exits, so
+	// nothing unsynced is ever acknowledged.
+	mux.HandleFunc("PUT /v1/fault/disk", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			SyncDelayMS int64 `json:"sync_delay_ms"`
+			FailWrites  bool  `json:"fail_writes"`
+		}
+		if !decodeFault(w, r, &body) {
+			return
+		}
+		if body.SyncDelayMS < 0 || body.SyncDelayMS > 60_000 {
+			http.Error(w, "sync_delay_ms: between 0 and 60000", http.StatusBadRequest)
+			return
+		}
+		n.disk.Set(faultfs.Fault{SyncDelay: time.Duration(body.SyncDelayMS) * time.Millisecond, FailWrites: body.FailWrites})
+		n.log.Warn("fault injection: disk", "sync_delay_ms", body.SyncDelayMS, "fail_writes", body.FailWrites)
 		_, _ = w.Write([]byte("ok\n"))
 	})
 }

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/kintsu/kintsu/internal/clock"
+	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/storage"
@@ -32,6 +34,7 @@ type Node struct {
 	eng     *raftstore.Engine
 	metrics *metrics.Metrics
 	clock   *clock.Clock
+	disk    *faultfs.FS // nil unless fault injection or a planted bug needs it
 	layout  *layout
 	router  *router
 	front   *frontend
@@ -81,7 +84,13 @@ func Start(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("admin listener (--http-addr): %w", err)
 		}
 	}
-	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir}); err != nil {
+	var fs vfs.FS
+	if cfg.FaultInjection || cfg.UnsafeLazyFsync > 0 {
+		n.disk = faultfs.New(vfs.Default, faultfs.Options{LazyWAL: cfg.UnsafeLazyFsync})
+		fs = n.disk
+	}
+	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs}); err != nil {
+		n.closeDisk()
 		return nil, err
 	}
 	fresh, err := n.checkIdentity()
@@ -339,10 +348,19 @@ func (n *Node) closeAll() error {
 	}
 	if n.db != nil {
 		if err := n.db.Close(); err != nil && !errors.Is(err, pebble.ErrClosed) {
+			n.closeDisk()
 			return err
 		}
 	}
-	return nil
+	return n.closeDisk()
+}
+
+// closeDisk writes through what the fault-injecting file system holds.
+func (n *Node) closeDisk() error {
+	if n.disk == nil {
+		return nil
+	}
+	return n.disk.Close()
 }
 
 func encodeUvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }

@@ -10,9 +10,9 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "clock"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock"}
 	AllWorkloads = []string{"register", "set"}
-	AllBugs      = []string{"stale-read", "lost-update"}
+	AllBugs      = []string{"stale-read", "ack-before-fsync", "lost-update"}
 )
 
 // Config configures a run. Zero fields take defaults (EnsureDefaults).
@@ -101,10 +101,15 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// lazyFsync is how often a node with the planted ack-before-fsync bug
+// writes its log through: every write acknowledged in the last interval
+// before a crash is lost.
+const lazyFsync = 2 * time.Second
+
 // serverArgs are the extra server flags the nemeses and a planted bug need.
 func (c *Config) serverArgs() []string {
 	var args []string
-	for _, n := range []string{"partition", "clock"} {
+	for _, n := range []string{"partition", "disk", "clock"} {
 		if slices.Contains(c.Nemeses, n) {
 			args = append(args, "--fault-injection")
 			break
@@ -113,6 +118,8 @@ func (c *Config) serverArgs() []string {
 	switch c.PlantBug {
 	case "stale-read":
 		args = append(args, "--unsafe-stale-reads")
+	case "ack-before-fsync":
+		args = append(args, "--unsafe-lazy-fsync", lazyFsync.String())
 	case "lost-update":
 		args = append(args, "--unsafe-cas-on-propose")
 	}

@@ -32,3 +32,29 @@ func (s skew) body() map[string]any {
 func (s skew) String() string {
 	return fmt.Sprintf("%+ds, timers ×%v", int(s.offset.Seconds()), s.rate)
 }
+
+// diskPlan is one disk fault: every fsync stalls, or every write fails.
+type diskPlan struct {
+	stall time.Duration // 0: writes fail
+}
+
+func planDisk(rng *rand.Rand) diskPlan {
+	if rng.IntN(2) == 0 {
+		return diskPlan{}
+	}
+	return diskPlan{stall: time.Duration(200+rng.IntN(1800)) * time.Millisecond}
+}
+
+func (d diskPlan) body() map[string]any {
+	if d.stall == 0 {
+		return map[string]any{"fail_writes": true}
+	}
+	return map[string]any{"sync_delay_ms": d.stall.Milliseconds()}
+}
+
+func (d diskPlan) String() string {
+	if d.stall == 0 {
+		return "writes fail"
+	}
+	return fmt.Sprintf("fsync stalls %v", d.stall)
+}

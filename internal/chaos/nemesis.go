@@ -23,6 +23,7 @@ type event struct {
 	length time.Duration
 	cut    cutPlan // partition only
 	skew   skew    // clock only
+	disk   diskPlan
 }
 
 // schedule lays out faults over d: a short warm-up, then faults of 1–3 s
@@ -45,6 +46,8 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 			e.cut = planCut(rng, e.node, nodes)
 		case "clock":
 			e.skew = planSkew(rng)
+		case "disk":
+			e.disk = planDisk(rng)
 		}
 		out = append(out, e)
 		t = e.at + e.length + 1500*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
@@ -152,6 +155,32 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		if err := n.setCuts(nil); err != nil {
 			return f, err
 		}
+	case "disk":
+		f.Detail = e.disk.String()
+		f.StartMS = n.rec.nowMS()
+		nd := n.c.Node(f.Node)
+		if err := putFault(nd.HTTPAddr, "disk", e.disk.body()); err != nil {
+			return f, err
+		}
+		n.log("node %d: disk %s", f.Node, f.Detail)
+		hold()
+		f.EndMS = n.rec.nowMS()
+		if e.disk.stall > 0 {
+			if err := putFault(nd.HTTPAddr, "disk", map[string]any{}); err != nil {
+				return f, err
+			}
+			break
+		}
+		// A node whose disk failed must fence itself and exit; it comes
+		// back with a healthy disk. One that is still up was not fenced
+		// (the read-back checks show whether that cost anything).
+		if !n.waitExit(ctx, f.Node, fenceTimeout) {
+			n.log("node %d is still running %v after its disk failed; killing it", f.Node, fenceTimeout)
+			_ = n.c.Kill(f.Node)
+		}
+		if err := n.c.Restart(f.Node); err != nil {
+			return f, err
+		}
 	case "clock":
 		f.Detail = e.skew.String()
 		f.StartMS = n.rec.nowMS()
@@ -169,6 +198,27 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}
 	return f, nil
+}
+
+// fenceTimeout bounds how long a node with a failed disk may take to exit.
+const fenceTimeout = 15 * time.Second
+
+// waitExit polls until node's process has exited; false if it is still
+// running after d.
+func (n *nemesis) waitExit(ctx context.Context, node uint64, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for n.c.Running(node) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return true
 }
 
 func (n *nemesis) ids() []uint64 {

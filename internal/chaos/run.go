@@ -170,6 +170,7 @@ func heal(c *launcher.Cluster) {
 		// These fail harmlessly without --fault-injection.
 		_ = setCut(nd.HTTPAddr, nil)
 		_ = putFault(nd.HTTPAddr, "clock", map[string]any{})
+		_ = putFault(nd.HTTPAddr, "disk", map[string]any{})
 	}
 }
 

@@ -76,6 +76,9 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 	}{
 		// Reads served by any replica: a paused or lagging follower answers old values.
 		{"stale-read", []string{"pause"}, []string{"register"}, "not-linearizable"},
+		// fsync that reports success before the log is durable: a power loss
+		// takes acknowledged writes with it.
+		{"ack-before-fsync", []string{"crash-all"}, []string{"set"}, "lost-write"},
 		// IFEQ checked before the log orders it: overlapping CAS both succeed.
 		{"lost-update", []string{"partition"}, []string{"register"}, "not-linearizable"},
 	} {

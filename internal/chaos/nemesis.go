@@ -114,7 +114,7 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		n.log("kill -9 node %d", f.Node)
 		hold()
 		f.EndMS = n.rec.nowMS()
-		if err := n.c.Restart(f.Node); err != nil {
+		if err := n.restart(ctx, f.Node); err != nil {
 			return f, err
 		}
 	case "crash-all":
@@ -126,10 +126,8 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		n.log("kill -9 every node")
 		hold()
 		f.EndMS = n.rec.nowMS()
-		for _, nd := range n.c.Nodes() {
-			if err := n.c.Restart(nd.ID); err != nil {
-				return f, err
-			}
+		if err := n.restart(ctx, n.ids()...); err != nil {
+			return f, err
 		}
 	case "pause":
 		f.StartMS = n.rec.nowMS()
@@ -178,7 +176,7 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 			n.log("node %d is still running %v after its disk failed; killing it", f.Node, fenceTimeout)
 			_ = n.c.Kill(f.Node)
 		}
-		if err := n.c.Restart(f.Node); err != nil {
+		if err := n.restart(ctx, f.Node); err != nil {
 			return f, err
 		}
 	case "clock":
@@ -198,6 +196,29 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}
 	return f, nil
+}
+
+// restartReady bounds the wait for restarted nodes to be ready again
+// before the schedule goes on, so the next fault hits a node that is up.
+const restartReady = 10 * time.Second
+
+// restart starts the nodes again and waits (bounded) until each is ready;
+// a node that is slow to be ready is logged, not an error: recovery is
+// measured by the workloads.
+func (n *nemesis) restart(ctx context.Context, ids ...uint64) error {
+	for _, id := range ids {
+		if err := n.c.Restart(id); err != nil {
+			return err
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, restartReady)
+	defer cancel()
+	for _, id := range ids {
+		if err := n.c.WaitNodeReady(rctx, id); err != nil {
+			n.log("node %d not ready %v after its restart: %v", id, restartReady, err)
+		}
+	}
+	return nil
 }
 
 // fenceTimeout bounds how long a node with a failed disk may take to exit.

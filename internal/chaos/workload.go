@@ -96,7 +96,7 @@ type registerWorkload struct {
 	start time.Time
 }
 
-const keyEpoch = 15 * time.Second
+const keyEpoch = 10 * time.Second
 
 // key returns hot key i for the current epoch.
 func (w *registerWorkload) key(i int) string {
@@ -189,7 +189,7 @@ func backoffAfterError(ctx context.Context) {
 // shows it becomes an anomaly, and porcupine's interactive view of the
 // whole history is written to outDir/register-history.html.
 func (w *registerWorkload) check(outDir string) []Anomaly {
-	v := check.CheckRegistersExplained(w.hist, 2*time.Minute)
+	v := check.CheckRegistersExplained(w.hist, 4*time.Minute)
 	switch v.Result {
 	case porcupine.Unknown:
 		return []Anomaly{{Workload: "register", Kind: "check-timeout",

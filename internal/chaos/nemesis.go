@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/launcher"
@@ -56,9 +57,18 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 
 // nemesis applies a schedule to a cluster.
 type nemesis struct {
-	c   *launcher.Cluster
-	rec *recorder
-	log func(format string, args ...any)
+	c      *launcher.Cluster
+	rec    *recorder
+	log    func(format string, args ...any)
+	active atomic.Pointer[string] // the fault in progress, for the progress line
+}
+
+// activeFault names the fault in progress, "" when calm.
+func (n *nemesis) activeFault() string {
+	if p := n.active.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // sleepUntil waits until the run reaches at; false if ctx ended first.
@@ -80,7 +90,10 @@ func (n *nemesis) run(ctx context.Context, events []event) []Fault {
 		if !n.sleepUntil(ctx, e.at) {
 			break
 		}
+		what := fmt.Sprintf("%s (node %d)", e.kind, e.node)
+		n.active.Store(&what)
 		f, err := n.apply(ctx, e)
+		n.active.Store(nil)
 		if err != nil {
 			n.log("nemesis %s: %v", e.kind, err)
 			continue

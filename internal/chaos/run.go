@@ -81,9 +81,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	// even when only the register workload is checked.
 	set.run(wctx, cs, rec, cfg.Seed, &wg)
 	done := make(chan struct{})
-	go progress(rec, cfg.Duration, say, done)
-
 	nem := &nemesis{c: c, rec: rec, log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
+	go progress(rec, nem, cfg.Duration, say, done)
+
 	faults := nem.run(ctx, schedule(cfg.Seed, cfg.Nemeses, cfg.Nodes, cfg.Duration))
 	heal(c)
 	// A cluster that does not come back once every fault is healed is a
@@ -175,7 +175,7 @@ func heal(c *launcher.Cluster) {
 }
 
 // progress prints a line every few seconds until done is closed.
-func progress(rec *recorder, d time.Duration, say func(string, ...any), done <-chan struct{}) {
+func progress(rec *recorder, nem *nemesis, d time.Duration, say func(string, ...any), done <-chan struct{}) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
@@ -183,7 +183,11 @@ func progress(rec *recorder, d time.Duration, say func(string, ...any), done <-c
 		case <-done:
 			return
 		case <-t.C:
-			say("  %6.1fs / %v  %d ops", time.Since(rec.start).Seconds(), d, rec.opCount())
+			active := "faults active: none"
+			if f := nem.activeFault(); f != "" {
+				active = "faults active: 1, " + f
+			}
+			say("  %6.1fs / %v  %d ops  %s", time.Since(rec.start).Seconds(), d, rec.opCount(), active)
 		}
 	}
 }

@@ -91,6 +91,9 @@ func (n *nemesis) run(ctx context.Context, events []event) []Fault {
 			break
 		}
 		what := fmt.Sprintf("%s (node %d)", e.kind, e.node)
+		if e.kind == "kill-leader" || e.kind == "crash-all" { // no fixed target
+			what = e.kind
+		}
 		n.active.Store(&what)
 		f, err := n.apply(ctx, e)
 		n.active.Store(nil)

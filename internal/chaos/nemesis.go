@@ -171,19 +171,9 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		}
 	case "disk":
 		f.Detail = e.disk.String()
-		f.StartMS = n.rec.nowMS()
-		nd := n.c.Node(f.Node)
-		if err := putFault(nd.HTTPAddr, "disk", e.disk.body()); err != nil {
+		failed := e.disk.stall == 0
+		if err := n.hookFault(&f, "disk", e.disk.body(), hold, !failed); err != nil || !failed {
 			return f, err
-		}
-		n.log("node %d: disk %s", f.Node, f.Detail)
-		hold()
-		f.EndMS = n.rec.nowMS()
-		if e.disk.stall > 0 {
-			if err := putFault(nd.HTTPAddr, "disk", map[string]any{}); err != nil {
-				return f, err
-			}
-			break
 		}
 		// A node whose disk failed must fence itself and exit; it comes
 		// back with a healthy disk. One that is still up was not fenced
@@ -197,17 +187,7 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		}
 	case "clock":
 		f.Detail = e.skew.String()
-		f.StartMS = n.rec.nowMS()
-		nd := n.c.Node(f.Node)
-		if err := putFault(nd.HTTPAddr, "clock", e.skew.body()); err != nil {
-			return f, err
-		}
-		n.log("node %d: clock %s", f.Node, f.Detail)
-		hold()
-		f.EndMS = n.rec.nowMS()
-		if err := putFault(nd.HTTPAddr, "clock", map[string]any{}); err != nil {
-			return f, err
-		}
+		return f, n.hookFault(&f, "clock", e.skew.body(), hold, true)
 	default:
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}
@@ -235,6 +215,23 @@ func (n *nemesis) restart(ctx context.Context, ids ...uint64) error {
 		}
 	}
 	return nil
+}
+
+// hookFault sets one of f.Node's fault hooks for the fault's length, then
+// heals it unless heal is false (the node is expected to die of it).
+func (n *nemesis) hookFault(f *Fault, hook string, body any, hold func(), heal bool) error {
+	addr := n.c.Node(f.Node).HTTPAddr
+	f.StartMS = n.rec.nowMS()
+	if err := putFault(addr, hook, body); err != nil {
+		return err
+	}
+	n.log("node %d: %s %s", f.Node, hook, f.Detail)
+	hold()
+	f.EndMS = n.rec.nowMS()
+	if !heal {
+		return nil
+	}
+	return putFault(addr, hook, map[string]any{})
 }
 
 // fenceTimeout bounds how long a node with a failed disk may take to exit.

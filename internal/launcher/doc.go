@@ -12,6 +12,13 @@
 //	Dir/node-i/data            data directory, kept across restarts
 //	Dir/node-i/kintsu.log      stdout+stderr, appended across restarts
 //
+// With Options.Hosts, node i listens on Hosts[i-1] instead of 127.0.0.1
+// (same ports), and with Options.Wrap its command line is prefixed, e.g.
+// with "ip netns exec <namespace>" so that each node runs as its own host
+// in a network namespace (see package netns) and the network between
+// nodes can be cut for real. The wrapper must exec the node, so the pid
+// the launcher signals is still the node's own.
+//
 // Invariants:
 //   - Every process is reaped: each started process has exactly one
 //     goroutine blocked in Wait on it, so no zombie outlives its exit, and

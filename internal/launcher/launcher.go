@@ -65,10 +65,10 @@ type proc struct {
 	requested bool // the launcher asked it to exit
 }
 
-// Start validates opts, creates the directories, checks every port and
-// starts every node. It returns once all processes are started, not once
-// they are ready (see WaitReady). If a node fails to start, the nodes
-// already started are killed and the error is returned.
+// Start validates opts, creates the directories, checks every port (not
+// with Options.Hosts) and starts every node. It returns once all processes
+// are started, not once they are ready (see WaitReady). If a node fails to
+// start, the nodes already started are killed and the error is returned.
 func Start(opts Options) (*Cluster, error) {
 	opts, err := opts.normalize()
 	if err != nil {
@@ -147,7 +147,8 @@ func (c *Cluster) Node(id uint64) NodeInfo {
 }
 
 // Args returns node id's exact command line, binary first (nil if there is
-// no such node).
+// no such node). With Options.Wrap the process runs the wrapper's prefix
+// followed by this.
 func (c *Cluster) Args(id uint64) []string {
 	if s := c.specs[id]; s != nil {
 		return slices.Clone(s.args)
@@ -382,9 +383,10 @@ func (c *Cluster) spawn(s *nodeSpec) (*proc, error) {
 	// The child gets its own copy of the descriptor; ours is not needed
 	// once it has started.
 	defer logf.Close()
-	fmt.Fprintf(logf, "=== %s launcher: starting node %d: %s\n", stamp(), id, strings.Join(s.args, " "))
+	argv := append(slices.Clip(s.wrap), s.args...)
+	fmt.Fprintf(logf, "=== %s launcher: starting node %d: %s\n", stamp(), id, strings.Join(argv, " "))
 
-	cmd := exec.Command(s.args[0], s.args[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = c.env
 	// Own process group: a terminal Ctrl-C reaches only the launcher,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,20 @@ type Options struct {
 	// DefaultBasePort. Keep all of them below the kernel's ephemeral range
 	// (Linux: 32768 and up), where any outgoing connection may take a port.
 	BasePort int
+	// Hosts, when set, gives node i its own address Hosts[i-1] instead of
+	// 127.0.0.1 for all three listeners; ports are still BasePort-based.
+	// Nodes 0 then means len(Hosts); any other Nodes must equal it. The
+	// addresses are expected to exist only where the node runs (see Wrap),
+	// so Start and Restart do not check the ports first and never return
+	// a PortError: a fresh host has every port free.
+	Hosts []string
+	// Wrap, when set, returns the argv prefix for node id's command: the
+	// node runs Wrap(id) followed by Args(id), e.g. netns.Net.Wrap's
+	// "ip netns exec <namespace>". Start calls it once per node. The
+	// prefix must exec the command rather than fork it, so that the
+	// started pid is the node's own: Kill, Stop, Pause and Resume signal
+	// that pid.
+	Wrap func(id uint64) []string
 	// Partitions and Replicas are passed to every server; 0 omits the flag
 	// so the server default applies.
 	Partitions int
@@ -88,7 +103,8 @@ func (e *PortError) Unwrap() error { return e.Err }
 type nodeSpec struct {
 	info  NodeInfo
 	args  []string // full command line, binary first
-	ports []port
+	wrap  []string // Options.Wrap's prefix for the node; nil without one
+	ports []port   // checked before every start; empty with Options.Hosts
 }
 
 type port struct{ role, addr string }
@@ -103,8 +119,18 @@ func (o Options) normalize() (Options, error) {
 	} else {
 		o.Dir = abs
 	}
-	if o.Nodes == 0 {
+	switch {
+	case o.Nodes == 0 && len(o.Hosts) > 0:
+		o.Nodes = len(o.Hosts)
+	case o.Nodes == 0:
 		o.Nodes = DefaultNodes
+	case len(o.Hosts) > 0 && o.Nodes != len(o.Hosts):
+		errs = append(errs, fmt.Errorf("Nodes %d: Hosts has %d addresses; want one per node", o.Nodes, len(o.Hosts)))
+	}
+	for i, h := range o.Hosts {
+		if h == "" {
+			errs = append(errs, fmt.Errorf("Hosts[%d] (node %d) is empty", i, i+1))
+		}
 	}
 	if o.BasePort == 0 {
 		o.BasePort = DefaultBasePort
@@ -151,11 +177,15 @@ func (o Options) normalize() (Options, error) {
 
 // specs derives every node's addresses, paths and command line.
 func (o Options) specs() []*nodeSpec {
-	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
 	specs := make([]*nodeSpec, o.Nodes)
 	initial := make([]string, o.Nodes)
 	for i := range specs {
 		id := uint64(i + 1)
+		host := "127.0.0.1"
+		if len(o.Hosts) > 0 {
+			host = o.Hosts[i]
+		}
+		addr := func(p int) string { return net.JoinHostPort(host, strconv.Itoa(p)) }
 		nodeDir := filepath.Join(o.Dir, fmt.Sprintf("node-%d", id))
 		info := NodeInfo{
 			ID:       id,
@@ -165,9 +195,15 @@ func (o Options) specs() []*nodeSpec {
 			DataDir:  filepath.Join(nodeDir, "data"),
 			LogPath:  filepath.Join(nodeDir, "kintsu.log"),
 		}
-		specs[i] = &nodeSpec{info: info, ports: []port{
-			{"RESP", info.RESPAddr}, {"peer", info.PeerAddr}, {"HTTP", info.HTTPAddr},
-		}}
+		specs[i] = &nodeSpec{info: info}
+		// A node's own host (Hosts) is not reachable for a listen from
+		// here, and starts with every port free: nothing to check.
+		if len(o.Hosts) == 0 {
+			specs[i].ports = []port{{"RESP", info.RESPAddr}, {"peer", info.PeerAddr}, {"HTTP", info.HTTPAddr}}
+		}
+		if o.Wrap != nil {
+			specs[i].wrap = slices.Clone(o.Wrap(id))
+		}
 		initial[i] = fmt.Sprintf("%d=%s", id, info.PeerAddr)
 	}
 	cluster := strings.Join(initial, ",")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/launcher"
+	"github.com/kintsu/kintsu/internal/netns"
 	"github.com/kintsu/kintsu/internal/testbin"
 )
 
@@ -96,6 +97,26 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 			}
 			t.Fatalf("the planted %s bug was never caught", c.bug)
 		})
+	}
+}
+
+// TestNetnsRunPasses: with every node its own host in a network namespace,
+// partitions drop real packets (TCP stalls instead of failing fast); the
+// cluster must stay correct and recover.
+func TestNetnsRunPasses(t *testing.T) {
+	if err := netns.Supported(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but network namespaces are unavailable: %v", err)
+		}
+		t.Skipf("network namespaces unavailable (needs root, iproute2, nftables): %v", err)
+	}
+	sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: 15 * time.Second, Clients: 6,
+		Network: "netns", Nemeses: []string{"partition", "kill"}})
+	if !sum.OK {
+		t.Fatalf("netns run found anomalies: %+v", sum.Anomalies)
+	}
+	if len(sum.Faults) == 0 {
+		t.Fatal("no faults were injected")
 	}
 }
 

@@ -30,7 +30,11 @@ type Config struct {
 	Workloads  []string      // default all
 	PlantBug   string        // "" or one of AllBugs
 	BasePort   int           // default 7100
-	Progress   io.Writer     // progress lines; nil = none
+	// Network: "hooks" (default) runs every node on loopback and cuts links
+	// in the nodes' transports; "netns" runs each node as its own host in a
+	// Linux network namespace and cuts links by dropping packets (root).
+	Network  string
+	Progress io.Writer // progress lines; nil = none
 }
 
 // EnsureDefaults fills zero fields.
@@ -58,6 +62,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if len(c.Workloads) == 0 {
 		c.Workloads = AllWorkloads
+	}
+	if c.Network == "" {
+		c.Network = "hooks"
 	}
 	if c.BasePort == 0 {
 		c.BasePort = 7100
@@ -94,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PlantBug != "" && !slices.Contains(AllBugs, c.PlantBug) {
 		errs = append(errs, fmt.Errorf("unknown planted bug %q (known: %v)", c.PlantBug, AllBugs))
+	}
+	if c.Network != "hooks" && c.Network != "netns" {
+		errs = append(errs, fmt.Errorf("--network %q: hooks or netns", c.Network))
 	}
 	if c.BasePort < 1024 || c.BasePort+10000+c.Nodes >= 32768 {
 		errs = append(errs, fmt.Errorf("--base-port %d: every port (base+i, base+1000+i, base+10000+i) must be in 1024..32767", c.BasePort))

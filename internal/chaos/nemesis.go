@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/launcher"
+	"github.com/kintsu/kintsu/internal/netns"
 	"github.com/kintsu/kintsu/internal/server"
 )
 
@@ -58,6 +59,7 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 // nemesis applies a schedule to a cluster.
 type nemesis struct {
 	c      *launcher.Cluster
+	net    *netns.Net // set with --network netns: cuts drop packets
 	rec    *recorder
 	log    func(format string, args ...any)
 	active atomic.Pointer[string] // the fault in progress, for the progress line
@@ -158,11 +160,13 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		}
 	case "partition":
 		f.Detail = e.cut.String()
-		f.StartMS = n.rec.nowMS()
 		if err := n.setCuts(e.cut.links(n.ids())); err != nil {
 			_ = n.setCuts(nil)
 			return f, err
 		}
+		// The fault starts once every cut is in place: writes that slip
+		// through while the cuts are being set must not count as recovery.
+		f.StartMS = n.rec.nowMS()
 		n.log("partition: %s", f.Detail)
 		hold()
 		f.EndMS = n.rec.nowMS()
@@ -221,10 +225,10 @@ func (n *nemesis) restart(ctx context.Context, ids ...uint64) error {
 // heals it unless heal is false (the node is expected to die of it).
 func (n *nemesis) hookFault(f *Fault, hook string, body any, hold func(), heal bool) error {
 	addr := n.c.Node(f.Node).HTTPAddr
-	f.StartMS = n.rec.nowMS()
 	if err := putFault(addr, hook, body); err != nil {
 		return err
 	}
+	f.StartMS = n.rec.nowMS() // once the hook is in place
 	n.log("node %d: %s %s", f.Node, hook, f.Detail)
 	hold()
 	f.EndMS = n.rec.nowMS()
@@ -263,10 +267,23 @@ func (n *nemesis) ids() []uint64 {
 	return ids
 }
 
-// setCuts tells every node which peers it must not send to (links maps a
-// node to those peers; nil heals everything), through the nodes'
-// fault-injection admin API.
+// setCuts cuts links (links maps a node to the peers it must not reach;
+// nil heals everything): by dropping packets between the hosts with
+// --network netns, else through the nodes' fault-injection admin API.
 func (n *nemesis) setCuts(links map[uint64][]uint64) error {
+	if n.net != nil {
+		if err := n.net.Heal(); err != nil {
+			return err
+		}
+		for from, tos := range links {
+			for _, to := range tos {
+				if err := n.net.Cut(from, to); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	var errs []error
 	for _, nd := range n.c.Nodes() {
 		if err := setCut(nd.HTTPAddr, links[nd.ID]); err != nil {

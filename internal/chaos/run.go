@@ -2,15 +2,18 @@ package chaos
 
 import (
 	"context"
+	crand "crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/check"
 	"github.com/kintsu/kintsu/internal/launcher"
+	"github.com/kintsu/kintsu/internal/netns"
 )
 
 // Timing of the phases around the faults.
@@ -53,10 +56,24 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		say("chaos: PLANTED BUG %q — this run is expected to fail", cfg.PlantBug)
 	}
 
-	c, err := launcher.Start(launcher.Options{
+	lo := launcher.Options{
 		Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: filepath.Join(cfg.Dir, "cluster"), BasePort: cfg.BasePort,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, ExtraArgs: cfg.serverArgs(),
-	})
+	}
+	var nw *netns.Net
+	if cfg.Network == "netns" {
+		var err error
+		if nw, err = makeNet(cfg.Nodes); err != nil {
+			return Summary{}, &SetupError{err}
+		}
+		defer nw.Close()
+		for i := 1; i <= cfg.Nodes; i++ {
+			lo.Hosts = append(lo.Hosts, nw.Addr(uint64(i)))
+		}
+		lo.Wrap = nw.Wrap
+		say("chaos: every node is its own host in a network namespace (%s.0/24)", strings.TrimSuffix(nw.Addr(1), ".1"))
+	}
+	c, err := launcher.Start(lo)
 	if err != nil {
 		return Summary{}, &SetupError{err}
 	}
@@ -81,11 +98,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	// even when only the register workload is checked.
 	set.run(wctx, cs, rec, cfg.Seed, &wg)
 	done := make(chan struct{})
-	nem := &nemesis{c: c, rec: rec, log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
+	nem := &nemesis{c: c, net: nw, rec: rec, log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
 	go progress(rec, nem, cfg.Duration, say, done)
 
 	faults := nem.run(ctx, schedule(cfg.Seed, cfg.Nemeses, cfg.Nodes, cfg.Duration))
-	heal(c)
+	heal(c, nw)
 	// A cluster that does not come back once every fault is healed is a
 	// finding about the cluster, not a failed set-up: it is reported as an
 	// anomaly, and the checks that need a live cluster are skipped.
@@ -160,8 +177,26 @@ func waitReady(ctx context.Context, c *launcher.Cluster) error {
 	return c.WaitReady(rctx)
 }
 
+// makeNet builds the hosts of a --network netns run, after removing what
+// crashed earlier runs left behind.
+func makeNet(nodes int) (*netns.Net, error) {
+	if err := netns.Supported(); err != nil {
+		return nil, fmt.Errorf("--network netns needs root, iproute2 and nftables: %w", err)
+	}
+	_ = netns.CleanupStale(netPrefix)
+	var b [2]byte
+	_, _ = crand.Read(b[:])
+	return netns.Create(fmt.Sprintf("%s%04x", netPrefix, b), nodes)
+}
+
+// netPrefix starts the names of chaos runs' namespaces and links.
+const netPrefix = "kc"
+
 // heal undoes every fault still in place.
-func heal(c *launcher.Cluster) {
+func heal(c *launcher.Cluster, nw *netns.Net) {
+	if nw != nil {
+		_ = nw.Heal()
+	}
 	for _, nd := range c.Nodes() {
 		_ = c.Resume(nd.ID)
 		if !c.Running(nd.ID) {

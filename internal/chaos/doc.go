@@ -4,10 +4,26 @@
 // faults, heals everything, waits for recovery, checks the recorded
 // histories and writes a report (summary.json and report.html).
 //
+// Nemeses act from outside the nodes (signals: kill, kill-leader,
+// crash-all, pause; packet drops between network namespaces with
+// --network netns) or through fault hooks that exist only in nodes started
+// with --fault-injection (transport cuts, disk faults, clock skew).
+// Workloads: register (linearizability of reads, writes and compare-and-set
+// on hot keys, with porcupine) and set (nothing acknowledged lost, nothing
+// refused or never written present).
+//
 // Invariants:
-//   - The same seed gives the same fault schedule.
+//   - The same seed gives the same fault schedule (kinds, targets, lengths
+//     and shapes); only timing shifts with the machine.
 //   - Every run is bounded in time and stops by itself; every wait has a
-//     deadline.
+//     deadline. Everything a run creates (processes, namespaces) is removed
+//     at its end, and what a crashed run left is removed by the next.
+//   - A fault counts from the moment it is in place, and recovery only from
+//     writes issued after that moment.
 //   - A check must be able to fail: each planted bug (--plant-bug) breaks
-//     a guarantee that some workload and nemesis are there to catch.
+//     a guarantee that some workload and nemesis are there to catch, and CI
+//     proves each is caught.
+//   - A cluster that does not come back once every fault is healed is an
+//     anomaly (exit 1); only a run that could not start or be checked is a
+//     set-up error (exit 2).
 package chaos

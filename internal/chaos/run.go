@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	var reg *registerWorkload
 	set := &setWorkload{partitions: cfg.Partitions}
 	if slices.Contains(cfg.Workloads, "register") {
-		reg = &registerWorkload{hist: check.NewHistory(), keys: []string{"reg-a", "reg-b", "reg-c", "reg-d"}, start: time.Now()}
+		reg = &registerWorkload{hist: check.NewHistory(), keys: registerKeys, start: time.Now()}
 		reg.run(wctx, cs, rec, cfg.Seed, cfg.Clients, &wg)
 	}
 	// The set writers also probe every partition for recovery, so they run

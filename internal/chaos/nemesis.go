@@ -75,7 +75,12 @@ func (n *nemesis) activeFault() string {
 
 // sleepUntil waits until the run reaches at; false if ctx ended first.
 func (n *nemesis) sleepUntil(ctx context.Context, at time.Duration) bool {
-	t := time.NewTimer(time.Until(n.rec.start.Add(at)))
+	return sleep(ctx, time.Until(n.rec.start.Add(at)))
+}
+
+// sleep waits d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -110,14 +115,7 @@ func (n *nemesis) run(ctx context.Context, events []event) []Fault {
 
 func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 	f := Fault{Kind: e.kind, Node: e.node, RecoveryMS: -1}
-	hold := func() {
-		t := time.NewTimer(e.length)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
+	hold := func() { sleep(ctx, e.length) }
 	switch e.kind {
 	case "kill", "kill-leader":
 		if e.kind == "kill-leader" {
@@ -246,15 +244,9 @@ const fenceTimeout = 15 * time.Second
 func (n *nemesis) waitExit(ctx context.Context, node uint64, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for n.c.Running(node) {
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) || !sleep(ctx, 20*time.Millisecond) {
 			return false
 		}
-		t := time.NewTimer(20 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
 	}
 	return true
 }

@@ -183,14 +183,7 @@ func (w *registerWorkload) op(cl *redis.Client, rng *rand.Rand, id int, key, val
 // backoffAfterError keeps a client from spinning on instant failures
 // (connection refused while every node is down) and drowning the run's
 // real activity in its counts.
-func backoffAfterError(ctx context.Context) {
-	t := time.NewTimer(20 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func backoffAfterError(ctx context.Context) { sleep(ctx, 20*time.Millisecond) }
 
 // check judges the history; when it is not linearizable, each key that
 // shows it becomes an anomaly, and porcupine's interactive view of the

@@ -116,14 +116,21 @@ func (c *Config) Validate() error {
 // before a crash is lost.
 const lazyFsync = 2 * time.Second
 
+// faultHooks says whether some nemesis needs the nodes' fault hooks.
+func (c *Config) faultHooks() bool {
+	for _, n := range []string{"partition", "disk", "clock"} {
+		if slices.Contains(c.Nemeses, n) {
+			return true
+		}
+	}
+	return false
+}
+
 // serverArgs are the extra server flags the nemeses and a planted bug need.
 func (c *Config) serverArgs() []string {
 	var args []string
-	for _, n := range []string{"partition", "disk", "clock"} {
-		if slices.Contains(c.Nemeses, n) {
-			args = append(args, "--fault-injection")
-			break
-		}
+	if c.faultHooks() {
+		args = append(args, "--fault-injection")
 	}
 	switch c.PlantBug {
 	case "stale-read":

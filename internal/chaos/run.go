@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	crand "crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,17 +103,15 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	go progress(rec, nem, cfg.Duration, say, done)
 
 	faults := nem.run(ctx, schedule(cfg.Seed, cfg.Nemeses, cfg.Nodes, cfg.Duration))
-	heal(c, nw)
+	if err := heal(c, nw, cfg.faultHooks()); err != nil {
+		say("chaos: healing: %v", err) // the recovery check below tells whether it mattered
+	}
 	// A cluster that does not come back once every fault is healed is a
 	// finding about the cluster, not a failed set-up: it is reported as an
 	// anomaly, and the checks that need a live cluster are skipped.
 	recoverErr := waitReady(ctx, c)
 	if recoverErr == nil {
-		calm := time.NewTimer(calmAfterHeal)
-		select {
-		case <-ctx.Done():
-		case <-calm.C:
-		}
+		sleep(ctx, calmAfterHeal)
 	}
 	close(done)
 	stopWorkloads()
@@ -193,20 +192,28 @@ func makeNet(nodes int) (*netns.Net, error) {
 const netPrefix = "kc"
 
 // heal undoes every fault still in place.
-func heal(c *launcher.Cluster, nw *netns.Net) {
+// heal undoes every fault still in place and returns what it could not
+// undo; hooks says whether the nodes have fault hooks to clear.
+func heal(c *launcher.Cluster, nw *netns.Net, hooks bool) error {
+	var errs []error
 	if nw != nil {
-		_ = nw.Heal()
+		errs = append(errs, nw.Heal())
 	}
 	for _, nd := range c.Nodes() {
-		_ = c.Resume(nd.ID)
 		if !c.Running(nd.ID) {
-			_ = c.Restart(nd.ID)
+			errs = append(errs, c.Restart(nd.ID))
+			continue // a fresh process has no fault in place
 		}
-		// These fail harmlessly without --fault-injection.
-		_ = setCut(nd.HTTPAddr, nil)
-		_ = putFault(nd.HTTPAddr, "clock", map[string]any{})
-		_ = putFault(nd.HTTPAddr, "disk", map[string]any{})
+		if err := c.Resume(nd.ID); err != nil && !errors.Is(err, launcher.ErrNotRunning) {
+			errs = append(errs, err)
+		}
+		if hooks {
+			errs = append(errs, setCut(nd.HTTPAddr, nil),
+				putFault(nd.HTTPAddr, "clock", map[string]any{}),
+				putFault(nd.HTTPAddr, "disk", map[string]any{}))
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // progress prints a line every few seconds until done is closed.

@@ -29,6 +29,10 @@ func (e *Engine) run() {
 	ticker := time.NewTicker(clk.Period(e.cfg.TickInterval))
 	defer ticker.Stop()
 	skewed := clk.Changed()
+	retick := func() {
+		skewed = clk.Changed()
+		ticker.Reset(clk.Period(e.cfg.TickInterval))
+	}
 	more := false
 	for {
 		if !more {
@@ -38,8 +42,7 @@ func (e *Engine) run() {
 			case <-ticker.C:
 				e.in.setTick()
 			case <-skewed:
-				skewed = clk.Changed()
-				ticker.Reset(clk.Period(e.cfg.TickInterval))
+				retick()
 			case <-e.wake:
 			}
 		} else {
@@ -51,8 +54,7 @@ func (e *Engine) run() {
 			case <-ticker.C:
 				e.in.setTick()
 			case <-skewed:
-				skewed = clk.Changed()
-				ticker.Reset(clk.Period(e.cfg.TickInterval))
+				retick()
 			default:
 			}
 		}

@@ -40,11 +40,15 @@ func TestSkew(t *testing.T) {
 		t.Fatalf("a refused skew changed the clock: %v %v", o, r)
 	}
 	// Periods stay within bounds at the extreme rates.
-	_ = c.Skew(0, MaxRate)
+	if err := c.Skew(0, MaxRate); err != nil {
+		t.Fatal(err)
+	}
 	if got := c.Period(time.Microsecond); got != time.Millisecond {
 		t.Fatalf("period below a millisecond: %v", got)
 	}
-	_ = c.Skew(0, MinRate)
+	if err := c.Skew(0, MinRate); err != nil {
+		t.Fatal(err)
+	}
 	if got := c.Period(10 * time.Second); got != time.Minute {
 		t.Fatalf("period above a minute: %v", got)
 	}

@@ -64,9 +64,15 @@ func CheckRegistersExplained(h *History, timeout time.Duration) Verdict {
 
 func explain(all, order []porcupine.Operation) Violation {
 	key := all[0].Input.(RegisterInput).Key
-	placed := map[int]bool{}
+	// A client has one operation in flight at a time, so (client, call)
+	// identifies an operation.
+	type id struct {
+		client int
+		call   int64
+	}
+	placed := map[id]bool{}
 	for _, op := range order {
-		placed[indexOf(all, op)] = true
+		placed[id{op.ClientId, op.Call}] = true
 	}
 	var out []string
 	for _, op := range order[max(0, len(order)-6):] {
@@ -74,7 +80,7 @@ func explain(all, order []porcupine.Operation) Violation {
 	}
 	next := -1
 	for i, op := range all {
-		if !placed[i] && (next < 0 || op.Return < all[next].Return) {
+		if !placed[id{op.ClientId, op.Call}] && (next < 0 || op.Return < all[next].Return) {
 			next = i
 		}
 	}
@@ -82,15 +88,6 @@ func explain(all, order []porcupine.Operation) Violation {
 		out = append(out, "cannot follow: "+describe(all[next]))
 	}
 	return Violation{Key: key, Ops: out}
-}
-
-func indexOf(all []porcupine.Operation, op porcupine.Operation) int {
-	for i := range all {
-		if all[i].ClientId == op.ClientId && all[i].Call == op.Call {
-			return i
-		}
-	}
-	return -1
 }
 
 // describe prints an operation with its client and its call and return

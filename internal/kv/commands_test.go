@@ -215,6 +215,15 @@ func TestDelMset(t *testing.T) {
 		{name: "del arity", steps: []cmdStep{do(rArity("del"), "DEL")}},
 		{name: "mset", init: base, steps: []cmdStep{do(rOK, "MSET", "a", "x", "c", "y", "h", "z")},
 			final: map[string]string{"a": sv("x"), "b": sv("2"), "c": sv("y"), "h": sv("z")}},
+		{name: "unlink is del", init: base, steps: []cmdStep{do(rInt(2), "UNLINK", "a", "h", "missing")}, final: map[string]string{"b": sv("2")}},
+		{name: "msetnx sets all when none exists", init: base, steps: []cmdStep{do(rInt(1), "MSETNX", "x", "1", "y", "2")},
+			final: map[string]string{"a": sv("1"), "b": sv("2"), "h": foreign, "x": sv("1"), "y": sv("2")}},
+		{name: "msetnx sets nothing when one exists", init: base, steps: []cmdStep{
+			do(rInt(0), "MSETNX", "x", "1", "a", "2"),
+			do(rInt(0), "MSETNX", "h", "1"), // any type counts
+			do(rArity("msetnx"), "MSETNX", "x", "1", "y"),
+		}},
+		{name: "msetnx same key twice: last wins", steps: []cmdStep{do(rInt(1), "MSETNX", "x", "1", "x", "2")}, final: map[string]string{"x": sv("2")}},
 		{name: "mset same key twice: last wins", steps: []cmdStep{do(rOK, "MSET", "a", "1", "a", "2")}, final: map[string]string{"a": sv("2")}},
 		{name: "mset with odd args changes nothing", init: base, steps: []cmdStep{
 			do(rArity("mset"), "MSET", "a"),
@@ -407,11 +416,11 @@ func TestSetOptionsAreASCII(t *testing.T) {
 }
 
 func TestLookupAndTable(t *testing.T) {
-	want := []string{"append", "decr", "decrby", "del", "exists", "get", "getset", "incr", "incrby", "mget", "mset", "set", "setnx", "strlen"}
+	want := []string{"append", "decr", "decrby", "del", "exists", "get", "getset", "incr", "incrby", "mget", "mset", "msetnx", "set", "setnx", "strlen", "unlink"}
 	if got := slices.Sorted(slices.Values(Names())); !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
-	writes := map[string]bool{"set": true, "setnx": true, "getset": true, "del": true, "incr": true, "decr": true, "incrby": true, "decrby": true, "append": true, "mset": true}
+	writes := map[string]bool{"set": true, "setnx": true, "getset": true, "del": true, "incr": true, "decr": true, "incrby": true, "decrby": true, "append": true, "mset": true, "msetnx": true, "unlink": true}
 	for _, n := range want {
 		for _, spelled := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {
 			c := Lookup([]byte(spelled))

@@ -17,12 +17,15 @@ func init() {
 		{Name: "setnx", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalSetnx},
 		{Name: "getset", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalGetset},
 		{Name: "del", Arity: -2, Write: true, FirstKey: 1, LastKey: -1, Step: 1, write: evalDel},
+		// UNLINK frees memory in the background in Redis; here it is DEL.
+		{Name: "unlink", Arity: -2, Write: true, FirstKey: 1, LastKey: -1, Step: 1, write: evalDel},
 		{Name: "incr", Arity: 2, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalIncrBy(1, false)},
 		{Name: "decr", Arity: 2, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalIncrBy(-1, false)},
 		{Name: "incrby", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalIncrBy(1, true)},
 		{Name: "decrby", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalIncrBy(-1, true)},
 		{Name: "append", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalAppend},
 		{Name: "mset", Arity: -3, Write: true, FirstKey: 1, LastKey: -1, Step: 2, write: evalMset},
+		{Name: "msetnx", Arity: -3, Write: true, FirstKey: 1, LastKey: -1, Step: 2, write: evalMsetnx},
 	} {
 		register(c)
 	}
@@ -298,4 +301,28 @@ func evalMset(w Writer, args [][]byte, out []byte) ([]byte, error) {
 		}
 	}
 	return resp.AppendSimple(out, "OK"), nil
+}
+
+// evalMsetnx sets every pair only if none of the keys exists (of any
+// type), answering 1, else changes nothing and answers 0.
+func evalMsetnx(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	for i := 1; i+1 < len(args); i += 2 {
+		_, exists, err := w.Get(args[i])
+		if err != nil {
+			return out, err
+		}
+		if exists {
+			return resp.AppendInt(out, 0), nil
+		}
+	}
+	for i := 1; i+1 < len(args); i += 2 {
+		_, exists, err := w.Get(args[i])
+		if err != nil {
+			return out, err
+		}
+		if err := w.Put(args[i], encodeString(args[i+1]), !exists); err != nil {
+			return out, err
+		}
+	}
+	return resp.AppendInt(out, 1), nil
 }

@@ -73,7 +73,7 @@ func (e *Engine) applyEntry(b *pebble.Batch, r *replica, ent *pb.Entry, answers 
 	case pb.EntryNormal:
 		if len(ent.GetData()) > 0 {
 			var err error
-			if answers, err = e.applyRequests(b, r, ent.GetData(), answers); err != nil {
+			if answers, err = e.applyRequests(b, r, ent.GetIndex(), ent.GetData(), answers); err != nil {
 				return answers, err
 			}
 			e.cfg.Metrics.Commits.Inc()
@@ -104,8 +104,13 @@ func (e *Engine) applyEntry(b *pebble.Batch, r *replica, ent *pb.Entry, answers 
 // with it (its seq is below the watermark): it is not applied.
 var errStale = errors.New("internal: request already completed")
 
+// BlockedReply answers a request that was not applied because an earlier
+// request of its batch was refused in the same entry (see Writer.Refuse):
+// the proposer retries it after the refused one, keeping the batch's order.
+const BlockedReply = "-KINTSU.BLOCKED behind a refused command\r\n"
+
 // applyRequests applies one entry's commands with deduplication.
-func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers []answerOut) ([]answerOut, error) {
+func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data []byte, answers []answerOut) ([]answerOut, error) {
 	reqs, err := decodeRequests(data)
 	if err != nil {
 		// A malformed entry can only come from a bug; refuse it on every
@@ -113,7 +118,10 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 		e.cfg.Logger.Error("skipping malformed entry", "group", r.group)
 		return answers, nil
 	}
-	w := &applyWriter{b: b, group: r.group, r: r}
+	w := &Writer{b: b, group: r.group, r: r, index: index}
+	// Batches with a refused request in this entry: the rest of such a
+	// batch is not applied either.
+	var blocked map[[2]uint64]bool
 	for i := range reqs {
 		req := &reqs[i]
 		key := waitKey{req.Origin, req.Seq}
@@ -143,11 +151,24 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, data []byte, answers
 				continue
 			}
 		}
+		batch := [2]uint64{req.Origin, req.Batch}
+		if req.Batch != 0 && blocked[batch] {
+			answers = append(answers, answerOut{key, result{reply: []byte(BlockedReply)}})
+			continue
+		}
+		w.refused = false
 		reply, err := e.cfg.Apply(r.group, w, req.Args, nil)
 		if err != nil {
 			return answers, err
 		}
-		if dedupe {
+		if w.refused {
+			if req.Batch != 0 {
+				if blocked == nil {
+					blocked = map[[2]uint64]bool{}
+				}
+				blocked[batch] = true
+			}
+		} else if dedupe {
 			if err := r.recordDedupe(b, req, reply); err != nil {
 				return answers, err
 			}
@@ -243,36 +264,102 @@ func (r *replica) recordDedupe(b *pebble.Batch, req *Request, reply []byte) erro
 	return b.Set(storage.DedupeKey(r.group, req.Origin, math.MaxUint64), binary.BigEndian.AppendUint64(nil, d.wm), nil)
 }
 
-// applyWriter is the kv.Writer of a group over the cycle's indexed batch.
-type applyWriter struct {
-	b     *pebble.Batch
-	group uint64
-	r     *replica
-	key   []byte // scratch
+// Writer is what an ApplyFunc changes: the group's user data (a
+// kv.Writer) and its transaction tables, over the cycle's indexed batch.
+//
+// Every stored user value carries the index of the entry that last wrote
+// it (its version, 8 bytes before the value), so a transaction can tell
+// whether a key changed since it was read (WATCH). Get and Put hide it.
+type Writer struct {
+	b       *pebble.Batch
+	group   uint64
+	r       *replica
+	index   uint64
+	refused bool
+	key     []byte // scratch
 }
 
-func (w *applyWriter) dataKey(k []byte) []byte {
+// versionBytes is the size of the version stored before every value.
+const versionBytes = 8
+
+func (w *Writer) dataKey(k []byte) []byte {
 	w.key = append(storage.DataKey(w.group, nil)[:9], k...)
 	return w.key
 }
 
-func (w *applyWriter) Get(k []byte) ([]byte, bool, error) {
-	return storage.Get(w.b, w.dataKey(k))
+// Index is the log index of the entry being applied.
+func (w *Writer) Index() uint64 { return w.index }
+
+// Refuse marks the command being applied as not applied: it has changed
+// nothing, its reply is not kept for retries, and the rest of its batch in
+// this entry is answered BlockedReply.
+func (w *Writer) Refuse() { w.refused = true }
+
+// Get implements kv.Reader.
+func (w *Writer) Get(k []byte) ([]byte, bool, error) {
+	v, ok, err := storage.Get(w.b, w.dataKey(k))
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	_, v, err = splitVersion(v)
+	return v, err == nil, err
 }
 
-func (w *applyWriter) Put(k, v []byte, created bool) error {
+// Version returns the index of the entry that last wrote k, 0 if k does
+// not exist.
+func (w *Writer) Version(k []byte) (uint64, error) {
+	v, ok, err := storage.Get(w.b, w.dataKey(k))
+	if err != nil || !ok {
+		return 0, err
+	}
+	ver, _, err := splitVersion(v)
+	return ver, err
+}
+
+// Put implements kv.Writer.
+func (w *Writer) Put(k, v []byte, created bool) error {
 	if created {
 		w.r.applied.Keys++
 	}
-	return w.b.Set(w.dataKey(k), v, nil)
+	return w.b.Set(w.dataKey(k), withVersion(w.index, v), nil)
 }
 
-func (w *applyWriter) Del(k []byte) error {
+// Del implements kv.Writer.
+func (w *Writer) Del(k []byte) error {
 	w.r.applied.Keys--
 	return w.b.Delete(w.dataKey(k), nil)
 }
 
-// DataReader reads a group's user data straight from the database.
+// TxnGet reads k from one of the group's transaction tables.
+func (w *Writer) TxnGet(table byte, k []byte) ([]byte, bool, error) {
+	return storage.Get(w.b, storage.TxnKey(w.group, table, k))
+}
+
+// TxnPut writes k in one of the group's transaction tables.
+func (w *Writer) TxnPut(table byte, k, v []byte) error {
+	return w.b.Set(storage.TxnKey(w.group, table, k), v, nil)
+}
+
+// TxnDel deletes k from one of the group's transaction tables.
+func (w *Writer) TxnDel(table byte, k []byte) error {
+	return w.b.Delete(storage.TxnKey(w.group, table, k), nil)
+}
+
+func withVersion(ver uint64, v []byte) []byte {
+	out := make([]byte, versionBytes, versionBytes+len(v))
+	binary.BigEndian.PutUint64(out, ver)
+	return append(out, v...)
+}
+
+func splitVersion(stored []byte) (uint64, []byte, error) {
+	if len(stored) < versionBytes {
+		return 0, nil, fmt.Errorf("%w: value of %d bytes has no version", storage.ErrCorrupt, len(stored))
+	}
+	return binary.BigEndian.Uint64(stored), stored[versionBytes:], nil
+}
+
+// DataReader reads a group's user data and lock table straight from the
+// database (the applied state).
 type DataReader struct {
 	r     pebble.Reader
 	group uint64
@@ -280,5 +367,25 @@ type DataReader struct {
 
 // Get implements kv.Reader.
 func (d *DataReader) Get(k []byte) ([]byte, bool, error) {
-	return storage.Get(d.r, storage.DataKey(d.group, k))
+	v, ok, err := storage.Get(d.r, storage.DataKey(d.group, k))
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	_, v, err = splitVersion(v)
+	return v, err == nil, err
+}
+
+// Version returns the index of the entry that last wrote k, 0 if absent.
+func (d *DataReader) Version(k []byte) (uint64, error) {
+	v, ok, err := storage.Get(d.r, storage.DataKey(d.group, k))
+	if err != nil || !ok {
+		return 0, err
+	}
+	ver, _, err := splitVersion(v)
+	return ver, err
+}
+
+// TxnGet reads k from one of the group's transaction tables.
+func (d *DataReader) TxnGet(table byte, k []byte) ([]byte, bool, error) {
+	return storage.Get(d.r, storage.TxnKey(d.group, table, k))
 }

@@ -28,7 +28,7 @@ func benchEngine(b *testing.B) *Engine {
 	}
 	e, err := New(Config{
 		NodeID: 1,
-		Apply: func(_ uint64, w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+		Apply: func(_ uint64, w *Writer, args [][]byte, out []byte) ([]byte, error) {
 			return kv.Apply(w, args, out)
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -86,7 +86,7 @@ func BenchmarkApplyEntry(b *testing.B) {
 		}
 		data := encodeRequests(reqs)
 		batch := e.db.NewIndexedBatch()
-		if _, err := e.applyRequests(batch, r, data, nil); err != nil {
+		if _, err := e.applyRequests(batch, r, uint64(i+1), data, nil); err != nil {
 			b.Fatal(err)
 		}
 		batch.Close()

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/clock"
-	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/metrics"
 )
 
 // ApplyFunc evaluates one committed command of group against w and
 // appends its reply to out. It must be deterministic. An error is a
-// storage failure and stops the node.
-type ApplyFunc func(group uint64, w kv.Writer, args [][]byte, out []byte) ([]byte, error)
+// storage failure and stops the node. A command that must not take effect
+// now (it meets a transaction's lock) calls w.Refuse.
+type ApplyFunc func(group uint64, w *Writer, args [][]byte, out []byte) ([]byte, error)
 
 // Config configures an Engine. Zero fields take the documented defaults
 // (EnsureDefaults); Validate reports every remaining problem at once.

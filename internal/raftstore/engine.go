@@ -136,7 +136,7 @@ func writeBootstrap(db *pebble.DB, desc *storage.Descriptor, data [][2][]byte) e
 	b := db.NewBatch()
 	defer b.Close()
 	for _, kv := range data {
-		if err := b.Set(storage.DataKey(desc.Group, kv[0]), kv[1], nil); err != nil {
+		if err := b.Set(storage.DataKey(desc.Group, kv[0]), withVersion(bootIndex, kv[1]), nil); err != nil {
 			return err
 		}
 	}

@@ -40,7 +40,20 @@ type cluster struct {
 	tune   func(*raftstore.Config)
 }
 
-func applyKV(_ uint64, w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+// applyKV evaluates kv commands, plus two test commands: "refuse-if K"
+// is refused while K exists, and "version K" answers K's version.
+func applyKV(_ uint64, w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
+	switch string(args[0]) {
+	case "refuse-if":
+		if _, ok, err := w.Get(args[1]); err != nil || ok {
+			w.Refuse()
+			return append(out, "-LOCKED\r\n"...), err
+		}
+		return append(out, "+DONE\r\n"...), nil
+	case "version":
+		v, err := w.Version(args[1])
+		return fmt.Appendf(out, ":%d\r\n", v), err
+	}
 	return kv.Apply(w, args, out)
 }
 
@@ -489,6 +502,51 @@ func TestProposeManyKeepsOrderWhenRefused(t *testing.T) {
 	}
 	if refusals == 0 {
 		t.Fatal("raft never refused a chunk: the test did not exercise the refusal path")
+	}
+}
+
+// TestRefusedCommandBlocksTheRestOfItsBatch: a command the state machine
+// refuses is not kept for retries, the rest of its batch is not applied
+// (so a retry keeps the pipeline's order), other batches are unaffected,
+// and every value carries the index of the entry that wrote it.
+func TestRefusedCommandBlocksTheRestOfItsBatch(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	if _, err := c.write(0, 5, "set", "lock", "x"); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader(0)
+	reqs := []*raftstore.Request{
+		{Origin: 9, Seq: 1, Batch: 1, Args: toArgs([]string{"set", "a", "1"})},
+		{Origin: 9, Seq: 2, Batch: 1, Args: toArgs([]string{"refuse-if", "lock"})},
+		{Origin: 9, Seq: 3, Batch: 1, Args: toArgs([]string{"set", "b", "2"})},
+		{Origin: 9, Seq: 4, Batch: 4, Args: toArgs([]string{"set", "c", "3"})},
+		{Origin: 9, Seq: 5, Batch: 0, Args: toArgs([]string{"set", "d", "4"})},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	replies, errs := l.eng.ProposeMany(ctx, 0, reqs)
+	want := []string{"+OK\r\n", "-LOCKED\r\n", raftstore.BlockedReply, "+OK\r\n", "+OK\r\n"}
+	for i := range reqs {
+		if errs[i] != nil || string(replies[i]) != want[i] {
+			t.Fatalf("request %d: %q, %v; want %q", i, replies[i], errs[i], want[i])
+		}
+	}
+	if got := localGet(t, l, 0, "b"); got != "$-1\r\n" {
+		t.Fatalf("b after its batch was blocked = %q, want nil", got)
+	}
+	// Unlock and retry the refused suffix with the same seqs: both apply.
+	if _, err := c.write(0, 5, "del", "lock"); err != nil {
+		t.Fatal(err)
+	}
+	replies, errs = l.eng.ProposeMany(ctx, 0, reqs[1:3])
+	if errs[0] != nil || errs[1] != nil || string(replies[0]) != "+DONE\r\n" || string(replies[1]) != "+OK\r\n" {
+		t.Fatalf("retry: %q %v", replies, errs)
+	}
+	va, _ := c.write(0, 5, "version", "a")
+	vb, _ := c.write(0, 5, "version", "b")
+	vm, _ := c.write(0, 5, "version", "missing")
+	if va == vb || va == ":0\r\n" || vb == ":0\r\n" || vm != ":0\r\n" {
+		t.Fatalf("versions a=%q b=%q missing=%q: want distinct non-zero indexes and 0", va, vb, vm)
 	}
 }
 

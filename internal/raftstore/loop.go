@@ -243,10 +243,13 @@ func (e *Engine) propose(r *replica, props []*proposal) {
 			e.answer(p.key, result{err: refused})
 		}
 	}
+	// Cut entries of about MaxEntryBytes, but never inside a batch (see
+	// Request.Batch): a batch larger than that is one entry of its own.
 	start, size := 0, 0
 	for i, p := range props {
 		size += p.req.Size()
-		if size >= e.cfg.MaxEntryBytes {
+		endsBatch := i+1 == len(props) || p.req.Batch == 0 || props[i+1].req.Batch != p.req.Batch || props[i+1].req.Origin != p.req.Origin
+		if size >= e.cfg.MaxEntryBytes && endsBatch {
 			flush(props[start : i+1])
 			start, size = i+1, 0
 		}

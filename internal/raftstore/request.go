@@ -15,19 +15,28 @@ type Request struct {
 	// Watermark: every seq of this origin below it has been answered, so
 	// its dedupe records may be dropped and late copies refused.
 	Watermark uint64
-	Args      [][]byte
+	// Batch groups requests proposed together, in order (one client
+	// pipeline's commands for a partition): 0 means none, else the same
+	// value on every request of the batch. A batch never spans entries, and
+	// once one of its requests is refused the rest of it is not applied.
+	Batch uint64
+	Args  [][]byte
 }
 
 // Size approximates the encoded size.
 func (r *Request) Size() int {
-	n := 40
+	n := 50
 	for _, a := range r.Args {
 		n += len(a) + 5
 	}
 	return n
 }
 
-const entryVersion = 1
+// Entry payload versions: 2 added Batch; 1 is still read.
+const (
+	entryVersion   = 2
+	entryVersionV1 = 1
+)
 
 var errBadEntry = errors.New("raftstore: malformed entry")
 
@@ -44,6 +53,7 @@ func encodeRequests(reqs []*Request) []byte {
 		b = binary.AppendUvarint(b, r.Origin)
 		b = binary.AppendUvarint(b, r.Seq)
 		b = binary.AppendUvarint(b, r.Watermark)
+		b = binary.AppendUvarint(b, r.Batch)
 		b = binary.AppendUvarint(b, uint64(len(r.Args)))
 		for _, a := range r.Args {
 			b = binary.AppendUvarint(b, uint64(len(a)))
@@ -55,9 +65,10 @@ func encodeRequests(reqs []*Request) []byte {
 
 // decodeRequests unpacks an entry payload. Args alias b.
 func decodeRequests(b []byte) ([]Request, error) {
-	if len(b) == 0 || b[0] != entryVersion {
+	if len(b) == 0 || b[0] != entryVersion && b[0] != entryVersionV1 {
 		return nil, errBadEntry
 	}
+	v2 := b[0] == entryVersion
 	b = b[1:]
 	next := func() (uint64, bool) {
 		v, n := binary.Uvarint(b)
@@ -83,6 +94,11 @@ func decodeRequests(b []byte) ([]Request, error) {
 		}
 		if r.Watermark, ok = next(); !ok {
 			return nil, errBadEntry
+		}
+		if v2 {
+			if r.Batch, ok = next(); !ok {
+				return nil, errBadEntry
+			}
 		}
 		if nargs, ok = next(); !ok || nargs > uint64(len(b)) {
 			return nil, errBadEntry

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -121,9 +122,7 @@ type snapSource struct {
 }
 
 func (s snapSource) Iterate(fn func(k, v []byte) error) error {
-	ds, de := storage.DataSpan(s.group)
-	qs, qe := storage.DedupeSpan(s.group)
-	for _, span := range [][2][]byte{{ds, de}, {qs, qe}} {
+	for _, span := range storage.ReplicatedSpans(s.group) {
 		it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: span[0], UpperBound: span[1]})
 		if err != nil {
 			return err
@@ -180,10 +179,13 @@ func (e *Engine) NewSnapshotBuilder(group uint64) (*SnapshotBuilder, error) {
 // Add stages one pair, refusing keys outside the group's replicated spans
 // and snapshots over MaxSnapshotBytes.
 func (b *SnapshotBuilder) Add(k, v []byte) error {
-	ds, de := storage.DataSpan(b.group)
-	qs, qe := storage.DedupeSpan(b.group)
-	isData := bytes.Compare(k, ds) >= 0 && bytes.Compare(k, de) < 0
-	if !isData && !(bytes.Compare(k, qs) >= 0 && bytes.Compare(k, qe) < 0) {
+	spans := storage.ReplicatedSpans(b.group)
+	in := func(i int) bool { return bytes.Compare(k, spans[i][0]) >= 0 && bytes.Compare(k, spans[i][1]) < 0 }
+	// Spans 0 and 1 are user data and the dedupe table.
+	isData, isDedupe := in(0), in(1)
+	if !isData && !isDedupe && !slices.ContainsFunc(spans[2:], func(sp [2][]byte) bool {
+		return bytes.Compare(k, sp[0]) >= 0 && bytes.Compare(k, sp[1]) < 0
+	}) {
 		return fmt.Errorf("snapshot for group %d carries a foreign key", b.group)
 	}
 	b.bytes += len(k) + len(v)
@@ -192,7 +194,7 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 	}
 	if isData {
 		b.keys++
-	} else if len(k) == 25 {
+	} else if isDedupe && len(k) == 25 {
 		origin, seq := binary.BigEndian.Uint64(k[9:]), binary.BigEndian.Uint64(k[17:])
 		d := b.dedupe[origin]
 		if d == nil {
@@ -243,13 +245,10 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 		return fmt.Errorf("group %d: raft accepted snapshot %d whose data is not staged", r.group, md.GetIndex())
 	}
 	defer ps.data.Close()
-	ds, de := storage.DataSpan(r.group)
-	qs, qe := storage.DedupeSpan(r.group)
-	if err := b.DeleteRange(ds, de, nil); err != nil {
-		return err
-	}
-	if err := b.DeleteRange(qs, qe, nil); err != nil {
-		return err
+	for _, sp := range storage.ReplicatedSpans(r.group) {
+		if err := b.DeleteRange(sp[0], sp[1], nil); err != nil {
+			return err
+		}
 	}
 	if err := b.Apply(ps.data, nil); err != nil {
 		return err

@@ -78,6 +78,7 @@ func encodeWrites(group uint64, reqs []*raftstore.Request) []byte {
 		b = binary.AppendUvarint(b, req.Origin)
 		b = binary.AppendUvarint(b, req.Seq)
 		b = binary.AppendUvarint(b, req.Watermark)
+		b = binary.AppendUvarint(b, req.Batch)
 		b = encodeArgs(b, req.Args)
 	}
 	return b
@@ -92,7 +93,7 @@ func decodeWrites(b []byte) (uint64, []*raftstore.Request, error) {
 	}
 	reqs := make([]*raftstore.Request, n)
 	for i := range reqs {
-		req := &raftstore.Request{Origin: d.uvarint(), Seq: d.uvarint(), Watermark: d.uvarint()}
+		req := &raftstore.Request{Origin: d.uvarint(), Seq: d.uvarint(), Watermark: d.uvarint(), Batch: d.uvarint()}
 		req.Args = d.args()
 		if d.bad || len(req.Args) == 0 {
 			return 0, nil, errMalformed

@@ -180,7 +180,7 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 }
 
 // applyFunc dispatches committed commands to the right state machine.
-func applyFunc(group uint64, w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+func applyFunc(group uint64, w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
 	if group == MetaGroup {
 		return applyMeta(w, args, out)
 	}

@@ -9,6 +9,14 @@ const (
 	prefixRaft   byte = 0x01
 	prefixData   byte = 0x02
 	prefixDedupe byte = 0x03
+	prefixTxn    byte = 0x04 // transaction tables: locks, participant states, records
+)
+
+// Transaction tables under prefixTxn/<group>/<table>/...
+const (
+	TxnLocks   byte = 'l' // user key -> lock holders
+	TxnParts   byte = 'p' // txn id -> this partition's part of a prepared transaction
+	TxnRecords byte = 'r' // txn id -> transaction record (in the record partition)
 )
 
 const (
@@ -85,6 +93,30 @@ func DedupeSpan(group uint64) (start, end []byte) {
 	return groupPrefix(prefixDedupe, group), groupEnd(prefixDedupe, group)
 }
 
+// TxnKey is the key of k in one of group's transaction tables.
+func TxnKey(group uint64, table byte, k []byte) []byte {
+	return append(append(groupPrefix(prefixTxn, group), table), k...)
+}
+
+// TxnSpan returns the [start, end) range of one of group's transaction
+// tables.
+func TxnSpan(group uint64, table byte) (start, end []byte) {
+	return append(groupPrefix(prefixTxn, group), table), append(groupPrefix(prefixTxn, group), table+1)
+}
+
+// ReplicatedSpans lists the ranges of group's replicated state machine
+// (what a snapshot carries): user data first, then the dedupe table and
+// the transaction tables.
+func ReplicatedSpans(group uint64) [][2][]byte {
+	ds, de := DataSpan(group)
+	qs, qe := DedupeSpan(group)
+	return [][2][]byte{
+		{ds, de},
+		{qs, qe},
+		{groupPrefix(prefixTxn, group), groupEnd(prefixTxn, group)},
+	}
+}
+
 // LogSpan returns the [start, end) range of group's log entries with
 // index in [lo, hi).
 func LogSpan(group, lo, hi uint64) (start, end []byte) {
@@ -94,11 +126,5 @@ func LogSpan(group, lo, hi uint64) (start, end []byte) {
 // ReplicaSpans lists every range that holds replica state of group, for
 // snapshot installation and replica removal.
 func ReplicaSpans(group uint64) [][2][]byte {
-	ds, de := DataSpan(group)
-	qs, qe := DedupeSpan(group)
-	return [][2][]byte{
-		{groupPrefix(prefixRaft, group), groupEnd(prefixRaft, group)},
-		{ds, de},
-		{qs, qe},
-	}
+	return append([][2][]byte{{groupPrefix(prefixRaft, group), groupEnd(prefixRaft, group)}}, ReplicatedSpans(group)...)
 }

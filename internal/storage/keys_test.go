@@ -89,7 +89,8 @@ func TestReplicaSpans(t *testing.T) {
 		}
 		mine := [][]byte{LogKey(g, 0), LogKey(g, math.MaxUint64), HardStateKey(g), TruncatedKey(g), AppliedKey(g),
 			DescriptorKey(g), DataKey(g, nil), DataKey(g, []byte("user")), DataKey(g, bytes.Repeat([]byte{0xff}, 40)),
-			DedupeKey(g, 1, 2), DedupeKey(g, math.MaxUint64, math.MaxUint64)}
+			DedupeKey(g, 1, 2), DedupeKey(g, math.MaxUint64, math.MaxUint64),
+			TxnKey(g, TxnLocks, []byte("k")), TxnKey(g, TxnParts, nil), TxnKey(g, TxnRecords, bytes.Repeat([]byte{0xff}, 16))}
 		for _, k := range mine {
 			if !covered(k) {
 				t.Errorf("group %d: key %x not in its replica spans", g, k)
@@ -99,7 +100,7 @@ func TestReplicaSpans(t *testing.T) {
 			if other == g || other == math.MaxUint64 {
 				continue
 			}
-			for _, k := range [][]byte{LogKey(other, 5), HardStateKey(other), DataKey(other, []byte("x")), DataKey(other, nil), DedupeKey(other, 0, 0)} {
+			for _, k := range [][]byte{LogKey(other, 5), HardStateKey(other), DataKey(other, []byte("x")), DataKey(other, nil), DedupeKey(other, 0, 0), TxnKey(other, TxnLocks, []byte("k"))} {
 				if covered(k) {
 					t.Errorf("group %d's spans hold group %d's key %x", g, other, k)
 				}
@@ -193,6 +194,23 @@ func TestSpansOfLastGroup(t *testing.T) {
 	for _, sp := range ReplicaSpans(g) {
 		if !spanOK(sp[0], sp[1]) {
 			t.Errorf("ReplicaSpans(MaxUint64) has inverted span [%x, %x)", sp[0], sp[1])
+		}
+	}
+}
+
+func TestTxnSpansSeparateTables(t *testing.T) {
+	for _, g := range testGroups {
+		for _, table := range []byte{TxnLocks, TxnParts, TxnRecords} {
+			lo, hi := TxnSpan(g, table)
+			if !spanOK(lo, hi) {
+				t.Fatalf("group %d table %c: bad span", g, table)
+			}
+			for _, other := range []byte{TxnLocks, TxnParts, TxnRecords} {
+				k := TxnKey(g, other, []byte{0xff, 0xff})
+				if inSpan(k, lo, hi) != (other == table) {
+					t.Errorf("group %d: key of table %c in span of table %c = %v", g, other, table, inSpan(k, lo, hi))
+				}
+			}
 		}
 	}
 }

@@ -1,0 +1,435 @@
+package txn
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// Reader is the applied state of one partition as this package reads it.
+type Reader interface {
+	kv.Reader
+	// Version is the log index of the last write to key, 0 if absent.
+	Version(key []byte) (uint64, error)
+	// TxnGet reads one of the storage.Txn* tables.
+	TxnGet(table byte, k []byte) ([]byte, bool, error)
+}
+
+// Store is one partition's state as a log entry changes it.
+type Store interface {
+	Reader
+	kv.Writer
+	TxnPut(table byte, k, v []byte) error
+	TxnDel(table byte, k []byte) error
+	// Refuse marks the command as not applied (it changed nothing and
+	// may be retried with the same identity).
+	Refuse()
+}
+
+// keyMode is how a command set uses one key.
+type keyMode struct {
+	key   []byte
+	write bool
+}
+
+// keysOf lists the distinct keys of cmds and watches, in first-use order,
+// with write set when any command writes the key.
+func keysOf(cmds [][][]byte, watches []Watch) []keyMode {
+	var out []keyMode
+	idx := map[string]int{}
+	add := func(k []byte, write bool) {
+		if i, ok := idx[string(k)]; ok {
+			out[i].write = out[i].write || write
+			return
+		}
+		idx[string(k)] = len(out)
+		out = append(out, keyMode{key: k, write: write})
+	}
+	for _, w := range watches {
+		add(w.Key, false)
+	}
+	for _, args := range cmds {
+		c := kv.Lookup(args[0])
+		if c == nil || !c.CheckArity(args) {
+			continue
+		}
+		for _, i := range c.KeyIndexes(args) {
+			add(args[i], c.Write)
+		}
+	}
+	return out
+}
+
+// conflicts lists the holders of key's lock that stand in the way of id
+// using it as mode says: a writer blocks everyone, readers block writers.
+func conflicts(r Reader, k keyMode, id *ID) ([]Ref, error) {
+	b, ok, err := r.TxnGet(storage.TxnLocks, k.key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	l, err := decodeLock(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []Ref
+	for _, h := range l.Holders() {
+		if id != nil && h.ID == *id {
+			continue
+		}
+		if l.Writer != nil || k.write {
+			out = append(out, h)
+		}
+	}
+	if id != nil && l.Writer == nil && !k.write && len(l.Readers) >= maxReaders {
+		out = append(out, l.Readers...)
+	}
+	return out, nil
+}
+
+// Blocked reports the transactions whose locks a plain data command meets
+// now: a read waits for a writer, a write waits for everyone.
+func Blocked(r Reader, args [][]byte) ([]Ref, error) {
+	var out []Ref
+	for _, k := range keysOf([][][]byte{args}, nil) {
+		hs, err := conflicts(r, k, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hs...)
+	}
+	return out, nil
+}
+
+// Apply evaluates one transaction operation from the log. Errors are
+// storage failures; a malformed operation answers an error reply, the same
+// on every replica.
+func Apply(s Store, args [][]byte, out []byte) ([]byte, error) {
+	if len(args) < 2 {
+		return resp.AppendError(out, replyBadOp), nil
+	}
+	var id ID
+	if len(args) >= 2 && len(args[1]) == len(id) {
+		copy(id[:], args[1])
+	}
+	switch string(args[0]) {
+	case opPrepare:
+		p, err := decodePrepare(args[1])
+		if err != nil {
+			return resp.AppendError(out, replyBadOp), nil
+		}
+		return applyPrepare(s, &p, out)
+	case opExec1:
+		d := dec{b: args[1]}
+		watches, cmds := decodeBody(&d)
+		if d.done() != nil {
+			return resp.AppendError(out, replyBadOp), nil
+		}
+		return applyExec1(s, watches, cmds, out)
+	case opResolve:
+		if len(args) != 3 || len(args[2]) != 1 {
+			return resp.AppendError(out, replyBadOp), nil
+		}
+		return applyResolve(s, id, Status(args[2][0]), out)
+	case opCommit, opAbort, opHeartbeat, opGC:
+		return applyRecordOp(s, id, args, out)
+	}
+	return resp.AppendError(out, replyBadOp), nil
+}
+
+// Read serves a read-only operation against applied state.
+func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
+	if len(args) != 2 {
+		return resp.AppendError(out, replyBadOp), nil
+	}
+	switch string(args[0]) {
+	case opRecord:
+		b, ok, err := r.TxnGet(storage.TxnRecords, args[1])
+		if err != nil || !ok {
+			return resp.AppendNull(out), err
+		}
+		return resp.AppendBulk(out, b), nil
+	case opVersion:
+		// A watch must not see a version a transaction is about to change.
+		hs, err := conflicts(r, keyMode{key: args[1]}, nil)
+		if err != nil {
+			return out, err
+		}
+		if len(hs) > 0 {
+			return lockedReply(out, hs), nil
+		}
+		v, err := r.Version(args[1])
+		return resp.AppendInt(out, int64(v)), err
+	}
+	return resp.AppendError(out, replyBadOp), nil
+}
+
+// watchesHold reports whether every watched key still has its version.
+func watchesHold(r Reader, watches []Watch) (bool, error) {
+	for _, w := range watches {
+		v, err := r.Version(w.Key)
+		if err != nil || v != w.Version {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// evaluate runs cmds in order against w and returns the RESP array of
+// their replies; a command's error stays in its slot, as in Redis.
+func evaluate(w kv.Writer, cmds [][][]byte, out []byte) ([]byte, error) {
+	out = resp.AppendArrayHeader(out, len(cmds))
+	for _, c := range cmds {
+		var err error
+		if out, err = kv.Apply(w, c, out); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// applyExec1 runs a transaction whose keys all live in this partition: it
+// is refused while a lock stands in the way, answers a null array when a
+// watched key changed, and otherwise applies every command here and now.
+func applyExec1(s Store, watches []Watch, cmds [][][]byte, out []byte) ([]byte, error) {
+	var holders []Ref
+	for _, k := range keysOf(cmds, watches) {
+		hs, err := conflicts(s, k, nil)
+		if err != nil {
+			return out, err
+		}
+		holders = append(holders, hs...)
+	}
+	if len(holders) > 0 {
+		s.Refuse()
+		return lockedReply(out, holders), nil
+	}
+	if ok, err := watchesHold(s, watches); err != nil || !ok {
+		return resp.AppendNullArray(out), err
+	}
+	return evaluate(s, cmds, out)
+}
+
+// applyPrepare locks the keys of a participant's share, checks its watches,
+// evaluates its commands without changing user data, and stores the
+// outcome as intents. On the record's partition it also creates the
+// record, in the same entry. Nothing is written when it answers a conflict
+// or a failed watch.
+func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
+	id := p.ref.ID
+	if _, ok, err := s.TxnGet(storage.TxnParts, id[:]); err != nil || ok {
+		return resp.AppendError(out, replyExists), err
+	}
+	if p.create != nil {
+		if _, ok, err := s.TxnGet(storage.TxnRecords, id[:]); err != nil || ok {
+			return resp.AppendError(out, replyExists), err
+		}
+	}
+	keys := keysOf(p.cmds, p.watches)
+	var holders []Ref
+	for _, k := range keys {
+		hs, err := conflicts(s, k, &id)
+		if err != nil {
+			return out, err
+		}
+		holders = append(holders, hs...)
+	}
+	if len(holders) > 0 {
+		return lockedReply(out, holders), nil
+	}
+	if ok, err := watchesHold(s, p.watches); err != nil || !ok {
+		return resp.AppendError(out, replyWatch), err
+	}
+	ov := &overlay{base: s, writes: map[string]*written{}}
+	out, err := evaluate(ov, p.cmds, out)
+	if err != nil {
+		return out, err
+	}
+	pt := part{ref: p.ref}
+	for _, k := range keys {
+		pk := partKey{key: k.key, write: k.write, intent: intentNone}
+		if w := ov.writes[string(k.key)]; w != nil {
+			pk.intent, pk.value = intentPut, w.value
+			if w.deleted {
+				pk.intent, pk.value = intentDel, nil
+			}
+		}
+		pt.keys = append(pt.keys, pk)
+		if err := addHold(s, k, p.ref); err != nil {
+			return out, err
+		}
+	}
+	if err := s.TxnPut(storage.TxnParts, id[:], pt.encode()); err != nil {
+		return out, err
+	}
+	if p.create != nil {
+		rec := *p.create
+		rec.Status, rec.Heartbeat = Pending, 0
+		if err := s.TxnPut(storage.TxnRecords, id[:], rec.encode()); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// addHold records ref's hold on k (conflicts were checked).
+func addHold(s Store, k keyMode, ref Ref) error {
+	var l Lock
+	if b, ok, err := s.TxnGet(storage.TxnLocks, k.key); err != nil {
+		return err
+	} else if ok {
+		if l, err = decodeLock(b); err != nil {
+			return err
+		}
+	}
+	if k.write {
+		l = Lock{Writer: &ref}
+	} else {
+		l.Readers = append(l.Readers, ref)
+	}
+	return s.TxnPut(storage.TxnLocks, k.key, l.encode())
+}
+
+// applyResolve ends a part: COMMITTED applies its intents, anything else
+// drops them; either way its locks are released. Resolving a part that is
+// not here (never prepared, or resolved already) does nothing.
+func applyResolve(s Store, id ID, st Status, out []byte) ([]byte, error) {
+	b, ok, err := s.TxnGet(storage.TxnParts, id[:])
+	if err != nil || !ok {
+		return resp.AppendSimple(out, "OK"), err
+	}
+	pt, err := decodePart(b)
+	if err != nil {
+		return out, err
+	}
+	for _, k := range pt.keys {
+		if st == Committed {
+			_, exists, err := s.Get(k.key)
+			if err != nil {
+				return out, err
+			}
+			switch {
+			case k.intent == intentPut:
+				err = s.Put(k.key, k.value, !exists)
+			case k.intent == intentDel && exists:
+				err = s.Del(k.key)
+			}
+			if err != nil {
+				return out, err
+			}
+		}
+		if err := releaseHold(s, k.key, id); err != nil {
+			return out, err
+		}
+	}
+	if err := s.TxnDel(storage.TxnParts, id[:]); err != nil {
+		return out, err
+	}
+	return resp.AppendSimple(out, "OK"), nil
+}
+
+func releaseHold(s Store, key []byte, id ID) error {
+	b, ok, err := s.TxnGet(storage.TxnLocks, key)
+	if err != nil || !ok {
+		return err
+	}
+	l, err := decodeLock(b)
+	if err != nil {
+		return err
+	}
+	l, left := l.without(id)
+	if !left {
+		return s.TxnDel(storage.TxnLocks, key)
+	}
+	return s.TxnPut(storage.TxnLocks, key, l.encode())
+}
+
+// applyRecordOp runs a compare-and-set on a transaction record and answers
+// the record's status afterwards.
+func applyRecordOp(s Store, id ID, args [][]byte, out []byte) ([]byte, error) {
+	b, ok, err := s.TxnGet(storage.TxnRecords, id[:])
+	if err != nil {
+		return out, err
+	}
+	if !ok {
+		if string(args[0]) == opGC {
+			return resp.AppendSimple(out, "OK"), nil
+		}
+		return statusReply(out, Missing), nil
+	}
+	rec, err := decodeRecord(b)
+	if err != nil {
+		return out, err
+	}
+	was := rec
+	switch string(args[0]) {
+	case opCommit:
+		if rec.Status == Pending {
+			rec.Status = Committed
+		}
+	case opAbort:
+		if len(args) != 3 {
+			return resp.AppendError(out, replyBadOp), nil
+		}
+		hb, perr := strconv.ParseUint(string(args[2]), 10, 64)
+		if rec.Status == Pending && (len(args[2]) == 0 || perr == nil && hb == rec.Heartbeat) {
+			rec.Status = Aborted
+		}
+	case opHeartbeat:
+		if len(args) != 3 {
+			return resp.AppendError(out, replyBadOp), nil
+		}
+		hb, perr := strconv.ParseUint(string(args[2]), 10, 64)
+		if perr != nil {
+			return resp.AppendError(out, replyBadOp), nil
+		}
+		if rec.Status == Pending && hb > rec.Heartbeat {
+			rec.Heartbeat = hb
+		}
+	case opGC:
+		if rec.Status == Pending {
+			return statusReply(out, Pending), nil
+		}
+		if err := s.TxnDel(storage.TxnRecords, id[:]); err != nil {
+			return out, err
+		}
+		return resp.AppendSimple(out, "OK"), nil
+	}
+	if rec.Status != was.Status || rec.Heartbeat != was.Heartbeat {
+		if err := s.TxnPut(storage.TxnRecords, id[:], rec.encode()); err != nil {
+			return out, err
+		}
+	}
+	return statusReply(out, rec.Status), nil
+}
+
+// overlay evaluates a participant's commands without touching user data:
+// writes are kept aside (they become intents), reads see them.
+type overlay struct {
+	base   kv.Reader
+	writes map[string]*written
+}
+
+type written struct {
+	value   []byte
+	deleted bool
+}
+
+func (o *overlay) Get(k []byte) ([]byte, bool, error) {
+	if w := o.writes[string(k)]; w != nil {
+		return w.value, !w.deleted, nil
+	}
+	return o.base.Get(k)
+}
+
+func (o *overlay) Put(k, v []byte, _ bool) error {
+	o.writes[string(k)] = &written{value: bytes.Clone(v)}
+	return nil
+}
+
+func (o *overlay) Del(k []byte) error {
+	o.writes[string(k)] = &written{deleted: true}
+	return nil
+}

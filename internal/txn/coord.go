@@ -1,0 +1,398 @@
+package txn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Replies a client may get from a transaction besides its results.
+const (
+	errGaveUp = "TRYAGAIN transaction gave up after %d attempts that met conflicting transactions, nothing was applied"
+	// errNotApplied: the transaction could not prepare everywhere and was
+	// abandoned before any decision, so it certainly did not apply.
+	errNotApplied = "TRYAGAIN transaction could not reach partition %d (%s), nothing was applied"
+	errUncertain  = "UNCERTAIN the transaction may or may not have been applied (its decision in partition %d could not be confirmed)"
+	errInternal   = "ERR internal transaction error: %s"
+)
+
+// Coordinator runs transactions for one node's clients: one-phase commit
+// when every key is in one partition, two-phase commit otherwise.
+type Coordinator struct {
+	cfg      Config
+	cl       Cluster
+	resolver *Resolver
+	counter  atomic.Uint64
+}
+
+// NewCoordinator returns a coordinator over cl.
+func NewCoordinator(cfg Config, cl Cluster) *Coordinator {
+	cfg.ensureDefaults()
+	return &Coordinator{cfg: cfg, cl: cl, resolver: NewResolver(cfg, cl)}
+}
+
+// Resolver is the coordinator's resolver, shared with plain reads and
+// writes that meet locks and with the sweeper.
+func (c *Coordinator) Resolver() *Resolver { return c.resolver }
+
+// Check reports why cmds cannot run as one transaction, "" if they can.
+// The commands must be known and of the right arity.
+func (c *Coordinator) Check(cmds [][][]byte) string {
+	if _, err := makePlan(cmds, nil, c.cfg.Partition); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// Exec runs cmds atomically, after checking that every watched key still
+// has its version, and returns the EXEC reply: the array of the commands'
+// replies, a null array when a watched key changed, or an error saying
+// whether anything may have been applied.
+func (c *Coordinator) Exec(ctx context.Context, cmds [][][]byte, watches []Watch) []byte {
+	p, err := makePlan(cmds, watches, c.cfg.Partition)
+	if err != nil {
+		return resp.AppendError(nil, err.Error())
+	}
+	reply := c.run(ctx, p, cmds)
+	if p.msetnx && bytes.HasPrefix(reply, []byte("*")) {
+		// A lone MSETNX answers its integer, not EXEC's array.
+		if elems, ok := splitArray(reply); ok && len(elems) == 1 {
+			return elems[0]
+		}
+	}
+	return reply
+}
+
+// Run executes one command that spans partitions (MSET, MGET, DEL, ...)
+// atomically and returns its own reply.
+func (c *Coordinator) Run(ctx context.Context, args [][]byte) []byte {
+	reply := c.Exec(ctx, [][][]byte{args}, nil)
+	if elems, ok := splitArray(reply); ok && len(elems) == 1 {
+		return elems[0]
+	}
+	return reply
+}
+
+// outcome of one attempt.
+type outcome int
+
+const (
+	done     outcome = iota // reply is final
+	conflict                // met other transactions: back off, retry
+)
+
+func (c *Coordinator) run(ctx context.Context, p *plan, cmds [][][]byte) []byte {
+	prio := uint64(c.cfg.Now().UnixNano())
+	for attempt := 1; ; attempt++ {
+		var reply []byte
+		var oc outcome
+		if len(p.groups) == 1 {
+			reply, oc = c.onePhase(ctx, p, cmds)
+		} else {
+			reply, oc = c.twoPhase(ctx, p, cmds, prio)
+		}
+		if oc == done {
+			return reply
+		}
+		if attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
+			return resp.AppendError(nil, fmt.Sprintf(errGaveUp, attempt))
+		}
+		// Randomized, growing backoff: 1ms .. ~64ms.
+		d := time.Duration(float64(time.Millisecond<<min(attempt-1, 6)) * (0.5 + c.cfg.Rand()))
+		if !c.cfg.Sleep(ctx, d) {
+			return resp.AppendError(nil, fmt.Sprintf(errGaveUp, attempt))
+		}
+	}
+}
+
+// onePhase runs a single-partition transaction as one log entry.
+func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte) ([]byte, outcome) {
+	g := p.groups[0]
+	reply, err := c.cl.Write(ctx, g, exec1Args(p.watches[g], p.cmds[g]))
+	if err != nil {
+		return reply, done
+	}
+	if holders, ok := ParseLocked(reply); ok {
+		for _, h := range holders {
+			c.resolver.Push(ctx, g, h, false)
+		}
+		return nil, conflict
+	}
+	v, _, perr := resp.ParseValue(reply)
+	if perr != nil || v.Kind != '*' {
+		return resp.AppendError(nil, fmt.Sprintf(errInternal, "malformed reply")), done
+	}
+	if v.Null {
+		return reply, done
+	}
+	elems, _ := splitArray(reply)
+	return p.merge(map[uint64][][]byte{g: elems}, cmds), done
+}
+
+// prepared is one participant's answer to PREPARE.
+type prepared struct {
+	replies [][]byte // on success
+	holders []Ref    // conflict
+	watch   bool     // a watched key changed
+	err     error    // ErrNotApplied or ErrUnknown
+	text    []byte   // the router's reply when err is set
+}
+
+func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) prepared {
+	reply, err := c.cl.Write(ctx, g, prepareArgs(pr))
+	if err != nil {
+		return prepared{err: err, text: reply}
+	}
+	if hs, ok := ParseLocked(reply); ok {
+		return prepared{holders: hs}
+	}
+	switch string(bytes.TrimSpace(reply)) {
+	case "-" + replyWatch:
+		return prepared{watch: true}
+	}
+	elems, ok := splitArray(reply)
+	if !ok || len(elems) != len(pr.cmds) {
+		return prepared{err: ErrUnknown, text: resp.AppendError(nil, fmt.Sprintf(errInternal, "prepare answered "+string(bytes.TrimSpace(reply))))}
+	}
+	return prepared{replies: elems}
+}
+
+// twoPhase runs one attempt of a transaction over several partitions.
+//
+// Invariants, in the order the protocol establishes them:
+//  1. The record is created, PENDING, in the same entry as the record
+//     partition's locks; every other PREPARE is sent after that, so a lock
+//     never exists without its record having existed.
+//  2. Only this coordinator moves the record to COMMITTED, and only after
+//     every participant answered PREPARE with success.
+//  3. The client learns the transaction committed only after the record
+//     says so; it learns "nothing was applied" only when no COMMIT was sent
+//     or the record was seen ABORTED.
+//  4. Parts are resolved only from a decided record, and the record is
+//     deleted only after every part is resolved.
+func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, prio uint64) ([]byte, outcome) {
+	id := NewID(c.cfg.Origin, c.counter.Add(1))
+	recGroup := p.groups[0]
+	ref := Ref{ID: id, Group: recGroup, Priority: prio}
+	rec := &Record{Status: Pending, Priority: prio, Participants: p.groups, ReadOnly: p.readOnly}
+	share := func(g uint64) *prepare {
+		pr := &prepare{ref: ref, watches: p.watches[g], cmds: p.cmds[g]}
+		if g == recGroup {
+			pr.create = rec
+		}
+		return pr
+	}
+	results := make([]prepared, len(p.groups))
+	results[0] = c.prepareOne(ctx, recGroup, share(recGroup))
+	first := results[0]
+	if first.err == nil && first.holders == nil && !first.watch {
+		stop := c.heartbeat(ctx, ref)
+		defer stop()
+		if c.cfg.Sequential {
+			for i := 1; i < len(p.groups); i++ {
+				results[i] = c.prepareOne(ctx, p.groups[i], share(p.groups[i]))
+			}
+		} else {
+			var wg sync.WaitGroup
+			for i := 1; i < len(p.groups); i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[i] = c.prepareOne(ctx, p.groups[i], share(p.groups[i]))
+				}()
+			}
+			wg.Wait()
+		}
+	} else {
+		results = results[:1]
+	}
+	replies := map[uint64][][]byte{}
+	var holders []met
+	var watch, vetoed bool
+	var failed *prepared
+	var failedGroup uint64
+	for i, r := range results {
+		g := p.groups[i]
+		switch {
+		case r.err != nil:
+			if failed == nil {
+				failed, failedGroup = &results[i], g
+			}
+		case r.holders != nil:
+			for _, h := range r.holders {
+				holders = append(holders, met{h, g})
+			}
+		case r.watch:
+			watch = true
+		default:
+			replies[g] = r.replies
+			if p.msetnx && string(r.replies[0]) != ":1\r\n" {
+				vetoed = true
+			}
+		}
+	}
+	allPrepared := len(replies) == len(p.groups)
+	if allPrepared && !vetoed {
+		c.cfg.Failpoint(FailAfterPrepare)
+		if p.readOnly {
+			// Every lock was held at once when the last PREPARE applied: the
+			// reads are one consistent cut. Release; there is nothing to decide.
+			c.abandon(id, recGroup, p.groups)
+			return p.merge(replies, cmds), done
+		}
+		return c.decide(ctx, p, cmds, ref, replies)
+	}
+	// No COMMIT will be sent: the attempt is over and applied nothing.
+	// Abort the record (unless it never came to be) and release what was
+	// prepared, in the background.
+	if first.err == nil && first.holders == nil && !first.watch || errors.Is(first.err, ErrUnknown) {
+		c.abandon(id, recGroup, p.groups)
+	}
+	switch {
+	case vetoed:
+		return p.merge(replies, cmds), done // MSETNX: some key exists: 0
+	case watch:
+		return resp.AppendNullArray(nil), done
+	case holders != nil:
+		c.push(ctx, ref, holders)
+		return nil, conflict
+	}
+	reason := "no answer"
+	if failed != nil && len(failed.text) > 0 {
+		reason = string(bytes.TrimSpace(bytes.TrimPrefix(failed.text, []byte("-"))))
+	}
+	return resp.AppendError(nil, fmt.Sprintf(errNotApplied, failedGroup, reason)), done
+}
+
+// met is a lock holder met in a partition.
+type met struct {
+	h     Ref
+	group uint64
+}
+
+// push deals with the holders an attempt met: younger ones are wounded
+// (aborted), decided or expired ones resolved where they were met; live
+// older ones are left alone, so the oldest transaction always progresses.
+func (c *Coordinator) push(ctx context.Context, self Ref, holders []met) {
+	decided := map[ID]Status{}
+	for _, m := range holders {
+		st, ok := decided[m.h.ID]
+		if !ok {
+			var err error
+			if st, err = c.resolver.Decide(ctx, m.h, self.Older(m.h)); err != nil {
+				st = Pending
+			}
+			decided[m.h.ID] = st
+		}
+		if st != Pending {
+			_, _ = c.cl.Write(ctx, m.group, resolveArgs(m.h.ID, st))
+		}
+	}
+}
+
+// decide flips the record to COMMITTED and answers the client from the
+// prepared replies, or finds out that the transaction was aborted (by an
+// older transaction or by someone who saw it expire).
+func (c *Coordinator) decide(ctx context.Context, p *plan, cmds [][][]byte, ref Ref, replies map[uint64][][]byte) ([]byte, outcome) {
+	reply, err := c.cl.Write(ctx, ref.Group, commitArgs(ref.ID))
+	st, ok := parseStatus(reply)
+	if err != nil || !ok {
+		// The COMMIT may or may not have applied: ask the record, and if it
+		// is still pending, abort it ourselves.
+		st = c.settle(ctx, ref)
+	}
+	switch st {
+	case Committed:
+		c.cfg.Failpoint(FailAfterDecision)
+		c.finish(ref.ID, ref.Group, Committed, p.groups)
+		return p.merge(replies, cmds), done
+	case Aborted, Missing:
+		c.finish(ref.ID, ref.Group, Aborted, p.groups)
+		return nil, conflict
+	}
+	return resp.AppendError(nil, fmt.Sprintf(errUncertain, ref.Group)), done
+}
+
+// settle learns the final status of our own record after an uncertain
+// COMMIT, aborting it if it is still pending. 0 when unreachable.
+func (c *Coordinator) settle(ctx context.Context, ref Ref) Status {
+	// The client's deadline may be what made COMMIT uncertain: settling
+	// gets a short deadline of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	for {
+		rec, err := c.resolver.ReadRecord(ctx, ref)
+		if err == nil && rec.Status != Pending {
+			return rec.Status
+		}
+		if err == nil {
+			reply, werr := c.cl.Write(ctx, ref.Group, abortArgs(ref.ID, 0, true))
+			if st, ok := parseStatus(reply); werr == nil && ok && st != Pending {
+				return st
+			}
+		}
+		if !c.cfg.Sleep(ctx, 10*time.Millisecond) {
+			return 0
+		}
+	}
+}
+
+// settleTimeout bounds the search for an uncertain COMMIT's outcome.
+const settleTimeout = 2 * time.Second
+
+// cleanupTimeout bounds background resolution; the sweeper takes over
+// whatever it leaves.
+const cleanupTimeout = 10 * time.Second
+
+// finish resolves every part of a decided transaction and deletes its
+// record, in the background.
+func (c *Coordinator) finish(id ID, recGroup uint64, st Status, groups []uint64) {
+	c.cfg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		c.resolver.Finish(ctx, id, recGroup, Record{Status: st, Participants: groups})
+	})
+}
+
+// abandon aborts our own pending record, then finishes it.
+func (c *Coordinator) abandon(id ID, recGroup uint64, groups []uint64) {
+	c.cfg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		reply, err := c.cl.Write(ctx, recGroup, abortArgs(id, 0, true))
+		st, ok := parseStatus(reply)
+		if err != nil || !ok {
+			return // the sweeper will find the record when it expires
+		}
+		if st == Missing {
+			st = Aborted // never created: parts can only be late, and aborted
+		}
+		c.resolver.Finish(ctx, id, recGroup, Record{Status: st, Participants: groups})
+	})
+}
+
+// heartbeat keeps ref's record alive while the attempt runs.
+func (c *Coordinator) heartbeat(ctx context.Context, ref Ref) (stop func()) {
+	if c.cfg.Heartbeat < 0 {
+		return func() {}
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for hb := uint64(1); c.cfg.Sleep(hctx, c.cfg.Heartbeat); hb++ {
+			reply, err := c.cl.Write(hctx, ref.Group, heartbeatArgs(ref.ID, hb))
+			if st, ok := parseStatus(reply); err == nil && ok && st != Pending {
+				return
+			}
+		}
+	}()
+	return func() { cancel(); wg.Wait() }
+}

@@ -1,0 +1,212 @@
+package txn
+
+import (
+	"bytes"
+	"encoding/hex"
+	"strconv"
+
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Operation names: the first argument of the commands this package puts in
+// a partition's log (or reads from it). Clients cannot send them: the front
+// end only dispatches commands of the kv table.
+const (
+	opPrepare   = "txn.prepare"   // Prepare: locks, checks, evaluates; maybe creates the record
+	opExec1     = "txn.exec1"     // a transaction within one partition, in one entry
+	opResolve   = "txn.resolve"   // id, status: apply (COMMITTED) or drop (else) a part
+	opCommit    = "txn.commit"    // id: record PENDING -> COMMITTED
+	opAbort     = "txn.abort"     // id, heartbeat or "": record PENDING -> ABORTED
+	opHeartbeat = "txn.heartbeat" // id, heartbeat
+	opGC        = "txn.gc"        // id: delete a decided record
+	opRecord    = "txn.record"    // read: id -> record
+	opVersion   = "txn.version"   // read: key -> version
+)
+
+// IsOp reports whether name is one of this package's operations.
+func IsOp(name []byte) bool { return bytes.HasPrefix(name, []byte("txn.")) }
+
+// IsRead reports whether args is an operation served by a read (no log).
+func IsRead(args [][]byte) bool {
+	return len(args) > 0 && (string(args[0]) == opRecord || string(args[0]) == opVersion)
+}
+
+// Watch is a key a transaction watched and the version it had then.
+type Watch struct {
+	Key     []byte
+	Version uint64
+}
+
+// prepare is a participant's share of a transaction.
+type prepare struct {
+	ref     Ref
+	create  *Record // set on the record's partition: create it, PENDING
+	watches []Watch
+	cmds    [][][]byte
+}
+
+func (p *prepare) encode() []byte {
+	e := enc{}.ref(p.ref)
+	if p.create != nil {
+		e = e.byte(1).bytes(p.create.encode())
+	} else {
+		e = e.byte(0)
+	}
+	return encodeBody(e, p.watches, p.cmds)
+}
+
+func decodePrepare(b []byte) (prepare, error) {
+	d := dec{b: b}
+	p := prepare{ref: d.ref()}
+	if d.byte() == 1 {
+		rec, err := decodeRecord(d.bytes())
+		if err != nil {
+			return p, err
+		}
+		p.create = &rec
+	}
+	p.watches, p.cmds = decodeBody(&d)
+	return p, d.done()
+}
+
+func encodeBody(e enc, watches []Watch, cmds [][][]byte) enc {
+	e = e.uvarint(uint64(len(watches)))
+	for _, w := range watches {
+		e = e.bytes(w.Key).uvarint(w.Version)
+	}
+	e = e.uvarint(uint64(len(cmds)))
+	for _, c := range cmds {
+		e = encodeArgs(e, c)
+	}
+	return e
+}
+
+func decodeBody(d *dec) ([]Watch, [][][]byte) {
+	var ws []Watch
+	n := d.count()
+	for i := 0; i < n && !d.bad; i++ {
+		ws = append(ws, Watch{Key: d.bytes(), Version: d.uvarint()})
+	}
+	var cmds [][][]byte
+	n = d.count()
+	for i := 0; i < n && !d.bad; i++ {
+		c := d.args()
+		if len(c) == 0 {
+			d.bad = true
+		}
+		cmds = append(cmds, c)
+	}
+	return ws, cmds
+}
+
+// Argument builders for each operation.
+
+func prepareArgs(p *prepare) [][]byte { return [][]byte{[]byte(opPrepare), p.encode()} }
+
+func exec1Args(watches []Watch, cmds [][][]byte) [][]byte {
+	return [][]byte{[]byte(opExec1), encodeBody(nil, watches, cmds)}
+}
+
+func resolveArgs(id ID, s Status) [][]byte {
+	return [][]byte{[]byte(opResolve), id[:], {byte(s)}}
+}
+
+func commitArgs(id ID) [][]byte { return [][]byte{[]byte(opCommit), id[:]} }
+
+// abortArgs aborts id if its record is PENDING with heartbeat hb, or with
+// any heartbeat when any is set (an older transaction wounding it, or its
+// own coordinator giving up).
+func abortArgs(id ID, hb uint64, any bool) [][]byte {
+	h := []byte{}
+	if !any {
+		h = strconv.AppendUint(nil, hb, 10)
+	}
+	return [][]byte{[]byte(opAbort), id[:], h}
+}
+
+func heartbeatArgs(id ID, hb uint64) [][]byte {
+	return [][]byte{[]byte(opHeartbeat), id[:], strconv.AppendUint(nil, hb, 10)}
+}
+
+func gcArgs(id ID) [][]byte { return [][]byte{[]byte(opGC), id[:]} }
+
+func recordArgs(id ID) [][]byte { return [][]byte{[]byte(opRecord), id[:]} }
+
+// VersionArgs reads key's version (for WATCH).
+func VersionArgs(key []byte) [][]byte { return [][]byte{[]byte(opVersion), key} }
+
+// Internal replies. They never reach a client.
+const (
+	replyLockedPrefix = "KINTSU.LOCKED "
+	replyWatch        = "KINTSU.WATCH"
+	replyExists       = "KINTSU.EXISTS"
+	replyBadOp        = "KINTSU.BADOP"
+)
+
+// lockedReply names the transactions whose locks stand in the way.
+func lockedReply(out []byte, holders []Ref) []byte {
+	e := enc{}.uvarint(uint64(len(holders)))
+	for _, h := range holders {
+		e = e.ref(h)
+	}
+	return resp.AppendError(out, replyLockedPrefix+hex.EncodeToString(e))
+}
+
+// ParseLocked returns the holders named by a reply that says a command met
+// transaction locks, or ok=false for any other reply.
+func ParseLocked(reply []byte) (holders []Ref, ok bool) {
+	prefix := "-" + replyLockedPrefix
+	if !bytes.HasPrefix(reply, []byte(prefix)) || !bytes.HasSuffix(reply, []byte("\r\n")) {
+		return nil, false
+	}
+	raw, err := hex.DecodeString(string(reply[len(prefix) : len(reply)-2]))
+	if err != nil {
+		return nil, false
+	}
+	d := dec{b: raw}
+	n := d.count()
+	for i := 0; i < n && !d.bad; i++ {
+		holders = append(holders, d.ref())
+	}
+	if d.done() != nil || len(holders) == 0 {
+		return nil, false
+	}
+	return holders, true
+}
+
+func statusReply(out []byte, s Status) []byte { return resp.AppendSimple(out, s.String()) }
+
+// parseStatus reads a record operation's reply: ok=false when the reply is
+// something else (an error from the router: not reached, or unknown).
+func parseStatus(reply []byte) (Status, bool) {
+	v, _, err := resp.ParseValue(reply)
+	if err != nil || v.Kind != '+' {
+		return 0, false
+	}
+	for _, s := range []Status{Pending, Committed, Aborted, Missing} {
+		if string(v.Str) == s.String() {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+// splitArray returns the raw bytes of each element of a RESP array reply.
+func splitArray(b []byte) ([][]byte, bool) {
+	v, n, err := resp.ParseValue(b)
+	if err != nil || v.Kind != '*' || v.Null || n != len(b) {
+		return nil, false
+	}
+	// Skip the header line, then cut each element where it ends.
+	i := bytes.Index(b, []byte("\r\n")) + 2
+	out := make([][]byte, 0, len(v.Array))
+	for range v.Array {
+		_, m, err := resp.ParseValue(b[i:])
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, b[i:i+m])
+		i += m
+	}
+	return out, true
+}

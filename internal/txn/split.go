@@ -1,0 +1,149 @@
+package txn
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// plan is a transaction cut into per-partition shares.
+type plan struct {
+	groups   []uint64 // participants, the record's partition first
+	cmds     map[uint64][][][]byte
+	watches  map[uint64][]Watch
+	pieces   [][]piece // per original command, its shares
+	readOnly bool
+	// msetnx is set for a lone cross-partition MSETNX: a share answering
+	// 0 votes to abort, and the whole command answers 0.
+	msetnx bool
+}
+
+// piece is one partition's share of one command.
+type piece struct {
+	group uint64
+	index int   // position among that partition's commands
+	pos   []int // MGET: where each of its keys sits in the original reply
+}
+
+// errCrossMSETNX: MSETNX across partitions only runs alone, where its
+// all-or-nothing condition becomes the transaction's decision.
+var errCrossMSETNX = errors.New("CROSSSLOT MSETNX with keys in different partitions cannot run inside MULTI")
+
+// makePlan splits cmds (checked: known commands, right arity) and watches
+// by partition.
+func makePlan(cmds [][][]byte, watches []Watch, partition func([]byte) uint64) (*plan, error) {
+	p := &plan{cmds: map[uint64][][][]byte{}, watches: map[uint64][]Watch{}, readOnly: true}
+	use := func(g uint64) {
+		if _, ok := p.cmds[g]; !ok {
+			p.cmds[g] = nil
+			p.groups = append(p.groups, g)
+		}
+	}
+	for _, args := range cmds {
+		c := kv.Lookup(args[0])
+		if c == nil {
+			return nil, fmt.Errorf("unknown command %q", args[0])
+		}
+		p.readOnly = p.readOnly && !c.Write
+		idx := c.KeyIndexes(args)
+		byGroup := map[uint64][]int{} // group -> key positions in idx
+		var order []uint64
+		for i, k := range idx {
+			g := partition(args[k])
+			if _, ok := byGroup[g]; !ok {
+				order = append(order, g)
+			}
+			byGroup[g] = append(byGroup[g], i)
+		}
+		if len(order) == 0 { // a keyless data command (none exist today)
+			order = []uint64{partition(nil)}
+		}
+		if len(order) > 1 && c.Name == "msetnx" {
+			if len(cmds) > 1 {
+				return nil, errCrossMSETNX
+			}
+			p.msetnx = true
+		}
+		var ps []piece
+		for _, g := range order {
+			use(g)
+			sub := args
+			if len(order) > 1 {
+				sub = [][]byte{args[0]}
+				for _, i := range byGroup[g] {
+					sub = append(sub, args[idx[i]:idx[i]+c.Step]...)
+				}
+			}
+			ps = append(ps, piece{group: g, index: len(p.cmds[g]), pos: byGroup[g]})
+			p.cmds[g] = append(p.cmds[g], sub)
+		}
+		p.pieces = append(p.pieces, ps)
+	}
+	for _, w := range watches {
+		g := partition(w.Key)
+		use(g)
+		p.watches[g] = append(p.watches[g], w)
+	}
+	return p, nil
+}
+
+// merge assembles the EXEC reply from each partition's replies.
+func (p *plan) merge(replies map[uint64][][]byte, cmds [][][]byte) []byte {
+	out := resp.AppendArrayHeader(nil, len(p.pieces))
+	for i, ps := range p.pieces {
+		out = append(out, p.mergeOne(cmds[i], ps, replies)...)
+	}
+	return out
+}
+
+func (p *plan) mergeOne(args [][]byte, ps []piece, replies map[uint64][][]byte) []byte {
+	parts := make([][]byte, len(ps))
+	for i, pc := range ps {
+		parts[i] = replies[pc.group][pc.index]
+		if len(ps) > 1 && bytes.HasPrefix(parts[i], []byte("-")) {
+			return parts[i]
+		}
+	}
+	if len(ps) == 1 {
+		return parts[0]
+	}
+	switch kv.Lookup(args[0]).Name {
+	case "del", "unlink", "exists":
+		var n int64
+		for _, b := range parts {
+			v, _, err := resp.ParseValue(b)
+			if err != nil || v.Kind != ':' {
+				return b
+			}
+			n += v.Int
+		}
+		return resp.AppendInt(nil, n)
+	case "mget":
+		elems := make([][]byte, (len(args) - 1))
+		for i, b := range parts {
+			vals, ok := splitArray(b)
+			if !ok || len(vals) != len(ps[i].pos) {
+				return resp.AppendError(nil, "ERR internal: malformed MGET share")
+			}
+			for j, pos := range ps[i].pos {
+				elems[pos] = vals[j]
+			}
+		}
+		out := resp.AppendArrayHeader(nil, len(elems))
+		for _, e := range elems {
+			out = append(out, e...)
+		}
+		return out
+	case "msetnx":
+		for _, b := range parts {
+			if string(b) != ":1\r\n" {
+				return resp.AppendInt(nil, 0)
+			}
+		}
+		return resp.AppendInt(nil, 1)
+	}
+	return parts[0] // MSET: every share answers OK
+}

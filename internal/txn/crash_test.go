@@ -12,10 +12,10 @@ var update = flag.Bool("update", false, "rewrite testdata/crashpoints.txt from t
 
 // crashScenario is one transaction run with a crash at every point.
 type crashScenario struct {
-	name    string
-	initial []string // key, value pairs
-	cmds    []string
-	watches []string // keys watched at their initial version
+	name     string
+	initial  []string // key, value pairs
+	cmds     []string
+	watches  []string // keys watched at their initial version
 	readKeys []string // MGET'd by a reader right after the crash
 }
 

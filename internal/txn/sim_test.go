@@ -143,14 +143,14 @@ func (m *memGroup) clone() *memGroup {
 // a crash point: the crashAt-th Write of the coordinator stops it, before
 // or after the operation takes effect.
 type sim struct {
-	groups   map[uint64]*memGroup
-	calls    int
-	crashAt  int  // 0: never
-	applied  bool // the crashing call takes effect before the crash
-	trace    []string
-	now      time.Time
-	crashed  bool
-	origins  uint64 // coordinators created so far: each is a new process
+	groups  map[uint64]*memGroup
+	calls   int
+	crashAt int  // 0: never
+	applied bool // the crashing call takes effect before the crash
+	trace   []string
+	now     time.Time
+	crashed bool
+	origins uint64 // coordinators created so far: each is a new process
 }
 
 type crash struct{}

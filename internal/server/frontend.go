@@ -117,9 +117,10 @@ func (f *frontend) closeAll() {
 
 // connState is what a connection remembers between commands.
 type connState struct {
-	id   int64
-	name []byte
-	quit bool
+	id    int64
+	name  []byte
+	quit  bool
+	multi multiState
 }
 
 func (f *frontend) handle(c net.Conn) {
@@ -221,10 +222,12 @@ type lane struct {
 	write bool  // some command writes: the lane goes through the log
 }
 
-// routed is a data command ready to run on a partition.
+// routed is a data command ready to run on a partition, or (cross) on
+// several as one transaction.
 type routed struct {
 	cmd   *kv.Command
 	group uint64
+	cross bool
 }
 
 // classify resolves a data command's partition, or returns the reply for
@@ -240,28 +243,40 @@ func (f *frontend) classify(args [][]byte) (r routed, reply []byte, ok bool) {
 	if !c.CheckArity(args) {
 		return routed{}, resp.AppendError(nil, kv.WrongArity(c.Name)), true
 	}
-	parts := f.n.cfg.Partitions
-	group := -1
-	for _, i := range c.KeyIndexes(args) {
-		p := ring.PartitionOf(ring.Slot(args[i]), parts)
-		if group >= 0 && p != group {
-			return routed{}, resp.AppendError(nil, kv.ErrCrossSlot), true
-		}
-		group = p
+	if f.crossPartition(c, args) {
+		return routed{cmd: c, cross: true}, nil, true
+	}
+	group := 0
+	if idx := c.KeyIndexes(args); len(idx) > 0 {
+		group = ring.PartitionOf(ring.Slot(args[idx[0]]), f.n.cfg.Partitions)
 	}
 	return routed{cmd: c, group: uint64(group)}, nil, true
 }
 
 // exec runs a pipelined batch and returns the replies in order. Data
-// commands between connection commands run as lanes, one per partition:
-// lanes run concurrently, each lane in order.
+// commands between other commands run as lanes, one per partition: lanes
+// run concurrently, each lane in order. Connection commands, transaction
+// commands (MULTI ... EXEC, WATCH) and commands whose keys span partitions
+// run one at a time, in their place.
 func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 	replies := make([][]byte, len(batch))
 	for i := 0; i < len(batch); {
+		if st.multi.on || isTxnControl(batch[i][0]) {
+			replies[i] = f.txnCommand(batch[i], st)
+			i++
+			if st.quit {
+				return replies[:i]
+			}
+			continue
+		}
 		lanes := map[uint64]*lane{}
 		var order []*lane
 		j := i
+		var alone *routed // a cross-partition command ending the run of lanes
 		for ; j < len(batch); j++ {
+			if isTxnControl(batch[j][0]) {
+				break
+			}
 			r, reply, ok := f.classify(batch[j])
 			if !ok {
 				break
@@ -269,6 +284,10 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 			if reply != nil {
 				replies[j] = reply
 				continue
+			}
+			if r.cross {
+				alone = &r
+				break
 			}
 			l := lanes[r.group]
 			if l == nil {
@@ -289,7 +308,12 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 			}
 			wg.Wait()
 		}
-		if j < len(batch) {
+		switch {
+		case j >= len(batch) || isTxnControl(batch[j][0]):
+		case alone != nil:
+			replies[j] = f.runCross(batch[j], alone.cmd)
+			j++
+		default:
 			replies[j] = f.connCommand(batch[j], st)
 			j++
 			if st.quit {
@@ -299,6 +323,18 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 		i = j
 	}
 	return replies
+}
+
+// runCross runs a multi-key command whose keys span partitions as one
+// transaction.
+func (f *frontend) runCross(args [][]byte, c *kv.Command) []byte {
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
+	reply := f.n.txns.Run(ctx, args)
+	cancel()
+	f.n.metrics.Requests.WithLabelValues(c.Name, outcomeLabel(reply)).Inc()
+	f.n.metrics.RequestLatency.Observe(time.Since(begin).Seconds())
+	return reply
 }
 
 // runLane runs one partition's commands of a batch, in order. A lane with

@@ -184,7 +184,7 @@ func applyFunc(group uint64, w *raftstore.Writer, args [][]byte, out []byte) ([]
 	if group == MetaGroup {
 		return applyMeta(w, args, out)
 	}
-	return kv.Apply(w, args, out)
+	return applyData(w, args, out)
 }
 
 var _ raftstore.ApplyFunc = applyFunc

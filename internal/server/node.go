@@ -23,6 +23,7 @@ import (
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/storage"
 	"github.com/kintsu/kintsu/internal/transport"
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // Node is a running Kintsu server.
@@ -37,6 +38,7 @@ type Node struct {
 	disk    *faultfs.FS // nil unless fault injection or a planted bug needs it
 	layout  *layout
 	router  *router
+	txns    *txn.Coordinator
 	front   *frontend
 
 	peerLn, respLn, httpLn net.Listener
@@ -128,6 +130,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	n.router = newRouter(n)
+	n.txns = n.newCoordinator()
 	n.front = newFrontend(n)
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
@@ -135,9 +138,10 @@ func Start(cfg Config) (*Node, error) {
 	n.httpSrv = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.serve(n.respLn)
-	n.bg.Add(2)
+	n.bg.Add(3)
 	go n.announce()
 	go n.refreshHints()
+	go n.sweep()
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil

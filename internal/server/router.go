@@ -11,6 +11,7 @@ import (
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // Replies for requests that could not be served. CLUSTERDOWN and TRYAGAIN
@@ -20,6 +21,8 @@ const (
 	errBusy      = "TRYAGAIN node overloaded, nothing was applied"
 	errUncertain = "UNCERTAIN the write to partition %d may or may not have been applied (%s)"
 	errReadFail  = "CLUSTERDOWN partition %d could not serve the read: no reachable leader"
+	// errLockedRead: the key stayed locked by a transaction writing it.
+	errLockedRead = "TRYAGAIN the key is being written by a transaction still in progress, could not read it"
 )
 
 // attemptTimeout bounds one try at one node, so a paused or partitioned
@@ -102,7 +105,10 @@ func (r *router) write(ctx context.Context, group uint64, args [][]byte) []byte 
 
 // writeMany replicates write commands on group's leader, in order, and
 // returns their replies. Commands that fail retryably are retried with
-// their original (origin, seq) until they succeed or ctx ends.
+// their original (origin, seq) until they succeed or ctx ends. Commands
+// proposed together form one batch (raftstore.Request.Batch): when one
+// meets a transaction's lock it and the rest of the batch are refused,
+// the lock is resolved, and they are retried in order.
 func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
 	reqs := make([]*raftstore.Request, len(cmds))
 	for i, args := range cmds {
@@ -111,16 +117,23 @@ func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [
 		reqs[i] = &raftstore.Request{Origin: r.origin, Seq: seq, Watermark: wm, Args: args}
 	}
 	replies := make([][]byte, len(cmds))
-	maybe := make([]bool, len(cmds)) // some attempt may have reached raft
+	maybe := make([]bool, len(cmds))  // some attempt may have reached raft
+	locked := make([]bool, len(cmds)) // the last attempt was refused for a lock
 	pending := make([]int, len(cmds))
 	for i := range pending {
 		pending[i] = i
 	}
 	var last outcome
 	for attempt := 0; ; attempt++ {
+		// Fresh copies: an earlier attempt's requests may still be queued
+		// in an engine.
 		batch := make([]*raftstore.Request, len(pending))
 		for i, idx := range pending {
-			batch[i] = reqs[idx]
+			cp := *reqs[idx]
+			if len(pending) > 1 {
+				cp.Batch = reqs[pending[0]].Seq
+			}
+			batch[i] = &cp
 		}
 		outs := r.attempt(ctx, group, attempt, len(batch), func(actx context.Context, node uint64) ([]outcome, bool) {
 			if node == r.n.cfg.NodeID {
@@ -141,11 +154,27 @@ func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [
 			return repeatOutcome(outcome{code: codeMaybeApplied}, len(batch)), true
 		})
 		next := pending[:0]
+		var holders []txn.Ref
 		for i, idx := range pending {
 			o := outs[i]
+			locked[idx] = false
 			switch o.code {
 			case codeOK:
-				replies[idx] = o.reply
+				if txn.IsOp(cmds[idx][0]) {
+					replies[idx] = o.reply
+					continue
+				}
+				if hs, ok := txn.ParseLocked(o.reply); ok {
+					holders = append(holders, hs...)
+				} else if string(o.reply) != raftstore.BlockedReply {
+					replies[idx] = o.reply
+					continue
+				}
+				// Refused by the state machine in the log: this copy was
+				// not applied, and no earlier one was (it would have been
+				// found by deduplication).
+				locked[idx], maybe[idx] = true, false
+				next = append(next, idx)
 				continue
 			case codeReadFailed: // an engine error that is not retryable
 				replies[idx] = resp.AppendError(nil, "ERR "+string(o.reply))
@@ -160,11 +189,16 @@ func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [
 		if len(pending) == 0 {
 			return replies
 		}
+		if len(holders) > 0 && r.n.pushLocks(ctx, group, holders) {
+			continue // the locks are gone: retry at once
+		}
 		if !backoff(ctx, attempt) {
 			for _, idx := range pending {
 				switch {
 				case maybe[idx]:
 					replies[idx] = resp.AppendError(nil, fmt.Sprintf(errUncertain, group, "deadline exceeded"))
+				case locked[idx]:
+					replies[idx] = resp.AppendError(nil, errLocked)
 				case last.code == codeBusy:
 					replies[idx] = resp.AppendError(nil, errBusy)
 				default:
@@ -190,38 +224,58 @@ func (r *router) read(ctx context.Context, group uint64, args [][]byte) []byte {
 }
 
 // readMany serves read commands on group's leader after one ReadIndex (or
-// locally when stale reads are switched on).
+// locally when stale reads are switched on). When a read meets a
+// transaction's write lock, the lock is resolved and that read and the
+// ones after it are served again, so a pipeline's reads never see the
+// store go backwards.
 func (r *router) readMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
 	if r.n.cfg.UnsafeStaleReads && r.n.eng.HasGroup(group) {
 		return r.n.localReads(group, cmds)
 	}
+	replies := make([][]byte, len(cmds))
+	from := 0 // replies[:from] are final
+	lockedAt := -1
 	for attempt := 0; ; attempt++ {
-		outs := r.attempt(ctx, group, attempt, len(cmds), func(actx context.Context, node uint64) ([]outcome, bool) {
+		rest := cmds[from:]
+		outs := r.attempt(ctx, group, attempt, len(rest), func(actx context.Context, node uint64) ([]outcome, bool) {
 			if node == r.n.cfg.NodeID {
-				return r.n.serveReads(actx, group, cmds), false
+				return r.n.serveReads(actx, group, rest), false
 			}
-			b, err := r.n.tr.Call(actx, node, methodRead, encodeReads(group, cmds))
+			b, err := r.n.tr.Call(actx, node, methodRead, encodeReads(group, rest))
 			if err == nil {
-				if outs, derr := decodeOutcomes(b, len(cmds)); derr == nil {
+				if outs, derr := decodeOutcomes(b, len(rest)); derr == nil {
 					return outs, false
 				}
 			}
-			return repeatOutcome(outcome{code: codeReadFailed}, len(cmds)), true
+			return repeatOutcome(outcome{code: codeReadFailed}, len(rest)), true
 		})
 		if outs[0].code == codeOK {
-			replies := make([][]byte, len(outs))
+			lockedAt = -1
+			var holders []txn.Ref
 			for i, o := range outs {
-				replies[i] = o.reply
+				if hs, ok := txn.ParseLocked(o.reply); ok {
+					holders, lockedAt = hs, from+i
+					break
+				}
+				replies[from+i] = o.reply
 			}
-			return replies
+			if lockedAt < 0 {
+				return replies
+			}
+			from = lockedAt
+			if r.n.pushLocks(ctx, group, holders) {
+				continue
+			}
 		}
 		if !backoff(ctx, attempt) {
 			msg := fmt.Sprintf(errReadFail, group)
-			if outs[0].code == codeBusy {
+			switch {
+			case lockedAt >= 0:
+				msg = errLockedRead
+			case outs[0].code == codeBusy:
 				msg = errBusy
 			}
-			replies := make([][]byte, len(cmds))
-			for i := range replies {
+			for i := from; i < len(replies); i++ {
 				replies[i] = resp.AppendError(nil, msg)
 			}
 			return replies
@@ -297,15 +351,34 @@ func (n *Node) localReads(group uint64, cmds [][][]byte) [][]byte {
 }
 
 // localRead evaluates one read against the local replica's applied state.
+// A read that meets a transaction's write lock answers the lock's holders
+// instead (see txn.Blocked); the router resolves them and reads again.
 func (n *Node) localRead(group uint64, args [][]byte) []byte {
 	if isDBSize(args) {
 		return resp.AppendInt(nil, n.eng.KeyCount(group))
 	}
-	c := kv.Lookup(args[0])
-	if c == nil || c.Write || !c.CheckArity(args) {
-		return resp.AppendError(nil, "ERR not a read command")
+	rd := n.eng.Reader(group)
+	var out []byte
+	var err error
+	if txn.IsRead(args) {
+		out, err = txn.Read(rd, args, nil)
+	} else {
+		c := kv.Lookup(args[0])
+		if c == nil || c.Write || !c.CheckArity(args) {
+			return resp.AppendError(nil, "ERR not a read command")
+		}
+		var holders []txn.Ref
+		if group != MetaGroup {
+			holders, err = txn.Blocked(rd, args)
+		}
+		switch {
+		case err != nil:
+		case len(holders) > 0:
+			out = txn.LockedReply(nil, holders)
+		default:
+			out, err = c.Read(rd, args, nil)
+		}
 	}
-	out, err := c.Read(n.eng.Reader(group), args, nil)
 	if err != nil {
 		n.log.Error("read failed", "group", group, "err", err)
 		return resp.AppendError(nil, "ERR storage failure")

@@ -158,7 +158,7 @@ func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 			return out, err
 		}
 		if len(hs) > 0 {
-			return lockedReply(out, hs), nil
+			return LockedReply(out, hs), nil
 		}
 		v, err := r.Version(args[1])
 		return resp.AppendInt(out, int64(v)), err
@@ -204,7 +204,7 @@ func applyExec1(s Store, watches []Watch, cmds [][][]byte, out []byte) ([]byte, 
 	}
 	if len(holders) > 0 {
 		s.Refuse()
-		return lockedReply(out, holders), nil
+		return LockedReply(out, holders), nil
 	}
 	if ok, err := watchesHold(s, watches); err != nil || !ok {
 		return resp.AppendNullArray(out), err
@@ -237,7 +237,7 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 		holders = append(holders, hs...)
 	}
 	if len(holders) > 0 {
-		return lockedReply(out, holders), nil
+		return LockedReply(out, holders), nil
 	}
 	if ok, err := watchesHold(s, p.watches); err != nil || !ok {
 		return resp.AppendError(out, replyWatch), err

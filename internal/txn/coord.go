@@ -62,7 +62,7 @@ func (c *Coordinator) Exec(ctx context.Context, cmds [][][]byte, watches []Watch
 	reply := c.run(ctx, p, cmds)
 	if p.msetnx && bytes.HasPrefix(reply, []byte("*")) {
 		// A lone MSETNX answers its integer, not EXEC's array.
-		if elems, ok := splitArray(reply); ok && len(elems) == 1 {
+		if elems, ok := SplitArray(reply); ok && len(elems) == 1 {
 			return elems[0]
 		}
 	}
@@ -73,7 +73,7 @@ func (c *Coordinator) Exec(ctx context.Context, cmds [][][]byte, watches []Watch
 // atomically and returns its own reply.
 func (c *Coordinator) Run(ctx context.Context, args [][]byte) []byte {
 	reply := c.Exec(ctx, [][][]byte{args}, nil)
-	if elems, ok := splitArray(reply); ok && len(elems) == 1 {
+	if elems, ok := SplitArray(reply); ok && len(elems) == 1 {
 		return elems[0]
 	}
 	return reply
@@ -88,6 +88,9 @@ const (
 )
 
 func (c *Coordinator) run(ctx context.Context, p *plan, cmds [][][]byte) []byte {
+	if len(p.groups) == 0 { // MULTI, EXEC: nothing to run, nothing watched
+		return resp.AppendArrayHeader(nil, 0)
+	}
 	prio := uint64(c.cfg.Now().UnixNano())
 	for attempt := 1; ; attempt++ {
 		var reply []byte
@@ -131,7 +134,7 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte) ([
 	if v.Null {
 		return reply, done
 	}
-	elems, _ := splitArray(reply)
+	elems, _ := SplitArray(reply)
 	return p.merge(map[uint64][][]byte{g: elems}, cmds), done
 }
 
@@ -156,7 +159,7 @@ func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) pre
 	case "-" + replyWatch:
 		return prepared{watch: true}
 	}
-	elems, ok := splitArray(reply)
+	elems, ok := SplitArray(reply)
 	if !ok || len(elems) != len(pr.cmds) {
 		return prepared{err: ErrUnknown, text: resp.AppendError(nil, fmt.Sprintf(errInternal, "prepare answered "+string(bytes.TrimSpace(reply))))}
 	}

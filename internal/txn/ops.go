@@ -143,8 +143,8 @@ const (
 	replyBadOp        = "KINTSU.BADOP"
 )
 
-// lockedReply names the transactions whose locks stand in the way.
-func lockedReply(out []byte, holders []Ref) []byte {
+// LockedReply names the transactions whose locks stand in a command's way.
+func LockedReply(out []byte, holders []Ref) []byte {
 	e := enc{}.uvarint(uint64(len(holders)))
 	for _, h := range holders {
 		e = e.ref(h)
@@ -191,8 +191,8 @@ func parseStatus(reply []byte) (Status, bool) {
 	return 0, false
 }
 
-// splitArray returns the raw bytes of each element of a RESP array reply.
-func splitArray(b []byte) ([][]byte, bool) {
+// SplitArray returns the raw bytes of each element of a RESP array reply.
+func SplitArray(b []byte) ([][]byte, bool) {
 	v, n, err := resp.ParseValue(b)
 	if err != nil || v.Kind != '*' || v.Null || n != len(b) {
 		return nil, false

@@ -94,7 +94,7 @@ func (m *memGroup) apply(args [][]byte) []byte {
 		err = berr
 	} else if len(hs) > 0 {
 		m.Refuse()
-		out = lockedReply(nil, hs)
+		out = LockedReply(nil, hs)
 	} else {
 		out, err = kv.Apply(m, args, nil)
 	}
@@ -112,7 +112,7 @@ func (m *memGroup) read(args [][]byte) []byte {
 	} else if hs, berr := Blocked(m, args); berr != nil {
 		err = berr
 	} else if len(hs) > 0 {
-		out = lockedReply(nil, hs)
+		out = LockedReply(nil, hs)
 	} else {
 		out, err = kv.Lookup(args[0]).Read(m, args, nil)
 	}

@@ -124,7 +124,7 @@ func (p *plan) mergeOne(args [][]byte, ps []piece, replies map[uint64][][]byte) 
 	case "mget":
 		elems := make([][]byte, (len(args) - 1))
 		for i, b := range parts {
-			vals, ok := splitArray(b)
+			vals, ok := SplitArray(b)
 			if !ok || len(vals) != len(ps[i].pos) {
 				return resp.AppendError(nil, "ERR internal: malformed MGET share")
 			}

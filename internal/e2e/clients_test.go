@@ -4,9 +4,12 @@ import (
 	"context"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/ring"
 )
 
 func run(t *testing.T, timeout time.Duration, name string, args ...string) string {
@@ -52,6 +55,40 @@ func TestRedisCLI(t *testing.T) {
 	// it prints the text.
 	if out := run(t, 10*time.Second, cli, "-h", h, "-p", p, "incr", "cli-key"); !strings.Contains(out, "ERR value is not an integer") {
 		t.Fatalf("incr of a non-number: %q", out)
+	}
+}
+
+// TestRedisCLITransaction: the acceptance example of cross-partition
+// transactions, typed into redis-cli: MULTI, SET a 1, SET b 2, INCR c,
+// EXEC with a, b and c in three partitions answers three replies, and
+// every node then shows all three effects.
+func TestRedisCLITransaction(t *testing.T) {
+	cli := needTool(t, "redis-cli")
+	parts := map[int]bool{}
+	for _, k := range []string{"a", "b", "c"} {
+		parts[ring.PartitionOf(ring.Slot([]byte(k)), partitions)] = true
+	}
+	if len(parts) != 3 {
+		t.Fatalf("a, b and c are not in three partitions of %d", partitions)
+	}
+	c := startCluster(t, 3)
+	h, p := hostPort(t, c.Nodes()[0].RESPAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli, "-h", h, "-p", p)
+	cmd.Stdin = strings.NewReader("MULTI\nSET a 1\nSET b 2\nINCR c\nEXEC\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli: %v\n%s", err, out)
+	}
+	if got, want := strings.Fields(string(out)), []string{"OK", "QUEUED", "QUEUED", "QUEUED", "OK", "OK", "1"}; !slices.Equal(got, want) {
+		t.Fatalf("redis-cli transaction printed %q, want %q", got, want)
+	}
+	for _, n := range c.Nodes() {
+		h, p := hostPort(t, n.RESPAddr)
+		if got := strings.Fields(run(t, 10*time.Second, cli, "-h", h, "-p", p, "mget", "a", "b", "c")); !slices.Equal(got, []string{"1", "2", "1"}) {
+			t.Fatalf("MGET a b c via %s = %q", n.RESPAddr, got)
+		}
 	}
 }
 

@@ -12,12 +12,12 @@ import (
 
 // testCluster runs n in-process nodes on loopback with real sockets.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*Node
 	cfgs  []Config
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -26,7 +26,7 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
-func startCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
+func startCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t}
 	ic := map[uint64]string{}

@@ -14,12 +14,15 @@ import (
 	"github.com/kintsu/kintsu/internal/ring"
 )
 
-// keysInPartitions returns n keys with the given prefix, each in a
-// different partition of parts.
+// keysInPartitions returns n keys with the given prefix, in as many
+// different partitions of parts as there can be (n > parts reuses them).
 func keysInPartitions(prefix string, n, parts int) []string {
 	var out []string
 	used := map[int]bool{}
 	for i := 0; len(out) < n; i++ {
+		if len(used) == parts {
+			used = map[int]bool{}
+		}
 		k := fmt.Sprintf("%s%d", prefix, i)
 		p := ring.PartitionOf(ring.Slot([]byte(k)), parts)
 		if !used[p] {

@@ -255,7 +255,13 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, pr
 	// Abort the record (unless it never came to be) and release what was
 	// prepared, in the background.
 	if first.err == nil && first.holders == nil && !first.watch || errors.Is(first.err, ErrUnknown) {
-		c.abandon(id, recGroup, p.groups)
+		if holders != nil && !vetoed && !watch {
+			// About to retry: release this attempt's locks first, or the
+			// retry would meet them.
+			c.release(id, recGroup, p.groups)
+		} else {
+			c.abandon(id, recGroup, p.groups)
+		}
 	}
 	switch {
 	case vetoed:
@@ -363,21 +369,25 @@ func (c *Coordinator) finish(id ID, recGroup uint64, st Status, groups []uint64)
 	})
 }
 
-// abandon aborts our own pending record, then finishes it.
+// abandon aborts our own pending record, then finishes it, in the
+// background.
 func (c *Coordinator) abandon(id ID, recGroup uint64, groups []uint64) {
-	c.cfg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		reply, err := c.cl.Write(ctx, recGroup, abortArgs(id, 0, true))
-		st, ok := parseStatus(reply)
-		if err != nil || !ok {
-			return // the sweeper will find the record when it expires
-		}
-		if st == Missing {
-			st = Aborted // never created: parts can only be late, and aborted
-		}
-		c.resolver.Finish(ctx, id, recGroup, Record{Status: st, Participants: groups})
-	})
+	c.cfg.Go(func() { c.release(id, recGroup, groups) })
+}
+
+// release aborts our own pending record and finishes it.
+func (c *Coordinator) release(id ID, recGroup uint64, groups []uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	reply, err := c.cl.Write(ctx, recGroup, abortArgs(id, 0, true))
+	st, ok := parseStatus(reply)
+	if err != nil || !ok {
+		return // the sweeper will find the record when it expires
+	}
+	if st == Missing {
+		st = Aborted // never created: parts can only be late, and aborted
+	}
+	c.resolver.Finish(ctx, id, recGroup, Record{Status: st, Participants: groups})
 }
 
 // heartbeat keeps ref's record alive while the attempt runs.

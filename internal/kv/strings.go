@@ -291,16 +291,24 @@ func evalAppend(w Writer, args [][]byte, out []byte) ([]byte, error) {
 }
 
 func evalMset(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	if err := setPairs(w, args); err != nil {
+		return out, err
+	}
+	return resp.AppendSimple(out, "OK"), nil
+}
+
+// setPairs stores every key-value pair of an MSET-shaped command.
+func setPairs(w Writer, args [][]byte) error {
 	for i := 1; i+1 < len(args); i += 2 {
 		_, exists, err := w.Get(args[i])
 		if err != nil {
-			return out, err
+			return err
 		}
 		if err := w.Put(args[i], encodeString(args[i+1]), !exists); err != nil {
-			return out, err
+			return err
 		}
 	}
-	return resp.AppendSimple(out, "OK"), nil
+	return nil
 }
 
 // evalMsetnx sets every pair only if none of the keys exists (of any
@@ -315,14 +323,8 @@ func evalMsetnx(w Writer, args [][]byte, out []byte) ([]byte, error) {
 			return resp.AppendInt(out, 0), nil
 		}
 	}
-	for i := 1; i+1 < len(args); i += 2 {
-		_, exists, err := w.Get(args[i])
-		if err != nil {
-			return out, err
-		}
-		if err := w.Put(args[i], encodeString(args[i+1]), !exists); err != nil {
-			return out, err
-		}
+	if err := setPairs(w, args); err != nil {
+		return out, err
 	}
 	return resp.AppendInt(out, 1), nil
 }

@@ -442,3 +442,19 @@ func (e *Engine) setFatal(err error) {
 
 // compile-time check that raft's logger interface is met by our adapter.
 var _ raft.Logger = (*raftLogger)(nil)
+
+// ScanTxn iterates one of group's transaction tables (storage.Txn*) in the
+// applied state, with keys relative to the table, until fn returns false.
+func (e *Engine) ScanTxn(group uint64, table byte, fn func(k, v []byte) bool) error {
+	lo, hi := storage.TxnSpan(group, table)
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if !fn(it.Key()[len(lo):], it.Value()) {
+			break
+		}
+	}
+	return it.Close()
+}

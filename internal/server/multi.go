@@ -128,7 +128,7 @@ func (f *frontend) queue(args [][]byte, st *connState) []byte {
 	case len(m.queued) >= maxQueued || m.bytes+argsSize(args) > maxQueuedBytes:
 		return refuse(resp.AppendError(nil, fmt.Sprintf("ERR transaction too large: at most %d commands and %d MiB may be queued", maxQueued, maxQueuedBytes>>20)))
 	case c != nil && c.Name == "msetnx" && f.crossPartition(c, args):
-		return refuse(resp.AppendError(nil, "CROSSSLOT MSETNX with keys in different partitions cannot run inside MULTI; run it alone"))
+		return refuse(resp.AppendError(nil, txn.ErrCrossMSETNX.Error()))
 	}
 	m.queued = append(m.queued, args)
 	m.bytes += argsSize(args)

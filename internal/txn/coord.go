@@ -41,15 +41,6 @@ func NewCoordinator(cfg Config, cl Cluster) *Coordinator {
 // writes that meet locks and with the sweeper.
 func (c *Coordinator) Resolver() *Resolver { return c.resolver }
 
-// Check reports why cmds cannot run as one transaction, "" if they can.
-// The commands must be known and of the right arity.
-func (c *Coordinator) Check(cmds [][][]byte) string {
-	if _, err := makePlan(cmds, nil, c.cfg.Partition); err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
 // Exec runs cmds atomically, after checking that every watched key still
 // has its version, and returns the EXEC reply: the array of the commands'
 // replies, a null array when a watched key changed, or an error saying
@@ -59,14 +50,7 @@ func (c *Coordinator) Exec(ctx context.Context, cmds [][][]byte, watches []Watch
 	if err != nil {
 		return resp.AppendError(nil, err.Error())
 	}
-	reply := c.run(ctx, p, cmds)
-	if p.msetnx && bytes.HasPrefix(reply, []byte("*")) {
-		// A lone MSETNX answers its integer, not EXEC's array.
-		if elems, ok := SplitArray(reply); ok && len(elems) == 1 {
-			return elems[0]
-		}
-	}
-	return reply
+	return c.run(ctx, p, cmds)
 }
 
 // Run executes one command that spans partitions (MSET, MGET, DEL, ...)

@@ -28,9 +28,10 @@ type piece struct {
 	pos   []int // MGET: where each of its keys sits in the original reply
 }
 
-// errCrossMSETNX: MSETNX across partitions only runs alone, where its
-// all-or-nothing condition becomes the transaction's decision.
-var errCrossMSETNX = errors.New("CROSSSLOT MSETNX with keys in different partitions cannot run inside MULTI")
+// ErrCrossMSETNX: MSETNX across partitions only runs alone, where its
+// all-or-nothing condition becomes the transaction's decision. The front
+// end refuses it while queuing, with this text.
+var ErrCrossMSETNX = errors.New("CROSSSLOT MSETNX with keys in different partitions cannot run inside MULTI; run it alone")
 
 // makePlan splits cmds (checked: known commands, right arity) and watches
 // by partition.
@@ -63,7 +64,7 @@ func makePlan(cmds [][][]byte, watches []Watch, partition func([]byte) uint64) (
 		}
 		if len(order) > 1 && c.Name == "msetnx" {
 			if len(cmds) > 1 {
-				return nil, errCrossMSETNX
+				return nil, ErrCrossMSETNX
 			}
 			p.msetnx = true
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
-	"github.com/kintsu/kintsu/internal/ring"
 )
 
 // Front-end limits.
@@ -243,14 +242,8 @@ func (f *frontend) classify(args [][]byte) (r routed, reply []byte, ok bool) {
 	if !c.CheckArity(args) {
 		return routed{}, resp.AppendError(nil, kv.WrongArity(c.Name)), true
 	}
-	if f.crossPartition(c, args) {
-		return routed{cmd: c, cross: true}, nil, true
-	}
-	group := 0
-	if idx := c.KeyIndexes(args); len(idx) > 0 {
-		group = ring.PartitionOf(ring.Slot(args[idx[0]]), f.n.cfg.Partitions)
-	}
-	return routed{cmd: c, group: uint64(group)}, nil, true
+	group, cross := f.partitionsOf(c, args)
+	return routed{cmd: c, group: group, cross: cross}, nil, true
 }
 
 // exec runs a pipelined batch and returns the replies in order. Data

@@ -127,7 +127,7 @@ func (f *frontend) queue(args [][]byte, st *connState) []byte {
 		return refuse(resp.AppendError(nil, kv.WrongArity(c.Name)))
 	case len(m.queued) >= maxQueued || m.bytes+argsSize(args) > maxQueuedBytes:
 		return refuse(resp.AppendError(nil, fmt.Sprintf("ERR transaction too large: at most %d commands and %d MiB may be queued", maxQueued, maxQueuedBytes>>20)))
-	case c != nil && c.Name == "msetnx" && f.crossPartition(c, args):
+	case c != nil && c.Name == "msetnx" && f.spans(c, args):
 		return refuse(resp.AppendError(nil, txn.ErrCrossMSETNX.Error()))
 	}
 	m.queued = append(m.queued, args)
@@ -188,11 +188,8 @@ func (f *frontend) execMulti(st *connState) []byte {
 	if len(data) == len(queued) {
 		return reply
 	}
-	v, _, err := resp.ParseValue(reply)
-	if err != nil || v.Kind != '*' || v.Null {
-		return reply
-	}
-	elems, ok := txn.SplitArray(reply)
+	elems, ok := txn.SplitArray(reply) // not an array: a null array or an error
+
 	if !ok || len(elems) != len(data) {
 		return reply
 	}
@@ -213,18 +210,18 @@ func (f *frontend) execMulti(st *connState) []byte {
 	return out
 }
 
-// crossPartition reports whether a multi-key command names keys of more
-// than one partition.
-func (f *frontend) crossPartition(c *kv.Command, args [][]byte) bool {
-	first := -1
-	for _, i := range c.KeyIndexes(args) {
-		p := int(f.n.partitionOf(args[i]))
-		if first >= 0 && p != first {
-			return true
+// partitionsOf returns the partition of a command's first key and whether
+// its keys span more than one partition.
+func (f *frontend) partitionsOf(c *kv.Command, args [][]byte) (group uint64, cross bool) {
+	for n, i := range c.KeyIndexes(args) {
+		p := f.n.partitionOf(args[i])
+		if n == 0 {
+			group = p
+		} else if p != group {
+			return group, true
 		}
-		first = p
 	}
-	return false
+	return group, false
 }
 
 func outcomeLabel(reply []byte) string {
@@ -232,4 +229,9 @@ func outcomeLabel(reply []byte) string {
 		return "error"
 	}
 	return "ok"
+}
+
+func (f *frontend) spans(c *kv.Command, args [][]byte) bool {
+	_, cross := f.partitionsOf(c, args)
+	return cross
 }

@@ -16,9 +16,9 @@ import (
 // router, with its retries, leader hints and deduplication.
 type txnCluster struct{ r *router }
 
-// classify turns a router reply into the txn package's terms: the
+// routerErr turns a router reply into the txn package's terms: the
 // router's own errors say whether the operation may have applied.
-func classify(reply []byte) error {
+func routerErr(reply []byte) error {
 	switch {
 	case bytes.HasPrefix(reply, []byte("-UNCERTAIN")), bytes.HasPrefix(reply, []byte("-ERR ")):
 		return txn.ErrUnknown
@@ -30,12 +30,12 @@ func classify(reply []byte) error {
 
 func (c txnCluster) Write(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
 	reply := c.r.write(ctx, group, args)
-	return reply, classify(reply)
+	return reply, routerErr(reply)
 }
 
 func (c txnCluster) Read(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
 	reply := c.r.read(ctx, group, args)
-	if err := classify(reply); err != nil {
+	if err := routerErr(reply); err != nil {
 		return reply, txn.ErrNotApplied // a read has no effect either way
 	}
 	return reply, nil

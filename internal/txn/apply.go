@@ -91,10 +91,16 @@ func conflicts(r Reader, k keyMode, id *ID) ([]Ref, error) {
 
 // Blocked reports the transactions whose locks a plain data command meets
 // now: a read waits for a writer, a write waits for everyone.
+// It runs for every plain command, so it reads the lock table once per key
+// named and builds nothing more when no lock is found.
 func Blocked(r Reader, args [][]byte) ([]Ref, error) {
+	c := kv.Lookup(args[0])
+	if c == nil || !c.CheckArity(args) {
+		return nil, nil
+	}
 	var out []Ref
-	for _, k := range keysOf([][][]byte{args}, nil) {
-		hs, err := conflicts(r, k, nil)
+	for _, i := range c.KeyIndexes(args) {
+		hs, err := conflicts(r, keyMode{key: args[i], write: c.Write}, nil)
 		if err != nil {
 			return nil, err
 		}

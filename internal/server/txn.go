@@ -123,10 +123,13 @@ func (n *Node) sweep() {
 		}
 		for _, g := range led {
 			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-			sw.Sweep(ctx, g, func(table byte, fn func(k, v []byte) bool) error {
+			err := sw.Sweep(ctx, g, func(table byte, fn func(k, v []byte) bool) error {
 				return n.eng.ScanTxn(g, table, fn)
 			})
 			cancel()
+			if err != nil {
+				n.log.Warn("transaction sweep could not read its tables", "group", g, "err", err)
+			}
 		}
 		sw.Forget(led)
 	}

@@ -26,7 +26,10 @@ func BenchmarkTransactions(b *testing.B) {
 	// 16 groups of 10 keys, one group per client on average: a group's
 	// keys span all 8 partitions (cross) or share one (same), so the
 	// figures show the protocols' cost more than contention.
-	cross := keysInPartitions("x", 160, 8)
+	var cross []string
+	for g := 0; g < 16; g++ { // each group's first 8 keys in 8 partitions
+		cross = append(cross, keysInPartitions(fmt.Sprintf("x%d-", g), 10, 8)...)
+	}
 	same := make([]string, 160)
 	for i := range same {
 		same[i] = fmt.Sprintf("{same%d}%d", i/10, i)
@@ -39,44 +42,35 @@ func BenchmarkTransactions(b *testing.B) {
 		}
 	}
 	group := func(ks []string, i int64) []string { return ks[10*(i%16) : 10*(i%16)+10] }
+	exec := func(keys []string) func(i int64) error {
+		return func(i int64) error {
+			_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				g := group(keys, i)
+				p.DecrBy(ctx, g[0], 1)
+				p.IncrBy(ctx, g[1], 1)
+				p.Get(ctx, g[2])
+				return nil
+			})
+			return err
+		}
+	}
+	mset := func(keys []string) func(i int64) error {
+		return func(i int64) error {
+			args := make([]any, 0, 20)
+			for _, k := range group(keys, i) {
+				args = append(args, k, i)
+			}
+			return rdb.MSet(ctx, args...).Err()
+		}
+	}
 	cases := []struct {
 		name string
 		op   func(i int64) error
 	}{
-		{"exec-1-partition", func(i int64) error {
-			_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				g := group(same, i)
-				p.DecrBy(ctx, g[0], 1)
-				p.IncrBy(ctx, g[1], 1)
-				p.Get(ctx, g[2])
-				return nil
-			})
-			return err
-		}},
-		{"exec-3-partitions", func(i int64) error {
-			_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				g := group(cross, i)
-				p.DecrBy(ctx, g[0], 1)
-				p.IncrBy(ctx, g[1], 1)
-				p.Get(ctx, g[2])
-				return nil
-			})
-			return err
-		}},
-		{"mset-10-keys-1-partition", func(i int64) error {
-			args := make([]any, 0, 20)
-			for _, k := range group(same, i) {
-				args = append(args, k, i)
-			}
-			return rdb.MSet(ctx, args...).Err()
-		}},
-		{"mset-10-keys-cross-partition", func(i int64) error {
-			args := make([]any, 0, 20)
-			for _, k := range group(cross, i) {
-				args = append(args, k, i)
-			}
-			return rdb.MSet(ctx, args...).Err()
-		}},
+		{"exec-1-partition", exec(same)},
+		{"exec-3-partitions", exec(cross)},
+		{"mset-10-keys-1-partition", mset(same)},
+		{"mset-10-keys-cross-partition", mset(cross)},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,6 +244,7 @@ func TestReadersNeverSeeHalfATransfer(t *testing.T) {
 		}
 	}
 	const total = 500
+	var transfers, reads atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	for w := 0; w < 4; w++ {
@@ -264,6 +266,9 @@ func TestReadersNeverSeeHalfATransfer(t *testing.T) {
 				if err != nil && !strings.HasPrefix(err.Error(), "TRYAGAIN") {
 					errs <- fmt.Errorf("transfer: %w", err)
 					return
+				}
+				if err == nil {
+					transfers.Add(1)
 				}
 			}
 		}()
@@ -293,6 +298,7 @@ func TestReadersNeverSeeHalfATransfer(t *testing.T) {
 					errs <- fmt.Errorf("MGET saw %v, sum %d, want %d", vals, sum, total)
 					return
 				}
+				reads.Add(1)
 			}
 		}()
 	}
@@ -300,5 +306,9 @@ func TestReadersNeverSeeHalfATransfer(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+	// Most attempts must have succeeded, or the race checked nothing.
+	if transfers.Load() < 60 || reads.Load() < 60 {
+		t.Fatalf("only %d of 120 transfers and %d of 120 reads succeeded", transfers.Load(), reads.Load())
 	}
 }

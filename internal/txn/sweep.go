@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/storage"
@@ -31,8 +32,9 @@ func NewSweeper(r *Resolver, age time.Duration) *Sweeper {
 // stopping when fn returns false.
 type Scan func(table byte, fn func(k, v []byte) bool) error
 
-// Sweep looks through group's records and parts once.
-func (s *Sweeper) Sweep(ctx context.Context, group uint64, scan Scan) {
+// Sweep looks through group's records and parts once. It returns the
+// error of a table it could not read (what it found before still counts).
+func (s *Sweeper) Sweep(ctx context.Context, group uint64, scan Scan) error {
 	now := s.r.cfg.Now()
 	seen := s.seen[group]
 	if seen == nil {
@@ -55,7 +57,7 @@ func (s *Sweeper) Sweep(ctx context.Context, group uint64, scan Scan) {
 	}
 	var records []recordFound
 	var parts []Ref
-	_ = scan(storage.TxnRecords, func(k, v []byte) bool {
+	errRecords := scan(storage.TxnRecords, func(k, v []byte) bool {
 		rec, err := decodeRecord(v)
 		if err != nil || len(k) != len(ID{}) {
 			return true
@@ -67,7 +69,7 @@ func (s *Sweeper) Sweep(ctx context.Context, group uint64, scan Scan) {
 		}
 		return len(records) < maxSweep
 	})
-	_ = scan(storage.TxnParts, func(k, v []byte) bool {
+	errParts := scan(storage.TxnParts, func(k, v []byte) bool {
 		pt, err := decodePart(v)
 		if err != nil {
 			return true
@@ -80,16 +82,17 @@ func (s *Sweeper) Sweep(ctx context.Context, group uint64, scan Scan) {
 	s.seen[group] = still
 	for _, f := range records {
 		if ctx.Err() != nil {
-			return
+			break
 		}
 		s.r.SweepRecord(ctx, f.id, group, f.rec)
 	}
 	for _, ref := range parts {
 		if ctx.Err() != nil {
-			return
+			break
 		}
 		s.r.Push(ctx, group, ref, false)
 	}
+	return errors.Join(errRecords, errParts)
 }
 
 // Forget drops what the sweeper remembers of partitions it no longer

@@ -117,7 +117,7 @@ func Apply(s Store, args [][]byte, out []byte) ([]byte, error) {
 		return resp.AppendError(out, replyBadOp), nil
 	}
 	var id ID
-	if len(args) >= 2 && len(args[1]) == len(id) {
+	if len(args[1]) == len(id) {
 		copy(id[:], args[1])
 	}
 	switch string(args[0]) {

@@ -139,8 +139,7 @@ func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) pre
 	if hs, ok := ParseLocked(reply); ok {
 		return prepared{holders: hs}
 	}
-	switch string(bytes.TrimSpace(reply)) {
-	case "-" + replyWatch:
+	if string(bytes.TrimSpace(reply)) == "-"+replyWatch {
 		return prepared{watch: true}
 	}
 	elems, ok := SplitArray(reply)

@@ -37,6 +37,7 @@ func runServer(args []string) int {
 	fs.Uint64Var(&cfg.TruncateKeep, "log-truncate-keep", 0, "entries kept when truncating (0 = default)")
 	fs.BoolVar(&cfg.UnsafeStaleReads, "unsafe-stale-reads", false, "TESTING ONLY: serve reads from any replica without ReadIndex (breaks linearizability)")
 	fs.BoolVar(&cfg.UnsafeCASOnPropose, "unsafe-cas-on-propose", false, "TESTING ONLY: check SET ... IFEQ when a write arrives, not when it applies (loses updates)")
+	fs.BoolVar(&cfg.UnsafeSkipIntentCheck, "unsafe-skip-intent-check", false, "TESTING ONLY: let reads ignore transactions' write locks (shows half-applied transactions)")
 	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -60,6 +61,9 @@ func runServer(args []string) int {
 	}
 	if cfg.UnsafeLazyFsync > 0 {
 		cfg.Logger.Warn("--unsafe-lazy-fsync is on: acknowledged writes are NOT durable (testing only)")
+	}
+	if cfg.UnsafeSkipIntentCheck {
+		cfg.Logger.Warn("--unsafe-skip-intent-check is on: reads can see half of a transaction (testing only)")
 	}
 	if cfg.UnsafeCASOnPropose {
 		cfg.Logger.Warn("--unsafe-cas-on-propose is on: compare-and-set can lose updates (testing only)")

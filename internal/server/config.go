@@ -38,13 +38,17 @@ type Config struct {
 	// UnsafeCASOnPropose checks SET ... IFEQ when the leader receives it
 	// instead of when it is applied: a planted lost-update bug. Test-only.
 	UnsafeCASOnPropose bool
+	// UnsafeSkipIntentCheck lets reads ignore transactions' write locks,
+	// so they can see half of a transaction (a planted bug, see
+	// txn.PlantReadsIgnoreIntents). Test-only.
+	UnsafeSkipIntentCheck bool
 	// UnsafeLazyFsync > 0 makes the node's disk lie about fsync: log
 	// writes reach the file only every UnsafeLazyFsync, so writes are
 	// acknowledged before they are durable and a SIGKILL loses them (a
 	// planted ack-before-fsync bug, package faultfs). Test-only.
 	UnsafeLazyFsync time.Duration
 	// FaultInjection enables the admin API's fault hooks (PUT
-	// /v1/fault/cut, /clock, /disk) and opens storage through the
+	// /v1/fault/cut, /clock, /disk, /crash) and opens storage through the
 	// fault-injecting file system. Testing only (kintsu chaos).
 	FaultInjection bool
 	// TruncateAfter/TruncateKeep override log truncation (tests make them
@@ -55,6 +59,9 @@ type Config struct {
 	// (tests open them on port 0 first, so no port can be taken between
 	// choosing and binding it). The addresses must still be given.
 	Listeners *Listeners
+	// crash replaces how a failpoint ends the process (tests record it
+	// instead); nil = killSelf.
+	crash func()
 }
 
 // Listeners are pre-opened listeners for a node.

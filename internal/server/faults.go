@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/faultfs"
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // faultRoutes are the admin API's fault hooks. They exist only on a node
@@ -68,6 +72,28 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 		n.log.Warn("fault injection: disk", "sync_delay_ms", body.SyncDelayMS, "fail_writes", body.FailWrites)
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	// {"at":"after-prepare"}: the process kills itself (SIGKILL) the next
+	// time it reaches that failpoint (see crashPoints); {} disarms.
+	mux.HandleFunc("PUT /v1/fault/crash", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			At string `json:"at"`
+		}
+		if !decodeFault(w, r, &body) {
+			return
+		}
+		if body.At == "" {
+			n.crashAt.Store(nil)
+			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
+		if !slices.Contains(crashPoints, body.At) {
+			http.Error(w, fmt.Sprintf("at: one of %v", crashPoints), http.StatusBadRequest)
+			return
+		}
+		n.crashAt.Store(&body.At)
+		n.log.Warn("fault injection: crash armed", "at", body.At)
+		_, _ = w.Write([]byte("ok\n"))
+	})
 }
 
 // decodeFault reads a fault's JSON body; false (after answering 400) if
@@ -80,4 +106,31 @@ func decodeFault(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// FailParticipantPrepared is the crash failpoint of a participant: this
+// node led a partition, a PREPARE it proposed has applied, and the
+// coordinator has not been answered. The coordinator's own failpoints are
+// txn.FailAfterPrepare and txn.FailAfterDecision.
+const FailParticipantPrepared = "participant-prepared"
+
+// crashPoints are the failpoints PUT /v1/fault/crash can arm.
+var crashPoints = []string{txn.FailAfterPrepare, txn.FailAfterDecision, FailParticipantPrepared}
+
+// failpoint kills this process, as kill -9 would, the first time the
+// armed point is reached; nothing is flushed or closed on the way out.
+func (n *Node) failpoint(name string) {
+	p := n.crashAt.Load()
+	if p == nil || *p != name || !n.crashAt.CompareAndSwap(p, nil) {
+		return
+	}
+	n.log.Error("fault injection: crashing at failpoint", "point", name)
+	n.crash()
+}
+
+// killSelf ends the process as kill -9 would; exiting is the fallback
+// should the signal fail.
+func killSelf() {
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	os.Exit(137)
 }

@@ -120,3 +120,73 @@ func TestFailingDiskFencesTheNode(t *testing.T) {
 	_ = n1.Stop(ctx)
 	tc.nodes[0] = nil
 }
+
+// Crash failpoints fire once, where they are armed: the coordinator's
+// after a cross-partition transaction's prepares and after its decision,
+// a participant leader's after its PREPARE applied.
+func TestCrashFailpoints(t *testing.T) {
+	crashed := make(chan uint64, 16)
+	tc := startCluster(t, 3, func(c *Config) {
+		c.FaultInjection = true
+		id := c.NodeID
+		c.crash = func() { crashed <- id }
+	})
+	h1 := tc.cfgs[0].HTTPAddr
+	for _, c := range []struct {
+		body string
+		want int
+	}{
+		{`{"at":"somewhere"}`, 400},
+		{`{"at":"after-prepare","extra":1}`, 400},
+		{`{}`, 200},
+	} {
+		if code := put(t, h1, "/v1/fault/crash", c.body); code != c.want {
+			t.Fatalf("PUT /v1/fault/crash %s = %d, want %d", c.body, code, c.want)
+		}
+	}
+	cl := redis.NewClient(&redis.Options{Addr: tc.respAddr(0)})
+	defer cl.Close()
+	keys := keysInPartitions("crash", 2, 8)
+	transfer := func() {
+		t.Helper()
+		_, err := cl.TxPipelined(ctx5(t), func(p redis.Pipeliner) error {
+			p.IncrBy(ctx5(t), keys[0], -1)
+			p.IncrBy(ctx5(t), keys[1], 1)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(want uint64) {
+		t.Helper()
+		select {
+		case got := <-crashed:
+			if want != 0 && got != want {
+				t.Fatalf("node %d crashed, want node %d", got, want)
+			}
+		default:
+			t.Fatal("the armed failpoint did not fire")
+		}
+	}
+	for _, at := range []string{"after-prepare", "after-decision"} {
+		if code := put(t, h1, "/v1/fault/crash", fmt.Sprintf(`{"at":%q}`, at)); code != 200 {
+			t.Fatalf("arming %s: %d", at, code)
+		}
+		transfer() // the stub returns, so the transaction still completes
+		expect(1)
+		transfer()
+		if len(crashed) != 0 {
+			t.Fatalf("failpoint %s fired twice", at)
+		}
+	}
+	// A participant leader: arm every node; the leaders of the two
+	// partitions each reach it once (which nodes depends on the elections).
+	for _, cfg := range tc.cfgs {
+		if code := put(t, cfg.HTTPAddr, "/v1/fault/crash", `{"at":"participant-prepared"}`); code != 200 {
+			t.Fatalf("arming participant-prepared: %d", code)
+		}
+	}
+	transfer()
+	expect(0)
+}

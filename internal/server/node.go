@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -40,6 +41,9 @@ type Node struct {
 	router  *router
 	txns    *txn.Coordinator
 	front   *frontend
+	// crashAt is the armed crash failpoint ("" for none; see faults.go).
+	crashAt atomic.Pointer[string]
+	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
 
 	peerLn, respLn, httpLn net.Listener
 	httpSrv                *http.Server
@@ -60,8 +64,11 @@ func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), clock: clock.New(), done: make(chan struct{}), bgStop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), clock: clock.New(), crash: cfg.crash, done: make(chan struct{}), bgStop: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.crash == nil {
+		n.crash = killSelf
+	}
 	var err error
 	if n.layout, err = computeLayout(&cfg); err != nil {
 		return nil, err
@@ -128,6 +135,9 @@ func Start(cfg Config) (*Node, error) {
 		if err := n.writeIdentity(); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.UnsafeSkipIntentCheck {
+		txn.PlantReadsIgnoreIntents()
 	}
 	n.router = newRouter(n)
 	n.txns = n.newCoordinator()

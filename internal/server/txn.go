@@ -51,6 +51,7 @@ func (n *Node) newCoordinator() *txn.Coordinator {
 		Origin:    n.router.origin,
 		Partition: n.partitionOf,
 		Rand:      rand.Float64,
+		Failpoint: n.failpoint,
 	}, txnCluster{n.router})
 }
 

@@ -3,19 +3,25 @@ package server
 import (
 	"bytes"
 	"context"
+	"slices"
 
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // propose hands requests for group to the local engine, which must lead it.
 // Every write a leader accepts, local or forwarded, passes here.
 func (n *Node) propose(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
-	if !n.cfg.UnsafeCASOnPropose {
-		return n.eng.ProposeMany(ctx, group, reqs)
+	if n.cfg.UnsafeCASOnPropose {
+		return n.proposeCheckingEarly(ctx, group, reqs)
 	}
-	return n.proposeCheckingEarly(ctx, group, reqs)
+	replies, errs := n.eng.ProposeMany(ctx, group, reqs)
+	if n.cfg.FaultInjection && slices.ContainsFunc(reqs, func(r *raftstore.Request) bool { return txn.IsPrepare(r.Args) }) {
+		n.failpoint(FailParticipantPrepared)
+	}
+	return replies, errs
 }
 
 // proposeCheckingEarly is a DELIBERATE BUG, planted only with

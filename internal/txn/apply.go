@@ -74,6 +74,9 @@ func conflicts(r Reader, k keyMode, id *ID) ([]Ref, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !k.write && l.Writer != nil && readsIgnoreWriters.Load() {
+		return nil, nil // the planted bug (see unsafe.go)
+	}
 	var out []Ref
 	for _, h := range l.Holders() {
 		if id != nil && h.ID == *id {

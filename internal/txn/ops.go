@@ -26,6 +26,9 @@ const (
 // IsOp reports whether name is one of this package's operations.
 func IsOp(name []byte) bool { return bytes.HasPrefix(name, []byte("txn.")) }
 
+// IsPrepare reports whether args is a participant's PREPARE.
+func IsPrepare(args [][]byte) bool { return len(args) > 0 && string(args[0]) == opPrepare }
+
 // IsRead reports whether args is an operation served by a read (no log).
 func IsRead(args [][]byte) bool {
 	return len(args) > 0 && (string(args[0]) == opRecord || string(args[0]) == opVersion)

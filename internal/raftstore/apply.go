@@ -307,6 +307,9 @@ func (w *Writer) Get(k []byte) ([]byte, bool, error) {
 
 // Version returns the index of the entry that last wrote k, 0 if k does
 // not exist.
+// Applied is the index of the entry being applied.
+func (w *Writer) Applied() (uint64, error) { return w.index, nil }
+
 func (w *Writer) Version(k []byte) (uint64, error) {
 	v, ok, err := storage.Get(w.b, w.dataKey(k))
 	if err != nil || !ok {
@@ -383,6 +386,18 @@ func (d *DataReader) Version(k []byte) (uint64, error) {
 	}
 	ver, _, err := splitVersion(v)
 	return ver, err
+}
+
+// Applied is the index of the last entry applied to the group.
+func (d *DataReader) Applied() (uint64, error) {
+	b, ok, err := storage.Get(d.r, storage.AppliedKey(d.group))
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(b) < 8 {
+		return 0, fmt.Errorf("%w: applied state of %d bytes", storage.ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
 }
 
 // TxnGet reads k from one of the group's transaction tables.

@@ -367,6 +367,15 @@ func (e *Engine) Reader(group uint64) *DataReader {
 	return &DataReader{r: e.db, group: group}
 }
 
+// Snapshot returns a reader of group's applied state frozen at one moment:
+// every entry applied before is wholly visible, none after. Reads of
+// several keys (MGET, a lock check then a value) need it, because entries
+// are applied while reads run. The caller must call release.
+func (e *Engine) Snapshot(group uint64) (r *DataReader, release func()) {
+	snap := e.db.NewSnapshot()
+	return &DataReader{r: snap, group: group}, func() { _ = snap.Close() }
+}
+
 // HasGroup reports whether a replica of group is hosted here.
 func (e *Engine) HasGroup(group uint64) bool { return e.byGroup[group] != nil }
 

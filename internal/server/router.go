@@ -357,7 +357,10 @@ func (n *Node) localRead(group uint64, args [][]byte) []byte {
 	if isDBSize(args) {
 		return resp.AppendInt(nil, n.eng.KeyCount(group))
 	}
-	rd := n.eng.Reader(group)
+	// One frozen view: a multi-key read, or a lock check and the read
+	// after it, must not see an entry applied halfway through.
+	rd, release := n.eng.Snapshot(group)
+	defer release()
 	var out []byte
 	var err error
 	if txn.IsRead(args) {

@@ -233,9 +233,18 @@ func TestMultiExecReplies(t *testing.T) {
 // different partitions (MULTI DECRBY/INCRBY) race with MGETs of every
 // account from other nodes; every MGET sums to the initial total.
 func TestReadersNeverSeeHalfATransfer(t *testing.T) {
+	// Across partitions: two-phase commit and lock-free snapshot reads. In
+	// one partition: one log entry per transfer, and an MGET that must read
+	// one frozen view while entries are applied.
+	t.Run("across partitions", func(t *testing.T) { readersNeverSeeHalfATransfer(t, keysInPartitions("acct:", 5, 8)) })
+	t.Run("in one partition", func(t *testing.T) {
+		readersNeverSeeHalfATransfer(t, []string{"{acct}:0", "{acct}:1", "{acct}:2", "{acct}:3", "{acct}:4"})
+	})
+}
+
+func readersNeverSeeHalfATransfer(t *testing.T, accounts []string) {
 	tc := startCluster(t, 3, nil)
 	ctx := ctx5(t)
-	accounts := keysInPartitions("acct:", 5, 8)
 	rdb := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), PoolSize: 20})
 	defer rdb.Close()
 	for _, a := range accounts {

@@ -14,6 +14,9 @@ type Reader interface {
 	kv.Reader
 	// Version is the log index of the last write to key, 0 if absent.
 	Version(key []byte) (uint64, error)
+	// Applied is the index of the last log entry applied (in a log
+	// entry's apply: that entry's).
+	Applied() (uint64, error)
 	// TxnGet reads one of the storage.Txn* tables.
 	TxnGet(table byte, k []byte) ([]byte, bool, error)
 }
@@ -171,8 +174,66 @@ func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		}
 		v, err := r.Version(args[1])
 		return resp.AppendInt(out, int64(v)), err
+	case opSnap:
+		d := dec{b: args[1]}
+		watches, cmds := decodeBody(&d)
+		if d.done() != nil {
+			return resp.AppendError(out, replyBadOp), nil
+		}
+		return readSnap(r, watches, cmds, out)
 	}
 	return resp.AppendError(out, replyBadOp), nil
+}
+
+// readSnap serves one partition's share of a read-only transaction without
+// taking locks, from one consistent view of the partition (r must not
+// change while it runs): the versions of its keys, the replies of its commands and
+// the transactions holding write locks on its keys, read at once, as
+// [[version...], [reply...], holders]. The replies show the committed
+// values under any such lock; they are right only if each holder is found
+// undecided (or aborted) after the reads, which the coordinator checks.
+// Like PREPARE it answers replyWatch when a watched key changed.
+func readSnap(r Reader, watches []Watch, cmds [][][]byte, out []byte) ([]byte, error) {
+	for _, c := range cmds {
+		if cmd := kv.Lookup(c[0]); cmd == nil || cmd.Write || !cmd.CheckArity(c) {
+			return resp.AppendError(out, replyBadOp), nil
+		}
+	}
+	keys := keysOf(cmds, watches)
+	var holders []Ref
+	for _, k := range keys {
+		hs, err := conflicts(r, k, nil)
+		if err != nil {
+			return out, err
+		}
+		holders = append(holders, hs...)
+	}
+	if ok, err := watchesHold(r, watches); err != nil || !ok {
+		return resp.AppendError(out, replyWatch), err
+	}
+	out = resp.AppendArrayHeader(out, 3)
+	out = resp.AppendArrayHeader(out, len(keys))
+	for _, k := range keys {
+		v, err := r.Version(k.key)
+		if err == nil && v == 0 {
+			// An absent key has no version of its own: it may be created
+			// and deleted again between two reads. The partition's applied
+			// index stands in, so that any change there counts.
+			v, err = r.Applied()
+		}
+		if err != nil {
+			return out, err
+		}
+		out = resp.AppendInt(out, int64(v))
+	}
+	out = resp.AppendArrayHeader(out, len(cmds))
+	for _, c := range cmds {
+		var err error
+		if out, err = kv.Lookup(c[0]).Read(r, c, out); err != nil {
+			return out, err
+		}
+	}
+	return resp.AppendBulk(out, encodeRefs(holders)), nil
 }
 
 // watchesHold reports whether every watched key still has its version.

@@ -41,6 +41,11 @@ type Config struct {
 	// MaxAttempts bounds the retries of a transaction that meets
 	// conflicts. Default 50.
 	MaxAttempts int
+	// OptimisticReads is how many lock-free attempts a read-only
+	// transaction over several partitions makes before it takes shared
+	// locks like any other (see Coordinator.readOptimistic). Default 3;
+	// negative: always lock.
+	OptimisticReads int
 	// Now is the time source for expiry; default time.Now.
 	Now func() time.Time
 	// Sleep waits d or until ctx ends (false); default a timer. Tests make
@@ -75,6 +80,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 50
+	}
+	if c.OptimisticReads == 0 {
+		c.OptimisticReads = 3
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -63,6 +63,10 @@ func (c *Coordinator) Run(ctx context.Context, args [][]byte) []byte {
 	return reply
 }
 
+// rePrepares bounds how often one attempt prepares participants again
+// after clearing the locks it met (see twoPhase).
+const rePrepares = 5
+
 // outcome of one attempt.
 type outcome int
 
@@ -79,9 +83,12 @@ func (c *Coordinator) run(ctx context.Context, p *plan, cmds [][][]byte) []byte 
 	for attempt := 1; ; attempt++ {
 		var reply []byte
 		var oc outcome
-		if len(p.groups) == 1 {
+		switch {
+		case len(p.groups) == 1:
 			reply, oc = c.onePhase(ctx, p, cmds)
-		} else {
+		case p.readOnly && attempt <= c.cfg.OptimisticReads:
+			reply, oc = c.readOptimistic(ctx, p, cmds)
+		default:
 			reply, oc = c.twoPhase(ctx, p, cmds, prio)
 		}
 		if oc == done {
@@ -120,6 +127,108 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte) ([
 	}
 	elems, _ := SplitArray(reply)
 	return p.merge(map[uint64][][]byte{g: elems}, cmds), done
+}
+
+// readOptimistic is one lock-free attempt at a read-only transaction over
+// several partitions: it reads every share (its keys' versions, its
+// commands' replies over committed values, and who holds write locks on
+// its keys), then reads every share again, then checks that every lock
+// holder it met is still undecided or aborted.
+//
+// Why that is a consistent cut: every first read ended before any second
+// one began. When a key's version is the same in both reads, no
+// transaction's intents were applied to it in between; a transaction that
+// committed in between still held its lock at the second read, and was
+// met. Every holder met was found undecided (or aborted) after all the
+// reads, so none of them had committed while the reads ran, and the
+// committed values were the current ones. Hence at any moment between the
+// rounds every value read was current at once. The reader is ordered
+// before the undecided holders, which is why it need not wait for them:
+// nothing is locked or written, so readers and writers never hold each
+// other up. Only when writers keep changing the keys does the caller fall
+// back to shared locks (twoPhase), where age gives the reader its turn.
+func (c *Coordinator) readOptimistic(ctx context.Context, p *plan, cmds [][][]byte) ([]byte, outcome) {
+	var first [][]byte
+	seen := map[ID]holding{}
+	for round := 0; round < 2; round++ {
+		replies := make([][]byte, len(p.groups))
+		errs := make([]error, len(p.groups))
+		c.parallel(len(p.groups), func(i int) {
+			g := p.groups[i]
+			replies[i], errs[i] = c.cl.Read(ctx, g, snapArgs(p.watches[g], p.cmds[g]))
+		})
+		versions := make([][]byte, len(p.groups))
+		results := map[uint64][][]byte{}
+		for i, reply := range replies {
+			g := p.groups[i]
+			if errs[i] != nil {
+				return resp.AppendError(nil, fmt.Sprintf(errNotApplied, g, string(bytes.TrimSpace(bytes.TrimPrefix(reply, []byte("-")))))), done
+			}
+			if string(bytes.TrimSpace(reply)) == "-"+replyWatch {
+				return resp.AppendNullArray(nil), done
+			}
+			parts, ok := SplitArray(reply)
+			var elems [][]byte
+			var holders []Ref
+			var err error
+			if ok && len(parts) == 3 {
+				elems, ok = SplitArray(parts[1])
+				v, _, perr := resp.ParseValue(parts[2])
+				if perr == nil && v.Kind == '$' {
+					holders, err = decodeRefs(v.Str)
+				}
+			}
+			if !ok || len(parts) != 3 || len(elems) != len(p.cmds[g]) || err != nil {
+				return resp.AppendError(nil, fmt.Sprintf(errInternal, "malformed snapshot read: "+string(bytes.TrimSpace(reply)))), done
+			}
+			for _, h := range holders {
+				seen[h.ID] = holding{h, g}
+			}
+			versions[i], results[g] = parts[0], elems
+		}
+		if round == 0 {
+			first = versions
+			continue
+		}
+		for i := range versions {
+			if !bytes.Equal(versions[i], first[i]) {
+				return nil, conflict
+			}
+		}
+		for _, m := range seen {
+			rec, err := c.resolver.ReadRecord(ctx, m.h)
+			if err != nil || rec.Status == Committed || rec.Status == Missing {
+				// Committed (or gone, or unknown): the values read may be
+				// stale. Apply its intents where it was met, and read again.
+				if err == nil && rec.Status == Committed {
+					_, _ = c.cl.Write(ctx, m.group, resolveArgs(m.h.ID, Committed))
+				}
+				return nil, conflict
+			}
+		}
+		return p.merge(results, cmds), done
+	}
+	panic("unreachable")
+}
+
+// parallel runs f(0..n-1) concurrently, or in order when the
+// configuration says Sequential, and waits for all.
+func (c *Coordinator) parallel(n int, f func(i int)) {
+	if c.cfg.Sequential {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // prepared is one participant's answer to PREPARE.
@@ -175,61 +284,90 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, pr
 		return pr
 	}
 	results := make([]prepared, len(p.groups))
-	results[0] = c.prepareOne(ctx, recGroup, share(recGroup))
-	first := results[0]
-	if first.err == nil && first.holders == nil && !first.watch {
-		stop := c.heartbeat(ctx, ref)
-		defer stop()
-		if c.cfg.Sequential {
-			for i := 1; i < len(p.groups); i++ {
-				results[i] = c.prepareOne(ctx, p.groups[i], share(p.groups[i]))
-			}
-		} else {
-			var wg sync.WaitGroup
-			for i := 1; i < len(p.groups); i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					results[i] = c.prepareOne(ctx, p.groups[i], share(p.groups[i]))
-				}()
-			}
-			wg.Wait()
-		}
-	} else {
-		results = results[:1]
-	}
-	replies := map[uint64][][]byte{}
-	var holders []met
-	var watch, vetoed bool
+	started := false // the record exists: its partition prepared
+	var replies map[uint64][][]byte
+	var holders []holding
+	var watch, vetoed, pushed bool
 	var failed *prepared
 	var failedGroup uint64
-	for i, r := range results {
-		g := p.groups[i]
-		switch {
-		case r.err != nil:
-			if failed == nil {
-				failed, failedGroup = &results[i], g
+	todo := []int{0}
+	for round := 0; ; round++ {
+		if !started {
+			results[0] = c.prepareOne(ctx, recGroup, share(recGroup))
+			if r := results[0]; r.err == nil && r.holders == nil && !r.watch {
+				started = true
+				stop := c.heartbeat(ctx, ref)
+				defer stop()
+				todo = todo[:0]
+				for i := 1; i < len(p.groups); i++ {
+					todo = append(todo, i)
+				}
+			} else {
+				todo = nil
 			}
-		case r.holders != nil:
-			for _, h := range r.holders {
-				holders = append(holders, met{h, g})
+		}
+		if started {
+			c.parallel(len(todo), func(j int) {
+				i := todo[j]
+				results[i] = c.prepareOne(ctx, p.groups[i], share(p.groups[i]))
+			})
+		}
+		replies, holders, watch, vetoed, pushed, failed = map[uint64][][]byte{}, nil, false, false, false, nil
+		todo = todo[:0]
+		asked := results
+		if !started {
+			asked = results[:1]
+		}
+		for i, r := range asked {
+			g := p.groups[i]
+			switch {
+			case r.err != nil:
+				if failed == nil {
+					failed, failedGroup = &results[i], g
+				}
+			case r.holders != nil:
+				todo = append(todo, i)
+				for _, h := range r.holders {
+					holders = append(holders, holding{h, g})
+				}
+			case r.watch:
+				watch = true
+			default:
+				replies[g] = r.replies
+				if p.msetnx && string(r.replies[0]) != ":1\r\n" {
+					vetoed = true
+				}
 			}
-		case r.watch:
-			watch = true
-		default:
-			replies[g] = r.replies
-			if p.msetnx && string(r.replies[0]) != ":1\r\n" {
-				vetoed = true
-			}
+		}
+		if holders == nil || watch || vetoed || failed != nil || round >= rePrepares {
+			break
+		}
+		// Wound-wait: when every holder met could be cleared (younger ones
+		// wounded, decided ones resolved), prepare those participants again
+		// while keeping what is held, rather than letting go of everything.
+		// Only an older live holder makes the attempt give up its locks and
+		// back off, so no transaction ever waits for an older one while
+		// holding locks (no deadlock), and wide transactions are not starved
+		// by streams of narrow ones.
+		pushed = true
+		if !c.push(ctx, ref, holders) {
+			break
 		}
 	}
 	allPrepared := len(replies) == len(p.groups)
 	if allPrepared && !vetoed {
 		c.cfg.Failpoint(FailAfterPrepare)
 		if p.readOnly {
-			// Every lock was held at once when the last PREPARE applied: the
-			// reads are one consistent cut. Release; there is nothing to decide.
+			// If the record is still PENDING, nobody has wounded or expired
+			// this transaction, and only that lets anyone else release its
+			// locks: every lock was held from its PREPARE until now, so at
+			// the last PREPARE all were held at once and the reads are one
+			// consistent cut. Release; there is nothing to decide.
+			rec, err := c.resolver.ReadRecord(ctx, ref)
 			c.abandon(id, recGroup, p.groups)
+			if err != nil || rec.Status != Pending {
+				return nil, conflict
+			}
 			return p.merge(replies, cmds), done
 		}
 		return c.decide(ctx, p, cmds, ref, replies)
@@ -237,7 +375,7 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, pr
 	// No COMMIT will be sent: the attempt is over and applied nothing.
 	// Abort the record (unless it never came to be) and release what was
 	// prepared, in the background.
-	if first.err == nil && first.holders == nil && !first.watch || errors.Is(first.err, ErrUnknown) {
+	if started || errors.Is(results[0].err, ErrUnknown) {
 		if holders != nil && !vetoed && !watch {
 			// About to retry: release this attempt's locks first, or the
 			// retry would meet them.
@@ -252,7 +390,9 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, pr
 	case watch:
 		return resp.AppendNullArray(nil), done
 	case holders != nil:
-		c.push(ctx, ref, holders)
+		if !pushed {
+			c.push(ctx, ref, holders)
+		}
 		return nil, conflict
 	}
 	reason := "no answer"
@@ -262,8 +402,8 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, pr
 	return resp.AppendError(nil, fmt.Sprintf(errNotApplied, failedGroup, reason)), done
 }
 
-// met is a lock holder met in a partition.
-type met struct {
+// holding is a lock holder met in a partition.
+type holding struct {
 	h     Ref
 	group uint64
 }
@@ -271,7 +411,9 @@ type met struct {
 // push deals with the holders an attempt met: younger ones are wounded
 // (aborted), decided or expired ones resolved where they were met; live
 // older ones are left alone, so the oldest transaction always progresses.
-func (c *Coordinator) push(ctx context.Context, self Ref, holders []met) {
+// It reports whether every holder's lock was released.
+func (c *Coordinator) push(ctx context.Context, self Ref, holders []holding) bool {
+	cleared := true
 	decided := map[ID]Status{}
 	for _, m := range holders {
 		st, ok := decided[m.h.ID]
@@ -282,10 +424,15 @@ func (c *Coordinator) push(ctx context.Context, self Ref, holders []met) {
 			}
 			decided[m.h.ID] = st
 		}
-		if st != Pending {
-			_, _ = c.cl.Write(ctx, m.group, resolveArgs(m.h.ID, st))
+		if st == Pending {
+			cleared = false
+			continue
+		}
+		if _, err := c.cl.Write(ctx, m.group, resolveArgs(m.h.ID, st)); err != nil {
+			cleared = false
 		}
 	}
+	return cleared
 }
 
 // decide flips the record to COMMITTED and answers the client from the

@@ -33,6 +33,17 @@
 // waits while holding locks (no deadlock) and the oldest always progresses
 // (no starvation). Attempts are bounded (Config.MaxAttempts).
 //
+// A read-only transaction over several partitions (a cross-partition
+// MGET, a MULTI of reads) first tries without locks (Config.OptimisticReads
+// attempts): it reads every share with its keys' versions and the holders
+// of write locks on them (txn.snap, a read: no log entry), reads them all
+// again, and accepts when no version moved and every holder it met is
+// still undecided or aborted; then every value was current at once at any
+// moment between the two rounds, and the reader is ordered before the
+// undecided holders, so it neither waits for writers nor makes them wait
+// (Coordinator.readOptimistic has the argument). When writers keep
+// changing its keys it falls back to shared locks like any transaction.
+//
 // Locks are exclusive for keys a transaction writes and shared for keys
 // it only reads or watches. Plain commands meet them too: a plain write
 // is refused while any transaction holds the key, a plain read while one
@@ -61,6 +72,8 @@
 //     no plain command changes it, and no plain read reads it while it is
 //     written: the locks make every transaction serializable (strict
 //     two-phase locking), and the COMMIT entry its linearization point.
+//     A lock-free read-only transaction is linearized between its two
+//     rounds of reads.
 //   - A client is told a transaction applied only after its COMMIT is
 //     replicated; "nothing was applied" only if no COMMIT was sent or the
 //     record was seen ABORTED; otherwise the reply says the outcome is

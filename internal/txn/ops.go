@@ -21,6 +21,7 @@ const (
 	opGC        = "txn.gc"        // id: delete a decided record
 	opRecord    = "txn.record"    // read: id -> record
 	opVersion   = "txn.version"   // read: key -> version
+	opSnap      = "txn.snap"      // read: a read-only share -> its keys' versions and replies
 )
 
 // IsOp reports whether name is one of this package's operations.
@@ -31,7 +32,14 @@ func IsPrepare(args [][]byte) bool { return len(args) > 0 && string(args[0]) == 
 
 // IsRead reports whether args is an operation served by a read (no log).
 func IsRead(args [][]byte) bool {
-	return len(args) > 0 && (string(args[0]) == opRecord || string(args[0]) == opVersion)
+	if len(args) == 0 {
+		return false
+	}
+	switch string(args[0]) {
+	case opRecord, opVersion, opSnap:
+		return true
+	}
+	return false
 }
 
 // Watch is a key a transaction watched and the version it had then.
@@ -106,6 +114,10 @@ func decodeBody(d *dec) ([]Watch, [][][]byte) {
 
 func prepareArgs(p *prepare) [][]byte { return [][]byte{[]byte(opPrepare), p.encode()} }
 
+func snapArgs(watches []Watch, cmds [][][]byte) [][]byte {
+	return [][]byte{[]byte(opSnap), encodeBody(nil, watches, cmds)}
+}
+
 func exec1Args(watches []Watch, cmds [][][]byte) [][]byte {
 	return [][]byte{[]byte(opExec1), encodeBody(nil, watches, cmds)}
 }
@@ -148,11 +160,25 @@ const (
 
 // LockedReply names the transactions whose locks stand in a command's way.
 func LockedReply(out []byte, holders []Ref) []byte {
-	e := enc{}.uvarint(uint64(len(holders)))
-	for _, h := range holders {
+	return resp.AppendError(out, replyLockedPrefix+hex.EncodeToString(encodeRefs(holders)))
+}
+
+func encodeRefs(refs []Ref) []byte {
+	e := enc{}.uvarint(uint64(len(refs)))
+	for _, h := range refs {
 		e = e.ref(h)
 	}
-	return resp.AppendError(out, replyLockedPrefix+hex.EncodeToString(e))
+	return e
+}
+
+func decodeRefs(b []byte) ([]Ref, error) {
+	d := dec{b: b}
+	var refs []Ref
+	n := d.count()
+	for i := 0; i < n && !d.bad; i++ {
+		refs = append(refs, d.ref())
+	}
+	return refs, d.done()
 }
 
 // ParseLocked returns the holders named by a reply that says a command met
@@ -166,12 +192,8 @@ func ParseLocked(reply []byte) (holders []Ref, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	d := dec{b: raw}
-	n := d.count()
-	for i := 0; i < n && !d.bad; i++ {
-		holders = append(holders, d.ref())
-	}
-	if d.done() != nil || len(holders) == 0 {
+	holders, err = decodeRefs(raw)
+	if err != nil || len(holders) == 0 {
 		return nil, false
 	}
 	return holders, true

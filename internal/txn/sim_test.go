@@ -47,6 +47,8 @@ func (m *memGroup) Version(k []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
+func (m *memGroup) Applied() (uint64, error) { return m.index, nil }
+
 func (m *memGroup) Put(k, v []byte, created bool) error {
 	if _, ok := m.data[string(k)]; ok == created {
 		return fmt.Errorf("put %q: created=%v but exists=%v", k, created, ok)
@@ -151,6 +153,13 @@ type sim struct {
 	now     time.Time
 	crashed bool
 	origins uint64 // coordinators created so far: each is a new process
+	// optimisticReads is the coordinators' Config.OptimisticReads.
+	optimisticReads int
+	// onRead, when set, runs before every Read (it may change the state).
+	onRead func(g uint64, args [][]byte)
+	reads  int
+	// onWrite, when set, runs before every Write (it may change the state).
+	onWrite func(g uint64, args [][]byte)
 }
 
 type crash struct{}
@@ -173,6 +182,9 @@ func (s *sim) clone() *sim {
 }
 
 func (s *sim) Write(_ context.Context, g uint64, args [][]byte) ([]byte, error) {
+	if s.onWrite != nil {
+		s.onWrite(g, args)
+	}
 	s.calls++
 	s.trace = append(s.trace, fmt.Sprintf("%s@%d", args[0], g))
 	if s.crashAt != 0 && s.calls == s.crashAt {
@@ -186,6 +198,10 @@ func (s *sim) Write(_ context.Context, g uint64, args [][]byte) ([]byte, error) 
 }
 
 func (s *sim) Read(_ context.Context, g uint64, args [][]byte) ([]byte, error) {
+	s.reads++
+	if s.onRead != nil {
+		s.onRead(g, args)
+	}
 	return s.groups[g].read(args), nil
 }
 
@@ -201,8 +217,9 @@ func partitionOf(k []byte) uint64 {
 func (s *sim) config() Config {
 	s.origins++
 	return Config{
-		Origin:     s.origins,
-		Partition:  partitionOf,
+		Origin:          s.origins,
+		Partition:       partitionOf,
+		OptimisticReads: s.optimisticReads,
 		Heartbeat:  -1,
 		Sequential: true,
 		Now:        func() time.Time { return s.now },

@@ -220,9 +220,9 @@ func (s *sim) config() Config {
 		Origin:          s.origins,
 		Partition:       partitionOf,
 		OptimisticReads: s.optimisticReads,
-		Heartbeat:  -1,
-		Sequential: true,
-		Now:        func() time.Time { return s.now },
+		Heartbeat:       -1,
+		Sequential:      true,
+		Now:             func() time.Time { return s.now },
 		Sleep: func(ctx context.Context, d time.Duration) bool {
 			s.now = s.now.Add(d)
 			return ctx.Err() == nil

@@ -32,7 +32,7 @@ func runChaos(args []string) int {
 	fs.StringVar(&cfg.PlantBug, "plant-bug", "", "break a guarantee on purpose to show the checks catch it: "+strings.Join(chaos.AllBugs, ", "))
 	fs.IntVar(&cfg.Partitions, "partitions", 16, "partitions")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition")
-	fs.IntVar(&cfg.Clients, "clients", 8, "register workload clients")
+	fs.IntVar(&cfg.Clients, "clients", 8, "clients of the register workload, and transfer clients of the bank workload")
 	fs.StringVar(&cfg.Network, "network", "hooks", "hooks: nodes on loopback, links cut inside the nodes; netns: each node its own host in a network namespace, links cut by dropping packets (needs root)")
 	fs.IntVar(&cfg.BasePort, "base-port", 7100, "node i listens on base+i (RESP), base+1000+i (HTTP), base+10000+i (peers)")
 	if err := fs.Parse(args); err != nil {

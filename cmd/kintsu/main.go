@@ -15,8 +15,9 @@ Usage:
   kintsu server --id N --data-dir DIR --resp-addr H:P --peer-addr H:P --http-addr H:P \
                 --initial-cluster 1=H:P,2=H:P,3=H:P [--partitions 64] [--replicas 3]
   kintsu dev [--nodes 3] [--dir DIR] [--base-port 7000]
-  kintsu chaos [--nodes 5] [--duration 60s] [--seed N] [--nemesis kill,kill-leader,crash-all,pause,partition,disk,clock]
-               [--workload register,set] [--out DIR] [--plant-bug stale-read|ack-before-fsync|lost-update]
+  kintsu chaos [--nodes 5] [--duration 60s] [--seed N] [--nemesis kill,kill-leader,crash-all,pause,partition,disk,clock,coordinator,participant]
+               [--workload register,set,bank] [--out DIR]
+               [--plant-bug stale-read|ack-before-fsync|lost-update|skip-intent-check]
                [--network hooks|netns]
   kintsu version
 

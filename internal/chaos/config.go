@@ -10,9 +10,9 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock"}
-	AllWorkloads = []string{"register", "set"}
-	AllBugs      = []string{"stale-read", "ack-before-fsync", "lost-update"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant"}
+	AllWorkloads = []string{"register", "set", "bank"}
+	AllBugs      = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check"}
 )
 
 // Config configures a run. Zero fields take defaults (EnsureDefaults).
@@ -23,7 +23,7 @@ type Config struct {
 	Nodes      int           // default 5
 	Partitions int           // default 16
 	Replicas   int           // default 3
-	Clients    int           // register clients, default 8
+	Clients    int           // register clients, and bank transfer clients; default 8
 	Duration   time.Duration // fault phase, default 60s
 	Seed       int64         // 0 = time-based (printed)
 	Nemeses    []string      // default all
@@ -99,6 +99,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("unknown workload %q (known: %v)", w, AllWorkloads))
 		}
 	}
+	if (slices.Contains(c.Nemeses, "coordinator") || slices.Contains(c.Nemeses, "participant")) && !slices.Contains(c.Workloads, "bank") {
+		errs = append(errs, errors.New("the coordinator and participant nemeses crash nodes inside cross-partition transactions: they need the bank workload"))
+	}
 	if c.PlantBug != "" && !slices.Contains(AllBugs, c.PlantBug) {
 		errs = append(errs, fmt.Errorf("unknown planted bug %q (known: %v)", c.PlantBug, AllBugs))
 	}
@@ -118,7 +121,7 @@ const lazyFsync = 2 * time.Second
 
 // faultHooks says whether some nemesis needs the nodes' fault hooks.
 func (c *Config) faultHooks() bool {
-	for _, n := range []string{"partition", "disk", "clock"} {
+	for _, n := range []string{"partition", "disk", "clock", "coordinator", "participant"} {
 		if slices.Contains(c.Nemeses, n) {
 			return true
 		}
@@ -139,6 +142,8 @@ func (c *Config) serverArgs() []string {
 		args = append(args, "--unsafe-lazy-fsync", lazyFsync.String())
 	case "lost-update":
 		args = append(args, "--unsafe-cas-on-propose")
+	case "skip-intent-check":
+		args = append(args, "--unsafe-skip-intent-check")
 	}
 	return args
 }

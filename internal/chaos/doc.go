@@ -7,10 +7,15 @@
 // Nemeses act from outside the nodes (signals: kill, kill-leader,
 // crash-all, pause; packet drops between network namespaces with
 // --network netns) or through fault hooks that exist only in nodes started
-// with --fault-injection (transport cuts, disk faults, clock skew).
+// with --fault-injection (transport cuts, disk faults, clock skew, and
+// crash failpoints: coordinator kills a node coordinating a cross-partition
+// transaction after its prepares or after its decision, participant kills
+// a partition leader right after a PREPARE applied).
 // Workloads: register (linearizability of reads, writes and compare-and-set
-// on hot keys, with porcupine) and set (nothing acknowledged lost, nothing
-// refused or never written present).
+// on hot keys, with porcupine), set (nothing acknowledged lost, nothing
+// refused or never written present) and bank (transfers between accounts
+// in different partitions by MULTI/EXEC and WATCH; every read of all
+// accounts adds up, no checked balance goes negative).
 //
 // Invariants:
 //   - The same seed gives the same fault schedule (kinds, targets, lengths

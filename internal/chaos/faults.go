@@ -1,9 +1,12 @@
 package chaos
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // skew is one clock fault: the node's wall clock jumps by offset and its
@@ -57,4 +60,40 @@ func (d diskPlan) String() string {
 		return "writes fail"
 	}
 	return fmt.Sprintf("fsync stalls %v", d.stall)
+}
+
+// coordinatorPoints are where the coordinator nemesis crashes a node that
+// coordinates a cross-partition transaction: between its prepares and its
+// decision, and between its decision and the resolution of its intents.
+var coordinatorPoints = []string{txn.FailAfterPrepare, txn.FailAfterDecision}
+
+// failpointWait bounds how long an armed failpoint may wait for a
+// transaction to reach it (the bank workload runs several a second).
+const failpointWait = 5 * time.Second
+
+// crashAtFailpoint arms a crash failpoint on f.Node and waits for the node
+// to die there; it stays down for the fault's length and is restarted. A
+// failpoint no transaction reached in time is disarmed and the fault
+// marked as not reached.
+func (n *nemesis) crashAtFailpoint(ctx context.Context, f *Fault, at string, hold func()) error {
+	f.Detail = at
+	addr := n.c.Node(f.Node).HTTPAddr
+	if err := putFault(addr, "crash", map[string]string{"at": at}); err != nil {
+		return err
+	}
+	n.log("node %d: crash armed at failpoint %s", f.Node, at)
+	if !n.waitExit(ctx, f.Node, failpointWait) {
+		err := putFault(addr, "crash", map[string]any{})
+		if n.c.Running(f.Node) { // it may have crashed just now
+			f.StartMS, f.EndMS = n.rec.nowMS(), n.rec.nowMS()
+			f.Detail += " (not reached)"
+			n.log("node %d: no transaction reached %s in %v", f.Node, at, failpointWait)
+			return err
+		}
+	}
+	f.StartMS = n.rec.nowMS()
+	n.log("node %d crashed at failpoint %s", f.Node, at)
+	hold()
+	f.EndMS = n.rec.nowMS()
+	return n.restart(ctx, f.Node)
 }

@@ -26,6 +26,7 @@ type event struct {
 	cut    cutPlan // partition only
 	skew   skew    // clock only
 	disk   diskPlan
+	crash  string // coordinator and participant: the failpoint armed
 }
 
 // schedule lays out faults over d: a short warm-up, then faults of 1–3 s
@@ -50,6 +51,10 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 			e.skew = planSkew(rng)
 		case "disk":
 			e.disk = planDisk(rng)
+		case "coordinator":
+			e.crash = coordinatorPoints[rng.IntN(len(coordinatorPoints))]
+		case "participant":
+			e.crash = server.FailParticipantPrepared
 		}
 		out = append(out, e)
 		t = e.at + e.length + 1500*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
@@ -190,6 +195,8 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 	case "clock":
 		f.Detail = e.skew.String()
 		return f, n.hookFault(&f, "clock", e.skew.body(), hold, true)
+	case "coordinator", "participant":
+		return f, n.crashAtFailpoint(ctx, &f, e.crash, hold)
 	default:
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}

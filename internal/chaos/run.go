@@ -91,6 +91,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	var wg sync.WaitGroup
 	var reg *registerWorkload
 	set := &setWorkload{partitions: cfg.Partitions}
+	var bank *bankWorkload
+	if slices.Contains(cfg.Workloads, "bank") {
+		bank = newBankWorkload(cfg.Partitions)
+		if err := bank.open(ctx, cs, cfg.Seed); err != nil {
+			return Summary{}, &SetupError{err}
+		}
+		bank.run(wctx, cs, rec, cfg.Seed, cfg.Clients, &wg)
+	}
 	if slices.Contains(cfg.Workloads, "register") {
 		reg = &registerWorkload{hist: check.NewHistory(), keys: registerKeys, start: time.Now()}
 		reg.run(wctx, cs, rec, cfg.Seed, cfg.Clients, &wg)
@@ -147,6 +155,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		say("chaos: checking linearizability of %d register operations…", reg.hist.Len())
 		sum.Anomalies = append(sum.Anomalies, reg.check(cfg.Out)...)
 	}
+	if bank != nil {
+		say("chaos: bank: %s; checking the accounts…", bank.stats())
+		anomalies, err := bank.check(cctx, cs, cfg.Seed, recoverErr == nil)
+		if err != nil {
+			return sum, &SetupError{err}
+		}
+		sum.Anomalies = append(sum.Anomalies, anomalies...)
+	}
 	if slices.Contains(cfg.Workloads, "set") && recoverErr == nil {
 		say("chaos: reading back %d acknowledged set elements…", len(set.acked))
 		anomalies, lost, err := set.check(cctx, cs, cfg.Seed)
@@ -191,7 +207,6 @@ func makeNet(nodes int) (*netns.Net, error) {
 // netPrefix starts the names of chaos runs' namespaces and links.
 const netPrefix = "kc"
 
-// heal undoes every fault still in place.
 // heal undoes every fault still in place and returns what it could not
 // undo; hooks says whether the nodes have fault hooks to clear.
 func heal(c *launcher.Cluster, nw *netns.Net, hooks bool) error {
@@ -209,6 +224,7 @@ func heal(c *launcher.Cluster, nw *netns.Net, hooks bool) error {
 		}
 		if hooks {
 			errs = append(errs, setCut(nd.HTTPAddr, nil),
+				putFault(nd.HTTPAddr, "crash", map[string]any{}),
 				putFault(nd.HTTPAddr, "clock", map[string]any{}),
 				putFault(nd.HTTPAddr, "disk", map[string]any{}))
 		}

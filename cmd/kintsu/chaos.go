@@ -25,7 +25,7 @@ func runChaos(args []string) int {
 	fs.IntVar(&cfg.Nodes, "nodes", 5, "nodes in the cluster")
 	fs.DurationVar(&cfg.Duration, "duration", 60*time.Second, "how long faults are injected")
 	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault schedule and workloads (0 = from the clock; printed)")
-	fs.StringVar(&nemeses, "nemesis", strings.Join(chaos.AllNemeses, ","), "faults to inject: "+strings.Join(chaos.AllNemeses, ", "))
+	fs.StringVar(&nemeses, "nemesis", "", "faults to inject: "+strings.Join(chaos.AllNemeses, ", ")+" (default: all; coordinator and participant only with the bank workload)")
 	fs.StringVar(&workloads, "workload", strings.Join(chaos.AllWorkloads, ","), "workloads: "+strings.Join(chaos.AllWorkloads, ", "))
 	fs.StringVar(&cfg.Out, "out", "", "report directory (default: DIR/report under the run's data dir)")
 	fs.StringVar(&cfg.Dir, "dir", "", "data directory of the run's cluster (default: a new temp dir)")

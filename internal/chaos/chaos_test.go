@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,26 @@ func TestScheduleIsDeterministic(t *testing.T) {
 	}
 	if fmt.Sprint(a) == fmt.Sprint(schedule(8, AllNemeses, 5, time.Minute)) {
 		t.Fatal("different seeds gave the same schedule")
+	}
+}
+
+// Without the bank workload the default nemeses leave out the transaction
+// failpoints (nothing would reach them); asking for them explicitly is an
+// error that says why.
+func TestDefaultNemesesFollowWorkloads(t *testing.T) {
+	c := Config{Workloads: []string{"register"}}
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil || slices.Contains(c.Nemeses, "coordinator") {
+		t.Fatalf("defaults %v: %v", c.Nemeses, err)
+	}
+	c = Config{Workloads: []string{"register"}, Nemeses: []string{"participant"}}
+	c.EnsureDefaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "bank") {
+		t.Fatalf("participant without bank: %v", err)
+	}
+	c = Config{}
+	c.EnsureDefaults()
+	if !slices.Equal(c.Nemeses, AllNemeses) {
+		t.Fatalf("default nemeses %v, want all", c.Nemeses)
 	}
 }

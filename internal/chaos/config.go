@@ -26,7 +26,7 @@ type Config struct {
 	Clients    int           // register clients, and bank transfer clients; default 8
 	Duration   time.Duration // fault phase, default 60s
 	Seed       int64         // 0 = time-based (printed)
-	Nemeses    []string      // default all
+	Nemeses    []string      // default all that the workloads support
 	Workloads  []string      // default all
 	PlantBug   string        // "" or one of AllBugs
 	BasePort   int           // default 7100
@@ -57,11 +57,18 @@ func (c *Config) EnsureDefaults() {
 	if c.Seed == 0 {
 		c.Seed = time.Now().UnixNano()
 	}
-	if len(c.Nemeses) == 0 {
-		c.Nemeses = AllNemeses
-	}
 	if len(c.Workloads) == 0 {
 		c.Workloads = AllWorkloads
+	}
+	if len(c.Nemeses) == 0 {
+		// Every nemesis that the workloads give something to hit: the
+		// transaction failpoints need the bank's transactions.
+		for _, n := range AllNemeses {
+			if !slices.Contains(c.Workloads, "bank") && (n == "coordinator" || n == "participant") {
+				continue
+			}
+			c.Nemeses = append(c.Nemeses, n)
+		}
 	}
 	if c.Network == "" {
 		c.Network = "hooks"

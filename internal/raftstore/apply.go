@@ -12,6 +12,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -111,14 +112,14 @@ const BlockedReply = "-KINTSU.BLOCKED behind a refused command\r\n"
 
 // applyRequests applies one entry's commands with deduplication.
 func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data []byte, answers []answerOut) ([]answerOut, error) {
-	reqs, err := decodeRequests(data)
+	reqs, nowMS, err := decodeRequests(data)
 	if err != nil {
 		// A malformed entry can only come from a bug; refuse it on every
 		// replica alike rather than crash them all.
 		e.cfg.Logger.Error("skipping malformed entry", "group", r.group)
 		return answers, nil
 	}
-	w := &Writer{b: b, group: r.group, r: r, index: index}
+	w := &Writer{b: b, group: r.group, r: r, index: index, nowMS: nowMS}
 	// Batches with a refused request in this entry: the rest of such a
 	// batch is not applied either.
 	var blocked map[[2]uint64]bool
@@ -275,6 +276,7 @@ type Writer struct {
 	group   uint64
 	r       *replica
 	index   uint64
+	nowMS   int64 // the entry's time (see encodeRequests)
 	refused bool
 	key     []byte // scratch
 }
@@ -309,6 +311,10 @@ func (w *Writer) Get(k []byte) ([]byte, bool, error) {
 // not exist.
 // Applied is the index of the entry being applied.
 func (w *Writer) Applied() (uint64, error) { return w.index, nil }
+
+// NowMS is the time the entry is applied at: its leader's stamp, the same
+// on every replica.
+func (w *Writer) NowMS() int64 { return w.nowMS }
 
 func (w *Writer) Version(k []byte) (uint64, error) {
 	v, ok, err := storage.Get(w.b, w.dataKey(k))
@@ -366,7 +372,12 @@ func splitVersion(stored []byte) (uint64, []byte, error) {
 type DataReader struct {
 	r     pebble.Reader
 	group uint64
+	clk   *clock.Clock
 }
+
+// NowMS is this node's clock (reads are served by the leader, whose clock
+// also stamps the entries it proposes).
+func (d *DataReader) NowMS() int64 { return d.clk.Now().UnixMilli() }
 
 // Get implements kv.Reader.
 func (d *DataReader) Get(k []byte) ([]byte, bool, error) {

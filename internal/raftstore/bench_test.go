@@ -84,7 +84,7 @@ func BenchmarkApplyEntry(b *testing.B) {
 			s := uint64(i*16 + j + 1)
 			reqs[j] = &Request{Origin: 7, Seq: s, Watermark: s, Args: [][]byte{[]byte("set"), fmt.Appendf(nil, "key:%d", j), val}}
 		}
-		data := encodeRequests(reqs)
+		data := encodeRequests(reqs, 0)
 		batch := e.db.NewIndexedBatch()
 		if _, err := e.applyRequests(batch, r, uint64(i+1), data, nil); err != nil {
 			b.Fatal(err)

@@ -364,7 +364,7 @@ func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
 
 // Reader returns a reader over group's user data as of now.
 func (e *Engine) Reader(group uint64) *DataReader {
-	return &DataReader{r: e.db, group: group}
+	return &DataReader{r: e.db, group: group, clk: e.cfg.Clock}
 }
 
 // Snapshot returns a reader of group's applied state frozen at one moment:
@@ -373,7 +373,7 @@ func (e *Engine) Reader(group uint64) *DataReader {
 // are applied while reads run. The caller must call release.
 func (e *Engine) Snapshot(group uint64) (r *DataReader, release func()) {
 	snap := e.db.NewSnapshot()
-	return &DataReader{r: snap, group: group}, func() { _ = snap.Close() }
+	return &DataReader{r: snap, group: group, clk: e.cfg.Clock}, func() { _ = snap.Close() }
 }
 
 // HasGroup reports whether a replica of group is hosted here.
@@ -454,6 +454,29 @@ var _ raft.Logger = (*raftLogger)(nil)
 
 // ScanTxn iterates one of group's transaction tables (storage.Txn*) in the
 // applied state, with keys relative to the table, until fn returns false.
+// ScanData calls fn for group's user keys from from on, in key order, with
+// their stored values (without the version), until fn returns false. The
+// slices are valid only during the call. It reads the applied state as it
+// is, not a snapshot: callers only use it to find work.
+func (e *Engine) ScanData(group uint64, from []byte, fn func(k, stored []byte) bool) error {
+	lo, hi := storage.DataSpan(group)
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: append(lo, from...), UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		_, v, err := splitVersion(it.Value())
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if !fn(it.Key()[len(lo):], v) {
+			break
+		}
+	}
+	return it.Close()
+}
+
 func (e *Engine) ScanTxn(group uint64, table byte, fn func(k, v []byte) bool) error {
 	lo, hi := storage.TxnSpan(group, table)
 	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})

@@ -226,7 +226,7 @@ func (e *Engine) propose(r *replica, props []*proposal) {
 			for i, p := range batch {
 				reqs[i] = p.req
 			}
-			if err := r.rn.Propose(encodeRequests(reqs)); err != nil {
+			if err := r.rn.Propose(encodeRequests(reqs, e.cfg.Clock.Now().UnixMilli())); err != nil {
 				// Dropped (leadership transfer in progress, or the uncommitted
 				// log is full): nothing was appended, so the error is clean.
 				refused = ErrBusy

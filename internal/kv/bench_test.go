@@ -28,6 +28,8 @@ func (w *oneKey) Put(key, stored []byte, created bool) error {
 
 func (w *oneKey) Del(key []byte) error { w.ok = false; return nil }
 
+func (w *oneKey) NowMS() int64 { return 0 }
+
 func BenchmarkApplySet(b *testing.B) {
 	args := bargs("SET", "user:1000:profile", string(bytes.Repeat([]byte("v"), 100)))
 	w := &oneKey{}

@@ -2,9 +2,13 @@ package kv
 
 // Reader is the state a read command sees: stored values by user key.
 type Reader interface {
-	// Get returns the stored value of key. The slice is valid only until
-	// the next call.
+	// Get returns the stored value of key, expired or not. The slice is
+	// valid only until the next call.
 	Get(key []byte) (stored []byte, ok bool, err error)
+	// NowMS is the time (Unix ms) keys expire against: in a log entry's
+	// apply the entry's own time, the same on every replica; in a read the
+	// serving leader's clock.
+	NowMS() int64
 }
 
 // Writer is the state a write command changes. An error from it is a

@@ -17,7 +17,6 @@ const (
 	rOverflow  = "-ERR increment or decrement would overflow\r\n"
 	rWrongType = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 	rTooLarge  = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n"
-	rNoExpiry  = "-ERR key expiry (EX, PX, EXAT, PXAT, KEEPTTL) is not supported by Kintsu yet\r\n"
 )
 
 func rInt(n int64) string { return ":" + strconv.FormatInt(n, 10) + "\r\n" }
@@ -164,19 +163,6 @@ func TestSet(t *testing.T) {
 			do(rSyntax, "SET", "k", "v", "IFEQ", "old", "IFEQ", "old"),
 			do(rSyntax, "SET", "k", "v", "IFEQ"),
 		}},
-	}
-	// Every expiry option answers Kintsu's own error and changes nothing.
-	for _, opts := range [][]string{
-		{"EX", "10"}, {"px", "100"}, {"EXAT", "1700000000"}, {"PxAt", "1700000000000"}, {"KEEPTTL"}, {"keepttl"},
-		{"NX", "EX", "10"}, {"XX", "PX", "5"}, {"GET", "EX", "10"}, {"EX", "notanumber"}, {"EX", "-1"},
-	} {
-		for _, init := range []map[string]string{nil, one} {
-			cases = append(cases, cmdCase{
-				name:  "expiry " + strings.Join(opts, " "),
-				init:  init,
-				steps: []cmdStep{do(rNoExpiry, append([]string{"SET", "k", "v"}, opts...)...)},
-			})
-		}
 	}
 	// An expiry option missing its argument is a syntax error, as in Redis.
 	for _, o := range []string{"EX", "PX", "EXAT", "PXAT"} {
@@ -416,11 +402,13 @@ func TestSetOptionsAreASCII(t *testing.T) {
 }
 
 func TestLookupAndTable(t *testing.T) {
-	want := []string{"append", "decr", "decrby", "del", "exists", "get", "getset", "incr", "incrby", "mget", "mset", "msetnx", "set", "setnx", "strlen", "unlink"}
+	want := []string{"append", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getset", "incr", "incrby", "kintsu.expired",
+		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "psetex", "pttl", "set", "setex", "setnx", "strlen", "ttl", "unlink"}
 	if got := slices.Sorted(slices.Values(Names())); !slices.Equal(got, want) {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
-	writes := map[string]bool{"set": true, "setnx": true, "getset": true, "del": true, "incr": true, "decr": true, "incrby": true, "decrby": true, "append": true, "mset": true, "msetnx": true, "unlink": true}
+	writes := map[string]bool{"set": true, "setnx": true, "getset": true, "del": true, "incr": true, "decr": true, "incrby": true, "decrby": true, "append": true, "mset": true, "msetnx": true, "unlink": true,
+		"expire": true, "pexpire": true, "expireat": true, "pexpireat": true, "persist": true, "setex": true, "psetex": true, "kintsu.expired": true}
 	for _, n := range want {
 		for _, spelled := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {
 			c := Lookup([]byte(spelled))

@@ -5,8 +5,11 @@
 //
 // Invariants:
 //   - Evaluation is deterministic: it depends only on the command and the
-//     state read through the interface (no clock, no randomness, no maps
-//     iterated in random order).
+//     state read through the interface, time included (Reader.NowMS: in a
+//     log entry's apply, the time the leader stamped on the entry), with no
+//     clock, no randomness, no maps iterated in random order.
+//   - A key whose expiry time is at or before NowMS is absent to every
+//     command; a write that meets it replaces or removes it.
 //   - Arity is checked by the caller (Lookup + CheckArity) before any
 //     argument is indexed; eval functions may assume it.
 //   - Every stored value starts with a type tag; a command that meets a value

@@ -14,7 +14,6 @@ const (
 	ErrWrongType    = "WRONGTYPE Operation against a key holding the wrong kind of value"
 	ErrCrossSlot    = "CROSSSLOT Keys in request don't hash to the same slot"
 	ErrTooLarge     = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
-	ErrNoExpiry     = "ERR key expiry (EX, PX, EXAT, PXAT, KEEPTTL) is not supported by Kintsu yet"
 )
 
 // UnknownCommand is Redis's reply to a command it does not know.

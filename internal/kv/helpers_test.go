@@ -44,11 +44,18 @@ type memStore struct {
 
 	// failOn makes the named method ("get", "put", "del") fail with errStore.
 	failOn string
+	// now is what NowMS answers (Unix ms).
+	now int64
 }
+
+// testNow is the stores' and the model's starting time.
+const testNow int64 = 1_700_000_000_000
+
+func (s *memStore) NowMS() int64 { return s.now }
 
 var errStore = errors.New("injected storage failure")
 
-func newMemStore() *memStore { return &memStore{m: map[string][]byte{}} }
+func newMemStore() *memStore { return &memStore{m: map[string][]byte{}, now: testNow} }
 
 // storeWith returns a store holding raw stored values (type tag included).
 func storeWith(raw map[string]string) *memStore {
@@ -139,9 +146,24 @@ func (s *memStore) raw() map[string]string {
 	return out
 }
 
+// live is raw without the keys that have expired by now (still stored
+// until a write touches them, but absent to every command).
+func (s *memStore) live() map[string]string {
+	out := s.raw()
+	for k, v := range out {
+		if at := expiryOf([]byte(v)); at != 0 && at <= s.now {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
 // sv is the stored form of string value v; foreign is a value of another
 // type (tag 'h', as a hash might one day be stored).
 func sv(v string) string { return string(typeString) + v }
+
+// svAt is the stored form of v expiring at (Unix ms).
+func svAt(v string, at int64) string { return string(encodeString([]byte(v), at)) }
 
 const foreign = "h\x00\x01field"
 

@@ -18,15 +18,36 @@ import (
 type model struct {
 	str   map[string]string
 	other map[string]string
+	exp   map[string]int64 // expiry times (Unix ms) of keys that have one
+	now   int64
 }
 
-func newModel() *model { return &model{str: map[string]string{}, other: map[string]string{}} }
+func newModel() *model {
+	return &model{str: map[string]string{}, other: map[string]string{}, exp: map[string]int64{}, now: testNow}
+}
 
-// raw returns the state as kv stores it, for comparison with a memStore.
+// purge forgets keys whose time has come, as Redis's lazy expiry does on
+// every access.
+func (m *model) purge() {
+	for k, at := range m.exp {
+		if at <= m.now {
+			delete(m.str, k)
+			delete(m.other, k)
+			delete(m.exp, k)
+		}
+	}
+}
+
+// raw returns the live state as kv stores it, for comparison with a
+// memStore's live keys.
 func (m *model) raw() map[string]string {
+	m.purge()
 	out := make(map[string]string, len(m.str)+len(m.other))
 	for k, v := range m.str {
 		out[k] = sv(v)
+		if at, ok := m.exp[k]; ok {
+			out[k] = svAt(v, at)
+		}
 	}
 	for k, v := range m.other {
 		out[k] = v
@@ -40,9 +61,38 @@ func (m *model) exists(k string) bool {
 	return s || o
 }
 
+// setStr stores a string and drops any expiry (SET, GETSET, MSET...).
 func (m *model) setStr(k, v string) {
 	delete(m.other, k)
+	delete(m.exp, k)
 	m.str[k] = v
+}
+
+// keepStr changes a string's value and keeps its expiry (INCR, APPEND).
+func (m *model) keepStr(k, v string) {
+	at, ok := m.exp[k]
+	m.setStr(k, v)
+	if ok {
+		m.exp[k] = at
+	}
+}
+
+// expireIn reads an expiry argument as Redis 7's expire code does:
+// relative or absolute, seconds or ms; ok=false on overflow.
+func expireIn(now, n int64, seconds, relative bool) (int64, bool) {
+	if seconds {
+		if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
+			return 0, false
+		}
+		n *= 1000
+	}
+	if relative {
+		if n > math.MaxInt64-now {
+			return 0, false
+		}
+		n += now
+	}
+	return n, true
 }
 
 func asciiLower(b []byte) string {
@@ -59,6 +109,8 @@ func asciiLower(b []byte) string {
 var modelArity = map[string]int{
 	"get": 2, "strlen": 2, "exists": -2, "mget": -2, "set": -3, "setnx": 3, "getset": 3,
 	"del": -2, "incr": 2, "decr": 2, "incrby": 3, "decrby": 3, "append": 3, "mset": -3,
+	"expire": -3, "pexpire": -3, "expireat": -3, "pexpireat": -3, "persist": 2, "setex": 4, "psetex": 4,
+	"ttl": 2, "pttl": 2, "expiretime": 2, "pexpiretime": 2,
 }
 
 // string2ll is a direct port of Redis's util.c string2ll.
@@ -167,6 +219,7 @@ func (m *model) apply(args [][]byte) string {
 		return rArity(name)
 	}
 	k := string(args[1])
+	m.purge()
 	switch name {
 	case "get":
 		if _, o := m.other[k]; o {
@@ -195,8 +248,8 @@ func (m *model) apply(args [][]byte) string {
 		}
 		return out
 	case "set":
-		var nx, xx, get, ifeq, ifne bool
-		var cmp string
+		var nx, xx, get, ifeq, ifne, keep bool
+		var cmp, unit, arg string
 		for j := 3; j < n; j++ {
 			cond := nx || xx || ifeq || ifne
 			switch o := asciiLower(args[j]); {
@@ -210,12 +263,28 @@ func (m *model) apply(args [][]byte) string {
 				j++
 			case o == "get":
 				get = true
-			case o == "keepttl":
-				return rNoExpiry
-			case (o == "ex" || o == "px" || o == "exat" || o == "pxat") && j+1 < n:
-				return rNoExpiry
+			case o == "keepttl" && !keep && unit == "":
+				keep = true
+			case (o == "ex" || o == "px" || o == "exat" || o == "pxat") && !keep && unit == "" && j+1 < n:
+				unit, arg = o, string(args[j+1])
+				j++
 			default:
 				return rSyntax
+			}
+		}
+		var at int64
+		if unit != "" {
+			e, ok := string2ll([]byte(arg))
+			if !ok {
+				return rNotInt
+			}
+			if e <= 0 || unit == "ex" || unit == "exat" && e > math.MaxInt64/1000 {
+				if e <= 0 {
+					return "-ERR invalid expire time in 'set' command\r\n"
+				}
+			}
+			if at, ok = expireIn(m.now, e, unit == "ex" || unit == "exat", unit == "ex" || unit == "px"); !ok || at <= 0 {
+				return "-ERR invalid expire time in 'set' command\r\n"
 			}
 		}
 		_, isOther := m.other[k]
@@ -234,7 +303,14 @@ func (m *model) apply(args [][]byte) string {
 			}
 			return rNil
 		}
+		oldAt, hadAt := m.exp[k]
 		m.setStr(k, string(args[2]))
+		switch {
+		case at != 0:
+			m.exp[k] = at
+		case keep && hadAt:
+			m.exp[k] = oldAt
+		}
 		return reply
 	case "setnx":
 		if m.exists(k) {
@@ -255,6 +331,7 @@ func (m *model) apply(args [][]byte) string {
 			if m.exists(string(a)) {
 				delete(m.str, string(a))
 				delete(m.other, string(a))
+				delete(m.exp, string(a))
 				c++
 			}
 		}
@@ -287,7 +364,7 @@ func (m *model) apply(args [][]byte) string {
 		if !res.IsInt64() {
 			return rOverflow
 		}
-		m.setStr(k, strconv.FormatInt(res.Int64(), 10))
+		m.keepStr(k, strconv.FormatInt(res.Int64(), 10))
 		return rInt(res.Int64())
 	case "append":
 		if _, o := m.other[k]; o {
@@ -297,13 +374,95 @@ func (m *model) apply(args [][]byte) string {
 		if len(nv) > MaxValueBytes {
 			return rTooLarge
 		}
-		m.setStr(k, nv)
+		m.keepStr(k, nv)
 		return rInt(int64(len(nv)))
 	case "mset":
 		for j := 1; j < n; j += 2 {
 			m.setStr(string(args[j]), string(args[j+1]))
 		}
 		return rOK
+	case "expire", "pexpire", "expireat", "pexpireat":
+		when, ok := string2ll(args[2])
+		if !ok {
+			return rNotInt
+		}
+		var nx, xx, gt, lt bool
+		for _, a := range args[3:] {
+			switch asciiLower(a) {
+			case "nx":
+				nx = true
+			case "xx":
+				xx = true
+			case "gt":
+				gt = true
+			case "lt":
+				lt = true
+			default:
+				// addReplyErrorFormat turns CR and LF into spaces.
+				return "-ERR Unsupported option " + strings.NewReplacer("\r", " ", "\n", " ").Replace(string(cstr(a))) + "\r\n"
+			}
+		}
+		if nx && (xx || gt || lt) {
+			return "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"
+		}
+		if gt && lt {
+			return "-ERR GT and LT options at the same time are not compatible\r\n"
+		}
+		at, ok := expireIn(m.now, when, name == "expire" || name == "expireat", name == "expire" || name == "pexpire")
+		if !ok {
+			return "-ERR invalid expire time in '" + name + "' command\r\n"
+		}
+		if !m.exists(k) {
+			return rInt(0)
+		}
+		if _, o := m.other[k]; o {
+			return rWrongType // Kintsu: keys of other types cannot carry an expiry yet
+		}
+		cur, has := m.exp[k]
+		if nx && has || xx && !has || gt && (!has || at <= cur) || lt && has && at >= cur {
+			return rInt(0)
+		}
+		if at <= m.now {
+			delete(m.str, k)
+			delete(m.exp, k)
+		} else {
+			m.exp[k] = at
+		}
+		return rInt(1)
+	case "persist":
+		if _, has := m.exp[k]; !has || !m.exists(k) {
+			return rInt(0)
+		}
+		delete(m.exp, k)
+		return rInt(1)
+	case "setex", "psetex":
+		e, ok := string2ll(args[2])
+		if !ok {
+			return rNotInt
+		}
+		at, ok := expireIn(m.now, e, name == "setex", true)
+		if e <= 0 || !ok || at <= 0 {
+			return "-ERR invalid expire time in '" + name + "' command\r\n"
+		}
+		m.setStr(k, string(args[3]))
+		m.exp[k] = at
+		return rOK
+	case "ttl", "pttl", "expiretime", "pexpiretime":
+		if !m.exists(k) {
+			return rInt(-2)
+		}
+		at, has := m.exp[k]
+		if !has {
+			return rInt(-1)
+		}
+		t := at
+		if name == "ttl" || name == "pttl" {
+			t = max(at-m.now, 0)
+		}
+		if name == "ttl" || name == "expiretime" {
+			t = (t + 500) / 1000
+		}
+		return rInt(t)
 	}
 	panic("unreachable: " + name)
 }
@@ -367,7 +526,7 @@ func compareStep(s *memStore, m *model, args [][]byte) error {
 	if rest, err := parseReply(got); err != nil || len(rest) != 0 {
 		return fmt.Errorf("malformed reply %q: %v, %d trailing bytes", got, err, len(rest))
 	}
-	if d := diffState(s.raw(), m.raw()); d != "" {
+	if d := diffState(s.live(), m.raw()); d != "" {
 		return fmt.Errorf("state differs after the command:\n%s", d)
 	}
 	return nil
@@ -382,7 +541,11 @@ var (
 		"-9223372036854775807", "4611686018427387904", "-4611686018427387904", "123456789"}
 	genBadInts = []string{"", "abc", "+1", " 1", "01", "-0", "1.5", "9223372036854775808", "123456789012345678901", "-"}
 	genStrs    = []string{"x", "hello", "a\r\nb", "\x00", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "é"}
-	genSetOpts = []string{"NX", "XX", "GET", "nx", "xx", "get", "EX", "10", "px", "KEEPTTL", "exat", "BAD", "IFEQ", "ifne", "x", "hello"}
+	genSetOpts = []string{"NX", "XX", "GET", "nx", "xx", "get", "EX", "10", "px", "KEEPTTL", "exat", "BAD", "IFEQ", "ifne", "x", "hello", "PX", "1500", "pxat", "EX"}
+	// genTimes are expiry arguments: short, long, past, absolute around
+	// the test clock, and overflowing.
+	genTimes   = []string{"1", "2", "3", "10", "1500", "0", "-1", "1700000000", "1700000000005", "1700000004000", maxI, minI, "x"}
+	genExpOpts = []string{"NX", "XX", "GT", "LT", "nx", "gt", "BAD"}
 )
 
 func (g *gen) pick(xs []string) string { return xs[g.r.IntN(len(xs))] }
@@ -425,7 +588,7 @@ func (g *gen) keys(min, max int) []string {
 
 func (g *gen) command() [][]byte {
 	var a []string
-	switch g.r.IntN(17) {
+	switch g.r.IntN(21) {
 	case 0, 1:
 		a = []string{"set", g.key(), g.val()}
 		for range g.r.IntN(4) {
@@ -456,6 +619,15 @@ func (g *gen) command() [][]byte {
 		for range 1 + g.r.IntN(3) {
 			a = append(a, g.key(), g.val())
 		}
+	case 17, 18:
+		a = []string{g.pick([]string{"expire", "pexpire", "expireat", "pexpireat"}), g.key(), g.pick(genTimes)}
+		for range g.r.IntN(3) {
+			a = append(a, g.pick(genExpOpts))
+		}
+	case 19:
+		a = []string{g.pick([]string{"ttl", "pttl", "expiretime", "pexpiretime", "persist"}), g.key()}
+	case 20:
+		a = []string{g.pick([]string{"setex", "psetex"}), g.key(), g.pick(genTimes), g.val()}
 	case 14:
 		a = []string{g.pick([]string{"foo", "ping", "getex", "incrbyfloat"})}
 		for range g.r.IntN(3) {
@@ -489,6 +661,7 @@ func putForeign(s *memStore, m *model, k string) {
 	}
 	s.m[k] = []byte(foreign)
 	delete(m.str, k)
+	delete(m.exp, k)
 	m.other[k] = foreign
 }
 
@@ -504,6 +677,11 @@ func TestModelRandom(t *testing.T) {
 		putForeign(s, m, g.key())
 		var history []string
 		for step := range steps {
+			if g.r.IntN(8) == 0 { // time passes: some keys expire
+				d := int64(g.r.IntN(2500))
+				s.now += d
+				m.now += d
+			}
 			if g.r.IntN(50) == 0 {
 				k := g.key()
 				putForeign(s, m, k)

@@ -33,52 +33,64 @@ func init() {
 
 func appendErr(out []byte, msg string) []byte { return resp.AppendError(out, msg) }
 
-// getString reads key as a string. wrongType is set when the key holds
-// another type.
-func getString(r Reader, key []byte) (v []byte, ok, wrongType bool, err error) {
-	stored, ok, err := r.Get(key)
-	if err != nil || !ok {
-		return nil, false, false, err
+// item is a key as commands see it: an expired key is absent, but a write
+// must still know whether something is stored (to keep the key count
+// right, and so DEL removes it).
+type item struct {
+	v       []byte // string payload; aliases storage owned by the reader
+	at      int64  // expiry time (Unix ms), 0 for none
+	ok      bool   // the key exists and has not expired
+	present bool   // something is stored, expired or not
+	wrong   bool   // it holds another type
+}
+
+func load(r Reader, key []byte) (item, error) {
+	stored, present, err := r.Get(key)
+	if err != nil || !present {
+		return item{}, err
 	}
-	v, isStr := decodeString(stored)
+	if at := expiryOf(stored); at != 0 && at <= r.NowMS() {
+		return item{present: true}, nil
+	}
+	v, at, isStr := decodeString(stored)
 	if !isStr {
-		return nil, true, true, nil
+		return item{ok: true, present: true, wrong: true}, nil
 	}
-	return v, true, false, nil
+	return item{v: v, at: at, ok: true, present: true}, nil
 }
 
 func evalGet(r Reader, args [][]byte, out []byte) ([]byte, error) {
-	v, ok, wrong, err := getString(r, args[1])
+	it, err := load(r, args[1])
 	switch {
 	case err != nil:
 		return out, err
-	case wrong:
+	case it.wrong:
 		return appendErr(out, ErrWrongType), nil
-	case !ok:
+	case !it.ok:
 		return resp.AppendNull(out), nil
 	}
-	return resp.AppendBulk(out, v), nil
+	return resp.AppendBulk(out, it.v), nil
 }
 
 func evalStrlen(r Reader, args [][]byte, out []byte) ([]byte, error) {
-	v, _, wrong, err := getString(r, args[1])
+	it, err := load(r, args[1])
 	switch {
 	case err != nil:
 		return out, err
-	case wrong:
+	case it.wrong:
 		return appendErr(out, ErrWrongType), nil
 	}
-	return resp.AppendInt(out, int64(len(v))), nil
+	return resp.AppendInt(out, int64(len(it.v))), nil
 }
 
 func evalExists(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	var n int64
 	for _, k := range args[1:] {
-		_, ok, err := r.Get(k)
+		it, err := load(r, k)
 		if err != nil {
 			return out, err
 		}
-		if ok {
+		if it.ok {
 			n++
 		}
 	}
@@ -88,28 +100,34 @@ func evalExists(r Reader, args [][]byte, out []byte) ([]byte, error) {
 func evalMget(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	out = resp.AppendArrayHeader(out, len(args)-1)
 	for _, k := range args[1:] {
-		v, ok, wrong, err := getString(r, k)
+		it, err := load(r, k)
 		if err != nil {
 			return out, err
 		}
-		if !ok || wrong { // MGET answers nil for non-strings, as Redis does
+		if !it.ok || it.wrong { // MGET answers nil for non-strings, as Redis does
 			out = resp.AppendNull(out)
 			continue
 		}
-		out = resp.AppendBulk(out, v)
+		out = resp.AppendBulk(out, it.v)
 	}
 	return out, nil
 }
 
 // setOptions is SET's parsed option list. ifeq/ifne (Redis 8.4 and
 // Valkey 8.1) make SET a compare-and-set: cmp is the value compared with.
+// expiry is EX/PX/EXAT/PXAT's argument, in the unit unit says.
 type setOptions struct {
 	nx, xx, get bool
 	ifeq, ifne  bool
 	cmp         []byte
+	keepTTL     bool
+	unit        expiryUnit // 0: no expiry option
+	expiry      []byte
 }
 
 func (o setOptions) conditional() bool { return o.nx || o.xx || o.ifeq || o.ifne }
+
+func (o setOptions) timed() bool { return o.keepTTL || o.unit != 0 }
 
 func parseSetOptions(args [][]byte) (setOptions, string) {
 	var o setOptions
@@ -126,13 +144,11 @@ func parseSetOptions(args [][]byte) (setOptions, string) {
 			i++
 		case equalFold(a, "get"):
 			o.get = true
-		case equalFold(a, "keepttl"):
-			return o, ErrNoExpiry
-		case equalFold(a, "ex") || equalFold(a, "px") || equalFold(a, "exat") || equalFold(a, "pxat"):
-			if i+1 >= len(args) {
-				return o, ErrSyntax
-			}
-			return o, ErrNoExpiry
+		case equalFold(a, "keepttl") && !o.timed():
+			o.keepTTL = true
+		case unitOf(a) != 0 && !o.timed() && i+1 < len(args):
+			o.unit, o.expiry = unitOf(a), args[i+1]
+			i++
 		default:
 			return o, ErrSyntax
 		}
@@ -145,17 +161,24 @@ func evalSet(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	if msg != "" {
 		return appendErr(out, msg), nil
 	}
-	old, exists, wrong, err := getString(w, args[1])
+	var at int64
+	if o.unit != 0 {
+		var msg string
+		if at, msg = expiryTime(w.NowMS(), o.expiry, o.unit, "set"); msg != "" {
+			return appendErr(out, msg), nil
+		}
+	}
+	old, err := load(w, args[1])
 	if err != nil {
 		return out, err
 	}
-	if (o.get || o.ifeq || o.ifne) && wrong {
+	if (o.get || o.ifeq || o.ifne) && old.wrong {
 		return appendErr(out, ErrWrongType), nil
 	}
 	reply := func(applied bool) []byte {
 		switch {
-		case o.get && exists:
-			return resp.AppendBulk(out, old)
+		case o.get && old.ok:
+			return resp.AppendBulk(out, old.v)
 		case o.get:
 			return resp.AppendNull(out)
 		case applied:
@@ -164,68 +187,75 @@ func evalSet(w Writer, args [][]byte, out []byte) ([]byte, error) {
 			return resp.AppendNull(out)
 		}
 	}
-	if o.nx && exists || o.xx && !exists ||
-		o.ifeq && (!exists || !bytes.Equal(old, o.cmp)) ||
-		o.ifne && exists && bytes.Equal(old, o.cmp) {
+	if o.nx && old.ok || o.xx && !old.ok ||
+		o.ifeq && (!old.ok || !bytes.Equal(old.v, o.cmp)) ||
+		o.ifne && old.ok && bytes.Equal(old.v, o.cmp) {
 		return reply(false), nil
 	}
-	// old aliases storage owned by the reader; copy before writing.
-	if o.get && exists {
-		old = append([]byte(nil), old...)
+	if o.keepTTL && old.ok {
+		at = old.at
 	}
-	if err := w.Put(args[1], encodeString(args[2]), !exists); err != nil {
+	// old.v aliases storage owned by the reader; copy before writing.
+	if o.get && old.ok {
+		old.v = append([]byte(nil), old.v...)
+	}
+	if err := w.Put(args[1], encodeString(args[2], at), !old.present); err != nil {
 		return out, err
 	}
 	return reply(true), nil
 }
 
 func evalSetnx(w Writer, args [][]byte, out []byte) ([]byte, error) {
-	_, exists, err := w.Get(args[1])
+	it, err := load(w, args[1])
 	if err != nil {
 		return out, err
 	}
-	if exists {
+	if it.ok {
 		return resp.AppendInt(out, 0), nil
 	}
-	if err := w.Put(args[1], encodeString(args[2]), true); err != nil {
+	if err := w.Put(args[1], encodeString(args[2], 0), !it.present); err != nil {
 		return out, err
 	}
 	return resp.AppendInt(out, 1), nil
 }
 
 func evalGetset(w Writer, args [][]byte, out []byte) ([]byte, error) {
-	old, exists, wrong, err := getString(w, args[1])
+	it, err := load(w, args[1])
 	if err != nil {
 		return out, err
 	}
-	if wrong {
+	if it.wrong {
 		return appendErr(out, ErrWrongType), nil
 	}
-	if exists {
-		out = resp.AppendBulk(out, old)
+	if it.ok {
+		out = resp.AppendBulk(out, it.v)
 	} else {
 		out = resp.AppendNull(out)
 	}
-	if err := w.Put(args[1], encodeString(args[2]), !exists); err != nil {
+	if err := w.Put(args[1], encodeString(args[2], 0), !it.present); err != nil {
 		return out, err
 	}
 	return out, nil
 }
 
+// evalDel counts the keys that existed; expired ones are removed too, but
+// not counted.
 func evalDel(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	var n int64
 	for _, k := range args[1:] {
-		_, ok, err := w.Get(k)
+		it, err := load(w, k)
 		if err != nil {
 			return out, err
 		}
-		if !ok {
+		if !it.present {
 			continue
 		}
 		if err := w.Del(k); err != nil {
 			return out, err
 		}
-		n++
+		if it.ok {
+			n++
+		}
 	}
 	return resp.AppendInt(out, n), nil
 }
@@ -246,17 +276,17 @@ func evalIncrBy(sign int64, hasArg bool) func(Writer, [][]byte, []byte) ([]byte,
 			}
 			delta = d
 		}
-		v, exists, wrong, err := getString(w, args[1])
+		it, err := load(w, args[1])
 		if err != nil {
 			return out, err
 		}
-		if wrong {
+		if it.wrong {
 			return appendErr(out, ErrWrongType), nil
 		}
 		var cur int64
-		if exists {
+		if it.ok {
 			var ok bool
-			if cur, ok = ParseInt(v); !ok {
+			if cur, ok = ParseInt(it.v); !ok {
 				return appendErr(out, ErrNotInteger), nil
 			}
 		}
@@ -264,7 +294,8 @@ func evalIncrBy(sign int64, hasArg bool) func(Writer, [][]byte, []byte) ([]byte,
 			return appendErr(out, ErrOverflow), nil
 		}
 		cur += delta
-		if err := w.Put(args[1], encodeString(strconv.AppendInt(nil, cur, 10)), !exists); err != nil {
+		// The key keeps its expiry, as in Redis.
+		if err := w.Put(args[1], encodeString(strconv.AppendInt(nil, cur, 10), it.at), !it.present); err != nil {
 			return out, err
 		}
 		return resp.AppendInt(out, cur), nil
@@ -272,22 +303,22 @@ func evalIncrBy(sign int64, hasArg bool) func(Writer, [][]byte, []byte) ([]byte,
 }
 
 func evalAppend(w Writer, args [][]byte, out []byte) ([]byte, error) {
-	v, exists, wrong, err := getString(w, args[1])
+	it, err := load(w, args[1])
 	if err != nil {
 		return out, err
 	}
-	if wrong {
+	if it.wrong {
 		return appendErr(out, ErrWrongType), nil
 	}
-	if len(v)+len(args[2]) > MaxValueBytes {
+	if len(it.v)+len(args[2]) > MaxValueBytes {
 		return appendErr(out, ErrTooLarge), nil
 	}
-	nv := make([]byte, 0, 1+len(v)+len(args[2]))
-	nv = append(append(append(nv, typeString), v...), args[2]...)
-	if err := w.Put(args[1], nv, !exists); err != nil {
+	nv := make([]byte, 0, len(it.v)+len(args[2]))
+	nv = append(append(nv, it.v...), args[2]...)
+	if err := w.Put(args[1], encodeString(nv, it.at), !it.present); err != nil {
 		return out, err
 	}
-	return resp.AppendInt(out, int64(len(nv)-1)), nil
+	return resp.AppendInt(out, int64(len(nv))), nil
 }
 
 func evalMset(w Writer, args [][]byte, out []byte) ([]byte, error) {
@@ -297,14 +328,15 @@ func evalMset(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	return resp.AppendSimple(out, "OK"), nil
 }
 
-// setPairs stores every key-value pair of an MSET-shaped command.
+// setPairs stores every key-value pair of an MSET-shaped command (without
+// expiry, as SET without KEEPTTL).
 func setPairs(w Writer, args [][]byte) error {
 	for i := 1; i+1 < len(args); i += 2 {
-		_, exists, err := w.Get(args[i])
+		_, present, err := w.Get(args[i])
 		if err != nil {
 			return err
 		}
-		if err := w.Put(args[i], encodeString(args[i+1]), !exists); err != nil {
+		if err := w.Put(args[i], encodeString(args[i+1], 0), !present); err != nil {
 			return err
 		}
 	}
@@ -315,11 +347,11 @@ func setPairs(w Writer, args [][]byte) error {
 // type), answering 1, else changes nothing and answers 0.
 func evalMsetnx(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	for i := 1; i+1 < len(args); i += 2 {
-		_, exists, err := w.Get(args[i])
+		it, err := load(w, args[i])
 		if err != nil {
 			return out, err
 		}
-		if exists {
+		if it.ok {
 			return resp.AppendInt(out, 0), nil
 		}
 	}

@@ -1,30 +1,56 @@
 package kv
 
-import "strconv"
+import (
+	"encoding/binary"
+	"strconv"
+)
 
 // MaxValueBytes bounds every stored value (matching the RESP reader's
 // MaxBulkLen), so APPEND cannot grow a value without limit.
 const MaxValueBytes = 16 << 20
 
-// Type tags, the first byte of every stored value.
+// Type tags, the first byte of every stored value. A string with an
+// expiry time is tagged typeStringTTL and carries the time (Unix ms, big
+// endian) before its payload; values without one keep the plain tag, so
+// values stored before expiry existed read unchanged.
 const (
-	typeString byte = 's'
+	typeString    byte = 's'
+	typeStringTTL byte = 'S'
 )
 
-func encodeString(v []byte) []byte {
-	out := make([]byte, 1+len(v))
-	out[0] = typeString
-	copy(out[1:], v)
+// encodeString stores v with expiry time at (Unix ms; 0 for none).
+func encodeString(v []byte, at int64) []byte {
+	if at == 0 {
+		out := make([]byte, 1+len(v))
+		out[0] = typeString
+		copy(out[1:], v)
+		return out
+	}
+	out := make([]byte, 9+len(v))
+	out[0] = typeStringTTL
+	binary.BigEndian.PutUint64(out[1:], uint64(at))
+	copy(out[9:], v)
 	return out
 }
 
-// decodeString returns the string payload of a stored value, or ok=false
-// if it holds another type.
-func decodeString(stored []byte) ([]byte, bool) {
-	if len(stored) == 0 || stored[0] != typeString {
-		return nil, false
+// decodeString returns the string payload of a stored value and its
+// expiry time (0 for none), or ok=false if it holds another type.
+func decodeString(stored []byte) (v []byte, at int64, ok bool) {
+	switch {
+	case len(stored) >= 1 && stored[0] == typeString:
+		return stored[1:], 0, true
+	case len(stored) >= 9 && stored[0] == typeStringTTL:
+		return stored[9:], int64(binary.BigEndian.Uint64(stored[1:])), true
 	}
-	return stored[1:], true
+	return nil, 0, false
+}
+
+// expiryOf is a stored value's expiry time, 0 for none.
+func expiryOf(stored []byte) int64 {
+	if len(stored) >= 9 && stored[0] == typeStringTTL {
+		return int64(binary.BigEndian.Uint64(stored[1:]))
+	}
+	return 0
 }
 
 // ParseInt parses a decimal int64 exactly as Redis's string2ll does: no
@@ -51,4 +77,11 @@ func ParseInt(b []byte) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	return n, err == nil
+}
+
+// Expired reports whether a stored value has an expiry time at or before
+// nowMS (the leader's expiry sweep looks for such keys).
+func Expired(stored []byte, nowMS int64) bool {
+	at := expiryOf(stored)
+	return at != 0 && at <= nowMS
 }

@@ -494,6 +494,10 @@ func (o *overlay) Get(k []byte) ([]byte, bool, error) {
 	return o.base.Get(k)
 }
 
+// NowMS is the time of the PREPARE's entry: the intents computed against
+// it (an INCR of an expired key starts over) are applied as they are.
+func (o *overlay) NowMS() int64 { return o.base.NowMS() }
+
 func (o *overlay) Put(k, v []byte, _ bool) error {
 	o.writes[string(k)] = &written{value: bytes.Clone(v)}
 	return nil

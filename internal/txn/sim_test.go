@@ -49,6 +49,8 @@ func (m *memGroup) Version(k []byte) (uint64, error) {
 
 func (m *memGroup) Applied() (uint64, error) { return m.index, nil }
 
+func (m *memGroup) NowMS() int64 { return 1_700_000_000_000 }
+
 func (m *memGroup) Put(k, v []byte, created bool) error {
 	if _, ok := m.data[string(k)]; ok == created {
 		return fmt.Errorf("put %q: created=%v but exists=%v", k, created, ok)

@@ -1,0 +1,227 @@
+package kv
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Key expiry, as Redis has it: a key with an expiry time (Unix ms, stored
+// with its value) is absent from the moment the time is reached. Writes
+// decide that against their log entry's time, which the proposing leader
+// stamped, so every replica agrees; reads against the serving leader's
+// clock. An expired key stays stored until a write touches it (DEL, SET,
+// ...) or the leader's expiry sweep removes it.
+func init() {
+	for _, c := range []*Command{
+		{Name: "expire", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalExpire(unitSec, "expire")},
+		{Name: "pexpire", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalExpire(unitMS, "pexpire")},
+		{Name: "expireat", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalExpire(unitSecAt, "expireat")},
+		{Name: "pexpireat", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalExpire(unitMSAt, "pexpireat")},
+		{Name: "persist", Arity: 2, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalPersist},
+		{Name: "setex", Arity: 4, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalSetex(unitSec, "setex")},
+		{Name: "psetex", Arity: 4, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalSetex(unitMS, "psetex")},
+		{Name: "ttl", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalTTL(false, false)},
+		{Name: "pttl", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalTTL(true, false)},
+		{Name: "expiretime", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalTTL(false, true)},
+		{Name: "pexpiretime", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalTTL(true, true)},
+		// Removes a key only if it has expired by the entry's time: the
+		// leader's expiry sweep proposes it, so a key given a new life
+		// between the sweep's look and the entry is left alone.
+		{Name: "kintsu.expired", Arity: -2, Write: true, FirstKey: 1, LastKey: -1, Step: 1, write: evalExpired},
+	} {
+		register(c)
+	}
+}
+
+// expiryUnit says how an expiry argument reads.
+type expiryUnit int
+
+const (
+	unitNone  expiryUnit = iota
+	unitSec              // seconds from now
+	unitMS               // milliseconds from now
+	unitSecAt            // Unix time in seconds
+	unitMSAt             // Unix time in milliseconds
+)
+
+// unitOf reads SET's EX, PX, EXAT and PXAT.
+func unitOf(a []byte) expiryUnit {
+	switch {
+	case equalFold(a, "ex"):
+		return unitSec
+	case equalFold(a, "px"):
+		return unitMS
+	case equalFold(a, "exat"):
+		return unitSecAt
+	case equalFold(a, "pxat"):
+		return unitMSAt
+	}
+	return unitNone
+}
+
+func invalidExpire(cmd string) string {
+	return fmt.Sprintf("ERR invalid expire time in '%s' command", cmd)
+}
+
+// absoluteMS turns an expiry argument into Unix ms, or answers Redis's
+// error when it overflows.
+func absoluteMS(now, n int64, unit expiryUnit, cmd string) (int64, string) {
+	if unit == unitSec || unit == unitSecAt {
+		if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
+			return 0, invalidExpire(cmd)
+		}
+		n *= 1000
+	}
+	if unit == unitSec || unit == unitMS {
+		if n > 0 && now > math.MaxInt64-n || n < 0 && now < math.MinInt64-n {
+			return 0, invalidExpire(cmd)
+		}
+		n += now
+	}
+	return n, ""
+}
+
+// expiryTime reads SET's and SETEX's expiry: positive, then absolute.
+func expiryTime(now int64, arg []byte, unit expiryUnit, cmd string) (int64, string) {
+	n, ok := ParseInt(arg)
+	if !ok {
+		return 0, ErrNotInteger
+	}
+	if n <= 0 {
+		return 0, invalidExpire(cmd)
+	}
+	at, msg := absoluteMS(now, n, unit, cmd)
+	if msg == "" && at <= 0 {
+		return 0, invalidExpire(cmd)
+	}
+	return at, msg
+}
+
+func evalExpire(unit expiryUnit, cmd string) func(Writer, [][]byte, []byte) ([]byte, error) {
+	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
+		n, ok := ParseInt(args[2])
+		if !ok {
+			return appendErr(out, ErrNotInteger), nil
+		}
+		var nx, xx, gt, lt bool
+		for _, a := range args[3:] {
+			switch {
+			case equalFold(a, "nx"):
+				nx = true
+			case equalFold(a, "xx"):
+				xx = true
+			case equalFold(a, "gt"):
+				gt = true
+			case equalFold(a, "lt"):
+				lt = true
+			default:
+				return appendErr(out, "ERR Unsupported option "+string(cutNUL(a))), nil
+			}
+		}
+		switch {
+		case nx && (xx || gt || lt):
+			return appendErr(out, "ERR NX and XX, GT or LT options at the same time are not compatible"), nil
+		case gt && lt:
+			return appendErr(out, "ERR GT and LT options at the same time are not compatible"), nil
+		}
+		now := w.NowMS()
+		at, msg := absoluteMS(now, n, unit, cmd)
+		if msg != "" {
+			return appendErr(out, msg), nil
+		}
+		it, err := load(w, args[1])
+		if err != nil || !it.ok {
+			return resp.AppendInt(out, 0), err
+		}
+		if it.wrong {
+			return appendErr(out, ErrWrongType), nil
+		}
+		// No expiry counts as infinitely far away, as in Redis.
+		if nx && it.at != 0 || xx && it.at == 0 || gt && (it.at == 0 || at <= it.at) || lt && it.at != 0 && at >= it.at {
+			return resp.AppendInt(out, 0), nil
+		}
+		if at <= now { // a time in the past deletes the key
+			err = w.Del(args[1])
+		} else {
+			err = w.Put(args[1], encodeString(it.v, at), false)
+		}
+		if err != nil {
+			return out, err
+		}
+		return resp.AppendInt(out, 1), nil
+	}
+}
+
+func evalPersist(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	it, err := load(w, args[1])
+	if err != nil || !it.ok || it.wrong || it.at == 0 {
+		return resp.AppendInt(out, 0), err
+	}
+	if err := w.Put(args[1], encodeString(it.v, 0), false); err != nil {
+		return out, err
+	}
+	return resp.AppendInt(out, 1), nil
+}
+
+func evalSetex(unit expiryUnit, cmd string) func(Writer, [][]byte, []byte) ([]byte, error) {
+	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
+		at, msg := expiryTime(w.NowMS(), args[2], unit, cmd)
+		if msg != "" {
+			return appendErr(out, msg), nil
+		}
+		_, present, err := w.Get(args[1])
+		if err != nil {
+			return out, err
+		}
+		if err := w.Put(args[1], encodeString(args[3], at), !present); err != nil {
+			return out, err
+		}
+		return resp.AppendSimple(out, "OK"), nil
+	}
+}
+
+// evalTTL answers TTL/PTTL (time left) or EXPIRETIME/PEXPIRETIME (the
+// time itself): -2 for no key, -1 for no expiry; seconds are rounded to
+// the nearest, as in Redis.
+func evalTTL(ms, abs bool) func(Reader, [][]byte, []byte) ([]byte, error) {
+	return func(r Reader, args [][]byte, out []byte) ([]byte, error) {
+		it, err := load(r, args[1])
+		switch {
+		case err != nil:
+			return out, err
+		case !it.ok:
+			return resp.AppendInt(out, -2), nil
+		case it.at == 0:
+			return resp.AppendInt(out, -1), nil
+		}
+		t := it.at
+		if !abs {
+			t = max(it.at-r.NowMS(), 0)
+		}
+		if !ms {
+			t = (t + 500) / 1000
+		}
+		return resp.AppendInt(out, t), nil
+	}
+}
+
+// evalExpired removes the given keys that have expired by now and answers
+// how many it removed.
+func evalExpired(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	var n int64
+	for _, k := range args[1:] {
+		it, err := load(w, k)
+		if err != nil {
+			return out, err
+		}
+		if it.present && !it.ok {
+			if err := w.Del(k); err != nil {
+				return out, err
+			}
+			n++
+		}
+	}
+	return resp.AppendInt(out, n), nil
+}

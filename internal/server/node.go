@@ -148,10 +148,11 @@ func Start(cfg Config) (*Node, error) {
 	n.httpSrv = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.serve(n.respLn)
-	n.bg.Add(3)
+	n.bg.Add(4)
 	go n.announce()
 	go n.refreshHints()
 	go n.sweep()
+	go n.expireLoop()
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil

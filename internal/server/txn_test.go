@@ -116,6 +116,37 @@ func TestGoRedisTxPipelined(t *testing.T) {
 	ctx := ctx5(t)
 	rdb := redis.NewClient(&redis.Options{Addr: tc.respAddr(1)})
 	defer rdb.Close()
+	// go-redis's documented example, unchanged (Output: 1 <nil>).
+	{
+		var incr *redis.IntCmd
+		_, err := rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			incr = pipe.Incr(ctx, "tx_pipelined_counter")
+			pipe.Expire(ctx, "tx_pipelined_counter", time.Hour)
+			return nil
+		})
+		if got := fmt.Sprintln(incr.Val(), err); got != "1 <nil>\n" {
+			t.Fatalf("the documented example printed %q, want \"1 <nil>\"", got)
+		}
+		if ttl := rdb.TTL(ctx, "tx_pipelined_counter").Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+			t.Fatalf("TTL after the example = %v, want about an hour", ttl)
+		}
+	}
+	// The same with counters in different partitions (two-phase commit).
+	{
+		counters := keysInPartitions("tx_pipelined_counter_", 2, 8)
+		var a, b *redis.IntCmd
+		var ea, eb *redis.BoolCmd
+		_, err := rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			a = pipe.Incr(ctx, counters[0])
+			ea = pipe.Expire(ctx, counters[0], time.Hour)
+			b = pipe.Incr(ctx, counters[1])
+			eb = pipe.Expire(ctx, counters[1], time.Hour)
+			return nil
+		})
+		if err != nil || a.Val() != 1 || b.Val() != 1 || !ea.Val() || !eb.Val() {
+			t.Fatalf("cross-partition INCR+EXPIRE: %d %v %d %v, %v", a.Val(), ea.Val(), b.Val(), eb.Val(), err)
+		}
+	}
 	for i := 0; i < 20; i += 2 {
 		if err := rdb.Set(ctx, fmt.Sprintf("key%d", i), i, 0).Err(); err != nil {
 			t.Fatal(err)
@@ -244,7 +275,10 @@ func TestReadersNeverSeeHalfATransfer(t *testing.T) {
 
 func readersNeverSeeHalfATransfer(t *testing.T, accounts []string) {
 	tc := startCluster(t, 3, nil)
-	ctx := ctx5(t)
+	// The work is bounded (120 transfers, 120 reads); the deadline only
+	// stops a hang, so it leaves room for a loaded machine under -race.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	rdb := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), PoolSize: 20})
 	defer rdb.Close()
 	for _, a := range accounts {

@@ -172,7 +172,7 @@ func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		if len(hs) > 0 {
 			return LockedReply(out, hs), nil
 		}
-		v, err := r.Version(args[1])
+		v, err := liveVersion(r, args[1])
 		return resp.AppendInt(out, int64(v)), err
 	case opSnap:
 		d := dec{b: args[1]}
@@ -214,7 +214,7 @@ func readSnap(r Reader, watches []Watch, cmds [][][]byte, out []byte) ([]byte, e
 	out = resp.AppendArrayHeader(out, 3)
 	out = resp.AppendArrayHeader(out, len(keys))
 	for _, k := range keys {
-		v, err := r.Version(k.key)
+		v, err := liveVersion(r, k.key)
 		if err == nil && v == 0 {
 			// An absent key has no version of its own: it may be created
 			// and deleted again between two reads. The partition's applied
@@ -236,10 +236,25 @@ func readSnap(r Reader, watches []Watch, cmds [][][]byte, out []byte) ([]byte, e
 	return resp.AppendBulk(out, encodeRefs(holders)), nil
 }
 
+// liveVersion is key's version, or 0 when it is absent or has expired by
+// r's time: a key that expires after WATCH has changed (as in Redis 6.0.9
+// and later), one already expired at WATCH and still absent has not.
+func liveVersion(r Reader, key []byte) (uint64, error) {
+	v, err := r.Version(key)
+	if err != nil || v == 0 {
+		return v, err
+	}
+	stored, ok, err := r.Get(key)
+	if err != nil || !ok || kv.Expired(stored, r.NowMS()) {
+		return 0, err
+	}
+	return v, nil
+}
+
 // watchesHold reports whether every watched key still has its version.
 func watchesHold(r Reader, watches []Watch) (bool, error) {
 	for _, w := range watches {
-		v, err := r.Version(w.Key)
+		v, err := liveVersion(r, w.Key)
 		if err != nil || v != w.Version {
 			return false, err
 		}

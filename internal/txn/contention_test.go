@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,5 +141,38 @@ func TestWoundedLockingReaderReadsAgain(t *testing.T) {
 	}
 	if got := show(reply); got != `[["90", "10"]]` {
 		t.Fatalf("the reader saw %s, want the state after the transfer", got)
+	}
+}
+
+// A watched key that expires between WATCH and EXEC has changed, as in
+// Redis 6.0.9 and later; one that had already expired at WATCH and is
+// still absent has not.
+func TestWatchedKeyThatExpires(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		expiresAt int64 // a1's expiry
+		want      string
+	}{
+		{"expires after WATCH", simNow + 1000, "(nil array)"},
+		{"already expired at WATCH", simNow - 1, "[OK]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(3)
+			s.set("a1", "x")
+			g := s.groups[0]
+			stored := binary.BigEndian.AppendUint64([]byte{'S'}, uint64(c.expiresAt))
+			g.data["a1"] = append(binary.BigEndian.AppendUint64(nil, g.index), append(stored, 'x')...)
+			v, err := liveVersion(g, []byte("a1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range s.groups {
+				m.nowMS = simNow + 2000 // the EXEC runs after a1's time
+			}
+			got := show(NewCoordinator(s.config(), s).Exec(context.Background(), cmds("SET b1 1"), []Watch{{Key: []byte("a1"), Version: v}}))
+			if got != c.want {
+				t.Fatalf("EXEC answered %s, want %s", got, c.want)
+			}
+		})
 	}
 }

@@ -23,7 +23,11 @@ type memGroup struct {
 	data    map[string][]byte // version (8 bytes) + stored value
 	tables  map[byte]map[string][]byte
 	refused bool
+	nowMS   int64 // what NowMS answers; 0 means simNow
 }
+
+// simNow is the partitions' time unless a test moves it.
+const simNow int64 = 1_700_000_000_000
 
 func newMemGroup() *memGroup {
 	return &memGroup{index: 10, data: map[string][]byte{}, tables: map[byte]map[string][]byte{
@@ -49,7 +53,12 @@ func (m *memGroup) Version(k []byte) (uint64, error) {
 
 func (m *memGroup) Applied() (uint64, error) { return m.index, nil }
 
-func (m *memGroup) NowMS() int64 { return 1_700_000_000_000 }
+func (m *memGroup) NowMS() int64 {
+	if m.nowMS == 0 {
+		return simNow
+	}
+	return m.nowMS
+}
 
 func (m *memGroup) Put(k, v []byte, created bool) error {
 	if _, ok := m.data[string(k)]; ok == created {

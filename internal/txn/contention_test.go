@@ -176,25 +176,3 @@ func TestWatchedKeyThatExpires(t *testing.T) {
 		})
 	}
 }
-
-// A transaction that loses to an older one waits for it to be decided by
-// reading its record, not by sending PREPAREs (each a log entry) until the
-// lock is gone. Here the older one's coordinator died, so it is decided
-// only when it expires: the younger one must get through with a handful
-// of PREPAREs.
-func TestYoungerWaitsForOlderWithReads(t *testing.T) {
-	s := newSim(3)
-	s.set("a1", "1", "b1", "1", "c1", "1")
-	s.crashAt, s.applied = 2, true
-	if _, crashed := s.exec(cmds("INCR a1", "INCR b1"), nil); !crashed {
-		t.Fatal("the older transaction did not stop after its prepares")
-	}
-	s.crashAt, s.trace = 0, nil
-	s.now = s.now.Add(time.Millisecond) // younger
-	if got := show(NewCoordinator(s.config(), s).Exec(context.Background(), cmds("INCR a1", "INCR c1"), nil)); got != "[2, 2]" {
-		t.Fatalf("the younger transaction answered %s", got)
-	}
-	if n := strings.Count(strings.Join(s.trace, " "), opPrepare); n > 6 {
-		t.Fatalf("%d PREPAREs while waiting for an expiring older transaction: %s", n, strings.Join(s.trace, " "))
-	}
-}

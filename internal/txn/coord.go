@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,23 +83,19 @@ func (c *Coordinator) run(ctx context.Context, p *plan, cmds [][][]byte) []byte 
 	for attempt := 1; ; attempt++ {
 		var reply []byte
 		var oc outcome
-		var blockers []Ref
 		switch {
 		case len(p.groups) == 1:
-			reply, oc = c.onePhase(ctx, p, cmds, &blockers)
+			reply, oc = c.onePhase(ctx, p, cmds)
 		case p.readOnly && attempt <= c.cfg.OptimisticReads:
 			reply, oc = c.readOptimistic(ctx, p, cmds)
 		default:
-			reply, oc = c.twoPhase(ctx, p, cmds, prio, &blockers)
+			reply, oc = c.twoPhase(ctx, p, cmds, prio)
 		}
 		if oc == done {
 			return reply
 		}
 		if attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
 			return resp.AppendError(nil, fmt.Sprintf(errGaveUp, attempt))
-		}
-		if len(blockers) > 0 && c.await(ctx, blockers) {
-			continue // they are decided: their locks are going now
 		}
 		// Randomized, growing backoff: 1ms .. ~64ms.
 		d := time.Duration(float64(time.Millisecond<<min(attempt-1, 6)) * (0.5 + c.cfg.Rand()))
@@ -110,38 +105,8 @@ func (c *Coordinator) run(ctx context.Context, p *plan, cmds [][][]byte) []byte 
 	}
 }
 
-// awaitBound bounds how long a transaction waits, holding nothing, for
-// the older transactions in its way to be decided before it retries.
-const awaitBound = time.Second
-
-// await waits until every one of refs is decided (or found expired and
-// aborted), polling their records, which costs reads rather than log
-// entries; false if some are still undecided after awaitBound. The caller
-// holds no locks, and waits only for transactions older than itself (or,
-// in one partition, for any), so waiting cannot deadlock.
-func (c *Coordinator) await(ctx context.Context, refs []Ref) bool {
-	deadline := c.cfg.Now().Add(awaitBound)
-	poll := 2 * time.Millisecond
-	for {
-		pending := refs[:0:0]
-		for _, h := range refs {
-			if st, err := c.resolver.Decide(ctx, h, false); err != nil || st == Pending {
-				pending = append(pending, h)
-			}
-		}
-		if len(pending) == 0 {
-			return true
-		}
-		refs = pending
-		if c.cfg.Now().After(deadline) || !c.cfg.Sleep(ctx, poll) {
-			return false
-		}
-		poll = min(2*poll, 20*time.Millisecond)
-	}
-}
-
 // onePhase runs a single-partition transaction as one log entry.
-func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte, blockers *[]Ref) ([]byte, outcome) {
+func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte) ([]byte, outcome) {
 	g := p.groups[0]
 	reply, err := c.cl.Write(ctx, g, exec1Args(p.watches[g], p.cmds[g]))
 	if err != nil {
@@ -149,9 +114,7 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte, bl
 	}
 	if holders, ok := ParseLocked(reply); ok {
 		for _, h := range holders {
-			if !c.resolver.Push(ctx, g, h, false) {
-				*blockers = append(*blockers, h)
-			}
+			c.resolver.Push(ctx, g, h, false)
 		}
 		return nil, conflict
 	}
@@ -308,7 +271,7 @@ func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) pre
 //     or the record was seen ABORTED.
 //  4. Parts are resolved only from a decided record, and the record is
 //     deleted only after every part is resolved.
-func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, prio uint64, blockers *[]Ref) ([]byte, outcome) {
+func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, prio uint64) ([]byte, outcome) {
 	id := NewID(c.cfg.Origin, c.counter.Add(1))
 	recGroup := p.groups[0]
 	ref := Ref{ID: id, Group: recGroup, Priority: prio}
@@ -429,13 +392,6 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, pr
 	case holders != nil:
 		if !pushed {
 			c.push(ctx, ref, holders)
-		}
-		// The older holders are what this attempt lost to: the caller waits
-		// for them to be decided instead of polling with PREPAREs.
-		for _, m := range holders {
-			if m.h.Older(ref) && !slices.ContainsFunc(*blockers, func(r Ref) bool { return r.ID == m.h.ID }) {
-				*blockers = append(*blockers, m.h)
-			}
 		}
 		return nil, conflict
 	}

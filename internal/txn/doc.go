@@ -25,16 +25,13 @@
 //  4. Resolve every part (COMMITTED applies the intents, else drops them,
 //     and releases the locks), then delete the record.
 //
-// A conflict (a lock held by another transaction) fails PREPARE at once.
-// An older transaction aborts ("wounds") the younger holders in its way,
-// resolves their locks and prepares that participant again, keeping what
-// it holds. A younger one aborts its record, releases what it holds, waits
-// (holding nothing, bounded) until the older holders are decided, reading
-// their records, and retries with the same priority (its first attempt's
-// start time). So no transaction waits for another while holding locks
-// except an older for wounded younger ones (no deadlock), and the oldest
-// always progresses (no starvation). Attempts are bounded
-// (Config.MaxAttempts).
+// A conflict (a lock held by another transaction) fails PREPARE at once,
+// never waits: the attempt aborts its record, releases what it holds and
+// retries after a randomized backoff with the same priority (its first
+// attempt's start time). An older transaction aborts ("wounds") the
+// younger ones in its way; a younger one only backs off. So no transaction
+// waits while holding locks (no deadlock) and the oldest always progresses
+// (no starvation). Attempts are bounded (Config.MaxAttempts).
 //
 // A read-only transaction over several partitions (a cross-partition
 // MGET, a MULTI of reads) first tries without locks (Config.OptimisticReads

@@ -19,6 +19,7 @@ Usage:
                [--workload register,set,bank] [--out DIR]
                [--plant-bug stale-read|ack-before-fsync|lost-update|skip-intent-check]
                [--network hooks|netns]
+  kintsu ctl [--http HOST:PORT] status | locate KEY
   kintsu version
 
 Run 'kintsu <command> -h' for a command's flags.
@@ -37,6 +38,8 @@ func main() {
 		os.Exit(runDev(args))
 	case "chaos":
 		os.Exit(runChaos(args))
+	case "ctl":
+		os.Exit(runCtl(args))
 	case "version", "--version", "-v":
 		fmt.Println("kintsu", server.Version)
 	case "help", "-h", "--help":

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/kintsu/kintsu/internal/ctl"
+)
+
+const ctlUsage = `Usage:
+  kintsu ctl [--http HOST:PORT] status       nodes and partitions, as one node sees them
+  kintsu ctl [--http HOST:PORT] locate KEY   the key's slot, partition, replicas and leader
+`
+
+// runCtl is kintsu ctl: 0 done, 1 the node could not answer, 2 usage.
+func runCtl(args []string) int {
+	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, ctlUsage); fs.PrintDefaults() }
+	addr := fs.String("http", "127.0.0.1:8001", "admin (HTTP) address of any node")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	rest := fs.Args()
+	if len(rest) == 0 || rest[0] == "locate" && len(rest) != 2 || rest[0] == "status" && len(rest) != 1 {
+		fs.Usage()
+		return 2
+	}
+	if rest[0] != "status" && rest[0] != "locate" {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: unknown command %q\n\n", rest[0])
+		fs.Usage()
+		return 2
+	}
+	st, err := ctl.Fetch(context.Background(), *addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
+		return 1
+	}
+	if rest[0] == "status" {
+		err = ctl.PrintStatus(os.Stdout, st)
+	} else {
+		var loc ctl.Location
+		if loc, err = ctl.Locate(st, rest[1]); err == nil {
+			err = ctl.PrintLocation(os.Stdout, loc, st)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,149 @@
+package ctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/server"
+)
+
+// Timeout bounds one request to a node's admin API.
+const Timeout = 5 * time.Second
+
+// maxStatusBytes bounds the status body read (a status of 16,384
+// partitions is a few MiB).
+const maxStatusBytes = 64 << 20
+
+// Fetch reads GET /v1/status from the node whose admin address is addr.
+func Fetch(ctx context.Context, addr string) (server.StatusJSON, error) {
+	var st server.StatusJSON
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	if err != nil {
+		return st, fmt.Errorf("--http %q: %w", addr, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("cannot reach the admin API at %s (is --http the node's --http-addr?): %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("%s answered %s", addr, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&st); err != nil {
+		return st, fmt.Errorf("%s sent an unreadable status: %w", addr, err)
+	}
+	return st, nil
+}
+
+// PrintStatus writes the nodes and partitions of st as tables.
+func PrintStatus(w io.Writer, st server.StatusJSON) error {
+	led := map[uint64]int{}
+	noLeader := 0
+	for _, p := range st.Partitions {
+		if p.Leader == 0 {
+			noLeader++
+		}
+		led[p.Leader]++
+	}
+	ready := "ready"
+	if !st.Ready {
+		ready = "NOT READY"
+	}
+	fmt.Fprintf(w, "cluster %s, as node %d sees it (kintsu %s): %s, %d nodes, %d partitions", st.ClusterID, st.NodeID, st.Version, ready, len(st.Nodes), len(st.Partitions))
+	if noLeader > 0 {
+		fmt.Fprintf(w, ", %d without a known leader", noLeader)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tLEADS\tRESP\tHTTP\tPEER")
+	for _, n := range st.Nodes {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", n.ID, dash(n.State), led[n.ID], dash(n.RESPAddr), dash(n.HTTPAddr), dash(n.PeerAddr))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tSLOTS\tREPLICAS\tLEADER\tKEYS\tAPPLIED")
+	for _, p := range st.Partitions {
+		keys, applied := "-", "-"
+		if p.Local != "" { // only a node hosting a replica knows these
+			keys, applied = fmt.Sprint(p.Keys), fmt.Sprint(p.AppliedIndex)
+		}
+		fmt.Fprintf(tw, "%d\t%d-%d\t%s\t%s\t%s\t%s\n", p.ID, p.SlotStart, p.SlotEnd, ids(p.Replicas), leader(p.Leader), keys, applied)
+	}
+	return tw.Flush()
+}
+
+// Location is where one key lives.
+type Location struct {
+	Key       string
+	Slot      uint16
+	Partition server.PartitionStatus
+}
+
+// Locate finds key's slot and partition in st.
+func Locate(st server.StatusJSON, key string) (Location, error) {
+	slot := ring.Slot([]byte(key))
+	for _, p := range st.Partitions {
+		if p.SlotStart <= slot && slot <= p.SlotEnd {
+			return Location{Key: key, Slot: slot, Partition: p}, nil
+		}
+	}
+	return Location{}, fmt.Errorf("no partition covers slot %d in node %d's status", slot, st.NodeID)
+}
+
+// PrintLocation writes l as a few labelled lines.
+func PrintLocation(w io.Writer, l Location, st server.StatusJSON) error {
+	addr := map[uint64]string{}
+	for _, n := range st.Nodes {
+		addr[n.ID] = n.RESPAddr
+	}
+	replicas := make([]string, len(l.Partition.Replicas))
+	for i, r := range l.Partition.Replicas {
+		replicas[i] = fmt.Sprint(r)
+		if a := addr[r]; a != "" {
+			replicas[i] += " (" + a + ")"
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "key\t%q\n", l.Key)
+	fmt.Fprintf(tw, "slot\t%d\n", l.Slot)
+	fmt.Fprintf(tw, "partition\t%d (slots %d-%d)\n", l.Partition.ID, l.Partition.SlotStart, l.Partition.SlotEnd)
+	fmt.Fprintf(tw, "replicas\t%s\n", strings.Join(replicas, ", "))
+	fmt.Fprintf(tw, "leader\t%s\n", leader(l.Partition.Leader))
+	fmt.Fprintf(tw, "as seen by\tnode %d\n", st.NodeID)
+	return tw.Flush()
+}
+
+func ids(xs []uint64) string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = fmt.Sprint(x)
+	}
+	return strings.Join(out, ",")
+}
+
+func leader(id uint64) string {
+	if id == 0 {
+		return "none known"
+	}
+	return fmt.Sprint(id)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

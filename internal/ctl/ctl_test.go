@@ -1,0 +1,102 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/server"
+)
+
+func sample() server.StatusJSON {
+	st := server.StatusJSON{NodeID: 2, ClusterID: "c-1", Version: "test", Ready: true,
+		Nodes: []server.NodeRecord{
+			{ID: 1, State: "up", RESPAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", PeerAddr: "127.0.0.1:9001"},
+			{ID: 2, State: "up", RESPAddr: "127.0.0.1:7002"},
+		}}
+	per := 16384 / 4
+	for i := range 4 {
+		p := server.PartitionStatus{ID: i, SlotStart: uint16(i * per), SlotEnd: uint16((i+1)*per - 1), Replicas: []uint64{1, 2}, Leader: uint64(1 + i%2)}
+		if i == 3 {
+			p.Leader = 0
+		}
+		if i%2 == 1 {
+			p.Local, p.Keys, p.AppliedIndex = "follower", 42, 7
+		}
+		st.Partitions = append(st.Partitions, p)
+	}
+	return st
+}
+
+func TestPrintStatus(t *testing.T) {
+	var b bytes.Buffer
+	if err := PrintStatus(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"cluster c-1, as node 2 sees it (kintsu test): ready, 2 nodes, 4 partitions, 1 without a known leader",
+		"NODE  STATE  LEADS  RESP            HTTP            PEER",
+		"1     up     2      127.0.0.1:7001  127.0.0.1:8001  127.0.0.1:9001",
+		"2     up     1      127.0.0.1:7002  -               -",
+		"0          0-4095       1,2       1           -     -",
+		"1          4096-8191    1,2       2           42    7",
+		"3          12288-16383  1,2       none known  42    7",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
+
+func TestLocate(t *testing.T) {
+	st := sample()
+	for _, key := range []string{"a", "user:1", "{user:1}:name", ""} {
+		loc, err := Locate(st, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loc.Slot != ring.Slot([]byte(key)) || loc.Partition.ID != ring.PartitionOf(loc.Slot, 4) {
+			t.Fatalf("%q: slot %d partition %d, want %d %d", key, loc.Slot, loc.Partition.ID, ring.Slot([]byte(key)), ring.PartitionOf(ring.Slot([]byte(key)), 4))
+		}
+	}
+	loc, _ := Locate(st, "{user:1}:name")
+	var b bytes.Buffer
+	if err := PrintLocation(&b, loc, st); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "replicas    1 (127.0.0.1:7001), 2 (127.0.0.1:7002)") || !strings.Contains(out, "as seen by  node 2") {
+		t.Fatalf("location:\n%s", out)
+	}
+	st.Partitions = st.Partitions[:1]
+	if _, err := Locate(st, "zzz-not-in-partition-0"); err == nil && ring.PartitionOf(ring.Slot([]byte("zzz-not-in-partition-0")), 4) != 0 {
+		t.Fatal("a slot no partition covers was located")
+	}
+}
+
+// Fetch says clearly what went wrong: a node that answers an error, or a
+// body that is not a status.
+func TestFetchErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("x") == "" && r.URL.Path == "/v1/status" {
+			_, _ = w.Write([]byte("not json"))
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	if _, err := Fetch(context.Background(), addr); err == nil || !strings.Contains(err.Error(), "unreadable status") {
+		t.Fatalf("bad body: %v", err)
+	}
+	srv.Config.Handler = http.NotFoundHandler()
+	if _, err := Fetch(context.Background(), addr); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("404: %v", err)
+	}
+	srv.Close()
+	if _, err := Fetch(context.Background(), addr); err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Fatalf("closed: %v", err)
+	}
+}

@@ -410,6 +410,20 @@ func (e *Engine) Status() []GroupStatus {
 	return out
 }
 
+// TransferGroupLeader asks group, if this node leads it, to hand
+// leadership to its replica on node to — only if that replica is active
+// and has every entry the leader has, so the hand-over is quick and
+// proposals are held up as briefly as possible. It returns at once; the
+// transfer happens (or not) in the background.
+func (e *Engine) TransferGroupLeader(group, to uint64) {
+	e.in.addFunc(func() {
+		if r := e.byGroup[group]; r != nil {
+			r.transferTo(to)
+		}
+	})
+	e.notify()
+}
+
 // TransferLeadership asks every group this node leads to hand leadership
 // to an up-to-date follower, and waits until none is led here or ctx ends.
 func (e *Engine) TransferLeadership(ctx context.Context) error {

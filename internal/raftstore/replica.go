@@ -235,6 +235,23 @@ func (r *replica) releaseReads() {
 	r.readsByIndex = keep
 }
 
+// transferTo hands leadership to the replica on node, if it is active and
+// fully caught up (see Engine.TransferGroupLeader).
+func (r *replica) transferTo(node uint64) {
+	id := r.desc.ReplicaOn(node)
+	if !r.isLeader || id == 0 || id == r.id {
+		return
+	}
+	last := r.rn.Status().Progress[r.id].Match
+	ok := false
+	r.rn.WithProgress(func(pid uint64, typ raft.ProgressType, pr tracker.Progress) {
+		ok = ok || pid == id && typ == raft.ProgressTypePeer && pr.RecentActive && !pr.IsLearner && pr.Match >= last
+	})
+	if ok {
+		r.rn.TransferLeader(id)
+	}
+}
+
 // transferAway hands leadership to the most up-to-date follower that is
 // recently active (a stopped node keeps its old match index).
 func (r *replica) transferAway() {

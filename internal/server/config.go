@@ -30,6 +30,10 @@ type Config struct {
 	// is replaced after about ElectionTicks..2*ElectionTicks ticks.
 	TickInterval  time.Duration
 	ElectionTicks int
+	// LeaderBalanceInterval is how often the node considers handing one of
+	// its leaderships to a replica node that leads fewer partitions.
+	// Default 5s; negative disables balancing.
+	LeaderBalanceInterval time.Duration
 	// RequestTimeout bounds every client request. Default 5s.
 	RequestTimeout time.Duration
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
@@ -77,6 +81,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.ElectionTicks == 0 {
 		c.ElectionTicks = 10
+	}
+	if c.LeaderBalanceInterval == 0 {
+		c.LeaderBalanceInterval = defaultBalanceEvery
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second

@@ -44,6 +44,8 @@ type Node struct {
 	// crashAt is the armed crash failpoint ("" for none; see faults.go).
 	crashAt atomic.Pointer[string]
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
+	// balanceEvery is the leadership balancer's period in ns (<= 0: off).
+	balanceEvery atomic.Int64
 
 	peerLn, respLn, httpLn net.Listener
 	httpSrv                *http.Server
@@ -148,11 +150,13 @@ func Start(cfg Config) (*Node, error) {
 	n.httpSrv = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.serve(n.respLn)
-	n.bg.Add(4)
+	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))
+	n.bg.Add(5)
 	go n.announce()
 	go n.refreshHints()
 	go n.sweep()
 	go n.expireLoop()
+	go n.balanceLeaders()
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil

@@ -15,14 +15,28 @@ import (
 func TestCtl(t *testing.T) {
 	c := startCluster(t, 3)
 	nodes := c.Nodes()
-	out := run(t, 30*time.Second, binary, "ctl", "--http", nodes[1].HTTPAddr, "status")
+	// Each node announces its addresses into the cluster metadata once it
+	// is up; until then others print "-" for them. Poll until all are in.
+	var out string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out = run(t, 30*time.Second, binary, "ctl", "--http", nodes[1].HTTPAddr, "status")
+		missing := ""
+		for _, nd := range nodes {
+			if !strings.Contains(out, "\n"+fmt.Sprint(nd.ID)+" ") || !strings.Contains(out, nd.RESPAddr) {
+				missing = fmt.Sprintf("node %d (%s)", nd.ID, nd.RESPAddr)
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s missing after 30 s:\n%s", missing, out)
+		}
+		time.Sleep(200 * time.Millisecond) // polling a condition, with a deadline
+	}
 	if !strings.Contains(out, fmt.Sprintf("as node %d sees it", nodes[1].ID)) || !strings.Contains(out, ": ready, 3 nodes, ") {
 		t.Fatalf("status header:\n%s", out)
-	}
-	for _, nd := range nodes {
-		if !strings.Contains(out, "\n"+fmt.Sprint(nd.ID)+" ") || !strings.Contains(out, nd.RESPAddr) {
-			t.Fatalf("node %d (%s) missing:\n%s", nd.ID, nd.RESPAddr, out)
-		}
 	}
 	if n := strings.Count(out, "none known"); n > 0 {
 		t.Fatalf("%d partitions without a leader on a ready cluster:\n%s", n, out)

@@ -33,6 +33,7 @@ func runServer(args []string) int {
 	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
 	fs.IntVar(&cfg.ElectionTicks, "election-ticks", 10, "ticks without a leader before an election")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Second, "deadline of every client request")
+	fs.DurationVar(&cfg.EmptyDirCheckTimeout, "empty-dir-check-timeout", time.Second, "with an empty --data-dir, how long to wait for peers to say whether this node ran before (it then refuses to start; negative: do not ask)")
 	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", 5*time.Second, "how often a node hands one of its leaderships to a replica node leading two or more fewer partitions (negative: never)")
 	fs.Uint64Var(&cfg.TruncateAfter, "log-truncate-after", 0, "truncate a partition's applied raft log beyond this many entries (0 = default)")
 	fs.Uint64Var(&cfg.TruncateKeep, "log-truncate-keep", 0, "entries kept when truncating (0 = default)")

@@ -44,6 +44,10 @@ func startCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
 			RESPAddr: ls.RESP.Addr().String(), PeerAddr: ls.Peer.Addr().String(), HTTPAddr: ls.HTTP.Addr().String(),
 			InitialCluster: ic, Partitions: 8, Replicas: 3,
 			TickInterval: 20 * time.Millisecond, Logger: logger, Listeners: ls,
+			// Nodes start one by one on pre-opened listeners that do not
+			// answer yet, so the empty-dir check would wait out its timeout
+			// for every node; TestEmptyDirAfterLostDiskIsRefused runs it.
+			EmptyDirCheckTimeout: -1,
 		}
 		if tune != nil {
 			tune(&cfg)

@@ -30,6 +30,10 @@ type Config struct {
 	// is replaced after about ElectionTicks..2*ElectionTicks ticks.
 	TickInterval  time.Duration
 	ElectionTicks int
+	// EmptyDirCheckTimeout bounds how long a node starting with an empty
+	// data dir waits for its peers to say whether it ran in the cluster
+	// before (see lostdisk.go). Default 1s; negative skips the check.
+	EmptyDirCheckTimeout time.Duration
 	// LeaderBalanceInterval is how often the node considers handing one of
 	// its leaderships to a replica node that leads fewer partitions.
 	// Default 5s; negative disables balancing.
@@ -81,6 +85,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.ElectionTicks == 0 {
 		c.ElectionTicks = 10
+	}
+	if c.EmptyDirCheckTimeout == 0 {
+		c.EmptyDirCheckTimeout = time.Second
 	}
 	if c.LeaderBalanceInterval == 0 {
 		c.LeaderBalanceInterval = defaultBalanceEvery

@@ -14,6 +14,7 @@ const (
 	methodWrite  = "w" // group, then per command: origin, seq, watermark, args
 	methodRead   = "r" // group, then per command: args
 	methodLeader = "l" // group -> leader hint
+	methodKnown  = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
 )
 
 // Outcome codes of a forwarded call.

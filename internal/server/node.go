@@ -112,6 +112,11 @@ func Start(cfg Config) (*Node, error) {
 	for id, addr := range cfg.InitialCluster {
 		n.tr.SetPeer(id, addr)
 	}
+	if fresh && cfg.EmptyDirCheckTimeout > 0 {
+		if err := n.refuseIfReplaced(); err != nil {
+			return nil, err
+		}
+	}
 	n.eng, err = raftstore.New(raftstore.Config{
 		NodeID:           cfg.NodeID,
 		TickInterval:     cfg.TickInterval,

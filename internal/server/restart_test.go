@@ -73,3 +73,38 @@ func listenOn(t *testing.T, addr string) net.Listener {
 		time.Sleep(20 * time.Millisecond) // the kernel releases the port asynchronously
 	}
 }
+
+// A node that ran before and comes back with an empty data dir (a lost or
+// replaced disk) refuses to start: bootstrapping would put empty logs back
+// into raft groups that count it for quorums.
+func TestEmptyDirAfterLostDiskIsRefused(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) { c.EmptyDirCheckTimeout = time.Second })
+	// Wait until node 2 has announced itself (what a first start does).
+	deadline := time.Now().Add(10 * time.Second)
+	for tc.nodes[0].knownMember(2) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("node 2 never announced itself")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+	}
+	if err := tc.nodes[1].Stop(ctx5(t)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.cfgs[1]
+	cfg.DataDir = t.TempDir() // the new, empty disk
+	cfg.Listeners = &Listeners{Peer: listenOn(t, cfg.PeerAddr), RESP: listenOn(t, cfg.RESPAddr), HTTP: listenOn(t, cfg.HTTPAddr)}
+	n, err := Start(cfg)
+	if err == nil {
+		n.Stop(ctx5(t))
+		t.Fatal("a node that lost its disk started empty")
+	}
+	if !strings.Contains(err.Error(), "is empty, but node 2 has run in this cluster before") {
+		t.Fatalf("error: %v", err)
+	}
+	// Nothing was written to the empty dir that would make a second try
+	// look like a restart.
+	cfg.Listeners = &Listeners{Peer: listenOn(t, cfg.PeerAddr), RESP: listenOn(t, cfg.RESPAddr), HTTP: listenOn(t, cfg.HTTPAddr)}
+	if _, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("second try: %v", err)
+	}
+}

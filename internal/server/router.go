@@ -416,6 +416,13 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 			return nil, errMalformed
 		}
 		return binary.AppendUvarint(nil, n.eng.Leader(group)), nil
+	case methodKnown:
+		d := decoder{b: body}
+		id := d.uvarint()
+		if d.bad {
+			return nil, errMalformed
+		}
+		return binary.AppendUvarint(nil, n.knownMember(id)), nil
 	}
 	return nil, fmt.Errorf("unknown method %q", method)
 }

@@ -148,67 +148,76 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte) ([
 // other up. Only when writers keep changing the keys does the caller fall
 // back to shared locks (twoPhase), where age gives the reader its turn.
 func (c *Coordinator) readOptimistic(ctx context.Context, p *plan, cmds [][][]byte) ([]byte, outcome) {
-	var first [][]byte
 	seen := map[ID]holding{}
-	for round := 0; round < 2; round++ {
-		replies := make([][]byte, len(p.groups))
-		errs := make([]error, len(p.groups))
-		c.parallel(len(p.groups), func(i int) {
-			g := p.groups[i]
-			replies[i], errs[i] = c.cl.Read(ctx, g, snapArgs(p.watches[g], p.cmds[g]))
-		})
-		versions := make([][]byte, len(p.groups))
-		results := map[uint64][][]byte{}
-		for i, reply := range replies {
-			g := p.groups[i]
-			if errs[i] != nil {
-				return resp.AppendError(nil, fmt.Sprintf(errNotApplied, g, string(bytes.TrimSpace(bytes.TrimPrefix(reply, []byte("-")))))), done
-			}
-			if string(bytes.TrimSpace(reply)) == "-"+replyWatch {
-				return resp.AppendNullArray(nil), done
-			}
-			parts, ok := SplitArray(reply)
-			var elems [][]byte
-			var holders []Ref
-			var err error
-			if ok && len(parts) == 3 {
-				elems, ok = SplitArray(parts[1])
-				v, _, perr := resp.ParseValue(parts[2])
-				if perr == nil && v.Kind == '$' {
-					holders, err = decodeRefs(v.Str)
-				}
-			}
-			if !ok || len(parts) != 3 || len(elems) != len(p.cmds[g]) || err != nil {
-				return resp.AppendError(nil, fmt.Sprintf(errInternal, "malformed snapshot read: "+string(bytes.TrimSpace(reply)))), done
-			}
-			for _, h := range holders {
-				seen[h.ID] = holding{h, g}
-			}
-			versions[i], results[g] = parts[0], elems
-		}
-		if round == 0 {
-			first = versions
-			continue
-		}
-		for i := range versions {
-			if !bytes.Equal(versions[i], first[i]) {
-				return nil, conflict
-			}
-		}
-		for _, m := range seen {
-			rec, err := c.resolver.ReadRecord(ctx, m.h)
-			if err != nil || rec.Status == Committed || rec.Status == Missing {
-				// Committed (or gone, or unknown): the values read may be
-				// stale. Apply its intents where it was met, and read again.
-				if err == nil && rec.Status == Committed {
-					_, _ = c.cl.Write(ctx, m.group, resolveArgs(m.h.ID, Committed))
-				}
-				return nil, conflict
-			}
-		}
-		return p.merge(results, cmds), done
+	first, _, reply, ok := c.snapRound(ctx, p, seen)
+	if !ok {
+		return reply, done
 	}
-	panic("unreachable")
+	second, results, reply, ok := c.snapRound(ctx, p, seen)
+	if !ok {
+		return reply, done
+	}
+	for i := range second {
+		if !bytes.Equal(second[i], first[i]) {
+			return nil, conflict
+		}
+	}
+	for _, m := range seen {
+		rec, err := c.resolver.ReadRecord(ctx, m.h)
+		if err != nil || rec.Status == Committed || rec.Status == Missing {
+			// Committed (or gone, or unknown): the values read may be
+			// stale. Apply its intents where it was met, and read again.
+			if err == nil && rec.Status == Committed {
+				_, _ = c.cl.Write(ctx, m.group, resolveArgs(m.h.ID, Committed))
+			}
+			return nil, conflict
+		}
+	}
+	return p.merge(results, cmds), done
+}
+
+// snapRound reads every share once (txn.snap) and returns, per
+// participant in plan order, its keys' versions, and per partition its
+// commands' replies; the write-lock holders it met are added to seen.
+// ok=false ends the transaction with reply: a partition could not be
+// read, a watched key changed, or an answer was malformed.
+func (c *Coordinator) snapRound(ctx context.Context, p *plan, seen map[ID]holding) (versions [][]byte, results map[uint64][][]byte, reply []byte, ok bool) {
+	replies := make([][]byte, len(p.groups))
+	errs := make([]error, len(p.groups))
+	c.parallel(len(p.groups), func(i int) {
+		g := p.groups[i]
+		replies[i], errs[i] = c.cl.Read(ctx, g, snapArgs(p.watches[g], p.cmds[g]))
+	})
+	versions = make([][]byte, len(p.groups))
+	results = map[uint64][][]byte{}
+	for i, r := range replies {
+		g := p.groups[i]
+		if errs[i] != nil {
+			return nil, nil, resp.AppendError(nil, fmt.Sprintf(errNotApplied, g, string(bytes.TrimSpace(bytes.TrimPrefix(r, []byte("-")))))), false
+		}
+		if string(bytes.TrimSpace(r)) == "-"+replyWatch {
+			return nil, nil, resp.AppendNullArray(nil), false
+		}
+		parts, good := SplitArray(r)
+		var elems [][]byte
+		var holders []Ref
+		var err error
+		if good && len(parts) == 3 {
+			elems, good = SplitArray(parts[1])
+			v, _, perr := resp.ParseValue(parts[2])
+			if perr == nil && v.Kind == '$' {
+				holders, err = decodeRefs(v.Str)
+			}
+		}
+		if !good || len(parts) != 3 || len(elems) != len(p.cmds[g]) || err != nil {
+			return nil, nil, resp.AppendError(nil, fmt.Sprintf(errInternal, "malformed snapshot read: "+string(bytes.TrimSpace(r)))), false
+		}
+		for _, h := range holders {
+			seen[h.ID] = holding{h, g}
+		}
+		versions[i], results[g] = parts[0], elems
+	}
+	return versions, results, nil, true
 }
 
 // parallel runs f(0..n-1) concurrently, or in order when the

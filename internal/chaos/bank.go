@@ -49,27 +49,9 @@ const (
 
 func newBankWorkload(partitions int) *bankWorkload {
 	return &bankWorkload{
-		checked: spreadKeys("bank-checked-", bankAccounts, partitions),
-		blind:   spreadKeys("bank-blind-", bankAccounts, partitions),
+		checked: ring.SpreadKeys("bank-checked-", bankAccounts, partitions),
+		blind:   ring.SpreadKeys("bank-blind-", bankAccounts, partitions),
 	}
-}
-
-// spreadKeys names n keys starting with prefix, each in a partition of
-// its own (while there are enough partitions).
-func spreadKeys(prefix string, n, partitions int) []string {
-	var out []string
-	used := map[int]bool{}
-	for i := 0; len(out) < n; i++ {
-		if len(used) == partitions {
-			used = map[int]bool{}
-		}
-		k := fmt.Sprint(prefix, i)
-		if p := ring.PartitionOf(ring.Slot([]byte(k)), partitions); !used[p] {
-			used[p] = true
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 func (w *bankWorkload) all() []string { return append(append([]string{}, w.checked...), w.blind...) }

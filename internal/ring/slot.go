@@ -1,5 +1,7 @@
 package ring
 
+import "strconv"
+
 // SlotCount is the number of hash slots, fixed by Redis Cluster so that
 // cluster-aware clients compute the same slot for a key as we do.
 const SlotCount = 16384
@@ -68,4 +70,24 @@ func PartitionOf(slot uint16, partitions int) int {
 func SlotRange(partition, partitions int) (start, end uint16) {
 	width := SlotCount / partitions
 	return uint16(partition * width), uint16((partition+1)*width - 1)
+}
+
+// SpreadKeys names n keys, prefix followed by a number, each in a partition
+// none of the others is in while there are partitions left (n > partitions
+// starts over). Workloads and tests use it to make operations span
+// partitions for certain.
+func SpreadKeys(prefix string, n, partitions int) []string {
+	var out []string
+	used := map[int]bool{}
+	for i := 0; len(out) < n; i++ {
+		if len(used) == partitions {
+			used = map[int]bool{}
+		}
+		k := prefix + strconv.Itoa(i)
+		if p := PartitionOf(Slot([]byte(k)), partitions); !used[p] {
+			used[p] = true
+			out = append(out, k)
+		}
+	}
+	return out
 }

@@ -132,3 +132,18 @@ func TestPartitionOfSlotRange(t *testing.T) {
 		}
 	}
 }
+
+func TestSpreadKeys(t *testing.T) {
+	keys := SpreadKeys("k", 12, 8)
+	if len(keys) != 12 {
+		t.Fatalf("%d keys", len(keys))
+	}
+	seen := map[int]bool{}
+	for i, k := range keys {
+		p := PartitionOf(Slot([]byte(k)), 8)
+		if i < 8 && seen[p] || i >= 8 && !seen[p] {
+			t.Fatalf("key %d (%s) in partition %d: the first 8 must be in distinct partitions", i, k, p)
+		}
+		seen[p] = true
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/ring"
 )
 
 func put(t *testing.T, httpAddr, path, body string) int {
@@ -146,7 +148,7 @@ func TestCrashFailpoints(t *testing.T) {
 	}
 	cl := redis.NewClient(&redis.Options{Addr: tc.respAddr(0)})
 	defer cl.Close()
-	keys := keysInPartitions("crash", 2, 8)
+	keys := ring.SpreadKeys("crash", 2, 8)
 	transfer := func() {
 		t.Helper()
 		_, err := cl.TxPipelined(ctx5(t), func(p redis.Pipeliner) error {

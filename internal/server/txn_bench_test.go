@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/ring"
 )
 
 // BenchmarkTransactions measures MULTI/EXEC within one partition (1PC)
@@ -28,7 +30,7 @@ func BenchmarkTransactions(b *testing.B) {
 	// figures show the protocols' cost more than contention.
 	var cross []string
 	for g := 0; g < 16; g++ { // each group's first 8 keys in 8 partitions
-		cross = append(cross, keysInPartitions(fmt.Sprintf("x%d-", g), 10, 8)...)
+		cross = append(cross, ring.SpreadKeys(fmt.Sprintf("x%d-", g), 10, 8)...)
 	}
 	same := make([]string, 160)
 	for i := range same {

@@ -15,25 +15,6 @@ import (
 	"github.com/kintsu/kintsu/internal/ring"
 )
 
-// keysInPartitions returns n keys with the given prefix, in as many
-// different partitions of parts as there can be (n > parts reuses them).
-func keysInPartitions(prefix string, n, parts int) []string {
-	var out []string
-	used := map[int]bool{}
-	for i := 0; len(out) < n; i++ {
-		if len(used) == parts {
-			used = map[int]bool{}
-		}
-		k := fmt.Sprintf("%s%d", prefix, i)
-		p := ring.PartitionOf(ring.Slot([]byte(k)), parts)
-		if !used[p] {
-			used[p] = true
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 // TestGoRedisWatchExample runs go-redis's documented WATCH example
 // (optimistic increment, 100 concurrent clients, retry on TxFailedErr),
 // once on one key and once watching and writing two keys in different
@@ -80,7 +61,7 @@ func TestGoRedisWatchExample(t *testing.T) {
 		}
 		return errors.New("increment reached maximum number of retries")
 	}
-	two := keysInPartitions("counter:", 2, 8)
+	two := ring.SpreadKeys("counter:", 2, 8)
 	for _, keys := range [][]string{{"counter3"}, two} {
 		var wg sync.WaitGroup
 		errs := make(chan error, 100)
@@ -133,7 +114,7 @@ func TestGoRedisTxPipelined(t *testing.T) {
 	}
 	// The same with counters in different partitions (two-phase commit).
 	{
-		counters := keysInPartitions("tx_pipelined_counter_", 2, 8)
+		counters := ring.SpreadKeys("tx_pipelined_counter_", 2, 8)
 		var a, b *redis.IntCmd
 		var ea, eb *redis.BoolCmd
 		_, err := rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -168,7 +149,7 @@ func TestGoRedisTxPipelined(t *testing.T) {
 		}
 	}
 	var incr *redis.IntCmd
-	keys := keysInPartitions("tx_pipelined_counter", 3, 8)
+	keys := ring.SpreadKeys("tx_pipelined_counter", 3, 8)
 	_, err = rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		incr = pipe.Incr(ctx, keys[0])
 		pipe.Set(ctx, keys[1], "x", 0)
@@ -209,7 +190,7 @@ func TestMultiExecReplies(t *testing.T) {
 	defer rdb.Close()
 	conn := rdb.Conn()
 	defer conn.Close()
-	keys := keysInPartitions("m", 3, 8)
+	keys := ring.SpreadKeys("m", 3, 8)
 	do := func(args ...any) string {
 		v, err := conn.Do(ctx, args...).Result()
 		if err != nil {
@@ -267,7 +248,7 @@ func TestReadersNeverSeeHalfATransfer(t *testing.T) {
 	// Across partitions: two-phase commit and lock-free snapshot reads. In
 	// one partition: one log entry per transfer, and an MGET that must read
 	// one frozen view while entries are applied.
-	t.Run("across partitions", func(t *testing.T) { readersNeverSeeHalfATransfer(t, keysInPartitions("acct:", 5, 8)) })
+	t.Run("across partitions", func(t *testing.T) { readersNeverSeeHalfATransfer(t, ring.SpreadKeys("acct:", 5, 8)) })
 	t.Run("in one partition", func(t *testing.T) {
 		readersNeverSeeHalfATransfer(t, []string{"{acct}:0", "{acct}:1", "{acct}:2", "{acct}:3", "{acct}:4"})
 	})

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/launcher"
 	"github.com/kintsu/kintsu/internal/netns"
 	"github.com/kintsu/kintsu/internal/server"
@@ -84,16 +85,7 @@ func (n *nemesis) sleepUntil(ctx context.Context, at time.Duration) bool {
 }
 
 // sleep waits d; false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+var sleep = clock.Sleep
 
 // run applies every event in order and returns the faults as they happened.
 func (n *nemesis) run(ctx context.Context, events []event) []Fault {

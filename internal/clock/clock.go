@@ -16,6 +16,7 @@
 package clock
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -86,4 +87,16 @@ func (c *Clock) Changed() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.changed
+}
+
+// Sleep waits d in real time, or until ctx ends; false if ctx ended first.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -87,15 +88,7 @@ func (r *router) target(group uint64, attempt int) uint64 {
 
 // backoff waits before the next attempt; false when ctx ended.
 func backoff(ctx context.Context, attempt int) bool {
-	d := time.Duration(5<<min(attempt, 5)) * time.Millisecond // 5ms .. 160ms
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return clock.Sleep(ctx, time.Duration(5<<min(attempt, 5))*time.Millisecond) // 5ms .. 160ms
 }
 
 // write replicates one write command on group's leader.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/clock"
 )
 
 // Cluster is how the coordinator and the resolver reach partitions: the
@@ -88,16 +90,7 @@ func (c *Config) ensureDefaults() {
 		c.Now = time.Now
 	}
 	if c.Sleep == nil {
-		c.Sleep = func(ctx context.Context, d time.Duration) bool {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return false
-			case <-t.C:
-				return true
-			}
-		}
+		c.Sleep = clock.Sleep
 	}
 	if c.Go == nil {
 		c.Go = func(f func()) { go f() }

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/kv"
@@ -69,8 +71,13 @@ func (n *Node) expireSome(group uint64, from []byte) ([]byte, error) {
 	for start := 0; start < len(expired); start += expireBatch {
 		args := append([][]byte{[]byte("kintsu.expired")}, expired[start:min(start+expireBatch, len(expired))]...)
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-		n.router.write(ctx, group, args)
+		reply := n.router.write(ctx, group, args)
 		cancel()
+		if len(reply) > 0 && reply[0] == '-' {
+			// Stop here rather than wait out every batch on a partition
+			// that cannot take writes; the next sweep starts over here.
+			return from, fmt.Errorf("removing expired keys: %s", bytes.TrimSpace(reply[1:]))
+		}
 	}
 	return next, nil
 }

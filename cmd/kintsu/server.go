@@ -32,6 +32,8 @@ func runServer(args []string) int {
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition (fixed at bootstrap)")
 	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
 	fs.IntVar(&cfg.ElectionTicks, "election-ticks", 10, "ticks without a leader before an election")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", time.Second, "how often the node records that it is alive in the cluster metadata (silent for 3 intervals: suspect)")
+	fs.DurationVar(&cfg.DeadTimeout, "dead-timeout", time.Minute, "how long a node may stay silent before it is declared dead")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Second, "deadline of every client request")
 	fs.DurationVar(&cfg.EmptyDirCheckTimeout, "empty-dir-check-timeout", time.Second, "with an empty --data-dir, how long to wait for peers to say whether this node ran before (it then refuses to start; negative: do not ask)")
 	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", 5*time.Second, "how often a node hands one of its leaderships to a replica node leading two or more fewer partitions (negative: never)")

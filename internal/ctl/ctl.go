@@ -65,9 +65,13 @@ func PrintStatus(w io.Writer, st server.StatusJSON) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tLEADS\tRESP\tHTTP\tPEER")
+	fmt.Fprintln(tw, "NODE\tSTATE\tHEARTBEAT (UTC)\tLEADS\tRESP\tHTTP\tPEER")
 	for _, n := range st.Nodes {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", n.ID, dash(n.State), led[n.ID], dash(n.RESPAddr), dash(n.HTTPAddr), dash(n.PeerAddr))
+		hb := "-"
+		if n.HeartbeatMS != 0 {
+			hb = time.UnixMilli(n.HeartbeatMS).UTC().Format("15:04:05.000")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", n.ID, dash(n.State), hb, led[n.ID], dash(n.RESPAddr), dash(n.HTTPAddr), dash(n.PeerAddr))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -15,8 +15,8 @@ import (
 func sample() server.StatusJSON {
 	st := server.StatusJSON{NodeID: 2, ClusterID: "c-1", Version: "test", Ready: true,
 		Nodes: []server.NodeRecord{
-			{ID: 1, State: "up", RESPAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", PeerAddr: "127.0.0.1:9001"},
-			{ID: 2, State: "up", RESPAddr: "127.0.0.1:7002"},
+			{ID: 1, State: "up", HeartbeatMS: 1764748800123, RESPAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", PeerAddr: "127.0.0.1:9001"},
+			{ID: 2, State: "suspect", RESPAddr: "127.0.0.1:7002"},
 		}}
 	per := 16384 / 4
 	for i := range 4 {
@@ -40,9 +40,9 @@ func TestPrintStatus(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"cluster c-1, as node 2 sees it (kintsu test): ready, 2 nodes, 4 partitions, 1 without a known leader",
-		"NODE  STATE  LEADS  RESP            HTTP            PEER",
-		"1     up     2      127.0.0.1:7001  127.0.0.1:8001  127.0.0.1:9001",
-		"2     up     1      127.0.0.1:7002  -               -",
+		"NODE  STATE    HEARTBEAT (UTC)  LEADS  RESP            HTTP            PEER",
+		"1     up       08:00:00.123     2      127.0.0.1:7001  127.0.0.1:8001  127.0.0.1:9001",
+		"2     suspect  -                1      127.0.0.1:7002  -               -",
 		"0          0-4095       1,2       1           -     -",
 		"1          4096-8191    1,2       2           42    7",
 		"3          12288-16383  1,2       none known  42    7",

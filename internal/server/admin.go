@@ -2,10 +2,12 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -55,6 +57,25 @@ func (n *Node) adminHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(n.Status())
 	})
+	// Hands every leadership of this node to up-to-date followers, for
+	// maintenance or to test clients against moving leaders; the balancer
+	// evens leadership out again later. Answers how many it still leads.
+	mux.HandleFunc("POST /v1/leadership/transfer", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		err := n.eng.TransferLeadership(ctx)
+		cancel()
+		left := 0
+		for _, g := range n.eng.Status() {
+			if g.LeaderNode == n.cfg.NodeID {
+				left++
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]int{"still_leading": left})
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	if n.cfg.FaultInjection {
 		n.faultRoutes(mux)
@@ -84,6 +105,16 @@ func (n *Node) Status() StatusJSON {
 	return st
 }
 
+// nodeRecord is one node's registry entry, as nodeRecords reads it.
+func (n *Node) nodeRecord(id uint64) (NodeRecord, bool) {
+	for _, rec := range n.nodeRecords() {
+		if rec.ID == id {
+			return rec, true
+		}
+	}
+	return NodeRecord{}, false
+}
+
 // nodeRecords reads the node registry from the local metadata replica
 // when there is one, falling back to the bootstrap view.
 func (n *Node) nodeRecords() []NodeRecord {
@@ -100,12 +131,17 @@ func (n *Node) nodeRecords() []NodeRecord {
 	}
 	if len(out) == 0 {
 		for id, addr := range n.cfg.InitialCluster {
-			out = append(out, NodeRecord{ID: id, PeerAddr: addr, State: "up"})
+			out = append(out, NodeRecord{ID: id, PeerAddr: addr, State: memberUp})
 		}
 	}
+	now := n.clock.Now().UnixMilli()
 	for i := range out {
 		if out[i].ID == n.cfg.NodeID {
 			out[i].RESPAddr, out[i].HTTPAddr = n.cfg.RESPAddr, n.cfg.HTTPAddr
+		}
+		out[i].State = livenessOf(out[i], now, n.cfg.HeartbeatInterval, n.cfg.DeadTimeout)
+		if hb := out[i].HeartbeatMS; hb != 0 {
+			out[i].LastHeartbeat = time.UnixMilli(hb).UTC().Format(time.RFC3339Nano)
 		}
 	}
 	slices.SortFunc(out, func(a, b NodeRecord) int { return cmp.Compare(a.ID, b.ID) })

@@ -92,6 +92,30 @@ func (tc *testCluster) waitReady() {
 	}
 }
 
+// waitKnown waits until every node knows every other node's client
+// address, i.e. has applied their first heartbeats.
+func (tc *testCluster) waitKnown() {
+	tc.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range tc.nodes {
+		for {
+			known := 0
+			for _, r := range n.nodeRecords() {
+				if r.RESPAddr != "" {
+					known++
+				}
+			}
+			if known == len(tc.nodes) {
+				break
+			}
+			if time.Now().After(deadline) {
+				tc.t.Fatalf("node %d knows %d client addresses: %+v", n.cfg.NodeID, known, n.nodeRecords())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 func (tc *testCluster) respAddr(i int) string { return tc.cfgs[i].RESPAddr }
 
 func ctx5(t *testing.T) context.Context {

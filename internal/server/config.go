@@ -38,6 +38,12 @@ type Config struct {
 	// its leaderships to a replica node that leads fewer partitions.
 	// Default 5s; negative disables balancing.
 	LeaderBalanceInterval time.Duration
+	// HeartbeatInterval is how often the node heartbeats into the cluster
+	// metadata (default 1s); a node silent for 3 intervals is suspect.
+	HeartbeatInterval time.Duration
+	// DeadTimeout is how long a node may stay silent before it is dead
+	// and its replicas are rebuilt elsewhere. Default 60s.
+	DeadTimeout time.Duration
 	// RequestTimeout bounds every client request. Default 5s.
 	RequestTimeout time.Duration
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
@@ -95,6 +101,12 @@ func (c *Config) EnsureDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
 	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.DeadTimeout == 0 {
+		c.DeadTimeout = time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -132,6 +144,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionTicks < 2 {
 		errs = append(errs, errors.New("election ticks must be at least 2"))
+	}
+	if c.HeartbeatInterval < 0 || c.DeadTimeout < 0 {
+		errs = append(errs, errors.New("--heartbeat-interval and --dead-timeout must be positive"))
+	} else if c.DeadTimeout <= suspectAfter*c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("--dead-timeout %v must exceed %d heartbeat intervals (%v)", c.DeadTimeout, suspectAfter, suspectAfter*c.HeartbeatInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -74,7 +74,13 @@ type NodeRecord struct {
 	PeerAddr string `json:"peer_addr"`
 	RESPAddr string `json:"resp_addr"`
 	HTTPAddr string `json:"http_addr"`
-	State    string `json:"state"`
+	// State is stored as up, draining or removed; read through
+	// nodeRecords it is the derived liveness (see liveness.go).
+	State string `json:"state"`
+	// HeartbeatMS is when the node last heartbeat (Unix ms, 0 = never).
+	HeartbeatMS int64 `json:"heartbeat_ms,omitempty"`
+	// LastHeartbeat renders HeartbeatMS for people; it is not stored.
+	LastHeartbeat string `json:"last_heartbeat,omitempty"`
 }
 
 // PartitionRecord is a partition's entry in the partition table.
@@ -139,7 +145,7 @@ func (l *layout) metaBootstrap(cfg *Config) [][2][]byte {
 	}
 	put(metaClusterKey, l.ident)
 	for id, addr := range cfg.InitialCluster {
-		put(metaNodeKey(id), NodeRecord{ID: id, PeerAddr: addr, State: "up"})
+		put(metaNodeKey(id), NodeRecord{ID: id, PeerAddr: addr, State: memberUp})
 	}
 	for _, p := range l.partitions {
 		put(metaPartKey(p.ID), p)
@@ -153,6 +159,11 @@ const cmdNodeAddrs = "kintsu.node.addrs" // id resp-addr http-addr
 
 // applyMeta is the metadata group's state machine.
 func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	if len(args) == 4 && string(args[0]) == cmdHeartbeat {
+		return applyHeartbeat(w, args, out)
+	}
+	// Addresses alone: written by nodes before heartbeats existed, and
+	// still in their logs.
 	if len(args) == 4 && string(args[0]) == cmdNodeAddrs {
 		id, err := strconv.ParseUint(string(args[1]), 10, 64)
 		if err != nil {

@@ -157,7 +157,7 @@ func Start(cfg Config) (*Node, error) {
 	go n.front.serve(n.respLn)
 	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))
 	n.bg.Add(5)
-	go n.announce()
+	go n.heartbeat()
 	go n.refreshHints()
 	go n.sweep()
 	go n.expireLoop()
@@ -228,26 +228,6 @@ func (n *Node) groupNodes(group uint64) []uint64 {
 		return n.layout.partitions[group].Replicas
 	}
 	return nil
-}
-
-// announce records this node's client and admin addresses in the
-// metadata, retrying until it succeeds or the node stops.
-func (n *Node) announce() {
-	defer n.bg.Done()
-	args := [][]byte{[]byte(cmdNodeAddrs), fmt.Appendf(nil, "%d", n.cfg.NodeID), []byte(n.cfg.RESPAddr), []byte(n.cfg.HTTPAddr)}
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-		reply := n.router.write(ctx, MetaGroup, args)
-		cancel()
-		if string(reply) == "+OK\r\n" {
-			return
-		}
-		select {
-		case <-n.bgStop:
-			return
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // refreshHints asks peers who leads the partitions this node does not

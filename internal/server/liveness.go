@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Liveness. Every node heartbeats into the cluster metadata every
+// HeartbeatInterval: a metadata write that records the node's client and
+// admin addresses and the time the metadata leader stamped on the entry,
+// so every metadata replica stores the same time. A node's state is
+// derived when it is read, from the stored membership state and the age
+// of the last heartbeat on the reader's clock:
+//
+//	removed   an operator removed it for good (stored)
+//	draining  it is being decommissioned (stored)
+//	up        it heartbeated within suspectAfter
+//	suspect   it missed a few heartbeats: perhaps paused or cut off
+//	dead      no heartbeat for DeadTimeout: its replicas are to be rebuilt
+//
+// Invariant: liveness is advice for placement, clients and operators. It
+// never decides what is committed or who leads (raft does), so a wrong
+// reading — a skewed clock, a slow metadata group — costs at most a
+// needless or a late repair, never an acknowledged write.
+
+// Stored membership states.
+const (
+	memberUp       = "up"
+	memberDraining = "draining"
+	memberRemoved  = "removed"
+)
+
+// Derived states besides the stored ones.
+const (
+	liveSuspect = "suspect"
+	liveDead    = "dead"
+)
+
+// suspectAfter is how many heartbeat intervals may pass before a node is
+// suspect.
+const suspectAfter = 3
+
+const cmdHeartbeat = "kintsu.node.heartbeat" // id resp-addr http-addr
+
+// livenessOf derives a node's state at nowMS.
+func livenessOf(rec NodeRecord, nowMS int64, every, dead time.Duration) string {
+	switch rec.State {
+	case memberRemoved, memberDraining:
+		return rec.State
+	}
+	if rec.HeartbeatMS == 0 {
+		return liveSuspect // not heard from since the cluster began
+	}
+	age := time.Duration(nowMS-rec.HeartbeatMS) * time.Millisecond
+	switch {
+	case age >= dead:
+		return liveDead
+	case age >= suspectAfter*every:
+		return liveSuspect
+	}
+	return memberUp
+}
+
+// livenessServes reports whether a node in state s is expected to answer.
+func livenessServes(s string) bool { return s == memberUp || s == liveSuspect || s == memberDraining }
+
+// applyHeartbeat records a heartbeat. A removed node is told so, and its
+// record is left as it is.
+func applyHeartbeat(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	id, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		return resp.AppendError(out, "ERR bad node id"), nil
+	}
+	stored, ok, err := w.Get(metaNodeKey(id))
+	if err != nil {
+		return out, err
+	}
+	if !ok {
+		return resp.AppendError(out, "ERR unknown node"), nil
+	}
+	var rec NodeRecord
+	if err := json.Unmarshal(stored, &rec); err != nil {
+		return resp.AppendError(out, "ERR corrupt node record"), nil
+	}
+	if rec.State == memberRemoved {
+		return resp.AppendError(out, errNodeRemoved), nil
+	}
+	rec.RESPAddr, rec.HTTPAddr, rec.HeartbeatMS = string(args[2]), string(args[3]), w.NowMS()
+	b, _ := json.Marshal(rec)
+	if err := w.Put(metaNodeKey(id), b, false); err != nil {
+		return out, err
+	}
+	return resp.AppendSimple(out, "OK"), nil
+}
+
+const errNodeRemoved = "ERR this node was removed from the cluster"
+
+// heartbeat writes this node's heartbeat every HeartbeatInterval until the
+// node stops. The first one also announces the node's addresses.
+func (n *Node) heartbeat() {
+	defer n.bg.Done()
+	args := [][]byte{[]byte(cmdHeartbeat), fmt.Appendf(nil, "%d", n.cfg.NodeID), []byte(n.cfg.RESPAddr), []byte(n.cfg.HTTPAddr)}
+	every := n.cfg.HeartbeatInterval
+	t := time.NewTicker(every)
+	defer t.Stop()
+	warned := false
+	for {
+		// A heartbeat that cannot land within a few intervals is stale
+		// anyway: give up on it and send a fresh one.
+		ctx, cancel := context.WithTimeout(n.ctx, min(n.cfg.RequestTimeout, suspectAfter*every))
+		reply := n.router.write(ctx, MetaGroup, args)
+		cancel()
+		if string(reply) == "-"+errNodeRemoved+"\r\n" && !warned {
+			n.log.Error("this node was removed from the cluster; it serves nothing and should be shut down and its data dir wiped")
+			warned = true
+		}
+		select {
+		case <-n.bgStop:
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestLivenessOf(t *testing.T) {
+	const now = 1_000_000
+	every, dead := time.Second, 10*time.Second
+	for _, c := range []struct {
+		rec  NodeRecord
+		want string
+	}{
+		{NodeRecord{State: memberUp, HeartbeatMS: now}, memberUp},
+		{NodeRecord{State: memberUp, HeartbeatMS: now - 2999}, memberUp},
+		{NodeRecord{State: memberUp, HeartbeatMS: now - 3000}, liveSuspect},
+		{NodeRecord{State: memberUp, HeartbeatMS: now - 9999}, liveSuspect},
+		{NodeRecord{State: memberUp, HeartbeatMS: now - 10000}, liveDead},
+		{NodeRecord{State: memberUp}, liveSuspect},
+		{NodeRecord{State: memberUp, HeartbeatMS: now + 500}, memberUp}, // the reader's clock is behind
+		{NodeRecord{State: memberDraining, HeartbeatMS: now - 60000}, memberDraining},
+		{NodeRecord{State: memberRemoved, HeartbeatMS: now}, memberRemoved},
+	} {
+		if got := livenessOf(c.rec, now, every, dead); got != c.want {
+			t.Errorf("%+v: got %s, want %s", c.rec, got, c.want)
+		}
+	}
+}
+
+// A stopped node turns suspect, then dead, in every node's status; started
+// again it is up.
+func TestLivenessFollowsHeartbeats(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) {
+		c.HeartbeatInterval = 100 * time.Millisecond
+		c.DeadTimeout = 1500 * time.Millisecond
+	})
+	stateOf := func(from *Node, id uint64) NodeRecord {
+		for _, r := range from.Status().Nodes {
+			if r.ID == id {
+				return r
+			}
+		}
+		t.Fatalf("node %d not in node %d's status", id, from.cfg.NodeID)
+		return NodeRecord{}
+	}
+	waitState := func(from *Node, id uint64, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := stateOf(from, id)
+			if r.State == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d as node %d sees it: %+v, want %s", id, from.cfg.NodeID, r, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, n := range tc.nodes {
+		for id := uint64(1); id <= 3; id++ {
+			waitState(n, id, memberUp)
+		}
+	}
+	if r := stateOf(tc.nodes[0], 2); r.LastHeartbeat == "" || r.RESPAddr != tc.cfgs[1].RESPAddr {
+		t.Fatalf("an up node's record lacks its heartbeat or address: %+v", r)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tc.nodes[2].Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tc.nodes[2] = nil
+	waitState(tc.nodes[0], 3, liveSuspect)
+	waitState(tc.nodes[0], 3, liveDead)
+	waitState(tc.nodes[1], 3, liveDead)
+
+	cfg := tc.cfgs[2]
+	cfg.Listeners = &Listeners{Peer: listenOn(t, cfg.PeerAddr), RESP: listenOn(t, cfg.RESPAddr), HTTP: listenOn(t, cfg.HTTPAddr)}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.nodes[2] = n
+	waitState(tc.nodes[0], 3, memberUp)
+}

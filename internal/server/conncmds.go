@@ -21,17 +21,20 @@ const Version = "0.1.0-dev"
 const redisVersion = "7.2.0"
 
 var connCommands = map[string]func(f *frontend, args [][]byte, st *connState) []byte{
-	"ping":    cmdPing,
-	"echo":    cmdEcho,
-	"quit":    cmdQuit,
-	"select":  cmdSelect,
-	"hello":   cmdHello,
-	"auth":    cmdAuth,
-	"command": cmdCommand,
-	"info":    cmdInfo,
-	"dbsize":  cmdDBSize,
-	"config":  cmdConfig,
-	"client":  cmdClient,
+	"ping":      cmdPing,
+	"echo":      cmdEcho,
+	"quit":      cmdQuit,
+	"select":    cmdSelect,
+	"hello":     cmdHello,
+	"auth":      cmdAuth,
+	"command":   cmdCommand,
+	"info":      cmdInfo,
+	"dbsize":    cmdDBSize,
+	"config":    cmdConfig,
+	"client":    cmdClient,
+	"cluster":   cmdCluster,
+	"readonly":  cmdReadonly,
+	"readwrite": cmdReadonly,
 }
 
 func lower(b []byte) string { return strings.ToLower(string(b)) }
@@ -44,7 +47,11 @@ func isConnCommand(name []byte) bool {
 func isDBSize(args [][]byte) bool { return len(args) == 1 && lower(args[0]) == "dbsize" }
 
 func (f *frontend) connCommand(args [][]byte, st *connState) []byte {
-	return connCommands[lower(args[0])](f, args, st)
+	name := lower(args[0])
+	if a := connArity[name]; a > 0 && len(args) != a || a < 0 && len(args) < -a {
+		return errArity(args)
+	}
+	return connCommands[name](f, args, st)
 }
 
 func errArity(args [][]byte) []byte {
@@ -124,7 +131,7 @@ func cmdHello(f *frontend, args [][]byte, st *connState) []byte {
 	b = resp.AppendBulkString(b, "id")
 	b = resp.AppendInt(b, st.id)
 	b = resp.AppendBulkString(b, "mode")
-	b = resp.AppendBulkString(b, "standalone")
+	b = resp.AppendBulkString(b, "cluster")
 	b = resp.AppendBulkString(b, "role")
 	b = resp.AppendBulkString(b, "master")
 	b = resp.AppendBulkString(b, "modules")
@@ -158,7 +165,8 @@ func commandInfo(b []byte, name string, arity int, write bool, first, last, step
 	return resp.AppendInt(b, int64(step))
 }
 
-var connArity = map[string]int{"ping": -1, "echo": 2, "quit": -1, "select": 2, "hello": -1, "auth": -2, "command": -1, "info": -1, "dbsize": 1, "config": -2, "client": -2}
+var connArity = map[string]int{"ping": -1, "echo": 2, "quit": -1, "select": 2, "hello": -1, "auth": -2, "command": -1, "info": -1, "dbsize": 1, "config": -2, "client": -2,
+	"cluster": -2, "readonly": 1, "readwrite": 1}
 
 func allCommands() []string {
 	names := kv.Names()
@@ -219,12 +227,12 @@ func cmdInfo(f *frontend, args [][]byte, _ *connState) []byte {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:standalone\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
+	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:cluster\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
 		redisVersion, Version, portOf(n.cfg.RESPAddr))
 	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", f.connCount())
 	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n")
 	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\n\r\n")
-	fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:0\r\n\r\n")
+	fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n")
 	fmt.Fprintf(&b, "# Kintsu\r\nnode_id:%d\r\ncluster_id:%s\r\npartitions:%d\r\nreplicas:%d\r\nlocal_replicas:%d\r\nleaders_held:%d\r\n",
 		n.cfg.NodeID, n.layout.ident.ClusterID, n.cfg.Partitions, n.cfg.Replicas, len(n.eng.Status()), led)
 	return resp.AppendBulkString(nil, b.String())

@@ -120,6 +120,10 @@ type connState struct {
 	name  []byte
 	quit  bool
 	multi multiState
+	local net.Addr // this end of the connection: names the node to the client
+	// clusterAware: the client speaks the cluster protocol and follows
+	// -MOVED (see cluster.go); readonly: it accepts stale follower reads.
+	clusterAware, readonly bool
 }
 
 func (f *frontend) handle(c net.Conn) {
@@ -130,7 +134,7 @@ func (f *frontend) handle(c net.Conn) {
 		c.Close()
 		f.active.Done()
 	}()
-	st := &connState{id: f.ids.Add(1)}
+	st := &connState{id: f.ids.Add(1), local: c.LocalAddr()}
 	rd := resp.NewReader(c, f.limits)
 	wr := resp.NewWriter(c)
 	for {
@@ -278,6 +282,12 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 				replies[j] = reply
 				continue
 			}
+			if !r.cross && st.clusterAware {
+				if m := f.moved(st, r.cmd, batch[j], r.group); m != nil {
+					replies[j] = m
+					continue
+				}
+			}
 			if r.cross {
 				alone = &r
 				break
@@ -292,12 +302,12 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 			l.write = l.write || r.cmd.Write
 		}
 		if len(order) == 1 {
-			f.runLane(batch, order[0], replies)
+			f.runLane(batch, order[0], replies, st.readonly)
 		} else if len(order) > 1 {
 			var wg sync.WaitGroup
 			for _, l := range order {
 				wg.Add(1)
-				go func() { defer wg.Done(); f.runLane(batch, l, replies) }()
+				go func() { defer wg.Done(); f.runLane(batch, l, replies, st.readonly) }()
 			}
 			wg.Wait()
 		}
@@ -333,8 +343,9 @@ func (f *frontend) runCross(args [][]byte, c *kv.Command) []byte {
 // runLane runs one partition's commands of a batch, in order. A lane with
 // any write is proposed whole, reads included, as one batch through the
 // raft log: a read applied from the log is linearizable and sees every
-// command before it. A lane of reads shares one ReadIndex.
-func (f *frontend) runLane(batch [][][]byte, l *lane, replies [][]byte) {
+// command before it. A lane of reads shares one ReadIndex, or, for a
+// connection that said READONLY, reads the local replica if there is one.
+func (f *frontend) runLane(batch [][][]byte, l *lane, replies [][]byte, stale bool) {
 	idx := l.idx
 	cmds := make([][][]byte, len(idx))
 	for i, k := range idx {
@@ -343,9 +354,12 @@ func (f *frontend) runLane(batch [][][]byte, l *lane, replies [][]byte) {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
 	var out [][]byte
-	if l.write {
+	switch {
+	case l.write:
 		out = f.n.router.writeMany(ctx, l.group, cmds)
-	} else {
+	case stale && f.n.eng.HasGroup(l.group):
+		out = f.n.router.staleReads(ctx, l.group, cmds)
+	default:
 		out = f.n.router.readMany(ctx, l.group, cmds)
 	}
 	cancel()

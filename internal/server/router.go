@@ -276,6 +276,20 @@ func (r *router) readMany(ctx context.Context, group uint64, cmds [][][]byte) []
 	}
 }
 
+// staleReads serves reads from the local replica, which may lag its
+// leader: the opt-in weak consistency of READONLY. A read that meets a
+// transaction's lock is served by the leader instead, so even a stale
+// read never returns a value no transaction committed.
+func (r *router) staleReads(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
+	out := r.n.localReads(group, cmds)
+	for _, reply := range out {
+		if _, locked := txn.ParseLocked(reply); locked {
+			return r.readMany(ctx, group, cmds)
+		}
+	}
+	return out
+}
+
 // attempt runs one try of n commands against the best-guess leader and
 // updates the leader hint from the answer. do returns one outcome per
 // command and whether the node failed to answer at all.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -80,22 +79,9 @@ func (e *Engine) applyEntry(b *pebble.Batch, r *replica, ent *pb.Entry, answers 
 			e.cfg.Metrics.Commits.Inc()
 		}
 	case pb.EntryConfChange, pb.EntryConfChangeV2:
-		var cc pb.ConfChangeI
-		if ent.GetType() == pb.EntryConfChange {
-			var c pb.ConfChange
-			if err := proto.Unmarshal(ent.GetData(), &c); err != nil {
-				return answers, err
-			}
-			cc = &c
-		} else {
-			var c pb.ConfChangeV2
-			if err := proto.Unmarshal(ent.GetData(), &c); err != nil {
-				return answers, err
-			}
-			cc = &c
+		if err := e.applyConfChange(b, r, ent); err != nil {
+			return answers, err
 		}
-		r.applied.Conf = r.rn.ApplyConfChange(cc)
-		r.log.SetConf(r.applied.Conf)
 	}
 	r.applied.Index, r.applied.Term = ent.GetIndex(), ent.GetTerm()
 	return answers, nil

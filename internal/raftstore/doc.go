@@ -46,5 +46,10 @@
 //     loses its leader fails its waiting proposers and readers at once with
 //     a retryable error rather than leaving them to time out.
 //   - Only the loop goroutine touches RawNodes and LogStores; other
-//     goroutines talk to it through the inbox and read published status.
+//     goroutines talk to it through the inbox and read published status
+//     and the published set of hosted groups.
+//   - Replicas move between nodes by raft conf changes that carry the new
+//     descriptor; ids are never reused, removed replicas are destroyed and
+//     tombstoned, and a replica is created only for a leader adding it
+//     (membership.go states these invariants in full).
 package raftstore

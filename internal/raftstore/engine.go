@@ -23,10 +23,13 @@ type Engine struct {
 	db  *pebble.DB
 	tr  Transport
 
-	// replicas is fixed after Start (issue: membership changes will make
-	// it dynamic); the loop owns the replica structs' internals.
+	// replicas and byGroup are the loop's (and, before Start, AddReplica's):
+	// membership changes add and destroy replicas on the loop, which then
+	// publishes the set for other goroutines (groups). The loop owns the
+	// replica structs' internals; others read only their published status.
 	replicas []*replica
 	byGroup  map[uint64]*replica
+	groups   atomic.Pointer[map[uint64]*replica]
 
 	in   inbox
 	wake chan struct{}
@@ -73,6 +76,7 @@ func New(cfg Config, db *pebble.DB, tr Transport) (*Engine, error) {
 	}
 	e.in.reset()
 	e.outSnaps.init()
+	e.publishGroups()
 	return e, nil
 }
 
@@ -112,10 +116,40 @@ func (e *Engine) AddReplica(group uint64, boot *Bootstrap) error {
 	if err != nil {
 		return fmt.Errorf("load group %d: %w", group, err)
 	}
+	e.host(r)
+	return nil
+}
+
+// host adds r to the hosted replicas. Called before Start or on the loop.
+func (e *Engine) host(r *replica) {
 	e.replicas = append(e.replicas, r)
 	slices.SortFunc(e.replicas, func(a, b *replica) int { return cmp.Compare(a.group, b.group) })
-	e.byGroup[group] = r
-	return nil
+	e.byGroup[r.group] = r
+	e.publishGroups()
+}
+
+// publishGroups makes the hosted set visible to other goroutines.
+func (e *Engine) publishGroups() {
+	m := make(map[uint64]*replica, len(e.byGroup))
+	for g, r := range e.byGroup {
+		m[g] = r
+	}
+	e.groups.Store(&m)
+}
+
+// hosted returns the replica of group as last published, for goroutines
+// other than the loop (which uses byGroup): only its status may be read.
+func (e *Engine) hosted(group uint64) *replica { return (*e.groups.Load())[group] }
+
+// hostedList returns the published replicas ordered by group.
+func (e *Engine) hostedList() []*replica {
+	m := *e.groups.Load()
+	out := make([]*replica, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *replica) int { return cmp.Compare(a.group, b.group) })
+	return out
 }
 
 // Bootstrap state: every replica of a new group starts from the same
@@ -149,7 +183,7 @@ func writeBootstrap(db *pebble.DB, desc *storage.Descriptor, data [][2][]byte) e
 // KeyCount returns the number of user keys in the local replica of group
 // as of its applied index (DBSIZE sums these over partition leaders).
 func (e *Engine) KeyCount(group uint64) int64 {
-	r := e.byGroup[group]
+	r := e.hosted(group)
 	if r == nil {
 		return 0
 	}
@@ -219,7 +253,7 @@ func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request)
 		}
 		return replies, errs
 	}
-	if e.byGroup[group] == nil {
+	if e.hosted(group) == nil {
 		return fail(ErrNoGroup)
 	}
 	for _, req := range reqs {
@@ -333,7 +367,7 @@ func (e *Engine) failAllWaiters(err error) {
 // right after it is linearizable: this replica is the leader, confirmed by
 // a quorum, and has applied everything committed before the call.
 func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
-	r := e.byGroup[group]
+	r := e.hosted(group)
 	if r == nil {
 		return ErrNoGroup
 	}
@@ -377,11 +411,11 @@ func (e *Engine) Snapshot(group uint64) (r *DataReader, release func()) {
 }
 
 // HasGroup reports whether a replica of group is hosted here.
-func (e *Engine) HasGroup(group uint64) bool { return e.byGroup[group] != nil }
+func (e *Engine) HasGroup(group uint64) bool { return e.hosted(group) != nil }
 
 // Leader returns the node id believed to lead group, or 0.
 func (e *Engine) Leader(group uint64) uint64 {
-	r := e.byGroup[group]
+	r := e.hosted(group)
 	if r == nil {
 		return 0
 	}
@@ -392,7 +426,8 @@ func (e *Engine) Leader(group uint64) uint64 {
 type GroupStatus struct {
 	Group        uint64
 	ReplicaID    uint64
-	Nodes        []uint64 // replica nodes in preference order
+	Nodes        []uint64 // voting replicas' nodes in preference order
+	Learners     []uint64 // learners' nodes (replicas being added)
 	LeaderNode   uint64
 	Term         uint64
 	AppliedIndex uint64
@@ -403,8 +438,9 @@ type GroupStatus struct {
 
 // Status returns every local replica's status, by group.
 func (e *Engine) Status() []GroupStatus {
-	out := make([]GroupStatus, 0, len(e.replicas))
-	for _, r := range e.replicas {
+	list := e.hostedList()
+	out := make([]GroupStatus, 0, len(list))
+	for _, r := range list {
 		out = append(out, *r.status.Load())
 	}
 	return out
@@ -431,7 +467,7 @@ func (e *Engine) TransferLeadership(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		led := 0
-		for _, r := range e.replicas {
+		for _, r := range e.hostedList() {
 			if r.status.Load().LeaderNode == e.cfg.NodeID {
 				led++
 			}

@@ -120,13 +120,17 @@ func (c *cluster) start(id uint64, dir string, ln net.Listener, fresh bool) {
 		t.Fatal(err)
 	}
 	for _, d := range c.groups {
-		var boot *raftstore.Bootstrap
-		if fresh {
-			boot = &raftstore.Bootstrap{Desc: d}
+		if !fresh {
+			break
 		}
-		if err := eng.AddReplica(d.Group, boot); err != nil {
+		if err := eng.AddReplica(d.Group, &raftstore.Bootstrap{Desc: d}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Whatever else is on disk: everything on a restart, replicas added
+	// by membership changes.
+	if err := eng.LoadAll(); err != nil {
+		t.Fatal(err)
 	}
 	tr.SetHandlers(eng, nil)
 	tr.Serve(ln)

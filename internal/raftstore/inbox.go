@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/storage"
 )
 
 type proposal struct {
@@ -21,6 +23,7 @@ type incomingSnap struct {
 	keys int64         // user keys in data
 	// dedupe is the group's deduplication state as carried by the data.
 	dedupe map[uint64]*dedupeState
+	desc   *storage.Descriptor // the group's descriptor at the snapshot's index
 }
 
 type snapStatus struct {

@@ -84,12 +84,10 @@ func (e *Engine) cycle() (bool, error) {
 		e.outSnaps.expire(time.Minute)
 	}
 	for _, env := range in.msgs {
-		if r := e.byGroup[env.Group]; r != nil && r.acceptsPeerMsg(env.Msg) {
-			_ = r.rn.Step(env.Msg) // errors are for messages raft ignores anyway
-		}
+		e.receive(env)
 	}
 	for _, s := range in.snaps {
-		r := e.byGroup[s.env.Group]
+		r := e.replicaFor(s.env)
 		if r == nil {
 			s.data.Close()
 			continue
@@ -114,10 +112,22 @@ func (e *Engine) cycle() (bool, error) {
 		}
 	}
 	for group, props := range in.props {
-		e.propose(e.byGroup[group], props)
+		if r := e.byGroup[group]; r != nil {
+			e.propose(r, props)
+		} else { // destroyed since the proposal was queued
+			for _, p := range props {
+				e.answer(p.key, result{err: ErrNoGroup})
+			}
+		}
 	}
 	for group, reads := range in.reads {
-		e.byGroup[group].startReads(reads)
+		if r := e.byGroup[group]; r != nil {
+			r.startReads(reads)
+		} else {
+			for _, rq := range reads {
+				rq.ch <- ErrNoGroup
+			}
+		}
 	}
 	for _, fn := range in.fns {
 		fn()
@@ -182,6 +192,9 @@ func (e *Engine) cycle() (bool, error) {
 		more = more || rr.r.rn.HasReady()
 	}
 	if err := e.maybeTruncate(readies); err != nil {
+		return false, err
+	}
+	if err := e.destroyRemoved(); err != nil {
 		return false, err
 	}
 	return more, nil

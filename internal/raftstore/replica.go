@@ -3,6 +3,7 @@ package raftstore
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"go.etcd.io/raft/v3"
@@ -38,6 +39,7 @@ type replica struct {
 	readsByIndex []indexedReads
 
 	pendingSnaps []*incomingSnap // snapshot data stepped into raft, not yet installed
+	removed      bool            // a conf change removed this replica: destroy it at the end of the cycle
 
 	status atomic.Pointer[GroupStatus]
 }
@@ -142,7 +144,8 @@ func (r *replica) publishStatus() {
 	gs := &GroupStatus{
 		Group:        r.group,
 		ReplicaID:    r.id,
-		Nodes:        r.desc.Nodes(),
+		Nodes:        r.voterNodes(),
+		Learners:     r.learnerNodes(),
 		LeaderNode:   r.desc.NodeOf(st.Lead),
 		Term:         st.GetTerm(),
 		AppliedIndex: r.applied.Index,
@@ -151,6 +154,22 @@ func (r *replica) publishStatus() {
 		Role:         st.RaftState.String(),
 	}
 	r.status.Store(gs)
+}
+
+// voterNodes lists the nodes of the group's voters in descriptor order;
+// learnerNodes those of its learners.
+func (r *replica) voterNodes() []uint64 { return r.nodesWhere(false) }
+
+func (r *replica) learnerNodes() []uint64 { return r.nodesWhere(true) }
+
+func (r *replica) nodesWhere(learner bool) []uint64 {
+	var out []uint64
+	for _, x := range r.desc.Replicas {
+		if slices.Contains(r.applied.Conf.GetLearners(), x.ID) == learner && (learner || slices.Contains(r.applied.Conf.GetVoters(), x.ID)) {
+			out = append(out, x.Node)
+		}
+	}
+	return out
 }
 
 // handleSoftState reacts to a role or leader change.

@@ -122,6 +122,18 @@ type snapSource struct {
 }
 
 func (s snapSource) Iterate(fn func(k, v []byte) error) error {
+	// The descriptor first: it maps the snapshot's replica ids to nodes, and
+	// a replica created empty has no other way to learn them.
+	dk := storage.DescriptorKey(s.group)
+	d, closer, err := s.snap.Get(dk)
+	if err != nil {
+		return fmt.Errorf("snapshot of group %d: descriptor: %w", s.group, err)
+	}
+	err = fn(dk, d)
+	closer.Close()
+	if err != nil {
+		return err
+	}
 	for _, span := range storage.ReplicatedSpans(s.group) {
 		it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: span[0], UpperBound: span[1]})
 		if err != nil {
@@ -166,19 +178,27 @@ type SnapshotBuilder struct {
 	keys   int64
 	bytes  int
 	dedupe map[uint64]*dedupeState // rebuilt from the dedupe records received
+	desc   *storage.Descriptor
 }
 
 // NewSnapshotBuilder starts staging a snapshot for group.
 func (e *Engine) NewSnapshotBuilder(group uint64) (*SnapshotBuilder, error) {
-	if e.byGroup[group] == nil {
-		return nil, ErrNoGroup
-	}
+	// A snapshot for a group not hosted here may be a leader adding a
+	// replica on this node; the loop decides (replicaFor).
 	return &SnapshotBuilder{group: group, batch: e.db.NewBatch(), dedupe: map[uint64]*dedupeState{}}, nil
 }
 
 // Add stages one pair, refusing keys outside the group's replicated spans
 // and snapshots over MaxSnapshotBytes.
 func (b *SnapshotBuilder) Add(k, v []byte) error {
+	if bytes.Equal(k, storage.DescriptorKey(b.group)) {
+		d, err := storage.DecodeDescriptor(v)
+		if err != nil || d.Group != b.group {
+			return fmt.Errorf("snapshot for group %d carries a bad descriptor", b.group)
+		}
+		b.desc = d
+		return b.batch.Set(k, v, nil)
+	}
 	spans := storage.ReplicatedSpans(b.group)
 	in := func(i int) bool { return bytes.Compare(k, spans[i][0]) >= 0 && bytes.Compare(k, spans[i][1]) < 0 }
 	// Spans 0 and 1 are user data and the dedupe table.
@@ -220,7 +240,11 @@ func (e *Engine) ReceiveSnapshot(env Envelope, b *SnapshotBuilder) error {
 		b.Abort()
 		return fmt.Errorf("snapshot envelope does not match its data")
 	}
-	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys, dedupe: b.dedupe}) {
+	if b.desc == nil {
+		b.Abort()
+		return fmt.Errorf("snapshot for group %d carries no descriptor", b.group)
+	}
+	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys, dedupe: b.dedupe, desc: b.desc}) {
 		b.Abort()
 		return ErrStopped
 	}
@@ -261,8 +285,9 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 		return err
 	}
 	r.log.SetConf(r.applied.Conf)
-	// The dedupe state comes with the snapshot's data.
+	// The dedupe state and the descriptor come with the snapshot's data.
 	r.dedupe = ps.dedupe
+	r.desc = ps.desc
 	e.cfg.Logger.Info("installed snapshot", "group", r.group, "index", md.GetIndex(), "keys", ps.keys)
 	return nil
 }

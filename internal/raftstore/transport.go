@@ -8,6 +8,12 @@ import (
 type Envelope struct {
 	Group uint64
 	Msg   *pb.Message
+	// From is the sending node, set by the receiving transport (a new
+	// replica needs it to answer the leader that created it).
+	From uint64
+	// Removed: not a raft message but a notice that the receiver's replica
+	// Msg.To of Group was removed from the group (see membership.go).
+	Removed bool
 }
 
 // Transport carries raft traffic between nodes. Implementations must not

@@ -196,12 +196,14 @@ func (n *Node) writeIdentity() error {
 	return n.db.Set(storage.IdentKey, b, pebble.Sync)
 }
 
-// addReplicas creates (fresh) or loads the replicas this node hosts.
+// addReplicas creates (fresh) the replicas the initial placement gives
+// this node, then loads every replica on disk: on a restart, those are
+// the ones membership changes left here, whatever the initial placement.
 func (n *Node) addReplicas(fresh bool) error {
+	if !fresh {
+		return n.eng.LoadAll()
+	}
 	boot := func(group uint64, nodes []uint64, data [][2][]byte) *raftstore.Bootstrap {
-		if !fresh {
-			return nil
-		}
 		return &raftstore.Bootstrap{Desc: descriptorFor(group, nodes), Data: data}
 	}
 	if slices.Contains(n.layout.metaNodes, n.cfg.NodeID) {

@@ -27,6 +27,13 @@ const (
 	raftDescriptor byte = 'd'
 )
 
+// TombstoneKey holds the highest replica id of group destroyed on this
+// node (see raftstore's membership invariants). It is node-local and
+// outlives the replica.
+func TombstoneKey(group uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixLocal, 't'}, group)
+}
+
 // IdentKey holds the node's identity record.
 var IdentKey = []byte{prefixLocal, 'i', 'd', 'e', 'n', 't'}
 

@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -147,4 +149,34 @@ func decodeTruncated(b []byte) (TruncatedState, error) {
 		return TruncatedState{}, fmt.Errorf("%w: truncated state of %d bytes", ErrCorrupt, len(b))
 	}
 	return TruncatedState{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}, nil
+}
+
+// Descriptors returns the descriptor of every group with replica state in
+// db, by group.
+func Descriptors(db *pebble.DB) ([]*Descriptor, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRaft}, UpperBound: []byte{prefixRaft + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*Descriptor
+	for ok := it.First(); ok; {
+		k := it.Key()
+		if len(k) < 9 {
+			return nil, fmt.Errorf("%w: raft key %x", ErrCorrupt, k)
+		}
+		group := binary.BigEndian.Uint64(k[1:9])
+		if it.SeekGE(DescriptorKey(group)) && bytes.Equal(it.Key(), DescriptorKey(group)) {
+			d, err := DecodeDescriptor(it.Value())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, d)
+		}
+		if group == ^uint64(0) {
+			break
+		}
+		ok = it.SeekGE(groupPrefix(prefixRaft, group+1))
+	}
+	return out, it.Error()
 }

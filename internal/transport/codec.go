@@ -46,7 +46,12 @@ func encodeEnvelopes(from uint64, envs []raftstore.Envelope) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		b = binary.AppendUvarint(b, env.Group)
+		// The group's low bit carries the Removed flag.
+		g := env.Group << 1
+		if env.Removed {
+			g |= 1
+		}
+		b = binary.AppendUvarint(b, g)
 		b = binary.AppendUvarint(b, uint64(len(m)))
 		b = append(b, m...)
 	}
@@ -62,7 +67,7 @@ func decodeEnvelopes(b []byte) (from uint64, envs []raftstore.Envelope, err erro
 	}
 	envs = make([]raftstore.Envelope, 0, n)
 	for i := uint64(0); i < n; i++ {
-		group := r.uvarint()
+		g := r.uvarint()
 		m := r.bytes()
 		if r.err != nil {
 			return 0, nil, r.err
@@ -71,7 +76,7 @@ func decodeEnvelopes(b []byte) (from uint64, envs []raftstore.Envelope, err erro
 		if err := proto.Unmarshal(m, msg); err != nil {
 			return 0, nil, fmt.Errorf("%w: %v", errBadFrame, err)
 		}
-		envs = append(envs, raftstore.Envelope{Group: group, Msg: msg})
+		envs = append(envs, raftstore.Envelope{Group: g >> 1, Removed: g&1 == 1, Msg: msg, From: from})
 	}
 	return from, envs, nil
 }

@@ -15,6 +15,7 @@ func TestEnvelopesRoundTrip(t *testing.T) {
 		{Group: 0, Msg: &pb.Message{Type: pb.MsgHeartbeat.Enum(), To: new(uint64(2)), From: new(uint64(1)), Term: new(uint64(7))}},
 		{Group: 1 << 32, Msg: &pb.Message{Type: pb.MsgApp.Enum(), To: new(uint64(3)), From: new(uint64(1)),
 			Entries: []*pb.Entry{{Index: new(uint64(11)), Term: new(uint64(7)), Data: bytes.Repeat([]byte("x"), 1000)}}}},
+		{Group: 5, Removed: true, Msg: &pb.Message{To: new(uint64(4))}},
 	}
 	b, err := encodeEnvelopes(9, envs)
 	if err != nil {
@@ -25,7 +26,7 @@ func TestEnvelopesRoundTrip(t *testing.T) {
 		t.Fatalf("decode: from=%d n=%d err=%v", from, len(got), err)
 	}
 	for i := range envs {
-		if got[i].Group != envs[i].Group || !proto.Equal(got[i].Msg, envs[i].Msg) {
+		if got[i].Group != envs[i].Group || got[i].Removed != envs[i].Removed || got[i].From != 9 || !proto.Equal(got[i].Msg, envs[i].Msg) {
 			t.Fatalf("envelope %d differs: %v vs %v", i, got[i], envs[i])
 		}
 	}

@@ -1,0 +1,396 @@
+package raftstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// Membership changes: a group's replicas move between nodes one raft
+// configuration change at a time — add a learner, let it catch up (by
+// snapshot), promote it to voter, remove an old replica.
+//
+// Invariants:
+//   - A group's descriptor (replica id -> node) changes only by applying a
+//     conf change entry, whose context carries the new descriptor. It is
+//     written in the same batch as the applied index, so descriptor, conf
+//     state and data agree at every applied index, and a snapshot (a
+//     Pebble snapshot of applied state) carries the descriptor of its own
+//     index.
+//   - Replica ids come from the descriptor's NextID, which only grows: an
+//     id is never reused, so a message meant for a removed replica can
+//     never be taken for a new one.
+//   - A replica is destroyed once the conf change removing it is applied
+//     locally. A tombstone records the highest replica id of the group
+//     destroyed here; no replica with an id at or below it is created
+//     again, so a lagging leader's messages cannot resurrect it.
+//   - A node creates a replica of a group it does not host only when a
+//     leader sends a heartbeat, an append or a snapshot to a replica id
+//     above the tombstone. The new replica starts empty with no voters in
+//     its configuration, so it cannot campaign; its state, descriptor
+//     included, arrives with the leader's snapshot.
+//   - One change at a time: raft refuses a conf change while one is
+//     pending, and ChangeReplicas waits until its change is applied. A
+//     learner is promoted only once it has nearly every committed entry,
+//     and the leader never removes itself (it hands leadership over first),
+//     so a change costs no availability.
+
+// ChangeKind is one step of moving a replica.
+type ChangeKind int
+
+// The steps, in the order a move takes them.
+const (
+	AddLearner ChangeKind = iota + 1
+	PromoteLearner
+	RemoveReplica
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case AddLearner:
+		return "add-learner"
+	case PromoteLearner:
+		return "promote"
+	case RemoveReplica:
+		return "remove"
+	}
+	return fmt.Sprintf("change(%d)", int(k))
+}
+
+// Membership errors. All are safe to retry: nothing was changed.
+var (
+	// ErrNotCaughtUp: the learner lags too far behind to be promoted.
+	ErrNotCaughtUp = errors.New("the learner has not caught up yet")
+	// ErrRemoveLeader: the leader does not remove its own replica; move
+	// leadership away first.
+	ErrRemoveLeader = errors.New("the leader cannot remove its own replica; transfer leadership first")
+	// ErrNotMember: the node holds no replica of the group.
+	ErrNotMember = errors.New("the node holds no replica of the group")
+)
+
+// promoteSlack is how many committed entries a learner may still miss
+// when it is promoted: under steady load it always trails a little.
+const promoteSlack = 64
+
+// ChangeReplicas applies one membership change to group, whose leader must
+// be on this node, and waits until the change is applied here. A change
+// already in effect succeeds at once, so a caller that crashed halfway
+// can simply repeat its plan.
+func (e *Engine) ChangeReplicas(ctx context.Context, group uint64, kind ChangeKind, node uint64) error {
+	type answer struct {
+		done bool // already in effect
+		err  error
+	}
+	ch := make(chan answer, 1)
+	e.in.addFunc(func() {
+		r := e.byGroup[group]
+		if r == nil {
+			ch <- answer{err: ErrNoGroup}
+			return
+		}
+		done, err := r.proposeChange(kind, node)
+		ch <- answer{done, err}
+	})
+	e.notify()
+	var a answer
+	select {
+	case a = <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		return ErrStopped
+	}
+	if a.err != nil || a.done {
+		return a.err
+	}
+	tick := time.NewTicker(e.cfg.TickInterval)
+	defer tick.Stop()
+	for {
+		r := e.hosted(group)
+		if r == nil {
+			return ErrNoGroup
+		}
+		if changeInEffect(r.status.Load(), kind, node) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s of node %d in group %d not applied yet: %w", kind, node, group, ctx.Err())
+		case <-e.done:
+			return ErrStopped
+		case <-tick.C:
+		}
+	}
+}
+
+// changeInEffect reports whether st shows the change done.
+func changeInEffect(st *GroupStatus, kind ChangeKind, node uint64) bool {
+	voter, learner := slices.Contains(st.Nodes, node), slices.Contains(st.Learners, node)
+	switch kind {
+	case AddLearner:
+		return voter || learner
+	case PromoteLearner:
+		return voter
+	case RemoveReplica:
+		return !voter && !learner
+	}
+	return false
+}
+
+// proposeChange proposes kind for node, or reports it already in effect.
+// Called on the loop.
+func (r *replica) proposeChange(kind ChangeKind, node uint64) (bool, error) {
+	if !r.isLeader {
+		return false, &NotLeaderError{Group: r.group, Leader: r.desc.NodeOf(r.leader)}
+	}
+	st := r.status.Load()
+	if changeInEffect(st, kind, node) {
+		return true, nil
+	}
+	desc := r.desc.Clone()
+	id := desc.ReplicaOn(node)
+	cc := pb.ConfChangeSingle{}
+	switch kind {
+	case AddLearner:
+		id = desc.NextID
+		desc.NextID++
+		desc.Replicas = append(desc.Replicas, storage.Replica{ID: id, Node: node})
+		cc.Type = pb.ConfChangeAddLearnerNode.Enum()
+	case PromoteLearner:
+		if id == 0 {
+			return false, ErrNotMember
+		}
+		st := r.rn.Status()
+		if pr, ok := st.Progress[id]; !ok || pr.Match+promoteSlack < st.GetCommit() {
+			return false, ErrNotCaughtUp
+		}
+		cc.Type = pb.ConfChangeAddNode.Enum()
+	case RemoveReplica:
+		if id == r.id {
+			return false, ErrRemoveLeader
+		}
+		desc.Replicas = slices.DeleteFunc(desc.Replicas, func(x storage.Replica) bool { return x.ID == id })
+		cc.Type = pb.ConfChangeRemoveNode.Enum()
+	default:
+		return false, fmt.Errorf("unknown membership change %d", kind)
+	}
+	cc.NodeId = new(id)
+	v2 := &pb.ConfChangeV2{Changes: []*pb.ConfChangeSingle{&cc}, Context: desc.Encode()}
+	if err := r.rn.ProposeConfChange(v2); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// applyConfChange applies a conf change entry: the new configuration to
+// raft, the new descriptor (from the entry's context) to r and to b.
+func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) error {
+	var cc pb.ConfChangeI
+	var context []byte
+	if ent.GetType() == pb.EntryConfChange {
+		var c pb.ConfChange
+		if err := proto.Unmarshal(ent.GetData(), &c); err != nil {
+			return err
+		}
+		cc, context = &c, c.GetContext()
+	} else {
+		var c pb.ConfChangeV2
+		if err := proto.Unmarshal(ent.GetData(), &c); err != nil {
+			return err
+		}
+		cc, context = &c, c.GetContext()
+	}
+	old := r.desc
+	r.applied.Conf = r.rn.ApplyConfChange(cc)
+	r.log.SetConf(r.applied.Conf)
+	defer func() {
+		// The leader tells a removed replica at once (best effort: the
+		// replica also learns it from the answer to its next message).
+		if r.isLeader {
+			for _, x := range old.Replicas {
+				if r.desc.NodeOf(x.ID) == 0 && x.Node != e.cfg.NodeID {
+					e.notifyRemoved(r.group, x.ID, x.Node)
+				}
+			}
+		}
+	}()
+	if len(context) > 0 {
+		desc, err := storage.DecodeDescriptor(context)
+		if err != nil || desc.Group != r.group {
+			// Every replica applies the same entry: refusing it alike on
+			// all keeps them consistent, and the old descriptor still maps
+			// every id the old configuration knew.
+			e.cfg.Logger.Error("conf change with a malformed descriptor", "group", r.group, "index", ent.GetIndex())
+		} else {
+			r.desc = desc
+			if err := b.Set(storage.DescriptorKey(r.group), desc.Encode(), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if !inConf(r.applied.Conf, r.id) {
+		r.removed = true
+	}
+	e.cfg.Logger.Info("membership changed", "group", r.group, "index", ent.GetIndex(), "voters", r.applied.Conf.GetVoters(), "learners", r.applied.Conf.GetLearners(), "nodes", r.desc.Nodes())
+	return nil
+}
+
+func inConf(cs *pb.ConfState, id uint64) bool {
+	return slices.Contains(cs.GetVoters(), id) || slices.Contains(cs.GetLearners(), id)
+}
+
+// destroyRemoved destroys the replicas whose removal was applied in this
+// cycle. Called on the loop at the end of a cycle.
+func (e *Engine) destroyRemoved() error {
+	for _, r := range e.replicas {
+		if r.removed {
+			if err := e.destroy(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// destroy deletes r's state and writes its tombstone, in one synced batch.
+func (e *Engine) destroy(r *replica) error {
+	b := e.db.NewBatch()
+	defer b.Close()
+	for _, sp := range storage.ReplicaSpans(r.group) {
+		if err := b.DeleteRange(sp[0], sp[1], nil); err != nil {
+			return err
+		}
+	}
+	tomb := max(r.id, e.tombstone(r.group))
+	if err := b.Set(storage.TombstoneKey(r.group), binary.BigEndian.AppendUint64(nil, tomb), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("destroy replica of group %d: %w", r.group, err)
+	}
+	delete(e.byGroup, r.group)
+	e.replicas = slices.DeleteFunc(e.replicas, func(x *replica) bool { return x == r })
+	e.publishGroups()
+	for _, p := range r.pendingSnaps {
+		p.data.Close()
+	}
+	r.pendingSnaps = nil
+	r.failReads(ErrNoGroup)
+	// Proposals in flight may still commit through the remaining members:
+	// their outcome is unknown here.
+	e.failGroupWaiters(r.group, ErrLeaderChanged)
+	e.cfg.Logger.Info("replica removed from this node", "group", r.group, "replica", r.id)
+	return nil
+}
+
+// receive steps a peer's message into its replica, creating the replica if
+// a leader is adding it here, and handles removal notices. A message from
+// a replica this group removed (its id is below NextID but not in the
+// descriptor) is answered with a removal notice: a replica cut off when it
+// was removed never sees the entry removing it committed, but it keeps
+// campaigning, and so learns it this way. Called on the loop.
+func (e *Engine) receive(env Envelope) {
+	if env.Removed {
+		if r := e.byGroup[env.Group]; r != nil && r.id == env.Msg.GetTo() {
+			e.cfg.Logger.Info("told that this replica was removed from its group", "group", env.Group, "replica", r.id, "by_node", env.From)
+			r.removed = true
+		}
+		return
+	}
+	r := e.replicaFor(env)
+	if r == nil {
+		return
+	}
+	m := env.Msg
+	if r.acceptsPeerMsg(m) {
+		_ = r.rn.Step(m) // errors are for messages raft ignores anyway
+		return
+	}
+	if from := m.GetFrom(); m.GetTo() == r.id && from != 0 && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {
+		e.notifyRemoved(r.group, from, env.From)
+	}
+}
+
+// notifyRemoved tells node that its replica id of group was removed.
+func (e *Engine) notifyRemoved(group, id, node uint64) {
+	e.tr.Send(node, []Envelope{{Group: group, Removed: true, Msg: &pb.Message{To: new(id)}}})
+}
+
+// tombstone returns the highest replica id of group destroyed here.
+func (e *Engine) tombstone(group uint64) uint64 {
+	b, ok, err := storage.Get(e.db, storage.TombstoneKey(group))
+	if err != nil || !ok || len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// replicaFor returns the replica a peer's message for a group not hosted
+// here should go to, creating an empty one if the message is a leader's
+// and addressed to a replica id never destroyed here; nil otherwise.
+// Called on the loop.
+func (e *Engine) replicaFor(env Envelope) *replica {
+	if r := e.byGroup[env.Group]; r != nil {
+		return r
+	}
+	m := env.Msg
+	switch m.GetType() {
+	case pb.MsgApp, pb.MsgHeartbeat, pb.MsgSnap:
+	default:
+		return nil
+	}
+	if env.From == 0 || env.From == e.cfg.NodeID || m.GetTo() == 0 || m.GetTo() <= e.tombstone(env.Group) {
+		return nil
+	}
+	desc := &storage.Descriptor{Group: env.Group, Replicas: []storage.Replica{{ID: m.GetTo(), Node: e.cfg.NodeID}, {ID: m.GetFrom(), Node: env.From}}}
+	b := e.db.NewBatch()
+	defer b.Close()
+	empty := storage.AppliedState{Conf: &pb.ConfState{}}
+	if err := b.Set(storage.DescriptorKey(env.Group), desc.Encode(), nil); err != nil {
+		return nil
+	}
+	if err := b.Set(storage.AppliedKey(env.Group), empty.Encode(), nil); err != nil {
+		return nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		e.setFatal(fmt.Errorf("create replica of group %d: %w", env.Group, err))
+		return nil
+	}
+	r, err := e.loadReplica(desc)
+	if err != nil {
+		e.cfg.Logger.Error("cannot create replica", "group", env.Group, "err", err)
+		return nil
+	}
+	e.host(r)
+	e.cfg.Logger.Info("replica created for a leader that added this node", "group", env.Group, "replica", m.GetTo(), "leader_node", env.From)
+	return r
+}
+
+// LoadAll loads every replica with state on disk that is not loaded yet
+// (those added by membership changes). Call before Start.
+func (e *Engine) LoadAll() error {
+	descs, err := storage.Descriptors(e.db)
+	if err != nil {
+		return err
+	}
+	for _, d := range descs {
+		if e.byGroup[d.Group] != nil {
+			continue
+		}
+		r, err := e.loadReplica(d)
+		if err != nil {
+			return fmt.Errorf("load group %d: %w", d.Group, err)
+		}
+		e.host(r)
+	}
+	return nil
+}

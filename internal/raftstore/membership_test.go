@@ -1,0 +1,125 @@
+package raftstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/kintsu/kintsu/internal/raftstore"
+)
+
+// addNode starts an engine hosting nothing and tells every node its address.
+func (c *cluster) addNode(id uint64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.addrs[id] = ln.Addr().String()
+	for _, n := range c.nodes {
+		n.tr.SetPeer(id, c.addrs[id])
+	}
+	groups := c.groups
+	c.groups = nil // nothing to bootstrap on the new node
+	c.start(id, c.t.TempDir(), ln, true)
+	c.groups = groups
+}
+
+func (c *cluster) change(group uint64, kind raftstore.ChangeKind, node uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l := c.leader(group)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := l.eng.ChangeReplicas(ctx, group, kind, node)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s node %d in group %d: %v", kind, node, group, err)
+		}
+		if errors.Is(err, raftstore.ErrRemoveLeader) {
+			l.eng.TransferLeadership(context.Background()) //nolint:errcheck // retried
+		}
+		time.Sleep(10 * time.Millisecond) // the learner catches up, or a new leader settles
+	}
+}
+
+func groupStatus(n *testNode, group uint64) (raftstore.GroupStatus, bool) {
+	for _, st := range n.eng.Status() {
+		if st.Group == group {
+			return st, true
+		}
+	}
+	return raftstore.GroupStatus{}, false
+}
+
+// A replica moves from node 1 to a new node 4 — learner, snapshot,
+// promotion, removal — while the group keeps its data; the removed
+// replica's state is deleted and stale messages cannot bring it back; the
+// new replica survives a restart.
+func TestMoveReplicaToNewNode(t *testing.T) {
+	c := newCluster(t, 3, 1, func(cfg *raftstore.Config) { cfg.TruncateAfter, cfg.TruncateKeep = 20, 5 })
+	for i := 0; i < 50; i++ {
+		if r, err := c.write(0, 7, "set", fmt.Sprint("k", i), fmt.Sprint("v", i)); err != nil || r != "+OK\r\n" {
+			t.Fatalf("set k%d: %q, %v", i, r, err)
+		}
+	}
+	c.addNode(4)
+	n4 := c.nodes[4]
+
+	c.change(0, raftstore.AddLearner, 4)
+	waitFor(t, "node 4's learner to receive the data", 10*time.Second, func() bool {
+		return n4.eng.HasGroup(0) && localGet(t, n4, 0, "k49") == bulk("v49")
+	})
+	st, _ := groupStatus(c.leader(0), 0)
+	if !slices.Equal(st.Learners, []uint64{4}) || len(st.Nodes) != 3 {
+		t.Fatalf("after adding a learner: voters %v, learners %v", st.Nodes, st.Learners)
+	}
+	c.change(0, raftstore.AddLearner, 4) // repeating a step is a no-op
+
+	c.change(0, raftstore.PromoteLearner, 4)
+	c.change(0, raftstore.RemoveReplica, 1)
+	n1 := c.nodes[1]
+	waitFor(t, "node 1's replica to be destroyed", 10*time.Second, func() bool { return !n1.eng.HasGroup(0) })
+	if got := localGet(t, n1, 0, "k1"); got != "$-1\r\n" {
+		t.Fatalf("node 1 still holds data of the group it left: %q", got)
+	}
+	st, _ = groupStatus(c.leader(0), 0)
+	want := []uint64{2, 3, 4}
+	got := slices.Clone(st.Nodes)
+	slices.Sort(got)
+	if !slices.Equal(got, want) || len(st.Learners) != 0 {
+		t.Fatalf("after the move: voters %v, learners %v", st.Nodes, st.Learners)
+	}
+
+	// A leader's heartbeat to the removed replica id (1) does not recreate
+	// it; the ChangeReplicas call after it is a barrier: the loop takes
+	// messages before functions.
+	n1.eng.HandleRaft([]raftstore.Envelope{{Group: 0, From: 2, Msg: &pb.Message{Type: pb.MsgHeartbeat.Enum(), To: new(uint64(1)), From: new(uint64(2)), Term: new(uint64(100))}}})
+	if err := n1.eng.ChangeReplicas(context.Background(), 0, raftstore.AddLearner, 9); !errors.Is(err, raftstore.ErrNoGroup) {
+		t.Fatalf("barrier: %v", err)
+	}
+	if n1.eng.HasGroup(0) {
+		t.Fatal("a stale heartbeat recreated a destroyed replica")
+	}
+
+	for i := 50; i < 60; i++ {
+		if r, err := c.write(0, 7, "set", fmt.Sprint("k", i), fmt.Sprint("v", i)); err != nil || r != "+OK\r\n" {
+			t.Fatalf("set k%d after the move: %q, %v", i, r, err)
+		}
+	}
+	dir := n4.dir
+	c.stop(4)
+	c.restart(4, dir)
+	n4 = c.nodes[4]
+	waitFor(t, "node 4 to serve after a restart", 10*time.Second, func() bool {
+		return n4.eng.HasGroup(0) && localGet(t, n4, 0, "k59") == bulk("v59") && localGet(t, n4, 0, "k0") == bulk("v0")
+	})
+}

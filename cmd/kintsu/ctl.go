@@ -5,13 +5,17 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/kintsu/kintsu/internal/ctl"
 )
 
 const ctlUsage = `Usage:
-  kintsu ctl [--http HOST:PORT] status       nodes and partitions, as one node sees them
-  kintsu ctl [--http HOST:PORT] locate KEY   the key's slot, partition, replicas and leader
+  kintsu ctl [--http HOST:PORT] status                      nodes and partitions, as one node sees them
+  kintsu ctl [--http HOST:PORT] locate KEY                  the key's slot, partition, replicas and leader
+  kintsu ctl [--http HOST:PORT] node decommission ID        move node ID's replicas away, then retire it (shows progress)
+  kintsu ctl [--http HOST:PORT] node remove ID [--force]    remove a dead node for good
 `
 
 // runCtl is kintsu ctl: 0 done, 1 the node could not answer, 2 usage.
@@ -23,6 +27,9 @@ func runCtl(args []string) int {
 		return 2
 	}
 	rest := fs.Args()
+	if len(rest) > 0 && rest[0] == "node" {
+		return runCtlNode(*addr, rest[1:])
+	}
 	if len(rest) == 0 || rest[0] == "locate" && len(rest) != 2 || rest[0] == "status" && len(rest) != 1 {
 		fs.Usage()
 		return 2
@@ -44,6 +51,35 @@ func runCtl(args []string) int {
 		if loc, err = ctl.Locate(st, rest[1]); err == nil {
 			err = ctl.PrintLocation(os.Stdout, loc, st)
 		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runCtlNode is kintsu ctl node decommission|remove ID.
+func runCtlNode(addr string, args []string) int {
+	force := len(args) == 3 && args[2] == "--force"
+	if len(args) != 2 && !force || args[0] != "decommission" && args[0] != "remove" || force && args[0] != "remove" {
+		fmt.Fprint(os.Stderr, ctlUsage)
+		return 2
+	}
+	id, err := strconv.ParseUint(args[1], 10, 64)
+	if err != nil || id == 0 {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: node id %q: want a positive integer\n", args[1])
+		return 2
+	}
+	if args[0] == "remove" {
+		err = ctl.NodeAction(context.Background(), addr, id, "remove", force)
+		if err == nil {
+			fmt.Printf("node %d removed; its replicas are rebuilt on the other nodes\n", id)
+		}
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		err = ctl.Decommission(ctx, addr, id, os.Stdout, 500*time.Millisecond)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)

@@ -436,6 +436,15 @@ type GroupStatus struct {
 	Role         string
 }
 
+// GroupStatus returns the status of the local replica of group.
+func (e *Engine) GroupStatus(group uint64) (GroupStatus, bool) {
+	r := e.hosted(group)
+	if r == nil {
+		return GroupStatus{}, false
+	}
+	return *r.status.Load(), true
+}
+
 // Status returns every local replica's status, by group.
 func (e *Engine) Status() []GroupStatus {
 	list := e.hostedList()

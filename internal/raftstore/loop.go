@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -14,7 +15,7 @@ func (e *Engine) run() {
 	defer close(e.done)
 	defer func() {
 		if p := recover(); p != nil {
-			e.setFatal(fmt.Errorf("panic in engine loop: %v", p))
+			e.setFatal(fmt.Errorf("panic in engine loop: %v\n%s", p, debug.Stack()))
 		}
 		if e.Err() != nil {
 			// Fenced by a storage failure: answer every waiter now (their

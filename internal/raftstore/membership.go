@@ -251,11 +251,15 @@ func inConf(cs *pb.ConfState, id uint64) bool {
 // destroyRemoved destroys the replicas whose removal was applied in this
 // cycle. Called on the loop at the end of a cycle.
 func (e *Engine) destroyRemoved() error {
+	var gone []*replica // destroy edits e.replicas: collect first
 	for _, r := range e.replicas {
 		if r.removed {
-			if err := e.destroy(r); err != nil {
-				return err
-			}
+			gone = append(gone, r)
+		}
+	}
+	for _, r := range gone {
+		if err := e.destroy(r); err != nil {
+			return err
 		}
 	}
 	return nil

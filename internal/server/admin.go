@@ -28,7 +28,8 @@ type PartitionStatus struct {
 	SlotStart    uint16   `json:"slot_start"`
 	SlotEnd      uint16   `json:"slot_end"`
 	Replicas     []uint64 `json:"replicas"`
-	Leader       uint64   `json:"leader"` // node id, 0 when unknown
+	Learners     []uint64 `json:"learners,omitempty"` // replicas being added
+	Leader       uint64   `json:"leader"`             // node id, 0 when unknown
 	AppliedIndex uint64   `json:"applied_index"`
 	Term         uint64   `json:"term,omitempty"`
 	Local        string   `json:"local_role,omitempty"` // this node's role, if it hosts a replica
@@ -77,6 +78,7 @@ func (n *Node) adminHandler() http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]int{"still_leading": left})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
+	n.memberRoutes(mux)
 	if n.cfg.FaultInjection {
 		n.faultRoutes(mux)
 	}
@@ -95,9 +97,11 @@ func (n *Node) Status() StatusJSON {
 	for i, g := range gs {
 		local[g.Group] = i
 	}
-	for _, p := range n.layout.partitions {
-		ps := PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Leader: n.leaderOf(uint64(p.ID))}
+	for _, p := range n.view().parts {
+		ps := PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Learners: p.Learners, Leader: n.leaderOf(uint64(p.ID))}
 		if i, ok := local[uint64(p.ID)]; ok {
+			// This node's replica knows the membership best.
+			ps.Replicas, ps.Learners = gs[i].Nodes, gs[i].Learners
 			ps.AppliedIndex, ps.Term, ps.Local, ps.Keys = gs[i].AppliedIndex, gs[i].Term, gs[i].Role, gs[i].Keys
 		}
 		st.Partitions = append(st.Partitions, ps)
@@ -118,22 +122,7 @@ func (n *Node) nodeRecord(id uint64) (NodeRecord, bool) {
 // nodeRecords reads the node registry from the local metadata replica
 // when there is one, falling back to the bootstrap view.
 func (n *Node) nodeRecords() []NodeRecord {
-	var out []NodeRecord
-	if n.eng.HasGroup(MetaGroup) {
-		r := n.eng.Reader(MetaGroup)
-		for id := range n.cfg.InitialCluster {
-			b, ok, err := r.Get(metaNodeKey(id))
-			var rec NodeRecord
-			if err == nil && ok && json.Unmarshal(b, &rec) == nil {
-				out = append(out, rec)
-			}
-		}
-	}
-	if len(out) == 0 {
-		for id, addr := range n.cfg.InitialCluster {
-			out = append(out, NodeRecord{ID: id, PeerAddr: addr, State: memberUp})
-		}
-	}
+	out := slices.Clone(n.view().nodes)
 	now := n.clock.Now().UnixMilli()
 	for i := range out {
 		if out[i].ID == n.cfg.NodeID {

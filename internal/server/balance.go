@@ -2,7 +2,6 @@ package server
 
 import (
 	"math/rand/v2"
-	"slices"
 	"time"
 )
 
@@ -77,15 +76,22 @@ func (n *Node) balanceLeaders() {
 		if n.balanceEvery.Load() <= 0 {
 			continue
 		}
-		nodes := make([]uint64, 0, len(n.cfg.InitialCluster))
-		for id := range n.cfg.InitialCluster {
-			nodes = append(nodes, id)
+		m := n.view()
+		var nodes []uint64
+		for _, rec := range n.nodeRecords() {
+			if rec.State == memberUp {
+				nodes = append(nodes, rec.ID)
+			}
 		}
-		slices.Sort(nodes)
-		parts := make([]partitionLead, 0, len(n.layout.partitions))
-		for _, p := range n.layout.partitions {
+		parts := make([]partitionLead, 0, len(m.parts))
+		for _, p := range m.parts {
 			g := uint64(p.ID)
-			parts = append(parts, partitionLead{group: g, replicas: p.Replicas, leader: n.leaderOf(g)})
+			st, ok := n.eng.GroupStatus(g)
+			reps := p.Replicas
+			if ok {
+				reps = st.Nodes // voters only: a learner cannot lead
+			}
+			parts = append(parts, partitionLead{group: g, replicas: reps, leader: n.leaderOf(g)})
 		}
 		if g, to, ok := planLeaderMove(n.cfg.NodeID, nodes, parts); ok {
 			n.log.Info("moving leadership to balance load", "group", g, "to", to)

@@ -111,6 +111,9 @@ func (n *Node) topology(local net.Addr) *topology {
 	t := &topology{byID: map[uint64]*clusterNode{}}
 	localIP := localIPOf(local)
 	for _, rec := range n.nodeRecords() {
+		if rec.State == memberRemoved {
+			continue
+		}
 		cn := &clusterNode{id: rec.ID, name: clusterNodeName(n.layout.ident.ClusterID, rec.ID), health: "online"}
 		cn.ip, cn.port, cn.known = n.clientEndpoint(rec, localIP)
 		_, cport, _ := hostPort(rec.PeerAddr, "")
@@ -122,14 +125,14 @@ func (n *Node) topology(local net.Addr) *topology {
 		t.byID[rec.ID] = cn
 	}
 	t.self = t.byID[n.cfg.NodeID]
-	for _, p := range n.layout.partitions {
+	for _, p := range n.view().parts {
 		sh := shard{start: p.SlotStart, end: p.SlotEnd}
 		if l := t.byID[n.leaderOf(uint64(p.ID))]; l != nil && l.known {
 			sh.master = l
 		} else {
 			sh.master = t.self
 		}
-		for _, r := range p.Replicas {
+		for _, r := range n.groupNodes(uint64(p.ID)) {
 			if c := t.byID[r]; c != nil && c != sh.master && c.known {
 				sh.replicas = append(sh.replicas, c)
 			}

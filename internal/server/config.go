@@ -23,6 +23,12 @@ type Config struct {
 	// InitialCluster maps every initial node id to its peer address. Every
 	// initial node must be given the same map.
 	InitialCluster map[uint64]string
+	// Join is a member's peer address: the node joins that running cluster
+	// as a new member instead of bootstrapping (InitialCluster stays empty;
+	// the cluster's shape comes from the member). JoinTimeout bounds the
+	// attempt (default 30s).
+	Join        string
+	JoinTimeout time.Duration
 	// Partitions, Replicas and VNodes shape placement (see package ring);
 	// fixed when the cluster is bootstrapped.
 	Partitions, Replicas, VNodes int
@@ -101,6 +107,9 @@ func (c *Config) EnsureDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
 	}
+	if c.JoinTimeout == 0 {
+		c.JoinTimeout = 30 * time.Second
+	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = time.Second
 	}
@@ -132,12 +141,18 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, a))
 		}
 	}
-	if len(c.InitialCluster) == 0 {
-		errs = append(errs, errors.New("--initial-cluster is required"))
-	} else if addr, ok := c.InitialCluster[c.NodeID]; !ok {
-		errs = append(errs, fmt.Errorf("--initial-cluster has no entry for this node's id %d", c.NodeID))
-	} else if addr != c.PeerAddr {
-		errs = append(errs, fmt.Errorf("--initial-cluster gives node %d the peer address %s but --peer-addr is %s", c.NodeID, addr, c.PeerAddr))
+	switch {
+	case c.Join != "":
+		if len(c.InitialCluster) > 0 {
+			errs = append(errs, errors.New("--join and --initial-cluster exclude each other: a joining node learns the cluster from the member it joins"))
+		}
+		if _, _, err := net.SplitHostPort(c.Join); err != nil {
+			errs = append(errs, fmt.Errorf("--join %q: want a member's host:peer-port", c.Join))
+		}
+	case len(c.InitialCluster) == 0:
+		errs = append(errs, errors.New("--initial-cluster is required (or --join to add this node to a running cluster)"))
+	default:
+		errs = append(errs, c.validateInitial()...)
 	}
 	if err := c.ringConfig().Validate(); err != nil {
 		errs = append(errs, err)
@@ -151,6 +166,17 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--dead-timeout %v must exceed %d heartbeat intervals (%v)", c.DeadTimeout, suspectAfter, suspectAfter*c.HeartbeatInterval))
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateInitial() []error {
+	addr, ok := c.InitialCluster[c.NodeID]
+	switch {
+	case !ok:
+		return []error{fmt.Errorf("--initial-cluster has no entry for this node's id %d", c.NodeID)}
+	case addr != c.PeerAddr:
+		return []error{fmt.Errorf("--initial-cluster gives node %d the peer address %s but --peer-addr is %s", c.NodeID, addr, c.PeerAddr)}
+	}
+	return nil
 }
 
 // ParseInitialCluster parses "1=host:port,2=host:port".

@@ -265,7 +265,7 @@ func cmdDBSize(f *frontend, args [][]byte, _ *connState) []byte {
 		fail  []byte
 		wg    sync.WaitGroup
 	)
-	for _, p := range f.n.layout.partitions {
+	for _, p := range f.n.view().parts {
 		wg.Add(1)
 		go func(g uint64) {
 			defer wg.Done()

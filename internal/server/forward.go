@@ -11,10 +11,14 @@ import (
 // sends the command to the node it believes does; the answer says what
 // happened in terms the caller can act on.
 const (
-	methodWrite  = "w" // group, then per command: origin, seq, watermark, args
-	methodRead   = "r" // group, then per command: args
-	methodLeader = "l" // group -> leader hint
-	methodKnown  = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
+	methodWrite          = "w" // group, then per command: origin, seq, watermark, args
+	methodRead           = "r" // group, then per command: args
+	methodLeader         = "l" // group -> leader hint
+	methodKnown          = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
+	methodClusterMap     = "m" // -> the cluster map (JSON) from the local metadata replica
+	methodGroupInfo      = "g" // group -> its membership (JSON), from its leader
+	methodChangeReplicas = "c" // group, kind, node: one membership step, on the group's leader
+	methodJoin           = "j" // NodeRecord JSON -> joinReply JSON
 )
 
 // Outcome codes of a forwarded call.
@@ -70,7 +74,10 @@ func (d *decoder) args() [][]byte {
 	return out
 }
 
-var errMalformed = errors.New("malformed forwarded call")
+var (
+	errMalformed = errors.New("malformed forwarded call")
+	errNoMeta    = errors.New("this node holds no metadata replica")
+)
 
 func encodeWrites(group uint64, reqs []*raftstore.Request) []byte {
 	b := binary.AppendUvarint(nil, group)

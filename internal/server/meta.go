@@ -32,6 +32,9 @@ type Identity struct {
 	Partitions     int    `json:"partitions"`
 	Replicas       int    `json:"replicas"`
 	VNodes         int    `json:"vnodes"`
+	// Joined: the node joined a running cluster (--join) rather than
+	// bootstrapping with it; its replicas all came by placement.
+	Joined bool `json:"joined,omitempty"`
 }
 
 func identityFor(cfg *Config) Identity {
@@ -88,7 +91,8 @@ type PartitionRecord struct {
 	ID        int      `json:"id"`
 	SlotStart uint16   `json:"slot_start"`
 	SlotEnd   uint16   `json:"slot_end"`
-	Replicas  []uint64 `json:"replicas"` // node ids, preferred leader first
+	Replicas  []uint64 `json:"replicas"` // voters' node ids, preferred leader first
+	Learners  []uint64 `json:"learners,omitempty"`
 }
 
 // layout is the cluster's static shape as computed at bootstrap.
@@ -131,7 +135,10 @@ func descriptorFor(group uint64, nodes []uint64) *storage.Descriptor {
 func metaNodeKey(id uint64) []byte { return fmt.Appendf(nil, "node/%020d", id) }
 func metaPartKey(p int) []byte     { return fmt.Appendf(nil, "partition/%06d", p) }
 
-var metaClusterKey = []byte("cluster")
+var (
+	metaClusterKey = []byte("cluster")
+	metaGroupKey   = []byte("metagroup") // JSON list of the metadata group's nodes
+)
 
 // metaBootstrap is the metadata group's initial content.
 func (l *layout) metaBootstrap(cfg *Config) [][2][]byte {
@@ -155,12 +162,38 @@ func (l *layout) metaBootstrap(cfg *Config) [][2][]byte {
 }
 
 // Metadata commands, applied by the metadata group's state machine.
-const cmdNodeAddrs = "kintsu.node.addrs" // id resp-addr http-addr
+const (
+	cmdNodeAddrs = "kintsu.node.addrs" // id resp-addr http-addr
+	cmdPartition = "kintsu.part.set"   // PartitionRecord JSON: the replicas raft applied
+	cmdMetaGroup = "kintsu.meta.group" // JSON list: the metadata group's voters
+	cmdNodeState = "kintsu.node.state" // id state: draining, removed or up (undrain)
+	cmdNodeJoin  = "kintsu.node.join"  // id peer-addr: a new node
+)
 
 // applyMeta is the metadata group's state machine.
 func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
-	if len(args) == 4 && string(args[0]) == cmdHeartbeat {
+	switch {
+	case len(args) == 4 && string(args[0]) == cmdHeartbeat:
 		return applyHeartbeat(w, args, out)
+	case len(args) == 2 && string(args[0]) == cmdPartition:
+		var p PartitionRecord
+		if json.Unmarshal(args[1], &p) != nil || p.ID < 0 || len(p.Replicas) == 0 {
+			return resp.AppendError(out, "ERR bad partition record"), nil
+		}
+		if _, ok, err := w.Get(metaPartKey(p.ID)); err != nil || !ok {
+			return resp.AppendError(out, "ERR unknown partition"), err
+		}
+		return putMeta(w, metaPartKey(p.ID), p, out)
+	case len(args) == 2 && string(args[0]) == cmdMetaGroup:
+		var nodes []uint64
+		if json.Unmarshal(args[1], &nodes) != nil || len(nodes) == 0 {
+			return resp.AppendError(out, "ERR bad metadata group"), nil
+		}
+		return putMeta(w, metaGroupKey, nodes, out)
+	case len(args) == 3 && string(args[0]) == cmdNodeState:
+		return applyNodeState(w, args, out)
+	case len(args) == 3 && string(args[0]) == cmdNodeJoin:
+		return applyNodeJoin(w, args, out)
 	}
 	// Addresses alone: written by nodes before heartbeats existed, and
 	// still in their logs.
@@ -188,6 +221,17 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		return resp.AppendSimple(out, "OK"), nil
 	}
 	return resp.AppendError(out, "ERR unknown metadata command"), nil
+}
+
+func putMeta(w kv.Writer, k []byte, v any, out []byte) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return out, err
+	}
+	if err := w.Put(k, b, false); err != nil {
+		return out, err
+	}
+	return resp.AppendSimple(out, "OK"), nil
 }
 
 // applyFunc dispatches committed commands to the right state machine.

@@ -46,6 +46,10 @@ type Node struct {
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
 	// balanceEvery is the leadership balancer's period in ns (<= 0: off).
 	balanceEvery atomic.Int64
+	// joined: the node joined a running cluster (--join), now or before.
+	joined bool
+	// cmap is the node's view of membership (clustermap.go).
+	cmap atomic.Pointer[clusterMap]
 
 	peerLn, respLn, httpLn net.Listener
 	httpSrv                *http.Server
@@ -72,9 +76,6 @@ func Start(cfg Config) (*Node, error) {
 		n.crash = killSelf
 	}
 	var err error
-	if n.layout, err = computeLayout(&cfg); err != nil {
-		return nil, err
-	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -104,15 +105,25 @@ func Start(cfg Config) (*Node, error) {
 		n.closeDisk()
 		return nil, err
 	}
+	n.tr = transport.New(cfg.NodeID, n.log)
+	if cfg.Join != "" {
+		if err := n.resolveJoin(); err != nil {
+			return nil, err
+		}
+		cfg = n.cfg
+	}
+	if n.layout, err = computeLayout(&cfg); err != nil {
+		return nil, err
+	}
+	n.layout.ident.Joined = n.joined
 	fresh, err := n.checkIdentity()
 	if err != nil {
 		return nil, err
 	}
-	n.tr = transport.New(cfg.NodeID, n.log)
 	for id, addr := range cfg.InitialCluster {
 		n.tr.SetPeer(id, addr)
 	}
-	if fresh && cfg.EmptyDirCheckTimeout > 0 {
+	if fresh && !n.joined && cfg.EmptyDirCheckTimeout > 0 {
 		if err := n.refuseIfReplaced(); err != nil {
 			return nil, err
 		}
@@ -146,6 +157,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.UnsafeSkipIntentCheck {
 		txn.PlantReadsIgnoreIntents()
 	}
+	n.cmap.Store(n.initialMap())
 	n.router = newRouter(n)
 	n.txns = n.newCoordinator()
 	n.front = newFrontend(n)
@@ -156,7 +168,9 @@ func Start(cfg Config) (*Node, error) {
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.serve(n.respLn)
 	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))
-	n.bg.Add(5)
+	n.bg.Add(7)
+	go n.placementLoop()
+	go n.refreshMap()
 	go n.heartbeat()
 	go n.refreshHints()
 	go n.sweep()
@@ -200,7 +214,7 @@ func (n *Node) writeIdentity() error {
 // this node, then loads every replica on disk: on a restart, those are
 // the ones membership changes left here, whatever the initial placement.
 func (n *Node) addReplicas(fresh bool) error {
-	if !fresh {
+	if !fresh || n.joined {
 		return n.eng.LoadAll()
 	}
 	boot := func(group uint64, nodes []uint64, data [][2][]byte) *raftstore.Bootstrap {
@@ -221,17 +235,6 @@ func (n *Node) addReplicas(fresh bool) error {
 	return nil
 }
 
-// groupNodes lists the nodes holding group, preferred leader first.
-func (n *Node) groupNodes(group uint64) []uint64 {
-	if group == MetaGroup {
-		return n.layout.metaNodes
-	}
-	if group < uint64(len(n.layout.partitions)) {
-		return n.layout.partitions[group].Replicas
-	}
-	return nil
-}
-
 // refreshHints asks peers who leads the partitions this node does not
 // host, so routing and /readyz know without waiting for a request.
 func (n *Node) refreshHints() {
@@ -239,12 +242,12 @@ func (n *Node) refreshHints() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		for _, p := range n.layout.partitions {
+		for _, p := range n.view().parts {
 			g := uint64(p.ID)
 			if n.eng.HasGroup(g) {
 				continue
 			}
-			for _, node := range p.Replicas {
+			for _, node := range n.groupNodes(g) {
 				ctx, cancel := context.WithTimeout(n.ctx, 500*time.Millisecond)
 				b, err := n.tr.Call(ctx, node, methodLeader, encodeUvarint(g))
 				cancel()
@@ -278,7 +281,7 @@ func (n *Node) Ready() bool {
 	if n.eng.Err() != nil {
 		return false
 	}
-	for _, p := range n.layout.partitions {
+	for _, p := range n.view().parts {
 		if n.leaderOf(uint64(p.ID)) == 0 {
 			return false
 		}

@@ -423,6 +423,14 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 			return nil, errMalformed
 		}
 		return binary.AppendUvarint(nil, n.eng.Leader(group)), nil
+	case methodClusterMap:
+		return n.serveMap()
+	case methodGroupInfo:
+		return n.serveGroupInfo(body)
+	case methodChangeReplicas:
+		return n.serveChangeReplicas(ctx, body)
+	case methodJoin:
+		return n.serveJoin(ctx, body)
 	case methodKnown:
 		d := decoder{b: body}
 		id := d.uvarint()

@@ -1,0 +1,188 @@
+package server
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+)
+
+// The cluster map is a node's view of the membership: the node registry
+// and the partition table of the metadata group. Nodes hosting a metadata
+// replica read it from their replica; the others ask a metadata node. It
+// is refreshed every heartbeat interval and published atomically, so
+// routing never waits for it.
+//
+// The map is a hint for routing and reporting. Who actually holds a
+// partition is what its raft group's descriptor says; the placement
+// driver writes each change into the partition table after raft applied
+// it, and a node that hosts a replica trusts its own replica's view over
+// the map (groupNodes).
+
+// clusterMap is one consistent reading of the metadata.
+type clusterMap struct {
+	nodes []NodeRecord      // by id, stored states (liveness is derived on read)
+	parts []PartitionRecord // by partition id
+	meta  []uint64          // nodes of the metadata group
+}
+
+// initialMap is the map before the metadata is readable: the bootstrap
+// placement of the flags.
+func (n *Node) initialMap() *clusterMap {
+	m := &clusterMap{meta: slices.Clone(n.layout.metaNodes)}
+	for id, addr := range n.cfg.InitialCluster {
+		m.nodes = append(m.nodes, NodeRecord{ID: id, PeerAddr: addr, State: memberUp})
+	}
+	slices.SortFunc(m.nodes, func(a, b NodeRecord) int { return cmp.Compare(a.ID, b.ID) })
+	for _, p := range n.layout.partitions {
+		p.Replicas = slices.Clone(p.Replicas)
+		m.parts = append(m.parts, p)
+	}
+	return m
+}
+
+func (n *Node) view() *clusterMap { return n.cmap.Load() }
+
+// readLocalMap reads the map from this node's metadata replica; nil if it
+// has none or the data is incomplete.
+func (n *Node) readLocalMap() *clusterMap {
+	if !n.eng.HasGroup(MetaGroup) {
+		return nil
+	}
+	m := &clusterMap{}
+	bad := false
+	err := n.eng.ScanData(MetaGroup, nil, func(k, v []byte) bool {
+		switch {
+		case bytes.HasPrefix(k, []byte("node/")):
+			var rec NodeRecord
+			if json.Unmarshal(v, &rec) != nil {
+				bad = true
+				return false
+			}
+			m.nodes = append(m.nodes, rec)
+		case bytes.HasPrefix(k, []byte("partition/")):
+			var p PartitionRecord
+			if json.Unmarshal(v, &p) != nil {
+				bad = true
+				return false
+			}
+			m.parts = append(m.parts, p)
+		case bytes.Equal(k, metaGroupKey):
+			if json.Unmarshal(v, &m.meta) != nil {
+				bad = true
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil || bad || len(m.nodes) == 0 || len(m.parts) != n.cfg.Partitions {
+		return nil
+	}
+	if m.meta == nil {
+		m.meta = slices.Clone(n.layout.metaNodes)
+	}
+	return m
+}
+
+// clusterMapJSON is the map as methodClusterMap sends it.
+type clusterMapJSON struct {
+	Nodes []NodeRecord      `json:"nodes"`
+	Parts []PartitionRecord `json:"partitions"`
+	Meta  []uint64          `json:"meta"`
+}
+
+func (m *clusterMap) marshal() []byte {
+	b, _ := json.Marshal(clusterMapJSON{m.nodes, m.parts, m.meta})
+	return b
+}
+
+func unmarshalMap(b []byte) (*clusterMap, bool) {
+	var j clusterMapJSON
+	if json.Unmarshal(b, &j) != nil || len(j.Nodes) == 0 {
+		return nil, false
+	}
+	return &clusterMap{nodes: j.Nodes, parts: j.Parts, meta: j.Meta}, true
+}
+
+// refreshMap keeps the cluster map current until the node stops.
+func (n *Node) refreshMap() {
+	defer n.bg.Done()
+	t := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		if m := n.fetchMap(); m != nil && len(m.parts) == n.cfg.Partitions {
+			n.cmap.Store(m)
+			for _, rec := range m.nodes {
+				if rec.ID != n.cfg.NodeID && rec.PeerAddr != "" && rec.State != memberRemoved {
+					n.tr.SetPeer(rec.ID, rec.PeerAddr)
+				}
+			}
+		}
+		select {
+		case <-n.bgStop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fetchMap reads the map locally, or from the metadata nodes in turn.
+func (n *Node) fetchMap() *clusterMap {
+	if m := n.readLocalMap(); m != nil {
+		return m
+	}
+	for _, node := range n.view().meta {
+		if node == n.cfg.NodeID {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 500*time.Millisecond)
+		b, err := n.tr.Call(ctx, node, methodClusterMap, nil)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if m, ok := unmarshalMap(b); ok {
+			return m
+		}
+	}
+	return nil
+}
+
+// serveMap answers methodClusterMap from the local metadata replica.
+func (n *Node) serveMap() ([]byte, error) {
+	m := n.readLocalMap()
+	if m == nil {
+		return nil, errNoMeta
+	}
+	return m.marshal(), nil
+}
+
+// groupNodes lists the nodes holding group (voters, then learners),
+// preferred leader first: this node's own replica knows best, then the
+// cluster map.
+func (n *Node) groupNodes(group uint64) []uint64 {
+	if st, ok := n.eng.GroupStatus(group); ok {
+		return append(slices.Clone(st.Nodes), st.Learners...)
+	}
+	m := n.view()
+	if group == MetaGroup {
+		return m.meta
+	}
+	if group < uint64(len(m.parts)) {
+		return m.parts[group].Replicas
+	}
+	return nil
+}
+
+// memberIDs lists the nodes that are members (not removed), by id.
+func (m *clusterMap) memberIDs() []uint64 {
+	var out []uint64
+	for _, rec := range m.nodes {
+		if rec.State != memberRemoved {
+			out = append(out, rec.ID)
+		}
+	}
+	return out
+}

@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// Membership: joining, decommissioning and removing nodes. The registry
+// in the metadata group is the single record of who is a member; the
+// placement driver (placement.go) moves replicas to match it.
+//
+// Invariants:
+//   - A node id names one life of one machine. A record that ever
+//     heartbeated cannot be joined again: a node that lost its disk must
+//     join under a new id, or it would come back with empty logs into
+//     raft groups that count its old replicas.
+//   - Removed is final: a removed id never rejoins, heartbeats nothing,
+//     and placement never puts a replica on it.
+//   - Decommission only marks the node draining; the driver moves its
+//     replicas away first and marks it removed once it holds none, so
+//     redundancy never drops below R while a node leaves.
+
+// joinSeed is the transport's name for the node a joining node was told
+// to contact, whose id it does not know yet.
+const joinSeed uint64 = math.MaxUint64
+
+// joinReply is what a member tells a joining node.
+type joinReply struct {
+	Identity Identity     `json:"identity"`
+	Nodes    []NodeRecord `json:"nodes"`
+}
+
+// applyNodeJoin adds a node to the registry, or accepts a repeated join of
+// a node that never came up.
+func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	id, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil || id == 0 || id == joinSeed {
+		return resp.AppendError(out, "ERR bad node id"), nil
+	}
+	peer := string(args[2])
+	rec, ok, err := getNodeRecord(w, id)
+	if err != nil {
+		return out, err
+	}
+	switch {
+	case !ok:
+	case rec.State == memberRemoved:
+		return resp.AppendError(out, fmt.Sprintf("ERR node id %d was removed from the cluster; join under a new --id", id)), nil
+	case rec.HeartbeatMS != 0:
+		return resp.AppendError(out, fmt.Sprintf("ERR node id %d is already a member that ran before; a node with a new or empty disk must join under a new --id (then remove the old one with kintsu ctl node remove %d)", id, id)), nil
+	case rec.PeerAddr != peer:
+		return resp.AppendError(out, fmt.Sprintf("ERR node id %d is already a member at %s", id, rec.PeerAddr)), nil
+	default:
+		return resp.AppendSimple(out, "OK"), nil // a retry of a join that did not finish
+	}
+	return putMeta(w, metaNodeKey(id), NodeRecord{ID: id, PeerAddr: peer, State: memberUp}, out)
+}
+
+// applyNodeState sets a node's stored membership state.
+func applyNodeState(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	id, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		return resp.AppendError(out, "ERR bad node id"), nil
+	}
+	state := string(args[2])
+	if state != memberUp && state != memberDraining && state != memberRemoved {
+		return resp.AppendError(out, "ERR bad node state"), nil
+	}
+	rec, ok, err := getNodeRecord(w, id)
+	if err != nil {
+		return out, err
+	}
+	if !ok {
+		return resp.AppendError(out, fmt.Sprintf("ERR no node %d in the cluster", id)), nil
+	}
+	if rec.State == memberRemoved && state != memberRemoved {
+		return resp.AppendError(out, fmt.Sprintf("ERR node %d was removed; that is final", id)), nil
+	}
+	rec.State = state
+	return putMeta(w, metaNodeKey(id), rec, out)
+}
+
+func getNodeRecord(w kv.Reader, id uint64) (NodeRecord, bool, error) {
+	b, ok, err := w.Get(metaNodeKey(id))
+	if err != nil || !ok {
+		return NodeRecord{}, false, err
+	}
+	var rec NodeRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return NodeRecord{}, false, fmt.Errorf("corrupt node record %d: %w", id, err)
+	}
+	return rec, true, nil
+}
+
+// serveJoin answers methodJoin: it records the new node and tells it what
+// cluster it joined.
+func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
+	var req NodeRecord
+	if err := json.Unmarshal(body, &req); err != nil || req.ID == 0 || req.PeerAddr == "" {
+		return nil, errMalformed
+	}
+	reply := n.router.write(ctx, MetaGroup, [][]byte{[]byte(cmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)})
+	if string(reply) != "+OK\r\n" {
+		return nil, errors.New(replyText(reply))
+	}
+	n.tr.SetPeer(req.ID, req.PeerAddr)
+	jr := joinReply{Identity: n.layout.ident, Nodes: n.nodeRecords()}
+	jr.Identity.NodeID = req.ID
+	return json.Marshal(jr)
+}
+
+// replyText is a RESP error reply's text.
+func replyText(reply []byte) string {
+	v, _, err := resp.ParseValue(reply)
+	if err != nil {
+		return string(reply)
+	}
+	return string(v.Str)
+}
+
+// join asks the seed to add this node, and returns the cluster's identity
+// as seen from this node. It retries until timeout: the seed may be
+// starting too.
+func (n *Node) join() (Identity, []NodeRecord, error) {
+	n.tr.SetPeer(joinSeed, n.cfg.Join)
+	body, _ := json.Marshal(NodeRecord{ID: n.cfg.NodeID, PeerAddr: n.cfg.PeerAddr})
+	deadline := time.Now().Add(n.cfg.JoinTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(n.ctx, 2*n.cfg.RequestTimeout)
+		b, err := n.tr.Call(ctx, joinSeed, methodJoin, body)
+		cancel()
+		if err == nil {
+			var jr joinReply
+			if err := json.Unmarshal(b, &jr); err != nil {
+				return Identity{}, nil, fmt.Errorf("join via %s: malformed answer: %w", n.cfg.Join, err)
+			}
+			return jr.Identity, jr.Nodes, nil
+		}
+		last = err
+		if isRefusal(err) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // the seed may still be starting
+	}
+	return Identity{}, nil, fmt.Errorf("join via %s: %w", n.cfg.Join, last)
+}
+
+// isRefusal tells a refusal by the cluster (no point retrying) from a
+// seed that could not be reached.
+func isRefusal(err error) bool {
+	return strings.Contains(err.Error(), "was removed") || strings.Contains(err.Error(), "already a member")
+}
+
+// resolveJoin gives a node started with --join the cluster's shape: from
+// its data dir if it joined before, else by joining through the seed.
+func (n *Node) resolveJoin() error {
+	var id Identity
+	b, ok, err := storage.Get(n.db, storage.IdentKey)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		if err := json.Unmarshal(b, &id); err != nil {
+			return fmt.Errorf("data dir %s: unreadable identity: %w", n.cfg.DataDir, err)
+		}
+	default:
+		var nodes []NodeRecord
+		if id, nodes, err = n.join(); err != nil {
+			return err
+		}
+		for _, rec := range nodes {
+			if rec.ID != n.cfg.NodeID && rec.State != memberRemoved {
+				n.tr.SetPeer(rec.ID, rec.PeerAddr)
+			}
+		}
+		n.log.Info("joined the cluster", "via", n.cfg.Join, "cluster", id.ClusterID)
+	}
+	ic, err := ParseInitialCluster(id.InitialCluster)
+	if err != nil {
+		return fmt.Errorf("the cluster's initial membership: %w", err)
+	}
+	n.cfg.InitialCluster, n.cfg.Partitions, n.cfg.Replicas, n.cfg.VNodes = ic, id.Partitions, id.Replicas, id.VNodes
+	n.joined = true
+	return nil
+}
+
+// setNodeState records an operator's membership decision for node id.
+func (n *Node) setNodeState(ctx context.Context, id uint64, state string) error {
+	reply := n.router.write(ctx, MetaGroup, [][]byte{[]byte(cmdNodeState), []byte(strconv.FormatUint(id, 10)), []byte(state)})
+	if string(reply) != "+OK\r\n" {
+		return errors.New(replyText(reply))
+	}
+	return nil
+}
+
+// memberRoutes are the admin API's membership endpoints.
+func (n *Node) memberRoutes(mux *http.ServeMux) {
+	handle := func(state string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+			if err != nil || id == 0 {
+				http.Error(w, "node id must be a positive integer", http.StatusBadRequest)
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), n.cfg.RequestTimeout)
+			defer cancel()
+			if state == memberRemoved {
+				if rec, ok := n.nodeRecord(id); ok && rec.State != liveDead && rec.State != memberRemoved && r.URL.Query().Get("force") != "true" {
+					http.Error(w, fmt.Sprintf("node %d is %s, not dead: decommission it (its replicas move away first), or add ?force=true", id, rec.State), http.StatusConflict)
+					return
+				}
+			}
+			if err := n.setNodeState(ctx, id, state); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			_, _ = w.Write([]byte("ok\n"))
+		}
+	}
+	mux.HandleFunc("POST /v1/nodes/{id}/decommission", handle(memberDraining))
+	mux.HandleFunc("POST /v1/nodes/{id}/remove", handle(memberRemoved))
+}

@@ -1,0 +1,344 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/raftstore"
+)
+
+func TestPlanStep(t *testing.T) {
+	up := func(dead ...uint64) func(uint64) bool {
+		return func(id uint64) bool { return !slices.Contains(dead, id) }
+	}
+	for _, c := range []struct {
+		name string
+		gs   groupState
+		tgt  []uint64
+		up   func(uint64) bool
+		want step
+		ok   bool
+	}{
+		{"in place", groupState{voters: []uint64{1, 2, 3}, leader: 1}, []uint64{3, 2, 1}, up(), step{}, false},
+		{"add the missing one first", groupState{voters: []uint64{1, 2, 3}, leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.AddLearner, 4}, true},
+		{"promote the learner", groupState{voters: []uint64{1, 2, 3}, learners: []uint64{4}, leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.PromoteLearner, 4}, true},
+		{"then remove the extra", groupState{voters: []uint64{1, 2, 3, 4}, leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.RemoveReplica, 3}, true},
+		{"hand leadership away before removal", groupState{voters: []uint64{1, 2, 3, 4}, leader: 3}, []uint64{1, 2, 4}, up(), step{0, 1}, true},
+		{"dead node replaced", groupState{voters: []uint64{1, 2, 4}, leader: 1}, []uint64{1, 2, 3}, up(4), step{raftstore.AddLearner, 3}, true},
+		{"dead voter removed first", groupState{voters: []uint64{1, 2, 3, 4, 5}, leader: 1}, []uint64{1, 2, 3}, up(5), step{raftstore.RemoveReplica, 5}, true},
+		{"unwanted learner dropped", groupState{voters: []uint64{1, 2, 3}, learners: []uint64{5}, leader: 1}, []uint64{1, 2, 3}, up(), step{raftstore.RemoveReplica, 5}, true},
+		{"no learner on a node not up", groupState{voters: []uint64{1, 2, 3}, leader: 1}, []uint64{1, 2, 4}, up(4), step{}, false},
+		{"never shrink while a target is missing", groupState{voters: []uint64{1, 2, 3, 5}, leader: 1}, []uint64{1, 2, 4}, up(4), step{}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := planStep(c.gs, c.tgt, c.up)
+			if ok != c.ok || got != c.want {
+				t.Fatalf("got %v (%v), want %v (%v)", got, ok, c.want, c.ok)
+			}
+		})
+	}
+	// Driving any membership with planStep reaches the target without ever
+	// having fewer than R voters.
+	gs := groupState{voters: []uint64{1, 2, 3}, leader: 1}
+	target := []uint64{4, 5, 6}
+	for i := 0; ; i++ {
+		st, ok := planStep(gs, target, up())
+		if !ok {
+			break
+		}
+		if i > 20 {
+			t.Fatal("no convergence")
+		}
+		switch st.kind {
+		case 0:
+			gs.leader = st.node
+		case raftstore.AddLearner:
+			gs.learners = append(gs.learners, st.node)
+		case raftstore.PromoteLearner:
+			gs.learners = slices.DeleteFunc(gs.learners, func(x uint64) bool { return x == st.node })
+			gs.voters = append(gs.voters, st.node)
+		case raftstore.RemoveReplica:
+			gs.voters = slices.DeleteFunc(gs.voters, func(x uint64) bool { return x == st.node })
+		}
+		if len(gs.voters) < 3 {
+			t.Fatalf("step %v left %v voters", st, gs.voters)
+		}
+	}
+	slices.Sort(gs.voters)
+	if !slices.Equal(gs.voters, target) {
+		t.Fatalf("ended at %v", gs.voters)
+	}
+}
+
+// membership returns every group's voters as node 'from' learns them from
+// the leaders, or false while some group has no answering leader.
+func (tc *testCluster) membership(from *Node) (map[uint64][]uint64, bool) {
+	out := map[uint64][]uint64{}
+	groups := []uint64{MetaGroup}
+	for g := 0; g < from.cfg.Partitions; g++ {
+		groups = append(groups, uint64(g))
+	}
+	for _, g := range groups {
+		gs, ok := from.groupInfo(g)
+		if !ok || len(gs.learners) > 0 {
+			return nil, false
+		}
+		v := slices.Clone(gs.voters)
+		slices.Sort(v)
+		out[g] = v
+	}
+	return out, true
+}
+
+// waitMembership polls until cond holds for the membership seen from node.
+func (tc *testCluster) waitMembership(from *Node, what string, timeout time.Duration, cond func(map[uint64][]uint64) bool) map[uint64][]uint64 {
+	tc.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last map[uint64][]uint64
+	for {
+		if m, ok := tc.membership(from); ok {
+			last = m
+			if cond(m) {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("timed out waiting for %s; membership: %v", what, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func placementTune(c *Config) {
+	c.HeartbeatInterval = 100 * time.Millisecond
+	c.DeadTimeout = 2 * time.Second
+	c.Partitions = 16
+}
+
+// 4 nodes, R=3: one dies for good. After the dead timeout every group has
+// 3 voters again, none on the dead node, and all data is intact. When the
+// node comes back it drops what it held and takes its share again.
+func TestDeadNodeIsReplaced(t *testing.T) {
+	tc := startCluster(t, 4, placementTune)
+	ctx := ctx5(t)
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), Protocol: 2})
+	defer c.Close()
+	for i := 0; i < 200; i++ {
+		if err := c.Set(ctx, fmt.Sprint("k", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopped := time.Now()
+	cfg4 := tc.cfgs[3]
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = tc.nodes[3].eng.TransferLeadership(sctx) // as a crash would, minus the election wait
+	cancel()
+	tc.nodes[3].closeAll()
+	tc.nodes[3] = nil
+
+	threeWithout4 := func(m map[uint64][]uint64) bool {
+		for _, v := range m {
+			if len(v) != 3 || slices.Contains(v, 4) {
+				return false
+			}
+		}
+		return true
+	}
+	tc.waitMembership(tc.nodes[0], "every group to have 3 voters, none on node 4", 60*time.Second, threeWithout4)
+	t.Logf("replication factor restored %v after node 4 stopped (dead timeout %v)", time.Since(stopped).Round(time.Millisecond), tc.cfgs[0].DeadTimeout)
+	for i := 0; i < 200; i++ {
+		if got, err := c.Get(ctx, fmt.Sprint("k", i)).Int(); err != nil || got != i {
+			t.Fatalf("k%d = %d, %v after re-replication", i, got, err)
+		}
+	}
+
+	// Node 4 returns with its old data: it is told its replicas were
+	// removed, destroys them, and receives its share again.
+	cfg4.Listeners = &Listeners{Peer: listenOn(t, cfg4.PeerAddr), RESP: listenOn(t, cfg4.RESPAddr), HTTP: listenOn(t, cfg4.HTTPAddr)}
+	n4, err := Start(cfg4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.nodes[3] = n4
+	tc.waitMembership(tc.nodes[0], "node 4 to hold replicas again", 60*time.Second, func(m map[uint64][]uint64) bool {
+		held := 0
+		for g, v := range m {
+			if g != MetaGroup && len(v) != 3 {
+				return false
+			}
+			if slices.Contains(v, 4) {
+				held++
+			}
+		}
+		return held > 0
+	})
+	// Whatever node 4 hosts now, it is a member of.
+	waitFor(t, "node 4 to host only groups it is a member of", 30*time.Second, func() bool {
+		for _, st := range n4.eng.Status() {
+			if !slices.Contains(append(st.Nodes, st.Learners...), 4) {
+				return false
+			}
+			gs, ok := tc.nodes[0].groupInfo(st.Group)
+			if !ok || !slices.Contains(append(gs.voters, gs.learners...), 4) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A 5th node joins under load: it receives about R·P/5 replicas and some
+// leaderships, and no request fails.
+func TestJoinUnderLoad(t *testing.T) {
+	tc := startCluster(t, 4, placementTune)
+	before, _ := tc.membership(tc.nodes[0])
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(1), Protocol: 2})
+	defer c.Close()
+	var (
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+		ops    atomic.Int64
+		mu     sync.Mutex
+		failed []error
+	)
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := c.Incr(ctx, fmt.Sprint("w", w, "-", i%64)).Err()
+				cancel()
+				ops.Add(1)
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+
+	ls := &Listeners{Peer: listen(t), RESP: listen(t), HTTP: listen(t)}
+	cfg := tc.cfgs[0]
+	cfg.NodeID, cfg.DataDir, cfg.InitialCluster, cfg.Join = 5, t.TempDir(), nil, tc.cfgs[0].PeerAddr
+	cfg.RESPAddr, cfg.PeerAddr, cfg.HTTPAddr, cfg.Listeners = ls.RESP.Addr().String(), ls.Peer.Addr().String(), ls.HTTP.Addr().String(), ls
+	n5, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.nodes, tc.cfgs = append(tc.nodes, n5), append(tc.cfgs, cfg)
+	after := tc.waitMembership(tc.nodes[0], "the placement to settle with node 5", 90*time.Second, func(m map[uint64][]uint64) bool {
+		held := 0
+		for _, v := range m {
+			if slices.Contains(v, 5) {
+				held++
+			}
+		}
+		want, _, _, _ := tc.nodes[0].targets(tc.nodes[0].nodeRecords())
+		for g, v := range m {
+			if g == MetaGroup {
+				continue
+			}
+			w := slices.Clone(want[g])
+			slices.Sort(w)
+			if !slices.Equal(v, w) {
+				return false
+			}
+		}
+		return held > 0
+	})
+	moved := 0
+	for g, v := range after {
+		for _, id := range v {
+			if !slices.Contains(before[g], id) {
+				moved++
+			}
+		}
+	}
+	P, R := tc.cfgs[0].Partitions, tc.cfgs[0].Replicas
+	limit := 1.25*float64(R*P)/5 + 1 // +1: the metadata group gains its 5th replica
+	t.Logf("replicas moved onto node 5: %d (limit %.1f)", moved, limit)
+	if float64(moved) > limit {
+		t.Fatalf("%d replicas moved, more than %.1f", moved, limit)
+	}
+	waitFor(t, "node 5 to lead some partitions", 30*time.Second, func() bool {
+		led := 0
+		for _, st := range n5.eng.Status() {
+			if st.LeaderNode == 5 && st.Group != MetaGroup {
+				led++
+			}
+		}
+		return led >= P/5-1
+	})
+	close(stop)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d requests failed while node 5 joined; first: %v", len(failed), ops.Load(), failed[0])
+	}
+	t.Logf("%d requests, none failed", ops.Load())
+}
+
+func post(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Post(url, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Decommissioning moves a node's replicas away first and removes it once
+// it holds none; removing a live node needs force.
+func TestDecommissionDrainsThenRemoves(t *testing.T) {
+	tc := startCluster(t, 4, placementTune)
+	ctx := ctx5(t)
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), Protocol: 2})
+	defer c.Close()
+	for i := 0; i < 100; i++ {
+		if err := c.Set(ctx, fmt.Sprint("k", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := "http://" + tc.cfgs[0].HTTPAddr
+	if code := post(t, admin+"/v1/nodes/3/remove"); code != http.StatusConflict {
+		t.Fatalf("removing a live node without force: %d, want 409", code)
+	}
+	if code := post(t, admin+"/v1/nodes/2/decommission"); code != http.StatusOK {
+		t.Fatalf("decommission: %d", code)
+	}
+	tc.waitMembership(tc.nodes[0], "node 2 to hold nothing", 60*time.Second, func(m map[uint64][]uint64) bool {
+		for g, v := range m {
+			if slices.Contains(v, 2) || g != MetaGroup && len(v) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, "node 2 to be removed and to host nothing", 30*time.Second, func() bool {
+		rec, _ := tc.nodes[0].nodeRecord(2)
+		return rec.State == memberRemoved && len(tc.nodes[1].eng.Status()) == 0
+	})
+	if code := post(t, admin+"/v1/nodes/2/decommission"); code != http.StatusConflict {
+		t.Fatalf("decommissioning a removed node: %d, want 409", code)
+	}
+	for i := 0; i < 100; i++ {
+		if got, err := c.Get(ctx, fmt.Sprint("k", i)).Int(); err != nil || got != i {
+			t.Fatalf("k%d = %d, %v after the decommission", i, got, err)
+		}
+	}
+}

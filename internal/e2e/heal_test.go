@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestDeadNodeRebuilt: 4 nodes, R=3; one is killed for good. Within the
+// dead timeout plus the copy, every partition has 3 replicas again, none
+// on the dead node, and every key is intact.
+func TestDeadNodeRebuilt(t *testing.T) {
+	c := startCluster(t, 4, "--dead-timeout", "3s", "--heartbeat-interval", "200ms")
+	nodes := c.Nodes()
+	cl := client(nodes[0].RESPAddr)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i := 0; i < 500; i++ {
+		if err := cl.Set(ctx, fmt.Sprint("key-", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Kill(4); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	deadline := killed.Add(90 * time.Second)
+	for {
+		st := status(t, nodes[0].HTTPAddr)
+		ok := true
+		for _, p := range st.Partitions {
+			if len(p.Replicas) != 3 || slices.Contains(p.Replicas, 4) || len(p.Learners) > 0 || p.Leader == 0 {
+				ok = false
+			}
+		}
+		dead := false
+		for _, n := range st.Nodes {
+			dead = dead || n.ID == 4 && n.State == "dead"
+		}
+		if ok && dead {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replication factor not restored 90s after node 4 died: %+v", st.Partitions)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("every partition had 3 live replicas again %v after kill -9 (dead timeout 3s)", time.Since(killed).Round(10*time.Millisecond))
+	for i := 0; i < 500; i++ {
+		if got, err := cl.Get(ctx, fmt.Sprint("key-", i)).Int(); err != nil || got != i {
+			t.Fatalf("key-%d = %d, %v after re-replication", i, got, err)
+		}
+	}
+}
+
+// TestRollingRestart: every node in turn gets SIGTERM, comes back and is
+// ready before the next, under a steady go-redis load: zero failed
+// requests.
+func TestRollingRestart(t *testing.T) {
+	c := startCluster(t, 3)
+	waitTopology(t, c)
+	nodes := c.Nodes()
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.RESPAddr)
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ReadTimeout: 6 * time.Second, DialTimeout: time.Second})
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var (
+		ops  atomic.Int64
+		mu   sync.Mutex
+		errs []error
+		stop = make(chan struct{})
+		wg   sync.WaitGroup
+	)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprint("roll-", w, "-", i%100)
+				if err := cc.Incr(ctx, k).Err(); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s INCR %s: %w", time.Now().Format("15:04:05.000"), k, err))
+					mu.Unlock()
+				}
+				ops.Add(1)
+			}
+		}()
+	}
+	// Each node is stopped only once the load has run a while on the
+	// cluster as it is (a few hundred requests), so every restart meets
+	// traffic, and so does the cluster after the last one.
+	steady := func() {
+		t.Helper()
+		from := ops.Load()
+		for ops.Load() < from+300 {
+			if ctx.Err() != nil {
+				t.Fatal("the load stalled")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for _, n := range nodes {
+		steady()
+		if err := c.Stop(n.ID, 30*time.Second); err != nil {
+			t.Errorf("SIGTERM node %d: %v", n.ID, err)
+		}
+		t.Logf("%s node %d stopped", time.Now().Format("15:04:05.000"), n.ID)
+		if err := c.Restart(n.ID); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, c)
+		t.Logf("%s node %d ready", time.Now().Format("15:04:05.000"), n.ID)
+	}
+	steady()
+	close(stop)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d requests failed during the rolling restart; first: %v", len(errs), ops.Load(), errors.Join(errs[:min(5, len(errs))]...))
+	}
+	t.Logf("rolling restart of %d nodes: %d requests, none failed", len(nodes), ops.Load())
+}

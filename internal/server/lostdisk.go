@@ -64,7 +64,7 @@ func (n *Node) refuseIfReplaced() error {
 	if witness != 0 {
 		return fmt.Errorf("data dir %s is empty, but node %d has run in this cluster before (node %d knows it): its disk was lost or replaced. "+
 			"Starting it empty would put empty logs back into its raft groups and could lose acknowledged writes. "+
-			"Restore its data dir (from the old disk or a backup); adding the machine back as a new member is not supported yet", n.cfg.DataDir, n.cfg.NodeID, witness)
+			"Restore its data dir (from the old disk or a backup), or add the machine back as a new member: kintsu server --id NEW-ID --join PEER-OF-A-MEMBER (and kintsu ctl node remove %d once it is dead)", n.cfg.DataDir, n.cfg.NodeID, witness, n.cfg.NodeID)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart"}
 	AllWorkloads = []string{"register", "set", "bank"}
 	AllBugs      = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check"}
 )
@@ -67,6 +67,9 @@ func (c *Config) EnsureDefaults() {
 			if !slices.Contains(c.Workloads, "bank") && (n == "coordinator" || n == "participant") {
 				continue
 			}
+			if n == "lose" && c.Nodes <= c.replicas() {
+				continue // nowhere to rebuild a lost node's replicas
+			}
 			c.Nemeses = append(c.Nemeses, n)
 		}
 	}
@@ -109,6 +112,9 @@ func (c *Config) Validate() error {
 	if (slices.Contains(c.Nemeses, "coordinator") || slices.Contains(c.Nemeses, "participant")) && !slices.Contains(c.Workloads, "bank") {
 		errs = append(errs, errors.New("the coordinator and participant nemeses crash nodes inside cross-partition transactions: they need the bank workload"))
 	}
+	if slices.Contains(c.Nemeses, "lose") && c.Nodes <= c.replicas() {
+		errs = append(errs, fmt.Errorf("the lose nemesis needs more nodes (--nodes %d) than replicas (%d): a lost node's replicas are rebuilt on the others", c.Nodes, c.replicas()))
+	}
 	if c.PlantBug != "" && !slices.Contains(AllBugs, c.PlantBug) {
 		errs = append(errs, fmt.Errorf("unknown planted bug %q (known: %v)", c.PlantBug, AllBugs))
 	}
@@ -126,6 +132,17 @@ func (c *Config) Validate() error {
 // before a crash is lost.
 const lazyFsync = 2 * time.Second
 
+// loseDeadTimeout is the servers' --dead-timeout under the lose nemesis.
+const loseDeadTimeout = 3 * time.Second
+
+// replicas is the replication factor the servers will use.
+func (c *Config) replicas() int {
+	if c.Replicas > 0 {
+		return c.Replicas
+	}
+	return 3
+}
+
 // faultHooks says whether some nemesis needs the nodes' fault hooks.
 func (c *Config) faultHooks() bool {
 	for _, n := range []string{"partition", "disk", "clock", "coordinator", "participant"} {
@@ -141,6 +158,9 @@ func (c *Config) serverArgs() []string {
 	var args []string
 	if c.faultHooks() {
 		args = append(args, "--fault-injection")
+	}
+	if slices.Contains(c.Nemeses, "lose") {
+		args = append(args, "--dead-timeout", loseDeadTimeout.String(), "--heartbeat-interval", "200ms")
 	}
 	switch c.PlantBug {
 	case "stale-read":

@@ -10,7 +10,9 @@
 // with --fault-injection (transport cuts, disk faults, clock skew, and
 // crash failpoints: coordinator kills a node coordinating a cross-partition
 // transaction after its prepares or after its decision, participant kills
-// a partition leader right after a PREPARE applied).
+// a partition leader right after a PREPARE applied), plus membership
+// faults: lose (a node down past the dead timeout until its replicas are
+// rebuilt elsewhere, timed) and rolling-restart (SIGTERM each node in turn).
 // Workloads: register (linearizability of reads, writes and compare-and-set
 // on hot keys, with porcupine), set (nothing acknowledged lost, nothing
 // refused or never written present) and bank (transfers between accounts

@@ -67,6 +67,7 @@ type nemesis struct {
 	c      *launcher.Cluster
 	net    *netns.Net // set with --network netns: cuts drop packets
 	rec    *recorder
+	end    time.Time // the run's scheduled end: no fault starts after it
 	log    func(format string, args ...any)
 	active atomic.Pointer[string] // the fault in progress, for the progress line
 }
@@ -94,8 +95,12 @@ func (n *nemesis) run(ctx context.Context, events []event) []Fault {
 		if !n.sleepUntil(ctx, e.at) {
 			break
 		}
+		if !n.end.IsZero() && time.Now().After(n.end) {
+			n.log("the run's time is up: %d scheduled faults skipped (earlier ones ran long)", len(events)-len(faults))
+			break
+		}
 		what := fmt.Sprintf("%s (node %d)", e.kind, e.node)
-		if e.kind == "kill-leader" || e.kind == "crash-all" { // no fixed target
+		if e.kind == "kill-leader" || e.kind == "crash-all" || e.kind == "rolling-restart" { // no fixed target
 			what = e.kind
 		}
 		n.active.Store(&what)
@@ -189,6 +194,10 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		return f, n.hookFault(&f, "clock", e.skew.body(), hold, true)
 	case "coordinator", "participant":
 		return f, n.crashAtFailpoint(ctx, &f, e.crash, hold)
+	case "lose":
+		return f, n.lose(ctx, &f)
+	case "rolling-restart":
+		return f, n.rollingRestart(ctx, &f)
 	default:
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}

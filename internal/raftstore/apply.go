@@ -84,6 +84,9 @@ func (e *Engine) applyEntry(b *pebble.Batch, r *replica, ent *pb.Entry, answers 
 		}
 	}
 	r.applied.Index, r.applied.Term = ent.GetIndex(), ent.GetTerm()
+	if r.confPending && r.applied.Index >= r.confIndex {
+		r.confPending = false // what raft put at confIndex is applied, whatever it was
+	}
 	return answers, nil
 }
 

@@ -434,6 +434,9 @@ type GroupStatus struct {
 	CommitIndex  uint64
 	Keys         int64
 	Role         string
+	ConfPending  bool // a membership change proposed here is not applied yet
+	NextID       uint64   // the descriptor's next replica id
+	MemberIDs    []uint64 // replica ids of voters and learners
 }
 
 // GroupStatus returns the status of the local replica of group.

@@ -349,6 +349,25 @@ func (e *Engine) HandleRaft(envs []Envelope) {
 	e.notify()
 }
 
+// PeerDown tells the engine that the connection to node broke. Followers
+// whose leader is on node campaign at once instead of waiting out the
+// election timeout. This is safe whatever the cause: elections never
+// decide safety, and with PreVote and CheckQuorum a campaign cannot
+// disturb a leader that the other members still hear from (they refuse
+// pre-votes while it holds its lease), so a broken link to a live leader
+// costs nothing; a dead leader's followers all see their link break, and
+// once each has campaigned (dropping its lease), they elect one of them.
+func (e *Engine) PeerDown(node uint64) {
+	e.in.addFunc(func() {
+		for _, r := range e.replicas {
+			if !r.isLeader && r.leader != 0 && r.desc.NodeOf(r.leader) == node {
+				_ = r.rn.Campaign()
+			}
+		}
+	})
+	e.notify()
+}
+
 // ReportUnreachable tells the leaders of this node that node could not be
 // reached, so raft stops pipelining to it until it answers again.
 func (e *Engine) ReportUnreachable(node uint64) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kintsu/kintsu/internal/storage"
@@ -75,6 +76,10 @@ var (
 	ErrRemoveLeader = errors.New("the leader cannot remove its own replica; transfer leadership first")
 	// ErrNotMember: the node holds no replica of the group.
 	ErrNotMember = errors.New("the node holds no replica of the group")
+	// ErrConfPending: another membership change of the group is not
+	// applied yet (raft takes one at a time), or the leader is too new to
+	// take one.
+	ErrConfPending = errors.New("another membership change of the group is in progress")
 )
 
 // promoteSlack is how many committed entries a learner may still miss
@@ -119,8 +124,14 @@ func (e *Engine) ChangeReplicas(ctx context.Context, group uint64, kind ChangeKi
 		if r == nil {
 			return ErrNoGroup
 		}
-		if changeInEffect(r.status.Load(), kind, node) {
+		st := r.status.Load()
+		if changeInEffect(st, kind, node) {
 			return nil
+		}
+		if !st.ConfPending {
+			// Applied without taking effect: raft dropped it for a change
+			// that got in first, or leadership moved.
+			return fmt.Errorf("%s of node %d in group %d: %w", kind, node, group, ErrConfPending)
 		}
 		select {
 		case <-ctx.Done():
@@ -156,6 +167,11 @@ func (r *replica) proposeChange(kind ChangeKind, node uint64) (bool, error) {
 	if changeInEffect(st, kind, node) {
 		return true, nil
 	}
+	// Raft silently turns a conf change into an empty entry while another
+	// is pending, which includes a new leader's own unapplied tail.
+	if r.confPending || r.applied.Index < r.rn.Status().GetCommit() {
+		return false, ErrConfPending
+	}
 	desc := r.desc.Clone()
 	id := desc.ReplicaOn(node)
 	cc := pb.ConfChangeSingle{}
@@ -170,7 +186,8 @@ func (r *replica) proposeChange(kind ChangeKind, node uint64) (bool, error) {
 			return false, ErrNotMember
 		}
 		st := r.rn.Status()
-		if pr, ok := st.Progress[id]; !ok || pr.Match+promoteSlack < st.GetCommit() {
+		pr, ok := st.Progress[id]
+		if !ok || pr.State != tracker.StateReplicate || !pr.RecentActive || pr.Match == 0 || pr.Match+promoteSlack < st.GetCommit() {
 			return false, ErrNotCaughtUp
 		}
 		cc.Type = pb.ConfChangeAddNode.Enum()
@@ -188,6 +205,10 @@ func (r *replica) proposeChange(kind ChangeKind, node uint64) (bool, error) {
 	if err := r.rn.ProposeConfChange(v2); err != nil {
 		return false, err
 	}
+	// The leader's own progress matches its last entry: ours (or the
+	// empty entry raft put in its place). Pending until that is applied.
+	r.confPending, r.confIndex = true, r.rn.Status().Progress[r.id].Match
+	r.publishStatus()
 	return false, nil
 }
 
@@ -240,6 +261,7 @@ func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) err
 	if !inConf(r.applied.Conf, r.id) {
 		r.removed = true
 	}
+	r.confPending = false
 	e.cfg.Logger.Info("membership changed", "group", r.group, "index", ent.GetIndex(), "voters", r.applied.Conf.GetVoters(), "learners", r.applied.Conf.GetLearners(), "nodes", r.desc.Nodes())
 	return nil
 }
@@ -265,22 +287,12 @@ func (e *Engine) destroyRemoved() error {
 	return nil
 }
 
-// destroy deletes r's state and writes its tombstone, in one synced batch.
+// destroy deletes r's state and writes its tombstone, then forgets r.
 func (e *Engine) destroy(r *replica) error {
-	b := e.db.NewBatch()
-	defer b.Close()
-	for _, sp := range storage.ReplicaSpans(r.group) {
-		if err := b.DeleteRange(sp[0], sp[1], nil); err != nil {
-			return err
-		}
-	}
-	tomb := max(r.id, e.tombstone(r.group))
-	if err := b.Set(storage.TombstoneKey(r.group), binary.BigEndian.AppendUint64(nil, tomb), nil); err != nil {
+	if err := e.deleteReplicaState(r.group, r.id); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("destroy replica of group %d: %w", r.group, err)
-	}
+	e.outSnaps.drop(r.group)
 	delete(e.byGroup, r.group)
 	e.replicas = slices.DeleteFunc(e.replicas, func(x *replica) bool { return x == r })
 	e.publishGroups()
@@ -315,6 +327,11 @@ func (e *Engine) receive(env Envelope) {
 		return
 	}
 	m := env.Msg
+	if r.applied.Index == 0 && m.GetTo() == r.id && isLeaderMsg(m) && env.From != 0 && r.desc.NodeOf(m.GetFrom()) == 0 {
+		// A replica still waiting for its first snapshot follows whoever
+		// leads now: leadership may have moved since it was added.
+		r.desc.Replicas = append(r.desc.Replicas, storage.Replica{ID: m.GetFrom(), Node: env.From})
+	}
 	if r.acceptsPeerMsg(m) {
 		_ = r.rn.Step(m) // errors are for messages raft ignores anyway
 		return
@@ -327,6 +344,26 @@ func (e *Engine) receive(env Envelope) {
 // notifyRemoved tells node that its replica id of group was removed.
 func (e *Engine) notifyRemoved(group, id, node uint64) {
 	e.tr.Send(node, []Envelope{{Group: group, Removed: true, Msg: &pb.Message{To: new(id)}}})
+}
+
+// deleteReplicaState deletes group's replica state and raises its
+// tombstone to at least id, in one synced batch.
+func (e *Engine) deleteReplicaState(group, id uint64) error {
+	b := e.db.NewBatch()
+	defer b.Close()
+	for _, sp := range storage.ReplicaSpans(group) {
+		if err := b.DeleteRange(sp[0], sp[1], nil); err != nil {
+			return err
+		}
+	}
+	tomb := max(id, e.tombstone(group))
+	if err := b.Set(storage.TombstoneKey(group), binary.BigEndian.AppendUint64(nil, tomb), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("destroy replica of group %d: %w", group, err)
+	}
+	return nil
 }
 
 // tombstone returns the highest replica id of group destroyed here.
@@ -343,13 +380,21 @@ func (e *Engine) tombstone(group uint64) uint64 {
 // and addressed to a replica id never destroyed here; nil otherwise.
 // Called on the loop.
 func (e *Engine) replicaFor(env Envelope) *replica {
-	if r := e.byGroup[env.Group]; r != nil {
-		return r
-	}
 	m := env.Msg
-	switch m.GetType() {
-	case pb.MsgApp, pb.MsgHeartbeat, pb.MsgSnap:
-	default:
+	if r := e.byGroup[env.Group]; r != nil {
+		if !isLeaderMsg(m) || m.GetTo() <= r.id {
+			return r
+		}
+		// A leader adds this node again under a new id: the replica here
+		// is an old one whose removal it never heard of (a learner, or one
+		// cut off). A node holds one replica per group, so it is stale.
+		e.cfg.Logger.Info("replaced by a newer replica of the same group", "group", r.group, "old", r.id, "new", m.GetTo())
+		if err := e.destroy(r); err != nil {
+			e.setFatal(err)
+			return nil
+		}
+	}
+	if !isLeaderMsg(m) {
 		return nil
 	}
 	if env.From == 0 || env.From == e.cfg.NodeID || m.GetTo() == 0 || m.GetTo() <= e.tombstone(env.Group) {
@@ -379,6 +424,32 @@ func (e *Engine) replicaFor(env Envelope) *replica {
 	return r
 }
 
+// DestroyIfRemoved destroys the local replica of group if a member whose
+// descriptor is newer than the replica (nextID above its id) does not list
+// it among memberIDs: it was removed while it could not hear of it — a
+// learner, or a replica cut off or down at the time — and nobody will
+// tell it otherwise. A member with an older descriptor proves nothing.
+func (e *Engine) DestroyIfRemoved(group, nextID uint64, memberIDs []uint64) {
+	e.in.addFunc(func() {
+		r := e.byGroup[group]
+		if r == nil || r.id >= nextID || slices.Contains(memberIDs, r.id) {
+			return
+		}
+		e.cfg.Logger.Info("the group no longer lists this replica: removing it", "group", group, "replica", r.id, "next_id", nextID)
+		r.removed = true
+	})
+	e.notify()
+}
+
+// isLeaderMsg reports whether m is one only a leader sends.
+func isLeaderMsg(m *pb.Message) bool {
+	switch m.GetType() {
+	case pb.MsgApp, pb.MsgHeartbeat, pb.MsgSnap:
+		return true
+	}
+	return false
+}
+
 // LoadAll loads every replica with state on disk that is not loaded yet
 // (those added by membership changes). Call before Start.
 func (e *Engine) LoadAll() error {
@@ -388,6 +459,15 @@ func (e *Engine) LoadAll() error {
 	}
 	for _, d := range descs {
 		if e.byGroup[d.Group] != nil {
+			continue
+		}
+		if d.ReplicaOn(e.cfg.NodeID) == 0 {
+			// The node crashed after applying its own removal and before
+			// destroying the replica: finish. Every id below NextID that
+			// is not in the descriptor was removed.
+			if err := e.deleteReplicaState(d.Group, d.NextID-1); err != nil {
+				return err
+			}
 			continue
 		}
 		r, err := e.loadReplica(d)

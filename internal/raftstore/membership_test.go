@@ -2,6 +2,7 @@ package raftstore_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -9,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/storage"
 )
 
 // addNode starts an engine hosting nothing and tells every node its address.
@@ -122,4 +125,85 @@ func TestMoveReplicaToNewNode(t *testing.T) {
 	waitFor(t, "node 4 to serve after a restart", 10*time.Second, func() bool {
 		return n4.eng.HasGroup(0) && localGet(t, n4, 0, "k59") == bulk("v59") && localGet(t, n4, 0, "k0") == bulk("v0")
 	})
+}
+
+// One change at a time: a second concurrent change is refused at once
+// (not left to time out), and a learner with no data is not promoted.
+func TestOneChangeAtATimeAndNoEmptyPromotion(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	if r, err := c.write(0, 7, "set", "k", "v"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("set: %q, %v", r, err)
+	}
+	l := c.leader(0)
+	// Node 9 has no address: a learner there never receives anything.
+	errs := make(chan error, 2)
+	for _, node := range []uint64{8, 9} {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			errs <- l.eng.ChangeReplicas(ctx, 0, raftstore.AddLearner, node)
+		}()
+	}
+	var got []error
+	for range 2 {
+		got = append(got, <-errs)
+	}
+	ok, busy := 0, 0
+	for _, err := range got {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, raftstore.ErrConfPending):
+			busy++
+		}
+	}
+	if ok < 1 || ok+busy != 2 {
+		t.Fatalf("two concurrent changes: %v; want at least one done, the other refused as pending", got)
+	}
+	st, _ := groupStatus(l, 0)
+	for _, node := range st.Learners {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := l.eng.ChangeReplicas(ctx, 0, raftstore.PromoteLearner, node)
+		cancel()
+		if !errors.Is(err, raftstore.ErrNotCaughtUp) {
+			t.Fatalf("promoting learner on node %d that has nothing: %v", node, err)
+		}
+	}
+}
+
+// A node that crashed after applying its own removal but before deleting
+// the replica finishes the removal when it starts again.
+func TestRestartFinishesInterruptedRemoval(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	if r, err := c.write(0, 7, "set", "k", "v"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("set: %q, %v", r, err)
+	}
+	n3 := c.nodes[3]
+	dir := n3.dir
+	c.stop(3)
+	// What the apply batch leaves on disk: a descriptor without node 3.
+	db, err := storage.Open(storage.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.groups[0].Clone()
+	id := d.ReplicaOn(3)
+	d.Replicas = slices.DeleteFunc(d.Replicas, func(r storage.Replica) bool { return r.Node == 3 })
+	if err := db.Set(storage.DescriptorKey(0), d.Encode(), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.restart(3, dir)
+	if c.nodes[3].eng.HasGroup(0) {
+		t.Fatal("the removed replica was loaded")
+	}
+	if got := localGet(t, c.nodes[3], 0, "k"); got != "$-1\r\n" {
+		t.Fatalf("the removed replica's data is still there: %q", got)
+	}
+	b, ok, err := storage.Get(c.nodes[3].db, storage.TombstoneKey(0))
+	if err != nil || !ok || binary.BigEndian.Uint64(b) < id {
+		t.Fatalf("tombstone %x %v %v, want at least %d", b, ok, err, id)
+	}
 }

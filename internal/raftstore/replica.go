@@ -40,6 +40,10 @@ type replica struct {
 
 	pendingSnaps []*incomingSnap // snapshot data stepped into raft, not yet installed
 	removed      bool            // a conf change removed this replica: destroy it at the end of the cycle
+	// confPending: this leader proposed a conf change at confIndex that is
+	// not applied yet (raft takes one at a time).
+	confPending bool
+	confIndex   uint64
 
 	status atomic.Pointer[GroupStatus]
 }
@@ -152,6 +156,9 @@ func (r *replica) publishStatus() {
 		Keys:         r.applied.Keys,
 		CommitIndex:  st.GetCommit(),
 		Role:         st.RaftState.String(),
+		ConfPending:  r.confPending,
+		NextID:       r.desc.NextID,
+		MemberIDs:    append(slices.Clone(r.applied.Conf.GetVoters()), r.applied.Conf.GetLearners()...),
 	}
 	r.status.Store(gs)
 }
@@ -189,6 +196,7 @@ func (e *Engine) handleSoftState(r *replica, ss *raft.SoftState) {
 		// proposers retry with the same (origin, seq), which is safe.
 		e.failGroupWaiters(r.group, ErrLeaderChanged)
 		r.failReads(&NotLeaderError{Group: r.group, Leader: r.desc.NodeOf(ss.Lead)})
+		r.confPending = false // ChangeReplicas sees it and gives up; the next leader decides
 	}
 	if ss.RaftState == raft.StateCandidate || ss.RaftState == raft.StatePreCandidate {
 		e.cfg.Metrics.Elections.Inc()

@@ -106,6 +106,17 @@ func (s *snapshotRegistry) expire(age time.Duration) {
 	}
 }
 
+// drop releases the registry's hold on group's snapshot (the replica is
+// gone; senders still streaming keep theirs).
+func (s *snapshotRegistry) drop(group uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o := s.byGrp[group]; o != nil {
+		delete(s.byGrp, group)
+		s.releaseLocked(o)
+	}
+}
+
 func (s *snapshotRegistry) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,10 +192,14 @@ type SnapshotBuilder struct {
 	desc   *storage.Descriptor
 }
 
-// NewSnapshotBuilder starts staging a snapshot for group.
-func (e *Engine) NewSnapshotBuilder(group uint64) (*SnapshotBuilder, error) {
-	// A snapshot for a group not hosted here may be a leader adding a
-	// replica on this node; the loop decides (replicaFor).
+// NewSnapshotBuilder starts staging the snapshot env announces: for a
+// hosted group, or for a replica id a leader may be adding here (above the
+// group's tombstone; the loop decides for good, see replicaFor).
+func (e *Engine) NewSnapshotBuilder(env Envelope) (*SnapshotBuilder, error) {
+	group := env.Group
+	if e.hosted(group) == nil && env.Msg.GetTo() <= e.tombstone(group) {
+		return nil, ErrNoGroup
+	}
 	return &SnapshotBuilder{group: group, batch: e.db.NewBatch(), dedupe: map[uint64]*dedupeState{}}, nil
 }
 

@@ -242,12 +242,15 @@ func (n *Node) refreshHints() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		groups := []uint64{MetaGroup}
 		for _, p := range n.view().parts {
-			g := uint64(p.ID)
-			if n.eng.HasGroup(g) {
+			groups = append(groups, uint64(p.ID))
+		}
+		for _, g := range groups {
+			if n.eng.Leader(g) != 0 {
 				continue
 			}
-			for _, node := range n.groupNodes(g) {
+			for _, node := range n.askAbout(g) {
 				ctx, cancel := context.WithTimeout(n.ctx, 500*time.Millisecond)
 				b, err := n.tr.Call(ctx, node, methodLeader, encodeUvarint(g))
 				cancel()
@@ -255,6 +258,9 @@ func (n *Node) refreshHints() {
 					d := decoder{b: b}
 					if l := d.uvarint(); !d.bad && l != 0 {
 						n.router.setHint(g, l)
+						if n.eng.HasGroup(g) {
+							n.dropIfRemoved(g, l)
+						}
 						break
 					}
 				}
@@ -270,9 +276,11 @@ func (n *Node) refreshHints() {
 
 // leaderOf returns the node believed to lead group, 0 if unknown.
 func (n *Node) leaderOf(group uint64) uint64 {
-	if n.eng.HasGroup(group) {
-		return n.eng.Leader(group)
+	if l := n.eng.Leader(group); l != 0 {
+		return l
 	}
+	// Not hosted here, or the local replica knows no leader (it may be
+	// cut off, or a leftover of a move): what peers say.
 	return n.router.hint(group)
 }
 

@@ -249,6 +249,8 @@ type groupInfoJSON struct {
 	Voters   []uint64 `json:"voters"`
 	Learners []uint64 `json:"learners"`
 	Leader   uint64   `json:"leader"`
+	NextID   uint64   `json:"next_id"`
+	IDs      []uint64 `json:"ids"` // replica ids of voters and learners
 }
 
 // serveGroupInfo answers methodGroupInfo: the membership of a group this
@@ -263,7 +265,50 @@ func (n *Node) serveGroupInfo(body []byte) ([]byte, error) {
 	if !ok {
 		return nil, raftstore.ErrNoGroup
 	}
-	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode})
+	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs})
+}
+
+// askAbout lists the nodes to ask who leads group: those this node's
+// replica knows, then those the cluster map names, never this node.
+func (n *Node) askAbout(group uint64) []uint64 {
+	var out []uint64
+	add := func(ids []uint64) {
+		for _, id := range ids {
+			if id != n.cfg.NodeID && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	add(n.groupNodes(group))
+	m := n.view()
+	if group == MetaGroup {
+		add(m.meta)
+	} else if group < uint64(len(m.parts)) {
+		add(m.parts[group].Replicas)
+		add(m.parts[group].Learners)
+	}
+	return out
+}
+
+// dropIfRemoved asks group's leader whether the local replica, which knows
+// no leader, is still a member; the engine destroys it if the leader's
+// newer descriptor shows it was removed (a learner removed while this
+// node was down is told by nobody else).
+func (n *Node) dropIfRemoved(group, leader uint64) {
+	if leader == n.cfg.NodeID {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+	defer cancel()
+	b, err := n.tr.Call(ctx, leader, methodGroupInfo, encodeUvarint(group))
+	if err != nil {
+		return
+	}
+	var gi groupInfoJSON
+	if json.Unmarshal(b, &gi) != nil || gi.Leader != leader {
+		return
+	}
+	n.eng.DestroyIfRemoved(group, gi.NextID, gi.IDs)
 }
 
 // execStep has group's leader carry out st.

@@ -11,6 +11,8 @@
 //     messages beyond it are dropped (raft retransmits what matters).
 //   - A broken peer stream is reported to the engine (ReportUnreachable)
 //     and re-dialed with capped backoff; nothing waits on it without a
-//     deadline.
+//     deadline. A connection that was up and broke is reported at once
+//     (PeerDown), so followers of a crashed leader need not wait out the
+//     election timeout.
 //   - Every size read off the wire is bounded before allocation.
 package transport

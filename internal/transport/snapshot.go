@@ -42,7 +42,7 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 		case <-ctx.Done():
 		}
 	}()
-	stream, err := p.conn.NewStream(ctx, &serviceDesc.Streams[1], "/kintsu.Peer/Snapshot")
+	stream, err := p.conn.NewStream(ctx, &serviceDesc.Streams[1], "/kintsu.Peer.v2/Snapshot")
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func handleSnapshot(srv any, stream grpc.ServerStream) error {
 		return status.Error(codes.InvalidArgument, "malformed snapshot header")
 	}
 	env := envs[0]
-	b, err := h.NewSnapshotBuilder(env.Group)
+	b, err := h.NewSnapshotBuilder(env)
 	if err != nil {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -45,7 +46,11 @@ var ErrUnknownPeer = errors.New("transport: unknown peer")
 type Handler interface {
 	HandleRaft(envs []raftstore.Envelope)
 	ReportUnreachable(node uint64)
-	NewSnapshotBuilder(group uint64) (*raftstore.SnapshotBuilder, error)
+	// PeerDown: the connection to node, once established, broke — as it
+	// does at once when the node's process dies and its kernel closes
+	// its sockets.
+	PeerDown(node uint64)
+	NewSnapshotBuilder(env raftstore.Envelope) (*raftstore.SnapshotBuilder, error)
 	ReceiveSnapshot(env raftstore.Envelope, b *raftstore.SnapshotBuilder) error
 }
 
@@ -103,8 +108,10 @@ func (t *Transport) SetHandlers(h Handler, call CallHandler) {
 	t.handler, t.call = h, call
 }
 
+// serviceDesc's name carries the wire format's version: a node speaking
+// another version finds no such service, instead of misreading frames.
 var serviceDesc = grpc.ServiceDesc{
-	ServiceName: "kintsu.Peer",
+	ServiceName: "kintsu.Peer.v2",
 	HandlerType: (*any)(nil),
 	Methods:     []grpc.MethodDesc{{MethodName: "Call", Handler: handleCall}},
 	Streams: []grpc.StreamDesc{
@@ -182,9 +189,50 @@ func (t *Transport) peer(node uint64) (*peer, error) {
 	}
 	p := &peer{t: t, node: node, conn: conn, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	t.peers[node] = p
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go p.run()
+	go p.watch()
 	return p, nil
+}
+
+// watch reports the connection to the peer breaking after it was up.
+// gRPC notices at once when the peer's socket is closed (a crashed
+// process); a silent host is left to raft's election timeout.
+func (p *peer) watch() {
+	defer p.t.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	p.conn.Connect()
+	up := false
+	for {
+		st := p.conn.GetState()
+		switch st {
+		case connectivity.Ready:
+			up = true
+		case connectivity.Idle, connectivity.TransientFailure:
+			if up {
+				up = false
+				if h, err := p.t.readyHandler(); err == nil {
+					h.PeerDown(p.node)
+				}
+			}
+			if st == connectivity.Idle {
+				p.conn.Connect() // keep the connection (and so the watch) alive
+			}
+		case connectivity.Shutdown:
+			return
+		}
+		if !p.conn.WaitForStateChange(ctx, st) {
+			return
+		}
+	}
 }
 
 // ErrCut: the link to the peer is cut by fault injection.
@@ -234,7 +282,7 @@ func (t *Transport) Call(ctx context.Context, node uint64, method string, body [
 	}
 	req := &frame{b: appendPair(nil, []byte(method), body)}
 	var out frame
-	if err := p.conn.Invoke(ctx, "/kintsu.Peer/Call", req, &out); err != nil {
+	if err := p.conn.Invoke(ctx, "/kintsu.Peer.v2/Call", req, &out); err != nil {
 		return nil, err
 	}
 	return out.b, nil
@@ -353,7 +401,7 @@ type raftStream struct {
 
 func (p *peer) openStream() (*raftStream, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := p.conn.NewStream(ctx, &serviceDesc.Streams[0], "/kintsu.Peer/Raft")
+	s, err := p.conn.NewStream(ctx, &serviceDesc.Streams[0], "/kintsu.Peer.v2/Raft")
 	if err != nil {
 		cancel()
 		return nil, err

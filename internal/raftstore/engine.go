@@ -434,7 +434,7 @@ type GroupStatus struct {
 	CommitIndex  uint64
 	Keys         int64
 	Role         string
-	ConfPending  bool // a membership change proposed here is not applied yet
+	ConfPending  bool     // a membership change proposed here is not applied yet
 	NextID       uint64   // the descriptor's next replica id
 	MemberIDs    []uint64 // replica ids of voters and learners
 }

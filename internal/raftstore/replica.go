@@ -40,6 +40,10 @@ type replica struct {
 
 	pendingSnaps []*incomingSnap // snapshot data stepped into raft, not yet installed
 	removed      bool            // a conf change removed this replica: destroy it at the end of the cycle
+	// campaignIn counts the ticks until this follower campaigns because
+	// the connection to deadLeader's node broke (see Engine.PeerDown).
+	campaignIn int
+	deadLeader uint64
 	// confPending: this leader proposed a conf change at confIndex that is
 	// not applied yet (raft takes one at a time).
 	confPending bool
@@ -177,6 +181,16 @@ func (r *replica) nodesWhere(learner bool) []uint64 {
 		}
 	}
 	return out
+}
+
+// campaignNow campaigns unless a leader other than the dead one has been
+// heard of meanwhile.
+func (r *replica) campaignNow() {
+	r.campaignIn = 0
+	if r.isLeader || r.leader != 0 && r.leader != r.deadLeader {
+		return
+	}
+	_ = r.rn.Campaign()
 }
 
 // handleSoftState reacts to a role or leader change.

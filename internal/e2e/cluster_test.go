@@ -2,13 +2,10 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,34 +78,7 @@ func TestClusterAwareClients(t *testing.T) {
 	defer cancel()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{nodes[0].RESPAddr}, ReadTimeout: 6 * time.Second})
 	defer cc.Close()
-	var (
-		ops  atomic.Int64
-		mu   sync.Mutex
-		errs []error
-		stop = make(chan struct{})
-		wg   sync.WaitGroup
-	)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := fmt.Sprint("cc-", w, "-", i%50)
-				if err := cc.Incr(ctx, k).Err(); err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("INCR %s: %w", k, err))
-					mu.Unlock()
-				}
-				ops.Add(1)
-			}
-		}()
-	}
-
+	load := startIncrLoad(ctx, cc, 4, "cc")
 	h, p := hostPort(t, nodes[1].RESPAddr)
 	benchCmd := exec.CommandContext(ctx, bench, "-h", h, "-p", p, "--cluster", "-t", "set,get", "-n", "20000", "-c", "20", "--csv")
 	var benchOut strings.Builder
@@ -119,16 +89,15 @@ func TestClusterAwareClients(t *testing.T) {
 	moveLeaders(t, c)
 	benchErr := benchCmd.Wait()
 	moveLeaders(t, c) // and once more for the go-redis load alone
-	close(stop)
-	wg.Wait()
+	ops, loadErr := load.halt()
 
 	out := benchOut.String()
 	if benchErr != nil || !strings.Contains(out, `"SET"`) || !strings.Contains(out, `"GET"`) || strings.Contains(out, "rror") || strings.Contains(out, "MOVED") {
 		t.Fatalf("redis-benchmark --cluster while leaders moved: %v\n%s", benchErr, out)
 	}
 	t.Logf("redis-benchmark --cluster while leaders moved:\n%s", out)
-	if len(errs) > 0 {
-		t.Fatalf("%d of %d ClusterClient requests failed while leaders moved, first: %v", len(errs), ops.Load(), errors.Join(errs[:min(5, len(errs))]...))
+	if loadErr != nil {
+		t.Fatalf("of %d ClusterClient requests while leaders moved, %v", ops, loadErr)
 	}
-	t.Logf("go-redis ClusterClient: %d requests, none failed", ops.Load())
+	t.Logf("go-redis ClusterClient: %d requests, none failed", ops)
 }

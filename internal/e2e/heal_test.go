@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,40 +73,14 @@ func TestRollingRestart(t *testing.T) {
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	var (
-		ops  atomic.Int64
-		mu   sync.Mutex
-		errs []error
-		stop = make(chan struct{})
-		wg   sync.WaitGroup
-	)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := fmt.Sprint("roll-", w, "-", i%100)
-				if err := cc.Incr(ctx, k).Err(); err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("%s INCR %s: %w", time.Now().Format("15:04:05.000"), k, err))
-					mu.Unlock()
-				}
-				ops.Add(1)
-			}
-		}()
-	}
+	load := startIncrLoad(ctx, cc, 4, "roll")
 	// Each node is stopped only once the load has run a while on the
 	// cluster as it is (a few hundred requests), so every restart meets
 	// traffic, and so does the cluster after the last one.
 	steady := func() {
 		t.Helper()
-		from := ops.Load()
-		for ops.Load() < from+300 {
+		from := load.ops.Load()
+		for load.ops.Load() < from+300 {
 			if ctx.Err() != nil {
 				t.Fatal("the load stalled")
 			}
@@ -129,10 +100,9 @@ func TestRollingRestart(t *testing.T) {
 		t.Logf("%s node %d ready", time.Now().Format("15:04:05.000"), n.ID)
 	}
 	steady()
-	close(stop)
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("%d of %d requests failed during the rolling restart; first: %v", len(errs), ops.Load(), errors.Join(errs[:min(5, len(errs))]...))
+	ops, loadErr := load.halt()
+	if loadErr != nil {
+		t.Fatalf("of %d requests during the rolling restart, %v", ops, loadErr)
 	}
-	t.Logf("rolling restart of %d nodes: %d requests, none failed", len(nodes), ops.Load())
+	t.Logf("rolling restart of %d nodes: %d requests, none failed", len(nodes), ops)
 }

@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/kv"
@@ -73,30 +71,18 @@ func livenessServes(s string) bool { return s == memberUp || s == liveSuspect ||
 // applyHeartbeat records a heartbeat. A removed node is told so, and its
 // record is left as it is.
 func applyHeartbeat(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
-	id, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
-		return resp.AppendError(out, "ERR bad node id"), nil
-	}
-	stored, ok, err := w.Get(metaNodeKey(id))
+	rec, refusal, err := existingNode(w, args[1])
 	if err != nil {
 		return out, err
 	}
-	if !ok {
-		return resp.AppendError(out, "ERR unknown node"), nil
-	}
-	var rec NodeRecord
-	if err := json.Unmarshal(stored, &rec); err != nil {
-		return resp.AppendError(out, "ERR corrupt node record"), nil
+	if refusal != "" {
+		return resp.AppendError(out, refusal), nil
 	}
 	if rec.State == memberRemoved {
 		return resp.AppendError(out, errNodeRemoved), nil
 	}
 	rec.RESPAddr, rec.HTTPAddr, rec.HeartbeatMS = string(args[2]), string(args[3]), w.NowMS()
-	b, _ := json.Marshal(rec)
-	if err := w.Put(metaNodeKey(id), b, false); err != nil {
-		return out, err
-	}
-	return resp.AppendSimple(out, "OK"), nil
+	return putMeta(w, metaNodeKey(rec.ID), rec, out)
 }
 
 const errNodeRemoved = "ERR this node was removed from the cluster"

@@ -49,11 +49,12 @@ func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		return resp.AppendError(out, "ERR bad node id"), nil
 	}
 	peer := string(args[2])
-	rec, ok, err := getNodeRecord(w, id)
-	if err != nil {
-		return out, err
-	}
+	rec, ok, corrupt, err := nodeRecordOf(w, id)
 	switch {
+	case err != nil:
+		return out, err
+	case corrupt:
+		return resp.AppendError(out, "ERR corrupt node record"), nil
 	case !ok:
 	case rec.State == memberRemoved:
 		return resp.AppendError(out, fmt.Sprintf("ERR node id %d was removed from the cluster; join under a new --id", id)), nil
@@ -69,38 +70,55 @@ func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 
 // applyNodeState sets a node's stored membership state.
 func applyNodeState(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
-	id, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
-		return resp.AppendError(out, "ERR bad node id"), nil
-	}
 	state := string(args[2])
 	if state != memberUp && state != memberDraining && state != memberRemoved {
 		return resp.AppendError(out, "ERR bad node state"), nil
 	}
-	rec, ok, err := getNodeRecord(w, id)
+	rec, refusal, err := existingNode(w, args[1])
 	if err != nil {
 		return out, err
 	}
-	if !ok {
-		return resp.AppendError(out, fmt.Sprintf("ERR no node %d in the cluster", id)), nil
+	if refusal != "" {
+		return resp.AppendError(out, refusal), nil
 	}
 	if rec.State == memberRemoved && state != memberRemoved {
-		return resp.AppendError(out, fmt.Sprintf("ERR node %d was removed; that is final", id)), nil
+		return resp.AppendError(out, fmt.Sprintf("ERR node %d was removed; that is final", rec.ID)), nil
 	}
 	rec.State = state
-	return putMeta(w, metaNodeKey(id), rec, out)
+	return putMeta(w, metaNodeKey(rec.ID), rec, out)
 }
 
-func getNodeRecord(w kv.Reader, id uint64) (NodeRecord, bool, error) {
+// nodeRecordOf reads node id's registry entry. A record that cannot be
+// decoded is reported as corrupt, not as an error: refusing the command
+// alike on every replica beats stopping them all.
+func nodeRecordOf(w kv.Reader, id uint64) (rec NodeRecord, ok, corrupt bool, err error) {
 	b, ok, err := w.Get(metaNodeKey(id))
 	if err != nil || !ok {
-		return NodeRecord{}, false, err
+		return NodeRecord{}, false, false, err
 	}
-	var rec NodeRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return NodeRecord{}, false, fmt.Errorf("corrupt node record %d: %w", id, err)
+	if json.Unmarshal(b, &rec) != nil {
+		return NodeRecord{}, false, true, nil
 	}
-	return rec, true, nil
+	return rec, true, false, nil
+}
+
+// existingNode parses a node id argument and reads its entry; refusal is
+// the error to answer when there is no such (readable) node.
+func existingNode(w kv.Reader, arg []byte) (NodeRecord, string, error) {
+	id, err := strconv.ParseUint(string(arg), 10, 64)
+	if err != nil {
+		return NodeRecord{}, "ERR bad node id", nil
+	}
+	rec, ok, corrupt, err := nodeRecordOf(w, id)
+	switch {
+	case err != nil:
+		return rec, "", err
+	case corrupt:
+		return rec, "ERR corrupt node record", nil
+	case !ok:
+		return rec, fmt.Sprintf("ERR no node %d in the cluster", id), nil
+	}
+	return rec, "", nil
 }
 
 // serveJoin answers methodJoin: it records the new node and tells it what

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
@@ -198,27 +197,15 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	// Addresses alone: written by nodes before heartbeats existed, and
 	// still in their logs.
 	if len(args) == 4 && string(args[0]) == cmdNodeAddrs {
-		id, err := strconv.ParseUint(string(args[1]), 10, 64)
-		if err != nil {
-			return resp.AppendError(out, "ERR bad node id"), nil
-		}
-		stored, ok, err := w.Get(metaNodeKey(id))
+		rec, refusal, err := existingNode(w, args[1])
 		if err != nil {
 			return out, err
 		}
-		if !ok {
-			return resp.AppendError(out, "ERR unknown node"), nil
-		}
-		var rec NodeRecord
-		if err := json.Unmarshal(stored, &rec); err != nil {
-			return resp.AppendError(out, "ERR corrupt node record"), nil
+		if refusal != "" {
+			return resp.AppendError(out, refusal), nil
 		}
 		rec.RESPAddr, rec.HTTPAddr = string(args[2]), string(args[3])
-		b, _ := json.Marshal(rec)
-		if err := w.Put(metaNodeKey(id), b, false); err != nil {
-			return out, err
-		}
-		return resp.AppendSimple(out, "OK"), nil
+		return putMeta(w, metaNodeKey(rec.ID), rec, out)
 	}
 	return resp.AppendError(out, "ERR unknown metadata command"), nil
 }

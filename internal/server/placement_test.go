@@ -128,7 +128,8 @@ func placementTune(c *Config) {
 // node comes back it drops what it held and takes its share again.
 func TestDeadNodeIsReplaced(t *testing.T) {
 	tc := startCluster(t, 4, placementTune)
-	ctx := ctx5(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // spans re-replication
+	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), Protocol: 2})
 	defer c.Close()
 	for i := 0; i < 200; i++ {
@@ -306,7 +307,8 @@ func post(t *testing.T, url string) int {
 // it holds none; removing a live node needs force.
 func TestDecommissionDrainsThenRemoves(t *testing.T) {
 	tc := startCluster(t, 4, placementTune)
-	ctx := ctx5(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // spans re-replication
+	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), Protocol: 2})
 	defer c.Close()
 	for i := 0; i < 100; i++ {

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/server"
 )
 
 // TestDeadNodeRebuilt: 4 nodes, R=3; one is killed for good. Within the
@@ -105,4 +108,95 @@ func TestRollingRestart(t *testing.T) {
 		t.Fatalf("of %d requests during the rolling restart, %v", ops, loadErr)
 	}
 	t.Logf("rolling restart of %d nodes: %d requests, none failed", len(nodes), ops)
+}
+
+// TestJoinFifthNode: a 5th node joins 4 under a go-redis load. It takes
+// the replicas the ring gives it — no more than 1.25·R·P/5 move — and its
+// share of leaders, and no request fails.
+func TestJoinFifthNode(t *testing.T) {
+	c := startCluster(t, 4, "--heartbeat-interval", "200ms", "--leader-balance-interval", "500ms")
+	waitTopology(t, c)
+	nodes := c.Nodes()
+	before := status(t, nodes[0].HTTPAddr)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.RESPAddr)
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ReadTimeout: 6 * time.Second, DialTimeout: time.Second})
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	load := startIncrLoad(ctx, cc, 4, "join")
+
+	n5, err := c.AddNode(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitNodeReady(ctx, n5.ID); err != nil {
+		t.Fatal(err)
+	}
+	var ringNodes []ring.Node
+	for id := uint64(1); id <= 5; id++ {
+		ringNodes = append(ringNodes, ring.Node{ID: id})
+	}
+	want, err := ring.Place(ring.Config{Partitions: partitions, Replicas: 3}, ringNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := time.Now()
+	var after server.StatusJSON
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		after = status(t, nodes[0].HTTPAddr)
+		done := len(after.Partitions) == partitions
+		for _, p := range after.Partitions {
+			got, w := slices.Clone(p.Replicas), slices.Clone(want.Replicas[p.ID])
+			slices.Sort(got)
+			slices.Sort(w)
+			done = done && slices.Equal(got, w) && len(p.Learners) == 0
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the placement did not settle with node 5: %+v", after.Partitions)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	moved := 0
+	for i, p := range after.Partitions {
+		for _, id := range p.Replicas {
+			if !slices.Contains(before.Partitions[i].Replicas, id) {
+				moved++
+			}
+		}
+	}
+	limit := 1.25 * 3 * partitions / 5
+	t.Logf("node 5 joined; placement settled %v later; %d replicas moved (bound %.1f)", time.Since(joined).Round(10*time.Millisecond), moved, limit)
+	if float64(moved) > limit {
+		t.Fatalf("%d replicas moved, more than %.1f", moved, limit)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		led := map[uint64]int{}
+		for _, p := range status(t, nodes[0].HTTPAddr).Partitions {
+			led[p.Leader]++
+		}
+		lo, hi := partitions/5, (partitions+4)/5
+		ok := true
+		for id := uint64(1); id <= 5; id++ {
+			ok = ok && led[id] >= lo-1 && led[id] <= hi+1
+		}
+		if ok {
+			t.Logf("leaders per node: %v", led)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leadership not balanced within ±1 of P/N: %v", led)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ops, loadErr := load.halt()
+	if loadErr != nil {
+		t.Fatalf("of %d requests while node 5 joined, %v", ops, loadErr)
+	}
+	t.Logf("%d requests while node 5 joined, none failed", ops)
 }

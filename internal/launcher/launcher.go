@@ -33,8 +33,6 @@ var (
 type Cluster struct {
 	// Set by Start and never modified afterwards: read without the lock.
 	opts   Options
-	ids    []uint64 // ascending
-	specs  map[uint64]*nodeSpec
 	env    []string
 	client *http.Client
 
@@ -42,6 +40,8 @@ type Cluster struct {
 	// proc. It is held only to read or update them — never across a
 	// process start, a signal, file or network I/O, or a wait.
 	mu       sync.Mutex
+	ids      []uint64             // ascending; AddNode appends
+	specs    map[uint64]*nodeSpec // a spec never changes once added
 	procs    map[uint64]*proc   // latest process of each node; absent until started
 	starting map[uint64]bool    // nodes whose process is being spawned right now
 	live     map[*proc]struct{} // processes whose reaper goroutine has not finished
@@ -130,6 +130,8 @@ func (c *Cluster) abort() {
 
 // Nodes returns every node, by ascending id.
 func (c *Cluster) Nodes() []NodeInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := make([]NodeInfo, len(c.ids))
 	for i, id := range c.ids {
 		out[i] = c.specs[id].info
@@ -137,10 +139,17 @@ func (c *Cluster) Nodes() []NodeInfo {
 	return out
 }
 
+// spec returns node id's spec, nil if there is no such node.
+func (c *Cluster) spec(id uint64) *nodeSpec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.specs[id]
+}
+
 // Node returns node id's addresses and paths; the zero NodeInfo if there is
 // no such node.
 func (c *Cluster) Node(id uint64) NodeInfo {
-	if s := c.specs[id]; s != nil {
+	if s := c.spec(id); s != nil {
 		return s.info
 	}
 	return NodeInfo{}
@@ -150,7 +159,7 @@ func (c *Cluster) Node(id uint64) NodeInfo {
 // no such node). With Options.Wrap the process runs the wrapper's prefix
 // followed by this.
 func (c *Cluster) Args(id uint64) []string {
-	if s := c.specs[id]; s != nil {
+	if s := c.spec(id); s != nil {
 		return slices.Clone(s.args)
 	}
 	return nil
@@ -163,6 +172,46 @@ func (c *Cluster) Running(id uint64) bool {
 	defer c.mu.Unlock()
 	p := c.procs[id]
 	return p != nil && !p.exited
+}
+
+// AddNode starts a new node, with the next id and addresses laid out as
+// Start's, that joins the running cluster through node via's peer address
+// (kintsu server --join). It returns once the process is started; see
+// WaitNodeReady. Not available with Options.Hosts.
+func (c *Cluster) AddNode(via uint64) (NodeInfo, error) {
+	if len(c.opts.Hosts) > 0 {
+		return NodeInfo{}, errors.New("launcher: AddNode needs loopback nodes (not Options.Hosts)")
+	}
+	seed := c.spec(via)
+	if seed == nil {
+		return NodeInfo{}, fmt.Errorf("launcher: node %d: %w", via, ErrUnknownNode)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return NodeInfo{}, ErrClosed
+	}
+	id := c.ids[len(c.ids)-1] + 1
+	s := c.opts.nodeSpec(id)
+	s.args = c.opts.joinCommandLine(s.info, seed.info.PeerAddr)
+	c.ids = append(c.ids, id)
+	c.specs[id] = s
+	c.mu.Unlock()
+	err := os.MkdirAll(s.info.DataDir, 0o755)
+	if err == nil {
+		err = checkPorts(s)
+	}
+	if err == nil {
+		err = c.start(id, false)
+	}
+	if err != nil {
+		c.mu.Lock()
+		c.ids = slices.DeleteFunc(c.ids, func(x uint64) bool { return x == id })
+		delete(c.specs, id)
+		c.mu.Unlock()
+		return NodeInfo{}, err
+	}
+	return s.info, nil
 }
 
 // Restart starts a stopped or killed node again, with the same command line
@@ -261,7 +310,7 @@ func (c *Cluster) Resume(id uint64) error {
 // running returns node id's live process, applying update to its guarded
 // fields under the lock.
 func (c *Cluster) running(id uint64, update func(*proc)) (*proc, error) {
-	if c.specs[id] == nil {
+	if c.spec(id) == nil {
 		return nil, fmt.Errorf("launcher: node %d: %w", id, ErrUnknownNode)
 	}
 	c.mu.Lock()
@@ -316,7 +365,7 @@ func (c *Cluster) exitErr(p *proc) error {
 // start spawns node id's process. restart says whether this is Restart,
 // which checks the node's ports again (Start checked them all up front).
 func (c *Cluster) start(id uint64, restart bool) error {
-	s := c.specs[id]
+	s := c.spec(id)
 	if s == nil {
 		return fmt.Errorf("launcher: node %d: %w", id, ErrUnknownNode)
 	}

@@ -180,37 +180,58 @@ func (o Options) specs() []*nodeSpec {
 	specs := make([]*nodeSpec, o.Nodes)
 	initial := make([]string, o.Nodes)
 	for i := range specs {
-		id := uint64(i + 1)
-		host := "127.0.0.1"
-		if len(o.Hosts) > 0 {
-			host = o.Hosts[i]
-		}
-		addr := func(p int) string { return net.JoinHostPort(host, strconv.Itoa(p)) }
-		nodeDir := filepath.Join(o.Dir, fmt.Sprintf("node-%d", id))
-		info := NodeInfo{
-			ID:       id,
-			RESPAddr: addr(o.BasePort + int(id)),
-			PeerAddr: addr(10000 + o.BasePort + int(id)),
-			HTTPAddr: addr(1000 + o.BasePort + int(id)),
-			DataDir:  filepath.Join(nodeDir, "data"),
-			LogPath:  filepath.Join(nodeDir, "kintsu.log"),
-		}
-		specs[i] = &nodeSpec{info: info}
-		// A node's own host (Hosts) is not reachable for a listen from
-		// here, and starts with every port free: nothing to check.
-		if len(o.Hosts) == 0 {
-			specs[i].ports = []port{{"RESP", info.RESPAddr}, {"peer", info.PeerAddr}, {"HTTP", info.HTTPAddr}}
-		}
-		if o.Wrap != nil {
-			specs[i].wrap = slices.Clone(o.Wrap(id))
-		}
-		initial[i] = fmt.Sprintf("%d=%s", id, info.PeerAddr)
+		specs[i] = o.nodeSpec(uint64(i + 1))
+		initial[i] = fmt.Sprintf("%d=%s", specs[i].info.ID, specs[i].info.PeerAddr)
 	}
 	cluster := strings.Join(initial, ",")
 	for _, s := range specs {
 		s.args = o.commandLine(s.info, cluster)
 	}
 	return specs
+}
+
+// nodeSpec lays out node id's addresses and paths; args are left to the
+// caller.
+func (o Options) nodeSpec(id uint64) *nodeSpec {
+	host := "127.0.0.1"
+	if len(o.Hosts) > 0 {
+		host = o.Hosts[id-1]
+	}
+	addr := func(p int) string { return net.JoinHostPort(host, strconv.Itoa(p)) }
+	nodeDir := filepath.Join(o.Dir, fmt.Sprintf("node-%d", id))
+	info := NodeInfo{
+		ID:       id,
+		RESPAddr: addr(o.BasePort + int(id)),
+		PeerAddr: addr(10000 + o.BasePort + int(id)),
+		HTTPAddr: addr(1000 + o.BasePort + int(id)),
+		DataDir:  filepath.Join(nodeDir, "data"),
+		LogPath:  filepath.Join(nodeDir, "kintsu.log"),
+	}
+	s := &nodeSpec{info: info}
+	// A node's own host (Hosts) is not reachable for a listen from here,
+	// and starts with every port free: nothing to check.
+	if len(o.Hosts) == 0 {
+		s.ports = []port{{"RESP", info.RESPAddr}, {"peer", info.PeerAddr}, {"HTTP", info.HTTPAddr}}
+	}
+	if o.Wrap != nil {
+		s.wrap = slices.Clone(o.Wrap(id))
+	}
+	return s
+}
+
+// joinCommandLine is a joining node's command line: --join instead of
+// --initial-cluster, and no placement flags (it learns them).
+func (o Options) joinCommandLine(n NodeInfo, seedPeer string) []string {
+	args := []string{
+		o.Binary, "server",
+		"--id", strconv.FormatUint(n.ID, 10),
+		"--data-dir", n.DataDir,
+		"--resp-addr", n.RESPAddr,
+		"--peer-addr", n.PeerAddr,
+		"--http-addr", n.HTTPAddr,
+		"--join", seedPeer,
+	}
+	return append(args, o.ExtraArgs...)
 }
 
 func (o Options) commandLine(n NodeInfo, initialCluster string) []string {

@@ -59,7 +59,7 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 func (c *Cluster) WaitNodeReady(ctx context.Context, id uint64) error {
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
-	if c.specs[id] == nil {
+	if c.spec(id) == nil {
 		return fmt.Errorf("launcher: node %d: %w", id, ErrUnknownNode)
 	}
 	c.mu.Lock()

@@ -42,10 +42,10 @@ type Cluster struct {
 	mu       sync.Mutex
 	ids      []uint64             // ascending; AddNode appends
 	specs    map[uint64]*nodeSpec // a spec never changes once added
-	procs    map[uint64]*proc   // latest process of each node; absent until started
-	starting map[uint64]bool    // nodes whose process is being spawned right now
-	live     map[*proc]struct{} // processes whose reaper goroutine has not finished
-	closed   bool               // StopAll has begun: no new processes
+	procs    map[uint64]*proc     // latest process of each node; absent until started
+	starting map[uint64]bool      // nodes whose process is being spawned right now
+	live     map[*proc]struct{}   // processes whose reaper goroutine has not finished
+	closed   bool                 // StopAll has begun: no new processes
 }
 
 // proc is one process of a node. A restart creates a new proc.

@@ -327,16 +327,25 @@ func (e *Engine) receive(env Envelope) {
 		return
 	}
 	m := env.Msg
-	if r.applied.Index == 0 && m.GetTo() == r.id && isLeaderMsg(m) && env.From != 0 && r.desc.NodeOf(m.GetFrom()) == 0 {
-		// A replica still waiting for its first snapshot follows whoever
-		// leads now: leadership may have moved since it was added.
-		r.desc.Replicas = append(r.desc.Replicas, storage.Replica{ID: m.GetFrom(), Node: env.From})
+	from := m.GetFrom()
+	if m.GetTo() == r.id && env.From != 0 && from != 0 && r.desc.NodeOf(from) == 0 &&
+		(r.applied.Index == 0 && isLeaderMsg(m) || r.applied.Index > 0 && from >= r.desc.NextID) {
+		// A member this replica's descriptor does not know yet: one added
+		// after the last change it applied (it lags, or waits for its
+		// first snapshot while leadership moved). Ids are never reused, so
+		// the sender's node is where that replica lives; without it, a
+		// lagging replica would refuse the votes of newer members and a
+		// group could stay leaderless with a quorum up. The next change it
+		// applies brings the whole descriptor.
+		d := r.desc.Clone()
+		d.Replicas = append(d.Replicas, storage.Replica{ID: from, Node: env.From})
+		r.desc = d
 	}
 	if r.acceptsPeerMsg(m) {
 		_ = r.rn.Step(m) // errors are for messages raft ignores anyway
 		return
 	}
-	if from := m.GetFrom(); m.GetTo() == r.id && from != 0 && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {
+	if m.GetTo() == r.id && from != 0 && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {
 		e.notifyRemoved(r.group, from, env.From)
 	}
 }

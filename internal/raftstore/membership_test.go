@@ -237,3 +237,45 @@ func TestLeaderCrashElectsAtOnce(t *testing.T) {
 	})
 	t.Logf("new leader %v after the old one stopped", time.Since(stopped).Round(time.Millisecond))
 }
+
+// A replica that missed membership changes (its node was down) still
+// votes for members added meanwhile: otherwise, with the leader gone, the
+// group would have a quorum up and no leader.
+func TestLaggingReplicaVotesForNewerMembers(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	if r, err := c.write(0, 7, "set", "k", "v"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("set: %q, %v", r, err)
+	}
+	// Node 1 goes down before the group changes.
+	if c.leader(0).id == 1 {
+		c.nodes[1].eng.TransferLeadership(context.Background()) //nolint:errcheck // checked below
+	}
+	waitFor(t, "node 1 not to lead", 5*time.Second, func() bool { return c.leader(0).id != 1 })
+	dir1 := c.nodes[1].dir
+	c.stop(1)
+	// Node 4 replaces node 2; node 3 leads.
+	c.addNode(4)
+	c.change(0, raftstore.AddLearner, 4)
+	c.change(0, raftstore.PromoteLearner, 4)
+	if c.leader(0).id != 3 {
+		c.nodes[c.leader(0).id].eng.TransferGroupLeader(0, 3)
+		waitFor(t, "node 3 to lead", 5*time.Second, func() bool { return c.leader(0).id == 3 })
+	}
+	c.change(0, raftstore.RemoveReplica, 2)
+	// Node 1 comes back, but the leader cannot reach it before it dies:
+	// node 1 knows nothing of node 4's replica.
+	c.nodes[3].tr.SetCut([]uint64{1})
+	c.restart(1, dir1)
+	c.stop(3)
+	waitFor(t, "node 1 and node 4 to elect a leader", 15*time.Second, func() bool {
+		for _, id := range []uint64{1, 4} {
+			if n := c.nodes[id]; n != nil && n.eng.Leader(0) == id {
+				return true
+			}
+		}
+		return false
+	})
+	if r, err := c.write(0, 7, "set", "k2", "v2"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("set after the election: %q, %v", r, err)
+	}
+}

@@ -10,7 +10,7 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace"}
 	AllWorkloads = []string{"register", "set", "bank"}
 	AllBugs      = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check"}
 )
@@ -67,8 +67,11 @@ func (c *Config) EnsureDefaults() {
 			if !slices.Contains(c.Workloads, "bank") && (n == "coordinator" || n == "participant") {
 				continue
 			}
-			if n == "lose" && c.Nodes <= c.replicas() {
+			if (n == "lose" || n == "replace") && c.Nodes <= c.replicas() {
 				continue // nowhere to rebuild a lost node's replicas
+			}
+			if n == "replace" && c.Network == "netns" {
+				continue // new nodes need hosts of their own
 			}
 			c.Nemeses = append(c.Nemeses, n)
 		}
@@ -112,8 +115,13 @@ func (c *Config) Validate() error {
 	if (slices.Contains(c.Nemeses, "coordinator") || slices.Contains(c.Nemeses, "participant")) && !slices.Contains(c.Workloads, "bank") {
 		errs = append(errs, errors.New("the coordinator and participant nemeses crash nodes inside cross-partition transactions: they need the bank workload"))
 	}
-	if slices.Contains(c.Nemeses, "lose") && c.Nodes <= c.replicas() {
-		errs = append(errs, fmt.Errorf("the lose nemesis needs more nodes (--nodes %d) than replicas (%d): a lost node's replicas are rebuilt on the others", c.Nodes, c.replicas()))
+	for _, nem := range []string{"lose", "replace"} {
+		if slices.Contains(c.Nemeses, nem) && c.Nodes <= c.replicas() {
+			errs = append(errs, fmt.Errorf("the %s nemesis needs more nodes (--nodes %d) than replicas (%d): a node's replicas are moved to the others", nem, c.Nodes, c.replicas()))
+		}
+	}
+	if slices.Contains(c.Nemeses, "replace") && c.Network == "netns" {
+		errs = append(errs, errors.New("the replace nemesis adds nodes, which --network netns cannot host yet"))
 	}
 	if c.PlantBug != "" && !slices.Contains(AllBugs, c.PlantBug) {
 		errs = append(errs, fmt.Errorf("unknown planted bug %q (known: %v)", c.PlantBug, AllBugs))
@@ -159,7 +167,7 @@ func (c *Config) serverArgs() []string {
 	if c.faultHooks() {
 		args = append(args, "--fault-injection")
 	}
-	if slices.Contains(c.Nemeses, "lose") {
+	if slices.Contains(c.Nemeses, "lose") || slices.Contains(c.Nemeses, "replace") {
 		args = append(args, "--dead-timeout", loseDeadTimeout.String(), "--heartbeat-interval", "200ms")
 	}
 	switch c.PlantBug {

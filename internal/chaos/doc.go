@@ -12,7 +12,8 @@
 // transaction after its prepares or after its decision, participant kills
 // a partition leader right after a PREPARE applied), plus membership
 // faults: lose (a node down past the dead timeout until its replicas are
-// rebuilt elsewhere, timed) and rolling-restart (SIGTERM each node in turn).
+// rebuilt elsewhere, timed), rolling-restart (SIGTERM each node in turn)
+// and replace (decommission a node, then a new node joins in its place).
 // Workloads: register (linearizability of reads, writes and compare-and-set
 // on hot keys, with porcupine), set (nothing acknowledged lost, nothing
 // refused or never written present) and bank (transfers between accounts

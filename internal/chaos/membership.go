@@ -3,11 +3,15 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/launcher"
 	"github.com/kintsu/kintsu/internal/server"
 )
 
@@ -29,12 +33,7 @@ func (n *nemesis) lose(ctx context.Context, f *Fault) error {
 	}
 	n.log("kill -9 node %d and keep it down until its replicas are rebuilt elsewhere", f.Node)
 	start := time.Now()
-	// Bounded by loseWait, and by the run's end unless that leaves less
-	// than half a minute.
-	deadline := start.Add(loseWait)
-	if !n.end.IsZero() {
-		deadline = minTime(deadline, maxTime(n.end, start.Add(30*time.Second)))
-	}
+	deadline := n.boundedWait(start)
 	for {
 		if n.rebuiltWithout(f.Node) {
 			f.Detail = fmt.Sprintf("replication factor restored %.1f s after the kill", time.Since(start).Seconds())
@@ -124,4 +123,111 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// replace decommissions f.Node — its replicas move away first, then it is
+// removed and stopped for good — and adds a new node in its place, which
+// joins through --join and takes its share: the membership changes of an
+// operator replacing a machine, under load. The detail gives how long
+// each half took.
+func (n *nemesis) replace(ctx context.Context, f *Fault) error {
+	if n.retired[f.Node] || !n.c.Running(f.Node) {
+		return fmt.Errorf("node %d is not running: nothing to replace", f.Node)
+	}
+	var via launcher.NodeInfo
+	for _, nd := range n.c.Nodes() {
+		if nd.ID != f.Node && !n.retired[nd.ID] && n.c.Running(nd.ID) {
+			via = nd
+			break
+		}
+	}
+	if via.ID == 0 {
+		return errors.New("no other running node to ask")
+	}
+	f.StartMS = n.rec.nowMS()
+	start := time.Now()
+	if err := postAdmin(via.HTTPAddr, fmt.Sprintf("/v1/nodes/%d/decommission", f.Node)); err != nil {
+		return err
+	}
+	n.log("decommissioning node %d", f.Node)
+	deadline := n.boundedWait(start)
+	removed := func() bool {
+		st, err := fetchStatus(via.HTTPAddr)
+		if err != nil {
+			return false
+		}
+		for _, nd := range st.Nodes {
+			if nd.ID == f.Node {
+				return nd.State == "removed"
+			}
+		}
+		return false
+	}
+	for !removed() {
+		if time.Now().After(deadline) || !sleep(ctx, 200*time.Millisecond) {
+			f.Detail = fmt.Sprintf("node %d NOT drained within %.0f s", f.Node, time.Since(start).Seconds())
+			f.EndMS = n.rec.nowMS()
+			return nil // it stays a draining member; the run's checks go on
+		}
+	}
+	drained := time.Since(start)
+	if err := n.c.Stop(f.Node, 30*time.Second); err != nil {
+		n.log("stopping decommissioned node %d: %v", f.Node, err)
+	}
+	n.retired[f.Node] = true
+	joinStart := time.Now()
+	info, err := n.c.AddNode(via.ID)
+	if err != nil {
+		return fmt.Errorf("adding a node in place of %d: %w", f.Node, err)
+	}
+	n.replacedBy[f.Node] = info.ID
+	n.log("node %d decommissioned in %.1f s and stopped; node %d joining", f.Node, drained.Seconds(), info.ID)
+	holds := 0
+	deadline = n.boundedWait(joinStart)
+	for {
+		if st, err := fetchStatus(via.HTTPAddr); err == nil {
+			holds = 0
+			settled := true
+			for _, p := range st.Partitions {
+				if slices.Contains(p.Replicas, info.ID) {
+					holds++
+				}
+				settled = settled && len(p.Learners) == 0
+			}
+			if settled && holds > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) || !sleep(ctx, 200*time.Millisecond) {
+			break
+		}
+	}
+	f.Detail = fmt.Sprintf("node %d decommissioned in %.1f s; node %d joined and held %d replicas %.1f s later", f.Node, drained.Seconds(), info.ID, holds, time.Since(joinStart).Seconds())
+	n.log("%s", f.Detail)
+	f.EndMS = n.rec.nowMS()
+	return nil
+}
+
+// boundedWait is the deadline of a membership wait begun at start:
+// loseWait, or the run's end if later than half a minute from start.
+func (n *nemesis) boundedWait(start time.Time) time.Time {
+	d := start.Add(loseWait)
+	if !n.end.IsZero() {
+		d = minTime(d, maxTime(n.end, start.Add(30*time.Second)))
+	}
+	return d
+}
+
+func postAdmin(addr, path string) error {
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Post("http://"+addr+path, "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
 }

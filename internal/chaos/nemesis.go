@@ -64,12 +64,17 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 
 // nemesis applies a schedule to a cluster.
 type nemesis struct {
-	c      *launcher.Cluster
-	net    *netns.Net // set with --network netns: cuts drop packets
-	rec    *recorder
-	end    time.Time // the run's scheduled end: no fault starts after it
-	log    func(format string, args ...any)
-	active atomic.Pointer[string] // the fault in progress, for the progress line
+	c   *launcher.Cluster
+	net *netns.Net // set with --network netns: cuts drop packets
+	rec *recorder
+	end time.Time // the run's scheduled end: no fault starts after it
+	// retired nodes were decommissioned by the replace nemesis (stopped
+	// for good); replacedBy names the node that joined in their place.
+	// Only the nemesis goroutine writes them, before heal reads them.
+	retired    map[uint64]bool
+	replacedBy map[uint64]uint64
+	log        func(format string, args ...any)
+	active     atomic.Pointer[string] // the fault in progress, for the progress line
 }
 
 // activeFault names the fault in progress, "" when calm.
@@ -116,7 +121,7 @@ func (n *nemesis) run(ctx context.Context, events []event) []Fault {
 }
 
 func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
-	f := Fault{Kind: e.kind, Node: e.node, RecoveryMS: -1}
+	f := Fault{Kind: e.kind, Node: n.target(e.node), RecoveryMS: -1}
 	hold := func() { sleep(ctx, e.length) }
 	switch e.kind {
 	case "kill", "kill-leader":
@@ -198,6 +203,8 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		return f, n.lose(ctx, &f)
 	case "rolling-restart":
 		return f, n.rollingRestart(ctx, &f)
+	case "replace":
+		return f, n.replace(ctx, &f)
 	default:
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}
@@ -262,9 +269,20 @@ func (n *nemesis) waitExit(ctx context.Context, node uint64, d time.Duration) bo
 func (n *nemesis) ids() []uint64 {
 	var ids []uint64
 	for _, nd := range n.c.Nodes() {
-		ids = append(ids, nd.ID)
+		if !n.retired[nd.ID] {
+			ids = append(ids, nd.ID)
+		}
 	}
 	return ids
+}
+
+// target maps a scheduled node to the node that stands in its place now
+// (the replace nemesis retires nodes and adds new ones).
+func (n *nemesis) target(id uint64) uint64 {
+	for n.retired[id] && n.replacedBy[id] != 0 {
+		id = n.replacedBy[id]
+	}
+	return id
 }
 
 // setCuts cuts links (links maps a node to the peers it must not reach;

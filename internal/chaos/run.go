@@ -107,11 +107,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	// even when only the register workload is checked.
 	set.run(wctx, cs, rec, cfg.Seed, &wg)
 	done := make(chan struct{})
-	nem := &nemesis{c: c, net: nw, rec: rec, end: rec.start.Add(cfg.Duration), log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
+	nem := &nemesis{c: c, net: nw, rec: rec, end: rec.start.Add(cfg.Duration), retired: map[uint64]bool{}, replacedBy: map[uint64]uint64{}, log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
 	go progress(rec, nem, cfg.Duration, say, done)
 
 	faults := nem.run(ctx, schedule(cfg.Seed, cfg.Nemeses, cfg.Nodes, cfg.Duration))
-	if err := heal(c, nw, cfg.faultHooks()); err != nil {
+	if err := heal(c, nw, cfg.faultHooks(), nem.retired); err != nil {
 		say("chaos: healing: %v", err) // the recovery check below tells whether it mattered
 	}
 	// A cluster that does not come back once every fault is healed is a
@@ -209,12 +209,15 @@ const netPrefix = "kc"
 
 // heal undoes every fault still in place and returns what it could not
 // undo; hooks says whether the nodes have fault hooks to clear.
-func heal(c *launcher.Cluster, nw *netns.Net, hooks bool) error {
+func heal(c *launcher.Cluster, nw *netns.Net, hooks bool, retired map[uint64]bool) error {
 	var errs []error
 	if nw != nil {
 		errs = append(errs, nw.Heal())
 	}
 	for _, nd := range c.Nodes() {
+		if retired[nd.ID] {
+			continue // decommissioned for good
+		}
 		if !c.Running(nd.ID) {
 			errs = append(errs, c.Restart(nd.ID))
 			continue // a fresh process has no fault in place

@@ -84,7 +84,11 @@ func PrintStatus(w io.Writer, st server.StatusJSON) error {
 		if p.Local != "" { // only a node hosting a replica knows these
 			keys, applied = fmt.Sprint(p.Keys), fmt.Sprint(p.AppliedIndex)
 		}
-		fmt.Fprintf(tw, "%d\t%d-%d\t%s\t%s\t%s\t%s\n", p.ID, p.SlotStart, p.SlotEnd, ids(p.Replicas), leader(p.Leader), keys, applied)
+		reps := ids(p.Replicas)
+		if len(p.Learners) > 0 {
+			reps += " +" + ids(p.Learners) + " joining"
+		}
+		fmt.Fprintf(tw, "%d\t%d-%d\t%s\t%s\t%s\t%s\n", p.ID, p.SlotStart, p.SlotEnd, reps, leader(p.Leader), keys, applied)
 	}
 	return tw.Flush()
 }

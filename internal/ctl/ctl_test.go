@@ -27,6 +27,9 @@ func sample() server.StatusJSON {
 		if i%2 == 1 {
 			p.Local, p.Keys, p.AppliedIndex = "follower", 42, 7
 		}
+		if i == 2 {
+			p.Learners = []uint64{3}
+		}
 		st.Partitions = append(st.Partitions, p)
 	}
 	return st
@@ -43,9 +46,10 @@ func TestPrintStatus(t *testing.T) {
 		"NODE  STATE    HEARTBEAT (UTC)  LEADS  RESP            HTTP            PEER",
 		"1     up       08:00:00.123     2      127.0.0.1:7001  127.0.0.1:8001  127.0.0.1:9001",
 		"2     suspect  -                1      127.0.0.1:7002  -               -",
-		"0          0-4095       1,2       1           -     -",
-		"1          4096-8191    1,2       2           42    7",
-		"3          12288-16383  1,2       none known  42    7",
+		"0          0-4095       1,2             1           -     -",
+		"1          4096-8191    1,2             2           42    7",
+		"2          8192-12287   1,2 +3 joining  1           -     -",
+		"3          12288-16383  1,2             none known  42    7",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)

@@ -145,6 +145,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 				Description: fmt.Sprintf("after %s of node %d at %.1fs some partition never accepted a write again", faults[i].Kind, faults[i].Node, float64(faults[i].StartMS)/1000)})
 		}
 	}
+	for _, f := range faults {
+		// A membership fault that could not finish within its bound (at
+		// least half a minute) means the cluster failed to heal itself.
+		if (f.Kind == "lose" || f.Kind == "replace") && strings.Contains(f.Detail, "NOT") {
+			sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "membership", Kind: "not-healed",
+				Description: fmt.Sprintf("%s of node %d at %.1fs: %s", f.Kind, f.Node, float64(f.StartMS)/1000, f.Detail)})
+		}
+	}
 	sum.Faults = faults
 	sum.P50RecoveryMS, sum.P99RecoveryMS, sum.MaxRecoveryMS = quantile(recoveries, 0.5), quantile(recoveries, 0.99), quantile(recoveries, 1)
 

@@ -12,7 +12,10 @@ import (
 var (
 	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace"}
 	AllWorkloads = []string{"register", "set", "bank"}
-	AllBugs      = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check"}
+	// membershipNemeses change the cluster's membership; not in the
+	// default set (see EnsureDefaults).
+	membershipNemeses = []string{"lose", "rolling-restart", "replace"}
+	AllBugs           = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check"}
 )
 
 // Config configures a run. Zero fields take defaults (EnsureDefaults).
@@ -62,8 +65,14 @@ func (c *Config) EnsureDefaults() {
 	}
 	if len(c.Nemeses) == 0 {
 		// Every nemesis that the workloads give something to hit: the
-		// transaction failpoints need the bank's transactions.
+		// transaction failpoints need the bank's transactions. The
+		// membership nemeses are opt-in for now: with them in the mix, a
+		// 3-minute run's register history outgrew the checker's time
+		// budget (check-timeout: the run then proves nothing).
 		for _, n := range AllNemeses {
+			if slices.Contains(membershipNemeses, n) {
+				continue
+			}
 			if !slices.Contains(c.Workloads, "bank") && (n == "coordinator" || n == "participant") {
 				continue
 			}

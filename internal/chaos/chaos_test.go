@@ -174,7 +174,14 @@ func TestDefaultNemesesFollowWorkloads(t *testing.T) {
 	}
 	c = Config{}
 	c.EnsureDefaults()
-	if !slices.Equal(c.Nemeses, AllNemeses) {
-		t.Fatalf("default nemeses %v, want all", c.Nemeses)
+	want := slices.DeleteFunc(slices.Clone(AllNemeses), func(n string) bool { return slices.Contains(membershipNemeses, n) })
+	if !slices.Equal(c.Nemeses, want) {
+		t.Fatalf("default nemeses %v, want all but the membership ones: %v", c.Nemeses, want)
+	}
+	// Asked for, the membership nemeses need more nodes than replicas.
+	c = Config{Nodes: 3, Nemeses: []string{"lose"}}
+	c.EnsureDefaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "more nodes") {
+		t.Fatalf("lose on 3 nodes with 3 replicas: %v", err)
 	}
 }

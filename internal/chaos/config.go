@@ -76,12 +76,6 @@ func (c *Config) EnsureDefaults() {
 			if !slices.Contains(c.Workloads, "bank") && (n == "coordinator" || n == "participant") {
 				continue
 			}
-			if (n == "lose" || n == "replace") && c.Nodes <= c.replicas() {
-				continue // nowhere to rebuild a lost node's replicas
-			}
-			if n == "replace" && c.Network == "netns" {
-				continue // new nodes need hosts of their own
-			}
 			c.Nemeses = append(c.Nemeses, n)
 		}
 	}

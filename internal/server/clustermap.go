@@ -7,6 +7,10 @@ import (
 	"encoding/json"
 	"slices"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/storage"
 )
 
 // The cluster map is a node's view of the membership: the node registry
@@ -44,6 +48,28 @@ func (n *Node) initialMap() *clusterMap {
 }
 
 func (n *Node) view() *clusterMap { return n.cmap.Load() }
+
+// startingMap is the map a node starts with: the last one it saved (or
+// the one its join answer brought), else the bootstrap placement.
+func (n *Node) startingMap() *clusterMap {
+	if b, ok, err := storage.Get(n.db, storage.ClusterMapKey); err == nil && ok {
+		if m, ok := unmarshalMap(b); ok && len(m.parts) == n.cfg.Partitions {
+			return m
+		}
+	}
+	return n.initialMap()
+}
+
+// saveMap keeps m for the next start (unsynced: a lost update only means
+// starting from an older map, which refreshMap then replaces).
+func (n *Node) saveMap(m *clusterMap) {
+	_ = n.db.Set(storage.ClusterMapKey, m.marshal(), pebble.NoSync)
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
 
 // readLocalMap reads the map from this node's metadata replica; nil if it
 // has none or the data is incomplete.
@@ -113,6 +139,9 @@ func (n *Node) refreshMap() {
 	defer t.Stop()
 	for {
 		if m := n.fetchMap(); m != nil && len(m.parts) == n.cfg.Partitions {
+			if !bytes.Equal(m.marshal(), n.view().marshal()) {
+				n.saveMap(m)
+			}
 			n.cmap.Store(m)
 			for _, rec := range m.nodes {
 				if rec.ID != n.cfg.NodeID && rec.PeerAddr != "" && rec.State != memberRemoved {
@@ -128,12 +157,20 @@ func (n *Node) refreshMap() {
 	}
 }
 
-// fetchMap reads the map locally, or from the metadata nodes in turn.
+// fetchMap reads the map locally, or asks the metadata nodes, then the
+// other members, in turn.
 func (n *Node) fetchMap() *clusterMap {
 	if m := n.readLocalMap(); m != nil {
 		return m
 	}
-	for _, node := range n.view().meta {
+	v := n.view()
+	ask := slices.Clone(v.meta)
+	for _, id := range v.memberIDs() {
+		if !slices.Contains(ask, id) {
+			ask = append(ask, id)
+		}
+	}
+	for _, node := range ask {
 		if node == n.cfg.NodeID {
 			continue
 		}
@@ -150,13 +187,13 @@ func (n *Node) fetchMap() *clusterMap {
 	return nil
 }
 
-// serveMap answers methodClusterMap from the local metadata replica.
+// serveMap answers methodClusterMap from the local metadata replica, or,
+// without one, with this node's own view (a hint, like the map itself).
 func (n *Node) serveMap() ([]byte, error) {
-	m := n.readLocalMap()
-	if m == nil {
-		return nil, errNoMeta
+	if m := n.readLocalMap(); m != nil {
+		return m.marshal(), nil
 	}
-	return m.marshal(), nil
+	return n.view().marshal(), nil
 }
 
 // groupNodes lists the nodes holding group (voters, then learners),

@@ -76,7 +76,6 @@ func (d *decoder) args() [][]byte {
 
 var (
 	errMalformed = errors.New("malformed forwarded call")
-	errNoMeta    = errors.New("this node holds no metadata replica")
 )
 
 func encodeWrites(group uint64, reqs []*raftstore.Request) []byte {

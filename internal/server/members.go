@@ -37,8 +37,9 @@ const joinSeed uint64 = math.MaxUint64
 
 // joinReply is what a member tells a joining node.
 type joinReply struct {
-	Identity Identity     `json:"identity"`
-	Nodes    []NodeRecord `json:"nodes"`
+	Identity Identity       `json:"identity"`
+	Nodes    []NodeRecord   `json:"nodes"`
+	Map      clusterMapJSON `json:"map"` // the seed's view: the initial members may be long gone
 }
 
 // applyNodeJoin adds a node to the registry, or accepts a repeated join of
@@ -133,7 +134,8 @@ func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
 		return nil, errors.New(replyText(reply))
 	}
 	n.tr.SetPeer(req.ID, req.PeerAddr)
-	jr := joinReply{Identity: n.layout.ident, Nodes: n.nodeRecords()}
+	m := n.view()
+	jr := joinReply{Identity: n.layout.ident, Nodes: n.nodeRecords(), Map: clusterMapJSON{m.nodes, m.parts, m.meta}}
 	jr.Identity.NodeID = req.ID
 	return json.Marshal(jr)
 }
@@ -150,7 +152,7 @@ func replyText(reply []byte) string {
 // join asks the seed to add this node, and returns the cluster's identity
 // as seen from this node. It retries until timeout: the seed may be
 // starting too.
-func (n *Node) join() (Identity, []NodeRecord, error) {
+func (n *Node) join() (Identity, joinReply, error) {
 	n.tr.SetPeer(joinSeed, n.cfg.Join)
 	body, _ := json.Marshal(NodeRecord{ID: n.cfg.NodeID, PeerAddr: n.cfg.PeerAddr})
 	deadline := time.Now().Add(n.cfg.JoinTimeout)
@@ -162,9 +164,9 @@ func (n *Node) join() (Identity, []NodeRecord, error) {
 		if err == nil {
 			var jr joinReply
 			if err := json.Unmarshal(b, &jr); err != nil {
-				return Identity{}, nil, fmt.Errorf("join via %s: malformed answer: %w", n.cfg.Join, err)
+				return Identity{}, jr, fmt.Errorf("join via %s: malformed answer: %w", n.cfg.Join, err)
 			}
-			return jr.Identity, jr.Nodes, nil
+			return jr.Identity, jr, nil
 		}
 		last = err
 		if isRefusal(err) {
@@ -172,7 +174,7 @@ func (n *Node) join() (Identity, []NodeRecord, error) {
 		}
 		time.Sleep(200 * time.Millisecond) // the seed may still be starting
 	}
-	return Identity{}, nil, fmt.Errorf("join via %s: %w", n.cfg.Join, last)
+	return Identity{}, joinReply{}, fmt.Errorf("join via %s: %w", n.cfg.Join, last)
 }
 
 // isRefusal tells a refusal by the cluster (no point retrying) from a
@@ -194,11 +196,14 @@ func (n *Node) resolveJoin() error {
 			return fmt.Errorf("data dir %s: unreadable identity: %w", n.cfg.DataDir, err)
 		}
 	default:
-		var nodes []NodeRecord
-		if id, nodes, err = n.join(); err != nil {
+		var jr joinReply
+		if id, jr, err = n.join(); err != nil {
 			return err
 		}
-		for _, rec := range nodes {
+		if m, ok := unmarshalMap(mustJSON(jr.Map)); ok {
+			n.saveMap(m)
+		}
+		for _, rec := range jr.Nodes {
 			if rec.ID != n.cfg.NodeID && rec.State != memberRemoved {
 				n.tr.SetPeer(rec.ID, rec.PeerAddr)
 			}

@@ -157,7 +157,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.UnsafeSkipIntentCheck {
 		txn.PlantReadsIgnoreIntents()
 	}
-	n.cmap.Store(n.initialMap())
+	n.cmap.Store(n.startingMap())
 	n.router = newRouter(n)
 	n.txns = n.newCoordinator()
 	n.front = newFrontend(n)

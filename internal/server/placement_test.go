@@ -344,3 +344,74 @@ func TestDecommissionDrainsThenRemoves(t *testing.T) {
 		}
 	}
 }
+
+// joinNode starts a node that joins through node via.
+func (tc *testCluster) joinNode(id uint64, via int) *Node {
+	tc.t.Helper()
+	ls := &Listeners{Peer: listen(tc.t), RESP: listen(tc.t), HTTP: listen(tc.t)}
+	cfg := tc.cfgs[via]
+	cfg.NodeID, cfg.DataDir, cfg.InitialCluster, cfg.Join = id, tc.t.TempDir(), nil, tc.cfgs[via].PeerAddr
+	cfg.RESPAddr, cfg.PeerAddr, cfg.HTTPAddr, cfg.Listeners = ls.RESP.Addr().String(), ls.Peer.Addr().String(), ls.HTTP.Addr().String(), ls
+	n, err := Start(cfg)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.nodes, tc.cfgs = append(tc.nodes, n), append(tc.cfgs, cfg)
+	return n
+}
+
+// Every initial node is replaced in turn (join, then decommission); a node
+// that joins afterwards, through a node none of whose initial peers is
+// left, still finds the metadata and takes its share — as does a restart.
+func TestMembershipOutlivesTheInitialNodes(t *testing.T) {
+	tc := startCluster(t, 3, placementTune)
+	admin := func(i int) string { return "http://" + tc.cfgs[i].HTTPAddr }
+	holds := func(id uint64) func(map[uint64][]uint64) bool {
+		return func(m map[uint64][]uint64) bool {
+			for g, v := range m {
+				if g != MetaGroup && len(v) != 3 {
+					return false
+				}
+				if slices.Contains(v, id) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	for old := uint64(1); old <= 3; old++ {
+		newID := old + 3
+		tc.joinNode(newID, len(tc.nodes)-1)
+		last := tc.nodes[len(tc.nodes)-1]
+		tc.waitMembership(last, fmt.Sprintf("node %d to hold replicas", newID), 60*time.Second, holds(newID))
+		if code := post(t, admin(len(tc.nodes)-1)+fmt.Sprintf("/v1/nodes/%d/decommission", old)); code != http.StatusOK {
+			t.Fatalf("decommission %d: %d", old, code)
+		}
+		waitFor(t, fmt.Sprintf("node %d to be removed", old), 60*time.Second, func() bool {
+			rec, _ := last.nodeRecord(old)
+			return rec.State == memberRemoved
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = tc.nodes[old-1].Stop(ctx)
+		cancel()
+		tc.nodes[old-1] = nil
+	}
+	n7 := tc.joinNode(7, 5)
+	tc.waitMembership(n7, "node 7 to hold replicas", 60*time.Second, holds(7))
+
+	// Node 7 restarts: its saved map, not the long-gone initial nodes,
+	// leads it back to the metadata.
+	cfg := tc.cfgs[6]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := n7.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	cfg.Listeners = &Listeners{Peer: listenOn(t, cfg.PeerAddr), RESP: listenOn(t, cfg.RESPAddr), HTTP: listenOn(t, cfg.HTTPAddr)}
+	n7, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.nodes[6] = n7
+	waitFor(t, "node 7 to be ready after its restart", 30*time.Second, n7.Ready)
+}

@@ -37,6 +37,10 @@ func TombstoneKey(group uint64) []byte {
 // IdentKey holds the node's identity record.
 var IdentKey = []byte{prefixLocal, 'i', 'd', 'e', 'n', 't'}
 
+// ClusterMapKey holds the node's last view of the cluster's membership, so
+// a restart need not rely on the initial members still being there.
+var ClusterMapKey = []byte{prefixLocal, 'c', 'm', 'a', 'p'}
+
 func groupPrefix(prefix byte, group uint64) []byte {
 	k := make([]byte, 9, 32)
 	k[0] = prefix

@@ -29,11 +29,13 @@ const (
 )
 
 // clients holds one go-redis client per node; operations pick a running
-// node at random, as a Redis client behind a load balancer would.
+// node at random, as a Redis client behind a load balancer would. Nodes
+// added during the run (the replace nemesis) get a client when first
+// picked.
 type clients struct {
 	c  *launcher.Cluster
-	by map[uint64]*redis.Client
-	id []uint64
+	mu sync.Mutex
+	by map[uint64]*redis.Client // guarded by mu
 }
 
 // quietLogger drops go-redis's own logging (pool dial failures are
@@ -44,35 +46,45 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func newClients(c *launcher.Cluster) *clients {
 	redis.SetLogger(quietLogger{})
-	cs := &clients{c: c, by: map[uint64]*redis.Client{}}
-	for _, n := range c.Nodes() {
-		cs.by[n.ID] = redis.NewClient(&redis.Options{
+	return &clients{c: c, by: map[uint64]*redis.Client{}}
+}
+
+// client returns node n's client, creating it on first use.
+func (cs *clients) client(n launcher.NodeInfo) *redis.Client {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cl := cs.by[n.ID]
+	if cl == nil {
+		cl = redis.NewClient(&redis.Options{
 			Addr: n.RESPAddr, MaxRetries: -1, DialTimeout: time.Second,
 			ReadTimeout: opTimeout, WriteTimeout: opTimeout, PoolSize: 64,
 			// Honour each operation's context deadline (go-redis ignores it
 			// otherwise), so a probe gives up on a paused node in time.
 			ContextTimeoutEnabled: true,
 		})
-		cs.id = append(cs.id, n.ID)
+		cs.by[n.ID] = cl
 	}
-	return cs
+	return cl
 }
 
 // pick returns a random running node's client, avoiding the node that
 // last failed this caller (avoid; 0 for none), as a client with a list of
 // endpoints would move on from one that timed out.
 func (cs *clients) pick(rng *rand.Rand, avoid uint64) (uint64, *redis.Client) {
-	for range 2 * len(cs.id) {
-		id := cs.id[rng.IntN(len(cs.id))]
-		if id != avoid && cs.c.Running(id) {
-			return id, cs.by[id]
+	nodes := cs.c.Nodes()
+	for range 2 * len(nodes) {
+		n := nodes[rng.IntN(len(nodes))]
+		if n.ID != avoid && cs.c.Running(n.ID) {
+			return n.ID, cs.client(n)
 		}
 	}
-	id := cs.id[rng.IntN(len(cs.id))]
-	return id, cs.by[id]
+	n := nodes[rng.IntN(len(nodes))]
+	return n.ID, cs.client(n)
 }
 
 func (cs *clients) close() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
 	for _, c := range cs.by {
 		c.Close()
 	}

@@ -160,7 +160,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	if reg != nil {
-		say("chaos: checking linearizability of %d register operations…", reg.hist.Len())
+		unknown, worst := reg.hist.Unknowns()
+		say("chaos: checking linearizability of %d register operations (%d with unknown outcome, at most %d on one key)…", reg.hist.Len(), unknown, worst)
 		sum.Anomalies = append(sum.Anomalies, reg.check(cfg.Out)...)
 	}
 	if bank != nil {

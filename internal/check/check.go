@@ -86,6 +86,23 @@ func (h *History) Len() int {
 	return len(h.ops)
 }
 
+// Unknowns returns how many recorded operations have an unknown outcome,
+// and the most of them on one key: what makes a history hard to check.
+func (h *History) Unknowns() (total, worstKey int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	per := map[string]int{}
+	for _, op := range h.ops {
+		if op.Output.(RegisterOutput).Unknown {
+			total++
+			k := op.Input.(RegisterInput).Key
+			per[k]++
+			worstKey = max(worstKey, per[k])
+		}
+	}
+	return total, worstKey
+}
+
 // Operations returns a copy of the recorded operations.
 func (h *History) Operations() []porcupine.Operation {
 	h.mu.Lock()

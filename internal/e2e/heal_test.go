@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/server"
 )
@@ -68,11 +66,7 @@ func TestRollingRestart(t *testing.T) {
 	c := startCluster(t, 3)
 	waitTopology(t, c)
 	nodes := c.Nodes()
-	var addrs []string
-	for _, n := range nodes {
-		addrs = append(addrs, n.RESPAddr)
-	}
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ReadTimeout: 6 * time.Second, DialTimeout: time.Second})
+	cc := clusterClient(nodes)
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -118,11 +112,7 @@ func TestJoinFifthNode(t *testing.T) {
 	waitTopology(t, c)
 	nodes := c.Nodes()
 	before := status(t, nodes[0].HTTPAddr)
-	var addrs []string
-	for _, n := range nodes {
-		addrs = append(addrs, n.RESPAddr)
-	}
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ReadTimeout: 6 * time.Second, DialTimeout: time.Second})
+	cc := clusterClient(nodes)
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/launcher"
 )
 
 // incrLoad is a steady load of INCRs from a few goroutines, counting
@@ -19,6 +21,15 @@ type incrLoad struct {
 	errs []error
 	stop chan struct{}
 	wg   sync.WaitGroup
+}
+
+// clusterClient is a go-redis ClusterClient seeded with every node.
+func clusterClient(nodes []launcher.NodeInfo) *redis.ClusterClient {
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.RESPAddr)
+	}
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ReadTimeout: 6 * time.Second, DialTimeout: time.Second})
 }
 
 // startIncrLoad runs workers goroutines incrementing keys prefix-W-0..99.

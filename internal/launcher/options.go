@@ -222,28 +222,25 @@ func (o Options) nodeSpec(id uint64) *nodeSpec {
 // joinCommandLine is a joining node's command line: --join instead of
 // --initial-cluster, and no placement flags (it learns them).
 func (o Options) joinCommandLine(n NodeInfo, seedPeer string) []string {
-	args := []string{
+	return append(o.nodeArgs(n, "--join", seedPeer), o.ExtraArgs...)
+}
+
+// nodeArgs is the start of every node's command line: the binary, the
+// node's identity and addresses, and how it finds the cluster.
+func (o Options) nodeArgs(n NodeInfo, how, where string) []string {
+	return []string{
 		o.Binary, "server",
 		"--id", strconv.FormatUint(n.ID, 10),
 		"--data-dir", n.DataDir,
 		"--resp-addr", n.RESPAddr,
 		"--peer-addr", n.PeerAddr,
 		"--http-addr", n.HTTPAddr,
-		"--join", seedPeer,
+		how, where,
 	}
-	return append(args, o.ExtraArgs...)
 }
 
 func (o Options) commandLine(n NodeInfo, initialCluster string) []string {
-	args := []string{
-		o.Binary, "server",
-		"--id", strconv.FormatUint(n.ID, 10),
-		"--data-dir", n.DataDir,
-		"--resp-addr", n.RESPAddr,
-		"--peer-addr", n.PeerAddr,
-		"--http-addr", n.HTTPAddr,
-		"--initial-cluster", initialCluster,
-	}
+	args := o.nodeArgs(n, "--initial-cluster", initialCluster)
 	if o.Partitions > 0 {
 		args = append(args, "--partitions", strconv.Itoa(o.Partitions))
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -106,20 +107,48 @@ type registerWorkload struct {
 	hist  *check.History
 	keys  []string
 	start time.Time
+	// gen[i] is hot key i's generation: a key that collected
+	// maxUnknownPerKey unknown outcomes is replaced by a fresh one (see
+	// key), so no key's history piles up more of them.
+	gen     [len(registerKeysArr)]atomic.Int64
+	mu      sync.Mutex
+	unknown map[string]int // guarded by mu: unknown outcomes per key
 }
 
 const keyEpoch = 10 * time.Second
+
+// maxUnknownPerKey bounds the unknown outcomes on one key: each is a write
+// that may take effect anywhere after its call, and the checker's search
+// grows steeply with them (a run with every nemesis once ran out of
+// checking time with 25 on one key).
+const maxUnknownPerKey = 8
 
 // registerKeys are the hot keys. Eight rather than four: the checker's
 // search grows steeply with the operations left pending on one key (each
 // timed-out write may land anywhere after its call), and faults that stall
 // connections leave many; spreading them over more keys keeps every key's
 // history decidable, while 8+ clients still contend on each key.
-var registerKeys = []string{"reg-a", "reg-b", "reg-c", "reg-d", "reg-e", "reg-f", "reg-g", "reg-h"}
+var registerKeysArr = [...]string{"reg-a", "reg-b", "reg-c", "reg-d", "reg-e", "reg-f", "reg-g", "reg-h"}
 
-// key returns hot key i for the current epoch.
+var registerKeys = registerKeysArr[:]
+
+// key returns hot key i for the current epoch and generation.
 func (w *registerWorkload) key(i int) string {
-	return fmt.Sprintf("%s-e%d", w.keys[i], int64(time.Since(w.start)/keyEpoch))
+	return fmt.Sprintf("%s-e%d-g%d", w.keys[i], int64(time.Since(w.start)/keyEpoch), w.gen[i].Load())
+}
+
+// noteUnknown counts an unknown outcome on key (hot key i) and moves hot
+// key i to a new generation once key has maxUnknownPerKey of them.
+func (w *registerWorkload) noteUnknown(i int, key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.unknown == nil {
+		w.unknown = map[string]int{}
+	}
+	w.unknown[key]++
+	if w.unknown[key] == maxUnknownPerKey && w.key(i) == key {
+		w.gen[i].Add(1)
+	}
 }
 
 func (w *registerWorkload) run(ctx context.Context, cs *clients, rec *recorder, seed int64, n int, wg *sync.WaitGroup) {
@@ -135,9 +164,13 @@ func (w *registerWorkload) run(ctx context.Context, cs *clients, rec *recorder, 
 			for i := 0; ctx.Err() == nil; i++ {
 				node, cl := cs.pick(rng, avoid)
 				avoid = 0
-				key := w.key(rng.IntN(len(w.keys)))
+				k := rng.IntN(len(w.keys))
+				key := w.key(k)
 				begin := time.Now()
 				err := w.op(cl, rng, id, key, fmt.Sprintf("%d-%d", id, i), seen)
+				if errors.Is(err, errUnknownOutcome) {
+					w.noteUnknown(k, key)
+				}
 				rec.op(begin, err == nil, -1)
 				if err != nil {
 					avoid = node
@@ -188,9 +221,13 @@ func (w *registerWorkload) op(cl *redis.Client, rng *rand.Rand, id int, key, val
 		w.hist.Ok(id, in, out, call, w.hist.Now())
 	case in.Kind != check.Read && !notApplied(err):
 		w.hist.Unknown(id, in, call) // a failed read changed nothing
+		return fmt.Errorf("%w: %v", errUnknownOutcome, err)
 	}
 	return err
 }
+
+// errUnknownOutcome marks a write whose outcome the client cannot know.
+var errUnknownOutcome = errors.New("unknown outcome")
 
 // backoffAfterError keeps a client from spinning on instant failures
 // (connection refused while every node is down) and drowning the run's

@@ -117,6 +117,26 @@ func (tc *testCluster) waitMembership(from *Node, what string, timeout time.Dura
 	}
 }
 
+// setKeys writes k0..k(n-1) = their index.
+func setKeys(ctx context.Context, t *testing.T, c *redis.Client, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if err := c.Set(ctx, fmt.Sprint("k", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkKeys reads back what setKeys wrote.
+func checkKeys(ctx context.Context, t *testing.T, c *redis.Client, n int, when string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if got, err := c.Get(ctx, fmt.Sprint("k", i)).Int(); err != nil || got != i {
+			t.Fatalf("k%d = %d, %v %s", i, got, err, when)
+		}
+	}
+}
+
 func placementTune(c *Config) {
 	c.HeartbeatInterval = 100 * time.Millisecond
 	c.DeadTimeout = 2 * time.Second
@@ -132,11 +152,7 @@ func TestDeadNodeIsReplaced(t *testing.T) {
 	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), Protocol: 2})
 	defer c.Close()
-	for i := 0; i < 200; i++ {
-		if err := c.Set(ctx, fmt.Sprint("k", i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setKeys(ctx, t, c, 200)
 	stopped := time.Now()
 	cfg4 := tc.cfgs[3]
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -155,11 +171,7 @@ func TestDeadNodeIsReplaced(t *testing.T) {
 	}
 	tc.waitMembership(tc.nodes[0], "every group to have 3 voters, none on node 4", 60*time.Second, threeWithout4)
 	t.Logf("replication factor restored %v after node 4 stopped (dead timeout %v)", time.Since(stopped).Round(time.Millisecond), tc.cfgs[0].DeadTimeout)
-	for i := 0; i < 200; i++ {
-		if got, err := c.Get(ctx, fmt.Sprint("k", i)).Int(); err != nil || got != i {
-			t.Fatalf("k%d = %d, %v after re-replication", i, got, err)
-		}
-	}
+	checkKeys(ctx, t, c, 200, "after re-replication")
 
 	// Node 4 returns with its old data: it is told its replicas were
 	// removed, destroys them, and receives its share again.
@@ -233,15 +245,7 @@ func TestJoinUnderLoad(t *testing.T) {
 		}()
 	}
 
-	ls := &Listeners{Peer: listen(t), RESP: listen(t), HTTP: listen(t)}
-	cfg := tc.cfgs[0]
-	cfg.NodeID, cfg.DataDir, cfg.InitialCluster, cfg.Join = 5, t.TempDir(), nil, tc.cfgs[0].PeerAddr
-	cfg.RESPAddr, cfg.PeerAddr, cfg.HTTPAddr, cfg.Listeners = ls.RESP.Addr().String(), ls.Peer.Addr().String(), ls.HTTP.Addr().String(), ls
-	n5, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc.nodes, tc.cfgs = append(tc.nodes, n5), append(tc.cfgs, cfg)
+	n5 := tc.joinNode(5, 0)
 	after := tc.waitMembership(tc.nodes[0], "the placement to settle with node 5", 90*time.Second, func(m map[uint64][]uint64) bool {
 		held := 0
 		for _, v := range m {
@@ -311,11 +315,7 @@ func TestDecommissionDrainsThenRemoves(t *testing.T) {
 	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), Protocol: 2})
 	defer c.Close()
-	for i := 0; i < 100; i++ {
-		if err := c.Set(ctx, fmt.Sprint("k", i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	setKeys(ctx, t, c, 100)
 	admin := "http://" + tc.cfgs[0].HTTPAddr
 	if code := post(t, admin+"/v1/nodes/3/remove"); code != http.StatusConflict {
 		t.Fatalf("removing a live node without force: %d, want 409", code)
@@ -338,11 +338,7 @@ func TestDecommissionDrainsThenRemoves(t *testing.T) {
 	if code := post(t, admin+"/v1/nodes/2/decommission"); code != http.StatusConflict {
 		t.Fatalf("decommissioning a removed node: %d, want 409", code)
 	}
-	for i := 0; i < 100; i++ {
-		if got, err := c.Get(ctx, fmt.Sprint("k", i)).Int(); err != nil || got != i {
-			t.Fatalf("k%d = %d, %v after the decommission", i, got, err)
-		}
-	}
+	checkKeys(ctx, t, c, 100, "after the decommission")
 }
 
 // joinNode starts a node that joins through node via.

@@ -17,8 +17,10 @@ import (
 )
 
 type answerOut struct {
-	key waitKey
-	res result
+	key   waitKey
+	res   result
+	r     *replica
+	index uint64 // of the entry answered
 }
 
 // applyCommitted applies the given groups' committed entries in one batch,
@@ -29,7 +31,7 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 	}
 	start := time.Now()
 	b := e.db.NewIndexedBatch()
-	defer b.Close()
+	defer func() { b.Close() }()
 	var answers []answerOut
 	for _, rr := range readies {
 		r := rr.r
@@ -41,6 +43,11 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 			answers, err = e.applyEntry(b, r, ent, answers)
 			if err != nil {
 				return fmt.Errorf("apply group %d index %d: %w", r.group, ent.GetIndex(), err)
+			}
+			if r.hold.cut != "" {
+				if b, err = e.takeCut(b, r); err != nil {
+					return fmt.Errorf("cut group %d index %d: %w", r.group, ent.GetIndex(), err)
+				}
 			}
 		}
 		if err := b.Set(storage.AppliedKey(r.group), r.applied.Encode(), nil); err != nil {
@@ -55,11 +62,17 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit applied state: %w", err)
 	}
+	now := time.Now()
 	for _, rr := range readies {
 		rr.r.appliedCommitted()
+		e.releaseCuts(rr.r, now)
 	}
 	e.cfg.Metrics.ApplyLatency.Observe(time.Since(start).Seconds())
 	for _, a := range answers {
+		if a.r.hold.held(a.index) {
+			a.r.hold.answers = append(a.r.hold.answers, a)
+			continue
+		}
 		e.answer(a.key, a.res)
 	}
 	return nil
@@ -72,9 +85,13 @@ func (e *Engine) applyEntry(b *pebble.Batch, r *replica, ent *pb.Entry, answers 
 	switch ent.GetType() {
 	case pb.EntryNormal:
 		if len(ent.GetData()) > 0 {
+			first := len(answers)
 			var err error
 			if answers, err = e.applyRequests(b, r, ent.GetIndex(), ent.GetData(), answers); err != nil {
 				return answers, err
+			}
+			for i := first; i < len(answers); i++ {
+				answers[i].r, answers[i].index = r, ent.GetIndex()
 			}
 			e.cfg.Metrics.Commits.Inc()
 		}
@@ -109,6 +126,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 		return answers, nil
 	}
 	w := &Writer{b: b, group: r.group, r: r, index: index, nowMS: nowMS}
+
 	// Batches with a refused request in this entry: the rest of such a
 	// batch is not applied either.
 	var blocked map[[2]uint64]bool
@@ -118,13 +136,13 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 		if len(req.Args) == 0 {
 			// Refused before proposing; if one is ever in the log, every
 			// replica answers it alike instead of crashing.
-			answers = append(answers, answerOut{key, result{reply: resp.AppendError(nil, "ERR empty command")}})
+			answers = append(answers, answerOut{key: key, res: result{reply: resp.AppendError(nil, "ERR empty command")}})
 			continue
 		}
 		dedupe := req.Origin != 0 && (e.cfg.Dedupe == nil || e.cfg.Dedupe(r.group, req.Args))
 		if dedupe {
 			if req.Seq < r.dedupeFor(req.Origin).wm {
-				answers = append(answers, answerOut{key, result{err: errStale}})
+				answers = append(answers, answerOut{key: key, res: result{err: errStale}})
 				continue
 			}
 			// The in-memory live set mirrors the records on disk, so only a
@@ -137,13 +155,13 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 				if !ok {
 					return answers, fmt.Errorf("dedupe record (%d, %d) of group %d is missing", req.Origin, req.Seq, r.group)
 				}
-				answers = append(answers, answerOut{key, result{reply: prev}})
+				answers = append(answers, answerOut{key: key, res: result{reply: prev}})
 				continue
 			}
 		}
 		batch := [2]uint64{req.Origin, req.Batch}
 		if req.Batch != 0 && blocked[batch] {
-			answers = append(answers, answerOut{key, result{reply: []byte(BlockedReply)}})
+			answers = append(answers, answerOut{key: key, res: result{reply: []byte(BlockedReply)}})
 			continue
 		}
 		w.refused = false
@@ -163,7 +181,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 				return answers, err
 			}
 		}
-		answers = append(answers, answerOut{key, result{reply: reply}})
+		answers = append(answers, answerOut{key: key, res: result{reply: reply}})
 	}
 	return answers, nil
 }

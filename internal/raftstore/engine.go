@@ -41,6 +41,7 @@ type Engine struct {
 	pending atomic.Int64        // proposals + reads waiting
 
 	outSnaps snapshotRegistry
+	cuts     cutRegistry
 	fatal    atomic.Pointer[error]
 	started  atomic.Bool
 }
@@ -216,6 +217,7 @@ func (e *Engine) Stop() {
 	}
 	e.failAllWaiters(ErrStopped)
 	e.outSnaps.closeAll()
+	e.cuts.drop(func(cutKey) bool { return true })
 }
 
 // Done is closed when the loop has exited (Stop, or a fatal error).

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,11 @@ func applyKV(_ uint64, w *raftstore.Writer, args [][]byte, out []byte) ([]byte, 
 	case "version":
 		v, err := w.Version(args[1])
 		return fmt.Appendf(out, ":%d\r\n", v), err
+	case "cut": // cut ID LEASE-MS
+		ms, _ := strconv.Atoi(string(args[2]))
+		return fmt.Appendf(out, ":%d\r\n", w.Index()), w.Cut(string(args[1]), time.Duration(ms)*time.Millisecond)
+	case "uncut":
+		return append(out, "+OK\r\n"...), w.Uncut(string(args[1]))
 	}
 	return kv.Apply(w, args, out)
 }

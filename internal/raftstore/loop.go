@@ -89,6 +89,11 @@ func (e *Engine) cycle() (bool, error) {
 			}
 		}
 		e.outSnaps.expire(time.Minute)
+		now := time.Now()
+		e.cuts.expire(now)
+		for _, r := range e.replicas {
+			e.releaseCuts(r, now)
+		}
 	}
 	for _, env := range in.msgs {
 		e.receive(env)
@@ -317,6 +322,9 @@ func (e *Engine) persist(readies []readyRep) error {
 	for _, rr := range readies {
 		if !raft.IsEmptySnap(rr.rd.Snapshot) {
 			rr.r.appliedCommitted() // the installed snapshot is now on disk
+			if err := rr.r.loadMarks(e.db, time.Now()); err != nil {
+				return err
+			}
 		}
 	}
 	if mustSync {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -48,6 +49,8 @@ type replica struct {
 	// not applied yet (raft takes one at a time).
 	confPending bool
 	confIndex   uint64
+	// hold keeps answers and reads back while a consistent cut is open (cut.go).
+	hold hold
 
 	status atomic.Pointer[GroupStatus]
 }
@@ -99,6 +102,9 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		readsByCtx: map[uint64][]*readReq{},
 	}
 	if err := r.loadDedupe(e.db); err != nil {
+		return nil, err
+	}
+	if err := r.loadMarks(e.db, time.Now()); err != nil {
 		return nil, err
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
@@ -230,6 +236,10 @@ func (r *replica) failReads(err error) {
 		}
 	}
 	r.readsByIndex = nil
+	for _, rq := range r.hold.reads {
+		rq.ch <- err
+	}
+	r.hold.reads = nil
 }
 
 // startReads issues one ReadIndex for a cycle's reads.
@@ -266,6 +276,11 @@ func (r *replica) releaseReads() {
 	keep := r.readsByIndex[:0]
 	for _, ir := range r.readsByIndex {
 		if ir.index <= r.applied.Index {
+			if r.hold.active() {
+				// Served now, the read could see state after an open cut.
+				r.hold.reads = append(r.hold.reads, ir.reads...)
+				continue
+			}
 			for _, rq := range ir.reads {
 				rq.ch <- nil
 			}

@@ -17,6 +17,9 @@ const (
 	TxnLocks   byte = 'l' // user key -> lock holders
 	TxnParts   byte = 'p' // txn id -> this partition's part of a prepared transaction
 	TxnRecords byte = 'r' // txn id -> transaction record (in the record partition)
+	// CutMarks is not a transaction table: it holds the consistent cuts
+	// (backups) whose hold is open, cut id -> lease (see raftstore/cut.go).
+	CutMarks byte = 'c'
 )
 
 const (

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/backup"
 	"github.com/kintsu/kintsu/internal/ctl"
 )
 
@@ -16,6 +17,9 @@ const ctlUsage = `Usage:
   kintsu ctl [--http HOST:PORT] locate KEY                  the key's slot, partition, replicas and leader
   kintsu ctl [--http HOST:PORT] node decommission ID        move node ID's replicas away, then retire it (shows progress)
   kintsu ctl [--http HOST:PORT] node remove ID [--force]    remove a dead node for good
+  kintsu ctl [--http HOST:PORT] backup --out DIR            online, consistent backup of the whole cluster
+  kintsu ctl backup verify DIR                              check a backup's every file without restoring it
+  kintsu ctl [--http HOST:PORT] restore --from DIR          load a backup into a new, empty cluster
 `
 
 // runCtl is kintsu ctl: 0 done, 1 the node could not answer, 2 usage.
@@ -29,6 +33,9 @@ func runCtl(args []string) int {
 	rest := fs.Args()
 	if len(rest) > 0 && rest[0] == "node" {
 		return runCtlNode(*addr, rest[1:])
+	}
+	if len(rest) > 0 && (rest[0] == "backup" || rest[0] == "restore") {
+		return runCtlBackup(*addr, rest)
 	}
 	if len(rest) == 0 || rest[0] == "locate" && len(rest) != 2 || rest[0] == "status" && len(rest) != 1 {
 		fs.Usage()
@@ -80,6 +87,39 @@ func runCtlNode(addr string, args []string) int {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
 		err = ctl.Decommission(ctx, addr, id, os.Stdout, 500*time.Millisecond)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runCtlBackup is kintsu ctl backup --out DIR | backup verify DIR |
+// restore --from DIR.
+func runCtlBackup(addr string, args []string) int {
+	var err error
+	var m *backup.Manifest
+	switch {
+	case len(args) == 3 && args[0] == "backup" && args[1] == "verify":
+		if m, err = ctl.Verify(args[2], os.Stdout); err == nil {
+			fmt.Printf("backup %s of cluster %s is whole: %d partitions, %d keys, %d bytes, cut at %s\n", m.BackupID, m.ClusterID, len(m.Partitions), m.Keys, m.Bytes, m.CutAt)
+		}
+	case len(args) == 3 && args[0] == "backup" && args[1] == "--out":
+		ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
+		defer cancel()
+		if m, err = ctl.Backup(ctx, addr, args[2], os.Stdout); err == nil {
+			fmt.Printf("backup %s written to %s: %d partitions, %d keys, %d bytes\n", m.BackupID, args[2], len(m.Partitions), m.Keys, m.Bytes)
+		}
+	case len(args) == 3 && args[0] == "restore" && args[1] == "--from":
+		ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
+		defer cancel()
+		if m, err = ctl.Restore(ctx, addr, args[2], os.Stdout); err == nil {
+			fmt.Printf("restored backup %s (cut at %s): %d keys in %d partitions\n", m.BackupID, m.CutAt, m.Keys, len(m.Partitions))
+		}
+	default:
+		fmt.Fprint(os.Stderr, ctlUsage)
+		return 2
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)

@@ -85,3 +85,10 @@ func Expired(stored []byte, nowMS int64) bool {
 	at := expiryOf(stored)
 	return at != 0 && at <= nowMS
 }
+
+// ValidStored reports whether v is a stored value this version reads (a
+// restore checks what it is about to load).
+func ValidStored(v []byte) bool {
+	_, _, ok := decodeString(v)
+	return ok && len(v) <= MaxValueBytes+9
+}

@@ -347,3 +347,44 @@ func (s *cutRegistry) drop(match func(cutKey) bool) {
 func (s *cutRegistry) expire(now time.Time) {
 	s.drop(func(k cutKey) bool { return now.Sub(s.cuts[k].used) > cutIdle && s.cuts[k].refs == 1 })
 }
+
+// Restores write through the log like any command; these let the state
+// machine check that a partition is empty and start a restore over.
+
+// KeyCount is the group's number of user keys.
+func (w *Writer) KeyCount() int64 { return w.r.applied.Keys }
+
+// TxnEmpty reports whether the group's transaction tables (locks, parts,
+// records) are empty.
+func (w *Writer) TxnEmpty() (bool, error) {
+	for _, t := range []byte{storage.TxnLocks, storage.TxnParts, storage.TxnRecords} {
+		lo, hi := storage.TxnSpan(w.group, t)
+		empty := true
+		if err := iterSpan(w.b, lo, hi, func(_, _ []byte) error { empty = false; return errStopIter }); err != nil && err != errStopIter {
+			return false, err
+		}
+		if !empty {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+var errStopIter = fmt.Errorf("stop")
+
+// Clear deletes the group's user data and transaction tables (a restore
+// starting over); the dedupe table and cut markers stay.
+func (w *Writer) Clear() error {
+	ds, de := storage.DataSpan(w.group)
+	if err := w.b.DeleteRange(ds, de, nil); err != nil {
+		return err
+	}
+	for _, t := range []byte{storage.TxnLocks, storage.TxnParts, storage.TxnRecords, storage.RestoreMark} {
+		lo, hi := storage.TxnSpan(w.group, t)
+		if err := w.b.DeleteRange(lo, hi, nil); err != nil {
+			return err
+		}
+	}
+	w.r.applied.Keys = 0
+	return nil
+}

@@ -79,6 +79,7 @@ func (n *Node) adminHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	n.memberRoutes(mux)
+	n.backupRoutes(mux)
 	if n.cfg.FaultInjection {
 		n.faultRoutes(mux)
 	}

@@ -63,6 +63,9 @@ func applyData(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
 	if txn.IsOp(args[0]) {
 		return txn.Apply(w, args, out)
 	}
+	if isBackupOp(args[0]) {
+		return applyBackupOp(w, args, out)
+	}
 	if c := kv.Lookup(args[0]); c != nil && c.CheckArity(args) {
 		holders, err := txn.Blocked(w, args)
 		if err != nil {
@@ -131,6 +134,7 @@ func (n *Node) sweep() {
 			if err != nil {
 				n.log.Warn("transaction sweep could not read its tables", "group", g, "err", err)
 			}
+			n.dropAbandonedCuts(g)
 		}
 		sw.Forget(led)
 	}

@@ -20,6 +20,9 @@ const (
 	// CutMarks is not a transaction table: it holds the consistent cuts
 	// (backups) whose hold is open, cut id -> lease (see raftstore/cut.go).
 	CutMarks byte = 'c'
+	// RestoreMark (one key, empty within the table) names the backup a
+	// restore is loading into the partition.
+	RestoreMark byte = 'x'
 )
 
 const (

@@ -52,7 +52,7 @@ func writeBackup(t *testing.T, parts, n int) string {
 
 func TestRoundTrip(t *testing.T) {
 	dir := writeBackup(t, 3, 50)
-	m, err := Verify(dir, nil)
+	m, err := Verify(dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestVerifyRefusesDamage(t *testing.T) {
 		t.Run(tc.what, func(t *testing.T) {
 			dir := writeBackup(t, 3, 50)
 			tc.damage(t, dir)
-			_, err := Verify(dir, nil)
+			_, err := Verify(dir, nil, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Verify = %v; want an error containing %q", err, tc.want)
 			}

@@ -130,15 +130,16 @@ func ReadManifest(dir string) (*Manifest, error) {
 }
 
 // Verify checks every file of the backup in dir against its manifest,
-// reading every byte; progress, if not nil, is told of each file done.
-// The error names the first bad file.
-func Verify(dir string, progress func(p Partition)) (*Manifest, error) {
+// reading every byte; check, if not nil, also judges each record's
+// contents, and progress, if not nil, is told of each file done. The
+// error names the first bad file.
+func Verify(dir string, check func(table byte, k, v []byte) error, progress func(p Partition)) (*Manifest, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range m.Partitions {
-		if err := VerifyPartition(dir, p); err != nil {
+		if err := VerifyPartition(dir, p, check); err != nil {
 			return m, err
 		}
 		if progress != nil {
@@ -149,7 +150,7 @@ func Verify(dir string, progress func(p Partition)) (*Manifest, error) {
 }
 
 // VerifyPartition checks one partition's file.
-func VerifyPartition(dir string, p Partition) error {
+func VerifyPartition(dir string, p Partition, check func(table byte, k, v []byte) error) error {
 	path := filepath.Join(dir, p.File)
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %s", p.File, fmt.Sprintf(format, args...))
@@ -170,7 +171,7 @@ func VerifyPartition(dir string, p Partition) error {
 		return fail("%d bytes, the manifest says %d (cut short or overwritten)", st.Size(), p.Bytes)
 	}
 	h := sha256.New()
-	counts, hdr, err := Scan(io.TeeReader(f, h), nil)
+	counts, hdr, err := Scan(io.TeeReader(f, h), check)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -28,8 +29,10 @@ const Parallel = 4
 // idleTimeout cuts off a transfer that made no progress for this long.
 const idleTimeout = 30 * time.Second
 
-// chunkBytes is the size a restore aims at for one request.
-const chunkBytes = 256 << 10
+// chunkBytes is the size a restore aims at for one request: one raft
+// entry of the default size (raftstore.Config.MaxEntryBytes), so each
+// round trip through the log carries as much as it can.
+const chunkBytes = 1 << 20
 
 // Backup takes an online backup of the cluster that the node at addr
 // belongs to into dir, which must not hold a backup already. Progress is
@@ -160,7 +163,7 @@ func Verify(dir string, progress io.Writer) (*backup.Manifest, error) {
 	var bytesDone atomic.Int64
 	tr := newTracker(progress, "verify", len(m.Partitions), m.Bytes, &bytesDone)
 	defer tr.stop()
-	return backup.Verify(dir, func(p backup.Partition) {
+	return backup.Verify(dir, server.CheckRestoreRecord, func(p backup.Partition) {
 		bytesDone.Add(p.Bytes)
 		tr.partitionDone()
 	})
@@ -194,27 +197,41 @@ func Restore(ctx context.Context, addr, dir string, progress io.Writer) (*backup
 		return call(ctx, http.MethodPost, fmt.Sprintf("%s%d/%s", base, p, what), body, 60*time.Second, nil)
 	}
 	// Mark every partition first: a cluster that is not empty is refused
-	// before anything is loaded, and the marks are taken back.
-	var began sync.Map
-	if err := forEach(ctx, len(m.Partitions), func(ctx context.Context, p int) error {
+	// before anything is loaded, and every mark is taken back (ending a
+	// partition that was not marked is refused, harmlessly).
+	var refused error
+	var mu sync.Mutex
+	_ = forEach(context.WithoutCancel(ctx), len(m.Partitions), func(ctx context.Context, p int) error {
 		if err := step(ctx, p, "begin", nil); err != nil {
-			return err
+			mu.Lock()
+			refused = cmp.Or(refused, err)
+			mu.Unlock()
 		}
-		began.Store(p, true)
 		return nil
-	}); err != nil {
-		began.Range(func(p, _ any) bool {
-			_ = step(context.Background(), p.(int), "end?keys=0", nil)
-			return true
+	})
+	if refused != nil {
+		_ = forEach(context.WithoutCancel(ctx), len(m.Partitions), func(ctx context.Context, p int) error {
+			_ = step(ctx, p, "end?keys=0", nil)
+			return nil
 		})
-		return nil, fmt.Errorf("nothing was restored: %w", err)
+		return nil, fmt.Errorf("nothing was restored: %w", refused)
 	}
 	var bytesDone atomic.Int64
 	tr := newTracker(progress, "restore", len(m.Partitions), m.Bytes, &bytesDone)
 	defer tr.stop()
 	err = forEach(ctx, len(m.Partitions), func(ctx context.Context, p int) error {
+		seq := 0
 		if err := loadPartition(ctx, dir, m.Partitions[p], &bytesDone, func(chunk []byte) error {
-			return step(ctx, p, "load", chunk)
+			// A chunk is retried with its number: the partition loads it once.
+			var err error
+			for attempt := range 3 {
+				if err = step(ctx, p, fmt.Sprintf("load?seq=%d", seq), chunk); err == nil || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+			}
+			seq++
+			return err
 		}); err != nil {
 			return err
 		}

@@ -33,7 +33,7 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 	b := e.db.NewIndexedBatch()
 	defer func() { b.Close() }()
 	var answers []answerOut
-	for _, rr := range readies {
+	for i, rr := range readies {
 		r := rr.r
 		if len(rr.rd.CommittedEntries) == 0 {
 			continue
@@ -47,6 +47,11 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 			if r.hold.cut != "" {
 				if b, err = e.takeCut(b, r); err != nil {
 					return fmt.Errorf("cut group %d index %d: %w", r.group, ent.GetIndex(), err)
+				}
+				// What takeCut committed is on disk: a raft snapshot taken
+				// from now on must be labelled with it.
+				for _, done := range readies[:i+1] {
+					done.r.appliedCommitted()
 				}
 			}
 		}

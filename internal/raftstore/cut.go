@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -66,6 +67,14 @@ type hold struct {
 	cut      string
 	lease    time.Duration
 	released []string
+
+	// gen counts the cuts opened here; readers compare it around a read
+	// (Engine.CutGen).
+	gen atomic.Uint64
+
+	// restoring: a restore is loading into the group (its RestoreMark is
+	// set); the state machine refuses client writes meanwhile.
+	restoring bool
 }
 
 func (h *hold) active() bool { return len(h.open) > 0 }
@@ -76,6 +85,7 @@ func (h *hold) start(id string, index uint64, until time.Time) {
 	if h.open == nil {
 		h.open = map[string]time.Time{}
 	}
+	h.gen.Add(1)
 	if !h.active() || index < h.from {
 		h.from = index
 	}
@@ -124,9 +134,26 @@ func (d *DataReader) CutMarks() (map[string]int64, error) {
 	return out, it.Close()
 }
 
+// CutGen counts the cuts that opened on the local replica of group. A
+// read served from local state after ReadBarrier must be taken again if
+// the count moved between before the barrier and after the read: a cut
+// opened meanwhile, and the read may show writes the cut holds back.
+func (e *Engine) CutGen(group uint64) uint64 {
+	if r := e.hosted(group); r != nil {
+		return r.hold.gen.Load()
+	}
+	return 0
+}
+
 // loadMarks holds for every cut marker in r's state, from now: the state
-// may already be past the cut (after a snapshot or a restart).
+// may already be past the cut (after a snapshot or a restart). It also
+// reads whether a restore is under way.
 func (r *replica) loadMarks(db pebble.Reader, now time.Time) error {
+	_, restoring, err := storage.Get(db, storage.TxnKey(r.group, storage.RestoreMark, nil))
+	if err != nil {
+		return err
+	}
+	r.hold.restoring = restoring
 	lo, hi := storage.TxnSpan(r.group, storage.CutMarks)
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -350,6 +377,13 @@ func (s *cutRegistry) expire(now time.Time) {
 
 // Restores write through the log like any command; these let the state
 // machine check that a partition is empty and start a restore over.
+
+// SetRestoring records whether a restore is loading into the group; the
+// caller writes or deletes the group's RestoreMark in the same entry.
+func (w *Writer) SetRestoring(on bool) { w.r.hold.restoring = on }
+
+// Restoring reports whether a restore is loading into the group.
+func (w *Writer) Restoring() bool { return w.r.hold.restoring }
 
 // KeyCount is the group's number of user keys.
 func (w *Writer) KeyCount() int64 { return w.r.applied.Keys }

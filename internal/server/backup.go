@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/storage"
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // Backup and restore on the node's side.
@@ -55,10 +57,56 @@ const cutLease = 5 * time.Second
 const cutAttempts = 3
 
 // MaxRestoreChunk bounds one restore request's body: a chunk holds records
-// of about 256 KiB, or one record larger than that.
+// of about 1 MiB, or one record larger than that.
 const MaxRestoreChunk = backup.MaxTxnValueBytes + 1<<20
 
-func isBackupOp(name []byte) bool { return bytes.HasPrefix(name, []byte("kintsu.")) }
+func isBackupOp(name []byte) bool {
+	switch string(name) {
+	case opCut, opUncut, opRestoreBegin, opRestoreLoad, opRestoreEnd:
+		return true
+	}
+	return false
+}
+
+// errRestoring refuses client writes to a partition a restore is loading.
+const errRestoring = "LOADING Kintsu is restoring a backup into this partition"
+
+// restoreMark is the state of a restore in a partition: the backup's id,
+// the next chunk expected, and the keys loaded so far. Chunks are numbered
+// per partition, so a retried chunk is recognised and not counted twice.
+type restoreMark struct {
+	next, keys uint64
+	id         string
+}
+
+func (m restoreMark) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, m.next)
+	b = binary.BigEndian.AppendUint64(b, m.keys)
+	return append(b, m.id...)
+}
+
+func decodeRestoreMark(b []byte) (restoreMark, bool) {
+	if len(b) < 16 {
+		return restoreMark{}, false
+	}
+	return restoreMark{next: binary.BigEndian.Uint64(b), keys: binary.BigEndian.Uint64(b[8:]), id: string(b[16:])}, true
+}
+
+// CheckRestoreRecord refuses a record a restore must not load: a value or
+// transaction entry this version cannot read would otherwise stop the node
+// that meets it later.
+func CheckRestoreRecord(table byte, k, v []byte) error {
+	if table == backup.TableData {
+		if !kv.ValidStored(v) {
+			return fmt.Errorf("%w: a value of key %q this version cannot read", backup.ErrCorrupt, k)
+		}
+		return nil
+	}
+	if !txn.ValidTableEntry(table, k, v) {
+		return fmt.Errorf("%w: a malformed entry of transaction table %q", backup.ErrCorrupt, table)
+	}
+	return nil
+}
 
 // applyBackupOp evaluates a backup or restore command in a partition's
 // state machine. Deterministic: every replica replies the same.
@@ -78,19 +126,20 @@ func applyBackupOp(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, erro
 	case opUncut:
 		return resp.AppendSimple(out, "OK"), w.Uncut(id)
 	}
-	mark, restoring, err := w.TxnGet(storage.RestoreMark, nil)
+	b, restoring, err := w.TxnGet(storage.RestoreMark, nil)
 	if err != nil {
 		return out, err
 	}
-	switch string(args[0]) {
-	case opRestoreBegin:
+	mark, ok := decodeRestoreMark(b)
+	restoring = restoring && ok
+	if string(args[0]) == opRestoreBegin {
 		switch {
-		case restoring && string(mark) == id:
+		case restoring && mark.id == id:
 			if err := w.Clear(); err != nil { // the same restore starting over
 				return out, err
 			}
 		case restoring:
-			return bad(fmt.Sprintf("the partition is being restored from backup %s", mark))
+			return bad(fmt.Sprintf("the partition is being restored from backup %s", mark.id))
 		default:
 			empty, err := w.TxnEmpty()
 			if err != nil {
@@ -100,25 +149,39 @@ func applyBackupOp(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, erro
 				return bad(fmt.Sprintf("the partition is not empty (%d keys): restore needs a new, empty cluster", n))
 			}
 		}
-		return resp.AppendSimple(out, "OK"), w.TxnPut(storage.RestoreMark, nil, []byte(id))
-	case opRestoreLoad, opRestoreEnd:
-		if !restoring || string(mark) != id || len(args) != 3 {
-			return bad("no restore of backup " + id + " is in progress on this partition")
-		}
-	default:
-		return bad("unknown internal command " + string(args[0]))
+		w.SetRestoring(true)
+		return resp.AppendSimple(out, "OK"), w.TxnPut(storage.RestoreMark, nil, restoreMark{id: id}.encode())
+	}
+	if !restoring || mark.id != id {
+		return bad("no restore of backup " + id + " is in progress on this partition")
 	}
 	if string(args[0]) == opRestoreEnd {
-		want, err := strconv.ParseInt(string(args[2]), 10, 64)
-		if err != nil || w.KeyCount() != want {
-			return bad(fmt.Sprintf("the partition holds %d keys, the backup %s", w.KeyCount(), args[2]))
+		want, err := strconv.ParseUint(string(args[len(args)-1]), 10, 64)
+		if len(args) != 3 || err != nil || mark.keys != want {
+			return bad(fmt.Sprintf("the restore loaded %d keys into the partition, the backup holds %s", mark.keys, args[len(args)-1]))
 		}
+		w.SetRestoring(false)
 		return resp.AppendSimple(out, "OK"), w.TxnDel(storage.RestoreMark, nil)
 	}
-	err = backup.DecodeRecords(args[2], func(table byte, k, v []byte) error {
+	// kintsu.restore.load ID SEQ CHUNK
+	seq, err := strconv.ParseUint(string(args[len(args)-2]), 10, 64)
+	switch {
+	case len(args) != 4 || err != nil:
+		return bad("usage: kintsu.restore.load ID SEQ CHUNK")
+	case seq < mark.next:
+		return resp.AppendSimple(out, "OK"), nil // a retry of a chunk already loaded
+	case seq > mark.next:
+		return bad(fmt.Sprintf("restore chunk %d out of order: the partition expects chunk %d", seq, mark.next))
+	}
+	// Check the whole chunk before changing anything.
+	if err := backup.DecodeRecords(args[3], CheckRestoreRecord); err != nil {
+		return bad(err.Error())
+	}
+	err = backup.DecodeRecords(args[3], func(table byte, k, v []byte) error {
 		if table != backup.TableData {
 			return w.TxnPut(table, k, v)
 		}
+		mark.keys++
 		_, exists, err := w.Get(k)
 		if err != nil {
 			return err
@@ -128,7 +191,8 @@ func applyBackupOp(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, erro
 	if err != nil {
 		return out, err
 	}
-	return resp.AppendSimple(out, "OK"), nil
+	mark.next++
+	return resp.AppendSimple(out, "OK"), w.TxnPut(storage.RestoreMark, nil, mark.encode())
 }
 
 // CutJSON answers POST /v1/backup/cut.
@@ -200,7 +264,7 @@ func (n *Node) cutAll(ctx context.Context) (*CutJSON, error) {
 			n.log.Info("backup cut taken", "cut", id, "partitions", len(parts), "took", cutAt.Sub(started))
 			return out, nil
 		}
-		n.eng.DropCut(id)
+		n.dropCutEverywhere(id)
 		if err == nil {
 			err = fmt.Errorf("the cut took %v, over half its lease", cutAt.Sub(started).Round(time.Millisecond))
 		}
@@ -279,7 +343,12 @@ func (n *Node) servePartitionBackup(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	bw, err := backup.NewWriter(deadlineWriter{w: w, rc: rc}, backup.Header{Partition: p, Index: c.Index()})
 	if err == nil {
-		err = c.Iterate(bw.Add)
+		err = c.Iterate(func(table byte, k, v []byte) error {
+			if err := n.ctx.Err(); err != nil {
+				return fmt.Errorf("node stopping: %w", err)
+			}
+			return bw.Add(table, k, v)
+		})
 	}
 	if err == nil {
 		_, err = bw.Close()
@@ -303,8 +372,9 @@ func (d deadlineWriter) Write(b []byte) (int, error) {
 	return d.w.Write(b)
 }
 
-// serveRestoreStep runs one step of a partition's restore: begin, load
-// (the body is a chunk of records), or end?keys=N.
+// serveRestoreStep runs one step of a partition's restore: begin,
+// load?seq=N (the body is the partition's chunk N of records, from 0), or
+// end?keys=N.
 func (n *Node) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 	p, ok := n.partitionParam(w, r)
 	if !ok {
@@ -318,21 +388,22 @@ func (n *Node) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 	case "end":
 		args = [][]byte{[]byte(opRestoreEnd), id, []byte(r.URL.Query().Get("keys"))}
 	case "load":
+		seq := r.URL.Query().Get("seq")
 		chunk, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRestoreChunk))
 		if err != nil {
 			http.Error(w, "restore chunk: "+err.Error(), http.StatusRequestEntityTooLarge)
 			return
 		}
-		if err := backup.DecodeRecords(chunk, func(table byte, _, v []byte) error {
-			if table == backup.TableData && !kv.ValidStored(v) {
-				return fmt.Errorf("%w: a value this version cannot read", backup.ErrCorrupt)
+		if err := backup.DecodeRecords(chunk, func(table byte, k, v []byte) error {
+			if table == backup.TableData && n.partitionOf(k) != uint64(p) {
+				return fmt.Errorf("%w: key %q does not belong to partition %d", backup.ErrCorrupt, k, p)
 			}
-			return nil
+			return CheckRestoreRecord(table, k, v)
 		}); err != nil {
 			http.Error(w, "restore chunk: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		args = [][]byte{[]byte(opRestoreLoad), id, chunk}
+		args = [][]byte{[]byte(opRestoreLoad), id, []byte(seq), chunk}
 	default:
 		http.NotFound(w, r)
 		return
@@ -366,5 +437,24 @@ func (n *Node) dropAbandonedCuts(group uint64) {
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
 		n.router.write(ctx, group, [][]byte{[]byte(opUncut), []byte(id)})
 		cancel()
+	}
+}
+
+// dropCutEverywhere asks every node to drop its snapshots of a cut the
+// coordinator gave up on, so they do not pin old data until they expire.
+func (n *Node) dropCutEverywhere(id string) {
+	n.eng.DropCut(id)
+	cl := http.Client{Timeout: 2 * time.Second}
+	for _, rec := range n.nodeRecords() {
+		if rec.ID == n.cfg.NodeID || rec.HTTPAddr == "" {
+			continue
+		}
+		req, err := http.NewRequestWithContext(n.ctx, http.MethodDelete, "http://"+rec.HTTPAddr+"/v1/backup/"+id, nil)
+		if err != nil {
+			continue
+		}
+		if resp, err := cl.Do(req); err == nil {
+			resp.Body.Close()
+		}
 	}
 }

@@ -341,7 +341,14 @@ func (n *Node) closeAll() error {
 		close(n.bgStop)
 	}
 	if n.httpSrv != nil {
-		_ = n.httpSrv.Close()
+		// Shutdown waits for running handlers: a backup stream reads a
+		// snapshot of the database, which must end before it closes. The
+		// streams stop at once (n.cancel above); the bound is for the rest.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.httpSrv.Shutdown(ctx); err != nil {
+			_ = n.httpSrv.Close()
+		}
+		cancel()
 	}
 	// Order matters: everything that may read or write storage (client
 	// connections, peers' forwarded calls, background work) has finished

@@ -337,10 +337,20 @@ func (n *Node) serveReads(ctx context.Context, group uint64, cmds [][][]byte) []
 	if !n.eng.HasGroup(group) {
 		return repeatOutcome(outcome{code: codeNoGroup}, len(cmds))
 	}
-	if err := n.eng.ReadBarrier(ctx, group); err != nil {
-		return repeatOutcome(outcomeOf(nil, err), len(cmds))
+	var replies [][]byte
+	for {
+		// A backup's cut that opens between the barrier and the reads could
+		// let them show writes it holds back: then read again, behind it
+		// (raftstore.Engine.CutGen).
+		gen := n.eng.CutGen(group)
+		if err := n.eng.ReadBarrier(ctx, group); err != nil {
+			return repeatOutcome(outcomeOf(nil, err), len(cmds))
+		}
+		replies = n.localReads(group, cmds)
+		if n.eng.CutGen(group) == gen {
+			break
+		}
 	}
-	replies := n.localReads(group, cmds)
 	outs := make([]outcome, len(cmds))
 	for i := range outs {
 		outs[i] = outcome{code: codeOK, reply: replies[i]}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/txn"
 )
@@ -60,6 +61,9 @@ func (n *Node) newCoordinator() *txn.Coordinator {
 // their way (then the command is refused and the proposer resolves the
 // lock and retries).
 func applyData(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
+	if w.Restoring() && clientWrite(args) {
+		return resp.AppendError(out, errRestoring), nil
+	}
 	if txn.IsOp(args[0]) {
 		return txn.Apply(w, args, out)
 	}
@@ -138,4 +142,14 @@ func (n *Node) sweep() {
 		}
 		sw.Forget(led)
 	}
+}
+
+// clientWrite reports whether args is a write a client asked for: a plain
+// write, or a transaction taking its locks.
+func clientWrite(args [][]byte) bool {
+	if txn.IsPrepare(args) || txn.IsExec1(args) {
+		return true
+	}
+	c := kv.Lookup(args[0])
+	return c != nil && c.Write
 }

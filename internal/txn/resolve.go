@@ -140,7 +140,22 @@ func (r *Resolver) Finish(ctx context.Context, id ID, recGroup uint64, rec Recor
 // SweepRecord handles a record found by a sweep of its partition: a
 // decided one is finished, a pending one whose heartbeat expired is
 // aborted and finished. It reports whether the record is gone.
+//
+// The sweep read the record from local state, which may show a decision
+// that is not acknowledged yet (a backup's cut holds its answer back), so
+// the record is read again, linearizably, before anything is done with it:
+// resolving another partition on an unacknowledged decision could put the
+// transaction's effects on one side of the cut and its decision on the
+// other.
 func (r *Resolver) SweepRecord(ctx context.Context, id ID, group uint64, rec Record) bool {
+	cur, err := r.ReadRecord(ctx, Ref{ID: id, Group: group, Priority: rec.Priority})
+	if err != nil {
+		return false
+	}
+	if cur.Status == Missing {
+		return true
+	}
+	rec = cur
 	if rec.Status == Pending {
 		st, err := r.Decide(ctx, Ref{ID: id, Group: group, Priority: rec.Priority}, false)
 		if err != nil || st == Pending {

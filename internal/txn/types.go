@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/storage"
 )
 
 // ID identifies one attempt of a transaction: the coordinator's origin
@@ -241,4 +244,36 @@ func decodePart(b []byte) (part, error) {
 		p.keys = append(p.keys, k)
 	}
 	return p, d.done()
+}
+
+// ValidTableEntry reports whether (k, v) is a well-formed entry of one of
+// a partition's transaction tables (storage.TxnLocks, TxnParts,
+// TxnRecords): a restore checks what it loads, so a damaged backup is
+// refused instead of stopping the node that meets the entry later.
+func ValidTableEntry(table byte, k, v []byte) bool {
+	switch table {
+	case storage.TxnLocks:
+		_, err := decodeLock(v)
+		return len(k) > 0 && err == nil
+	case storage.TxnRecords:
+		_, err := decodeRecord(v)
+		return len(k) == len(ID{}) && err == nil
+	case storage.TxnParts:
+		p, err := decodePart(v)
+		if len(k) != len(ID{}) || err != nil {
+			return false
+		}
+		for _, pk := range p.keys {
+			switch {
+			case len(pk.key) == 0:
+				return false
+			case pk.intent == intentPut && !kv.ValidStored(pk.value):
+				return false
+			case pk.intent != intentPut && pk.intent != intentDel && pk.intent != intentNone:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }

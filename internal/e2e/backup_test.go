@@ -86,14 +86,17 @@ func TestBackupRestoreUnderBank(t *testing.T) {
 	if err := setup.MSet(ctx, init...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	// Some bulk, so that streaming takes a while.
-	pipe := setup.Pipeline()
+	// Some bulk, so that streaming takes a while; in pipelines small enough
+	// to be written within the client's timeout on a busy machine.
 	val := strings.Repeat("x", 2000)
-	for i := range 5000 {
-		pipe.Set(ctx, fmt.Sprint("bulk:", i), val, 0)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
+	for start := 0; start < 5000; start += 250 {
+		pipe := setup.Pipeline()
+		for i := start; i < start+250; i++ {
+			pipe.Set(ctx, fmt.Sprint("bulk:", i), val, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	loadCtx, stopLoad := context.WithCancel(ctx)

@@ -122,16 +122,24 @@ func removeName(ip, name string) error {
 	}
 	root := name + "-root"
 	if _, err := net.InterfaceByName(root); err == nil {
-		if _, err := run(nil, ip, "link", "del", "dev", root); err != nil {
+		if _, err := run(nil, ip, "link", "del", "dev", root); err != nil && !alreadyGone(err) {
 			errs = append(errs, err)
 		}
 	}
 	for _, ns := range nss {
-		if _, err := run(nil, ip, "netns", "del", ns); err != nil {
+		if _, err := run(nil, ip, "netns", "del", ns); err != nil && !alreadyGone(err) {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// alreadyGone reports whether ip failed because what it was to remove no
+// longer exists: another cleanup, or the Net's owner closing late, removed
+// it between our listing and our removal.
+func alreadyGone(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "No such file or directory") || strings.Contains(msg, "Cannot find device")
 }
 
 // killInside SIGKILLs every process in the namespaces and waits, bounded,
@@ -144,6 +152,9 @@ func killInside(ip string, nss []string) error {
 		for _, ns := range nss {
 			out, err := run(nil, ip, "netns", "pids", ns)
 			if err != nil {
+				if alreadyGone(err) {
+					continue
+				}
 				return err
 			}
 			for _, f := range strings.Fields(out) {

@@ -437,18 +437,41 @@ func TestCutAndHeal(t *testing.T) {
 // Net called name is left.
 func wantGone(t *testing.T, name string) {
 	t.Helper()
+	// A cleanup running in a parallel test may hold the name and still be
+	// removing it: wait for it, bounded.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := leftovers(t, name)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, l := range left {
+				t.Error(l)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// leftovers describes what of the Net called name still exists.
+func leftovers(t *testing.T, name string) []string {
+	t.Helper()
+	var left []string
 	for _, argv := range [][]string{{"ip", "netns", "list"}, {"ip", "-o", "link", "show"}} {
 		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v %s", strings.Join(argv, " "), err, out)
 		}
 		if strings.Contains(string(out), name+"-") {
-			t.Errorf("%q left behind by %s:\n%s", name, strings.Join(argv, " "), out)
+			left = append(left, fmt.Sprintf("%q left behind by %s:\n%s", name, strings.Join(argv, " "), out))
 		}
 	}
 	if _, err := os.Stat(nameLockPath(name)); !os.IsNotExist(err) {
-		t.Errorf("lock file of %q left behind (%v)", name, err)
+		left = append(left, fmt.Sprintf("lock file of %q left behind (%v)", name, err))
 	}
+	return left
 }
 
 // TestSignalsReachTheCommand: ip netns exec execs, so the pid the caller

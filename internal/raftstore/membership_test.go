@@ -257,10 +257,14 @@ func TestLaggingReplicaVotesForNewerMembers(t *testing.T) {
 	c.addNode(4)
 	c.change(0, raftstore.AddLearner, 4)
 	c.change(0, raftstore.PromoteLearner, 4)
-	if c.leader(0).id != 3 {
-		c.nodes[c.leader(0).id].eng.TransferGroupLeader(0, 3)
-		waitFor(t, "node 3 to lead", 5*time.Second, func() bool { return c.leader(0).id == 3 })
-	}
+	// A transfer is refused while node 3 is catching up: ask until it leads.
+	waitFor(t, "node 3 to lead", 15*time.Second, func() bool {
+		l := c.leader(0)
+		if l.id != 3 {
+			l.eng.TransferGroupLeader(0, 3)
+		}
+		return l.id == 3
+	})
 	c.change(0, raftstore.RemoveReplica, 2)
 	// Node 1 comes back, but the leader cannot reach it before it dies:
 	// node 1 knows nothing of node 4's replica.

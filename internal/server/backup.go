@@ -227,7 +227,7 @@ func (n *Node) cutAll(ctx context.Context) (*CutJSON, error) {
 			reply := n.router.write(cctx, uint64(p), [][]byte{[]byte(opCut), []byte(id), strconv.AppendInt(nil, cutLease.Milliseconds(), 10)})
 			v, _, err := resp.ParseValue(reply)
 			if err != nil || v.Kind != ':' {
-				return 0, fmt.Errorf("partition %d: %s", p, bytes.TrimSpace(reply))
+				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
 			}
 			return uint64(v.Int), nil
 		})
@@ -236,7 +236,7 @@ func (n *Node) cutAll(ctx context.Context) (*CutJSON, error) {
 		if _, rerr := n.eachPartition(ctx, len(parts), cutLease, func(cctx context.Context, p int) (uint64, error) {
 			reply := n.router.write(cctx, uint64(p), [][]byte{[]byte(opUncut), []byte(id)})
 			if !bytes.HasPrefix(reply, []byte("+OK")) {
-				return 0, fmt.Errorf("partition %d: %s", p, bytes.TrimSpace(reply))
+				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
 			}
 			return 0, nil
 		}); rerr != nil {
@@ -412,7 +412,7 @@ func (n *Node) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	reply := n.router.write(ctx, uint64(p), args)
 	if !bytes.HasPrefix(reply, []byte("+OK")) {
-		http.Error(w, fmt.Sprintf("partition %d: %s", p, bytes.TrimSpace(reply)), http.StatusConflict)
+		http.Error(w, fmt.Sprintf("partition %d: %s", p, replyText(reply)), http.StatusConflict)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

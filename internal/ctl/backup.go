@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/backup"
+	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/server"
 )
 
@@ -105,10 +106,14 @@ func Backup(ctx context.Context, addr, dir string, progress io.Writer) (*backup.
 // fetchPartition streams one partition's cut from node into dir, checking
 // it as it arrives, and renames it into place only once it is whole and
 // synced.
-func fetchPartition(ctx context.Context, node, id string, cp server.CutPartition, dir string, done *atomic.Int64) (backup.Partition, error) {
-	p := backup.Partition{ID: cp.ID, SlotStart: cp.SlotStart, SlotEnd: cp.SlotEnd, Index: cp.Index, File: backup.FileName(cp.ID)}
+func fetchPartition(ctx context.Context, node, id string, cp server.CutPartition, dir string, done *atomic.Int64) (p backup.Partition, err error) {
+	p = backup.Partition{ID: cp.ID, SlotStart: cp.SlotStart, SlotEnd: cp.SlotEnd, Index: cp.Index, File: backup.FileName(cp.ID)}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The idle bound starts before the request: a node that accepts the
+	// connection but never answers (a paused process) is given up too.
+	body := newIdleReader(idleTimeout, cancel)
+	defer body.stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/v1/backup/%s/partitions/%d", node, id, cp.ID), nil)
 	if err != nil {
 		return p, err
@@ -130,15 +135,17 @@ func fetchPartition(ctx context.Context, node, id string, cp server.CutPartition
 	defer f.Close()
 	h := sha256.New()
 	cw := &countWriter{done: done}
-	body := newIdleReader(resp.Body, idleTimeout, cancel)
-	defer body.stop()
+	defer func() {
+		if err != nil {
+			done.Add(-cw.n) // the bytes of a failed attempt do not count
+		}
+	}()
+	body.r = resp.Body
 	counts, hdr, err := backup.Scan(io.TeeReader(body, io.MultiWriter(f, h, cw)), nil)
 	if err != nil {
-		done.Add(-cw.n)
 		return p, fmt.Errorf("%s: %w", node, err)
 	}
 	if hdr.Partition != cp.ID || hdr.Index != cp.Index {
-		done.Add(-cw.n)
 		return p, fmt.Errorf("%s sent partition %d at %d, want %d at %d", node, hdr.Partition, hdr.Index, cp.ID, cp.Index)
 	}
 	if err := f.Sync(); err != nil {
@@ -228,7 +235,7 @@ func Restore(ctx context.Context, addr, dir string, progress io.Writer) (*backup
 				if err = step(ctx, p, fmt.Sprintf("load?seq=%d", seq), chunk); err == nil || ctx.Err() != nil {
 					break
 				}
-				time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+				clock.Sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond)
 			}
 			seq++
 			return err
@@ -374,8 +381,9 @@ type idleReader struct {
 	d time.Duration
 }
 
-func newIdleReader(r io.Reader, idle time.Duration, cancel func()) *idleReader {
-	return &idleReader{r: r, t: time.AfterFunc(idle, cancel), d: idle}
+// newIdleReader starts the clock at once; r is set when the answer comes.
+func newIdleReader(idle time.Duration, cancel func()) *idleReader {
+	return &idleReader{t: time.AfterFunc(idle, cancel), d: idle}
 }
 
 func (i *idleReader) Read(b []byte) (int, error) {

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -404,7 +405,7 @@ func (w *Writer) TxnEmpty() (bool, error) {
 	return true, nil
 }
 
-var errStopIter = fmt.Errorf("stop")
+var errStopIter = errors.New("stop")
 
 // Clear deletes the group's user data and transaction tables (a restore
 // starting over); the dedupe table and cut markers stay.

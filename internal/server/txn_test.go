@@ -336,3 +336,34 @@ func readersNeverSeeHalfATransfer(t *testing.T, accounts []string) {
 		t.Fatalf("only %d of 120 transfers and %d of 120 reads succeeded", transfers.Load(), reads.Load())
 	}
 }
+
+// TestPipelinedCrossPartitionMSETNX: redis-py's test_msetnx, pipelined.
+// One key exists; fifty MSETNX of it and three keys in other partitions
+// race each other for the same locks, so a veto can meet a share that is
+// locked. Every one answers 0, nothing is set, and the node keeps serving.
+func TestPipelinedCrossPartitionMSETNX(t *testing.T) {
+	tc := startCluster(t, 3, nil)
+	ctx := ctx5(t)
+	rdb := redis.NewClient(&redis.Options{Addr: tc.respAddr(0)})
+	defer rdb.Close()
+	keys := ring.SpreadKeys("nx", 4, 8)
+	if err := rdb.Set(ctx, keys[0], "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pipe := rdb.Pipeline()
+	var res []*redis.BoolCmd
+	for range 50 {
+		res = append(res, pipe.MSetNX(ctx, keys[0], "x", keys[1], "4", keys[2], "5", keys[3], "6"))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+	for i, r := range res {
+		if ok, err := r.Result(); err != nil || ok {
+			t.Fatalf("MSETNX %d answered %v, %v; want false", i, ok, err)
+		}
+	}
+	if v := rdb.MGet(ctx, keys...).Val(); v[0] != "1" || v[1] != nil || v[2] != nil || v[3] != nil {
+		t.Fatalf("after vetoed MSETNX: %v", v)
+	}
+}

@@ -395,7 +395,10 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, pr
 	}
 	switch {
 	case vetoed:
-		return p.merge(replies, cmds), done // MSETNX: some key exists: 0
+		// MSETNX: some key exists, so the whole command answers 0. Shares
+		// that met a lock or failed in the same round never answered: the
+		// reply must not be assembled from them.
+		return resp.AppendInt(resp.AppendArrayHeader(nil, 1), 0), done
 	case watch:
 		return resp.AppendNullArray(nil), done
 	case holders != nil:

@@ -103,7 +103,11 @@ func (p *plan) merge(replies map[uint64][][]byte, cmds [][][]byte) []byte {
 func (p *plan) mergeOne(args [][]byte, ps []piece, replies map[uint64][][]byte) []byte {
 	parts := make([][]byte, len(ps))
 	for i, pc := range ps {
-		parts[i] = replies[pc.group][pc.index]
+		rs := replies[pc.group]
+		if pc.index >= len(rs) { // a share that never answered: a bug, not a panic
+			return resp.AppendError(nil, "ERR internal: a share of the reply is missing")
+		}
+		parts[i] = rs[pc.index]
 		if len(ps) > 1 && bytes.HasPrefix(parts[i], []byte("-")) {
 			return parts[i]
 		}

@@ -1,5 +1,7 @@
 package kv
 
+import "github.com/kintsu/kintsu/internal/command"
+
 // Reader is the state a read command sees: stored values by user key.
 type Reader interface {
 	// Get returns the stored value of key, expired or not. The slice is
@@ -21,75 +23,59 @@ type Writer interface {
 	Del(key []byte) error
 }
 
-// Command describes one data command. Connection and server commands
-// (PING, INFO, ...) are the front end's, not this table's.
+// Command is one data command: its Spec, and the code that evaluates it.
+// Connection and server commands (PING, INFO, ...) are the edge's.
 type Command struct {
-	Name  string // lower case, as Redis prints it in errors
-	Arity int    // Redis convention: n > 0 exactly n args (with the name), n < 0 at least -n
-	Write bool
-	// Key positions, Redis's convention: first, last (negative counts from the end), step.
-	FirstKey, LastKey, Step int
+	command.Spec
 
 	read  func(r Reader, args [][]byte, out []byte) ([]byte, error)
 	write func(w Writer, args [][]byte, out []byte) ([]byte, error)
 }
 
-var table = map[string]*Command{}
+type (
+	readFunc  = func(r Reader, args [][]byte, out []byte) ([]byte, error)
+	writeFunc = func(w Writer, args [][]byte, out []byte) ([]byte, error)
+)
 
-func register(c *Command) { table[c.Name] = c }
+// reader and writer build the table's entries; key positions follow
+// Redis's convention (first, last, step).
+func reader(name string, arity, first, last, step int, f readFunc) *Command {
+	return &Command{Spec: command.Spec{Name: name, Arity: arity, Flags: command.ReadOnly, FirstKey: first, LastKey: last, Step: step}, read: f}
+}
 
-// Lookup finds a data command by name, case-insensitively, or nil.
-func Lookup(name []byte) *Command {
-	if len(name) > 16 {
+func writer(name string, arity, first, last, step int, f writeFunc) *Command {
+	return &Command{Spec: command.Spec{Name: name, Arity: arity, Flags: command.Write, FirstKey: first, LastKey: last, Step: step}, write: f}
+}
+
+// merging sets how the replies of the command's per-partition shares merge.
+func (c *Command) merging(m command.Merge) *Command { c.Merge = m; return c }
+
+// register adds data commands of one category to the command registry.
+func register(cat command.Category, cmds ...*Command) {
+	for _, c := range cmds {
+		c.Category, c.Impl = cat, c
+		command.Register(&c.Spec)
+	}
+}
+
+// Of returns the data command behind spec, or nil when spec is not one.
+func Of(spec *command.Spec) *Command {
+	if spec == nil {
 		return nil
 	}
-	var buf [16]byte
-	for i, c := range name {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf[i] = c
-	}
-	return table[string(buf[:len(name)])]
+	c, _ := spec.Impl.(*Command)
+	return c
 }
 
-// Names lists every data command, for COMMAND.
-func Names() []string {
-	out := make([]string, 0, len(table))
-	for n := range table {
-		out = append(out, n)
-	}
-	return out
-}
+// Lookup finds a data command by name, case-insensitively, or nil.
+func Lookup(name []byte) *Command { return Of(command.Lookup(name)) }
 
-// CheckArity reports whether args (name included) has an allowed count.
-func (c *Command) CheckArity(args [][]byte) bool {
-	n := len(args)
-	if c.Arity > 0 && n != c.Arity || c.Arity < 0 && n < -c.Arity {
-		return false
-	}
-	if c.Step > 1 && c.LastKey < 0 && (n-c.FirstKey)%c.Step != 0 {
-		return false // MSET k v k: keys and values must pair up
-	}
-	return true
-}
+// Writes reports whether the command changes data.
+func (c *Command) Writes() bool { return c.Is(command.Write) }
 
 // KeyIndexes returns the positions of the keys in args. Arity must have
 // been checked.
-func (c *Command) KeyIndexes(args [][]byte) []int {
-	if c.FirstKey == 0 {
-		return nil
-	}
-	last := c.LastKey
-	if last < 0 {
-		last = len(args) + last
-	}
-	out := make([]int, 0, (last-c.FirstKey)/c.Step+1)
-	for i := c.FirstKey; i <= last; i += c.Step {
-		out = append(out, i)
-	}
-	return out
-}
+func (c *Command) KeyIndexes(args [][]byte) []int { return c.AppendKeys(nil, args) }
 
 // Read evaluates a read command and appends its reply to out.
 func (c *Command) Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
@@ -101,24 +87,32 @@ func (c *Command) Apply(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	return c.write(w, args, out)
 }
 
-// Apply evaluates any data command from a log entry: the command was
-// checked when it was proposed, but is checked again so a bad entry can
-// never panic a replica.
-func Apply(w Writer, args [][]byte, out []byte) ([]byte, error) {
-	if len(args) == 0 {
-		return appendErr(out, ErrSyntax), nil
-	}
-	c := Lookup(args[0])
+// Exec evaluates the data command spec describes, read or write, from a
+// log entry. The command was checked when it was proposed, but its arity
+// is checked again so a bad entry can never panic a replica.
+func Exec(w Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
+	c := Of(spec)
 	switch {
+	case len(args) == 0:
+		return appendErr(out, ErrSyntax), nil
 	case c == nil:
 		return appendErr(out, UnknownCommand(args)), nil
 	case !c.CheckArity(args):
 		return appendErr(out, WrongArity(c.Name)), nil
-	case c.Write:
+	case c.write != nil:
 		return c.write(w, args, out)
 	default:
 		return c.read(w, args, out)
 	}
+}
+
+// Apply looks a data command up and evaluates it (Exec): for callers that
+// hold only the bytes.
+func Apply(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	if len(args) == 0 {
+		return appendErr(out, ErrSyntax), nil
+	}
+	return Exec(w, command.Lookup(args[0]), args, out)
 }
 
 // equalFold compares ASCII case-insensitively, as Redis's strcasecmp does

@@ -10,8 +10,11 @@
 //     clock, no randomness, no maps iterated in random order.
 //   - A key whose expiry time is at or before NowMS is absent to every
 //     command; a write that meets it replaces or removes it.
-//   - Arity is checked by the caller (Lookup + CheckArity) before any
-//     argument is indexed; eval functions may assume it.
+//   - Arity is checked before any argument is indexed (command.Decode at
+//     the edge, and Exec again on apply); eval functions may assume it.
+//   - Each command is registered once, as a command.Spec whose Impl is its
+//     *Command: whoever holds the Spec evaluates it without a second
+//     lookup (Exec).
 //   - Every stored value starts with a type tag; a command that meets a value
 //     of the wrong type answers WRONGTYPE and changes nothing.
 //   - No value grows past MaxValueBytes.

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"math"
 
 	"github.com/kintsu/kintsu/internal/resp"
@@ -14,26 +15,32 @@ import (
 // clock. An expired key stays stored until a write touches it (DEL, SET,
 // ...) or the leader's expiry sweep removes it.
 func init() {
-	for _, c := range []*Command{
-		{Name: "expire", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalExpire(unitSec, "expire")},
-		{Name: "pexpire", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalExpire(unitMS, "pexpire")},
-		{Name: "expireat", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalExpire(unitSecAt, "expireat")},
-		{Name: "pexpireat", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalExpire(unitMSAt, "pexpireat")},
-		{Name: "persist", Arity: 2, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalPersist},
-		{Name: "setex", Arity: 4, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalSetex(unitSec, "setex")},
-		{Name: "psetex", Arity: 4, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalSetex(unitMS, "psetex")},
-		{Name: "ttl", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalTTL(false, false)},
-		{Name: "pttl", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalTTL(true, false)},
-		{Name: "expiretime", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalTTL(false, true)},
-		{Name: "pexpiretime", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalTTL(true, true)},
-		// Removes a key only if it has expired by the entry's time: the
-		// leader's expiry sweep proposes it, so a key given a new life
-		// between the sweep's look and the entry is left alone.
-		{Name: "kintsu.expired", Arity: -2, Write: true, FirstKey: 1, LastKey: -1, Step: 1, write: evalExpired},
-	} {
-		register(c)
-	}
+	register(command.Keyspace,
+		writer("expire", -3, 1, 1, 1, evalExpire(unitSec, "expire")),
+		writer("pexpire", -3, 1, 1, 1, evalExpire(unitMS, "pexpire")),
+		writer("expireat", -3, 1, 1, 1, evalExpire(unitSecAt, "expireat")),
+		writer("pexpireat", -3, 1, 1, 1, evalExpire(unitMSAt, "pexpireat")),
+		writer("persist", 2, 1, 1, 1, evalPersist),
+		reader("ttl", 2, 1, 1, 1, evalTTL(false, false)),
+		reader("pttl", 2, 1, 1, 1, evalTTL(true, false)),
+		reader("expiretime", 2, 1, 1, 1, evalTTL(false, true)),
+		reader("pexpiretime", 2, 1, 1, 1, evalTTL(true, true)),
+	)
+	register(command.String,
+		writer("setex", 4, 1, 1, 1, evalSetex(unitSec, "setex")),
+		writer("psetex", 4, 1, 1, 1, evalSetex(unitMS, "psetex")),
+	)
+	// Removes a key only if it has expired by the entry's time: the
+	// leader's expiry sweep proposes it, so a key given a new life between
+	// the sweep's look and the entry is left alone. Internal: no client may
+	// send it.
+	expired := writer(OpExpired, -2, 1, -1, 1, evalExpired)
+	expired.Flags |= command.Internal
+	register(command.CatInternal, expired)
 }
+
+// OpExpired is the expiry sweep's command (see evalExpired).
+const OpExpired = "kintsu.expired"
 
 // expiryUnit says how an expiry argument reads.
 type expiryUnit int

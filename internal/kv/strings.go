@@ -2,33 +2,36 @@ package kv
 
 import (
 	"bytes"
+	"github.com/kintsu/kintsu/internal/command"
 	"strconv"
 
 	"github.com/kintsu/kintsu/internal/resp"
 )
 
 func init() {
-	for _, c := range []*Command{
-		{Name: "get", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalGet},
-		{Name: "strlen", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, read: evalStrlen},
-		{Name: "exists", Arity: -2, FirstKey: 1, LastKey: -1, Step: 1, read: evalExists},
-		{Name: "mget", Arity: -2, FirstKey: 1, LastKey: -1, Step: 1, read: evalMget},
-		{Name: "set", Arity: -3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalSet},
-		{Name: "setnx", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalSetnx},
-		{Name: "getset", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalGetset},
-		{Name: "del", Arity: -2, Write: true, FirstKey: 1, LastKey: -1, Step: 1, write: evalDel},
+	register(command.String,
+		reader("get", 2, 1, 1, 1, evalGet),
+		reader("strlen", 2, 1, 1, 1, evalStrlen),
+		reader("mget", -2, 1, -1, 1, evalMget).merging(command.MergeByPosition),
+		writer("set", -3, 1, 1, 1, evalSet),
+		writer("setnx", 3, 1, 1, 1, evalSetnx),
+		writer("getset", 3, 1, 1, 1, evalGetset),
+		writer("incr", 2, 1, 1, 1, evalIncrBy(1, false)),
+		writer("decr", 2, 1, 1, 1, evalIncrBy(-1, false)),
+		writer("incrby", 3, 1, 1, 1, evalIncrBy(1, true)),
+		writer("decrby", 3, 1, 1, 1, evalIncrBy(-1, true)),
+		writer("append", 3, 1, 1, 1, evalAppend),
+		writer("mset", -3, 1, -1, 2, evalMset).merging(command.MergeFirst),
+		// All or nothing: across partitions a share that answers 0
+		// vetoes the whole command.
+		writer("msetnx", -3, 1, -1, 2, evalMsetnx).merging(command.MergeAllOrNothing),
+	)
+	register(command.Keyspace,
+		reader("exists", -2, 1, -1, 1, evalExists).merging(command.MergeSum),
+		writer("del", -2, 1, -1, 1, evalDel).merging(command.MergeSum),
 		// UNLINK frees memory in the background in Redis; here it is DEL.
-		{Name: "unlink", Arity: -2, Write: true, FirstKey: 1, LastKey: -1, Step: 1, write: evalDel},
-		{Name: "incr", Arity: 2, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalIncrBy(1, false)},
-		{Name: "decr", Arity: 2, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalIncrBy(-1, false)},
-		{Name: "incrby", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalIncrBy(1, true)},
-		{Name: "decrby", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalIncrBy(-1, true)},
-		{Name: "append", Arity: 3, Write: true, FirstKey: 1, LastKey: 1, Step: 1, write: evalAppend},
-		{Name: "mset", Arity: -3, Write: true, FirstKey: 1, LastKey: -1, Step: 2, write: evalMset},
-		{Name: "msetnx", Arity: -3, Write: true, FirstKey: 1, LastKey: -1, Step: 2, write: evalMsetnx},
-	} {
-		register(c)
-	}
+		writer("unlink", -2, 1, -1, 1, evalDel).merging(command.MergeSum),
+	)
 }
 
 func appendErr(out []byte, msg string) []byte { return resp.AppendError(out, msg) }

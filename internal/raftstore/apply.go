@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"math"
 	"slices"
 	"time"
@@ -144,7 +145,13 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 			answers = append(answers, answerOut{key: key, res: result{reply: resp.AppendError(nil, "ERR empty command")}})
 			continue
 		}
-		dedupe := req.Origin != 0 && (e.cfg.Dedupe == nil || e.cfg.Dedupe(r.group, req.Args))
+		var spec *command.Spec
+		dedupe := req.Origin != 0
+		if e.cfg.Classify != nil {
+			var keep bool
+			spec, keep = e.cfg.Classify(r.group, req.Args)
+			dedupe = dedupe && keep
+		}
 		if dedupe {
 			if req.Seq < r.dedupeFor(req.Origin).wm {
 				answers = append(answers, answerOut{key: key, res: result{err: errStale}})
@@ -170,7 +177,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 			continue
 		}
 		w.refused = false
-		reply, err := e.cfg.Apply(r.group, w, req.Args, nil)
+		reply, err := e.cfg.Apply(r.group, w, spec, req.Args, nil)
 		if err != nil {
 			return answers, err
 		}

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -28,8 +29,12 @@ func benchEngine(b *testing.B) *Engine {
 	}
 	e, err := New(Config{
 		NodeID: 1,
-		Apply: func(_ uint64, w *Writer, args [][]byte, out []byte) ([]byte, error) {
-			return kv.Apply(w, args, out)
+		Apply: func(_ uint64, w *Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
+			return kv.Exec(w, spec, args, out)
+		},
+		Classify: func(_ uint64, args [][]byte) (*command.Spec, bool) {
+			s := command.Lookup(args[0])
+			return s, s == nil || s.Is(command.Write)
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, db, nopTransport{})

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"log/slog"
 	"time"
 
@@ -11,10 +12,17 @@ import (
 )
 
 // ApplyFunc evaluates one committed command of group against w and
-// appends its reply to out. It must be deterministic. An error is a
-// storage failure and stops the node. A command that must not take effect
-// now (it meets a transaction's lock) calls w.Refuse.
-type ApplyFunc func(group uint64, w *Writer, args [][]byte, out []byte) ([]byte, error)
+// appends its reply to out; spec is what Classify found for it (nil when
+// Classify is not set or found nothing). It must be deterministic. An
+// error is a storage failure and stops the node. A command that must not
+// take effect now (it meets a transaction's lock) calls w.Refuse.
+type ApplyFunc func(group uint64, w *Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error)
+
+// ClassifyFunc looks a committed command up, once, before it is applied:
+// the spec goes to Apply, and dedupe says whether its reply must be kept
+// for retries (writes; a read carried through the log can simply be
+// evaluated again). It must be deterministic.
+type ClassifyFunc func(group uint64, args [][]byte) (spec *command.Spec, dedupe bool)
 
 // Config configures an Engine. Zero fields take the documented defaults
 // (EnsureDefaults); Validate reports every remaining problem at once.
@@ -50,12 +58,11 @@ type Config struct {
 	UnsafeStaleReads bool
 	// Apply evaluates committed commands. Required.
 	Apply ApplyFunc
-	// Dedupe reports whether a command's reply must be kept for retries
-	// (writes); read-only commands carried through the log need not be.
-	// nil means every command is deduplicated.
-	Dedupe  func(group uint64, args [][]byte) bool
-	Logger  *slog.Logger
-	Metrics *metrics.Metrics
+	// Classify looks committed commands up for Apply and deduplication.
+	// nil means every command is deduplicated and Apply gets no spec.
+	Classify ClassifyFunc
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
 	// Clock times the raft tick (Period(TickInterval)); nil = real time.
 	Clock *clock.Clock
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"log/slog"
 	"net"
 	"os"
@@ -43,7 +44,7 @@ type cluster struct {
 
 // applyKV evaluates kv commands, plus two test commands: "refuse-if K"
 // is refused while K exists, and "version K" answers K's version.
-func applyKV(_ uint64, w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
+func applyKV(_ uint64, w *raftstore.Writer, _ *command.Spec, args [][]byte, out []byte) ([]byte, error) {
 	switch string(args[0]) {
 	case "refuse-if":
 		if _, ok, err := w.Get(args[1]); err != nil || ok {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"io"
 	"net/http"
 	"strconv"
@@ -60,12 +61,9 @@ const cutAttempts = 3
 // of about 1 MiB, or one record larger than that.
 const MaxRestoreChunk = backup.MaxTxnValueBytes + 1<<20
 
-func isBackupOp(name []byte) bool {
-	switch string(name) {
-	case opCut, opUncut, opRestoreBegin, opRestoreLoad, opRestoreEnd:
-		return true
-	}
-	return false
+func isBackupOp(spec *command.Spec) bool {
+	_, ok := spec.Impl.(backupOp)
+	return ok
 }
 
 // errRestoring refuses client writes to a partition a restore is loading.

@@ -4,11 +4,11 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"net"
 	"strconv"
 	"strings"
 
-	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 )
@@ -332,20 +332,16 @@ func cmdReadonly(_ *frontend, args [][]byte, st *connState) []byte {
 // connection bound for group, or nil when this node should serve it: it
 // leads the partition, the leader is unknown (the router copes), or the
 // connection reads from followers and this node holds a replica.
-func (f *frontend) moved(st *connState, c *kv.Command, args [][]byte, group uint64) []byte {
-	if !st.clusterAware {
+func (f *frontend) moved(st *connState, c *command.Cmd) []byte {
+	if !st.clusterAware || len(c.Keys) == 0 {
 		return nil
 	}
 	n := f.n
-	if st.readonly && !c.Write && n.eng.HasGroup(group) {
+	if st.readonly && !c.Writes() && n.eng.HasGroup(c.Group) {
 		return nil
 	}
-	leader := n.leaderOf(group)
+	leader := n.leaderOf(c.Group)
 	if leader == 0 || leader == n.cfg.NodeID {
-		return nil
-	}
-	keys := c.KeyIndexes(args)
-	if len(keys) == 0 {
 		return nil
 	}
 	rec, ok := n.nodeRecord(leader)
@@ -356,5 +352,5 @@ func (f *frontend) moved(st *connState, c *kv.Command, args [][]byte, group uint
 	if !ok {
 		return nil
 	}
-	return resp.AppendError(nil, fmt.Sprintf("MOVED %d %s", ring.Slot(args[keys[0]]), net.JoinHostPort(ip, strconv.Itoa(port))))
+	return resp.AppendError(nil, fmt.Sprintf("MOVED %d %s", ring.Slot(c.Args[c.Keys[0]]), net.JoinHostPort(ip, strconv.Itoa(port))))
 }

@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,38 +20,66 @@ const Version = "0.1.0-dev"
 // gate features on it enable the ones Kintsu speaks.
 const redisVersion = "7.2.0"
 
-var connCommands = map[string]func(f *frontend, args [][]byte, st *connState) []byte{
-	"ping":      cmdPing,
-	"echo":      cmdEcho,
-	"quit":      cmdQuit,
-	"select":    cmdSelect,
-	"hello":     cmdHello,
-	"auth":      cmdAuth,
-	"command":   cmdCommand,
-	"info":      cmdInfo,
-	"dbsize":    cmdDBSize,
-	"config":    cmdConfig,
-	"client":    cmdClient,
-	"cluster":   cmdCluster,
-	"readonly":  cmdReadonly,
-	"readwrite": cmdReadonly,
+// connHandler answers a connection command; it is the command's
+// Spec.Impl. Decode checked the arity before it runs.
+type connHandler func(f *frontend, args [][]byte, st *connState) []byte
+
+// connSpec describes a command the receiving node answers itself.
+func connSpec(name string, arity int, cat command.Category, h connHandler) *command.Spec {
+	return &command.Spec{Name: name, Arity: arity, Flags: command.Conn, Category: cat, Impl: h}
+}
+
+// The edge's own commands that it treats apart: the transaction-control
+// commands drive a connection's MULTI.
+var (
+	specQuit    = connSpec("quit", -1, command.Connection, cmdQuit)
+	specMulti   = txnSpec("multi", 1)
+	specExec    = txnSpec("exec", 1)
+	specDiscard = txnSpec("discard", 1)
+	specWatch   = txnSpec("watch", -2)
+	specUnwatch = txnSpec("unwatch", 1)
+)
+
+func txnSpec(name string, arity int) *command.Spec {
+	s := &command.Spec{Name: name, Arity: arity, Flags: command.TxnControl, Category: command.Transaction}
+	if name == "watch" {
+		s.FirstKey, s.LastKey, s.Step = 1, -1, 1
+	}
+	return s
+}
+
+func init() {
+	command.Register(
+		connSpec("ping", -1, command.Connection, cmdPing),
+		connSpec("echo", 2, command.Connection, cmdEcho),
+		specQuit,
+		connSpec("select", 2, command.Connection, cmdSelect),
+		connSpec("hello", -1, command.Connection, cmdHello),
+		connSpec("auth", -2, command.Connection, cmdAuth),
+		connSpec("command", -1, command.Server, cmdCommand),
+		connSpec("info", -1, command.Server, cmdInfo),
+		// Answered by asking every partition its key count (isDBSize).
+		connSpec("dbsize", 1, command.Keyspace, cmdDBSize),
+		connSpec("config", -2, command.Server, cmdConfig),
+		connSpec("client", -2, command.Connection, cmdClient),
+		connSpec("cluster", -2, command.Cluster, cmdCluster),
+		connSpec("readonly", 1, command.Cluster, cmdReadonly),
+		connSpec("readwrite", 1, command.Cluster, cmdReadonly),
+		specMulti, specExec, specDiscard, specWatch, specUnwatch,
+	)
 }
 
 func lower(b []byte) string { return strings.ToLower(string(b)) }
 
-func isConnCommand(name []byte) bool {
-	_, ok := connCommands[lower(name)]
-	return ok
+// isDBSize reports whether spec is DBSIZE, which each partition answers
+// with its key count.
+func isDBSize(spec *command.Spec) bool {
+	return spec != nil && spec.Is(command.Conn) && spec.Name == "dbsize"
 }
 
-func isDBSize(args [][]byte) bool { return len(args) == 1 && lower(args[0]) == "dbsize" }
-
-func (f *frontend) connCommand(args [][]byte, st *connState) []byte {
-	name := lower(args[0])
-	if a := connArity[name]; a > 0 && len(args) != a || a < 0 && len(args) < -a {
-		return errArity(args)
-	}
-	return connCommands[name](f, args, st)
+// connCommand answers a decoded connection command.
+func (f *frontend) connCommand(c *command.Cmd, st *connState) []byte {
+	return c.Spec.Impl.(connHandler)(f, c.Args, st)
 }
 
 func errArity(args [][]byte) []byte {
@@ -165,53 +193,39 @@ func commandInfo(b []byte, name string, arity int, write bool, first, last, step
 	return resp.AppendInt(b, int64(step))
 }
 
-var connArity = map[string]int{"ping": -1, "echo": 2, "quit": -1, "select": 2, "hello": -1, "auth": -2, "command": -1, "info": -1, "dbsize": 1, "config": -2, "client": -2,
-	"cluster": -2, "readonly": 1, "readwrite": 1}
-
-func allCommands() []string {
-	names := kv.Names()
-	for n := range connArity {
-		names = append(names, n)
+// describe answers COMMAND INFO for one command (nil: unknown).
+func describe(b []byte, s *command.Spec) []byte {
+	if s == nil || s.Is(command.Internal) {
+		return resp.AppendNullArray(b)
 	}
-	slices.Sort(names)
-	return names
-}
-
-func describe(b []byte, name string) []byte {
-	if c := kv.Lookup([]byte(name)); c != nil {
-		return commandInfo(b, c.Name, c.Arity, c.Write, c.FirstKey, c.LastKey, c.Step)
-	}
-	if a, ok := connArity[name]; ok {
-		return commandInfo(b, name, a, false, 0, 0, 0)
-	}
-	return resp.AppendNullArray(b)
+	return commandInfo(b, s.Name, s.Arity, s.Is(command.Write), s.FirstKey, s.LastKey, s.Step)
 }
 
 func cmdCommand(_ *frontend, args [][]byte, _ *connState) []byte {
-	names := allCommands()
+	specs := command.Specs()
 	if len(args) == 1 {
-		b := resp.AppendArrayHeader(nil, len(names))
-		for _, n := range names {
-			b = describe(b, n)
+		b := resp.AppendArrayHeader(nil, len(specs))
+		for _, s := range specs {
+			b = describe(b, s)
 		}
 		return b
 	}
 	switch lower(args[1]) {
 	case "count":
-		return resp.AppendInt(nil, int64(len(names)))
+		return resp.AppendInt(nil, int64(len(specs)))
 	case "docs":
 		// No docs: clients (redis-cli) then simply show no hints.
 		return resp.AppendArrayHeader(nil, 0)
 	case "list":
-		b := resp.AppendArrayHeader(nil, len(names))
-		for _, n := range names {
-			b = resp.AppendBulkString(b, n)
+		b := resp.AppendArrayHeader(nil, len(specs))
+		for _, s := range specs {
+			b = resp.AppendBulkString(b, s.Name)
 		}
 		return b
 	case "info":
 		b := resp.AppendArrayHeader(nil, len(args)-2)
 		for _, a := range args[2:] {
-			b = describe(b, lower(a))
+			b = describe(b, command.Lookup(a))
 		}
 		return b
 	}

@@ -1,20 +1,25 @@
 package server
 
-import "testing"
+import (
+	"testing"
 
-// Every connection command has an arity, so connCommand checks it before
-// the handler indexes its arguments.
+	"github.com/kintsu/kintsu/internal/command"
+)
+
+// Every connection command is registered with an arity, so Decode checks
+// it before the handler indexes its arguments, and has a handler.
 func TestConnCommandsHaveArity(t *testing.T) {
-	for name := range connCommands {
-		if connArity[name] == 0 {
-			t.Errorf("connection command %q has no arity in connArity", name)
+	for _, s := range command.Specs() {
+		if !s.Is(command.Conn) {
+			continue
 		}
-	}
-	f := &frontend{}
-	for name := range connCommands {
-		if a := connArity[name]; a < -1 || a > 1 {
-			if reply := string(f.connCommand([][]byte{[]byte(name)}, &connState{})); reply != "-ERR wrong number of arguments for '"+name+"' command\r\n" {
-				t.Errorf("%s alone: %q", name, reply)
+		if _, ok := s.Impl.(connHandler); !ok {
+			t.Errorf("connection command %q has no handler", s.Name)
+		}
+		if s.Arity < -1 || s.Arity > 1 {
+			_, err := command.Decode([][]byte{[]byte(s.Name)}, nil)
+			if reply := string(errorReply(err)); err == nil || reply != "-ERR wrong number of arguments for '"+s.Name+"' command\r\n" {
+				t.Errorf("%s alone: %q", s.Name, reply)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"github.com/kintsu/kintsu/internal/command"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -225,41 +226,44 @@ type lane struct {
 	write bool  // some command writes: the lane goes through the log
 }
 
-// routed is a data command ready to run on a partition, or (cross) on
-// several as one transaction.
-type routed struct {
-	cmd   *kv.Command
-	group uint64
-	cross bool
+// decode is the edge's one lookup of a command: its spec, arity, keys and
+// their partitions.
+func (f *frontend) decode(args [][]byte) (command.Cmd, error) {
+	return command.Decode(args, f.n.partitionOf)
 }
 
-// classify resolves a data command's partition, or returns the reply for
-// a command that cannot be routed. ok=false means a connection command.
-func (f *frontend) classify(args [][]byte) (r routed, reply []byte, ok bool) {
-	c := kv.Lookup(args[0])
-	if c == nil {
-		if isConnCommand(args[0]) {
-			return routed{}, nil, false
-		}
-		return routed{}, resp.AppendError(nil, kv.UnknownCommand(args)), true
+// errorReply is Redis's reply to a command Decode refused.
+func errorReply(err error) []byte {
+	var unknown *command.UnknownError
+	var arity *command.ArityError
+	switch {
+	case errors.As(err, &unknown):
+		return resp.AppendError(nil, kv.UnknownCommand(unknown.Args))
+	case errors.As(err, &arity):
+		return resp.AppendError(nil, kv.WrongArity(arity.Name))
 	}
-	if !c.CheckArity(args) {
-		return routed{}, resp.AppendError(nil, kv.WrongArity(c.Name)), true
-	}
-	group, cross := f.partitionsOf(c, args)
-	return routed{cmd: c, group: group, cross: cross}, nil, true
+	return resp.AppendError(nil, "ERR "+err.Error())
 }
 
-// exec runs a pipelined batch and returns the replies in order. Data
-// commands between other commands run as lanes, one per partition: lanes
-// run concurrently, each lane in order. Connection commands, transaction
-// commands (MULTI ... EXEC, WATCH) and commands whose keys span partitions
-// run one at a time, in their place.
+// exec runs a pipelined batch and returns the replies in order. Every
+// command is decoded once, then passes the same gates: refused if it did
+// not decode, queued if the connection is in MULTI, redirected (-MOVED)
+// for a cluster-aware client, then run. Data commands between other
+// commands run as lanes, one per partition: lanes run concurrently, each
+// lane in order. Connection commands, transaction commands (MULTI ...
+// EXEC, WATCH) and commands whose keys span partitions run one at a time,
+// in their place.
 func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 	replies := make([][]byte, len(batch))
+	cmds := make([]command.Cmd, len(batch))
+	errs := make([]error, len(batch))
+	for i, args := range batch {
+		cmds[i], errs[i] = f.decode(args)
+	}
+	control := func(i int) bool { return errs[i] == nil && cmds[i].Spec.Is(command.TxnControl) }
 	for i := 0; i < len(batch); {
-		if st.multi.on || isTxnControl(batch[i][0]) {
-			replies[i] = f.txnCommand(batch[i], st)
+		if st.multi.on || control(i) {
+			replies[i] = f.txnCommand(&cmds[i], errs[i], st)
 			i++
 			if st.quit {
 				return replies[:i]
@@ -269,55 +273,47 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 		lanes := map[uint64]*lane{}
 		var order []*lane
 		j := i
-		var alone *routed // a cross-partition command ending the run of lanes
 		for ; j < len(batch); j++ {
-			if isTxnControl(batch[j][0]) {
-				break
-			}
-			r, reply, ok := f.classify(batch[j])
-			if !ok {
-				break
-			}
-			if reply != nil {
-				replies[j] = reply
+			if errs[j] != nil {
+				replies[j] = errorReply(errs[j])
 				continue
 			}
-			if !r.cross && st.clusterAware {
-				if m := f.moved(st, r.cmd, batch[j], r.group); m != nil {
+			c := &cmds[j]
+			if c.Spec.Flags&(command.TxnControl|command.Conn) != 0 || c.Cross {
+				break
+			}
+			if st.clusterAware {
+				if m := f.moved(st, c); m != nil {
 					replies[j] = m
 					continue
 				}
 			}
-			if r.cross {
-				alone = &r
-				break
-			}
-			l := lanes[r.group]
+			l := lanes[c.Group]
 			if l == nil {
-				l = &lane{group: r.group}
-				lanes[r.group] = l
+				l = &lane{group: c.Group}
+				lanes[c.Group] = l
 				order = append(order, l)
 			}
 			l.idx = append(l.idx, j)
-			l.write = l.write || r.cmd.Write
+			l.write = l.write || c.Writes()
 		}
 		if len(order) == 1 {
-			f.runLane(batch, order[0], replies, st.readonly)
+			f.runLane(cmds, order[0], replies, st.readonly)
 		} else if len(order) > 1 {
 			var wg sync.WaitGroup
 			for _, l := range order {
 				wg.Add(1)
-				go func() { defer wg.Done(); f.runLane(batch, l, replies, st.readonly) }()
+				go func() { defer wg.Done(); f.runLane(cmds, l, replies, st.readonly) }()
 			}
 			wg.Wait()
 		}
 		switch {
-		case j >= len(batch) || isTxnControl(batch[j][0]):
-		case alone != nil:
-			replies[j] = f.runCross(batch[j], alone.cmd)
+		case j >= len(batch) || control(j):
+		case cmds[j].Cross:
+			replies[j] = f.runCross(cmds[j])
 			j++
 		default:
-			replies[j] = f.connCommand(batch[j], st)
+			replies[j] = f.connCommand(&cmds[j], st)
 			j++
 			if st.quit {
 				return replies[:j]
@@ -330,12 +326,12 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 
 // runCross runs a multi-key command whose keys span partitions as one
 // transaction.
-func (f *frontend) runCross(args [][]byte, c *kv.Command) []byte {
+func (f *frontend) runCross(c command.Cmd) []byte {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
-	reply := f.n.txns.Run(ctx, args)
+	reply := f.n.txns.Run(ctx, c)
 	cancel()
-	f.n.metrics.Requests.WithLabelValues(c.Name, outcomeLabel(reply)).Inc()
+	f.n.metrics.Requests.WithLabelValues(c.Spec.Name, outcomeLabel(reply)).Inc()
 	f.n.metrics.RequestLatency.Observe(time.Since(begin).Seconds())
 	return reply
 }
@@ -345,11 +341,11 @@ func (f *frontend) runCross(args [][]byte, c *kv.Command) []byte {
 // raft log: a read applied from the log is linearizable and sees every
 // command before it. A lane of reads shares one ReadIndex, or, for a
 // connection that said READONLY, reads the local replica if there is one.
-func (f *frontend) runLane(batch [][][]byte, l *lane, replies [][]byte, stale bool) {
+func (f *frontend) runLane(batch []command.Cmd, l *lane, replies [][]byte, stale bool) {
 	idx := l.idx
 	cmds := make([][][]byte, len(idx))
 	for i, k := range idx {
-		cmds[i] = batch[k]
+		cmds[i] = batch[k].Args
 	}
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
@@ -366,19 +362,7 @@ func (f *frontend) runLane(batch [][][]byte, l *lane, replies [][]byte, stale bo
 	elapsed := time.Since(begin).Seconds()
 	for i, reply := range out {
 		replies[idx[i]] = reply
-		outcome := "ok"
-		if len(reply) > 0 && reply[0] == '-' {
-			outcome = "error"
-		}
-		f.n.metrics.Requests.WithLabelValues(lowerName(cmds[i][0]), outcome).Inc()
+		f.n.metrics.Requests.WithLabelValues(batch[idx[i]].Spec.Name, outcomeLabel(reply)).Inc()
 		f.n.metrics.RequestLatency.Observe(elapsed)
 	}
-}
-
-// lowerName is the metric label of a data command.
-func lowerName(name []byte) string {
-	if c := kv.Lookup(name); c != nil {
-		return c.Name
-	}
-	return "unknown"
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"slices"
 
 	"github.com/kintsu/kintsu/internal/kv"
@@ -221,22 +222,30 @@ func putMeta(w kv.Writer, k []byte, v any, out []byte) ([]byte, error) {
 	return resp.AppendSimple(out, "OK"), nil
 }
 
-// applyFunc dispatches committed commands to the right state machine.
-func applyFunc(group uint64, w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
+// applyFunc dispatches committed commands to the right state machine;
+// spec is the command's one lookup (classify).
+func applyFunc(group uint64, w *raftstore.Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
 	if group == MetaGroup {
 		return applyMeta(w, args, out)
 	}
-	return applyData(w, args, out)
+	return applyData(w, spec, args, out)
 }
 
-var _ raftstore.ApplyFunc = applyFunc
+var (
+	_ raftstore.ApplyFunc    = applyFunc
+	_ raftstore.ClassifyFunc = classify
+)
 
-// dedupeFunc keeps replies of writes only: a read carried through the log
-// can simply be evaluated again if retried.
-func dedupeFunc(group uint64, args [][]byte) bool {
-	if group == MetaGroup || len(args) == 0 {
-		return true
+// classify looks a committed command up, once, for its apply and its
+// deduplication: replies of writes are kept; a read carried through the
+// log can simply be evaluated again if retried.
+func classify(group uint64, args [][]byte) (*command.Spec, bool) {
+	if len(args) == 0 {
+		return nil, true
 	}
-	c := kv.Lookup(args[0])
-	return c == nil || c.Write
+	s := command.Lookup(args[0])
+	if group == MetaGroup {
+		return s, true
+	}
+	return s, kv.Of(s) == nil || s.Is(command.Write)
 }

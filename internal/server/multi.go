@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 
-	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/txn"
 )
@@ -31,7 +31,7 @@ const (
 // multiState is a connection's transaction in the making.
 type multiState struct {
 	on      bool
-	queued  [][][]byte
+	queued  []command.Cmd
 	bytes   int
 	dirty   bool        // a command was refused while queuing
 	watches []txn.Watch // in WATCH order
@@ -44,94 +44,72 @@ func (m *multiState) reset() {
 
 func (m *multiState) unwatch() { m.watches, m.watched = nil, nil }
 
-// isTxnControl reports whether args is one of the commands that drive a
-// transaction rather than join it.
-func isTxnControl(name []byte) bool {
-	switch lower(name) {
-	case "multi", "exec", "discard", "watch", "unwatch":
-		return true
-	}
-	return false
+// isData reports whether spec is a data command, run by a partition.
+func isData(spec *command.Spec) bool {
+	return spec.Flags&(command.Conn|command.TxnControl|command.Internal) == 0
 }
 
 // txnCommand handles a command of a connection in MULTI, or a command that
-// drives transactions.
-func (f *frontend) txnCommand(args [][]byte, st *connState) []byte {
+// drives transactions. err is the command's decoding error: inside MULTI
+// it makes EXEC refuse the transaction, as in Redis.
+func (f *frontend) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 	m := &st.multi
-	name := lower(args[0])
-	switch name {
-	case "multi":
-		if len(args) != 1 {
-			return errArity(args)
-		}
+	if err != nil {
+		m.dirty = m.dirty || m.on
+		return errorReply(err)
+	}
+	switch c.Spec {
+	case specMulti:
 		if m.on {
 			return resp.AppendError(nil, errNestedMulti)
 		}
 		m.on = true
 		return resp.AppendSimple(nil, "OK")
-	case "exec":
-		if len(args) != 1 {
-			m.dirty = m.dirty || m.on
-			return errArity(args)
-		}
+	case specExec:
 		if !m.on {
 			return resp.AppendError(nil, errExecNoMulti)
 		}
 		return f.execMulti(st)
-	case "discard":
-		if len(args) != 1 {
-			m.dirty = m.dirty || m.on
-			return errArity(args)
-		}
+	case specDiscard:
 		if !m.on {
 			return resp.AppendError(nil, errDiscardNo)
 		}
 		m.reset()
 		m.unwatch()
 		return resp.AppendSimple(nil, "OK")
-	case "watch":
+	case specWatch:
 		if m.on {
 			return resp.AppendError(nil, errWatchInMult)
 		}
-		if len(args) < 2 {
-			return errArity(args)
-		}
-		return f.watch(args[1:], st)
-	case "unwatch":
+		return f.watch(c.Args[1:], st)
+	case specUnwatch:
 		if !m.on {
-			if len(args) != 1 {
-				return errArity(args)
-			}
 			m.unwatch()
 			return resp.AppendSimple(nil, "OK")
 		}
-	case "quit":
-		return f.connCommand(args, st)
+	case specQuit:
+		return f.connCommand(c, st)
 	}
-	return f.queue(args, st)
+	return f.queue(c, st)
 }
 
 // queue adds a command to the connection's transaction, or refuses it (and
 // then EXEC will refuse the whole transaction), as Redis does.
-func (f *frontend) queue(args [][]byte, st *connState) []byte {
+func (f *frontend) queue(c *command.Cmd, st *connState) []byte {
 	m := &st.multi
 	refuse := func(reply []byte) []byte {
 		m.dirty = true
 		return reply
 	}
-	c := kv.Lookup(args[0])
+	size := argsSize(c.Args)
 	switch {
-	case c == nil && !isConnCommand(args[0]) && lower(args[0]) != "unwatch":
-		return refuse(resp.AppendError(nil, kv.UnknownCommand(args)))
-	case c != nil && !c.CheckArity(args):
-		return refuse(resp.AppendError(nil, kv.WrongArity(c.Name)))
-	case len(m.queued) >= maxQueued || m.bytes+argsSize(args) > maxQueuedBytes:
+	case len(m.queued) >= maxQueued || m.bytes+size > maxQueuedBytes:
 		return refuse(resp.AppendError(nil, fmt.Sprintf("ERR transaction too large: at most %d commands and %d MiB may be queued", maxQueued, maxQueuedBytes>>20)))
-	case c != nil && c.Name == "msetnx" && f.spans(c, args):
+	case c.Spec.Merge == command.MergeAllOrNothing && c.Cross:
 		return refuse(resp.AppendError(nil, txn.ErrCrossMSETNX.Error()))
 	}
-	m.queued = append(m.queued, args)
-	m.bytes += argsSize(args)
+	m.queued = append(m.queued, *c)
+	m.bytes += size
 	return resp.AppendSimple(nil, "QUEUED")
 }
 
@@ -175,10 +153,10 @@ func (f *frontend) execMulti(st *connState) []byte {
 	if dirty {
 		return resp.AppendError(nil, errExecAbort)
 	}
-	var data [][][]byte
-	for _, args := range queued {
-		if kv.Lookup(args[0]) != nil {
-			data = append(data, args)
+	var data []command.Cmd
+	for _, c := range queued {
+		if isData(c.Spec) {
+			data = append(data, c)
 		}
 	}
 	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
@@ -195,33 +173,18 @@ func (f *frontend) execMulti(st *connState) []byte {
 	}
 	out := resp.AppendArrayHeader(nil, len(queued))
 	j := 0
-	for _, args := range queued {
-		if kv.Lookup(args[0]) != nil {
+	for i := range queued {
+		switch c := &queued[i]; {
+		case isData(c.Spec):
 			out = append(out, elems[j]...)
 			j++
-			continue
-		}
-		if lower(args[0]) == "unwatch" {
+		case c.Spec == specUnwatch:
 			out = resp.AppendSimple(out, "OK")
-			continue
+		default:
+			out = append(out, f.connCommand(c, st)...)
 		}
-		out = append(out, f.connCommand(args, st)...)
 	}
 	return out
-}
-
-// partitionsOf returns the partition of a command's first key and whether
-// its keys span more than one partition.
-func (f *frontend) partitionsOf(c *kv.Command, args [][]byte) (group uint64, cross bool) {
-	for n, i := range c.KeyIndexes(args) {
-		p := f.n.partitionOf(args[i])
-		if n == 0 {
-			group = p
-		} else if p != group {
-			return group, true
-		}
-	}
-	return group, false
 }
 
 func outcomeLabel(reply []byte) string {
@@ -229,9 +192,4 @@ func outcomeLabel(reply []byte) string {
 		return "error"
 	}
 	return "ok"
-}
-
-func (f *frontend) spans(c *kv.Command, args [][]byte) bool {
-	_, cross := f.partitionsOf(c, args)
-	return cross
 }

@@ -136,7 +136,7 @@ func Start(cfg Config) (*Node, error) {
 		TruncateKeep:     cfg.TruncateKeep,
 		UnsafeStaleReads: cfg.UnsafeStaleReads,
 		Apply:            applyFunc,
-		Dedupe:           dedupeFunc,
+		Classify:         classify,
 		Logger:           n.log,
 		Metrics:          n.metrics,
 		Clock:            n.clock,

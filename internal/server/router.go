@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"sync"
 	"time"
 
@@ -371,7 +372,9 @@ func (n *Node) localReads(group uint64, cmds [][][]byte) [][]byte {
 // A read that meets a transaction's write lock answers the lock's holders
 // instead (see txn.Blocked); the router resolves them and reads again.
 func (n *Node) localRead(group uint64, args [][]byte) []byte {
-	if isDBSize(args) {
+	// The one lookup of a read on the node that serves it.
+	spec := command.Lookup(args[0])
+	if isDBSize(spec) {
 		return resp.AppendInt(nil, n.eng.KeyCount(group))
 	}
 	// One frozen view: a multi-key read, or a lock check and the read
@@ -380,16 +383,16 @@ func (n *Node) localRead(group uint64, args [][]byte) []byte {
 	defer release()
 	var out []byte
 	var err error
-	if txn.IsRead(args) {
+	if spec != nil && txn.Owns(spec) && spec.Is(command.ReadOnly) {
 		out, err = txn.Read(rd, args, nil)
 	} else {
-		c := kv.Lookup(args[0])
-		if c == nil || c.Write || !c.CheckArity(args) {
+		c := kv.Of(spec)
+		if c == nil || c.Writes() || !c.CheckArity(args) {
 			return resp.AppendError(nil, "ERR not a read command")
 		}
 		var holders []txn.Ref
 		if group != MetaGroup {
-			holders, err = txn.Blocked(rd, args)
+			holders, err = txn.Blocked(rd, spec, args)
 		}
 		switch {
 		case err != nil:

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"github.com/kintsu/kintsu/internal/command"
 	"math/rand/v2"
 	"time"
 
@@ -60,18 +61,19 @@ func (n *Node) newCoordinator() *txn.Coordinator {
 // operations, and plain commands unless a transaction's lock stands in
 // their way (then the command is refused and the proposer resolves the
 // lock and retries).
-func applyData(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
-	if w.Restoring() && clientWrite(args) {
+func applyData(w *raftstore.Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
+	if w.Restoring() && clientWrite(spec) {
 		return resp.AppendError(out, errRestoring), nil
 	}
-	if txn.IsOp(args[0]) {
+	switch {
+	case spec == nil:
+	case txn.Owns(spec):
 		return txn.Apply(w, args, out)
-	}
-	if isBackupOp(args[0]) {
+	case isBackupOp(spec):
 		return applyBackupOp(w, args, out)
 	}
-	if c := kv.Lookup(args[0]); c != nil && c.CheckArity(args) {
-		holders, err := txn.Blocked(w, args)
+	if c := kv.Of(spec); c != nil && c.CheckArity(args) {
+		holders, err := txn.Blocked(w, spec, args)
 		if err != nil {
 			return out, err
 		}
@@ -80,7 +82,7 @@ func applyData(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
 			return txn.LockedReply(out, holders), nil
 		}
 	}
-	return kv.Apply(w, args, out)
+	return kv.Exec(w, spec, args, out)
 }
 
 // pushLocks asks the holders a command met to get out of the way; false
@@ -144,12 +146,8 @@ func (n *Node) sweep() {
 	}
 }
 
-// clientWrite reports whether args is a write a client asked for: a plain
+// clientWrite reports whether spec is a write a client asked for: a plain
 // write, or a transaction taking its locks.
-func clientWrite(args [][]byte) bool {
-	if txn.IsPrepare(args) || txn.IsExec1(args) {
-		return true
-	}
-	c := kv.Lookup(args[0])
-	return c != nil && c.Write
+func clientWrite(spec *command.Spec) bool {
+	return spec != nil && (txn.ClientWrite(spec) || kv.Of(spec) != nil && spec.Is(command.Write))
 }

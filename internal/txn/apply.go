@@ -2,6 +2,7 @@ package txn
 
 import (
 	"bytes"
+	"github.com/kintsu/kintsu/internal/command"
 	"strconv"
 
 	"github.com/kintsu/kintsu/internal/kv"
@@ -38,9 +39,22 @@ type keyMode struct {
 	write bool
 }
 
-// keysOf lists the distinct keys of cmds and watches, in first-use order,
-// with write set when any command writes the key.
-func keysOf(cmds [][][]byte, watches []Watch) []keyMode {
+// lookup finds the spec of each command of a share, once: keysOf and
+// evaluate then use them. An unknown command's spec is nil.
+func lookup(cmds [][][]byte) []*command.Spec {
+	specs := make([]*command.Spec, len(cmds))
+	for i, c := range cmds {
+		if len(c) > 0 {
+			specs[i] = command.Lookup(c[0])
+		}
+	}
+	return specs
+}
+
+// keysOf lists the distinct keys of cmds (specs their lookups) and
+// watches, in first-use order, with write set when any command writes the
+// key.
+func keysOf(specs []*command.Spec, cmds [][][]byte, watches []Watch) []keyMode {
 	var out []keyMode
 	idx := map[string]int{}
 	add := func(k []byte, write bool) {
@@ -54,13 +68,15 @@ func keysOf(cmds [][][]byte, watches []Watch) []keyMode {
 	for _, w := range watches {
 		add(w.Key, false)
 	}
-	for _, args := range cmds {
-		c := kv.Lookup(args[0])
+	var idxs []int
+	for j, args := range cmds {
+		c := kv.Of(specs[j])
 		if c == nil || !c.CheckArity(args) {
 			continue
 		}
-		for _, i := range c.KeyIndexes(args) {
-			add(args[i], c.Write)
+		idxs = c.AppendKeys(idxs[:0], args)
+		for _, i := range idxs {
+			add(args[i], c.Writes())
 		}
 	}
 	return out
@@ -95,18 +111,22 @@ func conflicts(r Reader, k keyMode, id *ID) ([]Ref, error) {
 	return out, nil
 }
 
-// Blocked reports the transactions whose locks a plain data command meets
-// now: a read waits for a writer, a write waits for everyone.
-// It runs for every plain command, so it reads the lock table once per key
-// named and builds nothing more when no lock is found.
-func Blocked(r Reader, args [][]byte) ([]Ref, error) {
-	c := kv.Lookup(args[0])
-	if c == nil || !c.CheckArity(args) {
+// Blocked reports the transactions whose locks a plain data command (spec
+// its lookup) meets now: a read waits for a writer, a write waits for
+// everyone. It runs for every plain command, so it reads the lock table
+// once per key named and builds nothing more when no lock is found.
+func Blocked(r Reader, spec *command.Spec, args [][]byte) ([]Ref, error) {
+	if spec == nil || spec.FirstKey == 0 || !spec.CheckArity(args) {
 		return nil, nil
 	}
 	var out []Ref
-	for _, i := range c.KeyIndexes(args) {
-		hs, err := conflicts(r, keyMode{key: args[i], write: c.Write}, nil)
+	write := spec.Is(command.Write)
+	last := spec.LastKey
+	if last < 0 {
+		last += len(args)
+	}
+	for i := spec.FirstKey; i <= last; i += spec.Step {
+		hs, err := conflicts(r, keyMode{key: args[i], write: write}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -194,12 +214,13 @@ func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 // undecided (or aborted) after the reads, which the coordinator checks.
 // Like PREPARE it answers replyWatch when a watched key changed.
 func readSnap(r Reader, watches []Watch, cmds [][][]byte, out []byte) ([]byte, error) {
-	for _, c := range cmds {
-		if cmd := kv.Lookup(c[0]); cmd == nil || cmd.Write || !cmd.CheckArity(c) {
+	specs := lookup(cmds)
+	for i, c := range cmds {
+		if cmd := kv.Of(specs[i]); cmd == nil || cmd.Writes() || !cmd.CheckArity(c) {
 			return resp.AppendError(out, replyBadOp), nil
 		}
 	}
-	keys := keysOf(cmds, watches)
+	keys := keysOf(specs, cmds, watches)
 	var holders []Ref
 	for _, k := range keys {
 		hs, err := conflicts(r, k, nil)
@@ -227,9 +248,9 @@ func readSnap(r Reader, watches []Watch, cmds [][][]byte, out []byte) ([]byte, e
 		out = resp.AppendInt(out, int64(v))
 	}
 	out = resp.AppendArrayHeader(out, len(cmds))
-	for _, c := range cmds {
+	for i, c := range cmds {
 		var err error
-		if out, err = kv.Lookup(c[0]).Read(r, c, out); err != nil {
+		if out, err = kv.Of(specs[i]).Read(r, c, out); err != nil {
 			return out, err
 		}
 	}
@@ -262,13 +283,14 @@ func watchesHold(r Reader, watches []Watch) (bool, error) {
 	return true, nil
 }
 
-// evaluate runs cmds in order against w and returns the RESP array of
-// their replies; a command's error stays in its slot, as in Redis.
-func evaluate(w kv.Writer, cmds [][][]byte, out []byte) ([]byte, error) {
+// evaluate runs cmds (specs their lookups) in order against w and returns
+// the RESP array of their replies; a command's error stays in its slot, as
+// in Redis.
+func evaluate(w kv.Writer, specs []*command.Spec, cmds [][][]byte, out []byte) ([]byte, error) {
 	out = resp.AppendArrayHeader(out, len(cmds))
-	for _, c := range cmds {
+	for i, c := range cmds {
 		var err error
-		if out, err = kv.Apply(w, c, out); err != nil {
+		if out, err = kv.Exec(w, specs[i], c, out); err != nil {
 			return out, err
 		}
 	}
@@ -279,8 +301,9 @@ func evaluate(w kv.Writer, cmds [][][]byte, out []byte) ([]byte, error) {
 // is refused while a lock stands in the way, answers a null array when a
 // watched key changed, and otherwise applies every command here and now.
 func applyExec1(s Store, watches []Watch, cmds [][][]byte, out []byte) ([]byte, error) {
+	specs := lookup(cmds)
 	var holders []Ref
-	for _, k := range keysOf(cmds, watches) {
+	for _, k := range keysOf(specs, cmds, watches) {
 		hs, err := conflicts(s, k, nil)
 		if err != nil {
 			return out, err
@@ -294,7 +317,7 @@ func applyExec1(s Store, watches []Watch, cmds [][][]byte, out []byte) ([]byte, 
 	if ok, err := watchesHold(s, watches); err != nil || !ok {
 		return resp.AppendNullArray(out), err
 	}
-	return evaluate(s, cmds, out)
+	return evaluate(s, specs, cmds, out)
 }
 
 // applyPrepare locks the keys of a participant's share, checks its watches,
@@ -312,7 +335,8 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 			return resp.AppendError(out, replyExists), err
 		}
 	}
-	keys := keysOf(p.cmds, p.watches)
+	specs := lookup(p.cmds)
+	keys := keysOf(specs, p.cmds, p.watches)
 	var holders []Ref
 	for _, k := range keys {
 		hs, err := conflicts(s, k, &id)
@@ -328,7 +352,7 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 		return resp.AppendError(out, replyWatch), err
 	}
 	ov := &overlay{base: s, writes: map[string]*written{}}
-	out, err := evaluate(ov, p.cmds, out)
+	out, err := evaluate(ov, specs, p.cmds, out)
 	if err != nil {
 		return out, err
 	}

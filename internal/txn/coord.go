@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,22 +42,22 @@ func NewCoordinator(cfg Config, cl Cluster) *Coordinator {
 // writes that meet locks and with the sweeper.
 func (c *Coordinator) Resolver() *Resolver { return c.resolver }
 
-// Exec runs cmds atomically, after checking that every watched key still
-// has its version, and returns the EXEC reply: the array of the commands'
-// replies, a null array when a watched key changed, or an error saying
-// whether anything may have been applied.
-func (c *Coordinator) Exec(ctx context.Context, cmds [][][]byte, watches []Watch) []byte {
+// Exec runs cmds (decoded data commands) atomically, after checking that
+// every watched key still has its version, and returns the EXEC reply: the
+// array of the commands' replies, a null array when a watched key changed,
+// or an error saying whether anything may have been applied.
+func (c *Coordinator) Exec(ctx context.Context, cmds []command.Cmd, watches []Watch) []byte {
 	p, err := makePlan(cmds, watches, c.cfg.Partition)
 	if err != nil {
 		return resp.AppendError(nil, err.Error())
 	}
-	return c.run(ctx, p, cmds)
+	return c.run(ctx, p)
 }
 
 // Run executes one command that spans partitions (MSET, MGET, DEL, ...)
 // atomically and returns its own reply.
-func (c *Coordinator) Run(ctx context.Context, args [][]byte) []byte {
-	reply := c.Exec(ctx, [][][]byte{args}, nil)
+func (c *Coordinator) Run(ctx context.Context, cmd command.Cmd) []byte {
+	reply := c.Exec(ctx, []command.Cmd{cmd}, nil)
 	if elems, ok := SplitArray(reply); ok && len(elems) == 1 {
 		return elems[0]
 	}
@@ -75,7 +76,7 @@ const (
 	conflict                // met other transactions: back off, retry
 )
 
-func (c *Coordinator) run(ctx context.Context, p *plan, cmds [][][]byte) []byte {
+func (c *Coordinator) run(ctx context.Context, p *plan) []byte {
 	if len(p.groups) == 0 { // MULTI, EXEC: nothing to run, nothing watched
 		return resp.AppendArrayHeader(nil, 0)
 	}
@@ -85,11 +86,11 @@ func (c *Coordinator) run(ctx context.Context, p *plan, cmds [][][]byte) []byte 
 		var oc outcome
 		switch {
 		case len(p.groups) == 1:
-			reply, oc = c.onePhase(ctx, p, cmds)
+			reply, oc = c.onePhase(ctx, p)
 		case p.readOnly && attempt <= c.cfg.OptimisticReads:
-			reply, oc = c.readOptimistic(ctx, p, cmds)
+			reply, oc = c.readOptimistic(ctx, p)
 		default:
-			reply, oc = c.twoPhase(ctx, p, cmds, prio)
+			reply, oc = c.twoPhase(ctx, p, prio)
 		}
 		if oc == done {
 			return reply
@@ -106,7 +107,7 @@ func (c *Coordinator) run(ctx context.Context, p *plan, cmds [][][]byte) []byte 
 }
 
 // onePhase runs a single-partition transaction as one log entry.
-func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte) ([]byte, outcome) {
+func (c *Coordinator) onePhase(ctx context.Context, p *plan) ([]byte, outcome) {
 	g := p.groups[0]
 	reply, err := c.cl.Write(ctx, g, exec1Args(p.watches[g], p.cmds[g]))
 	if err != nil {
@@ -126,7 +127,7 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte) ([
 		return reply, done
 	}
 	elems, _ := SplitArray(reply)
-	return p.merge(map[uint64][][]byte{g: elems}, cmds), done
+	return p.merge(map[uint64][][]byte{g: elems}), done
 }
 
 // readOptimistic is one lock-free attempt at a read-only transaction over
@@ -147,7 +148,7 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan, cmds [][][]byte) ([
 // nothing is locked or written, so readers and writers never hold each
 // other up. Only when writers keep changing the keys does the caller fall
 // back to shared locks (twoPhase), where age gives the reader its turn.
-func (c *Coordinator) readOptimistic(ctx context.Context, p *plan, cmds [][][]byte) ([]byte, outcome) {
+func (c *Coordinator) readOptimistic(ctx context.Context, p *plan) ([]byte, outcome) {
 	seen := map[ID]holding{}
 	first, _, reply, ok := c.snapRound(ctx, p, seen)
 	if !ok {
@@ -173,7 +174,7 @@ func (c *Coordinator) readOptimistic(ctx context.Context, p *plan, cmds [][][]by
 			return nil, conflict
 		}
 	}
-	return p.merge(results, cmds), done
+	return p.merge(results), done
 }
 
 // snapRound reads every share once (txn.snap) and returns, per
@@ -280,7 +281,7 @@ func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) pre
 //     or the record was seen ABORTED.
 //  4. Parts are resolved only from a decided record, and the record is
 //     deleted only after every part is resolved.
-func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, prio uint64) ([]byte, outcome) {
+func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byte, outcome) {
 	id := NewID(c.cfg.Origin, c.counter.Add(1))
 	recGroup := p.groups[0]
 	ref := Ref{ID: id, Group: recGroup, Priority: prio}
@@ -377,9 +378,9 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, cmds [][][]byte, pr
 			if err != nil || rec.Status != Pending {
 				return nil, conflict
 			}
-			return p.merge(replies, cmds), done
+			return p.merge(replies), done
 		}
-		return c.decide(ctx, p, cmds, ref, replies)
+		return c.decide(ctx, p, ref, replies)
 	}
 	// No COMMIT will be sent: the attempt is over and applied nothing.
 	// Abort the record (unless it never came to be) and release what was
@@ -450,7 +451,7 @@ func (c *Coordinator) push(ctx context.Context, self Ref, holders []holding) boo
 // decide flips the record to COMMITTED and answers the client from the
 // prepared replies, or finds out that the transaction was aborted (by an
 // older transaction or by someone who saw it expire).
-func (c *Coordinator) decide(ctx context.Context, p *plan, cmds [][][]byte, ref Ref, replies map[uint64][][]byte) ([]byte, outcome) {
+func (c *Coordinator) decide(ctx context.Context, p *plan, ref Ref, replies map[uint64][][]byte) ([]byte, outcome) {
 	reply, err := c.cl.Write(ctx, ref.Group, commitArgs(ref.ID))
 	st, ok := parseStatus(reply)
 	if err != nil || !ok {
@@ -462,7 +463,7 @@ func (c *Coordinator) decide(ctx context.Context, p *plan, cmds [][][]byte, ref 
 	case Committed:
 		c.cfg.Failpoint(FailAfterDecision)
 		c.finish(ref.ID, ref.Group, Committed, p.groups)
-		return p.merge(replies, cmds), done
+		return p.merge(replies), done
 	case Aborted, Missing:
 		c.finish(ref.ID, ref.Group, Aborted, p.groups)
 		return nil, conflict

@@ -3,6 +3,7 @@ package txn
 import (
 	"bytes"
 	"encoding/hex"
+	"github.com/kintsu/kintsu/internal/command"
 	"strconv"
 
 	"github.com/kintsu/kintsu/internal/resp"
@@ -23,6 +24,42 @@ const (
 	opVersion   = "txn.version"   // read: key -> version
 	opSnap      = "txn.snap"      // read: a read-only share -> its keys' versions and replies
 )
+
+// op is the Impl of this package's operations in the command registry.
+type op struct {
+	read    bool // served by a read, never through the log
+	clients bool // the write a client asked for: it takes locks or applies
+}
+
+func init() {
+	for _, o := range []struct {
+		name string
+		op   op
+	}{
+		{opPrepare, op{clients: true}}, {opExec1, op{clients: true}},
+		{opResolve, op{}}, {opCommit, op{}}, {opAbort, op{}}, {opHeartbeat, op{}}, {opGC, op{}},
+		{opRecord, op{read: true}}, {opVersion, op{read: true}}, {opSnap, op{read: true}},
+	} {
+		flags := command.Internal | command.Write
+		if o.op.read {
+			flags = command.Internal | command.ReadOnly
+		}
+		command.Register(&command.Spec{Name: o.name, Arity: -2, Flags: flags, Category: command.CatInternal, Impl: o.op})
+	}
+}
+
+// Owns reports whether spec is one of this package's operations.
+func Owns(spec *command.Spec) bool {
+	_, ok := spec.Impl.(op)
+	return ok
+}
+
+// ClientWrite reports whether spec is an operation that carries a
+// client's write: a PREPARE or a one-partition transaction.
+func ClientWrite(spec *command.Spec) bool {
+	o, ok := spec.Impl.(op)
+	return ok && o.clients
+}
 
 // IsOp reports whether name is one of this package's operations.
 func IsOp(name []byte) bool { return bytes.HasPrefix(name, []byte("txn.")) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
 	"maps"
 	"slices"
 	"sort"
@@ -101,15 +102,16 @@ func (m *memGroup) apply(args [][]byte) []byte {
 	m.refused = false
 	var out []byte
 	var err error
+	spec := command.Lookup(args[0])
 	if IsOp(args[0]) {
 		out, err = Apply(m, args, nil)
-	} else if hs, berr := Blocked(m, args); berr != nil {
+	} else if hs, berr := Blocked(m, spec, args); berr != nil {
 		err = berr
 	} else if len(hs) > 0 {
 		m.Refuse()
 		out = LockedReply(nil, hs)
 	} else {
-		out, err = kv.Apply(m, args, nil)
+		out, err = kv.Exec(m, spec, args, nil)
 	}
 	if err != nil {
 		panic(err)
@@ -120,14 +122,15 @@ func (m *memGroup) apply(args [][]byte) []byte {
 func (m *memGroup) read(args [][]byte) []byte {
 	var out []byte
 	var err error
+	spec := command.Lookup(args[0])
 	if IsOp(args[0]) {
 		out, err = Read(m, args, nil)
-	} else if hs, berr := Blocked(m, args); berr != nil {
+	} else if hs, berr := Blocked(m, spec, args); berr != nil {
 		err = berr
 	} else if len(hs) > 0 {
 		out = LockedReply(nil, hs)
 	} else {
-		out, err = kv.Lookup(args[0]).Read(m, args, nil)
+		out, err = kv.Of(spec).Read(m, args, nil)
 	}
 	if err != nil {
 		panic(err)
@@ -244,7 +247,7 @@ func (s *sim) config() Config {
 
 // exec runs one transaction to its end or to the crash point; crashed
 // reports a crash, else reply is what the client got.
-func (s *sim) exec(cmds [][][]byte, watches []Watch) (reply []byte, crashed bool) {
+func (s *sim) exec(cmds []command.Cmd, watches []Watch) (reply []byte, crashed bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			if _, ok := r.(crash); !ok {
@@ -333,12 +336,21 @@ func cmd(s string) [][]byte {
 	return out
 }
 
-func cmds(ss ...string) [][][]byte {
-	out := make([][][]byte, len(ss))
+// cmds decodes commands as the edge does.
+func cmds(ss ...string) []command.Cmd {
+	out := make([]command.Cmd, len(ss))
 	for i, s := range ss {
-		out[i] = cmd(s)
+		out[i] = decoded(s)
 	}
 	return out
+}
+
+func decoded(s string) command.Cmd {
+	c, err := command.Decode(cmd(s), partitionOf)
+	if err != nil {
+		panic(fmt.Sprintf("decode %q: %v", s, err))
+	}
+	return c
 }
 
 // show renders a RESP reply on one line.

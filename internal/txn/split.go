@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/command"
+	"strings"
 
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -14,10 +16,12 @@ type plan struct {
 	groups   []uint64 // participants, the record's partition first
 	cmds     map[uint64][][][]byte
 	watches  map[uint64][]Watch
-	pieces   [][]piece // per original command, its shares
+	specs    []*command.Spec // per original command
+	pieces   [][]piece       // per original command, its shares
 	readOnly bool
-	// msetnx is set for a lone cross-partition MSETNX: a share answering
-	// 0 votes to abort, and the whole command answers 0.
+	// msetnx is set for a lone cross-partition MSETNX (a command whose
+	// shares merge all or nothing): a share answering 0 votes to abort,
+	// and the whole command answers 0.
 	msetnx bool
 }
 
@@ -33,9 +37,9 @@ type piece struct {
 // end refuses it while queuing, with this text.
 var ErrCrossMSETNX = errors.New("CROSSSLOT MSETNX with keys in different partitions cannot run inside MULTI; run it alone")
 
-// makePlan splits cmds (checked: known commands, right arity) and watches
-// by partition.
-func makePlan(cmds [][][]byte, watches []Watch, partition func([]byte) uint64) (*plan, error) {
+// makePlan splits cmds (decoded: known commands, right arity, keys found)
+// and watches by partition.
+func makePlan(cmds []command.Cmd, watches []Watch, partition func([]byte) uint64) (*plan, error) {
 	p := &plan{cmds: map[uint64][][][]byte{}, watches: map[uint64][]Watch{}, readOnly: true}
 	use := func(g uint64) {
 		if _, ok := p.cmds[g]; !ok {
@@ -43,16 +47,16 @@ func makePlan(cmds [][][]byte, watches []Watch, partition func([]byte) uint64) (
 			p.groups = append(p.groups, g)
 		}
 	}
-	for _, args := range cmds {
-		c := kv.Lookup(args[0])
-		if c == nil {
-			return nil, fmt.Errorf("unknown command %q", args[0])
+	for _, c := range cmds {
+		s, args := c.Spec, c.Args
+		if kv.Of(s) == nil {
+			return nil, fmt.Errorf("not a data command: %q", args[0])
 		}
-		p.readOnly = p.readOnly && !c.Write
-		idx := c.KeyIndexes(args)
-		byGroup := map[uint64][]int{} // group -> key positions in idx
+		p.readOnly = p.readOnly && !s.Is(command.Write)
+		p.specs = append(p.specs, s)
+		byGroup := map[uint64][]int{} // group -> key positions in c.Keys
 		var order []uint64
-		for i, k := range idx {
+		for i, k := range c.Keys {
 			g := partition(args[k])
 			if _, ok := byGroup[g]; !ok {
 				order = append(order, g)
@@ -62,11 +66,16 @@ func makePlan(cmds [][][]byte, watches []Watch, partition func([]byte) uint64) (
 		if len(order) == 0 { // a keyless data command (none exist today)
 			order = []uint64{partition(nil)}
 		}
-		if len(order) > 1 && c.Name == "msetnx" {
-			if len(cmds) > 1 {
-				return nil, ErrCrossMSETNX
+		if len(order) > 1 {
+			switch s.Merge {
+			case command.MergeNone:
+				return nil, fmt.Errorf("%s cannot span partitions", s.Name)
+			case command.MergeAllOrNothing:
+				if len(cmds) > 1 {
+					return nil, ErrCrossMSETNX
+				}
+				p.msetnx = true
 			}
-			p.msetnx = true
 		}
 		var ps []piece
 		for _, g := range order {
@@ -75,7 +84,7 @@ func makePlan(cmds [][][]byte, watches []Watch, partition func([]byte) uint64) (
 			if len(order) > 1 {
 				sub = [][]byte{args[0]}
 				for _, i := range byGroup[g] {
-					sub = append(sub, args[idx[i]:idx[i]+c.Step]...)
+					sub = append(sub, args[c.Keys[i]:c.Keys[i]+s.Step]...)
 				}
 			}
 			ps = append(ps, piece{group: g, index: len(p.cmds[g]), pos: byGroup[g]})
@@ -92,22 +101,26 @@ func makePlan(cmds [][][]byte, watches []Watch, partition func([]byte) uint64) (
 }
 
 // merge assembles the EXEC reply from each partition's replies.
-func (p *plan) merge(replies map[uint64][][]byte, cmds [][][]byte) []byte {
+func (p *plan) merge(replies map[uint64][][]byte) []byte {
 	out := resp.AppendArrayHeader(nil, len(p.pieces))
 	for i, ps := range p.pieces {
-		out = append(out, p.mergeOne(cmds[i], ps, replies)...)
+		out = append(out, p.mergeOne(p.specs[i], ps, replies)...)
 	}
 	return out
 }
 
-func (p *plan) mergeOne(args [][]byte, ps []piece, replies map[uint64][][]byte) []byte {
+// mergeOne makes one command's reply from its shares' replies, as its
+// Spec.Merge says.
+func (p *plan) mergeOne(spec *command.Spec, ps []piece, replies map[uint64][][]byte) []byte {
 	parts := make([][]byte, len(ps))
+	keys := 0
 	for i, pc := range ps {
 		rs := replies[pc.group]
 		if pc.index >= len(rs) { // a share that never answered: a bug, not a panic
 			return resp.AppendError(nil, "ERR internal: a share of the reply is missing")
 		}
 		parts[i] = rs[pc.index]
+		keys += len(pc.pos)
 		if len(ps) > 1 && bytes.HasPrefix(parts[i], []byte("-")) {
 			return parts[i]
 		}
@@ -115,8 +128,8 @@ func (p *plan) mergeOne(args [][]byte, ps []piece, replies map[uint64][][]byte) 
 	if len(ps) == 1 {
 		return parts[0]
 	}
-	switch kv.Lookup(args[0]).Name {
-	case "del", "unlink", "exists":
+	switch spec.Merge {
+	case command.MergeSum:
 		var n int64
 		for _, b := range parts {
 			v, _, err := resp.ParseValue(b)
@@ -126,12 +139,12 @@ func (p *plan) mergeOne(args [][]byte, ps []piece, replies map[uint64][][]byte) 
 			n += v.Int
 		}
 		return resp.AppendInt(nil, n)
-	case "mget":
-		elems := make([][]byte, (len(args) - 1))
+	case command.MergeByPosition:
+		elems := make([][]byte, keys)
 		for i, b := range parts {
 			vals, ok := SplitArray(b)
 			if !ok || len(vals) != len(ps[i].pos) {
-				return resp.AppendError(nil, "ERR internal: malformed MGET share")
+				return resp.AppendError(nil, "ERR internal: malformed "+strings.ToUpper(spec.Name)+" share")
 			}
 			for j, pos := range ps[i].pos {
 				elems[pos] = vals[j]
@@ -142,7 +155,7 @@ func (p *plan) mergeOne(args [][]byte, ps []piece, replies map[uint64][][]byte) 
 			out = append(out, e...)
 		}
 		return out
-	case "msetnx":
+	case command.MergeAllOrNothing:
 		for _, b := range parts {
 			if string(b) != ":1\r\n" {
 				return resp.AppendInt(nil, 0)
@@ -150,5 +163,5 @@ func (p *plan) mergeOne(args [][]byte, ps []piece, replies map[uint64][][]byte) 
 		}
 		return resp.AppendInt(nil, 1)
 	}
-	return parts[0] // MSET: every share answers OK
+	return parts[0] // MergeFirst: every share answers alike (MSET: OK)
 }

@@ -1,0 +1,23 @@
+package server
+
+import "github.com/kintsu/kintsu/internal/command"
+
+// The internal commands of the state machines kept in this package, in the
+// command registry so that applying a committed command looks it up once
+// (classify) and dispatches on its Spec. Internal: no client may send them.
+type (
+	backupOp struct{} // a data partition's backup and restore operations
+	metaOp   struct{} // the metadata group's operations
+)
+
+func init() {
+	internal := func(name string, impl any) *command.Spec {
+		return &command.Spec{Name: name, Arity: -2, Flags: command.Internal | command.Write, Category: command.CatInternal, Impl: impl}
+	}
+	for _, name := range []string{opCut, opUncut, opRestoreBegin, opRestoreLoad, opRestoreEnd} {
+		command.Register(internal(name, backupOp{}))
+	}
+	for _, name := range []string{cmdHeartbeat, cmdNodeAddrs, cmdPartition, cmdMetaGroup, cmdNodeState, cmdNodeJoin} {
+		command.Register(internal(name, metaOp{}))
+	}
+}

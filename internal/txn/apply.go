@@ -7,7 +7,16 @@ import (
 
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
-	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// A partition's transaction tables, as Reader, Store and Scan name them.
+// The values are the storage engine's table ids (storage.Txn*) and the
+// backup files' table tags (backup.Table*), which tables_test.go holds
+// equal; txn keeps its own copies so that it links no storage engine.
+const (
+	TableLocks   byte = 'l' // user key -> lock holders
+	TableParts   byte = 'p' // txn id -> this partition's part of a prepared transaction
+	TableRecords byte = 'r' // txn id -> transaction record (in the record partition)
 )
 
 // Reader is the applied state of one partition as this package reads it.
@@ -18,7 +27,7 @@ type Reader interface {
 	// Applied is the index of the last log entry applied (in a log
 	// entry's apply: that entry's).
 	Applied() (uint64, error)
-	// TxnGet reads one of the storage.Txn* tables.
+	// TxnGet reads one of the tables above.
 	TxnGet(table byte, k []byte) ([]byte, bool, error)
 }
 
@@ -85,7 +94,7 @@ func keysOf(specs []*command.Spec, cmds [][][]byte, watches []Watch) []keyMode {
 // conflicts lists the holders of key's lock that stand in the way of id
 // using it as mode says: a writer blocks everyone, readers block writers.
 func conflicts(r Reader, k keyMode, id *ID) ([]Ref, error) {
-	b, ok, err := r.TxnGet(storage.TxnLocks, k.key)
+	b, ok, err := r.TxnGet(TableLocks, k.key)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -178,7 +187,7 @@ func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	}
 	switch string(args[0]) {
 	case opRecord:
-		b, ok, err := r.TxnGet(storage.TxnRecords, args[1])
+		b, ok, err := r.TxnGet(TableRecords, args[1])
 		if err != nil || !ok {
 			return resp.AppendNull(out), err
 		}
@@ -327,11 +336,11 @@ func applyExec1(s Store, watches []Watch, cmds [][][]byte, out []byte) ([]byte, 
 // or a failed watch.
 func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 	id := p.ref.ID
-	if _, ok, err := s.TxnGet(storage.TxnParts, id[:]); err != nil || ok {
+	if _, ok, err := s.TxnGet(TableParts, id[:]); err != nil || ok {
 		return resp.AppendError(out, replyExists), err
 	}
 	if p.create != nil {
-		if _, ok, err := s.TxnGet(storage.TxnRecords, id[:]); err != nil || ok {
+		if _, ok, err := s.TxnGet(TableRecords, id[:]); err != nil || ok {
 			return resp.AppendError(out, replyExists), err
 		}
 	}
@@ -370,13 +379,13 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 			return out, err
 		}
 	}
-	if err := s.TxnPut(storage.TxnParts, id[:], pt.encode()); err != nil {
+	if err := s.TxnPut(TableParts, id[:], pt.encode()); err != nil {
 		return out, err
 	}
 	if p.create != nil {
 		rec := *p.create
 		rec.Status, rec.Heartbeat = Pending, 0
-		if err := s.TxnPut(storage.TxnRecords, id[:], rec.encode()); err != nil {
+		if err := s.TxnPut(TableRecords, id[:], rec.encode()); err != nil {
 			return out, err
 		}
 	}
@@ -386,7 +395,7 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 // addHold records ref's hold on k (conflicts were checked).
 func addHold(s Store, k keyMode, ref Ref) error {
 	var l Lock
-	if b, ok, err := s.TxnGet(storage.TxnLocks, k.key); err != nil {
+	if b, ok, err := s.TxnGet(TableLocks, k.key); err != nil {
 		return err
 	} else if ok {
 		if l, err = decodeLock(b); err != nil {
@@ -398,14 +407,14 @@ func addHold(s Store, k keyMode, ref Ref) error {
 	} else {
 		l.Readers = append(l.Readers, ref)
 	}
-	return s.TxnPut(storage.TxnLocks, k.key, l.encode())
+	return s.TxnPut(TableLocks, k.key, l.encode())
 }
 
 // applyResolve ends a part: COMMITTED applies its intents, anything else
 // drops them; either way its locks are released. Resolving a part that is
 // not here (never prepared, or resolved already) does nothing.
 func applyResolve(s Store, id ID, st Status, out []byte) ([]byte, error) {
-	b, ok, err := s.TxnGet(storage.TxnParts, id[:])
+	b, ok, err := s.TxnGet(TableParts, id[:])
 	if err != nil || !ok {
 		return resp.AppendSimple(out, "OK"), err
 	}
@@ -433,14 +442,14 @@ func applyResolve(s Store, id ID, st Status, out []byte) ([]byte, error) {
 			return out, err
 		}
 	}
-	if err := s.TxnDel(storage.TxnParts, id[:]); err != nil {
+	if err := s.TxnDel(TableParts, id[:]); err != nil {
 		return out, err
 	}
 	return resp.AppendSimple(out, "OK"), nil
 }
 
 func releaseHold(s Store, key []byte, id ID) error {
-	b, ok, err := s.TxnGet(storage.TxnLocks, key)
+	b, ok, err := s.TxnGet(TableLocks, key)
 	if err != nil || !ok {
 		return err
 	}
@@ -450,15 +459,15 @@ func releaseHold(s Store, key []byte, id ID) error {
 	}
 	l, left := l.without(id)
 	if !left {
-		return s.TxnDel(storage.TxnLocks, key)
+		return s.TxnDel(TableLocks, key)
 	}
-	return s.TxnPut(storage.TxnLocks, key, l.encode())
+	return s.TxnPut(TableLocks, key, l.encode())
 }
 
 // applyRecordOp runs a compare-and-set on a transaction record and answers
 // the record's status afterwards.
 func applyRecordOp(s Store, id ID, args [][]byte, out []byte) ([]byte, error) {
-	b, ok, err := s.TxnGet(storage.TxnRecords, id[:])
+	b, ok, err := s.TxnGet(TableRecords, id[:])
 	if err != nil {
 		return out, err
 	}
@@ -501,13 +510,13 @@ func applyRecordOp(s Store, id ID, args [][]byte, out []byte) ([]byte, error) {
 		if rec.Status == Pending {
 			return statusReply(out, Pending), nil
 		}
-		if err := s.TxnDel(storage.TxnRecords, id[:]); err != nil {
+		if err := s.TxnDel(TableRecords, id[:]); err != nil {
 			return out, err
 		}
 		return resp.AppendSimple(out, "OK"), nil
 	}
 	if rec.Status != was.Status || rec.Heartbeat != was.Heartbeat {
-		if err := s.TxnPut(storage.TxnRecords, id[:], rec.encode()); err != nil {
+		if err := s.TxnPut(TableRecords, id[:], rec.encode()); err != nil {
 			return out, err
 		}
 	}

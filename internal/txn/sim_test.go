@@ -14,7 +14,6 @@ import (
 
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
-	"github.com/kintsu/kintsu/internal/storage"
 )
 
 // memGroup is one partition's replicated state in memory: what a log
@@ -32,7 +31,7 @@ const simNow int64 = 1_700_000_000_000
 
 func newMemGroup() *memGroup {
 	return &memGroup{index: 10, data: map[string][]byte{}, tables: map[byte]map[string][]byte{
-		storage.TxnLocks: {}, storage.TxnParts: {}, storage.TxnRecords: {},
+		TableLocks: {}, TableParts: {}, TableRecords: {},
 	}}
 }
 
@@ -271,8 +270,8 @@ func (s *sim) recover() error {
 		left := 0
 		for _, g := range slices.Sorted(maps.Keys(s.groups)) {
 			m := s.groups[g]
-			for _, k := range slices.Sorted(maps.Keys(m.tables[storage.TxnRecords])) {
-				rec, err := decodeRecord(m.tables[storage.TxnRecords][k])
+			for _, k := range slices.Sorted(maps.Keys(m.tables[TableRecords])) {
+				rec, err := decodeRecord(m.tables[TableRecords][k])
 				if err != nil {
 					return err
 				}
@@ -280,8 +279,8 @@ func (s *sim) recover() error {
 				copy(id[:], k)
 				r.SweepRecord(ctx, id, g, rec)
 			}
-			for _, k := range slices.Sorted(maps.Keys(m.tables[storage.TxnParts])) {
-				pt, err := decodePart(m.tables[storage.TxnParts][k])
+			for _, k := range slices.Sorted(maps.Keys(m.tables[TableParts])) {
+				pt, err := decodePart(m.tables[TableParts][k])
 				if err != nil {
 					return err
 				}

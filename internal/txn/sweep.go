@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/kintsu/kintsu/internal/storage"
 )
 
 // Sweeper finds what coordinators left behind in a partition: parts whose
@@ -28,7 +26,7 @@ func NewSweeper(r *Resolver, age time.Duration) *Sweeper {
 	return &Sweeper{r: r, age: age, seen: map[uint64]map[string]time.Time{}}
 }
 
-// Scan iterates one of a partition's transaction tables (storage.Txn*),
+// Scan iterates one of a partition's transaction tables (Table*),
 // stopping when fn returns false.
 type Scan func(table byte, fn func(k, v []byte) bool) error
 
@@ -57,7 +55,7 @@ func (s *Sweeper) Sweep(ctx context.Context, group uint64, scan Scan) error {
 	}
 	var records []recordFound
 	var parts []Ref
-	errRecords := scan(storage.TxnRecords, func(k, v []byte) bool {
+	errRecords := scan(TableRecords, func(k, v []byte) bool {
 		rec, err := decodeRecord(v)
 		if err != nil || len(k) != len(ID{}) {
 			return true
@@ -69,7 +67,7 @@ func (s *Sweeper) Sweep(ctx context.Context, group uint64, scan Scan) error {
 		}
 		return len(records) < maxSweep
 	})
-	errParts := scan(storage.TxnParts, func(k, v []byte) bool {
+	errParts := scan(TableParts, func(k, v []byte) bool {
 		pt, err := decodePart(v)
 		if err != nil {
 			return true

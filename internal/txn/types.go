@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/kintsu/kintsu/internal/kv"
-	"github.com/kintsu/kintsu/internal/storage"
 )
 
 // ID identifies one attempt of a transaction: the coordinator's origin
@@ -247,18 +246,18 @@ func decodePart(b []byte) (part, error) {
 }
 
 // ValidTableEntry reports whether (k, v) is a well-formed entry of one of
-// a partition's transaction tables (storage.TxnLocks, TxnParts,
-// TxnRecords): a restore checks what it loads, so a damaged backup is
+// a partition's transaction tables (TableLocks, TableParts,
+// TableRecords): a restore checks what it loads, so a damaged backup is
 // refused instead of stopping the node that meets the entry later.
 func ValidTableEntry(table byte, k, v []byte) bool {
 	switch table {
-	case storage.TxnLocks:
+	case TableLocks:
 		_, err := decodeLock(v)
 		return len(k) > 0 && err == nil
-	case storage.TxnRecords:
+	case TableRecords:
 		_, err := decodeRecord(v)
 		return len(k) == len(ID{}) && err == nil
-	case storage.TxnParts:
+	case TableParts:
 		p, err := decodePart(v)
 		if len(k) != len(ID{}) || err != nil {
 			return false

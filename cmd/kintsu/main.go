@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kintsu/kintsu/internal/server"
+	"github.com/kintsu/kintsu/internal/api"
 )
 
 const usage = `kintsu — a replicated, Redis-compatible key-value store
@@ -41,7 +41,7 @@ func main() {
 	case "ctl":
 		os.Exit(runCtl(args))
 	case "version", "--version", "-v":
-		fmt.Println("kintsu", server.Version)
+		fmt.Println("kintsu", api.Version)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/kintsu/kintsu/internal/txn"
+	"github.com/kintsu/kintsu/internal/api"
 )
 
 // skew is one clock fault: the node's wall clock jumps by offset and its
@@ -28,8 +28,8 @@ func planSkew(rng *rand.Rand) skew {
 	return skew{offset: off, rate: skewRates[rng.IntN(len(skewRates))]}
 }
 
-func (s skew) body() map[string]any {
-	return map[string]any{"offset_ms": s.offset.Milliseconds(), "rate": s.rate}
+func (s skew) body() api.FaultClock {
+	return api.FaultClock{OffsetMS: s.offset.Milliseconds(), Rate: s.rate}
 }
 
 func (s skew) String() string {
@@ -48,11 +48,11 @@ func planDisk(rng *rand.Rand) diskPlan {
 	return diskPlan{stall: time.Duration(200+rng.IntN(1800)) * time.Millisecond}
 }
 
-func (d diskPlan) body() map[string]any {
+func (d diskPlan) body() api.FaultDisk {
 	if d.stall == 0 {
-		return map[string]any{"fail_writes": true}
+		return api.FaultDisk{FailWrites: true}
 	}
-	return map[string]any{"sync_delay_ms": d.stall.Milliseconds()}
+	return api.FaultDisk{SyncDelayMS: d.stall.Milliseconds()}
 }
 
 func (d diskPlan) String() string {
@@ -65,7 +65,7 @@ func (d diskPlan) String() string {
 // coordinatorPoints are where the coordinator nemesis crashes a node that
 // coordinates a cross-partition transaction: between its prepares and its
 // decision, and between its decision and the resolution of its intents.
-var coordinatorPoints = []string{txn.FailAfterPrepare, txn.FailAfterDecision}
+var coordinatorPoints = []string{api.FailAfterPrepare, api.FailAfterDecision}
 
 // failpointWait bounds how long an armed failpoint may wait for a
 // transaction to reach it (the bank workload runs several a second).
@@ -78,12 +78,12 @@ const failpointWait = 5 * time.Second
 func (n *nemesis) crashAtFailpoint(ctx context.Context, f *Fault, at string, hold func()) error {
 	f.Detail = at
 	addr := n.c.Node(f.Node).HTTPAddr
-	if err := putFault(addr, "crash", map[string]string{"at": at}); err != nil {
+	if err := putFault(addr, "crash", api.FaultCrash{At: at}); err != nil {
 		return err
 	}
 	n.log("node %d: crash armed at failpoint %s", f.Node, at)
 	if !n.waitExit(ctx, f.Node, failpointWait) {
-		err := putFault(addr, "crash", map[string]any{})
+		err := putFault(addr, "crash", api.FaultCrash{})
 		if n.c.Running(f.Node) { // it may have crashed just now
 			f.StartMS, f.EndMS = n.rec.nowMS(), n.rec.nowMS()
 			f.Detail += " (not reached)"

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/launcher"
-	"github.com/kintsu/kintsu/internal/server"
 )
 
 // Membership nemeses: a node lost for good (beyond the dead timeout, so
@@ -77,8 +77,8 @@ func (n *nemesis) rebuiltWithout(lost uint64) bool {
 	return false
 }
 
-func fetchStatus(addr string) (server.StatusJSON, error) {
-	var st server.StatusJSON
+func fetchStatus(addr string) (api.StatusJSON, error) {
+	var st api.StatusJSON
 	cl := http.Client{Timeout: 2 * time.Second}
 	resp, err := cl.Get("http://" + addr + "/v1/status")
 	if err != nil {
@@ -158,7 +158,7 @@ func (n *nemesis) replace(ctx context.Context, f *Fault) error {
 		}
 		for _, nd := range st.Nodes {
 			if nd.ID == f.Node {
-				return nd.State == "removed"
+				return nd.State == api.NodeRemoved
 			}
 		}
 		return false

@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/launcher"
 	"github.com/kintsu/kintsu/internal/netns"
-	"github.com/kintsu/kintsu/internal/server"
 )
 
 // event is one scheduled fault. The schedule is a pure function of the
@@ -55,7 +55,7 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 		case "coordinator":
 			e.crash = coordinatorPoints[rng.IntN(len(coordinatorPoints))]
 		case "participant":
-			e.crash = server.FailParticipantPrepared
+			e.crash = api.FailParticipantPrepared
 		}
 		out = append(out, e)
 		t = e.at + e.length + 1500*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
@@ -312,7 +312,7 @@ func (n *nemesis) setCuts(links map[uint64][]uint64) error {
 }
 
 func setCut(httpAddr string, to []uint64) error {
-	return putFault(httpAddr, "cut", map[string][]uint64{"nodes": to})
+	return putFault(httpAddr, "cut", api.FaultCut{Nodes: to})
 }
 
 // putFault sets one of a node's fault hooks (PUT /v1/fault/KIND).
@@ -355,7 +355,7 @@ func (n *nemesis) busiestLeader() uint64 {
 		if err != nil {
 			continue
 		}
-		var st server.StatusJSON
+		var st api.StatusJSON
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 		if err != nil {

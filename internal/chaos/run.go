@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/check"
 	"github.com/kintsu/kintsu/internal/launcher"
 	"github.com/kintsu/kintsu/internal/netns"
@@ -236,9 +237,9 @@ func heal(c *launcher.Cluster, nw *netns.Net, hooks bool, retired map[uint64]boo
 		}
 		if hooks {
 			errs = append(errs, setCut(nd.HTTPAddr, nil),
-				putFault(nd.HTTPAddr, "crash", map[string]any{}),
-				putFault(nd.HTTPAddr, "clock", map[string]any{}),
-				putFault(nd.HTTPAddr, "disk", map[string]any{}))
+				putFault(nd.HTTPAddr, "crash", api.FaultCrash{}),
+				putFault(nd.HTTPAddr, "clock", api.FaultClock{}),
+				putFault(nd.HTTPAddr, "disk", api.FaultDisk{}))
 		}
 	}
 	return errors.Join(errs...)

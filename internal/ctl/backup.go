@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/backup"
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/server"
@@ -49,7 +50,7 @@ func Backup(ctx context.Context, addr, dir string, progress io.Writer) (*backup.
 	if err != nil {
 		return nil, err
 	}
-	var cut server.CutJSON
+	var cut api.CutJSON
 	if err := call(ctx, http.MethodPost, "http://"+addr+"/v1/backup/cut", nil, 60*time.Second, &cut); err != nil {
 		return nil, fmt.Errorf("taking the cut: %w", err)
 	}
@@ -106,7 +107,7 @@ func Backup(ctx context.Context, addr, dir string, progress io.Writer) (*backup.
 // fetchPartition streams one partition's cut from node into dir, checking
 // it as it arrives, and renames it into place only once it is whole and
 // synced.
-func fetchPartition(ctx context.Context, node, id string, cp server.CutPartition, dir string, done *atomic.Int64) (p backup.Partition, err error) {
+func fetchPartition(ctx context.Context, node, id string, cp api.CutPartition, dir string, done *atomic.Int64) (p backup.Partition, err error) {
 	p = backup.Partition{ID: cp.ID, SlotStart: cp.SlotStart, SlotEnd: cp.SlotEnd, Index: cp.Index, File: backup.FileName(cp.ID)}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

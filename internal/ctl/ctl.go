@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/ring"
-	"github.com/kintsu/kintsu/internal/server"
 )
 
 // Timeout bounds one request to a node's admin API.
@@ -22,8 +22,8 @@ const Timeout = 5 * time.Second
 const maxStatusBytes = 64 << 20
 
 // Fetch reads GET /v1/status from the node whose admin address is addr.
-func Fetch(ctx context.Context, addr string) (server.StatusJSON, error) {
-	var st server.StatusJSON
+func Fetch(ctx context.Context, addr string) (api.StatusJSON, error) {
+	var st api.StatusJSON
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
@@ -45,7 +45,7 @@ func Fetch(ctx context.Context, addr string) (server.StatusJSON, error) {
 }
 
 // PrintStatus writes the nodes and partitions of st as tables.
-func PrintStatus(w io.Writer, st server.StatusJSON) error {
+func PrintStatus(w io.Writer, st api.StatusJSON) error {
 	led := map[uint64]int{}
 	noLeader := 0
 	for _, p := range st.Partitions {
@@ -97,11 +97,11 @@ func PrintStatus(w io.Writer, st server.StatusJSON) error {
 type Location struct {
 	Key       string
 	Slot      uint16
-	Partition server.PartitionStatus
+	Partition api.PartitionStatus
 }
 
 // Locate finds key's slot and partition in st.
-func Locate(st server.StatusJSON, key string) (Location, error) {
+func Locate(st api.StatusJSON, key string) (Location, error) {
 	slot := ring.Slot([]byte(key))
 	for _, p := range st.Partitions {
 		if p.SlotStart <= slot && slot <= p.SlotEnd {
@@ -112,7 +112,7 @@ func Locate(st server.StatusJSON, key string) (Location, error) {
 }
 
 // PrintLocation writes l as a few labelled lines.
-func PrintLocation(w io.Writer, l Location, st server.StatusJSON) error {
+func PrintLocation(w io.Writer, l Location, st api.StatusJSON) error {
 	addr := map[uint64]string{}
 	for _, n := range st.Nodes {
 		addr[n.ID] = n.RESPAddr

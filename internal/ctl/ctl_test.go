@@ -8,19 +8,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/ring"
-	"github.com/kintsu/kintsu/internal/server"
 )
 
-func sample() server.StatusJSON {
-	st := server.StatusJSON{NodeID: 2, ClusterID: "c-1", Version: "test", Ready: true,
-		Nodes: []server.NodeRecord{
+func sample() api.StatusJSON {
+	st := api.StatusJSON{NodeID: 2, ClusterID: "c-1", Version: "test", Ready: true,
+		Nodes: []api.NodeRecord{
 			{ID: 1, State: "up", HeartbeatMS: 1764748800123, RESPAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", PeerAddr: "127.0.0.1:9001"},
 			{ID: 2, State: "suspect", RESPAddr: "127.0.0.1:7002"},
 		}}
 	per := 16384 / 4
 	for i := range 4 {
-		p := server.PartitionStatus{ID: i, SlotStart: uint16(i * per), SlotEnd: uint16((i+1)*per - 1), Replicas: []uint64{1, 2}, Leader: uint64(1 + i%2)}
+		p := api.PartitionStatus{ID: i, SlotStart: uint16(i * per), SlotEnd: uint16((i+1)*per - 1), Replicas: []uint64{1, 2}, Leader: uint64(1 + i%2)}
 		if i == 3 {
 			p.Leader = 0
 		}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kintsu/kintsu/internal/server"
+	"github.com/kintsu/kintsu/internal/api"
 )
 
 // NodeAction asks the node at addr to record an operator's decision about
@@ -38,7 +38,7 @@ func NodeAction(ctx context.Context, addr string, id uint64, action string, forc
 }
 
 // replicasOn counts the replicas (voters and learners) node id holds.
-func replicasOn(st server.StatusJSON, id uint64) int {
+func replicasOn(st api.StatusJSON, id uint64) int {
 	n := 0
 	for _, p := range st.Partitions {
 		if slices.Contains(p.Replicas, id) || slices.Contains(p.Learners, id) {
@@ -48,7 +48,7 @@ func replicasOn(st server.StatusJSON, id uint64) int {
 	return n
 }
 
-func stateOf(st server.StatusJSON, id uint64) string {
+func stateOf(st api.StatusJSON, id uint64) string {
 	for _, n := range st.Nodes {
 		if n.ID == id {
 			return n.State
@@ -90,7 +90,7 @@ func Decommission(ctx context.Context, addr string, id uint64, out io.Writer, po
 			total = max(total, left)
 			state := stateOf(st, id)
 			fmt.Fprintf(out, "\rnode %d %-9s %s %d/%d replicas moved, %s", id, state, Bar(total-left, total), total-left, total, time.Since(start).Round(time.Second))
-			if state == "removed" {
+			if state == api.NodeRemoved {
 				fmt.Fprintln(out)
 				return nil
 			}

@@ -15,9 +15,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/launcher"
 	"github.com/kintsu/kintsu/internal/ring"
-	"github.com/kintsu/kintsu/internal/server"
 	"github.com/kintsu/kintsu/internal/testbin"
 )
 
@@ -91,7 +91,7 @@ func client(addr string) *redis.Client {
 }
 
 // status fetches /v1/status from a node.
-func status(t *testing.T, httpAddr string) server.StatusJSON {
+func status(t *testing.T, httpAddr string) api.StatusJSON {
 	t.Helper()
 	cl := http.Client{Timeout: 2 * time.Second}
 	resp, err := cl.Get("http://" + httpAddr + "/v1/status")
@@ -99,7 +99,7 @@ func status(t *testing.T, httpAddr string) server.StatusJSON {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st server.StatusJSON
+	var st api.StatusJSON
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/ring"
-	"github.com/kintsu/kintsu/internal/server"
 )
 
 // TestDeadNodeRebuilt: 4 nodes, R=3; one is killed for good. Within the
@@ -134,7 +134,7 @@ func TestJoinFifthNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := time.Now()
-	var after server.StatusJSON
+	var after api.StatusJSON
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		after = status(t, nodes[0].HTTPAddr)
 		done := len(after.Partitions) == partitions

@@ -10,31 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kintsu/kintsu/internal/api"
 )
-
-// StatusJSON is the body of GET /v1/status.
-type StatusJSON struct {
-	NodeID     uint64            `json:"node_id"`
-	ClusterID  string            `json:"cluster_id"`
-	Version    string            `json:"version"`
-	Ready      bool              `json:"ready"`
-	Nodes      []NodeRecord      `json:"nodes"`
-	Partitions []PartitionStatus `json:"partitions"`
-}
-
-// PartitionStatus is one partition in /v1/status.
-type PartitionStatus struct {
-	ID           int      `json:"id"`
-	SlotStart    uint16   `json:"slot_start"`
-	SlotEnd      uint16   `json:"slot_end"`
-	Replicas     []uint64 `json:"replicas"`
-	Learners     []uint64 `json:"learners,omitempty"` // replicas being added
-	Leader       uint64   `json:"leader"`             // node id, 0 when unknown
-	AppliedIndex uint64   `json:"applied_index"`
-	Term         uint64   `json:"term,omitempty"`
-	Local        string   `json:"local_role,omitempty"` // this node's role, if it hosts a replica
-	Keys         int64    `json:"keys"`
-}
 
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -75,7 +53,7 @@ func (n *Node) adminHandler() http.Handler {
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_ = json.NewEncoder(w).Encode(map[string]int{"still_leading": left})
+		_ = json.NewEncoder(w).Encode(api.TransferJSON{StillLeading: left})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	n.memberRoutes(mux)
@@ -90,8 +68,8 @@ func (n *Node) adminHandler() http.Handler {
 }
 
 // Status reports the node's view of the cluster.
-func (n *Node) Status() StatusJSON {
-	st := StatusJSON{NodeID: n.cfg.NodeID, ClusterID: n.layout.ident.ClusterID, Version: Version, Ready: n.Ready()}
+func (n *Node) Status() api.StatusJSON {
+	st := api.StatusJSON{NodeID: n.cfg.NodeID, ClusterID: n.layout.ident.ClusterID, Version: api.Version, Ready: n.Ready()}
 	st.Nodes = n.nodeRecords()
 	local := map[uint64]int{}
 	gs := n.eng.Status()
@@ -99,7 +77,7 @@ func (n *Node) Status() StatusJSON {
 		local[g.Group] = i
 	}
 	for _, p := range n.view().parts {
-		ps := PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Learners: p.Learners, Leader: n.leaderOf(uint64(p.ID))}
+		ps := api.PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Learners: p.Learners, Leader: n.leaderOf(uint64(p.ID))}
 		if i, ok := local[uint64(p.ID)]; ok {
 			// This node's replica knows the membership best.
 			ps.Replicas, ps.Learners = gs[i].Nodes, gs[i].Learners
@@ -111,18 +89,18 @@ func (n *Node) Status() StatusJSON {
 }
 
 // nodeRecord is one node's registry entry, as nodeRecords reads it.
-func (n *Node) nodeRecord(id uint64) (NodeRecord, bool) {
+func (n *Node) nodeRecord(id uint64) (api.NodeRecord, bool) {
 	for _, rec := range n.nodeRecords() {
 		if rec.ID == id {
 			return rec, true
 		}
 	}
-	return NodeRecord{}, false
+	return api.NodeRecord{}, false
 }
 
 // nodeRecords reads the node registry from the local metadata replica
 // when there is one, falling back to the bootstrap view.
-func (n *Node) nodeRecords() []NodeRecord {
+func (n *Node) nodeRecords() []api.NodeRecord {
 	out := slices.Clone(n.view().nodes)
 	now := n.clock.Now().UnixMilli()
 	for i := range out {
@@ -134,6 +112,6 @@ func (n *Node) nodeRecords() []NodeRecord {
 			out[i].LastHeartbeat = time.UnixMilli(hb).UTC().Format(time.RFC3339Nano)
 		}
 	}
-	slices.SortFunc(out, func(a, b NodeRecord) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b api.NodeRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }

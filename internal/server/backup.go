@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/backup"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
@@ -193,27 +194,8 @@ func applyBackupOp(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, erro
 	return resp.AppendSimple(out, "OK"), w.TxnPut(storage.RestoreMark, nil, mark.encode())
 }
 
-// CutJSON answers POST /v1/backup/cut.
-type CutJSON struct {
-	ID         string         `json:"id"`
-	ClusterID  string         `json:"cluster_id"`
-	Version    string         `json:"version"`
-	Started    string         `json:"started"`
-	CutAt      string         `json:"cut_at"`
-	Partitions []CutPartition `json:"partitions"`
-}
-
-// CutPartition is one partition's cut, and nodes that may hold it.
-type CutPartition struct {
-	ID        int      `json:"id"`
-	SlotStart uint16   `json:"slot_start"`
-	SlotEnd   uint16   `json:"slot_end"`
-	Index     uint64   `json:"index"`
-	Nodes     []string `json:"nodes"` // admin addresses, the likeliest first
-}
-
 // cutAll takes a consistent cut of every partition.
-func (n *Node) cutAll(ctx context.Context) (*CutJSON, error) {
+func (n *Node) cutAll(ctx context.Context) (*api.CutJSON, error) {
 	parts := n.view().parts
 	var lastErr error
 	for attempt := 0; attempt < cutAttempts; attempt++ {
@@ -241,14 +223,14 @@ func (n *Node) cutAll(ctx context.Context) (*CutJSON, error) {
 			n.log.Warn("releasing a backup cut failed (its lease ends the hold)", "cut", id, "err", rerr)
 		}
 		if err == nil && cutAt.Sub(started) < cutLease/2 {
-			out := &CutJSON{ID: id, ClusterID: n.layout.ident.ClusterID, Version: Version,
+			out := &api.CutJSON{ID: id, ClusterID: n.layout.ident.ClusterID, Version: api.Version,
 				Started: started.UTC().Format(time.RFC3339Nano), CutAt: cutAt.UTC().Format(time.RFC3339Nano)}
 			addrs := map[uint64]string{}
 			for _, rec := range n.nodeRecords() {
 				addrs[rec.ID] = rec.HTTPAddr
 			}
 			for p, rec := range parts {
-				cp := CutPartition{ID: p, SlotStart: rec.SlotStart, SlotEnd: rec.SlotEnd, Index: indexes[p]}
+				cp := api.CutPartition{ID: p, SlotStart: rec.SlotStart, SlotEnd: rec.SlotEnd, Index: indexes[p]}
 				nodes := append([]uint64{n.leaderOf(uint64(p))}, n.groupNodes(uint64(p))...)
 				seen := map[uint64]bool{}
 				for _, id := range nodes {

@@ -3,6 +3,8 @@ package server
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
 )
 
 // Leadership balance. Elections after failures and restarts leave some
@@ -79,7 +81,7 @@ func (n *Node) balanceLeaders() {
 		m := n.view()
 		var nodes []uint64
 		for _, rec := range n.nodeRecords() {
-			if rec.State == memberUp {
+			if rec.State == api.NodeUp {
 				nodes = append(nodes, rec.ID)
 			}
 		}

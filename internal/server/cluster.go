@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 )
@@ -90,7 +91,7 @@ func hostPort(addr, fallback string) (string, int, bool) {
 // clientEndpoint is where clients reach the node of rec. localIP names
 // this node when its listener is bound to all addresses; another node so
 // bound is named by its peer address's host.
-func (n *Node) clientEndpoint(rec NodeRecord, localIP string) (string, int, bool) {
+func (n *Node) clientEndpoint(rec api.NodeRecord, localIP string) (string, int, bool) {
 	if rec.ID == n.cfg.NodeID {
 		return hostPort(n.cfg.RESPAddr, localIP)
 	}
@@ -111,7 +112,7 @@ func (n *Node) topology(local net.Addr) *topology {
 	t := &topology{byID: map[uint64]*clusterNode{}}
 	localIP := localIPOf(local)
 	for _, rec := range n.nodeRecords() {
-		if rec.State == memberRemoved {
+		if rec.State == api.NodeRemoved {
 			continue
 		}
 		cn := &clusterNode{id: rec.ID, name: clusterNodeName(n.layout.ident.ClusterID, rec.ID), health: "online"}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/storage"
 )
 
@@ -27,9 +28,9 @@ import (
 
 // clusterMap is one consistent reading of the metadata.
 type clusterMap struct {
-	nodes []NodeRecord      // by id, stored states (liveness is derived on read)
-	parts []PartitionRecord // by partition id
-	meta  []uint64          // nodes of the metadata group
+	nodes []api.NodeRecord      // by id, stored states (liveness is derived on read)
+	parts []api.PartitionRecord // by partition id
+	meta  []uint64              // nodes of the metadata group
 }
 
 // initialMap is the map before the metadata is readable: the bootstrap
@@ -37,9 +38,9 @@ type clusterMap struct {
 func (n *Node) initialMap() *clusterMap {
 	m := &clusterMap{meta: slices.Clone(n.layout.metaNodes)}
 	for id, addr := range n.cfg.InitialCluster {
-		m.nodes = append(m.nodes, NodeRecord{ID: id, PeerAddr: addr, State: memberUp})
+		m.nodes = append(m.nodes, api.NodeRecord{ID: id, PeerAddr: addr, State: api.NodeUp})
 	}
-	slices.SortFunc(m.nodes, func(a, b NodeRecord) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(m.nodes, func(a, b api.NodeRecord) int { return cmp.Compare(a.ID, b.ID) })
 	for _, p := range n.layout.partitions {
 		p.Replicas = slices.Clone(p.Replicas)
 		m.parts = append(m.parts, p)
@@ -82,14 +83,14 @@ func (n *Node) readLocalMap() *clusterMap {
 	err := n.eng.ScanData(MetaGroup, nil, func(k, v []byte) bool {
 		switch {
 		case bytes.HasPrefix(k, []byte("node/")):
-			var rec NodeRecord
+			var rec api.NodeRecord
 			if json.Unmarshal(v, &rec) != nil {
 				bad = true
 				return false
 			}
 			m.nodes = append(m.nodes, rec)
 		case bytes.HasPrefix(k, []byte("partition/")):
-			var p PartitionRecord
+			var p api.PartitionRecord
 			if json.Unmarshal(v, &p) != nil {
 				bad = true
 				return false
@@ -112,20 +113,18 @@ func (n *Node) readLocalMap() *clusterMap {
 	return m
 }
 
-// clusterMapJSON is the map as methodClusterMap sends it.
-type clusterMapJSON struct {
-	Nodes []NodeRecord      `json:"nodes"`
-	Parts []PartitionRecord `json:"partitions"`
-	Meta  []uint64          `json:"meta"`
+// asJSON is the map as nodes send and save it.
+func (m *clusterMap) asJSON() api.ClusterMapJSON {
+	return api.ClusterMapJSON{Nodes: m.nodes, Parts: m.parts, Meta: m.meta}
 }
 
 func (m *clusterMap) marshal() []byte {
-	b, _ := json.Marshal(clusterMapJSON{m.nodes, m.parts, m.meta})
+	b, _ := json.Marshal(m.asJSON())
 	return b
 }
 
 func unmarshalMap(b []byte) (*clusterMap, bool) {
-	var j clusterMapJSON
+	var j api.ClusterMapJSON
 	if json.Unmarshal(b, &j) != nil || len(j.Nodes) == 0 {
 		return nil, false
 	}
@@ -144,7 +143,7 @@ func (n *Node) refreshMap() {
 			}
 			n.cmap.Store(m)
 			for _, rec := range m.nodes {
-				if rec.ID != n.cfg.NodeID && rec.PeerAddr != "" && rec.State != memberRemoved {
+				if rec.ID != n.cfg.NodeID && rec.PeerAddr != "" && rec.State != api.NodeRemoved {
 					n.tr.SetPeer(rec.ID, rec.PeerAddr)
 				}
 			}
@@ -217,7 +216,7 @@ func (n *Node) groupNodes(group uint64) []uint64 {
 func (m *clusterMap) memberIDs() []uint64 {
 	var out []uint64
 	for _, rec := range m.nodes {
-		if rec.State != memberRemoved {
+		if rec.State != api.NodeRemoved {
 			out = append(out, rec.ID)
 		}
 	}

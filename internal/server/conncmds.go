@@ -9,12 +9,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )
-
-// Version is Kintsu's version.
-const Version = "0.1.0-dev"
 
 // redisVersion is what Kintsu reports as redis_version, so clients that
 // gate features on it enable the ones Kintsu speaks.
@@ -242,7 +240,7 @@ func cmdInfo(f *frontend, args [][]byte, _ *connState) []byte {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:cluster\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
-		redisVersion, Version, portOf(n.cfg.RESPAddr))
+		redisVersion, api.Version, portOf(n.cfg.RESPAddr))
 	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", f.connCount())
 	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n")
 	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\n\r\n")

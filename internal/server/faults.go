@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/faultfs"
-	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // faultRoutes are the admin API's fault hooks. They exist only on a node
@@ -22,9 +22,7 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 	// (raft messages, forwarded requests, snapshots). Set on both sides for
 	// a partition, one side for a one-way cut.
 	mux.HandleFunc("PUT /v1/fault/cut", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Nodes []uint64 `json:"nodes"`
-		}
+		var body api.FaultCut
 		if !decodeFault(w, r, &body) {
 			return
 		}
@@ -35,10 +33,7 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 	// {"offset_ms":-30000,"rate":2}: this node's clock reads 30 s behind
 	// and its timers (the raft tick) run twice as fast.
 	mux.HandleFunc("PUT /v1/fault/clock", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			OffsetMS int64   `json:"offset_ms"`
-			Rate     float64 `json:"rate"`
-		}
+		var body api.FaultClock
 		if !decodeFault(w, r, &body) {
 			return
 		}
@@ -57,10 +52,7 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 	// engine stops at its first failed write and the process exits, so
 	// nothing unsynced is ever acknowledged.
 	mux.HandleFunc("PUT /v1/fault/disk", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			SyncDelayMS int64 `json:"sync_delay_ms"`
-			FailWrites  bool  `json:"fail_writes"`
-		}
+		var body api.FaultDisk
 		if !decodeFault(w, r, &body) {
 			return
 		}
@@ -75,9 +67,7 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 	// {"at":"after-prepare"}: the process kills itself (SIGKILL) the next
 	// time it reaches that failpoint (see crashPoints); {} disarms.
 	mux.HandleFunc("PUT /v1/fault/crash", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			At string `json:"at"`
-		}
+		var body api.FaultCrash
 		if !decodeFault(w, r, &body) {
 			return
 		}
@@ -108,14 +98,8 @@ func decodeFault(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// FailParticipantPrepared is the crash failpoint of a participant: this
-// node led a partition, a PREPARE it proposed has applied, and the
-// coordinator has not been answered. The coordinator's own failpoints are
-// txn.FailAfterPrepare and txn.FailAfterDecision.
-const FailParticipantPrepared = "participant-prepared"
-
 // crashPoints are the failpoints PUT /v1/fault/crash can arm.
-var crashPoints = []string{txn.FailAfterPrepare, txn.FailAfterDecision, FailParticipantPrepared}
+var crashPoints = api.CrashPoints()
 
 // failpoint kills this process, as kill -9 would, the first time the
 // armed point is reached; nothing is flushed or closed on the way out.

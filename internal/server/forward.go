@@ -18,7 +18,7 @@ const (
 	methodClusterMap     = "m" // -> the cluster map (JSON) from the local metadata replica
 	methodGroupInfo      = "g" // group -> its membership (JSON), from its leader
 	methodChangeReplicas = "c" // group, kind, node: one membership step, on the group's leader
-	methodJoin           = "j" // NodeRecord JSON -> joinReply JSON
+	methodJoin           = "j" // api.NodeRecord JSON -> api.JoinJSON JSON
 )
 
 // Outcome codes of a forwarded call.

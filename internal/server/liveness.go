@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )
@@ -27,19 +28,6 @@ import (
 // reading — a skewed clock, a slow metadata group — costs at most a
 // needless or a late repair, never an acknowledged write.
 
-// Stored membership states.
-const (
-	memberUp       = "up"
-	memberDraining = "draining"
-	memberRemoved  = "removed"
-)
-
-// Derived states besides the stored ones.
-const (
-	liveSuspect = "suspect"
-	liveDead    = "dead"
-)
-
 // suspectAfter is how many heartbeat intervals may pass before a node is
 // suspect.
 const suspectAfter = 3
@@ -47,26 +35,28 @@ const suspectAfter = 3
 const cmdHeartbeat = "kintsu.node.heartbeat" // id resp-addr http-addr
 
 // livenessOf derives a node's state at nowMS.
-func livenessOf(rec NodeRecord, nowMS int64, every, dead time.Duration) string {
+func livenessOf(rec api.NodeRecord, nowMS int64, every, dead time.Duration) string {
 	switch rec.State {
-	case memberRemoved, memberDraining:
+	case api.NodeRemoved, api.NodeDraining:
 		return rec.State
 	}
 	if rec.HeartbeatMS == 0 {
-		return liveSuspect // not heard from since the cluster began
+		return api.NodeSuspect // not heard from since the cluster began
 	}
 	age := time.Duration(nowMS-rec.HeartbeatMS) * time.Millisecond
 	switch {
 	case age >= dead:
-		return liveDead
+		return api.NodeDead
 	case age >= suspectAfter*every:
-		return liveSuspect
+		return api.NodeSuspect
 	}
-	return memberUp
+	return api.NodeUp
 }
 
 // livenessServes reports whether a node in state s is expected to answer.
-func livenessServes(s string) bool { return s == memberUp || s == liveSuspect || s == memberDraining }
+func livenessServes(s string) bool {
+	return s == api.NodeUp || s == api.NodeSuspect || s == api.NodeDraining
+}
 
 // applyHeartbeat records a heartbeat. A removed node is told so, and its
 // record is left as it is.
@@ -78,7 +68,7 @@ func applyHeartbeat(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	if refusal != "" {
 		return resp.AppendError(out, refusal), nil
 	}
-	if rec.State == memberRemoved {
+	if rec.State == api.NodeRemoved {
 		return resp.AppendError(out, errNodeRemoved), nil
 	}
 	rec.RESPAddr, rec.HTTPAddr, rec.HeartbeatMS = string(args[2]), string(args[3]), w.NowMS()

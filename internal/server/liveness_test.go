@@ -4,24 +4,26 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
 )
 
 func TestLivenessOf(t *testing.T) {
 	const now = 1_000_000
 	every, dead := time.Second, 10*time.Second
 	for _, c := range []struct {
-		rec  NodeRecord
+		rec  api.NodeRecord
 		want string
 	}{
-		{NodeRecord{State: memberUp, HeartbeatMS: now}, memberUp},
-		{NodeRecord{State: memberUp, HeartbeatMS: now - 2999}, memberUp},
-		{NodeRecord{State: memberUp, HeartbeatMS: now - 3000}, liveSuspect},
-		{NodeRecord{State: memberUp, HeartbeatMS: now - 9999}, liveSuspect},
-		{NodeRecord{State: memberUp, HeartbeatMS: now - 10000}, liveDead},
-		{NodeRecord{State: memberUp}, liveSuspect},
-		{NodeRecord{State: memberUp, HeartbeatMS: now + 500}, memberUp}, // the reader's clock is behind
-		{NodeRecord{State: memberDraining, HeartbeatMS: now - 60000}, memberDraining},
-		{NodeRecord{State: memberRemoved, HeartbeatMS: now}, memberRemoved},
+		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now}, api.NodeUp},
+		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now - 2999}, api.NodeUp},
+		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now - 3000}, api.NodeSuspect},
+		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now - 9999}, api.NodeSuspect},
+		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now - 10000}, api.NodeDead},
+		{api.NodeRecord{State: api.NodeUp}, api.NodeSuspect},
+		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now + 500}, api.NodeUp}, // the reader's clock is behind
+		{api.NodeRecord{State: api.NodeDraining, HeartbeatMS: now - 60000}, api.NodeDraining},
+		{api.NodeRecord{State: api.NodeRemoved, HeartbeatMS: now}, api.NodeRemoved},
 	} {
 		if got := livenessOf(c.rec, now, every, dead); got != c.want {
 			t.Errorf("%+v: got %s, want %s", c.rec, got, c.want)
@@ -36,14 +38,14 @@ func TestLivenessFollowsHeartbeats(t *testing.T) {
 		c.HeartbeatInterval = 100 * time.Millisecond
 		c.DeadTimeout = 1500 * time.Millisecond
 	})
-	stateOf := func(from *Node, id uint64) NodeRecord {
+	stateOf := func(from *Node, id uint64) api.NodeRecord {
 		for _, r := range from.Status().Nodes {
 			if r.ID == id {
 				return r
 			}
 		}
 		t.Fatalf("node %d not in node %d's status", id, from.cfg.NodeID)
-		return NodeRecord{}
+		return api.NodeRecord{}
 	}
 	waitState := func(from *Node, id uint64, want string) {
 		t.Helper()
@@ -61,7 +63,7 @@ func TestLivenessFollowsHeartbeats(t *testing.T) {
 	}
 	for _, n := range tc.nodes {
 		for id := uint64(1); id <= 3; id++ {
-			waitState(n, id, memberUp)
+			waitState(n, id, api.NodeUp)
 		}
 	}
 	if r := stateOf(tc.nodes[0], 2); r.LastHeartbeat == "" || r.RESPAddr != tc.cfgs[1].RESPAddr {
@@ -74,9 +76,9 @@ func TestLivenessFollowsHeartbeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc.nodes[2] = nil
-	waitState(tc.nodes[0], 3, liveSuspect)
-	waitState(tc.nodes[0], 3, liveDead)
-	waitState(tc.nodes[1], 3, liveDead)
+	waitState(tc.nodes[0], 3, api.NodeSuspect)
+	waitState(tc.nodes[0], 3, api.NodeDead)
+	waitState(tc.nodes[1], 3, api.NodeDead)
 
 	cfg := tc.cfgs[2]
 	cfg.Listeners = &Listeners{Peer: listenOn(t, cfg.PeerAddr), RESP: listenOn(t, cfg.RESPAddr), HTTP: listenOn(t, cfg.HTTPAddr)}
@@ -85,5 +87,5 @@ func TestLivenessFollowsHeartbeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc.nodes[2] = n
-	waitState(tc.nodes[0], 3, memberUp)
+	waitState(tc.nodes[0], 3, api.NodeUp)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+
+	"github.com/kintsu/kintsu/internal/api"
 )
 
 // A node whose data dir is empty bootstraps its replicas from the flags,
@@ -24,7 +26,7 @@ func (n *Node) knownMember(id uint64) uint64 {
 		return 2
 	}
 	b, ok, err := n.eng.Reader(MetaGroup).Get(metaNodeKey(id))
-	var rec NodeRecord
+	var rec api.NodeRecord
 	if err != nil || !ok || json.Unmarshal(b, &rec) != nil {
 		return 0
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/storage"
@@ -35,13 +36,6 @@ import (
 // to contact, whose id it does not know yet.
 const joinSeed uint64 = math.MaxUint64
 
-// joinReply is what a member tells a joining node.
-type joinReply struct {
-	Identity Identity       `json:"identity"`
-	Nodes    []NodeRecord   `json:"nodes"`
-	Map      clusterMapJSON `json:"map"` // the seed's view: the initial members may be long gone
-}
-
 // applyNodeJoin adds a node to the registry, or accepts a repeated join of
 // a node that never came up.
 func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
@@ -57,7 +51,7 @@ func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	case corrupt:
 		return resp.AppendError(out, "ERR corrupt node record"), nil
 	case !ok:
-	case rec.State == memberRemoved:
+	case rec.State == api.NodeRemoved:
 		return resp.AppendError(out, fmt.Sprintf("ERR node id %d was removed from the cluster; join under a new --id", id)), nil
 	case rec.HeartbeatMS != 0:
 		return resp.AppendError(out, fmt.Sprintf("ERR node id %d is already a member that ran before; a node with a new or empty disk must join under a new --id (then remove the old one with kintsu ctl node remove %d)", id, id)), nil
@@ -66,13 +60,13 @@ func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	default:
 		return resp.AppendSimple(out, "OK"), nil // a retry of a join that did not finish
 	}
-	return putMeta(w, metaNodeKey(id), NodeRecord{ID: id, PeerAddr: peer, State: memberUp}, out)
+	return putMeta(w, metaNodeKey(id), api.NodeRecord{ID: id, PeerAddr: peer, State: api.NodeUp}, out)
 }
 
 // applyNodeState sets a node's stored membership state.
 func applyNodeState(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	state := string(args[2])
-	if state != memberUp && state != memberDraining && state != memberRemoved {
+	if state != api.NodeUp && state != api.NodeDraining && state != api.NodeRemoved {
 		return resp.AppendError(out, "ERR bad node state"), nil
 	}
 	rec, refusal, err := existingNode(w, args[1])
@@ -82,7 +76,7 @@ func applyNodeState(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	if refusal != "" {
 		return resp.AppendError(out, refusal), nil
 	}
-	if rec.State == memberRemoved && state != memberRemoved {
+	if rec.State == api.NodeRemoved && state != api.NodeRemoved {
 		return resp.AppendError(out, fmt.Sprintf("ERR node %d was removed; that is final", rec.ID)), nil
 	}
 	rec.State = state
@@ -92,23 +86,23 @@ func applyNodeState(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 // nodeRecordOf reads node id's registry entry. A record that cannot be
 // decoded is reported as corrupt, not as an error: refusing the command
 // alike on every replica beats stopping them all.
-func nodeRecordOf(w kv.Reader, id uint64) (rec NodeRecord, ok, corrupt bool, err error) {
+func nodeRecordOf(w kv.Reader, id uint64) (rec api.NodeRecord, ok, corrupt bool, err error) {
 	b, ok, err := w.Get(metaNodeKey(id))
 	if err != nil || !ok {
-		return NodeRecord{}, false, false, err
+		return api.NodeRecord{}, false, false, err
 	}
 	if json.Unmarshal(b, &rec) != nil {
-		return NodeRecord{}, false, true, nil
+		return api.NodeRecord{}, false, true, nil
 	}
 	return rec, true, false, nil
 }
 
 // existingNode parses a node id argument and reads its entry; refusal is
 // the error to answer when there is no such (readable) node.
-func existingNode(w kv.Reader, arg []byte) (NodeRecord, string, error) {
+func existingNode(w kv.Reader, arg []byte) (api.NodeRecord, string, error) {
 	id, err := strconv.ParseUint(string(arg), 10, 64)
 	if err != nil {
-		return NodeRecord{}, "ERR bad node id", nil
+		return api.NodeRecord{}, "ERR bad node id", nil
 	}
 	rec, ok, corrupt, err := nodeRecordOf(w, id)
 	switch {
@@ -125,7 +119,7 @@ func existingNode(w kv.Reader, arg []byte) (NodeRecord, string, error) {
 // serveJoin answers methodJoin: it records the new node and tells it what
 // cluster it joined.
 func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
-	var req NodeRecord
+	var req api.NodeRecord
 	if err := json.Unmarshal(body, &req); err != nil || req.ID == 0 || req.PeerAddr == "" {
 		return nil, errMalformed
 	}
@@ -135,7 +129,7 @@ func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
 	}
 	n.tr.SetPeer(req.ID, req.PeerAddr)
 	m := n.view()
-	jr := joinReply{Identity: n.layout.ident, Nodes: n.nodeRecords(), Map: clusterMapJSON{m.nodes, m.parts, m.meta}}
+	jr := api.JoinJSON{Identity: n.layout.ident, Nodes: n.nodeRecords(), Map: m.asJSON()}
 	jr.Identity.NodeID = req.ID
 	return json.Marshal(jr)
 }
@@ -152,9 +146,9 @@ func replyText(reply []byte) string {
 // join asks the seed to add this node, and returns the cluster's identity
 // as seen from this node. It retries until timeout: the seed may be
 // starting too.
-func (n *Node) join() (Identity, joinReply, error) {
+func (n *Node) join() (api.Identity, api.JoinJSON, error) {
 	n.tr.SetPeer(joinSeed, n.cfg.Join)
-	body, _ := json.Marshal(NodeRecord{ID: n.cfg.NodeID, PeerAddr: n.cfg.PeerAddr})
+	body, _ := json.Marshal(api.NodeRecord{ID: n.cfg.NodeID, PeerAddr: n.cfg.PeerAddr})
 	deadline := time.Now().Add(n.cfg.JoinTimeout)
 	var last error
 	for time.Now().Before(deadline) {
@@ -162,9 +156,9 @@ func (n *Node) join() (Identity, joinReply, error) {
 		b, err := n.tr.Call(ctx, joinSeed, methodJoin, body)
 		cancel()
 		if err == nil {
-			var jr joinReply
+			var jr api.JoinJSON
 			if err := json.Unmarshal(b, &jr); err != nil {
-				return Identity{}, jr, fmt.Errorf("join via %s: malformed answer: %w", n.cfg.Join, err)
+				return api.Identity{}, jr, fmt.Errorf("join via %s: malformed answer: %w", n.cfg.Join, err)
 			}
 			return jr.Identity, jr, nil
 		}
@@ -174,7 +168,7 @@ func (n *Node) join() (Identity, joinReply, error) {
 		}
 		time.Sleep(200 * time.Millisecond) // the seed may still be starting
 	}
-	return Identity{}, joinReply{}, fmt.Errorf("join via %s: %w", n.cfg.Join, last)
+	return api.Identity{}, api.JoinJSON{}, fmt.Errorf("join via %s: %w", n.cfg.Join, last)
 }
 
 // isRefusal tells a refusal by the cluster (no point retrying) from a
@@ -186,7 +180,7 @@ func isRefusal(err error) bool {
 // resolveJoin gives a node started with --join the cluster's shape: from
 // its data dir if it joined before, else by joining through the seed.
 func (n *Node) resolveJoin() error {
-	var id Identity
+	var id api.Identity
 	b, ok, err := storage.Get(n.db, storage.IdentKey)
 	switch {
 	case err != nil:
@@ -196,7 +190,7 @@ func (n *Node) resolveJoin() error {
 			return fmt.Errorf("data dir %s: unreadable identity: %w", n.cfg.DataDir, err)
 		}
 	default:
-		var jr joinReply
+		var jr api.JoinJSON
 		if id, jr, err = n.join(); err != nil {
 			return err
 		}
@@ -204,7 +198,7 @@ func (n *Node) resolveJoin() error {
 			n.saveMap(m)
 		}
 		for _, rec := range jr.Nodes {
-			if rec.ID != n.cfg.NodeID && rec.State != memberRemoved {
+			if rec.ID != n.cfg.NodeID && rec.State != api.NodeRemoved {
 				n.tr.SetPeer(rec.ID, rec.PeerAddr)
 			}
 		}
@@ -239,8 +233,8 @@ func (n *Node) memberRoutes(mux *http.ServeMux) {
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), n.cfg.RequestTimeout)
 			defer cancel()
-			if state == memberRemoved {
-				if rec, ok := n.nodeRecord(id); ok && rec.State != liveDead && rec.State != memberRemoved && r.URL.Query().Get("force") != "true" {
+			if state == api.NodeRemoved {
+				if rec, ok := n.nodeRecord(id); ok && rec.State != api.NodeDead && rec.State != api.NodeRemoved && r.URL.Query().Get("force") != "true" {
 					http.Error(w, fmt.Sprintf("node %d is %s, not dead: decommission it (its replicas move away first), or add ?force=true", id, rec.State), http.StatusConflict)
 					return
 				}
@@ -252,6 +246,6 @@ func (n *Node) memberRoutes(mux *http.ServeMux) {
 			_, _ = w.Write([]byte("ok\n"))
 		}
 	}
-	mux.HandleFunc("POST /v1/nodes/{id}/decommission", handle(memberDraining))
-	mux.HandleFunc("POST /v1/nodes/{id}/remove", handle(memberRemoved))
+	mux.HandleFunc("POST /v1/nodes/{id}/decommission", handle(api.NodeDraining))
+	mux.HandleFunc("POST /v1/nodes/{id}/remove", handle(api.NodeRemoved))
 }

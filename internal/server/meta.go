@@ -9,6 +9,7 @@ import (
 	"github.com/kintsu/kintsu/internal/command"
 	"slices"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -23,24 +24,13 @@ const MetaGroup uint64 = 1 << 32
 // metaReplicas is how many nodes hold the metadata group.
 const metaReplicas = 5
 
-// Identity is what a data directory belongs to. It is written once, at
-// bootstrap, and checked against the flags on every restart.
-type Identity struct {
-	ClusterID      string `json:"cluster_id"`
-	NodeID         uint64 `json:"node_id"`
-	InitialCluster string `json:"initial_cluster"`
-	Partitions     int    `json:"partitions"`
-	Replicas       int    `json:"replicas"`
-	VNodes         int    `json:"vnodes"`
-	// Joined: the node joined a running cluster (--join) rather than
-	// bootstrapping with it; its replicas all came by placement.
-	Joined bool `json:"joined,omitempty"`
-}
-
-func identityFor(cfg *Config) Identity {
+// identityFor is the identity the flags give a data directory; the
+// cluster id is a digest of the cluster's shape, so every initial node
+// computes the same.
+func identityFor(cfg *Config) api.Identity {
 	ic := FormatInitialCluster(cfg.InitialCluster)
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%d", ic, cfg.Partitions, cfg.Replicas, cfg.VNodes))
-	return Identity{
+	return api.Identity{
 		ClusterID:      hex.EncodeToString(sum[:8]),
 		NodeID:         cfg.NodeID,
 		InitialCluster: ic,
@@ -51,7 +41,7 @@ func identityFor(cfg *Config) Identity {
 }
 
 // contradictions lists how the flags disagree with the stored identity.
-func (id Identity) contradictions(flags Identity) []string {
+func contradictions(id, flags api.Identity) []string {
 	var out []string
 	if id.NodeID != flags.NodeID {
 		out = append(out, fmt.Sprintf("it belongs to node %d, not --id %d", id.NodeID, flags.NodeID))
@@ -71,34 +61,10 @@ func (id Identity) contradictions(flags Identity) []string {
 	return out
 }
 
-// NodeRecord is a node's entry in the registry.
-type NodeRecord struct {
-	ID       uint64 `json:"id"`
-	PeerAddr string `json:"peer_addr"`
-	RESPAddr string `json:"resp_addr"`
-	HTTPAddr string `json:"http_addr"`
-	// State is stored as up, draining or removed; read through
-	// nodeRecords it is the derived liveness (see liveness.go).
-	State string `json:"state"`
-	// HeartbeatMS is when the node last heartbeat (Unix ms, 0 = never).
-	HeartbeatMS int64 `json:"heartbeat_ms,omitempty"`
-	// LastHeartbeat renders HeartbeatMS for people; it is not stored.
-	LastHeartbeat string `json:"last_heartbeat,omitempty"`
-}
-
-// PartitionRecord is a partition's entry in the partition table.
-type PartitionRecord struct {
-	ID        int      `json:"id"`
-	SlotStart uint16   `json:"slot_start"`
-	SlotEnd   uint16   `json:"slot_end"`
-	Replicas  []uint64 `json:"replicas"` // voters' node ids, preferred leader first
-	Learners  []uint64 `json:"learners,omitempty"`
-}
-
 // layout is the cluster's static shape as computed at bootstrap.
 type layout struct {
-	ident      Identity
-	partitions []PartitionRecord
+	ident      api.Identity
+	partitions []api.PartitionRecord
 	metaNodes  []uint64
 }
 
@@ -118,7 +84,7 @@ func computeLayout(cfg *Config) (*layout, error) {
 	l := &layout{ident: identityFor(cfg), metaNodes: ring.MetaReplicas(rc, nodes, metaReplicas)}
 	for p, reps := range pl.Replicas {
 		s, e := ring.SlotRange(p, cfg.Partitions)
-		l.partitions = append(l.partitions, PartitionRecord{ID: p, SlotStart: s, SlotEnd: e, Replicas: slices.Clone(reps)})
+		l.partitions = append(l.partitions, api.PartitionRecord{ID: p, SlotStart: s, SlotEnd: e, Replicas: slices.Clone(reps)})
 	}
 	return l, nil
 }
@@ -152,7 +118,7 @@ func (l *layout) metaBootstrap(cfg *Config) [][2][]byte {
 	}
 	put(metaClusterKey, l.ident)
 	for id, addr := range cfg.InitialCluster {
-		put(metaNodeKey(id), NodeRecord{ID: id, PeerAddr: addr, State: memberUp})
+		put(metaNodeKey(id), api.NodeRecord{ID: id, PeerAddr: addr, State: api.NodeUp})
 	}
 	for _, p := range l.partitions {
 		put(metaPartKey(p.ID), p)
@@ -164,7 +130,7 @@ func (l *layout) metaBootstrap(cfg *Config) [][2][]byte {
 // Metadata commands, applied by the metadata group's state machine.
 const (
 	cmdNodeAddrs = "kintsu.node.addrs" // id resp-addr http-addr
-	cmdPartition = "kintsu.part.set"   // PartitionRecord JSON: the replicas raft applied
+	cmdPartition = "kintsu.part.set"   // api.PartitionRecord JSON: the replicas raft applied
 	cmdMetaGroup = "kintsu.meta.group" // JSON list: the metadata group's voters
 	cmdNodeState = "kintsu.node.state" // id state: draining, removed or up (undrain)
 	cmdNodeJoin  = "kintsu.node.join"  // id peer-addr: a new node
@@ -176,7 +142,7 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	case len(args) == 4 && string(args[0]) == cmdHeartbeat:
 		return applyHeartbeat(w, args, out)
 	case len(args) == 2 && string(args[0]) == cmdPartition:
-		var p PartitionRecord
+		var p api.PartitionRecord
 		if json.Unmarshal(args[1], &p) != nil || p.ID < 0 || len(p.Replicas) == 0 {
 			return resp.AppendError(out, "ERR bad partition record"), nil
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
@@ -191,11 +192,11 @@ func (n *Node) checkIdentity() (bool, error) {
 	if !ok {
 		return true, nil
 	}
-	var stored Identity
+	var stored api.Identity
 	if err := json.Unmarshal(b, &stored); err != nil {
 		return false, fmt.Errorf("data dir %s: unreadable identity: %w", n.cfg.DataDir, err)
 	}
-	if c := stored.contradictions(n.layout.ident); len(c) > 0 {
+	if c := contradictions(stored, n.layout.ident); len(c) > 0 {
 		return false, fmt.Errorf("data dir %s belongs to cluster %s and the flags contradict it: %s. Start with the flags it was created with, or use an empty --data-dir for a new node",
 			n.cfg.DataDir, stored.ClusterID, strings.Join(c, "; "))
 	}

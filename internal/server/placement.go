@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/ring"
 )
@@ -132,16 +133,16 @@ func (n *Node) placementLoop() {
 // targets computes every group's wanted replicas over the eligible nodes;
 // ok is false when there are fewer eligible nodes than replicas (nothing
 // can be restored then, and nothing should move).
-func (n *Node) targets(recs []NodeRecord) (parts [][]uint64, meta []uint64, up func(uint64) bool, ok bool) {
+func (n *Node) targets(recs []api.NodeRecord) (parts [][]uint64, meta []uint64, up func(uint64) bool, ok bool) {
 	var eligible []ring.Node
 	state := map[uint64]string{}
 	for _, r := range recs {
 		state[r.ID] = r.State
-		if r.State == memberUp || r.State == liveSuspect {
+		if r.State == api.NodeUp || r.State == api.NodeSuspect {
 			eligible = append(eligible, ring.Node{ID: r.ID})
 		}
 	}
-	up = func(id uint64) bool { return state[id] == memberUp }
+	up = func(id uint64) bool { return state[id] == api.NodeUp }
 	if len(eligible) < n.cfg.Replicas {
 		return nil, nil, up, false
 	}
@@ -198,9 +199,9 @@ func (n *Node) placeOnce() {
 	}
 	// A draining node that holds nothing any more has left.
 	for _, r := range recs {
-		if complete && r.State == memberDraining && !holds[r.ID] {
+		if complete && r.State == api.NodeDraining && !holds[r.ID] {
 			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-			err := n.setNodeState(ctx, r.ID, memberRemoved)
+			err := n.setNodeState(ctx, r.ID, api.NodeRemoved)
 			cancel()
 			n.log.Info("decommissioned node holds no replicas: removed", "node", r.ID, "err", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/raftstore"
 )
 
@@ -333,7 +334,7 @@ func TestDecommissionDrainsThenRemoves(t *testing.T) {
 	})
 	waitFor(t, "node 2 to be removed and to host nothing", 30*time.Second, func() bool {
 		rec, _ := tc.nodes[0].nodeRecord(2)
-		return rec.State == memberRemoved && len(tc.nodes[1].eng.Status()) == 0
+		return rec.State == api.NodeRemoved && len(tc.nodes[1].eng.Status()) == 0
 	})
 	if code := post(t, admin+"/v1/nodes/2/decommission"); code != http.StatusConflict {
 		t.Fatalf("decommissioning a removed node: %d, want 409", code)
@@ -385,7 +386,7 @@ func TestMembershipOutlivesTheInitialNodes(t *testing.T) {
 		}
 		waitFor(t, fmt.Sprintf("node %d to be removed", old), 60*time.Second, func() bool {
 			rec, _ := last.nodeRecord(old)
-			return rec.State == memberRemoved
+			return rec.State == api.NodeRemoved
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = tc.nodes[old-1].Stop(ctx)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/api"
 )
 
 func TestGoRedisThroughEveryNode(t *testing.T) {
@@ -191,7 +193,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("/readyz = %d", code)
 	}
 	code, body := get("/v1/status")
-	var st StatusJSON
+	var st api.StatusJSON
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
 		t.Fatalf("/v1/status = %d %s", code, body)
 	}

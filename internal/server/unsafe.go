@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -19,7 +20,7 @@ func (n *Node) propose(ctx context.Context, group uint64, reqs []*raftstore.Requ
 	}
 	replies, errs := n.eng.ProposeMany(ctx, group, reqs)
 	if n.cfg.FaultInjection && slices.ContainsFunc(reqs, func(r *raftstore.Request) bool { return txn.IsPrepare(r.Args) }) {
-		n.failpoint(FailParticipantPrepared)
+		n.failpoint(api.FailParticipantPrepared)
 	}
 	return replies, errs
 }

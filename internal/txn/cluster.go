@@ -58,20 +58,13 @@ type Config struct {
 	Go func(f func())
 	// Sequential prepares one participant at a time, in plan order (tests).
 	Sequential bool
-	// Failpoint is called at named points of the protocol (see Failpoints);
-	// fault injection stops the process there.
+	// Failpoint is called at named points of the protocol
+	// (api.FailAfterPrepare, api.FailAfterDecision); fault injection
+	// stops the process there.
 	Failpoint func(name string)
 	// Rand returns a uniform float in [0, 1) for backoff jitter.
 	Rand func() float64
 }
-
-// Failpoints, in protocol order.
-const (
-	// FailAfterPrepare: every participant prepared, decision not taken.
-	FailAfterPrepare = "after-prepare"
-	// FailAfterDecision: the record says COMMITTED, no intent resolved.
-	FailAfterDecision = "after-decision"
-)
 
 func (c *Config) ensureDefaults() {
 	if c.Heartbeat == 0 {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/resp"
 )
 
@@ -366,7 +367,7 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 	}
 	allPrepared := len(replies) == len(p.groups)
 	if allPrepared && !vetoed {
-		c.cfg.Failpoint(FailAfterPrepare)
+		c.cfg.Failpoint(api.FailAfterPrepare)
 		if p.readOnly {
 			// If the record is still PENDING, nobody has wounded or expired
 			// this transaction, and only that lets anyone else release its
@@ -461,7 +462,7 @@ func (c *Coordinator) decide(ctx context.Context, p *plan, ref Ref, replies map[
 	}
 	switch st {
 	case Committed:
-		c.cfg.Failpoint(FailAfterDecision)
+		c.cfg.Failpoint(api.FailAfterDecision)
 		c.finish(ref.ID, ref.Group, Committed, p.groups)
 		return p.merge(replies), done
 	case Aborted, Missing:

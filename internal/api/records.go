@@ -1,0 +1,67 @@
+package api
+
+// Node states. A NodeRecord is stored (and sent in a cluster map) as up,
+// draining or removed. In GET /v1/status and a join answer it carries the
+// liveness the answering node derived instead, which may also be suspect
+// or dead: up then means a recent heartbeat on that node's clock.
+const (
+	NodeUp       = "up"       // a member; read: it heartbeated lately
+	NodeDraining = "draining" // being decommissioned: its replicas move away
+	NodeRemoved  = "removed"  // gone for good; the id never rejoins
+	NodeSuspect  = "suspect"  // missed a few heartbeats (derived)
+	NodeDead     = "dead"     // no heartbeat for the dead timeout (derived)
+)
+
+// Identity is what a data directory belongs to. It is written once, at
+// bootstrap, and checked against the flags on every restart; a member
+// sends it to a node that joins.
+type Identity struct {
+	ClusterID      string `json:"cluster_id"`
+	NodeID         uint64 `json:"node_id"`
+	InitialCluster string `json:"initial_cluster"`
+	Partitions     int    `json:"partitions"`
+	Replicas       int    `json:"replicas"`
+	VNodes         int    `json:"vnodes"`
+	// Joined: the node joined a running cluster (--join) rather than
+	// bootstrapping with it; its replicas all came by placement.
+	Joined bool `json:"joined,omitempty"`
+}
+
+// NodeRecord is a node's entry in the registry. It is also the body of a
+// join request.
+type NodeRecord struct {
+	ID       uint64 `json:"id"`
+	PeerAddr string `json:"peer_addr"`
+	RESPAddr string `json:"resp_addr"`
+	HTTPAddr string `json:"http_addr"`
+	// State is one of the node states above.
+	State string `json:"state"`
+	// HeartbeatMS is when the node last heartbeat (Unix ms, 0 = never).
+	HeartbeatMS int64 `json:"heartbeat_ms,omitempty"`
+	// LastHeartbeat renders HeartbeatMS for people; it is not stored.
+	LastHeartbeat string `json:"last_heartbeat,omitempty"`
+}
+
+// PartitionRecord is a partition's entry in the partition table.
+type PartitionRecord struct {
+	ID        int      `json:"id"`
+	SlotStart uint16   `json:"slot_start"`
+	SlotEnd   uint16   `json:"slot_end"`
+	Replicas  []uint64 `json:"replicas"` // voters' node ids, preferred leader first
+	Learners  []uint64 `json:"learners,omitempty"`
+}
+
+// ClusterMapJSON is a node's view of the membership as nodes send it to
+// each other and save it for their next start.
+type ClusterMapJSON struct {
+	Nodes []NodeRecord      `json:"nodes"`
+	Parts []PartitionRecord `json:"partitions"`
+	Meta  []uint64          `json:"meta"` // nodes of the metadata group
+}
+
+// JoinJSON is what a member tells a node that joins the cluster.
+type JoinJSON struct {
+	Identity Identity       `json:"identity"`
+	Nodes    []NodeRecord   `json:"nodes"`
+	Map      ClusterMapJSON `json:"map"` // the member's view: the initial members may be long gone
+}

@@ -1,0 +1,35 @@
+package api
+
+// Version is Kintsu's version: what `kintsu version`, INFO, GET /v1/status
+// and a backup's manifest report.
+const Version = "0.1.0-dev"
+
+// StatusJSON is the body of GET /v1/status.
+type StatusJSON struct {
+	NodeID     uint64            `json:"node_id"`
+	ClusterID  string            `json:"cluster_id"`
+	Version    string            `json:"version"`
+	Ready      bool              `json:"ready"`
+	Nodes      []NodeRecord      `json:"nodes"`
+	Partitions []PartitionStatus `json:"partitions"`
+}
+
+// PartitionStatus is one partition in /v1/status.
+type PartitionStatus struct {
+	ID           int      `json:"id"`
+	SlotStart    uint16   `json:"slot_start"`
+	SlotEnd      uint16   `json:"slot_end"`
+	Replicas     []uint64 `json:"replicas"`
+	Learners     []uint64 `json:"learners,omitempty"` // replicas being added
+	Leader       uint64   `json:"leader"`             // node id, 0 when unknown
+	AppliedIndex uint64   `json:"applied_index"`
+	Term         uint64   `json:"term,omitempty"`
+	Local        string   `json:"local_role,omitempty"` // this node's role, if it hosts a replica
+	Keys         int64    `json:"keys"`
+}
+
+// TransferJSON answers POST /v1/leadership/transfer (with status 503 when
+// the transfer did not finish): how many partitions the node still leads.
+type TransferJSON struct {
+	StillLeading int `json:"still_leading"`
+}

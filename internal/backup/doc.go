@@ -3,7 +3,10 @@
 // manifest (manifest.json) naming every file with its size and SHA-256.
 // It is pure encoding and checking; taking a backup (the cut, see
 // raftstore/cut.go) and restoring one go through the admin API (package
-// server) driven by `kintsu ctl` (package ctl).
+// server) driven by `kintsu ctl` (package ctl). CheckRecord judges a
+// record's content (a value as kv stores it, a transaction entry as txn
+// does); kintsu ctl's verify and the node's restore both use it, so a
+// backup the tool accepts is one the cluster loads.
 //
 // A partition file is
 //

@@ -22,7 +22,6 @@ import (
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/backup"
 	"github.com/kintsu/kintsu/internal/clock"
-	"github.com/kintsu/kintsu/internal/server"
 )
 
 // Parallel is how many partitions a backup or restore moves at once.
@@ -171,7 +170,7 @@ func Verify(dir string, progress io.Writer) (*backup.Manifest, error) {
 	var bytesDone atomic.Int64
 	tr := newTracker(progress, "verify", len(m.Partitions), m.Bytes, &bytesDone)
 	defer tr.stop()
-	return backup.Verify(dir, server.CheckRestoreRecord, func(p backup.Partition) {
+	return backup.Verify(dir, backup.CheckRecord, func(p backup.Partition) {
 		bytesDone.Add(p.Bytes)
 		tr.partitionDone()
 	})

@@ -17,11 +17,9 @@ import (
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/backup"
-	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/storage"
-	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // Backup and restore on the node's side.
@@ -91,22 +89,6 @@ func decodeRestoreMark(b []byte) (restoreMark, bool) {
 	return restoreMark{next: binary.BigEndian.Uint64(b), keys: binary.BigEndian.Uint64(b[8:]), id: string(b[16:])}, true
 }
 
-// CheckRestoreRecord refuses a record a restore must not load: a value or
-// transaction entry this version cannot read would otherwise stop the node
-// that meets it later.
-func CheckRestoreRecord(table byte, k, v []byte) error {
-	if table == backup.TableData {
-		if !kv.ValidStored(v) {
-			return fmt.Errorf("%w: a value of key %q this version cannot read", backup.ErrCorrupt, k)
-		}
-		return nil
-	}
-	if !txn.ValidTableEntry(table, k, v) {
-		return fmt.Errorf("%w: a malformed entry of transaction table %q", backup.ErrCorrupt, table)
-	}
-	return nil
-}
-
 // applyBackupOp evaluates a backup or restore command in a partition's
 // state machine. Deterministic: every replica replies the same.
 func applyBackupOp(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
@@ -173,7 +155,7 @@ func applyBackupOp(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, erro
 		return bad(fmt.Sprintf("restore chunk %d out of order: the partition expects chunk %d", seq, mark.next))
 	}
 	// Check the whole chunk before changing anything.
-	if err := backup.DecodeRecords(args[3], CheckRestoreRecord); err != nil {
+	if err := backup.DecodeRecords(args[3], backup.CheckRecord); err != nil {
 		return bad(err.Error())
 	}
 	err = backup.DecodeRecords(args[3], func(table byte, k, v []byte) error {
@@ -378,7 +360,7 @@ func (n *Node) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 			if table == backup.TableData && n.partitionOf(k) != uint64(p) {
 				return fmt.Errorf("%w: key %q does not belong to partition %d", backup.ErrCorrupt, k, p)
 			}
-			return CheckRestoreRecord(table, k, v)
+			return backup.CheckRecord(table, k, v)
 		}); err != nil {
 			http.Error(w, "restore chunk: "+err.Error(), http.StatusBadRequest)
 			return

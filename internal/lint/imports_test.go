@@ -58,6 +58,8 @@ var importRules = []importRule{
 	{"internal/codec", noNetwork, whyPure},
 	{"internal/backup", noNetwork, whyPure},
 	{"internal/command", noNetwork, whyPure},
+	{"internal/statemachine", []string{"net", "net/http", grpc, pebble, "internal/server", "internal/raftstore", "internal/storage", "internal/transport"},
+		"the state machine is applied from the log on every replica: pure, and tested on an in-memory store"},
 	{"internal/raftstore", []string{"internal/server"}, "the replication engine serves the node and must not know it"},
 	{"internal/...", []string{"cmd/..."}, "commands assemble packages; code a package needs belongs under internal/"},
 	{"internal/command", []string{nonStd}, "command says what a command is; every layer links it, so it stays a leaf of the standard library"},

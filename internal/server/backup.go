@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/kintsu/kintsu/internal/command"
 	"io"
 	"net/http"
 	"strconv"
@@ -17,9 +15,8 @@ import (
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/backup"
-	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
-	"github.com/kintsu/kintsu/internal/storage"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // Backup and restore on the node's side.
@@ -39,16 +36,6 @@ import (
 // then it clears the partition first. End checks the key count. The
 // client (kintsu ctl restore) verifies the whole backup before it begins.
 
-// Internal commands of data partitions; clients cannot send them (the
-// front end only routes kv commands).
-const (
-	opCut          = "kintsu.cut"           // ID LEASE-MS -> :index
-	opUncut        = "kintsu.uncut"         // ID
-	opRestoreBegin = "kintsu.restore.begin" // ID
-	opRestoreLoad  = "kintsu.restore.load"  // ID CHUNK
-	opRestoreEnd   = "kintsu.restore.end"   // ID KEYS
-)
-
 // cutLease bounds how long a cut holds answers if its release never comes.
 const cutLease = 5 * time.Second
 
@@ -60,122 +47,6 @@ const cutAttempts = 3
 // of about 1 MiB, or one record larger than that.
 const MaxRestoreChunk = backup.MaxTxnValueBytes + 1<<20
 
-func isBackupOp(spec *command.Spec) bool {
-	_, ok := spec.Impl.(backupOp)
-	return ok
-}
-
-// errRestoring refuses client writes to a partition a restore is loading.
-const errRestoring = "LOADING Kintsu is restoring a backup into this partition"
-
-// restoreMark is the state of a restore in a partition: the backup's id,
-// the next chunk expected, and the keys loaded so far. Chunks are numbered
-// per partition, so a retried chunk is recognised and not counted twice.
-type restoreMark struct {
-	next, keys uint64
-	id         string
-}
-
-func (m restoreMark) encode() []byte {
-	b := binary.BigEndian.AppendUint64(nil, m.next)
-	b = binary.BigEndian.AppendUint64(b, m.keys)
-	return append(b, m.id...)
-}
-
-func decodeRestoreMark(b []byte) (restoreMark, bool) {
-	if len(b) < 16 {
-		return restoreMark{}, false
-	}
-	return restoreMark{next: binary.BigEndian.Uint64(b), keys: binary.BigEndian.Uint64(b[8:]), id: string(b[16:])}, true
-}
-
-// applyBackupOp evaluates a backup or restore command in a partition's
-// state machine. Deterministic: every replica replies the same.
-func applyBackupOp(w *raftstore.Writer, args [][]byte, out []byte) ([]byte, error) {
-	bad := func(msg string) ([]byte, error) { return resp.AppendError(out, "ERR "+msg), nil }
-	if len(args) < 2 {
-		return bad("wrong number of arguments for " + string(args[0]))
-	}
-	id := string(args[1])
-	switch string(args[0]) {
-	case opCut:
-		ms, err := strconv.Atoi(string(args[len(args)-1]))
-		if len(args) != 3 || err != nil || ms <= 0 {
-			return bad("usage: kintsu.cut ID LEASE-MS")
-		}
-		return resp.AppendInt(out, int64(w.Index())), w.Cut(id, time.Duration(ms)*time.Millisecond)
-	case opUncut:
-		return resp.AppendSimple(out, "OK"), w.Uncut(id)
-	}
-	b, restoring, err := w.TxnGet(storage.RestoreMark, nil)
-	if err != nil {
-		return out, err
-	}
-	mark, ok := decodeRestoreMark(b)
-	restoring = restoring && ok
-	if string(args[0]) == opRestoreBegin {
-		switch {
-		case restoring && mark.id == id:
-			if err := w.Clear(); err != nil { // the same restore starting over
-				return out, err
-			}
-		case restoring:
-			return bad(fmt.Sprintf("the partition is being restored from backup %s", mark.id))
-		default:
-			empty, err := w.TxnEmpty()
-			if err != nil {
-				return out, err
-			}
-			if n := w.KeyCount(); n != 0 || !empty {
-				return bad(fmt.Sprintf("the partition is not empty (%d keys): restore needs a new, empty cluster", n))
-			}
-		}
-		w.SetRestoring(true)
-		return resp.AppendSimple(out, "OK"), w.TxnPut(storage.RestoreMark, nil, restoreMark{id: id}.encode())
-	}
-	if !restoring || mark.id != id {
-		return bad("no restore of backup " + id + " is in progress on this partition")
-	}
-	if string(args[0]) == opRestoreEnd {
-		want, err := strconv.ParseUint(string(args[len(args)-1]), 10, 64)
-		if len(args) != 3 || err != nil || mark.keys != want {
-			return bad(fmt.Sprintf("the restore loaded %d keys into the partition, the backup holds %s", mark.keys, args[len(args)-1]))
-		}
-		w.SetRestoring(false)
-		return resp.AppendSimple(out, "OK"), w.TxnDel(storage.RestoreMark, nil)
-	}
-	// kintsu.restore.load ID SEQ CHUNK
-	seq, err := strconv.ParseUint(string(args[len(args)-2]), 10, 64)
-	switch {
-	case len(args) != 4 || err != nil:
-		return bad("usage: kintsu.restore.load ID SEQ CHUNK")
-	case seq < mark.next:
-		return resp.AppendSimple(out, "OK"), nil // a retry of a chunk already loaded
-	case seq > mark.next:
-		return bad(fmt.Sprintf("restore chunk %d out of order: the partition expects chunk %d", seq, mark.next))
-	}
-	// Check the whole chunk before changing anything.
-	if err := backup.DecodeRecords(args[3], backup.CheckRecord); err != nil {
-		return bad(err.Error())
-	}
-	err = backup.DecodeRecords(args[3], func(table byte, k, v []byte) error {
-		if table != backup.TableData {
-			return w.TxnPut(table, k, v)
-		}
-		mark.keys++
-		_, exists, err := w.Get(k)
-		if err != nil {
-			return err
-		}
-		return w.Put(k, v, !exists)
-	})
-	if err != nil {
-		return out, err
-	}
-	mark.next++
-	return resp.AppendSimple(out, "OK"), w.TxnPut(storage.RestoreMark, nil, mark.encode())
-}
-
 // cutAll takes a consistent cut of every partition.
 func (n *Node) cutAll(ctx context.Context) (*api.CutJSON, error) {
 	parts := n.view().parts
@@ -186,7 +57,7 @@ func (n *Node) cutAll(ctx context.Context) (*api.CutJSON, error) {
 		id := hex.EncodeToString(idb)
 		started := time.Now()
 		indexes, err := n.eachPartition(ctx, len(parts), cutLease/2, func(cctx context.Context, p int) (uint64, error) {
-			reply := n.router.write(cctx, uint64(p), [][]byte{[]byte(opCut), []byte(id), strconv.AppendInt(nil, cutLease.Milliseconds(), 10)})
+			reply := n.router.write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpCut), []byte(id), strconv.AppendInt(nil, cutLease.Milliseconds(), 10)})
 			v, _, err := resp.ParseValue(reply)
 			if err != nil || v.Kind != ':' {
 				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
@@ -196,7 +67,7 @@ func (n *Node) cutAll(ctx context.Context) (*api.CutJSON, error) {
 		cutAt := time.Now()
 		// Release whatever applied, whether or not the round is kept.
 		if _, rerr := n.eachPartition(ctx, len(parts), cutLease, func(cctx context.Context, p int) (uint64, error) {
-			reply := n.router.write(cctx, uint64(p), [][]byte{[]byte(opUncut), []byte(id)})
+			reply := n.router.write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
 			if !bytes.HasPrefix(reply, []byte("+OK")) {
 				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
 			}
@@ -346,9 +217,9 @@ func (n *Node) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 	var args [][]byte
 	switch r.PathValue("step") {
 	case "begin":
-		args = [][]byte{[]byte(opRestoreBegin), id}
+		args = [][]byte{[]byte(statemachine.OpRestoreBegin), id}
 	case "end":
-		args = [][]byte{[]byte(opRestoreEnd), id, []byte(r.URL.Query().Get("keys"))}
+		args = [][]byte{[]byte(statemachine.OpRestoreEnd), id, []byte(r.URL.Query().Get("keys"))}
 	case "load":
 		seq := r.URL.Query().Get("seq")
 		chunk, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRestoreChunk))
@@ -365,7 +236,7 @@ func (n *Node) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "restore chunk: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		args = [][]byte{[]byte(opRestoreLoad), id, []byte(seq), chunk}
+		args = [][]byte{[]byte(statemachine.OpRestoreLoad), id, []byte(seq), chunk}
 	default:
 		http.NotFound(w, r)
 		return
@@ -397,7 +268,7 @@ func (n *Node) dropAbandonedCuts(group uint64) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-		n.router.write(ctx, group, [][]byte{[]byte(opUncut), []byte(id)})
+		n.router.write(ctx, group, [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
 		cancel()
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kintsu/kintsu/internal/backup"
+	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
 )
 
@@ -87,7 +88,7 @@ func TestRestoreSteps(t *testing.T) {
 	// The state machine refuses a malformed entry on its own, without
 	// stopping (the node's check above is the first line, not the only).
 	bad := backup.AppendRecord(nil, storage.TxnParts, make([]byte, 16), []byte{1, 2, 3})
-	reply := n.router.write(ctx, empty, [][]byte{[]byte(opRestoreLoad), []byte("b1"), []byte("2"), bad})
+	reply := n.router.write(ctx, empty, [][]byte{[]byte(statemachine.OpRestoreLoad), []byte("b1"), []byte("2"), bad})
 	if !bytes.Contains(reply, []byte("transaction table")) {
 		t.Fatalf("state machine on a malformed part: %q", reply)
 	}

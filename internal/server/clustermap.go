@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
 )
 
@@ -96,7 +97,7 @@ func (n *Node) readLocalMap() *clusterMap {
 				return false
 			}
 			m.parts = append(m.parts, p)
-		case bytes.Equal(k, metaGroupKey):
+		case bytes.Equal(k, statemachine.GroupKey):
 			if json.Unmarshal(v, &m.meta) != nil {
 				bad = true
 				return false

@@ -3,12 +3,12 @@ package server
 import (
 	"context"
 	"errors"
-	"github.com/kintsu/kintsu/internal/command"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )

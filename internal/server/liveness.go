@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
-	"github.com/kintsu/kintsu/internal/kv"
-	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // Liveness. Every node heartbeats into the cluster metadata every
@@ -31,8 +30,6 @@ import (
 // suspectAfter is how many heartbeat intervals may pass before a node is
 // suspect.
 const suspectAfter = 3
-
-const cmdHeartbeat = "kintsu.node.heartbeat" // id resp-addr http-addr
 
 // livenessOf derives a node's state at nowMS.
 func livenessOf(rec api.NodeRecord, nowMS int64, every, dead time.Duration) string {
@@ -58,30 +55,11 @@ func livenessServes(s string) bool {
 	return s == api.NodeUp || s == api.NodeSuspect || s == api.NodeDraining
 }
 
-// applyHeartbeat records a heartbeat. A removed node is told so, and its
-// record is left as it is.
-func applyHeartbeat(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
-	rec, refusal, err := existingNode(w, args[1])
-	if err != nil {
-		return out, err
-	}
-	if refusal != "" {
-		return resp.AppendError(out, refusal), nil
-	}
-	if rec.State == api.NodeRemoved {
-		return resp.AppendError(out, errNodeRemoved), nil
-	}
-	rec.RESPAddr, rec.HTTPAddr, rec.HeartbeatMS = string(args[2]), string(args[3]), w.NowMS()
-	return putMeta(w, metaNodeKey(rec.ID), rec, out)
-}
-
-const errNodeRemoved = "ERR this node was removed from the cluster"
-
 // heartbeat writes this node's heartbeat every HeartbeatInterval until the
 // node stops. The first one also announces the node's addresses.
 func (n *Node) heartbeat() {
 	defer n.bg.Done()
-	args := [][]byte{[]byte(cmdHeartbeat), fmt.Appendf(nil, "%d", n.cfg.NodeID), []byte(n.cfg.RESPAddr), []byte(n.cfg.HTTPAddr)}
+	args := [][]byte{[]byte(statemachine.CmdHeartbeat), fmt.Appendf(nil, "%d", n.cfg.NodeID), []byte(n.cfg.RESPAddr), []byte(n.cfg.HTTPAddr)}
 	every := n.cfg.HeartbeatInterval
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -92,7 +70,7 @@ func (n *Node) heartbeat() {
 		ctx, cancel := context.WithTimeout(n.ctx, min(n.cfg.RequestTimeout, suspectAfter*every))
 		reply := n.router.write(ctx, MetaGroup, args)
 		cancel()
-		if string(reply) == "-"+errNodeRemoved+"\r\n" && !warned {
+		if string(reply) == "-"+statemachine.ErrNodeRemoved+"\r\n" && !warned {
 			n.log.Error("this node was removed from the cluster; it serves nothing and should be shut down and its data dir wiped")
 			warned = true
 		}

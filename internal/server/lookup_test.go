@@ -5,9 +5,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/ring"
-	"github.com/redis/go-redis/v9"
 )
 
 // TestCommandLookedUpOncePerLayer: decode once. A SET is looked up by name

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // A node whose data dir is empty bootstraps its replicas from the flags,
@@ -25,7 +26,7 @@ func (n *Node) knownMember(id uint64) uint64 {
 	if !n.eng.HasGroup(MetaGroup) {
 		return 2
 	}
-	b, ok, err := n.eng.Reader(MetaGroup).Get(metaNodeKey(id))
+	b, ok, err := n.eng.Reader(MetaGroup).Get(statemachine.NodeKey(id))
 	var rec api.NodeRecord
 	if err != nil || !ok || json.Unmarshal(b, &rec) != nil {
 		return 0

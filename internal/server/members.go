@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
-	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
 )
 
@@ -34,87 +33,7 @@ import (
 
 // joinSeed is the transport's name for the node a joining node was told
 // to contact, whose id it does not know yet.
-const joinSeed uint64 = math.MaxUint64
-
-// applyNodeJoin adds a node to the registry, or accepts a repeated join of
-// a node that never came up.
-func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
-	id, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil || id == 0 || id == joinSeed {
-		return resp.AppendError(out, "ERR bad node id"), nil
-	}
-	peer := string(args[2])
-	rec, ok, corrupt, err := nodeRecordOf(w, id)
-	switch {
-	case err != nil:
-		return out, err
-	case corrupt:
-		return resp.AppendError(out, "ERR corrupt node record"), nil
-	case !ok:
-	case rec.State == api.NodeRemoved:
-		return resp.AppendError(out, fmt.Sprintf("ERR node id %d was removed from the cluster; join under a new --id", id)), nil
-	case rec.HeartbeatMS != 0:
-		return resp.AppendError(out, fmt.Sprintf("ERR node id %d is already a member that ran before; a node with a new or empty disk must join under a new --id (then remove the old one with kintsu ctl node remove %d)", id, id)), nil
-	case rec.PeerAddr != peer:
-		return resp.AppendError(out, fmt.Sprintf("ERR node id %d is already a member at %s", id, rec.PeerAddr)), nil
-	default:
-		return resp.AppendSimple(out, "OK"), nil // a retry of a join that did not finish
-	}
-	return putMeta(w, metaNodeKey(id), api.NodeRecord{ID: id, PeerAddr: peer, State: api.NodeUp}, out)
-}
-
-// applyNodeState sets a node's stored membership state.
-func applyNodeState(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
-	state := string(args[2])
-	if state != api.NodeUp && state != api.NodeDraining && state != api.NodeRemoved {
-		return resp.AppendError(out, "ERR bad node state"), nil
-	}
-	rec, refusal, err := existingNode(w, args[1])
-	if err != nil {
-		return out, err
-	}
-	if refusal != "" {
-		return resp.AppendError(out, refusal), nil
-	}
-	if rec.State == api.NodeRemoved && state != api.NodeRemoved {
-		return resp.AppendError(out, fmt.Sprintf("ERR node %d was removed; that is final", rec.ID)), nil
-	}
-	rec.State = state
-	return putMeta(w, metaNodeKey(rec.ID), rec, out)
-}
-
-// nodeRecordOf reads node id's registry entry. A record that cannot be
-// decoded is reported as corrupt, not as an error: refusing the command
-// alike on every replica beats stopping them all.
-func nodeRecordOf(w kv.Reader, id uint64) (rec api.NodeRecord, ok, corrupt bool, err error) {
-	b, ok, err := w.Get(metaNodeKey(id))
-	if err != nil || !ok {
-		return api.NodeRecord{}, false, false, err
-	}
-	if json.Unmarshal(b, &rec) != nil {
-		return api.NodeRecord{}, false, true, nil
-	}
-	return rec, true, false, nil
-}
-
-// existingNode parses a node id argument and reads its entry; refusal is
-// the error to answer when there is no such (readable) node.
-func existingNode(w kv.Reader, arg []byte) (api.NodeRecord, string, error) {
-	id, err := strconv.ParseUint(string(arg), 10, 64)
-	if err != nil {
-		return api.NodeRecord{}, "ERR bad node id", nil
-	}
-	rec, ok, corrupt, err := nodeRecordOf(w, id)
-	switch {
-	case err != nil:
-		return rec, "", err
-	case corrupt:
-		return rec, "ERR corrupt node record", nil
-	case !ok:
-		return rec, fmt.Sprintf("ERR no node %d in the cluster", id), nil
-	}
-	return rec, "", nil
-}
+const joinSeed = statemachine.ReservedNodeID
 
 // serveJoin answers methodJoin: it records the new node and tells it what
 // cluster it joined.
@@ -123,7 +42,7 @@ func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
 	if err := json.Unmarshal(body, &req); err != nil || req.ID == 0 || req.PeerAddr == "" {
 		return nil, errMalformed
 	}
-	reply := n.router.write(ctx, MetaGroup, [][]byte{[]byte(cmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)})
+	reply := n.router.write(ctx, MetaGroup, [][]byte{[]byte(statemachine.CmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)})
 	if string(reply) != "+OK\r\n" {
 		return nil, errors.New(replyText(reply))
 	}
@@ -215,7 +134,7 @@ func (n *Node) resolveJoin() error {
 
 // setNodeState records an operator's membership decision for node id.
 func (n *Node) setNodeState(ctx context.Context, id uint64, state string) error {
-	reply := n.router.write(ctx, MetaGroup, [][]byte{[]byte(cmdNodeState), []byte(strconv.FormatUint(id, 10)), []byte(state)})
+	reply := n.router.write(ctx, MetaGroup, [][]byte{[]byte(statemachine.CmdNodeState), []byte(strconv.FormatUint(id, 10)), []byte(state)})
 	if string(reply) != "+OK\r\n" {
 		return errors.New(replyText(reply))
 	}

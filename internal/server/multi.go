@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
-	"github.com/kintsu/kintsu/internal/command"
 
+	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/txn"
 )

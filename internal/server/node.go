@@ -20,9 +20,11 @@ import (
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/clock"
+	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
 	"github.com/kintsu/kintsu/internal/transport"
 	"github.com/kintsu/kintsu/internal/txn"
@@ -136,8 +138,8 @@ func Start(cfg Config) (*Node, error) {
 		TruncateAfter:    cfg.TruncateAfter,
 		TruncateKeep:     cfg.TruncateKeep,
 		UnsafeStaleReads: cfg.UnsafeStaleReads,
-		Apply:            applyFunc,
-		Classify:         classify,
+		Apply:            applyEntry,
+		Classify:         statemachine.Classify,
 		Logger:           n.log,
 		Metrics:          n.metrics,
 		Clock:            n.clock,
@@ -389,3 +391,8 @@ func (n *Node) closeDisk() error {
 }
 
 func encodeUvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+
+// applyEntry applies a committed command to the node's state machines.
+func applyEntry(group uint64, w *raftstore.Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
+	return statemachine.Apply(group, w, spec, args, out)
+}

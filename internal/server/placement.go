@@ -11,6 +11,7 @@ import (
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // The placement driver turns membership and liveness into replica moves.
@@ -353,7 +354,7 @@ func (n *Node) recordGroup(m *clusterMap, group uint64, gs groupState) {
 			return
 		}
 		b, _ := json.Marshal(gs.voters)
-		args = [][]byte{[]byte(cmdMetaGroup), b}
+		args = [][]byte{[]byte(statemachine.CmdMetaGroup), b}
 	} else {
 		if group >= uint64(len(m.parts)) {
 			return
@@ -364,7 +365,7 @@ func (n *Node) recordGroup(m *clusterMap, group uint64, gs groupState) {
 		}
 		p.Replicas, p.Learners = gs.voters, gs.learners
 		b, _ := json.Marshal(p)
-		args = [][]byte{[]byte(cmdPartition), b}
+		args = [][]byte{[]byte(statemachine.CmdPartition), b}
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
 	defer cancel()

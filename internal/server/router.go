@@ -5,14 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"github.com/kintsu/kintsu/internal/command"
 	"sync"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/clock"
-	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
@@ -381,27 +381,7 @@ func (n *Node) localRead(group uint64, args [][]byte) []byte {
 	// after it, must not see an entry applied halfway through.
 	rd, release := n.eng.Snapshot(group)
 	defer release()
-	var out []byte
-	var err error
-	if spec != nil && txn.Owns(spec) && spec.Is(command.ReadOnly) {
-		out, err = txn.Read(rd, args, nil)
-	} else {
-		c := kv.Of(spec)
-		if c == nil || c.Writes() || !c.CheckArity(args) {
-			return resp.AppendError(nil, "ERR not a read command")
-		}
-		var holders []txn.Ref
-		if group != MetaGroup {
-			holders, err = txn.Blocked(rd, spec, args)
-		}
-		switch {
-		case err != nil:
-		case len(holders) > 0:
-			out = txn.LockedReply(nil, holders)
-		default:
-			out, err = c.Read(rd, args, nil)
-		}
-	}
+	out, err := statemachine.Read(rd, group, spec, args)
 	if err != nil {
 		n.log.Error("read failed", "group", group, "err", err)
 		return resp.AppendError(nil, "ERR storage failure")

@@ -3,13 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
-	"github.com/kintsu/kintsu/internal/command"
 	"math/rand/v2"
 	"time"
 
-	"github.com/kintsu/kintsu/internal/kv"
-	"github.com/kintsu/kintsu/internal/raftstore"
-	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/txn"
 )
@@ -55,34 +51,6 @@ func (n *Node) newCoordinator() *txn.Coordinator {
 		Rand:      rand.Float64,
 		Failpoint: n.failpoint,
 	}, txnCluster{n.router})
-}
-
-// applyData is the state machine of a data partition: transaction
-// operations, and plain commands unless a transaction's lock stands in
-// their way (then the command is refused and the proposer resolves the
-// lock and retries).
-func applyData(w *raftstore.Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
-	if w.Restoring() && clientWrite(spec) {
-		return resp.AppendError(out, errRestoring), nil
-	}
-	switch {
-	case spec == nil:
-	case txn.Owns(spec):
-		return txn.Apply(w, args, out)
-	case isBackupOp(spec):
-		return applyBackupOp(w, args, out)
-	}
-	if c := kv.Of(spec); c != nil && c.CheckArity(args) {
-		holders, err := txn.Blocked(w, spec, args)
-		if err != nil {
-			return out, err
-		}
-		if len(holders) > 0 {
-			w.Refuse()
-			return txn.LockedReply(out, holders), nil
-		}
-	}
-	return kv.Exec(w, spec, args, out)
 }
 
 // pushLocks asks the holders a command met to get out of the way; false
@@ -144,10 +112,4 @@ func (n *Node) sweep() {
 		}
 		sw.Forget(led)
 	}
-}
-
-// clientWrite reports whether spec is a write a client asked for: a plain
-// write, or a transaction taking its locks.
-func clientWrite(spec *command.Spec) bool {
-	return spec != nil && (txn.ClientWrite(spec) || kv.Of(spec) != nil && spec.Is(command.Write))
 }

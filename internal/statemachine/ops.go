@@ -1,10 +1,10 @@
-package server
+package statemachine
 
 import "github.com/kintsu/kintsu/internal/command"
 
 // The internal commands of the state machines kept in this package, in the
 // command registry so that applying a committed command looks it up once
-// (classify) and dispatches on its Spec. Internal: no client may send them.
+// (Classify) and dispatches on its Spec. Internal: no client may send them.
 type (
 	backupOp struct{} // a data partition's backup and restore operations
 	metaOp   struct{} // the metadata group's operations
@@ -14,10 +14,10 @@ func init() {
 	internal := func(name string, impl any) *command.Spec {
 		return &command.Spec{Name: name, Arity: -2, Flags: command.Internal | command.Write, Category: command.CatInternal, Impl: impl}
 	}
-	for _, name := range []string{opCut, opUncut, opRestoreBegin, opRestoreLoad, opRestoreEnd} {
+	for _, name := range []string{OpCut, OpUncut, OpRestoreBegin, OpRestoreLoad, OpRestoreEnd} {
 		command.Register(internal(name, backupOp{}))
 	}
-	for _, name := range []string{cmdHeartbeat, cmdNodeAddrs, cmdPartition, cmdMetaGroup, cmdNodeState, cmdNodeJoin} {
+	for _, name := range []string{CmdHeartbeat, CmdNodeAddrs, CmdPartition, CmdMetaGroup, CmdNodeState, CmdNodeJoin} {
 		command.Register(internal(name, metaOp{}))
 	}
 }

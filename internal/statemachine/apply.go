@@ -1,0 +1,58 @@
+package statemachine
+
+import (
+	"time"
+
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/txn"
+)
+
+// MetaGroup is the raft group id of the metadata group; data partitions
+// are numbered from 0.
+const MetaGroup uint64 = 1 << 32
+
+// Store is one group's state as a committed command changes it: the
+// engine's apply batch (raftstore.Writer), or an in-memory twin in tests.
+type Store interface {
+	txn.Store
+	// Index is the log index of the entry being applied.
+	Index() uint64
+	// Cut keeps a snapshot of the state after this entry and holds later
+	// answers until Uncut or the lease ends (raftstore/cut.go).
+	Cut(id string, lease time.Duration) error
+	Uncut(id string) error
+	// Restoring, SetRestoring: whether a restore is loading the group
+	// (client writes are refused meanwhile).
+	Restoring() bool
+	SetRestoring(on bool)
+	// KeyCount is the group's number of user keys.
+	KeyCount() int64
+	// TxnEmpty reports whether no transaction table holds anything.
+	TxnEmpty() (bool, error)
+	// Clear deletes the group's user data and transaction tables.
+	Clear() error
+}
+
+// Apply dispatches committed commands to the right state machine;
+// spec is the command's one lookup (Classify).
+func Apply(group uint64, w Store, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
+	if group == MetaGroup {
+		return applyMeta(w, args, out)
+	}
+	return applyData(w, spec, args, out)
+}
+
+// Classify looks a committed command up, once, for its apply and its
+// deduplication: replies of writes are kept; a read carried through the
+// log can simply be evaluated again if retried.
+func Classify(group uint64, args [][]byte) (*command.Spec, bool) {
+	if len(args) == 0 {
+		return nil, true
+	}
+	s := command.Lookup(args[0])
+	if group == MetaGroup {
+		return s, true
+	}
+	return s, kv.Of(s) == nil || s.Is(command.Write)
+}

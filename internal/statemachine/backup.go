@@ -1,0 +1,142 @@
+package statemachine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/backup"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Internal commands of data partitions; clients cannot send them (the
+// front end only routes kv commands).
+const (
+	OpCut          = "kintsu.cut"           // ID LEASE-MS -> :index
+	OpUncut        = "kintsu.uncut"         // ID
+	OpRestoreBegin = "kintsu.restore.begin" // ID
+	OpRestoreLoad  = "kintsu.restore.load"  // ID CHUNK
+	OpRestoreEnd   = "kintsu.restore.end"   // ID KEYS
+)
+
+func isBackupOp(spec *command.Spec) bool {
+	_, ok := spec.Impl.(backupOp)
+	return ok
+}
+
+// TableRestoreMark is the transaction table (storage.RestoreMark) that
+// holds a partition's restore mark; a test keeps the two equal.
+const TableRestoreMark byte = 'x'
+
+// errRestoring refuses client writes to a partition a restore is loading.
+const errRestoring = "LOADING Kintsu is restoring a backup into this partition"
+
+// restoreMark is the state of a restore in a partition: the backup's id,
+// the next chunk expected, and the keys loaded so far. Chunks are numbered
+// per partition, so a retried chunk is recognised and not counted twice.
+type restoreMark struct {
+	next, keys uint64
+	id         string
+}
+
+func decodeRestoreMark(b []byte) (restoreMark, bool) {
+	if len(b) < 16 {
+		return restoreMark{}, false
+	}
+	return restoreMark{next: binary.BigEndian.Uint64(b), keys: binary.BigEndian.Uint64(b[8:]), id: string(b[16:])}, true
+}
+
+// applyBackupOp evaluates a backup or restore command in a partition's
+// state machine. Deterministic: every replica replies the same.
+func applyBackupOp(w Store, args [][]byte, out []byte) ([]byte, error) {
+	bad := func(msg string) ([]byte, error) { return resp.AppendError(out, "ERR "+msg), nil }
+	if len(args) < 2 {
+		return bad("wrong number of arguments for " + string(args[0]))
+	}
+	id := string(args[1])
+	switch string(args[0]) {
+	case OpCut:
+		ms, err := strconv.Atoi(string(args[len(args)-1]))
+		if len(args) != 3 || err != nil || ms <= 0 {
+			return bad("usage: kintsu.cut ID LEASE-MS")
+		}
+		return resp.AppendInt(out, int64(w.Index())), w.Cut(id, time.Duration(ms)*time.Millisecond)
+	case OpUncut:
+		return resp.AppendSimple(out, "OK"), w.Uncut(id)
+	}
+	b, restoring, err := w.TxnGet(TableRestoreMark, nil)
+	if err != nil {
+		return out, err
+	}
+	mark, ok := decodeRestoreMark(b)
+	restoring = restoring && ok
+	if string(args[0]) == OpRestoreBegin {
+		switch {
+		case restoring && mark.id == id:
+			if err := w.Clear(); err != nil { // the same restore starting over
+				return out, err
+			}
+		case restoring:
+			return bad(fmt.Sprintf("the partition is being restored from backup %s", mark.id))
+		default:
+			empty, err := w.TxnEmpty()
+			if err != nil {
+				return out, err
+			}
+			if n := w.KeyCount(); n != 0 || !empty {
+				return bad(fmt.Sprintf("the partition is not empty (%d keys): restore needs a new, empty cluster", n))
+			}
+		}
+		w.SetRestoring(true)
+		return resp.AppendSimple(out, "OK"), w.TxnPut(TableRestoreMark, nil, restoreMark{id: id}.encode())
+	}
+	if !restoring || mark.id != id {
+		return bad("no restore of backup " + id + " is in progress on this partition")
+	}
+	if string(args[0]) == OpRestoreEnd {
+		want, err := strconv.ParseUint(string(args[len(args)-1]), 10, 64)
+		if len(args) != 3 || err != nil || mark.keys != want {
+			return bad(fmt.Sprintf("the restore loaded %d keys into the partition, the backup holds %s", mark.keys, args[len(args)-1]))
+		}
+		w.SetRestoring(false)
+		return resp.AppendSimple(out, "OK"), w.TxnDel(TableRestoreMark, nil)
+	}
+	// kintsu.restore.load ID SEQ CHUNK
+	seq, err := strconv.ParseUint(string(args[len(args)-2]), 10, 64)
+	switch {
+	case len(args) != 4 || err != nil:
+		return bad("usage: kintsu.restore.load ID SEQ CHUNK")
+	case seq < mark.next:
+		return resp.AppendSimple(out, "OK"), nil // a retry of a chunk already loaded
+	case seq > mark.next:
+		return bad(fmt.Sprintf("restore chunk %d out of order: the partition expects chunk %d", seq, mark.next))
+	}
+	// Check the whole chunk before changing anything.
+	if err := backup.DecodeRecords(args[3], backup.CheckRecord); err != nil {
+		return bad(err.Error())
+	}
+	err = backup.DecodeRecords(args[3], func(table byte, k, v []byte) error {
+		if table != backup.TableData {
+			return w.TxnPut(table, k, v)
+		}
+		mark.keys++
+		_, exists, err := w.Get(k)
+		if err != nil {
+			return err
+		}
+		return w.Put(k, v, !exists)
+	})
+	if err != nil {
+		return out, err
+	}
+	mark.next++
+	return resp.AppendSimple(out, "OK"), w.TxnPut(TableRestoreMark, nil, mark.encode())
+}
+
+func (m restoreMark) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, m.next)
+	b = binary.BigEndian.AppendUint64(b, m.keys)
+	return append(b, m.id...)
+}

@@ -1,0 +1,42 @@
+package statemachine
+
+import (
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/txn"
+)
+
+// applyData is the state machine of a data partition: transaction
+// operations, and plain commands unless a transaction's lock stands in
+// their way (then the command is refused and the proposer resolves the
+// lock and retries).
+func applyData(w Store, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
+	if w.Restoring() && clientWrite(spec) {
+		return resp.AppendError(out, errRestoring), nil
+	}
+	switch {
+	case spec == nil:
+	case txn.Owns(spec):
+		return txn.Apply(w, args, out)
+	case isBackupOp(spec):
+		return applyBackupOp(w, args, out)
+	}
+	if c := kv.Of(spec); c != nil && c.CheckArity(args) {
+		holders, err := txn.Blocked(w, spec, args)
+		if err != nil {
+			return out, err
+		}
+		if len(holders) > 0 {
+			w.Refuse()
+			return txn.LockedReply(out, holders), nil
+		}
+	}
+	return kv.Exec(w, spec, args, out)
+}
+
+// clientWrite reports whether spec is a write a client asked for: a plain
+// write, or a transaction taking its locks.
+func clientWrite(spec *command.Spec) bool {
+	return spec != nil && (txn.ClientWrite(spec) || kv.Of(spec) != nil && spec.Is(command.Write))
+}

@@ -1,0 +1,190 @@
+package statemachine
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Metadata commands, applied by the metadata group's state machine.
+// Exported for the control loops that propose them.
+const (
+	CmdHeartbeat = "kintsu.node.heartbeat" // id resp-addr http-addr
+	CmdNodeAddrs = "kintsu.node.addrs"     // id resp-addr http-addr
+	CmdPartition = "kintsu.part.set"       // api.PartitionRecord JSON: the replicas raft applied
+	CmdMetaGroup = "kintsu.meta.group"     // JSON list: the metadata group's voters
+	CmdNodeState = "kintsu.node.state"     // id state: draining, removed or up (undrain)
+	CmdNodeJoin  = "kintsu.node.join"      // id peer-addr: a new node
+)
+
+// ReservedNodeID is never a node's id: the transport names with it the
+// node a joining node was told to contact, whose id it does not know yet.
+const ReservedNodeID uint64 = math.MaxUint64
+
+// Keys inside the metadata group's data.
+var (
+	ClusterKey = []byte("cluster")   // api.Identity JSON
+	GroupKey   = []byte("metagroup") // JSON list of the metadata group's nodes
+)
+
+// NodeKey is node id's registry entry (api.NodeRecord JSON).
+func NodeKey(id uint64) []byte { return fmt.Appendf(nil, "node/%020d", id) }
+
+// PartKey is partition p's record (api.PartitionRecord JSON).
+func PartKey(p int) []byte { return fmt.Appendf(nil, "partition/%06d", p) }
+
+// applyMeta is the metadata group's state machine.
+func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	switch {
+	case len(args) == 4 && string(args[0]) == CmdHeartbeat:
+		return applyHeartbeat(w, args, out)
+	case len(args) == 2 && string(args[0]) == CmdPartition:
+		var p api.PartitionRecord
+		if json.Unmarshal(args[1], &p) != nil || p.ID < 0 || len(p.Replicas) == 0 {
+			return resp.AppendError(out, "ERR bad partition record"), nil
+		}
+		if _, ok, err := w.Get(PartKey(p.ID)); err != nil || !ok {
+			return resp.AppendError(out, "ERR unknown partition"), err
+		}
+		return putMeta(w, PartKey(p.ID), p, out)
+	case len(args) == 2 && string(args[0]) == CmdMetaGroup:
+		var nodes []uint64
+		if json.Unmarshal(args[1], &nodes) != nil || len(nodes) == 0 {
+			return resp.AppendError(out, "ERR bad metadata group"), nil
+		}
+		return putMeta(w, GroupKey, nodes, out)
+	case len(args) == 3 && string(args[0]) == CmdNodeState:
+		return applyNodeState(w, args, out)
+	case len(args) == 3 && string(args[0]) == CmdNodeJoin:
+		return applyNodeJoin(w, args, out)
+	}
+	// Addresses alone: written by nodes before heartbeats existed, and
+	// still in their logs.
+	if len(args) == 4 && string(args[0]) == CmdNodeAddrs {
+		rec, refusal, err := existingNode(w, args[1])
+		if err != nil {
+			return out, err
+		}
+		if refusal != "" {
+			return resp.AppendError(out, refusal), nil
+		}
+		rec.RESPAddr, rec.HTTPAddr = string(args[2]), string(args[3])
+		return putMeta(w, NodeKey(rec.ID), rec, out)
+	}
+	return resp.AppendError(out, "ERR unknown metadata command"), nil
+}
+
+func putMeta(w kv.Writer, k []byte, v any, out []byte) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return out, err
+	}
+	if err := w.Put(k, b, false); err != nil {
+		return out, err
+	}
+	return resp.AppendSimple(out, "OK"), nil
+}
+
+// applyHeartbeat records a heartbeat. A removed node is told so, and its
+// record is left as it is.
+func applyHeartbeat(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	rec, refusal, err := existingNode(w, args[1])
+	if err != nil {
+		return out, err
+	}
+	if refusal != "" {
+		return resp.AppendError(out, refusal), nil
+	}
+	if rec.State == api.NodeRemoved {
+		return resp.AppendError(out, ErrNodeRemoved), nil
+	}
+	rec.RESPAddr, rec.HTTPAddr, rec.HeartbeatMS = string(args[2]), string(args[3]), w.NowMS()
+	return putMeta(w, NodeKey(rec.ID), rec, out)
+}
+
+const ErrNodeRemoved = "ERR this node was removed from the cluster"
+
+// applyNodeJoin adds a node to the registry, or accepts a repeated join of
+// a node that never came up.
+func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	id, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil || id == 0 || id == ReservedNodeID {
+		return resp.AppendError(out, "ERR bad node id"), nil
+	}
+	peer := string(args[2])
+	rec, ok, corrupt, err := nodeRecordOf(w, id)
+	switch {
+	case err != nil:
+		return out, err
+	case corrupt:
+		return resp.AppendError(out, "ERR corrupt node record"), nil
+	case !ok:
+	case rec.State == api.NodeRemoved:
+		return resp.AppendError(out, fmt.Sprintf("ERR node id %d was removed from the cluster; join under a new --id", id)), nil
+	case rec.HeartbeatMS != 0:
+		return resp.AppendError(out, fmt.Sprintf("ERR node id %d is already a member that ran before; a node with a new or empty disk must join under a new --id (then remove the old one with kintsu ctl node remove %d)", id, id)), nil
+	case rec.PeerAddr != peer:
+		return resp.AppendError(out, fmt.Sprintf("ERR node id %d is already a member at %s", id, rec.PeerAddr)), nil
+	default:
+		return resp.AppendSimple(out, "OK"), nil // a retry of a join that did not finish
+	}
+	return putMeta(w, NodeKey(id), api.NodeRecord{ID: id, PeerAddr: peer, State: api.NodeUp}, out)
+}
+
+// applyNodeState sets a node's stored membership state.
+func applyNodeState(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	state := string(args[2])
+	if state != api.NodeUp && state != api.NodeDraining && state != api.NodeRemoved {
+		return resp.AppendError(out, "ERR bad node state"), nil
+	}
+	rec, refusal, err := existingNode(w, args[1])
+	if err != nil {
+		return out, err
+	}
+	if refusal != "" {
+		return resp.AppendError(out, refusal), nil
+	}
+	if rec.State == api.NodeRemoved && state != api.NodeRemoved {
+		return resp.AppendError(out, fmt.Sprintf("ERR node %d was removed; that is final", rec.ID)), nil
+	}
+	rec.State = state
+	return putMeta(w, NodeKey(rec.ID), rec, out)
+}
+
+// nodeRecordOf reads node id's registry entry. A record that cannot be
+// decoded is reported as corrupt, not as an error: refusing the command
+// alike on every replica beats stopping them all.
+func nodeRecordOf(w kv.Reader, id uint64) (rec api.NodeRecord, ok, corrupt bool, err error) {
+	b, ok, err := w.Get(NodeKey(id))
+	if err != nil || !ok {
+		return api.NodeRecord{}, false, false, err
+	}
+	if json.Unmarshal(b, &rec) != nil {
+		return api.NodeRecord{}, false, true, nil
+	}
+	return rec, true, false, nil
+}
+
+// existingNode parses a node id argument and reads its entry; refusal is
+// the error to answer when there is no such (readable) node.
+func existingNode(w kv.Reader, arg []byte) (api.NodeRecord, string, error) {
+	id, err := strconv.ParseUint(string(arg), 10, 64)
+	if err != nil {
+		return api.NodeRecord{}, "ERR bad node id", nil
+	}
+	rec, ok, corrupt, err := nodeRecordOf(w, id)
+	switch {
+	case err != nil:
+		return rec, "", err
+	case corrupt:
+		return rec, "ERR corrupt node record", nil
+	case !ok:
+		return rec, fmt.Sprintf("ERR no node %d in the cluster", id), nil
+	}
+	return rec, "", nil
+}

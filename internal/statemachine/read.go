@@ -1,0 +1,34 @@
+package statemachine
+
+import (
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/txn"
+)
+
+// Read evaluates a read (spec its one lookup) against a group's applied
+// state. r must not change while it runs (a snapshot): a multi-key read,
+// or a lock check and the read after it, must not see an entry applied
+// halfway through. A read that meets a transaction's write lock answers
+// the lock's holders instead (txn.LockedReply); the caller resolves them
+// and reads again. An error is a storage failure.
+func Read(r txn.Reader, group uint64, spec *command.Spec, args [][]byte) ([]byte, error) {
+	if spec != nil && txn.Owns(spec) && spec.Is(command.ReadOnly) {
+		return txn.Read(r, args, nil)
+	}
+	c := kv.Of(spec)
+	if c == nil || c.Writes() || !c.CheckArity(args) {
+		return resp.AppendError(nil, "ERR not a read command"), nil
+	}
+	if group != MetaGroup {
+		holders, err := txn.Blocked(r, spec, args)
+		if err != nil {
+			return nil, err
+		}
+		if len(holders) > 0 {
+			return txn.LockedReply(nil, holders), nil
+		}
+	}
+	return c.Read(r, args, nil)
+}

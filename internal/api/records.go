@@ -12,6 +12,12 @@ const (
 	NodeDead     = "dead"     // no heartbeat for the dead timeout (derived)
 )
 
+// Serves reports whether a node in liveness state s is expected to answer
+// clients (up, suspect or draining).
+func Serves(s string) bool {
+	return s == NodeUp || s == NodeSuspect || s == NodeDraining
+}
+
 // Identity is what a data directory belongs to. It is written once, at
 // bootstrap, and checked against the flags on every restart; a member
 // sends it to a node that joins.

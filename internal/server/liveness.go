@@ -50,11 +50,6 @@ func livenessOf(rec api.NodeRecord, nowMS int64, every, dead time.Duration) stri
 	return api.NodeUp
 }
 
-// livenessServes reports whether a node in state s is expected to answer.
-func livenessServes(s string) bool {
-	return s == api.NodeUp || s == api.NodeSuspect || s == api.NodeDraining
-}
-
 // heartbeat writes this node's heartbeat every HeartbeatInterval until the
 // node stops. The first one also announces the node's addresses.
 func (n *Node) heartbeat() {

@@ -21,6 +21,7 @@ import (
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/edge"
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/raftstore"
@@ -43,7 +44,7 @@ type Node struct {
 	layout  *layout
 	router  *router
 	txns    *txn.Coordinator
-	front   *frontend
+	front   *edge.Server
 	// crashAt is the armed crash failpoint ("" for none; see faults.go).
 	crashAt atomic.Pointer[string]
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
@@ -163,13 +164,17 @@ func Start(cfg Config) (*Node, error) {
 	n.cmap.Store(n.startingMap())
 	n.router = newRouter(n)
 	n.txns = n.newCoordinator()
-	n.front = newFrontend(n)
+	n.front = edge.New(n.ctx, edge.Config{
+		NodeID: cfg.NodeID, ClusterID: n.layout.ident.ClusterID, RESPAddr: cfg.RESPAddr,
+		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
+		Metrics: n.metrics, Router: edgeRouter{n.router}, Txns: n.txns, View: nodeView{n},
+	})
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
 	n.eng.Start()
 	n.httpSrv = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
-	go n.front.serve(n.respLn)
+	go n.front.Serve(n.respLn)
 	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))
 	n.bg.Add(7)
 	go n.placementLoop()
@@ -322,14 +327,14 @@ const transferTimeout = 3 * time.Second
 func (n *Node) Stop(ctx context.Context) error {
 	var err error
 	n.stopOnce.Do(func() {
-		n.front.stopAccepting()
+		n.front.StopAccepting()
 		// Bounded: when every node is stopping, transfers cannot finish.
 		tctx, cancel := context.WithTimeout(ctx, transferTimeout)
 		if terr := n.eng.TransferLeadership(tctx); terr != nil {
 			n.log.Warn("leadership transfer incomplete", "err", terr)
 		}
 		cancel()
-		n.front.drain(ctx)
+		n.front.Drain(ctx)
 		err = n.closeAll()
 		close(n.done)
 	})
@@ -358,8 +363,7 @@ func (n *Node) closeAll() error {
 	// before the engine stops and the database closes. n.cancel above makes
 	// their retries give up at once.
 	if n.front != nil {
-		n.front.closeAll()
-		n.front.active.Wait()
+		n.front.CloseAll()
 	}
 	if n.tr != nil {
 		n.tr.Stop()

@@ -374,7 +374,7 @@ func (n *Node) localReads(group uint64, cmds [][][]byte) [][]byte {
 func (n *Node) localRead(group uint64, args [][]byte) []byte {
 	// The one lookup of a read on the node that serves it.
 	spec := command.Lookup(args[0])
-	if isDBSize(spec) {
+	if spec != nil && statemachine.IsKeyCount(spec) {
 		return resp.AppendInt(nil, n.eng.KeyCount(group))
 	}
 	// One frozen view: a multi-key read, or a lock check and the read

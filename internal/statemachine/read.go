@@ -7,6 +7,25 @@ import (
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
+// OpKeyCount asks a partition for its number of keys (DBSIZE sums them);
+// the node that serves the read answers it from its replica's count.
+const OpKeyCount = "kintsu.keycount"
+
+type keyCountOp struct{}
+
+func init() {
+	command.Register(&command.Spec{Name: OpKeyCount, Arity: 1, Flags: command.Internal | command.ReadOnly, Category: command.CatInternal, Impl: keyCountOp{}})
+}
+
+// IsKeyCount reports whether spec is OpKeyCount.
+func IsKeyCount(spec *command.Spec) bool {
+	if spec == nil {
+		return false
+	}
+	_, ok := spec.Impl.(keyCountOp)
+	return ok
+}
+
 // Read evaluates a read (spec its one lookup) against a group's applied
 // state. r must not change while it runs (a snapshot): a multi-key read,
 // or a lock check and the read after it, must not see an entry applied

@@ -1,4 +1,4 @@
-package server
+package edge
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // redisVersion is what Kintsu reports as redis_version, so clients that
@@ -20,7 +21,7 @@ const redisVersion = "7.2.0"
 
 // connHandler answers a connection command; it is the command's
 // Spec.Impl. Decode checked the arity before it runs.
-type connHandler func(f *frontend, args [][]byte, st *connState) []byte
+type connHandler func(f *Server, args [][]byte, st *connState) []byte
 
 // connSpec describes a command the receiving node answers itself.
 func connSpec(name string, arity int, cat command.Category, h connHandler) *command.Spec {
@@ -56,7 +57,7 @@ func init() {
 		connSpec("auth", -2, command.Connection, cmdAuth),
 		connSpec("command", -1, command.Server, cmdCommand),
 		connSpec("info", -1, command.Server, cmdInfo),
-		// Answered by asking every partition its key count (isDBSize).
+		// Answered by asking every partition its key count.
 		connSpec("dbsize", 1, command.Keyspace, cmdDBSize),
 		connSpec("config", -2, command.Server, cmdConfig),
 		connSpec("client", -2, command.Connection, cmdClient),
@@ -69,14 +70,8 @@ func init() {
 
 func lower(b []byte) string { return strings.ToLower(string(b)) }
 
-// isDBSize reports whether spec is DBSIZE, which each partition answers
-// with its key count.
-func isDBSize(spec *command.Spec) bool {
-	return spec != nil && spec.Is(command.Conn) && spec.Name == "dbsize"
-}
-
 // connCommand answers a decoded connection command.
-func (f *frontend) connCommand(c *command.Cmd, st *connState) []byte {
+func (f *Server) connCommand(c *command.Cmd, st *connState) []byte {
 	return c.Spec.Impl.(connHandler)(f, c.Args, st)
 }
 
@@ -84,7 +79,7 @@ func errArity(args [][]byte) []byte {
 	return resp.AppendError(nil, kv.WrongArity(lower(args[0])))
 }
 
-func cmdPing(_ *frontend, args [][]byte, _ *connState) []byte {
+func cmdPing(_ *Server, args [][]byte, _ *connState) []byte {
 	switch len(args) {
 	case 1:
 		return resp.AppendSimple(nil, "PONG")
@@ -94,19 +89,19 @@ func cmdPing(_ *frontend, args [][]byte, _ *connState) []byte {
 	return errArity(args)
 }
 
-func cmdEcho(_ *frontend, args [][]byte, _ *connState) []byte {
+func cmdEcho(_ *Server, args [][]byte, _ *connState) []byte {
 	if len(args) != 2 {
 		return errArity(args)
 	}
 	return resp.AppendBulk(nil, args[1])
 }
 
-func cmdQuit(_ *frontend, _ [][]byte, st *connState) []byte {
+func cmdQuit(_ *Server, _ [][]byte, st *connState) []byte {
 	st.quit = true
 	return resp.AppendSimple(nil, "OK")
 }
 
-func cmdSelect(_ *frontend, args [][]byte, _ *connState) []byte {
+func cmdSelect(_ *Server, args [][]byte, _ *connState) []byte {
 	if len(args) != 2 {
 		return errArity(args)
 	}
@@ -120,7 +115,7 @@ func cmdSelect(_ *frontend, args [][]byte, _ *connState) []byte {
 
 // cmdHello answers protocol 2 and refuses 3, so RESP3-first clients fall
 // back to RESP2.
-func cmdHello(f *frontend, args [][]byte, st *connState) []byte {
+func cmdHello(f *Server, args [][]byte, st *connState) []byte {
 	if len(args) >= 2 {
 		v, ok := kv.ParseInt(args[1])
 		if !ok {
@@ -164,7 +159,7 @@ func cmdHello(f *frontend, args [][]byte, st *connState) []byte {
 	return resp.AppendArrayHeader(b, 0)
 }
 
-func cmdAuth(_ *frontend, args [][]byte, _ *connState) []byte {
+func cmdAuth(_ *Server, args [][]byte, _ *connState) []byte {
 	if len(args) < 2 || len(args) > 3 {
 		return errArity(args)
 	}
@@ -199,7 +194,7 @@ func describe(b []byte, s *command.Spec) []byte {
 	return commandInfo(b, s.Name, s.Arity, s.Is(command.Write), s.FirstKey, s.LastKey, s.Step)
 }
 
-func cmdCommand(_ *frontend, args [][]byte, _ *connState) []byte {
+func cmdCommand(_ *Server, args [][]byte, _ *connState) []byte {
 	specs := command.Specs()
 	if len(args) == 1 {
 		b := resp.AppendArrayHeader(nil, len(specs))
@@ -230,23 +225,17 @@ func cmdCommand(_ *frontend, args [][]byte, _ *connState) []byte {
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try COMMAND HELP.", args[1]))
 }
 
-func cmdInfo(f *frontend, args [][]byte, _ *connState) []byte {
-	n := f.n
-	led := 0
-	for _, g := range n.eng.Status() {
-		if g.LeaderNode == n.cfg.NodeID {
-			led++
-		}
-	}
+func cmdInfo(f *Server, args [][]byte, _ *connState) []byte {
+	local, led := f.cfg.View.Replicas()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:cluster\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
-		redisVersion, api.Version, portOf(n.cfg.RESPAddr))
+		redisVersion, api.Version, portOf(f.cfg.RESPAddr))
 	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", f.connCount())
 	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n")
 	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\n\r\n")
 	fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n")
 	fmt.Fprintf(&b, "# Kintsu\r\nnode_id:%d\r\ncluster_id:%s\r\npartitions:%d\r\nreplicas:%d\r\nlocal_replicas:%d\r\nleaders_held:%d\r\n",
-		n.cfg.NodeID, n.layout.ident.ClusterID, n.cfg.Partitions, n.cfg.Replicas, len(n.eng.Status()), led)
+		f.cfg.NodeID, f.cfg.ClusterID, f.cfg.Partitions, f.cfg.Replicas, local, led)
 	return resp.AppendBulkString(nil, b.String())
 }
 
@@ -257,7 +246,7 @@ func portOf(addr string) string {
 	return addr
 }
 
-func (f *frontend) connCount() int {
+func (f *Server) connCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.conns)
@@ -265,11 +254,14 @@ func (f *frontend) connCount() int {
 
 // cmdDBSize sums the key counts of every partition, each read from its
 // leader.
-func cmdDBSize(f *frontend, args [][]byte, _ *connState) []byte {
+// keyCount asks a partition for its number of keys.
+var keyCount = [][]byte{[]byte(statemachine.OpKeyCount)}
+
+func cmdDBSize(f *Server, args [][]byte, _ *connState) []byte {
 	if len(args) != 1 {
 		return errArity(args)
 	}
-	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
 	var (
 		mu    sync.Mutex
@@ -277,11 +269,11 @@ func cmdDBSize(f *frontend, args [][]byte, _ *connState) []byte {
 		fail  []byte
 		wg    sync.WaitGroup
 	)
-	for _, p := range f.n.view().parts {
+	for _, p := range f.cfg.View.Partitions() {
 		wg.Add(1)
 		go func(g uint64) {
 			defer wg.Done()
-			reply := f.n.router.read(ctx, g, args)
+			reply := f.cfg.Router.Read(ctx, g, keyCount)
 			v, _, err := resp.ParseValue(reply)
 			mu.Lock()
 			defer mu.Unlock()
@@ -310,7 +302,7 @@ var configValues = [][2]string{
 	{"save", ""},
 }
 
-func cmdConfig(_ *frontend, args [][]byte, _ *connState) []byte {
+func cmdConfig(_ *Server, args [][]byte, _ *connState) []byte {
 	switch lower(args[1]) {
 	case "get":
 		if len(args) < 3 {
@@ -337,7 +329,7 @@ func cmdConfig(_ *frontend, args [][]byte, _ *connState) []byte {
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
 }
 
-func cmdClient(f *frontend, args [][]byte, st *connState) []byte {
+func cmdClient(f *Server, args [][]byte, st *connState) []byte {
 	switch lower(args[1]) {
 	case "setinfo", "setname":
 		if lower(args[1]) == "setname" && len(args) == 3 {

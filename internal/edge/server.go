@@ -1,4 +1,4 @@
-package server
+package edge
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/command"
-	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/ring"
 )
 
 // Front-end limits.
@@ -29,9 +29,10 @@ const (
 	maxClients = 10000
 )
 
-// frontend serves RESP clients.
-type frontend struct {
-	n      *Node
+// Server serves RESP clients.
+type Server struct {
+	cfg    Config
+	ctx    context.Context // ends when the node stops
 	limits resp.Limits
 	ids    atomic.Int64
 
@@ -42,11 +43,18 @@ type frontend struct {
 	active  sync.WaitGroup        // connections being served
 }
 
-func newFrontend(n *Node) *frontend {
-	return &frontend{n: n, limits: resp.DefaultLimits(), conns: map[net.Conn]struct{}{}}
+// New makes the edge of a node; ctx ends when the node stops.
+func New(ctx context.Context, cfg Config) *Server {
+	return &Server{cfg: cfg, ctx: ctx, limits: resp.DefaultLimits(), conns: map[net.Conn]struct{}{}}
 }
 
-func (f *frontend) serve(ln net.Listener) {
+// partitionOf maps a key to its partition.
+func (f *Server) partitionOf(key []byte) uint64 {
+	return uint64(ring.PartitionOf(ring.Slot(key), f.cfg.Partitions))
+}
+
+// Serve accepts clients on ln until StopAccepting or CloseAll.
+func (f *Server) Serve(ln net.Listener) {
 	f.mu.Lock()
 	f.ln = ln
 	f.mu.Unlock()
@@ -79,7 +87,8 @@ func (f *frontend) serve(ln net.Listener) {
 	}
 }
 
-func (f *frontend) stopAccepting() {
+// StopAccepting closes the listener; open connections go on.
+func (f *Server) StopAccepting() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closing = true
@@ -88,9 +97,9 @@ func (f *frontend) stopAccepting() {
 	}
 }
 
-// drain waits for connections to finish their current pipelines: each
+// Drain waits for connections to finish their current pipelines: each
 // connection closes itself after answering once closing is set.
-func (f *frontend) drain(ctx context.Context) {
+func (f *Server) Drain(ctx context.Context) {
 	f.mu.Lock()
 	for c := range f.conns {
 		// Wake readers blocked on an idle connection; busy ones finish
@@ -106,13 +115,16 @@ func (f *frontend) drain(ctx context.Context) {
 	}
 }
 
-func (f *frontend) closeAll() {
-	f.stopAccepting()
+// CloseAll closes the listener and every connection, and waits until
+// their handlers have returned.
+func (f *Server) CloseAll() {
+	f.StopAccepting()
 	f.mu.Lock()
 	for c := range f.conns {
 		c.Close()
 	}
 	f.mu.Unlock()
+	f.active.Wait()
 }
 
 // connState is what a connection remembers between commands.
@@ -127,7 +139,7 @@ type connState struct {
 	clusterAware, readonly bool
 }
 
-func (f *frontend) handle(c net.Conn) {
+func (f *Server) handle(c net.Conn) {
 	defer func() {
 		f.mu.Lock()
 		delete(f.conns, c)
@@ -188,7 +200,7 @@ func (f *frontend) handle(c net.Conn) {
 
 // protocolError answers malformed input as Redis does, then the caller
 // closes the connection.
-func (f *frontend) protocolError(wr *resp.Writer, err error) {
+func (f *Server) protocolError(wr *resp.Writer, err error) {
 	var pe *resp.ProtocolError
 	if errors.As(err, &pe) {
 		wr.WriteRaw(resp.AppendError(nil, "ERR "+pe.Error()))
@@ -228,21 +240,8 @@ type lane struct {
 
 // decode is the edge's one lookup of a command: its spec, arity, keys and
 // their partitions.
-func (f *frontend) decode(args [][]byte) (command.Cmd, error) {
-	return command.Decode(args, f.n.partitionOf)
-}
-
-// errorReply is Redis's reply to a command Decode refused.
-func errorReply(err error) []byte {
-	var unknown *command.UnknownError
-	var arity *command.ArityError
-	switch {
-	case errors.As(err, &unknown):
-		return resp.AppendError(nil, kv.UnknownCommand(unknown.Args))
-	case errors.As(err, &arity):
-		return resp.AppendError(nil, kv.WrongArity(arity.Name))
-	}
-	return resp.AppendError(nil, "ERR "+err.Error())
+func (f *Server) decode(args [][]byte) (command.Cmd, error) {
+	return command.Decode(args, f.partitionOf)
 }
 
 // exec runs a pipelined batch and returns the replies in order. Every
@@ -253,7 +252,7 @@ func errorReply(err error) []byte {
 // lane in order. Connection commands, transaction commands (MULTI ...
 // EXEC, WATCH) and commands whose keys span partitions run one at a time,
 // in their place.
-func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
+func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	replies := make([][]byte, len(batch))
 	cmds := make([]command.Cmd, len(batch))
 	errs := make([]error, len(batch))
@@ -326,13 +325,13 @@ func (f *frontend) exec(batch [][][]byte, st *connState) [][]byte {
 
 // runCross runs a multi-key command whose keys span partitions as one
 // transaction.
-func (f *frontend) runCross(c command.Cmd) []byte {
+func (f *Server) runCross(c command.Cmd) []byte {
 	begin := time.Now()
-	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
-	reply := f.n.txns.Run(ctx, c)
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	reply := f.cfg.Txns.Run(ctx, c)
 	cancel()
-	f.n.metrics.Requests.WithLabelValues(c.Spec.Name, outcomeLabel(reply)).Inc()
-	f.n.metrics.RequestLatency.Observe(time.Since(begin).Seconds())
+	f.cfg.Metrics.Requests.WithLabelValues(c.Spec.Name, outcomeLabel(reply)).Inc()
+	f.cfg.Metrics.RequestLatency.Observe(time.Since(begin).Seconds())
 	return reply
 }
 
@@ -341,28 +340,28 @@ func (f *frontend) runCross(c command.Cmd) []byte {
 // raft log: a read applied from the log is linearizable and sees every
 // command before it. A lane of reads shares one ReadIndex, or, for a
 // connection that said READONLY, reads the local replica if there is one.
-func (f *frontend) runLane(batch []command.Cmd, l *lane, replies [][]byte, stale bool) {
+func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, stale bool) {
 	idx := l.idx
 	cmds := make([][][]byte, len(idx))
 	for i, k := range idx {
 		cmds[i] = batch[k].Args
 	}
 	begin := time.Now()
-	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	var out [][]byte
 	switch {
 	case l.write:
-		out = f.n.router.writeMany(ctx, l.group, cmds)
-	case stale && f.n.eng.HasGroup(l.group):
-		out = f.n.router.staleReads(ctx, l.group, cmds)
+		out = f.cfg.Router.WriteMany(ctx, l.group, cmds)
+	case stale && f.cfg.View.HasReplica(l.group):
+		out = f.cfg.Router.StaleReads(ctx, l.group, cmds)
 	default:
-		out = f.n.router.readMany(ctx, l.group, cmds)
+		out = f.cfg.Router.ReadMany(ctx, l.group, cmds)
 	}
 	cancel()
 	elapsed := time.Since(begin).Seconds()
 	for i, reply := range out {
 		replies[idx[i]] = reply
-		f.n.metrics.Requests.WithLabelValues(batch[idx[i]].Spec.Name, outcomeLabel(reply)).Inc()
-		f.n.metrics.RequestLatency.Observe(elapsed)
+		f.cfg.Metrics.Requests.WithLabelValues(batch[idx[i]].Spec.Name, outcomeLabel(reply)).Inc()
+		f.cfg.Metrics.RequestLatency.Observe(elapsed)
 	}
 }

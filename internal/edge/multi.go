@@ -1,4 +1,4 @@
-package server
+package edge
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func isData(spec *command.Spec) bool {
 // txnCommand handles a command of a connection in MULTI, or a command that
 // drives transactions. err is the command's decoding error: inside MULTI
 // it makes EXEC refuse the transaction, as in Redis.
-func (f *frontend) txnCommand(c *command.Cmd, err error, st *connState) []byte {
+func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 	m := &st.multi
 	if err != nil {
 		m.dirty = m.dirty || m.on
@@ -95,7 +95,7 @@ func (f *frontend) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 
 // queue adds a command to the connection's transaction, or refuses it (and
 // then EXEC will refuse the whole transaction), as Redis does.
-func (f *frontend) queue(c *command.Cmd, st *connState) []byte {
+func (f *Server) queue(c *command.Cmd, st *connState) []byte {
 	m := &st.multi
 	refuse := func(reply []byte) []byte {
 		m.dirty = true
@@ -115,18 +115,18 @@ func (f *frontend) queue(c *command.Cmd, st *connState) []byte {
 
 // watch records the current version of each key. A key being written by
 // a transaction is read once that transaction is resolved.
-func (f *frontend) watch(keys [][]byte, st *connState) []byte {
+func (f *Server) watch(keys [][]byte, st *connState) []byte {
 	m := &st.multi
 	if len(m.watches)+len(keys) > maxWatched {
 		return resp.AppendError(nil, fmt.Sprintf("ERR at most %d keys may be watched", maxWatched))
 	}
-	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
 	for _, k := range keys {
 		if m.watched[string(k)] {
 			continue
 		}
-		reply := f.n.router.read(ctx, f.n.partitionOf(k), txn.VersionArgs(k))
+		reply := f.cfg.Router.Read(ctx, f.partitionOf(k), txn.VersionArgs(k))
 		v, _, err := resp.ParseValue(reply)
 		if err != nil || v.Kind != ':' {
 			if err == nil && v.Kind == '-' {
@@ -145,7 +145,7 @@ func (f *frontend) watch(keys [][]byte, st *connState) []byte {
 
 // execMulti runs the queued commands as one transaction. Connection
 // commands queued with them (PING, ECHO, ...) are answered in their slots.
-func (f *frontend) execMulti(st *connState) []byte {
+func (f *Server) execMulti(st *connState) []byte {
 	m := &st.multi
 	queued, watches, dirty := m.queued, m.watches, m.dirty
 	m.reset()
@@ -159,10 +159,10 @@ func (f *frontend) execMulti(st *connState) []byte {
 			data = append(data, c)
 		}
 	}
-	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.RequestTimeout)
-	reply := f.n.txns.Exec(ctx, data, watches)
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	reply := f.cfg.Txns.Exec(ctx, data, watches)
 	cancel()
-	f.n.metrics.Requests.WithLabelValues("exec", outcomeLabel(reply)).Inc()
+	f.cfg.Metrics.Requests.WithLabelValues("exec", outcomeLabel(reply)).Inc()
 	if len(data) == len(queued) {
 		return reply
 	}

@@ -1,4 +1,4 @@
-package server
+package edge
 
 import (
 	"crypto/sha1"
@@ -38,9 +38,9 @@ import (
 // their topology. Commands whose keys span partitions run as transactions
 // on any node and are never redirected.
 
-// clusterNodeName is a node's 40-character name in the cluster protocol:
+// NodeName is a node's 40-character name in the cluster protocol:
 // stable for the node's life, distinct across clusters.
-func clusterNodeName(clusterID string, node uint64) string {
+func NodeName(clusterID string, node uint64) string {
 	sum := sha1.Sum(fmt.Appendf(nil, "kintsu/%s/%d", clusterID, node))
 	return hex.EncodeToString(sum[:])
 }
@@ -91,9 +91,9 @@ func hostPort(addr, fallback string) (string, int, bool) {
 // clientEndpoint is where clients reach the node of rec. localIP names
 // this node when its listener is bound to all addresses; another node so
 // bound is named by its peer address's host.
-func (n *Node) clientEndpoint(rec api.NodeRecord, localIP string) (string, int, bool) {
-	if rec.ID == n.cfg.NodeID {
-		return hostPort(n.cfg.RESPAddr, localIP)
+func (f *Server) clientEndpoint(rec api.NodeRecord, localIP string) (string, int, bool) {
+	if rec.ID == f.cfg.NodeID {
+		return hostPort(f.cfg.RESPAddr, localIP)
 	}
 	peerHost, _, _ := hostPort(rec.PeerAddr, "")
 	return hostPort(rec.RESPAddr, peerHost)
@@ -108,32 +108,32 @@ func localIPOf(local net.Addr) string {
 
 // topology builds the cluster view. local is the client connection's local
 // address: it names this node when its listener is bound to all addresses.
-func (n *Node) topology(local net.Addr) *topology {
+func (f *Server) topology(local net.Addr) *topology {
 	t := &topology{byID: map[uint64]*clusterNode{}}
 	localIP := localIPOf(local)
-	for _, rec := range n.nodeRecords() {
+	for _, rec := range f.cfg.View.NodeRecords() {
 		if rec.State == api.NodeRemoved {
 			continue
 		}
-		cn := &clusterNode{id: rec.ID, name: clusterNodeName(n.layout.ident.ClusterID, rec.ID), health: "online"}
-		cn.ip, cn.port, cn.known = n.clientEndpoint(rec, localIP)
+		cn := &clusterNode{id: rec.ID, name: NodeName(f.cfg.ClusterID, rec.ID), health: "online"}
+		cn.ip, cn.port, cn.known = f.clientEndpoint(rec, localIP)
 		_, cport, _ := hostPort(rec.PeerAddr, "")
 		cn.cport = cport
-		if !livenessServes(rec.State) {
+		if !api.Serves(rec.State) {
 			cn.health = "failed"
 		}
 		t.nodes = append(t.nodes, cn)
 		t.byID[rec.ID] = cn
 	}
-	t.self = t.byID[n.cfg.NodeID]
-	for _, p := range n.view().parts {
+	t.self = t.byID[f.cfg.NodeID]
+	for _, p := range f.cfg.View.Partitions() {
 		sh := shard{start: p.SlotStart, end: p.SlotEnd}
-		if l := t.byID[n.leaderOf(uint64(p.ID))]; l != nil && l.known {
+		if l := t.byID[f.cfg.View.LeaderOf(uint64(p.ID))]; l != nil && l.known {
 			sh.master = l
 		} else {
 			sh.master = t.self
 		}
-		for _, r := range n.groupNodes(uint64(p.ID)) {
+		for _, r := range f.cfg.View.GroupNodes(uint64(p.ID)) {
 			if c := t.byID[r]; c != nil && c != sh.master && c.known {
 				sh.replicas = append(sh.replicas, c)
 			}
@@ -237,11 +237,11 @@ func (t *topology) nodesReply() []byte {
 }
 
 // infoReply answers CLUSTER INFO.
-func (t *topology) infoReply(n *Node) []byte {
+func (t *topology) infoReply(f *Server) []byte {
 	ok, size := 0, map[*clusterNode]bool{}
 	for _, sh := range t.shards {
 		size[sh.master] = true
-		if n.leaderOf(uint64(n.partitionOfSlot(sh.start))) != 0 {
+		if f.cfg.View.LeaderOf(uint64(ring.PartitionOf(sh.start, f.cfg.Partitions))) != 0 {
 			ok += int(sh.end-sh.start) + 1
 		}
 	}
@@ -262,8 +262,6 @@ func (t *topology) infoReply(n *Node) []byte {
 	return resp.AppendBulkString(nil, sb.String())
 }
 
-func (n *Node) partitionOfSlot(slot uint16) int { return ring.PartitionOf(slot, n.cfg.Partitions) }
-
 var clusterHelp = []string{
 	"CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
 	"INFO", "    Return information about the cluster.",
@@ -278,7 +276,7 @@ var clusterHelp = []string{
 // cmdCluster answers the CLUSTER subcommands cluster-aware clients use.
 // Changing the topology by hand (ADDSLOTS, MEET, FAILOVER ...) is refused:
 // Kintsu places partitions itself.
-func cmdCluster(f *frontend, args [][]byte, st *connState) []byte {
+func cmdCluster(f *Server, args [][]byte, st *connState) []byte {
 	if len(args) < 2 {
 		return errArity(args)
 	}
@@ -290,7 +288,7 @@ func cmdCluster(f *frontend, args [][]byte, st *connState) []byte {
 		}
 		return resp.AppendInt(nil, int64(ring.Slot(args[2])))
 	case "myid":
-		return resp.AppendBulkString(nil, clusterNodeName(f.n.layout.ident.ClusterID, f.n.cfg.NodeID))
+		return resp.AppendBulkString(nil, NodeName(f.cfg.ClusterID, f.cfg.NodeID))
 	case "help":
 		b := resp.AppendArrayHeader(nil, len(clusterHelp))
 		for _, l := range clusterHelp {
@@ -298,7 +296,7 @@ func cmdCluster(f *frontend, args [][]byte, st *connState) []byte {
 		}
 		return b
 	}
-	t := f.n.topology(st.local)
+	t := f.topology(st.local)
 	switch sub {
 	case "slots":
 		st.clusterAware = true
@@ -310,7 +308,7 @@ func cmdCluster(f *frontend, args [][]byte, st *connState) []byte {
 		st.clusterAware = true
 		return t.nodesReply()
 	case "info":
-		return t.infoReply(f.n)
+		return t.infoReply(f)
 	case "addslots", "addslotsrange", "delslots", "delslotsrange", "meet", "forget", "failover", "replicate",
 		"reset", "setslot", "flushslots", "set-config-epoch", "bumpepoch":
 		return resp.AppendError(nil, "ERR CLUSTER "+strings.ToUpper(sub)+" is not supported: Kintsu places partitions itself; see kintsu ctl")
@@ -320,7 +318,7 @@ func cmdCluster(f *frontend, args [][]byte, st *connState) []byte {
 
 // cmdReadonly lets the connection read from followers (READONLY) or not
 // (READWRITE). Both mark the connection as cluster-aware.
-func cmdReadonly(_ *frontend, args [][]byte, st *connState) []byte {
+func cmdReadonly(_ *Server, args [][]byte, st *connState) []byte {
 	if len(args) != 1 {
 		return errArity(args)
 	}
@@ -333,25 +331,34 @@ func cmdReadonly(_ *frontend, args [][]byte, st *connState) []byte {
 // connection bound for group, or nil when this node should serve it: it
 // leads the partition, the leader is unknown (the router copes), or the
 // connection reads from followers and this node holds a replica.
-func (f *frontend) moved(st *connState, c *command.Cmd) []byte {
+func (f *Server) moved(st *connState, c *command.Cmd) []byte {
 	if !st.clusterAware || len(c.Keys) == 0 {
 		return nil
 	}
-	n := f.n
-	if st.readonly && !c.Writes() && n.eng.HasGroup(c.Group) {
+	if st.readonly && !c.Writes() && f.cfg.View.HasReplica(c.Group) {
 		return nil
 	}
-	leader := n.leaderOf(c.Group)
-	if leader == 0 || leader == n.cfg.NodeID {
+	leader := f.cfg.View.LeaderOf(c.Group)
+	if leader == 0 || leader == f.cfg.NodeID {
 		return nil
 	}
-	rec, ok := n.nodeRecord(leader)
+	rec, ok := f.nodeRecord(leader)
 	if !ok {
 		return nil
 	}
-	ip, port, ok := n.clientEndpoint(rec, localIPOf(st.local))
+	ip, port, ok := f.clientEndpoint(rec, localIPOf(st.local))
 	if !ok {
 		return nil
 	}
 	return resp.AppendError(nil, fmt.Sprintf("MOVED %d %s", ring.Slot(c.Args[c.Keys[0]]), net.JoinHostPort(ip, strconv.Itoa(port))))
+}
+
+// nodeRecord is one node's registry entry, as the view has it.
+func (f *Server) nodeRecord(id uint64) (api.NodeRecord, bool) {
+	for _, rec := range f.cfg.View.NodeRecords() {
+		if rec.ID == id {
+			return rec, true
+		}
+	}
+	return api.NodeRecord{}, false
 }

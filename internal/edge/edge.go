@@ -1,0 +1,67 @@
+package edge
+
+import (
+	"context"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/metrics"
+	"github.com/kintsu/kintsu/internal/txn"
+)
+
+// Config is what the edge needs from the node: who it is, and the parts
+// it hands decoded commands to.
+type Config struct {
+	NodeID     uint64
+	ClusterID  string
+	RESPAddr   string // the client address as configured (CLUSTER, INFO)
+	Partitions int
+	Replicas   int
+	// RequestTimeout bounds each request: a failure is a fast, clear
+	// error, never a hang.
+	RequestTimeout time.Duration
+	Metrics        *metrics.Metrics
+	Router         Router
+	Txns           Transactions
+	View           View
+}
+
+// Router sends commands to the leader of their partition (route.Router).
+// Each call answers one reply per command, in order; a failure is an
+// error reply saying whether the command may have been applied.
+type Router interface {
+	// WriteMany proposes a lane of commands, in order, through the log.
+	WriteMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte
+	// ReadMany serves a lane of reads after one ReadIndex.
+	ReadMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte
+	// StaleReads serves reads from the local replica (READONLY).
+	StaleReads(ctx context.Context, group uint64, cmds [][][]byte) [][]byte
+	// Read serves one read.
+	Read(ctx context.Context, group uint64, args [][]byte) []byte
+}
+
+// Transactions runs commands atomically across partitions
+// (txn.Coordinator).
+type Transactions interface {
+	Exec(ctx context.Context, cmds []command.Cmd, watches []txn.Watch) []byte
+	Run(ctx context.Context, cmd command.Cmd) []byte
+}
+
+// View is the cluster as this node sees it now, for redirects and for
+// the topology commands. It is a hint: a stale answer costs a forward or
+// a redirect, never a wrong reply.
+type View interface {
+	// Partitions lists the partitions, by id.
+	Partitions() []api.PartitionRecord
+	// NodeRecords lists the members with their liveness, by id.
+	NodeRecords() []api.NodeRecord
+	// LeaderOf is the node believed to lead group, 0 if unknown.
+	LeaderOf(group uint64) uint64
+	// GroupNodes lists the nodes holding group, preferred leader first.
+	GroupNodes(group uint64) []uint64
+	// HasReplica reports whether this node holds a replica of group.
+	HasReplica(group uint64) bool
+	// Replicas counts this node's replicas and the leaderships it holds.
+	Replicas() (local, leading int)
+}

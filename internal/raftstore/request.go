@@ -3,6 +3,8 @@ package raftstore
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/kintsu/kintsu/internal/codec"
 )
 
 // Request is one client command as carried in the raft log.
@@ -50,85 +52,39 @@ func encodeRequests(reqs []*Request, nowMS int64) []byte {
 	for _, r := range reqs {
 		size += r.Size()
 	}
-	b := make([]byte, 0, size)
-	b = append(b, entryVersion)
-	b = binary.AppendUvarint(b, uint64(max(nowMS, 0)))
-	b = binary.AppendUvarint(b, uint64(len(reqs)))
+	e := codec.Encoder(make([]byte, 0, size)).Byte(entryVersion).Uvarint(uint64(max(nowMS, 0))).Uvarint(uint64(len(reqs)))
 	for _, r := range reqs {
-		b = binary.AppendUvarint(b, r.Origin)
-		b = binary.AppendUvarint(b, r.Seq)
-		b = binary.AppendUvarint(b, r.Watermark)
-		b = binary.AppendUvarint(b, r.Batch)
-		b = binary.AppendUvarint(b, uint64(len(r.Args)))
-		for _, a := range r.Args {
-			b = binary.AppendUvarint(b, uint64(len(a)))
-			b = append(b, a...)
-		}
+		e = e.Uvarint(r.Origin).Uvarint(r.Seq).Uvarint(r.Watermark).Uvarint(r.Batch).Args(r.Args)
 	}
-	return b
+	return e
 }
 
 // decodeRequests unpacks an entry payload and its time (Unix ms, 0 for
 // entries written before times were stamped). Args alias b.
 func decodeRequests(b []byte) ([]Request, int64, error) {
-	if len(b) == 0 || b[0] != entryVersion && b[0] != entryVersionV2 && b[0] != entryVersionV1 {
+	d := codec.NewDecoder(b)
+	version := d.Byte()
+	if d.Err() != nil || version != entryVersion && version != entryVersionV2 && version != entryVersionV1 {
 		return nil, 0, errBadEntry
-	}
-	version := b[0]
-	v2 := version >= entryVersionV2
-	b = b[1:]
-	next := func() (uint64, bool) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, false
-		}
-		b = b[n:]
-		return v, true
 	}
 	var nowMS int64
 	if version >= entryVersion {
-		t, ok := next()
-		if !ok || t > 1<<62 {
-			return nil, 0, errBadEntry
+		t := d.Uvarint()
+		if t > 1<<62 {
+			d.Fail()
 		}
 		nowMS = int64(t)
 	}
-	count, ok := next()
-	if !ok || count > uint64(len(b)) {
-		return nil, 0, errBadEntry
+	out := make([]Request, d.Count())
+	for i := 0; i < len(out) && d.Err() == nil; i++ {
+		r := &out[i]
+		r.Origin, r.Seq, r.Watermark = d.Uvarint(), d.Uvarint(), d.Uvarint()
+		if version >= entryVersionV2 {
+			r.Batch = d.Uvarint()
+		}
+		r.Args = d.Args()
 	}
-	out := make([]Request, 0, count)
-	for i := uint64(0); i < count; i++ {
-		var r Request
-		var nargs uint64
-		if r.Origin, ok = next(); !ok {
-			return nil, 0, errBadEntry
-		}
-		if r.Seq, ok = next(); !ok {
-			return nil, 0, errBadEntry
-		}
-		if r.Watermark, ok = next(); !ok {
-			return nil, 0, errBadEntry
-		}
-		if v2 {
-			if r.Batch, ok = next(); !ok {
-				return nil, 0, errBadEntry
-			}
-		}
-		if nargs, ok = next(); !ok || nargs > uint64(len(b)) {
-			return nil, 0, errBadEntry
-		}
-		r.Args = make([][]byte, nargs)
-		for j := range r.Args {
-			l, ok := next()
-			if !ok || l > uint64(len(b)) {
-				return nil, 0, errBadEntry
-			}
-			r.Args[j], b = b[:l:l], b[l:]
-		}
-		out = append(out, r)
-	}
-	if len(b) != 0 {
+	if d.Done() != nil {
 		return nil, 0, errBadEntry
 	}
 	return out, nowMS, nil

@@ -5,6 +5,7 @@ import (
 	"github.com/kintsu/kintsu/internal/command"
 	"strconv"
 
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )
@@ -163,9 +164,9 @@ func Apply(s Store, args [][]byte, out []byte) ([]byte, error) {
 		}
 		return applyPrepare(s, &p, out)
 	case opExec1:
-		d := dec{b: args[1]}
+		d := codec.NewDecoder(args[1])
 		watches, cmds := decodeBody(&d)
-		if d.done() != nil {
+		if d.Done() != nil {
 			return resp.AppendError(out, replyBadOp), nil
 		}
 		return applyExec1(s, watches, cmds, out)
@@ -204,9 +205,9 @@ func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		v, err := liveVersion(r, args[1])
 		return resp.AppendInt(out, int64(v)), err
 	case opSnap:
-		d := dec{b: args[1]}
+		d := codec.NewDecoder(args[1])
 		watches, cmds := decodeBody(&d)
-		if d.done() != nil {
+		if d.Done() != nil {
 			return resp.AppendError(out, replyBadOp), nil
 		}
 		return readSnap(r, watches, cmds, out)

@@ -6,6 +6,7 @@ import (
 	"github.com/kintsu/kintsu/internal/command"
 	"strconv"
 
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/resp"
 )
 
@@ -97,53 +98,53 @@ type prepare struct {
 }
 
 func (p *prepare) encode() []byte {
-	e := enc{}.ref(p.ref)
+	e := encodeRef(nil, p.ref)
 	if p.create != nil {
-		e = e.byte(1).bytes(p.create.encode())
+		e = e.Byte(1).Bytes(p.create.encode())
 	} else {
-		e = e.byte(0)
+		e = e.Byte(0)
 	}
 	return encodeBody(e, p.watches, p.cmds)
 }
 
 func decodePrepare(b []byte) (prepare, error) {
-	d := dec{b: b}
-	p := prepare{ref: d.ref()}
-	if d.byte() == 1 {
-		rec, err := decodeRecord(d.bytes())
+	d := codec.NewDecoder(b)
+	p := prepare{ref: decodeRef(&d)}
+	if d.Byte() == 1 {
+		rec, err := decodeRecord(d.Bytes())
 		if err != nil {
 			return p, err
 		}
 		p.create = &rec
 	}
 	p.watches, p.cmds = decodeBody(&d)
-	return p, d.done()
+	return p, decoded(&d)
 }
 
-func encodeBody(e enc, watches []Watch, cmds [][][]byte) enc {
-	e = e.uvarint(uint64(len(watches)))
+func encodeBody(e codec.Encoder, watches []Watch, cmds [][][]byte) codec.Encoder {
+	e = e.Uvarint(uint64(len(watches)))
 	for _, w := range watches {
-		e = e.bytes(w.Key).uvarint(w.Version)
+		e = e.Bytes(w.Key).Uvarint(w.Version)
 	}
-	e = e.uvarint(uint64(len(cmds)))
+	e = e.Uvarint(uint64(len(cmds)))
 	for _, c := range cmds {
-		e = encodeArgs(e, c)
+		e = e.Args(c)
 	}
 	return e
 }
 
-func decodeBody(d *dec) ([]Watch, [][][]byte) {
+func decodeBody(d *codec.Decoder) ([]Watch, [][][]byte) {
 	var ws []Watch
-	n := d.count()
-	for i := 0; i < n && !d.bad; i++ {
-		ws = append(ws, Watch{Key: d.bytes(), Version: d.uvarint()})
+	n := d.Count()
+	for i := 0; i < n && d.Err() == nil; i++ {
+		ws = append(ws, Watch{Key: d.Bytes(), Version: d.Uvarint()})
 	}
 	var cmds [][][]byte
-	n = d.count()
-	for i := 0; i < n && !d.bad; i++ {
-		c := d.args()
+	n = d.Count()
+	for i := 0; i < n && d.Err() == nil; i++ {
+		c := d.Args()
 		if len(c) == 0 {
-			d.bad = true
+			d.Fail()
 		}
 		cmds = append(cmds, c)
 	}
@@ -204,21 +205,21 @@ func LockedReply(out []byte, holders []Ref) []byte {
 }
 
 func encodeRefs(refs []Ref) []byte {
-	e := enc{}.uvarint(uint64(len(refs)))
+	e := codec.Encoder(nil).Uvarint(uint64(len(refs)))
 	for _, h := range refs {
-		e = e.ref(h)
+		e = encodeRef(e, h)
 	}
 	return e
 }
 
 func decodeRefs(b []byte) ([]Ref, error) {
-	d := dec{b: b}
+	d := codec.NewDecoder(b)
 	var refs []Ref
-	n := d.count()
-	for i := 0; i < n && !d.bad; i++ {
-		refs = append(refs, d.ref())
+	n := d.Count()
+	for i := 0; i < n && d.Err() == nil; i++ {
+		refs = append(refs, decodeRef(&d))
 	}
-	return refs, d.done()
+	return refs, decoded(&d)
 }
 
 // ParseLocked returns the holders named by a reply that says a command met

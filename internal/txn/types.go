@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/kv"
 )
 
@@ -44,20 +46,28 @@ func (r Ref) Older(o Ref) bool {
 	return bytes.Compare(r.ID[:], o.ID[:]) < 0
 }
 
-func (e enc) ref(r Ref) enc {
-	return append(e, r.ID[:]...).uvarint(r.Group).uvarint(r.Priority)
+// errCorrupt reports an encoded record or argument that cannot be decoded.
+// On apply it answers an error reply instead of stopping the node: every
+// replica decodes the same bytes the same way.
+var errCorrupt = errors.New("txn: malformed encoding")
+
+// decoded is d.Done as errCorrupt: the input was one whole, valid value.
+func decoded(d *codec.Decoder) error {
+	if d.Done() != nil {
+		return errCorrupt
+	}
+	return nil
 }
 
-func (d *dec) ref() Ref {
+func encodeRef(e codec.Encoder, r Ref) codec.Encoder {
+	return e.Raw(r.ID[:]).Uvarint(r.Group).Uvarint(r.Priority)
+}
+
+func decodeRef(d *codec.Decoder) Ref {
 	var r Ref
-	if len(d.b) < len(r.ID) {
-		d.bad = true
-		return r
-	}
-	copy(r.ID[:], d.b)
-	d.b = d.b[len(r.ID):]
-	r.Group = d.uvarint()
-	r.Priority = d.uvarint()
+	copy(r.ID[:], d.Raw(len(r.ID)))
+	r.Group = d.Uvarint()
+	r.Priority = d.Uvarint()
 	return r
 }
 
@@ -106,33 +116,32 @@ type Record struct {
 }
 
 func (r *Record) encode() []byte {
-	e := enc{}.byte(byte(r.Status)).uvarint(r.Heartbeat).uvarint(r.Priority)
 	ro := byte(0)
 	if r.ReadOnly {
 		ro = 1
 	}
-	e = e.byte(ro).uvarint(uint64(len(r.Participants)))
+	e := codec.Encoder(nil).Byte(byte(r.Status)).Uvarint(r.Heartbeat).Uvarint(r.Priority).Byte(ro).Uvarint(uint64(len(r.Participants)))
 	for _, g := range r.Participants {
-		e = e.uvarint(g)
+		e = e.Uvarint(g)
 	}
 	return e
 }
 
 func decodeRecord(b []byte) (Record, error) {
-	d := dec{b: b}
+	d := codec.NewDecoder(b)
 	var r Record
-	r.Status = Status(d.byte())
-	r.Heartbeat = d.uvarint()
-	r.Priority = d.uvarint()
-	r.ReadOnly = d.byte() == 1
-	n := d.count()
-	for i := 0; i < n && !d.bad; i++ {
-		r.Participants = append(r.Participants, d.uvarint())
+	r.Status = Status(d.Byte())
+	r.Heartbeat = d.Uvarint()
+	r.Priority = d.Uvarint()
+	r.ReadOnly = d.Byte() == 1
+	n := d.Count()
+	for i := 0; i < n && d.Err() == nil; i++ {
+		r.Participants = append(r.Participants, d.Uvarint())
 	}
 	if r.Status != Pending && r.Status != Committed && r.Status != Aborted {
-		d.bad = true
+		d.Fail()
 	}
-	return r, d.done()
+	return r, decoded(&d)
 }
 
 // Lock is the lock table entry of one key: one exclusive holder, or
@@ -154,33 +163,32 @@ func (l *Lock) Holders() []Ref {
 }
 
 func (l *Lock) encode() []byte {
-	e := enc{}
 	if l.Writer != nil {
-		return e.byte('w').ref(*l.Writer)
+		return encodeRef(codec.Encoder(nil).Byte('w'), *l.Writer)
 	}
-	e = e.byte('r').uvarint(uint64(len(l.Readers)))
+	e := codec.Encoder(nil).Byte('r').Uvarint(uint64(len(l.Readers)))
 	for _, r := range l.Readers {
-		e = e.ref(r)
+		e = encodeRef(e, r)
 	}
 	return e
 }
 
 func decodeLock(b []byte) (Lock, error) {
-	d := dec{b: b}
+	d := codec.NewDecoder(b)
 	var l Lock
-	switch d.byte() {
+	switch d.Byte() {
 	case 'w':
-		r := d.ref()
+		r := decodeRef(&d)
 		l.Writer = &r
 	case 'r':
-		n := d.count()
-		for i := 0; i < n && !d.bad; i++ {
-			l.Readers = append(l.Readers, d.ref())
+		n := d.Count()
+		for i := 0; i < n && d.Err() == nil; i++ {
+			l.Readers = append(l.Readers, decodeRef(&d))
 		}
 	default:
-		d.bad = true
+		d.Fail()
 	}
-	return l, d.done()
+	return l, decoded(&d)
 }
 
 // without returns the lock with id's hold removed and whether any holder
@@ -219,30 +227,30 @@ type part struct {
 }
 
 func (p *part) encode() []byte {
-	e := enc{}.ref(p.ref).uvarint(uint64(len(p.keys)))
+	e := encodeRef(nil, p.ref).Uvarint(uint64(len(p.keys)))
 	for _, k := range p.keys {
 		w := byte(0)
 		if k.write {
 			w = 1
 		}
-		e = e.bytes(k.key).byte(w).byte(k.intent).bytes(k.value)
+		e = e.Bytes(k.key).Byte(w).Byte(k.intent).Bytes(k.value)
 	}
 	return e
 }
 
 func decodePart(b []byte) (part, error) {
-	d := dec{b: b}
-	p := part{ref: d.ref()}
-	n := d.count()
-	for i := 0; i < n && !d.bad; i++ {
+	d := codec.NewDecoder(b)
+	p := part{ref: decodeRef(&d)}
+	n := d.Count()
+	for i := 0; i < n && d.Err() == nil; i++ {
 		var k partKey
-		k.key = d.bytes()
-		k.write = d.byte() == 1
-		k.intent = d.byte()
-		k.value = d.bytes()
+		k.key = d.Bytes()
+		k.write = d.Byte() == 1
+		k.intent = d.Byte()
+		k.value = d.Bytes()
 		p.keys = append(p.keys, k)
 	}
-	return p, d.done()
+	return p, decoded(&d)
 }
 
 // ValidTableEntry reports whether (k, v) is a well-formed entry of one of

@@ -1,13 +1,13 @@
 package transport
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/raftstore"
 )
 
@@ -39,8 +39,7 @@ var errBadFrame = errors.New("transport: malformed frame")
 
 // encodeEnvelopes packs raft messages for one peer into a frame.
 func encodeEnvelopes(from uint64, envs []raftstore.Envelope) ([]byte, error) {
-	b := binary.AppendUvarint(nil, from)
-	b = binary.AppendUvarint(b, uint64(len(envs)))
+	e := codec.Encoder(nil).Uvarint(from).Uvarint(uint64(len(envs)))
 	for _, env := range envs {
 		m, err := proto.Marshal(env.Msg)
 		if err != nil {
@@ -51,26 +50,24 @@ func encodeEnvelopes(from uint64, envs []raftstore.Envelope) ([]byte, error) {
 		if env.Removed {
 			g |= 1
 		}
-		b = binary.AppendUvarint(b, g)
-		b = binary.AppendUvarint(b, uint64(len(m)))
-		b = append(b, m...)
+		e = e.Uvarint(g).Bytes(m)
 	}
-	return b, nil
+	return e, nil
 }
 
 func decodeEnvelopes(b []byte) (from uint64, envs []raftstore.Envelope, err error) {
-	r := reader{b: b}
-	from = r.uvarint()
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(b)) {
+	d := codec.NewDecoder(b)
+	from = d.Uvarint()
+	n := d.Count()
+	if d.Err() != nil {
 		return 0, nil, errBadFrame
 	}
 	envs = make([]raftstore.Envelope, 0, n)
-	for i := uint64(0); i < n; i++ {
-		g := r.uvarint()
-		m := r.bytes()
-		if r.err != nil {
-			return 0, nil, r.err
+	for range n {
+		g := d.Uvarint()
+		m := d.Bytes()
+		if d.Err() != nil {
+			return 0, nil, errBadFrame
 		}
 		msg := &pb.Message{}
 		if err := proto.Unmarshal(m, msg); err != nil {
@@ -81,46 +78,16 @@ func decodeEnvelopes(b []byte) (from uint64, envs []raftstore.Envelope, err erro
 	return from, envs, nil
 }
 
-// encodePairs packs snapshot key-value pairs.
-func appendPair(b, k, v []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(k)))
-	b = append(b, k...)
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
-}
+// appendPair packs a key-value pair of a snapshot chunk, or a unary
+// call's method and body.
+func appendPair(b, k, v []byte) []byte { return codec.Encoder(b).Bytes(k).Bytes(v) }
 
-// reader decodes length-prefixed fields, bounding every length by what
-// is actually there.
-type reader struct {
-	b   []byte
-	err error
+// decodeCall splits a unary call's frame into its method and body.
+func decodeCall(b []byte) (method string, body []byte, err error) {
+	d := codec.NewDecoder(b)
+	m, body := d.Bytes(), d.Bytes()
+	if d.Done() != nil {
+		return "", nil, errBadFrame
+	}
+	return string(m), body, nil
 }
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errBadFrame
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes() []byte {
-	l := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if l > uint64(len(r.b)) {
-		r.err = errBadFrame
-		return nil
-	}
-	out := r.b[:l:l]
-	r.b = r.b[l:]
-	return out
-}
-
-func (r *reader) done() bool { return r.err == nil && len(r.b) == 0 }

@@ -54,4 +54,7 @@ func TestPairEncodingGolden(t *testing.T) {
 	if got := hex.EncodeToString(b); got != want {
 		t.Fatalf("pairs encoded\n%s\nwant\n%s", got, want)
 	}
+	if m, body, err := decodeCall(b[:5]); err != nil || m != "w" || hex.EncodeToString(body) != "0102" {
+		t.Fatalf("call decoded as %q %x, %v", m, body, err)
+	}
 }

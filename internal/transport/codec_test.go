@@ -38,24 +38,21 @@ func TestEnvelopesRoundTrip(t *testing.T) {
 	}
 }
 
-func TestPairsReader(t *testing.T) {
-	var b []byte
-	b = appendPair(b, []byte("k1"), []byte("v1"))
-	b = appendPair(b, []byte{}, bytes.Repeat([]byte("v"), 300))
-	r := reader{b: b}
-	if k, v := r.bytes(), r.bytes(); string(k) != "k1" || string(v) != "v1" {
-		t.Fatalf("pair 1: %q %q", k, v)
+func TestCallFrame(t *testing.T) {
+	body := bytes.Repeat([]byte("v"), 300)
+	method, got, err := decodeCall(appendPair(nil, []byte("w"), body))
+	if err != nil || method != "w" || !bytes.Equal(got, body) {
+		t.Fatalf("decoded %q, %d bytes, %v", method, len(got), err)
 	}
-	if k, v := r.bytes(), r.bytes(); len(k) != 0 || len(v) != 300 {
-		t.Fatalf("pair 2: %d %d", len(k), len(v))
-	}
-	if !r.done() {
-		t.Fatal("reader not done")
-	}
-	// A declared length beyond the data is an error, not a huge allocation.
-	r = reader{b: []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 'a'}}
-	if r.bytes(); r.err == nil {
-		t.Fatal("oversized length accepted")
+	for _, b := range [][]byte{
+		nil,
+		appendPair(nil, []byte("w"), nil)[:2], // no body
+		append(appendPair(nil, []byte("w"), nil), 0), // trailing byte
+		{1, 'w', 0xff, 0xff, 0xff, 0xff, 0x0f, 'a'},  // body length beyond the frame
+	} {
+		if m, body, err := decodeCall(b); err != errBadFrame {
+			t.Fatalf("%x decoded as %q %q, %v", b, m, body, err)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/raftstore"
 )
 
@@ -105,20 +106,17 @@ func handleSnapshot(srv any, stream grpc.ServerStream) error {
 			b.Abort()
 			return err
 		}
-		r := reader{b: f.b}
-		for len(r.b) > 0 && r.err == nil {
-			k, v := r.bytes(), r.bytes()
-			if r.err != nil {
-				break
+		d := codec.NewDecoder(f.b)
+		for d.Len() > 0 {
+			k, v := d.Bytes(), d.Bytes()
+			if d.Err() != nil {
+				b.Abort()
+				return status.Error(codes.InvalidArgument, fmt.Sprintf("malformed snapshot chunk: %v", errBadFrame))
 			}
 			if err := b.Add(k, v); err != nil {
 				b.Abort()
 				return status.Error(codes.InvalidArgument, err.Error())
 			}
-		}
-		if r.err != nil {
-			b.Abort()
-			return status.Error(codes.InvalidArgument, fmt.Sprintf("malformed snapshot chunk: %v", r.err))
 		}
 	}
 	if err := h.ReceiveSnapshot(env, b); err != nil {

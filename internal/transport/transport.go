@@ -294,10 +294,8 @@ func handleCall(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryS
 	if err := dec(&in); err != nil {
 		return nil, err
 	}
-	r := reader{b: in.b}
-	method := string(r.bytes())
-	body := r.bytes()
-	if !r.done() {
+	method, body, err := decodeCall(in.b)
+	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "malformed call")
 	}
 	t.mu.Lock()

@@ -1,9 +1,9 @@
 package server
 
 import (
-	"encoding/binary"
 	"errors"
 
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/raftstore"
 )
 
@@ -32,141 +32,89 @@ const (
 	codeReadFailed               // a read could not be served (payload: text)
 )
 
-func encodeArgs(b []byte, args [][]byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(args)))
-	for _, a := range args {
-		b = binary.AppendUvarint(b, uint64(len(a)))
-		b = append(b, a...)
-	}
-	return b
-}
-
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) args() [][]byte {
-	n := d.uvarint()
-	if d.bad || n > uint64(len(d.b)) {
-		d.bad = true
-		return nil
-	}
-	out := make([][]byte, n)
-	for i := range out {
-		l := d.uvarint()
-		if d.bad || l > uint64(len(d.b)) {
-			d.bad = true
-			return nil
-		}
-		out[i], d.b = d.b[:l:l], d.b[l:]
-	}
-	return out
-}
-
 var (
 	errMalformed = errors.New("malformed forwarded call")
 )
 
 func encodeWrites(group uint64, reqs []*raftstore.Request) []byte {
-	b := binary.AppendUvarint(nil, group)
-	b = binary.AppendUvarint(b, uint64(len(reqs)))
+	e := codec.Encoder(nil).Uvarint(group).Uvarint(uint64(len(reqs)))
 	for _, req := range reqs {
-		b = binary.AppendUvarint(b, req.Origin)
-		b = binary.AppendUvarint(b, req.Seq)
-		b = binary.AppendUvarint(b, req.Watermark)
-		b = binary.AppendUvarint(b, req.Batch)
-		b = encodeArgs(b, req.Args)
+		e = e.Uvarint(req.Origin).Uvarint(req.Seq).Uvarint(req.Watermark).Uvarint(req.Batch).Args(req.Args)
 	}
-	return b
+	return e
 }
 
 func decodeWrites(b []byte) (uint64, []*raftstore.Request, error) {
-	d := decoder{b: b}
-	group := d.uvarint()
-	n := d.uvarint()
-	if d.bad || n == 0 || n > uint64(len(d.b)) {
+	d := codec.NewDecoder(b)
+	group := d.Uvarint()
+	n := d.Count()
+	if d.Err() != nil || n == 0 {
 		return 0, nil, errMalformed
 	}
 	reqs := make([]*raftstore.Request, n)
 	for i := range reqs {
-		req := &raftstore.Request{Origin: d.uvarint(), Seq: d.uvarint(), Watermark: d.uvarint(), Batch: d.uvarint()}
-		req.Args = d.args()
-		if d.bad || len(req.Args) == 0 {
+		req := &raftstore.Request{Origin: d.Uvarint(), Seq: d.Uvarint(), Watermark: d.Uvarint(), Batch: d.Uvarint()}
+		req.Args = d.Args()
+		if d.Err() != nil || len(req.Args) == 0 {
 			return 0, nil, errMalformed
 		}
 		reqs[i] = req
 	}
-	if len(d.b) != 0 {
+	if d.Done() != nil {
 		return 0, nil, errMalformed
 	}
 	return group, reqs, nil
 }
 
 func encodeReads(group uint64, cmds [][][]byte) []byte {
-	b := binary.AppendUvarint(nil, group)
-	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	e := codec.Encoder(nil).Uvarint(group).Uvarint(uint64(len(cmds)))
 	for _, args := range cmds {
-		b = encodeArgs(b, args)
+		e = e.Args(args)
 	}
-	return b
+	return e
 }
 
 func decodeReads(b []byte) (uint64, [][][]byte, error) {
-	d := decoder{b: b}
-	group := d.uvarint()
-	n := d.uvarint()
-	if d.bad || n == 0 || n > uint64(len(d.b)) {
+	d := codec.NewDecoder(b)
+	group := d.Uvarint()
+	n := d.Count()
+	if d.Err() != nil || n == 0 {
 		return 0, nil, errMalformed
 	}
 	cmds := make([][][]byte, n)
 	for i := range cmds {
-		if cmds[i] = d.args(); d.bad || len(cmds[i]) == 0 {
+		if cmds[i] = d.Args(); d.Err() != nil || len(cmds[i]) == 0 {
 			return 0, nil, errMalformed
 		}
 	}
-	if len(d.b) != 0 {
+	if d.Done() != nil {
 		return 0, nil, errMalformed
 	}
 	return group, cmds, nil
 }
 
 func encodeOutcomes(os []outcome) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(os)))
+	e := codec.Encoder(nil).Uvarint(uint64(len(os)))
 	for _, o := range os {
-		e := o.encode()
-		b = binary.AppendUvarint(b, uint64(len(e)))
-		b = append(b, e...)
+		e = e.Bytes(o.encode())
 	}
-	return b
+	return e
 }
 
+// decodeOutcomes reads the answer to a call of want commands. Bytes after
+// the last outcome are ignored, as they always have been.
 func decodeOutcomes(b []byte, want int) ([]outcome, error) {
-	d := decoder{b: b}
-	if n := d.uvarint(); d.bad || n != uint64(want) {
+	d := codec.NewDecoder(b)
+	if n := d.Uvarint(); d.Err() != nil || n != uint64(want) {
 		return nil, errMalformed
 	}
 	out := make([]outcome, want)
 	for i := range out {
-		l := d.uvarint()
-		if d.bad || l > uint64(len(d.b)) {
-			return nil, errMalformed
-		}
-		o, err := decodeOutcome(d.b[:l])
+		o, err := decodeOutcome(d.Bytes())
 		if err != nil {
 			return nil, err
 		}
-		out[i], d.b = o, d.b[l:]
+		out[i] = o
 	}
 	return out, nil
 }
@@ -179,30 +127,29 @@ type outcome struct {
 }
 
 func (o outcome) encode() []byte {
-	b := []byte{o.code}
+	e := codec.Encoder(nil).Byte(o.code)
 	switch o.code {
 	case codeOK, codeReadFailed:
-		b = append(b, o.reply...)
+		e = e.Raw(o.reply)
 	case codeNotLeader:
-		b = binary.AppendUvarint(b, o.hint)
+		e = e.Uvarint(o.hint)
 	}
-	return b
+	return e
 }
 
+// decodeOutcome reads one outcome; a payload where none is expected, or
+// after the leader hint, is ignored, as it always has been.
 func decodeOutcome(b []byte) (outcome, error) {
-	if len(b) == 0 {
-		return outcome{}, errMalformed
-	}
-	o := outcome{code: b[0]}
+	d := codec.NewDecoder(b)
+	o := outcome{code: d.Byte()}
 	switch o.code {
 	case codeOK, codeReadFailed:
-		o.reply = b[1:]
+		o.reply = d.Raw(d.Len())
 	case codeNotLeader:
-		d := decoder{b: b[1:]}
-		o.hint = d.uvarint()
-		if d.bad {
-			return outcome{}, errMalformed
-		}
+		o.hint = d.Uvarint()
+	}
+	if d.Err() != nil {
+		return outcome{}, errMalformed
 	}
 	return o, nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
@@ -51,12 +52,12 @@ func (n *Node) refuseIfReplaced() error {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.EmptyDirCheckTimeout)
 			defer cancel()
-			b, err := n.tr.Call(ctx, id, methodKnown, encodeUvarint(n.cfg.NodeID))
+			b, err := n.tr.Call(ctx, id, methodKnown, codec.Encoder(nil).Uvarint(n.cfg.NodeID))
 			if err != nil {
 				return // not up (first start), or unreachable: it cannot say
 			}
-			d := decoder{b: b}
-			if v := d.uvarint(); !d.bad && v == 1 {
+			d := codec.NewDecoder(b)
+			if v := d.Uvarint(); d.Err() == nil && v == 1 {
 				mu.Lock()
 				witness = id
 				mu.Unlock()

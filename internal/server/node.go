@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/clock"
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/edge"
 	"github.com/kintsu/kintsu/internal/faultfs"
@@ -260,11 +260,11 @@ func (n *Node) refreshHints() {
 			}
 			for _, node := range n.askAbout(g) {
 				ctx, cancel := context.WithTimeout(n.ctx, 500*time.Millisecond)
-				b, err := n.tr.Call(ctx, node, methodLeader, encodeUvarint(g))
+				b, err := n.tr.Call(ctx, node, methodLeader, codec.Encoder(nil).Uvarint(g))
 				cancel()
 				if err == nil {
-					d := decoder{b: b}
-					if l := d.uvarint(); !d.bad && l != 0 {
+					d := codec.NewDecoder(b)
+					if l := d.Uvarint(); d.Err() == nil && l != 0 {
 						n.router.setHint(g, l)
 						if n.eng.HasGroup(g) {
 							n.dropIfRemoved(g, l)
@@ -393,8 +393,6 @@ func (n *Node) closeDisk() error {
 	}
 	return n.disk.Close()
 }
-
-func encodeUvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }
 
 // applyEntry applies a committed command to the node's state machines.
 func applyEntry(group uint64, w *raftstore.Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {

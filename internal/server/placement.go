@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/statemachine"
@@ -236,7 +236,7 @@ func (n *Node) groupInfo(group uint64) (groupState, bool) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 	defer cancel()
-	b, err := n.tr.Call(ctx, leader, methodGroupInfo, encodeUvarint(group))
+	b, err := n.tr.Call(ctx, leader, methodGroupInfo, codec.Encoder(nil).Uvarint(group))
 	if err != nil {
 		return groupState{}, false
 	}
@@ -258,9 +258,9 @@ type groupInfoJSON struct {
 // serveGroupInfo answers methodGroupInfo: the membership of a group this
 // node leads.
 func (n *Node) serveGroupInfo(body []byte) ([]byte, error) {
-	d := decoder{b: body}
-	group := d.uvarint()
-	if d.bad {
+	d := codec.NewDecoder(body)
+	group := d.Uvarint()
+	if d.Err() != nil {
 		return nil, errMalformed
 	}
 	st, ok := n.eng.GroupStatus(group)
@@ -302,7 +302,7 @@ func (n *Node) dropIfRemoved(group, leader uint64) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 	defer cancel()
-	b, err := n.tr.Call(ctx, leader, methodGroupInfo, encodeUvarint(group))
+	b, err := n.tr.Call(ctx, leader, methodGroupInfo, codec.Encoder(nil).Uvarint(group))
 	if err != nil {
 		return
 	}
@@ -320,18 +320,16 @@ func (n *Node) execStep(group, leader uint64, st step) error {
 	if leader == n.cfg.NodeID {
 		return n.doStep(ctx, group, st)
 	}
-	body := encodeUvarint(group)
-	body = binary.AppendUvarint(body, uint64(st.kind))
-	body = binary.AppendUvarint(body, st.node)
+	body := codec.Encoder(nil).Uvarint(group).Uvarint(uint64(st.kind)).Uvarint(st.node)
 	_, err := n.tr.Call(ctx, leader, methodChangeReplicas, body)
 	return err
 }
 
 // serveChangeReplicas answers methodChangeReplicas.
 func (n *Node) serveChangeReplicas(ctx context.Context, body []byte) ([]byte, error) {
-	d := decoder{b: body}
-	group, kind, node := d.uvarint(), d.uvarint(), d.uvarint()
-	if d.bad || kind > uint64(raftstore.RemoveReplica) {
+	d := codec.NewDecoder(body)
+	group, kind, node := d.Uvarint(), d.Uvarint(), d.Uvarint()
+	if d.Err() != nil || kind > uint64(raftstore.RemoveReplica) {
 		return nil, errMalformed
 	}
 	return nil, n.doStep(ctx, group, step{raftstore.ChangeKind(kind), node})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/clock"
+	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -410,12 +411,12 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		}
 		return encodeOutcomes(n.serveReads(ctx, group, cmds)), nil
 	case methodLeader:
-		d := decoder{b: body}
-		group := d.uvarint()
-		if d.bad {
+		d := codec.NewDecoder(body)
+		group := d.Uvarint()
+		if d.Err() != nil {
 			return nil, errMalformed
 		}
-		return binary.AppendUvarint(nil, n.eng.Leader(group)), nil
+		return codec.Encoder(nil).Uvarint(n.eng.Leader(group)), nil
 	case methodClusterMap:
 		return n.serveMap()
 	case methodGroupInfo:
@@ -425,12 +426,12 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 	case methodJoin:
 		return n.serveJoin(ctx, body)
 	case methodKnown:
-		d := decoder{b: body}
-		id := d.uvarint()
-		if d.bad {
+		d := codec.NewDecoder(body)
+		id := d.Uvarint()
+		if d.Err() != nil {
 			return nil, errMalformed
 		}
-		return binary.AppendUvarint(nil, n.knownMember(id)), nil
+		return codec.Encoder(nil).Uvarint(n.knownMember(id)), nil
 	}
 	return nil, fmt.Errorf("unknown method %q", method)
 }

@@ -339,12 +339,12 @@ func cmd(s string) [][]byte {
 func cmds(ss ...string) []command.Cmd {
 	out := make([]command.Cmd, len(ss))
 	for i, s := range ss {
-		out[i] = decoded(s)
+		out[i] = decodeCmd(s)
 	}
 	return out
 }
 
-func decoded(s string) command.Cmd {
+func decodeCmd(s string) command.Cmd {
 	c, err := command.Decode(cmd(s), partitionOf)
 	if err != nil {
 		panic(fmt.Sprintf("decode %q: %v", s, err))

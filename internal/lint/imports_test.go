@@ -62,6 +62,7 @@ var importRules = []importRule{
 		"the state machine is applied from the log on every replica: pure, and tested on an in-memory store"},
 	{"internal/edge", []string{"internal/server", "internal/raftstore", "internal/transport", "internal/storage", pebble, grpc},
 		"the RESP edge decodes, gates and answers; replication, storage and peers sit behind its Router and Transactions interfaces"},
+	{"internal/route", []string{"internal/server", "internal/edge"}, "routing serves the edge and the control plane; it knows neither"},
 	{"internal/raftstore", []string{"internal/server"}, "the replication engine serves the node and must not know it"},
 	{"internal/...", []string{"cmd/..."}, "commands assemble packages; code a package needs belongs under internal/"},
 	{"internal/command", []string{nonStd}, "command says what a command is; every layer links it, so it stays a leaf of the standard library"},

@@ -77,7 +77,7 @@ func (n *Node) Status() api.StatusJSON {
 		local[g.Group] = i
 	}
 	for _, p := range n.view().parts {
-		ps := api.PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Learners: p.Learners, Leader: n.leaderOf(uint64(p.ID))}
+		ps := api.PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Learners: p.Learners, Leader: n.router.LeaderOf(uint64(p.ID))}
 		if i, ok := local[uint64(p.ID)]; ok {
 			// This node's replica knows the membership best.
 			ps.Replicas, ps.Learners = gs[i].Nodes, gs[i].Learners

@@ -57,7 +57,7 @@ func (n *Node) cutAll(ctx context.Context) (*api.CutJSON, error) {
 		id := hex.EncodeToString(idb)
 		started := time.Now()
 		indexes, err := n.eachPartition(ctx, len(parts), cutLease/2, func(cctx context.Context, p int) (uint64, error) {
-			reply := n.router.write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpCut), []byte(id), strconv.AppendInt(nil, cutLease.Milliseconds(), 10)})
+			reply := n.router.Write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpCut), []byte(id), strconv.AppendInt(nil, cutLease.Milliseconds(), 10)})
 			v, _, err := resp.ParseValue(reply)
 			if err != nil || v.Kind != ':' {
 				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
@@ -67,7 +67,7 @@ func (n *Node) cutAll(ctx context.Context) (*api.CutJSON, error) {
 		cutAt := time.Now()
 		// Release whatever applied, whether or not the round is kept.
 		if _, rerr := n.eachPartition(ctx, len(parts), cutLease, func(cctx context.Context, p int) (uint64, error) {
-			reply := n.router.write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
+			reply := n.router.Write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
 			if !bytes.HasPrefix(reply, []byte("+OK")) {
 				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
 			}
@@ -84,7 +84,7 @@ func (n *Node) cutAll(ctx context.Context) (*api.CutJSON, error) {
 			}
 			for p, rec := range parts {
 				cp := api.CutPartition{ID: p, SlotStart: rec.SlotStart, SlotEnd: rec.SlotEnd, Index: indexes[p]}
-				nodes := append([]uint64{n.leaderOf(uint64(p))}, n.groupNodes(uint64(p))...)
+				nodes := append([]uint64{n.router.LeaderOf(uint64(p))}, n.router.GroupNodes(uint64(p))...)
 				seen := map[uint64]bool{}
 				for _, id := range nodes {
 					if a := addrs[id]; a != "" && !seen[id] {
@@ -243,7 +243,7 @@ func (n *Node) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	reply := n.router.write(ctx, uint64(p), args)
+	reply := n.router.Write(ctx, uint64(p), args)
 	if !bytes.HasPrefix(reply, []byte("+OK")) {
 		http.Error(w, fmt.Sprintf("partition %d: %s", p, replyText(reply)), http.StatusConflict)
 		return
@@ -268,7 +268,7 @@ func (n *Node) dropAbandonedCuts(group uint64) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-		n.router.write(ctx, group, [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
+		n.router.Write(ctx, group, [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
 		cancel()
 	}
 }

@@ -93,7 +93,7 @@ func (n *Node) balanceLeaders() {
 			if ok {
 				reps = st.Nodes // voters only: a learner cannot lead
 			}
-			parts = append(parts, partitionLead{group: g, replicas: reps, leader: n.leaderOf(g)})
+			parts = append(parts, partitionLead{group: g, replicas: reps, leader: n.router.LeaderOf(g)})
 		}
 		if g, to, ok := planLeaderMove(n.cfg.NodeID, nodes, parts); ok {
 			n.log.Info("moving leadership to balance load", "group", g, "to", to)

@@ -93,7 +93,7 @@ func TestLeadershipRebalances(t *testing.T) {
 	for {
 		count := map[uint64]int{}
 		for g := uint64(0); g < 8; g++ {
-			count[tc.nodes[0].leaderOf(g)]++
+			count[tc.nodes[0].router.LeaderOf(g)]++
 		}
 		if count[0] == 0 && count[1] >= 2 && count[1] <= 3 && count[2] >= 2 && count[2] <= 3 && count[3] >= 2 && count[3] <= 3 {
 			break
@@ -108,7 +108,7 @@ func TestLeadershipRebalances(t *testing.T) {
 func leaders(tc *testCluster) string {
 	s := ""
 	for g := uint64(0); g < 8; g++ {
-		s += fmt.Sprintf(" %d:%d", g, tc.nodes[0].leaderOf(g))
+		s += fmt.Sprintf(" %d:%d", g, tc.nodes[0].router.LeaderOf(g))
 	}
 	return s
 }

@@ -196,23 +196,6 @@ func (n *Node) serveMap() ([]byte, error) {
 	return n.view().marshal(), nil
 }
 
-// groupNodes lists the nodes holding group (voters, then learners),
-// preferred leader first: this node's own replica knows best, then the
-// cluster map.
-func (n *Node) groupNodes(group uint64) []uint64 {
-	if st, ok := n.eng.GroupStatus(group); ok {
-		return append(slices.Clone(st.Nodes), st.Learners...)
-	}
-	m := n.view()
-	if group == MetaGroup {
-		return m.meta
-	}
-	if group < uint64(len(m.parts)) {
-		return m.parts[group].Replicas
-	}
-	return nil
-}
-
 // memberIDs lists the nodes that are members (not removed), by id.
 func (m *clusterMap) memberIDs() []uint64 {
 	var out []uint64

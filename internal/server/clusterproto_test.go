@@ -22,7 +22,7 @@ import (
 func (tc *testCluster) leaderAddr(t *testing.T, key string) (string, uint64) {
 	t.Helper()
 	g := uint64(ring.PartitionOf(ring.Slot([]byte(key)), tc.cfgs[0].Partitions))
-	l := tc.nodes[0].leaderOf(g)
+	l := tc.nodes[0].router.LeaderOf(g)
 	if l == 0 {
 		t.Fatalf("partition %d has no leader", g)
 	}
@@ -59,7 +59,7 @@ func TestClusterTopologyCommands(t *testing.T) {
 			t.Fatalf("range %d: %+v (want start %d, 3 nodes)", p, s, next)
 		}
 		next = s.End + 1
-		leader := tc.nodes[1].leaderOf(uint64(p))
+		leader := tc.nodes[1].router.LeaderOf(uint64(p))
 		if s.Nodes[0].Addr != tc.respAddr(int(leader)-1) || s.Nodes[0].ID != edge.NodeName(tc.nodes[1].layout.ident.ClusterID, leader) {
 			t.Fatalf("range %d master %+v, want node %d at %s", p, s.Nodes[0], leader, tc.respAddr(int(leader)-1))
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/route"
 	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
 	"github.com/kintsu/kintsu/internal/transport"
@@ -42,7 +43,7 @@ type Node struct {
 	clock   *clock.Clock
 	disk    *faultfs.FS // nil unless fault injection or a planted bug needs it
 	layout  *layout
-	router  *router
+	router  *route.Router
 	txns    *txn.Coordinator
 	front   *edge.Server
 	// crashAt is the armed crash failpoint ("" for none; see faults.go).
@@ -162,12 +163,17 @@ func Start(cfg Config) (*Node, error) {
 		txn.PlantReadsIgnoreIntents()
 	}
 	n.cmap.Store(n.startingMap())
-	n.router = newRouter(n)
+	n.router = route.New(route.Config{
+		NodeID: cfg.NodeID, Transport: n.tr, Members: n.members, Metrics: n.metrics, Logger: n.log,
+		Failpoint: n.failpoint, FaultInjection: cfg.FaultInjection,
+		UnsafeStaleReads: cfg.UnsafeStaleReads, UnsafeCASOnPropose: cfg.UnsafeCASOnPropose,
+	}, n.eng)
 	n.txns = n.newCoordinator()
+	n.router.SetResolver(n.txns.Resolver())
 	n.front = edge.New(n.ctx, edge.Config{
 		NodeID: cfg.NodeID, ClusterID: n.layout.ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
-		Metrics: n.metrics, Router: edgeRouter{n.router}, Txns: n.txns, View: nodeView{n},
+		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n},
 	})
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
@@ -260,12 +266,12 @@ func (n *Node) refreshHints() {
 			}
 			for _, node := range n.askAbout(g) {
 				ctx, cancel := context.WithTimeout(n.ctx, 500*time.Millisecond)
-				b, err := n.tr.Call(ctx, node, methodLeader, codec.Encoder(nil).Uvarint(g))
+				b, err := n.tr.Call(ctx, node, route.MethodLeader, codec.Encoder(nil).Uvarint(g))
 				cancel()
 				if err == nil {
 					d := codec.NewDecoder(b)
 					if l := d.Uvarint(); d.Err() == nil && l != 0 {
-						n.router.setHint(g, l)
+						n.router.SetHint(g, l)
 						if n.eng.HasGroup(g) {
 							n.dropIfRemoved(g, l)
 						}
@@ -282,23 +288,13 @@ func (n *Node) refreshHints() {
 	}
 }
 
-// leaderOf returns the node believed to lead group, 0 if unknown.
-func (n *Node) leaderOf(group uint64) uint64 {
-	if l := n.eng.Leader(group); l != 0 {
-		return l
-	}
-	// Not hosted here, or the local replica knows no leader (it may be
-	// cut off, or a leftover of a move): what peers say.
-	return n.router.hint(group)
-}
-
 // Ready reports whether every partition has a known leader.
 func (n *Node) Ready() bool {
 	if n.eng.Err() != nil {
 		return false
 	}
 	for _, p := range n.view().parts {
-		if n.leaderOf(uint64(p.ID)) == 0 {
+		if n.router.LeaderOf(uint64(p.ID)) == 0 {
 			return false
 		}
 	}

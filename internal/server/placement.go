@@ -223,7 +223,7 @@ func (n *Node) placeOnce() {
 
 // groupInfo asks group's leader for its membership.
 func (n *Node) groupInfo(group uint64) (groupState, bool) {
-	leader := n.leaderOf(group)
+	leader := n.router.LeaderOf(group)
 	if leader == 0 {
 		return groupState{}, false
 	}
@@ -281,7 +281,7 @@ func (n *Node) askAbout(group uint64) []uint64 {
 			}
 		}
 	}
-	add(n.groupNodes(group))
+	add(n.router.GroupNodes(group))
 	m := n.view()
 	if group == MetaGroup {
 		add(m.meta)
@@ -367,7 +367,7 @@ func (n *Node) recordGroup(m *clusterMap, group uint64, gs groupState) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
 	defer cancel()
-	if reply := n.router.write(ctx, MetaGroup, args); string(reply) != "+OK\r\n" {
+	if reply := n.router.Write(ctx, MetaGroup, args); string(reply) != "+OK\r\n" {
 		n.log.Warn("could not record membership in the partition table", "group", group, "reply", string(reply))
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"math/rand/v2"
 	"time"
@@ -10,35 +9,6 @@ import (
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
-// txnCluster is how the transaction coordinator reaches partitions: the
-// router, with its retries, leader hints and deduplication.
-type txnCluster struct{ r *router }
-
-// routerErr turns a router reply into the txn package's terms: the
-// router's own errors say whether the operation may have applied.
-func routerErr(reply []byte) error {
-	switch {
-	case bytes.HasPrefix(reply, []byte("-UNCERTAIN")), bytes.HasPrefix(reply, []byte("-ERR ")):
-		return txn.ErrUnknown
-	case bytes.HasPrefix(reply, []byte("-CLUSTERDOWN")), bytes.HasPrefix(reply, []byte("-TRYAGAIN")):
-		return txn.ErrNotApplied
-	}
-	return nil
-}
-
-func (c txnCluster) Write(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
-	reply := c.r.write(ctx, group, args)
-	return reply, routerErr(reply)
-}
-
-func (c txnCluster) Read(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
-	reply := c.r.read(ctx, group, args)
-	if err := routerErr(reply); err != nil {
-		return reply, txn.ErrNotApplied // a read has no effect either way
-	}
-	return reply, nil
-}
-
 // partitionOf maps a key to its partition.
 func (n *Node) partitionOf(key []byte) uint64 {
 	return uint64(ring.PartitionOf(ring.Slot(key), n.cfg.Partitions))
@@ -46,31 +16,12 @@ func (n *Node) partitionOf(key []byte) uint64 {
 
 func (n *Node) newCoordinator() *txn.Coordinator {
 	return txn.NewCoordinator(txn.Config{
-		Origin:    n.router.origin,
+		Origin:    n.router.Origin(),
 		Partition: n.partitionOf,
 		Rand:      rand.Float64,
 		Failpoint: n.failpoint,
-	}, txnCluster{n.router})
+	}, n.router.TxnCluster())
 }
-
-// pushLocks asks the holders a command met to get out of the way; false
-// means at least one is alive and the caller should back off.
-func (n *Node) pushLocks(ctx context.Context, group uint64, holders []txn.Ref) bool {
-	all := true
-	seen := map[txn.ID]bool{}
-	for _, h := range holders {
-		if seen[h.ID] {
-			continue
-		}
-		seen[h.ID] = true
-		all = n.txns.Resolver().Push(ctx, group, h, false) && all
-	}
-	return all
-}
-
-// errLocked answers a command whose keys stayed locked by a transaction
-// until the request's deadline; it was not applied.
-const errLocked = "TRYAGAIN the key is locked by a transaction still in progress, nothing was applied"
 
 // sweepEvery is how often a leader looks for transactions left behind in
 // its partitions; sweepAge is how old one must be before it is pushed, so

@@ -1,4 +1,4 @@
-package server
+package route
 
 import (
 	"bytes"
@@ -14,13 +14,13 @@ import (
 
 // propose hands requests for group to the local engine, which must lead it.
 // Every write a leader accepts, local or forwarded, passes here.
-func (n *Node) propose(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
-	if n.cfg.UnsafeCASOnPropose {
-		return n.proposeCheckingEarly(ctx, group, reqs)
+func (r *Router) propose(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
+	if r.cfg.UnsafeCASOnPropose {
+		return r.proposeCheckingEarly(ctx, group, reqs)
 	}
-	replies, errs := n.eng.ProposeMany(ctx, group, reqs)
-	if n.cfg.FaultInjection && slices.ContainsFunc(reqs, func(r *raftstore.Request) bool { return txn.IsPrepare(r.Args) }) {
-		n.failpoint(api.FailParticipantPrepared)
+	replies, errs := r.eng.ProposeMany(ctx, group, reqs)
+	if r.cfg.FaultInjection && slices.ContainsFunc(reqs, func(r *raftstore.Request) bool { return txn.IsPrepare(r.Args) }) {
+		r.cfg.Failpoint(api.FailParticipantPrepared)
 	}
 	return replies, errs
 }
@@ -32,27 +32,27 @@ func (n *Node) propose(ctx context.Context, group uint64, reqs []*raftstore.Requ
 // same value that overlap both pass the check and both succeed: a lost
 // update. The correct path evaluates the condition when the entry is
 // applied, in log order (package kv).
-func (n *Node) proposeCheckingEarly(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
+func (r *Router) proposeCheckingEarly(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
 	replies := make([][]byte, len(reqs))
 	errs := make([]error, len(reqs))
 	var send []*raftstore.Request
 	var at []int
-	for i, r := range reqs {
-		if expect, ok := ifeqOnly(r.Args); ok {
-			cur, err := kv.Lookup([]byte("get")).Read(n.eng.Reader(group), [][]byte{[]byte("get"), r.Args[1]}, nil)
+	for i, req := range reqs {
+		if expect, ok := ifeqOnly(req.Args); ok {
+			cur, err := kv.Lookup([]byte("get")).Read(r.eng.Reader(group), [][]byte{[]byte("get"), req.Args[1]}, nil)
 			if err != nil || !bytes.Equal(cur, resp.AppendBulk(nil, expect)) {
 				replies[i] = resp.AppendNull(nil)
 				continue
 			}
-			cp := *r
-			cp.Args = r.Args[:3]
-			r = &cp
+			cp := *req
+			cp.Args = req.Args[:3]
+			req = &cp
 		}
-		send = append(send, r)
+		send = append(send, req)
 		at = append(at, i)
 	}
 	if len(send) > 0 {
-		rs, es := n.eng.ProposeMany(ctx, group, send)
+		rs, es := r.eng.ProposeMany(ctx, group, send)
 		for j, i := range at {
 			replies[i], errs[i] = rs[j], es[j]
 		}

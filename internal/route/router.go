@@ -1,4 +1,4 @@
-package server
+package route
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/clock"
-	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -32,32 +31,44 @@ const (
 // node costs a retry, not the whole request deadline.
 const attemptTimeout = 1500 * time.Millisecond
 
-// router sends a command to the leader of its partition.
-type router struct {
-	n      *Node
-	origin uint64
-	seqs   *seqTracker
+// Router sends a command to the leader of its partition.
+type Router struct {
+	cfg      Config
+	eng      *raftstore.Engine
+	origin   uint64
+	seqs     *seqTracker
+	resolver *txn.Resolver // set once by SetResolver, before serving
 
 	mu    sync.Mutex
 	hints map[uint64]uint64 // guarded by mu; group -> node believed to lead
 }
 
-func newRouter(n *Node) *router {
+// New makes the router of a node.
+func New(cfg Config, eng *raftstore.Engine) *Router {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err)
 	}
 	origin := binary.BigEndian.Uint64(b[:]) | 1 // never 0: 0 means "no dedupe"
-	return &router{n: n, origin: origin, seqs: newSeqTracker(), hints: map[uint64]uint64{}}
+	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), hints: map[uint64]uint64{}}
 }
 
-func (r *router) hint(group uint64) uint64 {
+// Origin names this router's process in (origin, seq) request ids and
+// transaction ids.
+func (r *Router) Origin() uint64 { return r.origin }
+
+// SetResolver gives the router the transaction resolver it asks to push
+// the locks a command meets. The resolver itself writes through the
+// router, so it is set after both exist, before the node serves.
+func (r *Router) SetResolver(res *txn.Resolver) { r.resolver = res }
+
+func (r *Router) Hint(group uint64) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.hints[group]
 }
 
-func (r *router) setHint(group, node uint64) {
+func (r *Router) SetHint(group, node uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if node == 0 {
@@ -68,20 +79,20 @@ func (r *router) setHint(group, node uint64) {
 }
 
 // target picks the node to try for group on the given attempt.
-func (r *router) target(group uint64, attempt int) uint64 {
-	local := r.n.eng.Leader(group)
-	if local == r.n.cfg.NodeID {
+func (r *Router) target(group uint64, attempt int) uint64 {
+	local := r.eng.Leader(group)
+	if local == r.cfg.NodeID {
 		return local
 	}
 	// A hint comes from a node's answer, so it is fresher than what a
 	// local follower (perhaps cut off) believes.
-	if h := r.hint(group); h != 0 {
+	if h := r.Hint(group); h != 0 {
 		return h
 	}
 	if local != 0 {
 		return local
 	}
-	nodes := r.n.groupNodes(group)
+	nodes := r.GroupNodes(group)
 	if len(nodes) == 0 {
 		return 0
 	}
@@ -94,8 +105,8 @@ func backoff(ctx context.Context, attempt int) bool {
 }
 
 // write replicates one write command on group's leader.
-func (r *router) write(ctx context.Context, group uint64, args [][]byte) []byte {
-	return r.writeMany(ctx, group, [][][]byte{args})[0]
+func (r *Router) Write(ctx context.Context, group uint64, args [][]byte) []byte {
+	return r.WriteMany(ctx, group, [][][]byte{args})[0]
 }
 
 // writeMany replicates write commands on group's leader, in order, and
@@ -104,7 +115,7 @@ func (r *router) write(ctx context.Context, group uint64, args [][]byte) []byte 
 // proposed together form one batch (raftstore.Request.Batch): when one
 // meets a transaction's lock it and the rest of the batch are refused,
 // the lock is resolved, and they are retried in order.
-func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
+func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
 	reqs := make([]*raftstore.Request, len(cmds))
 	for i, args := range cmds {
 		seq, wm := r.seqs.begin()
@@ -131,15 +142,15 @@ func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [
 			batch[i] = &cp
 		}
 		outs := r.attempt(ctx, group, attempt, len(batch), func(actx context.Context, node uint64) ([]outcome, bool) {
-			if node == r.n.cfg.NodeID {
-				replies, errs := r.n.propose(actx, group, batch)
+			if node == r.cfg.NodeID {
+				replies, errs := r.propose(actx, group, batch)
 				outs := make([]outcome, len(batch))
 				for i := range outs {
 					outs[i] = outcomeOf(replies[i], errs[i])
 				}
 				return outs, false
 			}
-			b, err := r.n.tr.Call(actx, node, methodWrite, encodeWrites(group, batch))
+			b, err := r.cfg.Transport.Call(actx, node, methodWrite, encodeWrites(group, batch))
 			if err == nil {
 				if outs, derr := decodeOutcomes(b, len(batch)); derr == nil {
 					return outs, false
@@ -184,7 +195,7 @@ func (r *router) writeMany(ctx context.Context, group uint64, cmds [][][]byte) [
 		if len(pending) == 0 {
 			return replies
 		}
-		if len(holders) > 0 && r.n.pushLocks(ctx, group, holders) {
+		if len(holders) > 0 && r.pushLocks(ctx, group, holders) {
 			continue // the locks are gone: retry at once
 		}
 		if !backoff(ctx, attempt) {
@@ -214,8 +225,8 @@ func repeatOutcome(o outcome, n int) []outcome {
 }
 
 // read serves one read command on group's leader.
-func (r *router) read(ctx context.Context, group uint64, args [][]byte) []byte {
-	return r.readMany(ctx, group, [][][]byte{args})[0]
+func (r *Router) Read(ctx context.Context, group uint64, args [][]byte) []byte {
+	return r.ReadMany(ctx, group, [][][]byte{args})[0]
 }
 
 // readMany serves read commands on group's leader after one ReadIndex (or
@@ -223,9 +234,9 @@ func (r *router) read(ctx context.Context, group uint64, args [][]byte) []byte {
 // transaction's write lock, the lock is resolved and that read and the
 // ones after it are served again, so a pipeline's reads never see the
 // store go backwards.
-func (r *router) readMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
-	if r.n.cfg.UnsafeStaleReads && r.n.eng.HasGroup(group) {
-		return r.n.localReads(group, cmds)
+func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
+	if r.cfg.UnsafeStaleReads && r.eng.HasGroup(group) {
+		return r.localReads(group, cmds)
 	}
 	replies := make([][]byte, len(cmds))
 	from := 0 // replies[:from] are final
@@ -233,10 +244,10 @@ func (r *router) readMany(ctx context.Context, group uint64, cmds [][][]byte) []
 	for attempt := 0; ; attempt++ {
 		rest := cmds[from:]
 		outs := r.attempt(ctx, group, attempt, len(rest), func(actx context.Context, node uint64) ([]outcome, bool) {
-			if node == r.n.cfg.NodeID {
-				return r.n.serveReads(actx, group, rest), false
+			if node == r.cfg.NodeID {
+				return r.serveReads(actx, group, rest), false
 			}
-			b, err := r.n.tr.Call(actx, node, methodRead, encodeReads(group, rest))
+			b, err := r.cfg.Transport.Call(actx, node, methodRead, encodeReads(group, rest))
 			if err == nil {
 				if outs, derr := decodeOutcomes(b, len(rest)); derr == nil {
 					return outs, false
@@ -258,7 +269,7 @@ func (r *router) readMany(ctx context.Context, group uint64, cmds [][][]byte) []
 				return replies
 			}
 			from = lockedAt
-			if r.n.pushLocks(ctx, group, holders) {
+			if r.pushLocks(ctx, group, holders) {
 				continue
 			}
 		}
@@ -282,11 +293,11 @@ func (r *router) readMany(ctx context.Context, group uint64, cmds [][][]byte) []
 // leader: the opt-in weak consistency of READONLY. A read that meets a
 // transaction's lock is served by the leader instead, so even a stale
 // read never returns a value no transaction committed.
-func (r *router) staleReads(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
-	out := r.n.localReads(group, cmds)
+func (r *Router) StaleReads(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
+	out := r.localReads(group, cmds)
 	for _, reply := range out {
 		if _, locked := txn.ParseLocked(reply); locked {
-			return r.readMany(ctx, group, cmds)
+			return r.ReadMany(ctx, group, cmds)
 		}
 	}
 	return out
@@ -295,7 +306,7 @@ func (r *router) staleReads(ctx context.Context, group uint64, cmds [][][]byte) 
 // attempt runs one try of n commands against the best-guess leader and
 // updates the leader hint from the answer. do returns one outcome per
 // command and whether the node failed to answer at all.
-func (r *router) attempt(ctx context.Context, group uint64, attempt, n int, do func(context.Context, uint64) ([]outcome, bool)) []outcome {
+func (r *Router) attempt(ctx context.Context, group uint64, attempt, n int, do func(context.Context, uint64) ([]outcome, bool)) []outcome {
 	node := r.target(group, attempt)
 	if node == 0 {
 		return repeatOutcome(outcome{code: codeNotLeader}, n)
@@ -306,22 +317,22 @@ func (r *router) attempt(ctx context.Context, group uint64, attempt, n int, do f
 	o := outs[0]
 	switch {
 	case o.code == codeOK:
-		if node != r.n.cfg.NodeID {
-			r.setHint(group, node)
-			r.n.metrics.Forwarded.Add(float64(n))
+		if node != r.cfg.NodeID {
+			r.SetHint(group, node)
+			r.cfg.Metrics.Forwarded.Add(float64(n))
 		}
 	case o.code == codeNotLeader && o.hint != 0 && o.hint != node:
-		r.setHint(group, o.hint)
+		r.SetHint(group, o.hint)
 	case unreachable, o.code == codeNotLeader, o.code == codeNoGroup, o.code == codeMaybeApplied:
 		// Try another replica next time.
-		r.setHint(group, r.nextNode(group, node))
+		r.SetHint(group, r.nextNode(group, node))
 	}
 	return outs
 }
 
 // nextNode is the replica after node in group's list.
-func (r *router) nextNode(group, node uint64) uint64 {
-	nodes := r.n.groupNodes(group)
+func (r *Router) nextNode(group, node uint64) uint64 {
+	nodes := r.GroupNodes(group)
 	for i, x := range nodes {
 		if x == node {
 			return nodes[(i+1)%len(nodes)]
@@ -335,8 +346,8 @@ func (r *router) nextNode(group, node uint64) uint64 {
 
 // serveReads answers reads on this node, which must lead group: one
 // ReadIndex covers them all.
-func (n *Node) serveReads(ctx context.Context, group uint64, cmds [][][]byte) []outcome {
-	if !n.eng.HasGroup(group) {
+func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte) []outcome {
+	if !r.eng.HasGroup(group) {
 		return repeatOutcome(outcome{code: codeNoGroup}, len(cmds))
 	}
 	var replies [][]byte
@@ -344,12 +355,12 @@ func (n *Node) serveReads(ctx context.Context, group uint64, cmds [][][]byte) []
 		// A backup's cut that opens between the barrier and the reads could
 		// let them show writes it holds back: then read again, behind it
 		// (raftstore.Engine.CutGen).
-		gen := n.eng.CutGen(group)
-		if err := n.eng.ReadBarrier(ctx, group); err != nil {
+		gen := r.eng.CutGen(group)
+		if err := r.eng.ReadBarrier(ctx, group); err != nil {
 			return repeatOutcome(outcomeOf(nil, err), len(cmds))
 		}
-		replies = n.localReads(group, cmds)
-		if n.eng.CutGen(group) == gen {
+		replies = r.localReads(group, cmds)
+		if r.eng.CutGen(group) == gen {
 			break
 		}
 	}
@@ -361,10 +372,10 @@ func (n *Node) serveReads(ctx context.Context, group uint64, cmds [][][]byte) []
 }
 
 // localReads evaluates reads against the local replica's applied state.
-func (n *Node) localReads(group uint64, cmds [][][]byte) [][]byte {
+func (r *Router) localReads(group uint64, cmds [][][]byte) [][]byte {
 	out := make([][]byte, len(cmds))
 	for i, args := range cmds {
-		out[i] = n.localRead(group, args)
+		out[i] = r.localRead(group, args)
 	}
 	return out
 }
@@ -372,66 +383,20 @@ func (n *Node) localReads(group uint64, cmds [][][]byte) [][]byte {
 // localRead evaluates one read against the local replica's applied state.
 // A read that meets a transaction's write lock answers the lock's holders
 // instead (see txn.Blocked); the router resolves them and reads again.
-func (n *Node) localRead(group uint64, args [][]byte) []byte {
+func (r *Router) localRead(group uint64, args [][]byte) []byte {
 	// The one lookup of a read on the node that serves it.
 	spec := command.Lookup(args[0])
 	if spec != nil && statemachine.IsKeyCount(spec) {
-		return resp.AppendInt(nil, n.eng.KeyCount(group))
+		return resp.AppendInt(nil, r.eng.KeyCount(group))
 	}
 	// One frozen view: a multi-key read, or a lock check and the read
 	// after it, must not see an entry applied halfway through.
-	rd, release := n.eng.Snapshot(group)
+	rd, release := r.eng.Snapshot(group)
 	defer release()
 	out, err := statemachine.Read(rd, group, spec, args)
 	if err != nil {
-		n.log.Error("read failed", "group", group, "err", err)
+		r.cfg.Logger.Error("read failed", "group", group, "err", err)
 		return resp.AppendError(nil, "ERR storage failure")
 	}
 	return out
-}
-
-// handleCall serves calls forwarded by peers.
-func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]byte, error) {
-	switch method {
-	case methodWrite:
-		group, reqs, err := decodeWrites(body)
-		if err != nil {
-			return nil, err
-		}
-		replies, errs := n.propose(ctx, group, reqs)
-		outs := make([]outcome, len(reqs))
-		for i := range outs {
-			outs[i] = outcomeOf(replies[i], errs[i])
-		}
-		return encodeOutcomes(outs), nil
-	case methodRead:
-		group, cmds, err := decodeReads(body)
-		if err != nil {
-			return nil, err
-		}
-		return encodeOutcomes(n.serveReads(ctx, group, cmds)), nil
-	case methodLeader:
-		d := codec.NewDecoder(body)
-		group := d.Uvarint()
-		if d.Err() != nil {
-			return nil, errMalformed
-		}
-		return codec.Encoder(nil).Uvarint(n.eng.Leader(group)), nil
-	case methodClusterMap:
-		return n.serveMap()
-	case methodGroupInfo:
-		return n.serveGroupInfo(body)
-	case methodChangeReplicas:
-		return n.serveChangeReplicas(ctx, body)
-	case methodJoin:
-		return n.serveJoin(ctx, body)
-	case methodKnown:
-		d := codec.NewDecoder(body)
-		id := d.Uvarint()
-		if d.Err() != nil {
-			return nil, errMalformed
-		}
-		return codec.Encoder(nil).Uvarint(n.knownMember(id)), nil
-	}
-	return nil, fmt.Errorf("unknown method %q", method)
 }

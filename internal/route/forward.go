@@ -1,6 +1,7 @@
-package server
+package route
 
 import (
+	"context"
 	"errors"
 
 	"github.com/kintsu/kintsu/internal/codec"
@@ -11,15 +12,44 @@ import (
 // sends the command to the node it believes does; the answer says what
 // happened in terms the caller can act on.
 const (
-	methodWrite          = "w" // group, then per command: origin, seq, watermark, args
-	methodRead           = "r" // group, then per command: args
-	methodLeader         = "l" // group -> leader hint
-	methodKnown          = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
-	methodClusterMap     = "m" // -> the cluster map (JSON) from the local metadata replica
-	methodGroupInfo      = "g" // group -> its membership (JSON), from its leader
-	methodChangeReplicas = "c" // group, kind, node: one membership step, on the group's leader
-	methodJoin           = "j" // api.NodeRecord JSON -> api.JoinJSON JSON
+	methodWrite = "w" // group, then per command: origin, seq, watermark, args
+	methodRead  = "r" // group, then per command: args
+	// MethodLeader asks a node which node leads a group (its answer is a
+	// hint). Exported for the node's hint refresher.
+	MethodLeader = "l" // group -> leader hint
 )
+
+// Serve answers the request path's peer calls: forwarded writes and reads
+// and leader hints; ok is false for any other method.
+func (r *Router) Serve(ctx context.Context, method string, body []byte) (answer []byte, ok bool, err error) {
+	switch method {
+	case methodWrite:
+		group, reqs, err := decodeWrites(body)
+		if err != nil {
+			return nil, true, err
+		}
+		replies, errs := r.propose(ctx, group, reqs)
+		outs := make([]outcome, len(reqs))
+		for i := range outs {
+			outs[i] = outcomeOf(replies[i], errs[i])
+		}
+		return encodeOutcomes(outs), true, nil
+	case methodRead:
+		group, cmds, err := decodeReads(body)
+		if err != nil {
+			return nil, true, err
+		}
+		return encodeOutcomes(r.serveReads(ctx, group, cmds)), true, nil
+	case MethodLeader:
+		d := codec.NewDecoder(body)
+		group := d.Uvarint()
+		if d.Err() != nil {
+			return nil, true, errMalformed
+		}
+		return codec.Encoder(nil).Uvarint(r.eng.Leader(group)), true, nil
+	}
+	return nil, false, nil
+}
 
 // Outcome codes of a forwarded call.
 const (

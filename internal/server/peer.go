@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kintsu/kintsu/internal/codec"
+)
+
+// Peer calls of the control plane; the request path's own (forwarded
+// writes and reads, leader hints) are the router's (route.Serve).
+const (
+	methodKnown          = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
+	methodClusterMap     = "m" // -> the cluster map (JSON) from the local metadata replica
+	methodGroupInfo      = "g" // group -> its membership (JSON), from its leader
+	methodChangeReplicas = "c" // group, kind, node: one membership step, on the group's leader
+	methodJoin           = "j" // api.NodeRecord JSON -> api.JoinJSON JSON
+)
+
+var errMalformed = errors.New("malformed peer call")
+
+// handleCall serves calls from peers.
+func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]byte, error) {
+	if answer, ok, err := n.router.Serve(ctx, method, body); ok {
+		return answer, err
+	}
+	switch method {
+	case methodClusterMap:
+		return n.serveMap()
+	case methodGroupInfo:
+		return n.serveGroupInfo(body)
+	case methodChangeReplicas:
+		return n.serveChangeReplicas(ctx, body)
+	case methodJoin:
+		return n.serveJoin(ctx, body)
+	case methodKnown:
+		d := codec.NewDecoder(body)
+		id := d.Uvarint()
+		if d.Err() != nil {
+			return nil, errMalformed
+		}
+		return codec.Encoder(nil).Uvarint(n.knownMember(id)), nil
+	}
+	return nil, fmt.Errorf("unknown method %q", method)
+}

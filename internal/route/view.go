@@ -2,7 +2,6 @@ package route
 
 import (
 	"slices"
-
 )
 
 // LeaderOf returns the node believed to lead group, 0 if unknown.

@@ -1,7 +1,6 @@
 package server
 
 import (
-
 	"github.com/kintsu/kintsu/internal/api"
 )
 

@@ -121,7 +121,7 @@ func TestBackupCutStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cut, err := n.cutAll(context.Background())
+	cut, err := n.admin.Cut(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

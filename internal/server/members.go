@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -139,32 +138,4 @@ func (n *Node) setNodeState(ctx context.Context, id uint64, state string) error 
 		return errors.New(replyText(reply))
 	}
 	return nil
-}
-
-// memberRoutes are the admin API's membership endpoints.
-func (n *Node) memberRoutes(mux *http.ServeMux) {
-	handle := func(state string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
-			if err != nil || id == 0 {
-				http.Error(w, "node id must be a positive integer", http.StatusBadRequest)
-				return
-			}
-			ctx, cancel := context.WithTimeout(r.Context(), n.cfg.RequestTimeout)
-			defer cancel()
-			if state == api.NodeRemoved {
-				if rec, ok := n.nodeRecord(id); ok && rec.State != api.NodeDead && rec.State != api.NodeRemoved && r.URL.Query().Get("force") != "true" {
-					http.Error(w, fmt.Sprintf("node %d is %s, not dead: decommission it (its replicas move away first), or add ?force=true", id, rec.State), http.StatusConflict)
-					return
-				}
-			}
-			if err := n.setNodeState(ctx, id, state); err != nil {
-				http.Error(w, err.Error(), http.StatusConflict)
-				return
-			}
-			_, _ = w.Write([]byte("ok\n"))
-		}
-	}
-	mux.HandleFunc("POST /v1/nodes/{id}/decommission", handle(api.NodeDraining))
-	mux.HandleFunc("POST /v1/nodes/{id}/remove", handle(api.NodeRemoved))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/kintsu/kintsu/internal/admin"
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/codec"
@@ -46,7 +47,8 @@ type Node struct {
 	router  *route.Router
 	txns    *txn.Coordinator
 	front   *edge.Server
-	// crashAt is the armed crash failpoint ("" for none; see faults.go).
+	admin   *admin.API
+	// crashAt is the armed crash failpoint (nil for none; see failpoint.go).
 	crashAt atomic.Pointer[string]
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
 	// balanceEvery is the leadership balancer's period in ns (<= 0: off).
@@ -178,7 +180,8 @@ func Start(cfg Config) (*Node, error) {
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
 	n.eng.Start()
-	n.httpSrv = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	n.admin = n.newAdmin()
+	n.httpSrv = &http.Server{Handler: n.admin.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.Serve(n.respLn)
 	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))

@@ -1,23 +1,22 @@
-package server
+package admin
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/faultfs"
 )
 
-// faultRoutes are the admin API's fault hooks. They exist only on a node
-// started with --fault-injection (kintsu chaos drives them); each takes
-// effect at once and the same call with an empty body ({}) heals it.
-func (n *Node) faultRoutes(mux *http.ServeMux) {
+// faultRoutes are the admin API's fault hooks (doc.go says when they
+// exist); each takes effect at once and the same call with an empty body
+// ({}) heals it.
+func (a *API) faultRoutes(mux *http.ServeMux) {
+	f := a.cfg.Faults
 	// {"nodes":[2,3]}: from now on this node sends nothing to nodes 2 and 3
 	// (raft messages, forwarded requests, snapshots). Set on both sides for
 	// a partition, one side for a one-way cut.
@@ -26,8 +25,8 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 		if !decodeFault(w, r, &body) {
 			return
 		}
-		n.tr.SetCut(body.Nodes)
-		n.log.Warn("fault injection: links cut", "to", body.Nodes)
+		f.Links.SetCut(body.Nodes)
+		a.log.Warn("fault injection: links cut", "to", body.Nodes)
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	// {"offset_ms":-30000,"rate":2}: this node's clock reads 30 s behind
@@ -40,11 +39,11 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 		if body.Rate == 0 {
 			body.Rate = 1
 		}
-		if err := n.clock.Skew(time.Duration(body.OffsetMS)*time.Millisecond, body.Rate); err != nil {
+		if err := f.Clock.Skew(time.Duration(body.OffsetMS)*time.Millisecond, body.Rate); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		n.log.Warn("fault injection: clock skewed", "offset_ms", body.OffsetMS, "rate", body.Rate)
+		a.log.Warn("fault injection: clock skewed", "offset_ms", body.OffsetMS, "rate", body.Rate)
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	// {"sync_delay_ms":2000}: every fsync first stalls 2 s (a slow disk).
@@ -60,19 +59,19 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 			http.Error(w, "sync_delay_ms: between 0 and 60000", http.StatusBadRequest)
 			return
 		}
-		n.disk.Set(faultfs.Fault{SyncDelay: time.Duration(body.SyncDelayMS) * time.Millisecond, FailWrites: body.FailWrites})
-		n.log.Warn("fault injection: disk", "sync_delay_ms", body.SyncDelayMS, "fail_writes", body.FailWrites)
+		f.Disk.Set(faultfs.Fault{SyncDelay: time.Duration(body.SyncDelayMS) * time.Millisecond, FailWrites: body.FailWrites})
+		a.log.Warn("fault injection: disk", "sync_delay_ms", body.SyncDelayMS, "fail_writes", body.FailWrites)
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	// {"at":"after-prepare"}: the process kills itself (SIGKILL) the next
-	// time it reaches that failpoint (see crashPoints); {} disarms.
+	// time it reaches that failpoint (see api.CrashPoints); {} disarms.
 	mux.HandleFunc("PUT /v1/fault/crash", func(w http.ResponseWriter, r *http.Request) {
 		var body api.FaultCrash
 		if !decodeFault(w, r, &body) {
 			return
 		}
 		if body.At == "" {
-			n.crashAt.Store(nil)
+			f.ArmCrash("")
 			_, _ = w.Write([]byte("ok\n"))
 			return
 		}
@@ -80,11 +79,14 @@ func (n *Node) faultRoutes(mux *http.ServeMux) {
 			http.Error(w, fmt.Sprintf("at: one of %v", crashPoints), http.StatusBadRequest)
 			return
 		}
-		n.crashAt.Store(&body.At)
-		n.log.Warn("fault injection: crash armed", "at", body.At)
+		f.ArmCrash(body.At)
+		a.log.Warn("fault injection: crash armed", "at", body.At)
 		_, _ = w.Write([]byte("ok\n"))
 	})
 }
+
+// crashPoints are the failpoints PUT /v1/fault/crash can arm.
+var crashPoints = api.CrashPoints()
 
 // decodeFault reads a fault's JSON body; false (after answering 400) if
 // it is malformed.
@@ -96,25 +98,4 @@ func decodeFault(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
-}
-
-// crashPoints are the failpoints PUT /v1/fault/crash can arm.
-var crashPoints = api.CrashPoints()
-
-// failpoint kills this process, as kill -9 would, the first time the
-// armed point is reached; nothing is flushed or closed on the way out.
-func (n *Node) failpoint(name string) {
-	p := n.crashAt.Load()
-	if p == nil || *p != name || !n.crashAt.CompareAndSwap(p, nil) {
-		return
-	}
-	n.log.Error("fault injection: crashing at failpoint", "point", name)
-	n.crash()
-}
-
-// killSelf ends the process as kill -9 would; exiting is the fallback
-// should the signal fail.
-func killSelf() {
-	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	os.Exit(137)
 }

@@ -1,0 +1,268 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/backup"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/statemachine"
+)
+
+// Backup and restore orchestration. The cut, uncut and restore entries
+// themselves are applied in the log (statemachine); this file proposes
+// them, streams cuts and checks restore chunks (doc.go has the why).
+
+// cutLease bounds how long a cut holds answers if its release never comes.
+const cutLease = 5 * time.Second
+
+// cutAttempts: a cut round that does not finish within half the lease
+// (a partition without a leader) is retried this many times in all.
+const cutAttempts = 3
+
+// MaxRestoreChunk bounds one restore request's body: a chunk holds records
+// of about 1 MiB, or one record larger than that.
+const MaxRestoreChunk = backup.MaxTxnValueBytes + 1<<20
+
+// Cut takes a consistent cut of every partition.
+func (a *API) Cut(ctx context.Context) (*api.CutJSON, error) {
+	parts := a.cfg.Partitions()
+	var lastErr error
+	for attempt := 0; attempt < cutAttempts; attempt++ {
+		idb := make([]byte, 8)
+		_, _ = rand.Read(idb)
+		id := hex.EncodeToString(idb)
+		started := time.Now()
+		indexes, err := eachPartition(ctx, len(parts), cutLease/2, func(cctx context.Context, p int) (uint64, error) {
+			reply := a.cfg.Write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpCut), []byte(id), strconv.AppendInt(nil, cutLease.Milliseconds(), 10)})
+			v, _, err := resp.ParseValue(reply)
+			if err != nil || v.Kind != ':' {
+				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
+			}
+			return uint64(v.Int), nil
+		})
+		cutAt := time.Now()
+		// Release whatever applied, whether or not the round is kept.
+		if _, rerr := eachPartition(ctx, len(parts), cutLease, func(cctx context.Context, p int) (uint64, error) {
+			reply := a.cfg.Write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
+			if !bytes.HasPrefix(reply, []byte("+OK")) {
+				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
+			}
+			return 0, nil
+		}); rerr != nil {
+			a.log.Warn("releasing a backup cut failed (its lease ends the hold)", "cut", id, "err", rerr)
+		}
+		if err == nil && cutAt.Sub(started) < cutLease/2 {
+			out := &api.CutJSON{ID: id, ClusterID: a.cfg.ClusterID, Version: api.Version,
+				Started: started.UTC().Format(time.RFC3339Nano), CutAt: cutAt.UTC().Format(time.RFC3339Nano)}
+			addrs := map[uint64]string{}
+			for _, rec := range a.cfg.Nodes() {
+				addrs[rec.ID] = rec.HTTPAddr
+			}
+			for p, rec := range parts {
+				cp := api.CutPartition{ID: p, SlotStart: rec.SlotStart, SlotEnd: rec.SlotEnd, Index: indexes[p]}
+				nodes := append([]uint64{a.cfg.Leader(uint64(p))}, a.cfg.GroupNodes(uint64(p))...)
+				seen := map[uint64]bool{}
+				for _, id := range nodes {
+					if addr := addrs[id]; addr != "" && !seen[id] {
+						seen[id] = true
+						cp.Nodes = append(cp.Nodes, addr)
+					}
+				}
+				out.Partitions = append(out.Partitions, cp)
+			}
+			a.log.Info("backup cut taken", "cut", id, "partitions", len(parts), "took", cutAt.Sub(started))
+			return out, nil
+		}
+		a.dropCutEverywhere(id)
+		if err == nil {
+			err = fmt.Errorf("the cut took %v, over half its lease", cutAt.Sub(started).Round(time.Millisecond))
+		}
+		lastErr = err
+		a.log.Warn("backup cut round failed; retrying", "cut", id, "err", err)
+	}
+	return nil, fmt.Errorf("no consistent cut after %d attempts: %w", cutAttempts, lastErr)
+}
+
+// eachPartition runs fn for every partition at once, each with its own
+// deadline, and returns the results or the first error.
+func eachPartition(ctx context.Context, parts int, timeout time.Duration, fn func(context.Context, int) (uint64, error)) ([]uint64, error) {
+	out := make([]uint64, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			out[p], errs[p] = fn(cctx, p)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (a *API) backupRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/backup/cut", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		c, err := a.Cut(ctx)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(c)
+	})
+	mux.HandleFunc("GET /v1/backup/{id}/partitions/{p}", a.servePartitionBackup)
+	mux.HandleFunc("DELETE /v1/backup/{id}", func(w http.ResponseWriter, r *http.Request) {
+		a.cfg.Engine.DropCut(r.PathValue("id"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /v1/restore/{id}/partitions/{p}/{step}", a.serveRestoreStep)
+}
+
+func (a *API) partitionParam(w http.ResponseWriter, r *http.Request) (int, bool) {
+	parts := len(a.cfg.Partitions())
+	p, err := strconv.Atoi(r.PathValue("p"))
+	if err != nil || p < 0 || p >= parts {
+		http.Error(w, fmt.Sprintf("no partition %q (the cluster has %d)", r.PathValue("p"), parts), http.StatusNotFound)
+		return 0, false
+	}
+	return p, true
+}
+
+// servePartitionBackup streams this node's snapshot of a partition at a
+// cut as a backup file. A reader that stops reading is cut off after
+// streamIdle; the client sees a file without its trailer.
+func (a *API) servePartitionBackup(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.partitionParam(w, r)
+	if !ok {
+		return
+	}
+	c, ok := a.cfg.Engine.OpenCut(uint64(p), r.PathValue("id"))
+	if !ok {
+		http.Error(w, fmt.Sprintf("node %d holds no cut %s of partition %d", a.cfg.NodeID, r.PathValue("id"), p), http.StatusNotFound)
+		return
+	}
+	defer c.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	rc := http.NewResponseController(w)
+	bw, err := backup.NewWriter(deadlineWriter{w: w, rc: rc}, backup.Header{Partition: p, Index: c.Index()})
+	if err == nil {
+		err = c.Iterate(func(table byte, k, v []byte) error {
+			if err := a.cfg.Context.Err(); err != nil {
+				return fmt.Errorf("node stopping: %w", err)
+			}
+			return bw.Add(table, k, v)
+		})
+	}
+	if err == nil {
+		_, err = bw.Close()
+	}
+	if err != nil {
+		a.log.Warn("streaming a backup partition failed", "partition", p, "err", err)
+		panic(http.ErrAbortHandler) // cut the stream: the client must not take it as whole
+	}
+}
+
+// streamIdle bounds how long one write of a stream may block.
+const streamIdle = 30 * time.Second
+
+type deadlineWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (d deadlineWriter) Write(b []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(streamIdle))
+	return d.w.Write(b)
+}
+
+// serveRestoreStep runs one step of a partition's restore: begin,
+// load?seq=N (the body is the partition's chunk N of records, from 0), or
+// end?keys=N.
+func (a *API) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.partitionParam(w, r)
+	if !ok {
+		return
+	}
+	id := []byte(r.PathValue("id"))
+	var args [][]byte
+	switch r.PathValue("step") {
+	case "begin":
+		args = [][]byte{[]byte(statemachine.OpRestoreBegin), id}
+	case "end":
+		args = [][]byte{[]byte(statemachine.OpRestoreEnd), id, []byte(r.URL.Query().Get("keys"))}
+	case "load":
+		seq := r.URL.Query().Get("seq")
+		chunk, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRestoreChunk))
+		if err != nil {
+			http.Error(w, "restore chunk: "+err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		if err := backup.DecodeRecords(chunk, func(table byte, k, v []byte) error {
+			if table == backup.TableData && a.cfg.PartitionOf(k) != uint64(p) {
+				return fmt.Errorf("%w: key %q does not belong to partition %d", backup.ErrCorrupt, k, p)
+			}
+			return backup.CheckRecord(table, k, v)
+		}); err != nil {
+			http.Error(w, "restore chunk: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		args = [][]byte{[]byte(statemachine.OpRestoreLoad), id, []byte(seq), chunk}
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	reply := a.cfg.Write(ctx, uint64(p), args)
+	if !bytes.HasPrefix(reply, []byte("+OK")) {
+		http.Error(w, fmt.Sprintf("partition %d: %s", p, replyText(reply)), http.StatusConflict)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// dropCutEverywhere asks every node to drop its snapshots of a cut the
+// coordinator gave up on, so they do not pin old data until they expire.
+func (a *API) dropCutEverywhere(id string) {
+	a.cfg.Engine.DropCut(id)
+	cl := http.Client{Timeout: 2 * time.Second}
+	for _, rec := range a.cfg.Nodes() {
+		if rec.ID == a.cfg.NodeID || rec.HTTPAddr == "" {
+			continue
+		}
+		req, err := http.NewRequestWithContext(a.cfg.Context, http.MethodDelete, "http://"+rec.HTTPAddr+"/v1/backup/"+id, nil)
+		if err != nil {
+			continue
+		}
+		if res, err := cl.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}
+}
+
+// replyText is a RESP error reply's text.
+func replyText(reply []byte) string {
+	v, _, err := resp.ParseValue(reply)
+	if err != nil {
+		return string(reply)
+	}
+	return string(v.Str)
+}

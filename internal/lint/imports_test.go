@@ -64,6 +64,7 @@ var importRules = []importRule{
 		"the RESP edge decodes, gates and answers; replication, storage and peers sit behind its Router and Transactions interfaces"},
 	{"internal/route", []string{"internal/server", "internal/edge"}, "routing serves the edge and the control plane; it knows neither"},
 	{"internal/raftstore", []string{"internal/server"}, "the replication engine serves the node and must not know it"},
+	{"internal/admin", []string{"internal/server", "internal/edge"}, "admin is handed the node's parts through its Config, never the node; serving HTTP needs nothing of the RESP edge"},
 	{"internal/...", []string{"cmd/..."}, "commands assemble packages; code a package needs belongs under internal/"},
 	{"internal/command", []string{nonStd}, "command says what a command is; every layer links it, so it stays a leaf of the standard library"},
 	{"internal/api", []string{nonStd}, "api is the compatibility contract every tool links: it stays a leaf of the standard library"},

@@ -28,24 +28,25 @@ type Config struct {
 }
 
 // Router sends commands to the leader of their partition (route.Router).
-// Each call answers one reply per command, in order; a failure is an
-// error reply saying whether the command may have been applied.
+// Each call answers, per command in order, its reply or a typed error
+// (package failure) saying whether it may have been applied.
 type Router interface {
 	// WriteMany proposes a lane of commands, in order, through the log.
-	WriteMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte
+	WriteMany(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error)
 	// ReadMany serves a lane of reads after one ReadIndex.
-	ReadMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte
+	ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error)
 	// StaleReads serves reads from the local replica (READONLY).
-	StaleReads(ctx context.Context, group uint64, cmds [][][]byte) [][]byte
+	StaleReads(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error)
 	// Read serves one read.
-	Read(ctx context.Context, group uint64, args [][]byte) []byte
+	Read(ctx context.Context, group uint64, args [][]byte) ([]byte, error)
 }
 
 // Transactions runs commands atomically across partitions
-// (txn.Coordinator).
+// (txn.Coordinator): the reply, or a typed error saying whether anything
+// may have been applied.
 type Transactions interface {
-	Exec(ctx context.Context, cmds []command.Cmd, watches []txn.Watch) []byte
-	Run(ctx context.Context, cmd command.Cmd) []byte
+	Exec(ctx context.Context, cmds []command.Cmd, watches []txn.Watch) ([]byte, error)
+	Run(ctx context.Context, cmd command.Cmd) ([]byte, error)
 }
 
 // View is the cluster as this node sees it now, for redirects and for

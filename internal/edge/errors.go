@@ -2,21 +2,71 @@ package edge
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
-// errorReply is Redis's reply to an error met at the edge.
-func errorReply(err error) []byte {
-	var unknown *command.UnknownError
-	var arity *command.ArityError
+// ErrorReply is Redis's reply to a typed error of the request path. This
+// file is the one table from Kintsu's errors to Redis's error replies:
+// CLUSTERDOWN and TRYAGAIN say nothing was applied, UNCERTAIN that it may
+// have been.
+func ErrorReply(err error) []byte { return resp.AppendError(nil, errorText(err)) }
+
+func errorReply(err error) []byte { return ErrorReply(err) }
+
+func errorText(err error) string {
+	var (
+		unknown   *command.UnknownError
+		arity     *command.ArityError
+		noLeader  *failure.NoLeaderError
+		busy      *failure.BusyError
+		locked    *failure.LockedError
+		uncertain *failure.UncertainError
+		engine    *failure.EngineError
+		gaveUp    *txn.GaveUpError
+		aborted   *txn.AbortedError
+		undecided *txn.DecisionUnknownError
+		internal  *txn.InternalError
+	)
 	switch {
 	case errors.As(err, &unknown):
-		return resp.AppendError(nil, kv.UnknownCommand(unknown.Args))
+		return kv.UnknownCommand(unknown.Args)
 	case errors.As(err, &arity):
-		return resp.AppendError(nil, kv.WrongArity(arity.Name))
+		return kv.WrongArity(arity.Name)
+	// A transaction's own outcome first: its cause is worded inside it.
+	case errors.As(err, &gaveUp):
+		return fmt.Sprintf("TRYAGAIN transaction gave up after %d attempts that met conflicting transactions, nothing was applied", gaveUp.Attempts)
+	case errors.As(err, &aborted):
+		reason := "no answer"
+		if aborted.Cause != nil {
+			reason = errorText(aborted.Cause)
+		}
+		return fmt.Sprintf("TRYAGAIN transaction could not reach partition %d (%s), nothing was applied", aborted.Group, reason)
+	case errors.As(err, &undecided):
+		return fmt.Sprintf("UNCERTAIN the transaction may or may not have been applied (its decision in partition %d could not be confirmed)", undecided.Group)
+	case errors.As(err, &internal):
+		return "ERR internal transaction error: " + internal.Msg
+	case errors.Is(err, txn.ErrCrossMSETNX):
+		return "CROSSSLOT MSETNX with keys in different partitions cannot run inside MULTI; run it alone"
+	case errors.As(err, &noLeader) && noLeader.Read:
+		return fmt.Sprintf("CLUSTERDOWN partition %d could not serve the read: no reachable leader", noLeader.Group)
+	case errors.As(err, &noLeader):
+		return fmt.Sprintf("CLUSTERDOWN partition %d has no reachable leader, nothing was applied", noLeader.Group)
+	case errors.As(err, &busy):
+		return "TRYAGAIN node overloaded, nothing was applied"
+	case errors.As(err, &locked) && locked.Read:
+		return "TRYAGAIN the key is being written by a transaction still in progress, could not read it"
+	case errors.As(err, &locked):
+		return "TRYAGAIN the key is locked by a transaction still in progress, nothing was applied"
+	case errors.As(err, &uncertain):
+		return fmt.Sprintf("UNCERTAIN the write to partition %d may or may not have been applied (%s)", uncertain.Group, uncertain.Reason)
+	case errors.As(err, &engine):
+		return "ERR " + engine.Msg
 	}
-	return resp.AppendError(nil, "ERR "+err.Error())
+	return "ERR " + err.Error()
 }

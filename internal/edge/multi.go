@@ -106,7 +106,7 @@ func (f *Server) queue(c *command.Cmd, st *connState) []byte {
 	case len(m.queued) >= maxQueued || m.bytes+size > maxQueuedBytes:
 		return refuse(resp.AppendError(nil, fmt.Sprintf("ERR transaction too large: at most %d commands and %d MiB may be queued", maxQueued, maxQueuedBytes>>20)))
 	case c.Spec.Merge == command.MergeAllOrNothing && c.Cross:
-		return refuse(resp.AppendError(nil, txn.ErrCrossMSETNX.Error()))
+		return refuse(errorReply(txn.ErrCrossMSETNX))
 	}
 	m.queued = append(m.queued, *c)
 	m.bytes += size
@@ -126,7 +126,10 @@ func (f *Server) watch(keys [][]byte, st *connState) []byte {
 		if m.watched[string(k)] {
 			continue
 		}
-		reply := f.cfg.Router.Read(ctx, f.partitionOf(k), txn.VersionArgs(k))
+		reply, err := f.cfg.Router.Read(ctx, f.partitionOf(k), txn.VersionArgs(k))
+		if err != nil {
+			return errorReply(err)
+		}
 		v, _, err := resp.ParseValue(reply)
 		if err != nil || v.Kind != ':' {
 			if err == nil && v.Kind == '-' {
@@ -160,8 +163,11 @@ func (f *Server) execMulti(st *connState) []byte {
 		}
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
-	reply := f.cfg.Txns.Exec(ctx, data, watches)
+	reply, err := f.cfg.Txns.Exec(ctx, data, watches)
 	cancel()
+	if err != nil {
+		reply = errorReply(err)
+	}
 	f.cfg.Metrics.Requests.WithLabelValues("exec", outcomeLabel(reply)).Inc()
 	if len(data) == len(queued) {
 		return reply

@@ -328,8 +328,11 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 func (f *Server) runCross(c command.Cmd) []byte {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
-	reply := f.cfg.Txns.Run(ctx, c)
+	reply, err := f.cfg.Txns.Run(ctx, c)
 	cancel()
+	if err != nil {
+		reply = errorReply(err)
+	}
 	f.cfg.Metrics.Requests.WithLabelValues(c.Spec.Name, outcomeLabel(reply)).Inc()
 	f.cfg.Metrics.RequestLatency.Observe(time.Since(begin).Seconds())
 	return reply
@@ -349,17 +352,21 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, stale b
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	var out [][]byte
+	var errs []error
 	switch {
 	case l.write:
-		out = f.cfg.Router.WriteMany(ctx, l.group, cmds)
+		out, errs = f.cfg.Router.WriteMany(ctx, l.group, cmds)
 	case stale && f.cfg.View.HasReplica(l.group):
-		out = f.cfg.Router.StaleReads(ctx, l.group, cmds)
+		out, errs = f.cfg.Router.StaleReads(ctx, l.group, cmds)
 	default:
-		out = f.cfg.Router.ReadMany(ctx, l.group, cmds)
+		out, errs = f.cfg.Router.ReadMany(ctx, l.group, cmds)
 	}
 	cancel()
 	elapsed := time.Since(begin).Seconds()
 	for i, reply := range out {
+		if errs[i] != nil {
+			reply = errorReply(errs[i])
+		}
 		replies[idx[i]] = reply
 		f.cfg.Metrics.Requests.WithLabelValues(batch[idx[i]].Spec.Name, outcomeLabel(reply)).Inc()
 		f.cfg.Metrics.RequestLatency.Observe(elapsed)

@@ -66,6 +66,7 @@ var importRules = []importRule{
 	{"internal/raftstore", []string{"internal/server"}, "the replication engine serves the node and must not know it"},
 	{"internal/admin", []string{"internal/server", "internal/edge"}, "admin is handed the node's parts through its Config, never the node; serving HTTP needs nothing of the RESP edge"},
 	{"internal/...", []string{"cmd/..."}, "commands assemble packages; code a package needs belongs under internal/"},
+	{"internal/failure", []string{nonStd}, "the request path's typed errors are a leaf every layer can name"},
 	{"internal/command", []string{nonStd}, "command says what a command is; every layer links it, so it stays a leaf of the standard library"},
 	{"internal/api", []string{nonStd}, "api is the compatibility contract every tool links: it stays a leaf of the standard library"},
 }

@@ -4,27 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/txn"
-)
-
-// Replies for requests that could not be served. CLUSTERDOWN and TRYAGAIN
-// mean nothing was applied; UNCERTAIN means it may have been.
-const (
-	errNoLeader  = "CLUSTERDOWN partition %d has no reachable leader, nothing was applied"
-	errBusy      = "TRYAGAIN node overloaded, nothing was applied"
-	errUncertain = "UNCERTAIN the write to partition %d may or may not have been applied (%s)"
-	errReadFail  = "CLUSTERDOWN partition %d could not serve the read: no reachable leader"
-	// errLockedRead: the key stayed locked by a transaction writing it.
-	errLockedRead = "TRYAGAIN the key is being written by a transaction still in progress, could not read it"
 )
 
 // attemptTimeout bounds one try at one node, so a paused or partitioned
@@ -104,18 +93,21 @@ func backoff(ctx context.Context, attempt int) bool {
 	return clock.Sleep(ctx, time.Duration(5<<min(attempt, 5))*time.Millisecond) // 5ms .. 160ms
 }
 
-// write replicates one write command on group's leader.
-func (r *Router) Write(ctx context.Context, group uint64, args [][]byte) []byte {
-	return r.WriteMany(ctx, group, [][][]byte{args})[0]
+// Write replicates one write command on group's leader.
+func (r *Router) Write(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
+	replies, errs := r.WriteMany(ctx, group, [][][]byte{args})
+	return replies[0], errs[0]
 }
 
-// writeMany replicates write commands on group's leader, in order, and
-// returns their replies. Commands that fail retryably are retried with
+// WriteMany replicates write commands on group's leader, in order, and
+// returns their replies, or per command the typed error (package outcome)
+// that says whether it may have been applied. Commands that fail
+// retryably are retried with
 // their original (origin, seq) until they succeed or ctx ends. Commands
 // proposed together form one batch (raftstore.Request.Batch): when one
 // meets a transaction's lock it and the rest of the batch are refused,
 // the lock is resolved, and they are retried in order.
-func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
+func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error) {
 	reqs := make([]*raftstore.Request, len(cmds))
 	for i, args := range cmds {
 		seq, wm := r.seqs.begin()
@@ -123,6 +115,7 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) [
 		reqs[i] = &raftstore.Request{Origin: r.origin, Seq: seq, Watermark: wm, Args: args}
 	}
 	replies := make([][]byte, len(cmds))
+	errs := make([]error, len(cmds))
 	maybe := make([]bool, len(cmds))  // some attempt may have reached raft
 	locked := make([]bool, len(cmds)) // the last attempt was refused for a lock
 	pending := make([]int, len(cmds))
@@ -183,7 +176,7 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) [
 				next = append(next, idx)
 				continue
 			case codeReadFailed: // an engine error that is not retryable
-				replies[idx] = resp.AppendError(nil, "ERR "+string(o.reply))
+				errs[idx] = &failure.EngineError{Msg: string(o.reply)}
 				continue
 			case codeMaybeApplied:
 				maybe[idx] = true
@@ -193,7 +186,7 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) [
 		}
 		pending = next
 		if len(pending) == 0 {
-			return replies
+			return replies, errs
 		}
 		if len(holders) > 0 && r.pushLocks(ctx, group, holders) {
 			continue // the locks are gone: retry at once
@@ -202,16 +195,16 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) [
 			for _, idx := range pending {
 				switch {
 				case maybe[idx]:
-					replies[idx] = resp.AppendError(nil, fmt.Sprintf(errUncertain, group, "deadline exceeded"))
+					errs[idx] = &failure.UncertainError{Group: group, Reason: "deadline exceeded"}
 				case locked[idx]:
-					replies[idx] = resp.AppendError(nil, errLocked)
+					errs[idx] = &failure.LockedError{}
 				case last.code == codeBusy:
-					replies[idx] = resp.AppendError(nil, errBusy)
+					errs[idx] = &failure.BusyError{}
 				default:
-					replies[idx] = resp.AppendError(nil, fmt.Sprintf(errNoLeader, group))
+					errs[idx] = &failure.NoLeaderError{Group: group}
 				}
 			}
-			return replies
+			return replies, errs
 		}
 	}
 }
@@ -224,19 +217,21 @@ func repeatOutcome(o outcome, n int) []outcome {
 	return out
 }
 
-// read serves one read command on group's leader.
-func (r *Router) Read(ctx context.Context, group uint64, args [][]byte) []byte {
-	return r.ReadMany(ctx, group, [][][]byte{args})[0]
+// Read serves one read command on group's leader.
+func (r *Router) Read(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
+	replies, errs := r.ReadMany(ctx, group, [][][]byte{args})
+	return replies[0], errs[0]
 }
 
-// readMany serves read commands on group's leader after one ReadIndex (or
+// ReadMany serves read commands on group's leader after one ReadIndex (or
 // locally when stale reads are switched on). When a read meets a
 // transaction's write lock, the lock is resolved and that read and the
 // ones after it are served again, so a pipeline's reads never see the
 // store go backwards.
-func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
+func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error) {
+	errs := make([]error, len(cmds))
 	if r.cfg.UnsafeStaleReads && r.eng.HasGroup(group) {
-		return r.localReads(group, cmds)
+		return r.localReads(group, cmds), errs
 	}
 	replies := make([][]byte, len(cmds))
 	from := 0 // replies[:from] are final
@@ -266,7 +261,7 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) []
 				replies[from+i] = o.reply
 			}
 			if lockedAt < 0 {
-				return replies
+				return replies, errs
 			}
 			from = lockedAt
 			if r.pushLocks(ctx, group, holders) {
@@ -274,33 +269,33 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) []
 			}
 		}
 		if !backoff(ctx, attempt) {
-			msg := fmt.Sprintf(errReadFail, group)
+			var err error = &failure.NoLeaderError{Group: group, Read: true}
 			switch {
 			case lockedAt >= 0:
-				msg = errLockedRead
+				err = &failure.LockedError{Read: true}
 			case outs[0].code == codeBusy:
-				msg = errBusy
+				err = &failure.BusyError{}
 			}
 			for i := from; i < len(replies); i++ {
-				replies[i] = resp.AppendError(nil, msg)
+				errs[i] = err
 			}
-			return replies
+			return replies, errs
 		}
 	}
 }
 
-// staleReads serves reads from the local replica, which may lag its
+// StaleReads serves reads from the local replica, which may lag its
 // leader: the opt-in weak consistency of READONLY. A read that meets a
 // transaction's lock is served by the leader instead, so even a stale
 // read never returns a value no transaction committed.
-func (r *Router) StaleReads(ctx context.Context, group uint64, cmds [][][]byte) [][]byte {
+func (r *Router) StaleReads(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error) {
 	out := r.localReads(group, cmds)
 	for _, reply := range out {
 		if _, locked := txn.ParseLocked(reply); locked {
 			return r.ReadMany(ctx, group, cmds)
 		}
 	}
-	return out
+	return out, make([]error, len(out))
 }
 
 // attempt runs one try of n commands against the best-guess leader and

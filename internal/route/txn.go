@@ -3,7 +3,9 @@ package route
 import (
 	"bytes"
 	"context"
+	"fmt"
 
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
@@ -14,18 +16,6 @@ type txnCluster struct{ r *Router }
 // TxnCluster is the router as the transaction coordinator and resolver
 // reach partitions through it (txn.Cluster).
 func (r *Router) TxnCluster() txn.Cluster { return txnCluster{r} }
-
-// routerErr turns a router reply into the txn package's terms: the
-// router's own errors say whether the operation may have applied.
-func routerErr(reply []byte) error {
-	switch {
-	case bytes.HasPrefix(reply, []byte("-UNCERTAIN")), bytes.HasPrefix(reply, []byte("-ERR ")):
-		return txn.ErrUnknown
-	case bytes.HasPrefix(reply, []byte("-CLUSTERDOWN")), bytes.HasPrefix(reply, []byte("-TRYAGAIN")):
-		return txn.ErrNotApplied
-	}
-	return nil
-}
 
 // pushLocks asks the holders a command met to get out of the way; false
 // means at least one is alive and the caller should back off.
@@ -42,19 +32,36 @@ func (r *Router) pushLocks(ctx context.Context, group uint64, holders []txn.Ref)
 	return all
 }
 
-// errLocked answers a command whose keys stayed locked by a transaction
-// until the request's deadline; it was not applied.
-const errLocked = "TRYAGAIN the key is locked by a transaction still in progress, nothing was applied"
-
+// Write: an error is the transaction protocol's ErrNotApplied or
+// ErrUnknown, wrapping the router's typed error; an error reply of the
+// engine ("-ERR ...") may have applied.
 func (c txnCluster) Write(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
-	reply := c.r.Write(ctx, group, args)
-	return reply, routerErr(reply)
+	reply, err := c.r.Write(ctx, group, args)
+	switch {
+	case err == nil && bytes.HasPrefix(reply, []byte("-ERR ")):
+		return reply, fmt.Errorf("%w: %w", txn.ErrUnknown, engineError(reply))
+	case err == nil:
+		return reply, nil
+	case failure.NotApplied(err):
+		return nil, fmt.Errorf("%w: %w", txn.ErrNotApplied, err)
+	}
+	return nil, fmt.Errorf("%w: %w", txn.ErrUnknown, err)
 }
 
+// Read: a read has no effect either way, so every failure is
+// ErrNotApplied.
 func (c txnCluster) Read(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
-	reply := c.r.Read(ctx, group, args)
-	if err := routerErr(reply); err != nil {
-		return reply, txn.ErrNotApplied // a read has no effect either way
+	reply, err := c.r.Read(ctx, group, args)
+	switch {
+	case err == nil && bytes.HasPrefix(reply, []byte("-ERR ")):
+		return reply, fmt.Errorf("%w: %w", txn.ErrNotApplied, engineError(reply))
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", txn.ErrNotApplied, err)
 	}
 	return reply, nil
+}
+
+// engineError is an engine's "-ERR ..." reply as a typed error.
+func engineError(reply []byte) error {
+	return &failure.EngineError{Msg: string(bytes.TrimSpace(bytes.TrimPrefix(reply, []byte("-ERR "))))}
 }

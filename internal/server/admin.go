@@ -20,7 +20,7 @@ func (n *Node) newAdmin() *admin.API {
 		ClusterID: n.layout.ident.ClusterID,
 		Engine:    n.eng,
 		Write: func(ctx context.Context, group uint64, args [][]byte) []byte {
-			return n.router.Write(ctx, group, args)
+			return n.write(ctx, group, args)
 		},
 		Partitions:     func() []api.PartitionRecord { return n.view().parts },
 		Nodes:          n.nodeRecords,

@@ -27,7 +27,7 @@ func (n *Node) dropAbandonedCuts(group uint64) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-		n.router.Write(ctx, group, [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
+		n.write(ctx, group, [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
 		cancel()
 	}
 }

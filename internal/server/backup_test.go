@@ -88,7 +88,7 @@ func TestRestoreSteps(t *testing.T) {
 	// The state machine refuses a malformed entry on its own, without
 	// stopping (the node's check above is the first line, not the only).
 	bad := backup.AppendRecord(nil, storage.TxnParts, make([]byte, 16), []byte{1, 2, 3})
-	reply := n.router.Write(ctx, empty, [][]byte{[]byte(statemachine.OpRestoreLoad), []byte("b1"), []byte("2"), bad})
+	reply := n.write(ctx, empty, [][]byte{[]byte(statemachine.OpRestoreLoad), []byte("b1"), []byte("2"), bad})
 	if !bytes.Contains(reply, []byte("transaction table")) {
 		t.Fatalf("state machine on a malformed part: %q", reply)
 	}

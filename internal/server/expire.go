@@ -71,7 +71,7 @@ func (n *Node) expireSome(group uint64, from []byte) ([]byte, error) {
 	for start := 0; start < len(expired); start += expireBatch {
 		args := append([][]byte{[]byte("kintsu.expired")}, expired[start:min(start+expireBatch, len(expired))]...)
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-		reply := n.router.Write(ctx, group, args)
+		reply := n.write(ctx, group, args)
 		cancel()
 		if len(reply) > 0 && reply[0] == '-' {
 			// Stop here rather than wait out every batch on a partition

@@ -63,7 +63,7 @@ func (n *Node) heartbeat() {
 		// A heartbeat that cannot land within a few intervals is stale
 		// anyway: give up on it and send a fresh one.
 		ctx, cancel := context.WithTimeout(n.ctx, min(n.cfg.RequestTimeout, suspectAfter*every))
-		reply := n.router.Write(ctx, MetaGroup, args)
+		reply := n.write(ctx, MetaGroup, args)
 		cancel()
 		if string(reply) == "-"+statemachine.ErrNodeRemoved+"\r\n" && !warned {
 			n.log.Error("this node was removed from the cluster; it serves nothing and should be shut down and its data dir wiped")

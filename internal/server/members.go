@@ -41,7 +41,7 @@ func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
 	if err := json.Unmarshal(body, &req); err != nil || req.ID == 0 || req.PeerAddr == "" {
 		return nil, errMalformed
 	}
-	reply := n.router.Write(ctx, MetaGroup, [][]byte{[]byte(statemachine.CmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)})
+	reply := n.write(ctx, MetaGroup, [][]byte{[]byte(statemachine.CmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)})
 	if string(reply) != "+OK\r\n" {
 		return nil, errors.New(replyText(reply))
 	}
@@ -133,7 +133,7 @@ func (n *Node) resolveJoin() error {
 
 // setNodeState records an operator's membership decision for node id.
 func (n *Node) setNodeState(ctx context.Context, id uint64, state string) error {
-	reply := n.router.Write(ctx, MetaGroup, [][]byte{[]byte(statemachine.CmdNodeState), []byte(strconv.FormatUint(id, 10)), []byte(state)})
+	reply := n.write(ctx, MetaGroup, [][]byte{[]byte(statemachine.CmdNodeState), []byte(strconv.FormatUint(id, 10)), []byte(state)})
 	if string(reply) != "+OK\r\n" {
 		return errors.New(replyText(reply))
 	}

@@ -367,7 +367,7 @@ func (n *Node) recordGroup(m *clusterMap, group uint64, gs groupState) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
 	defer cancel()
-	if reply := n.router.Write(ctx, MetaGroup, args); string(reply) != "+OK\r\n" {
+	if reply := n.write(ctx, MetaGroup, args); string(reply) != "+OK\r\n" {
 		n.log.Warn("could not record membership in the partition table", "group", group, "reply", string(reply))
 	}
 }

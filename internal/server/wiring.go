@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
+
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/edge"
 )
 
 // nodeView is the node's view of the cluster, for the edge.
@@ -33,4 +36,15 @@ func (n *Node) members(group uint64) []uint64 {
 		return m.parts[group].Replicas
 	}
 	return nil
+}
+
+// write proposes a command through the router and answers its reply, or
+// Redis's reply to its error (edge.ErrorReply): for the control plane and
+// the admin API, which read replies.
+func (n *Node) write(ctx context.Context, group uint64, args [][]byte) []byte {
+	reply, err := n.router.Write(ctx, group, args)
+	if err != nil {
+		return edge.ErrorReply(err)
+	}
+	return reply
 }

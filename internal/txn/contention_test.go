@@ -23,7 +23,7 @@ func transferOnRead(t *testing.T, s *sim, n int) *int {
 		busy = true
 		defer func() { busy = false }()
 		w := NewCoordinator(s.config(), s)
-		if got := show(w.Exec(context.Background(), cmds("DECRBY a1 10", "INCRBY b1 10"), nil)); strings.HasPrefix(got, "(error)") {
+		if got := shown(w.Exec(context.Background(), cmds("DECRBY a1 10", "INCRBY b1 10"), nil)); strings.HasPrefix(got, "(error)") {
 			t.Fatalf("transfer answered %s", got)
 		}
 		done++
@@ -54,7 +54,7 @@ func TestOptimisticReadRetriesWhenAKeyChanges(t *testing.T) {
 	s := newSim(3)
 	s.set("a1", "100", "b1", "0")
 	done := transferOnRead(t, s, 2)
-	reply := NewCoordinator(s.config(), s).Exec(context.Background(), cmds("MGET a1 b1"), nil)
+	reply, _ := NewCoordinator(s.config(), s).Exec(context.Background(), cmds("MGET a1 b1"), nil)
 	if *done != 2 {
 		t.Fatalf("%d transfers ran between the reads, want 2", *done)
 	}
@@ -77,7 +77,7 @@ func TestOptimisticReadFallsBackToLocks(t *testing.T) {
 	s := newSim(3)
 	s.set("a1", "100", "b1", "0")
 	done := transferOnRead(t, s, 1000)
-	reply := NewCoordinator(s.config(), s).Exec(context.Background(), cmds("MGET a1 b1"), nil)
+	reply, _ := NewCoordinator(s.config(), s).Exec(context.Background(), cmds("MGET a1 b1"), nil)
 	if sum := sumOf(t, reply); sum != 100 {
 		t.Fatalf("the read saw %s (sum %d)", show(reply), sum)
 	}
@@ -103,7 +103,7 @@ func TestOlderTransactionWoundsAndPreparesAgain(t *testing.T) {
 	}
 	s.crashAt, s.trace = 0, nil
 	s.now = s.now.Add(-time.Minute) // the next transaction started earlier: it is older
-	if got := show(NewCoordinator(s.config(), s).Exec(context.Background(), cmds("DECRBY a1 10", "INCRBY b1 10"), nil)); got != "[90, 10]" {
+	if got := shown(NewCoordinator(s.config(), s).Exec(context.Background(), cmds("DECRBY a1 10", "INCRBY b1 10"), nil)); got != "[90, 10]" {
 		t.Fatalf("the older transaction answered %s", got)
 	}
 	trace := strings.Join(s.trace, " ")
@@ -131,11 +131,11 @@ func TestWoundedLockingReaderReadsAgain(t *testing.T) {
 		wounded = true
 		s.now = s.now.Add(-time.Minute) // older than the reader
 		w := NewCoordinator(s.config(), s)
-		if got := show(w.Exec(context.Background(), cmds("DECRBY a1 10", "INCRBY b1 10"), nil)); got != "[90, 10]" {
+		if got := shown(w.Exec(context.Background(), cmds("DECRBY a1 10", "INCRBY b1 10"), nil)); got != "[90, 10]" {
 			t.Fatalf("the older transfer answered %s", got)
 		}
 	}
-	reply := NewCoordinator(s.config(), s).Exec(context.Background(), cmds("MGET a1 b1"), nil)
+	reply, _ := NewCoordinator(s.config(), s).Exec(context.Background(), cmds("MGET a1 b1"), nil)
 	if !wounded {
 		t.Fatal("the transfer never ran: the test proves nothing")
 	}
@@ -169,7 +169,7 @@ func TestWatchedKeyThatExpires(t *testing.T) {
 			for _, m := range s.groups {
 				m.nowMS = simNow + 2000 // the EXEC runs after a1's time
 			}
-			got := show(NewCoordinator(s.config(), s).Exec(context.Background(), cmds("SET b1 1"), []Watch{{Key: []byte("a1"), Version: v}}))
+			got := shown(NewCoordinator(s.config(), s).Exec(context.Background(), cmds("SET b1 1"), []Watch{{Key: []byte("a1"), Version: v}}))
 			if got != c.want {
 				t.Fatalf("EXEC answered %s, want %s", got, c.want)
 			}

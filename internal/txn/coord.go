@@ -15,14 +15,6 @@ import (
 )
 
 // Replies a client may get from a transaction besides its results.
-const (
-	errGaveUp = "TRYAGAIN transaction gave up after %d attempts that met conflicting transactions, nothing was applied"
-	// errNotApplied: the transaction could not prepare everywhere and was
-	// abandoned before any decision, so it certainly did not apply.
-	errNotApplied = "TRYAGAIN transaction could not reach partition %d (%s), nothing was applied"
-	errUncertain  = "UNCERTAIN the transaction may or may not have been applied (its decision in partition %d could not be confirmed)"
-	errInternal   = "ERR internal transaction error: %s"
-)
 
 // Coordinator runs transactions for one node's clients: one-phase commit
 // when every key is in one partition, two-phase commit otherwise.
@@ -47,22 +39,25 @@ func (c *Coordinator) Resolver() *Resolver { return c.resolver }
 // every watched key still has its version, and returns the EXEC reply: the
 // array of the commands' replies, a null array when a watched key changed,
 // or an error saying whether anything may have been applied.
-func (c *Coordinator) Exec(ctx context.Context, cmds []command.Cmd, watches []Watch) []byte {
+func (c *Coordinator) Exec(ctx context.Context, cmds []command.Cmd, watches []Watch) ([]byte, error) {
 	p, err := makePlan(cmds, watches, c.cfg.Partition)
 	if err != nil {
-		return resp.AppendError(nil, err.Error())
+		return nil, err
 	}
 	return c.run(ctx, p)
 }
 
 // Run executes one command that spans partitions (MSET, MGET, DEL, ...)
 // atomically and returns its own reply.
-func (c *Coordinator) Run(ctx context.Context, cmd command.Cmd) []byte {
-	reply := c.Exec(ctx, []command.Cmd{cmd}, nil)
-	if elems, ok := SplitArray(reply); ok && len(elems) == 1 {
-		return elems[0]
+func (c *Coordinator) Run(ctx context.Context, cmd command.Cmd) ([]byte, error) {
+	reply, err := c.Exec(ctx, []command.Cmd{cmd}, nil)
+	if err != nil {
+		return nil, err
 	}
-	return reply
+	if elems, ok := SplitArray(reply); ok && len(elems) == 1 {
+		return elems[0], nil
+	}
+	return reply, nil
 }
 
 // rePrepares bounds how often one attempt prepares participants again
@@ -77,58 +72,59 @@ const (
 	conflict                // met other transactions: back off, retry
 )
 
-func (c *Coordinator) run(ctx context.Context, p *plan) []byte {
+func (c *Coordinator) run(ctx context.Context, p *plan) ([]byte, error) {
 	if len(p.groups) == 0 { // MULTI, EXEC: nothing to run, nothing watched
-		return resp.AppendArrayHeader(nil, 0)
+		return resp.AppendArrayHeader(nil, 0), nil
 	}
 	prio := uint64(c.cfg.Now().UnixNano())
 	for attempt := 1; ; attempt++ {
 		var reply []byte
 		var oc outcome
+		var err error
 		switch {
 		case len(p.groups) == 1:
-			reply, oc = c.onePhase(ctx, p)
+			reply, oc, err = c.onePhase(ctx, p)
 		case p.readOnly && attempt <= c.cfg.OptimisticReads:
-			reply, oc = c.readOptimistic(ctx, p)
+			reply, oc, err = c.readOptimistic(ctx, p)
 		default:
-			reply, oc = c.twoPhase(ctx, p, prio)
+			reply, oc, err = c.twoPhase(ctx, p, prio)
 		}
 		if oc == done {
-			return reply
+			return reply, err
 		}
 		if attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
-			return resp.AppendError(nil, fmt.Sprintf(errGaveUp, attempt))
+			return nil, &GaveUpError{Attempts: attempt}
 		}
 		// Randomized, growing backoff: 1ms .. ~64ms.
 		d := time.Duration(float64(time.Millisecond<<min(attempt-1, 6)) * (0.5 + c.cfg.Rand()))
 		if !c.cfg.Sleep(ctx, d) {
-			return resp.AppendError(nil, fmt.Sprintf(errGaveUp, attempt))
+			return nil, &GaveUpError{Attempts: attempt}
 		}
 	}
 }
 
 // onePhase runs a single-partition transaction as one log entry.
-func (c *Coordinator) onePhase(ctx context.Context, p *plan) ([]byte, outcome) {
+func (c *Coordinator) onePhase(ctx context.Context, p *plan) ([]byte, outcome, error) {
 	g := p.groups[0]
 	reply, err := c.cl.Write(ctx, g, exec1Args(p.watches[g], p.cmds[g]))
 	if err != nil {
-		return reply, done
+		return nil, done, err
 	}
 	if holders, ok := ParseLocked(reply); ok {
 		for _, h := range holders {
 			c.resolver.Push(ctx, g, h, false)
 		}
-		return nil, conflict
+		return nil, conflict, nil
 	}
 	v, _, perr := resp.ParseValue(reply)
 	if perr != nil || v.Kind != '*' {
-		return resp.AppendError(nil, fmt.Sprintf(errInternal, "malformed reply")), done
+		return nil, done, &InternalError{Msg: "malformed reply"}
 	}
 	if v.Null {
-		return reply, done
+		return reply, done, nil
 	}
 	elems, _ := SplitArray(reply)
-	return p.merge(map[uint64][][]byte{g: elems}), done
+	return p.merge(map[uint64][][]byte{g: elems}), done, nil
 }
 
 // readOptimistic is one lock-free attempt at a read-only transaction over
@@ -149,19 +145,19 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan) ([]byte, outcome) {
 // nothing is locked or written, so readers and writers never hold each
 // other up. Only when writers keep changing the keys does the caller fall
 // back to shared locks (twoPhase), where age gives the reader its turn.
-func (c *Coordinator) readOptimistic(ctx context.Context, p *plan) ([]byte, outcome) {
+func (c *Coordinator) readOptimistic(ctx context.Context, p *plan) ([]byte, outcome, error) {
 	seen := map[ID]holding{}
-	first, _, reply, ok := c.snapRound(ctx, p, seen)
-	if !ok {
-		return reply, done
+	first, _, reply, err := c.snapRound(ctx, p, seen)
+	if reply != nil || err != nil {
+		return reply, done, err
 	}
-	second, results, reply, ok := c.snapRound(ctx, p, seen)
-	if !ok {
-		return reply, done
+	second, results, reply, err := c.snapRound(ctx, p, seen)
+	if reply != nil || err != nil {
+		return reply, done, err
 	}
 	for i := range second {
 		if !bytes.Equal(second[i], first[i]) {
-			return nil, conflict
+			return nil, conflict, nil
 		}
 	}
 	for _, m := range seen {
@@ -172,18 +168,18 @@ func (c *Coordinator) readOptimistic(ctx context.Context, p *plan) ([]byte, outc
 			if err == nil && rec.Status == Committed {
 				_, _ = c.cl.Write(ctx, m.group, resolveArgs(m.h.ID, Committed))
 			}
-			return nil, conflict
+			return nil, conflict, nil
 		}
 	}
-	return p.merge(results), done
+	return p.merge(results), done, nil
 }
 
 // snapRound reads every share once (txn.snap) and returns, per
 // participant in plan order, its keys' versions, and per partition its
 // commands' replies; the write-lock holders it met are added to seen.
-// ok=false ends the transaction with reply: a partition could not be
-// read, a watched key changed, or an answer was malformed.
-func (c *Coordinator) snapRound(ctx context.Context, p *plan, seen map[ID]holding) (versions [][]byte, results map[uint64][][]byte, reply []byte, ok bool) {
+// A reply (a watched key changed) or an error (a partition could not be
+// read, an answer was malformed) ends the transaction.
+func (c *Coordinator) snapRound(ctx context.Context, p *plan, seen map[ID]holding) (versions [][]byte, results map[uint64][][]byte, reply []byte, err error) {
 	replies := make([][]byte, len(p.groups))
 	errs := make([]error, len(p.groups))
 	c.parallel(len(p.groups), func(i int) {
@@ -195,10 +191,10 @@ func (c *Coordinator) snapRound(ctx context.Context, p *plan, seen map[ID]holdin
 	for i, r := range replies {
 		g := p.groups[i]
 		if errs[i] != nil {
-			return nil, nil, resp.AppendError(nil, fmt.Sprintf(errNotApplied, g, string(bytes.TrimSpace(bytes.TrimPrefix(r, []byte("-")))))), false
+			return nil, nil, nil, &AbortedError{Group: g, Cause: errs[i]}
 		}
 		if string(bytes.TrimSpace(r)) == "-"+replyWatch {
-			return nil, nil, resp.AppendNullArray(nil), false
+			return nil, nil, resp.AppendNullArray(nil), nil
 		}
 		parts, good := SplitArray(r)
 		var elems [][]byte
@@ -212,14 +208,14 @@ func (c *Coordinator) snapRound(ctx context.Context, p *plan, seen map[ID]holdin
 			}
 		}
 		if !good || len(parts) != 3 || len(elems) != len(p.cmds[g]) || err != nil {
-			return nil, nil, resp.AppendError(nil, fmt.Sprintf(errInternal, "malformed snapshot read: "+string(bytes.TrimSpace(r)))), false
+			return nil, nil, nil, &InternalError{Msg: "malformed snapshot read: " + string(bytes.TrimSpace(r))}
 		}
 		for _, h := range holders {
 			seen[h.ID] = holding{h, g}
 		}
 		versions[i], results[g] = parts[0], elems
 	}
-	return versions, results, nil, true
+	return versions, results, nil, nil
 }
 
 // parallel runs f(0..n-1) concurrently, or in order when the
@@ -247,14 +243,13 @@ type prepared struct {
 	replies [][]byte // on success
 	holders []Ref    // conflict
 	watch   bool     // a watched key changed
-	err     error    // ErrNotApplied or ErrUnknown
-	text    []byte   // the router's reply when err is set
+	err     error    // wraps ErrNotApplied or ErrUnknown, and the cause
 }
 
 func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) prepared {
 	reply, err := c.cl.Write(ctx, g, prepareArgs(pr))
 	if err != nil {
-		return prepared{err: err, text: reply}
+		return prepared{err: err}
 	}
 	if hs, ok := ParseLocked(reply); ok {
 		return prepared{holders: hs}
@@ -264,7 +259,7 @@ func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) pre
 	}
 	elems, ok := SplitArray(reply)
 	if !ok || len(elems) != len(pr.cmds) {
-		return prepared{err: ErrUnknown, text: resp.AppendError(nil, fmt.Sprintf(errInternal, "prepare answered "+string(bytes.TrimSpace(reply))))}
+		return prepared{err: fmt.Errorf("%w: %w", ErrUnknown, &InternalError{Msg: "prepare answered " + string(bytes.TrimSpace(reply))})}
 	}
 	return prepared{replies: elems}
 }
@@ -282,7 +277,7 @@ func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) pre
 //     or the record was seen ABORTED.
 //  4. Parts are resolved only from a decided record, and the record is
 //     deleted only after every part is resolved.
-func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byte, outcome) {
+func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byte, outcome, error) {
 	id := NewID(c.cfg.Origin, c.counter.Add(1))
 	recGroup := p.groups[0]
 	ref := Ref{ID: id, Group: recGroup, Priority: prio}
@@ -377,9 +372,9 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 			rec, err := c.resolver.ReadRecord(ctx, ref)
 			c.abandon(id, recGroup, p.groups)
 			if err != nil || rec.Status != Pending {
-				return nil, conflict
+				return nil, conflict, nil
 			}
-			return p.merge(replies), done
+			return p.merge(replies), done, nil
 		}
 		return c.decide(ctx, p, ref, replies)
 	}
@@ -400,20 +395,20 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 		// MSETNX: some key exists, so the whole command answers 0. Shares
 		// that met a lock or failed in the same round never answered: the
 		// reply must not be assembled from them.
-		return resp.AppendInt(resp.AppendArrayHeader(nil, 1), 0), done
+		return resp.AppendInt(resp.AppendArrayHeader(nil, 1), 0), done, nil
 	case watch:
-		return resp.AppendNullArray(nil), done
+		return resp.AppendNullArray(nil), done, nil
 	case holders != nil:
 		if !pushed {
 			c.push(ctx, ref, holders)
 		}
-		return nil, conflict
+		return nil, conflict, nil
 	}
-	reason := "no answer"
-	if failed != nil && len(failed.text) > 0 {
-		reason = string(bytes.TrimSpace(bytes.TrimPrefix(failed.text, []byte("-"))))
+	aborted := &AbortedError{Group: failedGroup}
+	if failed != nil {
+		aborted.Cause = failed.err
 	}
-	return resp.AppendError(nil, fmt.Sprintf(errNotApplied, failedGroup, reason)), done
+	return nil, done, aborted
 }
 
 // holding is a lock holder met in a partition.
@@ -452,7 +447,7 @@ func (c *Coordinator) push(ctx context.Context, self Ref, holders []holding) boo
 // decide flips the record to COMMITTED and answers the client from the
 // prepared replies, or finds out that the transaction was aborted (by an
 // older transaction or by someone who saw it expire).
-func (c *Coordinator) decide(ctx context.Context, p *plan, ref Ref, replies map[uint64][][]byte) ([]byte, outcome) {
+func (c *Coordinator) decide(ctx context.Context, p *plan, ref Ref, replies map[uint64][][]byte) ([]byte, outcome, error) {
 	reply, err := c.cl.Write(ctx, ref.Group, commitArgs(ref.ID))
 	st, ok := parseStatus(reply)
 	if err != nil || !ok {
@@ -464,12 +459,12 @@ func (c *Coordinator) decide(ctx context.Context, p *plan, ref Ref, replies map[
 	case Committed:
 		c.cfg.Failpoint(api.FailAfterDecision)
 		c.finish(ref.ID, ref.Group, Committed, p.groups)
-		return p.merge(replies), done
+		return p.merge(replies), done, nil
 	case Aborted, Missing:
 		c.finish(ref.ID, ref.Group, Aborted, p.groups)
-		return nil, conflict
+		return nil, conflict, nil
 	}
-	return resp.AppendError(nil, fmt.Sprintf(errUncertain, ref.Group)), done
+	return nil, done, &DecisionUnknownError{Group: ref.Group}
 }
 
 // settle learns the final status of our own record after an uncertain

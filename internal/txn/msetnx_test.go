@@ -38,7 +38,7 @@ func TestCrossPartitionMSETNXVetoed(t *testing.T) {
 				s.now = s.now.Add(-2 * time.Minute)
 			}
 			c := NewCoordinator(s.config(), s)
-			if got := show(c.Run(context.Background(), decodeCmd("MSETNX a1 x b1 y c1 z"))); got != "0" {
+			if got := shown(c.Run(context.Background(), decodeCmd("MSETNX a1 x b1 y c1 z"))); got != "0" {
 				t.Fatalf("MSETNX answered %s, want 0", got)
 			}
 			if err := s.recover(); err != nil {
@@ -47,7 +47,7 @@ func TestCrossPartitionMSETNXVetoed(t *testing.T) {
 			if got := s.state(); got != want {
 				t.Fatalf("state %s, want %s", got, want)
 			}
-			if got := show(c.Run(context.Background(), decodeCmd("MSETNX a2 x b2 y c2 z"))); got != "1" {
+			if got := shown(c.Run(context.Background(), decodeCmd("MSETNX a2 x b2 y c2 z"))); got != "1" {
 				t.Fatalf("a later MSETNX of fresh keys answered %s, want 1", got)
 			}
 		})

@@ -256,7 +256,11 @@ func (s *sim) exec(cmds []command.Cmd, watches []Watch) (reply []byte, crashed b
 		}
 	}()
 	c := NewCoordinator(s.config(), s)
-	return c.Exec(context.Background(), cmds, watches), false
+	reply, err := c.Exec(context.Background(), cmds, watches)
+	if err != nil {
+		return resp.AppendError(nil, err.Error()), false
+	}
+	return reply, false
 }
 
 // recover runs what the sweepers of every partition leader would: it
@@ -350,6 +354,14 @@ func decodeCmd(s string) command.Cmd {
 		panic(fmt.Sprintf("decode %q: %v", s, err))
 	}
 	return c
+}
+
+// shown renders a coordinator's answer on one line.
+func shown(reply []byte, err error) string {
+	if err != nil {
+		return "(error) " + err.Error()
+	}
+	return show(reply)
 }
 
 // show renders a RESP reply on one line.

@@ -2,7 +2,6 @@ package txn
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"github.com/kintsu/kintsu/internal/command"
 	"strings"
@@ -32,11 +31,6 @@ type piece struct {
 	pos   []int // MGET: where each of its keys sits in the original reply
 }
 
-// ErrCrossMSETNX: MSETNX across partitions only runs alone, where its
-// all-or-nothing condition becomes the transaction's decision. The front
-// end refuses it while queuing, with this text.
-var ErrCrossMSETNX = errors.New("CROSSSLOT MSETNX with keys in different partitions cannot run inside MULTI; run it alone")
-
 // makePlan splits cmds (decoded: known commands, right arity, keys found)
 // and watches by partition.
 func makePlan(cmds []command.Cmd, watches []Watch, partition func([]byte) uint64) (*plan, error) {
@@ -50,7 +44,7 @@ func makePlan(cmds []command.Cmd, watches []Watch, partition func([]byte) uint64
 	for _, c := range cmds {
 		s, args := c.Spec, c.Args
 		if kv.Of(s) == nil {
-			return nil, fmt.Errorf("not a data command: %q", args[0])
+			return nil, &InternalError{Msg: fmt.Sprintf("not a data command: %q", args[0])}
 		}
 		p.readOnly = p.readOnly && !s.Is(command.Write)
 		p.specs = append(p.specs, s)
@@ -69,7 +63,7 @@ func makePlan(cmds []command.Cmd, watches []Watch, partition func([]byte) uint64
 		if len(order) > 1 {
 			switch s.Merge {
 			case command.MergeNone:
-				return nil, fmt.Errorf("%s cannot span partitions", s.Name)
+				return nil, &InternalError{Msg: s.Name + " cannot span partitions"}
 			case command.MergeAllOrNothing:
 				if len(cmds) > 1 {
 					return nil, ErrCrossMSETNX

@@ -28,6 +28,8 @@ func errorText(err error) string {
 		locked    *failure.LockedError
 		uncertain *failure.UncertainError
 		engine    *failure.EngineError
+		loading   *failure.LoadingError
+		signal    *failure.SignalError
 		gaveUp    *txn.GaveUpError
 		aborted   *txn.AbortedError
 		undecided *txn.DecisionUnknownError
@@ -67,6 +69,10 @@ func errorText(err error) string {
 		return fmt.Sprintf("UNCERTAIN the write to partition %d may or may not have been applied (%s)", uncertain.Group, uncertain.Reason)
 	case errors.As(err, &engine):
 		return "ERR " + engine.Msg
+	case errors.As(err, &loading):
+		return "LOADING Kintsu is restoring a backup into this partition"
+	case errors.As(err, &signal):
+		return fmt.Sprintf("ERR internal: unexpected state machine answer %d", signal.Signal)
 	}
 	return "ERR " + err.Error()
 }

@@ -37,6 +37,10 @@ func TestErrorReplies(t *testing.T) {
 		{&txn.InternalError{Msg: "malformed reply"}, "ERR internal transaction error: malformed reply"},
 		{txn.ErrCrossMSETNX, "CROSSSLOT MSETNX with keys in different partitions cannot run inside MULTI; run it alone"},
 		{notApplied(&failure.BusyError{}), "TRYAGAIN node overloaded, nothing was applied"},
+		{failure.Loading.Err(), "LOADING Kintsu is restoring a backup into this partition"},
+		{&txn.AbortedError{Group: 2, Cause: notApplied(failure.Loading.Err())},
+			"TRYAGAIN transaction could not reach partition 2 (LOADING Kintsu is restoring a backup into this partition), nothing was applied"},
+		{failure.Blocked.Err(), "ERR internal: unexpected state machine answer 2"},
 	} {
 		if got := string(ErrorReply(tc.err)); got != "-"+tc.want+"\r\n" {
 			t.Errorf("%T: %q, want %q", tc.err, got, "-"+tc.want+"\r\n")

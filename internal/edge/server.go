@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 )
@@ -364,6 +365,9 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, stale b
 	cancel()
 	elapsed := time.Since(begin).Seconds()
 	for i, reply := range out {
+		if sig, _, ok := failure.SignalOf(reply); ok && errs[i] == nil {
+			errs[i] = sig.Err() // never raw to a client
+		}
 		if errs[i] != nil {
 			reply = errorReply(errs[i])
 		}

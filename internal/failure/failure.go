@@ -47,5 +47,6 @@ func NotApplied(err error) bool {
 		b  *BusyError
 		l  *LockedError
 	)
-	return errors.As(err, &nl) || errors.As(err, &b) || errors.As(err, &l)
+	var ld *LoadingError
+	return errors.As(err, &nl) || errors.As(err, &b) || errors.As(err, &l) || errors.As(err, &ld)
 }

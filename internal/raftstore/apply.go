@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/kintsu/kintsu/internal/command"
 	"math"
 	"slices"
 	"time"
@@ -13,7 +12,8 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kintsu/kintsu/internal/clock"
-	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/storage"
 )
 
@@ -117,10 +117,10 @@ func (e *Engine) applyEntry(b *pebble.Batch, r *replica, ent *pb.Entry, answers 
 // with it (its seq is below the watermark): it is not applied.
 var errStale = errors.New("internal: request already completed")
 
-// BlockedReply answers a request that was not applied because an earlier
+// blockedReply answers a request that was not applied because an earlier
 // request of its batch was refused in the same entry (see Writer.Refuse):
 // the proposer retries it after the refused one, keeping the batch's order.
-const BlockedReply = "-KINTSU.BLOCKED behind a refused command\r\n"
+var blockedReply = failure.AppendSignal(nil, failure.Blocked, nil)
 
 // applyRequests applies one entry's commands with deduplication.
 func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data []byte, answers []answerOut) ([]answerOut, error) {
@@ -142,7 +142,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 		if len(req.Args) == 0 {
 			// Refused before proposing; if one is ever in the log, every
 			// replica answers it alike instead of crashing.
-			answers = append(answers, answerOut{key: key, res: result{reply: resp.AppendError(nil, "ERR empty command")}})
+			answers = append(answers, answerOut{key: key, res: result{reply: failure.AppendSignal(nil, failure.BadOp, nil)}})
 			continue
 		}
 		var spec *command.Spec
@@ -173,7 +173,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 		}
 		batch := [2]uint64{req.Origin, req.Batch}
 		if req.Batch != 0 && blocked[batch] {
-			answers = append(answers, answerOut{key: key, res: result{reply: []byte(BlockedReply)}})
+			answers = append(answers, answerOut{key: key, res: result{reply: blockedReply}})
 			continue
 		}
 		w.refused = false
@@ -313,7 +313,7 @@ func (w *Writer) Index() uint64 { return w.index }
 
 // Refuse marks the command being applied as not applied: it has changed
 // nothing, its reply is not kept for retries, and the rest of its batch in
-// this entry is answered BlockedReply.
+// this entry is answered with a failure.Blocked signal.
 func (w *Writer) Refuse() { w.refused = true }
 
 // Get implements kv.Reader.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kintsu/kintsu/internal/command"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -536,7 +537,7 @@ func TestRefusedCommandBlocksTheRestOfItsBatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	replies, errs := l.eng.ProposeMany(ctx, 0, reqs)
-	want := []string{"+OK\r\n", "-LOCKED\r\n", raftstore.BlockedReply, "+OK\r\n", "+OK\r\n"}
+	want := []string{"+OK\r\n", "-LOCKED\r\n", string(failure.AppendSignal(nil, failure.Blocked, nil)), "+OK\r\n", "+OK\r\n"}
 	for i := range reqs {
 		if errs[i] != nil || string(replies[i]) != want[i] {
 			t.Fatalf("request %d: %q, %v; want %q", i, replies[i], errs[i], want[i])

@@ -165,8 +165,12 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 				}
 				if hs, ok := txn.ParseLocked(o.reply); ok {
 					holders = append(holders, hs...)
-				} else if string(o.reply) != raftstore.BlockedReply {
-					replies[idx] = o.reply
+				} else if !failure.Blocked.Is(o.reply) {
+					if sig, _, ok := failure.SignalOf(o.reply); ok {
+						errs[idx] = sig.Err() // LOADING: a restore holds the partition
+					} else {
+						replies[idx] = o.reply
+					}
 					continue
 				}
 				// Refused by the state machine in the log: this copy was

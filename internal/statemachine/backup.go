@@ -30,9 +30,6 @@ func isBackupOp(spec *command.Spec) bool {
 // holds a partition's restore mark; a test keeps the two equal.
 const TableRestoreMark byte = 'x'
 
-// errRestoring refuses client writes to a partition a restore is loading.
-const errRestoring = "LOADING Kintsu is restoring a backup into this partition"
-
 // restoreMark is the state of a restore in a partition: the backup's id,
 // the next chunk expected, and the keys loaded so far. Chunks are numbered
 // per partition, so a retried chunk is recognised and not counted twice.

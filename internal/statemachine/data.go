@@ -2,8 +2,8 @@ package statemachine
 
 import (
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
-	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
@@ -13,7 +13,7 @@ import (
 // lock and retries).
 func applyData(w Store, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
 	if w.Restoring() && clientWrite(spec) {
-		return resp.AppendError(out, errRestoring), nil
+		return failure.AppendSignal(out, failure.Loading, nil), nil
 	}
 	switch {
 	case spec == nil:

@@ -2,10 +2,11 @@ package txn
 
 import (
 	"bytes"
-	"github.com/kintsu/kintsu/internal/command"
 	"strconv"
 
 	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )
@@ -150,7 +151,7 @@ func Blocked(r Reader, spec *command.Spec, args [][]byte) ([]Ref, error) {
 // on every replica.
 func Apply(s Store, args [][]byte, out []byte) ([]byte, error) {
 	if len(args) < 2 {
-		return resp.AppendError(out, replyBadOp), nil
+		return signal(out, failure.BadOp), nil
 	}
 	var id ID
 	if len(args[1]) == len(id) {
@@ -160,31 +161,31 @@ func Apply(s Store, args [][]byte, out []byte) ([]byte, error) {
 	case opPrepare:
 		p, err := decodePrepare(args[1])
 		if err != nil {
-			return resp.AppendError(out, replyBadOp), nil
+			return signal(out, failure.BadOp), nil
 		}
 		return applyPrepare(s, &p, out)
 	case opExec1:
 		d := codec.NewDecoder(args[1])
 		watches, cmds := decodeBody(&d)
 		if d.Done() != nil {
-			return resp.AppendError(out, replyBadOp), nil
+			return signal(out, failure.BadOp), nil
 		}
 		return applyExec1(s, watches, cmds, out)
 	case opResolve:
 		if len(args) != 3 || len(args[2]) != 1 {
-			return resp.AppendError(out, replyBadOp), nil
+			return signal(out, failure.BadOp), nil
 		}
 		return applyResolve(s, id, Status(args[2][0]), out)
 	case opCommit, opAbort, opHeartbeat, opGC:
 		return applyRecordOp(s, id, args, out)
 	}
-	return resp.AppendError(out, replyBadOp), nil
+	return signal(out, failure.BadOp), nil
 }
 
 // Read serves a read-only operation against applied state.
 func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	if len(args) != 2 {
-		return resp.AppendError(out, replyBadOp), nil
+		return signal(out, failure.BadOp), nil
 	}
 	switch string(args[0]) {
 	case opRecord:
@@ -208,11 +209,11 @@ func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		d := codec.NewDecoder(args[1])
 		watches, cmds := decodeBody(&d)
 		if d.Done() != nil {
-			return resp.AppendError(out, replyBadOp), nil
+			return signal(out, failure.BadOp), nil
 		}
 		return readSnap(r, watches, cmds, out)
 	}
-	return resp.AppendError(out, replyBadOp), nil
+	return signal(out, failure.BadOp), nil
 }
 
 // readSnap serves one partition's share of a read-only transaction without
@@ -222,12 +223,12 @@ func Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 // [[version...], [reply...], holders]. The replies show the committed
 // values under any such lock; they are right only if each holder is found
 // undecided (or aborted) after the reads, which the coordinator checks.
-// Like PREPARE it answers replyWatch when a watched key changed.
+// Like PREPARE it answers failure.WatchFailed when a watched key changed.
 func readSnap(r Reader, watches []Watch, cmds [][][]byte, out []byte) ([]byte, error) {
 	specs := lookup(cmds)
 	for i, c := range cmds {
 		if cmd := kv.Of(specs[i]); cmd == nil || cmd.Writes() || !cmd.CheckArity(c) {
-			return resp.AppendError(out, replyBadOp), nil
+			return signal(out, failure.BadOp), nil
 		}
 	}
 	keys := keysOf(specs, cmds, watches)
@@ -240,7 +241,7 @@ func readSnap(r Reader, watches []Watch, cmds [][][]byte, out []byte) ([]byte, e
 		holders = append(holders, hs...)
 	}
 	if ok, err := watchesHold(r, watches); err != nil || !ok {
-		return resp.AppendError(out, replyWatch), err
+		return signal(out, failure.WatchFailed), err
 	}
 	out = resp.AppendArrayHeader(out, 3)
 	out = resp.AppendArrayHeader(out, len(keys))
@@ -338,11 +339,11 @@ func applyExec1(s Store, watches []Watch, cmds [][][]byte, out []byte) ([]byte, 
 func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 	id := p.ref.ID
 	if _, ok, err := s.TxnGet(TableParts, id[:]); err != nil || ok {
-		return resp.AppendError(out, replyExists), err
+		return signal(out, failure.Exists), err
 	}
 	if p.create != nil {
 		if _, ok, err := s.TxnGet(TableRecords, id[:]); err != nil || ok {
-			return resp.AppendError(out, replyExists), err
+			return signal(out, failure.Exists), err
 		}
 	}
 	specs := lookup(p.cmds)
@@ -359,7 +360,7 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 		return LockedReply(out, holders), nil
 	}
 	if ok, err := watchesHold(s, p.watches); err != nil || !ok {
-		return resp.AppendError(out, replyWatch), err
+		return signal(out, failure.WatchFailed), err
 	}
 	ov := &overlay{base: s, writes: map[string]*written{}}
 	out, err := evaluate(ov, specs, p.cmds, out)
@@ -490,7 +491,7 @@ func applyRecordOp(s Store, id ID, args [][]byte, out []byte) ([]byte, error) {
 		}
 	case opAbort:
 		if len(args) != 3 {
-			return resp.AppendError(out, replyBadOp), nil
+			return signal(out, failure.BadOp), nil
 		}
 		hb, perr := strconv.ParseUint(string(args[2]), 10, 64)
 		if rec.Status == Pending && (len(args[2]) == 0 || perr == nil && hb == rec.Heartbeat) {
@@ -498,11 +499,11 @@ func applyRecordOp(s Store, id ID, args [][]byte, out []byte) ([]byte, error) {
 		}
 	case opHeartbeat:
 		if len(args) != 3 {
-			return resp.AppendError(out, replyBadOp), nil
+			return signal(out, failure.BadOp), nil
 		}
 		hb, perr := strconv.ParseUint(string(args[2]), 10, 64)
 		if perr != nil {
-			return resp.AppendError(out, replyBadOp), nil
+			return signal(out, failure.BadOp), nil
 		}
 		if rec.Status == Pending && hb > rec.Heartbeat {
 			rec.Heartbeat = hb

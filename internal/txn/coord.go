@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kintsu/kintsu/internal/command"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/resp"
 )
 
@@ -116,6 +117,9 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan) ([]byte, outcome, e
 		}
 		return nil, conflict, nil
 	}
+	if failure.Loading.Is(reply) {
+		return nil, done, failure.Loading.Err()
+	}
 	v, _, perr := resp.ParseValue(reply)
 	if perr != nil || v.Kind != '*' {
 		return nil, done, &InternalError{Msg: "malformed reply"}
@@ -193,7 +197,7 @@ func (c *Coordinator) snapRound(ctx context.Context, p *plan, seen map[ID]holdin
 		if errs[i] != nil {
 			return nil, nil, nil, &AbortedError{Group: g, Cause: errs[i]}
 		}
-		if string(bytes.TrimSpace(r)) == "-"+replyWatch {
+		if failure.WatchFailed.Is(r) {
 			return nil, nil, resp.AppendNullArray(nil), nil
 		}
 		parts, good := SplitArray(r)
@@ -254,8 +258,11 @@ func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) pre
 	if hs, ok := ParseLocked(reply); ok {
 		return prepared{holders: hs}
 	}
-	if string(bytes.TrimSpace(reply)) == "-"+replyWatch {
+	if failure.WatchFailed.Is(reply) {
 		return prepared{watch: true}
+	}
+	if failure.Loading.Is(reply) { // refused: a restore is loading the partition
+		return prepared{err: fmt.Errorf("%w: %w", ErrNotApplied, failure.Loading.Err())}
 	}
 	elems, ok := SplitArray(reply)
 	if !ok || len(elems) != len(pr.cmds) {

@@ -2,11 +2,11 @@ package txn
 
 import (
 	"bytes"
-	"encoding/hex"
-	"github.com/kintsu/kintsu/internal/command"
 	"strconv"
 
 	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/resp"
 )
 
@@ -191,18 +191,15 @@ func recordArgs(id ID) [][]byte { return [][]byte{[]byte(opRecord), id[:]} }
 // VersionArgs reads key's version (for WATCH).
 func VersionArgs(key []byte) [][]byte { return [][]byte{[]byte(opVersion), key} }
 
-// Internal replies. They never reach a client.
-const (
-	replyLockedPrefix = "KINTSU.LOCKED "
-	replyWatch        = "KINTSU.WATCH"
-	replyExists       = "KINTSU.EXISTS"
-	replyBadOp        = "KINTSU.BADOP"
-)
-
-// LockedReply names the transactions whose locks stand in a command's way.
+// LockedReply names the transactions whose locks stand in a command's way
+// (a failure.Locked signal; it never reaches a client).
 func LockedReply(out []byte, holders []Ref) []byte {
-	return resp.AppendError(out, replyLockedPrefix+hex.EncodeToString(encodeRefs(holders)))
+	return failure.AppendSignal(out, failure.Locked, encodeRefs(holders))
 }
+
+// signal appends one of the signals with no body (failure.WatchFailed,
+// BadOp, Exists) to out.
+func signal(out []byte, s failure.Signal) []byte { return failure.AppendSignal(out, s, nil) }
 
 func encodeRefs(refs []Ref) []byte {
 	e := codec.Encoder(nil).Uvarint(uint64(len(refs)))
@@ -225,15 +222,11 @@ func decodeRefs(b []byte) ([]Ref, error) {
 // ParseLocked returns the holders named by a reply that says a command met
 // transaction locks, or ok=false for any other reply.
 func ParseLocked(reply []byte) (holders []Ref, ok bool) {
-	prefix := "-" + replyLockedPrefix
-	if !bytes.HasPrefix(reply, []byte(prefix)) || !bytes.HasSuffix(reply, []byte("\r\n")) {
+	s, raw, ok := failure.SignalOf(reply)
+	if !ok || s != failure.Locked {
 		return nil, false
 	}
-	raw, err := hex.DecodeString(string(reply[len(prefix) : len(reply)-2]))
-	if err != nil {
-		return nil, false
-	}
-	holders, err = decodeRefs(raw)
+	holders, err := decodeRefs(raw)
 	if err != nil || len(holders) == 0 {
 		return nil, false
 	}

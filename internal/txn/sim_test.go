@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/kintsu/kintsu/internal/command"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )

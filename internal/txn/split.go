@@ -3,9 +3,9 @@ package txn
 import (
 	"bytes"
 	"fmt"
-	"github.com/kintsu/kintsu/internal/command"
 	"strings"
 
+	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )

@@ -1,42 +1,82 @@
 package failure
 
+import (
+	"bytes"
+	"encoding/hex"
+)
+
 // A Signal is a state machine's answer that is not a client's reply: the
-// command did not take effect, and why. It is carried like any reply
-// (through deduplication records and forwarded calls), but it starts with
-// a byte no RESP reply starts with ('+', '-', ':', '$', '*'), so a reply
-// is never mistaken for a signal, whatever its text.
+// command did not take effect, and why. Signals are carried like replies
+// (through deduplication records and forwarded calls), so their bytes are
+// a frozen wire format, the one earlier versions wrote: nodes of two
+// versions exchange them during a rolling upgrade, and old records are
+// read back by new nodes. Only this file writes or reads those bytes;
+// everyone else goes through AppendSignal and SignalOf.
 type Signal byte
 
 const (
 	// Locked: the command met transactions' locks; the body names the
 	// holders (the txn package's encoding). Nothing was applied; the
 	// proposer resolves them and retries.
-	Locked Signal = 0x01
+	Locked Signal = iota + 1
 	// Blocked: an earlier command of the same batch was refused in this
 	// entry, so this one was not applied either.
-	Blocked Signal = 0x02
+	Blocked
 	// WatchFailed: a key the transaction watched has changed.
-	WatchFailed Signal = 0x03
+	WatchFailed
 	// BadOp: a malformed internal operation (a bug, answered alike by
 	// every replica rather than stopping them).
-	BadOp Signal = 0x04
+	BadOp
 	// Exists: a transaction's record or part already exists.
-	Exists Signal = 0x05
+	Exists
 	// Loading: a restore is loading the partition; client writes wait.
-	Loading Signal = 0x06
+	// Its wire form is the reply a client sees, so a node of an earlier
+	// version that forwards it unread still answers the client right.
+	Loading
 )
 
-// AppendSignal appends signal s with body to out.
-func AppendSignal(out []byte, s Signal, body []byte) []byte {
-	return append(append(out, byte(s)), body...)
+// The wire forms. A kv command never answers an error starting with
+// "KINTSU.", and LOADING only comes from the restore's refusal, so no
+// client reply is mistaken for a signal.
+const lockedPrefix = "-KINTSU.LOCKED "
+
+var wire = [...]string{
+	Blocked:     "-KINTSU.BLOCKED behind a refused command\r\n",
+	WatchFailed: "-KINTSU.WATCH\r\n",
+	BadOp:       "-KINTSU.BADOP\r\n",
+	Exists:      "-KINTSU.EXISTS\r\n",
+	Loading:     "-LOADING Kintsu is restoring a backup into this partition\r\n",
 }
 
-// SignalOf reads a signal from a reply; ok is false for a RESP reply.
-func SignalOf(reply []byte) (s Signal, body []byte, ok bool) {
-	if len(reply) == 0 || reply[0] < byte(Locked) || reply[0] > byte(Loading) {
-		return 0, nil, false
+// AppendSignal appends signal s, with body for Locked, to out.
+func AppendSignal(out []byte, s Signal, body []byte) []byte {
+	if s == Locked {
+		out = append(out, lockedPrefix...)
+		out = hex.AppendEncode(out, body)
+		return append(out, "\r\n"...)
 	}
-	return Signal(reply[0]), reply[1:], true
+	return append(out, wire[s]...)
+}
+
+// SignalOf reads a signal from a reply (with Locked's body); ok is false
+// for any other reply.
+func SignalOf(reply []byte) (s Signal, body []byte, ok bool) {
+	if len(reply) < 2 || reply[0] != '-' || (reply[1] != 'K' && reply[1] != 'L') {
+		return 0, nil, false // the common case, decided on two bytes
+	}
+	if bytes.HasPrefix(reply, []byte(lockedPrefix)) && bytes.HasSuffix(reply, []byte("\r\n")) {
+		raw, err := hex.DecodeString(string(reply[len(lockedPrefix) : len(reply)-2]))
+		if err != nil {
+			return 0, nil, false
+		}
+		return Locked, raw, true
+	}
+	for i, w := range wire {
+		if w != "" && string(reply) == w {
+			return Signal(i), nil, true
+		}
+	}
+	return 0, nil, false
 }
 
 // Is reports whether reply is signal s.

@@ -122,6 +122,11 @@ var errStale = errors.New("internal: request already completed")
 // the proposer retries it after the refused one, keeping the batch's order.
 var blockedReply = failure.AppendSignal(nil, failure.Blocked, nil)
 
+// emptyCommand answers an entry's empty command. Its bytes are what
+// earlier versions answered: replicas of two versions apply the same log
+// during a rolling upgrade, and the reply is kept for retries.
+var emptyCommand = []byte("-ERR empty command\r\n")
+
 // applyRequests applies one entry's commands with deduplication.
 func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data []byte, answers []answerOut) ([]answerOut, error) {
 	reqs, nowMS, err := decodeRequests(data)
@@ -142,7 +147,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 		if len(req.Args) == 0 {
 			// Refused before proposing; if one is ever in the log, every
 			// replica answers it alike instead of crashing.
-			answers = append(answers, answerOut{key: key, res: result{reply: failure.AppendSignal(nil, failure.BadOp, nil)}})
+			answers = append(answers, answerOut{key: key, res: result{reply: emptyCommand}})
 			continue
 		}
 		var spec *command.Spec

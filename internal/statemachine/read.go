@@ -8,22 +8,14 @@ import (
 )
 
 // OpKeyCount asks a partition for its number of keys (DBSIZE sums them);
-// the node that serves the read answers it from its replica's count.
-const OpKeyCount = "kintsu.keycount"
-
-type keyCountOp struct{}
-
-func init() {
-	command.Register(&command.Spec{Name: OpKeyCount, Arity: 1, Flags: command.Internal | command.ReadOnly, Category: command.CatInternal, Impl: keyCountOp{}})
-}
+// the node that serves the read answers it from its replica's count. On
+// the wire it is DBSIZE itself, as earlier versions send it (nodes of two
+// versions forward reads to each other during a rolling upgrade).
+const OpKeyCount = "dbsize"
 
 // IsKeyCount reports whether spec is OpKeyCount.
 func IsKeyCount(spec *command.Spec) bool {
-	if spec == nil {
-		return false
-	}
-	_, ok := spec.Impl.(keyCountOp)
-	return ok
+	return spec != nil && spec.Is(command.Conn) && spec.Name == OpKeyCount
 }
 
 // Read evaluates a read (spec its one lookup) against a group's applied

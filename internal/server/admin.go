@@ -22,7 +22,7 @@ func (n *Node) newAdmin() *admin.API {
 		Write: func(ctx context.Context, group uint64, args [][]byte) []byte {
 			return n.router.Write(ctx, group, args)
 		},
-		Partitions:     func() []api.PartitionRecord { return n.view().parts },
+		Partitions:     func() []api.PartitionRecord { return n.view().Parts },
 		Nodes:          n.nodeRecords,
 		Leader:         n.router.LeaderOf,
 		GroupNodes:     n.router.GroupNodes,

@@ -85,8 +85,8 @@ func (n *Node) balanceLeaders() {
 				nodes = append(nodes, rec.ID)
 			}
 		}
-		parts := make([]partitionLead, 0, len(m.parts))
-		for _, p := range m.parts {
+		parts := make([]partitionLead, 0, len(m.Parts))
+		for _, p := range m.Parts {
 			g := uint64(p.ID)
 			st, ok := n.eng.GroupStatus(g)
 			reps := p.Replicas

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
@@ -47,7 +48,7 @@ func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
 	}
 	n.tr.SetPeer(req.ID, req.PeerAddr)
 	m := n.view()
-	jr := api.JoinJSON{Identity: n.layout.ident, Nodes: n.nodeRecords(), Map: m.asJSON()}
+	jr := api.JoinJSON{Identity: n.layout.ident, Nodes: n.nodeRecords(), Map: m.JSON()}
 	jr.Identity.NodeID = req.ID
 	return json.Marshal(jr)
 }
@@ -112,8 +113,8 @@ func (n *Node) resolveJoin() error {
 		if id, jr, err = n.join(); err != nil {
 			return err
 		}
-		if m, ok := unmarshalMap(mustJSON(jr.Map)); ok {
-			n.saveMap(m)
+		if len(jr.Map.Nodes) > 0 {
+			n.saveMap((&control.ClusterMap{Nodes: jr.Map.Nodes, Parts: jr.Map.Parts, Meta: jr.Map.Meta}).Marshal())
 		}
 		for _, rec := range jr.Nodes {
 			if rec.ID != n.cfg.NodeID && rec.State != api.NodeRemoved {

@@ -22,6 +22,7 @@ import (
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/edge"
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
@@ -55,8 +56,8 @@ type Node struct {
 	balanceEvery atomic.Int64
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
-	// cmap is the node's view of membership (clustermap.go).
-	cmap atomic.Pointer[clusterMap]
+	// cmap is the node's view of membership (control.Map).
+	cmap *control.Map
 
 	peerLn, respLn, httpLn net.Listener
 	httpSrv                *http.Server
@@ -164,7 +165,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.UnsafeSkipIntentCheck {
 		txn.PlantReadsIgnoreIntents()
 	}
-	n.cmap.Store(n.startingMap())
+	n.cmap = n.newMap()
 	n.router = route.New(route.Config{
 		NodeID: cfg.NodeID, Transport: n.tr, Members: n.members, Metrics: n.metrics, Logger: n.log,
 		Failpoint: n.failpoint, FaultInjection: cfg.FaultInjection,
@@ -185,9 +186,9 @@ func Start(cfg Config) (*Node, error) {
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.Serve(n.respLn)
 	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))
-	n.bg.Add(7)
+	n.bg.Add(6)
 	go n.placementLoop()
-	go n.refreshMap()
+	n.run(n.cmap.Run)
 	go n.heartbeat()
 	go n.refreshHints()
 	go n.sweep()
@@ -260,7 +261,7 @@ func (n *Node) refreshHints() {
 	defer t.Stop()
 	for {
 		groups := []uint64{MetaGroup}
-		for _, p := range n.view().parts {
+		for _, p := range n.view().Parts {
 			groups = append(groups, uint64(p.ID))
 		}
 		for _, g := range groups {
@@ -296,7 +297,7 @@ func (n *Node) Ready() bool {
 	if n.eng.Err() != nil {
 		return false
 	}
-	for _, p := range n.view().parts {
+	for _, p := range n.view().Parts {
 		if n.router.LeaderOf(uint64(p.ID)) == 0 {
 			return false
 		}

@@ -6,13 +6,13 @@ import (
 	"fmt"
 
 	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/control"
 )
 
 // Peer calls of the control plane; the request path's own (forwarded
 // writes and reads, leader hints) are the router's (route.Serve).
 const (
 	methodKnown          = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
-	methodClusterMap     = "m" // -> the cluster map (JSON) from the local metadata replica
 	methodGroupInfo      = "g" // group -> its membership (JSON), from its leader
 	methodChangeReplicas = "c" // group, kind, node: one membership step, on the group's leader
 	methodJoin           = "j" // api.NodeRecord JSON -> api.JoinJSON JSON
@@ -26,8 +26,8 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		return answer, err
 	}
 	switch method {
-	case methodClusterMap:
-		return n.serveMap()
+	case control.MethodClusterMap:
+		return n.cmap.Serve()
 	case methodGroupInfo:
 		return n.serveGroupInfo(body)
 	case methodChangeReplicas:

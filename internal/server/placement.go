@@ -9,6 +9,7 @@ import (
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/statemachine"
@@ -284,10 +285,10 @@ func (n *Node) askAbout(group uint64) []uint64 {
 	add(n.router.GroupNodes(group))
 	m := n.view()
 	if group == MetaGroup {
-		add(m.meta)
-	} else if group < uint64(len(m.parts)) {
-		add(m.parts[group].Replicas)
-		add(m.parts[group].Learners)
+		add(m.Meta)
+	} else if group < uint64(len(m.Parts)) {
+		add(m.Parts[group].Replicas)
+		add(m.Parts[group].Learners)
 	}
 	return out
 }
@@ -345,19 +346,19 @@ func (n *Node) doStep(ctx context.Context, group uint64, st step) error {
 
 // recordGroup writes group's membership into the partition table when
 // the cluster map disagrees with what its leader reports.
-func (n *Node) recordGroup(m *clusterMap, group uint64, gs groupState) {
+func (n *Node) recordGroup(m *control.ClusterMap, group uint64, gs groupState) {
 	var args [][]byte
 	if group == MetaGroup {
-		if slices.Equal(m.meta, gs.voters) {
+		if slices.Equal(m.Meta, gs.voters) {
 			return
 		}
 		b, _ := json.Marshal(gs.voters)
 		args = [][]byte{[]byte(statemachine.CmdMetaGroup), b}
 	} else {
-		if group >= uint64(len(m.parts)) {
+		if group >= uint64(len(m.Parts)) {
 			return
 		}
-		p := m.parts[group]
+		p := m.Parts[group]
 		if slices.Equal(p.Replicas, gs.voters) && slices.Equal(p.Learners, gs.learners) {
 			return
 		}

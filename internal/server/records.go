@@ -21,7 +21,7 @@ func (n *Node) nodeRecord(id uint64) (api.NodeRecord, bool) {
 // nodeRecords reads the node registry from the local metadata replica
 // when there is one, falling back to the bootstrap view.
 func (n *Node) nodeRecords() []api.NodeRecord {
-	out := slices.Clone(n.view().nodes)
+	out := slices.Clone(n.view().Nodes)
 	now := n.clock.Now().UnixMilli()
 	for i := range out {
 		if out[i].ID == n.cfg.NodeID {

@@ -7,7 +7,7 @@ import (
 // nodeView is the node's view of the cluster, for the edge.
 type nodeView struct{ n *Node }
 
-func (v nodeView) Partitions() []api.PartitionRecord { return v.n.view().parts }
+func (v nodeView) Partitions() []api.PartitionRecord { return v.n.view().Parts }
 func (v nodeView) NodeRecords() []api.NodeRecord     { return v.n.nodeRecords() }
 func (v nodeView) LeaderOf(group uint64) uint64      { return v.n.router.LeaderOf(group) }
 func (v nodeView) GroupNodes(group uint64) []uint64  { return v.n.router.GroupNodes(group) }
@@ -24,13 +24,4 @@ func (v nodeView) Replicas() (local, leading int) {
 }
 
 // members lists the nodes holding group by the cluster map.
-func (n *Node) members(group uint64) []uint64 {
-	m := n.view()
-	if group == MetaGroup {
-		return m.meta
-	}
-	if group < uint64(len(m.parts)) {
-		return m.parts[group].Replicas
-	}
-	return nil
-}
+func (n *Node) members(group uint64) []uint64 { return n.view().Holders(group) }

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"context"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/control"
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// The control plane's loops (internal/control) are built here from the
+// node's parts and run on the node's WaitGroup until it stops.
+
+// run starts loop in the background; it ends when the node stops.
+func (n *Node) run(loop func(context.Context)) {
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		loop(n.ctx)
+	}()
+}
+
+// newMap builds the node's cluster map, starting from the one saved in its
+// data dir, else from the bootstrap placement.
+func (n *Node) newMap() *control.Map {
+	return control.NewMap(control.MapConfig{
+		NodeID:     n.cfg.NodeID,
+		Partitions: n.cfg.Partitions,
+		Every:      n.cfg.HeartbeatInterval,
+		Engine:     n.eng,
+		Peers:      n.tr,
+		MetaNodes:  n.layout.metaNodes,
+		Saved:      n.savedMap,
+		Save:       n.saveMap,
+	}, control.InitialMap(n.cfg.InitialCluster, n.layout.partitions, n.layout.metaNodes))
+}
+
+func (n *Node) view() *control.ClusterMap { return n.cmap.Current() }
+
+// savedMap is the cluster map the node saved last, if it can be read.
+func (n *Node) savedMap() ([]byte, bool) {
+	b, ok, err := storage.Get(n.db, storage.ClusterMapKey)
+	return b, err == nil && ok
+}
+
+// saveMap keeps a cluster map for the next start, unsynced (see
+// control.MapConfig.Save).
+func (n *Node) saveMap(b []byte) {
+	_ = n.db.Set(storage.ClusterMapKey, b, pebble.NoSync)
+}

@@ -1,6 +1,10 @@
 package control
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+)
 
 func mustMarshal(v any) []byte {
 	b, err := json.Marshal(v)
@@ -8,4 +12,22 @@ func mustMarshal(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// syncBuffer collects a logger's output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -36,6 +36,20 @@ func (n *Node) newMap() *control.Map {
 	}, control.InitialMap(n.cfg.InitialCluster, n.layout.partitions, n.layout.metaNodes))
 }
 
+// write sends args to group through the router. The loops are handed this
+// func, not the router, so the router's signatures may change here alone.
+func (n *Node) write(ctx context.Context, group uint64, args [][]byte) []byte {
+	return n.router.Write(ctx, group, args)
+}
+
+func (n *Node) newHeartbeat() *control.Heartbeat {
+	return control.NewHeartbeat(control.HeartbeatConfig{
+		NodeID: n.cfg.NodeID, RESPAddr: n.cfg.RESPAddr, HTTPAddr: n.cfg.HTTPAddr,
+		Every: n.cfg.HeartbeatInterval, RequestTimeout: n.cfg.RequestTimeout,
+		Write: n.write, Logger: n.log,
+	})
+}
+
 func (n *Node) view() *control.ClusterMap { return n.cmap.Current() }
 
 // savedMap is the cluster map the node saved last, if it can be read.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/control"
 )
 
 // nodeRecord is one node's registry entry, as nodeRecords reads it.
@@ -27,7 +28,7 @@ func (n *Node) nodeRecords() []api.NodeRecord {
 		if out[i].ID == n.cfg.NodeID {
 			out[i].RESPAddr, out[i].HTTPAddr = n.cfg.RESPAddr, n.cfg.HTTPAddr
 		}
-		out[i].State = livenessOf(out[i], now, n.cfg.HeartbeatInterval, n.cfg.DeadTimeout)
+		out[i].State = control.LivenessOf(out[i], now, n.cfg.HeartbeatInterval, n.cfg.DeadTimeout)
 		if hb := out[i].HeartbeatMS; hb != 0 {
 			out[i].LastHeartbeat = time.UnixMilli(hb).UTC().Format(time.RFC3339Nano)
 		}

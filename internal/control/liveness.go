@@ -1,8 +1,9 @@
-package server
+package control
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -18,7 +19,7 @@ import (
 //
 //	removed   an operator removed it for good (stored)
 //	draining  it is being decommissioned (stored)
-//	up        it heartbeated within suspectAfter
+//	up        it heartbeated within SuspectAfter intervals
 //	suspect   it missed a few heartbeats: perhaps paused or cut off
 //	dead      no heartbeat for DeadTimeout: its replicas are to be rebuilt
 //
@@ -27,12 +28,13 @@ import (
 // reading — a skewed clock, a slow metadata group — costs at most a
 // needless or a late repair, never an acknowledged write.
 
-// suspectAfter is how many heartbeat intervals may pass before a node is
+// SuspectAfter is how many heartbeat intervals may pass before a node is
 // suspect.
-const suspectAfter = 3
+const SuspectAfter = 3
 
-// livenessOf derives a node's state at nowMS.
-func livenessOf(rec api.NodeRecord, nowMS int64, every, dead time.Duration) string {
+// LivenessOf derives a node's state at nowMS (the reader's clock), given
+// the heartbeat interval and the dead timeout.
+func LivenessOf(rec api.NodeRecord, nowMS int64, every, dead time.Duration) string {
 	switch rec.State {
 	case api.NodeRemoved, api.NodeDraining:
 		return rec.State
@@ -44,33 +46,50 @@ func livenessOf(rec api.NodeRecord, nowMS int64, every, dead time.Duration) stri
 	switch {
 	case age >= dead:
 		return api.NodeDead
-	case age >= suspectAfter*every:
+	case age >= SuspectAfter*every:
 		return api.NodeSuspect
 	}
 	return api.NodeUp
 }
 
-// heartbeat writes this node's heartbeat every HeartbeatInterval until the
-// node stops. The first one also announces the node's addresses.
-func (n *Node) heartbeat() {
-	defer n.bg.Done()
-	args := [][]byte{[]byte(statemachine.CmdHeartbeat), fmt.Appendf(nil, "%d", n.cfg.NodeID), []byte(n.cfg.RESPAddr), []byte(n.cfg.HTTPAddr)}
-	every := n.cfg.HeartbeatInterval
+// HeartbeatConfig is what the heartbeat needs from its node.
+type HeartbeatConfig struct {
+	NodeID uint64
+	// RESPAddr and HTTPAddr are announced with every heartbeat.
+	RESPAddr, HTTPAddr string
+	Every              time.Duration
+	// RequestTimeout bounds each heartbeat (and SuspectAfter intervals).
+	RequestTimeout time.Duration
+	Write          WriteFunc
+	Logger         *slog.Logger
+}
+
+// Heartbeat keeps this node's heartbeat in the metadata.
+type Heartbeat struct{ cfg HeartbeatConfig }
+
+// NewHeartbeat builds the heartbeat loop; Run runs it.
+func NewHeartbeat(cfg HeartbeatConfig) *Heartbeat { return &Heartbeat{cfg: cfg} }
+
+// Run writes this node's heartbeat every interval until ctx ends. The
+// first one also announces the node's addresses.
+func (h *Heartbeat) Run(ctx context.Context) {
+	args := [][]byte{[]byte(statemachine.CmdHeartbeat), fmt.Appendf(nil, "%d", h.cfg.NodeID), []byte(h.cfg.RESPAddr), []byte(h.cfg.HTTPAddr)}
+	every := h.cfg.Every
 	t := time.NewTicker(every)
 	defer t.Stop()
 	warned := false
 	for {
 		// A heartbeat that cannot land within a few intervals is stale
 		// anyway: give up on it and send a fresh one.
-		ctx, cancel := context.WithTimeout(n.ctx, min(n.cfg.RequestTimeout, suspectAfter*every))
-		reply := n.router.Write(ctx, MetaGroup, args)
+		wctx, cancel := context.WithTimeout(ctx, min(h.cfg.RequestTimeout, SuspectAfter*every))
+		reply := h.cfg.Write(wctx, statemachine.MetaGroup, args)
 		cancel()
 		if string(reply) == "-"+statemachine.ErrNodeRemoved+"\r\n" && !warned {
-			n.log.Error("this node was removed from the cluster; it serves nothing and should be shut down and its data dir wiped")
+			h.cfg.Logger.Error("this node was removed from the cluster; it serves nothing and should be shut down and its data dir wiped")
 			warned = true
 		}
 		select {
-		case <-n.bgStop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

@@ -30,11 +30,16 @@ type Caller interface {
 	Call(ctx context.Context, node uint64, method string, body []byte) ([]byte, error)
 }
 
-// Peers is a Caller that can also be told a node's peer address
-// (*transport.Transport).
+// Addresses is told where a node listens for peers
+// (transport.Transport.SetPeer).
+type Addresses interface {
+	SetPeer(node uint64, addr string)
+}
+
+// Peers calls nodes and learns their addresses (*transport.Transport).
 type Peers interface {
 	Caller
-	SetPeer(node uint64, addr string)
+	Addresses
 }
 
 // okReply is the RESP reply of a metadata write that applied.

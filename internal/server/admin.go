@@ -28,7 +28,7 @@ func (n *Node) newAdmin() *admin.API {
 		GroupNodes:     n.router.GroupNodes,
 		PartitionOf:    n.partitionOf,
 		Ready:          n.Ready,
-		SetNodeState:   n.setNodeState,
+		SetNodeState:   n.members.SetNodeState,
 		Metrics:        n.metrics.Registry,
 		RequestTimeout: n.cfg.RequestTimeout,
 		Context:        n.ctx,

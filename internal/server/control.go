@@ -50,6 +50,12 @@ func (n *Node) newHeartbeat() *control.Heartbeat {
 	})
 }
 
+func (n *Node) newMembers() *control.Members {
+	return control.NewMembers(control.MembersConfig{
+		Identity: n.layout.ident, Write: n.write, Peers: n.tr, Map: n.cmap, Nodes: n.nodeRecords,
+	})
+}
+
 func (n *Node) view() *control.ClusterMap { return n.cmap.Current() }
 
 // savedMap is the cluster map the node saved last, if it can be read.

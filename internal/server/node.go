@@ -57,7 +57,8 @@ type Node struct {
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
 	// cmap is the node's view of membership (control.Map).
-	cmap *control.Map
+	cmap    *control.Map
+	members *control.Members
 
 	peerLn, respLn, httpLn net.Listener
 	httpSrv                *http.Server
@@ -166,8 +167,9 @@ func Start(cfg Config) (*Node, error) {
 		txn.PlantReadsIgnoreIntents()
 	}
 	n.cmap = n.newMap()
+	n.members = n.newMembers()
 	n.router = route.New(route.Config{
-		NodeID: cfg.NodeID, Transport: n.tr, Members: n.members, Metrics: n.metrics, Logger: n.log,
+		NodeID: cfg.NodeID, Transport: n.tr, Members: n.holders, Metrics: n.metrics, Logger: n.log,
 		Failpoint: n.failpoint, FaultInjection: cfg.FaultInjection,
 		UnsafeStaleReads: cfg.UnsafeStaleReads, UnsafeCASOnPropose: cfg.UnsafeCASOnPropose,
 	}, n.eng)

@@ -15,7 +15,6 @@ const (
 	methodKnown          = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
 	methodGroupInfo      = "g" // group -> its membership (JSON), from its leader
 	methodChangeReplicas = "c" // group, kind, node: one membership step, on the group's leader
-	methodJoin           = "j" // api.NodeRecord JSON -> api.JoinJSON JSON
 )
 
 var errMalformed = errors.New("malformed peer call")
@@ -32,8 +31,8 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		return n.serveGroupInfo(body)
 	case methodChangeReplicas:
 		return n.serveChangeReplicas(ctx, body)
-	case methodJoin:
-		return n.serveJoin(ctx, body)
+	case control.MethodJoin:
+		return n.members.ServeJoin(ctx, body)
 	case methodKnown:
 		d := codec.NewDecoder(body)
 		id := d.Uvarint()

@@ -203,7 +203,7 @@ func (n *Node) placeOnce() {
 	for _, r := range recs {
 		if complete && r.State == api.NodeDraining && !holds[r.ID] {
 			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-			err := n.setNodeState(ctx, r.ID, api.NodeRemoved)
+			err := n.members.SetNodeState(ctx, r.ID, api.NodeRemoved)
 			cancel()
 			n.log.Info("decommissioned node holds no replicas: removed", "node", r.ID, "err", err)
 		}

@@ -23,5 +23,5 @@ func (v nodeView) Replicas() (local, leading int) {
 	return local, leading
 }
 
-// members lists the nodes holding group by the cluster map.
-func (n *Node) members(group uint64) []uint64 { return n.view().Holders(group) }
+// holders lists the nodes holding group by the cluster map.
+func (n *Node) holders(group uint64) []uint64 { return n.view().Holders(group) }

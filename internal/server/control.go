@@ -56,6 +56,21 @@ func (n *Node) newMembers() *control.Members {
 	})
 }
 
+func (n *Node) newPlacement() *control.Placement {
+	return control.NewPlacement(control.PlacementConfig{
+		NodeID: n.cfg.NodeID, Ring: n.cfg.ringConfig(), Every: n.cfg.HeartbeatInterval, RequestTimeout: n.cfg.RequestTimeout,
+		Engine: n.eng, Caller: n.tr, LeaderOf: n.router.LeaderOf, Write: n.write,
+		Map: n.cmap, Nodes: n.nodeRecords, SetNodeState: n.members.SetNodeState, Logger: n.log,
+	})
+}
+
+func (n *Node) newHints() *control.Hints {
+	return control.NewHints(control.HintsConfig{
+		NodeID: n.cfg.NodeID, Engine: n.eng, Caller: n.tr,
+		GroupNodes: n.router.GroupNodes, SetHint: n.router.SetHint, Map: n.cmap,
+	})
+}
+
 func (n *Node) view() *control.ClusterMap { return n.cmap.Current() }
 
 // savedMap is the cluster map the node saved last, if it can be read.

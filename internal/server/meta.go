@@ -19,9 +19,6 @@ import (
 // groups 0..P-1.
 const MetaGroup = statemachine.MetaGroup
 
-// metaReplicas is how many nodes hold the metadata group.
-const metaReplicas = 5
-
 // identityFor is the identity the flags give a data directory; the
 // cluster id is a digest of the cluster's shape, so every initial node
 // computes the same.
@@ -79,7 +76,7 @@ func computeLayout(cfg *Config) (*layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &layout{ident: identityFor(cfg), metaNodes: ring.MetaReplicas(rc, nodes, metaReplicas)}
+	l := &layout{ident: identityFor(cfg), metaNodes: ring.MetaReplicas(rc, nodes, control.MetaReplicas)}
 	for p, reps := range pl.Replicas {
 		s, e := ring.SlotRange(p, cfg.Partitions)
 		l.partitions = append(l.partitions, api.PartitionRecord{ID: p, SlotStart: s, SlotEnd: e, Replicas: slices.Clone(reps)})

@@ -20,7 +20,6 @@ import (
 	"github.com/kintsu/kintsu/internal/admin"
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/clock"
-	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/edge"
@@ -59,6 +58,7 @@ type Node struct {
 	// cmap is the node's view of membership (control.Map).
 	cmap    *control.Map
 	members *control.Members
+	place   *control.Placement
 
 	peerLn, respLn, httpLn net.Listener
 	httpSrv                *http.Server
@@ -175,6 +175,7 @@ func Start(cfg Config) (*Node, error) {
 	}, n.eng)
 	n.txns = n.newCoordinator()
 	n.router.SetResolver(n.txns.Resolver())
+	n.place = n.newPlacement()
 	n.front = edge.New(n.ctx, edge.Config{
 		NodeID: cfg.NodeID, ClusterID: n.layout.ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
@@ -188,11 +189,11 @@ func Start(cfg Config) (*Node, error) {
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.Serve(n.respLn)
 	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))
-	n.bg.Add(5)
-	go n.placementLoop()
+	n.bg.Add(3)
+	n.run(n.place.Run)
 	n.run(n.cmap.Run)
 	n.run(n.newHeartbeat().Run)
-	go n.refreshHints()
+	n.run(n.newHints().Run)
 	go n.sweep()
 	go n.expireLoop()
 	go n.balanceLeaders()
@@ -253,45 +254,6 @@ func (n *Node) addReplicas(fresh bool) error {
 		}
 	}
 	return nil
-}
-
-// refreshHints asks peers who leads the partitions this node does not
-// host, so routing and /readyz know without waiting for a request.
-func (n *Node) refreshHints() {
-	defer n.bg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		groups := []uint64{MetaGroup}
-		for _, p := range n.view().Parts {
-			groups = append(groups, uint64(p.ID))
-		}
-		for _, g := range groups {
-			if n.eng.Leader(g) != 0 {
-				continue
-			}
-			for _, node := range n.askAbout(g) {
-				ctx, cancel := context.WithTimeout(n.ctx, 500*time.Millisecond)
-				b, err := n.tr.Call(ctx, node, route.MethodLeader, codec.Encoder(nil).Uvarint(g))
-				cancel()
-				if err == nil {
-					d := codec.NewDecoder(b)
-					if l := d.Uvarint(); d.Err() == nil && l != 0 {
-						n.router.SetHint(g, l)
-						if n.eng.HasGroup(g) {
-							n.dropIfRemoved(g, l)
-						}
-						break
-					}
-				}
-			}
-		}
-		select {
-		case <-n.bgStop:
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // Ready reports whether every partition has a known leader.

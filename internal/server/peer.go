@@ -12,9 +12,7 @@ import (
 // Peer calls of the control plane; the request path's own (forwarded
 // writes and reads, leader hints) are the router's (route.Serve).
 const (
-	methodKnown          = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
-	methodGroupInfo      = "g" // group -> its membership (JSON), from its leader
-	methodChangeReplicas = "c" // group, kind, node: one membership step, on the group's leader
+	methodKnown = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
 )
 
 var errMalformed = errors.New("malformed peer call")
@@ -27,10 +25,10 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 	switch method {
 	case control.MethodClusterMap:
 		return n.cmap.Serve()
-	case methodGroupInfo:
-		return n.serveGroupInfo(body)
-	case methodChangeReplicas:
-		return n.serveChangeReplicas(ctx, body)
+	case control.MethodGroupInfo:
+		return n.place.ServeGroupInfo(body)
+	case control.MethodChangeReplicas:
+		return n.place.ServeChangeReplicas(ctx, body)
 	case control.MethodJoin:
 		return n.members.ServeJoin(ctx, body)
 	case methodKnown:

@@ -103,7 +103,7 @@ func (c *Config) EnsureDefaults() {
 		c.EmptyDirCheckTimeout = time.Second
 	}
 	if c.LeaderBalanceInterval == 0 {
-		c.LeaderBalanceInterval = defaultBalanceEvery
+		c.LeaderBalanceInterval = control.DefaultBalanceEvery
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second

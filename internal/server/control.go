@@ -71,6 +71,13 @@ func (n *Node) newHints() *control.Hints {
 	})
 }
 
+func (n *Node) newBalancer() *control.Balancer {
+	return control.NewBalancer(control.BalanceConfig{
+		NodeID: n.cfg.NodeID, Every: n.cfg.LeaderBalanceInterval, Engine: n.eng,
+		LeaderOf: n.router.LeaderOf, Map: n.cmap, Nodes: n.nodeRecords, Logger: n.log,
+	})
+}
+
 func (n *Node) view() *control.ClusterMap { return n.cmap.Current() }
 
 // savedMap is the cluster map the node saved last, if it can be read.

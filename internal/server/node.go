@@ -51,14 +51,13 @@ type Node struct {
 	// crashAt is the armed crash failpoint (nil for none; see failpoint.go).
 	crashAt atomic.Pointer[string]
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
-	// balanceEvery is the leadership balancer's period in ns (<= 0: off).
-	balanceEvery atomic.Int64
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
 	// cmap is the node's view of membership (control.Map).
-	cmap    *control.Map
-	members *control.Members
-	place   *control.Placement
+	cmap     *control.Map
+	members  *control.Members
+	place    *control.Placement
+	balancer *control.Balancer
 
 	peerLn, respLn, httpLn net.Listener
 	httpSrv                *http.Server
@@ -188,15 +187,15 @@ func Start(cfg Config) (*Node, error) {
 	n.httpSrv = &http.Server{Handler: n.admin.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.Serve(n.respLn)
-	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))
-	n.bg.Add(3)
+	n.balancer = n.newBalancer()
+	n.bg.Add(2)
 	n.run(n.place.Run)
 	n.run(n.cmap.Run)
 	n.run(n.newHeartbeat().Run)
 	n.run(n.newHints().Run)
 	go n.sweep()
 	go n.expireLoop()
-	go n.balanceLeaders()
+	n.run(n.balancer.Run)
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil

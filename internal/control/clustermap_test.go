@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
@@ -68,9 +69,12 @@ func TestNewMapStartsFromTheSavedMap(t *testing.T) {
 // fakeEngine is the engine's read side: the groups hosted here and their
 // data, and who leads them.
 type fakeEngine struct {
-	mu   sync.Mutex
-	data map[uint64][][2]string // group -> sorted key/values
+	mu     sync.Mutex
+	data   map[uint64][][2]string // group -> sorted key/values
+	status []raftstore.GroupStatus
 }
+
+func (e *fakeEngine) Status() []raftstore.GroupStatus { return e.status }
 
 func (e *fakeEngine) HasGroup(group uint64) bool {
 	e.mu.Lock()

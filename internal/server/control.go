@@ -78,6 +78,21 @@ func (n *Node) newBalancer() *control.Balancer {
 	})
 }
 
+func (n *Node) newExpiry() *control.Expiry {
+	return control.NewExpiry(control.ExpiryConfig{
+		NodeID: n.cfg.NodeID, Engine: n.eng, Write: n.write, Now: n.clock.Now,
+		RequestTimeout: n.cfg.RequestTimeout, Logger: n.log,
+	})
+}
+
+func (n *Node) newSweeper() *control.Sweeper {
+	return control.NewSweeper(control.SweepConfig{
+		NodeID: n.cfg.NodeID, Engine: n.eng, Resolver: n.txns.Resolver(),
+		CutMarks: func(group uint64) (map[string]int64, error) { return n.eng.Reader(group).CutMarks() },
+		Write:    n.write, Now: n.clock.Now, RequestTimeout: n.cfg.RequestTimeout, Logger: n.log,
+	})
+}
+
 func (n *Node) view() *control.ClusterMap { return n.cmap.Current() }
 
 // savedMap is the cluster map the node saved last, if it can be read.

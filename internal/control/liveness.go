@@ -1,9 +1,11 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -50,6 +52,44 @@ func LivenessOf(rec api.NodeRecord, nowMS int64, every, dead time.Duration) stri
 		return api.NodeSuspect
 	}
 	return api.NodeUp
+}
+
+// RegistryConfig is what reading the node registry needs from its node.
+type RegistryConfig struct {
+	NodeID uint64
+	// RESPAddr and HTTPAddr are this node's own: its record shows them
+	// before its first heartbeat has applied.
+	RESPAddr, HTTPAddr string
+	// Every is the heartbeat interval, Dead the dead timeout.
+	Every, Dead time.Duration
+	// Now is the reader's clock, against which heartbeats are aged.
+	Now func() time.Time
+	Map *Map
+}
+
+// Registry reads the node registry from the cluster map, each node's
+// liveness derived on this node's clock.
+type Registry struct{ cfg RegistryConfig }
+
+// NewRegistry builds the registry reader.
+func NewRegistry(cfg RegistryConfig) *Registry { return &Registry{cfg: cfg} }
+
+// Nodes lists the registry by id, with liveness derived and the last
+// heartbeat's time written out. The slice is the caller's.
+func (r *Registry) Nodes() []api.NodeRecord {
+	out := slices.Clone(r.cfg.Map.Current().Nodes)
+	now := r.cfg.Now().UnixMilli()
+	for i := range out {
+		if out[i].ID == r.cfg.NodeID {
+			out[i].RESPAddr, out[i].HTTPAddr = r.cfg.RESPAddr, r.cfg.HTTPAddr
+		}
+		out[i].State = LivenessOf(out[i], now, r.cfg.Every, r.cfg.Dead)
+		if hb := out[i].HeartbeatMS; hb != 0 {
+			out[i].LastHeartbeat = time.UnixMilli(hb).UTC().Format(time.RFC3339Nano)
+		}
+	}
+	slices.SortFunc(out, func(a, b api.NodeRecord) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // HeartbeatConfig is what the heartbeat needs from its node.

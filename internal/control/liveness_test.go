@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,33 @@ func TestHeartbeatWritesAndWarnsOnceWhenRemoved(t *testing.T) {
 	<-done
 	if n := strings.Count(logs.String(), "this node was removed"); n != 1 {
 		t.Fatalf("warned %d times that the node was removed:\n%s", n, logs.String())
+	}
+}
+
+// The registry shows every node's derived state and this node's own
+// addresses, sorted by id, and leaves the shared map untouched.
+func TestRegistryNodes(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	m0 := &ClusterMap{Nodes: []api.NodeRecord{
+		{ID: 3, State: api.NodeUp, HeartbeatMS: now.UnixMilli() - 60_000},
+		{ID: 1, State: api.NodeUp},
+		{ID: 2, State: api.NodeDraining, HeartbeatMS: now.UnixMilli()},
+	}}
+	before := string(m0.Marshal())
+	r := NewRegistry(RegistryConfig{
+		NodeID: 1, RESPAddr: "r:1", HTTPAddr: "h:1", Every: time.Second, Dead: 10 * time.Second,
+		Now: func() time.Time { return now }, Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m0),
+	})
+	got := r.Nodes()
+	want := []api.NodeRecord{
+		{ID: 1, State: api.NodeSuspect, RESPAddr: "r:1", HTTPAddr: "h:1"},
+		{ID: 2, State: api.NodeDraining, HeartbeatMS: now.UnixMilli(), LastHeartbeat: "1970-01-01T00:16:40Z"},
+		{ID: 3, State: api.NodeDead, HeartbeatMS: now.UnixMilli() - 60_000, LastHeartbeat: "1970-01-01T00:15:40Z"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("registry:\n%+v\nwant\n%+v", got, want)
+	}
+	if string(m0.Marshal()) != before {
+		t.Fatal("reading the registry changed the published map")
 	}
 }

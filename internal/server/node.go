@@ -53,8 +53,9 @@ type Node struct {
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
-	// cmap is the node's view of membership (control.Map).
-	cmap     *control.Map
+	// The control plane's parts that other parts call (wiring.go).
+	cmap     *control.Map // the node's view of membership
+	registry *control.Registry
 	members  *control.Members
 	place    *control.Placement
 	balancer *control.Balancer
@@ -65,7 +66,6 @@ type Node struct {
 	stopOnce sync.Once
 	done     chan struct{} // closed when the node has stopped
 	bg       sync.WaitGroup
-	bgStop   chan struct{}
 	// ctx ends when the node stops; background work derives from it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -78,7 +78,7 @@ func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), clock: clock.New(), crash: cfg.crash, done: make(chan struct{}), bgStop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), clock: clock.New(), crash: cfg.crash, done: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.crash == nil {
 		n.crash = killSelf
@@ -165,8 +165,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.UnsafeSkipIntentCheck {
 		txn.PlantReadsIgnoreIntents()
 	}
-	n.cmap = n.newMap()
-	n.members = n.newMembers()
+	n.newMap()
 	n.router = route.New(route.Config{
 		NodeID: cfg.NodeID, Transport: n.tr, Members: n.holders, Metrics: n.metrics, Logger: n.log,
 		Failpoint: n.failpoint, FaultInjection: cfg.FaultInjection,
@@ -174,7 +173,7 @@ func Start(cfg Config) (*Node, error) {
 	}, n.eng)
 	n.txns = n.newCoordinator()
 	n.router.SetResolver(n.txns.Resolver())
-	n.place = n.newPlacement()
+	loops := n.newControl()
 	n.front = edge.New(n.ctx, edge.Config{
 		NodeID: cfg.NodeID, ClusterID: n.layout.ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
@@ -187,14 +186,9 @@ func Start(cfg Config) (*Node, error) {
 	n.httpSrv = &http.Server{Handler: n.admin.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.Serve(n.respLn)
-	n.balancer = n.newBalancer()
-	n.run(n.place.Run)
-	n.run(n.cmap.Run)
-	n.run(n.newHeartbeat().Run)
-	n.run(n.newHints().Run)
-	n.run(n.newSweeper().Run)
-	n.run(n.newExpiry().Run)
-	n.run(n.balancer.Run)
+	for _, loop := range loops {
+		n.run(loop)
+	}
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil
@@ -305,11 +299,6 @@ func (n *Node) Stop(ctx context.Context) error {
 
 func (n *Node) closeAll() error {
 	n.cancel()
-	select {
-	case <-n.bgStop:
-	default:
-		close(n.bgStop)
-	}
 	if n.httpSrv != nil {
 		// Shutdown waits for running handlers: a backup stream reads a
 		// snapshot of the database, which must end before it closes. The

@@ -190,7 +190,7 @@ func TestJoinUnderLoad(t *testing.T) {
 				held++
 			}
 		}
-		want, _, _, _ := tc.nodes[0].place.Targets(tc.nodes[0].nodeRecords())
+		want, _, _, _ := tc.nodes[0].place.Targets(tc.nodes[0].registry.Nodes())
 		for g, v := range m {
 			if g == MetaGroup {
 				continue

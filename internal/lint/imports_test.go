@@ -63,6 +63,8 @@ var importRules = []importRule{
 	{"internal/edge", []string{"internal/server", "internal/raftstore", "internal/transport", "internal/storage", pebble, grpc},
 		"the RESP edge decodes, gates and answers; replication, storage and peers sit behind its Router and Transactions interfaces"},
 	{"internal/route", []string{"internal/server", "internal/edge"}, "routing serves the edge and the control plane; it knows neither"},
+	{"internal/control", []string{"internal/server", "internal/edge", "internal/admin"},
+		"the control plane is handed the node's parts through each loop's Config, never the node; the edge and the admin API call it, not the other way round"},
 	{"internal/raftstore", []string{"internal/server"}, "the replication engine serves the node and must not know it"},
 	{"internal/admin", []string{"internal/server", "internal/edge"}, "admin is handed the node's parts through its Config, never the node; serving HTTP needs nothing of the RESP edge"},
 	{"internal/...", []string{"cmd/..."}, "commands assemble packages; code a package needs belongs under internal/"},

@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
 )
 
 // testCluster runs n in-process nodes on loopback with real sockets.
@@ -99,7 +101,7 @@ func (tc *testCluster) waitKnown() {
 	for _, n := range tc.nodes {
 		for {
 			known := 0
-			for _, r := range n.nodeRecords() {
+			for _, r := range n.registry.Nodes() {
 				if r.RESPAddr != "" {
 					known++
 				}
@@ -108,7 +110,7 @@ func (tc *testCluster) waitKnown() {
 				break
 			}
 			if time.Now().After(deadline) {
-				tc.t.Fatalf("node %d knows %d client addresses: %+v", n.cfg.NodeID, known, n.nodeRecords())
+				tc.t.Fatalf("node %d knows %d client addresses: %+v", n.cfg.NodeID, known, n.registry.Nodes())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -133,4 +135,14 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// nodeRecord is node id's registry entry as n reads it.
+func (n *Node) nodeRecord(id uint64) (api.NodeRecord, bool) {
+	for _, rec := range n.registry.Nodes() {
+		if rec.ID == id {
+			return rec, true
+		}
+	}
+	return api.NodeRecord{}, false
 }

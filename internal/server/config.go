@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/ring"
 )
 
@@ -102,7 +103,7 @@ func (c *Config) EnsureDefaults() {
 		c.EmptyDirCheckTimeout = time.Second
 	}
 	if c.LeaderBalanceInterval == 0 {
-		c.LeaderBalanceInterval = defaultBalanceEvery
+		c.LeaderBalanceInterval = control.DefaultBalanceEvery
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
@@ -162,8 +163,8 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval < 0 || c.DeadTimeout < 0 {
 		errs = append(errs, errors.New("--heartbeat-interval and --dead-timeout must be positive"))
-	} else if c.DeadTimeout <= suspectAfter*c.HeartbeatInterval {
-		errs = append(errs, fmt.Errorf("--dead-timeout %v must exceed %d heartbeat intervals (%v)", c.DeadTimeout, suspectAfter, suspectAfter*c.HeartbeatInterval))
+	} else if c.DeadTimeout <= control.SuspectAfter*c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("--dead-timeout %v must exceed %d heartbeat intervals (%v)", c.DeadTimeout, control.SuspectAfter, control.SuspectAfter*c.HeartbeatInterval))
 	}
 	return errors.Join(errs...)
 }

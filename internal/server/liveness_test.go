@@ -8,29 +8,6 @@ import (
 	"github.com/kintsu/kintsu/internal/api"
 )
 
-func TestLivenessOf(t *testing.T) {
-	const now = 1_000_000
-	every, dead := time.Second, 10*time.Second
-	for _, c := range []struct {
-		rec  api.NodeRecord
-		want string
-	}{
-		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now}, api.NodeUp},
-		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now - 2999}, api.NodeUp},
-		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now - 3000}, api.NodeSuspect},
-		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now - 9999}, api.NodeSuspect},
-		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now - 10000}, api.NodeDead},
-		{api.NodeRecord{State: api.NodeUp}, api.NodeSuspect},
-		{api.NodeRecord{State: api.NodeUp, HeartbeatMS: now + 500}, api.NodeUp}, // the reader's clock is behind
-		{api.NodeRecord{State: api.NodeDraining, HeartbeatMS: now - 60000}, api.NodeDraining},
-		{api.NodeRecord{State: api.NodeRemoved, HeartbeatMS: now}, api.NodeRemoved},
-	} {
-		if got := livenessOf(c.rec, now, every, dead); got != c.want {
-			t.Errorf("%+v: got %s, want %s", c.rec, got, c.want)
-		}
-	}
-}
-
 // A stopped node turns suspect, then dead, in every node's status; started
 // again it is up.
 func TestLivenessFollowsHeartbeats(t *testing.T) {

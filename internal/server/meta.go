@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
@@ -17,9 +18,6 @@ import (
 // MetaGroup is the raft group of the cluster metadata. Data partitions use
 // groups 0..P-1.
 const MetaGroup = statemachine.MetaGroup
-
-// metaReplicas is how many nodes hold the metadata group.
-const metaReplicas = 5
 
 // identityFor is the identity the flags give a data directory; the
 // cluster id is a digest of the cluster's shape, so every initial node
@@ -78,7 +76,7 @@ func computeLayout(cfg *Config) (*layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &layout{ident: identityFor(cfg), metaNodes: ring.MetaReplicas(rc, nodes, metaReplicas)}
+	l := &layout{ident: identityFor(cfg), metaNodes: ring.MetaReplicas(rc, nodes, control.MetaReplicas)}
 	for p, reps := range pl.Replicas {
 		s, e := ring.SlotRange(p, cfg.Partitions)
 		l.partitions = append(l.partitions, api.PartitionRecord{ID: p, SlotStart: s, SlotEnd: e, Replicas: slices.Clone(reps)})
@@ -113,4 +111,35 @@ func (l *layout) metaBootstrap(cfg *Config) [][2][]byte {
 	}
 	slices.SortFunc(data, func(a, b [2][]byte) int { return slices.Compare(a[0], b[0]) })
 	return data
+}
+
+// resolveJoin gives a node started with --join the cluster's shape: from
+// its data dir if it joined before, else by joining through the seed.
+func (n *Node) resolveJoin() error {
+	var id api.Identity
+	b, ok, err := storage.Get(n.db, storage.IdentKey)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		if err := json.Unmarshal(b, &id); err != nil {
+			return fmt.Errorf("data dir %s: unreadable identity: %w", n.cfg.DataDir, err)
+		}
+	default:
+		id, err = control.Join(n.ctx, control.JoinConfig{
+			NodeID: n.cfg.NodeID, PeerAddr: n.cfg.PeerAddr, Seed: n.cfg.Join,
+			Timeout: n.cfg.JoinTimeout, RequestTimeout: n.cfg.RequestTimeout,
+			Peers: n.tr, Save: n.saveMap, Logger: n.log,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	ic, err := ParseInitialCluster(id.InitialCluster)
+	if err != nil {
+		return fmt.Errorf("the cluster's initial membership: %w", err)
+	}
+	n.cfg.InitialCluster, n.cfg.Partitions, n.cfg.Replicas, n.cfg.VNodes = ic, id.Partitions, id.Replicas, id.VNodes
+	n.joined = true
+	return nil
 }

@@ -20,8 +20,8 @@ import (
 	"github.com/kintsu/kintsu/internal/admin"
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/clock"
-	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/edge"
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
@@ -51,12 +51,14 @@ type Node struct {
 	// crashAt is the armed crash failpoint (nil for none; see failpoint.go).
 	crashAt atomic.Pointer[string]
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
-	// balanceEvery is the leadership balancer's period in ns (<= 0: off).
-	balanceEvery atomic.Int64
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
-	// cmap is the node's view of membership (clustermap.go).
-	cmap atomic.Pointer[clusterMap]
+	// The control plane's parts that other parts call (wiring.go).
+	cmap     *control.Map // the node's view of membership
+	registry *control.Registry
+	members  *control.Members
+	place    *control.Placement
+	balancer *control.Balancer
 
 	peerLn, respLn, httpLn net.Listener
 	httpSrv                *http.Server
@@ -64,7 +66,6 @@ type Node struct {
 	stopOnce sync.Once
 	done     chan struct{} // closed when the node has stopped
 	bg       sync.WaitGroup
-	bgStop   chan struct{}
 	// ctx ends when the node stops; background work derives from it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,7 +78,7 @@ func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), clock: clock.New(), crash: cfg.crash, done: make(chan struct{}), bgStop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), clock: clock.New(), crash: cfg.crash, done: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.crash == nil {
 		n.crash = killSelf
@@ -164,14 +165,15 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.UnsafeSkipIntentCheck {
 		txn.PlantReadsIgnoreIntents()
 	}
-	n.cmap.Store(n.startingMap())
+	n.newMap()
 	n.router = route.New(route.Config{
-		NodeID: cfg.NodeID, Transport: n.tr, Members: n.members, Metrics: n.metrics, Logger: n.log,
+		NodeID: cfg.NodeID, Transport: n.tr, Members: n.holders, Metrics: n.metrics, Logger: n.log,
 		Failpoint: n.failpoint, FaultInjection: cfg.FaultInjection,
 		UnsafeStaleReads: cfg.UnsafeStaleReads, UnsafeCASOnPropose: cfg.UnsafeCASOnPropose,
 	}, n.eng)
 	n.txns = n.newCoordinator()
 	n.router.SetResolver(n.txns.Resolver())
+	loops := n.newControl()
 	n.front = edge.New(n.ctx, edge.Config{
 		NodeID: cfg.NodeID, ClusterID: n.layout.ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
@@ -184,15 +186,9 @@ func Start(cfg Config) (*Node, error) {
 	n.httpSrv = &http.Server{Handler: n.admin.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()
 	go n.front.Serve(n.respLn)
-	n.balanceEvery.Store(int64(cfg.LeaderBalanceInterval))
-	n.bg.Add(7)
-	go n.placementLoop()
-	go n.refreshMap()
-	go n.heartbeat()
-	go n.refreshHints()
-	go n.sweep()
-	go n.expireLoop()
-	go n.balanceLeaders()
+	for _, loop := range loops {
+		n.run(loop)
+	}
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil
@@ -252,51 +248,12 @@ func (n *Node) addReplicas(fresh bool) error {
 	return nil
 }
 
-// refreshHints asks peers who leads the partitions this node does not
-// host, so routing and /readyz know without waiting for a request.
-func (n *Node) refreshHints() {
-	defer n.bg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		groups := []uint64{MetaGroup}
-		for _, p := range n.view().parts {
-			groups = append(groups, uint64(p.ID))
-		}
-		for _, g := range groups {
-			if n.eng.Leader(g) != 0 {
-				continue
-			}
-			for _, node := range n.askAbout(g) {
-				ctx, cancel := context.WithTimeout(n.ctx, 500*time.Millisecond)
-				b, err := n.tr.Call(ctx, node, route.MethodLeader, codec.Encoder(nil).Uvarint(g))
-				cancel()
-				if err == nil {
-					d := codec.NewDecoder(b)
-					if l := d.Uvarint(); d.Err() == nil && l != 0 {
-						n.router.SetHint(g, l)
-						if n.eng.HasGroup(g) {
-							n.dropIfRemoved(g, l)
-						}
-						break
-					}
-				}
-			}
-		}
-		select {
-		case <-n.bgStop:
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // Ready reports whether every partition has a known leader.
 func (n *Node) Ready() bool {
 	if n.eng.Err() != nil {
 		return false
 	}
-	for _, p := range n.view().parts {
+	for _, p := range n.view().Parts {
 		if n.router.LeaderOf(uint64(p.ID)) == 0 {
 			return false
 		}
@@ -342,11 +299,6 @@ func (n *Node) Stop(ctx context.Context) error {
 
 func (n *Node) closeAll() error {
 	n.cancel()
-	select {
-	case <-n.bgStop:
-	default:
-		close(n.bgStop)
-	}
 	if n.httpSrv != nil {
 		// Shutdown waits for running handlers: a backup stream reads a
 		// snapshot of the database, which must end before it closes. The

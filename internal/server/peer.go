@@ -2,43 +2,38 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/control"
 )
 
-// Peer calls of the control plane; the request path's own (forwarded
-// writes and reads, leader hints) are the router's (route.Serve).
-const (
-	methodKnown          = "k" // node id -> 1 if it has announced itself before, 0 if not, 2 if this node cannot tell
-	methodClusterMap     = "m" // -> the cluster map (JSON) from the local metadata replica
-	methodGroupInfo      = "g" // group -> its membership (JSON), from its leader
-	methodChangeReplicas = "c" // group, kind, node: one membership step, on the group's leader
-	methodJoin           = "j" // api.NodeRecord JSON -> api.JoinJSON JSON
-)
+// methodKnown is the lost-disk check's peer call (lostdisk.go): node id ->
+// 1 if it has announced itself before, 0 if not, 2 if this node cannot
+// tell.
+const methodKnown = "k"
 
-var errMalformed = errors.New("malformed peer call")
-
-// handleCall serves calls from peers.
+// handleCall serves calls from peers: the request path's (forwarded
+// writes and reads, leader hints) go to the router, the control plane's
+// to its services, the lost-disk check's to knownMember.
 func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]byte, error) {
 	if answer, ok, err := n.router.Serve(ctx, method, body); ok {
 		return answer, err
 	}
 	switch method {
-	case methodClusterMap:
-		return n.serveMap()
-	case methodGroupInfo:
-		return n.serveGroupInfo(body)
-	case methodChangeReplicas:
-		return n.serveChangeReplicas(ctx, body)
-	case methodJoin:
-		return n.serveJoin(ctx, body)
+	case control.MethodClusterMap:
+		return n.cmap.Serve()
+	case control.MethodGroupInfo:
+		return n.place.ServeGroupInfo(body)
+	case control.MethodChangeReplicas:
+		return n.place.ServeChangeReplicas(ctx, body)
+	case control.MethodJoin:
+		return n.members.ServeJoin(ctx, body)
 	case methodKnown:
 		d := codec.NewDecoder(body)
 		id := d.Uvarint()
 		if d.Err() != nil {
-			return nil, errMalformed
+			return nil, control.ErrMalformed
 		}
 		return codec.Encoder(nil).Uvarint(n.knownMember(id)), nil
 	}

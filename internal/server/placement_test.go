@@ -13,71 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kintsu/kintsu/internal/api"
-	"github.com/kintsu/kintsu/internal/raftstore"
 )
-
-func TestPlanStep(t *testing.T) {
-	up := func(dead ...uint64) func(uint64) bool {
-		return func(id uint64) bool { return !slices.Contains(dead, id) }
-	}
-	for _, c := range []struct {
-		name string
-		gs   groupState
-		tgt  []uint64
-		up   func(uint64) bool
-		want step
-		ok   bool
-	}{
-		{"in place", groupState{voters: []uint64{1, 2, 3}, leader: 1}, []uint64{3, 2, 1}, up(), step{}, false},
-		{"add the missing one first", groupState{voters: []uint64{1, 2, 3}, leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.AddLearner, 4}, true},
-		{"promote the learner", groupState{voters: []uint64{1, 2, 3}, learners: []uint64{4}, leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.PromoteLearner, 4}, true},
-		{"then remove the extra", groupState{voters: []uint64{1, 2, 3, 4}, leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.RemoveReplica, 3}, true},
-		{"hand leadership away before removal", groupState{voters: []uint64{1, 2, 3, 4}, leader: 3}, []uint64{1, 2, 4}, up(), step{0, 1}, true},
-		{"dead node replaced", groupState{voters: []uint64{1, 2, 4}, leader: 1}, []uint64{1, 2, 3}, up(4), step{raftstore.AddLearner, 3}, true},
-		{"dead voter removed first", groupState{voters: []uint64{1, 2, 3, 4, 5}, leader: 1}, []uint64{1, 2, 3}, up(5), step{raftstore.RemoveReplica, 5}, true},
-		{"unwanted learner dropped", groupState{voters: []uint64{1, 2, 3}, learners: []uint64{5}, leader: 1}, []uint64{1, 2, 3}, up(), step{raftstore.RemoveReplica, 5}, true},
-		{"no learner on a node not up", groupState{voters: []uint64{1, 2, 3}, leader: 1}, []uint64{1, 2, 4}, up(4), step{}, false},
-		{"never shrink while a target is missing", groupState{voters: []uint64{1, 2, 3, 5}, leader: 1}, []uint64{1, 2, 4}, up(4), step{}, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			got, ok := planStep(c.gs, c.tgt, c.up)
-			if ok != c.ok || got != c.want {
-				t.Fatalf("got %v (%v), want %v (%v)", got, ok, c.want, c.ok)
-			}
-		})
-	}
-	// Driving any membership with planStep reaches the target without ever
-	// having fewer than R voters.
-	gs := groupState{voters: []uint64{1, 2, 3}, leader: 1}
-	target := []uint64{4, 5, 6}
-	for i := 0; ; i++ {
-		st, ok := planStep(gs, target, up())
-		if !ok {
-			break
-		}
-		if i > 20 {
-			t.Fatal("no convergence")
-		}
-		switch st.kind {
-		case 0:
-			gs.leader = st.node
-		case raftstore.AddLearner:
-			gs.learners = append(gs.learners, st.node)
-		case raftstore.PromoteLearner:
-			gs.learners = slices.DeleteFunc(gs.learners, func(x uint64) bool { return x == st.node })
-			gs.voters = append(gs.voters, st.node)
-		case raftstore.RemoveReplica:
-			gs.voters = slices.DeleteFunc(gs.voters, func(x uint64) bool { return x == st.node })
-		}
-		if len(gs.voters) < 3 {
-			t.Fatalf("step %v left %v voters", st, gs.voters)
-		}
-	}
-	slices.Sort(gs.voters)
-	if !slices.Equal(gs.voters, target) {
-		t.Fatalf("ended at %v", gs.voters)
-	}
-}
 
 // membership returns every group's voters as node 'from' learns them from
 // the leaders, or false while some group has no answering leader.
@@ -88,11 +24,11 @@ func (tc *testCluster) membership(from *Node) (map[uint64][]uint64, bool) {
 		groups = append(groups, uint64(g))
 	}
 	for _, g := range groups {
-		gs, ok := from.groupInfo(g)
-		if !ok || len(gs.learners) > 0 {
+		gs, ok := from.place.GroupInfo(from.ctx, g)
+		if !ok || len(gs.Learners) > 0 {
 			return nil, false
 		}
-		v := slices.Clone(gs.voters)
+		v := slices.Clone(gs.Voters)
 		slices.Sort(v)
 		out[g] = v
 	}
@@ -200,8 +136,8 @@ func TestDeadNodeIsReplaced(t *testing.T) {
 			if !slices.Contains(append(st.Nodes, st.Learners...), 4) {
 				return false
 			}
-			gs, ok := tc.nodes[0].groupInfo(st.Group)
-			if !ok || !slices.Contains(append(gs.voters, gs.learners...), 4) {
+			gs, ok := tc.nodes[0].place.GroupInfo(tc.nodes[0].ctx, st.Group)
+			if !ok || !slices.Contains(append(gs.Voters, gs.Learners...), 4) {
 				return false
 			}
 		}
@@ -254,7 +190,7 @@ func TestJoinUnderLoad(t *testing.T) {
 				held++
 			}
 		}
-		want, _, _, _ := tc.nodes[0].targets(tc.nodes[0].nodeRecords())
+		want, _, _, _ := tc.nodes[0].place.Targets(tc.nodes[0].registry.Nodes())
 		for g, v := range m {
 			if g == MetaGroup {
 				continue

@@ -2,16 +2,144 @@ package server
 
 import (
 	"context"
+	"math/rand/v2"
 
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/admin"
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/edge"
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/storage"
+	"github.com/kintsu/kintsu/internal/txn"
 )
+
+// The wiring: the packages that do the work (internal/control, admin,
+// edge, txn) are built here from the node's parts. Routing and the
+// cluster map reach them as funcs and small interfaces, so they depend on
+// what those answer, not on where they live.
+
+// newMap builds the cluster map, starting from the one saved in the data
+// dir, else from the bootstrap placement, and the registry read from it.
+// The router and the edge read both.
+func (n *Node) newMap() {
+	n.cmap = control.NewMap(control.MapConfig{
+		NodeID: n.cfg.NodeID, Partitions: n.cfg.Partitions, Every: n.cfg.HeartbeatInterval,
+		Engine: n.eng, Peers: n.tr, MetaNodes: n.layout.metaNodes, Saved: n.savedMap, Save: n.saveMap,
+	}, control.InitialMap(n.cfg.InitialCluster, n.layout.partitions, n.layout.metaNodes))
+	n.registry = control.NewRegistry(control.RegistryConfig{
+		NodeID: n.cfg.NodeID, RESPAddr: n.cfg.RESPAddr, HTTPAddr: n.cfg.HTTPAddr,
+		Every: n.cfg.HeartbeatInterval, Dead: n.cfg.DeadTimeout, Now: n.clock.Now, Map: n.cmap,
+	})
+}
+
+func (n *Node) view() *control.ClusterMap { return n.cmap.Current() }
+
+// savedMap is the cluster map the node saved last, if it can be read.
+func (n *Node) savedMap() ([]byte, bool) {
+	b, ok, err := storage.Get(n.db, storage.ClusterMapKey)
+	return b, err == nil && ok
+}
+
+// saveMap keeps a cluster map for the next start, unsynced (see
+// control.MapConfig.Save).
+func (n *Node) saveMap(b []byte) { _ = n.db.Set(storage.ClusterMapKey, b, pebble.NoSync) }
+
+// newControl builds the control plane: the services the peer mux
+// (peer.go) and the admin API call, and the loops it returns, to be run
+// once the node serves.
+func (n *Node) newControl() []func(context.Context) {
+	c, nodes := &n.cfg, n.registry.Nodes
+	n.members = control.NewMembers(control.MembersConfig{
+		Identity: n.layout.ident, Write: n.write, Peers: n.tr, Map: n.cmap, Nodes: nodes,
+	})
+	n.place = control.NewPlacement(control.PlacementConfig{
+		NodeID: c.NodeID, Ring: c.ringConfig(), Every: c.HeartbeatInterval, RequestTimeout: c.RequestTimeout,
+		Engine: n.eng, Caller: n.tr, LeaderOf: n.router.LeaderOf, Write: n.write,
+		Map: n.cmap, Nodes: nodes, SetNodeState: n.members.SetNodeState, Logger: n.log,
+	})
+	n.balancer = control.NewBalancer(control.BalanceConfig{
+		NodeID: c.NodeID, Every: c.LeaderBalanceInterval, Engine: n.eng,
+		LeaderOf: n.router.LeaderOf, Map: n.cmap, Nodes: nodes, Logger: n.log,
+	})
+	heartbeat := control.NewHeartbeat(control.HeartbeatConfig{
+		NodeID: c.NodeID, RESPAddr: c.RESPAddr, HTTPAddr: c.HTTPAddr,
+		Every: c.HeartbeatInterval, RequestTimeout: c.RequestTimeout, Write: n.write, Logger: n.log,
+	})
+	hints := control.NewHints(control.HintsConfig{
+		NodeID: c.NodeID, Engine: n.eng, Caller: n.tr,
+		GroupNodes: n.router.GroupNodes, SetHint: n.router.SetHint, Map: n.cmap,
+	})
+	sweeper := control.NewSweeper(control.SweepConfig{
+		NodeID: c.NodeID, Engine: n.eng, Resolver: n.txns.Resolver(),
+		CutMarks: func(group uint64) (map[string]int64, error) { return n.eng.Reader(group).CutMarks() },
+		Write:    n.write, Now: n.clock.Now, RequestTimeout: c.RequestTimeout, Logger: n.log,
+	})
+	expiry := control.NewExpiry(control.ExpiryConfig{
+		NodeID: c.NodeID, Engine: n.eng, Write: n.write, Now: n.clock.Now,
+		RequestTimeout: c.RequestTimeout, Logger: n.log,
+	})
+	return []func(context.Context){n.place.Run, n.cmap.Run, heartbeat.Run, hints.Run, sweeper.Run, expiry.Run, n.balancer.Run}
+}
+
+// run starts loop in the background; it ends when the node stops.
+func (n *Node) run(loop func(context.Context)) {
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		loop(n.ctx)
+	}()
+}
+
+// newAdmin builds the admin HTTP API.
+func (n *Node) newAdmin() *admin.API {
+	var faults *admin.Faults
+	if n.cfg.FaultInjection {
+		faults = &admin.Faults{Links: n.tr, Clock: n.clock, Disk: n.disk, ArmCrash: n.armCrash}
+	}
+	return admin.New(admin.Config{
+		NodeID:         n.cfg.NodeID,
+		ClusterID:      n.layout.ident.ClusterID,
+		Engine:         n.eng,
+		Write:          n.write,
+		Partitions:     func() []api.PartitionRecord { return n.view().Parts },
+		Nodes:          n.registry.Nodes,
+		Leader:         n.router.LeaderOf,
+		GroupNodes:     n.router.GroupNodes,
+		PartitionOf:    n.partitionOf,
+		Ready:          n.Ready,
+		SetNodeState:   n.members.SetNodeState,
+		Metrics:        n.metrics.Registry,
+		RequestTimeout: n.cfg.RequestTimeout,
+		Context:        n.ctx,
+		Logger:         n.log,
+		Faults:         faults,
+	})
+}
+
+// Status reports the node's view of the cluster, as GET /v1/status does.
+func (n *Node) Status() api.StatusJSON { return n.admin.Status() }
+
+// partitionOf maps a key to its partition.
+func (n *Node) partitionOf(key []byte) uint64 {
+	return uint64(ring.PartitionOf(ring.Slot(key), n.cfg.Partitions))
+}
+
+func (n *Node) newCoordinator() *txn.Coordinator {
+	return txn.NewCoordinator(txn.Config{
+		Origin:    n.router.Origin(),
+		Partition: n.partitionOf,
+		Rand:      rand.Float64,
+		Failpoint: n.failpoint,
+	}, n.router.TxnCluster())
+}
 
 // nodeView is the node's view of the cluster, for the edge.
 type nodeView struct{ n *Node }
 
-func (v nodeView) Partitions() []api.PartitionRecord { return v.n.view().parts }
-func (v nodeView) NodeRecords() []api.NodeRecord     { return v.n.nodeRecords() }
+func (v nodeView) Partitions() []api.PartitionRecord { return v.n.view().Parts }
+func (v nodeView) NodeRecords() []api.NodeRecord     { return v.n.registry.Nodes() }
 func (v nodeView) LeaderOf(group uint64) uint64      { return v.n.router.LeaderOf(group) }
 func (v nodeView) GroupNodes(group uint64) []uint64  { return v.n.router.GroupNodes(group) }
 func (v nodeView) HasReplica(group uint64) bool      { return v.n.eng.HasGroup(group) }
@@ -26,17 +154,8 @@ func (v nodeView) Replicas() (local, leading int) {
 	return local, leading
 }
 
-// members lists the nodes holding group by the cluster map.
-func (n *Node) members(group uint64) []uint64 {
-	m := n.view()
-	if group == MetaGroup {
-		return m.meta
-	}
-	if group < uint64(len(m.parts)) {
-		return m.parts[group].Replicas
-	}
-	return nil
-}
+// holders lists the nodes holding group by the cluster map.
+func (n *Node) holders(group uint64) []uint64 { return n.view().Holders(group) }
 
 // write proposes a command through the router and answers its reply, or
 // Redis's reply to its error (edge.ErrorReply): for the control plane and

@@ -1,12 +1,15 @@
-package server
+package control
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // Expired keys are absent to every command from their expiry time on, but
@@ -22,25 +25,51 @@ const (
 	expireBatch = 100
 )
 
-func (n *Node) expireLoop() {
-	defer n.bg.Done()
+// ExpiryEngine is what the expiry sweep asks of the replication engine
+// (*raftstore.Engine).
+type ExpiryEngine interface {
+	Status() []raftstore.GroupStatus
+	ScanData(group uint64, from []byte, fn func(k, stored []byte) bool) error
+}
+
+// ExpiryConfig is what the expiry sweep needs from its node.
+type ExpiryConfig struct {
+	NodeID uint64
+	Engine ExpiryEngine
+	Write  WriteFunc
+	// Now is the node's clock, which decides what has expired here.
+	Now func() time.Time
+	// RequestTimeout bounds each batch of deletions.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Expiry is the expiry sweep.
+type Expiry struct{ cfg ExpiryConfig }
+
+// NewExpiry builds the expiry sweep; Run runs it.
+func NewExpiry(cfg ExpiryConfig) *Expiry { return &Expiry{cfg: cfg} }
+
+// Run sweeps the partitions this node leads every expireEvery until ctx
+// ends.
+func (e *Expiry) Run(ctx context.Context) {
 	t := time.NewTicker(expireEvery)
 	defer t.Stop()
 	cursor := map[uint64][]byte{} // next key to look at, per partition
 	for {
 		select {
-		case <-n.bgStop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		for _, g := range n.eng.Status() {
-			if g.Group == MetaGroup || g.LeaderNode != n.cfg.NodeID {
+		for _, g := range e.cfg.Engine.Status() {
+			if g.Group == statemachine.MetaGroup || g.LeaderNode != e.cfg.NodeID {
 				delete(cursor, g.Group)
 				continue
 			}
-			next, err := n.expireSome(g.Group, cursor[g.Group])
+			next, err := e.expireSome(ctx, g.Group, cursor[g.Group])
 			if err != nil {
-				n.log.Warn("expiry sweep", "group", g.Group, "err", err)
+				e.cfg.Logger.Warn("expiry sweep", "group", g.Group, "err", err)
 			}
 			cursor[g.Group] = next
 		}
@@ -49,12 +78,12 @@ func (n *Node) expireLoop() {
 
 // expireSome sweeps one stretch of group's keys starting at from and
 // returns where the next sweep starts (nil: from the beginning).
-func (n *Node) expireSome(group uint64, from []byte) ([]byte, error) {
-	now := n.clock.Now().UnixMilli()
+func (e *Expiry) expireSome(ctx context.Context, group uint64, from []byte) ([]byte, error) {
+	now := e.cfg.Now().UnixMilli()
 	var expired [][]byte
 	var next []byte
 	seen := 0
-	err := n.eng.ScanData(group, from, func(k, stored []byte) bool {
+	err := e.cfg.Engine.ScanData(group, from, func(k, stored []byte) bool {
 		if seen == expireScan {
 			next = append([]byte(nil), k...)
 			return false
@@ -70,8 +99,8 @@ func (n *Node) expireSome(group uint64, from []byte) ([]byte, error) {
 	}
 	for start := 0; start < len(expired); start += expireBatch {
 		args := append([][]byte{[]byte("kintsu.expired")}, expired[start:min(start+expireBatch, len(expired))]...)
-		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RequestTimeout)
-		reply := n.write(ctx, group, args)
+		wctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+		reply := e.cfg.Write(wctx, group, args)
 		cancel()
 		if len(reply) > 0 && reply[0] == '-' {
 			// Stop here rather than wait out every batch on a partition

@@ -1,0 +1,149 @@
+package control
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/raftstore"
+)
+
+// Leadership balance. Elections after failures and restarts leave some
+// nodes leading many partitions and others few, and a leader does all of a
+// partition's work (proposals, ReadIndex, fsync first). Each node
+// periodically hands one of its leaderships to a replica node that leads at
+// least two fewer partitions, so in steady state every node leads within
+// one of P/N partitions. Each node only gives its own leaderships away, one
+// per round, and only to a fully caught-up replica (raftstore
+// TransferGroupLeader), so moves never pile up on one partition and a
+// hand-over holds proposals up only briefly.
+
+// DefaultBalanceEvery is how often a node considers one move.
+const DefaultBalanceEvery = 5 * time.Second
+
+// partitionLead is one partition's replicas and believed leader.
+type partitionLead struct {
+	group    uint64
+	replicas []uint64
+	leader   uint64 // 0: unknown
+}
+
+// planLeaderMove picks the leadership node me should hand over now, if
+// any: of the partitions it leads, the one whose least-loaded replica
+// leads at least two fewer partitions than me (the least loaded such
+// replica, then the lowest partition). Nothing moves while some partition
+// has no known leader: the cluster is still settling.
+func planLeaderMove(me uint64, nodes []uint64, parts []partitionLead) (group, to uint64, ok bool) {
+	count := map[uint64]int{}
+	for _, id := range nodes {
+		count[id] = 0
+	}
+	for _, p := range parts {
+		if p.leader == 0 {
+			return 0, 0, false
+		}
+		count[p.leader]++
+	}
+	for _, p := range parts {
+		if p.leader != me {
+			continue
+		}
+		for _, r := range p.replicas {
+			if r == me || count[me]-count[r] < 2 {
+				continue
+			}
+			if !ok || count[r] < count[to] || count[r] == count[to] && p.group < group {
+				group, to, ok = p.group, r, true
+			}
+		}
+	}
+	return group, to, ok
+}
+
+// BalanceEngine is what the balancer asks of the replication engine
+// (*raftstore.Engine).
+type BalanceEngine interface {
+	GroupStatus(group uint64) (raftstore.GroupStatus, bool)
+	TransferGroupLeader(group, to uint64)
+}
+
+// BalanceConfig is what the leadership balancer needs from its node.
+type BalanceConfig struct {
+	NodeID uint64
+	// Every is the period between moves; <= 0 disables balancing.
+	Every  time.Duration
+	Engine BalanceEngine
+	// LeaderOf is the node believed to lead group, 0 if unknown
+	// (route.Router.LeaderOf).
+	LeaderOf func(group uint64) uint64
+	Map      *Map
+	// Nodes is the node registry with liveness derived.
+	Nodes  func() []api.NodeRecord
+	Logger *slog.Logger
+}
+
+// Balancer is the leadership balancer.
+type Balancer struct {
+	cfg   BalanceConfig
+	every atomic.Int64 // ns; read every round, so SetEvery takes effect at the next
+}
+
+// NewBalancer builds the leadership balancer; Run runs it.
+func NewBalancer(cfg BalanceConfig) *Balancer {
+	b := &Balancer{cfg: cfg}
+	b.SetEvery(cfg.Every)
+	return b
+}
+
+// SetEvery changes the period from the next round on (<= 0: off).
+func (b *Balancer) SetEvery(d time.Duration) { b.every.Store(int64(d)) }
+
+// Run considers one move a round until ctx ends.
+func (b *Balancer) Run(ctx context.Context) {
+	for {
+		every := time.Duration(b.every.Load())
+		if every <= 0 {
+			every = time.Second // disabled: look again later
+		}
+		// Jitter keeps nodes from deciding on the same stale counts at once.
+		t := time.NewTimer(time.Duration(float64(every) * (0.8 + 0.4*rand.Float64())))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if b.every.Load() <= 0 {
+			continue
+		}
+		b.balanceOnce()
+	}
+}
+
+// balanceOnce hands over one leadership if planLeaderMove finds one.
+func (b *Balancer) balanceOnce() {
+	m := b.cfg.Map.Current()
+	var nodes []uint64
+	for _, rec := range b.cfg.Nodes() {
+		if rec.State == api.NodeUp {
+			nodes = append(nodes, rec.ID)
+		}
+	}
+	parts := make([]partitionLead, 0, len(m.Parts))
+	for _, p := range m.Parts {
+		g := uint64(p.ID)
+		st, ok := b.cfg.Engine.GroupStatus(g)
+		reps := p.Replicas
+		if ok {
+			reps = st.Nodes // voters only: a learner cannot lead
+		}
+		parts = append(parts, partitionLead{group: g, replicas: reps, leader: b.cfg.LeaderOf(g)})
+	}
+	if g, to, ok := planLeaderMove(b.cfg.NodeID, nodes, parts); ok {
+		b.cfg.Logger.Info("moving leadership to balance load", "group", g, "to", to)
+		b.cfg.Engine.TransferGroupLeader(g, to)
+	}
+}

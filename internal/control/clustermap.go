@@ -1,0 +1,246 @@
+package control
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/statemachine"
+)
+
+// The cluster map is a node's view of the membership: the node registry
+// and the partition table of the metadata group. Nodes hosting a metadata
+// replica read it from their replica; the others ask a metadata node. It
+// is refreshed every heartbeat interval and published atomically, so
+// routing never waits for it.
+//
+// The map is a hint for routing and reporting. Who actually holds a
+// partition is what its raft group's descriptor says; the placement
+// driver writes each change into the partition table after raft applied
+// it, and a node that hosts a replica trusts its own replica's view over
+// the map (route.Router.GroupNodes).
+
+// ClusterMap is one consistent reading of the metadata. A published map
+// is shared by every reader and never modified.
+type ClusterMap struct {
+	Nodes []api.NodeRecord      // by id, stored states (liveness is derived on read)
+	Parts []api.PartitionRecord // by partition id
+	Meta  []uint64              // nodes of the metadata group
+}
+
+// InitialMap is the map before the metadata is readable: the bootstrap
+// placement, from the initial cluster (id -> peer address), the initial
+// partitions and the metadata group's nodes.
+func InitialMap(initial map[uint64]string, parts []api.PartitionRecord, meta []uint64) *ClusterMap {
+	m := &ClusterMap{Meta: slices.Clone(meta)}
+	for id, addr := range initial {
+		m.Nodes = append(m.Nodes, api.NodeRecord{ID: id, PeerAddr: addr, State: api.NodeUp})
+	}
+	slices.SortFunc(m.Nodes, func(a, b api.NodeRecord) int { return cmp.Compare(a.ID, b.ID) })
+	for _, p := range parts {
+		p.Replicas = slices.Clone(p.Replicas)
+		m.Parts = append(m.Parts, p)
+	}
+	return m
+}
+
+// JSON is the map as nodes send and save it.
+func (m *ClusterMap) JSON() api.ClusterMapJSON {
+	return api.ClusterMapJSON{Nodes: m.Nodes, Parts: m.Parts, Meta: m.Meta}
+}
+
+// Marshal encodes the map for a peer or for saving.
+func (m *ClusterMap) Marshal() []byte {
+	b, _ := json.Marshal(m.JSON())
+	return b
+}
+
+// UnmarshalMap decodes a map; a map that names no node is no map.
+func UnmarshalMap(b []byte) (*ClusterMap, bool) {
+	var j api.ClusterMapJSON
+	if json.Unmarshal(b, &j) != nil || len(j.Nodes) == 0 {
+		return nil, false
+	}
+	return &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta}, true
+}
+
+// Holders lists the nodes holding group's voters by the map.
+func (m *ClusterMap) Holders(group uint64) []uint64 {
+	if group == statemachine.MetaGroup {
+		return m.Meta
+	}
+	if group < uint64(len(m.Parts)) {
+		return m.Parts[group].Replicas
+	}
+	return nil
+}
+
+// memberIDs lists the nodes that are members (not removed), by id.
+func (m *ClusterMap) memberIDs() []uint64 {
+	var out []uint64
+	for _, rec := range m.Nodes {
+		if rec.State != api.NodeRemoved {
+			out = append(out, rec.ID)
+		}
+	}
+	return out
+}
+
+// MapEngine is what the map reads of the local metadata replica
+// (*raftstore.Engine).
+type MapEngine interface {
+	HasGroup(group uint64) bool
+	ScanData(group uint64, from []byte, fn func(k, stored []byte) bool) error
+}
+
+// MapConfig is what the cluster map needs from its node.
+type MapConfig struct {
+	NodeID     uint64
+	Partitions int
+	// Every is how often the map is refreshed (the heartbeat interval).
+	Every  time.Duration
+	Engine MapEngine
+	// Peers are asked for the map when this node holds no metadata
+	// replica, and told every member's address the map names.
+	Peers Peers
+	// MetaNodes are the metadata group's bootstrap nodes, for metadata
+	// that does not name the group's nodes yet.
+	MetaNodes []uint64
+	// Saved returns the map kept by Save (false: none); Save keeps one,
+	// unsynced: losing it only means starting from an older map, which
+	// the first refresh replaces.
+	Saved func() ([]byte, bool)
+	Save  func(b []byte)
+}
+
+// Map holds the node's current cluster map and keeps it fresh (Run).
+type Map struct {
+	cfg MapConfig
+	cur atomic.Pointer[ClusterMap]
+}
+
+// NewMap starts from the last map saved (or the one a join answer
+// brought), else from initial.
+func NewMap(cfg MapConfig, initial *ClusterMap) *Map {
+	m := &Map{cfg: cfg}
+	start := initial
+	if b, ok := cfg.Saved(); ok {
+		if saved, ok := UnmarshalMap(b); ok && len(saved.Parts) == cfg.Partitions {
+			start = saved
+		}
+	}
+	m.cur.Store(start)
+	return m
+}
+
+// Current is the map as last read; never nil, never to be modified.
+func (m *Map) Current() *ClusterMap { return m.cur.Load() }
+
+// Run keeps the map current until ctx ends.
+func (m *Map) Run(ctx context.Context) {
+	t := time.NewTicker(m.cfg.Every)
+	defer t.Stop()
+	for {
+		if c := m.fetch(ctx); c != nil && len(c.Parts) == m.cfg.Partitions {
+			if b := c.Marshal(); !bytes.Equal(b, m.Current().Marshal()) {
+				m.cfg.Save(b)
+			}
+			m.cur.Store(c)
+			for _, rec := range c.Nodes {
+				if rec.ID != m.cfg.NodeID && rec.PeerAddr != "" && rec.State != api.NodeRemoved {
+					m.cfg.Peers.SetPeer(rec.ID, rec.PeerAddr)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fetch reads the map locally, or asks the metadata nodes, then the
+// other members, in turn.
+func (m *Map) fetch(ctx context.Context) *ClusterMap {
+	if c := m.readLocal(); c != nil {
+		return c
+	}
+	v := m.Current()
+	ask := slices.Clone(v.Meta)
+	for _, id := range v.memberIDs() {
+		if !slices.Contains(ask, id) {
+			ask = append(ask, id)
+		}
+	}
+	for _, node := range ask {
+		if node == m.cfg.NodeID {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		b, err := m.cfg.Peers.Call(cctx, node, MethodClusterMap, nil)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if c, ok := UnmarshalMap(b); ok {
+			return c
+		}
+	}
+	return nil
+}
+
+// readLocal reads the map from this node's metadata replica; nil if it
+// has none or the data is incomplete.
+func (m *Map) readLocal() *ClusterMap {
+	if !m.cfg.Engine.HasGroup(statemachine.MetaGroup) {
+		return nil
+	}
+	c := &ClusterMap{}
+	bad := false
+	err := m.cfg.Engine.ScanData(statemachine.MetaGroup, nil, func(k, v []byte) bool {
+		switch {
+		case bytes.HasPrefix(k, []byte("node/")):
+			var rec api.NodeRecord
+			if json.Unmarshal(v, &rec) != nil {
+				bad = true
+				return false
+			}
+			c.Nodes = append(c.Nodes, rec)
+		case bytes.HasPrefix(k, []byte("partition/")):
+			var p api.PartitionRecord
+			if json.Unmarshal(v, &p) != nil {
+				bad = true
+				return false
+			}
+			c.Parts = append(c.Parts, p)
+		case bytes.Equal(k, statemachine.GroupKey):
+			if json.Unmarshal(v, &c.Meta) != nil {
+				bad = true
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil || bad || len(c.Nodes) == 0 || len(c.Parts) != m.cfg.Partitions {
+		return nil
+	}
+	if c.Meta == nil {
+		c.Meta = slices.Clone(m.cfg.MetaNodes)
+	}
+	return c
+}
+
+// Serve answers MethodClusterMap from the local metadata replica, or,
+// without one, with this node's own view (a hint, like the map itself).
+func (m *Map) Serve() ([]byte, error) {
+	if c := m.readLocal(); c != nil {
+		return c.Marshal(), nil
+	}
+	return m.Current().Marshal(), nil
+}

@@ -1,0 +1,385 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/statemachine"
+)
+
+// The placement driver turns membership and liveness into replica moves.
+// It runs on every node and acts only where the metadata group is led,
+// once per heartbeat interval:
+//
+//  1. The eligible nodes are the members that are up or suspect (a
+//     suspect node may only be paused: moving its replicas at once would
+//     churn on every hiccup). Dead, draining and removed nodes are not.
+//  2. The target of every partition is ring.Place over the eligible nodes
+//     (consistent hashing: adding or losing a node moves about R·P/N
+//     replicas), and the metadata group's is ring.MetaReplicas.
+//  3. For each group, the actual replicas are asked of its leader, and
+//     planStep picks at most one step: remove a learner that is not
+//     wanted, promote a wanted learner, add a learner on a wanted node
+//     that is up, hand leadership away from a replica about to go, or
+//     remove a voter that is not wanted once every wanted node votes.
+//     A replica is added before one is removed, so a group never has
+//     fewer than R voters because of a move.
+//  4. At most maxMoving groups have a learner at once (rate limit), and
+//     each step is one raft conf change that ChangeReplicas applies whole.
+//
+// Invariants: the plan is recomputed from what raft says each round, so a
+// crash of the driver, the source or the target leaves nothing to resume
+// but the next round; replica ids come from the group's descriptor and are
+// never reused. The partition table in the metadata records each group's
+// replicas after raft applied them; it is what routing reads, never what
+// decides.
+
+// maxMoving bounds how many groups are gaining a replica at once.
+const maxMoving = 4
+
+// MetaReplicas is how many nodes hold the metadata group.
+const MetaReplicas = 5
+
+// GroupState is a group's membership as its leader reports it.
+type GroupState struct {
+	Voters, Learners []uint64 // node ids
+	Leader           uint64
+}
+
+// step is one move: a membership change, or (kind 0) a leadership
+// transfer to node.
+type step struct {
+	kind raftstore.ChangeKind
+	node uint64
+}
+
+func (s step) String() string {
+	if s.kind == 0 {
+		return fmt.Sprintf("transfer leadership to node %d", s.node)
+	}
+	return fmt.Sprintf("%s node %d", s.kind, s.node)
+}
+
+// planStep picks the next step moving gs towards target; up says which
+// nodes are up (a learner is only added on one). It is pure.
+func planStep(gs GroupState, target []uint64, up func(uint64) bool) (step, bool) {
+	for _, l := range gs.Learners {
+		if !slices.Contains(target, l) {
+			return step{raftstore.RemoveReplica, l}, true
+		}
+	}
+	if len(gs.Learners) > 0 {
+		return step{raftstore.PromoteLearner, gs.Learners[0]}, true
+	}
+	for _, t := range target {
+		if !slices.Contains(gs.Voters, t) {
+			if up(t) {
+				return step{raftstore.AddLearner, t}, true
+			}
+			return step{}, false // wait for it; do not shrink meanwhile
+		}
+	}
+	var extra []uint64
+	for _, v := range gs.Voters {
+		if !slices.Contains(target, v) {
+			extra = append(extra, v)
+		}
+	}
+	if len(extra) == 0 {
+		return step{}, false
+	}
+	// The unreachable go first: they cost availability while they vote.
+	slices.SortStableFunc(extra, func(a, b uint64) int {
+		switch {
+		case !up(a) && up(b):
+			return -1
+		case up(a) && !up(b):
+			return 1
+		}
+		return 0
+	})
+	victim := extra[0]
+	if victim == gs.Leader {
+		for _, t := range target {
+			if up(t) {
+				return step{0, t}, true
+			}
+		}
+		return step{}, false
+	}
+	return step{raftstore.RemoveReplica, victim}, true
+}
+
+// PlacementEngine is what the driver asks of the replication engine
+// (*raftstore.Engine).
+type PlacementEngine interface {
+	// Leader is the leader the local replica of group knows, 0 if none.
+	Leader(group uint64) uint64
+	GroupStatus(group uint64) (raftstore.GroupStatus, bool)
+	TransferGroupLeader(group, to uint64)
+	ChangeReplicas(ctx context.Context, group uint64, kind raftstore.ChangeKind, node uint64) error
+}
+
+// PlacementConfig is what the placement driver needs from its node.
+type PlacementConfig struct {
+	NodeID uint64
+	// Ring is the cluster's shape (partitions, replicas, virtual nodes).
+	Ring ring.Config
+	// Every is the driver's period (the heartbeat interval).
+	Every time.Duration
+	// RequestTimeout bounds a write to the metadata.
+	RequestTimeout time.Duration
+	Engine         PlacementEngine
+	// Caller reaches the leaders of groups this node does not lead.
+	Caller Caller
+	// LeaderOf is the node believed to lead group, 0 if unknown
+	// (route.Router.LeaderOf).
+	LeaderOf func(group uint64) uint64
+	Write    WriteFunc
+	Map      *Map
+	// Nodes is the node registry with liveness derived.
+	Nodes func() []api.NodeRecord
+	// SetNodeState records a membership decision (Members.SetNodeState).
+	SetNodeState func(ctx context.Context, id uint64, state string) error
+	Logger       *slog.Logger
+}
+
+// Placement is the placement driver.
+type Placement struct{ cfg PlacementConfig }
+
+// NewPlacement builds the placement driver; Run runs it.
+func NewPlacement(cfg PlacementConfig) *Placement { return &Placement{cfg: cfg} }
+
+// Run runs the driver every interval until ctx ends; a round does
+// something only where this node leads the metadata group.
+func (p *Placement) Run(ctx context.Context) {
+	t := time.NewTicker(p.cfg.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if p.cfg.Engine.Leader(statemachine.MetaGroup) == p.cfg.NodeID {
+			p.placeOnce(ctx)
+		}
+	}
+}
+
+// Targets computes every group's wanted replicas over the eligible nodes
+// of recs; ok is false when there are fewer eligible nodes than replicas
+// (nothing can be restored then, and nothing should move).
+func (p *Placement) Targets(recs []api.NodeRecord) (parts [][]uint64, meta []uint64, up func(uint64) bool, ok bool) {
+	var eligible []ring.Node
+	state := map[uint64]string{}
+	for _, r := range recs {
+		state[r.ID] = r.State
+		if r.State == api.NodeUp || r.State == api.NodeSuspect {
+			eligible = append(eligible, ring.Node{ID: r.ID})
+		}
+	}
+	up = func(id uint64) bool { return state[id] == api.NodeUp }
+	if len(eligible) < p.cfg.Ring.Replicas {
+		return nil, nil, up, false
+	}
+	pl, err := ring.Place(p.cfg.Ring, eligible)
+	if err != nil {
+		p.cfg.Logger.Error("placement failed", "err", err)
+		return nil, nil, up, false
+	}
+	return pl.Replicas, ring.MetaReplicas(p.cfg.Ring, eligible, MetaReplicas), up, true
+}
+
+// placeOnce runs one round of the driver.
+func (p *Placement) placeOnce(ctx context.Context) {
+	recs := p.cfg.Nodes()
+	parts, meta, up, ok := p.Targets(recs)
+	if !ok {
+		return
+	}
+	m := p.cfg.Map.Current()
+	groups := make([]uint64, 0, len(parts)+1)
+	groups = append(groups, statemachine.MetaGroup)
+	for g := range parts {
+		groups = append(groups, uint64(g))
+	}
+	moving := 0
+	type planned struct {
+		group uint64
+		gs    GroupState
+		st    step
+	}
+	var todo []planned
+	holds, complete := map[uint64]bool{}, true
+	for _, g := range groups {
+		gs, ok := p.GroupInfo(ctx, g)
+		if !ok {
+			complete = false
+			continue
+		}
+		for _, id := range append(slices.Clone(gs.Voters), gs.Learners...) {
+			holds[id] = true
+		}
+		p.recordGroup(ctx, m, g, gs)
+		target := meta
+		if g != statemachine.MetaGroup {
+			target = parts[g]
+		}
+		if len(gs.Learners) > 0 {
+			moving++
+		}
+		if st, ok := planStep(gs, target, up); ok {
+			todo = append(todo, planned{g, gs, st})
+		}
+	}
+	// A draining node that holds nothing any more has left.
+	for _, r := range recs {
+		if complete && r.State == api.NodeDraining && !holds[r.ID] {
+			wctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+			err := p.cfg.SetNodeState(wctx, r.ID, api.NodeRemoved)
+			cancel()
+			p.cfg.Logger.Info("decommissioned node holds no replicas: removed", "node", r.ID, "err", err)
+		}
+	}
+	for _, t := range todo {
+		if t.st.kind == raftstore.AddLearner {
+			if moving >= maxMoving {
+				continue
+			}
+			moving++
+		}
+		p.cfg.Logger.Info("placement", "group", t.group, "step", t.st.String(), "voters", t.gs.Voters, "learners", t.gs.Learners)
+		if err := p.execStep(ctx, t.group, t.gs.Leader, t.st); err != nil {
+			p.cfg.Logger.Info("placement step not done; retried next round", "group", t.group, "step", t.st.String(), "err", err)
+		}
+	}
+}
+
+// GroupInfo asks group's leader for its membership; false while group
+// has no known leader, or its leader does not answer as one.
+func (p *Placement) GroupInfo(ctx context.Context, group uint64) (GroupState, bool) {
+	leader := p.cfg.LeaderOf(group)
+	if leader == 0 {
+		return GroupState{}, false
+	}
+	if leader == p.cfg.NodeID {
+		st, ok := p.cfg.Engine.GroupStatus(group)
+		if !ok || st.LeaderNode != p.cfg.NodeID {
+			return GroupState{}, false
+		}
+		return GroupState{Voters: st.Nodes, Learners: st.Learners, Leader: leader}, true
+	}
+	gi, ok := askGroupInfo(ctx, p.cfg.Caller, group, leader)
+	if !ok {
+		return GroupState{}, false
+	}
+	return GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader}, true
+}
+
+// groupInfoJSON is MethodGroupInfo's answer.
+type groupInfoJSON struct {
+	Voters   []uint64 `json:"voters"`
+	Learners []uint64 `json:"learners"`
+	Leader   uint64   `json:"leader"`
+	NextID   uint64   `json:"next_id"`
+	IDs      []uint64 `json:"ids"` // replica ids of voters and learners
+}
+
+// askGroupInfo asks leader about group; false unless it answers as the
+// leader.
+func askGroupInfo(ctx context.Context, c Caller, group, leader uint64) (groupInfoJSON, bool) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	b, err := c.Call(ctx, leader, MethodGroupInfo, codec.Encoder(nil).Uvarint(group))
+	if err != nil {
+		return groupInfoJSON{}, false
+	}
+	var gi groupInfoJSON
+	if json.Unmarshal(b, &gi) != nil || gi.Leader != leader {
+		return groupInfoJSON{}, false
+	}
+	return gi, true
+}
+
+// ServeGroupInfo answers MethodGroupInfo: the membership of a group this
+// node leads.
+func (p *Placement) ServeGroupInfo(body []byte) ([]byte, error) {
+	d := codec.NewDecoder(body)
+	group := d.Uvarint()
+	if d.Err() != nil {
+		return nil, ErrMalformed
+	}
+	st, ok := p.cfg.Engine.GroupStatus(group)
+	if !ok {
+		return nil, raftstore.ErrNoGroup
+	}
+	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs})
+}
+
+// execStep has group's leader carry out st.
+func (p *Placement) execStep(ctx context.Context, group, leader uint64, st step) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if leader == p.cfg.NodeID {
+		return p.doStep(ctx, group, st)
+	}
+	body := codec.Encoder(nil).Uvarint(group).Uvarint(uint64(st.kind)).Uvarint(st.node)
+	_, err := p.cfg.Caller.Call(ctx, leader, MethodChangeReplicas, body)
+	return err
+}
+
+// ServeChangeReplicas answers MethodChangeReplicas.
+func (p *Placement) ServeChangeReplicas(ctx context.Context, body []byte) ([]byte, error) {
+	d := codec.NewDecoder(body)
+	group, kind, node := d.Uvarint(), d.Uvarint(), d.Uvarint()
+	if d.Err() != nil || kind > uint64(raftstore.RemoveReplica) {
+		return nil, ErrMalformed
+	}
+	return nil, p.doStep(ctx, group, step{raftstore.ChangeKind(kind), node})
+}
+
+func (p *Placement) doStep(ctx context.Context, group uint64, st step) error {
+	if st.kind == 0 {
+		p.cfg.Engine.TransferGroupLeader(group, st.node)
+		return nil
+	}
+	return p.cfg.Engine.ChangeReplicas(ctx, group, st.kind, st.node)
+}
+
+// recordGroup writes group's membership into the partition table when
+// the cluster map disagrees with what its leader reports.
+func (p *Placement) recordGroup(ctx context.Context, m *ClusterMap, group uint64, gs GroupState) {
+	var args [][]byte
+	if group == statemachine.MetaGroup {
+		if slices.Equal(m.Meta, gs.Voters) {
+			return
+		}
+		b, _ := json.Marshal(gs.Voters)
+		args = [][]byte{[]byte(statemachine.CmdMetaGroup), b}
+	} else {
+		if group >= uint64(len(m.Parts)) {
+			return
+		}
+		part := m.Parts[group] // a copy: the published map is shared
+		if slices.Equal(part.Replicas, gs.Voters) && slices.Equal(part.Learners, gs.Learners) {
+			return
+		}
+		part.Replicas, part.Learners = gs.Voters, gs.Learners
+		b, _ := json.Marshal(part)
+		args = [][]byte{[]byte(statemachine.CmdPartition), b}
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+	defer cancel()
+	if reply := p.cfg.Write(ctx, statemachine.MetaGroup, args); string(reply) != okReply {
+		p.cfg.Logger.Warn("could not record membership in the partition table", "group", group, "reply", string(reply))
+	}
+}

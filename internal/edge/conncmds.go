@@ -273,7 +273,7 @@ func cmdDBSize(f *Server, args [][]byte, _ *connState) []byte {
 		wg.Add(1)
 		go func(g uint64) {
 			defer wg.Done()
-			reply, err := f.cfg.Router.Read(ctx, g, keyCount)
+			reply, err := f.readOne(ctx, g, keyCount)
 			if err != nil {
 				reply = errorReply(err)
 			}

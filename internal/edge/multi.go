@@ -126,7 +126,7 @@ func (f *Server) watch(keys [][]byte, st *connState) []byte {
 		if m.watched[string(k)] {
 			continue
 		}
-		reply, err := f.cfg.Router.Read(ctx, f.partitionOf(k), txn.VersionArgs(k))
+		reply, err := f.readOne(ctx, f.partitionOf(k), txn.VersionArgs(k))
 		if err != nil {
 			return errorReply(err)
 		}

@@ -339,6 +339,17 @@ func (f *Server) runCross(c command.Cmd) []byte {
 	return reply
 }
 
+// readOne serves one read the edge makes itself (WATCH's versions,
+// DBSIZE's key counts). A signal becomes its error, as in runLane, so it
+// never reaches a client raw.
+func (f *Server) readOne(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
+	reply, err := f.cfg.Router.Read(ctx, group, args)
+	if sig, _, ok := failure.SignalOf(reply); ok && err == nil {
+		return nil, sig.Err()
+	}
+	return reply, err
+}
+
 // runLane runs one partition's commands of a batch, in order. A lane with
 // any write is proposed whole, reads included, as one batch through the
 // raft log: a read applied from the log is linearizable and sees every

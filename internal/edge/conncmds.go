@@ -135,7 +135,7 @@ func cmdHello(f *Server, args [][]byte, st *connState) []byte {
 				if i+1 >= len(args) {
 					return resp.AppendError(nil, kv.ErrSyntax)
 				}
-				st.name = args[i+1]
+				st.setName(args[i+1])
 				i++
 			default:
 				return resp.AppendError(nil, kv.ErrSyntax)
@@ -332,12 +332,23 @@ func cmdConfig(_ *Server, args [][]byte, _ *connState) []byte {
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
 }
 
+// setName names the connection; an empty name clears it, as in Redis.
+func (st *connState) setName(name []byte) {
+	st.name = nil
+	if len(name) > 0 {
+		st.name = name
+	}
+}
+
 func cmdClient(f *Server, args [][]byte, st *connState) []byte {
 	switch lower(args[1]) {
-	case "setinfo", "setname":
-		if lower(args[1]) == "setname" && len(args) == 3 {
-			st.name = args[2]
+	case "setname":
+		if len(args) != 3 {
+			return errArity([][]byte{[]byte("client|setname")})
 		}
+		st.setName(args[2])
+		return resp.AppendSimple(nil, "OK")
+	case "setinfo":
 		return resp.AppendSimple(nil, "OK")
 	case "getname":
 		if st.name == nil {

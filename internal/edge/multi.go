@@ -36,13 +36,18 @@ type multiState struct {
 	dirty   bool        // a command was refused while queuing
 	watches []txn.Watch // in WATCH order
 	watched map[string]bool
+	// watchLost: a WATCH failed (its key's version could not be read), so
+	// a watch the client asked for may be missing. EXEC then fails as if a
+	// watched key had changed, rather than run unguarded (a pipelined
+	// WATCH, MULTI, EXEC does not wait to see WATCH's error).
+	watchLost bool
 }
 
 func (m *multiState) reset() {
 	m.on, m.queued, m.bytes, m.dirty = false, nil, 0, false
 }
 
-func (m *multiState) unwatch() { m.watches, m.watched = nil, nil }
+func (m *multiState) unwatch() { m.watches, m.watched, m.watchLost = nil, nil, false }
 
 // isData reports whether spec is a data command, run by a partition.
 func isData(spec *command.Spec) bool {
@@ -128,10 +133,12 @@ func (f *Server) watch(keys [][]byte, st *connState) []byte {
 		}
 		reply, err := f.readOne(ctx, f.partitionOf(k), txn.VersionArgs(k))
 		if err != nil {
+			m.watchLost = true
 			return errorReply(err)
 		}
 		v, _, err := resp.ParseValue(reply)
 		if err != nil || v.Kind != ':' {
+			m.watchLost = true
 			if err == nil && v.Kind == '-' {
 				return reply
 			}
@@ -150,11 +157,14 @@ func (f *Server) watch(keys [][]byte, st *connState) []byte {
 // commands queued with them (PING, ECHO, ...) are answered in their slots.
 func (f *Server) execMulti(st *connState) []byte {
 	m := &st.multi
-	queued, watches, dirty := m.queued, m.watches, m.dirty
+	queued, watches, dirty, lost := m.queued, m.watches, m.dirty, m.watchLost
 	m.reset()
 	m.unwatch()
 	if dirty {
 		return resp.AppendError(nil, errExecAbort)
+	}
+	if lost {
+		return resp.AppendNullArray(nil)
 	}
 	var data []command.Cmd
 	for _, c := range queued {

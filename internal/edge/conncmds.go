@@ -191,7 +191,11 @@ func describe(b []byte, s *command.Spec) []byte {
 	if s == nil || s.Is(command.Internal) {
 		return resp.AppendNullArray(b)
 	}
-	return commandInfo(b, s.Name, s.Arity, s.Is(command.Write), s.FirstKey, s.LastKey, s.Step)
+	first := s.FirstKey
+	if s.Flags&(command.Conn|command.TxnControl) != 0 {
+		first = 0 // flagged fast, as Redis flags them: no replica routing
+	}
+	return commandInfo(b, s.Name, s.Arity, s.Is(command.Write), first, s.LastKey, s.Step)
 }
 
 func cmdCommand(_ *Server, args [][]byte, _ *connState) []byte {
@@ -254,9 +258,6 @@ func (f *Server) connCount() int {
 
 // cmdDBSize sums the key counts of every partition, each read from its
 // leader.
-// keyCount asks a partition for its number of keys.
-var keyCount = [][]byte{[]byte(statemachine.OpKeyCount)}
-
 func cmdDBSize(f *Server, args [][]byte, _ *connState) []byte {
 	if len(args) != 1 {
 		return errArity(args)
@@ -273,7 +274,8 @@ func cmdDBSize(f *Server, args [][]byte, _ *connState) []byte {
 		wg.Add(1)
 		go func(g uint64) {
 			defer wg.Done()
-			reply, err := f.readOne(ctx, g, keyCount)
+			// DBSIZE, sent to a partition, answers its number of keys.
+			reply, err := f.readOne(ctx, g, [][]byte{[]byte(statemachine.OpKeyCount)})
 			if err != nil {
 				reply = errorReply(err)
 			}

@@ -36,10 +36,12 @@ type multiState struct {
 	dirty   bool        // a command was refused while queuing
 	watches []txn.Watch // in WATCH order
 	watched map[string]bool
-	// watchLost: a WATCH failed (its key's version could not be read), so
-	// a watch the client asked for may be missing. EXEC then fails as if a
-	// watched key had changed, rather than run unguarded (a pipelined
-	// WATCH, MULTI, EXEC does not wait to see WATCH's error).
+	// watchLost: a WATCH failed (a key's version could not be read, or
+	// too many keys), so a watch the client asked for may be missing. The
+	// next EXEC then fails as if a watched key had changed, rather than run
+	// unguarded (a pipelined WATCH, MULTI, EXEC does not wait to see
+	// WATCH's error), even if a later WATCH succeeded; UNWATCH, DISCARD
+	// and EXEC clear it.
 	watchLost bool
 }
 
@@ -123,6 +125,7 @@ func (f *Server) queue(c *command.Cmd, st *connState) []byte {
 func (f *Server) watch(keys [][]byte, st *connState) []byte {
 	m := &st.multi
 	if len(m.watches)+len(keys) > maxWatched {
+		m.watchLost = true
 		return resp.AppendError(nil, fmt.Sprintf("ERR at most %d keys may be watched", maxWatched))
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)

@@ -147,7 +147,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 		if len(req.Args) == 0 {
 			// Refused before proposing; if one is ever in the log, every
 			// replica answers it alike instead of crashing.
-			answers = append(answers, answerOut{key: key, res: result{reply: emptyCommand}})
+			answers = append(answers, answerOut{key: key, res: result{reply: slices.Clone(emptyCommand)}})
 			continue
 		}
 		var spec *command.Spec
@@ -178,7 +178,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 		}
 		batch := [2]uint64{req.Origin, req.Batch}
 		if req.Batch != 0 && blocked[batch] {
-			answers = append(answers, answerOut{key: key, res: result{reply: blockedReply}})
+			answers = append(answers, answerOut{key: key, res: result{reply: slices.Clone(blockedReply)}})
 			continue
 		}
 		w.refused = false

@@ -385,7 +385,7 @@ func (r *Router) localReads(group uint64, cmds [][][]byte) [][]byte {
 func (r *Router) localRead(group uint64, args [][]byte) []byte {
 	// The one lookup of a read on the node that serves it.
 	spec := command.Lookup(args[0])
-	if spec != nil && statemachine.IsKeyCount(spec) {
+	if statemachine.IsKeyCount(args) {
 		return resp.AppendInt(nil, r.eng.KeyCount(group))
 	}
 	// One frozen view: a multi-key read, or a lock check and the read

@@ -27,6 +27,9 @@ func (r *Router) pushLocks(ctx context.Context, group uint64, holders []txn.Ref)
 			continue
 		}
 		seen[h.ID] = true
+		if r.resolver == nil { // not wired yet: back off rather than panic
+			return false
+		}
 		all = r.resolver.Push(ctx, group, h, false) && all
 	}
 	return all

@@ -51,6 +51,13 @@ func Classify(group uint64, args [][]byte) (*command.Spec, bool) {
 		return nil, true
 	}
 	s := command.Lookup(args[0])
+	if s != nil && s.Is(command.Internal) && kv.Of(s) == nil && string(args[0]) != s.Name {
+		// Internal operations were always matched by their exact name;
+		// any other spelling stays unknown, so every version of Kintsu
+		// answers the same entry alike. (kv's kintsu.expired was a client
+		// command once, looked up in any case, and still is.)
+		s = nil
+	}
 	if group == MetaGroup {
 		return s, true
 	}

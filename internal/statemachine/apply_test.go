@@ -187,3 +187,25 @@ func TestRestoreMarkTable(t *testing.T) {
 		t.Fatalf("TableRestoreMark %q, storage.RestoreMark %q", TableRestoreMark, storage.RestoreMark)
 	}
 }
+
+// Internal operations are matched by their exact name, as every earlier
+// version matched them, so replicas of two versions answer any spelling
+// alike; kv's kintsu.expired was a client command once and is looked up in
+// any case, as it always was.
+func TestInternalOperationsByExactName(t *testing.T) {
+	m := newMemStore()
+	apply(t, m, 0, "SET a 1")
+	for _, tc := range []struct{ cmd, want string }{
+		{"TXN.COMMIT x", "-ERR unknown command 'TXN.COMMIT', with args beginning with: 'x' \r\n"},
+		{"txn.nosuch x", "-KINTSU.BADOP\r\n"},
+		{"KINTSU.CUT b1 10", "-ERR unknown command 'KINTSU.CUT', with args beginning with: 'b1' '10' \r\n"},
+		{"KINTSU.EXPIRED a", ":0\r\n"},
+	} {
+		if got := apply(t, m, 0, tc.cmd); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
+	if len(m.cuts) != 0 {
+		t.Errorf("a misspelled cut was taken: %v", m.cuts)
+	}
+}

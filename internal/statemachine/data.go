@@ -16,6 +16,10 @@ func applyData(w Store, spec *command.Spec, args [][]byte, out []byte) ([]byte, 
 		return failure.AppendSignal(out, failure.Loading, nil), nil
 	}
 	switch {
+	case spec == nil && txn.IsOp(args[0]):
+		// Any "txn." name is the transaction package's, which answers
+		// BADOP to one it does not know, as every earlier version did.
+		return txn.Apply(w, args, out)
 	case spec == nil:
 	case txn.Owns(spec):
 		return txn.Apply(w, args, out)

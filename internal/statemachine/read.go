@@ -13,9 +13,9 @@ import (
 // versions forward reads to each other during a rolling upgrade).
 const OpKeyCount = "dbsize"
 
-// IsKeyCount reports whether spec is OpKeyCount.
-func IsKeyCount(spec *command.Spec) bool {
-	return spec != nil && spec.Is(command.Conn) && spec.Name == OpKeyCount
+// IsKeyCount reports whether args is OpKeyCount, exactly as sent.
+func IsKeyCount(args [][]byte) bool {
+	return len(args) == 1 && string(args[0]) == OpKeyCount
 }
 
 // Read evaluates a read (spec its one lookup) against a group's applied

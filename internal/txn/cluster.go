@@ -12,9 +12,9 @@ import (
 // router in a node, an in-memory simulation in tests.
 type Cluster interface {
 	// Write replicates an operation on group's leader and returns its
-	// reply. The error is ErrNotApplied (certainly no effect) or
-	// ErrUnknown (it may have taken effect); reply then holds the text to
-	// show a client.
+	// reply. The error wraps ErrNotApplied (certainly no effect) or
+	// ErrUnknown (it may have taken effect), and the cause, which the
+	// edge words for a client.
 	Write(ctx context.Context, group uint64, args [][]byte) ([]byte, error)
 	// Read serves a read operation linearizably on group's leader.
 	Read(ctx context.Context, group uint64, args [][]byte) ([]byte, error)

@@ -168,17 +168,10 @@ func cmdAuth(_ *Server, args [][]byte, _ *connState) []byte {
 
 // commandInfo describes one command as COMMAND does: name, arity, flags,
 // first key, last key, step.
-func commandInfo(b []byte, name string, arity int, write bool, first, last, step int) []byte {
+func commandInfo(b []byte, name string, arity int, flag string, first, last, step int) []byte {
 	b = resp.AppendArrayHeader(b, 6)
 	b = resp.AppendBulkString(b, name)
 	b = resp.AppendInt(b, int64(arity))
-	flag := "readonly"
-	if write {
-		flag = "write"
-	}
-	if first == 0 {
-		flag = "fast"
-	}
 	b = resp.AppendArrayHeader(b, 1)
 	b = resp.AppendSimple(b, flag)
 	b = resp.AppendInt(b, int64(first))
@@ -191,11 +184,17 @@ func describe(b []byte, s *command.Spec) []byte {
 	if s == nil || s.Is(command.Internal) {
 		return resp.AppendNullArray(b)
 	}
-	first := s.FirstKey
-	if s.Flags&(command.Conn|command.TxnControl) != 0 {
-		first = 0 // flagged fast, as Redis flags them: no replica routing
+	// Clients route readonly commands to replicas: connection and
+	// transaction-control commands (WATCH has keys) are fast, as Redis
+	// flags them.
+	flag := "readonly"
+	switch {
+	case s.Is(command.Write):
+		flag = "write"
+	case s.FirstKey == 0 || s.Flags&(command.Conn|command.TxnControl) != 0:
+		flag = "fast"
 	}
-	return commandInfo(b, s.Name, s.Arity, s.Is(command.Write), first, s.LastKey, s.Step)
+	return commandInfo(b, s.Name, s.Arity, flag, s.FirstKey, s.LastKey, s.Step)
 }
 
 func cmdCommand(_ *Server, args [][]byte, _ *connState) []byte {

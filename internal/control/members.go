@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
@@ -130,7 +131,9 @@ func Join(ctx context.Context, cfg JoinConfig) (api.Identity, error) {
 		if isRefusal(err) {
 			break
 		}
-		time.Sleep(200 * time.Millisecond) // the seed may still be starting
+		if !clock.Sleep(ctx, 200*time.Millisecond) { // the seed may still be starting
+			return api.Identity{}, fmt.Errorf("join via %s: %w", cfg.Seed, ctx.Err())
+		}
 	}
 	return api.Identity{}, fmt.Errorf("join via %s: %w", cfg.Seed, last)
 }

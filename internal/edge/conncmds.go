@@ -276,7 +276,7 @@ func cmdDBSize(f *Server, args [][]byte, _ *connState) []byte {
 			// DBSIZE, sent to a partition, answers its number of keys.
 			reply, err := f.readOne(ctx, g, [][]byte{[]byte(statemachine.OpKeyCount)})
 			if err != nil {
-				reply = errorReply(err)
+				reply = ErrorReply(err)
 			}
 			v, _, err := resp.ParseValue(reply)
 			mu.Lock()

@@ -18,7 +18,7 @@ func TestConnCommandsHaveArity(t *testing.T) {
 		}
 		if s.Arity < -1 || s.Arity > 1 {
 			_, err := command.Decode([][]byte{[]byte(s.Name)}, nil)
-			if reply := string(errorReply(err)); err == nil || reply != "-ERR wrong number of arguments for '"+s.Name+"' command\r\n" {
+			if reply := string(ErrorReply(err)); err == nil || reply != "-ERR wrong number of arguments for '"+s.Name+"' command\r\n" {
 				t.Errorf("%s alone: %q", s.Name, reply)
 			}
 		}

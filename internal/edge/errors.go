@@ -17,8 +17,6 @@ import (
 // have been.
 func ErrorReply(err error) []byte { return resp.AppendError(nil, errorText(err)) }
 
-func errorReply(err error) []byte { return ErrorReply(err) }
-
 func errorText(err error) string {
 	var (
 		unknown   *command.UnknownError

@@ -63,7 +63,7 @@ func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 	m := &st.multi
 	if err != nil {
 		m.dirty = m.dirty || m.on
-		return errorReply(err)
+		return ErrorReply(err)
 	}
 	switch c.Spec {
 	case specMulti:
@@ -113,7 +113,7 @@ func (f *Server) queue(c *command.Cmd, st *connState) []byte {
 	case len(m.queued) >= maxQueued || m.bytes+size > maxQueuedBytes:
 		return refuse(resp.AppendError(nil, fmt.Sprintf("ERR transaction too large: at most %d commands and %d MiB may be queued", maxQueued, maxQueuedBytes>>20)))
 	case c.Spec.Merge == command.MergeAllOrNothing && c.Cross:
-		return refuse(errorReply(txn.ErrCrossMSETNX))
+		return refuse(ErrorReply(txn.ErrCrossMSETNX))
 	}
 	m.queued = append(m.queued, *c)
 	m.bytes += size
@@ -137,7 +137,7 @@ func (f *Server) watch(keys [][]byte, st *connState) []byte {
 		reply, err := f.readOne(ctx, f.partitionOf(k), txn.VersionArgs(k))
 		if err != nil {
 			m.watchLost = true
-			return errorReply(err)
+			return ErrorReply(err)
 		}
 		v, _, err := resp.ParseValue(reply)
 		if err != nil || v.Kind != ':' {
@@ -179,7 +179,7 @@ func (f *Server) execMulti(st *connState) []byte {
 	reply, err := f.cfg.Txns.Exec(ctx, data, watches)
 	cancel()
 	if err != nil {
-		reply = errorReply(err)
+		reply = ErrorReply(err)
 	}
 	f.cfg.Metrics.Requests.WithLabelValues("exec", outcomeLabel(reply)).Inc()
 	if len(data) == len(queued) {

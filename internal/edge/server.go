@@ -275,7 +275,7 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		j := i
 		for ; j < len(batch); j++ {
 			if errs[j] != nil {
-				replies[j] = errorReply(errs[j])
+				replies[j] = ErrorReply(errs[j])
 				continue
 			}
 			c := &cmds[j]
@@ -332,7 +332,7 @@ func (f *Server) runCross(c command.Cmd) []byte {
 	reply, err := f.cfg.Txns.Run(ctx, c)
 	cancel()
 	if err != nil {
-		reply = errorReply(err)
+		reply = ErrorReply(err)
 	}
 	f.cfg.Metrics.Requests.WithLabelValues(c.Spec.Name, outcomeLabel(reply)).Inc()
 	f.cfg.Metrics.RequestLatency.Observe(time.Since(begin).Seconds())
@@ -380,7 +380,7 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, stale b
 			errs[i] = sig.Err() // never raw to a client
 		}
 		if errs[i] != nil {
-			reply = errorReply(errs[i])
+			reply = ErrorReply(errs[i])
 		}
 		replies[idx[i]] = reply
 		f.cfg.Metrics.Requests.WithLabelValues(batch[idx[i]].Spec.Name, outcomeLabel(reply)).Inc()

@@ -73,10 +73,6 @@ func Lookup(name []byte) *Command { return Of(command.Lookup(name)) }
 // Writes reports whether the command changes data.
 func (c *Command) Writes() bool { return c.Is(command.Write) }
 
-// KeyIndexes returns the positions of the keys in args. Arity must have
-// been checked.
-func (c *Command) KeyIndexes(args [][]byte) []int { return c.AppendKeys(nil, args) }
-
 // Read evaluates a read command and appends its reply to out.
 func (c *Command) Read(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	return c.read(r, args, out)

@@ -459,8 +459,8 @@ func TestKeyIndexesAndArity(t *testing.T) {
 			continue
 		}
 		if tc.ok {
-			if got := c.KeyIndexes(bargs(tc.args...)); !slices.Equal(got, tc.keys) {
-				t.Errorf("KeyIndexes(%q) = %v, want %v", tc.args, got, tc.keys)
+			if got := c.AppendKeys(nil, bargs(tc.args...)); !slices.Equal(got, tc.keys) {
+				t.Errorf("AppendKeys(%q) = %v, want %v", tc.args, got, tc.keys)
 			}
 		}
 	}

@@ -20,6 +20,9 @@ func (r *Router) TxnCluster() txn.Cluster { return txnCluster{r} }
 // pushLocks asks the holders a command met to get out of the way; false
 // means at least one is alive and the caller should back off.
 func (r *Router) pushLocks(ctx context.Context, group uint64, holders []txn.Ref) bool {
+	if r.resolver == nil { // not wired yet: back off rather than panic
+		return false
+	}
 	all := true
 	seen := map[txn.ID]bool{}
 	for _, h := range holders {
@@ -27,9 +30,6 @@ func (r *Router) pushLocks(ctx context.Context, group uint64, holders []txn.Ref)
 			continue
 		}
 		seen[h.ID] = true
-		if r.resolver == nil { // not wired yet: back off rather than panic
-			return false
-		}
 		all = r.resolver.Push(ctx, group, h, false) && all
 	}
 	return all

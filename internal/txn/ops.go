@@ -68,21 +68,6 @@ func IsOp(name []byte) bool { return bytes.HasPrefix(name, []byte("txn.")) }
 // IsPrepare reports whether args is a participant's PREPARE.
 func IsPrepare(args [][]byte) bool { return len(args) > 0 && string(args[0]) == opPrepare }
 
-// IsExec1 reports whether args is a one-partition transaction.
-func IsExec1(args [][]byte) bool { return len(args) > 0 && string(args[0]) == opExec1 }
-
-// IsRead reports whether args is an operation served by a read (no log).
-func IsRead(args [][]byte) bool {
-	if len(args) == 0 {
-		return false
-	}
-	switch string(args[0]) {
-	case opRecord, opVersion, opSnap:
-		return true
-	}
-	return false
-}
-
 // Watch is a key a transaction watched and the version it had then.
 type Watch struct {
 	Key     []byte

@@ -159,15 +159,21 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 			locked[idx] = false
 			switch o.code {
 			case codeOK:
+				if failure.Loading.Is(o.reply) {
+					// A restore holds the partition: refused, and the
+					// refusal is kept for retries, so no copy applies.
+					errs[idx] = failure.Loading.Err()
+					continue
+				}
 				if txn.IsOp(cmds[idx][0]) {
-					replies[idx] = o.reply
+					replies[idx] = o.reply // the coordinator reads its own signals
 					continue
 				}
 				if hs, ok := txn.ParseLocked(o.reply); ok {
 					holders = append(holders, hs...)
 				} else if !failure.Blocked.Is(o.reply) {
 					if sig, _, ok := failure.SignalOf(o.reply); ok {
-						errs[idx] = sig.Err() // LOADING: a restore holds the partition
+						errs[idx] = sig.Err() // no other signal is a client's
 					} else {
 						replies[idx] = o.reply
 					}

@@ -63,6 +63,21 @@ func TestRestoreSteps(t *testing.T) {
 	if err := cl.Set(ctx, k2, "client", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "LOADING") {
 		t.Fatalf("a client write during the restore: %v", err)
 	}
+	// A transaction that writes there is refused too: one partition (one
+	// entry), or across partitions (its PREPARE there), nothing applied.
+	other := keyIn(n, full, "t")
+	if _, err := cl.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, k2, "t", 0)
+		return nil
+	}); err == nil || !strings.HasPrefix(err.Error(), "LOADING") {
+		t.Fatalf("a one-partition transaction during the restore: %v", err)
+	}
+	if err := cl.MSet(ctx, other, "t", k2, "t").Err(); err == nil || !strings.Contains(err.Error(), "LOADING") || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+		t.Fatalf("a cross-partition transaction during the restore: %v", err)
+	}
+	if v, err := cl.Get(ctx, other).Result(); err != redis.Nil {
+		t.Fatalf("the refused transaction applied its other share: %q %v", v, err)
+	}
 	chunk0 := backup.AppendRecord(nil, backup.TableData, []byte(k1), []byte("sone"))
 	chunk1 := backup.AppendRecord(nil, backup.TableData, []byte(k2), []byte("stwo"))
 	for _, step := range []struct {

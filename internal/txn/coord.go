@@ -117,9 +117,6 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan) ([]byte, outcome, e
 		}
 		return nil, conflict, nil
 	}
-	if failure.Loading.Is(reply) {
-		return nil, done, failure.Loading.Err()
-	}
 	v, _, perr := resp.ParseValue(reply)
 	if perr != nil || v.Kind != '*' {
 		return nil, done, &InternalError{Msg: "malformed reply"}
@@ -260,9 +257,6 @@ func (c *Coordinator) prepareOne(ctx context.Context, g uint64, pr *prepare) pre
 	}
 	if failure.WatchFailed.Is(reply) {
 		return prepared{watch: true}
-	}
-	if failure.Loading.Is(reply) { // refused: a restore is loading the partition
-		return prepared{err: fmt.Errorf("%w: %w", ErrNotApplied, failure.Loading.Err())}
 	}
 	elems, ok := SplitArray(reply)
 	if !ok || len(elems) != len(pr.cmds) {

@@ -22,6 +22,9 @@
 //   - Expiry (expire.go) deletes expired keys on the partitions this node
 //     leads; Sweeper (sweep.go) resolves what dead transaction and backup
 //     coordinators left there.
+//   - Layout (layout.go) is the cluster's first shape: its identity and
+//     the initial placement, a pure function of the flags, so every
+//     initial node computes the same without talking to the others.
 //
 // It holds no node. Each loop is built from a Config of small interfaces
 // (the engine's methods it calls, *raftstore.Engine satisfying them) and

@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"errors"
+	"strings"
 )
 
 // Value is one parsed RESP2 reply.
@@ -132,4 +133,16 @@ func replyLine(b []byte) ([]byte, int, error) {
 		return nil, 0, &ProtocolError{Msg: "Protocol error: CR not followed by LF in reply"}
 	}
 	return b[1:i:i], i + 2, nil
+}
+
+// ErrorReply splits an error reply into its code (the first word, such as
+// ERR or WRONGTYPE) and the rest of its text; ok is false for any other
+// reply.
+func ErrorReply(b []byte) (code, msg string, ok bool) {
+	v, _, err := ParseValue(b)
+	if err != nil || v.Kind != '-' {
+		return "", "", false
+	}
+	code, msg, _ = strings.Cut(string(v.Str), " ")
+	return code, msg, true
 }

@@ -219,6 +219,16 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 	}
 }
 
+// fillErrs sets every element of errs to err (when not nil).
+func fillErrs(errs []error, err error) []error {
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
 func repeatOutcome(o outcome, n int) []outcome {
 	out := make([]outcome, n)
 	for i := range out {
@@ -241,7 +251,8 @@ func (r *Router) Read(ctx context.Context, group uint64, args [][]byte) ([]byte,
 func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error) {
 	errs := make([]error, len(cmds))
 	if r.cfg.UnsafeStaleReads && r.eng.HasGroup(group) {
-		return r.localReads(group, cmds), errs
+		out, err := r.localReads(group, cmds)
+		return out, fillErrs(errs, err)
 	}
 	replies := make([][]byte, len(cmds))
 	from := 0 // replies[:from] are final
@@ -260,6 +271,12 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([
 			}
 			return repeatOutcome(outcome{code: codeReadFailed}, len(rest)), true
 		})
+		if outs[0].code == codeReadFailed && len(outs[0].reply) > 0 {
+			// The serving replica's storage failed: not a reason to
+			// retry it (an empty payload is a failed call, retried).
+			fillErrs(errs[from:], &failure.EngineError{Msg: string(outs[0].reply)})
+			return replies, errs
+		}
 		if outs[0].code == codeOK {
 			lockedAt = -1
 			var holders []txn.Ref
@@ -299,7 +316,10 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([
 // transaction's lock is served by the leader instead, so even a stale
 // read never returns a value no transaction committed.
 func (r *Router) StaleReads(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error) {
-	out := r.localReads(group, cmds)
+	out, err := r.localReads(group, cmds)
+	if err != nil {
+		return make([][]byte, len(cmds)), fillErrs(make([]error, len(cmds)), err)
+	}
 	for _, reply := range out {
 		if _, locked := txn.ParseLocked(reply); locked {
 			return r.ReadMany(ctx, group, cmds)
@@ -364,7 +384,10 @@ func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte) 
 		if err := r.eng.ReadBarrier(ctx, group); err != nil {
 			return repeatOutcome(outcomeOf(nil, err), len(cmds))
 		}
-		replies = r.localReads(group, cmds)
+		var err error
+		if replies, err = r.localReads(group, cmds); err != nil {
+			return repeatOutcome(outcome{code: codeReadFailed, reply: []byte(err.Error())}, len(cmds))
+		}
 		if r.eng.CutGen(group) == gen {
 			break
 		}
@@ -377,22 +400,28 @@ func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte) 
 }
 
 // localReads evaluates reads against the local replica's applied state.
-func (r *Router) localReads(group uint64, cmds [][][]byte) [][]byte {
+// A storage failure fails them all: the replica cannot be trusted to
+// answer the rest.
+func (r *Router) localReads(group uint64, cmds [][][]byte) ([][]byte, error) {
 	out := make([][]byte, len(cmds))
 	for i, args := range cmds {
-		out[i] = r.localRead(group, args)
+		reply, err := r.localRead(group, args)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = reply
 	}
-	return out
+	return out, nil
 }
 
 // localRead evaluates one read against the local replica's applied state.
 // A read that meets a transaction's write lock answers the lock's holders
 // instead (see txn.Blocked); the router resolves them and reads again.
-func (r *Router) localRead(group uint64, args [][]byte) []byte {
+func (r *Router) localRead(group uint64, args [][]byte) ([]byte, error) {
 	// The one lookup of a read on the node that serves it.
 	spec := command.Lookup(args[0])
 	if statemachine.IsKeyCount(args) {
-		return resp.AppendInt(nil, r.eng.KeyCount(group))
+		return resp.AppendInt(nil, r.eng.KeyCount(group)), nil
 	}
 	// One frozen view: a multi-key read, or a lock check and the read
 	// after it, must not see an entry applied halfway through.
@@ -401,7 +430,7 @@ func (r *Router) localRead(group uint64, args [][]byte) []byte {
 	out, err := statemachine.Read(rd, group, spec, args)
 	if err != nil {
 		r.cfg.Logger.Error("read failed", "group", group, "err", err)
-		return resp.AppendError(nil, "ERR storage failure")
+		return nil, &failure.EngineError{Msg: "storage failure"}
 	}
-	return out
+	return out, nil
 }

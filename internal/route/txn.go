@@ -1,11 +1,11 @@
 package route
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
 	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
@@ -37,15 +37,16 @@ func (r *Router) pushLocks(ctx context.Context, group uint64, holders []txn.Ref)
 
 // Write: an error is the transaction protocol's ErrNotApplied or
 // ErrUnknown, wrapping the router's typed error; an error reply of the
-// engine ("-ERR ...") may have applied.
+// engine that is not a signal may have applied.
 func (c txnCluster) Write(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
 	reply, err := c.r.Write(ctx, group, args)
-	switch {
-	case err == nil && bytes.HasPrefix(reply, []byte("-ERR ")):
-		return reply, fmt.Errorf("%w: %w", txn.ErrUnknown, engineError(reply))
-	case err == nil:
+	if err == nil {
+		if eerr := engineError(reply); eerr != nil {
+			return reply, fmt.Errorf("%w: %w", txn.ErrUnknown, eerr)
+		}
 		return reply, nil
-	case failure.NotApplied(err):
+	}
+	if failure.NotApplied(err) {
 		return nil, fmt.Errorf("%w: %w", txn.ErrNotApplied, err)
 	}
 	return nil, fmt.Errorf("%w: %w", txn.ErrUnknown, err)
@@ -55,16 +56,24 @@ func (c txnCluster) Write(ctx context.Context, group uint64, args [][]byte) ([]b
 // ErrNotApplied.
 func (c txnCluster) Read(ctx context.Context, group uint64, args [][]byte) ([]byte, error) {
 	reply, err := c.r.Read(ctx, group, args)
-	switch {
-	case err == nil && bytes.HasPrefix(reply, []byte("-ERR ")):
-		return reply, fmt.Errorf("%w: %w", txn.ErrNotApplied, engineError(reply))
-	case err != nil:
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", txn.ErrNotApplied, err)
+	}
+	if eerr := engineError(reply); eerr != nil {
+		return reply, fmt.Errorf("%w: %w", txn.ErrNotApplied, eerr)
 	}
 	return reply, nil
 }
 
-// engineError is an engine's "-ERR ..." reply as a typed error.
+// engineError is an error reply to a transaction operation that is not
+// one of the protocol's signals (which the coordinator reads itself), as
+// a typed error; nil for any other reply.
 func engineError(reply []byte) error {
-	return &failure.EngineError{Msg: string(bytes.TrimSpace(bytes.TrimPrefix(reply, []byte("-ERR "))))}
+	if _, _, sig := failure.SignalOf(reply); sig {
+		return nil
+	}
+	if _, msg, ok := resp.ErrorReply(reply); ok {
+		return &failure.EngineError{Msg: msg}
+	}
+	return nil
 }

@@ -42,7 +42,7 @@ func TestClusterTopologyCommands(t *testing.T) {
 		t.Fatalf("CLUSTER KEYSLOT foo = %d, want 12182 as Redis", got)
 	}
 	myid := c.ClusterMyID(ctx).Val()
-	if len(myid) != 40 || myid != edge.NodeName(tc.nodes[1].layout.ident.ClusterID, 2) {
+	if len(myid) != 40 || myid != edge.NodeName(tc.nodes[1].layout.Ident.ClusterID, 2) {
 		t.Fatalf("CLUSTER MYID = %q", myid)
 	}
 
@@ -60,7 +60,7 @@ func TestClusterTopologyCommands(t *testing.T) {
 		}
 		next = s.End + 1
 		leader := tc.nodes[1].router.LeaderOf(uint64(p))
-		if s.Nodes[0].Addr != tc.respAddr(int(leader)-1) || s.Nodes[0].ID != edge.NodeName(tc.nodes[1].layout.ident.ClusterID, leader) {
+		if s.Nodes[0].Addr != tc.respAddr(int(leader)-1) || s.Nodes[0].ID != edge.NodeName(tc.nodes[1].layout.Ident.ClusterID, leader) {
 			t.Fatalf("range %d master %+v, want node %d at %s", p, s.Nodes[0], leader, tc.respAddr(int(leader)-1))
 		}
 		var addrs []string

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -208,19 +207,4 @@ func ParseInitialCluster(s string) (map[uint64]string, error) {
 		out[n], seen[addr] = addr, n
 	}
 	return out, nil
-}
-
-// FormatInitialCluster is the canonical form of an initial cluster, sorted
-// by id; identical inputs give identical strings on every node.
-func FormatInitialCluster(m map[uint64]string) string {
-	ids := make([]uint64, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = fmt.Sprintf("%d=%s", id, m[id])
-	}
-	return strings.Join(parts, ",")
 }

@@ -43,7 +43,7 @@ type Node struct {
 	metrics *metrics.Metrics
 	clock   *clock.Clock
 	disk    *faultfs.FS // nil unless fault injection or a planted bug needs it
-	layout  *layout
+	layout  *control.Layout
 	router  *route.Router
 	txns    *txn.Coordinator
 	front   *edge.Server
@@ -120,10 +120,10 @@ func Start(cfg Config) (*Node, error) {
 		}
 		cfg = n.cfg
 	}
-	if n.layout, err = computeLayout(&cfg); err != nil {
+	if n.layout, err = control.NewLayout(control.Shape{NodeID: cfg.NodeID, InitialCluster: cfg.InitialCluster, Ring: cfg.ringConfig()}); err != nil {
 		return nil, err
 	}
-	n.layout.ident.Joined = n.joined
+	n.layout.Ident.Joined = n.joined
 	fresh, err := n.checkIdentity()
 	if err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func Start(cfg Config) (*Node, error) {
 	n.router.SetResolver(n.txns.Resolver())
 	loops := n.newControl()
 	n.front = edge.New(n.ctx, edge.Config{
-		NodeID: cfg.NodeID, ClusterID: n.layout.ident.ClusterID, RESPAddr: cfg.RESPAddr,
+		NodeID: cfg.NodeID, ClusterID: n.layout.Ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
 		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n},
 	})
@@ -190,7 +190,7 @@ func Start(cfg Config) (*Node, error) {
 		n.run(loop)
 	}
 	ok = true
-	n.log.Info("node started", "cluster", n.layout.ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
+	n.log.Info("node started", "cluster", n.layout.Ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil
 }
 
@@ -208,7 +208,7 @@ func (n *Node) checkIdentity() (bool, error) {
 	if err := json.Unmarshal(b, &stored); err != nil {
 		return false, fmt.Errorf("data dir %s: unreadable identity: %w", n.cfg.DataDir, err)
 	}
-	if c := contradictions(stored, n.layout.ident); len(c) > 0 {
+	if c := control.Contradictions(stored, n.layout.Ident); len(c) > 0 {
 		return false, fmt.Errorf("data dir %s belongs to cluster %s and the flags contradict it: %s. Start with the flags it was created with, or use an empty --data-dir for a new node",
 			n.cfg.DataDir, stored.ClusterID, strings.Join(c, "; "))
 	}
@@ -216,7 +216,7 @@ func (n *Node) checkIdentity() (bool, error) {
 }
 
 func (n *Node) writeIdentity() error {
-	b, err := json.Marshal(n.layout.ident)
+	b, err := json.Marshal(n.layout.Ident)
 	if err != nil {
 		return err
 	}
@@ -230,17 +230,14 @@ func (n *Node) addReplicas(fresh bool) error {
 	if !fresh || n.joined {
 		return n.eng.LoadAll()
 	}
-	boot := func(group uint64, nodes []uint64, data [][2][]byte) *raftstore.Bootstrap {
-		return &raftstore.Bootstrap{Desc: descriptorFor(group, nodes), Data: data}
-	}
-	if slices.Contains(n.layout.metaNodes, n.cfg.NodeID) {
-		if err := n.eng.AddReplica(MetaGroup, boot(MetaGroup, n.layout.metaNodes, n.layout.metaBootstrap(&n.cfg))); err != nil {
+	if slices.Contains(n.layout.MetaNodes, n.cfg.NodeID) {
+		if err := n.eng.AddReplica(MetaGroup, n.layout.Bootstrap(MetaGroup, n.layout.MetaNodes, n.cfg.InitialCluster)); err != nil {
 			return err
 		}
 	}
-	for _, p := range n.layout.partitions {
+	for _, p := range n.layout.Partitions {
 		if slices.Contains(p.Replicas, n.cfg.NodeID) {
-			if err := n.eng.AddReplica(uint64(p.ID), boot(uint64(p.ID), p.Replicas, nil)); err != nil {
+			if err := n.eng.AddReplica(uint64(p.ID), n.layout.Bootstrap(uint64(p.ID), p.Replicas, nil)); err != nil {
 				return err
 			}
 		}

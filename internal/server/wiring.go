@@ -26,8 +26,8 @@ import (
 func (n *Node) newMap() {
 	n.cmap = control.NewMap(control.MapConfig{
 		NodeID: n.cfg.NodeID, Partitions: n.cfg.Partitions, Every: n.cfg.HeartbeatInterval,
-		Engine: n.eng, Peers: n.tr, MetaNodes: n.layout.metaNodes, Saved: n.savedMap, Save: n.saveMap,
-	}, control.InitialMap(n.cfg.InitialCluster, n.layout.partitions, n.layout.metaNodes))
+		Engine: n.eng, Peers: n.tr, MetaNodes: n.layout.MetaNodes, Saved: n.savedMap, Save: n.saveMap,
+	}, control.InitialMap(n.cfg.InitialCluster, n.layout.Partitions, n.layout.MetaNodes))
 	n.registry = control.NewRegistry(control.RegistryConfig{
 		NodeID: n.cfg.NodeID, RESPAddr: n.cfg.RESPAddr, HTTPAddr: n.cfg.HTTPAddr,
 		Every: n.cfg.HeartbeatInterval, Dead: n.cfg.DeadTimeout, Now: n.clock.Now, Map: n.cmap,
@@ -52,7 +52,7 @@ func (n *Node) saveMap(b []byte) { _ = n.db.Set(storage.ClusterMapKey, b, pebble
 func (n *Node) newControl() []func(context.Context) {
 	c, nodes := &n.cfg, n.registry.Nodes
 	n.members = control.NewMembers(control.MembersConfig{
-		Identity: n.layout.ident, Write: n.write, Peers: n.tr, Map: n.cmap, Nodes: nodes,
+		Identity: n.layout.Ident, Write: n.write, Peers: n.tr, Map: n.cmap, Nodes: nodes,
 	})
 	n.place = control.NewPlacement(control.PlacementConfig{
 		NodeID: c.NodeID, Ring: c.ringConfig(), Every: c.HeartbeatInterval, RequestTimeout: c.RequestTimeout,
@@ -100,7 +100,7 @@ func (n *Node) newAdmin() *admin.API {
 	}
 	return admin.New(admin.Config{
 		NodeID:         n.cfg.NodeID,
-		ClusterID:      n.layout.ident.ClusterID,
+		ClusterID:      n.layout.Ident.ClusterID,
 		Engine:         n.eng,
 		Write:          n.write,
 		Partitions:     func() []api.PartitionRecord { return n.view().Parts },

@@ -125,7 +125,8 @@ func (c *Coordinator) onePhase(ctx context.Context, p *plan) ([]byte, outcome, e
 		return reply, done, nil
 	}
 	elems, _ := SplitArray(reply)
-	return p.merge(map[uint64][][]byte{g: elems}), done, nil
+	out, err := p.merge(map[uint64][][]byte{g: elems})
+	return out, done, err
 }
 
 // readOptimistic is one lock-free attempt at a read-only transaction over
@@ -172,7 +173,8 @@ func (c *Coordinator) readOptimistic(ctx context.Context, p *plan) ([]byte, outc
 			return nil, conflict, nil
 		}
 	}
-	return p.merge(results), done, nil
+	out, err := p.merge(results)
+	return out, done, err
 }
 
 // snapRound reads every share once (txn.snap) and returns, per
@@ -375,7 +377,8 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 			if err != nil || rec.Status != Pending {
 				return nil, conflict, nil
 			}
-			return p.merge(replies), done, nil
+			out, err := p.merge(replies)
+			return out, done, err
 		}
 		return c.decide(ctx, p, ref, replies)
 	}
@@ -460,7 +463,8 @@ func (c *Coordinator) decide(ctx context.Context, p *plan, ref Ref, replies map[
 	case Committed:
 		c.cfg.Failpoint(api.FailAfterDecision)
 		c.finish(ref.ID, ref.Group, Committed, p.groups)
-		return p.merge(replies), done, nil
+		out, err := p.merge(replies)
+		return out, done, err
 	case Aborted, Missing:
 		c.finish(ref.ID, ref.Group, Aborted, p.groups)
 		return nil, conflict, nil

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -51,5 +52,28 @@ func TestCrossPartitionMSETNXVetoed(t *testing.T) {
 				t.Fatalf("a later MSETNX of fresh keys answered %s, want 1", got)
 			}
 		})
+	}
+}
+
+// A split command's reply whose share is missing or malformed (a bug of
+// the protocol) is an InternalError, never a panic or a reply made up of
+// whatever arrived.
+func TestMergeOfABrokenShareIsAnError(t *testing.T) {
+	p, err := makePlan(cmds("MGET a1 b1"), nil, partitionOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ie *InternalError
+	for name, replies := range map[string]map[uint64][][]byte{
+		"missing":   {0: {[]byte("*1\r\n$1\r\nx\r\n")}},
+		"malformed": {0: {[]byte("*1\r\n$1\r\nx\r\n")}, 1: {[]byte("*2\r\n$1\r\ny\r\n$1\r\nz\r\n")}},
+	} {
+		if out, err := p.merge(replies); !errors.As(err, &ie) {
+			t.Errorf("%s share: merge answered %q, %v; want an InternalError", name, out, err)
+		}
+	}
+	out, err := p.merge(map[uint64][][]byte{0: {[]byte("*1\r\n$1\r\nx\r\n")}, 1: {[]byte("*1\r\n$1\r\ny\r\n")}})
+	if err != nil || string(out) != "*1\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n" {
+		t.Fatalf("whole shares merged into %q, %v", out, err)
 	}
 }

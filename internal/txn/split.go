@@ -95,32 +95,38 @@ func makePlan(cmds []command.Cmd, watches []Watch, partition func([]byte) uint64
 }
 
 // merge assembles the EXEC reply from each partition's replies.
-func (p *plan) merge(replies map[uint64][][]byte) []byte {
+// A share missing or malformed is a bug of the protocol, answered as an
+// InternalError, never a panic.
+func (p *plan) merge(replies map[uint64][][]byte) ([]byte, error) {
 	out := resp.AppendArrayHeader(nil, len(p.pieces))
 	for i, ps := range p.pieces {
-		out = append(out, p.mergeOne(p.specs[i], ps, replies)...)
+		one, err := p.mergeOne(p.specs[i], ps, replies)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, one...)
 	}
-	return out
+	return out, nil
 }
 
 // mergeOne makes one command's reply from its shares' replies, as its
 // Spec.Merge says.
-func (p *plan) mergeOne(spec *command.Spec, ps []piece, replies map[uint64][][]byte) []byte {
+func (p *plan) mergeOne(spec *command.Spec, ps []piece, replies map[uint64][][]byte) ([]byte, error) {
 	parts := make([][]byte, len(ps))
 	keys := 0
 	for i, pc := range ps {
 		rs := replies[pc.group]
 		if pc.index >= len(rs) { // a share that never answered: a bug, not a panic
-			return resp.AppendError(nil, "ERR internal: a share of the reply is missing")
+			return nil, &InternalError{Msg: "a share of the " + strings.ToUpper(spec.Name) + " reply is missing"}
 		}
 		parts[i] = rs[pc.index]
 		keys += len(pc.pos)
 		if len(ps) > 1 && bytes.HasPrefix(parts[i], []byte("-")) {
-			return parts[i]
+			return parts[i], nil
 		}
 	}
 	if len(ps) == 1 {
-		return parts[0]
+		return parts[0], nil
 	}
 	switch spec.Merge {
 	case command.MergeSum:
@@ -128,17 +134,17 @@ func (p *plan) mergeOne(spec *command.Spec, ps []piece, replies map[uint64][][]b
 		for _, b := range parts {
 			v, _, err := resp.ParseValue(b)
 			if err != nil || v.Kind != ':' {
-				return b
+				return b, nil
 			}
 			n += v.Int
 		}
-		return resp.AppendInt(nil, n)
+		return resp.AppendInt(nil, n), nil
 	case command.MergeByPosition:
 		elems := make([][]byte, keys)
 		for i, b := range parts {
 			vals, ok := SplitArray(b)
 			if !ok || len(vals) != len(ps[i].pos) {
-				return resp.AppendError(nil, "ERR internal: malformed "+strings.ToUpper(spec.Name)+" share")
+				return nil, &InternalError{Msg: "malformed " + strings.ToUpper(spec.Name) + " share"}
 			}
 			for j, pos := range ps[i].pos {
 				elems[pos] = vals[j]
@@ -148,14 +154,14 @@ func (p *plan) mergeOne(spec *command.Spec, ps []piece, replies map[uint64][][]b
 		for _, e := range elems {
 			out = append(out, e...)
 		}
-		return out
+		return out, nil
 	case command.MergeAllOrNothing:
 		for _, b := range parts {
 			if string(b) != ":1\r\n" {
-				return resp.AppendInt(nil, 0)
+				return resp.AppendInt(nil, 0), nil
 			}
 		}
-		return resp.AppendInt(nil, 1)
+		return resp.AppendInt(nil, 1), nil
 	}
-	return parts[0] // MergeFirst: every share answers alike (MSET: OK)
+	return parts[0], nil // MergeFirst: every share answers alike (MSET: OK)
 }

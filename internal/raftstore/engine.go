@@ -44,6 +44,11 @@ type Engine struct {
 	cuts     cutRegistry
 	fatal    atomic.Pointer[error]
 	started  atomic.Bool
+	disk     diskState // disk.go
+	// over is closed when the loop exited or the engine was fenced,
+	// whichever comes first (a fenced loop may never exit).
+	over     chan struct{}
+	overOnce sync.Once
 }
 
 type waitKey struct{ origin, seq uint64 }
@@ -75,6 +80,8 @@ func New(cfg Config, db *pebble.DB, tr Transport) (*Engine, error) {
 		done:    make(chan struct{}),
 		waiters: map[waitKey]*waiter{},
 	}
+	e.over = make(chan struct{})
+	e.disk.stalled = make(chan struct{})
 	e.in.reset()
 	e.outSnaps.init()
 	e.publishGroups()
@@ -203,6 +210,7 @@ func (e *Engine) Start() {
 	}
 	e.started.Store(true)
 	go e.run()
+	go e.watchStall()
 }
 
 // Stop ends the loop and fails everything still waiting.
@@ -213,15 +221,22 @@ func (e *Engine) Stop() {
 		close(e.stop)
 	}
 	if e.started.Load() {
-		<-e.done
+		select {
+		case <-e.done:
+		case <-e.disk.stalled: // stuck inside storage: it may never return
+			return
+		}
 	}
 	e.failAllWaiters(ErrStopped)
 	e.outSnaps.closeAll()
 	e.cuts.drop(func(cutKey) bool { return true })
 }
 
-// Done is closed when the loop has exited (Stop, or a fatal error).
-func (e *Engine) Done() <-chan struct{} { return e.done }
+// Done is closed when the loop has exited (Stop, or a fatal error) or the
+// engine fenced itself (a fatal error; a stalled loop may never exit).
+func (e *Engine) Done() <-chan struct{} { return e.over }
+
+func (e *Engine) closeOver() { e.overOnce.Do(func() { close(e.over) }) }
 
 // Err returns the fatal error that stopped the engine, if any.
 func (e *Engine) Err() error {
@@ -257,6 +272,9 @@ func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request)
 	}
 	if e.hosted(group) == nil {
 		return fail(ErrNoGroup)
+	}
+	if err := e.noSpace(); err != nil {
+		return fail(err)
 	}
 	for _, req := range reqs {
 		if len(req.Args) == 0 {
@@ -296,7 +314,7 @@ func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request)
 			continue
 		case <-ctx.Done():
 		case <-e.stop:
-		case <-e.done:
+		case <-e.over:
 		}
 		// Gave up: everything not answered yet has an unknown outcome.
 		for j := i; j < len(ws); j++ {
@@ -393,7 +411,7 @@ func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
 		return fmt.Errorf("read barrier: %w", ctx.Err())
 	case <-e.stop:
 		return ErrStopped
-	case <-e.done:
+	case <-e.over:
 		return ErrStopped
 	}
 }

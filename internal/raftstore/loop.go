@@ -13,6 +13,7 @@ import (
 )
 
 func (e *Engine) run() {
+	defer e.closeOver()
 	defer close(e.done)
 	defer func() {
 		if p := recover(); p != nil {
@@ -61,7 +62,9 @@ func (e *Engine) run() {
 			}
 		}
 		var err error
+		e.disk.busySince.Store(time.Now().UnixNano())
 		more, err = e.cycle()
+		e.disk.busySince.Store(0)
 		if err != nil {
 			// A storage failure: the node must not acknowledge anything more.
 			e.setFatal(err)

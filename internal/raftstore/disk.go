@@ -122,6 +122,18 @@ func (e *Engine) watchStall() {
 	}
 }
 
+// Fence stops the engine on a fault found outside the loop (Pebble found
+// a corrupt file): Err reports err, the loop exits at its next turn and
+// answers every waiter, and Done closes. Nothing more is acknowledged.
+// Safe from any goroutine; Stop is still to be called.
+func (e *Engine) Fence(err error) {
+	e.setFatal(err)
+	e.stopOnce.Do(func() { close(e.stop) })
+	if !e.started.Load() {
+		e.closeOver()
+	}
+}
+
 func (e *Engine) failWaitersOnly(err error) {
 	e.waitMu.Lock()
 	ws := e.waiters

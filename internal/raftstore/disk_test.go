@@ -133,3 +133,23 @@ func TestStalledWriteFencesTheNode(t *testing.T) {
 		t.Fatal("Stop blocked on a loop stuck in storage")
 	}
 }
+
+// TestFenceStopsTheLoop: a fault found outside the loop (a corrupt file)
+// stops the engine: Done closes, Err says why, proposals are refused.
+func TestFenceStopsTheLoop(t *testing.T) {
+	c := newCluster(t, 1, 1, nil)
+	n := c.leader(0)
+	n.eng.Fence(errors.New("corrupt file 000018.sst"))
+	select {
+	case <-n.eng.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done not closed after Fence")
+	}
+	if err := n.eng.Err(); err == nil || !strings.Contains(err.Error(), "000018.sst") {
+		t.Fatalf("Err() = %v", err)
+	}
+	seq++
+	if _, err := n.eng.Propose(context.Background(), 0, &raftstore.Request{Origin: 1, Seq: seq, Args: toArgs([]string{"set", "a", "1"})}); err == nil {
+		t.Fatal("a fenced engine accepted a write")
+	}
+}

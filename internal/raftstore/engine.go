@@ -49,6 +49,7 @@ type Engine struct {
 	// whichever comes first (a fenced loop may never exit).
 	over     chan struct{}
 	overOnce sync.Once
+	stopOnce sync.Once // closes stop: Stop, or Fence
 }
 
 type waitKey struct{ origin, seq uint64 }
@@ -215,11 +216,7 @@ func (e *Engine) Start() {
 
 // Stop ends the loop and fails everything still waiting.
 func (e *Engine) Stop() {
-	select {
-	case <-e.stop:
-	default:
-		close(e.stop)
-	}
+	e.stopOnce.Do(func() { close(e.stop) })
 	if e.started.Load() {
 		select {
 		case <-e.done:

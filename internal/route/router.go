@@ -188,6 +188,9 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 			case codeReadFailed: // an engine error that is not retryable
 				errs[idx] = &failure.EngineError{Msg: string(o.reply)}
 				continue
+			case codeNoSpace: // refused before proposing; leadership is moving away
+				errs[idx] = &failure.NoSpaceError{Msg: string(o.reply)}
+				continue
 			case codeMaybeApplied:
 				maybe[idx] = true
 			}

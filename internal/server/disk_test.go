@@ -1,0 +1,58 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/faultfs"
+)
+
+// TestDiskFullNOSPACE: a node whose data dir drops below its reserve
+// refuses writes with NOSPACE (nothing applied), keeps serving reads, and
+// takes writes again by itself once space is back. One node, so no
+// leadership can move away: the refusal is what clients see.
+func TestDiskFullNOSPACE(t *testing.T) {
+	tc := startCluster(t, 1, func(c *Config) { c.FaultInjection, c.Replicas = true, 1 })
+	n := tc.nodes[0]
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), MaxRetries: -1})
+	defer c.Close()
+	if err := c.Set(ctx5(t), "before", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	n.disk.Set(faultfs.Fault{FreeBytes: 1 << 20})
+	waitUntil(t, "the disk guard to see the disk full", 10*time.Second, n.eng.DiskFull)
+	err := c.Set(ctx5(t), "during", "2", 0).Err()
+	want := "NOSPACE disk almost full on node 1 (1 MiB free, reserve "
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "MiB): writes refused until space is freed") {
+		t.Fatalf("SET on a full disk: %v, want %q...", err, want)
+	}
+	if v, err := c.Get(ctx5(t), "before").Result(); err != nil || v != "1" {
+		t.Fatalf("GET on a full disk: %q, %v", v, err)
+	}
+	if err := c.Get(ctx5(t), "during").Err(); err != redis.Nil {
+		t.Fatalf("the refused SET was applied: %v", err)
+	}
+
+	n.disk.Set(faultfs.Fault{})
+	waitUntil(t, "the disk guard to see space again", 10*time.Second, func() bool { return !n.eng.DiskFull() })
+	if err := c.Set(ctx5(t), "after", "3", 0).Err(); err != nil {
+		t.Fatalf("SET with space back: %v", err)
+	}
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

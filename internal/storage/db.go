@@ -49,8 +49,9 @@ func Open(o Options) (*pebble.DB, error) {
 		Cache: cache,
 		// The raft log is written and deleted at a high rate; a larger
 		// memtable lets most entries die before they are flushed.
-		MemTableSize: 64 << 20,
-		Logger:       logger,
+		MemTableSize:       64 << 20,
+		FormatMajorVersion: walFormat, // wal.go
+		Logger:             logger,
 		EventListener: eventListener(logger, func(c Corruption) {
 			if err := RecordCorruption(fs, o.Dir, c); err != nil {
 				logger.l.Error("could not record the corruption in the data dir", "err", err)
@@ -67,9 +68,10 @@ func Open(o Options) (*pebble.DB, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].FilterType = pebble.TableFilter
 	}
+	checkWALTail(fs, o.Dir, logger.l)
 	db, err := pebble.Open(o.Dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open storage at %s: %w", o.Dir, err)
+		return nil, fmt.Errorf("open storage at %s: %w", o.Dir, walError(o.Dir, err))
 	}
 	return db, nil
 }

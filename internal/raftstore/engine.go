@@ -44,7 +44,8 @@ type Engine struct {
 	cuts     cutRegistry
 	fatal    atomic.Pointer[error]
 	started  atomic.Bool
-	disk     diskState // disk.go
+	disk     diskState   // disk.go
+	mark     durableMark // mark.go
 	// over is closed when the loop exited or the engine was fenced,
 	// whichever comes first (a fenced loop may never exit).
 	over     chan struct{}
@@ -212,6 +213,10 @@ func (e *Engine) Start() {
 	e.started.Store(true)
 	go e.run()
 	go e.watchStall()
+	if e.cfg.DataDir != "" {
+		e.mark.done = make(chan struct{})
+		go e.runMark()
+	}
 }
 
 // Stop ends the loop and fails everything still waiting.
@@ -222,6 +227,9 @@ func (e *Engine) Stop() {
 		case <-e.done:
 		case <-e.disk.stalled: // stuck inside storage: it may never return
 			return
+		}
+		if e.mark.done != nil {
+			<-e.mark.done // its last write: a clean stop leaves a complete mark
 		}
 	}
 	e.failAllWaiters(ErrStopped)

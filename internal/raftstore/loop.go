@@ -322,6 +322,7 @@ func (e *Engine) persist(readies []readyRep) error {
 	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("persist raft state: %w", err)
 	}
+	e.noteHardStates(readies, mustSync)
 	for _, rr := range readies {
 		if !raft.IsEmptySnap(rr.rd.Snapshot) {
 			rr.r.appliedCommitted() // the installed snapshot is now on disk

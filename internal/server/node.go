@@ -159,6 +159,9 @@ func Start(cfg Config) (*Node, error) {
 	if err := n.addReplicas(fresh); err != nil {
 		return nil, err
 	}
+	if err := n.eng.CheckDurable(); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
 	if fresh {
 		// The identity is written last: a crash before this point leaves a
 		// data dir that bootstraps again from scratch, identically.

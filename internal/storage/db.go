@@ -41,7 +41,7 @@ func Open(o Options) (*pebble.DB, error) {
 	if cacheBytes == 0 {
 		cacheBytes = 64 << 20
 	}
-	logger := newPebbleLogger(o.Logger)
+	logger := newPebbleLogger(o.Logger, o.Dir)
 	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{

@@ -34,11 +34,13 @@ type seen struct {
 	repeat int
 }
 
-func newPebbleLogger(l *slog.Logger) *pebbleLogger {
+// newPebbleLogger logs with the data dir's path on every line: an error
+// from storage must name the disk.
+func newPebbleLogger(l *slog.Logger, dir string) *pebbleLogger {
 	if l == nil {
 		l = slog.Default()
 	}
-	return &pebbleLogger{l: l, last: map[string]*seen{}}
+	return &pebbleLogger{l: l.With("dir", dir), last: map[string]*seen{}}
 }
 
 func (p *pebbleLogger) Infof(string, ...any) {}

@@ -15,7 +15,8 @@ import (
 //     proposals on this node are refused with a NoSpaceError before
 //     anything reaches raft, so the refusal is clean (nothing applied), and
 //     every leadership held here is handed to an up-to-date follower, again
-//     at each report while full, since raft may elect this node again.
+//     at every tick while full, since raft may elect this node again and the
+//     leader balancer may hand it a leadership.
 //     What leaders elsewhere send keeps being appended, persisted and
 //     applied: the follower stays in its quorums, and its log and state
 //     keep up, for as long as the reserve lasts. Reads are served as usual.
@@ -74,6 +75,19 @@ func (e *Engine) SetDiskFull(full bool, free, reserve uint64) {
 		}
 	})
 	e.notify()
+}
+
+// shedLeadership hands away, at every tick while the disk is full, any
+// leadership this node gained since (an election it won, or the leader
+// balancer's hand-over): it cannot take writes, so it must not lead.
+// Called on the loop.
+func (e *Engine) shedLeadership() {
+	if e.disk.full.Load() == nil {
+		return
+	}
+	for _, r := range e.replicas {
+		r.transferAway()
+	}
 }
 
 // DiskFull reports whether the disk is below its reserve (writes refused).

@@ -97,6 +97,7 @@ func (e *Engine) cycle() (bool, error) {
 		for _, r := range e.replicas {
 			e.releaseCuts(r, now)
 		}
+		e.shedLeadership()
 	}
 	for _, env := range in.msgs {
 		e.receive(env)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -42,6 +43,7 @@ func Open(o Options) (*pebble.DB, error) {
 		cacheBytes = 64 << 20
 	}
 	logger := newPebbleLogger(o.Logger, o.Dir)
+	var recorded atomic.Bool
 	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
@@ -53,8 +55,12 @@ func Open(o Options) (*pebble.DB, error) {
 		FormatMajorVersion: walFormat, // wal.go
 		Logger:             logger,
 		EventListener: eventListener(logger, func(c Corruption) {
-			if err := RecordCorruption(fs, o.Dir, c); err != nil {
-				logger.l.Error("could not record the corruption in the data dir", "err", err)
+			// The first corruption is the one recorded; the node is
+			// fencing itself, and the same file is often reported again.
+			if recorded.CompareAndSwap(false, true) {
+				if err := RecordCorruption(fs, o.Dir, c); err != nil {
+					logger.l.Error("could not record the corruption in the data dir", "err", err)
+				}
 			}
 			if o.OnCorruption != nil {
 				o.OnCorruption(c)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,4 +56,43 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// TestDiskFullNodeHandsLeadershipAway: in a 3-node cluster, the node whose
+// disk is almost full stops leading (its leaderships move, and stay away
+// although the balancer offers them back), while writes sent through it
+// keep succeeding on the other leaders and it keeps following.
+func TestDiskFullNodeHandsLeadershipAway(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) {
+		c.FaultInjection = c.NodeID == 1
+		c.LeaderBalanceInterval = 200 * time.Millisecond // offer leaderships back often
+	})
+	n1 := tc.nodes[0]
+	leads := func() int {
+		led := 0
+		for _, st := range n1.eng.Status() {
+			if st.LeaderNode == 1 {
+				led++
+			}
+		}
+		return led
+	}
+	waitUntil(t, "node 1 to lead some partitions", 20*time.Second, func() bool { return leads() > 0 })
+	n1.disk.Set(faultfs.Fault{FreeBytes: 1 << 20})
+	waitUntil(t, "node 1 to see its disk full", 10*time.Second, n1.eng.DiskFull)
+	waitUntil(t, "node 1 to lead nothing", 20*time.Second, func() bool { return leads() == 0 })
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), MaxRetries: -1})
+	defer c.Close()
+	for i := range 100 {
+		k := "full-" + strconv.Itoa(i)
+		if err := c.Set(ctx5(t), k, i, 0).Err(); err != nil {
+			t.Fatalf("SET %s through the full node: %v", k, err)
+		}
+		if v, err := c.Get(ctx5(t), k).Int(); err != nil || v != i {
+			t.Fatalf("GET %s: %d, %v", k, v, err)
+		}
+	}
+	n1.disk.Set(faultfs.Fault{})
+	waitUntil(t, "node 1 to see space again", 10*time.Second, func() bool { return !n1.eng.DiskFull() })
+	waitUntil(t, "node 1 to lead again (balancer)", 20*time.Second, func() bool { return leads() > 0 })
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kintsu/kintsu/internal/diskguard"
 	"github.com/kintsu/kintsu/internal/raftstore"
@@ -47,8 +48,22 @@ func (f *diskFence) attach(eng *raftstore.Engine) {
 // is below the reserve (the engine refuses writes and moves leaderships
 // away; see raftstore/disk.go). It ends with ctx.
 func (n *Node) watchDisk(fs vfs.FS) func(context.Context) {
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: name, Help: help})
+		n.metrics.Registry.MustRegister(g)
+		return g
+	}
+	free := gauge("disk_free_bytes", "Free space on the data dir's volume.")
+	reserve := gauge("disk_reserve_bytes", "Free space kept back: below it writes are refused (NOSPACE).")
+	full := gauge("disk_full", "1 while the data dir's free space is below the reserve and writes are refused.")
 	return func(ctx context.Context) {
 		diskguard.Watch(ctx, fs, n.cfg.DataDir, n.cfg.DiskReserve, diskEvery, n.log, func(s diskguard.Sample) {
+			free.Set(float64(s.Free))
+			reserve.Set(float64(s.Reserve))
+			full.Set(0)
+			if s.Full {
+				full.Set(1)
+			}
 			if s.Full || n.eng.DiskFull() {
 				n.eng.SetDiskFull(s.Full, s.Free, s.Reserve)
 			}

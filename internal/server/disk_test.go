@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,6 +40,9 @@ func TestDiskFullNOSPACE(t *testing.T) {
 		t.Fatalf("the refused SET was applied: %v", err)
 	}
 
+	if m := scrape(t, tc.cfgs[0].HTTPAddr); !strings.Contains(m, "kintsu_disk_full 1") || !strings.Contains(m, "kintsu_disk_free_bytes 1.048576e+06") {
+		t.Errorf("metrics do not show the full disk")
+	}
 	n.disk.Set(faultfs.Fault{})
 	waitUntil(t, "the disk guard to see space again", 10*time.Second, func() bool { return !n.eng.DiskFull() })
 	if err := c.Set(ctx5(t), "after", "3", 0).Err(); err != nil {
@@ -95,4 +100,18 @@ func TestDiskFullNodeHandsLeadershipAway(t *testing.T) {
 	n1.disk.Set(faultfs.Fault{})
 	waitUntil(t, "node 1 to see space again", 10*time.Second, func() bool { return !n1.eng.DiskFull() })
 	waitUntil(t, "node 1 to lead again (balancer)", 20*time.Second, func() bool { return leads() > 0 })
+}
+
+func scrape(t *testing.T, httpAddr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

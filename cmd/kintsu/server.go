@@ -21,6 +21,7 @@ func runServer(args []string) int {
 		cfg            server.Config
 		initialCluster string
 		logLevel       string
+		insecure       bool
 	)
 	fs.Uint64Var(&cfg.NodeID, "id", 0, "this node's id (positive integer, unique in the cluster)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data")
@@ -46,6 +47,8 @@ func runServer(args []string) int {
 	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "directory with ca.crt, node.crt and node.key (see kintsu cert): TLS on every port, mutual TLS between nodes")
+	fs.BoolVar(&insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,6 +58,13 @@ func runServer(args []string) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if msg := securityProblem(cfg.CertsDir, insecure); msg != "" {
+		fmt.Fprintf(os.Stderr, "kintsu server: %s\n", msg)
+		return 2
+	}
+	if insecure {
+		cfg.Logger.Warn("--insecure: no TLS, no peer authentication; anyone who reaches a port is trusted")
+	}
 	ic, err := server.ParseInitialCluster(initialCluster)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu server: --initial-cluster: %v\n", err)

@@ -47,6 +47,8 @@ func fakeNode(args []string) int {
 	peerAddr := fs.String("peer-addr", "", "")
 	httpAddr := fs.String("http-addr", "", "")
 	fs.String("initial-cluster", "", "")
+	fs.Bool("insecure", false, "")
+	fs.String("certs-dir", "", "")
 	fs.Int("partitions", 0, "")
 	fs.Int("replicas", 0, "")
 	tag := fs.String("fake-tag", "", "")

@@ -232,7 +232,7 @@ func TestArgsAndLayout(t *testing.T) {
 	cluster := fmt.Sprintf("1=127.0.0.1:%d,2=127.0.0.1:%d", 10001+base, 10002+base)
 	wantArgs := []string{c.opts.Binary, "server", "--id", "2", "--data-dir", want.DataDir,
 		"--resp-addr", want.RESPAddr, "--peer-addr", want.PeerAddr, "--http-addr", want.HTTPAddr,
-		"--initial-cluster", cluster, "--replicas", "2", "--fake-tag", "x"}
+		"--initial-cluster", cluster, "--insecure", "--replicas", "2", "--fake-tag", "x"}
 	if got := c.Args(2); !slices.Equal(got, wantArgs) {
 		t.Errorf("Args(2) = %q\nwant      %q", got, wantArgs)
 	}

@@ -21,10 +21,14 @@ func NodeCertsDir(certsDir string, id uint64) string {
 // certificate in NodeCertsDir valid for 127.0.0.1 and localhost (and
 // hosts[i-1] when hosts is given), and a client certificate for each of
 // users in certsDir. The CA key stays in certsDir, out of the nodes'
-// directories.
+// directories. What exists already is kept, so a cluster can be started
+// again, or with more nodes, from the same directory.
 func CreateCerts(certsDir string, nodes int, hosts []string, users ...string) error {
-	if err := pki.CreateCA(certsDir, false); err != nil {
-		return err
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	if !exists(filepath.Join(certsDir, pki.CACert)) {
+		if err := pki.CreateCA(certsDir, false); err != nil {
+			return err
+		}
 	}
 	signer := pki.Signer{CACert: filepath.Join(certsDir, pki.CACert), CAKey: filepath.Join(certsDir, pki.CAKey)}
 	for i := 1; i <= nodes; i++ {
@@ -32,11 +36,17 @@ func CreateCerts(certsDir string, nodes int, hosts []string, users ...string) er
 		if len(hosts) >= i {
 			names = append(names, hosts[i-1])
 		}
+		if exists(filepath.Join(NodeCertsDir(certsDir, uint64(i)), pki.NodeCert)) {
+			continue
+		}
 		if err := pki.CreateNode(NodeCertsDir(certsDir, uint64(i)), signer, uint64(i), names, false); err != nil {
 			return err
 		}
 	}
 	for _, u := range users {
+		if exists(filepath.Join(certsDir, pki.ClientCert(u))) {
+			continue
+		}
 		if err := pki.CreateClient(certsDir, signer, u, false); err != nil {
 			return err
 		}

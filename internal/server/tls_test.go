@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/control"
+	"github.com/kintsu/kintsu/internal/pki"
+	"github.com/kintsu/kintsu/internal/transport"
+)
+
+// secureCerts makes a CA in a temporary directory and node 1..n's certs
+// directories under it.
+func secureCerts(t *testing.T, n int) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := pki.CreateCA(root, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		if err := pki.CreateNode(nodeCerts(root, uint64(i)), pki.Signer{CACert: filepath.Join(root, pki.CACert), CAKey: filepath.Join(root, pki.CAKey)}, uint64(i), []string{"127.0.0.1"}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func nodeCerts(root string, id uint64) string { return filepath.Join(root, fmt.Sprintf("node-%d", id)) }
+
+func TestSecureClusterServesTLSAndRefusesPlaintext(t *testing.T) {
+	root := secureCerts(t, 3)
+	tc := startCluster(t, 3, func(c *Config) { c.CertsDir = nodeCerts(root, c.NodeID) })
+	clientTLS, err := pki.ClientConfig(root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctx5(t)
+	c1 := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), Protocol: 2, TLSConfig: clientTLS})
+	defer c1.Close()
+	if err := c1.Set(ctx, "greeting", "hello", 0).Err(); err != nil {
+		t.Fatalf("SET over TLS: %v", err)
+	}
+	c2 := redis.NewClient(&redis.Options{Addr: tc.respAddr(1), Protocol: 2, TLSConfig: clientTLS})
+	defer c2.Close()
+	if v, err := c2.Get(ctx, "greeting").Result(); err != nil || v != "hello" {
+		t.Fatalf("GET over TLS on another node: %q, %v", v, err)
+	}
+
+	plain := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), Protocol: 2, MaxRetries: -1, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second})
+	defer plain.Close()
+	if v, err := plain.Get(ctx, "greeting").Result(); err == nil {
+		t.Fatalf("a plaintext client read %q from the TLS port", v)
+	}
+
+	// The admin port is HTTPS; plain HTTP gets no status.
+	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}
+	resp, err := https.Get("https://" + tc.cfgs[0].HTTPAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz over HTTPS: %s", resp.Status)
+	}
+	resp, err = (&http.Client{Timeout: 5 * time.Second}).Get("http://" + tc.cfgs[0].HTTPAddr + "/v1/status")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("the admin API answered plain HTTP")
+		}
+	}
+}
+
+// A member's certificate admits that member only: node 2 cannot make node
+// 9 join, and a node of another CA cannot join at all.
+func TestJoinNeedsTheJoinersOwnCertificate(t *testing.T) {
+	root := secureCerts(t, 3)
+	tc := startCluster(t, 3, func(c *Config) { c.CertsDir = nodeCerts(root, c.NodeID) })
+
+	join := func(certs *pki.Certs, as uint64) error {
+		tr := transport.New(certs.NodeID, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+		defer tr.Stop()
+		tr.SetTLS(transport.TLS{Server: certs.PeerServer(), Client: func(uint64) *tls.Config { return certs.PeerClient(0) }})
+		tr.SetPeer(1, tc.cfgs[0].PeerAddr)
+		body, _ := json.Marshal(api.NodeRecord{ID: as, PeerAddr: "127.0.0.1:1"})
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err := tr.Call(ctx, 1, control.MethodJoin, body)
+		return err
+	}
+	n2, err := pki.LoadNode(nodeCerts(root, 2), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := join(n2, 9); err == nil || !strings.Contains(err.Error(), "cannot join as node 9") {
+		t.Fatalf("node 2's certificate joining as node 9: %v, want refused", err)
+	}
+	other := secureCerts(t, 9)
+	n9, err := pki.LoadNode(nodeCerts(other, 9), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := join(n9, 9); err == nil {
+		t.Fatal("a node of another CA joined")
+	}
+	if _, ok := tc.nodes[0].nodeRecord(9); ok {
+		t.Fatal("node 9 is in the registry")
+	}
+}

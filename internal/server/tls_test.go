@@ -119,3 +119,27 @@ func TestJoinNeedsTheJoinersOwnCertificate(t *testing.T) {
 		t.Fatal("node 9 is in the registry")
 	}
 }
+
+// A node with a certificate of the cluster's CA joins a secure cluster:
+// the join goes without a cluster id, everything after it with the one
+// the answer brought.
+func TestSecureNodeJoins(t *testing.T) {
+	root := secureCerts(t, 4)
+	tc := startCluster(t, 3, func(c *Config) { c.CertsDir = nodeCerts(root, c.NodeID) })
+	ls := &Listeners{Peer: listen(t), RESP: listen(t), HTTP: listen(t)}
+	cfg := tc.cfgs[0]
+	cfg.NodeID, cfg.DataDir, cfg.InitialCluster, cfg.Join, cfg.CertsDir = 4, t.TempDir(), nil, tc.cfgs[0].PeerAddr, nodeCerts(root, 4)
+	cfg.RESPAddr, cfg.PeerAddr, cfg.HTTPAddr, cfg.Listeners = ls.RESP.Addr().String(), ls.Peer.Addr().String(), ls.HTTP.Addr().String(), ls
+	n4, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.nodes, tc.cfgs = append(tc.nodes, n4), append(tc.cfgs, cfg)
+	waitFor(t, "node 4's heartbeat to reach the metadata", 20*time.Second, func() bool {
+		rec, ok := tc.nodes[0].nodeRecord(4)
+		return ok && rec.RESPAddr == cfg.RESPAddr
+	})
+	if got, want := n4.layout.Ident.ClusterID, tc.nodes[0].layout.Ident.ClusterID; got != want {
+		t.Fatalf("node 4 is in cluster %s, want %s", got, want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +142,72 @@ func TestSecureNodeJoins(t *testing.T) {
 	})
 	if got, want := n4.layout.Ident.ClusterID, tc.nodes[0].layout.Ident.ClusterID; got != want {
 		t.Fatalf("node 4 is in cluster %s, want %s", got, want)
+	}
+}
+
+// logBuf collects a node's log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Nodes started with disagreeing flags compute different cluster ids;
+// they refuse each other's traffic and say so at ERROR, instead of
+// forming clusters that exchange raft messages.
+func TestMisconfiguredNodeIsRefusedByClusterID(t *testing.T) {
+	var lss []*Listeners
+	ic := map[uint64]string{}
+	for i := 1; i <= 3; i++ {
+		ls := &Listeners{Peer: listen(t), RESP: listen(t), HTTP: listen(t)}
+		lss = append(lss, ls)
+		ic[uint64(i)] = ls.Peer.Addr().String()
+	}
+	logs := make([]*logBuf, 3)
+	var nodes []*Node
+	for i := 1; i <= 3; i++ {
+		ls := lss[i-1]
+		logs[i-1] = &logBuf{}
+		cfg := Config{
+			NodeID: uint64(i), DataDir: t.TempDir(), InitialCluster: ic, Partitions: 8, Replicas: 3,
+			RESPAddr: ls.RESP.Addr().String(), PeerAddr: ls.Peer.Addr().String(), HTTPAddr: ls.HTTP.Addr().String(),
+			TickInterval: 20 * time.Millisecond, Listeners: ls, EmptyDirCheckTimeout: -1,
+			Logger: slog.New(slog.NewTextHandler(logs[i-1], &slog.HandlerOptions{Level: slog.LevelError})),
+		}
+		if i == 3 {
+			cfg.Partitions = 16 // the careless operator
+		}
+		n, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	defer func() {
+		for _, n := range nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = n.Stop(ctx)
+			cancel()
+		}
+	}()
+	good, bad := nodes[0].layout.Ident.ClusterID, nodes[2].layout.Ident.ClusterID
+	if good == bad {
+		t.Fatal("different --partitions gave the same cluster id")
+	}
+	want := fmt.Sprintf("local-cluster-id=%s remote-cluster-id=%s", good, bad)
+	waitFor(t, "node 1 to refuse node 3's traffic", 10*time.Second, func() bool { return strings.Contains(logs[0].String(), want) })
+	if !strings.Contains(logs[0].String(), "level=ERROR msg=\"cluster ID mismatch") {
+		t.Errorf("the refusal is not an ERROR saying cluster ID mismatch:\n%s", logs[0])
 	}
 }

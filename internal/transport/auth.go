@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -76,7 +77,7 @@ func (t *Transport) serverCreds() grpc.ServerOption {
 	if t.tls == nil {
 		return grpc.EmptyServerOption{}
 	}
-	return grpc.Creds(credentials.NewTLS(t.tls.Server))
+	return grpc.Creds(loggedCreds{credentials.NewTLS(t.tls.Server), t, 0})
 }
 
 // dialCreds is the credentials for dialing node; called with mu held.
@@ -84,7 +85,37 @@ func (t *Transport) dialCreds(node uint64) credentials.TransportCredentials {
 	if t.tls == nil {
 		return insecure.NewCredentials()
 	}
-	return credentials.NewTLS(t.tls.Client(node))
+	return loggedCreds{credentials.NewTLS(t.tls.Client(node)), t, node}
+}
+
+// loggedCreds logs failed TLS handshakes (rate-limited): gRPC keeps them
+// to itself, and a peer refused for its certificate, or a peer whose
+// certificate this node refuses, must show in the log of both nodes.
+type loggedCreds struct {
+	credentials.TransportCredentials
+	t    *Transport
+	node uint64 // the peer dialed; 0 on the server side
+}
+
+func (c loggedCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	out, info, err := c.TransportCredentials.ServerHandshake(conn)
+	if err != nil {
+		host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+		c.t.refusals.log(c.t, "handshake from "+host, "refused a peer connection: TLS handshake failed", "addr", conn.RemoteAddr().String(), "err", err)
+	}
+	return out, info, err
+}
+
+func (c loggedCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	out, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
+	if err != nil && ctx.Err() == nil {
+		c.t.refusals.log(c.t, fmt.Sprintf("handshake to %d", c.node), "cannot reach a peer: TLS handshake failed", "peer-node", c.node, "addr", authority, "err", err)
+	}
+	return out, info, err
+}
+
+func (c loggedCreds) Clone() credentials.TransportCredentials {
+	return loggedCreds{c.TransportCredentials.Clone(), c.t, c.node}
 }
 
 // outgoing adds this node's cluster id to ctx, when it knows it.

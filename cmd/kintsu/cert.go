@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/kintsu/kintsu/internal/pki"
 )
@@ -56,6 +57,7 @@ func runCert(args []string) int {
 		dir       string
 		overwrite bool
 		signer    pki.Signer
+		written   []string
 	)
 	fs.StringVar(&dir, "certs-dir", "", "directory the files are written to (created if missing)")
 	fs.BoolVar(&overwrite, "overwrite", false, "replace existing files")
@@ -80,6 +82,7 @@ func runCert(args []string) int {
 			return certFail("create-ca takes no arguments")
 		}
 		err = pki.CreateCA(dir, overwrite)
+		written = []string{pki.CACert, pki.CAKey}
 	case "create-node":
 		if len(pos) < 2 {
 			return certFail("create-node needs a node id and at least one host")
@@ -89,11 +92,13 @@ func runCert(args []string) int {
 			return certFail(fmt.Sprintf("node id %q: want a positive integer", pos[0]))
 		}
 		err = pki.CreateNode(dir, signer, id, pos[1:], overwrite)
+		written = []string{pki.NodeCert, pki.NodeKey}
 	case "create-client":
 		if len(pos) != 1 {
 			return certFail("create-client needs exactly one user name")
 		}
 		err = pki.CreateClient(dir, signer, pos[0], overwrite)
+		written = []string{pki.ClientCert(pos[0]), pki.ClientKey(pos[0])}
 	default:
 		return certFail(fmt.Sprintf("unknown subcommand %q", sub))
 	}
@@ -101,7 +106,7 @@ func runCert(args []string) int {
 		fmt.Fprintf(os.Stderr, "kintsu cert %s: %v\n", sub, err)
 		return 1
 	}
-	fmt.Printf("kintsu cert %s: wrote %s\n", sub, dir)
+	fmt.Printf("kintsu cert %s: wrote %s in %s\n", sub, strings.Join(written, ", "), dir)
 	return 0
 }
 

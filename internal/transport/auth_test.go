@@ -329,3 +329,30 @@ func TestInsecureTransportStillChecksClusterID(t *testing.T) {
 		t.Fatalf("calls %v: want one, with no certificate id", calls)
 	}
 }
+
+type noPairs struct{}
+
+func (noPairs) Iterate(func(k, v []byte) error) error { return nil }
+
+// A snapshot, which replaces a replica's whole state, is refused as
+// early as a raft frame when its header claims another node.
+func TestSnapshotClaimingAnotherNodeIsRefused(t *testing.T) {
+	p := newPKI(t)
+	addr, _, logs := serveNode(t, p.node(1))
+	c2 := tlsOf(p.node(2))
+	liar := dialer(t, 3, &c2, clusterA, addr)
+	done := make(chan error, 1)
+	env := raftstore.Envelope{Group: 7, Msg: &pb.Message{Type: pb.MsgSnap.Enum(), To: new(uint64(1)), From: new(uint64(3)), Term: new(uint64(1))}}
+	liar.SendSnapshot(1, env, noPairs{}, func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("snapshot claiming node 3 with node 2's certificate: %v, want PermissionDenied", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the snapshot neither failed nor finished")
+	}
+	if !strings.Contains(logs.String(), "kind=snapshot cert-node=2 claimed-node=3") {
+		t.Errorf("the refusal is not logged:\n%s", logs)
+	}
+}

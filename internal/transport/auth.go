@@ -158,6 +158,9 @@ func (t *Transport) admit(ctx context.Context, kind, method string) (uint64, err
 	if local == "" {
 		return node, nil
 	}
+	if len(method) > 32 { // the peer chose it: keep the log small
+		method = method[:32] + "..."
+	}
 	var remote string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(clusterIDHeader); len(v) == 1 {

@@ -69,6 +69,7 @@ func printTry(w io.Writer, c *launcher.Cluster, sec devSecurity) {
 	fmt.Fprintf(w, "      (client certificate: --cert %s --key %s)\n",
 		filepath.Join(sec.certsDir, pki.ClientCert(devUser)), filepath.Join(sec.certsDir, pki.ClientKey(devUser)))
 	fmt.Fprintf(w, "Admin: curl --cacert %s https://%s/v1/status\n", ca, first.HTTPAddr)
+	fmt.Fprintf(w, "       kintsu ctl --http %s --certs-dir %s status\n", first.HTTPAddr, sec.certsDir)
 	fmt.Fprintf(w, "Password: %s (in %s)\n", sec.password, sec.passwordFile)
 }
 

@@ -30,6 +30,8 @@ func runServer(args []string) int {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "address for the HTTP admin API")
 	fs.StringVar(&initialCluster, "initial-cluster", "", "every initial node as id=peer-addr, comma-separated; the same on every node")
 	fs.StringVar(&cfg.Join, "join", "", "instead of --initial-cluster: a member's peer address (host:port); the node joins that running cluster as a new member")
+	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "directory with ca.crt, node.crt and node.key (see kintsu cert): TLS on every port, mutual TLS between nodes")
+	fs.BoolVar(&insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
 	fs.IntVar(&cfg.Partitions, "partitions", 64, "number of partitions (fixed at bootstrap; must divide 16384)")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition (fixed at bootstrap)")
 	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
@@ -47,8 +49,6 @@ func runServer(args []string) int {
 	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "directory with ca.crt, node.crt and node.key (see kintsu cert): TLS on every port, mutual TLS between nodes")
-	fs.BoolVar(&insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

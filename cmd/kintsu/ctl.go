@@ -26,11 +26,17 @@ const ctlUsage = `Usage:
 func runCtl(args []string) int {
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, ctlUsage); fs.PrintDefaults() }
+	certsDir := fs.String("certs-dir", "", "for a secure cluster: HTTPS, trusting DIR/ca.crt")
+	certUser := fs.String("cert-user", "", "with --certs-dir: present DIR/client.USER.crt")
 	addr := fs.String("http", "127.0.0.1:8001", "admin (HTTP) address of any node")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	rest := fs.Args()
+	if err := ctl.UseTLS(*certsDir, *certUser); err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: --certs-dir: %v\n", err)
+		return 2
+	}
 	if len(rest) > 0 && rest[0] == "node" {
 		return runCtlNode(*addr, rest[1:])
 	}

@@ -28,6 +28,9 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 	case control.MethodChangeReplicas:
 		return n.place.ServeChangeReplicas(ctx, body)
 	case control.MethodJoin:
+		if err := checkJoiner(ctx, body); err != nil {
+			return nil, err
+		}
 		return n.members.ServeJoin(ctx, body)
 	case methodKnown:
 		d := codec.NewDecoder(body)

@@ -5,6 +5,9 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -209,5 +212,39 @@ func TestMisconfiguredNodeIsRefusedByClusterID(t *testing.T) {
 	waitFor(t, "node 1 to refuse node 3's traffic", 10*time.Second, func() bool { return strings.Contains(logs[0].String(), want) })
 	if !strings.Contains(logs[0].String(), "level=ERROR msg=\"cluster ID mismatch") {
 		t.Errorf("the refusal is not an ERROR saying cluster ID mismatch:\n%s", logs[0])
+	}
+}
+
+// A certificate of the cluster's CA lets a node join, not act as a member:
+// before joining, node 9's calls to read, write or change replicas are
+// refused (they used to be served to anyone); a member's are served.
+func TestPeerCallsNeedAMember(t *testing.T) {
+	root := secureCerts(t, 3)
+	tc := startCluster(t, 3, func(c *Config) { c.CertsDir = nodeCerts(root, c.NodeID) })
+	if err := pki.CreateNode(nodeCerts(root, 9), pki.Signer{CACert: filepath.Join(root, pki.CACert), CAKey: filepath.Join(root, pki.CAKey)}, 9, []string{"127.0.0.1"}, false); err != nil {
+		t.Fatal(err)
+	}
+	call := func(as uint64, method string) error {
+		certs, err := pki.LoadNode(nodeCerts(root, as), as)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := transport.New(as, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		defer tr.Stop()
+		tr.SetTLS(transport.TLS{Server: certs.PeerServer(), Client: func(uint64) *tls.Config { return certs.PeerClient(0) }})
+		tr.SetClusterID(tc.nodes[0].layout.Ident.ClusterID)
+		tr.SetPeer(1, tc.cfgs[0].PeerAddr)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err = tr.Call(ctx, 1, method, []byte{0xff}) // a body no method accepts
+		return err
+	}
+	for _, m := range []string{"w", "r", "l", control.MethodChangeReplicas, control.MethodGroupInfo} {
+		if err := call(9, m); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("call %q from non-member node 9: %v, want PermissionDenied", m, err)
+		}
+		if err := call(2, m); status.Code(err) == codes.PermissionDenied {
+			t.Errorf("call %q from member node 2 refused: %v", m, err)
+		}
 	}
 }

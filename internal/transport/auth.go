@@ -229,3 +229,10 @@ func (r *refusalLog) log(t *Transport, key, msg string, attrs ...any) {
 	r.mu.Unlock()
 	t.log.Error(msg, attrs...)
 }
+
+// LogRefusal logs, at ERROR and at most once per refusalEvery for each
+// key, that a peer was refused: for the refusals of call handlers, which a
+// refused peer retries many times a second.
+func (t *Transport) LogRefusal(key, msg string, attrs ...any) {
+	t.refusals.log(t, "handler "+key, msg, attrs...)
+}

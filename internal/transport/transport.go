@@ -315,6 +315,9 @@ func handleCall(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryS
 	}
 	out, err := call(ctx, method, body)
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err // the handler chose the code (a refusal)
+		}
 		return nil, status.Error(codes.Unknown, err.Error())
 	}
 	return &frame{b: out}, nil

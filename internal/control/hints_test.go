@@ -74,3 +74,37 @@ func TestHintsRound(t *testing.T) {
 		t.Errorf("destroy checks %q", eng.destroyed)
 	}
 }
+
+// A peer that does not answer (paused, cut off) is asked once per round,
+// not once per group, so the round stays short and the answers of the
+// peers that do answer stay fresh for readiness.
+func TestHintsRoundSkipsSilentPeers(t *testing.T) {
+	eng := &hintsEngine{leaders: map[uint64]uint64{}, hosted: map[uint64]bool{}}
+	var asked []string
+	peers := &fakePeers{answer: func(node uint64, method string, body []byte) ([]byte, error) {
+		d := codec.NewDecoder(body)
+		g := d.Uvarint()
+		asked = append(asked, fmt.Sprintf("%d to %d", g, node))
+		if node == 2 {
+			return nil, context.DeadlineExceeded // a frozen peer: the call times out
+		}
+		return codec.Encoder(nil).Uvarint(3), nil
+	}}
+	confirmed := map[uint64]uint64{}
+	h := NewHints(HintsConfig{
+		NodeID: 1, Engine: eng, Caller: peers,
+		GroupNodes: func(uint64) []uint64 { return []uint64{2, 3} },
+		SetHint:    func(g, node uint64) { confirmed[g] = node },
+		Map:        NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, InitialMap(nil, testParts(4, 2, 3, 1), []uint64{2, 3, 1})),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.Run(ctx)
+	want := []string{fmt.Sprint(statemachine.MetaGroup, " to 2"), fmt.Sprint(statemachine.MetaGroup, " to 3"), "0 to 3", "1 to 3", "2 to 3", "3 to 3"}
+	if !slices.Equal(asked, want) {
+		t.Errorf("asked %q, want %q", asked, want)
+	}
+	if len(confirmed) != 5 {
+		t.Errorf("confirmed %v, want every group led by 3", confirmed)
+	}
+}

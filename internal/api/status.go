@@ -10,6 +10,8 @@ type StatusJSON struct {
 	ClusterID  string            `json:"cluster_id"`
 	Version    string            `json:"version"`
 	Ready      bool              `json:"ready"`
+	NotReady   []string          `json:"not_ready,omitempty"` // why not (api.Health)
+	Removed    bool              `json:"removed,omitempty"`   // the cluster removed this node
 	Nodes      []NodeRecord      `json:"nodes"`
 	Partitions []PartitionStatus `json:"partitions"`
 }

@@ -48,7 +48,11 @@ type HintsConfig struct {
 	// just named node as group's leader (route.Router.ConfirmLeader).
 	GroupNodes func(group uint64) []uint64
 	SetHint    func(group, node uint64)
-	Map        *Map
+	// Learner reports whether the local replica of group is a learner:
+	// a learner never campaigns, so it never forgets a leader that died,
+	// and its groups are asked about too. Nil: none is.
+	Learner func(group uint64) bool
+	Map     *Map
 }
 
 // Hints keeps the router's leader hints fresh.
@@ -68,7 +72,8 @@ func (h *Hints) Run(ctx context.Context) {
 		}
 		silent := map[uint64]bool{} // peers that failed a call this round
 		for _, g := range groups {
-			if h.cfg.Engine.Leader(g) != 0 {
+			known := h.cfg.Engine.Leader(g) != 0
+			if known && (h.cfg.Learner == nil || !h.cfg.Learner(g)) {
 				continue
 			}
 			for _, node := range h.askAbout(g) {
@@ -84,7 +89,7 @@ func (h *Hints) Run(ctx context.Context) {
 					d := codec.NewDecoder(b)
 					if l := d.Uvarint(); d.Err() == nil && l != 0 {
 						h.cfg.SetHint(g, l)
-						if h.cfg.Engine.HasGroup(g) {
+						if !known && h.cfg.Engine.HasGroup(g) {
 							h.dropIfRemoved(ctx, g, l)
 						}
 						break

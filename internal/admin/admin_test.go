@@ -165,6 +165,10 @@ func TestHealthAndReadiness(t *testing.T) {
 	if st := a.Status(); st.Ready || !st.Removed || len(st.NotReady) != 1 {
 		t.Errorf("status of a removed node: ready %v removed %v reasons %q", st.Ready, st.Removed, st.NotReady)
 	}
+	f.health = api.Health{NotReady: []string{"partition 1 has no leader with a quorum"}, Lost: []int{1}}
+	if st := a.Status(); st.Ready || st.Partitions[0].NoQuorum || !st.Partitions[1].NoQuorum || st.Partitions[2].NoQuorum {
+		t.Errorf("status without a quorum for partition 1: %+v", st)
+	}
 }
 
 // The status page takes each partition from the map, except where this

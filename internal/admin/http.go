@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,7 @@ func (a *API) Status() api.StatusJSON {
 	}
 	for _, p := range a.cfg.Partitions() {
 		ps := api.PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Learners: p.Learners, Leader: a.cfg.Leader(uint64(p.ID))}
+		ps.NoQuorum = slices.Contains(h.Lost, p.ID)
 		if i, ok := local[uint64(p.ID)]; ok {
 			// This node's replica knows the membership best.
 			ps.Replicas, ps.Learners = gs[i].Nodes, gs[i].Learners

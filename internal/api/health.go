@@ -14,6 +14,8 @@ type Health struct {
 	NotReady []string `json:"not_ready,omitempty"`
 	// Removed: the cluster removed this node for good.
 	Removed bool `json:"removed,omitempty"`
+	// Lost lists the partitions with no leader that has a quorum.
+	Lost []int `json:"lost,omitempty"`
 }
 
 // Live reports whether the process is worth keeping.

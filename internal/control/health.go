@@ -102,6 +102,7 @@ func Judge(f HealthFacts) api.Health {
 		lost = append(lost, p.ID)
 	}
 	if len(lost) > 0 {
+		h.Lost = lost
 		h.NotReady = append(h.NotReady, lostPartitions(lost))
 	}
 	return h

@@ -80,6 +80,23 @@ func TestJudge(t *testing.T) {
 	}
 }
 
+// The lost partitions are listed in full for the status page, though the
+// words name only the first ten.
+func TestJudgeListsLostPartitions(t *testing.T) {
+	now := time.Now()
+	f := HealthFacts{Now: now, LastCycle: now, StallAfter: time.Second, QuorumWindow: time.Second}
+	for i := range 12 {
+		f.Parts = append(f.Parts, PartFacts{ID: i, LocalLeader: uint64(i % 2)})
+	}
+	if h := Judge(f); !slices.Equal(h.Lost, []int{0, 2, 4, 6, 8, 10}) {
+		t.Fatalf("lost %v", h.Lost)
+	}
+	f.Removed = true
+	if h := Judge(f); h.Lost != nil {
+		t.Fatalf("a removed node lists lost partitions %v", h.Lost)
+	}
+}
+
 // oldReady is the rule Judge replaces: no engine error, and every
 // partition has a local leader or any cached hint, however old.
 func oldReady(f HealthFacts) bool {

@@ -2,7 +2,7 @@
 // node's admin API (GET /v1/status) and prints what it says as tables;
 // `status` also asks every node's GET /readyz at once, so a paused or
 // unready node shows as such whatever the answering node believes.
-// Fetching is the only I/O; rendering and key location are pure functions
+// Fetching and probing are the only I/O; rendering and key location are pure functions
 // of a status, so they are tested without a cluster.
 //
 // Invariants:

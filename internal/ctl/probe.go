@@ -52,7 +52,7 @@ func ProbeAll(ctx context.Context, st api.StatusJSON) map[uint64]Probe {
 func probe(ctx context.Context, addr string) Probe {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL(addr, "/readyz"), nil)
 	if err != nil {
 		return Probe{Why: err.Error()}
 	}

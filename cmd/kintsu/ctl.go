@@ -58,7 +58,7 @@ func runCtl(args []string) int {
 		return 1
 	}
 	if rest[0] == "status" {
-		err = ctl.PrintStatus(os.Stdout, st)
+		err = ctl.PrintStatus(os.Stdout, st, ctl.ProbeAll(context.Background(), st))
 	} else {
 		var loc ctl.Location
 		if loc, err = ctl.Locate(st, rest[1]); err == nil {

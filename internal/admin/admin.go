@@ -52,8 +52,9 @@ type Config struct {
 	GroupNodes func(group uint64) []uint64
 	// PartitionOf maps a user key to its partition.
 	PartitionOf func(key []byte) uint64
-	// Ready reports whether every partition has a known leader.
-	Ready func() bool
+	// Health is the node's verdict on itself, for /healthz, /readyz
+	// and the status page; cheap, and never blocks on a peer.
+	Health func() api.Health
 	// SetNodeState records an operator's membership decision.
 	SetNodeState func(ctx context.Context, id uint64, state string) error
 	Metrics      prometheus.Gatherer

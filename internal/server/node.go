@@ -53,6 +53,7 @@ type Node struct {
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
+	health nodeHealth // health.go
 	// The control plane's parts that other parts call (wiring.go).
 	cmap     *control.Map // the node's view of membership
 	registry *control.Registry
@@ -247,19 +248,6 @@ func (n *Node) addReplicas(fresh bool) error {
 		}
 	}
 	return nil
-}
-
-// Ready reports whether every partition has a known leader.
-func (n *Node) Ready() bool {
-	if n.eng.Err() != nil {
-		return false
-	}
-	for _, p := range n.view().Parts {
-		if n.router.LeaderOf(uint64(p.ID)) == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Done is closed when the node has stopped, or when its engine failed and

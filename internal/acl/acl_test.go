@@ -192,7 +192,7 @@ func TestKeyPermissions(t *testing.T) {
 		{"~a\\*", []string{"get", "a*"}, true},
 		{"~a\\*", []string{"get", "ab"}, false},
 		{"~a/*", []string{"get", "a/b/c"}, true}, // '/' is nothing special
-		{"", []string{"ping"}, true},              // no keys, no pattern needed
+		{"", []string{"ping"}, true},             // no keys, no pattern needed
 	} {
 		u := mustUser(t, "on +@all "+tc.keys)
 		err := u.Allowed(cmd(t, tc.args...))

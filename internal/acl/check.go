@@ -87,6 +87,9 @@ func (u *User) CanRun(full string) bool {
 // its rules, then each key by the user's patterns for the access the
 // command makes. It answers nil, *CommandDeniedError or *KeyDeniedError.
 func (u *User) Allowed(c *command.Cmd) error {
+	if u.AllCommands && len(u.Rules) == 0 && u.AllKeys {
+		return nil // the common case, kept off the rule walk
+	}
 	full := FullName(c.Spec, c.Args)
 	if !u.CanRun(full) {
 		return &CommandDeniedError{User: u.Name, Command: full}

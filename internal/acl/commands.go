@@ -22,15 +22,19 @@ func clientCommand(name string) bool {
 
 // hasSubcommands reports whether Redis splits the command into
 // subcommands (ACL, CLIENT, CONFIG, CLUSTER, COMMAND).
-func hasSubcommands(name string) bool {
-	prefix := name + "|"
+func hasSubcommands(name string) bool { return containers[name] }
+
+// containers are the commands with subcommands in redisCommands, found
+// once: FullName is on every command's path.
+var containers = func() map[string]bool {
+	m := map[string]bool{}
 	for k := range redisCommands {
-		if strings.HasPrefix(k, prefix) {
-			return true
+		if parent, _, ok := strings.Cut(k, "|"); ok {
+			m[parent] = true
 		}
 	}
-	return false
-}
+	return m
+}()
 
 // FullName is the name ACLs know a command by: "get", or for a command
 // with subcommands "acl|setuser" when the subcommand is one Redis lists.

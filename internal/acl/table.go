@@ -127,3 +127,29 @@ func Unmarshal(b []byte) (*Table, error) {
 	}
 	return t, nil
 }
+
+// WithDefaultPassword is t with the default user requiring the password
+// of that hash when t's default user has none (nopass): how a node
+// started with a password file enforces it before, and whatever, the
+// cluster's users say. t is unchanged.
+func (t *Table) WithDefaultPassword(hash string) *Table {
+	d := t.users[DefaultName]
+	if hash == "" || d == nil || !d.NoPass {
+		return t
+	}
+	n := &Table{Version: t.Version, users: make(map[string]*User, len(t.users))}
+	for k, v := range t.users {
+		n.users[k] = v
+	}
+	nd := d.Clone()
+	nd.NoPass, nd.Passwords = false, []string{hash}
+	n.users[DefaultName] = nd
+	return n
+}
+
+// RequiresPassword reports whether a connection must authenticate
+// before it runs commands: the default user is off or has a password.
+func (t *Table) RequiresPassword() bool {
+	d := t.users[DefaultName]
+	return d == nil || !d.On || !d.NoPass
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/kintsu/kintsu/internal/acl"
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
@@ -114,6 +115,9 @@ func newHarness(t *testing.T) *harness {
 		Partitions: testPartitions, Replicas: 3, RequestTimeout: replyTimeout,
 		Metrics: metrics.New(), Router: h.router, Txns: h.txns, View: h.view,
 	})
+	// The node has read the cluster's users (none configured) once, as a
+	// running node has: scripts then show only the reads AUTH and ACL make.
+	h.srv.adopt(acl.NewTable())
 	go func() {
 		defer close(h.served)
 		h.srv.Serve(ln)

@@ -58,9 +58,10 @@ func storeACL(w kv.Writer, t *acl.Table) error {
 	return w.Put(ACLVersionKey, kv.StoredString(strconv.AppendUint(nil, t.Version, 10)), false)
 }
 
-// applyACL applies kintsu.acl.setuser and kintsu.acl.deluser. A refused
+// ApplyACL applies kintsu.acl.setuser and kintsu.acl.deluser (exported
+// for fakes of the metadata group in other packages' tests). A refused
 // change answers Redis's error and changes nothing.
-func applyACL(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+func ApplyACL(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	t, refusal, err := LoadACL(w)
 	if err != nil {
 		return out, err

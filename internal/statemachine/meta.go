@@ -42,7 +42,7 @@ func PartKey(p int) []byte { return fmt.Appendf(nil, "partition/%06d", p) }
 func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	switch {
 	case len(args) >= 2 && (string(args[0]) == CmdACLSetUser || string(args[0]) == CmdACLDelUser):
-		return applyACL(w, args, out)
+		return ApplyACL(w, args, out)
 	case len(args) == 4 && string(args[0]) == CmdHeartbeat:
 		return applyHeartbeat(w, args, out)
 	case len(args) == 2 && string(args[0]) == CmdPartition:

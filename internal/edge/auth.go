@@ -1,0 +1,342 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/acl"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/statemachine"
+)
+
+// Authentication and ACLs at the edge.
+//
+// The cluster's users live in the metadata group (statemachine/acl.go).
+// Each node keeps the newest table it has read (users.cur) and checks
+// every command against it: the connection's user is looked up by name,
+// per command, so a change reaches connections as soon as the node holds
+// it. The node learns changes three ways:
+//   - AUTH and HELLO ... AUTH read the table linearizably, so they see
+//     every change committed before they began, whatever node made it;
+//   - a node that makes a change (ACL SETUSER, ACL DELUSER) reads the
+//     table back before it answers;
+//   - WatchUsers polls the table's version every refresh interval with a
+//     linearizable read, and reads the table when the version moved.
+//
+// Invariant (the staleness bound): a change committed at time t is
+// enforced by every node's permission checks, and the connections of a
+// deleted user are closed, by t + refresh + RequestTimeout (one poll
+// interval, and one poll's read, bounded by the request timeout). A node
+// never adopts a table older than the one it holds (versions only grow).
+//
+// Until a node has read the table once, it knows no users: a connection
+// then starts unauthenticated (every command but AUTH, HELLO and QUIT is
+// answered NOAUTH), never as the default user, so a restarted node cannot
+// let anyone in that a password would have kept out.
+
+// defaultRefresh is how often WatchUsers polls the users' version.
+const defaultRefresh = time.Second
+
+// users is a node's copy of the cluster's users and its connections' users.
+type users struct {
+	cur     atomic.Pointer[acl.Table] // nil until read once
+	refresh sync.Mutex                // one read of the table at a time
+
+	mu    sync.Mutex
+	conns map[*connState]authConn // guarded by mu
+}
+
+type authConn struct {
+	c    net.Conn
+	user string
+}
+
+// authState is what a connection knows of its user.
+type authState struct {
+	// user is the name the connection authenticated as ("" none). The
+	// user itself is looked up in the node's table at every command.
+	user string
+}
+
+// table is the node's newest users table, nil if it never read one.
+func (f *Server) table() *acl.Table { return f.users.cur.Load() }
+
+// adopt makes t the node's table unless it holds a newer one, and answers
+// the one it holds. A password file's hash is laid over the default user
+// here, so every reader sees it.
+func (f *Server) adopt(t *acl.Table) *acl.Table {
+	t = t.WithDefaultPassword(f.cfg.DefaultPasswordHash)
+	for {
+		old := f.users.cur.Load()
+		if old != nil && old.Version > t.Version {
+			return old
+		}
+		if f.users.cur.CompareAndSwap(old, t) {
+			if old != nil && old.Version != t.Version {
+				f.closeDeleted(t)
+			}
+			return t
+		}
+	}
+}
+
+// readUsers reads the table linearizably from the metadata group and
+// adopts it.
+func (f *Server) readUsers(ctx context.Context) (*acl.Table, error) {
+	f.users.refresh.Lock()
+	defer f.users.refresh.Unlock()
+	reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ACLKey})
+	if err != nil {
+		return nil, err
+	}
+	v, _, err := resp.ParseValue(reply)
+	switch {
+	case err != nil:
+		return nil, errors.New("unreadable ACL table")
+	case v.Kind == '-':
+		return nil, errors.New(string(v.Str))
+	case v.Null:
+		return f.adopt(acl.NewTable()), nil
+	}
+	t, err := acl.Unmarshal(v.Str)
+	if err != nil {
+		return nil, err
+	}
+	return f.adopt(t), nil
+}
+
+// pollUsers reads the table's version and, when it is not the one the
+// node holds, the table.
+func (f *Server) pollUsers(ctx context.Context) error {
+	cur := f.table()
+	if cur != nil {
+		reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ACLVersionKey})
+		if err != nil {
+			return err
+		}
+		v, _, err := resp.ParseValue(reply)
+		if err == nil && v.Kind == '$' {
+			ver := uint64(0)
+			if !v.Null {
+				ver, _ = strconv.ParseUint(string(v.Str), 10, 64)
+			}
+			if ver == cur.Version {
+				return nil
+			}
+		}
+	}
+	_, err := f.readUsers(ctx)
+	return err
+}
+
+// WatchUsers keeps the node's users fresh until ctx ends: every interval
+// (0: one second) it polls their version. The node runs it.
+func (f *Server) WatchUsers(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		every = defaultRefresh
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
+		_ = f.pollUsers(rctx) // a failed poll is retried at the next tick
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// knownTable is the node's table, read now if it never was (bounded by
+// the request timeout); nil if it cannot be read.
+func (f *Server) knownTable() *acl.Table {
+	if t := f.table(); t != nil {
+		return t
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	defer cancel()
+	t, _ := f.readUsers(ctx)
+	return t
+}
+
+// admit starts a connection as Redis does: authenticated as the default
+// user when it needs no password; in protected mode, a client from
+// another host is refused then (DENIED), and admit answers false.
+func (f *Server) admit(c net.Conn, st *connState) bool {
+	t := f.knownTable()
+	if t == nil || t.RequiresPassword() {
+		f.setUser(c, st, "")
+		return true
+	}
+	if f.cfg.ProtectedMode && !isLoopback(c.RemoteAddr()) {
+		_, _ = c.Write(resp.AppendError(nil, errDenied))
+		return false
+	}
+	f.setUser(c, st, acl.DefaultName)
+	return true
+}
+
+// errDenied is Redis's protected-mode refusal, word for word: clients
+// match on it.
+const errDenied = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside."
+
+func isLoopback(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}
+
+// setUser records the connection's user, for the checks and for closing
+// the connections of a deleted user.
+func (f *Server) setUser(c net.Conn, st *connState, name string) {
+	f.users.mu.Lock()
+	defer f.users.mu.Unlock()
+	st.auth.user = name
+	if f.users.conns == nil {
+		f.users.conns = map[*connState]authConn{}
+	}
+	if c == nil {
+		c = f.users.conns[st].c
+	}
+	f.users.conns[st] = authConn{c: c, user: name}
+}
+
+// forget drops a closed connection.
+func (f *Server) forget(st *connState) {
+	f.users.mu.Lock()
+	defer f.users.mu.Unlock()
+	delete(f.users.conns, st)
+}
+
+// closeDeleted closes the connections whose user t no longer has, as
+// Redis's ACL DELUSER does; their handlers end on the closed socket.
+func (f *Server) closeDeleted(t *acl.Table) {
+	f.users.mu.Lock()
+	defer f.users.mu.Unlock()
+	for _, ac := range f.users.conns {
+		if ac.user == "" || ac.c == nil {
+			continue
+		}
+		if _, ok := t.User(ac.user); !ok {
+			ac.c.Close()
+		}
+	}
+}
+
+// errUserGone: the connection's user was deleted; it is closed.
+var errUserGone = errors.New("the connection's user was deleted")
+
+// authorize is the gate's ACL check of one decoded command: NOAUTH before
+// authentication, NOPERM when the user may not run it or touch its keys.
+func (f *Server) authorize(c *command.Cmd, st *connState) error {
+	if st.auth.user == "" {
+		if acl.NoAuth(c.Spec) {
+			return nil
+		}
+		return acl.ErrNoAuth
+	}
+	t := f.table()
+	if t == nil {
+		return acl.ErrNoAuth // never read: cannot happen once authenticated
+	}
+	u, ok := t.User(st.auth.user)
+	if !ok {
+		return errUserGone
+	}
+	return u.Allowed(c)
+}
+
+// gate runs authorize on command i of a batch once; it answers false
+// when the connection must be closed.
+func (f *Server) gate(cmds []command.Cmd, errs []error, checked []bool, i int, st *connState) bool {
+	if checked[i] || errs[i] != nil {
+		return true
+	}
+	checked[i] = true
+	if err := f.authorize(&cmds[i], st); err != nil {
+		if errors.Is(err, errUserGone) {
+			st.quit = true
+			return false
+		}
+		errs[i] = err
+	}
+	return true
+}
+
+// authenticate checks a user's password against the cluster's users,
+// read linearizably, and makes it the connection's user.
+func (f *Server) authenticate(st *connState, user, password []byte) []byte {
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	defer cancel()
+	t, err := f.readUsers(ctx)
+	if err != nil {
+		return ErrorReply(err)
+	}
+	u, _ := t.User(string(user))
+	if err := u.Authenticate(password); err != nil {
+		return ErrorReply(err)
+	}
+	f.setUser(nil, st, u.Name)
+	return nil
+}
+
+func cmdAuth(f *Server, args [][]byte, st *connState) []byte {
+	if len(args) > 3 {
+		return resp.AppendError(nil, "ERR syntax error")
+	}
+	user, pass := []byte(acl.DefaultName), args[1]
+	if len(args) == 3 {
+		user, pass = args[1], args[2]
+	} else if t := f.knownTable(); t != nil && !t.RequiresPassword() {
+		return resp.AppendError(nil, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	}
+	if reply := f.authenticate(st, user, pass); reply != nil {
+		return reply
+	}
+	return resp.AppendSimple(nil, "OK")
+}
+
+// helloOptions applies HELLO's AUTH and SETNAME as Redis does: the
+// options are checked first, then AUTH, then the connection must be
+// authenticated for SETNAME and the reply. nil: go on.
+func helloOptions(f *Server, args [][]byte, st *connState) []byte {
+	var user, pass, name []byte
+	for i := 2; i < len(args); i++ {
+		more := len(args) - 1 - i
+		switch opt := lower(args[i]); {
+		case opt == "auth" && more >= 2:
+			user, pass = args[i+1], args[i+2]
+			i += 2
+		case opt == "setname" && more >= 1:
+			name = args[i+1]
+			i++
+		default:
+			return resp.AppendError(nil, fmt.Sprintf("ERR Syntax error in HELLO option '%s'", args[i]))
+		}
+	}
+	if user != nil {
+		if reply := f.authenticate(st, user, pass); reply != nil {
+			return reply
+		}
+	}
+	if st.auth.user == "" {
+		return resp.AppendError(nil, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+	}
+	if name != nil {
+		st.setName(name)
+	}
+	return nil
+}

@@ -92,7 +92,9 @@ func TestPasswordFileGuardsTheDefaultUser(t *testing.T) {
 // fakeRemote is a connection that seems to come from another host.
 type fakeRemote struct{ net.Conn }
 
-func (fakeRemote) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5555} }
+func (fakeRemote) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5555}
+}
 
 // Protected mode: with no password for the default user, a client from
 // another host is refused with Redis's DENIED; from loopback, or once a

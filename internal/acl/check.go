@@ -142,3 +142,18 @@ func keyAccess(c *command.Cmd) uint8 {
 	}
 	return permRead
 }
+
+// AllowsCategory reports whether the user may run every command of the
+// category (the admin API asks it of @admin).
+func (u *User) AllowsCategory(cat string) bool {
+	names, ok := CommandsIn(cat)
+	if !ok {
+		return false
+	}
+	for _, n := range names {
+		if !u.CanRun(n) {
+			return false
+		}
+	}
+	return true
+}

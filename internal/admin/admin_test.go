@@ -147,7 +147,8 @@ func TestHealthAndReadiness(t *testing.T) {
 		body      string
 	}{
 		{"healthy", nil, true, "/healthz", 200, "ok\n"},
-		{"engine stopped", errors.New("disk gone"), true, "/healthz", 503, "disk gone\n"},
+		// The cause goes to the log, not to an unauthenticated probe.
+		{"engine stopped", errors.New("disk gone"), true, "/healthz", 503, "unhealthy: the replication engine stopped\n"},
 		{"ready", nil, true, "/readyz", 200, "ready\n"},
 		{"a partition without a leader", nil, false, "/readyz", 503, "not ready: some partition has no known leader\n\n"},
 	} {

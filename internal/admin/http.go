@@ -12,7 +12,10 @@ import (
 func (a *API) statusRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := a.cfg.Engine.Err(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			// The error may name files and keys: it goes to the log, and
+			// an unauthenticated probe learns only the verdict.
+			a.log.Error("health check: the replication engine failed", "err", err)
+			http.Error(w, "unhealthy: the replication engine stopped", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

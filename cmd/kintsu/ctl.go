@@ -27,9 +27,17 @@ func runCtl(args []string) int {
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, ctlUsage); fs.PrintDefaults() }
 	addr := fs.String("http", "127.0.0.1:8001", "admin (HTTP) address of any node")
+	user := fs.String("user", "default", "ACL user allowed @admin, for a cluster with a password")
+	pwFile := fs.String("password-file", "", "file whose first line is the user's password (else $"+ctl.PasswordEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	creds, err := ctl.LoadCredentials(*user, *pwFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
+		return 2
+	}
+	creds.Use()
 	rest := fs.Args()
 	if len(rest) > 0 && rest[0] == "node" {
 		return runCtlNode(*addr, rest[1:])

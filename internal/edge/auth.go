@@ -46,8 +46,12 @@ const defaultRefresh = time.Second
 
 // users is a node's copy of the cluster's users and its connections' users.
 type users struct {
-	cur     atomic.Pointer[acl.Table] // nil until read once
-	refresh sync.Mutex                // one read of the table at a time
+	// stored is the newest table read, as the cluster stores it; cur is
+	// the one checks use: stored with a password file laid over the
+	// default user. Both nil until read once; adopt sets them together.
+	stored, cur atomic.Pointer[acl.Table]
+	adopt       sync.Mutex // orders adopts
+	refresh     sync.Mutex // one read of the table at a time
 
 	mu    sync.Mutex
 	conns map[*connState]authConn // guarded by mu
@@ -68,23 +72,38 @@ type authState struct {
 // table is the node's newest users table, nil if it never read one.
 func (f *Server) table() *acl.Table { return f.users.cur.Load() }
 
-// adopt makes t the node's table unless it holds a newer one, and answers
-// the one it holds. A password file's hash is laid over the default user
-// here, so every reader sees it.
+// adopt makes t (as stored) the node's table unless it holds a newer
+// one, and answers the stored table it holds. A password file's hash is
+// laid over the default user for the checks (cur), so every check sees
+// it.
 func (f *Server) adopt(t *acl.Table) *acl.Table {
-	t = t.WithDefaultPassword(f.cfg.DefaultPasswordHash)
-	for {
-		old := f.users.cur.Load()
-		if old != nil && old.Version > t.Version {
-			return old
-		}
-		if f.users.cur.CompareAndSwap(old, t) {
-			if old != nil && old.Version != t.Version {
-				f.closeDeleted(t)
-			}
-			return t
-		}
+	f.users.adopt.Lock()
+	defer f.users.adopt.Unlock()
+	old := f.users.stored.Load()
+	if old != nil && old.Version > t.Version {
+		return old
 	}
+	f.users.stored.Store(t)
+	f.users.cur.Store(t.WithDefaultPassword(f.cfg.DefaultPasswordHash))
+	if old != nil && old.Version != t.Version {
+		f.closeDeleted(t)
+	}
+	return t
+}
+
+// ReadUsers reads the cluster's users linearizably, as stored (without
+// a password file's overlay), and makes the node's checks use them.
+func (f *Server) ReadUsers(ctx context.Context) (*acl.Table, error) {
+	return f.readUsers(ctx)
+}
+
+// CheckUsers reads the users linearizably, as the checks see them (a
+// password file laid over the default user): for the admin API.
+func (f *Server) CheckUsers(ctx context.Context) (*acl.Table, error) {
+	if _, err := f.readUsers(ctx); err != nil {
+		return nil, err
+	}
+	return f.table(), nil
 }
 
 // readUsers reads the table linearizably from the metadata group and
@@ -115,7 +134,7 @@ func (f *Server) readUsers(ctx context.Context) (*acl.Table, error) {
 // pollUsers reads the table's version and, when it is not the one the
 // node holds, the table.
 func (f *Server) pollUsers(ctx context.Context) error {
-	cur := f.table()
+	cur := f.users.stored.Load()
 	if cur != nil {
 		reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ACLVersionKey})
 		if err != nil {
@@ -164,7 +183,7 @@ func (f *Server) knownTable() *acl.Table {
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
-	t, _ := f.readUsers(ctx)
+	t, _ := f.CheckUsers(ctx)
 	return t
 }
 
@@ -281,7 +300,7 @@ func (f *Server) gate(cmds []command.Cmd, errs []error, checked []bool, i int, s
 func (f *Server) authenticate(st *connState, user, password []byte) []byte {
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
-	t, err := f.readUsers(ctx)
+	t, err := f.CheckUsers(ctx)
 	if err != nil {
 		return ErrorReply(err)
 	}

@@ -80,7 +80,7 @@ func TestPasswordFileGuardsTheDefaultUser(t *testing.T) {
 	h := newHarness(t)
 	defer h.close()
 	h.srv.cfg.DefaultPasswordHash = acl.Hash([]byte("filepw"))
-	h.srv.users.cur.Store(nil)
+	h.srv.users.stored.Store(nil)
 	h.srv.adopt(acl.NewTable())
 	got := strings.Join(h.exchange(t, "c1", append(append(cmdBytes("GET", "a"), cmdBytes("AUTH", "nope")...), cmdBytes("AUTH", "filepw")...), 3), "")
 	want := "(error) NOAUTH Authentication required.\n(error) WRONGPASS invalid username-password pair or user is disabled.\nOK\n"

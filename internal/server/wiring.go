@@ -115,6 +115,9 @@ func (n *Node) newAdmin() *admin.API {
 		Context:        n.ctx,
 		Logger:         n.log,
 		Faults:         faults,
+		Users:          n.front.CheckUsers,
+		ProtectedMode:  n.cfg.ProtectedMode,
+		EnablePprof:    n.cfg.EnablePprof,
 	})
 }
 

@@ -359,3 +359,32 @@ func helloOptions(f *Server, args [][]byte, st *connState) []byte {
 	}
 	return nil
 }
+
+// recheck checks queued commands against the user's permissions at EXEC
+// and answers, by position, Redis's reply for each one no longer allowed.
+func (f *Server) recheck(queued []command.Cmd, st *connState) map[int][]byte {
+	var denied map[int][]byte
+	for i := range queued {
+		err := f.authorize(&queued[i], st)
+		if err == nil {
+			continue
+		}
+		if denied == nil {
+			denied = map[int][]byte{}
+		}
+		denied[i] = resp.AppendError(nil, "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: "+aclReason(err))
+	}
+	return denied
+}
+
+// aclReason is Redis's reason for a command refused at EXEC.
+func aclReason(err error) string {
+	var key *acl.KeyDeniedError
+	switch {
+	case errors.As(err, &key):
+		return "no permission to touch the specified keys"
+	case errors.Is(err, acl.ErrNoAuth), errors.Is(err, errUserGone):
+		return "no permission"
+	}
+	return "no permission to execute the command or subcommand"
+}

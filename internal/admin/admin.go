@@ -66,7 +66,7 @@ type Config struct {
 	Logger  *slog.Logger
 	// Faults, when set, adds the fault-injection routes (--fault-injection).
 	Faults *Faults
-	// Users reads the cluster's users (linearizably) for the credentials
+	// Users gives the node's copy of the cluster's users for the credentials
 	// check (auth.go); nil serves every route unchecked (tests of other
 	// routes). ProtectedMode: see auth.go.
 	Users         func(ctx context.Context) (*acl.Table, error)

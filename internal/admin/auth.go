@@ -15,7 +15,9 @@ import (
 //   - a verified TLS client certificate whose Common Name is the user
 //     (the cluster's CA vouches for it; no password), or
 //   - "Authorization: Bearer USER:PASSWORD", or Basic credentials, checked
-//     against the cluster's users read linearizably.
+//     against the node's copy of the cluster's users (Config.Users): not
+//     a linearizable read, so the API still answers (fault hooks, removing
+//     a dead node) on a node cut off from the metadata group.
 //
 // Without credentials the answer is 401 with WWW-Authenticate; with a
 // user that is not allowed @admin, 403. While the default user has no
@@ -45,6 +47,9 @@ func (a *API) guard(next http.Handler) http.Handler {
 		status, msg := authorize(t, r, a.cfg.ProtectedMode)
 		switch status {
 		case http.StatusOK:
+			if h := r.Header.Get("Authorization"); h != "" {
+				r = r.WithContext(context.WithValue(r.Context(), authKey{}, h))
+			}
 			next.ServeHTTP(w, r)
 			return
 		case http.StatusUnauthorized:
@@ -108,4 +113,13 @@ func isLoopback(remote string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+type authKey struct{}
+
+// authOf is the Authorization header of the request ctx serves, for the
+// calls a handler makes to other nodes' admin APIs on its caller's behalf.
+func authOf(ctx context.Context) string {
+	h, _ := ctx.Value(authKey{}).(string)
+	return h
 }

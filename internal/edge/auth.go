@@ -31,10 +31,14 @@ import (
 //     linearizable read, and reads the table when the version moved.
 //
 // Invariant (the staleness bound): a change committed at time t is
-// enforced by every node's permission checks, and the connections of a
-// deleted user are closed, by t + refresh + RequestTimeout (one poll
-// interval, and one poll's read, bounded by the request timeout). A node
-// never adopts a table older than the one it holds (versions only grow).
+// enforced by every node that can read the metadata group, and the
+// connections of a deleted user there are closed, by t + refresh +
+// RequestTimeout (one poll interval, and one poll's read, bounded by the
+// request timeout). A node cut off from the metadata group keeps
+// checking against the last table it read (and AUTH falls back to it),
+// so it stays as available as its data partitions; it catches up at its
+// first successful poll. A node never adopts a table older than the one
+// it holds (versions only grow).
 //
 // Until a node has read the table once, it knows no users: a connection
 // then starts unauthenticated (every command but AUTH, HELLO and QUIT is
@@ -98,12 +102,27 @@ func (f *Server) ReadUsers(ctx context.Context) (*acl.Table, error) {
 }
 
 // CheckUsers reads the users linearizably, as the checks see them (a
-// password file laid over the default user): for the admin API.
+// password file laid over the default user). When the metadata group
+// cannot answer, it falls back to the node's last table: no fresher than
+// the checks of every command, which already use it.
 func (f *Server) CheckUsers(ctx context.Context) (*acl.Table, error) {
 	if _, err := f.readUsers(ctx); err != nil {
+		if t := f.table(); t != nil {
+			return t, nil
+		}
 		return nil, err
 	}
 	return f.table(), nil
+}
+
+// Users is the node's table as the checks see it, read now only if the
+// node never read one: for the admin API, which must answer (fault hooks,
+// removing a dead node) when the node is cut off from the metadata group.
+func (f *Server) Users(ctx context.Context) (*acl.Table, error) {
+	if t := f.table(); t != nil {
+		return t, nil
+	}
+	return f.CheckUsers(ctx)
 }
 
 // readUsers reads the table linearizably from the metadata group and

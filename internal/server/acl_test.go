@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,33 @@ func TestRequirePassFile(t *testing.T) {
 	defer c.Close()
 	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatalf("with the password: %v", err)
+	}
+	// The admin API asks for the same password.
+	adminGet := func(path, auth string) int {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+tc.cfgs[2].HTTPAddr+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/v1/status", "", http.StatusUnauthorized},
+		{"/v1/status", "Bearer default:wrong", http.StatusUnauthorized},
+		{"/v1/status", "Bearer default:s3cret", http.StatusOK},
+		{"/readyz", "", http.StatusOK},
+		{"/debug/pprof/", "Bearer default:s3cret", http.StatusNotFound},
+	} {
+		if got := adminGet(c.path, c.auth); got != c.want {
+			t.Errorf("admin GET %s (%q): %d, want %d", c.path, c.auth, got, c.want)
+		}
 	}
 	want := acl.Hash([]byte("s3cret"))
 	deadline := time.Now().Add(5 * time.Second)

@@ -115,7 +115,7 @@ func (n *Node) newAdmin() *admin.API {
 		Context:        n.ctx,
 		Logger:         n.log,
 		Faults:         faults,
-		Users:          n.front.CheckUsers,
+		Users:          n.front.Users,
 		ProtectedMode:  n.cfg.ProtectedMode,
 		EnablePprof:    n.cfg.EnablePprof,
 	})

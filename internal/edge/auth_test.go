@@ -77,11 +77,8 @@ func TestUsersChangedElsewhereWithinTheBound(t *testing.T) {
 // A password file is required of the default user while the cluster's
 // users give it none, from the node's first connection on.
 func TestPasswordFileGuardsTheDefaultUser(t *testing.T) {
-	h := newHarness(t)
+	h := newHarnessWith(t, func(c *Config) { c.DefaultPasswordHash = acl.Hash([]byte("filepw")) })
 	defer h.close()
-	h.srv.cfg.DefaultPasswordHash = acl.Hash([]byte("filepw"))
-	h.srv.users.stored.Store(nil)
-	h.srv.adopt(acl.NewTable())
 	got := strings.Join(h.exchange(t, "c1", append(append(cmdBytes("GET", "a"), cmdBytes("AUTH", "nope")...), cmdBytes("AUTH", "filepw")...), 3), "")
 	want := "(error) NOAUTH Authentication required.\n(error) WRONGPASS invalid username-password pair or user is disabled.\nOK\n"
 	if got != want {
@@ -100,22 +97,21 @@ func (fakeRemote) RemoteAddr() net.Addr {
 // another host is refused with Redis's DENIED; from loopback, or once a
 // password is set, it is served.
 func TestProtectedMode(t *testing.T) {
-	h := newHarness(t)
+	h := newHarnessWith(t, func(c *Config) { c.ProtectedMode = true })
 	defer h.close()
-	h.srv.cfg.ProtectedMode = true
 	remote := func(c net.Conn) net.Conn { return fakeRemote{c} }
 	server, client := net.Pipe()
-	go func() { _, _ = bufio.NewReader(client).ReadString('\n'); client.Close() }()
+	go func(client net.Conn) { _, _ = bufio.NewReader(client).ReadString('\n'); client.Close() }(client)
 	if h.srv.admit(remote(server), &connState{}) {
 		t.Fatal("a remote client was admitted in protected mode with no password")
 	}
 	server.Close()
 	server, client = net.Pipe()
 	said := make(chan string, 1)
-	go func() {
+	go func(client net.Conn) {
 		line, _ := bufio.NewReader(client).ReadString('\n')
 		said <- line
-	}()
+	}(client)
 	h.srv.admit(remote(server), &connState{})
 	if got := <-said; !strings.HasPrefix(got, "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user.") {
 		t.Fatalf("protected-mode refusal: %q", got)

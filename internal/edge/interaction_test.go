@@ -94,7 +94,11 @@ type client struct {
 	closed bool   // no more replies will come
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith is newHarness with the edge's Config changed by tune
+// before the server starts.
+func newHarnessWith(t *testing.T, tune func(*Config)) *harness {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -110,11 +114,15 @@ func newHarness(t *testing.T) *harness {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	h.srv = New(ctx, Config{
+	cfg := Config{
 		NodeID: 1, ClusterID: "test", RESPAddr: "10.0.0.1:7001",
 		Partitions: testPartitions, Replicas: 3, RequestTimeout: replyTimeout,
 		Metrics: metrics.New(), Router: h.router, Txns: h.txns, View: h.view,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	h.srv = New(ctx, cfg)
 	// The node has read the cluster's users (none configured) once, as a
 	// running node has: scripts then show only the reads AUTH and ACL make.
 	h.srv.adopt(acl.NewTable())

@@ -71,6 +71,12 @@ type authState struct {
 	// user is the name the connection authenticated as ("" none). The
 	// user itself is looked up in the node's table at every command.
 	user string
+	// pending: the node knew no users when the connection came, so it
+	// could not tell whether it starts as the default user; the first
+	// command after the node learns them decides, as admit would have.
+	pending bool
+	// refused: from another host while protected mode is on.
+	refused bool
 }
 
 // table is the node's newest users table, nil if it never read one.
@@ -210,17 +216,38 @@ func (f *Server) knownTable() *acl.Table {
 // user when it needs no password; in protected mode, a client from
 // another host is refused then (DENIED), and admit answers false.
 func (f *Server) admit(c net.Conn, st *connState) bool {
+	st.auth.refused = f.cfg.ProtectedMode && !isLoopback(c.RemoteAddr())
 	t := f.knownTable()
 	if t == nil || t.RequiresPassword() {
+		st.auth.pending = t == nil
 		f.setUser(c, st, "")
 		return true
 	}
-	if f.cfg.ProtectedMode && !isLoopback(c.RemoteAddr()) {
+	if st.auth.refused {
 		_, _ = c.Write(resp.AppendError(nil, errDenied))
 		return false
 	}
 	f.setUser(c, st, acl.DefaultName)
 	return true
+}
+
+// protectedDenied reports whether protected mode refuses the connection
+// now that the node knows its users: the default user has no password
+// and the client is from another host. A pending connection that is not
+// refused starts as the default user when it needs no password.
+func (f *Server) protectedDenied(st *connState) bool {
+	t := f.table()
+	if t == nil || t.RequiresPassword() {
+		return false
+	}
+	if st.auth.refused {
+		return true
+	}
+	if st.auth.pending {
+		st.auth.pending = false
+		f.setUser(nil, st, acl.DefaultName)
+	}
+	return false
 }
 
 // errDenied is Redis's protected-mode refusal, word for word: clients
@@ -277,9 +304,16 @@ func (f *Server) closeDeleted(t *acl.Table) {
 // errUserGone: the connection's user was deleted; it is closed.
 var errUserGone = errors.New("the connection's user was deleted")
 
+// errDeniedLate: protected mode refuses a connection admitted before the
+// node knew its users; it is closed.
+var errDeniedLate = errors.New("protected mode: no password is set for the default user")
+
 // authorize is the gate's ACL check of one decoded command: NOAUTH before
 // authentication, NOPERM when the user may not run it or touch its keys.
 func (f *Server) authorize(c *command.Cmd, st *connState) error {
+	if st.auth.user == "" && (st.auth.pending || st.auth.refused) && f.protectedDenied(st) {
+		return errDeniedLate
+	}
 	if st.auth.user == "" {
 		if acl.NoAuth(c.Spec) {
 			return nil
@@ -297,21 +331,26 @@ func (f *Server) authorize(c *command.Cmd, st *connState) error {
 	return u.Allowed(c)
 }
 
-// gate runs authorize on command i of a batch once; it answers false
-// when the connection must be closed.
-func (f *Server) gate(cmds []command.Cmd, errs []error, checked []bool, i int, st *connState) bool {
+// gate runs authorize on command i of a batch once. It answers nil to go
+// on; else the connection must close after the replies before i and
+// the one returned (empty: none).
+func (f *Server) gate(cmds []command.Cmd, errs []error, checked []bool, i int, st *connState) [][]byte {
 	if checked[i] || errs[i] != nil {
-		return true
+		return nil
 	}
 	checked[i] = true
-	if err := f.authorize(&cmds[i], st); err != nil {
-		if errors.Is(err, errUserGone) {
-			st.quit = true
-			return false
-		}
+	err := f.authorize(&cmds[i], st)
+	switch {
+	case errors.Is(err, errUserGone):
+		st.quit = true
+		return [][]byte{}
+	case errors.Is(err, errDeniedLate):
+		st.quit = true
+		return [][]byte{resp.AppendError(nil, errDenied)}
+	case err != nil:
 		errs[i] = err
 	}
-	return true
+	return nil
 }
 
 // authenticate checks a user's password against the cluster's users,
@@ -323,10 +362,17 @@ func (f *Server) authenticate(st *connState, user, password []byte) []byte {
 	if err != nil {
 		return ErrorReply(err)
 	}
+	if st.auth.refused && !t.RequiresPassword() {
+		// Without a password, AUTH must not open what protected mode
+		// keeps closed.
+		st.quit = true
+		return resp.AppendError(nil, errDenied)
+	}
 	u, _ := t.User(string(user))
 	if err := u.Authenticate(password); err != nil {
 		return ErrorReply(err)
 	}
+	st.auth.pending = false
 	f.setUser(nil, st, u.Name)
 	return nil
 }

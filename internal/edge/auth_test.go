@@ -131,3 +131,48 @@ func TestProtectedMode(t *testing.T) {
 		t.Fatal("a remote client was refused although the default user has a password")
 	}
 }
+
+// A connection that came before the node knew its users is decided by
+// its first command once they are known: as the default user on
+// loopback when no password is set; refused from another host in
+// protected mode, even through AUTH (which a nopass default user would
+// otherwise accept).
+func TestConnectionBeforeUsersAreKnown(t *testing.T) {
+	h := newHarnessWith(t, func(c *Config) { c.ProtectedMode = true })
+	defer h.close()
+	h.srv.users.adopt.Lock()
+	h.srv.users.stored.Store(nil)
+	h.srv.users.cur.Store(nil)
+	h.srv.users.adopt.Unlock()
+	h.router.fail(statemachine.MetaGroup, fault{name: "noleader", only: -1})
+	if got := strings.Join(h.exchange(t, "c1", cmdBytes("GET", "a"), 1), ""); got != "(error) NOAUTH Authentication required.\n" {
+		t.Fatalf("before the node knows its users: %q", got)
+	}
+	h.srv.adopt(acl.NewTable())
+	if got := strings.Join(h.exchange(t, "c1", cmdBytes("PING"), 1), ""); got != "PONG\n" {
+		t.Fatalf("loopback, once no password is known to be set: %q", got)
+	}
+
+	h.srv.users.adopt.Lock()
+	h.srv.users.stored.Store(nil)
+	h.srv.users.cur.Store(nil)
+	h.srv.users.adopt.Unlock()
+	h.router.fail(statemachine.MetaGroup, fault{name: "noleader", only: -1})
+	server, client := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	st := &connState{}
+	if !h.srv.admit(fakeRemote{server}, st) {
+		t.Fatal("refused before the users were known")
+	}
+	h.srv.adopt(acl.NewTable())
+	replies := h.srv.exec([][][]byte{{[]byte("AUTH"), []byte("default"), []byte("anything")}, {[]byte("GET"), []byte("a")}}, st)
+	if len(replies) != 1 || !strings.HasPrefix(string(replies[0]), "-DENIED") || !st.quit {
+		t.Fatalf("a remote client in protected mode without a password: %q, quit %v", replies, st.quit)
+	}
+	st = &connState{auth: authState{user: "", refused: true}}
+	replies = h.srv.exec([][][]byte{{[]byte("AUTH"), []byte("default"), []byte("anything")}}, st)
+	if len(replies) != 1 || !strings.HasPrefix(string(replies[0]), "-DENIED") || !st.quit {
+		t.Fatalf("AUTH from a refused host: %q, quit %v", replies, st.quit)
+	}
+}

@@ -271,8 +271,8 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	for i := 0; i < len(batch); {
 		// Authentication and ACLs: after decode, before MULTI queues the
 		// command, in order, so a pipelined AUTH counts for what follows.
-		if !f.gate(cmds, errs, checked, i, st) {
-			return replies[:i]
+		if bye := f.gate(cmds, errs, checked, i, st); bye != nil {
+			return append(replies[:i], bye...)
 		}
 		if st.multi.on || control(i) {
 			replies[i] = f.txnCommand(&cmds[i], errs[i], st)
@@ -286,8 +286,8 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		var order []*lane
 		j := i
 		for ; j < len(batch); j++ {
-			if !f.gate(cmds, errs, checked, j, st) {
-				return replies[:i]
+			if bye := f.gate(cmds, errs, checked, j, st); bye != nil {
+				return append(replies[:i], bye...)
 			}
 			if errs[j] != nil {
 				replies[j] = ErrorReply(errs[j])

@@ -21,6 +21,7 @@ func runServer(args []string) int {
 		cfg            server.Config
 		initialCluster string
 		logLevel       string
+		insecure       bool
 	)
 	fs.Uint64Var(&cfg.NodeID, "id", 0, "this node's id (positive integer, unique in the cluster)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data")
@@ -29,6 +30,8 @@ func runServer(args []string) int {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "address for the HTTP admin API")
 	fs.StringVar(&initialCluster, "initial-cluster", "", "every initial node as id=peer-addr, comma-separated; the same on every node")
 	fs.StringVar(&cfg.Join, "join", "", "instead of --initial-cluster: a member's peer address (host:port); the node joins that running cluster as a new member")
+	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "directory with ca.crt, node.crt and node.key (see kintsu cert): TLS on every port, mutual TLS between nodes")
+	fs.BoolVar(&insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
 	fs.IntVar(&cfg.Partitions, "partitions", 64, "number of partitions (fixed at bootstrap; must divide 16384)")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition (fixed at bootstrap)")
 	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
@@ -58,6 +61,13 @@ func runServer(args []string) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if msg := securityProblem(cfg.CertsDir, insecure); msg != "" {
+		fmt.Fprintf(os.Stderr, "kintsu server: %s\n", msg)
+		return 2
+	}
+	if insecure {
+		cfg.Logger.Warn("--insecure: no TLS, no peer authentication; anyone who reaches a port is trusted")
+	}
 	ic, err := server.ParseInitialCluster(initialCluster)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu server: --initial-cluster: %v\n", err)

@@ -40,13 +40,12 @@ func (c Credentials) Use() {
 	if c.Password == "" {
 		return
 	}
-	base := http.DefaultClient.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	http.DefaultClient.Transport = bearer{base: base, token: c.User + ":" + c.Password}
+	http.DefaultClient.Transport = bearer{base: http.DefaultClient.Transport, token: c.User + ":" + c.Password}
 }
 
+// bearer adds the credentials to each request. With no base of its own
+// it sends through http.DefaultTransport as it is at the time of the
+// request, so UseTLS may come before or after Use.
 type bearer struct {
 	base  http.RoundTripper
 	token string
@@ -55,5 +54,9 @@ type bearer struct {
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
+	base := b.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(r)
 }

@@ -26,7 +26,7 @@ func Fetch(ctx context.Context, addr string) (api.StatusJSON, error) {
 	var st api.StatusJSON
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL(addr, "/v1/status"), nil)
 	if err != nil {
 		return st, fmt.Errorf("--http %q: %w", addr, err)
 	}

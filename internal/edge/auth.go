@@ -430,6 +430,9 @@ func helloOptions(f *Server, args [][]byte, st *connState) []byte {
 func (f *Server) recheck(queued []command.Cmd, st *connState) map[int][]byte {
 	var denied map[int][]byte
 	for i := range queued {
+		if queued[i].Spec == nil {
+			continue // answered when it was queued
+		}
 		err := f.authorize(&queued[i], st)
 		if err == nil {
 			continue

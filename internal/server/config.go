@@ -20,6 +20,11 @@ type Config struct {
 	RESPAddr string // client listener
 	PeerAddr string // gRPC listener for peers; must match this node's entry in InitialCluster
 	HTTPAddr string // admin listener
+	// CertsDir holds the cluster's CA and this node's certificate (package
+	// pki): every port then speaks TLS, peers mutual TLS. Empty means
+	// plaintext everywhere, which `kintsu server` allows only with
+	// --insecure (in-process tests use it as is).
+	CertsDir string
 	// InitialCluster maps every initial node id to its peer address. Every
 	// initial node must be given the same map.
 	InitialCluster map[uint64]string

@@ -114,6 +114,9 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.tr = transport.New(cfg.NodeID, n.log)
+	if err := n.setupTLS(); err != nil {
+		return nil, err
+	}
 	if cfg.Join != "" {
 		if err := n.resolveJoin(); err != nil {
 			return nil, err
@@ -124,6 +127,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.layout.Ident.Joined = n.joined
+	n.tr.SetClusterID(n.layout.Ident.ClusterID)
 	fresh, err := n.checkIdentity()
 	if err != nil {
 		return nil, err

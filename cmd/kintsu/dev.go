@@ -75,6 +75,7 @@ func runDev(args []string) int {
 	}
 	c, err := launcher.Start(launcher.Options{
 		CertsDir:   sec.certsDir,
+		ExtraArgs:  sec.serverArgs(),
 		Binary:     exe,
 		Nodes:      f.nodes,
 		Dir:        dir,

@@ -55,6 +55,19 @@ func setupDevSecurity(dir string, secure bool, nodes int) (devSecurity, error) {
 	return s, nil
 }
 
+// serverArgs are the nodes' extra flags: the password file, so clients
+// and the admin API must give the password.
+func (s devSecurity) serverArgs() []string {
+	if s.passwordFile == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(s.passwordFile)
+	if err != nil {
+		abs = s.passwordFile
+	}
+	return []string{"--requirepass-file", abs}
+}
+
 // printTry tells how to reach the cluster: plain redis-cli, or the exact
 // TLS command lines with the CA to trust.
 func printTry(w io.Writer, c *launcher.Cluster, sec devSecurity) {
@@ -65,11 +78,11 @@ func printTry(w io.Writer, c *launcher.Cluster, sec devSecurity) {
 		return
 	}
 	ca := filepath.Join(sec.certsDir, pki.CACert)
-	fmt.Fprintf(w, "Try:  redis-cli --tls --cacert %s -p %s set hello world\n", ca, port)
+	fmt.Fprintf(w, "Try:  redis-cli --tls --cacert %s -p %s --user %s --pass %s set hello world\n", ca, port, devUser, sec.password)
 	fmt.Fprintf(w, "      (client certificate: --cert %s --key %s)\n",
 		filepath.Join(sec.certsDir, pki.ClientCert(devUser)), filepath.Join(sec.certsDir, pki.ClientKey(devUser)))
-	fmt.Fprintf(w, "Admin: curl --cacert %s https://%s/v1/status\n", ca, first.HTTPAddr)
-	fmt.Fprintf(w, "       kintsu ctl --http %s --certs-dir %s status\n", first.HTTPAddr, sec.certsDir)
+	fmt.Fprintf(w, "Admin: curl --cacert %s -H 'Authorization: Bearer %s:%s' https://%s/v1/status\n", ca, devUser, sec.password, first.HTTPAddr)
+	fmt.Fprintf(w, "       kintsu ctl --http %s --certs-dir %s --password-file %s status\n", first.HTTPAddr, sec.certsDir, sec.passwordFile)
 	fmt.Fprintf(w, "Password: %s (in %s)\n", sec.password, sec.passwordFile)
 }
 

@@ -185,9 +185,13 @@ func (f *Server) execMulti(st *connState) []byte {
 	if lost {
 		return resp.AppendNullArray(nil)
 	}
+	// ACLs are checked again now, as Redis does: they may have changed
+	// since the commands were queued. A command no longer allowed is
+	// answered in its slot and left out of the transaction.
+	denied := f.recheck(queued, st)
 	var data []command.Cmd
-	for _, c := range queued {
-		if c.Spec != nil && isData(c.Spec) {
+	for i, c := range queued {
+		if c.Spec != nil && isData(c.Spec) && denied[i] == nil {
 			data = append(data, c)
 		}
 	}
@@ -198,7 +202,7 @@ func (f *Server) execMulti(st *connState) []byte {
 		reply = ErrorReply(err)
 	}
 	f.cfg.Metrics.Requests.WithLabelValues("exec", outcomeLabel(reply)).Inc()
-	if len(data) == len(queued) {
+	if len(data) == len(queued) && len(denied) == 0 {
 		return reply
 	}
 	elems, ok := txn.SplitArray(reply) // not an array: a null array or an error
@@ -212,6 +216,8 @@ func (f *Server) execMulti(st *connState) []byte {
 		switch c := &queued[i]; {
 		case c.Spec == nil:
 			out = append(out, atRun[i]...)
+		case denied[i] != nil:
+			out = append(out, denied[i]...)
 		case isData(c.Spec):
 			out = append(out, elems[j]...)
 			j++

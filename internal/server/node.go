@@ -179,11 +179,20 @@ func Start(cfg Config) (*Node, error) {
 	n.txns = n.newCoordinator()
 	n.router.SetResolver(n.txns.Resolver())
 	loops := n.newControl()
+	pwHash, err := n.passwordHash()
+	if err != nil {
+		return nil, err
+	}
 	n.front = edge.New(n.ctx, edge.Config{
 		NodeID: cfg.NodeID, ClusterID: n.layout.Ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
 		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n},
+		ProtectedMode: cfg.ProtectedMode, DefaultPasswordHash: pwHash,
 	})
+	loops = append(loops, func(ctx context.Context) { n.front.WatchUsers(ctx, cfg.ACLRefresh) })
+	if pwHash != "" {
+		loops = append(loops, n.applyPasswordFile(pwHash))
+	}
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
 	n.eng.Start()

@@ -116,6 +116,9 @@ func (n *Node) newAdmin() *admin.API {
 		Context:        n.ctx,
 		Logger:         n.log,
 		Faults:         faults,
+		Users:          n.front.Users,
+		ProtectedMode:  n.cfg.ProtectedMode,
+		EnablePprof:    n.cfg.EnablePprof,
 	})
 }
 

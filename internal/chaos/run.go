@@ -156,6 +156,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "membership", Kind: "not-healed",
 				Description: fmt.Sprintf("%s of node %d at %.1fs: %s", f.Kind, f.Node, float64(f.StartMS)/1000, f.Detail)})
 		}
+		// A member started over its data dir with flags that contradict
+		// it must refuse to start.
+		if f.Kind == "misconfig" && strings.Contains(f.Detail, "NOT") {
+			sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "misconfig", Kind: "wrong-flags-accepted",
+				Description: fmt.Sprintf("misconfig at %.1fs: %s", float64(f.StartMS)/1000, f.Detail)})
+		}
 	}
 	sum.Faults = faults
 	sum.P50RecoveryMS, sum.P99RecoveryMS, sum.MaxRecoveryMS = quantile(recoveries, 0.5), quantile(recoveries, 0.99), quantile(recoveries, 1)

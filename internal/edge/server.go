@@ -36,6 +36,7 @@ type Server struct {
 	ctx    context.Context // ends when the node stops
 	limits resp.Limits
 	ids    atomic.Int64
+	users  users // the cluster's users as this node knows them (auth.go)
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu
@@ -138,6 +139,7 @@ type connState struct {
 	// clusterAware: the client speaks the cluster protocol and follows
 	// -MOVED (see cluster.go); readonly: it accepts stale follower reads.
 	clusterAware, readonly bool
+	auth                   authState
 }
 
 func (f *Server) handle(c net.Conn) {
@@ -149,6 +151,10 @@ func (f *Server) handle(c net.Conn) {
 		f.active.Done()
 	}()
 	st := &connState{id: f.ids.Add(1), local: c.LocalAddr()}
+	defer f.forget(st)
+	if !f.admit(c, st) {
+		return
+	}
 	rd := resp.NewReader(c, f.limits)
 	wr := resp.NewWriter(c)
 	for {
@@ -261,7 +267,13 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		cmds[i], errs[i] = f.decode(args)
 	}
 	control := func(i int) bool { return errs[i] == nil && cmds[i].Spec.Is(command.TxnControl) }
+	checked := make([]bool, len(batch))
 	for i := 0; i < len(batch); {
+		// Authentication and ACLs: after decode, before MULTI queues the
+		// command, in order, so a pipelined AUTH counts for what follows.
+		if bye := f.gate(cmds, errs, checked, i, st); bye != nil {
+			return append(replies[:i], bye...)
+		}
 		if st.multi.on || control(i) {
 			replies[i] = f.txnCommand(&cmds[i], errs[i], st)
 			i++
@@ -274,6 +286,9 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		var order []*lane
 		j := i
 		for ; j < len(batch); j++ {
+			if bye := f.gate(cmds, errs, checked, j, st); bye != nil {
+				return append(replies[:i], bye...)
+			}
 			if errs[j] != nil {
 				replies[j] = ErrorReply(errs[j])
 				continue

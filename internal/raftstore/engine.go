@@ -50,7 +50,8 @@ type Engine struct {
 	// whichever comes first (a fenced loop may never exit).
 	over     chan struct{}
 	overOnce sync.Once
-	stopOnce sync.Once // closes stop: Stop, or Fence
+	stopOnce sync.Once    // closes stop: Stop, or Fence
+	progress loopProgress // see progress.go
 }
 
 type waitKey struct{ origin, seq uint64 }

@@ -37,6 +37,7 @@ func (e *Engine) run() {
 		ticker.Reset(clk.Period(e.cfg.TickInterval))
 	}
 	more := false
+	e.progress.mark()
 	for {
 		if !more {
 			select {
@@ -70,6 +71,7 @@ func (e *Engine) run() {
 			e.setFatal(err)
 			return
 		}
+		e.progress.mark()
 	}
 }
 

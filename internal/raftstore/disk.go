@@ -22,9 +22,10 @@ import (
 //     keep up, for as long as the reserve lasts. Reads are served as usual.
 //     When the guard reports enough free space again, proposals are taken
 //     again (the guard's hysteresis keeps this from flapping).
-//   - Loop stalled: a cycle of the loop that has not finished after
-//     Config.StallTimeout (a synced write hung on a full or dying disk,
-//     or a write stall behind a flush that keeps failing) fences the node:
+//   - Loop stalled: no cycle of the loop completed for Config.StallTimeout
+//     (LastCycle, progress.go; an idle loop still cycles at every tick): a
+//     synced write hung on a full or dying disk, or a write stall behind a
+//     flush that keeps failing. It fences the node:
 //     Err reports it, Done closes, waiting proposers and readers are
 //     answered at once, and the loop's answers, if it ever wakes, reach no
 //     one who still waits. A loop stuck inside Pebble cannot be stopped, so
@@ -48,11 +49,8 @@ func (e *NoSpaceError) Unwrap() error { return ErrNoSpace }
 
 // diskState is the engine's view of its disk, written by SetDiskFull.
 type diskState struct {
-	full atomic.Pointer[NoSpaceError] // nil: enough space
-	// busySince is when the running cycle began (UnixNano), 0 between
-	// cycles.
-	busySince atomic.Int64
-	stalled   chan struct{} // closed when a stalled loop fenced the node
+	full    atomic.Pointer[NoSpaceError] // nil: enough space
+	stalled chan struct{}                // closed when a stalled loop fenced the node
 }
 
 // SetDiskFull reports the disk's state: full (with free and reserve
@@ -93,6 +91,15 @@ func (e *Engine) shedLeadership() {
 // DiskFull reports whether the disk is below its reserve (writes refused).
 func (e *Engine) DiskFull() bool { return e.disk.full.Load() != nil }
 
+// DiskFullReason says why writes are refused ("" while the disk has
+// space), for health checks.
+func (e *Engine) DiskFullReason() string {
+	if ns := e.disk.full.Load(); ns != nil {
+		return ns.Error()
+	}
+	return ""
+}
+
 // noSpace returns the refusal for a proposal while the disk is full.
 func (e *Engine) noSpace() error {
 	if ns := e.disk.full.Load(); ns != nil {
@@ -101,17 +108,7 @@ func (e *Engine) noSpace() error {
 	return nil
 }
 
-// LoopStalledFor returns how long the running cycle of the loop has been
-// going; 0 between cycles. A healthy loop stays far below a second.
-func (e *Engine) LoopStalledFor() time.Duration {
-	since := e.disk.busySince.Load()
-	if since == 0 {
-		return 0
-	}
-	return time.Since(time.Unix(0, since))
-}
-
-// watchStall fences the node when a cycle outlasts StallTimeout.
+// watchStall fences the node when no cycle completed for StallTimeout.
 func (e *Engine) watchStall() {
 	every := max(e.cfg.StallTimeout/10, 10*time.Millisecond)
 	t := time.NewTicker(every)
@@ -122,7 +119,8 @@ func (e *Engine) watchStall() {
 			return
 		case <-t.C:
 		}
-		if d := e.LoopStalledFor(); d >= e.cfg.StallTimeout {
+		if last := e.LastCycle(); !last.IsZero() && time.Since(last) >= e.cfg.StallTimeout {
+			d := time.Since(last)
 			e.setFatal(fmt.Errorf("the replication loop has been stuck for %s, most likely in a write to the data dir %s "+
 				"(full, failing or hung disk): the node fences itself and must exit", d.Round(time.Millisecond), e.cfg.DataDir))
 			close(e.disk.stalled)

@@ -102,8 +102,8 @@ func TestStalledWriteFencesTheNode(t *testing.T) {
 	if _, err := eng.Propose(context.Background(), 0, &raftstore.Request{Origin: 1, Seq: 1, Args: toArgs([]string{"set", "a", "1"})}); err != nil {
 		t.Fatal(err)
 	}
-	if d := eng.LoopStalledFor(); d > time.Second {
-		t.Fatalf("LoopStalledFor() = %v on a healthy engine", d)
+	if d := time.Since(eng.LastCycle()); d > time.Second {
+		t.Fatalf("last cycle %v ago on a healthy engine", d)
 	}
 
 	disk.Set(faultfs.Fault{SyncDelay: time.Hour})
@@ -122,8 +122,8 @@ func TestStalledWriteFencesTheNode(t *testing.T) {
 	if e := eng.Err(); e == nil || !strings.Contains(e.Error(), "stuck") || !strings.Contains(e.Error(), dir) {
 		t.Fatalf("Err() = %v, want the stall naming the data dir", e)
 	}
-	if d := eng.LoopStalledFor(); d < 300*time.Millisecond {
-		t.Errorf("LoopStalledFor() = %v while stuck", d)
+	if d := time.Since(eng.LastCycle()); d < 300*time.Millisecond {
+		t.Errorf("last cycle %v ago while stuck", d)
 	}
 	stopped := make(chan struct{})
 	go func() { eng.Stop(); close(stopped) }()

@@ -63,9 +63,7 @@ func (e *Engine) run() {
 			}
 		}
 		var err error
-		e.disk.busySince.Store(time.Now().UnixNano())
 		more, err = e.cycle()
-		e.disk.busySince.Store(0)
 		if err != nil {
 			// A storage failure: the node must not acknowledge anything more.
 			e.setFatal(err)

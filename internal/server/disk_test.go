@@ -40,6 +40,9 @@ func TestDiskFullNOSPACE(t *testing.T) {
 		t.Fatalf("the refused SET was applied: %v", err)
 	}
 
+	if h := n.Health(); h.Ready() || !strings.Contains(strings.Join(h.NotReady, "; "), "disk almost full") {
+		t.Errorf("health of a full node: %+v", h)
+	}
 	if m := scrape(t, tc.cfgs[0].HTTPAddr); !strings.Contains(m, "kintsu_disk_full 1") || !strings.Contains(m, "kintsu_disk_free_bytes 1.048576e+06") {
 		t.Errorf("metrics do not show the full disk")
 	}
@@ -47,6 +50,9 @@ func TestDiskFullNOSPACE(t *testing.T) {
 	waitUntil(t, "the disk guard to see space again", 10*time.Second, func() bool { return !n.eng.DiskFull() })
 	if err := c.Set(ctx5(t), "after", "3", 0).Err(); err != nil {
 		t.Fatalf("SET with space back: %v", err)
+	}
+	if h := n.Health(); !h.Ready() {
+		t.Errorf("health with space back: %+v", h)
 	}
 }
 

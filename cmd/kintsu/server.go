@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/diskguard"
 	"github.com/kintsu/kintsu/internal/server"
 )
 
@@ -48,6 +49,11 @@ func runServer(args []string) int {
 	fs.BoolVar(&cfg.UnsafeSkipIntentCheck, "unsafe-skip-intent-check", false, "TESTING ONLY: let reads ignore transactions' write locks (shows half-applied transactions)")
 	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
+	fs.Func("disk-reserve", "free space kept on the data dir's volume: below it the node refuses writes (NOSPACE) and hands its leaderships away, e.g. 2GiB or 5% (default: the smaller of 1GiB and 5%; 0: off)", func(v string) (err error) {
+		cfg.DiskReserve, err = diskguard.ParseReserve(v)
+		return err
+	})
+	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", 30*time.Second, "a storage write still running after this long fences the node (it logs an ERROR naming the data dir and exits)")
 	fs.StringVar(&cfg.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (Redis's requirepass); clients must AUTH, the admin API asks for it")
 	fs.BoolVar(&cfg.ProtectedMode, "protected-mode", true, "while the default user has no password, refuse clients and admin calls from other hosts (Redis's protected mode)")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof on the admin API (credentials required)")

@@ -49,6 +49,9 @@ type HealthFacts struct {
 	// StallAfter is how long the loop may go without a cycle before the
 	// node is neither live nor ready.
 	StallAfter time.Duration
+	// DiskFull, when not empty, says why the node refuses writes (its
+	// data dir is below its disk reserve).
+	DiskFull string
 	// Removed: the cluster removed this node for good.
 	Removed bool
 	Parts   []PartFacts
@@ -86,6 +89,9 @@ func Judge(f HealthFacts) api.Health {
 		h.NotLive = append(h.NotLive, "engine loop stalled for "+roundAge(age))
 	}
 	h.NotReady = slices.Concat(h.NotLive, h.NotReady)
+	if f.DiskFull != "" {
+		h.NotReady = append(h.NotReady, f.DiskFull)
+	}
 	if f.Removed {
 		h.Removed = true
 		h.NotReady = append(h.NotReady, "node removed from the cluster")

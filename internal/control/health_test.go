@@ -38,6 +38,9 @@ func TestJudge(t *testing.T) {
 		{what: "loop slow but within bounds", change: func(f *HealthFacts) { f.LastCycle = now.Add(-4 * time.Second) }, wasRdy: true},
 		{what: "loop stalled briefly past the bound", change: func(f *HealthFacts) { f.LastCycle = now.Add(-5300 * time.Millisecond) },
 			notLive: []string{"engine loop stalled for 5.3s"}, notRdy: []string{"engine loop stalled for 5.3s"}, wasRdy: true},
+		{what: "disk almost full (was ready)", change: func(f *HealthFacts) {
+			f.DiskFull = "disk almost full on node 1 (12 MiB free, reserve 1024 MiB): writes refused until space is freed"
+		}, notRdy: []string{"disk almost full on node 1 (12 MiB free, reserve 1024 MiB): writes refused until space is freed"}, wasRdy: true},
 		{what: "loop not started", change: func(f *HealthFacts) { f.LastCycle = time.Time{} },
 			notRdy: []string{"engine loop not started"}, wasRdy: true},
 		{what: "removed (was ready)", change: func(f *HealthFacts) { f.Removed = true; f.Parts[2].ConfirmedAt = stale },

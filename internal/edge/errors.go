@@ -28,6 +28,7 @@ func errorText(err error) string {
 		locked    *failure.LockedError
 		uncertain *failure.UncertainError
 		engine    *failure.EngineError
+		noSpace   *failure.NoSpaceError
 		loading   *failure.LoadingError
 		signal    *failure.SignalError
 		gaveUp    *txn.GaveUpError
@@ -70,6 +71,8 @@ func errorText(err error) string {
 		return "TRYAGAIN the key is locked by a transaction still in progress, nothing was applied"
 	case errors.As(err, &uncertain):
 		return fmt.Sprintf("UNCERTAIN the write to partition %d may or may not have been applied (%s)", uncertain.Group, uncertain.Reason)
+	case errors.As(err, &noSpace):
+		return "NOSPACE " + noSpace.Msg
 	case errors.As(err, &engine):
 		return "ERR " + engine.Msg
 	case errors.As(err, &loading):

@@ -13,6 +13,7 @@ import (
 )
 
 func (e *Engine) run() {
+	defer e.closeOver()
 	defer close(e.done)
 	defer func() {
 		if p := recover(); p != nil {
@@ -96,6 +97,7 @@ func (e *Engine) cycle() (bool, error) {
 		for _, r := range e.replicas {
 			e.releaseCuts(r, now)
 		}
+		e.shedLeadership()
 	}
 	for _, env := range in.msgs {
 		e.receive(env)
@@ -321,6 +323,7 @@ func (e *Engine) persist(readies []readyRep) error {
 	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("persist raft state: %w", err)
 	}
+	e.noteHardStates(readies, mustSync)
 	for _, rr := range readies {
 		if !raft.IsEmptySnap(rr.rd.Snapshot) {
 			rr.r.appliedCommitted() // the installed snapshot is now on disk

@@ -60,6 +60,7 @@ const (
 	codeNoGroup                  // the node has no replica of the group
 	codeStopped                  // the node is shutting down
 	codeReadFailed               // a read could not be served (payload: text)
+	codeNoSpace                  // the leader's disk is almost full, refused before proposing (payload: text)
 )
 
 var (
@@ -159,7 +160,7 @@ type outcome struct {
 func (o outcome) encode() []byte {
 	e := codec.Encoder(nil).Byte(o.code)
 	switch o.code {
-	case codeOK, codeReadFailed:
+	case codeOK, codeReadFailed, codeNoSpace:
 		e = e.Raw(o.reply)
 	case codeNotLeader:
 		e = e.Uvarint(o.hint)
@@ -173,7 +174,7 @@ func decodeOutcome(b []byte) (outcome, error) {
 	d := codec.NewDecoder(b)
 	o := outcome{code: d.Byte()}
 	switch o.code {
-	case codeOK, codeReadFailed:
+	case codeOK, codeReadFailed, codeNoSpace:
 		o.reply = d.Raw(d.Len())
 	case codeNotLeader:
 		o.hint = d.Uvarint()
@@ -187,6 +188,7 @@ func decodeOutcome(b []byte) (outcome, error) {
 // outcomeOf classifies an engine error.
 func outcomeOf(reply []byte, err error) outcome {
 	var nl *raftstore.NotLeaderError
+	var ns *raftstore.NoSpaceError
 	switch {
 	case err == nil:
 		return outcome{code: codeOK, reply: reply}
@@ -198,6 +200,8 @@ func outcomeOf(reply []byte, err error) outcome {
 		return outcome{code: codeMaybeApplied}
 	case errors.Is(err, raftstore.ErrBusy):
 		return outcome{code: codeBusy}
+	case errors.As(err, &ns):
+		return outcome{code: codeNoSpace, reply: []byte(ns.Error())}
 	case errors.Is(err, raftstore.ErrStopped):
 		// The node stopped while the command may already have been handed
 		// to raft: never claim it was not applied.

@@ -90,6 +90,11 @@ func (r *Router) target(group uint64, attempt int) uint64 {
 }
 
 // backoff waits before the next attempt; false when ctx ended.
+// noSpaceRetries bounds the retries of a write refused by a leader whose
+// disk is almost full: with backoff, about 300ms, enough for it to hand
+// its leadership over (less when no other replica can take it).
+const noSpaceRetries = 6
+
 func backoff(ctx context.Context, attempt int) bool {
 	return clock.Sleep(ctx, time.Duration(5<<min(attempt, 5))*time.Millisecond) // 5ms .. 160ms
 }
@@ -189,6 +194,14 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 			case codeReadFailed: // an engine error that is not retryable
 				errs[idx] = &failure.EngineError{Msg: string(o.reply)}
 				continue
+			case codeNoSpace:
+				// Refused before proposing by a leader whose disk is almost
+				// full; it is handing its leadership away, which takes about
+				// a round trip, so retry briefly before reporting it.
+				if attempt >= noSpaceRetries {
+					errs[idx] = &failure.NoSpaceError{Msg: string(o.reply)}
+					continue
+				}
 			case codeMaybeApplied:
 				maybe[idx] = true
 			}
@@ -211,6 +224,8 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 					errs[idx] = &failure.LockedError{}
 				case last.code == codeBusy:
 					errs[idx] = &failure.BusyError{}
+				case last.code == codeNoSpace:
+					errs[idx] = &failure.NoSpaceError{Msg: string(last.reply)}
 				default:
 					errs[idx] = &failure.NoLeaderError{Group: group}
 				}

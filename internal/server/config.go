@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/control"
+	"github.com/kintsu/kintsu/internal/diskguard"
 	"github.com/kintsu/kintsu/internal/ring"
 )
 
@@ -76,6 +77,13 @@ type Config struct {
 	// /v1/fault/cut, /clock, /disk, /crash) and opens storage through the
 	// fault-injecting file system. Testing only (kintsu chaos).
 	FaultInjection bool
+	// DiskReserve is the free space of the data dir's volume below which
+	// the node refuses writes and hands its leaderships away (disk.go).
+	// Zero value: the smaller of 1 GiB and 5% of the volume.
+	DiskReserve diskguard.Reserve
+	// StallTimeout: a storage write (a cycle of the replication loop)
+	// running longer than this fences the node. Default 30s.
+	StallTimeout time.Duration
 	// RequirePassFile names a file holding the default user's password
 	// (Redis's requirepass; never on the command line). See users.go.
 	RequirePassFile string

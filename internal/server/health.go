@@ -51,6 +51,7 @@ func (n *Node) healthFacts(now time.Time) control.HealthFacts {
 		Now:          now,
 		EngineErr:    n.eng.Err(),
 		LastCycle:    n.eng.LastCycle(),
+		DiskFull:     n.eng.DiskFullReason(),
 		StallAfter:   max(minStallAfter, 10*election),
 		Removed:      n.health.removed.Load(),
 		QuorumWindow: max(minQuorumWindow, 10*election),

@@ -110,7 +110,8 @@ func Start(cfg Config) (*Node, error) {
 		n.disk = faultfs.New(vfs.Default, faultfs.Options{LazyWAL: cfg.UnsafeLazyFsync})
 		fs = n.disk
 	}
-	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs}); err != nil {
+	fence := &diskFence{}
+	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs, Logger: n.log, OnCorruption: fence.onCorruption}); err != nil {
 		n.closeDisk()
 		return nil, err
 	}
@@ -148,6 +149,8 @@ func Start(cfg Config) (*Node, error) {
 		TruncateAfter:    cfg.TruncateAfter,
 		TruncateKeep:     cfg.TruncateKeep,
 		UnsafeStaleReads: cfg.UnsafeStaleReads,
+		StallTimeout:     cfg.StallTimeout,
+		DataDir:          cfg.DataDir,
 		Apply:            applyEntry,
 		Classify:         statemachine.Classify,
 		Logger:           n.log,
@@ -157,8 +160,12 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	fence.attach(n.eng)
 	if err := n.addReplicas(fresh); err != nil {
 		return nil, err
+	}
+	if err := n.eng.CheckDurable(); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	if fresh {
 		// The identity is written last: a crash before this point leaves a
@@ -203,6 +210,7 @@ func Start(cfg Config) (*Node, error) {
 	for _, loop := range loops {
 		n.run(loop)
 	}
+	n.run(n.watchDisk(fs))
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.Ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil

@@ -301,19 +301,18 @@ var configValues = [][2]string{
 	{"appendfsync", "always"},
 	{"appendonly", "yes"},
 	{"databases", "1"},
-	{"maxmemory", "0"},
 	{"proto-max-bulk-len", strconv.Itoa(kv.MaxValueBytes)},
 	{"save", ""},
 }
 
-func cmdConfig(_ *Server, args [][]byte, _ *connState) []byte {
+func cmdConfig(f *Server, args [][]byte, _ *connState) []byte {
 	switch lower(args[1]) {
 	case "get":
 		if len(args) < 3 {
 			return errArity([][]byte{[]byte("config|get")})
 		}
 		var out [][2]string
-		for _, kvp := range configValues {
+		for _, kvp := range append(configValues, f.limitConfig()...) {
 			for _, pat := range args[2:] {
 				if ok, _ := path.Match(lower(pat), kvp[0]); ok {
 					out = append(out, kvp)

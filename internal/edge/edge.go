@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -22,9 +23,12 @@ type Config struct {
 	// error, never a hang.
 	RequestTimeout time.Duration
 	Metrics        *metrics.Metrics
-	Router         Router
-	Txns           Transactions
-	View           View
+	Logger         *slog.Logger
+	// Limits bound what clients can make the node hold (limits.go).
+	Limits Limits
+	Router Router
+	Txns   Transactions
+	View   View
 }
 
 // Router sends commands to the leader of their partition (route.Router).

@@ -32,6 +32,8 @@ func errorText(err error) string {
 		aborted   *txn.AbortedError
 		undecided *txn.DecisionUnknownError
 		internal  *txn.InternalError
+		tooLarge  *failure.ReplyTooLargeError
+		limit     *limitError
 	)
 	switch {
 	case errors.As(err, &unknown):
@@ -69,6 +71,10 @@ func errorText(err error) string {
 		return "ERR " + engine.Msg
 	case errors.As(err, &loading):
 		return "LOADING Kintsu is restoring a backup into this partition"
+	case errors.As(err, &tooLarge):
+		return fmt.Sprintf("ERR reply of %d bytes is too large to forward (limit %d); read it on the partition's leader or with a smaller range", tooLarge.Bytes, tooLarge.Limit)
+	case errors.As(err, &limit):
+		return limit.text
 	case errors.As(err, &signal):
 		return fmt.Sprintf("ERR internal: unexpected state machine answer %d", signal.Signal)
 	}

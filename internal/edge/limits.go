@@ -439,9 +439,11 @@ func (f *Server) runChunk(chunk [][][]byte, st *connState, cl *tracked, conn net
 			next++
 		}
 		err := wr.Flush()
+		if err != nil {
+			f.writeFailed(cl, err) // before the release: it reads what was held
+		}
 		f.releaseReplies(cl, flushed)
 		if err != nil {
-			f.writeFailed(cl, err)
 			return false
 		}
 		if st.quit {

@@ -46,6 +46,7 @@ func runServer(args []string) int {
 	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	limitFlags(fs, &cfg.Limits)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -61,6 +62,7 @@ func runServer(args []string) int {
 		return 2
 	}
 	cfg.InitialCluster = ic
+	server.ApplyMemoryLimit(cfg.Limits, cfg.Logger)
 	if cfg.UnsafeStaleReads {
 		cfg.Logger.Warn("--unsafe-stale-reads is on: reads are NOT linearizable (testing only)")
 	}

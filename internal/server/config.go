@@ -52,6 +52,8 @@ type Config struct {
 	DeadTimeout time.Duration
 	// RequestTimeout bounds every client request. Default 5s.
 	RequestTimeout time.Duration
+	// Limits bound what clients can make the node hold (limits.go).
+	Limits ClientLimits
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
 	// Test-only: it exists to prove the linearizability checker can fail.
 	UnsafeStaleReads bool
@@ -119,6 +121,7 @@ func (c *Config) EnsureDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Limits.ensureDefaults()
 }
 
 func (c *Config) ringConfig() ring.Config {
@@ -165,6 +168,7 @@ func (c *Config) Validate() error {
 	} else if c.DeadTimeout <= control.SuspectAfter*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("--dead-timeout %v must exceed %d heartbeat intervals (%v)", c.DeadTimeout, control.SuspectAfter, control.SuspectAfter*c.HeartbeatInterval))
 	}
+	errs = append(errs, c.Limits.validate()...)
 	return errors.Join(errs...)
 }
 

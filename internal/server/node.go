@@ -178,6 +178,7 @@ func Start(cfg Config) (*Node, error) {
 		NodeID: cfg.NodeID, ClusterID: n.layout.Ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
 		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n},
+		Logger: n.log, Limits: cfg.Limits.edge(n.usedMemory),
 	})
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)

@@ -234,6 +234,7 @@ func cmdInfo(f *Server, args [][]byte, _ *connState) []byte {
 	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:cluster\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
 		redisVersion, api.Version, portOf(f.cfg.RESPAddr))
 	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", f.connCount())
+	b.WriteString(f.memoryInfo())
 	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n")
 	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\n\r\n")
 	fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n")

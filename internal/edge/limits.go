@@ -486,6 +486,17 @@ func notRun(replies [][]byte) bool {
 	return false
 }
 
+// memoryInfo is INFO's Memory section, in Redis's field names.
+func (f *Server) memoryInfo() string {
+	l := f.lim.lim
+	var used uint64
+	if l.UsedMemory != nil {
+		used = l.UsedMemory()
+	}
+	return fmt.Sprintf("# Memory\r\nused_memory:%d\r\nmaxmemory:%d\r\nmaxmemory_policy:noeviction\r\nmem_clients_normal:%d\r\nmaxmemory_clients:%d\r\nmaxclients:%d\r\n\r\n",
+		used, l.MaxMemory, f.lim.held.Load(), l.ReplyBudget, l.MaxClients)
+}
+
 // limitConfig is what CONFIG GET reports of the limits, in Redis's names
 // and units.
 func (f *Server) limitConfig() [][2]string {

@@ -476,6 +476,52 @@ func (f *Server) writeFailed(cl *tracked, err error) {
 	}
 }
 
+// runSplit runs a lane that mixes writes and reads in turns, in order:
+// each run of writes through the log, each run of reads after a ReadIndex
+// under the connection's reply budget. Reads carried through the log
+// would build their replies on every replica, beyond any budget (SET x;
+// GET big x127 would hold 2 GiB); a read served after the writes before
+// it were acknowledged sees them just the same. A run of reads cut by the
+// budget leaves it and everything after it unrun. False when the lane
+// does not mix.
+func (f *Server) runSplit(batch []command.Cmd, l *lane, replies [][]byte, st *connState) bool {
+	if !l.write {
+		return false
+	}
+	reads := 0
+	for _, k := range l.idx {
+		if !batch[k].Writes() {
+			reads++
+		}
+	}
+	if reads == 0 {
+		return false
+	}
+	linear := *st
+	linear.readonly = false // after its own writes a client reads its writes
+	for start := 0; start < len(l.idx); {
+		write := batch[l.idx[start]].Writes()
+		end := start + 1
+		for end < len(l.idx) && batch[l.idx[end]].Writes() == write {
+			end++
+		}
+		f.runLane(batch, &lane{group: l.group, idx: l.idx[start:end], write: write}, replies, &linear)
+		if notRun(pick(replies, l.idx[start:end])) {
+			return true
+		}
+		start = end
+	}
+	return true
+}
+
+func pick(replies [][]byte, idx []int) [][]byte {
+	out := make([][]byte, len(idx))
+	for i, k := range idx {
+		out[i] = replies[k]
+	}
+	return out
+}
+
 // notRun reports whether exec left some of replies unrun (see runChunk).
 func notRun(replies [][]byte) bool {
 	for _, r := range replies {

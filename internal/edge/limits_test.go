@@ -195,15 +195,28 @@ func pipelineGets(n int, key string) []byte {
 
 // TestPipelinedBigReadsAreBounded (audit R-M3): 128 pipelined GETs of a
 // big value from a client that reads nothing made the edge build every
-// reply before writing one. Now it holds about replyChunkBytes, another
-// client is served meanwhile, and the slow client still gets every reply,
-// in order, once it reads.
+// reply before writing one; so did the same GETs behind a write to their
+// partition, carried through the log. Now the edge holds about
+// replyChunkBytes, another client is served meanwhile, and the slow client
+// still gets every reply, in order, once it reads.
 func TestPipelinedBigReadsAreBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first []byte
+	}{
+		{"reads", resp.AppendCommand(nil, []byte("GET"), []byte("big"))},
+		{"behind a write", resp.AppendCommand(nil, []byte("SET"), []byte("{big}x"), []byte("1"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testBigReadsBounded(t, tc.first) })
+	}
+}
+
+func testBigReadsBounded(t *testing.T, first []byte) {
 	const value = 1 << 20
 	n := newLimitsNode(t, Limits{})
 	n.router.data["big"] = bytes.Repeat([]byte{'v'}, value)
 	slow, slowRd := n.dial(t)
-	if _, err := slow.Write(pipelineGets(128, "big")); err != nil {
+	if _, err := slow.Write(append(first, pipelineGets(127, "big")...)); err != nil {
 		t.Fatal(err)
 	}
 	// Replies held means a write to the client is under way (and blocks
@@ -224,7 +237,10 @@ func TestPipelinedBigReadsAreBounded(t *testing.T) {
 	if h := n.srv.lim.held.Load(); h > replyChunkBytes+2*value {
 		t.Fatalf("edge holds %d bytes of replies, over %d", h, replyChunkBytes+2*value)
 	}
-	for i := range 128 {
+	if got := readReply(t, slowRd); got != "+OK" && got != fmt.Sprintf("bulk %d", value) {
+		t.Fatalf("first reply: %q", got)
+	}
+	for i := range 127 {
 		if got := readReply(t, slowRd); got != fmt.Sprintf("bulk %d", value) {
 			t.Fatalf("reply %d: %q", i, got)
 		}

@@ -358,12 +358,16 @@ func (f *Server) readOne(ctx context.Context, group uint64, args [][]byte) ([]by
 	return reply, err
 }
 
-// runLane runs one partition's commands of a batch, in order. A lane with
-// any write is proposed whole, reads included, as one batch through the
-// raft log: a read applied from the log is linearizable and sees every
-// command before it. A lane of reads shares one ReadIndex, or, for a
-// connection that said READONLY, reads the local replica if there is one.
+// runLane runs one partition's commands of a batch, in order. A lane of
+// writes is proposed as one batch through the raft log. A lane of reads
+// shares one ReadIndex, or, for a connection that said READONLY, reads
+// the local replica if there is one. A lane that mixes them runs its runs
+// of writes and of reads in turn (runSplit), so reads never build their
+// replies inside the log's apply, beyond the reply budget.
 func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, st *connState) {
+	if f.runSplit(batch, l, replies, st) {
+		return // reads and writes mixed: in turns (limits.go)
+	}
 	idx := l.idx
 	cmds := make([][][]byte, len(idx))
 	for i, k := range idx {

@@ -72,7 +72,7 @@ func errorText(err error) string {
 	case errors.As(err, &loading):
 		return "LOADING Kintsu is restoring a backup into this partition"
 	case errors.As(err, &tooLarge):
-		return fmt.Sprintf("ERR reply of %d bytes is too large to forward (limit %d); read it on the partition's leader or with a smaller range", tooLarge.Bytes, tooLarge.Limit)
+		return fmt.Sprintf("ERR reply of %d bytes or more is too large (at most %d can be sent between nodes); read fewer keys at a time", tooLarge.Bytes, tooLarge.Limit)
 	case errors.As(err, &limit):
 		return limit.text
 	case errors.As(err, &signal):

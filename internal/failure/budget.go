@@ -11,11 +11,10 @@ import (
 // edge writes the replies it holds, then runs the read again.
 var ErrNotRun = errors.New("not run: reply budget spent")
 
-// ReplyTooLargeError is a reply too big to be sent between nodes: the
-// read ran on its partition's leader, which refused to ship the reply.
-// Nothing was applied.
+// ReplyTooLargeError is a read whose reply would be too big to be sent
+// between nodes; it is refused on every node alike. Nothing was applied.
 type ReplyTooLargeError struct {
-	Bytes int // the reply's size
+	Bytes int // the reply's size, or as much of it as was built
 	Limit int // the largest reply a forward carries
 }
 

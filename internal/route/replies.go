@@ -2,8 +2,10 @@ package route
 
 import (
 	"context"
+	"errors"
 
 	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // Bounds on the replies of reads, so that no batch of reads can build more
@@ -18,6 +20,11 @@ import (
 //     like an unreachable leader, and cost the request deadline).
 //   - A forwarded batch stops once forwardBatchBytes of replies are built:
 //     a peer's call costs the serving node a bounded amount of memory.
+//   - No single read builds a reply over maxForwardReply, on any node:
+//     the values it loads are counted as it loads them (cappedReader) and
+//     the read is refused once they pass it, so one MGET of a big key
+//     repeated cannot build gigabytes, and a read has the same answer
+//     whichever node receives it.
 //   - Reads served for the edge draw on the connection's ReplyBudget
 //     (failure.ReplyBudgetOf): once it is spent the rest are ErrNotRun.
 const (
@@ -60,6 +67,11 @@ func capReads(n int, lim readCap, read func(i int) ([]byte, error)) ([]outcome, 
 			break
 		}
 		reply, err := read(i)
+		var tooLarge *failure.ReplyTooLargeError
+		if errors.As(err, &tooLarge) {
+			outs[i] = outcome{code: codeTooLarge, hint: uint64(tooLarge.Bytes)}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -102,4 +114,25 @@ func splitOutcomes(outs []outcome) ([][]byte, []error) {
 // localCap is the bound on reads served here for ctx's connection.
 func localCap(ctx context.Context) readCap {
 	return readCap{budget: failure.ReplyBudgetOf(ctx)}
+}
+
+// errReplyCap stops a read whose values pass maxForwardReply.
+var errReplyCap = errors.New("reply over the largest forwardable size")
+
+// cappedReader counts the bytes of the values a read loads, and fails the
+// read once they pass the cap: the reply is at least as big.
+type cappedReader struct {
+	txn.Reader
+	left int
+	read int
+}
+
+func (c *cappedReader) Get(key []byte) ([]byte, bool, error) {
+	v, ok, err := c.Reader.Get(key)
+	c.left -= len(v)
+	c.read += len(v)
+	if err == nil && c.left < 0 {
+		return nil, false, errReplyCap
+	}
+	return v, ok, err
 }

@@ -71,3 +71,40 @@ func TestReadsDrawOnTheReplyBudget(t *testing.T) {
 		t.Fatalf("a fresh budget smaller than the first reply: %v", codes(outs))
 	}
 }
+
+// mapReader is a txn.Reader over a map, for cappedReader.
+type mapReader struct{ m map[string][]byte }
+
+func (r mapReader) Get(k []byte) ([]byte, bool, error) { v, ok := r.m[string(k)]; return v, ok, nil }
+func (mapReader) NowMS() int64                         { return 0 }
+func (mapReader) Version([]byte) (uint64, error)       { return 0, nil }
+func (mapReader) Applied() (uint64, error)             { return 0, nil }
+func (mapReader) TxnGet(byte, []byte) ([]byte, bool, error) {
+	return nil, false, nil
+}
+
+// TestOneReadCannotBuildAHugeReply: a read loading values past the cap
+// (MGET of one big key many times) stops at the cap and is refused as
+// too large, on the node that serves it, not after building it all.
+func TestOneReadCannotBuildAHugeReply(t *testing.T) {
+	big := bytes.Repeat([]byte{'v'}, 1000)
+	c := &cappedReader{Reader: mapReader{map[string][]byte{"big": big}}, left: 2500}
+	for i := range 3 {
+		_, _, err := c.Get([]byte("big"))
+		if (i < 2) != (err == nil) {
+			t.Fatalf("load %d: %v", i, err)
+		}
+	}
+	if c.read != 3000 {
+		t.Fatalf("counted %d bytes", c.read)
+	}
+	outs, err := capReads(2, readCap{}, func(i int) ([]byte, error) {
+		if i == 0 {
+			return nil, &failure.ReplyTooLargeError{Bytes: 3000, Limit: 2500}
+		}
+		return []byte("+OK\r\n"), nil
+	})
+	if err != nil || !bytes.Equal(codes(outs), []byte{codeTooLarge, codeOK}) || outs[0].hint != 3000 {
+		t.Fatalf("a read over the cap: %v %v", codes(outs), err)
+	}
+}

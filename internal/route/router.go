@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/binary"
 	"sync"
@@ -444,9 +445,13 @@ func (r *Router) localRead(group uint64, args [][]byte) ([]byte, error) {
 	}
 	// One frozen view: a multi-key read, or a lock check and the read
 	// after it, must not see an entry applied halfway through.
-	rd, release := r.eng.Snapshot(group)
+	snap, release := r.eng.Snapshot(group)
 	defer release()
+	rd := &cappedReader{Reader: snap, left: maxForwardReply}
 	out, err := statemachine.Read(rd, group, spec, args)
+	if errors.Is(err, errReplyCap) {
+		return nil, &failure.ReplyTooLargeError{Bytes: rd.read, Limit: maxForwardReply}
+	}
 	if err != nil {
 		r.cfg.Logger.Error("read failed", "group", group, "err", err)
 		return nil, &failure.EngineError{Msg: "storage failure"}

@@ -47,11 +47,18 @@ func TestForwardedBigRepliesAreClearOrSplit(t *testing.T) {
 	if lead := tc.nodes[follower].eng.Leader(g); lead == tc.nodes[follower].cfg.NodeID {
 		t.Fatalf("node %d leads the partition now", lead)
 	}
-	if err == nil || !strings.HasPrefix(err.Error(), "ERR reply of ") || !strings.Contains(err.Error(), "bytes is too large to forward") {
+	if err == nil || !strings.HasPrefix(err.Error(), "ERR reply of ") || !strings.Contains(err.Error(), "bytes or more is too large") {
 		t.Fatalf("forwarded MGET of 144 MiB: %v", err)
 	}
 	if took > 3*time.Second {
 		t.Fatalf("the refusal took %v", took)
+	}
+
+	// The leader refuses it alike, without building it.
+	leader := redis.NewClient(&redis.Options{Addr: tc.respAddr(int(tc.nodes[follower].eng.Leader(g)) - 1), ReadTimeout: 30 * time.Second})
+	defer leader.Close()
+	if err := leader.MGet(ctx5(t), keys...).Err(); err == nil || !strings.Contains(err.Error(), "bytes or more is too large") {
+		t.Fatalf("MGET of 144 MiB on the leader: %v", err)
 	}
 
 	pipe := rdb.Pipeline()

@@ -337,9 +337,12 @@ func (t *timedConn) Read(p []byte) (int, error) {
 	if n > 0 && !t.started {
 		t.started = true
 		t.cl.idleSince.Store(0)
+		// The idle deadline no longer applies: the command's own does.
+		var deadline time.Time
 		if t.partial > 0 {
-			_ = t.Conn.SetReadDeadline(time.Now().Add(t.partial))
+			deadline = time.Now().Add(t.partial)
 		}
+		_ = t.Conn.SetReadDeadline(deadline)
 	}
 	return n, err
 }

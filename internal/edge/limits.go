@@ -116,9 +116,9 @@ type tracked struct {
 	idleSince atomic.Int64
 	// closedBy names the limit that closed it, once.
 	closedBy atomic.Pointer[string]
-	// query: bytes of its reader's buffer drawn on QueryBudget (its own
-	// goroutine only).
-	query int64
+	// query: bytes of its reader's buffer drawn on QueryBudget (written
+	// by its own goroutine only).
+	query atomic.Int64
 }
 
 // limiter is the node-wide state of the limits.
@@ -204,7 +204,7 @@ func (f *Server) closeClient(cl *tracked, reason string) {
 	}
 	f.cfg.Metrics.ClientsClosed.WithLabelValues(reason).Inc()
 	f.logger().Info("client closed by a limit", "reason", reason, "client", cl.id,
-		"addr", cl.conn.RemoteAddr().String(), "reply_bytes", cl.held.Load(), "query_bytes", cl.query)
+		"addr", cl.conn.RemoteAddr().String(), "reply_bytes", cl.held.Load(), "query_bytes", cl.query.Load())
 	_ = cl.conn.Close()
 }
 
@@ -267,9 +267,9 @@ func (f *Server) queryBuffer(cl *tracked, n int) error {
 	if n <= smallQueryBuffer {
 		want = 0
 	}
-	delta := want - cl.query
+	delta := want - cl.query.Load()
 	if delta == 0 || f.lim.lim.QueryBudget <= 0 {
-		cl.query = want
+		cl.query.Store(want)
 		return nil
 	}
 	deadline := time.Now().Add(queryWait)
@@ -283,7 +283,7 @@ func (f *Server) queryBuffer(cl *tracked, n int) error {
 				f.lim.qfree = make(chan struct{})
 			}
 			f.lim.qmu.Unlock()
-			cl.query = want
+			cl.query.Store(want)
 			return nil
 		}
 		free := f.lim.qfree

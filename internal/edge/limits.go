@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -523,6 +524,16 @@ func pick(replies [][]byte, idx []int) [][]byte {
 		out[i] = replies[k]
 	}
 	return out
+}
+
+// maxCommandReply bounds the replies one command builds across the
+// partitions it reads (a cross-partition MGET, a transaction's reads):
+// the largest reply one node may send another.
+const maxCommandReply = 120 << 20
+
+// commandCap returns ctx carrying a fresh cap for one command's replies.
+func commandCap(ctx context.Context) context.Context {
+	return failure.WithReplyCap(ctx, failure.NewReplyCap(maxCommandReply))
 }
 
 // notRun reports whether exec left some of replies unrun (see runChunk).

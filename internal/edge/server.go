@@ -336,7 +336,7 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 // transaction.
 func (f *Server) runCross(c command.Cmd) []byte {
 	begin := time.Now()
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
 	reply, err := f.cfg.Txns.Run(ctx, c)
 	cancel()
 	if err != nil {

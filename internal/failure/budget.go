@@ -70,3 +70,55 @@ func ReplyBudgetOf(ctx context.Context) *ReplyBudget {
 	b, _ := ctx.Value(budgetKey{}).(*ReplyBudget)
 	return b
 }
+
+// ReplyCap bounds the bytes of replies one command builds across all the
+// reads it makes (a transaction's shares in several partitions): once
+// they pass it, the next reads are refused with ReplyTooLargeError.
+type ReplyCap struct {
+	limit int
+	left  atomic.Int64
+}
+
+// NewReplyCap returns a cap of n bytes.
+func NewReplyCap(n int) *ReplyCap {
+	c := &ReplyCap{limit: n}
+	c.left.Store(int64(n))
+	return c
+}
+
+// Limit is the cap's size.
+func (c *ReplyCap) Limit() int { return c.limit }
+
+// Left is how many bytes the command may still build; a nil cap has no
+// limit (the largest int).
+func (c *ReplyCap) Left() int {
+	if c == nil {
+		return int(^uint(0) >> 1)
+	}
+	return int(max(c.left.Load(), 0))
+}
+
+// Spend counts n bytes of replies built; it returns the refusal once the
+// cap is passed.
+func (c *ReplyCap) Spend(n int) error {
+	if c == nil {
+		return nil
+	}
+	if left := c.left.Add(-int64(n)); left < 0 {
+		return &ReplyTooLargeError{Bytes: c.limit - int(left), Limit: c.limit}
+	}
+	return nil
+}
+
+type capKey struct{}
+
+// WithReplyCap returns ctx carrying c, for every read made under it.
+func WithReplyCap(ctx context.Context, c *ReplyCap) context.Context {
+	return context.WithValue(ctx, capKey{}, c)
+}
+
+// ReplyCapOf is ctx's reply cap; nil (no cap) when it has none.
+func ReplyCapOf(ctx context.Context) *ReplyCap {
+	c, _ := ctx.Value(capKey{}).(*ReplyCap)
+	return c
+}

@@ -46,6 +46,7 @@ const (
 // readCap is what one round of reads may build.
 type readCap struct {
 	budget *failure.ReplyBudget // the edge connection's, for local reads
+	cmd    *failure.ReplyCap    // the command's, across all its reads
 	batch  int                  // stop once the replies reach this many bytes (0: no limit)
 	single int                  // a larger reply is refused (0: no limit)
 }
@@ -66,6 +67,10 @@ func capReads(n int, lim readCap, read func(i int) ([]byte, error)) ([]outcome, 
 			}
 			break
 		}
+		if lim.cmd != nil && lim.cmd.Left() == 0 {
+			outs[i] = outcome{code: codeTooLarge, hint: uint64(lim.cmd.Limit())}
+			continue
+		}
 		reply, err := read(i)
 		var tooLarge *failure.ReplyTooLargeError
 		if errors.As(err, &tooLarge) {
@@ -85,6 +90,10 @@ func capReads(n int, lim readCap, read func(i int) ([]byte, error)) ([]outcome, 
 				outs[j] = outcome{code: codeNotRun}
 			}
 			return outs, nil
+		}
+		if lim.cmd.Spend(len(reply)) != nil {
+			outs[i] = outcome{code: codeTooLarge, hint: uint64(len(reply))}
+			continue
 		}
 		total += len(reply)
 		lim.budget.Draw(len(reply))
@@ -113,7 +122,12 @@ func splitOutcomes(outs []outcome) ([][]byte, []error) {
 
 // localCap is the bound on reads served here for ctx's connection.
 func localCap(ctx context.Context) readCap {
-	return readCap{budget: failure.ReplyBudgetOf(ctx)}
+	return readCap{budget: failure.ReplyBudgetOf(ctx), cmd: failure.ReplyCapOf(ctx)}
+}
+
+// loadLimit is how many bytes of values one read may load under lim.
+func (lim readCap) loadLimit() int {
+	return min(maxForwardReply, lim.cmd.Left())
 }
 
 // errReplyCap stops a read whose values pass maxForwardReply.

@@ -108,3 +108,17 @@ func TestOneReadCannotBuildAHugeReply(t *testing.T) {
 		t.Fatalf("a read over the cap: %v %v", codes(outs), err)
 	}
 }
+
+// TestACommandsReadsShareItsCap: the reads of one command (a transaction's
+// shares) draw on one cap; past it the rest are refused as too large.
+func TestACommandsReadsShareItsCap(t *testing.T) {
+	var calls int
+	c := failure.NewReplyCap(10)
+	outs, err := capReads(4, readCap{cmd: c}, replyOf([]int{4, 4, 4, 4}, &calls))
+	if err != nil || !bytes.Equal(codes(outs), []byte{codeOK, codeOK, codeTooLarge, codeTooLarge}) || calls != 3 {
+		t.Fatalf("cap 10 over reads of 4: %v calls %d %v", codes(outs), calls, err)
+	}
+	if got := (readCap{cmd: failure.NewReplyCap(5)}).loadLimit(); got != 5 {
+		t.Fatalf("load limit under a cap of 5: %d", got)
+	}
+}

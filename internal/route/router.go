@@ -301,10 +301,14 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([
 					holders, lockedAt = hs, from+i
 					break
 				}
-				replies[from+i] = o.reply
 				if forwarded {
 					lim.budget.Draw(len(o.reply))
+					if err := lim.cmd.Spend(len(o.reply)); err != nil {
+						errs[from+i] = err
+						continue
+					}
 				}
+				replies[from+i] = o.reply
 			}
 			if lockedAt < 0 && notRun < 0 {
 				return replies, errs
@@ -431,13 +435,13 @@ func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte, 
 // as far as lim lets them. A storage failure fails them all: the replica
 // cannot be trusted to answer the rest.
 func (r *Router) localReads(group uint64, cmds [][][]byte, lim readCap) ([]outcome, error) {
-	return capReads(len(cmds), lim, func(i int) ([]byte, error) { return r.localRead(group, cmds[i]) })
+	return capReads(len(cmds), lim, func(i int) ([]byte, error) { return r.localRead(group, cmds[i], lim.loadLimit()) })
 }
 
 // localRead evaluates one read against the local replica's applied state.
 // A read that meets a transaction's write lock answers the lock's holders
 // instead (see txn.Blocked); the router resolves them and reads again.
-func (r *Router) localRead(group uint64, args [][]byte) ([]byte, error) {
+func (r *Router) localRead(group uint64, args [][]byte, limit int) ([]byte, error) {
 	// The one lookup of a read on the node that serves it.
 	spec := command.Lookup(args[0])
 	if statemachine.IsKeyCount(args) {
@@ -447,10 +451,10 @@ func (r *Router) localRead(group uint64, args [][]byte) ([]byte, error) {
 	// after it, must not see an entry applied halfway through.
 	snap, release := r.eng.Snapshot(group)
 	defer release()
-	rd := &cappedReader{Reader: snap, left: maxForwardReply}
+	rd := &cappedReader{Reader: snap, left: limit}
 	out, err := statemachine.Read(rd, group, spec, args)
 	if errors.Is(err, errReplyCap) {
-		return nil, &failure.ReplyTooLargeError{Bytes: rd.read, Limit: maxForwardReply}
+		return nil, &failure.ReplyTooLargeError{Bytes: rd.read, Limit: limit}
 	}
 	if err != nil {
 		r.cfg.Logger.Error("read failed", "group", group, "err", err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,27 @@ func TestForwardedBigRepliesAreClearOrSplit(t *testing.T) {
 	defer leader.Close()
 	if err := leader.MGet(ctx5(t), keys...).Err(); err == nil || !strings.Contains(err.Error(), "bytes or more is too large") {
 		t.Fatalf("MGET of 144 MiB on the leader: %v", err)
+	}
+
+	// One command's reads across partitions, or a transaction's, share one
+	// cap: 10 x 16 MiB from two partitions (80 MiB each) is refused too.
+	other := "{x}big"
+	for i := 0; ring.PartitionOf(ring.Slot([]byte(other)), tc.cfgs[0].Partitions) == int(g); i++ {
+		other = fmt.Sprintf("{x%d}big", i)
+	}
+	if err := rdb.Set(ctx5(t), other, val, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cross := []string{key, key, key, key, key, other, other, other, other, other}
+	if err := rdb.MGet(ctx5(t), cross...).Err(); err == nil || !strings.Contains(err.Error(), "bytes or more is too large") {
+		t.Fatalf("cross-partition MGET of 160 MiB: %v", err)
+	}
+	tx := rdb.TxPipeline()
+	for _, k := range cross {
+		tx.Get(ctx5(t), k)
+	}
+	if _, err := tx.Exec(ctx5(t)); err == nil || !strings.Contains(err.Error(), "bytes or more is too large") {
+		t.Fatalf("EXEC of 160 MiB of reads in two partitions: %v", err)
 	}
 
 	pipe := rdb.Pipeline()

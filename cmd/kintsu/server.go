@@ -21,6 +21,7 @@ func runServer(args []string) int {
 		cfg            server.Config
 		initialCluster string
 		logLevel       string
+		insecure       bool
 	)
 	fs.Uint64Var(&cfg.NodeID, "id", 0, "this node's id (positive integer, unique in the cluster)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data")
@@ -29,6 +30,8 @@ func runServer(args []string) int {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "address for the HTTP admin API")
 	fs.StringVar(&initialCluster, "initial-cluster", "", "every initial node as id=peer-addr, comma-separated; the same on every node")
 	fs.StringVar(&cfg.Join, "join", "", "instead of --initial-cluster: a member's peer address (host:port); the node joins that running cluster as a new member")
+	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "directory with ca.crt, node.crt and node.key (see kintsu cert): TLS on every port, mutual TLS between nodes")
+	fs.BoolVar(&insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
 	fs.IntVar(&cfg.Partitions, "partitions", 64, "number of partitions (fixed at bootstrap; must divide 16384)")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition (fixed at bootstrap)")
 	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
@@ -45,6 +48,9 @@ func runServer(args []string) int {
 	fs.BoolVar(&cfg.UnsafeSkipIntentCheck, "unsafe-skip-intent-check", false, "TESTING ONLY: let reads ignore transactions' write locks (shows half-applied transactions)")
 	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
+	fs.StringVar(&cfg.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (Redis's requirepass); clients must AUTH, the admin API asks for it")
+	fs.BoolVar(&cfg.ProtectedMode, "protected-mode", true, "while the default user has no password, refuse clients and admin calls from other hosts (Redis's protected mode)")
+	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof on the admin API (credentials required)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	limitFlags(fs, &cfg.Limits)
 	if err := fs.Parse(args); err != nil {
@@ -56,6 +62,13 @@ func runServer(args []string) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if msg := securityProblem(cfg.CertsDir, insecure); msg != "" {
+		fmt.Fprintf(os.Stderr, "kintsu server: %s\n", msg)
+		return 2
+	}
+	if insecure {
+		cfg.Logger.Warn("--insecure: no TLS, no peer authentication; anyone who reaches a port is trusted")
+	}
 	ic, err := server.ParseInitialCluster(initialCluster)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu server: --initial-cluster: %v\n", err)

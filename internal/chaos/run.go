@@ -73,6 +73,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			lo.Hosts = append(lo.Hosts, nw.Addr(uint64(i)))
 		}
 		lo.Wrap = nw.Wrap
+		// The checker and the nemeses reach the nodes from another host:
+		// protected mode would refuse them while no password is set.
+		lo.ExtraArgs = append(lo.ExtraArgs, "--protected-mode=false")
 		say("chaos: every node is its own host in a network namespace (%s.0/24)", strings.TrimSuffix(nw.Addr(1), ".1"))
 	}
 	c, err := launcher.Start(lo)

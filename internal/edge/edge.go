@@ -26,9 +26,15 @@ type Config struct {
 	Logger         *slog.Logger
 	// Limits bound what clients can make the node hold (limits.go).
 	Limits Limits
-	Router Router
-	Txns   Transactions
-	View   View
+	// ProtectedMode refuses clients from other hosts while the default
+	// user has no password (Redis's protected mode).
+	ProtectedMode bool
+	// DefaultPasswordHash, when set, is required of the default user
+	// whenever the cluster's users give it no password (a password file).
+	DefaultPasswordHash string
+	Router              Router
+	Txns                Transactions
+	View                View
 }
 
 // Router sends commands to the leader of their partition (route.Router).

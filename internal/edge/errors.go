@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kintsu/kintsu/internal/acl"
+
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
@@ -35,6 +37,9 @@ func errorText(err error) string {
 		tooLarge  *failure.ReplyTooLargeError
 		limit     *limitError
 	)
+	if text, ok := aclErrorText(err); ok {
+		return text
+	}
 	switch {
 	case errors.As(err, &unknown):
 		return kv.UnknownCommand(unknown.Args)
@@ -79,4 +84,26 @@ func errorText(err error) string {
 		return fmt.Sprintf("ERR internal: unexpected state machine answer %d", signal.Signal)
 	}
 	return "ERR " + err.Error()
+}
+
+// aclErrorText words authentication and ACL refusals as Redis 7 does.
+func aclErrorText(err error) (string, bool) {
+	var (
+		cmd  *acl.CommandDeniedError
+		key  *acl.KeyDeniedError
+		rule *acl.RuleError
+	)
+	switch {
+	case errors.Is(err, acl.ErrNoAuth):
+		return "NOAUTH Authentication required.", true
+	case errors.Is(err, acl.ErrWrongPass):
+		return "WRONGPASS invalid username-password pair or user is disabled.", true
+	case errors.As(err, &cmd):
+		return "NOPERM " + cmd.Error(), true
+	case errors.As(err, &key):
+		return "NOPERM " + key.Error(), true
+	case errors.As(err, &rule):
+		return "ERR " + rule.Error(), true
+	}
+	return "", false
 }

@@ -156,10 +156,10 @@ func respLimits(lim Limits) resp.Limits {
 	return l
 }
 
-// admit makes room for a new connection when MaxClients are connected:
+// makeRoom makes room for a new connection when MaxClients are connected:
 // false if no connection may give way. Called with f.mu held (n is the
 // count of connections).
-func (f *Server) admit(n int) bool {
+func (f *Server) makeRoom(n int) bool {
 	if n < f.lim.lim.MaxClients {
 		return true
 	}

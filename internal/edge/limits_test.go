@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/acl"
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -89,6 +90,7 @@ func newLimitsNode(t *testing.T, lim Limits) *limitsNode {
 		RequestTimeout: replyTimeout, Metrics: n.m, Router: n.router, View: newFakeView(1, testPartitions),
 		Limits: lim,
 	})
+	n.srv.adopt(acl.NewTable()) // the node knows its users: none, no password
 	served := make(chan struct{})
 	go func() { defer close(served); n.srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -35,6 +35,7 @@ type Server struct {
 	limits resp.Limits
 	lim    *limiter // per-node bounds (limits.go)
 	ids    atomic.Int64
+	users  users // the cluster's users as this node knows them (auth.go)
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu
@@ -74,7 +75,7 @@ func (f *Server) Serve(ln net.Listener) {
 			f.mu.Unlock()
 			c.Close()
 			continue
-		case !f.admit(len(f.conns)):
+		case !f.makeRoom(len(f.conns)):
 			f.mu.Unlock()
 			_, _ = c.Write(resp.AppendError(nil, "ERR max number of clients reached"))
 			c.Close()
@@ -137,6 +138,7 @@ type connState struct {
 	// clusterAware: the client speaks the cluster protocol and follows
 	// -MOVED (see cluster.go); readonly: it accepts stale follower reads.
 	clusterAware, readonly bool
+	auth                   authState
 	// budget bounds the replies the running chunk builds (limits.go).
 	budget *failure.ReplyBudget
 }
@@ -152,6 +154,10 @@ func (f *Server) handle(c net.Conn) {
 		f.unregister(cl)
 		f.active.Done()
 	}()
+	defer f.forget(st)
+	if !f.admit(c, st) {
+		return
+	}
 	tc := &timedConn{Conn: c, cl: cl, partial: f.lim.lim.ClientReadTimeout}
 	lim := f.limits
 	lim.Buffer = func(n int) error { return f.queryBuffer(cl, n) }
@@ -261,12 +267,15 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	errs := make([]error, len(batch))
 	for i, args := range batch {
 		cmds[i], errs[i] = f.decode(args)
-		if errs[i] == nil {
-			errs[i] = f.denyOOM(&cmds[i])
-		}
 	}
 	control := func(i int) bool { return errs[i] == nil && cmds[i].Spec.Is(command.TxnControl) }
+	checked := make([]bool, len(batch))
 	for i := 0; i < len(batch); {
+		// Authentication and ACLs: after decode, before MULTI queues the
+		// command, in order, so a pipelined AUTH counts for what follows.
+		if bye := f.gate(cmds, errs, checked, i, st); bye != nil {
+			return append(replies[:i], bye...)
+		}
 		if st.multi.on || control(i) {
 			replies[i] = f.txnCommand(&cmds[i], errs[i], st)
 			i++
@@ -279,6 +288,9 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		var order []*lane
 		j := i
 		for ; j < len(batch); j++ {
+			if bye := f.gate(cmds, errs, checked, j, st); bye != nil {
+				return append(replies[:i], bye...)
+			}
 			if errs[j] != nil {
 				replies[j] = ErrorReply(errs[j])
 				continue

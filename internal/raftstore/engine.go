@@ -44,6 +44,7 @@ type Engine struct {
 	cuts     cutRegistry
 	fatal    atomic.Pointer[error]
 	started  atomic.Bool
+	progress loopProgress // see progress.go
 }
 
 type waitKey struct{ origin, seq uint64 }

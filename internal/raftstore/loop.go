@@ -36,6 +36,7 @@ func (e *Engine) run() {
 		ticker.Reset(clk.Period(e.cfg.TickInterval))
 	}
 	more := false
+	e.progress.mark()
 	for {
 		if !more {
 			select {
@@ -67,6 +68,7 @@ func (e *Engine) run() {
 			e.setFatal(err)
 			return
 		}
+		e.progress.mark()
 	}
 }
 

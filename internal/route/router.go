@@ -29,8 +29,9 @@ type Router struct {
 	seqs     *seqTracker
 	resolver *txn.Resolver // set once by SetResolver, before serving
 
-	mu    sync.Mutex
-	hints map[uint64]uint64 // guarded by mu; group -> node believed to lead
+	mu        sync.Mutex
+	hints     map[uint64]uint64       // guarded by mu; group -> node believed to lead
+	confirmed map[uint64]confirmation // guarded by mu; see confirm.go
 }
 
 // New makes the router of a node.
@@ -40,7 +41,7 @@ func New(cfg Config, eng *raftstore.Engine) *Router {
 		panic(err)
 	}
 	origin := binary.BigEndian.Uint64(b[:]) | 1 // never 0: 0 means "no dedupe"
-	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), hints: map[uint64]uint64{}}
+	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), hints: map[uint64]uint64{}, confirmed: map[uint64]confirmation{}}
 }
 
 // Origin names this router's process in (origin, seq) request ids and
@@ -381,7 +382,7 @@ func (r *Router) attempt(ctx context.Context, group uint64, attempt, n int, do f
 	switch {
 	case o.code == codeOK:
 		if node != r.cfg.NodeID {
-			r.SetHint(group, node)
+			r.ConfirmLeader(group, node)
 			r.cfg.Metrics.Forwarded.Add(float64(n))
 		}
 	case o.code == codeNotLeader && o.hint != 0 && o.hint != node:

@@ -20,6 +20,11 @@ type Config struct {
 	RESPAddr string // client listener
 	PeerAddr string // gRPC listener for peers; must match this node's entry in InitialCluster
 	HTTPAddr string // admin listener
+	// CertsDir holds the cluster's CA and this node's certificate (package
+	// pki): every port then speaks TLS, peers mutual TLS. Empty means
+	// plaintext everywhere, which `kintsu server` allows only with
+	// --insecure (in-process tests use it as is).
+	CertsDir string
 	// InitialCluster maps every initial node id to its peer address. Every
 	// initial node must be given the same map.
 	InitialCluster map[uint64]string
@@ -73,6 +78,19 @@ type Config struct {
 	// /v1/fault/cut, /clock, /disk, /crash) and opens storage through the
 	// fault-injecting file system. Testing only (kintsu chaos).
 	FaultInjection bool
+	// RequirePassFile names a file holding the default user's password
+	// (Redis's requirepass; never on the command line). See users.go.
+	RequirePassFile string
+	// ProtectedMode refuses clients (and admin calls) from other hosts
+	// while the default user has no password. The flag defaults to on.
+	ProtectedMode bool
+	// EnablePprof serves /debug/pprof on the admin API (behind its
+	// credentials check).
+	EnablePprof bool
+	// ACLRefresh is how often a node polls the cluster's users for
+	// changes made through other nodes (default 1s): the staleness bound
+	// of permission checks, with one request timeout.
+	ACLRefresh time.Duration
 	// TruncateAfter/TruncateKeep override log truncation (tests make them
 	// small to force snapshot catch-up). 0 = engine defaults.
 	TruncateAfter, TruncateKeep uint64
@@ -120,6 +138,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ACLRefresh == 0 {
+		c.ACLRefresh = time.Second
 	}
 	c.Limits.ensureDefaults()
 }

@@ -53,6 +53,7 @@ type Node struct {
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
+	health nodeHealth // health.go
 	// The control plane's parts that other parts call (wiring.go).
 	cmap     *control.Map // the node's view of membership
 	registry *control.Registry
@@ -114,6 +115,9 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.tr = transport.New(cfg.NodeID, n.log)
+	if err := n.setupTLS(); err != nil {
+		return nil, err
+	}
 	if cfg.Join != "" {
 		if err := n.resolveJoin(); err != nil {
 			return nil, err
@@ -124,6 +128,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.layout.Ident.Joined = n.joined
+	n.tr.SetClusterID(n.layout.Ident.ClusterID)
 	fresh, err := n.checkIdentity()
 	if err != nil {
 		return nil, err
@@ -174,12 +179,21 @@ func Start(cfg Config) (*Node, error) {
 	n.txns = n.newCoordinator()
 	n.router.SetResolver(n.txns.Resolver())
 	loops := n.newControl()
+	pwHash, err := n.passwordHash()
+	if err != nil {
+		return nil, err
+	}
 	n.front = edge.New(n.ctx, edge.Config{
 		NodeID: cfg.NodeID, ClusterID: n.layout.Ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
 		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n},
+		ProtectedMode: cfg.ProtectedMode, DefaultPasswordHash: pwHash,
 		Logger: n.log, Limits: cfg.Limits.edge(n.usedMemory),
 	})
+	loops = append(loops, func(ctx context.Context) { n.front.WatchUsers(ctx, cfg.ACLRefresh) })
+	if pwHash != "" {
+		loops = append(loops, n.applyPasswordFile(pwHash))
+	}
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
 	n.eng.Start()
@@ -244,19 +258,6 @@ func (n *Node) addReplicas(fresh bool) error {
 		}
 	}
 	return nil
-}
-
-// Ready reports whether every partition has a known leader.
-func (n *Node) Ready() bool {
-	if n.eng.Err() != nil {
-		return false
-	}
-	for _, p := range n.view().Parts {
-		if n.router.LeaderOf(uint64(p.ID)) == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Done is closed when the node has stopped, or when its engine failed and

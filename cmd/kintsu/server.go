@@ -58,6 +58,7 @@ func runServer(args []string) int {
 	fs.BoolVar(&cfg.ProtectedMode, "protected-mode", true, "while the default user has no password, refuse clients and admin calls from other hosts (Redis's protected mode)")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof on the admin API (credentials required)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	limitFlags(fs, &cfg.Limits)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -80,6 +81,7 @@ func runServer(args []string) int {
 		return 2
 	}
 	cfg.InitialCluster = ic
+	server.ApplyMemoryLimit(cfg.Limits, cfg.Logger)
 	if cfg.UnsafeStaleReads {
 		cfg.Logger.Warn("--unsafe-stale-reads is on: reads are NOT linearizable (testing only)")
 	}

@@ -349,6 +349,9 @@ func (f *Server) gate(cmds []command.Cmd, errs []error, checked []bool, i int, s
 		return [][]byte{resp.AppendError(nil, errDenied)}
 	case err != nil:
 		errs[i] = err
+	default:
+		// Memory after permission, as Redis orders them (limits.go).
+		errs[i] = f.denyOOM(&cmds[i])
 	}
 	return nil
 }

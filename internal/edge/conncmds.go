@@ -214,6 +214,7 @@ func cmdInfo(f *Server, args [][]byte, _ *connState) []byte {
 	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:cluster\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
 		redisVersion, api.Version, portOf(f.cfg.RESPAddr))
 	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", f.connCount())
+	b.WriteString(f.memoryInfo())
 	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n")
 	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\n\r\n")
 	fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n")
@@ -281,19 +282,18 @@ var configValues = [][2]string{
 	{"appendfsync", "always"},
 	{"appendonly", "yes"},
 	{"databases", "1"},
-	{"maxmemory", "0"},
 	{"proto-max-bulk-len", strconv.Itoa(kv.MaxValueBytes)},
 	{"save", ""},
 }
 
-func cmdConfig(_ *Server, args [][]byte, _ *connState) []byte {
+func cmdConfig(f *Server, args [][]byte, _ *connState) []byte {
 	switch lower(args[1]) {
 	case "get":
 		if len(args) < 3 {
 			return errArity([][]byte{[]byte("config|get")})
 		}
 		var out [][2]string
-		for _, kvp := range configValues {
+		for _, kvp := range append(configValues, f.limitConfig()...) {
 			for _, pat := range args[2:] {
 				if ok, _ := path.Match(lower(pat), kvp[0]); ok {
 					out = append(out, kvp)

@@ -26,9 +26,16 @@
 //     them concurrently; a lane of one partition runs in order.
 //   - Every command's arity is checked before any argument is indexed.
 //   - Memory per connection is bounded: a pipeline batch (maxPipeline,
-//     maxPipelineBytes), replies held at once (execChunk), a transaction's
-//     queue and watches (maxQueued, maxQueuedBytes, maxWatched), and a
-//     client that does not read its replies is cut off (writeTimeout).
+//     maxPipelineBytes), replies held at once (execChunk commands, and
+//     about replyChunkBytes: reads past it run after the replies before
+//     them are written), a transaction's queue and watches (maxQueued,
+//     maxQueuedBytes, maxWatched), and a client that does not read its
+//     replies is cut off (writeTimeout, the output buffer limits).
+//   - Memory per node is bounded too (limits.go): connections
+//     (maxclients), unwritten replies of all clients (maxmemory-clients),
+//     buffers of half-received commands (the query buffer budget), idle
+//     and half-sent commands (timeouts), and writes over maxmemory are
+//     refused with Redis's -OOM. A limit closes a client, never the node.
 //   - Every request has a deadline (Config.RequestTimeout): a failure is
 //     a fast, clear error saying whether anything may have been applied.
 //   - Users and permissions are the cluster's (the metadata group's): a

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -22,6 +23,9 @@ type Config struct {
 	// error, never a hang.
 	RequestTimeout time.Duration
 	Metrics        *metrics.Metrics
+	Logger         *slog.Logger
+	// Limits bound what clients can make the node hold (limits.go).
+	Limits Limits
 	// ProtectedMode refuses clients from other hosts while the default
 	// user has no password (Redis's protected mode).
 	ProtectedMode bool

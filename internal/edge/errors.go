@@ -35,6 +35,8 @@ func errorText(err error) string {
 		aborted   *txn.AbortedError
 		undecided *txn.DecisionUnknownError
 		internal  *txn.InternalError
+		tooLarge  *failure.ReplyTooLargeError
+		limit     *limitError
 	)
 	if text, ok := aclErrorText(err); ok {
 		return text
@@ -44,6 +46,8 @@ func errorText(err error) string {
 		return kv.UnknownCommand(unknown.Args)
 	case errors.As(err, &arity):
 		return kv.WrongArity(arity.Name)
+	case errors.As(err, &tooLarge):
+		return fmt.Sprintf("ERR reply of %d bytes or more is too large (at most %d can be sent between nodes); read fewer keys at a time", tooLarge.Bytes, tooLarge.Limit)
 	// A transaction's own outcome first: its cause is worded inside it.
 	case errors.As(err, &gaveUp):
 		return fmt.Sprintf("TRYAGAIN transaction gave up after %d attempts that met conflicting transactions, nothing was applied", gaveUp.Attempts)
@@ -77,6 +81,8 @@ func errorText(err error) string {
 		return "ERR " + engine.Msg
 	case errors.As(err, &loading):
 		return "LOADING Kintsu is restoring a backup into this partition"
+	case errors.As(err, &limit):
+		return limit.text
 	case errors.As(err, &signal):
 		return fmt.Sprintf("ERR internal: unexpected state machine answer %d", signal.Signal)
 	}

@@ -195,7 +195,7 @@ func (f *Server) execMulti(st *connState) []byte {
 			data = append(data, c)
 		}
 	}
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
 	reply, err := f.cfg.Txns.Exec(ctx, data, watches)
 	cancel()
 	if err != nil {

@@ -39,7 +39,7 @@ func (r *Router) Serve(ctx context.Context, method string, body []byte) (answer 
 		if err != nil {
 			return nil, true, err
 		}
-		return encodeOutcomes(r.serveReads(ctx, group, cmds)), true, nil
+		return encodeOutcomes(r.serveReads(ctx, group, cmds, forwardCap)), true, nil
 	case MethodLeader:
 		d := codec.NewDecoder(body)
 		group := d.Uvarint()
@@ -154,7 +154,7 @@ func decodeOutcomes(b []byte, want int) ([]outcome, error) {
 type outcome struct {
 	code  byte
 	reply []byte // codeOK: the RESP reply; codeReadFailed: error text
-	hint  uint64 // codeNotLeader: believed leader
+	hint  uint64 // codeNotLeader: believed leader; codeTooLarge: the reply's size
 }
 
 func (o outcome) encode() []byte {
@@ -162,7 +162,7 @@ func (o outcome) encode() []byte {
 	switch o.code {
 	case codeOK, codeReadFailed, codeNoSpace:
 		e = e.Raw(o.reply)
-	case codeNotLeader:
+	case codeNotLeader, codeTooLarge:
 		e = e.Uvarint(o.hint)
 	}
 	return e
@@ -176,7 +176,7 @@ func decodeOutcome(b []byte) (outcome, error) {
 	switch o.code {
 	case codeOK, codeReadFailed, codeNoSpace:
 		o.reply = d.Raw(d.Len())
-	case codeNotLeader:
+	case codeNotLeader, codeTooLarge:
 		o.hint = d.Uvarint()
 	}
 	if d.Err() != nil {

@@ -58,6 +58,8 @@ type Config struct {
 	DeadTimeout time.Duration
 	// RequestTimeout bounds every client request. Default 5s.
 	RequestTimeout time.Duration
+	// Limits bound what clients can make the node hold (limits.go).
+	Limits ClientLimits
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
 	// Test-only: it exists to prove the linearizability checker can fail.
 	UnsafeStaleReads bool
@@ -148,6 +150,7 @@ func (c *Config) EnsureDefaults() {
 	if c.ACLRefresh == 0 {
 		c.ACLRefresh = time.Second
 	}
+	c.Limits.ensureDefaults()
 }
 
 func (c *Config) ringConfig() ring.Config {
@@ -194,6 +197,7 @@ func (c *Config) Validate() error {
 	} else if c.DeadTimeout <= control.SuspectAfter*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("--dead-timeout %v must exceed %d heartbeat intervals (%v)", c.DeadTimeout, control.SuspectAfter, control.SuspectAfter*c.HeartbeatInterval))
 	}
+	errs = append(errs, c.Limits.validate()...)
 	return errors.Join(errs...)
 }
 

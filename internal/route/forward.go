@@ -60,7 +60,8 @@ const (
 	codeNoGroup                  // the node has no replica of the group
 	codeStopped                  // the node is shutting down
 	codeReadFailed               // a read could not be served (payload: text)
-	codeNoSpace                  // the leader's disk is almost full, refused before proposing (payload: text)
+	// 7 and 8 are codeNotRun and codeTooLarge (replies.go).
+	codeNoSpace byte = 9 // the leader's disk is almost full, refused before proposing (payload: text)
 )
 
 var (

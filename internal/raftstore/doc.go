@@ -52,4 +52,35 @@
 //     descriptor; ids are never reused, removed replicas are destroyed and
 //     tombstoned, and a replica is created only for a leader adding it
 //     (membership.go states these invariants in full).
+//
+// What a peer's message may do. Every peer, authenticated or not, may be
+// buggy or misconfigured, so nothing a frame says is trusted beyond what
+// raft needs (validate.go enforces it, before raft sees the message):
+//   - No message panics the node or stops its loop: only the kinds peers
+//     exchange (appends, heartbeats, votes and their answers, a leader's
+//     MsgTimeoutNow) reach raft, well-formed (entries numbered after the
+//     message's index, a commit index the local log holds, snapshots only
+//     through the snapshot stream, with metadata).
+//   - No term is taken that raft cannot live with: a term above MaxTerm
+//     (far below overflow) or more than MaxTermJump above the replica's own
+//     is refused, so it is never persisted; a saved term above MaxTerm (left
+//     by older versions) refuses the start with an error naming the group.
+//   - A message counts only if its sender replica is in the replica's
+//     descriptor and lives on the node that sent it (the transport names
+//     the node). The one exception is a member added after the replica's
+//     last applied change: a leader's or candidate's message from a replica
+//     id at or above the descriptor's NextID, at or above the local term,
+//     from a node that holds no replica in the descriptor. It adds a
+//     mapping, never replaces one.
+//   - No single peer destroys a replica. A removal notice, or a leader
+//     writing to a newer replica id on this node, only makes the replica
+//     ask the nodes it knows (rate-limited); it is destroyed when its own
+//     applied conf change removes it, when the nodes of a majority of the
+//     voters it knows say each that they applied its removal (an empty
+//     replica, which holds nothing, needs the nodes of its descriptor), or
+//     when the control plane's check of the group's leader says so
+//     (DestroyIfRemoved).
+//   - Creating a replica for a leader is bounded: at most
+//     maxEmptyReplicas empty replicas wait for their first snapshot.
+//   - Refusals are logged at WARN, at most once a second per kind.
 package raftstore

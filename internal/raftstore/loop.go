@@ -95,17 +95,22 @@ func (e *Engine) cycle() (bool, error) {
 			e.releaseCuts(r, now)
 		}
 	}
+	e.startCycle()
+	if in.tick {
+		e.recheckRemovals()
+	}
 	for _, env := range in.msgs {
 		e.receive(env)
 	}
 	for _, s := range in.snaps {
-		r := e.replicaFor(s.env)
+		r := e.admitSnap(s)
 		if r == nil {
 			s.data.Close()
 			continue
 		}
 		r.pendingSnaps = append(r.pendingSnaps, &s)
 		_ = r.rn.Step(s.env.Msg)
+		r.stepped(s.env.Msg)
 	}
 	for _, st := range in.snapStatus {
 		if r := e.byGroup[st.group]; r != nil {

@@ -218,21 +218,30 @@ func (r *replica) proposeChange(kind ChangeKind, node uint64) (bool, error) {
 func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) error {
 	var cc pb.ConfChangeI
 	var context []byte
+	var err error
 	if ent.GetType() == pb.EntryConfChange {
 		var c pb.ConfChange
-		if err := proto.Unmarshal(ent.GetData(), &c); err != nil {
-			return err
-		}
+		err = proto.Unmarshal(ent.GetData(), &c)
 		cc, context = &c, c.GetContext()
 	} else {
 		var c pb.ConfChangeV2
-		if err := proto.Unmarshal(ent.GetData(), &c); err != nil {
-			return err
-		}
+		err = proto.Unmarshal(ent.GetData(), &c)
 		cc, context = &c, c.GetContext()
 	}
+	var conf *pb.ConfState
+	if err == nil {
+		conf, err = applyConf(r, cc)
+	}
+	if err != nil {
+		// Every replica applies the same entry to the same configuration
+		// and refuses it alike, so they stay consistent; a bad change
+		// must not stop the group (nor, with it, the node).
+		e.cfg.Logger.Error("skipping a conf change raft cannot apply", "group", r.group, "index", ent.GetIndex(), "err", err)
+		r.confPending = false
+		return nil
+	}
 	old := r.desc
-	r.applied.Conf = r.rn.ApplyConfChange(cc)
+	r.applied.Conf = conf
 	r.log.SetConf(r.applied.Conf)
 	defer func() {
 		// The leader tells a removed replica at once (best effort: the
@@ -265,6 +274,18 @@ func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) err
 	r.confPending = false
 	e.cfg.Logger.Info("membership changed", "group", r.group, "index", ent.GetIndex(), "voters", r.applied.Conf.GetVoters(), "learners", r.applied.Conf.GetLearners(), "nodes", r.desc.Nodes())
 	return nil
+}
+
+// applyConf applies cc to r's raft configuration. Raft panics on a change
+// it cannot make (removing the last voter, say) before it changes
+// anything; that panic becomes an error.
+func applyConf(r *replica, cc pb.ConfChangeI) (cs *pb.ConfState, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			cs, err = nil, fmt.Errorf("raft refused the conf change: %v", p)
+		}
+	}()
+	return r.rn.ApplyConfChange(cc), nil
 }
 
 func inConf(cs *pb.ConfState, id uint64) bool {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -107,7 +108,15 @@ func checkShape(m *pb.Message, snap bool) string {
 			return "entries not following the append's index and terms"
 		}
 		switch e.GetType() {
-		case pb.EntryNormal, pb.EntryConfChange, pb.EntryConfChangeV2:
+		case pb.EntryNormal:
+		case pb.EntryConfChange:
+			if proto.Unmarshal(e.GetData(), &pb.ConfChange{}) != nil {
+				return "a malformed conf change"
+			}
+		case pb.EntryConfChangeV2:
+			if proto.Unmarshal(e.GetData(), &pb.ConfChangeV2{}) != nil {
+				return "a malformed conf change"
+			}
 		default:
 			return "unknown entry type"
 		}
@@ -133,6 +142,9 @@ type guard struct {
 	removedBy    map[uint64]bool
 	suspectUntil time.Time
 	lastProbe    time.Time
+	// heardLeader is when a message of the leader in its term was last
+	// stepped.
+	heardLeader time.Time
 }
 
 // peerGuard is the engine's state for validating peers' messages. Loop only.
@@ -182,6 +194,20 @@ func (e *Engine) admit(r *replica, env Envelope) (*pb.Message, string) {
 		// still holds.
 		return nil, "implausible term"
 	}
+	if st := r.rn.BasicStatus(); isLeaderMsg(m) && m.GetFrom() != st.Lead {
+		// Raft takes any leader message of its term or a later one as
+		// coming from the leader: one from a member that does not lead
+		// would make this replica commit entries the group never committed.
+		// A term has one leader; and while this replica's leader is alive
+		// (heard within an election timeout, as CheckQuorum's lease for
+		// votes) a newer leader has it vote first, or is new to it only
+		// after the lease ran out.
+		inLease := st.RaftState == raft.StateLeader ||
+			st.Lead != 0 && time.Since(r.guard.heardLeader) < time.Duration(e.cfg.ElectionTicks)*e.cfg.TickInterval
+		if m.GetTerm() == term && st.Lead != 0 || m.GetTerm() > term && inLease {
+			return nil, "a leader's message from a replica that does not lead"
+		}
+	}
 	switch m.GetType() {
 	case pb.MsgHeartbeat:
 		if m.GetCommit() > r.guard.lastLow {
@@ -206,8 +232,12 @@ func (e *Engine) admit(r *replica, env Envelope) (*pb.Message, string) {
 	return m, ""
 }
 
-// stepped records what m may have cut off r's log.
+// stepped records what m may have cut off r's log, and when the leader
+// was last heard of.
 func (r *replica) stepped(m *pb.Message) {
+	if st := r.rn.BasicStatus(); isLeaderMsg(m) && m.GetFrom() == st.Lead && m.GetTerm() == st.GetTerm() {
+		r.guard.heardLeader = time.Now()
+	}
 	switch m.GetType() {
 	case pb.MsgApp:
 		if n := len(m.GetEntries()); n > 0 {

@@ -251,11 +251,13 @@ func (r *replica) stepped(m *pb.Message) {
 // newMember reports whether m's sender may be added to r's descriptor as a
 // member added after the last change r applied (see receive): a leader's
 // or a candidate's message, from a replica id that cannot be an old one,
-// at or above r's term, from another node. It never replaces a mapping.
+// at or above r's term, from a node the descriptor has no replica on (a
+// node holds one replica of a group; a member cannot pass off a second
+// id). It never replaces a mapping.
 func (e *Engine) newMember(r *replica, env Envelope) bool {
 	m := env.Msg
 	from := m.GetFrom()
-	if m.GetTo() != r.id || env.From == 0 || env.From == e.cfg.NodeID || r.desc.NodeOf(from) != 0 {
+	if m.GetTo() != r.id || env.From == 0 || env.From == e.cfg.NodeID || r.desc.NodeOf(from) != 0 || r.desc.ReplicaOn(env.From) != 0 {
 		return false
 	}
 	switch m.GetType() {

@@ -374,8 +374,14 @@ func (e *Engine) receive(env Envelope) {
 		r.stepped(m)
 		return
 	}
-	if m.GetTo() == r.id && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 && e.noticeAllowed(r.group, from) {
-		e.notifyRemoved(r.group, from, env.From)
+	if m.GetTo() == r.id && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {
+		if n := m.GetRejectHint(); m.GetType() == pb.MsgHeartbeatResp && n != 0 {
+			if e.noticeAllowed(r.group, from, true) {
+				e.answerProbe(r.group, from, env.From, n)
+			}
+		} else if e.noticeAllowed(r.group, from, false) {
+			e.notifyRemoved(r.group, from, env.From)
+		}
 	}
 }
 

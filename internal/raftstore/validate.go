@@ -3,6 +3,7 @@ package raftstore
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -137,9 +138,11 @@ type guard struct {
 	// the start of the cycle, lowered by what an append or a snapshot
 	// stepped since may have cut off.
 	lastLow uint64
-	// removedBy holds the nodes that said this replica was removed;
-	// suspectUntil is when it stops asking them.
+	// removedBy holds the nodes that answered this replica's question
+	// (one of nonces) saying it was removed; suspectUntil is when it
+	// stops asking.
 	removedBy    map[uint64]bool
+	nonces       []uint64
 	suspectUntil time.Time
 	lastProbe    time.Time
 	// heardLeader is when a message of the leader in its term was last
@@ -151,7 +154,7 @@ type guard struct {
 type peerGuard struct {
 	warned     map[string]time.Time
 	suppressed map[string]int
-	noticed    map[[2]uint64]time.Time // (group, replica id) -> last notice sent
+	noticed    map[[3]uint64]time.Time // (group, replica id, answer) -> last notice sent
 }
 
 // refuse logs a refused message at WARN, once per warnEvery per reason.
@@ -289,8 +292,10 @@ func (e *Engine) canCreate(env Envelope) bool {
 	return true
 }
 
-// removalNotice handles a peer's word that r was removed: evidence, never
-// proof on its own (see removalConfirmed).
+// removalNotice handles a peer's word that r was removed. A notice that
+// answers r's own question (it carries one of r's recent nonces, which
+// only the nodes asked have seen) is evidence (see removalConfirmed); any
+// other only makes r ask.
 func (e *Engine) removalNotice(env Envelope) {
 	r := e.byGroup[env.Group]
 	if r == nil || env.Msg == nil || env.Msg.GetTo() != r.id {
@@ -301,14 +306,21 @@ func (e *Engine) removalNotice(env Envelope) {
 		e.refuse(env, "a removal notice from a node the replica does not know")
 		return
 	}
-	if r.guard.removedBy == nil {
-		r.guard.removedBy = map[uint64]bool{}
+	if n := env.Msg.GetRejectHint(); n != 0 && slices.Contains(r.guard.nonces, n) {
+		if r.guard.removedBy == nil {
+			r.guard.removedBy = map[uint64]bool{}
+		}
+		r.guard.removedBy[node] = true
+	} else if !time.Now().Before(r.guard.suspectUntil) {
+		e.cfg.Logger.Info("told that this replica was removed from its group: asking the group", "group", r.group, "replica", r.id, "by_node", node)
 	}
-	if !r.guard.removedBy[node] {
-		e.cfg.Logger.Info("told that this replica was removed from its group: checking", "group", r.group, "replica", r.id, "by_node", node)
-	}
-	r.guard.removedBy[node] = true
 	e.suspectRemoved(r)
+}
+
+// answerProbe answers a replica's question whether it was removed (see
+// suspectRemoved) for a replica id this group removed.
+func (e *Engine) answerProbe(group, id, node, nonce uint64) {
+	e.tr.Send(node, []Envelope{{Group: group, Removed: true, Msg: &pb.Message{To: new(id), RejectHint: new(nonce)}}})
 }
 
 // suspectRemoved makes r check whether it was removed: it destroys itself
@@ -328,15 +340,23 @@ func (e *Engine) suspectRemoved(r *replica) {
 		return
 	}
 	r.guard.lastProbe = now
-	// A heartbeat answer in r's term: a member that applied r's removal
-	// answers with a removal notice (receive); a leader that still counts
-	// r takes it as a sign of life; a follower ignores it.
+	// The question is a heartbeat answer in r's term carrying a fresh
+	// nonce in RejectHint, which raft ignores in it: a member that applied
+	// r's removal answers with a removal notice carrying the nonce
+	// (receive); a leader that still counts r takes it as a sign of life;
+	// a follower ignores it. Older versions answer without the nonce,
+	// which counts for nothing.
+	nonce := 1 + rand.Uint64N(maxIndex-1)
+	r.guard.nonces = append(r.guard.nonces, nonce)
+	if len(r.guard.nonces) > 4 {
+		r.guard.nonces = r.guard.nonces[1:]
+	}
 	term := max(r.rn.BasicStatus().GetTerm(), 1)
 	for _, x := range r.desc.Replicas {
 		if x.Node == e.cfg.NodeID || x.ID == r.id || r.guard.removedBy[x.Node] {
 			continue
 		}
-		e.tr.Send(x.Node, []Envelope{{Group: r.group, Msg: &pb.Message{Type: pb.MsgHeartbeatResp.Enum(), From: new(r.id), To: new(x.ID), Term: new(term)}}})
+		e.tr.Send(x.Node, []Envelope{{Group: r.group, Msg: &pb.Message{Type: pb.MsgHeartbeatResp.Enum(), From: new(r.id), To: new(x.ID), Term: new(term), RejectHint: new(nonce)}}})
 	}
 }
 
@@ -350,9 +370,10 @@ func (e *Engine) recheckRemovals() {
 	}
 }
 
-// removalConfirmed: the nodes of a majority of the voters r knows said
-// each that they applied r's removal. They are members (they know r's id
-// and that it is below NextID), and a majority cannot all be wrong unless
+// removalConfirmed: the nodes of a majority of the voters r knows, asked
+// by r, said each that they applied r's removal. They are members (they
+// know r's id and that it is below NextID), a frame injected by anyone
+// else cannot carry the nonce, and a majority cannot all be wrong unless
 // most of the group is. A replica that knows no voters is empty: it holds
 // no data, and the nodes of its descriptor (the leader that created it)
 // suffice.
@@ -388,15 +409,18 @@ func (e *Engine) confirmers(r *replica) []uint64 {
 	return out
 }
 
-// noticeAllowed rate-limits removal notices per replica id: one is enough,
-// and a flood of messages from a removed id must not become a flood of
-// notices.
-func (e *Engine) noticeAllowed(group, id uint64) bool {
+// noticeAllowed rate-limits removal notices per replica id (answers to
+// its questions apart): one is enough, and a flood of messages from a
+// removed id must not become a flood of notices.
+func (e *Engine) noticeAllowed(group, id uint64, answer bool) bool {
 	g := &e.guard
 	if g.noticed == nil {
-		g.noticed = map[[2]uint64]time.Time{}
+		g.noticed = map[[3]uint64]time.Time{}
 	}
-	k, now := [2]uint64{group, id}, time.Now()
+	k, now := [3]uint64{group, id, 0}, time.Now()
+	if answer {
+		k[2] = 1
+	}
 	if now.Sub(g.noticed[k]) < noticeEvery {
 		return false
 	}

@@ -168,28 +168,33 @@ func TestPoisonedSavedTermRefusesStart(t *testing.T) {
 	}
 }
 
-// No single peer destroys a replica: a removal notice from a member to
-// every replica, and a leader's message to a higher replica id on every
-// node, leave the group whole. Before, each destroyed the replica.
+// No peer's word destroys a replica: removal notices from every other
+// member to every replica, and a leader's message to a higher replica id
+// on every node, leave the group whole (a notice counts only as the
+// answer to the replica's own question). Before, each destroyed the
+// replica.
 func TestOnePeerCannotDestroyAReplica(t *testing.T) {
 	c := newCluster(t, 3, 1, nil)
 	keys := 0
 	for range 5 {
 		c.checkServing(t, 0, &keys)
 	}
-	l, fs := c.roles(0)
+	l, _ := c.roles(0)
 	lid := status(t, l, 0).ReplicaID
 	for _, n := range c.nodes {
 		st := status(t, n, 0)
-		other := fs[0].id
-		if other == n.id {
-			other = fs[1].id
+		var envs []raftstore.Envelope
+		for _, o := range c.nodes {
+			if o != n {
+				envs = append(envs,
+					raftstore.Envelope{Group: 0, From: o.id, Removed: true, Msg: &pb.Message{To: new(st.ReplicaID)}},
+					raftstore.Envelope{Group: 0, From: o.id, Removed: true, Msg: &pb.Message{To: new(st.ReplicaID), RejectHint: new(uint64(12345))}})
+			}
 		}
-		n.eng.HandleRaft([]raftstore.Envelope{
-			{Group: 0, From: other, Removed: true, Msg: &pb.Message{To: new(st.ReplicaID)}},
-			{Group: 0, From: l.id, Msg: msg(pb.MsgHeartbeat, lid, st.ReplicaID+10, st.Term)},
-			{Group: 0, From: l.id, Msg: msg(pb.MsgApp, lid, st.ReplicaID+10, st.Term)},
-		})
+		envs = append(envs,
+			raftstore.Envelope{Group: 0, From: l.id, Msg: msg(pb.MsgHeartbeat, lid, st.ReplicaID+10, st.Term)},
+			raftstore.Envelope{Group: 0, From: l.id, Msg: msg(pb.MsgApp, lid, st.ReplicaID+10, st.Term)})
+		n.eng.HandleRaft(envs)
 		barrier(t, n, 0)
 	}
 	for _, n := range c.nodes {

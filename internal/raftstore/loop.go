@@ -349,6 +349,7 @@ func (e *Engine) send(readies []readyRep) {
 			if node == 0 {
 				continue
 			}
+			r.sent(m)
 			env := Envelope{Group: r.group, Msg: m}
 			if m.GetType() == pb.MsgSnap {
 				e.sendSnapshot(r, node, env)

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -148,6 +149,9 @@ type guard struct {
 	// heardLeader is when a message of the leader in its term was last
 	// stepped.
 	heardLeader time.Time
+	// readCtx is the highest read-confirmation context this replica sent
+	// in heartbeats while leading in readTerm.
+	readCtx, readTerm uint64
 }
 
 // peerGuard is the engine's state for validating peers' messages. Loop only.
@@ -221,6 +225,12 @@ func (e *Engine) admit(r *replica, env Envelope) (*pb.Message, string) {
 			c.Commit = new(r.guard.lastLow)
 			m = c
 		}
+	case pb.MsgHeartbeatResp:
+		// Its context confirms the leader's pending reads: one it never
+		// sent would let a read be served without a quorum.
+		if ctx := m.GetContext(); len(ctx) > 0 && (len(ctx) != 8 || m.GetTerm() != r.guard.readTerm || binary.LittleEndian.Uint64(ctx) > r.guard.readCtx) {
+			return nil, "confirms reads this leader never asked about"
+		}
 	case pb.MsgAppResp:
 		if !m.GetReject() && m.GetIndex() > r.log.LastIndexDurable() {
 			return nil, "acknowledges entries this replica never had"
@@ -233,6 +243,16 @@ func (e *Engine) admit(r *replica, env Envelope) (*pb.Message, string) {
 		}
 	}
 	return m, ""
+}
+
+// sent records the read confirmations r asks for in its heartbeats.
+func (r *replica) sent(m *pb.Message) {
+	if ctx := m.GetContext(); m.GetType() == pb.MsgHeartbeat && len(ctx) == 8 {
+		if m.GetTerm() != r.guard.readTerm {
+			r.guard.readTerm, r.guard.readCtx = m.GetTerm(), 0
+		}
+		r.guard.readCtx = max(r.guard.readCtx, binary.LittleEndian.Uint64(ctx))
+	}
 }
 
 // stepped records what m may have cut off r's log, and when the leader

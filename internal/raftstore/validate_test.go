@@ -332,3 +332,48 @@ func (c *cluster) checkServingOn(t testing.TB, group uint64, n *int, ids ...uint
 		})
 	}
 }
+
+// A follower's heartbeat answer confirms the leader's pending reads only
+// with a context the leader sent: raft slices its pending reads by the
+// confirmed position, and a position beyond them panics. The leader is
+// cut off from its followers so that only forged answers arrive; the read
+// then fails as a read without a quorum must. Before, the node stopped.
+func TestForgedReadConfirmationsRefused(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	keys := 0
+	c.checkServing(t, 0, &keys)
+	l, fs := c.roles(0)
+	lst := status(t, l, 0)
+	l.tr.SetCut([]uint64{fs[0].id, fs[1].id})
+	for _, f := range fs {
+		f.tr.SetCut([]uint64{l.id})
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		done <- l.eng.ReadBarrier(ctx, 0)
+	}()
+	forge := time.NewTicker(5 * time.Millisecond)
+	defer forge.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("a leader cut off from its followers served a read confirmed by forged heartbeat answers")
+			}
+			if err := l.eng.Err(); err != nil {
+				t.Fatalf("forged heartbeat answers stopped the leader's node: %v", err)
+			}
+			return
+		case <-forge.C:
+			var envs []raftstore.Envelope
+			for _, f := range fs {
+				m := msg(pb.MsgHeartbeatResp, status(t, f, 0).ReplicaID, lst.ReplicaID, lst.Term)
+				m.Context = []byte{0, 0, 0, 0, 0, 1, 0, 0} // far ahead of any read
+				envs = append(envs, raftstore.Envelope{Group: 0, From: f.id, Msg: m})
+			}
+			l.eng.HandleRaft(envs)
+		}
+	}
+}

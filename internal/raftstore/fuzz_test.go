@@ -86,6 +86,9 @@ func FuzzPeerFrames(f *testing.F) {
 	ack := msg(pb.MsgAppResp, ids[f0.id], ids[l.id], term)
 	ack.Index = new(uint64(1 << 40))
 	add(ack, 0, l, sFollower1, false)
+	reads := msg(pb.MsgHeartbeatResp, ids[f0.id], ids[l.id], term)
+	reads.Context = []byte{0, 0, 0, 0, 0, 1, 0, 0}
+	add(reads, 0, l, sFollower1, false)
 	gap := msg(pb.MsgApp, ids[f1.id], ids[f0.id], term+1)
 	gap.Index, gap.LogTerm = new(uint64(5)), new(term)
 	gap.Entries = []*pb.Entry{{Index: new(uint64(1)), Term: new(term + 1), Type: pb.EntryConfChangeV2.Enum(), Data: []byte{0xff}}}

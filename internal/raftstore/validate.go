@@ -238,7 +238,7 @@ func (e *Engine) admit(r *replica, env Envelope) (*pb.Message, string) {
 	case pb.MsgTimeoutNow:
 		// It starts an election without pre-vote: only the leader this
 		// replica follows may ask, in its own term.
-		if r.leader == 0 || m.GetFrom() != r.leader || m.GetTerm() != term {
+		if lead := r.rn.BasicStatus().Lead; lead == 0 || m.GetFrom() != lead || m.GetTerm() != term {
 			return nil, "MsgTimeoutNow not from the current leader"
 		}
 	}
@@ -343,9 +343,15 @@ func (e *Engine) answerProbe(group, id, node, nonce uint64) {
 	e.tr.Send(node, []Envelope{{Group: group, Removed: true, Msg: &pb.Message{To: new(id), RejectHint: new(nonce)}}})
 }
 
-// suspectRemoved makes r check whether it was removed: it destroys itself
-// if the nodes that said so are enough, and asks the others otherwise.
+// suspectRemoved makes r check, for suspectFor, whether it was removed.
 func (e *Engine) suspectRemoved(r *replica) {
+	r.guard.suspectUntil = time.Now().Add(suspectFor)
+	e.askGroup(r)
+}
+
+// askGroup destroys r if the nodes that answered its question are enough,
+// and asks the others otherwise (at most once per probeEvery).
+func (e *Engine) askGroup(r *replica) {
 	if r.removed {
 		return
 	}
@@ -355,7 +361,6 @@ func (e *Engine) suspectRemoved(r *replica) {
 		return
 	}
 	now := time.Now()
-	r.guard.suspectUntil = now.Add(suspectFor)
 	if now.Sub(r.guard.lastProbe) < probeEvery {
 		return
 	}
@@ -384,8 +389,8 @@ func (e *Engine) suspectRemoved(r *replica) {
 func (e *Engine) recheckRemovals() {
 	now := time.Now()
 	for _, r := range e.replicas {
-		if !r.guard.suspectUntil.IsZero() && now.Before(r.guard.suspectUntil) {
-			e.suspectRemoved(r)
+		if now.Before(r.guard.suspectUntil) {
+			e.askGroup(r)
 		}
 	}
 }

@@ -26,11 +26,25 @@ const ctlUsage = `Usage:
 func runCtl(args []string) int {
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, ctlUsage); fs.PrintDefaults() }
+	certsDir := fs.String("certs-dir", "", "for a secure cluster: HTTPS, trusting DIR/ca.crt")
+	certUser := fs.String("cert-user", "", "with --certs-dir: present DIR/client.USER.crt")
 	addr := fs.String("http", "127.0.0.1:8001", "admin (HTTP) address of any node")
+	user := fs.String("user", "default", "ACL user allowed @admin, for a cluster with a password")
+	pwFile := fs.String("password-file", "", "file whose first line is the user's password (else $"+ctl.PasswordEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	creds, err := ctl.LoadCredentials(*user, *pwFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
+		return 2
+	}
+	creds.Use()
 	rest := fs.Args()
+	if err := ctl.UseTLS(*certsDir, *certUser); err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: --certs-dir: %v\n", err)
+		return 2
+	}
 	if len(rest) > 0 && rest[0] == "node" {
 		return runCtlNode(*addr, rest[1:])
 	}
@@ -52,7 +66,7 @@ func runCtl(args []string) int {
 		return 1
 	}
 	if rest[0] == "status" {
-		err = ctl.PrintStatus(os.Stdout, st)
+		err = ctl.PrintStatus(os.Stdout, st, ctl.ProbeAll(context.Background(), st))
 	} else {
 		var loc ctl.Location
 		if loc, err = ctl.Locate(st, rest[1]); err == nil {

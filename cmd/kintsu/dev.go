@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +28,7 @@ const (
 type devFlags struct {
 	nodes, basePort, partitions, replicas int
 	dir                                   string
+	secure                                bool
 }
 
 // runDev runs `kintsu dev`: a local cluster of real `kintsu server`
@@ -65,7 +65,17 @@ func runDev(args []string) int {
 		fmt.Printf("kintsu dev: reusing %s (nodes recover their data)\n", dir)
 	}
 
+	sec, err := setupDevSecurity(dir, f.secure, f.nodes)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu dev: %v\n", err)
+		return 1
+	}
+	if !f.secure {
+		fmt.Println(devInsecureWarning)
+	}
 	c, err := launcher.Start(launcher.Options{
+		CertsDir:   sec.certsDir,
+		ExtraArgs:  sec.serverArgs(),
 		Binary:     exe,
 		Nodes:      f.nodes,
 		Dir:        dir,
@@ -87,7 +97,7 @@ func runDev(args []string) int {
 		stopDev(c, dir, f)
 		return 1
 	}
-	printCluster(os.Stdout, c, dir)
+	printCluster(os.Stdout, c, dir, sec)
 	<-ctx.Done()
 	return stopDev(c, dir, f)
 }
@@ -100,6 +110,7 @@ func parseDevFlags(args []string) (devFlags, error) {
 	fs.IntVar(&f.basePort, "base-port", launcher.DefaultBasePort, "node i listens on RESP base+i, HTTP 1000+base+i, peer 10000+base+i")
 	fs.IntVar(&f.partitions, "partitions", 0, "number of partitions (0 = server default)")
 	fs.IntVar(&f.replicas, "replicas", 0, "replicas per partition (0 = server default)")
+	fs.BoolVar(&f.secure, "secure", false, "TLS on every port: make a CA, node and client certificates and a password in the dev dir (kept and reused), and print how to connect")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: kintsu dev [flags]\n\nRuns a local cluster of kintsu servers on 127.0.0.1 until Ctrl-C.\n\n")
 		fs.PrintDefaults()
@@ -172,7 +183,7 @@ func reportUnexpectedExit(ev launcher.ExitEvent) {
 	fmt.Fprintf(os.Stderr, "kintsu dev: node %d exited unexpectedly (%s); see %s\n", ev.ID, status, ev.LogPath)
 }
 
-func printCluster(w io.Writer, c *launcher.Cluster, dir string) {
+func printCluster(w io.Writer, c *launcher.Cluster, dir string, sec devSecurity) {
 	nodes := c.Nodes()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tRESP\tHTTP ADMIN\tDATA")
@@ -180,9 +191,8 @@ func printCluster(w io.Writer, c *launcher.Cluster, dir string) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", n.ID, n.RESPAddr, n.HTTPAddr, n.DataDir)
 	}
 	tw.Flush()
-	_, port, _ := net.SplitHostPort(nodes[0].RESPAddr)
 	fmt.Fprintf(w, "\nLogs: %s\n", filepath.Join(dir, "node-*", filepath.Base(nodes[0].LogPath)))
-	fmt.Fprintf(w, "Try:  redis-cli -p %s set hello world\n", port)
+	printTry(w, c, sec)
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }
 
@@ -200,6 +210,9 @@ func stopDev(c *launcher.Cluster, dir string, f devFlags) int {
 	}
 	if f.basePort != launcher.DefaultBasePort {
 		again += fmt.Sprintf(" --base-port %d", f.basePort)
+	}
+	if f.secure {
+		again += " --secure"
 	}
 	fmt.Printf("data kept in %s\nrun `%s` to bring this cluster back.\n", dir, again)
 	return 0

@@ -13,8 +13,10 @@ const usage = `kintsu — a replicated, Redis-compatible key-value store
 
 Usage:
   kintsu server --id N --data-dir DIR --resp-addr H:P --peer-addr H:P --http-addr H:P \
-                --initial-cluster 1=H:P,2=H:P,3=H:P [--partitions 64] [--replicas 3]
-  kintsu dev [--nodes 3] [--dir DIR] [--base-port 7000]
+                --initial-cluster 1=H:P,2=H:P,3=H:P [--partitions 64] [--replicas 3] \
+                (--certs-dir DIR | --insecure)
+  kintsu cert create-ca | create-node ID HOST... | create-client USER --certs-dir DIR
+  kintsu dev [--nodes 3] [--dir DIR] [--base-port 7000] [--secure]
   kintsu chaos [--nodes 5] [--duration 60s] [--seed N] [--nemesis kill,kill-leader,crash-all,pause,partition,disk,clock,coordinator,participant]
                [--workload register,set,bank] [--out DIR]
                [--plant-bug stale-read|ack-before-fsync|lost-update|skip-intent-check]
@@ -40,6 +42,8 @@ func main() {
 		os.Exit(runChaos(args))
 	case "ctl":
 		os.Exit(runCtl(args))
+	case "cert":
+		os.Exit(runCert(args))
 	case "version", "--version", "-v":
 		fmt.Println("kintsu", api.Version)
 	case "help", "-h", "--help":

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/diskguard"
 	"github.com/kintsu/kintsu/internal/server"
 )
 
@@ -21,6 +22,7 @@ func runServer(args []string) int {
 		cfg            server.Config
 		initialCluster string
 		logLevel       string
+		insecure       bool
 	)
 	fs.Uint64Var(&cfg.NodeID, "id", 0, "this node's id (positive integer, unique in the cluster)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data")
@@ -29,6 +31,8 @@ func runServer(args []string) int {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "address for the HTTP admin API")
 	fs.StringVar(&initialCluster, "initial-cluster", "", "every initial node as id=peer-addr, comma-separated; the same on every node")
 	fs.StringVar(&cfg.Join, "join", "", "instead of --initial-cluster: a member's peer address (host:port); the node joins that running cluster as a new member")
+	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "directory with ca.crt, node.crt and node.key (see kintsu cert): TLS on every port, mutual TLS between nodes")
+	fs.BoolVar(&insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
 	fs.IntVar(&cfg.Partitions, "partitions", 64, "number of partitions (fixed at bootstrap; must divide 16384)")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition (fixed at bootstrap)")
 	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
@@ -45,7 +49,16 @@ func runServer(args []string) int {
 	fs.BoolVar(&cfg.UnsafeSkipIntentCheck, "unsafe-skip-intent-check", false, "TESTING ONLY: let reads ignore transactions' write locks (shows half-applied transactions)")
 	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
+	fs.Func("disk-reserve", "free space kept on the data dir's volume: below it the node refuses writes (NOSPACE) and hands its leaderships away, e.g. 2GiB or 5% (default: the smaller of 1GiB and 5%; 0: off)", func(v string) (err error) {
+		cfg.DiskReserve, err = diskguard.ParseReserve(v)
+		return err
+	})
+	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", 30*time.Second, "a storage write still running after this long fences the node (it logs an ERROR naming the data dir and exits)")
+	fs.StringVar(&cfg.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (Redis's requirepass); clients must AUTH, the admin API asks for it")
+	fs.BoolVar(&cfg.ProtectedMode, "protected-mode", true, "while the default user has no password, refuse clients and admin calls from other hosts (Redis's protected mode)")
+	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof on the admin API (credentials required)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	limitFlags(fs, &cfg.Limits)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,12 +68,20 @@ func runServer(args []string) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if msg := securityProblem(cfg.CertsDir, insecure); msg != "" {
+		fmt.Fprintf(os.Stderr, "kintsu server: %s\n", msg)
+		return 2
+	}
+	if insecure {
+		cfg.Logger.Warn("--insecure: no TLS, no peer authentication; anyone who reaches a port is trusted")
+	}
 	ic, err := server.ParseInitialCluster(initialCluster)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu server: --initial-cluster: %v\n", err)
 		return 2
 	}
 	cfg.InitialCluster = ic
+	server.ApplyMemoryLimit(cfg.Limits, cfg.Logger)
 	if cfg.UnsafeStaleReads {
 		cfg.Logger.Warn("--unsafe-stale-reads is on: reads are NOT linearizable (testing only)")
 	}

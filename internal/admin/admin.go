@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kintsu/kintsu/internal/acl"
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/raftstore"
@@ -52,8 +53,9 @@ type Config struct {
 	GroupNodes func(group uint64) []uint64
 	// PartitionOf maps a user key to its partition.
 	PartitionOf func(key []byte) uint64
-	// Ready reports whether every partition has a known leader.
-	Ready func() bool
+	// Health is the node's verdict on itself, for /healthz, /readyz
+	// and the status page; cheap, and never blocks on a peer.
+	Health func() api.Health
 	// SetNodeState records an operator's membership decision.
 	SetNodeState func(ctx context.Context, id uint64, state string) error
 	Metrics      prometheus.Gatherer
@@ -65,6 +67,13 @@ type Config struct {
 	Logger  *slog.Logger
 	// Faults, when set, adds the fault-injection routes (--fault-injection).
 	Faults *Faults
+	// Users gives the node's copy of the cluster's users for the credentials
+	// check (auth.go); nil serves every route unchecked (tests of other
+	// routes). ProtectedMode: see auth.go.
+	Users         func(ctx context.Context) (*acl.Table, error)
+	ProtectedMode bool
+	// EnablePprof adds /debug/pprof (--enable-pprof), behind the check.
+	EnablePprof bool
 }
 
 // Faults are the node's parts the fault hooks act on.
@@ -105,11 +114,14 @@ func New(cfg Config) *API {
 	if cfg.Faults != nil {
 		a.faultRoutes(a.mux)
 	}
-	a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if cfg.EnablePprof {
+		a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return a
 }
 
-// Handler serves the admin API.
-func (a *API) Handler() http.Handler { return a.mux }
+// Handler serves the admin API, every route but the open ones behind
+// the credentials check.
+func (a *API) Handler() http.Handler { return a.guard(a.mux) }

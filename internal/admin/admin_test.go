@@ -52,10 +52,10 @@ func (e *fakeEngine) DropCut(id string) {
 // fixture is an admin API on node 1 of three nodes and three partitions,
 // with every dependency a fake the test can set and inspect.
 type fixture struct {
-	eng   *fakeEngine
-	cfg   Config
-	nodes []api.NodeRecord
-	ready bool
+	eng    *fakeEngine
+	cfg    Config
+	nodes  []api.NodeRecord
+	health api.Health
 	// write answers Config.Write; nil answers +OK.
 	write  func(group uint64, args [][]byte) string
 	mu     sync.Mutex
@@ -69,8 +69,7 @@ type writeCall struct {
 
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{
-		eng:   &fakeEngine{},
-		ready: true,
+		eng: &fakeEngine{},
 		nodes: []api.NodeRecord{
 			{ID: 1, HTTPAddr: "127.0.0.1:1", State: api.NodeUp},
 			{ID: 2, HTTPAddr: "127.0.0.1:2", State: api.NodeUp},
@@ -106,7 +105,7 @@ func newFixture(t *testing.T) *fixture {
 		Leader:      func(group uint64) uint64 { return parts[group].Replicas[0] },
 		GroupNodes:  func(group uint64) []uint64 { return parts[group].Replicas },
 		PartitionOf: func(key []byte) uint64 { return uint64(key[0]-'a') % 3 },
-		Ready:       func() bool { return f.ready },
+		Health:      func() api.Health { return f.health },
 		SetNodeState: func(context.Context, uint64, string) error {
 			t.Error("SetNodeState called unexpectedly")
 			return nil
@@ -135,26 +134,40 @@ func do(t *testing.T, h http.Handler, method, path, body string) (int, string) {
 	return rec.Code, string(b)
 }
 
+// The probes answer the node's verdict: liveness its own reasons,
+// readiness all of them, each in one line naming no data.
 func TestHealthAndReadiness(t *testing.T) {
 	f := newFixture(t)
-	h := New(f.cfg).Handler()
+	a := New(f.cfg)
+	h := a.Handler()
+	stalled := "engine loop stalled for 12s"
 	for _, c := range []struct {
-		what      string
-		engineErr error
-		ready     bool
-		path      string
-		code      int
-		body      string
+		what   string
+		health api.Health
+		path   string
+		code   int
+		body   string
 	}{
-		{"healthy", nil, true, "/healthz", 200, "ok\n"},
-		{"engine stopped", errors.New("disk gone"), true, "/healthz", 503, "disk gone\n"},
-		{"ready", nil, true, "/readyz", 200, "ready\n"},
-		{"a partition without a leader", nil, false, "/readyz", 503, "not ready: some partition has no known leader\n\n"},
+		{"healthy", api.Health{}, "/healthz", 200, "ok\n"},
+		{"ready", api.Health{}, "/readyz", 200, "ready\n"},
+		{"frozen loop", api.Health{NotLive: []string{stalled}, NotReady: []string{stalled}}, "/healthz", 503, "not live: " + stalled + "\n"},
+		{"frozen loop", api.Health{NotLive: []string{stalled}, NotReady: []string{stalled}}, "/readyz", 503, "not ready: " + stalled + "\n"},
+		{"no quorum: live", api.Health{NotReady: []string{"partition 5 has no leader with a quorum"}}, "/healthz", 200, "ok\n"},
+		{"no quorum and removed", api.Health{NotReady: []string{"node removed from the cluster", "partition 5 has no leader with a quorum"}, Removed: true},
+			"/readyz", 503, "not ready: node removed from the cluster; partition 5 has no leader with a quorum\n"},
 	} {
-		f.eng.err, f.ready = c.engineErr, c.ready
+		f.health = c.health
 		if code, body := do(t, h, http.MethodGet, c.path, ""); code != c.code || body != c.body {
 			t.Errorf("%s: GET %s = %d %q, want %d %q", c.what, c.path, code, body, c.code, c.body)
 		}
+	}
+	f.health = api.Health{NotReady: []string{"node removed from the cluster"}, Removed: true}
+	if st := a.Status(); st.Ready || !st.Removed || len(st.NotReady) != 1 {
+		t.Errorf("status of a removed node: ready %v removed %v reasons %q", st.Ready, st.Removed, st.NotReady)
+	}
+	f.health = api.Health{NotReady: []string{"partition 1 has no leader with a quorum"}, Lost: []int{1}}
+	if st := a.Status(); st.Ready || st.Partitions[0].NoQuorum || !st.Partitions[1].NoQuorum || st.Partitions[2].NoQuorum {
+		t.Errorf("status without a quorum for partition 1: %+v", st)
 	}
 }
 

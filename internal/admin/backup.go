@@ -84,7 +84,7 @@ func (a *API) Cut(ctx context.Context) (*api.CutJSON, error) {
 			a.log.Info("backup cut taken", "cut", id, "partitions", len(parts), "took", cutAt.Sub(started))
 			return out, nil
 		}
-		a.dropCutEverywhere(id)
+		a.dropCutEverywhere(id, authOf(ctx))
 		if err == nil {
 			err = fmt.Errorf("the cut took %v, over half its lease", cutAt.Sub(started).Round(time.Millisecond))
 		}
@@ -241,7 +241,9 @@ func (a *API) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 
 // dropCutEverywhere asks every node to drop its snapshots of a cut the
 // coordinator gave up on, so they do not pin old data until they expire.
-func (a *API) dropCutEverywhere(id string) {
+// auth is the caller's Authorization header, passed on so the other
+// nodes' admin APIs accept the request as the caller's.
+func (a *API) dropCutEverywhere(id, auth string) {
 	a.cfg.Engine.DropCut(id)
 	cl := http.Client{Timeout: 2 * time.Second}
 	for _, rec := range a.cfg.Nodes() {
@@ -251,6 +253,9 @@ func (a *API) dropCutEverywhere(id string) {
 		req, err := http.NewRequestWithContext(a.cfg.Context, http.MethodDelete, "http://"+rec.HTTPAddr+"/v1/backup/"+id, nil)
 		if err != nil {
 			continue
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
 		}
 		if res, err := cl.Do(req); err == nil {
 			res.Body.Close()

@@ -43,6 +43,13 @@
 //   - The fault routes exist only on a node started with
 //     --fault-injection (Config.Faults set); elsewhere they answer 404.
 //     Each takes effect at once, and the same call with {} heals it.
+//   - Every route but /healthz, /readyz and /metrics needs an ACL user
+//     allowed @admin (a verified client certificate naming it, or its
+//     password as Bearer or Basic credentials), checked against the
+//     node's copy of the cluster's users (kept fresh by the node, read at
+//     once if it never was), so the API answers a node cut off from the
+//     metadata group; none of the open routes answers data (auth.go).
+//     pprof exists only with --enable-pprof.
 //   - Every path, method, status code and JSON body is a contract with
 //     other processes: change them only with the tools that call them.
 package admin

@@ -59,8 +59,8 @@ func (a *API) faultRoutes(mux *http.ServeMux) {
 			http.Error(w, "sync_delay_ms: between 0 and 60000", http.StatusBadRequest)
 			return
 		}
-		f.Disk.Set(faultfs.Fault{SyncDelay: time.Duration(body.SyncDelayMS) * time.Millisecond, FailWrites: body.FailWrites})
-		a.log.Warn("fault injection: disk", "sync_delay_ms", body.SyncDelayMS, "fail_writes", body.FailWrites)
+		f.Disk.Set(faultfs.Fault{SyncDelay: time.Duration(body.SyncDelayMS) * time.Millisecond, FailWrites: body.FailWrites, FreeBytes: body.FreeBytes})
+		a.log.Warn("fault injection: disk", "sync_delay_ms", body.SyncDelayMS, "fail_writes", body.FailWrites, "free_bytes", body.FreeBytes)
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	// {"at":"after-prepare"}: the process kills itself (SIGKILL) the next

@@ -4,22 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
 )
 
 func (a *API) statusRoutes(mux *http.ServeMux) {
+	// Liveness and readiness (api.Health): their bodies name only
+	// partition ids and durations, so both may stay open.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := a.cfg.Engine.Err(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		if h := a.cfg.Health(); !h.Live() {
+			unhealthy(w, "not live", h.NotLive)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.cfg.Ready() {
-			http.Error(w, "not ready: some partition has no known leader\n", http.StatusServiceUnavailable)
+		if h := a.cfg.Health(); !h.Ready() {
+			unhealthy(w, "not ready", h.NotReady)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
@@ -51,9 +55,17 @@ func (a *API) statusRoutes(mux *http.ServeMux) {
 	})
 }
 
+// unhealthy answers a failed probe: 503 and "not ready: a; b".
+func unhealthy(w http.ResponseWriter, what string, reasons []string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(what + ": " + strings.Join(reasons, "; ") + "\n"))
+}
+
 // Status reports the node's view of the cluster.
 func (a *API) Status() api.StatusJSON {
-	st := api.StatusJSON{NodeID: a.cfg.NodeID, ClusterID: a.cfg.ClusterID, Version: api.Version, Ready: a.cfg.Ready()}
+	h := a.cfg.Health()
+	st := api.StatusJSON{NodeID: a.cfg.NodeID, ClusterID: a.cfg.ClusterID, Version: api.Version, Ready: h.Ready(), NotReady: h.NotReady, Removed: h.Removed}
 	st.Nodes = a.cfg.Nodes()
 	local := map[uint64]int{}
 	gs := a.cfg.Engine.Status()
@@ -62,6 +74,7 @@ func (a *API) Status() api.StatusJSON {
 	}
 	for _, p := range a.cfg.Partitions() {
 		ps := api.PartitionStatus{ID: p.ID, SlotStart: p.SlotStart, SlotEnd: p.SlotEnd, Replicas: p.Replicas, Learners: p.Learners, Leader: a.cfg.Leader(uint64(p.ID))}
+		ps.NoQuorum = slices.Contains(h.Lost, p.ID)
 		if i, ok := local[uint64(p.ID)]; ok {
 			// This node's replica knows the membership best.
 			ps.Replicas, ps.Learners = gs[i].Nodes, gs[i].Learners

@@ -22,6 +22,9 @@ type FaultClock struct {
 type FaultDisk struct {
 	SyncDelayMS int64 `json:"sync_delay_ms,omitempty"`
 	FailWrites  bool  `json:"fail_writes,omitempty"`
+	// FreeBytes > 0: the node's disk guard sees at most this much free
+	// space (a disk filling up; writes still succeed).
+	FreeBytes uint64 `json:"free_bytes,omitempty"`
 }
 
 // FaultCrash is the body of PUT /v1/fault/crash: the process kills itself

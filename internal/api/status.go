@@ -10,6 +10,8 @@ type StatusJSON struct {
 	ClusterID  string            `json:"cluster_id"`
 	Version    string            `json:"version"`
 	Ready      bool              `json:"ready"`
+	NotReady   []string          `json:"not_ready,omitempty"` // why not (api.Health)
+	Removed    bool              `json:"removed,omitempty"`   // the cluster removed this node
 	Nodes      []NodeRecord      `json:"nodes"`
 	Partitions []PartitionStatus `json:"partitions"`
 }
@@ -20,8 +22,9 @@ type PartitionStatus struct {
 	SlotStart    uint16   `json:"slot_start"`
 	SlotEnd      uint16   `json:"slot_end"`
 	Replicas     []uint64 `json:"replicas"`
-	Learners     []uint64 `json:"learners,omitempty"` // replicas being added
-	Leader       uint64   `json:"leader"`             // node id, 0 when unknown
+	Learners     []uint64 `json:"learners,omitempty"`  // replicas being added
+	Leader       uint64   `json:"leader"`              // node id, 0 when unknown
+	NoQuorum     bool     `json:"no_quorum,omitempty"` // no leader heard from a quorum lately (api.Health.Lost)
 	AppliedIndex uint64   `json:"applied_index"`
 	Term         uint64   `json:"term,omitempty"`
 	Local        string   `json:"local_role,omitempty"` // this node's role, if it hosts a replica

@@ -93,6 +93,51 @@ func TestTransactionNemesesPass(t *testing.T) {
 	t.Fatalf("no node crashed at a transaction failpoint in three runs: %+v", faults)
 }
 
+// TestMisconfigIsRefused: foreign nodes with the cluster's peers but
+// another partition count, and members restarted over their data dir with
+// a wrong partition count, are refused (by cluster id, or at start), and
+// the cluster loses nothing meanwhile.
+func TestMisconfigIsRefused(t *testing.T) {
+	// A seed whose schedule starts with a foreign node (its refusal is the
+	// first of its kind, so logged: refusals are rate-limited) and also
+	// restarts a member with wrong flags.
+	const d = 14 * time.Second
+	seed := int64(1)
+	for ; ; seed++ {
+		ev := schedule(seed, []string{"misconfig"}, 3, d)
+		restarts := 0
+		for _, e := range ev {
+			if e.variant == misconfigRestart {
+				restarts++
+			}
+		}
+		if len(ev) > 1 && ev[0].variant == misconfigForeign && restarts > 0 {
+			break
+		}
+	}
+	sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: d, Clients: 4, Seed: seed,
+		Nemeses: []string{"misconfig"}, Workloads: []string{"register", "set"}})
+	if !sum.OK {
+		t.Fatalf("run found anomalies: %+v", sum.Anomalies)
+	}
+	foreign, restarted := false, false
+	for _, f := range sum.Faults {
+		t.Logf("%s: %s", f.Kind, f.Detail)
+		switch {
+		case strings.Contains(f.Detail, "refused to start"):
+			restarted = true
+		case strings.Contains(f.Detail, "foreign node") && !foreign:
+			if strings.Contains(f.Detail, "on 0 of") {
+				t.Fatalf("no member refused the foreign node by cluster id: %s", f.Detail)
+			}
+			foreign = true
+		}
+	}
+	if !foreign || !restarted {
+		t.Fatalf("the run did not refuse both a foreign node and a wrongly restarted member: %+v", sum.Faults)
+	}
+}
+
 // TestPlantedBugsAreCaught: each planted bug must be caught by the nemesis
 // and workload that target it. A bug is given up to three runs: catching it
 // depends on timing, and the test fails only if every run misses it.

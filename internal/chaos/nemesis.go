@@ -28,6 +28,9 @@ type event struct {
 	skew   skew    // clock only
 	disk   diskPlan
 	crash  string // coordinator and participant: the failpoint armed
+	// variant picks among a nemesis's forms (misconfig: a foreign node
+	// or a member restarted with wrong flags).
+	variant int
 }
 
 // schedule lays out faults over d: a short warm-up, then faults of 1–3 s
@@ -56,6 +59,8 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 			e.crash = coordinatorPoints[rng.IntN(len(coordinatorPoints))]
 		case "participant":
 			e.crash = api.FailParticipantPrepared
+		case "misconfig":
+			e.variant = rng.IntN(2)
 		}
 		out = append(out, e)
 		t = e.at + e.length + 1500*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
@@ -105,7 +110,7 @@ func (n *nemesis) run(ctx context.Context, events []event) []Fault {
 			break
 		}
 		what := fmt.Sprintf("%s (node %d)", e.kind, e.node)
-		if e.kind == "kill-leader" || e.kind == "crash-all" || e.kind == "rolling-restart" { // no fixed target
+		if e.kind == "kill-leader" || e.kind == "crash-all" || e.kind == "rolling-restart" || e.kind == "misconfig" && e.variant == misconfigForeign { // no fixed target
 			what = e.kind
 		}
 		n.active.Store(&what)
@@ -205,6 +210,8 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		return f, n.rollingRestart(ctx, &f)
 	case "replace":
 		return f, n.replace(ctx, &f)
+	case "misconfig":
+		return f, n.misconfig(ctx, &f, e.variant, e.length)
 	default:
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}

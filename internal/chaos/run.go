@@ -73,6 +73,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			lo.Hosts = append(lo.Hosts, nw.Addr(uint64(i)))
 		}
 		lo.Wrap = nw.Wrap
+		// The checker and the nemeses reach the nodes from another host:
+		// protected mode would refuse them while no password is set.
+		lo.ExtraArgs = append(lo.ExtraArgs, "--protected-mode=false")
 		say("chaos: every node is its own host in a network namespace (%s.0/24)", strings.TrimSuffix(nw.Addr(1), ".1"))
 	}
 	c, err := launcher.Start(lo)
@@ -152,6 +155,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if (f.Kind == "lose" || f.Kind == "replace") && strings.Contains(f.Detail, "NOT") {
 			sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "membership", Kind: "not-healed",
 				Description: fmt.Sprintf("%s of node %d at %.1fs: %s", f.Kind, f.Node, float64(f.StartMS)/1000, f.Detail)})
+		}
+		// A member started over its data dir with flags that contradict
+		// it must refuse to start.
+		if f.Kind == "misconfig" && strings.Contains(f.Detail, "NOT") {
+			sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "misconfig", Kind: "wrong-flags-accepted",
+				Description: fmt.Sprintf("misconfig at %.1fs: %s", float64(f.StartMS)/1000, f.Detail)})
 		}
 	}
 	sum.Faults = faults

@@ -17,8 +17,14 @@ type UnknownError struct{ Args [][]byte }
 
 func (e *UnknownError) Error() string { return "unknown command" }
 
-// ArityError: the command has the wrong number of arguments.
-type ArityError struct{ Name string }
+// ArityError: the command has the wrong number of arguments. AtRun says
+// the count is right but the arguments do not pair up (MSET k v k): Redis
+// finds that only when the command runs, so MULTI queues it and EXEC
+// answers the error in its place.
+type ArityError struct {
+	Name  string
+	AtRun bool
+}
 
 func (e *ArityError) Error() string { return "wrong number of arguments for '" + e.Name + "'" }
 
@@ -30,8 +36,11 @@ func Decode(args [][]byte, partition func(key []byte) uint64) (Cmd, error) {
 	if s == nil || s.Is(Internal) {
 		return Cmd{}, &UnknownError{Args: args}
 	}
-	if !s.CheckArity(args) {
+	if !s.checkCount(args) {
 		return Cmd{}, &ArityError{Name: s.Name}
+	}
+	if !s.pairsUp(args) {
+		return Cmd{Spec: s, Args: args}, &ArityError{Name: s.Name, AtRun: true}
 	}
 	c := Cmd{Spec: s, Args: args}
 	if s.FirstKey == 0 {

@@ -95,14 +95,19 @@ func (s *Spec) Is(f Flags) bool { return s.Flags&f == f }
 
 // CheckArity reports whether args (name included) has an allowed count.
 func (s *Spec) CheckArity(args [][]byte) bool {
+	return s.checkCount(args) && s.pairsUp(args)
+}
+
+// checkCount is the arity of the command table: how many arguments.
+func (s *Spec) checkCount(args [][]byte) bool {
 	n := len(args)
-	if s.Arity > 0 && n != s.Arity || s.Arity < 0 && n < -s.Arity {
-		return false
-	}
-	if s.Step > 1 && s.LastKey < 0 && (n-s.FirstKey)%s.Step != 0 {
-		return false // MSET k v k: keys and values must pair up
-	}
-	return true
+	return !(s.Arity > 0 && n != s.Arity || s.Arity < 0 && n < -s.Arity)
+}
+
+// pairsUp: MSET k v k — keys and values must pair up. Redis checks this
+// when the command runs, not when it is queued in MULTI.
+func (s *Spec) pairsUp(args [][]byte) bool {
+	return !(s.Step > 1 && s.LastKey < 0 && (len(args)-s.FirstKey)%s.Step != 0)
 }
 
 // AppendKeys appends the positions of the keys in args to dst. The arity

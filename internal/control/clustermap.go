@@ -80,6 +80,16 @@ func (m *ClusterMap) Holders(group uint64) []uint64 {
 	return nil
 }
 
+// IsMember reports whether node is in the map and not removed.
+func (m *ClusterMap) IsMember(node uint64) bool {
+	for _, rec := range m.Nodes {
+		if rec.ID == node {
+			return rec.State != api.NodeRemoved
+		}
+	}
+	return false
+}
+
 // memberIDs lists the nodes that are members (not removed), by id.
 func (m *ClusterMap) memberIDs() []uint64 {
 	var out []uint64

@@ -19,6 +19,10 @@
 //     nodes that lead fewer partitions.
 //   - Hints (hints.go) asks peers who leads the groups this node knows no
 //     leader of, for the router.
+//   - Judge (health.go) decides from facts alone whether the node is live
+//     (engine running, loop coming round) and ready (also: not removed,
+//     every partition has a leader that had a quorum lately), and says why
+//     not.
 //   - Expiry (expire.go) deletes expired keys on the partitions this node
 //     leads; Sweeper (sweep.go) resolves what dead transaction and backup
 //     coordinators left there.

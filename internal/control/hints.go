@@ -16,7 +16,16 @@ import (
 // who leads the groups whose local replica (if any) knows no leader, so
 // routing and readiness know without waiting for a request. A hint is
 // advice: a wrong one costs the router a retry.
+//
+// A peer's answer is also what readiness counts as a recent proof that
+// the group has a leader with a quorum (see health.go), so a round must
+// stay short when peers do not answer: a peer that fails a call is not
+// asked again in that round, so each silent peer costs one call timeout
+// per round, not one per group.
 const hintEvery = time.Second
+
+// hintCallTimeout bounds one "who leads?" call.
+const hintCallTimeout = 500 * time.Millisecond
 
 // HintsEngine is what the hint refresher asks of the replication engine
 // (*raftstore.Engine).
@@ -35,10 +44,15 @@ type HintsConfig struct {
 	Engine HintsEngine
 	Caller Caller
 	// GroupNodes lists the nodes holding group as the router knows them
-	// (route.Router.GroupNodes); SetHint tells the router who leads it.
+	// (route.Router.GroupNodes); SetHint tells the router that a peer
+	// just named node as group's leader (route.Router.ConfirmLeader).
 	GroupNodes func(group uint64) []uint64
 	SetHint    func(group, node uint64)
-	Map        *Map
+	// Learner reports whether the local replica of group is a learner:
+	// a learner never campaigns, so it never forgets a leader that died,
+	// and its groups are asked about too. Nil: none is.
+	Learner func(group uint64) bool
+	Map     *Map
 }
 
 // Hints keeps the router's leader hints fresh.
@@ -56,19 +70,26 @@ func (h *Hints) Run(ctx context.Context) {
 		for _, p := range h.cfg.Map.Current().Parts {
 			groups = append(groups, uint64(p.ID))
 		}
+		silent := map[uint64]bool{} // peers that failed a call this round
 		for _, g := range groups {
-			if h.cfg.Engine.Leader(g) != 0 {
+			known := h.cfg.Engine.Leader(g) != 0
+			if known && (h.cfg.Learner == nil || !h.cfg.Learner(g)) {
 				continue
 			}
 			for _, node := range h.askAbout(g) {
-				cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				if silent[node] {
+					continue
+				}
+				cctx, cancel := context.WithTimeout(ctx, hintCallTimeout)
 				b, err := h.cfg.Caller.Call(cctx, node, route.MethodLeader, codec.Encoder(nil).Uvarint(g))
 				cancel()
-				if err == nil {
+				if err != nil {
+					silent[node] = true
+				} else {
 					d := codec.NewDecoder(b)
 					if l := d.Uvarint(); d.Err() == nil && l != 0 {
 						h.cfg.SetHint(g, l)
-						if h.cfg.Engine.HasGroup(g) {
+						if !known && h.cfg.Engine.HasGroup(g) {
 							h.dropIfRemoved(ctx, g, l)
 						}
 						break

@@ -74,3 +74,42 @@ func TestHintsRound(t *testing.T) {
 		t.Errorf("destroy checks %q", eng.destroyed)
 	}
 }
+
+// A peer that does not answer (paused, cut off) is asked once per round,
+// not once per group, so the round stays short and the answers of the
+// peers that do answer stay fresh for readiness. A local learner's leader
+// is asked about though the learner knows one: it would never forget it.
+func TestHintsRoundSkipsSilentPeers(t *testing.T) {
+	eng := &hintsEngine{leaders: map[uint64]uint64{0: 3, 1: 3}, hosted: map[uint64]bool{0: true, 1: true}}
+	var asked []string
+	peers := &fakePeers{answer: func(node uint64, method string, body []byte) ([]byte, error) {
+		d := codec.NewDecoder(body)
+		g := d.Uvarint()
+		asked = append(asked, fmt.Sprintf("%d to %d", g, node))
+		if node == 2 {
+			return nil, context.DeadlineExceeded // a frozen peer: the call times out
+		}
+		return codec.Encoder(nil).Uvarint(3), nil
+	}}
+	confirmed := map[uint64]uint64{}
+	h := NewHints(HintsConfig{
+		NodeID: 1, Engine: eng, Caller: peers,
+		GroupNodes: func(uint64) []uint64 { return []uint64{2, 3} },
+		SetHint:    func(g, node uint64) { confirmed[g] = node },
+		Learner:    func(g uint64) bool { return g == 0 },
+		Map:        NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, InitialMap(nil, testParts(4, 2, 3, 1), []uint64{2, 3, 1})),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.Run(ctx)
+	want := []string{fmt.Sprint(statemachine.MetaGroup, " to 2"), fmt.Sprint(statemachine.MetaGroup, " to 3"), "0 to 3", "2 to 3", "3 to 3"}
+	if !slices.Equal(asked, want) {
+		t.Errorf("asked %q, want %q", asked, want)
+	}
+	if len(confirmed) != 4 || confirmed[1] != 0 {
+		t.Errorf("confirmed %v, want every group but 1 led by 3", confirmed)
+	}
+	if len(eng.destroyed) != 0 {
+		t.Errorf("a learner that knows its leader was checked for removal: %q", eng.destroyed)
+	}
+}

@@ -102,6 +102,9 @@ type HeartbeatConfig struct {
 	RequestTimeout time.Duration
 	Write          WriteFunc
 	Logger         *slog.Logger
+	// Removed is called once when the metadata answers that this node was
+	// removed from the cluster: the node then stops serving clients.
+	Removed func()
 }
 
 // Heartbeat keeps this node's heartbeat in the metadata.
@@ -127,6 +130,9 @@ func (h *Heartbeat) Run(ctx context.Context) {
 		if string(reply) == "-"+statemachine.ErrNodeRemoved+"\r\n" && !warned {
 			h.cfg.Logger.Error("this node was removed from the cluster; it serves nothing and should be shut down and its data dir wiped")
 			warned = true
+			if h.cfg.Removed != nil {
+				h.cfg.Removed()
+			}
 		}
 		select {
 		case <-ctx.Done():

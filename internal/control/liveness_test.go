@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ func TestHeartbeatWritesAndWarnsOnceWhenRemoved(t *testing.T) {
 	}
 	beats := make(chan beat, 100)
 	logs := &syncBuffer{}
+	var removed atomic.Int32
 	h := NewHeartbeat(HeartbeatConfig{
 		NodeID: 7, RESPAddr: "r:1", HTTPAddr: "h:1", Every: 5 * time.Millisecond, RequestTimeout: time.Minute,
 		Write: func(ctx context.Context, group uint64, args [][]byte) []byte {
@@ -54,7 +56,8 @@ func TestHeartbeatWritesAndWarnsOnceWhenRemoved(t *testing.T) {
 			beats <- beat{group, string(bytes.Join(args, []byte(" "))), time.Until(dl)}
 			return []byte("-" + statemachine.ErrNodeRemoved + "\r\n")
 		},
-		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
+		Removed: func() { removed.Add(1) },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -76,6 +79,9 @@ func TestHeartbeatWritesAndWarnsOnceWhenRemoved(t *testing.T) {
 	<-done
 	if n := strings.Count(logs.String(), "this node was removed"); n != 1 {
 		t.Fatalf("warned %d times that the node was removed:\n%s", n, logs.String())
+	}
+	if n := removed.Load(); n != 1 {
+		t.Fatalf("told the node %d times that it was removed", n)
 	}
 }
 

@@ -50,7 +50,7 @@ func Backup(ctx context.Context, addr, dir string, progress io.Writer) (*backup.
 		return nil, err
 	}
 	var cut api.CutJSON
-	if err := call(ctx, http.MethodPost, "http://"+addr+"/v1/backup/cut", nil, 60*time.Second, &cut); err != nil {
+	if err := call(ctx, http.MethodPost, adminURL(addr, "/v1/backup/cut"), nil, 60*time.Second, &cut); err != nil {
 		return nil, fmt.Errorf("taking the cut: %w", err)
 	}
 	var all []string
@@ -62,7 +62,7 @@ func Backup(ctx context.Context, addr, dir string, progress io.Writer) (*backup.
 	defer func() {
 		for _, a := range all { // the cut's snapshots are no longer needed
 			cctx, cancel := context.WithTimeout(context.Background(), Timeout)
-			_ = call(cctx, http.MethodDelete, "http://"+a+"/v1/backup/"+cut.ID, nil, Timeout, nil)
+			_ = call(cctx, http.MethodDelete, adminURL(a, "/v1/backup/"+cut.ID), nil, Timeout, nil)
 			cancel()
 		}
 	}()
@@ -114,7 +114,7 @@ func fetchPartition(ctx context.Context, node, id string, cp api.CutPartition, d
 	// connection but never answers (a paused process) is given up too.
 	body := newIdleReader(idleTimeout, cancel)
 	defer body.stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/v1/backup/%s/partitions/%d", node, id, cp.ID), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL(node, fmt.Sprintf("/v1/backup/%s/partitions/%d", id, cp.ID)), nil)
 	if err != nil {
 		return p, err
 	}
@@ -199,7 +199,7 @@ func Restore(ctx context.Context, addr, dir string, progress io.Writer) (*backup
 			return nil, fmt.Errorf("partition %d holds slots %d-%d in the cluster, %d-%d in the backup", i, sp.SlotStart, sp.SlotEnd, p.SlotStart, p.SlotEnd)
 		}
 	}
-	base := fmt.Sprintf("http://%s/v1/restore/%s/partitions/", addr, m.BackupID)
+	base := adminURL(addr, fmt.Sprintf("/v1/restore/%s/partitions/", m.BackupID))
 	step := func(ctx context.Context, p int, what string, body []byte) error {
 		return call(ctx, http.MethodPost, fmt.Sprintf("%s%d/%s", base, p, what), body, 60*time.Second, nil)
 	}

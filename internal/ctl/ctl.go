@@ -26,7 +26,7 @@ func Fetch(ctx context.Context, addr string) (api.StatusJSON, error) {
 	var st api.StatusJSON
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL(addr, "/v1/status"), nil)
 	if err != nil {
 		return st, fmt.Errorf("--http %q: %w", addr, err)
 	}
@@ -44,37 +44,61 @@ func Fetch(ctx context.Context, addr string) (api.StatusJSON, error) {
 	return st, nil
 }
 
-// PrintStatus writes the nodes and partitions of st as tables.
-func PrintStatus(w io.Writer, st api.StatusJSON) error {
+// PrintStatus writes the nodes and partitions of st as tables, with each
+// node's own readiness from probes (nil: not asked). The cluster is
+// called ready only if the answering node is and every partition has a
+// leader with a quorum; the reasons follow.
+func PrintStatus(w io.Writer, st api.StatusJSON, probes map[uint64]Probe) error {
 	led := map[uint64]int{}
-	noLeader := 0
+	lost := 0
 	for _, p := range st.Partitions {
-		if p.Leader == 0 {
-			noLeader++
+		if p.Leader == 0 || p.NoQuorum {
+			lost++
+			continue
 		}
 		led[p.Leader]++
 	}
+	silent := 0
+	for _, pr := range probes {
+		if !pr.Answered {
+			silent++
+		}
+	}
 	ready := "ready"
-	if !st.Ready {
+	if !st.Ready || lost > 0 {
 		ready = "NOT READY"
 	}
 	fmt.Fprintf(w, "cluster %s, as node %d sees it (kintsu %s): %s, %d nodes, %d partitions", st.ClusterID, st.NodeID, st.Version, ready, len(st.Nodes), len(st.Partitions))
-	if noLeader > 0 {
-		fmt.Fprintf(w, ", %d without a known leader", noLeader)
+	if lost > 0 {
+		fmt.Fprintf(w, ", %d without a leader with a quorum", lost)
+	}
+	if silent > 0 {
+		fmt.Fprintf(w, ", %d not answering", silent)
 	}
 	fmt.Fprintln(w)
+	if st.Removed {
+		fmt.Fprintf(w, "node %d WAS REMOVED from the cluster: it serves no clients; stop it and wipe its data dir\n", st.NodeID)
+	}
+	for _, why := range st.NotReady {
+		fmt.Fprintf(w, "  node %d not ready: %s\n", st.NodeID, printable(why))
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tHEARTBEAT (UTC)\tLEADS\tRESP\tHTTP\tPEER")
+	fmt.Fprintln(tw, "NODE\tSTATE\tREADYZ\tHEARTBEAT (UTC)\tLEADS\tRESP\tHTTP\tPEER")
 	for _, n := range st.Nodes {
 		hb := "-"
 		if n.HeartbeatMS != 0 {
 			hb = time.UnixMilli(n.HeartbeatMS).UTC().Format("15:04:05.000")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", n.ID, dash(n.State), hb, led[n.ID], dash(n.RESPAddr), dash(n.HTTPAddr), dash(n.PeerAddr))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.ID, dash(n.State), readyz(probes, n.ID), hb, led[n.ID], dash(n.RESPAddr), dash(n.HTTPAddr), dash(n.PeerAddr))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, n := range st.Nodes {
+		if pr, ok := probes[n.ID]; ok && !pr.Ready && n.ID != st.NodeID {
+			fmt.Fprintf(w, "  node %d: %s\n", n.ID, pr.Why)
+		}
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -88,7 +112,11 @@ func PrintStatus(w io.Writer, st api.StatusJSON) error {
 		if len(p.Learners) > 0 {
 			reps += " +" + ids(p.Learners) + " joining"
 		}
-		fmt.Fprintf(tw, "%d\t%d-%d\t%s\t%s\t%s\t%s\n", p.ID, p.SlotStart, p.SlotEnd, reps, leader(p.Leader), keys, applied)
+		lead := leader(p.Leader)
+		if p.NoQuorum {
+			lead = "none with a quorum"
+		}
+		fmt.Fprintf(tw, "%d\t%d-%d\t%s\t%s\t%s\t%s\n", p.ID, p.SlotStart, p.SlotEnd, reps, lead, keys, applied)
 	}
 	return tw.Flush()
 }
@@ -147,6 +175,20 @@ func leader(id uint64) string {
 		return "none known"
 	}
 	return fmt.Sprint(id)
+}
+
+// readyz words a node's probe for the table.
+func readyz(probes map[uint64]Probe, id uint64) string {
+	pr, ok := probes[id]
+	switch {
+	case !ok:
+		return "-"
+	case !pr.Answered:
+		return "no answer"
+	case !pr.Ready:
+		return "NOT READY"
+	}
+	return "ready"
 }
 
 func dash(s string) string {

@@ -17,7 +17,7 @@ import (
 func NodeAction(ctx context.Context, addr string, id uint64, action string, force bool) error {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	url := fmt.Sprintf("http://%s/v1/nodes/%d/%s", addr, id, action)
+	url := adminURL(addr, fmt.Sprintf("/v1/nodes/%d/%s", id, action))
 	if force {
 		url += "?force=true"
 	}

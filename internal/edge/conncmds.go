@@ -55,6 +55,7 @@ func init() {
 		connSpec("select", 2, command.Connection, cmdSelect),
 		connSpec("hello", -1, command.Connection, cmdHello),
 		connSpec("auth", -2, command.Connection, cmdAuth),
+		connSpec("acl", -2, command.Server, cmdACL),
 		connSpec("command", -1, command.Server, cmdCommand),
 		connSpec("info", -1, command.Server, cmdInfo),
 		// Answered by asking every partition its key count.
@@ -124,23 +125,9 @@ func cmdHello(f *Server, args [][]byte, st *connState) []byte {
 		if v != 2 {
 			return resp.AppendError(nil, "NOPROTO unsupported protocol version")
 		}
-		for i := 2; i < len(args); i++ {
-			switch lower(args[i]) {
-			case "auth":
-				if i+2 >= len(args) {
-					return resp.AppendError(nil, kv.ErrSyntax)
-				}
-				i += 2
-			case "setname":
-				if i+1 >= len(args) {
-					return resp.AppendError(nil, kv.ErrSyntax)
-				}
-				st.setName(args[i+1])
-				i++
-			default:
-				return resp.AppendError(nil, kv.ErrSyntax)
-			}
-		}
+	}
+	if reply := helloOptions(f, args, st); reply != nil {
+		return reply
 	}
 	b := resp.AppendArrayHeader(nil, 14)
 	for _, kvp := range [][2]string{{"server", "redis"}, {"version", redisVersion}} {
@@ -157,13 +144,6 @@ func cmdHello(f *Server, args [][]byte, st *connState) []byte {
 	b = resp.AppendBulkString(b, "master")
 	b = resp.AppendBulkString(b, "modules")
 	return resp.AppendArrayHeader(b, 0)
-}
-
-func cmdAuth(_ *Server, args [][]byte, _ *connState) []byte {
-	if len(args) < 2 || len(args) > 3 {
-		return errArity(args)
-	}
-	return resp.AppendError(nil, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 }
 
 // commandInfo describes one command as COMMAND does: name, arity, flags,
@@ -234,6 +214,7 @@ func cmdInfo(f *Server, args [][]byte, _ *connState) []byte {
 	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:cluster\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
 		redisVersion, api.Version, portOf(f.cfg.RESPAddr))
 	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", f.connCount())
+	b.WriteString(f.memoryInfo())
 	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n")
 	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\n\r\n")
 	fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n")
@@ -301,19 +282,18 @@ var configValues = [][2]string{
 	{"appendfsync", "always"},
 	{"appendonly", "yes"},
 	{"databases", "1"},
-	{"maxmemory", "0"},
 	{"proto-max-bulk-len", strconv.Itoa(kv.MaxValueBytes)},
 	{"save", ""},
 }
 
-func cmdConfig(_ *Server, args [][]byte, _ *connState) []byte {
+func cmdConfig(f *Server, args [][]byte, _ *connState) []byte {
 	switch lower(args[1]) {
 	case "get":
 		if len(args) < 3 {
 			return errArity([][]byte{[]byte("config|get")})
 		}
 		var out [][2]string
-		for _, kvp := range configValues {
+		for _, kvp := range append(configValues, f.limitConfig()...) {
 			for _, pat := range args[2:] {
 				if ok, _ := path.Match(lower(pat), kvp[0]); ok {
 					out = append(out, kvp)

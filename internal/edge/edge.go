@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -22,9 +23,18 @@ type Config struct {
 	// error, never a hang.
 	RequestTimeout time.Duration
 	Metrics        *metrics.Metrics
-	Router         Router
-	Txns           Transactions
-	View           View
+	Logger         *slog.Logger
+	// Limits bound what clients can make the node hold (limits.go).
+	Limits Limits
+	// ProtectedMode refuses clients from other hosts while the default
+	// user has no password (Redis's protected mode).
+	ProtectedMode bool
+	// DefaultPasswordHash, when set, is required of the default user
+	// whenever the cluster's users give it no password (a password file).
+	DefaultPasswordHash string
+	Router              Router
+	Txns                Transactions
+	View                View
 }
 
 // Router sends commands to the leader of their partition (route.Router).

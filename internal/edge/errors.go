@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kintsu/kintsu/internal/acl"
+
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
@@ -26,18 +28,26 @@ func errorText(err error) string {
 		locked    *failure.LockedError
 		uncertain *failure.UncertainError
 		engine    *failure.EngineError
+		noSpace   *failure.NoSpaceError
 		loading   *failure.LoadingError
 		signal    *failure.SignalError
 		gaveUp    *txn.GaveUpError
 		aborted   *txn.AbortedError
 		undecided *txn.DecisionUnknownError
 		internal  *txn.InternalError
+		tooLarge  *failure.ReplyTooLargeError
+		limit     *limitError
 	)
+	if text, ok := aclErrorText(err); ok {
+		return text
+	}
 	switch {
 	case errors.As(err, &unknown):
 		return kv.UnknownCommand(unknown.Args)
 	case errors.As(err, &arity):
 		return kv.WrongArity(arity.Name)
+	case errors.As(err, &tooLarge):
+		return fmt.Sprintf("ERR reply of %d bytes or more is too large (at most %d can be sent between nodes); read fewer keys at a time", tooLarge.Bytes, tooLarge.Limit)
 	// A transaction's own outcome first: its cause is worded inside it.
 	case errors.As(err, &gaveUp):
 		return fmt.Sprintf("TRYAGAIN transaction gave up after %d attempts that met conflicting transactions, nothing was applied", gaveUp.Attempts)
@@ -65,12 +75,38 @@ func errorText(err error) string {
 		return "TRYAGAIN the key is locked by a transaction still in progress, nothing was applied"
 	case errors.As(err, &uncertain):
 		return fmt.Sprintf("UNCERTAIN the write to partition %d may or may not have been applied (%s)", uncertain.Group, uncertain.Reason)
+	case errors.As(err, &noSpace):
+		return "NOSPACE " + noSpace.Msg
 	case errors.As(err, &engine):
 		return "ERR " + engine.Msg
 	case errors.As(err, &loading):
 		return "LOADING Kintsu is restoring a backup into this partition"
+	case errors.As(err, &limit):
+		return limit.text
 	case errors.As(err, &signal):
 		return fmt.Sprintf("ERR internal: unexpected state machine answer %d", signal.Signal)
 	}
 	return "ERR " + err.Error()
+}
+
+// aclErrorText words authentication and ACL refusals as Redis 7 does.
+func aclErrorText(err error) (string, bool) {
+	var (
+		cmd  *acl.CommandDeniedError
+		key  *acl.KeyDeniedError
+		rule *acl.RuleError
+	)
+	switch {
+	case errors.Is(err, acl.ErrNoAuth):
+		return "NOAUTH Authentication required.", true
+	case errors.Is(err, acl.ErrWrongPass):
+		return "WRONGPASS invalid username-password pair or user is disabled.", true
+	case errors.As(err, &cmd):
+		return "NOPERM " + cmd.Error(), true
+	case errors.As(err, &key):
+		return "NOPERM " + key.Error(), true
+	case errors.As(err, &rule):
+		return "ERR " + rule.Error(), true
+	}
+	return "", false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/kintsu/kintsu/internal/acl"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/txn"
@@ -41,6 +42,13 @@ func TestErrorReplies(t *testing.T) {
 		{&txn.AbortedError{Group: 2, Cause: notApplied(failure.Loading.Err())},
 			"TRYAGAIN transaction could not reach partition 2 (LOADING Kintsu is restoring a backup into this partition), nothing was applied"},
 		{failure.Blocked.Err(), "ERR internal: unexpected state machine answer 2"},
+		// Authentication and ACLs, in Redis 7's words.
+		{acl.ErrNoAuth, "NOAUTH Authentication required."},
+		{acl.ErrWrongPass, "WRONGPASS invalid username-password pair or user is disabled."},
+		{&acl.CommandDeniedError{User: "alice", Command: "get"}, "NOPERM User alice has no permissions to run the 'get' command"},
+		{&acl.CommandDeniedError{User: "bob", Command: "acl|setuser"}, "NOPERM User bob has no permissions to run the 'acl|setuser' command"},
+		{&acl.KeyDeniedError{User: "alice"}, "NOPERM No permissions to access a key"},
+		{&acl.RuleError{Rule: "+nosuch", Msg: "Unknown command or category name in ACL"}, "ERR Error in ACL SETUSER modifier '+nosuch': Unknown command or category name in ACL"},
 	} {
 		if got := string(ErrorReply(tc.err)); got != "-"+tc.want+"\r\n" {
 			t.Errorf("%T: %q, want %q", tc.err, got, "-"+tc.want+"\r\n")

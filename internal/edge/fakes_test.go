@@ -163,6 +163,12 @@ func (s *fakeStore) exec(group uint64, args [][]byte) []byte {
 		return resp.AppendInt(nil, int64(n))
 	case name == versionOp && len(args) == 2:
 		return resp.AppendInt(nil, int64(s.versions[string(args[1])]))
+	case group == statemachine.MetaGroup && strings.HasPrefix(name, "kintsu.acl."):
+		out, err := statemachine.ApplyACL(s, args, nil)
+		if err != nil {
+			return resp.AppendError(nil, "ERR fake store: "+err.Error())
+		}
+		return out
 	}
 	spec := command.Lookup(args[0])
 	out, err := kv.Exec(s, spec, args, nil)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/kintsu/kintsu/internal/acl"
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
@@ -93,7 +94,11 @@ type client struct {
 	closed bool   // no more replies will come
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith is newHarness with the edge's Config changed by tune
+// before the server starts.
+func newHarnessWith(t *testing.T, tune func(*Config)) *harness {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -109,11 +114,18 @@ func newHarness(t *testing.T) *harness {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	h.srv = New(ctx, Config{
+	cfg := Config{
 		NodeID: 1, ClusterID: "test", RESPAddr: "10.0.0.1:7001",
 		Partitions: testPartitions, Replicas: 3, RequestTimeout: replyTimeout,
 		Metrics: metrics.New(), Router: h.router, Txns: h.txns, View: h.view,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	h.srv = New(ctx, cfg)
+	// The node has read the cluster's users (none configured) once, as a
+	// running node has: scripts then show only the reads AUTH and ACL make.
+	h.srv.adopt(acl.NewTable())
 	go func() {
 		defer close(h.served)
 		h.srv.Serve(ln)

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/kintsu/kintsu/internal/command"
@@ -36,6 +37,10 @@ type multiState struct {
 	dirty   bool        // a command was refused while queuing
 	watches []txn.Watch // in WATCH order
 	watched map[string]bool
+	// atRun answers queued commands Redis would refuse only when running
+	// them (see command.ArityError.AtRun), by their place in queued; the
+	// slot's Cmd has no Spec.
+	atRun map[int][]byte
 	// watchLost: a WATCH failed (a key's version could not be read, or
 	// too many keys), so a watch the client asked for may be missing. The
 	// next EXEC then fails as if a watched key had changed, rather than run
@@ -46,7 +51,7 @@ type multiState struct {
 }
 
 func (m *multiState) reset() {
-	m.on, m.queued, m.bytes, m.dirty = false, nil, 0, false
+	m.on, m.queued, m.bytes, m.dirty, m.atRun = false, nil, 0, false, nil
 }
 
 func (m *multiState) unwatch() { m.watches, m.watched, m.watchLost = nil, nil, false }
@@ -61,6 +66,10 @@ func isData(spec *command.Spec) bool {
 // it makes EXEC refuse the transaction, as in Redis.
 func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 	m := &st.multi
+	var ae *command.ArityError
+	if m.on && errors.As(err, &ae) && ae.AtRun {
+		return f.queue(&command.Cmd{Args: c.Args}, st, ErrorReply(err))
+	}
 	if err != nil {
 		m.dirty = m.dirty || m.on
 		return ErrorReply(err)
@@ -97,12 +106,13 @@ func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 	case specQuit:
 		return f.connCommand(c, st)
 	}
-	return f.queue(c, st)
+	return f.queue(c, st, nil)
 }
 
 // queue adds a command to the connection's transaction, or refuses it (and
-// then EXEC will refuse the whole transaction), as Redis does.
-func (f *Server) queue(c *command.Cmd, st *connState) []byte {
+// then EXEC will refuse the whole transaction), as Redis does. A non-nil
+// atRun is the command's answer at EXEC, instead of running it.
+func (f *Server) queue(c *command.Cmd, st *connState, atRun []byte) []byte {
 	m := &st.multi
 	refuse := func(reply []byte) []byte {
 		m.dirty = true
@@ -112,8 +122,14 @@ func (f *Server) queue(c *command.Cmd, st *connState) []byte {
 	switch {
 	case len(m.queued) >= maxQueued || m.bytes+size > maxQueuedBytes:
 		return refuse(resp.AppendError(nil, fmt.Sprintf("ERR transaction too large: at most %d commands and %d MiB may be queued", maxQueued, maxQueuedBytes>>20)))
-	case c.Spec.Merge == command.MergeAllOrNothing && c.Cross:
+	case c.Spec != nil && c.Spec.Merge == command.MergeAllOrNothing && c.Cross:
 		return refuse(ErrorReply(txn.ErrCrossMSETNX))
+	}
+	if atRun != nil {
+		if m.atRun == nil {
+			m.atRun = map[int][]byte{}
+		}
+		m.atRun[len(m.queued)] = atRun
 	}
 	m.queued = append(m.queued, *c)
 	m.bytes += size
@@ -160,7 +176,7 @@ func (f *Server) watch(keys [][]byte, st *connState) []byte {
 // commands queued with them (PING, ECHO, ...) are answered in their slots.
 func (f *Server) execMulti(st *connState) []byte {
 	m := &st.multi
-	queued, watches, dirty, lost := m.queued, m.watches, m.dirty, m.watchLost
+	queued, atRun, watches, dirty, lost := m.queued, m.atRun, m.watches, m.dirty, m.watchLost
 	m.reset()
 	m.unwatch()
 	if dirty {
@@ -169,20 +185,24 @@ func (f *Server) execMulti(st *connState) []byte {
 	if lost {
 		return resp.AppendNullArray(nil)
 	}
+	// ACLs are checked again now, as Redis does: they may have changed
+	// since the commands were queued. A command no longer allowed is
+	// answered in its slot and left out of the transaction.
+	denied := f.recheck(queued, st)
 	var data []command.Cmd
-	for _, c := range queued {
-		if isData(c.Spec) {
+	for i, c := range queued {
+		if c.Spec != nil && isData(c.Spec) && denied[i] == nil {
 			data = append(data, c)
 		}
 	}
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
 	reply, err := f.cfg.Txns.Exec(ctx, data, watches)
 	cancel()
 	if err != nil {
 		reply = ErrorReply(err)
 	}
 	f.cfg.Metrics.Requests.WithLabelValues("exec", outcomeLabel(reply)).Inc()
-	if len(data) == len(queued) {
+	if len(data) == len(queued) && len(denied) == 0 {
 		return reply
 	}
 	elems, ok := txn.SplitArray(reply) // not an array: a null array or an error
@@ -194,6 +214,10 @@ func (f *Server) execMulti(st *connState) []byte {
 	j := 0
 	for i := range queued {
 		switch c := &queued[i]; {
+		case c.Spec == nil:
+			out = append(out, atRun[i]...)
+		case denied[i] != nil:
+			out = append(out, denied[i]...)
 		case isData(c.Spec):
 			out = append(out, elems[j]...)
 			j++

@@ -26,8 +26,6 @@ const (
 	// writeTimeout bounds how long a client that does not read its replies
 	// can hold them in memory.
 	writeTimeout = time.Minute
-	// maxClients bounds open client connections (Redis's maxclients).
-	maxClients = 10000
 )
 
 // Server serves RESP clients.
@@ -35,7 +33,9 @@ type Server struct {
 	cfg    Config
 	ctx    context.Context // ends when the node stops
 	limits resp.Limits
+	lim    *limiter // per-node bounds (limits.go)
 	ids    atomic.Int64
+	users  users // the cluster's users as this node knows them (auth.go)
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu
@@ -46,7 +46,7 @@ type Server struct {
 
 // New makes the edge of a node; ctx ends when the node stops.
 func New(ctx context.Context, cfg Config) *Server {
-	return &Server{cfg: cfg, ctx: ctx, limits: resp.DefaultLimits(), conns: map[net.Conn]struct{}{}}
+	return &Server{cfg: cfg, ctx: ctx, limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}}
 }
 
 // partitionOf maps a key to its partition.
@@ -75,7 +75,7 @@ func (f *Server) Serve(ln net.Listener) {
 			f.mu.Unlock()
 			c.Close()
 			continue
-		case len(f.conns) >= maxClients:
+		case !f.makeRoom(len(f.conns)):
 			f.mu.Unlock()
 			_, _ = c.Write(resp.AppendError(nil, "ERR max number of clients reached"))
 			c.Close()
@@ -138,23 +138,41 @@ type connState struct {
 	// clusterAware: the client speaks the cluster protocol and follows
 	// -MOVED (see cluster.go); readonly: it accepts stale follower reads.
 	clusterAware, readonly bool
+	auth                   authState
+	// budget bounds the replies the running chunk builds (limits.go).
+	budget *failure.ReplyBudget
 }
 
 func (f *Server) handle(c net.Conn) {
+	st := &connState{id: f.ids.Add(1), local: c.LocalAddr()}
+	cl := f.register(c, st.id)
 	defer func() {
 		f.mu.Lock()
 		delete(f.conns, c)
 		f.mu.Unlock()
 		c.Close()
+		f.unregister(cl)
 		f.active.Done()
 	}()
-	st := &connState{id: f.ids.Add(1), local: c.LocalAddr()}
-	rd := resp.NewReader(c, f.limits)
+	defer f.forget(st)
+	if !f.admit(c, st) {
+		return
+	}
+	tc := &timedConn{Conn: c, cl: cl, partial: f.lim.lim.ClientReadTimeout}
+	lim := f.limits
+	lim.Buffer = func(n int) error { return f.queryBuffer(cl, n) }
+	rd := resp.NewReader(tc, lim)
 	wr := resp.NewWriter(c)
 	for {
+		// Armed before the closing check, so Drain's wake-up is not lost.
+		f.awaitCommand(tc, rd.Buffered())
+		if f.isClosing() {
+			return
+		}
 		args, err := rd.ReadCommand()
+		cl.idleSince.Store(0)
 		if err != nil {
-			f.protocolError(wr, err)
+			f.readFailed(tc, wr, err)
 			return
 		}
 		batch := [][][]byte{cloneArgs(args)}
@@ -175,11 +193,7 @@ func (f *Server) handle(c net.Conn) {
 			size += argsSize(args)
 		}
 		for start := 0; start < len(batch) && !st.quit; start += execChunk {
-			for _, reply := range f.exec(batch[start:min(start+execChunk, len(batch))], st) {
-				wr.WriteRaw(reply)
-			}
-			_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := wr.Flush(); err != nil {
+			if !f.runChunk(batch[start:min(start+execChunk, len(batch))], st, cl, c, wr) {
 				return
 			}
 		}
@@ -188,12 +202,6 @@ func (f *Server) handle(c net.Conn) {
 		}
 		if pending != nil {
 			f.protocolError(wr, pending)
-			return
-		}
-		f.mu.Lock()
-		closing := f.closing
-		f.mu.Unlock()
-		if closing {
 			return
 		}
 	}
@@ -261,7 +269,13 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		cmds[i], errs[i] = f.decode(args)
 	}
 	control := func(i int) bool { return errs[i] == nil && cmds[i].Spec.Is(command.TxnControl) }
+	checked := make([]bool, len(batch))
 	for i := 0; i < len(batch); {
+		// Authentication and ACLs: after decode, before MULTI queues the
+		// command, in order, so a pipelined AUTH counts for what follows.
+		if bye := f.gate(cmds, errs, checked, i, st); bye != nil {
+			return append(replies[:i], bye...)
+		}
 		if st.multi.on || control(i) {
 			replies[i] = f.txnCommand(&cmds[i], errs[i], st)
 			i++
@@ -274,6 +288,9 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		var order []*lane
 		j := i
 		for ; j < len(batch); j++ {
+			if bye := f.gate(cmds, errs, checked, j, st); bye != nil {
+				return append(replies[:i], bye...)
+			}
 			if errs[j] != nil {
 				replies[j] = ErrorReply(errs[j])
 				continue
@@ -298,14 +315,17 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 			l.write = l.write || c.Writes()
 		}
 		if len(order) == 1 {
-			f.runLane(cmds, order[0], replies, st.readonly)
+			f.runLane(cmds, order[0], replies, st)
 		} else if len(order) > 1 {
 			var wg sync.WaitGroup
 			for _, l := range order {
 				wg.Add(1)
-				go func() { defer wg.Done(); f.runLane(cmds, l, replies, st.readonly) }()
+				go func() { defer wg.Done(); f.runLane(cmds, l, replies, st) }()
 			}
 			wg.Wait()
+		}
+		if notRun(replies[i:j]) {
+			return replies // the reply budget cut a lane: the rest runs after a write
 		}
 		switch {
 		case j >= len(batch) || control(j):
@@ -328,7 +348,7 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 // transaction.
 func (f *Server) runCross(c command.Cmd) []byte {
 	begin := time.Now()
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
 	reply, err := f.cfg.Txns.Run(ctx, c)
 	cancel()
 	if err != nil {
@@ -350,25 +370,29 @@ func (f *Server) readOne(ctx context.Context, group uint64, args [][]byte) ([]by
 	return reply, err
 }
 
-// runLane runs one partition's commands of a batch, in order. A lane with
-// any write is proposed whole, reads included, as one batch through the
-// raft log: a read applied from the log is linearizable and sees every
-// command before it. A lane of reads shares one ReadIndex, or, for a
-// connection that said READONLY, reads the local replica if there is one.
-func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, stale bool) {
+// runLane runs one partition's commands of a batch, in order. A lane of
+// writes is proposed as one batch through the raft log. A lane of reads
+// shares one ReadIndex, or, for a connection that said READONLY, reads
+// the local replica if there is one. A lane that mixes them runs its runs
+// of writes and of reads in turn (runSplit), so reads never build their
+// replies inside the log's apply, beyond the reply budget.
+func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, st *connState) {
+	if f.runSplit(batch, l, replies, st) {
+		return // reads and writes mixed: in turns (limits.go)
+	}
 	idx := l.idx
 	cmds := make([][][]byte, len(idx))
 	for i, k := range idx {
 		cmds[i] = batch[k].Args
 	}
 	begin := time.Now()
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(failure.WithReplyBudget(f.ctx, st.budget), f.cfg.RequestTimeout)
 	var out [][]byte
 	var errs []error
 	switch {
 	case l.write:
 		out, errs = f.cfg.Router.WriteMany(ctx, l.group, cmds)
-	case stale && f.cfg.View.HasReplica(l.group):
+	case st.readonly && f.cfg.View.HasReplica(l.group):
 		out, errs = f.cfg.Router.StaleReads(ctx, l.group, cmds)
 	default:
 		out, errs = f.cfg.Router.ReadMany(ctx, l.group, cmds)
@@ -378,6 +402,9 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, stale b
 	for i, reply := range out {
 		if sig, _, ok := failure.SignalOf(reply); ok && errs[i] == nil {
 			errs[i] = sig.Err() // never raw to a client
+		}
+		if errors.Is(errs[i], failure.ErrNotRun) {
+			continue // left nil: runs again after the replies before it are written
 		}
 		if errs[i] != nil {
 			reply = ErrorReply(errs[i])

@@ -9,4 +9,7 @@
 //   - Every error here is either NotApplied (certainly no effect: a retry
 //     is safe) or may have applied (Uncertain): Applied never guesses.
 //   - The package is a leaf with no reply texts: wording is the edge's.
+//   - A ReplyBudget travels in a request's context from the edge to the
+//     reads it bounds (budget.go); a read it leaves unrun is ErrNotRun,
+//     which never reaches a client.
 package failure

@@ -39,6 +39,13 @@ type EngineError struct{ Msg string }
 
 func (e *EngineError) Error() string { return e.Msg }
 
+// NoSpaceError: the leader's disk is below its reserve, so it refused
+// the write before proposing it; nothing was applied. Msg says which node
+// and how much space is left.
+type NoSpaceError struct{ Msg string }
+
+func (e *NoSpaceError) Error() string { return e.Msg }
+
 // NotApplied reports whether err says the request certainly had no
 // effect, so retrying it is safe.
 func NotApplied(err error) bool {
@@ -48,5 +55,6 @@ func NotApplied(err error) bool {
 		l  *LockedError
 	)
 	var ld *LoadingError
-	return errors.As(err, &nl) || errors.As(err, &b) || errors.As(err, &l) || errors.As(err, &ld)
+	var ns *NoSpaceError
+	return errors.As(err, &nl) || errors.As(err, &b) || errors.As(err, &l) || errors.As(err, &ld) || errors.As(err, &ns)
 }

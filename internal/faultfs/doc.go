@@ -82,6 +82,10 @@
 // commit: stop serving from the handle (it may show an unacknowledged
 // write), never retry on it, and exit so that a restart reopens the store.
 //
+// FreeBytes only changes what GetDiskUsage reports (the free space the
+// node's disk guard sees), so tests and the chaos suite can fill a disk
+// without writing it.
+//
 // SyncDelay only blocks: storage.Open does not wrap the FS with Pebble's
 // disk-health checker (Options.WithFSDefaults), so a stalled sync holds its
 // commit, and the commits queued behind it, for as long as the stall lasts.

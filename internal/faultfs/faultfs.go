@@ -45,6 +45,10 @@ type Fault struct {
 	// MkdirAll return ErrInjected: a failed disk. Reads, Open, OpenDir,
 	// Stat, List, Lock and Close still work.
 	FailWrites bool
+	// FreeBytes > 0 makes GetDiskUsage report at most this much free
+	// space: a disk filling up, as the node's disk guard sees it (writes
+	// themselves still succeed).
+	FreeBytes uint64
 }
 
 // faultState is swapped whole so that the hot path reads the fault with one
@@ -349,7 +353,12 @@ func (fs *FS) PathDir(path string) string { return fs.inner.PathDir(path) }
 
 // GetDiskUsage implements vfs.FS.
 func (fs *FS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
-	return fs.inner.GetDiskUsage(path)
+	u, err := fs.inner.GetDiskUsage(path)
+	if free := fs.Fault().FreeBytes; err == nil && free > 0 && free < u.AvailBytes {
+		u.UsedBytes += u.AvailBytes - free
+		u.AvailBytes = free
+	}
+	return u, err
 }
 
 // Unwrap implements vfs.FS.

@@ -108,10 +108,8 @@ func expiryTime(now int64, arg []byte, unit expiryUnit, cmd string) (int64, stri
 
 func evalExpire(unit expiryUnit, cmd string) func(Writer, [][]byte, []byte) ([]byte, error) {
 	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
-		n, ok := ParseInt(args[2])
-		if !ok {
-			return appendErr(out, ErrNotInteger), nil
-		}
+		// Options first, then the time, in Redis's order: their errors
+		// take precedence.
 		var nx, xx, gt, lt bool
 		for _, a := range args[3:] {
 			switch {
@@ -132,6 +130,10 @@ func evalExpire(unit expiryUnit, cmd string) func(Writer, [][]byte, []byte) ([]b
 			return appendErr(out, "ERR NX and XX, GT or LT options at the same time are not compatible"), nil
 		case gt && lt:
 			return appendErr(out, "ERR GT and LT options at the same time are not compatible"), nil
+		}
+		n, ok := ParseInt(args[2])
+		if !ok {
+			return appendErr(out, ErrNotInteger), nil
 		}
 		now := w.NowMS()
 		at, msg := absoluteMS(now, n, unit, cmd)

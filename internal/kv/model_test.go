@@ -263,9 +263,9 @@ func (m *model) apply(args [][]byte) string {
 				j++
 			case o == "get":
 				get = true
-			case o == "keepttl" && !keep && unit == "":
+			case o == "keepttl" && unit == "":
 				keep = true
-			case (o == "ex" || o == "px" || o == "exat" || o == "pxat") && !keep && unit == "" && j+1 < n:
+			case (o == "ex" || o == "px" || o == "exat" || o == "pxat") && !keep && (unit == "" || unit == o) && j+1 < n:
 				unit, arg = o, string(args[j+1])
 				j++
 			default:
@@ -382,10 +382,7 @@ func (m *model) apply(args [][]byte) string {
 		}
 		return rOK
 	case "expire", "pexpire", "expireat", "pexpireat":
-		when, ok := string2ll(args[2])
-		if !ok {
-			return rNotInt
-		}
+		// Redis parses the options before the time (expireGenericCommand).
 		var nx, xx, gt, lt bool
 		for _, a := range args[3:] {
 			switch asciiLower(a) {
@@ -407,6 +404,10 @@ func (m *model) apply(args [][]byte) string {
 		}
 		if gt && lt {
 			return "-ERR GT and LT options at the same time are not compatible\r\n"
+		}
+		when, ok := string2ll(args[2])
+		if !ok {
+			return rNotInt
 		}
 		at, ok := expireIn(m.now, when, name == "expire" || name == "expireat", name == "expire" || name == "pexpire")
 		if !ok {

@@ -130,8 +130,6 @@ type setOptions struct {
 
 func (o setOptions) conditional() bool { return o.nx || o.xx || o.ifeq || o.ifne }
 
-func (o setOptions) timed() bool { return o.keepTTL || o.unit != 0 }
-
 func parseSetOptions(args [][]byte) (setOptions, string) {
 	var o setOptions
 	for i := 3; i < len(args); i++ {
@@ -147,9 +145,11 @@ func parseSetOptions(args [][]byte) (setOptions, string) {
 			i++
 		case equalFold(a, "get"):
 			o.get = true
-		case equalFold(a, "keepttl") && !o.timed():
+		// Redis lets an expiry option repeat (the last one counts) but
+		// not meet another.
+		case equalFold(a, "keepttl") && o.unit == 0:
 			o.keepTTL = true
-		case unitOf(a) != 0 && !o.timed() && i+1 < len(args):
+		case unitOf(a) != 0 && !o.keepTTL && (o.unit == 0 || o.unit == unitOf(a)) && i+1 < len(args):
 			o.unit, o.expiry = unitOf(a), args[i+1]
 			i++
 		default:

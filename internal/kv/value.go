@@ -92,3 +92,13 @@ func ValidStored(v []byte) bool {
 	_, _, ok := decodeString(v)
 	return ok && len(v) <= MaxValueBytes+9
 }
+
+// StoredString is v stored as a plain string value, for a state machine
+// that keeps a record a client's GET (through the router) can read.
+func StoredString(v []byte) []byte { return encodeString(v, 0) }
+
+// LoadString is the payload of a stored string value, if it is one.
+func LoadString(stored []byte) ([]byte, bool) {
+	v, _, ok := decodeString(stored)
+	return v, ok
+}

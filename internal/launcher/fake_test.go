@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/pki"
 )
 
 // The real server does not exist yet, so the test binary doubles as a fake
@@ -47,10 +50,16 @@ func fakeNode(args []string) int {
 	peerAddr := fs.String("peer-addr", "", "")
 	httpAddr := fs.String("http-addr", "", "")
 	fs.String("initial-cluster", "", "")
+	insecure := fs.Bool("insecure", false, "")
+	certsDir := fs.String("certs-dir", "", "")
 	fs.Int("partitions", 0, "")
 	fs.Int("replicas", 0, "")
 	tag := fs.String("fake-tag", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *insecure == (*certsDir != "") {
+		fmt.Fprintln(os.Stderr, "fake: want exactly one of --insecure and --certs-dir")
 		return 2
 	}
 	if os.Getenv(envCrashNode) == strconv.FormatUint(*id, 10) {
@@ -79,6 +88,15 @@ func fakeNode(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake:", err)
 		return 1
+	}
+	if *certsDir != "" {
+		// As the real node: HTTPS with its own certificate.
+		certs, err := pki.LoadNode(*certsDir, *id)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake:", err)
+			return 1
+		}
+		l = tls.NewListener(l, certs.ClientServer())
 	}
 	var ready atomic.Bool
 	delay, _ := time.ParseDuration(os.Getenv(envReadyAfter))

@@ -196,7 +196,9 @@ func TestNetnsCluster(t *testing.T) {
 
 	ev := &exits{ch: make(chan ExitEvent, 100)}
 	begin = time.Now()
-	c, err := Start(Options{Binary: bin, Dir: t.TempDir(), Hosts: hosts, Wrap: nw.Wrap, Partitions: 8, OnExit: ev.record})
+	// The test reaches the nodes from another host: without a password,
+	// protected mode would refuse it.
+	c, err := Start(Options{Binary: bin, Dir: t.TempDir(), Hosts: hosts, Wrap: nw.Wrap, Partitions: 8, OnExit: ev.record, ExtraArgs: []string{"--protected-mode=false"}})
 	if err != nil {
 		t.Fatal(err)
 	}

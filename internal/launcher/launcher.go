@@ -35,6 +35,7 @@ type Cluster struct {
 	opts   Options
 	env    []string
 	client *http.Client
+	scheme string // of the probes: http, or https for a secure cluster
 
 	// mu guards the process table below, and the guarded fields of every
 	// proc. It is held only to read or update them — never across a
@@ -74,15 +75,20 @@ func Start(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	probes, scheme, err := probeTransport(opts.CertsDir)
+	if err != nil {
+		return nil, err
+	}
 	c := &Cluster{
-		opts:  opts,
-		specs: map[uint64]*nodeSpec{},
-		env:   append(os.Environ(), opts.Env...),
+		opts:   opts,
+		scheme: scheme,
+		specs:  map[uint64]*nodeSpec{},
+		env:    append(os.Environ(), opts.Env...),
 		client: &http.Client{
 			Timeout: probeTimeout,
 			// No keep-alives: probes are rare, and no idle connection (or
 			// its goroutines) should outlive StopAll.
-			Transport: &http.Transport{DisableKeepAlives: true},
+			Transport: probes,
 		},
 		procs:    map[uint64]*proc{},
 		starting: map[uint64]bool{},

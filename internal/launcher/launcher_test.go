@@ -232,7 +232,7 @@ func TestArgsAndLayout(t *testing.T) {
 	cluster := fmt.Sprintf("1=127.0.0.1:%d,2=127.0.0.1:%d", 10001+base, 10002+base)
 	wantArgs := []string{c.opts.Binary, "server", "--id", "2", "--data-dir", want.DataDir,
 		"--resp-addr", want.RESPAddr, "--peer-addr", want.PeerAddr, "--http-addr", want.HTTPAddr,
-		"--initial-cluster", cluster, "--replicas", "2", "--fake-tag", "x"}
+		"--initial-cluster", cluster, "--insecure", "--replicas", "2", "--fake-tag", "x"}
 	if got := c.Args(2); !slices.Equal(got, wantArgs) {
 		t.Errorf("Args(2) = %q\nwant      %q", got, wantArgs)
 	}
@@ -573,5 +573,34 @@ func TestTail(t *testing.T) {
 	}
 	if got := tail(filepath.Join(t.TempDir(), "missing"), 3); !strings.Contains(got, "cannot read log") {
 		t.Errorf("tail of missing file = %q", got)
+	}
+}
+
+// A secure cluster: each node gets its own certs directory, and readiness
+// is probed over HTTPS trusting the cluster's CA.
+func TestSecureCluster(t *testing.T) {
+	t.Parallel()
+	certs := filepath.Join(t.TempDir(), "certs")
+	if err := CreateCerts(certs, 3, nil, "default"); err != nil {
+		t.Fatal(err)
+	}
+	// Again, as when a dev cluster comes back: everything is kept.
+	before, _ := os.ReadFile(filepath.Join(certs, "ca.crt"))
+	if err := CreateCerts(certs, 3, nil, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(certs, "ca.crt")); string(after) != string(before) {
+		t.Fatal("CreateCerts replaced the CA")
+	}
+	c, _ := startReady(t, Options{CertsDir: certs})
+	args := c.Args(2)
+	if i := slices.Index(args, "--certs-dir"); i < 0 || args[i+1] != NodeCertsDir(certs, 2) || slices.Contains(args, "--insecure") {
+		t.Fatalf("node 2's command line %q: want --certs-dir %s", args, NodeCertsDir(certs, 2))
+	}
+	if _, err := os.Stat(filepath.Join(NodeCertsDir(certs, 2), "ca.key")); !os.IsNotExist(err) {
+		t.Errorf("the CA key is in a node's directory: %v", err)
+	}
+	if _, err := Start(Options{Dir: t.TempDir(), CertsDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "CertsDir") {
+		t.Errorf("a CertsDir without a CA: %v, want refused", err)
 	}
 }

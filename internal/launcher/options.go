@@ -52,6 +52,11 @@ type Options struct {
 	// so the server default applies.
 	Partitions int
 	Replicas   int
+	// CertsDir, when set, makes the cluster secure: node i runs with
+	// --certs-dir NodeCertsDir(CertsDir, i) and readiness is probed over
+	// HTTPS trusting CertsDir/ca.crt (see CreateCerts). Empty runs every
+	// node with --insecure.
+	CertsDir string
 	// ExtraArgs are appended to every node's command line.
 	ExtraArgs []string
 	// Env holds extra "KEY=value" entries added to the inherited environment.
@@ -151,6 +156,14 @@ func (o Options) normalize() (Options, error) {
 	if o.Replicas < 0 {
 		errs = append(errs, fmt.Errorf("Replicas %d: must not be negative", o.Replicas))
 	}
+	if o.CertsDir != "" {
+		if abs, err := filepath.Abs(o.CertsDir); err == nil {
+			o.CertsDir = abs
+		}
+		if err := o.checkCerts(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return o, fmt.Errorf("launcher: invalid options: %w", err)
 	}
@@ -228,7 +241,7 @@ func (o Options) joinCommandLine(n NodeInfo, seedPeer string) []string {
 // nodeArgs is the start of every node's command line: the binary, the
 // node's identity and addresses, and how it finds the cluster.
 func (o Options) nodeArgs(n NodeInfo, how, where string) []string {
-	return []string{
+	return append([]string{
 		o.Binary, "server",
 		"--id", strconv.FormatUint(n.ID, 10),
 		"--data-dir", n.DataDir,
@@ -236,7 +249,7 @@ func (o Options) nodeArgs(n NodeInfo, how, where string) []string {
 		"--peer-addr", n.PeerAddr,
 		"--http-addr", n.HTTPAddr,
 		how, where,
-	}
+	}, o.securityArgs(n.ID)...)
 }
 
 func (o Options) commandLine(n NodeInfo, initialCluster string) []string {

@@ -112,7 +112,7 @@ func (c *Cluster) pollReady(ctx context.Context, p *proc) readyResult {
 
 // probe is one GET /readyz, bounded by the client's short timeout.
 func (c *Cluster) probe(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme+"://"+addr+"/readyz", nil)
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,7 @@ var importRules = []importRule{
 	{"internal/failure", []string{nonStd}, "the request path's typed errors are a leaf every layer can name"},
 	{"internal/command", []string{nonStd}, "command says what a command is; every layer links it, so it stays a leaf of the standard library"},
 	{"internal/api", []string{nonStd}, "api is the compatibility contract every tool links: it stays a leaf of the standard library"},
+	{"internal/pki", nodeOnly, "certificates are made by tools and read by every port that speaks TLS: pki links no node code"},
 }
 
 type goPackage struct {

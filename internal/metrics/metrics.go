@@ -26,6 +26,12 @@ type Metrics struct {
 	Requests       *prometheus.CounterVec // by command and outcome
 	Forwarded      prometheus.Counter     // requests forwarded to another node
 	RequestLatency prometheus.Histogram
+	// The edge's per-node bounds: connections it closed, by the limit
+	// that closed them, and the bytes of client replies and partially
+	// received commands it holds now.
+	ClientsClosed *prometheus.CounterVec
+	ClientReply   prometheus.Gauge
+	ClientQuery   prometheus.Gauge
 }
 
 // New creates a node's collectors on a fresh registry.
@@ -60,6 +66,9 @@ func New() *Metrics {
 	}
 	m.LeadersHeld = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: "leaders_held", Help: "Partitions led by this node."})
 	m.Requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kintsu", Name: "requests_total", Help: "Client commands by command and outcome."}, []string{"command", "outcome"})
-	r.MustRegister(m.LeadersHeld, m.Requests)
+	m.ClientsClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kintsu", Name: "clients_closed_total", Help: "Client connections closed by a limit, by reason."}, []string{"reason"})
+	m.ClientReply = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: "client_reply_bytes", Help: "Bytes of replies built for clients and not yet written."})
+	m.ClientQuery = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: "client_query_bytes", Help: "Bytes of buffers holding large, partially received client commands."})
+	r.MustRegister(m.LeadersHeld, m.Requests, m.ClientsClosed, m.ClientReply, m.ClientQuery)
 	return m
 }

@@ -22,8 +22,17 @@ func (nopTransport) SendSnapshot(_ uint64, _ Envelope, _ SnapshotSource, done fu
 	done(nil)
 }
 
-func benchEngine(b *testing.B) *Engine {
-	db, err := storage.Open(storage.Options{Dir: b.TempDir()})
+func benchEngine(b *testing.B) *Engine { return benchEngineMark(b, false) }
+
+// benchEngineMark: with mark, the engine keeps its durability mark
+// (mark.go) in the data dir, as a server does.
+func benchEngineMark(b *testing.B, mark bool) *Engine {
+	dir := b.TempDir()
+	markDir := ""
+	if mark {
+		markDir = dir
+	}
+	db, err := storage.Open(storage.Options{Dir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,7 +45,8 @@ func benchEngine(b *testing.B) *Engine {
 			s := command.Lookup(args[0])
 			return s, s == nil || s.Is(command.Write)
 		},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DataDir: markDir,
 	}, db, nopTransport{})
 	if err != nil {
 		b.Fatal(err)
@@ -57,7 +67,13 @@ func benchEngine(b *testing.B) *Engine {
 // batching, one synced Pebble commit per cycle, apply with dedupe — with
 // 64 concurrent proposers of 100-byte SETs on a single-replica group.
 func BenchmarkProposeParallel(b *testing.B) {
-	e := benchEngine(b)
+	for _, mark := range []bool{false, true} {
+		b.Run(fmt.Sprintf("mark=%v", mark), func(b *testing.B) { benchProposeParallel(b, mark) })
+	}
+}
+
+func benchProposeParallel(b *testing.B, mark bool) {
+	e := benchEngineMark(b, mark)
 	val := make([]byte, 100)
 	var seq atomic.Uint64
 	b.SetParallelism(32) // 64 proposers on 2 cores

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/kintsu/kintsu/internal/command"
 	"log/slog"
 	"time"
@@ -56,6 +57,14 @@ type Config struct {
 	// It breaks linearizability; it exists only to prove that the
 	// linearizability checker can fail.
 	UnsafeStaleReads bool
+	// StallTimeout: a cycle of the loop still running after this long (a
+	// storage write that hangs) fences the node (disk.go). Default 30s.
+	StallTimeout time.Duration
+	// DataDir names the node's data dir in messages about its disk, and
+	// is where the durability mark is kept (mark.go); "" turns the mark
+	// off. MarkFS is its file system (nil: the real one).
+	DataDir string
+	MarkFS  vfs.FS
 	// Apply evaluates committed commands. Required.
 	Apply ApplyFunc
 	// Classify looks committed commands up for Apply and deduplication.
@@ -98,6 +107,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = 100000
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

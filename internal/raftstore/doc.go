@@ -52,6 +52,11 @@
 //     descriptor; ids are never reused, removed replicas are destroyed and
 //     tombstoned, and a replica is created only for a leader adding it
 //     (membership.go states these invariants in full).
+//   - A disk that fills or hangs fences the node instead of leaving a
+//     zombie: below its reserve the node refuses proposals and hands its
+//     leaderships away; a cycle stuck past StallTimeout fences it
+//     (disk.go). A start whose raft state is behind what the node had
+//     synced is refused (mark.go).
 //
 // What a peer's message may do. Every peer, authenticated or not, may be
 // buggy or misconfigured, so nothing a frame says is trusted beyond what

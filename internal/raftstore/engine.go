@@ -45,6 +45,14 @@ type Engine struct {
 	fatal    atomic.Pointer[error]
 	guard    peerGuard // loop only
 	started  atomic.Bool
+	disk     diskState   // disk.go
+	mark     durableMark // mark.go
+	// over is closed when the loop exited or the engine was fenced,
+	// whichever comes first (a fenced loop may never exit).
+	over     chan struct{}
+	overOnce sync.Once
+	stopOnce sync.Once    // closes stop: Stop, or Fence
+	progress loopProgress // see progress.go
 }
 
 type waitKey struct{ origin, seq uint64 }
@@ -76,6 +84,8 @@ func New(cfg Config, db *pebble.DB, tr Transport) (*Engine, error) {
 		done:    make(chan struct{}),
 		waiters: map[waitKey]*waiter{},
 	}
+	e.over = make(chan struct{})
+	e.disk.stalled = make(chan struct{})
 	e.in.reset()
 	e.outSnaps.init()
 	e.publishGroups()
@@ -204,25 +214,36 @@ func (e *Engine) Start() {
 	}
 	e.started.Store(true)
 	go e.run()
+	go e.watchStall()
+	if e.cfg.DataDir != "" {
+		e.mark.done = make(chan struct{})
+		go e.runMark()
+	}
 }
 
 // Stop ends the loop and fails everything still waiting.
 func (e *Engine) Stop() {
-	select {
-	case <-e.stop:
-	default:
-		close(e.stop)
-	}
+	e.stopOnce.Do(func() { close(e.stop) })
 	if e.started.Load() {
-		<-e.done
+		select {
+		case <-e.done:
+		case <-e.disk.stalled: // stuck inside storage: it may never return
+			return
+		}
+		if e.mark.done != nil {
+			<-e.mark.done // its last write: a clean stop leaves a complete mark
+		}
 	}
 	e.failAllWaiters(ErrStopped)
 	e.outSnaps.closeAll()
 	e.cuts.drop(func(cutKey) bool { return true })
 }
 
-// Done is closed when the loop has exited (Stop, or a fatal error).
-func (e *Engine) Done() <-chan struct{} { return e.done }
+// Done is closed when the loop has exited (Stop, or a fatal error) or the
+// engine fenced itself (a fatal error; a stalled loop may never exit).
+func (e *Engine) Done() <-chan struct{} { return e.over }
+
+func (e *Engine) closeOver() { e.overOnce.Do(func() { close(e.over) }) }
 
 // Err returns the fatal error that stopped the engine, if any.
 func (e *Engine) Err() error {
@@ -258,6 +279,9 @@ func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request)
 	}
 	if e.hosted(group) == nil {
 		return fail(ErrNoGroup)
+	}
+	if err := e.noSpace(); err != nil {
+		return fail(err)
 	}
 	for _, req := range reqs {
 		if len(req.Args) == 0 {
@@ -297,7 +321,7 @@ func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request)
 			continue
 		case <-ctx.Done():
 		case <-e.stop:
-		case <-e.done:
+		case <-e.over:
 		}
 		// Gave up: everything not answered yet has an unknown outcome.
 		for j := i; j < len(ws); j++ {
@@ -394,7 +418,7 @@ func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
 		return fmt.Errorf("read barrier: %w", ctx.Err())
 	case <-e.stop:
 		return ErrStopped
-	case <-e.done:
+	case <-e.over:
 		return ErrStopped
 	}
 }

@@ -13,6 +13,7 @@ import (
 )
 
 func (e *Engine) run() {
+	defer e.closeOver()
 	defer close(e.done)
 	defer func() {
 		if p := recover(); p != nil {
@@ -36,6 +37,7 @@ func (e *Engine) run() {
 		ticker.Reset(clk.Period(e.cfg.TickInterval))
 	}
 	more := false
+	e.progress.mark()
 	for {
 		if !more {
 			select {
@@ -67,6 +69,7 @@ func (e *Engine) run() {
 			e.setFatal(err)
 			return
 		}
+		e.progress.mark()
 	}
 }
 
@@ -94,6 +97,7 @@ func (e *Engine) cycle() (bool, error) {
 		for _, r := range e.replicas {
 			e.releaseCuts(r, now)
 		}
+		e.shedLeadership()
 	}
 	e.startCycle()
 	if in.tick {
@@ -324,6 +328,7 @@ func (e *Engine) persist(readies []readyRep) error {
 	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("persist raft state: %w", err)
 	}
+	e.noteHardStates(readies, mustSync)
 	for _, rr := range readies {
 		if !raft.IsEmptySnap(rr.rd.Snapshot) {
 			rr.r.appliedCommitted() // the installed snapshot is now on disk

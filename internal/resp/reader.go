@@ -14,6 +14,11 @@ type Limits struct {
 	MaxArrayLen   int // most arguments in one command; default 1<<20
 	MaxInlineLen  int // longest inline command line; default 64 KiB (Redis PROTO_INLINE_MAX_SIZE)
 	MaxCommandLen int // total bytes of one command's arguments; default 64 MiB
+	// Buffer, if set, is called before the reader's buffer is reallocated
+	// to n bytes: grown for a large command, or returned to its initial
+	// size. An error refuses the growth and is returned by the read that
+	// needed it, so a server can bound the memory of its readers together.
+	Buffer func(n int) error
 }
 
 // DefaultLimits returns the limits a server uses unless configured otherwise.
@@ -204,6 +209,9 @@ func (r *Reader) release() {
 		r.args, r.offs = nil, nil
 	}
 	if len(r.buf) > 4*r.size && r.w-r.r <= r.size {
+		if r.lim.Buffer != nil {
+			_ = r.lim.Buffer(r.size) // shrinking is never refused
+		}
 		nb := make([]byte, r.size)
 		r.w = copy(nb, r.buf[r.r:r.w])
 		r.r = 0
@@ -241,6 +249,11 @@ func (r *Reader) fill(want int) error {
 			}
 		}
 		if size != len(r.buf) {
+			if r.lim.Buffer != nil {
+				if err := r.lim.Buffer(size); err != nil {
+					return err
+				}
+			}
 			nb := make([]byte, size)
 			copy(nb, r.buf[r.r:r.w])
 			r.buf = nb

@@ -123,7 +123,7 @@ func TestDefaultLimits(t *testing.T) {
 	r := NewReader(strings.NewReader(""), Limits{MaxBulkLen: 7})
 	want := d
 	want.MaxBulkLen = 7
-	if r.lim != want {
+	if r.lim.MaxBulkLen != want.MaxBulkLen || r.lim.MaxArrayLen != want.MaxArrayLen || r.lim.MaxInlineLen != want.MaxInlineLen || r.lim.MaxCommandLen != want.MaxCommandLen {
 		t.Fatalf("zero fields not defaulted: %+v", r.lim)
 	}
 }

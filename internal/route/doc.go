@@ -22,6 +22,10 @@
 //     for a READONLY connection, from the local replica; a read that meets
 //     a write lock is served again once the lock is resolved, so reads
 //     never see the store go backwards.
+//   - Reads build bounded replies (replies.go): a forwarded answer fits a
+//     transport frame or the read is refused as too large, never dropped
+//     as if the leader were unreachable; reads for the edge stop when the
+//     connection's reply budget is spent.
 //   - Every attempt has its own deadline (attemptTimeout) within the
 //     request's: a paused or partitioned node costs a retry, not a hang.
 package route

@@ -39,7 +39,7 @@ func (r *Router) Serve(ctx context.Context, method string, body []byte) (answer 
 		if err != nil {
 			return nil, true, err
 		}
-		return encodeOutcomes(r.serveReads(ctx, group, cmds)), true, nil
+		return encodeOutcomes(r.serveReads(ctx, group, cmds, forwardCap)), true, nil
 	case MethodLeader:
 		d := codec.NewDecoder(body)
 		group := d.Uvarint()
@@ -60,6 +60,8 @@ const (
 	codeNoGroup                  // the node has no replica of the group
 	codeStopped                  // the node is shutting down
 	codeReadFailed               // a read could not be served (payload: text)
+	// 7 and 8 are codeNotRun and codeTooLarge (replies.go).
+	codeNoSpace byte = 9 // the leader's disk is almost full, refused before proposing (payload: text)
 )
 
 var (
@@ -153,15 +155,15 @@ func decodeOutcomes(b []byte, want int) ([]outcome, error) {
 type outcome struct {
 	code  byte
 	reply []byte // codeOK: the RESP reply; codeReadFailed: error text
-	hint  uint64 // codeNotLeader: believed leader
+	hint  uint64 // codeNotLeader: believed leader; codeTooLarge: the reply's size
 }
 
 func (o outcome) encode() []byte {
 	e := codec.Encoder(nil).Byte(o.code)
 	switch o.code {
-	case codeOK, codeReadFailed:
+	case codeOK, codeReadFailed, codeNoSpace:
 		e = e.Raw(o.reply)
-	case codeNotLeader:
+	case codeNotLeader, codeTooLarge:
 		e = e.Uvarint(o.hint)
 	}
 	return e
@@ -173,9 +175,9 @@ func decodeOutcome(b []byte) (outcome, error) {
 	d := codec.NewDecoder(b)
 	o := outcome{code: d.Byte()}
 	switch o.code {
-	case codeOK, codeReadFailed:
+	case codeOK, codeReadFailed, codeNoSpace:
 		o.reply = d.Raw(d.Len())
-	case codeNotLeader:
+	case codeNotLeader, codeTooLarge:
 		o.hint = d.Uvarint()
 	}
 	if d.Err() != nil {
@@ -187,6 +189,7 @@ func decodeOutcome(b []byte) (outcome, error) {
 // outcomeOf classifies an engine error.
 func outcomeOf(reply []byte, err error) outcome {
 	var nl *raftstore.NotLeaderError
+	var ns *raftstore.NoSpaceError
 	switch {
 	case err == nil:
 		return outcome{code: codeOK, reply: reply}
@@ -198,6 +201,8 @@ func outcomeOf(reply []byte, err error) outcome {
 		return outcome{code: codeMaybeApplied}
 	case errors.Is(err, raftstore.ErrBusy):
 		return outcome{code: codeBusy}
+	case errors.As(err, &ns):
+		return outcome{code: codeNoSpace, reply: []byte(ns.Error())}
 	case errors.Is(err, raftstore.ErrStopped):
 		// The node stopped while the command may already have been handed
 		// to raft: never claim it was not applied.

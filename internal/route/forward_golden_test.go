@@ -49,9 +49,14 @@ func TestForwardEncodingGolden(t *testing.T) {
 		{code: codeNoGroup},
 		{code: codeStopped},
 		{code: codeReadFailed, reply: []byte("boom")},
+		{code: codeNotRun},
+		{code: codeTooLarge, hint: 300},
+		{code: codeNoSpace, reply: []byte("full")},
 	}
-	wantOuts := "08" + "06" + "00" + "2b4f4b0d0a" + "03" + "01" + "ac02" + "02" + "01" + "00" +
-		"01" + "02" + "01" + "03" + "01" + "04" + "01" + "05" + "05" + "06" + "626f6f6d"
+	// Every code is its own byte: two features once both took 7.
+	wantOuts := "0b" + "06" + "00" + "2b4f4b0d0a" + "03" + "01" + "ac02" + "02" + "01" + "00" +
+		"01" + "02" + "01" + "03" + "01" + "04" + "01" + "05" + "05" + "06" + "626f6f6d" +
+		"01" + "07" + "03" + "08" + "ac02" + "05" + "09" + "66756c6c"
 	if got := hex.EncodeToString(encodeOutcomes(outs)); got != wantOuts {
 		t.Fatalf("outcomes encoded\n%s\nwant\n%s", got, wantOuts)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
 
@@ -28,8 +29,9 @@ type Router struct {
 	seqs     *seqTracker
 	resolver *txn.Resolver // set once by SetResolver, before serving
 
-	mu    sync.Mutex
-	hints map[uint64]uint64 // guarded by mu; group -> node believed to lead
+	mu        sync.Mutex
+	hints     map[uint64]uint64       // guarded by mu; group -> node believed to lead
+	confirmed map[uint64]confirmation // guarded by mu; see confirm.go
 }
 
 // New makes the router of a node.
@@ -39,7 +41,7 @@ func New(cfg Config, eng *raftstore.Engine) *Router {
 		panic(err)
 	}
 	origin := binary.BigEndian.Uint64(b[:]) | 1 // never 0: 0 means "no dedupe"
-	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), hints: map[uint64]uint64{}}
+	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), hints: map[uint64]uint64{}, confirmed: map[uint64]confirmation{}}
 }
 
 // Origin names this router's process in (origin, seq) request ids and
@@ -89,6 +91,11 @@ func (r *Router) target(group uint64, attempt int) uint64 {
 }
 
 // backoff waits before the next attempt; false when ctx ended.
+// noSpaceRetries bounds the retries of a write refused by a leader whose
+// disk is almost full: with backoff, about 300ms, enough for it to hand
+// its leadership over (less when no other replica can take it).
+const noSpaceRetries = 6
+
 func backoff(ctx context.Context, attempt int) bool {
 	return clock.Sleep(ctx, time.Duration(5<<min(attempt, 5))*time.Millisecond) // 5ms .. 160ms
 }
@@ -188,6 +195,14 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 			case codeReadFailed: // an engine error that is not retryable
 				errs[idx] = &failure.EngineError{Msg: string(o.reply)}
 				continue
+			case codeNoSpace:
+				// Refused before proposing by a leader whose disk is almost
+				// full; it is handing its leadership away, which takes about
+				// a round trip, so retry briefly before reporting it.
+				if attempt >= noSpaceRetries {
+					errs[idx] = &failure.NoSpaceError{Msg: string(o.reply)}
+					continue
+				}
 			case codeMaybeApplied:
 				maybe[idx] = true
 			}
@@ -210,6 +225,8 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 					errs[idx] = &failure.LockedError{}
 				case last.code == codeBusy:
 					errs[idx] = &failure.BusyError{}
+				case last.code == codeNoSpace:
+					errs[idx] = &failure.NoSpaceError{Msg: string(last.reply)}
 				default:
 					errs[idx] = &failure.NoLeaderError{Group: group}
 				}
@@ -250,19 +267,25 @@ func (r *Router) Read(ctx context.Context, group uint64, args [][]byte) ([]byte,
 // store go backwards.
 func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error) {
 	errs := make([]error, len(cmds))
+	lim := localCap(ctx)
 	if r.cfg.UnsafeStaleReads && r.eng.HasGroup(group) {
-		out, err := r.localReads(group, cmds)
-		return out, fillErrs(errs, err)
+		outs, err := r.localReads(group, cmds, lim)
+		if err != nil {
+			return make([][]byte, len(cmds)), fillErrs(errs, err)
+		}
+		return splitOutcomes(outs)
 	}
 	replies := make([][]byte, len(cmds))
 	from := 0 // replies[:from] are final
 	lockedAt := -1
 	for attempt := 0; ; attempt++ {
 		rest := cmds[from:]
+		forwarded := false
 		outs := r.attempt(ctx, group, attempt, len(rest), func(actx context.Context, node uint64) ([]outcome, bool) {
 			if node == r.cfg.NodeID {
-				return r.serveReads(actx, group, rest), false
+				return r.serveReads(actx, group, rest, lim), false
 			}
+			forwarded = true
 			b, err := r.cfg.Transport.Call(actx, node, methodRead, encodeReads(group, rest))
 			if err == nil {
 				if outs, derr := decodeOutcomes(b, len(rest)); derr == nil {
@@ -277,17 +300,42 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([
 			fillErrs(errs[from:], &failure.EngineError{Msg: string(outs[0].reply)})
 			return replies, errs
 		}
-		if outs[0].code == codeOK {
+		if served(outs[0].code) {
 			lockedAt = -1
+			notRun := -1
 			var holders []txn.Ref
 			for i, o := range outs {
+				if o.code == codeNotRun {
+					notRun = from + i
+					break
+				}
+				if o.code == codeTooLarge {
+					errs[from+i] = &failure.ReplyTooLargeError{Bytes: int(o.hint), Limit: maxForwardReply}
+					continue
+				}
 				if hs, ok := txn.ParseLocked(o.reply); ok {
 					holders, lockedAt = hs, from+i
 					break
 				}
+				if forwarded {
+					lim.budget.Draw(len(o.reply))
+					if err := lim.cmd.Spend(len(o.reply)); err != nil {
+						errs[from+i] = err
+						continue
+					}
+				}
 				replies[from+i] = o.reply
 			}
+			if lockedAt < 0 && notRun < 0 {
+				return replies, errs
+			}
 			if lockedAt < 0 {
+				// The rest did not fit in this round's replies.
+				from = notRun
+				if forwarded && lim.budget.CanStart() {
+					continue
+				}
+				fillErrs(errs[from:], failure.ErrNotRun)
 				return replies, errs
 			}
 			from = lockedAt
@@ -311,21 +359,27 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([
 	}
 }
 
+// served reports whether an outcome code says the serving node answered
+// the read itself (its reply, a refusal for size, or "not this round").
+func served(code byte) bool {
+	return code == codeOK || code == codeTooLarge || code == codeNotRun
+}
+
 // StaleReads serves reads from the local replica, which may lag its
 // leader: the opt-in weak consistency of READONLY. A read that meets a
 // transaction's lock is served by the leader instead, so even a stale
 // read never returns a value no transaction committed.
 func (r *Router) StaleReads(ctx context.Context, group uint64, cmds [][][]byte) ([][]byte, []error) {
-	out, err := r.localReads(group, cmds)
+	outs, err := r.localReads(group, cmds, localCap(ctx))
 	if err != nil {
 		return make([][]byte, len(cmds)), fillErrs(make([]error, len(cmds)), err)
 	}
-	for _, reply := range out {
-		if _, locked := txn.ParseLocked(reply); locked {
+	for _, o := range outs {
+		if _, locked := txn.ParseLocked(o.reply); locked && o.code == codeOK {
 			return r.ReadMany(ctx, group, cmds)
 		}
 	}
-	return out, make([]error, len(out))
+	return splitOutcomes(outs)
 }
 
 // attempt runs one try of n commands against the best-guess leader and
@@ -343,7 +397,7 @@ func (r *Router) attempt(ctx context.Context, group uint64, attempt, n int, do f
 	switch {
 	case o.code == codeOK:
 		if node != r.cfg.NodeID {
-			r.SetHint(group, node)
+			r.ConfirmLeader(group, node)
 			r.cfg.Metrics.Forwarded.Add(float64(n))
 		}
 	case o.code == codeNotLeader && o.hint != 0 && o.hint != node:
@@ -370,12 +424,11 @@ func (r *Router) nextNode(group, node uint64) uint64 {
 }
 
 // serveReads answers reads on this node, which must lead group: one
-// ReadIndex covers them all.
-func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte) []outcome {
+// ReadIndex covers them all. lim bounds the replies built (replies.go).
+func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte, lim readCap) []outcome {
 	if !r.eng.HasGroup(group) {
 		return repeatOutcome(outcome{code: codeNoGroup}, len(cmds))
 	}
-	var replies [][]byte
 	for {
 		// A backup's cut that opens between the barrier and the reads could
 		// let them show writes it holds back: then read again, behind it
@@ -384,40 +437,27 @@ func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte) 
 		if err := r.eng.ReadBarrier(ctx, group); err != nil {
 			return repeatOutcome(outcomeOf(nil, err), len(cmds))
 		}
-		var err error
-		if replies, err = r.localReads(group, cmds); err != nil {
+		outs, err := r.localReads(group, cmds, lim)
+		if err != nil {
 			return repeatOutcome(outcome{code: codeReadFailed, reply: []byte(err.Error())}, len(cmds))
 		}
 		if r.eng.CutGen(group) == gen {
-			break
+			return outs
 		}
 	}
-	outs := make([]outcome, len(cmds))
-	for i := range outs {
-		outs[i] = outcome{code: codeOK, reply: replies[i]}
-	}
-	return outs
 }
 
-// localReads evaluates reads against the local replica's applied state.
-// A storage failure fails them all: the replica cannot be trusted to
-// answer the rest.
-func (r *Router) localReads(group uint64, cmds [][][]byte) ([][]byte, error) {
-	out := make([][]byte, len(cmds))
-	for i, args := range cmds {
-		reply, err := r.localRead(group, args)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = reply
-	}
-	return out, nil
+// localReads evaluates reads against the local replica's applied state,
+// as far as lim lets them. A storage failure fails them all: the replica
+// cannot be trusted to answer the rest.
+func (r *Router) localReads(group uint64, cmds [][][]byte, lim readCap) ([]outcome, error) {
+	return capReads(len(cmds), lim, func(i int) ([]byte, error) { return r.localRead(group, cmds[i], lim.loadLimit()) })
 }
 
 // localRead evaluates one read against the local replica's applied state.
 // A read that meets a transaction's write lock answers the lock's holders
 // instead (see txn.Blocked); the router resolves them and reads again.
-func (r *Router) localRead(group uint64, args [][]byte) ([]byte, error) {
+func (r *Router) localRead(group uint64, args [][]byte, limit int) ([]byte, error) {
 	// The one lookup of a read on the node that serves it.
 	spec := command.Lookup(args[0])
 	if statemachine.IsKeyCount(args) {
@@ -425,9 +465,13 @@ func (r *Router) localRead(group uint64, args [][]byte) ([]byte, error) {
 	}
 	// One frozen view: a multi-key read, or a lock check and the read
 	// after it, must not see an entry applied halfway through.
-	rd, release := r.eng.Snapshot(group)
+	snap, release := r.eng.Snapshot(group)
 	defer release()
+	rd := &cappedReader{Reader: snap, left: limit}
 	out, err := statemachine.Read(rd, group, spec, args)
+	if errors.Is(err, errReplyCap) {
+		return nil, &failure.ReplyTooLargeError{Bytes: rd.read, Limit: limit}
+	}
 	if err != nil {
 		r.cfg.Logger.Error("read failed", "group", group, "err", err)
 		return nil, &failure.EngineError{Msg: "storage failure"}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/control"
+	"github.com/kintsu/kintsu/internal/diskguard"
 	"github.com/kintsu/kintsu/internal/ring"
 )
 
@@ -20,6 +21,11 @@ type Config struct {
 	RESPAddr string // client listener
 	PeerAddr string // gRPC listener for peers; must match this node's entry in InitialCluster
 	HTTPAddr string // admin listener
+	// CertsDir holds the cluster's CA and this node's certificate (package
+	// pki): every port then speaks TLS, peers mutual TLS. Empty means
+	// plaintext everywhere, which `kintsu server` allows only with
+	// --insecure (in-process tests use it as is).
+	CertsDir string
 	// InitialCluster maps every initial node id to its peer address. Every
 	// initial node must be given the same map.
 	InitialCluster map[uint64]string
@@ -52,6 +58,8 @@ type Config struct {
 	DeadTimeout time.Duration
 	// RequestTimeout bounds every client request. Default 5s.
 	RequestTimeout time.Duration
+	// Limits bound what clients can make the node hold (limits.go).
+	Limits ClientLimits
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
 	// Test-only: it exists to prove the linearizability checker can fail.
 	UnsafeStaleReads bool
@@ -71,6 +79,26 @@ type Config struct {
 	// /v1/fault/cut, /clock, /disk, /crash) and opens storage through the
 	// fault-injecting file system. Testing only (kintsu chaos).
 	FaultInjection bool
+	// DiskReserve is the free space of the data dir's volume below which
+	// the node refuses writes and hands its leaderships away (disk.go).
+	// Zero value: the smaller of 1 GiB and 5% of the volume.
+	DiskReserve diskguard.Reserve
+	// StallTimeout: a storage write (a cycle of the replication loop)
+	// running longer than this fences the node. Default 30s.
+	StallTimeout time.Duration
+	// RequirePassFile names a file holding the default user's password
+	// (Redis's requirepass; never on the command line). See users.go.
+	RequirePassFile string
+	// ProtectedMode refuses clients (and admin calls) from other hosts
+	// while the default user has no password. The flag defaults to on.
+	ProtectedMode bool
+	// EnablePprof serves /debug/pprof on the admin API (behind its
+	// credentials check).
+	EnablePprof bool
+	// ACLRefresh is how often a node polls the cluster's users for
+	// changes made through other nodes (default 1s): the staleness bound
+	// of permission checks, with one request timeout.
+	ACLRefresh time.Duration
 	// TruncateAfter/TruncateKeep override log truncation (tests make them
 	// small to force snapshot catch-up). 0 = engine defaults.
 	TruncateAfter, TruncateKeep uint64
@@ -119,6 +147,10 @@ func (c *Config) EnsureDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.ACLRefresh == 0 {
+		c.ACLRefresh = time.Second
+	}
+	c.Limits.ensureDefaults()
 }
 
 func (c *Config) ringConfig() ring.Config {
@@ -165,6 +197,7 @@ func (c *Config) Validate() error {
 	} else if c.DeadTimeout <= control.SuspectAfter*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("--dead-timeout %v must exceed %d heartbeat intervals (%v)", c.DeadTimeout, control.SuspectAfter, control.SuspectAfter*c.HeartbeatInterval))
 	}
+	errs = append(errs, c.Limits.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -13,6 +13,10 @@
 //     ran before (lostdisk.go), is refused at start, never served.
 //   - The router is given the transaction resolver before the node serves;
 //     every background loop runs on the node's context and stops with it.
+//   - Health (health.go) is judged on demand from what the node holds,
+//     with no network call, so /healthz and /readyz answer at once even
+//     when every peer is silent. A node told it was removed closes its
+//     client port and connections, and stays not ready.
 //   - Stop stops accepting clients, hands leaderships to up-to-date
 //     followers, finishes in-flight requests within a deadline, then
 //     stops the loops and the engine, and closes storage last.

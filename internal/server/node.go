@@ -53,6 +53,7 @@ type Node struct {
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
+	health nodeHealth // health.go
 	// The control plane's parts that other parts call (wiring.go).
 	cmap     *control.Map // the node's view of membership
 	registry *control.Registry
@@ -109,11 +110,15 @@ func Start(cfg Config) (*Node, error) {
 		n.disk = faultfs.New(vfs.Default, faultfs.Options{LazyWAL: cfg.UnsafeLazyFsync})
 		fs = n.disk
 	}
-	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs}); err != nil {
+	fence := &diskFence{}
+	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs, Logger: n.log, OnCorruption: fence.onCorruption}); err != nil {
 		n.closeDisk()
 		return nil, err
 	}
 	n.tr = transport.New(cfg.NodeID, n.log)
+	if err := n.setupTLS(); err != nil {
+		return nil, err
+	}
 	if cfg.Join != "" {
 		if err := n.resolveJoin(); err != nil {
 			return nil, err
@@ -124,6 +129,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.layout.Ident.Joined = n.joined
+	n.tr.SetClusterID(n.layout.Ident.ClusterID)
 	fresh, err := n.checkIdentity()
 	if err != nil {
 		return nil, err
@@ -143,6 +149,8 @@ func Start(cfg Config) (*Node, error) {
 		TruncateAfter:    cfg.TruncateAfter,
 		TruncateKeep:     cfg.TruncateKeep,
 		UnsafeStaleReads: cfg.UnsafeStaleReads,
+		StallTimeout:     cfg.StallTimeout,
+		DataDir:          cfg.DataDir,
 		Apply:            applyEntry,
 		Classify:         statemachine.Classify,
 		Logger:           n.log,
@@ -152,8 +160,12 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	fence.attach(n.eng)
 	if err := n.addReplicas(fresh); err != nil {
 		return nil, err
+	}
+	if err := n.eng.CheckDurable(); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	if fresh {
 		// The identity is written last: a crash before this point leaves a
@@ -174,11 +186,21 @@ func Start(cfg Config) (*Node, error) {
 	n.txns = n.newCoordinator()
 	n.router.SetResolver(n.txns.Resolver())
 	loops := n.newControl()
+	pwHash, err := n.passwordHash()
+	if err != nil {
+		return nil, err
+	}
 	n.front = edge.New(n.ctx, edge.Config{
 		NodeID: cfg.NodeID, ClusterID: n.layout.Ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
 		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n},
+		ProtectedMode: cfg.ProtectedMode, DefaultPasswordHash: pwHash,
+		Logger: n.log, Limits: cfg.Limits.edge(n.usedMemory),
 	})
+	loops = append(loops, func(ctx context.Context) { n.front.WatchUsers(ctx, cfg.ACLRefresh) })
+	if pwHash != "" {
+		loops = append(loops, n.applyPasswordFile(pwHash))
+	}
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
 	n.eng.Start()
@@ -189,6 +211,7 @@ func Start(cfg Config) (*Node, error) {
 	for _, loop := range loops {
 		n.run(loop)
 	}
+	n.run(n.watchDisk(fs))
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.Ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil
@@ -243,19 +266,6 @@ func (n *Node) addReplicas(fresh bool) error {
 		}
 	}
 	return nil
-}
-
-// Ready reports whether every partition has a known leader.
-func (n *Node) Ready() bool {
-	if n.eng.Err() != nil {
-		return false
-	}
-	for _, p := range n.view().Parts {
-		if n.router.LeaderOf(uint64(p.ID)) == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Done is closed when the node has stopped, or when its engine failed and

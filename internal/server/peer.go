@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/control"
+	"github.com/kintsu/kintsu/internal/transport"
 )
 
 // methodKnown is the lost-disk check's peer call (lostdisk.go): node id ->
@@ -16,7 +20,15 @@ const methodKnown = "k"
 // handleCall serves calls from peers: the request path's (forwarded
 // writes and reads, leader hints) go to the router, the control plane's
 // to its services, the lost-disk check's to knownMember.
+//
+// A caller authenticated by its certificate must also be a member for
+// anything but joining, asking whether it ran before, and reading the
+// cluster map (what a joining node does before it is in this node's map):
+// a certificate of the cluster's CA lets a node join, not act as one.
 func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]byte, error) {
+	if err := n.checkCaller(ctx, method); err != nil {
+		return nil, err
+	}
 	if answer, ok, err := n.router.Serve(ctx, method, body); ok {
 		return answer, err
 	}
@@ -28,6 +40,9 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 	case control.MethodChangeReplicas:
 		return n.place.ServeChangeReplicas(ctx, body)
 	case control.MethodJoin:
+		if err := checkJoiner(ctx, body); err != nil {
+			return nil, err
+		}
 		return n.members.ServeJoin(ctx, body)
 	case methodKnown:
 		d := codec.NewDecoder(body)
@@ -38,4 +53,20 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		return codec.Encoder(nil).Uvarint(n.knownMember(id)), nil
 	}
 	return nil, fmt.Errorf("unknown method %q", method)
+}
+
+// checkCaller refuses a call from an authenticated node that is not a
+// member by this node's cluster map. Without TLS there is no
+// authenticated caller, and nothing to check (--insecure).
+func (n *Node) checkCaller(ctx context.Context, method string) error {
+	switch method {
+	case control.MethodJoin, methodKnown, control.MethodClusterMap:
+		return nil
+	}
+	node, ok := transport.PeerNode(ctx)
+	if !ok || n.cmap.Current().IsMember(node) {
+		return nil
+	}
+	n.tr.LogRefusal(fmt.Sprint("non-member ", node), "refusing a peer call from a node that is not a member", "peer-node", node, "method", fmt.Sprintf("%.8q", method))
+	return status.Errorf(codes.PermissionDenied, "node %d is not a member of this cluster", node)
 }

@@ -66,10 +66,11 @@ func (n *Node) newControl() []func(context.Context) {
 	heartbeat := control.NewHeartbeat(control.HeartbeatConfig{
 		NodeID: c.NodeID, RESPAddr: c.RESPAddr, HTTPAddr: c.HTTPAddr,
 		Every: c.HeartbeatInterval, RequestTimeout: c.RequestTimeout, Write: n.write, Logger: n.log,
+		Removed: n.markRemoved,
 	})
 	hints := control.NewHints(control.HintsConfig{
 		NodeID: c.NodeID, Engine: n.eng, Caller: n.tr,
-		GroupNodes: n.router.GroupNodes, SetHint: n.router.SetHint, Map: n.cmap,
+		GroupNodes: n.router.GroupNodes, SetHint: n.router.ConfirmLeader, Learner: n.isLearner, Map: n.cmap,
 	})
 	sweeper := control.NewSweeper(control.SweepConfig{
 		NodeID: c.NodeID, Engine: n.eng, Resolver: n.txns.Resolver(),
@@ -108,13 +109,16 @@ func (n *Node) newAdmin() *admin.API {
 		Leader:         n.router.LeaderOf,
 		GroupNodes:     n.router.GroupNodes,
 		PartitionOf:    n.partitionOf,
-		Ready:          n.Ready,
+		Health:         n.Health,
 		SetNodeState:   n.members.SetNodeState,
 		Metrics:        n.metrics.Registry,
 		RequestTimeout: n.cfg.RequestTimeout,
 		Context:        n.ctx,
 		Logger:         n.log,
 		Faults:         faults,
+		Users:          n.front.Users,
+		ProtectedMode:  n.cfg.ProtectedMode,
+		EnablePprof:    n.cfg.EnablePprof,
 	})
 }
 

@@ -2,7 +2,7 @@
 // evaluation of reads against applied state: the data partitions' state
 // machine (plain commands, transaction operations, backup cuts and
 // restores) and the metadata group's (the node registry, partition
-// records, liveness heartbeats).
+// records, liveness heartbeats, the ACL users).
 //
 // It is pure: it reads and writes a group's state only through Store,
 // which the engine's apply batch (raftstore.Writer) satisfies, and it
@@ -23,6 +23,10 @@
 //   - While a restore loads a partition, every write a client asked for
 //     (plain writes, PREPARE, one-partition transactions) is refused with
 //     LOADING; only the restore's own entries change the partition.
+//   - ACL users change only by rules applied to the committed table
+//     (acl.go), so concurrent changes from several nodes compose; the
+//     table's version grows by one per change, and no password reaches
+//     the log in plaintext.
 //   - The registry is final: a removed node stays removed, and a node id
 //     that ever heartbeated is never joined again (see the control plane's
 //     membership invariants).

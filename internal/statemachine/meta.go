@@ -41,6 +41,8 @@ func PartKey(p int) []byte { return fmt.Appendf(nil, "partition/%06d", p) }
 // applyMeta is the metadata group's state machine.
 func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	switch {
+	case len(args) >= 2 && (string(args[0]) == CmdACLSetUser || string(args[0]) == CmdACLDelUser):
+		return ApplyACL(w, args, out)
 	case len(args) == 4 && string(args[0]) == CmdHeartbeat:
 		return applyHeartbeat(w, args, out)
 	case len(args) == 2 && string(args[0]) == CmdPartition:

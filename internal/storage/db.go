@@ -3,6 +3,8 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -18,6 +20,13 @@ type Options struct {
 	// CacheBytes sizes Pebble's block cache; 0 means 64 MiB (it fills only
 	// as data is read).
 	CacheBytes int64
+	// Logger receives Pebble's errors and events (events.go); nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// OnCorruption is called, from a Pebble goroutine, after a corruption
+	// was logged and recorded in the data dir (corrupt.go); the node
+	// fences itself there. It must not block.
+	OnCorruption func(Corruption)
 }
 
 // Open opens (creating if needed) the node's Pebble database.
@@ -26,10 +35,15 @@ func Open(o Options) (*pebble.DB, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
+	if err := checkCorrupt(fs, o.Dir); err != nil {
+		return nil, err
+	}
 	cacheBytes := o.CacheBytes
 	if cacheBytes == 0 {
 		cacheBytes = 64 << 20
 	}
+	logger := newPebbleLogger(o.Logger, o.Dir)
+	var recorded atomic.Bool
 	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
@@ -37,8 +51,21 @@ func Open(o Options) (*pebble.DB, error) {
 		Cache: cache,
 		// The raft log is written and deleted at a high rate; a larger
 		// memtable lets most entries die before they are flushed.
-		MemTableSize: 64 << 20,
-		Logger:       quietLogger{},
+		MemTableSize:       64 << 20,
+		FormatMajorVersion: walFormat, // wal.go
+		Logger:             logger,
+		EventListener: eventListener(logger, func(c Corruption) {
+			// The first corruption is the one recorded; the node is
+			// fencing itself, and the same file is often reported again.
+			if recorded.CompareAndSwap(false, true) {
+				if err := RecordCorruption(fs, o.Dir, c); err != nil {
+					logger.l.Error("could not record the corruption in the data dir", "err", err)
+				}
+			}
+			if o.OnCorruption != nil {
+				o.OnCorruption(c)
+			}
+		}),
 	}
 	// Bloom filters on every level: most point reads on the write path
 	// look for keys that do not exist yet (SET of a new key), and without a
@@ -47,9 +74,10 @@ func Open(o Options) (*pebble.DB, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].FilterType = pebble.TableFilter
 	}
+	checkWALTail(fs, o.Dir, logger.l)
 	db, err := pebble.Open(o.Dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open storage at %s: %w", o.Dir, err)
+		return nil, fmt.Errorf("open storage at %s: %w", o.Dir, walError(o.Dir, err))
 	}
 	return db, nil
 }
@@ -66,14 +94,4 @@ func Get(r pebble.Reader, key []byte) ([]byte, bool, error) {
 	out := append([]byte(nil), v...)
 	closer.Close()
 	return out, true, nil
-}
-
-// quietLogger drops Pebble's informational chatter; errors surface as
-// returned errors, and a fatal storage error stops the node.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }

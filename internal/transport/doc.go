@@ -15,4 +15,7 @@
 //     (PeerDown), so followers of a crashed leader need not wait out the
 //     election timeout.
 //   - Every size read off the wire is bounded before allocation.
+//   - With TLS, a peer is the node its verified certificate names, never
+//     the node its frames claim; every stream and call carries the cluster
+//     id and one of another cluster is refused (auth.go).
 package transport

@@ -34,7 +34,7 @@ func (t *Transport) SendSnapshot(node uint64, env raftstore.Envelope, src raftst
 }
 
 func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource) error {
-	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+	ctx, cancel := context.WithTimeout(p.t.outgoing(context.Background()), snapshotTimeout)
 	defer cancel()
 	go func() {
 		select {
@@ -81,7 +81,12 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 }
 
 func handleSnapshot(srv any, stream grpc.ServerStream) error {
-	h, err := srv.(*Transport).readyHandler()
+	t := srv.(*Transport)
+	node, err := t.admit(stream.Context(), "snapshot", "")
+	if err != nil {
+		return err
+	}
+	h, err := t.readyHandler()
 	if err != nil {
 		return err
 	}
@@ -89,9 +94,12 @@ func handleSnapshot(srv any, stream grpc.ServerStream) error {
 	if err := stream.RecvMsg(&f); err != nil {
 		return err
 	}
-	_, envs, err := decodeEnvelopes(f.b)
+	from, envs, err := decodeEnvelopes(f.b)
 	if err != nil || len(envs) != 1 {
 		return status.Error(codes.InvalidArgument, "malformed snapshot header")
+	}
+	if err := t.checkSender(stream.Context(), "snapshot", node, from); err != nil {
+		return err
 	}
 	env := envs[0]
 	b, err := h.NewSnapshotBuilder(env)

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
@@ -71,6 +70,12 @@ type Transport struct {
 	// cut lists peers this node must not send to (fault injection only:
 	// a network partition as seen from this side). Guarded by mu.
 	cut map[uint64]bool
+	// tls, clusterID and open are the peer authentication (auth.go);
+	// guarded by mu.
+	tls       *TLS
+	clusterID string
+	open      map[string]bool
+	refusals  refusalLog
 
 	srv  *grpc.Server
 	stop chan struct{}
@@ -123,6 +128,7 @@ var serviceDesc = grpc.ServiceDesc{
 // Serve accepts peers on lis until Stop.
 func (t *Transport) Serve(lis net.Listener) {
 	t.srv = grpc.NewServer(
+		t.serverCreds(),
 		grpc.ForceServerCodec(rawCodec{}),
 		// Stop waits for running handlers, so none touches the node's
 		// storage after it is closed.
@@ -172,7 +178,7 @@ func (t *Transport) peer(node uint64) (*peer, error) {
 		return nil, fmt.Errorf("%w: node %d", ErrUnknownPeer, node)
 	}
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(t.dialCreds(node)),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{}), grpc.MaxCallRecvMsgSize(MaxFrameBytes)),
 		// Peers come back within seconds after a crash; never back off for
 		// minutes as gRPC would by default.
@@ -282,7 +288,7 @@ func (t *Transport) Call(ctx context.Context, node uint64, method string, body [
 	}
 	req := &frame{b: appendPair(nil, []byte(method), body)}
 	var out frame
-	if err := p.conn.Invoke(ctx, "/kintsu.Peer.v2/Call", req, &out); err != nil {
+	if err := p.conn.Invoke(t.outgoing(ctx), "/kintsu.Peer.v2/Call", req, &out); err != nil {
 		return nil, err
 	}
 	return out.b, nil
@@ -298,6 +304,9 @@ func handleCall(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryS
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "malformed call")
 	}
+	if _, err := t.admit(ctx, "call", method); err != nil {
+		return nil, err
+	}
 	t.mu.Lock()
 	call := t.call
 	t.mu.Unlock()
@@ -306,6 +315,9 @@ func handleCall(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryS
 	}
 	out, err := call(ctx, method, body)
 	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err // the handler chose the code (a refusal)
+		}
 		return nil, status.Error(codes.Unknown, err.Error())
 	}
 	return &frame{b: out}, nil
@@ -323,7 +335,12 @@ func (t *Transport) readyHandler() (Handler, error) {
 }
 
 func handleRaft(srv any, stream grpc.ServerStream) error {
-	h, err := srv.(*Transport).readyHandler()
+	t := srv.(*Transport)
+	node, err := t.admit(stream.Context(), "raft", "")
+	if err != nil {
+		return err
+	}
+	h, err := t.readyHandler()
 	if err != nil {
 		return err
 	}
@@ -335,9 +352,12 @@ func handleRaft(srv any, stream grpc.ServerStream) error {
 			}
 			return err
 		}
-		_, envs, err := decodeEnvelopes(f.b)
+		from, envs, err := decodeEnvelopes(f.b)
 		if err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err := t.checkSender(stream.Context(), "raft", node, from); err != nil {
+			return err
 		}
 		h.HandleRaft(envs)
 	}
@@ -398,7 +418,7 @@ type raftStream struct {
 }
 
 func (p *peer) openStream() (*raftStream, error) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(p.t.outgoing(context.Background()))
 	s, err := p.conn.NewStream(ctx, &serviceDesc.Streams[0], "/kintsu.Peer.v2/Raft")
 	if err != nil {
 		cancel()

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestForwardedBigRepliesAreClearOrSplit (audit R-M6): through a node
+// that does not lead the key's partition, an MGET whose reply exceeds a
+// transport frame is refused at once with a clear error, and pipelined
+// GETs whose replies together exceed a frame all succeed. Before, both
+// failed after 5 s as -CLUSTERDOWN ... no reachable leader.
+func TestForwardedBigRepliesAreClearOrSplit(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) { c.LeaderBalanceInterval = -1 })
+	const key = "big16"
+	g := uint64(ring.PartitionOf(ring.Slot([]byte(key)), tc.cfgs[0].Partitions))
+	var follower int
+	waitFor(t, "a leader of the key's partition", 10*time.Second, func() bool {
+		lead := tc.nodes[0].eng.Leader(g)
+		for i, n := range tc.nodes {
+			if lead != 0 && n.cfg.NodeID != lead {
+				follower = i
+				return true
+			}
+		}
+		return false
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: tc.respAddr(follower), ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
+	defer rdb.Close()
+	val := bytes.Repeat([]byte{'v'}, 16<<20)
+	if err := rdb.Set(ctx5(t), key, val, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	keys := make([]string, 9) // 144 MiB of reply: over a 128 MiB frame
+	for i := range keys {
+		keys[i] = key
+	}
+	begin := time.Now()
+	err := rdb.MGet(ctx5(t), keys...).Err()
+	took := time.Since(begin)
+	if lead := tc.nodes[follower].eng.Leader(g); lead == tc.nodes[follower].cfg.NodeID {
+		t.Fatalf("node %d leads the partition now", lead)
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "ERR reply of ") || !strings.Contains(err.Error(), "bytes or more is too large") {
+		t.Fatalf("forwarded MGET of 144 MiB: %v", err)
+	}
+	t.Logf("forwarded MGET of 144 MiB refused in %v", took)
+	if took > 3*time.Second {
+		t.Fatalf("the refusal took %v", took)
+	}
+
+	// The leader refuses it alike, without building it.
+	leader := redis.NewClient(&redis.Options{Addr: tc.respAddr(int(tc.nodes[follower].eng.Leader(g)) - 1), ReadTimeout: 30 * time.Second})
+	defer leader.Close()
+	if err := leader.MGet(ctx5(t), keys...).Err(); err == nil || !strings.Contains(err.Error(), "bytes or more is too large") {
+		t.Fatalf("MGET of 144 MiB on the leader: %v", err)
+	}
+
+	// One command's reads across partitions, or a transaction's, share one
+	// cap: 10 x 16 MiB from two partitions (80 MiB each) is refused too.
+	other := "{x}big"
+	for i := 0; ring.PartitionOf(ring.Slot([]byte(other)), tc.cfgs[0].Partitions) == int(g); i++ {
+		other = fmt.Sprintf("{x%d}big", i)
+	}
+	if err := rdb.Set(ctx5(t), other, val, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cross := []string{key, key, key, key, key, other, other, other, other, other}
+	if err := rdb.MGet(ctx5(t), cross...).Err(); err == nil || !strings.Contains(err.Error(), "bytes or more is too large") {
+		t.Fatalf("cross-partition MGET of 160 MiB: %v", err)
+	}
+	tx := rdb.TxPipeline()
+	for _, k := range cross {
+		tx.Get(ctx5(t), k)
+	}
+	if _, err := tx.Exec(ctx5(t)); err == nil || !strings.Contains(err.Error(), "bytes or more is too large") {
+		t.Fatalf("EXEC of 160 MiB of reads in two partitions: %v", err)
+	}
+
+	pipe := rdb.Pipeline()
+	gets := make([]*redis.StringCmd, 10) // 160 MiB in one lane
+	for i := range gets {
+		gets[i] = pipe.Get(ctx5(t), key)
+	}
+	if _, err := pipe.Exec(ctx5(t)); err != nil {
+		t.Fatalf("10 pipelined GETs of 16 MiB through a follower: %v", err)
+	}
+	for i, c := range gets {
+		if v, _ := c.Bytes(); len(v) != len(val) {
+			t.Fatalf("GET %d: %d bytes", i, len(v))
+		}
+	}
+}
+
+func TestClientLimitsConfig(t *testing.T) {
+	for s, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "64mb": 64 << 20, "1GB": 1 << 30, "5k": 5000, "2m": 2e6} {
+		if got, err := ParseBytes(s); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "-1", "12tb", "mb", "99999999999gb"} {
+		if _, err := ParseBytes(s); err == nil {
+			t.Errorf("ParseBytes(%q) accepted", s)
+		}
+	}
+	var l ClientLimits
+	l.ensureDefaults()
+	if errs := l.validate(); len(errs) > 0 {
+		t.Fatalf("defaults invalid: %v", errs)
+	}
+	e := l.edge(nil)
+	if e.MaxClients != 10000 || e.ClientReadTimeout != 30*time.Second || e.QueryBufferLimit != 64<<20 || e.OutputHard != 256<<20 || e.ReplyBudget != 1<<30 || e.MaxMemory != 0 {
+		t.Fatalf("default edge limits: %+v", e)
+	}
+	bad := ClientLimits{MaxClients: -1, QueryBufferLimit: 100 << 20, QueryBufferBudget: 1, OutputHard: 1, OutputSoft: 2, MaxMemoryPolicy: "allkeys-lru"}
+	if errs := bad.validate(); len(errs) != 5 {
+		t.Fatalf("want every problem reported: %v", errs)
+	}
+	off := ClientLimits{OutputHard: -1, ClientReadTimeout: -1, QueryBufferBudget: -1}
+	off.ensureDefaults()
+	if e := off.edge(nil); e.OutputHard != 0 || e.ClientReadTimeout != 0 || e.QueryBudget != 0 {
+		t.Fatalf("negative limits are off: %+v", e)
+	}
+}

@@ -377,3 +377,22 @@ func TestForgedReadConfirmationsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Leaders' messages for groups a node does not host create empty replicas
+// only up to a bound: a flood of them cannot grow the node without limit.
+// Before, every one created a replica.
+func TestEmptyReplicasBounded(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	n := c.nodes[1]
+	var envs []raftstore.Envelope
+	for g := uint64(1000); g < 1200; g++ {
+		envs = append(envs, raftstore.Envelope{Group: g, From: 2, Msg: msg(pb.MsgHeartbeat, 2, 5, 1)})
+	}
+	n.eng.HandleRaft(envs)
+	barrier(t, n, 0)
+	if got := len(n.eng.Status()) - 1; got > 64 {
+		t.Fatalf("%d empty replicas created for unknown groups", got)
+	}
+	keys := 0
+	c.checkServing(t, 0, &keys)
+}

@@ -57,4 +57,50 @@
 //     leaderships away; a cycle stuck past StallTimeout fences it
 //     (disk.go). A start whose raft state is behind what the node had
 //     synced is refused (mark.go).
+//
+// What a peer's message may do. Every peer, authenticated or not, may be
+// buggy or misconfigured, so nothing a frame says is trusted beyond what
+// raft needs (validate.go enforces it, before raft sees the message):
+//   - No message panics the node or stops its loop: only the kinds peers
+//     exchange (appends, heartbeats, votes and their answers, a leader's
+//     MsgTimeoutNow) reach raft, well-formed (entries numbered after the
+//     message's index, well-formed conf changes, a commit index the local
+//     log holds, acknowledgements of entries the leader has, read
+//     confirmations it asked for, snapshots only through the snapshot
+//     stream, with metadata). A committed conf change raft cannot apply is
+//     skipped alike on every replica.
+//   - A leader's message counts only from the leader of its term: in a
+//     term that has a leader, and in a later term while this replica's
+//     leader was heard within an election timeout (as CheckQuorum's lease
+//     for votes), another replica's claim to lead is refused.
+//   - No term is taken that raft cannot live with: a term above MaxTerm
+//     (far below overflow) or more than MaxTermJump above the replica's own
+//     is refused, so it is never persisted; a saved term above MaxTerm (left
+//     by older versions) refuses the start with an error naming the group.
+//   - A message counts only if its sender replica is in the replica's
+//     descriptor and lives on the node that sent it (the transport names
+//     the node). The one exception is a member added after the replica's
+//     last applied change: a leader's or candidate's message from a replica
+//     id at or above the descriptor's NextID, at or above the local term,
+//     from a node that holds no replica in the descriptor. It adds a
+//     mapping, never replaces one.
+//   - No peer's word destroys a replica. A removal notice, or a leader
+//     writing to a newer replica id on this node, only makes the replica
+//     ask the nodes it knows, with a fresh nonce, about once a second for
+//     a minute. It is destroyed when its own applied conf change removes
+//     it, when the nodes of a majority of the voters it knows answer its
+//     question (with its nonce, which nobody else has seen) that they
+//     applied its removal — an empty replica, which holds nothing, needs
+//     the nodes of its descriptor — or when the control plane's check of
+//     the group's leader says so (DestroyIfRemoved).
+//   - Creating a replica for a leader is bounded: at most
+//     maxEmptyReplicas empty replicas wait for their first snapshot.
+//   - Refusals are logged at WARN, at most once a second per kind.
+//
+// Raft is not Byzantine-tolerant, and neither is this: a member that lies
+// in its own name with well-formed messages (an append in a new term when
+// no leader is alive, an acknowledgement of entries it lacks) can still
+// disturb its group. Validation keeps such a member from panicking nodes,
+// destroying replicas, or speaking for other replicas; keeping strangers
+// from using a member's name is the transport's certificates.
 package raftstore

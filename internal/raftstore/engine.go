@@ -43,6 +43,7 @@ type Engine struct {
 	outSnaps snapshotRegistry
 	cuts     cutRegistry
 	fatal    atomic.Pointer[error]
+	guard    peerGuard // loop only
 	started  atomic.Bool
 	disk     diskState   // disk.go
 	mark     durableMark // mark.go

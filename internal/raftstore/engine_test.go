@@ -36,7 +36,7 @@ type testNode struct {
 }
 
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	nodes  map[uint64]*testNode
 	addrs  map[uint64]string
 	groups []*storage.Descriptor
@@ -65,7 +65,7 @@ func applyKV(_ uint64, w *raftstore.Writer, _ *command.Spec, args [][]byte, out 
 	return kv.Apply(w, args, out)
 }
 
-func newCluster(t *testing.T, n int, groups int, tune func(*raftstore.Config)) *cluster {
+func newCluster(t testing.TB, n int, groups int, tune func(*raftstore.Config)) *cluster {
 	c := &cluster{t: t, nodes: map[uint64]*testNode{}, addrs: map[uint64]string{}, tune: tune}
 	var lns []net.Listener
 	for i := 1; i <= n; i++ {
@@ -163,7 +163,7 @@ func (c *cluster) stop(id uint64) {
 func (c *cluster) restart(id uint64, dir string) { c.start(id, dir, nil, false) }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -225,7 +225,7 @@ func toArgs(ss []string) [][]byte {
 }
 
 // localGet reads key from node's replica without any barrier.
-func localGet(t *testing.T, n *testNode, group uint64, key string) string {
+func localGet(t testing.TB, n *testNode, group uint64, key string) string {
 	t.Helper()
 	v, err := kv.Lookup([]byte("get")).Read(n.eng.Reader(group), toArgs([]string{"get", key}), nil)
 	if err != nil {

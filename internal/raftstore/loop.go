@@ -99,17 +99,22 @@ func (e *Engine) cycle() (bool, error) {
 		}
 		e.shedLeadership()
 	}
+	e.startCycle()
+	if in.tick {
+		e.recheckRemovals()
+	}
 	for _, env := range in.msgs {
 		e.receive(env)
 	}
 	for _, s := range in.snaps {
-		r := e.replicaFor(s.env)
+		r := e.admitSnap(s)
 		if r == nil {
 			s.data.Close()
 			continue
 		}
 		r.pendingSnaps = append(r.pendingSnaps, &s)
 		_ = r.rn.Step(s.env.Msg)
+		r.stepped(s.env.Msg)
 	}
 	for _, st := range in.snapStatus {
 		if r := e.byGroup[st.group]; r != nil {
@@ -349,6 +354,7 @@ func (e *Engine) send(readies []readyRep) {
 			if node == 0 {
 				continue
 			}
+			r.sent(m)
 			env := Envelope{Group: r.group, Msg: m}
 			if m.GetType() == pb.MsgSnap {
 				e.sendSnapshot(r, node, env)

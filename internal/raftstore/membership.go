@@ -31,7 +31,8 @@ import (
 //     id is never reused, so a message meant for a removed replica can
 //     never be taken for a new one.
 //   - A replica is destroyed once the conf change removing it is applied
-//     locally. A tombstone records the highest replica id of the group
+//     locally, or once the group confirms its removal (validate.go: never
+//     on one peer's word). A tombstone records the highest replica id of the group
 //     destroyed here; no replica with an id at or below it is created
 //     again, so a lagging leader's messages cannot resurrect it.
 //   - A node creates a replica of a group it does not host only when a
@@ -217,21 +218,30 @@ func (r *replica) proposeChange(kind ChangeKind, node uint64) (bool, error) {
 func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) error {
 	var cc pb.ConfChangeI
 	var context []byte
+	var err error
 	if ent.GetType() == pb.EntryConfChange {
 		var c pb.ConfChange
-		if err := proto.Unmarshal(ent.GetData(), &c); err != nil {
-			return err
-		}
+		err = proto.Unmarshal(ent.GetData(), &c)
 		cc, context = &c, c.GetContext()
 	} else {
 		var c pb.ConfChangeV2
-		if err := proto.Unmarshal(ent.GetData(), &c); err != nil {
-			return err
-		}
+		err = proto.Unmarshal(ent.GetData(), &c)
 		cc, context = &c, c.GetContext()
 	}
+	var conf *pb.ConfState
+	if err == nil {
+		conf, err = applyConf(r, cc)
+	}
+	if err != nil {
+		// Every replica applies the same entry to the same configuration
+		// and refuses it alike, so they stay consistent; a bad change
+		// must not stop the group (nor, with it, the node).
+		e.cfg.Logger.Error("skipping a conf change raft cannot apply", "group", r.group, "index", ent.GetIndex(), "err", err)
+		r.confPending = false
+		return nil
+	}
 	old := r.desc
-	r.applied.Conf = r.rn.ApplyConfChange(cc)
+	r.applied.Conf = conf
 	r.log.SetConf(r.applied.Conf)
 	defer func() {
 		// The leader tells a removed replica at once (best effort: the
@@ -264,6 +274,18 @@ func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) err
 	r.confPending = false
 	e.cfg.Logger.Info("membership changed", "group", r.group, "index", ent.GetIndex(), "voters", r.applied.Conf.GetVoters(), "learners", r.applied.Conf.GetLearners(), "nodes", r.desc.Nodes())
 	return nil
+}
+
+// applyConf applies cc to r's raft configuration. Raft panics on a change
+// it cannot make (removing the last voter, say) before it changes
+// anything; that panic becomes an error.
+func applyConf(r *replica, cc pb.ConfChangeI) (cs *pb.ConfState, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			cs, err = nil, fmt.Errorf("raft refused the conf change: %v", p)
+		}
+	}()
+	return r.rn.ApplyConfChange(cc), nil
 }
 
 func inConf(cs *pb.ConfState, id uint64) bool {
@@ -309,17 +331,19 @@ func (e *Engine) destroy(r *replica) error {
 }
 
 // receive steps a peer's message into its replica, creating the replica if
-// a leader is adding it here, and handles removal notices. A message from
-// a replica this group removed (its id is below NextID but not in the
-// descriptor) is answered with a removal notice: a replica cut off when it
-// was removed never sees the entry removing it committed, but it keeps
-// campaigning, and so learns it this way. Called on the loop.
+// a leader is adding it here, and handles removal notices, once the
+// message passed validation (validate.go). A message from a replica this
+// group removed (its id is below NextID but not in the descriptor) is
+// answered with a removal notice: a replica cut off when it was removed
+// never sees the entry removing it committed, but it keeps campaigning (or
+// asks, see suspectRemoved), and so learns it this way. Called on the loop.
 func (e *Engine) receive(env Envelope) {
 	if env.Removed {
-		if r := e.byGroup[env.Group]; r != nil && r.id == env.Msg.GetTo() {
-			e.cfg.Logger.Info("told that this replica was removed from its group", "group", env.Group, "replica", r.id, "by_node", env.From)
-			r.removed = true
-		}
+		e.removalNotice(env)
+		return
+	}
+	if why := checkShape(env.Msg, false); why != "" {
+		e.refuse(env, why)
 		return
 	}
 	r := e.replicaFor(env)
@@ -328,8 +352,7 @@ func (e *Engine) receive(env Envelope) {
 	}
 	m := env.Msg
 	from := m.GetFrom()
-	if m.GetTo() == r.id && env.From != 0 && from != 0 && r.desc.NodeOf(from) == 0 &&
-		(r.applied.Index == 0 && isLeaderMsg(m) || r.applied.Index > 0 && from >= r.desc.NextID) {
+	if e.newMember(r, env) {
 		// A member this replica's descriptor does not know yet: one added
 		// after the last change it applied (it lags, or waits for its
 		// first snapshot while leadership moved). Ids are never reused, so
@@ -342,11 +365,23 @@ func (e *Engine) receive(env Envelope) {
 		r.desc = d
 	}
 	if r.acceptsPeerMsg(m) {
+		m, why := e.admit(r, env)
+		if why != "" {
+			e.refuse(env, why)
+			return
+		}
 		_ = r.rn.Step(m) // errors are for messages raft ignores anyway
+		r.stepped(m)
 		return
 	}
-	if m.GetTo() == r.id && from != 0 && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {
-		e.notifyRemoved(r.group, from, env.From)
+	if m.GetTo() == r.id && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {
+		if n := m.GetRejectHint(); m.GetType() == pb.MsgHeartbeatResp && n != 0 {
+			if e.noticeAllowed(r.group, from, true) {
+				e.answerProbe(r.group, from, env.From, n)
+			}
+		} else if e.noticeAllowed(r.group, from, false) {
+			e.notifyRemoved(r.group, from, env.From)
+		}
 	}
 }
 
@@ -395,18 +430,21 @@ func (e *Engine) replicaFor(env Envelope) *replica {
 			return r
 		}
 		// A leader adds this node again under a new id: the replica here
-		// is an old one whose removal it never heard of (a learner, or one
-		// cut off). A node holds one replica per group, so it is stale.
-		e.cfg.Logger.Info("replaced by a newer replica of the same group", "group", r.group, "old", r.id, "new", m.GetTo())
-		if err := e.destroy(r); err != nil {
-			e.setFatal(err)
-			return nil
-		}
+		// may be an old one whose removal it never heard of (a learner, or
+		// one cut off) — or the message is wrong. It checks with the group
+		// (suspectRemoved); once it is destroyed, the leader's next
+		// message creates the new one.
+		e.refuse(env, "a leader's message for a newer replica of a hosted group: checking whether the local one was removed")
+		e.suspectRemoved(r)
+		return nil
 	}
 	if !isLeaderMsg(m) {
 		return nil
 	}
-	if env.From == 0 || env.From == e.cfg.NodeID || m.GetTo() == 0 || m.GetTo() <= e.tombstone(env.Group) {
+	if env.From == 0 || env.From == e.cfg.NodeID || m.GetTo() == 0 || m.GetFrom() == 0 || m.GetFrom() == m.GetTo() || m.GetTo() <= e.tombstone(env.Group) {
+		return nil
+	}
+	if !e.canCreate(env) {
 		return nil
 	}
 	desc := &storage.Descriptor{Group: env.Group, Replicas: []storage.Replica{{ID: m.GetTo(), Node: e.cfg.NodeID}, {ID: m.GetFrom(), Node: env.From}}}

@@ -51,6 +51,8 @@ type replica struct {
 	confIndex   uint64
 	// hold keeps answers and reads back while a consistent cut is open (cut.go).
 	hold hold
+	// guard validates peers' messages (validate.go).
+	guard guard
 
 	status atomic.Pointer[GroupStatus]
 }
@@ -90,6 +92,11 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 	}
 	ls, err := storage.LoadLogStore(e.db, desc.Group, applied.Conf, applied.Index)
 	if err != nil {
+		return nil, err
+	}
+	if hs, _, err := ls.InitialState(); err != nil {
+		return nil, err
+	} else if err := checkSavedTerm(desc.Group, hs.GetTerm(), e.cfg.Logger); err != nil {
 		return nil, err
 	}
 	r := &replica{

@@ -138,6 +138,21 @@ func TestMisconfigIsRefused(t *testing.T) {
 	}
 }
 
+// TestDiskFullPasses: a node whose disk guard sees its disk almost full
+// refuses the writes it leads and hands its leaderships away; writes go on
+// through the others, every "nothing was applied" (NOSPACE included) is
+// true, and nothing acknowledged is lost.
+func TestDiskFullPasses(t *testing.T) {
+	sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: 12 * time.Second, Clients: 4,
+		Nemeses: []string{"disk-full"}, Workloads: []string{"register", "set"}})
+	if !sum.OK {
+		t.Fatalf("run found anomalies: %+v", sum.Anomalies)
+	}
+	if len(sum.Faults) == 0 {
+		t.Fatal("no disk-full fault ran")
+	}
+}
+
 // TestPlantedBugsAreCaught: each planted bug must be caught by the nemesis
 // and workload that target it. A bug is given up to three runs: catching it
 // depends on timing, and the test fails only if every run misses it.

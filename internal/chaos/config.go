@@ -10,7 +10,7 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace", "misconfig"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace", "misconfig", "disk-full"}
 	AllWorkloads = []string{"register", "set", "bank"}
 	// membershipNemeses change the cluster's membership; not in the
 	// default set (see EnsureDefaults).
@@ -156,7 +156,7 @@ func (c *Config) replicas() int {
 
 // faultHooks says whether some nemesis needs the nodes' fault hooks.
 func (c *Config) faultHooks() bool {
-	for _, n := range []string{"partition", "disk", "clock", "coordinator", "participant"} {
+	for _, n := range []string{"partition", "disk", "disk-full", "clock", "coordinator", "participant"} {
 		if slices.Contains(c.Nemeses, n) {
 			return true
 		}

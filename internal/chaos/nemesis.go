@@ -212,6 +212,12 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		return f, n.replace(ctx, &f)
 	case "misconfig":
 		return f, n.misconfig(ctx, &f, e.variant, e.length)
+	case "disk-full":
+		// The node's disk guard sees 1 MiB free, far below its reserve:
+		// it must refuse the writes it leads (NOSPACE: nothing applied)
+		// and hand its leaderships away, then take writes again.
+		f.Detail = "1 MiB free, below the reserve"
+		return f, n.hookFault(&f, "disk", api.FaultDisk{FreeBytes: 1 << 20}, hold, true)
 	default:
 		return f, fmt.Errorf("unknown nemesis %q", e.kind)
 	}

@@ -95,7 +95,7 @@ func (cs *clients) close() {
 // says so) from those that leave its outcome unknown.
 func notApplied(err error) bool {
 	s := err.Error()
-	return strings.HasPrefix(s, "CLUSTERDOWN") || strings.HasPrefix(s, "TRYAGAIN")
+	return strings.HasPrefix(s, "CLUSTERDOWN") || strings.HasPrefix(s, "TRYAGAIN") || strings.HasPrefix(s, "NOSPACE")
 }
 
 // registerWorkload: clients read, write and compare-and-set (SET ... IFEQ)

@@ -1,10 +1,12 @@
 package route
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
 
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/raftstore"
 )
 
@@ -49,4 +51,17 @@ func FuzzForwardDecode(f *testing.F) {
 		_, _, _ = decodeReads(b)
 		_, _ = decodeOutcomes(b, 3)
 	})
+}
+
+// A write refused for a full disk was not applied only if no earlier
+// attempt of it may have reached the log: a NOSPACE after a lost answer
+// is uncertain, never "nothing was applied".
+func TestNoSpaceAfterAMaybeIsUncertain(t *testing.T) {
+	if err := noSpaceErr(false, 3, []byte("NOSPACE full")); !failure.NotApplied(err) {
+		t.Fatalf("first refusal: %v is not 'not applied'", err)
+	}
+	var unc *failure.UncertainError
+	if err := noSpaceErr(true, 3, []byte("NOSPACE full")); !errors.As(err, &unc) || failure.NotApplied(err) {
+		t.Fatalf("refusal after a maybe: %v, want uncertain", err)
+	}
 }

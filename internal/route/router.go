@@ -200,7 +200,7 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 				// full; it is handing its leadership away, which takes about
 				// a round trip, so retry briefly before reporting it.
 				if attempt >= noSpaceRetries {
-					errs[idx] = &failure.NoSpaceError{Msg: string(o.reply)}
+					errs[idx] = noSpaceErr(maybe[idx], group, o.reply)
 					continue
 				}
 			case codeMaybeApplied:
@@ -226,7 +226,7 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 				case last.code == codeBusy:
 					errs[idx] = &failure.BusyError{}
 				case last.code == codeNoSpace:
-					errs[idx] = &failure.NoSpaceError{Msg: string(last.reply)}
+					errs[idx] = noSpaceErr(false, group, last.reply)
 				default:
 					errs[idx] = &failure.NoLeaderError{Group: group}
 				}
@@ -234,6 +234,16 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 			return replies, errs
 		}
 	}
+}
+
+// noSpaceErr is a write's failure when a leader refused it for its full
+// disk: nothing was applied — unless an earlier attempt may have reached
+// the log (maybe), which the refusal of a later copy does not undo.
+func noSpaceErr(maybe bool, group uint64, reply []byte) error {
+	if maybe {
+		return &failure.UncertainError{Group: group, Reason: "the leader's disk is almost full"}
+	}
+	return &failure.NoSpaceError{Msg: string(reply)}
 }
 
 // fillErrs sets every element of errs to err (when not nil).

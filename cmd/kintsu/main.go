@@ -17,11 +17,12 @@ Usage:
                 (--certs-dir DIR | --insecure)
   kintsu cert create-ca | create-node ID HOST... | create-client USER --certs-dir DIR
   kintsu dev [--nodes 3] [--dir DIR] [--base-port 7000] [--secure]
-  kintsu chaos [--nodes 5] [--duration 60s] [--seed N] [--nemesis kill,kill-leader,crash-all,pause,partition,disk,clock,coordinator,participant]
+  kintsu chaos [--nodes 5] [--duration 60s] [--seed N] [--nemesis kill,kill-leader,...,misconfig,disk-full,stranger]
                [--workload register,set,bank] [--out DIR]
                [--plant-bug stale-read|ack-before-fsync|lost-update|skip-intent-check]
                [--network hooks|netns]
   kintsu ctl [--http HOST:PORT] status | locate KEY
+  kintsu stranger --peers 1=H:P,... [--cluster-id ID] [--as 99] [--duration 2s]   (testing only: a hostile peer)
   kintsu version
 
 Run 'kintsu <command> -h' for a command's flags.
@@ -44,6 +45,8 @@ func main() {
 		os.Exit(runCtl(args))
 	case "cert":
 		os.Exit(runCert(args))
+	case "stranger":
+		os.Exit(runStranger(args))
 	case "version", "--version", "-v":
 		fmt.Println("kintsu", api.Version)
 	case "help", "-h", "--help":

@@ -153,6 +153,27 @@ func TestDiskFullPasses(t *testing.T) {
 	}
 }
 
+// TestStrangerPasses: a process that is not a member (or claims a
+// member's name) floods every peer port with the frames that once crashed
+// nodes and destroyed replicas: every node keeps running, no replica is
+// destroyed, the frames are refused, and nothing acknowledged is lost.
+func TestStrangerPasses(t *testing.T) {
+	sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: 12 * time.Second, Clients: 4,
+		Nemeses: []string{"stranger"}, Workloads: []string{"register", "set"}})
+	if !sum.OK {
+		t.Fatalf("run found anomalies: %+v", sum.Anomalies)
+	}
+	if len(sum.Faults) == 0 {
+		t.Fatal("no stranger ran")
+	}
+	for _, f := range sum.Faults {
+		t.Logf("%s: %s", f.Kind, f.Detail)
+		if strings.Contains(f.Detail, "refused on 0 of") {
+			t.Errorf("no node logged refusing the stranger's frames: %s", f.Detail)
+		}
+	}
+}
+
 // TestPlantedBugsAreCaught: each planted bug must be caught by the nemesis
 // and workload that target it. A bug is given up to three runs: catching it
 // depends on timing, and the test fails only if every run misses it.

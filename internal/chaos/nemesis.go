@@ -59,7 +59,7 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 			e.crash = coordinatorPoints[rng.IntN(len(coordinatorPoints))]
 		case "participant":
 			e.crash = api.FailParticipantPrepared
-		case "misconfig":
+		case "misconfig", "stranger":
 			e.variant = rng.IntN(2)
 		}
 		out = append(out, e)
@@ -110,7 +110,7 @@ func (n *nemesis) run(ctx context.Context, events []event) []Fault {
 			break
 		}
 		what := fmt.Sprintf("%s (node %d)", e.kind, e.node)
-		if e.kind == "kill-leader" || e.kind == "crash-all" || e.kind == "rolling-restart" || e.kind == "misconfig" && e.variant == misconfigForeign { // no fixed target
+		if e.kind == "kill-leader" || e.kind == "crash-all" || e.kind == "rolling-restart" || e.kind == "misconfig" && e.variant == misconfigForeign || e.kind == "stranger" { // no fixed target
 			what = e.kind
 		}
 		n.active.Store(&what)
@@ -212,6 +212,8 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		return f, n.replace(ctx, &f)
 	case "misconfig":
 		return f, n.misconfig(ctx, &f, e.variant, e.length)
+	case "stranger":
+		return f, n.stranger(ctx, &f, e.variant == 1, e.length, uint64(e.at))
 	case "disk-full":
 		// The node's disk guard sees 1 MiB free, far below its reserve:
 		// it must refuse the writes it leads (NOSPACE: nothing applied)

@@ -158,6 +158,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 		// A member started over its data dir with flags that contradict
 		// it must refuse to start.
+		if f.Kind == "stranger" && (strings.Contains(f.Detail, "EXITED") || strings.Contains(f.Detail, "DESTROYED")) {
+			sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "stranger", Kind: "node-died",
+				Description: fmt.Sprintf("stranger at %.1fs: %s", float64(f.StartMS)/1000, f.Detail)})
+		}
 		if f.Kind == "misconfig" && strings.Contains(f.Detail, "NOT") {
 			sum.Anomalies = append(sum.Anomalies, Anomaly{Workload: "misconfig", Kind: "wrong-flags-accepted",
 				Description: fmt.Sprintf("misconfig at %.1fs: %s", float64(f.StartMS)/1000, f.Detail)})

@@ -370,6 +370,12 @@ func (e *Engine) receive(env Envelope) {
 			e.refuse(env, why)
 			return
 		}
+		if m.GetType() == pb.MsgTimeoutNow && e.DiskFull() {
+			// A node that refuses writes must not take a leadership
+			// handed to it (the balancer offers them to whoever leads
+			// least): the transfer fails and the leader keeps it.
+			return
+		}
 		_ = r.rn.Step(m) // errors are for messages raft ignores anyway
 		r.stepped(m)
 		return

@@ -92,9 +92,9 @@ func (r *Router) target(group uint64, attempt int) uint64 {
 
 // backoff waits before the next attempt; false when ctx ended.
 // noSpaceRetries bounds the retries of a write refused by a leader whose
-// disk is almost full: with backoff, about 300ms, enough for it to hand
+// disk is almost full: with backoff, about 600ms, enough for it to hand
 // its leadership over (less when no other replica can take it).
-const noSpaceRetries = 6
+const noSpaceRetries = 8
 
 func backoff(ctx context.Context, attempt int) bool {
 	return clock.Sleep(ctx, time.Duration(5<<min(attempt, 5))*time.Millisecond) // 5ms .. 160ms

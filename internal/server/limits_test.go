@@ -17,7 +17,9 @@ import (
 // GETs whose replies together exceed a frame all succeed. Before, both
 // failed after 5 s as -CLUSTERDOWN ... no reachable leader.
 func TestForwardedBigRepliesAreClearOrSplit(t *testing.T) {
-	tc := startCluster(t, 3, func(c *Config) { c.LeaderBalanceInterval = -1 })
+	// 16 MiB writes through raft on a loaded machine (-race, 2 cores) can
+	// outlast the default request deadline.
+	tc := startCluster(t, 3, func(c *Config) { c.LeaderBalanceInterval, c.RequestTimeout = -1, 30*time.Second })
 	const key = "big16"
 	g := uint64(ring.PartitionOf(ring.Slot([]byte(key)), tc.cfgs[0].Partitions))
 	var follower int

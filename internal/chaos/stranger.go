@@ -1,0 +1,92 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The stranger nemesis runs `kintsu stranger` (package stranger) against
+// every node's peer port for the fault's length: heartbeats and votes with
+// terms near 2^64, "your replica was removed" notices, leader messages to
+// newer replica ids, appends that do not fit, random messages. It claims
+// to be node 99, a non-member, or (variant) one of the members — under
+// --insecure nothing vouches for a sender, so a member's name is as good
+// as any. Every node must keep running and serving, no replica may be
+// destroyed, and nothing acknowledged may be lost (the run's checks); the
+// detail counts the nodes that logged refusing its frames.
+
+// strangerGrace bounds the stranger process beyond its own duration.
+const strangerGrace = 15 * time.Second
+
+func (n *nemesis) stranger(ctx context.Context, f *Fault, claimMember bool, length time.Duration, seed uint64) error {
+	if n.net != nil {
+		return errors.New("stranger needs --network hooks (it runs on loopback)")
+	}
+	var via uint64
+	var peers []string
+	running := map[uint64]bool{}
+	for _, nd := range n.c.Nodes() {
+		if n.retired[nd.ID] {
+			continue
+		}
+		peers = append(peers, fmt.Sprintf("%d=%s", nd.ID, nd.PeerAddr))
+		if n.c.Running(nd.ID) {
+			running[nd.ID] = true
+			if via == 0 {
+				via = nd.ID
+			}
+		}
+	}
+	if via == 0 {
+		return errors.New("no running node")
+	}
+	st, err := fetchStatus(n.c.Node(via).HTTPAddr)
+	if err != nil {
+		return err
+	}
+	as := uint64(99)
+	if claimMember {
+		as = f.Node
+	}
+	args := n.c.Args(via)
+	parts := flagValue(args, "--partitions")
+	if parts == "" {
+		parts = "16"
+	}
+	logs := n.logSizes()
+	pctx, cancel := context.WithTimeout(ctx, length+strangerGrace)
+	defer cancel()
+	cmd := exec.CommandContext(pctx, args[0], "stranger", "--peers", strings.Join(peers, ","), "--cluster-id", st.ClusterID,
+		"--as", strconv.FormatUint(as, 10), "--partitions", parts, "--duration", length.String(), "--seed", strconv.FormatUint(seed, 10))
+	f.StartMS = n.rec.nowMS()
+	f.Node = 0
+	n.log("stranger: a peer claiming to be node %d floods every node's peer port for %v", as, length.Round(time.Millisecond))
+	out, err := cmd.Output()
+	f.EndMS = n.rec.nowMS()
+	if err != nil {
+		return fmt.Errorf("kintsu stranger: %w", err)
+	}
+	var exited []string
+	for id := range running {
+		if !n.c.Running(id) {
+			exited = append(exited, strconv.FormatUint(id, 10))
+		}
+	}
+	refused := n.logsSince(logs, "refused a peer's raft message")
+	f.Detail = fmt.Sprintf("claiming node %d: %s; refused on %d of %d nodes", as, strings.TrimSpace(string(out)), len(refused), len(logs))
+	if len(exited) > 0 {
+		f.Detail += "; node(s) " + strings.Join(exited, ", ") + " EXITED"
+	}
+	// Nothing else changes membership while it runs: a replica deleted
+	// now was deleted on the stranger's word.
+	if gone := n.logsSince(logs, "replica removed from this node"); len(gone) > 0 {
+		f.Detail += fmt.Sprintf("; a replica was DESTROYED on node(s) %v", gone)
+	}
+	n.log("stranger: %s", f.Detail)
+	return nil
+}

@@ -110,3 +110,7 @@ func aclErrorText(err error) (string, bool) {
 	}
 	return "", false
 }
+
+// errNodeRemoved is what a node removed from the cluster tells its
+// clients before it closes their connections (Server.Retire).
+const errNodeRemoved = "ERR this node was removed from the cluster; connect to another node"

@@ -42,6 +42,9 @@ type Server struct {
 	conns   map[net.Conn]struct{} // guarded by mu
 	closing bool                  // guarded by mu
 	active  sync.WaitGroup        // connections being served
+	// retired: the node was removed from the cluster (Retire); every
+	// connection answers its next read with errNodeRemoved and closes.
+	retired atomic.Bool
 }
 
 // New makes the edge of a node; ctx ends when the node stops.
@@ -116,6 +119,39 @@ func (f *Server) Drain(ctx context.Context) {
 	}
 }
 
+// Retire takes a node removed from the cluster off the client path: no
+// new connections, and each open one is told why (errNodeRemoved) at its
+// next read, idle ones at once, before it closes. Connections still busy
+// after grace are closed without a word.
+func (f *Server) Retire(grace time.Duration) {
+	f.retired.Store(true)
+	f.StopAccepting()
+	f.mu.Lock()
+	for c := range f.conns {
+		_ = c.SetReadDeadline(time.Now()) // wake idle readers
+	}
+	f.mu.Unlock()
+	done := make(chan struct{})
+	go func() { f.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+	}
+	f.CloseAll()
+}
+
+// sayRetired answers errNodeRemoved once the node is retired; true if
+// it did (the caller closes the connection).
+func (f *Server) sayRetired(c net.Conn, wr *resp.Writer) bool {
+	if !f.retired.Load() {
+		return false
+	}
+	wr.WriteRaw(resp.AppendError(nil, errNodeRemoved))
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = wr.Flush()
+	return true
+}
+
 // CloseAll closes the listener and every connection, and waits until
 // their handlers have returned.
 func (f *Server) CloseAll() {
@@ -166,13 +202,15 @@ func (f *Server) handle(c net.Conn) {
 	for {
 		// Armed before the closing check, so Drain's wake-up is not lost.
 		f.awaitCommand(tc, rd.Buffered())
-		if f.isClosing() {
+		if f.sayRetired(c, wr) || f.isClosing() {
 			return
 		}
 		args, err := rd.ReadCommand()
 		cl.idleSince.Store(0)
 		if err != nil {
-			f.readFailed(tc, wr, err)
+			if !f.sayRetired(c, wr) {
+				f.readFailed(tc, wr, err)
+			}
 			return
 		}
 		batch := [][][]byte{cloneArgs(args)}

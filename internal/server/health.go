@@ -99,5 +99,5 @@ func (n *Node) markRemoved() {
 		return
 	}
 	n.log.Error("closing the client port: this node was removed from the cluster")
-	n.front.CloseAll()
+	n.front.Retire(2 * time.Second)
 }

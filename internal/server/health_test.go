@@ -128,6 +128,12 @@ func TestRemovedNodeClosesItsClientPort(t *testing.T) {
 	if err := c3.Ping(ctx5(t)).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// An idle connection is told why before it is closed.
+	raw, err := net.DialTimeout("tcp", tc.respAddr(2), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
 	if code := post(t, "http://"+tc.cfgs[0].HTTPAddr+"/v1/nodes/3/remove?force=true"); code != http.StatusOK {
 		t.Fatalf("force-remove node 3: %d", code)
 	}
@@ -141,6 +147,10 @@ func TestRemovedNodeClosesItsClientPort(t *testing.T) {
 	})
 	if err := c3.Ping(ctx5(t)).Err(); err == nil {
 		t.Fatal("a connection opened before the removal still serves")
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, _ := io.ReadAll(raw); string(b) != "-ERR this node was removed from the cluster; connect to another node\r\n" {
+		t.Fatalf("an idle client of the removed node read %q before the close", b)
 	}
 	if code, body := probe(h3, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "node removed from the cluster") {
 		t.Fatalf("/readyz of a removed node = %d %q", code, body)

@@ -377,13 +377,7 @@ func (e *Engine) failGroupWaiters(group uint64, err error) {
 }
 
 func (e *Engine) failAllWaiters(err error) {
-	e.waitMu.Lock()
-	ws := e.waiters
-	e.waiters = map[waitKey]*waiter{}
-	e.waitMu.Unlock()
-	for _, w := range ws {
-		w.ch <- result{err: err}
-	}
+	e.failWaitersOnly(err)
 	for _, r := range e.replicas {
 		r.failReads(err)
 	}

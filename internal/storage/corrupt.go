@@ -34,20 +34,8 @@ func RecordCorruption(fs vfs.FS, dir string, c Corruption) error {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	f, err := fs.Create(fs.PathJoin(dir, CorruptFile), vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return err
-	}
 	text := fmt.Sprintf("file: %s\nholds: %s\nerror: %s\n", c.Path, c.Groups, oneLine(c.Detail))
-	if _, err := io.WriteString(f, text); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return replaceFile(fs, dir, CorruptFile, []byte(text))
 }
 
 // checkCorrupt refuses a data dir that recorded a corruption.

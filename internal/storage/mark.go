@@ -49,7 +49,14 @@ func WriteMark(fs vfs.FS, dir string, entries []MarkEntry) error {
 		}
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
-	tmp := fs.PathJoin(dir, MarkFile+".tmp")
+	return replaceFile(fs, dir, MarkFile, b)
+}
+
+// replaceFile replaces dir's file name with b durably: a synced temporary
+// file renamed into place, then the directory synced, so a crash leaves
+// the old file or the new one, never a torn one.
+func replaceFile(fs vfs.FS, dir, name string, b []byte) error {
+	tmp := fs.PathJoin(dir, name+".tmp")
 	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
@@ -65,7 +72,7 @@ func WriteMark(fs vfs.FS, dir string, entries []MarkEntry) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := fs.Rename(tmp, fs.PathJoin(dir, MarkFile)); err != nil {
+	if err := fs.Rename(tmp, fs.PathJoin(dir, name)); err != nil {
 		return err
 	}
 	d, err := fs.OpenDir(dir)

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kintsu/kintsu/internal/server"
+	"github.com/kintsu/kintsu/internal/edge"
+	"github.com/kintsu/kintsu/internal/memory"
 )
 
 // byteSize is a flag holding a size in Redis's notation (64mb, 1gb).
@@ -23,7 +24,7 @@ func (b byteSize) String() string {
 }
 
 func (b byteSize) Set(s string) error {
-	n, err := server.ParseBytes(s)
+	n, err := memory.ParseBytes(s)
 	if err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func (d offDuration) Set(s string) error {
 
 // outputLimit is --client-output-buffer-limit: "HARD SOFT SECONDS", as
 // Redis's normal class.
-type outputLimit struct{ l *server.ClientLimits }
+type outputLimit struct{ l *edge.ClientLimits }
 
 func (o outputLimit) String() string {
 	if o.l == nil {
@@ -73,8 +74,8 @@ func (o outputLimit) Set(s string) error {
 	if len(f) != 3 {
 		return fmt.Errorf("%q: want HARD SOFT SECONDS, such as \"256mb 64mb 60\"", s)
 	}
-	hard, err1 := server.ParseBytes(f[0])
-	soft, err2 := server.ParseBytes(f[1])
+	hard, err1 := memory.ParseBytes(f[0])
+	soft, err2 := memory.ParseBytes(f[1])
 	secs, err3 := strconv.ParseInt(f[2], 10, 32)
 	if err := firstErr(err1, err2, err3); err != nil || secs < 0 {
 		return fmt.Errorf("%q: want HARD SOFT SECONDS, such as \"256mb 64mb 60\"", s)
@@ -99,7 +100,7 @@ func firstErr(errs ...error) error {
 }
 
 // limitFlags declares the client limits' flags, with Redis's names.
-func limitFlags(fs *flag.FlagSet, l *server.ClientLimits) {
+func limitFlags(fs *flag.FlagSet, l *edge.ClientLimits) {
 	l.QueryBufferLimit, l.QueryBufferBudget = 64<<20, 256<<20
 	l.OutputHard, l.OutputSoft, l.OutputSoftTime = 256<<20, 64<<20, time.Minute
 	l.MaxMemoryClients = 1 << 30

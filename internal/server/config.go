@@ -11,6 +11,7 @@ import (
 
 	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/diskguard"
+	"github.com/kintsu/kintsu/internal/edge"
 	"github.com/kintsu/kintsu/internal/ring"
 )
 
@@ -59,7 +60,7 @@ type Config struct {
 	// RequestTimeout bounds every client request. Default 5s.
 	RequestTimeout time.Duration
 	// Limits bound what clients can make the node hold (limits.go).
-	Limits ClientLimits
+	Limits edge.ClientLimits
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
 	// Test-only: it exists to prove the linearizability checker can fail.
 	UnsafeStaleReads bool
@@ -150,7 +151,7 @@ func (c *Config) EnsureDefaults() {
 	if c.ACLRefresh == 0 {
 		c.ACLRefresh = time.Second
 	}
-	c.Limits.ensureDefaults()
+	c.Limits.EnsureDefaults()
 }
 
 func (c *Config) ringConfig() ring.Config {
@@ -197,7 +198,7 @@ func (c *Config) Validate() error {
 	} else if c.DeadTimeout <= control.SuspectAfter*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("--dead-timeout %v must exceed %d heartbeat intervals (%v)", c.DeadTimeout, control.SuspectAfter, control.SuspectAfter*c.HeartbeatInterval))
 	}
-	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Limits.Validate()...)
 	return errors.Join(errs...)
 }
 

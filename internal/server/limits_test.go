@@ -120,34 +120,3 @@ func TestForwardedBigRepliesAreClearOrSplit(t *testing.T) {
 		}
 	}
 }
-
-func TestClientLimitsConfig(t *testing.T) {
-	for s, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "64mb": 64 << 20, "1GB": 1 << 30, "5k": 5000, "2m": 2e6} {
-		if got, err := ParseBytes(s); err != nil || got != want {
-			t.Errorf("ParseBytes(%q) = %d, %v; want %d", s, got, err, want)
-		}
-	}
-	for _, s := range []string{"", "-1", "12tb", "mb", "99999999999gb"} {
-		if _, err := ParseBytes(s); err == nil {
-			t.Errorf("ParseBytes(%q) accepted", s)
-		}
-	}
-	var l ClientLimits
-	l.ensureDefaults()
-	if errs := l.validate(); len(errs) > 0 {
-		t.Fatalf("defaults invalid: %v", errs)
-	}
-	e := l.edge(nil)
-	if e.MaxClients != 10000 || e.ClientReadTimeout != 30*time.Second || e.QueryBufferLimit != 64<<20 || e.OutputHard != 256<<20 || e.ReplyBudget != 1<<30 || e.MaxMemory != 0 {
-		t.Fatalf("default edge limits: %+v", e)
-	}
-	bad := ClientLimits{MaxClients: -1, QueryBufferLimit: 100 << 20, QueryBufferBudget: 1, OutputHard: 1, OutputSoft: 2, MaxMemoryPolicy: "allkeys-lru"}
-	if errs := bad.validate(); len(errs) != 5 {
-		t.Fatalf("want every problem reported: %v", errs)
-	}
-	off := ClientLimits{OutputHard: -1, ClientReadTimeout: -1, QueryBufferBudget: -1}
-	off.ensureDefaults()
-	if e := off.edge(nil); e.OutputHard != 0 || e.ClientReadTimeout != 0 || e.QueryBudget != 0 {
-		t.Fatalf("negative limits are off: %+v", e)
-	}
-}

@@ -195,7 +195,7 @@ func Start(cfg Config) (*Node, error) {
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
 		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n},
 		ProtectedMode: cfg.ProtectedMode, DefaultPasswordHash: pwHash,
-		Logger: n.log, Limits: cfg.Limits.edge(n.usedMemory),
+		Logger: n.log, Limits: cfg.Limits.Enforced(n.usedMemory),
 	})
 	loops = append(loops, func(ctx context.Context) { n.front.WatchUsers(ctx, cfg.ACLRefresh) })
 	if pwHash != "" {

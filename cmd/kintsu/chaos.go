@@ -33,6 +33,7 @@ func runChaos(args []string) int {
 	fs.IntVar(&cfg.Partitions, "partitions", 16, "partitions")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition")
 	fs.IntVar(&cfg.Clients, "clients", 8, "clients of the register workload, and transfer clients of the bank workload")
+	fs.BoolVar(&cfg.Secure, "secure", false, "run the cluster with certificates (TLS on every port, peers authenticated); the stranger then also holds a certificate of the cluster's CA for a non-member")
 	fs.StringVar(&cfg.Network, "network", "hooks", "hooks: nodes on loopback, links cut inside the nodes; netns: each node its own host in a network namespace, links cut by dropping packets (needs root)")
 	fs.IntVar(&cfg.BasePort, "base-port", 7100, "node i listens on base+i (RESP), base+1000+i (HTTP), base+10000+i (peers)")
 	if err := fs.Parse(args); err != nil {

@@ -174,6 +174,43 @@ func TestStrangerPasses(t *testing.T) {
 	}
 }
 
+// TestSecureStrangerPasses: on a cluster with certificates, a stranger
+// holding a certificate of the cluster's own CA for a node that is not a
+// member, and one with no certificate at all, get nowhere: every node
+// keeps running, the frames (or the handshakes) are refused, and the
+// workloads, over TLS, lose nothing.
+func TestSecureStrangerPasses(t *testing.T) {
+	const d = 12 * time.Second
+	seed := int64(1)
+	for ; ; seed++ { // a schedule with both kinds of stranger
+		kinds := map[int]bool{}
+		for _, e := range schedule(seed, []string{"stranger"}, 3, d) {
+			kinds[e.variant] = true
+		}
+		if kinds[0] && kinds[1] {
+			break
+		}
+	}
+	sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: d, Clients: 4, Seed: seed, Secure: true,
+		Nemeses: []string{"stranger"}, Workloads: []string{"register", "set"}})
+	if !sum.OK {
+		t.Fatalf("run found anomalies: %+v", sum.Anomalies)
+	}
+	withCert := false
+	for _, f := range sum.Faults {
+		t.Logf("%s: %s", f.Kind, f.Detail)
+		if strings.Contains(f.Detail, "with a certificate of the cluster's CA") {
+			withCert = true
+			if strings.Contains(f.Detail, "refused on 0 of") {
+				t.Errorf("no node logged refusing a certified non-member's frames: %s", f.Detail)
+			}
+		}
+	}
+	if !withCert {
+		t.Fatalf("no stranger held a certificate: %+v", sum.Faults)
+	}
+}
+
 // TestPlantedBugsAreCaught: each planted bug must be caught by the nemesis
 // and workload that target it. A bug is given up to three runs: catching it
 // depends on timing, and the test fails only if every run misses it.

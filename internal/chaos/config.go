@@ -36,7 +36,11 @@ type Config struct {
 	// Network: "hooks" (default) runs every node on loopback and cuts links
 	// in the nodes' transports; "netns" runs each node as its own host in a
 	// Linux network namespace and cuts links by dropping packets (root).
-	Network  string
+	Network string
+	// Secure runs the cluster with certificates (TLS on every port, peers
+	// authenticated); the stranger nemesis then also holds a certificate
+	// of the cluster's CA for a node that is not a member.
+	Secure   bool
 	Progress io.Writer // progress lines; nil = none
 }
 

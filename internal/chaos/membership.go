@@ -79,8 +79,8 @@ func (n *nemesis) rebuiltWithout(lost uint64) bool {
 
 func fetchStatus(addr string) (api.StatusJSON, error) {
 	var st api.StatusJSON
-	cl := http.Client{Timeout: 2 * time.Second}
-	resp, err := cl.Get("http://" + addr + "/v1/status")
+	cl := adminClient(2 * time.Second)
+	resp, err := cl.Get(adminURL(addr, "/v1/status"))
 	if err != nil {
 		return st, err
 	}
@@ -219,8 +219,8 @@ func (n *nemesis) boundedWait(start time.Time) time.Time {
 }
 
 func postAdmin(addr, path string) error {
-	cl := http.Client{Timeout: 5 * time.Second}
-	resp, err := cl.Post("http://"+addr+path, "", nil)
+	cl := adminClient(5 * time.Second)
+	resp, err := cl.Post(adminURL(addr, path), "", nil)
 	if err != nil {
 		return err
 	}

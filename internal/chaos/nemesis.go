@@ -333,11 +333,11 @@ func setCut(httpAddr string, to []uint64) error {
 // putFault sets one of a node's fault hooks (PUT /v1/fault/KIND).
 func putFault(httpAddr, kind string, v any) error {
 	body, _ := json.Marshal(v)
-	req, err := http.NewRequest(http.MethodPut, "http://"+httpAddr+"/v1/fault/"+kind, bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPut, adminURL(httpAddr, "/v1/fault/"+kind), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	cl := http.Client{Timeout: 2 * time.Second}
+	cl := adminClient(2 * time.Second)
 	resp, err := cl.Do(req)
 	if err != nil {
 		return err
@@ -361,12 +361,12 @@ func hurtsFrom(f Fault) int64 {
 
 // busiestLeader asks a running node which node leads most partitions.
 func (n *nemesis) busiestLeader() uint64 {
-	cl := http.Client{Timeout: time.Second}
+	cl := adminClient(time.Second)
 	for _, nd := range n.c.Nodes() {
 		if !n.c.Running(nd.ID) {
 			continue
 		}
-		resp, err := cl.Get("http://" + nd.HTTPAddr + "/v1/status")
+		resp, err := cl.Get(adminURL(nd.HTTPAddr, "/v1/status"))
 		if err != nil {
 			continue
 		}

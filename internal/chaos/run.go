@@ -62,6 +62,16 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		Binary: cfg.Binary, Nodes: cfg.Nodes, Dir: filepath.Join(cfg.Dir, "cluster"), BasePort: cfg.BasePort,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, ExtraArgs: cfg.serverArgs(),
 	}
+	if cfg.Secure {
+		certs, tc, err := secureSetup(cfg.Dir, cfg.Nodes)
+		if err != nil {
+			return Summary{}, &SetupError{err}
+		}
+		lo.CertsDir = certs
+		setTrust(tc, certs)
+		defer setTrust(nil, "")
+		say("chaos: secure: TLS on every port, certificates of a CA made for the run in %s", certs)
+	}
 	var nw *netns.Net
 	if cfg.Network == "netns" {
 		var err error

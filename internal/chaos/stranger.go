@@ -49,9 +49,11 @@ func (n *nemesis) stranger(ctx context.Context, f *Fault, claimMember bool, leng
 	if err != nil {
 		return err
 	}
-	as := uint64(99)
-	if claimMember {
-		as = f.Node
+	as := uint64(strangerID)
+	certs := runCerts()
+	withCert := certs != "" && !claimMember
+	if claimMember && certs == "" {
+		as = f.Node // under --insecure a member's name is as good as any
 	}
 	args := n.c.Args(via)
 	parts := flagValue(args, "--partitions")
@@ -61,11 +63,25 @@ func (n *nemesis) stranger(ctx context.Context, f *Fault, claimMember bool, leng
 	logs := n.logSizes()
 	pctx, cancel := context.WithTimeout(ctx, length+strangerGrace)
 	defer cancel()
-	cmd := exec.CommandContext(pctx, args[0], "stranger", "--peers", strings.Join(peers, ","), "--cluster-id", st.ClusterID,
-		"--as", strconv.FormatUint(as, 10), "--partitions", parts, "--duration", length.String(), "--seed", strconv.FormatUint(seed, 10))
+	sargs := []string{"stranger", "--peers", strings.Join(peers, ","), "--cluster-id", st.ClusterID,
+		"--as", strconv.FormatUint(as, 10), "--partitions", parts, "--duration", length.String(), "--seed", strconv.FormatUint(seed, 10)}
+	how := "without a certificate"
+	refusal := "refused a peer's raft message"
+	switch {
+	case withCert:
+		// A certificate of the cluster's own CA, for a node that is not a
+		// member: it gets through TLS, and must get nowhere after it.
+		sargs = append(sargs, "--certs-dir", strangerCerts(certs))
+		how = "with a certificate of the cluster's CA"
+	case certs != "":
+		refusal = "TLS handshake failed" // plaintext against TLS: no way in
+	default:
+		how = "on an insecure cluster"
+	}
+	cmd := exec.CommandContext(pctx, args[0], sargs...)
 	f.StartMS = n.rec.nowMS()
 	f.Node = 0
-	n.log("stranger: a peer claiming to be node %d floods every node's peer port for %v", as, length.Round(time.Millisecond))
+	n.log("stranger: a peer claiming to be node %d, %s, floods every node's peer port for %v", as, how, length.Round(time.Millisecond))
 	out, err := cmd.Output()
 	f.EndMS = n.rec.nowMS()
 	if err != nil {
@@ -77,8 +93,8 @@ func (n *nemesis) stranger(ctx context.Context, f *Fault, claimMember bool, leng
 			exited = append(exited, strconv.FormatUint(id, 10))
 		}
 	}
-	refused := n.logsSince(logs, "refused a peer's raft message")
-	f.Detail = fmt.Sprintf("claiming node %d: %s; refused on %d of %d nodes", as, strings.TrimSpace(string(out)), len(refused), len(logs))
+	refused := n.logsSince(logs, refusal)
+	f.Detail = fmt.Sprintf("claiming node %d %s: %s; refused on %d of %d nodes", as, how, strings.TrimSpace(string(out)), len(refused), len(logs))
 	if len(exited) > 0 {
 		f.Detail += "; node(s) " + strings.Join(exited, ", ") + " EXITED"
 	}

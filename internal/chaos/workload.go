@@ -62,6 +62,7 @@ func (cs *clients) client(n launcher.NodeInfo) *redis.Client {
 			// Honour each operation's context deadline (go-redis ignores it
 			// otherwise), so a probe gives up on a paused node in time.
 			ContextTimeoutEnabled: true,
+			TLSConfig:             clientTLS(), // nil: plaintext
 		})
 		cs.by[n.ID] = cl
 	}

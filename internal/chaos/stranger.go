@@ -14,16 +14,22 @@ import (
 // every node's peer port for the fault's length: heartbeats and votes with
 // terms near 2^64, "your replica was removed" notices, leader messages to
 // newer replica ids, appends that do not fit, random messages. It claims
-// to be node 99, a non-member, or (variant) one of the members — under
-// --insecure nothing vouches for a sender, so a member's name is as good
-// as any. Every node must keep running and serving, no replica may be
-// destroyed, and nothing acknowledged may be lost (the run's checks); the
-// detail counts the nodes that logged refusing its frames.
+// to be node 99, which is not a member; on a secure run (variant) it holds
+// a certificate of the cluster's CA for node 99, or none. Every node must
+// keep running and serving, no replica may be destroyed, and nothing
+// acknowledged may be lost (the run's checks); the detail counts the nodes
+// that logged refusing its frames.
+//
+// It never claims a member's name: under --insecure nothing vouches for a
+// sender, so a stranger in a member's name is that member lying, and raft
+// is not Byzantine-tolerant. (Such a one can, for instance, create empty
+// replicas with made-up ids that stand in the way of later re-replication
+// onto that node; it cannot make a node lose data.)
 
 // strangerGrace bounds the stranger process beyond its own duration.
 const strangerGrace = 15 * time.Second
 
-func (n *nemesis) stranger(ctx context.Context, f *Fault, claimMember bool, length time.Duration, seed uint64) error {
+func (n *nemesis) stranger(ctx context.Context, f *Fault, noCert bool, length time.Duration, seed uint64) error {
 	if n.net != nil {
 		return errors.New("stranger needs --network hooks (it runs on loopback)")
 	}
@@ -51,10 +57,7 @@ func (n *nemesis) stranger(ctx context.Context, f *Fault, claimMember bool, leng
 	}
 	as := uint64(strangerID)
 	certs := runCerts()
-	withCert := certs != "" && !claimMember
-	if claimMember && certs == "" {
-		as = f.Node // under --insecure a member's name is as good as any
-	}
+	withCert := certs != "" && !noCert
 	args := n.c.Args(via)
 	parts := flagValue(args, "--partitions")
 	if parts == "" {

@@ -65,6 +65,13 @@ type Config struct {
 	// off. MarkFS is its file system (nil: the real one).
 	DataDir string
 	MarkFS  vfs.FS
+	// IsMember says whether a node is a member of the cluster (the
+	// metadata's registry, as this node last read it). A replica is
+	// created for a leader's message only when the sending node is one: a
+	// certified node that never joined must not leave empty replicas with
+	// made-up ids behind, which would stand in the way of the replicas
+	// placement adds here later. nil: any sender.
+	IsMember func(node uint64) bool
 	// Apply evaluates committed commands. Required.
 	Apply ApplyFunc
 	// Classify looks committed commands up for Apply and deduplication.

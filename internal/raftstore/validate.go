@@ -299,6 +299,10 @@ func (e *Engine) newMember(r *replica, env Envelope) bool {
 
 // canCreate reports whether a replica may be created for env's leader.
 func (e *Engine) canCreate(env Envelope) bool {
+	if e.cfg.IsMember != nil && !e.cfg.IsMember(env.From) {
+		e.refuse(env, "a leader's message from a node that is not a member")
+		return false
+	}
 	empty := 0
 	for _, r := range e.replicas {
 		if r.applied.Index == 0 {

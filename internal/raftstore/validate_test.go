@@ -396,3 +396,24 @@ func TestEmptyReplicasBounded(t *testing.T) {
 	keys := 0
 	c.checkServing(t, 0, &keys)
 }
+
+// A leader's message from a node that is not a member of the cluster
+// creates no replica: a certified stranger must not leave empty replicas
+// with made-up ids behind, which would stand in the way of the replicas
+// placement adds later. A member's still does.
+func TestNoReplicaForANonMembersLeaderMessage(t *testing.T) {
+	c := newCluster(t, 3, 1, func(cfg *raftstore.Config) {
+		cfg.IsMember = func(node uint64) bool { return node >= 1 && node <= 3 }
+	})
+	n := c.nodes[1]
+	n.eng.HandleRaft([]raftstore.Envelope{{Group: 500, From: 99, Msg: msg(pb.MsgHeartbeat, 2, 12, 1)}})
+	barrier(t, n, 0)
+	if got := len(n.eng.Status()); got != 1 {
+		t.Fatalf("%d replicas after a non-member's leader message, want 1 (the group's own)", got)
+	}
+	n.eng.HandleRaft([]raftstore.Envelope{{Group: 501, From: 2, Msg: msg(pb.MsgHeartbeat, 2, 5, 1)}})
+	barrier(t, n, 0)
+	if got := len(n.eng.Status()); got != 2 {
+		t.Fatalf("%d replicas after a member's leader message, want 2", got)
+	}
+}

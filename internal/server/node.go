@@ -151,11 +151,14 @@ func Start(cfg Config) (*Node, error) {
 		UnsafeStaleReads: cfg.UnsafeStaleReads,
 		StallTimeout:     cfg.StallTimeout,
 		DataDir:          cfg.DataDir,
-		Apply:            applyEntry,
-		Classify:         statemachine.Classify,
-		Logger:           n.log,
-		Metrics:          n.metrics,
-		Clock:            n.clock,
+		// The map is built before the engine starts and before peers'
+		// messages are served; nil only while the node starts.
+		IsMember: func(node uint64) bool { return n.cmap == nil || n.cmap.Current().IsMember(node) },
+		Apply:    applyEntry,
+		Classify: statemachine.Classify,
+		Logger:   n.log,
+		Metrics:  n.metrics,
+		Clock:    n.clock,
 	}, n.db, n.tr)
 	if err != nil {
 		return nil, err

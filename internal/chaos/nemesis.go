@@ -78,8 +78,11 @@ type nemesis struct {
 	// Only the nemesis goroutine writes them, before heal reads them.
 	retired    map[uint64]bool
 	replacedBy map[uint64]uint64
-	log        func(format string, args ...any)
-	active     atomic.Pointer[string] // the fault in progress, for the progress line
+	// moves: the run's nemeses make placement move replicas (lose,
+	// replace), so replicas are removed by the cluster itself at any time.
+	moves  bool
+	log    func(format string, args ...any)
+	active atomic.Pointer[string] // the fault in progress, for the progress line
 }
 
 // activeFault names the fault in progress, "" when calm.

@@ -121,7 +121,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	// even when only the register workload is checked.
 	set.run(wctx, cs, rec, cfg.Seed, &wg)
 	done := make(chan struct{})
-	nem := &nemesis{c: c, net: nw, rec: rec, end: rec.start.Add(cfg.Duration), retired: map[uint64]bool{}, replacedBy: map[uint64]uint64{}, log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
+	nem := &nemesis{c: c, net: nw, rec: rec, end: rec.start.Add(cfg.Duration), retired: map[uint64]bool{}, replacedBy: map[uint64]uint64{},
+		moves: slices.Contains(cfg.Nemeses, "lose") || slices.Contains(cfg.Nemeses, "replace"), log: func(f string, a ...any) { say("  %6.1fs  "+f, append([]any{time.Since(rec.start).Seconds()}, a...)...) }}
 	go progress(rec, nem, cfg.Duration, say, done)
 
 	faults := nem.run(ctx, schedule(cfg.Seed, cfg.Nemeses, cfg.Nodes, cfg.Duration))

@@ -96,14 +96,20 @@ func (n *nemesis) stranger(ctx context.Context, f *Fault, noCert bool, length ti
 			exited = append(exited, strconv.FormatUint(id, 10))
 		}
 	}
-	refused := n.logsSince(logs, refusal)
-	f.Detail = fmt.Sprintf("claiming node %d %s: %s; refused on %d of %d nodes", as, how, strings.TrimSpace(string(out)), len(refused), len(logs))
+	refused := 0
+	for _, id := range n.logsSince(logs, refusal) {
+		if running[id] {
+			refused++
+		}
+	}
+	f.Detail = fmt.Sprintf("claiming node %d %s: %s; refused on %d of %d nodes", as, how, strings.TrimSpace(string(out)), refused, len(running))
 	if len(exited) > 0 {
 		f.Detail += "; node(s) " + strings.Join(exited, ", ") + " EXITED"
 	}
-	// Nothing else changes membership while it runs: a replica deleted
-	// now was deleted on the stranger's word.
-	if gone := n.logsSince(logs, "replica removed from this node"); len(gone) > 0 {
+	// Unless placement is moving replicas (lose, replace), nothing else
+	// removes one while it runs: a replica deleted now was deleted on the
+	// stranger's word. (Either way, the run's checks catch any loss.)
+	if gone := n.logsSince(logs, "replica removed from this node"); len(gone) > 0 && !n.moves {
 		f.Detail += fmt.Sprintf("; a replica was DESTROYED on node(s) %v", gone)
 	}
 	n.log("stranger: %s", f.Detail)

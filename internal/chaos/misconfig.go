@@ -116,7 +116,13 @@ func (n *nemesis) misconfigRestart(ctx context.Context, f *Fault) error {
 	if p, err := strconv.Atoi(flagValue(args, "--partitions")); err == nil {
 		parts = p
 	}
-	wrong := setFlag(args, "--partitions", strconv.Itoa(parts*2))
+	// A node that joined (--join) learns the cluster's shape from its data
+	// dir and ignores --partitions; give it another node's id instead.
+	wrong, what := setFlag(args, "--partitions", strconv.Itoa(parts*2)), fmt.Sprintf("--partitions %d", parts*2)
+	if flagValue(args, "--initial-cluster") == "" {
+		id := strconv.FormatUint(f.Node+1000, 10)
+		wrong, what = setFlag(args, "--id", id), "--id "+id
+	}
 	if err := n.c.Kill(f.Node); err != nil {
 		return err
 	}
@@ -127,11 +133,13 @@ func (n *nemesis) misconfigRestart(ctx context.Context, f *Fault) error {
 	var exit *exec.ExitError
 	switch {
 	case pctx.Err() != nil:
-		f.Detail = fmt.Sprintf("node %d with --partitions %d over its data dir was NOT refused (still running after %v)", f.Node, parts*2, misconfigStartTimeout)
-	case errors.As(err, &exit) && strings.Contains(string(out), "contradict"):
-		f.Detail = fmt.Sprintf("node %d with --partitions %d over its data dir: refused to start", f.Node, parts*2)
+		f.Detail = fmt.Sprintf("node %d with %s over its data dir was NOT refused (still running after %v)", f.Node, what, misconfigStartTimeout)
+	case errors.As(err, &exit):
+		// Refused: the flags contradict the data dir (or, on a secure run,
+		// the certificate names another node).
+		f.Detail = fmt.Sprintf("node %d with %s over its data dir: refused to start (%.120s)", f.Node, what, lastLine(out))
 	default:
-		f.Detail = fmt.Sprintf("node %d with --partitions %d over its data dir: NOT refused as expected (%v): %.200s", f.Node, parts*2, err, out)
+		f.Detail = fmt.Sprintf("node %d with %s over its data dir: NOT refused as expected (%v): %.200s", f.Node, what, err, out)
 	}
 	n.log("misconfig: %s", f.Detail)
 	f.EndMS = n.rec.nowMS()
@@ -214,4 +222,11 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// lastLine is the last non-empty line of a process's output, where its
+// refusal is.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
 }

@@ -62,6 +62,9 @@ const (
 	codeReadFailed               // a read could not be served (payload: text)
 	// 7 and 8 are codeNotRun and codeTooLarge (replies.go).
 	codeNoSpace byte = 9 // the leader's disk is almost full, refused before proposing (payload: text)
+	// codeStorageFailed: the serving replica's storage failed a read
+	// (payload: text); not retried, unlike codeReadFailed.
+	codeStorageFailed byte = 10
 )
 
 var (
@@ -161,7 +164,7 @@ type outcome struct {
 func (o outcome) encode() []byte {
 	e := codec.Encoder(nil).Byte(o.code)
 	switch o.code {
-	case codeOK, codeReadFailed, codeNoSpace:
+	case codeOK, codeReadFailed, codeNoSpace, codeStorageFailed:
 		e = e.Raw(o.reply)
 	case codeNotLeader, codeTooLarge:
 		e = e.Uvarint(o.hint)
@@ -175,7 +178,7 @@ func decodeOutcome(b []byte) (outcome, error) {
 	d := codec.NewDecoder(b)
 	o := outcome{code: d.Byte()}
 	switch o.code {
-	case codeOK, codeReadFailed, codeNoSpace:
+	case codeOK, codeReadFailed, codeNoSpace, codeStorageFailed:
 		o.reply = d.Raw(d.Len())
 	case codeNotLeader, codeTooLarge:
 		o.hint = d.Uvarint()

@@ -52,11 +52,12 @@ func TestForwardEncodingGolden(t *testing.T) {
 		{code: codeNotRun},
 		{code: codeTooLarge, hint: 300},
 		{code: codeNoSpace, reply: []byte("full")},
+		{code: codeStorageFailed, reply: []byte("io")},
 	}
 	// Every code is its own byte: two features once both took 7.
-	wantOuts := "0b" + "06" + "00" + "2b4f4b0d0a" + "03" + "01" + "ac02" + "02" + "01" + "00" +
+	wantOuts := "0c" + "06" + "00" + "2b4f4b0d0a" + "03" + "01" + "ac02" + "02" + "01" + "00" +
 		"01" + "02" + "01" + "03" + "01" + "04" + "01" + "05" + "05" + "06" + "626f6f6d" +
-		"01" + "07" + "03" + "08" + "ac02" + "05" + "09" + "66756c6c"
+		"01" + "07" + "03" + "08" + "ac02" + "05" + "09" + "66756c6c" + "03" + "0a" + "696f"
 	if got := hex.EncodeToString(encodeOutcomes(outs)); got != wantOuts {
 		t.Fatalf("outcomes encoded\n%s\nwant\n%s", got, wantOuts)
 	}

@@ -304,9 +304,9 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([
 			}
 			return repeatOutcome(outcome{code: codeReadFailed}, len(rest)), true
 		})
-		if outs[0].code == codeReadFailed && len(outs[0].reply) > 0 {
+		if outs[0].code == codeStorageFailed {
 			// The serving replica's storage failed: not a reason to
-			// retry it (an empty payload is a failed call, retried).
+			// retry it.
 			fillErrs(errs[from:], &failure.EngineError{Msg: string(outs[0].reply)})
 			return replies, errs
 		}
@@ -449,7 +449,7 @@ func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte, 
 		}
 		outs, err := r.localReads(group, cmds, lim)
 		if err != nil {
-			return repeatOutcome(outcome{code: codeReadFailed, reply: []byte(err.Error())}, len(cmds))
+			return repeatOutcome(outcome{code: codeStorageFailed, reply: []byte(err.Error())}, len(cmds))
 		}
 		if r.eng.CutGen(group) == gen {
 			return outs

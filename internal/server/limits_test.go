@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -58,22 +59,33 @@ func TestForwardedBigRepliesAreClearOrSplit(t *testing.T) {
 	// leadership to it meanwhile, ask again through a node that follows.
 	var err error
 	var took time.Duration
+	tooLarge := func(err error) bool {
+		return err != nil && strings.HasPrefix(err.Error(), "ERR reply of ") && strings.Contains(err.Error(), "bytes or more is too large")
+	}
 	for try := 0; ; try++ {
 		begin := time.Now()
-		err = rdb.MGet(ctx5(t), keys...).Err()
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		err = rdb.MGet(ctx, keys...).Err()
+		cancel()
 		took = time.Since(begin)
 		lead := tc.nodes[follower].eng.Leader(g)
-		if lead != tc.nodes[follower].cfg.NodeID {
+		if lead != tc.nodes[follower].cfg.NodeID && (tooLarge(err) || try == 3) {
 			break
 		}
+		// An election on the loaded machine (-race, 2 cores) can leave
+		// the partition leaderless for a while, or give it to the node
+		// asked: ask again.
 		if try == 3 {
 			t.Fatalf("node %d kept taking the partition's leadership", lead)
+		}
+		if lead != tc.nodes[follower].cfg.NodeID {
+			continue // the same follower, again
 		}
 		follower = (follower + 1) % len(tc.nodes)
 		rdb.Close()
 		rdb = redis.NewClient(&redis.Options{Addr: tc.respAddr(follower), ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
 	}
-	if err == nil || !strings.HasPrefix(err.Error(), "ERR reply of ") || !strings.Contains(err.Error(), "bytes or more is too large") {
+	if !tooLarge(err) {
 		t.Fatalf("forwarded MGET of 144 MiB: %v", err)
 	}
 	// The error text is the check (it used to be a CLUSTERDOWN after the

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -67,6 +68,8 @@ func (n *Node) checkCaller(ctx context.Context, method string) error {
 	if !ok || n.cmap.Current().IsMember(node) {
 		return nil
 	}
-	n.tr.LogRefusal(fmt.Sprint("non-member ", node), "refusing a peer call from a node that is not a member", "peer-node", node, "method", fmt.Sprintf("%.8q", method))
+	// WARN, not ERROR: a node that has just joined is refused until this
+	// node's map has its record (about a second), and retries.
+	n.tr.LogRefusal(slog.LevelWarn, fmt.Sprint("non-member ", node), "refusing a peer call from a node that is not a member", "peer-node", node, "method", fmt.Sprintf("%.8q", method))
 	return status.Errorf(codes.PermissionDenied, "node %d is not a member of this cluster", node)
 }

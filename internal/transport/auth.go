@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -216,6 +217,10 @@ const (
 )
 
 func (r *refusalLog) log(t *Transport, key, msg string, attrs ...any) {
+	r.logAt(t, slog.LevelError, key, msg, attrs...)
+}
+
+func (r *refusalLog) logAt(t *Transport, level slog.Level, key, msg string, attrs ...any) {
 	now := time.Now()
 	r.mu.Lock()
 	if r.last == nil || len(r.last) >= maxRefusalKinds {
@@ -227,12 +232,12 @@ func (r *refusalLog) log(t *Transport, key, msg string, attrs ...any) {
 	}
 	r.last[key] = now
 	r.mu.Unlock()
-	t.log.Error(msg, attrs...)
+	t.log.Log(context.Background(), level, msg, attrs...)
 }
 
-// LogRefusal logs, at ERROR and at most once per refusalEvery for each
+// LogRefusal logs, at level and at most once per refusalEvery for each
 // key, that a peer was refused: for the refusals of call handlers, which a
 // refused peer retries many times a second.
-func (t *Transport) LogRefusal(key, msg string, attrs ...any) {
-	t.refusals.log(t, "handler "+key, msg, attrs...)
+func (t *Transport) LogRefusal(level slog.Level, key, msg string, attrs ...any) {
+	t.refusals.logAt(t, level, "handler "+key, msg, attrs...)
 }

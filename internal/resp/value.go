@@ -139,6 +139,11 @@ func replyLine(b []byte) ([]byte, int, error) {
 // ERR or WRONGTYPE) and the rest of its text; ok is false for any other
 // reply.
 func ErrorReply(b []byte) (code, msg string, ok bool) {
+	if len(b) == 0 || b[0] != '-' {
+		// Decided on one byte: a transaction operation's reply may be a
+		// large array, not worth parsing to learn it is no error.
+		return "", "", false
+	}
 	v, _, err := ParseValue(b)
 	if err != nil || v.Kind != '-' {
 		return "", "", false

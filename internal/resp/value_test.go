@@ -185,3 +185,16 @@ func TestParseValueHugeDeclaredLengths(t *testing.T) {
 		t.Fatalf("10000 empty statuses: %d elements, %d bytes, %v", len(v.Array), n, err)
 	}
 }
+
+// ErrorReply splits an error reply into its code and text, and says no to
+// anything else (a large array included) without parsing it.
+func TestErrorReply(t *testing.T) {
+	if code, msg, ok := ErrorReply([]byte("-ERR storage failure\r\n")); !ok || code != "ERR" || msg != "storage failure" {
+		t.Fatalf("error reply: %q %q %v", code, msg, ok)
+	}
+	for _, b := range []string{"", "+OK\r\n", ":1\r\n", "*2\r\n$1\r\na\r\n$1\r\nb\r\n", "-ERR torn"} {
+		if _, _, ok := ErrorReply([]byte(b)); ok {
+			t.Errorf("%q taken for an error reply", b)
+		}
+	}
+}

@@ -51,6 +51,9 @@ type Config struct {
 	Rate int
 }
 
+// maxRate bounds Config.Rate: the ticker's period must stay above zero.
+const maxRate = 100_000
+
 // metaGroup is the metadata raft group's id (statemachine.MetaGroup).
 const metaGroup = 1 << 32
 
@@ -68,6 +71,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Report, error) {
 	if cfg.Rate <= 0 {
 		cfg.Rate = 200
 	}
+	cfg.Rate = min(cfg.Rate, maxRate)
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = 16
 	}

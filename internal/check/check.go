@@ -49,6 +49,7 @@ type RegisterOutput struct {
 // History records operations concurrently.
 type History struct {
 	start time.Time
+	clock func() int64 // nil: time since start
 	mu    sync.Mutex
 	ops   []porcupine.Operation // guarded by mu
 }
@@ -56,8 +57,17 @@ type History struct {
 // NewHistory starts an empty history; timestamps count from now.
 func NewHistory() *History { return &History{start: time.Now()} }
 
+// NewHistoryAt returns a history stamped by clock, which must never go
+// back (a simulator's time): porcupine needs only ordered integers.
+func NewHistoryAt(clock func() int64) *History { return &History{clock: clock} }
+
 // Now is the history's monotonic clock, for Call and Return stamps.
-func (h *History) Now() int64 { return int64(time.Since(h.start)) }
+func (h *History) Now() int64 {
+	if h.clock != nil {
+		return h.clock()
+	}
+	return int64(time.Since(h.start))
+}
 
 // Ok records a completed operation.
 func (h *History) Ok(client int, in RegisterInput, out RegisterOutput, call, ret int64) {

@@ -9,6 +9,10 @@
 //   - Without a skew, Now is time.Now and Period(d) is d.
 //   - A skew never makes Period return less than a millisecond or more
 //     than a minute, whatever rate it is given: a timer stays a timer.
+//   - A manual clock (NewManual) moves only when told (Set, Advance): the
+//     simulator's nodes read simulated time through it, so nothing on
+//     the replication engine's path reads the machine's time directly
+//     (a lint test in internal/raftstore keeps it so).
 //   - Safety must not depend on the clock: raft orders everything by log
 //     index and term, never by time. A skewed node may campaign too early
 //     or heartbeat too late (PreVote and CheckQuorum absorb that); it must
@@ -33,6 +37,8 @@ const (
 // Clock is safe for concurrent use.
 type Clock struct {
 	mu      sync.Mutex
+	manual  bool      // time is base, moved by Set and Advance
+	base    time.Time // a manual clock's time, before the skew
 	offset  time.Duration
 	rate    float64
 	changed chan struct{} // closed and replaced on every Skew
@@ -41,11 +47,42 @@ type Clock struct {
 // New returns a clock that follows real time.
 func New() *Clock { return &Clock{rate: 1, changed: make(chan struct{})} }
 
-// Now is the node's wall time: real time shifted by the skew's offset.
+// NewManual returns a clock that shows start and moves only by Set and
+// Advance: a simulated node's time.
+func NewManual(start time.Time) *Clock {
+	return &Clock{manual: true, base: start, rate: 1, changed: make(chan struct{})}
+}
+
+// Now is the node's wall time: real (or, on a manual clock, simulated)
+// time shifted by the skew's offset.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.manual {
+		return c.base.Add(c.offset)
+	}
 	return time.Now().Add(c.offset)
+}
+
+// Set moves a manual clock to t (before the skew); time never goes back
+// through Set, so an earlier t is ignored. It panics on a real clock.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.manual {
+		panic("clock: Set on a real clock")
+	}
+	if t.After(c.base) {
+		c.base = t
+	}
+}
+
+// Advance moves a manual clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	t := c.base.Add(max(d, 0))
+	c.mu.Unlock()
+	c.Set(t)
 }
 
 // Period is how long, in real time, an interval of d lasts on this clock:

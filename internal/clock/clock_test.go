@@ -53,3 +53,25 @@ func TestSkew(t *testing.T) {
 		t.Fatalf("period above a minute: %v", got)
 	}
 }
+
+func TestManualClockMovesOnlyWhenTold(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	c := NewManual(start)
+	if got := c.Now(); !got.Equal(start) {
+		t.Fatalf("Now = %v, want %v", got, start)
+	}
+	c.Advance(1500 * time.Millisecond)
+	if got := c.Now(); !got.Equal(start.Add(1500 * time.Millisecond)) {
+		t.Fatalf("after Advance: %v", got)
+	}
+	c.Set(start) // never backwards
+	if got := c.Now(); !got.Equal(start.Add(1500 * time.Millisecond)) {
+		t.Fatalf("Set went back: %v", got)
+	}
+	if err := c.Skew(time.Second, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Now(); !got.Equal(start.Add(2500 * time.Millisecond)) {
+		t.Fatalf("skewed: %v", got)
+	}
+}

@@ -68,7 +68,7 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit applied state: %w", err)
 	}
-	now := time.Now()
+	now := e.now()
 	for _, rr := range readies {
 		rr.r.appliedCommitted()
 		e.releaseCuts(rr.r, now)

@@ -184,7 +184,7 @@ func (e *Engine) takeCut(b *pebble.Batch, r *replica) (*pebble.Batch, error) {
 	}
 	b.Close()
 	e.cuts.add(r.group, id, r.applied.Index, e.db.NewSnapshot())
-	r.hold.start(id, r.applied.Index, time.Now().Add(lease))
+	r.hold.start(id, r.applied.Index, e.now().Add(lease))
 	e.cfg.Logger.Info("cut", "group", r.group, "cut", id, "index", r.applied.Index)
 	return e.db.NewIndexedBatch(), nil
 }
@@ -215,7 +215,7 @@ func (e *Engine) releaseCuts(r *replica, now time.Time) {
 		e.answer(a.key, a.res)
 	}
 	for _, rq := range reads {
-		rq.ch <- nil
+		rq.done(nil)
 	}
 }
 
@@ -303,6 +303,7 @@ type cutSnap struct {
 }
 
 type cutRegistry struct {
+	now  func() time.Time // the node's clock; set before first use
 	mu   sync.Mutex
 	cuts map[cutKey]*cutSnap // guarded by mu
 }
@@ -321,8 +322,8 @@ func (s *cutRegistry) add(group uint64, id string, index uint64, snap *pebble.Sn
 	for len(s.cuts) >= maxCuts {
 		var oldest cutKey
 		var t time.Time
-		for k, c := range s.cuts {
-			if t.IsZero() || c.made.Before(t) {
+		for k, c := range s.cuts { // ties broken by key: the same cut goes whatever the map's order
+			if t.IsZero() || c.made.Before(t) || (c.made.Equal(t) && cutKeyLess(k, oldest)) {
 				oldest, t = k, c.made
 			}
 		}
@@ -330,7 +331,7 @@ func (s *cutRegistry) add(group uint64, id string, index uint64, snap *pebble.Sn
 		delete(s.cuts, oldest)
 		s.releaseLocked(c)
 	}
-	now := time.Now()
+	now := s.now()
 	s.cuts[k] = &cutSnap{snap: snap, index: index, refs: 1, made: now, used: now}
 }
 
@@ -342,14 +343,14 @@ func (s *cutRegistry) acquire(group uint64, id string) *cutSnap {
 		return nil
 	}
 	c.refs++
-	c.used = time.Now()
+	c.used = s.now()
 	return c
 }
 
 func (s *cutRegistry) release(c *cutSnap) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.used = time.Now()
+	c.used = s.now()
 	s.releaseLocked(c)
 }
 
@@ -422,4 +423,11 @@ func (w *Writer) Clear() error {
 	}
 	w.r.applied.Keys = 0
 	return nil
+}
+
+func cutKeyLess(a, b cutKey) bool {
+	if a.group != b.group {
+		return a.group < b.group
+	}
+	return a.id < b.id
 }

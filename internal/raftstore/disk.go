@@ -151,7 +151,7 @@ func (e *Engine) failWaitersOnly(err error) {
 	ws := e.waiters
 	e.waiters = map[waitKey]*waiter{}
 	e.waitMu.Unlock()
-	for _, w := range ws {
-		w.ch <- result{err: err}
+	for _, k := range sortedWaitKeys(ws) {
+		ws[k].deliver(result{err: err})
 	}
 }

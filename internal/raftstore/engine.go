@@ -3,8 +3,12 @@ package raftstore
 import (
 	"cmp"
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -43,7 +47,8 @@ type Engine struct {
 	outSnaps snapshotRegistry
 	cuts     cutRegistry
 	fatal    atomic.Pointer[error]
-	guard    peerGuard // loop only
+	guard    peerGuard  // loop only
+	rng      *rand.Rand // loop only
 	started  atomic.Bool
 	disk     diskState   // disk.go
 	mark     durableMark // mark.go
@@ -62,10 +67,14 @@ type result struct {
 	err   error
 }
 
+// A waiter is called exactly once: by whoever removes it from the
+// waiter table (answer, a failure, or its proposer giving up).
 type waiter struct {
 	group uint64
-	ch    chan result // buffered(1); exactly one send
+	fn    func(result)
 }
+
+func (w *waiter) deliver(res result) { w.fn(res) }
 
 // New creates an engine over db. Replicas are added with AddReplica before
 // Start.
@@ -87,7 +96,14 @@ func New(cfg Config, db *pebble.DB, tr Transport) (*Engine, error) {
 	e.over = make(chan struct{})
 	e.disk.stalled = make(chan struct{})
 	e.in.reset()
-	e.outSnaps.init()
+	e.outSnaps.init(e.now)
+	e.cuts.now = e.now
+	// The loop's own randomness (removal-probe nonces) is seeded from
+	// crypto/rand, as raft's election jitter is: a simulator that seeds
+	// crypto/rand replays both.
+	var seed [16]byte
+	_, _ = crand.Read(seed[:])
+	e.rng = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	e.publishGroups()
 	return e, nil
 }
@@ -207,11 +223,7 @@ func (e *Engine) KeyCount(group uint64) int64 {
 // without waiting out an election timeout; PreVote keeps this from
 // disturbing a healthy leader.
 func (e *Engine) Start() {
-	for _, r := range e.replicas {
-		if len(r.desc.Replicas) > 0 && r.desc.Replicas[0].ID == r.id {
-			_ = r.rn.Campaign()
-		}
-	}
+	e.campaignPreferred()
 	e.started.Store(true)
 	go e.run()
 	go e.watchStall()
@@ -219,6 +231,55 @@ func (e *Engine) Start() {
 		e.mark.done = make(chan struct{})
 		go e.runMark()
 	}
+}
+
+func (e *Engine) campaignPreferred() {
+	for _, r := range e.replicas {
+		if len(r.desc.Replicas) > 0 && r.desc.Replicas[0].ID == r.id {
+			_ = r.rn.Campaign()
+		}
+	}
+}
+
+// StartDriven readies the engine to be run by its caller instead of its
+// own goroutines: the campaigns of Start, and nothing else. The caller
+// then calls Tick for every raft tick and Step until it reports no more
+// work; nothing runs in between (a deterministic simulator steps many
+// engines from one goroutine this way). Neither the stall watcher nor
+// the durability mark (mark.go) runs in this mode. Stop ends it.
+func (e *Engine) StartDriven() {
+	e.campaignPreferred()
+	e.progress.mark()
+}
+
+// Tick advances the engine's raft clock by one tick at the next cycle
+// (driven mode; the loop of Start ticks by itself).
+func (e *Engine) Tick() { e.in.setTick() }
+
+// Step runs one cycle of the loop, in driven mode: everything queued
+// since the last cycle (messages, proposals, reads, a tick) is taken in,
+// persisted, sent and applied. It reports whether some group already has
+// more work. A storage failure or a panic fences the engine as it does
+// the loop of Start: every waiter is answered, and the error is returned
+// now and by Err.
+func (e *Engine) Step() (more bool, err error) {
+	if err := e.Err(); err != nil {
+		return false, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in engine loop: %v\n%s", p, debug.Stack())
+		}
+		if err != nil {
+			e.setFatal(err)
+			e.failAllWaiters(ErrStopped)
+			e.closeOver()
+			err = e.Err()
+		}
+	}()
+	more, err = e.cycle()
+	e.progress.mark()
+	return more, err
 }
 
 // Stop ends the loop and fails everything still waiting.
@@ -237,6 +298,9 @@ func (e *Engine) Stop() {
 	e.failAllWaiters(ErrStopped)
 	e.outSnaps.closeAll()
 	e.cuts.drop(func(cutKey) bool { return true })
+	if !e.started.Load() {
+		e.closeOver() // driven, or never started: no loop closes it
+	}
 }
 
 // Done is closed when the loop has exited (Stop, or a fatal error) or the
@@ -252,6 +316,11 @@ func (e *Engine) Err() error {
 	}
 	return nil
 }
+
+// now is the node's time, from its clock: everything the loop times
+// (leases, snapshot reuse, removal probes) reads it here, never the
+// machine's clock, so a simulator can drive it (lint_test.go).
+func (e *Engine) now() time.Time { return e.cfg.Clock.Now() }
 
 func (e *Engine) notify() {
 	select {
@@ -269,72 +338,100 @@ func (e *Engine) Propose(ctx context.Context, group uint64, req *Request) ([]byt
 
 // ProposeMany replicates reqs on group in order (they are queued together,
 // so they land in the log in this order) and returns each reply or error.
+// It is ProposeAsync and a wait.
 func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request) ([][]byte, []error) {
 	replies, errs := make([][]byte, len(reqs)), make([]error, len(reqs))
-	fail := func(err error) ([][]byte, []error) {
-		for i := range errs {
-			errs[i] = err
+	answered := make(chan struct{}, len(reqs))
+	cancel := e.ProposeAsync(group, reqs, func(i int, reply []byte, err error) {
+		replies[i], errs[i] = reply, err
+		answered <- struct{}{}
+	})
+	for n := 0; n < len(reqs); n++ {
+		select {
+		case <-answered:
+			continue
+		case <-ctx.Done():
+			cancel(context.Cause(ctx))
+		case <-e.stop:
+			cancel(ErrStopped)
+		case <-e.over:
+			cancel(ErrStopped)
 		}
-		return replies, errs
+		// Gave up: cancel answered what it could; the rest are being
+		// answered right now.
+		for ; n < len(reqs); n++ {
+			<-answered
+		}
+	}
+	return replies, errs
+}
+
+// ProposeAsync queues reqs on group, in order, and returns without
+// waiting: done(i, reply, err) is called exactly once for each request,
+// on the loop when it is answered, or before ProposeAsync returns when
+// it is refused at once. done must not block. cancel(cause) gives up on
+// every request not answered yet: their outcome is unknown (they may
+// still commit), and done gets ErrUnknownOutcome with cause.
+func (e *Engine) ProposeAsync(group uint64, reqs []*Request, done func(i int, reply []byte, err error)) (cancel func(cause error)) {
+	refuse := func(err error) func(error) {
+		for i := range reqs {
+			done(i, nil, err)
+		}
+		return func(error) {}
 	}
 	if e.hosted(group) == nil {
-		return fail(ErrNoGroup)
+		return refuse(ErrNoGroup)
 	}
 	if err := e.noSpace(); err != nil {
-		return fail(err)
+		return refuse(err)
 	}
 	for _, req := range reqs {
 		if len(req.Args) == 0 {
-			return fail(ErrEmptyCommand)
+			return refuse(ErrEmptyCommand)
 		}
 	}
 	n := int64(len(reqs))
 	if e.pending.Add(n) > int64(e.cfg.MaxPending) {
 		e.pending.Add(-n)
-		return fail(ErrBusy)
+		return refuse(ErrBusy)
 	}
-	defer e.pending.Add(-n)
 	ws := make([]*waiter, len(reqs))
 	props := make([]*proposal, len(reqs))
+	var superseded []*waiter
 	e.waitMu.Lock()
 	for i, req := range reqs {
 		key := waitKey{req.Origin, req.Seq}
 		if old := e.waiters[key]; old != nil {
-			old.ch <- result{err: ErrSuperseded}
+			superseded = append(superseded, old)
 		}
-		ws[i] = &waiter{group: group, ch: make(chan result, 1)}
+		ws[i] = &waiter{group: group, fn: func(res result) {
+			e.pending.Add(-1)
+			done(i, res.reply, res.err)
+		}}
 		e.waiters[key] = ws[i]
 		props[i] = &proposal{req: req, key: key}
 	}
 	e.waitMu.Unlock()
+	for _, old := range superseded {
+		old.deliver(result{err: ErrSuperseded})
+	}
+	cancel = func(cause error) {
+		for i, p := range props {
+			if e.dropWaiter(p.key, ws[i]) {
+				ws[i].deliver(result{err: fmt.Errorf("%w: %v", ErrUnknownOutcome, cause)})
+			}
+		}
+	}
 	if !e.in.addProposals(group, props) {
 		for i, p := range props {
-			e.dropWaiter(p.key, ws[i])
+			if e.dropWaiter(p.key, ws[i]) {
+				ws[i].deliver(result{err: ErrStopped})
+			}
 		}
-		return fail(ErrStopped)
+		return func(error) {}
 	}
 	e.notify()
-	for i, w := range ws {
-		select {
-		case res := <-w.ch:
-			replies[i], errs[i] = res.reply, res.err
-			continue
-		case <-ctx.Done():
-		case <-e.stop:
-		case <-e.over:
-		}
-		// Gave up: everything not answered yet has an unknown outcome.
-		for j := i; j < len(ws); j++ {
-			if e.dropWaiter(props[j].key, ws[j]) {
-				errs[j] = fmt.Errorf("%w: %v", ErrUnknownOutcome, context.Cause(ctx))
-				continue
-			}
-			res := <-ws[j].ch // answered while we gave up: take the answer
-			replies[j], errs[j] = res.reply, res.err
-		}
-		break
-	}
-	return replies, errs
+	return cancel
 }
 
 // dropWaiter removes w if it is still registered; false means someone is
@@ -356,24 +453,37 @@ func (e *Engine) answer(key waitKey, res result) {
 	delete(e.waiters, key)
 	e.waitMu.Unlock()
 	if w != nil {
-		w.ch <- res
+		w.deliver(res)
 	}
 }
 
 // failGroupWaiters answers every proposer waiting on group with err.
 func (e *Engine) failGroupWaiters(group uint64, err error) {
 	e.waitMu.Lock()
-	var ws []*waiter
+	ws := map[waitKey]*waiter{}
 	for k, w := range e.waiters {
 		if w.group == group {
-			ws = append(ws, w)
+			ws[k] = w
 			delete(e.waiters, k)
 		}
 	}
 	e.waitMu.Unlock()
-	for _, w := range ws {
-		w.ch <- result{err: err}
+	for _, k := range sortedWaitKeys(ws) {
+		ws[k].deliver(result{err: err})
 	}
+}
+
+// sortedWaitKeys orders waiters for answering: the same failure answers
+// them in the same order every time.
+func sortedWaitKeys(ws map[waitKey]*waiter) []waitKey {
+	keys := make([]waitKey, 0, len(ws))
+	for k := range ws {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b waitKey) int {
+		return cmp.Or(cmp.Compare(a.origin, b.origin), cmp.Compare(a.seq, b.seq))
+	})
+	return keys
 }
 
 func (e *Engine) failAllWaiters(err error) {
@@ -388,8 +498,7 @@ func (e *Engine) failAllWaiters(err error) {
 // right after it is linearizable: this replica is the leader, confirmed by
 // a quorum, and has applied everything committed before the call.
 func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
-	r := e.hosted(group)
-	if r == nil {
+	if e.hosted(group) == nil {
 		return ErrNoGroup
 	}
 	if e.cfg.UnsafeStaleReads {
@@ -400,13 +509,12 @@ func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
 		return ErrBusy
 	}
 	defer e.pending.Add(-1)
-	rq := &readReq{ch: make(chan error, 1)}
-	if !e.in.addRead(group, rq) {
-		return ErrStopped
+	ch := make(chan error, 1)
+	if err := e.queueRead(group, func(err error) { ch <- err }); err != nil {
+		return err
 	}
-	e.notify()
 	select {
-	case err := <-rq.ch:
+	case err := <-ch:
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("read barrier: %w", ctx.Err())
@@ -415,6 +523,38 @@ func (e *Engine) ReadBarrier(ctx context.Context, group uint64) error {
 	case <-e.over:
 		return ErrStopped
 	}
+}
+
+// ReadAsync is ReadBarrier without the wait: done is called exactly once,
+// on the loop when the barrier is passed or fails, or before ReadAsync
+// returns when it is refused at once; it must not block. A read is never
+// cancelled: one whose caller gave up is answered all the same.
+func (e *Engine) ReadAsync(group uint64, done func(error)) {
+	if e.hosted(group) == nil {
+		done(ErrNoGroup)
+		return
+	}
+	if e.cfg.UnsafeStaleReads {
+		done(nil)
+		return
+	}
+	if e.pending.Add(1) > int64(e.cfg.MaxPending) {
+		e.pending.Add(-1)
+		done(ErrBusy)
+		return
+	}
+	if err := e.queueRead(group, func(err error) { e.pending.Add(-1); done(err) }); err != nil {
+		e.pending.Add(-1)
+		done(err)
+	}
+}
+
+func (e *Engine) queueRead(group uint64, done func(error)) error {
+	if !e.in.addRead(group, &readReq{done: done}) {
+		return ErrStopped
+	}
+	e.notify()
+	return nil
 }
 
 // Reader returns a reader over group's user data as of now.

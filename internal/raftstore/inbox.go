@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -13,8 +14,10 @@ type proposal struct {
 	key waitKey
 }
 
+// readReq is one read waiting for its barrier; done is called exactly
+// once, on the loop (or by whoever fails the engine), and must not block.
 type readReq struct {
-	ch chan error // buffered(1)
+	done func(error)
 }
 
 type incomingSnap struct {
@@ -141,13 +144,26 @@ func (in *inbox) failAll(err error) {
 	b := inboxBatch{props: in.props, reads: in.reads, snaps: in.snaps}
 	in.reset()
 	in.mu.Unlock()
-	for _, rs := range b.reads {
-		for _, r := range rs {
-			r.ch <- err
+	for _, g := range sortedKeys(b.reads) {
+		for _, r := range b.reads[g] {
+			r.done(err)
 		}
 	}
 	for _, s := range b.snaps {
 		s.data.Close()
 	}
 	// Queued proposals' waiters were answered by failAllWaiters.
+}
+
+// sortedKeys returns m's keys in increasing order: what the loop does for
+// many groups at once it does in group order, never in the map's random
+// order, so that the same inputs give the same sends, proposals and
+// answers (a simulator replays a run from its seed; lint_test.go).
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	keys := make([]uint64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

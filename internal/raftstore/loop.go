@@ -92,7 +92,7 @@ func (e *Engine) cycle() (bool, error) {
 			}
 		}
 		e.outSnaps.expire(time.Minute)
-		now := time.Now()
+		now := e.now()
 		e.cuts.expire(now)
 		for _, r := range e.replicas {
 			e.releaseCuts(r, now)
@@ -114,7 +114,7 @@ func (e *Engine) cycle() (bool, error) {
 		}
 		r.pendingSnaps = append(r.pendingSnaps, &s)
 		_ = r.rn.Step(s.env.Msg)
-		r.stepped(s.env.Msg)
+		r.stepped(s.env.Msg, e.now())
 	}
 	for _, st := range in.snapStatus {
 		if r := e.byGroup[st.group]; r != nil {
@@ -132,7 +132,8 @@ func (e *Engine) cycle() (bool, error) {
 			}
 		}
 	}
-	for group, props := range in.props {
+	for _, group := range sortedKeys(in.props) {
+		props := in.props[group]
 		if r := e.byGroup[group]; r != nil {
 			e.propose(r, props)
 		} else { // destroyed since the proposal was queued
@@ -141,12 +142,13 @@ func (e *Engine) cycle() (bool, error) {
 			}
 		}
 	}
-	for group, reads := range in.reads {
+	for _, group := range sortedKeys(in.reads) {
+		reads := in.reads[group]
 		if r := e.byGroup[group]; r != nil {
 			r.startReads(reads)
 		} else {
 			for _, rq := range reads {
-				rq.ch <- ErrNoGroup
+				rq.done(ErrNoGroup)
 			}
 		}
 	}
@@ -332,7 +334,7 @@ func (e *Engine) persist(readies []readyRep) error {
 	for _, rr := range readies {
 		if !raft.IsEmptySnap(rr.rd.Snapshot) {
 			rr.r.appliedCommitted() // the installed snapshot is now on disk
-			if err := rr.r.loadMarks(e.db, time.Now()); err != nil {
+			if err := rr.r.loadMarks(e.db, e.now()); err != nil {
 				return err
 			}
 		}
@@ -363,8 +365,8 @@ func (e *Engine) send(readies []readyRep) {
 			perNode[node] = append(perNode[node], env)
 		}
 	}
-	for node, envs := range perNode {
-		e.tr.Send(node, envs)
+	for _, node := range sortedKeys(perNode) {
+		e.tr.Send(node, perNode[node])
 	}
 }
 

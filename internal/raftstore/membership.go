@@ -377,7 +377,7 @@ func (e *Engine) receive(env Envelope) {
 			return
 		}
 		_ = r.rn.Step(m) // errors are for messages raft ignores anyway
-		r.stepped(m)
+		r.stepped(m, e.now())
 		return
 	}
 	if m.GetTo() == r.id && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -111,7 +110,7 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 	if err := r.loadDedupe(e.db); err != nil {
 		return nil, err
 	}
-	if err := r.loadMarks(e.db, time.Now()); err != nil {
+	if err := r.loadMarks(e.db, e.now()); err != nil {
 		return nil, err
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
@@ -231,20 +230,20 @@ func (e *Engine) handleSoftState(r *replica, ss *raft.SoftState) {
 }
 
 func (r *replica) failReads(err error) {
-	for ctx, rs := range r.readsByCtx {
-		for _, rq := range rs {
-			rq.ch <- err
+	for _, ctx := range sortedKeys(r.readsByCtx) {
+		for _, rq := range r.readsByCtx[ctx] {
+			rq.done(err)
 		}
 		delete(r.readsByCtx, ctx)
 	}
 	for _, ir := range r.readsByIndex {
 		for _, rq := range ir.reads {
-			rq.ch <- err
+			rq.done(err)
 		}
 	}
 	r.readsByIndex = nil
 	for _, rq := range r.hold.reads {
-		rq.ch <- err
+		rq.done(err)
 	}
 	r.hold.reads = nil
 }
@@ -254,7 +253,7 @@ func (r *replica) startReads(reads []*readReq) {
 	if !r.isLeader {
 		err := &NotLeaderError{Group: r.group, Leader: r.desc.NodeOf(r.leader)}
 		for _, rq := range reads {
-			rq.ch <- err
+			rq.done(err)
 		}
 		return
 	}
@@ -289,7 +288,7 @@ func (r *replica) releaseReads() {
 				continue
 			}
 			for _, rq := range ir.reads {
-				rq.ch <- nil
+				rq.done(nil)
 			}
 			continue
 		}

@@ -33,11 +33,14 @@ type outSnap struct {
 }
 
 type snapshotRegistry struct {
+	now   func() time.Time // the node's clock
 	mu    sync.Mutex
 	byGrp map[uint64]*outSnap // guarded by mu
 }
 
-func (s *snapshotRegistry) init() { s.byGrp = map[uint64]*outSnap{} }
+func (s *snapshotRegistry) init(now func() time.Time) {
+	s.now, s.byGrp = now, map[uint64]*outSnap{}
+}
 
 // snapshotFor returns the metadata of a snapshot of r's applied state,
 // reusing the current one if nothing was applied since. Called on the loop.
@@ -45,7 +48,7 @@ func (s *snapshotRegistry) snapshotFor(db *pebble.DB, r *replica) *pb.Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.byGrp[r.group]; cur != nil {
-		if cur.meta.GetMetadata().GetIndex() == r.committed.Index && time.Since(cur.made) < time.Minute {
+		if cur.meta.GetMetadata().GetIndex() == r.committed.Index && s.now().Sub(cur.made) < time.Minute {
 			return proto.Clone(cur.meta).(*pb.Snapshot)
 		}
 		s.releaseLocked(cur)
@@ -58,7 +61,7 @@ func (s *snapshotRegistry) snapshotFor(db *pebble.DB, r *replica) *pb.Snapshot {
 		}},
 		snap: db.NewSnapshot(),
 		refs: 1,
-		made: time.Now(),
+		made: s.now(),
 	}
 	s.byGrp[r.group] = o
 	return proto.Clone(o.meta).(*pb.Snapshot)
@@ -99,7 +102,7 @@ func (s *snapshotRegistry) expire(age time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for g, o := range s.byGrp {
-		if time.Since(o.made) > age {
+		if s.now().Sub(o.made) > age {
 			delete(s.byGrp, g)
 			s.releaseLocked(o)
 		}

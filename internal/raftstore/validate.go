@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -167,7 +166,7 @@ func (e *Engine) refuse(env Envelope, why string) {
 	if g.warned == nil {
 		g.warned, g.suppressed = map[string]time.Time{}, map[string]int{}
 	}
-	now := time.Now()
+	now := e.now()
 	if now.Sub(g.warned[why]) < warnEvery {
 		g.suppressed[why]++
 		return
@@ -210,7 +209,7 @@ func (e *Engine) admit(r *replica, env Envelope) (*pb.Message, string) {
 		// votes) a newer leader has it vote first, or is new to it only
 		// after the lease ran out.
 		inLease := st.RaftState == raft.StateLeader ||
-			st.Lead != 0 && time.Since(r.guard.heardLeader) < time.Duration(e.cfg.ElectionTicks)*e.cfg.TickInterval
+			st.Lead != 0 && e.now().Sub(r.guard.heardLeader) < time.Duration(e.cfg.ElectionTicks)*e.cfg.TickInterval
 		if m.GetTerm() == term && st.Lead != 0 || m.GetTerm() > term && inLease {
 			return nil, "a leader's message from a replica that does not lead"
 		}
@@ -257,9 +256,9 @@ func (r *replica) sent(m *pb.Message) {
 
 // stepped records what m may have cut off r's log, and when the leader
 // was last heard of.
-func (r *replica) stepped(m *pb.Message) {
+func (r *replica) stepped(m *pb.Message, now time.Time) {
 	if st := r.rn.BasicStatus(); isLeaderMsg(m) && m.GetFrom() == st.Lead && m.GetTerm() == st.GetTerm() {
-		r.guard.heardLeader = time.Now()
+		r.guard.heardLeader = now
 	}
 	switch m.GetType() {
 	case pb.MsgApp:
@@ -335,7 +334,7 @@ func (e *Engine) removalNotice(env Envelope) {
 			r.guard.removedBy = map[uint64]bool{}
 		}
 		r.guard.removedBy[node] = true
-	} else if !time.Now().Before(r.guard.suspectUntil) {
+	} else if !e.now().Before(r.guard.suspectUntil) {
 		e.cfg.Logger.Info("told that this replica was removed from its group: asking the group", "group", r.group, "replica", r.id, "by_node", node)
 	}
 	e.suspectRemoved(r)
@@ -349,7 +348,7 @@ func (e *Engine) answerProbe(group, id, node, nonce uint64) {
 
 // suspectRemoved makes r check, for suspectFor, whether it was removed.
 func (e *Engine) suspectRemoved(r *replica) {
-	r.guard.suspectUntil = time.Now().Add(suspectFor)
+	r.guard.suspectUntil = e.now().Add(suspectFor)
 	e.askGroup(r)
 }
 
@@ -364,7 +363,7 @@ func (e *Engine) askGroup(r *replica) {
 		r.removed = true
 		return
 	}
-	now := time.Now()
+	now := e.now()
 	if now.Sub(r.guard.lastProbe) < probeEvery {
 		return
 	}
@@ -375,7 +374,7 @@ func (e *Engine) askGroup(r *replica) {
 	// (receive); a leader that still counts r takes it as a sign of life;
 	// a follower ignores it. Older versions answer without the nonce,
 	// which counts for nothing.
-	nonce := 1 + rand.Uint64N(maxIndex-1)
+	nonce := 1 + e.rng.Uint64N(maxIndex-1)
 	r.guard.nonces = append(r.guard.nonces, nonce)
 	if len(r.guard.nonces) > 4 {
 		r.guard.nonces = r.guard.nonces[1:]
@@ -391,7 +390,7 @@ func (e *Engine) askGroup(r *replica) {
 
 // recheckRemovals keeps suspected replicas asking, on ticks.
 func (e *Engine) recheckRemovals() {
-	now := time.Now()
+	now := e.now()
 	for _, r := range e.replicas {
 		if now.Before(r.guard.suspectUntil) {
 			e.askGroup(r)
@@ -446,7 +445,7 @@ func (e *Engine) noticeAllowed(group, id uint64, answer bool) bool {
 	if g.noticed == nil {
 		g.noticed = map[[3]uint64]time.Time{}
 	}
-	k, now := [3]uint64{group, id, 0}, time.Now()
+	k, now := [3]uint64{group, id, 0}, e.now()
 	if answer {
 		k[2] = 1
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,10 @@ type Options struct {
 	// was logged and recorded in the data dir (corrupt.go); the node
 	// fences itself there. It must not block.
 	OnCorruption func(Corruption)
+	// MemTableSize is Pebble's memtable size; 0 means 64 MiB. A simulator
+	// that keeps flushes at points it chooses (an explicit Flush) keeps it
+	// above what a run writes.
+	MemTableSize uint64
 }
 
 // Open opens (creating if needed) the node's Pebble database.
@@ -51,7 +56,7 @@ func Open(o Options) (*pebble.DB, error) {
 		Cache: cache,
 		// The raft log is written and deleted at a high rate; a larger
 		// memtable lets most entries die before they are flushed.
-		MemTableSize:       64 << 20,
+		MemTableSize:       cmp.Or(o.MemTableSize, 64<<20),
 		FormatMajorVersion: walFormat, // wal.go
 		Logger:             logger,
 		EventListener: eventListener(logger, func(c Corruption) {

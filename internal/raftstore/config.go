@@ -57,6 +57,14 @@ type Config struct {
 	// It breaks linearizability; it exists only to prove that the
 	// linearizability checker can fail.
 	UnsafeStaleReads bool
+	// UnsafeLazyHardState skips the fsync of a cycle whose only durable
+	// change is a hard state (a vote or a new term): a node that crashes
+	// then forgets its vote. UnsafeReapply moves the applied index back by
+	// up to that many entries when a replica is loaded, so they are
+	// applied twice. Both break safety; they exist only to prove that the
+	// simulator's checks can fail (internal/dst).
+	UnsafeLazyHardState bool
+	UnsafeReapply       int
 	// StallTimeout: a cycle of the loop still running after this long (a
 	// storage write that hangs) fences the node (disk.go). Default 30s.
 	StallTimeout time.Duration

@@ -317,7 +317,7 @@ func (e *Engine) persist(readies []readyRep) error {
 				return err
 			}
 		}
-		mustSync = mustSync || rd.MustSync
+		mustSync = mustSync || rd.MustSync && !(e.cfg.UnsafeLazyHardState && onlyHardState(rd))
 	}
 	if b.Empty() {
 		return nil

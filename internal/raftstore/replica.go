@@ -93,6 +93,9 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.cfg.UnsafeReapply > 0 {
+		plantReapply(ls, &applied, e.cfg.UnsafeReapply)
+	}
 	if hs, _, err := ls.InitialState(); err != nil {
 		return nil, err
 	} else if err := checkSavedTerm(desc.Group, hs.GetTerm(), e.cfg.Logger); err != nil {

@@ -1,0 +1,239 @@
+package dst
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/clock"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// epoch is the simulated wall time at the start of every run.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const tickInterval = 50 * time.Millisecond
+
+// node is one simulated machine: its disk outlives its crashes.
+type node struct {
+	s    *Sim
+	id   uint64
+	disk *disk
+	clk  *clock.Clock
+	db   *pebble.DB
+	eng  *raftstore.Engine
+	up   bool
+	inc  uint64 // incarnation: events for an earlier one are dropped
+	busy bool   // has input the engine has not stepped over yet
+	// the clock's drift: ppm, and a step applied at the next tick
+	drift int64
+	terms uint64 // sum of the replicas' terms after the last step
+	// last published per group, for the checker
+}
+
+func (s *Sim) startCluster() {
+	var descs []*storage.Descriptor
+	for g := 0; g < s.shape.Groups; g++ {
+		d := &storage.Descriptor{Group: uint64(g + 1), NextID: uint64(s.shape.Nodes) + 1}
+		for i := 0; i < s.shape.Nodes; i++ {
+			d.Replicas = append(d.Replicas, storage.Replica{ID: uint64(i) + 1, Node: uint64((g+i)%s.shape.Nodes) + 1})
+		}
+		descs = append(descs, d)
+	}
+	for i := 1; i <= s.shape.Nodes; i++ {
+		n := &node{s: s, id: uint64(i), disk: newDisk(s, uint64(i)), clk: clock.NewManual(epoch)}
+		s.nodes = append(s.nodes, n)
+		if err := n.open(descs); err != nil {
+			s.fail("start node %d: %v", i, err)
+			return
+		}
+	}
+}
+
+// open starts the node on its disk; descs bootstraps a fresh cluster.
+func (n *node) open(descs []*storage.Descriptor) error {
+	s := n.s
+	db, err := storage.Open(storage.Options{Dir: "data", FS: n.disk.fs, Logger: s.opt.Logger, MemTableSize: 256 << 20})
+	if err != nil {
+		return err
+	}
+	cfg := raftstore.Config{
+		NodeID:       n.id,
+		TickInterval: tickInterval,
+		Apply:        n.apply,
+		Logger:       s.opt.Logger,
+		Clock:        n.clk,
+		// Short logs: followers that fall behind get snapshots.
+		TruncateAfter: 256, TruncateKeep: 32,
+	}
+	plantConfig(s.opt.Plant, &cfg)
+	eng, err := raftstore.New(cfg, db, s.net.transport(n.id))
+	if err != nil {
+		db.Close()
+		return err
+	}
+	for _, d := range descs {
+		if err := eng.AddReplica(d.Group, &raftstore.Bootstrap{Desc: d}); err != nil {
+			db.Close()
+			return err
+		}
+	}
+	if err := eng.LoadAll(); err != nil {
+		db.Close()
+		return err
+	}
+	eng.StartDriven()
+	n.db, n.eng, n.up, n.busy = db, eng, true, true
+	n.inc++
+	s.check.restarted(n)
+	n.terms = 0
+	n.scheduleTick(true)
+	return nil
+}
+
+// apply evaluates a committed command with the real command evaluation,
+// and shows it to the checker first.
+func (n *node) apply(group uint64, w *raftstore.Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
+	n.s.check.applied(n, group, w.Index(), args)
+	if spec != nil {
+		return kv.Exec(w, spec, args, out)
+	}
+	return kv.Apply(w, args, out)
+}
+
+func (n *node) scheduleTick(first bool) {
+	inc := n.inc
+	period := tickInterval
+	if n.drift != 0 {
+		period = time.Duration(float64(period) * (1 + float64(n.drift)/1e6))
+	}
+	if first { // a random phase: nodes do not tick in lockstep
+		period = n.s.between(time.Millisecond, period)
+	}
+	n.s.at(period, "tick", n.id, 0, func() {
+		if !n.up || n.inc != inc {
+			return
+		}
+		n.clk.Set(epoch.Add(n.s.now))
+		n.eng.Tick()
+		n.busy = true
+		n.scheduleTick(false)
+	})
+}
+
+// step runs the engine until it has no more work; false if it had none.
+func (n *node) step() bool {
+	if !n.up || !n.busy {
+		return false
+	}
+	n.busy = false
+	n.clk.Set(epoch.Add(n.s.now))
+	for i := 0; ; i++ {
+		more, err := n.eng.Step()
+		if err != nil {
+			n.fenced(err)
+			return true
+		}
+		n.s.check.stepped(n)
+		n.s.net.flush(n)
+		n.crashAtVote()
+		if !more || i > 1000 {
+			break
+		}
+	}
+	n.s.mixStatus(n)
+	return true
+}
+
+// crashAtVote: right after a node moved to a new term (it voted, or
+// campaigned) is when a lost hard state hurts most, so crashes are drawn
+// there too, before any later write could sync it by the way.
+func (n *node) crashAtVote() {
+	s := n.s
+	term := uint64(0)
+	for _, st := range n.eng.Status() {
+		term += st.Term
+	}
+	moved := term > n.terms
+	n.terms = term
+	if !moved || s.healed || s.shape.CrashEvery == 0 || s.rng.Float64() >= 0.2 || !s.mayCrash() {
+		return
+	}
+	s.fault("crash-at-vote")
+	inc := n.inc
+	s.at(0, "crash-at-vote", n.id, 0, func() {
+		if n.up && n.inc == inc {
+			n.crash(true)
+			// Back fast: its vote is still wanted in this election.
+			s.at(s.between(time.Millisecond, 100*time.Millisecond), "restart", n.id, 0, func() { n.restart() })
+		}
+	})
+}
+
+// fenced: the engine stopped itself (a disk fault the simulator armed,
+// or a bug). An injected fault makes it a crash; anything else fails the
+// run.
+func (n *node) fenced(err error) {
+	if n.disk.faulted() {
+		n.s.fault("fence")
+		n.crash(true)
+		n.s.at(n.s.between(200*time.Millisecond, 2*time.Second), "restart", n.id, 0, func() { n.restart() })
+		return
+	}
+	n.s.fail("node %d stopped: %v", n.id, err)
+}
+
+// crash is a power loss: the engine is abandoned mid-flight and the disk
+// keeps only what was synced.
+func (n *node) crash(torn bool) {
+	if !n.up {
+		return
+	}
+	n.up = false
+	n.disk.crash(torn && n.s.rng.Float64() < n.s.shape.TornTail)
+	n.eng.Stop() // answers every waiter: their outcome is unknown
+	n.closeDB()
+	n.s.net.nodeDown(n.id)
+}
+
+func (n *node) restart() {
+	if n.up {
+		return
+	}
+	if err := n.open(nil); err != nil {
+		if errors.Is(err, errDiskFault) {
+			n.s.at(time.Second, "restart", n.id, 0, func() { n.restart() })
+			return
+		}
+		n.s.fail("restart node %d: %v", n.id, err)
+	}
+}
+
+func (n *node) closeDB() {
+	if n.db != nil {
+		_ = n.db.Close() // on a crashed disk: errors are expected
+		n.db = nil
+	}
+}
+
+func (n *node) close() {
+	if n.up {
+		n.up = false
+		n.eng.Stop()
+		n.closeDB()
+	}
+}
+
+func (n *node) String() string { return fmt.Sprintf("node %d", n.id) }
+
+// mixStatus puts every replica's raft position into the trace.
+func (s *Sim) mixStatus(n *node) {
+	for _, st := range n.eng.Status() {
+		s.mix(n.id, st.Group, st.Term, st.CommitIndex, st.LeaderNode, st.AppliedIndex)
+	}
+}

@@ -307,6 +307,11 @@ func (e *Engine) persist(readies []readyRep) error {
 			if err := e.installSnapshot(b, r, rd.Snapshot); err != nil {
 				return err
 			}
+			// Raft's MustSync does not count a snapshot, but this replica
+			// acknowledges it once persisted, and the leader then ignores
+			// any later rejection below it: a snapshot lost to a power cut
+			// would leave an empty replica the leader never repairs.
+			mustSync = true
 		}
 		if err := r.log.Append(b, rd.Entries); err != nil {
 			return err

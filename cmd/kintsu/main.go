@@ -22,6 +22,7 @@ Usage:
                [--plant-bug stale-read|ack-before-fsync|lost-update|skip-intent-check]
                [--network hooks|netns]
   kintsu ctl [--http HOST:PORT] status | locate KEY
+  kintsu sim [--seeds 100] [--from 1] [--procs N] [--plant BUG] | --seed N [--trace]   (the deterministic simulator)
   kintsu stranger --peers 1=H:P,... [--cluster-id ID] [--as 99] [--duration 2s]   (testing only: a hostile peer)
   kintsu version
 
@@ -47,6 +48,8 @@ func main() {
 		os.Exit(runCert(args))
 	case "stranger":
 		os.Exit(runStranger(args))
+	case "sim":
+		os.Exit(runSim(args))
 	case "version", "--version", "-v":
 		fmt.Println("kintsu", api.Version)
 	case "help", "-h", "--help":

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/fnv"
+	"slices"
 )
 
 // checker holds what every step must keep true.
@@ -14,11 +15,11 @@ type checker struct {
 	// first replica applied them; every other replica must apply the same.
 	entries map[[2]uint64]uint64
 	cur     map[[2]uint64]*applying // (node, group) -> the entry being applied
-	last    map[[2]uint64][2]uint64 // (node, group) -> (commit, applied) this incarnation
+	last    map[[3]uint64][2]uint64 // (node, group, replica) -> (commit, applied) this incarnation
 	// terms: (node, group) -> the term a replica last published. It was
 	// durable when published (a hard state is synced before anything is
 	// sent on it), so no restart may bring back a lower one.
-	terms map[[2]uint64]uint64
+	terms map[[3]uint64]uint64 // (node, group, replica)
 }
 
 type applying struct {
@@ -28,14 +29,14 @@ type applying struct {
 
 func newChecker(s *Sim) *checker {
 	return &checker{s: s, leaders: map[[2]uint64]uint64{}, entries: map[[2]uint64]uint64{},
-		cur: map[[2]uint64]*applying{}, last: map[[2]uint64][2]uint64{}, terms: map[[2]uint64]uint64{}}
+		cur: map[[2]uint64]*applying{}, last: map[[3]uint64][2]uint64{}, terms: map[[3]uint64]uint64{}}
 }
 
 // restarted forgets what an earlier incarnation of n had applied: a
 // restart may apply again what the crash took back.
 func (c *checker) restarted(n *node) {
 	for _, st := range n.eng.Status() {
-		k := [2]uint64{n.id, st.Group}
+		k := [3]uint64{n.id, st.Group, st.ReplicaID}
 		if t := c.terms[k]; st.Term < t {
 			c.s.fail("group %d on node %d restarted at term %d after it had published term %d: a power loss took back a hard state it had acted on (a forgotten vote)", st.Group, n.id, st.Term, t)
 		}
@@ -88,8 +89,8 @@ func (c *checker) settle(k [2]uint64) {
 // stepped checks n's replicas after one cycle.
 func (c *checker) stepped(n *node) {
 	for _, st := range n.eng.Status() {
-		k := [2]uint64{n.id, st.Group}
-		c.settle(k)
+		c.settle([2]uint64{n.id, st.Group})
+		k := [3]uint64{n.id, st.Group, st.ReplicaID}
 		if st.Role == "StateLeader" {
 			lt := [2]uint64{st.Group, st.Term}
 			if other, ok := c.leaders[lt]; ok && other != n.id {
@@ -118,39 +119,40 @@ func (c *checker) stepped(n *node) {
 // the replicas of a group hold the same data.
 func (c *checker) final() {
 	s := c.s
-	for g := uint64(1); g <= uint64(s.shape.Groups); g++ {
-		var leader uint64
-		var commit uint64
-		for _, n := range s.nodes {
-			if !n.up {
-				s.fail("node %d is not up after the heal", n.id)
-				return
-			}
-			st, ok := n.eng.GroupStatus(g)
-			if !ok {
-				continue
-			}
-			if st.Role == "StateLeader" {
-				leader, commit = n.id, st.CommitIndex
-			}
+	for _, n := range s.nodes {
+		if !n.up {
+			s.fail("node %d is not up after the heal", n.id)
+			return
 		}
-		if leader == 0 {
+	}
+	for g := uint64(1); g <= uint64(s.shape.Groups); g++ {
+		leader, lst, ok := s.leaderOf(g)
+		if !ok {
 			s.fail("group %d has no leader %v after the heal (liveness)", g, s.opt.HealTime)
 			return
 		}
+		members := s.members(g)
 		var ref []byte
 		var refNode uint64
 		for _, n := range s.nodes {
-			st, ok := n.eng.GroupStatus(g)
-			if !ok {
+			st, hosted := n.eng.GroupStatus(g)
+			if !hosted {
+				if slices.Contains(members, n.id) {
+					s.fail("group %d: member node %d holds no replica after the heal", g, n.id)
+					return
+				}
 				continue
 			}
-			if st.LeaderNode != leader {
-				s.fail("group %d: node %d follows %d, not the leader %d, after the heal", g, n.id, st.LeaderNode, leader)
+			if !slices.Contains(members, n.id) {
+				s.fail("group %d: node %d still holds a replica after its removal (liveness); %s", g, n.id, s.statuses(g))
 				return
 			}
-			if st.AppliedIndex < commit {
-				s.fail("group %d: node %d applied %d of %d after the heal (liveness)", g, n.id, st.AppliedIndex, commit)
+			if st.LeaderNode != leader.id {
+				s.fail("group %d: node %d follows %d, not the leader %d, after the heal; %s", g, n.id, st.LeaderNode, leader.id, s.statuses(g))
+				return
+			}
+			if st.AppliedIndex < lst.CommitIndex {
+				s.fail("group %d: node %d applied %d of %d after the heal (liveness); %s", g, n.id, st.AppliedIndex, lst.CommitIndex, s.statuses(g))
 				return
 			}
 			dump := c.dump(n, g)
@@ -164,6 +166,16 @@ func (c *checker) final() {
 	}
 }
 
+// members are the nodes of g's voters and learners, as its leader sees
+// them.
+func (s *Sim) members(g uint64) []uint64 {
+	_, st, ok := s.leaderOf(g)
+	if !ok {
+		return nil
+	}
+	return append(slices.Clone(st.Nodes), st.Learners...)
+}
+
 // dump returns a replica's user data, in key order.
 func (c *checker) dump(n *node, g uint64) []byte {
 	var b []byte
@@ -175,4 +187,16 @@ func (c *checker) dump(n *node, g uint64) []byte {
 		c.s.fail("scan group %d on node %d: %v", g, n.id, err)
 	}
 	return b
+}
+
+// statuses describes every replica of g, for a failure's message.
+func (s *Sim) statuses(g uint64) string {
+	var b []byte
+	for _, n := range s.nodes {
+		if st, ok := n.eng.GroupStatus(g); ok {
+			b = fmt.Appendf(b, "[node %d replica %d %s term %d leader %d commit %d applied %d voters %v learners %v] ",
+				n.id, st.ReplicaID, st.Role, st.Term, st.LeaderNode, st.CommitIndex, st.AppliedIndex, st.Nodes, st.Learners)
+		}
+	}
+	return string(b)
 }

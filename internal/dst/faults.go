@@ -18,6 +18,9 @@ func (s *Sim) scheduleFaults() {
 	if sh.TransferEvery > 0 {
 		s.repeat("transfer", sh.TransferEvery, s.transfer)
 	}
+	if sh.MoveEvery > 0 {
+		s.repeat("move", sh.MoveEvery, s.move)
+	}
 	if sh.DiskFaultEvery > 0 {
 		s.repeat("disk", sh.DiskFaultEvery, s.diskFault)
 	}

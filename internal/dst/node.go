@@ -19,6 +19,9 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 const tickInterval = 50 * time.Millisecond
 
+// replicasPerGroup: with more nodes than this, replicas can move.
+const replicasPerGroup = 3
+
 // node is one simulated machine: its disk outlives its crashes.
 type node struct {
 	s    *Sim
@@ -40,7 +43,7 @@ func (s *Sim) startCluster() {
 	var descs []*storage.Descriptor
 	for g := 0; g < s.shape.Groups; g++ {
 		d := &storage.Descriptor{Group: uint64(g + 1), NextID: uint64(s.shape.Nodes) + 1}
-		for i := 0; i < s.shape.Nodes; i++ {
+		for i := 0; i < min(replicasPerGroup, s.shape.Nodes); i++ {
 			d.Replicas = append(d.Replicas, storage.Replica{ID: uint64(i) + 1, Node: uint64((g+i)%s.shape.Nodes) + 1})
 		}
 		descs = append(descs, d)
@@ -78,6 +81,9 @@ func (n *node) open(descs []*storage.Descriptor) error {
 		return err
 	}
 	for _, d := range descs {
+		if d.ReplicaOn(n.id) == 0 {
+			continue
+		}
 		if err := eng.AddReplica(d.Group, &raftstore.Bootstrap{Desc: d}); err != nil {
 			db.Close()
 			return err

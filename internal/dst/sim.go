@@ -43,8 +43,11 @@ type Options struct {
 	// the healed cluster has to converge. Defaults 30s and 15s.
 	FaultTime, HealTime time.Duration
 	Plant               Plant
-	// Trace keeps a line per step for a report (slow; for replays).
-	Trace bool
+	// Trace keeps a line per step from step TraceFrom on (for replays);
+	// StepHashes keeps the trace hash after every step.
+	Trace      bool
+	TraceFrom  int
+	StepHashes bool
 	// Logger for the engines; nil discards everything.
 	Logger *slog.Logger
 }
@@ -57,6 +60,7 @@ type Shape struct {
 	CrashEvery             time.Duration // mean time between crashes; 0 none
 	PartitionEvery         time.Duration
 	TransferEvery          time.Duration
+	MoveEvery              time.Duration
 	DiskFaultEvery         time.Duration
 	TornTail               float64 // chance a crash tears the tail of the write in flight
 	ReadShare              float64
@@ -75,6 +79,7 @@ func drawShape(r *rand.Rand) Shape {
 		CrashEvery:     pick(0, 2*time.Second, 5*time.Second, 10*time.Second),
 		PartitionEvery: pick(0, 2*time.Second, 5*time.Second),
 		TransferEvery:  pick(0, 3*time.Second),
+		MoveEvery:      pick(0, 2*time.Second, 5*time.Second),
 		DiskFaultEvery: pick(0, 0, 8*time.Second),
 		TornTail:       []float64{0, 0.5}[r.IntN(2)],
 		ReadShare:      []float64{0.2, 0.5}[r.IntN(2)],
@@ -84,8 +89,8 @@ func drawShape(r *rand.Rand) Shape {
 }
 
 func (s Shape) String() string {
-	return fmt.Sprintf("%d nodes, %d groups, %d clients, loss %.2f, dup %.2f, delay ≤%v, crash/%v, partition/%v, transfer/%v, disk/%v, torn %.1f, reads %.1f, skew %v",
-		s.Nodes, s.Groups, s.Clients, s.Loss, s.Dup, s.MaxDelay, s.CrashEvery, s.PartitionEvery, s.TransferEvery, s.DiskFaultEvery, s.TornTail, s.ReadShare, s.Skew)
+	return fmt.Sprintf("%d nodes, %d groups, %d clients, loss %.2f, dup %.2f, delay ≤%v, crash/%v, partition/%v, transfer/%v, move/%v, disk/%v, torn %.1f, reads %.1f, skew %v",
+		s.Nodes, s.Groups, s.Clients, s.Loss, s.Dup, s.MaxDelay, s.CrashEvery, s.PartitionEvery, s.TransferEvery, s.MoveEvery, s.DiskFaultEvery, s.TornTail, s.ReadShare, s.Skew)
 }
 
 // Result is what a run found.
@@ -96,7 +101,10 @@ type Result struct {
 	Simulated time.Duration
 	Steps     int
 	Hash      uint64   // the trace hash
-	StepHash  []uint64 // the trace hash after each step, for finding where two runs part
+	StepHash  []uint64 // the trace hash after each step (Options.StepHashes)
+	// Checkpoints: the trace hash after every CheckpointEvery steps, to
+	// find roughly where two runs of a seed parted.
+	Checkpoints []uint64
 	Faults    map[string]int
 	Acked     int // acknowledged writes
 	Failure   string
@@ -106,13 +114,16 @@ type Result struct {
 // Failed reports whether the run found a problem.
 func (r *Result) Failed() bool { return r.Failure != "" }
 
-// Replay is the command that runs this seed again.
+// CheckpointEvery is how many steps apart Result.Checkpoints are.
+const CheckpointEvery = 1024
+
+// Replay is the command that runs this seed again, with its trace.
 func (r *Result) Replay() string {
-	s := fmt.Sprintf("go test ./internal/dst -run TestReplay -dst.seed=%d", r.Seed)
+	s := fmt.Sprintf("kintsu sim --seed %d", r.Seed)
 	if r.Plant != "" {
-		s += " -dst.plant=" + string(r.Plant)
+		s += " --plant " + string(r.Plant)
 	}
-	return s
+	return s + " --trace"
 }
 
 func (r *Result) Summary() string {
@@ -180,6 +191,7 @@ type Sim struct {
 	trace  uint64 // running FNV-1a state
 	healed bool
 	failed string
+	mover  mover
 }
 
 // running makes sure one simulation runs in a process at a time: each
@@ -267,11 +279,13 @@ func (s *Sim) exp(mean time.Duration) time.Duration {
 
 func (s *Sim) run() {
 	s.net = newNetwork(s)
+	s.mover.s = s
 	s.check = newChecker(s)
 	s.startCluster()
 	s.work = newWorkload(s)
 	s.work.start()
 	s.scheduleFaults()
+	s.hints()
 	end := s.opt.FaultTime + s.opt.HealTime
 	s.at(s.opt.FaultTime, "heal", 0, 0, s.heal)
 	s.at(end-3*time.Second, "quiet", 0, 0, func() { s.work.stop() })
@@ -286,8 +300,13 @@ func (s *Sim) run() {
 		ev.fn()
 		s.stepNodes()
 		s.res.Steps++
-		s.res.StepHash = append(s.res.StepHash, s.trace)
-		if s.opt.Trace {
+		if s.opt.StepHashes {
+			s.res.StepHash = append(s.res.StepHash, s.trace)
+		}
+		if s.res.Steps%CheckpointEvery == 0 {
+			s.res.Checkpoints = append(s.res.Checkpoints, s.trace)
+		}
+		if s.opt.Trace && s.res.Steps >= s.opt.TraceFrom {
 			s.res.Trace = append(s.res.Trace, fmt.Sprintf("%d %v %s %d %d %016x", s.res.Steps, s.now, ev.kind, ev.a, ev.b, s.trace))
 		}
 	}

@@ -23,26 +23,6 @@ func TestReplay(t *testing.T) {
 	}
 }
 
-func TestDeterminismQuick(t *testing.T) {
-	for seed := uint64(1); seed <= 4; seed++ {
-		a := Run(Options{Seed: seed})
-		b := Run(Options{Seed: seed})
-		t.Logf("%s", a.Summary())
-		if a.Hash != b.Hash {
-			t.Errorf("seed %d: %x vs %x, steps %d vs %d, first diff %d", seed, a.Hash, b.Hash, a.Steps, b.Steps, firstDiff(a.StepHash, b.StepHash))
-		}
-	}
-}
-
-func firstDiff(a, b []uint64) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
-}
-
 var flagRates = flag.Int("dst.rates", 0, "measure each plant's catch rate over this many seeds")
 
 func TestPlantRates(t *testing.T) {

@@ -286,13 +286,8 @@ var errTimeout = errors.New("client deadline")
 func (w *workload) final() {
 	s := w.s
 	for g := uint64(1); g <= uint64(s.shape.Groups); g++ {
-		for _, n := range s.nodes {
-			if !n.up {
-				continue
-			}
-			if _, ok := n.eng.GroupStatus(g); !ok {
-				continue
-			}
+		for _, id := range s.members(g) {
+			n := s.nodes[id-1]
 			present := map[string]bool{}
 			if !w.checkCounters(n, g) {
 				return

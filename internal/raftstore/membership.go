@@ -97,16 +97,7 @@ func (e *Engine) ChangeReplicas(ctx context.Context, group uint64, kind ChangeKi
 		err  error
 	}
 	ch := make(chan answer, 1)
-	e.in.addFunc(func() {
-		r := e.byGroup[group]
-		if r == nil {
-			ch <- answer{err: ErrNoGroup}
-			return
-		}
-		done, err := r.proposeChange(kind, node)
-		ch <- answer{done, err}
-	})
-	e.notify()
+	e.ProposeChange(group, kind, node, func(done bool, err error) { ch <- answer{done, err} })
 	var a answer
 	select {
 	case a = <-ch:
@@ -143,6 +134,26 @@ func (e *Engine) ChangeReplicas(ctx context.Context, group uint64, kind ChangeKi
 		}
 	}
 }
+
+// ProposeChange proposes one membership change of group, whose leader
+// must be on this node, without waiting: done is called once, on the loop,
+// with inEffect when the change is already in effect, or with why it was
+// not proposed. Whether a proposed change took effect shows later in
+// GroupStatus (ChangeInEffect). done must not block.
+func (e *Engine) ProposeChange(group uint64, kind ChangeKind, node uint64, done func(inEffect bool, err error)) {
+	e.in.addFunc(func() {
+		r := e.byGroup[group]
+		if r == nil {
+			done(false, ErrNoGroup)
+			return
+		}
+		done(r.proposeChange(kind, node))
+	})
+	e.notify()
+}
+
+// ChangeInEffect reports whether st shows the change done.
+func ChangeInEffect(st GroupStatus, kind ChangeKind, node uint64) bool { return changeInEffect(&st, kind, node) }
 
 // changeInEffect reports whether st shows the change done.
 func changeInEffect(st *GroupStatus, kind ChangeKind, node uint64) bool {

@@ -105,10 +105,10 @@ type Result struct {
 	// Checkpoints: the trace hash after every CheckpointEvery steps, to
 	// find roughly where two runs of a seed parted.
 	Checkpoints []uint64
-	Faults    map[string]int
-	Acked     int // acknowledged writes
-	Failure   string
-	Trace     []string
+	Faults      map[string]int
+	Acked       int // acknowledged writes
+	Failure     string
+	Trace       []string
 }
 
 // Failed reports whether the run found a problem.

@@ -153,7 +153,9 @@ func (e *Engine) ProposeChange(group uint64, kind ChangeKind, node uint64, done 
 }
 
 // ChangeInEffect reports whether st shows the change done.
-func ChangeInEffect(st GroupStatus, kind ChangeKind, node uint64) bool { return changeInEffect(&st, kind, node) }
+func ChangeInEffect(st GroupStatus, kind ChangeKind, node uint64) bool {
+	return changeInEffect(&st, kind, node)
+}
 
 // changeInEffect reports whether st shows the change done.
 func changeInEffect(st *GroupStatus, kind ChangeKind, node uint64) bool {

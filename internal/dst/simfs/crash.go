@@ -33,9 +33,11 @@ type CrashOptions struct {
 func isWAL(p string) bool { return strings.HasSuffix(p, ".log") }
 
 // Crash is a power loss: it returns a new FS holding what was durable (and
-// the torn tails o asks for), carrying over the counters and the LazySync
-// and SetFull settings (properties of the disk); FailNextSyncs is
-// disarmed. The old FS keeps working, disarmed of injected errors, so the
+// the torn tails o asks for), carrying over the counters and LazySync (the
+// planted bug is a property of the disk). FailNextSyncs and SetFull are
+// not carried: Pebble's Open on a full disk never returns (the flush of
+// the replayed WAL is retried forever), so the simulator re-arms them
+// after the reopen if it wants them. The old FS keeps working, disarmed of injected errors, so the
 // engine abandoned on it can be closed; nothing it does reaches the clone.
 func (fs *FS) Crash(o CrashOptions) *FS {
 	if o.TornProb > 0 && o.Rand == nil {
@@ -56,7 +58,7 @@ func (fs *FS) Crash(o CrashOptions) *FS {
 	out.mu.stats.TornFiles += c.tornFiles
 	out.mu.stats.TornBytes += c.tornBytes
 	out.mu.stats.CorruptBytes += c.corruptBytes
-	out.mu.faults = faults{full: fs.mu.faults.full, lazy: fs.mu.faults.lazy}
+	out.mu.faults = faults{lazy: fs.mu.faults.lazy}
 
 	fs.mu.crashed = true
 	fs.mu.faults.failSyncs = 0

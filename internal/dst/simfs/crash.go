@@ -163,7 +163,12 @@ func (c *crasher) cloneFile(f *node, p string) []byte {
 
 // Hash is a hash of the durable state (what a crash without torn tails
 // would keep): every durable path, in sorted order, with its kind and
-// content. It costs O(durable bytes). Stable across processes and runs.
+// content. It costs O(durable bytes) and is the same in every process for
+// the same operations. Pebble does not issue the same bytes run after run,
+// though: a flush records the sstable's creation time (wall-clock seconds)
+// in the MANIFEST, and a WAL chunk header records the synced offset as
+// read racily against the WAL flusher's update. So Hash checks the FS;
+// a simulator's trace digests Pebble's logical contents instead.
 func (fs *FS) Hash() uint64 {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()

@@ -53,8 +53,8 @@
 // bytes does not care, but a torn tail, SyncAll or SetFull taken while
 // the flusher is still writing see a timing-dependent set of bytes.
 // Before those, the simulator drains the flusher without syncing:
-// Drain(func() error { return db.LogData(nil, pebble.Sync) }) makes every
-// committed byte reach the FS, and leaves it unsynced. A background flush
+// fs.Drain(func() error { return db.LogData(nil, pebble.Sync) }) makes
+// every committed byte reach the FS, and leaves it unsynced. A background flush
 // or compaction in progress at a crash likewise makes the physical layout
 // (and Hash) timing-dependent; the simulator makes flushes events
 // (db.Flush) and hashes at quiescent points.

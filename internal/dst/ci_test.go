@@ -13,6 +13,7 @@ import (
 var (
 	ciClean  = []uint64{1, 2, 3, 4, 5, 6}
 	ciPlants = map[Plant][]uint64{
+		PlantLazyFsync:  {2, 3, 4},
 		PlantStaleReads: {1, 2, 3},
 		PlantForgetVote: {1, 2, 3},
 		PlantReapply:    {1, 2, 3},

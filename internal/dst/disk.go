@@ -2,33 +2,128 @@ package dst
 
 import (
 	"errors"
+	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/dst/simfs"
 )
 
 var errDiskFault = errors.New("injected disk fault")
 
-// disk is a node's simulated disk. It outlives the node's crashes: a crash
-// replaces fs by what a power loss leaves of it.
+// disk is a node's simulated disk (simfs). It outlives the node's
+// crashes: a crash replaces fs by what a power loss leaves of it. Faults
+// are armed only between engine cycles, and only on WAL syncs, which
+// happen in step with the engine (simfs's doc says why).
 type disk struct {
 	s     *Sim
 	id    uint64
-	fs    *vfs.MemFS
-	fired bool // an armed fault fired since the last crash
+	fs    *simfs.FS
+	armed bool // a fault was armed since the last crash
+	full  bool // the disk guard's view: almost full
 }
 
 func newDisk(s *Sim, id uint64) *disk {
-	return &disk{s: s, id: id, fs: vfs.NewCrashableMem()}
+	d := &disk{s: s, id: id, fs: simfs.New(0)}
+	if s.opt.Plant == PlantLazyFsync {
+		d.fs.LazySync(true)
+	}
+	return d
 }
 
-// crash keeps exactly what was synced.
-func (d *disk) crash(torn bool) {
-	d.fs = d.fs.CrashClone(vfs.CrashCloneCfg{})
-	d.fired = false
+// crash is a power loss: only what was synced survives, and with torn
+// set, a seeded prefix of the WAL bytes written since the last sync, now
+// and then with a few of them corrupted. Before a torn crash every
+// committed byte is pushed into the WAL file (unsynced), so that what the
+// tear keeps does not depend on when Pebble's WAL flusher ran.
+// A node fenced by a failed write crashes without the drain: its DB is
+// broken, and the failed commit had already flushed every committed byte.
+func (d *disk) crash(db *pebble.DB, torn, fenced bool) {
+	o := simfs.CrashOptions{}
+	if torn && (fenced || d.drain(db)) {
+		o = simfs.CrashOptions{Rand: d.s.rng, TornProb: 1, CorruptProb: 0.3}
+		d.s.fault("torn-tail")
+	}
+	d.fs = d.fs.Crash(o)
+	d.armed = false
 }
 
-func (d *disk) faulted() bool { return d.fired }
+// drain pushes every committed byte into the WAL file without syncing it.
+// On a full disk the write fails, and Pebble panics (its fatal commit
+// error): then nothing is drained, and the node's DB is broken — its
+// engine fences at its next commit, as it would have anyway.
+func (d *disk) drain(db *pebble.DB) (ok bool) {
+	if db == nil {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return d.fs.Drain(func() error { return db.LogData(nil, pebble.Sync) }) == nil
+}
 
-// arm and disarm: faults are not available on this disk yet.
-func (d *disk) arm()    {}
-func (d *disk) disarm() {}
+// faulted: the node's engine stopped on a fault the simulator armed.
+func (d *disk) faulted() bool { return d.armed }
+
+// arm draws one disk fault for a node: a failing fsync of the WAL, a disk
+// that fills up (writes fail with ENOSPC), or the disk guard reporting
+// the disk almost full for a while (the engine refuses writes with
+// NOSPACE and sheds its leaderships, then recovers).
+func (d *disk) arm(n *node) {
+	s := d.s
+	switch s.rng.IntN(3) {
+	case 0:
+		s.fault("fsync-error")
+		d.armed = true
+		d.fs.FailNextSyncs(1)
+	case 1:
+		s.fault("enospc")
+		d.armed = true
+		d.drain(n.db) // so the writes that fail do not depend on the WAL flusher's timing
+		d.fs.SetFull(true)
+		inc := n.inc
+		s.at(s.between(100*time.Millisecond, time.Second), "space-back", n.id, 0, func() {
+			if n.inc == inc {
+				d.fs.SetFull(false)
+			}
+		})
+	default:
+		s.fault("nospace")
+		n.eng.SetDiskFull(true, 1<<20, 1<<30)
+		n.busy = true
+		inc := n.inc
+		s.at(s.between(500*time.Millisecond, 3*time.Second), "space-back", n.id, 0, func() {
+			if n.up && n.inc == inc {
+				n.eng.SetDiskFull(false, 0, 0)
+				n.busy = true
+			}
+		})
+	}
+}
+
+// disarm clears whatever is armed (the heal).
+func (d *disk) disarm(n *node) {
+	d.fs.FailNextSyncs(0)
+	d.fs.SetFull(false)
+	if n.up {
+		n.eng.SetDiskFull(false, 0, 0)
+		n.busy = true
+	}
+}
+
+// lazySync is the planted bug's other half: the disk syncs by itself
+// every second, as an OS writing back its page cache would (Linux waits
+// up to 30 s).
+func (s *Sim) lazySync() {
+	s.at(time.Second, "lazy-sync", 0, 0, func() {
+		for _, n := range s.nodes {
+			if n.up {
+				n.disk.drain(n.db)
+			}
+			n.disk.fs.SyncAll()
+		}
+		s.lazySync()
+	})
+}

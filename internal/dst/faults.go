@@ -12,6 +12,9 @@ func (s *Sim) scheduleFaults() {
 	if sh.CrashEvery > 0 {
 		s.repeat("crash", sh.CrashEvery, s.crashSome)
 	}
+	if sh.OutageEvery > 0 {
+		s.repeat("outage", sh.OutageEvery, s.outage)
+	}
 	if sh.PartitionEvery > 0 {
 		s.repeat("partition", sh.PartitionEvery, s.partition)
 	}
@@ -60,12 +63,26 @@ func (s *Sim) crashSome() {
 	up := s.upNodes()
 	n := up[s.rng.IntN(len(up))]
 	s.fault("crash")
-	n.crash(true)
+	n.crash(true, false)
 	s.at(s.between(200*time.Millisecond, 3*time.Second), "restart", n.id, 0, func() { n.restart() })
 }
 
 func (s *Sim) mayCrash() bool {
 	return len(s.nodes)-len(s.upNodes()) < (len(s.nodes)-1)/2
+}
+
+// outage: every node loses power at once (a datacenter's power cut), and
+// comes back after a while, each at its own time. Nothing acknowledged
+// may be lost: every acknowledgement waited for a majority's fsync.
+func (s *Sim) outage() {
+	s.fault("outage")
+	for _, n := range s.nodes {
+		if !n.up {
+			continue
+		}
+		n.crash(true, false)
+		s.at(s.between(200*time.Millisecond, 2*time.Second), "restart", n.id, 0, func() { n.restart() })
+	}
 }
 
 // partition cuts links for a while in one of several modes.
@@ -188,7 +205,7 @@ func (s *Sim) diskFault() {
 		return
 	}
 	n := up[s.rng.IntN(len(up))]
-	n.disk.arm()
+	n.disk.arm(n)
 }
 
 // heal ends the faults: every link works, every node is up, clocks run
@@ -200,7 +217,7 @@ func (s *Sim) heal() {
 	clear(s.net.clog)
 	for _, n := range s.nodes {
 		n.drift = 0
-		n.disk.disarm()
+		n.disk.disarm(n)
 		if !n.up {
 			n.restart()
 		}

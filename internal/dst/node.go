@@ -1,7 +1,6 @@
 package dst
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -174,7 +173,7 @@ func (n *node) crashAtVote() {
 	inc := n.inc
 	s.at(0, "crash-at-vote", n.id, 0, func() {
 		if n.up && n.inc == inc {
-			n.crash(true)
+			n.crash(true, false)
 			// Back fast: its vote is still wanted in this election.
 			s.at(s.between(time.Millisecond, 100*time.Millisecond), "restart", n.id, 0, func() { n.restart() })
 		}
@@ -187,7 +186,7 @@ func (n *node) crashAtVote() {
 func (n *node) fenced(err error) {
 	if n.disk.faulted() {
 		n.s.fault("fence")
-		n.crash(true)
+		n.crash(true, true)
 		n.s.at(n.s.between(200*time.Millisecond, 2*time.Second), "restart", n.id, 0, func() { n.restart() })
 		return
 	}
@@ -196,12 +195,12 @@ func (n *node) fenced(err error) {
 
 // crash is a power loss: the engine is abandoned mid-flight and the disk
 // keeps only what was synced.
-func (n *node) crash(torn bool) {
+func (n *node) crash(torn, fenced bool) {
 	if !n.up {
 		return
 	}
 	n.up = false
-	n.disk.crash(torn && n.s.rng.Float64() < n.s.shape.TornTail)
+	n.disk.crash(n.db, torn && n.s.rng.Float64() < n.s.shape.TornTail, fenced)
 	n.eng.Stop() // answers every waiter: their outcome is unknown
 	n.closeDB()
 	n.s.net.nodeDown(n.id)
@@ -212,10 +211,6 @@ func (n *node) restart() {
 		return
 	}
 	if err := n.open(nil); err != nil {
-		if errors.Is(err, errDiskFault) {
-			n.s.at(time.Second, "restart", n.id, 0, func() { n.restart() })
-			return
-		}
 		n.s.fail("restart node %d: %v", n.id, err)
 	}
 }

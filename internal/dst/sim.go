@@ -19,7 +19,7 @@ type Plant string
 const (
 	PlantNone Plant = ""
 	// PlantLazyFsync acknowledges writes before they are on disk: the WAL's
-	// fsync does nothing and the disk syncs by itself every 200 ms.
+	// fsync does nothing and the disk syncs by itself every second.
 	PlantLazyFsync Plant = "lazy-fsync"
 	// PlantForgetVote skips the fsync of a hard state (term and vote)
 	// when nothing else needs one: a node that crashes forgets its vote.
@@ -58,6 +58,7 @@ type Shape struct {
 	Loss, Dup              float64 // per message
 	MaxDelay               time.Duration
 	CrashEvery             time.Duration // mean time between crashes; 0 none
+	OutageEvery            time.Duration // every node loses power at once
 	PartitionEvery         time.Duration
 	TransferEvery          time.Duration
 	MoveEvery              time.Duration
@@ -77,6 +78,7 @@ func drawShape(r *rand.Rand) Shape {
 		Dup:            []float64{0, 0.01}[r.IntN(2)],
 		MaxDelay:       pick(5*time.Millisecond, 20*time.Millisecond, 60*time.Millisecond),
 		CrashEvery:     pick(0, 2*time.Second, 5*time.Second, 10*time.Second),
+		OutageEvery:    pick(0, 10*time.Second, 20*time.Second),
 		PartitionEvery: pick(0, 2*time.Second, 5*time.Second),
 		TransferEvery:  pick(0, 3*time.Second),
 		MoveEvery:      pick(0, 2*time.Second, 5*time.Second),
@@ -85,12 +87,17 @@ func drawShape(r *rand.Rand) Shape {
 		ReadShare:      []float64{0.2, 0.5}[r.IntN(2)],
 		Skew:           r.IntN(3) == 0,
 	}
+	if s.CrashEvery == 0 && s.OutageEvery == 0 {
+		// Every run loses power somewhere: it is the fault no real-process
+		// test can inject, and what most durability bugs need.
+		s.OutageEvery = 15 * time.Second
+	}
 	return s
 }
 
 func (s Shape) String() string {
-	return fmt.Sprintf("%d nodes, %d groups, %d clients, loss %.2f, dup %.2f, delay ≤%v, crash/%v, partition/%v, transfer/%v, move/%v, disk/%v, torn %.1f, reads %.1f, skew %v",
-		s.Nodes, s.Groups, s.Clients, s.Loss, s.Dup, s.MaxDelay, s.CrashEvery, s.PartitionEvery, s.TransferEvery, s.MoveEvery, s.DiskFaultEvery, s.TornTail, s.ReadShare, s.Skew)
+	return fmt.Sprintf("%d nodes, %d groups, %d clients, loss %.2f, dup %.2f, delay ≤%v, crash/%v, outage/%v, partition/%v, transfer/%v, move/%v, disk/%v, torn %.1f, reads %.1f, skew %v",
+		s.Nodes, s.Groups, s.Clients, s.Loss, s.Dup, s.MaxDelay, s.CrashEvery, s.OutageEvery, s.PartitionEvery, s.TransferEvery, s.MoveEvery, s.DiskFaultEvery, s.TornTail, s.ReadShare, s.Skew)
 }
 
 // Result is what a run found.
@@ -177,21 +184,22 @@ func (h *eventHeap) Pop() any {
 
 // Sim is one run.
 type Sim struct {
-	opt    Options
-	shape  Shape
-	rng    *rand.Rand
-	now    time.Duration
-	seq    uint64
-	events eventHeap
-	nodes  []*node // by id-1
-	net    *network
-	work   *workload
-	check  *checker
-	res    *Result
-	trace  uint64 // running FNV-1a state
-	healed bool
-	failed string
-	mover  mover
+	opt       Options
+	shape     Shape
+	rng       *rand.Rand
+	now       time.Duration
+	seq       uint64
+	events    eventHeap
+	nodes     []*node // by id-1
+	net       *network
+	work      *workload
+	check     *checker
+	res       *Result
+	trace     uint64 // running FNV-1a state
+	healed    bool
+	failed    string
+	stormMark time.Duration // simulated time at the last stormSteps mark
+	mover     mover
 }
 
 // running makes sure one simulation runs in a process at a time: each
@@ -232,6 +240,16 @@ func Run(opt Options) *Result {
 	}
 	return s.res
 }
+
+// Bounds of one run (see run).
+const (
+	maxSteps   = 3_000_000
+	maxPending = 500_000
+	// stormSteps steps take tens of simulated seconds in a healthy run;
+	// in less than stormTime they are a storm.
+	stormSteps = 100_000
+	stormTime  = 100 * time.Millisecond
+)
 
 const fnvOffset, fnvPrime = 14695981039346656037, 1099511628211
 
@@ -286,10 +304,26 @@ func (s *Sim) run() {
 	s.work.start()
 	s.scheduleFaults()
 	s.hints()
+	if s.opt.Plant == PlantLazyFsync {
+		s.lazySync()
+	}
 	end := s.opt.FaultTime + s.opt.HealTime
 	s.at(s.opt.FaultTime, "heal", 0, 0, s.heal)
 	s.at(end-3*time.Second, "quiet", 0, 0, func() { s.work.stop() })
 	for s.events.Len() > 0 && s.failed == "" {
+		if s.res.Steps%stormSteps == 0 && s.res.Steps > 0 {
+			if s.now-s.stormMark < stormTime {
+				s.fail("runaway: %d steps in %v of simulated time: a storm of messages breeding messages", stormSteps, s.now-s.stormMark)
+				return
+			}
+			s.stormMark = s.now
+		}
+		if s.res.Steps >= maxSteps || s.events.Len() >= maxPending {
+			// A run must end by itself: this many steps or pending events
+			// is a storm (messages breeding messages), not a cluster at work.
+			s.fail("runaway: %d steps, %d events pending (normal runs take well under %d steps)", s.res.Steps, s.events.Len(), maxSteps/10)
+			return
+		}
 		ev := heap.Pop(&s.events).(*event)
 		if ev.at > end {
 			break

@@ -130,7 +130,20 @@ func (c *client) run() {
 	case r < (1+s.shape.ReadShare)/2+0.1:
 		key := fmt.Sprintf("n%d", s.rng.IntN(hotKeys))
 		w.incSeq++
-		c.writeAs(0, w.incSeq, key, [][]byte{[]byte("INCR"), []byte(key)}, func(_ []byte, outcome int) {
+		c.writeAs(0, w.incSeq, key, [][]byte{[]byte("INCR"), []byte(key)}, 0, false, func(_ []byte, outcome int) {
+			switch outcome {
+			case done:
+				w.incAcked[key]++
+				s.res.Acked++
+			case unknown:
+				w.incUnknown[key]++
+			}
+		})
+	case r < (1+s.shape.ReadShare)/2+0.2:
+		// Deduplicated counters: unknown outcomes are retried with the
+		// same (origin, seq), through whichever node leads by then.
+		key := fmt.Sprintf("d%d", s.rng.IntN(hotKeys))
+		c.writeAs(c.origin, c.seq, key, [][]byte{[]byte("INCR"), []byte(key)}, 8, false, func(_ []byte, outcome int) {
 			switch outcome {
 			case done:
 				w.incAcked[key]++
@@ -176,16 +189,38 @@ const (
 // the reply, nothing applied, or unknown (timed out, or the node went
 // down with it in flight).
 func (c *client) write(key string, args [][]byte, report func(reply []byte, outcome int)) {
-	c.writeAs(c.origin, c.seq, key, args, report)
+	c.writeAs(c.origin, c.seq, key, args, 0, false, report)
 }
 
 // writeAs is write with a chosen (origin, seq): origin 0 turns the
-// engine's deduplication off.
-func (c *client) writeAs(origin, seq uint64, key string, args [][]byte, report func(reply []byte, outcome int)) {
+// engine's deduplication off. An unknown outcome is retried, with the
+// same (origin, seq), up to retries times: deduplication must make the
+// retries of an applied command answer its reply without applying it
+// again. A "not applied" answer to a retry says nothing of the earlier
+// attempts, so the outcome stays unknown.
+func (c *client) writeAs(origin, seq uint64, key string, args [][]byte, retries int, wasUnknown bool, report func(reply []byte, outcome int)) {
 	s := c.w.s
 	g := c.w.group(key)
 	n := c.target(g)
+	finish := func(reply []byte, outcome int) {
+		if wasUnknown && outcome == notApplied {
+			outcome = unknown
+		}
+		if outcome == unknown && retries > 0 && !c.w.stopped {
+			s.at(s.between(20*time.Millisecond, 200*time.Millisecond), "retry", uint64(c.id), seq, func() {
+				c.writeAs(origin, seq, key, args, retries-1, true, report)
+			})
+			return
+		}
+		report(reply, outcome)
+		c.next(time.Duration(s.rng.IntN(maxRetryMs)) * time.Millisecond)
+	}
 	if !n.up {
+		c.guess[g] = 0
+		if wasUnknown {
+			finish(nil, unknown)
+			return
+		}
 		c.next(time.Duration(1+s.rng.IntN(maxRetryMs)) * time.Millisecond)
 		return
 	}
@@ -199,17 +234,17 @@ func (c *client) writeAs(origin, seq uint64, key string, args [][]byte, report f
 		answered = true
 		switch {
 		case err == nil:
-			report(reply, done)
+			finish(reply, done)
 		case isNotApplied(err):
 			c.redirect(g, err)
-			report(nil, notApplied)
+			finish(nil, notApplied)
 		default:
-			report(nil, unknown)
+			c.guess[g] = 0
+			finish(nil, unknown)
 		}
-		c.next(time.Duration(s.rng.IntN(maxRetryMs)) * time.Millisecond)
 	})
 	n.busy = true
-	s.at(opTimeout, "timeout", uint64(c.id), c.seq, func() {
+	s.at(opTimeout, "timeout", uint64(c.id), seq, func() {
 		if !answered {
 			cancel(errTimeout)
 		}
@@ -321,8 +356,11 @@ func (w *workload) final() {
 // checkCounters: each counter holds at least its acknowledged increments
 // and at most those plus the unknown ones.
 func (w *workload) checkCounters(n *node, g uint64) bool {
-	for i := 0; i < hotKeys; i++ {
+	for i := 0; i < 2*hotKeys; i++ {
 		key := fmt.Sprintf("n%d", i)
+		if i >= hotKeys {
+			key = fmt.Sprintf("d%d", i-hotKeys)
+		}
 		if w.group(key) != g {
 			continue
 		}

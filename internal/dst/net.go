@@ -149,7 +149,7 @@ func (nw *network) install(to *node, from uint64, ss *snapSend) error {
 			return err
 		}
 	}
-	to.busy = true
+	to.busy, to.tookSnap = true, true
 	return to.eng.ReceiveSnapshot(env, b)
 }
 

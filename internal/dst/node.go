@@ -35,6 +35,8 @@ type node struct {
 	// the clock's drift: ppm, and a step applied at the next tick
 	drift int64
 	terms uint64 // sum of the replicas' terms after the last step
+	// tookSnap: a snapshot was handed to the engine since its last step
+	tookSnap bool
 	// last published per group, for the checker
 }
 
@@ -156,8 +158,9 @@ func (n *node) step() bool {
 }
 
 // crashAtVote: right after a node moved to a new term (it voted, or
-// campaigned) is when a lost hard state hurts most, so crashes are drawn
-// there too, before any later write could sync it by the way.
+// campaigned) or took in a snapshot is when a lost write hurts most — it
+// has just told others about it — so crashes are drawn there too, before
+// any later write could sync it by the way.
 func (n *node) crashAtVote() {
 	s := n.s
 	term := uint64(0)
@@ -166,12 +169,18 @@ func (n *node) crashAtVote() {
 	}
 	moved := term > n.terms
 	n.terms = term
-	if !moved || s.healed || s.shape.CrashEvery == 0 || s.rng.Float64() >= 0.2 || !s.mayCrash() {
+	snap := n.tookSnap
+	n.tookSnap = false
+	if !moved && !snap || s.healed || s.shape.CrashEvery == 0 || s.rng.Float64() >= 0.2 || !s.mayCrash() {
 		return
 	}
-	s.fault("crash-at-vote")
+	kind := "crash-at-vote"
+	if snap {
+		kind = "crash-at-snapshot"
+	}
+	s.fault(kind)
 	inc := n.inc
-	s.at(0, "crash-at-vote", n.id, 0, func() {
+	s.at(0, kind, n.id, 0, func() {
 		if n.up && n.inc == inc {
 			n.crash(true, false)
 			// Back fast: its vote is still wanted in this election.

@@ -130,28 +130,12 @@ func (c *client) run() {
 	case r < (1+s.shape.ReadShare)/2+0.1:
 		key := fmt.Sprintf("n%d", s.rng.IntN(hotKeys))
 		w.incSeq++
-		c.writeAs(0, w.incSeq, key, [][]byte{[]byte("INCR"), []byte(key)}, 0, false, func(_ []byte, outcome int) {
-			switch outcome {
-			case done:
-				w.incAcked[key]++
-				s.res.Acked++
-			case unknown:
-				w.incUnknown[key]++
-			}
-		})
+		c.writeAs(0, w.incSeq, key, [][]byte{[]byte("INCR"), []byte(key)}, 0, false, w.countIncr(key))
 	case r < (1+s.shape.ReadShare)/2+0.2:
 		// Deduplicated counters: unknown outcomes are retried with the
 		// same (origin, seq), through whichever node leads by then.
 		key := fmt.Sprintf("d%d", s.rng.IntN(hotKeys))
-		c.writeAs(c.origin, c.seq, key, [][]byte{[]byte("INCR"), []byte(key)}, 8, false, func(_ []byte, outcome int) {
-			switch outcome {
-			case done:
-				w.incAcked[key]++
-				s.res.Acked++
-			case unknown:
-				w.incUnknown[key]++
-			}
-		})
+		c.writeAs(c.origin, c.seq, key, [][]byte{[]byte("INCR"), []byte(key)}, 8, false, w.countIncr(key))
 	default:
 		key := fmt.Sprintf("r%d", s.rng.IntN(hotKeys))
 		val := fmt.Sprintf("c%d-%d", c.id, c.seq)
@@ -350,6 +334,19 @@ func (w *workload) final() {
 	}
 	if res := check.CheckRegisters(w.hist, 10*time.Second); res != porcupine.Ok {
 		s.fail("the registers' history is not linearizable (porcupine: %s)", res)
+	}
+}
+
+// countIncr records the outcome of an increment of key.
+func (w *workload) countIncr(key string) func([]byte, int) {
+	return func(_ []byte, outcome int) {
+		switch outcome {
+		case done:
+			w.incAcked[key]++
+			w.s.res.Acked++
+		case unknown:
+			w.incUnknown[key]++
+		}
 	}
 }
 

@@ -13,17 +13,26 @@
 //     duplication, clogged links, symmetric and one-way partitions,
 //     isolated nodes and FoundationDB's swizzle-clog; snapshots are
 //     streamed as one delayed event.
-//   - the disk: a crash is a power loss — every byte not fsync'd is gone —
-//     optionally with a torn tail of the write in flight; fsync errors and a
-//     full disk are armed only at points the simulator chooses.
-//   - nodes: crashes, restarts, leadership transfers.
+//   - the disk (simfs): a crash is a power loss — every byte not fsync'd is
+//     gone — often with a torn, sometimes corrupted, tail of the WAL's
+//     unsynced bytes; failing fsyncs, a full disk and the disk guard's
+//     NOSPACE are armed only between engine cycles.
+//   - nodes: power cuts of one node or of all at once (also right after a
+//     node voted or took in a snapshot), restarts, leadership transfers,
+//     replica moves (learner, promotion, removal), and the control plane's
+//     leader hints that drop replicas removed behind their back.
 //
-// What is checked (check.go): at every step, at most one leader per group
-// and term, the same command at the same log position on every replica,
-// commit and applied indexes that never go back within an incarnation;
-// during the run, linearizable reads and registers (porcupine); at the
-// end, every acknowledged write present and nothing invented, a leader for
-// every group and identical replicas.
+// What is checked (check.go, workload.go): at every step, at most one
+// leader per group and term, the same commands at the same log index on
+// every replica, commit and applied indexes that never go back within an
+// incarnation, and no published term lost across a restart; during the
+// run, reads that see every write acknowledged before them, and registers
+// linearizable (porcupine); at the end, every acknowledged write present
+// and nothing invented, counters within their acknowledged and unknown
+// increments, a leader for every group that every member follows, every
+// member caught up, removed replicas gone, and identical replicas. A run
+// is bounded (steps, pending events, and steps per simulated time: a
+// storm of messages is a failure, never a hang).
 //
 // Invariants of the simulator itself:
 //   - One goroutine decides everything. Randomness comes only from the

@@ -72,7 +72,7 @@ func (e *Engine) applyFailedCondemned(r *replica, err error) bool {
 	if !e.condemned(r.group) || !pebble.IsCorruptionError(err) {
 		return false
 	}
-	e.cfg.Logger.Error("applying to a replica with damaged data failed: taking it out of service", "group", r.group, "replica", r.id, "err", err)
+	e.cfg.Logger.Error("applying to a replica with damaged data failed: taking it out of service", "group", r.group, "replica", r.id, "err", err.Error())
 	return true
 }
 
@@ -223,3 +223,7 @@ func (e *Engine) RemoveDamaged(ctx context.Context, group, node, id uint64) erro
 		}
 	}
 }
+
+// Tombstone returns the highest replica id of group destroyed or
+// quarantined here: no replica with an id at or below it is created again.
+func (e *Engine) Tombstone(group uint64) uint64 { return e.tombstone(group) }

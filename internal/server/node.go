@@ -113,7 +113,7 @@ func Start(cfg Config) (*Node, error) {
 		fs = n.disk
 	}
 	fence := &diskFence{}
-	n.fence, n.quar = fence, newQuarantiner(fence, fs, cfg.DataDir)
+	n.fence, n.quar = fence, newQuarantiner(fence, n.log, fs, cfg.DataDir)
 	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs, Logger: n.log, OnCorruption: fence.onCorruption, Isolate: n.quar.isolate}); err != nil {
 		n.closeDisk()
 		return nil, err
@@ -209,6 +209,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
+	// From here a corrupt file met by a read may be isolated; before, it
+	// fails the start (quarantine.go).
+	n.quar.serving.Store(true)
 	n.eng.Start()
 	n.admin = n.newAdmin()
 	n.httpSrv = &http.Server{Handler: n.admin.Handler(), ReadHeaderTimeout: 5 * time.Second}

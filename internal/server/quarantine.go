@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,7 @@ type quarantineJob struct {
 // quarantiner is the node's quarantine driver.
 type quarantiner struct {
 	fence *diskFence
+	log   *slog.Logger
 	fs    vfs.FS
 	dir   string
 	wake  chan struct{}
@@ -70,17 +72,20 @@ type quarantiner struct {
 	mu     sync.Mutex
 	jobs   []quarantineJob // guarded by mu
 	active map[uint64]bool // guarded by mu: condemned or recorded, not yet rebuilt
+	// files are the damaged files isolated since the start: every read
+	// of one reports it again, until it is excised and unpinned.
+	files map[string]bool // guarded by mu
 	// recorded is the record as last written (the driver's goroutine only).
 	recorded []storage.Quarantined
 	// rebuilding is what health reports.
 	rebuilding atomic.Pointer[[]int]
 }
 
-func newQuarantiner(fence *diskFence, fs vfs.FS, dir string) *quarantiner {
+func newQuarantiner(fence *diskFence, log *slog.Logger, fs vfs.FS, dir string) *quarantiner {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	return &quarantiner{fence: fence, fs: fs, dir: dir, wake: make(chan struct{}, 1), active: map[uint64]bool{}}
+	return &quarantiner{fence: fence, log: log, fs: fs, dir: dir, wake: make(chan struct{}, 1), active: map[uint64]bool{}, files: map[string]bool{}}
 }
 
 // isolate is storage.Options.Isolate: it decides and condemns, and must
@@ -89,6 +94,12 @@ func (q *quarantiner) isolate(c storage.Corruption) bool {
 	eng := q.fence.eng.Load()
 	if eng == nil || !q.serving.Load() {
 		return false
+	}
+	q.mu.Lock()
+	seen := q.files[c.Path]
+	q.mu.Unlock()
+	if seen {
+		return true // isolated already
 	}
 	groups := storage.GroupsTouching(c.Start, c.End, eng.Hosted())
 	for _, g := range groups {
@@ -107,12 +118,19 @@ func (q *quarantiner) isolate(c storage.Corruption) bool {
 		q.mu.Unlock()
 		return false
 	}
+	if q.files[c.Path] {
+		q.mu.Unlock()
+		return true // another reader of the file got here first
+	}
+	q.files[c.Path] = true
 	for _, g := range groups {
 		q.active[g] = true
 	}
 	q.jobs = append(q.jobs, quarantineJob{c: c, groups: groups})
 	q.mu.Unlock()
 	eng.Condemn(groups)
+	q.log.Error("the corrupt file holds only these partitions' keys: their replicas on this node are taken out of service and rebuilt from their peers; the node keeps serving the others",
+		"file", c.Path, "groups", groups)
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -143,7 +161,6 @@ func (n *Node) runQuarantine(ctx context.Context) {
 	q.mu.Unlock()
 	q.recorded = rec
 	q.publish()
-	q.serving.Store(true)
 	t := time.NewTicker(quarantineEvery)
 	defer t.Stop()
 	for {

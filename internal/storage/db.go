@@ -62,7 +62,6 @@ func Open(o Options) (*pebble.DB, error) {
 		Logger:             logger,
 		EventListener: eventListener(logger, func(c Corruption) {
 			if o.Isolate != nil && !recorded.Load() && Isolatable(c) && o.Isolate(c) {
-				logger.l.Error("the corrupt file's partitions are quarantined on this node and rebuilt from their peers; the node keeps serving the others", "file", c.Path, "holds", c.Groups.String())
 				return
 			}
 			// The first corruption is the one recorded; the node is

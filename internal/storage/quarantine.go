@@ -21,9 +21,12 @@ import (
 // quarantine driver (server/quarantine.go) and for every restart:
 //
 //   - Isolatable decides from the file's key bounds alone, without
-//     reading it: a file whose bounds reach outside the per-group key
-//     families (the node's identity, tombstones and cluster map live under
-//     0x00) can not be isolated, and the node fences itself as before.
+//     reading it: only a file whose bounds stay within the replicated
+//     state's families (user data, dedupe, transaction tables: read
+//     through errors a replica can be taken out on) can be isolated. A
+//     file reaching the node-local keys (identity, tombstones, cluster
+//     map) or the raft logs and states is not, and the node fences itself
+//     as before (corrupt.go).
 //   - A quarantined replica is recorded in QuarantineFile (outside Pebble,
 //     synced) with its group, its replica id and the file's bounds, before
 //     anything of it is deleted. The record is what a restart trusts: it
@@ -120,16 +123,18 @@ func WriteQuarantine(fs vfs.FS, dir string, entries []Quarantined) error {
 	return replaceFile(fs, dir, QuarantineFile, append(b, '\n'))
 }
 
-// Isolatable reports whether every key c's file may hold belongs to a
-// raft group's spans, so that removing some groups' spans removes the
-// whole file. Unknown bounds, or bounds that reach the node-local keys
-// (0x00: identity, tombstones, cluster map) or past the last per-group
-// family, are not.
+// Isolatable reports whether every key c's file may hold belongs to the
+// replicated state of raft groups (user data, dedupe and transaction
+// tables), so that removing some groups' spans removes the whole file.
+// Unknown bounds are not, nor bounds that reach the node-local keys
+// (0x00: identity, tombstones, cluster map) or the raft state (0x01: raft
+// itself reads the log, and a log it cannot read is a panic, not an error
+// a replica can be taken out on), or past the last per-group family.
 func Isolatable(c Corruption) bool {
 	if len(c.Start) == 0 || len(c.End) == 0 {
 		return false
 	}
-	return c.Start[0] >= prefixRaft && c.End[0] <= prefixTxn
+	return c.Start[0] >= prefixData && c.End[0] <= prefixTxn
 }
 
 // GroupsTouching returns those of groups with a key span that intersects

@@ -181,7 +181,8 @@ func TestIsolatable(t *testing.T) {
 		want       bool
 	}{
 		{DataKey(5, []byte("a")), DataKey(5, []byte("z")), true},
-		{LogKey(7, 1), DataKey(7, nil), true},
+		{DedupeKey(7, 1, 1), TxnKey(9, TxnLocks, nil), true},
+		{LogKey(7, 1), DataKey(7, nil), false},
 		{IdentKey, DataKey(2, nil), false},
 		{TombstoneKey(3), LogKey(3, 1), false},
 		{nil, nil, false},

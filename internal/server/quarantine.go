@@ -72,8 +72,9 @@ type quarantiner struct {
 	mu     sync.Mutex
 	jobs   []quarantineJob // guarded by mu
 	active map[uint64]bool // guarded by mu: condemned or recorded, not yet rebuilt
-	// files are the damaged files isolated since the start: every read
-	// of one reports it again, until it is excised and unpinned.
+	// files are the damaged tables (file and bounds: a virtual table
+	// left by an earlier excise shares its file) isolated since the
+	// start: every read of one reports it again, until it is excised.
 	files map[string]bool // guarded by mu
 	// recorded is the record as last written (the driver's goroutine only).
 	recorded []storage.Quarantined
@@ -95,8 +96,9 @@ func (q *quarantiner) isolate(c storage.Corruption) bool {
 	if eng == nil || !q.serving.Load() {
 		return false
 	}
+	table := fmt.Sprintf("%s [%x, %x]", c.Path, c.Start, c.End)
 	q.mu.Lock()
-	seen := q.files[c.Path]
+	seen := q.files[table]
 	q.mu.Unlock()
 	if seen {
 		return true // isolated already
@@ -118,11 +120,11 @@ func (q *quarantiner) isolate(c storage.Corruption) bool {
 		q.mu.Unlock()
 		return false
 	}
-	if q.files[c.Path] {
+	if q.files[table] {
 		q.mu.Unlock()
-		return true // another reader of the file got here first
+		return true // another reader of the table got here first
 	}
-	q.files[c.Path] = true
+	q.files[table] = true
 	for _, g := range groups {
 		q.active[g] = true
 	}

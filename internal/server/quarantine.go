@@ -207,6 +207,7 @@ func (n *Node) quarantineJobs(ctx context.Context) {
 			return
 		}
 		q.recorded = entries
+		q.publish()
 		if err := storage.FinishQuarantine(ctx, n.db, q.fs, q.dir); err != nil {
 			n.quarantineFailed(j.c, err)
 			return

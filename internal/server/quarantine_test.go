@@ -278,9 +278,9 @@ func TestQuarantineSurvivesRestart(t *testing.T) {
 	if n.eng.HasGroup(d.group) {
 		t.Fatal("the damaged replica still hosted")
 	}
-	if got := n.Health().Rebuilding; !slices.Contains(got, int(d.group)) {
-		t.Fatalf("health names %v as being rebuilt, want %d", got, d.group)
-	}
+	waitFor(t, "health naming the partition being rebuilt", 10*time.Second, func() bool {
+		return slices.Contains(n.Health().Rebuilding, int(d.group))
+	})
 
 	// Restart during the quarantine: the damaged replica stays out.
 	if err := n.Stop(ctx5(t)); err != nil {

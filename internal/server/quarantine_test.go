@@ -3,11 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,17 +26,33 @@ type damaged struct {
 	oldIDs map[uint64]uint64 // the node's replica id of every group before
 }
 
-// writeKeys SETs n keys with 1 KiB values through c and returns what was
+// writeKeys SETs n keys with 1 KiB values (random: incompressible, so
+// that sstables hold few keys each) through c and returns what was
 // acknowledged.
 func writeKeys(t *testing.T, c *redis.Client, n int) map[string]string {
 	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	value := func(j int) string {
+		b := make([]byte, 1000)
+		for i := range b {
+			b[i] = 'a' + byte(rng.IntN(26))
+		}
+		return fmt.Sprint(j, string(b))
+	}
 	acked := map[string]string{}
-	for i := range n {
-		k, v := fmt.Sprint("q", i), fmt.Sprint(i, strings.Repeat("v", 1000))
-		if err := c.Set(ctx5(t), k, v, 0).Err(); err != nil {
+	for i := 0; i < n; i += 100 {
+		pipe := c.Pipeline()
+		for j := i; j < min(i+100, n); j++ {
+			pipe.Set(ctx5(t), fmt.Sprint("q", j), value(j), 0)
+		}
+		cmds, err := pipe.Exec(ctx5(t))
+		if err != nil {
 			t.Fatal(err)
 		}
-		acked[k] = v
+		for _, cmd := range cmds {
+			args := cmd.Args()
+			acked[args[1].(string)] = args[2].(string)
+		}
 	}
 	return acked
 }
@@ -61,6 +78,19 @@ func damageOnePartition(t *testing.T, tc *testCluster, i int, acked map[string]s
 	}
 	db, err := pebble.Open(cfg.DataDir, opts)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Writing the user data again, byte for byte, makes the compaction
+	// rewrite it (a file nothing overlaps would only be moved down).
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{0x02}, UpperBound: []byte{0x03}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	for it.First(); it.Valid(); it.Next() {
+		_ = b.Set(slices.Clone(it.Key()), slices.Clone(it.Value()), nil)
+	}
+	if err := errors.Join(it.Close(), b.Commit(pebble.Sync), db.Flush()); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
@@ -103,12 +133,12 @@ func damageOnePartition(t *testing.T, tc *testCluster, i int, acked map[string]s
 	if len(d.keys) == 0 {
 		t.Fatal("the damaged file holds no acknowledged key")
 	}
-	b, err := os.ReadFile(d.file)
+	sst, err := os.ReadFile(d.file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[100] ^= 0xff
-	if err := os.WriteFile(d.file, b, 0o644); err != nil {
+	sst[100] ^= 0xff
+	if err := os.WriteFile(d.file, sst, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("damaged %s: partition %d, keys %s..%s", filepath.Base(d.file), d.group, d.keys[0], d.keys[len(d.keys)-1])
@@ -205,13 +235,14 @@ func TestCorruptSSTableQuarantinesOnlyItsReplica(t *testing.T) {
 	tc := startCluster(t, 3, func(c *Config) { c.HeartbeatInterval = 100 * time.Millisecond })
 	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), MaxRetries: -1})
 	defer c.Close()
-	acked := writeKeys(t, c, 3000)
+	acked := writeKeys(t, c, 2000)
 	d := damageOnePartition(t, tc, 1, acked)
 	tc.waitReady()
 	n := tc.nodes[1]
 
 	// Rewriting the damaged file's keys makes every replica read them
 	// (the key count needs the old value): node 2 meets the damage.
+	start := time.Now()
 	for _, k := range d.keys {
 		v := "new-" + k
 		setRetrying(t, c, k, v)
@@ -228,6 +259,9 @@ func TestCorruptSSTableQuarantinesOnlyItsReplica(t *testing.T) {
 		t.Fatal("the corruption was recorded as the whole node's")
 	}
 	waitRebuilt(t, n, tc.nodes[0], d.group, d.oldIDs[d.group])
+	st, _ := n.eng.GroupStatus(d.group)
+	t.Logf("partition %d rebuilt on node 2 as replica %d (was %d) %v after the first write that met the damage",
+		d.group, st.ReplicaID, d.oldIDs[d.group], time.Since(start).Round(time.Millisecond))
 	for g, id := range d.oldIDs {
 		if g == d.group {
 			continue
@@ -254,7 +288,7 @@ func TestCorruptSSTableQuarantinesOnlyItsReplica(t *testing.T) {
 func TestQuarantineSurvivesRestart(t *testing.T) {
 	tc := startCluster(t, 3, func(c *Config) { c.HeartbeatInterval = 100 * time.Millisecond })
 	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), MaxRetries: -1})
-	acked := writeKeys(t, c, 3000)
+	acked := writeKeys(t, c, 2000)
 	c.Close()
 	d := damageOnePartition(t, tc, 1, acked)
 	for _, i := range []int{0, 2} {

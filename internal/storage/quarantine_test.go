@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -191,5 +192,51 @@ func TestIsolatable(t *testing.T) {
 		if got := Isolatable(Corruption{Start: tc.start, End: tc.end}); got != tc.want {
 			t.Errorf("Isolatable(%x, %x) = %v, want %v", tc.start, tc.end, got, tc.want)
 		}
+	}
+}
+
+// The excise covers every span of each quarantined group and the file's
+// whole bounds, merged, so the file sits inside one excised range and
+// leaves the LSM without being opened.
+func TestExciseSpansCoverFileAndGroups(t *testing.T) {
+	start, end := DataKey(3, []byte("m")), DedupeKey(4, 1, 1) // a file spanning two families
+	spans := exciseSpans([]Quarantined{
+		{Group: 3, Replica: 1, Start: start, End: end},
+		{Group: 4, Replica: 2, Start: start, End: end},
+	})
+	for i := 1; i < len(spans); i++ {
+		if bytes.Compare(spans[i-1].End, spans[i].Start) >= 0 {
+			t.Fatalf("spans overlap or touch: %x", spans)
+		}
+	}
+	covered := func(k []byte) bool {
+		for _, sp := range spans {
+			if bytes.Compare(sp.Start, k) <= 0 && bytes.Compare(k, sp.End) < 0 {
+				return true
+			}
+		}
+		return false
+	}
+	inOne := false
+	for _, sp := range spans {
+		inOne = inOne || bytes.Compare(sp.Start, start) <= 0 && bytes.Compare(end, sp.End) < 0
+	}
+	if !inOne {
+		t.Fatalf("the file's bounds are not inside one excised range: %x", spans)
+	}
+	for _, g := range []uint64{3, 4} {
+		for _, sp := range ReplicaSpans(g) {
+			if !covered(sp[0]) || !covered(append(slices.Clone(sp[0]), 0xff, 0xff, 0xff)) {
+				t.Errorf("group %d span %x not covered", g, sp)
+			}
+		}
+	}
+	if covered(LogKey(5, 1)) || covered(IdentKey) {
+		t.Error("the excise reaches beyond the groups and the file")
+	}
+	// A file across two families may hold any group between: group 9's
+	// data and group 1's dedupe table sort inside these bounds.
+	if got := GroupsTouching(start, end, []uint64{1, 3, 4, 9}); !slices.Equal(got, []uint64{1, 3, 4, 9}) {
+		t.Errorf("groups touching a file from group 3's data to group 4's dedupe: %v", got)
 	}
 }

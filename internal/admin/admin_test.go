@@ -150,6 +150,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	}{
 		{"healthy", api.Health{}, "/healthz", 200, "ok\n"},
 		{"ready", api.Health{}, "/readyz", 200, "ready\n"},
+		{"rebuilding", api.Health{Rebuilding: []int{3}}, "/readyz", 200, "ready; rebuilding the replicas of partitions [3] from their peers (their data here was damaged)\n"},
 		{"frozen loop", api.Health{NotLive: []string{stalled}, NotReady: []string{stalled}}, "/healthz", 503, "not live: " + stalled + "\n"},
 		{"frozen loop", api.Health{NotLive: []string{stalled}, NotReady: []string{stalled}}, "/readyz", 503, "not ready: " + stalled + "\n"},
 		{"no quorum: live", api.Health{NotReady: []string{"partition 5 has no leader with a quorum"}}, "/healthz", 200, "ok\n"},

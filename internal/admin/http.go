@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,8 +23,13 @@ func (a *API) statusRoutes(mux *http.ServeMux) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if h := a.cfg.Health(); !h.Ready() {
+		h := a.cfg.Health()
+		if !h.Ready() {
 			unhealthy(w, "not ready", h.NotReady)
+			return
+		}
+		if len(h.Rebuilding) > 0 {
+			_, _ = fmt.Fprintf(w, "ready; rebuilding the replicas of partitions %v from their peers (their data here was damaged)\n", h.Rebuilding)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
@@ -65,7 +71,7 @@ func unhealthy(w http.ResponseWriter, what string, reasons []string) {
 // Status reports the node's view of the cluster.
 func (a *API) Status() api.StatusJSON {
 	h := a.cfg.Health()
-	st := api.StatusJSON{NodeID: a.cfg.NodeID, ClusterID: a.cfg.ClusterID, Version: api.Version, Ready: h.Ready(), NotReady: h.NotReady, Removed: h.Removed}
+	st := api.StatusJSON{NodeID: a.cfg.NodeID, ClusterID: a.cfg.ClusterID, Version: api.Version, Ready: h.Ready(), NotReady: h.NotReady, Removed: h.Removed, Rebuilding: h.Rebuilding}
 	st.Nodes = a.cfg.Nodes()
 	local := map[uint64]int{}
 	gs := a.cfg.Engine.Status()

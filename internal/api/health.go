@@ -16,6 +16,10 @@ type Health struct {
 	Removed bool `json:"removed,omitempty"`
 	// Lost lists the partitions with no leader that has a quorum.
 	Lost []int `json:"lost,omitempty"`
+	// Rebuilding lists the partitions whose replica on this node was
+	// taken out of service (a corrupt file held its data) and is being
+	// rebuilt from its peers. It does not make the node unready.
+	Rebuilding []int `json:"rebuilding,omitempty"`
 }
 
 // Live reports whether the process is worth keeping.

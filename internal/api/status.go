@@ -10,8 +10,9 @@ type StatusJSON struct {
 	ClusterID  string            `json:"cluster_id"`
 	Version    string            `json:"version"`
 	Ready      bool              `json:"ready"`
-	NotReady   []string          `json:"not_ready,omitempty"` // why not (api.Health)
-	Removed    bool              `json:"removed,omitempty"`   // the cluster removed this node
+	NotReady   []string          `json:"not_ready,omitempty"`  // why not (api.Health)
+	Removed    bool              `json:"removed,omitempty"`    // the cluster removed this node
+	Rebuilding []int             `json:"rebuilding,omitempty"` // partitions whose replica here is being rebuilt (api.Health)
 	Nodes      []NodeRecord      `json:"nodes"`
 	Partitions []PartitionStatus `json:"partitions"`
 }

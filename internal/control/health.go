@@ -55,6 +55,11 @@ type HealthFacts struct {
 	// Removed: the cluster removed this node for good.
 	Removed bool
 	Parts   []PartFacts
+	// Rebuilding lists the partitions whose replica here was quarantined
+	// (its data damaged) and is being rebuilt from its peers. The node
+	// still serves them (it forwards to their leaders), so they do not
+	// make it unready; the verdict names them.
+	Rebuilding []int
 	// QuorumWindow is how old a confirmation of a partition's leader may
 	// be and still count.
 	QuorumWindow time.Duration
@@ -80,6 +85,7 @@ const maxNamed = 10
 // Judge turns facts into a verdict.
 func Judge(f HealthFacts) api.Health {
 	var h api.Health
+	h.Rebuilding = f.Rebuilding
 	if f.EngineErr != nil {
 		h.NotLive = append(h.NotLive, "engine stopped on a fatal error (see the node's log)")
 	}

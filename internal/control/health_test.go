@@ -113,3 +113,14 @@ func oldReady(f HealthFacts) bool {
 	}
 	return true
 }
+
+// A partition whose replica here is being rebuilt (quarantined) is named,
+// and does not make the node unready: its requests are forwarded.
+func TestJudgeNamesRebuilding(t *testing.T) {
+	now := time.Now()
+	h := Judge(HealthFacts{Now: now, LastCycle: now, StallAfter: time.Second, QuorumWindow: time.Second,
+		Parts: []PartFacts{{ID: 3, Confirmed: 2, ConfirmedAt: now}}, Rebuilding: []int{3}})
+	if !h.Ready() || !slices.Equal(h.Rebuilding, []int{3}) {
+		t.Fatalf("verdict %+v", h)
+	}
+}

@@ -82,6 +82,9 @@ func PrintStatus(w io.Writer, st api.StatusJSON, probes map[uint64]Probe) error 
 	for _, why := range st.NotReady {
 		fmt.Fprintf(w, "  node %d not ready: %s\n", st.NodeID, printable(why))
 	}
+	if len(st.Rebuilding) > 0 {
+		fmt.Fprintf(w, "  node %d is rebuilding its replicas of partitions %v from their peers (a data file held damaged copies)\n", st.NodeID, st.Rebuilding)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tREADYZ\tHEARTBEAT (UTC)\tLEADS\tRESP\tHTTP\tPEER")

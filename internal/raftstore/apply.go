@@ -34,6 +34,7 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 	b := e.db.NewIndexedBatch()
 	defer func() { b.Close() }()
 	var answers []answerOut
+groups:
 	for i, rr := range readies {
 		r := rr.r
 		if len(rr.rd.CommittedEntries) == 0 {
@@ -42,6 +43,9 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 		for _, ent := range rr.rd.CommittedEntries {
 			var err error
 			answers, err = e.applyEntry(b, r, ent, answers)
+			if err != nil && e.applyFailedCondemned(r, err) {
+				continue groups // its replica ends; the others go on (quarantine.go)
+			}
 			if err != nil {
 				return fmt.Errorf("apply group %d index %d: %w", r.group, ent.GetIndex(), err)
 			}

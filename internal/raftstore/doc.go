@@ -57,6 +57,10 @@
 //     leaderships away; a cycle stuck past StallTimeout fences it
 //     (disk.go). A start whose raft state is behind what the node had
 //     synced is refused (mark.go).
+//   - A replica whose data storage found damaged is condemned and leaves
+//     service at once, while the node's other replicas go on; its id is
+//     never hosted again, and no replica of its group is created here
+//     until its damaged state is gone (quarantine.go).
 //
 // What a peer's message may do. Every peer, authenticated or not, may be
 // buggy or misconfigured, so nothing a frame says is trusted beyond what

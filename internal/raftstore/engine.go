@@ -58,6 +58,7 @@ type Engine struct {
 	overOnce sync.Once
 	stopOnce sync.Once    // closes stop: Stop, or Fence
 	progress loopProgress // see progress.go
+	quar     quarantine   // quarantine.go
 }
 
 type waitKey struct{ origin, seq uint64 }

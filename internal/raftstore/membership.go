@@ -457,7 +457,9 @@ func (e *Engine) replicaFor(env Envelope) *replica {
 		e.suspectRemoved(r)
 		return nil
 	}
-	if !isLeaderMsg(m) {
+	if !isLeaderMsg(m) || e.condemned(env.Group) {
+		// A condemned group's damaged state is being removed: nothing is
+		// created over it (quarantine.go).
 		return nil
 	}
 	if env.From == 0 || env.From == e.cfg.NodeID || m.GetTo() == 0 || m.GetFrom() == 0 || m.GetFrom() == m.GetTo() || m.GetTo() <= e.tombstone(env.Group) {

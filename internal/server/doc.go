@@ -17,6 +17,11 @@
 //     with no network call, so /healthz and /readyz answer at once even
 //     when every peer is silent. A node told it was removed closes its
 //     client port and connections, and stays not ready.
+//   - A corrupt data file takes out only the replicas whose keys it holds
+//     when it can (quarantine.go: at most a few, each with peers that keep
+//     a quorum), and the node asks their leaders to replace them; any
+//     other corruption, or a quarantine that cannot finish, fences the
+//     whole node and refuses later starts (disk.go).
 //   - Stop stops accepting clients, hands leaderships to up-to-date
 //     followers, finishes in-flight requests within a deadline, then
 //     stops the loops and the engine, and closes storage last.

@@ -55,6 +55,7 @@ func (n *Node) healthFacts(now time.Time) control.HealthFacts {
 		StallAfter:   max(minStallAfter, 10*election),
 		Removed:      n.health.removed.Load(),
 		QuorumWindow: max(minQuorumWindow, 10*election),
+		Rebuilding:   n.quar.Rebuilding(),
 	}
 	if d := n.health.stallAfter.Load(); d != 0 {
 		f.StallAfter = time.Duration(d)

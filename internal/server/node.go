@@ -53,7 +53,9 @@ type Node struct {
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
 	// joined: the node joined a running cluster (--join), now or before.
 	joined bool
-	health nodeHealth // health.go
+	health nodeHealth   // health.go
+	fence  *diskFence   // disk.go
+	quar   *quarantiner // quarantine.go
 	// The control plane's parts that other parts call (wiring.go).
 	cmap     *control.Map // the node's view of membership
 	registry *control.Registry
@@ -111,7 +113,8 @@ func Start(cfg Config) (*Node, error) {
 		fs = n.disk
 	}
 	fence := &diskFence{}
-	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs, Logger: n.log, OnCorruption: fence.onCorruption}); err != nil {
+	n.fence, n.quar = fence, newQuarantiner(fence, n.log, fs, cfg.DataDir)
+	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs, Logger: n.log, OnCorruption: fence.onCorruption, Isolate: n.quar.isolate}); err != nil {
 		n.closeDisk()
 		return nil, err
 	}
@@ -206,6 +209,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
+	// From here a corrupt file met by a read may be isolated; before, it
+	// fails the start (quarantine.go).
+	n.quar.serving.Store(true)
 	n.eng.Start()
 	n.admin = n.newAdmin()
 	n.httpSrv = &http.Server{Handler: n.admin.Handler(), ReadHeaderTimeout: 5 * time.Second}
@@ -215,6 +221,7 @@ func Start(cfg Config) (*Node, error) {
 		n.run(loop)
 	}
 	n.run(n.watchDisk(fs))
+	n.run(n.runQuarantine)
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.Ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
 	return n, nil

@@ -40,6 +40,9 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		return n.place.ServeGroupInfo(body)
 	case control.MethodChangeReplicas:
 		return n.place.ServeChangeReplicas(ctx, body)
+	case control.MethodRemoveDamaged:
+		caller, _ := transport.PeerNode(ctx)
+		return control.ServeRemoveDamaged(ctx, n.eng, caller, body)
 	case control.MethodJoin:
 		if err := checkJoiner(ctx, body); err != nil {
 			return nil, err

@@ -10,7 +10,9 @@ import (
 )
 
 // A corrupt sstable must not turn into a crash loop, nor into a node that
-// serves or votes with a damaged copy. When Pebble reports corruption the
+// serves or votes with a damaged copy. When the file holds only a few
+// replicas' replicated state, only they are taken out (quarantine.go).
+// Otherwise, when Pebble reports corruption the
 // node records it in CorruptFile (outside Pebble, synced), fences itself
 // and exits; every later start refuses while the file is there, with the
 // message and what to do. Its peers hold the data: while it is down the

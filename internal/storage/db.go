@@ -2,6 +2,7 @@ package storage
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,11 @@ type Options struct {
 	// was logged and recorded in the data dir (corrupt.go); the node
 	// fences itself there. It must not block.
 	OnCorruption func(Corruption)
+	// Isolate, when set, is asked first, from the same goroutine: true
+	// means the node takes only the replicas the file holds out of service
+	// (quarantine.go), so nothing is recorded in CorruptFile and
+	// OnCorruption is not called. It must not block.
+	Isolate func(Corruption) bool
 	// MemTableSize is Pebble's memtable size; 0 means 64 MiB. A simulator
 	// that keeps flushes at points it chooses (an explicit Flush) keeps it
 	// above what a run writes.
@@ -60,6 +66,9 @@ func Open(o Options) (*pebble.DB, error) {
 		FormatMajorVersion: walFormat, // wal.go
 		Logger:             logger,
 		EventListener: eventListener(logger, func(c Corruption) {
+			if o.Isolate != nil && !recorded.Load() && Isolatable(c) && o.Isolate(c) {
+				return
+			}
 			// The first corruption is the one recorded; the node is
 			// fencing itself, and the same file is often reported again.
 			if recorded.CompareAndSwap(false, true) {
@@ -83,6 +92,12 @@ func Open(o Options) (*pebble.DB, error) {
 	db, err := pebble.Open(o.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open storage at %s: %w", o.Dir, walError(o.Dir, err))
+	}
+	// Replicas quarantined before a crash are finished before anything
+	// can load them (quarantine.go).
+	if err := FinishQuarantine(context.Background(), db, fs, o.Dir); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open storage at %s: finishing a quarantine: %w", o.Dir, err)
 	}
 	return db, nil
 }

@@ -27,8 +27,11 @@
 //     equals what its last committed batch put on disk: the engine updates it
 //     only for batches it then commits, and a failed commit is fatal.
 //   - Nothing damaged is served or trusted silently: Pebble's errors reach
-//     the node's log (events.go); a corrupt file is recorded in CORRUPT and
-//     refuses every later start (corrupt.go); a damaged WAL record that had
+//     the node's log (events.go); a corrupt file that holds only some
+//     replicas' replicated state is quarantined: those replicas are
+//     recorded in QUARANTINE, tombstoned and excised, and no restart loads
+//     them again (quarantine.go); any other corrupt file is recorded in
+//     CORRUPT and refuses every later start (corrupt.go); a damaged WAL record that had
 //     been synced refuses the start, a torn unsynced tail is dropped with a
 //     WARN (wal.go); RAFTMARK witnesses, outside Pebble, the hard states
 //     that synced writes made durable (mark.go).

@@ -83,7 +83,7 @@ func (e *Engine) takeOutCondemned() {
 	q := &e.quar
 	q.mu.Lock()
 	var gone []*replica
-	for g := range q.condemned {
+	for _, g := range sortedKeys(q.condemned) {
 		if _, done := q.out[g]; done {
 			continue
 		}

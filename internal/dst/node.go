@@ -37,6 +37,8 @@ type node struct {
 	terms uint64 // sum of the replicas' terms after the last step
 	// tookSnap: a snapshot was handed to the engine since its last step
 	tookSnap bool
+	// flushedAt: the DB's WAL bytes at its last flush (maybeFlush)
+	flushedAt uint64
 	// last published per group, for the checker
 }
 
@@ -96,6 +98,7 @@ func (n *node) open(descs []*storage.Descriptor) error {
 	}
 	eng.StartDriven()
 	n.db, n.eng, n.up, n.busy = db, eng, true, true
+	n.flushedAt = ^uint64(0) // flush at the first tick
 	n.inc++
 	s.check.restarted(n)
 	n.terms = 0
@@ -127,10 +130,39 @@ func (n *node) scheduleTick(first bool) {
 			return
 		}
 		n.clk.Set(epoch.Add(n.s.now))
+		n.maybeFlush()
 		n.eng.Tick()
 		n.busy = true
 		n.scheduleTick(false)
 	})
+}
+
+// flushEvery: the WAL bytes after which a tick flushes the memtable.
+const flushEvery = 24 << 10
+
+// maybeFlush flushes the node's memtable, at a tick, once flushEvery WAL
+// bytes were written since the last flush. Pebble must never rotate its
+// memtable by itself: it decides that the memtable is full from its
+// arena's use, which depends on the skiplist's random tower heights (an
+// unseedable source), and a rotation syncs the old WAL — the unsynced
+// writes before it would survive a crash in one run and not in the next.
+// A memtable starts at 256 KiB; flushed this often, Pebble's worst-case
+// reservation for the writes since the last flush stays well below that.
+// A flush also exercises Pebble's flush and compaction paths.
+func (n *node) maybeFlush() {
+	if n.disk.armed {
+		return // a flush on a full disk is retried forever
+	}
+	in := n.db.Metrics().WAL.BytesIn
+	if n.flushedAt != ^uint64(0) && in-n.flushedAt < flushEvery {
+		return
+	}
+	if err := n.db.Flush(); err != nil {
+		n.s.fail("flush on node %d: %v", n.id, err)
+		return
+	}
+	n.s.fault("flush")
+	n.flushedAt = in
 }
 
 // step runs the engine until it has no more work; false if it had none.

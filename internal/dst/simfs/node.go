@@ -26,6 +26,10 @@ type node struct {
 	data      []byte
 	syncedLen int
 	undo      map[int][]byte
+	// undoLo: for each block in undo, the lowest offset written since the
+	// last sync. The bytes of the block below it are synced: a torn tail
+	// starts at it, never before (a synced record must never tear).
+	undoLo map[int]int
 }
 
 func newDir() *node { return &node{dir: true, children: map[string]*node{}} }
@@ -37,14 +41,17 @@ func (n *node) write(off int, p []byte) {
 	end := off + len(p)
 	if off < n.syncedLen {
 		for b := off / undoBlock; b*undoBlock < min(end, n.syncedLen); b++ {
+			s := b * undoBlock
+			lo := max(off, s)
 			if _, ok := n.undo[b]; ok {
+				n.undoLo[b] = min(n.undoLo[b], lo)
 				continue
 			}
 			if n.undo == nil {
-				n.undo = map[int][]byte{}
+				n.undo, n.undoLo = map[int][]byte{}, map[int]int{}
 			}
-			s := b * undoBlock
 			n.undo[b] = slices.Clone(n.data[s:min(s+undoBlock, n.syncedLen)])
+			n.undoLo[b] = lo
 		}
 	}
 	if old := len(n.data); end > old {
@@ -68,7 +75,7 @@ func (n *node) sync() {
 		return
 	}
 	n.syncedLen = len(n.data)
-	n.undo = nil
+	n.undo, n.undoLo = nil, nil
 }
 
 // dirty reports whether the file holds bytes a crash would lose.
@@ -89,14 +96,14 @@ func (n *node) durable() []byte {
 type span struct{ lo, hi int }
 
 // unsynced lists the ranges holding bytes a crash would lose, in offset
-// order: the blocks overwritten below the synced length, then the bytes
-// appended past it.
+// order: in each block overwritten below the synced length, from the
+// lowest offset written since the sync; then the bytes appended past it.
 func (n *node) unsynced() []span {
 	blocks := slices.Sorted(maps.Keys(n.undo))
 	out := make([]span, 0, len(blocks)+1)
 	for _, b := range blocks {
 		s := b * undoBlock
-		out = append(out, span{s, s + len(n.undo[b])})
+		out = append(out, span{n.undoLo[b], s + len(n.undo[b])})
 	}
 	if len(n.data) > n.syncedLen {
 		out = append(out, span{n.syncedLen, len(n.data)})

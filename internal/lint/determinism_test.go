@@ -36,9 +36,8 @@ var engineExceptions = []exception{
 	{"watchStall", "time.Since", "the stall watcher measures real time by design"},
 	{"runMark", "time.NewTicker", "the mark writer runs on real time, only under Start"},
 	{"TransferLeadership", "time.NewTicker", "a blocking admin call polling from its own goroutine"},
-	{"ChangeReplicas", "time.NewTicker", "a blocking admin call polling from its own goroutine"},
+	{"awaitChange", "time.NewTicker", "blocking membership calls (ChangeReplicas, RemoveDamaged) polling from their own goroutine"},
 	{"Condemned", "time.NewTicker", "the quarantine driver's wait, on its own goroutine"},
-	{"RemoveDamaged", "time.NewTicker", "the quarantine driver's blocking call, on its own goroutine"},
 	{"mark", "time.Since", "loop progress for the stall watcher and health: real time by design"},
 	{"", "time.Now", "progressEpoch, the stall watcher's origin"},
 	// Metrics: latencies are real time and never feed back into behaviour.

@@ -92,13 +92,23 @@ const promoteSlack = 64
 // already in effect succeeds at once, so a caller that crashed halfway
 // can simply repeat its plan.
 func (e *Engine) ChangeReplicas(ctx context.Context, group uint64, kind ChangeKind, node uint64) error {
-	type answer struct {
-		done bool // already in effect
-		err  error
-	}
-	ch := make(chan answer, 1)
-	e.ProposeChange(group, kind, node, func(done bool, err error) { ch <- answer{done, err} })
-	var a answer
+	ch := make(chan changeAnswer, 1)
+	e.ProposeChange(group, kind, node, func(done bool, err error) { ch <- changeAnswer{done, err} })
+	return e.awaitChange(ctx, group, ch, fmt.Sprintf("%s of node %d in group %d", kind, node, group),
+		func(st *GroupStatus) bool { return changeInEffect(st, kind, node) })
+}
+
+// changeAnswer is the loop's answer to a proposed membership change.
+type changeAnswer struct {
+	done bool // already in effect
+	err  error
+}
+
+// awaitChange waits for the loop's answer on ch, then, if the change was
+// proposed, until inEffect shows it in group's status here. what names
+// the change in errors.
+func (e *Engine) awaitChange(ctx context.Context, group uint64, ch <-chan changeAnswer, what string, inEffect func(*GroupStatus) bool) error {
+	var a changeAnswer
 	select {
 	case a = <-ch:
 	case <-ctx.Done():
@@ -117,17 +127,17 @@ func (e *Engine) ChangeReplicas(ctx context.Context, group uint64, kind ChangeKi
 			return ErrNoGroup
 		}
 		st := r.status.Load()
-		if changeInEffect(st, kind, node) {
+		if inEffect(st) {
 			return nil
 		}
 		if !st.ConfPending {
 			// Applied without taking effect: raft dropped it for a change
 			// that got in first, or leadership moved.
-			return fmt.Errorf("%s of node %d in group %d: %w", kind, node, group, ErrConfPending)
+			return fmt.Errorf("%s: %w", what, ErrConfPending)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s of node %d in group %d not applied yet: %w", kind, node, group, ctx.Err())
+			return fmt.Errorf("%s not applied yet: %w", what, ctx.Err())
 		case <-e.done:
 			return ErrStopped
 		case <-tick.C:

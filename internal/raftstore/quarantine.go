@@ -169,59 +169,24 @@ func (e *Engine) Hosted() []uint64 {
 // succeeds at once if id is no longer a member (removed before, perhaps
 // already replaced by a new replica on the same node).
 func (e *Engine) RemoveDamaged(ctx context.Context, group, node, id uint64) error {
-	type answer struct {
-		done bool
-		err  error
-	}
-	ch := make(chan answer, 1)
+	ch := make(chan changeAnswer, 1)
 	e.in.addFunc(func() {
 		r := e.byGroup[group]
 		switch {
 		case r == nil:
-			ch <- answer{err: ErrNoGroup}
+			ch <- changeAnswer{err: ErrNoGroup}
 		case !r.isLeader:
-			ch <- answer{err: &NotLeaderError{Group: group, Leader: r.desc.NodeOf(r.leader)}}
+			ch <- changeAnswer{err: &NotLeaderError{Group: group, Leader: r.desc.NodeOf(r.leader)}}
 		case r.desc.ReplicaOn(node) != id:
-			ch <- answer{done: true}
+			ch <- changeAnswer{done: true}
 		default:
 			done, err := r.proposeChange(RemoveReplica, node)
-			ch <- answer{done, err}
+			ch <- changeAnswer{done, err}
 		}
 	})
 	e.notify()
-	var a answer
-	select {
-	case a = <-ch:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-e.done:
-		return ErrStopped
-	}
-	if a.err != nil || a.done {
-		return a.err
-	}
-	t := time.NewTicker(e.cfg.TickInterval)
-	defer t.Stop()
-	for {
-		r := e.hosted(group)
-		if r == nil {
-			return ErrNoGroup
-		}
-		st := r.status.Load()
-		if !slices.Contains(st.MemberIDs, id) {
-			return nil
-		}
-		if !st.ConfPending {
-			return fmt.Errorf("removal of replica %d of group %d: %w", id, group, ErrConfPending)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("removal of replica %d of group %d not applied yet: %w", id, group, ctx.Err())
-		case <-e.done:
-			return ErrStopped
-		case <-t.C:
-		}
-	}
+	return e.awaitChange(ctx, group, ch, fmt.Sprintf("removal of replica %d of group %d", id, group),
+		func(st *GroupStatus) bool { return !slices.Contains(st.MemberIDs, id) })
 }
 
 // Tombstone returns the highest replica id of group destroyed or

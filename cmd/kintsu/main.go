@@ -23,6 +23,7 @@ Usage:
                [--network hooks|netns]
   kintsu ctl [--http HOST:PORT] status | locate KEY
   kintsu sim [--seeds 100] [--from 1] [--procs N] [--plant BUG] | --seed N [--trace]   (the deterministic simulator)
+  kintsu bench [--systems kintsu,etcd,redis] [--duration 10s] [--clients 64]   (side by side with etcd and Redis)
   kintsu stranger --peers 1=H:P,... [--cluster-id ID] [--as 99] [--duration 2s]   (testing only: a hostile peer)
   kintsu version
 
@@ -50,6 +51,8 @@ func main() {
 		os.Exit(runStranger(args))
 	case "sim":
 		os.Exit(runSim(args))
+	case "bench":
+		os.Exit(runBench(args))
 	case "version", "--version", "-v":
 		fmt.Println("kintsu", api.Version)
 	case "help", "-h", "--help":

@@ -60,7 +60,7 @@ func TestHostsAndWrap(t *testing.T) {
 	}
 	// The wrapper exec'd the node: its pid runs the node binary, with the
 	// wrapper's environment.
-	pid := nodePID(c, 2)
+	pid := c.PID(2)
 	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe != "" && exe != c.opts.Binary {
 		t.Errorf("pid %d runs %s, want the node binary %s", pid, exe, c.opts.Binary)
 	}
@@ -120,12 +120,6 @@ func args(argv []string, flag string) string {
 		return argv[i+1]
 	}
 	return ""
-}
-
-func nodePID(c *Cluster, id uint64) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.procs[id].pid
 }
 
 func killedBy(err error, sig syscall.Signal) bool {
@@ -220,7 +214,7 @@ func TestNetnsCluster(t *testing.T) {
 	}
 	t.Logf("cluster ready %v after Start", time.Since(begin).Round(time.Millisecond))
 	for _, n := range c.Nodes() {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", nodePID(c, n.ID))); err != nil || exe != bin {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.PID(n.ID))); err != nil || exe != bin {
 			t.Errorf("node %d's pid runs %q (%v), want kintsu itself", n.ID, exe, err)
 		}
 	}

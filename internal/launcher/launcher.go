@@ -180,6 +180,17 @@ func (c *Cluster) Running(id uint64) bool {
 	return p != nil && !p.exited
 }
 
+// PID is node id's process id while it runs, else 0 (for accounting such
+// as the CPU time `kintsu bench` reads from /proc).
+func (c *Cluster) PID(id uint64) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[id]; p != nil && !p.exited {
+		return p.pid
+	}
+	return 0
+}
+
 // AddNode starts a new node, with the next id and addresses laid out as
 // Start's, that joins the running cluster through node via's peer address
 // (kintsu server --join). It returns once the process is started; see

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -55,11 +56,8 @@ func runSim(args []string) int {
 		}
 		return 0
 	case *seed != 0:
-		opt.Seed, opt.Trace, opt.TraceFrom = *seed, *trace, *traceFrom
+		opt.Seed, opt.Trace, opt.TraceFrom, opt.TraceOut = *seed, *trace, *traceFrom, os.Stdout
 		r := dst.Run(opt)
-		for _, l := range r.Trace {
-			fmt.Println(l)
-		}
 		fmt.Println(r.Summary())
 		if r.Failed() {
 			fmt.Println("replay:", r.Replay())
@@ -141,33 +139,32 @@ func runWorkers(self string, from uint64, n, procs, shift int, fs *flag.FlagSet,
 		go func(q []job) {
 			defer wg.Done()
 			for _, j := range q {
-				wargs := append([]string{"sim", "--worker", "--from", fmt.Sprint(j.from), "--seeds", fmt.Sprint(j.n)}, passThrough(fs)...)
-				cmd := exec.Command(self, wargs...)
-				cmd.Stderr = os.Stderr
-				stdout, err := cmd.StdoutPipe()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if err := cmd.Start(); err != nil {
-					errs <- err
-					return
-				}
-				sc := bufio.NewScanner(stdout)
-				sc.Buffer(make([]byte, 1<<20), 64<<20)
-				for sc.Scan() {
-					var r dst.Result
-					if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				// A worker that dies (a panic no recover catches, such as
+				// one taken inside Pebble with its lock released) fails the
+				// seed it was running; a new worker goes on after it.
+				for next, end := j.from, j.from+uint64(j.n); next < end; {
+					last, err := runWorker(self, next, int(end-next), fs, func(r *dst.Result) {
+						mu.Lock()
+						out[r.Seed] = r
+						mu.Unlock()
+					})
+					if err == nil {
+						break
+					}
+					var exit *exec.ExitError
+					if !errors.As(err, &exit) {
 						errs <- err
 						return
 					}
+					dead := next
+					if last != 0 {
+						dead = last + 1
+					}
 					mu.Lock()
-					out[r.Seed] = &r
+					out[dead] = &dst.Result{Seed: dead, Plant: dst.Plant(fs.Lookup("plant").Value.String()),
+						Failure: fmt.Sprintf("the worker process died running this seed (%v); a panic's stack, if any, is on stderr", err)}
 					mu.Unlock()
-				}
-				if err := cmd.Wait(); err != nil {
-					errs <- fmt.Errorf("worker for seeds %d..%d: %w", j.from, j.from+uint64(j.n)-1, err)
-					return
+					next = dead + 1
 				}
 			}
 		}(q)
@@ -184,6 +181,37 @@ func runWorkers(self string, from uint64, n, procs, shift int, fs *flag.FlagSet,
 	}
 	_ = args
 	return out, nil
+}
+
+// runWorker runs seeds [from, from+n) in one worker process, handing each
+// result to got as it arrives; last is the last seed reported (0 if none).
+func runWorker(self string, from uint64, n int, fs *flag.FlagSet, got func(*dst.Result)) (last uint64, err error) {
+	wargs := append([]string{"sim", "--worker", "--from", fmt.Sprint(from), "--seeds", fmt.Sprint(n)}, passThrough(fs)...)
+	cmd := exec.Command(self, wargs...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var r dst.Result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return last, fmt.Errorf("worker for seeds %d..%d: %w", from, from+uint64(n)-1, err)
+		}
+		got(&r)
+		last = r.Seed
+	}
+	if err := cmd.Wait(); err != nil {
+		return last, fmt.Errorf("worker for seeds %d..%d: %w", from, from+uint64(n)-1, err)
+	}
+	return last, nil
 }
 
 // passThrough repeats the flags that shape a run for the workers.

@@ -110,8 +110,15 @@ func (nw *network) deliver(link [2]uint64, envs []raftstore.Envelope) {
 	if nw.cut[link] || !to.up {
 		return
 	}
+	entries := 0
 	for i := range envs {
 		envs[i].From = link[0]
+		if envs[i].Msg != nil {
+			entries += len(envs[i].Msg.Entries)
+		}
+	}
+	if entries >= bigInput {
+		to.tookBigInput()
 	}
 	to.eng.HandleRaft(envs)
 	to.busy = true
@@ -139,6 +146,7 @@ func (nw *network) deliverSnap(link [2]uint64, ss *snapSend) {
 func (nw *network) install(to *node, from uint64, ss *snapSend) error {
 	env := ss.env
 	env.From = from
+	to.tookBigInput()
 	b, err := to.eng.NewSnapshotBuilder(env)
 	if err != nil {
 		return err

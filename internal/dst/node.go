@@ -39,6 +39,9 @@ type node struct {
 	tookSnap bool
 	// flushedAt: the DB's WAL bytes at its last flush (maybeFlush)
 	flushedAt uint64
+	// bigInputAt: when the node last took in a snapshot or many entries
+	// at once (disk.go's calm says why it matters)
+	bigInputAt time.Duration
 	// last published per group, for the checker
 }
 
@@ -149,14 +152,16 @@ const flushEvery = 24 << 10
 // A memtable starts at 256 KiB; flushed this often, Pebble's worst-case
 // reservation for the writes since the last flush stays well below that.
 // A flush also exercises Pebble's flush and compaction paths.
+//
+// While a disk fault is in force a flush would meet it (a flush on a full
+// disk is retried forever), so the fault expires first: the memtable must
+// never fill while a fault waits (disk.go's calm).
 func (n *node) maybeFlush() {
-	if n.disk.armed {
-		return // a flush on a full disk is retried forever
-	}
 	in := n.db.Metrics().WAL.BytesIn
 	if n.flushedAt != ^uint64(0) && in-n.flushedAt < flushEvery {
 		return
 	}
+	n.disk.calm()
 	if err := n.db.Flush(); err != nil {
 		n.s.fail("flush on node %d: %v", n.id, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sort"
@@ -43,10 +44,13 @@ type Options struct {
 	// the healed cluster has to converge. Defaults 30s and 15s.
 	FaultTime, HealTime time.Duration
 	Plant               Plant
-	// Trace keeps a line per step from step TraceFrom on (for replays);
-	// StepHashes keeps the trace hash after every step.
+	// Trace keeps a line per step from step TraceFrom on (for replays),
+	// or writes it to TraceOut as it happens when that is set (so a run
+	// that dies, as a Pebble panic can kill it, still shows its last
+	// steps); StepHashes keeps the trace hash after every step.
 	Trace      bool
 	TraceFrom  int
+	TraceOut   io.Writer
 	StepHashes bool
 	// Logger for the engines; nil discards everything.
 	Logger *slog.Logger
@@ -341,7 +345,12 @@ func (s *Sim) run() {
 			s.res.Checkpoints = append(s.res.Checkpoints, s.trace)
 		}
 		if s.opt.Trace && s.res.Steps >= s.opt.TraceFrom {
-			s.res.Trace = append(s.res.Trace, fmt.Sprintf("%d %v %s %d %d %016x", s.res.Steps, s.now, ev.kind, ev.a, ev.b, s.trace))
+			line := fmt.Sprintf("%d %v %s %d %d %016x", s.res.Steps, s.now, ev.kind, ev.a, ev.b, s.trace)
+			if s.opt.TraceOut != nil {
+				fmt.Fprintln(s.opt.TraceOut, line)
+			} else {
+				s.res.Trace = append(s.res.Trace, line)
+			}
 		}
 	}
 	if s.failed != "" {

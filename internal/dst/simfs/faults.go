@@ -59,6 +59,14 @@ func (fs *FS) SetFull(full bool) {
 	fs.mu.faults.full = full
 }
 
+// Faulty reports whether a fault is in force: the disk is full, or a
+// failing sync is still to come.
+func (fs *FS) Faulty() bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.mu.faults.full || fs.mu.faults.failSyncs > 0
+}
+
 // LazySync plants the ack-before-fsync bug: while on, a sync of a WAL file
 // reports success and syncs nothing. The simulator calls SyncAll on a
 // simulated period to model the disk catching up. Never on outside that.

@@ -33,6 +33,7 @@ func runBench(args []string) int {
 	dir := fs.String("dir", "", "where data and logs go (default: a temporary directory, removed afterwards)")
 	kintsuArgs := fs.String("kintsu-args", "", "extra flags for every Kintsu node, space-separated")
 	seed := fs.Uint64("seed", 1, "seed of the key choice")
+	profile := fs.Bool("profile", false, "leave a CPU profile of every Kintsu node per workload in --dir (KINTSU-WORKLOAD-nodeN.pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "kintsu bench: Kintsu, etcd and Redis side by side on loopback, one at a time, with one load generator (see docs/benchmarks.md)")
 		fs.PrintDefaults()
@@ -49,7 +50,7 @@ func runBench(args []string) int {
 	for _, s := range strings.Split(*systems, ",") {
 		switch s {
 		case "kintsu":
-			sys = append(sys, bench.Kintsu(self, *basePort, strings.Fields(*kintsuArgs)))
+			sys = append(sys, bench.Kintsu(self, *basePort, strings.Fields(*kintsuArgs), *profile))
 		case "etcd":
 			bin, err := exec.LookPath(*etcdBin)
 			if err != nil {
@@ -78,6 +79,10 @@ func runBench(args []string) int {
 		ws = append(ws, bench.Workload(w))
 	}
 	root := *dir
+	if *profile && root == "" {
+		fmt.Fprintln(os.Stderr, "kintsu bench: --profile needs --dir, where the profiles stay")
+		return 2
+	}
 	if root == "" {
 		if root, err = os.MkdirTemp("", "kintsu-bench-"); err != nil {
 			fmt.Fprintln(os.Stderr, "kintsu bench:", err)

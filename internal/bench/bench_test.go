@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -105,14 +106,15 @@ func TestSideBySide(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var progress strings.Builder
+	dir := t.TempDir()
 	rep, err := Run(ctx, Options{
 		Systems: []System{
-			Kintsu(kintsuBinary, 17800, []string{"--partitions", "8"}), // fewer partitions balance sooner
+			Kintsu(kintsuBinary, 17800, []string{"--partitions", "8"}, true), // fewer partitions balance sooner
 			Redis("/nonexistent/redis-server", 18100, "always"),
 			Redis(redisServer, 18100, "everysec"),
 		},
 		Workloads: Workloads,
-		Dir:       t.TempDir(),
+		Dir:       dir,
 		Progress:  &progress,
 		Seed:      1,
 		Load:      Load{Clients: 8, Duration: 400 * time.Millisecond, Keys: 1000, Value: 100, Pipeline: 16, MultiKey: 10, Timeout: 10 * time.Second},
@@ -124,6 +126,9 @@ func TestSideBySide(t *testing.T) {
 	want := map[string]bool{"kintsu": true, "redis-aof-everysec": true}
 	if len(rep.Rows) != len(want)*len(Workloads) {
 		t.Fatalf("%d rows, want %d", len(rep.Rows), len(want)*len(Workloads))
+	}
+	if ps, _ := filepath.Glob(filepath.Join(dir, "kintsu-write-node*.pprof")); len(ps) != 3 {
+		t.Errorf("profiles of the write workload: %v, want one per node", ps)
 	}
 	var cpu time.Duration
 	for _, r := range rep.Rows {

@@ -93,9 +93,27 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if ctx.Err() != nil {
 				break
 			}
+			profiled := make(chan error, 1)
+			if r.profile != nil {
+				go func() {
+					// Profile the measured window: start after the warm-up.
+					select {
+					case <-ctx.Done():
+						profiled <- ctx.Err()
+						return
+					case <-time.After(o.Load.Warmup):
+					}
+					profiled <- r.profile(ctx, o.Load.Duration, filepath.Join(o.Dir, fmt.Sprintf("%s-%s", sys.Name, w)))
+				}()
+			} else {
+				profiled <- nil
+			}
 			cpu0, err0 := totalCPU(r.pids())
 			m := drive(ctx, r.clients, w, o.Load, o.Seed)
 			cpu1, err1 := totalCPU(r.pids())
+			if err := <-profiled; err != nil {
+				say("%s %s: no profile: %v", sys.Name, w, err)
+			}
 			row := Row{System: sys.Name, Workload: w, Measured: m}
 			if err := errors.Join(err0, err1); err != nil {
 				// A server process went away mid-measurement: its CPU

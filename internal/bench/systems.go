@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +34,9 @@ type running struct {
 	pids    func() []int
 	clients []Client
 	stop    func() error
+	// profile, where the system offers it, writes a CPU profile of each
+	// server process over the next d to files named prefix-<node>.pprof.
+	profile func(ctx context.Context, d time.Duration, prefix string) error
 }
 
 // readyTimeout bounds each system's start-up.
@@ -39,7 +45,13 @@ const readyTimeout = 150 * time.Second
 // Kintsu is a 3-node cluster of binary on loopback from basePort (see
 // package launcher), measured once every node is ready and leadership is
 // balanced, so no election or leader move lands in a measurement.
-func Kintsu(binary string, basePort int, extraArgs []string) System {
+//
+// With profile, the nodes serve pprof and each workload leaves a CPU
+// profile of every node.
+func Kintsu(binary string, basePort int, extraArgs []string, profile bool) System {
+	if profile {
+		extraArgs = append(slices.Clone(extraArgs), "--enable-pprof")
+	}
 	return System{Name: "kintsu", start: func(ctx context.Context, dir string, n int) (*running, error) {
 		c, err := launcher.Start(launcher.Options{Binary: binary, Dir: dir, BasePort: basePort, ExtraArgs: extraArgs})
 		if err != nil {
@@ -73,8 +85,56 @@ func Kintsu(binary string, basePort int, extraArgs []string) System {
 			}
 			return ps
 		}
-		return &running{pids: pids, clients: repeat(respClient{cc}, n), stop: func() error { return errors.Join(cc.Close(), stop()) }}, nil
+		r := &running{pids: pids, clients: repeat(respClient{cc}, n), stop: func() error { return errors.Join(cc.Close(), stop()) }}
+		if profile {
+			r.profile = func(ctx context.Context, d time.Duration, prefix string) error {
+				var urls, files []string
+				for _, ni := range c.Nodes() {
+					urls = append(urls, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", ni.HTTPAddr, max(1, int(d.Seconds()))))
+					files = append(files, fmt.Sprintf("%s-node%d.pprof", prefix, ni.ID))
+				}
+				return fetchAll(ctx, d+10*time.Second, urls, files)
+			}
+		}
+		return r, nil
 	}}
+}
+
+// fetchAll downloads each url into its file, all at once, within timeout.
+func fetchAll(ctx context.Context, timeout time.Duration, urls, files []string) error {
+	hc := &http.Client{Timeout: timeout}
+	errs := make([]error, len(urls))
+	var wg sync.WaitGroup
+	for i := range urls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fetchTo(ctx, hc, urls[i], files[i])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func fetchTo(ctx context.Context, hc *http.Client, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, io.LimitReader(resp.Body, 256<<20))
+	return errors.Join(err, f.Close())
 }
 
 // waitBalanced polls /v1/status until every partition has a leader and no

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -72,7 +73,7 @@ func runBench(args []string) int {
 	}
 	var ws []bench.Workload
 	for _, w := range strings.Split(*workloads, ",") {
-		if !validWorkload(bench.Workload(w)) {
+		if !slices.Contains(bench.Workloads, bench.Workload(w)) {
 			fmt.Fprintf(os.Stderr, "kintsu bench: unknown workload %q\n", w)
 			return 2
 		}
@@ -108,13 +109,4 @@ func runBench(args []string) int {
 		return 1
 	}
 	return 0
-}
-
-func validWorkload(w bench.Workload) bool {
-	for _, k := range bench.Workloads {
-		if w == k {
-			return true
-		}
-	}
-	return false
 }

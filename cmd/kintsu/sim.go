@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,7 +41,7 @@ func runSim(args []string) int {
 		return 2
 	}
 	opt := dst.Options{Plant: dst.Plant(*plant), FaultTime: *faultTime, HealTime: *healTime}
-	if opt.Plant != "" && !validPlant(opt.Plant) {
+	if opt.Plant != "" && !slices.Contains(dst.Plants, opt.Plant) {
 		fmt.Fprintf(os.Stderr, "kintsu sim: unknown plant %q\n", *plant)
 		return 2
 	}
@@ -103,15 +104,6 @@ func runSim(args []string) int {
 		return 1
 	}
 	return 0
-}
-
-func validPlant(p dst.Plant) bool {
-	for _, x := range dst.Plants {
-		if x == p {
-			return true
-		}
-	}
-	return false
 }
 
 // runWorkers runs seeds [from, from+n) in procs worker processes; shift

@@ -349,3 +349,9 @@ func runModel(t *testing.T, seed uint64) {
 		t.Fatalf("seed %d: the run never rotated (%d) or deleted (%d) a segment", seed, rotations, deletions)
 	}
 }
+
+type pbEntry = pb.Entry
+
+func hsOf(term, vote, commit uint64) *pb.HardState {
+	return &pb.HardState{Term: proto.Uint64(term), Vote: proto.Uint64(vote), Commit: proto.Uint64(commit)}
+}

@@ -25,6 +25,12 @@ func Open(fs vfs.FS, dir string, opts Options) (*Log, error) {
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// The directory itself must survive a crash once it holds a synced
+	// record: sync the entry that names it (only its parent is assumed to
+	// be durable already).
+	if err := syncDir(fs, fs.PathDir(dir)); err != nil {
+		return nil, err
+	}
 	lock, err := fs.Lock(fs.PathJoin(dir, "LOCK"))
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: lock %s: %w", dir, err)

@@ -275,7 +275,7 @@ func (r *replay) record(seq uint32, base uint32, p []byte, first bool) error {
 		switch o.kind {
 		case opAppend:
 			o.first = d.uvarint()
-			k := d.count(3)
+			k := d.count(2)
 			o.metas = make([]entryMeta, k)
 			for j := range o.metas {
 				term := d.uvarint()

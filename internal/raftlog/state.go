@@ -171,8 +171,16 @@ func (s *state) trimCache(g *group) {
 		g.cacheBytes -= len(g.cache[drop].GetData())
 		drop++
 	}
-	if drop > 0 {
-		g.cache = append([]*pb.Entry(nil), g.cache[drop:]...)
+	dropCache(g, drop)
+}
+
+// dropCache forgets the oldest n cached entries. The array is resliced,
+// not copied (append reallocates it once it is full, keeping only the live
+// part), and the dropped slots are cleared so the entries can be freed.
+func dropCache(g *group, n int) {
+	if n > 0 {
+		clear(g.cache[:n])
+		g.cache = g.cache[n:]
 	}
 }
 
@@ -203,7 +211,7 @@ func compact(g *group, index, term uint64) error {
 		for _, e := range g.cache[:drop] {
 			g.cacheBytes -= len(e.GetData())
 		}
-		g.cache = append([]*pb.Entry(nil), g.cache[drop:]...)
+		dropCache(g, drop)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -64,8 +65,9 @@ type Log struct {
 
 // Batch collects operations on any number of groups; Commit writes them
 // as one record, so that after a crash all or none of them are visible.
-// Entries handed to Append must not be modified afterwards (the Log keeps
-// them in its tail cache).
+// Operations on one group apply in the order they were added. A batch is
+// committed once. Entries handed to Append must not be modified afterwards
+// (the Log keeps them in its tail cache and Entries returns them).
 type Batch struct{ ops []op }
 
 // NewBatch returns an empty batch.
@@ -147,6 +149,19 @@ func (l *Log) Commit(b *Batch, sync bool) error {
 		if err := validate(&l.mu.st, sh, o); err != nil {
 			return err
 		}
+	}
+	if !slices.ContainsFunc(ops, func(o op) bool { return o.kind != 0 }) {
+		// Nothing to record (no-op compactions): no write, and a sync
+		// only if an earlier commit left unsynced bytes.
+		if act := l.mu.segs[len(l.mu.segs)-1]; sync && l.mu.synced < act.size {
+			if err := act.f.Sync(); err != nil {
+				l.mu.err = fmt.Errorf("raftlog: log failed, reopen to recover: %w", err)
+				return l.mu.err
+			}
+			l.mu.synced = act.size
+			l.gcLocked()
+		}
+		return nil
 	}
 	rec, err := l.encodeBatch(ops)
 	if err != nil {
@@ -356,14 +371,11 @@ func (l *Log) gcLocked() {
 	n := 0
 	for n < len(segs)-1 && segs[n].seq < limit {
 		s := segs[n]
-		s.f.Close()
 		if err := l.fs.Remove(l.fs.PathJoin(l.dir, segName(s.seq))); err != nil {
 			l.logger.Warn("raftlog: cannot remove an obsolete segment", "segment", segName(s.seq), "err", err)
-			if f, err := l.fs.Open(l.fs.PathJoin(l.dir, segName(s.seq))); err == nil {
-				s.f = f
-			}
 			break
 		}
+		s.f.Close()
 		n++
 	}
 	if n == 0 {

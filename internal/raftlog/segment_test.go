@@ -167,3 +167,34 @@ func TestRecordLargerThanSegment(t *testing.T) {
 		t.Fatalf("big entry: %v", err)
 	}
 }
+
+// TestNoOpCommitWritesNothing: a batch of no-op compactions writes no
+// record; with sync it only syncs what earlier commits left unsynced.
+func TestNoOpCommitWritesNothing(t *testing.T) {
+	fs := simfs.New(0)
+	l := open(t, fs, Options{})
+	defer l.Close()
+	appendTo(t, l, 3, 1)
+	if err := l.Compact(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	before := l.Stats().Bytes
+	for _, sync := range []bool{false, true} {
+		b := l.NewBatch()
+		b.Compact(1, 1)
+		b.Compact(2, 0)
+		if err := l.Commit(b, sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := l.Stats().Bytes; after != before {
+		t.Fatalf("no-op commits wrote %d bytes", after-before)
+	}
+	// The sync made the unsynced compaction durable.
+	fs = fs.Crash(simfs.CrashOptions{})
+	l2 := open(t, fs, Options{})
+	defer l2.Close()
+	if fi, _ := l2.FirstIndex(1); fi != 3 {
+		t.Fatalf("first index %d after the crash, want 3", fi)
+	}
+}

@@ -257,3 +257,23 @@ func TestReadChecksEntryChecksum(t *testing.T) {
 		t.Fatalf("read of a damaged entry: %v", err)
 	}
 }
+
+// TestUnfinishedRewriteIgnored: a crash in the middle of cutting a torn
+// tail leaves the temporary file; Open removes it and cuts again.
+func TestUnfinishedRewriteIgnored(t *testing.T) {
+	fs := simfs.New(0)
+	l := open(t, fs, Options{})
+	commitN(t, l, 3, true)
+	l.Close()
+	data := readFile(t, fs, seg1)
+	writeFile(t, fs, seg1, append(data, "torn"...))
+	writeFile(t, fs, seg1+tmpSuffix, data[:10])
+	l = open(t, fs, Options{})
+	defer l.Close()
+	if _, err := fs.Stat(seg1 + tmpSuffix); err == nil {
+		t.Fatal("temporary file kept")
+	}
+	if got := mustLast(t, l, 1); got != 3 {
+		t.Fatalf("last index %d, want 3", got)
+	}
+}

@@ -112,7 +112,7 @@ func powerLoss(t *testing.T, mode crashMode, seed uint64, c *crashCounts) {
 	for round := range 12 {
 		ctx := fmt.Sprintf("%s seed %d round %d", mode.name, seed, round)
 		broken := false
-		for range 1 + rng.IntN(25) {
+		for range rng.IntN(25) { // none: a crash right after a recovery
 			b, next := g.batch(states[len(states)-1])
 			sync := rng.IntN(3) == 0
 			fault := rng.IntN(40)

@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"math"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -53,5 +54,54 @@ func BenchmarkCommit(b *testing.B) {
 			b.ReportMetric(float64(written)/float64(b.N*groups*perGroup), "B/entry")
 			b.ReportMetric(float64(b.N*groups*perGroup)/b.Elapsed().Seconds(), "entries/s")
 		})
+	}
+}
+
+// benchLog holds 3,000 entries of 128 bytes in group 1, committed 100 per
+// batch, with the default cache (1,024 entries).
+func benchLog(b *testing.B) *Log {
+	l, err := Open(simfs.New(0), "raftlog", Options{Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, 128)
+	for i := uint64(0); i < 3000; i += 100 {
+		es := make([]*pb.Entry, 100)
+		for k := range es {
+			es[k] = ent(i+uint64(k)+1, 1, data)
+		}
+		batch := l.NewBatch()
+		batch.Append(1, es)
+		if err := l.Commit(batch, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return l
+}
+
+// BenchmarkEntriesFromCache reads the 100 newest entries, as a leader does
+// for an up-to-date follower.
+func BenchmarkEntriesFromCache(b *testing.B) {
+	l := benchLog(b)
+	defer l.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if es, err := l.Entries(1, 2901, 3001, math.MaxUint64); err != nil || len(es) != 100 {
+			b.Fatal(len(es), err)
+		}
+	}
+}
+
+// BenchmarkEntriesFromSegment reads 100 entries older than the cache, as
+// for a lagging follower: one read from the segment, 100 checksums and
+// unmarshals.
+func BenchmarkEntriesFromSegment(b *testing.B) {
+	l := benchLog(b)
+	defer l.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if es, err := l.Entries(1, 101, 201, math.MaxUint64); err != nil || len(es) != 100 {
+			b.Fatal(len(es), err)
+		}
 	}
 }

@@ -31,9 +31,10 @@ func runBench(args []string) int {
 	pipeline := fs.Int("pipeline", 16, "SETs per round trip in the pipelined workload")
 	multi := fs.Int("multi-key", 10, "keys per atomic write in the multi-key workload")
 	basePort := fs.Int("base-port", 17300, "ports from here: kintsu +1.., its peers +10001.., HTTP +1001..; etcd +201..; redis +300")
-	dir := fs.String("dir", "", "where data and logs go (default: a temporary directory, removed afterwards)")
+	dir := fs.String("dir", "", "where data, logs and profiles go (default: a temporary directory, removed afterwards); it must be new, empty, or one an earlier run used")
 	kintsuArgs := fs.String("kintsu-args", "", "extra flags for every Kintsu node, space-separated")
 	seed := fs.Uint64("seed", 1, "seed of the key choice")
+	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each request")
 	profile := fs.Bool("profile", false, "leave a CPU profile of every Kintsu node per workload in --dir (KINTSU-WORKLOAD-nodeN.pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "kintsu bench: Kintsu, etcd and Redis side by side on loopback, one at a time, with one load generator (see docs/benchmarks.md)")
@@ -48,7 +49,13 @@ func runBench(args []string) int {
 		return 1
 	}
 	var sys []bench.System
+	seen := map[string]bool{}
 	for _, s := range strings.Split(*systems, ",") {
+		if seen[s] {
+			fmt.Fprintf(os.Stderr, "kintsu bench: %q twice in --systems\n", s)
+			return 2
+		}
+		seen[s] = true
 		switch s {
 		case "kintsu":
 			sys = append(sys, bench.Kintsu(self, *basePort, strings.Fields(*kintsuArgs), *profile))
@@ -84,7 +91,13 @@ func runBench(args []string) int {
 		fmt.Fprintln(os.Stderr, "kintsu bench: --profile needs --dir, where the profiles stay")
 		return 2
 	}
-	if root == "" {
+	if root != "" {
+		// Each run clears DIR/<system>: never in a directory of the user's.
+		if err := bench.ClaimDir(root); err != nil {
+			fmt.Fprintln(os.Stderr, "kintsu bench:", err)
+			return 2
+		}
+	} else {
 		if root, err = os.MkdirTemp("", "kintsu-bench-"); err != nil {
 			fmt.Fprintln(os.Stderr, "kintsu bench:", err)
 			return 1
@@ -96,7 +109,7 @@ func runBench(args []string) int {
 	rep, err := bench.Run(ctx, bench.Options{
 		Systems: sys, Workloads: ws, Dir: root, Progress: os.Stderr, Seed: *seed,
 		Load: bench.Load{Clients: *clients, Duration: *duration, Warmup: *warmup, Keys: *keys, Value: *value,
-			Pipeline: *pipeline, MultiKey: *multi, Timeout: 10 * time.Second},
+			Pipeline: *pipeline, MultiKey: *multi, Timeout: *timeout},
 	})
 	if rep != nil && len(rep.Rows) > 0 {
 		fmt.Println()

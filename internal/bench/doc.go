@@ -6,7 +6,8 @@
 // 3-member etcd cluster, and a single redis-server with its append-only
 // file synced every second and on every write — and drives each with the
 // same workloads (write, read, mixed, pipelined, multi-key), the same
-// number of connections, value size and key space. It prints one table:
+// number of client workers, value size and key space (every key written
+// before the reads, so no system reads cheap misses). It prints one table:
 // operations per second, p50 and p99 latency, the servers' CPU time per
 // 1,000 operations (all processes of the system together, read from
 // /proc), and each Kintsu figure's ratio to each peer.
@@ -28,6 +29,11 @@
 //     request has a timeout, each workload a fixed duration, and every
 //     process started is stopped (SIGTERM, then SIGKILL) before Run
 //     returns.
-//   - Errors are counted, never hidden: a workload with errors says how
-//     many, and its throughput counts only successes.
+//   - A request belongs to the window its reply ends in. Errors are
+//     counted, never hidden: one ending after the warm-up counts however
+//     late (a timeout outlives the window), and throughput counts only
+//     successes. Server CPU is sampled at the window's two edges.
+//   - Only servers this run started are measured: their ports are checked
+//     free first, and Redis must answer with its own pid; peers die with
+//     the bench (Pdeathsig), so a killed run leaves none behind.
 package bench

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -51,12 +52,17 @@ type Load struct {
 
 // Measured is one workload's outcome on one system.
 type Measured struct {
-	Ops      uint64        // acknowledged operations in the measured window
-	Errors   uint64        // failed round trips (their operations not counted)
+	Ops      uint64        // operations acknowledged within the measured window
+	Errors   uint64        // failed round trips that ended after the warm-up, however late
 	FirstErr string        // the first error seen, to say what went wrong
-	Elapsed  time.Duration // the measured window
-	Hist     Hist          // round-trip latencies of successes
+	Elapsed  time.Duration // the measured window (shorter if interrupted)
+	Hist     Hist          // round-trip latencies of the counted operations
 	Skipped  bool          // the system cannot run this workload
+	// CPU is the servers' CPU time over the measured window; CPUKnown is
+	// false when it could not be read (a server process went away).
+	CPU         time.Duration
+	CPUKnown    bool
+	Interrupted bool // the run was cancelled inside the window
 }
 
 // Rate is acknowledged operations per second.
@@ -68,8 +74,13 @@ func (m *Measured) Rate() float64 {
 }
 
 // drive runs workload w over clients for l.Warmup+l.Duration and measures
-// the last l.Duration of it. Each client is used by one goroutine only.
-func drive(ctx context.Context, clients []Client, w Workload, l Load, seed uint64) Measured {
+// the last l.Duration of it. A request belongs to the window its reply
+// ends in: a success ending in the window counts (its latency too), an
+// error ending any time after the warm-up counts as an error — a request
+// that times out after the window is still a failure the table must show.
+// cpu, if not nil, is sampled when the window opens and when it closes.
+// Each client is used by one goroutine only.
+func drive(ctx context.Context, clients []Client, w Workload, l Load, seed uint64, cpu func() (time.Duration, error)) Measured {
 	type worker struct {
 		ops, errs uint64
 		firstErr  string
@@ -77,14 +88,19 @@ func drive(ctx context.Context, clients []Client, w Workload, l Load, seed uint6
 		skipped   bool
 	}
 	ws := make([]worker, len(clients))
-	val := make([]byte, l.Value)
-	for i := range val {
-		val[i] = 'a' + byte(i%26)
-	}
+	val := value(l.Value)
 	start := time.Now()
 	measureFrom := start.Add(l.Warmup)
 	end := measureFrom.Add(l.Duration)
 	var wg sync.WaitGroup
+	m := Measured{Elapsed: l.Duration}
+	if cpu != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.CPU, m.CPUKnown = sampleCPU(ctx, cpu, measureFrom, end)
+		}()
+	}
 	for i, c := range clients {
 		wg.Add(1)
 		go func() {
@@ -101,12 +117,18 @@ func drive(ctx context.Context, clients []Client, w Workload, l Load, seed uint6
 				rctx, cancel := context.WithTimeout(ctx, l.Timeout)
 				var err error
 				ops := uint64(1)
-				switch op := w; {
-				case op == Write || (op == Mixed && rng.IntN(2) == 0):
+				switch w {
+				case Write:
 					err = c.Set(rctx, key(), val)
-				case op == Read || op == Mixed:
+				case Read:
 					err = c.Get(rctx, key())
-				case op == Pipelined:
+				case Mixed:
+					if rng.IntN(2) == 0 {
+						err = c.Set(rctx, key(), val)
+					} else {
+						err = c.Get(rctx, key())
+					}
+				case Pipelined:
 					ks := batch[:l.Pipeline]
 					for j := range ks {
 						ks[j] = key()
@@ -119,7 +141,7 @@ func drive(ctx context.Context, clients []Client, w Workload, l Load, seed uint6
 						return
 					}
 					ops = uint64(len(ks))
-				case op == MultiKey:
+				case MultiKey:
 					// Distinct keys: etcd refuses a transaction that
 					// puts one key twice.
 					ks := batch[:l.MultiKey]
@@ -133,23 +155,24 @@ func drive(ctx context.Context, clients []Client, w Workload, l Load, seed uint6
 				}
 				cancel()
 				t1 := time.Now()
-				if t0.Before(measureFrom) || t1.After(end) {
-					continue
-				}
-				if err != nil {
+				switch {
+				case t1.Before(measureFrom):
+				case err != nil:
+					if ctx.Err() != nil {
+						return // interrupted, not the system's failure
+					}
 					if me.errs == 0 {
 						me.firstErr = err.Error()
 					}
 					me.errs++
-					continue
+				case t1.Before(end):
+					me.ops += ops
+					me.hist.Add(t1.Sub(t0))
 				}
-				me.ops += ops
-				me.hist.Add(t1.Sub(t0))
 			}
 		}()
 	}
 	wg.Wait()
-	m := Measured{Elapsed: l.Duration}
 	for i := range ws {
 		m.Ops += ws[i].ops
 		m.Errors += ws[i].errs
@@ -159,8 +182,89 @@ func drive(ctx context.Context, clients []Client, w Workload, l Load, seed uint6
 		m.Hist.Merge(&ws[i].hist)
 		m.Skipped = m.Skipped || ws[i].skipped
 	}
-	if ctx.Err() != nil {
-		m.FirstErr = fmt.Sprintf("interrupted: %v", ctx.Err())
+	if ctx.Err() != nil && time.Now().Before(end) {
+		m.Interrupted, m.CPUKnown = true, false
+		m.Elapsed = max(0, time.Since(measureFrom))
 	}
 	return m
+}
+
+// sampleCPU reads cpu when the window opens and when it closes.
+func sampleCPU(ctx context.Context, cpu func() (time.Duration, error), from, end time.Time) (time.Duration, bool) {
+	wait := func(t time.Time) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Until(t)):
+			return true
+		}
+	}
+	if !wait(from) {
+		return 0, false
+	}
+	c0, err := cpu()
+	if err != nil || !wait(end) {
+		return 0, false
+	}
+	c1, err := cpu()
+	if err != nil {
+		return 0, false
+	}
+	return c1 - c0, true
+}
+
+func value(n int) []byte {
+	v := make([]byte, n)
+	for i := range v {
+		v[i] = 'a' + byte(i%26)
+	}
+	return v
+}
+
+// preloadBatch is how many keys one round trip of the preload writes.
+const preloadBatch = 100
+
+// preload writes every key of the key space once, unmeasured, so that the
+// read workloads find every key on every system whatever its write rate
+// (a miss is cheaper than a hit everywhere). Pipelined where the system
+// pipelines, else in atomic batches (etcd: a transaction of puts, within
+// its default limit of 128 operations).
+func preload(ctx context.Context, clients []Client, l Load) error {
+	val := value(l.Value)
+	next := make(chan int)
+	errs := make([]error, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ks := make([]string, 0, preloadBatch)
+			for from := range next {
+				ks = ks[:0]
+				for k := from; k < min(from+preloadBatch, l.Keys); k++ {
+					ks = append(ks, "key:"+strconv.Itoa(k))
+				}
+				rctx, cancel := context.WithTimeout(ctx, l.Timeout)
+				ok, err := c.PipeSet(rctx, ks, val)
+				if err == nil && !ok {
+					err = c.MSet(rctx, ks, val)
+				}
+				cancel()
+				if err != nil && errs[i] == nil {
+					errs[i] = fmt.Errorf("preloading keys from %d: %w", from, err)
+				}
+			}
+		}()
+	}
+feed:
+	for from := 0; from < l.Keys; from += preloadBatch {
+		select {
+		case next <- from:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(append(errs, ctx.Err())...)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -25,7 +27,7 @@ import (
 // System is one system under test, not yet started.
 type System struct {
 	Name  string
-	start func(ctx context.Context, dir string, clients int) (*running, error)
+	start func(ctx context.Context, dir string, l Load) (*running, error)
 }
 
 // running is a started system: its server processes, a client per
@@ -52,7 +54,8 @@ func Kintsu(binary string, basePort int, extraArgs []string, profile bool) Syste
 	if profile {
 		extraArgs = append(slices.Clone(extraArgs), "--enable-pprof")
 	}
-	return System{Name: "kintsu", start: func(ctx context.Context, dir string, n int) (*running, error) {
+	return System{Name: "kintsu", start: func(ctx context.Context, dir string, l Load) (*running, error) {
+		n := l.Clients
 		c, err := launcher.Start(launcher.Options{Binary: binary, Dir: dir, BasePort: basePort, ExtraArgs: extraArgs})
 		if err != nil {
 			return nil, err
@@ -72,8 +75,8 @@ func Kintsu(binary string, basePort int, extraArgs []string, profile bool) Syste
 		}
 		cc := redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: addrs, PoolSize: n, MinIdleConns: n / len(addrs),
-			DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-			MaxRedirects: 8,
+			DialTimeout: 2 * time.Second, ReadTimeout: l.Timeout, WriteTimeout: l.Timeout,
+			ContextTimeoutEnabled: true, MaxRedirects: 8,
 		})
 		if err := cc.Ping(rctx).Err(); err != nil {
 			return nil, errors.Join(fmt.Errorf("bench: kintsu: %w", err), cc.Close(), stop())
@@ -90,7 +93,7 @@ func Kintsu(binary string, basePort int, extraArgs []string, profile bool) Syste
 			r.profile = func(ctx context.Context, d time.Duration, prefix string) error {
 				var urls, files []string
 				for _, ni := range c.Nodes() {
-					urls = append(urls, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", ni.HTTPAddr, max(1, int(d.Seconds()))))
+					urls = append(urls, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", ni.HTTPAddr, int(max(time.Second, d.Round(time.Second)).Seconds())))
 					files = append(files, fmt.Sprintf("%s-node%d.pprof", prefix, ni.ID))
 				}
 				return fetchAll(ctx, d+10*time.Second, urls, files)
@@ -102,7 +105,7 @@ func Kintsu(binary string, basePort int, extraArgs []string, profile bool) Syste
 
 // fetchAll downloads each url into its file, all at once, within timeout.
 func fetchAll(ctx context.Context, timeout time.Duration, urls, files []string) error {
-	hc := &http.Client{Timeout: timeout}
+	hc := &http.Client{Timeout: timeout, Transport: noKeepAlive()}
 	errs := make([]error, len(urls))
 	var wg sync.WaitGroup
 	for i := range urls {
@@ -133,14 +136,17 @@ func fetchTo(ctx context.Context, hc *http.Client, url, file string) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, io.LimitReader(resp.Body, 256<<20))
-	return errors.Join(err, f.Close())
+	_, err = io.Copy(f, io.LimitReader(resp.Body, maxProfile))
+	if err = errors.Join(err, f.Close()); err != nil {
+		_ = os.Remove(file) // no partial profile left behind
+	}
+	return err
 }
 
 // waitBalanced polls /v1/status until every partition has a leader and no
 // node leads two more partitions than another.
 func waitBalanced(ctx context.Context, url string) error {
-	hc := &http.Client{Timeout: 2 * time.Second}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: noKeepAlive()}
 	last := "no answer"
 	for {
 		if s, err := fetchStatus(ctx, hc, url); err == nil {
@@ -157,7 +163,7 @@ func waitBalanced(ctx context.Context, url string) error {
 			for _, c := range counts {
 				lo, hi = min(lo, c), max(hi, c)
 			}
-			if led && hi-lo <= 1 {
+			if led && len(s.Partitions) > 0 && hi-lo <= 1 {
 				return nil
 			}
 			last = fmt.Sprintf("partitions led per node %v", counts)
@@ -182,6 +188,9 @@ func fetchStatus(ctx context.Context, hc *http.Client, url string) (*api.StatusJ
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
 	var s api.StatusJSON
 	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 8<<20)).Decode(&s); err != nil {
 		return nil, err
@@ -194,8 +203,16 @@ func fetchStatus(ctx context.Context, hc *http.Client, url string) (*api.StatusJ
 // one member, round robin, over one gRPC connection per member, as etcd's
 // own client multiplexes its requests.
 func Etcd(binary string, basePort int) System {
-	return System{Name: "etcd", start: func(ctx context.Context, dir string, n int) (*running, error) {
+	return System{Name: "etcd", start: func(ctx context.Context, dir string, l Load) (*running, error) {
 		const members = 3
+		n := l.Clients
+		var ports []int
+		for i := 1; i <= members; i++ {
+			ports = append(ports, basePort+i, basePort+10+i)
+		}
+		if err := portsFree(ports...); err != nil {
+			return nil, err
+		}
 		var initial []string
 		for i := 1; i <= members; i++ {
 			initial = append(initial, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, basePort+10+i))
@@ -229,6 +246,10 @@ func Etcd(binary string, basePort int) System {
 				"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 				"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 				"--initial-cluster-token", "kintsu-bench", "--log-level", "warn",
+				// Keep the MVCC history short, as a deployment would:
+				// five workloads of overwrites would otherwise grow it
+				// toward the backend quota.
+				"--auto-compaction-mode", "revision", "--auto-compaction-retention", "10000",
 			}, filepath.Join(md, "etcd.log"))
 			if err != nil {
 				return nil, errors.Join(err, stopAll())
@@ -237,7 +258,7 @@ func Etcd(binary string, basePort int) System {
 		}
 		rctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		defer cancel()
-		hc := &http.Client{Timeout: 2 * time.Second}
+		hc := &http.Client{Timeout: 2 * time.Second, Transport: noKeepAlive()}
 		for i := 1; i <= members; i++ {
 			if err := waitHTTP(rctx, hc, fmt.Sprintf("http://127.0.0.1:%d/health", basePort+i), `"health":"true"`, procs[i-1]); err != nil {
 				return nil, errors.Join(err, stopAll())
@@ -247,6 +268,17 @@ func Etcd(binary string, basePort int) System {
 				return nil, errors.Join(err, closeConns(), stopAll())
 			}
 			conns = append(conns, conn)
+			// Dial now, not inside the first measured requests.
+			if _, err := pb.NewKVClient(conn).Range(rctx, &pb.RangeRequest{Key: []byte("kintsu-bench")}); err != nil {
+				return nil, errors.Join(fmt.Errorf("bench: etcd m%d: %w", i, err), closeConns(), stopAll())
+			}
+		}
+		// Our members answered, not leftovers of an earlier run: a member
+		// that lost its ports to one has exited by now.
+		for _, p := range procs {
+			if p.exited() {
+				return nil, errors.Join(fmt.Errorf("bench: %s exited during start-up (see its log)", p.name), closeConns(), stopAll())
+			}
 		}
 		cs := make([]Client, n)
 		for i := range cs {
@@ -275,13 +307,12 @@ func waitHTTP(ctx context.Context, hc *http.Client, url, want string, p *proc) e
 			return err
 		}
 		if resp, err := hc.Do(req); err == nil {
-			var buf [4096]byte
-			k, _ := resp.Body.Read(buf[:])
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
-			if strings.Contains(string(buf[:k]), want) {
+			if strings.Contains(string(body), want) {
 				return nil
 			}
-			last = strings.TrimSpace(string(buf[:k]))
+			last = strings.TrimSpace(string(body))
 		} else {
 			last = err.Error()
 		}
@@ -297,7 +328,11 @@ func waitHTTP(ctx context.Context, hc *http.Client, url, want string, p *proc) e
 // as fsync says: "everysec" (Redis's default once AOF is on) or "always"
 // (every write synced before its reply, as Kintsu and etcd do).
 func Redis(binary string, port int, fsync string) System {
-	return System{Name: "redis-aof-" + fsync, start: func(ctx context.Context, dir string, n int) (*running, error) {
+	return System{Name: "redis-aof-" + fsync, start: func(ctx context.Context, dir string, l Load) (*running, error) {
+		n := l.Clients
+		if err := portsFree(port); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
@@ -305,13 +340,17 @@ func Redis(binary string, port int, fsync string) System {
 			"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir,
 			"--appendonly", "yes", "--appendfsync", fsync, "--save", "",
 			"--protected-mode", "yes", "--daemonize", "no",
+			// No AOF rewrite: its forked child's CPU would escape the
+			// accounting, and a rewrite mid-workload is not what is measured.
+			"--auto-aof-rewrite-percentage", "0",
 		}, filepath.Join(dir, "redis.log"))
 		if err != nil {
 			return nil, err
 		}
 		rc := redis.NewClient(&redis.Options{
 			Addr: fmt.Sprintf("127.0.0.1:%d", port), PoolSize: n, MinIdleConns: n,
-			DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+			DialTimeout: 2 * time.Second, ReadTimeout: l.Timeout, WriteTimeout: l.Timeout,
+			ContextTimeoutEnabled: true,
 		})
 		rctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		defer cancel()
@@ -324,12 +363,38 @@ func Redis(binary string, port int, fsync string) System {
 			case <-time.After(100 * time.Millisecond): // polling its port
 			}
 		}
+		// The server that answered is ours, not a leftover on the port.
+		info, err := rc.Info(rctx, "server").Result()
+		if err != nil || !strings.Contains(info, fmt.Sprintf("process_id:%d\r\n", p.pid())) {
+			return nil, errors.Join(fmt.Errorf("bench: another redis-server answers on port %d", port), err, rc.Close(), p.stop())
+		}
 		return &running{
 			pids:    func() []int { return []int{p.pid()} },
 			clients: repeat(respClient{rc}, n),
 			stop:    func() error { return errors.Join(rc.Close(), p.stop()) },
 		}, nil
 	}}
+}
+
+// maxProfile bounds a downloaded CPU profile.
+const maxProfile = 256 << 20
+
+// noKeepAlive: the run's few HTTP probes leave no idle connection (or its
+// goroutines) behind.
+func noKeepAlive() *http.Transport { return &http.Transport{DisableKeepAlives: true} }
+
+// portsFree fails on the first port that cannot be listened on: a peer
+// started on a busy port would exit, and the run would measure whatever
+// holds the port.
+func portsFree(ports ...int) error {
+	for _, p := range ports {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return fmt.Errorf("bench: port %d is busy (a leftover server?): %w", p, err)
+		}
+		l.Close()
+	}
+	return nil
 }
 
 func repeat(c Client, n int) []Client {

@@ -204,6 +204,9 @@ func TestFailedSyncSticks(t *testing.T) {
 	if err := l.Commit(b, true); !errors.Is(err, simfs.ErrInjectedSync) {
 		t.Fatalf("Commit with a failing fsync: %v", err)
 	}
+	if !errors.Is(l.Err(), simfs.ErrInjectedSync) {
+		t.Fatalf("Err after a failed fsync: %v", l.Err())
+	}
 	b = l.NewBatch()
 	b.SetHardState(1, hsOf(1, 0, 1))
 	if err := l.Commit(b, false); err == nil {

@@ -95,6 +95,13 @@ const segSuffix = ".log"
 
 func segName(seq uint32) string { return fmt.Sprintf("%08x%s", seq, segSuffix) }
 
+// IsSegmentName reports whether name (a base name) is one of the log's
+// segment files, for tools that treat them as write-ahead logs.
+func IsSegmentName(name string) bool {
+	_, ok := parseSegName(name)
+	return ok
+}
+
 func parseSegName(name string) (uint32, bool) {
 	hex, ok := strings.CutSuffix(name, segSuffix)
 	if !ok || len(hex) != 8 || strings.ToLower(hex) != hex {

@@ -107,6 +107,24 @@ func (b *Batch) Drop(group uint64) {
 // Len is the number of operations in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
+// opOverhead bounds what one operation adds to a record beside its
+// entries' bytes (kind, group, indexes and terms as uvarints).
+const opOverhead = 40
+
+// Bytes is about how large the batch's record will be (an upper bound
+// for its operations, the entries' encoded sizes plus framing): a caller
+// splits a large batch under MaxRecordSize with it.
+func (b *Batch) Bytes() int {
+	n := 0
+	for i := range b.ops {
+		n += opOverhead
+		for _, e := range b.ops[i].ents {
+			n += proto.Size(e) + 2*binary.MaxVarintLen64
+		}
+	}
+	return n
+}
+
 func (o *Options) fill() {
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = 64 << 20

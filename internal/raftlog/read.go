@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"cmp"
 	"hash/crc32"
 	"io"
 	"maps"
@@ -227,27 +228,59 @@ type Pin struct {
 // compacts keeps every segment written since its oldest entry: the caller
 // should compact or snapshot that group, or drop it.
 func (l *Log) PinnedBy() (p Pin, ok bool) {
+	if ps := l.Pins(1); len(ps) > 0 {
+		return ps[0], true
+	}
+	return Pin{}, false
+}
+
+// Pins lists every group holding an entry in a sealed segment, the oldest
+// pin first (ties by group id), at most limit of them (all if limit <= 0):
+// PinnedBy alone hides the next group behind one that cannot compact yet.
+func (l *Log) Pins(limit int) []Pin {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed || len(l.mu.segs) < 2 {
-		return Pin{}, false
+		return nil
 	}
+	sealed := l.mu.segs[:len(l.mu.segs)-1]
 	act := l.mu.segs[len(l.mu.segs)-1].seq
+	var out []Pin
 	for _, id := range sortedGroups(l.mu.st.groups) {
-		if s, has := l.mu.st.groups[id].pin(); has && s < act && (!ok || s < p.Segment) {
-			p, ok = Pin{Group: id, Segment: s}, true
+		s, has := l.mu.st.groups[id].pin()
+		if !has || s >= act {
+			continue
 		}
-	}
-	if !ok {
-		return Pin{}, false
-	}
-	for _, s := range l.mu.segs[:len(l.mu.segs)-1] {
-		if s.seq >= p.Segment {
-			p.Segments++
-			p.Bytes += s.size
+		p := Pin{Group: id, Segment: s}
+		for _, sg := range sealed {
+			if sg.seq >= s {
+				p.Segments++
+				p.Bytes += sg.size
+			}
 		}
+		out = append(out, p)
 	}
-	return p, true
+	slices.SortStableFunc(out, func(a, b Pin) int { return cmp.Compare(a.Segment, b.Segment) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// Has reports whether group has a log here (an empty one counts).
+func (l *Log) Has(group uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.mu.st.groups[group]
+	return ok
+}
+
+// Err is the failure that stopped the log (a write or fsync that failed:
+// every later Commit fails with it), or nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.err
 }
 
 // Stats describe the log's footprint.

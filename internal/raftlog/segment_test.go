@@ -198,3 +198,66 @@ func TestNoOpCommitWritesNothing(t *testing.T) {
 		t.Fatalf("first index %d after the crash, want 3", fi)
 	}
 }
+
+// TestPinsListEveryHolder: Pins names every group that holds a sealed
+// segment, oldest first, where PinnedBy names only the first.
+func TestPinsListEveryHolder(t *testing.T) {
+	fs := simfs.New(0)
+	l := open(t, fs, Options{SegmentSize: 2 << 10, CacheEntries: 2})
+	defer func() { l.Close() }()
+	appendTo(t, l, 10, 1, 2) // groups 1 and 2 from segment 1 on
+	appendTo(t, l, 10, 3)    // group 3 starts later
+	appendTo(t, l, 10, 1)    // seals the segments group 3 wrote in
+	ps := l.Pins(0)
+	if len(ps) != 3 || ps[0].Group != 1 || ps[1].Group != 2 || ps[2].Group != 3 ||
+		ps[0].Segment != 1 || ps[2].Segment <= ps[1].Segment || ps[2].Segments >= ps[0].Segments {
+		t.Fatalf("Pins = %+v; want groups 1 and 2 from segment 1, then group 3 later", ps)
+	}
+	if first := l.Pins(1); len(first) != 1 || first[0] != ps[0] {
+		t.Errorf("Pins(1) = %+v, want %+v", first, ps[0])
+	}
+	if p, ok := l.PinnedBy(); !ok || p != ps[0] {
+		t.Errorf("PinnedBy = %+v %v, want %+v", p, ok, ps[0])
+	}
+	if !l.Has(3) || l.Has(4) {
+		t.Error("Has: group 3 has a log, group 4 none")
+	}
+	if err := l.DropGroup(3); err != nil {
+		t.Fatal(err)
+	}
+	if l.Has(3) {
+		t.Error("Has: group 3 was dropped")
+	}
+}
+
+// TestBatchBytesBoundsTheRecord: Bytes is never below what the record
+// takes on disk, so splitting by it keeps records under MaxRecordSize.
+func TestBatchBytesBoundsTheRecord(t *testing.T) {
+	fs := simfs.New(0)
+	l := open(t, fs, Options{SegmentSize: 64 << 20})
+	defer func() { l.Close() }()
+	appendTo(t, l, 1, 1) // the segment's checkpoint is behind us
+	for _, n := range []int{1, 10, 300} {
+		b := l.NewBatch()
+		for g := uint64(1); g <= 3; g++ {
+			last := mustLast(t, l, g)
+			var es []*pbEntry
+			for i := range n {
+				es = append(es, ent(last+1+uint64(i), 2, make([]byte, 17*i%300)))
+			}
+			b.Append(g, es)
+			b.SetHardState(g, hsOf(2, 1, last))
+		}
+		before := l.Stats().Bytes
+		want := b.Bytes()
+		if err := l.Commit(b, true); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.Stats().Bytes - before; int64(want) < got-headerSize || want > 2*int(got)+200 {
+			t.Errorf("%d entries a group: Bytes %d, record %d bytes", n, want, got)
+		}
+	}
+	if !IsSegmentName("0000000a.log") || IsSegmentName("000001.log") || IsSegmentName("MANIFEST-000001") {
+		t.Error("IsSegmentName")
+	}
+}

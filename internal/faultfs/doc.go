@@ -18,7 +18,9 @@
 //
 // Pebble v2.1.7 names a WAL file "NNNNNN.log", and a WAL failover segment
 // "NNNNNN-III.log" (pebble wal/wal.go:54-60); faultfs recognises both with
-// wal.ParseLogFilename. WAL files are opened with Create, or with
+// wal.ParseLogFilename, and the raft log's segments ("%08x.log", package
+// raftlog, which also writes only with Write and Sync) with
+// raftlog.IsSegmentName. WAL files are opened with Create, or with
 // ReuseForWrite when Pebble recycles an old WAL
 // (wal/standalone_manager.go:150,153); both, and OpenReadWrite, give lazy
 // files. Pebble writes a WAL through vfs.NewSyncingFile and

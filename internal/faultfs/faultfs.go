@@ -10,6 +10,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/wal"
+
+	"github.com/kintsu/kintsu/internal/raftlog"
 )
 
 // ErrInjected is returned by every mutating operation while
@@ -218,7 +220,8 @@ func (fs *FS) wrap(inner vfs.File, name string, write bool) *file {
 	if !write || fs.lazyWAL <= 0 {
 		return f
 	}
-	if _, _, ok := wal.ParseLogFilename(fs.inner.PathBase(name)); !ok {
+	base := fs.inner.PathBase(name)
+	if _, _, ok := wal.ParseLogFilename(base); !ok && !raftlog.IsSegmentName(base) {
 		return f
 	}
 	fs.mu.Lock()

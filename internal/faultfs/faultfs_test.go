@@ -359,6 +359,32 @@ func TestLazyWALWriteThrough(t *testing.T) {
 	}
 }
 
+// TestLazyWALHoldsRaftLogSegments: the raft log's segments are write-ahead
+// logs too; hex names such as 0000000a.log must be held as well as the
+// ones Pebble's decimal parser happens to accept.
+func TestLazyWALHoldsRaftLogSegments(t *testing.T) {
+	fs := New(vfs.NewMem(), Options{LazyWAL: time.Hour})
+	defer fs.Close()
+	for _, name := range []string{"00000009.log", "0000000a.log", "OPTIONS-000003"} {
+		before := held(fs)
+		f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("record")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		wal := strings.HasSuffix(name, ".log")
+		if got := held(fs) - before; (got > 0) != wal {
+			t.Errorf("%s: %d bytes held; a WAL file: %v", name, got, wal)
+		}
+		f.Close()
+	}
+}
+
 // TestLazyWALBound: past 64 MiB held, a Write goes through at once; non-WAL
 // files are never held.
 func TestLazyWALBound(t *testing.T) {

@@ -277,3 +277,62 @@ func TestUnfinishedRewriteIgnored(t *testing.T) {
 		t.Fatalf("last index %d, want 3", got)
 	}
 }
+
+// TestDamagedLoneCheckpointRefused: once GC deleted every older segment,
+// the newest segment's checkpoint holds the whole state. A torn write that
+// damages it (and the header after it) must not be cut as a torn tail,
+// which would open an empty log: Open refuses and rewrites nothing.
+func TestDamagedLoneCheckpointRefused(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		loseHeader bool // the first batch's header is damaged too
+	}{
+		{"next header intact", false},
+		{"next header lost", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := simfs.New(0)
+			l := open(t, fs, Options{SegmentSize: 256})
+			// Each batch appends an entry and compacts the one before, so
+			// the first synced batch of a new segment unpins every older one.
+			var name string
+			for i := 0; ; i++ {
+				if i > 100 {
+					t.Fatal("never reached a lone segment holding one batch")
+				}
+				last := mustLast(t, l, 1)
+				b := l.NewBatch()
+				b.Append(1, []*pbEntry{ent(last+1, 1, make([]byte, 60))})
+				b.Compact(1, last)
+				if err := l.Commit(b, true); err != nil {
+					t.Fatal(err)
+				}
+				files := segFiles(t, l)
+				if len(files) != 1 || files[0] == "00000001.log" {
+					continue
+				}
+				seq, _ := parseSegName(files[0])
+				name = "raftlog/" + files[0]
+				if len(recordOffsets(t, seq, readFile(t, fs, name))) == 2 {
+					break
+				}
+			}
+			want := mustLast(t, l, 1)
+			l.Close()
+			seq, _ := parseSegName(name[len("raftlog/"):])
+			data := readFile(t, fs, name)
+			offs := recordOffsets(t, seq, data)
+			data[offs[0]+headerSize+1] ^= 0x10
+			if c.loseHeader {
+				data[offs[1]+3] ^= 0x10
+			}
+			writeFile(t, fs, name, data)
+			if _, err := Open(fs, "raftlog", Options{Logger: quietLogger()}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Open with the lone segment's checkpoint damaged (last index was %d): %v", want, err)
+			}
+			if got := readFile(t, fs, name); len(got) != len(data) {
+				t.Fatalf("the segment was cut to %d bytes", len(got))
+			}
+		})
+	}
+}

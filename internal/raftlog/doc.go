@@ -35,10 +35,15 @@
 //   - A segment is created and the directory fsynced before anything is
 //     written to it; a crash never loses a segment holding synced records.
 //   - Every segment that holds records starts with a checkpoint of the
-//     whole index as the previous segment left it. Recovery starts from the
-//     first segment's checkpoint and checks every later one against its
-//     replay, so a segment's deletion loses no hard state or compaction
-//     point, and a replay that diverges is reported as corruption.
+//     whole index as the previous segment left it, written alone and
+//     fsynced when the segment is created (at rotation and at Open), so
+//     every later header of the segment claims it synced. Recovery starts
+//     from the first segment's checkpoint and checks every later one
+//     against its replay, so a segment's deletion loses no hard state or
+//     compaction point, and a replay that diverges is reported as
+//     corruption. When the newest segment is the only one and not the
+//     first ever (GC deleted the others, after a synced commit into it),
+//     a damaged checkpoint is corruption, never a torn tail to cut.
 //   - Segments are deleted oldest first, and only right after a synced
 //     commit, when no group holds an entry in them (every group compacted
 //     past them, reset or was dropped, durably). The surviving segments are
@@ -84,7 +89,11 @@
 //
 //   - Damage to synced bytes at the very end of the newest segment, with
 //     no later record to witness the sync, is indistinguishable from a torn
-//     write and is cut off (as in Pebble's WAL).
+//     write and is cut off (as in Pebble's WAL). A segment's checkpoint is
+//     exempt when the segment is alone (see above); with older segments
+//     beside it, cutting it loses nothing they do not hold.
+//   - Creating a segment costs an fsync of its checkpoint, at every
+//     rotation and every Open.
 //   - One mutex serialises reads and commits; a Commit holds it across its
 //     fsync.
 package raftlog

@@ -37,6 +37,9 @@ type segment struct {
 	seq  uint32
 	f    vfs.File // read handle; the active segment's is also its write handle
 	size int64
+	// start is where its first batch goes (after its checkpoint); set for
+	// the segments this Log created.
+	start int64
 }
 
 // Log is a node's raft log: every group's entries and hard state in one
@@ -277,19 +280,13 @@ func (l *Log) encodeCheckpoint(p []byte, seq uint32) []byte {
 // ops to the index.
 func (l *Log) commitLocked(rec []byte, ops []op, sync bool) error {
 	act := l.mu.segs[len(l.mu.segs)-1]
-	var out []byte
-	if act.size > 0 && act.size+int64(len(rec)) > l.opts.SegmentSize {
+	if act.size > act.start && act.size+int64(len(rec)) > l.opts.SegmentSize {
 		if err := l.rotateLocked(); err != nil {
 			return err
 		}
 		act = l.mu.segs[len(l.mu.segs)-1]
 	}
-	if act.size == 0 {
-		// A segment's first record is a checkpoint; it goes out in the same
-		// write as the batch.
-		out = l.encodeCheckpoint(nil, act.seq)
-	}
-	base := act.size + int64(len(out))
+	base := act.size
 	putHeader(rec[:headerSize], act.seq, uint32(l.mu.synced), rec[headerSize:])
 	for i := range ops {
 		for j := range ops[i].metas {
@@ -297,11 +294,7 @@ func (l *Log) commitLocked(rec []byte, ops []op, sync bool) error {
 			m.seg, m.off = act.seq, uint32(base+int64(m.off))
 		}
 	}
-	if out == nil {
-		out = rec
-	} else {
-		out = append(out, rec...)
-	}
+	out := rec
 	n := int64(len(out))
 	if act.size+n > maxSegmentBytes {
 		return fmt.Errorf("raftlog: segment %d would exceed %d bytes", act.seq, int64(maxSegmentBytes))
@@ -348,7 +341,11 @@ func (l *Log) rotateLocked() error {
 
 // createSegmentLocked creates segment seq and syncs the directory before
 // anything is written to it: a crash never loses a segment whose records
-// were synced.
+// were synced. It then writes the segment's checkpoint alone and syncs it,
+// so that every later header of the segment vouches for it (synced covers
+// it): once GC deletes the older segments the whole state lives in that
+// checkpoint, and damage to it must read as corruption, never as a torn
+// tail to cut.
 func (l *Log) createSegmentLocked(seq uint32) error {
 	f, err := l.fs.Create(l.fs.PathJoin(l.dir, segName(seq)), vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -358,8 +355,18 @@ func (l *Log) createSegmentLocked(seq uint32) error {
 		f.Close()
 		return err
 	}
-	l.mu.segs = append(l.mu.segs, &segment{seq: seq, f: f})
-	l.mu.synced = 0
+	cp := l.encodeCheckpoint(nil, seq)
+	n := int64(len(cp))
+	if _, err := f.Write(cp); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	l.mu.segs = append(l.mu.segs, &segment{seq: seq, f: f, size: n, start: n})
+	l.mu.synced = n
 	return nil
 }
 

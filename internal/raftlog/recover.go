@@ -84,7 +84,7 @@ func (l *Log) recover() error {
 	run := seqs[max(start, 0):]
 	r := replay{l: l}
 	for i, seq := range run {
-		if err := r.segment(seq, i == len(run)-1); err != nil {
+		if err := r.segment(seq, i == len(run)-1, len(run) == 1); err != nil {
 			return err
 		}
 	}
@@ -111,8 +111,9 @@ type replay struct {
 	based bool
 }
 
-// segment replays one segment; last says it is the newest.
-func (r *replay) segment(seq uint32, last bool) error {
+// segment replays one segment; last says it is the newest, only that it is
+// the whole run.
+func (r *replay) segment(seq uint32, last, only bool) error {
 	l := r.l
 	name := l.fs.PathJoin(l.dir, segName(seq))
 	f, err := l.fs.Open(name)
@@ -165,6 +166,13 @@ func (r *replay) segment(seq uint32, last bool) error {
 	}
 	if at, claimed := scanTail(seq, data, off); claimed > 0 {
 		return corruptf("segment %d: bad record at offset %d, but the record at %d says %d bytes were synced", seq, off, at, claimed)
+	}
+	if off == 0 && only && seq > 1 {
+		// GC deleted the segments before this one, which it does only
+		// after a synced commit into it, and its checkpoint was synced
+		// before that: it holds the whole state, and cutting it would
+		// open an empty log.
+		return corruptf("segment %d: damaged checkpoint at offset 0, and no older segment holds the state", seq)
 	}
 	l.logger.Warn("raftlog: dropping the torn tail of the last segment",
 		"segment", segName(seq), "valid", off, "dropped", int64(len(data))-off, "cause", err)

@@ -1,10 +1,12 @@
 package raftlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -334,5 +336,90 @@ func TestDamagedLoneCheckpointRefused(t *testing.T) {
 				t.Fatalf("the segment was cut to %d bytes", len(got))
 			}
 		})
+	}
+}
+
+// listSegs lists the segment files in the log directory.
+func listSegs(t *testing.T, fs vfs.FS) []string {
+	t.Helper()
+	names, err := fs.List("raftlog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range names {
+		if IsSegmentName(n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestStrayHighSegmentRefused: a stray file named far past the log's
+// segments makes a run of its own after a gap. It is not a run start (no
+// checkpoint), so Open refuses and deletes none of the real segments.
+func TestStrayHighSegmentRefused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"garbage", []byte("not a segment, but named like one")},
+		{"zeros", make([]byte, 64)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := simfs.New(0)
+			l := open(t, fs, Options{SegmentSize: 512})
+			commitN(t, l, 20, true)
+			l.Close()
+			before := listSegs(t, fs)
+			if len(before) < 2 {
+				t.Fatalf("segments %v", before)
+			}
+			writeFile(t, fs, "raftlog/00001000.log", c.data)
+			if _, err := Open(fs, "raftlog", Options{Logger: quietLogger()}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Open with a stray high-numbered segment: %v", err)
+			}
+			if got := listSegs(t, fs); !slices.Equal(got, append(before, "00001000.log")) {
+				t.Fatalf("segments %v after the refused Open, want %v and the stray", got, before)
+			}
+			if got := readFile(t, fs, "raftlog/00001000.log"); !bytes.Equal(got, c.data) {
+				t.Fatalf("the stray file was rewritten to %d bytes", len(got))
+			}
+			// Once the stray is gone, the log is whole.
+			if err := fs.Remove("raftlog/00001000.log"); err != nil {
+				t.Fatal(err)
+			}
+			l = open(t, fs, Options{})
+			defer l.Close()
+			if got := mustLast(t, l, 1); got != 20 {
+				t.Fatalf("last index %d, want 20", got)
+			}
+		})
+	}
+}
+
+// TestLostMiddleSegmentRefused: with a middle segment gone, the segments
+// before the gap still hold entries a group needs: Open refuses and
+// deletes nothing.
+func TestLostMiddleSegmentRefused(t *testing.T) {
+	fs := simfs.New(0)
+	l := open(t, fs, Options{SegmentSize: 512})
+	commitN(t, l, 60, true)
+	l.Close()
+	segs := listSegs(t, fs)
+	if len(segs) < 4 {
+		t.Fatalf("segments %v", segs)
+	}
+	if err := fs.Remove("raftlog/" + segs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(fs, "raftlog", Options{Logger: quietLogger()}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open with a lost middle segment: %v", err)
+	}
+	want := append([]string{segs[0]}, segs[2:]...)
+	if got := listSegs(t, fs); !slices.Equal(got, want) {
+		t.Fatalf("segments %v after the refused Open, want %v", got, want)
 	}
 }

@@ -47,8 +47,11 @@
 //   - Segments are deleted oldest first, and only right after a synced
 //     commit, when no group holds an entry in them (every group compacted
 //     past them, reset or was dropped, durably). The surviving segments are
-//     contiguous; recovery ignores (and removes) segments older than a gap,
-//     which are deletions a crash undid.
+//     contiguous. Segments older than a gap are deletions a crash undid:
+//     recovery removes them, but only after the run after the gap replayed
+//     whole; it refuses (and deletes nothing) when that run holds no
+//     checkpoint (a stray or damaged newest file is no run start) or a
+//     group misses entries that were in a lost segment.
 //   - Recovery refuses (ErrCorrupt) anything that may be synced data: a bad
 //     record in any segment but the newest, a verified record that
 //     contradicts the log, and a bad record in the newest segment when a

@@ -15,8 +15,9 @@ const tmpSuffix = ".tmp"
 
 // Open opens the log in dir, creating it if needed. Recovery replays the
 // contiguous run of segments that ends at the newest, verifying every
-// record; segments older than a gap in the run are left-overs of a
-// deletion the crash undid, and are removed. A torn tail of the newest
+// record; once that run replayed whole (from a checkpoint, with no group
+// missing entries), segments older than a gap before it are left-overs
+// of a deletion the crash undid, and are removed. A torn tail of the newest
 // segment (bytes after its last valid record that no later record claims
 // were synced) is cut off with a WARN; any other damage is ErrCorrupt.
 // New records always go into a new segment.
@@ -70,27 +71,36 @@ func (l *Log) recover() error {
 	for start > 0 && seqs[start-1] == seqs[start]-1 {
 		start--
 	}
-	for _, seq := range seqs[:max(start, 0)] {
-		l.logger.Warn("raftlog: removing a segment older than the replayed run", "segment", segName(seq))
-		if err := l.fs.Remove(l.fs.PathJoin(l.dir, segName(seq))); err != nil {
-			return err
-		}
-	}
-	if start > 0 {
-		if err := syncDir(l.fs, l.dir); err != nil {
-			return err
-		}
-	}
-	run := seqs[max(start, 0):]
+	older, run := seqs[:max(start, 0)], seqs[max(start, 0):]
 	r := replay{l: l}
 	for i, seq := range run {
 		if err := r.segment(seq, i == len(run)-1, len(run) == 1); err != nil {
 			return err
 		}
 	}
+	if len(older) > 0 && !r.based {
+		// A legitimate run after a gap starts with the synced checkpoint
+		// of a segment GC once made the oldest: an empty or damaged file
+		// here is a stray, and the older segments may be the real log.
+		return corruptf("segments %s..%s precede a gap, and the run after it (%s..%s) holds no checkpoint",
+			segName(older[0]), segName(older[len(older)-1]), segName(run[0]), segName(run[len(run)-1]))
+	}
 	for _, id := range sortedGroups(l.mu.st.groups) {
 		if g := l.mu.st.groups[id]; g.missing > g.ci {
 			return corruptf("group %d entries (%d, %d] were in deleted segments", id, g.ci, g.missing)
+		}
+	}
+	// Only a run that replayed whole makes the segments before its gap
+	// deletions a crash undid; until then they may be all that is left.
+	for _, seq := range older {
+		l.logger.Warn("raftlog: removing a segment older than the replayed run", "segment", segName(seq))
+		if err := l.fs.Remove(l.fs.PathJoin(l.dir, segName(seq))); err != nil {
+			return err
+		}
+	}
+	if len(older) > 0 {
+		if err := syncDir(l.fs, l.dir); err != nil {
+			return err
 		}
 	}
 	next := uint32(1)

@@ -63,8 +63,11 @@
 //     segment's size: lengths and counts are checked against what remains
 //     before anything is allocated.
 //   - The in-memory index equals the replay of the committed records:
-//     Commit validates a batch against the index before writing, and Open
-//     and Commit apply records through the same code. A failed write or
+//     Commit validates a copy of a batch against the index before writing,
+//     with the same checks apply makes (so a written record is never
+//     refused by apply, which would fail every later Open), and Open and
+//     Commit apply records through the same code. A reset never moves a
+//     group's compaction point backwards and leaves room for an entry. A failed write or
 //     fsync sticks (every later Commit fails) since what reached the disk
 //     is then unknown; Open finds out.
 //

@@ -158,7 +158,9 @@ func (l *Log) Commit(b *Batch, sync bool) error {
 	if l.mu.err != nil {
 		return l.mu.err
 	}
-	ops := b.ops
+	// A copy: validate fills in the ops, and a refused batch must reach
+	// its caller as it was.
+	ops := slices.Clone(b.ops)
 	shadows := map[uint64]*shadow{}
 	for i := range ops {
 		o := &ops[i]

@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -421,5 +422,59 @@ func TestLostMiddleSegmentRefused(t *testing.T) {
 	want := append([]string{segs[0]}, segs[2:]...)
 	if got := listSegs(t, fs); !slices.Equal(got, want) {
 		t.Fatalf("segments %v after the refused Open, want %v", got, want)
+	}
+}
+
+// TestForgedWitnessIgnored: a torn tail may hold bytes that pass for a
+// record header. Only a whole record whose synced field lies between the
+// bad record and itself witnesses a sync; anything else is cut as a torn
+// tail (one WARN), keeping every synced entry.
+func TestForgedWitnessIgnored(t *testing.T) {
+	payload := []byte("Bforged payload")
+	for _, c := range []struct {
+		name  string
+		forge func(off, p int) []byte // the header and payload at p; the tail starts at off
+	}{
+		{"bad payload", func(off, p int) []byte {
+			h := make([]byte, headerSize)
+			putHeader(h, 1, uint32(off+1), payload)
+			return append(h, "Bforged pay1oad"...)
+		}},
+		{"synced past itself", func(off, p int) []byte {
+			h := make([]byte, headerSize)
+			putHeader(h, 1, uint32(p+100), payload)
+			return append(h, payload...)
+		}},
+		{"length past the end", func(off, p int) []byte {
+			h := make([]byte, headerSize)
+			putHeader(h, 1, uint32(off+1), payload)
+			binary.LittleEndian.PutUint32(h[0:], 1<<20)
+			binary.LittleEndian.PutUint32(h[12:], headerCRC(1, h))
+			return append(h, payload...)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := simfs.New(0)
+			l := open(t, fs, Options{})
+			commitN(t, l, 4, true)
+			l.Close()
+			data := readFile(t, fs, seg1)
+			off := len(data)
+			data = append(data, "torn"...)
+			data = append(data, c.forge(off, len(data))...)
+			writeFile(t, fs, seg1, data)
+			warns := &countHandler{}
+			l, err := Open(fs, "raftlog", Options{Logger: slog.New(warns)})
+			if err != nil {
+				t.Fatalf("Open with a forged witness in a torn tail: %v", err)
+			}
+			defer l.Close()
+			if warns.n.Load() != 1 {
+				t.Fatalf("%d WARNs, want 1", warns.n.Load())
+			}
+			if got := mustLast(t, l, 1); got != 4 {
+				t.Fatalf("last index %d, want 4", got)
+			}
+		})
 	}
 }

@@ -55,8 +55,9 @@
 //   - Recovery refuses (ErrCorrupt) anything that may be synced data: a bad
 //     record in any segment but the newest, a verified record that
 //     contradicts the log, and a bad record in the newest segment when a
-//     later valid header claims (by its synced field) that the bad bytes
-//     had been synced. Otherwise the newest segment's tail after its last
+//     later whole record (header and payload checksums, plausible length)
+//     claims by its synced field, which must lie between the bad record
+//     and itself, that the bad bytes had been synced. Otherwise the newest segment's tail after its last
 //     valid record is a torn, unsynced write: it is cut off (rewritten
 //     through a synced temporary file, vfs having no truncate) with a WARN.
 //   - No on-disk bytes can make recovery panic or allocate more than the

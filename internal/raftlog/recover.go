@@ -224,15 +224,25 @@ func (r *replay) records(seq uint32, data []byte) (int64, error) {
 	return int64(off), nil
 }
 
-// scanTail looks past a bad record at off for a valid record header that
-// says bytes beyond off were synced: then the bad record had been synced
-// and its damage is corruption, not a torn write. Each offset costs one
-// 12-byte checksum.
+// scanTail looks past a bad record at off for a valid record that says
+// bytes beyond off were synced: then the bad record had been synced and
+// its damage is corruption, not a torn write. A witness must be a whole
+// record (plausible length, payload checksum) whose synced field lies in
+// (off, its own offset]: a header that verifies by chance in torn bytes,
+// or one claiming bytes that follow it were synced, proves nothing. Each
+// offset costs one 12-byte checksum.
 func scanTail(seq uint32, data []byte, off int64) (at int64, synced uint32) {
 	for p := off + 1; p+headerSize <= int64(len(data)); p++ {
-		if h, ok := parseHeader(seq, data[p:]); ok && int64(h.synced) > off {
-			return p, h.synced
+		h, ok := parseHeader(seq, data[p:])
+		if !ok || int64(h.synced) <= off || int64(h.synced) > p {
+			continue
 		}
+		end := p + headerSize + int64(h.length)
+		if h.length > MaxRecordSize || end > int64(len(data)) ||
+			crc32.Checksum(data[p+headerSize:end], castagnoli) != h.payloadCRC {
+			continue
+		}
+		return p, h.synced
 	}
 	return 0, 0
 }

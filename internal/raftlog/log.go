@@ -110,19 +110,24 @@ func (b *Batch) Drop(group uint64) {
 // Len is the number of operations in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
-// opOverhead bounds what one operation adds to a record beside its
-// entries' bytes (kind, group, indexes and terms as uvarints).
-const opOverhead = 40
-
-// Bytes is about how large the batch's record will be (an upper bound
-// for its operations, the entries' encoded sizes plus framing): a caller
-// splits a large batch under MaxRecordSize with it.
+// Bytes is an upper bound on the size of the batch's record, header
+// included: a caller splits a large batch under MaxRecordSize with it.
+// It counts every integer at its largest encoding.
 func (b *Batch) Bytes() int {
-	n := 0
+	const v = binary.MaxVarintLen64
+	n := headerSize + 1 + v // header, kind, op count
 	for i := range b.ops {
-		n += opOverhead
-		for _, e := range b.ops[i].ents {
-			n += proto.Size(e) + 2*binary.MaxVarintLen64
+		n += 1 + v // kind, group
+		switch o := &b.ops[i]; o.kind {
+		case opAppend:
+			n += 2 * v // first index, count
+			for _, e := range o.ents {
+				n += 2*v + proto.Size(e) // term, length, entry
+			}
+		case opHardState:
+			n += 3 * v
+		case opCompact, opReset:
+			n += 2 * v
 		}
 	}
 	return n

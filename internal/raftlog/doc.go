@@ -68,9 +68,14 @@
 //     with the same checks apply makes (so a written record is never
 //     refused by apply, which would fail every later Open), and Open and
 //     Commit apply records through the same code. A reset never moves a
-//     group's compaction point backwards and leaves room for an entry. A failed write or
-//     fsync sticks (every later Commit fails) since what reached the disk
-//     is then unknown; Open finds out.
+//     group's compaction point backwards and leaves room for an entry. A
+//     failed write or fsync sticks (every later Commit fails) since what
+//     reached the disk is then unknown; Open finds out. A refusal that
+//     wrote nothing (an invalid batch, too many groups, sequence numbers
+//     exhausted, a segment that would pass 4 GiB) does not stick.
+//   - A checkpoint fits in a record: Commit refuses a batch that would
+//     give the log more groups than MaxRecordSize holds at 80 bytes a
+//     group (about 3.3 million).
 //
 // # Memory
 //

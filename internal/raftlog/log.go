@@ -152,7 +152,8 @@ func (o *Options) fill() {
 // Commit writes b as one record with one write call, and fsyncs it when
 // sync is true (a synced commit also makes every earlier commit durable).
 // An invalid batch is refused before anything is written; a failed write
-// or fsync fails this and every later Commit (reopen to recover).
+// or fsync fails this and every later Commit (reopen to recover); an error
+// that left the disk as it was fails this Commit only.
 // Obsolete segments are deleted after a synced commit.
 func (l *Log) Commit(b *Batch, sync bool) error {
 	l.mu.Lock()
@@ -178,6 +179,18 @@ func (l *Log) Commit(b *Batch, sync bool) error {
 			return err
 		}
 	}
+	groups := len(l.mu.st.groups)
+	for _, sh := range shadows {
+		switch {
+		case sh.exists && !sh.existed:
+			groups++
+		case sh.existed && !sh.exists:
+			groups--
+		}
+	}
+	if groups > len(l.mu.st.groups) && groups > maxCheckpointGroups {
+		return fmt.Errorf("raftlog: batch would make %d groups; a checkpoint holds at most %d", groups, maxCheckpointGroups)
+	}
 	if !slices.ContainsFunc(ops, func(o op) bool { return o.kind != 0 }) {
 		// Nothing to record (no-op compactions): no write, and a sync
 		// only if an earlier commit left unsynced bytes.
@@ -196,6 +209,10 @@ func (l *Log) Commit(b *Batch, sync bool) error {
 		return err
 	}
 	if err := l.commitLocked(rec, ops, sync); err != nil {
+		var r refusal
+		if errors.As(err, &r) {
+			return r.error
+		}
 		l.mu.err = fmt.Errorf("raftlog: log failed, reopen to recover: %w", err)
 		return l.mu.err
 	}
@@ -264,10 +281,24 @@ func (l *Log) encodeBatch(ops []op) ([]byte, error) {
 	return p, nil
 }
 
+// refusal is an error of commitLocked that left the log as it was (no
+// byte written, nothing unsynced beyond what was): it does not stick.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
+
+// maxCheckpointGroups bounds the groups of a log so that a checkpoint
+// (a kind byte, a count, and 8 uvarints a group) fits in a record; Commit
+// refuses a batch that would add groups beyond it. A variable for tests.
+var maxCheckpointGroups = (MaxRecordSize - 1 - binary.MaxVarintLen64) / (8 * binary.MaxVarintLen64)
+
 // encodeCheckpoint appends a checkpoint record (header included) of the
 // whole index to p. Recovery starts from the first segment's checkpoint;
 // later ones are checked against the replay.
-func (l *Log) encodeCheckpoint(p []byte, seq uint32) []byte {
+func (l *Log) encodeCheckpoint(p []byte, seq uint32) ([]byte, error) {
+	if n := len(l.mu.st.groups); n > maxCheckpointGroups {
+		return nil, fmt.Errorf("raftlog: %d groups, a checkpoint holds at most %d", n, maxCheckpointGroups)
+	}
 	at := len(p)
 	p = append(p, make([]byte, headerSize)...)
 	p = append(p, kindCheckpoint)
@@ -278,8 +309,11 @@ func (l *Log) encodeCheckpoint(p []byte, seq uint32) []byte {
 			p = binary.AppendUvarint(p, v)
 		}
 	}
+	if len(p)-at-headerSize > MaxRecordSize {
+		return nil, fmt.Errorf("raftlog: checkpoint of %d bytes exceeds %d", len(p)-at-headerSize, MaxRecordSize)
+	}
 	putHeader(p[at:at+headerSize], seq, 0, p[at+headerSize:])
-	return p
+	return p, nil
 }
 
 // commitLocked writes rec (a batch record with a placeholder header),
@@ -304,7 +338,7 @@ func (l *Log) commitLocked(rec []byte, ops []op, sync bool) error {
 	out := rec
 	n := int64(len(out))
 	if act.size+n > maxSegmentBytes {
-		return fmt.Errorf("raftlog: segment %d would exceed %d bytes", act.seq, int64(maxSegmentBytes))
+		return refusal{fmt.Errorf("raftlog: segment %d would exceed %d bytes", act.seq, int64(maxSegmentBytes))}
 	}
 	// vfs.File.Write may scribble on its argument: nothing reads rec after.
 	if _, err := act.f.Write(out); err != nil {
@@ -339,9 +373,10 @@ func (l *Log) rotateLocked() error {
 		if err := act.f.Sync(); err != nil {
 			return err
 		}
+		l.mu.synced = act.size
 	}
 	if act.seq == ^uint32(0) {
-		return errors.New("raftlog: segment sequence numbers exhausted")
+		return refusal{errors.New("raftlog: segment sequence numbers exhausted")}
 	}
 	return l.createSegmentLocked(act.seq + 1)
 }
@@ -354,6 +389,10 @@ func (l *Log) rotateLocked() error {
 // checkpoint, and damage to it must read as corruption, never as a torn
 // tail to cut.
 func (l *Log) createSegmentLocked(seq uint32) error {
+	cp, err := l.encodeCheckpoint(nil, seq)
+	if err != nil {
+		return refusal{err}
+	}
 	f, err := l.fs.Create(l.fs.PathJoin(l.dir, segName(seq)), vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
@@ -362,7 +401,6 @@ func (l *Log) createSegmentLocked(seq uint32) error {
 		f.Close()
 		return err
 	}
-	cp := l.encodeCheckpoint(nil, seq)
 	n := int64(len(cp))
 	if _, err := f.Write(cp); err != nil {
 		f.Close()

@@ -264,6 +264,8 @@ func compact(g *group, index, term uint64) error {
 type shadow struct {
 	ci, ct, last uint64
 	real         bool        // indexes below pendFirst still come from the index
+	existed      bool        // the group was in the index before the batch
+	exists       bool        // and is after the batch so far
 	pendFrom     uint64      // first index of pend
 	pend         []*pb.Entry // entries appended by the batch so far
 }
@@ -274,13 +276,14 @@ type shadow struct {
 func validate(s *state, sh *shadow, o *op) error {
 	switch o.kind {
 	case opDrop:
-		*sh = shadow{}
+		*sh = shadow{existed: sh.existed}
 	case opHardState:
+		sh.exists = true
 	case opReset:
 		if err := checkReset(sh.ci, o.index); err != nil {
 			return fmt.Errorf("raftlog: group %d: %v", o.group, err)
 		}
-		*sh = shadow{ci: o.index, ct: o.term, last: o.index}
+		*sh = shadow{ci: o.index, ct: o.term, last: o.index, existed: sh.existed, exists: true}
 	case opAppend:
 		first := o.ents[0].GetIndex()
 		for i, e := range o.ents {
@@ -301,6 +304,7 @@ func validate(s *state, sh *shadow, o *op) error {
 			sh.pendFrom, sh.pend = first, append([]*pb.Entry(nil), o.ents...)
 		}
 		sh.last = first + uint64(len(o.ents)) - 1
+		sh.exists = true
 		o.first = first
 	case opCompact:
 		if o.index <= sh.ci {
@@ -339,5 +343,5 @@ func newShadow(g *group) *shadow {
 	if g == nil {
 		return &shadow{}
 	}
-	return &shadow{ci: g.ci, ct: g.ct, last: g.last, real: true}
+	return &shadow{ci: g.ci, ct: g.ct, last: g.last, real: true, existed: true, exists: true}
 }

@@ -80,3 +80,64 @@ func TestCommitRefusesWhatApplyWould(t *testing.T) {
 		t.Fatalf("group 1 first index %d after reopen, want 4", fi)
 	}
 }
+
+// TestTooManyGroupsRefused: a batch that would give the log more groups
+// than a checkpoint holds is refused before anything is written, without
+// failing the log; one that drops as many as it adds is taken.
+func TestTooManyGroupsRefused(t *testing.T) {
+	defer func(n int) { maxCheckpointGroups = n }(maxCheckpointGroups)
+	maxCheckpointGroups = 3
+	fs := simfs.New(0)
+	l := open(t, fs, Options{SegmentSize: 256})
+	appendTo(t, l, 1, 1, 2, 3)
+	size := l.Stats().Bytes
+	b := l.NewBatch()
+	b.SetHardState(4, hsOf(1, 1, 0))
+	if err := l.Commit(b, true); err == nil {
+		t.Fatal("a fourth group was accepted")
+	}
+	if l.Err() != nil || l.Stats().Bytes != size {
+		t.Fatalf("the refusal failed the log (%v) or wrote %d bytes", l.Err(), l.Stats().Bytes-size)
+	}
+	b = l.NewBatch()
+	b.Drop(1)
+	b.SetHardState(4, hsOf(1, 1, 0))
+	if err := l.Commit(b, true); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, l, 10, 2, 3, 4) // rotations write checkpoints of 3 groups
+	l.Close()
+	l = open(t, fs, Options{})
+	defer l.Close()
+	if got := l.Groups(); !slices.Equal(got, []uint64{2, 3, 4}) {
+		t.Fatalf("groups %v after reopen", got)
+	}
+}
+
+// TestExhaustedSequenceDoesNotStick: a Commit that cannot start a new
+// segment (sequence numbers exhausted) wrote nothing: it fails alone, and
+// the log keeps serving reads, and does not fail.
+func TestExhaustedSequenceDoesNotStick(t *testing.T) {
+	fs := simfs.New(0)
+	if err := fs.MkdirAll("raftlog", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, fs, "raftlog/"+segName(math.MaxUint32-1), frame(math.MaxUint32-1, [][]byte{{kindCheckpoint, 0}}))
+	l := open(t, fs, Options{SegmentSize: 512})
+	defer l.Close()
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		b := l.NewBatch()
+		b.Append(1, []*pbEntry{ent(uint64(i+1), 1, make([]byte, 100))})
+		err = l.Commit(b, true)
+	}
+	if err == nil {
+		t.Fatal("100 commits of 100 bytes fit one 512-byte segment")
+	}
+	if l.Err() != nil {
+		t.Fatalf("the log failed: %v", l.Err())
+	}
+	if es, err := l.Entries(1, 1, 2, math.MaxUint64); err != nil || len(es) != 1 {
+		t.Fatalf("a read after the refusal: %v %v", es, err)
+	}
+}

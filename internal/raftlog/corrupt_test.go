@@ -1,10 +1,13 @@
 package raftlog
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -275,5 +278,203 @@ func TestUnfinishedRewriteIgnored(t *testing.T) {
 	}
 	if got := mustLast(t, l, 1); got != 3 {
 		t.Fatalf("last index %d, want 3", got)
+	}
+}
+
+// TestDamagedLoneCheckpointRefused: once GC deleted every older segment,
+// the newest segment's checkpoint holds the whole state. A torn write that
+// damages it (and the header after it) must not be cut as a torn tail,
+// which would open an empty log: Open refuses and rewrites nothing.
+func TestDamagedLoneCheckpointRefused(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		loseHeader bool // the first batch's header is damaged too
+	}{
+		{"next header intact", false},
+		{"next header lost", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := simfs.New(0)
+			l := open(t, fs, Options{SegmentSize: 256})
+			// Each batch appends an entry and compacts the one before, so
+			// the first synced batch of a new segment unpins every older one.
+			var name string
+			for i := 0; ; i++ {
+				if i > 100 {
+					t.Fatal("never reached a lone segment holding one batch")
+				}
+				last := mustLast(t, l, 1)
+				b := l.NewBatch()
+				b.Append(1, []*pbEntry{ent(last+1, 1, make([]byte, 60))})
+				b.Compact(1, last)
+				if err := l.Commit(b, true); err != nil {
+					t.Fatal(err)
+				}
+				files := segFiles(t, l)
+				if len(files) != 1 || files[0] == "00000001.log" {
+					continue
+				}
+				seq, _ := parseSegName(files[0])
+				name = "raftlog/" + files[0]
+				if len(recordOffsets(t, seq, readFile(t, fs, name))) == 2 {
+					break
+				}
+			}
+			want := mustLast(t, l, 1)
+			l.Close()
+			seq, _ := parseSegName(name[len("raftlog/"):])
+			data := readFile(t, fs, name)
+			offs := recordOffsets(t, seq, data)
+			data[offs[0]+headerSize+1] ^= 0x10
+			if c.loseHeader {
+				data[offs[1]+3] ^= 0x10
+			}
+			writeFile(t, fs, name, data)
+			if _, err := Open(fs, "raftlog", Options{Logger: quietLogger()}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Open with the lone segment's checkpoint damaged (last index was %d): %v", want, err)
+			}
+			if got := readFile(t, fs, name); len(got) != len(data) {
+				t.Fatalf("the segment was cut to %d bytes", len(got))
+			}
+		})
+	}
+}
+
+// listSegs lists the segment files in the log directory.
+func listSegs(t *testing.T, fs vfs.FS) []string {
+	t.Helper()
+	names, err := fs.List("raftlog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range names {
+		if IsSegmentName(n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestStrayHighSegmentRefused: a stray file named far past the log's
+// segments makes a run of its own after a gap. It is not a run start (no
+// checkpoint), so Open refuses and deletes none of the real segments.
+func TestStrayHighSegmentRefused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"garbage", []byte("not a segment, but named like one")},
+		{"zeros", make([]byte, 64)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := simfs.New(0)
+			l := open(t, fs, Options{SegmentSize: 512})
+			commitN(t, l, 20, true)
+			l.Close()
+			before := listSegs(t, fs)
+			if len(before) < 2 {
+				t.Fatalf("segments %v", before)
+			}
+			writeFile(t, fs, "raftlog/00001000.log", c.data)
+			if _, err := Open(fs, "raftlog", Options{Logger: quietLogger()}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Open with a stray high-numbered segment: %v", err)
+			}
+			if got := listSegs(t, fs); !slices.Equal(got, append(before, "00001000.log")) {
+				t.Fatalf("segments %v after the refused Open, want %v and the stray", got, before)
+			}
+			if got := readFile(t, fs, "raftlog/00001000.log"); !bytes.Equal(got, c.data) {
+				t.Fatalf("the stray file was rewritten to %d bytes", len(got))
+			}
+			// Once the stray is gone, the log is whole.
+			if err := fs.Remove("raftlog/00001000.log"); err != nil {
+				t.Fatal(err)
+			}
+			l = open(t, fs, Options{})
+			defer l.Close()
+			if got := mustLast(t, l, 1); got != 20 {
+				t.Fatalf("last index %d, want 20", got)
+			}
+		})
+	}
+}
+
+// TestLostMiddleSegmentRefused: with a middle segment gone, the segments
+// before the gap still hold entries a group needs: Open refuses and
+// deletes nothing.
+func TestLostMiddleSegmentRefused(t *testing.T) {
+	fs := simfs.New(0)
+	l := open(t, fs, Options{SegmentSize: 512})
+	commitN(t, l, 60, true)
+	l.Close()
+	segs := listSegs(t, fs)
+	if len(segs) < 4 {
+		t.Fatalf("segments %v", segs)
+	}
+	if err := fs.Remove("raftlog/" + segs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(fs, "raftlog", Options{Logger: quietLogger()}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open with a lost middle segment: %v", err)
+	}
+	want := append([]string{segs[0]}, segs[2:]...)
+	if got := listSegs(t, fs); !slices.Equal(got, want) {
+		t.Fatalf("segments %v after the refused Open, want %v", got, want)
+	}
+}
+
+// TestForgedWitnessIgnored: a torn tail may hold bytes that pass for a
+// record header. Only a whole record whose synced field lies between the
+// bad record and itself witnesses a sync; anything else is cut as a torn
+// tail (one WARN), keeping every synced entry.
+func TestForgedWitnessIgnored(t *testing.T) {
+	payload := []byte("Bforged payload")
+	for _, c := range []struct {
+		name  string
+		forge func(off, p int) []byte // the header and payload at p; the tail starts at off
+	}{
+		{"bad payload", func(off, p int) []byte {
+			h := make([]byte, headerSize)
+			putHeader(h, 1, uint32(off+1), payload)
+			return append(h, "Bforged pay1oad"...)
+		}},
+		{"synced past itself", func(off, p int) []byte {
+			h := make([]byte, headerSize)
+			putHeader(h, 1, uint32(p+100), payload)
+			return append(h, payload...)
+		}},
+		{"length past the end", func(off, p int) []byte {
+			h := make([]byte, headerSize)
+			putHeader(h, 1, uint32(off+1), payload)
+			binary.LittleEndian.PutUint32(h[0:], 1<<20)
+			binary.LittleEndian.PutUint32(h[12:], headerCRC(1, h))
+			return append(h, payload...)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := simfs.New(0)
+			l := open(t, fs, Options{})
+			commitN(t, l, 4, true)
+			l.Close()
+			data := readFile(t, fs, seg1)
+			off := len(data)
+			data = append(data, "torn"...)
+			data = append(data, c.forge(off, len(data))...)
+			writeFile(t, fs, seg1, data)
+			warns := &countHandler{}
+			l, err := Open(fs, "raftlog", Options{Logger: slog.New(warns)})
+			if err != nil {
+				t.Fatalf("Open with a forged witness in a torn tail: %v", err)
+			}
+			defer l.Close()
+			if warns.n.Load() != 1 {
+				t.Fatalf("%d WARNs, want 1", warns.n.Load())
+			}
+			if got := mustLast(t, l, 1); got != 4 {
+				t.Fatalf("last index %d, want 4", got)
+			}
+		})
 	}
 }

@@ -35,30 +35,47 @@
 //   - A segment is created and the directory fsynced before anything is
 //     written to it; a crash never loses a segment holding synced records.
 //   - Every segment that holds records starts with a checkpoint of the
-//     whole index as the previous segment left it. Recovery starts from the
-//     first segment's checkpoint and checks every later one against its
-//     replay, so a segment's deletion loses no hard state or compaction
-//     point, and a replay that diverges is reported as corruption.
+//     whole index as the previous segment left it, written alone and
+//     fsynced when the segment is created (at rotation and at Open), so
+//     every later header of the segment claims it synced. Recovery starts
+//     from the first segment's checkpoint and checks every later one
+//     against its replay, so a segment's deletion loses no hard state or
+//     compaction point, and a replay that diverges is reported as
+//     corruption. When the newest segment is the only one and not the
+//     first ever (GC deleted the others, after a synced commit into it),
+//     a damaged checkpoint is corruption, never a torn tail to cut.
 //   - Segments are deleted oldest first, and only right after a synced
 //     commit, when no group holds an entry in them (every group compacted
 //     past them, reset or was dropped, durably). The surviving segments are
-//     contiguous; recovery ignores (and removes) segments older than a gap,
-//     which are deletions a crash undid.
+//     contiguous. Segments older than a gap are deletions a crash undid:
+//     recovery removes them, but only after the run after the gap replayed
+//     whole; it refuses (and deletes nothing) when that run holds no
+//     checkpoint (a stray or damaged newest file is no run start) or a
+//     group misses entries that were in a lost segment.
 //   - Recovery refuses (ErrCorrupt) anything that may be synced data: a bad
 //     record in any segment but the newest, a verified record that
 //     contradicts the log, and a bad record in the newest segment when a
-//     later valid header claims (by its synced field) that the bad bytes
-//     had been synced. Otherwise the newest segment's tail after its last
+//     later whole record (header and payload checksums, plausible length)
+//     claims by its synced field, which must lie between the bad record
+//     and itself, that the bad bytes had been synced. Otherwise the newest segment's tail after its last
 //     valid record is a torn, unsynced write: it is cut off (rewritten
 //     through a synced temporary file, vfs having no truncate) with a WARN.
 //   - No on-disk bytes can make recovery panic or allocate more than the
 //     segment's size: lengths and counts are checked against what remains
 //     before anything is allocated.
 //   - The in-memory index equals the replay of the committed records:
-//     Commit validates a batch against the index before writing, and Open
-//     and Commit apply records through the same code. A failed write or
-//     fsync sticks (every later Commit fails) since what reached the disk
-//     is then unknown; Open finds out.
+//     Commit validates a copy of a batch against the index before writing,
+//     with the same checks apply makes (so a written record is never
+//     refused by apply, which would fail every later Open), and Open and
+//     Commit apply records through the same code. A reset never moves a
+//     group's compaction point backwards and leaves room for an entry. A
+//     failed write or fsync sticks (every later Commit fails) since what
+//     reached the disk is then unknown; Open finds out. A refusal that
+//     wrote nothing (an invalid batch, too many groups, sequence numbers
+//     exhausted, a segment that would pass 4 GiB) does not stick.
+//   - A checkpoint fits in a record: Commit refuses a batch that would
+//     give the log more groups than MaxRecordSize holds at 80 bytes a
+//     group (about 3.3 million).
 //
 // # Memory
 //
@@ -84,7 +101,11 @@
 //
 //   - Damage to synced bytes at the very end of the newest segment, with
 //     no later record to witness the sync, is indistinguishable from a torn
-//     write and is cut off (as in Pebble's WAL).
+//     write and is cut off (as in Pebble's WAL). A segment's checkpoint is
+//     exempt when the segment is alone (see above); with older segments
+//     beside it, cutting it loses nothing they do not hold.
+//   - Creating a segment costs an fsync of its checkpoint, at every
+//     rotation and every Open.
 //   - One mutex serialises reads and commits; a Commit holds it across its
 //     fsync.
 package raftlog

@@ -37,6 +37,9 @@ type segment struct {
 	seq  uint32
 	f    vfs.File // read handle; the active segment's is also its write handle
 	size int64
+	// start is where its first batch goes (after its checkpoint); set for
+	// the segments this Log created.
+	start int64
 }
 
 // Log is a node's raft log: every group's entries and hard state in one
@@ -107,19 +110,24 @@ func (b *Batch) Drop(group uint64) {
 // Len is the number of operations in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
-// opOverhead bounds what one operation adds to a record beside its
-// entries' bytes (kind, group, indexes and terms as uvarints).
-const opOverhead = 40
-
-// Bytes is about how large the batch's record will be (an upper bound
-// for its operations, the entries' encoded sizes plus framing): a caller
-// splits a large batch under MaxRecordSize with it.
+// Bytes is an upper bound on the size of the batch's record, header
+// included: a caller splits a large batch under MaxRecordSize with it.
+// It counts every integer at its largest encoding.
 func (b *Batch) Bytes() int {
-	n := 0
+	const v = binary.MaxVarintLen64
+	n := headerSize + 1 + v // header, kind, op count
 	for i := range b.ops {
-		n += opOverhead
-		for _, e := range b.ops[i].ents {
-			n += proto.Size(e) + 2*binary.MaxVarintLen64
+		n += 1 + v // kind, group
+		switch o := &b.ops[i]; o.kind {
+		case opAppend:
+			n += 2 * v // first index, count
+			for _, e := range o.ents {
+				n += 2*v + proto.Size(e) // term, length, entry
+			}
+		case opHardState:
+			n += 3 * v
+		case opCompact, opReset:
+			n += 2 * v
 		}
 	}
 	return n
@@ -144,7 +152,8 @@ func (o *Options) fill() {
 // Commit writes b as one record with one write call, and fsyncs it when
 // sync is true (a synced commit also makes every earlier commit durable).
 // An invalid batch is refused before anything is written; a failed write
-// or fsync fails this and every later Commit (reopen to recover).
+// or fsync fails this and every later Commit (reopen to recover); an error
+// that left the disk as it was fails this Commit only.
 // Obsolete segments are deleted after a synced commit.
 func (l *Log) Commit(b *Batch, sync bool) error {
 	l.mu.Lock()
@@ -155,7 +164,9 @@ func (l *Log) Commit(b *Batch, sync bool) error {
 	if l.mu.err != nil {
 		return l.mu.err
 	}
-	ops := b.ops
+	// A copy: validate fills in the ops, and a refused batch must reach
+	// its caller as it was.
+	ops := slices.Clone(b.ops)
 	shadows := map[uint64]*shadow{}
 	for i := range ops {
 		o := &ops[i]
@@ -167,6 +178,18 @@ func (l *Log) Commit(b *Batch, sync bool) error {
 		if err := validate(&l.mu.st, sh, o); err != nil {
 			return err
 		}
+	}
+	groups := len(l.mu.st.groups)
+	for _, sh := range shadows {
+		switch {
+		case sh.exists && !sh.existed:
+			groups++
+		case sh.existed && !sh.exists:
+			groups--
+		}
+	}
+	if groups > len(l.mu.st.groups) && groups > maxCheckpointGroups {
+		return fmt.Errorf("raftlog: batch would make %d groups; a checkpoint holds at most %d", groups, maxCheckpointGroups)
 	}
 	if !slices.ContainsFunc(ops, func(o op) bool { return o.kind != 0 }) {
 		// Nothing to record (no-op compactions): no write, and a sync
@@ -186,6 +209,10 @@ func (l *Log) Commit(b *Batch, sync bool) error {
 		return err
 	}
 	if err := l.commitLocked(rec, ops, sync); err != nil {
+		var r refusal
+		if errors.As(err, &r) {
+			return r.error
+		}
 		l.mu.err = fmt.Errorf("raftlog: log failed, reopen to recover: %w", err)
 		return l.mu.err
 	}
@@ -254,10 +281,24 @@ func (l *Log) encodeBatch(ops []op) ([]byte, error) {
 	return p, nil
 }
 
+// refusal is an error of commitLocked that left the log as it was (no
+// byte written, nothing unsynced beyond what was): it does not stick.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
+
+// maxCheckpointGroups bounds the groups of a log so that a checkpoint
+// (a kind byte, a count, and 8 uvarints a group) fits in a record; Commit
+// refuses a batch that would add groups beyond it. A variable for tests.
+var maxCheckpointGroups = (MaxRecordSize - 1 - binary.MaxVarintLen64) / (8 * binary.MaxVarintLen64)
+
 // encodeCheckpoint appends a checkpoint record (header included) of the
 // whole index to p. Recovery starts from the first segment's checkpoint;
 // later ones are checked against the replay.
-func (l *Log) encodeCheckpoint(p []byte, seq uint32) []byte {
+func (l *Log) encodeCheckpoint(p []byte, seq uint32) ([]byte, error) {
+	if n := len(l.mu.st.groups); n > maxCheckpointGroups {
+		return nil, fmt.Errorf("raftlog: %d groups, a checkpoint holds at most %d", n, maxCheckpointGroups)
+	}
 	at := len(p)
 	p = append(p, make([]byte, headerSize)...)
 	p = append(p, kindCheckpoint)
@@ -268,8 +309,11 @@ func (l *Log) encodeCheckpoint(p []byte, seq uint32) []byte {
 			p = binary.AppendUvarint(p, v)
 		}
 	}
+	if len(p)-at-headerSize > MaxRecordSize {
+		return nil, fmt.Errorf("raftlog: checkpoint of %d bytes exceeds %d", len(p)-at-headerSize, MaxRecordSize)
+	}
 	putHeader(p[at:at+headerSize], seq, 0, p[at+headerSize:])
-	return p
+	return p, nil
 }
 
 // commitLocked writes rec (a batch record with a placeholder header),
@@ -277,19 +321,13 @@ func (l *Log) encodeCheckpoint(p []byte, seq uint32) []byte {
 // ops to the index.
 func (l *Log) commitLocked(rec []byte, ops []op, sync bool) error {
 	act := l.mu.segs[len(l.mu.segs)-1]
-	var out []byte
-	if act.size > 0 && act.size+int64(len(rec)) > l.opts.SegmentSize {
+	if act.size > act.start && act.size+int64(len(rec)) > l.opts.SegmentSize {
 		if err := l.rotateLocked(); err != nil {
 			return err
 		}
 		act = l.mu.segs[len(l.mu.segs)-1]
 	}
-	if act.size == 0 {
-		// A segment's first record is a checkpoint; it goes out in the same
-		// write as the batch.
-		out = l.encodeCheckpoint(nil, act.seq)
-	}
-	base := act.size + int64(len(out))
+	base := act.size
 	putHeader(rec[:headerSize], act.seq, uint32(l.mu.synced), rec[headerSize:])
 	for i := range ops {
 		for j := range ops[i].metas {
@@ -297,14 +335,10 @@ func (l *Log) commitLocked(rec []byte, ops []op, sync bool) error {
 			m.seg, m.off = act.seq, uint32(base+int64(m.off))
 		}
 	}
-	if out == nil {
-		out = rec
-	} else {
-		out = append(out, rec...)
-	}
+	out := rec
 	n := int64(len(out))
 	if act.size+n > maxSegmentBytes {
-		return fmt.Errorf("raftlog: segment %d would exceed %d bytes", act.seq, int64(maxSegmentBytes))
+		return refusal{fmt.Errorf("raftlog: segment %d would exceed %d bytes", act.seq, int64(maxSegmentBytes))}
 	}
 	// vfs.File.Write may scribble on its argument: nothing reads rec after.
 	if _, err := act.f.Write(out); err != nil {
@@ -339,17 +373,26 @@ func (l *Log) rotateLocked() error {
 		if err := act.f.Sync(); err != nil {
 			return err
 		}
+		l.mu.synced = act.size
 	}
 	if act.seq == ^uint32(0) {
-		return errors.New("raftlog: segment sequence numbers exhausted")
+		return refusal{errors.New("raftlog: segment sequence numbers exhausted")}
 	}
 	return l.createSegmentLocked(act.seq + 1)
 }
 
 // createSegmentLocked creates segment seq and syncs the directory before
 // anything is written to it: a crash never loses a segment whose records
-// were synced.
+// were synced. It then writes the segment's checkpoint alone and syncs it,
+// so that every later header of the segment vouches for it (synced covers
+// it): once GC deletes the older segments the whole state lives in that
+// checkpoint, and damage to it must read as corruption, never as a torn
+// tail to cut.
 func (l *Log) createSegmentLocked(seq uint32) error {
+	cp, err := l.encodeCheckpoint(nil, seq)
+	if err != nil {
+		return refusal{err}
+	}
 	f, err := l.fs.Create(l.fs.PathJoin(l.dir, segName(seq)), vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
@@ -358,8 +401,17 @@ func (l *Log) createSegmentLocked(seq uint32) error {
 		f.Close()
 		return err
 	}
-	l.mu.segs = append(l.mu.segs, &segment{seq: seq, f: f})
-	l.mu.synced = 0
+	n := int64(len(cp))
+	if _, err := f.Write(cp); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	l.mu.segs = append(l.mu.segs, &segment{seq: seq, f: f, size: n, start: n})
+	l.mu.synced = n
 	return nil
 }
 

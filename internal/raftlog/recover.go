@@ -15,8 +15,9 @@ const tmpSuffix = ".tmp"
 
 // Open opens the log in dir, creating it if needed. Recovery replays the
 // contiguous run of segments that ends at the newest, verifying every
-// record; segments older than a gap in the run are left-overs of a
-// deletion the crash undid, and are removed. A torn tail of the newest
+// record; once that run replayed whole (from a checkpoint, with no group
+// missing entries), segments older than a gap before it are left-overs
+// of a deletion the crash undid, and are removed. A torn tail of the newest
 // segment (bytes after its last valid record that no later record claims
 // were synced) is cut off with a WARN; any other damage is ErrCorrupt.
 // New records always go into a new segment.
@@ -70,27 +71,36 @@ func (l *Log) recover() error {
 	for start > 0 && seqs[start-1] == seqs[start]-1 {
 		start--
 	}
-	for _, seq := range seqs[:max(start, 0)] {
+	older, run := seqs[:max(start, 0)], seqs[max(start, 0):]
+	r := replay{l: l}
+	for i, seq := range run {
+		if err := r.segment(seq, i == len(run)-1, len(run) == 1); err != nil {
+			return err
+		}
+	}
+	if len(older) > 0 && !r.based {
+		// A legitimate run after a gap starts with the synced checkpoint
+		// of a segment GC once made the oldest: an empty or damaged file
+		// here is a stray, and the older segments may be the real log.
+		return corruptf("segments %s..%s precede a gap, and the run after it (%s..%s) holds no checkpoint",
+			segName(older[0]), segName(older[len(older)-1]), segName(run[0]), segName(run[len(run)-1]))
+	}
+	for _, id := range sortedGroups(l.mu.st.groups) {
+		if g := l.mu.st.groups[id]; g.missing > g.ci {
+			return corruptf("group %d entries (%d, %d] were in deleted segments", id, g.ci, g.missing)
+		}
+	}
+	// Only a run that replayed whole makes the segments before its gap
+	// deletions a crash undid; until then they may be all that is left.
+	for _, seq := range older {
 		l.logger.Warn("raftlog: removing a segment older than the replayed run", "segment", segName(seq))
 		if err := l.fs.Remove(l.fs.PathJoin(l.dir, segName(seq))); err != nil {
 			return err
 		}
 	}
-	if start > 0 {
+	if len(older) > 0 {
 		if err := syncDir(l.fs, l.dir); err != nil {
 			return err
-		}
-	}
-	run := seqs[max(start, 0):]
-	r := replay{l: l}
-	for i, seq := range run {
-		if err := r.segment(seq, i == len(run)-1); err != nil {
-			return err
-		}
-	}
-	for _, id := range sortedGroups(l.mu.st.groups) {
-		if g := l.mu.st.groups[id]; g.missing > g.ci {
-			return corruptf("group %d entries (%d, %d] were in deleted segments", id, g.ci, g.missing)
 		}
 	}
 	next := uint32(1)
@@ -111,8 +121,9 @@ type replay struct {
 	based bool
 }
 
-// segment replays one segment; last says it is the newest.
-func (r *replay) segment(seq uint32, last bool) error {
+// segment replays one segment; last says it is the newest, only that it is
+// the whole run.
+func (r *replay) segment(seq uint32, last, only bool) error {
 	l := r.l
 	name := l.fs.PathJoin(l.dir, segName(seq))
 	f, err := l.fs.Open(name)
@@ -166,6 +177,13 @@ func (r *replay) segment(seq uint32, last bool) error {
 	if at, claimed := scanTail(seq, data, off); claimed > 0 {
 		return corruptf("segment %d: bad record at offset %d, but the record at %d says %d bytes were synced", seq, off, at, claimed)
 	}
+	if off == 0 && only && seq > 1 {
+		// GC deleted the segments before this one, which it does only
+		// after a synced commit into it, and its checkpoint was synced
+		// before that: it holds the whole state, and cutting it would
+		// open an empty log.
+		return corruptf("segment %d: damaged checkpoint at offset 0, and no older segment holds the state", seq)
+	}
 	l.logger.Warn("raftlog: dropping the torn tail of the last segment",
 		"segment", segName(seq), "valid", off, "dropped", int64(len(data))-off, "cause", err)
 	if err := l.rewrite(seg, data[:off]); err != nil {
@@ -206,15 +224,25 @@ func (r *replay) records(seq uint32, data []byte) (int64, error) {
 	return int64(off), nil
 }
 
-// scanTail looks past a bad record at off for a valid record header that
-// says bytes beyond off were synced: then the bad record had been synced
-// and its damage is corruption, not a torn write. Each offset costs one
-// 12-byte checksum.
+// scanTail looks past a bad record at off for a valid record that says
+// bytes beyond off were synced: then the bad record had been synced and
+// its damage is corruption, not a torn write. A witness must be a whole
+// record (plausible length, payload checksum) whose synced field lies in
+// (off, its own offset]: a header that verifies by chance in torn bytes,
+// or one claiming bytes that follow it were synced, proves nothing. Each
+// offset costs one 12-byte checksum.
 func scanTail(seq uint32, data []byte, off int64) (at int64, synced uint32) {
 	for p := off + 1; p+headerSize <= int64(len(data)); p++ {
-		if h, ok := parseHeader(seq, data[p:]); ok && int64(h.synced) > off {
-			return p, h.synced
+		h, ok := parseHeader(seq, data[p:])
+		if !ok || int64(h.synced) <= off || int64(h.synced) > p {
+			continue
 		}
+		end := p + headerSize + int64(h.length)
+		if h.length > MaxRecordSize || end > int64(len(data)) ||
+			crc32.Checksum(data[p+headerSize:end], castagnoli) != h.payloadCRC {
+			continue
+		}
+		return p, h.synced
 	}
 	return 0, 0
 }

@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/kintsu/kintsu/internal/dst/simfs"
@@ -253,8 +254,29 @@ func TestBatchBytesBoundsTheRecord(t *testing.T) {
 		if err := l.Commit(b, true); err != nil {
 			t.Fatal(err)
 		}
-		if got := l.Stats().Bytes - before; int64(want) < got-headerSize || want > 2*int(got)+200 {
+		if got := l.Stats().Bytes - before; int64(want) < got || want > 2*int(got)+200 {
 			t.Errorf("%d entries a group: Bytes %d, record %d bytes", n, want, got)
+		}
+	}
+	// Integers at their largest encodings: hard states alone (each takes
+	// 41 bytes), then resets, appends and compactions of huge indexes.
+	for _, all := range []bool{false, true} {
+		b := l.NewBatch()
+		for g := uint64(math.MaxUint64 - 20); g != 0; g++ {
+			b.SetHardState(g, hsOf(math.MaxUint64, math.MaxUint64, math.MaxUint64))
+			if all {
+				b.Reset(g, math.MaxUint64-2, math.MaxUint64)
+				b.Append(g, []*pbEntry{ent(math.MaxUint64-1, math.MaxUint64, nil)})
+				b.Compact(g, math.MaxUint64-1)
+			}
+		}
+		before := l.Stats().Bytes
+		want := b.Bytes()
+		if err := l.Commit(b, true); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.Stats().Bytes - before; int64(want) < got {
+			t.Errorf("large integers (all ops %v): Bytes %d, record %d bytes", all, want, got)
 		}
 	}
 	if !IsSegmentName("0000000a.log") || IsSegmentName("000001.log") || IsSegmentName("MANIFEST-000001") {

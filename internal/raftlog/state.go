@@ -102,6 +102,9 @@ func (s *state) apply(o *op) error {
 	case opCompact:
 		return compact(g, o.index, o.term)
 	case opReset:
+		if err := checkReset(g.ci, o.index); err != nil {
+			return err
+		}
 		*g = group{hs: g.hs, ci: o.index, ct: o.term, last: o.index, lastTerm: o.term, missing: o.index}
 	default:
 		return fmt.Errorf("unknown op %q", o.kind)
@@ -111,11 +114,12 @@ func (s *state) apply(o *op) error {
 
 func (s *state) appendTo(g *group, o *op) error {
 	n := uint64(len(o.metas))
-	if n == 0 || o.first <= g.ci || o.first > g.last+1 || o.first+n-1 < o.first {
-		return fmt.Errorf("append [%d, +%d) to a log (%d, %d]", o.first, n, g.ci, g.last)
+	if n == 0 {
+		return fmt.Errorf("append of no entries at %d", o.first)
 	}
-	if t, ok := g.term(o.first - 1); ok && t > o.metas[0].term {
-		return fmt.Errorf("append at %d with term %d after term %d", o.first, o.metas[0].term, t)
+	prev, ok := g.term(o.first - 1)
+	if err := checkAppend(g.ci, g.last, o.first, n, prev, ok, o.metas[0].term); err != nil {
+		return err
 	}
 	for i := 1; i < len(o.metas); i++ {
 		if o.metas[i].term < o.metas[i-1].term {
@@ -184,15 +188,53 @@ func dropCache(g *group, n int) {
 	}
 }
 
+// checkAppend is what appending n > 0 entries at first (the first of
+// term t0) requires of a log (ci, last] whose entry first-1 has term prev
+// (if prevOK). Commit's validate and apply share it (and checkCompact,
+// checkReset), so that a batch Commit accepts never fails in apply after
+// its record is written, which would fail every later Open.
+func checkAppend(ci, last, first, n, prev uint64, prevOK bool, t0 uint64) error {
+	if first <= ci || first > last+1 || first+n-1 < first {
+		return fmt.Errorf("append [%d, +%d) to a log (%d, %d]", first, n, ci, last)
+	}
+	if prevOK && prev > t0 {
+		return fmt.Errorf("append at %d with term %d after term %d", first, t0, prev)
+	}
+	return nil
+}
+
+// checkCompact: a compaction beyond ci must stay within the log and agree
+// with the entry's term (if known).
+func checkCompact(last, index, term, t uint64, tOK bool) error {
+	if index > last {
+		return fmt.Errorf("compact to %d beyond last index %d", index, last)
+	}
+	if tOK && t != term {
+		return fmt.Errorf("compact to %d with term %d, entry has term %d", index, term, t)
+	}
+	return nil
+}
+
+// checkReset: a reset never moves the compaction point backwards (raft
+// only applies a snapshot newer than its log's start), and the log after
+// it must have room for an entry.
+func checkReset(ci, index uint64) error {
+	if index < ci {
+		return fmt.Errorf("reset to %d below the compacted index %d", index, ci)
+	}
+	if index == ^uint64(0) {
+		return fmt.Errorf("reset to %d leaves no index for an entry", index)
+	}
+	return nil
+}
+
 func compact(g *group, index, term uint64) error {
 	if index <= g.ci {
 		return nil
 	}
-	if index > g.last {
-		return fmt.Errorf("compact to %d beyond last index %d", index, g.last)
-	}
-	if t, ok := g.term(index); ok && t != term {
-		return fmt.Errorf("compact to %d with term %d, entry has term %d", index, term, t)
+	t, ok := g.term(index)
+	if err := checkCompact(g.last, index, term, t, ok); err != nil {
+		return err
 	}
 	if index > g.missing {
 		drop := index - g.missing
@@ -222,19 +264,26 @@ func compact(g *group, index, term uint64) error {
 type shadow struct {
 	ci, ct, last uint64
 	real         bool        // indexes below pendFirst still come from the index
+	existed      bool        // the group was in the index before the batch
+	exists       bool        // and is after the batch so far
 	pendFrom     uint64      // first index of pend
 	pend         []*pb.Entry // entries appended by the batch so far
 }
 
 // validate checks o against sh and advances sh, filling in what the record
-// needs (the term of a compaction). It never changes the index.
+// needs (the term of a compaction): Commit hands it a copy of the batch's
+// ops. It never changes the index.
 func validate(s *state, sh *shadow, o *op) error {
 	switch o.kind {
 	case opDrop:
-		*sh = shadow{}
+		*sh = shadow{existed: sh.existed}
 	case opHardState:
+		sh.exists = true
 	case opReset:
-		*sh = shadow{ci: o.index, ct: o.term, last: o.index}
+		if err := checkReset(sh.ci, o.index); err != nil {
+			return fmt.Errorf("raftlog: group %d: %v", o.group, err)
+		}
+		*sh = shadow{ci: o.index, ct: o.term, last: o.index, existed: sh.existed, exists: true}
 	case opAppend:
 		first := o.ents[0].GetIndex()
 		for i, e := range o.ents {
@@ -245,11 +294,9 @@ func validate(s *state, sh *shadow, o *op) error {
 				return fmt.Errorf("raftlog: group %d append: term decreases at index %d", o.group, e.GetIndex())
 			}
 		}
-		if first <= sh.ci || first > sh.last+1 {
-			return fmt.Errorf("raftlog: group %d append at %d outside (%d, %d]", o.group, first, sh.ci, sh.last+1)
-		}
-		if t, ok := sh.termAt(s, o.group, first-1); ok && t > o.ents[0].GetTerm() {
-			return fmt.Errorf("raftlog: group %d append at %d with term %d after term %d", o.group, first, o.ents[0].GetTerm(), t)
+		prev, ok := sh.termAt(s, o.group, first-1)
+		if err := checkAppend(sh.ci, sh.last, first, uint64(len(o.ents)), prev, ok, o.ents[0].GetTerm()); err != nil {
+			return fmt.Errorf("raftlog: group %d: %v", o.group, err)
 		}
 		if len(sh.pend) > 0 && first >= sh.pendFrom {
 			sh.pend = append(sh.pend[:first-sh.pendFrom:first-sh.pendFrom], o.ents...)
@@ -257,16 +304,17 @@ func validate(s *state, sh *shadow, o *op) error {
 			sh.pendFrom, sh.pend = first, append([]*pb.Entry(nil), o.ents...)
 		}
 		sh.last = first + uint64(len(o.ents)) - 1
+		sh.exists = true
 		o.first = first
 	case opCompact:
 		if o.index <= sh.ci {
 			o.kind = 0 // nothing to record
 			return nil
 		}
-		if o.index > sh.last {
-			return fmt.Errorf("raftlog: group %d compact to %d beyond last index %d", o.group, o.index, sh.last)
-		}
 		t, ok := sh.termAt(s, o.group, o.index)
+		if err := checkCompact(sh.last, o.index, t, t, ok); err != nil {
+			return fmt.Errorf("raftlog: group %d: %v", o.group, err)
+		}
 		if !ok {
 			return fmt.Errorf("raftlog: group %d has no term for %d", o.group, o.index)
 		}
@@ -295,5 +343,5 @@ func newShadow(g *group) *shadow {
 	if g == nil {
 		return &shadow{}
 	}
-	return &shadow{ci: g.ci, ct: g.ct, last: g.last, real: true}
+	return &shadow{ci: g.ci, ct: g.ct, last: g.last, real: true, existed: true, exists: true}
 }

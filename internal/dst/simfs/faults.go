@@ -50,9 +50,14 @@ func (fs *FS) FailNextSyncs(n int) {
 	fs.mu.faults.failSyncs = max(n, 0)
 }
 
-// SetFull makes every write, file creation and directory creation fail
-// with ErrFull while full is true. Reads, syncs, renames and removals still
-// work, as on a real full disk.
+// SetFull makes every write to a WAL file (*.log), and the creation of
+// one, fail with ErrFull while full is true. Reads, syncs, renames and
+// removals still work, as on a real full disk. Other files (sstables,
+// MANIFEST) are written by Pebble's background flushes and compactions,
+// at times no simulation replays, and a MANIFEST write that fails is a
+// fatal error on Pebble's own goroutine that ends the whole process (seeds
+// 8422 and 8620 of the first 10,000-seed run): so the full disk is the
+// WAL's only, the writes that happen in step with the engine.
 func (fs *FS) SetFull(full bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -128,7 +133,7 @@ func (fs *FS) Stats() Stats {
 // fullLocked returns ErrFull (and counts it) while the disk is full.
 // REQUIRES: fs.mu.
 func (fs *FS) fullLocked(op, name string) error {
-	if !fs.mu.faults.full {
+	if !fs.mu.faults.full || !isWAL(name) {
 		return nil
 	}
 	fs.mu.stats.FullErrors++

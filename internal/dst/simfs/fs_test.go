@@ -388,8 +388,17 @@ func TestFaults(t *testing.T) {
 	if _, err := wal.Write([]byte("x")); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("write on a full disk: %v", err)
 	}
-	if _, err := fs.Create("new", vfs.WriteCategoryUnspecified); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("create on a full disk: %v", err)
+	if _, err := fs.Create("000002.log", vfs.WriteCategoryUnspecified); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("create of a WAL on a full disk: %v", err)
+	}
+	// Only the WAL is full: Pebble's background writes (sstables, the
+	// MANIFEST) go on, since a failed MANIFEST write ends the process.
+	m, err := fs.Create("MANIFEST-000002", vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatalf("create of a MANIFEST on a full disk: %v", err)
+	}
+	if _, err := m.Write([]byte("x")); err != nil {
+		t.Fatalf("write of a MANIFEST on a full disk: %v", err)
 	}
 	if u, _ := fs.GetDiskUsage(""); u.AvailBytes != 0 {
 		t.Fatalf("full disk reports %d available", u.AvailBytes)

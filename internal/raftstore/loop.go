@@ -166,7 +166,11 @@ func (e *Engine) cycle() (bool, error) {
 		defer e.dropUnacceptedSnaps()
 	}
 	if len(readies) == 0 {
-		return false, nil
+		// A replica found removed outside the apply (DestroyIfRemoved,
+		// a confirmed removal probe) is destroyed now too: a node whose
+		// only replica is that idle one has no Ready ever again, and the
+		// leader's new replica for it waits on the destruction.
+		return false, e.destroyRemoved()
 	}
 	// A leader's messages go out before the fsync, so its own disk write
 	// overlaps the followers' (as etcd does): a leader's term and vote

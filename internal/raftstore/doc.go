@@ -96,7 +96,9 @@
 //     question (with its nonce, which nobody else has seen) that they
 //     applied its removal — an empty replica, which holds nothing, needs
 //     the nodes of its descriptor — or when the control plane's check of
-//     the group's leader says so (DestroyIfRemoved).
+//     the group's leader says so (DestroyIfRemoved). A replica so judged
+//     is destroyed at the end of the next cycle, whether or not any
+//     replica had work in it: an idle node may never have a Ready again.
 //   - Creating a replica for a leader is bounded: at most
 //     maxEmptyReplicas empty replicas wait for their first snapshot.
 //   - Refusals are logged at WARN, at most once a second per kind.

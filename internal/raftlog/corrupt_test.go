@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/kintsu/kintsu/internal/dst/simfs"
+	"github.com/kintsu/kintsu/internal/durable"
 )
 
 func readFile(t *testing.T, fs vfs.FS, name string) []byte {
@@ -46,7 +47,7 @@ func writeFile(t *testing.T, fs vfs.FS, name string, data []byte) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if err := syncDir(fs, fs.PathDir(name)); err != nil {
+	if err := durable.SyncDir(fs, fs.PathDir(name)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/kintsu/kintsu/internal/durable"
 )
 
 // Options configure a Log. The zero value is usable.
@@ -397,7 +399,7 @@ func (l *Log) createSegmentLocked(seq uint32) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(l.fs, l.dir); err != nil {
+	if err := durable.SyncDir(l.fs, l.dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -413,18 +415,6 @@ func (l *Log) createSegmentLocked(seq uint32) error {
 	l.mu.segs = append(l.mu.segs, &segment{seq: seq, f: f, size: n, start: n})
 	l.mu.synced = n
 	return nil
-}
-
-func syncDir(fs vfs.FS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
 }
 
 // gcLocked deletes the oldest sealed segments that no group needs. It runs
@@ -452,7 +442,7 @@ func (l *Log) gcLocked() {
 		return
 	}
 	l.mu.segs = append(segs[:0:0], segs[n:]...)
-	if err := syncDir(l.fs, l.dir); err != nil {
+	if err := durable.SyncDir(l.fs, l.dir); err != nil {
 		// Harmless: a removed segment that comes back is older than the
 		// contiguous run recovery replays, and is removed again then.
 		l.logger.Warn("raftlog: cannot sync the directory after removing segments", "err", err)

@@ -9,9 +9,11 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kintsu/kintsu/internal/durable"
 )
 
-const tmpSuffix = ".tmp"
+const tmpSuffix = durable.TmpSuffix
 
 // Open opens the log in dir, creating it if needed. Recovery replays the
 // contiguous run of segments that ends at the newest, verifying every
@@ -29,7 +31,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*Log, error) {
 	// The directory itself must survive a crash once it holds a synced
 	// record: sync the entry that names it (only its parent is assumed to
 	// be durable already).
-	if err := syncDir(fs, fs.PathDir(dir)); err != nil {
+	if err := durable.SyncDir(fs, fs.PathDir(dir)); err != nil {
 		return nil, err
 	}
 	lock, err := fs.Lock(fs.PathJoin(dir, "LOCK"))
@@ -99,7 +101,7 @@ func (l *Log) recover() error {
 		}
 	}
 	if len(older) > 0 {
-		if err := syncDir(l.fs, l.dir); err != nil {
+		if err := durable.SyncDir(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
@@ -251,28 +253,10 @@ func scanTail(seq uint32, data []byte, off int64) (at int64, synced uint32) {
 // so the prefix goes to a temporary file that is synced and renamed over.
 func (l *Log) rewrite(seg *segment, prefix []byte) error {
 	name := l.fs.PathJoin(l.dir, segName(seg.seq))
-	tmp := name + tmpSuffix
-	f, err := l.fs.Create(tmp, vfs.WriteCategoryUnspecified)
-	if err != nil {
+	if err := durable.ReplaceFile(l.fs, l.dir, segName(seg.seq), slices.Clone(prefix)); err != nil {
 		return err
 	}
-	if _, err := f.Write(slices.Clone(prefix)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := l.fs.Rename(tmp, name); err != nil {
-		return err
-	}
-	if err := syncDir(l.fs, l.dir); err != nil {
-		return err
-	}
+	var err error
 	seg.f.Close()
 	if seg.f, err = l.fs.Open(name); err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kintsu/kintsu/internal/durable"
 )
 
 // A corrupt sstable must not turn into a crash loop, nor into a node that
@@ -37,7 +39,7 @@ func RecordCorruption(fs vfs.FS, dir string, c Corruption) error {
 		fs = vfs.Default
 	}
 	text := fmt.Sprintf("file: %s\nholds: %s\nerror: %s\n", c.Path, c.Groups, oneLine(c.Detail))
-	return replaceFile(fs, dir, CorruptFile, []byte(text))
+	return durable.ReplaceFile(fs, dir, CorruptFile, []byte(text))
 }
 
 // checkCorrupt refuses a data dir that recorded a corruption.

@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kintsu/kintsu/internal/durable"
 )
 
 // The durability mark is a second witness of what the node has synced,
@@ -49,38 +51,7 @@ func WriteMark(fs vfs.FS, dir string, entries []MarkEntry) error {
 		}
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
-	return replaceFile(fs, dir, MarkFile, b)
-}
-
-// replaceFile replaces dir's file name with b durably: a synced temporary
-// file renamed into place, then the directory synced, so a crash leaves
-// the old file or the new one, never a torn one.
-func replaceFile(fs vfs.FS, dir, name string, b []byte) error {
-	tmp := fs.PathJoin(dir, name+".tmp")
-	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := fs.Rename(tmp, fs.PathJoin(dir, name)); err != nil {
-		return err
-	}
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.ReplaceFile(fs, dir, MarkFile, b)
 }
 
 // ErrMarkUnreadable: the mark exists but does not decode (damaged).

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kintsu/kintsu/internal/durable"
 )
 
 // Quarantine: a corrupt sstable whose keys all belong to a few replicas
@@ -109,18 +111,13 @@ func WriteQuarantine(fs vfs.FS, dir string, entries []Quarantined) error {
 		if err := fs.Remove(fs.PathJoin(dir, QuarantineFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		d, err := fs.OpenDir(dir)
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		return d.Sync()
+		return durable.SyncDir(fs, dir)
 	}
 	b, err := json.MarshalIndent(quarantineRecord{Entries: entries}, "", "  ")
 	if err != nil {
 		return err
 	}
-	return replaceFile(fs, dir, QuarantineFile, append(b, '\n'))
+	return durable.ReplaceFile(fs, dir, QuarantineFile, append(b, '\n'))
 }
 
 // Isolatable reports whether every key c's file may hold belongs to the

@@ -252,13 +252,17 @@ func (s *LogStore) Append(b *pebble.Batch, ents []*pb.Entry) error {
 			return err
 		}
 	}
-	// Update the cached tail.
+	// Update the cached tail. The array is reused: Entries hands raft
+	// copies of the slice, never the cache's own, so overwriting a
+	// replaced suffix in place is safe, and appends cost amortized O(1)
+	// instead of a copy of the whole tail each.
 	if len(s.cache) > 0 && first >= s.cacheStart() {
 		keep := int(first - s.cacheStart())
 		for _, e := range s.cache[keep:] {
 			s.cacheBytes -= proto.Size(e)
 		}
-		s.cache = s.cache[:keep:keep]
+		clear(s.cache[keep:])
+		s.cache = s.cache[:keep]
 	} else {
 		s.cache, s.cacheBytes = nil, 0
 	}
@@ -277,9 +281,15 @@ func (s *LogStore) trimCache() {
 		s.cacheBytes -= proto.Size(s.cache[drop])
 		drop++
 	}
-	if drop > 0 {
-		s.cache = append([]*pb.Entry(nil), s.cache[drop:]...)
-	}
+	s.dropCache(drop)
+}
+
+// dropCache forgets the oldest n cached entries by reslicing; the slots
+// are cleared so the entries can be collected, and the next append that
+// outgrows the array copies only the live tail.
+func (s *LogStore) dropCache(n int) {
+	clear(s.cache[:n])
+	s.cache = s.cache[n:]
 }
 
 // SetHardState writes hs into b.
@@ -322,7 +332,7 @@ func (s *LogStore) Truncate(b *pebble.Batch, index uint64) error {
 		for _, e := range s.cache[:drop] {
 			s.cacheBytes -= proto.Size(e)
 		}
-		s.cache = append([]*pb.Entry(nil), s.cache[drop:]...)
+		s.dropCache(drop)
 	}
 	return nil
 }

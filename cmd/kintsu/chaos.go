@@ -30,6 +30,7 @@ func runChaos(args []string) int {
 	fs.StringVar(&cfg.Out, "out", "", "report directory (default: DIR/report under the run's data dir)")
 	fs.StringVar(&cfg.Dir, "dir", "", "data directory of the run's cluster (default: a new temp dir)")
 	fs.StringVar(&cfg.PlantBug, "plant-bug", "", "break a guarantee on purpose to show the checks catch it: "+strings.Join(chaos.AllBugs, ", "))
+	fs.BoolVar(&cfg.ReadLeases, "read-leases", false, "run the nodes with --read-leases (leaders serve reads on leases)")
 	fs.IntVar(&cfg.Partitions, "partitions", 16, "partitions")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition")
 	fs.IntVar(&cfg.Clients, "clients", 8, "clients of the register workload, and transfer clients of the bank workload")

@@ -44,6 +44,8 @@ func runServer(args []string) int {
 	fs.DurationVar(&cfg.LeaderBalanceInterval, "leader-balance-interval", 5*time.Second, "how often a node hands one of its leaderships to a replica node leading two or more fewer partitions (negative: never)")
 	fs.Uint64Var(&cfg.TruncateAfter, "log-truncate-after", 0, "truncate a partition's applied raft log beyond this many entries (0 = default)")
 	fs.Uint64Var(&cfg.TruncateKeep, "log-truncate-keep", 0, "entries kept when truncating (0 = default)")
+	fs.BoolVar(&cfg.ReadLeases, "read-leases", false, "leaders serve linearizable reads on a lease (a fifth of the election timeout) instead of a quorum round per read; see docs/operations.md")
+	fs.BoolVar(&cfg.UnsafeLongLeases, "unsafe-long-leases", false, "TESTING ONLY: read leases ten election timeouts long, outliving their leader (stale reads)")
 	fs.BoolVar(&cfg.UnsafeStaleReads, "unsafe-stale-reads", false, "TESTING ONLY: serve reads from any replica without ReadIndex (breaks linearizability)")
 	fs.BoolVar(&cfg.UnsafeCASOnPropose, "unsafe-cas-on-propose", false, "TESTING ONLY: check SET ... IFEQ when a write arrives, not when it applies (loses updates)")
 	fs.BoolVar(&cfg.UnsafeSkipIntentCheck, "unsafe-skip-intent-check", false, "TESTING ONLY: let reads ignore transactions' write locks (shows half-applied transactions)")
@@ -84,6 +86,9 @@ func runServer(args []string) int {
 	server.ApplyMemoryLimit(cfg.Limits, cfg.Logger)
 	if cfg.UnsafeStaleReads {
 		cfg.Logger.Warn("--unsafe-stale-reads is on: reads are NOT linearizable (testing only)")
+	}
+	if cfg.UnsafeLongLeases {
+		cfg.Logger.Warn("--unsafe-long-leases is on: reads are NOT linearizable (testing only)")
 	}
 	if cfg.UnsafeLazyFsync > 0 {
 		cfg.Logger.Warn("--unsafe-lazy-fsync is on: acknowledged writes are NOT durable (testing only)")

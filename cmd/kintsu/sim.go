@@ -27,6 +27,7 @@ func runSim(args []string) int {
 	from := fs.Uint64("from", 1, "the first seed")
 	procs := fs.Int("procs", runtime.NumCPU(), "worker processes")
 	plant := fs.String("plant", "", "plant a bug: lazy-fsync, forget-vote, stale-reads, reapply, canary")
+	leases := fs.Bool("read-leases", false, "leaders serve reads on read leases (raftstore's ReadLeases)")
 	double := fs.Bool("double", true, "run every seed twice, in different processes, and compare the trace hashes")
 	trace := fs.Bool("trace", false, "with --seed: print a line per step")
 	traceFrom := fs.Int("trace-from", 0, "with --trace: from this step on")
@@ -40,7 +41,7 @@ func runSim(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	opt := dst.Options{Plant: dst.Plant(*plant), FaultTime: *faultTime, HealTime: *healTime}
+	opt := dst.Options{Plant: dst.Plant(*plant), ReadLeases: *leases, FaultTime: *faultTime, HealTime: *healTime}
 	if opt.Plant != "" && !slices.Contains(dst.Plants, opt.Plant) {
 		fmt.Fprintf(os.Stderr, "kintsu sim: unknown plant %q\n", *plant)
 		return 2
@@ -209,8 +210,8 @@ func runWorker(self string, from uint64, n int, fs *flag.FlagSet, got func(*dst.
 // passThrough repeats the flags that shape a run for the workers.
 func passThrough(fs *flag.FlagSet) []string {
 	var out []string
-	for _, name := range []string{"plant", "fault-time", "heal-time"} {
-		out = append(out, "--"+name, fs.Lookup(name).Value.String())
+	for _, name := range []string{"plant", "read-leases", "fault-time", "heal-time"} {
+		out = append(out, "--"+name+"="+fs.Lookup(name).Value.String())
 	}
 	return out
 }

@@ -15,7 +15,7 @@ var (
 	// membershipNemeses change the cluster's membership; not in the
 	// default set (see EnsureDefaults).
 	membershipNemeses = []string{"lose", "rolling-restart", "replace"}
-	AllBugs           = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check"}
+	AllBugs           = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check", "lease-too-long"}
 )
 
 // Config configures a run. Zero fields take defaults (EnsureDefaults).
@@ -32,6 +32,7 @@ type Config struct {
 	Nemeses    []string      // default all that the workloads support
 	Workloads  []string      // default all
 	PlantBug   string        // "" or one of AllBugs
+	ReadLeases bool          // nodes serve reads on read leases (--read-leases)
 	BasePort   int           // default 7100
 	// Network: "hooks" (default) runs every node on loopback and cuts links
 	// in the nodes' transports; "netns" runs each node as its own host in a
@@ -177,9 +178,14 @@ func (c *Config) serverArgs() []string {
 	if slices.Contains(c.Nemeses, "lose") || slices.Contains(c.Nemeses, "replace") {
 		args = append(args, "--dead-timeout", loseDeadTimeout.String(), "--heartbeat-interval", "200ms")
 	}
+	if c.ReadLeases {
+		args = append(args, "--read-leases")
+	}
 	switch c.PlantBug {
 	case "stale-read":
 		args = append(args, "--unsafe-stale-reads")
+	case "lease-too-long":
+		args = append(args, "--unsafe-long-leases")
 	case "ack-before-fsync":
 		args = append(args, "--unsafe-lazy-fsync", lazyFsync.String())
 	case "lost-update":

@@ -9,6 +9,9 @@
 //   - Without a skew, Now is time.Now and Period(d) is d.
 //   - A skew never makes Period return less than a millisecond or more
 //     than a minute, whatever rate it is given: a timer stays a timer.
+//   - Mono never goes back and advances at the clock's rate (an offset
+//     never moves it): what a lease measures, so a skewed node's lease
+//     runs fast or slow exactly as its timers do.
 //   - A manual clock (NewManual) moves only when told (Set, Advance): the
 //     simulator's nodes read simulated time through it, so nothing on
 //     the replication engine's path reads the machine's time directly
@@ -42,15 +45,19 @@ type Clock struct {
 	offset  time.Duration
 	rate    float64
 	changed chan struct{} // closed and replaced on every Skew
+	// Mono is mono plus the time since anchor (real, or the manual base)
+	// at rate; a Skew folds the elapsed part into mono.
+	mono   time.Duration
+	anchor time.Time
 }
 
 // New returns a clock that follows real time.
-func New() *Clock { return &Clock{rate: 1, changed: make(chan struct{})} }
+func New() *Clock { return &Clock{rate: 1, changed: make(chan struct{}), anchor: time.Now()} }
 
 // NewManual returns a clock that shows start and moves only by Set and
 // Advance: a simulated node's time.
 func NewManual(start time.Time) *Clock {
-	return &Clock{manual: true, base: start, rate: 1, changed: make(chan struct{})}
+	return &Clock{manual: true, base: start, rate: 1, changed: make(chan struct{}), anchor: start}
 }
 
 // Now is the node's wall time: real (or, on a manual clock, simulated)
@@ -62,6 +69,22 @@ func (c *Clock) Now() time.Time {
 		return c.base.Add(c.offset)
 	}
 	return time.Now().Add(c.offset)
+}
+
+// Mono is the time elapsed on this clock since it was made, at its rate:
+// monotonic, and unmoved by offsets.
+func (c *Clock) Mono() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.monoLocked()
+}
+
+func (c *Clock) monoLocked() time.Duration {
+	now := c.base
+	if !c.manual {
+		now = time.Now()
+	}
+	return c.mono + time.Duration(float64(now.Sub(c.anchor))*c.rate)
 }
 
 // Set moves a manual clock to t (before the skew); time never goes back
@@ -105,6 +128,11 @@ func (c *Clock) Skew(offset time.Duration, rate float64) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.mono = c.monoLocked()
+	c.anchor = c.base
+	if !c.manual {
+		c.anchor = time.Now()
+	}
 	c.offset, c.rate = offset, rate
 	close(c.changed)
 	c.changed = make(chan struct{})

@@ -75,3 +75,37 @@ func TestManualClockMovesOnlyWhenTold(t *testing.T) {
 		t.Fatalf("skewed: %v", got)
 	}
 }
+
+// Mono runs at the clock's rate, folds each rate change in, and ignores
+// offsets: a lease measured on it is as skewed as the node's timers.
+func TestMonoFollowsRateNotOffset(t *testing.T) {
+	c := NewManual(time.Unix(1_000_000, 0))
+	step := func(d time.Duration, want time.Duration) {
+		t.Helper()
+		c.Advance(d)
+		if got := c.Mono(); got != want {
+			t.Fatalf("Mono = %v, want %v", got, want)
+		}
+	}
+	step(time.Second, time.Second)
+	if err := c.Skew(-time.Hour, 2); err != nil { // a jump back and a fast clock
+		t.Fatal(err)
+	}
+	step(0, time.Second)
+	step(time.Second, 3*time.Second)
+	if err := c.Skew(time.Hour, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	step(2*time.Second, 4*time.Second)
+	c.Set(time.Unix(0, 0)) // never backwards
+	step(0, 4*time.Second)
+
+	real := New()
+	a := real.Mono()
+	if err := real.Skew(-time.Hour, 1); err != nil {
+		t.Fatal(err)
+	}
+	if b := real.Mono(); b < a {
+		t.Fatalf("a real clock's Mono went back across a skew: %v then %v", a, b)
+	}
+}

@@ -80,6 +80,7 @@ func (n *node) open(descs []*storage.Descriptor) error {
 		// Short logs: followers that fall behind get snapshots.
 		TruncateAfter: 256, TruncateKeep: 32,
 	}
+	cfg.ReadLeases = s.opt.ReadLeases
 	plantConfig(s.opt.Plant, &cfg)
 	eng, err := raftstore.New(cfg, db, s.net.transport(n.id))
 	if err != nil {

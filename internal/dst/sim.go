@@ -44,6 +44,12 @@ type Options struct {
 	// the healed cluster has to converge. Defaults 30s and 15s.
 	FaultTime, HealTime time.Duration
 	Plant               Plant
+	// ReadLeases turns the engines' read leases on (raftstore.Config).
+	// The simulator has no process pauses, and partitions never break
+	// links (no PeerDown), so a lease too long is caught by kintsu
+	// chaos's pause nemesis, not here; here leases meet every other
+	// fault.
+	ReadLeases bool
 	// Trace keeps a line per step from step TraceFrom on (for replays),
 	// or writes it to TraceOut as it happens when that is set (so a run
 	// that dies, as a Pebble panic can kill it, still shows its last
@@ -106,13 +112,14 @@ func (s Shape) String() string {
 
 // Result is what a run found.
 type Result struct {
-	Seed      uint64
-	Plant     Plant
-	Shape     Shape
-	Simulated time.Duration
-	Steps     int
-	Hash      uint64   // the trace hash
-	StepHash  []uint64 // the trace hash after each step (Options.StepHashes)
+	Seed       uint64
+	Plant      Plant
+	ReadLeases bool `json:",omitempty"`
+	Shape      Shape
+	Simulated  time.Duration
+	Steps      int
+	Hash       uint64   // the trace hash
+	StepHash   []uint64 // the trace hash after each step (Options.StepHashes)
 	// Checkpoints: the trace hash after every CheckpointEvery steps, to
 	// find roughly where two runs of a seed parted.
 	Checkpoints []uint64
@@ -133,6 +140,9 @@ func (r *Result) Replay() string {
 	s := fmt.Sprintf("kintsu sim --seed %d", r.Seed)
 	if r.Plant != "" {
 		s += " --plant " + string(r.Plant)
+	}
+	if r.ReadLeases {
+		s += " --read-leases"
 	}
 	return s + " --trace"
 }
@@ -227,7 +237,7 @@ func Run(opt Options) *Result {
 	defer restore()
 	s := &Sim{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x6b696e747375)), trace: fnvOffset}
 	s.shape = drawShape(s.rng)
-	s.res = &Result{Seed: opt.Seed, Plant: opt.Plant, Shape: s.shape, Faults: map[string]int{}}
+	s.res = &Result{Seed: opt.Seed, Plant: opt.Plant, ReadLeases: opt.ReadLeases, Shape: s.shape, Faults: map[string]int{}}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {

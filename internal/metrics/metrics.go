@@ -13,6 +13,8 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	Proposals      prometheus.Counter   // raft entries proposed (each may carry many commands)
+	ReadRounds     prometheus.Counter   // ReadIndex rounds issued by local leaders
+	LeaseReads     prometheus.Counter   // reads served on a leader's read lease, without a round
 	ProposedCmds   prometheus.Counter   // commands carried by those entries
 	Commits        prometheus.Counter   // committed entries applied
 	ApplyLatency   prometheus.Histogram // seconds to apply one cycle's committed entries
@@ -53,6 +55,8 @@ func New() *Metrics {
 		Registry:       r,
 		Proposals:      f("raft_proposals_total", "Raft entries proposed by local leaders."),
 		ProposedCmds:   f("raft_proposed_commands_total", "Client commands carried by proposed entries."),
+		ReadRounds:     f("raft_read_rounds_total", "ReadIndex rounds issued by local leaders (each confirms many reads)."),
+		LeaseReads:     f("lease_reads_total", "Linearizable reads served on a leader's read lease, without a round."),
 		Commits:        f("raft_commits_total", "Committed raft entries applied."),
 		ApplyLatency:   h("apply_seconds", "Time to apply one cycle's committed entries.", lat),
 		FsyncLatency:   h("fsync_seconds", "Time of one synced storage commit.", lat),

@@ -65,6 +65,18 @@ type Config struct {
 	// simulator's checks can fail (internal/dst).
 	UnsafeLazyHardState bool
 	UnsafeReapply       int
+	// ReadLeases lets a leader serve linearizable reads from local state
+	// while it holds a lease (lease.go) instead of a quorum round per
+	// read, and makes this node's followers hold back the campaigns that
+	// would cut a lease short. Every node of a cluster must agree on it,
+	// and on TickInterval and ElectionTicks, from which a lease is sized:
+	// a node without it does not protect the others' leases.
+	ReadLeases bool
+	// UnsafeLongLeases makes leases ten times the election timeout and
+	// keeps them when the replica steps down, so a deposed leader goes on
+	// serving reads after others elected a new one: a planted bug, to
+	// prove the checks catch stale lease reads.
+	UnsafeLongLeases bool
 	// StallTimeout: a cycle of the loop still running after this long (a
 	// storage write that hangs) fences the node (disk.go). Default 30s.
 	StallTimeout time.Duration

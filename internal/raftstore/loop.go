@@ -98,6 +98,7 @@ func (e *Engine) cycle() (bool, error) {
 			e.releaseCuts(r, now)
 		}
 		e.shedLeadership()
+		e.campaignsHeldBack()
 	}
 	e.startCycle()
 	if in.tick {
@@ -145,7 +146,7 @@ func (e *Engine) cycle() (bool, error) {
 	for _, group := range sortedKeys(in.reads) {
 		reads := in.reads[group]
 		if r := e.byGroup[group]; r != nil {
-			r.startReads(reads)
+			e.startReads(r, reads)
 		} else {
 			for _, rq := range reads {
 				rq.done(ErrNoGroup)
@@ -181,6 +182,7 @@ func (e *Engine) cycle() (bool, error) {
 		if rr.rd.SoftState != nil {
 			e.handleSoftState(rr.r, rr.rd.SoftState)
 		}
+		rr.r.noteConfEntries(rr.rd.Entries)
 		if rr.r.isLeader {
 			leaders = append(leaders, rr)
 		} else {
@@ -366,6 +368,7 @@ func (e *Engine) send(readies []readyRep) {
 				continue
 			}
 			r.sent(m)
+			e.leaseAnswered(r, m)
 			env := Envelope{Group: r.group, Msg: m}
 			if m.GetType() == pb.MsgSnap {
 				e.sendSnapshot(r, node, env)
@@ -404,10 +407,23 @@ func (e *Engine) HandleRaft(envs []Envelope) {
 // A follower cut off by a network partition does not get here: the link
 // breaks (by keepalive) only long after its election timeout, when it
 // follows no leader any more; its pre-votes then cannot disturb anyone.
+//
+// Read leases (lease.go) hold these campaigns back: a follower that
+// answered a lease round less than leaseWait ago waits until then, since
+// the leader may still serve reads on a lease counted from before that
+// answer. A leader drops its lease when the link to any of its replicas
+// breaks.
 func (e *Engine) PeerDown(node uint64) {
 	e.in.addFunc(func() {
+		now := e.mono()
 		for _, r := range e.replicas {
-			if r.isLeader || r.leader == 0 || r.desc.NodeOf(r.leader) != node {
+			if r.isLeader {
+				if r.desc.ReplicaOn(node) != 0 {
+					r.lease.drop()
+				}
+				continue
+			}
+			if r.leader == 0 || r.desc.NodeOf(r.leader) != node {
 				continue
 			}
 			var others []uint64
@@ -421,15 +437,42 @@ func (e *Engine) PeerDown(node uint64) {
 			if rank < 0 {
 				continue // a learner does not campaign
 			}
-			r.campaignIn, r.deadLeader = rank, r.leader
-			if rank == 0 {
-				r.campaignIn = 0
-				term := r.rn.BasicStatus().GetTerm()
-				_ = r.rn.Step(&pb.Message{Type: pb.MsgTimeoutNow.Enum(), From: new(r.leader), To: new(r.id), Term: new(term)})
+			r.deadLeader = r.leader
+			if until := r.lastLeaseAnswer + e.leaseWait(); e.cfg.ReadLeases && now < until {
+				r.campaignAt, r.campaignRank = until, rank
+				continue
 			}
+			r.campaignAfterPeerDown(rank)
 		}
 	})
 	e.notify()
+}
+
+// campaignAfterPeerDown starts PeerDown's campaign for the voter of that
+// rank among the dead leader's followers.
+func (r *replica) campaignAfterPeerDown(rank int) {
+	r.campaignAt = 0
+	r.campaignIn = rank
+	if rank == 0 {
+		term := r.rn.BasicStatus().GetTerm()
+		_ = r.rn.Step(&pb.Message{Type: pb.MsgTimeoutNow.Enum(), From: new(r.leader), To: new(r.id), Term: new(term)})
+	}
+}
+
+// campaignsHeldBack starts the PeerDown campaigns whose lease wait is
+// over, if the replica still follows the leader found dead.
+func (e *Engine) campaignsHeldBack() {
+	now := e.mono()
+	for _, r := range e.replicas {
+		if r.campaignAt == 0 || now < r.campaignAt {
+			continue
+		}
+		if r.isLeader || r.leader != r.deadLeader || r.leader == 0 {
+			r.campaignAt = 0 // a leader was elected meanwhile, or raft's own timer took over
+			continue
+		}
+		r.campaignAfterPeerDown(r.campaignRank)
+	}
 }
 
 // ReportUnreachable tells the leaders of this node that node could not be

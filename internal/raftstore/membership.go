@@ -295,6 +295,7 @@ func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) err
 		r.removed = true
 	}
 	r.confPending = false
+	r.lease.drop() // the voters a lease must hear from changed
 	e.cfg.Logger.Info("membership changed", "group", r.group, "index", ent.GetIndex(), "voters", r.applied.Conf.GetVoters(), "learners", r.applied.Conf.GetLearners(), "nodes", r.desc.Nodes())
 	return nil
 }
@@ -401,6 +402,7 @@ func (e *Engine) receive(env Envelope) {
 		}
 		_ = r.rn.Step(m) // errors are for messages raft ignores anyway
 		r.stepped(m, e.now())
+		e.noteLeaseAnswer(r, m)
 		return
 	}
 	if m.GetTo() == r.id && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {

@@ -1,10 +1,10 @@
 package raftstore
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -50,6 +50,16 @@ type replica struct {
 	confIndex   uint64
 	// hold keeps answers and reads back while a consistent cut is open (cut.go).
 	hold hold
+	// Read leases (lease.go): the leader's lease, when it last issued a
+	// round, and the index of the newest conf change in its log; on a
+	// follower, when it last answered a lease round (or was loaded), and
+	// a PeerDown campaign held back until campaignAt (Mono time).
+	lease           leaderLease
+	leaseIssued     time.Duration
+	lastConfIndex   uint64
+	lastLeaseAnswer time.Duration
+	campaignAt      time.Duration
+	campaignRank    int
 	// guard validates peers' messages (validate.go).
 	guard guard
 
@@ -109,6 +119,12 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		applied:    applied,
 		committed:  applied,
 		readsByCtx: map[uint64][]*readReq{},
+	}
+	if e.cfg.ReadLeases {
+		// A replica just loaded forgot the lease rounds it answered
+		// before, and which of its entries change the configuration.
+		r.lastLeaseAnswer = e.mono()
+		r.lastConfIndex, _ = ls.LastIndex()
 	}
 	if err := r.loadDedupe(e.db); err != nil {
 		return nil, err
@@ -214,6 +230,9 @@ func (e *Engine) handleSoftState(r *replica, ss *raft.SoftState) {
 	if ss.Lead != r.leader {
 		e.cfg.Metrics.LeaderChanges.Inc()
 	}
+	if !e.cfg.UnsafeLongLeases {
+		r.lease.drop() // a lease is earned anew in every role and term
+	}
 	r.leader = ss.Lead
 	r.isLeader = ss.RaftState == raft.StateLeader
 	if r.isLeader && !wasLeader {
@@ -251,8 +270,15 @@ func (r *replica) failReads(err error) {
 	r.hold.reads = nil
 }
 
-// startReads issues one ReadIndex for a cycle's reads.
-func (r *replica) startReads(reads []*readReq) {
+// startReads serves a cycle's reads on the lease, or issues one ReadIndex
+// for them.
+func (e *Engine) startReads(r *replica, reads []*readReq) {
+	if e.cfg.UnsafeLongLeases && e.mono() < r.lease.until {
+		// The planted bug: a lease that outlives its leader.
+		r.readsByIndex = append(r.readsByIndex, indexedReads{index: r.applied.Index, reads: reads})
+		r.releaseReads()
+		return
+	}
 	if !r.isLeader {
 		err := &NotLeaderError{Group: r.group, Leader: r.desc.NodeOf(r.leader)}
 		for _, rq := range reads {
@@ -260,18 +286,19 @@ func (r *replica) startReads(reads []*readReq) {
 		}
 		return
 	}
-	r.readSeq++
-	r.readsByCtx[r.readSeq] = append(r.readsByCtx[r.readSeq], reads...)
-	r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, r.readSeq))
+	if e.serveOnLease(r, reads) {
+		return
+	}
+	e.issueRound(r, reads)
 }
 
 // onReadStates records read indexes granted by the quorum.
 func (r *replica) onReadStates(states []raft.ReadState) {
 	for _, rs := range states {
-		if len(rs.RequestCtx) != 8 {
+		ctx, ok := parseReadCtx(rs.RequestCtx)
+		if !ok {
 			continue
 		}
-		ctx := binary.BigEndian.Uint64(rs.RequestCtx)
 		reads := r.readsByCtx[ctx]
 		delete(r.readsByCtx, ctx)
 		if len(reads) > 0 {
@@ -313,6 +340,7 @@ func (r *replica) transferTo(node uint64) {
 		ok = ok || pid == id && typ == raft.ProgressTypePeer && pr.RecentActive && !pr.IsLearner && pr.Match >= last
 	})
 	if ok {
+		r.lease.drop() // the transferee campaigns without waiting out leases
 		r.rn.TransferLeader(id)
 	}
 }
@@ -330,6 +358,7 @@ func (r *replica) transferAway() {
 		}
 	})
 	if best != 0 {
+		r.lease.drop() // the transferee campaigns without waiting out leases
 		r.rn.TransferLeader(best)
 	}
 }

@@ -61,6 +61,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Limits bound what clients can make the node hold (limits.go).
 	Limits edge.ClientLimits
+	// ReadLeases lets leaders serve linearizable reads on a read lease
+	// instead of a quorum round per read (raftstore/lease.go).
+	ReadLeases bool
+	// UnsafeLongLeases makes read leases outlive their leader: a planted
+	// bug, test-only.
+	UnsafeLongLeases bool
 	// UnsafeStaleReads serves reads from any replica without ReadIndex.
 	// Test-only: it exists to prove the linearizability checker can fail.
 	UnsafeStaleReads bool

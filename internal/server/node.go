@@ -152,6 +152,8 @@ func Start(cfg Config) (*Node, error) {
 		TruncateAfter:    cfg.TruncateAfter,
 		TruncateKeep:     cfg.TruncateKeep,
 		UnsafeStaleReads: cfg.UnsafeStaleReads,
+		ReadLeases:       cfg.ReadLeases || cfg.UnsafeLongLeases,
+		UnsafeLongLeases: cfg.UnsafeLongLeases,
 		StallTimeout:     cfg.StallTimeout,
 		DataDir:          cfg.DataDir,
 		// The map is built before the engine starts and before peers'

@@ -191,6 +191,25 @@ func (c *cluster) leader(group uint64) *testNode {
 
 var seq uint64
 
+// settle writes to group 0 and waits until every node follows its leader
+// (so every follower's connection to it is up), which it returns.
+func (c *cluster) settle(t *testing.T) *testNode {
+	t.Helper()
+	if r, err := c.write(0, 7, "set", "k", "v"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("set: %q, %v", r, err)
+	}
+	l := c.leader(0)
+	waitFor(t, "the followers to follow", 5*time.Second, func() bool {
+		for _, n := range c.nodes {
+			if n.eng.Leader(0) != l.id {
+				return false
+			}
+		}
+		return true
+	})
+	return l
+}
+
 func (c *cluster) write(group uint64, origin uint64, args ...string) (string, error) {
 	seq++
 	return c.writeSeq(group, origin, seq, args...)

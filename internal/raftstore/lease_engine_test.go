@@ -84,18 +84,7 @@ func TestReadLeaseServesWithoutRounds(t *testing.T) {
 func TestReadLeaseHoldsBackPeerDownCampaign(t *testing.T) {
 	const ticks = 200 // election timeout 2 s at the tests' 10 ms tick; W = 1.6 s
 	c, _ := leaseCluster(t, ticks)
-	if r, err := c.write(0, 1, "set", "k", "v"); err != nil || r != "+OK\r\n" {
-		t.Fatalf("set: %q, %v", r, err)
-	}
-	old := c.leader(0)
-	waitFor(t, "the followers to follow", 5*time.Second, func() bool {
-		for _, n := range c.nodes {
-			if n.eng.Leader(0) != old.id {
-				return false
-			}
-		}
-		return true
-	})
+	old := c.settle(t)
 	// Reads make the followers answer lease rounds up to the stop.
 	for range 50 {
 		readBarrier(t, old)

@@ -212,19 +212,7 @@ func TestRestartFinishesInterruptedRemoval(t *testing.T) {
 // elected at once instead of after the election timeout (here 2–4 s).
 func TestLeaderCrashElectsAtOnce(t *testing.T) {
 	c := newCluster(t, 3, 1, func(cfg *raftstore.Config) { cfg.ElectionTicks = 200 })
-	if r, err := c.write(0, 7, "set", "k", "v"); err != nil || r != "+OK\r\n" {
-		t.Fatalf("set: %q, %v", r, err)
-	}
-	old := c.leader(0)
-	// Every follower talks to the leader, so its connection is up.
-	waitFor(t, "the followers to follow", 5*time.Second, func() bool {
-		for _, n := range c.nodes {
-			if n.eng.Leader(0) != old.id {
-				return false
-			}
-		}
-		return true
-	})
+	old := c.settle(t)
 	c.stop(old.id)
 	stopped := time.Now()
 	waitFor(t, "a new leader well within the election timeout", 1500*time.Millisecond, func() bool {

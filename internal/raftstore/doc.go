@@ -41,7 +41,11 @@
 //     original reply instead of applying again.
 //   - A linearizable read is served only after the local replica, while
 //     leader, obtained a read index from a quorum (ReadIndex) and applied up
-//     to it. Config.UnsafeStaleReads (tests only) breaks this on purpose.
+//     to it — or, with Config.ReadLeases, while it holds a lease earned
+//     from a round every voter answered, at its commit index of its own
+//     term (lease.go states why no other leader can exist meanwhile).
+//     Config.UnsafeStaleReads and UnsafeLongLeases (tests only) break this
+//     on purpose.
 //   - Every wait has a deadline: callers pass a context, and a group that
 //     loses its leader fails its waiting proposers and readers at once with
 //     a retryable error rather than leaving them to time out.

@@ -154,7 +154,7 @@ func runWorkers(self string, from uint64, n, procs, shift int, fs *flag.FlagSet,
 						dead = last + 1
 					}
 					mu.Lock()
-					out[dead] = &dst.Result{Seed: dead, Plant: dst.Plant(fs.Lookup("plant").Value.String()),
+					out[dead] = &dst.Result{Seed: dead, Plant: dst.Plant(fs.Lookup("plant").Value.String()), ReadLeases: fs.Lookup("read-leases").Value.String() == "true",
 						Failure: fmt.Sprintf("the worker process died running this seed (%v); a panic's stack, if any, is on stderr", err)}
 					mu.Unlock()
 					next = dead + 1

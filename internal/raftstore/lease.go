@@ -62,8 +62,12 @@ func (e *Engine) mono() time.Duration { return e.cfg.Clock.Mono() }
 // leaseVoters is every voter of r's applied configuration, both halves of
 // a joint one.
 func (r *replica) leaseVoters() []uint64 {
-	v := append([]uint64(nil), r.applied.Conf.GetVoters()...)
-	for _, o := range r.applied.Conf.GetVotersOutgoing() {
+	v, out := r.applied.Conf.GetVoters(), r.applied.Conf.GetVotersOutgoing()
+	if len(out) == 0 {
+		return v // no joint configuration: read as is, never written
+	}
+	v = slices.Clone(v)
+	for _, o := range out {
 		if !slices.Contains(v, o) {
 			v = append(v, o)
 		}
@@ -171,44 +175,43 @@ func (r *replica) noteConfEntries(ents []*pb.Entry) {
 // those of a lone voter, so its positions are never below raft's: an
 // answer that completes a round here was sent after that round's
 // request (a mismatch only delays a lease).
+//
+// Every round it keeps was issued in term and after the last drop: both
+// clear the rounds.
 type leaderLease struct {
-	term  uint64        // the term the lease holds in
-	until time.Duration // Mono time the lease expires; valid while now < until
-	// epoch grows at every drop; a round issued in an older epoch never
-	// earns a lease.
-	epoch  uint64
+	term   uint64        // the term of the requests counted, and of the lease
+	until  time.Duration // Mono time the lease expires; valid while now < until
 	rounds []leaseRound
 	// The term's request count and each voter's highest answer in it.
-	posTerm uint64
-	pos     uint64
-	acks    map[uint64]uint64
+	pos  uint64
+	acks map[uint64]uint64
 }
 
 type leaseRound struct {
-	pos, term, epoch uint64
-	issued           time.Duration
+	pos    uint64
+	issued time.Duration
 }
 
 // issue records a ReadIndex request of term made at now. voters are the
 // group's voters, self the leader's replica id: a group whose only voter
 // is the leader earns at once.
 func (l *leaderLease) issue(term uint64, now time.Duration, voters []uint64, self uint64, dur time.Duration) {
-	if term != l.posTerm {
-		l.posTerm, l.pos, l.acks = term, 0, map[uint64]uint64{}
+	if term != l.term {
+		l.term, l.pos, l.acks, l.until = term, 0, map[uint64]uint64{}, 0
 		l.rounds = l.rounds[:0]
 	}
 	l.pos++
 	if len(l.rounds) == maxLeaseRounds {
 		l.rounds = slices.Delete(l.rounds, 0, 1)
 	}
-	l.rounds = append(l.rounds, leaseRound{pos: l.pos, term: term, epoch: l.epoch, issued: now})
+	l.rounds = append(l.rounds, leaseRound{pos: l.pos, issued: now})
 	l.complete(voters, self, dur)
 }
 
 // answer records that voter from answered requests up to position pos in
 // term. It reports whether the lease was extended.
 func (l *leaderLease) answer(term, from, pos uint64, voters []uint64, self uint64, dur time.Duration) bool {
-	if term != l.posTerm || from == self || !slices.Contains(voters, from) {
+	if term != l.term || from == self || !slices.Contains(voters, from) {
 		return false
 	}
 	l.acks[from] = max(l.acks[from], pos)
@@ -238,12 +241,6 @@ func (l *leaderLease) complete(voters []uint64, self uint64, dur time.Duration) 
 	}
 	rd := l.rounds[last]
 	l.rounds = slices.Delete(l.rounds, 0, last+1)
-	if rd.epoch != l.epoch || rd.term != l.posTerm {
-		return false
-	}
-	if l.term != rd.term {
-		l.term, l.until = rd.term, 0
-	}
 	extended := rd.issued+dur > l.until
 	l.until = max(l.until, rd.issued+dur)
 	return extended
@@ -267,6 +264,5 @@ func (l *leaderLease) left(term uint64, now time.Duration) time.Duration {
 // cover a round issued after it.
 func (l *leaderLease) drop() {
 	l.until = 0
-	l.epoch++
 	l.rounds = l.rounds[:0]
 }

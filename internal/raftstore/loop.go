@@ -182,7 +182,9 @@ func (e *Engine) cycle() (bool, error) {
 		if rr.rd.SoftState != nil {
 			e.handleSoftState(rr.r, rr.rd.SoftState)
 		}
-		rr.r.noteConfEntries(rr.rd.Entries)
+		if e.cfg.ReadLeases {
+			rr.r.noteConfEntries(rr.rd.Entries)
+		}
 		if rr.r.isLeader {
 			leaders = append(leaders, rr)
 		} else {

@@ -9,10 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
-
-	"github.com/kintsu/kintsu/internal/durable"
 )
 
 // ManifestName is the manifest's file name in a backup directory.
@@ -59,7 +55,40 @@ func WriteManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	return durable.ReplaceFile(vfs.Default, dir, ManifestName, append(b, '\n'))
+	tmp := filepath.Join(dir, ManifestName+".tmp")
+	if err := writeSynced(tmp, append(b, '\n')); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
+		return err
+	}
+	return SyncDir(dir)
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// SyncDir makes the directory's entries durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // ReadManifest reads and sanity-checks dir's manifest.

@@ -19,12 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/backup"
 	"github.com/kintsu/kintsu/internal/clock"
-	"github.com/kintsu/kintsu/internal/durable"
 )
 
 // Parallel is how many partitions a backup or restore moves at once.
@@ -100,7 +97,7 @@ func Backup(ctx context.Context, addr, dir string, progress io.Writer) (*backup.
 		m.Keys, m.Bytes = m.Keys+p.Keys, m.Bytes+p.Bytes
 	}
 	m.Finished = time.Now().UTC().Format(time.RFC3339Nano)
-	if err := durable.SyncDir(vfs.Default, dir); err != nil {
+	if err := backup.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	return m, backup.WriteManifest(dir, m)

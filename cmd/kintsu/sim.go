@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"log/slog"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -31,6 +32,7 @@ func runSim(args []string) int {
 	double := fs.Bool("double", true, "run every seed twice, in different processes, and compare the trace hashes")
 	trace := fs.Bool("trace", false, "with --seed: print a line per step")
 	traceFrom := fs.Int("trace-from", 0, "with --trace: from this step on")
+	logs := fs.Bool("log", false, "with --seed: print the engines' log lines, each tagged with its node and simulated time")
 	faultTime := fs.Duration("fault-time", 30*time.Second, "simulated time with faults, per seed")
 	healTime := fs.Duration("heal-time", 15*time.Second, "simulated time to converge after the faults, per seed")
 	worker := fs.Bool("worker", false, "internal: run --seeds from --from and print one JSON line per seed")
@@ -59,6 +61,9 @@ func runSim(args []string) int {
 		return 0
 	case *seed != 0:
 		opt.Seed, opt.Trace, opt.TraceFrom, opt.TraceOut = *seed, *trace, *traceFrom, os.Stdout
+		if *logs {
+			opt.Logger = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: dropTime}))
+		}
 		r := dst.Run(opt)
 		fmt.Println(r.Summary())
 		if r.Failed() {
@@ -214,4 +219,13 @@ func passThrough(fs *flag.FlagSet) []string {
 		out = append(out, "--"+name+"="+fs.Lookup(name).Value.String())
 	}
 	return out
+}
+
+// dropTime drops the wall-clock time from a simulation's log lines: the
+// trace's own steps give the simulated time.
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }

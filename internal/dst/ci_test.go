@@ -77,6 +77,7 @@ var regressionSeeds = []struct {
 	{[]uint64{1765}, "the simulator's own: a failing sync still armed when a cut-off node took in 6,148 entries at once; Pebble rotated its WAL, the failed close panicked with Pebble's lock released, and the fatal error ended the process (disk.go's calm)"},
 	{[]uint64{8422, 8620}, "the simulator's own: a full disk armed while a Pebble compaction ran in the background; its MANIFEST write failed, Pebble's Fatalf ended the process (simfs now fills only the WAL)"},
 	{[]uint64{1369, 2874}, "a stale learner marked removed by the control plane's hint was never destroyed: a cycle in which no replica had a Ready returned before destroyRemoved, and a node whose only replica is that idle one never has a Ready again, so the leader's new replica for the node could not be created"},
+	{[]uint64{1844}, "a member that lagged while another node's replica was removed and added back under a new id refused every message of that new id, its descriptor mapping the node to the old one; once the new id led, the laggard never followed again"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

@@ -67,7 +67,8 @@ func (s *Sim) startCluster() {
 // open starts the node on its disk; descs bootstraps a fresh cluster.
 func (n *node) open(descs []*storage.Descriptor) error {
 	s := n.s
-	db, err := storage.Open(storage.Options{Dir: "data", FS: n.disk.fs, Logger: s.opt.Logger, MemTableSize: 256 << 20})
+	log := s.opt.Logger.With("node", n.id)
+	db, err := storage.Open(storage.Options{Dir: "data", FS: n.disk.fs, Logger: log, MemTableSize: 256 << 20})
 	if err != nil {
 		return err
 	}
@@ -75,7 +76,7 @@ func (n *node) open(descs []*storage.Descriptor) error {
 		NodeID:       n.id,
 		TickInterval: tickInterval,
 		Apply:        n.apply,
-		Logger:       s.opt.Logger,
+		Logger:       log,
 		Clock:        n.clk,
 		// Short logs: followers that fall behind get snapshots.
 		TruncateAfter: 256, TruncateKeep: 32,

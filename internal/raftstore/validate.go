@@ -208,9 +208,7 @@ func (e *Engine) admit(r *replica, env Envelope) (*pb.Message, string) {
 		// (heard within an election timeout, as CheckQuorum's lease for
 		// votes) a newer leader has it vote first, or is new to it only
 		// after the lease ran out.
-		inLease := st.RaftState == raft.StateLeader ||
-			st.Lead != 0 && e.now().Sub(r.guard.heardLeader) < time.Duration(e.cfg.ElectionTicks)*e.cfg.TickInterval
-		if m.GetTerm() == term && st.Lead != 0 || m.GetTerm() > term && inLease {
+		if m.GetTerm() == term && st.Lead != 0 || m.GetTerm() > term && e.hearsLeader(r) {
 			return nil, "a leader's message from a replica that does not lead"
 		}
 	}
@@ -270,16 +268,30 @@ func (r *replica) stepped(m *pb.Message, now time.Time) {
 	}
 }
 
+// hearsLeader reports whether r leads, or heard its leader within an
+// election timeout (CheckQuorum's lease for votes).
+func (e *Engine) hearsLeader(r *replica) bool {
+	st := r.rn.BasicStatus()
+	return st.RaftState == raft.StateLeader ||
+		st.Lead != 0 && e.now().Sub(r.guard.heardLeader) < time.Duration(e.cfg.ElectionTicks)*e.cfg.TickInterval
+}
+
 // newMember reports whether m's sender may be added to r's descriptor as a
 // member added after the last change r applied (see receive): a leader's
 // or a candidate's message, from a replica id that cannot be an old one,
-// at or above r's term, from a node the descriptor has no replica on (a
-// node holds one replica of a group; a member cannot pass off a second
-// id). It never replaces a mapping.
+// at or above r's term. It never replaces a mapping.
+//
+// A node holds one replica of a group, so a sender whose node the
+// descriptor maps to an older id was removed and added back while r
+// lagged: its new id is taken (beside the old one) only while r hears no
+// leader. A replica its group still reaches learns the new descriptor
+// from the log, and a member must not pass off a second id to disturb it;
+// a replica the group no longer reaches (its leader is that new id) would
+// otherwise refuse every message of the group for good.
 func (e *Engine) newMember(r *replica, env Envelope) bool {
 	m := env.Msg
 	from := m.GetFrom()
-	if m.GetTo() != r.id || env.From == 0 || env.From == e.cfg.NodeID || r.desc.NodeOf(from) != 0 || r.desc.ReplicaOn(env.From) != 0 {
+	if m.GetTo() != r.id || env.From == 0 || env.From == e.cfg.NodeID || r.desc.NodeOf(from) != 0 {
 		return false
 	}
 	switch m.GetType() {
@@ -290,10 +302,14 @@ func (e *Engine) newMember(r *replica, env Envelope) bool {
 	if m.GetTerm() < r.rn.BasicStatus().GetTerm() {
 		return false
 	}
+	rejoined := r.desc.ReplicaOn(env.From) != 0
 	if r.applied.Index == 0 {
-		return isLeaderMsg(m)
+		return isLeaderMsg(m) && !rejoined
 	}
-	return from >= r.desc.NextID && from-r.desc.NextID < maxIDGap
+	if from < r.desc.NextID || from-r.desc.NextID >= maxIDGap {
+		return false
+	}
+	return !rejoined || !e.hearsLeader(r)
 }
 
 // canCreate reports whether a replica may be created for env's leader.

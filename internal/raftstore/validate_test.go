@@ -316,6 +316,67 @@ func TestReAddAfterRemovalWhileCutOff(t *testing.T) {
 	c.checkServing(t, 0, &keys)
 }
 
+// A member that lagged while another node's replica was removed and
+// added back under a new id follows that new replica once it leads.
+// Before, the lagging replica refused every message from an id its
+// descriptor did not know on a node it mapped to an older id, and stayed
+// behind for good (the simulator's seed 1844).
+func TestFollowsALeaderAddedBackWhileLagging(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	keys := 0
+	c.checkServing(t, 0, &keys)
+	c.addNode(4)
+	c.change(0, raftstore.AddLearner, 4)
+	c.change(0, raftstore.PromoteLearner, 4)
+	c.moveLeader(t, 0, 3)
+	isolate := func(id uint64, on bool) {
+		for nid, n := range c.nodes {
+			switch {
+			case !on:
+				n.tr.SetCut(nil)
+			case nid == id:
+				n.tr.SetCut([]uint64{1, 2, 3, 4})
+			default:
+				n.tr.SetCut([]uint64{id})
+			}
+		}
+	}
+	isolate(1, true)
+	old := status(t, c.nodes[2], 0).ReplicaID
+	c.change(0, raftstore.RemoveReplica, 2)
+	// With node 1 away, no majority of the voters node 2 knows can confirm
+	// its removal: the control plane's hint from the leader drops it.
+	lst := status(t, c.leader(0), 0)
+	c.nodes[2].eng.DestroyIfRemoved(0, lst.NextID, lst.MemberIDs)
+	c.change(0, raftstore.AddLearner, 2)
+	waitFor(t, "node 2 to hold a new replica with the data", 10*time.Second, func() bool {
+		st, ok := c.nodes[2].eng.GroupStatus(0)
+		return ok && st.ReplicaID > old && st.Keys == int64(keys)
+	})
+	c.change(0, raftstore.PromoteLearner, 2)
+	c.moveLeader(t, 0, 2)
+	c.checkServingOn(t, 0, &keys, 2, 3, 4)
+	isolate(1, false)
+	waitFor(t, "node 1 to follow node 2's new replica", 15*time.Second, func() bool {
+		st, ok := c.nodes[1].eng.GroupStatus(0)
+		return ok && st.LeaderNode == 2 && st.Keys == int64(keys)
+	})
+	c.checkServing(t, 0, &keys)
+}
+
+// moveLeader hands group's leadership to node to, asking until it leads
+// (a transfer is refused while the target catches up).
+func (c *cluster) moveLeader(t testing.TB, group, to uint64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("node %d to lead group %d", to, group), 15*time.Second, func() bool {
+		l := c.leader(group)
+		if l.id != to {
+			l.eng.TransferGroupLeader(group, to)
+		}
+		return l.id == to
+	})
+}
+
 // checkServingOn is checkServing for the given nodes only.
 func (c *cluster) checkServingOn(t testing.TB, group uint64, n *int, ids ...uint64) {
 	t.Helper()

@@ -374,13 +374,41 @@ func (w *Writer) TxnGet(table byte, k []byte) ([]byte, bool, error) {
 
 // TxnPut writes k in one of the group's transaction tables.
 func (w *Writer) TxnPut(table byte, k, v []byte) error {
+	if table == storage.TxnLocks {
+		if err := w.countLock(k, 1); err != nil {
+			return err
+		}
+	}
 	return w.b.Set(storage.TxnKey(w.group, table, k), v, nil)
 }
 
 // TxnDel deletes k from one of the group's transaction tables.
 func (w *Writer) TxnDel(table byte, k []byte) error {
+	if table == storage.TxnLocks {
+		if err := w.countLock(k, -1); err != nil {
+			return err
+		}
+	}
 	return w.b.Delete(storage.TxnKey(w.group, table, k), nil)
 }
+
+// countLock keeps replica.locks exact: a put counts only a new record, a
+// delete only an existing one. Lock records change on the transaction
+// path, which reads them anyway; plain writes save the read (NoLocks).
+func (w *Writer) countLock(k []byte, delta int64) error {
+	_, ok, err := w.TxnGet(storage.TxnLocks, k)
+	if err != nil {
+		return err
+	}
+	if ok != (delta > 0) {
+		w.r.locks += delta
+	}
+	return nil
+}
+
+// NoLocks reports that the group's lock table is empty, as of this entry:
+// no transaction lock can stand in a plain command's way.
+func (w *Writer) NoLocks() bool { return w.r.locks == 0 }
 
 func withVersion(ver uint64, v []byte) []byte {
 	out := make([]byte, versionBytes, versionBytes+len(v))
@@ -406,6 +434,10 @@ type DataReader struct {
 // NowMS is this node's clock (reads are served by the leader, whose clock
 // also stamps the entries it proposes).
 func (d *DataReader) NowMS() int64 { return d.clk.Now().UnixMilli() }
+
+// NoLocks is false: a read checks the lock table as committed, which
+// the loop's count (replica.locks) may be ahead of.
+func (d *DataReader) NoLocks() bool { return false }
 
 // Get implements kv.Reader.
 func (d *DataReader) Get(k []byte) ([]byte, bool, error) {

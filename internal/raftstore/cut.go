@@ -422,6 +422,7 @@ func (w *Writer) Clear() error {
 		}
 	}
 	w.r.applied.Keys = 0
+	w.r.locks = 0
 	return nil
 }
 

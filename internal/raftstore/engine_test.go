@@ -43,8 +43,11 @@ type cluster struct {
 	tune   func(*raftstore.Config)
 }
 
-// applyKV evaluates kv commands, plus two test commands: "refuse-if K"
-// is refused while K exists, and "version K" answers K's version.
+// applyKV evaluates kv commands, plus test commands: "refuse-if K" is
+// refused while K exists, "version K" answers K's version, "lock K" and
+// "unlock K" put and delete a lock record, "no-locks" answers whether
+// the lock table is empty (Writer.NoLocks), "cut", "uncut" and "clear"
+// call the Writer's.
 func applyKV(_ uint64, w *raftstore.Writer, _ *command.Spec, args [][]byte, out []byte) ([]byte, error) {
 	switch string(args[0]) {
 	case "refuse-if":
@@ -61,6 +64,18 @@ func applyKV(_ uint64, w *raftstore.Writer, _ *command.Spec, args [][]byte, out 
 		return fmt.Appendf(out, ":%d\r\n", w.Index()), w.Cut(string(args[1]), time.Duration(ms)*time.Millisecond)
 	case "uncut":
 		return append(out, "+OK\r\n"...), w.Uncut(string(args[1]))
+	case "lock", "unlock": // a transaction lock record on K, put or deleted
+		if string(args[0]) == "lock" {
+			return append(out, "+OK\r\n"...), w.TxnPut(storage.TxnLocks, args[1], []byte("held"))
+		}
+		return append(out, "+OK\r\n"...), w.TxnDel(storage.TxnLocks, args[1])
+	case "no-locks":
+		if w.NoLocks() {
+			return append(out, ":1\r\n"...), nil
+		}
+		return append(out, ":0\r\n"...), nil
+	case "clear":
+		return append(out, "+OK\r\n"...), w.Clear()
 	}
 	return kv.Apply(w, args, out)
 }
@@ -400,9 +415,24 @@ func TestDedupeWatermark(t *testing.T) {
 			t.Fatalf("seq %d: %q, %v", s, r, err)
 		}
 	}
-	// A retry of a recent seq returns its original reply.
+	// A retry of a recent seq returns its original reply; so does one of
+	// any seq the last collection kept, and older ones are refused.
 	if r, err := propose(n-2, n-10, "incr", "ctr"); err != nil || r != fmt.Sprintf(":%d\r\n", n-2) {
 		t.Fatalf("retry of seq %d: %q, %v", n-2, r, err)
+	}
+	kept := 0
+	for s := uint64(n - 80); s <= n; s++ {
+		r, err := propose(s, 1, "incr", "ctr")
+		switch {
+		case err != nil && strings.Contains(err.Error(), "already completed"):
+		case err != nil || r != fmt.Sprintf(":%d\r\n", s):
+			t.Fatalf("retry of seq %d: %q, %v", s, r, err)
+		default:
+			kept++
+		}
+	}
+	if kept < 11 || kept > 64 {
+		t.Fatalf("%d of the last 81 seqs answered retries; the watermark keeps 11 to 64", kept)
 	}
 	// A late copy far below the watermark is refused and does not apply.
 	if _, err := propose(3, n-10, "incr", "ctr"); err == nil || !strings.Contains(err.Error(), "already completed") {

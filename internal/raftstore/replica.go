@@ -28,7 +28,12 @@ type replica struct {
 	// middle of applying (ApplyConfChange), when applied is ahead of it.
 	committed storage.AppliedState
 	// dedupe is the per-origin deduplication state (see dedupeState).
-	dedupe   map[uint64]*dedupeState
+	dedupe map[uint64]*dedupeState
+	// locks counts the records of the group's lock table as of the
+	// cycle's apply batch. While it is 0 a plain write skips the lock
+	// table's read (Writer.NoLocks): loaded with the replica, taken from
+	// a snapshot's data, kept by Writer.TxnPut, TxnDel and Clear.
+	locks    int64
 	leader   uint64 // raft id of the leader, 0 if unknown
 	isLeader bool
 
@@ -127,6 +132,10 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		r.lastConfIndex, _ = ls.LastIndex()
 	}
 	if err := r.loadDedupe(e.db); err != nil {
+		return nil, err
+	}
+	lo, hi := storage.TxnSpan(r.group, storage.TxnLocks)
+	if err := iterSpan(e.db, lo, hi, func(_, _ []byte) error { r.locks++; return nil }); err != nil {
 		return nil, err
 	}
 	if err := r.loadMarks(e.db, e.now()); err != nil {

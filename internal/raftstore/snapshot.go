@@ -190,6 +190,7 @@ type SnapshotBuilder struct {
 	group  uint64
 	batch  *pebble.Batch
 	keys   int64
+	locks  int64 // records of the lock table
 	bytes  int
 	dedupe map[uint64]*dedupeState // rebuilt from the dedupe records received
 	desc   *storage.Descriptor
@@ -232,6 +233,8 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 	}
 	if isData {
 		b.keys++
+	} else if lo, hi := storage.TxnSpan(b.group, storage.TxnLocks); bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 {
+		b.locks++
 	} else if isDedupe && len(k) == 25 {
 		origin, seq := binary.BigEndian.Uint64(k[9:]), binary.BigEndian.Uint64(k[17:])
 		d := b.dedupe[origin]
@@ -262,7 +265,7 @@ func (e *Engine) ReceiveSnapshot(env Envelope, b *SnapshotBuilder) error {
 		b.Abort()
 		return fmt.Errorf("snapshot for group %d carries no descriptor", b.group)
 	}
-	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys, dedupe: b.dedupe, desc: b.desc}) {
+	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys, locks: b.locks, dedupe: b.dedupe, desc: b.desc}) {
 		b.Abort()
 		return ErrStopped
 	}
@@ -305,6 +308,7 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 	r.log.SetConf(r.applied.Conf)
 	// The dedupe state and the descriptor come with the snapshot's data.
 	r.dedupe = ps.dedupe
+	r.locks = ps.locks
 	r.desc = ps.desc
 	e.cfg.Logger.Info("installed snapshot", "group", r.group, "index", md.GetIndex(), "keys", ps.keys)
 	return nil

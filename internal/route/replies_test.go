@@ -79,6 +79,7 @@ func (r mapReader) Get(k []byte) ([]byte, bool, error) { v, ok := r.m[string(k)]
 func (mapReader) NowMS() int64                         { return 0 }
 func (mapReader) Version([]byte) (uint64, error)       { return 0, nil }
 func (mapReader) Applied() (uint64, error)             { return 0, nil }
+func (mapReader) NoLocks() bool                        { return true }
 func (mapReader) TxnGet(byte, []byte) ([]byte, bool, error) {
 	return nil, false, nil
 }

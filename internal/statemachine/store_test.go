@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // memStore is one group's state in memory, as Store: what the engine's
@@ -69,6 +71,8 @@ func (m *memStore) TxnGet(t byte, k []byte) ([]byte, bool, error) {
 	v, ok := m.tables[t][string(k)]
 	return v, ok, nil
 }
+
+func (m *memStore) NoLocks() bool { return len(m.tables[txn.TableLocks]) == 0 }
 
 func (m *memStore) TxnPut(t byte, k, v []byte) error {
 	if m.tables[t] == nil {

@@ -31,6 +31,9 @@ type Reader interface {
 	Applied() (uint64, error)
 	// TxnGet reads one of the tables above.
 	TxnGet(table byte, k []byte) ([]byte, bool, error)
+	// NoLocks reports that TableLocks is certainly empty; false when it
+	// may not be. It lets a plain command skip the lock table's read.
+	NoLocks() bool
 }
 
 // Store is one partition's state as a log entry changes it.
@@ -127,7 +130,7 @@ func conflicts(r Reader, k keyMode, id *ID) ([]Ref, error) {
 // everyone. It runs for every plain command, so it reads the lock table
 // once per key named and builds nothing more when no lock is found.
 func Blocked(r Reader, spec *command.Spec, args [][]byte) ([]Ref, error) {
-	if spec == nil || spec.FirstKey == 0 || !spec.CheckArity(args) {
+	if spec == nil || spec.FirstKey == 0 || !spec.CheckArity(args) || r.NoLocks() {
 		return nil, nil
 	}
 	var out []Ref

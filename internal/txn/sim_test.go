@@ -81,6 +81,8 @@ func (m *memGroup) TxnGet(t byte, k []byte) ([]byte, bool, error) {
 	return v, ok, nil
 }
 
+func (m *memGroup) NoLocks() bool { return len(m.tables[TableLocks]) == 0 }
+
 func (m *memGroup) TxnPut(t byte, k, v []byte) error {
 	m.tables[t][string(k)] = bytes.Clone(v)
 	return nil

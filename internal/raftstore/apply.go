@@ -275,19 +275,16 @@ func (r *replica) recordDedupe(b *pebble.Batch, req *Request, reply []byte) erro
 		return nil
 	}
 	wm := req.Watermark
-	// Deleting in seq order keeps every replica's batch the same.
-	dead := make([]uint64, 0, n)
+	// One range deletion instead of a point deletion per record: below
+	// the old watermark nothing is left, so [0, wm) holds exactly the
+	// records that die, and each replica writes the same.
+	if err := b.DeleteRange(storage.DedupeKey(r.group, req.Origin, 0), storage.DedupeKey(r.group, req.Origin, wm), nil); err != nil {
+		return err
+	}
 	for seq := range d.live {
 		if seq < wm {
-			dead = append(dead, seq)
+			delete(d.live, seq)
 		}
-	}
-	slices.Sort(dead)
-	for _, seq := range dead {
-		if err := b.Delete(storage.DedupeKey(r.group, req.Origin, seq), nil); err != nil {
-			return err
-		}
-		delete(d.live, seq)
 	}
 	d.wm = wm
 	return b.Set(storage.DedupeKey(r.group, req.Origin, math.MaxUint64), binary.BigEndian.AppendUint64(nil, d.wm), nil)

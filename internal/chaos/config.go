@@ -10,7 +10,7 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace", "misconfig", "disk-full", "stranger"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "pause-leader", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace", "misconfig", "disk-full", "stranger"}
 	AllWorkloads = []string{"register", "set", "bank"}
 	// membershipNemeses change the cluster's membership; not in the
 	// default set (see EnsureDefaults).

@@ -5,7 +5,7 @@
 // histories and writes a report (summary.json and report.html).
 //
 // Nemeses act from outside the nodes (signals: kill, kill-leader,
-// crash-all, pause; packet drops between network namespaces with
+// crash-all, pause, pause-leader; packet drops between network namespaces with
 // --network netns) or through fault hooks that exist only in nodes started
 // with --fault-injection (transport cuts, disk faults, clock skew, and
 // crash failpoints: coordinator kills a node coordinating a cross-partition

@@ -21,7 +21,7 @@ import (
 // seed, the nemeses and the node count, so a seed replays its faults.
 type event struct {
 	kind   string
-	node   uint64 // target for kill/pause; kill-leader picks at run time
+	node   uint64 // target for kill/pause; kill-leader and pause-leader pick at run time
 	at     time.Duration
 	length time.Duration
 	cut    cutPlan // partition only
@@ -49,6 +49,8 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 			return out
 		}
 		switch e.kind {
+		case "pause-leader":
+			e.length = pauseLeaderLength(e.length)
 		case "partition":
 			e.cut = planCut(rng, e.node, nodes)
 		case "clock":
@@ -65,6 +67,16 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 		out = append(out, e)
 		t = e.at + e.length + 1500*time.Millisecond + time.Duration(rng.IntN(1500))*time.Millisecond
 	}
+}
+
+// pauseLeaderLength maps a drawn fault length (1–3 s) to 1.5–2.5 s for
+// pause-leader: long enough that the others elect a leader (a few
+// election timeouts) and acknowledge writes, short enough that clients
+// still wait on the paused one (opTimeout) and see what it answers when
+// it wakes up believing it still leads. A leader that serves reads from
+// then (a lease that outlived it) is caught there.
+func pauseLeaderLength(drawn time.Duration) time.Duration {
+	return 1500*time.Millisecond + (drawn-time.Second)/2
 }
 
 // nemesis applies a schedule to a cluster.
@@ -113,7 +125,7 @@ func (n *nemesis) run(ctx context.Context, events []event) []Fault {
 			break
 		}
 		what := fmt.Sprintf("%s (node %d)", e.kind, e.node)
-		if e.kind == "kill-leader" || e.kind == "crash-all" || e.kind == "rolling-restart" || e.kind == "misconfig" && e.variant == misconfigForeign || e.kind == "stranger" { // no fixed target
+		if e.kind == "kill-leader" || e.kind == "pause-leader" || e.kind == "crash-all" || e.kind == "rolling-restart" || e.kind == "misconfig" && e.variant == misconfigForeign || e.kind == "stranger" { // no fixed target
 			what = e.kind
 		}
 		n.active.Store(&what)
@@ -160,7 +172,12 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		if err := n.restart(ctx, n.ids()...); err != nil {
 			return f, err
 		}
-	case "pause":
+	case "pause", "pause-leader":
+		if e.kind == "pause-leader" {
+			if l := n.busiestLeader(); l != 0 {
+				f.Node = l
+			}
+		}
 		f.StartMS = n.rec.nowMS()
 		if err := n.c.Pause(f.Node); err != nil {
 			return f, err

@@ -57,6 +57,15 @@ func (e *Engine) leaseWait() time.Duration {
 	return 4 * time.Duration(e.cfg.ElectionTicks) * e.cfg.TickInterval / 5
 }
 
+// leaseProtocol is what this node's envelopes say of it (Envelope.Lease):
+// its election timeout if it runs read leases, else 0.
+func (e *Engine) leaseProtocol() time.Duration {
+	if !e.cfg.ReadLeases {
+		return 0
+	}
+	return time.Duration(e.cfg.ElectionTicks) * e.cfg.TickInterval
+}
+
 func (e *Engine) mono() time.Duration { return e.cfg.Clock.Mono() }
 
 // leaseVoters is every voter of r's applied configuration, both halves of
@@ -136,8 +145,12 @@ func (e *Engine) issueRound(r *replica, reads []*readReq) {
 // noteLeaseAnswer records a voter's answer to r's read rounds: raft's
 // heartbeat context, the number of ReadIndex requests of the term the
 // answer covers (little-endian, as raft writes it).
-func (e *Engine) noteLeaseAnswer(r *replica, m *pb.Message) {
-	if !e.cfg.ReadLeases || !r.isLeader || m.GetType() != pb.MsgHeartbeatResp || len(m.GetContext()) != 8 {
+//
+// Only an answer from a node that runs leases with the same election
+// timeout counts (Envelope.Lease): any other voter would not hold back
+// its campaigns, and the lease would not be safe.
+func (e *Engine) noteLeaseAnswer(r *replica, m *pb.Message, lease time.Duration) {
+	if !e.cfg.ReadLeases || !r.isLeader || m.GetType() != pb.MsgHeartbeatResp || len(m.GetContext()) != 8 || lease != e.leaseProtocol() {
 		return
 	}
 	pos := binary.LittleEndian.Uint64(m.GetContext())

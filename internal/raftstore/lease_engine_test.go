@@ -110,3 +110,46 @@ func TestReadLeaseHoldsBackPeerDownCampaign(t *testing.T) {
 		return false
 	})
 }
+
+// A leader earns no lease while a voter does not run leases, or runs them
+// with another election timeout: that voter would not hold back its
+// campaigns (a node of an older version, or one misconfigured), so the
+// group stays on quorum reads. Each answer says what its node runs
+// (Envelope.Lease).
+func TestNoLeaseWithAVoterThatDoesNotHoldBack(t *testing.T) {
+	for _, odd := range []struct {
+		name   string
+		leases bool
+		ticks  int
+	}{{"leases off", false, 50}, {"other timing", true, 60}} {
+		t.Run(odd.name, func(t *testing.T) {
+			var mu sync.Mutex
+			ms := map[uint64]*metrics.Metrics{}
+			c := newCluster(t, 3, 1, func(cfg *raftstore.Config) {
+				cfg.ReadLeases, cfg.ElectionTicks = true, 50
+				if cfg.NodeID == 3 {
+					cfg.ReadLeases, cfg.ElectionTicks = odd.leases, odd.ticks
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				cfg.Metrics = metrics.New()
+				ms[cfg.NodeID] = cfg.Metrics
+			})
+			c.moveLeader(t, 0, 1)
+			l := c.leader(0)
+			for range 200 {
+				readBarrier(t, l)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for id, m := range ms {
+				if n := counter(m.LeaseReads); n > 0 {
+					t.Fatalf("node %d served %v reads on a lease with node 3 unable to hold back", id, n)
+				}
+			}
+			if counter(ms[l.id].ReadRounds) < 100 {
+				t.Fatalf("200 reads took %v rounds", counter(ms[l.id].ReadRounds))
+			}
+		})
+	}
+}

@@ -371,7 +371,7 @@ func (e *Engine) send(readies []readyRep) {
 			}
 			r.sent(m)
 			e.leaseAnswered(r, m)
-			env := Envelope{Group: r.group, Msg: m}
+			env := Envelope{Group: r.group, Msg: m, Lease: e.leaseProtocol()} // sendSnapshot's too
 			if m.GetType() == pb.MsgSnap {
 				e.sendSnapshot(r, node, env)
 				continue
@@ -380,8 +380,18 @@ func (e *Engine) send(readies []readyRep) {
 		}
 	}
 	for _, node := range sortedKeys(perNode) {
-		e.tr.Send(node, perNode[node])
+		e.sendEnvelopes(node, perNode[node])
 	}
+}
+
+// sendEnvelopes hands envs to the transport, each saying whether this
+// node runs read leases (Envelope.Lease).
+func (e *Engine) sendEnvelopes(node uint64, envs []Envelope) {
+	lease := e.leaseProtocol()
+	for i := range envs {
+		envs[i].Lease = lease
+	}
+	e.tr.Send(node, envs)
 }
 
 // HandleRaft queues raft messages received from a peer.

@@ -402,7 +402,7 @@ func (e *Engine) receive(env Envelope) {
 		}
 		_ = r.rn.Step(m) // errors are for messages raft ignores anyway
 		r.stepped(m, e.now())
-		e.noteLeaseAnswer(r, m)
+		e.noteLeaseAnswer(r, m, env.Lease)
 		return
 	}
 	if m.GetTo() == r.id && from < r.desc.NextID && r.desc.NodeOf(from) == 0 && env.From != 0 {
@@ -418,7 +418,7 @@ func (e *Engine) receive(env Envelope) {
 
 // notifyRemoved tells node that its replica id of group was removed.
 func (e *Engine) notifyRemoved(group, id, node uint64) {
-	e.tr.Send(node, []Envelope{{Group: group, Removed: true, Msg: &pb.Message{To: new(id)}}})
+	e.sendEnvelopes(node, []Envelope{{Group: group, Removed: true, Msg: &pb.Message{To: new(id)}}})
 }
 
 // deleteReplicaState deletes group's replica state and raises its

@@ -1,6 +1,8 @@
 package raftstore
 
 import (
+	"time"
+
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
@@ -14,6 +16,15 @@ type Envelope struct {
 	// Removed: not a raft message but a notice that the receiver's replica
 	// Msg.To of Group was removed from the group (see membership.go).
 	Removed bool
+	// Lease is the sending node's election timeout if it runs read
+	// leases, 0 if not: it then holds back campaigns after answering a
+	// lease round (Engine.PeerDown). A leader counts a voter's answer
+	// toward its lease only when it says the leader's own election
+	// timeout (lease.go), so a voter of an older version, or one run
+	// without leases or with other timing, keeps its groups on quorum
+	// reads instead of making their leases unsafe. The engine sets it on
+	// every envelope it sends; transports carry it once per frame.
+	Lease time.Duration
 }
 
 // Transport carries raft traffic between nodes. Implementations must not

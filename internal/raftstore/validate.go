@@ -359,7 +359,7 @@ func (e *Engine) removalNotice(env Envelope) {
 // answerProbe answers a replica's question whether it was removed (see
 // suspectRemoved) for a replica id this group removed.
 func (e *Engine) answerProbe(group, id, node, nonce uint64) {
-	e.tr.Send(node, []Envelope{{Group: group, Removed: true, Msg: &pb.Message{To: new(id), RejectHint: new(nonce)}}})
+	e.sendEnvelopes(node, []Envelope{{Group: group, Removed: true, Msg: &pb.Message{To: new(id), RejectHint: new(nonce)}}})
 }
 
 // suspectRemoved makes r check, for suspectFor, whether it was removed.
@@ -400,7 +400,7 @@ func (e *Engine) askGroup(r *replica) {
 		if x.Node == e.cfg.NodeID || x.ID == r.id || r.guard.removedBy[x.Node] {
 			continue
 		}
-		e.tr.Send(x.Node, []Envelope{{Group: r.group, Msg: &pb.Message{Type: pb.MsgHeartbeatResp.Enum(), From: new(r.id), To: new(x.ID), Term: new(term), RejectHint: new(nonce)}}})
+		e.sendEnvelopes(x.Node, []Envelope{{Group: r.group, Msg: &pb.Message{Type: pb.MsgHeartbeatResp.Enum(), From: new(r.id), To: new(x.ID), Term: new(term), RejectHint: new(nonce)}}})
 	}
 }
 

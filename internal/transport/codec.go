@@ -3,6 +3,8 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"math"
+	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -37,7 +39,18 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 
 var errBadFrame = errors.New("transport: malformed frame")
 
-// encodeEnvelopes packs raft messages for one peer into a frame.
+// Tags of a frame's trailer: fields after the envelopes, as (tag, value)
+// uvarints. A decoder stops at the first tag it does not know, and
+// decoders older than the trailer never read past the envelopes, so
+// fields can be added without breaking nodes of other versions.
+const (
+	trailerLease = 1 // raftstore.Envelope.Lease, in nanoseconds
+)
+
+// encodeEnvelopes packs raft messages for one peer into a frame. Every
+// envelope of a frame comes from one engine; the first's Lease is the
+// frame's (the trailer is left out when it is 0, so such frames are the
+// bytes older versions sent).
 func encodeEnvelopes(from uint64, envs []raftstore.Envelope) ([]byte, error) {
 	e := codec.Encoder(nil).Uvarint(from).Uvarint(uint64(len(envs)))
 	for _, env := range envs {
@@ -51,6 +64,9 @@ func encodeEnvelopes(from uint64, envs []raftstore.Envelope) ([]byte, error) {
 			g |= 1
 		}
 		e = e.Uvarint(g).Bytes(m)
+	}
+	if len(envs) > 0 && envs[0].Lease > 0 {
+		e = e.Uvarint(trailerLease).Uvarint(uint64(envs[0].Lease))
 	}
 	return e, nil
 }
@@ -74,6 +90,17 @@ func decodeEnvelopes(b []byte) (from uint64, envs []raftstore.Envelope, err erro
 			return 0, nil, fmt.Errorf("%w: %v", errBadFrame, err)
 		}
 		envs = append(envs, raftstore.Envelope{Group: g >> 1, Removed: g&1 == 1, Msg: msg, From: from})
+	}
+	for d.Len() > 0 {
+		tag, v := d.Uvarint(), d.Uvarint()
+		if d.Err() != nil || tag != trailerLease {
+			break // a field of a newer version, or a broken trailer: the envelopes stand
+		}
+		if v <= math.MaxInt64 {
+			for i := range envs {
+				envs[i].Lease = time.Duration(v)
+			}
+		}
 	}
 	return from, envs, nil
 }

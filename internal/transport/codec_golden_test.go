@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -56,5 +57,41 @@ func TestPairEncodingGolden(t *testing.T) {
 	}
 	if m, body, err := decodeCall(b[:5]); err != nil || m != "w" || hex.EncodeToString(body) != "0102" {
 		t.Fatalf("call decoded as %q %x, %v", m, body, err)
+	}
+}
+
+// A node that runs read leases says so once per frame, in a trailer after
+// the envelopes (tag 1, its election timeout in nanoseconds). Older
+// decoders stop after the envelopes, so they read such a frame as before;
+// a tag this decoder does not know ends the trailer, and the envelopes
+// stand.
+func TestFrameTrailerGolden(t *testing.T) {
+	hb := &pb.Message{Type: pb.MsgHeartbeatResp.Enum(), To: new(uint64(2)), From: new(uint64(1)), Term: new(uint64(7))}
+	b, err := encodeEnvelopes(3, []raftstore.Envelope{{Group: 1, Msg: hb, Lease: 500 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "03" + "01" + "02" + "08" + "0809100218012007" + "01" + "80cab5ee01"
+	if got := hex.EncodeToString(b); got != want {
+		t.Fatalf("frame encoded\n%s\nwant\n%s", got, want)
+	}
+	_, envs, err := decodeEnvelopes(b)
+	if err != nil || len(envs) != 1 || envs[0].Lease != 500*time.Millisecond || !proto.Equal(envs[0].Msg, hb) {
+		t.Fatalf("decoded %+v, %v", envs, err)
+	}
+	// The frame as a decoder that knows no trailer reads it: the
+	// envelopes alone (what an older node sees).
+	_, old, err := decodeEnvelopes(b[:len(b)-6])
+	if err != nil || len(old) != 1 || old[0].Lease != 0 {
+		t.Fatalf("without its trailer: %+v, %v", old, err)
+	}
+	// A tag this decoder does not know ends the trailer: nothing after it
+	// is read, and the envelopes stand.
+	for _, tail := range []string{"0205", "0205" + "01" + "80cab5ee01", "ff"} {
+		x, _ := hex.DecodeString(tail)
+		_, envs, err := decodeEnvelopes(append(b[:len(b)-6:len(b)-6], x...))
+		if err != nil || len(envs) != 1 || envs[0].Lease != 0 {
+			t.Fatalf("trailer %s: %+v, %v", tail, envs, err)
+		}
 	}
 }

@@ -11,7 +11,9 @@ import (
 // with `go test ./internal/dst -run TestPlantRates -dst.rates=40` and say
 // why in the commit.
 var (
-	ciClean  = []uint64{1, 2, 3, 4, 5, 6}
+	ciClean = []uint64{1, 2, 3, 4, 5, 6}
+	// ciLeases run clean with read leases on (raftstore's ReadLeases).
+	ciLeases = []uint64{1, 2, 3}
 	ciPlants = map[Plant][]uint64{
 		PlantLazyFsync:  {2, 3, 4},
 		PlantStaleReads: {1, 2, 3},
@@ -22,20 +24,27 @@ var (
 )
 
 func TestCISeedsReplayAndPass(t *testing.T) {
-	seeds := ciClean
-	if raceEnabled {
-		seeds = seeds[:1] // the race detector slows a run tenfold; one seed finds the races
-	}
-	for _, seed := range seeds {
-		a := Run(Options{Seed: seed})
-		b := Run(Options{Seed: seed})
-		if a.Failed() {
-			t.Errorf("%s\nreplay: %s", a.Summary(), a.Replay())
+	for _, set := range []struct {
+		seeds  []uint64
+		leases bool
+	}{{ciClean, false}, {ciLeases, true}} {
+		seeds := set.seeds
+		if raceEnabled {
+			seeds = seeds[:1] // the race detector slows a run tenfold; one seed finds the races
 		}
-		if d := FirstDivergence(a, b, func(from int) *Result {
-			return Run(Options{Seed: seed, Trace: true, TraceFrom: from})
-		}); d != nil {
-			t.Error(d)
+		for _, seed := range seeds {
+			o := Options{Seed: seed, ReadLeases: set.leases}
+			a, b := Run(o), Run(o)
+			if a.Failed() {
+				t.Errorf("%s\nreplay: %s", a.Summary(), a.Replay())
+			}
+			if d := FirstDivergence(a, b, func(from int) *Result {
+				ot := o
+				ot.Trace, ot.TraceFrom = true, from
+				return Run(ot)
+			}); d != nil {
+				t.Error(d)
+			}
 		}
 	}
 }

@@ -275,16 +275,19 @@ func (r *replica) recordDedupe(b *pebble.Batch, req *Request, reply []byte) erro
 		return nil
 	}
 	wm := req.Watermark
-	// One range deletion instead of a point deletion per record: below
-	// the old watermark nothing is left, so [0, wm) holds exactly the
-	// records that die, and each replica writes the same.
-	if err := b.DeleteRange(storage.DedupeKey(r.group, req.Origin, 0), storage.DedupeKey(r.group, req.Origin, wm), nil); err != nil {
-		return err
-	}
+	// Deleting in seq order keeps every replica's batch the same.
+	dead := make([]uint64, 0, n)
 	for seq := range d.live {
 		if seq < wm {
-			delete(d.live, seq)
+			dead = append(dead, seq)
 		}
+	}
+	slices.Sort(dead)
+	for _, seq := range dead {
+		if err := b.Delete(storage.DedupeKey(r.group, req.Origin, seq), nil); err != nil {
+			return err
+		}
+		delete(d.live, seq)
 	}
 	d.wm = wm
 	return b.Set(storage.DedupeKey(r.group, req.Origin, math.MaxUint64), binary.BigEndian.AppendUint64(nil, d.wm), nil)

@@ -38,6 +38,9 @@ func TestCISeedsReplayAndPass(t *testing.T) {
 			if a.Failed() {
 				t.Errorf("%s\nreplay: %s", a.Summary(), a.Replay())
 			}
+			if set.leases && a.LeaseReads == 0 {
+				t.Errorf("seed %d with read leases: no read was served on a lease", seed)
+			}
 			if d := FirstDivergence(a, b, func(from int) *Result {
 				ot := o
 				ot.Trace, ot.TraceFrom = true, from

@@ -50,7 +50,7 @@ type endpoint struct {
 func (e *endpoint) Send(node uint64, msgs []raftstore.Envelope) {
 	cp := make([]raftstore.Envelope, len(msgs))
 	for i, m := range msgs {
-		cp[i] = raftstore.Envelope{Group: m.Group, Msg: cloneMsg(m.Msg), Removed: m.Removed}
+		cp[i] = raftstore.Envelope{Group: m.Group, Msg: cloneMsg(m.Msg), Removed: m.Removed, Lease: m.Lease}
 	}
 	e.nw.outbox[e.from] = append(e.nw.outbox[e.from], outMsg{to: node, envs: cp})
 }
@@ -58,7 +58,7 @@ func (e *endpoint) Send(node uint64, msgs []raftstore.Envelope) {
 // SendSnapshot reads the snapshot now (a consistent view) and delivers it
 // as one event; done is called when it arrives or is lost.
 func (e *endpoint) SendSnapshot(node uint64, env raftstore.Envelope, src raftstore.SnapshotSource, done func(error)) {
-	ss := &snapSend{env: raftstore.Envelope{Group: env.Group, Msg: cloneMsg(env.Msg)}, done: done}
+	ss := &snapSend{env: raftstore.Envelope{Group: env.Group, Msg: cloneMsg(env.Msg), Lease: env.Lease}, done: done}
 	ss.err = src.Iterate(func(k, v []byte) error {
 		ss.kvs = append(ss.kvs, [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)})
 		return nil

@@ -82,6 +82,7 @@ func (n *node) open(descs []*storage.Descriptor) error {
 		TruncateAfter: 256, TruncateKeep: 32,
 	}
 	cfg.ReadLeases = s.opt.ReadLeases
+	cfg.Metrics = s.metrics
 	plantConfig(s.opt.Plant, &cfg)
 	eng, err := raftstore.New(cfg, db, s.net.transport(n.id))
 	if err != nil {

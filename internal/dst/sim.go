@@ -11,6 +11,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kintsu/kintsu/internal/metrics"
 )
 
 // Plant names a bug planted on purpose, to prove the checks can fail.
@@ -125,8 +129,11 @@ type Result struct {
 	Checkpoints []uint64
 	Faults      map[string]int
 	Acked       int // acknowledged writes
-	Failure     string
-	Trace       []string
+	// LeaseReads counts the reads leaders served on a read lease, all
+	// nodes together (0 unless ReadLeases).
+	LeaseReads int `json:",omitempty"`
+	Failure    string
+	Trace      []string
 }
 
 // Failed reports whether the run found a problem.
@@ -199,6 +206,7 @@ func (h *eventHeap) Pop() any {
 // Sim is one run.
 type Sim struct {
 	opt       Options
+	metrics   *metrics.Metrics // every engine's, shared: the result's LeaseReads
 	shape     Shape
 	rng       *rand.Rand
 	now       time.Duration
@@ -235,7 +243,7 @@ func Run(opt Options) *Result {
 	}
 	restore := seedCryptoRand(opt.Seed)
 	defer restore()
-	s := &Sim{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x6b696e747375)), trace: fnvOffset}
+	s := &Sim{opt: opt, metrics: metrics.New(), rng: rand.New(rand.NewPCG(opt.Seed, 0x6b696e747375)), trace: fnvOffset}
 	s.shape = drawShape(s.rng)
 	s.res = &Result{Seed: opt.Seed, Plant: opt.Plant, ReadLeases: opt.ReadLeases, Shape: s.shape, Faults: map[string]int{}}
 	func() {
@@ -249,6 +257,10 @@ func Run(opt Options) *Result {
 	s.shutdown()
 	s.res.Simulated = s.now
 	s.res.Hash = s.trace
+	var m dto.Metric
+	if s.metrics.LeaseReads.Write(&m) == nil {
+		s.res.LeaseReads = int(m.GetCounter().GetValue())
+	}
 	if s.failed != "" {
 		s.res.Failure = s.failed
 	}

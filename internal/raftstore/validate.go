@@ -302,14 +302,19 @@ func (e *Engine) newMember(r *replica, env Envelope) bool {
 	if m.GetTerm() < r.rn.BasicStatus().GetTerm() {
 		return false
 	}
-	rejoined := r.desc.ReplicaOn(env.From) != 0
+	// A second id on a node the descriptor maps already: only while r
+	// hears no leader (see above).
+	ok := r.desc.ReplicaOn(env.From) == 0 || !e.hearsLeader(r)
 	if r.applied.Index == 0 {
-		return isLeaderMsg(m) && !rejoined
+		// Empty: the descriptor is only the creating leader's pair (no
+		// NextID); the leader may since have been removed and its node
+		// added back, and the new id lead.
+		return isLeaderMsg(m) && ok
 	}
 	if from < r.desc.NextID || from-r.desc.NextID >= maxIDGap {
 		return false
 	}
-	return !rejoined || !e.hearsLeader(r)
+	return ok
 }
 
 // canCreate reports whether a replica may be created for env's leader.

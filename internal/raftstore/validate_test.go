@@ -478,3 +478,25 @@ func TestNoReplicaForANonMembersLeaderMessage(t *testing.T) {
 		t.Fatalf("%d replicas after a member's leader message, want 2", got)
 	}
 }
+
+// An empty replica (waiting for its first snapshot) whose creating leader
+// was removed, and its node added back under a new id that now leads,
+// takes that id once the old one is silent; while it still hears the old
+// one, the node cannot pass off a second id.
+func TestEmptyReplicaTakesItsLeaderNodesNewID(t *testing.T) {
+	c := newCluster(t, 3, 1, nil)
+	n := c.nodes[1]
+	n.eng.HandleRaft([]raftstore.Envelope{
+		{Group: 501, From: 2, Msg: msg(pb.MsgHeartbeat, 2, 5, 1)},
+		{Group: 501, From: 2, Msg: msg(pb.MsgHeartbeat, 9, 5, 2)},
+	})
+	barrier(t, n, 0)
+	if st := status(t, n, 501); st.Term != 1 {
+		t.Fatalf("the empty replica is at term %d; a second id of its leader's node moved it while it heard the leader", st.Term)
+	}
+	waitFor(t, "the empty replica to follow its leader node's new id", 5*time.Second, func() bool {
+		n.eng.HandleRaft([]raftstore.Envelope{{Group: 501, From: 2, Msg: msg(pb.MsgHeartbeat, 9, 5, 2)}})
+		barrier(t, n, 0)
+		return status(t, n, 501).Term == 2
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/raftlog"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -28,6 +29,7 @@ type node struct {
 	disk *disk
 	clk  *clock.Clock
 	db   *pebble.DB
+	rlog *raftlog.Log
 	eng  *raftstore.Engine
 	up   bool
 	inc  uint64 // incarnation: events for an earlier one are dropped
@@ -72,6 +74,14 @@ func (n *node) open(descs []*storage.Descriptor) error {
 	if err != nil {
 		return err
 	}
+	// Small segments: rotation, checkpoints and segment deletion happen
+	// in every run.
+	rlog, err := raftstore.OpenLog(n.disk.fs, "data", logSegmentSize, log)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	n.db, n.rlog = db, rlog
 	cfg := raftstore.Config{
 		NodeID:       n.id,
 		TickInterval: tickInterval,
@@ -84,9 +94,9 @@ func (n *node) open(descs []*storage.Descriptor) error {
 	cfg.ReadLeases = s.opt.ReadLeases
 	cfg.Metrics = s.metrics
 	plantConfig(s.opt.Plant, &cfg)
-	eng, err := raftstore.New(cfg, db, s.net.transport(n.id))
+	eng, err := raftstore.New(cfg, db, rlog, s.net.transport(n.id))
 	if err != nil {
-		db.Close()
+		n.closeDB()
 		return err
 	}
 	for _, d := range descs {
@@ -94,16 +104,16 @@ func (n *node) open(descs []*storage.Descriptor) error {
 			continue
 		}
 		if err := eng.AddReplica(d.Group, &raftstore.Bootstrap{Desc: d}); err != nil {
-			db.Close()
+			n.closeDB()
 			return err
 		}
 	}
 	if err := eng.LoadAll(); err != nil {
-		db.Close()
+		n.closeDB()
 		return err
 	}
 	eng.StartDriven()
-	n.db, n.eng, n.up, n.busy = db, eng, true, true
+	n.eng, n.up, n.busy = eng, true, true
 	n.flushedAt = ^uint64(0) // flush at the first tick
 	n.inc++
 	s.check.restarted(n)
@@ -269,7 +279,14 @@ func (n *node) closeDB() {
 		_ = n.db.Close() // on a crashed disk: errors are expected
 		n.db = nil
 	}
+	if n.rlog != nil {
+		_ = n.rlog.Close()
+		n.rlog = nil
+	}
 }
+
+// logSegmentSize is the raft log's segment size in the simulator.
+const logSegmentSize = 64 << 10
 
 func (n *node) close() {
 	if n.up {

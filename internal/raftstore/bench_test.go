@@ -36,6 +36,10 @@ func benchEngineMark(b *testing.B, mark bool) *Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
+	rlog, err := OpenLog(nil, dir, 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	e, err := New(Config{
 		NodeID: 1,
 		Apply: func(_ uint64, w *Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
@@ -47,7 +51,7 @@ func benchEngineMark(b *testing.B, mark bool) *Engine {
 		},
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DataDir: markDir,
-	}, db, nopTransport{})
+	}, db, rlog, nopTransport{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,7 +60,7 @@ func benchEngineMark(b *testing.B, mark bool) *Engine {
 		b.Fatal(err)
 	}
 	e.Start()
-	b.Cleanup(func() { e.Stop(); db.Close() })
+	b.Cleanup(func() { e.Stop(); db.Close(); rlog.Close() })
 	for e.Leader(0) != 1 {
 		time.Sleep(time.Millisecond) // a single voter elects itself at once
 	}

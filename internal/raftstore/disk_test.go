@@ -77,12 +77,16 @@ func TestStalledWriteFencesTheNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rlog, err := raftstore.OpenLog(disk, dir, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	tr := transport.New(1, logger)
 	eng, err := raftstore.New(raftstore.Config{
 		NodeID: 1, TickInterval: 10 * time.Millisecond, Apply: applyKV, Logger: logger,
 		StallTimeout: 300 * time.Millisecond, DataDir: dir,
-	}, db, tr)
+	}, db, rlog, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +100,7 @@ func TestStalledWriteFencesTheNode(t *testing.T) {
 		eng.Stop()
 		tr.Stop()
 		_ = db.Close()
+		_ = rlog.Close()
 		_ = disk.Close()
 	})
 	waitFor(t, "a leader", 10*time.Second, func() bool { return eng.Leader(0) == 1 })

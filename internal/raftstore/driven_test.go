@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/kintsu/kintsu/internal/raftlog"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -45,11 +46,12 @@ func (p *pipe) SendSnapshot(node uint64, env raftstore.Envelope, src raftstore.S
 }
 
 type drivenNode struct {
-	id  uint64
-	fs  *vfs.MemFS
-	db  *pebble.DB
-	eng *raftstore.Engine
-	tr  *pipe
+	id   uint64
+	fs   *vfs.MemFS
+	db   *pebble.DB
+	rlog *raftlog.Log
+	eng  *raftstore.Engine
+	tr   *pipe
 }
 
 func openDriven(t *testing.T, id uint64, fs *vfs.MemFS, boot *storage.Descriptor) *drivenNode {
@@ -58,8 +60,12 @@ func openDriven(t *testing.T, id uint64, fs *vfs.MemFS, boot *storage.Descriptor
 	if err != nil {
 		t.Fatal(err)
 	}
+	rlog, err := raftstore.OpenLog(fs, "data", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tr := &pipe{from: id}
-	eng, err := raftstore.New(raftstore.Config{NodeID: id, Apply: applyKV, TruncateAfter: 16, TruncateKeep: 4, Logger: slog.New(slog.DiscardHandler)}, db, tr)
+	eng, err := raftstore.New(raftstore.Config{NodeID: id, Apply: applyKV, TruncateAfter: 16, TruncateKeep: 4, Logger: slog.New(slog.DiscardHandler)}, db, rlog, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +78,7 @@ func openDriven(t *testing.T, id uint64, fs *vfs.MemFS, boot *storage.Descriptor
 		t.Fatal(err)
 	}
 	eng.StartDriven()
-	return &drivenNode{id: id, fs: fs, db: db, eng: eng, tr: tr}
+	return &drivenNode{id: id, fs: fs, db: db, rlog: rlog, eng: eng, tr: tr}
 }
 
 func (n *drivenNode) step(t *testing.T) {
@@ -178,6 +184,7 @@ func TestInstalledSnapshotSurvivesPowerLoss(t *testing.T) {
 	crashed := b.fs.CrashClone(vfs.CrashCloneCfg{})
 	b.eng.Stop()
 	_ = b.db.Close()
+	_ = b.rlog.Close()
 	b = openDriven(t, 2, crashed, nil)
 	defer b.eng.Stop()
 	after, ok := b.eng.GroupStatus(group)

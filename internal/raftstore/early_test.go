@@ -3,7 +3,6 @@ package raftstore
 import (
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -25,27 +24,21 @@ func ents(term uint64, lo, hi uint64) []*pb.Entry {
 // receives conflicting entries 11..13 (term 7), already committed, must
 // not apply them early: its disk still has the term-6 entries.
 func TestCanApplyEarly(t *testing.T) {
-	db, err := storage.Open(storage.Options{Dir: "db", FS: vfs.NewMem()})
+	l, err := OpenLog(vfs.NewMem(), "data", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	b := db.NewBatch()
-	if err := storage.WriteInitial(b, 1, 10, 5, &pb.ConfState{Voters: []uint64{1, 2, 3}}, &storage.Descriptor{Group: 1}, 0); err != nil {
+	defer l.Close()
+	if err := createGroupLog(l, 1, 10, 5, &pb.HardState{Term: new(uint64(5)), Commit: new(uint64(10))}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
-	ls, err := storage.LoadLogStore(db, 1, nil, 10)
+	ls, _, err := loadGroupLog(l, 1, storage.AppliedState{Index: 10, Term: 5}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b = db.NewBatch()
-	if err := ls.Append(b, ents(6, 11, 15)); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	b := l.NewBatch()
+	ls.Append(b, ents(6, 11, 15))
+	if err := l.Commit(b, true); err != nil {
 		t.Fatal(err)
 	}
 	r := &replica{log: ls}

@@ -18,14 +18,16 @@ import (
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 
+	"github.com/kintsu/kintsu/internal/raftlog"
 	"github.com/kintsu/kintsu/internal/storage"
 )
 
 // Engine hosts a node's replicas. See the package doc for its loop.
 type Engine struct {
-	cfg Config
-	db  *pebble.DB
-	tr  Transport
+	cfg  Config
+	db   *pebble.DB
+	rlog *raftlog.Log // the node's raft log: every group's entries and hard state
+	tr   Transport
 
 	// replicas and byGroup are the loop's (and, before Start, AddReplica's):
 	// membership changes add and destroy replicas on the loop, which then
@@ -77,16 +79,22 @@ type waiter struct {
 
 func (w *waiter) deliver(res result) { w.fn(res) }
 
-// New creates an engine over db. Replicas are added with AddReplica before
-// Start.
-func New(cfg Config, db *pebble.DB, tr Transport) (*Engine, error) {
+// New creates an engine over db, the state machines, and rlog, the raft
+// logs; the caller closes both, once Stop returned. A data dir from
+// before the raft log left Pebble is migrated first (migrate.go).
+// Replicas are added with AddReplica before Start.
+func New(cfg Config, db *pebble.DB, rlog *raftlog.Log, tr Transport) (*Engine, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := migrateLegacyLogs(db, rlog, cfg.Logger); err != nil {
 		return nil, err
 	}
 	e := &Engine{
 		cfg:     cfg,
 		db:      db,
+		rlog:    rlog,
 		tr:      tr,
 		byGroup: map[uint64]*replica{},
 		wake:    make(chan struct{}, 1),
@@ -137,7 +145,7 @@ func (e *Engine) AddReplica(group uint64, boot *Bootstrap) error {
 		return fmt.Errorf("group %d has no state on disk", group)
 	default:
 		desc = boot.Desc.Clone()
-		if err := writeBootstrap(e.db, desc, boot.Data); err != nil {
+		if err := writeBootstrap(e.db, e.rlog, desc, boot.Data); err != nil {
 			return err
 		}
 	}
@@ -189,12 +197,18 @@ const (
 	bootTerm  = 5
 )
 
-// writeBootstrap writes a new replica's initial state in one synced batch,
-// so a crash leaves either no replica or a whole one.
-func writeBootstrap(db *pebble.DB, desc *storage.Descriptor, data [][2][]byte) error {
+// writeBootstrap writes a new replica's initial state: first its raft log
+// (a fresh group restarting after the synthetic snapshot), synced, then
+// its state machine in one synced Pebble batch. A crash in between leaves
+// a raft log group with no descriptor, which LoadAll drops, or the same
+// bootstrap again; never a descriptor without its log (grouplog.go).
+func writeBootstrap(db *pebble.DB, rlog *raftlog.Log, desc *storage.Descriptor, data [][2][]byte) error {
 	conf := &pb.ConfState{}
 	for _, r := range desc.Replicas {
 		conf.Voters = append(conf.Voters, r.ID)
+	}
+	if err := createGroupLog(rlog, desc.Group, bootIndex, bootTerm, &pb.HardState{Term: new(uint64(bootTerm)), Commit: new(uint64(bootIndex))}); err != nil {
+		return err
 	}
 	b := db.NewBatch()
 	defer b.Close()
@@ -203,7 +217,11 @@ func writeBootstrap(db *pebble.DB, desc *storage.Descriptor, data [][2][]byte) e
 			return err
 		}
 	}
-	if err := storage.WriteInitial(b, desc.Group, bootIndex, bootTerm, conf, desc, int64(len(data))); err != nil {
+	applied := storage.AppliedState{Index: bootIndex, Term: bootTerm, Keys: int64(len(data)), Conf: conf}
+	if err := b.Set(storage.AppliedKey(desc.Group), applied.Encode(), nil); err != nil {
+		return err
+	}
+	if err := b.Set(storage.DescriptorKey(desc.Group), desc.Encode(), nil); err != nil {
 		return err
 	}
 	return b.Commit(pebble.Sync)
@@ -301,6 +319,18 @@ func (e *Engine) Stop() {
 	e.cuts.drop(func(cutKey) bool { return true })
 	if !e.started.Load() {
 		e.closeOver() // driven, or never started: no loop closes it
+	}
+}
+
+// Stalled reports whether the loop was found stuck inside storage and the
+// node fenced (disk.go): the loop may still hold the raft log's lock, so
+// the caller must not wait to close it.
+func (e *Engine) Stalled() bool {
+	select {
+	case <-e.disk.stalled:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/raftlog"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/storage"
@@ -27,12 +28,13 @@ import (
 // testNode is one engine with its own database and a real gRPC transport
 // on a loopback port.
 type testNode struct {
-	id  uint64
-	dir string
-	db  *pebble.DB
-	tr  *transport.Transport
-	eng *raftstore.Engine
-	ln  net.Listener
+	id   uint64
+	dir  string
+	db   *pebble.DB
+	rlog *raftlog.Log
+	tr   *transport.Transport
+	eng  *raftstore.Engine
+	ln   net.Listener
 }
 
 type cluster struct {
@@ -129,6 +131,10 @@ func (c *cluster) start(id uint64, dir string, ln net.Listener, fresh bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rlog, err := raftstore.OpenLog(nil, dir, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	tr := transport.New(id, logger)
 	for nid, a := range c.addrs {
@@ -138,7 +144,7 @@ func (c *cluster) start(id uint64, dir string, ln net.Listener, fresh bool) {
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
-	eng, err := raftstore.New(cfg, db, tr)
+	eng, err := raftstore.New(cfg, db, rlog, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +164,7 @@ func (c *cluster) start(id uint64, dir string, ln net.Listener, fresh bool) {
 	tr.SetHandlers(eng, nil)
 	tr.Serve(ln)
 	eng.Start()
-	c.nodes[id] = &testNode{id: id, dir: dir, db: db, tr: tr, eng: eng, ln: ln}
+	c.nodes[id] = &testNode{id: id, dir: dir, db: db, rlog: rlog, tr: tr, eng: eng, ln: ln}
 }
 
 func (c *cluster) stop(id uint64) {
@@ -171,6 +177,9 @@ func (c *cluster) stop(id uint64) {
 	n.ln.Close()
 	if err := n.db.Close(); err != nil {
 		c.t.Errorf("close db of node %d: %v", id, err)
+	}
+	if err := n.rlog.Close(); err != nil {
+		c.t.Errorf("close the raft log of node %d: %v", id, err)
 	}
 	delete(c.nodes, id)
 }

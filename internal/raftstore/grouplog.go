@@ -3,6 +3,9 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/kintsu/kintsu/internal/raftlog"
 	"github.com/kintsu/kintsu/internal/storage"
@@ -13,7 +16,7 @@ import (
 
 // groupLog is one group's raft.Storage over the node's shared raft log
 // (internal/raftlog), the replacement for storage.LogStore planned in
-// docs/designs/2026-12-raftlog-stage2.md. It is not wired in yet.
+// docs/designs/2026-12-raftlog-stage2.md.
 //
 // Writes go into a raftlog.Batch the engine commits for every group of a
 // cycle at once; reads come from the log's index, which a Commit changes
@@ -44,6 +47,14 @@ type groupLog struct {
 	// with the commit raised to the applied index).
 	hs   *pb.HardState
 	conf *pb.ConfState
+	// loaded is the log as found at load, before any repair: what the
+	// durability mark is checked against (mark.go). A repair finishes a
+	// snapshot install, but a log that lost its tail looks the same to
+	// it; only the mark can tell them apart, so it must see the loss.
+	loaded struct {
+		hs   *pb.HardState
+		last uint64
+	}
 }
 
 var _ raft.Storage = (*groupLog)(nil)
@@ -66,7 +77,13 @@ var ErrBehindLog = errors.New("raftstore: the applied state is behind the raft l
 // commit to A. A snapshot is made of committed entries only, so a log
 // that already committed A holds A with the applied term: the repair
 // never discards a committed entry.
-func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState) (*groupLog, string, error) {
+//
+// A log that lost its tail (damage that looked like a torn write) also
+// ends before the applied index; the repair would hide that loss for good.
+// So before it writes anything, verify (if not nil) is shown the log as
+// found, and its error refuses the load (the engine checks the durability
+// mark there, mark.go).
+func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState, verify func(hs *pb.HardState, last uint64) error) (*groupLog, string, error) {
 	hs, err := l.HardState(group)
 	if err != nil {
 		return nil, "", err
@@ -80,6 +97,11 @@ func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState) (*
 		return nil, "", err
 	}
 	a, at := applied.Index, applied.Term
+	found := proto.Clone(hs).(*pb.HardState)
+	if c := min(a, last); found.GetCommit() < c {
+		found.Commit = proto.Uint64(c) // applied entries in the log were committed
+	}
+	foundLast := last
 	if a < first-1 {
 		return nil, "", fmt.Errorf("%w: partition group %d applied %d, its raft log starts after %d", ErrBehindLog, group, a, first-1)
 	}
@@ -93,6 +115,11 @@ func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState) (*
 			return nil, "", fmt.Errorf("%w: raft log of group %d: committed entry %d has term %d, the applied state says %d", storage.ErrCorrupt, group, a, t, at)
 		}
 		repair = fmt.Sprintf("the raft log's entry %d has term %d, the applied snapshot's %d", a, t, at)
+	}
+	if repair != "" && verify != nil {
+		if err := verify(found, foundLast); err != nil {
+			return nil, "", err
+		}
 	}
 	if repair != "" {
 		vote := uint64(0) // cast in an older term: void in the snapshot's
@@ -115,6 +142,7 @@ func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState) (*
 		return nil, "", fmt.Errorf("%w: raft log of group %d ends at %d, before its commit index %d", storage.ErrCorrupt, group, last, hs.GetCommit())
 	}
 	g := &groupLog{l: l, group: group, hs: hs, conf: proto.Clone(pb.EnsureConfState(applied.Conf)).(*pb.ConfState)}
+	g.loaded.hs, g.loaded.last = found, foundLast
 	if repair != "" {
 		repair = "raft log repaired after a crash during a snapshot install: " + repair
 	}
@@ -209,4 +237,61 @@ func (g *groupLog) Compact(b *raftlog.Batch, index uint64) error {
 // (index, term).
 func (g *groupLog) ResetTo(b *raftlog.Batch, index, term uint64) {
 	b.Reset(g.group, index, term)
+}
+
+// createGroupLog starts group's raft log afresh, synced, restarting after
+// (index, term) (0, 0: an empty replica waiting for its first snapshot)
+// with hard state hs. Whatever an earlier replica of the group left in the
+// log (a destroy that a crash cut short before its drop) is dropped in the
+// same record, so a new replica never inherits a stale log or vote.
+// Callers write the group's Pebble state only after this returns: at every
+// durable point, every descriptor in Pebble has its raft log.
+func createGroupLog(l *raftlog.Log, group, index, term uint64, hs *pb.HardState) error {
+	b := l.NewBatch()
+	b.Drop(group)
+	if index > 0 {
+		b.Reset(group, index, term)
+	}
+	b.SetHardState(group, hs)
+	if err := l.Commit(b, true); err != nil {
+		return fmt.Errorf("create the raft log of group %d: %w", group, err)
+	}
+	return nil
+}
+
+// dropOrphanLogs drops the raft logs of groups with no descriptor in
+// Pebble: a crash fell between a replica's log creation and its Pebble
+// state, or between its destruction in Pebble and the log's drop.
+func (e *Engine) dropOrphanLogs() error {
+	for _, g := range e.rlog.Groups() {
+		if _, ok, err := storage.Get(e.db, storage.DescriptorKey(g)); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
+		if err := e.rlog.DropGroup(g); err != nil {
+			return fmt.Errorf("drop the orphan raft log of group %d: %w", g, err)
+		}
+		e.cfg.Logger.Info("dropped the raft log of a replica that no longer exists here (a crash interrupted its creation or removal)", "group", g)
+	}
+	return nil
+}
+
+// LogDir is the raft log's directory inside a node's data dir. A
+// subdirectory, since Pebble would take *.log files beside its own for
+// WALs; a file-level copy of a data dir must include it.
+const LogDir = "raftlog"
+
+// OpenLog opens the raft log of the node whose data dir is dataDir on fs.
+// segmentSize 0 is the default (64 MiB). The caller closes it after the
+// engine stopped.
+func OpenLog(fs vfs.FS, dataDir string, segmentSize int64, logger *slog.Logger) (*raftlog.Log, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	l, err := raftlog.Open(fs, fs.PathJoin(dataDir, LogDir), raftlog.Options{SegmentSize: segmentSize, CacheBytes: 4 << 20, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open the raft log in %s: %w", fs.PathJoin(dataDir, LogDir), err)
+	}
+	return l, nil
 }

@@ -99,6 +99,9 @@ func (e *Engine) cycle() (bool, error) {
 		}
 		e.shedLeadership()
 		e.campaignsHeldBack()
+		if err := e.compactPinned(); err != nil {
+			return false, err
+		}
 	}
 	e.startCycle()
 	if in.tick {
@@ -303,47 +306,105 @@ func (e *Engine) propose(r *replica, props []*proposal) {
 	}
 }
 
-// persist writes every group's Ready state in one batch with one fsync.
+// persist makes every group's Ready durable. Snapshots first: their state
+// machines go into Pebble in one synced batch, so that the raft log is
+// reset to a snapshot only once Pebble holds it (a crash in between is
+// repaired at load, grouplog.go). Then one raft log record holds every
+// group's resets, new entries and hard states, with one fsync when raft
+// asks for one; entries are never committed unsynced, so the whole log is
+// durable (LastIndexDurable, early apply).
 func (e *Engine) persist(readies []readyRep) error {
-	b := e.db.NewBatch()
-	defer b.Close()
+	if err := e.installSnapshots(readies); err != nil {
+		return err
+	}
+	b := e.rlog.NewBatch()
 	mustSync := false
 	entries := 0
 	for _, rr := range readies {
 		r, rd := rr.r, rr.rd
 		if !raft.IsEmptySnap(rd.Snapshot) {
-			if err := e.installSnapshot(b, r, rd.Snapshot); err != nil {
-				return err
-			}
+			md := rd.Snapshot.GetMetadata()
+			r.log.ResetTo(b, md.GetIndex(), md.GetTerm())
 			// Raft's MustSync does not count a snapshot, but this replica
 			// acknowledges it once persisted, and the leader then ignores
 			// any later rejection below it: a snapshot lost to a power cut
 			// would leave an empty replica the leader never repairs.
 			mustSync = true
 		}
-		if err := r.log.Append(b, rd.Entries); err != nil {
-			return err
+		for ents := rd.Entries; len(ents) > 0; {
+			n := appendChunk(ents)
+			r.log.Append(b, ents[:n])
+			ents = ents[n:]
+			if b.Bytes() >= maxPersistRecord {
+				// A record has a size limit: commit this part unsynced;
+				// the last part's sync makes it durable with the rest.
+				if err := e.rlog.Commit(b, false); err != nil {
+					return fmt.Errorf("persist raft state: %w", err)
+				}
+				b = e.rlog.NewBatch()
+			}
 		}
 		entries += len(rd.Entries)
 		if !raft.IsEmptyHardState(rd.HardState) {
-			if err := r.log.SetHardState(b, rd.HardState); err != nil {
-				return err
-			}
+			r.log.SetHardState(b, rd.HardState)
 		}
-		mustSync = mustSync || rd.MustSync && !(e.cfg.UnsafeLazyHardState && onlyHardState(rd))
+		mustSync = mustSync || len(rd.Entries) > 0 || rd.MustSync && !(e.cfg.UnsafeLazyHardState && onlyHardState(rd))
 	}
-	if b.Empty() {
+	if b.Len() == 0 && !mustSync {
 		return nil
 	}
-	opts := pebble.NoSync
-	if mustSync {
-		opts = pebble.Sync
-	}
 	start := time.Now()
-	if err := b.Commit(opts); err != nil {
+	if err := e.rlog.Commit(b, mustSync); err != nil {
 		return fmt.Errorf("persist raft state: %w", err)
 	}
 	e.noteHardStates(readies, mustSync)
+	if mustSync {
+		e.cfg.Metrics.FsyncLatency.Observe(time.Since(start).Seconds())
+		e.cfg.Metrics.CycleEntries.Observe(float64(entries))
+	}
+	return nil
+}
+
+// maxPersistRecord is the size at which persist cuts a cycle's raft log
+// record (raftlog.MaxRecordSize bounds one record).
+const maxPersistRecord = 32 << 20
+
+// appendChunk is how many of ents, at least one, fit in about
+// maxPersistRecord/4 bytes: the piece of a group's new entries persist
+// adds to a record at once.
+func appendChunk(ents []*pb.Entry) int {
+	size := 0
+	for i, ent := range ents {
+		size += len(ent.GetData()) + 32
+		if size > maxPersistRecord/4 && i > 0 {
+			return i
+		}
+	}
+	return len(ents)
+}
+
+// installSnapshots writes the state machines of the cycle's accepted
+// snapshots into Pebble, in one synced batch.
+func (e *Engine) installSnapshots(readies []readyRep) error {
+	var b *pebble.Batch
+	for _, rr := range readies {
+		if raft.IsEmptySnap(rr.rd.Snapshot) {
+			continue
+		}
+		if b == nil {
+			b = e.db.NewBatch()
+			defer b.Close()
+		}
+		if err := e.installSnapshot(b, rr.r, rr.rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if b == nil {
+		return nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("install snapshots: %w", err)
+	}
 	for _, rr := range readies {
 		if !raft.IsEmptySnap(rr.rd.Snapshot) {
 			rr.r.appliedCommitted() // the installed snapshot is now on disk
@@ -352,11 +413,17 @@ func (e *Engine) persist(readies []readyRep) error {
 			}
 		}
 	}
-	if mustSync {
-		e.cfg.Metrics.FsyncLatency.Observe(time.Since(start).Seconds())
-		e.cfg.Metrics.CycleEntries.Observe(float64(entries))
-	}
+	e.pebbleSynced()
 	return nil
+}
+
+// pebbleSynced records that a synced Pebble commit just made every batch
+// committed before it durable: each replica's applied state as of its last
+// committed batch is now the floor its raft log may be compacted to.
+func (e *Engine) pebbleSynced() {
+	for _, r := range e.replicas {
+		r.durableApplied = r.committed.Index
+	}
 }
 
 // send coalesces every group's messages per destination node.
@@ -499,42 +566,112 @@ func (e *Engine) ReportUnreachable(node uint64) {
 // active followers still need, unless they lag by more than
 // 4*TruncateAfter: a short pause should cost a catch-up from the log, not
 // a snapshot, but one slow follower must not grow the log without bound.
+//
+// The log is never compacted past the applied index durable in Pebble
+// (durableApplied): Pebble's apply batches are not synced, and after a
+// power cut the entries after its durable applied state are applied again
+// from the log (grouplog.go). When a target needs more, one synced write
+// to Pebble's WAL first makes every applied batch durable.
 func (e *Engine) maybeTruncate(readies []readyRep) error {
-	var b *pebble.Batch
+	var cuts []logCut
+	needSync := false
 	for _, rr := range readies {
 		r := rr.r
-		first := r.log.Truncated().Index + 1
-		if r.applied.Index < first || r.applied.Index-first < e.cfg.TruncateAfter {
+		tr, err := r.log.Truncated()
+		if err != nil {
+			return err
+		}
+		first := tr.Index + 1
+		if r.committed.Index < first || r.committed.Index-first < e.cfg.TruncateAfter {
 			continue
 		}
-		target := r.applied.Index - e.cfg.TruncateKeep
-		if r.isLeader {
-			floor := r.applied.Index - min(r.applied.Index, 4*e.cfg.TruncateAfter)
-			r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-				if id != r.id && pr.RecentActive && pr.Match >= floor && pr.Match < target {
-					target = pr.Match
-				}
-			})
+		if target := e.truncateTarget(r, r.committed.Index-e.cfg.TruncateKeep); target >= first {
+			cuts = append(cuts, logCut{r, target})
+			needSync = needSync || target > r.durableApplied
 		}
-		if target < first {
-			continue
-		}
-		if b == nil {
-			b = e.db.NewBatch()
-			defer b.Close()
-		}
-		if err := r.log.Truncate(b, target); err != nil {
+	}
+	return e.compact(cuts, needSync)
+}
+
+// logCut is a compaction maybeTruncate or compactPinned wants.
+type logCut struct {
+	r      *replica
+	target uint64
+}
+
+// compact compacts each cut's log up to its target, but never past the
+// applied index durable in Pebble; needSync: a target is beyond it, so
+// Pebble is synced first.
+func (e *Engine) compact(cuts []logCut, needSync bool) error {
+	if len(cuts) == 0 {
+		return nil
+	}
+	if needSync {
+		if err := e.syncPebble(); err != nil {
 			return err
 		}
 	}
-	if b == nil {
-		return nil
+	b := e.rlog.NewBatch()
+	for _, c := range cuts {
+		if err := c.r.log.Compact(b, min(c.target, c.r.durableApplied)); err != nil {
+			return err
+		}
 	}
-	// Unsynced: the WAL orders this after the applied state it relies on,
-	// and losing it to a crash only leaves a longer log.
-	if err := b.Commit(pebble.NoSync); err != nil {
+	// Unsynced: losing it to a crash only leaves a longer log. The
+	// segments it frees go at the next synced commit.
+	if err := e.rlog.Commit(b, false); err != nil {
 		return fmt.Errorf("truncate logs: %w", err)
 	}
+	return nil
+}
+
+// compactPinned compacts, at every tick, the groups whose oldest retained
+// entries lie in sealed segments of the raft log. Segments are deleted
+// oldest first, so a group that never reaches TruncateAfter (an idle one:
+// the metadata group) would otherwise keep every segment written after
+// its entries, whatever the other groups compacted. Such a group is
+// compacted to its applied index, less what a leader's active followers
+// still need (truncateTarget).
+func (e *Engine) compactPinned() error {
+	var cuts []logCut
+	needSync := false
+	for _, p := range e.rlog.Pins(0) {
+		r := e.byGroup[p.Group]
+		if r == nil {
+			continue // not hosted: taken out of service, dropped at Release
+		}
+		tr, err := r.log.Truncated()
+		if err != nil {
+			return err
+		}
+		if target := e.truncateTarget(r, r.committed.Index); target > tr.Index {
+			cuts = append(cuts, logCut{r, target})
+			needSync = needSync || target > r.durableApplied
+		}
+	}
+	return e.compact(cuts, needSync)
+}
+
+// truncateTarget lowers target, on a leader, to what its active followers
+// still need (see maybeTruncate).
+func (e *Engine) truncateTarget(r *replica, target uint64) uint64 {
+	if r.isLeader {
+		floor := r.committed.Index - min(r.committed.Index, 4*e.cfg.TruncateAfter)
+		r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+			if id != r.id && pr.RecentActive && pr.Match >= floor && pr.Match < target {
+				target = pr.Match
+			}
+		})
+	}
+	return target
+}
+
+// syncPebble makes every batch committed to Pebble so far durable.
+func (e *Engine) syncPebble() error {
+	if err := e.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("sync the state machines: %w", err)
+	}
+	e.pebbleSynced()
 	return nil
 }
 

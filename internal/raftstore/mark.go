@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -127,6 +128,28 @@ func (e *Engine) runMark() {
 	}
 }
 
+// checkMark compares one replica's raft log as found at load with the
+// durability mark, before a repair of the log could hide a loss
+// (loadGroupLog).
+func (e *Engine) checkMark(group, id uint64, hs *pb.HardState, last uint64) error {
+	if e.cfg.DataDir == "" {
+		return nil
+	}
+	entries, ok, err := storage.ReadMark(e.markFS(), e.cfg.DataDir)
+	if !ok || err != nil {
+		return nil // CheckDurable reports an unreadable mark
+	}
+	for _, me := range entries {
+		if me.Group != group || me.Replica != id {
+			continue
+		}
+		if why := me.Behind(hs.GetTerm(), hs.GetVote(), hs.GetCommit(), last); why != "" {
+			return e.behindMark([]string{fmt.Sprintf("partition %d: %s", group, why)})
+		}
+	}
+	return nil
+}
+
 // ErrBehindMark: the recovered raft state is behind what the node had
 // synced.
 var ErrBehindMark = errors.New("the raft state on disk is behind what this node had synced")
@@ -151,8 +174,9 @@ func (e *Engine) CheckDurable() error {
 		if r == nil || r.id != me.Replica {
 			continue
 		}
-		hs, _, _ := r.log.InitialState()
-		last, _ := r.log.LastIndex()
+		// The log as found, before a load-time repair could paper over a
+		// lost tail (grouplog.go).
+		hs, last := r.log.loaded.hs, r.log.loaded.last
 		if why := me.Behind(hs.GetTerm(), hs.GetVote(), hs.GetCommit(), last); why != "" {
 			lost = append(lost, fmt.Sprintf("partition %d: %s", me.Group, why))
 		}
@@ -160,6 +184,11 @@ func (e *Engine) CheckDurable() error {
 	if len(lost) == 0 {
 		return nil
 	}
+	return e.behindMark(lost)
+}
+
+// behindMark is the refusal of a start that lost synced raft state.
+func (e *Engine) behindMark(lost []string) error {
 	more := ""
 	if len(lost) > 5 {
 		more = fmt.Sprintf(" (and %d more)", len(lost)-5)

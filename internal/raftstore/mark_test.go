@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/kintsu/kintsu/internal/raftlog"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/storage"
 	"github.com/kintsu/kintsu/internal/transport"
@@ -21,9 +22,10 @@ import (
 
 // solo is a single-replica engine on a real data dir.
 type solo struct {
-	db  *pebble.DB
-	tr  *transport.Transport
-	eng *raftstore.Engine
+	db   *pebble.DB
+	rlog *raftlog.Log
+	tr   *transport.Transport
+	eng  *raftstore.Engine
 }
 
 func openSolo(t *testing.T, dir string, fresh bool) (*solo, error) {
@@ -32,9 +34,14 @@ func openSolo(t *testing.T, dir string, fresh bool) (*solo, error) {
 	if err != nil {
 		return nil, err
 	}
+	rlog, err := raftstore.OpenLog(nil, dir, 0, nil)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	tr := transport.New(1, logger)
-	eng, err := raftstore.New(raftstore.Config{NodeID: 1, TickInterval: 10 * time.Millisecond, Apply: applyKV, Logger: logger, DataDir: dir}, db, tr)
+	eng, err := raftstore.New(raftstore.Config{NodeID: 1, TickInterval: 10 * time.Millisecond, Apply: applyKV, Logger: logger, DataDir: dir}, db, rlog, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,20 +57,23 @@ func openSolo(t *testing.T, dir string, fresh bool) (*solo, error) {
 	if err != nil {
 		tr.Stop()
 		db.Close()
+		rlog.Close()
 		return nil, err
 	}
 	eng.Start()
-	return &solo{db: db, tr: tr, eng: eng}, nil
+	return &solo{db: db, rlog: rlog, tr: tr, eng: eng}, nil
 }
 
 func (s *solo) close() {
 	s.eng.Stop()
 	s.tr.Stop()
 	_ = s.db.Close()
+	_ = s.rlog.Close()
 }
 
-// TestStartBehindDurableMarkIsRefused: the last WAL cut short (synced
-// records gone, which the WAL alone cannot tell from a torn tail) leaves
+// TestStartBehindDurableMarkIsRefused: the raft log's last segment cut
+// short (synced records gone, which the log alone cannot tell from a torn
+// tail) leaves
 // the replica's raft state behind what the node had synced; the start is
 // refused, naming the partition and what was lost. Before the mark, the
 // node started silently with its state rolled back (audit R-D2).
@@ -90,7 +100,7 @@ func TestStartBehindDurableMarkIsRefused(t *testing.T) {
 	})
 	s.close()
 
-	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	logs, _ := filepath.Glob(filepath.Join(dir, raftstore.LogDir, "*.log"))
 	sort.Strings(logs)
 	fi, err := os.Stat(logs[len(logs)-1])
 	if err != nil {
@@ -103,12 +113,19 @@ func TestStartBehindDurableMarkIsRefused(t *testing.T) {
 	if err == nil {
 		st, _ := s.eng.GroupStatus(0)
 		s.close()
-		t.Fatalf("started with the WAL cut in half (commit index %d)", st.CommitIndex)
+		t.Fatalf("started with the raft log cut in half (commit index %d)", st.CommitIndex)
 	}
 	if !errors.Is(err, raftstore.ErrBehindMark) || !strings.Contains(err.Error(), "partition 0:") {
 		t.Fatalf("refusal: %v", err)
 	}
 	t.Logf("refusal: %v", err)
+	// The refused start wrote nothing that would let the next one pass:
+	// the raft log's load-time repair (a log ending before the applied
+	// state) must not paper over the loss.
+	if s, err = openSolo(t, dir, false); err == nil {
+		s.close()
+		t.Fatal("a second start after the refusal went through")
+	}
 }
 
 // TestCleanRestartPassesDurableMark: a clean stop and start passes the

@@ -422,7 +422,10 @@ func (e *Engine) notifyRemoved(group, id, node uint64) {
 }
 
 // deleteReplicaState deletes group's replica state and raises its
-// tombstone to at least id, in one synced batch.
+// tombstone to at least id, in one synced batch, then drops its raft log.
+// In that order: a crash in between leaves a raft log with no descriptor,
+// which LoadAll drops; the reverse would leave a descriptor without its
+// log, which refuses the start.
 func (e *Engine) deleteReplicaState(group, id uint64) error {
 	b := e.db.NewBatch()
 	defer b.Close()
@@ -437,6 +440,10 @@ func (e *Engine) deleteReplicaState(group, id uint64) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("destroy replica of group %d: %w", group, err)
+	}
+	e.pebbleSynced()
+	if err := e.rlog.DropGroup(group); err != nil {
+		return fmt.Errorf("destroy replica of group %d: drop its raft log: %w", group, err)
 	}
 	return nil
 }
@@ -481,6 +488,11 @@ func (e *Engine) replicaFor(env Envelope) *replica {
 		return nil
 	}
 	desc := &storage.Descriptor{Group: env.Group, Replicas: []storage.Replica{{ID: m.GetTo(), Node: e.cfg.NodeID}, {ID: m.GetFrom(), Node: env.From}}}
+	// The raft log first (see createGroupLog), then the descriptor.
+	if err := createGroupLog(e.rlog, env.Group, 0, 0, &pb.HardState{}); err != nil {
+		e.setFatal(err)
+		return nil
+	}
 	b := e.db.NewBatch()
 	defer b.Close()
 	empty := storage.AppliedState{Conf: &pb.ConfState{}}
@@ -494,6 +506,7 @@ func (e *Engine) replicaFor(env Envelope) *replica {
 		e.setFatal(fmt.Errorf("create replica of group %d: %w", env.Group, err))
 		return nil
 	}
+	e.pebbleSynced()
 	r, err := e.loadReplica(desc)
 	if err != nil {
 		e.cfg.Logger.Error("cannot create replica", "group", env.Group, "err", err)
@@ -556,5 +569,5 @@ func (e *Engine) LoadAll() error {
 		}
 		e.host(r)
 	}
-	return nil
+	return e.dropOrphanLogs()
 }

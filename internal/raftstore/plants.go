@@ -19,7 +19,7 @@ func onlyHardState(rd raft.Ready) bool {
 
 // plantReapply moves applied back by up to n normal entries still in the
 // log, so that they are applied a second time.
-func plantReapply(ls *storage.LogStore, applied *storage.AppliedState, n int) {
+func plantReapply(ls *groupLog, applied *storage.AppliedState, n int) {
 	first, _ := ls.FirstIndex()
 	for ; n > 0 && applied.Index > first; n-- {
 		ents, err := ls.Entries(applied.Index, applied.Index+1, 1<<30)

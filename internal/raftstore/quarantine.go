@@ -144,7 +144,14 @@ func (e *Engine) Condemned(ctx context.Context, groups []uint64) (map[uint64]uin
 }
 
 // Release lets groups host replicas again: their damaged state is gone.
+// Their raft logs go too (a new replica would drop them anyway when it is
+// created; until then they would keep segments on disk).
 func (e *Engine) Release(groups []uint64) {
+	for _, g := range groups {
+		if err := e.rlog.DropGroup(g); err != nil {
+			e.cfg.Logger.Error("cannot drop the raft log of a quarantined replica; it goes at the next start", "group", g, "err", err)
+		}
+	}
 	q := &e.quar
 	q.mu.Lock()
 	for _, g := range groups {

@@ -21,12 +21,15 @@ type replica struct {
 	id      uint64 // raft replica id of this member
 	desc    *storage.Descriptor
 	rn      *raft.RawNode
-	log     *storage.LogStore
+	log     *groupLog
 	applied storage.AppliedState
 	// committed is applied as of the last committed batch: what a Pebble
 	// snapshot taken now contains. Raft may ask for a snapshot in the
 	// middle of applying (ApplyConfChange), when applied is ahead of it.
 	committed storage.AppliedState
+	// durableApplied is the applied index as of the last synced Pebble
+	// commit: the furthest the raft log may be compacted (maybeTruncate).
+	durableApplied uint64
 	// dedupe is the per-origin deduplication state (see dedupeState).
 	dedupe map[uint64]*dedupeState
 	// locks counts the records of the group's lock table as of the
@@ -76,10 +79,10 @@ type indexedReads struct {
 	reads []*readReq
 }
 
-// groupStorage is the raft.Storage of a replica: its LogStore, plus
+// groupStorage is the raft.Storage of a replica: its raft log, plus
 // snapshots served from a Pebble snapshot of the applied state.
 type groupStorage struct {
-	*storage.LogStore
+	*groupLog
 	e *Engine
 	r *replica
 }
@@ -104,9 +107,18 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls, err := storage.LoadLogStore(e.db, desc.Group, applied.Conf, applied.Index)
+	if !e.rlog.Has(desc.Group) {
+		return nil, fmt.Errorf("%w: the raft log of partition group %d is missing (its state machine is at index %d): "+
+			"the raft log directory was lost or replaced", storage.ErrCorrupt, desc.Group, applied.Index)
+	}
+	ls, repair, err := loadGroupLog(e.rlog, desc.Group, applied, func(hs *pb.HardState, last uint64) error {
+		return e.checkMark(desc.Group, id, hs, last)
+	})
 	if err != nil {
 		return nil, err
+	}
+	if repair != "" {
+		e.cfg.Logger.Warn(repair, "group", desc.Group)
 	}
 	if e.cfg.UnsafeReapply > 0 {
 		plantReapply(ls, &applied, e.cfg.UnsafeReapply)
@@ -117,13 +129,16 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		return nil, err
 	}
 	r := &replica{
-		group:      desc.Group,
-		id:         id,
-		desc:       desc,
-		log:        ls,
-		applied:    applied,
-		committed:  applied,
-		readsByCtx: map[uint64][]*readReq{},
+		group:     desc.Group,
+		id:        id,
+		desc:      desc,
+		log:       ls,
+		applied:   applied,
+		committed: applied,
+		// Pebble flushes what it recovers at Open, so what it holds is
+		// durable.
+		durableApplied: applied.Index,
+		readsByCtx:     map[uint64][]*readReq{},
 	}
 	if e.cfg.ReadLeases {
 		// A replica just loaded forgot the lease rounds it answered
@@ -145,7 +160,7 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		ID:                        id,
 		ElectionTick:              e.cfg.ElectionTicks,
 		HeartbeatTick:             e.cfg.HeartbeatTicks,
-		Storage:                   groupStorage{LogStore: ls, e: e, r: r},
+		Storage:                   groupStorage{groupLog: ls, e: e, r: r},
 		Applied:                   applied.Index,
 		MaxSizePerMsg:             e.cfg.MaxSizePerMsg,
 		MaxCommittedSizePerReady:  4 * e.cfg.MaxSizePerMsg,

@@ -302,9 +302,8 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 	if err := b.Set(storage.AppliedKey(r.group), r.applied.Encode(), nil); err != nil {
 		return err
 	}
-	if err := r.log.ResetTo(b, md.GetIndex(), md.GetTerm()); err != nil {
-		return err
-	}
+	// The raft log is reset to the snapshot after this batch is synced
+	// (persist).
 	r.log.SetConf(r.applied.Conf)
 	// The dedupe state and the descriptor come with the snapshot's data.
 	r.dedupe = ps.dedupe

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kintsu/kintsu/internal/raftstore"
@@ -129,33 +128,24 @@ func TestPoisonedSavedTermRefusesStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := storage.Get(db, storage.AppliedKey(0))
+	rlog, err := raftstore.OpenLog(nil, dir, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applied, err := storage.DecodeAppliedState(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := storage.LoadLogStore(db, 0, applied.Conf, applied.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, _, err := ls.InitialState()
+	defer rlog.Close()
+	hs, err := rlog.HardState(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs.Term = new(uint64(math.MaxUint64))
-	batch := db.NewBatch()
-	if err := ls.SetHardState(batch, hs); err != nil {
-		t.Fatal(err)
-	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	batch := rlog.NewBatch()
+	batch.SetHardState(0, hs)
+	if err := rlog.Commit(batch, true); err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	eng, err := raftstore.New(raftstore.Config{NodeID: 3, TickInterval: 10 * time.Millisecond, Apply: applyKV, Logger: logger}, db, transport.New(3, logger))
+	eng, err := raftstore.New(raftstore.Config{NodeID: 3, TickInterval: 10 * time.Millisecond, Apply: applyKV, Logger: logger}, db, rlog, transport.New(3, logger))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/kintsu/kintsu/internal/edge"
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
+	"github.com/kintsu/kintsu/internal/raftlog"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/route"
 	"github.com/kintsu/kintsu/internal/statemachine"
@@ -38,6 +39,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	db      *pebble.DB
+	rlog    *raftlog.Log // the raft logs of every replica here
 	tr      *transport.Transport
 	eng     *raftstore.Engine
 	metrics *metrics.Metrics
@@ -118,6 +120,9 @@ func Start(cfg Config) (*Node, error) {
 		n.closeDisk()
 		return nil, err
 	}
+	if n.rlog, err = raftstore.OpenLog(fs, cfg.DataDir, 0, n.log); err != nil {
+		return nil, err
+	}
 	n.tr = transport.New(cfg.NodeID, n.log)
 	if err := n.setupTLS(); err != nil {
 		return nil, err
@@ -164,7 +169,7 @@ func Start(cfg Config) (*Node, error) {
 		Logger:   n.log,
 		Metrics:  n.metrics,
 		Clock:    n.clock,
-	}, n.db, n.tr)
+	}, n.db, n.rlog, n.tr)
 	if err != nil {
 		return nil, err
 	}
@@ -345,6 +350,13 @@ func (n *Node) closeAll() error {
 	for _, l := range []net.Listener{n.respLn, n.httpLn, n.peerLn} {
 		if l != nil {
 			_ = l.Close()
+		}
+	}
+	if n.rlog != nil && (n.eng == nil || !n.eng.Stalled()) {
+		// A stalled loop may be stuck inside a commit that holds the log's
+		// lock: then the log is left to the process's exit.
+		if err := n.rlog.Close(); err != nil && !errors.Is(err, raftlog.ErrClosed) {
+			n.log.Error("closing the raft log", "err", err)
 		}
 	}
 	if n.db != nil {

@@ -46,7 +46,12 @@ const applyPerEntry = 1024
 //	go test ./internal/server -run '^$' -bench ApplyDataSet
 func BenchmarkApplyDataSet(b *testing.B) {
 	const group = 0 // a data partition
-	db, err := storage.Open(storage.Options{Dir: b.TempDir()})
+	dir := b.TempDir()
+	db, err := storage.Open(storage.Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rlog, err := raftstore.OpenLog(nil, dir, 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +78,7 @@ func BenchmarkApplyDataSet(b *testing.B) {
 		},
 		Classify: statemachine.Classify,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, db, benchTransport{})
+	}, db, rlog, benchTransport{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +87,7 @@ func BenchmarkApplyDataSet(b *testing.B) {
 		b.Fatal(err)
 	}
 	e.Start()
-	b.Cleanup(func() { close(quit); e.Stop(); db.Close() })
+	b.Cleanup(func() { close(quit); e.Stop(); db.Close(); rlog.Close() })
 	waitFor(b, "the single replica to elect itself", 10*time.Second, func() bool { return e.Leader(group) == 1 })
 
 	// 16 keys, as a busy partition sees a few hot keys rewritten.

@@ -43,6 +43,11 @@ func TombstoneKey(group uint64) []byte {
 // IdentKey holds the node's identity record.
 var IdentKey = []byte{prefixLocal, 'i', 'd', 'e', 'n', 't'}
 
+// RaftLogOutKey says the raft logs live in the node's raft log directory
+// (package raftlog), not under the raft prefix here: data dirs written
+// before that move lack it, and are migrated once (raftstore/migrate.go).
+var RaftLogOutKey = []byte{prefixLocal, 'r', 'l', 'o', 'g'}
+
 // ClusterMapKey holds the node's last view of the cluster's membership, so
 // a restart need not rely on the initial members still being there.
 var ClusterMapKey = []byte{prefixLocal, 'c', 'm', 'a', 'p'}

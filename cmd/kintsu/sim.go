@@ -27,7 +27,7 @@ func runSim(args []string) int {
 	seeds := fs.Int("seeds", 100, "how many seeds to run, from --from")
 	from := fs.Uint64("from", 1, "the first seed")
 	procs := fs.Int("procs", runtime.NumCPU(), "worker processes")
-	plant := fs.String("plant", "", "plant a bug: lazy-fsync, forget-vote, stale-reads, reapply, canary")
+	plant := fs.String("plant", "", "plant a bug: lazy-fsync, forget-vote, stale-reads, reapply, compact-ahead, canary")
 	leases := fs.Bool("read-leases", false, "leaders serve reads on read leases (raftstore's ReadLeases)")
 	double := fs.Bool("double", true, "run every seed twice, in different processes, and compare the trace hashes")
 	trace := fs.Bool("trace", false, "with --seed: print a line per step")

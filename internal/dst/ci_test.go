@@ -15,11 +15,12 @@ var (
 	// ciLeases run clean with read leases on (raftstore's ReadLeases).
 	ciLeases = []uint64{1, 2, 3}
 	ciPlants = map[Plant][]uint64{
-		PlantLazyFsync:  {2, 3, 4},
-		PlantStaleReads: {1, 2, 3},
-		PlantForgetVote: {1, 2, 3},
-		PlantReapply:    {1, 2, 3},
-		PlantCanary:     {1},
+		PlantLazyFsync:    {2, 3, 4},
+		PlantStaleReads:   {1, 2, 3},
+		PlantForgetVote:   {1, 2, 3},
+		PlantReapply:      {1, 2, 3},
+		PlantCompactAhead: {1, 2, 3},
+		PlantCanary:       {1},
 	}
 )
 

@@ -12,5 +12,7 @@ func plantConfig(p Plant, cfg *raftstore.Config) {
 		cfg.UnsafeLazyHardState = true
 	case PlantReapply:
 		cfg.UnsafeReapply = 3
+	case PlantCompactAhead:
+		cfg.UnsafeCompactAhead = true
 	}
 }

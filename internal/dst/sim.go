@@ -33,12 +33,15 @@ const (
 	PlantStaleReads Plant = "stale-reads"
 	// PlantReapply re-applies the last applied entries after a restart.
 	PlantReapply Plant = "reapply"
+	// PlantCompactAhead compacts raft logs past the applied index that is
+	// durable in Pebble.
+	PlantCompactAhead Plant = "compact-ahead"
 	// PlantCanary fails every run: it proves the runner reports failures.
 	PlantCanary Plant = "canary"
 )
 
 // Plants lists every planted bug.
-var Plants = []Plant{PlantLazyFsync, PlantForgetVote, PlantStaleReads, PlantReapply, PlantCanary}
+var Plants = []Plant{PlantLazyFsync, PlantForgetVote, PlantStaleReads, PlantReapply, PlantCompactAhead, PlantCanary}
 
 // Options set what a run does; the zero value is a standard run. Fields
 // left zero are drawn from the seed (swarm).

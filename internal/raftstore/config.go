@@ -65,6 +65,10 @@ type Config struct {
 	// simulator's checks can fail (internal/dst).
 	UnsafeLazyHardState bool
 	UnsafeReapply       int
+	// UnsafeCompactAhead compacts raft logs without regard to the applied
+	// index durable in Pebble (maybeTruncate): after a power cut a replica
+	// may miss entries it had applied only in memory. A planted bug.
+	UnsafeCompactAhead bool
 	// ReadLeases lets a leader serve linearizable reads from local state
 	// while it holds a lease (lease.go) instead of a quorum round per
 	// read, and makes this node's followers hold back the campaigns that

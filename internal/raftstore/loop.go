@@ -606,14 +606,18 @@ func (e *Engine) compact(cuts []logCut, needSync bool) error {
 	if len(cuts) == 0 {
 		return nil
 	}
-	if needSync {
+	if needSync && !e.cfg.UnsafeCompactAhead {
 		if err := e.syncPebble(); err != nil {
 			return err
 		}
 	}
 	b := e.rlog.NewBatch()
 	for _, c := range cuts {
-		if err := c.r.log.Compact(b, min(c.target, c.r.durableApplied)); err != nil {
+		target := min(c.target, c.r.durableApplied)
+		if e.cfg.UnsafeCompactAhead {
+			target = c.target
+		}
+		if err := c.r.log.Compact(b, target); err != nil {
 			return err
 		}
 	}

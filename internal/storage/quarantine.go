@@ -121,17 +121,21 @@ func WriteQuarantine(fs vfs.FS, dir string, entries []Quarantined) error {
 }
 
 // Isolatable reports whether every key c's file may hold belongs to the
-// replicated state of raft groups (user data, dedupe and transaction
-// tables), so that removing some groups' spans removes the whole file.
-// Unknown bounds are not, nor bounds that reach the node-local keys
-// (0x00: identity, tombstones, cluster map) or the raft state (0x01: raft
-// itself reads the log, and a log it cannot read is a panic, not an error
-// a replica can be taken out on), or past the last per-group family.
+// state of raft groups' replicas (applied states and descriptors, user
+// data, dedupe and transaction tables), so that removing some groups'
+// spans removes the whole file. Unknown bounds are not, nor bounds that
+// reach the node-local keys (0x00: identity, tombstones, cluster map) or
+// past the last per-group family. The raft prefix (0x01) qualifies since
+// the raft logs left Pebble (package raftlog): what remains there is read
+// only when a replica is loaded, never by raft itself, so a read of it
+// that fails is an error a replica can be taken out on. A data dir not
+// yet migrated still holds logs there, but it is migrated before any
+// replica runs.
 func Isolatable(c Corruption) bool {
 	if len(c.Start) == 0 || len(c.End) == 0 {
 		return false
 	}
-	return c.Start[0] >= prefixData && c.End[0] <= prefixTxn
+	return c.Start[0] >= prefixRaft && c.End[0] <= prefixTxn
 }
 
 // GroupsTouching returns those of groups with a key span that intersects

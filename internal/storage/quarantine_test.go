@@ -183,9 +183,10 @@ func TestIsolatable(t *testing.T) {
 	}{
 		{DataKey(5, []byte("a")), DataKey(5, []byte("z")), true},
 		{DedupeKey(7, 1, 1), TxnKey(9, TxnLocks, nil), true},
-		{LogKey(7, 1), DataKey(7, nil), false},
+		{AppliedKey(7), DataKey(7, nil), true},
+		{DescriptorKey(1), DescriptorKey(9), true},
 		{IdentKey, DataKey(2, nil), false},
-		{TombstoneKey(3), LogKey(3, 1), false},
+		{TombstoneKey(3), AppliedKey(3), false},
 		{nil, nil, false},
 		{DataKey(1, nil), []byte{0x05}, false},
 	} {

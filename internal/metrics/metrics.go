@@ -76,3 +76,18 @@ func New() *Metrics {
 	r.MustRegister(m.LeadersHeld, m.Requests, m.ClientsClosed, m.ClientReply, m.ClientQuery)
 	return m
 }
+
+// WatchRaftLog exports the raft log's footprint, read at each scrape:
+// its segment files, their bytes, and the bytes of sealed segments that
+// the group holding the oldest one keeps on disk (0 when every sealed
+// segment is deletable). Call once per node.
+func (m *Metrics) WatchRaftLog(segments, bytes, pinned func() float64) {
+	g := func(name, help string, fn func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "kintsu", Name: name, Help: help}, fn)
+	}
+	m.Registry.MustRegister(
+		g("raftlog_segments", "Segment files of the node's raft log.", segments),
+		g("raftlog_bytes", "Bytes of the node's raft log segments.", bytes),
+		g("raftlog_pinned_bytes", "Bytes of sealed raft log segments kept because the group holding the oldest one has not compacted past it.", pinned),
+	)
+}

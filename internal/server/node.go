@@ -123,6 +123,12 @@ func Start(cfg Config) (*Node, error) {
 	if n.rlog, err = raftstore.OpenLog(fs, cfg.DataDir, 0, n.log); err != nil {
 		return nil, err
 	}
+	rlog := n.rlog
+	n.metrics.WatchRaftLog(
+		func() float64 { return float64(rlog.Stats().Segments) },
+		func() float64 { return float64(rlog.Stats().Bytes) },
+		func() float64 { p, _ := rlog.PinnedBy(); return float64(p.Bytes) },
+	)
 	n.tr = transport.New(cfg.NodeID, n.log)
 	if err := n.setupTLS(); err != nil {
 		return nil, err

@@ -223,7 +223,7 @@ func TestAdminEndpoints(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_, metrics := get("/metrics")
-	for _, m := range []string{"kintsu_raft_proposals_total", "kintsu_fsync_seconds", "kintsu_leaders_held", "kintsu_requests_total", "kintsu_raft_elections_total", "kintsu_apply_seconds"} {
+	for _, m := range []string{"kintsu_raft_proposals_total", "kintsu_fsync_seconds", "kintsu_leaders_held", "kintsu_requests_total", "kintsu_raft_elections_total", "kintsu_apply_seconds", "kintsu_raftlog_segments", "kintsu_raftlog_bytes", "kintsu_raftlog_pinned_bytes"} {
 		if !strings.Contains(metrics, m) {
 			t.Fatalf("/metrics lacks %s", m)
 		}

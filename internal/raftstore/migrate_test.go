@@ -76,7 +76,7 @@ func writeLegacy(t *testing.T, db *pebble.DB, gs []legacyGroup) {
 func TestMigrateLegacyLogs(t *testing.T) {
 	legacy := []legacyGroup{
 		{group: 1, trunc: 10, last: 40, term: 6, hs: hardState(6, 1, 35)},
-		{group: 2}, // an empty replica: descriptor and empty applied state
+		{group: 2},                         // an empty replica: descriptor and empty applied state
 		{group: 3, hs: hardState(9, 1, 0)}, // an empty replica that voted
 	}
 	for _, crashed := range []bool{false, true} {

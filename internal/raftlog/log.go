@@ -73,7 +73,10 @@ type Log struct {
 // Operations on one group apply in the order they were added. A batch is
 // committed once. Entries handed to Append must not be modified afterwards
 // (the Log keeps them in its tail cache and Entries returns them).
-type Batch struct{ ops []op }
+type Batch struct {
+	ops  []op
+	size int // Bytes, less the record's fixed part: kept as ops are added
+}
 
 // NewBatch returns an empty batch.
 func (l *Log) NewBatch() *Batch { return &Batch{} }
@@ -83,6 +86,10 @@ func (l *Log) NewBatch() *Batch { return &Batch{} }
 func (b *Batch) Append(group uint64, ents []*pb.Entry) {
 	if len(ents) > 0 {
 		b.ops = append(b.ops, op{kind: opAppend, group: group, ents: ents})
+		b.size += opBytes + 2*binary.MaxVarintLen64
+		for _, e := range ents {
+			b.size += 2*binary.MaxVarintLen64 + proto.Size(e) // term, length, entry
+		}
 	}
 }
 
@@ -90,49 +97,41 @@ func (b *Batch) Append(group uint64, ents []*pb.Entry) {
 func (b *Batch) SetHardState(group uint64, hs *pb.HardState) {
 	b.ops = append(b.ops, op{kind: opHardState, group: group,
 		hs: hardState{term: hs.GetTerm(), vote: hs.GetVote(), commit: hs.GetCommit()}})
+	b.size += opBytes + 3*binary.MaxVarintLen64
 }
 
 // Compact discards group's entries up to and including index (which must
 // not be beyond the last index; its term stays known to Term).
 func (b *Batch) Compact(group, index uint64) {
 	b.ops = append(b.ops, op{kind: opCompact, group: group, index: index})
+	b.size += opBytes + 2*binary.MaxVarintLen64
 }
 
 // Reset discards group's whole log, which restarts after (index, term):
 // what applying a snapshot does. The hard state is kept.
 func (b *Batch) Reset(group, index, term uint64) {
 	b.ops = append(b.ops, op{kind: opReset, group: group, index: index, term: term})
+	b.size += opBytes + 2*binary.MaxVarintLen64
 }
 
 // Drop removes group entirely (its replica left the node).
 func (b *Batch) Drop(group uint64) {
 	b.ops = append(b.ops, op{kind: opDrop, group: group})
+	b.size += opBytes
 }
+
+// opBytes bounds an operation's kind and group id.
+const opBytes = 1 + binary.MaxVarintLen64
 
 // Len is the number of operations in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
 // Bytes is an upper bound on the size of the batch's record, header
 // included: a caller splits a large batch under MaxRecordSize with it.
-// It counts every integer at its largest encoding.
+// It counts every integer at its largest encoding, and costs O(1): the
+// bound grows as operations are added.
 func (b *Batch) Bytes() int {
-	const v = binary.MaxVarintLen64
-	n := headerSize + 1 + v // header, kind, op count
-	for i := range b.ops {
-		n += 1 + v // kind, group
-		switch o := &b.ops[i]; o.kind {
-		case opAppend:
-			n += 2 * v // first index, count
-			for _, e := range o.ents {
-				n += 2*v + proto.Size(e) // term, length, entry
-			}
-		case opHardState:
-			n += 3 * v
-		case opCompact, opReset:
-			n += 2 * v
-		}
-	}
-	return n
+	return headerSize + 1 + binary.MaxVarintLen64 + b.size // header, kind, op count
 }
 
 func (o *Options) fill() {

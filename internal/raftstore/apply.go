@@ -34,6 +34,7 @@ func (e *Engine) applyCommitted(readies []readyRep) error {
 	b := e.db.NewIndexedBatch()
 	defer func() { b.Close() }()
 	var answers []answerOut
+	var dead []*replica // condemned replicas whose apply failed: nothing of theirs is committed
 groups:
 	for i, rr := range readies {
 		r := rr.r
@@ -44,6 +45,7 @@ groups:
 			var err error
 			answers, err = e.applyEntry(b, r, ent, answers)
 			if err != nil && e.applyFailedCondemned(r, err) {
+				dead = append(dead, r)
 				continue groups // its replica ends; the others go on (quarantine.go)
 			}
 			if err != nil {
@@ -56,7 +58,9 @@ groups:
 				// What takeCut committed is on disk: a raft snapshot taken
 				// from now on must be labelled with it.
 				for _, done := range readies[:i+1] {
-					done.r.appliedCommitted()
+					if !slices.Contains(dead, done.r) {
+						done.r.appliedCommitted()
+					}
 				}
 			}
 		}
@@ -74,6 +78,11 @@ groups:
 	}
 	now := e.now()
 	for _, rr := range readies {
+		if slices.Contains(dead, rr.r) {
+			// Its applied index moved past what the batch holds for it:
+			// it must not count as committed (nor bound compaction).
+			continue
+		}
 		rr.r.appliedCommitted()
 		e.releaseCuts(rr.r, now)
 	}

@@ -61,6 +61,8 @@ type Engine struct {
 	stopOnce sync.Once    // closes stop: Stop, or Fence
 	progress loopProgress // see progress.go
 	quar     quarantine   // quarantine.go
+	pinTicks int          // loop only: ticks since compactPinned looked
+	logStats logStats     // logcompact.go
 }
 
 type waitKey struct{ origin, seq uint64 }
@@ -114,6 +116,9 @@ func New(cfg Config, db *pebble.DB, rlog *raftlog.Log, tr Transport) (*Engine, e
 	_, _ = crand.Read(seed[:])
 	e.rng = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	e.publishGroups()
+	if err := e.checkLogsAgainstMark(); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -242,6 +247,7 @@ func (e *Engine) KeyCount(group uint64) int64 {
 // without waiting out an election timeout; PreVote keeps this from
 // disturbing a healthy leader.
 func (e *Engine) Start() {
+	e.noteLogStats(e.rlog.Pins(0))
 	e.campaignPreferred()
 	e.started.Store(true)
 	go e.run()

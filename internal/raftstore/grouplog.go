@@ -97,11 +97,7 @@ func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState, ve
 		return nil, "", err
 	}
 	a, at := applied.Index, applied.Term
-	found := proto.Clone(hs).(*pb.HardState)
-	if c := min(a, last); found.GetCommit() < c {
-		found.Commit = proto.Uint64(c) // applied entries in the log were committed
-	}
-	foundLast := last
+	found, foundLast := asFound(hs, last, a)
 	if a < first-1 {
 		return nil, "", fmt.Errorf("%w: partition group %d applied %d, its raft log starts after %d", ErrBehindLog, group, a, first-1)
 	}
@@ -147,6 +143,17 @@ func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState, ve
 		repair = "raft log repaired after a crash during a snapshot install: " + repair
 	}
 	return g, repair, nil
+}
+
+// asFound is a log's hard state and last index as the durability mark
+// compares them: the commit index raised to the applied entries the log
+// holds (they were committed), but never past its last index.
+func asFound(hs *pb.HardState, last, applied uint64) (*pb.HardState, uint64) {
+	found := proto.Clone(hs).(*pb.HardState)
+	if c := min(applied, last); found.GetCommit() < c {
+		found.Commit = proto.Uint64(c)
+	}
+	return found, last
 }
 
 // InitialState implements raft.Storage.
@@ -263,18 +270,33 @@ func createGroupLog(l *raftlog.Log, group, index, term uint64, hs *pb.HardState)
 // Pebble: a crash fell between a replica's log creation and its Pebble
 // state, or between its destruction in Pebble and the log's drop.
 func (e *Engine) dropOrphanLogs() error {
+	var orphans []uint64
 	for _, g := range e.rlog.Groups() {
 		if _, ok, err := storage.Get(e.db, storage.DescriptorKey(g)); err != nil {
 			return err
-		} else if ok {
-			continue
+		} else if !ok {
+			orphans = append(orphans, g)
 		}
-		if err := e.rlog.DropGroup(g); err != nil {
-			return fmt.Errorf("drop the orphan raft log of group %d: %w", g, err)
-		}
-		e.cfg.Logger.Info("dropped the raft log of a replica that no longer exists here (a crash interrupted its creation or removal)", "group", g)
+	}
+	if err := dropLogs(e.rlog, orphans); err != nil {
+		return fmt.Errorf("drop the orphan raft logs of groups %v: %w", orphans, err)
+	}
+	if len(orphans) > 0 {
+		e.cfg.Logger.Info("dropped the raft logs of replicas that no longer exist here (a crash interrupted their creation or removal)", "groups", orphans)
 	}
 	return nil
+}
+
+// dropLogs drops groups' raft logs in one synced record.
+func dropLogs(l *raftlog.Log, groups []uint64) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	b := l.NewBatch()
+	for _, g := range groups {
+		b.Drop(g)
+	}
+	return l.Commit(b, true)
 }
 
 // LogDir is the raft log's directory inside a node's data dir. A

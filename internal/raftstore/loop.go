@@ -9,7 +9,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
-	"go.etcd.io/raft/v3/tracker"
 )
 
 func (e *Engine) run() {
@@ -559,124 +558,6 @@ func (e *Engine) campaignsHeldBack() {
 func (e *Engine) ReportUnreachable(node uint64) {
 	e.in.addUnreachable(node)
 	e.notify()
-}
-
-// maybeTruncate drops applied log entries of groups whose log grew past
-// TruncateAfter, keeping TruncateKeep entries. A leader also keeps what
-// active followers still need, unless they lag by more than
-// 4*TruncateAfter: a short pause should cost a catch-up from the log, not
-// a snapshot, but one slow follower must not grow the log without bound.
-//
-// The log is never compacted past the applied index durable in Pebble
-// (durableApplied): Pebble's apply batches are not synced, and after a
-// power cut the entries after its durable applied state are applied again
-// from the log (grouplog.go). When a target needs more, one synced write
-// to Pebble's WAL first makes every applied batch durable.
-func (e *Engine) maybeTruncate(readies []readyRep) error {
-	var cuts []logCut
-	needSync := false
-	for _, rr := range readies {
-		r := rr.r
-		tr, err := r.log.Truncated()
-		if err != nil {
-			return err
-		}
-		first := tr.Index + 1
-		if r.committed.Index < first || r.committed.Index-first < e.cfg.TruncateAfter {
-			continue
-		}
-		if target := e.truncateTarget(r, r.committed.Index-e.cfg.TruncateKeep); target >= first {
-			cuts = append(cuts, logCut{r, target})
-			needSync = needSync || target > r.durableApplied
-		}
-	}
-	return e.compact(cuts, needSync)
-}
-
-// logCut is a compaction maybeTruncate or compactPinned wants.
-type logCut struct {
-	r      *replica
-	target uint64
-}
-
-// compact compacts each cut's log up to its target, but never past the
-// applied index durable in Pebble; needSync: a target is beyond it, so
-// Pebble is synced first.
-func (e *Engine) compact(cuts []logCut, needSync bool) error {
-	if len(cuts) == 0 {
-		return nil
-	}
-	if needSync && !e.cfg.UnsafeCompactAhead {
-		if err := e.syncPebble(); err != nil {
-			return err
-		}
-	}
-	b := e.rlog.NewBatch()
-	for _, c := range cuts {
-		target := min(c.target, c.r.durableApplied)
-		if e.cfg.UnsafeCompactAhead {
-			target = c.target
-		}
-		if err := c.r.log.Compact(b, target); err != nil {
-			return err
-		}
-	}
-	// Unsynced: losing it to a crash only leaves a longer log. The
-	// segments it frees go at the next synced commit.
-	if err := e.rlog.Commit(b, false); err != nil {
-		return fmt.Errorf("truncate logs: %w", err)
-	}
-	return nil
-}
-
-// compactPinned compacts, at every tick, the groups whose oldest retained
-// entries lie in sealed segments of the raft log. Segments are deleted
-// oldest first, so a group that never reaches TruncateAfter (an idle one:
-// the metadata group) would otherwise keep every segment written after
-// its entries, whatever the other groups compacted. Such a group is
-// compacted to its applied index, less what a leader's active followers
-// still need (truncateTarget).
-func (e *Engine) compactPinned() error {
-	var cuts []logCut
-	needSync := false
-	for _, p := range e.rlog.Pins(0) {
-		r := e.byGroup[p.Group]
-		if r == nil {
-			continue // not hosted: taken out of service, dropped at Release
-		}
-		tr, err := r.log.Truncated()
-		if err != nil {
-			return err
-		}
-		if target := e.truncateTarget(r, r.committed.Index); target > tr.Index {
-			cuts = append(cuts, logCut{r, target})
-			needSync = needSync || target > r.durableApplied
-		}
-	}
-	return e.compact(cuts, needSync)
-}
-
-// truncateTarget lowers target, on a leader, to what its active followers
-// still need (see maybeTruncate).
-func (e *Engine) truncateTarget(r *replica, target uint64) uint64 {
-	if r.isLeader {
-		floor := r.committed.Index - min(r.committed.Index, 4*e.cfg.TruncateAfter)
-		r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-			if id != r.id && pr.RecentActive && pr.Match >= floor && pr.Match < target {
-				target = pr.Match
-			}
-		})
-	}
-	return target
-}
-
-// syncPebble makes every batch committed to Pebble so far durable.
-func (e *Engine) syncPebble() error {
-	if err := e.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("sync the state machines: %w", err)
-	}
-	e.pebbleSynced()
-	return nil
 }
 
 // dropUnacceptedSnaps frees staged snapshots raft did not accept: raft

@@ -25,7 +25,7 @@ import (
 //   - The mark never claims more than was synced: the loop hands the
 //     writer the hard states of a batch only after that batch committed
 //     with Sync (which also made every earlier unsynced write durable:
-//     Pebble's single WAL orders them), never of a NoSync batch.
+//     the raft log's records are ordered), never of an unsynced one.
 //   - The mark is written off the loop (markEvery), so the loop pays a map
 //     update per changed group and a mutex, not an fsync.
 //   - A replica is checked against its mark only if it is the same replica
@@ -126,6 +126,60 @@ func (e *Engine) runMark() {
 			failing = false
 		}
 	}
+}
+
+// checkLogsAgainstMark compares the raft log of every replica the mark
+// knows with it, before any replica loads: a lost tail of the node's raft
+// log shows in some groups and not others (the mark is written every
+// markEvery), and a load-time repair of one group (grouplog.go) must not
+// be written before another group proves the loss. Every group is
+// checked again as it loads (checkMark) and after (CheckDurable).
+func (e *Engine) checkLogsAgainstMark() error {
+	if e.cfg.DataDir == "" {
+		return nil
+	}
+	entries, ok, err := storage.ReadMark(e.markFS(), e.cfg.DataDir)
+	if !ok || err != nil {
+		return nil // CheckDurable reports an unreadable mark
+	}
+	var lost []string
+	for _, me := range entries {
+		b, ok, err := storage.Get(e.db, storage.DescriptorKey(me.Group))
+		if err != nil {
+			return err
+		}
+		if !ok || !e.rlog.Has(me.Group) {
+			continue // no replica, or one whose load refuses anyway
+		}
+		desc, err := storage.DecodeDescriptor(b)
+		if err != nil || desc.ReplicaOn(e.cfg.NodeID) != me.Replica {
+			continue // the load reports a bad descriptor; another replica id starts afresh
+		}
+		var applied uint64
+		if b, ok, err := storage.Get(e.db, storage.AppliedKey(me.Group)); err != nil {
+			return err
+		} else if ok {
+			if as, err := storage.DecodeAppliedState(b); err == nil {
+				applied = as.Index
+			}
+		}
+		hs, err := e.rlog.HardState(me.Group)
+		if err != nil {
+			return err
+		}
+		last, err := e.rlog.LastIndex(me.Group)
+		if err != nil {
+			return err
+		}
+		hs, last = asFound(hs, last, applied)
+		if why := me.Behind(hs.GetTerm(), hs.GetVote(), hs.GetCommit(), last); why != "" {
+			lost = append(lost, fmt.Sprintf("partition %d: %s", me.Group, why))
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	return e.behindMark(lost)
 }
 
 // checkMark compares one replica's raft log as found at load with the

@@ -43,7 +43,10 @@ func openSolo(t *testing.T, dir string, fresh bool) (*solo, error) {
 	tr := transport.New(1, logger)
 	eng, err := raftstore.New(raftstore.Config{NodeID: 1, TickInterval: 10 * time.Millisecond, Apply: applyKV, Logger: logger, DataDir: dir}, db, rlog, tr)
 	if err != nil {
-		t.Fatal(err)
+		tr.Stop()
+		db.Close()
+		rlog.Close()
+		return nil, err
 	}
 	if fresh {
 		d := &storage.Descriptor{Group: 0, NextID: 2, Replicas: []storage.Replica{{ID: 1, Node: 1}}}

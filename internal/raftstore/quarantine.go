@@ -145,12 +145,12 @@ func (e *Engine) Condemned(ctx context.Context, groups []uint64) (map[uint64]uin
 
 // Release lets groups host replicas again: their damaged state is gone.
 // Their raft logs go too (a new replica would drop them anyway when it is
-// created; until then they would keep segments on disk).
+// created; until then they would keep segments on disk). A failure to
+// write that drop is the raft log's failure: it sticks, and the loop's
+// next commit fences the node.
 func (e *Engine) Release(groups []uint64) {
-	for _, g := range groups {
-		if err := e.rlog.DropGroup(g); err != nil {
-			e.cfg.Logger.Error("cannot drop the raft log of a quarantined replica; it goes at the next start", "group", g, "err", err)
-		}
+	if err := dropLogs(e.rlog, groups); err != nil {
+		e.cfg.Logger.Error("cannot drop the raft logs of quarantined replicas: the raft log failed", "groups", groups, "err", err)
 	}
 	q := &e.quar
 	q.mu.Lock()

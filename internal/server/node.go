@@ -123,12 +123,6 @@ func Start(cfg Config) (*Node, error) {
 	if n.rlog, err = raftstore.OpenLog(fs, cfg.DataDir, 0, n.log); err != nil {
 		return nil, err
 	}
-	rlog := n.rlog
-	n.metrics.WatchRaftLog(
-		func() float64 { return float64(rlog.Stats().Segments) },
-		func() float64 { return float64(rlog.Stats().Bytes) },
-		func() float64 { p, _ := rlog.PinnedBy(); return float64(p.Bytes) },
-	)
 	n.tr = transport.New(cfg.NodeID, n.log)
 	if err := n.setupTLS(); err != nil {
 		return nil, err
@@ -180,6 +174,12 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	fence.attach(n.eng)
+	eng := n.eng
+	n.metrics.WatchRaftLog(
+		func() float64 { s, _, _ := eng.LogStats(); return float64(s) },
+		func() float64 { _, b, _ := eng.LogStats(); return float64(b) },
+		func() float64 { _, _, p := eng.LogStats(); return float64(p) },
+	)
 	if err := n.addReplicas(fresh); err != nil {
 		return nil, err
 	}

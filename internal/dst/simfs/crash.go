@@ -62,7 +62,7 @@ func (fs *FS) Crash(o CrashOptions) *FS {
 
 	fs.mu.crashed = true
 	fs.mu.faults.failSyncs = 0
-	fs.mu.faults.full = false
+	fs.mu.faults.full = nil
 	return out
 }
 

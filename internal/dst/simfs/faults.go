@@ -17,7 +17,7 @@ var ErrFull = fmt.Errorf("simfs: disk full: %w", syscall.ENOSPC)
 // faults is what the simulator armed. Guarded by FS.mu.
 type faults struct {
 	failSyncs int  // the next failSyncs WAL syncs fail
-	full      bool // writes and creations fail with ErrFull
+	full      func(path string) bool // non-nil: writes to and creations of these files fail with ErrFull
 	lazy      bool // WAL syncs succeed without syncing (planted bug)
 	draining  bool // WAL syncs succeed without syncing, inside Drain
 }
@@ -59,9 +59,21 @@ func (fs *FS) FailNextSyncs(n int) {
 // 8422 and 8620 of the first 10,000-seed run): so the full disk is the
 // WAL's only, the writes that happen in step with the engine.
 func (fs *FS) SetFull(full bool) {
+	if full {
+		fs.SetFullOf(isWAL)
+	} else {
+		fs.SetFullOf(nil)
+	}
+}
+
+// SetFullOf is SetFull for the WAL files match selects (nil: the disk is
+// not full). A simulator whose only WAL writes in step with its engine
+// are some of them (the others written by a background goroutine) fills
+// the disk for those only.
+func (fs *FS) SetFullOf(match func(path string) bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	fs.mu.faults.full = full
+	fs.mu.faults.full = match
 }
 
 // Faulty reports whether a fault is in force: the disk is full, or a
@@ -69,7 +81,7 @@ func (fs *FS) SetFull(full bool) {
 func (fs *FS) Faulty() bool {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return fs.mu.faults.full || fs.mu.faults.failSyncs > 0
+	return fs.mu.faults.full != nil || fs.mu.faults.failSyncs > 0
 }
 
 // LazySync plants the ack-before-fsync bug: while on, a sync of a WAL file
@@ -133,7 +145,7 @@ func (fs *FS) Stats() Stats {
 // fullLocked returns ErrFull (and counts it) while the disk is full.
 // REQUIRES: fs.mu.
 func (fs *FS) fullLocked(op, name string) error {
-	if !fs.mu.faults.full || !isWAL(name) {
+	if full := fs.mu.faults.full; full == nil || !isWAL(name) || !full(name) {
 		return nil
 	}
 	fs.mu.stats.FullErrors++

@@ -373,7 +373,7 @@ func (fs *FS) GetDiskUsage(string) (vfs.DiskUsage, error) {
 	}
 	walk(fs.mu.root)
 	u := vfs.DiskUsage{TotalBytes: fs.capacity, UsedBytes: used}
-	if !fs.mu.faults.full && used < fs.capacity {
+	if fs.mu.faults.full == nil && used < fs.capacity {
 		u.AvailBytes = fs.capacity - used
 	}
 	return u, nil

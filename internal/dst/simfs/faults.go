@@ -16,10 +16,10 @@ var ErrFull = fmt.Errorf("simfs: disk full: %w", syscall.ENOSPC)
 
 // faults is what the simulator armed. Guarded by FS.mu.
 type faults struct {
-	failSyncs int  // the next failSyncs WAL syncs fail
+	failSyncs int                    // the next failSyncs WAL syncs fail
 	full      func(path string) bool // non-nil: writes to and creations of these files fail with ErrFull
-	lazy      bool // WAL syncs succeed without syncing (planted bug)
-	draining  bool // WAL syncs succeed without syncing, inside Drain
+	lazy      bool                   // WAL syncs succeed without syncing (planted bug)
+	draining  bool                   // WAL syncs succeed without syncing, inside Drain
 }
 
 // Stats counts what the FS did and injected, for a run summary. A Crash

@@ -343,8 +343,12 @@ func readersNeverSeeHalfATransfer(t *testing.T, accounts []string) {
 // locked. Every one answers 0, nothing is set, and the node keeps serving.
 func TestPipelinedCrossPartitionMSETNX(t *testing.T) {
 	tc := startCluster(t, 3, nil)
-	ctx := ctx5(t)
-	rdb := redis.NewClient(&redis.Options{Addr: tc.respAddr(0)})
+	// 50 cross-partition commands, each a few raft rounds, one after the
+	// other: a deadline for correctness, not speed (under -race on a
+	// loaded 2-core machine they take over 5 s).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), ReadTimeout: time.Minute})
 	defer rdb.Close()
 	keys := ring.SpreadKeys("nx", 4, 8)
 	if err := rdb.Set(ctx, keys[0], "1", 0).Err(); err != nil {

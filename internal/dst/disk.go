@@ -38,11 +38,14 @@ func newDisk(s *Sim, id uint64) *disk {
 // and then with a few of them corrupted. Before a torn crash every
 // committed byte is pushed into the WAL file (unsynced), so that what the
 // tear keeps does not depend on when Pebble's WAL flusher ran.
-// A node fenced by a failed write crashes without the drain: its DB is
-// broken, and the failed commit had already flushed every committed byte.
-func (d *disk) crash(db *pebble.DB, torn, fenced bool) {
+// A node whose Pebble failed a write crashes without the drain: its DB
+// is broken, and the failed (synced) commit had already flushed every
+// committed byte. A node fenced by its raft log's failure is drained
+// like any other: its Pebble is sound, and its WAL holds unsynced apply
+// batches its flusher may not have written yet.
+func (d *disk) crash(db *pebble.DB, torn, pebbleBroken bool) {
 	o := simfs.CrashOptions{}
-	if torn && (fenced || d.drain(db)) {
+	if torn && (pebbleBroken || d.drain(db)) {
 		o = simfs.CrashOptions{Rand: d.s.rng, TornProb: 1, CorruptProb: 0.3}
 		d.s.fault("torn-tail")
 	}

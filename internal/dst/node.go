@@ -259,7 +259,10 @@ func (n *node) crash(torn, fenced bool) {
 		return
 	}
 	n.up = false
-	n.disk.crash(n.db, torn && n.s.rng.Float64() < n.s.shape.TornTail, fenced)
+	// Fenced by its raft log (a failed write or fsync there): Pebble is
+	// sound. Otherwise a fence was Pebble's own failure.
+	pebbleBroken := fenced && (n.rlog == nil || n.rlog.Err() == nil)
+	n.disk.crash(n.db, torn && n.s.rng.Float64() < n.s.shape.TornTail, pebbleBroken)
 	n.eng.Stop() // answers every waiter: their outcome is unknown
 	n.closeDB()
 	n.s.net.nodeDown(n.id)

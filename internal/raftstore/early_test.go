@@ -32,7 +32,7 @@ func TestCanApplyEarly(t *testing.T) {
 	if err := createGroupLog(l, 1, 10, 5, &pb.HardState{Term: new(uint64(5)), Commit: new(uint64(10))}); err != nil {
 		t.Fatal(err)
 	}
-	ls, _, err := loadGroupLog(l, 1, storage.AppliedState{Index: 10, Term: 5}, nil)
+	ls, _, err := loadGroupLog(l, 1, storage.AppliedState{Index: 10, Term: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

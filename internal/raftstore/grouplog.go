@@ -80,10 +80,9 @@ var ErrBehindLog = errors.New("raftstore: the applied state is behind the raft l
 //
 // A log that lost its tail (damage that looked like a torn write) also
 // ends before the applied index; the repair would hide that loss for good.
-// So before it writes anything, verify (if not nil) is shown the log as
-// found, and its error refuses the load (the engine checks the durability
-// mark there, mark.go).
-func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState, verify func(hs *pb.HardState, last uint64) error) (*groupLog, string, error) {
+// So the engine checks every log against the durability mark before any
+// replica loads (checkLogsAgainstMark, mark.go).
+func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState) (*groupLog, string, error) {
 	hs, err := l.HardState(group)
 	if err != nil {
 		return nil, "", err
@@ -111,11 +110,6 @@ func loadGroupLog(l *raftlog.Log, group uint64, applied storage.AppliedState, ve
 			return nil, "", fmt.Errorf("%w: raft log of group %d: committed entry %d has term %d, the applied state says %d", storage.ErrCorrupt, group, a, t, at)
 		}
 		repair = fmt.Sprintf("the raft log's entry %d has term %d, the applied snapshot's %d", a, t, at)
-	}
-	if repair != "" && verify != nil {
-		if err := verify(found, foundLast); err != nil {
-			return nil, "", err
-		}
 	}
 	if repair != "" {
 		vote := uint64(0) // cast in an older term: void in the snapshot's

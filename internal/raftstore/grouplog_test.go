@@ -75,7 +75,7 @@ func TestGroupLogLoadRaisesCommit(t *testing.T) {
 	fs := simfs.New(0)
 	l := openRaftlog(t, fs)
 	seedLog(t, l, hardState(2, 1, 7))
-	g, repair, err := loadGroupLog(l, 7, applied(9, 2), nil)
+	g, repair, err := loadGroupLog(l, 7, applied(9, 2))
 	if err != nil || repair != "" {
 		t.Fatalf("load: %q %v", repair, err)
 	}
@@ -120,7 +120,7 @@ func TestGroupLogRepairsInterruptedSnapshot(t *testing.T) {
 			fs := simfs.New(0)
 			l := openRaftlog(t, fs)
 			seedLog(t, l, tc.hs)
-			g, repair, err := loadGroupLog(l, 7, applied(tc.a, tc.at), nil)
+			g, repair, err := loadGroupLog(l, 7, applied(tc.a, tc.at))
 			if err != nil || repair == "" {
 				t.Fatalf("load: repair %q, err %v; want a repair", repair, err)
 			}
@@ -138,7 +138,7 @@ func TestGroupLogRepairsInterruptedSnapshot(t *testing.T) {
 			_ = l.Close()
 			l2 := openRaftlog(t, crashed)
 			defer l2.Close()
-			g2, repair2, err := loadGroupLog(l2, 7, applied(tc.a, tc.at), nil)
+			g2, repair2, err := loadGroupLog(l2, 7, applied(tc.a, tc.at))
 			if err != nil || repair2 != "" {
 				t.Fatalf("reload after the crash: repair %q, err %v; want none", repair2, err)
 			}
@@ -167,7 +167,7 @@ func TestGroupLogRefusals(t *testing.T) {
 			l := openRaftlog(t, simfs.New(0))
 			defer l.Close()
 			seedLog(t, l, tc.hs)
-			if _, _, err := loadGroupLog(l, 7, applied(tc.a, tc.at), nil); !errors.Is(err, tc.want) {
+			if _, _, err := loadGroupLog(l, 7, applied(tc.a, tc.at)); !errors.Is(err, tc.want) {
 				t.Fatalf("load: %v, want %v", err, tc.want)
 			}
 		})
@@ -178,7 +178,7 @@ func TestGroupLogCompactBounds(t *testing.T) {
 	l := openRaftlog(t, simfs.New(0))
 	defer l.Close()
 	seedLog(t, l, hardState(2, 1, 10))
-	g, _, err := loadGroupLog(l, 7, applied(10, 2), nil)
+	g, _, err := loadGroupLog(l, 7, applied(10, 2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestGroupLogDrivesRawNode(t *testing.T) {
 		b.SetHardState(1, hardState(1, 0, 5))
 	})
 	as := storage.AppliedState{Index: 5, Term: 1, Conf: &pb.ConfState{Voters: []uint64{1}}}
-	g, _, err := loadGroupLog(l, 1, as, nil)
+	g, _, err := loadGroupLog(l, 1, as)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestGroupLogDrivesRawNode(t *testing.T) {
 	_ = l.Close()
 	l = openRaftlog(t, crashed)
 	defer l.Close()
-	g, repair, err := loadGroupLog(l, 1, as, nil)
+	g, repair, err := loadGroupLog(l, 1, as)
 	if err != nil || repair != "" {
 		t.Fatalf("reload: %q %v", repair, err)
 	}

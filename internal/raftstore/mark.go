@@ -11,7 +11,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
-	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -133,7 +132,7 @@ func (e *Engine) runMark() {
 // log shows in some groups and not others (the mark is written every
 // markEvery), and a load-time repair of one group (grouplog.go) must not
 // be written before another group proves the loss. Every group is
-// checked again as it loads (checkMark) and after (CheckDurable).
+// checked again after it loads (CheckDurable).
 func (e *Engine) checkLogsAgainstMark() error {
 	if e.cfg.DataDir == "" {
 		return nil
@@ -180,28 +179,6 @@ func (e *Engine) checkLogsAgainstMark() error {
 		return nil
 	}
 	return e.behindMark(lost)
-}
-
-// checkMark compares one replica's raft log as found at load with the
-// durability mark, before a repair of the log could hide a loss
-// (loadGroupLog).
-func (e *Engine) checkMark(group, id uint64, hs *pb.HardState, last uint64) error {
-	if e.cfg.DataDir == "" {
-		return nil
-	}
-	entries, ok, err := storage.ReadMark(e.markFS(), e.cfg.DataDir)
-	if !ok || err != nil {
-		return nil // CheckDurable reports an unreadable mark
-	}
-	for _, me := range entries {
-		if me.Group != group || me.Replica != id {
-			continue
-		}
-		if why := me.Behind(hs.GetTerm(), hs.GetVote(), hs.GetCommit(), last); why != "" {
-			return e.behindMark([]string{fmt.Sprintf("partition %d: %s", group, why)})
-		}
-	}
-	return nil
 }
 
 // ErrBehindMark: the recovered raft state is behind what the node had

@@ -111,9 +111,7 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		return nil, fmt.Errorf("%w: the raft log of partition group %d is missing (its state machine is at index %d): "+
 			"the raft log directory was lost or replaced", storage.ErrCorrupt, desc.Group, applied.Index)
 	}
-	ls, repair, err := loadGroupLog(e.rlog, desc.Group, applied, func(hs *pb.HardState, last uint64) error {
-		return e.checkMark(desc.Group, id, hs, last)
-	})
+	ls, repair, err := loadGroupLog(e.rlog, desc.Group, applied)
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,25 @@ type GroupMembers struct {
 	GroupState
 	// IDs are the replica ids of its voters and learners.
 	IDs []uint64
+	// NextID is the next replica id the group will give.
+	NextID uint64
+	// Settled: the leader had applied all it committed, up to an entry
+	// of its own term, with no membership change pending: its membership
+	// holds every replica the group ever added.
+	Settled bool
+	// placed pairs nodes with replica ids.
+	placed [][2]uint64
+}
+
+// ReplicaOn returns the id of node's replica, 0 if it has none (or the
+// leader did not pair ids with nodes).
+func (m GroupMembers) ReplicaOn(node uint64) uint64 {
+	for _, p := range m.placed {
+		if p[0] == node {
+			return p[1]
+		}
+	}
+	return 0
 }
 
 // AskGroup asks candidates, in order, for group's membership until one
@@ -63,7 +82,7 @@ func AskGroup(ctx context.Context, c Caller, candidates []uint64, group uint64) 
 	for _, node := range candidates {
 		gi, ok := askGroupInfo(ctx, c, group, node)
 		if ok {
-			return GroupMembers{GroupState: GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader}, IDs: gi.IDs}, true
+			return GroupMembers{GroupState: GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader}, IDs: gi.IDs, NextID: gi.NextID, Settled: gi.Settled, placed: gi.Placed}, true
 		}
 	}
 	return GroupMembers{}, false

@@ -292,6 +292,10 @@ type groupInfoJSON struct {
 	Leader   uint64   `json:"leader"`
 	NextID   uint64   `json:"next_id"`
 	IDs      []uint64 `json:"ids"` // replica ids of voters and learners
+	// Placed pairs nodes with replica ids: [node, id].
+	Placed [][2]uint64 `json:"placed,omitempty"`
+	// Settled: see GroupMembers.Settled.
+	Settled bool `json:"settled,omitempty"`
 }
 
 // askGroupInfo asks leader about group; false unless it answers as the
@@ -322,7 +326,7 @@ func (p *Placement) ServeGroupInfo(body []byte) ([]byte, error) {
 	if !ok {
 		return nil, raftstore.ErrNoGroup
 	}
-	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs})
+	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs, Placed: st.Placed(), Settled: st.Settled()})
 }
 
 // execStep has group's leader carry out st.

@@ -103,6 +103,9 @@ type Config struct {
 	Classify ClassifyFunc
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
+	// Quarantine is the set of condemned groups (quarantine.go); nil
+	// makes an empty one.
+	Quarantine *Quarantine
 	// Clock times the raft tick (Period(TickInterval)); nil = real time.
 	Clock *clock.Clock
 }

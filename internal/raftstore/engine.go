@@ -60,7 +60,7 @@ type Engine struct {
 	overOnce sync.Once
 	stopOnce sync.Once    // closes stop: Stop, or Fence
 	progress loopProgress // see progress.go
-	quar     quarantine   // quarantine.go
+	quar     *Quarantine  // quarantine.go
 	pinTicks int          // loop only: ticks since compactPinned looked
 	logStats logStats     // logcompact.go
 }
@@ -116,6 +116,10 @@ func New(cfg Config, db *pebble.DB, rlog *raftlog.Log, tr Transport) (*Engine, e
 	_, _ = crand.Read(seed[:])
 	e.rng = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	e.publishGroups()
+	e.quar = cfg.Quarantine
+	if e.quar == nil {
+		e.quar = NewQuarantine()
+	}
 	if err := e.checkLogsAgainstMark(); err != nil {
 		return nil, err
 	}
@@ -629,12 +633,34 @@ type GroupStatus struct {
 	LeaderNode   uint64
 	Term         uint64
 	AppliedIndex uint64
+	AppliedTerm  uint64 // the term of the entry at AppliedIndex
 	CommitIndex  uint64
 	Keys         int64
 	Role         string
-	ConfPending  bool     // a membership change proposed here is not applied yet
-	NextID       uint64   // the descriptor's next replica id
-	MemberIDs    []uint64 // replica ids of voters and learners
+	ConfPending  bool                // a membership change proposed here is not applied yet
+	NextID       uint64              // the descriptor's next replica id
+	MemberIDs    []uint64            // replica ids of voters and learners
+	desc         *storage.Descriptor // read only: a replica's descriptor is replaced, never changed
+}
+
+// Settled reports whether the replica leads and has applied all it
+// committed, up to an entry of its own term, with no membership change
+// pending: its descriptor then holds every replica the group added.
+func (s GroupStatus) Settled() bool {
+	return s.Role == "StateLeader" && s.AppliedTerm == s.Term && s.AppliedIndex >= s.CommitIndex && !s.ConfPending
+}
+
+// Placed lists the group's replicas as (node, replica id) pairs, in
+// descriptor order.
+func (s GroupStatus) Placed() [][2]uint64 {
+	if s.desc == nil {
+		return nil
+	}
+	out := make([][2]uint64, len(s.desc.Replicas))
+	for i, x := range s.desc.Replicas {
+		out[i] = [2]uint64{x.Node, x.ID}
+	}
+	return out
 }
 
 // GroupStatus returns the status of the local replica of group.

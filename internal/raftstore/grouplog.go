@@ -266,6 +266,9 @@ func createGroupLog(l *raftlog.Log, group, index, term uint64, hs *pb.HardState)
 func (e *Engine) dropOrphanLogs() error {
 	var orphans []uint64
 	for _, g := range e.rlog.Groups() {
+		if e.condemned(g) {
+			continue // its log goes at Release (quarantine.go)
+		}
 		if _, ok, err := storage.Get(e.db, storage.DescriptorKey(g)); err != nil {
 			return err
 		} else if !ok {

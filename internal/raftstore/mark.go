@@ -145,6 +145,9 @@ func (e *Engine) checkLogsAgainstMark() error {
 	for _, me := range entries {
 		b, ok, err := storage.Get(e.db, storage.DescriptorKey(me.Group))
 		if err != nil {
+			if e.damagedAtLoad(me.Group, err) {
+				continue
+			}
 			return err
 		}
 		if !ok || !e.rlog.Has(me.Group) {
@@ -156,6 +159,9 @@ func (e *Engine) checkLogsAgainstMark() error {
 		}
 		var applied uint64
 		if b, ok, err := storage.Get(e.db, storage.AppliedKey(me.Group)); err != nil {
+			if e.damagedAtLoad(me.Group, err) {
+				continue
+			}
 			return err
 		} else if ok {
 			if as, err := storage.DecodeAppliedState(b); err == nil {

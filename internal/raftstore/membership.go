@@ -545,13 +545,33 @@ func isLeaderMsg(m *pb.Message) bool {
 
 // LoadAll loads every replica with state on disk that is not loaded yet
 // (those added by membership changes). Call before Start.
+// A group condemned while loading (CondemnAtLoad) whose load fails on
+// corruption is skipped (quarantine.go).
 func (e *Engine) LoadAll() error {
 	descs, err := storage.Descriptors(e.db)
+	// Each read that meets another damaged file adds its bounds, until
+	// the read goes around all of them (or meets damage not isolated).
+	for tried := 0; err != nil && pebble.IsCorruptionError(err); {
+		_, damaged := e.condemnedGroups()
+		if len(damaged) == tried {
+			break
+		}
+		tried = len(damaged)
+		descs, err = storage.DescriptorsOutside(e.db, damaged)
+	}
 	if err != nil {
 		return err
 	}
+	read := map[uint64]bool{}
 	for _, d := range descs {
+		read[d.Group] = true
 		if e.byGroup[d.Group] != nil {
+			continue
+		}
+		if id := d.ReplicaOn(e.cfg.NodeID); id != 0 && e.condemned(d.Group) {
+			// Loaded anyway, it would only be taken out at the first
+			// cycle; a failed load is what condemned it.
+			e.skippedAtLoad(d.Group, id)
 			continue
 		}
 		if d.ReplicaOn(e.cfg.NodeID) == 0 {
@@ -565,9 +585,22 @@ func (e *Engine) LoadAll() error {
 		}
 		r, err := e.loadReplica(d)
 		if err != nil {
+			if e.damagedAtLoad(d.Group, err) {
+				e.skippedAtLoad(d.Group, d.ReplicaOn(e.cfg.NodeID))
+				continue
+			}
 			return fmt.Errorf("load group %d: %w", d.Group, err)
 		}
 		e.host(r)
+	}
+	condemned, _ := e.condemnedGroups()
+	for _, g := range condemned {
+		if !read[g] {
+			e.skippedAtLoad(g, ReplicaUnknown)
+		}
+	}
+	if len(condemned) > 0 {
+		e.Condemn(nil) // the first cycle takes out any loaded before the damage was met
 	}
 	return e.dropOrphanLogs()
 }

@@ -31,38 +31,109 @@ import (
 //     and the old id never comes back.
 //   - RemoveDamaged removes a replica by its id, not just its node: a
 //     retried request never removes the replica that replaced it.
+//   - Damage met while the node loads its replicas (CondemnAtLoad, before
+//     Start) costs only the condemned groups too: LoadAll skips a
+//     condemned group whose load fails on corruption, reads descriptors
+//     around the damaged file's bounds, and keeps the condemned groups'
+//     raft logs. A group skipped without a readable descriptor is answered
+//     as ReplicaUnknown; it stays condemned until the driver has its old
+//     id tombstoned.
 
-// quarantine is the engine's set of condemned groups.
-type quarantine struct {
+// Quarantine is the set of condemned groups. The node makes it before its
+// storage opens (Config.Quarantine), so that damage met while the engine
+// is being built (its durability-mark check reads replicas' states) is
+// condemned too.
+type Quarantine struct {
 	mu        sync.Mutex
 	condemned map[uint64]bool   // guarded by mu
 	out       map[uint64]uint64 // guarded by mu: group -> replica id taken out (0: none hosted)
+	// damaged are the key bounds (inclusive) of the files condemned
+	// while the replicas load.
+	damaged [][2][]byte // guarded by mu
+}
+
+// ReplicaUnknown, as a replica id in Condemned's answer: the group's
+// replica here was not loaded, and its descriptor, which names its id,
+// could not be read.
+const ReplicaUnknown = ^uint64(0)
+
+// NewQuarantine returns an empty set.
+func NewQuarantine() *Quarantine {
+	return &Quarantine{condemned: map[uint64]bool{}, out: map[uint64]uint64{}}
+}
+
+func (q *Quarantine) condemn(groups []uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, g := range groups {
+		q.condemned[g] = true
+	}
+}
+
+// CondemnAtLoad condemns groups for damage met while the node starts, in
+// a file with key bounds [start, end]: LoadAll reads around them. Before
+// the engine exists, call it on the set; after, on the engine.
+func (q *Quarantine) CondemnAtLoad(groups []uint64, start, end []byte) {
+	q.mu.Lock()
+	q.damaged = append(q.damaged, [2][]byte{slices.Clone(start), slices.Clone(end)})
+	q.mu.Unlock()
+	q.condemn(groups)
+}
+
+func (q *Quarantine) has(group uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.condemned[group]
 }
 
 // Condemn takes the local replicas of groups out of service. It may be
 // called from any goroutine (a Pebble read path among them) and does not
 // block: the loop takes the replicas out at the end of its next cycle.
 func (e *Engine) Condemn(groups []uint64) {
-	q := &e.quar
-	q.mu.Lock()
-	if q.condemned == nil {
-		q.condemned, q.out = map[uint64]bool{}, map[uint64]uint64{}
-	}
-	for _, g := range groups {
-		q.condemned[g] = true
-	}
-	q.mu.Unlock()
+	e.quar.condemn(groups)
 	e.in.addFunc(e.takeOutCondemned)
 	e.notify()
 }
 
-// condemned reports whether group is condemned.
-func (e *Engine) condemned(group uint64) bool {
-	q := &e.quar
+// CondemnAtLoad is Condemn for damage met while the replicas load (before
+// Start): LoadAll then reads around the file's bounds [start, end].
+func (e *Engine) CondemnAtLoad(groups []uint64, start, end []byte) {
+	e.quar.CondemnAtLoad(groups, start, end)
+	e.Condemn(nil)
+}
+
+// skippedAtLoad records that LoadAll did not load condemned group, whose
+// replica here has id (ReplicaUnknown if its descriptor was not read).
+func (e *Engine) skippedAtLoad(group, id uint64) {
+	q := e.quar
+	q.mu.Lock()
+	q.out[group] = id
+	q.mu.Unlock()
+	if id == ReplicaUnknown {
+		e.cfg.Logger.Error("replica not loaded: its data is damaged, its descriptor with it; the group rebuilds it from its peers", "group", group, "id_unknown", true)
+		return
+	}
+	e.cfg.Logger.Error("replica not loaded: its data is damaged; the group rebuilds it from its peers", "group", group, "replica", id)
+}
+
+// condemnedGroups lists the condemned groups and the damaged bounds met
+// at load.
+func (e *Engine) condemnedGroups() ([]uint64, [][2][]byte) {
+	q := e.quar
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.condemned[group]
+	return sortedKeys(q.condemned), slices.Clone(q.damaged)
 }
+
+// damagedAtLoad reports whether err, from reading group's state while the
+// node starts, is damage that condemned the group: its replica is
+// skipped, not loaded.
+func (e *Engine) damagedAtLoad(group uint64, err error) bool {
+	return e.condemned(group) && pebble.IsCorruptionError(err)
+}
+
+// condemned reports whether group is condemned.
+func (e *Engine) condemned(group uint64) bool { return e.quar.has(group) }
 
 // applyFailedCondemned reports whether err, from applying r's entries,
 // ends r's replica rather than the node: r's group is condemned (storage
@@ -80,7 +151,7 @@ func (e *Engine) applyFailedCondemned(r *replica, err error) bool {
 // Called on the loop, first thing in the cycle after Condemn (before any
 // Ready is taken).
 func (e *Engine) takeOutCondemned() {
-	q := &e.quar
+	q := e.quar
 	q.mu.Lock()
 	var gone []*replica
 	for _, g := range sortedKeys(q.condemned) {
@@ -120,7 +191,7 @@ func (e *Engine) Condemned(ctx context.Context, groups []uint64) (map[uint64]uin
 	t := time.NewTicker(e.cfg.TickInterval)
 	defer t.Stop()
 	for {
-		q := &e.quar
+		q := e.quar
 		q.mu.Lock()
 		ids := map[uint64]uint64{}
 		for _, g := range groups {
@@ -152,7 +223,7 @@ func (e *Engine) Release(groups []uint64) {
 	if err := dropLogs(e.rlog, groups); err != nil {
 		e.cfg.Logger.Error("cannot drop the raft logs of quarantined replicas: the raft log failed", "groups", groups, "err", err)
 	}
-	q := &e.quar
+	q := e.quar
 	q.mu.Lock()
 	for _, g := range groups {
 		delete(q.condemned, g)

@@ -210,12 +210,14 @@ func (r *replica) publishStatus() {
 		LeaderNode:   r.desc.NodeOf(st.Lead),
 		Term:         st.GetTerm(),
 		AppliedIndex: r.applied.Index,
+		AppliedTerm:  r.applied.Term,
 		Keys:         r.applied.Keys,
 		CommitIndex:  st.GetCommit(),
 		Role:         st.RaftState.String(),
 		ConfPending:  r.confPending,
 		NextID:       r.desc.NextID,
 		MemberIDs:    append(slices.Clone(r.applied.Conf.GetVoters()), r.applied.Conf.GetLearners()...),
+		desc:         r.desc,
 	}
 	r.status.Store(gs)
 }

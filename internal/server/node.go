@@ -115,12 +115,16 @@ func Start(cfg Config) (*Node, error) {
 		fs = n.disk
 	}
 	fence := &diskFence{}
-	n.fence, n.quar = fence, newQuarantiner(fence, n.log, fs, cfg.DataDir)
-	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs, Logger: n.log, OnCorruption: fence.onCorruption, Isolate: n.quar.isolate}); err != nil {
+	n.fence, n.quar = fence, newQuarantiner(fence, n.log, fs, cfg.DataDir, cfg.Replicas)
+	// The raft log first: its groups are the replicas a corrupt file met
+	// by Pebble's first compactions may hold (quarantine.go).
+	if n.rlog, err = raftstore.OpenLog(fs, cfg.DataDir, 0, n.log); err != nil {
 		n.closeDisk()
 		return nil, err
 	}
-	if n.rlog, err = raftstore.OpenLog(fs, cfg.DataDir, 0, n.log); err != nil {
+	n.quar.setLogGroups(n.rlog.Groups())
+	if n.db, err = storage.Open(storage.Options{Dir: cfg.DataDir, FS: fs, Logger: n.log, OnCorruption: fence.onCorruption, Isolate: n.quar.isolate}); err != nil {
+		n.closeDisk()
 		return nil, err
 	}
 	n.tr = transport.New(cfg.NodeID, n.log)
@@ -163,17 +167,19 @@ func Start(cfg Config) (*Node, error) {
 		DataDir:          cfg.DataDir,
 		// The map is built before the engine starts and before peers'
 		// messages are served; nil only while the node starts.
-		IsMember: func(node uint64) bool { return n.cmap == nil || n.cmap.Current().IsMember(node) },
-		Apply:    applyEntry,
-		Classify: statemachine.Classify,
-		Logger:   n.log,
-		Metrics:  n.metrics,
-		Clock:    n.clock,
+		IsMember:   func(node uint64) bool { return n.cmap == nil || n.cmap.Current().IsMember(node) },
+		Apply:      applyEntry,
+		Classify:   statemachine.Classify,
+		Logger:     n.log,
+		Metrics:    n.metrics,
+		Clock:      n.clock,
+		Quarantine: n.quar.set,
 	}, n.db, n.rlog, n.tr)
 	if err != nil {
 		return nil, err
 	}
 	fence.attach(n.eng)
+	n.quar.setLogGroups(n.rlog.Groups()) // with a legacy dir's logs, migrated
 	eng := n.eng
 	n.metrics.WatchRaftLog(
 		func() float64 { s, _, _ := eng.LogStats(); return float64(s) },
@@ -182,6 +188,9 @@ func Start(cfg Config) (*Node, error) {
 	)
 	if err := n.addReplicas(fresh); err != nil {
 		return nil, err
+	}
+	if err := n.holdUnknown(); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	if err := n.eng.CheckDurable(); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
@@ -222,8 +231,8 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.tr.SetHandlers(n.eng, n.handleCall)
 	n.tr.Serve(n.peerLn)
-	// From here a corrupt file met by a read may be isolated; before, it
-	// fails the start (quarantine.go).
+	// From here a corrupt file is decided over the hosted replicas; before,
+	// over the replicas being loaded (quarantine.go).
 	n.quar.serving.Store(true)
 	n.eng.Start()
 	n.admin = n.newAdmin()

@@ -262,21 +262,9 @@ func TestCorruptSSTableQuarantinesOnlyItsReplica(t *testing.T) {
 	st, _ := n.eng.GroupStatus(d.group)
 	t.Logf("partition %d rebuilt on node 2 as replica %d (was %d) %v after the first write that met the damage",
 		d.group, st.ReplicaID, d.oldIDs[d.group], time.Since(start).Round(time.Millisecond))
-	for g, id := range d.oldIDs {
-		if g == d.group {
-			continue
-		}
-		if st, ok := n.eng.GroupStatus(g); !ok || st.ReplicaID != id {
-			t.Errorf("group %d on node 2: replica %d (%v), want the old %d untouched", g, st.ReplicaID, ok, id)
-		}
-	}
+	checkOthersUntouched(t, n, d.oldIDs, d.group)
 	// Node 2 serves throughout, every partition included.
-	c2 := redis.NewClient(&redis.Options{Addr: tc.respAddr(1), MaxRetries: -1})
-	defer c2.Close()
-	checkAcked(t, c2, acked)
-	if !n.Ready() || n.Err() != nil {
-		t.Fatalf("node 2 after the rebuild: %+v, %v", n.Health(), n.Err())
-	}
+	checkServing(t, tc, 1, acked)
 }
 
 // TestQuarantineSurvivesRestart: the damage is met while the partition

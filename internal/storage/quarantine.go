@@ -67,6 +67,12 @@ type Quarantined struct {
 	FileOnly bool `json:"file_only,omitempty"`
 	// Excised: the group's spans and the file's bounds are excised.
 	Excised bool `json:"excised"`
+	// IDUnknown: the damage was met while the node loaded its replicas,
+	// and the file held the group's descriptor, which names the replica's
+	// id; Replica is 0 until the group's leader tells it. Until then the
+	// group hosts nothing here (the node holds it condemned, also across
+	// restarts), since no tombstone keeps the old id from coming back.
+	IDUnknown bool `json:"id_unknown,omitempty"`
 }
 
 type quarantineRecord struct {
@@ -155,6 +161,26 @@ func GroupsTouching(start, end []byte, groups []uint64) []uint64 {
 	return out
 }
 
+// RaiseTombstone makes group's tombstone at least id, synced: no replica
+// of group with an id at or below it is created here again.
+func RaiseTombstone(db *pebble.DB, group, id uint64) error {
+	b := db.NewBatch()
+	defer b.Close()
+	if err := raiseTombstone(db, b, group, id); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+func raiseTombstone(db *pebble.DB, b *pebble.Batch, group, id uint64) error {
+	if v, ok, err := Get(db, TombstoneKey(group)); err != nil {
+		return err
+	} else if ok && len(v) == 8 {
+		id = max(id, binary.BigEndian.Uint64(v))
+	}
+	return b.Set(TombstoneKey(group), binary.BigEndian.AppendUint64(nil, id), nil)
+}
+
 // exciseSpans is what quarantining entries removes: every span of their
 // groups and the whole bounds of their files, merged into disjoint
 // ranges.
@@ -217,13 +243,7 @@ func FinishQuarantine(ctx context.Context, db *pebble.DB, fs vfs.FS, dir string)
 		if q.Replica == 0 {
 			continue
 		}
-		tomb := q.Replica
-		if v, ok, err := Get(db, TombstoneKey(q.Group)); err != nil {
-			return err
-		} else if ok && len(v) == 8 {
-			tomb = max(tomb, binary.BigEndian.Uint64(v))
-		}
-		if err := b.Set(TombstoneKey(q.Group), binary.BigEndian.AppendUint64(nil, tomb), nil); err != nil {
+		if err := raiseTombstone(db, b, q.Group, q.Replica); err != nil {
 			return err
 		}
 	}

@@ -154,12 +154,50 @@ func decodeTruncated(b []byte) (TruncatedState, error) {
 // Descriptors returns the descriptor of every group with replica state in
 // db, by group.
 func Descriptors(db *pebble.DB) ([]*Descriptor, error) {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRaft}, UpperBound: []byte{prefixRaft + 1}})
+	return descriptorsIn(db, []byte{prefixRaft}, []byte{prefixRaft + 1}, nil)
+}
+
+// DescriptorsOutside is Descriptors for a db holding damaged files: it
+// reads around each of damaged (a file's key bounds, both inclusive), so
+// that no read opens those files; descriptors inside them are not
+// returned. A Pebble iterator only opens files whose bounds meet its own.
+func DescriptorsOutside(db *pebble.DB, damaged [][2][]byte) ([]*Descriptor, error) {
+	spans := slices.Clone(damaged)
+	slices.SortFunc(spans, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
+	var out []*Descriptor
+	lo, end := []byte{prefixRaft}, []byte{prefixRaft + 1}
+	for _, sp := range spans {
+		if bytes.Compare(lo, sp[0]) < 0 {
+			var err error
+			if out, err = descriptorsIn(db, lo, minBytes(sp[0], end), out); err != nil {
+				return nil, err
+			}
+		}
+		// The next key after the inclusive bound sp[1] is sp[1]+0x00.
+		if next := append(slices.Clone(sp[1]), 0); bytes.Compare(next, lo) > 0 {
+			lo = next
+		}
+	}
+	if bytes.Compare(lo, end) < 0 {
+		return descriptorsIn(db, lo, end, out)
+	}
+	return out, nil
+}
+
+func minBytes(a, b []byte) []byte {
+	if bytes.Compare(a, b) < 0 {
+		return a
+	}
+	return b
+}
+
+// descriptorsIn appends to out the descriptors whose keys lie in [lo, hi).
+func descriptorsIn(db *pebble.DB, lo, hi []byte, out []*Descriptor) ([]*Descriptor, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	var out []*Descriptor
 	for ok := it.First(); ok; {
 		k := it.Key()
 		if len(k) < 9 {

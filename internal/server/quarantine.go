@@ -80,8 +80,9 @@ type quarantineJob struct {
 	c      storage.Corruption
 	groups []uint64
 	// unverified are the groups not loaded when condemned (the damage was
-	// met at start): their voter count was assumed. Nothing of them is
-	// deleted before their leader, elsewhere, confirms 3 or more voters.
+	// met at start), whose voter count was assumed, or all of a file's
+	// groups when it holds several. Nothing of them is deleted before
+	// their leader, elsewhere, confirms 3 or more voters.
 	unverified []uint64
 }
 
@@ -179,6 +180,12 @@ func (q *quarantiner) isolate(c storage.Corruption) bool {
 			}
 		}
 		unverified = append(unverified, g)
+	}
+	if len(groups) > 1 {
+		// A file of many partitions is deleted only once each has a
+		// leader elsewhere: a second damaged node must not find its peer
+		// already gone (as it would not if this node had fenced itself).
+		unverified = slices.Clone(groups)
 	}
 	table := fmt.Sprintf("%s [%x, %x]", c.Path, c.Start, c.End)
 	q.mu.Lock()

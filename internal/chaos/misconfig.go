@@ -103,6 +103,12 @@ func (n *nemesis) misconfigForeign(ctx context.Context, f *Fault, length time.Du
 	f.EndMS = n.rec.nowMS()
 	refused := n.logsSince(logs, "cluster ID mismatch")
 	f.Detail = fmt.Sprintf("foreign node %d with --partitions %d: refused by cluster id on %d of %d nodes", id, parts*2, len(refused), len(logs))
+	if runCerts() != "" {
+		// It runs without a certificate: a secure cluster refuses it at
+		// the handshake, before any frame names a cluster id.
+		tls := n.logsSince(logs, "refused a peer connection: TLS handshake failed")
+		f.Detail += fmt.Sprintf(", at the TLS handshake on %d", len(tls))
+	}
 	n.log("misconfig: %s", f.Detail)
 	return nil
 }

@@ -84,7 +84,7 @@ func (a *API) Status() api.StatusJSON {
 		if i, ok := local[uint64(p.ID)]; ok {
 			// This node's replica knows the membership best.
 			ps.Replicas, ps.Learners = gs[i].Nodes, gs[i].Learners
-			ps.AppliedIndex, ps.Term, ps.Local, ps.Keys = gs[i].AppliedIndex, gs[i].Term, gs[i].Role, gs[i].Keys
+			ps.AppliedIndex, ps.Term, ps.Local, ps.Keys, ps.KeysUpperBound = gs[i].AppliedIndex, gs[i].Term, gs[i].Role, gs[i].Keys, gs[i].KeysInexact
 		}
 		st.Partitions = append(st.Partitions, ps)
 	}

@@ -30,6 +30,9 @@ type PartitionStatus struct {
 	Term         uint64   `json:"term,omitempty"`
 	Local        string   `json:"local_role,omitempty"` // this node's role, if it hosts a replica
 	Keys         int64    `json:"keys"`
+	// KeysUpperBound: Keys counts blind writes (SET, MSET) as new keys
+	// since it was last exact; DBSIZE counts exactly.
+	KeysUpperBound bool `json:"keys_upper_bound,omitempty"`
 }
 
 // TransferJSON answers POST /v1/leadership/transfer (with status 503 when

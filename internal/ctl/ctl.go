@@ -110,6 +110,9 @@ func PrintStatus(w io.Writer, st api.StatusJSON, probes map[uint64]Probe) error 
 		keys, applied := "-", "-"
 		if p.Local != "" { // only a node hosting a replica knows these
 			keys, applied = fmt.Sprint(p.Keys), fmt.Sprint(p.AppliedIndex)
+			if p.KeysUpperBound {
+				keys = "≤" + keys // DBSIZE counts exactly
+			}
 		}
 		reps := ids(p.Replicas)
 		if len(p.Learners) > 0 {

@@ -134,6 +134,10 @@ func (s *fakeStore) Put(key, stored []byte, _ bool) error {
 	return nil
 }
 func (s *fakeStore) Del(key []byte) error {
+	return s.del(key)
+}
+func (s *fakeStore) PutBlind(key, stored []byte) error { return s.Put(key, stored, false) }
+func (s *fakeStore) del(key []byte) error {
 	delete(s.data, string(key))
 	return nil
 }

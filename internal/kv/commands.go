@@ -19,6 +19,11 @@ type Writer interface {
 	Reader
 	// Put stores a value; created says whether the key did not exist.
 	Put(key, stored []byte, created bool) error
+	// PutBlind stores a value without knowing whether the key existed: a
+	// write that needs nothing of the old value saves reading it. The
+	// group's key count then becomes an upper bound until counted again
+	// (raftstore: DBSIZE counts on demand).
+	PutBlind(key, stored []byte) error
 	// Del removes a key that exists.
 	Del(key []byte) error
 }

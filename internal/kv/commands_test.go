@@ -481,16 +481,48 @@ func TestStorageErrorsPropagate(t *testing.T) {
 			s.failOn = failOn
 			_, err := Apply(s, bargs(args...), nil)
 			c := Lookup([]byte(args[0]))
-			touches := failOn == "get" || (failOn == "put" && c.Writes() && args[0] != "DEL") || (failOn == "del" && args[0] == "DEL")
+			// A plain SET and MSET write blind: they read nothing.
+			blind := args[0] == "MSET" || args[0] == "SET" && len(args) == 3
+			touches := failOn == "get" && !blind || (failOn == "put" && c.Writes() && args[0] != "DEL") || (failOn == "del" && args[0] == "DEL")
 			if touches && !errors.Is(err, errStore) {
 				t.Errorf("%q with failing %s: err = %v, want the storage error", args, failOn, err)
 			}
 			if !touches && err != nil {
 				t.Errorf("%q with failing %s: unexpected err %v", args, failOn, err)
 			}
-			if d := diffState(s.raw(), init); failOn == "get" && d != "" {
+			if d := diffState(s.raw(), init); failOn == "get" && !blind && d != "" {
 				t.Errorf("%q wrote after a failed read:\n%s", args, d)
 			}
+		}
+	}
+}
+
+// TestBlindWrites: a SET without options and MSET store without reading
+// their keys (PutBlind), whatever the key held; every other write reads.
+func TestBlindWrites(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		blind int
+	}{
+		{[]string{"SET", "k", "v"}, 1},
+		{[]string{"SET", "new", "v"}, 1},
+		{[]string{"MSET", "k", "v", "new", "w"}, 2},
+		{[]string{"SET", "k", "v", "EX", "10"}, 0},
+		{[]string{"SET", "k", "v", "NX"}, 0},
+		{[]string{"SET", "k", "v", "GET"}, 0},
+		{[]string{"MSETNX", "a", "v", "b", "w"}, 0},
+		{[]string{"SETEX", "k", "10", "v"}, 0},
+	} {
+		s := storeWith(map[string]string{"k": sv("old")})
+		s.failOn = ""
+		if _, err := Apply(s, bargs(tc.args...), nil); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if s.blind != tc.blind {
+			t.Errorf("%q: %d blind writes, want %d", tc.args, s.blind, tc.blind)
+		}
+		if len(s.violations) > 0 {
+			t.Errorf("%q: %v", tc.args, s.violations)
 		}
 	}
 }

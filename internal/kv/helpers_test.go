@@ -39,6 +39,7 @@ func testRand(t testing.TB) (*rand.Rand, uint64) {
 type memStore struct {
 	m                map[string][]byte
 	created, deleted int
+	blind            int // PutBlind calls
 	violations       []string
 	lent             []byte
 
@@ -113,6 +114,17 @@ func (s *memStore) Put(key, stored []byte, created bool) error {
 }
 
 func (s *memStore) Del(key []byte) error {
+	return s.del(key)
+}
+
+// PutBlind is Put for a writer that did not read the key: the twin knows.
+func (s *memStore) PutBlind(key, stored []byte) error {
+	_, exists := s.m[string(key)]
+	s.blind++
+	return s.Put(key, stored, !exists)
+}
+
+func (s *memStore) del(key []byte) error {
 	s.poison()
 	if s.failOn == "del" {
 		return errStore

@@ -160,6 +160,14 @@ func parseSetOptions(args [][]byte) (setOptions, string) {
 }
 
 func evalSet(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	if len(args) == 3 {
+		// No option: nothing of the old value matters (a SET replaces a
+		// value of any type, and its TTL). A blind write.
+		if err := w.PutBlind(args[1], encodeString(args[2], 0)); err != nil {
+			return out, err
+		}
+		return resp.AppendSimple(out, "OK"), nil
+	}
 	o, msg := parseSetOptions(args)
 	if msg != "" {
 		return appendErr(out, msg), nil
@@ -332,14 +340,10 @@ func evalMset(w Writer, args [][]byte, out []byte) ([]byte, error) {
 }
 
 // setPairs stores every key-value pair of an MSET-shaped command (without
-// expiry, as SET without KEEPTTL).
+// expiry, as SET without KEEPTTL), blind as a plain SET.
 func setPairs(w Writer, args [][]byte) error {
 	for i := 1; i+1 < len(args); i += 2 {
-		_, present, err := w.Get(args[i])
-		if err != nil {
-			return err
-		}
-		if err := w.Put(args[i], encodeString(args[i+1], 0), !present); err != nil {
+		if err := w.PutBlind(args[i], encodeString(args[i+1], 0)); err != nil {
 			return err
 		}
 	}
@@ -358,8 +362,16 @@ func evalMsetnx(w Writer, args [][]byte, out []byte) ([]byte, error) {
 			return resp.AppendInt(out, 0), nil
 		}
 	}
-	if err := setPairs(w, args); err != nil {
-		return out, err
+	// The keys were read already: store them counted, not blind (a key
+	// may repeat, so each is looked at again as it is stored).
+	for i := 1; i+1 < len(args); i += 2 {
+		_, present, err := w.Get(args[i])
+		if err != nil {
+			return out, err
+		}
+		if err := w.Put(args[i], encodeString(args[i+1], 0), !present); err != nil {
+			return out, err
+		}
 	}
 	return resp.AppendInt(out, 1), nil
 }

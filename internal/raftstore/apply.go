@@ -370,6 +370,15 @@ func (w *Writer) Put(k, v []byte, created bool) error {
 	return w.b.Set(w.dataKey(k), withVersion(w.index, v), nil)
 }
 
+// PutBlind implements kv.Writer: the key counts as new, and the count is
+// an upper bound until made exact (keycount.go).
+func (w *Writer) PutBlind(k, v []byte) error {
+	w.r.applied.Keys++
+	w.r.applied.KeysInexact = true
+	w.r.keys.blindAt.Store(w.index)
+	return w.b.Set(w.dataKey(k), withVersion(w.index, v), nil)
+}
+
 // Del implements kv.Writer.
 func (w *Writer) Del(k []byte) error {
 	w.r.applied.Keys--

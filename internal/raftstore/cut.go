@@ -387,8 +387,13 @@ func (w *Writer) SetRestoring(on bool) { w.r.hold.restoring = on }
 // Restoring reports whether a restore is loading into the group.
 func (w *Writer) Restoring() bool { return w.r.hold.restoring }
 
-// KeyCount is the group's number of user keys.
-func (w *Writer) KeyCount() int64 { return w.r.applied.Keys }
+// KeyCount is the group's number of user keys, exact (keycount.go).
+func (w *Writer) KeyCount() (int64, error) {
+	if err := w.exactKeys(); err != nil {
+		return 0, err
+	}
+	return w.r.applied.Keys, nil
+}
 
 // TxnEmpty reports whether the group's transaction tables (locks, parts,
 // records) are empty.
@@ -421,7 +426,7 @@ func (w *Writer) Clear() error {
 			return err
 		}
 	}
-	w.r.applied.Keys = 0
+	w.r.applied.Keys, w.r.applied.KeysInexact = 0, false
 	w.r.locks = 0
 	return nil
 }

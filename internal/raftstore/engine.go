@@ -236,16 +236,6 @@ func writeBootstrap(db *pebble.DB, rlog *raftlog.Log, desc *storage.Descriptor, 
 	return b.Commit(pebble.Sync)
 }
 
-// KeyCount returns the number of user keys in the local replica of group
-// as of its applied index (DBSIZE sums these over partition leaders).
-func (e *Engine) KeyCount(group uint64) int64 {
-	r := e.hosted(group)
-	if r == nil {
-		return 0
-	}
-	return r.status.Load().Keys
-}
-
 // Start runs the loop. Campaigns start on each group's preferred replica
 // (first in the descriptor) so a new or restarted cluster elects leaders
 // without waiting out an election timeout; PreVote keeps this from
@@ -635,7 +625,8 @@ type GroupStatus struct {
 	AppliedIndex uint64
 	AppliedTerm  uint64 // the term of the entry at AppliedIndex
 	CommitIndex  uint64
-	Keys         int64
+	Keys         int64 // an upper bound if KeysInexact (keycount.go)
+	KeysInexact  bool
 	Role         string
 	ConfPending  bool                // a membership change proposed here is not applied yet
 	NextID       uint64              // the descriptor's next replica id

@@ -44,6 +44,7 @@ type replica struct {
 	// holding a read index that is not applied yet.
 	readSeq      uint64
 	readsByCtx   map[uint64][]*readReq
+	keys         keyCounter // keycount.go
 	readsByIndex []indexedReads
 
 	pendingSnaps []*incomingSnap // snapshot data stepped into raft, not yet installed
@@ -212,6 +213,7 @@ func (r *replica) publishStatus() {
 		AppliedIndex: r.applied.Index,
 		AppliedTerm:  r.applied.Term,
 		Keys:         r.applied.Keys,
+		KeysInexact:  r.applied.KeysInexact,
 		CommitIndex:  st.GetCommit(),
 		Role:         st.RaftState.String(),
 		ConfPending:  r.confPending,

@@ -471,7 +471,12 @@ func (r *Router) localRead(group uint64, args [][]byte, limit int) ([]byte, erro
 	// The one lookup of a read on the node that serves it.
 	spec := command.Lookup(args[0])
 	if statemachine.IsKeyCount(args) {
-		return resp.AppendInt(nil, r.eng.KeyCount(group)), nil
+		n, err := r.eng.KeyCount(group)
+		if err != nil {
+			r.cfg.Logger.Error("read failed", "group", group, "err", err)
+			return nil, &failure.EngineError{Msg: "storage failure"}
+		}
+		return resp.AppendInt(nil, n), nil
 	}
 	// One frozen view: a multi-key read, or a lock check and the read
 	// after it, must not see an entry applied halfway through.

@@ -26,8 +26,8 @@ type Store interface {
 	// (client writes are refused meanwhile).
 	Restoring() bool
 	SetRestoring(on bool)
-	// KeyCount is the group's number of user keys.
-	KeyCount() int64
+	// KeyCount is the group's number of user keys, exact.
+	KeyCount() (int64, error)
 	// TxnEmpty reports whether no transaction table holds anything.
 	TxnEmpty() (bool, error)
 	// Clear deletes the group's user data and transaction tables.

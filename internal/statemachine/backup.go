@@ -82,7 +82,11 @@ func applyBackupOp(w Store, args [][]byte, out []byte) ([]byte, error) {
 			if err != nil {
 				return out, err
 			}
-			if n := w.KeyCount(); n != 0 || !empty {
+			n, err := w.KeyCount()
+			if err != nil {
+				return out, err
+			}
+			if n != 0 || !empty {
 				return bad(fmt.Sprintf("the partition is not empty (%d keys): restore needs a new, empty cluster", n))
 			}
 		}

@@ -41,7 +41,7 @@ func (m *memStore) Index() uint64            { return m.index }
 func (m *memStore) Refuse()                  { m.refused = true }
 func (m *memStore) Restoring() bool          { return m.restoring }
 func (m *memStore) SetRestoring(on bool)     { m.restoring = on }
-func (m *memStore) KeyCount() int64          { return int64(len(m.data)) }
+func (m *memStore) KeyCount() (int64, error) { return int64(len(m.data)), nil }
 
 func (m *memStore) Version(k []byte) (uint64, error) {
 	v, ok := m.data[string(k)]
@@ -60,6 +60,15 @@ func (m *memStore) Put(k, v []byte, created bool) error {
 }
 
 func (m *memStore) Del(k []byte) error {
+	return m.del(k)
+}
+
+func (m *memStore) PutBlind(k, v []byte) error {
+	_, ok := m.data[string(k)]
+	return m.Put(k, v, !ok)
+}
+
+func (m *memStore) del(k []byte) error {
 	if _, ok := m.data[string(k)]; !ok {
 		return fmt.Errorf("del of missing key %q", k)
 	}

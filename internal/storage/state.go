@@ -21,8 +21,19 @@ type AppliedState struct {
 	Index uint64 // Invariant: Index <= the group's committed index.
 	Term  uint64 // term of the entry at Index (kept so snapshots can name it after truncation)
 	Keys  int64  // number of user keys in the group, maintained on apply
-	Conf  *pb.ConfState
+	// KeysInexact: writes that did not read their key (SET, MSET) were
+	// applied since Keys was last exact, each counted as a new key, so
+	// Keys is an upper bound: it exceeds the truth by those that
+	// overwrote a key.
+	KeysInexact bool
+	Conf        *pb.ConfState
 }
+
+// keysInexactBit marks KeysInexact in the stored key count, whose top bit
+// a count leaves free (Invariant: Keys >= 0: exact writes count what they
+// find, blind ones only add); records written before it existed read as
+// exact, which they were.
+const keysInexactBit = 1 << 63
 
 // Encode returns the record's stored form.
 func (a *AppliedState) Encode() []byte {
@@ -33,7 +44,11 @@ func (a *AppliedState) Encode() []byte {
 	b := make([]byte, 24, 24+len(conf))
 	binary.BigEndian.PutUint64(b[0:], a.Index)
 	binary.BigEndian.PutUint64(b[8:], a.Term)
-	binary.BigEndian.PutUint64(b[16:], uint64(a.Keys))
+	keys := uint64(a.Keys) &^ keysInexactBit
+	if a.KeysInexact {
+		keys |= keysInexactBit
+	}
+	binary.BigEndian.PutUint64(b[16:], keys)
 	return append(b, conf...)
 }
 
@@ -43,10 +58,11 @@ func DecodeAppliedState(b []byte) (AppliedState, error) {
 		return AppliedState{}, fmt.Errorf("%w: applied state of %d bytes", ErrCorrupt, len(b))
 	}
 	a := AppliedState{
-		Index: binary.BigEndian.Uint64(b[0:]),
-		Term:  binary.BigEndian.Uint64(b[8:]),
-		Keys:  int64(binary.BigEndian.Uint64(b[16:])),
-		Conf:  &pb.ConfState{},
+		Index:       binary.BigEndian.Uint64(b[0:]),
+		Term:        binary.BigEndian.Uint64(b[8:]),
+		Keys:        int64(binary.BigEndian.Uint64(b[16:]) &^ keysInexactBit),
+		KeysInexact: binary.BigEndian.Uint64(b[16:])&keysInexactBit != 0,
+		Conf:        &pb.ConfState{},
 	}
 	if err := proto.Unmarshal(b[24:], a.Conf); err != nil {
 		return AppliedState{}, fmt.Errorf("%w: conf state: %v", ErrCorrupt, err)

@@ -25,15 +25,16 @@ func TestAppliedStateRoundTrip(t *testing.T) {
 		{},
 		{Index: 1, Term: 1, Keys: 0, Conf: nil},
 		{Index: 10, Term: 3, Keys: 42, Conf: confState([]uint64{1, 2, 3}, nil, nil, nil, false)},
-		{Index: math.MaxUint64, Term: math.MaxUint64, Keys: math.MinInt64, Conf: confState([]uint64{1, 2}, []uint64{4}, []uint64{1, 2, 3}, []uint64{3}, true)},
-		{Index: 7, Term: 2, Keys: -1, Conf: &pb.ConfState{}},
+		{Index: math.MaxUint64, Term: math.MaxUint64, Keys: 5, KeysInexact: true, Conf: confState([]uint64{1, 2}, []uint64{4}, []uint64{1, 2, 3}, []uint64{3}, true)},
+		{Index: 7, Term: 2, Keys: 0, KeysInexact: true, Conf: &pb.ConfState{}},
 		{Index: 1 << 40, Term: 9, Keys: math.MaxInt64, Conf: confState([]uint64{math.MaxUint64}, nil, nil, nil, false)},
+		{Index: 1 << 40, Term: 9, Keys: math.MaxInt64, KeysInexact: true},
 	} {
 		got, err := DecodeAppliedState(a.Encode())
 		if err != nil {
 			t.Fatalf("decode %+v: %v", a, err)
 		}
-		if got.Index != a.Index || got.Term != a.Term || got.Keys != a.Keys {
+		if got.Index != a.Index || got.Term != a.Term || got.Keys != a.Keys || got.KeysInexact != a.KeysInexact {
 			t.Errorf("round trip of %+v = %+v", a, got)
 		}
 		if !proto.Equal(got.Conf, pb.EnsureConfState(a.Conf)) {

@@ -560,3 +560,7 @@ func (o *overlay) Del(k []byte) error {
 	o.writes[string(k)] = &written{deleted: true}
 	return nil
 }
+
+// PutBlind is Put: an intent is applied at resolution by Put, which
+// learns there whether the key exists.
+func (o *overlay) PutBlind(k, v []byte) error { return o.Put(k, v, false) }

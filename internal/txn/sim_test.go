@@ -69,6 +69,15 @@ func (m *memGroup) Put(k, v []byte, created bool) error {
 }
 
 func (m *memGroup) Del(k []byte) error {
+	return m.del(k)
+}
+
+func (m *memGroup) PutBlind(k, v []byte) error {
+	_, ok := m.data[string(k)]
+	return m.Put(k, v, !ok)
+}
+
+func (m *memGroup) del(k []byte) error {
 	if _, ok := m.data[string(k)]; !ok {
 		return fmt.Errorf("del of missing key %q", k)
 	}

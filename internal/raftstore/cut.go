@@ -387,12 +387,22 @@ func (w *Writer) SetRestoring(on bool) { w.r.hold.restoring = on }
 // Restoring reports whether a restore is loading into the group.
 func (w *Writer) Restoring() bool { return w.r.hold.restoring }
 
-// KeyCount is the group's number of user keys, exact (keycount.go).
-func (w *Writer) KeyCount() (int64, error) {
-	if err := w.exactKeys(); err != nil {
-		return 0, err
+// HasKeys reports whether the group holds any user key. It reads at most
+// one: an apply must not scan a partition (the loop serves every group).
+// Finding none makes the count exact: zero.
+func (w *Writer) HasKeys() (bool, error) {
+	if !w.r.applied.KeysInexact {
+		return w.r.applied.Keys > 0, nil
 	}
-	return w.r.applied.Keys, nil
+	lo, hi := storage.DataSpan(w.group)
+	found := false
+	if err := iterSpan(w.b, lo, hi, func(_, _ []byte) error { found = true; return errStopIter }); err != nil && err != errStopIter {
+		return false, err
+	}
+	if !found {
+		w.r.applied.Keys, w.r.applied.KeysInexact = 0, false
+	}
+	return found, nil
 }
 
 // TxnEmpty reports whether the group's transaction tables (locks, parts,

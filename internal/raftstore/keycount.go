@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,9 +23,11 @@ import (
 // from the same snapshot, and keeps (index, count, bound). Until the next
 // blind write, every later apply moves the bound by exactly what it moves
 // the number of keys, so the exact number is the bound less the excess
-// found then, and later calls cost nothing. An apply that needs the exact
-// number (a restore's start) counts in its batch, the same on every
-// replica, and makes the count exact again.
+// found then, and later calls cost nothing; the loop then also stores
+// that exact number as the replica's count (replicas need not agree on a
+// count: nothing compares them). An apply never counts (the loop serves
+// every group): a restore's start only asks whether the partition holds a
+// key.
 
 // keyCountCache is an exact count found by KeyCount: at applied index at
 // the group held count keys, and its bound was bound.
@@ -38,6 +41,9 @@ type keyCounter struct {
 	// blindAt is the index of the last blind write applied.
 	blindAt atomic.Uint64
 	cache   atomic.Pointer[keyCountCache]
+	// counting serializes counts of the replica: callers that arrive
+	// while one runs use its result when no blind write came since.
+	counting sync.Mutex
 }
 
 // countKeys counts group's user keys in r.
@@ -59,20 +65,24 @@ func countKeys(r pebble.Reader, group uint64) (int64, error) {
 func (e *Engine) KeyCount(group uint64) (int64, error) {
 	r := e.hosted(group)
 	if r == nil {
-		return 0, nil
+		return 0, ErrNoGroup
 	}
-	st := r.status.Load()
-	if !st.KeysInexact {
-		return st.Keys, nil
+	if n, ok := r.keysKnown(); ok {
+		return n, nil
 	}
-	if c := r.keys.cache.Load(); c != nil && st.AppliedIndex >= c.at && r.keys.blindAt.Load() <= c.at {
-		return st.Keys - (c.bound - c.count), nil
+	r.keys.counting.Lock()
+	defer r.keys.counting.Unlock()
+	if n, ok := r.keysKnown(); ok {
+		return n, nil // counted by the caller before
 	}
 	snap := e.db.NewSnapshot()
 	defer snap.Close()
 	b, ok, err := storage.Get(snap, storage.AppliedKey(group))
-	if err != nil || !ok {
+	if err != nil {
 		return 0, err
+	}
+	if !ok {
+		return 0, ErrNoGroup // being destroyed
 	}
 	as, err := storage.DecodeAppliedState(b)
 	if err != nil {
@@ -82,20 +92,30 @@ func (e *Engine) KeyCount(group uint64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	r.keys.cache.Store(&keyCountCache{at: as.Index, count: n, bound: as.Keys})
+	c := &keyCountCache{at: as.Index, count: n, bound: as.Keys}
+	r.keys.cache.Store(c)
+	// The stored count may be made exact too, on the loop, if no blind
+	// write came since: status then shows it, and a restart keeps it.
+	e.in.addFunc(func() {
+		if e.byGroup[group] == r && r.applied.KeysInexact && r.applied.Index >= c.at && r.keys.blindAt.Load() <= c.at {
+			r.applied.Keys -= c.bound - c.count
+			r.applied.KeysInexact = false
+			r.publishStatus()
+		}
+	})
+	e.notify()
 	return n, nil
 }
 
-// exactKeys makes the count exact in an apply: the same on every replica,
-// since each counts the same state.
-func (w *Writer) exactKeys() error {
-	if !w.r.applied.KeysInexact {
-		return nil
+// keysKnown returns the exact number of keys if the status or a kept
+// count gives it.
+func (r *replica) keysKnown() (int64, bool) {
+	st := r.status.Load()
+	if !st.KeysInexact {
+		return st.Keys, true
 	}
-	n, err := countKeys(w.b, w.group)
-	if err != nil {
-		return err
+	if c := r.keys.cache.Load(); c != nil && st.AppliedIndex >= c.at && r.keys.blindAt.Load() <= c.at {
+		return st.Keys - (c.bound - c.count), true
 	}
-	w.r.applied.Keys, w.r.applied.KeysInexact = n, false
-	return nil
+	return 0, false
 }

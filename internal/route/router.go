@@ -448,6 +448,9 @@ func (r *Router) serveReads(ctx context.Context, group uint64, cmds [][][]byte, 
 			return repeatOutcome(outcomeOf(nil, err), len(cmds))
 		}
 		outs, err := r.localReads(group, cmds, lim)
+		if errors.Is(err, raftstore.ErrNoGroup) {
+			return repeatOutcome(outcome{code: codeNoGroup}, len(cmds))
+		}
 		if err != nil {
 			return repeatOutcome(outcome{code: codeStorageFailed, reply: []byte(err.Error())}, len(cmds))
 		}
@@ -472,6 +475,9 @@ func (r *Router) localRead(group uint64, args [][]byte, limit int) ([]byte, erro
 	spec := command.Lookup(args[0])
 	if statemachine.IsKeyCount(args) {
 		n, err := r.eng.KeyCount(group)
+		if errors.Is(err, raftstore.ErrNoGroup) {
+			return nil, err // the replica left meanwhile: asked again elsewhere
+		}
 		if err != nil {
 			r.cfg.Logger.Error("read failed", "group", group, "err", err)
 			return nil, &failure.EngineError{Msg: "storage failure"}

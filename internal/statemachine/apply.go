@@ -26,8 +26,8 @@ type Store interface {
 	// (client writes are refused meanwhile).
 	Restoring() bool
 	SetRestoring(on bool)
-	// KeyCount is the group's number of user keys, exact.
-	KeyCount() (int64, error)
+	// HasKeys reports whether the group holds any user key.
+	HasKeys() (bool, error)
 	// TxnEmpty reports whether no transaction table holds anything.
 	TxnEmpty() (bool, error)
 	// Clear deletes the group's user data and transaction tables.

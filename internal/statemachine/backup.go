@@ -82,12 +82,12 @@ func applyBackupOp(w Store, args [][]byte, out []byte) ([]byte, error) {
 			if err != nil {
 				return out, err
 			}
-			n, err := w.KeyCount()
+			has, err := w.HasKeys()
 			if err != nil {
 				return out, err
 			}
-			if n != 0 || !empty {
-				return bad(fmt.Sprintf("the partition is not empty (%d keys): restore needs a new, empty cluster", n))
+			if has || !empty {
+				return bad("the partition is not empty: restore needs a new, empty cluster")
 			}
 		}
 		w.SetRestoring(true)

@@ -41,7 +41,7 @@ func (m *memStore) Index() uint64            { return m.index }
 func (m *memStore) Refuse()                  { m.refused = true }
 func (m *memStore) Restoring() bool          { return m.restoring }
 func (m *memStore) SetRestoring(on bool)     { m.restoring = on }
-func (m *memStore) KeyCount() (int64, error) { return int64(len(m.data)), nil }
+func (m *memStore) HasKeys() (bool, error)   { return len(m.data) > 0, nil }
 
 func (m *memStore) Version(k []byte) (uint64, error) {
 	v, ok := m.data[string(k)]

@@ -26,7 +26,11 @@ func TestGoRedisWatchExample(t *testing.T) {
 	defer cancel()
 	var clients []*redis.Client
 	for i := range tc.nodes {
-		c := redis.NewClient(&redis.Options{Addr: tc.respAddr(i), PoolSize: 40})
+		// go-redis's default 3 s read timeout is below the node's own
+		// request deadline (5 s), after which it answers with a clear
+		// error: a contended EXEC on a loaded machine may take longer
+		// than 3 s, and the client would give up before the node.
+		c := redis.NewClient(&redis.Options{Addr: tc.respAddr(i), PoolSize: 40, ReadTimeout: 10 * time.Second})
 		defer c.Close()
 		clients = append(clients, c)
 	}

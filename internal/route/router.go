@@ -90,12 +90,15 @@ func (r *Router) target(group uint64, attempt int) uint64 {
 	return nodes[attempt%len(nodes)]
 }
 
-// backoff waits before the next attempt; false when ctx ended.
 // noSpaceRetries bounds the retries of a write refused by a leader whose
-// disk is almost full: with backoff, about 600ms, enough for it to hand
-// its leadership over (less when no other replica can take it).
-const noSpaceRetries = 8
+// disk is almost full: with backoff, about 1.6 s, enough for it to hand
+// its leadership over even when an election or the leader balancer gave
+// it back meanwhile (it sheds again at its next tick) on a loaded
+// machine; the refusal is clean, so retrying is safe. When every replica's
+// disk is full, NOSPACE comes after that.
+const noSpaceRetries = 14
 
+// backoff waits before the next attempt; false when ctx ended.
 func backoff(ctx context.Context, attempt int) bool {
 	return clock.Sleep(ctx, time.Duration(5<<min(attempt, 5))*time.Millisecond) // 5ms .. 160ms
 }

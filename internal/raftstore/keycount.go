@@ -36,6 +36,13 @@ type keyCountCache struct {
 	count, bound int64
 }
 
+// exactAt reports whether c still gives the exact number at applied
+// index: no blind write came after the count (blindAt), and the index is
+// not older than it.
+func (c *keyCountCache) exactAt(index, blindAt uint64) bool {
+	return c != nil && index >= c.at && blindAt <= c.at
+}
+
 // keyCounter is a replica's part of it, shared with readers.
 type keyCounter struct {
 	// blindAt is the index of the last blind write applied.
@@ -97,7 +104,7 @@ func (e *Engine) KeyCount(group uint64) (int64, error) {
 	// The stored count may be made exact too, on the loop, if no blind
 	// write came since: status then shows it, and a restart keeps it.
 	e.in.addFunc(func() {
-		if e.byGroup[group] == r && r.applied.KeysInexact && r.applied.Index >= c.at && r.keys.blindAt.Load() <= c.at {
+		if e.byGroup[group] == r && r.applied.KeysInexact && c.exactAt(r.applied.Index, r.keys.blindAt.Load()) {
 			r.applied.Keys -= c.bound - c.count
 			r.applied.KeysInexact = false
 			r.publishStatus()
@@ -114,7 +121,7 @@ func (r *replica) keysKnown() (int64, bool) {
 	if !st.KeysInexact {
 		return st.Keys, true
 	}
-	if c := r.keys.cache.Load(); c != nil && st.AppliedIndex >= c.at && r.keys.blindAt.Load() <= c.at {
+	if c := r.keys.cache.Load(); c.exactAt(st.AppliedIndex, r.keys.blindAt.Load()) {
 		return st.Keys - (c.bound - c.count), true
 	}
 	return 0, false

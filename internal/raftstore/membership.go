@@ -568,13 +568,14 @@ func (e *Engine) LoadAll() error {
 		if e.byGroup[d.Group] != nil {
 			continue
 		}
-		if id := d.ReplicaOn(e.cfg.NodeID); id != 0 && e.condemned(d.Group) {
+		id := d.ReplicaOn(e.cfg.NodeID)
+		if id != 0 && e.condemned(d.Group) {
 			// Loaded anyway, it would only be taken out at the first
 			// cycle; a failed load is what condemned it.
 			e.skippedAtLoad(d.Group, id)
 			continue
 		}
-		if d.ReplicaOn(e.cfg.NodeID) == 0 {
+		if id == 0 {
 			// The node crashed after applying its own removal and before
 			// destroying the replica: finish. Every id below NextID that
 			// is not in the descriptor was removed.
@@ -586,7 +587,7 @@ func (e *Engine) LoadAll() error {
 		r, err := e.loadReplica(d)
 		if err != nil {
 			if e.damagedAtLoad(d.Group, err) {
-				e.skippedAtLoad(d.Group, d.ReplicaOn(e.cfg.NodeID))
+				e.skippedAtLoad(d.Group, id)
 				continue
 			}
 			return fmt.Errorf("load group %d: %w", d.Group, err)

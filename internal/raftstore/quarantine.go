@@ -65,6 +65,10 @@ func NewQuarantine() *Quarantine {
 func (q *Quarantine) condemn(groups []uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.condemnLocked(groups)
+}
+
+func (q *Quarantine) condemnLocked(groups []uint64) {
 	for _, g := range groups {
 		q.condemned[g] = true
 	}
@@ -75,9 +79,9 @@ func (q *Quarantine) condemn(groups []uint64) {
 // the engine exists, call it on the set; after, on the engine.
 func (q *Quarantine) CondemnAtLoad(groups []uint64, start, end []byte) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.damaged = append(q.damaged, [2][]byte{slices.Clone(start), slices.Clone(end)})
-	q.mu.Unlock()
-	q.condemn(groups)
+	q.condemnLocked(groups)
 }
 
 func (q *Quarantine) has(group uint64) bool {

@@ -313,11 +313,13 @@ func (n *Node) quarantineJobs(ctx context.Context) {
 			return
 		}
 		entries := slices.Clone(q.recorded)
-		var known []uint64
+		var known, unknown []uint64
 		for _, g := range j.groups {
 			e := storage.Quarantined{Group: g, Replica: ids[g], File: j.c.Path, Start: j.c.Start, End: j.c.End}
 			if e.Replica == raftstore.ReplicaUnknown {
 				e.Replica, e.IDUnknown = 0, true
+				unknown = append(unknown, g)
+				delete(ids, g) // asked of the group's leader (resolveID)
 			} else {
 				known = append(known, g)
 			}
@@ -341,13 +343,6 @@ func (n *Node) quarantineJobs(ctx context.Context) {
 			return
 		}
 		n.eng.Release(known)
-		var unknown []uint64
-		for g, id := range ids {
-			if id == raftstore.ReplicaUnknown {
-				unknown = append(unknown, g)
-				delete(ids, g)
-			}
-		}
 		n.log.Error("corrupt file removed: its partitions' replicas on this node are quarantined and will be rebuilt from their peers",
 			"file", j.c.Path, "groups", j.groups, "replicas", ids, "ids_asked_of_leaders", unknown)
 		q.publish()

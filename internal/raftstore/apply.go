@@ -385,17 +385,25 @@ func (w *Writer) Del(k []byte) error {
 	return w.b.Delete(w.dataKey(k), nil)
 }
 
-// TxnGet reads k from one of the group's transaction tables.
+// TxnGet reads k from one of the group's transaction tables; the lock
+// table from memory while the replica holds all of it (lockTable).
 func (w *Writer) TxnGet(table byte, k []byte) ([]byte, bool, error) {
+	if table == storage.TxnLocks {
+		if v, ok, known := w.r.locks.get(k); known {
+			return v, ok, nil
+		}
+	}
 	return storage.Get(w.b, storage.TxnKey(w.group, table, k))
 }
 
 // TxnPut writes k in one of the group's transaction tables.
 func (w *Writer) TxnPut(table byte, k, v []byte) error {
 	if table == storage.TxnLocks {
-		if err := w.countLock(k, 1); err != nil {
+		existed, err := w.lockExists(k)
+		if err != nil {
 			return err
 		}
+		w.r.locks.put(k, v, existed)
 	}
 	return w.b.Set(storage.TxnKey(w.group, table, k), v, nil)
 }
@@ -403,30 +411,26 @@ func (w *Writer) TxnPut(table byte, k, v []byte) error {
 // TxnDel deletes k from one of the group's transaction tables.
 func (w *Writer) TxnDel(table byte, k []byte) error {
 	if table == storage.TxnLocks {
-		if err := w.countLock(k, -1); err != nil {
+		existed, err := w.lockExists(k)
+		if err != nil {
 			return err
 		}
+		w.r.locks.del(k, existed)
 	}
 	return w.b.Delete(storage.TxnKey(w.group, table, k), nil)
 }
 
-// countLock keeps replica.locks exact: a put counts only a new record, a
+// lockExists keeps replica.locks exact: a put counts only a new record, a
 // delete only an existing one. Lock records change on the transaction
-// path, which reads them anyway; plain writes save the read (NoLocks).
-func (w *Writer) countLock(k []byte, delta int64) error {
+// path only; plain writes save even this lookup (NoLocks).
+func (w *Writer) lockExists(k []byte) (bool, error) {
 	_, ok, err := w.TxnGet(storage.TxnLocks, k)
-	if err != nil {
-		return err
-	}
-	if ok != (delta > 0) {
-		w.r.locks += delta
-	}
-	return nil
+	return ok, err
 }
 
 // NoLocks reports that the group's lock table is empty, as of this entry:
 // no transaction lock can stand in a plain command's way.
-func (w *Writer) NoLocks() bool { return w.r.locks == 0 }
+func (w *Writer) NoLocks() bool { return w.r.locks.n == 0 }
 
 func withVersion(ver uint64, v []byte) []byte {
 	out := make([]byte, versionBytes, versionBytes+len(v))

@@ -47,7 +47,8 @@ type cluster struct {
 
 // applyKV evaluates kv commands, plus test commands: "refuse-if K" is
 // refused while K exists, "version K" answers K's version, "lock K" and
-// "unlock K" put and delete a lock record, "no-locks" answers whether
+// "unlock K" put and delete a lock record ("lock-many P N" and
+// "unlock-many P N" N of them), "get-lock K" reads one, "no-locks" answers whether
 // the lock table is empty (Writer.NoLocks), "cut", "uncut" and "clear"
 // call the Writer's.
 func applyKV(_ uint64, w *raftstore.Writer, _ *command.Spec, args [][]byte, out []byte) ([]byte, error) {
@@ -66,11 +67,36 @@ func applyKV(_ uint64, w *raftstore.Writer, _ *command.Spec, args [][]byte, out 
 		return fmt.Appendf(out, ":%d\r\n", w.Index()), w.Cut(string(args[1]), time.Duration(ms)*time.Millisecond)
 	case "uncut":
 		return append(out, "+OK\r\n"...), w.Uncut(string(args[1]))
-	case "lock", "unlock": // a transaction lock record on K, put or deleted
+	case "lock", "unlock": // a transaction lock record on K, put (as V, or "held") or deleted
 		if string(args[0]) == "lock" {
-			return append(out, "+OK\r\n"...), w.TxnPut(storage.TxnLocks, args[1], []byte("held"))
+			v := []byte("held")
+			if len(args) > 2 {
+				v = args[2]
+			}
+			return append(out, "+OK\r\n"...), w.TxnPut(storage.TxnLocks, args[1], v)
 		}
 		return append(out, "+OK\r\n"...), w.TxnDel(storage.TxnLocks, args[1])
+	case "lock-many", "unlock-many": // N lock records P0..PN-1
+		n, _ := strconv.Atoi(string(args[2]))
+		for i := range n {
+			k := fmt.Appendf(nil, "%s%d", args[1], i)
+			var err error
+			if string(args[0]) == "lock-many" {
+				err = w.TxnPut(storage.TxnLocks, k, k)
+			} else {
+				err = w.TxnDel(storage.TxnLocks, k)
+			}
+			if err != nil {
+				return out, err
+			}
+		}
+		return append(out, "+OK\r\n"...), nil
+	case "get-lock": // K's lock record, as the apply sees it
+		v, ok, err := w.TxnGet(storage.TxnLocks, args[1])
+		if !ok {
+			return append(out, "$-1\r\n"...), err
+		}
+		return resp.AppendBulk(out, v), err
 	case "no-locks":
 		if w.NoLocks() {
 			return append(out, ":1\r\n"...), nil

@@ -1,6 +1,7 @@
 package raftstore_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/kintsu/kintsu/internal/raftstore"
@@ -11,7 +12,9 @@ import (
 // lock left would let writes through a transaction's lock. It must be
 // exact through overwrites, deletes of what is not there, a restart (the
 // count is loaded), a snapshot (the count comes with its data) and a
-// restore's clear.
+// restore's clear. The records themselves are read from memory while
+// they are few (lockTable), so every read must also see exactly what the
+// table holds, including past the memory bound and back under it.
 func TestLockCountFollowsTheLockTable(t *testing.T) {
 	c := newCluster(t, 3, 1, func(cfg *raftstore.Config) { cfg.TruncateAfter, cfg.TruncateKeep = 20, 5 })
 	noLocks := func(want bool) {
@@ -30,10 +33,23 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 			t.Fatalf("%v: %q, %v", args, r, err)
 		}
 	}
+	lockIs := func(k, want string) {
+		t.Helper()
+		w := "$-1\r\n"
+		if want != "" {
+			w = fmt.Sprintf("$%d\r\n%s\r\n", len(want), want)
+		}
+		if r, err := c.write(0, 3, "get-lock", k); err != nil || r != w {
+			t.Fatalf("get-lock %s on node %d: %q, %v; want %q", k, c.leader(0).id, r, err, w)
+		}
+	}
 	noLocks(true)
+	lockIs("a", "")
 	do("lock", "a")
 	noLocks(false)
-	do("lock", "a") // an overwrite is not a second record
+	lockIs("a", "held")
+	do("lock", "a", "v2") // an overwrite is not a second record
+	lockIs("a", "v2")
 	do("unlock", "b")
 	do("unlock", "a")
 	noLocks(true)
@@ -50,6 +66,8 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 	c.restart(l.id, l.dir)
 	c.moveLeader(t, 0, l.id)
 	noLocks(false)
+	lockIs("k", "held")
+	lockIs("a", "")
 
 	// A node added later gets the lock with a snapshot (the log was
 	// truncated long before), and its count with it.
@@ -61,9 +79,43 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 	c.change(0, raftstore.PromoteLearner, 4)
 	c.moveLeader(t, 0, 4)
 	noLocks(false)
+	lockIs("k", "held")
 	do("clear")
 	noLocks(true)
+	lockIs("k", "")
 	do("lock", "k")
 	do("unlock", "k")
 	noLocks(true)
+
+	// Past the memory bound the table is read from disk, and held in
+	// memory again once empty.
+	const many = 20_000 // above maxMirroredLocks
+	do("lock-many", "m", fmt.Sprint(many))
+	lockIs("m0", "m0")
+	lockIs(fmt.Sprint("m", many-1), fmt.Sprint("m", many-1))
+	do("unlock", "m7")
+	lockIs("m7", "")
+	do("lock", "m7", "again")
+	lockIs("m7", "again")
+	do("unlock-many", "m", fmt.Sprint(many-1))
+	noLocks(false)
+	lockIs(fmt.Sprint("m", many-1), fmt.Sprint("m", many-1))
+	do("unlock", fmt.Sprint("m", many-1))
+	noLocks(true)
+	do("lock", "z", "zz")
+	lockIs("z", "zz")
+	lockIs("m0", "")
+	// A restart with many records loads the count, not all of them.
+	do("lock-many", "m", fmt.Sprint(many))
+	l = c.leader(0)
+	c.stop(l.id)
+	c.restart(l.id, l.dir)
+	c.moveLeader(t, 0, l.id)
+	noLocks(false)
+	lockIs("m5", "m5")
+	lockIs("z", "zz")
+	do("unlock-many", "m", fmt.Sprint(many))
+	do("unlock", "z")
+	noLocks(true)
+	lockIs("z", "")
 }

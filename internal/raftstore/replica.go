@@ -32,11 +32,11 @@ type replica struct {
 	durableApplied uint64
 	// dedupe is the per-origin deduplication state (see dedupeState).
 	dedupe map[uint64]*dedupeState
-	// locks counts the records of the group's lock table as of the
-	// cycle's apply batch. While it is 0 a plain write skips the lock
-	// table's read (Writer.NoLocks): loaded with the replica, taken from
-	// a snapshot's data, kept by Writer.TxnPut, TxnDel and Clear.
-	locks    int64
+	// locks is the group's lock table as of the cycle's apply batch: its
+	// count, and its records while they are few (lockTable). While the
+	// count is 0 a plain write skips the lock table's read
+	// (Writer.NoLocks).
+	locks    lockTable
 	leader   uint64 // raft id of the leader, 0 if unknown
 	isLeader bool
 
@@ -149,7 +149,8 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		return nil, err
 	}
 	lo, hi := storage.TxnSpan(r.group, storage.TxnLocks)
-	if err := iterSpan(e.db, lo, hi, func(_, _ []byte) error { r.locks++; return nil }); err != nil {
+	r.locks = newLockTable()
+	if err := iterSpan(e.db, lo, hi, func(k, v []byte) error { r.locks.load(k[len(lo):], v); return nil }); err != nil {
 		return nil, err
 	}
 	if err := r.loadMarks(e.db, e.now()); err != nil {

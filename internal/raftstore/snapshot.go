@@ -190,7 +190,7 @@ type SnapshotBuilder struct {
 	group  uint64
 	batch  *pebble.Batch
 	keys   int64
-	locks  int64 // records of the lock table
+	locks  lockTable // the records of the lock table
 	bytes  int
 	dedupe map[uint64]*dedupeState // rebuilt from the dedupe records received
 	desc   *storage.Descriptor
@@ -204,7 +204,7 @@ func (e *Engine) NewSnapshotBuilder(env Envelope) (*SnapshotBuilder, error) {
 	if e.hosted(group) == nil && env.Msg.GetTo() <= e.tombstone(group) {
 		return nil, ErrNoGroup
 	}
-	return &SnapshotBuilder{group: group, batch: e.db.NewBatch(), dedupe: map[uint64]*dedupeState{}}, nil
+	return &SnapshotBuilder{group: group, batch: e.db.NewBatch(), locks: newLockTable(), dedupe: map[uint64]*dedupeState{}}, nil
 }
 
 // Add stages one pair, refusing keys outside the group's replicated spans
@@ -234,7 +234,7 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 	if isData {
 		b.keys++
 	} else if lo, hi := storage.TxnSpan(b.group, storage.TxnLocks); bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 {
-		b.locks++
+		b.locks.load(k[len(lo):], v)
 	} else if isDedupe && len(k) == 25 {
 		origin, seq := binary.BigEndian.Uint64(k[9:]), binary.BigEndian.Uint64(k[17:])
 		d := b.dedupe[origin]

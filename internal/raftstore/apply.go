@@ -385,11 +385,11 @@ func (w *Writer) Del(k []byte) error {
 	return w.b.Delete(w.dataKey(k), nil)
 }
 
-// TxnGet reads k from one of the group's transaction tables; the lock
-// table from memory while the replica holds all of it (lockTable).
+// TxnGet reads k from one of the group's transaction tables, from memory
+// while the replica holds all of that table (txnTable).
 func (w *Writer) TxnGet(table byte, k []byte) ([]byte, bool, error) {
-	if table == storage.TxnLocks {
-		if v, ok, known := w.r.locks.get(k); known {
+	if t := w.r.tables.of(table); t != nil {
+		if v, ok, known := t.get(k); known {
 			return v, ok, nil
 		}
 	}
@@ -398,39 +398,31 @@ func (w *Writer) TxnGet(table byte, k []byte) ([]byte, bool, error) {
 
 // TxnPut writes k in one of the group's transaction tables.
 func (w *Writer) TxnPut(table byte, k, v []byte) error {
-	if table == storage.TxnLocks {
-		existed, err := w.lockExists(k)
+	if t := w.r.tables.of(table); t != nil {
+		_, existed, err := w.TxnGet(table, k)
 		if err != nil {
 			return err
 		}
-		w.r.locks.put(k, v, existed)
+		t.put(k, v, existed)
 	}
 	return w.b.Set(storage.TxnKey(w.group, table, k), v, nil)
 }
 
 // TxnDel deletes k from one of the group's transaction tables.
 func (w *Writer) TxnDel(table byte, k []byte) error {
-	if table == storage.TxnLocks {
-		existed, err := w.lockExists(k)
+	if t := w.r.tables.of(table); t != nil {
+		_, existed, err := w.TxnGet(table, k)
 		if err != nil {
 			return err
 		}
-		w.r.locks.del(k, existed)
+		t.del(k, existed)
 	}
 	return w.b.Delete(storage.TxnKey(w.group, table, k), nil)
 }
 
-// lockExists keeps replica.locks exact: a put counts only a new record, a
-// delete only an existing one. Lock records change on the transaction
-// path only; plain writes save even this lookup (NoLocks).
-func (w *Writer) lockExists(k []byte) (bool, error) {
-	_, ok, err := w.TxnGet(storage.TxnLocks, k)
-	return ok, err
-}
-
 // NoLocks reports that the group's lock table is empty, as of this entry:
 // no transaction lock can stand in a plain command's way.
-func (w *Writer) NoLocks() bool { return w.r.locks.n == 0 }
+func (w *Writer) NoLocks() bool { return w.r.tables.locks.n == 0 }
 
 func withVersion(ver uint64, v []byte) []byte {
 	out := make([]byte, versionBytes, versionBytes+len(v))

@@ -437,7 +437,7 @@ func (w *Writer) Clear() error {
 		}
 	}
 	w.r.applied.Keys, w.r.applied.KeysInexact = 0, false
-	w.r.locks = newLockTable()
+	w.r.tables = newTxnTables()
 	return nil
 }
 

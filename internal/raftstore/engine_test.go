@@ -48,7 +48,8 @@ type cluster struct {
 // applyKV evaluates kv commands, plus test commands: "refuse-if K" is
 // refused while K exists, "version K" answers K's version, "lock K" and
 // "unlock K" put and delete a lock record ("lock-many P N" and
-// "unlock-many P N" N of them), "get-lock K" reads one, "no-locks" answers whether
+// "unlock-many P N" N of them), "get-lock K" reads one ("part K V",
+// "unpart K" and "get-part K" the same for a part), "no-locks" answers whether
 // the lock table is empty (Writer.NoLocks), "cut", "uncut" and "clear"
 // call the Writer's.
 func applyKV(_ uint64, w *raftstore.Writer, _ *command.Spec, args [][]byte, out []byte) ([]byte, error) {
@@ -91,8 +92,17 @@ func applyKV(_ uint64, w *raftstore.Writer, _ *command.Spec, args [][]byte, out 
 			}
 		}
 		return append(out, "+OK\r\n"...), nil
-	case "get-lock": // K's lock record, as the apply sees it
-		v, ok, err := w.TxnGet(storage.TxnLocks, args[1])
+	case "part", "unpart": // a transaction part record K (as V)
+		if string(args[0]) == "part" {
+			return append(out, "+OK\r\n"...), w.TxnPut(storage.TxnParts, args[1], args[2])
+		}
+		return append(out, "+OK\r\n"...), w.TxnDel(storage.TxnParts, args[1])
+	case "get-lock", "get-part": // K's lock or part record, as the apply sees it
+		table := storage.TxnLocks
+		if string(args[0]) == "get-part" {
+			table = storage.TxnParts
+		}
+		v, ok, err := w.TxnGet(table, args[1])
 		if !ok {
 			return append(out, "$-1\r\n"...), err
 		}

@@ -21,10 +21,10 @@ type readReq struct {
 }
 
 type incomingSnap struct {
-	env   Envelope
-	data  *pebble.Batch // the snapshot's key-value pairs, not yet committed
-	keys  int64         // user keys in data
-	locks lockTable     // the lock table in data
+	env    Envelope
+	data   *pebble.Batch // the snapshot's key-value pairs, not yet committed
+	keys   int64         // user keys in data
+	tables txnTables     // the transaction tables in data
 	// dedupe is the group's deduplication state as carried by the data.
 	dedupe map[uint64]*dedupeState
 	desc   *storage.Descriptor // the group's descriptor at the snapshot's index

@@ -33,18 +33,26 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 			t.Fatalf("%v: %q, %v", args, r, err)
 		}
 	}
-	lockIs := func(k, want string) {
+	read := func(cmd, k, want string) {
 		t.Helper()
 		w := "$-1\r\n"
 		if want != "" {
 			w = fmt.Sprintf("$%d\r\n%s\r\n", len(want), want)
 		}
-		if r, err := c.write(0, 3, "get-lock", k); err != nil || r != w {
-			t.Fatalf("get-lock %s on node %d: %q, %v; want %q", k, c.leader(0).id, r, err, w)
+		if r, err := c.write(0, 3, cmd, k); err != nil || r != w {
+			t.Fatalf("%s %s on node %d: %q, %v; want %q", cmd, k, c.leader(0).id, r, err, w)
 		}
 	}
+	lockIs := func(k, want string) { t.Helper(); read("get-lock", k, want) }
+	partIs := func(k, want string) { t.Helper(); read("get-part", k, want) }
 	noLocks(true)
 	lockIs("a", "")
+	partIs("p1", "")
+	do("part", "p1", "one")
+	do("part", "p2", "two")
+	do("unpart", "p2")
+	partIs("p1", "one")
+	partIs("p2", "")
 	do("lock", "a")
 	noLocks(false)
 	lockIs("a", "held")
@@ -68,6 +76,8 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 	noLocks(false)
 	lockIs("k", "held")
 	lockIs("a", "")
+	partIs("p1", "one")
+	partIs("p2", "")
 
 	// A node added later gets the lock with a snapshot (the log was
 	// truncated long before), and its count with it.
@@ -80,9 +90,11 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 	c.moveLeader(t, 0, 4)
 	noLocks(false)
 	lockIs("k", "held")
+	partIs("p1", "one")
 	do("clear")
 	noLocks(true)
 	lockIs("k", "")
+	partIs("p1", "")
 	do("lock", "k")
 	do("unlock", "k")
 	noLocks(true)

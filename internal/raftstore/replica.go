@@ -32,11 +32,11 @@ type replica struct {
 	durableApplied uint64
 	// dedupe is the per-origin deduplication state (see dedupeState).
 	dedupe map[uint64]*dedupeState
-	// locks is the group's lock table as of the cycle's apply batch: its
-	// count, and its records while they are few (lockTable). While the
-	// count is 0 a plain write skips the lock table's read
-	// (Writer.NoLocks).
-	locks    lockTable
+	// tables are the group's transaction tables as of the cycle's apply
+	// batch: their counts, and their records while they are few
+	// (txnTable). While no lock is held a plain write skips the lock
+	// table's read (Writer.NoLocks).
+	tables   txnTables
 	leader   uint64 // raft id of the leader, 0 if unknown
 	isLeader bool
 
@@ -148,10 +148,12 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 	if err := r.loadDedupe(e.db); err != nil {
 		return nil, err
 	}
-	lo, hi := storage.TxnSpan(r.group, storage.TxnLocks)
-	r.locks = newLockTable()
-	if err := iterSpan(e.db, lo, hi, func(k, v []byte) error { r.locks.load(k[len(lo):], v); return nil }); err != nil {
-		return nil, err
+	r.tables = newTxnTables()
+	for _, t := range []byte{storage.TxnLocks, storage.TxnParts, storage.TxnRecords} {
+		lo, hi := storage.TxnSpan(r.group, t)
+		if err := iterSpan(e.db, lo, hi, func(k, v []byte) error { r.tables.of(t).load(k[len(lo):], v); return nil }); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.loadMarks(e.db, e.now()); err != nil {
 		return nil, err

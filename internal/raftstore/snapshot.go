@@ -190,7 +190,7 @@ type SnapshotBuilder struct {
 	group  uint64
 	batch  *pebble.Batch
 	keys   int64
-	locks  lockTable // the records of the lock table
+	tables txnTables // the transaction tables' records
 	bytes  int
 	dedupe map[uint64]*dedupeState // rebuilt from the dedupe records received
 	desc   *storage.Descriptor
@@ -204,7 +204,7 @@ func (e *Engine) NewSnapshotBuilder(env Envelope) (*SnapshotBuilder, error) {
 	if e.hosted(group) == nil && env.Msg.GetTo() <= e.tombstone(group) {
 		return nil, ErrNoGroup
 	}
-	return &SnapshotBuilder{group: group, batch: e.db.NewBatch(), locks: newLockTable(), dedupe: map[uint64]*dedupeState{}}, nil
+	return &SnapshotBuilder{group: group, batch: e.db.NewBatch(), tables: newTxnTables(), dedupe: map[uint64]*dedupeState{}}, nil
 }
 
 // Add stages one pair, refusing keys outside the group's replicated spans
@@ -231,11 +231,11 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 	if b.bytes > MaxSnapshotBytes {
 		return fmt.Errorf("snapshot for group %d exceeds %d bytes", b.group, MaxSnapshotBytes)
 	}
-	if isData {
+	switch {
+	case isData:
 		b.keys++
-	} else if lo, hi := storage.TxnSpan(b.group, storage.TxnLocks); bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 {
-		b.locks.load(k[len(lo):], v)
-	} else if isDedupe && len(k) == 25 {
+	case b.tables.load(b.group, k, v): // a transaction table's record, kept
+	case isDedupe && len(k) == 25:
 		origin, seq := binary.BigEndian.Uint64(k[9:]), binary.BigEndian.Uint64(k[17:])
 		d := b.dedupe[origin]
 		if d == nil {
@@ -265,7 +265,7 @@ func (e *Engine) ReceiveSnapshot(env Envelope, b *SnapshotBuilder) error {
 		b.Abort()
 		return fmt.Errorf("snapshot for group %d carries no descriptor", b.group)
 	}
-	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys, locks: b.locks, dedupe: b.dedupe, desc: b.desc}) {
+	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys, tables: b.tables, dedupe: b.dedupe, desc: b.desc}) {
 		b.Abort()
 		return ErrStopped
 	}
@@ -307,7 +307,7 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 	r.log.SetConf(r.applied.Conf)
 	// The dedupe state and the descriptor come with the snapshot's data.
 	r.dedupe = ps.dedupe
-	r.locks = ps.locks
+	r.tables = ps.tables
 	r.desc = ps.desc
 	e.cfg.Logger.Info("installed snapshot", "group", r.group, "index", md.GetIndex(), "keys", ps.keys)
 	return nil

@@ -12,7 +12,7 @@ import (
 func TestLockTableIsBounded(t *testing.T) {
 	for _, how := range []string{"put", "load"} {
 		t.Run(how, func(t *testing.T) {
-			lt := newLockTable()
+			lt := newTxnTable()
 			for i := range maxMirroredLocks + 10 {
 				k := fmt.Appendf(nil, "k%d", i)
 				if how == "put" {

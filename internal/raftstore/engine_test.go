@@ -288,7 +288,7 @@ func (c *cluster) proposeRetry(group uint64, req *raftstore.Request) (string, er
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		reply, err := l.eng.Propose(ctx, group, req)
 		cancel()
-		retry := errors.Is(err, raftstore.ErrLeaderChanged) || errors.Is(err, raftstore.ErrNotLeader) || errors.Is(err, raftstore.ErrUnknownOutcome)
+		retry := errors.Is(err, raftstore.ErrLeaderChanged) || errors.Is(err, raftstore.ErrNotLeader) || errors.Is(err, raftstore.ErrUnknownOutcome) || errors.Is(err, raftstore.ErrBusy)
 		if !retry || time.Now().After(deadline) {
 			return string(reply), err
 		}

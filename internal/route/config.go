@@ -10,7 +10,7 @@ import (
 // Config is what a router needs from its node.
 type Config struct {
 	NodeID uint64
-	// Transport calls a peer (transport.Transport.Call).
+	// Transport calls a peer (transport.Transport).
 	Transport Caller
 	// Members lists the nodes holding group by the cluster map, for groups
 	// this node holds no replica of.
@@ -31,4 +31,7 @@ type Config struct {
 // Caller sends a call to a peer and returns its answer.
 type Caller interface {
 	Call(ctx context.Context, node uint64, method string, body []byte) ([]byte, error)
+	// Forward is Call for the hot path (forwarded reads and writes): many
+	// calls to a peer share one stream and its frames.
+	Forward(ctx context.Context, node uint64, method string, body []byte) ([]byte, error)
 }

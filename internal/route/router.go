@@ -153,7 +153,7 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 				}
 				return outs, false
 			}
-			b, err := r.cfg.Transport.Call(actx, node, methodWrite, encodeWrites(group, batch))
+			b, err := r.cfg.Transport.Forward(actx, node, methodWrite, encodeWrites(group, batch))
 			if err == nil {
 				if outs, derr := decodeOutcomes(b, len(batch)); derr == nil {
 					return outs, false
@@ -299,7 +299,7 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([
 				return r.serveReads(actx, group, rest, lim), false
 			}
 			forwarded = true
-			b, err := r.cfg.Transport.Call(actx, node, methodRead, encodeReads(group, rest))
+			b, err := r.cfg.Transport.Forward(actx, node, methodRead, encodeReads(group, rest))
 			if err == nil {
 				if outs, derr := decodeOutcomes(b, len(rest)); derr == nil {
 					return outs, false

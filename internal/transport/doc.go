@@ -1,7 +1,8 @@
 // Package transport carries traffic between Kintsu nodes over gRPC: one
 // long-lived client stream per peer for batched raft messages, a streaming
-// RPC per raft snapshot, and a unary call for requests forwarded to a
-// partition leader.
+// RPC per raft snapshot, one long-lived stream per peer carrying the
+// requests forwarded to partition leaders many to a frame (calls.go), and
+// a unary call for the rest (cluster map, membership, placement).
 //
 // Frames are plain bytes (a pass-through gRPC codec); this package encodes
 // raft envelopes, the server package encodes forwarded requests.

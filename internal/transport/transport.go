@@ -122,6 +122,7 @@ var serviceDesc = grpc.ServiceDesc{
 	Streams: []grpc.StreamDesc{
 		{StreamName: "Raft", Handler: handleRaft, ClientStreams: true},
 		{StreamName: "Snapshot", Handler: handleSnapshot, ClientStreams: true},
+		{StreamName: "Calls", Handler: handleCalls, ClientStreams: true, ServerStreams: true},
 	},
 }
 
@@ -194,6 +195,7 @@ func (t *Transport) peer(node uint64) (*peer, error) {
 		return nil, err
 	}
 	p := &peer{t: t, node: node, conn: conn, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	p.calls.p = p
 	t.peers[node] = p
 	t.wg.Add(2)
 	go p.run()
@@ -377,6 +379,8 @@ type peer struct {
 	kick chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	calls callMux // forwarded calls (calls.go)
 }
 
 func (p *peer) close() {

@@ -352,7 +352,7 @@ type replier struct {
 	kick     chan struct{}
 	mu       sync.Mutex
 	out      [][]byte // encoded replies not yet sent; guarded by mu
-	inFlight int    // guarded by mu
+	inFlight int      // guarded by mu
 }
 
 func (r *replier) admit() bool {

@@ -399,7 +399,7 @@ func (w *Writer) TxnGet(table byte, k []byte) ([]byte, bool, error) {
 // TxnPut writes k in one of the group's transaction tables.
 func (w *Writer) TxnPut(table byte, k, v []byte) error {
 	if t := w.r.tables.of(table); t != nil {
-		_, existed, err := w.TxnGet(table, k)
+		existed, err := w.txnHas(t, table, k)
 		if err != nil {
 			return err
 		}
@@ -410,14 +410,53 @@ func (w *Writer) TxnPut(table byte, k, v []byte) error {
 
 // TxnDel deletes k from one of the group's transaction tables.
 func (w *Writer) TxnDel(table byte, k []byte) error {
-	if t := w.r.tables.of(table); t != nil {
-		_, existed, err := w.TxnGet(table, k)
-		if err != nil {
-			return err
-		}
-		t.del(k, existed)
+	t := w.r.tables.of(table)
+	if t == nil {
+		return w.b.Delete(storage.TxnKey(w.group, table, k), nil)
 	}
-	return w.b.Delete(storage.TxnKey(w.group, table, k), nil)
+	existed, err := w.txnHas(t, table, k)
+	if err != nil {
+		return err
+	}
+	rebuild := t.del(k, existed)
+	if err := w.b.Delete(storage.TxnKey(w.group, table, k), nil); err != nil {
+		return err
+	}
+	if rebuild {
+		return w.rebuild(t, table)
+	}
+	return nil
+}
+
+// txnHas reports whether k has a record: the tables' counts must stay
+// exact (a put counts only a new record, a delete only an existing one).
+func (w *Writer) txnHas(t *txnTable, table byte, k []byte) (bool, error) {
+	if ok, known := t.has(k); known {
+		return ok, nil
+	}
+	_, ok, err := storage.Get(w.b, storage.TxnKey(w.group, table, k))
+	return ok, err
+}
+
+// rebuild reads an incomplete table, come down to rebuildAt records, into
+// memory again from the apply batch; if it is still past the bounds it
+// stays incomplete.
+func (w *Writer) rebuild(t *txnTable, table byte) error {
+	fresh := newTxnTable()
+	lo, hi := storage.TxnSpan(w.group, table)
+	if err := iterSpan(w.b, lo, hi, func(k, v []byte) error {
+		fresh.load(k[len(lo):], v)
+		if fresh.recs == nil {
+			return errStopIter
+		}
+		return nil
+	}); err != nil && err != errStopIter {
+		return err
+	}
+	if fresh.recs != nil && fresh.n == t.n {
+		*t = fresh
+	}
+	return nil
 }
 
 // NoLocks reports that the group's lock table is empty, as of this entry:

@@ -101,7 +101,7 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 
 	// Past the memory bound the table is read from disk, and held in
 	// memory again once empty.
-	const many = 20_000 // above maxMirroredLocks
+	const many = 20_000 // above mirrorRecords
 	do("lock-many", "m", fmt.Sprint(many))
 	lockIs("m0", "m0")
 	lockIs(fmt.Sprint("m", many-1), fmt.Sprint("m", many-1))

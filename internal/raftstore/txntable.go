@@ -26,11 +26,12 @@ import (
 //     at load, from a snapshot's data, and to 0 by Clear.
 //   - While recs is not nil it holds exactly the table's records, so
 //     len(recs) == n, and reads are answered from it. It is nil
-//     ("incomplete") when the table outgrew maxMirroredLocks, and then
-//     every read goes to Pebble as before; it becomes complete again, as an
-//     empty map, when n comes back to 0. So memory is bounded per replica
-//     whatever the table holds, and the mirror is never trusted unless
-//     complete.
+//     ("incomplete") when the table outgrew mirrorRecords or mirrorBytes,
+//     and then every read goes to Pebble as before; it becomes complete
+//     again when n comes back to 0 (an empty map) or down to rebuildAt
+//     (read from the apply batch, Writer.rebuild). So memory is bounded
+//     per replica whatever the table holds, and the mirror is never
+//     trusted unless complete.
 //   - Only the loop goroutine touches it, as it does the apply batch.
 //     Readers outside the loop (DataReader) read Pebble's committed state,
 //     which may lag the batch; they never use the mirror.
@@ -39,11 +40,19 @@ import (
 type txnTable struct {
 	n    int64
 	recs map[string][]byte
+	size int // bytes of keys and values in recs
 }
 
-// maxMirroredLocks bounds the records a replica keeps in memory per table
-// (about 100 bytes each, so at most a few MiB per replica).
-const maxMirroredLocks = 1 << 14
+// A table is held in memory only while it has at most mirrorRecords
+// records of at most mirrorBytes in all (a part carries its transaction's
+// values, which may be large), so a replica holds at most 3 × mirrorBytes
+// of them. A table that outgrew them is read from Pebble until its count
+// falls back to rebuildAt, when it is read into memory again.
+const (
+	mirrorRecords = 4096
+	mirrorBytes   = 256 << 10
+	rebuildAt     = mirrorRecords / 4
+)
 
 func newTxnTable() txnTable { return txnTable{recs: map[string][]byte{}} }
 
@@ -84,17 +93,31 @@ func (t *txnTables) load(group uint64, k, v []byte) bool {
 // within the table; v is copied).
 func (t *txnTable) load(k, v []byte) {
 	t.n++
+	t.hold(k, v, false)
+}
+
+// hold keeps k's record v in memory, unless that passes the bounds; then
+// the table becomes incomplete.
+func (t *txnTable) hold(k, v []byte, existed bool) {
 	if t.recs == nil {
 		return
 	}
-	if len(t.recs) >= maxMirroredLocks {
-		t.recs = nil
+	old, had := t.recs[string(k)]
+	size := t.size - len(old) + len(v)
+	if !had {
+		size += len(k)
+	}
+	// had != existed cannot happen (existed was read from recs); if it
+	// did, reading Pebble is the safe way on.
+	if had != existed || len(t.recs)+1 > mirrorRecords || size > mirrorBytes {
+		t.recs, t.size = nil, 0
 		return
 	}
 	t.recs[string(k)] = append([]byte(nil), v...)
+	t.size = size
 }
 
-// get answers a read from memory; known is false when the mirror is
+// get answers a read from memory; known is false when the table is
 // incomplete and the caller must read Pebble.
 func (t *txnTable) get(k []byte) (v []byte, ok, known bool) {
 	if t.recs == nil {
@@ -107,30 +130,39 @@ func (t *txnTable) get(k []byte) (v []byte, ok, known bool) {
 	return v, ok, true
 }
 
-// put records a write of k; existed says whether k had a record (the
-// caller read Pebble when the mirror is incomplete).
+// has is get without the value.
+func (t *txnTable) has(k []byte) (ok, known bool) {
+	if t.recs == nil {
+		return false, false
+	}
+	_, ok = t.recs[string(k)]
+	return ok, true
+}
+
+// put records a write of k; existed says whether k had a record.
 func (t *txnTable) put(k, v []byte, existed bool) {
 	if !existed {
 		t.n++
 	}
-	if t.recs == nil {
-		return
-	}
-	if !existed && len(t.recs) >= maxMirroredLocks {
-		t.recs = nil
-		return
-	}
-	t.recs[string(k)] = append([]byte(nil), v...)
+	t.hold(k, v, existed)
 }
 
-// del records a delete of k.
-func (t *txnTable) del(k []byte, existed bool) {
-	if existed {
-		t.n--
+// del records a delete of k, and reports whether the table should be read
+// into memory again (it is incomplete and has come down to rebuildAt).
+func (t *txnTable) del(k []byte, existed bool) (rebuild bool) {
+	if !existed {
+		return false
 	}
-	if t.recs != nil {
+	t.n--
+	if t.recs == nil {
+		if t.n == 0 {
+			t.recs = map[string][]byte{}
+		}
+		return t.n == rebuildAt
+	}
+	if old, ok := t.recs[string(k)]; ok {
+		t.size -= len(k) + len(old)
 		delete(t.recs, string(k))
-	} else if t.n == 0 {
-		t.recs = map[string][]byte{}
 	}
+	return false
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -18,39 +17,62 @@ import (
 
 // Forwarded requests (route's reads and writes) travel on one long-lived
 // stream per peer, many calls to a frame, instead of one gRPC unary call
-// each: a unary call costs a new HTTP/2 stream, its headers and a
-// goroutine hand-off on both sides, which under cross-partition writes was
-// about a tenth of a node's CPU.
+// each: a unary call costs a new HTTP/2 stream, its headers and goroutine
+// hand-offs on both sides, which under cross-partition writes was about a
+// tenth of a node's CPU.
 //
 // Wire (stream "Calls" of kintsu.Peer.v2, both ways a sequence of frames):
 //
 //	call frame:  repeated (id uvarint, timeout-ms uvarint, method bytes, body bytes)
+//	             timeout-ms 0 (and empty method and body) cancels call id
 //	reply frame: repeated (id uvarint, code uvarint, payload bytes)
+//	             code codeFragment: a piece of id's reply; more follow
 //
-// code is a gRPC status code: OK carries the answer, any other the error's
-// message. A peer that does not serve the stream (an older version)
-// answers Unimplemented, and Forward then uses unary calls for good.
+// code is otherwise a gRPC status code: OK carries the answer (the
+// fragments before it, then its payload), any other the error's message.
+// A peer that does not serve the stream (an older version) answers
+// Unimplemented; Forward then makes unary calls to it for a while.
 //
 // Invariants:
-//   - Every call waits at most until its context ends, and a broken
-//     stream fails every call waiting on it at once (Unavailable), as a
-//     broken connection fails a unary call; the caller treats both as
-//     "may have been delivered".
+//   - Every call waits at most until its context ends: for a slot, for
+//     the stream to open, and for its reply. A call the caller gave up on
+//     is not sent if it was still queued, and is cancelled on the server
+//     if it was sent. A broken stream fails every call waiting on it at
+//     once (Unavailable), as a broken connection fails a unary call; the
+//     caller treats both as "may have been delivered".
+//   - A client has at most maxStreamCalls calls in flight per stream (it
+//     waits for a slot); the server refuses calls beyond twice that, and
+//     ends a stream that keeps sending them. Queued calls are bounded in
+//     bytes (maxQueuedCallBytes), and a request larger than bigCall goes
+//     as a unary call, so no call waits behind a large one.
+//   - A reply larger than fragmentBytes is sent in fragments, one per
+//     frame, between the others, so small replies never wait behind a
+//     large one. The client bounds a reply's reassembly by MaxFrameBytes.
 //   - The server admits a stream as it admits a unary call (cluster id,
-//     certificate), serves each call with its own deadline (at most
-//     maxCallTimeout) and the stream's peer identity, and holds at most
-//     maxStreamCalls calls in flight per stream; beyond that it answers
-//     ResourceExhausted without serving. Every size read off the wire is
-//     bounded (the frame by MaxFrameBytes, each field by the frame).
+//     certificate) and serves each call with the stream's peer identity
+//     and its own deadline (at most maxCallTimeout).
 //   - A reply is delivered only to the call that still waits for its id;
 //     late or unknown ids are dropped.
 
-// maxCallTimeout bounds a forwarded call that came without a deadline.
-const maxCallTimeout = 30 * time.Second
-
-// maxStreamCalls bounds the calls one stream may have in flight on the
-// server.
-const maxStreamCalls = 4096
+const (
+	// maxCallTimeout bounds one forwarded call on the server.
+	maxCallTimeout = 30 * time.Second
+	// maxStreamCalls bounds the calls in flight on one stream.
+	maxStreamCalls = 4096
+	// maxQueuedCallBytes bounds the calls queued for one stream.
+	maxQueuedCallBytes = 64 << 20
+	// bigCall: a larger request is sent as a unary call.
+	bigCall = 256 << 10
+	// fragmentBytes: a larger reply is sent in pieces of this size.
+	fragmentBytes = 256 << 10
+	// codeFragment marks a piece of a reply (not a gRPC code).
+	codeFragment = 1000
+	// openTimeout bounds opening a stream.
+	openTimeout = 2 * time.Second
+	// unsupportedFor is how long a peer that refused the stream is called
+	// with unary calls before the stream is tried again.
+	unsupportedFor = time.Minute
+)
 
 // muxReply is one call's outcome as the caller sees it.
 type muxReply struct {
@@ -58,25 +80,44 @@ type muxReply struct {
 	err error
 }
 
+var errUnsupported = errors.New("transport: peer serves no call stream")
+
 // callMux is the client side of one peer's call stream.
 type callMux struct {
-	p *peer
+	p     *peer
+	slots chan struct{} // calls in flight
 
-	mu          sync.Mutex
-	unsupported bool        // the peer serves no call stream: use unary calls
-	cs          *callStream // nil until opened, and after it broke
-	nextID      uint64
+	mu         sync.Mutex
+	unaryUntil time.Time     // the peer refused the stream: unary calls until then
+	cs         *callStream   // the open stream; nil if none
+	opening    chan struct{} // closed when the open under way ends
+	openErr    error         // why the last open failed
+	nextID     uint64
 }
 
 // callStream is one open call stream and the calls waiting on it.
 type callStream struct {
-	s       grpc.ClientStream
-	cancel  context.CancelFunc
-	kick    chan struct{}
-	mu      sync.Mutex
-	queue   [][]byte                 // encoded calls not yet sent; guarded by mu
-	waiting map[uint64]chan muxReply // guarded by mu
-	broken  error                    // guarded by mu
+	s      grpc.ClientStream
+	cancel context.CancelFunc
+	kick   chan struct{}
+
+	mu         sync.Mutex
+	queue      []queuedCall       // guarded by mu
+	queueBytes int                // guarded by mu
+	waiting    map[uint64]*waiter // guarded by mu
+	broken     error              // guarded by mu
+}
+
+type queuedCall struct {
+	id       uint64
+	deadline time.Time // zero: a cancel
+	method   string
+	body     []byte
+}
+
+type waiter struct {
+	ch    chan muxReply // buffered: one reply
+	frags []byte        // the reply's fragments so far
 }
 
 // Forward sends a request to node's CallHandler like Call, over the
@@ -90,15 +131,26 @@ func (t *Transport) Forward(ctx context.Context, node uint64, method string, bod
 	if err != nil {
 		return nil, err
 	}
-	if p.conn.GetState() != connectivity.Ready {
-		// Opening a stream would wait for the connection without the
-		// call's deadline; a unary call waits with it.
+	if len(body) > bigCall || p.conn.GetState() != connectivity.Ready {
+		// A large call would hold up the stream; and opening a stream
+		// while the connection is not up would only add a wait.
 		return t.Call(ctx, node, method, body)
 	}
-	cs, id, ch, err := p.calls.start(ctx, method, body)
+	m := &p.calls
+	select {
+	case m.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	defer func() { <-m.slots }()
+	cs, err := m.stream(ctx)
 	if errors.Is(err, errUnsupported) {
 		return t.Call(ctx, node, method, body)
 	}
+	if err != nil {
+		return nil, err
+	}
+	id, ch, err := m.enqueue(cs, ctx, method, body)
 	if err != nil {
 		return nil, err
 	}
@@ -110,71 +162,164 @@ func (t *Transport) Forward(ctx context.Context, node uint64, method string, bod
 		}
 		return r.b, r.err
 	case <-ctx.Done():
-		cs.forget(id)
+		if cs.forget(id) {
+			cs.push(queuedCall{id: id}) // a cancel; dropped if never sent
+		}
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 }
 
-var errUnsupported = errors.New("transport: peer serves no call stream")
-
-// start queues one call on the open stream (opening it if needed) and
-// returns where its reply will arrive.
-func (m *callMux) start(ctx context.Context, method string, body []byte) (*callStream, uint64, chan muxReply, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.unsupported {
-		return nil, 0, nil, errUnsupported
-	}
-	if m.cs == nil {
-		cs, err := m.open()
-		if err != nil {
-			return nil, 0, nil, err
+// stream returns the open stream, opening one (or waiting for the open
+// under way) within ctx.
+func (m *callMux) stream(ctx context.Context) (*callStream, error) {
+	for try := 0; ; try++ {
+		m.mu.Lock()
+		if time.Now().Before(m.unaryUntil) {
+			m.mu.Unlock()
+			return nil, errUnsupported
 		}
-		m.cs = cs
+		if m.cs != nil {
+			cs := m.cs
+			m.mu.Unlock()
+			return cs, nil
+		}
+		if m.opening == nil {
+			m.opening = make(chan struct{})
+			go m.open(m.opening)
+		}
+		opening := m.opening
+		m.mu.Unlock()
+		select {
+		case <-opening:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		m.mu.Lock()
+		cs, err := m.cs, m.openErr
+		m.mu.Unlock()
+		switch {
+		case cs != nil:
+			return cs, nil
+		case err != nil:
+			return nil, err
+		case try > 0:
+			return nil, status.Error(codes.Unavailable, "call stream broke")
+		}
+		// Opened, and broke already (an older peer's refusal does that):
+		// look again, once.
 	}
-	timeout := uint64(0)
-	if d, ok := ctx.Deadline(); ok {
-		timeout = uint64(max(time.Until(d).Milliseconds(), 1))
+}
+
+// open starts a call stream with its sender and receiver, then closes
+// done. It runs alone: m.opening is set.
+func (m *callMux) open(done chan struct{}) {
+	p := m.p
+	ctx, cancel := context.WithCancel(p.t.outgoing(context.Background()))
+	var cs *callStream
+	var err error
+	opened := make(chan struct{})
+	go func() {
+		select {
+		case <-opened:
+		case <-time.After(openTimeout):
+			cancel() // NewStream waits for the connection
+		}
+	}()
+	s, nerr := p.conn.NewStream(ctx, &serviceDesc.Streams[2], "/kintsu.Peer.v2/Calls")
+	close(opened)
+	if nerr != nil {
+		cancel()
+		err = status.Error(codes.Unavailable, "opening the call stream: "+nerr.Error())
+	} else {
+		cs = &callStream{s: s, cancel: cancel, kick: make(chan struct{}, 1), waiting: map[uint64]*waiter{}}
+		if !p.t.track(2) {
+			cancel()
+			cs, err = nil, status.Error(codes.Unavailable, "transport stopped")
+		} else {
+			go m.send(cs)
+			go m.receive(cs)
+		}
 	}
+	m.mu.Lock()
+	m.cs, m.openErr, m.opening = cs, err, nil
+	m.mu.Unlock()
+	close(done)
+}
+
+// enqueue queues one call on cs and returns where its reply will arrive.
+func (m *callMux) enqueue(cs *callStream, ctx context.Context, method string, body []byte) (uint64, chan muxReply, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok || time.Until(deadline) > maxCallTimeout {
+		deadline = time.Now().Add(maxCallTimeout)
+	}
+	m.mu.Lock()
 	m.nextID++
-	id, ch := m.nextID, make(chan muxReply, 1)
-	cs := m.cs
+	id := m.nextID
+	m.mu.Unlock()
+	w := &waiter{ch: make(chan muxReply, 1)}
 	cs.mu.Lock()
-	if cs.broken != nil {
-		// It broke since the last call: its receiver is about to clear
-		// m.cs. Nothing was sent; say so, and the caller retries.
+	switch {
+	case cs.broken != nil:
+		// It broke since it was handed out; nothing was sent.
 		err := cs.broken
 		cs.mu.Unlock()
-		m.cs = nil
-		return nil, 0, nil, err
+		return 0, nil, err
+	case cs.queueBytes+len(body) > maxQueuedCallBytes:
+		cs.mu.Unlock()
+		return 0, nil, status.Error(codes.ResourceExhausted, "too many bytes queued for the peer")
 	}
-	cs.waiting[id] = ch
-	cs.queue = append(cs.queue, codec.Encoder(nil).Uvarint(id).Uvarint(timeout).Bytes([]byte(method)).Bytes(body))
+	cs.waiting[id] = w
+	cs.queue = append(cs.queue, queuedCall{id: id, deadline: deadline, method: method, body: body})
+	cs.queueBytes += len(method) + len(body)
 	cs.mu.Unlock()
+	cs.wake()
+	return id, w.ch, nil
+}
+
+func (cs *callStream) wake() {
 	select {
 	case cs.kick <- struct{}{}:
 	default:
 	}
-	return cs, id, ch, nil
 }
 
-// open starts a call stream and its sender and receiver; m.mu is held.
-func (m *callMux) open() (*callStream, error) {
-	p := m.p
-	ctx, cancel := context.WithCancel(p.t.outgoing(context.Background()))
-	s, err := p.conn.NewStream(ctx, &serviceDesc.Streams[2], "/kintsu.Peer.v2/Calls")
-	if err != nil {
-		cancel()
-		return nil, status.Error(codes.Unavailable, err.Error())
+// push queues a cancel of a call that was given up on.
+func (cs *callStream) push(c queuedCall) {
+	cs.mu.Lock()
+	if cs.broken == nil {
+		cs.queue = append(cs.queue, c)
 	}
-	cs := &callStream{s: s, cancel: cancel, kick: make(chan struct{}, 1), waiting: map[uint64]chan muxReply{}}
-	p.t.wg.Add(2)
-	go m.send(cs)
-	go m.receive(cs)
-	return cs, nil
+	cs.mu.Unlock()
+	cs.wake()
 }
 
-// send writes queued calls, all that are waiting in one frame.
+// take returns the queued calls to send, encoded: a call no longer waited
+// for or past its deadline is dropped, and each timeout is what is left
+// of its deadline now.
+func (cs *callStream) take() [][]byte {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var items [][]byte
+	now := time.Now()
+	for _, c := range cs.queue {
+		e := codec.Encoder(nil).Uvarint(c.id)
+		if c.deadline.IsZero() {
+			items = append(items, e.Uvarint(0).Bytes(nil).Bytes(nil))
+			continue
+		}
+		left := c.deadline.Sub(now).Milliseconds()
+		if _, ok := cs.waiting[c.id]; !ok || left < 1 {
+			continue
+		}
+		items = append(items, e.Uvarint(uint64(left)).Bytes([]byte(c.method)).Bytes(c.body))
+	}
+	cs.queue, cs.queueBytes = nil, 0
+	return items
+}
+
+// send writes queued calls, all that are waiting, in few frames. It
+// never fails the stream itself: after a failed send the stream's status
+// comes from RecvMsg (receive).
 func (m *callMux) send(cs *callStream) {
 	defer m.p.t.wg.Done()
 	for {
@@ -186,12 +331,7 @@ func (m *callMux) send(cs *callStream) {
 			return
 		case <-cs.kick:
 		}
-		cs.mu.Lock()
-		q := cs.queue
-		cs.queue = nil
-		cs.mu.Unlock()
-		if err := sendPacked(cs.s, q); err != nil {
-			m.fail(cs, status.Error(codes.Unavailable, "call stream broke: "+err.Error()))
+		if err := sendPacked(cs.s, cs.take()); err != nil {
 			return
 		}
 	}
@@ -205,10 +345,10 @@ func (m *callMux) receive(cs *callStream) {
 		if err := cs.s.RecvMsg(&f); err != nil {
 			if status.Code(err) == codes.Unimplemented {
 				m.mu.Lock()
-				m.unsupported = true
+				m.unaryUntil = time.Now().Add(unsupportedFor)
 				m.mu.Unlock()
-				// An older peer: the calls queued were not served, and go
-				// again as unary calls (Forward), as every later one does.
+				// An older peer: the calls sent were not served, and go
+				// again as unary calls (Forward), as later ones do.
 				m.fail(cs, errUnsupported)
 				return
 			}
@@ -216,38 +356,56 @@ func (m *callMux) receive(cs *callStream) {
 			return
 		}
 		d := codec.NewDecoder(f.b)
-		for d.Len() > 0 && d.Err() == nil {
-			id, code, payload := d.Uvarint(), codes.Code(d.Uvarint()), d.Bytes()
+		for d.Len() > 0 {
+			id, code, payload := d.Uvarint(), d.Uvarint(), d.Bytes()
 			if d.Err() != nil {
-				break
+				m.fail(cs, status.Error(codes.Unavailable, "malformed reply frame"))
+				return
 			}
-			r := muxReply{b: payload}
-			if code != codes.OK {
-				r = muxReply{err: status.Error(code, string(payload))}
-			}
-			cs.deliver(id, r)
+			cs.deliver(id, code, payload)
 		}
-		if d.Err() != nil {
-			m.fail(cs, status.Error(codes.Unavailable, "malformed reply frame"))
+	}
+}
+
+// deliver adds one reply item to the call waiting for id, if any.
+func (cs *callStream) deliver(id, code uint64, payload []byte) {
+	cs.mu.Lock()
+	w := cs.waiting[id]
+	if w == nil {
+		cs.mu.Unlock()
+		return
+	}
+	if code == codeFragment || len(w.frags) > 0 {
+		if len(w.frags)+len(payload) > MaxFrameBytes {
+			delete(cs.waiting, id)
+			cs.mu.Unlock()
+			w.ch <- muxReply{err: status.Error(codes.ResourceExhausted, "forwarded reply too large")}
 			return
 		}
+		w.frags = append(w.frags, payload...)
+		if code == codeFragment {
+			cs.mu.Unlock()
+			return
+		}
+		payload = w.frags
 	}
-}
-
-func (cs *callStream) deliver(id uint64, r muxReply) {
-	cs.mu.Lock()
-	ch := cs.waiting[id]
 	delete(cs.waiting, id)
 	cs.mu.Unlock()
-	if ch != nil {
-		ch <- r // buffered: never blocks
+	r := muxReply{b: payload}
+	if code != uint64(codes.OK) {
+		r = muxReply{err: status.Error(codes.Code(min(code, 1<<31)), string(payload))}
 	}
+	w.ch <- r
 }
 
-func (cs *callStream) forget(id uint64) {
+// forget stops waiting for id, and reports whether it was still waited
+// for.
+func (cs *callStream) forget(id uint64) bool {
 	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	_, ok := cs.waiting[id]
 	delete(cs.waiting, id)
-	cs.mu.Unlock()
+	return ok
 }
 
 // fail ends cs: every waiting call gets err, and the next call opens a
@@ -259,10 +417,11 @@ func (m *callMux) fail(cs *callStream, err error) {
 		cs.broken = err
 	}
 	waiting := cs.waiting
-	cs.waiting = map[uint64]chan muxReply{}
+	cs.waiting = map[uint64]*waiter{}
+	cs.queue, cs.queueBytes = nil, 0
 	cs.mu.Unlock()
-	for _, ch := range waiting {
-		ch <- muxReply{err: err}
+	for _, w := range waiting {
+		w.ch <- muxReply{err: err}
 	}
 	m.mu.Lock()
 	if m.cs == cs {
@@ -271,143 +430,8 @@ func (m *callMux) fail(cs *callStream, err error) {
 	m.mu.Unlock()
 }
 
-// handleCalls serves a peer's call stream.
-func handleCalls(srv any, stream grpc.ServerStream) error {
-	t := srv.(*Transport)
-	if _, err := t.admit(stream.Context(), "calls", ""); err != nil {
-		return err
-	}
-	t.mu.Lock()
-	call := t.call
-	t.mu.Unlock()
-	if call == nil {
-		return status.Error(codes.Unavailable, "node not ready")
-	}
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	r := &replier{stream: stream, kick: make(chan struct{}, 1)}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	sendErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sendErr <- r.run(ctx)
-	}()
-	defer cancel() // stops the replier before the wait above
-	for {
-		var f frame
-		if err := stream.RecvMsg(&f); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		d := codec.NewDecoder(f.b)
-		for d.Len() > 0 {
-			id, timeout, method, body := d.Uvarint(), d.Uvarint(), d.Bytes(), d.Bytes()
-			if d.Err() != nil {
-				return status.Error(codes.InvalidArgument, "malformed call frame")
-			}
-			if !r.admit() {
-				r.add(id, status.New(codes.ResourceExhausted, "too many calls in flight"), nil)
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer r.done()
-				d := maxCallTimeout
-				if timeout > 0 && timeout < uint64(maxCallTimeout.Milliseconds()) {
-					d = time.Duration(timeout) * time.Millisecond
-				}
-				cctx, ccancel := context.WithTimeout(ctx, d)
-				defer ccancel()
-				out, err := call(cctx, string(method), body)
-				if err != nil {
-					st, ok := status.FromError(err)
-					if !ok {
-						// Unknown, or DeadlineExceeded / Canceled for a
-						// context's end, as a unary call would say.
-						st = status.FromContextError(err)
-					}
-					r.add(id, st, nil)
-					return
-				}
-				r.add(id, nil, out)
-			}()
-		}
-		select {
-		case err := <-sendErr:
-			return err
-		default:
-		}
-	}
-}
-
-// replier gathers a call stream's replies and writes them, all that are
-// ready in one frame.
-type replier struct {
-	stream   grpc.ServerStream
-	kick     chan struct{}
-	mu       sync.Mutex
-	out      [][]byte // encoded replies not yet sent; guarded by mu
-	inFlight int      // guarded by mu
-}
-
-func (r *replier) admit() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.inFlight >= maxStreamCalls {
-		return false
-	}
-	r.inFlight++
-	return true
-}
-
-func (r *replier) done() {
-	r.mu.Lock()
-	r.inFlight--
-	r.mu.Unlock()
-}
-
-// add queues one reply: st nil means success with answer.
-func (r *replier) add(id uint64, st *status.Status, answer []byte) {
-	enc := codec.Encoder(nil).Uvarint(id)
-	if st == nil {
-		enc = enc.Uvarint(uint64(codes.OK)).Bytes(answer)
-	} else {
-		enc = enc.Uvarint(uint64(st.Code())).Bytes([]byte(st.Message()))
-	}
-	r.mu.Lock()
-	r.out = append(r.out, enc)
-	r.mu.Unlock()
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (r *replier) run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.kick:
-		}
-		r.mu.Lock()
-		out := r.out
-		r.out = nil
-		r.mu.Unlock()
-		if err := sendPacked(r.stream, out); err != nil {
-			return err
-		}
-	}
-}
-
-// sendPacked sends encoded calls or replies, as many to a frame as fit in
-// about sendFrameBytes (one larger than that goes alone), so no frame
-// passes the peer's MaxFrameBytes unless one item alone does.
+// sendPacked sends encoded items, as many to a frame as fit in about
+// sendFrameBytes (a larger one goes alone).
 func sendPacked(s interface{ SendMsg(any) error }, items [][]byte) error {
 	var b []byte
 	for i, it := range items {

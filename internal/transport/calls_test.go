@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -187,16 +188,20 @@ func TestBrokenCallStreamFailsWaitingCalls(t *testing.T) {
 	}
 }
 
-// Beyond maxStreamCalls in flight on one stream, calls are refused
-// without being served.
+// A client has at most maxStreamCalls calls in flight on a stream; the
+// rest wait for a slot (within their deadlines) and are served after.
 func TestCallStreamBoundsCallsInFlight(t *testing.T) {
 	release := make(chan struct{})
-	var served atomic.Int64
+	var served, running, most atomic.Int64
 	_, cl := serveCalls(t, func(ctx context.Context, method string, body []byte) ([]byte, error) {
 		if method == "warm" {
 			return nil, nil
 		}
 		served.Add(1)
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -205,29 +210,124 @@ func TestCallStreamBoundsCallsInFlight(t *testing.T) {
 	})
 	const extra = 20
 	var wg sync.WaitGroup
-	var exhausted, ok atomic.Int64
+	var ok atomic.Int64
 	for range maxStreamCalls + extra {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_, err := cl.Forward(ctx, 1, "block", nil)
-			switch status.Code(err) {
-			case codes.ResourceExhausted:
-				exhausted.Add(1)
-			case codes.OK:
-				ok.Add(1)
-			default:
+			if _, err := cl.Forward(ctx, 1, "block", nil); err != nil {
 				t.Errorf("call: %v", err)
+				return
+			}
+			ok.Add(1)
+		}()
+	}
+	waitFor(t, "a full stream", func() bool { return running.Load() == maxStreamCalls })
+	close(release)
+	wg.Wait()
+	if most.Load() != maxStreamCalls || ok.Load() != maxStreamCalls+extra || served.Load() != maxStreamCalls+extra {
+		t.Fatalf("at most %d in flight, %d answered, %d served; want %d, then all %d", most.Load(), ok.Load(), served.Load(), maxStreamCalls, maxStreamCalls+extra)
+	}
+}
+
+// The server refuses calls past its bound, and ends a stream that keeps
+// sending them.
+func TestServerBoundsCallsInFlight(t *testing.T) {
+	r := &replier{running: map[uint64]context.CancelFunc{}}
+	for i := range maxServedCalls {
+		if a := r.admit(uint64(i), func() {}); a != admitted {
+			t.Fatalf("call %d: %v, want admitted", i, a)
+		}
+	}
+	if a := r.admit(1<<40, func() {}); a != refuse {
+		t.Fatalf("call past the bound: %v, want refused", a)
+	}
+	for i := range maxServedCalls - 1 {
+		r.admit(1<<41+uint64(i), func() {})
+	}
+	if a := r.admit(1<<42, func() {}); a != flood {
+		t.Fatalf("call at twice the bound: %v, want the stream ended", a)
+	}
+}
+
+// A call its caller gave up on is cancelled on the server, not served to
+// its deadline.
+func TestGivenUpCallIsCancelledOnTheServer(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	ended := make(chan time.Duration, 1)
+	_, cl := serveCalls(t, func(ctx context.Context, method string, body []byte) ([]byte, error) {
+		if method == "block" {
+			start := time.Now()
+			entered <- struct{}{}
+			<-ctx.Done()
+			ended <- time.Since(start)
+		}
+		return []byte("ok"), nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	go func() {
+		<-entered // the call is being served: give up on it
+		cancel()
+	}()
+	_, err := cl.Forward(ctx, 1, "block", nil)
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("given-up call: %v, want Canceled", err)
+	}
+	select {
+	case d := <-ended:
+		if d > 10*time.Second {
+			t.Fatalf("the handler ran %v after its caller gave up", d)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the handler still runs 15s after its caller gave up (deadline 20s)")
+	}
+}
+
+// A large reply arrives whole while small calls go on beside it; a large
+// request goes as a unary call.
+func TestLargeRepliesAndRequests(t *testing.T) {
+	big := make([]byte, 3*fragmentBytes+17)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	e := &echo{}
+	_, cl := serveCalls(t, func(ctx context.Context, method string, body []byte) ([]byte, error) {
+		if method == "big" {
+			return big, nil
+		}
+		return e.call(ctx, method, body)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%4 == 0 {
+				out, err := cl.Forward(ctx, 1, "big", nil)
+				if err != nil || !bytes.Equal(out, big) {
+					t.Errorf("big reply: %d bytes, %v", len(out), err)
+				}
+				return
+			}
+			body := fmt.Appendf(nil, "%d", i)
+			if out, err := cl.Forward(ctx, 1, "m", body); err != nil || string(out) != "m:"+string(body) {
+				t.Errorf("small call %d: %q, %v", i, out, err)
 			}
 		}()
 	}
-	waitFor(t, "the refusals", func() bool { return exhausted.Load() == extra })
-	close(release)
 	wg.Wait()
-	if served.Load() != maxStreamCalls || ok.Load() != maxStreamCalls {
-		t.Fatalf("served %d, answered %d; want %d each", served.Load(), ok.Load(), maxStreamCalls)
+	large := bytes.Repeat([]byte("x"), bigCall+1)
+	if out, err := cl.Forward(ctx, 1, "m", large); err != nil || len(out) != len(large)+2 {
+		t.Fatalf("large request: %d bytes, %v", len(out), err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.via["/kintsu.Peer.v2/Call"] != 2 || e.via["/kintsu.Peer.v2/Calls"] != 30 {
+		t.Fatalf("served via %v; want the warm-up and the large request unary, 30 on the stream", e.via)
 	}
 }
 

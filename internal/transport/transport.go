@@ -195,12 +195,24 @@ func (t *Transport) peer(node uint64) (*peer, error) {
 		return nil, err
 	}
 	p := &peer{t: t, node: node, conn: conn, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	p.calls.p = p
+	p.calls = callMux{p: p, slots: make(chan struct{}, maxStreamCalls)}
 	t.peers[node] = p
 	t.wg.Add(2)
 	go p.run()
 	go p.watch()
 	return p, nil
+}
+
+// track counts n goroutines about to start in the transport's wait
+// group, unless the transport is stopped (then it reports false).
+func (t *Transport) track(n int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return false
+	}
+	t.wg.Add(n)
+	return true
 }
 
 // watch reports the connection to the peer breaking after it was up.

@@ -43,8 +43,9 @@ import (
 //   - A client has at most maxStreamCalls calls in flight per stream (it
 //     waits for a slot); the server refuses calls beyond twice that, and
 //     ends a stream that keeps sending them. Queued calls are bounded in
-//     bytes (maxQueuedCallBytes), and a request larger than bigCall goes
-//     as a unary call, so no call waits behind a large one.
+//     bytes (maxQueuedCallBytes; past it a call goes as a unary call), and
+//     a request larger than bigCall goes as a unary call, so no call waits
+//     behind a large one.
 //   - A reply larger than fragmentBytes is sent in fragments, one per
 //     frame, between the others, so small replies never wait behind a
 //     large one. The client bounds a reply's reassembly by MaxFrameBytes.
@@ -80,7 +81,10 @@ type muxReply struct {
 	err error
 }
 
-var errUnsupported = errors.New("transport: peer serves no call stream")
+var (
+	errUnsupported = errors.New("transport: peer serves no call stream")
+	errQueueFull   = errors.New("transport: call stream queue full")
+)
 
 // callMux is the client side of one peer's call stream.
 type callMux struct {
@@ -151,6 +155,10 @@ func (t *Transport) Forward(ctx context.Context, node uint64, method string, bod
 		return nil, err
 	}
 	id, ch, err := m.enqueue(cs, ctx, method, body)
+	if errors.Is(err, errUnsupported) || errors.Is(err, errQueueFull) {
+		// Not sent: the peer refused the stream, or too much waits for it.
+		return t.Call(ctx, node, method, body)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +171,9 @@ func (t *Transport) Forward(ctx context.Context, node uint64, method string, bod
 		return r.b, r.err
 	case <-ctx.Done():
 		if cs.forget(id) {
-			cs.push(queuedCall{id: id}) // a cancel; dropped if never sent
+			// A cancel, sent even if the call itself was not (it is then
+			// dropped from the queue); the server ignores unknown ids.
+			cs.push(queuedCall{id: id})
 		}
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
@@ -217,16 +227,11 @@ func (m *callMux) open(done chan struct{}) {
 	ctx, cancel := context.WithCancel(p.t.outgoing(context.Background()))
 	var cs *callStream
 	var err error
-	opened := make(chan struct{})
-	go func() {
-		select {
-		case <-opened:
-		case <-time.After(openTimeout):
-			cancel() // NewStream waits for the connection
-		}
-	}()
+	timer := time.AfterFunc(openTimeout, cancel) // NewStream waits for the connection
 	s, nerr := p.conn.NewStream(ctx, &serviceDesc.Streams[2], "/kintsu.Peer.v2/Calls")
-	close(opened)
+	if !timer.Stop() && nerr == nil {
+		nerr = errors.New("opening took too long") // the timer cancelled it
+	}
 	if nerr != nil {
 		cancel()
 		err = status.Error(codes.Unavailable, "opening the call stream: "+nerr.Error())
@@ -264,9 +269,9 @@ func (m *callMux) enqueue(cs *callStream, ctx context.Context, method string, bo
 		err := cs.broken
 		cs.mu.Unlock()
 		return 0, nil, err
-	case cs.queueBytes+len(body) > maxQueuedCallBytes:
+	case cs.queueBytes+len(method)+len(body) > maxQueuedCallBytes:
 		cs.mu.Unlock()
-		return 0, nil, status.Error(codes.ResourceExhausted, "too many bytes queued for the peer")
+		return 0, nil, errQueueFull
 	}
 	cs.waiting[id] = w
 	cs.queue = append(cs.queue, queuedCall{id: id, deadline: deadline, method: method, body: body})
@@ -307,8 +312,14 @@ func (cs *callStream) take() [][]byte {
 			items = append(items, e.Uvarint(0).Bytes(nil).Bytes(nil))
 			continue
 		}
+		w, ok := cs.waiting[c.id]
+		if !ok {
+			continue
+		}
 		left := c.deadline.Sub(now).Milliseconds()
-		if _, ok := cs.waiting[c.id]; !ok || left < 1 {
+		if left < 1 {
+			delete(cs.waiting, c.id)
+			w.ch <- muxReply{err: status.Error(codes.DeadlineExceeded, "forwarded call expired before it was sent")}
 			continue
 		}
 		items = append(items, e.Uvarint(uint64(left)).Bytes([]byte(c.method)).Bytes(c.body))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,13 +51,18 @@ func handleCalls(srv any, stream grpc.ServerStream) error {
 		if err := stream.RecvMsg(&f); err != nil {
 			select {
 			case serr := <-sendErr:
-				return serr
+				if serr != nil {
+					err = serr
+				}
 			default:
 			}
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return err
+			// Never pass gRPC's own status through: a client reads
+			// Unimplemented as "this peer has no call stream, and served
+			// nothing of it".
+			return status.Error(codes.Unavailable, "call stream: "+err.Error())
 		}
 		d := codec.NewDecoder(f.b)
 		for d.Len() > 0 {
@@ -107,10 +113,15 @@ type replier struct {
 	kick   chan struct{}
 
 	mu       sync.Mutex
-	small    [][]byte                      // encoded whole replies; guarded by mu
+	small    []smallReply                  // whole replies; guarded by mu
 	big      []*bigReply                   // replies sent in fragments; guarded by mu
 	inFlight int                           // calls admitted, reply not yet sent; guarded by mu
 	running  map[uint64]context.CancelFunc // calls being served, by id; guarded by mu
+}
+
+type smallReply struct {
+	id uint64
+	b  []byte // encoded
 }
 
 type bigReply struct {
@@ -143,9 +154,26 @@ func (r *replier) admit(id uint64, cancel context.CancelFunc) admission {
 	return admitted
 }
 
+// cancelCall ends call id, which its caller gave up on: it stops serving
+// it, or drops its reply if that is not sent yet (a large one may take a
+// while).
 func (r *replier) cancelCall(id uint64) {
 	r.mu.Lock()
 	cancel := r.running[id]
+	r.small = slices.DeleteFunc(r.small, func(s smallReply) bool {
+		if s.id == id {
+			r.inFlight--
+			return true
+		}
+		return false
+	})
+	r.big = slices.DeleteFunc(r.big, func(b *bigReply) bool {
+		if b.id == id {
+			r.inFlight--
+			return true
+		}
+		return false
+	})
 	r.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -159,7 +187,7 @@ func (r *replier) add(id uint64, code codes.Code, payload []byte) {
 	if len(payload) > fragmentBytes {
 		r.big = append(r.big, &bigReply{id: id, code: uint64(code), rest: payload})
 	} else {
-		r.small = append(r.small, codec.Encoder(nil).Uvarint(id).Uvarint(uint64(code)).Bytes(payload))
+		r.small = append(r.small, smallReply{id, codec.Encoder(nil).Uvarint(id).Uvarint(uint64(code)).Bytes(payload)})
 	}
 	r.mu.Unlock()
 	select {
@@ -174,7 +202,10 @@ func (r *replier) add(id uint64, code codes.Code, payload []byte) {
 func (r *replier) round() (items [][]byte, frags []byte, ended int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	items, r.small = r.small, nil
+	for _, s := range r.small {
+		items = append(items, s.b)
+	}
+	r.small = nil
 	ended = len(items)
 	var left []*bigReply
 	for _, b := range r.big {

@@ -367,14 +367,41 @@ func TestForwardFallsBackToUnaryCalls(t *testing.T) {
 	ready(t, cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for i := range 3 {
-		if out, err := cl.Forward(ctx, 1, "m", []byte("b")); err != nil || string(out) != "m:b" {
-			t.Fatalf("call %d to an older peer: %q, %v", i, out, err)
-		}
+	// A burst: calls queued on the stream before the peer's refusal
+	// arrives go again as unary calls, never fail.
+	const n = 300
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out, err := cl.Forward(ctx, 1, "m", []byte("b")); err != nil || string(out) != "m:b" {
+				t.Errorf("call %d to an older peer: %q, %v", i, out, err)
+			}
+		}()
 	}
+	wg.Wait()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.via["/kintsu.Peer.v2/Call"] != 4 {
-		t.Fatalf("served via %v, want 4 unary calls", e.via)
+	if e.via["/kintsu.Peer.v2/Call"] != n+1 {
+		t.Fatalf("served via %v, want %d unary calls", e.via, n+1)
+	}
+}
+
+// A reply not yet sent when its caller gives up is dropped, and no longer
+// counts in flight.
+func TestCancelDropsAQueuedReply(t *testing.T) {
+	r := &replier{running: map[uint64]context.CancelFunc{}, kick: make(chan struct{}, 1)}
+	for _, id := range []uint64{5, 6} {
+		if r.admit(id, func() {}) != admitted {
+			t.Fatal("not admitted")
+		}
+	}
+	r.add(5, codes.OK, make([]byte, 3*fragmentBytes))
+	r.add(6, codes.OK, []byte("small"))
+	r.cancelCall(5)
+	r.cancelCall(6)
+	if len(r.big) != 0 || len(r.small) != 0 || r.inFlight != 0 {
+		t.Fatalf("after the cancels: %d large and %d small replies queued, %d in flight", len(r.big), len(r.small), r.inFlight)
 	}
 }

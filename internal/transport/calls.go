@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -127,11 +126,7 @@ type waiter struct {
 // Forward sends a request to node's CallHandler like Call, over the
 // peer's call stream (see above).
 func (t *Transport) Forward(ctx context.Context, node uint64, method string, body []byte) ([]byte, error) {
-	if t.isCut(node) {
-		<-ctx.Done()
-		return nil, fmt.Errorf("%w: %v", ErrCut, ctx.Err())
-	}
-	p, err := t.peer(node)
+	p, err := t.callee(ctx, node)
 	if err != nil {
 		return nil, err
 	}

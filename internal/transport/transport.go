@@ -288,15 +288,20 @@ func (t *Transport) Send(node uint64, envs []raftstore.Envelope) {
 	p.enqueue(envs)
 }
 
-// Call sends a unary request to node's CallHandler.
-func (t *Transport) Call(ctx context.Context, node uint64, method string, body []byte) ([]byte, error) {
+// callee returns the peer a call goes to.
+func (t *Transport) callee(ctx context.Context, node uint64) (*peer, error) {
 	if t.isCut(node) {
 		// A cut link looks like an unreachable peer: the call does not
 		// return before its deadline would, but it also cannot deliver.
 		<-ctx.Done()
 		return nil, fmt.Errorf("%w: %v", ErrCut, ctx.Err())
 	}
-	p, err := t.peer(node)
+	return t.peer(node)
+}
+
+// Call sends a unary request to node's CallHandler.
+func (t *Transport) Call(ctx context.Context, node uint64, method string, body []byte) ([]byte, error) {
+	p, err := t.callee(ctx, node)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -80,9 +81,12 @@ type muxReply struct {
 	err error
 }
 
+// errNotSent marks a call the stream did not deliver, for sure: Forward
+// makes it a unary call instead.
 var (
-	errUnsupported = errors.New("transport: peer serves no call stream")
-	errQueueFull   = errors.New("transport: call stream queue full")
+	errNotSent     = errors.New("transport: not sent on the call stream")
+	errUnsupported = fmt.Errorf("%w: the peer serves no call stream", errNotSent)
+	errQueueFull   = fmt.Errorf("%w: its queue is full", errNotSent)
 )
 
 // callMux is the client side of one peer's call stream.
@@ -133,9 +137,17 @@ func (t *Transport) Forward(ctx context.Context, node uint64, method string, bod
 	if len(body) > bigCall || p.conn.GetState() != connectivity.Ready {
 		// A large call would hold up the stream; and opening a stream
 		// while the connection is not up would only add a wait.
-		return t.Call(ctx, node, method, body)
+		return p.unary(ctx, method, body)
 	}
-	m := &p.calls
+	out, err := p.calls.call(ctx, method, body)
+	if errors.Is(err, errNotSent) {
+		return p.unary(ctx, method, body)
+	}
+	return out, err
+}
+
+// call makes one call over the stream, within ctx.
+func (m *callMux) call(ctx context.Context, method string, body []byte) ([]byte, error) {
 	select {
 	case m.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -143,32 +155,21 @@ func (t *Transport) Forward(ctx context.Context, node uint64, method string, bod
 	}
 	defer func() { <-m.slots }()
 	cs, err := m.stream(ctx)
-	if errors.Is(err, errUnsupported) {
-		return t.Call(ctx, node, method, body)
-	}
 	if err != nil {
 		return nil, err
 	}
-	id, ch, err := m.enqueue(cs, ctx, method, body)
-	if errors.Is(err, errUnsupported) || errors.Is(err, errQueueFull) {
-		// Not sent: the peer refused the stream, or too much waits for it.
-		return t.Call(ctx, node, method, body)
-	}
+	id, ch, err := m.enqueue(ctx, cs, method, body)
 	if err != nil {
 		return nil, err
 	}
 	select {
 	case r := <-ch:
-		if errors.Is(r.err, errUnsupported) {
-			// The peer refused the stream, so it served nothing of it.
-			return t.Call(ctx, node, method, body)
-		}
 		return r.b, r.err
 	case <-ctx.Done():
 		if cs.forget(id) {
-			// A cancel, sent even if the call itself was not (it is then
-			// dropped from the queue); the server ignores unknown ids.
-			cs.push(queuedCall{id: id})
+			// Sent even if the call itself was not (it is then dropped
+			// from the queue); the server ignores unknown ids.
+			cs.cancelLater(id)
 		}
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
@@ -247,7 +248,7 @@ func (m *callMux) open(done chan struct{}) {
 }
 
 // enqueue queues one call on cs and returns where its reply will arrive.
-func (m *callMux) enqueue(cs *callStream, ctx context.Context, method string, body []byte) (uint64, chan muxReply, error) {
+func (m *callMux) enqueue(ctx context.Context, cs *callStream, method string, body []byte) (uint64, chan muxReply, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok || time.Until(deadline) > maxCallTimeout {
 		deadline = time.Now().Add(maxCallTimeout)
@@ -283,11 +284,11 @@ func (cs *callStream) wake() {
 	}
 }
 
-// push queues a cancel of a call that was given up on.
-func (cs *callStream) push(c queuedCall) {
+// cancelLater queues a cancel of call id, which was given up on.
+func (cs *callStream) cancelLater(id uint64) {
 	cs.mu.Lock()
 	if cs.broken == nil {
-		cs.queue = append(cs.queue, c)
+		cs.queue = append(cs.queue, queuedCall{id: id})
 	}
 	cs.mu.Unlock()
 	cs.wake()
@@ -354,7 +355,7 @@ func (m *callMux) receive(cs *callStream) {
 				m.unaryUntil = time.Now().Add(unsupportedFor)
 				m.mu.Unlock()
 				// An older peer: the calls sent were not served, and go
-				// again as unary calls (Forward), as later ones do.
+				// again as unary calls (errNotSent), as later ones do.
 				m.fail(cs, errUnsupported)
 				return
 			}

@@ -305,9 +305,14 @@ func (t *Transport) Call(ctx context.Context, node uint64, method string, body [
 	if err != nil {
 		return nil, err
 	}
+	return p.unary(ctx, method, body)
+}
+
+// unary makes one unary call to the peer.
+func (p *peer) unary(ctx context.Context, method string, body []byte) ([]byte, error) {
 	req := &frame{b: appendPair(nil, []byte(method), body)}
 	var out frame
-	if err := p.conn.Invoke(t.outgoing(ctx), "/kintsu.Peer.v2/Call", req, &out); err != nil {
+	if err := p.conn.Invoke(p.t.outgoing(ctx), "/kintsu.Peer.v2/Call", req, &out); err != nil {
 		return nil, err
 	}
 	return out.b, nil

@@ -294,18 +294,17 @@ func (cs *callStream) cancelLater(id uint64) {
 	cs.wake()
 }
 
-// take returns the queued calls to send, encoded: a call no longer waited
+// take encodes the queued calls into frames: a call no longer waited
 // for or past its deadline is dropped, and each timeout is what is left
 // of its deadline now.
-func (cs *callStream) take() [][]byte {
+func (cs *callStream) take() frames {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	var items [][]byte
+	var f frames
 	now := time.Now()
 	for _, c := range cs.queue {
-		e := codec.Encoder(nil).Uvarint(c.id)
 		if c.deadline.IsZero() {
-			items = append(items, e.Uvarint(0).Bytes(nil).Bytes(nil))
+			f.add(func(e codec.Encoder) codec.Encoder { return e.Uvarint(c.id).Uvarint(0).Bytes(nil).Bytes(nil) })
 			continue
 		}
 		w, ok := cs.waiting[c.id]
@@ -318,10 +317,12 @@ func (cs *callStream) take() [][]byte {
 			w.ch <- muxReply{err: status.Error(codes.DeadlineExceeded, "forwarded call expired before it was sent")}
 			continue
 		}
-		items = append(items, e.Uvarint(uint64(left)).Bytes([]byte(c.method)).Bytes(c.body))
+		f.add(func(e codec.Encoder) codec.Encoder {
+			return e.Uvarint(c.id).Uvarint(uint64(left)).Bytes([]byte(c.method)).Bytes(c.body)
+		})
 	}
 	cs.queue, cs.queueBytes = nil, 0
-	return items
+	return f
 }
 
 // send writes queued calls, all that are waiting, in few frames. It
@@ -338,7 +339,7 @@ func (m *callMux) send(cs *callStream) {
 			return
 		case <-cs.kick:
 		}
-		if err := sendPacked(cs.s, cs.take()); err != nil {
+		if err := cs.take().send(cs.s); err != nil {
 			return
 		}
 	}
@@ -437,17 +438,23 @@ func (m *callMux) fail(cs *callStream, err error) {
 	m.mu.Unlock()
 }
 
-// sendPacked sends encoded items, as many to a frame as fit in about
-// sendFrameBytes (a larger one goes alone).
-func sendPacked(s interface{ SendMsg(any) error }, items [][]byte) error {
-	var b []byte
-	for i, it := range items {
-		b = append(b, it...)
-		if i == len(items)-1 || len(b)+len(items[i+1]) > sendFrameBytes {
-			if err := s.SendMsg(&frame{b: b}); err != nil {
-				return err
-			}
-			b = nil
+// frames are items (calls or replies) encoded straight into frames of
+// about sendFrameBytes: a frame is closed once it reaches that size, so
+// it passes it by at most one item.
+type frames [][]byte
+
+func (f *frames) add(enc func(codec.Encoder) codec.Encoder) {
+	if n := len(*f); n == 0 || len((*f)[n-1]) >= sendFrameBytes {
+		*f = append(*f, nil)
+	}
+	last := &(*f)[len(*f)-1]
+	*last = enc(*last)
+}
+
+func (f frames) send(s interface{ SendMsg(any) error }) error {
+	for _, b := range f {
+		if err := s.SendMsg(&frame{b: b}); err != nil {
+			return err
 		}
 	}
 	return nil

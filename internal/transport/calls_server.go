@@ -113,18 +113,14 @@ type replier struct {
 	kick   chan struct{}
 
 	mu       sync.Mutex
-	small    []smallReply                  // whole replies; guarded by mu
-	big      []*bigReply                   // replies sent in fragments; guarded by mu
+	small    []*reply                      // sent whole; guarded by mu
+	big      []*reply                      // sent in fragments; guarded by mu
 	inFlight int                           // calls admitted, reply not yet sent; guarded by mu
 	running  map[uint64]context.CancelFunc // calls being served, by id; guarded by mu
 }
 
-type smallReply struct {
-	id uint64
-	b  []byte // encoded
-}
-
-type bigReply struct {
+// reply is a call's reply, or what is left to send of it.
+type reply struct {
 	id   uint64
 	code uint64
 	rest []byte
@@ -160,20 +156,15 @@ func (r *replier) admit(id uint64, cancel context.CancelFunc) admission {
 func (r *replier) cancelCall(id uint64) {
 	r.mu.Lock()
 	cancel := r.running[id]
-	r.small = slices.DeleteFunc(r.small, func(s smallReply) bool {
-		if s.id == id {
+	drop := func(q *reply) bool {
+		if q.id == id {
 			r.inFlight--
 			return true
 		}
 		return false
-	})
-	r.big = slices.DeleteFunc(r.big, func(b *bigReply) bool {
-		if b.id == id {
-			r.inFlight--
-			return true
-		}
-		return false
-	})
+	}
+	r.small = slices.DeleteFunc(r.small, drop)
+	r.big = slices.DeleteFunc(r.big, drop)
 	r.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -182,12 +173,13 @@ func (r *replier) cancelCall(id uint64) {
 
 // add queues one call's reply.
 func (r *replier) add(id uint64, code codes.Code, payload []byte) {
+	q := &reply{id: id, code: uint64(code), rest: payload}
 	r.mu.Lock()
 	delete(r.running, id)
 	if len(payload) > fragmentBytes {
-		r.big = append(r.big, &bigReply{id: id, code: uint64(code), rest: payload})
+		r.big = append(r.big, q)
 	} else {
-		r.small = append(r.small, smallReply{id, codec.Encoder(nil).Uvarint(id).Uvarint(uint64(code)).Bytes(payload)})
+		r.small = append(r.small, q)
 	}
 	r.mu.Unlock()
 	select {
@@ -196,36 +188,38 @@ func (r *replier) add(id uint64, code codes.Code, payload []byte) {
 	}
 }
 
-// round takes what to send next: the small replies, and up to about
+// round encodes what to send next: the small replies, and up to about
 // sendFrameBytes of fragments of the large ones, one each in turn. ended
 // counts the calls whose last piece is in it.
-func (r *replier) round() (items [][]byte, frags []byte, ended int) {
+func (r *replier) round() (f frames, ended int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, s := range r.small {
-		items = append(items, s.b)
+	for _, q := range r.small {
+		f.add(func(e codec.Encoder) codec.Encoder { return e.Uvarint(q.id).Uvarint(q.code).Bytes(q.rest) })
 	}
+	ended = len(r.small)
 	r.small = nil
-	ended = len(items)
-	var left []*bigReply
-	for _, b := range r.big {
-		if len(frags) >= sendFrameBytes {
-			left = append(left, b)
+	budget := sendFrameBytes
+	var left []*reply
+	for _, q := range r.big {
+		if budget <= 0 {
+			left = append(left, q)
 			continue
 		}
-		n := min(len(b.rest), fragmentBytes)
+		n := min(len(q.rest), fragmentBytes)
+		budget -= n
 		code := uint64(codeFragment)
-		if n == len(b.rest) {
-			code = b.code
+		if n == len(q.rest) {
+			code = q.code
 			ended++
 		}
-		frags = codec.Encoder(frags).Uvarint(b.id).Uvarint(code).Bytes(b.rest[:n])
-		if b.rest = b.rest[n:]; code == codeFragment {
-			left = append(left, b)
+		f.add(func(e codec.Encoder) codec.Encoder { return e.Uvarint(q.id).Uvarint(code).Bytes(q.rest[:n]) })
+		if q.rest = q.rest[n:]; code == codeFragment {
+			left = append(left, q)
 		}
 	}
 	r.big = left
-	return items, frags, ended
+	return f, ended
 }
 
 func (r *replier) pending() bool {
@@ -243,11 +237,8 @@ func (r *replier) run(ctx context.Context) error {
 			case <-r.kick:
 			}
 		}
-		items, frags, ended := r.round()
-		if len(frags) > 0 {
-			items = append(items, frags)
-		}
-		if err := sendPacked(r.stream, items); err != nil {
+		f, ended := r.round()
+		if err := f.send(r.stream); err != nil {
 			return err
 		}
 		r.mu.Lock()

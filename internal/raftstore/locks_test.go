@@ -69,10 +69,14 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 	noLocks(false)
 
 	// A restarted node loads the count.
-	l := c.leader(0)
-	c.stop(l.id)
-	c.restart(l.id, l.dir)
-	c.moveLeader(t, 0, l.id)
+	restartLeader := func() {
+		t.Helper()
+		l := c.leader(0)
+		c.stop(l.id)
+		c.restart(l.id, l.dir)
+		c.moveLeader(t, 0, l.id)
+	}
+	restartLeader()
 	noLocks(false)
 	lockIs("k", "held")
 	lockIs("a", "")
@@ -100,7 +104,7 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 	noLocks(true)
 
 	// Past the memory bound the table is read from disk, and held in
-	// memory again once empty.
+	// memory again once it shrinks (rebuildAt) or empties.
 	const many = 20_000 // above mirrorRecords
 	do("lock-many", "m", fmt.Sprint(many))
 	lockIs("m0", "m0")
@@ -119,10 +123,7 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 	lockIs("m0", "")
 	// A restart with many records loads the count, not all of them.
 	do("lock-many", "m", fmt.Sprint(many))
-	l = c.leader(0)
-	c.stop(l.id)
-	c.restart(l.id, l.dir)
-	c.moveLeader(t, 0, l.id)
+	restartLeader()
 	noLocks(false)
 	lockIs("m5", "m5")
 	lockIs("z", "zz")

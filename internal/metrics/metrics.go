@@ -28,6 +28,10 @@ type Metrics struct {
 	Requests       *prometheus.CounterVec // by command and outcome
 	Forwarded      prometheus.Counter     // requests forwarded to another node
 	RequestLatency prometheus.Histogram
+	// Transaction PREPAREs that waited on this leader for older
+	// transactions' locks: how each wait ended, and how many wait now.
+	LockWaits   *prometheus.CounterVec
+	LockWaiters prometheus.Gauge
 	// The edge's per-node bounds: connections it closed, by the limit
 	// that closed them, and the bytes of client replies and partially
 	// received commands it holds now.
@@ -73,6 +77,9 @@ func New() *Metrics {
 	m.ClientsClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kintsu", Name: "clients_closed_total", Help: "Client connections closed by a limit, by reason."}, []string{"reason"})
 	m.ClientReply = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: "client_reply_bytes", Help: "Bytes of replies built for clients and not yet written."})
 	m.ClientQuery = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: "client_query_bytes", Help: "Bytes of buffers holding large, partially received client commands."})
+	m.LockWaits = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kintsu", Name: "txn_lock_waits_total", Help: "Transaction PREPAREs that waited on this leader for older transactions' locks, by how the wait ended."}, []string{"outcome"})
+	m.LockWaiters = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: "txn_lock_waiters", Help: "Transaction PREPAREs waiting on this leader for older transactions' locks."})
+	r.MustRegister(m.LockWaits, m.LockWaiters)
 	r.MustRegister(m.LeadersHeld, m.Requests, m.ClientsClosed, m.ClientReply, m.ClientQuery)
 	return m
 }

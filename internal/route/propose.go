@@ -18,7 +18,19 @@ func (r *Router) propose(ctx context.Context, group uint64, reqs []*raftstore.Re
 	if r.cfg.UnsafeCASOnPropose {
 		return r.proposeCheckingEarly(ctx, group, reqs)
 	}
-	replies, errs := r.eng.ProposeMany(ctx, group, reqs)
+	var replies [][]byte
+	var errs []error
+	if len(reqs) == 1 && txn.IsPrepare(reqs[0].Args) {
+		reply, err := r.proposePrepare(ctx, group, reqs[0])
+		replies, errs = [][]byte{reply}, []error{err}
+	} else {
+		replies, errs = r.eng.ProposeMany(ctx, group, reqs)
+		for i, req := range reqs {
+			if id, ok := txn.ResolveOf(req.Args); ok && errs[i] == nil {
+				r.waits.resolved(group, id)
+			}
+		}
+	}
 	if r.cfg.FaultInjection && slices.ContainsFunc(reqs, func(r *raftstore.Request) bool { return txn.IsPrepare(r.Args) }) {
 		r.cfg.Failpoint(api.FailParticipantPrepared)
 	}

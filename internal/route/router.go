@@ -28,6 +28,7 @@ type Router struct {
 	origin   uint64
 	seqs     *seqTracker
 	resolver *txn.Resolver // set once by SetResolver, before serving
+	waits    *lockWaits    // PREPAREs waiting for older transactions' locks (lockwait.go)
 
 	mu        sync.Mutex
 	hints     map[uint64]uint64       // guarded by mu; group -> node believed to lead
@@ -41,7 +42,11 @@ func New(cfg Config, eng *raftstore.Engine) *Router {
 		panic(err)
 	}
 	origin := binary.BigEndian.Uint64(b[:]) | 1 // never 0: 0 means "no dedupe"
-	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), hints: map[uint64]uint64{}, confirmed: map[uint64]confirmation{}}
+	gauge := func(int) {}
+	if cfg.Metrics != nil {
+		gauge = func(n int) { cfg.Metrics.LockWaiters.Set(float64(n)) }
+	}
+	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), waits: newLockWaits(gauge), hints: map[uint64]uint64{}, confirmed: map[uint64]confirmation{}}
 }
 
 // Origin names this router's process in (origin, seq) request ids and

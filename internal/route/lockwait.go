@@ -1,0 +1,309 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/txn"
+)
+
+// Lock waits at the participant's leader.
+//
+// A PREPARE that meets locks held only by older transactions used to go
+// back to its coordinator at once, which let go of every lock it held and
+// retried after a backoff: under heavy overlap an abort storm, in which a
+// released lock went to whichever attempt came back first. Now it waits
+// here, on the leader of its partition, in that partition's queue
+// (txn.WaitQueue has the rules and the invariants), and is proposed again
+// when the holders it met are resolved, oldest waiter first.
+//
+// Why this is enough to see every release: a lock is released only by a
+// RESOLVE entry, and every write to a partition a node leads, local or
+// forwarded, passes through propose on that node. A RESOLVE proposed
+// elsewhere (the leader moved and came back) is missed: the waiter waits
+// out its bound and answers as before. The queue is never an authority:
+// each proposal is checked against the lock table when it is applied.
+//
+// Identity: a PREPARE's first proposal carries its coordinator's (origin,
+// seq); a refused PREPARE's reply is kept under that identity for
+// retries, so a proposal after a wait carries a fresh identity of this
+// router's. If that proposal fails or its outcome is unknown, the caller
+// is answered with the refusal its own identity holds: whatever the later
+// copy did is a part the coordinator does not know of, which it cleans
+// up as it does any part of an attempt that did not commit (it releases
+// every participant of such an attempt, and an orphaned record expires).
+//
+// Bounds: a PREPARE waits at most lockWaitMax and leaves lockWaitReserve
+// of its caller's deadline for its last proposal and the answer; a
+// partition queues at most lockWaitersPerGroup waiters and a node
+// lockWaitersPerNode. Beyond them a PREPARE is answered at once, as
+// before the queue existed.
+const (
+	lockWaitMax         = time.Second
+	lockWaitReserve     = 250 * time.Millisecond
+	lockWaitMin         = 20 * time.Millisecond
+	lockWaitersPerGroup = 1024
+	lockWaitersPerNode  = 8192
+)
+
+// lockWaits holds the wait queues of the partitions this node leads.
+type lockWaits struct {
+	mu     sync.Mutex
+	groups map[uint64]*txn.WaitQueue     // guarded by mu
+	wakes  map[*txn.Waiter]chan struct{} // guarded by mu; every waiter still served by a request
+	where  map[txn.ID][]uint64           // guarded by mu; waiting transaction -> groups it waits in
+	gauge  func(n int)                   // reports the waiter count
+}
+
+func newLockWaits(gauge func(int)) *lockWaits {
+	return &lockWaits{groups: map[uint64]*txn.WaitQueue{}, wakes: map[*txn.Waiter]chan struct{}{}, where: map[txn.ID][]uint64{}, gauge: gauge}
+}
+
+// busy reports whether group has waiters (then newcomers must be checked).
+func (lw *lockWaits) busy(group uint64) bool {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	q := lw.groups[group]
+	return q != nil && q.Len() > 0
+}
+
+// admit queues a newcomer behind older waiters it conflicts with.
+func (lw *lockWaits) admit(group uint64, s txn.Share) (*txn.Waiter, chan struct{}) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	q := lw.groups[group]
+	if q == nil || len(lw.wakes) >= lockWaitersPerNode {
+		return nil, nil
+	}
+	w := q.Admit(s)
+	if w == nil {
+		return nil, nil
+	}
+	return w, lw.track(group, w, s.Ref.ID)
+}
+
+// park queues (or queues again) a PREPARE that met holders; ok=false when
+// it must not wait.
+func (lw *lockWaits) park(group uint64, w *txn.Waiter, s txn.Share, holders []txn.Ref) (*txn.Waiter, chan struct{}, bool) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if w == nil && len(lw.wakes) >= lockWaitersPerNode {
+		return nil, nil, false
+	}
+	q := lw.groups[group]
+	if q == nil {
+		q = txn.NewWaitQueue(lockWaitersPerGroup)
+		lw.groups[group] = q
+	}
+	w2, ok := q.Park(w, s, holders)
+	if !ok {
+		return w2, lw.wakes[w2], false
+	}
+	if w == nil {
+		return w2, lw.track(group, w2, s.Ref.ID), true
+	}
+	return w2, lw.wakes[w2], true
+}
+
+func (lw *lockWaits) track(group uint64, w *txn.Waiter, id txn.ID) chan struct{} {
+	ch := make(chan struct{}, 1)
+	lw.wakes[w] = ch
+	lw.where[id] = append(lw.where[id], group)
+	lw.gauge(len(lw.wakes))
+	return ch
+}
+
+// turn is where a waiter stands: its turn to propose, still waiting, or
+// gone (its transaction was resolved while it waited).
+type turn int
+
+const (
+	turnWait turn = iota
+	turnGo
+	turnGone
+)
+
+func (lw *lockWaits) turn(w *txn.Waiter) turn {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	switch {
+	case !w.Queued():
+		return turnGone
+	case w.Ready():
+		return turnGo
+	}
+	return turnWait
+}
+
+// finish takes w out of the queue: applied (its PREPARE holds the locks
+// now) or not (whoever waits behind it may go).
+func (lw *lockWaits) finish(group uint64, id txn.ID, w *txn.Waiter, applied bool) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if q := lw.groups[group]; q != nil {
+		if applied {
+			q.Done(w)
+		} else {
+			lw.wake(q.Leave(w))
+		}
+	}
+	delete(lw.wakes, w)
+	gs := lw.where[id]
+	for i, g := range gs {
+		if g == group {
+			gs = append(gs[:i], gs[i+1:]...)
+			break
+		}
+	}
+	if len(gs) == 0 {
+		delete(lw.where, id)
+	} else {
+		lw.where[id] = gs
+	}
+	lw.gauge(len(lw.wakes))
+}
+
+// resolved notes that id's part in group was resolved: the waiters it
+// blocked may go, and id's own PREPAREs still waiting here, in any
+// partition, are moot (its transaction is decided).
+func (lw *lockWaits) resolved(group uint64, id txn.ID) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if q := lw.groups[group]; q != nil {
+		ready, gone := q.Resolved(id)
+		lw.wake(ready)
+		lw.wake([]*txn.Waiter{gone})
+	}
+	for _, g := range lw.where[id] {
+		if g != group {
+			ready, gone := lw.groups[g].Abandoned(id)
+			lw.wake(ready)
+			lw.wake([]*txn.Waiter{gone})
+		}
+	}
+}
+
+// wake tells each waiter's request to look at its turn; mu is held.
+func (lw *lockWaits) wake(ws []*txn.Waiter) {
+	for _, w := range ws {
+		if ch := lw.wakes[w]; ch != nil {
+			select {
+			case ch <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}
+	}
+}
+
+// lockWaitUntil is how long a PREPARE may wait here, within ctx.
+func lockWaitUntil(ctx context.Context) (time.Time, bool) {
+	until := time.Now().Add(lockWaitMax)
+	if d, ok := ctx.Deadline(); ok && d.Add(-lockWaitReserve).Before(until) {
+		until = d.Add(-lockWaitReserve)
+	}
+	return until, time.Until(until) >= lockWaitMin
+}
+
+// proposePrepare proposes a participant's PREPARE and, while it meets
+// only older transactions' locks, waits for them here and proposes it
+// again (see the top of this file).
+func (r *Router) proposePrepare(ctx context.Context, group uint64, req *raftstore.Request) ([]byte, error) {
+	lw := r.waits
+	until, canWait := lockWaitUntil(ctx)
+	var (
+		s       txn.Share
+		decoded bool
+		w       *txn.Waiter
+		wake    chan struct{}
+		last    []byte // the refusal the caller's identity holds
+	)
+	if canWait && lw.busy(group) {
+		if s, decoded = txn.ShareOf(req.Args); decoded {
+			w, wake = lw.admit(group, s)
+		}
+	}
+	for {
+		if w != nil {
+			t := r.awaitTurn(ctx, w, wake, until)
+			if t != turnGo {
+				lw.finish(group, s.Ref.ID, w, false)
+				r.lockWaitEnded(map[turn]string{turnWait: "expired", turnGone: "abandoned"}[t])
+				if last != nil {
+					return last, nil
+				}
+				if ctx.Err() != nil {
+					return nil, errors.Join(raftstore.ErrBusy, context.Cause(ctx)) // never proposed
+				}
+				// Queued behind others and never proposed: one try now.
+				w, canWait = nil, false
+			}
+		}
+		reply, err := r.proposeOnce(ctx, group, req, last != nil)
+		holders, locked := txn.ParseLocked(reply)
+		if err != nil || !locked {
+			if w != nil {
+				lw.finish(group, s.Ref.ID, w, err == nil)
+				r.lockWaitEnded(map[bool]string{true: "granted", false: "failed"}[err == nil])
+			}
+			if err != nil && last != nil {
+				return last, nil // see "Identity" above
+			}
+			return reply, err
+		}
+		last = reply
+		if !decoded {
+			s, decoded = txn.ShareOf(req.Args)
+		}
+		ok := false
+		if canWait && decoded && time.Until(until) >= lockWaitMin {
+			w, wake, ok = lw.park(group, w, s, holders)
+		}
+		if !ok {
+			if w != nil {
+				lw.finish(group, s.Ref.ID, w, false)
+				r.lockWaitEnded("refused")
+			}
+			return reply, nil
+		}
+	}
+}
+
+// proposeOnce proposes req, under a fresh identity of this router's when
+// its own was used already.
+func (r *Router) proposeOnce(ctx context.Context, group uint64, req *raftstore.Request, fresh bool) ([]byte, error) {
+	if fresh {
+		seq, wm := r.seqs.begin()
+		defer r.seqs.end(seq)
+		req = &raftstore.Request{Origin: r.origin, Seq: seq, Watermark: wm, Args: req.Args}
+	}
+	replies, errs := r.eng.ProposeMany(ctx, group, []*raftstore.Request{req})
+	return replies[0], errs[0]
+}
+
+// awaitTurn waits until w may be proposed, is gone, or until passes.
+func (r *Router) awaitTurn(ctx context.Context, w *txn.Waiter, wake chan struct{}, until time.Time) turn {
+	timer := time.NewTimer(time.Until(until))
+	defer timer.Stop()
+	for {
+		if t := r.waits.turn(w); t != turnWait {
+			return t
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return r.waits.turn(w)
+		case <-ctx.Done():
+			return turnWait
+		}
+	}
+}
+
+// lockWaitEnded counts how a wait ended.
+func (r *Router) lockWaitEnded(outcome string) {
+	if r.cfg.Metrics != nil {
+		r.cfg.Metrics.LockWaits.WithLabelValues(outcome).Inc()
+	}
+}

@@ -223,8 +223,12 @@ func (c *Coordinator) snapRound(ctx context.Context, p *plan, seen map[ID]holdin
 
 // parallel runs f(0..n-1) concurrently, or in order when the
 // configuration says Sequential, and waits for all.
-func (c *Coordinator) parallel(n int, f func(i int)) {
-	if c.cfg.Sequential {
+func (c *Coordinator) parallel(n int, f func(i int)) { inParallel(c.cfg.Sequential, n, f) }
+
+// inParallel runs f(0..n-1) concurrently, or in order when sequential,
+// and waits for all.
+func inParallel(sequential bool, n int, f func(i int)) {
+	if sequential {
 		for i := range n {
 			f(i)
 		}
@@ -353,13 +357,19 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 		}
 		// Wound-wait: when every holder met could be cleared (younger ones
 		// wounded, decided ones resolved), prepare those participants again
-		// while keeping what is held, rather than letting go of everything.
-		// Only an older live holder makes the attempt give up its locks and
-		// back off, so no transaction ever waits for an older one while
-		// holding locks (no deadlock), and wide transactions are not starved
-		// by streams of narrow ones.
+		// while keeping what is held, rather than letting go of everything;
+		// so wide transactions are not starved by streams of narrow ones.
+		// When younger holders were cleared but older live ones remain,
+		// prepare again too: the participant's leader lets a PREPARE wait
+		// there for older holders only (route's lock waits), and it could
+		// not while a younger one stood in the way. Waiting only for older
+		// transactions keeps the wait-for graph free of cycles. When only
+		// older live holders stood in the way, the participant already
+		// waited for them as long as it would: give up the locks and back
+		// off.
 		pushed = true
-		if !c.push(ctx, ref, holders) {
+		released, rest, waitable := c.push(ctx, ref, holders)
+		if rest > 0 && (!waitable || released == 0) {
 			break
 		}
 	}
@@ -404,7 +414,7 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 		return resp.AppendNullArray(nil), done, nil
 	case holders != nil:
 		if !pushed {
-			c.push(ctx, ref, holders)
+			_, _, _ = c.push(ctx, ref, holders)
 		}
 		return nil, conflict, nil
 	}
@@ -424,28 +434,34 @@ type holding struct {
 // push deals with the holders an attempt met: younger ones are wounded
 // (aborted), decided or expired ones resolved where they were met; live
 // older ones are left alone, so the oldest transaction always progresses.
-// It reports whether every holder's lock was released.
-func (c *Coordinator) push(ctx context.Context, self Ref, holders []holding) bool {
-	cleared := true
+// It reports how many holdings it released, how many it did not, and
+// whether each of those is an older transaction that is alive (worth
+// waiting for) rather than one it failed to reach or resolve.
+func (c *Coordinator) push(ctx context.Context, self Ref, holders []holding) (released, rest int, waitable bool) {
+	waitable = true
 	decided := map[ID]Status{}
 	for _, m := range holders {
 		st, ok := decided[m.h.ID]
 		if !ok {
 			var err error
 			if st, err = c.resolver.Decide(ctx, m.h, self.Older(m.h)); err != nil {
-				st = Pending
+				st, waitable = 0, false
 			}
 			decided[m.h.ID] = st
 		}
-		if st == Pending {
-			cleared = false
+		if st == Pending || st == 0 {
+			rest++
+			waitable = waitable && st == Pending && m.h.Older(self)
 			continue
 		}
 		if _, err := c.cl.Write(ctx, m.group, resolveArgs(m.h.ID, st)); err != nil {
-			cleared = false
+			rest++
+			waitable = false
+			continue
 		}
+		released++
 	}
-	return cleared
+	return released, rest, waitable
 }
 
 // decide flips the record to COMMITTED and answers the client from the

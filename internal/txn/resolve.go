@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -128,10 +129,15 @@ func (r *Resolver) Finish(ctx context.Context, id ID, recGroup uint64, rec Recor
 	if rec.Status != Committed && rec.Status != Aborted {
 		return false
 	}
-	for _, g := range rec.Participants {
-		if _, err := r.cl.Write(ctx, g, resolveArgs(id, rec.Status)); err != nil {
-			return false
-		}
+	// In parallel: each part's locks are held until its resolution lands,
+	// and others may be waiting for them.
+	failed := make([]bool, len(rec.Participants))
+	inParallel(r.cfg.Sequential, len(rec.Participants), func(i int) {
+		_, err := r.cl.Write(ctx, rec.Participants[i], resolveArgs(id, rec.Status))
+		failed[i] = err != nil
+	})
+	if slices.Contains(failed, true) {
+		return false
 	}
 	reply, err := r.cl.Write(ctx, recGroup, gcArgs(id))
 	return err == nil && string(reply) == "+OK\r\n"

@@ -371,12 +371,22 @@ func (e *Engine) Propose(ctx context.Context, group uint64, req *Request) ([]byt
 // so they land in the log in this order) and returns each reply or error.
 // It is ProposeAsync and a wait.
 func (e *Engine) ProposeMany(ctx context.Context, group uint64, reqs []*Request) ([][]byte, []error) {
+	return e.ProposeManyThen(ctx, group, reqs, nil)
+}
+
+// ProposeManyThen is ProposeMany that calls queued, when not nil, once
+// reqs are queued and before it waits: whatever is proposed on group from
+// then on lands in the log after them.
+func (e *Engine) ProposeManyThen(ctx context.Context, group uint64, reqs []*Request, queued func()) ([][]byte, []error) {
 	replies, errs := make([][]byte, len(reqs)), make([]error, len(reqs))
 	answered := make(chan struct{}, len(reqs))
 	cancel := e.ProposeAsync(group, reqs, func(i int, reply []byte, err error) {
 		replies[i], errs[i] = reply, err
 		answered <- struct{}{}
 	})
+	if queued != nil {
+		queued()
+	}
 	for n := 0; n < len(reqs); n++ {
 		select {
 		case <-answered:

@@ -27,6 +27,11 @@ import (
 // out its bound and answers as before. The queue is never an authority:
 // each proposal is checked against the lock table when it is applied.
 //
+// Handoff in one round: the waiters a RESOLVE frees are proposed as soon
+// as the RESOLVE is queued, not when it is applied. Proposals of a group
+// enter its log in the order they are queued, so theirs land after it;
+// if it fails, they meet the lock again and wait for its confirmation.
+//
 // Identity: a PREPARE's first proposal carries its coordinator's (origin,
 // seq); a refused PREPARE's reply is kept under that identity for
 // retries, so a proposal after a wait carries a fresh identity of this
@@ -182,6 +187,18 @@ func (lw *lockWaits) resolved(group uint64, id txn.ID) {
 			ready, gone := lw.groups[g].Abandoned(id)
 			lw.wake(ready)
 			lw.wake([]*txn.Waiter{gone})
+		}
+	}
+}
+
+// releasing wakes the waiters that only ids' RESOLVEs, just queued in
+// group's log, stand in the way of (txn.WaitQueue.Releasing).
+func (lw *lockWaits) releasing(group uint64, ids []txn.ID) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if q := lw.groups[group]; q != nil && q.Len() > 0 {
+		for _, id := range ids {
+			lw.wake(q.Releasing(id))
 		}
 	}
 }

@@ -24,7 +24,19 @@ func (r *Router) propose(ctx context.Context, group uint64, reqs []*raftstore.Re
 		reply, err := r.proposePrepare(ctx, group, reqs[0])
 		replies, errs = [][]byte{reply}, []error{err}
 	} else {
-		replies, errs = r.eng.ProposeMany(ctx, group, reqs)
+		// A RESOLVE's waiters are proposed right behind it, before it is
+		// applied: log order puts them after it (lockwait.go).
+		var releasing []txn.ID
+		for _, req := range reqs {
+			if id, ok := txn.ResolveOf(req.Args); ok {
+				releasing = append(releasing, id)
+			}
+		}
+		var queued func()
+		if len(releasing) > 0 {
+			queued = func() { r.waits.releasing(group, releasing) }
+		}
+		replies, errs = r.eng.ProposeManyThen(ctx, group, reqs, queued)
 		for i, req := range reqs {
 			if id, ok := txn.ResolveOf(req.Args); ok && errs[i] == nil {
 				r.waits.resolved(group, id)

@@ -62,6 +62,9 @@ type Waiter struct {
 // Ready reports whether the waiter may be proposed now.
 func (w *Waiter) Ready() bool { return w.ready }
 
+// Queued reports whether the waiter is still in its queue.
+func (w *Waiter) Queued() bool { return w.queued }
+
 // Share is a PREPARE as the queue sees it: whose, and which keys, how.
 type Share struct {
 	Ref  Ref
@@ -179,6 +182,13 @@ func (q *WaitQueue) Resolved(id ID) (ready []*Waiter, gone *Waiter) {
 	ready, gone = q.Abandoned(id)
 	return append(ready, q.release(id)...), gone
 }
+
+// Releasing is Resolved ahead of the fact: id's RESOLVE is queued in the
+// log before anything proposed from now on, so the waiters it alone
+// blocks may be proposed right behind it, a round sooner. It returns
+// them, oldest first. It remembers nothing: if the RESOLVE fails, their
+// PREPAREs meet id's lock again and they park again, waiting for id.
+func (q *WaitQueue) Releasing(id ID) []*Waiter { return q.release(id) }
 
 // Abandoned removes id's waiter if it is waiting (not ready): its
 // transaction was decided elsewhere. It returns the waiters that became
@@ -313,6 +323,3 @@ func (q *WaitQueue) remove(w *Waiter) {
 	}
 	clear(w.blockers)
 }
-
-// Queued reports whether the waiter is still in its queue.
-func (w *Waiter) Queued() bool { return w.queued }

@@ -118,6 +118,7 @@ type waitModel struct {
 	locks   map[string][]ID // key -> holders (several readers or one writer)
 	holding []ID
 	waiting map[ID]*Waiter
+	confirm []ID // resolved, not yet seen confirmed
 	next    uint64
 }
 
@@ -132,8 +133,8 @@ func runWaitModel(seed uint64) error {
 			return fmt.Errorf("step %d: %w", step, err)
 		}
 	}
-	if m.q.Len() != 0 || len(m.holding) != 0 {
-		return fmt.Errorf("did not drain: %d waiters, %d holders", m.q.Len(), len(m.holding))
+	if m.q.Len() != 0 || len(m.holding) != 0 || len(m.confirm) != 0 {
+		return fmt.Errorf("did not drain: %d waiters, %d holders, %d unconfirmed", m.q.Len(), len(m.holding), len(m.confirm))
 	}
 	return nil
 }
@@ -150,11 +151,31 @@ func (m *waitModel) step(draining bool) error {
 	switch c := m.rng.IntN(10); {
 	case len(ready) > 0 && (c < 4 || draining):
 		return m.propose(ready[m.rng.IntN(len(ready))])
+	case len(m.confirm) > 0 && (c < 5 || draining):
+		id := m.confirm[0]
+		m.confirm = m.confirm[1:]
+		ready, gone := m.q.Resolved(id)
+		if gone != nil {
+			delete(m.waiting, id)
+		}
+		return m.checkReady(ready)
 	case len(m.holding) > 0 && (c < 7 || draining):
 		i := m.rng.IntN(len(m.holding))
 		id := m.holding[i]
-		m.holding = slices.Delete(m.holding, i, i+1)
-		return m.resolve(id)
+		switch m.rng.IntN(3) {
+		case 0: // resolved
+			m.holding = slices.Delete(m.holding, i, i+1)
+			return m.resolve(id)
+		case 1: // its RESOLVE is queued: the waiters go behind it; it lands and is confirmed later
+			if err := m.checkReady(m.q.Releasing(id)); err != nil {
+				return err
+			}
+			m.holding = slices.Delete(m.holding, i, i+1)
+			m.unlock(id)
+			m.confirm = append(m.confirm, id)
+		default: // its RESOLVE is queued and fails: the locks stay
+			return m.checkReady(m.q.Releasing(id))
+		}
 	case !draining && c < 9:
 		m.next++
 		var keys []string
@@ -254,10 +275,14 @@ func (m *waitModel) writes(id ID, key []byte) bool {
 	return false
 }
 
-func (m *waitModel) resolve(id ID) error {
+func (m *waitModel) unlock(id ID) {
 	for k, hs := range m.locks {
 		m.locks[k] = slices.DeleteFunc(hs, func(h ID) bool { return h == id })
 	}
+}
+
+func (m *waitModel) resolve(id ID) error {
+	m.unlock(id)
 	ready, gone := m.q.Resolved(id)
 	if gone != nil {
 		delete(m.waiting, id)

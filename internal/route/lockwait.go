@@ -35,11 +35,12 @@ import (
 // Identity: a PREPARE's first proposal carries its coordinator's (origin,
 // seq); a refused PREPARE's reply is kept under that identity for
 // retries, so a proposal after a wait carries a fresh identity of this
-// router's. If that proposal fails or its outcome is unknown, the caller
-// is answered with the refusal its own identity holds: whatever the later
-// copy did is a part the coordinator does not know of, which it cleans
-// up as it does any part of an attempt that did not commit (it releases
-// every participant of such an attempt, and an orphaned record expires).
+// router's. If that proposal certainly did not reach the log, the caller
+// is answered with the refusal its own identity holds. If its outcome is
+// unknown, the caller gets errWaitUncertain, which its router does not
+// retry and its coordinator takes for "maybe prepared": it aborts the
+// attempt (the record too, if this PREPARE may have created it) and
+// releases every participant.
 //
 // Bounds: a PREPARE waits at most lockWaitMax and leaves lockWaitReserve
 // of its caller's deadline for its last proposal and the answer; a
@@ -261,12 +262,23 @@ func (r *Router) proposePrepare(ctx context.Context, group uint64, req *raftstor
 		reply, err := r.proposeOnce(ctx, group, req, last != nil)
 		holders, locked := txn.ParseLocked(reply)
 		if err != nil || !locked {
+			// Only a PREPARE that succeeded (an array of replies) holds
+			// locks; any other answer (a failed watch, a refusal) leaves
+			// nothing for those behind it to wait for.
+			prepared := err == nil && len(reply) > 0 && reply[0] == '*'
 			if w != nil {
-				lw.finish(group, s.Ref.ID, w, err == nil)
-				r.lockWaitEnded(map[bool]string{true: "granted", false: "failed"}[err == nil])
+				lw.finish(group, s.Ref.ID, w, prepared)
+				r.lockWaitEnded(map[bool]string{true: "granted", false: "failed"}[prepared])
 			}
 			if err != nil && last != nil {
-				return last, nil // see "Identity" above
+				// A copy under this router's identity failed: its own
+				// refusal stands when the copy certainly did not apply;
+				// otherwise the coordinator must not take it for a
+				// refusal (see "Identity" above).
+				if notProposed(err) {
+					return last, nil
+				}
+				return nil, errWaitUncertain
 			}
 			return reply, err
 		}
@@ -298,6 +310,22 @@ func (r *Router) proposeOnce(ctx context.Context, group uint64, req *raftstore.R
 	}
 	replies, errs := r.eng.ProposeMany(ctx, group, []*raftstore.Request{req})
 	return replies[0], errs[0]
+}
+
+// errWaitUncertain answers a PREPARE whose proposal after a wait has an
+// unknown outcome. It is no refusal the router retries (a retry under the
+// caller's identity would only find the first refusal): the coordinator
+// takes it for "maybe prepared", aborts the attempt and releases every
+// participant, this one included.
+var errWaitUncertain = errors.New("a PREPARE proposed again after a lock wait has an unknown outcome")
+
+// notProposed reports whether a proposal's error says it never reached
+// the log.
+func notProposed(err error) bool {
+	var nl *raftstore.NotLeaderError
+	var ns *raftstore.NoSpaceError
+	return errors.As(err, &nl) || errors.As(err, &ns) || errors.Is(err, raftstore.ErrNotLeader) ||
+		errors.Is(err, raftstore.ErrBusy) || errors.Is(err, raftstore.ErrNoGroup)
 }
 
 // awaitTurn waits until w may be proposed, is gone, or until passes.

@@ -25,13 +25,19 @@
 //  4. Resolve every part (COMMITTED applies the intents, else drops them,
 //     and releases the locks), then delete the record.
 //
-// A conflict (a lock held by another transaction) fails PREPARE at once,
-// never waits: the attempt aborts its record, releases what it holds and
-// retries after a randomized backoff with the same priority (its first
-// attempt's start time). An older transaction aborts ("wounds") the
-// younger ones in its way; a younger one only backs off. So no transaction
-// waits while holding locks (no deadlock) and the oldest always progresses
-// (no starvation). Attempts are bounded (Config.MaxAttempts).
+// Conflicts follow wound-wait, by priority (the first attempt's start
+// time): an older transaction aborts ("wounds") the younger ones in its
+// way and prepares that participant again; a younger one waits for older
+// ones. The waiting is done by the participant's leader (WaitQueue, run by
+// the router): a PREPARE that met only older holders is parked there,
+// keeping the locks its transaction holds elsewhere, and proposed again
+// when they are resolved, the oldest waiter of a key first. Every wait
+// points to an older transaction, so there is no deadlock, and the oldest
+// always progresses (no starvation). When the wait runs out (a second, or
+// the request's deadline), or no queue served it, the PREPARE fails: the
+// attempt aborts its record, releases what it holds and retries after a
+// randomized backoff with the same priority. Attempts are bounded
+// (Config.MaxAttempts).
 //
 // A read-only transaction over several partitions (a cross-partition
 // MGET, a MULTI of reads) first tries without locks (Config.OptimisticReads

@@ -38,9 +38,12 @@ import (
 //   - Every blocker of a waiter is older than it: the wait-for graph only
 //     points to older transactions, so it has no cycle (no deadlock), and
 //     the oldest waiter is blocked by lock holders alone.
-//   - No two ready waiters conflict, and no ready waiter conflicts with an
-//     older waiter still queued: the waiters proposed after a release are
-//     the oldest ones for each of its keys.
+//   - A waiter is made ready only when no older waiter that conflicts
+//     with it is queued: the waiters proposed after a release are the
+//     oldest ones for each of its keys. (A waiter already ready is not
+//     held back by an older one that parks after it: its proposal may be
+//     in flight. Should it win the lock, the older one meets it and
+//     wounds it.)
 type WaitQueue struct {
 	waiters   map[ID]*Waiter
 	byKey     map[string][]*Waiter
@@ -55,8 +58,18 @@ type WaitQueue struct {
 type Waiter struct {
 	share    Share
 	blockers map[ID]struct{}
+	skips    []ID // resolved holders it did not wait for (see Park)
 	ready    bool // nothing blocks it; its proposal is (about to be) in flight
 	queued   bool
+}
+
+// skipped reports whether w skipped id before, and notes that it does now.
+func (w *Waiter) skipped(id ID) bool {
+	if slices.Contains(w.skips, id) {
+		return true
+	}
+	w.skips = append(w.skips, id)
+	return false
 }
 
 // Ready reports whether the waiter may be proposed now.
@@ -120,7 +133,7 @@ func (q *WaitQueue) Len() int { return len(q.waiters) }
 // returns it, not ready; nil when none conflicts (or the queue is full, or
 // the transaction is queued already), and it may be proposed at once.
 func (q *WaitQueue) Admit(s Share) *Waiter {
-	if len(q.waiters) >= q.max || q.waiters[s.Ref.ID] != nil {
+	if _, gone := q.recent[s.Ref.ID]; gone || len(q.waiters) >= q.max || q.waiters[s.Ref.ID] != nil {
 		return nil
 	}
 	older := q.conflicting(s, true)
@@ -157,7 +170,13 @@ func (q *WaitQueue) Park(w *Waiter, s Share, holders []Ref) (*Waiter, bool) {
 	}
 	w.ready = false
 	for _, h := range holders {
-		if _, gone := q.recent[h.ID]; !gone && h.ID != s.Ref.ID {
+		// A holder resolved before its refusal was seen does not block,
+		// once: met again, its lock is a late copy that only a push will
+		// clear, and proposing again at once would spin.
+		if _, gone := q.recent[h.ID]; gone && !w.skipped(h.ID) {
+			continue
+		}
+		if h.ID != s.Ref.ID {
 			q.block(w, h.ID)
 		}
 	}

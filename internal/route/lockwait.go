@@ -62,10 +62,11 @@ type lockWaits struct {
 	wakes  map[*txn.Waiter]chan struct{} // guarded by mu; every waiter still served by a request
 	where  map[txn.ID][]uint64           // guarded by mu; waiting transaction -> groups it waits in
 	gauge  func(n int)                   // reports the waiter count
+	leads  func(group uint64) bool       // whether this node leads group
 }
 
-func newLockWaits(gauge func(int)) *lockWaits {
-	return &lockWaits{groups: map[uint64]*txn.WaitQueue{}, wakes: map[*txn.Waiter]chan struct{}{}, where: map[txn.ID][]uint64{}, gauge: gauge}
+func newLockWaits(gauge func(int), leads func(uint64) bool) *lockWaits {
+	return &lockWaits{groups: map[uint64]*txn.WaitQueue{}, wakes: map[*txn.Waiter]chan struct{}{}, where: map[txn.ID][]uint64{}, gauge: gauge, leads: leads}
 }
 
 // busy reports whether group has waiters (then newcomers must be checked).
@@ -154,6 +155,9 @@ func (lw *lockWaits) finish(group uint64, id txn.ID, w *txn.Waiter, applied bool
 			q.Done(w)
 		} else {
 			lw.wake(q.Leave(w))
+		}
+		if q.Len() == 0 && !lw.leads(group) {
+			delete(lw.groups, group) // led elsewhere now: its memory goes too
 		}
 	}
 	delete(lw.wakes, w)

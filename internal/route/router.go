@@ -46,7 +46,8 @@ func New(cfg Config, eng *raftstore.Engine) *Router {
 	if cfg.Metrics != nil {
 		gauge = func(n int) { cfg.Metrics.LockWaiters.Set(float64(n)) }
 	}
-	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), waits: newLockWaits(gauge), hints: map[uint64]uint64{}, confirmed: map[uint64]confirmation{}}
+	leads := func(group uint64) bool { return eng.Leader(group) == cfg.NodeID }
+	return &Router{cfg: cfg, eng: eng, origin: origin, seqs: newSeqTracker(), waits: newLockWaits(gauge, leads), hints: map[uint64]uint64{}, confirmed: map[uint64]confirmation{}}
 }
 
 // Origin names this router's process in (origin, seq) request ids and

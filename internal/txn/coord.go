@@ -304,19 +304,12 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 	var failed *prepared
 	var failedGroup uint64
 	todo := []int{0}
-	// When the record leaves PENDING while PREPAREs are out (an older
-	// transaction wounded this one), those still waiting on participants'
-	// leaders are called off: the attempt can no longer commit, and its
-	// locks elsewhere are others' to take.
-	pctx, callOff := context.WithCancel(ctx)
-	defer callOff()
-	var wounded atomic.Bool
 	for round := 0; ; round++ {
 		if !started {
-			results[0] = c.prepareOne(pctx, recGroup, share(recGroup))
+			results[0] = c.prepareOne(ctx, recGroup, share(recGroup))
 			if r := results[0]; r.err == nil && r.holders == nil && !r.watch {
 				started = true
-				stop := c.heartbeat(ctx, ref, func() { wounded.Store(true); callOff() })
+				stop := c.heartbeat(ctx, ref)
 				defer stop()
 				todo = todo[:0]
 				for i := 1; i < len(p.groups); i++ {
@@ -329,7 +322,7 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 		if started {
 			c.parallel(len(todo), func(j int) {
 				i := todo[j]
-				results[i] = c.prepareOne(pctx, p.groups[i], share(p.groups[i]))
+				results[i] = c.prepareOne(ctx, p.groups[i], share(p.groups[i]))
 			})
 		}
 		replies, holders, watch, vetoed, pushed, failed = map[uint64][][]byte{}, nil, false, false, false, nil
@@ -359,7 +352,7 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 				}
 			}
 		}
-		if holders == nil || watch || vetoed || failed != nil || round >= rePrepares || wounded.Load() {
+		if holders == nil || watch || vetoed || failed != nil || round >= rePrepares {
 			break
 		}
 		// Wound-wait: when every holder met could be cleared (younger ones
@@ -412,9 +405,6 @@ func (c *Coordinator) twoPhase(ctx context.Context, p *plan, prio uint64) ([]byt
 		}
 	}
 	switch {
-	case wounded.Load() && !vetoed && !watch:
-		// Called off: PREPAREs may have failed for it, not for a fault.
-		return nil, conflict, nil
 	case vetoed:
 		// MSETNX: some key exists, so the whole command answers 0. Shares
 		// that met a lock or failed in the same round never answered: the
@@ -560,9 +550,8 @@ func (c *Coordinator) release(id ID, recGroup uint64, groups []uint64) {
 	c.resolver.Finish(ctx, id, recGroup, Record{Status: st, Participants: groups})
 }
 
-// heartbeat keeps ref's record alive while the attempt runs, and calls
-// over once if it finds the record decided by someone else.
-func (c *Coordinator) heartbeat(ctx context.Context, ref Ref, over func()) (stop func()) {
+// heartbeat keeps ref's record alive while the attempt runs.
+func (c *Coordinator) heartbeat(ctx context.Context, ref Ref) (stop func()) {
 	if c.cfg.Heartbeat < 0 {
 		return func() {}
 	}
@@ -574,9 +563,6 @@ func (c *Coordinator) heartbeat(ctx context.Context, ref Ref, over func()) (stop
 		for hb := uint64(1); c.cfg.Sleep(hctx, c.cfg.Heartbeat); hb++ {
 			reply, err := c.cl.Write(hctx, ref.Group, heartbeatArgs(ref.ID, hb))
 			if st, ok := parseStatus(reply); err == nil && ok && st != Pending {
-				if st != Committed {
-					over()
-				}
 				return
 			}
 		}

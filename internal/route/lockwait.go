@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,6 +54,10 @@ const (
 	lockWaitMin         = 20 * time.Millisecond
 	lockWaitersPerGroup = 1024
 	lockWaitersPerNode  = 8192
+	// lockPlaceKept is how long a place is kept for a PREPARE whose
+	// coordinator is wounding a younger holder (txn.WaitQueue.Reserve):
+	// a record read and two writes, with room for a loaded machine.
+	lockPlaceKept = 500 * time.Millisecond
 )
 
 // lockWaits holds the wait queues of the partitions this node leads.
@@ -90,6 +95,47 @@ func (lw *lockWaits) admit(group uint64, s txn.Share) (*txn.Waiter, chan struct{
 		return nil, nil
 	}
 	return w, lw.track(group, w, s.Ref.ID)
+}
+
+// claim turns a place kept for s's transaction into its waiter.
+func (lw *lockWaits) claim(group uint64, s txn.Share) (*txn.Waiter, chan struct{}) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	q := lw.groups[group]
+	if q == nil {
+		return nil, nil
+	}
+	w := q.Claim(s.Ref.ID)
+	if w == nil {
+		return nil, nil
+	}
+	return w, lw.track(group, w, s.Ref.ID)
+}
+
+// keepPlace keeps a place for s, whose PREPARE met a younger holder, for
+// lockPlaceKept.
+func (lw *lockWaits) keepPlace(group uint64, s txn.Share) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	q := lw.groups[group]
+	if q == nil {
+		q = txn.NewWaitQueue(lockWaitersPerGroup)
+		lw.groups[group] = q
+	}
+	place := q.Reserve(s)
+	if place == nil {
+		return
+	}
+	time.AfterFunc(lockPlaceKept, func() {
+		lw.mu.Lock()
+		defer lw.mu.Unlock()
+		if place.Queued() && place.Reserved() {
+			lw.wake(q.Leave(place))
+		}
+		if q.Len() == 0 && lw.groups[group] == q && !lw.leads(group) {
+			delete(lw.groups, group)
+		}
+	})
 }
 
 // park queues (or queues again) a PREPARE that met holders; ok=false when
@@ -244,7 +290,9 @@ func (r *Router) proposePrepare(ctx context.Context, group uint64, req *raftstor
 	)
 	if canWait && lw.busy(group) {
 		if s, decoded = txn.ShareOf(req.Args); decoded {
-			w, wake = lw.admit(group, s)
+			if w, wake = lw.claim(group, s); w == nil {
+				w, wake = lw.admit(group, s)
+			}
 		}
 	}
 	for {
@@ -298,6 +346,10 @@ func (r *Router) proposePrepare(ctx context.Context, group uint64, req *raftstor
 			if w != nil {
 				lw.finish(group, s.Ref.ID, w, false)
 				r.lockWaitEnded("refused")
+			} else if canWait && decoded && slices.ContainsFunc(holders, func(h txn.Ref) bool { return !h.Older(s.Ref) }) {
+				// Its coordinator wounds the younger holder and comes
+				// back: younger waiters must not take the lock meanwhile.
+				lw.keepPlace(group, s)
 			}
 			return reply, nil
 		}

@@ -61,6 +61,7 @@ type Waiter struct {
 	skips    []ID // resolved holders it did not wait for (see Park)
 	ready    bool // nothing blocks it; its proposal is (about to be) in flight
 	queued   bool
+	reserved bool // a place kept for a PREPARE that is wounding its way back (Reserve)
 }
 
 // skipped reports whether w skipped id before, and notes that it does now.
@@ -77,6 +78,10 @@ func (w *Waiter) Ready() bool { return w.ready }
 
 // Queued reports whether the waiter is still in its queue.
 func (w *Waiter) Queued() bool { return w.queued }
+
+// Reserved reports whether the waiter is a place kept (Reserve) that no
+// PREPARE has claimed yet.
+func (w *Waiter) Reserved() bool { return w.reserved }
 
 // Share is a PREPARE as the queue sees it: whose, and which keys, how.
 type Share struct {
@@ -144,6 +149,38 @@ func (q *WaitQueue) Admit(s Share) *Waiter {
 	for _, o := range older {
 		q.block(w, o.share.Ref.ID)
 	}
+	return w
+}
+
+// Reserve keeps a place for a PREPARE that met a younger holder: its
+// coordinator wounds the holder and prepares again, and the younger
+// waiters that want its keys must not take them in between (they would
+// only be wounded in turn). The place is never ready by itself; Claim
+// turns it into the PREPARE's waiter when it comes back, and the owner
+// removes it with Leave when it does not come back in time. Nil when the
+// queue is full or s is queued or resolved already.
+func (q *WaitQueue) Reserve(s Share) *Waiter {
+	if _, gone := q.recent[s.Ref.ID]; gone || len(q.waiters) >= q.max || q.waiters[s.Ref.ID] != nil {
+		return nil
+	}
+	w := q.enqueue(s)
+	w.reserved = true
+	return w
+}
+
+// Claim turns id's reserved place into a waiter for its PREPARE, behind
+// the older waiters it conflicts with (ready when there are none). Nil
+// when id has no reserved place.
+func (q *WaitQueue) Claim(id ID) *Waiter {
+	w := q.waiters[id]
+	if w == nil || !w.reserved {
+		return nil
+	}
+	w.reserved = false
+	for _, o := range q.conflicting(w.share, true) {
+		q.block(w, o.share.Ref.ID)
+	}
+	w.ready = len(w.blockers) == 0
 	return w
 }
 
@@ -285,7 +322,7 @@ func (q *WaitQueue) release(id ID) []*Waiter {
 			continue
 		}
 		delete(w.blockers, id)
-		if len(w.blockers) == 0 && w.queued && !w.ready {
+		if len(w.blockers) == 0 && w.queued && !w.ready && !w.reserved {
 			w.ready = true
 			ready = append(ready, w)
 		}

@@ -242,13 +242,16 @@ func (m *waitModel) try(w *Waiter, s Share) error {
 	}
 	w2, ok := m.q.Park(w, s, holders)
 	if !ok {
-		// Met a younger holder: the coordinator wounds it, and this
-		// attempt ends (the model does not retry it).
+		// Met a younger holder: a place is kept for it while its
+		// coordinator wounds the holder; then it comes back (or not).
+		var place *Waiter
 		if w != nil {
 			delete(m.waiting, s.Ref.ID)
 			if err := m.checkReady(m.q.Leave(w)); err != nil {
 				return err
 			}
+		} else if place = m.q.Reserve(s); place != nil {
+			m.waiting[s.Ref.ID] = place
 		}
 		for _, h := range holders {
 			if !h.Older(s.Ref) {
@@ -259,6 +262,19 @@ func (m *waitModel) try(w *Waiter, s Share) error {
 					}
 				}
 			}
+		}
+		if place == nil || !place.Queued() {
+			return nil
+		}
+		if m.rng.IntN(4) == 0 { // it does not come back in time
+			delete(m.waiting, s.Ref.ID)
+			return m.checkReady(m.q.Leave(place))
+		}
+		if m.q.Claim(s.Ref.ID) != place {
+			return fmt.Errorf("a kept place was not claimed")
+		}
+		if place.Ready() {
+			return m.checkReady([]*Waiter{place})
 		}
 		return nil
 	}
@@ -310,7 +326,7 @@ func (m *waitModel) check() error {
 		if m.waiting[id] != w {
 			return fmt.Errorf("queue holds a waiter the model does not")
 		}
-		if !w.Ready() && len(w.blockers) == 0 {
+		if !w.Ready() && !w.Reserved() && len(w.blockers) == 0 {
 			return fmt.Errorf("waiter %d blocked by nothing but not ready", w.share.Ref.Priority)
 		}
 		for b := range w.blockers {
@@ -323,4 +339,45 @@ func (m *waitModel) check() error {
 		return fmt.Errorf("queue has %d waiters, model %d", len(m.q.waiters), len(m.waiting))
 	}
 	return nil
+}
+
+// A PREPARE that meets a younger holder cannot wait (its coordinator
+// wounds the holder first), but a place is kept for it: the younger
+// waiter behind that holder does not take the lock in between, which
+// would only get it wounded in turn.
+func TestWaitQueueKeepsAPlaceForAWounder(t *testing.T) {
+	q := NewWaitQueue(10)
+	old, holder, young := share(1, 1, "k"), share(2, 2, "k"), share(3, 3, "k")
+	w, ok := q.Park(nil, young, []Ref{holder.Ref})
+	if !ok || w.Ready() {
+		t.Fatal("the youngest did not wait for the holder")
+	}
+	if _, ok := q.Park(nil, old, []Ref{holder.Ref}); ok {
+		t.Fatal("parked behind a younger holder")
+	}
+	place := q.Reserve(old)
+	if place == nil {
+		t.Fatal("no place kept")
+	}
+	if ready := q.Releasing(holder.Ref.ID); len(ready) != 0 {
+		t.Fatalf("the wounded holder's release made %d ready ahead of the wounder", len(ready))
+	}
+	if ready, _ := q.Resolved(holder.Ref.ID); len(ready) != 0 || place.Ready() {
+		t.Fatal("a kept place or its follower became ready by itself")
+	}
+	if q.Claim(old.Ref.ID) != place || !place.Ready() {
+		t.Fatal("the wounder's PREPARE did not take its place")
+	}
+	q.Done(place)
+	if ready, _ := q.Resolved(old.Ref.ID); len(ready) != 1 || ready[0] != w {
+		t.Fatal("the youngest was not next")
+	}
+	// A place not claimed in time is left, and lets the others go.
+	q = NewWaitQueue(10)
+	w, _ = q.Park(nil, young, []Ref{holder.Ref})
+	place = q.Reserve(old)
+	q.Resolved(holder.Ref.ID)
+	if ready := q.Leave(place); len(ready) != 1 || ready[0] != w {
+		t.Fatal("leaving a kept place did not free the waiter behind it")
+	}
 }

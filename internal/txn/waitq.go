@@ -27,6 +27,10 @@ import (
 //     newcomer (Admit) that conflicts with an older waiter waits behind it
 //     even when the key is free at that instant, so nobody slips in
 //     between a release and the oldest waiter's proposal.
+//   - A PREPARE that met a younger holder gets a place kept for it
+//     (Reserve) while its coordinator wounds that holder: younger waiters
+//     wanting its keys wait behind the place, and the PREPARE takes it
+//     when it comes back (Claim). A place is never ready by itself.
 //   - A waiter is ready when nothing blocks it. A blocker stops blocking
 //     when its part here is resolved (Resolved), or, for a waiter, when
 //     it leaves without having locked anything here (Leave). A waiter

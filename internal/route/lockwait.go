@@ -65,13 +65,15 @@ type lockWaits struct {
 	mu     sync.Mutex
 	groups map[uint64]*txn.WaitQueue     // guarded by mu
 	wakes  map[*txn.Waiter]chan struct{} // guarded by mu; every waiter still served by a request
-	where  map[txn.ID][]uint64           // guarded by mu; waiting transaction -> groups it waits in
+	where  map[txn.ID][]uint64           // guarded by mu; waiting transaction -> groups it waits (or has a place) in
+	kept   map[*txn.Waiter]*time.Timer   // guarded by mu; places kept, and the timer that drops each
 	gauge  func(n int)                   // reports the waiter count
 	leads  func(group uint64) bool       // whether this node leads group
 }
 
 func newLockWaits(gauge func(int), leads func(uint64) bool) *lockWaits {
-	return &lockWaits{groups: map[uint64]*txn.WaitQueue{}, wakes: map[*txn.Waiter]chan struct{}{}, where: map[txn.ID][]uint64{}, gauge: gauge, leads: leads}
+	return &lockWaits{groups: map[uint64]*txn.WaitQueue{}, wakes: map[*txn.Waiter]chan struct{}{}, where: map[txn.ID][]uint64{},
+		kept: map[*txn.Waiter]*time.Timer{}, gauge: gauge, leads: leads}
 }
 
 // busy reports whether group has waiters (then newcomers must be checked).
@@ -87,7 +89,7 @@ func (lw *lockWaits) admit(group uint64, s txn.Share) (*txn.Waiter, chan struct{
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	q := lw.groups[group]
-	if q == nil || len(lw.wakes) >= lockWaitersPerNode {
+	if q == nil || lw.full() {
 		return nil, nil
 	}
 	w := q.Admit(s)
@@ -109,7 +111,14 @@ func (lw *lockWaits) claim(group uint64, s txn.Share) (*txn.Waiter, chan struct{
 	if w == nil {
 		return nil, nil
 	}
-	return w, lw.track(group, w, s.Ref.ID)
+	if t := lw.kept[w]; t != nil {
+		t.Stop()
+		delete(lw.kept, w)
+	}
+	ch := make(chan struct{}, 1) // the place's entry in where is the waiter's now
+	lw.wakes[w] = ch
+	lw.gauge(len(lw.wakes))
+	return w, ch
 }
 
 // keepPlace keeps a place for s, whose PREPARE met a younger holder, for
@@ -117,25 +126,79 @@ func (lw *lockWaits) claim(group uint64, s txn.Share) (*txn.Waiter, chan struct{
 func (lw *lockWaits) keepPlace(group uint64, s txn.Share) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
+	if lw.full() {
+		return
+	}
 	q := lw.groups[group]
 	if q == nil {
 		q = txn.NewWaitQueue(lockWaitersPerGroup)
 		lw.groups[group] = q
 	}
-	place := q.Reserve(s)
-	if place == nil {
+	if place := q.Reserve(s); place != nil {
+		lw.where[s.Ref.ID] = append(lw.where[s.Ref.ID], group)
+		lw.keepLocked(group, q, place, s.Ref.ID)
+	}
+}
+
+// toPlace turns w, whose later try met a younger holder, back into a kept
+// place: the request answers its coordinator, which wounds and comes back.
+func (lw *lockWaits) toPlace(group uint64, id txn.ID, w *txn.Waiter) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	delete(lw.wakes, w)
+	lw.gauge(len(lw.wakes))
+	q := lw.groups[group]
+	if q == nil || !w.Queued() {
+		lw.dropWhere(id, group)
 		return
 	}
-	time.AfterFunc(lockPlaceKept, func() {
+	q.Keep(w)
+	lw.keepLocked(group, q, w, id)
+}
+
+// keepLocked arms the timer that drops place if no PREPARE claims it;
+// mu is held.
+func (lw *lockWaits) keepLocked(group uint64, q *txn.WaitQueue, place *txn.Waiter, id txn.ID) {
+	var t *time.Timer
+	t = time.AfterFunc(lockPlaceKept, func() {
 		lw.mu.Lock()
 		defer lw.mu.Unlock()
+		if lw.kept[place] != t {
+			return // claimed meanwhile (and perhaps kept again)
+		}
+		delete(lw.kept, place)
 		if place.Queued() && place.Reserved() {
 			lw.wake(q.Leave(place))
 		}
-		if q.Len() == 0 && lw.groups[group] == q && !lw.leads(group) {
-			delete(lw.groups, group)
-		}
+		lw.dropWhere(id, group)
+		lw.dropIfIdle(group, q)
 	})
+	lw.kept[place] = t
+}
+
+// full reports whether the node holds as many waiters and places as it
+// may; mu is held.
+func (lw *lockWaits) full() bool { return len(lw.wakes)+len(lw.kept) >= lockWaitersPerNode }
+
+// dropWhere forgets that id waits in group; mu is held.
+func (lw *lockWaits) dropWhere(id txn.ID, group uint64) {
+	gs := lw.where[id]
+	if i := slices.Index(gs, group); i >= 0 {
+		gs = slices.Delete(gs, i, i+1)
+	}
+	if len(gs) == 0 {
+		delete(lw.where, id)
+	} else {
+		lw.where[id] = gs
+	}
+}
+
+// dropIfIdle forgets group's queue when it is empty and the partition is
+// led elsewhere now; mu is held.
+func (lw *lockWaits) dropIfIdle(group uint64, q *txn.WaitQueue) {
+	if q.Len() == 0 && lw.groups[group] == q && !lw.leads(group) {
+		delete(lw.groups, group)
+	}
 }
 
 // park queues (or queues again) a PREPARE that met holders; ok=false when
@@ -143,7 +206,7 @@ func (lw *lockWaits) keepPlace(group uint64, s txn.Share) {
 func (lw *lockWaits) park(group uint64, w *txn.Waiter, s txn.Share, holders []txn.Ref) (*txn.Waiter, chan struct{}, bool) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	if w == nil && len(lw.wakes) >= lockWaitersPerNode {
+	if w == nil && lw.full() {
 		return nil, nil, false
 	}
 	q := lw.groups[group]
@@ -202,23 +265,10 @@ func (lw *lockWaits) finish(group uint64, id txn.ID, w *txn.Waiter, applied bool
 		} else {
 			lw.wake(q.Leave(w))
 		}
-		if q.Len() == 0 && !lw.leads(group) {
-			delete(lw.groups, group) // led elsewhere now: its memory goes too
-		}
+		lw.dropIfIdle(group, q)
 	}
 	delete(lw.wakes, w)
-	gs := lw.where[id]
-	for i, g := range gs {
-		if g == group {
-			gs = append(gs[:i], gs[i+1:]...)
-			break
-		}
-	}
-	if len(gs) == 0 {
-		delete(lw.where, id)
-	} else {
-		lw.where[id] = gs
-	}
+	lw.dropWhere(id, group)
 	lw.gauge(len(lw.wakes))
 }
 
@@ -234,8 +284,10 @@ func (lw *lockWaits) resolved(group uint64, id txn.ID) {
 		lw.wake([]*txn.Waiter{gone})
 	}
 	for _, g := range lw.where[id] {
-		if g != group {
-			ready, gone := lw.groups[g].Abandoned(id)
+		// The queue may be gone (emptied while its partition is led
+		// elsewhere) before the request that waited there has finished.
+		if q := lw.groups[g]; q != nil && g != group {
+			ready, gone := q.Abandoned(id)
 			lw.wake(ready)
 			lw.wake([]*txn.Waiter{gone})
 		}
@@ -343,12 +395,17 @@ func (r *Router) proposePrepare(ctx context.Context, group uint64, req *raftstor
 			w, wake, ok = lw.park(group, w, s, holders)
 		}
 		if !ok {
-			if w != nil {
+			// A younger holder: its coordinator wounds it and comes back,
+			// and younger waiters must not take the lock meanwhile.
+			wounds := decoded && slices.ContainsFunc(holders, func(h txn.Ref) bool { return !h.Older(s.Ref) })
+			switch {
+			case w != nil && wounds:
+				lw.toPlace(group, s.Ref.ID, w)
+				r.lockWaitEnded("refused")
+			case w != nil:
 				lw.finish(group, s.Ref.ID, w, false)
 				r.lockWaitEnded("refused")
-			} else if canWait && decoded && slices.ContainsFunc(holders, func(h txn.Ref) bool { return !h.Older(s.Ref) }) {
-				// Its coordinator wounds the younger holder and comes
-				// back: younger waiters must not take the lock meanwhile.
+			case wounds && canWait:
 				lw.keepPlace(group, s)
 			}
 			return reply, nil

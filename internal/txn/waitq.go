@@ -41,7 +41,9 @@ import (
 //
 //   - Every blocker of a waiter is older than it: the wait-for graph only
 //     points to older transactions, so it has no cycle (no deadlock), and
-//     the oldest waiter is blocked by lock holders alone.
+//     the oldest waiter is blocked by lock holders alone. (A kept place
+//     has no blockers and is not ready: it waits for its PREPARE to come
+//     back, or for its owner to drop it.)
 //   - A waiter is made ready only when no older waiter that conflicts
 //     with it is queued: the waiters proposed after a release are the
 //     oldest ones for each of its keys. (A waiter already ready is not
@@ -172,6 +174,17 @@ func (q *WaitQueue) Reserve(s Share) *Waiter {
 	return w
 }
 
+// Keep turns w, whose proposal met a younger holder on a later try, back
+// into a kept place (see Reserve): its coordinator wounds that holder and
+// prepares again, and those behind it keep waiting for it.
+func (q *WaitQueue) Keep(w *Waiter) {
+	if !w.queued {
+		return
+	}
+	q.unblock(w)
+	w.ready, w.reserved = false, true
+}
+
 // Claim turns id's reserved place into a waiter for its PREPARE, behind
 // the older waiters it conflicts with (ready when there are none). Nil
 // when id has no reserved place.
@@ -286,7 +299,7 @@ func (q *WaitQueue) conflicting(s Share, older bool) []*Waiter {
 	var out []*Waiter
 	for _, k := range s.keys {
 		for _, o := range q.byKey[string(k.key)] {
-			if o.share.Ref.ID == s.Ref.ID || o.share.Ref.Older(s.Ref) != older || !(k.write || o.wants(k.key)) {
+			if sameTxn(o.share.Ref, s.Ref) || o.share.Ref.Older(s.Ref) != older || !(k.write || o.wants(k.key)) {
 				continue
 			}
 			if !slices.Contains(out, o) {
@@ -295,6 +308,13 @@ func (q *WaitQueue) conflicting(s Share, older bool) []*Waiter {
 		}
 	}
 	return out
+}
+
+// sameTxn reports whether a and b are attempts of one transaction: a
+// retry keeps its priority and its coordinator (the ID's first half), so
+// it never waits behind a place or a waiter its earlier attempt left.
+func sameTxn(a, b Ref) bool {
+	return a.ID == b.ID || a.Priority == b.Priority && [8]byte(a.ID[:8]) == [8]byte(b.ID[:8])
 }
 
 // wants reports whether w writes key.
@@ -372,7 +392,11 @@ func (q *WaitQueue) remove(w *Waiter) {
 			q.byKey[string(k.key)] = ws
 		}
 	}
-	// Its own blockers no longer need to wake it.
+	q.unblock(w)
+}
+
+// unblock forgets what w waits for.
+func (q *WaitQueue) unblock(w *Waiter) {
 	for b := range w.blockers {
 		ws := slices.DeleteFunc(q.blockedBy[b], func(o *Waiter) bool { return o == w })
 		if len(ws) == 0 {

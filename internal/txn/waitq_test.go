@@ -118,14 +118,16 @@ type waitModel struct {
 	locks   map[string][]ID // key -> holders (several readers or one writer)
 	holding []ID
 	waiting map[ID]*Waiter
-	confirm []ID // resolved, not yet seen confirmed
+	confirm []ID      // resolved, not yet seen confirmed
+	places  []*Waiter // kept, not yet claimed or dropped
 	next    uint64
 }
 
 func runWaitModel(seed uint64) error {
 	m := &waitModel{rng: rand.New(rand.NewPCG(seed, 7)), q: NewWaitQueue(1000), refs: map[ID]Ref{}, shares: map[ID]Share{},
 		locks: map[string][]ID{}, waiting: map[ID]*Waiter{}}
-	for step := range 400 {
+	// 300 steps of arrivals, then at most 5,000 more to drain.
+	for step := 0; step < 300 || step < 5300 && (m.q.Len() > 0 || len(m.holding) > 0 || len(m.confirm) > 0 || len(m.places) > 0); step++ {
 		if err := m.step(step >= 300); err != nil {
 			return fmt.Errorf("step %d: %w", step, err)
 		}
@@ -133,7 +135,7 @@ func runWaitModel(seed uint64) error {
 			return fmt.Errorf("step %d: %w", step, err)
 		}
 	}
-	if m.q.Len() != 0 || len(m.holding) != 0 || len(m.confirm) != 0 {
+	if m.q.Len() != 0 || len(m.holding) != 0 || len(m.confirm) != 0 || len(m.places) != 0 {
 		return fmt.Errorf("did not drain: %d waiters, %d holders, %d unconfirmed", m.q.Len(), len(m.holding), len(m.confirm))
 	}
 	return nil
@@ -151,6 +153,30 @@ func (m *waitModel) step(draining bool) error {
 	switch c := m.rng.IntN(10); {
 	case len(ready) > 0 && (c < 4 || draining):
 		return m.propose(ready[m.rng.IntN(len(ready))])
+	case len(m.places) > 0 && (c < 2 || draining):
+		// A kept place: its PREPARE comes back and claims it, or it is
+		// dropped when it does not come back in time.
+		i := m.rng.IntN(len(m.places))
+		place := m.places[i]
+		m.places = slices.Delete(m.places, i, i+1)
+		id := place.share.Ref.ID
+		if !place.Queued() {
+			return nil // its transaction was resolved meanwhile
+		}
+		if m.rng.IntN(4) == 0 {
+			delete(m.waiting, id)
+			return m.checkReady(m.q.Leave(place))
+		}
+		if m.q.Claim(id) != place || place.Reserved() {
+			return fmt.Errorf("a kept place was not claimed")
+		}
+		if m.q.Claim(id) != nil {
+			return fmt.Errorf("a place was claimed twice")
+		}
+		if place.Ready() {
+			return m.checkReady([]*Waiter{place})
+		}
+		return nil
 	case len(m.confirm) > 0 && (c < 5 || draining):
 		id := m.confirm[0]
 		m.confirm = m.confirm[1:]
@@ -246,10 +272,8 @@ func (m *waitModel) try(w *Waiter, s Share) error {
 		// coordinator wounds the holder; then it comes back (or not).
 		var place *Waiter
 		if w != nil {
-			delete(m.waiting, s.Ref.ID)
-			if err := m.checkReady(m.q.Leave(w)); err != nil {
-				return err
-			}
+			m.q.Keep(w) // as the router does with a waiter met by a younger holder
+			place = w
 		} else if place = m.q.Reserve(s); place != nil {
 			m.waiting[s.Ref.ID] = place
 		}
@@ -263,18 +287,8 @@ func (m *waitModel) try(w *Waiter, s Share) error {
 				}
 			}
 		}
-		if place == nil || !place.Queued() {
-			return nil
-		}
-		if m.rng.IntN(4) == 0 { // it does not come back in time
-			delete(m.waiting, s.Ref.ID)
-			return m.checkReady(m.q.Leave(place))
-		}
-		if m.q.Claim(s.Ref.ID) != place {
-			return fmt.Errorf("a kept place was not claimed")
-		}
-		if place.Ready() {
-			return m.checkReady([]*Waiter{place})
+		if place != nil {
+			m.places = append(m.places, place)
 		}
 		return nil
 	}
@@ -371,6 +385,13 @@ func TestWaitQueueKeepsAPlaceForAWounder(t *testing.T) {
 	q.Done(place)
 	if ready, _ := q.Resolved(old.Ref.ID); len(ready) != 1 || ready[0] != w {
 		t.Fatal("the youngest was not next")
+	}
+	if q.Claim(young.Ref.ID) != nil {
+		t.Fatal("claimed a place never kept")
+	}
+	q.Resolved(share(9, 0, "z").Ref.ID)
+	if q.Reserve(share(9, 0, "z")) != nil {
+		t.Fatal("kept a place for a transaction resolved here")
 	}
 	// A place not claimed in time is left, and lets the others go.
 	q = NewWaitQueue(10)

@@ -33,26 +33,15 @@ func TestMain(m *testing.M) {
 }
 
 // startCluster starts n real server processes and waits until they are
-// ready. Ports are chosen at random below 32768 (above it the kernel hands
-// out ephemeral ports) and retried if taken.
+// ready (see launch).
 func startCluster(t *testing.T, n int, extra ...string) *launcher.Cluster {
 	t.Helper()
-	var c *launcher.Cluster
-	var err error
-	for try := 0; try < 10; try++ {
-		base := 20000 + 10*rand.IntN(200) // RESP base+i, HTTP base+1000+i, peer base+10000+i < 32768
-		c, err = launcher.Start(launcher.Options{
-			Binary: binary, Nodes: n, Dir: t.TempDir(), BasePort: base,
+	c := launch(t, func(base int, dir string) launcher.Options {
+		return launcher.Options{
+			Binary: binary, Nodes: n, Dir: dir, BasePort: base,
 			Partitions: partitions, Replicas: 3, ExtraArgs: extra,
-		})
-		var pe *launcher.PortError
-		if !errors.As(err, &pe) {
-			break
 		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	t.Cleanup(func() {
 		if err := c.StopAll(15 * time.Second); err != nil {
 			t.Logf("stopping cluster: %v", err)
@@ -68,8 +57,32 @@ func startCluster(t *testing.T, n int, extra ...string) *launcher.Cluster {
 			}
 		}
 	})
-	waitReady(t, c)
 	return c
+}
+
+// launch starts a cluster on ports chosen at random below 32768 (above it
+// the kernel hands out ephemeral ports) and waits until it is ready. When
+// a port is taken — at the launcher's check, or by another test between
+// that check and a node's own listen — it starts again on other ports.
+func launch(t *testing.T, opts func(base int, dir string) launcher.Options) *launcher.Cluster {
+	t.Helper()
+	for try := 0; ; try++ {
+		base := 20000 + 10*rand.IntN(200) // RESP base+i, HTTP base+1000+i, peer base+10000+i < 32768
+		c, err := launcher.Start(opts(base, t.TempDir()))
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			err = c.WaitReady(ctx)
+			cancel()
+			if err == nil {
+				return c
+			}
+			_ = c.StopAll(15 * time.Second)
+		}
+		var pe *launcher.PortError
+		if !errors.As(err, &pe) || try == 9 {
+			t.Fatal(err)
+		}
+	}
 }
 
 func waitReady(t *testing.T, c *launcher.Cluster) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,24 +31,13 @@ func startSecureCluster(t *testing.T, n int, password string) (*launcher.Cluster
 	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var c *launcher.Cluster
-	var err error
-	for try := 0; try < 10; try++ {
-		base := 20000 + 10*rand.IntN(200)
-		c, err = launcher.Start(launcher.Options{
-			Binary: binary, Nodes: n, Dir: filepath.Join(dir, "cluster"), BasePort: base,
+	c := launch(t, func(base int, dir string) launcher.Options {
+		return launcher.Options{
+			Binary: binary, Nodes: n, Dir: dir, BasePort: base,
 			Partitions: partitions, Replicas: 3, CertsDir: certs, ExtraArgs: []string{"--requirepass-file", pw},
-		})
-		var pe *launcher.PortError
-		if !errors.As(err, &pe) {
-			break
 		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	t.Cleanup(func() { _ = c.StopAll(15 * time.Second) })
-	waitReady(t, c)
 	return c, certs
 }
 

@@ -604,3 +604,17 @@ func TestSecureCluster(t *testing.T) {
 		t.Errorf("a CertsDir without a CA: %v, want refused", err)
 	}
 }
+
+// A node that loses a port to another process between the launcher's
+// check and its own listen is reported as a PortError, as the check
+// would have, so callers that pick other ports retry.
+func TestBindFailureInTheLogIsAPortError(t *testing.T) {
+	log := "time=... level=WARN msg=x\nkintsu server: client listener (--resp-addr): listen tcp 127.0.0.1:21112: bind: address already in use\n"
+	role, addr, ok := bindFailure(log)
+	if !ok || role != "RESP" || addr != "127.0.0.1:21112" {
+		t.Fatalf("bindFailure = %q, %q, %v", role, addr, ok)
+	}
+	if _, _, ok := bindFailure("kintsu server: admin listener (--http-addr): listen tcp 127.0.0.1:1: bind: permission denied"); ok {
+		t.Fatal("a refusal other than a taken port counted as one")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -152,8 +153,29 @@ func (c *Cluster) exitedError(p *proc) error {
 	}
 	c.mu.Unlock()
 	info := p.spec.info
-	return fmt.Errorf("launcher: node %d (pid %d) exited %s: %s\n--- last lines of %s ---\n%s",
-		info.ID, p.pid, how, exitText(err), info.LogPath, tail(info.LogPath, tailLines))
+	last := tail(info.LogPath, tailLines)
+	exited := fmt.Errorf("launcher: node %d (pid %d) exited %s: %s\n--- last lines of %s ---\n%s",
+		info.ID, p.pid, how, exitText(err), info.LogPath, last)
+	if role, addr, ok := bindFailure(last); ok && how == "on its own" {
+		// Another process took the port between checkPorts and the
+		// node's own listen: the same failure checkPorts reports, so
+		// callers that pick ports again on a PortError do so here too.
+		return &PortError{Node: info.ID, Role: role, Addr: addr, Err: exited}
+	}
+	return exited
+}
+
+// bindLine is how a node's log says it could not listen on a port.
+var bindLine = regexp.MustCompile(`\(--(resp|peer|http)-addr\): listen tcp ([^ ]+): bind: address already in use`)
+
+// bindFailure finds, in a node's last log lines, the port it could not
+// listen on because another process had it.
+func bindFailure(log string) (role, addr string, ok bool) {
+	m := bindLine.FindStringSubmatch(log)
+	if m == nil {
+		return "", "", false
+	}
+	return map[string]string{"resp": "RESP", "peer": "peer", "http": "HTTP"}[m[1]], m[2], true
 }
 
 func notReadyError(ctx context.Context, rs []readyResult) error {

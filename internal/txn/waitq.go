@@ -91,11 +91,29 @@ func (w *Waiter) Reserved() bool { return w.reserved }
 
 // Share is a PREPARE as the queue sees it: whose, and which keys, how.
 type Share struct {
-	Ref  Ref
-	keys []keyMode
+	Ref    Ref
+	keys   []keyMode
+	writes map[string]bool // the keys it writes
 }
 
-// ShareOf decodes a PREPARE (IsPrepare) for the queue.
+// maxShareKeys bounds the keys of a PREPARE the queue takes: its work,
+// done under its owner's mutex, grows with the keys of the waiters that
+// share one. A PREPARE of more keys does not wait; it is answered at once,
+// as before the queue existed.
+const maxShareKeys = 256
+
+func newShare(ref Ref, keys []keyMode) Share {
+	s := Share{Ref: ref, keys: keys, writes: map[string]bool{}}
+	for _, k := range keys {
+		if k.write {
+			s.writes[string(k.key)] = true
+		}
+	}
+	return s
+}
+
+// ShareOf decodes a PREPARE (IsPrepare) for the queue; false for one the
+// queue does not take.
 func ShareOf(args [][]byte) (Share, bool) {
 	if !IsPrepare(args) || len(args) != 2 {
 		return Share{}, false
@@ -105,10 +123,10 @@ func ShareOf(args [][]byte) (Share, bool) {
 		return Share{}, false
 	}
 	keys := keysOf(lookup(p.cmds), p.cmds, p.watches)
-	if len(keys) == 0 {
+	if len(keys) == 0 || len(keys) > maxShareKeys {
 		return Share{}, false
 	}
-	return Share{Ref: p.ref, keys: keys}, true
+	return newShare(p.ref, keys), true
 }
 
 // ResolveOf returns the transaction a RESOLVE operation ends; ok=false
@@ -297,14 +315,14 @@ func (q *WaitQueue) Done(w *Waiter) {
 // conflicting mode and are older (older=true) or younger than s.
 func (q *WaitQueue) conflicting(s Share, older bool) []*Waiter {
 	var out []*Waiter
+	seen := map[*Waiter]bool{}
 	for _, k := range s.keys {
 		for _, o := range q.byKey[string(k.key)] {
-			if sameTxn(o.share.Ref, s.Ref) || o.share.Ref.Older(s.Ref) != older || !(k.write || o.wants(k.key)) {
+			if seen[o] || sameTxn(o.share.Ref, s.Ref) || o.share.Ref.Older(s.Ref) != older || !(k.write || o.share.writes[string(k.key)]) {
 				continue
 			}
-			if !slices.Contains(out, o) {
-				out = append(out, o)
-			}
+			seen[o] = true
+			out = append(out, o)
 		}
 	}
 	return out
@@ -315,16 +333,6 @@ func (q *WaitQueue) conflicting(s Share, older bool) []*Waiter {
 // it never waits behind a place or a waiter its earlier attempt left.
 func sameTxn(a, b Ref) bool {
 	return a.ID == b.ID || a.Priority == b.Priority && [8]byte(a.ID[:8]) == [8]byte(b.ID[:8])
-}
-
-// wants reports whether w writes key.
-func (w *Waiter) wants(key []byte) bool {
-	for _, k := range w.share.keys {
-		if k.write && string(k.key) == string(key) {
-			return true
-		}
-	}
-	return false
 }
 
 func (q *WaitQueue) block(w *Waiter, by ID) {

@@ -8,15 +8,15 @@ import (
 )
 
 func share(n, prio uint64, keys ...string) Share {
-	s := Share{Ref: Ref{ID: NewID(1, n), Priority: prio}}
+	var kms []keyMode
 	for _, k := range keys {
 		write := true
 		if k[0] == 'r' { // "r:key" reads key
 			k, write = k[2:], false
 		}
-		s.keys = append(s.keys, keyMode{key: []byte(k), write: write})
+		kms = append(kms, keyMode{key: []byte(k), write: write})
 	}
-	return s
+	return newShare(Ref{ID: NewID(1, n), Priority: prio}, kms)
 }
 
 // Many transactions meet one lock in random order; each release goes to
@@ -400,5 +400,25 @@ func TestWaitQueueKeepsAPlaceForAWounder(t *testing.T) {
 	q.Resolved(holder.Ref.ID)
 	if ready := q.Leave(place); len(ready) != 1 || ready[0] != w {
 		t.Fatal("leaving a kept place did not free the waiter behind it")
+	}
+}
+
+// The queue takes PREPAREs of at most maxShareKeys keys: a larger one is
+// answered at once, so the queue's work under its owner's mutex stays
+// bounded whatever a client sends.
+func TestShareOfBoundsItsKeys(t *testing.T) {
+	mset := func(n int) [][]byte {
+		args := [][]byte{[]byte("MSET")}
+		for i := range n {
+			args = append(args, []byte(fmt.Sprintf("k%d", i)), []byte("v"))
+		}
+		return args
+	}
+	ref := Ref{ID: NewID(1, 1), Priority: 1}
+	if s, ok := ShareOf(prepareArgs(&prepare{ref: ref, cmds: [][][]byte{mset(maxShareKeys)}})); !ok || len(s.keys) != maxShareKeys || !s.writes["k0"] {
+		t.Fatalf("a PREPARE of %d keys was not taken (ok %v)", maxShareKeys, ok)
+	}
+	if _, ok := ShareOf(prepareArgs(&prepare{ref: ref, cmds: [][][]byte{mset(maxShareKeys + 1)}})); ok {
+		t.Fatalf("a PREPARE of %d keys was taken", maxShareKeys+1)
 	}
 }

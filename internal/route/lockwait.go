@@ -115,10 +115,7 @@ func (lw *lockWaits) claim(group uint64, s txn.Share) (*txn.Waiter, chan struct{
 		t.Stop()
 		delete(lw.kept, w)
 	}
-	ch := make(chan struct{}, 1) // the place's entry in where is the waiter's now
-	lw.wakes[w] = ch
-	lw.gauge(len(lw.wakes))
-	return w, ch
+	return w, lw.listen(w) // the place's entry in where is the waiter's now
 }
 
 // keepPlace keeps a place for s, whose PREPARE met a younger holder, for
@@ -129,11 +126,7 @@ func (lw *lockWaits) keepPlace(group uint64, s txn.Share) {
 	if lw.full() {
 		return
 	}
-	q := lw.groups[group]
-	if q == nil {
-		q = txn.NewWaitQueue(lockWaitersPerGroup)
-		lw.groups[group] = q
-	}
+	q := lw.queue(group)
 	if place := q.Reserve(s); place != nil {
 		lw.where[s.Ref.ID] = append(lw.where[s.Ref.ID], group)
 		lw.keepLocked(group, q, place, s.Ref.ID)
@@ -176,6 +169,16 @@ func (lw *lockWaits) keepLocked(group uint64, q *txn.WaitQueue, place *txn.Waite
 	lw.kept[place] = t
 }
 
+// queue is group's queue, made when missing; mu is held.
+func (lw *lockWaits) queue(group uint64) *txn.WaitQueue {
+	q := lw.groups[group]
+	if q == nil {
+		q = txn.NewWaitQueue(lockWaitersPerGroup)
+		lw.groups[group] = q
+	}
+	return q
+}
+
 // full reports whether the node holds as many waiters and places as it
 // may; mu is held.
 func (lw *lockWaits) full() bool { return len(lw.wakes)+len(lw.kept) >= lockWaitersPerNode }
@@ -209,12 +212,7 @@ func (lw *lockWaits) park(group uint64, w *txn.Waiter, s txn.Share, holders []tx
 	if w == nil && lw.full() {
 		return nil, nil, false
 	}
-	q := lw.groups[group]
-	if q == nil {
-		q = txn.NewWaitQueue(lockWaitersPerGroup)
-		lw.groups[group] = q
-	}
-	w2, ok := q.Park(w, s, holders)
+	w2, ok := lw.queue(group).Park(w, s, holders)
 	if !ok {
 		return w2, lw.wakes[w2], false
 	}
@@ -224,10 +222,18 @@ func (lw *lockWaits) park(group uint64, w *txn.Waiter, s txn.Share, holders []tx
 	return w2, lw.wakes[w2], true
 }
 
+// track notes a new waiter of id in group and returns its wake-up
+// channel; mu is held.
 func (lw *lockWaits) track(group uint64, w *txn.Waiter, id txn.ID) chan struct{} {
+	lw.where[id] = append(lw.where[id], group)
+	return lw.listen(w)
+}
+
+// listen gives w, now served by a request, its wake-up channel; mu is
+// held.
+func (lw *lockWaits) listen(w *txn.Waiter) chan struct{} {
 	ch := make(chan struct{}, 1)
 	lw.wakes[w] = ch
-	lw.where[id] = append(lw.where[id], group)
 	lw.gauge(len(lw.wakes))
 	return ch
 }
@@ -241,6 +247,14 @@ const (
 	turnGo
 	turnGone
 )
+
+// String is how a wait that ended at t is counted (its metric label).
+func (t turn) String() string {
+	if t == turnGone {
+		return "abandoned"
+	}
+	return "expired"
+}
 
 func (lw *lockWaits) turn(w *txn.Waiter) turn {
 	lw.mu.Lock()
@@ -352,7 +366,7 @@ func (r *Router) proposePrepare(ctx context.Context, group uint64, req *raftstor
 			t := r.awaitTurn(ctx, w, wake, until)
 			if t != turnGo {
 				lw.finish(group, s.Ref.ID, w, false)
-				r.lockWaitEnded(map[turn]string{turnWait: "expired", turnGone: "abandoned"}[t])
+				r.lockWaitEnded(t.String())
 				if last != nil {
 					return last, nil
 				}
@@ -372,7 +386,11 @@ func (r *Router) proposePrepare(ctx context.Context, group uint64, req *raftstor
 			prepared := err == nil && len(reply) > 0 && reply[0] == '*'
 			if w != nil {
 				lw.finish(group, s.Ref.ID, w, prepared)
-				r.lockWaitEnded(map[bool]string{true: "granted", false: "failed"}[prepared])
+				if prepared {
+					r.lockWaitEnded("granted")
+				} else {
+					r.lockWaitEnded("failed")
+				}
 			}
 			if err != nil && last != nil {
 				// A copy under this router's identity failed: its own
@@ -433,12 +451,13 @@ func (r *Router) proposeOnce(ctx context.Context, group uint64, req *raftstore.R
 var errWaitUncertain = errors.New("a PREPARE proposed again after a lock wait has an unknown outcome")
 
 // notProposed reports whether a proposal's error says it never reached
-// the log.
+// the log, as the forwarded-call codes classify it.
 func notProposed(err error) bool {
-	var nl *raftstore.NotLeaderError
-	var ns *raftstore.NoSpaceError
-	return errors.As(err, &nl) || errors.As(err, &ns) || errors.Is(err, raftstore.ErrNotLeader) ||
-		errors.Is(err, raftstore.ErrBusy) || errors.Is(err, raftstore.ErrNoGroup)
+	switch outcomeOf(nil, err).code {
+	case codeNotLeader, codeBusy, codeNoSpace, codeNoGroup:
+		return true
+	}
+	return false
 }
 
 // awaitTurn waits until w may be proposed, is gone, or until passes.

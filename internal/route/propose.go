@@ -27,9 +27,10 @@ func (r *Router) propose(ctx context.Context, group uint64, reqs []*raftstore.Re
 		// A RESOLVE's waiters are proposed right behind it, before it is
 		// applied: log order puts them after it (lockwait.go).
 		var releasing []txn.ID
-		for _, req := range reqs {
+		var at []int // releasing[j] is reqs[at[j]]'s
+		for i, req := range reqs {
 			if id, ok := txn.ResolveOf(req.Args); ok {
-				releasing = append(releasing, id)
+				releasing, at = append(releasing, id), append(at, i)
 			}
 		}
 		var queued func()
@@ -37,9 +38,9 @@ func (r *Router) propose(ctx context.Context, group uint64, reqs []*raftstore.Re
 			queued = func() { r.waits.releasing(group, releasing) }
 		}
 		replies, errs = r.eng.ProposeManyThen(ctx, group, reqs, queued)
-		for i, req := range reqs {
-			if id, ok := txn.ResolveOf(req.Args); ok && errs[i] == nil {
-				r.waits.resolved(group, id)
+		for j, i := range at {
+			if errs[i] == nil {
+				r.waits.resolved(group, releasing[j])
 			}
 		}
 	}

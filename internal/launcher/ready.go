@@ -147,8 +147,8 @@ func (c *Cluster) awaited() []*proc {
 
 func (c *Cluster) exitedError(p *proc) error {
 	c.mu.Lock()
-	err, how := p.exitErr, "on its own"
-	if p.requested {
+	err, requested, how := p.exitErr, p.requested, "on its own"
+	if requested {
 		how = "as requested (Kill/Stop)"
 	}
 	c.mu.Unlock()
@@ -156,7 +156,7 @@ func (c *Cluster) exitedError(p *proc) error {
 	last := tail(info.LogPath, tailLines)
 	exited := fmt.Errorf("launcher: node %d (pid %d) exited %s: %s\n--- last lines of %s ---\n%s",
 		info.ID, p.pid, how, exitText(err), info.LogPath, last)
-	if role, addr, ok := bindFailure(last); ok && how == "on its own" {
+	if role, addr, ok := bindFailure(last); ok && !requested {
 		// Another process took the port between checkPorts and the
 		// node's own listen: the same failure checkPorts reports, so
 		// callers that pick ports again on a PortError do so here too.

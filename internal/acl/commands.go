@@ -69,6 +69,8 @@ func specCategories(s *command.Spec) []string {
 		c = append(c, "keyspace")
 	case command.String:
 		c = append(c, "string")
+	case command.Hash:
+		c = append(c, "hash")
 	case command.Connection:
 		c = append(c, "connection")
 	case command.Transaction:

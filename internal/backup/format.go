@@ -21,7 +21,11 @@ const (
 	TableLocks   byte = 'l'
 	TableParts   byte = 'p'
 	TableRecords byte = 'r'
-	trailerTag   byte = 'E'
+	// TableSub holds collections' sub-keys (hash fields, ...): the key is
+	// the user key's length (4 bytes), the user key, the collection's
+	// version (8 bytes) and the sub-key (SplitSub).
+	TableSub   byte = 's'
+	trailerTag byte = 'E'
 )
 
 // Limits on one record, matching what the cluster accepts: a key is at
@@ -103,6 +107,19 @@ func AppendRecord(b []byte, table byte, k, v []byte) []byte {
 	return append(b, v...)
 }
 
+// SplitSub parses the key of a TableSub record: the user key, the
+// collection's version and the sub-key; ok=false if it is malformed.
+func SplitSub(k []byte) (key []byte, ver uint64, sub []byte, ok bool) {
+	if len(k) < 4 {
+		return nil, 0, nil, false
+	}
+	n := uint64(binary.BigEndian.Uint32(k))
+	if n == 0 || uint64(len(k)-4) < n+8 {
+		return nil, 0, nil, false
+	}
+	return k[4 : 4+n], binary.BigEndian.Uint64(k[4+n:]), k[4+n+8:], true
+}
+
 func checkRecord(table byte, klen, vlen int) error {
 	limit := MaxTxnValueBytes
 	switch table {
@@ -111,6 +128,12 @@ func checkRecord(table byte, klen, vlen int) error {
 		if klen == 0 {
 			return fmt.Errorf("%w: empty user key", ErrCorrupt)
 		}
+	case TableSub:
+		limit = MaxValueBytes
+		if klen > MaxKeyBytes*2+12 || vlen > limit {
+			return fmt.Errorf("%w: record of %d+%d bytes exceeds the limits", ErrCorrupt, klen, vlen)
+		}
+		return nil
 	case TableLocks, TableParts, TableRecords:
 	default:
 		return fmt.Errorf("%w: unknown table %q", ErrCorrupt, table)

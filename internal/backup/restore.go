@@ -19,6 +19,12 @@ func CheckRecord(table byte, k, v []byte) error {
 		}
 		return nil
 	}
+	if table == TableSub {
+		if _, _, _, ok := SplitSub(k); !ok {
+			return fmt.Errorf("%w: a malformed collection sub-key", ErrCorrupt)
+		}
+		return nil
+	}
 	if !txn.ValidTableEntry(table, k, v) {
 		return fmt.Errorf("%w: a malformed entry of transaction table %q", ErrCorrupt, table)
 	}

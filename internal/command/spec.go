@@ -42,9 +42,10 @@ const (
 	Server
 	Cluster
 	CatInternal
+	Hash
 )
 
-var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal"}
+var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash"}
 
 // String is the category's name as ACL rules spell it (without the @).
 func (c Category) String() string {

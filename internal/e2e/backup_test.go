@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -96,6 +97,26 @@ func TestBackupRestoreUnderBank(t *testing.T) {
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// Hashes: their fields are sub-keys the backup must carry. "hash:old"
+	// is replaced, so its first fields are leftovers the restore must not
+	// bring back to life.
+	fields := map[string]string{}
+	for i := range 300 {
+		fields[fmt.Sprint("f", i)] = fmt.Sprint("v", i)
+	}
+	for _, c := range [][]any{
+		{"HSET", "hash:big"}, {"HSET", "hash:small", "a", "1", "b", "2"},
+		{"HSET", "hash:old", "stale", "1"}, {"DEL", "hash:old"}, {"HSET", "hash:old", "fresh", "2"},
+	} {
+		if c[1] == "hash:big" {
+			for f, v := range fields {
+				c = append(c, f, v)
+			}
+		}
+		if err := setup.Do(ctx, c...).Err(); err != nil {
+			t.Fatalf("%v: %v", c[:2], err)
 		}
 	}
 
@@ -236,6 +257,15 @@ func TestBackupRestoreUnderBank(t *testing.T) {
 		sum, len(present), len(w.issued), missingBefore, missingCausal)
 	if n, err := rcl.Get(ctx, "bulk:4999").Result(); err != nil || n != val {
 		t.Fatalf("bulk:4999 after restore: %v", err)
+	}
+	if got, err := rcl.HGetAll(ctx, "hash:big").Result(); err != nil || !maps.Equal(got, fields) {
+		t.Fatalf("hash:big after restore: %d fields, %v", len(got), err)
+	}
+	if got, err := rcl.HGetAll(ctx, "hash:old").Result(); err != nil || !maps.Equal(got, map[string]string{"fresh": "2"}) {
+		t.Fatalf("hash:old after restore: %v, %v", got, err)
+	}
+	if got, err := rcl.HGet(ctx, "hash:small", "b").Result(); err != nil || got != "2" {
+		t.Fatalf("hash:small after restore: %q, %v", got, err)
 	}
 
 	// A second restore into the now-filled cluster is refused.

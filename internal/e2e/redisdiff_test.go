@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,12 +90,22 @@ func TestDifferentialAgainstRedis(t *testing.T) {
 
 // sameReply compares two replies, allowing only for what cannot match: a
 // remaining time to live counts down while the two servers are asked one
-// after the other.
+// after the other; a hash lists its fields in an order of its own
+// (compared as a set of fields, or of field-value pairs); HRANDFIELD picks
+// at random (compared by kind and length).
 func sameReply(args [][]byte, a, b []byte) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
 	switch strings.ToLower(string(args[0])) {
+	case "hkeys", "hvals":
+		return sameUnordered(a, b, 1)
+	case "hgetall":
+		return sameUnordered(a, b, 2)
+	case "hrandfield":
+		va, _, errA := resp.ParseValue(a)
+		vb, _, errB := resp.ParseValue(b)
+		return errA == nil && errB == nil && va.Kind == vb.Kind && va.Kind != '-' && len(va.Array) == len(vb.Array) && va.Null == vb.Null
 	case "ttl", "pttl", "expiretime", "pexpiretime":
 		x, errA := replyInt(a)
 		y, errB := replyInt(b)
@@ -108,6 +119,29 @@ func sameReply(args [][]byte, a, b []byte) bool {
 		return x-y <= slack && y-x <= slack
 	}
 	return false
+}
+
+// sameUnordered compares two array replies as multisets of groups of per
+// elements.
+func sameUnordered(a, b []byte, per int) bool {
+	va, _, errA := resp.ParseValue(a)
+	vb, _, errB := resp.ParseValue(b)
+	if errA != nil || errB != nil || va.Kind != '*' || vb.Kind != '*' || len(va.Array) != len(vb.Array) {
+		return false
+	}
+	groups := func(v resp.Value) []string {
+		var out []string
+		for i := 0; i+per <= len(v.Array); i += per {
+			var g []string
+			for _, e := range v.Array[i : i+per] {
+				g = append(g, strconv.Quote(string(e.Str)))
+			}
+			out = append(out, strings.Join(g, " "))
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(groups(va), groups(vb))
 }
 
 // sameExec compares two EXEC replies element by element, each as the
@@ -256,6 +290,19 @@ func (g *cmdGen) ttl() string {
 	return g.pick("1000", "5000", "86400", "0", "-1", "x", "9223372036854775807", "1.5")
 }
 
+// field draws a hash field from a small pool, so commands meet each
+// other's fields.
+func (g *cmdGen) field() string { return g.pick("a", "b", "c", "d", "e", "", "n") }
+
+func (g *cmdGen) fields(min, max int) []string {
+	n := min + g.rng.IntN(max-min+1)
+	out := make([]string, n)
+	for i := range out {
+		out[i] = g.field()
+	}
+	return out
+}
+
 func (g *cmdGen) keys(min, max int) []string {
 	n := min + g.rng.IntN(max-min+1)
 	out := make([]string, n)
@@ -289,9 +336,34 @@ func (g *cmdGen) multi() [][][]byte {
 func (g *cmdGen) command() []string {
 	k := g.key()
 	now := time.Now().Unix()
-	switch g.rng.IntN(30) {
+	switch g.rng.IntN(40) {
 	case 0:
 		return []string{"GET", k}
+	case 23, 24:
+		args := []string{g.pick("HSET", "HSET", "HMSET"), k}
+		for n := 1 + g.rng.IntN(3); n > 0; n-- {
+			args = append(args, g.field(), g.value())
+		}
+		if g.rng.IntN(10) == 0 {
+			args = args[:len(args)-1] // an odd count: wrong arity
+		}
+		return args
+	case 25:
+		return []string{g.pick("HGET", "HEXISTS", "HSTRLEN"), k, g.field()}
+	case 26:
+		return append([]string{"HDEL", k}, g.fields(1, 3)...)
+	case 27:
+		return []string{"HINCRBY", k, g.field(), g.number()}
+	case 28:
+		return []string{"HINCRBYFLOAT", k, g.field(), g.pick(g.number(), g.value(), "0.1", "-0.2", "1e3", "3.0e-2", "inf")}
+	case 29:
+		return []string{g.pick("HLEN", "HKEYS", "HVALS", "HGETALL", "TYPE"), k}
+	case 30:
+		return []string{"HSETNX", k, g.field(), g.value()}
+	case 31:
+		return append([]string{"HMGET", k}, g.fields(1, 4)...)
+	case 32:
+		return []string{"HRANDFIELD", k, g.pick("1", "-3", "0", "5", "x"), g.pick("WITHVALUES", "WITHVALUES", "bogus")}[:2+g.rng.IntN(3)]
 	case 1:
 		opts := []string{}
 		for n := g.rng.IntN(3); n > 0; n-- {

@@ -117,6 +117,7 @@ type fakeStore struct {
 	partitions int
 	data       map[string][]byte
 	versions   map[string]uint64 // bumped by every write of the key, for WATCH
+	kv.MemSubs
 }
 
 func newFakeStore(partitions int) *fakeStore {
@@ -129,6 +130,9 @@ func (s *fakeStore) Get(key []byte) ([]byte, bool, error) {
 	return v, ok, nil
 }
 func (s *fakeStore) NowMS() int64 { return fakeNow }
+func (s *fakeStore) NewVersion(k []byte) (uint64, error) {
+	return s.VersionAt(k, 1), nil
+}
 func (s *fakeStore) Put(key, stored []byte, _ bool) error {
 	s.data[string(key)] = slices.Clone(stored)
 	return nil

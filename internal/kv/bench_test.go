@@ -32,6 +32,14 @@ func (w *oneKey) PutBlind(key, stored []byte) error { return w.Put(key, stored, 
 
 func (w *oneKey) NowMS() int64 { return 0 }
 
+func (w *oneKey) GetSub([]byte, uint64, []byte) ([]byte, bool, error) { return nil, false, nil }
+func (w *oneKey) ScanSub([]byte, uint64, []byte, bool, func(sub, v []byte) bool) error {
+	return nil
+}
+func (w *oneKey) PutSub([]byte, uint64, []byte, []byte) error { return nil }
+func (w *oneKey) DelSub([]byte, uint64, []byte) error         { return nil }
+func (w *oneKey) NewVersion([]byte) (uint64, error)           { return 1, nil }
+
 func BenchmarkApplySet(b *testing.B) {
 	args := bargs("SET", "user:1000:profile", string(bytes.Repeat([]byte("v"), 100)))
 	w := &oneKey{}

@@ -2,11 +2,21 @@ package kv
 
 import "github.com/kintsu/kintsu/internal/command"
 
-// Reader is the state a read command sees: stored values by user key.
+// Reader is the state a read command sees: stored values by user key, and
+// the sub-keys of collections (collection.go).
 type Reader interface {
 	// Get returns the stored value of key, expired or not. The slice is
 	// valid only until the next call.
 	Get(key []byte) (stored []byte, ok bool, err error)
+	// GetSub returns the value of sub-key sub of the collection stored at
+	// key under version ver. The slice is valid only until the next call.
+	GetSub(key []byte, ver uint64, sub []byte) (v []byte, ok bool, err error)
+	// ScanSub calls fn with the sub-keys of collection (key, ver) and
+	// their values in byte order, from the first at or after from (nil:
+	// the first), or, reverse, in descending order from the last at or
+	// before from (nil: the last), until fn returns false. The slices are
+	// valid only during the call.
+	ScanSub(key []byte, ver uint64, from []byte, reverse bool, fn func(sub, v []byte) bool) error
 	// NowMS is the time (Unix ms) keys expire against: in a log entry's
 	// apply the entry's own time, the same on every replica; in a read the
 	// serving leader's clock.
@@ -26,6 +36,14 @@ type Writer interface {
 	PutBlind(key, stored []byte) error
 	// Del removes a key that exists.
 	Del(key []byte) error
+	// PutSub and DelSub store and remove a sub-key of collection (key,
+	// ver); they do not touch the key's metadata record.
+	PutSub(key []byte, ver uint64, sub, v []byte) error
+	DelSub(key []byte, ver uint64, sub []byte) error
+	// NewVersion is the version of a new collection at key: greater than
+	// every version still holding sub-keys under key (so none shows
+	// through) and deterministic on every replica.
+	NewVersion(key []byte) (uint64, error)
 }
 
 // Command is one data command: its Spec, and the code that evaluates it.

@@ -144,17 +144,14 @@ func evalExpire(unit expiryUnit, cmd string) func(Writer, [][]byte, []byte) ([]b
 		if err != nil || !it.ok {
 			return resp.AppendInt(out, 0), err
 		}
-		if it.wrong {
-			return appendErr(out, ErrWrongType), nil
-		}
 		// No expiry counts as infinitely far away, as in Redis.
 		if nx && it.at != 0 || xx && it.at == 0 || gt && (it.at == 0 || at <= it.at) || lt && it.at != 0 && at >= it.at {
 			return resp.AppendInt(out, 0), nil
 		}
 		if at <= now { // a time in the past deletes the key
-			err = w.Del(args[1])
+			err = delKey(w, args[1])
 		} else {
-			err = w.Put(args[1], encodeString(it.v, at), false)
+			err = putExpiry(w, args[1], it, at)
 		}
 		if err != nil {
 			return out, err
@@ -165,13 +162,26 @@ func evalExpire(unit expiryUnit, cmd string) func(Writer, [][]byte, []byte) ([]b
 
 func evalPersist(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	it, err := load(w, args[1])
-	if err != nil || !it.ok || it.wrong || it.at == 0 {
+	if err != nil || !it.ok || it.at == 0 {
 		return resp.AppendInt(out, 0), err
 	}
-	if err := w.Put(args[1], encodeString(it.v, 0), false); err != nil {
+	if err := putExpiry(w, args[1], it, 0); err != nil {
 		return out, err
 	}
 	return resp.AppendInt(out, 1), nil
+}
+
+// putExpiry gives the live key it (of any type) the expiry time at (0:
+// none), keeping its value.
+func putExpiry(w Writer, key []byte, it item, at int64) error {
+	if !it.wrong {
+		return w.Put(key, encodeString(it.v, at), false)
+	}
+	stored, _, err := w.Get(key)
+	if err != nil {
+		return err
+	}
+	return w.Put(key, withExpiry(stored, at), false)
 }
 
 func evalSetex(unit expiryUnit, cmd string) func(Writer, [][]byte, []byte) ([]byte, error) {
@@ -226,7 +236,7 @@ func evalExpired(w Writer, args [][]byte, out []byte) ([]byte, error) {
 			return out, err
 		}
 		if it.present && !it.ok {
-			if err := w.Del(k); err != nil {
+			if err := delKey(w, k); err != nil {
 				return out, err
 			}
 			n++

@@ -86,7 +86,10 @@ func TestExpiry(t *testing.T) {
 			do(rOK, "SETEX", "a", "5", "x"), do(rOK, "PSETEX", "b", "250", "y"),
 			do(rExpire("setex"), "SETEX", "c", "0", "z"), do(rExpire("psetex"), "PSETEX", "c", "-1", "z"), do(rNotInt, "SETEX", "c", "x", "z"),
 		}, final: map[string]string{"a": svAt("x", testNow+5000), "b": svAt("y", testNow+250)}},
-		{name: "expire on another type", init: hash, steps: []cmdStep{do(rWrongType, "EXPIRE", "k", "10"), do(rInt(-1), "TTL", "k")}},
+		{name: "expire on a hash", init: hash, steps: []cmdStep{do(rInt(1), "EXPIRE", "k", "10"), do(rInt(10), "TTL", "k"),
+			do("+hash\r\n", "TYPE", "k"), do(rInt(1), "PERSIST", "k"), do(rInt(-1), "TTL", "k")},
+			final: map[string]string{"k": foreign}},
+		{name: "a hash expires", init: hash, steps: []cmdStep{do(rInt(1), "PEXPIRE", "k", "0")}, final: map[string]string{}},
 		{name: "kintsu.expired removes only what has expired", init: map[string]string{"a": svAt("1", testNow), "b": svAt("2", testNow+1), "c": sv("3")},
 			steps: []cmdStep{do(rInt(1), "KINTSU.EXPIRED", "a", "b", "c", "d")}, final: map[string]string{"b": svAt("2", testNow+1), "c": sv("3")}},
 	})

@@ -37,7 +37,8 @@ func testRand(t testing.TB) (*rand.Rand, uint64) {
 // created and deleted count what kv reported, so created-deleted must equal
 // the number of keys.
 type memStore struct {
-	m                map[string][]byte
+	m map[string][]byte
+	MemSubs
 	created, deleted int
 	blind            int // PutBlind calls
 	violations       []string
@@ -53,6 +54,9 @@ type memStore struct {
 const testNow int64 = 1_700_000_000_000
 
 func (s *memStore) NowMS() int64 { return s.now }
+
+// NewVersion: the store has no log index; versions start at 1.
+func (s *memStore) NewVersion(k []byte) (uint64, error) { return s.VersionAt(k, 1), nil }
 
 var errStore = errors.New("injected storage failure")
 
@@ -171,13 +175,13 @@ func (s *memStore) live() map[string]string {
 }
 
 // sv is the stored form of string value v; foreign is a value of another
-// type (tag 'h', as a hash might one day be stored).
+// type (a hash's metadata record).
 func sv(v string) string { return string(typeString) + v }
 
 // svAt is the stored form of v expiring at (Unix ms).
 func svAt(v string, at int64) string { return string(encodeString([]byte(v), at)) }
 
-const foreign = "h\x00\x01field"
+var foreign = string(meta{tag: typeHash, ver: 1, n: 1}.encode())
 
 func bargs(args ...string) [][]byte {
 	out := make([][]byte, len(args))

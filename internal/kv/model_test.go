@@ -51,6 +51,9 @@ func (m *model) raw() map[string]string {
 	}
 	for k, v := range m.other {
 		out[k] = v
+		if at, ok := m.exp[k]; ok {
+			out[k] = string(withExpiry([]byte(v), at))
+		}
 	}
 	return out
 }
@@ -416,15 +419,13 @@ func (m *model) apply(args [][]byte) string {
 		if !m.exists(k) {
 			return rInt(0)
 		}
-		if _, o := m.other[k]; o {
-			return rWrongType // Kintsu: keys of other types cannot carry an expiry yet
-		}
 		cur, has := m.exp[k]
 		if nx && has || xx && !has || gt && (!has || at <= cur) || lt && has && at >= cur {
 			return rInt(0)
 		}
 		if at <= m.now {
 			delete(m.str, k)
+			delete(m.other, k)
 			delete(m.exp, k)
 		} else {
 			m.exp[k] = at

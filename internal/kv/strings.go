@@ -44,7 +44,7 @@ type item struct {
 	at      int64  // expiry time (Unix ms), 0 for none
 	ok      bool   // the key exists and has not expired
 	present bool   // something is stored, expired or not
-	wrong   bool   // it holds another type
+	wrong   bool   // it holds another type (at is still its expiry)
 }
 
 func load(r Reader, key []byte) (item, error) {
@@ -57,7 +57,7 @@ func load(r Reader, key []byte) (item, error) {
 	}
 	v, at, isStr := decodeString(stored)
 	if !isStr {
-		return item{ok: true, present: true, wrong: true}, nil
+		return item{at: expiryOf(stored), ok: true, present: true, wrong: true}, nil
 	}
 	return item{v: v, at: at, ok: true, present: true}, nil
 }
@@ -261,7 +261,7 @@ func evalDel(w Writer, args [][]byte, out []byte) ([]byte, error) {
 		if !it.present {
 			continue
 		}
-		if err := w.Del(k); err != nil {
+		if err := delKey(w, k); err != nil {
 			return out, err
 		}
 		if it.ok {

@@ -45,9 +45,10 @@ func decodeString(stored []byte) (v []byte, at int64, ok bool) {
 	return nil, 0, false
 }
 
-// expiryOf is a stored value's expiry time, 0 for none.
+// expiryOf is a stored value's expiry time, 0 for none. Strings with one
+// and collections keep it at the same place.
 func expiryOf(stored []byte) int64 {
-	if len(stored) >= 9 && stored[0] == typeStringTTL {
+	if len(stored) >= 9 && (stored[0] == typeStringTTL || isCollection(stored[0])) {
 		return int64(binary.BigEndian.Uint64(stored[1:]))
 	}
 	return 0
@@ -89,6 +90,9 @@ func Expired(stored []byte, nowMS int64) bool {
 // ValidStored reports whether v is a stored value this version reads (a
 // restore checks what it is about to load).
 func ValidStored(v []byte) bool {
+	if m, ok := decodeMeta(v); ok {
+		return m.tag == typeHash && len(m.extra) == 0
+	}
 	_, _, ok := decodeString(v)
 	return ok && len(v) <= MaxValueBytes+9
 }

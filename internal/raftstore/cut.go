@@ -234,7 +234,9 @@ func (c *Cut) Close() { c.reg.release(c.c) }
 
 // Iterate calls fn for the group's user data (table 'd', the user key and
 // the value without its version), then its transaction tables (table =
-// storage.TxnLocks, TxnParts or TxnRecords, the key within the table).
+// storage.TxnLocks, TxnParts or TxnRecords, the key within the table),
+// then its collections' sub-keys (table 's', the key within the group's
+// sub-key span: backup.SplitSub reads it).
 // The dedupe table and cut markers are not carried: they mean nothing to
 // another cluster.
 func (c *Cut) Iterate(fn func(table byte, k, v []byte) error) error {
@@ -254,8 +256,13 @@ func (c *Cut) Iterate(fn func(table byte, k, v []byte) error) error {
 			return err
 		}
 	}
-	return nil
+	ss, se := storage.SubSpan(c.group)
+	return iterSpan(c.c.snap, ss, se, func(k, v []byte) error { return fn(TableSub, k[len(ss):], v) })
 }
+
+// TableSub is the table byte of a collection's sub-key in a cut's records
+// (backup.TableSub; a test keeps the two equal).
+const TableSub byte = 's'
 
 func iterSpan(r pebble.Reader, lo, hi []byte, fn func(k, v []byte) error) error {
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
@@ -428,6 +435,10 @@ var errStopIter = errors.New("stop")
 func (w *Writer) Clear() error {
 	ds, de := storage.DataSpan(w.group)
 	if err := w.b.DeleteRange(ds, de, nil); err != nil {
+		return err
+	}
+	ss, se := storage.SubSpan(w.group)
+	if err := w.b.DeleteRange(ss, se, nil); err != nil {
 		return err
 	}
 	for _, t := range []byte{storage.TxnLocks, storage.TxnParts, storage.TxnRecords, storage.RestoreMark} {

@@ -80,6 +80,12 @@ func (mapReader) NowMS() int64                         { return 0 }
 func (mapReader) Version([]byte) (uint64, error)       { return 0, nil }
 func (mapReader) Applied() (uint64, error)             { return 0, nil }
 func (mapReader) NoLocks() bool                        { return true }
+func (mapReader) GetSub([]byte, uint64, []byte) ([]byte, bool, error) {
+	return nil, false, nil
+}
+func (mapReader) ScanSub([]byte, uint64, []byte, bool, func(sub, v []byte) bool) error {
+	return nil
+}
 func (mapReader) TxnGet(byte, []byte) ([]byte, bool, error) {
 	return nil, false, nil
 }

@@ -119,6 +119,10 @@ func applyBackupOp(w Store, args [][]byte, out []byte) ([]byte, error) {
 		return bad(err.Error())
 	}
 	err = backup.DecodeRecords(args[3], func(table byte, k, v []byte) error {
+		if table == backup.TableSub {
+			uk, ver, sub, _ := backup.SplitSub(k) // checked above
+			return w.PutSub(uk, ver, sub, v)
+		}
 		if table != backup.TableData {
 			return w.TxnPut(table, k, v)
 		}

@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // memStore is one group's state in memory, as Store: what the engine's
 // apply batch is, without Pebble.
 type memStore struct {
-	index     uint64
-	nowMS     int64
-	data      map[string][]byte // version (8 bytes) + stored value
+	index uint64
+	nowMS int64
+	data  map[string][]byte // version (8 bytes) + stored value
+	kv.MemSubs
 	tables    map[byte]map[string][]byte
 	refused   bool
 	restoring bool
@@ -35,7 +37,10 @@ func (m *memStore) Get(k []byte) ([]byte, bool, error) {
 	return v[8:], true, nil
 }
 
-func (m *memStore) NowMS() int64             { return m.nowMS }
+func (m *memStore) NowMS() int64 { return m.nowMS }
+func (m *memStore) NewVersion(k []byte) (uint64, error) {
+	return m.VersionAt(k, m.index), nil
+}
 func (m *memStore) Applied() (uint64, error) { return m.index, nil }
 func (m *memStore) Index() uint64            { return m.index }
 func (m *memStore) Refuse()                  { m.refused = true }

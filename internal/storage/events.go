@@ -117,13 +117,13 @@ func (g GroupRange) String() string {
 
 // GroupsIn maps the key bounds of a file to the raft groups whose keys it
 // may hold. Every key of a group starts with a one-byte family (raft
-// state, user data, dedupe table, transaction tables) and the group's
+// state, user data, dedupe table, transaction tables, sub-keys) and the group's
 // 8-byte big-endian id, so a file whose first and last keys share the
 // family holds only groups between theirs; otherwise any group may be in
 // it.
 func GroupsIn(start, end []byte) GroupRange {
 	group := func(k []byte) (byte, uint64, bool) {
-		if len(k) < 9 || k[0] < prefixRaft || k[0] > prefixTxn {
+		if len(k) < 9 || k[0] < prefixRaft || k[0] > prefixSub {
 			return 0, 0, false
 		}
 		return k[0], binary.BigEndian.Uint64(k[1:9]), true

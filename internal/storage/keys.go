@@ -10,6 +10,7 @@ const (
 	prefixData   byte = 0x02
 	prefixDedupe byte = 0x03
 	prefixTxn    byte = 0x04 // transaction tables: locks, participant states, records
+	prefixSub    byte = 0x05 // collections' sub-keys (fields, members, elements)
 )
 
 // Transaction tables under prefixTxn/<group>/<table>/...
@@ -126,16 +127,55 @@ func TxnSpan(group uint64, table byte) (start, end []byte) {
 	return append(groupPrefix(prefixTxn, group), table), append(groupPrefix(prefixTxn, group), table+1)
 }
 
+// SubPrefix is the common prefix of the sub-keys of the collection stored
+// at user key k with version ver in group: the prefix, the group, k's
+// length (4 bytes), k and the version. A collection's sub-keys are the
+// range [SubPrefix, PrefixEnd(SubPrefix)); the sub-keys of every version
+// of k sort together, by version.
+func SubPrefix(group uint64, k []byte, ver uint64) []byte {
+	p := SubKeyPrefix(group, k)
+	return binary.BigEndian.AppendUint64(p, ver)
+}
+
+// SubKeyPrefix is the prefix shared by the sub-keys of every version of
+// the collections stored at user key k in group.
+func SubKeyPrefix(group uint64, k []byte) []byte {
+	p := make([]byte, 0, 9+4+len(k)+8+16)
+	p = append(p, groupPrefix(prefixSub, group)...)
+	p = binary.BigEndian.AppendUint32(p, uint32(len(k)))
+	return append(p, k...)
+}
+
+// SubSpan returns the [start, end) range of group's sub-keys.
+func SubSpan(group uint64) (start, end []byte) {
+	return groupPrefix(prefixSub, group), groupEnd(prefixSub, group)
+}
+
+// PrefixEnd is the smallest key greater than every key starting with p,
+// or nil if there is none (p is all 0xff).
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
 // ReplicatedSpans lists the ranges of group's replicated state machine
-// (what a snapshot carries): user data first, then the dedupe table and
-// the transaction tables.
+// (what a snapshot carries): user data first, then the dedupe table, the
+// transaction tables and the collections' sub-keys.
 func ReplicatedSpans(group uint64) [][2][]byte {
 	ds, de := DataSpan(group)
 	qs, qe := DedupeSpan(group)
+	ss, se := SubSpan(group)
 	return [][2][]byte{
 		{ds, de},
 		{qs, qe},
 		{groupPrefix(prefixTxn, group), groupEnd(prefixTxn, group)},
+		{ss, se},
 	}
 }
 

@@ -141,7 +141,7 @@ func Isolatable(c Corruption) bool {
 	if len(c.Start) == 0 || len(c.End) == 0 {
 		return false
 	}
-	return c.Start[0] >= prefixRaft && c.End[0] <= prefixTxn
+	return c.Start[0] >= prefixRaft && c.End[0] <= prefixSub
 }
 
 // GroupsTouching returns those of groups with a key span that intersects

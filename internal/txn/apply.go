@@ -2,6 +2,8 @@ package txn
 
 import (
 	"bytes"
+	"encoding/binary"
+	"slices"
 	"strconv"
 
 	"github.com/kintsu/kintsu/internal/codec"
@@ -365,7 +367,7 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 	if ok, err := watchesHold(s, p.watches); err != nil || !ok {
 		return signal(out, failure.WatchFailed), err
 	}
-	ov := &overlay{base: s, writes: map[string]*written{}}
+	ov := newOverlay(s)
 	out, err := evaluate(ov, specs, p.cmds, out)
 	if err != nil {
 		return out, err
@@ -380,6 +382,7 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 			}
 		}
 		pt.keys = append(pt.keys, pk)
+		pt.keys = append(pt.keys, ov.subIntents(k.key)...)
 		if err := addHold(s, k, p.ref); err != nil {
 			return out, err
 		}
@@ -427,7 +430,25 @@ func applyResolve(s Store, id ID, st Status, out []byte) ([]byte, error) {
 	if err != nil {
 		return out, err
 	}
+	var owner []byte // the key the sub-key intents that follow belong to
 	for _, k := range pt.keys {
+		if k.intent == intentSubPut || k.intent == intentSubDel {
+			if st != Committed {
+				continue
+			}
+			ver, sub := binary.BigEndian.Uint64(k.key), k.key[8:] // checked at decoding
+			var err error
+			if k.intent == intentSubPut {
+				err = s.PutSub(owner, ver, sub, k.value)
+			} else {
+				err = s.DelSub(owner, ver, sub)
+			}
+			if err != nil {
+				return out, err
+			}
+			continue
+		}
+		owner = k.key
 		if st == Committed {
 			var err error
 			switch k.intent {
@@ -532,15 +553,24 @@ func applyRecordOp(s Store, id ID, args [][]byte, out []byte) ([]byte, error) {
 }
 
 // overlay evaluates a participant's commands without touching user data:
-// writes are kept aside (they become intents), reads see them.
+// writes are kept aside (they become intents), reads see them. Sub-keys of
+// collections are kept per collection, so a scan merges them in order.
 type overlay struct {
-	base   kv.Reader
+	base kv.Reader
+	vers interface {
+		NewVersion(key []byte) (uint64, error)
+	}
 	writes map[string]*written
+	subs   map[string]map[string]*written // collID -> sub -> write
 }
 
 type written struct {
 	value   []byte
 	deleted bool
+}
+
+func newOverlay(s Store) *overlay {
+	return &overlay{base: s, vers: s, writes: map[string]*written{}, subs: map[string]map[string]*written{}}
 }
 
 func (o *overlay) Get(k []byte) ([]byte, bool, error) {
@@ -566,3 +596,128 @@ func (o *overlay) Del(k []byte) error {
 
 // PutBlind is Put: an intent is applied at resolution, blind.
 func (o *overlay) PutBlind(k, v []byte) error { return o.Put(k, v, false) }
+
+// collID names collection (k, ver) among the overlay's sub-key writes:
+// the key's length, the key, the version.
+func collID(k []byte, ver uint64) string {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(k)))
+	return string(binary.BigEndian.AppendUint64(append(b, k...), ver))
+}
+
+func splitCollID(id string) (k []byte, ver uint64) {
+	n := binary.BigEndian.Uint32([]byte(id[:4]))
+	return []byte(id[4 : 4+n]), binary.BigEndian.Uint64([]byte(id[4+n:]))
+}
+
+func (o *overlay) GetSub(k []byte, ver uint64, sub []byte) ([]byte, bool, error) {
+	if w := o.subs[collID(k, ver)][string(sub)]; w != nil {
+		return w.value, !w.deleted, nil
+	}
+	return o.base.GetSub(k, ver, sub)
+}
+
+func (o *overlay) PutSub(k []byte, ver uint64, sub, v []byte) error {
+	o.sub(k, ver)[string(sub)] = &written{value: bytes.Clone(v)}
+	return nil
+}
+
+func (o *overlay) DelSub(k []byte, ver uint64, sub []byte) error {
+	o.sub(k, ver)[string(sub)] = &written{deleted: true}
+	return nil
+}
+
+func (o *overlay) sub(k []byte, ver uint64) map[string]*written {
+	id := collID(k, ver)
+	m := o.subs[id]
+	if m == nil {
+		m = map[string]*written{}
+		o.subs[id] = m
+	}
+	return m
+}
+
+// NewVersion is past the versions of the sub-keys written here too.
+func (o *overlay) NewVersion(k []byte) (uint64, error) {
+	v, err := o.vers.NewVersion(k)
+	for id := range o.subs {
+		if ck, cv := splitCollID(id); bytes.Equal(ck, k) && cv >= v {
+			v = cv + 1
+		}
+	}
+	return v, err
+}
+
+// ScanSub merges the overlay's sub-key writes of (k, ver) into the base's
+// scan, in the scan's order.
+func (o *overlay) ScanSub(k []byte, ver uint64, from []byte, reverse bool, fn func(sub, v []byte) bool) error {
+	mine := o.subs[collID(k, ver)]
+	if len(mine) == 0 {
+		return o.base.ScanSub(k, ver, from, reverse, fn)
+	}
+	ks := make([]string, 0, len(mine))
+	for sub := range mine {
+		if from == nil || !reverse && sub >= string(from) || reverse && sub <= string(from) {
+			ks = append(ks, sub)
+		}
+	}
+	slices.Sort(ks)
+	if reverse {
+		slices.Reverse(ks)
+	}
+	before := func(a, b string) bool { return a < b != reverse && a != b }
+	i, stop := 0, false
+	emit := func(sub string) bool {
+		w := mine[sub]
+		return w.deleted || fn([]byte(sub), w.value)
+	}
+	err := o.base.ScanSub(k, ver, from, reverse, func(sub, v []byte) bool {
+		for ; i < len(ks) && before(ks[i], string(sub)); i++ {
+			if !emit(ks[i]) {
+				stop = true
+				return false
+			}
+		}
+		if i < len(ks) && ks[i] == string(sub) { // written here: the overlay's stands
+			i++
+			stop = !emit(string(sub))
+			return !stop
+		}
+		stop = !fn(sub, v)
+		return !stop
+	})
+	for ; err == nil && !stop && i < len(ks); i++ {
+		stop = !emit(ks[i])
+	}
+	return err
+}
+
+// subIntents are the sub-key writes of the collections at k, as intents
+// following k's own in its part, in a fixed order (every replica encodes
+// the same part).
+func (o *overlay) subIntents(k []byte) []partKey {
+	var ids []string
+	for id := range o.subs {
+		if ck, _ := splitCollID(id); bytes.Equal(ck, k) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var out []partKey
+	for _, id := range ids {
+		_, ver := splitCollID(id)
+		subs := make([]string, 0, len(o.subs[id]))
+		for sub := range o.subs[id] {
+			subs = append(subs, sub)
+		}
+		slices.Sort(subs)
+		for _, sub := range subs {
+			w := o.subs[id][sub]
+			pk := partKey{key: append(binary.BigEndian.AppendUint64(nil, ver), sub...), intent: intentSubPut, value: w.value}
+			if w.deleted {
+				pk.intent, pk.value = intentSubDel, nil
+			}
+			out = append(out, pk)
+		}
+	}
+	return out
+}

@@ -19,8 +19,9 @@ import (
 // memGroup is one partition's replicated state in memory: what a log
 // entry's apply sees through Store.
 type memGroup struct {
-	index   uint64
-	data    map[string][]byte // version (8 bytes) + stored value
+	index uint64
+	data  map[string][]byte // version (8 bytes) + stored value
+	kv.MemSubs
 	tables  map[byte]map[string][]byte
 	refused bool
 	nowMS   int64 // what NowMS answers; 0 means simNow
@@ -52,6 +53,8 @@ func (m *memGroup) Version(k []byte) (uint64, error) {
 }
 
 func (m *memGroup) Applied() (uint64, error) { return m.index, nil }
+
+func (m *memGroup) NewVersion(k []byte) (uint64, error) { return m.VersionAt(k, m.index), nil }
 
 func (m *memGroup) NowMS() int64 {
 	if m.nowMS == 0 {

@@ -209,6 +209,11 @@ const (
 	intentNone byte = 'n' // locked only (read, or a write that changed nothing)
 	intentPut  byte = 'p'
 	intentDel  byte = 'd'
+	// A collection's sub-key, written or removed: the entry follows its
+	// key's own in the part, and its key is the collection's version (8
+	// bytes) and the sub-key. It holds no lock of its own.
+	intentSubPut byte = 'P'
+	intentSubDel byte = 'D'
 )
 
 // partKey is one key a prepared transaction holds in a partition.
@@ -248,6 +253,9 @@ func decodePart(b []byte) (part, error) {
 		k.write = d.Byte() == 1
 		k.intent = d.Byte()
 		k.value = d.Bytes()
+		if (k.intent == intentSubPut || k.intent == intentSubDel) && (i == 0 || len(k.key) < 8) {
+			return part{}, errCorrupt // a sub-key intent without its key
+		}
 		p.keys = append(p.keys, k)
 	}
 	return p, decoded(&d)
@@ -276,6 +284,7 @@ func ValidTableEntry(table byte, k, v []byte) bool {
 				return false
 			case pk.intent == intentPut && !kv.ValidStored(pk.value):
 				return false
+			case pk.intent == intentSubPut || pk.intent == intentSubDel:
 			case pk.intent != intentPut && pk.intent != intentDel && pk.intent != intentNone:
 				return false
 			}

@@ -1,0 +1,227 @@
+package kv
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+)
+
+// Collections (hashes now; lists, sets and sorted sets share the scheme)
+// are a metadata record under the user key plus one sub-key per field,
+// member or element, stored under the collection's version (see
+// docs/decisions.md, "Collections: a metadata record per key, sub-keys
+// under a version"):
+//
+//   - The metadata record is a stored value like a string's: its tag, its
+//     expiry time (8 bytes, at the same place as typeStringTTL's, 0 for
+//     none), its version (8 bytes) and its length (8 bytes, never 0: an
+//     emptied collection is deleted, as in Redis), then what the type needs.
+//   - Sub-keys of a version no metadata record names are invisible: DEL,
+//     an overwrite or an expiry changes only the metadata record, and the
+//     sweep removes the leftovers later (OpSweep).
+//   - A new collection takes Writer.NewVersion, which is greater than every
+//     version still holding sub-keys under the key, so leftovers never show
+//     through.
+//   - Every write of a collection rewrites its metadata record, so the
+//     record's write version (WATCH) moves with every change.
+const (
+	typeHash byte = 'h'
+	typeList byte = 'l'
+	typeSet  byte = 't'
+	typeZSet byte = 'z'
+)
+
+// metaBytes is the size of a collection's metadata record before its
+// type's own fields.
+const metaBytes = 1 + 8 + 8 + 8
+
+func isCollection(tag byte) bool {
+	return tag == typeHash || tag == typeList || tag == typeSet || tag == typeZSet
+}
+
+// meta is a collection's metadata record.
+type meta struct {
+	tag   byte
+	at    int64  // expiry time (Unix ms), 0 for none
+	ver   uint64 // the version its sub-keys are stored under
+	n     uint64 // length
+	extra []byte // the type's own fields
+}
+
+func (m meta) encode() []byte {
+	b := make([]byte, metaBytes, metaBytes+len(m.extra))
+	b[0] = m.tag
+	binary.BigEndian.PutUint64(b[1:], uint64(m.at))
+	binary.BigEndian.PutUint64(b[9:], m.ver)
+	binary.BigEndian.PutUint64(b[17:], m.n)
+	return append(b, m.extra...)
+}
+
+func decodeMeta(stored []byte) (meta, bool) {
+	if len(stored) < metaBytes || !isCollection(stored[0]) {
+		return meta{}, false
+	}
+	m := meta{
+		tag:   stored[0],
+		at:    int64(binary.BigEndian.Uint64(stored[1:])),
+		ver:   binary.BigEndian.Uint64(stored[9:]),
+		n:     binary.BigEndian.Uint64(stored[17:]),
+		extra: stored[metaBytes:],
+	}
+	return m, m.n > 0 && m.at >= 0
+}
+
+// typeName is TYPE's answer for a stored value.
+func typeName(stored []byte) string {
+	if len(stored) == 0 {
+		return "none"
+	}
+	switch stored[0] {
+	case typeString, typeStringTTL:
+		return "string"
+	case typeHash:
+		return "hash"
+	case typeList:
+		return "list"
+	case typeSet:
+		return "set"
+	case typeZSet:
+		return "zset"
+	}
+	return "none"
+}
+
+// withExpiry is stored with its expiry time set to at (0: none).
+func withExpiry(stored []byte, at int64) []byte {
+	if m, ok := decodeMeta(stored); ok {
+		m.at = at
+		return m.encode()
+	}
+	v, _, _ := decodeString(stored)
+	return encodeString(v, at)
+}
+
+// coll is a collection as a command sees it.
+type coll struct {
+	meta
+	ok      bool // the key holds a live collection of the wanted type
+	present bool // something is stored, expired or not
+	wrong   bool // the key holds a live value of another type
+}
+
+// loadColl reads key for a command on collections tagged tag.
+func loadColl(r Reader, key []byte, tag byte) (coll, error) {
+	stored, present, err := r.Get(key)
+	if err != nil || !present {
+		return coll{}, err
+	}
+	if at := expiryOf(stored); at != 0 && at <= r.NowMS() {
+		return coll{present: true}, nil
+	}
+	m, ok := decodeMeta(stored)
+	if !ok || m.tag != tag {
+		return coll{present: true, wrong: true}, nil
+	}
+	m.extra = append([]byte(nil), m.extra...) // stored is valid only until the next read
+	return coll{meta: m, ok: true, present: true}, nil
+}
+
+// create makes c a new, empty collection of type tag at key, unless it
+// is one already.
+func (c *coll) create(w Writer, key []byte, tag byte) error {
+	if c.ok {
+		return nil
+	}
+	ver, err := w.NewVersion(key)
+	if err != nil {
+		return err
+	}
+	c.meta = meta{tag: tag, ver: ver}
+	return nil
+}
+
+// save stores c's metadata record after a change; an emptied collection
+// is deleted (its sub-keys are left to the sweep). A collection that was
+// absent and stays empty writes nothing.
+func (c *coll) save(w Writer, key []byte) error {
+	if c.n == 0 {
+		if !c.present {
+			return nil
+		}
+		c.present, c.ok = false, false
+		return delKey(w, key)
+	}
+	created := !c.present
+	c.present, c.ok = true, true
+	return w.Put(key, c.encode(), created)
+}
+
+// eagerDropMax is the largest collection whose sub-keys a DEL (or the
+// expiry sweep) removes in its own entry; larger ones are left to the
+// background sweep, so one entry's work stays bounded.
+const eagerDropMax = 256
+
+// delKey removes key, whatever it holds; a small collection's sub-keys go
+// with it.
+func delKey(w Writer, key []byte) error {
+	stored, ok, err := w.Get(key)
+	if err != nil || !ok {
+		return err
+	}
+	m, isColl := decodeMeta(stored)
+	if err := w.Del(key); err != nil || !isColl || m.n > eagerDropMax {
+		return err
+	}
+	var subs [][]byte
+	if err := w.ScanSub(key, m.ver, nil, false, func(sub, _ []byte) bool {
+		subs = append(subs, append([]byte(nil), sub...))
+		return len(subs) <= eagerDropMax
+	}); err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		if err := w.DelSub(key, m.ver, sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldHash orders the fields of hashes and the members of sets: SCAN's
+// cursor is a position in this order, so it stays valid while the
+// collection changes (an element present throughout an iteration is
+// returned, as Redis guarantees). FNV-1a, fixed forever: it is part of
+// the stored format.
+func fieldHash(field []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(field)
+	return h.Sum64() >> 1 // 63 bits: cursor = hash + 1 never wraps to 0
+}
+
+// hashedSub is the sub-key of a hash field or set member: its hash (8
+// bytes, big endian), then the field.
+func hashedSub(field []byte) []byte {
+	b := make([]byte, 8, 8+len(field))
+	binary.BigEndian.PutUint64(b, fieldHash(field))
+	return append(b, field...)
+}
+
+// fieldOf is the field a hashedSub sub-key holds.
+func fieldOf(sub []byte) []byte {
+	if len(sub) < 8 {
+		return nil
+	}
+	return sub[8:]
+}
+
+// mix is a deterministic pseudo-random sequence for commands that pick at
+// random (HRANDFIELD, SPOP): seeded from replicated inputs only, so every
+// replica that applies a write picks the same elements (splitmix64).
+type mix uint64
+
+func (m *mix) next() uint64 {
+	*m += 0x9e3779b97f4a7c15
+	z := uint64(*m)
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}

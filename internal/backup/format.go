@@ -130,7 +130,7 @@ func checkRecord(table byte, klen, vlen int) error {
 		}
 	case TableSub:
 		limit = MaxValueBytes
-		if klen > MaxKeyBytes*2+12 || vlen > limit {
+		if klen > MaxKeyBytes*2+20 || vlen > limit { // length, key, version, field hash, field
 			return fmt.Errorf("%w: record of %d+%d bytes exceeds the limits", ErrCorrupt, klen, vlen)
 		}
 		return nil

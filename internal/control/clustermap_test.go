@@ -71,7 +71,29 @@ func TestNewMapStartsFromTheSavedMap(t *testing.T) {
 type fakeEngine struct {
 	mu     sync.Mutex
 	data   map[uint64][][2]string // group -> sorted key/values
+	colls  map[uint64][]fakeColl  // group -> collections, by pos
 	status []raftstore.GroupStatus
+}
+
+// fakeColl is a collection version holding sub-keys, as ScanCollections
+// reports it; pos orders them.
+type fakeColl struct {
+	pos, k  string
+	ver     uint64
+	stored  string
+	present bool
+}
+
+func (e *fakeEngine) ScanCollections(group uint64, from []byte, fn func(k []byte, ver uint64, stored []byte, present bool, next []byte) bool) error {
+	e.mu.Lock()
+	cs := e.colls[group]
+	e.mu.Unlock()
+	for _, c := range cs {
+		if c.pos >= string(from) && !fn([]byte(c.k), c.ver, []byte(c.stored), c.present, []byte(c.pos+"\x00")) {
+			break
+		}
+	}
+	return nil
 }
 
 func (e *fakeEngine) Status() []raftstore.GroupStatus { return e.status }

@@ -30,6 +30,7 @@ const (
 type ExpiryEngine interface {
 	Status() []raftstore.GroupStatus
 	ScanData(group uint64, from []byte, fn func(k, stored []byte) bool) error
+	ScanCollections(group uint64, from []byte, fn func(k []byte, ver uint64, stored []byte, present bool, next []byte) bool) error
 }
 
 // ExpiryConfig is what the expiry sweep needs from its node.
@@ -51,11 +52,12 @@ type Expiry struct{ cfg ExpiryConfig }
 func NewExpiry(cfg ExpiryConfig) *Expiry { return &Expiry{cfg: cfg} }
 
 // Run sweeps the partitions this node leads every expireEvery until ctx
-// ends.
+// ends: their expired keys, then their orphaned sub-keys (sweep.go).
 func (e *Expiry) Run(ctx context.Context) {
 	t := time.NewTicker(expireEvery)
 	defer t.Stop()
-	cursor := map[uint64][]byte{} // next key to look at, per partition
+	cursor := map[uint64][]byte{}    // next key to look at, per partition
+	subCursor := map[uint64][]byte{} // next collection to look at
 	for {
 		select {
 		case <-ctx.Done():
@@ -65,6 +67,7 @@ func (e *Expiry) Run(ctx context.Context) {
 		for _, g := range e.cfg.Engine.Status() {
 			if g.Group == statemachine.MetaGroup || g.LeaderNode != e.cfg.NodeID {
 				delete(cursor, g.Group)
+				delete(subCursor, g.Group)
 				continue
 			}
 			next, err := e.expireSome(ctx, g.Group, cursor[g.Group])
@@ -72,6 +75,11 @@ func (e *Expiry) Run(ctx context.Context) {
 				e.cfg.Logger.Warn("expiry sweep", "group", g.Group, "err", err)
 			}
 			cursor[g.Group] = next
+			next, err = e.sweepSome(ctx, g.Group, subCursor[g.Group])
+			if err != nil {
+				e.cfg.Logger.Warn("sweep of deleted collections", "group", g.Group, "err", err)
+			}
+			subCursor[g.Group] = next
 		}
 	}
 }

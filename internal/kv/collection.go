@@ -3,7 +3,17 @@ package kv
 import (
 	"encoding/binary"
 	"hash/fnv"
+	"strconv"
+
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/resp"
 )
+
+func init() {
+	sweep := writer(OpSweep, 3, 1, 1, 1, evalSweep)
+	sweep.Flags |= command.Internal
+	register(command.CatInternal, sweep)
+}
 
 // Collections (hashes now; lists, sets and sorted sets share the scheme)
 // are a metadata record under the user key plus one sub-key per field,
@@ -184,6 +194,52 @@ func delKey(w Writer, key []byte) error {
 		}
 	}
 	return nil
+}
+
+// OpSweep removes the sub-keys of a collection no metadata record names
+// any more ("kintsu.sweep KEY VERSION"): the leader's sweep proposes it
+// for the leftovers of large deleted or overwritten collections. It
+// removes at most SweepMax sub-keys per entry, and only if the version is
+// still orphaned when the entry applies, and answers how many it removed
+// (SweepMax: call again). Internal: no client may send it.
+const (
+	OpSweep  = "kintsu.sweep"
+	SweepMax = 1024
+)
+
+// Orphaned reports whether sub-keys of version ver under a key whose
+// stored value is stored (present: whether there is one) belong to no
+// live collection.
+func Orphaned(stored []byte, present bool, ver uint64) bool {
+	m, ok := decodeMeta(stored)
+	return !present || !ok || m.ver != ver
+}
+
+func evalSweep(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	ver, err := strconv.ParseUint(string(args[2]), 10, 64)
+	if err != nil {
+		return appendErr(out, ErrSyntax), nil
+	}
+	stored, present, err := w.Get(args[1])
+	if err != nil {
+		return out, err
+	}
+	if !Orphaned(stored, present, ver) {
+		return resp.AppendInt(out, 0), nil
+	}
+	var subs [][]byte
+	if err := w.ScanSub(args[1], ver, nil, false, func(sub, _ []byte) bool {
+		subs = append(subs, append([]byte(nil), sub...))
+		return len(subs) < SweepMax
+	}); err != nil {
+		return out, err
+	}
+	for _, sub := range subs {
+		if err := w.DelSub(args[1], ver, sub); err != nil {
+			return out, err
+		}
+	}
+	return resp.AppendInt(out, int64(len(subs))), nil
 }
 
 // fieldHash orders the fields of hashes and the members of sets: SCAN's

@@ -377,20 +377,25 @@ func evalHall(keys, vals bool) readFunc {
 		if keys && vals {
 			per = 2
 		}
-		// The header promises n elements: the metadata record's count,
-		// which every write keeps equal to the sub-keys (the same entry
-		// changes both).
-		out = resp.AppendArrayHeader(out, int(h.n)*per)
+		// The header counts what the scan found, not the metadata
+		// record's length (equal, as every write keeps them): a reply
+		// must never promise more than it carries.
+		var body []byte
+		n := 0
 		err = r.ScanSub(args[1], h.ver, nil, false, func(sub, v []byte) bool {
 			if keys {
-				out = resp.AppendBulk(out, fieldOf(sub))
+				body = resp.AppendBulk(body, fieldOf(sub))
 			}
 			if vals {
-				out = resp.AppendBulk(out, v)
+				body = resp.AppendBulk(body, v)
 			}
+			n += per
 			return true
 		})
-		return out, err
+		if err != nil {
+			return out, err
+		}
+		return append(resp.AppendArrayHeader(out, n), body...), nil
 	}
 }
 
@@ -429,7 +434,9 @@ func evalHrandfield(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		case len(args) > 3:
 			return appendErr(out, ErrSyntax), nil
 		}
-		if count < -randCountMax || count > randCountMax {
+		// A positive count takes at most the whole hash, as in Redis; a
+		// negative one repeats, so it is bounded (Redis: by memory).
+		if count < -randCountMax {
 			return appendErr(out, errOutOfRange), nil
 		}
 	}
@@ -584,7 +591,7 @@ func evalHscan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		err = r.ScanSub(args[1], h.ver, from, false, func(sub, v []byte) bool {
 			hv := subHash(sub)
 			if seen >= a.count && hv != last {
-				next = last + 1
+				next = hv + 1 // resume at hv, the first hash not returned
 				return false
 			}
 			seen, last = seen+1, hv

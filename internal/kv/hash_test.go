@@ -81,7 +81,8 @@ func TestHashCommands(t *testing.T) {
 		{name: "hrandfield", steps: []cmdStep{
 			do(rNil, "HRANDFIELD", "h"), do(rArr(), "HRANDFIELD", "h", "3"),
 			do(rInt(1), "HSET", "h", "a", "1"), do(rBulk("a"), "HRANDFIELD", "h"),
-			do(rArr(rBulk("a")), "HRANDFIELD", "h", "5"), do(rArr(rBulk("a"), rBulk("a")), "HRANDFIELD", "h", "-2"),
+			do(rArr(rBulk("a")), "HRANDFIELD", "h", "5"), do(rArr(rBulk("a")), "HRANDFIELD", "h", "9223372036854775807"),
+			do("-ERR value is out of range\r\n", "HRANDFIELD", "h", "-9223372036854775807"), do(rArr(rBulk("a"), rBulk("a")), "HRANDFIELD", "h", "-2"),
 			do(rArr(rBulk("a"), rBulk("1")), "HRANDFIELD", "h", "1", "WITHVALUES"),
 			do(rArr(), "HRANDFIELD", "h", "0"), do(rSyntax, "HRANDFIELD", "h", "1", "bogus"),
 			do(rNotInt, "HRANDFIELD", "h", "x"),
@@ -196,6 +197,32 @@ func parseArray(t *testing.T, reply string) []string {
 		out[i] = string(e.Str)
 	}
 	return out
+}
+
+// TestHscanCountOne: every page moves on, whatever COUNT; COUNT 1 walks
+// the fields one by one and ends.
+func TestHscanCountOne(t *testing.T) {
+	s := newMemStore()
+	apply(t, s, "HSET", "h", "f0", "v", "f1", "v", "f2", "v", "f3", "v", "f4", "v")
+	seen := map[string]int{}
+	cursor := "0"
+	for calls := 0; ; calls++ {
+		if calls > 10 {
+			t.Fatalf("HSCAN COUNT 1 does not end: %v", seen)
+		}
+		reply, _, _ := resp.ParseValue([]byte(apply(t, s, "HSCAN", "h", cursor, "COUNT", "1")))
+		for i := 0; i < len(reply.Array[1].Array); i += 2 {
+			seen[string(reply.Array[1].Array[i].Str)]++
+		}
+		if cursor = string(reply.Array[0].Str); cursor == "0" {
+			break
+		}
+	}
+	for _, f := range []string{"f0", "f1", "f2", "f3", "f4"} {
+		if seen[f] != 1 {
+			t.Fatalf("HSCAN COUNT 1 returned %s %d times (%v)", f, seen[f], seen)
+		}
+	}
 }
 
 // TestHscanCollidingHashes: a page never ends inside a run of fields with

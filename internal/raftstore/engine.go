@@ -739,8 +739,6 @@ func (e *Engine) setFatal(err error) {
 // compile-time check that raft's logger interface is met by our adapter.
 var _ raft.Logger = (*raftLogger)(nil)
 
-// ScanTxn iterates one of group's transaction tables (storage.Txn*) in the
-// applied state, with keys relative to the table, until fn returns false.
 // ScanData calls fn for group's user keys from from on, in key order, with
 // their stored values (without the version), until fn returns false. The
 // slices are valid only during the call. It reads the applied state as it
@@ -764,6 +762,8 @@ func (e *Engine) ScanData(group uint64, from []byte, fn func(k, stored []byte) b
 	return it.Close()
 }
 
+// ScanTxn iterates one of group's transaction tables (storage.Txn*) in the
+// applied state, with keys relative to the table, until fn returns false.
 func (e *Engine) ScanTxn(group uint64, table byte, fn func(k, v []byte) bool) error {
 	lo, hi := storage.TxnSpan(group, table)
 	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})

@@ -122,3 +122,44 @@ func (d *DataReader) Seed() uint64 {
 	_, _ = rand.Read(b[:])
 	return binary.BigEndian.Uint64(b[:])
 }
+
+// ScanCollections calls fn once per collection version holding sub-keys
+// in group, in sub-key order from position from (nil: the start; else a
+// next that an earlier call handed fn), with the key's stored value in
+// the applied state (present: whether it has one) and the position after
+// this collection, until fn returns false. It seeks past each
+// collection's sub-keys, so it costs a seek per collection, not a step
+// per sub-key. It reads the applied state as it is, not a snapshot:
+// callers only use it to find work (the sweep of orphaned sub-keys).
+func (e *Engine) ScanCollections(group uint64, from []byte, fn func(k []byte, ver uint64, stored []byte, present bool, next []byte) bool) error {
+	lo, hi := storage.SubSpan(group)
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	ok := it.SeekGE(append(lo[:len(lo):len(lo)], from...))
+	for ok {
+		rel := it.Key()[len(lo):]
+		if len(rel) < 4 || uint64(len(rel)-4) < uint64(binary.BigEndian.Uint32(rel))+8 {
+			ok = it.Next() // not a sub-key this version writes
+			continue
+		}
+		n := binary.BigEndian.Uint32(rel)
+		k := append([]byte(nil), rel[4:4+n]...)
+		ver := binary.BigEndian.Uint64(rel[4+n:])
+		next := storage.PrefixEnd(storage.SubPrefix(group, k, ver))
+		stored, present, err := storage.Get(e.db, storage.DataKey(group, k))
+		if err == nil && present {
+			_, stored, err = splitVersion(stored)
+		}
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if !fn(k, ver, stored, present, next[len(lo):]) {
+			break
+		}
+		ok = it.SeekGE(next)
+	}
+	return it.Close()
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
@@ -149,4 +150,42 @@ func (c *cappedReader) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, errReplyCap
 	}
 	return v, ok, err
+}
+
+// GetSub counts a collection's sub-key value as Get counts a value.
+func (c *cappedReader) GetSub(key []byte, ver uint64, sub []byte) ([]byte, bool, error) {
+	v, ok, err := c.Reader.GetSub(key, ver, sub)
+	c.left -= len(v)
+	c.read += len(v)
+	if err == nil && c.left < 0 {
+		return nil, false, errReplyCap
+	}
+	return v, ok, err
+}
+
+// ScanSub counts every sub-key and value the scan hands on, and stops it
+// once they pass the cap: HGETALL of a huge hash is refused, not built.
+func (c *cappedReader) ScanSub(key []byte, ver uint64, from []byte, reverse bool, fn func(sub, v []byte) bool) error {
+	over := false
+	err := c.Reader.ScanSub(key, ver, from, reverse, func(sub, v []byte) bool {
+		c.left -= len(sub) + len(v)
+		c.read += len(sub) + len(v)
+		if c.left < 0 {
+			over = true
+			return false
+		}
+		return fn(sub, v)
+	})
+	if err == nil && over {
+		return errReplyCap
+	}
+	return err
+}
+
+// Seed passes the reader's entropy on (kv.Seeder), if it has any.
+func (c *cappedReader) Seed() uint64 {
+	if s, ok := c.Reader.(kv.Seeder); ok {
+		return s.Seed()
+	}
+	return 0
 }

@@ -89,6 +89,12 @@ func applyBackupOp(w Store, args [][]byte, out []byte) ([]byte, error) {
 			if has || !empty {
 				return bad("the partition is not empty: restore needs a new, empty cluster")
 			}
+			// Sub-keys of deleted collections may be left (the sweep's
+			// work): gone before the backup's collections arrive, whose
+			// versions came from another cluster and could name theirs.
+			if err := w.Clear(); err != nil {
+				return out, err
+			}
 		}
 		w.SetRestoring(true)
 		return resp.AppendSimple(out, "OK"), w.TxnPut(TableRestoreMark, nil, restoreMark{id: id}.encode())

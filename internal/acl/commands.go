@@ -71,6 +71,8 @@ func specCategories(s *command.Spec) []string {
 		c = append(c, "string")
 	case command.Hash:
 		c = append(c, "hash")
+	case command.Set:
+		c = append(c, "set")
 	case command.Connection:
 		c = append(c, "connection")
 	case command.Transaction:

@@ -43,9 +43,10 @@ const (
 	Cluster
 	CatInternal
 	Hash
+	Set
 )
 
-var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash"}
+var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set"}
 
 // String is the category's name as ACL rules spell it (without the @).
 func (c Category) String() string {

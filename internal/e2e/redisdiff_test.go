@@ -98,11 +98,11 @@ func sameReply(args [][]byte, a, b []byte) bool {
 		return true
 	}
 	switch strings.ToLower(string(args[0])) {
-	case "hkeys", "hvals":
+	case "hkeys", "hvals", "smembers", "sinter", "sunion", "sdiff", "spop":
 		return sameUnordered(a, b, 1)
 	case "hgetall":
 		return sameUnordered(a, b, 2)
-	case "hrandfield":
+	case "hrandfield", "srandmember":
 		va, _, errA := resp.ParseValue(a)
 		vb, _, errB := resp.ParseValue(b)
 		return errA == nil && errB == nil && va.Kind == vb.Kind && va.Kind != '-' && len(va.Array) == len(vb.Array) && va.Null == vb.Null
@@ -290,6 +290,10 @@ func (g *cmdGen) ttl() string {
 	return g.pick("1000", "5000", "86400", "0", "-1", "x", "9223372036854775807", "1.5")
 }
 
+// setKey draws from a small pool of keys that share a slot (a hash tag),
+// so set commands over several keys run in one partition.
+func (g *cmdGen) setKey() string { return g.prefix + "{s}" + strconv.Itoa(g.rng.IntN(5)) }
+
 // field draws a hash field from a small pool, so commands meet each
 // other's fields.
 func (g *cmdGen) field() string { return g.pick("a", "b", "c", "d", "e", "", "n") }
@@ -336,7 +340,36 @@ func (g *cmdGen) multi() [][][]byte {
 func (g *cmdGen) command() []string {
 	k := g.key()
 	now := time.Now().Unix()
-	switch g.rng.IntN(40) {
+	switch g.rng.IntN(50) {
+	case 40, 41:
+		return append([]string{g.pick("SADD", "SADD", "SREM"), g.setKey()}, g.fields(1, 4)...)
+	case 42:
+		return []string{g.pick("SMEMBERS", "SCARD", "TYPE"), g.setKey()}
+	case 43:
+		return append([]string{g.pick("SISMEMBER", "SMISMEMBER"), g.setKey()}, g.fields(1, 3)...)[:3+g.rng.IntN(2)]
+	case 44:
+		// Multi-key set commands on keys of one slot (hash tag), as
+		// Redis Cluster requires; a string key among them gives WRONGTYPE.
+		args := []string{g.pick("SINTER", "SUNION", "SDIFF")}
+		for n := 1 + g.rng.IntN(3); n > 0; n-- {
+			args = append(args, g.setKey())
+		}
+		return args
+	case 45:
+		args := []string{g.pick("SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"), g.setKey()}
+		for n := 1 + g.rng.IntN(3); n > 0; n-- {
+			args = append(args, g.setKey())
+		}
+		return args
+	case 46:
+		return []string{"SMOVE", g.setKey(), g.setKey(), g.field()}
+	case 47:
+		// SPOP of everything: the result does not depend on the choice.
+		return []string{"SPOP", g.setKey(), g.pick("100", "-1", "0", "x")}
+	case 48:
+		return []string{"SRANDMEMBER", g.setKey(), g.pick("1", "-3", "0", "5", "x")}[:2+g.rng.IntN(2)]
+	case 49:
+		return []string{g.pick("SET", "HSET", "SADD"), g.setKey(), g.field(), g.value()}[:3+g.rng.IntN(2)]
 	case 0:
 		return []string{"GET", k}
 	case 23, 24:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/txn"
 )
@@ -124,6 +125,8 @@ func (f *Server) queue(c *command.Cmd, st *connState, atRun []byte) []byte {
 		return refuse(resp.AppendError(nil, fmt.Sprintf("ERR transaction too large: at most %d commands and %d MiB may be queued", maxQueued, maxQueuedBytes>>20)))
 	case c.Spec != nil && c.Spec.Merge == command.MergeAllOrNothing && c.Cross:
 		return refuse(ErrorReply(txn.ErrCrossMSETNX))
+	case c.Spec != nil && c.Spec.Merge == command.MergeNone && c.Cross:
+		return refuse(resp.AppendError(nil, kv.ErrCrossSlot))
 	}
 	if atRun != nil {
 		if m.atRun == nil {

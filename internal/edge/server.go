@@ -10,6 +10,7 @@ import (
 
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 )
@@ -385,6 +386,12 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 // runCross runs a multi-key command whose keys span partitions as one
 // transaction.
 func (f *Server) runCross(c command.Cmd) []byte {
+	if c.Spec.Merge == command.MergeNone {
+		// A command that cannot be cut into per-partition shares (SMOVE,
+		// SINTERSTORE...): as Redis Cluster answers, until the
+		// transaction layer runs such commands whole.
+		return resp.AppendError(nil, kv.ErrCrossSlot)
+	}
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
 	reply, err := f.cfg.Txns.Run(ctx, c)

@@ -567,10 +567,6 @@ func parseScan(args [][]byte, allowNoValues, allowType bool) (scanArgs, string) 
 	return a, ""
 }
 
-// evalHscan pages through a hash in field-hash order: the cursor is the
-// hash to resume at, plus one (0 starts and ends an iteration). A page
-// never ends inside a run of fields with one hash, so resuming at the
-// next hash misses nothing.
 func evalHscan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	a, msg := parseScan(args[2:], true, false)
 	if msg != "" {
@@ -580,15 +576,23 @@ func evalHscan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	if err != nil || h.wrong {
 		return wrongOr(out, err)
 	}
+	return scanHashed(r, args[1], h, a, out)
+}
+
+// scanHashed pages through a hash or set in field-hash order (HSCAN,
+// SSCAN): the cursor is the hash to resume at, plus one (0 starts and
+// ends an iteration). A page never ends inside a run of fields with one
+// hash, so resuming at the next hash misses nothing.
+func scanHashed(r Reader, key []byte, c coll, a scanArgs, out []byte) ([]byte, error) {
 	var page [][]byte
 	next := uint64(0)
-	if h.ok && (a.cursor == 0 || a.cursor-1 <= math.MaxInt64) {
+	if c.ok && (a.cursor == 0 || a.cursor-1 <= math.MaxInt64) {
 		var from []byte
 		if a.cursor > 0 {
 			from = binary.BigEndian.AppendUint64(nil, a.cursor-1)
 		}
 		seen, last := 0, uint64(0)
-		err = r.ScanSub(args[1], h.ver, from, false, func(sub, v []byte) bool {
+		err := r.ScanSub(key, c.ver, from, false, func(sub, v []byte) bool {
 			hv := subHash(sub)
 			if seen >= a.count && hv != last {
 				next = hv + 1 // resume at hv, the first hash not returned

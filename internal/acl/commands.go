@@ -73,6 +73,8 @@ func specCategories(s *command.Spec) []string {
 		c = append(c, "hash")
 	case command.Set:
 		c = append(c, "set")
+	case command.List:
+		c = append(c, "list")
 	case command.Connection:
 		c = append(c, "connection")
 	case command.Transaction:

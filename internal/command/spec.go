@@ -44,9 +44,10 @@ const (
 	CatInternal
 	Hash
 	Set
+	List
 )
 
-var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set"}
+var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list"}
 
 // String is the category's name as ACL rules spell it (without the @).
 func (c Category) String() string {

@@ -290,6 +290,15 @@ func (g *cmdGen) ttl() string {
 	return g.pick("1000", "5000", "86400", "0", "-1", "x", "9223372036854775807", "1.5")
 }
 
+// listKey draws from a small pool of keys of one slot, so LMOVE and
+// RPOPLPUSH run in one partition; one of them is a set's (WRONGTYPE).
+func (g *cmdGen) listKey() string {
+	if g.rng.IntN(12) == 0 {
+		return g.setKey()
+	}
+	return g.prefix + "{s}L" + strconv.Itoa(g.rng.IntN(4))
+}
+
 // setKey draws from a small pool of keys that share a slot (a hash tag),
 // so set commands over several keys run in one partition.
 func (g *cmdGen) setKey() string { return g.prefix + "{s}" + strconv.Itoa(g.rng.IntN(5)) }
@@ -340,7 +349,36 @@ func (g *cmdGen) multi() [][][]byte {
 func (g *cmdGen) command() []string {
 	k := g.key()
 	now := time.Now().Unix()
-	switch g.rng.IntN(50) {
+	switch g.rng.IntN(62) {
+	case 50, 51:
+		return append([]string{g.pick("LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"), g.listKey()}, g.fields(1, 4)...)
+	case 52:
+		return []string{g.pick("LPOP", "RPOP"), g.listKey(), g.pick("1", "2", "0", "-1", "10", "x")}[:2+g.rng.IntN(2)]
+	case 53:
+		return []string{"LRANGE", g.listKey(), g.pick("0", "1", "-1", "-3", "5", "-100", "x"), g.pick("0", "-1", "2", "-2", "100", "-100")}
+	case 54:
+		return []string{g.pick("LLEN", "TYPE"), g.listKey()}
+	case 55:
+		return []string{"LINDEX", g.listKey(), g.pick("0", "1", "-1", "-2", "7", "x")}
+	case 56:
+		return []string{"LSET", g.listKey(), g.pick("0", "1", "-1", "9", "x"), g.field()}
+	case 57:
+		return []string{"LINSERT", g.listKey(), g.pick("BEFORE", "AFTER", "after", "middle"), g.field(), g.field()}
+	case 58:
+		return []string{"LREM", g.listKey(), g.pick("0", "1", "-1", "2", "-2", "x"), g.field()}
+	case 59:
+		return []string{"LTRIM", g.listKey(), g.pick("0", "1", "-1", "-3", "5", "x"), g.pick("0", "-1", "2", "-2", "100")}
+	case 60:
+		args := []string{"LPOS", g.listKey(), g.field()}
+		for n := g.rng.IntN(3); n > 0; n-- {
+			args = append(args, g.pick("RANK", "COUNT", "MAXLEN", "BOGUS"), g.pick("1", "-1", "0", "2", "-2", "x"))
+		}
+		return args
+	case 61:
+		if g.rng.IntN(2) == 0 {
+			return []string{"RPOPLPUSH", g.listKey(), g.listKey()}
+		}
+		return []string{"LMOVE", g.listKey(), g.listKey(), g.pick("LEFT", "RIGHT", "up"), g.pick("LEFT", "RIGHT")}
 	case 40, 41:
 		return append([]string{g.pick("SADD", "SADD", "SREM"), g.setKey()}, g.fields(1, 4)...)
 	case 42:

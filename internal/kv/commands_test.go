@@ -405,9 +405,9 @@ func TestSetOptionsAreASCII(t *testing.T) {
 func TestLookupAndTable(t *testing.T) {
 	want := []string{"append", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getset",
 		"hdel", "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset", "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals",
-		"incr", "incrby", "kintsu.expired",
+		"incr", "incrby", "kintsu.expired", "lindex", "linsert", "llen", "lmove", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
 		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "psetex", "pttl",
-		"sadd", "scard", "sdiff", "sdiffstore", "set", "setex", "setnx", "sinter", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
+		"rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setex", "setnx", "sinter", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
 		"strlen", "sunion", "sunionstore", "ttl", "type", "unlink"}
 	var listed []string // what COMMAND shows of the data commands: not the internal one
 	for _, s := range command.Specs() {
@@ -421,7 +421,8 @@ func TestLookupAndTable(t *testing.T) {
 	writes := map[string]bool{"set": true, "setnx": true, "getset": true, "del": true, "incr": true, "decr": true, "incrby": true, "decrby": true, "append": true, "mset": true, "msetnx": true, "unlink": true,
 		"expire": true, "pexpire": true, "expireat": true, "pexpireat": true, "persist": true, "setex": true, "psetex": true, "kintsu.expired": true,
 		"hset": true, "hmset": true, "hsetnx": true, "hdel": true, "hincrby": true, "hincrbyfloat": true,
-		"sadd": true, "srem": true, "spop": true, "smove": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true}
+		"sadd": true, "srem": true, "spop": true, "smove": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true,
+		"lpush": true, "rpush": true, "lpushx": true, "rpushx": true, "lpop": true, "rpop": true, "lset": true, "linsert": true, "lrem": true, "ltrim": true, "lmove": true, "rpoplpush": true}
 	for _, n := range want {
 		for _, spelled := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {
 			c := Lookup([]byte(spelled))

@@ -75,6 +75,8 @@ func specCategories(s *command.Spec) []string {
 		c = append(c, "set")
 	case command.List:
 		c = append(c, "list")
+	case command.SortedSet:
+		c = append(c, "sortedset")
 	case command.Connection:
 		c = append(c, "connection")
 	case command.Transaction:

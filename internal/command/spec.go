@@ -45,9 +45,10 @@ const (
 	Hash
 	Set
 	List
+	SortedSet
 )
 
-var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list"}
+var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list", "sortedset"}
 
 // String is the category's name as ACL rules spell it (without the @).
 func (c Category) String() string {

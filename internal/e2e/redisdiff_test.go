@@ -299,6 +299,29 @@ func (g *cmdGen) listKey() string {
 	return g.prefix + "{s}L" + strconv.Itoa(g.rng.IntN(4))
 }
 
+// zKey draws a sorted set's key (one in twelve a list's: WRONGTYPE).
+func (g *cmdGen) zKey() string {
+	if g.rng.IntN(12) == 0 {
+		return g.listKey()
+	}
+	return g.prefix + "{s}Z" + strconv.Itoa(g.rng.IntN(3))
+}
+
+// lexKey draws a sorted set whose members all score 0.
+func (g *cmdGen) lexKey() string { return g.prefix + "{s}X" + strconv.Itoa(g.rng.IntN(2)) }
+
+func (g *cmdGen) score() string {
+	return g.pick("0", "1", "-1", "2.5", "-0", "1e3", "inf", "-inf", "+inf", "0.1", "x", "nan", "3", "1.5e-7")
+}
+
+func (g *cmdGen) scoreBound() string {
+	return g.pick("-inf", "+inf", "0", "(0", "1", "(1", "2.5", "(2.5", "-1", "x", "(x", "3")
+}
+
+func (g *cmdGen) lexBound() string {
+	return g.pick("-", "+", "[a", "(a", "[c", "(c", "[", "(", "a", "[e", "(n")
+}
+
 // setKey draws from a small pool of keys that share a slot (a hash tag),
 // so set commands over several keys run in one partition.
 func (g *cmdGen) setKey() string { return g.prefix + "{s}" + strconv.Itoa(g.rng.IntN(5)) }
@@ -349,7 +372,76 @@ func (g *cmdGen) multi() [][][]byte {
 func (g *cmdGen) command() []string {
 	k := g.key()
 	now := time.Now().Unix()
-	switch g.rng.IntN(62) {
+	switch g.rng.IntN(76) {
+	case 62, 63, 64:
+		args := []string{"ZADD", g.zKey()}
+		for n := g.rng.IntN(3); n > 0; n-- {
+			args = append(args, g.pick("NX", "XX", "GT", "LT", "CH", "INCR"))
+		}
+		for n := 1 + g.rng.IntN(3); n > 0; n-- {
+			args = append(args, g.score(), g.field())
+		}
+		return args
+	case 65:
+		return []string{"ZINCRBY", g.zKey(), g.score(), g.field()}
+	case 66:
+		return append([]string{g.pick("ZREM", "ZMSCORE"), g.zKey()}, g.fields(1, 3)...)
+	case 67:
+		return []string{g.pick("ZSCORE", "ZRANK", "ZREVRANK"), g.zKey(), g.field()}
+	case 68:
+		return []string{g.pick("ZCARD", "TYPE"), g.zKey()}
+	case 69:
+		return []string{g.pick("ZCOUNT", "ZREMRANGEBYSCORE"), g.zKey(), g.scoreBound(), g.scoreBound()}
+	case 70:
+		// Lex ranges are defined only over members of one score (Redis
+		// answers something else, an artefact of its skiplist walk, when
+		// scores differ): on keys whose members all score 0.
+		if g.rng.IntN(2) == 0 {
+			return append([]string{"ZADD", g.lexKey()}, "0", g.field(), "0", g.field())
+		}
+		return []string{g.pick("ZLEXCOUNT", "ZREMRANGEBYLEX"), g.lexKey(), g.lexBound(), g.lexBound()}
+	case 71:
+		args := []string{g.pick("ZRANGE", "ZREVRANGE", "ZREMRANGEBYRANK"), g.zKey(), g.pick("0", "1", "-1", "-2", "5", "x"), g.pick("0", "-1", "2", "-3", "100")}
+		if args[0] != "ZREMRANGEBYRANK" && g.rng.IntN(2) == 0 {
+			args = append(args, "WITHSCORES")
+		}
+		return args
+	case 72:
+		args := []string{g.pick("ZRANGEBYSCORE", "ZREVRANGEBYSCORE"), g.zKey(), g.scoreBound(), g.scoreBound()}
+		if g.rng.IntN(2) == 0 {
+			args = append(args, "WITHSCORES")
+		}
+		if g.rng.IntN(3) == 0 {
+			args = append(args, "LIMIT", g.pick("0", "1", "-1"), g.pick("1", "2", "-1", "0"))
+		}
+		return args
+	case 73:
+		args := []string{g.pick("ZRANGEBYLEX", "ZREVRANGEBYLEX"), g.lexKey(), g.lexBound(), g.lexBound()}
+		if g.rng.IntN(3) == 0 {
+			args = append(args, "LIMIT", g.pick("0", "1"), g.pick("1", "2", "-1"))
+		}
+		return args
+	case 74:
+		args := []string{"ZRANGE", g.zKey()}
+		switch g.rng.IntN(3) {
+		case 0:
+			args = append(args, g.scoreBound(), g.scoreBound(), "BYSCORE")
+		case 1:
+			args = []string{"ZRANGE", g.lexKey(), g.lexBound(), g.lexBound(), "BYLEX"}
+		default:
+			args = append(args, g.pick("0", "1", "-1"), g.pick("-1", "2"))
+		}
+		for n := g.rng.IntN(3); n > 0; n-- {
+			switch g.pick("REV", "WITHSCORES", "LIMIT", "BOGUS") {
+			case "LIMIT":
+				args = append(args, "LIMIT", g.pick("0", "1"), g.pick("1", "-1", "5"))
+			default:
+				args = append(args, g.pick("REV", "WITHSCORES", "BOGUS"))
+			}
+		}
+		return args
+	case 75:
+		return []string{g.pick("ZPOPMIN", "ZPOPMAX"), g.zKey(), g.pick("1", "2", "0", "-1", "x", "10")}[:2+g.rng.IntN(2)]
 	case 50, 51:
 		return append([]string{g.pick("LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"), g.listKey()}, g.fields(1, 4)...)
 	case 52:

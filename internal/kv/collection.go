@@ -136,7 +136,8 @@ func loadColl(r Reader, key []byte, tag byte) (coll, error) {
 }
 
 // create makes c a new, empty collection of type tag at key, unless it
-// is one already.
+// is one already; from then on c is live (ok), so lookups in it read its
+// sub-keys (a command may add a member twice).
 func (c *coll) create(w Writer, key []byte, tag byte) error {
 	if c.ok {
 		return nil
@@ -145,7 +146,7 @@ func (c *coll) create(w Writer, key []byte, tag byte) error {
 	if err != nil {
 		return err
 	}
-	c.meta = meta{tag: tag, ver: ver}
+	c.meta, c.ok, c.wrong = meta{tag: tag, ver: ver}, true, false
 	return nil
 }
 

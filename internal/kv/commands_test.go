@@ -408,7 +408,9 @@ func TestLookupAndTable(t *testing.T) {
 		"incr", "incrby", "kintsu.expired", "lindex", "linsert", "llen", "lmove", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
 		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "psetex", "pttl",
 		"rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setex", "setnx", "sinter", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
-		"strlen", "sunion", "sunionstore", "ttl", "type", "unlink"}
+		"strlen", "sunion", "sunionstore", "ttl", "type", "unlink",
+		"zadd", "zcard", "zcount", "zincrby", "zlexcount", "zmscore", "zpopmax", "zpopmin", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrank",
+		"zrem", "zremrangebylex", "zremrangebyrank", "zremrangebyscore", "zrevrange", "zrevrangebylex", "zrevrangebyscore", "zrevrank", "zscan", "zscore"}
 	var listed []string // what COMMAND shows of the data commands: not the internal one
 	for _, s := range command.Specs() {
 		if Of(s) != nil {
@@ -422,7 +424,8 @@ func TestLookupAndTable(t *testing.T) {
 		"expire": true, "pexpire": true, "expireat": true, "pexpireat": true, "persist": true, "setex": true, "psetex": true, "kintsu.expired": true,
 		"hset": true, "hmset": true, "hsetnx": true, "hdel": true, "hincrby": true, "hincrbyfloat": true,
 		"sadd": true, "srem": true, "spop": true, "smove": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true,
-		"lpush": true, "rpush": true, "lpushx": true, "rpushx": true, "lpop": true, "rpop": true, "lset": true, "linsert": true, "lrem": true, "ltrim": true, "lmove": true, "rpoplpush": true}
+		"lpush": true, "rpush": true, "lpushx": true, "rpushx": true, "lpop": true, "rpop": true, "lset": true, "linsert": true, "lrem": true, "ltrim": true, "lmove": true, "rpoplpush": true,
+		"zadd": true, "zincrby": true, "zrem": true, "zpopmin": true, "zpopmax": true, "zremrangebyrank": true, "zremrangebyscore": true, "zremrangebylex": true}
 	for _, n := range want {
 		for _, spelled := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {
 			c := Lookup([]byte(spelled))

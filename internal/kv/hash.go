@@ -580,19 +580,35 @@ func evalHscan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 }
 
 // scanHashed pages through a hash or set in field-hash order (HSCAN,
-// SSCAN): the cursor is the hash to resume at, plus one (0 starts and
-// ends an iteration). A page never ends inside a run of fields with one
-// hash, so resuming at the next hash misses nothing.
+// SSCAN); see scanFamily.
 func scanHashed(r Reader, key []byte, c coll, a scanArgs, out []byte) ([]byte, error) {
-	var page [][]byte
+	return scanFamily(r, key, c, 0, a, resp.AppendBulk, out)
+}
+
+// scanFamily pages through the sub-keys of c that start with family (0:
+// all of them), each a field hash and a field, in hash order: the cursor
+// is the hash to resume at, plus one (0 starts and ends an iteration). A
+// page never ends inside a run of fields with one hash, so resuming at
+// the next hash misses nothing. value appends a field's value.
+func scanFamily(r Reader, key []byte, c coll, family byte, a scanArgs, value func(out, v []byte) []byte, out []byte) ([]byte, error) {
+	var prefix []byte
+	if family != 0 {
+		prefix = []byte{family}
+	}
+	var page []byte
+	items := 0
 	next := uint64(0)
 	if c.ok && (a.cursor == 0 || a.cursor-1 <= math.MaxInt64) {
-		var from []byte
+		from := prefix
 		if a.cursor > 0 {
-			from = binary.BigEndian.AppendUint64(nil, a.cursor-1)
+			from = binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), a.cursor-1)
 		}
 		seen, last := 0, uint64(0)
 		err := r.ScanSub(key, c.ver, from, false, func(sub, v []byte) bool {
+			if !bytes.HasPrefix(sub, prefix) {
+				return false
+			}
+			sub = sub[len(prefix):]
 			hv := subHash(sub)
 			if seen >= a.count && hv != last {
 				next = hv + 1 // resume at hv, the first hash not returned
@@ -601,9 +617,11 @@ func scanHashed(r Reader, key []byte, c coll, a scanArgs, out []byte) ([]byte, e
 			seen, last = seen+1, hv
 			f := fieldOf(sub)
 			if a.match == nil || Match(a.match, f) {
-				page = append(page, append([]byte(nil), f...))
+				page = resp.AppendBulk(page, f)
+				items++
 				if !a.noValues {
-					page = append(page, append([]byte(nil), v...))
+					page = value(page, v)
+					items++
 				}
 			}
 			return true
@@ -614,11 +632,7 @@ func scanHashed(r Reader, key []byte, c coll, a scanArgs, out []byte) ([]byte, e
 	}
 	out = resp.AppendArrayHeader(out, 2)
 	out = resp.AppendBulk(out, strconv.AppendUint(nil, next, 10))
-	out = resp.AppendArrayHeader(out, len(page))
-	for _, p := range page {
-		out = resp.AppendBulk(out, p)
-	}
-	return out, nil
+	return append(resp.AppendArrayHeader(out, items), page...), nil
 }
 
 // subHash is the hash a hashedSub sub-key starts with.

@@ -372,7 +372,32 @@ func (g *cmdGen) multi() [][][]byte {
 func (g *cmdGen) command() []string {
 	k := g.key()
 	now := time.Now().Unix()
-	switch g.rng.IntN(76) {
+	switch g.rng.IntN(82) {
+	case 76:
+		return []string{"GETDEL", k}
+	case 77:
+		args := []string{"GETEX", k}
+		for n := g.rng.IntN(3); n > 0; n-- {
+			switch g.pick("EX", "PX", "EXAT", "PXAT", "PERSIST", "BOGUS") {
+			case "EX":
+				args = append(args, "EX", g.ttl())
+			case "PX":
+				args = append(args, "PX", g.ttl()+"000")
+			case "EXAT":
+				args = append(args, "EXAT", strconv.FormatInt(now+3600, 10))
+			case "PXAT":
+				args = append(args, "PXAT", strconv.FormatInt((now+3600)*1000, 10))
+			default:
+				args = append(args, g.pick("PERSIST", "BOGUS"))
+			}
+		}
+		return args
+	case 78:
+		return []string{g.pick("GETRANGE", "SUBSTR"), k, g.pick("0", "1", "-1", "-3", "5", "-100", "x"), g.pick("0", "-1", "2", "-2", "100", "-100")}
+	case 79:
+		return []string{"SETRANGE", k, g.pick("0", "1", "5", "-1", "x", "1000", "100"), g.pick("", "ab", "xyz", "1")}
+	case 80, 81:
+		return []string{"INCRBYFLOAT", k, g.pick(g.number(), g.value(), "0.1", "-0.2", "1e3", "3.0e-2", "inf", "-inf", "nan", "5.0e3", "1.5")}
 	case 62, 63, 64:
 		args := []string{"ZADD", g.zKey()}
 		for n := g.rng.IntN(3); n > 0; n-- {

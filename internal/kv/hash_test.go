@@ -269,3 +269,14 @@ func TestMatch(t *testing.T) {
 		t.Fatal("matched")
 	}
 }
+
+// TestSetrangeBounds: SETRANGE cannot grow a value past MaxValueBytes
+// (Kintsu's proto-max-bulk-len), and an empty write changes nothing.
+func TestSetrangeBounds(t *testing.T) {
+	runCases(t, []cmdCase{{name: "setrange", steps: []cmdStep{
+		do(rTooLarge, "SETRANGE", "k", strconv.Itoa(MaxValueBytes), "x"),
+		do(rInt(0), "SETRANGE", "k", "5", ""), do(rInt(0), "EXISTS", "k"),
+		do(rInt(3), "SETRANGE", "k", "1", "ab"), do(rBulk("\x00ab"), "GET", "k"),
+		do("-ERR offset is out of range\r\n", "SETRANGE", "k", "-1", "x"),
+	}, final: map[string]string{"k": sv("\x00ab")}}})
+}

@@ -372,7 +372,25 @@ func (g *cmdGen) multi() [][][]byte {
 func (g *cmdGen) command() []string {
 	k := g.key()
 	now := time.Now().Unix()
-	switch g.rng.IntN(82) {
+	switch g.rng.IntN(85) {
+	case 82, 83:
+		// Keys of every type, in one slot so the two share a partition.
+		pool := func() string { return g.pick(g.setKey(), g.listKey(), g.zKey(), g.prefix+"{s}"+g.pick("a", "b")) }
+		if g.rng.IntN(3) == 0 {
+			args := []string{"COPY", pool(), pool()}
+			for n := g.rng.IntN(3); n > 0; n-- {
+				args = append(args, g.pick("REPLACE", "DB", "BOGUS"))
+				if args[len(args)-1] == "DB" {
+					// One database: DB 1 is Redis Cluster's error here, a
+					// copy in redis-server.
+					args = append(args, g.pick("0", "x"))
+				}
+			}
+			return args
+		}
+		return []string{g.pick("RENAME", "RENAMENX"), pool(), pool()}
+	case 84:
+		return append([]string{"TOUCH"}, g.keys(1, 4)...)
 	case 76:
 		return []string{"GETDEL", k}
 	case 77:

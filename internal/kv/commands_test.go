@@ -403,12 +403,12 @@ func TestSetOptionsAreASCII(t *testing.T) {
 }
 
 func TestLookupAndTable(t *testing.T) {
-	want := []string{"append", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getdel", "getex", "getrange", "getset",
+	want := []string{"append", "copy", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getdel", "getex", "getrange", "getset",
 		"hdel", "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset", "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals",
 		"incr", "incrby", "incrbyfloat", "kintsu.expired", "lindex", "linsert", "llen", "lmove", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
 		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "psetex", "pttl",
-		"rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setex", "setnx", "setrange", "sinter", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
-		"strlen", "substr", "sunion", "sunionstore", "ttl", "type", "unlink",
+		"rename", "renamenx", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setex", "setnx", "setrange", "sinter", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
+		"strlen", "substr", "sunion", "sunionstore", "touch", "ttl", "type", "unlink",
 		"zadd", "zcard", "zcount", "zincrby", "zlexcount", "zmscore", "zpopmax", "zpopmin", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrank",
 		"zrem", "zremrangebylex", "zremrangebyrank", "zremrangebyscore", "zrevrange", "zrevrangebylex", "zrevrangebyscore", "zrevrank", "zscan", "zscore"}
 	var listed []string // what COMMAND shows of the data commands: not the internal one
@@ -425,7 +425,7 @@ func TestLookupAndTable(t *testing.T) {
 		"hset": true, "hmset": true, "hsetnx": true, "hdel": true, "hincrby": true, "hincrbyfloat": true,
 		"sadd": true, "srem": true, "spop": true, "smove": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true,
 		"lpush": true, "rpush": true, "lpushx": true, "rpushx": true, "lpop": true, "rpop": true, "lset": true, "linsert": true, "lrem": true, "ltrim": true, "lmove": true, "rpoplpush": true,
-		"getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,
+		"rename": true, "renamenx": true, "copy": true, "getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,
 		"zadd": true, "zincrby": true, "zrem": true, "zpopmin": true, "zpopmax": true, "zremrangebyrank": true, "zremrangebyscore": true, "zremrangebylex": true}
 	for _, n := range want {
 		for _, spelled := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {

@@ -69,3 +69,31 @@ func TestSpopIsDeterministic(t *testing.T) {
 		t.Fatalf("%d sub-keys left after popping everything", a.Len())
 	}
 }
+
+// TestRenameMovesCollections: RENAME and COPY carry a collection's
+// elements (its sub-keys, under a new version at the new key) and its
+// expiry; the old key's sub-keys go with it.
+func TestRenameMovesCollections(t *testing.T) {
+	s := newMemStore()
+	apply(t, s, "ZADD", "z", "1", "a", "2", "b")
+	apply(t, s, "PEXPIRE", "z", "100000")
+	apply(t, s, "SADD", "dst", "x")
+	if got := apply(t, s, "RENAME", "z", "dst"); got != rOK {
+		t.Fatalf("RENAME = %q", got)
+	}
+	if got := parseArray(t, apply(t, s, "ZRANGE", "dst", "0", "-1", "WITHSCORES")); !slices.Equal(got, []string{"a", "1", "b", "2"}) {
+		t.Fatalf("after RENAME: %v", got)
+	}
+	if got := apply(t, s, "PTTL", "dst"); got != rInt(100000) {
+		t.Fatalf("PTTL after RENAME = %q", got)
+	}
+	if s.Len() != 4 { // two members, two sub-keys each; z's and dst's old ones gone
+		t.Fatalf("%d sub-keys after RENAME", s.Len())
+	}
+	if got := apply(t, s, "COPY", "dst", "c"); got != rInt(1) || s.Len() != 8 {
+		t.Fatalf("COPY = %q, %d sub-keys", got, s.Len())
+	}
+	if got := apply(t, s, "RENAME", "none", "x"); got != "-ERR no such key\r\n" {
+		t.Fatalf("RENAME of a missing key = %q", got)
+	}
+}

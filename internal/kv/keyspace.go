@@ -1,0 +1,159 @@
+package kv
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Keyspace commands over one partition's keys. RENAME and COPY of keys in
+// different partitions answer CROSSSLOT (the edge), as in Redis Cluster.
+func init() {
+	register(command.Keyspace,
+		reader("touch", -2, 1, -1, 1, evalExists).merging(command.MergeSum),
+		writer("rename", 3, 1, 2, 1, evalRename(false)),
+		writer("renamenx", 3, 1, 2, 1, evalRename(true)),
+		writer("copy", -3, 1, 2, 1, evalCopy),
+	)
+}
+
+// MaxMoveElements bounds the elements RENAME and COPY move in one entry:
+// a collection's elements are stored under its key, so moving it
+// rewrites every one (Redis moves a pointer).
+const MaxMoveElements = 100_000
+
+func errTooManyToMove(n uint64) string {
+	return fmt.Sprintf("ERR the value has %d elements: RENAME and COPY move at most %d in one step", n, MaxMoveElements)
+}
+
+// liveStored reads key's stored value if it is live (a copy).
+func liveStored(r Reader, key []byte) ([]byte, bool, error) {
+	stored, ok, err := r.Get(key)
+	if err != nil || !ok || Expired(stored, r.NowMS()) {
+		return nil, false, err
+	}
+	return bytes.Clone(stored), true, nil
+}
+
+// subKeysOf is how many sub-keys a stored value has.
+func subKeysOf(stored []byte) uint64 {
+	m, ok := decodeMeta(stored)
+	switch {
+	case !ok:
+		return 0
+	case m.tag == typeZSet:
+		return 2 * m.n
+	}
+	return m.n
+}
+
+// putCopy stores at dst (replacing whatever is there) a copy of the
+// value stored, whose sub-keys, if it is a collection, are read from src.
+func putCopy(w Writer, src, dst, stored []byte) error {
+	m, isColl := decodeMeta(stored)
+	var subs [][2][]byte
+	if isColl {
+		err := w.ScanSub(src, m.ver, nil, false, func(sub, v []byte) bool {
+			subs = append(subs, [2][]byte{bytes.Clone(sub), bytes.Clone(v)})
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	_, present, err := w.Get(dst)
+	if err != nil {
+		return err
+	}
+	if present {
+		if err := delKey(w, dst); err != nil {
+			return err
+		}
+	}
+	if isColl {
+		ver, err := w.NewVersion(dst)
+		if err != nil {
+			return err
+		}
+		for _, s := range subs {
+			if err := w.PutSub(dst, ver, s[0], s[1]); err != nil {
+				return err
+			}
+		}
+		m.ver = ver
+		stored = m.encode()
+	}
+	return w.Put(dst, stored, true)
+}
+
+func evalRename(nx bool) writeFunc {
+	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
+		src, dst := args[1], args[2]
+		stored, ok, err := liveStored(w, src)
+		switch {
+		case err != nil:
+			return out, err
+		case !ok:
+			return appendErr(out, "ERR no such key"), nil
+		case bytes.Equal(src, dst) && nx:
+			return resp.AppendInt(out, 0), nil
+		case bytes.Equal(src, dst):
+			return resp.AppendSimple(out, "OK"), nil
+		case subKeysOf(stored) > MaxMoveElements:
+			return appendErr(out, errTooManyToMove(subKeysOf(stored))), nil
+		}
+		if nx {
+			if _, exists, err := liveStored(w, dst); err != nil || exists {
+				return resp.AppendInt(out, 0), err
+			}
+		}
+		if err := putCopy(w, src, dst, stored); err != nil {
+			return out, err
+		}
+		if err := delKey(w, src); err != nil {
+			return out, err
+		}
+		if nx {
+			return resp.AppendInt(out, 1), nil
+		}
+		return resp.AppendSimple(out, "OK"), nil
+	}
+}
+
+func evalCopy(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	replace := false
+	for i := 3; i < len(args); i++ {
+		switch {
+		case equalFold(args[i], "replace"):
+			replace = true
+		case equalFold(args[i], "db") && i+1 < len(args):
+			n, ok := ParseInt(args[i+1])
+			if !ok {
+				return appendErr(out, ErrNotInteger), nil
+			}
+			if n != 0 { // one database, as in Redis Cluster, and its words
+				return appendErr(out, "ERR Copying to another database is not allowed in cluster mode"), nil
+			}
+			i++
+		default:
+			return appendErr(out, ErrSyntax), nil
+		}
+	}
+	src, dst := args[1], args[2]
+	if bytes.Equal(src, dst) {
+		return appendErr(out, "ERR source and destination objects are the same"), nil
+	}
+	stored, ok, err := liveStored(w, src)
+	if err != nil || !ok {
+		return resp.AppendInt(out, 0), err
+	}
+	if _, exists, err := liveStored(w, dst); err != nil || exists && !replace {
+		return resp.AppendInt(out, 0), err
+	}
+	if n := subKeysOf(stored); n > MaxMoveElements {
+		return appendErr(out, errTooManyToMove(n)), nil
+	}
+	return resp.AppendInt(out, 1), putCopy(w, src, dst, stored)
+}

@@ -98,11 +98,11 @@ func sameReply(args [][]byte, a, b []byte) bool {
 		return true
 	}
 	switch strings.ToLower(string(args[0])) {
-	case "hkeys", "hvals", "smembers", "sinter", "sunion", "sdiff", "spop":
+	case "hkeys", "hvals", "smembers", "sinter", "sunion", "sdiff", "spop", "keys":
 		return sameUnordered(a, b, 1)
 	case "hgetall":
 		return sameUnordered(a, b, 2)
-	case "hrandfield", "srandmember":
+	case "hrandfield", "srandmember", "randomkey":
 		va, _, errA := resp.ParseValue(a)
 		vb, _, errB := resp.ParseValue(b)
 		return errA == nil && errB == nil && va.Kind == vb.Kind && va.Kind != '-' && len(va.Array) == len(vb.Array) && va.Null == vb.Null
@@ -359,6 +359,12 @@ func (g *cmdGen) multi() [][][]byte {
 	block := [][][]byte{bs([]string{"MULTI"})}
 	for n := 1 + g.rng.IntN(5); n > 0; n-- {
 		cmd := g.command()
+		for cmd[0] == "FLUSHALL" || cmd[0] == "FLUSHDB" || cmd[0] == "KEYS" || cmd[0] == "RANDOMKEY" {
+			// Explained difference: commands over every partition run
+			// after a transaction's data commands, or not at all
+			// (FLUSHALL), instead of in their place (docs/operations.md).
+			cmd = g.command()
+		}
 		if cmd[0] == "MSETNX" && len(cmd) > 3 {
 			// Explained difference: a cross-partition MSETNX runs only
 			// alone, not inside MULTI (docs/operations.md, CROSSSLOT).
@@ -372,7 +378,17 @@ func (g *cmdGen) multi() [][][]byte {
 func (g *cmdGen) command() []string {
 	k := g.key()
 	now := time.Now().Unix()
-	switch g.rng.IntN(85) {
+	if g.rng.IntN(400) == 0 {
+		return []string{g.pick("FLUSHALL", "FLUSHDB"), g.pick("ASYNC", "SYNC", "BOGUS")}[:1+g.rng.IntN(2)]
+	}
+	switch g.rng.IntN(87) {
+	case 85:
+		// Not over the k keys: some expire within a second (PEXPIRE
+		// 1000), so the two servers, asked one after the other, may
+		// disagree on one.
+		return []string{"KEYS", g.prefix + g.pick("{s}*", "{s}?", "{s}[LZ]*", "{s}[^L]?", "nomatch*")}
+	case 86:
+		return []string{"RANDOMKEY"}
 	case 82, 83:
 		// Keys of every type, in one slot so the two share a partition.
 		pool := func() string { return g.pick(g.setKey(), g.listKey(), g.zKey(), g.prefix+"{s}"+g.pick("a", "b")) }

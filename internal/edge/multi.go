@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
@@ -106,6 +107,12 @@ func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 		}
 	case specQuit:
 		return f.connCommand(c, st)
+	}
+	if m.on && (c.Spec.Name == "flushall" || c.Spec.Name == "flushdb") {
+		// Connection commands run after the transaction's data commands,
+		// so a queued flush would not take its place in their order: it
+		// is answered as a runtime error in its slot instead.
+		return f.queue(c, st, resp.AppendError(nil, "ERR "+strings.ToUpper(c.Spec.Name)+" cannot run inside MULTI: it empties every partition, outside the transaction's order"))
 	}
 	return f.queue(c, st, nil)
 }

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/kintsu/kintsu/internal/command"
@@ -156,4 +157,82 @@ func evalCopy(w Writer, args [][]byte, out []byte) ([]byte, error) {
 		return appendErr(out, errTooManyToMove(n)), nil
 	}
 	return resp.AppendInt(out, 1), putCopy(w, src, dst, stored)
+}
+
+// KeyScanner is a Reader that lists its partition's keys in order, from
+// the first at or after from (nil: the first), with their stored values,
+// until fn returns false (KEYS, RANDOMKEY). A node's data reader is one;
+// the slices are valid only during the call.
+type KeyScanner interface {
+	ScanKeys(from []byte, fn func(key, stored []byte) bool) error
+}
+
+// Internal reads the edge fans out to every partition for KEYS and
+// RANDOMKEY; no client may send them.
+const (
+	OpKeys      = "kintsu.keys"      // PATTERN -> the partition's live keys matching it
+	OpRandomKey = "kintsu.randomkey" // -> one of the partition's live keys, or nil
+)
+
+func init() {
+	for _, c := range []*Command{reader(OpKeys, 2, 0, 0, 0, evalKeys), reader(OpRandomKey, 1, 0, 0, 0, evalRandomKey)} {
+		c.Flags |= command.Internal
+		register(command.CatInternal, c)
+	}
+}
+
+const errNoKeyScan = "ERR this node cannot list keys here"
+
+func evalKeys(r Reader, args [][]byte, out []byte) ([]byte, error) {
+	ks, ok := r.(KeyScanner)
+	if !ok {
+		return appendErr(out, errNoKeyScan), nil
+	}
+	now, all := r.NowMS(), len(args[1]) == 1 && args[1][0] == '*'
+	var body []byte
+	n := 0
+	err := ks.ScanKeys(nil, func(k, stored []byte) bool {
+		if !Expired(stored, now) && (all || Match(args[1], k)) {
+			body = resp.AppendBulk(body, k)
+			n++
+		}
+		return true
+	})
+	if err != nil {
+		return out, err
+	}
+	return append(resp.AppendArrayHeader(out, n), body...), nil
+}
+
+// evalRandomKey answers the first live key at or after a random point of
+// the key space, wrapping around: not exactly uniform (keys after a wide
+// gap are likelier), as Redis's is not either.
+func evalRandomKey(r Reader, args [][]byte, out []byte) ([]byte, error) {
+	ks, ok := r.(KeyScanner)
+	if !ok {
+		return appendErr(out, errNoKeyScan), nil
+	}
+	m := seedOf(r, nil)
+	now := r.NowMS()
+	var found []byte
+	pick := func(k, stored []byte) bool {
+		if Expired(stored, now) {
+			return true
+		}
+		found = bytes.Clone(k)
+		return false
+	}
+	from := binary.BigEndian.AppendUint32(nil, uint32(m.next()))
+	if err := ks.ScanKeys(from, pick); err != nil {
+		return out, err
+	}
+	if found == nil {
+		if err := ks.ScanKeys(nil, pick); err != nil {
+			return out, err
+		}
+	}
+	if found == nil {
+		return resp.AppendNull(out), nil
+	}
+	return resp.AppendBulk(out, found), nil
 }

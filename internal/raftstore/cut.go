@@ -430,15 +430,25 @@ func (w *Writer) TxnEmpty() (bool, error) {
 
 var errStopIter = errors.New("stop")
 
-// Clear deletes the group's user data and transaction tables (a restore
-// starting over); the dedupe table and cut markers stay.
-func (w *Writer) Clear() error {
+// ClearData deletes the group's user data: its keys and its collections'
+// sub-keys (FLUSHALL), not its transaction tables.
+func (w *Writer) ClearData() error {
 	ds, de := storage.DataSpan(w.group)
 	if err := w.b.DeleteRange(ds, de, nil); err != nil {
 		return err
 	}
 	ss, se := storage.SubSpan(w.group)
 	if err := w.b.DeleteRange(ss, se, nil); err != nil {
+		return err
+	}
+	w.r.applied.Keys, w.r.applied.KeysInexact = 0, false
+	return nil
+}
+
+// Clear deletes the group's user data and transaction tables (a restore
+// starting over); the dedupe table and cut markers stay.
+func (w *Writer) Clear() error {
+	if err := w.ClearData(); err != nil {
 		return err
 	}
 	for _, t := range []byte{storage.TxnLocks, storage.TxnParts, storage.TxnRecords, storage.RestoreMark} {

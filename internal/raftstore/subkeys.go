@@ -163,3 +163,24 @@ func (e *Engine) ScanCollections(group uint64, from []byte, fn func(k []byte, ve
 	}
 	return it.Close()
 }
+
+// ScanKeys implements kv.KeyScanner: the group's user keys in order,
+// with their stored values (without the write version).
+func (d *DataReader) ScanKeys(from []byte, fn func(k, stored []byte) bool) error {
+	lo, hi := storage.DataSpan(d.group)
+	it, err := d.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for ok := it.SeekGE(append(lo[:len(lo):len(lo)], from...)); ok; ok = it.Next() {
+		_, v, err := splitVersion(it.Value())
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if !fn(it.Key()[len(lo):], v) {
+			break
+		}
+	}
+	return it.Close()
+}

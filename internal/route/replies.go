@@ -182,6 +182,31 @@ func (c *cappedReader) ScanSub(key []byte, ver uint64, from []byte, reverse bool
 	return err
 }
 
+var errNoKeyScan = errors.New("route: this reader cannot list keys")
+
+// ScanKeys counts the keys a KEYS scan hands on (kv.KeyScanner), and
+// stops it once they pass the cap.
+func (c *cappedReader) ScanKeys(from []byte, fn func(k, stored []byte) bool) error {
+	ks, ok := c.Reader.(kv.KeyScanner)
+	if !ok {
+		return errNoKeyScan
+	}
+	over := false
+	err := ks.ScanKeys(from, func(k, stored []byte) bool {
+		c.left -= len(k)
+		c.read += len(k)
+		if c.left < 0 {
+			over = true
+			return false
+		}
+		return fn(k, stored)
+	})
+	if err == nil && over {
+		return errReplyCap
+	}
+	return err
+}
+
 // Seed passes the reader's entropy on (kv.Seeder), if it has any.
 func (c *cappedReader) Seed() uint64 {
 	if s, ok := c.Reader.(kv.Seeder); ok {

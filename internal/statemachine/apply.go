@@ -32,6 +32,9 @@ type Store interface {
 	TxnEmpty() (bool, error)
 	// Clear deletes the group's user data and transaction tables.
 	Clear() error
+	// ClearData deletes the group's user data (keys and collections'
+	// sub-keys), not its transaction tables.
+	ClearData() error
 }
 
 // Apply dispatches committed commands to the right state machine;

@@ -25,6 +25,8 @@ func applyData(w Store, spec *command.Spec, args [][]byte, out []byte) ([]byte, 
 		return txn.Apply(w, args, out)
 	case isBackupOp(spec):
 		return applyBackupOp(w, args, out)
+	case isFlushOp(spec):
+		return applyFlush(w, out)
 	}
 	if c := kv.Of(spec); c != nil && c.CheckArity(args) {
 		holders, err := txn.Blocked(w, spec, args)
@@ -42,5 +44,5 @@ func applyData(w Store, spec *command.Spec, args [][]byte, out []byte) ([]byte, 
 // clientWrite reports whether spec is a write a client asked for: a plain
 // write, or a transaction taking its locks.
 func clientWrite(spec *command.Spec) bool {
-	return spec != nil && (txn.ClientWrite(spec) || kv.Of(spec) != nil && spec.Is(command.Write))
+	return spec != nil && (txn.ClientWrite(spec) || kv.Of(spec) != nil && spec.Is(command.Write) || isFlushOp(spec))
 }

@@ -112,6 +112,12 @@ func (m *memStore) TxnEmpty() (bool, error) {
 
 func (m *memStore) Clear() error {
 	m.data, m.tables = map[string][]byte{}, map[byte]map[string][]byte{}
+	m.MemSubs = kv.MemSubs{}
+	return nil
+}
+
+func (m *memStore) ClearData() error {
+	m.data, m.MemSubs = map[string][]byte{}, kv.MemSubs{}
 	return nil
 }
 

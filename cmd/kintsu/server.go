@@ -49,6 +49,7 @@ func runServer(args []string) int {
 	fs.BoolVar(&cfg.UnsafeStaleReads, "unsafe-stale-reads", false, "TESTING ONLY: serve reads from any replica without ReadIndex (breaks linearizability)")
 	fs.BoolVar(&cfg.UnsafeCASOnPropose, "unsafe-cas-on-propose", false, "TESTING ONLY: check SET ... IFEQ when a write arrives, not when it applies (loses updates)")
 	fs.BoolVar(&cfg.UnsafeSkipIntentCheck, "unsafe-skip-intent-check", false, "TESTING ONLY: let reads ignore transactions' write locks (shows half-applied transactions)")
+	fs.BoolVar(&cfg.UnsafeLostElement, "unsafe-lost-element", false, "TESTING ONLY: acknowledge one RPUSH in sixteen without applying it (loses list elements)")
 	fs.DurationVar(&cfg.UnsafeLazyFsync, "unsafe-lazy-fsync", 0, "TESTING ONLY: let log writes reach disk only this often while fsync reports success (a crash loses acknowledged writes)")
 	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "TESTING ONLY: enable the admin API's fault hooks (used by kintsu chaos)")
 	fs.Func("disk-reserve", "free space kept on the data dir's volume: below it the node refuses writes (NOSPACE) and hands its leaderships away, e.g. 2GiB or 5% (default: the smaller of 1GiB and 5%; 0: off)", func(v string) (err error) {
@@ -98,6 +99,9 @@ func runServer(args []string) int {
 	}
 	if cfg.UnsafeCASOnPropose {
 		cfg.Logger.Warn("--unsafe-cas-on-propose is on: compare-and-set can lose updates (testing only)")
+	}
+	if cfg.UnsafeLostElement {
+		cfg.Logger.Warn("--unsafe-lost-element is on: list pushes can be acknowledged and lost (testing only)")
 	}
 
 	sigs := make(chan os.Signal, 2)

@@ -245,6 +245,9 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		// a transfer's two sides (long when its coordinator died after the
 		// decision) a read of every account sees one side only.
 		{"skip-intent-check", []string{"coordinator"}, []string{"bank"}, "wrong-total", "", false, 0},
+		// An RPUSH acknowledged and never proposed: the list workload's
+		// read-back finds the element missing.
+		{"lost-element", []string{"pause"}, []string{"list"}, "lost-write", "", false, 0},
 	} {
 		t.Run(c.bug, func(t *testing.T) {
 			for try := 1; try <= 3; try++ {

@@ -11,11 +11,11 @@ import (
 // Known nemeses, workloads and planted bugs.
 var (
 	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "pause-leader", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace", "misconfig", "disk-full", "stranger"}
-	AllWorkloads = []string{"register", "set", "bank"}
+	AllWorkloads = []string{"register", "set", "bank", "list"}
 	// membershipNemeses change the cluster's membership; not in the
 	// default set (see EnsureDefaults).
 	membershipNemeses = []string{"lose", "rolling-restart", "replace"}
-	AllBugs           = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check", "lease-too-long"}
+	AllBugs           = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check", "lease-too-long", "lost-element"}
 )
 
 // Config configures a run. Zero fields take defaults (EnsureDefaults).
@@ -192,6 +192,8 @@ func (c *Config) serverArgs() []string {
 		args = append(args, "--unsafe-cas-on-propose")
 	case "skip-intent-check":
 		args = append(args, "--unsafe-skip-intent-check")
+	case "lost-element":
+		args = append(args, "--unsafe-lost-element")
 	}
 	return args
 }

@@ -117,6 +117,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		reg = &registerWorkload{hist: check.NewHistory(), keys: registerKeys, start: time.Now()}
 		reg.run(wctx, cs, rec, cfg.Seed, cfg.Clients, &wg)
 	}
+	var list *listWorkload
+	if slices.Contains(cfg.Workloads, "list") {
+		list = &listWorkload{partitions: cfg.Partitions}
+		list.run(wctx, cs, rec, cfg.Seed, &wg)
+	}
 	// The set writers also probe every partition for recovery, so they run
 	// even when only the register workload is checked.
 	set.run(wctx, cs, rec, cfg.Seed, &wg)
@@ -205,6 +210,15 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 		sum.Anomalies = append(sum.Anomalies, anomalies...)
 		sum.LostWrites = lost
+	}
+	if list != nil && recoverErr == nil {
+		say("chaos: reading back the lists, sets and sorted sets of %d partitions…", len(list.lists))
+		anomalies, lost, err := list.check(cctx, cs, cfg.Seed)
+		if err != nil {
+			return sum, &SetupError{err}
+		}
+		sum.Anomalies = append(sum.Anomalies, anomalies...)
+		sum.LostWrites += lost
 	}
 	sum.OK = len(sum.Anomalies) == 0
 	rep := Report{Summary: sum, BucketMS: bucketMS, Series: rec.series(), Unavailability: rec.unavailability(cfg.Partitions, endMS, 2*bucketMS)}

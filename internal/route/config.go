@@ -22,10 +22,12 @@ type Config struct {
 	// FaultInjection arms the participant failpoint after a PREPARE.
 	FaultInjection bool
 	// The planted bugs (kintsu chaos --plant-bug) that live on the request
-	// path: reads from the local replica without ReadIndex, and SET IFEQ
-	// checked when proposed instead of when applied. Never in production.
+	// path: reads from the local replica without ReadIndex, SET IFEQ
+	// checked when proposed instead of when applied, and one RPUSH in
+	// sixteen acknowledged without being proposed. Never in production.
 	UnsafeStaleReads   bool
 	UnsafeCASOnPropose bool
+	UnsafeLostElement  bool
 }
 
 // Caller sends a call to a peer and returns its answer.

@@ -18,6 +18,14 @@ func (r *Router) propose(ctx context.Context, group uint64, reqs []*raftstore.Re
 	if r.cfg.UnsafeCASOnPropose {
 		return r.proposeCheckingEarly(ctx, group, reqs)
 	}
+	if r.cfg.UnsafeLostElement {
+		return r.proposeDroppingPushes(ctx, group, reqs)
+	}
+	return r.proposeAll(ctx, group, reqs)
+}
+
+// proposeAll is propose without the planted bugs.
+func (r *Router) proposeAll(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
 	var replies [][]byte
 	var errs []error
 	if len(reqs) == 1 && txn.IsPrepare(reqs[0].Args) {
@@ -91,4 +99,30 @@ func ifeqOnly(args [][]byte) ([]byte, bool) {
 		return nil, false
 	}
 	return args[4], true
+}
+
+// proposeDroppingPushes is a DELIBERATE BUG, planted only with
+// UnsafeLostElement (kintsu chaos --plant-bug lost-element): the leader
+// answers one single-element RPUSH in sixteen as applied without
+// proposing it, so a list loses an element its writer was told it has.
+func (r *Router) proposeDroppingPushes(ctx context.Context, group uint64, reqs []*raftstore.Request) ([][]byte, []error) {
+	replies := make([][]byte, len(reqs))
+	errs := make([]error, len(reqs))
+	var send []*raftstore.Request
+	var at []int
+	for i, req := range reqs {
+		if len(req.Args) == 3 && bytes.EqualFold(req.Args[0], []byte("rpush")) && r.dropped.Add(1)%16 == 0 {
+			replies[i] = resp.AppendInt(nil, 1)
+			continue
+		}
+		send = append(send, req)
+		at = append(at, i)
+	}
+	if len(send) > 0 {
+		rs, es := r.proposeAll(ctx, group, send)
+		for j, i := range at {
+			replies[i], errs[i] = rs[j], es[j]
+		}
+	}
+	return replies, errs
 }

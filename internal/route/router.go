@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/clock"
@@ -29,6 +30,7 @@ type Router struct {
 	seqs     *seqTracker
 	resolver *txn.Resolver // set once by SetResolver, before serving
 	waits    *lockWaits    // PREPAREs waiting for older transactions' locks (lockwait.go)
+	dropped  atomic.Uint64 // the planted lost-element bug's count of RPUSHes
 
 	mu        sync.Mutex
 	hints     map[uint64]uint64       // guarded by mu; group -> node believed to lead

@@ -77,6 +77,9 @@ type Config struct {
 	// so they can see half of a transaction (a planted bug, see
 	// txn.PlantReadsIgnoreIntents). Test-only.
 	UnsafeSkipIntentCheck bool
+	// UnsafeLostElement answers one RPUSH in sixteen as applied without
+	// proposing it: a planted lost-element bug. Test-only.
+	UnsafeLostElement bool
 	// UnsafeLazyFsync > 0 makes the node's disk lie about fsync: log
 	// writes reach the file only every UnsafeLazyFsync, so writes are
 	// acknowledged before they are durable and a SIGKILL loses them (a

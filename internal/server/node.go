@@ -209,7 +209,7 @@ func Start(cfg Config) (*Node, error) {
 	n.router = route.New(route.Config{
 		NodeID: cfg.NodeID, Transport: n.tr, Members: n.holders, Metrics: n.metrics, Logger: n.log,
 		Failpoint: n.failpoint, FaultInjection: cfg.FaultInjection,
-		UnsafeStaleReads: cfg.UnsafeStaleReads, UnsafeCASOnPropose: cfg.UnsafeCASOnPropose,
+		UnsafeStaleReads: cfg.UnsafeStaleReads, UnsafeCASOnPropose: cfg.UnsafeCASOnPropose, UnsafeLostElement: cfg.UnsafeLostElement,
 	}, n.eng)
 	n.txns = n.newCoordinator()
 	n.router.SetResolver(n.txns.Resolver())

@@ -188,7 +188,8 @@ func TestIsolatable(t *testing.T) {
 		{IdentKey, DataKey(2, nil), false},
 		{TombstoneKey(3), AppliedKey(3), false},
 		{nil, nil, false},
-		{DataKey(1, nil), []byte{0x05}, false},
+		{DataKey(1, nil), SubPrefix(4, []byte("h"), 9), true},
+		{DataKey(1, nil), []byte{0x06}, false},
 	} {
 		if got := Isolatable(Corruption{Start: tc.start, End: tc.end}); got != tc.want {
 			t.Errorf("Isolatable(%x, %x) = %v, want %v", tc.start, tc.end, got, tc.want)

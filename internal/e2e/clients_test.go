@@ -133,6 +133,37 @@ p = r.pipeline(transaction=False)
 for i in range(100):
     p.incr("py-pipe")
 assert p.execute() == list(range(1, 101))
+# The data types, as applications use them: hash sessions, a queue, a
+# leaderboard, tags.
+assert r.hset("py:session", mapping={"user": "ada", "visits": "1"}) == 2
+assert r.hincrby("py:session", "visits", 2) == 3
+assert r.hgetall("py:session") == {b"user": b"ada", b"visits": b"3"}
+assert r.rpush("py:queue", "job1", "job2", "job3") == 3
+assert r.lpop("py:queue") == b"job1"
+assert r.lrange("py:queue", 0, -1) == [b"job2", b"job3"]
+r.zadd("py:board", {"ada": 30, "bob": 10, "cy": 20})
+assert r.zincrby("py:board", 25, "bob") == 35.0
+assert r.zrevrange("py:board", 0, 1, withscores=True) == [(b"bob", 35.0), (b"ada", 30.0)]
+assert r.zrank("py:board", "cy") == 0
+assert r.sadd("py:tags", "a", "b", "a") == 2
+assert r.smembers("py:tags") == {b"a", b"b"}
+assert r.type("py:board") == b"zset"
+assert sorted(r.hscan_iter("py:session")) == [(b"user", b"ada"), (b"visits", b"3")]
+try:
+    r.lpush("py:session", "x")
+    raise SystemExit("LPUSH on a hash did not fail")
+except redis.ResponseError as e:
+    assert "WRONGTYPE" in str(e), e
+# Through the cluster-aware client: keys spread over every partition.
+from redis.cluster import RedisCluster
+rc = RedisCluster(host=host, port=port)
+for i in range(50):
+    rc.zadd("py:lb:%d" % i, {"m%d" % i: i})
+    rc.rpush("py:q:%d" % i, i)
+    rc.hset("py:h:%d" % i, "f", i)
+assert all(rc.zscore("py:lb:%d" % i, "m%d" % i) == i for i in range(50))
+assert all(rc.lpop("py:q:%d" % i) == str(i).encode() for i in range(50))
+assert all(rc.hget("py:h:%d" % i, "f") == str(i).encode() for i in range(50))
 print("python redis ok")
 `
 

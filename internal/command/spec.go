@@ -28,6 +28,10 @@ const (
 	Internal
 	// Admin: the command reveals or changes the cluster's configuration.
 	Admin
+	// Blocking: outside MULTI, the edge waits (up to the command's
+	// timeout) until the command has something to pop, and then runs it;
+	// applied from the log, or inside MULTI, it never blocks.
+	Blocking
 )
 
 // Category groups commands as Redis's ACL categories do.

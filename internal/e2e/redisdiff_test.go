@@ -381,7 +381,23 @@ func (g *cmdGen) command() []string {
 	if g.rng.IntN(400) == 0 {
 		return []string{g.pick("FLUSHALL", "FLUSHDB"), g.pick("ASYNC", "SYNC", "BOGUS")}[:1+g.rng.IntN(2)]
 	}
-	switch g.rng.IntN(87) {
+	switch g.rng.IntN(90) {
+	case 87:
+		// Blocking pops, with timeouts short enough that an empty key
+		// answers quickly on both (never 0: that would wait for ever).
+		args := []string{g.pick("BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX")}
+		for n := 1 + g.rng.IntN(2); n > 0; n-- {
+			if args[0][1] == 'Z' {
+				args = append(args, g.zKey())
+			} else {
+				args = append(args, g.listKey())
+			}
+		}
+		return append(args, g.pick("0.01", "0.02", "-1", "x", "0.01"))
+	case 88:
+		return []string{"BRPOPLPUSH", g.listKey(), g.listKey(), g.pick("0.01", "-1", "x")}
+	case 89:
+		return []string{"BLMOVE", g.listKey(), g.listKey(), g.pick("LEFT", "RIGHT", "up"), g.pick("LEFT", "RIGHT"), g.pick("0.01", "-1")}
 	case 85:
 		// Not over the k keys: some expire within a second (PEXPIRE
 		// 1000), so the two servers, asked one after the other, may

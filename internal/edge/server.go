@@ -178,10 +178,13 @@ type connState struct {
 	auth                   authState
 	// budget bounds the replies the running chunk builds (limits.go).
 	budget *failure.ReplyBudget
+	// conn is the client's connection, for a blocking command to see
+	// whether its client is still there (blocking.go).
+	conn net.Conn
 }
 
 func (f *Server) handle(c net.Conn) {
-	st := &connState{id: f.ids.Add(1), local: c.LocalAddr()}
+	st := &connState{id: f.ids.Add(1), local: c.LocalAddr(), conn: c}
 	cl := f.register(c, st.id)
 	defer func() {
 		f.mu.Lock()
@@ -335,7 +338,7 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 				continue
 			}
 			c := &cmds[j]
-			if c.Spec.Flags&(command.TxnControl|command.Conn) != 0 || c.Cross {
+			if c.Spec.Flags&(command.TxnControl|command.Conn|command.Blocking) != 0 || c.Cross {
 				break
 			}
 			if st.clusterAware {
@@ -371,6 +374,13 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		case cmds[j].Cross:
 			replies[j] = f.runCross(cmds[j])
 			j++
+		case cmds[j].Spec.Is(command.Blocking):
+			replies[j] = f.runBlocking(cmds[j], st)
+			j++
+			if replies[j-1] == nil { // its client went away while it waited
+				st.quit = true
+				return replies[:j-1]
+			}
 		default:
 			replies[j] = f.connCommand(&cmds[j], st)
 			j++

@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestBlockingPopsServeEachJobOnce: consumers blocked in BLPOP and
+// BZPOPMIN on empty keys are served as a producer pushes, while every
+// node hands its leaderships away; every job reaches exactly one
+// consumer, and a consumer whose timeout passes gets nil.
+func TestBlockingPopsServeEachJobOnce(t *testing.T) {
+	c := startCluster(t, 3)
+	waitTopology(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	nodes := c.Nodes()
+	opts := func(addr string) *redis.Options {
+		return &redis.Options{Addr: addr, ReadTimeout: 20 * time.Second, PoolSize: 4}
+	}
+
+	// An empty key and a short timeout: nil, after about the timeout.
+	cl := redis.NewClient(opts(nodes[0].RESPAddr))
+	defer cl.Close()
+	if _, err := cl.BLPop(ctx, 200*time.Millisecond, "bq:none").Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("BLPOP on an empty key: %v, want nil", err)
+	}
+
+	const consumers, jobs = 6, 300
+	var mu sync.Mutex
+	got := map[string]int{}
+	var errs []error
+	var wg sync.WaitGroup
+	for i := 0; i < consumers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cc := redis.NewClient(opts(nodes[i%3].RESPAddr))
+			defer cc.Close()
+			for {
+				var v string
+				if i%2 == 0 {
+					kv, err := cc.BLPop(ctx, 3*time.Second, "{bq}jobs").Result()
+					if errors.Is(err, redis.Nil) {
+						return // the producer is done and the queue is empty
+					}
+					if err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+						return
+					}
+					v = kv[1]
+				} else {
+					z, err := cc.BZPopMin(ctx, 3*time.Second, "{bq}prio").Result()
+					if errors.Is(err, redis.Nil) {
+						return
+					}
+					if err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+						return
+					}
+					v = z.Member.(string)
+				}
+				mu.Lock()
+				got[v]++
+				mu.Unlock()
+			}
+		}()
+	}
+	prod := redis.NewClient(opts(nodes[1].RESPAddr))
+	defer prod.Close()
+	for j := 0; j < jobs; j++ {
+		if j == jobs/3 || j == 2*jobs/3 {
+			moveLeaders(t, c)
+		}
+		var err error
+		if j%2 == 0 {
+			err = prod.RPush(ctx, "{bq}jobs", fmt.Sprint("j", j)).Err()
+		} else {
+			err = prod.ZAdd(ctx, "{bq}prio", redis.Z{Score: float64(j), Member: fmt.Sprint("j", j)}).Err()
+		}
+		if err != nil {
+			t.Fatalf("push %d: %v", j, err)
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d consumers failed; first: %v", len(errs), errs[0])
+	}
+	for j := 0; j < jobs; j++ {
+		if n := got[fmt.Sprint("j", j)]; n != 1 {
+			t.Fatalf("job j%d was delivered %d times", j, n)
+		}
+	}
+	if len(got) != jobs {
+		t.Fatalf("%d distinct jobs delivered, want %d", len(got), jobs)
+	}
+}

@@ -1,0 +1,126 @@
+package edge
+
+import (
+	"context"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// Blocking pops (BLPOP, BRPOP, BRPOPLPUSH, BLMOVE, BZPOPMIN, BZPOPMAX)
+// outside MULTI. The client's connection waits here, not in a partition:
+// the node reads whether any source key holds something (EXISTS on the
+// partition's leader), and only then proposes the command, whose apply
+// pops at most one element or answers that there was nothing (another
+// waiter was first). So:
+//   - each element goes to exactly one waiter: the pop is one log entry,
+//     deduplicated if retried; a pop whose outcome is unknown answers the
+//     client so (UNCERTAIN), never pops twice;
+//   - a leader change only delays the next read or pop (the router
+//     follows the new leader), and the timeout runs on this node's clock,
+//     so it survives the change;
+//   - a client that went away is noticed before the pop (its socket
+//     reports the peer's close), so no element is popped for nobody.
+//
+// Invariant: a blocked connection costs one read per poll, every
+// pollMin..pollMax (backing off while nothing arrives), and nothing else.
+const (
+	pollMin = 2 * time.Millisecond
+	pollMax = 100 * time.Millisecond
+)
+
+func (f *Server) runBlocking(c command.Cmd, st *connState) []byte {
+	if m := f.moved(st, &c); m != nil {
+		return m
+	}
+	ms, msg := kv.BlockingArgs(c.Spec, c.Args)
+	if msg != "" {
+		return resp.AppendError(nil, msg)
+	}
+	var deadline time.Time
+	if ms > 0 {
+		deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	probe := append([][]byte{[]byte("exists")}, kv.BlockingSources(c.Spec, c.Args)...)
+	wait := pollMin
+	for {
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+		reply, err := f.readOne(ctx, c.Group, probe)
+		cancel()
+		if err != nil {
+			return ErrorReply(err)
+		}
+		if n, perr := replyInt(reply); perr != nil {
+			return reply
+		} else if n > 0 {
+			if !connAlive(st.conn) {
+				return nil // nobody to answer: pop nothing
+			}
+			out := f.popOnce(c)
+			if v, _, err := resp.ParseValue(out); err != nil || !v.Null {
+				return out // popped, or an error
+			}
+			wait = pollMin // someone else was first: look again soon
+		}
+		now := time.Now()
+		if !deadline.IsZero() && !now.Before(deadline) {
+			return kv.BlockedReply()
+		}
+		d := wait
+		if !deadline.IsZero() {
+			d = min(d, deadline.Sub(now))
+		}
+		select {
+		case <-f.ctx.Done():
+			return resp.AppendError(nil, "ERR the node is shutting down")
+		case <-time.After(d):
+		}
+		if !connAlive(st.conn) {
+			return nil
+		}
+		wait = min(2*wait, pollMax)
+	}
+}
+
+// popOnce proposes the blocking command once, in its non-blocking form.
+func (f *Server) popOnce(c command.Cmd) []byte {
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	defer cancel()
+	replies, errs := f.cfg.Router.WriteMany(ctx, c.Group, [][][]byte{c.Args})
+	var reply []byte
+	switch {
+	case len(replies) != 1 || len(errs) != 1:
+		reply = resp.AppendError(nil, "ERR internal error: no answer from the partition")
+	case errs[0] != nil:
+		reply = ErrorReply(errs[0])
+	default:
+		reply = replies[0]
+		if sig, _, ok := failure.SignalOf(reply); ok {
+			reply = ErrorReply(sig.Err())
+		}
+	}
+	f.cfg.Metrics.Requests.WithLabelValues(c.Spec.Name, outcomeLabel(reply)).Inc()
+	f.cfg.Metrics.RequestLatency.Observe(time.Since(begin).Seconds())
+	return reply
+}
+
+func replyInt(b []byte) (int64, error) {
+	v, _, err := resp.ParseValue(b)
+	if err != nil {
+		return 0, err
+	}
+	if v.Kind != ':' {
+		return 0, errNotInt
+	}
+	return v.Int, nil
+}
+
+var errNotInt = errorString("not an integer reply")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

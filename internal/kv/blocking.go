@@ -1,0 +1,162 @@
+package kv
+
+import (
+	"math"
+
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// The blocking pops. Applied from the log (and inside MULTI) they never
+// block: each is its non-blocking form, answering what Redis answers
+// inside MULTI when there is nothing to pop. Outside MULTI the edge waits
+// until one of the keys holds something and then proposes the command
+// (edge/blocking.go): the log's order decides which waiter gets an
+// element, and each element goes to one of them.
+func init() {
+	blocking := func(c *Command) *Command { c.Flags |= command.Blocking; return c }
+	register(command.List,
+		blocking(writer("blpop", -3, 1, -2, 1, evalBpop(true))),
+		blocking(writer("brpop", -3, 1, -2, 1, evalBpop(false))),
+		blocking(writer("brpoplpush", 4, 1, 2, 1, evalBrpoplpush)),
+		blocking(writer("blmove", 6, 1, 2, 1, evalBlmove)),
+	)
+	register(command.SortedSet,
+		blocking(writer("bzpopmin", -3, 1, -2, 1, evalBzpop(false))),
+		blocking(writer("bzpopmax", -3, 1, -2, 1, evalBzpop(true))),
+	)
+}
+
+// BlockTimeout reads a blocking command's timeout (seconds, a float, as
+// Redis's getTimeoutFromObjectOrReply): 0 waits for ever; the error is
+// Redis's reply.
+func BlockTimeout(arg []byte) (ms int64, msg string) {
+	f, ok := parseLongDouble(arg)
+	if !ok {
+		return 0, "ERR timeout is not a float or out of range"
+	}
+	secs, _ := f.Float64()
+	if math.IsInf(secs, 0) || math.IsNaN(secs) || secs*1000 > math.MaxInt64/2 || secs*1000 < math.MinInt64/2 {
+		return 0, "ERR timeout is out of range"
+	}
+	ms = int64(secs * 1000)
+	if ms < 0 {
+		return 0, "ERR timeout is negative"
+	}
+	return ms, ""
+}
+
+// BlockingArgs checks a blocking command's arguments in Redis's order
+// (BLMOVE's directions before its timeout) and returns its timeout, or
+// Redis's error.
+func BlockingArgs(spec *command.Spec, args [][]byte) (ms int64, msg string) {
+	if spec.Name == "blmove" && !(isSide(args[3]) && isSide(args[4])) {
+		return 0, ErrSyntax
+	}
+	return BlockTimeout(args[len(args)-1])
+}
+
+func isSide(a []byte) bool { return equalFold(a, "left") || equalFold(a, "right") }
+
+// BlockingSources are the keys a blocking command pops from (every key
+// but the destination of BRPOPLPUSH and BLMOVE), for the edge's wait.
+func BlockingSources(spec *command.Spec, args [][]byte) [][]byte {
+	switch spec.Name {
+	case "brpoplpush", "blmove":
+		return args[1:2]
+	}
+	return args[1 : len(args)-1]
+}
+
+func evalBpop(left bool) writeFunc {
+	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
+		if _, msg := BlockTimeout(args[len(args)-1]); msg != "" {
+			return appendErr(out, msg), nil
+		}
+		for _, k := range args[1 : len(args)-1] {
+			l, err := loadList(w, k)
+			if err != nil || l.wrong {
+				return wrongOr(out, err)
+			}
+			if !l.ok {
+				continue
+			}
+			v, err := l.pop(w, left)
+			if err != nil {
+				return out, err
+			}
+			if err := l.save(w, k); err != nil {
+				return out, err
+			}
+			out = resp.AppendArrayHeader(out, 2)
+			return resp.AppendBulk(resp.AppendBulk(out, k), v), nil
+		}
+		return resp.AppendNullArray(out), nil
+	}
+}
+
+func evalBrpoplpush(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	if _, msg := BlockTimeout(args[3]); msg != "" {
+		return appendErr(out, msg), nil
+	}
+	return lmove(w, args[1], args[2], false, true, out)
+}
+
+func evalBlmove(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	side := func(a []byte) (left, ok bool) {
+		switch {
+		case equalFold(a, "left"):
+			return true, true
+		case equalFold(a, "right"):
+			return false, true
+		}
+		return false, false
+	}
+	from, ok1 := side(args[3])
+	to, ok2 := side(args[4])
+	if !ok1 || !ok2 {
+		return appendErr(out, ErrSyntax), nil
+	}
+	if _, msg := BlockTimeout(args[5]); msg != "" {
+		return appendErr(out, msg), nil
+	}
+	return lmove(w, args[1], args[2], from, to, out)
+}
+
+func evalBzpop(max bool) writeFunc {
+	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
+		if _, msg := BlockTimeout(args[len(args)-1]); msg != "" {
+			return appendErr(out, msg), nil
+		}
+		for _, k := range args[1 : len(args)-1] {
+			z, err := loadZset(w, k)
+			if err != nil || z.wrong {
+				return wrongOr(out, err)
+			}
+			if !z.ok {
+				continue
+			}
+			var it zitem
+			if err := z.walk(w, max, nil, func(m []byte, f float64) bool {
+				it = zitem{m: append([]byte(nil), m...), f: f}
+				return false
+			}); err != nil {
+				return out, err
+			}
+			if err := z.del(w, it.m, it.f); err != nil {
+				return out, err
+			}
+			if err := z.save(w, k); err != nil {
+				return out, err
+			}
+			out = resp.AppendArrayHeader(out, 3)
+			return appendScore(resp.AppendBulk(resp.AppendBulk(out, k), it.m), it.f), nil
+		}
+		return resp.AppendNullArray(out), nil
+	}
+}
+
+// BlockedReply is what a blocking command answers when its timeout
+// passes: a null array, as Redis's replyToBlockedClientTimedOut.
+func BlockedReply() []byte { return resp.AppendNullArray(nil) }
+

@@ -159,4 +159,3 @@ func evalBzpop(max bool) writeFunc {
 // BlockedReply is what a blocking command answers when its timeout
 // passes: a null array, as Redis's replyToBlockedClientTimedOut.
 func BlockedReply() []byte { return resp.AppendNullArray(nil) }
-

@@ -146,6 +146,7 @@ func evalBzpop(max bool) writeFunc {
 			if err := z.del(w, it.m, it.f); err != nil {
 				return out, err
 			}
+			z.popped(it.f, it.m, max)
 			if err := z.save(w, k); err != nil {
 				return out, err
 			}

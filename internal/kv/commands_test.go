@@ -403,7 +403,7 @@ func TestSetOptionsAreASCII(t *testing.T) {
 }
 
 func TestLookupAndTable(t *testing.T) {
-	want := []string{"append", "copy", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getdel", "getex", "getrange", "getset",
+	want := []string{"append", "blmove", "blpop", "brpop", "brpoplpush", "bzpopmax", "bzpopmin", "copy", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getdel", "getex", "getrange", "getset",
 		"hdel", "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset", "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals",
 		"incr", "incrby", "incrbyfloat", "kintsu.expired", "lindex", "linsert", "llen", "lmove", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
 		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "psetex", "pttl",
@@ -425,7 +425,8 @@ func TestLookupAndTable(t *testing.T) {
 		"hset": true, "hmset": true, "hsetnx": true, "hdel": true, "hincrby": true, "hincrbyfloat": true,
 		"sadd": true, "srem": true, "spop": true, "smove": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true,
 		"lpush": true, "rpush": true, "lpushx": true, "rpushx": true, "lpop": true, "rpop": true, "lset": true, "linsert": true, "lrem": true, "ltrim": true, "lmove": true, "rpoplpush": true,
-		"rename": true, "renamenx": true, "copy": true, "getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,
+		"rename": true, "renamenx": true, "copy": true,
+		"blpop": true, "brpop": true, "brpoplpush": true, "blmove": true, "bzpopmin": true, "bzpopmax": true, "getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,
 		"zadd": true, "zincrby": true, "zrem": true, "zpopmin": true, "zpopmax": true, "zremrangebyrank": true, "zremrangebyscore": true, "zremrangebylex": true}
 	for _, n := range want {
 		for _, spelled := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {

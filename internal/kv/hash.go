@@ -452,32 +452,17 @@ func evalHrandfield(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	}
 	m := seedOf(r, args[1])
 	if !hasCount {
-		picks, err := pickAt(r, args[1], h, []uint64{m.next() % h.n})
+		picks, err := pickRandom(r, args[1], h, 0, &m, 1, true)
 		if err != nil || len(picks) == 0 {
 			return resp.AppendNull(out), err
 		}
 		return resp.AppendBulk(out, picks[0].field), nil
 	}
-	var at []uint64
-	switch {
-	case count >= 0 && uint64(count) >= h.n: // every field, once
-		for i := uint64(0); i < h.n; i++ {
-			at = append(at, i)
-		}
-	case count >= 0: // distinct positions
-		seen := map[uint64]bool{}
-		for uint64(len(at)) < uint64(count) {
-			if i := m.next() % h.n; !seen[i] {
-				seen[i] = true
-				at = append(at, i)
-			}
-		}
-	default: // repeats allowed
-		for i := int64(0); i < -count; i++ {
-			at = append(at, m.next()%h.n)
-		}
+	n, distinct := uint64(count), true
+	if count < 0 {
+		n, distinct = uint64(-count), false
 	}
-	picks, err := pickAt(r, args[1], h, at)
+	picks, err := pickRandom(r, args[1], h, 0, &m, n, distinct)
 	if err != nil {
 		return out, err
 	}
@@ -497,9 +482,10 @@ func evalHrandfield(r Reader, args [][]byte, out []byte) ([]byte, error) {
 
 type picked struct{ field, v []byte }
 
-// pickAt returns the fields at positions at (in scan order), in the order
-// at lists them, repeats included: one pass over the collection.
-func pickAt(r Reader, key []byte, c coll, at []uint64) ([]picked, error) {
+// pickAt returns the fields of the family at positions at (in scan
+// order), in the order at lists them, repeats included: one pass over the
+// collection.
+func pickAt(r Reader, key []byte, c coll, family byte, at []uint64) ([]picked, error) {
 	want := map[uint64][]int{}
 	for i, p := range at {
 		want[p] = append(want[p], i)
@@ -507,7 +493,17 @@ func pickAt(r Reader, key []byte, c coll, at []uint64) ([]picked, error) {
 	res := make([]picked, len(at))
 	var pos uint64
 	found := 0
-	err := r.ScanSub(key, c.ver, nil, false, func(sub, v []byte) bool {
+	var from []byte
+	if family != 0 {
+		from = []byte{family}
+	}
+	err := r.ScanSub(key, c.ver, from, false, func(sub, v []byte) bool {
+		if family != 0 {
+			if len(sub) == 0 || sub[0] != family {
+				return false
+			}
+			sub = sub[1:]
+		}
 		if idx, ok := want[pos]; ok {
 			p := picked{field: append([]byte(nil), fieldOf(sub)...), v: append([]byte(nil), v...)}
 			for _, i := range idx {

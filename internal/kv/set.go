@@ -193,8 +193,8 @@ func evalSpop(w Writer, args [][]byte, out []byte) ([]byte, error) {
 		}
 		return resp.AppendNull(out), nil
 	}
-	at := distinctPositions(seedOf(w, args[1]), s.n, uint64(count))
-	picks, err := pickAt(w, args[1], s, at)
+	m := seedOf(w, args[1])
+	picks, err := pickRandom(w, args[1], s, 0, &m, uint64(count), true)
 	if err != nil {
 		return out, err
 	}
@@ -263,15 +263,11 @@ func evalSrandmember(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		return resp.AppendNull(out), nil
 	}
 	m := seedOf(r, args[1])
-	var at []uint64
-	if count > 0 {
-		at = distinctPositions(m, s.n, uint64(count))
-	} else {
-		for i := int64(0); i < -count; i++ {
-			at = append(at, m.next()%s.n)
-		}
+	n, distinct := uint64(count), true
+	if count < 0 {
+		n, distinct = uint64(-count), false
 	}
-	picks, err := pickAt(r, args[1], s, at)
+	picks, err := pickRandom(r, args[1], s, 0, &m, n, distinct)
 	if err != nil {
 		return out, err
 	}

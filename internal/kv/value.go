@@ -91,7 +91,7 @@ func Expired(stored []byte, nowMS int64) bool {
 // restore checks what it is about to load).
 func ValidStored(v []byte) bool {
 	if m, ok := decodeMeta(v); ok {
-		return (m.tag == typeHash || m.tag == typeSet || m.tag == typeZSet) && len(m.extra) == 0 || m.tag == typeList && len(m.extra) == 8
+		return (m.tag == typeHash || m.tag == typeSet) && len(m.extra) == 0 || m.tag == typeList && len(m.extra) == 8 || m.tag == typeZSet && validZExtra(m.extra)
 	}
 	_, _, ok := decodeString(v)
 	return ok && len(v) <= MaxValueBytes+9

@@ -171,7 +171,9 @@ func (z *zset) put(w Writer, m []byte, f float64, old float64, existed bool) err
 		if err := w.DelSub(z.key, z.ver, zscoreSub(old, m)); err != nil {
 			return err
 		}
-	} else {
+	}
+	z.widen(f, m)
+	if !existed {
 		z.n++
 	}
 	if err := w.PutSub(z.key, z.ver, zmemberSub(m), binary.BigEndian.AppendUint64(nil, math.Float64bits(f))); err != nil {
@@ -205,6 +207,10 @@ func (z *zset) walk(r Reader, reverse bool, from *float64, fn func(m []byte, f f
 		start = []byte{zScore + 1}
 	default:
 		start = []byte{zScore}
+	}
+	// No live member lies outside the bounds: start at the nearer one.
+	if b := z.walkStart(reverse); b != nil && (!reverse && bytes.Compare(b, start) > 0 || reverse && bytes.Compare(b, start) < 0) {
+		start = b
 	}
 	return r.ScanSub(z.key, z.ver, start, reverse, func(sub, _ []byte) bool {
 		if len(sub) < 9 || sub[0] != zScore {
@@ -767,6 +773,8 @@ func evalZpop(max bool) writeFunc {
 			}
 		}
 		if len(items) > 0 {
+			last := items[len(items)-1]
+			z.popped(last.f, last.m, max)
 			if err := z.save(w, z.key); err != nil {
 				return out, err
 			}
@@ -804,33 +812,22 @@ func evalZrandmember(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		return resp.AppendNull(out), nil
 	}
 	m := seedOf(r, args[1])
-	var at []uint64
-	if count > 0 {
-		at = distinctPositions(m, z.n, uint64(count))
-	} else {
-		for i := int64(0); i < -count; i++ {
-			at = append(at, m.next()%z.n)
-		}
+	n, distinct := uint64(count), true
+	if count < 0 {
+		n, distinct = uint64(-count), false
 	}
-	want := map[uint64][]int{}
-	for i, p := range at {
-		want[p] = append(want[p], i)
-	}
-	items := make([]zitem, len(at))
-	var p uint64
-	found := 0
-	err = z.walk(r, false, nil, func(mem []byte, f float64) bool {
-		for _, i := range want[p] {
-			items[i] = zitem{m: append([]byte(nil), mem...), f: f}
-			found++
-		}
-		p++
-		return found < len(at)
-	})
+	picks, err := pickRandom(r, args[1], z.coll, zMember, &m, n, distinct)
 	if err != nil {
 		return out, err
 	}
-	items = items[:found]
+	items := make([]zitem, 0, len(picks))
+	for _, p := range picks {
+		f := 0.0
+		if len(p.v) == 8 {
+			f = math.Float64frombits(binary.BigEndian.Uint64(p.v))
+		}
+		items = append(items, zitem{m: p.field, f: f})
+	}
 	if !hasCount {
 		if len(items) == 0 {
 			return resp.AppendNull(out), nil

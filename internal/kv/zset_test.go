@@ -2,6 +2,7 @@ package kv
 
 import (
 	"math"
+	"strings"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -40,8 +41,11 @@ func TestZsetAgainstModel(t *testing.T) {
 		model := map[string]float64{}
 		for step := range 300 {
 			m := strconv.Itoa(rng.IntN(8))
+			if rng.IntN(4) == 0 { // past a bound's member limit
+				m += strings.Repeat("x", zboundMember)
+			}
 			f := float64(rng.IntN(7) - 3)
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
 			case 0:
 				apply(t, s, "ZADD", "z", strconv.FormatFloat(f, 'g', -1, 64), m)
 				model[m] = f
@@ -51,6 +55,16 @@ func TestZsetAgainstModel(t *testing.T) {
 			case 2:
 				apply(t, s, "ZREM", "z", m)
 				delete(model, m)
+			case 4:
+				got := parseArray(t, apply(t, s, "ZPOPMAX", "z"))
+				if len(model) > 0 {
+					order := zorder(model)
+					max := order[len(order)-1]
+					if len(got) != 2 || got[0] != max {
+						t.Fatalf("seed %d step %d: ZPOPMAX = %v, want %s", seed, step, got, max)
+					}
+					delete(model, max)
+				}
 			case 3:
 				got := parseArray(t, apply(t, s, "ZPOPMIN", "z"))
 				if len(model) > 0 {

@@ -2,10 +2,10 @@ package kv
 
 import (
 	"math"
-	"strings"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 

@@ -102,7 +102,7 @@ func sameReply(args [][]byte, a, b []byte) bool {
 		return sameUnordered(a, b, 1)
 	case "hgetall":
 		return sameUnordered(a, b, 2)
-	case "hrandfield", "srandmember", "randomkey":
+	case "hrandfield", "srandmember", "zrandmember", "randomkey":
 		va, _, errA := resp.ParseValue(a)
 		vb, _, errB := resp.ParseValue(b)
 		return errA == nil && errB == nil && va.Kind == vb.Kind && va.Kind != '-' && len(va.Array) == len(vb.Array) && va.Null == vb.Null

@@ -50,13 +50,13 @@ func BlockTimeout(arg []byte) (ms int64, msg string) {
 // (BLMOVE's directions before its timeout) and returns its timeout, or
 // Redis's error.
 func BlockingArgs(spec *command.Spec, args [][]byte) (ms int64, msg string) {
-	if spec.Name == "blmove" && !(isSide(args[3]) && isSide(args[4])) {
-		return 0, ErrSyntax
+	if spec.Name == "blmove" { // arity 6, checked before
+		if _, _, ok := sides(args[3], args[4]); !ok {
+			return 0, ErrSyntax
+		}
 	}
 	return BlockTimeout(args[len(args)-1])
 }
-
-func isSide(a []byte) bool { return equalFold(a, "left") || equalFold(a, "right") }
 
 // BlockingSources are the keys a blocking command pops from (every key
 // but the destination of BRPOPLPUSH and BLMOVE), for the edge's wait.
@@ -103,18 +103,8 @@ func evalBrpoplpush(w Writer, args [][]byte, out []byte) ([]byte, error) {
 }
 
 func evalBlmove(w Writer, args [][]byte, out []byte) ([]byte, error) {
-	side := func(a []byte) (left, ok bool) {
-		switch {
-		case equalFold(a, "left"):
-			return true, true
-		case equalFold(a, "right"):
-			return false, true
-		}
-		return false, false
-	}
-	from, ok1 := side(args[3])
-	to, ok2 := side(args[4])
-	if !ok1 || !ok2 {
+	from, to, ok := sides(args[3], args[4])
+	if !ok {
 		return appendErr(out, ErrSyntax), nil
 	}
 	if _, msg := BlockTimeout(args[5]); msg != "" {

@@ -30,7 +30,7 @@ func init() {
 		reader("hkeys", 2, 1, 1, 1, evalHall(true, false)),
 		reader("hvals", 2, 1, 1, 1, evalHall(false, true)),
 		reader("hgetall", 2, 1, 1, 1, evalHall(true, true)),
-		reader("hrandfield", -2, 1, 1, 1, evalHrandfield),
+		reader("hrandfield", -2, 1, 1, 1, evalRandMember(typeHash, 0, "withvalues", resp.AppendBulk)),
 		reader("hscan", -3, 1, 1, 1, evalHscan),
 	)
 	register(command.Keyspace,
@@ -419,66 +419,6 @@ type Seeder interface {
 // randCountMax bounds HRANDFIELD's count, as a reply of that many
 // elements is built in memory.
 const randCountMax = 1 << 20
-
-func evalHrandfield(r Reader, args [][]byte, out []byte) ([]byte, error) {
-	withValues, hasCount := false, len(args) >= 3
-	var count int64
-	if hasCount {
-		var ok bool
-		if count, ok = ParseInt(args[2]); !ok {
-			return appendErr(out, ErrNotInteger), nil
-		}
-		switch {
-		case len(args) == 4 && equalFold(args[3], "withvalues"):
-			withValues = true
-		case len(args) > 3:
-			return appendErr(out, ErrSyntax), nil
-		}
-		// A positive count takes at most the whole hash, as in Redis; a
-		// negative one repeats, so it is bounded (Redis: by memory).
-		if count < -randCountMax {
-			return appendErr(out, errOutOfRange), nil
-		}
-	}
-	h, err := loadColl(r, args[1], typeHash)
-	if err != nil || h.wrong {
-		return wrongOr(out, err)
-	}
-	if !h.ok {
-		if hasCount {
-			return resp.AppendArrayHeader(out, 0), nil
-		}
-		return resp.AppendNull(out), nil
-	}
-	m := seedOf(r, args[1])
-	if !hasCount {
-		picks, err := pickRandom(r, args[1], h, 0, &m, 1, true)
-		if err != nil || len(picks) == 0 {
-			return resp.AppendNull(out), err
-		}
-		return resp.AppendBulk(out, picks[0].field), nil
-	}
-	n, distinct := uint64(count), true
-	if count < 0 {
-		n, distinct = uint64(-count), false
-	}
-	picks, err := pickRandom(r, args[1], h, 0, &m, n, distinct)
-	if err != nil {
-		return out, err
-	}
-	per := 1
-	if withValues {
-		per = 2
-	}
-	out = resp.AppendArrayHeader(out, len(picks)*per)
-	for _, p := range picks {
-		out = resp.AppendBulk(out, p.field)
-		if withValues {
-			out = resp.AppendBulk(out, p.v)
-		}
-	}
-	return out, nil
-}
 
 type picked struct{ field, v []byte }
 

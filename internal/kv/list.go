@@ -557,19 +557,26 @@ func evalLpos(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	return out, nil
 }
 
-func evalLmove(w Writer, args [][]byte, out []byte) ([]byte, error) {
-	side := func(a []byte) (left, ok bool) {
+// sides reads LMOVE's and BLMOVE's LEFT|RIGHT pair: whether each is
+// LEFT, or ok=false.
+func sides(a, b []byte) (fromLeft, toLeft, ok bool) {
+	isLeft := func(x []byte) (bool, bool) {
 		switch {
-		case equalFold(a, "left"):
+		case equalFold(x, "left"):
 			return true, true
-		case equalFold(a, "right"):
+		case equalFold(x, "right"):
 			return false, true
 		}
 		return false, false
 	}
-	from, ok1 := side(args[3])
-	to, ok2 := side(args[4])
-	if !ok1 || !ok2 {
+	f, ok1 := isLeft(a)
+	t, ok2 := isLeft(b)
+	return f, t, ok1 && ok2
+}
+
+func evalLmove(w Writer, args [][]byte, out []byte) ([]byte, error) {
+	from, to, ok := sides(args[3], args[4])
+	if !ok {
 		return appendErr(out, ErrSyntax), nil
 	}
 	return lmove(w, args[1], args[2], from, to, out)

@@ -152,3 +152,29 @@ func TestListReplies(t *testing.T) {
 		t.Fatalf("after rotation %s", got)
 	}
 }
+
+// TestBlockingArgs: the edge's check of a blocking command's arguments,
+// at each command's smallest arity, in Redis's order.
+func TestBlockingArgs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		ms   int64
+		msg  string
+	}{
+		{[]string{"blpop", "k", "0"}, 0, ""},
+		{[]string{"brpop", "a", "b", "1.5"}, 1500, ""},
+		{[]string{"bzpopmin", "z", "-1"}, 0, "ERR timeout is negative"},
+		{[]string{"brpoplpush", "a", "b", "x"}, 0, "ERR timeout is not a float or out of range"},
+		{[]string{"blmove", "a", "b", "up", "left", "-1"}, 0, ErrSyntax},
+		{[]string{"blmove", "a", "b", "LEFT", "right", "0.25"}, 250, ""},
+	} {
+		spec := Lookup([]byte(c.args[0]))
+		if spec == nil {
+			t.Fatalf("%s is not registered", c.args[0])
+		}
+		ms, msg := BlockingArgs(&spec.Spec, bargs(c.args...))
+		if ms != c.ms || msg != c.msg {
+			t.Errorf("BlockingArgs(%v) = %d, %q; want %d, %q", c.args, ms, msg, c.ms, c.msg)
+		}
+	}
+}

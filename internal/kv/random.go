@@ -3,7 +3,75 @@ package kv
 import (
 	"bytes"
 	"encoding/binary"
+
+	"github.com/kintsu/kintsu/internal/resp"
 )
+
+// evalRandMember answers HRANDFIELD, SRANDMEMBER and ZRANDMEMBER, in
+// Redis's order of checks: the count, then the WITH word (with; "" when
+// the command has none, and then a fourth argument is a syntax error
+// before anything), then the key. A positive count picks distinct
+// members, at most all; a negative one repeats, bounded (Redis: by
+// memory). value appends a pick's value for the WITH form.
+func evalRandMember(tag, family byte, with string, value func(out, v []byte) []byte) readFunc {
+	return func(r Reader, args [][]byte, out []byte) ([]byte, error) {
+		hasCount, count, withValues := len(args) >= 3, int64(1), false
+		if with == "" && len(args) > 3 {
+			return appendErr(out, ErrSyntax), nil
+		}
+		if hasCount {
+			var ok bool
+			if count, ok = ParseInt(args[2]); !ok {
+				return appendErr(out, ErrNotInteger), nil
+			}
+			switch {
+			case len(args) == 4 && equalFold(args[3], with):
+				withValues = true
+			case len(args) > 3:
+				return appendErr(out, ErrSyntax), nil
+			}
+			if count < -randCountMax {
+				return appendErr(out, errOutOfRange), nil
+			}
+		}
+		c, err := loadColl(r, args[1], tag)
+		switch {
+		case err != nil || c.wrong:
+			return wrongOr(out, err)
+		case (!c.ok || count == 0) && hasCount:
+			return resp.AppendArrayHeader(out, 0), nil
+		case !c.ok:
+			return resp.AppendNull(out), nil
+		}
+		m := seedOf(r, args[1])
+		n, distinct := uint64(count), true
+		if count < 0 {
+			n, distinct = uint64(-count), false
+		}
+		picks, err := pickRandom(r, args[1], c, family, &m, n, distinct)
+		if err != nil {
+			return out, err
+		}
+		if !hasCount {
+			if len(picks) == 0 {
+				return resp.AppendNull(out), nil
+			}
+			return resp.AppendBulk(out, picks[0].field), nil
+		}
+		per := 1
+		if withValues {
+			per = 2
+		}
+		out = resp.AppendArrayHeader(out, len(picks)*per)
+		for _, p := range picks {
+			out = resp.AppendBulk(out, p.field)
+			if withValues {
+				out = value(out, p.v)
+			}
+		}
+		return out, nil
+	}
+}
 
 // pickRandom picks count fields of c's family (0: hashes' and sets'
 // sub-keys; zMember: a sorted set's members), distinct or with repeats.

@@ -23,7 +23,7 @@ func init() {
 		reader("sismember", 3, 1, 1, 1, evalSismember),
 		reader("smismember", -3, 1, 1, 1, evalSmismember),
 		reader("scard", 2, 1, 1, 1, evalScard),
-		reader("srandmember", -2, 1, 1, 1, evalSrandmember),
+		reader("srandmember", -2, 1, 1, 1, evalRandMember(typeSet, 0, "", nil)),
 		reader("sscan", -3, 1, 1, 1, evalSscan),
 		reader("sinter", -2, 1, -1, 1, evalSop(setInter)),
 		reader("sunion", -2, 1, -1, 1, evalSop(setUnion)),
@@ -236,52 +236,6 @@ func distinctPositions(m mix, n, count uint64) []uint64 {
 		}
 	}
 	return at
-}
-
-func evalSrandmember(r Reader, args [][]byte, out []byte) ([]byte, error) {
-	if len(args) > 3 {
-		return appendErr(out, ErrSyntax), nil
-	}
-	hasCount, count := len(args) == 3, int64(1)
-	if hasCount {
-		var ok bool
-		if count, ok = ParseInt(args[2]); !ok {
-			return appendErr(out, ErrNotInteger), nil
-		}
-		if count < -randCountMax {
-			return appendErr(out, errOutOfRange), nil
-		}
-	}
-	s, err := loadColl(r, args[1], typeSet)
-	if err != nil || s.wrong {
-		return wrongOr(out, err)
-	}
-	if !s.ok || count == 0 {
-		if hasCount {
-			return resp.AppendArrayHeader(out, 0), nil
-		}
-		return resp.AppendNull(out), nil
-	}
-	m := seedOf(r, args[1])
-	n, distinct := uint64(count), true
-	if count < 0 {
-		n, distinct = uint64(-count), false
-	}
-	picks, err := pickRandom(r, args[1], s, 0, &m, n, distinct)
-	if err != nil {
-		return out, err
-	}
-	if !hasCount {
-		if len(picks) == 0 {
-			return resp.AppendNull(out), nil
-		}
-		return resp.AppendBulk(out, picks[0].field), nil
-	}
-	out = resp.AppendArrayHeader(out, len(picks))
-	for _, p := range picks {
-		out = resp.AppendBulk(out, p.field)
-	}
-	return out, nil
 }
 
 func evalSmove(w Writer, args [][]byte, out []byte) ([]byte, error) {

@@ -43,7 +43,7 @@ func init() {
 		reader("zrevrangebyscore", -4, 1, 1, 1, evalZrange(rangeRevByScore)),
 		reader("zrangebylex", -4, 1, 1, 1, evalZrange(rangeByLex)),
 		reader("zrevrangebylex", -4, 1, 1, 1, evalZrange(rangeRevByLex)),
-		reader("zrandmember", -2, 1, 1, 1, evalZrandmember),
+		reader("zrandmember", -2, 1, 1, 1, evalRandMember(typeZSet, zMember, "withscores", appendStoredScore)),
 		reader("zscan", -3, 1, 1, 1, evalZscan),
 	)
 }
@@ -783,60 +783,6 @@ func evalZpop(max bool) writeFunc {
 	}
 }
 
-func evalZrandmember(r Reader, args [][]byte, out []byte) ([]byte, error) {
-	withScores, hasCount := false, len(args) >= 3
-	var count int64 = 1
-	if hasCount {
-		var ok bool
-		if count, ok = ParseInt(args[2]); !ok {
-			return appendErr(out, ErrNotInteger), nil
-		}
-		switch {
-		case len(args) == 4 && equalFold(args[3], "withscores"):
-			withScores = true
-		case len(args) > 3:
-			return appendErr(out, ErrSyntax), nil
-		}
-		if count < -randCountMax {
-			return appendErr(out, errOutOfRange), nil
-		}
-	}
-	z, err := loadZset(r, args[1])
-	if err != nil || z.wrong {
-		return wrongOr(out, err)
-	}
-	if !z.ok || count == 0 {
-		if hasCount {
-			return resp.AppendArrayHeader(out, 0), nil
-		}
-		return resp.AppendNull(out), nil
-	}
-	m := seedOf(r, args[1])
-	n, distinct := uint64(count), true
-	if count < 0 {
-		n, distinct = uint64(-count), false
-	}
-	picks, err := pickRandom(r, args[1], z.coll, zMember, &m, n, distinct)
-	if err != nil {
-		return out, err
-	}
-	items := make([]zitem, 0, len(picks))
-	for _, p := range picks {
-		f := 0.0
-		if len(p.v) == 8 {
-			f = math.Float64frombits(binary.BigEndian.Uint64(p.v))
-		}
-		items = append(items, zitem{m: p.field, f: f})
-	}
-	if !hasCount {
-		if len(items) == 0 {
-			return resp.AppendNull(out), nil
-		}
-		return resp.AppendBulk(out, items[0].m), nil
-	}
-	return appendZitems(out, items, withScores), nil
-}
-
 func evalZscan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	a, msg := parseScan(args[2:], false, false)
 	if msg != "" {
@@ -852,4 +798,13 @@ func evalZscan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		}
 		return appendScore(out, math.Float64frombits(binary.BigEndian.Uint64(v)))
 	}, out)
+}
+
+// appendStoredScore writes a member sub-key's value (a score's bits) as
+// a score.
+func appendStoredScore(out, v []byte) []byte {
+	if len(v) != 8 {
+		return resp.AppendNull(out)
+	}
+	return appendScore(out, math.Float64frombits(binary.BigEndian.Uint64(v)))
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,5 +105,48 @@ func TestBlockingPopsServeEachJobOnce(t *testing.T) {
 	}
 	if len(got) != jobs {
 		t.Fatalf("%d distinct jobs delivered, want %d", len(got), jobs)
+	}
+}
+
+// TestBlockedClientThatLeaves: replies pipelined before a blocking pop
+// arrive at once, not when the pop ends; and a client that closes its
+// connection while blocked leaves no waiter behind to pop an element for
+// nobody: once the node has let its connection go, a push stays in the
+// list.
+func TestBlockedClientThatLeaves(t *testing.T) {
+	c := startCluster(t, 3)
+	addr := c.Nodes()[0].RESPAddr
+	rc := dialRaw(t, addr)
+	if _, err := rc.c.Write([]byte("SET {bl}x 1\r\nBLPOP {bl}q 30\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = rc.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	line, err := rc.rd.ReadString('\n')
+	if err != nil || line != "+OK\r\n" {
+		t.Fatalf("the SET pipelined before a BLPOP answered %q, %v (held back by the pop?)", line, err)
+	}
+	probe := client(addr)
+	defer probe.Close()
+	clients := func() int {
+		info, err := probe.Info(context.Background(), "clients").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		for _, l := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "connected_clients:"); ok {
+				n, _ = strconv.Atoi(v)
+			}
+		}
+		return n
+	}
+	before := clients() // the blocked client and the probe's
+	rc.c.Close()
+	waitFor(t, "the node to let the blocked client go", 20*time.Second, func() bool { return clients() < before })
+	if err := probe.RPush(context.Background(), "{bl}q", "job").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := probe.LLen(context.Background(), "{bl}q").Result(); err != nil || n != 1 {
+		t.Fatalf("after the blocked client left, LLEN = %d, %v; want the job still there", n, err)
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package edge
 
 import (
@@ -11,7 +13,7 @@ import (
 // connAlive reports whether the client's end of c may still be open: false
 // once the peer closed or reset it (POLLRDHUP, POLLHUP, POLLERR), without
 // reading what the client may have pipelined after a blocking command.
-// Any doubt (a conn that is not a TCP socket, a failing poll) says alive.
+// A conn that is not a socket, or a failing poll, says alive.
 func connAlive(c net.Conn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
@@ -25,12 +27,16 @@ func connAlive(c net.Conn) bool {
 		return true
 	}
 	alive := true
-	_ = raw.Control(func(fd uintptr) {
+	// Control fails only on a socket this node already closed (a client
+	// evicted, the node retired): no one is there to answer.
+	if err := raw.Control(func(fd uintptr) {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
 		n, err := unix.Poll(fds, 0)
 		if err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0 {
 			alive = false
 		}
-	})
+	}); err != nil {
+		return false
+	}
 	return alive
 }

@@ -27,6 +27,9 @@ import (
 //
 // Invariant: a blocked connection costs one read per poll, every
 // pollMin..pollMax (backing off while nothing arrives), and nothing else.
+// Not yet: one poller per key for all its waiters, serving them first
+// come, first served; today every waiter polls, and the first to propose
+// after a push gets the element.
 const (
 	pollMin = 2 * time.Millisecond
 	pollMax = 100 * time.Millisecond
@@ -47,23 +50,23 @@ func (f *Server) runBlocking(c command.Cmd, st *connState) []byte {
 	probe := append([][]byte{[]byte("exists")}, kv.BlockingSources(c.Spec, c.Args)...)
 	wait := pollMin
 	for {
-		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+		// A read that fails (no leader yet, a slow partition) is
+		// "nothing yet": the command waits out its own timeout, as it
+		// would for an empty key; each read is bounded by what is left.
+		ctx, cancel := f.waitContext(deadline)
 		reply, err := f.readOne(ctx, c.Group, probe)
 		cancel()
-		if err != nil {
-			return ErrorReply(err)
-		}
-		if n, perr := replyInt(reply); perr != nil {
-			return reply
-		} else if n > 0 {
+		if n, perr := replyInt(reply); err == nil && perr == nil && n > 0 {
 			if !connAlive(st.conn) {
 				return nil // nobody to answer: pop nothing
 			}
 			out := f.popOnce(c)
 			if v, _, err := resp.ParseValue(out); err != nil || !v.Null {
-				return out // popped, or an error
+				return out // popped, or an error (its outcome said)
 			}
-			wait = pollMin // someone else was first: look again soon
+			wait = pollMin // another waiter was first: look again soon
+		} else if err == nil && perr != nil {
+			return reply // an error reply to the read itself
 		}
 		now := time.Now()
 		if !deadline.IsZero() && !now.Before(deadline) {
@@ -75,14 +78,29 @@ func (f *Server) runBlocking(c command.Cmd, st *connState) []byte {
 		}
 		select {
 		case <-f.ctx.Done():
-			return resp.AppendError(nil, "ERR the node is shutting down")
+			return resp.AppendError(nil, errShuttingDown)
 		case <-time.After(d):
+		}
+		if f.isClosing() {
+			return resp.AppendError(nil, errShuttingDown)
 		}
 		if !connAlive(st.conn) {
 			return nil
 		}
 		wait = min(2*wait, pollMax)
 	}
+}
+
+const errShuttingDown = "TRYAGAIN the node is shutting down; nothing was popped"
+
+// waitContext bounds one read of a blocked command: the request timeout,
+// or what is left of the command's own when that is shorter.
+func (f *Server) waitContext(deadline time.Time) (context.Context, context.CancelFunc) {
+	d := f.cfg.RequestTimeout
+	if !deadline.IsZero() {
+		d = min(d, max(time.Until(deadline), pollMin))
+	}
+	return context.WithTimeout(f.ctx, d)
 }
 
 // popOnce proposes the blocking command once, in its non-blocking form.

@@ -28,10 +28,6 @@ func init() {
 	)
 }
 
-// maxKeysReply bounds KEYS's reply, as the partitions' answers are
-// gathered in memory.
-const maxKeysReply = 64 << 20
-
 // eachPartition runs fn for every partition at once and returns the first
 // error reply (nil if none).
 func (f *Server) eachPartition(fn func(g uint64) []byte) []byte {
@@ -83,7 +79,7 @@ func cmdKeys(f *Server, args [][]byte, _ *connState) []byte {
 			keys = append(keys, k.Str)
 			bytes += len(k.Str)
 		}
-		if bytes > maxKeysReply {
+		if bytes > kv.MaxKeysReply {
 			return resp.AppendError(nil, "ERR KEYS would answer more than 64 MiB of keys; match fewer")
 		}
 		return nil

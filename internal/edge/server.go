@@ -374,6 +374,10 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		case cmds[j].Cross:
 			replies[j] = f.runCross(cmds[j])
 			j++
+		case cmds[j].Spec.Is(command.Blocking) && j > 0:
+			// The replies before a blocking command leave first (Redis
+			// answers them at once); it runs as the next round's first.
+			return replies
 		case cmds[j].Spec.Is(command.Blocking):
 			replies[j] = f.runBlocking(cmds[j], st)
 			j++

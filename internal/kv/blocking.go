@@ -127,11 +127,15 @@ func evalBzpop(max bool) writeFunc {
 				continue
 			}
 			var it zitem
+			found := false
 			if err := z.walk(w, max, nil, func(m []byte, f float64) bool {
-				it = zitem{m: append([]byte(nil), m...), f: f}
+				it, found = zitem{m: append([]byte(nil), m...), f: f}, true
 				return false
 			}); err != nil {
 				return out, err
+			}
+			if !found { // a record counting members that are not stored
+				return out, errHole
 			}
 			if err := z.del(w, it.m, it.f); err != nil {
 				return out, err

@@ -183,6 +183,12 @@ func init() {
 
 const errNoKeyScan = "ERR this node cannot list keys here"
 
+// MaxKeysReply bounds KEYS's answer (per partition here, and in all at
+// the edge); the scan itself is not bounded, as in Redis.
+const MaxKeysReply = 64 << 20
+
+const errKeysTooMany = "ERR KEYS would answer more than 64 MiB of keys; match fewer"
+
 func evalKeys(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	ks, ok := r.(KeyScanner)
 	if !ok {
@@ -196,10 +202,13 @@ func evalKeys(r Reader, args [][]byte, out []byte) ([]byte, error) {
 			body = resp.AppendBulk(body, k)
 			n++
 		}
-		return true
+		return len(body) <= MaxKeysReply
 	})
 	if err != nil {
 		return out, err
+	}
+	if len(body) > MaxKeysReply {
+		return appendErr(out, errKeysTooMany), nil
 	}
 	return append(resp.AppendArrayHeader(out, n), body...), nil
 }

@@ -77,15 +77,15 @@ func (l *list) create(w Writer) error {
 func (l *list) at(r Reader, i uint64) ([]byte, error) {
 	v, ok, err := r.GetSub(l.key, l.ver, pos(l.head()+i))
 	if err == nil && !ok {
-		return nil, errListHole
+		return nil, errHole
 	}
 	return v, err
 }
 
-// errListHole: a list's metadata record counts an element that is not
+// errHole: a collection's metadata record counts an element that is not
 // stored. The apply stops (as on any storage fault) rather than answer
 // from a broken list.
-var errListHole = errorString("list element missing under its metadata record")
+var errHole = errorString("a collection element is missing under its metadata record")
 
 type errorString string
 
@@ -118,7 +118,7 @@ func (l *list) pop(w Writer, left bool) ([]byte, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, errListHole
+		return nil, errHole
 	}
 	v = append([]byte(nil), v...)
 	if err := w.DelSub(l.key, l.ver, pos(p)); err != nil {

@@ -184,27 +184,15 @@ func (c *cappedReader) ScanSub(key []byte, ver uint64, from []byte, reverse bool
 
 var errNoKeyScan = errors.New("route: this reader cannot list keys")
 
-// ScanKeys counts the keys a KEYS scan hands on (kv.KeyScanner), and
-// stops it once they pass the cap.
+// ScanKeys passes a key scan on (kv.KeyScanner) uncounted: what a scan
+// reads is not what it answers (KEYS with a pattern keeps few), and KEYS
+// bounds its own answer (kv.MaxKeysReply).
 func (c *cappedReader) ScanKeys(from []byte, fn func(k, stored []byte) bool) error {
 	ks, ok := c.Reader.(kv.KeyScanner)
 	if !ok {
 		return errNoKeyScan
 	}
-	over := false
-	err := ks.ScanKeys(from, func(k, stored []byte) bool {
-		c.left -= len(k)
-		c.read += len(k)
-		if c.left < 0 {
-			over = true
-			return false
-		}
-		return fn(k, stored)
-	})
-	if err == nil && over {
-		return errReplyCap
-	}
-	return err
+	return ks.ScanKeys(from, fn)
 }
 
 // Seed passes the reader's entropy on (kv.Seeder), if it has any.

@@ -77,6 +77,8 @@ func specCategories(s *command.Spec) []string {
 		c = append(c, "list")
 	case command.SortedSet:
 		c = append(c, "sortedset")
+	case command.Bitmap:
+		c = append(c, "bitmap")
 	case command.Connection:
 		c = append(c, "connection")
 	case command.Transaction:

@@ -50,9 +50,10 @@ const (
 	Set
 	List
 	SortedSet
+	Bitmap
 )
 
-var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list", "sortedset"}
+var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list", "sortedset", "bitmap"}
 
 // String is the category's name as ACL rules spell it (without the @).
 func (c Category) String() string {

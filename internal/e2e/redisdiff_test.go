@@ -381,7 +381,33 @@ func (g *cmdGen) command() []string {
 	if g.rng.IntN(400) == 0 {
 		return []string{g.pick("FLUSHALL", "FLUSHDB"), g.pick("ASYNC", "SYNC", "BOGUS")}[:1+g.rng.IntN(2)]
 	}
-	switch g.rng.IntN(90) {
+	switch g.rng.IntN(95) {
+	case 90, 91:
+		return []string{"SETBIT", k, g.pick("0", "1", "7", "8", "15", "100", "-1", "x", "4294967296"), g.pick("0", "1", "1", "2", "x")}
+	case 92:
+		return []string{"GETBIT", k, g.pick("0", "1", "7", "9", "100", "-1", "x")}
+	case 93:
+		args := []string{"BITCOUNT", k}
+		if g.rng.IntN(3) > 0 {
+			args = append(args, g.pick("0", "1", "-1", "-2", "3", "x"), g.pick("0", "-1", "2", "-3", "100"))
+			if g.rng.IntN(2) == 0 {
+				args = append(args, g.pick("BIT", "BYTE", "bogus"))
+			}
+		}
+		return args
+	case 94:
+		if g.rng.IntN(3) == 0 {
+			args := []string{"BITOP", g.pick("AND", "OR", "XOR", "NOT", "bogus"), g.prefix + "{s}" + g.pick("a", "b", "d")}
+			for n := 1 + g.rng.IntN(2); n > 0; n-- {
+				args = append(args, g.prefix+"{s}"+g.pick("a", "b", "c", "0"))
+			}
+			return args
+		}
+		args := []string{"BITPOS", k, g.pick("0", "1", "2", "x")}
+		for n := g.rng.IntN(4); n > 0; n-- {
+			args = append(args, g.pick("0", "1", "-1", "-2", "3", "x", "BIT", "BYTE"))
+		}
+		return args
 	case 87:
 		// Blocking pops, with timeouts short enough that an empty key
 		// answers quickly on both (never 0: that would wait for ever).

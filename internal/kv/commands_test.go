@@ -355,7 +355,7 @@ func TestUnknownCommandAndArity(t *testing.T) {
 		{[]string{"foo"}, "-ERR unknown command 'foo', with args beginning with: \r\n"},
 		{[]string{"FoO", ""}, "-ERR unknown command 'FoO', with args beginning with: '' \r\n"},
 		{[]string{"ping"}, "-ERR unknown command 'ping', with args beginning with: \r\n"},
-		{[]string{"bitcount", "k"}, "-ERR unknown command 'bitcount', with args beginning with: 'k' \r\n"},
+		{[]string{"pfadd", "k"}, "-ERR unknown command 'pfadd', with args beginning with: 'k' \r\n"},
 		{[]string{"x\r\ny", "a\rb\nc"}, "-ERR unknown command 'x  y', with args beginning with: 'a b c' \r\n"},
 		{[]string{strings.Repeat("n", 200)}, "-ERR unknown command '" + strings.Repeat("n", 128) + "', with args beginning with: \r\n"},
 		{[]string{"getsetgetsetgetsetx"}, "-ERR unknown command 'getsetgetsetgetsetx', with args beginning with: \r\n"},
@@ -403,11 +403,11 @@ func TestSetOptionsAreASCII(t *testing.T) {
 }
 
 func TestLookupAndTable(t *testing.T) {
-	want := []string{"append", "blmove", "blpop", "brpop", "brpoplpush", "bzpopmax", "bzpopmin", "copy", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getdel", "getex", "getrange", "getset",
+	want := []string{"append", "bitcount", "bitop", "bitpos", "blmove", "blpop", "brpop", "brpoplpush", "bzpopmax", "bzpopmin", "copy", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getbit", "getdel", "getex", "getrange", "getset",
 		"hdel", "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset", "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals",
 		"incr", "incrby", "incrbyfloat", "kintsu.expired", "lindex", "linsert", "llen", "lmove", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
 		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "psetex", "pttl",
-		"rename", "renamenx", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setex", "setnx", "setrange", "sinter", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
+		"rename", "renamenx", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setbit", "setex", "setnx", "setrange", "sinter", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
 		"strlen", "substr", "sunion", "sunionstore", "touch", "ttl", "type", "unlink",
 		"zadd", "zcard", "zcount", "zincrby", "zlexcount", "zmscore", "zpopmax", "zpopmin", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrank",
 		"zrem", "zremrangebylex", "zremrangebyrank", "zremrangebyscore", "zrevrange", "zrevrangebylex", "zrevrangebyscore", "zrevrank", "zscan", "zscore"}
@@ -426,7 +426,7 @@ func TestLookupAndTable(t *testing.T) {
 		"sadd": true, "srem": true, "spop": true, "smove": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true,
 		"lpush": true, "rpush": true, "lpushx": true, "rpushx": true, "lpop": true, "rpop": true, "lset": true, "linsert": true, "lrem": true, "ltrim": true, "lmove": true, "rpoplpush": true,
 		"rename": true, "renamenx": true, "copy": true,
-		"blpop": true, "brpop": true, "brpoplpush": true, "blmove": true, "bzpopmin": true, "bzpopmax": true, "getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,
+		"setbit": true, "bitop": true, "blpop": true, "brpop": true, "brpoplpush": true, "blmove": true, "bzpopmin": true, "bzpopmax": true, "getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,
 		"zadd": true, "zincrby": true, "zrem": true, "zpopmin": true, "zpopmax": true, "zremrangebyrank": true, "zremrangebyscore": true, "zremrangebylex": true}
 	for _, n := range want {
 		for _, spelled := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {

@@ -329,8 +329,9 @@ func cmdReadonly(_ *Server, args [][]byte, st *connState) []byte {
 
 // moved returns the -MOVED redirect for a command of a cluster-aware
 // connection bound for group, or nil when this node should serve it: it
-// leads the partition, the leader is unknown (the router copes), or the
-// connection reads from followers and this node holds a replica.
+// leads the partition, the leader is unknown or changed less than
+// movedSettle ago (the router copes; settle.go), or the connection reads
+// from followers and this node holds a replica.
 func (f *Server) moved(st *connState, c *command.Cmd) []byte {
 	if !st.clusterAware || len(c.Keys) == 0 {
 		return nil
@@ -339,7 +340,7 @@ func (f *Server) moved(st *connState, c *command.Cmd) []byte {
 		return nil
 	}
 	leader := f.cfg.View.LeaderOf(c.Group)
-	if leader == 0 || leader == f.cfg.NodeID {
+	if leader == 0 || leader == f.cfg.NodeID || !f.leaders.settled(c.Group, leader, f.now()) {
 		return nil
 	}
 	rec, ok := f.nodeRecord(leader)

@@ -86,6 +86,7 @@ type harness struct {
 	txns   *fakeTxns
 	view   *fakeView
 	conns  map[string]*client
+	now    time.Time // the edge's clock (settle advances it)
 }
 
 type client struct {
@@ -123,6 +124,8 @@ func newHarnessWith(t *testing.T, tune func(*Config)) *harness {
 		tune(&cfg)
 	}
 	h.srv = New(ctx, cfg)
+	h.now = time.Unix(1_700_000_000, 0)
+	h.srv.now = func() time.Time { return h.now }
 	// The node has read the cluster's users (none configured) once, as a
 	// running node has: scripts then show only the reads AUTH and ACL make.
 	h.srv.adopt(acl.NewTable())
@@ -265,6 +268,9 @@ func (h *harness) directive(t *testing.T, d *datadriven.TestData) string {
 		return ""
 	case "leader":
 		h.view.setLeader(groupArg(t, d, arg(t, d, 0)), uintArg(t, d, arg(t, d, 1)))
+		return ""
+	case "settle": // time passes: a moved leadership settles (settle.go)
+		h.now = h.now.Add(movedSettle)
 		return ""
 	case "group":
 		var nodes []uint64

@@ -46,11 +46,15 @@ type Server struct {
 	// retired: the node was removed from the cluster (Retire); every
 	// connection answers its next read with errNodeRemoved and closes.
 	retired atomic.Bool
+	// leaders holds back redirects while a partition's leader moves
+	// (settle.go); now is its clock (tests replace it).
+	leaders leaderWatch
+	now     func() time.Time
 }
 
 // New makes the edge of a node; ctx ends when the node stops.
 func New(ctx context.Context, cfg Config) *Server {
-	return &Server{cfg: cfg, ctx: ctx, limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}}
+	return &Server{cfg: cfg, ctx: ctx, limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
 }
 
 // partitionOf maps a key to its partition.

@@ -1,0 +1,48 @@
+package edge
+
+import (
+	"sync"
+	"time"
+)
+
+// While a partition's leadership moves, the nodes learn the new leader at
+// slightly different moments, and a cluster-aware client following MOVED
+// can bounce between nodes that disagree for a moment (go-redis gives up
+// after three redirects). So a node redirects a cluster-aware client only
+// once the partition's leader, as it sees it, has held for movedSettle;
+// meanwhile it serves the command itself (the router forwards it to the
+// leader, as for any other client). The first look at a partition counts
+// as settled.
+const movedSettle = time.Second
+
+// leaderWatch remembers when each partition's leader last changed, as
+// this node's redirects see it.
+type leaderWatch struct {
+	mu   sync.Mutex
+	seen map[uint64]leaderSince // guarded by mu
+}
+
+type leaderSince struct {
+	leader uint64
+	since  time.Time // zero: seen from the start
+}
+
+// settled reports whether leader has led group, as far as this node has
+// seen, for movedSettle at now.
+func (w *leaderWatch) settled(group, leader uint64, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen == nil {
+		w.seen = map[uint64]leaderSince{}
+	}
+	s, ok := w.seen[group]
+	switch {
+	case !ok:
+		w.seen[group] = leaderSince{leader: leader}
+		return true
+	case s.leader != leader:
+		w.seen[group] = leaderSince{leader: leader, since: now}
+		return false
+	}
+	return s.since.IsZero() || now.Sub(s.since) >= movedSettle
+}

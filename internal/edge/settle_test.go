@@ -1,0 +1,25 @@
+package edge
+
+import (
+	"testing"
+	"time"
+)
+
+// TestLeaderWatchSettles: a partition first seen counts as settled; a
+// new leader is settled only movedSettle after this node first saw it.
+func TestLeaderWatchSettles(t *testing.T) {
+	var w leaderWatch
+	t0 := time.Unix(1000, 0)
+	if !w.settled(7, 1, t0) {
+		t.Fatal("a first look is not settled")
+	}
+	if w.settled(7, 2, t0) || w.settled(7, 2, t0.Add(movedSettle-time.Millisecond)) {
+		t.Fatal("a new leader settled at once")
+	}
+	if !w.settled(7, 2, t0.Add(movedSettle)) {
+		t.Fatal("a leader held for movedSettle is not settled")
+	}
+	if !w.settled(8, 3, t0) || w.settled(7, 1, t0.Add(2*movedSettle)) {
+		t.Fatal("partitions are not watched apart, or a return to an old leader settled at once")
+	}
+}

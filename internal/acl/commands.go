@@ -60,29 +60,14 @@ func CategoriesOf(full string) []string {
 }
 
 // specCategories derives the categories of a command missing from
-// Redis's table from its Spec: its kind (read, write, keyspace, string,
-// connection, transaction), admin and dangerous for Admin, and slow.
+// Redis's table from its Spec: its category, read or write, admin and
+// dangerous for Admin, and slow.
 func specCategories(s *command.Spec) []string {
 	var c []string
-	switch s.Category {
-	case command.Keyspace:
-		c = append(c, "keyspace")
-	case command.String:
-		c = append(c, "string")
-	case command.Hash:
-		c = append(c, "hash")
-	case command.Set:
-		c = append(c, "set")
-	case command.List:
-		c = append(c, "list")
-	case command.SortedSet:
-		c = append(c, "sortedset")
-	case command.Bitmap:
-		c = append(c, "bitmap")
-	case command.Connection:
-		c = append(c, "connection")
-	case command.Transaction:
-		c = append(c, "transaction")
+	// A command's own category is an ACL category by the same name when
+	// Redis has one (keyspace, string, hash, list, ...; not server).
+	if name := s.Category.String(); slices.Contains(Categories, name) {
+		c = append(c, name)
 	}
 	if s.Is(command.ReadOnly) {
 		c = append(c, "read")

@@ -6,7 +6,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/command"
@@ -244,36 +244,24 @@ func cmdDBSize(f *Server, args [][]byte, _ *connState) []byte {
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
-	var (
-		mu    sync.Mutex
-		total int64
-		fail  []byte
-		wg    sync.WaitGroup
-	)
-	for _, p := range f.cfg.View.Partitions() {
-		wg.Add(1)
-		go func(g uint64) {
-			defer wg.Done()
-			// DBSIZE, sent to a partition, answers its number of keys.
-			reply, err := f.readOne(ctx, g, [][]byte{[]byte(statemachine.OpKeyCount)})
-			if err != nil {
-				reply = ErrorReply(err)
-			}
-			v, _, err := resp.ParseValue(reply)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil || v.Kind != ':' {
-				fail = reply
-				return
-			}
-			total += v.Int
-		}(uint64(p.ID))
-	}
-	wg.Wait()
+	var total atomic.Int64
+	fail := f.eachPartition(func(g uint64) []byte {
+		// DBSIZE, sent to a partition, answers its number of keys.
+		reply, err := f.readOne(ctx, g, [][]byte{[]byte(statemachine.OpKeyCount)})
+		if err != nil {
+			return ErrorReply(err)
+		}
+		v, _, err := resp.ParseValue(reply)
+		if err != nil || v.Kind != ':' {
+			return reply
+		}
+		total.Add(v.Int)
+		return nil
+	})
 	if fail != nil {
 		return fail
 	}
-	return resp.AppendInt(nil, total)
+	return resp.AppendInt(nil, total.Load())
 }
 
 // configValues are the settings CONFIG GET reports, enough for tools such

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/command"
@@ -137,8 +138,4 @@ func replyInt(b []byte) (int64, error) {
 	return v.Int, nil
 }
 
-var errNotInt = errorString("not an integer reply")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errNotInt = errors.New("not an integer reply")

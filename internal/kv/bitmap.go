@@ -175,9 +175,11 @@ func evalBitpos(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	switch {
 	case err != nil:
 		return out, err
-	case !it.ok && !it.wrong:
-		// No key: an endless run of zeros.
-		return resp.AppendInt(out, map[bool]int64{true: -1, false: 0}[bit == 1]), nil
+	case !it.ok && !it.wrong: // no key: an endless run of zeros
+		if bit == 1 {
+			return resp.AppendInt(out, -1), nil
+		}
+		return resp.AppendInt(out, 0), nil
 	case it.wrong:
 		return appendErr(out, ErrWrongType), nil
 	}

@@ -3,6 +3,7 @@ package kv
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math"
 
 	"github.com/kintsu/kintsu/internal/command"
@@ -85,11 +86,7 @@ func (l *list) at(r Reader, i uint64) ([]byte, error) {
 // errHole: a collection's metadata record counts an element that is not
 // stored. The apply stops (as on any storage fault) rather than answer
 // from a broken list.
-var errHole = errorString("a collection element is missing under its metadata record")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errHole = errors.New("a collection element is missing under its metadata record")
 
 // push adds v at the left or right end.
 func (l *list) push(w Writer, v []byte, left bool) error {
@@ -188,15 +185,9 @@ func evalPush(left, onlyExisting bool) writeFunc {
 
 func evalPop(left bool) writeFunc {
 	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
-		if len(args) > 3 {
-			return appendErr(out, ErrSyntax), nil
-		}
-		hasCount, count := len(args) == 3, int64(1)
-		if hasCount {
-			var ok bool
-			if count, ok = ParseInt(args[2]); !ok || count < 0 {
-				return appendErr(out, errNotPositive), nil
-			}
+		hasCount, count, msg := popCount(args)
+		if msg != "" {
+			return appendErr(out, msg), nil
 		}
 		l, err := loadList(w, args[1])
 		if err != nil || l.wrong {

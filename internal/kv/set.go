@@ -170,18 +170,29 @@ func evalScard(r Reader, args [][]byte, out []byte) ([]byte, error) {
 
 const errNotPositive = "ERR value is out of range, must be positive"
 
+// popCount reads the optional count of LPOP, RPOP, SPOP, ZPOPMIN and
+// ZPOPMAX (KEY [COUNT]): whether one was given and its value (1 if not),
+// or Redis's error.
+func popCount(args [][]byte) (has bool, n int64, msg string) {
+	switch {
+	case len(args) > 3:
+		return false, 0, ErrSyntax
+	case len(args) < 3:
+		return false, 1, ""
+	}
+	n, ok := ParseInt(args[2])
+	if !ok || n < 0 {
+		return true, 0, errNotPositive
+	}
+	return true, n, ""
+}
+
 // evalSpop removes random members. Its choice is a function of the
 // entry's time and the set, so every replica removes the same ones.
 func evalSpop(w Writer, args [][]byte, out []byte) ([]byte, error) {
-	if len(args) > 3 {
-		return appendErr(out, ErrSyntax), nil
-	}
-	hasCount, count := len(args) == 3, int64(1)
-	if hasCount {
-		var ok bool
-		if count, ok = ParseInt(args[2]); !ok || count < 0 {
-			return appendErr(out, errNotPositive), nil
-		}
+	hasCount, count, msg := popCount(args)
+	if msg != "" {
+		return appendErr(out, msg), nil
 	}
 	s, err := loadColl(w, args[1], typeSet)
 	if err != nil || s.wrong {

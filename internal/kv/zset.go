@@ -743,15 +743,9 @@ func evalZremrange(kind rangeKind) writeFunc {
 
 func evalZpop(max bool) writeFunc {
 	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
-		if len(args) > 3 {
-			return appendErr(out, ErrSyntax), nil
-		}
-		count := int64(1)
-		if len(args) == 3 {
-			var ok bool
-			if count, ok = ParseInt(args[2]); !ok || count < 0 {
-				return appendErr(out, errNotPositive), nil
-			}
+		_, count, msg := popCount(args)
+		if msg != "" {
+			return appendErr(out, msg), nil
 		}
 		z, err := loadZset(w, args[1])
 		if err != nil || z.wrong {

@@ -166,9 +166,9 @@ func (c *coll) save(w Writer, key []byte) error {
 	return w.Put(key, c.encode(), created)
 }
 
-// eagerDropMax is the largest collection whose sub-keys a DEL (or the
-// expiry sweep) removes in its own entry; larger ones are left to the
-// background sweep, so one entry's work stays bounded.
+// eagerDropMax is the most sub-keys a DEL (or the expiry sweep) removes
+// with their collection in its own entry; a larger collection's are left
+// to the background sweep, so one entry's work stays bounded.
 const eagerDropMax = 256
 
 // delKey removes key, whatever it holds; a small collection's sub-keys go
@@ -178,14 +178,21 @@ func delKey(w Writer, key []byte) error {
 	if err != nil || !ok {
 		return err
 	}
-	m, isColl := decodeMeta(stored)
-	if err := w.Del(key); err != nil || !isColl || m.n > eagerDropMax {
+	return dropStored(w, key, stored)
+}
+
+// dropStored is delKey for a caller that has just read key's stored
+// value (stored), so it is not read twice.
+func dropStored(w Writer, key, stored []byte) error {
+	m, isColl := decodeMeta(stored) // before any other read: stored is the reader's
+	n := subKeysOf(stored)
+	if err := w.Del(key); err != nil || !isColl || n > eagerDropMax {
 		return err
 	}
 	var subs [][]byte
 	if err := w.ScanSub(key, m.ver, nil, false, func(sub, _ []byte) bool {
 		subs = append(subs, append([]byte(nil), sub...))
-		return len(subs) <= eagerDropMax
+		return uint64(len(subs)) < n
 	}); err != nil {
 		return err
 	}

@@ -231,12 +231,12 @@ func evalTTL(ms, abs bool) func(Reader, [][]byte, []byte) ([]byte, error) {
 func evalExpired(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	var n int64
 	for _, k := range args[1:] {
-		it, err := load(w, k)
+		stored, present, err := w.Get(k)
 		if err != nil {
 			return out, err
 		}
-		if it.present && !it.ok {
-			if err := delKey(w, k); err != nil {
+		if present && Expired(stored, w.NowMS()) {
+			if err := dropStored(w, k, stored); err != nil {
 				return out, err
 			}
 			n++

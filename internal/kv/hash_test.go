@@ -113,6 +113,23 @@ func TestDelDropsSmallCollections(t *testing.T) {
 	if n := s.Len(); n != eagerDropMax+1 {
 		t.Fatalf("%d sub-keys left after DEL of a large hash, want all %d (the sweep's)", n, eagerDropMax+1)
 	}
+	// A sorted set keeps two sub-keys per member: the bound counts
+	// sub-keys, so a set of half as many members is dropped whole.
+	s = newMemStore()
+	for i := range eagerDropMax / 2 {
+		apply(t, s, "ZADD", "z", strconv.Itoa(i), strconv.Itoa(i))
+	}
+	apply(t, s, "DEL", "z")
+	if n := s.Len(); n != 0 {
+		t.Fatalf("%d sub-keys left after DEL of a sorted set of %d sub-keys", n, eagerDropMax)
+	}
+	for i := range eagerDropMax/2 + 1 {
+		apply(t, s, "ZADD", "z", strconv.Itoa(i), strconv.Itoa(i))
+	}
+	apply(t, s, "DEL", "z")
+	if n := s.Len(); n != eagerDropMax+2 {
+		t.Fatalf("%d sub-keys left after DEL of a larger sorted set, want all %d (the sweep's)", n, eagerDropMax+2)
+	}
 }
 
 // TestHashAllAndScan: HGETALL/HKEYS/HVALS list every field once, and an

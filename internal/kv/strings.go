@@ -254,17 +254,18 @@ func evalGetset(w Writer, args [][]byte, out []byte) ([]byte, error) {
 func evalDel(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	var n int64
 	for _, k := range args[1:] {
-		it, err := load(w, k)
+		stored, present, err := w.Get(k)
 		if err != nil {
 			return out, err
 		}
-		if !it.present {
+		if !present {
 			continue
 		}
-		if err := delKey(w, k); err != nil {
+		live := !Expired(stored, w.NowMS())
+		if err := dropStored(w, k, stored); err != nil {
 			return out, err
 		}
-		if it.ok {
+		if live {
 			n++
 		}
 	}

@@ -50,26 +50,44 @@ func subKeysOf(stored []byte) uint64 {
 	return m.n
 }
 
-// putCopy stores at dst (replacing whatever is there) a copy of the
-// value stored, whose sub-keys, if it is a collection, are read from src.
-func putCopy(w Writer, src, dst, stored []byte) error {
-	m, isColl := decodeMeta(stored)
-	var subs [][2][]byte
-	if isColl {
-		err := w.ScanSub(src, m.ver, nil, false, func(sub, v []byte) bool {
-			subs = append(subs, [2][]byte{bytes.Clone(sub), bytes.Clone(v)})
-			return true
-		})
-		if err != nil {
-			return err
-		}
+// MaxMoveBytes bounds the bytes of elements RENAME and COPY move in one
+// entry (as a command's arguments are bounded), read before anything is
+// written.
+const MaxMoveBytes = 64 << 20
+
+// readMove reads the sub-keys of the collection stored at src (none for a
+// string) for a RENAME or COPY, or answers Redis-style why it cannot move
+// them in one step.
+func readMove(w Writer, src, stored []byte) (subs [][2][]byte, msg string, err error) {
+	if n := subKeysOf(stored); n > MaxMoveElements {
+		return nil, errTooManyToMove(n), nil
 	}
-	_, present, err := w.Get(dst)
+	m, isColl := decodeMeta(stored)
+	if !isColl {
+		return nil, "", nil
+	}
+	size := 0
+	err = w.ScanSub(src, m.ver, nil, false, func(sub, v []byte) bool {
+		size += len(sub) + len(v)
+		subs = append(subs, [2][]byte{bytes.Clone(sub), bytes.Clone(v)})
+		return size <= MaxMoveBytes
+	})
+	if err == nil && size > MaxMoveBytes {
+		return nil, fmt.Sprintf("ERR the value is over %d MiB: RENAME and COPY move at most that in one step", MaxMoveBytes>>20), nil
+	}
+	return subs, "", err
+}
+
+// putCopy stores at dst (replacing whatever is there) a copy of the
+// value stored, with the sub-keys readMove read.
+func putCopy(w Writer, dst, stored []byte, subs [][2][]byte) error {
+	m, isColl := decodeMeta(stored)
+	old, present, err := w.Get(dst)
 	if err != nil {
 		return err
 	}
 	if present {
-		if err := delKey(w, dst); err != nil {
+		if err := dropStored(w, dst, old); err != nil {
 			return err
 		}
 	}
@@ -102,15 +120,17 @@ func evalRename(nx bool) writeFunc {
 			return resp.AppendInt(out, 0), nil
 		case bytes.Equal(src, dst):
 			return resp.AppendSimple(out, "OK"), nil
-		case subKeysOf(stored) > MaxMoveElements:
-			return appendErr(out, errTooManyToMove(subKeysOf(stored))), nil
+		}
+		subs, msg, err := readMove(w, src, stored)
+		if err != nil || msg != "" {
+			return appendErr(out, msg), err
 		}
 		if nx {
 			if _, exists, err := liveStored(w, dst); err != nil || exists {
 				return resp.AppendInt(out, 0), err
 			}
 		}
-		if err := putCopy(w, src, dst, stored); err != nil {
+		if err := putCopy(w, dst, stored, subs); err != nil {
 			return out, err
 		}
 		if err := delKey(w, src); err != nil {
@@ -153,10 +173,11 @@ func evalCopy(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	if _, exists, err := liveStored(w, dst); err != nil || exists && !replace {
 		return resp.AppendInt(out, 0), err
 	}
-	if n := subKeysOf(stored); n > MaxMoveElements {
-		return appendErr(out, errTooManyToMove(n)), nil
+	subs, msg, err := readMove(w, src, stored)
+	if err != nil || msg != "" {
+		return appendErr(out, msg), err
 	}
-	return resp.AppendInt(out, 1), putCopy(w, src, dst, stored)
+	return resp.AppendInt(out, 1), putCopy(w, dst, stored, subs)
 }
 
 // KeyScanner is a Reader that lists its partition's keys in order, from

@@ -3,6 +3,7 @@ package kv
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -95,5 +96,17 @@ func TestRenameMovesCollections(t *testing.T) {
 	}
 	if got := apply(t, s, "RENAME", "none", "x"); got != "-ERR no such key\r\n" {
 		t.Fatalf("RENAME of a missing key = %q", got)
+	}
+	// Past MaxMoveBytes: refused before anything is written.
+	big := strings.Repeat("v", 15<<20)
+	for i := range MaxMoveBytes/len(big) + 1 {
+		apply(t, s, "HSET", "h", strconv.Itoa(i), big)
+	}
+	before := s.Len()
+	if got := apply(t, s, "COPY", "h", "h2"); !strings.HasPrefix(got, "-ERR the value is over") {
+		t.Fatalf("COPY of a hash over %d bytes = %q", MaxMoveBytes, got)
+	}
+	if got := apply(t, s, "EXISTS", "h2"); got != rInt(0) || s.Len() != before {
+		t.Fatalf("a refused COPY wrote: EXISTS %q, %d sub-keys (was %d)", got, s.Len(), before)
 	}
 }

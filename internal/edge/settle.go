@@ -18,7 +18,7 @@ const movedSettle = time.Second
 // leaderWatch remembers when each partition's leader last changed, as
 // this node's redirects see it.
 type leaderWatch struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	seen map[uint64]leaderSince // guarded by mu
 }
 
@@ -30,12 +30,20 @@ type leaderSince struct {
 // settled reports whether leader has led group, as far as this node has
 // seen, for movedSettle at now.
 func (w *leaderWatch) settled(group, leader uint64, now time.Time) bool {
+	// Every redirect asks, from every connection: the common answer (the
+	// leader has not changed) is read under the shared lock.
+	w.mu.RLock()
+	s, ok := w.seen[group]
+	w.mu.RUnlock()
+	if ok && s.leader == leader {
+		return s.since.IsZero() || now.Sub(s.since) >= movedSettle
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.seen == nil {
 		w.seen = map[uint64]leaderSince{}
 	}
-	s, ok := w.seen[group]
+	s, ok = w.seen[group]
 	switch {
 	case !ok:
 		w.seen[group] = leaderSince{leader: leader}

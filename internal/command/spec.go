@@ -51,9 +51,10 @@ const (
 	List
 	SortedSet
 	Bitmap
+	Scripting
 )
 
-var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list", "sortedset", "bitmap"}
+var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list", "sortedset", "bitmap", "scripting"}
 
 // String is the category's name as ACL rules spell it (without the @).
 func (c Category) String() string {

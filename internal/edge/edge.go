@@ -57,6 +57,9 @@ type Router interface {
 type Transactions interface {
 	Exec(ctx context.Context, cmds []command.Cmd, watches []txn.Watch) ([]byte, error)
 	Run(ctx context.Context, cmd command.Cmd) ([]byte, error)
+	// Script runs a script on group's leader and replicates what it did
+	// (txn.Coordinator.Script).
+	Script(ctx context.Context, group uint64, run [][]byte) ([]byte, error)
 }
 
 // View is the cluster as this node sees it now, for redirects and for

@@ -408,6 +408,14 @@ func (x *fakeTxns) Exec(_ context.Context, cmds []command.Cmd, watches []txn.Wat
 	return out, nil
 }
 
+func (x *fakeTxns) Script(_ context.Context, group uint64, run [][]byte) ([]byte, error) {
+	x.log.add(call{txn: true, text: fmt.Sprintf("txn script %d %s", group, run[1])})
+	if a, ok := x.nextFault(); ok {
+		return a.reply, a.err
+	}
+	return resp.AppendSimple(nil, "RAN"), nil
+}
+
 func (x *fakeTxns) Run(_ context.Context, c command.Cmd) ([]byte, error) {
 	x.log.add(call{txn: true, text: "txn run " + fmtCmds([][][]byte{c.Args})})
 	if a, ok := x.nextFault(); ok {

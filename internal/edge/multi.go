@@ -114,6 +114,11 @@ func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 		// is answered as a runtime error in its slot instead.
 		return f.queue(c, st, resp.AppendError(nil, "ERR "+strings.ToUpper(c.Spec.Name)+" cannot run inside MULTI: it empties every partition, outside the transaction's order"))
 	}
+	if m.on && c.Spec.Category == command.Scripting && c.Spec.Name != "script" {
+		// Likewise: a script runs through its own entry, not the
+		// transaction's.
+		return f.queue(c, st, resp.AppendError(nil, "ERR "+strings.ToUpper(c.Spec.Name)+" cannot run inside MULTI yet: send the script on its own"))
+	}
 	return f.queue(c, st, nil)
 }
 
@@ -224,7 +229,7 @@ func (f *Server) execMulti(st *connState) []byte {
 	j := 0
 	for i := range queued {
 		switch c := &queued[i]; {
-		case c.Spec == nil:
+		case atRun[i] != nil: // refused at its turn, or undecodable
 			out = append(out, atRun[i]...)
 		case denied[i] != nil:
 			out = append(out, denied[i]...)

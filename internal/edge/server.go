@@ -36,7 +36,9 @@ type Server struct {
 	limits resp.Limits
 	lim    *limiter // per-node bounds (limits.go)
 	ids    atomic.Int64
-	users  users // the cluster's users as this node knows them (auth.go)
+	// scripts are the bodies of the scripts this node was given (EVALSHA).
+	scripts scriptCache
+	users   users // the cluster's users as this node knows them (auth.go)
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu

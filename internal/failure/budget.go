@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 )
 
 // ErrNotRun is a read left unserved because the replies already built for
@@ -121,4 +122,21 @@ func WithReplyCap(ctx context.Context, c *ReplyCap) context.Context {
 func ReplyCapOf(ctx context.Context) *ReplyCap {
 	c, _ := ctx.Value(capKey{}).(*ReplyCap)
 	return c
+}
+
+type attemptKey struct{}
+
+// WithAttemptTime returns ctx asking that one try at one node may last d
+// (a script's run) rather than the router's usual bound.
+func WithAttemptTime(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, attemptKey{}, d)
+}
+
+// AttemptTime is how long one try made under ctx may last: def, or
+// longer if ctx asks for it.
+func AttemptTime(ctx context.Context, def time.Duration) time.Duration {
+	if d, ok := ctx.Value(attemptKey{}).(time.Duration); ok && d > def {
+		return d
+	}
+	return def
 }

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/fnv"
 	"strconv"
@@ -288,4 +289,25 @@ func (m *mix) next() uint64 {
 	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
 	z = (z ^ z>>27) * 0x94d049bb133111eb
 	return z ^ z>>31
+}
+
+// CollectionVersion is the version the sub-keys of the collection stored
+// in stored live under; ok is false for anything but a collection's
+// metadata record.
+func CollectionVersion(stored []byte) (ver uint64, ok bool) {
+	if len(stored) < metaBytes || !isCollection(stored[0]) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(stored[9:]), true
+}
+
+// WithCollectionVersion is a copy of a collection's metadata record with
+// its version set to ver (stored unchanged if it is not one).
+func WithCollectionVersion(stored []byte, ver uint64) []byte {
+	if _, ok := CollectionVersion(stored); !ok {
+		return stored
+	}
+	b := bytes.Clone(stored)
+	binary.BigEndian.PutUint64(b[9:], ver)
+	return b
 }

@@ -411,7 +411,7 @@ func (r *Router) attempt(ctx context.Context, group uint64, attempt, n int, do f
 	if node == 0 {
 		return repeatOutcome(outcome{code: codeNotLeader}, n)
 	}
-	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	actx, cancel := context.WithTimeout(ctx, failure.AttemptTime(ctx, attemptTimeout))
 	defer cancel()
 	outs, unreachable := do(actx, node)
 	o := outs[0]

@@ -4,6 +4,7 @@ import (
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/script"
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
@@ -25,6 +26,9 @@ func IsKeyCount(args [][]byte) bool {
 // the lock's holders instead (txn.LockedReply); the caller resolves them
 // and reads again. An error is a storage failure.
 func Read(r txn.Reader, group uint64, spec *command.Spec, args [][]byte) ([]byte, error) {
+	if spec != nil && script.Owns(spec) {
+		return script.Serve(r, args)
+	}
 	if spec != nil && txn.Owns(spec) && spec.Is(command.ReadOnly) {
 		return txn.Read(r, args, nil)
 	}

@@ -176,6 +176,8 @@ func Apply(s Store, args [][]byte, out []byte) ([]byte, error) {
 			return signal(out, failure.BadOp), nil
 		}
 		return applyExec1(s, watches, cmds, out)
+	case opEffects:
+		return applyEffects(s, args[1], out)
 	case opResolve:
 		if len(args) != 3 || len(args[2]) != 1 {
 			return signal(out, failure.BadOp), nil
@@ -430,42 +432,14 @@ func applyResolve(s Store, id ID, st Status, out []byte) ([]byte, error) {
 	if err != nil {
 		return out, err
 	}
-	var owner []byte // the key the sub-key intents that follow belong to
+	if st == Committed {
+		if err := applyIntents(s, pt.keys); err != nil {
+			return out, err
+		}
+	}
 	for _, k := range pt.keys {
 		if k.intent == intentSubPut || k.intent == intentSubDel {
-			if st != Committed {
-				continue
-			}
-			ver, sub := binary.BigEndian.Uint64(k.key), k.key[8:] // checked at decoding
-			var err error
-			if k.intent == intentSubPut {
-				err = s.PutSub(owner, ver, sub, k.value)
-			} else {
-				err = s.DelSub(owner, ver, sub)
-			}
-			if err != nil {
-				return out, err
-			}
 			continue
-		}
-		owner = k.key
-		if st == Committed {
-			var err error
-			switch k.intent {
-			case intentPut:
-				// Blind, as a plain SET is: the old value is not needed,
-				// and reading it was a sixteenth of a node's CPU under
-				// cross-partition MSET (kv.Writer.PutBlind).
-				err = s.PutBlind(k.key, k.value)
-			case intentDel:
-				var exists bool
-				if _, exists, err = s.Get(k.key); err == nil && exists {
-					err = s.Del(k.key)
-				}
-			}
-			if err != nil {
-				return out, err
-			}
 		}
 		if err := releaseHold(s, k.key, id); err != nil {
 			return out, err

@@ -93,15 +93,21 @@ func (c *Coordinator) run(ctx context.Context, p *plan) ([]byte, error) {
 		if oc == done {
 			return reply, err
 		}
-		if attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
-			return nil, &GaveUpError{Attempts: attempt}
-		}
-		// Randomized, growing backoff: 1ms .. ~64ms.
-		d := time.Duration(float64(time.Millisecond<<min(attempt-1, 6)) * (0.5 + c.cfg.Rand()))
-		if !c.cfg.Sleep(ctx, d) {
+		if !c.backoff(ctx, attempt) {
 			return nil, &GaveUpError{Attempts: attempt}
 		}
 	}
+}
+
+// backoff waits before attempt+1 after a conflict; false when there is to
+// be none.
+func (c *Coordinator) backoff(ctx context.Context, attempt int) bool {
+	if attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
+		return false
+	}
+	// Randomized, growing backoff: 1ms .. ~64ms.
+	d := time.Duration(float64(time.Millisecond<<min(attempt-1, 6)) * (0.5 + c.cfg.Rand()))
+	return c.cfg.Sleep(ctx, d)
 }
 
 // onePhase runs a single-partition transaction as one log entry.

@@ -14,8 +14,9 @@ import (
 // a partition's log (or reads from it). Clients cannot send them: the front
 // end only dispatches commands of the kv table.
 const (
-	opPrepare   = "txn.prepare"   // Prepare: locks, checks, evaluates; maybe creates the record
-	opExec1     = "txn.exec1"     // a transaction within one partition, in one entry
+	opPrepare = "txn.prepare" // Prepare: locks, checks, evaluates; maybe creates the record
+	opExec1   = "txn.exec1"   // a transaction within one partition, in one entry
+	// opEffects (effects.go): a script's writes, if what it read is unchanged
 	opResolve   = "txn.resolve"   // id, status: apply (COMMITTED) or drop (else) a part
 	opCommit    = "txn.commit"    // id: record PENDING -> COMMITTED
 	opAbort     = "txn.abort"     // id, heartbeat or "": record PENDING -> ABORTED
@@ -37,7 +38,7 @@ func init() {
 		name string
 		op   op
 	}{
-		{opPrepare, op{clients: true}}, {opExec1, op{clients: true}},
+		{opPrepare, op{clients: true}}, {opExec1, op{clients: true}}, {opEffects, op{clients: true}},
 		{opResolve, op{}}, {opCommit, op{}}, {opAbort, op{}}, {opHeartbeat, op{}}, {opGC, op{}},
 		{opRecord, op{read: true}}, {opVersion, op{read: true}}, {opSnap, op{read: true}},
 	} {

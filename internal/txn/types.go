@@ -162,6 +162,9 @@ func (l *Lock) Holders() []Ref {
 	return l.Readers
 }
 
+// Encode is the lock as a partition's lock table stores it.
+func (l *Lock) Encode() []byte { return l.encode() }
+
 func (l *Lock) encode() []byte {
 	if l.Writer != nil {
 		return encodeRef(codec.Encoder(nil).Byte('w'), *l.Writer)

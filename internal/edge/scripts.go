@@ -1,0 +1,226 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/acl"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/script"
+)
+
+// Scripts: EVAL and friends. The edge checks the call, picks the
+// partition the script's keys live in, and has the transaction layer run
+// it on that partition's leader and replicate what it did (package
+// script). The node keeps the bodies it has seen, for EVALSHA.
+
+func init() {
+	command.Register(
+		scriptSpec("eval", -3, cmdEval),
+		scriptSpec("evalsha", -3, cmdEvalSHA),
+		scriptSpec("eval_ro", -3, cmdEvalRO),
+		scriptSpec("evalsha_ro", -3, cmdEvalSHARO),
+		scriptSpec("script", -2, cmdScript),
+	)
+}
+
+func scriptSpec(name string, arity int, h connHandler) *command.Spec {
+	return &command.Spec{Name: name, Arity: arity, Flags: command.Conn, Category: command.Scripting, Impl: h}
+}
+
+const errNoScript = "NOSCRIPT No matching script. Please use EVAL."
+
+// scriptCache holds the bodies of scripts this node was given (EVAL,
+// SCRIPT LOAD), by SHA-1, bounded in count and bytes: past them it starts
+// over, and a client's EVALSHA meets NOSCRIPT and sends the body again,
+// as after a restart.
+type scriptCache struct {
+	mu     sync.Mutex
+	bodies map[string][]byte
+	bytes  int
+}
+
+const (
+	maxScripts     = 10000
+	maxScriptBytes = 64 << 20
+)
+
+func (c *scriptCache) add(body []byte) string {
+	sha := script.SHA1(body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.bodies[sha]; ok {
+		return sha
+	}
+	if c.bodies == nil || len(c.bodies) >= maxScripts || c.bytes+len(body) > maxScriptBytes {
+		c.bodies, c.bytes = map[string][]byte{}, 0
+	}
+	c.bodies[sha] = body
+	c.bytes += len(body)
+	return sha
+}
+
+func (c *scriptCache) get(sha []byte) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.bodies[strings.ToLower(string(sha))]
+	return b, ok
+}
+
+func (c *scriptCache) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bodies, c.bytes = nil, 0
+}
+
+func cmdEval(f *Server, args [][]byte, st *connState) []byte { return f.eval(args, st, false, false) }
+func cmdEvalRO(f *Server, args [][]byte, st *connState) []byte {
+	return f.eval(args, st, false, true)
+}
+func cmdEvalSHA(f *Server, args [][]byte, st *connState) []byte {
+	return f.eval(args, st, true, false)
+}
+func cmdEvalSHARO(f *Server, args [][]byte, st *connState) []byte {
+	return f.eval(args, st, true, true)
+}
+
+// eval runs EVAL BODY NUMKEYS KEY... ARG... (or EVALSHA SHA ...).
+func (f *Server) eval(args [][]byte, st *connState, bySHA, readOnly bool) []byte {
+	if len(args) < 3 {
+		return errArity(args)
+	}
+	body := args[1]
+	if bySHA {
+		b, ok := f.scripts.get(args[1])
+		if !ok {
+			return resp.AppendError(nil, errNoScript)
+		}
+		body = b
+	} else if len(body) > script.MaxBodyBytes {
+		return resp.AppendError(nil, fmt.Sprintf("ERR script over %d bytes", script.MaxBodyBytes))
+	}
+	n, ok := kv.ParseInt(args[2])
+	switch {
+	case !ok:
+		return resp.AppendError(nil, kv.ErrNotInteger)
+	case n < 0:
+		return resp.AppendError(nil, "ERR Number of keys can't be negative")
+	case n > int64(len(args)-3):
+		return resp.AppendError(nil, "ERR Number of keys can't be greater than number of args")
+	}
+	keys, argv := args[3:3+n], args[3+n:]
+	if _, err := script.Compile(body); err != nil {
+		return resp.AppendError(nil, err.Error())
+	}
+	sha := f.scripts.add(body)
+	group := f.partitionOf([]byte(sha)) // a script without keys runs anywhere
+	for i, k := range keys {
+		if g := f.partitionOf(k); i == 0 {
+			group = g
+		} else if g != group {
+			return resp.AppendError(nil, kv.ErrCrossSlot)
+		}
+	}
+	rules, err := f.scriptRules(st)
+	if err != nil {
+		return ErrorReply(err)
+	}
+	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
+	defer cancel()
+	p := script.Params{
+		Group: group, Partitions: f.cfg.Partitions, ReadOnly: readOnly,
+		// The run must end before the request does, leaving time to
+		// replicate what it did.
+		Timeout: f.cfg.RequestTimeout * 4 / 5,
+		Keys:    keys, Argv: argv, User: rules,
+	}
+	// One try at the leader lasts as long as the run may.
+	ctx = failure.WithAttemptTime(ctx, p.Timeout+500*time.Millisecond)
+	reply, err := f.cfg.Txns.Script(ctx, group, script.Args(body, p))
+	if err != nil {
+		reply = ErrorReply(err)
+	}
+	f.cfg.Metrics.Requests.WithLabelValues(lower(args[0]), outcomeLabel(reply)).Inc()
+	return reply
+}
+
+// scriptRules are the ACL rules the script's commands are checked
+// against on the leader: "" when the user may run anything on any key.
+func (f *Server) scriptRules(st *connState) (string, error) {
+	if st.auth.user == "" {
+		return "", nil // the gate let the command through: no users here
+	}
+	t := f.table()
+	if t == nil {
+		return "", acl.ErrNoAuth
+	}
+	u, ok := t.User(st.auth.user)
+	if !ok {
+		return "", errUserGone
+	}
+	if u.AllCommands && len(u.Rules) == 0 && u.AllKeys {
+		return "", nil
+	}
+	return u.Name + " on nopass " + u.KeyRules() + " " + u.CommandRules(), nil
+}
+
+// cmdScript answers SCRIPT LOAD, EXISTS, FLUSH, KILL and HELP.
+func cmdScript(f *Server, args [][]byte, _ *connState) []byte {
+	sub := lower(args[1])
+	switch {
+	case sub == "load" && len(args) == 3:
+		if len(args[2]) > script.MaxBodyBytes {
+			return resp.AppendError(nil, fmt.Sprintf("ERR script over %d bytes", script.MaxBodyBytes))
+		}
+		if _, err := script.Compile(args[2]); err != nil {
+			return resp.AppendError(nil, err.Error())
+		}
+		return resp.AppendBulkString(nil, f.scripts.add(args[2]))
+	case sub == "exists" && len(args) >= 3:
+		out := resp.AppendArrayHeader(nil, len(args)-2)
+		for _, sha := range args[2:] {
+			_, ok := f.scripts.get(sha)
+			out = resp.AppendInt(out, map[bool]int64{false: 0, true: 1}[ok])
+		}
+		return out
+	case sub == "flush" && len(args) <= 3:
+		if len(args) == 3 && lower(args[2]) != "sync" && lower(args[2]) != "async" {
+			return resp.AppendError(nil, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+		}
+		f.scripts.flush()
+		return resp.AppendSimple(nil, "OK")
+	case sub == "kill" && len(args) == 2:
+		if !script.Kill() {
+			return resp.AppendError(nil, "NOTBUSY No scripts in execution right now.")
+		}
+		return resp.AppendSimple(nil, "OK")
+	case sub == "help" && len(args) == 2:
+		lines := []string{
+			"SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"EXISTS <sha1> [<sha1> ...]",
+			"    Return information about the existence of the scripts in the script cache.",
+			"FLUSH [ASYNC|SYNC]",
+			"    Flush the Lua scripts cache.",
+			"KILL",
+			"    Kill the currently executing Lua script.",
+			"LOAD <script>",
+			"    Load a script into the scripts cache without executing it.",
+			"HELP",
+			"    Print this help.",
+		}
+		out := resp.AppendArrayHeader(nil, len(lines))
+		for _, l := range lines {
+			out = resp.AppendSimple(out, l)
+		}
+		return out
+	case sub == "load" || sub == "exists" || sub == "flush" || sub == "kill" || sub == "help":
+		return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try SCRIPT HELP.", args[1]))
+	}
+	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try SCRIPT HELP.", args[1]))
+}

@@ -1,0 +1,357 @@
+package script
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/kintsu/kintsu/internal/acl"
+	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/txn"
+)
+
+// Op is the read that runs a script on its partition's leader
+// ("kintsu.script BODY PARAMS", Args); it answers txn.ScriptResult, or the
+// holders of locks that stand in its way. Internal: no client may send it.
+const Op = "kintsu.script"
+
+// Limits of one run.
+const (
+	// MaxRunTime bounds a run even when the request allows more.
+	MaxRunTime = 5 * time.Second
+	// MaxHeapGrowth is how much a run may grow the node's heap before it
+	// is stopped (checked every heapCheck).
+	MaxHeapGrowth = 256 << 20
+	// MaxBodyBytes bounds a script's source.
+	MaxBodyBytes = 4 << 20
+	heapCheck    = 2 * time.Millisecond
+)
+
+// runSlots bounds the scripts running at once on a node; a run waits for
+// a slot within its deadline.
+var runSlots = make(chan struct{}, 2)
+
+type op struct{}
+
+func init() {
+	command.Register(&command.Spec{Name: Op, Arity: 3, Flags: command.Internal | command.ReadOnly, Category: command.CatInternal, Impl: op{}})
+}
+
+// Owns reports whether spec is Op.
+func Owns(spec *command.Spec) bool {
+	_, ok := spec.Impl.(op)
+	return spec != nil && ok
+}
+
+// Params are what a run needs besides the body.
+type Params struct {
+	Group      uint64 // the partition it runs in
+	Partitions int    // the cluster's partition count (which keys are local)
+	ReadOnly   bool   // EVAL_RO, EVALSHA_RO
+	Timeout    time.Duration
+	Keys, Argv [][]byte
+	// User is the ACL user the script's commands are checked against,
+	// as "NAME RULES..." (edge.scriptRules); "" for one that may run
+	// anything.
+	User string
+}
+
+// Args is the Op that runs body with p.
+func Args(body []byte, p Params) [][]byte {
+	ro := byte(0)
+	if p.ReadOnly {
+		ro = 1
+	}
+	e := codec.Encoder(nil).Uvarint(p.Group).Uvarint(uint64(p.Partitions)).Byte(ro).Uvarint(uint64(p.Timeout / time.Millisecond))
+	e = e.Args(p.Keys).Args(p.Argv).Bytes([]byte(p.User))
+	return [][]byte{[]byte(Op), body, e}
+}
+
+func decodeParams(b []byte) (Params, error) {
+	d := codec.NewDecoder(b)
+	p := Params{Group: d.Uvarint(), Partitions: int(d.Uvarint()), ReadOnly: d.Byte() == 1}
+	p.Timeout = time.Duration(min(d.Uvarint(), uint64(MaxRunTime/time.Millisecond))) * time.Millisecond
+	p.Keys, p.Argv, p.User = d.Args(), d.Args(), string(d.Bytes())
+	if err := d.Done(); err != nil {
+		return p, err
+	}
+	if p.Partitions < 1 || p.Partitions > ring.SlotCount || p.Group >= uint64(p.Partitions) {
+		return p, errors.New("bad partitions")
+	}
+	return p, nil
+}
+
+// Serve runs the Op args against r, a frozen view of the partition: it
+// answers txn.ScriptResult (the script's reply and its effects), the
+// lock holders that stand in the way (txn.LockedReply), or an error
+// reply. An error is a storage failure.
+func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
+	if len(args) != 3 || len(args[1]) > MaxBodyBytes {
+		return resp.AppendError(nil, "ERR malformed script operation"), nil
+	}
+	p, err := decodeParams(args[2])
+	if err != nil {
+		return resp.AppendError(nil, "ERR malformed script operation"), nil
+	}
+	proto, err := compiled(args[1])
+	if err != nil {
+		return resp.AppendError(nil, err.Error()), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout)
+	defer cancel()
+	select {
+	case runSlots <- struct{}{}:
+		defer func() { <-runSlots }()
+	case <-ctx.Done():
+		return resp.AppendError(nil, "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."), nil
+	}
+	var user *acl.User
+	if p.User != "" {
+		name, rules, _ := strings.Cut(p.User, " ")
+		if user, err = acl.Parse(name, rules); err != nil {
+			return resp.AppendError(nil, "ERR malformed script operation"), nil
+		}
+	}
+	spec := txn.Speculate(r)
+	local := func(k []byte) bool {
+		return uint64(ring.PartitionOf(ring.Slot(k), p.Partitions)) == p.Group
+	}
+	reply, err := run(ctx, proto, spec, local, user, SHA1(args[1]), p)
+	if err != nil {
+		return nil, err
+	}
+	if reply[0] == '-' && stopped(reply) {
+		return reply, nil // stopped by a limit: its writes are dropped
+	}
+	holders, err := spec.Blockers()
+	if err != nil {
+		return nil, err
+	}
+	if len(holders) > 0 {
+		return txn.LockedReply(nil, holders), nil
+	}
+	effects, err := spec.Effects()
+	if err != nil {
+		return nil, err
+	}
+	return txn.ScriptResult(nil, reply, effects), nil
+}
+
+// stopped reports whether reply says a limit stopped the run.
+func stopped(reply []byte) bool {
+	for _, e := range []string{errTimedOut, errTooMuchMemory, errKilled, errReplyTooDeep, errReplyTooLarge.Error()} {
+		if bytes.HasPrefix(reply[1:], []byte(e)) {
+			return true
+		}
+	}
+	return false
+}
+
+// run executes proto and converts its result; a Lua error becomes the
+// error reply Redis would give.
+func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, local func([]byte) bool, user *acl.User, sha string, p Params) ([]byte, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopWatch := watchHeap(ctx, cancel)
+	defer stopWatch()
+	kill := registerRun(cancel)
+	defer kill()
+
+	r := newRunner(ctx, cancel, spec, local, p.ReadOnly, sha)
+	r.user = user
+	defer r.L.Close()
+	L := r.L
+	L.G.Global.RawSetString("KEYS", stringsTable(L, p.Keys))
+	L.G.Global.RawSetString("ARGV", stringsTable(L, p.Argv))
+	r.protectGlobals()
+
+	fn := L.NewFunctionFromProto(proto)
+	L.Push(fn)
+	callErr := L.PCall(0, 1, nil)
+	if r.fatal != nil {
+		return nil, r.fatal
+	}
+	if cause := context.Cause(ctx); cause != nil {
+		return resp.AppendError(nil, limitText(cause)), nil
+	}
+	if callErr != nil {
+		var ae *lua.ApiError
+		if errors.As(callErr, &ae) {
+			return resp.AppendError(nil, r.errorText(ae.Object, luaMessage(ae))), nil
+		}
+		return resp.AppendError(nil, r.errorText(lua.LNil, callErr.Error())), nil
+	}
+	out, cerr := appendReply(nil, L.Get(-1), 0)
+	if cerr != nil {
+		return resp.AppendError(nil, cerr.Error()), nil
+	}
+	return out, nil
+}
+
+func luaMessage(ae *lua.ApiError) string {
+	if s, ok := ae.Object.(lua.LString); ok {
+		return string(s)
+	}
+	return ae.Error()
+}
+
+func limitText(cause error) string {
+	switch {
+	case errors.Is(cause, errHeap):
+		return errTooMuchMemory
+	case errors.Is(cause, errKill):
+		return errKilled
+	}
+	return errTimedOut
+}
+
+func stringsTable(L *lua.LState, vs [][]byte) *lua.LTable {
+	t := L.CreateTable(len(vs), 0)
+	for i, v := range vs {
+		t.RawSetInt(i+1, lua.LString(string(v)))
+	}
+	return t
+}
+
+var (
+	errHeap = errors.New("heap limit")
+	errKill = errors.New("killed")
+)
+
+// watchHeap stops the run (cancel) when the heap grows past MaxHeapGrowth
+// since it began. The VM's own allocations (tables, concatenation) have no
+// hook; this bounds them, late by at most what one heapCheck lets grow.
+func watchHeap(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
+	base := heapBytes()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heapCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if heapBytes() > base+MaxHeapGrowth {
+					cancel(errHeap)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+var heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+var heapMu sync.Mutex
+
+func heapBytes() uint64 {
+	heapMu.Lock()
+	defer heapMu.Unlock()
+	metrics.Read(heapSample)
+	if heapSample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return heapSample[0].Value.Uint64()
+}
+
+// Running scripts on this node, for SCRIPT KILL.
+var (
+	runsMu sync.Mutex
+	runs   = map[*context.CancelCauseFunc]struct{}{}
+)
+
+func registerRun(cancel context.CancelCauseFunc) (done func()) {
+	key := &cancel
+	runsMu.Lock()
+	runs[key] = struct{}{}
+	runsMu.Unlock()
+	return func() {
+		runsMu.Lock()
+		delete(runs, key)
+		runsMu.Unlock()
+	}
+}
+
+// Kill stops every script running on this node (SCRIPT KILL); none of
+// them changes anything. It reports whether one was running.
+func Kill() bool {
+	runsMu.Lock()
+	defer runsMu.Unlock()
+	for c := range runs {
+		(*c)(errKill)
+	}
+	return len(runs) > 0
+}
+
+// compiled caches compiled scripts by body: a leader runs the same few
+// scripts over and over.
+func compiled(body []byte) (*lua.FunctionProto, error) {
+	sha := SHA1(body)
+	cacheMu.Lock()
+	p := cache[sha]
+	cacheMu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	p, err := Compile(body)
+	if err != nil {
+		return nil, err
+	}
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if len(cache) >= maxCached || cacheBytes+len(body) > maxCachedBytes {
+		// A node that meets this many scripts compiles them again.
+		clear(cache)
+		cacheBytes = 0
+	}
+	cache[sha] = p
+	cacheBytes += len(body)
+	return p, nil
+}
+
+const (
+	maxCached      = 1024
+	maxCachedBytes = 64 << 20
+)
+
+var (
+	cacheMu    sync.Mutex
+	cache      = map[string]*lua.FunctionProto{}
+	cacheBytes int
+)
+
+func parseChunk(body []byte) (*lua.FunctionProto, error) {
+	chunk, err := parse.Parse(bytes.NewReader(body), chunkName)
+	if err != nil {
+		return nil, err
+	}
+	return lua.Compile(chunk, chunkName)
+}
+
+// Number conversions Redis makes: a Lua number becomes an integer by
+// truncation; those out of range are clamped.
+func toInt(f float64) int64 {
+	switch {
+	case math.IsNaN(f):
+		return 0
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	case f <= math.MinInt64:
+		return math.MinInt64
+	}
+	return int64(f)
+}

@@ -164,6 +164,29 @@ for i in range(50):
 assert all(rc.zscore("py:lb:%d" % i, "m%d" % i) == i for i in range(50))
 assert all(rc.lpop("py:q:%d" % i) == str(i).encode() for i in range(50))
 assert all(rc.hget("py:h:%d" % i, "f") == str(i).encode() for i in range(50))
+# Locks and scripts (redis-py's Lock runs EVALSHA), through both clients.
+for cl in (r, rc):
+    lock = cl.lock("py:lock", timeout=5)
+    assert lock.acquire(blocking=False)
+    assert not cl.lock("py:lock").acquire(blocking=False)
+    assert lock.extend(5)
+    assert 5000 < cl.pttl("py:lock") <= 10000, cl.pttl("py:lock")
+    lock.release()
+    assert cl.get("py:lock") is None
+    try:
+        lock.release()
+        raise SystemExit("releasing a released lock did not fail")
+    except redis.exceptions.LockError:
+        pass
+    bump = cl.register_script("local n = redis.call('incrby', KEYS[1], ARGV[1]); redis.call('rpush', KEYS[2], n); return n")
+    assert bump(keys=["{py}n", "{py}log"], args=[5]) == 5
+    assert bump(keys=["{py}n", "{py}log"], args=[5]) == 10
+    cl.delete("{py}n", "{py}log")
+    try:
+        cl.eval("return redis.call('incr', KEYS[1])", 1, "py:lb:1")
+        raise SystemExit("a script's error did not reach the client")
+    except redis.ResponseError as e:
+        assert "WRONGTYPE" in str(e), e
 print("python redis ok")
 `
 

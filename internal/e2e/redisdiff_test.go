@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -359,10 +361,12 @@ func (g *cmdGen) multi() [][][]byte {
 	block := [][][]byte{bs([]string{"MULTI"})}
 	for n := 1 + g.rng.IntN(5); n > 0; n-- {
 		cmd := g.command()
-		for cmd[0] == "FLUSHALL" || cmd[0] == "FLUSHDB" || cmd[0] == "KEYS" || cmd[0] == "RANDOMKEY" {
+		for cmd[0] == "FLUSHALL" || cmd[0] == "FLUSHDB" || cmd[0] == "KEYS" || cmd[0] == "RANDOMKEY" || strings.HasPrefix(strings.ToUpper(cmd[0]), "EVAL") {
 			// Explained difference: commands over every partition run
 			// after a transaction's data commands, or not at all
-			// (FLUSHALL), instead of in their place (docs/operations.md).
+			// (FLUSHALL), instead of in their place (docs/operations.md);
+			// a transaction with a script keeps its keys in one partition
+			// (CROSSSLOT), as this block's keys are not.
 			cmd = g.command()
 		}
 		if cmd[0] == "MSETNX" && len(cmd) > 3 {
@@ -381,7 +385,9 @@ func (g *cmdGen) command() []string {
 	if g.rng.IntN(400) == 0 {
 		return []string{g.pick("FLUSHALL", "FLUSHDB"), g.pick("ASYNC", "SYNC", "BOGUS")}[:1+g.rng.IntN(2)]
 	}
-	switch g.rng.IntN(95) {
+	switch g.rng.IntN(97) {
+	case 95, 96:
+		return g.script()
 	case 90, 91:
 		return []string{"SETBIT", k, g.pick("0", "1", "7", "8", "15", "100", "-1", "x", "4294967296"), g.pick("0", "1", "1", "2", "x")}
 	case 92:
@@ -718,6 +724,46 @@ func (g *cmdGen) command() []string {
 	default:
 		return []string{"SET", k, g.value()}
 	}
+}
+
+// diffScripts are scripts whose replies Redis and Kintsu must give alike,
+// each with the keys it takes.
+var diffScripts = []struct {
+	body string
+	keys func(g *cmdGen) []string
+	argv func(g *cmdGen) []string
+}{
+	{"return redis.call('incrby', KEYS[1], ARGV[1])", func(g *cmdGen) []string { return []string{g.key()} }, func(g *cmdGen) []string { return []string{g.number()} }},
+	{"local v = redis.call('get', KEYS[1]); if v then redis.call('set', KEYS[2], v) end; return v", func(g *cmdGen) []string { return []string{g.setKey(), g.setKey()} }, nil},
+	{"return redis.pcall('lpush', KEYS[1], ARGV[1])", func(g *cmdGen) []string { return []string{g.listKey()} }, func(g *cmdGen) []string { return []string{g.value()} }},
+	{"redis.call('rpush', KEYS[1], ARGV[1]); return redis.call('lrange', KEYS[1], 0, -1)", func(g *cmdGen) []string { return []string{g.listKey()} }, func(g *cmdGen) []string { return []string{g.value()} }},
+	{"return redis.call('zadd', KEYS[1], ARGV[1], 'm')", func(g *cmdGen) []string { return []string{g.zKey()} }, func(g *cmdGen) []string { return []string{g.score()} }},
+	{"return {redis.call('exists', KEYS[1]), redis.call('type', KEYS[1])['ok'], redis.call('ttl', KEYS[1]) > 0}", func(g *cmdGen) []string { return []string{g.key()} }, nil},
+	{"return redis.call('hincrby', KEYS[1], 'f', 1)", func(g *cmdGen) []string { return []string{g.key()} }, nil},
+	{"redis.call('set', KEYS[1], 'x'); return redis.call('incr', KEYS[1])", func(g *cmdGen) []string { return []string{g.key()} }, nil},
+	{"return redis.call('smove', KEYS[1], KEYS[2], ARGV[1])", func(g *cmdGen) []string { return []string{g.setKey(), g.setKey()} }, func(g *cmdGen) []string { return []string{g.field()} }},
+	{"return {1, 2.9, -3.5, 'x', true, false, {ok='s'}}", func(*cmdGen) []string { return nil }, nil},
+	{"return redis.call('get', KEYS[1], 'extra')", func(g *cmdGen) []string { return []string{g.key()} }, nil},
+}
+
+// script is an EVAL or EVALSHA of one of diffScripts (EVALSHA meets the
+// same script cache on both: one connection each, and neither flushes).
+func (g *cmdGen) script() []string {
+	s := diffScripts[g.rng.IntN(len(diffScripts))]
+	var keys, argv []string
+	if s.keys != nil {
+		keys = s.keys(g)
+	}
+	if s.argv != nil {
+		argv = s.argv(g)
+	}
+	args := []string{"EVAL", s.body}
+	if g.rng.IntN(3) == 0 {
+		h := sha1.Sum([]byte(s.body))
+		args = []string{g.pick("EVALSHA", "evalsha"), hex.EncodeToString(h[:])}
+	}
+	args = append(args, strconv.Itoa(len(keys)))
+	return append(append(args, keys...), argv...)
 }
 
 func bs(ss []string) [][]byte {

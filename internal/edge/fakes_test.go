@@ -14,6 +14,7 @@ import (
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/script"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/txn"
@@ -408,12 +409,45 @@ func (x *fakeTxns) Exec(_ context.Context, cmds []command.Cmd, watches []txn.Wat
 	return out, nil
 }
 
+// Script logs the steps and answers RAN for each script; a transaction's
+// data commands run as Exec runs them.
 func (x *fakeTxns) Script(_ context.Context, group uint64, run [][]byte) ([]byte, error) {
-	x.log.add(call{txn: true, text: fmt.Sprintf("txn script %d %s", group, run[1])})
+	p, steps, err := script.Decode(run)
+	if err != nil {
+		return nil, err
+	}
+	text := fmt.Sprintf("txn script g%d", group)
+	for _, s := range steps {
+		if s.Cmd != nil {
+			text += " " + fmtCmds([][][]byte{s.Cmd})
+		} else {
+			text += fmt.Sprintf(" {%s keys %q argv %q}", s.Body, s.Keys, s.Argv)
+		}
+	}
+	for _, w := range p.Watches {
+		text += fmt.Sprintf(" watch %s@%d", w.Key, w.Version)
+	}
+	x.log.add(call{txn: true, text: text})
 	if a, ok := x.nextFault(); ok {
 		return a.reply, a.err
 	}
-	return resp.AppendSimple(nil, "RAN"), nil
+	if !p.Multi {
+		return resp.AppendSimple(nil, "RAN"), nil
+	}
+	for _, w := range p.Watches {
+		if x.store.version(w.Key) != w.Version {
+			return resp.AppendNullArray(nil), nil
+		}
+	}
+	out := resp.AppendArrayHeader(nil, len(steps))
+	for _, s := range steps {
+		if s.Cmd != nil {
+			out = append(out, x.store.exec(group, s.Cmd)...)
+		} else {
+			out = resp.AppendSimple(out, "RAN")
+		}
+	}
+	return out, nil
 }
 
 func (x *fakeTxns) Run(_ context.Context, c command.Cmd) ([]byte, error) {

@@ -114,11 +114,6 @@ func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 		// is answered as a runtime error in its slot instead.
 		return f.queue(c, st, resp.AppendError(nil, "ERR "+strings.ToUpper(c.Spec.Name)+" cannot run inside MULTI: it empties every partition, outside the transaction's order"))
 	}
-	if m.on && c.Spec.Category == command.Scripting && c.Spec.Name != "script" {
-		// Likewise: a script runs through its own entry, not the
-		// transaction's.
-		return f.queue(c, st, resp.AppendError(nil, "ERR "+strings.ToUpper(c.Spec.Name)+" cannot run inside MULTI yet: send the script on its own"))
-	}
 	return f.queue(c, st, nil)
 }
 
@@ -204,6 +199,11 @@ func (f *Server) execMulti(st *connState) []byte {
 	// since the commands were queued. A command no longer allowed is
 	// answered in its slot and left out of the transaction.
 	denied := f.recheck(queued, st)
+	for i, c := range queued {
+		if isScriptCall(c.Spec) && denied[i] == nil {
+			return f.execScripted(queued, atRun, denied, watches, st)
+		}
+	}
 	var data []command.Cmd
 	for i, c := range queued {
 		if c.Spec != nil && isData(c.Spec) && denied[i] == nil {

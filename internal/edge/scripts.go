@@ -13,6 +13,7 @@ import (
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/script"
+	"github.com/kintsu/kintsu/internal/txn"
 )
 
 // Scripts: EVAL and friends. The edge checks the call, picks the
@@ -92,62 +93,174 @@ func cmdEvalSHARO(f *Server, args [][]byte, st *connState) []byte {
 
 // eval runs EVAL BODY NUMKEYS KEY... ARG... (or EVALSHA SHA ...).
 func (f *Server) eval(args [][]byte, st *connState, bySHA, readOnly bool) []byte {
+	step, reply := f.scriptStep(args, bySHA, readOnly)
+	if reply != nil {
+		return reply
+	}
+	if _, err := script.Compile(step.Body); err != nil {
+		return resp.AppendError(nil, err.Error())
+	}
+	group, ok := f.scriptGroup(step, nil)
+	if !ok {
+		return resp.AppendError(nil, kv.ErrCrossSlot)
+	}
+	reply = f.runScript(script.Params{Group: group}, st, step)
+	f.cfg.Metrics.Requests.WithLabelValues(lower(args[0]), outcomeLabel(reply)).Inc()
+	return reply
+}
+
+// scriptStep reads a script call's arguments: the step to run, or the
+// error Redis answers before running anything.
+func (f *Server) scriptStep(args [][]byte, bySHA, readOnly bool) (script.Step, []byte) {
 	if len(args) < 3 {
-		return errArity(args)
+		return script.Step{}, errArity(args)
 	}
 	body := args[1]
 	if bySHA {
 		b, ok := f.scripts.get(args[1])
 		if !ok {
-			return resp.AppendError(nil, errNoScript)
+			return script.Step{}, resp.AppendError(nil, errNoScript)
 		}
 		body = b
 	} else if len(body) > script.MaxBodyBytes {
-		return resp.AppendError(nil, fmt.Sprintf("ERR script over %d bytes", script.MaxBodyBytes))
+		return script.Step{}, resp.AppendError(nil, fmt.Sprintf("ERR script over %d bytes", script.MaxBodyBytes))
 	}
 	n, ok := kv.ParseInt(args[2])
 	switch {
 	case !ok:
-		return resp.AppendError(nil, kv.ErrNotInteger)
+		return script.Step{}, resp.AppendError(nil, kv.ErrNotInteger)
 	case n < 0:
-		return resp.AppendError(nil, "ERR Number of keys can't be negative")
+		return script.Step{}, resp.AppendError(nil, "ERR Number of keys can't be negative")
 	case n > int64(len(args)-3):
-		return resp.AppendError(nil, "ERR Number of keys can't be greater than number of args")
+		return script.Step{}, resp.AppendError(nil, "ERR Number of keys can't be greater than number of args")
 	}
-	keys, argv := args[3:3+n], args[3+n:]
-	if _, err := script.Compile(body); err != nil {
-		return resp.AppendError(nil, err.Error())
+	f.scripts.add(body)
+	return script.Step{Body: body, Keys: args[3 : 3+n], Argv: args[3+n:], ReadOnly: readOnly}, nil
+}
+
+// scriptGroup is the partition a script runs in: its keys', which must
+// share one; a script without keys runs in the partition its SHA-1 names,
+// or in pinned's if set. ok is false when the keys span partitions.
+func (f *Server) scriptGroup(step script.Step, pinned *uint64) (group uint64, ok bool) {
+	if pinned != nil {
+		group = *pinned
+	} else {
+		group = f.partitionOf([]byte(script.SHA1(step.Body)))
 	}
-	sha := f.scripts.add(body)
-	group := f.partitionOf([]byte(sha)) // a script without keys runs anywhere
-	for i, k := range keys {
-		if g := f.partitionOf(k); i == 0 {
+	for i, k := range step.Keys {
+		g := f.partitionOf(k)
+		if i == 0 && pinned == nil {
 			group = g
 		} else if g != group {
-			return resp.AppendError(nil, kv.ErrCrossSlot)
+			return 0, false
 		}
 	}
+	return group, true
+}
+
+// runScript has the transaction layer run steps on p.Group's leader.
+func (f *Server) runScript(p script.Params, st *connState, steps ...script.Step) []byte {
 	rules, err := f.scriptRules(st)
 	if err != nil {
 		return ErrorReply(err)
 	}
 	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
 	defer cancel()
-	p := script.Params{
-		Group: group, Partitions: f.cfg.Partitions, ReadOnly: readOnly,
-		// The run must end before the request does, leaving time to
-		// replicate what it did.
-		Timeout: f.cfg.RequestTimeout * 4 / 5,
-		Keys:    keys, Argv: argv, User: rules,
-	}
-	// One try at the leader lasts as long as the run may.
+	p.Partitions, p.User = f.cfg.Partitions, rules
+	// The run must end before the request does, leaving time to
+	// replicate what it did; one try at the leader lasts as long as the
+	// run may.
+	p.Timeout = f.cfg.RequestTimeout * 4 / 5
 	ctx = failure.WithAttemptTime(ctx, p.Timeout+500*time.Millisecond)
-	reply, err := f.cfg.Txns.Script(ctx, group, script.Args(body, p))
+	reply, err := f.cfg.Txns.Script(ctx, p.Group, script.Args(p, steps...))
 	if err != nil {
-		reply = ErrorReply(err)
+		return ErrorReply(err)
 	}
-	f.cfg.Metrics.Requests.WithLabelValues(lower(args[0]), outcomeLabel(reply)).Inc()
 	return reply
+}
+
+// isScriptCall reports whether spec runs a script (EVAL and its kin).
+func isScriptCall(spec *command.Spec) bool {
+	return spec != nil && spec.Category == command.Scripting && spec.Name != "script"
+}
+
+// execScripted runs a transaction that holds scripts: all of it, scripts
+// and data commands in their order, on its partition's leader, as one
+// speculation replicated as effects (package script). Its keys, and the
+// keys it watches, must share one partition. Connection commands are
+// answered in their slots, as in execMulti.
+func (f *Server) execScripted(queued []command.Cmd, atRun, denied map[int][]byte, watches []txn.Watch, st *connState) []byte {
+	var steps []script.Step
+	var group *uint64
+	cross := false
+	pin := func(g uint64) {
+		if group == nil {
+			group = &g
+		} else if *group != g {
+			cross = true
+		}
+	}
+	for _, w := range watches {
+		pin(f.partitionOf(w.Key))
+	}
+	known := map[int][]byte{} // replies the edge gives itself
+	inSteps := map[int]bool{}
+	for i, c := range queued {
+		switch {
+		case atRun[i] != nil:
+			known[i] = atRun[i]
+		case denied[i] != nil:
+			known[i] = denied[i]
+		case isScriptCall(c.Spec):
+			step, reply := f.scriptStep(c.Args, strings.HasPrefix(c.Spec.Name, "evalsha"), strings.HasSuffix(c.Spec.Name, "_ro"))
+			if reply != nil {
+				known[i] = reply
+				continue
+			}
+			for _, k := range step.Keys {
+				pin(f.partitionOf(k))
+			}
+			steps, inSteps[i] = append(steps, step), true
+		case isData(c.Spec):
+			if c.Cross {
+				cross = true
+			} else if len(c.Keys) > 0 {
+				pin(c.Group)
+			}
+			steps, inSteps[i] = append(steps, script.Step{Cmd: c.Args}), true
+		}
+	}
+	if cross {
+		return resp.AppendError(nil, kv.ErrCrossSlot)
+	}
+	var elems [][]byte
+	if len(steps) > 0 {
+		if group == nil {
+			g, _ := f.scriptGroup(steps[0], nil)
+			group = &g
+		}
+		reply := f.runScript(script.Params{Group: *group, Multi: true, Watches: watches}, st, steps...)
+		var ok bool
+		if elems, ok = txn.SplitArray(reply); !ok || len(elems) != len(steps) {
+			return reply // a null array (a watched key changed) or an error
+		}
+	}
+	out := resp.AppendArrayHeader(nil, len(queued))
+	j := 0
+	for i := range queued {
+		switch c := &queued[i]; {
+		case known[i] != nil:
+			out = append(out, known[i]...)
+		case inSteps[i]:
+			out = append(out, elems[j]...)
+			j++
+		case c.Spec == specUnwatch:
+			out = resp.AppendSimple(out, "OK")
+		default:
+			out = append(out, f.connCommand(c, st)...)
+		}
+	}
+	return out
 }
 
 // scriptRules are the ACL rules the script's commands are checked

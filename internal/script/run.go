@@ -14,8 +14,8 @@ import (
 	"github.com/yuin/gopher-lua/parse"
 
 	"github.com/kintsu/kintsu/internal/acl"
-	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/txn"
@@ -54,59 +54,30 @@ func Owns(spec *command.Spec) bool {
 	return spec != nil && ok
 }
 
-// Params are what a run needs besides the body.
-type Params struct {
-	Group      uint64 // the partition it runs in
-	Partitions int    // the cluster's partition count (which keys are local)
-	ReadOnly   bool   // EVAL_RO, EVALSHA_RO
-	Timeout    time.Duration
-	Keys, Argv [][]byte
-	// User is the ACL user the script's commands are checked against,
-	// as "NAME RULES..." (edge.scriptRules); "" for one that may run
-	// anything.
-	User string
-}
-
-// Args is the Op that runs body with p.
-func Args(body []byte, p Params) [][]byte {
-	ro := byte(0)
-	if p.ReadOnly {
-		ro = 1
-	}
-	e := codec.Encoder(nil).Uvarint(p.Group).Uvarint(uint64(p.Partitions)).Byte(ro).Uvarint(uint64(p.Timeout / time.Millisecond))
-	e = e.Args(p.Keys).Args(p.Argv).Bytes([]byte(p.User))
-	return [][]byte{[]byte(Op), body, e}
-}
-
-func decodeParams(b []byte) (Params, error) {
-	d := codec.NewDecoder(b)
-	p := Params{Group: d.Uvarint(), Partitions: int(d.Uvarint()), ReadOnly: d.Byte() == 1}
-	p.Timeout = time.Duration(min(d.Uvarint(), uint64(MaxRunTime/time.Millisecond))) * time.Millisecond
-	p.Keys, p.Argv, p.User = d.Args(), d.Args(), string(d.Bytes())
-	if err := d.Done(); err != nil {
-		return p, err
-	}
-	if p.Partitions < 1 || p.Partitions > ring.SlotCount || p.Group >= uint64(p.Partitions) {
-		return p, errors.New("bad partitions")
-	}
-	return p, nil
-}
-
 // Serve runs the Op args against r, a frozen view of the partition: it
-// answers txn.ScriptResult (the script's reply and its effects), the
-// lock holders that stand in the way (txn.LockedReply), or an error
-// reply. An error is a storage failure.
+// answers txn.ScriptResult (the reply and the effects), the lock holders
+// that stand in the way (txn.LockedReply), or an error reply. For a
+// transaction (Params.Multi) the reply is the array of its steps'
+// replies, or a null array when a watched key had changed. An error is a
+// storage failure.
 func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
-	if len(args) != 3 || len(args[1]) > MaxBodyBytes {
-		return resp.AppendError(nil, "ERR malformed script operation"), nil
-	}
-	p, err := decodeParams(args[2])
+	p, steps, err := decodeOp(args)
 	if err != nil {
 		return resp.AppendError(nil, "ERR malformed script operation"), nil
 	}
-	proto, err := compiled(args[1])
-	if err != nil {
-		return resp.AppendError(nil, err.Error()), nil
+	protos := make([]*lua.FunctionProto, len(steps))
+	for i, st := range steps {
+		if st.Cmd == nil {
+			// A script that does not compile answers so in its step.
+			protos[i], _ = compiled(st.Body)
+		}
+	}
+	var user *acl.User
+	if p.User != "" {
+		name, rules, _ := strings.Cut(p.User, " ")
+		if user, err = acl.Parse(name, rules); err != nil {
+			return resp.AppendError(nil, "ERR malformed script operation"), nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout)
 	defer cancel()
@@ -116,23 +87,39 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 	case <-ctx.Done():
 		return resp.AppendError(nil, "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."), nil
 	}
-	var user *acl.User
-	if p.User != "" {
-		name, rules, _ := strings.Cut(p.User, " ")
-		if user, err = acl.Parse(name, rules); err != nil {
-			return resp.AppendError(nil, "ERR malformed script operation"), nil
-		}
-	}
 	spec := txn.Speculate(r)
 	local := func(k []byte) bool {
 		return uint64(ring.PartitionOf(ring.Slot(k), p.Partitions)) == p.Group
 	}
-	reply, err := run(ctx, proto, spec, local, user, SHA1(args[1]), p)
-	if err != nil {
-		return nil, err
+	var out []byte
+	if p.Multi {
+		hold, err := spec.WatchesHold(p.Watches)
+		if err != nil {
+			return nil, err
+		}
+		if !hold {
+			return txn.ScriptResult(nil, resp.AppendNullArray(nil), nil), nil
+		}
+		out = resp.AppendArrayHeader(out, len(steps))
 	}
-	if reply[0] == '-' && stopped(reply) {
-		return reply, nil // stopped by a limit: its writes are dropped
+	for i, st := range steps {
+		var reply []byte
+		switch {
+		case st.Cmd != nil:
+			reply, err = plain(spec, st.Cmd, local)
+		case protos[i] == nil:
+			_, cerr := Compile(st.Body)
+			reply = resp.AppendError(nil, cerr.Error())
+		default:
+			reply, err = run(ctx, protos[i], spec, local, user, SHA1(st.Body), st)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if reply[0] == '-' && stopped(reply) {
+			return reply, nil // stopped by a limit: nothing it did is kept
+		}
+		out = append(out, reply...)
 	}
 	holders, err := spec.Blockers()
 	if err != nil {
@@ -141,11 +128,27 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 	if len(holders) > 0 {
 		return txn.LockedReply(nil, holders), nil
 	}
-	effects, err := spec.Effects()
+	effects, err := spec.Effects(p.Watches)
 	if err != nil {
 		return nil, err
 	}
-	return txn.ScriptResult(nil, reply, effects), nil
+	return txn.ScriptResult(nil, out, effects), nil
+}
+
+// plain runs a transaction's data command (checked by the edge when it
+// was queued) in its place among the scripts.
+func plain(w kv.Writer, args [][]byte, local func([]byte) bool) ([]byte, error) {
+	spec := command.Lookup(args[0])
+	c := kv.Of(spec)
+	if c == nil || spec.Is(command.Internal) || !c.CheckArity(args) {
+		return resp.AppendError(nil, "ERR malformed script operation"), nil
+	}
+	for _, i := range spec.AppendKeys(nil, args) {
+		if !local(args[i]) {
+			return resp.AppendError(nil, kv.ErrCrossSlot), nil
+		}
+	}
+	return kv.Exec(w, spec, args, nil)
 }
 
 // stopped reports whether reply says a limit stopped the run.
@@ -160,7 +163,7 @@ func stopped(reply []byte) bool {
 
 // run executes proto and converts its result; a Lua error becomes the
 // error reply Redis would give.
-func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, local func([]byte) bool, user *acl.User, sha string, p Params) ([]byte, error) {
+func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, local func([]byte) bool, user *acl.User, sha string, p Step) ([]byte, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopWatch := watchHeap(ctx, cancel)
@@ -342,15 +345,11 @@ func parseChunk(body []byte) (*lua.FunctionProto, error) {
 	return lua.Compile(chunk, chunkName)
 }
 
-// Number conversions Redis makes: a Lua number becomes an integer by
-// truncation; those out of range are clamped.
+// toInt converts a Lua number to an integer reply as Redis does: by
+// truncation, with what does not fit (NaN included) becoming the lowest
+// integer, as C's conversion gives on the machines Redis runs on.
 func toInt(f float64) int64 {
-	switch {
-	case math.IsNaN(f):
-		return 0
-	case f >= math.MaxInt64:
-		return math.MaxInt64
-	case f <= math.MinInt64:
+	if math.IsNaN(f) || f >= math.MaxInt64 || f < math.MinInt64 {
 		return math.MinInt64
 	}
 	return int64(f)

@@ -87,13 +87,13 @@ func localKey(prefix string) string {
 // and its effects.
 func eval(t *testing.T, st *store, body string, keys []string, argv ...string) (reply, effects []byte) {
 	t.Helper()
-	p := Params{Group: 0, Partitions: testPartitions, Timeout: 2 * time.Second, Keys: bytesArgs(keys), Argv: bytesArgs(argv)}
-	return evalP(t, st, body, p)
+	p := Params{Group: 0, Partitions: testPartitions, Timeout: 2 * time.Second}
+	return evalP(t, st, p, Step{Body: []byte(body), Keys: bytesArgs(keys), Argv: bytesArgs(argv)})
 }
 
-func evalP(t *testing.T, st *store, body string, p Params) (reply, effects []byte) {
+func evalP(t *testing.T, st *store, p Params, steps ...Step) (reply, effects []byte) {
 	t.Helper()
-	out, err := Serve(st, Args([]byte(body), p))
+	out, err := Serve(st, Args(p, steps...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,8 +204,8 @@ func TestSandbox(t *testing.T) {
 
 func TestReadOnlyScriptsDoNotWrite(t *testing.T) {
 	st := newStore()
-	p := Params{Partitions: testPartitions, ReadOnly: true, Timeout: time.Second, Keys: bytesArgs([]string{k1})}
-	got, eff := evalP(t, st, "return redis.call('set', KEYS[1], 'x')", p)
+	p := Params{Partitions: testPartitions, Timeout: time.Second}
+	got, eff := evalP(t, st, p, Step{Body: []byte("return redis.call('set', KEYS[1], 'x')"), Keys: bytesArgs([]string{k1}), ReadOnly: true})
 	if !strings.HasPrefix(string(got), "-ERR Write commands are not allowed from read-only scripts.") || eff != nil {
 		t.Fatalf("EVAL_RO SET = %q, effects %v", got, eff != nil)
 	}
@@ -219,13 +219,13 @@ func TestEffectsOfFailedAndStoppedScripts(t *testing.T) {
 	if !strings.HasPrefix(string(got), "-ERR user_script:1: late") || eff == nil {
 		t.Fatalf("a script failing after a write: %q, effects %v", got, eff != nil)
 	}
-	p := Params{Partitions: testPartitions, Timeout: 50 * time.Millisecond, Keys: bytesArgs([]string{k1})}
-	got, eff = evalP(t, st, "redis.call('set', KEYS[1], 'x'); while true do end", p)
+	p := Params{Partitions: testPartitions, Timeout: 50 * time.Millisecond}
+	got, eff = evalP(t, st, p, Step{Body: []byte("redis.call('set', KEYS[1], 'x'); while true do end"), Keys: bytesArgs([]string{k1})})
 	if string(got) != "-"+errTimedOut+"\r\n" || eff != nil {
 		t.Fatalf("a script past its time: %q, effects %v", got, eff != nil)
 	}
 	// pcall does not catch the time limit.
-	got, _ = evalP(t, st, "while true do pcall(function() while true do end end) end", p)
+	got, _ = evalP(t, st, p, Step{Body: []byte("while true do pcall(function() while true do end end) end")})
 	if string(got) != "-"+errTimedOut+"\r\n" {
 		t.Fatalf("pcall caught the time limit: %q", got)
 	}
@@ -235,7 +235,7 @@ func TestKillStopsARunningScript(t *testing.T) {
 	st := newStore()
 	done := make(chan []byte, 1)
 	go func() {
-		out, _ := Serve(st, Args([]byte("while true do end"), Params{Partitions: testPartitions, Timeout: 5 * time.Second}))
+		out, _ := Serve(st, Args(Params{Partitions: testPartitions, Timeout: 5 * time.Second}, Step{Body: []byte("while true do end")}))
 		done <- out
 	}()
 	deadline := time.Now().Add(5 * time.Second)
@@ -257,12 +257,15 @@ func TestKillStopsARunningScript(t *testing.T) {
 
 func TestMalformedOperationsAreRefused(t *testing.T) {
 	st := newStore()
+	one := Step{Body: []byte("return 1")}
 	for name, args := range map[string][][]byte{
-		"short":            {[]byte(Op), []byte("return 1")},
-		"garbage params":   {[]byte(Op), []byte("return 1"), []byte("\xff\xff")},
-		"group past count": Args([]byte("return 1"), Params{Group: 9, Partitions: 4}),
-		"no partitions":    Args([]byte("return 1"), Params{}),
-		"bad user":         Args([]byte("return 1"), Params{Partitions: 4, Timeout: time.Second, User: "u +nosuch"}),
+		"short":            {[]byte(Op)},
+		"garbage params":   {[]byte(Op), []byte("\xff\xff")},
+		"group past count": Args(Params{Group: 9, Partitions: 4}, one),
+		"no partitions":    Args(Params{}, one),
+		"bad user":         Args(Params{Partitions: 4, Timeout: time.Second, User: "u +nosuch"}, one),
+		"no steps":         Args(Params{Partitions: 4, Timeout: time.Second}),
+		"two steps":        Args(Params{Partitions: 4, Timeout: time.Second}, one, one),
 	} {
 		out, err := Serve(st, args)
 		if err != nil || !bytes.HasPrefix(out, []byte("-ERR")) {
@@ -273,11 +276,11 @@ func TestMalformedOperationsAreRefused(t *testing.T) {
 
 func TestACLChecksEveryCall(t *testing.T) {
 	st := newStore()
-	p := Params{Partitions: testPartitions, Timeout: time.Second, Keys: bytesArgs([]string{k1}), User: "app on nopass ~* -@all +get"}
-	if got, _ := evalP(t, st, "return redis.call('get', KEYS[1])", p); string(got) != "$-1\r\n" {
+	p := Params{Partitions: testPartitions, Timeout: time.Second, User: "app on nopass ~* -@all +get"}
+	if got, _ := evalP(t, st, p, Step{Body: []byte("return redis.call('get', KEYS[1])"), Keys: bytesArgs([]string{k1})}); string(got) != "$-1\r\n" {
 		t.Errorf("an allowed GET: %q", got)
 	}
-	got, eff := evalP(t, st, "return redis.call('set', KEYS[1], 'x')", p)
+	got, eff := evalP(t, st, p, Step{Body: []byte("return redis.call('set', KEYS[1], 'x')"), Keys: bytesArgs([]string{k1})})
 	if !strings.HasPrefix(string(got), "-ERR ACL failure in script: User app has no permissions to run the 'set' command") || eff != nil {
 		t.Errorf("a denied SET: %q", got)
 	}
@@ -285,7 +288,7 @@ func TestACLChecksEveryCall(t *testing.T) {
 
 func TestLocksStandInTheWay(t *testing.T) {
 	st := &lockedStore{store: newStore()}
-	out, err := Serve(st, Args([]byte("return redis.call('get', KEYS[1])"), Params{Partitions: testPartitions, Timeout: time.Second, Keys: bytesArgs([]string{k1})}))
+	out, err := Serve(st, Args(Params{Partitions: testPartitions, Timeout: time.Second}, Step{Body: []byte("return redis.call('get', KEYS[1])"), Keys: bytesArgs([]string{k1})}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,4 +306,25 @@ func (l *lockedStore) TxnGet(table byte, k []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	return (&txn.Lock{Writer: &txn.Ref{ID: txn.ID{7}, Priority: 1}}).Encode(), true, nil
+}
+
+func TestTransactionsWithScripts(t *testing.T) {
+	st := newStore()
+	st.do(t, "SET "+k2+" w")
+	p := Params{Partitions: testPartitions, Timeout: time.Second, Multi: true, Watches: []txn.Watch{{Key: []byte(k2), Version: st.index}}}
+	steps := []Step{
+		{Cmd: bytesArgs([]string{"SET", k1, "1"})},
+		{Body: []byte("return redis.call('incr', KEYS[1])"), Keys: bytesArgs([]string{k1})},
+		{Body: []byte("return x(")},
+		{Cmd: bytesArgs([]string{"GET", k1})},
+	}
+	got, eff := evalP(t, st, p, steps...)
+	if !strings.HasPrefix(string(got), "*4\r\n+OK\r\n:2\r\n-ERR Error compiling script") || !strings.HasSuffix(string(got), "$1\r\n2\r\n") || eff == nil {
+		t.Fatalf("a transaction with scripts answered %q (effects %v)", got, eff != nil)
+	}
+	st.do(t, "SET "+k2+" changed")
+	got, eff = evalP(t, st, p, steps...)
+	if string(got) != "*-1\r\n" || eff != nil {
+		t.Fatalf("after a watched key changed: %q (effects %v), want a null array and nothing done", got, eff != nil)
+	}
 }

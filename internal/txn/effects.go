@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/failure"
@@ -154,20 +155,31 @@ func (s *Speculation) Blockers() ([]Ref, error) {
 	return holders, nil
 }
 
+// WatchesHold reports whether every watched key has its version in the
+// view (a transaction's WATCH).
+func (s *Speculation) WatchesHold(watches []Watch) (bool, error) { return watchesHold(s.r, watches) }
+
 // Effects encodes the speculation's writes as the argument of an EFFECTS
-// entry (EffectsArgs), nil if it wrote nothing.
-func (s *Speculation) Effects() ([]byte, error) {
+// entry (EffectsArgs), nil if it wrote nothing. The entry also checks
+// watches, which must hold in the view (WatchesHold).
+func (s *Speculation) Effects(watches []Watch) ([]byte, error) {
 	if !s.Wrote() {
 		return nil, nil
 	}
-	var watches []Watch
+	watched := map[string]bool{}
+	for _, w := range watches {
+		watched[string(w.Key)] = true
+	}
+	watches = slices.Clone(watches)
 	pt := part{}
 	for _, k := range s.touched {
 		v, err := liveVersion(s.r, k.key)
 		if err != nil {
 			return nil, err
 		}
-		watches = append(watches, Watch{Key: k.key, Version: v})
+		if !watched[string(k.key)] {
+			watches = append(watches, Watch{Key: k.key, Version: v})
+		}
 		if !k.write {
 			continue
 		}

@@ -21,7 +21,7 @@ func speculate(t *testing.T, g *memGroup, cmds ...string) (*Speculation, []byte)
 			t.Fatal(err)
 		}
 	}
-	eff, err := s.Effects()
+	eff, err := s.Effects(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

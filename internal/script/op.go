@@ -1,0 +1,109 @@
+package script
+
+import (
+	"errors"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/txn"
+)
+
+// Params are what a run needs besides its steps.
+type Params struct {
+	Group      uint64 // the partition it runs in
+	Partitions int    // the cluster's partition count (which keys are local)
+	Timeout    time.Duration
+	// User is the ACL user the scripts' commands are checked against,
+	// as "NAME RULES..." (edge.scriptRules); "" for one that may run
+	// anything.
+	User string
+	// Multi: the steps are a transaction's (MULTI ... EXEC), answered as
+	// an array, and only if every watched key still has its version.
+	Multi   bool
+	Watches []txn.Watch
+}
+
+// Step is a script to run, or (Cmd set) a data command queued in a
+// transaction with scripts.
+type Step struct {
+	Body       []byte
+	Keys, Argv [][]byte
+	ReadOnly   bool // EVAL_RO, EVALSHA_RO
+	Cmd        [][]byte
+}
+
+// Args is the Op that runs steps with p.
+func Args(p Params, steps ...Step) [][]byte {
+	e := codec.Encoder(nil).Uvarint(p.Group).Uvarint(uint64(p.Partitions)).Uvarint(uint64(p.Timeout / time.Millisecond))
+	e = e.Bytes([]byte(p.User)).Byte(boolByte(p.Multi)).Uvarint(uint64(len(p.Watches)))
+	for _, w := range p.Watches {
+		e = e.Bytes(w.Key).Uvarint(w.Version)
+	}
+	e = e.Uvarint(uint64(len(steps)))
+	for _, s := range steps {
+		if s.Cmd != nil {
+			e = e.Byte('c').Args(s.Cmd)
+			continue
+		}
+		e = e.Byte('s').Bytes(s.Body).Args(s.Keys).Args(s.Argv).Byte(boolByte(s.ReadOnly))
+	}
+	return [][]byte{[]byte(Op), e}
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// maxSteps bounds a transaction's steps, as the edge bounds what MULTI
+// may queue.
+const maxSteps = 1 << 16
+
+// Decode reads an Op's arguments back.
+func Decode(args [][]byte) (Params, []Step, error) { return decodeOp(args) }
+
+func decodeOp(args [][]byte) (Params, []Step, error) {
+	if len(args) != 2 {
+		return Params{}, nil, errors.New("malformed")
+	}
+	d := codec.NewDecoder(args[1])
+	p := Params{Group: d.Uvarint(), Partitions: int(d.Uvarint())}
+	p.Timeout = time.Duration(min(d.Uvarint(), uint64(MaxRunTime/time.Millisecond))) * time.Millisecond
+	p.User, p.Multi = string(d.Bytes()), d.Byte() == 1
+	for n := d.Count(); n > 0 && d.Err() == nil; n-- {
+		p.Watches = append(p.Watches, txn.Watch{Key: d.Bytes(), Version: d.Uvarint()})
+	}
+	n := d.Count()
+	if n > maxSteps || n == 0 || n > 1 && !p.Multi {
+		d.Fail()
+	}
+	var steps []Step
+	for ; n > 0 && d.Err() == nil; n-- {
+		switch d.Byte() {
+		case 'c':
+			c := d.Args()
+			if len(c) == 0 {
+				d.Fail()
+			}
+			steps = append(steps, Step{Cmd: c})
+		case 's':
+			s := Step{Body: d.Bytes(), Keys: d.Args(), Argv: d.Args(), ReadOnly: d.Byte() == 1}
+			if len(s.Body) > MaxBodyBytes {
+				d.Fail()
+			}
+			steps = append(steps, s)
+		default:
+			d.Fail()
+		}
+	}
+	if err := d.Done(); err != nil {
+		return p, nil, err
+	}
+	if p.Partitions < 1 || p.Partitions > ring.SlotCount || p.Group >= uint64(p.Partitions) {
+		return p, nil, errors.New("bad partitions")
+	}
+	return p, steps, nil
+}

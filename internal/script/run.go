@@ -166,10 +166,7 @@ func stopped(reply []byte) bool {
 func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, local func([]byte) bool, user *acl.User, sha string, p Step) ([]byte, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stopWatch := watchHeap(ctx, cancel)
-	defer stopWatch()
-	kill := registerRun(cancel)
-	defer kill()
+	defer watchRun(cancel)()
 
 	r := newRunner(ctx, cancel, spec, local, p.ReadOnly, sha)
 	r.user = user
@@ -232,72 +229,80 @@ var (
 	errKill = errors.New("killed")
 )
 
-// watchHeap stops the run (cancel) when the heap grows past MaxHeapGrowth
-// since it began. The VM's own allocations (tables, concatenation) have no
-// hook; this bounds them, late by at most what one heapCheck lets grow.
-func watchHeap(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
-	base := heapBytes()
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(heapCheck)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if heapBytes() > base+MaxHeapGrowth {
-					cancel(errHeap)
-					return
-				}
+// The scripts running on this node: for the heap watch and SCRIPT KILL.
+var running struct {
+	sync.Mutex
+	runs     map[*run1]struct{}
+	watching bool // the watch loop is running
+}
+
+type run1 struct {
+	base   uint64 // the heap when it began
+	cancel context.CancelCauseFunc
+}
+
+// watchRun registers a run until done is called: it is stopped (cancel)
+// when the heap grows past MaxHeapGrowth since it began, or by Kill. The
+// VM's own allocations (tables, concatenation) have no hook; this bounds
+// them, late by at most what one heapCheck lets grow. One loop watches
+// every run, and only while there are some.
+func watchRun(cancel context.CancelCauseFunc) (done func()) {
+	r := &run1{base: heapBytes(), cancel: cancel}
+	running.Lock()
+	defer running.Unlock()
+	if running.runs == nil {
+		running.runs = map[*run1]struct{}{}
+	}
+	running.runs[r] = struct{}{}
+	if !running.watching {
+		running.watching = true
+		go watchLoop()
+	}
+	return func() {
+		running.Lock()
+		delete(running.runs, r)
+		running.Unlock()
+	}
+}
+
+func watchLoop() {
+	t := time.NewTicker(heapCheck)
+	defer t.Stop()
+	for range t.C {
+		running.Lock()
+		if len(running.runs) == 0 {
+			running.watching = false
+			running.Unlock()
+			return
+		}
+		h := heapBytes()
+		for r := range running.runs {
+			if h > r.base+MaxHeapGrowth {
+				r.cancel(errHeap)
 			}
 		}
-	}()
-	return func() { close(done) }
+		running.Unlock()
+	}
 }
-
-var heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-var heapMu sync.Mutex
 
 func heapBytes() uint64 {
-	heapMu.Lock()
-	defer heapMu.Unlock()
-	metrics.Read(heapSample)
-	if heapSample[0].Value.Kind() != metrics.KindUint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
 	}
-	return heapSample[0].Value.Uint64()
-}
-
-// Running scripts on this node, for SCRIPT KILL.
-var (
-	runsMu sync.Mutex
-	runs   = map[*context.CancelCauseFunc]struct{}{}
-)
-
-func registerRun(cancel context.CancelCauseFunc) (done func()) {
-	key := &cancel
-	runsMu.Lock()
-	runs[key] = struct{}{}
-	runsMu.Unlock()
-	return func() {
-		runsMu.Lock()
-		delete(runs, key)
-		runsMu.Unlock()
-	}
+	return s[0].Value.Uint64()
 }
 
 // Kill stops every script running on this node (SCRIPT KILL); none of
 // them changes anything. It reports whether one was running.
 func Kill() bool {
-	runsMu.Lock()
-	defer runsMu.Unlock()
-	for c := range runs {
-		(*c)(errKill)
+	running.Lock()
+	defer running.Unlock()
+	for r := range running.runs {
+		r.cancel(errKill)
 	}
-	return len(runs) > 0
+	return len(running.runs) > 0
 }
 
 // compiled caches compiled scripts by body: a leader runs the same few

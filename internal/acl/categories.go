@@ -114,6 +114,7 @@ var redisCommands = map[string][]string{
 	"mset":                          {"write", "string", "slow"},
 	"msetnx":                        {"write", "string", "slow"},
 	"multi":                         {"fast", "transaction"},
+	"scan":                          {"keyspace", "read", "slow"},
 	"script":                        {"slow"},
 	"script|exists":                 {"slow", "scripting"},
 	"script|flush":                  {"slow", "scripting"},

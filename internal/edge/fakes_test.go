@@ -14,8 +14,8 @@ import (
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
-	"github.com/kintsu/kintsu/internal/script"
 	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/script"
 	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/txn"
 )
@@ -147,6 +147,28 @@ func (s *fakeStore) del(key []byte) error {
 	return nil
 }
 
+// groupKeys is one partition's keys of the store, for a scan.
+type groupKeys struct {
+	*fakeStore
+	group uint64
+}
+
+func (g groupKeys) ScanKeys(from []byte, fn func(key, stored []byte) bool) error {
+	var keys []string
+	for k := range g.data {
+		if ring.PartitionOf(ring.Slot([]byte(k)), g.partitions) == int(g.group) && k >= string(from) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !fn([]byte(k), g.data[k]) {
+			break
+		}
+	}
+	return nil
+}
+
 // versionOp is the internal read WATCH makes of a key's version.
 var versionOp = string(txn.VersionArgs(nil)[0])
 
@@ -180,7 +202,11 @@ func (s *fakeStore) exec(group uint64, args [][]byte) []byte {
 		return out
 	}
 	spec := command.Lookup(args[0])
-	out, err := kv.Exec(s, spec, args, nil)
+	var w kv.Writer = s
+	if string(args[0]) == kv.OpScan {
+		w = groupKeys{s, group}
+	}
+	out, err := kv.Exec(w, spec, args, nil)
 	if err != nil {
 		return resp.AppendError(nil, "ERR fake store: "+err.Error())
 	}

@@ -38,7 +38,9 @@ type Server struct {
 	ids    atomic.Int64
 	// scripts are the bodies of the scripts this node was given (EVALSHA).
 	scripts scriptCache
-	users   users // the cluster's users as this node knows them (auth.go)
+	// scans are the SCAN walks under way on this node.
+	scans scanWalks
+	users users // the cluster's users as this node knows them (auth.go)
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu

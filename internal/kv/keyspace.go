@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -193,10 +194,19 @@ type KeyScanner interface {
 const (
 	OpKeys      = "kintsu.keys"      // PATTERN -> the partition's live keys matching it
 	OpRandomKey = "kintsu.randomkey" // -> one of the partition's live keys, or nil
+	// OpScan is one step of SCAN in a partition: "kintsu.scan AFTER
+	// COUNT PATTERN TYPE" looks at up to COUNT keys after AFTER (""
+	// from the first) and answers [last key looked at, or "" when the
+	// partition is done; [matching live keys...]]. PATTERN "" matches
+	// every key, TYPE "" every type.
+	OpScan = "kintsu.scan"
 )
 
+// MaxScanCount bounds the keys one SCAN step looks at.
+const MaxScanCount = 100000
+
 func init() {
-	for _, c := range []*Command{reader(OpKeys, 2, 0, 0, 0, evalKeys), reader(OpRandomKey, 1, 0, 0, 0, evalRandomKey)} {
+	for _, c := range []*Command{reader(OpKeys, 2, 0, 0, 0, evalKeys), reader(OpRandomKey, 1, 0, 0, 0, evalRandomKey), reader(OpScan, 5, 0, 0, 0, evalScan)} {
 		c.Flags |= command.Internal
 		register(command.CatInternal, c)
 	}
@@ -265,4 +275,53 @@ func evalRandomKey(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		return resp.AppendNull(out), nil
 	}
 	return resp.AppendBulk(out, found), nil
+}
+
+// ScanArgs is the OpScan step after key after (nil: from the first).
+func ScanArgs(after []byte, count int, pattern, typ []byte) [][]byte {
+	return [][]byte{[]byte(OpScan), after, []byte(strconv.Itoa(count)), pattern, typ}
+}
+
+func evalScan(r Reader, args [][]byte, out []byte) ([]byte, error) {
+	ks, ok := r.(KeyScanner)
+	if !ok {
+		return appendErr(out, errNoKeyScan), nil
+	}
+	count, err := strconv.Atoi(string(args[2]))
+	if err != nil || count < 1 || count > MaxScanCount {
+		return appendErr(out, ErrSyntax), nil
+	}
+	var from []byte
+	if len(args[1]) > 0 {
+		from = append(bytes.Clone(args[1]), 0) // the first key after it
+	}
+	pattern, typ, now := args[3], string(args[4]), r.NowMS()
+	var body, last []byte
+	n, seen, done := 0, 0, true
+	err = ks.ScanKeys(from, func(k, stored []byte) bool {
+		if seen == count {
+			done = false
+			return false
+		}
+		seen++
+		last = append(last[:0], k...)
+		if Expired(stored, now) || len(pattern) > 0 && !Match(pattern, k) || typ != "" && typeName(stored) != typ {
+			return true
+		}
+		body = resp.AppendBulk(body, k)
+		n++
+		return len(body) <= MaxKeysReply
+	})
+	if err != nil {
+		return out, err
+	}
+	if len(body) > MaxKeysReply {
+		return appendErr(out, errKeysTooMany), nil
+	}
+	if done {
+		last = nil
+	}
+	out = resp.AppendArrayHeader(out, 2)
+	out = resp.AppendBulk(out, last)
+	return append(resp.AppendArrayHeader(out, n), body...), nil
 }

@@ -1,0 +1,240 @@
+package edge
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/resp"
+)
+
+// SCAN walks the whole cluster's keys, partition after partition, each
+// in key order, through each partition's current leader. The cursor a
+// client holds names a walk this node keeps: the partitions left and the
+// last key looked at. Within a partition a walk resumes after that key,
+// so leader changes and replica moves do not disturb it, and every key
+// present for the whole walk is returned (at least once, as in Redis).
+// A cluster-aware client scans each node (as it does a Redis Cluster's
+// primaries): its walk covers only the partitions this node led when the
+// walk began. Walks are bounded per node (maxScans, idle ones dropped
+// after scanIdle); a dropped or unknown cursor answers "invalid cursor".
+
+func init() {
+	command.Register(connSpec("scan", -2, command.Keyspace, cmdScan))
+}
+
+const (
+	maxScans         = 10000
+	scanIdle         = 10 * time.Minute
+	defaultScanCount = 10
+)
+
+type scanWalk struct {
+	groups []uint64
+	i      int    // the partition under way
+	after  []byte // the last key looked at in groups[i]
+	used   time.Time
+	busy   bool // a SCAN with this cursor is running
+}
+
+type scanWalks struct {
+	mu    sync.Mutex
+	walks map[uint64]*scanWalk
+}
+
+// take hands out walk id for one step (nil: unknown, or in use by
+// another SCAN of the same cursor).
+func (s *scanWalks) take(id uint64, now time.Time) *scanWalk {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.walks[id]
+	if w == nil || w.busy {
+		return nil
+	}
+	w.busy, w.used = true, now
+	return w
+}
+
+// put keeps w under a cursor (a new one when id is 0) for the next step
+// and answers the cursor.
+func (s *scanWalks) put(id uint64, w *scanWalk, now time.Time) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.walks == nil {
+		s.walks = map[uint64]*scanWalk{}
+	}
+	w.busy, w.used = false, now
+	if id != 0 {
+		return id
+	}
+	if len(s.walks) >= maxScans {
+		s.evict(now)
+	}
+	for id == 0 || s.walks[id] != nil {
+		id = rand.Uint64() >> 1 // positive as a signed integer too
+	}
+	s.walks[id] = w
+	return id
+}
+
+// evict drops idle walks, or the least recently used one.
+func (s *scanWalks) evict(now time.Time) {
+	var oldest uint64
+	for id, w := range s.walks {
+		if w.busy {
+			continue
+		}
+		if now.Sub(w.used) > scanIdle {
+			delete(s.walks, id)
+			continue
+		}
+		if oldest == 0 || w.used.Before(s.walks[oldest].used) {
+			oldest = id
+		}
+	}
+	if len(s.walks) >= maxScans && oldest != 0 {
+		delete(s.walks, oldest)
+	}
+}
+
+func (s *scanWalks) drop(id uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.walks, id)
+}
+
+func (s *scanWalks) release(w *scanWalk) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.busy = false
+}
+
+// cmdScan answers SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
+func cmdScan(f *Server, args [][]byte, st *connState) []byte {
+	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		return resp.AppendError(nil, "ERR invalid cursor")
+	}
+	count := defaultScanCount
+	var pattern, typ []byte
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			return resp.AppendError(nil, kv.ErrSyntax)
+		}
+		switch lower(args[i]) {
+		case "match":
+			pattern = args[i+1]
+			if string(pattern) == "*" {
+				pattern = nil
+			}
+		case "count":
+			n, ok := kv.ParseInt(args[i+1])
+			if !ok {
+				return resp.AppendError(nil, kv.ErrNotInteger)
+			}
+			if n < 1 {
+				return resp.AppendError(nil, kv.ErrSyntax)
+			}
+			count = int(min(n, kv.MaxScanCount))
+		case "type":
+			typ = []byte(strings.ToLower(string(args[i+1])))
+		default:
+			return resp.AppendError(nil, kv.ErrSyntax)
+		}
+	}
+	now := f.now()
+	var w *scanWalk
+	if cursor == 0 {
+		w = &scanWalk{groups: f.scanGroups(st)}
+	} else if w = f.scans.take(cursor, now); w == nil {
+		return resp.AppendError(nil, "ERR invalid cursor")
+	}
+	keys, err := f.scanSteps(w, count, pattern, typ)
+	if err != nil {
+		if cursor != 0 {
+			f.scans.release(w) // the client may try the same cursor again
+		}
+		if se, ok := err.(*scanError); ok {
+			return se.reply
+		}
+		return ErrorReply(err)
+	}
+	next := uint64(0)
+	if w.i < len(w.groups) {
+		next = f.scans.put(cursor, w, now)
+	} else if cursor != 0 {
+		f.scans.drop(cursor)
+	}
+	out := resp.AppendArrayHeader(nil, 2)
+	out = resp.AppendBulkString(out, strconv.FormatUint(next, 10))
+	out = resp.AppendArrayHeader(out, len(keys))
+	for _, k := range keys {
+		out = resp.AppendBulk(out, k)
+	}
+	return out
+}
+
+// scanGroups are the partitions a new walk covers: all of them, or for a
+// cluster-aware client those this node leads (or would lead: the
+// preferred leader of a partition without one).
+func (f *Server) scanGroups(st *connState) []uint64 {
+	var gs []uint64
+	for _, p := range f.cfg.View.Partitions() {
+		g := uint64(p.ID)
+		if st.clusterAware {
+			leader := f.cfg.View.LeaderOf(g)
+			nodes := f.cfg.View.GroupNodes(g)
+			if leader != f.cfg.NodeID && (leader != 0 || len(nodes) == 0 || nodes[0] != f.cfg.NodeID) {
+				continue
+			}
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// scanSteps advances w: one step in its current partition and, while
+// partitions end and fewer than count keys were found, in the next ones.
+func (f *Server) scanSteps(w *scanWalk, count int, pattern, typ []byte) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
+	defer cancel()
+	var keys [][]byte
+	for w.i < len(w.groups) {
+		reply, err := f.readOne(ctx, w.groups[w.i], kv.ScanArgs(w.after, count, pattern, typ))
+		if err != nil {
+			return nil, err
+		}
+		v, _, perr := resp.ParseValue(reply)
+		if perr != nil || v.Kind != '*' || len(v.Array) != 2 || v.Array[1].Kind != '*' {
+			if perr == nil && v.Kind == '-' {
+				return nil, &scanError{reply: reply}
+			}
+			return nil, &scanError{reply: resp.AppendError(nil, "ERR malformed scan reply")}
+		}
+		for _, k := range v.Array[1].Array {
+			keys = append(keys, k.Str)
+		}
+		if last := v.Array[0].Str; len(last) > 0 {
+			w.after = append(w.after[:0], last...)
+			break // it looked at count keys
+		}
+		w.i, w.after = w.i+1, nil
+		if len(keys) >= count {
+			break
+		}
+	}
+	return keys, nil
+}
+
+// scanError is an error reply a partition gave a scan step.
+type scanError struct{ reply []byte }
+
+func (e *scanError) Error() string {
+	_, msg, _ := resp.ErrorReply(e.reply)
+	return msg
+}

@@ -11,6 +11,21 @@ var Categories = []string{
 // ("acl|setuser"). A command Kintsu serves that is missing here gets
 // categories derived from its Spec (specCategories).
 var redisCommands = map[string][]string{
+	"psubscribe":                    {"pubsub", "slow"},
+	"publish":                       {"pubsub", "fast"},
+	"pubsub":                        {"slow"},
+	"pubsub|channels":               {"pubsub", "slow"},
+	"pubsub|help":                   {"slow"},
+	"pubsub|numpat":                 {"pubsub", "slow"},
+	"pubsub|numsub":                 {"pubsub", "slow"},
+	"pubsub|shardchannels":          {"pubsub", "slow"},
+	"pubsub|shardnumsub":            {"pubsub", "slow"},
+	"punsubscribe":                  {"pubsub", "slow"},
+	"spublish":                      {"pubsub", "fast"},
+	"ssubscribe":                    {"pubsub", "slow"},
+	"subscribe":                     {"pubsub", "slow"},
+	"sunsubscribe":                  {"pubsub", "slow"},
+	"unsubscribe":                   {"pubsub", "slow"},
 	"acl":                           {"slow"},
 	"acl|cat":                       {"slow"},
 	"acl|deluser":                   {"admin", "slow", "dangerous"},

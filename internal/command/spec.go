@@ -52,9 +52,10 @@ const (
 	SortedSet
 	Bitmap
 	Scripting
+	PubSub
 )
 
-var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list", "sortedset", "bitmap", "scripting"}
+var categoryNames = [...]string{"", "keyspace", "string", "connection", "transaction", "server", "cluster", "internal", "hash", "set", "list", "sortedset", "bitmap", "scripting", "pubsub"}
 
 // String is the category's name as ACL rules spell it (without the @).
 func (c Category) String() string {

@@ -80,7 +80,16 @@ func errArity(args [][]byte) []byte {
 	return resp.AppendError(nil, kv.WrongArity(lower(args[0])))
 }
 
-func cmdPing(_ *Server, args [][]byte, _ *connState) []byte {
+func cmdPing(f *Server, args [][]byte, st *connState) []byte {
+	if len(args) <= 2 && f.subscribed(st) {
+		// In subscribed mode, as Redis answers it there.
+		out := resp.AppendArrayHeader(nil, 2)
+		out = resp.AppendBulkString(out, "pong")
+		if len(args) == 2 {
+			return resp.AppendBulk(out, args[1])
+		}
+		return resp.AppendBulkString(out, "")
+	}
 	switch len(args) {
 	case 1:
 		return resp.AppendSimple(nil, "PONG")

@@ -33,8 +33,10 @@ type Config struct {
 	// whenever the cluster's users give it no password (a password file).
 	DefaultPasswordHash string
 	Router              Router
-	Txns                Transactions
-	View                View
+	// Peers reaches the other nodes for pub/sub (nil: this node alone).
+	Peers Peers
+	Txns  Transactions
+	View  View
 }
 
 // Router sends commands to the leader of their partition (route.Router).

@@ -434,6 +434,25 @@ func (f *Server) runChunk(chunk [][][]byte, st *connState, cl *tracked, conn net
 		if !f.holdReplies(cl, built) {
 			return false
 		}
+		if st.sub != nil {
+			// A subscribed connection's frames all go through its
+			// writer, in order (pubsub.go), which holds them itself.
+			ok := true
+			for next < len(replies) && replies[next] != nil && ok {
+				ok = st.sub.Push(replies[next])
+				replies[next] = nil
+				next++
+			}
+			f.releaseReplies(cl, built)
+			if !ok {
+				return false
+			}
+			if st.quit {
+				return true
+			}
+			todo = again
+			continue
+		}
 		var flushed int64
 		f.armWrite(cl, conn)
 		for next < len(replies) && replies[next] != nil {

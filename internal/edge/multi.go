@@ -108,6 +108,9 @@ func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 	case specQuit:
 		return f.connCommand(c, st)
 	}
+	if m.on && isSubControl(c.Spec) {
+		return f.queue(c, st, resp.AppendError(nil, "ERR "+strings.ToUpper(c.Spec.Name)+" is not allowed inside MULTI"))
+	}
 	if m.on && (c.Spec.Name == "flushall" || c.Spec.Name == "flushdb") {
 		// Connection commands run after the transaction's data commands,
 		// so a queued flush would not take its place in their order: it

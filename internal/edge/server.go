@@ -11,6 +11,7 @@ import (
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
+	"github.com/kintsu/kintsu/internal/pubsub"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 )
@@ -40,7 +41,9 @@ type Server struct {
 	scripts scriptCache
 	// scans are the SCAN walks under way on this node.
 	scans scanWalks
-	users users // the cluster's users as this node knows them (auth.go)
+	// pubsub holds this node's connections' subscriptions.
+	pubsub *pubsub.Registry
+	users  users // the cluster's users as this node knows them (auth.go)
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu
@@ -58,7 +61,7 @@ type Server struct {
 
 // New makes the edge of a node; ctx ends when the node stops.
 func New(ctx context.Context, cfg Config) *Server {
-	return &Server{cfg: cfg, ctx: ctx, limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
+	return &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
 }
 
 // partitionOf maps a key to its partition.
@@ -188,13 +191,22 @@ type connState struct {
 	budget *failure.ReplyBudget
 	// conn is the client's connection, for a blocking command to see
 	// whether its client is still there (blocking.go).
-	conn net.Conn
+	conn  net.Conn
+	track *tracked // its limits' accounting (limits.go)
+	// sub is the connection's pub/sub writer, from its first
+	// (P|S)SUBSCRIBE or UNSUBSCRIBE on (pubsub.go).
+	sub *subscriber
 }
 
 func (f *Server) handle(c net.Conn) {
 	st := &connState{id: f.ids.Add(1), local: c.LocalAddr(), conn: c}
 	cl := f.register(c, st.id)
+	st.track = cl
 	defer func() {
+		if st.sub != nil {
+			f.pubsub.Forget(st.sub)
+			st.sub.finish()
+		}
 		f.mu.Lock()
 		delete(f.conns, c)
 		f.mu.Unlock()
@@ -318,6 +330,13 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	for i, args := range batch {
 		cmds[i], errs[i] = f.decode(args)
 	}
+	if f.subscribed(st) {
+		for i := range cmds {
+			if errs[i] == nil && !allowedSubscribed(cmds[i].Spec) {
+				errs[i] = &limitError{errSubscribedMode(cmds[i].Spec.Name)}
+			}
+		}
+	}
 	control := func(i int) bool { return errs[i] == nil && cmds[i].Spec.Is(command.TxnControl) }
 	checked := make([]bool, len(batch))
 	for i := 0; i < len(batch); {
@@ -379,6 +398,13 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		}
 		switch {
 		case j >= len(batch) || control(j):
+		case isSubControl(cmds[j].Spec) && j > i:
+			// Its confirmations are queued behind the replies before it,
+			// so those are written first (pubsub.go).
+			return replies
+		case isSubControl(cmds[j].Spec):
+			replies[j] = f.connCommand(&cmds[j], st)
+			return replies // what follows runs in the next round
 		case cmds[j].Cross:
 			replies[j] = f.runCross(cmds[j])
 			j++

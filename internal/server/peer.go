@@ -18,6 +18,10 @@ import (
 // tell.
 const methodKnown = "k"
 
+// methodPubSub carries a PUBLISH, or a PUBSUB query, to the other nodes
+// (edge/pubsub.go).
+const methodPubSub = "pubsub"
+
 // handleCall serves calls from peers: the request path's (forwarded
 // writes and reads, leader hints) go to the router, the control plane's
 // to its services, the lost-disk check's to knownMember.
@@ -48,6 +52,8 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 			return nil, err
 		}
 		return n.members.ServeJoin(ctx, body)
+	case methodPubSub:
+		return n.front.ServePubSub(body)
 	case methodKnown:
 		d := codec.NewDecoder(body)
 		id := d.Uvarint()

@@ -1,0 +1,41 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	"github.com/kintsu/kintsu/internal/api"
+)
+
+// pubsubPeers sends the edge's pub/sub requests to the other members
+// (edge.Peers): every one at once, each answer taken if it comes before
+// the deadline. Delivery is at most once: a node that does not answer
+// is not asked again.
+type pubsubPeers struct{ n *Node }
+
+func (p pubsubPeers) PubSub(ctx context.Context, body []byte) [][]byte {
+	n := p.n
+	var (
+		mu  sync.Mutex
+		out [][]byte
+		wg  sync.WaitGroup
+	)
+	for _, rec := range n.cmap.Current().Nodes {
+		if rec.ID == n.cfg.NodeID || rec.State == api.NodeRemoved {
+			continue
+		}
+		wg.Add(1)
+		go func(id uint64) {
+			defer wg.Done()
+			b, err := n.tr.Call(ctx, id, methodPubSub, body)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			out = append(out, b)
+			mu.Unlock()
+		}(rec.ID)
+	}
+	wg.Wait()
+	return out
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,4 +135,38 @@ func TestScriptsStayAtomicThroughFailover(t *testing.T) {
 		t.Fatalf("%d moves counted; %d acknowledged, %d unknown", n, acked.Load(), unknown.Load())
 	}
 	t.Logf("%d transfers acknowledged, %d unknown, %d counted, %d audits", acked.Load(), unknown.Load(), n, audits.Load())
+}
+
+// TestScriptCacheIsTheClusters: a script loaded through one node runs by
+// its SHA-1 through any other (a cluster client loads it on the nodes it
+// believes primaries, which leadership moves may change), and SCRIPT
+// FLUSH empties every node's cache.
+func TestScriptCacheIsTheClusters(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var cls []*redis.Client
+	for _, nd := range c.Nodes() {
+		cl := client(nd.RESPAddr)
+		defer cl.Close()
+		cls = append(cls, cl)
+	}
+	sha, err := cls[0].ScriptLoad(ctx, "return ARGV[1]").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cls[1].EvalSha(ctx, sha, nil, "x").Result(); err != nil || got != "x" {
+		t.Fatalf("EVALSHA through another node: %v, %v", got, err)
+	}
+	if ex, err := cls[2].ScriptExists(ctx, sha).Result(); err != nil || !ex[0] {
+		t.Fatalf("SCRIPT EXISTS through a third node: %v, %v", ex, err)
+	}
+	if err := cls[2].ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, cl := range cls {
+		if err := cl.EvalSha(ctx, sha, nil, "x").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			t.Fatalf("EVALSHA through node %d after SCRIPT FLUSH: %v", i, err)
+		}
+	}
 }

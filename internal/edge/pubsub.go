@@ -54,11 +54,12 @@ const (
 	maxPubSubChannels = 100000
 )
 
-// Peers reaches the cluster's other nodes for pub/sub.
+// Peers reaches the cluster's other nodes, for pub/sub and the scripts'
+// cache.
 type Peers interface {
-	// PubSub sends body to every other member and answers the replies of
-	// those that answered before ctx ended.
-	PubSub(ctx context.Context, body []byte) [][]byte
+	// Ask sends body (peerRequest) to every other member and answers the
+	// replies of those that answered before ctx ended.
+	Ask(ctx context.Context, body []byte) [][]byte
 }
 
 // isSubControl reports whether spec changes a connection's
@@ -120,15 +121,15 @@ func cmdUnsubscribe(kind pubsub.Kind) connHandler {
 	}
 }
 
-// pubsubRequest is what a node asks the others: "publish KIND CHANNEL
+// peerRequest is what a node asks the others: "publish KIND CHANNEL
 // MESSAGE", "channels KIND [PATTERN]", "numsub KIND CHANNEL...",
-// "patterns".
-func pubsubRequest(args ...[]byte) []byte { return codec.Encoder(nil).Args(args) }
+// "patterns", "script SHA1", "scriptflush".
+func peerRequest(args ...[]byte) []byte { return codec.Encoder(nil).Args(args) }
 
 func cmdPublish(kind pubsub.Kind) connHandler {
 	return func(f *Server, args [][]byte, _ *connState) []byte {
 		n := f.pubsub.Publish(kind, args[1], args[2])
-		for _, r := range f.askPeers(pubsubRequest([]byte("publish"), []byte{byte(kind)}, args[1], args[2])) {
+		for _, r := range f.askPeers(peerRequest([]byte("publish"), []byte{byte(kind)}, args[1], args[2])) {
 			if v, _, err := resp.ParseValue(r); err == nil && v.Kind == ':' && v.Int >= 0 {
 				n += int(v.Int)
 			}
@@ -144,16 +145,16 @@ func (f *Server) askPeers(body []byte) [][]byte {
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, min(publishWait, f.cfg.RequestTimeout))
 	defer cancel()
-	return f.cfg.Peers.PubSub(ctx, body)
+	return f.cfg.Peers.Ask(ctx, body)
 }
 
-// ServePubSub answers another node's pub/sub request from this node's
-// registry.
-func (f *Server) ServePubSub(body []byte) ([]byte, error) {
+// ServePeer answers another node's question (peerRequest) from this
+// node's pub/sub registry and script cache.
+func (f *Server) ServePeer(body []byte) ([]byte, error) {
 	d := codec.NewDecoder(body)
 	args := d.Args()
 	if d.Done() != nil || len(args) == 0 {
-		return nil, errMalformedPubSub
+		return nil, errMalformedPeer
 	}
 	kind := func(b []byte) (pubsub.Kind, bool) {
 		if len(b) != 1 || b[0] > byte(pubsub.Shard) {
@@ -165,13 +166,13 @@ func (f *Server) ServePubSub(body []byte) ([]byte, error) {
 	case string(args[0]) == "publish" && len(args) == 4:
 		k, ok := kind(args[1])
 		if !ok {
-			return nil, errMalformedPubSub
+			return nil, errMalformedPeer
 		}
 		return resp.AppendInt(nil, int64(f.pubsub.Publish(k, args[2], args[3]))), nil
 	case string(args[0]) == "channels" && (len(args) == 2 || len(args) == 3):
 		k, ok := kind(args[1])
 		if !ok {
-			return nil, errMalformedPubSub
+			return nil, errMalformedPeer
 		}
 		var pattern []byte
 		if len(args) == 3 {
@@ -181,7 +182,7 @@ func (f *Server) ServePubSub(body []byte) ([]byte, error) {
 	case string(args[0]) == "numsub" && len(args) >= 2:
 		k, ok := kind(args[1])
 		if !ok {
-			return nil, errMalformedPubSub
+			return nil, errMalformedPeer
 		}
 		counts := f.pubsub.NumSub(k, args[2:])
 		out := resp.AppendArrayHeader(nil, len(counts))
@@ -189,6 +190,16 @@ func (f *Server) ServePubSub(body []byte) ([]byte, error) {
 			out = resp.AppendInt(out, int64(c))
 		}
 		return out, nil
+	case string(args[0]) == "script" && len(args) == 2:
+		// Not pub/sub, but the same kind of question to every node: the
+		// body of a script it keeps (scripts.go).
+		if b, ok := f.scripts.get(args[1]); ok {
+			return resp.AppendBulk(nil, b), nil
+		}
+		return resp.AppendNull(nil), nil
+	case string(args[0]) == "scriptflush" && len(args) == 1:
+		f.scripts.flush()
+		return resp.AppendSimple(nil, "OK"), nil
 	case string(args[0]) == "patterns" && len(args) == 1:
 		var ps [][]byte
 		for _, p := range f.pubsub.Patterns() {
@@ -196,10 +207,10 @@ func (f *Server) ServePubSub(body []byte) ([]byte, error) {
 		}
 		return appendBulks(nil, ps), nil
 	}
-	return nil, errMalformedPubSub
+	return nil, errMalformedPeer
 }
 
-var errMalformedPubSub = fmt.Errorf("malformed pub/sub request")
+var errMalformedPeer = fmt.Errorf("malformed pub/sub request")
 
 func appendBulks(out []byte, xs [][]byte) []byte {
 	out = resp.AppendArrayHeader(out, len(xs))
@@ -225,10 +236,10 @@ func cmdPubSub(f *Server, args [][]byte, _ *connState) []byte {
 		if len(args) == 3 {
 			req = append(req, args[2])
 		}
-		local, _ := f.ServePubSub(pubsubRequest(req...))
+		local, _ := f.ServePeer(peerRequest(req...))
 		set := map[string]bool{}
 		var all [][]byte
-		for _, r := range append(f.askPeers(pubsubRequest(req...)), local) {
+		for _, r := range append(f.askPeers(peerRequest(req...)), local) {
 			v, _, err := resp.ParseValue(r)
 			if err != nil || v.Kind != '*' {
 				continue
@@ -243,9 +254,9 @@ func cmdPubSub(f *Server, args [][]byte, _ *connState) []byte {
 		return appendBulks(nil, all)
 	case sub == "numsub":
 		req := append([][]byte{[]byte("numsub"), kind}, args[2:]...)
-		local, _ := f.ServePubSub(pubsubRequest(req...))
+		local, _ := f.ServePeer(peerRequest(req...))
 		sums := make([]int64, len(args)-2)
-		for _, r := range append(f.askPeers(pubsubRequest(req...)), local) {
+		for _, r := range append(f.askPeers(peerRequest(req...)), local) {
 			v, _, err := resp.ParseValue(r)
 			if err != nil || v.Kind != '*' || len(v.Array) != len(sums) {
 				continue
@@ -260,9 +271,9 @@ func cmdPubSub(f *Server, args [][]byte, _ *connState) []byte {
 		}
 		return out
 	case sub == "numpat" && len(args) == 2 && kind[0] == byte(pubsub.Channel):
-		local, _ := f.ServePubSub(pubsubRequest([]byte("patterns")))
+		local, _ := f.ServePeer(peerRequest([]byte("patterns")))
 		set := map[string]bool{}
-		for _, r := range append(f.askPeers(pubsubRequest([]byte("patterns"))), local) {
+		for _, r := range append(f.askPeers(peerRequest([]byte("patterns"))), local) {
 			if v, _, err := resp.ParseValue(r); err == nil && v.Kind == '*' {
 				for _, e := range v.Array {
 					set[string(e.Str)] = true

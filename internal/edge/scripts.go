@@ -74,6 +74,28 @@ func (c *scriptCache) get(sha []byte) ([]byte, bool) {
 	return b, ok
 }
 
+// scriptBody finds the body of a script by its SHA-1: in this node's
+// cache, or else in another node's (a client that loaded it through
+// another node, or a cluster client that loaded it on the nodes it
+// believed primaries), which this node then keeps.
+func (f *Server) scriptBody(sha []byte) ([]byte, bool) {
+	if b, ok := f.scripts.get(sha); ok {
+		return b, true
+	}
+	if len(sha) != 40 {
+		return nil, false
+	}
+	want := strings.ToLower(string(sha))
+	for _, r := range f.askPeers(peerRequest([]byte("script"), []byte(want))) {
+		v, _, err := resp.ParseValue(r)
+		if err == nil && v.Kind == '$' && !v.Null && script.SHA1(v.Str) == want {
+			f.scripts.add(v.Str)
+			return v.Str, true
+		}
+	}
+	return nil, false
+}
+
 func (c *scriptCache) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -117,7 +139,7 @@ func (f *Server) scriptStep(args [][]byte, bySHA, readOnly bool) (script.Step, [
 	}
 	body := args[1]
 	if bySHA {
-		b, ok := f.scripts.get(args[1])
+		b, ok := f.scriptBody(args[1])
 		if !ok {
 			return script.Step{}, resp.AppendError(nil, errNoScript)
 		}
@@ -298,7 +320,7 @@ func cmdScript(f *Server, args [][]byte, _ *connState) []byte {
 	case sub == "exists" && len(args) >= 3:
 		out := resp.AppendArrayHeader(nil, len(args)-2)
 		for _, sha := range args[2:] {
-			_, ok := f.scripts.get(sha)
+			_, ok := f.scriptBody(sha)
 			out = resp.AppendInt(out, map[bool]int64{false: 0, true: 1}[ok])
 		}
 		return out
@@ -306,7 +328,9 @@ func cmdScript(f *Server, args [][]byte, _ *connState) []byte {
 		if len(args) == 3 && lower(args[2]) != "sync" && lower(args[2]) != "async" {
 			return resp.AppendError(nil, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")
 		}
+		// Every node's: EVALSHA looks for a body on the other nodes.
 		f.scripts.flush()
+		f.askPeers(peerRequest([]byte("scriptflush")))
 		return resp.AppendSimple(nil, "OK")
 	case sub == "kill" && len(args) == 2:
 		if !script.Kill() {

@@ -221,7 +221,7 @@ func Start(cfg Config) (*Node, error) {
 	n.front = edge.New(n.ctx, edge.Config{
 		NodeID: cfg.NodeID, ClusterID: n.layout.Ident.ClusterID, RESPAddr: cfg.RESPAddr,
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
-		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n}, Peers: pubsubPeers{n},
+		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n}, Peers: peers{n},
 		ProtectedMode: cfg.ProtectedMode, DefaultPasswordHash: pwHash,
 		Logger: n.log, Limits: cfg.Limits.Enforced(n.usedMemory),
 	})

@@ -18,9 +18,9 @@ import (
 // tell.
 const methodKnown = "k"
 
-// methodPubSub carries a PUBLISH, or a PUBSUB query, to the other nodes
-// (edge/pubsub.go).
-const methodPubSub = "pubsub"
+// methodAsk carries the front end's questions to the other nodes: a
+// PUBLISH, a PUBSUB query, a script's body (edge.Server.ServePeer).
+const methodAsk = "ask"
 
 // handleCall serves calls from peers: the request path's (forwarded
 // writes and reads, leader hints) go to the router, the control plane's
@@ -52,8 +52,8 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 			return nil, err
 		}
 		return n.members.ServeJoin(ctx, body)
-	case methodPubSub:
-		return n.front.ServePubSub(body)
+	case methodAsk:
+		return n.front.ServePeer(body)
 	case methodKnown:
 		d := codec.NewDecoder(body)
 		id := d.Uvarint()

@@ -7,13 +7,13 @@ import (
 	"github.com/kintsu/kintsu/internal/api"
 )
 
-// pubsubPeers sends the edge's pub/sub requests to the other members
+// peers sends the front end's questions to the other members
 // (edge.Peers): every one at once, each answer taken if it comes before
-// the deadline. Delivery is at most once: a node that does not answer
-// is not asked again.
-type pubsubPeers struct{ n *Node }
+// the deadline. A PUBLISH is thus delivered at most once: a node that
+// does not answer is not asked again.
+type peers struct{ n *Node }
 
-func (p pubsubPeers) PubSub(ctx context.Context, body []byte) [][]byte {
+func (p peers) Ask(ctx context.Context, body []byte) [][]byte {
 	n := p.n
 	var (
 		mu  sync.Mutex
@@ -27,7 +27,7 @@ func (p pubsubPeers) PubSub(ctx context.Context, body []byte) [][]byte {
 		wg.Add(1)
 		go func(id uint64) {
 			defer wg.Done()
-			b, err := n.tr.Call(ctx, id, methodPubSub, body)
+			b, err := n.tr.Call(ctx, id, methodAsk, body)
 			if err != nil {
 				return
 			}

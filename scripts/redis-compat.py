@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Redis's own test suite against Kintsu, as a number.
+
+Runs test files of a Redis 7.0.15 source tree's TCL suite in
+external-server mode (tests/test_helper.tcl --host --port) against a
+3-node Kintsu cluster (kintsu dev) and against redis-server, file by
+file, and prints per file how many of the tests that pass against Redis
+pass against Kintsu, with the failing tests grouped by their first error.
+
+The suite runs with its own --cluster-mode (skipping the tests it tags
+cluster:skip: several databases, single-node behaviour), --ignore-encoding
+and --ignore-digest (memory encodings, DEBUG DIGEST), against Redis as
+against Kintsu.
+
+A Tcl exception (an error reply the test did not expect) ends a file's
+run; the file is then run again with that test skipped, until it runs to
+its end, so one missing command costs its own tests only.
+
+    git clone https://github.com/redis/redis && git -C redis archive 7.0.15 tests | tar -x -C /tmp/redis-7.0.15
+    scripts/redis-compat.py /tmp/redis-7.0.15 [unit/type/hash ...]
+
+Needs tclsh (Debian's tcl) and redis-server 7.0 on PATH, and Go to build
+Kintsu. Writes the logs and summary.md under --out.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+FILES = [
+    "unit/type/string", "unit/type/incr", "unit/type/hash", "unit/type/list",
+    "unit/type/list-2", "unit/type/list-3", "unit/type/set", "unit/type/zset",
+    "unit/expire", "unit/keyspace", "unit/multi", "unit/scan", "unit/scripting",
+    "unit/pubsub", "unit/pubsubshard", "unit/bitops", "unit/hyperloglog",
+    "unit/dump", "unit/info-command", "unit/introspection-2", "unit/protocol",
+]
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+OK = re.compile(r"^\[ok\]: (.*) \(\d+ ms\)$")
+ERR = re.compile(r"^\[err\]: (.*) in tests/")
+SKIP = re.compile(r"^\[skip\]: (.*)$")
+EXC = re.compile(r"^\[exception\]: (.*)$")
+TEST_AT = re.compile(r'^"test \{(.*?)\} \{')
+
+
+def wait_port(port, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"nothing answered PING on port {port}")
+
+
+def run_file(src, port, name, out, test_timeout, file_timeout):
+    """Runs one file until it ends; answers {test: (passed, first error line)}."""
+    results, skips, deadline = {}, [], time.time() + file_timeout
+    for attempt in range(1, 60):
+        cmd = ["tclsh", "tests/test_helper.tcl", "--host", "127.0.0.1", "--port", str(port),
+               "--single", name, "--clients", "1", "--timeout", str(test_timeout),
+               # The suite's own switches for what a cluster cannot do
+               # (tests tagged cluster:skip, SELECT) and for memory
+               # encodings and DEBUG DIGEST, which Kintsu has none of.
+               "--cluster-mode", "--ignore-encoding", "--ignore-digest"]
+        for s in skips:
+            cmd += ["--skiptest", s]
+        log = os.path.join(out, f"{port}-{name.replace('/', '_')}-{attempt}.log")
+        left = deadline - time.time()
+        if left <= 0:
+            break
+        try:
+            p = subprocess.run(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=left, text=True, errors="replace")
+            text = p.stdout
+        except subprocess.TimeoutExpired as e:
+            text = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            text += "\n[exception]: file timed out\n"
+        with open(log, "w") as f:
+            f.write(text)
+        lines = [ANSI.sub("", l) for l in text.splitlines()]
+        exc_test = None
+        for i, l in enumerate(lines):
+            if m := OK.match(l):
+                results.setdefault(m.group(1), (True, ""))
+            elif m := ERR.match(l):
+                why = lines[i + 1].strip() if i + 1 < len(lines) else ""
+                results.setdefault(m.group(1), (False, why))
+            elif m := EXC.match(l):
+                why = m.group(1)
+                for l2 in lines[i + 1:]:
+                    if t := TEST_AT.match(l2.strip()):
+                        exc_test = t.group(1)
+                        break
+                if exc_test is not None:
+                    results.setdefault(exc_test, (False, "exception: " + why))
+                break
+        if exc_test is None or exc_test in skips:
+            break
+        skips.append(exc_test)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src", help="a Redis 7.0.15 source tree (its tests/ directory is used)")
+    ap.add_argument("files", nargs="*", default=FILES)
+    ap.add_argument("--out", default="")
+    ap.add_argument("--base-port", type=int, default=7600)
+    ap.add_argument("--test-timeout", type=int, default=300)
+    ap.add_argument("--file-timeout", type=int, default=1800)
+    ap.add_argument("--kintsu", default="", help="a built kintsu binary (default: go build)")
+    args = ap.parse_args()
+    src = os.path.abspath(args.src)
+    if not os.path.exists(os.path.join(src, "tests", "test_helper.tcl")):
+        raise SystemExit(f"{src} has no tests/test_helper.tcl")
+    for tool in ("tclsh", "redis-server"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is needed (apt-get install tcl redis-server)")
+    out = args.out or tempfile.mkdtemp(prefix="kintsu-compat-")
+    os.makedirs(out, exist_ok=True)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kintsu = args.kintsu
+    if not kintsu:
+        kintsu = os.path.join(out, "kintsu")
+        subprocess.run(["go", "build", "-o", kintsu, "./cmd/kintsu"], cwd=repo, check=True)
+    kport, rport = args.base_port + 1, args.base_port + 100
+    procs = []
+    try:
+        procs.append(subprocess.Popen([kintsu, "dev", "--dir", os.path.join(out, "cluster"),
+                                       "--base-port", str(args.base_port)],
+                                      stdout=open(os.path.join(out, "kintsu.log"), "w"), stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
+                                       "--enable-debug-command", "yes", "--dir", out],
+                                      stdout=open(os.path.join(out, "redis.log"), "w"), stderr=subprocess.STDOUT))
+        wait_port(kport)
+        wait_port(rport)
+        rows, failing = [], {}
+        for name in args.files:
+            t0 = time.time()
+            ref = run_file(src, rport, name, out, args.test_timeout, args.file_timeout)
+            got = run_file(src, kport, name, out, args.test_timeout, args.file_timeout)
+            want = [t for t, (ok, _) in ref.items() if ok]
+            passed = [t for t in want if got.get(t, (False, ""))[0]]
+            for t in want:
+                if not got.get(t, (False, ""))[0]:
+                    why = got.get(t, (False, "not reached"))[1] or "failed"
+                    failing.setdefault(why[:110], []).append(f"{name}: {t}")
+            rows.append((name, len(passed), len(want)))
+            print(f"{name}: {len(passed)}/{len(want)} ({time.time() - t0:.0f} s)", flush=True)
+        total_p, total_w = sum(r[1] for r in rows), sum(r[2] for r in rows)
+        with open(os.path.join(out, "summary.md"), "w") as f:
+            f.write("| file | pass against Kintsu | of those passing against Redis |\n|---|---|---|\n")
+            for name, p, w in rows:
+                f.write(f"| {name} | {p} | {w} |\n")
+            f.write(f"| **all** | **{total_p}** | **{total_w}** ({100 * total_p / max(total_w, 1):.1f}%) |\n\n")
+            f.write("Failing tests by their first error:\n\n")
+            for why, tests in sorted(failing.items(), key=lambda kv: -len(kv[1])):
+                f.write(f"- {len(tests)} × `{why}`: " + "; ".join(tests[:6]) + (" ..." if len(tests) > 6 else "") + "\n")
+        print(open(os.path.join(out, "summary.md")).read())
+        print(f"logs in {out}")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()

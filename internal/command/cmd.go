@@ -43,7 +43,7 @@ func Decode(args [][]byte, partition func(key []byte) uint64) (Cmd, error) {
 		return Cmd{Spec: s, Args: args}, &ArityError{Name: s.Name, AtRun: true}
 	}
 	c := Cmd{Spec: s, Args: args}
-	if s.FirstKey == 0 {
+	if !s.HasKeys() {
 		return c, nil
 	}
 	c.Keys = s.AppendKeys(nil, args)

@@ -3,6 +3,7 @@ package command
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -99,7 +100,15 @@ type Spec struct {
 	// to the owner with the Spec so that evaluation needs no second
 	// lookup. This package never looks inside it.
 	Impl any
+	// NumKeys is the position of a count of keys that follow it
+	// (ZUNIONSTORE dst NUMKEYS k..., LMPOP NUMKEYS k...), 0 if none: those
+	// keys come after the FirstKey..LastKey ones. A count that is not a
+	// positive integer names no keys (the command answers the error).
+	NumKeys int
 }
+
+// HasKeys reports whether the command may name keys.
+func (s *Spec) HasKeys() bool { return s.FirstKey > 0 || s.NumKeys > 0 }
 
 // Is reports whether every flag of f is set.
 func (s *Spec) Is(f Flags) bool { return s.Flags&f == f }
@@ -124,15 +133,23 @@ func (s *Spec) pairsUp(args [][]byte) bool {
 // AppendKeys appends the positions of the keys in args to dst. The arity
 // must have been checked.
 func (s *Spec) AppendKeys(dst []int, args [][]byte) []int {
-	if s.FirstKey == 0 {
-		return dst
+	if s.FirstKey > 0 {
+		last := s.LastKey
+		if last < 0 {
+			last = len(args) + last
+		}
+		for i := s.FirstKey; i <= last; i += s.Step {
+			dst = append(dst, i)
+		}
 	}
-	last := s.LastKey
-	if last < 0 {
-		last = len(args) + last
-	}
-	for i := s.FirstKey; i <= last; i += s.Step {
-		dst = append(dst, i)
+	if s.NumKeys > 0 && s.NumKeys < len(args) {
+		n, err := strconv.Atoi(string(args[s.NumKeys]))
+		if err != nil || n < 1 {
+			return dst
+		}
+		for i := s.NumKeys + 1; i <= s.NumKeys+n && i < len(args); i++ {
+			dst = append(dst, i)
+		}
 	}
 	return dst
 }

@@ -385,9 +385,11 @@ func (g *cmdGen) command() []string {
 	if g.rng.IntN(400) == 0 {
 		return []string{g.pick("FLUSHALL", "FLUSHDB"), g.pick("ASYNC", "SYNC", "BOGUS")}[:1+g.rng.IntN(2)]
 	}
-	switch g.rng.IntN(97) {
+	switch g.rng.IntN(100) {
 	case 95, 96:
 		return g.script()
+	case 97, 98, 99:
+		return g.numKeysCommand()
 	case 90, 91:
 		return []string{"SETBIT", k, g.pick("0", "1", "7", "8", "15", "100", "-1", "x", "4294967296"), g.pick("0", "1", "1", "2", "x")}
 	case 92:
@@ -724,6 +726,90 @@ func (g *cmdGen) command() []string {
 	default:
 		return []string{"SET", k, g.value()}
 	}
+}
+
+// numKeysCommand is one of the commands whose keys follow a count, over
+// sorted sets, sets and lists of one slot, with counts and options that
+// are sometimes wrong.
+func (g *cmdGen) numKeysCommand() []string {
+	keys := func(pick func() string) []string {
+		n := 1 + g.rng.IntN(3)
+		out := []string{strconv.Itoa(n)}
+		if g.rng.IntN(15) == 0 {
+			// (Not a count past the arguments: the words after them
+			// would then be keys, CROSSSLOT as in Redis Cluster.)
+			out[0] = g.pick("0", "-1", "x")
+		}
+		for i := 0; i < n; i++ {
+			out = append(out, pick())
+		}
+		return out
+	}
+	zin := func() string {
+		if g.rng.IntN(3) == 0 {
+			return g.setKey()
+		}
+		return g.zKey()
+	}
+	switch cmd := g.pick("ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZUNION", "ZINTER", "ZDIFF", "ZINTERCARD", "SINTERCARD", "LMPOP", "ZMPOP", "ZRANGESTORE"); cmd {
+	case "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZUNION", "ZINTER", "ZDIFF":
+		args := []string{cmd}
+		if strings.HasSuffix(cmd, "STORE") {
+			args = append(args, g.zKey())
+		}
+		ks := keys(zin)
+		args = append(args, ks...)
+		if cmd[1] != 'D' && g.rng.IntN(3) == 0 {
+			args = append(args, "WEIGHTS")
+			for i := 1; i < len(ks); i++ {
+				args = append(args, g.pick("1", "2", "-1", "0", "0.5", "inf", "x"))
+			}
+		}
+		if cmd[1] != 'D' && g.rng.IntN(3) == 0 {
+			args = append(args, "AGGREGATE", g.pick("SUM", "MIN", "MAX", "bogus"))
+		}
+		if !strings.HasSuffix(cmd, "STORE") && g.rng.IntN(2) == 0 {
+			args = append(args, "WITHSCORES")
+		}
+		return args
+	case "ZINTERCARD", "SINTERCARD":
+		pick := zin
+		if cmd[0] == 'S' {
+			pick = g.setKey
+		}
+		args := append([]string{cmd}, keys(pick)...)
+		if g.rng.IntN(2) == 0 {
+			args = append(args, "LIMIT", g.pick("0", "1", "2", "-1", "x"))
+		}
+		return args
+	case "LMPOP", "ZMPOP":
+		pick, a, b := g.listKey, "LEFT", "RIGHT"
+		if cmd[0] == 'Z' {
+			pick, a, b = g.zKey, "MIN", "MAX"
+		}
+		args := append([]string{cmd}, keys(pick)...)
+		args = append(args, g.pick(a, b, "bogus"))
+		if g.rng.IntN(2) == 0 {
+			args = append(args, "COUNT", g.pick("1", "2", "5", "0", "-1", "x"))
+		}
+		return args
+	}
+	args := []string{"ZRANGESTORE", g.zKey(), g.zKey()}
+	switch g.rng.IntN(3) {
+	case 0:
+		args = append(args, g.pick("0", "1", "-1", "x"), g.pick("0", "-1", "2", "10"))
+	case 1:
+		args = append(args, g.scoreBound(), g.scoreBound(), "BYSCORE")
+	default:
+		args = append(args, g.lexBound(), g.lexBound(), "BYLEX")
+	}
+	if g.rng.IntN(3) == 0 {
+		args = append(args, "REV")
+	}
+	if g.rng.IntN(3) == 0 {
+		args = append(args, "LIMIT", g.pick("0", "1"), g.pick("1", "2", "-1"))
+	}
+	return args
 }
 
 // diffScripts are scripts whose replies Redis and Kintsu must give alike,

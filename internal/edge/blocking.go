@@ -44,6 +44,8 @@ func (f *Server) runBlocking(c command.Cmd, st *connState) []byte {
 	if msg != "" {
 		return resp.AppendError(nil, msg)
 	}
+	f.blockedClients.Add(1)
+	defer f.blockedClients.Add(-1)
 	var deadline time.Time
 	if ms > 0 {
 		deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)

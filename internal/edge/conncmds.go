@@ -3,12 +3,9 @@ package edge
 import (
 	"context"
 	"fmt"
-	"path"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
-	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -157,12 +154,14 @@ func cmdHello(f *Server, args [][]byte, st *connState) []byte {
 
 // commandInfo describes one command as COMMAND does: name, arity, flags,
 // first key, last key, step.
-func commandInfo(b []byte, name string, arity int, flag string, first, last, step int) []byte {
+func commandInfo(b []byte, name string, arity int, flags []string, first, last, step int) []byte {
 	b = resp.AppendArrayHeader(b, 6)
 	b = resp.AppendBulkString(b, name)
 	b = resp.AppendInt(b, int64(arity))
-	b = resp.AppendArrayHeader(b, 1)
-	b = resp.AppendSimple(b, flag)
+	b = resp.AppendArrayHeader(b, len(flags))
+	for _, f := range flags {
+		b = resp.AppendSimple(b, f)
+	}
 	b = resp.AppendInt(b, int64(first))
 	b = resp.AppendInt(b, int64(last))
 	return resp.AppendInt(b, int64(step))
@@ -180,10 +179,38 @@ func describe(b []byte, s *command.Spec) []byte {
 	switch {
 	case s.Is(command.Write):
 		flag = "write"
-	case s.FirstKey == 0 || s.Flags&(command.Conn|command.TxnControl) != 0:
+	case !s.HasKeys() || s.Flags&(command.Conn|command.TxnControl) != 0:
 		flag = "fast"
 	}
-	return commandInfo(b, s.Name, s.Arity, flag, s.FirstKey, s.LastKey, s.Step)
+	flags := []string{flag}
+	if s.NumKeys > 0 {
+		// Its keys follow a count: clients ask COMMAND GETKEYS.
+		flags = append(flags, "movablekeys")
+	}
+	return commandInfo(b, s.Name, s.Arity, flags, s.FirstKey, s.LastKey, s.Step)
+}
+
+// getKeys answers COMMAND GETKEYS: the keys of a command, as this node's
+// decoding finds them.
+func getKeys(args [][]byte) []byte {
+	s := command.Lookup(args[0])
+	switch {
+	case s == nil || s.Is(command.Internal):
+		return resp.AppendError(nil, "ERR Invalid command specified")
+	case !s.HasKeys():
+		return resp.AppendError(nil, "ERR The command has no key arguments")
+	case !s.CheckArity(args):
+		return resp.AppendError(nil, "ERR Invalid number of arguments specified for command")
+	}
+	keys := s.AppendKeys(nil, args)
+	if len(keys) == 0 {
+		return resp.AppendError(nil, "ERR Invalid arguments specified for command")
+	}
+	out := resp.AppendArrayHeader(nil, len(keys))
+	for _, i := range keys {
+		out = resp.AppendBulk(out, args[i])
+	}
+	return out
 }
 
 func cmdCommand(_ *Server, args [][]byte, _ *connState) []byte {
@@ -196,6 +223,11 @@ func cmdCommand(_ *Server, args [][]byte, _ *connState) []byte {
 		return b
 	}
 	switch lower(args[1]) {
+	case "getkeys":
+		if len(args) < 3 {
+			return errArity([][]byte{[]byte("command|getkeys")})
+		}
+		return getKeys(args[2:])
 	case "count":
 		return resp.AppendInt(nil, int64(len(specs)))
 	case "docs":
@@ -215,21 +247,6 @@ func cmdCommand(_ *Server, args [][]byte, _ *connState) []byte {
 		return b
 	}
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try COMMAND HELP.", args[1]))
-}
-
-func cmdInfo(f *Server, args [][]byte, _ *connState) []byte {
-	local, led := f.cfg.View.Replicas()
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nkintsu_version:%s\r\nredis_mode:cluster\r\nprocess_id:0\r\ntcp_port:%s\r\n\r\n",
-		redisVersion, api.Version, portOf(f.cfg.RESPAddr))
-	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\n\r\n", f.connCount())
-	b.WriteString(f.memoryInfo())
-	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n")
-	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\n\r\n")
-	fmt.Fprintf(&b, "# Cluster\r\ncluster_enabled:1\r\n\r\n")
-	fmt.Fprintf(&b, "# Kintsu\r\nnode_id:%d\r\ncluster_id:%s\r\npartitions:%d\r\nreplicas:%d\r\nlocal_replicas:%d\r\nleaders_held:%d\r\n",
-		f.cfg.NodeID, f.cfg.ClusterID, f.cfg.Partitions, f.cfg.Replicas, local, led)
-	return resp.AppendBulkString(nil, b.String())
 }
 
 func portOf(addr string) string {
@@ -253,6 +270,16 @@ func cmdDBSize(f *Server, args [][]byte, _ *connState) []byte {
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
+	n, err := f.keyCount(ctx)
+	if err != nil {
+		return err.reply
+	}
+	return resp.AppendInt(nil, n)
+}
+
+// keyCount sums the key counts of every partition, each read from its
+// leader.
+func (f *Server) keyCount(ctx context.Context) (int64, *replyError) {
 	var total atomic.Int64
 	fail := f.eachPartition(func(g uint64) []byte {
 		// DBSIZE, sent to a partition, answers its number of keys.
@@ -268,47 +295,13 @@ func cmdDBSize(f *Server, args [][]byte, _ *connState) []byte {
 		return nil
 	})
 	if fail != nil {
-		return fail
+		return 0, &replyError{fail}
 	}
-	return resp.AppendInt(nil, total.Load())
+	return total.Load(), nil
 }
 
-// configValues are the settings CONFIG GET reports, enough for tools such
-// as redis-benchmark that read them at start.
-var configValues = [][2]string{
-	{"appendfsync", "always"},
-	{"appendonly", "yes"},
-	{"databases", "1"},
-	{"proto-max-bulk-len", strconv.Itoa(kv.MaxValueBytes)},
-	{"save", ""},
-}
-
-func cmdConfig(f *Server, args [][]byte, _ *connState) []byte {
-	switch lower(args[1]) {
-	case "get":
-		if len(args) < 3 {
-			return errArity([][]byte{[]byte("config|get")})
-		}
-		var out [][2]string
-		for _, kvp := range append(configValues, f.limitConfig()...) {
-			for _, pat := range args[2:] {
-				if ok, _ := path.Match(lower(pat), kvp[0]); ok {
-					out = append(out, kvp)
-					break
-				}
-			}
-		}
-		b := resp.AppendArrayHeader(nil, 2*len(out))
-		for _, kvp := range out {
-			b = resp.AppendBulkString(b, kvp[0])
-			b = resp.AppendBulkString(b, kvp[1])
-		}
-		return b
-	case "set", "rewrite", "resetstat":
-		return resp.AppendError(nil, "ERR CONFIG "+strings.ToUpper(string(args[1]))+" is not supported by Kintsu; configure nodes with flags")
-	}
-	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
-}
+// replyError is an error already worded as a reply.
+type replyError struct{ reply []byte }
 
 // setName names the connection; an empty name clears it, as in Redis.
 func (st *connState) setName(name []byte) {

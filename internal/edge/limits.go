@@ -124,7 +124,8 @@ type tracked struct {
 
 // limiter is the node-wide state of the limits.
 type limiter struct {
-	lim Limits
+	// cur is the limits in force: CONFIG SET swaps in a changed copy.
+	cur atomic.Pointer[Limits]
 
 	mu      sync.Mutex
 	clients map[*tracked]struct{} // guarded by mu
@@ -139,11 +140,16 @@ type limiter struct {
 	memUsed atomic.Uint64
 }
 
+// get is the limits in force.
+func (l *limiter) get() *Limits { return l.cur.Load() }
+
 func newLimiter(lim Limits) *limiter {
 	if lim.MaxClients <= 0 {
 		lim.MaxClients = defaultMaxClients
 	}
-	return &limiter{lim: lim, clients: map[*tracked]struct{}{}, qfree: make(chan struct{})}
+	l := &limiter{clients: map[*tracked]struct{}{}, qfree: make(chan struct{})}
+	l.cur.Store(&lim)
+	return l
 }
 
 // respLimits are the reader's limits under a QueryBufferLimit.
@@ -160,7 +166,7 @@ func respLimits(lim Limits) resp.Limits {
 // false if no connection may give way. Called with f.mu held (n is the
 // count of connections).
 func (f *Server) makeRoom(n int) bool {
-	if n < f.lim.lim.MaxClients {
+	if n < f.lim.get().MaxClients {
 		return true
 	}
 	var victim *tracked
@@ -222,11 +228,11 @@ func (f *Server) holdReplies(cl *tracked, n int64) bool {
 	held := cl.held.Add(n)
 	total := f.lim.held.Add(n)
 	f.cfg.Metrics.ClientReply.Set(float64(total))
-	if h := f.lim.lim.OutputHard; h > 0 && held > h {
+	if h := f.lim.get().OutputHard; h > 0 && held > h {
 		f.closeClient(cl, closedOutputHard)
 		return false
 	}
-	if b := f.lim.lim.ReplyBudget; b > 0 && total > b {
+	if b := f.lim.get().ReplyBudget; b > 0 && total > b {
 		f.shedReplies(total - b)
 	}
 	return cl.closedBy.Load() == nil
@@ -269,14 +275,14 @@ func (f *Server) queryBuffer(cl *tracked, n int) error {
 		want = 0
 	}
 	delta := want - cl.query.Load()
-	if delta == 0 || f.lim.lim.QueryBudget <= 0 {
+	if delta == 0 || f.lim.get().QueryBudget <= 0 {
 		cl.query.Store(want)
 		return nil
 	}
 	deadline := time.Now().Add(queryWait)
 	for {
 		f.lim.qmu.Lock()
-		if delta < 0 || f.lim.qused+delta <= f.lim.lim.QueryBudget {
+		if delta < 0 || f.lim.qused+delta <= f.lim.get().QueryBudget {
 			f.lim.qused += delta
 			f.cfg.Metrics.ClientQuery.Set(float64(f.lim.qused))
 			if delta < 0 {
@@ -291,7 +297,7 @@ func (f *Server) queryBuffer(cl *tracked, n int) error {
 		f.lim.qmu.Unlock()
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			return &limitError{fmt.Sprintf("ERR command refused: the node's %d bytes for incoming commands are in use (query buffer budget); retry later", f.lim.lim.QueryBudget)}
+			return &limitError{fmt.Sprintf("ERR command refused: the node's %d bytes for incoming commands are in use (query buffer budget); retry later", f.lim.get().QueryBudget)}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -309,7 +315,7 @@ func (f *Server) queryBuffer(cl *tracked, n int) error {
 // denyOOM refuses a command that may grow memory while the node is over
 // MaxMemory (Redis's denyoom commands and -OOM reply).
 func (f *Server) denyOOM(c *command.Cmd) error {
-	l := &f.lim.lim
+	l := f.lim.get()
 	if l.MaxMemory == 0 || l.UsedMemory == nil || !c.Spec.Is(command.Write) || writesThatShrink[c.Spec.Name] {
 		return nil
 	}
@@ -356,13 +362,13 @@ func (f *Server) awaitCommand(t *timedConn, buffered int) {
 	if buffered > 0 {
 		t.started = true
 		t.cl.idleSince.Store(0)
-		if d := f.lim.lim.ClientReadTimeout; d > 0 {
+		if d := f.lim.get().ClientReadTimeout; d > 0 {
 			deadline = now.Add(d)
 		}
 	} else {
 		t.started = false
 		t.cl.idleSince.Store(now.UnixNano())
-		if d := f.lim.lim.IdleTimeout; d > 0 {
+		if d := f.lim.get().IdleTimeout; d > 0 {
 			deadline = now.Add(d)
 		}
 	}
@@ -430,6 +436,9 @@ func (f *Server) runChunk(chunk [][][]byte, st *connState, cl *tracked, conn net
 			}
 			replies[i] = out[k]
 			built += int64(len(out[k]))
+			if len(out[k]) > 0 && out[k][0] == '-' {
+				f.stats.errors.Add(1)
+			}
 		}
 		if !f.holdReplies(cl, built) {
 			return false
@@ -481,8 +490,8 @@ func (f *Server) runChunk(chunk [][][]byte, st *connState, cl *tracked, conn net
 // while they are over the soft limit, else writeTimeout.
 func (f *Server) armWrite(cl *tracked, conn net.Conn) {
 	d := writeTimeout
-	if s := f.lim.lim.OutputSoft; s > 0 && cl.held.Load() > s {
-		d = min(d, f.lim.lim.OutputSoftTime)
+	if s := f.lim.get().OutputSoft; s > 0 && cl.held.Load() > s {
+		d = min(d, f.lim.get().OutputSoftTime)
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(d))
 }
@@ -492,7 +501,7 @@ func (f *Server) writeFailed(cl *tracked, err error) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		return
 	}
-	if s := f.lim.lim.OutputSoft; s > 0 && cl.held.Load() > s {
+	if s := f.lim.get().OutputSoft; s > 0 && cl.held.Load() > s {
 		f.closeClient(cl, closedOutputSoft)
 	} else {
 		f.closeClient(cl, closedWrite)
@@ -567,7 +576,7 @@ func notRun(replies [][]byte) bool {
 
 // memoryInfo is INFO's Memory section, in Redis's field names.
 func (f *Server) memoryInfo() string {
-	l := f.lim.lim
+	l := f.lim.get()
 	var used uint64
 	if l.UsedMemory != nil {
 		used = l.UsedMemory()
@@ -579,14 +588,14 @@ func (f *Server) memoryInfo() string {
 // limitConfig is what CONFIG GET reports of the limits, in Redis's names
 // and units.
 func (f *Server) limitConfig() [][2]string {
-	l := f.lim.lim
+	l := f.lim.get()
 	secs := func(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }
 	i64 := func(n int64) string { return strconv.FormatInt(n, 10) }
 	return [][2]string{
 		{"maxclients", strconv.Itoa(l.MaxClients)},
 		{"timeout", secs(l.IdleTimeout)},
 		{"client-read-timeout", secs(l.ClientReadTimeout)},
-		{"client-query-buffer-limit", strconv.Itoa(respLimits(l).MaxCommandLen)},
+		{"client-query-buffer-limit", strconv.Itoa(respLimits(*l).MaxCommandLen)},
 		{"client-output-buffer-limit", fmt.Sprintf("normal %d %d %s", l.OutputHard, l.OutputSoft, secs(l.OutputSoftTime))},
 		{"maxmemory-clients", i64(l.ReplyBudget)},
 		{"maxmemory", strconv.FormatUint(l.MaxMemory, 10)},

@@ -28,11 +28,18 @@ func init() {
 		scriptSpec("eval_ro", -3, cmdEvalRO),
 		scriptSpec("evalsha_ro", -3, cmdEvalSHARO),
 		scriptSpec("script", -2, cmdScript),
+		scriptSpec("function", -2, cmdFunction),
 	)
 }
 
 func scriptSpec(name string, arity int, h connHandler) *command.Spec {
-	return &command.Spec{Name: name, Arity: arity, Flags: command.Conn, Category: command.Scripting, Impl: h}
+	s := &command.Spec{Name: name, Arity: arity, Flags: command.Conn, Category: command.Scripting, Impl: h}
+	if strings.HasPrefix(name, "eval") {
+		// Its keys follow the count at 2: ACLs check them, keys in two
+		// partitions answer CROSSSLOT, COMMAND GETKEYS finds them.
+		s.NumKeys = 2
+	}
+	return s
 }
 
 const errNoScript = "NOSCRIPT No matching script. Please use EVAL."
@@ -360,4 +367,22 @@ func cmdScript(f *Server, args [][]byte, _ *connState) []byte {
 		return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try SCRIPT HELP.", args[1]))
 	}
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try SCRIPT HELP.", args[1]))
+}
+
+// cmdFunction answers what a node without functions can: FLUSH and LIST
+// (tools and test suites call them between runs); LOAD and the rest are
+// not built.
+func cmdFunction(_ *Server, args [][]byte, _ *connState) []byte {
+	switch sub := lower(args[1]); {
+	case sub == "flush" && len(args) <= 3:
+		if len(args) == 3 && lower(args[2]) != "sync" && lower(args[2]) != "async" {
+			return resp.AppendError(nil, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+		}
+		return resp.AppendSimple(nil, "OK")
+	case sub == "list":
+		return resp.AppendArrayHeader(nil, 0)
+	case sub == "load" || sub == "delete" || sub == "dump" || sub == "restore" || sub == "stats" || sub == "kill" || sub == "help":
+		return resp.AppendError(nil, "ERR FUNCTION "+strings.ToUpper(sub)+" is not supported by Kintsu yet; use EVAL and EVALSHA")
+	}
+	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try FUNCTION HELP.", args[1]))
 }

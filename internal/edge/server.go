@@ -43,7 +43,12 @@ type Server struct {
 	scans scanWalks
 	// pubsub holds this node's connections' subscriptions.
 	pubsub *pubsub.Registry
-	users  users // the cluster's users as this node knows them (auth.go)
+	stats  *stats          // INFO's counters (info.go)
+	config configOverrides // CONFIG SET's no-op parameters (config.go)
+	// blockedClients counts the connections waiting in a blocking
+	// command (INFO's blocked_clients).
+	blockedClients atomic.Int64
+	users          users // the cluster's users as this node knows them (auth.go)
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu
@@ -61,7 +66,7 @@ type Server struct {
 
 // New makes the edge of a node; ctx ends when the node stops.
 func New(ctx context.Context, cfg Config) *Server {
-	return &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
+	return &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), stats: newStats(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
 }
 
 // partitionOf maps a key to its partition.
@@ -216,9 +221,11 @@ func (f *Server) handle(c net.Conn) {
 	}()
 	defer f.forget(st)
 	if !f.admit(c, st) {
+		f.stats.rejected.Add(1)
 		return
 	}
-	tc := &timedConn{Conn: c, cl: cl, partial: f.lim.lim.ClientReadTimeout}
+	f.stats.connections.Add(1)
+	tc := &timedConn{Conn: c, cl: cl, partial: f.lim.get().ClientReadTimeout}
 	lim := f.limits
 	lim.Buffer = func(n int) error { return f.queryBuffer(cl, n) }
 	rd := resp.NewReader(tc, lim)
@@ -254,6 +261,7 @@ func (f *Server) handle(c net.Conn) {
 			batch = append(batch, cloneArgs(args))
 			size += argsSize(args)
 		}
+		f.stats.commands.Add(int64(len(batch)))
 		for start := 0; start < len(batch) && !st.quit; start += execChunk {
 			if !f.runChunk(batch[start:min(start+execChunk, len(batch))], st, cl, c, wr) {
 				return

@@ -588,95 +588,113 @@ const (
 
 func evalZrange(form rangeForm) readFunc {
 	return func(r Reader, args [][]byte, out []byte) ([]byte, error) {
-		kind, rev := byRank, false
-		switch form {
-		case rangeZrevrange:
-			rev = true
-		case rangeByScore:
-			kind = byScore
-		case rangeRevByScore:
-			kind, rev = byScore, true
-		case rangeByLex:
-			kind = byLex
-		case rangeRevByLex:
-			kind, rev = byLex, true
+		res, err := zrangeOf(r, form, args, false)
+		switch {
+		case err != nil:
+			return out, err
+		case res.wrong:
+			return appendErr(out, ErrWrongType), nil
+		case res.msg != "":
+			return appendErr(out, res.msg), nil
 		}
-		// Options as Redis reads them: WITHSCORES and LIMIT anywhere (the
-		// last LIMIT counts), REV, BYSCORE and BYLEX once and only in
-		// ZRANGE; conflicts are checked after.
-		withScores, hasLimit := false, false
-		offset, limit := int64(0), int64(-1)
-		auto := form == rangeZrange
-		dirSet, kindSet := !auto, !auto
-		for i := 4; i < len(args); i++ {
-			switch {
-			case equalFold(args[i], "withscores"):
-				withScores = true
-			case equalFold(args[i], "limit") && i+2 < len(args):
-				o, ok1 := ParseInt(args[i+1])
-				l, ok2 := ParseInt(args[i+2])
-				if !ok1 || !ok2 {
-					return appendErr(out, ErrNotInteger), nil
-				}
-				offset, limit, hasLimit = o, l, true
-				i += 2
-			case !dirSet && equalFold(args[i], "rev"):
-				rev, dirSet = true, true
-			case !kindSet && equalFold(args[i], "bylex"):
-				kind, kindSet = byLex, true
-			case !kindSet && equalFold(args[i], "byscore"):
-				kind, kindSet = byScore, true
-			default:
-				return appendErr(out, ErrSyntax), nil
-			}
-		}
-		// Redis checks LIMIT's count, not its presence: LIMIT x -1 passes.
-		if hasLimit && limit != -1 && kind == byRank {
-			return appendErr(out, "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"), nil
-		}
-		if withScores && kind == byLex {
-			return appendErr(out, "ERR syntax error, WITHSCORES not supported in combination with BYLEX"), nil
-		}
-		var lo, hi bound
-		if kind == byRank {
-			a, ok1 := ParseInt(args[2])
-			b, ok2 := ParseInt(args[3])
+		return appendZitems(out, res.items, res.withScores), nil
+	}
+}
+
+// zrange is what a ZRANGE-family command selects.
+type zrange struct {
+	items      []zitem
+	withScores bool
+	msg        string // the error to answer instead
+	wrong      bool   // WRONGTYPE
+}
+
+// zrangeOf evaluates a ZRANGE-family command (args from the source key
+// on: KEY MIN MAX OPTIONS...; store: ZRANGESTORE's, which refuses
+// WITHSCORES).
+func zrangeOf(r Reader, form rangeForm, args [][]byte, store bool) (zrange, error) {
+	kind, rev := byRank, false
+	switch form {
+	case rangeZrevrange:
+		rev = true
+	case rangeByScore:
+		kind = byScore
+	case rangeRevByScore:
+		kind, rev = byScore, true
+	case rangeByLex:
+		kind = byLex
+	case rangeRevByLex:
+		kind, rev = byLex, true
+	}
+	// Options as Redis reads them: WITHSCORES and LIMIT anywhere (the
+	// last LIMIT counts), REV, BYSCORE and BYLEX once and only in
+	// ZRANGE; conflicts are checked after.
+	withScores, hasLimit := false, false
+	offset, limit := int64(0), int64(-1)
+	auto := form == rangeZrange
+	dirSet, kindSet := !auto, !auto
+	for i := 4; i < len(args); i++ {
+		switch {
+		case !store && equalFold(args[i], "withscores"):
+			withScores = true
+		case equalFold(args[i], "limit") && i+2 < len(args):
+			o, ok1 := ParseInt(args[i+1])
+			l, ok2 := ParseInt(args[i+2])
 			if !ok1 || !ok2 {
-				return appendErr(out, ErrNotInteger), nil
+				return zrange{msg: ErrNotInteger}, nil
 			}
-			z, err := loadZset(r, args[1])
-			if err != nil || z.wrong {
-				return wrongOr(out, err)
-			}
-			from, to, ok := span(a, b, z.n)
-			if !z.ok || !ok {
-				return resp.AppendArrayHeader(out, 0), nil
-			}
-			lo, hi = bound{f: float64(from)}, bound{f: float64(to)}
-			items, err := z.collect(r, byRank, lo, hi, rev, 0, -1)
-			if err != nil {
-				return out, err
-			}
-			return appendZitems(out, items, withScores), nil
+			offset, limit, hasLimit = o, l, true
+			i += 2
+		case !dirSet && equalFold(args[i], "rev"):
+			rev, dirSet = true, true
+		case !kindSet && equalFold(args[i], "bylex"):
+			kind, kindSet = byLex, true
+		case !kindSet && equalFold(args[i], "byscore"):
+			kind, kindSet = byScore, true
+		default:
+			return zrange{msg: ErrSyntax}, nil
 		}
-		// ZRANGE ... REV and the REV commands take max first.
-		lo, hi, msg := parseBounds(kind, args[2], args[3])
-		if msg != "" {
-			return appendErr(out, msg), nil
-		}
-		if rev {
-			lo, hi = hi, lo
+	}
+	// Redis checks LIMIT's count, not its presence: LIMIT x -1 passes.
+	if hasLimit && limit != -1 && kind == byRank {
+		return zrange{msg: "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"}, nil
+	}
+	if withScores && kind == byLex {
+		return zrange{msg: "ERR syntax error, WITHSCORES not supported in combination with BYLEX"}, nil
+	}
+	var lo, hi bound
+	if kind == byRank {
+		a, ok1 := ParseInt(args[2])
+		b, ok2 := ParseInt(args[3])
+		if !ok1 || !ok2 {
+			return zrange{msg: ErrNotInteger}, nil
 		}
 		z, err := loadZset(r, args[1])
 		if err != nil || z.wrong {
-			return wrongOr(out, err)
+			return zrange{wrong: z.wrong}, err
 		}
-		items, err := z.collect(r, kind, lo, hi, rev, offset, limit)
-		if err != nil {
-			return out, err
+		from, to, ok := span(a, b, z.n)
+		if !z.ok || !ok {
+			return zrange{withScores: withScores}, nil
 		}
-		return appendZitems(out, items, withScores), nil
+		lo, hi = bound{f: float64(from)}, bound{f: float64(to)}
+		items, err := z.collect(r, byRank, lo, hi, rev, 0, -1)
+		return zrange{items: items, withScores: withScores}, err
 	}
+	// ZRANGE ... REV and the REV commands take max first.
+	lo, hi, msg := parseBounds(kind, args[2], args[3])
+	if msg != "" {
+		return zrange{msg: msg}, nil
+	}
+	if rev {
+		lo, hi = hi, lo
+	}
+	z, err := loadZset(r, args[1])
+	if err != nil || z.wrong {
+		return zrange{wrong: z.wrong}, err
+	}
+	items, err := z.collect(r, kind, lo, hi, rev, offset, limit)
+	return zrange{items: items, withScores: withScores}, err
 }
 
 func appendZitems(out []byte, items []zitem, withScores bool) []byte {

@@ -39,7 +39,7 @@ const chunkName = "user_script"
 
 // redisVersion is what redis.REDIS_VERSION says (the version the front end
 // reports).
-const redisVersion = "7.0.15"
+const redisVersion = "7.2.0" // as the front end reports it (INFO, HELLO)
 
 // SHA1 is a script's name for EVALSHA: the hex SHA-1 of its body.
 func SHA1(body []byte) string {
@@ -165,7 +165,7 @@ func (r *runner) redisTable() *lua.LTable {
 		t.RawSetString(name, lua.LNumber([]int{0, 1, 2, 2, 3}[i]))
 	}
 	t.RawSetString("REDIS_VERSION", lua.LString(redisVersion))
-	t.RawSetString("REDIS_VERSION_NUM", lua.LNumber(0x07000f))
+	t.RawSetString("REDIS_VERSION_NUM", lua.LNumber(0x070200))
 	return t
 }
 

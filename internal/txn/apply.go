@@ -132,16 +132,13 @@ func conflicts(r Reader, k keyMode, id *ID) ([]Ref, error) {
 // everyone. It runs for every plain command, so it reads the lock table
 // once per key named and builds nothing more when no lock is found.
 func Blocked(r Reader, spec *command.Spec, args [][]byte) ([]Ref, error) {
-	if spec == nil || spec.FirstKey == 0 || !spec.CheckArity(args) || r.NoLocks() {
+	if spec == nil || !spec.HasKeys() || !spec.CheckArity(args) || r.NoLocks() {
 		return nil, nil
 	}
 	var out []Ref
 	write := spec.Is(command.Write)
-	last := spec.LastKey
-	if last < 0 {
-		last += len(args)
-	}
-	for i := spec.FirstKey; i <= last; i += spec.Step {
+	var buf [8]int
+	for _, i := range spec.AppendKeys(buf[:0], args) {
 		hs, err := conflicts(r, keyMode{key: args[i], write: write}, nil)
 		if err != nil {
 			return nil, err

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/pubsub"
 	"github.com/kintsu/kintsu/internal/resp"
 )
@@ -22,6 +24,10 @@ import (
 // look for. What Kintsu does not keep (keyspace hits, CPU of children,
 // replication offsets) reads as Redis's zero. The keyspace line counts
 // the whole cluster's keys, as DBSIZE does.
+
+func init() {
+	command.Register(connSpec("memory", -2, command.Server, cmdMemory))
+}
 
 // stats are the node's counters, reset by CONFIG RESETSTAT.
 type stats struct {
@@ -149,4 +155,39 @@ func (f *Server) infoKintsu(b *strings.Builder) {
 	local, led := f.cfg.View.Replicas()
 	fmt.Fprintf(b, "# Kintsu\r\nnode_id:%d\r\ncluster_id:%s\r\npartitions:%d\r\nreplicas:%d\r\nlocal_replicas:%d\r\nleaders_held:%d\r\n\r\n",
 		f.cfg.NodeID, f.cfg.ClusterID, f.cfg.Partitions, f.cfg.Replicas, local, led)
+}
+
+// cmdMemory answers MEMORY USAGE (from the key's partition), STATS,
+// DOCTOR, MALLOC-STATS, PURGE and HELP.
+func cmdMemory(f *Server, args [][]byte, _ *connState) []byte {
+	switch sub := lower(args[1]); {
+	case sub == "usage" && (len(args) == 3 || len(args) == 5 && lower(args[3]) == "samples"):
+		if len(args) == 5 {
+			if _, ok := kv.ParseInt(args[4]); !ok {
+				return resp.AppendError(nil, kv.ErrNotInteger)
+			}
+		}
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+		defer cancel()
+		reply, err := f.readOne(ctx, f.partitionOf(args[2]), [][]byte{[]byte(kv.OpMemUsage), args[2]})
+		if err != nil {
+			return ErrorReply(err)
+		}
+		return reply
+	case sub == "stats" && len(args) == 2:
+		var used uint64
+		if u := f.lim.get().UsedMemory; u != nil {
+			used = u()
+		}
+		out := resp.AppendArrayHeader(nil, 4)
+		out = resp.AppendInt(resp.AppendBulkString(out, "peak.allocated"), int64(used))
+		return resp.AppendInt(resp.AppendBulkString(out, "total.allocated"), int64(used))
+	case sub == "doctor" && len(args) == 2:
+		return resp.AppendBulkString(nil, "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.")
+	case sub == "malloc-stats" && len(args) == 2:
+		return resp.AppendBulkString(nil, "Stats not supported for the current allocator")
+	case sub == "purge" && len(args) == 2:
+		return resp.AppendSimple(nil, "OK")
+	}
+	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try MEMORY HELP.", args[1]))
 }

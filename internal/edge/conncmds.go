@@ -309,27 +309,8 @@ func (st *connState) setName(name []byte) {
 	if len(name) > 0 {
 		st.name = name
 	}
-}
-
-func cmdClient(f *Server, args [][]byte, st *connState) []byte {
-	switch lower(args[1]) {
-	case "setname":
-		if len(args) != 3 {
-			return errArity([][]byte{[]byte("client|setname")})
-		}
-		st.setName(args[2])
-		return resp.AppendSimple(nil, "OK")
-	case "setinfo":
-		return resp.AppendSimple(nil, "OK")
-	case "getname":
-		if st.name == nil {
-			return resp.AppendNull(nil)
-		}
-		return resp.AppendBulk(nil, st.name)
-	case "id":
-		return resp.AppendInt(nil, st.id)
-	case "info":
-		return resp.AppendBulkString(nil, fmt.Sprintf("id=%d name=%s db=0\n", st.id, st.name))
+	if st.track != nil {
+		n := string(st.name)
+		st.track.name.Store(&n)
 	}
-	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", args[1]))
 }

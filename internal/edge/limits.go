@@ -120,6 +120,17 @@ type tracked struct {
 	// query: bytes of its reader's buffer drawn on QueryBudget (written
 	// by its own goroutine only).
 	query atomic.Int64
+
+	// What CLIENT LIST shows of it (client.go), written by its own
+	// goroutine, read by any.
+	created time.Time
+	name    atomic.Pointer[string]
+	lastCmd atomic.Pointer[string]
+	lastAt  atomic.Int64 // unix nanoseconds of its last command
+	user    atomic.Pointer[string]
+	noEvict atomic.Bool
+	inMulti atomic.Bool
+	sub     atomic.Pointer[subscriber]
 }
 
 // limiter is the node-wide state of the limits.
@@ -186,7 +197,8 @@ func (f *Server) makeRoom(n int) bool {
 }
 
 func (f *Server) register(c net.Conn, id int64) *tracked {
-	cl := &tracked{conn: c, id: id}
+	cl := &tracked{conn: c, id: id, created: time.Now()}
+	cl.lastAt.Store(cl.created.UnixNano())
 	cl.idleSince.Store(time.Now().UnixNano())
 	f.lim.mu.Lock()
 	f.lim.clients[cl] = struct{}{}

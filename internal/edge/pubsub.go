@@ -327,6 +327,9 @@ type subscriber struct {
 
 func (f *Server) newSubscriber(st *connState) *subscriber {
 	s := &subscriber{f: f, conn: st.conn, cl: st.track, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if st.track != nil {
+		st.track.sub.Store(s)
+	}
 	go s.write()
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/acl"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
@@ -337,6 +338,10 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	errs := make([]error, len(batch))
 	for i, args := range batch {
 		cmds[i], errs[i] = f.decode(args)
+	}
+	// CLIENT LIST's cmd and idle: once a batch, for its last command.
+	if last := len(batch) - 1; last >= 0 && errs[last] == nil {
+		st.noteCommand(acl.FullName(cmds[last].Spec, cmds[last].Args))
 	}
 	if f.subscribed(st) {
 		for i := range cmds {

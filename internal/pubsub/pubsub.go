@@ -77,6 +77,17 @@ func (r *Registry) Count(s Subscriber, kind Kind) int {
 	return r.count(s, kind)
 }
 
+// CountKind is how many names of kind alone s listens to (CLIENT LIST's
+// sub, psub and ssub).
+func (r *Registry) CountKind(s Subscriber, kind Kind) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if l := r.subs[s]; l != nil {
+		return len(l[kind])
+	}
+	return 0
+}
+
 func (r *Registry) count(s Subscriber, kind Kind) int {
 	l := r.subs[s]
 	if l == nil {

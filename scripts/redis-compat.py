@@ -47,7 +47,7 @@ OK = re.compile(r"^\[ok\]: (.*) \(\d+ ms\)$")
 ERR = re.compile(r"^\[err\]: (.*) in tests/")
 SKIP = re.compile(r"^\[skip\]: (.*)$")
 EXC = re.compile(r"^\[exception\]: (.*)$")
-TEST_AT = re.compile(r'^"test \{(.*?)\} \{')
+TEST_AT = re.compile(r'^"test (?:\{(.*?)\}|"(.*?)") \{')
 
 
 def wait_port(port, timeout=60):
@@ -101,7 +101,7 @@ def run_file(src, port, name, out, test_timeout, file_timeout):
                 why = m.group(1)
                 for l2 in lines[i + 1:]:
                     if t := TEST_AT.match(l2.strip()):
-                        exc_test = t.group(1)
+                        exc_test = t.group(1) if t.group(1) is not None else t.group(2)
                         break
                 if exc_test is not None:
                     results.setdefault(exc_test, (False, "exception: " + why))

@@ -11,6 +11,9 @@ var Categories = []string{
 // ("acl|setuser"). A command Kintsu serves that is missing here gets
 // categories derived from its Spec (specCategories).
 var redisCommands = map[string][]string{
+	"pfadd":                         {"write", "hyperloglog", "fast"},
+	"pfcount":                       {"read", "hyperloglog", "slow"},
+	"pfmerge":                       {"write", "hyperloglog", "slow"},
 	"psubscribe":                    {"pubsub", "slow"},
 	"publish":                       {"pubsub", "fast"},
 	"pubsub":                        {"slow"},

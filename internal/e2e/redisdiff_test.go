@@ -361,12 +361,13 @@ func (g *cmdGen) multi() [][][]byte {
 	block := [][][]byte{bs([]string{"MULTI"})}
 	for n := 1 + g.rng.IntN(5); n > 0; n-- {
 		cmd := g.command()
-		for cmd[0] == "FLUSHALL" || cmd[0] == "FLUSHDB" || cmd[0] == "KEYS" || cmd[0] == "RANDOMKEY" || strings.HasPrefix(strings.ToUpper(cmd[0]), "EVAL") {
+		for cmd[0] == "FLUSHALL" || cmd[0] == "FLUSHDB" || cmd[0] == "KEYS" || cmd[0] == "RANDOMKEY" || strings.HasPrefix(strings.ToUpper(cmd[0]), "EVAL") || cmd[0] == "PFCOUNT" {
 			// Explained difference: commands over every partition run
 			// after a transaction's data commands, or not at all
 			// (FLUSHALL), instead of in their place (docs/operations.md);
 			// a transaction with a script keeps its keys in one partition
-			// (CROSSSLOT), as this block's keys are not.
+			// (CROSSSLOT), as this block's keys are not; so does PFCOUNT
+			// inside a transaction.
 			cmd = g.command()
 		}
 		if cmd[0] == "MSETNX" && len(cmd) > 3 {
@@ -385,7 +386,9 @@ func (g *cmdGen) command() []string {
 	if g.rng.IntN(400) == 0 {
 		return []string{g.pick("FLUSHALL", "FLUSHDB"), g.pick("ASYNC", "SYNC", "BOGUS")}[:1+g.rng.IntN(2)]
 	}
-	switch g.rng.IntN(100) {
+	switch g.rng.IntN(102) {
+	case 100, 101:
+		return g.hllCommand()
 	case 95, 96:
 		return g.script()
 	case 97, 98, 99:
@@ -728,6 +731,47 @@ func (g *cmdGen) command() []string {
 	}
 }
 
+// hllCommand is a HyperLogLog command: PFADD and PFMERGE on keys of one
+// slot, PFCOUNT also over keys of several partitions (merged by the
+// front end); one key in eight is {s}Hw, which SADD makes a set
+// (WRONGTYPE). HyperLogLogs have keys of their own: other string
+// commands would read Kintsu's dense encoding where Redis keeps a sparse
+// one.
+func (g *cmdGen) hllCommand() []string {
+	if g.rng.IntN(20) == 0 {
+		return []string{"SADD", g.prefix + "{s}Hw", "x"}
+	}
+	hkey := func() string {
+		if g.rng.IntN(8) == 0 {
+			return g.prefix + "{s}Hw"
+		}
+		return g.prefix + "{s}H" + strconv.Itoa(g.rng.IntN(3))
+	}
+	switch g.rng.IntN(3) {
+	case 0:
+		args := []string{"PFADD", hkey()}
+		for n := g.rng.IntN(40); n > 0; n-- {
+			args = append(args, "e"+strconv.Itoa(g.rng.IntN(3000)))
+		}
+		return args
+	case 1:
+		args := []string{"PFCOUNT"}
+		for n := 1 + g.rng.IntN(3); n > 0; n-- {
+			if g.rng.IntN(3) == 0 {
+				args = append(args, g.prefix+"H"+strconv.Itoa(g.rng.IntN(3))) // another partition
+			} else {
+				args = append(args, hkey())
+			}
+		}
+		return args
+	}
+	args := []string{"PFMERGE", hkey()}
+	for n := g.rng.IntN(3); n > 0; n-- {
+		args = append(args, hkey())
+	}
+	return args
+}
+
 // numKeysCommand is one of the commands whose keys follow a count, over
 // sorted sets, sets and lists of one slot, with counts and options that
 // are sometimes wrong.
@@ -801,6 +845,9 @@ func (g *cmdGen) numKeysCommand() []string {
 	case 1:
 		args = append(args, g.scoreBound(), g.scoreBound(), "BYSCORE")
 	default:
+		// A lex range over members of one score (Redis's is undefined
+		// otherwise).
+		args[2] = g.lexKey()
 		args = append(args, g.lexBound(), g.lexBound(), "BYLEX")
 	}
 	if g.rng.IntN(3) == 0 {

@@ -447,6 +447,9 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 // runCross runs a multi-key command whose keys span partitions as one
 // transaction.
 func (f *Server) runCross(c command.Cmd) []byte {
+	if c.Spec.Name == "pfcount" {
+		return f.pfcountCross(c)
+	}
 	if c.Spec.Merge == command.MergeNone {
 		// A command that cannot be cut into per-partition shares (SMOVE,
 		// SINTERSTORE...): as Redis Cluster answers, until the
@@ -519,4 +522,42 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, st *con
 		f.cfg.Metrics.Requests.WithLabelValues(batch[idx[i]].Spec.Name, outcomeLabel(reply)).Inc()
 		f.cfg.Metrics.RequestLatency.Observe(elapsed)
 	}
+}
+
+// pfcountCross answers PFCOUNT over keys of several partitions: their
+// values are read in one read-only transaction (one consistent cut) and
+// merged here, as Redis merges them.
+func (f *Server) pfcountCross(c command.Cmd) []byte {
+	gets := make([]command.Cmd, 0, len(c.Args)-1)
+	for _, k := range c.Args[1:] {
+		g, err := f.decode([][]byte{[]byte("get"), k})
+		if err != nil {
+			return ErrorReply(err)
+		}
+		gets = append(gets, g)
+	}
+	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
+	defer cancel()
+	reply, err := f.cfg.Txns.Exec(ctx, gets, nil)
+	if err != nil {
+		return ErrorReply(err)
+	}
+	v, _, perr := resp.ParseValue(reply)
+	if perr != nil || v.Kind != '*' || len(v.Array) != len(gets) {
+		return reply
+	}
+	values := make([][]byte, len(v.Array))
+	for i, e := range v.Array {
+		switch {
+		case e.Kind == '-':
+			return resp.AppendError(nil, string(e.Str))
+		case !e.Null:
+			values[i] = e.Str
+		}
+	}
+	n, msg := kv.PFCountValues(values)
+	if msg != "" {
+		return resp.AppendError(nil, msg)
+	}
+	return resp.AppendInt(nil, n)
 }

@@ -123,6 +123,11 @@ func evalBitcount(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		if !ok1 || !ok2 {
 			return appendErr(out, ErrNotInteger), nil
 		}
+		// An empty negative range answers 0 before the unit is read, as
+		// in Redis 7.0.
+		if start < 0 && end < 0 && start > end {
+			return resp.AppendInt(out, 0), nil
+		}
 		isBit := false
 		if len(args) == 5 {
 			switch {
@@ -132,9 +137,6 @@ func evalBitcount(r Reader, args [][]byte, out []byte) ([]byte, error) {
 			default:
 				return appendErr(out, ErrSyntax), nil
 			}
-		}
-		if start < 0 && end < 0 && start > end {
-			return resp.AppendInt(out, 0), nil
 		}
 		var ok bool
 		if from, to, ok = bitRange(start, end, int64(len(v)), isBit); !ok {

@@ -355,7 +355,7 @@ func TestUnknownCommandAndArity(t *testing.T) {
 		{[]string{"foo"}, "-ERR unknown command 'foo', with args beginning with: \r\n"},
 		{[]string{"FoO", ""}, "-ERR unknown command 'FoO', with args beginning with: '' \r\n"},
 		{[]string{"ping"}, "-ERR unknown command 'ping', with args beginning with: \r\n"},
-		{[]string{"pfadd", "k"}, "-ERR unknown command 'pfadd', with args beginning with: 'k' \r\n"},
+		{[]string{"bitfield_x", "k"}, "-ERR unknown command 'bitfield_x', with args beginning with: 'k' \r\n"},
 		{[]string{"x\r\ny", "a\rb\nc"}, "-ERR unknown command 'x  y', with args beginning with: 'a b c' \r\n"},
 		{[]string{strings.Repeat("n", 200)}, "-ERR unknown command '" + strings.Repeat("n", 128) + "', with args beginning with: \r\n"},
 		{[]string{"getsetgetsetgetsetx"}, "-ERR unknown command 'getsetgetsetgetsetx', with args beginning with: \r\n"},
@@ -406,7 +406,7 @@ func TestLookupAndTable(t *testing.T) {
 	want := []string{"append", "bitcount", "bitop", "bitpos", "blmove", "blpop", "brpop", "brpoplpush", "bzpopmax", "bzpopmin", "copy", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getbit", "getdel", "getex", "getrange", "getset",
 		"hdel", "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset", "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals",
 		"incr", "incrby", "incrbyfloat", "kintsu.expired", "lindex", "linsert", "llen", "lmove", "lmpop", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
-		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "psetex", "pttl",
+		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "pfadd", "pfcount", "pfmerge", "psetex", "pttl",
 		"rename", "renamenx", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setbit", "setex", "setnx", "setrange", "sinter", "sintercard", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
 		"strlen", "substr", "sunion", "sunionstore", "touch", "ttl", "type", "unlink",
 		"zadd", "zcard", "zcount", "zdiff", "zdiffstore", "zincrby", "zinter", "zintercard", "zinterstore", "zlexcount", "zmpop", "zmscore", "zpopmax", "zpopmin", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrangestore", "zrank",
@@ -428,7 +428,7 @@ func TestLookupAndTable(t *testing.T) {
 		"rename": true, "renamenx": true, "copy": true,
 		"setbit": true, "bitop": true, "blpop": true, "brpop": true, "brpoplpush": true, "blmove": true, "bzpopmin": true, "bzpopmax": true, "getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,
 		"zadd": true, "zincrby": true, "zrem": true, "zpopmin": true, "zpopmax": true, "zremrangebyrank": true, "zremrangebyscore": true, "zremrangebylex": true,
-		"zunionstore": true, "zinterstore": true, "zdiffstore": true, "zrangestore": true, "zmpop": true, "lmpop": true}
+		"pfadd": true, "pfmerge": true, "zunionstore": true, "zinterstore": true, "zdiffstore": true, "zrangestore": true, "zmpop": true, "lmpop": true}
 	for _, n := range want {
 		for _, spelled := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {
 			c := Lookup([]byte(spelled))

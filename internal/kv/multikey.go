@@ -481,4 +481,3 @@ func evalZrangestore(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	}
 	return resp.AppendInt(out, int64(len(items))), nil
 }
-

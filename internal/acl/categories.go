@@ -11,6 +11,12 @@ var Categories = []string{
 // ("acl|setuser"). A command Kintsu serves that is missing here gets
 // categories derived from its Spec (specCategories).
 var redisCommands = map[string][]string{
+	"object":                        {"slow"},
+	"object|encoding":               {"keyspace", "read", "slow"},
+	"object|freq":                   {"keyspace", "read", "slow"},
+	"object|help":                   {"keyspace", "slow"},
+	"object|idletime":               {"keyspace", "read", "slow"},
+	"object|refcount":               {"keyspace", "read", "slow"},
 	"pfadd":                         {"write", "hyperloglog", "fast"},
 	"pfcount":                       {"read", "hyperloglog", "slow"},
 	"pfmerge":                       {"write", "hyperloglog", "slow"},
@@ -131,6 +137,7 @@ var redisCommands = map[string][]string{
 	"mget":                          {"read", "string", "fast"},
 	"mset":                          {"write", "string", "slow"},
 	"msetnx":                        {"write", "string", "slow"},
+	"lastsave":                      {"admin", "fast", "dangerous"},
 	"memory":                        {"slow"},
 	"memory|doctor":                 {"slow"},
 	"memory|help":                   {"slow"},
@@ -164,6 +171,7 @@ var redisCommands = map[string][]string{
 	"setex":                         {"write", "string", "slow"},
 	"setnx":                         {"write", "string", "fast"},
 	"strlen":                        {"read", "string", "fast"},
+	"time":                          {"fast"},
 	"ttl":                           {"keyspace", "read", "fast"},
 	"unlink":                        {"keyspace", "write", "fast"},
 	"unwatch":                       {"fast", "transaction"},

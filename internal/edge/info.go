@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -26,7 +27,12 @@ import (
 // the whole cluster's keys, as DBSIZE does.
 
 func init() {
-	command.Register(connSpec("memory", -2, command.Server, cmdMemory))
+	command.Register(
+		connSpec("memory", -2, command.Server, cmdMemory),
+		connSpec("object", -2, command.Keyspace, cmdObject),
+		connSpec("time", 1, command.Server, cmdTime),
+		connSpec("lastsave", 1, command.Server, cmdLastSave),
+	)
 }
 
 // stats are the node's counters, reset by CONFIG RESETSTAT.
@@ -190,4 +196,68 @@ func cmdMemory(f *Server, args [][]byte, _ *connState) []byte {
 		return resp.AppendSimple(nil, "OK")
 	}
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try MEMORY HELP.", args[1]))
+}
+
+// cmdObject answers OBJECT ENCODING (from the key's partition), FREQ,
+// IDLETIME, REFCOUNT and HELP. Kintsu keeps no access times or
+// frequencies: IDLETIME answers 0, FREQ Redis's error without an LFU
+// policy (Kintsu never evicts).
+func cmdObject(f *Server, args [][]byte, _ *connState) []byte {
+	sub := lower(args[1])
+	if sub == "help" && len(args) == 2 {
+		lines := []string{
+			"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"ENCODING <key>", "    Return the kind of internal representation used in order to store the value", "    associated with a <key>.",
+			"FREQ <key>", "    Return the access frequency index of the <key>. The returned integer is", "    proportional to the logarithm of the recent access frequency of the key.",
+			"IDLETIME <key>", "    Return the idle time of the <key>, that is the approximated number of", "    seconds elapsed since the last access to the key.",
+			"REFCOUNT <key>", "    Return the number of references of the value associated with the specified", "    <key>.",
+			"HELP", "    Print this help.",
+		}
+		out := resp.AppendArrayHeader(nil, len(lines))
+		for _, l := range lines {
+			out = resp.AppendSimple(out, l)
+		}
+		return out
+	}
+	if len(args) != 3 || (sub != "encoding" && sub != "freq" && sub != "idletime" && sub != "refcount") {
+		return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try OBJECT HELP.", args[1]))
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	defer cancel()
+	reply, err := f.readOne(ctx, f.partitionOf(args[2]), [][]byte{[]byte(kv.OpEncoding), args[2]})
+	if err != nil {
+		return ErrorReply(err)
+	}
+	if v, _, perr := resp.ParseValue(reply); perr != nil || v.Kind != '$' || v.Null {
+		return reply // no such key: null, as Redis answers
+	}
+	switch sub {
+	case "freq":
+		return resp.AppendError(nil, "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
+	case "idletime":
+		return resp.AppendInt(nil, 0)
+	case "refcount":
+		return resp.AppendInt(nil, 1)
+	}
+	return reply
+}
+
+// cmdTime answers TIME from this node's clock: seconds and microseconds.
+func cmdTime(_ *Server, args [][]byte, _ *connState) []byte {
+	if len(args) != 1 {
+		return errArity(args)
+	}
+	now := time.Now()
+	out := resp.AppendArrayHeader(nil, 2)
+	out = resp.AppendBulkString(out, strconv.FormatInt(now.Unix(), 10))
+	return resp.AppendBulkString(out, strconv.Itoa(now.Nanosecond()/1000))
+}
+
+// cmdLastSave answers LASTSAVE: every write is durable when answered, so
+// the node's start stands for the last save.
+func cmdLastSave(f *Server, args [][]byte, _ *connState) []byte {
+	if len(args) != 1 {
+		return errArity(args)
+	}
+	return resp.AppendInt(nil, f.stats.started.Unix())
 }

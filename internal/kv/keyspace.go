@@ -203,13 +203,16 @@ const (
 	// OpMemUsage is MEMORY USAGE KEY's read: an estimate of the bytes
 	// the key takes, or null.
 	OpMemUsage = "kintsu.memusage"
+	// OpEncoding is OBJECT ENCODING KEY's read: Redis's name for the
+	// encoding Redis would use for the value, or null.
+	OpEncoding = "kintsu.encoding"
 )
 
 // MaxScanCount bounds the keys one SCAN step looks at.
 const MaxScanCount = 100000
 
 func init() {
-	for _, c := range []*Command{reader(OpKeys, 2, 0, 0, 0, evalKeys), reader(OpRandomKey, 1, 0, 0, 0, evalRandomKey), reader(OpScan, 5, 0, 0, 0, evalScan), reader(OpMemUsage, 2, 1, 1, 1, evalMemUsage)} {
+	for _, c := range []*Command{reader(OpKeys, 2, 0, 0, 0, evalKeys), reader(OpRandomKey, 1, 0, 0, 0, evalRandomKey), reader(OpScan, 5, 0, 0, 0, evalScan), reader(OpMemUsage, 2, 1, 1, 1, evalMemUsage), reader(OpEncoding, 2, 1, 1, 1, evalEncoding)} {
 		c.Flags |= command.Internal
 		register(command.CatInternal, c)
 	}
@@ -362,4 +365,35 @@ func evalMemUsage(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		}
 	}
 	return resp.AppendInt(out, n), nil
+}
+
+// evalEncoding answers OBJECT ENCODING with the name of the encoding
+// Redis 7.0 would give the value under its default thresholds, for tools
+// that branch on it: Kintsu stores every value its own way.
+func evalEncoding(r Reader, args [][]byte, out []byte) ([]byte, error) {
+	stored, ok, err := r.Get(args[1])
+	if err != nil || !ok || Expired(stored, r.NowMS()) {
+		return resp.AppendNull(out), err
+	}
+	if m, ok := decodeMeta(stored); ok {
+		small := m.n <= 128
+		name := map[byte][2]string{
+			typeHash: {"hashtable", "listpack"},
+			typeList: {"quicklist", "listpack"},
+			typeSet:  {"hashtable", "listpack"},
+			typeZSet: {"skiplist", "listpack"},
+		}[m.tag]
+		if small {
+			return resp.AppendBulkString(out, name[1]), nil
+		}
+		return resp.AppendBulkString(out, name[0]), nil
+	}
+	v, _, _ := decodeString(stored)
+	if _, ok := ParseInt(v); ok && len(v) <= 20 {
+		return resp.AppendBulkString(out, "int"), nil
+	}
+	if len(v) <= 44 {
+		return resp.AppendBulkString(out, "embstr"), nil
+	}
+	return resp.AppendBulkString(out, "raw"), nil
 }

@@ -137,6 +137,7 @@ var redisCommands = map[string][]string{
 	"mget":                          {"read", "string", "fast"},
 	"mset":                          {"write", "string", "slow"},
 	"msetnx":                        {"write", "string", "slow"},
+	"lcs":                           {"read", "string", "slow"},
 	"lastsave":                      {"admin", "fast", "dangerous"},
 	"memory":                        {"slow"},
 	"memory|doctor":                 {"slow"},

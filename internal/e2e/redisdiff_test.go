@@ -386,7 +386,17 @@ func (g *cmdGen) command() []string {
 	if g.rng.IntN(400) == 0 {
 		return []string{g.pick("FLUSHALL", "FLUSHDB"), g.pick("ASYNC", "SYNC", "BOGUS")}[:1+g.rng.IntN(2)]
 	}
-	switch g.rng.IntN(102) {
+	switch g.rng.IntN(104) {
+	case 102, 103:
+		// LCS over BITOP's strings of one slot (and a set's: the error).
+		if g.rng.IntN(4) == 0 {
+			return []string{"SET", g.prefix + "{s}" + g.pick("a", "b"), g.pick("ohmytext", "mynewtext", "abcabc", "", "xbxcx")}
+		}
+		args := []string{"LCS", g.prefix + "{s}" + g.pick("a", "b", "c", "0"), g.prefix + "{s}" + g.pick("a", "b", "d")}
+		for n := g.rng.IntN(3); n > 0; n-- {
+			args = append(args, g.pick("LEN", "IDX", "WITHMATCHLEN", "MINMATCHLEN", "2", "bogus"))
+		}
+		return args
 	case 100, 101:
 		return g.hllCommand()
 	case 95, 96:

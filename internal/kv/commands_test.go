@@ -405,7 +405,7 @@ func TestSetOptionsAreASCII(t *testing.T) {
 func TestLookupAndTable(t *testing.T) {
 	want := []string{"append", "bitcount", "bitop", "bitpos", "blmove", "blpop", "brpop", "brpoplpush", "bzpopmax", "bzpopmin", "copy", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getbit", "getdel", "getex", "getrange", "getset",
 		"hdel", "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset", "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals",
-		"incr", "incrby", "incrbyfloat", "kintsu.expired", "lindex", "linsert", "llen", "lmove", "lmpop", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
+		"incr", "incrby", "incrbyfloat", "kintsu.expired", "lcs", "lindex", "linsert", "llen", "lmove", "lmpop", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
 		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "pfadd", "pfcount", "pfmerge", "psetex", "pttl",
 		"rename", "renamenx", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setbit", "setex", "setnx", "setrange", "sinter", "sintercard", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
 		"strlen", "substr", "sunion", "sunionstore", "touch", "ttl", "type", "unlink",

@@ -631,7 +631,7 @@ func (g *gen) command() [][]byte {
 	case 20:
 		a = []string{g.pick([]string{"setex", "psetex"}), g.key(), g.pick(genTimes), g.val()}
 	case 14:
-		a = []string{g.pick([]string{"foo", "ping", "bitfield_x", "lcs"})}
+		a = []string{g.pick([]string{"foo", "ping", "bitfield_x", "lcsx"})}
 		for range g.r.IntN(3) {
 			a = append(a, g.val())
 		}

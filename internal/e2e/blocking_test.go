@@ -150,3 +150,54 @@ func TestBlockedClientThatLeaves(t *testing.T) {
 		t.Fatalf("after the blocked client left, LLEN = %d, %v; want the job still there", n, err)
 	}
 }
+
+// TestBlockingMultiPops: BLMPOP and BZMPOP wait for the first of their
+// keys to hold something, through a node that leads none of them.
+func TestBlockingMultiPops(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := client(c.Nodes()[0].RESPAddr)
+	defer cl.Close()
+	other := client(c.Nodes()[2].RESPAddr)
+	defer other.Close()
+	type popped struct {
+		key  string
+		vals []string
+		err  error
+	}
+	done := make(chan popped, 1)
+	go func() {
+		k, vs, err := cl.BLMPop(ctx, 20*time.Second, "left", 2, "{q}a", "{q}b").Result()
+		done <- popped{k, vs, err}
+	}()
+	// Wait (bounded) until the pop is blocked (its node lists it), then
+	// feed the second key.
+	watcher := client(c.Nodes()[0].RESPAddr)
+	defer watcher.Close()
+	waitFor(t, "BLMPOP to block", 20*time.Second, func() bool {
+		info, err := watcher.Do(ctx, "CLIENT", "LIST").Text()
+		return err == nil && strings.Contains(info, "cmd=blmpop")
+	})
+	if err := other.RPush(ctx, "{q}b", "x", "y").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-done:
+		if p.err != nil || p.key != "{q}b" || len(p.vals) != 2 || p.vals[0] != "x" {
+			t.Fatalf("BLMPOP = %q %q, %v; want {q}b [x y]", p.key, p.vals, p.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("BLMPOP never returned")
+	}
+	if err := other.ZAdd(ctx, "{q}z", redis.Z{Score: 2, Member: "m"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	k, zs, err := cl.BZMPop(ctx, time.Second, "min", 1, "{q}y", "{q}z").Result()
+	if err != nil || k != "{q}z" || len(zs) != 1 || zs[0].Member != "m" {
+		t.Fatalf("BZMPOP = %q %v, %v", k, zs, err)
+	}
+	if _, _, err := cl.BLMPop(ctx, 200*time.Millisecond, "left", 1, "{q}none").Result(); err != redis.Nil {
+		t.Fatalf("BLMPOP on an empty key after its timeout: %v, want nil", err)
+	}
+}

@@ -805,7 +805,19 @@ func (g *cmdGen) numKeysCommand() []string {
 		}
 		return g.zKey()
 	}
-	switch cmd := g.pick("ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZUNION", "ZINTER", "ZDIFF", "ZINTERCARD", "SINTERCARD", "LMPOP", "ZMPOP", "ZRANGESTORE"); cmd {
+	switch cmd := g.pick("ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZUNION", "ZINTER", "ZDIFF", "ZINTERCARD", "SINTERCARD", "LMPOP", "ZMPOP", "ZRANGESTORE", "BLMPOP", "BZMPOP"); cmd {
+	case "BLMPOP", "BZMPOP":
+		// A short timeout: an empty key answers quickly on both.
+		pick, a, b := g.listKey, "LEFT", "RIGHT"
+		if cmd[1] == 'Z' {
+			pick, a, b = g.zKey, "MIN", "MAX"
+		}
+		args := append([]string{cmd, g.pick("0.01", "0.02", "-1", "x")}, keys(pick)...)
+		args = append(args, g.pick(a, b, "bogus"))
+		if g.rng.IntN(2) == 0 {
+			args = append(args, "COUNT", g.pick("1", "3", "0"))
+		}
+		return args
 	case "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZUNION", "ZINTER", "ZDIFF":
 		args := []string{cmd}
 		if strings.HasSuffix(cmd, "STORE") {

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"math"
 
 	"github.com/kintsu/kintsu/internal/command"
@@ -24,7 +25,9 @@ func init() {
 	register(command.SortedSet,
 		blocking(writer("bzpopmin", -3, 1, -2, 1, evalBzpop(false))),
 		blocking(writer("bzpopmax", -3, 1, -2, 1, evalBzpop(true))),
+		blocking(numKeys(writer("bzmpop", -5, 0, 0, 0, evalBmpop(evalZmpop)), 2)),
 	)
+	register(command.List, blocking(numKeys(writer("blmpop", -5, 0, 0, 0, evalBmpop(evalLmpop)), 2)))
 }
 
 // BlockTimeout reads a blocking command's timeout (seconds, a float, as
@@ -50,10 +53,16 @@ func BlockTimeout(arg []byte) (ms int64, msg string) {
 // (BLMOVE's directions before its timeout) and returns its timeout, or
 // Redis's error.
 func BlockingArgs(spec *command.Spec, args [][]byte) (ms int64, msg string) {
-	if spec.Name == "blmove" { // arity 6, checked before
+	switch spec.Name {
+	case "blmove": // arity 6, checked before
 		if _, _, ok := sides(args[3], args[4]); !ok {
 			return 0, ErrSyntax
 		}
+	case "blmpop", "bzmpop": // the rest first, then the timeout
+		if msg := bmpopArgs(spec.Name, args); msg != "" {
+			return 0, msg
+		}
+		return BlockTimeout(args[1])
 	}
 	return BlockTimeout(args[len(args)-1])
 }
@@ -64,8 +73,38 @@ func BlockingSources(spec *command.Spec, args [][]byte) [][]byte {
 	switch spec.Name {
 	case "brpoplpush", "blmove":
 		return args[1:2]
+	case "blmpop", "bzmpop":
+		var keys [][]byte
+		for _, i := range spec.AppendKeys(nil, args) {
+			keys = append(keys, args[i])
+		}
+		return keys
 	}
 	return args[1 : len(args)-1]
+}
+
+// bmpopArgs checks BLMPOP's and BZMPOP's arguments after the timeout.
+func bmpopArgs(name string, args [][]byte) string {
+	left, right := "left", "right"
+	if name == "bzmpop" {
+		left, right = "min", "max"
+	}
+	_, _, _, msg := parseMpop(args, 2, left, right)
+	return msg
+}
+
+// evalBmpop is BLMPOP's and BZMPOP's non-blocking form: LMPOP's and
+// ZMPOP's, once the arguments and then the timeout are checked.
+func evalBmpop(pop writeFunc) writeFunc {
+	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
+		if msg := bmpopArgs(string(bytes.ToLower(args[0])), args); msg != "" {
+			return appendErr(out, msg), nil
+		}
+		if _, msg := BlockTimeout(args[1]); msg != "" {
+			return appendErr(out, msg), nil
+		}
+		return pop(w, append([][]byte{args[0]}, args[2:]...), out)
+	}
 }
 
 func evalBpop(left bool) writeFunc {

@@ -51,6 +51,8 @@ var redisCommands = map[string][]string{
 	"acl|whoami":                    {"slow"},
 	"append":                        {"write", "string", "fast"},
 	"auth":                          {"fast", "connection"},
+	"bitfield":                      {"write", "bitmap", "slow"},
+	"bitfield_ro":                   {"read", "bitmap", "fast"},
 	"client":                        {"slow"},
 	"client|caching":                {"slow", "connection"},
 	"client|getname":                {"slow", "connection"},

@@ -173,11 +173,7 @@ func cmdClient(f *Server, args [][]byte, st *connState) []byte {
 		}
 		return resp.AppendInt(nil, -1)
 	case "help":
-		out := resp.AppendArrayHeader(nil, len(clientHelp))
-		for _, l := range clientHelp {
-			out = resp.AppendSimple(out, l)
-		}
-		return out
+		return appendHelp(clientHelp)
 	case "reply", "tracking", "pause", "unpause", "caching", "trackinginfo", "unblock":
 		return resp.AppendError(nil, "ERR CLIENT "+strings.ToUpper(sub)+" is not supported by Kintsu yet")
 	}
@@ -286,4 +282,13 @@ func (f *Server) clientKill(opts [][]byte, st *connState) []byte {
 		n++
 	}
 	return resp.AppendInt(nil, int64(n))
+}
+
+// appendHelp answers a HELP subcommand: its lines as status replies.
+func appendHelp(lines []string) []byte {
+	out := resp.AppendArrayHeader(nil, len(lines))
+	for _, l := range lines {
+		out = resp.AppendSimple(out, l)
+	}
+	return out
 }

@@ -290,11 +290,7 @@ func cmdCluster(f *Server, args [][]byte, st *connState) []byte {
 	case "myid":
 		return resp.AppendBulkString(nil, NodeName(f.cfg.ClusterID, f.cfg.NodeID))
 	case "help":
-		b := resp.AppendArrayHeader(nil, len(clusterHelp))
-		for _, l := range clusterHelp {
-			b = resp.AppendSimple(b, l)
-		}
-		return b
+		return appendHelp(clusterHelp)
 	}
 	t := f.topology(st.local)
 	switch sub {

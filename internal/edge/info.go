@@ -213,11 +213,7 @@ func cmdObject(f *Server, args [][]byte, _ *connState) []byte {
 			"REFCOUNT <key>", "    Return the number of references of the value associated with the specified", "    <key>.",
 			"HELP", "    Print this help.",
 		}
-		out := resp.AppendArrayHeader(nil, len(lines))
-		for _, l := range lines {
-			out = resp.AppendSimple(out, l)
-		}
-		return out
+		return appendHelp(lines)
 	}
 	if len(args) != 3 || (sub != "encoding" && sub != "freq" && sub != "idletime" && sub != "refcount") {
 		return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try OBJECT HELP.", args[1]))

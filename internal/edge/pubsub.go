@@ -298,11 +298,7 @@ func cmdPubSub(f *Server, args [][]byte, _ *connState) []byte {
 			"HELP",
 			"    Prints this help.",
 		}
-		out := resp.AppendArrayHeader(nil, len(lines))
-		for _, l := range lines {
-			out = resp.AppendSimple(out, l)
-		}
-		return out
+		return appendHelp(lines)
 	}
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try PUBSUB HELP.", args[1]))
 }

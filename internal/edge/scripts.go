@@ -358,11 +358,7 @@ func cmdScript(f *Server, args [][]byte, _ *connState) []byte {
 			"HELP",
 			"    Print this help.",
 		}
-		out := resp.AppendArrayHeader(nil, len(lines))
-		for _, l := range lines {
-			out = resp.AppendSimple(out, l)
-		}
-		return out
+		return appendHelp(lines)
 	case sub == "load" || sub == "exists" || sub == "flush" || sub == "kill" || sub == "help":
 		return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try SCRIPT HELP.", args[1]))
 	}

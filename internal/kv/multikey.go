@@ -245,19 +245,31 @@ func zsetOpResult(op zsetOp, ins []zinput, a zsetOpArgs) []zitem {
 	return items
 }
 
+// zsetOpInputs reads a sorted-set operation's arguments (its count at
+// args[at]) and inputs, in Redis's order: the count, the keys' types,
+// then the options. reply is the error to answer instead.
+func zsetOpInputs(r Reader, args [][]byte, at int, op zsetOp, store, card bool) (a zsetOpArgs, ins []zinput, reply []byte, err error) {
+	a, msg := parseZsetOp(string(bytes.ToLower(args[0])), args, at, op, store, card)
+	if msg != "" && a.keys == nil {
+		return a, nil, appendErr(nil, msg), nil
+	}
+	ins, wrong, err := loadZinputs(r, a.keys)
+	switch {
+	case err != nil:
+		return a, nil, nil, err
+	case wrong:
+		return a, nil, appendErr(nil, ErrWrongType), nil
+	case msg != "":
+		return a, nil, appendErr(nil, msg), nil
+	}
+	return a, ins, nil, nil
+}
+
 func evalZsetOp(op zsetOp) readFunc {
 	return func(r Reader, args [][]byte, out []byte) ([]byte, error) {
-		name := string(bytes.ToLower(args[0]))
-		a, msg := parseZsetOp(name, args, 1, op, false, false)
-		if msg != "" && a.keys == nil {
-			return appendErr(out, msg), nil
-		}
-		ins, wrong, err := loadZinputs(r, a.keys)
-		if err != nil || wrong {
-			return wrongOr(out, err)
-		}
-		if msg != "" {
-			return appendErr(out, msg), nil
+		a, ins, reply, err := zsetOpInputs(r, args, 1, op, false, false)
+		if err != nil || reply != nil {
+			return append(out, reply...), err
 		}
 		return appendZitems(out, zsetOpResult(op, ins, a), a.withScores), nil
 	}
@@ -286,17 +298,9 @@ func storeZitems(w Writer, key []byte, items []zitem) error {
 
 func evalZsetOpStore(op zsetOp) writeFunc {
 	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
-		name := string(bytes.ToLower(args[0]))
-		a, msg := parseZsetOp(name, args, 2, op, true, false)
-		if msg != "" && a.keys == nil {
-			return appendErr(out, msg), nil
-		}
-		ins, wrong, err := loadZinputs(w, a.keys)
-		if err != nil || wrong {
-			return wrongOr(out, err)
-		}
-		if msg != "" {
-			return appendErr(out, msg), nil
+		a, ins, reply, err := zsetOpInputs(w, args, 2, op, true, false)
+		if err != nil || reply != nil {
+			return append(out, reply...), err
 		}
 		items := zsetOpResult(op, ins, a)
 		if err := storeZitems(w, args[1], items); err != nil {
@@ -307,16 +311,9 @@ func evalZsetOpStore(op zsetOp) writeFunc {
 }
 
 func evalZintercard(r Reader, args [][]byte, out []byte) ([]byte, error) {
-	a, msg := parseZsetOp("zintercard", args, 1, zInter, false, true)
-	if msg != "" && a.keys == nil {
-		return appendErr(out, msg), nil
-	}
-	ins, wrong, err := loadZinputs(r, a.keys)
-	if err != nil || wrong {
-		return wrongOr(out, err)
-	}
-	if msg != "" {
-		return appendErr(out, msg), nil
+	a, ins, reply, err := zsetOpInputs(r, args, 1, zInter, false, true)
+	if err != nil || reply != nil {
+		return append(out, reply...), err
 	}
 	n := int64(len(zsetOpResult(zInter, ins, a)))
 	if a.limit > 0 {

@@ -13,8 +13,8 @@ import (
 )
 
 // TestScanWhileLeadersMove pages through the cluster's keys with a small
-// COUNT while leaders move and other keys come and go: every key present
-// for the whole walk is returned. A cluster-aware client scanning each
+// COUNT, each page through another node, while leaders move and other
+// keys come and go: every key present for the whole walk is returned. A cluster-aware client scanning each
 // node, as Redis Cluster clients do, gets each key exactly once.
 func TestScanWhileLeadersMove(t *testing.T) {
 	c := startCluster(t, 3)
@@ -50,11 +50,18 @@ func TestScanWhileLeadersMove(t *testing.T) {
 			}
 		}
 	}()
+	// Each page through another node: the cursor is good on every node.
+	var cls []*redis.Client
+	for _, nd := range c.Nodes() {
+		pc := client(nd.RESPAddr)
+		defer pc.Close()
+		cls = append(cls, pc)
+	}
 	seen := map[string]bool{}
 	var cursor uint64
 	pages := 0
 	for {
-		keys, next, err := cl.Scan(ctx, cursor, "", 25).Result()
+		keys, next, err := cls[pages%len(cls)].Scan(ctx, cursor, "", 25).Result()
 		if err != nil {
 			t.Fatalf("SCAN page %d: %v", pages, err)
 		}

@@ -60,6 +60,8 @@ type Peers interface {
 	// Ask sends body (peerRequest) to every other member and answers the
 	// replies of those that answered before ctx ended.
 	Ask(ctx context.Context, body []byte) [][]byte
+	// AskNode sends body to one member and answers its reply.
+	AskNode(ctx context.Context, node uint64, body []byte) ([]byte, error)
 }
 
 // isSubControl reports whether spec changes a connection's
@@ -197,6 +199,9 @@ func (f *Server) ServePeer(body []byte) ([]byte, error) {
 			return resp.AppendBulk(nil, b), nil
 		}
 		return resp.AppendNull(nil), nil
+	case string(args[0]) == "scan" && len(args) >= 3:
+		// A SCAN step whose cursor names a walk this node keeps.
+		return cmdScan(f, args[1:], &connState{}), nil
 	case string(args[0]) == "scriptflush" && len(args) == 1:
 		f.scripts.flush()
 		return resp.AppendSimple(nil, "OK"), nil

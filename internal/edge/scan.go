@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -15,20 +16,26 @@ import (
 
 // SCAN walks the whole cluster's keys, partition after partition, each
 // in key order, through each partition's current leader. The cursor a
-// client holds names a walk this node keeps: the partitions left and the
-// last key looked at. Within a partition a walk resumes after that key,
-// so leader changes and replica moves do not disturb it, and every key
-// present for the whole walk is returned (at least once, as in Redis).
+// client holds names a walk the node that began it keeps: the partitions
+// left and the last key looked at; its high bits name that node, and any
+// other node sends the step there, so the cursor is good on every node.
+// Within a partition a walk resumes after the last key, so leader changes
+// and replica moves do not disturb it, and every key present for the
+// whole walk is returned (at least once, as in Redis).
 // A cluster-aware client scans each node (as it does a Redis Cluster's
 // primaries): its walk covers only the partitions this node led when the
 // walk began. Walks are bounded per node (maxScans, idle ones dropped
-// after scanIdle); a dropped or unknown cursor answers "invalid cursor".
+// after scanIdle); a dropped or unknown cursor answers "invalid cursor",
+// as does one whose node has left.
 
 func init() {
 	command.Register(connSpec("scan", -2, command.Keyspace, cmdScan))
 }
 
 const (
+	// cursorNodeShift: a cursor's bits above it name the node that keeps
+	// its walk (node ids stay far below 2^15).
+	cursorNodeShift  = 48
 	maxScans         = 10000
 	scanIdle         = 10 * time.Minute
 	defaultScanCount = 10
@@ -62,7 +69,7 @@ func (s *scanWalks) take(id uint64, now time.Time) *scanWalk {
 
 // put keeps w under a cursor (a new one when id is 0) for the next step
 // and answers the cursor.
-func (s *scanWalks) put(id uint64, w *scanWalk, now time.Time) uint64 {
+func (s *scanWalks) put(id, node uint64, w *scanWalk, now time.Time) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.walks == nil {
@@ -76,7 +83,9 @@ func (s *scanWalks) put(id uint64, w *scanWalk, now time.Time) uint64 {
 		s.evict(now)
 	}
 	for id == 0 || s.walks[id] != nil {
-		id = rand.Uint64() >> 1 // positive as a signed integer too
+		// The node in the high bits (any node forwards a step to the
+		// walk's), positive as a signed integer too.
+		id = node<<cursorNodeShift | rand.Uint64()>>(64-cursorNodeShift+1)
 	}
 	s.walks[id] = w
 	return id
@@ -147,6 +156,16 @@ func cmdScan(f *Server, args [][]byte, st *connState) []byte {
 			return resp.AppendError(nil, kv.ErrSyntax)
 		}
 	}
+	if owner := cursor >> cursorNodeShift; owner != 0 && owner != f.cfg.NodeID && f.cfg.Peers != nil {
+		// Another node keeps this walk: the step runs there.
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+		defer cancel()
+		reply, err := f.cfg.Peers.AskNode(ctx, owner, peerRequest(append([][]byte{[]byte("scan")}, args...)...))
+		if err != nil {
+			return resp.AppendError(nil, fmt.Sprintf("TRYAGAIN node %d, which holds this SCAN cursor's walk, did not answer", owner))
+		}
+		return reply
+	}
 	now := f.now()
 	var w *scanWalk
 	if cursor == 0 {
@@ -166,7 +185,7 @@ func cmdScan(f *Server, args [][]byte, st *connState) []byte {
 	}
 	next := uint64(0)
 	if w.i < len(w.groups) {
-		next = f.scans.put(cursor, w, now)
+		next = f.scans.put(cursor, f.cfg.NodeID, w, now)
 	} else if cursor != 0 {
 		f.scans.drop(cursor)
 	}

@@ -39,3 +39,8 @@ func (p peers) Ask(ctx context.Context, body []byte) [][]byte {
 	wg.Wait()
 	return out
 }
+
+// AskNode sends body to one member.
+func (p peers) AskNode(ctx context.Context, node uint64, body []byte) ([]byte, error) {
+	return p.n.tr.Call(ctx, node, methodAsk, body)
+}

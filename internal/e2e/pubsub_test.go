@@ -110,3 +110,30 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 		t.Fatalf("the node after cutting off a subscriber: %v", err)
 	}
 }
+
+// TestSubscribeAfterPipelinedReplies: replies to commands pipelined
+// before a SUBSCRIBE (a MULTI's among them) come before its
+// confirmation, in order.
+func TestSubscribeAfterPipelinedReplies(t *testing.T) {
+	c := startCluster(t, 3)
+	raw, err := net.Dial("tcp", c.Nodes()[0].RESPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(raw, "PING\r\nMULTI\r\nSET {p}a 1\r\nEXEC\r\nSUBSCRIBE news\r\n")
+	want := "+PONG\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+	got := make([]byte, 0, len(want))
+	buf := make([]byte, 256)
+	for len(got) < len(want) {
+		n, err := raw.Read(buf)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != want {
+		t.Fatalf("replies %q, want %q", got, want)
+	}
+}

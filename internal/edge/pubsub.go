@@ -392,16 +392,33 @@ func (s *subscriber) finish() {
 	select {
 	case <-s.done:
 	case <-time.After(writeTimeout):
+		// A write that does not end: closing the connection ends it,
+		// and the writer releases what it holds before done, so the
+		// handler's accounting afterwards never counts it twice.
+		_ = s.conn.Close()
+		<-s.done
 	}
 }
 
 func (s *subscriber) write() {
 	defer close(s.done)
+	defer func() {
+		// Whatever is still queued is never written: release it, and
+		// take nothing more.
+		s.mu.Lock()
+		left := s.bytes
+		s.queue, s.bytes, s.closed = nil, 0, true
+		s.mu.Unlock()
+		s.release(left)
+	}()
 	for range s.wake {
 		s.mu.Lock()
 		frames, closed, closing := s.queue, s.closed, s.closing
 		held := s.bytes
-		s.queue, s.bytes, s.softSince = nil, 0, time.Time{}
+		s.queue, s.bytes = nil, 0
+		if held <= subSoftBytes {
+			s.softSince = time.Time{}
+		}
 		s.mu.Unlock()
 		if closed {
 			s.release(held)

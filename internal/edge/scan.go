@@ -158,7 +158,9 @@ func cmdScan(f *Server, args [][]byte, st *connState) []byte {
 	}
 	if owner := cursor >> cursorNodeShift; owner != 0 && owner != f.cfg.NodeID && f.cfg.Peers != nil {
 		// Another node keeps this walk: the step runs there.
-		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+		// Longer than the owner's own deadline for the step, so this
+		// side does not give up on a step the owner then completes.
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout+2*time.Second)
 		defer cancel()
 		reply, err := f.cfg.Peers.AskNode(ctx, owner, peerRequest(append([][]byte{[]byte("scan")}, args...)...))
 		if err != nil {
@@ -173,7 +175,13 @@ func cmdScan(f *Server, args [][]byte, st *connState) []byte {
 	} else if w = f.scans.take(cursor, now); w == nil {
 		return resp.AppendError(nil, "ERR invalid cursor")
 	}
-	keys, err := f.scanSteps(w, count, pattern, typ)
+	// Steps move a copy: a failed one leaves the walk where it was, so
+	// a retry with the same cursor loses no key.
+	step := &scanWalk{groups: w.groups, i: w.i, after: append([]byte(nil), w.after...)}
+	keys, err := f.scanSteps(step, count, pattern, typ)
+	if err == nil {
+		w.i, w.after = step.i, step.after
+	}
 	if err != nil {
 		if cursor != 0 {
 			f.scans.release(w) // the client may try the same cursor again

@@ -411,7 +411,9 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 		}
 		switch {
 		case j >= len(batch) || control(j):
-		case isSubControl(cmds[j].Spec) && j > i:
+		case isSubControl(cmds[j].Spec) && j > 0:
+			// (j > 0, not j > i: a MULTI or cross-partition command
+			// earlier in this call has a reply not yet written either.)
 			// Its confirmations are queued behind the replies before it,
 			// so those are written first (pubsub.go).
 			return replies

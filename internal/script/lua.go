@@ -66,6 +66,7 @@ type runner struct {
 	sha      string
 	line     int       // where the last redis.call was made, for error replies
 	user     *acl.User // nil: may run anything
+	ctx      context.Context
 	fatal    error
 	stop     context.CancelCauseFunc
 }
@@ -89,7 +90,7 @@ func newRunner(ctx context.Context, stop context.CancelCauseFunc, w kv.Writer, l
 	if s, ok := g.RawGetString("string").(*lua.LTable); ok {
 		s.RawSetString("rep", L.NewFunction(strRep))
 	}
-	r := &runner{L: L, w: w, local: local, readOnly: readOnly, sha: sha, stop: stop}
+	r := &runner{L: L, w: w, local: local, readOnly: readOnly, sha: sha, stop: stop, ctx: ctx}
 	g.RawSetString("redis", r.redisTable())
 	L.SetContext(ctx)
 	return r
@@ -188,6 +189,13 @@ func errTable(L *lua.LState, msg string) *lua.LTable {
 // call is redis.call (raise: an error reply raises it) and redis.pcall
 // (the error reply is returned as a table).
 func (r *runner) call(L *lua.LState, raise bool) int {
+	// The VM checks its deadline between Lua instructions only: a Go
+	// function calling redis.call in a loop (string.gsub) must not run
+	// on past the limit, SCRIPT KILL or a storage failure.
+	if context.Cause(r.ctx) != nil || r.fatal != nil {
+		L.RaiseError("script stopped")
+		return 0
+	}
 	r.line = currentLine(L)
 	fail := func(msg string) int {
 		if raise {

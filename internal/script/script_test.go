@@ -328,3 +328,19 @@ func TestTransactionsWithScripts(t *testing.T) {
 		t.Fatalf("after a watched key changed: %q (effects %v), want a null array and nothing done", got, eff != nil)
 	}
 }
+
+// A Go function that calls redis.pcall over and over (string.gsub with
+// it as the replacement) runs no Lua instruction between calls, where
+// the VM checks its deadline: the calls themselves must stop the run.
+func TestLimitsStopCallsMadeFromGo(t *testing.T) {
+	st := newStore()
+	p := Params{Partitions: testPartitions, Timeout: 50 * time.Millisecond}
+	start := time.Now()
+	got, eff := evalP(t, st, p, Step{Body: []byte("return string.gsub(string.rep('x ', 3000000), '(%S+)', redis.pcall)")})
+	if string(got) != "-"+errTimedOut+"\r\n" || eff != nil {
+		t.Fatalf("a run of Go-called redis.pcall past its time: %.80q", got)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the run stopped %v after a 50 ms limit", d)
+	}
+}

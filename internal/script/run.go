@@ -104,6 +104,7 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 	}
 	for i, st := range steps {
 		var reply []byte
+		halted := false
 		switch {
 		case st.Cmd != nil:
 			reply, err = plain(spec, st.Cmd, local)
@@ -111,12 +112,12 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 			_, cerr := Compile(st.Body)
 			reply = resp.AppendError(nil, cerr.Error())
 		default:
-			reply, err = run(ctx, protos[i], spec, local, user, SHA1(st.Body), st)
+			reply, halted, err = run(ctx, protos[i], spec, local, user, SHA1(st.Body), st)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if reply[0] == '-' && stopped(reply) {
+		if halted {
 			return reply, nil // stopped by a limit: nothing it did is kept
 		}
 		out = append(out, reply...)
@@ -151,19 +152,11 @@ func plain(w kv.Writer, args [][]byte, local func([]byte) bool) ([]byte, error) 
 	return kv.Exec(w, spec, args, nil)
 }
 
-// stopped reports whether reply says a limit stopped the run.
-func stopped(reply []byte) bool {
-	for _, e := range []string{errTimedOut, errTooMuchMemory, errKilled, errReplyTooDeep, errReplyTooLarge.Error()} {
-		if bytes.HasPrefix(reply[1:], []byte(e)) {
-			return true
-		}
-	}
-	return false
-}
-
 // run executes proto and converts its result; a Lua error becomes the
-// error reply Redis would give.
-func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, local func([]byte) bool, user *acl.User, sha string, p Step) ([]byte, error) {
+// error reply Redis would give. halted: a limit (time, memory, SCRIPT
+// KILL, the reply's size or depth) stopped it, and nothing it did may be
+// kept.
+func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, local func([]byte) bool, user *acl.User, sha string, p Step) (reply []byte, halted bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer watchRun(cancel)()
@@ -180,23 +173,23 @@ func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, l
 	L.Push(fn)
 	callErr := L.PCall(0, 1, nil)
 	if r.fatal != nil {
-		return nil, r.fatal
+		return nil, false, r.fatal
 	}
 	if cause := context.Cause(ctx); cause != nil {
-		return resp.AppendError(nil, limitText(cause)), nil
+		return resp.AppendError(nil, limitText(cause)), true, nil
 	}
 	if callErr != nil {
 		var ae *lua.ApiError
 		if errors.As(callErr, &ae) {
-			return resp.AppendError(nil, r.errorText(ae.Object, luaMessage(ae))), nil
+			return resp.AppendError(nil, r.errorText(ae.Object, luaMessage(ae))), false, nil
 		}
-		return resp.AppendError(nil, r.errorText(lua.LNil, callErr.Error())), nil
+		return resp.AppendError(nil, r.errorText(lua.LNil, callErr.Error())), false, nil
 	}
 	out, cerr := appendReply(nil, L.Get(-1), 0)
 	if cerr != nil {
-		return resp.AppendError(nil, cerr.Error()), nil
+		return resp.AppendError(nil, cerr.Error()), true, nil
 	}
-	return out, nil
+	return out, false, nil
 }
 
 func luaMessage(ae *lua.ApiError) string {

@@ -344,3 +344,13 @@ func TestLimitsStopCallsMadeFromGo(t *testing.T) {
 		t.Fatalf("the run stopped %v after a 50 ms limit", d)
 	}
 }
+
+// A script that writes and then returns an error reply worded like a
+// limit's keeps its writes: only a real stop drops them.
+func TestLimitWordsInAReplyAreJustWords(t *testing.T) {
+	st := newStore()
+	got, eff := eval(t, st, "redis.call('set', KEYS[1], 'x'); return {err='"+errTimedOut+"'}", []string{k1})
+	if string(got) != "-"+errTimedOut+"\r\n" || eff == nil {
+		t.Fatalf("%q, effects %v: the script's writes were dropped", got, eff != nil)
+	}
+}

@@ -297,3 +297,33 @@ func TestSetrangeBounds(t *testing.T) {
 		do("-ERR offset is out of range\r\n", "SETRANGE", "k", "-1", "x"),
 	}, final: map[string]string{"k": sv("\x00ab")}}})
 }
+
+// Picks from a small collection are uniform: a chi-square over 10,000
+// picks among 100 fields stays near its 99 degrees of freedom (the
+// earlier hash-gap weighting gave hundreds to thousands).
+func TestRandomPicksAreUniform(t *testing.T) {
+	s := newMemStore()
+	args := []string{"HSET", "h"}
+	for i := range 100 {
+		args = append(args, fmt.Sprint("f", i), "v")
+	}
+	apply(t, s, args...)
+	for _, cmd := range [][]string{{"HRANDFIELD", "h", "-10000"}} {
+		v, _, err := resp.ParseValue([]byte(apply(t, s, cmd...)))
+		if err != nil || len(v.Array) != 10000 {
+			t.Fatalf("%q: %v, %d picks", cmd, err, len(v.Array))
+		}
+		counts := map[string]int{}
+		for _, e := range v.Array {
+			counts[string(e.Str)]++
+		}
+		chi := 0.0
+		for i := range 100 {
+			d := float64(counts[fmt.Sprint("f", i)]) - 100
+			chi += d * d / 100
+		}
+		if chi > 200 {
+			t.Errorf("%q: chi-square %.1f over 100 fields: not uniform", cmd, chi)
+		}
+	}
+}

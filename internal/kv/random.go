@@ -79,7 +79,8 @@ func evalRandMember(tag, family byte, with string, value func(out, v []byte) []b
 // next field (wrapping around): O(log n) per pick instead of a walk, so
 // SPOP and the RANDMEMBER commands stay cheap on large collections. The
 // choice is weighted by the hash gap before each field, as Redis's own is
-// not exactly uniform either. Distinct picks of most of a collection walk
+// not exactly uniform either; collections of at most uniformMax members
+// are read whole and picked from uniformly. Distinct picks of most of a collection walk
 // it once instead (pickAt).
 func pickRandom(r Reader, key []byte, c coll, family byte, m *mix, count uint64, distinct bool) ([]picked, error) {
 	if count == 0 || c.n == 0 {
@@ -87,6 +88,30 @@ func pickRandom(r Reader, key []byte, c coll, family byte, m *mix, count uint64,
 	}
 	if distinct && (count*2 >= c.n || c.n <= 64) {
 		return pickAt(r, key, c, family, distinctPositions(*m, c.n, min(count, c.n)))
+	}
+	if c.n <= uniformMax {
+		// Small enough to read whole: every member equally likely, as
+		// Redis's picks are (its test suite checks them by chi-square).
+		all := make([]uint64, c.n)
+		for i := range all {
+			all[i] = uint64(i)
+		}
+		fields, err := pickAt(r, key, c, family, all)
+		if err != nil || uint64(len(fields)) != c.n {
+			return fields, err
+		}
+		if distinct {
+			var out []picked
+			for _, i := range distinctPositions(*m, c.n, count) {
+				out = append(out, fields[i])
+			}
+			return out, nil
+		}
+		out := make([]picked, count)
+		for i := range out {
+			out[i] = fields[m.next()%c.n]
+		}
+		return out, nil
 	}
 	var prefix []byte
 	if family != 0 {
@@ -116,6 +141,10 @@ func pickRandom(r Reader, key []byte, c coll, family byte, m *mix, count uint64,
 	}
 	return out, nil
 }
+
+// uniformMax is the largest collection picked from uniformly, by reading
+// it whole (one walk of at most this many sub-keys per command).
+const uniformMax = 4096
 
 // firstFrom is the first field of the family at or after from.
 func firstFrom(r Reader, key []byte, c coll, prefix, from []byte) (picked, bool, error) {

@@ -141,15 +141,21 @@ def main():
         procs.append(subprocess.Popen([kintsu, "dev", "--dir", os.path.join(out, "cluster"),
                                        "--base-port", str(args.base_port)],
                                       stdout=open(os.path.join(out, "kintsu.log"), "w"), stderr=subprocess.STDOUT))
-        procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
-                                       "--enable-debug-command", "yes", "--dir", out],
-                                      stdout=open(os.path.join(out, "redis.log"), "w"), stderr=subprocess.STDOUT))
         wait_port(kport)
-        wait_port(rport)
         rows, failing = [], {}
         for name in args.files:
             t0 = time.time()
-            ref = run_file(src, rport, name, out, args.test_timeout, args.file_timeout)
+            # A fresh redis-server per file: a file cut short can leave
+            # one paused or busy.
+            redis = subprocess.Popen(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
+                                      "--enable-debug-command", "yes", "--dir", out],
+                                     stdout=open(os.path.join(out, "redis.log"), "a"), stderr=subprocess.STDOUT)
+            try:
+                wait_port(rport)
+                ref = run_file(src, rport, name, out, args.test_timeout, args.file_timeout)
+            finally:
+                redis.kill()
+                redis.wait()
             got = run_file(src, kport, name, out, args.test_timeout, args.file_timeout)
             want = [t for t, (ok, _) in ref.items() if ok]
             passed = [t for t in want if got.get(t, (False, ""))[0]]

@@ -64,10 +64,46 @@ def wait_port(port, timeout=60):
     raise SystemExit(f"nothing answered PING on port {port}")
 
 
-def run_file(src, port, name, out, test_timeout, file_timeout):
+def resp_command(port, *args):
+    """Sends one command and returns the raw reply (best effort)."""
+    msg = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(msg)
+            return s.recv(65536)
+    except OSError:
+        return b""
+
+
+# What the suite may change on a node and a cut-short test may leave
+# changed (a test that sets maxmemory to 1 and stops before it puts it
+# back leaves every later write refused): put back before each run.
+RESET = ["maxmemory", "maxmemory-clients", "maxclients", "timeout"]
+
+
+def reset_nodes(ports, saved):
+    for port in ports:
+        resp_command(port, "SCRIPT", "KILL")
+        for name, value in saved.get(port, {}).items():
+            resp_command(port, "CONFIG", "SET", name, value)
+
+
+def save_config(ports):
+    saved = {}
+    for port in ports:
+        saved[port] = {}
+        for name in RESET:
+            reply = resp_command(port, "CONFIG", "GET", name).split(b"\r\n")
+            if len(reply) >= 5:
+                saved[port][name] = reply[4].decode()
+    return saved
+
+
+def run_file(src, port, name, out, test_timeout, file_timeout, before=lambda: None):
     """Runs one file until it ends; answers {test: (passed, first error line)}."""
     results, skips, deadline = {}, [], time.time() + file_timeout
     for attempt in range(1, 60):
+        before()
         cmd = ["tclsh", "tests/test_helper.tcl", "--host", "127.0.0.1", "--port", str(port),
                "--single", name, "--clients", "1", "--timeout", str(test_timeout),
                # The suite's own switches for what a cluster cannot do
@@ -142,6 +178,10 @@ def main():
                                        "--base-port", str(args.base_port)],
                                       stdout=open(os.path.join(out, "kintsu.log"), "w"), stderr=subprocess.STDOUT))
         wait_port(kport)
+        kports = [args.base_port + i for i in (1, 2, 3)]
+        for p in kports:
+            wait_port(p)
+        saved = save_config(kports)
         rows, failing = [], {}
         for name in args.files:
             t0 = time.time()
@@ -156,7 +196,8 @@ def main():
             finally:
                 redis.kill()
                 redis.wait()
-            got = run_file(src, kport, name, out, args.test_timeout, args.file_timeout)
+            got = run_file(src, kport, name, out, args.test_timeout, args.file_timeout,
+                           before=lambda: reset_nodes(kports, saved))
             want = [t for t, (ok, _) in ref.items() if ok]
             passed = [t for t in want if got.get(t, (False, ""))[0]]
             for t in want:

@@ -1,14 +1,17 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,6 +46,43 @@ type stats struct {
 	connections atomic.Int64 // connections accepted
 	rejected    atomic.Int64 // connections refused by maxclients or protected mode
 	errors      atomic.Int64 // error replies
+	perCommand  sync.Map     // command name -> *commandStat
+	perError    sync.Map     // error code -> *atomic.Int64
+}
+
+// commandStat is INFO commandstats' line for one command.
+type commandStat struct {
+	calls, failed atomic.Int64
+}
+
+// count records one reply to the command named by args[0]: its call,
+// and whether it was an error, under the error's code.
+func (s *stats) count(args [][]byte, reply []byte) {
+	isErr := len(reply) > 0 && reply[0] == '-'
+	if isErr {
+		s.errors.Add(1)
+		code := reply[1:]
+		if i := bytes.IndexAny(code, " \r"); i >= 0 {
+			code = code[:i]
+		}
+		c, _ := s.perError.LoadOrStore(string(code), new(atomic.Int64))
+		c.(*atomic.Int64).Add(1)
+	}
+	if len(args) == 0 {
+		return
+	}
+	spec := command.Lookup(args[0])
+	if spec == nil || spec.Is(command.Internal) {
+		return
+	}
+	st, ok := s.perCommand.Load(spec.Name)
+	if !ok {
+		st, _ = s.perCommand.LoadOrStore(spec.Name, &commandStat{})
+	}
+	st.(*commandStat).calls.Add(1)
+	if isErr {
+		st.(*commandStat).failed.Add(1)
+	}
 }
 
 func newStats() *stats {
@@ -56,6 +96,8 @@ func (s *stats) reset() {
 	s.connections.Store(0)
 	s.rejected.Store(0)
 	s.errors.Store(0)
+	s.perCommand.Clear()
+	s.perError.Clear()
 }
 
 // infoSections are INFO's sections in Redis's order; default marks those
@@ -73,7 +115,8 @@ var infoSections = []struct {
 	{"replication", true, (*Server).infoReplication},
 	{"cpu", true, (*Server).infoCPU},
 	{"modules", true, func(_ *Server, b *strings.Builder) { b.WriteString("# Modules\r\n\r\n") }},
-	{"errorstats", true, func(_ *Server, b *strings.Builder) { b.WriteString("# Errorstats\r\n\r\n") }},
+	{"commandstats", false, (*Server).infoCommandStats},
+	{"errorstats", true, (*Server).infoErrorStats},
 	{"cluster", true, func(_ *Server, b *strings.Builder) { b.WriteString("# Cluster\r\ncluster_enabled:1\r\n\r\n") }},
 	{"keyspace", true, (*Server).infoKeyspace},
 	{"kintsu", true, (*Server).infoKintsu},
@@ -256,4 +299,33 @@ func cmdLastSave(f *Server, args [][]byte, _ *connState) []byte {
 		return errArity(args)
 	}
 	return resp.AppendInt(nil, f.stats.started.Unix())
+}
+
+// infoCommandStats is INFO commandstats: calls and failed calls per
+// command (failed: answered with an error; Kintsu counts no time per call
+// and no rejected calls apart).
+func (f *Server) infoCommandStats(b *strings.Builder) {
+	b.WriteString("# Commandstats\r\n")
+	var names []string
+	f.stats.perCommand.Range(func(k, _ any) bool { names = append(names, k.(string)); return true })
+	slices.Sort(names)
+	for _, n := range names {
+		v, _ := f.stats.perCommand.Load(n)
+		st := v.(*commandStat)
+		fmt.Fprintf(b, "cmdstat_%s:calls=%d,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=%d\r\n", n, st.calls.Load(), st.failed.Load())
+	}
+	b.WriteString("\r\n")
+}
+
+// infoErrorStats is INFO errorstats: error replies per error code.
+func (f *Server) infoErrorStats(b *strings.Builder) {
+	b.WriteString("# Errorstats\r\n")
+	var codes []string
+	f.stats.perError.Range(func(k, _ any) bool { codes = append(codes, k.(string)); return true })
+	slices.Sort(codes)
+	for _, c := range codes {
+		v, _ := f.stats.perError.Load(c)
+		fmt.Fprintf(b, "errorstat_%s:count=%d\r\n", c, v.(*atomic.Int64).Load())
+	}
+	b.WriteString("\r\n")
 }

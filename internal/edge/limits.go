@@ -448,9 +448,6 @@ func (f *Server) runChunk(chunk [][][]byte, st *connState, cl *tracked, conn net
 			}
 			replies[i] = out[k]
 			built += int64(len(out[k]))
-			if len(out[k]) > 0 && out[k][0] == '-' {
-				f.stats.errors.Add(1)
-			}
 		}
 		if !f.holdReplies(cl, built) {
 			return false

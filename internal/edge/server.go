@@ -333,6 +333,17 @@ func (f *Server) decode(args [][]byte) (command.Cmd, error) {
 // EXEC, WATCH) and commands whose keys span partitions run one at a time,
 // in their place.
 func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
+	replies := f.execRound(batch, st)
+	// INFO's counters: each command once, in the round that answers it.
+	for i, r := range replies {
+		if r != nil {
+			f.stats.count(batch[i], r)
+		}
+	}
+	return replies
+}
+
+func (f *Server) execRound(batch [][][]byte, st *connState) [][]byte {
 	replies := make([][]byte, len(batch))
 	cmds := make([]command.Cmd, len(batch))
 	errs := make([]error, len(batch))

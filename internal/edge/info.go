@@ -55,9 +55,10 @@ type commandStat struct {
 	calls, failed atomic.Int64
 }
 
-// count records one reply to the command named by args[0]: its call,
-// and whether it was an error, under the error's code.
-func (s *stats) count(args [][]byte, reply []byte) {
+// count records one reply to a command (spec nil: one that did not
+// decode): its call, and whether it was an error, under the error's
+// code.
+func (s *stats) count(spec *command.Spec, reply []byte) {
 	isErr := len(reply) > 0 && reply[0] == '-'
 	if isErr {
 		s.errors.Add(1)
@@ -68,10 +69,6 @@ func (s *stats) count(args [][]byte, reply []byte) {
 		c, _ := s.perError.LoadOrStore(string(code), new(atomic.Int64))
 		c.(*atomic.Int64).Add(1)
 	}
-	if len(args) == 0 {
-		return
-	}
-	spec := command.Lookup(args[0])
 	if spec == nil || spec.Is(command.Internal) {
 		return
 	}

@@ -333,23 +333,24 @@ func (f *Server) decode(args [][]byte) (command.Cmd, error) {
 // EXEC, WATCH) and commands whose keys span partitions run one at a time,
 // in their place.
 func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
-	replies := f.execRound(batch, st)
-	// INFO's counters: each command once, in the round that answers it.
-	for i, r := range replies {
-		if r != nil {
-			f.stats.count(batch[i], r)
-		}
-	}
-	return replies
-}
-
-func (f *Server) execRound(batch [][][]byte, st *connState) [][]byte {
-	replies := make([][]byte, len(batch))
 	cmds := make([]command.Cmd, len(batch))
 	errs := make([]error, len(batch))
 	for i, args := range batch {
 		cmds[i], errs[i] = f.decode(args)
 	}
+	replies := f.execRound(batch, cmds, errs, st)
+	// INFO's counters: each command once, in the round that answers it
+	// (by its one lookup, the decode's).
+	for i, r := range replies {
+		if r != nil {
+			f.stats.count(cmds[i].Spec, r)
+		}
+	}
+	return replies
+}
+
+func (f *Server) execRound(batch [][][]byte, cmds []command.Cmd, errs []error, st *connState) [][]byte {
+	replies := make([][]byte, len(batch))
 	// CLIENT LIST's cmd and idle: once a batch, for its last command.
 	if last := len(batch) - 1; last >= 0 && errs[last] == nil {
 		st.noteCommand(acl.FullName(cmds[last].Spec, cmds[last].Args))

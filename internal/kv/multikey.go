@@ -431,20 +431,8 @@ func evalZmpop(w Writer, args [][]byte, out []byte) ([]byte, error) {
 		if !z.ok || z.n == 0 {
 			continue
 		}
-		var items []zitem
-		err = z.walk(w, which == 1, nil, func(m []byte, f float64) bool {
-			items = append(items, zitem{m: bytes.Clone(m), f: f})
-			return int64(len(items)) < count
-		})
+		items, err := z.pop(w, which == 1, count)
 		if err != nil {
-			return out, err
-		}
-		for _, it := range items {
-			if err := z.del(w, it.m, it.f); err != nil {
-				return out, err
-			}
-		}
-		if err := z.save(w, k); err != nil {
 			return out, err
 		}
 		out = resp.AppendArrayHeader(out, 2)

@@ -769,30 +769,41 @@ func evalZpop(max bool) writeFunc {
 		if err != nil || z.wrong {
 			return wrongOr(out, err)
 		}
-		var items []zitem
-		if z.ok && count > 0 {
-			err = z.walk(w, max, nil, func(m []byte, f float64) bool {
-				items = append(items, zitem{m: append([]byte(nil), m...), f: f})
-				return int64(len(items)) < count
-			})
-			if err != nil {
-				return out, err
-			}
-		}
-		for _, it := range items {
-			if err := z.del(w, it.m, it.f); err != nil {
-				return out, err
-			}
-		}
-		if len(items) > 0 {
-			last := items[len(items)-1]
-			z.popped(last.f, last.m, max)
-			if err := z.save(w, z.key); err != nil {
-				return out, err
-			}
+		items, err := z.pop(w, max, count)
+		if err != nil {
+			return out, err
 		}
 		return appendZitems(out, items, true), nil
 	}
+}
+
+// pop removes up to count members from the low end (max: the high end)
+// and moves the set's bound past them; it answers them in pop order.
+func (z *zset) pop(w Writer, max bool, count int64) ([]zitem, error) {
+	var items []zitem
+	if !z.ok || count <= 0 {
+		return nil, nil
+	}
+	err := z.walk(w, max, nil, func(m []byte, f float64) bool {
+		items = append(items, zitem{m: bytes.Clone(m), f: f})
+		return int64(len(items)) < count
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if err := z.del(w, it.m, it.f); err != nil {
+			return nil, err
+		}
+	}
+	if len(items) > 0 {
+		last := items[len(items)-1]
+		z.popped(last.f, last.m, max)
+		if err := z.save(w, z.key); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
 }
 
 func evalZscan(r Reader, args [][]byte, out []byte) ([]byte, error) {

@@ -98,6 +98,20 @@ func keysOf(specs []*command.Spec, cmds [][][]byte, watches []Watch) []keyMode {
 	return out
 }
 
+// lockHolders lists the holders of the locks on keys that stand in the
+// way of using them as their modes say (conflicts, for each).
+func lockHolders(r Reader, keys []keyMode) ([]Ref, error) {
+	var holders []Ref
+	for _, k := range keys {
+		hs, err := conflicts(r, k, nil)
+		if err != nil {
+			return nil, err
+		}
+		holders = append(holders, hs...)
+	}
+	return holders, nil
+}
+
 // conflicts lists the holders of key's lock that stand in the way of id
 // using it as mode says: a writer blocks everyone, readers block writers.
 func conflicts(r Reader, k keyMode, id *ID) ([]Ref, error) {
@@ -317,13 +331,9 @@ func evaluate(w kv.Writer, specs []*command.Spec, cmds [][][]byte, out []byte) (
 // watched key changed, and otherwise applies every command here and now.
 func applyExec1(s Store, watches []Watch, cmds [][][]byte, out []byte) ([]byte, error) {
 	specs := lookup(cmds)
-	var holders []Ref
-	for _, k := range keysOf(specs, cmds, watches) {
-		hs, err := conflicts(s, k, nil)
-		if err != nil {
-			return out, err
-		}
-		holders = append(holders, hs...)
+	holders, err := lockHolders(s, keysOf(specs, cmds, watches))
+	if err != nil {
+		return out, err
 	}
 	if len(holders) > 0 {
 		s.Refuse()

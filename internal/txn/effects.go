@@ -143,17 +143,7 @@ func (s *Speculation) Wrote() bool { return len(s.ov.writes) > 0 || len(s.ov.sub
 // Blockers are the transactions holding locks that stand in the way of
 // the keys touched so far: a reply read past them may be wrong, and an
 // EFFECTS entry would be refused.
-func (s *Speculation) Blockers() ([]Ref, error) {
-	var holders []Ref
-	for _, k := range s.touched {
-		hs, err := conflicts(s.r, k, nil)
-		if err != nil {
-			return nil, err
-		}
-		holders = append(holders, hs...)
-	}
-	return holders, nil
-}
+func (s *Speculation) Blockers() ([]Ref, error) { return lockHolders(s.r, s.touched) }
 
 // WatchesHold reports whether every watched key has its version in the
 // view (a transaction's WATCH).
@@ -208,13 +198,13 @@ func applyEffects(s Store, body []byte, out []byte) ([]byte, error) {
 	if d.Done() != nil || err != nil || len(cmds) != 0 || !validEffects(pt.keys) {
 		return signal(out, failure.BadOp), nil
 	}
-	var holders []Ref
-	for _, w := range watches {
-		hs, err := conflicts(s, keyMode{key: w.Key, write: true}, nil)
-		if err != nil {
-			return out, err
-		}
-		holders = append(holders, hs...)
+	modes := make([]keyMode, len(watches))
+	for i, w := range watches {
+		modes[i] = keyMode{key: w.Key, write: true}
+	}
+	holders, err := lockHolders(s, modes)
+	if err != nil {
+		return out, err
 	}
 	if len(holders) > 0 {
 		s.Refuse()

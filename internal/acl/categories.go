@@ -126,6 +126,8 @@ var redisCommands = map[string][]string{
 	"evalsha":                       {"slow", "scripting"},
 	"evalsha_ro":                    {"slow", "scripting"},
 	"exec":                          {"slow", "transaction"},
+	"fcall":                         {"slow", "scripting"},
+	"fcall_ro":                      {"slow", "scripting"},
 	"exists":                        {"keyspace", "read", "fast"},
 	"expire":                        {"keyspace", "write", "fast"},
 	"expireat":                      {"keyspace", "write", "fast"},

@@ -180,8 +180,9 @@ func (f *Server) pollUsers(ctx context.Context) error {
 	return err
 }
 
-// WatchUsers keeps the node's users fresh until ctx ends: every interval
-// (0: one second) it polls their version. The node runs it.
+// WatchUsers keeps the node's users and function libraries fresh until
+// ctx ends: every interval (0: one second) it polls their versions. The
+// node runs it.
 func (f *Server) WatchUsers(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = defaultRefresh
@@ -191,6 +192,7 @@ func (f *Server) WatchUsers(ctx context.Context, every time.Duration) {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
 		_ = f.pollUsers(rctx) // a failed poll is retried at the next tick
+		_ = f.pollFunctions(rctx)
 		cancel()
 		select {
 		case <-ctx.Done():

@@ -3,6 +3,8 @@ package edge
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/command"
@@ -28,9 +30,12 @@ import (
 //
 // Invariant: a blocked connection costs one read per poll, every
 // pollMin..pollMax (backing off while nothing arrives), and nothing else.
-// Not yet: one poller per key for all its waiters, serving them first
-// come, first served; today every waiter polls, and the first to propose
-// after a push gets the element.
+//
+// The waiters of one node are served first come, first served, as Redis
+// serves its blocked clients: each joins a line per source key, and only
+// the first in one of its lines may propose a pop; the others wait their
+// turn. Waiters on different nodes race (the first to propose after a
+// push gets the element).
 const (
 	pollMin = 2 * time.Millisecond
 	pollMax = 100 * time.Millisecond
@@ -50,16 +55,26 @@ func (f *Server) runBlocking(c command.Cmd, st *connState) []byte {
 	if ms > 0 {
 		deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
-	probe := append([][]byte{[]byte("exists")}, kv.BlockingSources(c.Spec, c.Args)...)
+	sources := kv.BlockingSources(c.Spec, c.Args)
+	probe := append([][]byte{[]byte("exists")}, sources...)
+	turn := f.waitLines.join(sources)
+	defer f.waitLines.leave(turn)
 	wait := pollMin
+	// The first look is not cut short by the command's timeout: a
+	// source that holds something is popped however short the timeout,
+	// as Redis pops before it blocks.
+	first := true
 	for {
 		// A read that fails (no leader yet, a slow partition) is
 		// "nothing yet": the command waits out its own timeout, as it
 		// would for an empty key; each read is bounded by what is left.
-		ctx, cancel := f.waitContext(deadline)
+		ctx, cancel := f.waitContext(deadline, first)
+		first = false
 		reply, err := f.readOne(ctx, c.Group, probe)
 		cancel()
-		if n, perr := replyInt(reply); err == nil && perr == nil && n > 0 {
+		if n, perr := replyInt(reply); err == nil && perr == nil && n > 0 && !f.waitLines.first(turn) {
+			wait = pollMin // another waiter here is before it: its turn comes soon
+		} else if err == nil && perr == nil && n > 0 {
 			if !connAlive(st.conn) {
 				return nil // nobody to answer: pop nothing
 			}
@@ -97,10 +112,11 @@ func (f *Server) runBlocking(c command.Cmd, st *connState) []byte {
 const errShuttingDown = "TRYAGAIN the node is shutting down; nothing was popped"
 
 // waitContext bounds one read of a blocked command: the request timeout,
-// or what is left of the command's own when that is shorter.
-func (f *Server) waitContext(deadline time.Time) (context.Context, context.CancelFunc) {
+// or (after the first) what is left of the command's own when that is
+// shorter.
+func (f *Server) waitContext(deadline time.Time, first bool) (context.Context, context.CancelFunc) {
 	d := f.cfg.RequestTimeout
-	if !deadline.IsZero() {
+	if !deadline.IsZero() && !first {
 		d = min(d, max(time.Until(deadline), pollMin))
 	}
 	return context.WithTimeout(f.ctx, d)
@@ -141,3 +157,55 @@ func replyInt(b []byte) (int64, error) {
 }
 
 var errNotInt = errors.New("not an integer reply")
+
+// waitLines are the lines of this node's blocked connections, per source
+// key, in the order they blocked.
+type waitLines struct {
+	mu    sync.Mutex
+	lines map[string][]*waitTurn
+}
+
+type waitTurn struct{ keys []string }
+
+func (w *waitLines) join(keys [][]byte) *waitTurn {
+	t := &waitTurn{}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lines == nil {
+		w.lines = map[string][]*waitTurn{}
+	}
+	for _, k := range keys {
+		ks := string(k)
+		if slices.Contains(t.keys, ks) {
+			continue
+		}
+		t.keys = append(t.keys, ks)
+		w.lines[ks] = append(w.lines[ks], t)
+	}
+	return t
+}
+
+// first reports whether t is first in one of its lines.
+func (w *waitLines) first(t *waitTurn) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range t.keys {
+		if l := w.lines[k]; len(l) > 0 && l[0] == t {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *waitLines) leave(t *waitTurn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range t.keys {
+		l := slices.DeleteFunc(w.lines[k], func(x *waitTurn) bool { return x == t })
+		if len(l) == 0 {
+			delete(w.lines, k)
+		} else {
+			w.lines[k] = l
+		}
+	}
+}

@@ -71,10 +71,10 @@ func (f *Server) clientLine(cl *tracked, self *tracked) string {
 	if user == "" {
 		user = "default"
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=8 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%d tot-mem=%d events=r cmd=%s user=%s redir=-1 resp=2\n",
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=8 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%d tot-mem=%d events=r cmd=%s user=%s redir=-1 resp=%d\n",
 		cl.id, addrOf(cl.conn.RemoteAddr()), addrOf(cl.conn.LocalAddr()), load(cl.name.Load()),
 		int64(now.Sub(cl.created)/time.Second), int64(now.Sub(time.Unix(0, cl.lastAt.Load()))/time.Second),
-		flags, sub, psub, ssub, cl.held.Load(), cl.held.Load()+cl.query.Load(), cmd, user)
+		flags, sub, psub, ssub, cl.held.Load(), cl.held.Load()+cl.query.Load(), cmd, user, max(2, cl.proto.Load()))
 }
 
 func addrOf(a net.Addr) string {

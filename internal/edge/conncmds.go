@@ -78,7 +78,7 @@ func errArity(args [][]byte) []byte {
 }
 
 func cmdPing(f *Server, args [][]byte, st *connState) []byte {
-	if len(args) <= 2 && f.subscribed(st) {
+	if len(args) <= 2 && st.proto == 2 && f.subscribed(st) {
 		// In subscribed mode, as Redis answers it there.
 		out := resp.AppendArrayHeader(nil, 2)
 		out = resp.AppendBulkString(out, "pong")
@@ -120,28 +120,36 @@ func cmdSelect(_ *Server, args [][]byte, _ *connState) []byte {
 	return resp.AppendSimple(nil, "OK")
 }
 
-// cmdHello answers protocol 2 and refuses 3, so RESP3-first clients fall
-// back to RESP2.
+// cmdHello answers HELLO [2|3] [AUTH ...] [SETNAME ...]: the connection
+// speaks the protocol it names from this reply on (resp3.go).
 func cmdHello(f *Server, args [][]byte, st *connState) []byte {
+	proto := st.proto
 	if len(args) >= 2 {
 		v, ok := kv.ParseInt(args[1])
 		if !ok {
 			return resp.AppendError(nil, "ERR Protocol version is not an integer or out of range")
 		}
-		if v != 2 {
+		if v != 2 && v != 3 {
 			return resp.AppendError(nil, "NOPROTO unsupported protocol version")
 		}
+		proto = int(v)
 	}
 	if reply := helloOptions(f, args, st); reply != nil {
 		return reply
 	}
-	b := resp.AppendArrayHeader(nil, 14)
+	f.setProto(st, proto)
+	var b []byte
+	if proto == 3 {
+		b = resp.AppendMapHeader(nil, 7)
+	} else {
+		b = resp.AppendArrayHeader(nil, 14)
+	}
 	for _, kvp := range [][2]string{{"server", "redis"}, {"version", redisVersion}} {
 		b = resp.AppendBulkString(b, kvp[0])
 		b = resp.AppendBulkString(b, kvp[1])
 	}
 	b = resp.AppendBulkString(b, "proto")
-	b = resp.AppendInt(b, 2)
+	b = resp.AppendInt(b, int64(proto))
 	b = resp.AppendBulkString(b, "id")
 	b = resp.AppendInt(b, st.id)
 	b = resp.AppendBulkString(b, "mode")

@@ -194,8 +194,12 @@ func (s *fakeStore) exec(group uint64, args [][]byte) []byte {
 		return resp.AppendInt(nil, int64(n))
 	case name == versionOp && len(args) == 2:
 		return resp.AppendInt(nil, int64(s.versions[string(args[1])]))
-	case group == statemachine.MetaGroup && strings.HasPrefix(name, "kintsu.acl."):
-		out, err := statemachine.ApplyACL(s, args, nil)
+	case group == statemachine.MetaGroup && (strings.HasPrefix(name, "kintsu.acl.") || strings.HasPrefix(name, "kintsu.function.")):
+		apply := statemachine.ApplyACL
+		if strings.HasPrefix(name, "kintsu.function.") {
+			apply = statemachine.ApplyFunctions
+		}
+		out, err := apply(s, args, nil)
 		if err != nil {
 			return resp.AppendError(nil, "ERR fake store: "+err.Error())
 		}
@@ -443,9 +447,14 @@ func (x *fakeTxns) Script(_ context.Context, group uint64, run [][]byte) ([]byte
 		return nil, err
 	}
 	text := fmt.Sprintf("txn script g%d", group)
+	if p.Float {
+		text += " float"
+	}
 	for _, s := range steps {
 		if s.Cmd != nil {
 			text += " " + fmtCmds([][][]byte{s.Cmd})
+		} else if s.Function != "" {
+			text += fmt.Sprintf(" {fcall %s ro %v keys %q argv %q}", s.Function, s.ReadOnly, s.Keys, s.Argv)
 		} else {
 			text += fmt.Sprintf(" {%s keys %q argv %q}", s.Body, s.Keys, s.Argv)
 		}

@@ -350,7 +350,7 @@ func (c *client) next() (resp.Value, error) {
 		return resp.Value{}, err
 	}
 	for {
-		v, n, err := resp.ParseValue(c.buf)
+		v, n, err := parse3(c.buf)
 		if err == nil {
 			// Copy out: the buffer is reused by the next read.
 			v = copyValue(v)
@@ -411,6 +411,9 @@ func copyValue(v resp.Value) resp.Value {
 
 // render shows a reply as redis-cli does, as lines ending in newlines.
 func render(v resp.Value) []string {
+	if lines, ok := render3(v); ok {
+		return lines
+	}
 	switch v.Kind {
 	case '+':
 		return []string{string(v.Str) + "\n"}

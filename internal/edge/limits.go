@@ -131,6 +131,7 @@ type tracked struct {
 	noEvict atomic.Bool
 	inMulti atomic.Bool
 	sub     atomic.Pointer[subscriber]
+	proto   atomic.Int32 // 3 after HELLO 3; 0 (shown as 2) before
 }
 
 // limiter is the node-wide state of the limits.
@@ -457,7 +458,7 @@ func (f *Server) runChunk(chunk [][][]byte, st *connState, cl *tracked, conn net
 			// writer, in order (pubsub.go), which holds them itself.
 			ok := true
 			for next < len(replies) && replies[next] != nil && ok {
-				ok = st.sub.Push(replies[next])
+				ok = st.sub.enqueue(replies[next])
 				replies[next] = nil
 				next++
 			}

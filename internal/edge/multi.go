@@ -220,7 +220,7 @@ func (f *Server) execMulti(st *connState) []byte {
 		reply = ErrorReply(err)
 	}
 	f.cfg.Metrics.Requests.WithLabelValues("exec", outcomeLabel(reply)).Inc()
-	if len(data) == len(queued) && len(denied) == 0 {
+	if len(data) == len(queued) && len(denied) == 0 && st.proto == 2 {
 		return reply
 	}
 	elems, ok := txn.SplitArray(reply) // not an array: a null array or an error
@@ -237,12 +237,12 @@ func (f *Server) execMulti(st *connState) []byte {
 		case denied[i] != nil:
 			out = append(out, denied[i]...)
 		case isData(c.Spec):
-			out = append(out, elems[j]...)
+			out = append(out, f.slot3(st, c, elems[j])...)
 			j++
 		case c.Spec == specUnwatch:
 			out = resp.AppendSimple(out, "OK")
 		default:
-			out = append(out, f.connCommand(c, st)...)
+			out = append(out, f.slot3(st, c, f.connCommand(c, st))...)
 		}
 	}
 	return out

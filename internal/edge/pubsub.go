@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/codec"
@@ -98,7 +99,7 @@ func cmdSubscribe(kind pubsub.Kind) connHandler {
 			st.sub = f.newSubscriber(st)
 		}
 		if !f.pubsub.Subscribe(st.sub, kind, args[1:]) {
-			st.sub.Push(resp.AppendError(nil, fmt.Sprintf("ERR at most %d channels and patterns per connection", pubsub.MaxPerConn)))
+			st.sub.enqueue(resp.AppendError(nil, fmt.Sprintf("ERR at most %d channels and patterns per connection", pubsub.MaxPerConn)))
 		}
 		return []byte{} // the confirmations are queued
 	}
@@ -324,10 +325,14 @@ type subscriber struct {
 	closed    bool      // take nothing more
 	wake      chan struct{}
 	done      chan struct{}
+	// resp3: the connection speaks RESP3, so the registry's frames
+	// (messages, confirmations) go out as pushes.
+	resp3 atomic.Bool
 }
 
 func (f *Server) newSubscriber(st *connState) *subscriber {
 	s := &subscriber{f: f, conn: st.conn, cl: st.track, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s.resp3.Store(st.proto == 3)
 	if st.track != nil {
 		st.track.sub.Store(s)
 	}
@@ -335,8 +340,17 @@ func (f *Server) newSubscriber(st *connState) *subscriber {
 	return s
 }
 
-// Push implements pubsub.Subscriber.
+// Push implements pubsub.Subscriber: the registry's frames, in the
+// connection's protocol.
 func (s *subscriber) Push(frame []byte) bool {
+	if s.resp3.Load() {
+		frame = resp.ToRESP3(frame, resp.ShapePush)
+	}
+	return s.enqueue(frame)
+}
+
+// enqueue queues a frame as it is.
+func (s *subscriber) enqueue(frame []byte) bool {
 	if len(frame) == 0 {
 		return true
 	}

@@ -133,7 +133,7 @@ func (f *Server) eval(args [][]byte, st *connState, bySHA, readOnly bool) []byte
 	if !ok {
 		return resp.AppendError(nil, kv.ErrCrossSlot)
 	}
-	reply = f.runScript(script.Params{Group: group}, st, step)
+	reply = f.runScript(script.Params{Group: group, Float: len(step.Keys) == 0}, st, step)
 	f.cfg.Metrics.Requests.WithLabelValues(lower(args[0]), outcomeLabel(reply)).Inc()
 	return reply
 }
@@ -163,8 +163,17 @@ func (f *Server) scriptStep(args [][]byte, bySHA, readOnly bool) (script.Step, [
 	case n > int64(len(args)-3):
 		return script.Step{}, resp.AppendError(nil, "ERR Number of keys can't be greater than number of args")
 	}
+	flags, shebang, _, err := script.Shebang(body)
+	if err != nil {
+		return script.Step{}, resp.AppendError(nil, err.Error())
+	}
+	if shebang {
+		if reply := flagsRefusal(flags, readOnly); reply != nil {
+			return script.Step{}, reply
+		}
+	}
 	f.scripts.add(body)
-	return script.Step{Body: body, Keys: args[3 : 3+n], Argv: args[3+n:], ReadOnly: readOnly}, nil
+	return script.Step{Body: body, Keys: args[3 : 3+n], Argv: args[3+n:], ReadOnly: readOnly || flags&script.FlagNoWrites != 0}, nil
 }
 
 // scriptGroup is the partition a script runs in: its keys', which must
@@ -202,8 +211,17 @@ func (f *Server) runScript(p script.Params, st *connState, steps ...script.Step)
 	p.Timeout = f.cfg.RequestTimeout * 4 / 5
 	ctx = failure.WithAttemptTime(ctx, p.Timeout+500*time.Millisecond)
 	reply, err := f.cfg.Txns.Script(ctx, p.Group, script.Args(p, steps...))
+	if g, ok := script.Moved(reply); ok && err == nil && p.Float && g < uint64(f.cfg.Partitions) {
+		// A script without declared keys touched another partition's
+		// first: it runs there, once.
+		p.Group, p.Float = g, false
+		reply, err = f.cfg.Txns.Script(ctx, p.Group, script.Args(p, steps...))
+	}
 	if err != nil {
 		return ErrorReply(err)
+	}
+	if _, ok := script.Moved(reply); ok {
+		return resp.AppendError(nil, "ERR script moved twice")
 	}
 	return reply
 }
@@ -281,12 +299,12 @@ func (f *Server) execScripted(queued []command.Cmd, atRun, denied map[int][]byte
 		case known[i] != nil:
 			out = append(out, known[i]...)
 		case inSteps[i]:
-			out = append(out, elems[j]...)
+			out = append(out, f.slot3(st, c, elems[j])...)
 			j++
 		case c.Spec == specUnwatch:
 			out = resp.AppendSimple(out, "OK")
 		default:
-			out = append(out, f.connCommand(c, st)...)
+			out = append(out, f.slot3(st, c, f.connCommand(c, st))...)
 		}
 	}
 	return out
@@ -363,22 +381,4 @@ func cmdScript(f *Server, args [][]byte, _ *connState) []byte {
 		return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try SCRIPT HELP.", args[1]))
 	}
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try SCRIPT HELP.", args[1]))
-}
-
-// cmdFunction answers what a node without functions can: FLUSH and LIST
-// (tools and test suites call them between runs); LOAD and the rest are
-// not built.
-func cmdFunction(_ *Server, args [][]byte, _ *connState) []byte {
-	switch sub := lower(args[1]); {
-	case sub == "flush" && len(args) <= 3:
-		if len(args) == 3 && lower(args[2]) != "sync" && lower(args[2]) != "async" {
-			return resp.AppendError(nil, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-		}
-		return resp.AppendSimple(nil, "OK")
-	case sub == "list":
-		return resp.AppendArrayHeader(nil, 0)
-	case sub == "load" || sub == "delete" || sub == "dump" || sub == "restore" || sub == "stats" || sub == "kill" || sub == "help":
-		return resp.AppendError(nil, "ERR FUNCTION "+strings.ToUpper(sub)+" is not supported by Kintsu yet; use EVAL and EVALSHA")
-	}
-	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try FUNCTION HELP.", args[1]))
 }

@@ -49,7 +49,9 @@ type Server struct {
 	// blockedClients counts the connections waiting in a blocking
 	// command (INFO's blocked_clients).
 	blockedClients atomic.Int64
-	users          users // the cluster's users as this node knows them (auth.go)
+	waitLines      waitLines // the blocked connections' order (blocking.go)
+	users          users     // the cluster's users as this node knows them (auth.go)
+	functions      functions // the cluster's function libraries as this node knows them
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu
@@ -202,10 +204,13 @@ type connState struct {
 	// sub is the connection's pub/sub writer, from its first
 	// (P|S)SUBSCRIBE or UNSUBSCRIBE on (pubsub.go).
 	sub *subscriber
+	// proto is the protocol the connection speaks: 2, or 3 after HELLO 3
+	// (resp3.go).
+	proto int
 }
 
 func (f *Server) handle(c net.Conn) {
-	st := &connState{id: f.ids.Add(1), local: c.LocalAddr(), conn: c}
+	st := &connState{id: f.ids.Add(1), local: c.LocalAddr(), conn: c, proto: 2}
 	cl := f.register(c, st.id)
 	st.track = cl
 	defer func() {
@@ -338,7 +343,11 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	for i, args := range batch {
 		cmds[i], errs[i] = f.decode(args)
 	}
+	proto := st.proto
 	replies := f.execRound(batch, cmds, errs, st)
+	if proto == 3 || st.proto == 3 {
+		replies3(cmds, replies, proto)
+	}
 	// INFO's counters: each command once, in the round that answers it
 	// (by its one lookup, the decode's).
 	for i, r := range replies {
@@ -355,7 +364,7 @@ func (f *Server) execRound(batch [][][]byte, cmds []command.Cmd, errs []error, s
 	if last := len(batch) - 1; last >= 0 && errs[last] == nil {
 		st.noteCommand(acl.FullName(cmds[last].Spec, cmds[last].Args))
 	}
-	if f.subscribed(st) {
+	if st.proto == 2 && f.subscribed(st) {
 		for i := range cmds {
 			if errs[i] == nil && !allowedSubscribed(cmds[i].Spec) {
 				errs[i] = &limitError{errSubscribedMode(cmds[i].Spec.Name)}

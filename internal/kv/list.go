@@ -185,6 +185,10 @@ func evalPush(left, onlyExisting bool) writeFunc {
 
 func evalPop(left bool) writeFunc {
 	return func(w Writer, args [][]byte, out []byte) ([]byte, error) {
+		if len(args) > 3 {
+			// Redis answers arity here, where SPOP answers syntax.
+			return appendErr(out, WrongArity(map[bool]string{true: "lpop", false: "rpop"}[left])), nil
+		}
 		hasCount, count, msg := popCount(args)
 		if msg != "" {
 			return appendErr(out, msg), nil

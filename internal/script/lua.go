@@ -49,8 +49,13 @@ func SHA1(body []byte) string {
 
 // Compile parses a script's body, answering a compile error in Redis's
 // words.
+// A "#!lua flags=..." first line is read (Shebang) and left out.
 func Compile(body []byte) (*lua.FunctionProto, error) {
-	chunk, err := parseChunk(body)
+	_, _, skip, err := Shebang(body)
+	if err != nil {
+		return nil, err
+	}
+	chunk, err := parseChunkNamed(body[skip:], chunkName)
 	if err != nil {
 		return nil, fmt.Errorf("ERR Error compiling script (new function): %s", strings.TrimSpace(oneLine(err.Error())))
 	}
@@ -63,12 +68,25 @@ type runner struct {
 	w        kv.Writer
 	local    func(key []byte) bool
 	readOnly bool
-	sha      string
+	sha      string    // the script's name in error replies: its SHA-1, or the function's name
+	chunk    string    // its source's name in error replies
 	line     int       // where the last redis.call was made, for error replies
 	user     *acl.User // nil: may run anything
 	ctx      context.Context
 	fatal    error
 	stop     context.CancelCauseFunc
+	float    *floating // nil: the script's partition is fixed
+}
+
+// floating is a script that declared no keys: the first command with
+// keys pins it to their partition, and when that is another partition
+// the run stops, to run again there (Moved).
+type floating struct {
+	partOf func(key []byte) uint64
+	group  uint64
+	pinned bool
+	moveTo uint64
+	moved  bool
 }
 
 // newRunner builds a sandboxed VM: base, table, string and math, with
@@ -90,7 +108,7 @@ func newRunner(ctx context.Context, stop context.CancelCauseFunc, w kv.Writer, l
 	if s, ok := g.RawGetString("string").(*lua.LTable); ok {
 		s.RawSetString("rep", L.NewFunction(strRep))
 	}
-	r := &runner{L: L, w: w, local: local, readOnly: readOnly, sha: sha, stop: stop, ctx: ctx}
+	r := &runner{L: L, w: w, local: local, readOnly: readOnly, sha: sha, chunk: chunkName, stop: stop, ctx: ctx}
 	g.RawSetString("redis", r.redisTable())
 	L.SetContext(ctx)
 	return r
@@ -274,6 +292,19 @@ func (r *runner) exec(args [][]byte) []byte {
 			return resp.AppendError(nil, "ERR ACL failure in script: "+aclText(err, r.user.Name, name))
 		}
 	}
+	if fl := r.float; fl != nil && !fl.pinned && len(keys) > 0 {
+		fl.pinned = true
+		g := fl.partOf(args[keys[0]])
+		same := true
+		for _, i := range keys[1:] {
+			same = same && fl.partOf(args[i]) == g
+		}
+		if same && g != fl.group {
+			fl.moveTo, fl.moved = g, true
+			r.stop(errMoved)
+			return resp.AppendError(nil, "ERR script moved")
+		}
+	}
 	for _, i := range keys {
 		if !r.local(args[i]) {
 			return resp.AppendError(nil, errNonLocal)
@@ -398,19 +429,19 @@ func (r *runner) errorText(v lua.LValue, msg string) string {
 	}
 	if text == "" {
 		text = "ERR " + msg
-		if n := lineOf(msg); n > 0 {
+		if n := r.lineOf(msg); n > 0 {
 			line = n
 		}
 	}
 	if line == 0 {
 		line = 1
 	}
-	return oneLine(fmt.Sprintf("%s script: %s, on @%s:%d.", text, r.sha, chunkName, line))
+	return oneLine(fmt.Sprintf("%s script: %s, on @%s:%d.", text, r.sha, r.chunk, line))
 }
 
 // lineOf reads the line from a Lua error "user_script:LINE: ...".
-func lineOf(msg string) int {
-	rest, ok := strings.CutPrefix(msg, chunkName+":")
+func (r *runner) lineOf(msg string) int {
+	rest, ok := strings.CutPrefix(msg, r.chunk+":")
 	if !ok {
 		return 0
 	}

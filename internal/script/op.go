@@ -22,6 +22,9 @@ type Params struct {
 	// an array, and only if every watched key still has its version.
 	Multi   bool
 	Watches []txn.Watch
+	// Float: the script declared no keys, so it may run where the first
+	// key it touches lives (Moved), not only in Group.
+	Float bool
 }
 
 // Step is a script to run, or (Cmd set) a data command queued in a
@@ -29,14 +32,17 @@ type Params struct {
 type Step struct {
 	Body       []byte
 	Keys, Argv [][]byte
-	ReadOnly   bool // EVAL_RO, EVALSHA_RO
+	ReadOnly   bool // EVAL_RO, EVALSHA_RO, FCALL_RO, or a no-writes flag
 	Cmd        [][]byte
+	// Function, when set, names the function to call (FCALL): Body is
+	// then its library's code.
+	Function string
 }
 
 // Args is the Op that runs steps with p.
 func Args(p Params, steps ...Step) [][]byte {
 	e := codec.Encoder(nil).Uvarint(p.Group).Uvarint(uint64(p.Partitions)).Uvarint(uint64(p.Timeout / time.Millisecond))
-	e = e.Bytes([]byte(p.User)).Byte(boolByte(p.Multi)).Uvarint(uint64(len(p.Watches)))
+	e = e.Bytes([]byte(p.User)).Byte(boolByte(p.Multi) | boolByte(p.Float)<<1).Uvarint(uint64(len(p.Watches)))
 	for _, w := range p.Watches {
 		e = e.Bytes(w.Key).Uvarint(w.Version)
 	}
@@ -46,7 +52,12 @@ func Args(p Params, steps ...Step) [][]byte {
 			e = e.Byte('c').Args(s.Cmd)
 			continue
 		}
-		e = e.Byte('s').Bytes(s.Body).Args(s.Keys).Args(s.Argv).Byte(boolByte(s.ReadOnly))
+		if s.Function != "" {
+			e = e.Byte('f').Bytes([]byte(s.Function))
+		} else {
+			e = e.Byte('s')
+		}
+		e = e.Bytes(s.Body).Args(s.Keys).Args(s.Argv).Byte(boolByte(s.ReadOnly))
 	}
 	return [][]byte{[]byte(Op), e}
 }
@@ -72,7 +83,12 @@ func decodeOp(args [][]byte) (Params, []Step, error) {
 	d := codec.NewDecoder(args[1])
 	p := Params{Group: d.Uvarint(), Partitions: int(d.Uvarint())}
 	p.Timeout = time.Duration(min(d.Uvarint(), uint64(MaxRunTime/time.Millisecond))) * time.Millisecond
-	p.User, p.Multi = string(d.Bytes()), d.Byte() == 1
+	p.User = string(d.Bytes())
+	flags := d.Byte()
+	p.Multi, p.Float = flags&1 != 0, flags&2 != 0
+	if flags > 3 || p.Multi && p.Float {
+		d.Fail()
+	}
 	for n := d.Count(); n > 0 && d.Err() == nil; n-- {
 		p.Watches = append(p.Watches, txn.Watch{Key: d.Bytes(), Version: d.Uvarint()})
 	}
@@ -82,15 +98,21 @@ func decodeOp(args [][]byte) (Params, []Step, error) {
 	}
 	var steps []Step
 	for ; n > 0 && d.Err() == nil; n-- {
-		switch d.Byte() {
+		switch tag := d.Byte(); tag {
 		case 'c':
 			c := d.Args()
 			if len(c) == 0 {
 				d.Fail()
 			}
 			steps = append(steps, Step{Cmd: c})
-		case 's':
-			s := Step{Body: d.Bytes(), Keys: d.Args(), Argv: d.Args(), ReadOnly: d.Byte() == 1}
+		case 's', 'f':
+			var fn []byte
+			if tag == 'f' {
+				if fn = d.Bytes(); !ValidName(string(fn)) {
+					d.Fail()
+				}
+			}
+			s := Step{Function: string(fn), Body: d.Bytes(), Keys: d.Args(), Argv: d.Args(), ReadOnly: d.Byte() == 1}
 			if len(s.Body) > MaxBodyBytes {
 				d.Fail()
 			}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,7 +71,7 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 	for i, st := range steps {
 		if st.Cmd == nil {
 			// A script that does not compile answers so in its step.
-			protos[i], _ = compiled(st.Body)
+			protos[i], _ = compiled(st.Body, st.Function != "")
 		}
 	}
 	var user *acl.User
@@ -109,10 +111,19 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 		case st.Cmd != nil:
 			reply, err = plain(spec, st.Cmd, local)
 		case protos[i] == nil:
-			_, cerr := Compile(st.Body)
+			_, cerr := compile(st.Body, st.Function != "")
 			reply = resp.AppendError(nil, cerr.Error())
 		default:
-			reply, halted, err = run(ctx, protos[i], spec, local, user, SHA1(st.Body), st)
+			var fl *floating
+			if p.Float {
+				fl = &floating{group: p.Group, partOf: func(k []byte) uint64 {
+					return uint64(ring.PartitionOf(ring.Slot(k), p.Partitions))
+				}}
+			}
+			reply, halted, err = run(ctx, protos[i], spec, local, user, SHA1(st.Body), st, fl)
+			if fl != nil && fl.moved {
+				return txn.ScriptResult(nil, fmt.Appendf(nil, "%s%d\r\n", MovedPrefix, fl.moveTo), nil), nil
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -156,22 +167,48 @@ func plain(w kv.Writer, args [][]byte, local func([]byte) bool) ([]byte, error) 
 // error reply Redis would give. halted: a limit (time, memory, SCRIPT
 // KILL, the reply's size or depth) stopped it, and nothing it did may be
 // kept.
-func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, local func([]byte) bool, user *acl.User, sha string, p Step) (reply []byte, halted bool, err error) {
+func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, local func([]byte) bool, user *acl.User, sha string, p Step, fl *floating) (reply []byte, halted bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer watchRun(cancel)()
 
 	r := newRunner(ctx, cancel, spec, local, p.ReadOnly, sha)
-	r.user = user
+	r.user, r.float = user, fl
 	defer r.L.Close()
 	L := r.L
-	L.G.Global.RawSetString("KEYS", stringsTable(L, p.Keys))
-	L.G.Global.RawSetString("ARGV", stringsTable(L, p.Argv))
-	r.protectGlobals()
-
-	fn := L.NewFunctionFromProto(proto)
-	L.Push(fn)
-	callErr := L.PCall(0, 1, nil)
+	var callErr error
+	if p.Function != "" {
+		// A function: its library registers it again in this VM, then
+		// it is called with the keys and arguments as its parameters.
+		r.sha, r.chunk = p.Function, functionChunk
+		r.protectGlobals()
+		fns, _, err := r.loadLibrary(proto)
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil {
+				return resp.AppendError(nil, limitText(cause)), true, nil
+			}
+			return resp.AppendError(nil, oneLine(err.Error())), true, nil
+		}
+		var fn *lua.LFunction
+		for _, f := range fns {
+			if f.Name == p.Function {
+				fn = f.fn
+			}
+		}
+		if fn == nil {
+			return resp.AppendError(nil, "ERR Function not found"), true, nil
+		}
+		L.Push(fn)
+		L.Push(stringsTable(L, p.Keys))
+		L.Push(stringsTable(L, p.Argv))
+		callErr = L.PCall(2, 1, nil)
+	} else {
+		L.G.Global.RawSetString("KEYS", stringsTable(L, p.Keys))
+		L.G.Global.RawSetString("ARGV", stringsTable(L, p.Argv))
+		r.protectGlobals()
+		L.Push(L.NewFunctionFromProto(proto))
+		callErr = L.PCall(0, 1, nil)
+	}
 	if r.fatal != nil {
 		return nil, false, r.fatal
 	}
@@ -218,9 +255,25 @@ func stringsTable(L *lua.LState, vs [][]byte) *lua.LTable {
 }
 
 var (
-	errHeap = errors.New("heap limit")
-	errKill = errors.New("killed")
+	errHeap  = errors.New("heap limit")
+	errKill  = errors.New("killed")
+	errMoved = errors.New("moved")
 )
+
+// MovedPrefix begins the reply of a floating script (Params.Float) that
+// stopped to run in another partition: "-KINTSUMOVED GROUP". The edge runs
+// it there; no client sees it.
+const MovedPrefix = "-KINTSUMOVED "
+
+// Moved reads a MovedPrefix reply: the partition to run the script in.
+func Moved(reply []byte) (uint64, bool) {
+	rest, ok := strings.CutPrefix(string(reply), MovedPrefix)
+	if !ok {
+		return 0, false
+	}
+	g, err := strconv.ParseUint(strings.TrimSuffix(rest, "\r\n"), 10, 64)
+	return g, err == nil
+}
 
 // The scripts running on this node: for the heap watch and SCRIPT KILL.
 var running struct {
@@ -298,17 +351,32 @@ func Kill() bool {
 	return len(running.runs) > 0
 }
 
-// compiled caches compiled scripts by body: a leader runs the same few
-// scripts over and over.
-func compiled(body []byte) (*lua.FunctionProto, error) {
+// compile compiles a script's body, or (library) a library's code.
+func compile(body []byte, library bool) (*lua.FunctionProto, error) {
+	if !library {
+		return Compile(body)
+	}
+	_, skip, err := libraryMeta(body)
+	if err != nil {
+		return nil, err
+	}
+	return compileFunction(body[skip:])
+}
+
+// compiled caches compiled scripts and libraries by body: a leader runs
+// the same few over and over.
+func compiled(body []byte, library bool) (*lua.FunctionProto, error) {
 	sha := SHA1(body)
+	if library {
+		sha = "f" + sha
+	}
 	cacheMu.Lock()
 	p := cache[sha]
 	cacheMu.Unlock()
 	if p != nil {
 		return p, nil
 	}
-	p, err := Compile(body)
+	p, err := compile(body, library)
 	if err != nil {
 		return nil, err
 	}
@@ -335,12 +403,12 @@ var (
 	cacheBytes int
 )
 
-func parseChunk(body []byte) (*lua.FunctionProto, error) {
-	chunk, err := parse.Parse(bytes.NewReader(body), chunkName)
+func parseChunkNamed(body []byte, name string) (*lua.FunctionProto, error) {
+	chunk, err := parse.Parse(bytes.NewReader(body), name)
 	if err != nil {
 		return nil, err
 	}
-	return lua.Compile(chunk, chunkName)
+	return lua.Compile(chunk, name)
 }
 
 // toInt converts a Lua number to an integer reply as Redis does: by

@@ -17,7 +17,10 @@ func init() {
 	for _, name := range []string{OpCut, OpUncut, OpRestoreBegin, OpRestoreLoad, OpRestoreEnd} {
 		command.Register(internal(name, backupOp{}))
 	}
-	for _, name := range []string{CmdHeartbeat, CmdNodeAddrs, CmdPartition, CmdMetaGroup, CmdNodeState, CmdNodeJoin, CmdACLSetUser, CmdACLDelUser} {
+	for _, name := range []string{CmdHeartbeat, CmdNodeAddrs, CmdPartition, CmdMetaGroup, CmdNodeState, CmdNodeJoin, CmdACLSetUser, CmdACLDelUser, CmdFunctionLoad, CmdFunctionDelete} {
 		command.Register(internal(name, metaOp{}))
 	}
+	flush := internal(CmdFunctionFlush, metaOp{})
+	flush.Arity = -1
+	command.Register(flush)
 }

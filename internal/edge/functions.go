@@ -262,6 +262,18 @@ func (f *Server) functionLoad(args [][]byte) []byte {
 	if err != nil {
 		return resp.AppendError(nil, err.Error())
 	}
+	if replace {
+		// Replacing a library by the same code changes nothing: a read
+		// (linearizable) tells so without a write through the log.
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+		x, err := f.readFunctions(ctx)
+		cancel()
+		if err == nil {
+			if old := x.set.Lib(lib.Name); old != nil && string(old.Code) == string(lib.Code) {
+				return resp.AppendBulkString(nil, lib.Name)
+			}
+		}
+	}
 	flag := []byte("0")
 	if replace {
 		flag = []byte("1")

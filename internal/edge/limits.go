@@ -591,8 +591,11 @@ func (f *Server) memoryInfo() string {
 	if l.UsedMemory != nil {
 		used = l.UsedMemory()
 	}
-	return fmt.Sprintf("# Memory\r\nused_memory:%d\r\nmaxmemory:%d\r\nmaxmemory_policy:noeviction\r\nmem_clients_normal:%d\r\nmaxmemory_clients:%d\r\nmaxclients:%d\r\n\r\n",
-		used, l.MaxMemory, f.lim.held.Load(), l.ReplyBudget, l.MaxClients)
+	// No Lua VM outlives its run (package script), so the VMs hold
+	// nothing between runs; the scripts' cache is the node's bodies.
+	n, bytes := f.scripts.size()
+	return fmt.Sprintf("# Memory\r\nused_memory:%d\r\nmaxmemory:%d\r\nmaxmemory_policy:noeviction\r\nmem_clients_normal:%d\r\nmaxmemory_clients:%d\r\nmaxclients:%d\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_scripts_eval:%d\r\nnumber_of_cached_scripts:%d\r\n\r\n",
+		used, l.MaxMemory, f.lim.held.Load(), l.ReplyBudget, l.MaxClients, bytes, n)
 }
 
 // limitConfig is what CONFIG GET reports of the limits, in Redis's names

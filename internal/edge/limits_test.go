@@ -383,6 +383,15 @@ func TestMaxmemoryNoEviction(t *testing.T) {
 	}
 	used.Store(10)
 	waitFor(t, "writes to run again", func() bool { return roundTrip(t, c, rd, "SET", "k", "v") == "+OK" })
+	// A transaction queued below maxmemory is checked again at EXEC.
+	for _, cmd := range [][]string{{"MULTI"}, {"SET", "k", "w"}} {
+		roundTrip(t, c, rd, cmd...)
+	}
+	used.Store(2000)
+	n.srv.lim.memAt.Store(0) // the next check samples the memory again
+	if got := roundTrip(t, c, rd, "EXEC"); got != "-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'." {
+		t.Fatalf("EXEC over maxmemory: %q", got)
+	}
 }
 
 // TestQueryBufferBudget (audit R-M5): large half-received commands of all

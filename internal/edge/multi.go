@@ -198,6 +198,15 @@ func (f *Server) execMulti(st *connState) []byte {
 	if lost {
 		return resp.AppendNullArray(nil)
 	}
+	for i := range queued {
+		// Memory is checked again at EXEC, as Redis does: the node may
+		// have gone over maxmemory since the writes were queued.
+		if queued[i].Spec != nil && atRun[i] == nil {
+			if err := f.denyOOM(&queued[i]); err != nil {
+				return resp.AppendError(nil, "EXECABORT Transaction discarded because of: "+err.Error())
+			}
+		}
+	}
 	// ACLs are checked again now, as Redis does: they may have changed
 	// since the commands were queued. A command no longer allowed is
 	// answered in its slot and left out of the transaction.

@@ -103,6 +103,13 @@ func (f *Server) scriptBody(sha []byte) ([]byte, bool) {
 	return nil, false
 }
 
+// size is how many bodies the cache holds, and their bytes.
+func (c *scriptCache) size() (n, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.bodies), c.bytes
+}
+
 func (c *scriptCache) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

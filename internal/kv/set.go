@@ -277,8 +277,11 @@ func evalSmove(w Writer, args [][]byte, out []byte) ([]byte, error) {
 	if err := dst.create(w, args[2], typeSet); err != nil {
 		return out, err
 	}
-	if _, err := sadd(w, args[2], &dst, args[3]); err != nil {
-		return out, err
+	added, err := sadd(w, args[2], &dst, args[3])
+	if err != nil || !added {
+		// Already a member: the destination is unchanged, so its
+		// version (WATCH) is too, as Redis leaves it.
+		return resp.AppendInt(out, 1), err
 	}
 	return resp.AppendInt(out, 1), dst.save(w, args[2])
 }

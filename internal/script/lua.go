@@ -108,6 +108,7 @@ func newRunner(ctx context.Context, stop context.CancelCauseFunc, w kv.Writer, l
 	if s, ok := g.RawGetString("string").(*lua.LTable); ok {
 		s.RawSetString("rep", L.NewFunction(strRep))
 	}
+	openLibs(L) // cjson, cmsgpack, bit, struct (libs.go)
 	r := &runner{L: L, w: w, local: local, readOnly: readOnly, sha: sha, chunk: chunkName, stop: stop, ctx: ctx}
 	g.RawSetString("redis", r.redisTable())
 	L.SetContext(ctx)

@@ -201,3 +201,92 @@ func TestBlockingMultiPops(t *testing.T) {
 		t.Fatalf("BLMPOP on an empty key after its timeout: %v, want nil", err)
 	}
 }
+
+// TestBlockedClientsServedBeforeThePushAnswers: as in Redis, the clients
+// blocked on a node are served, first come first served, before the
+// command that gave their keys something answers; a move's destination
+// serves its own waiters in the same way (a chain), and a key that turns
+// into another type leaves them blocked.
+func TestBlockedClientsServedBeforeThePushAnswers(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr := c.Nodes()[0].RESPAddr
+	cl := client(addr)
+	defer cl.Close()
+	blocked := func(n int) {
+		waitFor(t, fmt.Sprintf("%d blocked clients", n), 20*time.Second, func() bool {
+			info, err := cl.Info(ctx, "clients").Result()
+			return err == nil && strings.Contains(info, fmt.Sprintf("blocked_clients:%d\r", n))
+		})
+	}
+	send := func(cmd string) *rawConn {
+		rc := dialRaw(t, addr)
+		if _, err := rc.c.Write([]byte(cmd + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		return rc
+	}
+	read := func(rc *rawConn) string {
+		_ = rc.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		line, err := rc.rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "$") || strings.HasPrefix(line, "*") {
+			rest, _ := rc.rd.ReadString('\n')
+			line += rest
+		}
+		return line
+	}
+
+	// A chain: list1 -> list2 -> list3, served before RPUSH answers.
+	a := send("BLMOVE {o}list1 {o}list2 RIGHT LEFT 0")
+	blocked(1)
+	b := send("BLMOVE {o}list2 {o}list3 LEFT RIGHT 0")
+	blocked(2)
+	if err := cl.RPush(ctx, "{o}list1", "foo").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"{o}list1", "{o}list2"} {
+		if n := cl.LLen(ctx, k).Val(); n != 0 {
+			t.Fatalf("after RPUSH answered, %s holds %d: the waiters were not served first", k, n)
+		}
+	}
+	if got := cl.LRange(ctx, "{o}list3", 0, -1).Val(); len(got) != 1 || got[0] != "foo" {
+		t.Fatalf("list3 = %q, want [foo]", got)
+	}
+	read(a)
+	read(b)
+
+	// First come, first served; the one whose move fails (its target is
+	// a string) answers WRONGTYPE and the next is served.
+	cl.Set(ctx, "{o}target1", "nolist", 0)
+	first := send("BRPOPLPUSH {o}q {o}target1 0")
+	blocked(1)
+	second := send("BRPOPLPUSH {o}q {o}target2 0")
+	blocked(2)
+	cl.LPush(ctx, "{o}q", "job")
+	if got := read(first); !strings.HasPrefix(got, "-WRONGTYPE") {
+		t.Fatalf("the first waiter got %q, want WRONGTYPE", got)
+	}
+	if got := read(second); got != "$3\r\njob\r\n" {
+		t.Fatalf("the second waiter got %q, want the job", got)
+	}
+
+	// A key that becomes a string leaves its waiter blocked.
+	w := send("BLPOP {o}k 0")
+	blocked(1)
+	pipe := cl.TxPipeline()
+	pipe.LPush(ctx, "{o}k", "a")
+	pipe.Del(ctx, "{o}k")
+	pipe.Set(ctx, "{o}k", "foo", 0)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.Del(ctx, "{o}k")
+	cl.LPush(ctx, "{o}k", "b")
+	if got := read(w); got != "*2\r\n$4\r\n" {
+		t.Fatalf("the waiter got %q, want the array of {o}k and b", got)
+	}
+}

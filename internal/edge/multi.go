@@ -220,6 +220,9 @@ func (f *Server) execMulti(st *connState) []byte {
 	for i, c := range queued {
 		if c.Spec != nil && isData(c.Spec) && denied[i] == nil {
 			data = append(data, c)
+			if c.Writes() {
+				st.wrote = appendKeys(st.wrote, &c)
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)

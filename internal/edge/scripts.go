@@ -140,6 +140,7 @@ func (f *Server) eval(args [][]byte, st *connState, bySHA, readOnly bool) []byte
 	if !ok {
 		return resp.AppendError(nil, kv.ErrCrossSlot)
 	}
+	st.wrote = append(st.wrote, step.Keys...)
 	reply = f.runScript(script.Params{Group: group, Float: len(step.Keys) == 0}, st, step)
 	f.cfg.Metrics.Requests.WithLabelValues(lower(args[0]), outcomeLabel(reply)).Inc()
 	return reply
@@ -274,6 +275,7 @@ func (f *Server) execScripted(queued []command.Cmd, atRun, denied map[int][]byte
 			for _, k := range step.Keys {
 				pin(f.partitionOf(k))
 			}
+			st.wrote = append(st.wrote, step.Keys...)
 			steps, inSteps[i] = append(steps, step), true
 		case isData(c.Spec):
 			if c.Cross {
@@ -282,6 +284,7 @@ func (f *Server) execScripted(queued []command.Cmd, atRun, denied map[int][]byte
 				pin(c.Group)
 			}
 			steps, inSteps[i] = append(steps, script.Step{Cmd: c.Args}), true
+			st.wrote = appendKeys(st.wrote, &c)
 		}
 	}
 	if cross {

@@ -207,6 +207,9 @@ type connState struct {
 	// proto is the protocol the connection speaks: 2, or 3 after HELLO 3
 	// (resp3.go).
 	proto int
+	// wrote: keys a transaction or script of the batch wrote, whose
+	// blocked waiters are served before the replies go (blocking.go).
+	wrote [][]byte
 }
 
 func (f *Server) handle(c net.Conn) {
@@ -345,6 +348,10 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	}
 	proto := st.proto
 	replies := f.execRound(batch, cmds, errs, st)
+	if f.waitLines.count.Load() > 0 || len(st.wrote) > 0 {
+		f.serveWaiters(append(st.wrote, writtenKeys(cmds, errs, replies)...))
+		st.wrote = nil
+	}
 	if proto == 3 || st.proto == 3 {
 		replies3(cmds, replies, proto)
 	}

@@ -83,6 +83,15 @@ func BlockingSources(spec *command.Spec, args [][]byte) [][]byte {
 	return args[1 : len(args)-1]
 }
 
+// BlockingDestination is the key a blocking move writes (BRPOPLPUSH,
+// BLMOVE), nil for a pop.
+func BlockingDestination(spec *command.Spec, args [][]byte) []byte {
+	if spec.Name == "brpoplpush" || spec.Name == "blmove" {
+		return args[2]
+	}
+	return nil
+}
+
 // bmpopArgs checks BLMPOP's and BZMPOP's arguments after the timeout.
 func bmpopArgs(name string, args [][]byte) string {
 	left, right := "left", "right"

@@ -328,18 +328,24 @@ func (f *Server) queryBuffer(cl *tracked, n int) error {
 // denyOOM refuses a command that may grow memory while the node is over
 // MaxMemory (Redis's denyoom commands and -OOM reply).
 func (f *Server) denyOOM(c *command.Cmd) error {
-	l := f.lim.get()
-	if l.MaxMemory == 0 || l.UsedMemory == nil || !c.Spec.Is(command.Write) || writesThatShrink[c.Spec.Name] {
+	if !c.Spec.Is(command.Write) || writesThatShrink[c.Spec.Name] || !f.overMemory() {
 		return nil
+	}
+	return errOOM
+}
+
+// overMemory reports whether the node is over MaxMemory (sampled every
+// memSampleEvery).
+func (f *Server) overMemory() bool {
+	l := f.lim.get()
+	if l.MaxMemory == 0 || l.UsedMemory == nil {
+		return false
 	}
 	now := time.Now().UnixNano()
 	if at := f.lim.memAt.Load(); now-at > int64(memSampleEvery) && f.lim.memAt.CompareAndSwap(at, now) {
 		f.lim.memUsed.Store(l.UsedMemory())
 	}
-	if f.lim.memUsed.Load() > l.MaxMemory {
-		return errOOM
-	}
-	return nil
+	return f.lim.memUsed.Load() > l.MaxMemory
 }
 
 // timedConn sets a connection's read deadlines: IdleTimeout while it

@@ -181,7 +181,11 @@ func (f *Server) scriptStep(args [][]byte, bySHA, readOnly bool) (script.Step, [
 		}
 	}
 	f.scripts.add(body)
-	return script.Step{Body: body, Keys: args[3 : 3+n], Argv: args[3+n:], ReadOnly: readOnly || flags&script.FlagNoWrites != 0}, nil
+	step := script.Step{Body: body, Keys: args[3 : 3+n], Argv: args[3+n:], ReadOnly: readOnly || flags&script.FlagNoWrites != 0}
+	if reply := f.scriptOOM(step, flags, shebang); reply != nil {
+		return script.Step{}, reply
+	}
+	return step, nil
 }
 
 // scriptGroup is the partition a script runs in: its keys', which must

@@ -138,6 +138,7 @@ func LoadLibrary(code []byte) (*Library, error) {
 	defer cancel()
 	r := newRunner(ctx, func(error) {}, nil, func([]byte) bool { return false }, true, name)
 	defer r.L.Close()
+	r.protectGlobals()
 	fns, _, err := r.loadLibrary(proto)
 	if err != nil {
 		return nil, err
@@ -280,7 +281,7 @@ func (r *runner) loadLibrary(proto *lua.FunctionProto) ([]registered, *lua.LTabl
 	fn.Env = env
 	L.Push(fn)
 	err := L.PCall(0, 0, nil)
-	loading, lookup = false, L.G.Global
+	loading, lookup = false, r.globals
 	if err != nil {
 		if cause := context.Cause(r.ctx); cause != nil {
 			if errors.Is(cause, context.DeadlineExceeded) {

@@ -76,6 +76,7 @@ type runner struct {
 	fatal    error
 	stop     context.CancelCauseFunc
 	float    *floating // nil: the script's partition is fixed
+	globals  *lua.LTable // the globals once protected (protectGlobals)
 }
 
 // floating is a script that declared no keys: the first command with
@@ -110,25 +111,65 @@ func newRunner(ctx context.Context, stop context.CancelCauseFunc, w kv.Writer, l
 	}
 	openLibs(L) // cjson, cmsgpack, bit, struct (libs.go)
 	r := &runner{L: L, w: w, local: local, readOnly: readOnly, sha: sha, chunk: chunkName, stop: stop, ctx: ctx}
-	g.RawSetString("redis", r.redisTable())
+	g.RawSetString("redis", libReadOnly(L, r.redisTable()))
 	L.SetContext(ctx)
 	return r
 }
 
 // protectGlobals makes the globals read-only, as Redis 7 does: a script
 // that sets or reads an undeclared global fails.
+//
+// The globals move to a table behind the global table, which stays
+// empty: so even a global that exists cannot be assigned (Lua's
+// __newindex fires only for absent keys), and the metatable that does
+// this is itself read-only (getmetatable answers a read-only view, and
+// setmetatable refuses a protected table).
 func (r *runner) protectGlobals() {
 	L := r.L
+	g := L.G.Global
+	backing := L.NewTable()
+	var names []lua.LValue
+	g.ForEach(func(k, v lua.LValue) {
+		backing.RawSet(k, v)
+		names = append(names, k)
+	})
+	for _, k := range names {
+		g.RawSet(k, lua.LNil)
+	}
+	backing.RawSetString("setmetatable", L.NewFunction(setMetatable))
+	missing := L.NewTable()
+	missing.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("Script attempted to access nonexistent global variable '%s'", L.ToString(2))
+		return 0
+	}))
+	L.SetMetatable(backing, missing)
 	mt := L.NewTable()
+	mt.RawSetString("__index", backing)
 	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
 		L.RaiseError("%s", errReadonlyTable)
 		return 0
 	}))
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("Script attempted to access nonexistent global variable '%s'", L.ToString(2))
-		return 0
-	}))
-	L.SetMetatable(L.G.Global, mt)
+	mt.RawSetString("__metatable", libReadOnly(L, L.NewTable()))
+	L.SetMetatable(g, mt)
+	r.globals = backing
+}
+
+// setMetatable is Lua's setmetatable, refusing a table whose metatable
+// is protected with Redis's words.
+func setMetatable(L *lua.LState) int {
+	t := L.CheckTable(1)
+	mt := L.Get(2)
+	if mt != lua.LNil {
+		if _, ok := mt.(*lua.LTable); !ok {
+			L.ArgError(2, "nil or table expected")
+		}
+	}
+	if L.GetMetaField(t, "__metatable") != lua.LNil {
+		L.RaiseError("%s", errReadonlyTable)
+	}
+	L.SetMetatable(t, mt)
+	L.Push(t)
+	return 1
 }
 
 // maxRep bounds string.rep's result: the VM's other allocations are
@@ -167,6 +208,10 @@ func (r *runner) redisTable() *lua.LTable {
 			return 1
 		},
 		"sha1hex": func(L *lua.LState) int {
+			if L.GetTop() != 1 {
+				L.Error(errTable(L, "ERR wrong number of arguments"), 0)
+				return 0
+			}
 			L.Push(lua.LString(SHA1([]byte(L.CheckString(1)))))
 			return 1
 		},

@@ -75,7 +75,7 @@ type runner struct {
 	ctx      context.Context
 	fatal    error
 	stop     context.CancelCauseFunc
-	float    *floating // nil: the script's partition is fixed
+	float    *floating   // nil: the script's partition is fixed
 	globals  *lua.LTable // the globals once protected (protectGlobals)
 }
 

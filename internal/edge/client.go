@@ -174,7 +174,24 @@ func cmdClient(f *Server, args [][]byte, st *connState) []byte {
 		return resp.AppendInt(nil, -1)
 	case "help":
 		return appendHelp(clientHelp)
-	case "reply", "tracking", "pause", "unpause", "caching", "trackinginfo", "unblock":
+	case "reply":
+		if len(args) != 3 {
+			return wrong()
+		}
+		st.replyChanged = true
+		switch lower(args[2]) {
+		case "on":
+			st.replies = repliesOn
+			return resp.AppendSimple(nil, "OK")
+		case "off":
+			st.replies = repliesOff
+			return []byte{}
+		case "skip":
+			st.replies = repliesSkip
+			return []byte{}
+		}
+		return resp.AppendError(nil, kv.ErrSyntax)
+	case "tracking", "pause", "unpause", "caching", "trackinginfo", "unblock":
 		return resp.AppendError(nil, "ERR CLIENT "+strings.ToUpper(sub)+" is not supported by Kintsu yet")
 	}
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", args[1]))

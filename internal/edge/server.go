@@ -210,6 +210,51 @@ type connState struct {
 	// wrote: keys a transaction or script of the batch wrote, whose
 	// blocked waiters are served before the replies go (blocking.go).
 	wrote [][]byte
+	// replies: CLIENT REPLY's mode (silence); replyChanged: a CLIENT
+	// REPLY ran in this batch.
+	replies      replyMode
+	replyChanged bool
+}
+
+// replyMode is CLIENT REPLY's: on, off, or skip the next command's.
+type replyMode uint8
+
+const (
+	repliesOn replyMode = iota
+	repliesOff
+	repliesSkip
+)
+
+// silence drops the replies CLIENT REPLY OFF or SKIP silences, each by
+// the mode in force when its command came (a CLIENT REPLY in the batch
+// changes it for those after). Pub/Sub's messages and confirmations go
+// their own way and are never silenced, as in Redis.
+func silence(cmds []command.Cmd, replies [][]byte, mode replyMode) replyMode {
+	for i := range replies {
+		if replies[i] == nil {
+			continue
+		}
+		c := &cmds[i]
+		if c.Spec != nil && c.Spec.Name == "client" && len(c.Args) == 3 && lower(c.Args[1]) == "reply" {
+			switch lower(c.Args[2]) {
+			case "on":
+				mode = repliesOn
+			case "off":
+				mode = repliesOff
+			case "skip":
+				mode = repliesSkip
+			}
+			continue // its own reply is OK (ON), nothing (OFF, SKIP) or an error
+		}
+		switch mode {
+		case repliesOff:
+			replies[i] = []byte{}
+		case repliesSkip:
+			replies[i] = []byte{}
+			mode = repliesOn
+		}
+	}
+	return mode
 }
 
 func (f *Server) handle(c net.Conn) {
@@ -346,8 +391,11 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	for i, args := range batch {
 		cmds[i], errs[i] = f.decode(args)
 	}
-	proto := st.proto
+	proto, mode := st.proto, st.replies
 	replies := f.execRound(batch, cmds, errs, st)
+	if mode != repliesOn || st.replyChanged {
+		st.replies, st.replyChanged = silence(cmds, replies, mode), false
+	}
 	if f.waitLines.count.Load() > 0 || len(st.wrote) > 0 {
 		f.serveWaiters(append(st.wrote, writtenKeys(cmds, errs, replies)...))
 		st.wrote = nil

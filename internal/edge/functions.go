@@ -199,7 +199,7 @@ func (f *Server) functionStep(args [][]byte, readOnly bool) (script.Step, []byte
 		Body: ref.lib.Code, Function: name, Keys: args[3 : 3+n], Argv: args[3+n:],
 		ReadOnly: readOnly || ref.fn.Flags&script.FlagNoWrites != 0,
 	}
-	if reply := f.scriptOOM(step, ref.fn.Flags, true); reply != nil {
+	if reply := f.scriptOOM(&step, ref.fn.Flags, true); reply != nil {
 		return script.Step{}, reply
 	}
 	return step, nil
@@ -217,19 +217,19 @@ func flagsRefusal(flags script.Flags, readOnly bool) []byte {
 	return nil
 }
 
-// scriptOOM refuses a script that may write while the node is over
-// maxmemory: with flags (a #!lua line or a function), unless allow-oom,
-// in Redis's words; without (compatibility mode), with the error its
-// first write would raise. (Redis lets such a script run until it
-// writes; here it is refused whole, so a refused script changed nothing.)
-func (f *Server) scriptOOM(step script.Step, flags script.Flags, shebang bool) []byte {
+// scriptOOM applies maxmemory to a script that may write, as Redis does:
+// one with flags (a #!lua line, a function) is refused unless allow-oom;
+// one without (compatibility mode) runs, and its writes that may grow
+// memory fail (Step.DenyOOM).
+func (f *Server) scriptOOM(step *script.Step, flags script.Flags, shebang bool) []byte {
 	if step.ReadOnly || flags&script.FlagAllowOOM != 0 || !f.overMemory() {
 		return nil
 	}
 	if shebang {
 		return resp.AppendError(nil, "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'")
 	}
-	return resp.AppendError(nil, errOOM.Error())
+	step.DenyOOM = true
+	return nil
 }
 
 // cmdFunction answers FUNCTION's subcommands.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )
 
@@ -99,12 +100,6 @@ type limitError struct{ text string }
 func (e *limitError) Error() string { return e.text }
 
 var errOOM = &limitError{"OOM command not allowed when used memory > 'maxmemory'."}
-
-// writesThatShrink are the writes Redis does not flag denyoom: they
-// delete data or only change expiry, so they run even when memory is full.
-var writesThatShrink = map[string]bool{
-	"del": true, "unlink": true, "expire": true, "pexpire": true, "expireat": true, "pexpireat": true, "persist": true,
-}
 
 // tracked is what the limits know of one connection.
 type tracked struct {
@@ -328,7 +323,7 @@ func (f *Server) queryBuffer(cl *tracked, n int) error {
 // denyOOM refuses a command that may grow memory while the node is over
 // MaxMemory (Redis's denyoom commands and -OOM reply).
 func (f *Server) denyOOM(c *command.Cmd) error {
-	if !c.Spec.Is(command.Write) || writesThatShrink[c.Spec.Name] || !f.overMemory() {
+	if !kv.DenyOOM(c.Spec) || !f.overMemory() {
 		return nil
 	}
 	return errOOM

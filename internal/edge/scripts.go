@@ -182,7 +182,7 @@ func (f *Server) scriptStep(args [][]byte, bySHA, readOnly bool) (script.Step, [
 	}
 	f.scripts.add(body)
 	step := script.Step{Body: body, Keys: args[3 : 3+n], Argv: args[3+n:], ReadOnly: readOnly || flags&script.FlagNoWrites != 0}
-	if reply := f.scriptOOM(step, flags, shebang); reply != nil {
+	if reply := f.scriptOOM(&step, flags, shebang); reply != nil {
 		return script.Step{}, reply
 	}
 	return step, nil

@@ -3,6 +3,8 @@ package kv
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/kintsu/kintsu/internal/command"
 )
 
 // Redis's own reply texts, so clients behave as they do against Redis.
@@ -50,4 +52,19 @@ func clip(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
+}
+
+// writesThatShrink are the writes Redis does not flag denyoom: they
+// delete data or only change expiry, so they run even when memory is full.
+var writesThatShrink = map[string]bool{
+	"del": true, "unlink": true, "expire": true, "pexpire": true, "expireat": true, "pexpireat": true, "persist": true,
+	"lpop": true, "rpop": true, "lmpop": true, "ltrim": true, "lrem": true, "srem": true, "spop": true, "smove": true,
+	"zrem": true, "zpopmin": true, "zpopmax": true, "zmpop": true, "zremrangebyscore": true, "zremrangebyrank": true,
+	"zremrangebylex": true, "hdel": true, "getdel": true, "rename": true, "renamenx": true, "flushall": true, "flushdb": true,
+}
+
+// DenyOOM reports whether Redis refuses spec over maxmemory (its denyoom
+// flag): writes that may grow memory.
+func DenyOOM(spec *command.Spec) bool {
+	return spec != nil && spec.Is(command.Write) && !writesThatShrink[spec.Name]
 }

@@ -135,7 +135,11 @@ func (d *decoder) set(elems [][]byte) (*Value, error) {
 // score, as text (a length byte, or 253/254/255 for NaN/+inf/-inf) or as
 // a little-endian IEEE 754 double.
 func (d *decoder) zset(t byte) (*Value, error) {
-	n, err := d.items(2)
+	min := 2 // a member and a score of at least a byte each
+	if t == typeZSet2 {
+		min = 1 + 8
+	}
+	n, err := d.items(min)
 	if err != nil {
 		return nil, err
 	}

@@ -10,8 +10,14 @@ import (
 	"testing"
 )
 
-// A payload's claims are checked before anything is sized by them.
-func TestParseRefusesHostilePayloads(t *testing.T) {
+// hostileCase is a payload Parse refuses, and what its error says.
+type hostileCase struct {
+	name    string
+	payload []byte
+	want    string
+}
+
+func hostileCases() []hostileCase {
 	big := func(b byte) []byte { // a 64-bit length of 2^60, then b
 		return []byte{0x81, 0x10, 0, 0, 0, 0, 0, 0, 0, b}
 	}
@@ -26,11 +32,7 @@ func TestParseRefusesHostilePayloads(t *testing.T) {
 	goodLP := listpackOf("a", "b")
 	goodZL := ziplistOf("a", "b", "1")
 
-	for _, c := range []struct {
-		name    string
-		payload []byte
-		want    string // in the error
-	}{
+	return []hostileCase{
 		{"unknown type 8", payloadOf(8, []byte{0}, 10), "unknown object type"},
 		{"unknown type 22", payloadOf(22, []byte{0}, 10), "unknown object type"},
 		{"no value", payloadOf(typeString, nil, 10), "wanted"},
@@ -113,7 +115,12 @@ func TestParseRefusesHostilePayloads(t *testing.T) {
 		{"zipmap long short length", blob(typeHashZipmap, []byte{1, 254, 1, 0, 0, 0, 'f', 1, 0, 'v', 0xff}), "not canonical"},
 		{"zipmap terminator", blob(typeHashZipmap, []byte{1, 1, 'f', 1, 0, 'v'}), "terminator is missing"},
 		{"zipmap early end", blob(typeHashZipmap, []byte{1, 1, 'f', 1, 0, 'v', 0xff, 0xff}), "terminator before"},
-	} {
+	}
+}
+
+// A payload's claims are checked before anything is sized by them.
+func TestParseRefusesHostilePayloads(t *testing.T) {
+	for _, c := range hostileCases() {
 		v, err := Parse(c.payload)
 		if !errors.Is(err, ErrBadFormat) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Parse = %s, %v; want ErrBadFormat for %q", c.name, describe(v), err, c.want)

@@ -213,6 +213,9 @@ func (d *decoder) keep(b []byte, owned bool) ([]byte, error) {
 }
 
 func (d *decoder) copy(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return []byte{}, nil // empty, not nil: an empty string is a value
+	}
 	if len(b) > arenaSmall {
 		if err := d.charge(uint64(len(b))); err != nil {
 			return nil, err

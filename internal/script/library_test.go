@@ -164,3 +164,56 @@ func TestFloatingScriptsMoveToTheirFirstKey(t *testing.T) {
 func partitionOf(k string) int {
 	return ring.PartitionOf(ring.Slot([]byte(k)), testPartitions)
 }
+
+// Over maxmemory a script without flags runs, and its writes that may
+// grow memory fail as Redis's do.
+func TestDenyOOMRefusesGrowingWrites(t *testing.T) {
+	st := newStore()
+	st.do(t, "SET "+k1+" v")
+	p := Params{Group: 0, Partitions: testPartitions, Timeout: 2 * time.Second}
+	step := Step{Body: []byte("return redis.pcall('set', KEYS[1], 'w')['err'] .. '|' .. redis.call('get', KEYS[1]) .. '|' .. redis.call('del', KEYS[1])"), Keys: bytesArgs([]string{k1}), DenyOOM: true}
+	reply, _ := evalP(t, st, p, step)
+	if want := "OOM command not allowed when used memory > 'maxmemory'.|v|1"; !strings.Contains(string(reply), want) {
+		t.Fatalf("reply %q, want %q", reply, want)
+	}
+}
+
+// math.random is Redis's rand48: the same sequence for the same seed on
+// every machine, and randomseed takes a numeric string as Lua 5.1's does.
+func TestRandomIsRedisRand48(t *testing.T) {
+	r := newRand48()
+	r.seed(10)
+	a := r.next()
+	r.seed(10)
+	if b := r.next(); a != b {
+		t.Fatalf("same seed, %d then %d", a, b)
+	}
+	// POSIX's lrand48 after srand48(0): 366850414 (glibc agrees).
+	r.seed(0)
+	if got := r.next(); got != 366850414 {
+		t.Fatalf("lrand48 after srand48(0) = %d, want 366850414", got)
+	}
+	st := newStore()
+	one, _ := eval(t, st, "math.randomseed(ARGV[1]); return tostring(math.random())", nil, "10")
+	two, _ := eval(t, st, "math.randomseed(ARGV[1]); return tostring(math.random())", nil, "10")
+	three, _ := eval(t, st, "math.randomseed(ARGV[1]); return tostring(math.random())", nil, "20")
+	if string(one) != string(two) || string(two) == string(three) {
+		t.Fatalf("seeded randoms %q %q %q", one, two, three)
+	}
+	if reply, _ := eval(t, st, "return math.random(5, 1)", nil); !strings.Contains(string(reply), "interval is empty") {
+		t.Fatalf("math.random(5, 1): %q", reply)
+	}
+}
+
+func TestLoadstringTakesTextOnly(t *testing.T) {
+	st := newStore()
+	if reply, _ := eval(t, st, "return loadstring('return 1 + 1')()", nil); string(reply) != ":2\r\n" {
+		t.Fatalf("loadstring of text: %q", reply)
+	}
+	if reply, _ := eval(t, st, "local f, err = loadstring('\\27Lua'); return {tostring(f), err}", nil); !strings.Contains(string(reply), "binary chunks are not allowed") {
+		t.Fatalf("loadstring of a binary chunk: %q", reply)
+	}
+	if reply, _ := eval(t, st, "return loadstring('x = 1')()", nil); !strings.Contains(string(reply), "readonly table") {
+		t.Fatalf("a loaded chunk wrote a global: %q", reply)
+	}
+}

@@ -32,6 +32,7 @@ const (
 	errTooMuchMemory = "ERR Script used more memory than allowed and was stopped; it changed nothing"
 	errKilled        = "ERR Script killed by user with SCRIPT KILL..."
 	errReplyTooDeep  = "ERR reached lua stack limit"
+	errOOM           = "OOM command not allowed when used memory > 'maxmemory'."
 )
 
 // chunkName is the name errors give a script's source, as Redis's do.
@@ -77,6 +78,7 @@ type runner struct {
 	stop     context.CancelCauseFunc
 	float    *floating   // nil: the script's partition is fixed
 	globals  *lua.LTable // the globals once protected (protectGlobals)
+	denyOOM  bool        // writes that may grow memory fail (Step.DenyOOM)
 }
 
 // floating is a script that declared no keys: the first command with
@@ -106,14 +108,39 @@ func newRunner(ctx context.Context, stop context.CancelCauseFunc, w kv.Writer, l
 	for _, name := range []string{"dofile", "loadfile", "load", "loadstring", "require", "module", "setfenv", "getfenv", "print", "_printregs", "collectgarbage", "newproxy"} {
 		g.RawSetString(name, lua.LNil)
 	}
+	g.RawSetString("loadstring", L.NewFunction(loadString))
 	if s, ok := g.RawGetString("string").(*lua.LTable); ok {
 		s.RawSetString("rep", L.NewFunction(strRep))
 	}
 	openLibs(L) // cjson, cmsgpack, bit, struct (libs.go)
+	if m, ok := g.RawGetString("math").(*lua.LTable); ok {
+		openRandom(L, m)
+	}
 	r := &runner{L: L, w: w, local: local, readOnly: readOnly, sha: sha, chunk: chunkName, stop: stop, ctx: ctx}
 	g.RawSetString("redis", libReadOnly(L, r.redisTable()))
 	L.SetContext(ctx)
 	return r
+}
+
+// loadString is Lua's loadstring for source text only, as Redis keeps
+// it: a binary chunk is refused (nil and a message), so a script cannot
+// hand the VM bytecode. The chunk runs with the script's globals.
+func loadString(L *lua.LState) int {
+	src := L.CheckString(1)
+	name := L.OptString(2, src)
+	if strings.HasPrefix(src, "\x1b") {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("binary chunks are not allowed"))
+		return 2
+	}
+	fn, err := L.Load(strings.NewReader(src), name)
+	if err != nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString(err.Error()))
+		return 2
+	}
+	L.Push(fn)
+	return 1
 }
 
 // protectGlobals makes the globals read-only, as Redis 7 does: a script
@@ -331,6 +358,8 @@ func (r *runner) exec(args [][]byte) []byte {
 		return resp.AppendError(nil, errWrongArgs)
 	case r.readOnly && c.Writes():
 		return resp.AppendError(nil, errWriteRO)
+	case r.denyOOM && kv.DenyOOM(spec):
+		return resp.AppendError(nil, errOOM)
 	}
 	keys := spec.AppendKeys(nil, args)
 	if r.user != nil {

@@ -37,6 +37,9 @@ type Step struct {
 	// Function, when set, names the function to call (FCALL): Body is
 	// then its library's code.
 	Function string
+	// DenyOOM: the node was over maxmemory, so the script's writes that
+	// may grow memory fail as Redis's do then (a script without flags).
+	DenyOOM bool
 }
 
 // Args is the Op that runs steps with p.
@@ -57,7 +60,7 @@ func Args(p Params, steps ...Step) [][]byte {
 		} else {
 			e = e.Byte('s')
 		}
-		e = e.Bytes(s.Body).Args(s.Keys).Args(s.Argv).Byte(boolByte(s.ReadOnly))
+		e = e.Bytes(s.Body).Args(s.Keys).Args(s.Argv).Byte(boolByte(s.ReadOnly) | boolByte(s.DenyOOM)<<1)
 	}
 	return [][]byte{[]byte(Op), e}
 }
@@ -112,7 +115,12 @@ func decodeOp(args [][]byte) (Params, []Step, error) {
 					d.Fail()
 				}
 			}
-			s := Step{Function: string(fn), Body: d.Bytes(), Keys: d.Args(), Argv: d.Args(), ReadOnly: d.Byte() == 1}
+			s := Step{Function: string(fn), Body: d.Bytes(), Keys: d.Args(), Argv: d.Args()}
+			flags := d.Byte()
+			s.ReadOnly, s.DenyOOM = flags&1 != 0, flags&2 != 0
+			if flags > 3 {
+				d.Fail()
+			}
 			if len(s.Body) > MaxBodyBytes {
 				d.Fail()
 			}

@@ -173,7 +173,7 @@ func run(ctx context.Context, proto *lua.FunctionProto, spec *txn.Speculation, l
 	defer watchRun(cancel)()
 
 	r := newRunner(ctx, cancel, spec, local, p.ReadOnly, sha)
-	r.user, r.float = user, fl
+	r.user, r.float, r.denyOOM = user, fl, p.DenyOOM
 	defer r.L.Close()
 	L := r.L
 	var callErr error

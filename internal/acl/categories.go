@@ -120,6 +120,8 @@ var redisCommands = map[string][]string{
 	"decrby":                        {"write", "string", "fast"},
 	"del":                           {"keyspace", "write", "slow"},
 	"discard":                       {"fast", "transaction"},
+	"dump":                          {"keyspace", "read", "slow"},
+	"restore":                       {"keyspace", "write", "slow", "dangerous"},
 	"echo":                          {"fast", "connection"},
 	"eval":                          {"slow", "scripting"},
 	"eval_ro":                       {"slow", "scripting"},

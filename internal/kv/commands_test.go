@@ -403,11 +403,11 @@ func TestSetOptionsAreASCII(t *testing.T) {
 }
 
 func TestLookupAndTable(t *testing.T) {
-	want := []string{"append", "bitcount", "bitfield", "bitfield_ro", "bitop", "bitpos", "blmove", "blmpop", "blpop", "brpop", "brpoplpush", "bzmpop", "bzpopmax", "bzpopmin", "copy", "decr", "decrby", "del", "exists", "expire", "expireat", "expiretime", "get", "getbit", "getdel", "getex", "getrange", "getset",
+	want := []string{"append", "bitcount", "bitfield", "bitfield_ro", "bitop", "bitpos", "blmove", "blmpop", "blpop", "brpop", "brpoplpush", "bzmpop", "bzpopmax", "bzpopmin", "copy", "decr", "decrby", "del", "dump", "exists", "expire", "expireat", "expiretime", "get", "getbit", "getdel", "getex", "getrange", "getset",
 		"hdel", "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset", "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals",
 		"incr", "incrby", "incrbyfloat", "kintsu.expired", "lcs", "lindex", "linsert", "llen", "lmove", "lmpop", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
 		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "pfadd", "pfcount", "pfmerge", "psetex", "pttl",
-		"rename", "renamenx", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setbit", "setex", "setnx", "setrange", "sinter", "sintercard", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
+		"rename", "renamenx", "restore", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setbit", "setex", "setnx", "setrange", "sinter", "sintercard", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
 		"strlen", "substr", "sunion", "sunionstore", "touch", "ttl", "type", "unlink",
 		"zadd", "zcard", "zcount", "zdiff", "zdiffstore", "zincrby", "zinter", "zintercard", "zinterstore", "zlexcount", "zmpop", "zmscore", "zpopmax", "zpopmin", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrangestore", "zrank",
 		"zrem", "zremrangebylex", "zremrangebyrank", "zremrangebyscore", "zrevrange", "zrevrangebylex", "zrevrangebyscore", "zrevrank", "zscan", "zscore", "zunion", "zunionstore"}
@@ -425,7 +425,7 @@ func TestLookupAndTable(t *testing.T) {
 		"hset": true, "hmset": true, "hsetnx": true, "hdel": true, "hincrby": true, "hincrbyfloat": true,
 		"sadd": true, "srem": true, "spop": true, "smove": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true,
 		"lpush": true, "rpush": true, "lpushx": true, "rpushx": true, "lpop": true, "rpop": true, "lset": true, "linsert": true, "lrem": true, "ltrim": true, "lmove": true, "rpoplpush": true,
-		"rename": true, "renamenx": true, "copy": true,
+		"rename": true, "renamenx": true, "copy": true, "restore": true,
 		"setbit": true, "bitop": true, "blpop": true, "brpop": true, "brpoplpush": true, "blmove": true, "bzpopmin": true, "bzpopmax": true, "getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,
 		"zadd": true, "zincrby": true, "zrem": true, "zpopmin": true, "zpopmax": true, "zremrangebyrank": true, "zremrangebyscore": true, "zremrangebylex": true,
 		"pfadd": true, "pfmerge": true, "bitfield": true, "blmpop": true, "bzmpop": true, "zunionstore": true, "zinterstore": true, "zdiffstore": true, "zrangestore": true, "zmpop": true, "lmpop": true}

@@ -94,10 +94,10 @@ func (d *decoder) next() ([]byte, error) {
 	return d.keep(s, owned)
 }
 
-// items reads a collection's count, each item taking at least min bytes,
-// and charges its elements before anything is sized by it.
-func (d *decoder) items(min int) (int, error) {
-	n, err := d.count(min)
+// items reads a collection's count, each item taking at least least
+// bytes, and charges its elements before anything is sized by it.
+func (d *decoder) items(least int) (int, error) {
+	n, err := d.count(least)
 	if err == nil {
 		err = d.charge(uint64(n) * elemCost)
 	}
@@ -135,11 +135,11 @@ func (d *decoder) set(elems [][]byte) (*Value, error) {
 // score, as text (a length byte, or 253/254/255 for NaN/+inf/-inf) or as
 // a little-endian IEEE 754 double.
 func (d *decoder) zset(t byte) (*Value, error) {
-	min := 2 // a member and a score of at least a byte each
+	least := 2 // a member and a score of at least a byte each
 	if t == typeZSet2 {
-		min = 1 + 8
+		least = 1 + 8
 	}
-	n, err := d.items(min)
+	n, err := d.items(least)
 	if err != nil {
 		return nil, err
 	}
@@ -326,6 +326,7 @@ func (d *decoder) packedValue(t byte) (*Value, error) {
 		}
 		score := float64(e.n)
 		if !e.isInt {
+			var err error
 			if score, err = d.parseScore(e.s); err != nil {
 				return err
 			}

@@ -198,8 +198,9 @@ func zipmapOf(free int, kv ...string) []byte {
 	return append(zm, 0xff)
 }
 
-// describe renders a value canonically (members, fields and scores
-// sorted), so values compare as text and a mismatch reads well.
+// describe renders a value canonically (a list in order; members,
+// fields and scores sorted), so values compare as text and a mismatch
+// reads well. A long rendering is cut, with a checksum of the whole.
 func describe(v *Value) string {
 	if v == nil {
 		return "<nil>"

@@ -87,7 +87,7 @@ func roundTripValues() map[string]*Value {
 		"2147483647", "2147483648", "-2147483648", "-2147483649", "9223372036854775807",
 		"-9223372036854775808", "9223372036854775808", "00", "-0", "+5", " 5", "1e3", "12345678901"}
 	var many []string
-	for i := range 70000 { // past 16383, the longest 14-bit length
+	for i := range 20000 { // past 16383, the longest 14-bit length
 		many = append(many, strconv.Itoa(i*7919))
 	}
 	vs := map[string]*Value{
@@ -139,7 +139,7 @@ func TestDumpParseRoundTrip(t *testing.T) {
 		if describe(got) != describe(v) {
 			t.Errorf("%s: round trip\n got %s\nwant %s", name, describe(got), describe(v))
 		}
-		if v.Kind == List || v.Kind == ZSet {
+		if v.Kind == ZSet && len(got.Scores) == len(v.Scores) {
 			// Order survives too (describe sorts a sorted set).
 			for i := range got.Scores {
 				if !bytes.Equal(got.Scores[i].Member, v.Scores[i].Member) {

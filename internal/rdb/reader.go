@@ -104,14 +104,14 @@ func (d *decoder) plainLength() (uint64, error) {
 }
 
 // count reads the number of items of a collection, each of which takes
-// at least min bytes of what is left: a count the payload cannot hold
+// at least least bytes of what is left: a count the payload cannot hold
 // is refused here, before anything is sized by it.
-func (d *decoder) count(min int) (int, error) {
+func (d *decoder) count(least int) (int, error) {
 	n, err := d.plainLength()
 	if err != nil {
 		return 0, err
 	}
-	if n > uint64(d.left()/min) {
+	if n > uint64(d.left()/least) {
 		return 0, d.errorf("%d items cannot fit in %d bytes", n, d.left())
 	}
 	if n == 0 {
@@ -123,7 +123,7 @@ func (d *decoder) count(min int) (int, error) {
 }
 
 // str reads a string as rdbGenericLoadStringObject does: raw bytes after
-// a length, a 8/16/32-bit integer, or LZF-compressed. A raw string comes
+// a length, an 8, 16 or 32-bit integer, or LZF-compressed. A raw string comes
 // back as a view of the payload (owned false); the caller copies what it
 // keeps. Integers and decompressed strings are new allocations, charged.
 func (d *decoder) str() (b []byte, owned bool, err error) {

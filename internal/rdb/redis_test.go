@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,7 +131,8 @@ func liveCases() []liveCase {
 }
 
 // startRedis runs a redis-server of its own for the test, or skips where
-// none is installed (fails instead in CI, which installs it).
+// none is installed (fails instead in CI, which installs it). The server
+// is stopped when the test ends.
 func startRedis(t *testing.T) *redis.Client {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
@@ -140,6 +142,21 @@ func startRedis(t *testing.T) *redis.Client {
 		}
 		t.Skip("redis-server is not installed (Debian: apt-get install redis-server); skipping the live DUMP/RESTORE checks")
 	}
+	// Another process may take the free port between our choosing it
+	// and the server binding it; then the server exits, and we retry.
+	var failure string
+	for range 3 {
+		c, msg := tryRedis(t, bin)
+		if c != nil {
+			return c
+		}
+		failure = msg
+	}
+	t.Fatal(failure)
+	return nil
+}
+
+func tryRedis(t *testing.T, bin string) (*redis.Client, string) {
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -164,7 +181,7 @@ func startRedis(t *testing.T) *redis.Client {
 	go func() { exited <- cmd.Wait() }()
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Protocol: 2,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
-	t.Cleanup(func() {
+	stop := func() {
 		c.Close()
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -173,23 +190,26 @@ func startRedis(t *testing.T) *redis.Client {
 			cmd.Process.Kill()
 			<-exited
 		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return c
+			t.Cleanup(stop)
+			return c, ""
 		}
 		select {
 		case werr := <-exited:
+			exited <- werr // for stop
+			stop()
 			log, _ := os.ReadFile(logPath)
-			t.Fatalf("redis-server exited (%v) before answering:\n%s", werr, log)
+			return nil, fmt.Sprintf("redis-server exited (%v) before answering:\n%s", werr, log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on port %d did not answer PING: %v", port, err)
+			stop()
+			return nil, fmt.Sprintf("redis-server on port %d did not answer PING: %v", port, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -293,13 +313,13 @@ func TestRedisPayloads(t *testing.T) {
 			if p[1] != 0xc0|encLZF {
 				t.Errorf("%s: not LZF-compressed", lc.key)
 			}
-		case "list:plain", "list:big":
-			containers, lzf := quicklistNodes(t, p)
-			t.Logf("%s: node containers %v, compressed %v", lc.key, containers, lzf)
-			want := map[string]bool{"list:plain": bytes.Contains([]byte(fmt.Sprint(containers)), []byte("1")),
-				"list:big": bytes.Contains([]byte(fmt.Sprint(lzf)), []byte("true"))}
-			if !want[lc.key] {
-				t.Errorf("%s: no plain node or no compressed node", lc.key)
+		case "list:plain":
+			if containers, _ := quicklistNodes(t, p); !slices.Contains(containers, containerPlain) {
+				t.Errorf("%s: no plain node among %v", lc.key, containers)
+			}
+		case "list:big":
+			if _, lzf := quicklistNodes(t, p); !slices.Contains(lzf, true) {
+				t.Errorf("%s: no compressed node", lc.key)
 			}
 		}
 
@@ -313,14 +333,6 @@ func TestRedisPayloads(t *testing.T) {
 		got, err := readBack(ctx, c, back)
 		if err != nil || describe(got) != describe(lc.want) {
 			t.Errorf("%s: restored from Dump, Redis holds\n%s (%v)\nwant %s", lc.key, describe(got), err, describe(lc.want))
-		}
-		if lc.want.Kind == List && err == nil {
-			for i := range got.Elems {
-				if !bytes.Equal(got.Elems[i], lc.want.Elems[i]) {
-					t.Errorf("%s: restored list out of order at %d", lc.key, i)
-					break
-				}
-			}
 		}
 		s, err = c.Dump(ctx, back).Result()
 		if err != nil {
@@ -347,14 +359,6 @@ func checkRedisPayload(t *testing.T, lc liveCase, p []byte) {
 	}
 	if describe(v) != describe(lc.want) {
 		t.Errorf("%s: Parse(DUMP) =\n%s\nwant %s", lc.key, describe(v), describe(lc.want))
-	}
-	if lc.want.Kind == List {
-		for i := range v.Elems {
-			if !bytes.Equal(v.Elems[i], lc.want.Elems[i]) {
-				t.Errorf("%s: element %d out of order", lc.key, i)
-				break
-			}
-		}
 	}
 }
 

@@ -530,8 +530,11 @@ func (f *Server) runCross(c command.Cmd) []byte {
 	}
 	if c.Spec.Merge == command.MergeNone {
 		// A command that cannot be cut into per-partition shares (SMOVE,
-		// SINTERSTORE...): as Redis Cluster answers, until the
-		// transaction layer runs such commands whole.
+		// SINTERSTORE...) runs as an optimistic transaction
+		// (crossmove.go); one without a plan answers as Redis Cluster.
+		if reply := f.runCrossMove(c); reply != nil {
+			return reply
+		}
 		return resp.AppendError(nil, kv.ErrCrossSlot)
 	}
 	begin := time.Now()

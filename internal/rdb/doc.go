@@ -28,7 +28,11 @@
 //     MaxStringBytes, and its output is charged to the budget before it
 //     is allocated, as is every copy and element slot. Each string
 //     decodes into a buffer of its declared length and must fill it
-//     exactly.
+//     exactly. The budget is what bounds the rest: compressed listpacks
+//     of one-byte integers let a 35 KB payload describe 1.5 million
+//     elements, which is legitimate (Redis's own DUMP of a long list
+//     of small numbers looks like that) but costs far more than 35 KB
+//     to hold.
 //   - Nesting is fixed, not recursive: a value holds strings, and a
 //     string holds at most one compact encoding (a quicklist node, a
 //     listpack...) of plain entries, so depth is bounded by the format.
@@ -36,5 +40,10 @@
 //     members, hash fields or sorted-set members, NaN scores, empty
 //     collections, unknown types and encodings; and it checks compact
 //     encodings as deeply as Redis does with sanitize-dump-payload yes.
+//     It is stricter where Redis is lax about what its own DUMP never
+//     writes: bytes between the value and the footer, a value that reads
+//     on into the footer, a score that is not entirely a number (or is
+//     NaN) inside a listpack, and bytes after a zipmap's terminator
+//     (TestRedisRefusesHostilePayloads lists each against redis-server).
 //   - The returned Value shares no memory with the payload.
 package rdb

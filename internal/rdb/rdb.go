@@ -114,7 +114,7 @@ func Parse(payload []byte) (*Value, error) {
 // bookkeeping is counted at a fixed cost). A payload that needs more is
 // refused with ErrBadFormat before the allocation is made.
 func ParseLimit(payload []byte, maxBytes int64) (*Value, error) {
-	if len(payload) < footerLen+1 {
+	if len(payload) < footerLen {
 		return nil, ErrVersionOrChecksum
 	}
 	n := len(payload) - footerLen
@@ -124,6 +124,9 @@ func ParseLimit(payload []byte, maxBytes int64) (*Value, error) {
 	}
 	if crc64(0, payload[:n+2]) != binary.LittleEndian.Uint64(payload[n+2:]) {
 		return nil, ErrVersionOrChecksum
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: no value before the footer", ErrBadFormat)
 	}
 	d := &decoder{buf: payload[1:n], budget: maxBytes}
 	v, err := d.value(payload[0])

@@ -276,7 +276,7 @@ func TestParseRefusesVersionAndChecksum(t *testing.T) {
 	badCRC[len(badCRC)-1] ^= 0x80
 	for name, p := range map[string][]byte{
 		"empty":      nil,
-		"footer":     good[len(good)-10:],
+		"short":      good[len(good)-9:],
 		"version 0":  payloadOf(typeString, []byte("\x01v"), 0),
 		"version 12": payloadOf(typeString, []byte("\x01v"), 12),
 		"big endian": payloadOf(typeString, []byte("\x01v"), 10<<8),
@@ -286,6 +286,10 @@ func TestParseRefusesVersionAndChecksum(t *testing.T) {
 		if _, err := Parse(p); err != ErrVersionOrChecksum {
 			t.Errorf("%s: Parse = %v, want ErrVersionOrChecksum", name, err)
 		}
+	}
+	// A footer alone passes Redis's checks, and then there is no value.
+	if _, err := Parse(footerAlone()); !errors.Is(err, ErrBadFormat) {
+		t.Errorf("a footer alone: %v, want ErrBadFormat", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -362,6 +363,12 @@ func checkRedisPayload(t *testing.T, lc liveCase, p []byte) {
 	}
 }
 
+// footerAlone is a payload of a version and its valid checksum only.
+func footerAlone() []byte {
+	p := binary.LittleEndian.AppendUint16(nil, Version)
+	return binary.LittleEndian.AppendUint64(p, crc64(0, p))
+}
+
 func writeGolden(t *testing.T, golden map[string]string) {
 	var keys []string
 	for k := range golden {
@@ -465,7 +472,8 @@ func TestRedisRefusesHostilePayloads(t *testing.T) {
 	badCRC[len(badCRC)-1] ^= 1
 	cases := append(hostileCases(),
 		hostileCase{name: "version 12", payload: payloadOf(typeString, []byte("\x01v"), 12)},
-		hostileCase{name: "bad crc", payload: badCRC})
+		hostileCase{name: "bad crc", payload: badCRC},
+		hostileCase{name: "footer alone", payload: footerAlone()})
 	for _, hc := range cases {
 		_, perr := Parse(hc.payload)
 		rerr := c.RestoreReplace(ctx, "hostile", 0, string(hc.payload)).Err()

@@ -74,6 +74,16 @@ func ToRESP3(reply []byte, s Shape) []byte {
 			return reply // the hot path: a bulk string
 		}
 	}
+	if s == ShapePlain {
+		// Only nulls change: copy nothing when there are none, and
+		// never build the reply's tree (an MGET's may be huge).
+		_, n, changed, err := plainNulls(nil, reply, 0, false)
+		if err != nil || n != len(reply) || !changed {
+			return reply
+		}
+		out, _, _, _ := plainNulls(make([]byte, 0, n+8), reply, 0, true)
+		return out
+	}
 	out := make([]byte, 0, len(reply)+8)
 	for rest := reply; len(rest) > 0; {
 		v, n, err := ParseValue(rest)
@@ -197,4 +207,74 @@ func appendPlain(out []byte, v Value) []byte {
 	out = append(out, '+')
 	out = append(out, v.Str...)
 	return append(out, '\r', '\n')
+}
+
+// plainNulls walks one RESP2 value at the start of b, counting its bytes
+// (n) and noting whether it holds a null; with build, it appends the
+// value with its nulls as RESP3's to out. ToRESP3 walks without build
+// first: only a reply with nulls is copied.
+func plainNulls(out, b []byte, depth int, build bool) ([]byte, int, bool, error) {
+	if depth > maxDepth || len(b) < 3 {
+		return out, 0, false, ErrIncomplete
+	}
+	line, n, err := replyLine(b)
+	if err != nil {
+		return out, 0, false, err
+	}
+	switch b[0] {
+	case '+', '-', ':':
+		if build {
+			out = append(out, b[:n]...)
+		}
+		return out, n, false, nil
+	case '$':
+		l, ok := parseInt(line)
+		if !ok || l < -1 {
+			return out, 0, false, protoErr(msgInvalidBulk)
+		}
+		if l == -1 {
+			if build {
+				out = append(out, Null...)
+			}
+			return out, n, true, nil
+		}
+		end := n + int(l) + 2
+		if l > int64(len(b)) || end > len(b) {
+			return out, 0, false, ErrIncomplete
+		}
+		if build {
+			out = append(out, b[:end]...)
+		}
+		return out, end, false, nil
+	case '*':
+		l, ok := parseInt(line)
+		if !ok || l < -1 {
+			return out, 0, false, protoErr(msgInvalidMbulk)
+		}
+		if l == -1 {
+			if build {
+				out = append(out, Null...)
+			}
+			return out, n, true, nil
+		}
+		if l > int64(len(b)-n)/3 {
+			return out, 0, false, ErrIncomplete
+		}
+		if build {
+			out = append(out, b[:n]...)
+		}
+		changed := false
+		for range l {
+			var m int
+			var c bool
+			var err error
+			if out, m, c, err = plainNulls(out, b[n:], depth+1, build); err != nil {
+				return out, 0, false, err
+			}
+			n += m
+			changed = changed || c
+		}
+		return out, n, changed, nil
+	}
+	return out, 0, false, &ProtocolError{Msg: "Protocol error: unknown reply type"}
 }

@@ -37,3 +37,20 @@ func TestToRESP3Shapes(t *testing.T) {
 		}
 	}
 }
+
+// A plain reply without nulls is the same bytes, not a copy (a big MGET
+// must not cost its size again on a RESP3 connection).
+func TestToRESP3PlainWithoutNullsIsNotCopied(t *testing.T) {
+	reply := AppendArrayHeader(nil, 1000)
+	for range 1000 {
+		reply = AppendBulkString(reply, "value")
+	}
+	if out := ToRESP3(reply, ShapePlain); &out[0] != &reply[0] || len(out) != len(reply) {
+		t.Fatal("a reply without nulls was copied")
+	}
+	reply = AppendNull(reply[:len(reply):len(reply)])
+	reply[1] = '9' // not a valid count now: left as it is
+	if out := ToRESP3(reply, ShapePlain); &out[0] != &reply[0] {
+		t.Fatal("a malformed reply was rewritten")
+	}
+}

@@ -193,6 +193,7 @@ func (f *Server) WatchUsers(ctx context.Context, every time.Duration) {
 		rctx, cancel := context.WithTimeout(ctx, f.cfg.RequestTimeout)
 		_ = f.pollUsers(rctx) // a failed poll is retried at the next tick
 		_ = f.pollFunctions(rctx)
+		_ = f.pollConfig(rctx)
 		cancel()
 		select {
 		case <-ctx.Done():

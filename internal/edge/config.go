@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strconv"
@@ -8,18 +10,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/memory"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // CONFIG GET reports the node's settings in Redis's names and units;
-// CONFIG SET changes the runtime-tunable ones on this node, as Redis
-// Cluster's CONFIG SET changes the node it is sent to (flags set them at
-// start, for every node). Parameters that tune Redis's memory encodings,
-// which Kintsu does not have, are accepted and reported back with no
-// effect, so tools and test suites that set them run on; anything else is
-// refused with Redis's error.
+// CONFIG SET changes the runtime-tunable ones for the whole cluster: the
+// node checks them, keeps them in the metadata group
+// (statemachine.ConfigSet) and applies them before it answers; the other
+// nodes apply them at their next poll (WatchUsers). Flags set a node's
+// values at start, until the cluster's settings name them. Parameters
+// that tune Redis's memory encodings, which Kintsu does not have, are
+// accepted and reported back with no effect, so tools and test suites that
+// set them run on; anything else is refused with Redis's error.
 
 // configValues are fixed settings CONFIG GET reports, enough for tools
 // such as redis-benchmark that read them at start.
@@ -121,8 +127,92 @@ func cmdConfig(f *Server, args [][]byte, _ *connState) []byte {
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", args[1]))
 }
 
-// configSet applies name-value pairs all or none, as Redis 7 does.
+// configSet checks name-value pairs, all or none, as Redis 7 does, and
+// makes them the cluster's.
 func (f *Server) configSet(pairs [][]byte) []byte {
+	if reply := f.applyConfig(pairs, true); reply != nil {
+		return reply
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
+	defer cancel()
+	cmd := [][]byte{[]byte(statemachine.CmdConfigSet)}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		cmd = append(cmd, []byte(lower(pairs[i])), pairs[i+1])
+	}
+	out, errs := f.cfg.Router.WriteMany(ctx, statemachine.MetaGroup, [][][]byte{cmd})
+	if sig, _, ok := failure.SignalOf(out[0]); ok && errs[0] == nil {
+		errs[0] = sig.Err()
+	}
+	if errs[0] != nil {
+		return ErrorReply(errs[0])
+	}
+	if len(out[0]) > 0 && out[0][0] == '-' {
+		return out[0]
+	}
+	if err := f.readConfig(ctx); err != nil {
+		return ErrorReply(err)
+	}
+	return resp.AppendSimple(nil, "OK")
+}
+
+// readConfig reads the cluster's settings linearizably and applies them
+// to this node.
+func (f *Server) readConfig(ctx context.Context) error {
+	reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ConfigKey})
+	if err != nil {
+		return err
+	}
+	v, _, err := resp.ParseValue(reply)
+	switch {
+	case err != nil:
+		return errors.New("unreadable configuration")
+	case v.Kind == '-':
+		return errors.New(string(v.Str))
+	case v.Null:
+		return nil
+	}
+	c, err := statemachine.UnmarshalConfig(v.Str)
+	if err != nil {
+		return err
+	}
+	f.configMu.Lock()
+	defer f.configMu.Unlock()
+	if c.Version <= f.configVersion.Load() {
+		return nil
+	}
+	var pairs [][]byte
+	for _, p := range c.Pairs() {
+		pairs = append(pairs, []byte(p[0]), []byte(p[1]))
+	}
+	// A setting this build does not know (set by a newer node) is
+	// skipped, not a reason to ignore the rest.
+	for i := 0; i+1 < len(pairs); i += 2 {
+		f.applyConfig(pairs[i:i+2], false)
+	}
+	f.configVersion.Store(c.Version)
+	return nil
+}
+
+// pollConfig reads the settings' version and, when it moved, the
+// settings.
+func (f *Server) pollConfig(ctx context.Context) error {
+	reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ConfigVersionKey})
+	if err != nil {
+		return err
+	}
+	v, _, err := resp.ParseValue(reply)
+	if err != nil || v.Kind != '$' || v.Null {
+		return err
+	}
+	if ver, _ := strconv.ParseUint(string(v.Str), 10, 64); ver == f.configVersion.Load() {
+		return nil
+	}
+	return f.readConfig(ctx)
+}
+
+// applyConfig checks pairs and, unless dry, applies them to this node;
+// the reply is Redis's refusal, nil when they are good.
+func (f *Server) applyConfig(pairs [][]byte, dry bool) []byte {
 	next := *f.lim.get()
 	var enc [][2]string
 	fail := func(name, why string) []byte {
@@ -176,9 +266,12 @@ func (f *Server) configSet(pairs [][]byte) []byte {
 			enc = append(enc, [2]string{name, val})
 		}
 	}
+	if dry {
+		return nil
+	}
 	f.lim.cur.Store(&next)
 	for _, e := range enc {
 		f.config.set(e[0], e[1])
 	}
-	return resp.AppendSimple(nil, "OK")
+	return nil
 }

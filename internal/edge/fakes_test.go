@@ -194,10 +194,12 @@ func (s *fakeStore) exec(group uint64, args [][]byte) []byte {
 		return resp.AppendInt(nil, int64(n))
 	case name == versionOp && len(args) == 2:
 		return resp.AppendInt(nil, int64(s.versions[string(args[1])]))
-	case group == statemachine.MetaGroup && (strings.HasPrefix(name, "kintsu.acl.") || strings.HasPrefix(name, "kintsu.function.")):
+	case group == statemachine.MetaGroup && (strings.HasPrefix(name, "kintsu.acl.") || strings.HasPrefix(name, "kintsu.function.") || name == statemachine.CmdConfigSet):
 		apply := statemachine.ApplyACL
 		if strings.HasPrefix(name, "kintsu.function.") {
 			apply = statemachine.ApplyFunctions
+		} else if name == statemachine.CmdConfigSet {
+			apply = statemachine.ApplyConfig
 		}
 		out, err := apply(s, args, nil)
 		if err != nil {

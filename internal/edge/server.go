@@ -52,6 +52,10 @@ type Server struct {
 	waitLines      waitLines // the blocked connections' order (blocking.go)
 	users          users     // the cluster's users as this node knows them (auth.go)
 	functions      functions // the cluster's function libraries as this node knows them
+	// configVersion is the version of the cluster's settings this node
+	// applied (config.go); configMu orders their applications.
+	configVersion atomic.Uint64
+	configMu      sync.Mutex
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu

@@ -45,6 +45,8 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		return ApplyACL(w, args, out)
 	case string(args[0]) == CmdFunctionLoad || string(args[0]) == CmdFunctionDelete || string(args[0]) == CmdFunctionFlush:
 		return ApplyFunctions(w, args, out)
+	case string(args[0]) == CmdConfigSet:
+		return ApplyConfig(w, args, out)
 	case len(args) == 4 && string(args[0]) == CmdHeartbeat:
 		return applyHeartbeat(w, args, out)
 	case len(args) == 2 && string(args[0]) == CmdPartition:

@@ -17,7 +17,7 @@ func init() {
 	for _, name := range []string{OpCut, OpUncut, OpRestoreBegin, OpRestoreLoad, OpRestoreEnd} {
 		command.Register(internal(name, backupOp{}))
 	}
-	for _, name := range []string{CmdHeartbeat, CmdNodeAddrs, CmdPartition, CmdMetaGroup, CmdNodeState, CmdNodeJoin, CmdACLSetUser, CmdACLDelUser, CmdFunctionLoad, CmdFunctionDelete} {
+	for _, name := range []string{CmdHeartbeat, CmdNodeAddrs, CmdPartition, CmdMetaGroup, CmdNodeState, CmdNodeJoin, CmdACLSetUser, CmdACLDelUser, CmdFunctionLoad, CmdFunctionDelete, CmdConfigSet} {
 		command.Register(internal(name, metaOp{}))
 	}
 	flush := internal(CmdFunctionFlush, metaOp{})

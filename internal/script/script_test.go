@@ -336,7 +336,7 @@ func TestLimitsStopCallsMadeFromGo(t *testing.T) {
 	st := newStore()
 	p := Params{Partitions: testPartitions, Timeout: 50 * time.Millisecond}
 	start := time.Now()
-	got, eff := evalP(t, st, p, Step{Body: []byte("return string.gsub(string.rep('x ', 3000000), '(%S+)', redis.pcall)")})
+	got, eff := evalP(t, st, p, Step{Body: []byte("return string.gsub(string.rep('x ', 300000), '(%S+)', redis.pcall)")})
 	if string(got) != "-"+errTimedOut+"\r\n" || eff != nil {
 		t.Fatalf("a run of Go-called redis.pcall past its time: %.80q", got)
 	}

@@ -88,6 +88,8 @@ EXCLUDE = {
     "Hash ziplist of various encodings - sanitize dump":
         "a memory encoding: expects HGETALL in a listpack's insertion order",
     "trim on SET with big value": "jemalloc's trimming of a query buffer kept as a value (MEMORY USAGE)",
+    "BRPOPLPUSH with multiple blocked clients":
+        "expects two blocking commands sent on two connections, whose replies are not awaited, to block in the order sent: one thread's order",
 }
 
 

@@ -122,6 +122,8 @@ var redisCommands = map[string][]string{
 	"discard":                       {"fast", "transaction"},
 	"dump":                          {"keyspace", "read", "slow"},
 	"restore":                       {"keyspace", "write", "slow", "dangerous"},
+	"sort":                          {"write", "set", "sortedset", "list", "slow", "dangerous"},
+	"sort_ro":                       {"read", "set", "sortedset", "list", "slow", "dangerous"},
 	"echo":                          {"fast", "connection"},
 	"eval":                          {"slow", "scripting"},
 	"eval_ro":                       {"slow", "scripting"},

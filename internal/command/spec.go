@@ -105,6 +105,9 @@ type Spec struct {
 	// keys come after the FirstKey..LastKey ones. A count that is not a
 	// positive integer names no keys (the command answers the error).
 	NumKeys int
+	// KeyAfter is an option word (SORT's "store") whose next argument is
+	// a key too, wherever it comes after the FirstKey..LastKey ones.
+	KeyAfter string
 }
 
 // HasKeys reports whether the command may name keys.
@@ -140,6 +143,14 @@ func (s *Spec) AppendKeys(dst []int, args [][]byte) []int {
 		}
 		for i := s.FirstKey; i <= last; i += s.Step {
 			dst = append(dst, i)
+		}
+	}
+	if s.KeyAfter != "" {
+		for i := max(s.FirstKey, s.LastKey) + 1; i < len(args)-1; i++ {
+			if strings.EqualFold(string(args[i]), s.KeyAfter) {
+				dst = append(dst, i+1)
+				break
+			}
 		}
 	}
 	if s.NumKeys > 0 && s.NumKeys < len(args) {

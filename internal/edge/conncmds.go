@@ -191,8 +191,9 @@ func describe(b []byte, s *command.Spec) []byte {
 		flag = "fast"
 	}
 	flags := []string{flag}
-	if s.NumKeys > 0 {
-		// Its keys follow a count: clients ask COMMAND GETKEYS.
+	if s.NumKeys > 0 || s.KeyAfter != "" {
+		// Its keys follow a count or an option: clients ask COMMAND
+		// GETKEYS.
 		flags = append(flags, "movablekeys")
 	}
 	return commandInfo(b, s.Name, s.Arity, flags, s.FirstKey, s.LastKey, s.Step)

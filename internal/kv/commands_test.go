@@ -407,7 +407,7 @@ func TestLookupAndTable(t *testing.T) {
 		"hdel", "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset", "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals",
 		"incr", "incrby", "incrbyfloat", "kintsu.expired", "lcs", "lindex", "linsert", "llen", "lmove", "lmpop", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim",
 		"mget", "mset", "msetnx", "persist", "pexpire", "pexpireat", "pexpiretime", "pfadd", "pfcount", "pfmerge", "psetex", "pttl",
-		"rename", "renamenx", "restore", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setbit", "setex", "setnx", "setrange", "sinter", "sintercard", "sinterstore", "sismember", "smembers", "smismember", "smove", "spop", "srandmember", "srem", "sscan",
+		"rename", "renamenx", "restore", "rpop", "rpoplpush", "rpush", "rpushx", "sadd", "scard", "sdiff", "sdiffstore", "set", "setbit", "setex", "setnx", "setrange", "sinter", "sintercard", "sinterstore", "sismember", "smembers", "smismember", "smove", "sort", "sort_ro", "spop", "srandmember", "srem", "sscan",
 		"strlen", "substr", "sunion", "sunionstore", "touch", "ttl", "type", "unlink",
 		"zadd", "zcard", "zcount", "zdiff", "zdiffstore", "zincrby", "zinter", "zintercard", "zinterstore", "zlexcount", "zmpop", "zmscore", "zpopmax", "zpopmin", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrangestore", "zrank",
 		"zrem", "zremrangebylex", "zremrangebyrank", "zremrangebyscore", "zrevrange", "zrevrangebylex", "zrevrangebyscore", "zrevrank", "zscan", "zscore", "zunion", "zunionstore"}
@@ -423,7 +423,7 @@ func TestLookupAndTable(t *testing.T) {
 	writes := map[string]bool{"set": true, "setnx": true, "getset": true, "del": true, "incr": true, "decr": true, "incrby": true, "decrby": true, "append": true, "mset": true, "msetnx": true, "unlink": true,
 		"expire": true, "pexpire": true, "expireat": true, "pexpireat": true, "persist": true, "setex": true, "psetex": true, "kintsu.expired": true,
 		"hset": true, "hmset": true, "hsetnx": true, "hdel": true, "hincrby": true, "hincrbyfloat": true,
-		"sadd": true, "srem": true, "spop": true, "smove": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true,
+		"sadd": true, "srem": true, "spop": true, "smove": true, "sort": true, "sinterstore": true, "sunionstore": true, "sdiffstore": true,
 		"lpush": true, "rpush": true, "lpushx": true, "rpushx": true, "lpop": true, "rpop": true, "lset": true, "linsert": true, "lrem": true, "ltrim": true, "lmove": true, "rpoplpush": true,
 		"rename": true, "renamenx": true, "copy": true, "restore": true,
 		"setbit": true, "bitop": true, "blpop": true, "brpop": true, "brpoplpush": true, "blmove": true, "bzpopmin": true, "bzpopmax": true, "getdel": true, "getex": true, "setrange": true, "incrbyfloat": true,

@@ -94,3 +94,38 @@ func BenchmarkParseValue(b *testing.B) {
 		}
 	}
 }
+
+// The cost a RESP3 connection pays per reply (ToRESP3): a bulk string
+// passes untouched, a plain array without nulls is scanned, one with a
+// null copied, a shaped one (HGETALL's map) parsed and rebuilt.
+func BenchmarkToRESP3(b *testing.B) {
+	arr := AppendArrayHeader(nil, 10)
+	for range 10 {
+		arr = AppendBulkString(arr, "value-0123456789")
+	}
+	withNull := AppendArrayHeader(nil, 10)
+	for i := range 10 {
+		if i == 5 {
+			withNull = AppendNull(withNull)
+		} else {
+			withNull = AppendBulkString(withNull, "value-0123456789")
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		reply []byte
+		shape Shape
+	}{
+		{"bulk", AppendBulkString(nil, "value-0123456789"), ShapePlain},
+		{"array", arr, ShapePlain},
+		{"array-null", withNull, ShapePlain},
+		{"map", arr, ShapeMap},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = ToRESP3(c.reply, c.shape)
+			}
+		})
+	}
+}

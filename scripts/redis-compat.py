@@ -69,6 +69,7 @@ EXCLUDE = {
     "EXEC and script timeout": BUSY,
     "MULTI-EXEC body and script timeout": BUSY,
     "just EXEC and script timeout": BUSY,
+    "MULTI and script timeout": BUSY,
     "Timedout read-only scripts can be killed by SCRIPT KILL": BUSY,
     "Timedout read-only scripts can be killed by SCRIPT KILL even when use pcall": BUSY,
     "Timedout script does not cause a false dead client": BUSY,

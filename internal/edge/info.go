@@ -35,6 +35,9 @@ func init() {
 		connSpec("object", -2, command.Keyspace, cmdObject),
 		connSpec("time", 1, command.Server, cmdTime),
 		connSpec("lastsave", 1, command.Server, cmdLastSave),
+		connSpec("save", 1, command.Server, cmdSave),
+		connSpec("bgsave", -1, command.Server, cmdSave),
+		connSpec("shutdown", -1, command.Server, cmdShutdown),
 	)
 }
 
@@ -325,4 +328,22 @@ func (f *Server) infoErrorStats(b *strings.Builder) {
 		fmt.Fprintf(b, "errorstat_%s:count=%d\r\n", c, v.(*atomic.Int64).Load())
 	}
 	b.WriteString("\r\n")
+}
+
+// cmdSave answers SAVE and BGSAVE: every write is already replicated and
+// fsync'd before its reply, so there is nothing to save.
+func cmdSave(_ *Server, args [][]byte, _ *connState) []byte {
+	if lower(args[0]) == "bgsave" {
+		if len(args) > 2 || len(args) == 2 && lower(args[1]) != "schedule" {
+			return resp.AppendError(nil, kv.ErrSyntax)
+		}
+		return resp.AppendSimple(nil, "Background saving started")
+	}
+	return resp.AppendSimple(nil, "OK")
+}
+
+// cmdShutdown refuses SHUTDOWN: a node is stopped by its operator (a
+// signal, kintsu ctl), never by a client.
+func cmdShutdown(_ *Server, _ [][]byte, _ *connState) []byte {
+	return resp.AppendError(nil, "ERR SHUTDOWN is not served: stop a Kintsu node with SIGTERM (see docs/operations.md)")
 }

@@ -58,6 +58,10 @@ func (m *multiState) reset() {
 
 func (m *multiState) unwatch() { m.watches, m.watched, m.watchLost = nil, nil, false }
 
+// noMulti are the commands Redis refuses inside MULTI (its no-multi
+// flag) that Kintsu serves.
+var noMulti = map[string]bool{"save": true, "bgsave": true, "shutdown": true}
+
 // isData reports whether spec is a data command, run by a partition.
 func isData(spec *command.Spec) bool {
 	return spec.Flags&(command.Conn|command.TxnControl|command.Internal) == 0
@@ -107,6 +111,12 @@ func (f *Server) txnCommand(c *command.Cmd, err error, st *connState) []byte {
 		}
 	case specQuit:
 		return f.connCommand(c, st)
+	}
+	if m.on && noMulti[c.Spec.Name] {
+		// Redis's no-multi commands: refused when queued, and the
+		// transaction with them.
+		m.dirty = true
+		return resp.AppendError(nil, "ERR Command not allowed inside a transaction")
 	}
 	if m.on && isSubControl(c.Spec) {
 		return f.queue(c, st, resp.AppendError(nil, "ERR "+strings.ToUpper(c.Spec.Name)+" is not allowed inside MULTI"))

@@ -89,6 +89,10 @@ EXCLUDE = {
     "Hash ziplist of various encodings - sanitize dump":
         "a memory encoding: expects HGETALL in a listpack's insertion order",
     "trim on SET with big value": "jemalloc's trimming of a query buffer kept as a value (MEMORY USAGE)",
+    "RESTORE can set LRU": "eviction metadata (OBJECT IDLETIME under an LRU policy) of a Redis that evicts; Kintsu never evicts",
+    "RESTORE can set LFU": "eviction metadata (OBJECT FREQ under an LFU policy) of a Redis that evicts; Kintsu never evicts",
+    "PFADD / PFCOUNT cache invalidation works":
+        "a memory encoding: reads the cached-count bytes of Redis's HyperLogLog header; Kintsu keeps no cached count",
     "BRPOPLPUSH with multiple blocked clients":
         "expects two blocking commands sent on two connections, whose replies are not awaited, to block in the order sent: one thread's order",
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -159,6 +160,17 @@ func (f *Server) aclDelUser(names [][]byte) []byte {
 // metaWrite proposes an ACL change and, once applied, reads the users
 // back so this node enforces the change before it answers.
 func (f *Server) metaWrite(cmd [][]byte) []byte {
+	return f.metaPropose(cmd, func(ctx context.Context) error {
+		_, err := f.readUsers(ctx)
+		return err
+	})
+}
+
+// metaPropose proposes a change to the metadata group and, once it is
+// applied, runs readBack (which reads the changed record and adopts it),
+// so this node serves the change before it answers. The reply is the
+// change's, or the error that stopped it.
+func (f *Server) metaPropose(cmd [][]byte, readBack func(context.Context) error) []byte {
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
 	out, errs := f.cfg.Router.WriteMany(ctx, statemachine.MetaGroup, [][][]byte{cmd})
@@ -171,8 +183,25 @@ func (f *Server) metaWrite(cmd [][]byte) []byte {
 	if len(out[0]) > 0 && out[0][0] == '-' {
 		return out[0]
 	}
-	if _, err := f.readUsers(ctx); err != nil {
+	if err := readBack(ctx); err != nil {
 		return ErrorReply(err)
 	}
 	return out[0]
+}
+
+// readMetaRecord reads one record of the metadata group linearizably:
+// its value, or null when it was never written.
+func (f *Server) readMetaRecord(ctx context.Context, key []byte) (value []byte, null bool, err error) {
+	reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), key})
+	if err != nil {
+		return nil, false, err
+	}
+	v, _, err := resp.ParseValue(reply)
+	switch {
+	case err != nil:
+		return nil, false, errors.New("unreadable " + string(key) + " record")
+	case v.Kind == '-':
+		return nil, false, errors.New(string(v.Str))
+	}
+	return v.Str, v.Null, nil
 }

@@ -136,20 +136,14 @@ func (f *Server) Users(ctx context.Context) (*acl.Table, error) {
 func (f *Server) readUsers(ctx context.Context) (*acl.Table, error) {
 	f.users.refresh.Lock()
 	defer f.users.refresh.Unlock()
-	reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ACLKey})
+	b, null, err := f.readMetaRecord(ctx, statemachine.ACLKey)
 	if err != nil {
 		return nil, err
 	}
-	v, _, err := resp.ParseValue(reply)
-	switch {
-	case err != nil:
-		return nil, errors.New("unreadable ACL table")
-	case v.Kind == '-':
-		return nil, errors.New(string(v.Str))
-	case v.Null:
+	if null {
 		return f.adopt(acl.NewTable()), nil
 	}
-	t, err := acl.Unmarshal(v.Str)
+	t, err := acl.Unmarshal(b)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"strconv"
@@ -10,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/memory"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -133,45 +131,21 @@ func (f *Server) configSet(pairs [][]byte) []byte {
 	if reply := f.applyConfig(pairs, true); reply != nil {
 		return reply
 	}
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
-	defer cancel()
 	cmd := [][]byte{[]byte(statemachine.CmdConfigSet)}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		cmd = append(cmd, []byte(lower(pairs[i])), pairs[i+1])
 	}
-	out, errs := f.cfg.Router.WriteMany(ctx, statemachine.MetaGroup, [][][]byte{cmd})
-	if sig, _, ok := failure.SignalOf(out[0]); ok && errs[0] == nil {
-		errs[0] = sig.Err()
-	}
-	if errs[0] != nil {
-		return ErrorReply(errs[0])
-	}
-	if len(out[0]) > 0 && out[0][0] == '-' {
-		return out[0]
-	}
-	if err := f.readConfig(ctx); err != nil {
-		return ErrorReply(err)
-	}
-	return resp.AppendSimple(nil, "OK")
+	return f.metaPropose(cmd, f.readConfig)
 }
 
 // readConfig reads the cluster's settings linearizably and applies them
 // to this node.
 func (f *Server) readConfig(ctx context.Context) error {
-	reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ConfigKey})
-	if err != nil {
+	b, null, err := f.readMetaRecord(ctx, statemachine.ConfigKey)
+	if err != nil || null {
 		return err
 	}
-	v, _, err := resp.ParseValue(reply)
-	switch {
-	case err != nil:
-		return errors.New("unreadable configuration")
-	case v.Kind == '-':
-		return errors.New(string(v.Str))
-	case v.Null:
-		return nil
-	}
-	c, err := statemachine.UnmarshalConfig(v.Str)
+	c, err := statemachine.UnmarshalConfig(b)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/command"
-	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/script"
@@ -79,20 +77,13 @@ func (f *Server) funcs() *funcIndex {
 func (f *Server) readFunctions(ctx context.Context) (*funcIndex, error) {
 	f.functions.refresh.Lock()
 	defer f.functions.refresh.Unlock()
-	reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.FunctionsKey})
+	b, null, err := f.readMetaRecord(ctx, statemachine.FunctionsKey)
 	if err != nil {
 		return nil, err
 	}
-	v, _, err := resp.ParseValue(reply)
-	switch {
-	case err != nil:
-		return nil, errors.New("unreadable function libraries")
-	case v.Kind == '-':
-		return nil, errors.New(string(v.Str))
-	}
 	set := &statemachine.FunctionSet{}
-	if !v.Null {
-		if set, err = statemachine.UnmarshalFunctions(v.Str); err != nil {
+	if !null {
+		if set, err = statemachine.UnmarshalFunctions(b); err != nil {
 			return nil, err
 		}
 	}
@@ -129,22 +120,10 @@ func (f *Server) pollFunctions(ctx context.Context) error {
 // functionWrite proposes a change of the set and reads the set back, so
 // this node serves the change before it answers.
 func (f *Server) functionWrite(cmd [][]byte) []byte {
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
-	defer cancel()
-	out, errs := f.cfg.Router.WriteMany(ctx, statemachine.MetaGroup, [][][]byte{cmd})
-	if sig, _, ok := failure.SignalOf(out[0]); ok && errs[0] == nil {
-		errs[0] = sig.Err()
-	}
-	if errs[0] != nil {
-		return ErrorReply(errs[0])
-	}
-	if len(out[0]) > 0 && out[0][0] == '-' {
-		return out[0]
-	}
-	if _, err := f.readFunctions(ctx); err != nil {
-		return ErrorReply(err)
-	}
-	return out[0]
+	return f.metaPropose(cmd, func(ctx context.Context) error {
+		_, err := f.readFunctions(ctx)
+		return err
+	})
 }
 
 func cmdFCall(f *Server, args [][]byte, st *connState) []byte   { return f.fcall(args, st, false) }

@@ -93,6 +93,8 @@ EXCLUDE = {
     "RESTORE can set LFU": "eviction metadata (OBJECT FREQ under an LFU policy) of a Redis that evicts; Kintsu never evicts",
     "PFADD / PFCOUNT cache invalidation works":
         "a memory encoding: reads the cached-count bytes of Redis's HyperLogLog header; Kintsu keeps no cached count",
+    "TTL, TYPE and EXISTS do not alter the last access time of a key":
+        "eviction metadata (OBJECT IDLETIME) of a Redis that evicts; Kintsu keeps no access times",
     "BRPOPLPUSH with multiple blocked clients":
         "expects two blocking commands sent on two connections, whose replies are not awaited, to block in the order sent: one thread's order",
 }

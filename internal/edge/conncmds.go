@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/kintsu/kintsu/internal/acl"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
@@ -203,6 +204,10 @@ func describe(b []byte, s *command.Spec) []byte {
 // decoding finds them.
 func getKeys(args [][]byte) []byte {
 	s := command.Lookup(args[0])
+	if s != nil && s.Name == "memory" && len(args) == 3 && lower(args[1]) == "usage" {
+		// MEMORY USAGE's key, as Redis's key spec for the subcommand.
+		return appendBulks(nil, args[2:3])
+	}
 	switch {
 	case s == nil || s.Is(command.Internal):
 		return resp.AppendError(nil, "ERR Invalid command specified")
@@ -243,11 +248,7 @@ func cmdCommand(_ *Server, args [][]byte, _ *connState) []byte {
 		// No docs: clients (redis-cli) then simply show no hints.
 		return resp.AppendArrayHeader(nil, 0)
 	case "list":
-		b := resp.AppendArrayHeader(nil, len(specs))
-		for _, s := range specs {
-			b = resp.AppendBulkString(b, s.Name)
-		}
-		return b
+		return commandList(specs, args[2:])
 	case "info":
 		b := resp.AppendArrayHeader(nil, len(args)-2)
 		for _, a := range args[2:] {
@@ -322,4 +323,38 @@ func (st *connState) setName(name []byte) {
 		n := string(st.name)
 		st.track.name.Store(&n)
 	}
+}
+
+// commandList answers COMMAND LIST [FILTERBY MODULE m|ACLCAT c|PATTERN p].
+func commandList(specs []*command.Spec, opts [][]byte) []byte {
+	keep := func(*command.Spec) bool { return true }
+	switch {
+	case len(opts) == 0:
+	case len(opts) == 3 && lower(opts[0]) == "filterby":
+		arg := opts[2]
+		switch lower(opts[1]) {
+		case "module":
+			keep = func(*command.Spec) bool { return false } // no modules
+		case "aclcat":
+			names, ok := acl.CommandsIn(lower(arg))
+			in := map[string]bool{}
+			for _, n := range names {
+				in[n] = true
+			}
+			keep = func(s *command.Spec) bool { return ok && in[s.Name] }
+		case "pattern":
+			keep = func(s *command.Spec) bool { return kv.Match(arg, []byte(s.Name)) }
+		default:
+			return resp.AppendError(nil, kv.ErrSyntax)
+		}
+	default:
+		return resp.AppendError(nil, kv.ErrSyntax)
+	}
+	var names [][]byte
+	for _, s := range specs {
+		if keep(s) {
+			names = append(names, []byte(s.Name))
+		}
+	}
+	return appendBulks(nil, names)
 }

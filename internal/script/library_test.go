@@ -217,3 +217,22 @@ func TestLoadstringTakesTextOnly(t *testing.T) {
 		t.Fatalf("a loaded chunk wrote a global: %q", reply)
 	}
 }
+
+func TestACLCheckCmd(t *testing.T) {
+	st := newStore()
+	p := Params{Group: 0, Partitions: testPartitions, Timeout: 2 * time.Second, User: "bob on nopass ~x* +set"}
+	for _, c := range []struct{ body, want string }{
+		{"return redis.acl_check_cmd('set', 'xx', 1)", ":1\r\n"},
+		{"return redis.acl_check_cmd('hset', 'xx', 'f', 1)", "$-1\r\n"},
+		{"return redis.acl_check_cmd('set', 'yy', 1)", "$-1\r\n"},
+		{"return redis.acl_check_cmd('invalid-cmd', 'arg')", "-ERR Invalid command passed to redis.acl_check_cmd()"},
+	} {
+		reply, _ := evalP(t, st, p, Step{Body: []byte(c.body)})
+		if !strings.HasPrefix(string(reply), c.want) {
+			t.Errorf("%s: %q, want %q", c.body, reply, c.want)
+		}
+	}
+	if reply, _ := eval(t, st, "return redis.acl_check_cmd('hset', 'xx', 'f', 1)", nil); string(reply) != ":1\r\n" {
+		t.Errorf("without users: %q", reply)
+	}
+}

@@ -242,6 +242,7 @@ func (r *runner) redisTable() *lua.LTable {
 			L.Push(lua.LString(SHA1([]byte(L.CheckString(1)))))
 			return 1
 		},
+		"acl_check_cmd":      r.aclCheckCmd,
 		"log":                func(*lua.LState) int { return 0 },
 		"setresp":            func(*lua.LState) int { return 0 },
 		"set_repl":           func(*lua.LState) int { return 0 },
@@ -539,4 +540,31 @@ func aclText(err error, user, cmd string) string {
 		return "No permissions to access a key"
 	}
 	return fmt.Sprintf("User %s has no permissions to run the '%s' command", user, cmd)
+}
+
+// aclCheckCmd is redis.acl_check_cmd(cmd, arg...): whether the script's
+// user may run the command on those arguments.
+func (r *runner) aclCheckCmd(L *lua.LState) int {
+	n := L.GetTop()
+	if n == 0 {
+		L.Error(errTable(L, errNoArgs), 0)
+		return 0
+	}
+	args := make([][]byte, n)
+	for i := 1; i <= n; i++ {
+		s, ok := luaString(L.Get(i))
+		if !ok {
+			L.Error(errTable(L, errArgType), 0)
+			return 0
+		}
+		args[i-1] = []byte(s)
+	}
+	spec := command.Lookup(args[0])
+	if spec == nil || spec.Is(command.Internal) || !spec.CheckArity(args) {
+		L.Error(errTable(L, "ERR Invalid command passed to redis.acl_check_cmd()"), 0)
+		return 0
+	}
+	ok := r.user == nil || r.user.Allowed(&command.Cmd{Spec: spec, Args: args, Keys: spec.AppendKeys(nil, args)}) == nil
+	L.Push(lua.LBool(ok))
+	return 1
 }

@@ -2,15 +2,16 @@ package script
 
 import (
 	"math"
+	"sync"
 
 	lua "github.com/yuin/gopher-lua"
 )
 
 // math.random and math.randomseed as Redis has them: its own rand48 (the
-// same sequence on every machine), not the host's. Each run's VM starts
-// at rand48's initial state; Redis's state runs on from script to
-// script, which no script may rely on (since Redis 7 scripts replicate
-// their effects, not their randomness).
+// same sequence on every machine), not the host's, one state per node
+// running on from script to script as Redis's does (since Redis 7 scripts
+// replicate their effects, not their randomness, so replicas never need
+// the same numbers).
 
 // rand48 is POSIX's lrand48 generator: x = (a*x + c) mod 2^48.
 type rand48 struct{ x uint64 }
@@ -31,10 +32,18 @@ func (r *rand48) next() int32 {
 	return int32(r.x >> 17)
 }
 
+// nodeRand is the node's generator, shared by its scripts.
+var nodeRand = struct {
+	sync.Mutex
+	r *rand48
+}{r: newRand48()}
+
 func openRandom(L *lua.LState, m *lua.LTable) {
-	r := newRand48()
 	m.RawSetString("random", L.NewFunction(func(L *lua.LState) int {
-		f := float64(r.next()%rand48Max) / float64(rand48Max)
+		nodeRand.Lock()
+		n := nodeRand.r.next()
+		nodeRand.Unlock()
+		f := float64(n%rand48Max) / float64(rand48Max)
 		switch L.GetTop() {
 		case 0:
 			L.Push(lua.LNumber(f))
@@ -56,7 +65,10 @@ func openRandom(L *lua.LState, m *lua.LTable) {
 		return 1
 	}))
 	m.RawSetString("randomseed", L.NewFunction(func(L *lua.LState) int {
-		r.seed(int32(checkInt(L, 1)))
+		s := int32(checkInt(L, 1))
+		nodeRand.Lock()
+		nodeRand.r.seed(s)
+		nodeRand.Unlock()
 		return 0
 	}))
 }

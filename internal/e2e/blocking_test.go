@@ -233,7 +233,7 @@ func TestBlockedClientsServedBeforeThePushAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(line, "$") || strings.HasPrefix(line, "*") {
+		if (strings.HasPrefix(line, "$") || strings.HasPrefix(line, "*")) && !strings.HasPrefix(line[1:], "-1") {
 			rest, _ := rc.rd.ReadString('\n')
 			line += rest
 		}
@@ -288,5 +288,21 @@ func TestBlockedClientsServedBeforeThePushAnswers(t *testing.T) {
 	cl.LPush(ctx, "{o}k", "b")
 	if got := read(w); got != "*2\r\n$4\r\n" {
 		t.Fatalf("the waiter got %q, want the array of {o}k and b", got)
+	}
+
+	// CLIENT UNBLOCK ends a wait as a timeout, or with Redis's error.
+	u := send("CLIENT ID")
+	id := strings.TrimSpace(strings.TrimPrefix(read(u), ":"))
+	for _, c := range []struct{ how, want string }{{"TIMEOUT", "*-1\r\n"}, {"ERROR", "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"}} {
+		if _, err := u.c.Write([]byte("BLPOP {o}empty 0\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		blocked(1)
+		if n := cl.Do(ctx, "CLIENT", "UNBLOCK", id, c.how).Val(); n != int64(1) {
+			t.Fatalf("CLIENT UNBLOCK %s %s: %v", id, c.how, n)
+		}
+		if got := read(u); got != c.want {
+			t.Fatalf("unblocked with %s: %q, want %q", c.how, got, c.want)
+		}
 	}
 }

@@ -61,6 +61,11 @@ func (f *Server) runBlocking(c command.Cmd, st *connState) []byte {
 	probe := append([][]byte{[]byte("exists")}, sources...)
 	turn := f.waitLines.join(sources)
 	defer f.waitLines.leave(turn)
+	unblock := make(chan bool, 1)
+	if st.track != nil {
+		st.track.unblock.Store(&unblock)
+		defer st.track.unblock.Store(nil)
+	}
 	wait := pollMin
 	// The first look is not cut short by the command's timeout: a
 	// source that holds something is popped however short the timeout,
@@ -97,6 +102,12 @@ func (f *Server) runBlocking(c command.Cmd, st *connState) []byte {
 			wait = min(2*wait, pollMax)
 		case <-turn.nudge:
 			wait = pollMin
+		case asError := <-unblock:
+			// CLIENT UNBLOCK: answered as a timeout, or as Redis's error.
+			if asError {
+				return resp.AppendError(nil, "UNBLOCKED client unblocked via CLIENT UNBLOCK")
+			}
+			return kv.BlockedReply()
 		}
 		if f.isClosing() {
 			return resp.AppendError(nil, errShuttingDown)

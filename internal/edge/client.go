@@ -191,7 +191,38 @@ func cmdClient(f *Server, args [][]byte, st *connState) []byte {
 			return []byte{}
 		}
 		return resp.AppendError(nil, kv.ErrSyntax)
-	case "tracking", "pause", "unpause", "caching", "trackinginfo", "unblock":
+	case "unblock":
+		if len(args) != 3 && len(args) != 4 {
+			return wrong()
+		}
+		id, ok := kv.ParseInt(args[2])
+		if !ok {
+			return resp.AppendError(nil, kv.ErrNotInteger)
+		}
+		asError := false
+		if len(args) == 4 {
+			switch lower(args[3]) {
+			case "timeout":
+			case "error":
+				asError = true
+			default:
+				return resp.AppendError(nil, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+			}
+		}
+		for _, cl := range f.clients() {
+			if cl.id != id {
+				continue
+			}
+			if ch := cl.unblock.Load(); ch != nil {
+				select {
+				case *ch <- asError:
+					return resp.AppendInt(nil, 1)
+				default:
+				}
+			}
+		}
+		return resp.AppendInt(nil, 0)
+	case "tracking", "pause", "unpause", "caching", "trackinginfo":
 		return resp.AppendError(nil, "ERR CLIENT "+strings.ToUpper(sub)+" is not supported by Kintsu yet")
 	}
 	return resp.AppendError(nil, fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", args[1]))

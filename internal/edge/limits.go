@@ -127,6 +127,9 @@ type tracked struct {
 	inMulti atomic.Bool
 	sub     atomic.Pointer[subscriber]
 	proto   atomic.Int32 // 3 after HELLO 3; 0 (shown as 2) before
+	// unblock, while it waits in a blocking command, takes CLIENT
+	// UNBLOCK's word (true: ERROR) (blocking.go).
+	unblock atomic.Pointer[chan bool]
 }
 
 // limiter is the node-wide state of the limits.

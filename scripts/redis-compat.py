@@ -95,6 +95,7 @@ EXCLUDE = {
         "a memory encoding: reads the cached-count bytes of Redis's HyperLogLog header; Kintsu keeps no cached count",
     "TTL, TYPE and EXISTS do not alter the last access time of a key":
         "eviction metadata (OBJECT IDLETIME) of a Redis that evicts; Kintsu keeps no access times",
+    "Keyspace notifications: evicted events": "eviction: Kintsu never evicts keys (maxmemory-policy is noeviction only)",
     "BRPOPLPUSH with multiple blocked clients":
         "expects two blocking commands sent on two connections, whose replies are not awaited, to block in the order sent: one thread's order",
 }

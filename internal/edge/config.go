@@ -34,7 +34,6 @@ var configValues = [][2]string{
 	{"proto-max-bulk-len", strconv.Itoa(kv.MaxValueBytes)},
 	{"save", ""},
 	{"cluster-enabled", "yes"},
-	{"notify-keyspace-events", ""},
 }
 
 // encodingParams are Redis's memory-encoding thresholds and similar
@@ -81,6 +80,7 @@ func (c *configOverrides) set(name, v string) {
 
 func (f *Server) configAll() [][2]string {
 	out := append(append([][2]string(nil), configValues...), f.limitConfig()...)
+	out = append(out, [2]string{"notify-keyspace-events", formatNotify(int(f.notifyFlags.Load()))})
 	for name := range encodingParams {
 		out = append(out, [2]string{name, f.config.get(name)})
 	}
@@ -189,6 +189,7 @@ func (f *Server) pollConfig(ctx context.Context) error {
 func (f *Server) applyConfig(pairs [][]byte, dry bool) []byte {
 	next := *f.lim.get()
 	var enc [][2]string
+	var notify *int
 	fail := func(name, why string) []byte {
 		return resp.AppendError(nil, fmt.Sprintf("ERR CONFIG SET failed (possibly related to argument '%s') - %s", name, why))
 	}
@@ -225,6 +226,12 @@ func (f *Server) applyConfig(pairs [][]byte, dry bool) []byte {
 				return fail(name, "argument couldn't be parsed into an integer")
 			}
 			next.IdleTimeout = time.Duration(n) * time.Second
+		case "notify-keyspace-events":
+			flags, ok := parseNotify(val)
+			if !ok {
+				return fail(name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+			}
+			notify = &flags
 		case "maxmemory-policy":
 			if lower([]byte(val)) != "noeviction" {
 				return fail(name, "Kintsu never evicts keys: only noeviction")
@@ -242,6 +249,9 @@ func (f *Server) applyConfig(pairs [][]byte, dry bool) []byte {
 	}
 	if dry {
 		return nil
+	}
+	if notify != nil {
+		f.notifyFlags.Store(int32(*notify))
 	}
 	f.lim.cur.Store(&next)
 	for _, e := range enc {

@@ -56,6 +56,8 @@ type Server struct {
 	// applied (config.go); configMu orders their applications.
 	configVersion atomic.Uint64
 	configMu      sync.Mutex
+	// notifyFlags are notify-keyspace-events' classes (notify.go).
+	notifyFlags atomic.Int32
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu
@@ -400,6 +402,7 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	if mode != repliesOn || st.replyChanged {
 		st.replies, st.replyChanged = silence(cmds, replies, mode), false
 	}
+	f.notifyBatch(cmds, replies)
 	if f.waitLines.count.Load() > 0 || len(st.wrote) > 0 {
 		f.serveWaiters(append(st.wrote, writtenKeys(cmds, errs, replies)...))
 		st.wrote = nil

@@ -27,7 +27,9 @@ func TestEventsOfWrites(t *testing.T) {
 		}
 		return eventsOf(&c, reply)
 	}
-	one := func(es []event, name, key string) bool { return len(es) == 1 && es[0].name == name && string(es[0].key) == key }
+	one := func(es []event, name, key string) bool {
+		return len(es) == 1 && es[0].name == name && string(es[0].key) == key
+	}
 	if es := ev(resp.AppendSimple(nil, "OK"), "SET", "k", "v"); !one(es, "set", "k") {
 		t.Errorf("SET: %v", es)
 	}

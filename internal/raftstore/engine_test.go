@@ -282,10 +282,17 @@ func (c *cluster) writeSeq(group, origin, s uint64, args ...string) (string, err
 }
 
 func (c *cluster) proposeRetry(group uint64, req *raftstore.Request) (string, error) {
-	deadline := time.Now().Add(10 * time.Second)
+	return c.proposeRetryWithin(group, req, 2*time.Second, 10*time.Second)
+}
+
+// proposeRetryWithin is proposeRetry with its bounds: each try's and the
+// whole retry's (a write that applies thousands of records takes seconds
+// under -race on a busy machine).
+func (c *cluster) proposeRetryWithin(group uint64, req *raftstore.Request, try, total time.Duration) (string, error) {
+	deadline := time.Now().Add(total)
 	for {
 		l := c.leader(group)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), try)
 		reply, err := l.eng.Propose(ctx, group, req)
 		cancel()
 		retry := errors.Is(err, raftstore.ErrLeaderChanged) || errors.Is(err, raftstore.ErrNotLeader) || errors.Is(err, raftstore.ErrUnknownOutcome) || errors.Is(err, raftstore.ErrBusy)

@@ -3,6 +3,7 @@ package raftstore_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/kintsu/kintsu/internal/raftstore"
 )
@@ -29,7 +30,10 @@ func TestLockCountFollowsTheLockTable(t *testing.T) {
 	}
 	do := func(args ...string) {
 		t.Helper()
-		if r, err := c.write(0, 3, args...); err != nil || r != "+OK\r\n" {
+		seq++
+		// One entry may hold 20,000 records: give it time under -race.
+		r, err := c.proposeRetryWithin(0, &raftstore.Request{Origin: 3, Seq: seq, Args: toArgs(args)}, 20*time.Second, time.Minute)
+		if err != nil || r != "+OK\r\n" {
 			t.Fatalf("%v: %q, %v", args, r, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/kintsu/kintsu/internal/acl"
@@ -187,6 +188,16 @@ func (f *Server) metaPropose(cmd [][]byte, readBack func(context.Context) error)
 		return ErrorReply(err)
 	}
 	return out[0]
+}
+
+// metaVersion reads a version record of the metadata group (0 when never
+// written).
+func (f *Server) metaVersion(ctx context.Context, key []byte) (uint64, error) {
+	b, null, err := f.readMetaRecord(ctx, key)
+	if err != nil || null {
+		return 0, err
+	}
+	return strconv.ParseUint(string(b), 10, 64)
 }
 
 // readMetaRecord reads one record of the metadata group linearizably:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,21 +152,9 @@ func (f *Server) readUsers(ctx context.Context) (*acl.Table, error) {
 // pollUsers reads the table's version and, when it is not the one the
 // node holds, the table.
 func (f *Server) pollUsers(ctx context.Context) error {
-	cur := f.users.stored.Load()
-	if cur != nil {
-		reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ACLVersionKey})
-		if err != nil {
-			return err
-		}
-		v, _, err := resp.ParseValue(reply)
-		if err == nil && v.Kind == '$' {
-			ver := uint64(0)
-			if !v.Null {
-				ver, _ = strconv.ParseUint(string(v.Str), 10, 64)
-			}
-			if ver == cur.Version {
-				return nil
-			}
+	if cur := f.users.stored.Load(); cur != nil {
+		if ver, err := f.metaVersion(ctx, statemachine.ACLVersionKey); err == nil && ver == cur.Version {
+			return nil
 		}
 	}
 	_, err := f.readUsers(ctx)

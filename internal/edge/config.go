@@ -170,16 +170,9 @@ func (f *Server) readConfig(ctx context.Context) error {
 // pollConfig reads the settings' version and, when it moved, the
 // settings.
 func (f *Server) pollConfig(ctx context.Context) error {
-	reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.ConfigVersionKey})
-	if err != nil {
+	ver, err := f.metaVersion(ctx, statemachine.ConfigVersionKey)
+	if err != nil || ver == f.configVersion.Load() {
 		return err
-	}
-	v, _, err := resp.ParseValue(reply)
-	if err != nil || v.Kind != '$' || v.Null {
-		return err
-	}
-	if ver, _ := strconv.ParseUint(string(v.Str), 10, 64); ver == f.configVersion.Load() {
-		return nil
 	}
 	return f.readConfig(ctx)
 }

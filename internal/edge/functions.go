@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,19 +97,8 @@ func (f *Server) readFunctions(ctx context.Context) (*funcIndex, error) {
 // pollFunctions reads the set's version and, when it moved, the set.
 func (f *Server) pollFunctions(ctx context.Context) error {
 	if cur := f.functions.cur.Load(); cur != nil {
-		reply, err := f.readOne(ctx, statemachine.MetaGroup, [][]byte{[]byte("get"), statemachine.FunctionsVersionKey})
-		if err != nil {
-			return err
-		}
-		v, _, err := resp.ParseValue(reply)
-		if err == nil && v.Kind == '$' {
-			ver := uint64(0)
-			if !v.Null {
-				ver, _ = strconv.ParseUint(string(v.Str), 10, 64)
-			}
-			if ver == cur.set.Version {
-				return nil
-			}
+		if ver, err := f.metaVersion(ctx, statemachine.FunctionsVersionKey); err == nil && ver == cur.set.Version {
+			return nil
 		}
 	}
 	_, err := f.readFunctions(ctx)

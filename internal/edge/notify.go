@@ -2,6 +2,7 @@ package edge
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/pubsub"
@@ -184,11 +185,40 @@ func (f *Server) notifyBatch(cmds []command.Cmd, replies [][]byte) {
 		}
 	}
 	if len(remote) > 0 && f.cfg.Peers != nil {
+		f.notifyOut.send(f, remote)
+	}
+}
+
+// notifyQueue carries events to the other nodes: one sender, a bounded
+// queue; past it events are dropped (at most once, as every message), so
+// a slow peer never holds up a write nor grows memory.
+type notifyQueue struct {
+	once sync.Once
+	ch   chan []byte
+}
+
+const notifyQueued = 4096
+
+func (q *notifyQueue) send(f *Server, reqs [][]byte) {
+	q.once.Do(func() {
+		q.ch = make(chan []byte, notifyQueued)
 		go func() {
-			for _, r := range remote {
-				f.askPeers(r)
+			for {
+				select {
+				case <-f.ctx.Done():
+					return
+				case r := <-q.ch:
+					f.askPeers(r)
+				}
 			}
 		}()
+	})
+	for _, r := range reqs {
+		select {
+		case q.ch <- r:
+		default:
+			return // full: the rest is dropped
+		}
 	}
 }
 

@@ -56,8 +56,10 @@ type Server struct {
 	// applied (config.go); configMu orders their applications.
 	configVersion atomic.Uint64
 	configMu      sync.Mutex
-	// notifyFlags are notify-keyspace-events' classes (notify.go).
+	// notifyFlags are notify-keyspace-events' classes; notifyOut carries
+	// their events to the other nodes (notify.go).
 	notifyFlags atomic.Int32
+	notifyOut   notifyQueue
 
 	mu      sync.Mutex
 	ln      net.Listener          // guarded by mu

@@ -99,13 +99,8 @@ func (f *Server) runCrossMove(c command.Cmd) []byte {
 			return ErrorReply(err)
 		}
 		if string(reply) == "*-1\r\n" {
-			// A key it read changed: read again, after a random pause
-			// that grows, so contending movers spread out.
-			pause := time.Duration(mrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-			select {
-			case <-ctx.Done():
+			if !crossPause(ctx, attempt) {
 				return resp.AppendError(nil, errCrossBusy)
-			case <-time.After(pause):
 			}
 			continue
 		}
@@ -114,6 +109,21 @@ func (f *Server) runCrossMove(c command.Cmd) []byte {
 			return reply // an error
 		}
 		return elems[p.pick]
+	}
+}
+
+// crossPause waits after a round that met a concurrent write: a random
+// pause that grows with attempt, so contending rounds spread out. False
+// when the request's deadline comes first.
+func crossPause(ctx context.Context, attempt int) bool {
+	pause := time.Duration(mrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -132,24 +142,78 @@ type keyState struct {
 // write between the reads can only fail the transaction's check, never
 // pass it with a stale value. dump: read the value too.
 func (f *Server) readKey(ctx context.Context, key []byte, dump bool) (keyState, error) {
-	cmds := [][][]byte{txn.VersionArgs(key), {[]byte("type"), key}}
-	if dump {
-		cmds = append(cmds, [][]byte{[]byte("dump"), key}, [][]byte{[]byte("pexpiretime"), key})
+	sts, err := f.readKeys(ctx, [][]byte{key}, dump)
+	if err != nil {
+		return keyState{}, err
 	}
-	out, errs := f.cfg.Router.ReadMany(ctx, f.partitionOf(key), cmds)
+	return sts[0], nil
+}
+
+// readKeys reads the state of keys as readKey does, with one read per
+// partition, the partitions in parallel.
+func (f *Server) readKeys(ctx context.Context, keys [][]byte, dump bool) ([]keyState, error) {
+	per := 2
+	if dump {
+		per = 4
+	}
+	byGroup := map[uint64][]int{}
+	for i, k := range keys {
+		g := f.partitionOf(k)
+		byGroup[g] = append(byGroup[g], i)
+	}
+	sts := make([]keyState, len(keys))
+	errc := make(chan error, len(byGroup))
+	for g, idx := range byGroup {
+		go func() {
+			cmds := make([][][]byte, 0, per*len(idx))
+			for _, i := range idx {
+				cmds = append(cmds, txn.VersionArgs(keys[i]), [][]byte{[]byte("type"), keys[i]})
+				if dump {
+					cmds = append(cmds, [][]byte{[]byte("dump"), keys[i]}, [][]byte{[]byte("pexpiretime"), keys[i]})
+				}
+			}
+			out, errs := f.cfg.Router.ReadMany(ctx, g, cmds)
+			for n, i := range idx {
+				st, err := keyStateOf(keys[i], out, errs, n*per, dump)
+				if err != nil {
+					errc <- err
+					return
+				}
+				sts[i] = st
+			}
+			errc <- nil
+		}()
+	}
+	var first error
+	for range byGroup {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return sts, first
+}
+
+// keyStateOf reads one key's replies, from at, out of a partition's
+// answers.
+func keyStateOf(key []byte, out [][]byte, errs []error, at int, dump bool) (keyState, error) {
 	st := keyState{key: key, expireAt: -1}
-	vals := make([]resp.Value, len(cmds))
-	for i := range cmds {
-		if i >= len(out) || i >= len(errs) {
+	n := 2
+	if dump {
+		n = 4
+	}
+	vals := make([]resp.Value, n)
+	for i := range n {
+		j := at + i
+		if j >= len(out) || j >= len(errs) {
 			return st, errors.New("no answer from the partition")
 		}
-		if errs[i] != nil {
-			return st, errs[i]
+		if errs[j] != nil {
+			return st, errs[j]
 		}
-		if sig, _, ok := failure.SignalOf(out[i]); ok {
+		if sig, _, ok := failure.SignalOf(out[j]); ok {
 			return st, sig.Err()
 		}
-		v, _, err := resp.ParseValue(out[i])
+		v, _, err := resp.ParseValue(out[j])
 		if err != nil {
 			return st, errors.New("unreadable reply")
 		}

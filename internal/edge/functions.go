@@ -124,11 +124,12 @@ func (f *Server) fcall(args [][]byte, st *connState, readOnly bool) []byte {
 		return reply
 	}
 	group, ok := f.scriptGroup(step, nil)
-	if !ok {
-		return resp.AppendError(nil, kv.ErrCrossSlot)
-	}
 	st.wrote = append(st.wrote, step.Keys...)
-	reply = f.runScript(script.Params{Group: group, Float: len(step.Keys) == 0}, st, step)
+	if ok {
+		reply = f.runScript(script.Params{Group: group, Float: len(step.Keys) == 0}, st, step)
+	} else {
+		reply = f.runCrossScript(st, step)
+	}
 	f.cfg.Metrics.Requests.WithLabelValues(lower(args[0]), outcomeLabel(reply)).Inc()
 	return reply
 }

@@ -35,8 +35,9 @@ func init() {
 func scriptSpec(name string, arity int, h connHandler) *command.Spec {
 	s := &command.Spec{Name: name, Arity: arity, Flags: command.Conn, Category: command.Scripting, Impl: h}
 	if strings.HasPrefix(name, "eval") {
-		// Its keys follow the count at 2: ACLs check them, keys in two
-		// partitions answer CROSSSLOT, COMMAND GETKEYS finds them.
+		// Its keys follow the count at 2: ACLs check them, COMMAND
+		// GETKEYS finds them; keys in two partitions make it a
+		// cross-partition script (crossscript.go).
 		s.NumKeys = 2
 	}
 	return s
@@ -137,11 +138,12 @@ func (f *Server) eval(args [][]byte, st *connState, bySHA, readOnly bool) []byte
 		return resp.AppendError(nil, err.Error())
 	}
 	group, ok := f.scriptGroup(step, nil)
-	if !ok {
-		return resp.AppendError(nil, kv.ErrCrossSlot)
-	}
 	st.wrote = append(st.wrote, step.Keys...)
-	reply = f.runScript(script.Params{Group: group, Float: len(step.Keys) == 0}, st, step)
+	if ok {
+		reply = f.runScript(script.Params{Group: group, Float: len(step.Keys) == 0}, st, step)
+	} else {
+		reply = f.runCrossScript(st, step)
+	}
 	f.cfg.Metrics.Requests.WithLabelValues(lower(args[0]), outcomeLabel(reply)).Inc()
 	return reply
 }

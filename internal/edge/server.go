@@ -505,7 +505,9 @@ func (f *Server) execRound(batch [][][]byte, cmds []command.Cmd, errs []error, s
 		case isSubControl(cmds[j].Spec):
 			replies[j] = f.connCommand(&cmds[j], st)
 			return replies // what follows runs in the next round
-		case cmds[j].Cross:
+		case cmds[j].Cross && !cmds[j].Spec.Is(command.Conn):
+			// (A script whose keys span partitions is the edge's own:
+			// crossscript.go.)
 			replies[j] = f.runCross(cmds[j])
 			j++
 		case cmds[j].Spec.Is(command.Blocking) && j > 0:

@@ -15,7 +15,11 @@
 //     keeps its writes, as in Redis; one stopped by its limits (time,
 //     memory, SCRIPT KILL) changes nothing.
 //   - A script touches only keys of its own partition: redis.call with a
-//     key elsewhere raises an error, as Redis Cluster's does.
+//     key elsewhere raises an error, as Redis Cluster's does. A script
+//     whose declared keys span partitions runs instead on the node that
+//     received it, against copies of those keys, and what it wrote is
+//     committed as one transaction (cross.go, RunOver); it may touch only
+//     its declared keys.
 //   - A script cannot reach the host: no os, io, package, debug or load
 //     functions; globals are read-only, so nothing carries from one run to
 //     the next (each run has its own VM).

@@ -40,6 +40,8 @@ const (
 	heapCheck    = 2 * time.Millisecond
 )
 
+const errBusy = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+
 // runSlots bounds the scripts running at once on a node; a run waits for
 // a slot within its deadline.
 var runSlots = make(chan struct{}, 2)
@@ -74,21 +76,17 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 			protos[i], _ = compiled(st.Body, st.Function != "")
 		}
 	}
-	var user *acl.User
-	if p.User != "" {
-		name, rules, _ := strings.Cut(p.User, " ")
-		if user, err = acl.Parse(name, rules); err != nil {
-			return resp.AppendError(nil, "ERR malformed script operation"), nil
-		}
+	user, err := parseUser(p.User)
+	if err != nil {
+		return resp.AppendError(nil, "ERR malformed script operation"), nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout)
 	defer cancel()
-	select {
-	case runSlots <- struct{}{}:
-		defer func() { <-runSlots }()
-	case <-ctx.Done():
-		return resp.AppendError(nil, "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."), nil
+	release, ok := takeSlot(ctx)
+	if !ok {
+		return resp.AppendError(nil, errBusy), nil
 	}
+	defer release()
 	spec := txn.Speculate(r)
 	local := func(k []byte) bool {
 		return uint64(ring.PartitionOf(ring.Slot(k), p.Partitions)) == p.Group

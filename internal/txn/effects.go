@@ -140,6 +140,17 @@ func (s *Speculation) NewVersion(k []byte) (uint64, error) { return s.ov.NewVers
 // Wrote reports whether anything was written.
 func (s *Speculation) Wrote() bool { return len(s.ov.writes) > 0 || len(s.ov.subs) > 0 }
 
+// Written lists the keys written so far, in the order first touched.
+func (s *Speculation) Written() [][]byte {
+	var out [][]byte
+	for _, k := range s.touched {
+		if k.write {
+			out = append(out, k.key)
+		}
+	}
+	return out
+}
+
 // Blockers are the transactions holding locks that stand in the way of
 // the keys touched so far: a reply read past them may be wrong, and an
 // EFFECTS entry would be refused.

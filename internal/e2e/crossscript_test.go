@@ -37,9 +37,9 @@ return {a + b, n, m}`
 // audit sees the balances summing to zero and the list as long as the
 // move count, and at the end every acknowledged transfer is there exactly
 // once, and none that was refused (TRYAGAIN: the other writers starved
-// it past the request's deadline). Then Redis's script semantics hold across partitions: an
-// undeclared key is refused, writes before an error are kept, expiry
-// travels with the value, and FCALL works the same way.
+// it past the request's deadline). Then Redis's script semantics hold
+// across partitions: an undeclared key is refused, writes before an error
+// are kept, expiry travels with the value, and FCALL works the same way.
 func TestCrossPartitionScriptsAreAtomic(t *testing.T) {
 	c := startCluster(t, 3)
 	waitTopology(t, c)

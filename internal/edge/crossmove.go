@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/clock"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
@@ -116,15 +117,7 @@ func (f *Server) runCrossMove(c command.Cmd) []byte {
 // pause that grows with attempt, so contending rounds spread out. False
 // when the request's deadline comes first.
 func crossPause(ctx context.Context, attempt int) bool {
-	pause := time.Duration(mrand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-	t := time.NewTimer(pause)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return clock.Sleep(ctx, time.Duration(mrand.Int64N(int64(time.Millisecond)<<min(attempt, 6))))
 }
 
 // keyState is what a plan read of one key: its version (for the

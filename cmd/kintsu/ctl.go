@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/backup"
+	"github.com/kintsu/kintsu/internal/config"
 	"github.com/kintsu/kintsu/internal/ctl"
 )
 
-const ctlUsage = `Usage:
+const ctlUsage = `Usage (flags go before the command):
   kintsu ctl [--http HOST:PORT] status                      nodes and partitions, as one node sees them
   kintsu ctl [--http HOST:PORT] locate KEY                  the key's slot, partition, replicas and leader
   kintsu ctl [--http HOST:PORT] node decommission ID        move node ID's replicas away, then retire it (shows progress)
@@ -28,11 +31,31 @@ func runCtl(args []string) int {
 	fs.Usage = func() { fmt.Fprint(os.Stderr, ctlUsage); fs.PrintDefaults() }
 	certsDir := fs.String("certs-dir", "", "for a secure cluster: HTTPS, trusting DIR/ca.crt")
 	certUser := fs.String("cert-user", "", "with --certs-dir: present DIR/client.USER.crt")
-	addr := fs.String("http", "127.0.0.1:8001", "admin (HTTP) address of any node")
+	addr := fs.String("http", "", "admin (HTTP) address of any node, a node's --http-addr (also $KINTSU_HTTP; default: the kintsu dev cluster running now)")
 	user := fs.String("user", "default", "ACL user allowed @admin, for a cluster with a password")
 	pwFile := fs.String("password-file", "", "file whose first line is the user's password (else $"+ctl.PasswordEnv+")")
-	if err := fs.Parse(args); err != nil {
+	fs.String("config", "", "a file of these flags (also $KINTSU_CTL_CONFIG; default: the one a running kintsu dev leaves)")
+	loaded, err := config.LoadWith(fs, args, os.Environ(), config.Options{FileEnv: "KINTSU_CTL_CONFIG", DefaultFile: ctlPointer()})
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
 		return 2
+	}
+	for _, a := range fs.Args() {
+		if f := fs.Lookup(strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")); strings.HasPrefix(a, "-") && f != nil {
+			fmt.Fprintf(os.Stderr, "kintsu ctl: %s is a flag of ctl: put it before the command (kintsu ctl %s ... %s)\n", a, a, fs.Arg(0))
+			return 2
+		}
+	}
+	needsCluster := !(fs.NArg() == 3 && fs.Arg(0) == "backup" && fs.Arg(1) == "verify")
+	switch {
+	case *addr == "" && needsCluster && fs.NArg() > 0:
+		fmt.Fprintln(os.Stderr, "kintsu ctl: which cluster? Give --http HOST:PORT (a node's --http-addr) or set KINTSU_HTTP; a running `kintsu dev` is found by itself.")
+		return 2
+	case loaded.Sources["http"] == config.FromFile && needsCluster:
+		fmt.Fprintf(os.Stderr, "kintsu ctl: cluster at %s (from %s)\n", *addr, loaded.File)
 	}
 	creds, err := ctl.LoadCredentials(*user, *pwFile)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/config"
 	"github.com/kintsu/kintsu/internal/launcher"
 )
 
@@ -59,6 +60,10 @@ func runDev(args []string) int {
 		fmt.Fprintf(os.Stderr, "kintsu dev: finding the kintsu binary: %v\n", err)
 		return 1
 	}
+	if err := writeDevFlags(dir, f); err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu dev: %v\n", err)
+		return 1
+	}
 	if fresh {
 		fmt.Printf("kintsu dev: new cluster, data in %s\n", dir)
 	} else {
@@ -97,6 +102,11 @@ func runDev(args []string) int {
 		stopDev(c, dir, f)
 		return 1
 	}
+	unpublish, err := publishCtl(dir, c, sec)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu dev: recording ctl's address: %v\n", err)
+	}
+	defer unpublish()
 	printCluster(os.Stdout, c, dir, sec)
 	<-ctx.Done()
 	return stopDev(c, dir, f)
@@ -112,10 +122,20 @@ func parseDevFlags(args []string) (devFlags, error) {
 	fs.IntVar(&f.replicas, "replicas", 0, "replicas per partition (0 = server default)")
 	fs.BoolVar(&f.secure, "secure", false, "TLS on every port: make a CA, node and client certificates and a password in the dev dir (kept and reused), and print how to connect")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: kintsu dev [flags]\n\nRuns a local cluster of kintsu servers on 127.0.0.1 until Ctrl-C.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: kintsu dev [flags]\n\nRuns a local cluster of kintsu servers on 127.0.0.1 until Ctrl-C.\nStarted again on its --dir, it takes the flags it recorded there (dev.toml)\nfor those not given.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	// The flags a cluster was made with are part of its identity: read
+	// back those recorded in its directory, under the command line's.
+	recorded := ""
+	if d := config.ArgValue(args, "dir"); d != "" {
+		recorded = filepath.Join(d, devFlagsFile)
+	}
+	fs.String("config", "", "a file of these flags (default: DIR/"+devFlagsFile+", which kintsu dev writes)")
+	if _, err := config.LoadWith(fs, args, nil, config.Options{FileEnv: "KINTSU_DEV_CONFIG", DefaultFile: recorded}); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(fs.Output(), "kintsu dev: %v\n", err)
+		}
 		return f, err
 	}
 	var problem string
@@ -197,23 +217,13 @@ func printCluster(w io.Writer, c *launcher.Cluster, dir string, sec devSecurity)
 }
 
 // stopDev stops every node gracefully and says how to get the cluster
-// back. The nodes' addresses are part of the cluster's identity, so the
-// hint repeats any non-default --nodes and --base-port.
+// back.
 func stopDev(c *launcher.Cluster, dir string, f devFlags) int {
 	fmt.Println("\nstopping…")
 	if err := c.StopAll(devStopTimeout); err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu dev: %v\n", err)
 	}
-	again := "kintsu dev --dir " + dir
-	if f.nodes != launcher.DefaultNodes {
-		again += fmt.Sprintf(" --nodes %d", f.nodes)
-	}
-	if f.basePort != launcher.DefaultBasePort {
-		again += fmt.Sprintf(" --base-port %d", f.basePort)
-	}
-	if f.secure {
-		again += " --secure"
-	}
+	again := "kintsu dev --dir " + dir // its flags are recorded there
 	fmt.Printf("data kept in %s\nrun `%s` to bring this cluster back.\n", dir, again)
 	return 0
 }

@@ -5,8 +5,6 @@ package main
 import (
 	"fmt"
 	"os"
-
-	"github.com/kintsu/kintsu/internal/api"
 )
 
 const usage = `kintsu — a replicated, Redis-compatible key-value store
@@ -14,18 +12,20 @@ const usage = `kintsu — a replicated, Redis-compatible key-value store
 Usage:
   kintsu server --id N --data-dir DIR --resp-addr H:P --peer-addr H:P --http-addr H:P \
                 --initial-cluster 1=H:P,2=H:P,3=H:P [--partitions 64] [--replicas 3] \
-                (--certs-dir DIR | --insecure)
+                (--certs-dir DIR | --insecure) [--config kintsu.toml] [--print-config]
+                (every flag also from the --config file and $KINTSU_<FLAG>, e.g. KINTSU_DATA_DIR)
   kintsu cert create-ca | create-node ID HOST... | create-client USER --certs-dir DIR
   kintsu dev [--nodes 3] [--dir DIR] [--base-port 7000] [--secure]
   kintsu chaos [--nodes 5] [--duration 60s] [--seed N] [--nemesis kill,kill-leader,...,misconfig,disk-full,stranger]
                [--workload register,set,bank] [--out DIR]
                [--plant-bug stale-read|ack-before-fsync|lost-update|skip-intent-check]
                [--network hooks|netns]
-  kintsu ctl [--http HOST:PORT] status | locate KEY
+  kintsu ctl [--http HOST:PORT] status | locate KEY | node decommission|remove ID | backup --out DIR
+             | backup verify DIR | restore --from DIR   (default: the running kintsu dev cluster)
   kintsu sim [--seeds 100] [--from 1] [--procs N] [--plant BUG] | --seed N [--trace]   (the deterministic simulator)
   kintsu bench [--systems kintsu,etcd,redis] [--duration 10s] [--clients 64]   (side by side with etcd and Redis)
   kintsu stranger --peers 1=H:P,... [--cluster-id ID] [--as 99] [--duration 2s]   (testing only: a hostile peer)
-  kintsu version
+  kintsu version                 (also kintsu server --version)
 
 Run 'kintsu <command> -h' for a command's flags.
 `
@@ -54,7 +54,7 @@ func main() {
 	case "bench":
 		os.Exit(runBench(args))
 	case "version", "--version", "-v":
-		fmt.Println("kintsu", api.Version)
+		fmt.Print(versionText())
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

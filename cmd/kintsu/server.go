@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/config"
 	"github.com/kintsu/kintsu/internal/diskguard"
 	"github.com/kintsu/kintsu/internal/server"
 )
@@ -62,8 +64,23 @@ func runServer(args []string) int {
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof on the admin API (credentials required)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	limitFlags(fs, &cfg.Limits)
-	if err := fs.Parse(args); err != nil {
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	printConfig := config.Register(fs)
+	loaded, err := config.Load(fs, args, os.Environ())
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "kintsu server: %v\n", err)
 		return 2
+	case *showVersion:
+		fmt.Print(versionText())
+		return 0
+	case *printConfig:
+		if err := config.Print(os.Stdout, fs, loaded); err != nil {
+			return 1
+		}
+		return 0
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {

@@ -59,6 +59,9 @@ type Options struct {
 	CertsDir string
 	// ExtraArgs are appended to every node's command line.
 	ExtraArgs []string
+	// NodeArgs, when set, gives flags for one node's command line, after
+	// ExtraArgs (e.g. an address it advertises).
+	NodeArgs func(n NodeInfo) []string
 	// Env holds extra "KEY=value" entries added to the inherited environment.
 	Env []string
 	// OnExit, if set, is called once for every node process after it has
@@ -235,7 +238,14 @@ func (o Options) nodeSpec(id uint64) *nodeSpec {
 // joinCommandLine is a joining node's command line: --join instead of
 // --initial-cluster, and no placement flags (it learns them).
 func (o Options) joinCommandLine(n NodeInfo, seedPeer string) []string {
-	return append(o.nodeArgs(n, "--join", seedPeer), o.ExtraArgs...)
+	return append(append(o.nodeArgs(n, "--join", seedPeer), o.ExtraArgs...), o.ownArgs(n)...)
+}
+
+func (o Options) ownArgs(n NodeInfo) []string {
+	if o.NodeArgs == nil {
+		return nil
+	}
+	return o.NodeArgs(n)
 }
 
 // nodeArgs is the start of every node's command line: the binary, the
@@ -260,7 +270,7 @@ func (o Options) commandLine(n NodeInfo, initialCluster string) []string {
 	if o.Replicas > 0 {
 		args = append(args, "--replicas", strconv.Itoa(o.Replicas))
 	}
-	return append(args, o.ExtraArgs...)
+	return append(append(args, o.ExtraArgs...), o.ownArgs(n)...)
 }
 
 // checkPorts fails on the first port of s that cannot be listened on. The

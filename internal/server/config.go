@@ -22,6 +22,13 @@ type Config struct {
 	RESPAddr string // client listener
 	PeerAddr string // gRPC listener for peers; must match this node's entry in InitialCluster
 	HTTPAddr string // admin listener
+	// The addresses others use to reach this node, when not those it
+	// listens on (a container, NAT, a listener on 0.0.0.0): announced in
+	// the cluster metadata, so CLUSTER SLOTS/SHARDS/NODES, MOVED, the
+	// admin API's status and joins give them. Empty: the listen address,
+	// its host taken from the peer address when it binds every interface
+	// (advertise.go).
+	AdvertiseRESPAddr, AdvertisePeerAddr, AdvertiseHTTPAddr string
 	// CertsDir holds the cluster's CA and this node's certificate (package
 	// pki): every port then speaks TLS, peers mutual TLS. Empty means
 	// plaintext everywhere, which `kintsu server` allows only with
@@ -183,6 +190,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, a))
 		}
 	}
+	errs = append(errs, c.validateAdvertise()...)
 	switch {
 	case c.Join != "":
 		if len(c.InitialCluster) > 0 {
@@ -216,8 +224,10 @@ func (c *Config) validateInitial() []error {
 	switch {
 	case !ok:
 		return []error{fmt.Errorf("--initial-cluster has no entry for this node's id %d", c.NodeID)}
-	case addr != c.PeerAddr:
-		return []error{fmt.Errorf("--initial-cluster gives node %d the peer address %s but --peer-addr is %s", c.NodeID, addr, c.PeerAddr)}
+	case c.AdvertisePeerAddr != "" && addr != c.AdvertisePeerAddr:
+		return []error{fmt.Errorf("--initial-cluster gives node %d the peer address %s but --advertise-peer-addr is %s", c.NodeID, addr, c.AdvertisePeerAddr)}
+	case c.AdvertisePeerAddr == "" && !samePeer(addr, c.PeerAddr):
+		return []error{fmt.Errorf("--initial-cluster gives node %d the peer address %s but --peer-addr is %s (give --advertise-peer-addr when others reach this node at another address)", c.NodeID, addr, c.PeerAddr)}
 	}
 	return nil
 }

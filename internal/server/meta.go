@@ -28,7 +28,7 @@ func (n *Node) resolveJoin() error {
 		}
 	default:
 		id, err = control.Join(n.ctx, control.JoinConfig{
-			NodeID: n.cfg.NodeID, PeerAddr: n.cfg.PeerAddr, Seed: n.cfg.Join,
+			NodeID: n.cfg.NodeID, PeerAddr: n.cfg.AdvertisedPeer(), Seed: n.cfg.Join,
 			Timeout: n.cfg.JoinTimeout, RequestTimeout: n.cfg.RequestTimeout,
 			Peers: n.tr, Save: n.saveMap, Logger: n.log,
 		})

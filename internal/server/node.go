@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -219,7 +220,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.front = edge.New(n.ctx, edge.Config{
-		NodeID: cfg.NodeID, ClusterID: n.layout.Ident.ClusterID, RESPAddr: cfg.RESPAddr,
+		NodeID: cfg.NodeID, ClusterID: n.layout.Ident.ClusterID, RESPAddr: cmp.Or(cfg.AdvertiseRESPAddr, cfg.RESPAddr),
 		Partitions: cfg.Partitions, Replicas: cfg.Replicas, RequestTimeout: cfg.RequestTimeout,
 		Metrics: n.metrics, Router: n.router, Txns: n.txns, View: nodeView{n}, Peers: peers{n},
 		ProtectedMode: cfg.ProtectedMode, DefaultPasswordHash: pwHash,
@@ -245,7 +246,8 @@ func Start(cfg Config) (*Node, error) {
 	n.run(n.watchDisk(fs))
 	n.run(n.runQuarantine)
 	ok = true
-	n.log.Info("node started", "cluster", n.layout.Ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr, "fresh", fresh)
+	n.log.Info("node started", "cluster", n.layout.Ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr,
+		"advertised_resp", cfg.AdvertisedRESP(), "advertised_peer", cfg.AdvertisedPeer(), "advertised_http", cfg.AdvertisedHTTP(), "fresh", fresh)
 	return n, nil
 }
 

@@ -29,7 +29,7 @@ func (n *Node) newMap() {
 		Engine: n.eng, Peers: n.tr, MetaNodes: n.layout.MetaNodes, Saved: n.savedMap, Save: n.saveMap,
 	}, control.InitialMap(n.cfg.InitialCluster, n.layout.Partitions, n.layout.MetaNodes))
 	n.registry = control.NewRegistry(control.RegistryConfig{
-		NodeID: n.cfg.NodeID, RESPAddr: n.cfg.RESPAddr, HTTPAddr: n.cfg.HTTPAddr,
+		NodeID: n.cfg.NodeID, RESPAddr: n.cfg.AdvertisedRESP(), HTTPAddr: n.cfg.AdvertisedHTTP(),
 		Every: n.cfg.HeartbeatInterval, Dead: n.cfg.DeadTimeout, Now: n.clock.Now, Map: n.cmap,
 	})
 }
@@ -64,7 +64,7 @@ func (n *Node) newControl() []func(context.Context) {
 		LeaderOf: n.router.LeaderOf, Map: n.cmap, Nodes: nodes, Logger: n.log,
 	})
 	heartbeat := control.NewHeartbeat(control.HeartbeatConfig{
-		NodeID: c.NodeID, RESPAddr: c.RESPAddr, HTTPAddr: c.HTTPAddr,
+		NodeID: c.NodeID, RESPAddr: c.AdvertisedRESP(), HTTPAddr: c.AdvertisedHTTP(),
 		Every: c.HeartbeatInterval, RequestTimeout: c.RequestTimeout, Write: n.write, Logger: n.log,
 		Removed: n.markRemoved,
 	})

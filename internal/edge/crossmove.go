@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
 	"strings"
@@ -79,15 +80,25 @@ func (f *Server) runCrossMove(c command.Cmd) []byte {
 	if plan == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		p, err := plan(f, ctx, &c)
+		round := commandCap(ctx) // each round its own reply budget
+		p, err := plan(f, round, &c)
+		if errors.Is(err, errKeyRaced) {
+			if !crossPause(ctx, attempt) {
+				return resp.AppendError(nil, errCrossBusy)
+			}
+			continue
+		}
 		if err != nil {
 			return ErrorReply(err)
 		}
 		if p.answer != nil {
 			return p.answer
+		}
+		if reply := unrestorable(p.cmds); reply != nil {
+			return reply
 		}
 		cmds := make([]command.Cmd, len(p.cmds))
 		for i, args := range p.cmds {
@@ -95,7 +106,7 @@ func (f *Server) runCrossMove(c command.Cmd) []byte {
 				return ErrorReply(err)
 			}
 		}
-		reply, err := f.cfg.Txns.Exec(ctx, cmds, p.watches)
+		reply, err := f.cfg.Txns.Exec(round, cmds, p.watches)
 		if err != nil {
 			return ErrorReply(err)
 		}
@@ -219,7 +230,29 @@ func keyStateOf(key []byte, out [][]byte, errs []error, at int, dump bool) (keyS
 	if dump && !vals[2].Null {
 		st.payload, st.expireAt = vals[2].Str, vals[3].Int
 	}
+	if st.version == 0 && (st.typ != "none" || st.payload != nil) {
+		// Absent when its version was read, present after: a write came
+		// between the reads. Its watch (absent) could pass again if the
+		// key went away before the commit, with this value used.
+		return st, errKeyRaced
+	}
 	return st, nil
+}
+
+// errKeyRaced: a key changed between the reads of one round; the round
+// starts again.
+var errKeyRaced = errors.New("a key changed while it was read")
+
+// unrestorable is the error answering a round whose RESTOREs a partition
+// would refuse (a value grown past what RESTORE decodes), or nil: such a
+// RESTORE would fail alone while the rest of the transaction applied.
+func unrestorable(cmds [][][]byte) []byte {
+	for _, c := range cmds {
+		if len(c) > 3 && strings.EqualFold(string(c[0]), "restore") && !kv.Restorable(c[3]) {
+			return resp.AppendError(nil, fmt.Sprintf("ERR the value of '%s' is too large to move between partitions; nothing was applied", c[1]))
+		}
+	}
+	return nil
 }
 
 func (k keyState) watch() txn.Watch { return txn.Watch{Key: k.key, Version: k.version} }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/command"
@@ -38,18 +39,25 @@ func (f *Server) runCrossScript(st *connState, step script.Step) []byte {
 	if err != nil {
 		return ErrorReply(err)
 	}
-	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.RequestTimeout)
 	defer cancel()
 	keys := uniqueKeys(step.Keys)
 	snapshot := step.ReadOnly
 	for attempt := 0; ; attempt++ {
+		round := commandCap(ctx) // each round its own reply budget
 		if snapshot {
-			if reply, done := f.runCrossReadOnly(ctx, rules, step, keys); done {
+			if reply, done := f.runCrossReadOnly(round, rules, step, keys); done {
 				return reply
 			}
 			snapshot = false // it wrote after all: run as a writer
 		}
-		states, err := f.readKeys(ctx, keys, true)
+		states, err := f.readKeys(round, keys, true)
+		if errors.Is(err, errKeyRaced) {
+			if !crossPause(ctx, attempt) {
+				return resp.AppendError(nil, errCrossBusy)
+			}
+			continue
+		}
 		if err != nil {
 			return ErrorReply(err)
 		}
@@ -59,7 +67,7 @@ func (f *Server) runCrossScript(st *connState, step script.Step) []byte {
 			images[i] = script.Image{Key: s.key, Payload: s.payload, ExpireAt: s.expireAt}
 			watches[i] = s.watch()
 		}
-		o, err := script.RunOver(script.Params{User: rules, Timeout: runTime(ctx)}, step, images, time.Now().UnixMilli())
+		o, err := script.RunOver(script.Params{User: rules, Timeout: runTime(ctx)}, step, images, scriptNow(images))
 		if err != nil {
 			return ErrorReply(err)
 		}
@@ -78,7 +86,14 @@ func (f *Server) runCrossScript(st *connState, step script.Step) []byte {
 			}
 			cmds = append(cmds, c)
 		}
-		reply, err := f.cfg.Txns.Exec(ctx, cmds, watches)
+		restores := make([][][]byte, len(cmds))
+		for i, c := range cmds {
+			restores[i] = c.Args
+		}
+		if reply := unrestorable(restores); reply != nil {
+			return reply
+		}
+		reply, err := f.cfg.Txns.Exec(round, cmds, watches)
 		if err != nil {
 			return ErrorReply(err)
 		}
@@ -140,7 +155,7 @@ func (f *Server) runCrossReadOnly(ctx context.Context, rules string, step script
 			images[i].Payload, images[i].ExpireAt = d.Str, e.Int
 		}
 	}
-	o, err := script.RunOver(script.Params{User: rules, Timeout: runTime(ctx)}, step, images, time.Now().UnixMilli())
+	o, err := script.RunOver(script.Params{User: rules, Timeout: runTime(ctx)}, step, images, scriptNow(images))
 	switch {
 	case err != nil:
 		return ErrorReply(err), true
@@ -148,6 +163,21 @@ func (f *Server) runCrossReadOnly(ctx context.Context, rules string, step script
 		return o.Reply, true
 	}
 	return nil, false
+}
+
+// scriptNow is the time a script over images runs at: this node's clock,
+// but never past the expiry of a key its partition served as live. The
+// partitions judge expiry by their own clocks; a node whose clock runs
+// ahead must not see a key expired that its partition still holds (a
+// lock a script would then take over while its watch still passed).
+func scriptNow(images []script.Image) int64 {
+	now := time.Now().UnixMilli()
+	for _, im := range images {
+		if im.Payload != nil && im.ExpireAt > 0 {
+			now = min(now, im.ExpireAt-1)
+		}
+	}
+	return now
 }
 
 // runTime is how long a run may take: half of what remains of the

@@ -27,6 +27,15 @@ func init() {
 // maxRestoreBytes bounds what a RESTORE may decode.
 const maxRestoreBytes = MaxValueBytes * 4
 
+// Restorable reports whether RESTORE would take payload (its format and
+// its size): a transaction that moves a value by DUMP and RESTORE checks
+// it first, since a RESTORE refused in one partition of a transaction
+// does not stop the others.
+func Restorable(payload []byte) bool {
+	_, err := rdb.ParseLimit(payload, maxRestoreBytes)
+	return err == nil
+}
+
 func evalDump(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	v, ok, err := dumpValue(r, args[1])
 	if err != nil || !ok {

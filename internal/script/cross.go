@@ -94,6 +94,9 @@ func RunOver(p Params, step Step, keys []Image, nowMS int64) (Outcome, error) {
 		if im.Payload == nil {
 			continue
 		}
+		if ctx.Err() != nil { // building the copies counts in the run's time
+			return Outcome{Reply: resp.AppendError(nil, errTimedOut), Halted: true}, nil
+		}
 		if size += len(im.Key) + len(im.Payload); size > MaxImageBytes {
 			return Outcome{Reply: resp.AppendError(nil, ErrImagesTooLarge), Halted: true}, nil
 		}

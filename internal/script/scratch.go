@@ -17,9 +17,26 @@ type scratch struct {
 	next  uint64              // the last version given to a collection
 }
 
+// subKeys are one collection's sub-keys. A run of inserts (a RESTORE
+// lays a sorted set down in score order, not sub-key order) appends and
+// leaves names unsorted; the next scan sorts once. So building a copy
+// costs n log n, not n² (a million members took minutes).
 type subKeys struct {
-	names []string // sorted
-	vals  map[string][]byte
+	names    []string // sorted unless unsorted
+	vals     map[string][]byte
+	unsorted bool // names holds vals' names in any order, deleted ones dropped later
+}
+
+func (c *subKeys) sorted() []string {
+	if c.unsorted {
+		c.names = c.names[:0]
+		for n := range c.vals {
+			c.names = append(c.names, n)
+		}
+		slices.Sort(c.names)
+		c.unsorted = false
+	}
+	return c.names
 }
 
 func newScratch(nowMS int64) *scratch {
@@ -50,27 +67,28 @@ func (s *scratch) ScanSub(k []byte, ver uint64, from []byte, reverse bool, fn fu
 	if c == nil {
 		return nil
 	}
+	names := c.sorted()
 	if !reverse {
 		i := 0
 		if from != nil {
-			i, _ = slices.BinarySearch(c.names, string(from))
+			i, _ = slices.BinarySearch(names, string(from))
 		}
-		for ; i < len(c.names); i++ {
-			if !fn([]byte(c.names[i]), c.vals[c.names[i]]) {
+		for ; i < len(names); i++ {
+			if !fn([]byte(names[i]), c.vals[names[i]]) {
 				return nil
 			}
 		}
 		return nil
 	}
-	i := len(c.names) - 1
+	i := len(names) - 1
 	if from != nil {
-		j, found := slices.BinarySearch(c.names, string(from))
+		j, found := slices.BinarySearch(names, string(from))
 		if i = j - 1; found {
 			i = j
 		}
 	}
 	for ; i >= 0; i-- {
-		if !fn([]byte(c.names[i]), c.vals[c.names[i]]) {
+		if !fn([]byte(names[i]), c.vals[names[i]]) {
 			return nil
 		}
 	}
@@ -99,8 +117,13 @@ func (s *scratch) PutSub(k []byte, ver uint64, sub, v []byte) error {
 		s.colls[id] = c
 	}
 	if _, ok := c.vals[string(sub)]; !ok {
-		i, _ := slices.BinarySearch(c.names, string(sub))
-		c.names = slices.Insert(c.names, i, string(sub))
+		switch i, _ := slices.BinarySearch(c.names, string(sub)); {
+		case c.unsorted || i < len(c.names) && len(c.names) > 64:
+			// Not at the end of a long list: sorted on the next scan.
+			c.names, c.unsorted = append(c.names, string(sub)), true
+		default:
+			c.names = slices.Insert(c.names, i, string(sub))
+		}
 	}
 	c.vals[string(sub)] = slices.Clone(v)
 	return nil
@@ -112,9 +135,11 @@ func (s *scratch) DelSub(k []byte, ver uint64, sub []byte) error {
 		return nil
 	}
 	if _, ok := c.vals[string(sub)]; ok {
-		i, _ := slices.BinarySearch(c.names, string(sub))
-		c.names = slices.Delete(c.names, i, i+1)
 		delete(c.vals, string(sub))
+		if !c.unsorted {
+			i, _ := slices.BinarySearch(c.names, string(sub))
+			c.names = slices.Delete(c.names, i, i+1)
+		}
 	}
 	return nil
 }

@@ -16,6 +16,8 @@ const certUsage = `Usage:
   kintsu cert create-ca --certs-dir DIR [--overwrite]
   kintsu cert create-node ID HOST... --certs-dir DIR [--ca-cert FILE] [--ca-key FILE] [--overwrite]
   kintsu cert create-client USER --certs-dir DIR [--ca-cert FILE] [--ca-key FILE] [--overwrite]
+  kintsu cert create-cluster --certs-dir DIR --nodes N [--host-pattern kintsu-%d] [--client USER]
+                             [--password-file FILE] [--owner UID]
 
 Makes the certificates of a secure cluster (ECDSA P-256, PEM files):
 
@@ -28,6 +30,15 @@ Makes the certificates of a secure cluster (ECDSA P-256, PEM files):
                  --id ID, and no other certificate can speak for it.
   create-client  a client certificate for USER, DIR/client.USER.crt and
                  DIR/client.USER.key (5 years).
+  create-cluster everything a cluster of N nodes needs, in one step (for a
+                 container's init step; kept when it exists, so it may run
+                 at every start): the CA, node i's certificate in
+                 DIR/node-i for 127.0.0.1, localhost and the host
+                 --host-pattern names, a client certificate for --client
+                 (default: default), and with --password-file a random
+                 password. --owner (as root) gives the files to UID, with
+                 the directory's group, readable by that group and no one
+                 else (keys, password), so a node running as UID reads them.
 
 The CA signing a node or client certificate is DIR/ca.crt and DIR/ca.key
 unless --ca-cert and --ca-key say otherwise; ca.crt is copied into DIR.
@@ -44,15 +55,18 @@ func runCert(args []string) int {
 		if len(args) == 0 {
 			out = os.Stderr
 		}
-		fmt.Fprint(out, certUsage)
+		io.WriteString(out, certUsage)
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
 	sub := args[0]
+	if sub == "create-cluster" {
+		return runCertCluster(args[1:])
+	}
 	fs := flag.NewFlagSet("cert "+sub, flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), certUsage) }
+	fs.Usage = func() { io.WriteString(fs.Output(), certUsage) }
 	var (
 		dir       string
 		overwrite bool

@@ -16,16 +16,18 @@ import (
 	"github.com/kintsu/kintsu/internal/server"
 )
 
-// runServer runs one node until SIGTERM/SIGINT, then shuts it down
-// gracefully (leadership handed away first).
-func runServer(args []string) int {
+// serverOpts are kintsu server's settings, as its flags set them.
+type serverOpts struct {
+	cfg            server.Config
+	initialCluster string
+	logLevel       string
+	insecure       bool
+}
+
+// flags defines kintsu server's flags over o.
+func (o *serverOpts) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	var (
-		cfg            server.Config
-		initialCluster string
-		logLevel       string
-		insecure       bool
-	)
+	cfg, initialCluster, logLevel, insecure := &o.cfg, &o.initialCluster, &o.logLevel, &o.insecure
 	fs.Uint64Var(&cfg.NodeID, "id", 0, "this node's id (positive integer, unique in the cluster)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data")
 	fs.StringVar(&cfg.RESPAddr, "resp-addr", "127.0.0.1:7001", "address for Redis clients")
@@ -34,10 +36,10 @@ func runServer(args []string) int {
 	fs.StringVar(&cfg.AdvertiseRESPAddr, "advertise-resp-addr", "", "address clients reach this node at, when not --resp-addr (NAT, containers); given in CLUSTER SLOTS/SHARDS/NODES, MOVED and status. Default: --resp-addr, its host taken from the peer address when it binds every interface")
 	fs.StringVar(&cfg.AdvertisePeerAddr, "advertise-peer-addr", "", "address other nodes reach this one at, when not --peer-addr (default: this node's --initial-cluster entry, else --peer-addr)")
 	fs.StringVar(&cfg.AdvertiseHTTPAddr, "advertise-http-addr", "", "address of the admin API for others, when not --http-addr (default as for --advertise-resp-addr)")
-	fs.StringVar(&initialCluster, "initial-cluster", "", "every initial node as id=peer-addr, comma-separated; the same on every node")
+	fs.StringVar(initialCluster, "initial-cluster", "", "every initial node as id=peer-addr, comma-separated; the same on every node")
 	fs.StringVar(&cfg.Join, "join", "", "instead of --initial-cluster: a member's peer address (host:port); the node joins that running cluster as a new member")
 	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "directory with ca.crt, node.crt and node.key (see kintsu cert): TLS on every port, mutual TLS between nodes")
-	fs.BoolVar(&insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
+	fs.BoolVar(insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
 	fs.IntVar(&cfg.Partitions, "partitions", 64, "number of partitions (fixed at bootstrap; must divide 16384)")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition (fixed at bootstrap)")
 	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
@@ -65,8 +67,18 @@ func runServer(args []string) int {
 	fs.StringVar(&cfg.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (Redis's requirepass); clients must AUTH, the admin API asks for it")
 	fs.BoolVar(&cfg.ProtectedMode, "protected-mode", true, "while the default user has no password, refuse clients and admin calls from other hosts (Redis's protected mode)")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof on the admin API (credentials required)")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(logLevel, "log-level", "info", "debug, info, warn or error")
 	limitFlags(fs, &cfg.Limits)
+	return fs
+}
+
+// runServer runs one node until SIGTERM/SIGINT, then shuts it down
+// gracefully (leadership handed away first).
+func runServer(args []string) int {
+	var o serverOpts
+	fs := o.flags()
+	cfg := &o.cfg
+	logLevel, insecure, initialCluster := &o.logLevel, &o.insecure, &o.initialCluster
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	printConfig := config.Register(fs)
 	loaded, err := config.Load(fs, args, os.Environ())
@@ -86,19 +98,19 @@ func runServer(args []string) int {
 		return 0
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "kintsu server: --log-level %q: %v\n", logLevel, err)
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu server: --log-level %q: %v\n", *logLevel, err)
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if msg := securityProblem(cfg.CertsDir, insecure); msg != "" {
+	if msg := securityProblem(cfg.CertsDir, *insecure); msg != "" {
 		fmt.Fprintf(os.Stderr, "kintsu server: %s\n", msg)
 		return 2
 	}
-	if insecure {
+	if *insecure {
 		cfg.Logger.Warn("--insecure: no TLS, no peer authentication; anyone who reaches a port is trusted")
 	}
-	ic, err := server.ParseInitialCluster(initialCluster)
+	ic, err := server.ParseInitialCluster(*initialCluster)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu server: --initial-cluster: %v\n", err)
 		return 2
@@ -126,7 +138,7 @@ func runServer(args []string) int {
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	node, err := server.Start(cfg)
+	node, err := server.Start(*cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu server: %v\n", err)
 		return 1

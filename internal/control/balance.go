@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,14 @@ import (
 
 // DefaultBalanceEvery is how often a node considers one move.
 const DefaultBalanceEvery = 5 * time.Second
+
+// balanceBurst is the pause after a move, when the next is considered
+// sooner than Every: a node back from a restart leads nothing, and one
+// move per node every five seconds took a minute to even a cluster of 64
+// partitions out. Still one move at a time per node, each after the last
+// one's transfer had time to land (a heartbeat or two), so counts are
+// fresh when the next is planned.
+const balanceBurst = 500 * time.Millisecond
 
 // partitionLead is one partition's replicas and believed leader.
 type partitionLead struct {
@@ -52,7 +61,9 @@ func planLeaderMove(me uint64, nodes []uint64, parts []partitionLead) (group, to
 			continue
 		}
 		for _, r := range p.replicas {
-			if r == me || count[me]-count[r] < 2 {
+			if _, up := count[r]; !up || r == me || count[me]-count[r] < 2 {
+				// (Not up: suspect, dead, draining, or stopping: a
+				// leadership handed there would stall or move again.)
 				continue
 			}
 			if !ok || count[r] < count[to] || count[r] == count[to] && p.group < group {
@@ -89,6 +100,37 @@ type BalanceConfig struct {
 type Balancer struct {
 	cfg   BalanceConfig
 	every atomic.Int64 // ns; read every round, so SetEvery takes effect at the next
+	mu    sync.Mutex
+	away  map[uint64]time.Time // nodes that said they are stopping, until when
+}
+
+// awayFor bounds how long a node that said it is stopping is kept from
+// leadership without saying it is back (a notice lost, or a node that
+// never returned): then it is judged by its heartbeats alone.
+const awayFor = time.Minute
+
+// SetAway records that node is stopping (away) or serving again: a
+// stopping node hands its leaderships away, and the balancer must not
+// hand them back meanwhile (it leads none, so it looks the least
+// loaded).
+func (b *Balancer) SetAway(node uint64, away bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.away == nil {
+		b.away = map[uint64]time.Time{}
+	}
+	if away {
+		b.away[node] = time.Now().Add(awayFor)
+	} else {
+		delete(b.away, node)
+	}
+}
+
+func (b *Balancer) isAway(node uint64, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	until, ok := b.away[node]
+	return ok && now.Before(until)
 }
 
 // NewBalancer builds the leadership balancer; Run runs it.
@@ -101,12 +143,17 @@ func NewBalancer(cfg BalanceConfig) *Balancer {
 // SetEvery changes the period from the next round on (<= 0: off).
 func (b *Balancer) SetEvery(d time.Duration) { b.every.Store(int64(d)) }
 
-// Run considers one move a round until ctx ends.
+// Run considers one move a round until ctx ends; after a move, the
+// next round comes sooner (balanceBurst).
 func (b *Balancer) Run(ctx context.Context) {
+	moved := false
 	for {
 		every := time.Duration(b.every.Load())
 		if every <= 0 {
 			every = time.Second // disabled: look again later
+		}
+		if moved {
+			every = min(every, balanceBurst)
 		}
 		// Jitter keeps nodes from deciding on the same stale counts at once.
 		t := time.NewTimer(time.Duration(float64(every) * (0.8 + 0.4*rand.Float64())))
@@ -117,18 +164,21 @@ func (b *Balancer) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		if b.every.Load() <= 0 {
+			moved = false
 			continue
 		}
-		b.balanceOnce()
+		moved = b.balanceOnce()
 	}
 }
 
-// balanceOnce hands over one leadership if planLeaderMove finds one.
-func (b *Balancer) balanceOnce() {
+// balanceOnce hands over one leadership if planLeaderMove finds one, and
+// reports whether it did.
+func (b *Balancer) balanceOnce() bool {
 	m := b.cfg.Map.Current()
 	var nodes []uint64
+	now := time.Now()
 	for _, rec := range b.cfg.Nodes() {
-		if rec.State == api.NodeUp {
+		if rec.State == api.NodeUp && !b.isAway(rec.ID, now) {
 			nodes = append(nodes, rec.ID)
 		}
 	}
@@ -142,8 +192,10 @@ func (b *Balancer) balanceOnce() {
 		}
 		parts = append(parts, partitionLead{group: g, replicas: reps, leader: b.cfg.LeaderOf(g)})
 	}
-	if g, to, ok := planLeaderMove(b.cfg.NodeID, nodes, parts); ok {
-		b.cfg.Logger.Info("moving leadership to balance load", "group", g, "to", to)
+	g, to, ok := planLeaderMove(b.cfg.NodeID, nodes, parts)
+	if ok {
+		b.cfg.Logger.Info("moving leadership to balance load", "partition", g, "to", to)
 		b.cfg.Engine.TransferGroupLeader(g, to)
 	}
+	return ok
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,29 @@ func TestBalanceRound(t *testing.T) {
 	b.balanceOnce()
 	if !slices.Equal(eng.moves, []string{"0 to 3"}) {
 		t.Fatalf("moves %q, want partition 0 to node 3 (its only other voter)", eng.moves)
+	}
+}
+
+// A node that said it is stopping, or that is not up, is never handed a
+// leadership, though it leads the fewest; once back, it is again.
+func TestBalanceSkipsNodesAwayOrDown(t *testing.T) {
+	eng := &balanceEngine{voters: map[uint64][]uint64{}}
+	state := map[uint64]string{1: api.NodeUp, 2: api.NodeUp, 3: api.NodeSuspect}
+	b := NewBalancer(BalanceConfig{
+		NodeID: 1, Every: time.Hour, Engine: eng,
+		LeaderOf: func(uint64) uint64 { return 1 },
+		Map:      NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, InitialMap(nil, testParts(4, 1, 2, 3), nil)),
+		Nodes: func() []api.NodeRecord {
+			return []api.NodeRecord{{ID: 1, State: state[1]}, {ID: 2, State: state[2]}, {ID: 3, State: state[3]}}
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	b.SetAway(2, true)
+	if b.balanceOnce() || len(eng.moves) != 0 {
+		t.Fatalf("moved %q to a node away or suspect", eng.moves)
+	}
+	b.SetAway(2, false)
+	if !b.balanceOnce() || len(eng.moves) != 1 || !strings.HasSuffix(eng.moves[0], "to 2") {
+		t.Fatalf("moves %q, want one to node 2 once it is back", eng.moves)
 	}
 }

@@ -54,6 +54,9 @@ type HealthFacts struct {
 	DiskFull string
 	// Removed: the cluster removed this node for good.
 	Removed bool
+	// Stopping: the node is shutting down (handing its leaderships away,
+	// then closing); it still answers, but a balancer should send no one.
+	Stopping bool
 	Parts   []PartFacts
 	// Rebuilding lists the partitions whose replica here was quarantined
 	// (its data damaged) and is being rebuilt from its peers. The node
@@ -97,6 +100,9 @@ func Judge(f HealthFacts) api.Health {
 	h.NotReady = slices.Concat(h.NotLive, h.NotReady)
 	if f.DiskFull != "" {
 		h.NotReady = append(h.NotReady, f.DiskFull)
+	}
+	if f.Stopping {
+		h.NotReady = append(h.NotReady, "node stopping: handing its leaderships away")
 	}
 	if f.Removed {
 		h.Removed = true

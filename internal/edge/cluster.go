@@ -329,7 +329,7 @@ func cmdReadonly(_ *Server, args [][]byte, st *connState) []byte {
 // movedSettle ago (the router copes; settle.go), or the connection reads
 // from followers and this node holds a replica.
 func (f *Server) moved(st *connState, c *command.Cmd) []byte {
-	if !st.clusterAware || len(c.Keys) == 0 {
+	if !st.clusterAware && !f.lingering.Load() || len(c.Keys) == 0 {
 		return nil
 	}
 	if st.readonly && !c.Writes() && f.cfg.View.HasReplica(c.Group) {

@@ -49,9 +49,12 @@ type Server struct {
 	// blockedClients counts the connections waiting in a blocking
 	// command (INFO's blocked_clients).
 	blockedClients atomic.Int64
-	waitLines      waitLines // the blocked connections' order (blocking.go)
-	users          users     // the cluster's users as this node knows them (auth.go)
-	functions      functions // the cluster's function libraries as this node knows them
+	// lingering: the node is stopping and leads nothing; every
+	// connection is redirected as a cluster client's is (Linger).
+	lingering atomic.Bool
+	waitLines waitLines // the blocked connections' order (blocking.go)
+	users     users     // the cluster's users as this node knows them (auth.go)
+	functions functions // the cluster's function libraries as this node knows them
 	// configVersion is the version of the cluster's settings this node
 	// applied (config.go); configMu orders their applications.
 	configVersion atomic.Uint64
@@ -126,6 +129,36 @@ func (f *Server) StopAccepting() {
 	f.closing = true
 	if f.ln != nil {
 		f.ln.Close()
+	}
+}
+
+// Linger keeps serving for up to d (or ctx), returning early once no
+// client is connected: a stopping node that no longer leads anything
+// answers every request for a key with MOVED to the key's leader, on
+// every connection, so cluster clients — whose pooled connections never
+// asked for the topology themselves — learn the new leaders before the
+// node stops listening; a plain client would lose its connection next
+// anyway. Commands without keys are still served.
+func (f *Server) Linger(ctx context.Context, d time.Duration) {
+	f.lingering.Store(true)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		f.mu.Lock()
+		n := len(f.conns)
+		f.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-tick.C:
+		}
 	}
 }
 
@@ -466,7 +499,7 @@ func (f *Server) execRound(batch [][][]byte, cmds []command.Cmd, errs []error, s
 			if c.Spec.Flags&(command.TxnControl|command.Conn|command.Blocking) != 0 || c.Cross {
 				break
 			}
-			if st.clusterAware {
+			if st.clusterAware || f.lingering.Load() {
 				if m := f.moved(st, c); m != nil {
 					replies[j] = m
 					continue

@@ -34,7 +34,8 @@ const (
 
 // nodeHealth is the node's health state beyond what it gathers.
 type nodeHealth struct {
-	removed atomic.Bool
+	removed  atomic.Bool
+	stopping atomic.Bool
 	// stallAfter overrides the stall bound when non-zero (tests).
 	stallAfter atomic.Int64
 }
@@ -54,6 +55,7 @@ func (n *Node) healthFacts(now time.Time) control.HealthFacts {
 		DiskFull:     n.eng.DiskFullReason(),
 		StallAfter:   max(minStallAfter, 10*election),
 		Removed:      n.health.removed.Load(),
+		Stopping:     n.health.stopping.Load(),
 		QuorumWindow: max(minQuorumWindow, 10*election),
 		Rebuilding:   n.quar.Rebuilding(),
 	}

@@ -245,6 +245,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.run(n.watchDisk(fs))
 	n.run(n.runQuarantine)
+	// Back: peers told that this node was stopping may hand it leaderships
+	// again (away.go). Best effort, a few seconds at most.
+	n.run(func(ctx context.Context) { n.tellPeersAway(ctx, false, 5*time.Second) })
 	ok = true
 	n.log.Info("node started", "cluster", n.layout.Ident.ClusterID, "resp", cfg.RESPAddr, "peer", cfg.PeerAddr, "http", cfg.HTTPAddr,
 		"advertised_resp", cfg.AdvertisedRESP(), "advertised_peer", cfg.AdvertisedPeer(), "advertised_http", cfg.AdvertisedHTTP(), "fresh", fresh)
@@ -318,19 +321,33 @@ func (n *Node) Err() error { return n.eng.Err() }
 // election timeouts are enough when followers are up.
 const transferTimeout = 3 * time.Second
 
+// stopLinger is how long a stopping node keeps serving once it leads
+// nothing, for the clients that still send to it to be redirected: the
+// edge redirects to a new leader once it has held for a second
+// (edge.movedSettle), then a second for the clients to follow.
+const stopLinger = 2 * time.Second
+
 // Stop shuts the node down gracefully: it stops accepting clients, hands
 // leadership of its partitions to up-to-date followers (bounded by ctx),
 // lets in-flight requests finish, then closes everything.
 func (n *Node) Stop(ctx context.Context) error {
 	var err error
 	n.stopOnce.Do(func() {
-		n.front.StopAccepting()
+		// Clients keep being served while the leaderships move: the
+		// listener stays open and requests are forwarded, or answered
+		// MOVED for cluster clients, which so learn the new leaders
+		// before this node goes (a restart shows them no error). /readyz
+		// says it is stopping, so load balancers send no one new.
+		n.health.stopping.Store(true)
+		n.tellPeersAway(ctx, true, awayNoticeTimeout) // away.go
 		// Bounded: when every node is stopping, transfers cannot finish.
 		tctx, cancel := context.WithTimeout(ctx, transferTimeout)
 		if terr := n.eng.TransferLeadership(tctx); terr != nil {
 			n.log.Warn("leadership transfer incomplete", "err", terr)
 		}
 		cancel()
+		n.front.Linger(ctx, stopLinger)
+		n.front.StopAccepting()
 		n.front.Drain(ctx)
 		err = n.closeAll()
 		close(n.done)

@@ -54,6 +54,8 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		return n.members.ServeJoin(ctx, body)
 	case methodAsk:
 		return n.front.ServePeer(body)
+	case methodAway:
+		return n.serveAway(ctx, body)
 	case methodKnown:
 		d := codec.NewDecoder(body)
 		id := d.Uvarint()

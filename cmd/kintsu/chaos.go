@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -40,12 +41,22 @@ func runChaos(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	ownDir := cfg.Dir == ""
+	if ownDir {
+		d, err := os.MkdirTemp("", "kintsu-chaos-")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kintsu chaos: %v\n", err)
+			return 2
+		}
+		cfg.Dir = d
+	}
 	cfg.Nemeses = splitList(nemeses)
 	cfg.Workloads = splitList(workloads)
 	cfg.Progress = os.Stdout
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	sum, err := chaos.Run(ctx, cfg)
+	reportChaosData(cfg.Dir, ownDir, err == nil && sum.OK)
 	var se *chaos.SetupError
 	switch {
 	case errors.As(err, &se):
@@ -58,6 +69,21 @@ func runChaos(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// reportChaosData says where a run left its data, and removes the
+// nodes' data dirs (hundreds of MiB) after a passing run in a directory
+// of its own; the report stays. A failing run keeps everything, for the
+// node logs.
+func reportChaosData(dir string, own, passed bool) {
+	cluster := filepath.Join(dir, "cluster")
+	if own && passed {
+		if err := os.RemoveAll(cluster); err == nil {
+			fmt.Printf("chaos: removed the nodes' data (%s); the report stays in %s (pass --dir to keep everything)\n", cluster, dir)
+			return
+		}
+	}
+	fmt.Printf("chaos: the nodes' data and logs are in %s (remove it when done)\n", cluster)
 }
 
 func splitList(s string) []string {

@@ -21,6 +21,7 @@ type serverOpts struct {
 	cfg            server.Config
 	initialCluster string
 	logLevel       string
+	logFormat      string
 	insecure       bool
 }
 
@@ -68,6 +69,7 @@ func (o *serverOpts) flags() *flag.FlagSet {
 	fs.BoolVar(&cfg.ProtectedMode, "protected-mode", true, "while the default user has no password, refuse clients and admin calls from other hosts (Redis's protected mode)")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof on the admin API (credentials required)")
 	fs.StringVar(logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object per line, for log collectors)")
 	limitFlags(fs, &cfg.Limits)
 	return fs
 }
@@ -102,7 +104,16 @@ func runServer(args []string) int {
 		fmt.Fprintf(os.Stderr, "kintsu server: --log-level %q: %v\n", *logLevel, err)
 		return 2
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, opts))
+	case "json":
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	default:
+		fmt.Fprintf(os.Stderr, "kintsu server: --log-format %q: want text or json\n", o.logFormat)
+		return 2
+	}
 	if msg := securityProblem(cfg.CertsDir, *insecure); msg != "" {
 		fmt.Fprintf(os.Stderr, "kintsu server: %s\n", msg)
 		return 2

@@ -72,12 +72,12 @@ func (e *Expiry) Run(ctx context.Context) {
 			}
 			next, err := e.expireSome(ctx, g.Group, cursor[g.Group])
 			if err != nil {
-				e.cfg.Logger.Warn("expiry sweep", "group", g.Group, "err", err)
+				e.cfg.Logger.Warn("expiry sweep", "partition", g.Group, "err", err)
 			}
 			cursor[g.Group] = next
 			next, err = e.sweepSome(ctx, g.Group, subCursor[g.Group])
 			if err != nil {
-				e.cfg.Logger.Warn("sweep of deleted collections", "group", g.Group, "err", err)
+				e.cfg.Logger.Warn("sweep of deleted collections", "partition", g.Group, "err", err)
 			}
 			subCursor[g.Group] = next
 		}

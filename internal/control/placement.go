@@ -257,9 +257,9 @@ func (p *Placement) placeOnce(ctx context.Context) {
 			}
 			moving++
 		}
-		p.cfg.Logger.Info("placement", "group", t.group, "step", t.st.String(), "voters", t.gs.Voters, "learners", t.gs.Learners)
+		p.cfg.Logger.Info("placement", "partition", t.group, "step", t.st.String(), "voters", t.gs.Voters, "learners", t.gs.Learners)
 		if err := p.execStep(ctx, t.group, t.gs.Leader, t.st); err != nil {
-			p.cfg.Logger.Info("placement step not done; retried next round", "group", t.group, "step", t.st.String(), "err", err)
+			p.cfg.Logger.Info("placement step not done; retried next round", "partition", t.group, "step", t.st.String(), "err", err)
 		}
 	}
 }
@@ -384,6 +384,6 @@ func (p *Placement) recordGroup(ctx context.Context, m *ClusterMap, group uint64
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
 	if reply := p.cfg.Write(ctx, statemachine.MetaGroup, args); string(reply) != okReply {
-		p.cfg.Logger.Warn("could not record membership in the partition table", "group", group, "reply", string(reply))
+		p.cfg.Logger.Warn("could not record membership in the partition table", "partition", group, "reply", string(reply))
 	}
 }

@@ -82,7 +82,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 			})
 			cancel()
 			if err != nil {
-				s.cfg.Logger.Warn("transaction sweep could not read its tables", "group", g, "err", err)
+				s.cfg.Logger.Warn("transaction sweep could not read its tables", "partition", g, "err", err)
 			}
 			s.dropAbandonedCuts(ctx, g)
 		}

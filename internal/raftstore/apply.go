@@ -146,7 +146,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 	if err != nil {
 		// A malformed entry can only come from a bug; refuse it on every
 		// replica alike rather than crash them all.
-		e.cfg.Logger.Error("skipping malformed entry", "group", r.group)
+		e.cfg.Logger.Error("skipping malformed entry", "partition", r.group)
 		return answers, nil
 	}
 	w := &Writer{b: b, group: r.group, r: r, index: index, nowMS: nowMS}

@@ -185,7 +185,7 @@ func (e *Engine) takeCut(b *pebble.Batch, r *replica) (*pebble.Batch, error) {
 	b.Close()
 	e.cuts.add(r.group, id, r.applied.Index, e.db.NewSnapshot())
 	r.hold.start(id, r.applied.Index, e.now().Add(lease))
-	e.cfg.Logger.Info("cut", "group", r.group, "cut", id, "index", r.applied.Index)
+	e.cfg.Logger.Info("cut", "partition", r.group, "cut", id, "index", r.applied.Index)
 	return e.db.NewIndexedBatch(), nil
 }
 
@@ -202,7 +202,7 @@ func (e *Engine) releaseCuts(r *replica, now time.Time) {
 	r.hold.released = nil
 	for id, until := range r.hold.open {
 		if now.After(until) {
-			e.cfg.Logger.Warn("cut lease ran out before its release", "group", r.group, "cut", id)
+			e.cfg.Logger.Warn("cut lease ran out before its release", "partition", r.group, "cut", id)
 			delete(r.hold.open, id)
 		}
 	}

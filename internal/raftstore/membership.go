@@ -259,7 +259,7 @@ func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) err
 		// Every replica applies the same entry to the same configuration
 		// and refuses it alike, so they stay consistent; a bad change
 		// must not stop the group (nor, with it, the node).
-		e.cfg.Logger.Error("skipping a conf change raft cannot apply", "group", r.group, "index", ent.GetIndex(), "err", err)
+		e.cfg.Logger.Error("skipping a conf change raft cannot apply", "partition", r.group, "index", ent.GetIndex(), "err", err)
 		r.confPending = false
 		return nil
 	}
@@ -283,7 +283,7 @@ func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) err
 			// Every replica applies the same entry: refusing it alike on
 			// all keeps them consistent, and the old descriptor still maps
 			// every id the old configuration knew.
-			e.cfg.Logger.Error("conf change with a malformed descriptor", "group", r.group, "index", ent.GetIndex())
+			e.cfg.Logger.Error("conf change with a malformed descriptor", "partition", r.group, "index", ent.GetIndex())
 		} else {
 			r.desc = desc
 			if err := b.Set(storage.DescriptorKey(r.group), desc.Encode(), nil); err != nil {
@@ -296,7 +296,7 @@ func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) err
 	}
 	r.confPending = false
 	r.lease.drop() // the voters a lease must hear from changed
-	e.cfg.Logger.Info("membership changed", "group", r.group, "index", ent.GetIndex(), "voters", r.applied.Conf.GetVoters(), "learners", r.applied.Conf.GetLearners(), "nodes", r.desc.Nodes())
+	e.cfg.Logger.Info("membership changed", "partition", r.group, "index", ent.GetIndex(), "voters", r.applied.Conf.GetVoters(), "learners", r.applied.Conf.GetLearners(), "nodes", r.desc.Nodes())
 	return nil
 }
 
@@ -350,7 +350,7 @@ func (e *Engine) destroy(r *replica) error {
 	// Proposals in flight may still commit through the remaining members:
 	// their outcome is unknown here.
 	e.failGroupWaiters(r.group, ErrLeaderChanged)
-	e.cfg.Logger.Info("replica removed from this node", "group", r.group, "replica", r.id)
+	e.cfg.Logger.Info("replica removed from this node", "partition", r.group, "replica", r.id)
 	return nil
 }
 
@@ -509,11 +509,11 @@ func (e *Engine) replicaFor(env Envelope) *replica {
 	e.pebbleSynced()
 	r, err := e.loadReplica(desc)
 	if err != nil {
-		e.cfg.Logger.Error("cannot create replica", "group", env.Group, "err", err)
+		e.cfg.Logger.Error("cannot create replica", "partition", env.Group, "err", err)
 		return nil
 	}
 	e.host(r)
-	e.cfg.Logger.Info("replica created for a leader that added this node", "group", env.Group, "replica", m.GetTo(), "leader_node", env.From)
+	e.cfg.Logger.Info("replica created for a leader that added this node", "partition", env.Group, "replica", m.GetTo(), "leader_node", env.From)
 	return r
 }
 
@@ -528,7 +528,7 @@ func (e *Engine) DestroyIfRemoved(group, nextID uint64, memberIDs []uint64) {
 		if r == nil || r.id >= nextID || slices.Contains(memberIDs, r.id) {
 			return
 		}
-		e.cfg.Logger.Info("the group no longer lists this replica: removing it", "group", group, "replica", r.id, "next_id", nextID)
+		e.cfg.Logger.Info("the group no longer lists this replica: removing it", "partition", group, "replica", r.id, "next_id", nextID)
 		r.removed = true
 	})
 	e.notify()

@@ -114,10 +114,10 @@ func (e *Engine) skippedAtLoad(group, id uint64) {
 	q.out[group] = id
 	q.mu.Unlock()
 	if id == ReplicaUnknown {
-		e.cfg.Logger.Error("replica not loaded: its data is damaged, its descriptor with it; the group rebuilds it from its peers", "group", group, "id_unknown", true)
+		e.cfg.Logger.Error("replica not loaded: its data is damaged, its descriptor with it; the group rebuilds it from its peers", "partition", group, "id_unknown", true)
 		return
 	}
-	e.cfg.Logger.Error("replica not loaded: its data is damaged; the group rebuilds it from its peers", "group", group, "replica", id)
+	e.cfg.Logger.Error("replica not loaded: its data is damaged; the group rebuilds it from its peers", "partition", group, "replica", id)
 }
 
 // condemnedGroups lists the condemned groups and the damaged bounds met
@@ -147,7 +147,7 @@ func (e *Engine) applyFailedCondemned(r *replica, err error) bool {
 	if !e.condemned(r.group) || !pebble.IsCorruptionError(err) {
 		return false
 	}
-	e.cfg.Logger.Error("applying to a replica with damaged data failed: taking it out of service", "group", r.group, "replica", r.id, "err", err.Error())
+	e.cfg.Logger.Error("applying to a replica with damaged data failed: taking it out of service", "partition", r.group, "replica", r.id, "err", err.Error())
 	return true
 }
 
@@ -182,7 +182,7 @@ func (e *Engine) takeOutCondemned() {
 		}
 		r.failReads(ErrNoGroup)
 		e.failGroupWaiters(r.group, ErrLeaderChanged)
-		e.cfg.Logger.Error("replica taken out of service: its data is damaged; the group rebuilds it from its peers", "group", r.group, "replica", r.id)
+		e.cfg.Logger.Error("replica taken out of service: its data is damaged; the group rebuilds it from its peers", "partition", r.group, "replica", r.id)
 	}
 	if len(gone) > 0 {
 		e.publishGroups()

@@ -117,7 +117,7 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		return nil, err
 	}
 	if repair != "" {
-		e.cfg.Logger.Warn(repair, "group", desc.Group)
+		e.cfg.Logger.Warn(repair, "partition", desc.Group)
 	}
 	if e.cfg.UnsafeReapply > 0 {
 		plantReapply(ls, &applied, e.cfg.UnsafeReapply)
@@ -174,7 +174,7 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		ReadOnlyOption:            raft.ReadOnlySafe,
 		DisableProposalForwarding: true,
 		StepDownOnRemoval:         true,
-		Logger:                    &raftLogger{l: e.cfg.Logger.With("group", desc.Group)},
+		Logger:                    &raftLogger{l: e.cfg.Logger.With("partition", desc.Group)},
 	})
 	if err != nil {
 		return nil, err

@@ -178,7 +178,7 @@ func (e *Engine) sendSnapshot(r *replica, node uint64, env Envelope) {
 	e.tr.SendSnapshot(node, env, snapSource{snap: o.snap, group: r.group}, func(err error) {
 		e.outSnaps.release(o)
 		if err != nil {
-			e.cfg.Logger.Warn("snapshot send failed", "group", r.group, "node", node, "err", err)
+			e.cfg.Logger.Warn("snapshot send failed", "partition", r.group, "node", node, "err", err)
 		}
 		e.in.addSnapStatus(snapStatus{group: r.group, to: to, failed: err != nil})
 		e.notify()
@@ -309,6 +309,6 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 	r.dedupe = ps.dedupe
 	r.tables = ps.tables
 	r.desc = ps.desc
-	e.cfg.Logger.Info("installed snapshot", "group", r.group, "index", md.GetIndex(), "keys", ps.keys)
+	e.cfg.Logger.Info("installed snapshot", "partition", r.group, "index", md.GetIndex(), "keys", ps.keys)
 	return nil
 }

@@ -173,7 +173,7 @@ func (e *Engine) refuse(env Envelope, why string) {
 	}
 	g.warned[why] = now
 	m := env.Msg
-	e.cfg.Logger.Warn("refused a peer's raft message", "reason", why, "group", env.Group, "node", env.From,
+	e.cfg.Logger.Warn("refused a peer's raft message", "reason", why, "partition", env.Group, "node", env.From,
 		"type", m.GetType().String(), "from", m.GetFrom(), "to", m.GetTo(), "term", m.GetTerm(),
 		"removed_notice", env.Removed, "refused_since_last_warning", g.suppressed[why])
 	g.suppressed[why] = 0
@@ -356,7 +356,7 @@ func (e *Engine) removalNotice(env Envelope) {
 		}
 		r.guard.removedBy[node] = true
 	} else if !e.now().Before(r.guard.suspectUntil) {
-		e.cfg.Logger.Info("told that this replica was removed from its group: asking the group", "group", r.group, "replica", r.id, "by_node", node)
+		e.cfg.Logger.Info("told that this replica was removed from its group: asking the group", "partition", r.group, "replica", r.id, "by_node", node)
 	}
 	e.suspectRemoved(r)
 }
@@ -380,7 +380,7 @@ func (e *Engine) askGroup(r *replica) {
 		return
 	}
 	if e.removalConfirmed(r) {
-		e.cfg.Logger.Info("removal of this replica confirmed by the group", "group", r.group, "replica", r.id, "by_nodes", e.confirmers(r))
+		e.cfg.Logger.Info("removal of this replica confirmed by the group", "partition", r.group, "replica", r.id, "by_nodes", e.confirmers(r))
 		r.removed = true
 		return
 	}
@@ -489,7 +489,7 @@ func checkSavedTerm(group, term uint64, logger *slog.Logger) error {
 	if term <= MaxTerm {
 		return nil
 	}
-	logger.Error("saved raft term is implausible: a forged or corrupt message set it; this replica must be rebuilt from its peers", "group", group, "term", term, "max", uint64(MaxTerm))
+	logger.Error("saved raft term is implausible: a forged or corrupt message set it; this replica must be rebuilt from its peers", "partition", group, "term", term, "max", uint64(MaxTerm))
 	return fmt.Errorf("group %d: saved raft term %d is above %d (set by a forged or corrupt peer message): this replica cannot vote safely; remove this node's replica of the group, or the node, and let it be rebuilt from its peers", group, term, uint64(MaxTerm))
 }
 

@@ -490,7 +490,7 @@ func (r *Router) localRead(group uint64, args [][]byte, limit int) ([]byte, erro
 			return nil, err // the replica left meanwhile: asked again elsewhere
 		}
 		if err != nil {
-			r.cfg.Logger.Error("read failed", "group", group, "err", err)
+			r.cfg.Logger.Error("read failed", "partition", group, "err", err)
 			return nil, &failure.EngineError{Msg: "storage failure"}
 		}
 		return resp.AppendInt(nil, n), nil
@@ -505,7 +505,7 @@ func (r *Router) localRead(group uint64, args [][]byte, limit int) ([]byte, erro
 		return nil, &failure.ReplyTooLargeError{Bytes: rd.read, Limit: limit}
 	}
 	if err != nil {
-		r.cfg.Logger.Error("read failed", "group", group, "err", err)
+		r.cfg.Logger.Error("read failed", "partition", group, "err", err)
 		return nil, &failure.EngineError{Msg: "storage failure"}
 	}
 	return out, nil

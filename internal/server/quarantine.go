@@ -409,7 +409,7 @@ func (n *Node) quarantineProgress(ctx context.Context) {
 func (n *Node) rebuilt(ctx context.Context, e storage.Quarantined) bool {
 	self := n.cfg.NodeID
 	if st, ok := n.eng.GroupStatus(e.Group); ok && st.ReplicaID > e.Replica && st.AppliedIndex > 0 && slices.Contains(st.Nodes, self) {
-		n.log.Info("quarantined replica rebuilt from its peers", "group", e.Group, "old_replica", e.Replica, "replica", st.ReplicaID)
+		n.log.Info("quarantined replica rebuilt from its peers", "partition", e.Group, "old_replica", e.Replica, "replica", st.ReplicaID)
 		return true
 	}
 	m, ok := control.AskGroup(ctx, n.tr, n.groupCandidates(e.Group), e.Group)
@@ -418,13 +418,13 @@ func (n *Node) rebuilt(ctx context.Context, e storage.Quarantined) bool {
 	}
 	if slices.Contains(m.IDs, e.Replica) {
 		if err := control.RemoveDamaged(ctx, n.tr, m.Leader, e.Group, self, e.Replica); err != nil {
-			n.log.Info("removal of the quarantined replica not done yet; retried", "group", e.Group, "replica", e.Replica, "err", err)
+			n.log.Info("removal of the quarantined replica not done yet; retried", "partition", e.Group, "replica", e.Replica, "err", err)
 		}
 		return false
 	}
 	elsewhere := !slices.Contains(m.Voters, self) && !slices.Contains(m.Learners, self) && len(m.Voters) >= n.cfg.Replicas
 	if elsewhere {
-		n.log.Info("quarantined replica rebuilt on other nodes", "group", e.Group, "old_replica", e.Replica, "voters", m.Voters)
+		n.log.Info("quarantined replica rebuilt on other nodes", "partition", e.Group, "old_replica", e.Replica, "voters", m.Voters)
 	}
 	return elsewhere
 }
@@ -452,7 +452,7 @@ func (n *Node) quorumElsewhere(ctx context.Context, groups []uint64) (bool, erro
 	for _, g := range groups {
 		gm, ok := control.AskGroup(ctx, n.tr, n.groupCandidates(g), g)
 		if !ok || gm.Leader == n.cfg.NodeID {
-			n.log.Info("a damaged replica's group has not confirmed its quorum elsewhere yet: its copy here is kept, out of service", "group", g)
+			n.log.Info("a damaged replica's group has not confirmed its quorum elsewhere yet: its copy here is kept, out of service", "partition", g)
 			return false, nil
 		}
 		if len(gm.Voters) < 3 {
@@ -489,10 +489,10 @@ func (n *Node) resolveID(ctx context.Context, e *storage.Quarantined) bool {
 		}
 	}
 	if err := storage.RaiseTombstone(n.db, e.Group, tomb); err != nil {
-		n.log.Error("could not tombstone a quarantined replica; retried", "group", e.Group, "err", err)
+		n.log.Error("could not tombstone a quarantined replica; retried", "partition", e.Group, "err", err)
 		return false
 	}
-	n.log.Info("quarantined replica's id learned from its group's leader", "group", e.Group, "replica", id, "tombstone", tomb)
+	n.log.Info("quarantined replica's id learned from its group's leader", "partition", e.Group, "replica", id, "tombstone", tomb)
 	e.Replica, e.IDUnknown = id, false
 	return true
 }

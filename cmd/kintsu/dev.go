@@ -36,6 +36,9 @@ type devFlags struct {
 // processes on loopback, until Ctrl-C. Exit status: 0 after a clean
 // shutdown, 1 if the cluster could not start, 2 on a usage error.
 func runDev(args []string) int {
+	if len(args) > 0 && (args[0] == "restart" || args[0] == "stop") {
+		return runDevOrder(args[0], args[1:])
+	}
 	f, err := parseDevFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -107,6 +110,11 @@ func runDev(args []string) int {
 		fmt.Fprintf(os.Stderr, "kintsu dev: recording ctl's address: %v\n", err)
 	}
 	defer unpublish()
+	stopOrders, err := serveDevOrders(ctx, dir, c)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu dev: no socket for kintsu dev restart: %v\n", err)
+	}
+	defer stopOrders()
 	printCluster(os.Stdout, c, dir, sec)
 	<-ctx.Done()
 	return stopDev(c, dir, f)
@@ -212,6 +220,7 @@ func printCluster(w io.Writer, c *launcher.Cluster, dir string, sec devSecurity)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nLogs: %s\n", filepath.Join(dir, "node-*", filepath.Base(nodes[0].LogPath)))
+	fmt.Fprintf(w, "Restart or stop a node (it stays in this cluster): kintsu dev restart N | kintsu dev stop N\n")
 	printTry(w, c, sec)
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }

@@ -40,6 +40,16 @@ func ctlPointer() string {
 	return filepath.Join(base, "kintsu", "dev-"+ctlFile)
 }
 
+// devDirPointer names the file holding the running dev cluster's
+// directory, beside ctlPointer.
+func devDirPointer() string {
+	p := ctlPointer()
+	if p == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(p), "dev-dir")
+}
+
 // writeDevFlags records f in dir.
 func writeDevFlags(dir string, f devFlags) error {
 	text := fmt.Sprintf("# kintsu dev's flags for this directory (read back by `kintsu dev --dir %s`)\nnodes = %d\nbase-port = %d\npartitions = %d\nreplicas = %d\nsecure = %t\n",
@@ -68,11 +78,18 @@ func publishCtl(dir string, c *launcher.Cluster, sec devSecurity) (unpublish fun
 	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
 		return func() {}, err
 	}
+	dp := devDirPointer()
+	if err := os.WriteFile(dp, []byte(dir+"\n"), 0o644); err != nil {
+		return func() {}, err
+	}
 	return func() {
-		// Only if it is still this cluster's: another dev cluster may
+		// Only if they are still this cluster's: another dev cluster may
 		// have started since.
 		if cur, err := os.ReadFile(p); err == nil && bytes.Equal(cur, b.Bytes()) {
 			os.Remove(p)
+		}
+		if cur, err := os.ReadFile(dp); err == nil && string(cur) == dir+"\n" {
+			os.Remove(dp)
 		}
 	}, nil
 }

@@ -16,6 +16,7 @@ Usage:
                 (every flag also from the --config file and $KINTSU_<FLAG>, e.g. KINTSU_DATA_DIR)
   kintsu cert create-ca | create-node ID HOST... | create-client USER --certs-dir DIR
   kintsu dev [--nodes 3] [--dir DIR] [--base-port 7000] [--secure]
+  kintsu dev restart N | stop N [--dir DIR]   (a node of the running kintsu dev, which keeps supervising it)
   kintsu chaos [--nodes 5] [--duration 60s] [--seed N] [--nemesis kill,kill-leader,...,misconfig,disk-full,stranger]
                [--workload register,set,bank] [--out DIR]
                [--plant-bug stale-read|ack-before-fsync|lost-update|skip-intent-check]

@@ -17,7 +17,8 @@ import (
 // TestDevRecordsItselfForCtl: `kintsu dev` records its flags in its
 // directory and ctl's address in the user's state directory while it
 // runs. ctl, given no address, finds that cluster and says so; once the
-// cluster stops it refuses to guess; and `kintsu dev --dir DIR` alone
+// cluster stops it refuses to guess; `kintsu dev restart N` restarts a
+// node that stays the running dev's child; and `kintsu dev --dir DIR` alone
 // brings back a cluster made with other flags.
 func TestDevRecordsItselfForCtl(t *testing.T) {
 	state, dir := t.TempDir(), filepath.Join(t.TempDir(), "dev")
@@ -74,7 +75,25 @@ func TestDevRecordsItselfForCtl(t *testing.T) {
 	if err != nil || !strings.Contains(out, "8 partitions") || !strings.Contains(out, "(from "+filepath.Join(state, "kintsu")) {
 		t.Fatalf("ctl status with no address, dev running: %v\n%s", err, out)
 	}
+	// A node restarted through it stays its child.
+	restart := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, binary, append([]string{"dev"}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := restart("restart", "1"); err != nil || !strings.Contains(out, "node 1 restarted and ready") {
+		t.Fatalf("kintsu dev restart 1: %v\n%s", err, out)
+	}
+	if out, err := restart("restart", "7"); err == nil || !strings.Contains(out, "no node") {
+		t.Fatalf("kintsu dev restart 7 of a 1-node cluster: %v\n%s", err, out)
+	}
 	stop()
+	if out, err := restart("restart", "1"); err == nil || !strings.Contains(out, "no kintsu dev") {
+		t.Fatalf("kintsu dev restart with none running: %v\n%s", err, out)
+	}
 	if out, err := ctl("status"); err == nil || !strings.Contains(out, "which cluster?") {
 		t.Fatalf("ctl status with no address after dev stopped: %v\n%s", err, out)
 	}

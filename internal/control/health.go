@@ -57,7 +57,7 @@ type HealthFacts struct {
 	// Stopping: the node is shutting down (handing its leaderships away,
 	// then closing); it still answers, but a balancer should send no one.
 	Stopping bool
-	Parts   []PartFacts
+	Parts    []PartFacts
 	// Rebuilding lists the partitions whose replica here was quarantined
 	// (its data damaged) and is being rebuilt from its peers. The node
 	// still serves them (it forwards to their leaders), so they do not

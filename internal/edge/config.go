@@ -229,6 +229,12 @@ func (f *Server) applyConfig(pairs [][]byte, dry bool) []byte {
 			if lower([]byte(val)) != "noeviction" {
 				return fail(name, "Kintsu never evicts keys: only noeviction")
 			}
+		case "slowlog-log-slower-than", "slowlog-max-len":
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || name == "slowlog-max-len" && (n < 0 || n > slowlogCap) {
+				return fail(name, "argument couldn't be parsed into an integer")
+			}
+			enc = append(enc, [2]string{name, val})
 		case "appendonly", "appendfsync", "save":
 			if want := map[string]string{"appendonly": "yes", "appendfsync": "always", "save": ""}[name]; lower([]byte(val)) != want {
 				return fail(name, "every write is replicated and fsync'd before its reply; this cannot change")
@@ -249,6 +255,7 @@ func (f *Server) applyConfig(pairs [][]byte, dry bool) []byte {
 	f.lim.cur.Store(&next)
 	for _, e := range enc {
 		f.config.set(e[0], e[1])
+		f.slowlog.setting(e[0], e[1])
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/kintsu/kintsu/internal/acl"
 	"github.com/kintsu/kintsu/internal/command"
@@ -71,7 +72,14 @@ func lower(b []byte) string { return strings.ToLower(string(b)) }
 
 // connCommand answers a decoded connection command.
 func (f *Server) connCommand(c *command.Cmd, st *connState) []byte {
-	return c.Spec.Impl.(connHandler)(f, c.Args, st)
+	if c.Spec.Is(command.Blocking) {
+		// Its wait is not its work (slowlog.go).
+		return c.Spec.Impl.(connHandler)(f, c.Args, st)
+	}
+	begin := time.Now()
+	reply := c.Spec.Impl.(connHandler)(f, c.Args, st)
+	f.slowlog.record(c.Args, time.Since(begin), st)
+	return reply
 }
 
 func errArity(args [][]byte) []byte {

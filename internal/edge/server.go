@@ -49,6 +49,7 @@ type Server struct {
 	// blockedClients counts the connections waiting in a blocking
 	// command (INFO's blocked_clients).
 	blockedClients atomic.Int64
+	slowlog        *slowlog // SLOWLOG's (slowlog.go)
 	// lingering: the node is stopping and leads nothing; every
 	// connection is redirected as a cluster client's is (Linger).
 	lingering atomic.Bool
@@ -80,7 +81,7 @@ type Server struct {
 
 // New makes the edge of a node; ctx ends when the node stops.
 func New(ctx context.Context, cfg Config) *Server {
-	return &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), stats: newStats(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
+	return &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), stats: newStats(), slowlog: newSlowlog(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
 }
 
 // partitionOf maps a key to its partition.
@@ -541,7 +542,9 @@ func (f *Server) execRound(batch [][][]byte, cmds []command.Cmd, errs []error, s
 		case cmds[j].Cross && !cmds[j].Spec.Is(command.Conn):
 			// (A script whose keys span partitions is the edge's own:
 			// crossscript.go.)
+			begin := time.Now()
 			replies[j] = f.runCross(cmds[j])
+			f.slowlog.record(cmds[j].Args, time.Since(begin), st)
 			j++
 		case cmds[j].Spec.Is(command.Blocking) && j > 0:
 			// The replies before a blocking command leave first (Redis
@@ -632,7 +635,8 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, st *con
 		out, errs = f.cfg.Router.ReadMany(ctx, l.group, cmds)
 	}
 	cancel()
-	elapsed := time.Since(begin).Seconds()
+	took := time.Since(begin)
+	elapsed := took.Seconds()
 	for i, reply := range out {
 		if sig, _, ok := failure.SignalOf(reply); ok && errs[i] == nil {
 			errs[i] = sig.Err() // never raw to a client
@@ -646,6 +650,7 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, st *con
 		replies[idx[i]] = reply
 		f.cfg.Metrics.Requests.WithLabelValues(batch[idx[i]].Spec.Name, outcomeLabel(reply)).Inc()
 		f.cfg.Metrics.RequestLatency.Observe(elapsed)
+		f.slowlog.record(batch[idx[i]].Args, took, st)
 	}
 }
 

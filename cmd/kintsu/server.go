@@ -149,6 +149,7 @@ func runServer(args []string) int {
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	server.BuildCommit = commit // version.go: set by release builds
 	node, err := server.Start(*cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kintsu server: %v\n", err)

@@ -274,6 +274,9 @@ func portOf(addr string) string {
 	return addr
 }
 
+// ConnectedClients is how many client connections the node holds.
+func (f *Server) ConnectedClients() int { return f.connCount() }
+
 func (f *Server) connCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

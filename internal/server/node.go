@@ -236,6 +236,7 @@ func Start(cfg Config) (*Node, error) {
 	// over the replicas being loaded (quarantine.go).
 	n.quar.serving.Store(true)
 	n.eng.Start()
+	n.metrics.Registry.MustRegister(nodeCollector{n}) // metricsview.go
 	n.admin = n.newAdmin()
 	n.httpSrv = &http.Server{Handler: n.admin.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = n.httpSrv.Serve(n.httpLn) }()

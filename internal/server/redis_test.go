@@ -223,7 +223,9 @@ func TestAdminEndpoints(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_, metrics := get("/metrics")
-	for _, m := range []string{"kintsu_raft_proposals_total", "kintsu_fsync_seconds", "kintsu_leaders_held", "kintsu_requests_total", "kintsu_raft_elections_total", "kintsu_apply_seconds", "kintsu_raftlog_segments", "kintsu_raftlog_bytes", "kintsu_raftlog_pinned_bytes"} {
+	for _, m := range []string{"kintsu_raft_proposals_total", "kintsu_fsync_seconds", "kintsu_leaders_held", "kintsu_requests_total", "kintsu_raft_elections_total", "kintsu_apply_seconds", "kintsu_raftlog_segments", "kintsu_raftlog_bytes", "kintsu_raftlog_pinned_bytes",
+		"kintsu_build_info{", "kintsu_ready 1", `kintsu_partition_leader{partition="0"}`, "kintsu_partition_applied_index{", "kintsu_partitions_leaderless 0",
+		"kintsu_partitions_under_replicated 0", `kintsu_nodes{state="up"} 3`, "kintsu_connected_clients", "kintsu_storage_disk_bytes"} {
 		if !strings.Contains(metrics, m) {
 			t.Fatalf("/metrics lacks %s", m)
 		}

@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// metricValue reads one series' value from a node's /metrics; -1 when
+// absent.
+func metricValue(t *testing.T, httpAddr, series string) float64 {
+	t.Helper()
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` ([0-9.e+-]+)$`).FindSubmatch(body)
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// TestMetricsSeeALostNode: what on-call watches follows a node's loss and
+// return: every partition under-replicated while it is gone (and none
+// leaderless once elections are done), the node counted suspect, then
+// all whole again once it is back.
+func TestMetricsSeeALostNode(t *testing.T) {
+	c := startCluster(t, 3)
+	waitTopology(t, c)
+	nodes := c.Nodes()
+	watch := nodes[0].HTTPAddr
+	if v := metricValue(t, watch, "kintsu_partitions_under_replicated"); v != 0 {
+		t.Fatalf("under-replicated partitions of a whole cluster: %v", v)
+	}
+	if err := c.Kill(nodes[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every partition reported under-replicated, none leaderless", 30*time.Second, func() bool {
+		return metricValue(t, watch, "kintsu_partitions_under_replicated") == partitions &&
+			metricValue(t, watch, "kintsu_partitions_leaderless") == 0 &&
+			metricValue(t, watch, `kintsu_nodes{state="up"}`) == 2
+	})
+	if err := c.Restart(nodes[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cluster whole again", 30*time.Second, func() bool {
+		return metricValue(t, watch, "kintsu_partitions_under_replicated") == 0 &&
+			metricValue(t, watch, `kintsu_nodes{state="up"}`) == 3 &&
+			metricValue(t, watch, "kintsu_ready") == 1
+	})
+}

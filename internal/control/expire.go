@@ -43,6 +43,11 @@ type ExpiryConfig struct {
 	// RequestTimeout bounds each batch of deletions.
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
+	// Expired, if set, is told the keys a batch deleted (keyspace
+	// events). A batch of which some keys had been written again before
+	// it applied reports none: which ones is not known, and events are
+	// at most once.
+	Expired func(keys [][]byte)
 }
 
 // Expiry is the expiry sweep.
@@ -114,6 +119,9 @@ func (e *Expiry) expireSome(ctx context.Context, group uint64, from []byte) ([]b
 			// Stop here rather than wait out every batch on a partition
 			// that cannot take writes; the next sweep starts over here.
 			return from, fmt.Errorf("removing expired keys: %s", bytes.TrimSpace(reply[1:]))
+		}
+		if e.cfg.Expired != nil && string(reply) == fmt.Sprintf(":%d\r\n", len(args)-1) {
+			e.cfg.Expired(args[1:])
 		}
 	}
 	return next, nil

@@ -189,6 +189,29 @@ func (f *Server) notifyBatch(cmds []command.Cmd, replies [][]byte) {
 	}
 }
 
+// NotifyExpired publishes the "expired" events of keys the expiry sweep
+// deleted on this node (the leader of their partition). Redis sends them
+// when it deletes an expired key, on access or in its background cycle;
+// Kintsu's sweep deletes within about a second of the expiry.
+func (f *Server) NotifyExpired(keys [][]byte) {
+	flags := int(f.notifyFlags.Load())
+	if flags&notifyExpired == 0 || flags&(notifyKeyspace|notifyKeyevent) == 0 {
+		return
+	}
+	var remote [][]byte
+	for _, k := range keys {
+		if flags&notifyKeyspace != 0 {
+			remote = append(remote, f.publishEvent(append([]byte("__keyspace@0__:"), k...), []byte("expired")))
+		}
+		if flags&notifyKeyevent != 0 {
+			remote = append(remote, f.publishEvent([]byte("__keyevent@0__:expired"), k))
+		}
+	}
+	if len(remote) > 0 && f.cfg.Peers != nil {
+		f.notifyOut.send(f, remote)
+	}
+}
+
 // notifyQueue carries events to the other nodes: one sender, a bounded
 // queue; past it events are dropped (at most once, as every message), so
 // a slow peer never holds up a write nor grows memory.

@@ -80,6 +80,7 @@ func (n *Node) newControl() []func(context.Context) {
 	expiry := control.NewExpiry(control.ExpiryConfig{
 		NodeID: c.NodeID, Engine: n.eng, Write: n.write, Now: n.clock.Now,
 		RequestTimeout: c.RequestTimeout, Logger: n.log,
+		Expired: func(keys [][]byte) { n.front.NotifyExpired(keys) },
 	})
 	return []func(context.Context){n.place.Run, n.cmap.Run, heartbeat.Run, hints.Run, sweeper.Run, expiry.Run, n.balancer.Run}
 }

@@ -48,6 +48,23 @@ func FullName(spec *command.Spec, args [][]byte) string {
 	return spec.Name
 }
 
+// Subcommands lists the full names Redis gives name's subcommands
+// ("config|get", ...), sorted; none for a command without them.
+func Subcommands(name string) []string {
+	var out []string
+	for k := range redisCommands {
+		if parent, _, ok := strings.Cut(k, "|"); ok && parent == name {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// InCategory reports whether the command of full name (a subcommand's
+// "parent|sub") is in cat, as ACL rules see it.
+func InCategory(full, cat string) bool { return inCategory(full, strings.ToLower(cat)) }
+
 // CategoriesOf lists the categories of a command by its full name.
 func CategoriesOf(full string) []string {
 	if c, ok := redisCommands[full]; ok {

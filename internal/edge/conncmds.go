@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -336,25 +337,25 @@ func (st *connState) setName(name []byte) {
 	}
 }
 
-// commandList answers COMMAND LIST [FILTERBY MODULE m|ACLCAT c|PATTERN p].
+// commandList answers COMMAND LIST [FILTERBY MODULE m|ACLCAT c|PATTERN p]:
+// every command, and, as Redis 7 lists them, its subcommands by their
+// full names ("config|get").
 func commandList(specs []*command.Spec, opts [][]byte) []byte {
-	keep := func(*command.Spec) bool { return true }
+	keep := func(string) bool { return true }
 	switch {
 	case len(opts) == 0:
 	case len(opts) == 3 && lower(opts[0]) == "filterby":
 		arg := opts[2]
 		switch lower(opts[1]) {
 		case "module":
-			keep = func(*command.Spec) bool { return false } // no modules
+			keep = func(string) bool { return false } // no modules
 		case "aclcat":
-			names, ok := acl.CommandsIn(lower(arg))
-			in := map[string]bool{}
-			for _, n := range names {
-				in[n] = true
+			if !slices.Contains(acl.Categories, lower(arg)) {
+				return resp.AppendArrayHeader(nil, 0)
 			}
-			keep = func(s *command.Spec) bool { return ok && in[s.Name] }
+			keep = func(name string) bool { return acl.InCategory(name, lower(arg)) }
 		case "pattern":
-			keep = func(s *command.Spec) bool { return kv.Match(arg, []byte(s.Name)) }
+			keep = func(name string) bool { return kv.Match(arg, []byte(name)) }
 		default:
 			return resp.AppendError(nil, kv.ErrSyntax)
 		}
@@ -363,8 +364,10 @@ func commandList(specs []*command.Spec, opts [][]byte) []byte {
 	}
 	var names [][]byte
 	for _, s := range specs {
-		if keep(s) {
-			names = append(names, []byte(s.Name))
+		for _, name := range append([]string{s.Name}, acl.Subcommands(s.Name)...) {
+			if keep(name) {
+				names = append(names, []byte(name))
+			}
 		}
 	}
 	return appendBulks(nil, names)

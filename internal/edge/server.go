@@ -334,6 +334,9 @@ func (f *Server) handle(c net.Conn) {
 		}
 		args, err := rd.ReadCommand()
 		cl.idleSince.Store(0)
+		if tooLarge(wr, err) {
+			continue // dropped whole: the connection reads on
+		}
 		if err != nil {
 			if !f.sayRetired(c, wr) {
 				f.readFailed(tc, wr, err)
@@ -366,11 +369,27 @@ func (f *Server) handle(c net.Conn) {
 		if st.quit {
 			return
 		}
+		if tooLarge(wr, pending) {
+			continue
+		}
 		if pending != nil {
 			f.protocolError(wr, pending)
 			return
 		}
 	}
+}
+
+// tooLarge answers a command the reader dropped for an argument over the
+// value limit (resp.TooLargeError), in its place among the replies: the
+// client gets an error, not a closed connection, and goes on.
+func tooLarge(wr *resp.Writer, err error) bool {
+	var tl *resp.TooLargeError
+	if !errors.As(err, &tl) {
+		return false
+	}
+	wr.WriteRaw(resp.AppendError(nil, "ERR "+tl.Error()))
+	_ = wr.Flush()
+	return true
 }
 
 // protocolError answers malformed input as Redis does, then the caller

@@ -3,6 +3,7 @@ package resp
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -95,6 +96,12 @@ func collect(t testing.TB, next func() ([][]byte, error)) readResult {
 	var res readResult
 	for i := 0; ; i++ {
 		args, err := next()
+		var tl *TooLargeError
+		if errors.As(err, &tl) {
+			// Not an end: the command was dropped and reading goes on.
+			res.cmds = append(res.cmds, []string{fmt.Sprintf("!too large: %d bytes", tl.Len)})
+			continue
+		}
 		if err != nil {
 			res.err = err
 			return res

@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -69,6 +70,29 @@ const (
 
 func protoErr(msg string) error { return &ProtocolError{Msg: msg} }
 
+// TooLargeError is returned for a command with an argument over
+// MaxBulkLen but within what the reader discards (maxDiscardBulk): the
+// whole command was read and dropped, nothing of it kept, and the
+// connection is in step for the next command, so the server answers an
+// error and goes on, where a larger one is a ProtocolError that closes
+// it. Not sticky.
+type TooLargeError struct {
+	Len, Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("argument of %d bytes exceeds the maximum allowed size (%d bytes); the command was not run", e.Len, e.Limit)
+}
+
+// maxDiscardBulk is the longest argument the reader drops rather than
+// refuses (Redis's proto-max-bulk-len), and maxDiscard the most one
+// command may make it drop: past them the connection is closed. Dropping
+// costs no memory, only the client's own bandwidth.
+const (
+	maxDiscardBulk = 512 << 20
+	maxDiscard     = 1 << 30
+)
+
 func expectedDollar(got byte) error {
 	// Built from bytes, not runes, so a non-ASCII byte is echoed as the single
 	// byte Redis's %c would print.
@@ -105,9 +129,16 @@ type Reader struct {
 	offs []int // start/end pairs of the current command's arguments, relative to r
 	args [][]byte
 
-	err    error // sticky protocol error
-	rerr   error // error that arrived together with data, reported on the next fill
-	noRead bool  // set by TryReadCommand: fill must not touch the underlying reader
+	err error // sticky protocol error
+	// An oversized command being dropped (TooLargeError): bytes of the
+	// current bulk left to drop, bulks after it, the total dropped, and
+	// the error to return once done.
+	drop     int64
+	dropBulk int
+	dropped  int64
+	tooLarge *TooLargeError
+	rerr     error // error that arrived together with data, reported on the next fill
+	noRead   bool  // set by TryReadCommand: fill must not touch the underlying reader
 }
 
 // errWouldBlock stops a TryReadCommand parse that needs more input; nothing
@@ -140,6 +171,9 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 		return nil, r.err
 	}
 	r.release()
+	if r.tooLarge != nil {
+		return nil, r.dropRest()
+	}
 	for {
 		if r.r == r.w {
 			r.r, r.w = 0, 0
@@ -155,6 +189,13 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 			end, n, err = r.parseInline()
 		}
 		if err != nil {
+			if d, ok := err.(*dropFrom); ok {
+				// Oversized: drop the command from its big bulk on.
+				r.r += d.at
+				r.drop, r.dropBulk, r.dropped = d.bulk+2, d.after, d.bulk+2
+				r.tooLarge = &TooLargeError{Len: d.bulk, Limit: int64(r.lim.MaxBulkLen)}
+				return nil, r.dropRest()
+			}
 			if _, ok := err.(*ProtocolError); ok {
 				r.err = err
 			} else if err == io.EOF {
@@ -352,6 +393,9 @@ func (r *Reader) parseMultibulk() (end, nargs int, err error) {
 		if err != nil {
 			return 0, 0, err
 		}
+		if n > int64(r.lim.MaxBulkLen) && n <= maxDiscardBulk {
+			return 0, 0, &dropFrom{at: next, bulk: n, after: int(count) - len(r.offs)/2 - 1}
+		}
 		if n > int64(r.lim.MaxBulkLen) || total+n > int64(r.lim.MaxCommandLen) {
 			return 0, 0, protoErr(msgInvalidBulk)
 		}
@@ -368,6 +412,74 @@ func (r *Reader) parseMultibulk() (end, nargs int, err error) {
 		off += int(n) + 2
 	}
 	return off, int(count), nil
+}
+
+// dropFrom says where the current command's oversized bulk begins
+// (relative to the command's start), its length, and how many bulks
+// follow it.
+type dropFrom struct {
+	at    int
+	bulk  int64
+	after int
+}
+
+func (*dropFrom) Error() string { return "resp: oversized argument" }
+
+// dropRest drops the rest of an oversized command, reading as it goes
+// (the buffer never grows for it), then returns its TooLargeError. It
+// keeps its place across calls: a TryReadCommand that would block leaves
+// it to the next read.
+func (r *Reader) dropRest() error {
+	for r.drop > 0 || r.dropBulk > 0 {
+		if r.drop > 0 {
+			take := min(int64(r.w-r.r), r.drop)
+			r.r += int(take)
+			r.drop -= take
+			if r.drop > 0 {
+				r.r, r.w = 0, 0
+				if err := r.fill(0); err != nil {
+					return r.dropFailed(err)
+				}
+			}
+			continue
+		}
+		if r.r == r.w {
+			r.r, r.w = 0, 0
+			if err := r.fill(0); err != nil {
+				return r.dropFailed(err)
+			}
+		}
+		n, next, err := r.bulkHeader(0)
+		if err != nil {
+			return r.dropFailed(err)
+		}
+		if n > maxDiscardBulk || r.dropped+n+2 > maxDiscard {
+			return r.dropFailed(protoErr(msgInvalidBulk))
+		}
+		r.r += next
+		r.drop, r.dropped = n+2, r.dropped+n+2
+		r.dropBulk--
+	}
+	err := r.tooLarge
+	r.tooLarge = nil
+	return err
+}
+
+// dropFailed ends a drop that cannot go on: a protocol error is sticky,
+// the end of input comes mid-command, and a read that would block leaves
+// the drop to resume.
+func (r *Reader) dropFailed(err error) error {
+	switch {
+	case err == errWouldBlock:
+		return err
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	}
+	if _, ok := err.(*ProtocolError); ok {
+		r.err = err
+	}
+	r.tooLarge = nil
+	return err
 }
 
 // bulkHeader parses the "$N\r\n" at off, returning N (not yet checked

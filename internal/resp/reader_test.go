@@ -50,7 +50,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"bulk LF only", "*1\r\n$3\r\nfoo\n\n", Limits{}, "Protocol error: invalid bulk length"},
 		{"19 digit bulk length", "*1\r\n$1234567890123456789\r\n", Limits{}, "Protocol error: invalid bulk length"},
 		{"uint64 overflow bulk length", "*1\r\n$99999999999999999999\r\n", Limits{}, "Protocol error: invalid bulk length"},
-		{"bulk over default limit", "*1\r\n$16777217\r\n", Limits{}, "Protocol error: invalid bulk length"},
+		{"bulk over what is dropped", "*1\r\n$536870913\r\n", Limits{}, "Protocol error: invalid bulk length"},
 		{"too big mbulk count", "*" + long, Limits{}, "Protocol error: too big mbulk count string"},
 		{"too big mbulk count with CR", "*" + long + "\r\n", Limits{}, "Protocol error: too big mbulk count string"},
 		{"too big bulk count", "*1\r\n$" + long, Limits{}, "Protocol error: too big bulk count string"},
@@ -64,7 +64,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"trailing backslash in quotes", "GET \"k\\\r\n", Limits{}, "Protocol error: unbalanced quotes in request"},
 
 		{"array over limit", "*4\r\n", small, "Protocol error: invalid multibulk length"},
-		{"bulk over limit", "*1\r\n$6\r\n", small, "Protocol error: invalid bulk length"},
+		{"second dropped bulk over what is dropped", "*2\r\n$6\r\nabcdef\r\n$536870913\r\n", small, "Protocol error: invalid bulk length"},
 		{"command over limit", "*2\r\n$5\r\naaaaa\r\n$4\r\n", small, "Protocol error: invalid bulk length"},
 		{"mbulk count over inline limit", "*00000000001", small, "Protocol error: too big mbulk count string"},
 		{"bulk count over inline limit", "*1\r\n$1234\r\n", Limits{MaxInlineLen: 3}, "Protocol error: too big bulk count string"},
@@ -538,6 +538,69 @@ func TestParseInt(t *testing.T) {
 		v, ok := parseInt([]byte(tt.in))
 		if v != tt.v || ok != tt.ok {
 			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", tt.in, v, ok, tt.v, tt.ok)
+		}
+	}
+}
+
+// TestOversizedArgumentIsDroppedAndReadingGoesOn: an argument over
+// MaxBulkLen (but within what is dropped) makes its command a
+// TooLargeError, read and dropped whole without growing the buffer, and
+// the next command reads as usual — in whole reads, byte by byte, and
+// through TryReadCommand as bytes trickle in.
+func TestOversizedArgumentIsDroppedAndReadingGoesOn(t *testing.T) {
+	big := strings.Repeat("x", 5000)
+	in := "*3\r\n$3\r\nSET\r\n$5000\r\n" + big + "\r\n$4\r\ntail\r\n*1\r\n$4\r\nPING\r\n"
+	lim := Limits{MaxBulkLen: 1000}
+	for _, mode := range []string{"whole", "bytewise"} {
+		var src io.Reader = strings.NewReader(in)
+		if mode == "bytewise" {
+			src = iotest.OneByteReader(src)
+		}
+		r := newReaderSize(src, lim, 64)
+		_, err := r.ReadCommand()
+		var tl *TooLargeError
+		if !errors.As(err, &tl) || tl.Len != 5000 || tl.Limit != 1000 {
+			t.Fatalf("%s: %v, want a TooLargeError of 5000 bytes", mode, err)
+		}
+		if len(r.buf) > 128 {
+			t.Fatalf("%s: the buffer grew to %d for a dropped argument", mode, len(r.buf))
+		}
+		args, err := r.ReadCommand()
+		if err != nil || len(args) != 1 || string(args[0]) != "PING" {
+			t.Fatalf("%s: next command %q, %v", mode, args, err)
+		}
+		if _, err := r.ReadCommand(); err != io.EOF {
+			t.Fatalf("%s: then %v, want EOF", mode, err)
+		}
+	}
+	// TryReadCommand resumes a drop where the bytes ran out.
+	pr, pw := io.Pipe()
+	r := newReaderSize(pr, lim, 64)
+	go func() {
+		for i := 0; i < len(in); i += 700 {
+			_, _ = pw.Write([]byte(in[i:min(i+700, len(in))]))
+		}
+		pw.Close()
+	}()
+	var got []string
+	for {
+		args, ok, err := r.TryReadCommand()
+		if err == nil && !ok {
+			args, err = r.ReadCommand()
+		}
+		var tl *TooLargeError
+		switch {
+		case errors.As(err, &tl):
+			got = append(got, "too large")
+		case err == io.EOF:
+			if strings.Join(got, ",") != "too large,PING" {
+				t.Fatalf("through TryReadCommand: %q", got)
+			}
+			return
+		case err != nil:
+			t.Fatal(err)
+		default:
+			got = append(got, string(args[0]))
 		}
 	}
 }

@@ -231,3 +231,36 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedValueGetsAnErrorReply: a value over the 16 MiB limit is
+// answered with an error, in order among its pipeline's replies, and the
+// connection goes on (it was closed mid-write before: redis-py saw a
+// broken pipe, not a reason).
+func TestOversizedValueGetsAnErrorReply(t *testing.T) {
+	tc := startCluster(t, 1, nil)
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0), PoolSize: 1, MaxRetries: -1})
+	defer c.Close()
+	ctx := ctx5(t)
+	big := strings.Repeat("v", 20<<20)
+	cmds, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "before", "1", 0)
+		p.Set(ctx, "big", big, 0)
+		p.Set(ctx, "after", "2", 0)
+		return nil
+	})
+	if len(cmds) != 3 || cmds[0].Err() != nil || cmds[2].Err() != nil {
+		t.Fatalf("the commands around the big one: %v", cmds)
+	}
+	if err := cmds[1].Err(); err == nil || !strings.Contains(err.Error(), "exceeds the maximum allowed size") {
+		t.Fatalf("the big SET: %v", err)
+	}
+	if got := c.Get(ctx, "after").Val(); got != "2" {
+		t.Fatalf("after the big SET, on the same connection: %q", got)
+	}
+	if n := c.Exists(ctx, "big").Val(); n != 0 {
+		t.Fatal("the dropped SET was applied")
+	}
+	if st := c.PoolStats(); st.TotalConns != 1 {
+		t.Fatalf("%d connections: the first was closed", st.TotalConns)
+	}
+}

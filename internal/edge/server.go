@@ -328,13 +328,17 @@ func (f *Server) handle(c net.Conn) {
 	wr := resp.NewWriter(c)
 	for {
 		// Armed before the closing check, so Drain's wake-up is not lost.
-		f.awaitCommand(tc, rd.Buffered())
+		buffered := rd.Buffered()
+		if buffered == 0 && rd.InCommand() {
+			buffered = 1 // an oversized command being dropped
+		}
+		f.awaitCommand(tc, buffered)
 		if f.sayRetired(c, wr) || f.isClosing() {
 			return
 		}
 		args, err := rd.ReadCommand()
 		cl.idleSince.Store(0)
-		if tooLarge(wr, err) {
+		if f.tooLarge(wr, err, st) {
 			continue // dropped whole: the connection reads on
 		}
 		if err != nil {
@@ -369,7 +373,7 @@ func (f *Server) handle(c net.Conn) {
 		if st.quit {
 			return
 		}
-		if tooLarge(wr, pending) {
+		if f.tooLarge(wr, pending, st) {
 			continue
 		}
 		if pending != nil {
@@ -381,13 +385,24 @@ func (f *Server) handle(c net.Conn) {
 
 // tooLarge answers a command the reader dropped for an argument over the
 // value limit (resp.TooLargeError), in its place among the replies: the
-// client gets an error, not a closed connection, and goes on.
-func tooLarge(wr *resp.Writer, err error) bool {
+// client gets an error, not a closed connection, and goes on. As any
+// command refused while queued, it spoils a MULTI (EXEC then aborts), and
+// CLIENT REPLY OFF or SKIP silences its reply.
+func (f *Server) tooLarge(wr *resp.Writer, err error, st *connState) bool {
 	var tl *resp.TooLargeError
 	if !errors.As(err, &tl) {
 		return false
 	}
-	wr.WriteRaw(resp.AppendError(nil, "ERR "+tl.Error()))
+	if st.multi.on {
+		st.multi.dirty = true
+	}
+	switch st.replies {
+	case repliesOff:
+	case repliesSkip:
+		st.replies = repliesOn
+	default:
+		wr.WriteRaw(resp.AppendError(nil, "ERR "+tl.Error()))
+	}
 	_ = wr.Flush()
 	return true
 }

@@ -134,6 +134,7 @@ type Reader struct {
 	// current bulk left to drop, bulks after it, the total dropped, and
 	// the error to return once done.
 	drop     int64
+	dropCRLF bool // the dropped bulk's CRLF is still to be checked
 	dropBulk int
 	dropped  int64
 	tooLarge *TooLargeError
@@ -192,7 +193,7 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 			if d, ok := err.(*dropFrom); ok {
 				// Oversized: drop the command from its big bulk on.
 				r.r += d.at
-				r.drop, r.dropBulk, r.dropped = d.bulk+2, d.after, d.bulk+2
+				r.drop, r.dropCRLF, r.dropBulk, r.dropped = d.bulk, true, d.after, d.bulk+2
 				r.tooLarge = &TooLargeError{Len: d.bulk, Limit: int64(r.lim.MaxBulkLen)}
 				return nil, r.dropRest()
 			}
@@ -430,7 +431,20 @@ func (*dropFrom) Error() string { return "resp: oversized argument" }
 // keeps its place across calls: a TryReadCommand that would block leaves
 // it to the next read.
 func (r *Reader) dropRest() error {
-	for r.drop > 0 || r.dropBulk > 0 {
+	for r.drop > 0 || r.dropCRLF || r.dropBulk > 0 {
+		if r.drop == 0 && r.dropCRLF {
+			// A payload ends with CRLF, dropped or not: a wrong length
+			// must not set the next command's start.
+			if err := r.need(2); err != nil {
+				return r.dropFailed(err)
+			}
+			if r.buf[r.r] != '\r' || r.buf[r.r+1] != '\n' {
+				return r.dropFailed(protoErr(msgInvalidBulk))
+			}
+			r.r += 2
+			r.dropCRLF = false
+			continue
+		}
 		if r.drop > 0 {
 			take := min(int64(r.w-r.r), r.drop)
 			r.r += int(take)
@@ -457,7 +471,7 @@ func (r *Reader) dropRest() error {
 			return r.dropFailed(protoErr(msgInvalidBulk))
 		}
 		r.r += next
-		r.drop, r.dropped = n+2, r.dropped+n+2
+		r.drop, r.dropCRLF, r.dropped = n, true, r.dropped+n+2
 		r.dropBulk--
 	}
 	err := r.tooLarge
@@ -465,22 +479,27 @@ func (r *Reader) dropRest() error {
 	return err
 }
 
-// dropFailed ends a drop that cannot go on: a protocol error is sticky,
-// the end of input comes mid-command, and a read that would block leaves
-// the drop to resume.
+// dropFailed reports why a drop cannot go on now. A protocol error ends
+// it and sticks; any other error (a read that would block, a deadline,
+// the end of input, which comes mid-command) leaves the drop where it
+// is, to resume at the next read, as a partly read command would.
 func (r *Reader) dropFailed(err error) error {
-	switch {
-	case err == errWouldBlock:
-		return err
-	case err == io.EOF:
-		err = io.ErrUnexpectedEOF
-	}
 	if _, ok := err.(*ProtocolError); ok {
 		r.err = err
+		r.tooLarge = nil
+		return err
 	}
-	r.tooLarge = nil
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
 	return err
 }
+
+// InCommand reports whether a command is partly read: bytes are buffered,
+// or an oversized command is being dropped (Buffered may then be 0). A
+// server waiting for the rest should apply its read timeout, not its
+// idle one.
+func (r *Reader) InCommand() bool { return r.w > r.r || r.tooLarge != nil }
 
 // bulkHeader parses the "$N\r\n" at off, returning N (not yet checked
 // against the limits) and the offset of the payload.

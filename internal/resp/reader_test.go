@@ -604,3 +604,59 @@ func TestOversizedArgumentIsDroppedAndReadingGoesOn(t *testing.T) {
 		}
 	}
 }
+
+// TestDropResumesAfterReadError: a read error while an oversized command
+// is being dropped (a deadline, an error delivered with data) leaves the
+// drop where it was; the next read finishes it and the command after it
+// reads whole. The end of input mid-drop is unexpected, every time.
+func TestDropResumesAfterReadError(t *testing.T) {
+	errTimeout := errors.New("i/o timeout")
+	lim := Limits{MaxBulkLen: 40}
+	src := &scriptedReader{steps: []step{
+		{"*2\r\n$41\r\n" + strings.Repeat("x", 10), errTimeout},
+		{strings.Repeat("x", 31) + "\r\n", errTimeout},
+		{"$3\r\nfo", errTimeout},
+		{"o\r\n*1\r\n$4\r\nPING\r\n", io.EOF},
+	}}
+	r := newReaderSize(src, lim, 16)
+	var got []string
+	for {
+		args, err := r.ReadCommand()
+		var tl *TooLargeError
+		switch {
+		case err == io.EOF:
+			if strings.Join(got, ",") != "too large,PING" {
+				t.Fatalf("got %q", got)
+			}
+			// A drop cut by the end of input stays unexpected.
+			r2 := newReaderSize(strings.NewReader("*1\r\n$41\r\nxx"), lim, 16)
+			for i := 0; i < 2; i++ {
+				if _, err := r2.ReadCommand(); err != io.ErrUnexpectedEOF {
+					t.Fatalf("read %d of a cut drop: %v", i, err)
+				}
+			}
+			return
+		case err == errTimeout:
+			continue
+		case errors.As(err, &tl):
+			got = append(got, "too large")
+		case err != nil:
+			t.Fatalf("after %q: %v", got, err)
+		default:
+			got = append(got, string(args[0]))
+		}
+	}
+}
+
+// TestDroppedBulkMustEndWithCRLF: a dropped payload not followed by CRLF
+// is a protocol error, as a kept one is, so a wrong length never sets
+// where the next command starts.
+func TestDroppedBulkMustEndWithCRLF(t *testing.T) {
+	in := "*1\r\n$41\r\n" + strings.Repeat("x", 41) + "XY*1\r\n$4\r\nPING\r\n"
+	r := NewReader(strings.NewReader(in), Limits{MaxBulkLen: 40})
+	_, err := r.ReadCommand()
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Msg != msgInvalidBulk {
+		t.Fatalf("%v, want %q", err, msgInvalidBulk)
+	}
+}

@@ -263,4 +263,16 @@ func TestOversizedValueGetsAnErrorReply(t *testing.T) {
 	if st := c.PoolStats(); st.TotalConns != 1 {
 		t.Fatalf("%d connections: the first was closed", st.TotalConns)
 	}
+	// Inside MULTI it spoils the transaction, as any refused command.
+	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "big", big, 0)
+		p.Incr(ctx, "counter")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "EXECABORT") {
+		t.Fatalf("MULTI with a big SET: %v", err)
+	}
+	if n := c.Exists(ctx, "counter").Val(); n != 0 {
+		t.Fatal("a transaction with a dropped command ran")
+	}
 }

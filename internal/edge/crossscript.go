@@ -74,24 +74,21 @@ func (f *Server) runCrossScript(st *connState, step script.Step) []byte {
 		if o.Halted {
 			return o.Reply
 		}
-		cmds := make([]command.Cmd, 0, len(o.Writes))
-		for _, im := range o.Writes {
-			args := [][]byte{[]byte("del"), im.Key}
+		writes := make([][][]byte, len(o.Writes))
+		for i, im := range o.Writes {
+			writes[i] = [][]byte{[]byte("del"), im.Key}
 			if im.Payload != nil {
-				args = keyState{payload: im.Payload, expireAt: im.ExpireAt}.restoreArgs(im.Key)
+				writes[i] = keyState{payload: im.Payload, expireAt: im.ExpireAt}.restoreArgs(im.Key)
 			}
-			c, err := f.decode(args)
-			if err != nil {
+		}
+		if reply := unrestorable(writes); reply != nil {
+			return reply
+		}
+		cmds := make([]command.Cmd, len(writes))
+		for i, args := range writes {
+			if cmds[i], err = f.decode(args); err != nil {
 				return ErrorReply(err)
 			}
-			cmds = append(cmds, c)
-		}
-		restores := make([][][]byte, len(cmds))
-		for i, c := range cmds {
-			restores[i] = c.Args
-		}
-		if reply := unrestorable(restores); reply != nil {
-			return reply
 		}
 		reply, err := f.cfg.Txns.Exec(round, cmds, watches)
 		if err != nil {

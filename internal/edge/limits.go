@@ -372,11 +372,12 @@ func (t *timedConn) Read(p []byte) (int, error) {
 }
 
 // awaitCommand arms the read deadline for the next command: the partial
-// command's if bytes of it are buffered, else the idle one.
-func (f *Server) awaitCommand(t *timedConn, buffered int) {
+// command's if one is partly read (resp.Reader.InCommand), else the idle
+// one.
+func (f *Server) awaitCommand(t *timedConn, inCommand bool) {
 	now := time.Now()
 	var deadline time.Time
-	if buffered > 0 {
+	if inCommand {
 		t.started = true
 		t.cl.idleSince.Store(0)
 		if d := f.lim.get().ClientReadTimeout; d > 0 {

@@ -163,30 +163,16 @@ func eventsOf(c *command.Cmd, reply []byte) []event {
 
 // notifyBatch publishes the events of a batch's writes.
 func (f *Server) notifyBatch(cmds []command.Cmd, replies [][]byte) {
-	flags := int(f.notifyFlags.Load())
-	if flags&(notifyKeyspace|notifyKeyevent) == 0 {
+	if int(f.notifyFlags.Load())&(notifyKeyspace|notifyKeyevent) == 0 {
 		return
 	}
-	var remote [][]byte
+	var events []event
 	for i := range cmds {
-		if i >= len(replies) || replies[i] == nil {
-			continue
-		}
-		for _, e := range eventsOf(&cmds[i], replies[i]) {
-			if flags&e.class == 0 {
-				continue
-			}
-			if flags&notifyKeyspace != 0 {
-				remote = append(remote, f.publishEvent(append([]byte("__keyspace@0__:"), e.key...), []byte(e.name)))
-			}
-			if flags&notifyKeyevent != 0 {
-				remote = append(remote, f.publishEvent([]byte("__keyevent@0__:"+e.name), e.key))
-			}
+		if i < len(replies) && replies[i] != nil {
+			events = append(events, eventsOf(&cmds[i], replies[i])...)
 		}
 	}
-	if len(remote) > 0 && f.cfg.Peers != nil {
-		f.notifyOut.send(f, remote)
-	}
+	f.publishEvents(events)
 }
 
 // NotifyExpired publishes the "expired" events of keys the expiry sweep
@@ -194,17 +180,28 @@ func (f *Server) notifyBatch(cmds []command.Cmd, replies [][]byte) {
 // when it deletes an expired key, on access or in its background cycle;
 // Kintsu's sweep deletes within about a second of the expiry.
 func (f *Server) NotifyExpired(keys [][]byte) {
-	flags := int(f.notifyFlags.Load())
-	if flags&notifyExpired == 0 || flags&(notifyKeyspace|notifyKeyevent) == 0 {
-		return
+	events := make([]event, len(keys))
+	for i, k := range keys {
+		events[i] = event{class: notifyExpired, name: "expired", key: k}
 	}
+	f.publishEvents(events)
+}
+
+// publishEvents publishes the events whose class is enabled, on the
+// keyspace and keyevent channels as enabled: to this node's subscribers
+// at once, to the other nodes' through notifyOut.
+func (f *Server) publishEvents(events []event) {
+	flags := int(f.notifyFlags.Load())
 	var remote [][]byte
-	for _, k := range keys {
+	for _, e := range events {
+		if flags&e.class == 0 {
+			continue
+		}
 		if flags&notifyKeyspace != 0 {
-			remote = append(remote, f.publishEvent(append([]byte("__keyspace@0__:"), k...), []byte("expired")))
+			remote = append(remote, f.publishEvent(append([]byte("__keyspace@0__:"), e.key...), []byte(e.name)))
 		}
 		if flags&notifyKeyevent != 0 {
-			remote = append(remote, f.publishEvent([]byte("__keyevent@0__:expired"), k))
+			remote = append(remote, f.publishEvent([]byte("__keyevent@0__:"+e.name), e.key))
 		}
 	}
 	if len(remote) > 0 && f.cfg.Peers != nil {

@@ -146,13 +146,7 @@ func (f *Server) Linger(ctx context.Context, d time.Duration) {
 	defer t.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		f.mu.Lock()
-		n := len(f.conns)
-		f.mu.Unlock()
-		if n == 0 {
-			return
-		}
+	for f.connCount() > 0 {
 		select {
 		case <-ctx.Done():
 			return
@@ -328,11 +322,7 @@ func (f *Server) handle(c net.Conn) {
 	wr := resp.NewWriter(c)
 	for {
 		// Armed before the closing check, so Drain's wake-up is not lost.
-		buffered := rd.Buffered()
-		if buffered == 0 && rd.InCommand() {
-			buffered = 1 // an oversized command being dropped
-		}
-		f.awaitCommand(tc, buffered)
+		f.awaitCommand(tc, rd.InCommand())
 		if f.sayRetired(c, wr) || f.isClosing() {
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -57,7 +58,8 @@ func serveDevOrders(ctx context.Context, dir string, c *launcher.Cluster) (func(
 func answerDevOrder(conn net.Conn, c *launcher.Cluster) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(devOrderTimeout))
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	// One short line: "restart N".
+	line, err := bufio.NewReader(io.LimitReader(conn, 64)).ReadString('\n')
 	if err != nil {
 		return
 	}

@@ -17,14 +17,15 @@ type scratch struct {
 	next  uint64              // the last version given to a collection
 }
 
-// subKeys are one collection's sub-keys. A run of inserts (a RESTORE
-// lays a sorted set down in score order, not sub-key order) appends and
-// leaves names unsorted; the next scan sorts once. So building a copy
-// costs n log n, not n² (a million members took minutes).
+// subKeys are one collection's sub-keys. A run of inserts out of order
+// (a RESTORE lays a sorted set down in score order, not sub-key order)
+// marks names stale instead of shifting it each time; the next scan sorts
+// once. So building a copy costs n log n, not n² (a million members took
+// minutes).
 type subKeys struct {
-	names    []string // sorted unless unsorted
+	names    []string // sorted, unless unsorted
 	vals     map[string][]byte
-	unsorted bool // names holds vals' names in any order, deleted ones dropped later
+	unsorted bool // names is stale: sorted() rebuilds it from vals
 }
 
 func (c *subKeys) sorted() []string {
@@ -116,13 +117,13 @@ func (s *scratch) PutSub(k []byte, ver uint64, sub, v []byte) error {
 		c = &subKeys{vals: map[string][]byte{}}
 		s.colls[id] = c
 	}
-	if _, ok := c.vals[string(sub)]; !ok {
-		switch i, _ := slices.BinarySearch(c.names, string(sub)); {
-		case c.unsorted || i < len(c.names) && len(c.names) > 64:
-			// Not at the end of a long list: sorted on the next scan.
-			c.names, c.unsorted = append(c.names, string(sub)), true
-		default:
+	if _, ok := c.vals[string(sub)]; !ok && !c.unsorted {
+		// In place while that is cheap (a short list, or the end of a
+		// long one); else sorted on the next scan.
+		if i, _ := slices.BinarySearch(c.names, string(sub)); i == len(c.names) || len(c.names) <= 64 {
 			c.names = slices.Insert(c.names, i, string(sub))
+		} else {
+			c.unsorted = true
 		}
 	}
 	c.vals[string(sub)] = slices.Clone(v)

@@ -34,7 +34,9 @@ func (n *Node) serveAway(ctx context.Context, body []byte) ([]byte, error) {
 	if d.Done() != nil || id == 0 || flag > 1 {
 		return nil, control.ErrMalformed
 	}
-	if caller, ok := transport.PeerNode(ctx); ok && caller != id {
+	if caller, ok := transport.PeerNode(ctx); ok && caller != id || !n.cmap.Current().IsMember(id) {
+		// Only for itself, and only a member: the notices it keeps are
+		// bounded by the membership (--insecure has no caller identity).
 		return nil, control.ErrMalformed
 	}
 	n.balancer.SetAway(id, flag == 1)

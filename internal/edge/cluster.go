@@ -126,15 +126,16 @@ func (f *Server) topology(local net.Addr) *topology {
 		t.byID[rec.ID] = cn
 	}
 	t.self = t.byID[f.cfg.NodeID]
+	going := f.lingering.Load() // named neither primary nor replica
 	for _, p := range f.cfg.View.Partitions() {
 		sh := shard{start: p.SlotStart, end: p.SlotEnd}
-		if l := t.byID[f.cfg.View.LeaderOf(uint64(p.ID))]; l != nil && l.known {
+		if l := t.byID[f.redirectTarget(uint64(p.ID))]; l != nil && l.known {
 			sh.master = l
 		} else {
 			sh.master = t.self
 		}
 		for _, r := range f.cfg.View.GroupNodes(uint64(p.ID)) {
-			if c := t.byID[r]; c != nil && c != sh.master && c.known {
+			if c := t.byID[r]; c != nil && c != sh.master && c.known && !(c == t.self && going) {
 				sh.replicas = append(sh.replicas, c)
 			}
 		}
@@ -332,12 +333,21 @@ func (f *Server) moved(st *connState, c *command.Cmd) []byte {
 	if !st.clusterAware && !f.lingering.Load() || len(c.Keys) == 0 {
 		return nil
 	}
-	if st.readonly && !c.Writes() && f.cfg.View.HasReplica(c.Group) {
+	if st.readonly && !c.Writes() && f.cfg.View.HasReplica(c.Group) && !f.lingering.Load() {
 		return nil
 	}
-	leader := f.cfg.View.LeaderOf(c.Group)
-	if leader == 0 || leader == f.cfg.NodeID || !f.leaders.settled(c.Group, leader, f.now()) {
-		return nil
+	var leader uint64
+	if f.lingering.Load() {
+		// Going away: any node but this one, settled or not, is a better
+		// place for the client to learn than one about to close.
+		if leader = f.redirectTarget(c.Group); leader == f.cfg.NodeID {
+			return nil
+		}
+	} else {
+		leader = f.cfg.View.LeaderOf(c.Group)
+		if leader == 0 || leader == f.cfg.NodeID || !f.leaders.settled(c.Group, leader, f.now()) {
+			return nil
+		}
 	}
 	rec, ok := f.nodeRecord(leader)
 	if !ok {
@@ -348,6 +358,36 @@ func (f *Server) moved(st *connState, c *command.Cmd) []byte {
 		return nil
 	}
 	return resp.AppendError(nil, fmt.Sprintf("MOVED %d %s", ring.Slot(c.Args[c.Keys[0]]), net.JoinHostPort(ip, strconv.Itoa(port))))
+}
+
+// redirectTarget is the node a client should send group's commands to,
+// as this node names it in MOVED and CLUSTER SLOTS: the leader; or, when
+// no leader is known, this node, which forwards. A stopping node
+// (lingering) never names itself: a client that kept that answer would
+// find nothing listening once it exits, and a refused connection makes a
+// cluster client retry the same map, never reload it. It names another
+// serving replica instead, which leads soon or forwards meanwhile.
+func (f *Server) redirectTarget(group uint64) uint64 {
+	leader := f.cfg.View.LeaderOf(group)
+	if !f.lingering.Load() {
+		if leader == 0 {
+			return f.cfg.NodeID
+		}
+		return leader
+	}
+	if leader != 0 && leader != f.cfg.NodeID {
+		return leader
+	}
+	serving := map[uint64]bool{}
+	for _, rec := range f.cfg.View.NodeRecords() {
+		serving[rec.ID] = api.Serves(rec.State)
+	}
+	for _, id := range f.cfg.View.GroupNodes(group) {
+		if id != f.cfg.NodeID && serving[id] {
+			return id
+		}
+	}
+	return f.cfg.NodeID
 }
 
 // nodeRecord is one node's registry entry, as the view has it.

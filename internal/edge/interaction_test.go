@@ -269,6 +269,9 @@ func (h *harness) directive(t *testing.T, d *datadriven.TestData) string {
 	case "leader":
 		h.view.setLeader(groupArg(t, d, arg(t, d, 0)), uintArg(t, d, arg(t, d, 1)))
 		return ""
+	case "linger": // the node is stopping (Server.Linger), without the wait
+		h.srv.lingering.Store(true)
+		return ""
 	case "settle": // time passes: a moved leadership settles (settle.go)
 		h.now = h.now.Add(movedSettle)
 		return ""

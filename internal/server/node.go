@@ -348,6 +348,12 @@ func (n *Node) Stop(ctx context.Context) error {
 		}
 		cancel()
 		n.front.Linger(ctx, stopLinger)
+		// A leadership won back while lingering (a transferee that lost
+		// its election) goes again, so the partition need not wait out an
+		// election timeout once this node is gone.
+		tctx, cancel = context.WithTimeout(ctx, transferTimeout/3)
+		_ = n.eng.TransferLeadership(tctx)
+		cancel()
 		n.front.StopAccepting()
 		n.front.Drain(ctx)
 		err = n.closeAll()

@@ -26,6 +26,7 @@ Usage:
   kintsu sim [--seeds 100] [--from 1] [--procs N] [--plant BUG] | --seed N [--trace]   (the deterministic simulator)
   kintsu bench [--systems kintsu,etcd,redis] [--duration 10s] [--clients 64]   (side by side with etcd and Redis)
   kintsu stranger --peers 1=H:P,... [--cluster-id ID] [--as 99] [--duration 2s]   (testing only: a hostile peer)
+  kintsu kube init | start | prestop   (a pod of the Kubernetes StatefulSet in deploy/kubernetes/)
   kintsu version                 (also kintsu server --version)
 
 Run 'kintsu <command> -h' for a command's flags.
@@ -54,6 +55,8 @@ func main() {
 		os.Exit(runSim(args))
 	case "bench":
 		os.Exit(runBench(args))
+	case "kube":
+		os.Exit(runKube(args))
 	case "version", "--version", "-v":
 		fmt.Print(versionText())
 	case "help", "-h", "--help":

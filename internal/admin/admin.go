@@ -74,6 +74,11 @@ type Config struct {
 	ProtectedMode bool
 	// EnablePprof adds /debug/pprof (--enable-pprof), behind the check.
 	EnablePprof bool
+	// Load is every serving node's load, and Events their latest events
+	// (at most limit, newest first), for the web console (console.go).
+	// Each asks the other nodes and bounds its wait.
+	Load   func(ctx context.Context) []api.NodeLoad
+	Events func(ctx context.Context, limit int) []api.Event
 }
 
 // Faults are the node's parts the fault hooks act on.
@@ -111,6 +116,7 @@ func New(cfg Config) *API {
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	a.memberRoutes(a.mux)
 	a.backupRoutes(a.mux)
+	a.consoleRoutes(a.mux)
 	if cfg.Faults != nil {
 		a.faultRoutes(a.mux)
 	}

@@ -7,12 +7,14 @@ import (
 	"strings"
 
 	"github.com/kintsu/kintsu/internal/acl"
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/pki"
 )
 
 // Authentication of the admin API. Every route but /healthz, /readyz and
 // /metrics (which reveal no data) needs an ACL user allowed every @admin
-// command, shown by either:
+// command — except the read-only ones (readPaths: the console, status,
+// load, events), which any enabled user may GET — shown by either:
 //   - a verified TLS client certificate whose Common Name is the user
 //     (the cluster's CA vouches for it; no password), or
 //   - "Authorization: Bearer USER:PASSWORD", or Basic credentials, checked
@@ -29,13 +31,34 @@ import (
 // openPaths reveal no data and are served to anyone (probes, scrapers).
 var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
+// open: the probes, and the web console's static files (its page, script
+// and styles hold no data; it asks for credentials and sends them with
+// every call for data).
+func open(r *http.Request) bool {
+	return openPaths[r.URL.Path] || r.Method == http.MethodGet && (r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/console/"))
+}
+
+// readPaths show the cluster's shape and load but no data and change
+// nothing: any enabled user may GET them (the web console, read-only
+// unless the user is allowed @admin).
+var readPaths = map[string]bool{"/v1/status": true, "/v1/load": true, "/v1/events": true, "/v1/whoami": true}
+
+func readOnly(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && readPaths[r.URL.Path]
+}
+
+// consoleHeader marks the console's own calls: a 401 to them carries no
+// WWW-Authenticate, so the browser leaves the asking to the console's
+// sign-in form rather than popping up its own.
+const consoleHeader = "X-Kintsu-Console"
+
 const authRealm = `Bearer realm="kintsu", Basic realm="kintsu"`
 
 // guard wraps the API's routes with the authentication check.
 func (a *API) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if openPaths[r.URL.Path] || a.cfg.Users == nil {
-			next.ServeHTTP(w, r)
+		if open(r) || a.cfg.Users == nil {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, api.WhoAmI{User: acl.DefaultName, Admin: true})))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
@@ -45,45 +68,60 @@ func (a *API) guard(next http.Handler) http.Handler {
 			http.Error(w, "cannot read the cluster's users to check credentials", http.StatusServiceUnavailable)
 			return
 		}
-		status, msg := authorize(t, r, a.cfg.ProtectedMode)
+		status, msg, who := authorize(t, r, a.cfg.ProtectedMode, readOnly(r))
 		switch status {
 		case http.StatusOK:
+			ctx := context.WithValue(r.Context(), whoKey{}, who)
 			if h := r.Header.Get("Authorization"); h != "" {
-				r = r.WithContext(context.WithValue(r.Context(), authKey{}, h))
+				ctx = context.WithValue(ctx, authKey{}, h)
 			}
+			r = r.WithContext(ctx)
 			next.ServeHTTP(w, r)
 			return
 		case http.StatusUnauthorized:
-			w.Header().Set("WWW-Authenticate", authRealm)
+			if r.Header.Get(consoleHeader) == "" {
+				w.Header().Set("WWW-Authenticate", authRealm)
+			}
 		}
 		http.Error(w, msg, status)
 	})
 }
 
-// authorize decides a request: 200 to serve it, else the status and why.
-func authorize(t *acl.Table, r *http.Request, protected bool) (int, string) {
+// authorize decides a request: 200 to serve it, and who asks; else the
+// status and why. A read-only request needs any enabled user; the rest
+// one allowed @admin.
+func authorize(t *acl.Table, r *http.Request, protected, readOnly bool) (int, string, api.WhoAmI) {
 	user, pass, cert, given := credentials(r)
 	if !t.RequiresPassword() && !given {
 		if !protected || isLoopback(r.RemoteAddr) {
-			return http.StatusOK, ""
+			return http.StatusOK, "", api.WhoAmI{User: acl.DefaultName, Admin: true}
 		}
-		return http.StatusForbidden, "no password is set for the default user: the admin API serves only loopback clients (set one with --requirepass-file)\n"
+		return http.StatusForbidden, "no password is set for the default user: the admin API serves only loopback clients (set one with --requirepass-file)\n", api.WhoAmI{}
 	}
 	if !given {
-		return http.StatusUnauthorized, "credentials required: a client certificate, or Authorization: Bearer USER:PASSWORD\n"
+		return http.StatusUnauthorized, "credentials required: a client certificate, or Authorization: Bearer USER:PASSWORD\n", api.WhoAmI{}
 	}
 	u, ok := t.User(user)
 	if cert {
 		if !ok || !u.On {
-			return http.StatusUnauthorized, "the certificate names no enabled user\n"
+			return http.StatusUnauthorized, "the certificate names no enabled user\n", api.WhoAmI{}
 		}
 	} else if err := u.Authenticate([]byte(pass)); err != nil {
-		return http.StatusUnauthorized, "invalid username-password pair or user is disabled\n"
+		return http.StatusUnauthorized, "invalid username-password pair or user is disabled\n", api.WhoAmI{}
 	}
-	if !u.AllowsCategory("admin") {
-		return http.StatusForbidden, "user " + u.Name + " is not allowed the @admin commands\n"
+	who := api.WhoAmI{User: u.Name, Admin: u.AllowsCategory("admin")}
+	if !who.Admin && !readOnly {
+		return http.StatusForbidden, "user " + u.Name + " is not allowed the @admin commands\n", who
 	}
-	return http.StatusOK, ""
+	return http.StatusOK, "", who
+}
+
+type whoKey struct{}
+
+// whoOf is who the request ctx serves is, as the guard found.
+func whoOf(ctx context.Context) api.WhoAmI {
+	w, _ := ctx.Value(whoKey{}).(api.WhoAmI)
+	return w
 }
 
 // credentials finds who the request says it is: a verified client

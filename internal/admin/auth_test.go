@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/kintsu/kintsu/internal/acl"
+	"github.com/kintsu/kintsu/internal/api"
 	_ "github.com/kintsu/kintsu/internal/edge" // registers ACL, CONFIG, ...: the @admin commands
 	"github.com/kintsu/kintsu/internal/pki"
 )
@@ -63,6 +64,8 @@ func TestAdminNeedsCredentials(t *testing.T) {
 	f := newFixture(t)
 	tb := usersWith(t)
 	f.cfg.Users = func(context.Context) (*acl.Table, error) { return tb, nil }
+	f.cfg.EnablePprof = true // a GET route that needs @admin
+	f.cfg.Events = func(context.Context, int) []api.Event { return nil }
 	h := New(f.cfg).Handler()
 
 	code, hdr := call(t, h, "/v1/status", nil)
@@ -92,9 +95,55 @@ func TestAdminNeedsCredentials(t *testing.T) {
 			r.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{Subject: pkix.Name{CommonName: "certops"}, URIs: []*url.URL{pki.NodeURI(1)}}}}}
 		}, http.StatusUnauthorized},
 	} {
-		if code, _ := call(t, h, "/v1/status", c.prep); code != c.want {
+		if code, _ := call(t, h, "/debug/pprof/", c.prep); code != c.want {
 			t.Errorf("%s: %d, want %d", c.what, code, c.want)
 		}
+	}
+	// The console's reads need any enabled user, not an admin; its page
+	// needs none (it holds no data and asks for credentials itself).
+	for _, c := range []struct {
+		what, path string
+		prep       func(*http.Request)
+		want       int
+	}{
+		{"status, a reader", "/v1/status", bearer("reader:readpw"), http.StatusOK},
+		{"status, a reader's certificate", "/v1/status", withCert("reader"), http.StatusOK},
+		{"status, wrong password", "/v1/status", bearer("reader:nope"), http.StatusUnauthorized},
+		{"events, a reader", "/v1/events", bearer("reader:readpw"), http.StatusOK},
+		{"the console's page", "/console/", nil, http.StatusOK},
+		{"the console's script", "/console/console.js", nil, http.StatusOK},
+		{"the root", "/", nil, http.StatusFound},
+	} {
+		if code, _ := call(t, h, c.path, c.prep); code != c.want {
+			t.Errorf("%s: %d, want %d", c.what, code, c.want)
+		}
+	}
+	post := func(path string, prep func(*http.Request)) int {
+		req := httptest.NewRequest(http.MethodPost, path, nil)
+		req.RemoteAddr = "192.0.2.9:4444"
+		prep(req)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := post("/v1/nodes/2/decommission", bearer("reader:readpw")); code != http.StatusForbidden {
+		t.Errorf("a reader's decommission: %d, want 403", code)
+	}
+	if code := post("/console/", bearer("reader:readpw")); code != http.StatusForbidden {
+		t.Errorf("a reader's POST to the console's path: %d, want 403", code)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/v1/whoami", nil)
+	req.RemoteAddr = "192.0.2.9:4444"
+	req.Header.Set("Authorization", "Bearer reader:readpw")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if got := strings.TrimSpace(rec.Body.String()); got != `{"user":"reader","admin":false}` {
+		t.Errorf("whoami of a reader: %s", got)
+	}
+	// The console's own calls get no WWW-Authenticate: the browser must
+	// not pop up its own prompt over the console's sign-in form.
+	if code, hdr := call(t, h, "/v1/status", func(r *http.Request) { r.Header.Set(consoleHeader, "1") }); code != http.StatusUnauthorized || hdr.Get("WWW-Authenticate") != "" {
+		t.Errorf("the console's call without credentials: %d %q", code, hdr.Get("WWW-Authenticate"))
 	}
 	// Probes and scrapers need no credentials, and learn no data.
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
@@ -103,7 +152,8 @@ func TestAdminNeedsCredentials(t *testing.T) {
 		}
 	}
 	// pprof exists only with --enable-pprof.
-	if code, _ := call(t, h, "/debug/pprof/", bearer("ops:opspw")); code != http.StatusNotFound {
+	f.cfg.EnablePprof = false
+	if code, _ := call(t, New(f.cfg).Handler(), "/debug/pprof/", bearer("ops:opspw")); code != http.StatusNotFound {
 		t.Errorf("pprof without the flag: %d, want 404", code)
 	}
 	f.cfg.EnablePprof = true

@@ -266,6 +266,9 @@ func (e *Engine) handleSoftState(r *replica, ss *raft.SoftState) {
 	r.isLeader = ss.RaftState == raft.StateLeader
 	if r.isLeader && !wasLeader {
 		e.cfg.Metrics.LeadersHeld.Inc()
+		// An event operators look for (the console lists it); one per
+		// election won, not per message.
+		e.cfg.Logger.Info("became leader", "partition", r.group, "term", r.rn.BasicStatus().GetTerm())
 	}
 	if wasLeader && !r.isLeader {
 		e.cfg.Metrics.LeadersHeld.Dec()

@@ -24,6 +24,7 @@ import (
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/edge"
+	"github.com/kintsu/kintsu/internal/events"
 	"github.com/kintsu/kintsu/internal/faultfs"
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/raftlog"
@@ -51,6 +52,7 @@ type Node struct {
 	txns    *txn.Coordinator
 	front   *edge.Server
 	admin   *admin.API
+	events  *events.Recorder // the node's recent events (console.go)
 	// crashAt is the armed crash failpoint (nil for none; see failpoint.go).
 	crashAt atomic.Pointer[string]
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
@@ -84,7 +86,9 @@ func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), metrics: metrics.New(), clock: clock.New(), crash: cfg.crash, done: make(chan struct{})}
+	rec := events.New(cfg.NodeID, eventsKept)
+	n := &Node{cfg: cfg, log: slog.New(rec.Tee(cfg.Logger.Handler())).With("node", cfg.NodeID), events: rec,
+		metrics: metrics.New(), clock: clock.New(), crash: cfg.crash, done: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.crash == nil {
 		n.crash = killSelf

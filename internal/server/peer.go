@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -56,6 +57,10 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		return n.front.ServePeer(body)
 	case methodAway:
 		return n.serveAway(ctx, body)
+	case methodLoad:
+		return json.Marshal(n.localLoad())
+	case methodEvents:
+		return json.Marshal(n.events.Latest(eventsShown))
 	case methodKnown:
 		d := codec.NewDecoder(body)
 		id := d.Uvarint()

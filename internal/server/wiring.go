@@ -120,6 +120,8 @@ func (n *Node) newAdmin() *admin.API {
 		Users:          n.front.Users,
 		ProtectedMode:  n.cfg.ProtectedMode,
 		EnablePprof:    n.cfg.EnablePprof,
+		Load:           n.clusterLoad,
+		Events:         n.clusterEvents,
 	})
 }
 

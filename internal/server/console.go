@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kintsu/kintsu/internal/api"
+)
+
+// What the web console shows of the whole cluster is gathered by the node
+// serving it, over the peer port (member-only calls, like every other):
+// each node's load and its latest events.
+const (
+	methodLoad   = "load"
+	methodEvents = "events"
+	// eventsKept: each node's ring of recent events; eventsShown: how
+	// many of a node's the console lists.
+	eventsKept  = 512
+	eventsShown = 100
+	// consoleCallTimeout bounds asking one node: a node that does not
+	// answer is shown as such, never waited for.
+	consoleCallTimeout = time.Second
+)
+
+// localLoad is this node's cumulative load.
+func (n *Node) localLoad() api.NodeLoad {
+	l := api.NodeLoad{Node: n.cfg.NodeID, TimeMS: time.Now().UnixMilli()}
+	var m dto.Metric
+	if err := n.metrics.RequestLatency.Write(&m); err == nil && m.Histogram != nil {
+		h := m.Histogram
+		l.Commands, l.LatencySum = h.GetSampleCount(), h.GetSampleSum()
+		for _, b := range h.Bucket {
+			l.Buckets = append(l.Buckets, api.LatencyBucket{LE: b.GetUpperBound(), Count: b.GetCumulativeCount()})
+		}
+	}
+	if n.front != nil {
+		l.Clients = n.front.ConnectedClients()
+	}
+	for _, g := range n.eng.Status() {
+		if g.LeaderNode == n.cfg.NodeID && g.Group != MetaGroup {
+			l.Leaders++
+		}
+	}
+	return l
+}
+
+// askEveryNode calls method on every member that serves (this node
+// answers itself with local), at once, each within consoleCallTimeout;
+// fail is what stands for a node that did not answer.
+func askEveryNode[T any](ctx context.Context, n *Node, method string, local func() T, fail func(id uint64, err error) T) []T {
+	var mu sync.Mutex
+	var out []T
+	var wg sync.WaitGroup
+	for _, rec := range n.registry.Nodes() {
+		if rec.ID == n.cfg.NodeID {
+			mu.Lock()
+			out = append(out, local())
+			mu.Unlock()
+			continue
+		}
+		if !api.Serves(rec.State) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, consoleCallTimeout)
+			defer cancel()
+			var v T
+			b, err := n.tr.Call(cctx, rec.ID, method, nil)
+			if err == nil {
+				err = json.Unmarshal(b, &v)
+			}
+			if err != nil {
+				v = fail(rec.ID, err)
+			}
+			mu.Lock()
+			out = append(out, v)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// clusterLoad is every serving node's load, by node id.
+func (n *Node) clusterLoad(ctx context.Context) []api.NodeLoad {
+	loads := askEveryNode(ctx, n, methodLoad, n.localLoad, func(id uint64, err error) api.NodeLoad {
+		return api.NodeLoad{Node: id, Error: fmt.Sprintf("did not answer: %v", err)}
+	})
+	slices.SortFunc(loads, func(a, b api.NodeLoad) int { return int(a.Node) - int(b.Node) })
+	return loads
+}
+
+// clusterEvents is the latest events of every serving node, newest first.
+func (n *Node) clusterEvents(ctx context.Context, limit int) []api.Event {
+	lists := askEveryNode(ctx, n, methodEvents, func() []api.Event { return n.events.Latest(eventsShown) },
+		func(id uint64, err error) []api.Event {
+			return []api.Event{{TimeMS: time.Now().UnixMilli(), Node: id, Level: "WARN", Message: "the node did not answer for its events", Attrs: err.Error()}}
+		})
+	var all []api.Event
+	for _, l := range lists {
+		all = append(all, l[:min(len(l), eventsShown)]...)
+	}
+	slices.SortStableFunc(all, func(a, b api.Event) int {
+		switch {
+		case a.TimeMS > b.TimeMS:
+			return -1
+		case a.TimeMS < b.TimeMS:
+			return 1
+		}
+		return 0
+	})
+	return all[:min(len(all), limit)]
+}

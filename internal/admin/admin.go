@@ -104,9 +104,10 @@ type Disk interface{ Set(faultfs.Fault) }
 
 // API is a node's admin HTTP API.
 type API struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	backups backupStats // backup.go
 }
 
 // New builds the admin API; serve it with Handler.

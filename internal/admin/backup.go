@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -162,7 +163,7 @@ func (a *API) servePartitionBackup(w http.ResponseWriter, r *http.Request) {
 	defer c.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	rc := http.NewResponseController(w)
-	bw, err := backup.NewWriter(deadlineWriter{w: w, rc: rc}, backup.Header{Partition: p, Index: c.Index()})
+	bw, err := backup.NewWriter(deadlineWriter{w: w, rc: rc, n: &a.backups.bytes}, backup.Header{Partition: p, Index: c.Index()})
 	if err == nil {
 		err = c.Iterate(func(table byte, k, v []byte) error {
 			if err := a.cfg.Context.Err(); err != nil {
@@ -175,9 +176,31 @@ func (a *API) servePartitionBackup(w http.ResponseWriter, r *http.Request) {
 		_, err = bw.Close()
 	}
 	if err != nil {
+		a.backups.streamsFailed.Add(1)
 		a.log.Warn("streaming a backup partition failed", "partition", p, "err", err)
 		panic(http.ErrAbortHandler) // cut the stream: the client must not take it as whole
 	}
+	a.backups.streams.Add(1)
+}
+
+// backupStats count the backup streams and restore steps this node
+// served, for the metrics: a backup's or restore's progress shows as
+// their rates.
+type backupStats struct {
+	streams, streamsFailed, bytes atomic.Int64
+	restoreSteps, restoreFailed   atomic.Int64
+}
+
+// BackupStats are the backup and restore work this node has served.
+type BackupStats struct {
+	PartitionsStreamed, StreamsFailed, BytesStreamed int64
+	RestoreSteps, RestoreStepsFailed                 int64
+}
+
+// BackupStats reads the counters.
+func (a *API) BackupStats() BackupStats {
+	b := &a.backups
+	return BackupStats{b.streams.Load(), b.streamsFailed.Load(), b.bytes.Load(), b.restoreSteps.Load(), b.restoreFailed.Load()}
 }
 
 // streamIdle bounds how long one write of a stream may block.
@@ -186,11 +209,14 @@ const streamIdle = 30 * time.Second
 type deadlineWriter struct {
 	w  io.Writer
 	rc *http.ResponseController
+	n  *atomic.Int64 // bytes written
 }
 
 func (d deadlineWriter) Write(b []byte) (int, error) {
 	_ = d.rc.SetWriteDeadline(time.Now().Add(streamIdle))
-	return d.w.Write(b)
+	n, err := d.w.Write(b)
+	d.n.Add(int64(n))
+	return n, err
 }
 
 // serveRestoreStep runs one step of a partition's restore: begin,
@@ -233,9 +259,11 @@ func (a *API) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	reply := a.cfg.Write(ctx, uint64(p), args)
 	if !bytes.HasPrefix(reply, []byte("+OK")) {
+		a.backups.restoreFailed.Add(1)
 		http.Error(w, fmt.Sprintf("partition %d: %s", p, replyText(reply)), http.StatusConflict)
 		return
 	}
+	a.backups.restoreSteps.Add(1)
 	w.WriteHeader(http.StatusNoContent)
 }
 

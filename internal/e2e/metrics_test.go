@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,10 +30,35 @@ func metricValue(t *testing.T, httpAddr, series string) float64 {
 	return v
 }
 
+// metricSum adds the values of name's series whose labels contain
+// label (e.g. `node="3"`); -1 when there are none.
+func metricSum(t *testing.T, httpAddr, name, label string) float64 {
+	t.Helper()
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sum, found := 0.0, false
+	for _, m := range regexp.MustCompile("(?m)^"+regexp.QuoteMeta(name)+`\{([^}]*)\} ([0-9.e+-]+)$`).FindAllSubmatch(body, -1) {
+		if strings.Contains(string(m[1]), label) {
+			v, _ := strconv.ParseFloat(string(m[2]), 64)
+			sum, found = sum+v, true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
 // TestMetricsSeeALostNode: what on-call watches follows a node's loss and
 // return: every partition under-replicated while it is gone (and none
-// leaderless once elections are done), the node counted suspect, then
-// all whole again once it is back.
+// leaderless once elections are done), the node counted suspect, its
+// peers' probes unanswered and its replicas falling behind the writes,
+// then all whole again once it is back.
 func TestMetricsSeeALostNode(t *testing.T) {
 	c := startCluster(t, 3)
 	waitTopology(t, c)
@@ -48,6 +75,16 @@ func TestMetricsSeeALostNode(t *testing.T) {
 			metricValue(t, watch, "kintsu_partitions_leaderless") == 0 &&
 			metricValue(t, watch, `kintsu_nodes{state="up"}`) == 2
 	})
+	cl := client(nodes[0].RESPAddr)
+	defer cl.Close()
+	lost := `node="` + strconv.FormatUint(nodes[2].ID, 10) + `"`
+	waitFor(t, "the lost node unreachable by probe and behind the writes", 30*time.Second, func() bool {
+		for i := range partitions {
+			_ = cl.Set(context.Background(), "lag-"+tagFor(i), "x", 0).Err()
+		}
+		return metricValue(t, watch, `kintsu_peer_reachable{`+lost+`}`) == 0 &&
+			metricSum(t, watch, "kintsu_partition_follower_lag_entries", lost) > 0
+	})
 	if err := c.Restart(nodes[2].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -55,5 +92,9 @@ func TestMetricsSeeALostNode(t *testing.T) {
 		return metricValue(t, watch, "kintsu_partitions_under_replicated") == 0 &&
 			metricValue(t, watch, `kintsu_nodes{state="up"}`) == 3 &&
 			metricValue(t, watch, "kintsu_ready") == 1
+	})
+	waitFor(t, "the node back reachable and caught up", 30*time.Second, func() bool {
+		return metricValue(t, watch, `kintsu_peer_reachable{`+lost+`}`) == 1 &&
+			metricSum(t, watch, "kintsu_partition_follower_lag_entries", lost) == 0
 	})
 }

@@ -253,8 +253,7 @@ func (f *Server) popOnce(c command.Cmd) []byte {
 			reply = ErrorReply(sig.Err())
 		}
 	}
-	f.cfg.Metrics.Requests.WithLabelValues(c.Spec.Name, outcomeLabel(reply)).Inc()
-	f.cfg.Metrics.RequestLatency.Observe(time.Since(begin).Seconds())
+	f.measured(c.Spec, reply, time.Since(begin))
 	return reply
 }
 

@@ -229,6 +229,12 @@ func (f *Server) applyConfig(pairs [][]byte, dry bool) []byte {
 			if lower([]byte(val)) != "noeviction" {
 				return fail(name, "Kintsu never evicts keys: only noeviction")
 			}
+		case "latency-monitor-threshold":
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n < 0 {
+				return fail(name, "argument couldn't be parsed into an integer")
+			}
+			enc = append(enc, [2]string{name, val})
 		case "slowlog-log-slower-than", "slowlog-max-len":
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil || name == "slowlog-max-len" && (n < 0 || n > slowlogCap) {
@@ -256,6 +262,7 @@ func (f *Server) applyConfig(pairs [][]byte, dry bool) []byte {
 	for _, e := range enc {
 		f.config.set(e[0], e[1])
 		f.slowlog.setting(e[0], e[1])
+		f.latency.setting(e[0], e[1])
 	}
 	return nil
 }

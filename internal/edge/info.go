@@ -51,17 +51,25 @@ type stats struct {
 	errors      atomic.Int64 // error replies
 	perCommand  sync.Map     // command name -> *commandStat
 	perError    sync.Map     // error code -> *atomic.Int64
+	codes       atomic.Int64 // distinct codes in perError, at most maxErrorCodes
+	errs        errorCounts  // by command and code (errorstats.go)
 }
+
+// maxErrorCodes bounds INFO errorstats' codes, as Redis does: a script
+// can make up any; further ones count as OTHER.
+const maxErrorCodes = 128
 
 // commandStat is INFO commandstats' line for one command.
 type commandStat struct {
 	calls, failed atomic.Int64
+	usec          atomic.Int64                 // time in all calls measured (latency.go)
+	hist          [latencyBuckets]atomic.Int64 // calls by time (latency.go)
 }
 
 // count records one reply to a command (spec nil: one that did not
-// decode): its call, and whether it was an error, under the error's
-// code.
-func (s *stats) count(spec *command.Spec, reply []byte) {
+// decode; name is what the client sent as its name): its call, and
+// whether it was an error, under the error's code.
+func (s *stats) count(spec *command.Spec, name, reply []byte) {
 	isErr := len(reply) > 0 && reply[0] == '-'
 	if isErr {
 		s.errors.Add(1)
@@ -69,8 +77,20 @@ func (s *stats) count(spec *command.Spec, reply []byte) {
 		if i := bytes.IndexAny(code, " \r"); i >= 0 {
 			code = code[:i]
 		}
-		c, _ := s.perError.LoadOrStore(string(code), new(atomic.Int64))
+		key := string(code)
+		c, ok := s.perError.Load(key)
+		if !ok {
+			if s.codes.Add(1) > maxErrorCodes {
+				s.codes.Add(-1)
+				key = "OTHER"
+			}
+			var loaded bool
+			if c, loaded = s.perError.LoadOrStore(key, new(atomic.Int64)); loaded && key != "OTHER" {
+				s.codes.Add(-1)
+			}
+		}
 		c.(*atomic.Int64).Add(1)
+		s.errs.add(spec, name, key)
 	}
 	if spec == nil || spec.Is(command.Internal) {
 		return
@@ -98,6 +118,8 @@ func (s *stats) reset() {
 	s.errors.Store(0)
 	s.perCommand.Clear()
 	s.perError.Clear()
+	s.codes.Store(0)
+	s.errs.reset()
 }
 
 // infoSections are INFO's sections in Redis's order; default marks those
@@ -301,9 +323,9 @@ func cmdLastSave(f *Server, args [][]byte, _ *connState) []byte {
 	return resp.AppendInt(nil, f.stats.started.Unix())
 }
 
-// infoCommandStats is INFO commandstats: calls and failed calls per
-// command (failed: answered with an error; Kintsu counts no time per call
-// and no rejected calls apart).
+// infoCommandStats is INFO commandstats: calls, time and failed calls
+// per command (failed: answered with an error; Kintsu counts no rejected
+// calls apart).
 func (f *Server) infoCommandStats(b *strings.Builder) {
 	b.WriteString("# Commandstats\r\n")
 	var names []string
@@ -312,7 +334,12 @@ func (f *Server) infoCommandStats(b *strings.Builder) {
 	for _, n := range names {
 		v, _ := f.stats.perCommand.Load(n)
 		st := v.(*commandStat)
-		fmt.Fprintf(b, "cmdstat_%s:calls=%d,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=%d\r\n", n, st.calls.Load(), st.failed.Load())
+		calls, usec := st.calls.Load(), st.usec.Load()
+		perCall := 0.0
+		if calls > 0 {
+			perCall = float64(usec) / float64(calls)
+		}
+		fmt.Fprintf(b, "cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=0,failed_calls=%d\r\n", n, calls, usec, perCall, st.failed.Load())
 	}
 	b.WriteString("\r\n")
 }

@@ -49,7 +49,8 @@ type Server struct {
 	// blockedClients counts the connections waiting in a blocking
 	// command (INFO's blocked_clients).
 	blockedClients atomic.Int64
-	slowlog        *slowlog // SLOWLOG's (slowlog.go)
+	slowlog        *slowlog       // SLOWLOG's (slowlog.go)
+	latency        latencyMonitor // LATENCY's events (latency.go)
 	// lingering: the node is stopping and leads nothing; every
 	// connection is redirected as a cluster client's is (Linger).
 	lingering atomic.Bool
@@ -474,7 +475,11 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 	// (by its one lookup, the decode's).
 	for i, r := range replies {
 		if r != nil {
-			f.stats.count(cmds[i].Spec, r)
+			var name []byte
+			if len(batch[i]) > 0 {
+				name = batch[i][0]
+			}
+			f.stats.count(cmds[i].Spec, name, r)
 		}
 	}
 	return replies
@@ -582,7 +587,9 @@ func (f *Server) execRound(batch [][][]byte, cmds []command.Cmd, errs []error, s
 				return replies[:j-1]
 			}
 		default:
+			begin := time.Now()
 			replies[j] = f.connCommand(&cmds[j], st)
+			f.stats.observe(cmds[j].Spec.Name, time.Since(begin))
 			j++
 			if st.quit {
 				return replies[:j]
@@ -615,8 +622,7 @@ func (f *Server) runCross(c command.Cmd) []byte {
 	if err != nil {
 		reply = ErrorReply(err)
 	}
-	f.cfg.Metrics.Requests.WithLabelValues(c.Spec.Name, outcomeLabel(reply)).Inc()
-	f.cfg.Metrics.RequestLatency.Observe(time.Since(begin).Seconds())
+	f.measured(c.Spec, reply, time.Since(begin))
 	return reply
 }
 
@@ -660,7 +666,6 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, st *con
 	}
 	cancel()
 	took := time.Since(begin)
-	elapsed := took.Seconds()
 	for i, reply := range out {
 		if sig, _, ok := failure.SignalOf(reply); ok && errs[i] == nil {
 			errs[i] = sig.Err() // never raw to a client
@@ -672,8 +677,7 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, st *con
 			reply = ErrorReply(errs[i])
 		}
 		replies[idx[i]] = reply
-		f.cfg.Metrics.Requests.WithLabelValues(batch[idx[i]].Spec.Name, outcomeLabel(reply)).Inc()
-		f.cfg.Metrics.RequestLatency.Observe(elapsed)
+		f.measured(batch[idx[i]].Spec, reply, took)
 		f.slowlog.record(batch[idx[i]].Args, took, st)
 	}
 }

@@ -72,12 +72,24 @@ func TestShippedDashboardsUseMetricsThatExist(t *testing.T) {
 	m := tc.nodes[0].metrics
 	m.LockWaits.WithLabelValues("granted")
 	m.ClientsClosed.WithLabelValues("output-buffer")
-	resp, err := http.Get("http://" + tc.cfgs[0].HTTPAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// An error reply, so kintsu_command_errors_total has a series; a peer
+	// probe (clockskew.go), so the peer series have theirs.
+	if err := c.Do(ctx5(t), "NOSUCHCOMMAND").Err(); err == nil {
+		t.Fatal("an unknown command did not fail")
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	tc.nodes[0].probeClocksOnce(ctx5(t))
+	// The union of every node's: a series such as a follower's lag
+	// exists only on a leader.
+	var body []byte
+	for _, cfg := range tc.cfgs {
+		resp, err := http.Get("http://" + cfg.HTTPAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = append(body, b...)
+	}
 	exported := map[string]bool{}
 	for _, line := range strings.Split(string(body), "\n") {
 		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {

@@ -1,13 +1,16 @@
 package server
 
 import (
+	"context"
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/edge"
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
@@ -36,12 +39,33 @@ var (
 	descConns = prometheus.NewDesc("kintsu_connected_clients", "Client connections this node holds.", nil, nil)
 	descDisk  = prometheus.NewDesc("kintsu_storage_disk_bytes", "Disk space the node's Pebble store uses.", nil, nil)
 	descDebt  = prometheus.NewDesc("kintsu_storage_compaction_debt_bytes", "Bytes Pebble estimates it must compact to reach a stable shape.", nil, nil)
+
+	descCmd      = prometheus.NewDesc("kintsu_command_seconds", "Time of client commands in this node, by command (LATENCY HISTOGRAM's buckets: powers of two microseconds).", []string{"command"}, nil)
+	descCmdErr   = prometheus.NewDesc("kintsu_command_errors_total", "Error replies by command and error code: refused (NOAUTH, NOPERM, arity, OOM, CROSSSLOT...), redirected (MOVED) or failed. A name Kintsu does not know counts under the name sent (the first 64; then (other)).", []string{"command", "code"}, nil)
+	descTxn      = prometheus.NewDesc("kintsu_transactions_total", "Transactions coordinated by this node (MULTI/EXEC, commands across partitions), by how they ended.", []string{"outcome"}, nil)
+	descConflict = prometheus.NewDesc("kintsu_transaction_conflicts_total", "Transaction attempts that met other transactions' locks and retried.", nil, nil)
+	descLag      = prometheus.NewDesc("kintsu_partition_follower_lag_entries", "Raft entries a follower's log is behind, reported by the partition's leader.", []string{"partition", "node"}, nil)
+	descPending  = prometheus.NewDesc("kintsu_raft_pending_requests", "Proposals and linearizable reads waiting for the raft log on this node.", nil, nil)
+	descAdding   = prometheus.NewDesc("kintsu_replicas_being_added", "Replicas being added (learners catching up): placement moving or restoring replicas.", nil, nil)
+	descOffset   = prometheus.NewDesc("kintsu_peer_clock_offset_seconds", "A peer's clock minus this node's, estimated from a probe every 10 s (good to half the round trip).", []string{"node"}, nil)
+	descRTT      = prometheus.NewDesc("kintsu_peer_rtt_seconds", "Round trip of the last clock probe to a peer.", []string{"node"}, nil)
+	descReach    = prometheus.NewDesc("kintsu_peer_reachable", "1 when a peer answered the last probe (within a second), else 0.", []string{"node"}, nil)
+	descBackup   = prometheus.NewDesc("kintsu_backup_partitions_streamed_total", "Backup partition streams this node served, by result.", []string{"result"}, nil)
+	descBackupB  = prometheus.NewDesc("kintsu_backup_bytes_streamed_total", "Bytes of backup streams this node served.", nil, nil)
+	descRestore  = prometheus.NewDesc("kintsu_restore_steps_total", "Restore steps (begin, a chunk of records, end) this node served, by result.", []string{"result"}, nil)
 )
+
+// allDescs are the collector's series.
+var allDescs = []*prometheus.Desc{descBuild, descReady, descLead, descTerm, descApp, descComm, descKeys, descLost, descUnder, descNodes, descConns, descDisk, descDebt,
+	descCmd, descCmdErr, descTxn, descConflict, descLag, descPending, descAdding, descOffset, descRTT, descReach, descBackup, descBackupB, descRestore}
+
+// scrapeWait bounds what a scrape waits for from the replication loop.
+const scrapeWait = time.Second
 
 type nodeCollector struct{ n *Node }
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBuild, descReady, descLead, descTerm, descApp, descComm, descKeys, descLost, descUnder, descNodes, descConns, descDisk, descDebt} {
+	for _, d := range allDescs {
 		ch <- d
 	}
 }
@@ -103,6 +127,68 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		m := n.db.Metrics()
 		gauge(descDisk, float64(m.DiskSpaceUsage()))
 		gauge(descDebt, float64(m.Compact.EstimatedDebt))
+	}
+	adding := 0
+	for _, p := range n.view().Parts {
+		adding += len(p.Learners)
+	}
+	gauge(descAdding, float64(adding))
+	c.collectActivity(ch)
+}
+
+// collectActivity exports what the node's parts count as they work:
+// commands, errors, transactions, replication, clocks, backups.
+func (c nodeCollector) collectActivity(ch chan<- prometheus.Metric) {
+	n := c.n
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	if n.front != nil {
+		for _, h := range n.front.LatencyHistograms() {
+			buckets := make(map[float64]uint64, len(h.Cumulative))
+			for i, cum := range h.Cumulative {
+				buckets[edge.LatencyBucketBound(i).Seconds()] = cum
+			}
+			ch <- prometheus.MustNewConstHistogram(descCmd, h.Calls, h.Sum.Seconds(), buckets, h.Command)
+		}
+		for _, e := range n.front.ErrorCounts() {
+			counter(descCmdErr, float64(e.Count), e.Command, e.Code)
+		}
+	}
+	if n.txns != nil {
+		st := n.txns.Stats()
+		counter(descTxn, float64(st.Committed), "committed")
+		counter(descTxn, float64(st.WatchFailed), "watch_failed")
+		counter(descTxn, float64(st.Failed), "failed")
+		counter(descTxn, float64(st.GaveUp), "gave_up")
+		counter(descConflict, float64(st.Conflicts))
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, scrapeWait)
+	for _, l := range n.eng.FollowerLags(ctx) {
+		if l.Group != statemachine.MetaGroup {
+			gauge(descLag, float64(l.Entries), strconv.FormatUint(l.Group, 10), strconv.FormatUint(l.Node, 10))
+		}
+	}
+	cancel()
+	gauge(descPending, float64(n.eng.Pending()))
+	for id, pc := range n.clocks.snapshot() {
+		node := strconv.FormatUint(id, 10)
+		gauge(descReach, boolGauge(pc.reachable), node)
+		if pc.reachable {
+			gauge(descOffset, pc.offset.Seconds(), node)
+			gauge(descRTT, pc.rtt.Seconds(), node)
+		}
+	}
+	if n.admin != nil {
+		b := n.admin.BackupStats()
+		counter(descBackup, float64(b.PartitionsStreamed), "ok")
+		counter(descBackup, float64(b.StreamsFailed), "failed")
+		counter(descBackupB, float64(b.BytesStreamed))
+		counter(descRestore, float64(b.RestoreSteps), "ok")
+		counter(descRestore, float64(b.RestoreStepsFailed), "failed")
 	}
 }
 

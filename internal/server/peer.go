@@ -57,6 +57,8 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		return n.front.ServePeer(body)
 	case methodAway:
 		return n.serveAway(ctx, body)
+	case methodTime:
+		return n.serveTime()
 	case methodLoad:
 		return json.Marshal(n.localLoad())
 	case methodEvents:

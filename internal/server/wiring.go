@@ -82,7 +82,7 @@ func (n *Node) newControl() []func(context.Context) {
 		RequestTimeout: c.RequestTimeout, Logger: n.log,
 		Expired: func(keys [][]byte) { n.front.NotifyExpired(keys) },
 	})
-	return []func(context.Context){n.place.Run, n.cmap.Run, heartbeat.Run, hints.Run, sweeper.Run, expiry.Run, n.balancer.Run}
+	return []func(context.Context){n.place.Run, n.cmap.Run, heartbeat.Run, hints.Run, sweeper.Run, expiry.Run, n.balancer.Run, n.probeClocks}
 }
 
 // run starts loop in the background; it ends when the node stops.

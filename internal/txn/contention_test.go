@@ -169,9 +169,18 @@ func TestWatchedKeyThatExpires(t *testing.T) {
 			for _, m := range s.groups {
 				m.nowMS = simNow + 2000 // the EXEC runs after a1's time
 			}
-			got := shown(NewCoordinator(s.config(), s).Exec(context.Background(), cmds("SET b1 1"), []Watch{{Key: []byte("a1"), Version: v}}))
+			co := NewCoordinator(s.config(), s)
+			got := shown(co.Exec(context.Background(), cmds("SET b1 1"), []Watch{{Key: []byte("a1"), Version: v}}))
 			if got != c.want {
 				t.Fatalf("EXEC answered %s, want %s", got, c.want)
+			}
+			// The metrics count it by how it ended.
+			want := Stats{Committed: 1}
+			if got == "(nil array)" {
+				want = Stats{WatchFailed: 1}
+			}
+			if st := co.Stats(); st != want {
+				t.Fatalf("stats %+v, want %+v", st, want)
 			}
 		})
 	}

@@ -24,6 +24,33 @@ type Coordinator struct {
 	cl       Cluster
 	resolver *Resolver
 	counter  atomic.Uint64
+	stats    stats
+}
+
+// nullArray is EXEC's reply when a watched key changed.
+var nullArray = resp.AppendNullArray(nil)
+
+// stats count the coordinator's transactions by how they ended.
+type stats struct {
+	committed, watchFailed, failed, gaveUp, conflicts atomic.Uint64
+}
+
+// Stats are a coordinator's transactions since it started, by how they
+// ended (one each), and the conflicts met on the way (each a retry).
+type Stats struct {
+	Committed   uint64 // applied, all of it
+	WatchFailed uint64 // a watched key had changed: nothing applied (EXEC's null reply)
+	Failed      uint64 // answered with an error (the reply says whether anything applied)
+	GaveUp      uint64 // conflicts until the attempts ran out: nothing applied
+	Conflicts   uint64 // attempts that met other transactions' locks and retried
+}
+
+// Stats reads the coordinator's counters.
+func (c *Coordinator) Stats() Stats {
+	return Stats{
+		Committed: c.stats.committed.Load(), WatchFailed: c.stats.watchFailed.Load(),
+		Failed: c.stats.failed.Load(), GaveUp: c.stats.gaveUp.Load(), Conflicts: c.stats.conflicts.Load(),
+	}
 }
 
 // NewCoordinator returns a coordinator over cl.
@@ -91,9 +118,19 @@ func (c *Coordinator) run(ctx context.Context, p *plan) ([]byte, error) {
 			reply, oc, err = c.twoPhase(ctx, p, prio)
 		}
 		if oc == done {
+			switch {
+			case err != nil:
+				c.stats.failed.Add(1)
+			case bytes.Equal(reply, nullArray):
+				c.stats.watchFailed.Add(1)
+			default:
+				c.stats.committed.Add(1)
+			}
 			return reply, err
 		}
+		c.stats.conflicts.Add(1)
 		if !c.backoff(ctx, attempt) {
+			c.stats.gaveUp.Add(1)
 			return nil, &GaveUpError{Attempts: attempt}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/edge"
 	"github.com/kintsu/kintsu/internal/statemachine"
+	"github.com/kintsu/kintsu/internal/storage"
 )
 
 // What an on-call engineer asks of one node, read at each scrape from
@@ -33,6 +34,7 @@ var (
 	descApp   = prometheus.NewDesc("kintsu_partition_applied_index", "Last log index applied by this node's replica.", []string{"partition"}, nil)
 	descComm  = prometheus.NewDesc("kintsu_partition_commit_index", "Last log index this node's replica knows committed; minus the applied index, its apply lag.", []string{"partition"}, nil)
 	descKeys  = prometheus.NewDesc("kintsu_partition_keys", "Keys in the partition, reported by its leader only (an upper bound after blind writes until counted).", []string{"partition"}, nil)
+	descBytes = prometheus.NewDesc("kintsu_partition_disk_bytes", "Disk space of the partition's data in this node's store, as Pebble estimates it; reported by its leader only.", []string{"partition"}, nil)
 	descLost  = prometheus.NewDesc("kintsu_partitions_leaderless", "Partitions with no leader holding a quorum, as this node sees them.", nil, nil)
 	descUnder = prometheus.NewDesc("kintsu_partitions_under_replicated", "Partitions with fewer voters on up nodes than the replica count.", nil, nil)
 	descNodes = prometheus.NewDesc("kintsu_nodes", "Nodes of the cluster by state, as this node sees them.", []string{"state"}, nil)
@@ -56,7 +58,7 @@ var (
 )
 
 // allDescs are the collector's series.
-var allDescs = []*prometheus.Desc{descBuild, descReady, descLead, descTerm, descApp, descComm, descKeys, descLost, descUnder, descNodes, descConns, descDisk, descDebt,
+var allDescs = []*prometheus.Desc{descBuild, descReady, descLead, descTerm, descApp, descComm, descKeys, descBytes, descLost, descUnder, descNodes, descConns, descDisk, descDebt,
 	descCmd, descCmdErr, descTxn, descConflict, descLag, descPending, descAdding, descOffset, descRTT, descReach, descBackup, descBackupB, descRestore}
 
 // scrapeWait bounds what a scrape waits for from the replication loop.
@@ -91,6 +93,12 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descComm, float64(g.CommitIndex), p)
 		if leads {
 			gauge(descKeys, float64(g.Keys), p)
+			if n.db != nil {
+				lo, hi := storage.DataSpan(g.Group)
+				if b, err := n.db.EstimateDiskUsage(lo, hi); err == nil {
+					gauge(descBytes, float64(b), p)
+				}
+			}
 		}
 	}
 	nodes := n.registry.Nodes()

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +43,7 @@ type kubeOpts struct {
 	volume                                       string
 	respPort, peerPort, httpPort                 int
 	certsDir, passwordFile                       string
+	apiServer, tokenFile                         string
 	set                                          string // the StatefulSet, from the pod's name
 	ordinal                                      int
 }
@@ -60,6 +63,25 @@ func (o *kubeOpts) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.httpPort, "http-port", 8001, "the admin (HTTP) port")
 	fs.StringVar(&o.certsDir, "certs-dir", "", "the node's certificates (TLS); init writes them there when --ca-dir is given")
 	fs.StringVar(&o.passwordFile, "password-file", "", "the default user's password (the node's --requirepass-file), for admin calls")
+	fs.StringVar(&o.apiServer, "api-server", "", "the Kubernetes API's URL (default: the pod's in-cluster API)")
+	fs.StringVar(&o.tokenFile, "api-token-file", "", "with --api-server: a file holding a bearer token")
+}
+
+// api is the Kubernetes API the pod reads its StatefulSet and the
+// cluster's marker from.
+func (o *kubeOpts) api() (*kube.API, error) {
+	if o.apiServer == "" {
+		return kube.InCluster()
+	}
+	k := &kube.API{Base: strings.TrimSuffix(o.apiServer, "/"), Client: &http.Client{Timeout: 10 * time.Second}}
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		k.Token = strings.TrimSpace(string(b))
+	}
+	return k, nil
 }
 
 func envOr(name, def string) string {
@@ -163,16 +185,13 @@ func startFlags(o *kubeOpts) (*flag.FlagSet, *string) {
 
 // prestopExtra are kube prestop's own flags.
 type prestopExtra struct {
-	timeout              time.Duration
-	apiServer, tokenFile string
+	timeout time.Duration
 }
 
 func prestopFlags(o *kubeOpts) (*flag.FlagSet, *prestopExtra) {
 	fs := kubeFlags("prestop", o)
 	var x prestopExtra
 	fs.DurationVar(&x.timeout, "timeout", 9*time.Minute, "how long to wait for the node's replicas to move away (keep it under the pod's terminationGracePeriodSeconds)")
-	fs.StringVar(&x.apiServer, "api-server", "", "the Kubernetes API's URL (default: the pod's in-cluster API)")
-	fs.StringVar(&x.tokenFile, "api-token-file", "", "with --api-server: a file holding a bearer token")
 	return fs, &x
 }
 
@@ -200,15 +219,26 @@ func runKubeInit(args []string) int {
 	if err != nil {
 		return kubeFail("init", err)
 	}
+	k, err := o.api()
+	if err != nil {
+		return kubeFail("init", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *wait)
 	defer cancel()
 	var d kube.Decision
 	for {
-		in := kube.Input{Ordinal: o.ordinal, Initial: o.initial, Prev: prev, Members: o.members(ctx),
-			PeerAddr: func(ord int) string { return o.addr(ord, o.peerPort) }}
+		// Whether the cluster formed decides whether a fresh volume may
+		// bootstrap: unknown, it may not (asked again below).
+		formed, ferr := k.Formed(ctx, o.namespace, o.set)
+		desired, _ := k.DesiredReplicas(ctx, o.namespace, o.set) // 0 when unknown: ask the initial ordinals
+		in := kube.Input{Ordinal: o.ordinal, Initial: o.initial, Prev: prev, Members: o.members(ctx, desired),
+			Formed: formed || ferr != nil, PeerAddr: func(ord int) string { return o.addr(ord, o.peerPort) }}
 		d, err = kube.Decide(in)
 		if !errors.Is(err, kube.ErrNoCluster) {
 			break
+		}
+		if ferr != nil {
+			err = fmt.Errorf("%w; and the cluster's marker could not be read: %v", err, ferr)
 		}
 		fmt.Fprintf(os.Stderr, "kintsu kube init: %v; asking again\n", err)
 		select {
@@ -248,10 +278,11 @@ func runKubeInit(args []string) int {
 }
 
 // members is the membership the first member to answer reports (a ready
-// one preferred), nil when none answers. It asks the initial ordinals
-// and the ones below this pod's.
-func (o *kubeOpts) members(ctx context.Context) []api.NodeRecord {
-	n := max(o.initial, o.ordinal)
+// one preferred), nil when none answers. It asks every ordinal the
+// StatefulSet has (desired; 0 when unknown), the initial ones and those
+// below this pod's.
+func (o *kubeOpts) members(ctx context.Context, desired int) []api.NodeRecord {
+	n := max(o.initial, o.ordinal, desired)
 	type answer struct {
 		st  api.StatusJSON
 		err error
@@ -302,7 +333,69 @@ func runKubeStart(args []string) int {
 	if err != nil {
 		return kubeFail("start", err)
 	}
+	if k, err := o.api(); err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu kube start: the Kubernetes API: %v; the cluster's marker is left to the other pods\n", err)
+	} else {
+		go o.markFormed(k)
+	}
 	return runServer(append(o.serverArgs(*p, *bind), fs.Args()...))
+}
+
+// markFormed creates the cluster's marker once this node sees that every
+// initial member has run (kube.Input.Formed), then returns. It asks the
+// node it runs beside, with a client of its own (the server shares the
+// process).
+func (o *kubeOpts) markFormed(k *kube.API) {
+	cl := &http.Client{Timeout: 5 * time.Second}
+	scheme := "http"
+	if o.certsDir != "" {
+		cfg, err := pki.ClientConfig(o.certsDir, "")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kintsu kube start: the cluster's marker: %v\n", err)
+			return
+		}
+		cl.Transport = &http.Transport{TLSClientConfig: cfg}
+		scheme = "https"
+	}
+	creds, _ := ctl.LoadCredentials("default", o.passwordFile)
+	for {
+		time.Sleep(5 * time.Second) // a poll of a condition, not a wait for an event
+		req, err := http.NewRequest(http.MethodGet, scheme+"://"+o.addr(o.ordinal, o.httpPort)+"/v1/status", nil)
+		if err != nil {
+			return
+		}
+		if creds.Password != "" {
+			req.SetBasicAuth(creds.User, creds.Password)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			continue
+		}
+		var st api.StatusJSON
+		err = json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st)
+		resp.Body.Close()
+		if err != nil || !formed(st, o.initial) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = k.MarkFormed(ctx, o.namespace, o.set, st.ClusterID)
+		cancel()
+		if err == nil {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "kintsu kube start: the cluster's marker: %v\n", err)
+	}
+}
+
+// formed: every initial member (ids 1 to initial) has heartbeat.
+func formed(st api.StatusJSON, initial int) bool {
+	ran := 0
+	for _, n := range st.Nodes {
+		if n.ID >= 1 && n.ID <= uint64(initial) && n.HeartbeatMS > 0 {
+			ran++
+		}
+	}
+	return ran == initial
 }
 
 // serverArgs are the flags of kintsu server for plan p.
@@ -335,7 +428,7 @@ func (o *kubeOpts) serverArgs(p kube.Plan, bind string) []string {
 func runKubePrestop(args []string) int {
 	var o kubeOpts
 	fs, x := prestopFlags(&o)
-	timeout, apiServer, tokenFile := &x.timeout, &x.apiServer, &x.tokenFile
+	timeout := &x.timeout
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -346,17 +439,8 @@ func runKubePrestop(args []string) int {
 	if err != nil || p == nil {
 		return kubeFail("prestop", fmt.Errorf("no plan on the volume (%v): nothing to decommission", err))
 	}
-	var k *kube.API
-	if *apiServer != "" {
-		k = &kube.API{Base: strings.TrimSuffix(*apiServer, "/"), Client: &httpClientWithTimeout}
-		if *tokenFile != "" {
-			b, err := os.ReadFile(*tokenFile)
-			if err != nil {
-				return kubeFail("prestop", err)
-			}
-			k.Token = strings.TrimSpace(string(b))
-		}
-	} else if k, err = kube.InCluster(); err != nil {
+	k, err := o.api()
+	if err != nil {
 		return kubeFail("prestop", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -374,12 +458,25 @@ func runKubePrestop(args []string) int {
 	if err := o.useAdmin(o.certsDir); err != nil {
 		return kubeFail("prestop", err)
 	}
-	fmt.Printf("kintsu kube prestop: scale-down to %d pods: decommissioning node %d\n", want, p.ID)
 	self := o.addr(o.ordinal, o.httpPort) // a name its certificate holds
+	st, err := ctl.Fetch(ctx, self)
+	if err != nil {
+		return kubeFail("prestop", err)
+	}
+	factor := 0
+	for _, part := range st.Partitions {
+		factor = max(factor, len(part.Replicas))
+	}
+	if want < factor {
+		// Fewer pods than replicas per partition (a scale to 0 to pause,
+		// say): the data has nowhere to go. The node stops as on a
+		// restart, and its volume keeps it for when the pods come back.
+		fmt.Printf("kintsu kube prestop: the StatefulSet wants %d pods, fewer than the %d replicas of a partition: not decommissioning node %d\n", want, factor, p.ID)
+		return 0
+	}
+	fmt.Printf("kintsu kube prestop: scale-down to %d pods: decommissioning node %d\n", want, p.ID)
 	if err := ctl.Decommission(ctx, self, p.ID, os.Stdout, time.Second); err != nil {
 		return kubeFail("prestop", err)
 	}
 	return 0
 }
-
-var httpClientWithTimeout = http.Client{Timeout: 10 * time.Second}

@@ -159,13 +159,18 @@ func TestKubernetesManifests(t *testing.T) {
 		len(m.binding.Subjects) != 1 || m.binding.Subjects[0].Name != m.sa.Name {
 		t.Fatal("the pods' service account is not bound to the Role")
 	}
-	readsSet := false
-	for _, r := range m.role.Rules {
-		readsSet = readsSet || slices.Contains(r.APIGroups, "apps") && slices.Contains(r.Resources, "statefulsets") &&
-			slices.Contains(r.Verbs, "get") && slices.Contains(r.ResourceNames, sts.Name)
+	allows := func(group, resource, verb, name string) bool {
+		for _, r := range m.role.Rules {
+			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) &&
+				(len(r.ResourceNames) == 0 || slices.Contains(r.ResourceNames, name)) {
+				return true
+			}
+		}
+		return false
 	}
-	if !readsSet {
-		t.Fatal("the Role does not let the preStop hook read the StatefulSet")
+	marker := kube.MarkerName(sts.Name)
+	if !allows("apps", "statefulsets", "get", sts.Name) || !allows("", "configmaps", "get", marker) || !allows("", "configmaps", "create", marker) {
+		t.Fatal("the Role does not let the pods read their StatefulSet, and read and create the cluster's marker")
 	}
 	volumes := map[string]bool{}
 	for _, v := range pod.Spec.Volumes {

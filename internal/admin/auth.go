@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/kintsu/kintsu/internal/acl"
@@ -54,9 +55,34 @@ const consoleHeader = "X-Kintsu-Console"
 
 const authRealm = `Bearer realm="kintsu", Basic realm="kintsu"`
 
+// crossSite reports a browser's request made by another site's page: a
+// browser attaches a client certificate, cached Basic credentials or (no
+// password, loopback) nothing at all to a form another page posts, so
+// such a request must not change anything. ctl and curl send neither
+// header; the console's own calls are same-origin.
+func crossSite(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host != r.Host
+}
+
 // guard wraps the API's routes with the authentication check.
 func (a *API) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if crossSite(r) {
+			http.Error(w, "refused: a request from another site's page may not change the cluster\n", http.StatusForbidden)
+			return
+		}
 		if open(r) || a.cfg.Users == nil {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, api.WhoAmI{User: acl.DefaultName, Admin: true})))
 			return

@@ -126,6 +126,13 @@ func TestAdminNeedsCredentials(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec.Code
 	}
+	// Another site's page cannot make a browser change the cluster, even
+	// with an admin's credentials attached.
+	for _, hdr := range [][2]string{{"Origin", "https://evil.example"}, {"Sec-Fetch-Site", "cross-site"}} {
+		if code := post("/v1/nodes/2/decommission", func(r *http.Request) { bearer("ops:opspw")(r); r.Header.Set(hdr[0], hdr[1]) }); code != http.StatusForbidden {
+			t.Errorf("a cross-site POST (%s): %d, want 403", hdr[0], code)
+		}
+	}
 	if code := post("/v1/nodes/2/decommission", bearer("reader:readpw")); code != http.StatusForbidden {
 		t.Errorf("a reader's decommission: %d, want 403", code)
 	}

@@ -128,6 +128,10 @@ func (b *Balancer) SetAway(node uint64, away bool) {
 	}
 }
 
+// IsAway reports whether node said it is stopping (and has not said it
+// is back, nor been away longer than awayFor).
+func (b *Balancer) IsAway(node uint64) bool { return b.isAway(node, time.Now()) }
+
 func (b *Balancer) isAway(node uint64, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +35,7 @@ type kubePods struct {
 	resp, peer, http int
 	running          map[int]*exec.Cmd
 	replicas         atomic.Int64 // the StatefulSet's spec.replicas, as the API stub serves it
+	marker           atomic.Value // the cluster's marker ConfigMap's body, as created ("" none)
 	api              *httptest.Server
 	tls              *tls.Config // trusting the cluster's CA
 	web              *http.Client
@@ -52,15 +54,42 @@ func newKubePods(t *testing.T) *kubePods {
 		t.Fatal(err)
 	}
 	k.web = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: k.tls}}
-	// The Kubernetes API cannot run here: a stub serves the one call
-	// prestop makes, the StatefulSet's spec.replicas.
+	// The Kubernetes API cannot run here: a stub serves the calls the
+	// pods make, the StatefulSet's spec.replicas and the cluster's marker.
+	k.marker.Store("")
 	k.api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/apis/apps/v1/namespaces/default/statefulsets/kintsu" || r.Header.Get("Authorization") != "Bearer t0ken" {
-			http.Error(w, "not found", http.StatusNotFound)
+		if r.Header.Get("Authorization") != "Bearer t0ken" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		fmt.Fprintf(w, `{"kind":"StatefulSet","spec":{"replicas":%d}}`, k.replicas.Load())
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/apis/apps/v1/namespaces/default/statefulsets/kintsu":
+			fmt.Fprintf(w, `{"kind":"StatefulSet","spec":{"replicas":%d}}`, k.replicas.Load())
+		case r.Method == http.MethodGet && r.URL.Path == "/api/v1/namespaces/default/configmaps/kintsu-cluster":
+			if m := k.marker.Load().(string); m != "" {
+				fmt.Fprint(w, m)
+				return
+			}
+			http.Error(w, `{"kind":"Status","reason":"NotFound"}`, http.StatusNotFound)
+		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/namespaces/default/configmaps":
+			b, _ := io.ReadAll(r.Body)
+			if !strings.Contains(string(b), `"name":"kintsu-cluster"`) {
+				http.Error(w, "unexpected ConfigMap", http.StatusBadRequest)
+				return
+			}
+			if !k.marker.CompareAndSwap("", string(b)) {
+				http.Error(w, `{"kind":"Status","reason":"AlreadyExists"}`, http.StatusConflict)
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+		default:
+			http.Error(w, "not found", http.StatusNotFound)
+		}
 	}))
+	token := filepath.Join(k.dir, "token")
+	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		for ord := range k.running {
 			k.stop(ord)
@@ -94,7 +123,8 @@ func (k *kubePods) flags(ord int) []string {
 	}
 	return []string{"--pod", fmt.Sprintf("kintsu-%d", ord), "--namespace", "default", "--host-pattern", "127.0.7.{n}",
 		"--volume", vol, "--initial-nodes", "3", "--certs-dir", filepath.Join(k.dir, fmt.Sprintf("certs-%d", ord)),
-		"--resp-port", fmt.Sprint(k.resp), "--peer-port", fmt.Sprint(k.peer), "--http-port", fmt.Sprint(k.http)}
+		"--resp-port", fmt.Sprint(k.resp), "--peer-port", fmt.Sprint(k.peer), "--http-port", fmt.Sprint(k.http),
+		"--api-server", k.api.URL, "--api-token-file", filepath.Join(k.dir, "token")}
 }
 
 // init runs pod ord's init container and returns what it printed.
@@ -143,11 +173,7 @@ func (k *kubePods) stop(ord int) {
 // prestop runs pod ord's preStop hook.
 func (k *kubePods) prestop(ord int) string {
 	k.t.Helper()
-	token := filepath.Join(k.dir, "token")
-	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
-		k.t.Fatal(err)
-	}
-	args := append([]string{"kube", "prestop", "--timeout", "90s", "--api-server", k.api.URL, "--api-token-file", token}, k.flags(ord)...)
+	args := append([]string{"kube", "prestop", "--timeout", "90s"}, k.flags(ord)...)
 	out, err := exec.Command(binary, args...).CombinedOutput()
 	if err != nil {
 		k.t.Fatalf("kube prestop of pod %d: %v\n%s", ord, err, out)
@@ -195,8 +221,9 @@ func nodeID(t *testing.T, initOut string) string {
 // bootstrap at once, a scale-up joins pod 3 as node 4, a rolling restart
 // keeps every pod's node, a scale-down's preStop decommissions pod 3's
 // node (and a restart's does nothing), and scaling up again over the old
-// volume clears it and joins as node 5. Data written at the start is
-// there at the end.
+// volume clears it and joins under a new id; after a lost volume with
+// every pod down, the fresh volume waits and joins rather than bootstrap.
+// Data written at the start is there at the end.
 func TestKubeStatefulSetLifecycle(t *testing.T) {
 	k := newKubePods(t)
 	k.replicas.Store(3)
@@ -224,6 +251,9 @@ func TestKubeStatefulSetLifecycle(t *testing.T) {
 			}
 		}
 		return true
+	})
+	waitFor(t, "the cluster's marker, once every initial member ran", 30*time.Second, func() bool {
+		return strings.Contains(k.marker.Load().(string), `"cluster-id"`)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -270,11 +300,36 @@ func TestKubeStatefulSetLifecycle(t *testing.T) {
 
 	k.replicas.Store(4)
 	out = k.init(3)
-	if nodeID(t, out) != "5" || !strings.Contains(out, "removed") {
-		t.Fatalf("scale-up over a removed node's volume: %q; want it cleared and node 5 to join", out)
+	if nodeID(t, out) != "1004" || !strings.Contains(out, "removed") {
+		t.Fatalf("scale-up over a removed node's volume: %q; want it cleared and node 1004 (4 + kube.IDStride) to join", out)
 	}
 	k.start(3)
-	waitFor(t, "node 5 to be up", 60*time.Second, func() bool { return k.nodeState(0, 5) == api.NodeUp })
+	waitFor(t, "node 1004 to be up", 60*time.Second, func() bool { return k.nodeState(0, 1004) == api.NodeUp })
+
+	// Every pod down, and pod 1's volume lost: the cluster formed, so the
+	// fresh volume must not start a cluster of its own (it would vote as
+	// node 2 with none of node 2's votes); it waits for a member, then
+	// joins under a new id.
+	for ord := range 4 {
+		k.stop(ord)
+	}
+	if err := os.RemoveAll(filepath.Join(k.dir, "vol-1")); err != nil {
+		t.Fatal(err)
+	}
+	lone, err := exec.Command(binary, append([]string{"kube", "init", "--wait", "3s", "--ca-dir", k.caDir()}, k.flags(1)...)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(lone), "can only join") {
+		t.Fatalf("a fresh volume with no member answering, after the cluster formed: %v\n%s", err, lone)
+	}
+	for _, ord := range []int{0, 2, 3} {
+		k.init(ord)
+		k.start(ord)
+	}
+	out = k.init(1)
+	if nodeID(t, out) != "1002" || !strings.Contains(out, "joining") {
+		t.Fatalf("pod 1's fresh volume: %q; want node 1002 to join", out)
+	}
+	k.start(1)
+	waitFor(t, "node 1002 to be up", 60*time.Second, func() bool { return k.nodeState(0, 1002) == api.NodeUp })
 	for i := range 50 {
 		v, err := cc.Get(ctx, fmt.Sprintf("kube-%d", i)).Int()
 		if err != nil || v != i {

@@ -127,12 +127,23 @@ func (f *Server) topology(local net.Addr) *topology {
 	}
 	t.self = t.byID[f.cfg.NodeID]
 	going := f.lingering.Load() // named neither primary nor replica
+	var fallback *clusterNode   // this node, or (its own record gone) any known one
+	if t.self != nil && t.self.known {
+		fallback = t.self
+	} else {
+		for _, cn := range t.nodes {
+			if cn.known {
+				fallback = cn
+				break
+			}
+		}
+	}
 	for _, p := range f.cfg.View.Partitions() {
 		sh := shard{start: p.SlotStart, end: p.SlotEnd}
 		if l := t.byID[f.redirectTarget(uint64(p.ID))]; l != nil && l.known {
 			sh.master = l
-		} else {
-			sh.master = t.self
+		} else if sh.master = fallback; sh.master == nil {
+			continue // no node has a client address to name
 		}
 		for _, r := range f.cfg.View.GroupNodes(uint64(p.ID)) {
 			if c := t.byID[r]; c != nil && c != sh.master && c.known && !(c == t.self && going) {
@@ -336,18 +347,23 @@ func (f *Server) moved(st *connState, c *command.Cmd) []byte {
 	if st.readonly && !c.Writes() && f.cfg.View.HasReplica(c.Group) && !f.lingering.Load() {
 		return nil
 	}
-	var leader uint64
-	if f.lingering.Load() {
+	leader := f.cfg.View.LeaderOf(c.Group)
+	switch {
+	case leader == f.cfg.NodeID:
+		// This node leads (even stopping: a transfer that did not finish):
+		// it serves, and a replica named in CLUSTER SLOTS forwards here
+		// rather than sending the client back (below).
+		return nil
+	case f.lingering.Load():
 		// Going away: any node but this one, settled or not, is a better
 		// place for the client to learn than one about to close.
 		if leader = f.redirectTarget(c.Group); leader == f.cfg.NodeID {
 			return nil
 		}
-	} else {
-		leader = f.cfg.View.LeaderOf(c.Group)
-		if leader == 0 || leader == f.cfg.NodeID || !f.leaders.settled(c.Group, leader, f.now()) {
-			return nil
-		}
+	case leader == 0 || !f.leaders.settled(c.Group, leader, f.now()) || f.cfg.View.Away(leader):
+		// Unknown, just moved, or stopping (it redirects everyone): the
+		// router forwards instead.
+		return nil
 	}
 	rec, ok := f.nodeRecord(leader)
 	if !ok {
@@ -362,32 +378,48 @@ func (f *Server) moved(st *connState, c *command.Cmd) []byte {
 
 // redirectTarget is the node a client should send group's commands to,
 // as this node names it in MOVED and CLUSTER SLOTS: the leader; or, when
-// no leader is known, this node, which forwards. A stopping node
+// no leader is known or the leader said it is stopping, this node, which
+// forwards. A stopping node
 // (lingering) never names itself: a client that kept that answer would
 // find nothing listening once it exits, and a refused connection makes a
-// cluster client retry the same map, never reload it. It names another
-// serving replica instead, which leads soon or forwards meanwhile.
+// cluster client retry the same map, never reload it. It names the leader
+// if another node leads, else another replica that serves (up before
+// suspect), else any node that serves (it forwards); never a node that
+// said it is stopping too.
 func (f *Server) redirectTarget(group uint64) uint64 {
+	self := f.cfg.NodeID
 	leader := f.cfg.View.LeaderOf(group)
 	if !f.lingering.Load() {
-		if leader == 0 {
-			return f.cfg.NodeID
+		if leader == 0 || f.cfg.View.Away(leader) {
+			return self // forwards
 		}
 		return leader
 	}
-	if leader != 0 && leader != f.cfg.NodeID {
-		return leader
-	}
-	serving := map[uint64]bool{}
+	recs := map[uint64]api.NodeRecord{}
 	for _, rec := range f.cfg.View.NodeRecords() {
-		serving[rec.ID] = api.Serves(rec.State)
+		recs[rec.ID] = rec
 	}
-	for _, id := range f.cfg.View.GroupNodes(group) {
-		if id != f.cfg.NodeID && serving[id] {
-			return id
+	usable := func(id uint64, state string) bool {
+		rec, ok := recs[id]
+		return ok && id != self && rec.State == state && rec.RESPAddr != "" && !f.cfg.View.Away(id)
+	}
+	if leader != 0 && (usable(leader, api.NodeUp) || usable(leader, api.NodeSuspect) || usable(leader, api.NodeDraining)) {
+		return leader
+	}
+	replicas := f.cfg.View.GroupNodes(group)
+	for _, state := range []string{api.NodeUp, api.NodeDraining, api.NodeSuspect} {
+		for _, id := range replicas {
+			if usable(id, state) {
+				return id
+			}
 		}
 	}
-	return f.cfg.NodeID
+	for _, rec := range f.cfg.View.NodeRecords() {
+		if usable(rec.ID, api.NodeUp) {
+			return rec.ID
+		}
+	}
+	return self
 }
 
 // nodeRecord is one node's registry entry, as the view has it.

@@ -78,6 +78,9 @@ type View interface {
 	GroupNodes(group uint64) []uint64
 	// HasReplica reports whether this node holds a replica of group.
 	HasReplica(group uint64) bool
+	// Away reports whether node told this one it is stopping: clients
+	// are not sent there.
+	Away(node uint64) bool
 	// Replicas counts this node's replicas and the leaderships it holds.
 	Replicas() (local, leading int)
 }

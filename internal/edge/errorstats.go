@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -10,18 +11,25 @@ import (
 
 // Error replies by command and code, for the kintsu_command_errors_total
 // metric: what on-call asks when clients see errors (refused commands,
-// unknown ones, WRONGTYPE, MOVED...). The command is the spec's name, or
-// the name a client sent when it named no command Kintsu knows; every
-// label is bounded so a client cannot grow the node's memory or the
-// metrics' cardinality: names are cut and made printable, the first
-// maxUnknownNames unknown names are kept apart and the rest counted as
-// "(other)", and at most maxErrorKeys pairs are kept.
+// unknown ones, WRONGTYPE, MOVED...). The command is the spec's name, or,
+// for a name Kintsu does not know, that name — only when an
+// authenticated connection sent it and it looks like a command name
+// (/metrics is open to anyone, and a password typed where a command goes
+// must not show there); else "(unknown)". Every label is bounded so a
+// client cannot grow the node's memory or the metrics' cardinality: the
+// first maxUnknownNames unknown names are kept apart and the rest counted
+// as "(other)", and at most maxErrorKeys pairs are kept.
 const (
 	maxErrorKeys    = 1024
 	maxUnknownNames = 64
 	maxNameLen      = 32
 	otherName       = "(other)"
+	unknownName     = "(unknown)"
 )
+
+// commandLike: what a command name Kintsu does not serve looks like
+// (Redis's names: letters, digits, and . _ - |).
+var commandLike = regexp.MustCompile(`^[a-z][a-z0-9._|-]{0,23}$`)
 
 type errKey struct{ command, code string }
 
@@ -45,8 +53,9 @@ func labelSafe(s string) string {
 }
 
 // add counts one error reply with code to the command named by spec, or
-// by name when spec is nil (a command that did not decode).
-func (e *errorCounts) add(spec *command.Spec, name []byte, code string) {
+// by name when spec is nil (a command that did not decode) and authed
+// (an authenticated connection sent it).
+func (e *errorCounts) add(spec *command.Spec, name []byte, authed bool, code string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.byKey == nil {
@@ -56,8 +65,9 @@ func (e *errorCounts) add(spec *command.Spec, name []byte, code string) {
 	var cmd string
 	if spec != nil {
 		cmd = spec.Name
+	} else if cmd = strings.ToLower(string(name)); !authed || !commandLike.MatchString(cmd) {
+		cmd = unknownName
 	} else {
-		cmd = labelSafe(strings.ToLower(string(name)))
 		if !e.unknown[cmd] {
 			if len(e.unknown) >= maxUnknownNames {
 				cmd = otherName

@@ -505,6 +505,7 @@ type fakeView struct {
 	nodes      []api.NodeRecord
 	leaders    map[uint64]uint64
 	groups     map[uint64][]uint64
+	away       map[uint64]bool
 }
 
 func newFakeView(self uint64, partitions int) *fakeView {
@@ -553,6 +554,21 @@ func (v *fakeView) GroupNodes(group uint64) []uint64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return slices.Clone(v.groups[group])
+}
+
+func (v *fakeView) setAway(node uint64, away bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.away == nil {
+		v.away = map[uint64]bool{}
+	}
+	v.away[node] = away
+}
+
+func (v *fakeView) Away(node uint64) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.away[node]
 }
 
 func (v *fakeView) HasReplica(group uint64) bool {

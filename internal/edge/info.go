@@ -67,9 +67,10 @@ type commandStat struct {
 }
 
 // count records one reply to a command (spec nil: one that did not
-// decode; name is what the client sent as its name): its call, and
-// whether it was an error, under the error's code.
-func (s *stats) count(spec *command.Spec, name, reply []byte) {
+// decode; name is what the client sent as its name, authed whether the
+// connection is authenticated): its call, and whether it was an error,
+// under the error's code.
+func (s *stats) count(spec *command.Spec, name []byte, authed bool, reply []byte) {
 	isErr := len(reply) > 0 && reply[0] == '-'
 	if isErr {
 		s.errors.Add(1)
@@ -90,7 +91,7 @@ func (s *stats) count(spec *command.Spec, name, reply []byte) {
 			}
 		}
 		c.(*atomic.Int64).Add(1)
-		s.errs.add(spec, name, key)
+		s.errs.add(spec, name, authed, key)
 	}
 	if spec == nil || spec.Is(command.Internal) {
 		return

@@ -270,6 +270,9 @@ func (h *harness) directive(t *testing.T, d *datadriven.TestData) string {
 	case "leader":
 		h.view.setLeader(groupArg(t, d, arg(t, d, 0)), uintArg(t, d, arg(t, d, 1)))
 		return ""
+	case "away": // node N told this one it is stopping ("away N off": back)
+		h.view.setAway(uintArg(t, d, arg(t, d, 0)), len(d.CmdArgs) < 2 || d.CmdArgs[1].Key != "off")
+		return ""
 	case "linger": // the node is stopping (Server.Linger), without the wait
 		h.srv.lingering.Store(true)
 		return ""

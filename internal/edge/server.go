@@ -82,7 +82,11 @@ type Server struct {
 
 // New makes the edge of a node; ctx ends when the node stops.
 func New(ctx context.Context, cfg Config) *Server {
-	return &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), stats: newStats(), slowlog: newSlowlog(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
+	f := &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), stats: newStats(), slowlog: newSlowlog(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
+	if cfg.View != nil {
+		f.leaders.prime(cfg.View)
+	}
+	return f
 }
 
 // partitionOf maps a key to its partition.
@@ -479,7 +483,7 @@ func (f *Server) exec(batch [][][]byte, st *connState) [][]byte {
 			if len(batch[i]) > 0 {
 				name = batch[i][0]
 			}
-			f.stats.count(cmds[i].Spec, name, r)
+			f.stats.count(cmds[i].Spec, name, st.auth.user != "", r)
 		}
 	}
 	return replies

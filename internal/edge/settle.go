@@ -11,8 +11,12 @@ import (
 // after three redirects). So a node redirects a cluster-aware client only
 // once the partition's leader, as it sees it, has held for movedSettle;
 // meanwhile it serves the command itself (the router forwards it to the
-// leader, as for any other client). The first look at a partition counts
-// as settled.
+// leader, as for any other client). The leaders the node knows when its
+// edge starts count as settled (prime); any later one must hold first —
+// also at a node's first look at a partition since then, which may come
+// in the middle of leaderships moving (a node that transferred its
+// leaderships away and was never asked about them would otherwise send
+// a client on to a leader it has just heard of).
 const movedSettle = time.Second
 
 // leaderWatch remembers when each partition's leader last changed, as
@@ -25,6 +29,19 @@ type leaderWatch struct {
 type leaderSince struct {
 	leader uint64
 	since  time.Time // zero: seen from the start
+}
+
+// prime records the leaders known now (0: none yet) as seen from the
+// start.
+func (w *leaderWatch) prime(v View) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen == nil {
+		w.seen = map[uint64]leaderSince{}
+	}
+	for _, p := range v.Partitions() {
+		w.seen[uint64(p.ID)] = leaderSince{leader: v.LeaderOf(uint64(p.ID))}
+	}
 }
 
 // settled reports whether leader has led group, as far as this node has

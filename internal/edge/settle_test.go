@@ -23,3 +23,23 @@ func TestLeaderWatchSettles(t *testing.T) {
 		t.Fatal("partitions are not watched apart, or a return to an old leader settled at once")
 	}
 }
+
+// TestPrimedWatchHoldsANewLeaderAtFirstLook: leaders known when the edge
+// starts are settled; a leader first looked at later, after leaderships
+// moved, must hold first, or a client could be sent around nodes that
+// just passed it on.
+func TestPrimedWatchHoldsANewLeaderAtFirstLook(t *testing.T) {
+	v := newFakeView(1, 4)
+	var w leaderWatch
+	w.prime(v)
+	now := time.Unix(1_700_000_000, 0)
+	if !w.settled(0, v.LeaderOf(0), now) {
+		t.Fatal("a leader known at start is not settled")
+	}
+	if w.settled(1, 3, now) {
+		t.Fatal("a leader first seen after a move counts as settled at once")
+	}
+	if !w.settled(1, 3, now.Add(movedSettle)) {
+		t.Fatal("the new leader never settles")
+	}
+}

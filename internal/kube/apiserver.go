@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -87,4 +88,78 @@ func (a *API) DesiredReplicas(ctx context.Context, namespace, set string) (int, 
 		return 1, nil // Kubernetes' default
 	}
 	return *sts.Spec.Replicas, nil
+}
+
+// The cluster's marker: a ConfigMap created once every initial member has
+// run. Its absence is what lets a fresh volume of an initial ordinal
+// bootstrap; once it exists, a fresh volume only ever joins.
+
+// MarkerName is the marker's name for StatefulSet set.
+func MarkerName(set string) string { return set + "-cluster" }
+
+// Formed reports whether the marker exists.
+func (a *API) Formed(ctx context.Context, namespace, set string) (bool, error) {
+	url := fmt.Sprintf("%s/api/v1/namespaces/%s/configmaps/%s", a.Base, namespace, MarkerName(set))
+	resp, err := a.do(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err
+	}
+	switch resp.status {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("reading ConfigMap %s/%s: %d %s", namespace, MarkerName(set), resp.status, resp.body)
+}
+
+// MarkFormed creates the marker (an existing one is kept).
+func (a *API) MarkFormed(ctx context.Context, namespace, set, clusterID string) error {
+	body, err := json.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": MarkerName(set), "labels": map[string]string{"app.kubernetes.io/name": set}},
+		"data":     map[string]string{"cluster-id": clusterID},
+	})
+	if err != nil {
+		return err
+	}
+	resp, err := a.do(ctx, http.MethodPost, fmt.Sprintf("%s/api/v1/namespaces/%s/configmaps", a.Base, namespace), body)
+	if err != nil {
+		return err
+	}
+	if resp.status == http.StatusCreated || resp.status == http.StatusOK || resp.status == http.StatusConflict {
+		return nil
+	}
+	return fmt.Errorf("creating ConfigMap %s/%s: %d %s", namespace, MarkerName(set), resp.status, resp.body)
+}
+
+type answer struct {
+	status int
+	body   string
+}
+
+func (a *API) do(ctx context.Context, method, url string, body []byte) (answer, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return answer{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.Token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.Client.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return answer{}, err
+	}
+	return answer{resp.StatusCode, strings.TrimSpace(string(b))}, nil
 }

@@ -13,10 +13,15 @@
 //     first starts, and is kept for the volume's life: a restart, on any
 //     host, is the same node with the same data.
 //   - A fresh volume bootstraps only as one of the first --initial-nodes
-//     ordinals, and only while no member reports that its id has ever
-//     run; any other fresh volume joins under an id no member has ever
-//     had (a node that lost its disk must never vote again under its old
-//     id: it would have forgotten its votes).
+//     ordinals, only before the cluster has formed (its marker, a
+//     ConfigMap written once every initial member has run, is absent),
+//     and only while no member reports that its id has ever run; any
+//     other fresh volume joins under an id no member has ever had (a node
+//     that lost its disk must never vote again under its old id: it would
+//     have forgotten its votes). Once formed, a fresh volume that finds no
+//     member waits for one; it never starts a cluster of its own.
+//   - Pods that join at once never take the same id: ordinal o's ids are
+//     o+1 modulo IDStride.
 //   - A volume whose node the cluster removed (decommissioned on a
 //     scale-down, then scaled up again) is wiped and joins anew: its data
 //     was moved away before the removal.

@@ -37,7 +37,17 @@ type Input struct {
 	// Members is the membership a running member reports, nil when no
 	// member answered.
 	Members []api.NodeRecord
+	// Formed: the cluster's marker exists (Marker): every initial member
+	// has run, so a fresh volume is never one of them starting for the
+	// first time.
+	Formed bool
 }
+
+// IDStride separates the ids a pod may take: ordinal o takes o+1, or,
+// when that id ran before, o+1+IDStride, o+1+2×IDStride...: pods that
+// join at once never pick the same id, with no one handing ids out.
+// Ordinals stay below it.
+const IDStride = 1000
 
 // Decision is what the pod does.
 type Decision struct {
@@ -67,12 +77,16 @@ func Decide(in Input) (Decision, error) {
 		}
 		return Decision{Plan: *in.Prev, Why: fmt.Sprintf("restarting as node %d, as the volume records", in.Prev.ID)}, nil
 	}
+	if in.Ordinal >= IDStride {
+		return Decision{}, fmt.Errorf("ordinal %d: at most %d pods", in.Ordinal, IDStride)
+	}
 	own := uint64(in.Ordinal) + 1
-	if in.Ordinal < in.Initial {
+	if in.Ordinal < in.Initial && !in.Formed {
+		// The cluster has not formed: this may be its first start.
 		r, known := record(in.Members, own)
 		switch {
 		case in.Members == nil:
-			return bootstrap(in, own, "no member answers: bootstrapping as one of the initial members"), nil
+			return bootstrap(in, own, "no member answers and the cluster never formed: bootstrapping as one of the initial members"), nil
 		case known && r.HeartbeatMS == 0 && r.State != api.NodeRemoved:
 			return bootstrap(in, own, "an initial member that has never run: bootstrapping with the others"), nil
 		}
@@ -81,12 +95,11 @@ func Decide(in Input) (Decision, error) {
 		return Decision{}, ErrNoCluster
 	}
 	id := own
-	if _, taken := record(in.Members, own); taken {
-		id = 0
-		for _, r := range in.Members {
-			id = max(id, r.ID)
+	for {
+		if _, taken := record(in.Members, id); !taken {
+			break
 		}
-		id++
+		id += IDStride
 	}
 	seed := ""
 	for _, r := range in.Members {

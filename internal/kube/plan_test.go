@@ -25,6 +25,7 @@ func TestDecide(t *testing.T) {
 		members []api.NodeRecord
 		want    Plan
 		wipe    bool
+		formed  bool
 		err     error
 	}{
 		{name: "first start, nobody answers", ordinal: 1,
@@ -34,7 +35,12 @@ func TestDecide(t *testing.T) {
 			want:    Plan{ID: 3, Mode: Bootstrap, InitialCluster: "1=kintsu-0.kintsu:17001,2=kintsu-1.kintsu:17001,3=kintsu-2.kintsu:17001"}},
 		{name: "initial pod whose volume was lost joins under a new id", ordinal: 1,
 			members: []api.NodeRecord{rec(1, api.NodeUp, 5), rec(2, api.NodeDead, 5), rec(3, api.NodeUp, 5)},
-			want:    Plan{ID: 4, Mode: Join, Seed: peer(0)}},
+			want:    Plan{ID: 2 + IDStride, Mode: Join, Seed: peer(0)}},
+		{name: "initial pod whose volume was lost, nobody answering, the cluster formed: waits", ordinal: 1,
+			formed: true, err: ErrNoCluster},
+		{name: "a late initial pod once the cluster formed joins under a new id", ordinal: 2, formed: true,
+			members: []api.NodeRecord{rec(1, api.NodeUp, 5), rec(2, api.NodeUp, 5), rec(3, api.NodeDead, 0)},
+			want:    Plan{ID: 3 + IDStride, Mode: Join, Seed: peer(0)}},
 		{name: "scale-up joins as ordinal+1", ordinal: 3, members: running,
 			want: Plan{ID: 4, Mode: Join, Seed: peer(0)}},
 		{name: "scale-up with nobody to join waits", ordinal: 3, err: ErrNoCluster},
@@ -45,16 +51,16 @@ func TestDecide(t *testing.T) {
 		{name: "scale-up after a scale-down: the removed node's volume is wiped, a new id joins", ordinal: 3,
 			prev:    &Plan{ID: 4, Mode: Join, Seed: peer(0)},
 			members: append(append([]api.NodeRecord{}, running...), rec(4, api.NodeRemoved, 5)),
-			want:    Plan{ID: 5, Mode: Join, Seed: peer(0)}, wipe: true},
+			want:    Plan{ID: 4 + IDStride, Mode: Join, Seed: peer(0)}, wipe: true},
 		{name: "a removed initial node's volume never bootstraps again", ordinal: 0,
 			prev:    &Plan{ID: 1, Mode: Bootstrap, InitialCluster: "…"},
 			members: []api.NodeRecord{rec(1, api.NodeRemoved, 5), rec(2, api.NodeUp, 5), rec(3, api.NodeUp, 5), rec(4, api.NodeUp, 5)},
-			want:    Plan{ID: 5, Mode: Join, Seed: peer(1)}, wipe: true},
+			want:    Plan{ID: 1 + IDStride, Mode: Join, Seed: peer(1)}, wipe: true},
 		{name: "no serving member to join through", ordinal: 4, members: []api.NodeRecord{rec(1, api.NodeDead, 5)}, err: ErrNoCluster},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			d, err := Decide(Input{Ordinal: c.ordinal, Initial: 3, PeerAddr: peer, Prev: c.prev, Members: c.members})
+			d, err := Decide(Input{Ordinal: c.ordinal, Initial: 3, PeerAddr: peer, Prev: c.prev, Members: c.members, Formed: c.formed})
 			if c.err != nil {
 				if !errors.Is(err, c.err) {
 					t.Fatalf("got %+v, %v; want error %v", d, err, c.err)
@@ -84,13 +90,21 @@ func TestFreshVolumeNeverReusesAnId(t *testing.T) {
 	walk = func(id uint64) {
 		if id > 4 {
 			for o := range 6 {
-				d, err := Decide(Input{Ordinal: o, Initial: 3, PeerAddr: peer, Members: members})
-				if err != nil || d.Plan.Mode != Join {
-					continue
-				}
-				checked++
-				if _, taken := record(members, d.Plan.ID); taken {
-					t.Fatalf("ordinal %d joins as node %d, which %v lists", o, d.Plan.ID, members)
+				for _, formed := range []bool{false, true} {
+					d, err := Decide(Input{Ordinal: o, Initial: 3, PeerAddr: peer, Members: members, Formed: formed})
+					if err != nil {
+						continue
+					}
+					if formed && d.Plan.Mode == Bootstrap {
+						t.Fatalf("ordinal %d bootstraps in a formed cluster (%v)", o, members)
+					}
+					if d.Plan.Mode != Join {
+						continue
+					}
+					checked++
+					if _, taken := record(members, d.Plan.ID); taken {
+						t.Fatalf("ordinal %d joins as node %d, which %v lists", o, d.Plan.ID, members)
+					}
 				}
 			}
 			return
@@ -109,6 +123,28 @@ func TestFreshVolumeNeverReusesAnId(t *testing.T) {
 	walk(1)
 	if checked == 0 {
 		t.Fatal("no join was decided")
+	}
+}
+
+// TestPodsJoiningAtOnceTakeDistinctIds: pods that scale up together see
+// the same membership and decide alone; they never pick the same id,
+// whatever ids ran before.
+func TestPodsJoiningAtOnceTakeDistinctIds(t *testing.T) {
+	members := []api.NodeRecord{rec(1, api.NodeUp, 5), rec(2, api.NodeUp, 5), rec(3, api.NodeUp, 5),
+		rec(4, api.NodeRemoved, 5), rec(5, api.NodeRemoved, 5), rec(1006, api.NodeRemoved, 5), rec(7, api.NodeDead, 5)}
+	seen := map[uint64]int{}
+	for o := 3; o < 12; o++ {
+		d, err := Decide(Input{Ordinal: o, Initial: 3, PeerAddr: peer, Members: members, Formed: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev, dup := seen[d.Plan.ID]; dup {
+			t.Fatalf("ordinals %d and %d both take node %d", prev, o, d.Plan.ID)
+		}
+		if _, taken := record(members, d.Plan.ID); taken {
+			t.Fatalf("ordinal %d takes node %d, which ran before", o, d.Plan.ID)
+		}
+		seen[d.Plan.ID] = o
 	}
 }
 

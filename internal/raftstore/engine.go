@@ -45,6 +45,8 @@ type Engine struct {
 	waitMu  sync.Mutex
 	waiters map[waitKey]*waiter // guarded by waitMu
 	pending atomic.Int64        // proposals + reads waiting
+	// lagAsked: a FollowerLags question waits on the loop (followerlag.go).
+	lagAsked atomic.Bool
 
 	outSnaps snapshotRegistry
 	cuts     cutRegistry

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"cmp"
 	"context"
 	"slices"
 )
@@ -16,14 +17,22 @@ type FollowerLag struct {
 // node leads, for the metrics. It gives up at ctx's end (a stalled loop
 // answers nothing), returning what it has: nil.
 func (e *Engine) FollowerLags(ctx context.Context) []FollowerLag {
+	// One question on the loop at a time: a stalled loop does not pile up
+	// a scrape's every question (the first answers when it comes round).
+	if !e.lagAsked.CompareAndSwap(false, true) {
+		return nil
+	}
 	out := make(chan []FollowerLag, 1)
 	e.in.addFunc(func() {
+		defer e.lagAsked.Store(false)
 		var lags []FollowerLag
 		for _, g := range sortedKeys(e.byGroup) {
 			r := e.byGroup[g]
 			if !r.isLeader {
 				continue
 			}
+			// The leader's own match: the last index it has made durable
+			// (a follower may be ahead of it for a moment: lag 0).
 			st := r.rn.Status()
 			last := st.Progress[st.ID].Match
 			for _, id := range sortedKeys(st.Progress) {
@@ -35,14 +44,13 @@ func (e *Engine) FollowerLags(ctx context.Context) []FollowerLag {
 				if last > pr.Match {
 					lag = last - pr.Match
 				}
-				lags = append(lags, FollowerLag{Group: g, Node: r.desc.NodeOf(id), Entries: lag})
+				if node := r.desc.NodeOf(id); node != 0 { // a replica the descriptor names
+					lags = append(lags, FollowerLag{Group: g, Node: node, Entries: lag})
+				}
 			}
 		}
 		slices.SortFunc(lags, func(a, b FollowerLag) int {
-			if a.Group != b.Group {
-				return int(a.Group) - int(b.Group)
-			}
-			return int(a.Node) - int(b.Node)
+			return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Node, b.Node))
 		})
 		out <- lags
 	})

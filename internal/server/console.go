@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,10 +51,15 @@ func (n *Node) localLoad() api.NodeLoad {
 	return l
 }
 
+// maxConsoleAnswer bounds a peer's answer for the console (100 events of
+// at most a few hundred bytes, or one load, fit many times over).
+const maxConsoleAnswer = 256 << 10
+
 // askEveryNode calls method on every member that serves (this node
 // answers itself with local), at once, each within consoleCallTimeout;
-// fail is what stands for a node that did not answer.
-func askEveryNode[T any](ctx context.Context, n *Node, method string, local func() T, fail func(id uint64, err error) T) []T {
+// check validates (and may correct) a peer's decoded answer, and fail is
+// what stands for a node that did not answer, or not validly.
+func askEveryNode[T any](ctx context.Context, n *Node, method string, local func() T, check func(id uint64, v *T) error, fail func(id uint64, err error) T) []T {
 	var mu sync.Mutex
 	var out []T
 	var wg sync.WaitGroup
@@ -74,8 +80,15 @@ func askEveryNode[T any](ctx context.Context, n *Node, method string, local func
 			defer cancel()
 			var v T
 			b, err := n.tr.Call(cctx, rec.ID, method, nil)
-			if err == nil {
+			switch {
+			case err != nil:
+			case len(b) > maxConsoleAnswer:
+				err = fmt.Errorf("an answer of %d bytes (at most %d)", len(b), maxConsoleAnswer)
+			default:
 				err = json.Unmarshal(b, &v)
+			}
+			if err == nil {
+				err = check(rec.ID, &v)
 			}
 			if err != nil {
 				v = fail(rec.ID, err)
@@ -91,16 +104,31 @@ func askEveryNode[T any](ctx context.Context, n *Node, method string, local func
 
 // clusterLoad is every serving node's load, by node id.
 func (n *Node) clusterLoad(ctx context.Context) []api.NodeLoad {
-	loads := askEveryNode(ctx, n, methodLoad, n.localLoad, func(id uint64, err error) api.NodeLoad {
+	loads := askEveryNode(ctx, n, methodLoad, n.localLoad, func(id uint64, l *api.NodeLoad) error {
+		if len(l.Buckets) > 64 || l.Error != "" {
+			return fmt.Errorf("a malformed load (%d buckets)", len(l.Buckets))
+		}
+		l.Node = id // a peer speaks for itself only
+		return nil
+	}, func(id uint64, err error) api.NodeLoad {
 		return api.NodeLoad{Node: id, Error: fmt.Sprintf("did not answer: %v", err)}
 	})
-	slices.SortFunc(loads, func(a, b api.NodeLoad) int { return int(a.Node) - int(b.Node) })
+	slices.SortFunc(loads, func(a, b api.NodeLoad) int { return cmp.Compare(a.Node, b.Node) })
 	return loads
 }
 
 // clusterEvents is the latest events of every serving node, newest first.
 func (n *Node) clusterEvents(ctx context.Context, limit int) []api.Event {
 	lists := askEveryNode(ctx, n, methodEvents, func() []api.Event { return n.events.Latest(eventsShown) },
+		func(id uint64, evs *[]api.Event) error {
+			if len(*evs) > eventsShown {
+				return fmt.Errorf("%d events (at most %d)", len(*evs), eventsShown)
+			}
+			for i := range *evs {
+				(*evs)[i].Node = id // a peer speaks for itself only
+			}
+			return nil
+		},
 		func(id uint64, err error) []api.Event {
 			return []api.Event{{TimeMS: time.Now().UnixMilli(), Node: id, Level: "WARN", Message: "the node did not answer for its events", Attrs: err.Error()}}
 		})
@@ -108,14 +136,6 @@ func (n *Node) clusterEvents(ctx context.Context, limit int) []api.Event {
 	for _, l := range lists {
 		all = append(all, l[:min(len(l), eventsShown)]...)
 	}
-	slices.SortStableFunc(all, func(a, b api.Event) int {
-		switch {
-		case a.TimeMS > b.TimeMS:
-			return -1
-		case a.TimeMS < b.TimeMS:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(all, func(a, b api.Event) int { return cmp.Compare(b.TimeMS, a.TimeMS) })
 	return all[:min(len(all), limit)]
 }

@@ -5,12 +5,14 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/edge"
+	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -64,6 +66,52 @@ var allDescs = []*prometheus.Desc{descBuild, descReady, descLead, descTerm, desc
 // scrapeWait bounds what a scrape waits for from the replication loop.
 const scrapeWait = time.Second
 
+// scrapeFresh: what costs the node work to read (the followers' lags, on
+// the replication loop; each partition's disk bytes, from Pebble) is read
+// at most this often, however often /metrics — open to anyone — is asked.
+const scrapeFresh = 5 * time.Second
+
+// scrapeCache holds those readings between scrapes.
+type scrapeCache struct {
+	mu      sync.Mutex
+	lagsAt  time.Time
+	lags    []raftstore.FollowerLag
+	bytesAt time.Time
+	bytes   map[uint64]uint64
+}
+
+func (c *scrapeCache) followerLags(n *Node) []raftstore.FollowerLag {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.lagsAt) >= scrapeFresh {
+		ctx, cancel := context.WithTimeout(n.ctx, scrapeWait)
+		c.lags, c.lagsAt = n.eng.FollowerLags(ctx), time.Now()
+		cancel()
+	}
+	return c.lags
+}
+
+func (c *scrapeCache) partitionBytes(n *Node, group uint64) (uint64, bool) {
+	if n.db == nil {
+		return 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.bytesAt) >= scrapeFresh {
+		c.bytes, c.bytesAt = map[uint64]uint64{}, time.Now()
+	}
+	b, ok := c.bytes[group]
+	if !ok {
+		lo, hi := storage.DataSpan(group)
+		var err error
+		if b, err = n.db.EstimateDiskUsage(lo, hi); err != nil {
+			return 0, false
+		}
+		c.bytes[group] = b
+	}
+	return b, true
+}
+
 type nodeCollector struct{ n *Node }
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -93,11 +141,8 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descComm, float64(g.CommitIndex), p)
 		if leads {
 			gauge(descKeys, float64(g.Keys), p)
-			if n.db != nil {
-				lo, hi := storage.DataSpan(g.Group)
-				if b, err := n.db.EstimateDiskUsage(lo, hi); err == nil {
-					gauge(descBytes, float64(b), p)
-				}
+			if b, ok := n.scrapes.partitionBytes(n, g.Group); ok {
+				gauge(descBytes, float64(b), p)
 			}
 		}
 	}
@@ -174,13 +219,11 @@ func (c nodeCollector) collectActivity(ch chan<- prometheus.Metric) {
 		counter(descTxn, float64(st.GaveUp), "gave_up")
 		counter(descConflict, float64(st.Conflicts))
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, scrapeWait)
-	for _, l := range n.eng.FollowerLags(ctx) {
+	for _, l := range n.scrapes.followerLags(n) {
 		if l.Group != statemachine.MetaGroup {
 			gauge(descLag, float64(l.Entries), strconv.FormatUint(l.Group, 10), strconv.FormatUint(l.Node, 10))
 		}
 	}
-	cancel()
 	gauge(descPending, float64(n.eng.Pending()))
 	for id, pc := range n.clocks.snapshot() {
 		node := strconv.FormatUint(id, 10)

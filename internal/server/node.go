@@ -54,6 +54,7 @@ type Node struct {
 	admin   *admin.API
 	events  *events.Recorder // the node's recent events (console.go)
 	clocks  peerClocks       // the peers' clock offsets (clockskew.go)
+	scrapes scrapeCache      // readings /metrics reuses (metricsview.go)
 	// crashAt is the armed crash failpoint (nil for none; see failpoint.go).
 	crashAt atomic.Pointer[string]
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)

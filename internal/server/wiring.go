@@ -150,6 +150,7 @@ func (v nodeView) NodeRecords() []api.NodeRecord     { return v.n.registry.Nodes
 func (v nodeView) LeaderOf(group uint64) uint64      { return v.n.router.LeaderOf(group) }
 func (v nodeView) GroupNodes(group uint64) []uint64  { return v.n.router.GroupNodes(group) }
 func (v nodeView) HasReplica(group uint64) bool      { return v.n.eng.HasGroup(group) }
+func (v nodeView) Away(node uint64) bool             { return v.n.balancer.IsAway(node) }
 
 func (v nodeView) Replicas() (local, leading int) {
 	for _, g := range v.n.eng.Status() {

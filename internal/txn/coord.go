@@ -38,11 +38,11 @@ type stats struct {
 // Stats are a coordinator's transactions since it started, by how they
 // ended (one each), and the conflicts met on the way (each a retry).
 type Stats struct {
-	Committed   uint64 // applied, all of it
+	Committed   uint64 // applied, all of it (or, read-only, answered)
 	WatchFailed uint64 // a watched key had changed: nothing applied (EXEC's null reply)
-	Failed      uint64 // answered with an error (the reply says whether anything applied)
+	Failed      uint64 // answered with an error (the reply says whether anything applied), or out of time
 	GaveUp      uint64 // conflicts until the attempts ran out: nothing applied
-	Conflicts   uint64 // attempts that met other transactions' locks and retried
+	Conflicts   uint64 // attempts that met other transactions' locks and were retried
 }
 
 // Stats reads the coordinator's counters.
@@ -128,11 +128,15 @@ func (c *Coordinator) run(ctx context.Context, p *plan) ([]byte, error) {
 			}
 			return reply, err
 		}
-		c.stats.conflicts.Add(1)
 		if !c.backoff(ctx, attempt) {
-			c.stats.gaveUp.Add(1)
+			if ctx.Err() != nil {
+				c.stats.failed.Add(1) // out of time, not of attempts
+			} else {
+				c.stats.gaveUp.Add(1)
+			}
 			return nil, &GaveUpError{Attempts: attempt}
 		}
+		c.stats.conflicts.Add(1)
 	}
 }
 

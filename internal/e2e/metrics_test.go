@@ -11,17 +11,23 @@ import (
 	"time"
 )
 
+// scrape is a node's /metrics, nil when it does not answer.
+func scrape(httpAddr string) []byte {
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return body
+}
+
 // metricValue reads one series' value from a node's /metrics; -1 when
 // absent.
 func metricValue(t *testing.T, httpAddr, series string) float64 {
 	t.Helper()
-	cl := http.Client{Timeout: 2 * time.Second}
-	resp, err := cl.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body := scrape(httpAddr)
 	m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` ([0-9.e+-]+)$`).FindSubmatch(body)
 	if m == nil {
 		return -1
@@ -34,13 +40,7 @@ func metricValue(t *testing.T, httpAddr, series string) float64 {
 // label (e.g. `node="3"`); -1 when there are none.
 func metricSum(t *testing.T, httpAddr, name, label string) float64 {
 	t.Helper()
-	cl := http.Client{Timeout: 2 * time.Second}
-	resp, err := cl.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body := scrape(httpAddr)
 	sum, found := 0.0, false
 	for _, m := range regexp.MustCompile("(?m)^"+regexp.QuoteMeta(name)+`\{([^}]*)\} ([0-9.e+-]+)$`).FindAllSubmatch(body, -1) {
 		if strings.Contains(string(m[1]), label) {

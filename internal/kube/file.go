@@ -7,6 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kintsu/kintsu/internal/durable"
 )
 
 // PlanFile is the plan's name on the pod's volume, beside the data dir.
@@ -35,31 +39,7 @@ func Save(volume string, p Plan) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(volume, PlanFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(volume, PlanFile)); err != nil {
-		return err
-	}
-	d, err := os.Open(volume)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.ReplaceFile(vfs.Default, volume, PlanFile, append(b, '\n'))
 }
 
 // Wipe clears what a removed node left on the volume: its data dir and

@@ -37,6 +37,10 @@ type Config struct {
 	Peers Peers
 	Txns  Transactions
 	View  View
+	// LeaderWatchEvery: how often the edge looks at every partition's
+	// leader (settle.go); 0: by the partition count; negative: never
+	// (tests that move leaders by hand).
+	LeaderWatchEvery time.Duration
 }
 
 // Router sends commands to the leader of their partition (route.Router).

@@ -120,6 +120,7 @@ func newHarnessWith(t *testing.T, tune func(*Config)) *harness {
 		NodeID: 1, ClusterID: "test", RESPAddr: "10.0.0.1:7001",
 		Partitions: testPartitions, Replicas: 3, RequestTimeout: replyTimeout,
 		Metrics: metrics.New(), Router: h.router, Txns: h.txns, View: h.view,
+		LeaderWatchEvery: -1, // the script moves leaders, and time, by hand
 	}
 	if tune != nil {
 		tune(&cfg)

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -85,6 +86,9 @@ func New(ctx context.Context, cfg Config) *Server {
 	f := &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), stats: newStats(), slowlog: newSlowlog(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
 	if cfg.View != nil {
 		f.leaders.prime(cfg.View)
+		if every := cmp.Or(cfg.LeaderWatchEvery, leaderWatchEvery(cfg.Partitions)); every > 0 {
+			go f.watchLeaders(ctx, every)
+		}
 	}
 	return f
 }

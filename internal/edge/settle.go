@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -11,16 +12,19 @@ import (
 // after three redirects). So a node redirects a cluster-aware client only
 // once the partition's leader, as it sees it, has held for movedSettle;
 // meanwhile it serves the command itself (the router forwards it to the
-// leader, as for any other client). The leaders the node knows when its
-// edge starts count as settled (prime); any later one must hold first —
-// also at a node's first look at a partition since then, which may come
-// in the middle of leaderships moving (a node that transferred its
-// leaderships away and was never asked about them would otherwise send
-// a client on to a leader it has just heard of).
+// leader, as for any other client).
+//
+// "As it sees it" must not mean "since a client last asked": a node asked
+// about a partition for the first time in the middle of leaderships
+// moving would count a leader it has just heard of as settled. So the
+// node watches every partition's leader (watchLeaders, a few times a
+// second) as well as at each redirect. The first leader a node learns
+// for a partition (at start, none is known) counts as settled: that is
+// no move.
 const movedSettle = time.Second
 
 // leaderWatch remembers when each partition's leader last changed, as
-// this node's redirects see it.
+// this node sees it.
 type leaderWatch struct {
 	mu   sync.RWMutex
 	seen map[uint64]leaderSince // guarded by mu
@@ -28,7 +32,10 @@ type leaderWatch struct {
 
 type leaderSince struct {
 	leader uint64
-	since  time.Time // zero: seen from the start
+	since  time.Time // zero: held from the start, or the first one learnt
+	// known: the node has known a leader of the partition (a later one is
+	// a move).
+	known bool
 }
 
 // prime records the leaders known now (0: none yet) as seen from the
@@ -40,8 +47,41 @@ func (w *leaderWatch) prime(v View) {
 		w.seen = map[uint64]leaderSince{}
 	}
 	for _, p := range v.Partitions() {
-		w.seen[uint64(p.ID)] = leaderSince{leader: v.LeaderOf(uint64(p.ID))}
+		l := v.LeaderOf(uint64(p.ID))
+		w.seen[uint64(p.ID)] = leaderSince{leader: l, known: l != 0}
 	}
+}
+
+// observe notes group's leader as seen at now (0: none known).
+func (w *leaderWatch) observe(group, leader uint64, now time.Time) {
+	w.mu.RLock()
+	s, ok := w.seen[group]
+	w.mu.RUnlock()
+	if ok && s.leader == leader {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.note(group, leader, now)
+}
+
+// note records leader for group if it changed; w.mu is held.
+func (w *leaderWatch) note(group, leader uint64, now time.Time) leaderSince {
+	if w.seen == nil {
+		w.seen = map[uint64]leaderSince{}
+	}
+	s, ok := w.seen[group]
+	switch {
+	case ok && s.leader == leader:
+		return s
+	case !ok || !s.known:
+		// The first leader learnt for the partition: no move.
+		s = leaderSince{leader: leader, known: leader != 0}
+	default:
+		s = leaderSince{leader: leader, since: now, known: true}
+	}
+	w.seen[group] = s
+	return s
 }
 
 // settled reports whether leader has led group, as far as this node has
@@ -52,22 +92,37 @@ func (w *leaderWatch) settled(group, leader uint64, now time.Time) bool {
 	w.mu.RLock()
 	s, ok := w.seen[group]
 	w.mu.RUnlock()
-	if ok && s.leader == leader {
-		return s.since.IsZero() || now.Sub(s.since) >= movedSettle
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.seen == nil {
-		w.seen = map[uint64]leaderSince{}
-	}
-	s, ok = w.seen[group]
-	switch {
-	case !ok:
-		w.seen[group] = leaderSince{leader: leader}
-		return true
-	case s.leader != leader:
-		w.seen[group] = leaderSince{leader: leader, since: now}
-		return false
+	if !ok || s.leader != leader {
+		w.mu.Lock()
+		s = w.note(group, leader, now)
+		w.mu.Unlock()
 	}
 	return s.since.IsZero() || now.Sub(s.since) >= movedSettle
+}
+
+// leaderWatchEvery is how often watchLeaders looks, by partition count:
+// often enough that a move is seen well within movedSettle, rarely
+// enough to cost nothing with many partitions.
+func leaderWatchEvery(partitions int) time.Duration {
+	if partitions > 4096 {
+		return time.Second
+	}
+	return 200 * time.Millisecond
+}
+
+// watchLeaders observes every partition's leader until ctx ends.
+func (f *Server) watchLeaders(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := f.now()
+		for _, p := range f.cfg.View.Partitions() {
+			f.leaders.observe(uint64(p.ID), f.cfg.View.LeaderOf(uint64(p.ID)), now)
+		}
+	}
 }

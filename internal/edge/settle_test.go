@@ -43,3 +43,26 @@ func TestPrimedWatchHoldsANewLeaderAtFirstLook(t *testing.T) {
 		t.Fatal("the new leader never settles")
 	}
 }
+
+// TestWatchLearnsMovesBeforeAnyoneAsks: the first leader a node learns
+// for a partition is no move (settled at once, as at start); a move the
+// watch observed counts from when it was observed, not from the first
+// redirect asked after it.
+func TestWatchLearnsMovesBeforeAnyoneAsks(t *testing.T) {
+	var w leaderWatch
+	t0 := time.Unix(1_700_000_000, 0)
+	w.observe(7, 0, t0) // nothing known at start
+	w.observe(7, 2, t0.Add(time.Second))
+	if !w.settled(7, 2, t0.Add(time.Second)) {
+		t.Fatal("the first leader learnt is not settled")
+	}
+	w.observe(7, 0, t0.Add(2*time.Second)) // an election
+	w.observe(7, 3, t0.Add(2*time.Second+100*time.Millisecond))
+	asked := t0.Add(2*time.Second + 900*time.Millisecond)
+	if w.settled(7, 3, asked) {
+		t.Fatal("a move observed 0.8 s ago counts as settled")
+	}
+	if !w.settled(7, 3, t0.Add(3*time.Second+100*time.Millisecond)) {
+		t.Fatal("the move never settles from when it was observed")
+	}
+}

@@ -79,11 +79,17 @@ type Server struct {
 	// (settle.go); now is its clock (tests replace it).
 	leaders leaderWatch
 	now     func() time.Time
+	// slots maps a key's slot to its partition (the cluster's equal
+	// ranges; a map that changes is the elastic partitions' next step).
+	slots *ring.SlotTable
 }
 
 // New makes the edge of a node; ctx ends when the node stops.
 func New(ctx context.Context, cfg Config) *Server {
 	f := &Server{cfg: cfg, ctx: ctx, pubsub: pubsub.NewRegistry(), stats: newStats(), slowlog: newSlowlog(), limits: respLimits(cfg.Limits), lim: newLimiter(cfg.Limits), conns: map[net.Conn]struct{}{}, now: time.Now}
+	if cfg.Partitions > 0 {
+		f.slots = ring.EqualSlotTable(cfg.Partitions)
+	}
 	if cfg.View != nil {
 		f.leaders.prime(cfg.View)
 		if every := cmp.Or(cfg.LeaderWatchEvery, leaderWatchEvery(cfg.Partitions)); every > 0 {
@@ -95,7 +101,7 @@ func New(ctx context.Context, cfg Config) *Server {
 
 // partitionOf maps a key to its partition.
 func (f *Server) partitionOf(key []byte) uint64 {
-	return uint64(ring.PartitionOf(ring.Slot(key), f.cfg.Partitions))
+	return f.slots.GroupOf(ring.Slot(key))
 }
 
 // Serve accepts clients on ln until StopAccepting or CloseAll.

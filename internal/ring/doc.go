@@ -6,7 +6,9 @@
 // Keys hash to one of SlotCount slots exactly as in Redis Cluster (CRC16,
 // with hash tags), so cluster-aware Redis clients route correctly. The slots
 // form a ring cut into P partitions of equal contiguous ranges; P is fixed
-// when the cluster is bootstrapped. Each node owns V tokens on a 64-bit ring,
+// when the cluster is bootstrapped. Nodes find a slot's partition in a
+// SlotTable (a lookup, not arithmetic), so that ranges can later split
+// and merge. Each node owns V tokens on a 64-bit ring,
 // hashed from its ID alone. A partition's preference list starts at its
 // arc's first slot and walks clockwise over the tokens, taking the first
 // node of each zone and then the other nodes in order (Dynamo-style); its

@@ -29,6 +29,7 @@ import (
 	"github.com/kintsu/kintsu/internal/metrics"
 	"github.com/kintsu/kintsu/internal/raftlog"
 	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/route"
 	"github.com/kintsu/kintsu/internal/statemachine"
 	"github.com/kintsu/kintsu/internal/storage"
@@ -55,6 +56,7 @@ type Node struct {
 	events  *events.Recorder // the node's recent events (console.go)
 	clocks  peerClocks       // the peers' clock offsets (clockskew.go)
 	scrapes scrapeCache      // readings /metrics reuses (metricsview.go)
+	slots   *ring.SlotTable  // slot -> partition (the cluster's equal ranges)
 	// crashAt is the armed crash failpoint (nil for none; see failpoint.go).
 	crashAt atomic.Pointer[string]
 	crash   func() // how a failpoint crashes the node: killSelf (tests replace it)
@@ -147,6 +149,7 @@ func Start(cfg Config) (*Node, error) {
 	if n.layout, err = control.NewLayout(control.Shape{NodeID: cfg.NodeID, InitialCluster: cfg.InitialCluster, Ring: cfg.ringConfig()}); err != nil {
 		return nil, err
 	}
+	n.slots = ring.EqualSlotTable(cfg.Partitions)
 	n.layout.Ident.Joined = n.joined
 	n.tr.SetClusterID(n.layout.Ident.ClusterID)
 	fresh, err := n.checkIdentity()

@@ -130,7 +130,7 @@ func (n *Node) Status() api.StatusJSON { return n.admin.Status() }
 
 // partitionOf maps a key to its partition.
 func (n *Node) partitionOf(key []byte) uint64 {
-	return uint64(ring.PartitionOf(ring.Slot(key), n.cfg.Partitions))
+	return n.slots.GroupOf(ring.Slot(key))
 }
 
 func (n *Node) newCoordinator() *txn.Coordinator {

@@ -79,6 +79,9 @@ type Config struct {
 	// Each asks the other nodes and bounds its wait.
 	Load   func(ctx context.Context) []api.NodeLoad
 	Events func(ctx context.Context, limit int) []api.Event
+	// DropCutOnPeers asks the other nodes to drop their snapshots of a
+	// backup cut, each within a bounded wait.
+	DropCutOnPeers func(ctx context.Context, id string)
 }
 
 // Faults are the node's parts the fault hooks act on.

@@ -97,12 +97,7 @@ func (a *API) guard(next http.Handler) http.Handler {
 		status, msg, who := authorize(t, r, a.cfg.ProtectedMode, readOnly(r))
 		switch status {
 		case http.StatusOK:
-			ctx := context.WithValue(r.Context(), whoKey{}, who)
-			if h := r.Header.Get("Authorization"); h != "" {
-				ctx = context.WithValue(ctx, authKey{}, h)
-			}
-			r = r.WithContext(ctx)
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, who)))
 			return
 		case http.StatusUnauthorized:
 			if r.Header.Get(consoleHeader) == "" {
@@ -180,13 +175,4 @@ func isLoopback(remote string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-type authKey struct{}
-
-// authOf is the Authorization header of the request ctx serves, for the
-// calls a handler makes to other nodes' admin APIs on its caller's behalf.
-func authOf(ctx context.Context) string {
-	h, _ := ctx.Value(authKey{}).(string)
-	return h
 }

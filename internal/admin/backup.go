@@ -85,7 +85,7 @@ func (a *API) Cut(ctx context.Context) (*api.CutJSON, error) {
 			a.log.Info("backup cut taken", "cut", id, "partitions", len(parts), "took", cutAt.Sub(started))
 			return out, nil
 		}
-		a.dropCutEverywhere(id, authOf(ctx))
+		a.dropCutEverywhere(id)
 		if err == nil {
 			err = fmt.Errorf("the cut took %v, over half its lease", cutAt.Sub(started).Round(time.Millisecond))
 		}
@@ -267,27 +267,14 @@ func (a *API) serveRestoreStep(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// dropCutEverywhere asks every node to drop its snapshots of a cut the
-// coordinator gave up on, so they do not pin old data until they expire.
-// auth is the caller's Authorization header, passed on so the other
-// nodes' admin APIs accept the request as the caller's.
-func (a *API) dropCutEverywhere(id, auth string) {
+// dropCutEverywhere drops this node's snapshots of a cut the coordinator
+// gave up on, and asks every other node to drop theirs (over the peer
+// port: authenticated as nodes, whatever the caller's credentials), so
+// they do not pin old data until they expire.
+func (a *API) dropCutEverywhere(id string) {
 	a.cfg.Engine.DropCut(id)
-	cl := http.Client{Timeout: 2 * time.Second}
-	for _, rec := range a.cfg.Nodes() {
-		if rec.ID == a.cfg.NodeID || rec.HTTPAddr == "" {
-			continue
-		}
-		req, err := http.NewRequestWithContext(a.cfg.Context, http.MethodDelete, "http://"+rec.HTTPAddr+"/v1/backup/"+id, nil)
-		if err != nil {
-			continue
-		}
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		if res, err := cl.Do(req); err == nil {
-			res.Body.Close()
-		}
+	if a.cfg.DropCutOnPeers != nil {
+		a.cfg.DropCutOnPeers(a.cfg.Context, id)
 	}
 }
 

@@ -139,3 +139,39 @@ func (n *Node) clusterEvents(ctx context.Context, limit int) []api.Event {
 	slices.SortStableFunc(all, func(a, b api.Event) int { return cmp.Compare(b.TimeMS, a.TimeMS) })
 	return all[:min(len(all), limit)]
 }
+
+// methodDropCut asks a node to drop its snapshots of a backup cut the
+// coordinator gave up on (admin's dropCutEverywhere).
+const methodDropCut = "dropcut"
+
+// maxCutID bounds a cut id a peer may send (ids are short random hex).
+const maxCutID = 128
+
+// dropCutOnPeers asks every other serving member to drop cut id, at once,
+// each within consoleCallTimeout; a node that does not answer lets it
+// expire.
+func (n *Node) dropCutOnPeers(ctx context.Context, id string) {
+	var wg sync.WaitGroup
+	for _, rec := range n.registry.Nodes() {
+		if rec.ID == n.cfg.NodeID || !api.Serves(rec.State) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, consoleCallTimeout)
+			defer cancel()
+			_, _ = n.tr.Call(cctx, rec.ID, methodDropCut, []byte(id))
+		}()
+	}
+	wg.Wait()
+}
+
+// serveDropCut drops this node's snapshots of the cut a peer names.
+func (n *Node) serveDropCut(body []byte) ([]byte, error) {
+	if len(body) == 0 || len(body) > maxCutID {
+		return nil, fmt.Errorf("a cut id of %d bytes", len(body))
+	}
+	n.eng.DropCut(string(body))
+	return nil, nil
+}

@@ -59,6 +59,8 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 		return n.serveAway(ctx, body)
 	case methodTime:
 		return n.serveTime()
+	case methodDropCut:
+		return n.serveDropCut(body)
 	case methodLoad:
 		return json.Marshal(n.localLoad())
 	case methodEvents:

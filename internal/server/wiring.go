@@ -122,6 +122,7 @@ func (n *Node) newAdmin() *admin.API {
 		EnablePprof:    n.cfg.EnablePprof,
 		Load:           n.clusterLoad,
 		Events:         n.clusterEvents,
+		DropCutOnPeers: n.dropCutOnPeers,
 	})
 }
 

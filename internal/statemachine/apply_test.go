@@ -209,3 +209,24 @@ func TestInternalOperationsByExactName(t *testing.T) {
 		t.Errorf("a misspelled cut was taken: %v", m.cuts)
 	}
 }
+
+// TestPartitionRecordKeepsItsRange: recording a partition's replicas
+// changes only them; a proposer's older slot range is not written back.
+func TestPartitionRecordKeepsItsRange(t *testing.T) {
+	m := newMemStore()
+	m.loose = true
+	stored := `{"id":3,"slot_start":100,"slot_end":199,"replicas":[1,2,3]}`
+	if err := m.Put(PartKey(3), []byte(stored), true); err != nil {
+		t.Fatal(err)
+	}
+	if got := apply(t, m, MetaGroup, `kintsu.part.set {"id":3,"slot_start":0,"slot_end":4095,"replicas":[2,3,4],"learners":[5]}`); got != "+OK\r\n" {
+		t.Fatalf("reply %q", got)
+	}
+	b, _, _ := m.Get(PartKey(3))
+	if want := `{"id":3,"slot_start":100,"slot_end":199,"replicas":[2,3,4],"learners":[5]}`; string(b) != want {
+		t.Fatalf("record %s, want %s", b, want)
+	}
+	if got := apply(t, m, MetaGroup, `kintsu.part.set {"id":9,"replicas":[1]}`); !strings.HasPrefix(got, "-ERR unknown partition") {
+		t.Fatalf("an unknown partition: %q", got)
+	}
+}

@@ -50,14 +50,23 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	case len(args) == 4 && string(args[0]) == CmdHeartbeat:
 		return applyHeartbeat(w, args, out)
 	case len(args) == 2 && string(args[0]) == CmdPartition:
+		// The replicas raft applied: only they change. The slot range is
+		// the partition table's own (a proposer's map may be old: once
+		// ranges split, writing its whole record back would undo one).
 		var p api.PartitionRecord
 		if json.Unmarshal(args[1], &p) != nil || p.ID < 0 || len(p.Replicas) == 0 {
 			return resp.AppendError(out, "ERR bad partition record"), nil
 		}
-		if _, ok, err := w.Get(PartKey(p.ID)); err != nil || !ok {
+		b, ok, err := w.Get(PartKey(p.ID))
+		if err != nil || !ok {
 			return resp.AppendError(out, "ERR unknown partition"), err
 		}
-		return putMeta(w, PartKey(p.ID), p, out)
+		var cur api.PartitionRecord
+		if json.Unmarshal(b, &cur) != nil {
+			return resp.AppendError(out, "ERR corrupt partition record"), nil
+		}
+		cur.Replicas, cur.Learners = p.Replicas, p.Learners
+		return putMeta(w, PartKey(p.ID), cur, out)
 	case len(args) == 2 && string(args[0]) == CmdMetaGroup:
 		var nodes []uint64
 		if json.Unmarshal(args[1], &nodes) != nil || len(nodes) == 0 {

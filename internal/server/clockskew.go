@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/codec"
 )
 
@@ -66,34 +65,23 @@ func (n *Node) probeClocks(ctx context.Context) {
 func (n *Node) probeClocksOnce(ctx context.Context) {
 	var mu sync.Mutex
 	seen := map[uint64]peerClock{}
-	var wg sync.WaitGroup
-	for _, rec := range n.registry.Nodes() {
-		if rec.ID == n.cfg.NodeID || !api.Serves(rec.State) {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, clockProbeTimeout)
-			defer cancel()
-			sent := n.clock.Now()
-			b, err := n.tr.Call(cctx, rec.ID, methodTime, nil)
-			received := n.clock.Now()
-			pc := peerClock{}
-			if err == nil {
-				d := codec.NewDecoder(b)
-				theirs := int64(d.Uvarint())
-				if d.Err() == nil {
-					mid := sent.UnixNano() + received.Sub(sent).Nanoseconds()/2
-					pc = peerClock{offset: time.Duration(theirs - mid), rtt: received.Sub(sent), reachable: true}
-				}
+	n.forEachPeer(ctx, clockProbeTimeout, func(ctx context.Context, id uint64) {
+		sent := n.clock.Now()
+		b, err := n.tr.Call(ctx, id, methodTime, nil)
+		received := n.clock.Now()
+		pc := peerClock{}
+		if err == nil {
+			d := codec.NewDecoder(b)
+			theirs := int64(d.Uvarint())
+			if d.Err() == nil {
+				mid := sent.UnixNano() + received.Sub(sent).Nanoseconds()/2
+				pc = peerClock{offset: time.Duration(theirs - mid), rtt: received.Sub(sent), reachable: true}
 			}
-			mu.Lock()
-			seen[rec.ID] = pc
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+		}
+		mu.Lock()
+		seen[id] = pc
+		mu.Unlock()
+	})
 	n.clocks.mu.Lock()
 	n.clocks.peers = seen // members gone are dropped
 	n.clocks.mu.Unlock()

@@ -61,44 +61,27 @@ const maxConsoleAnswer = 256 << 10
 // what stands for a node that did not answer, or not validly.
 func askEveryNode[T any](ctx context.Context, n *Node, method string, local func() T, check func(id uint64, v *T) error, fail func(id uint64, err error) T) []T {
 	var mu sync.Mutex
-	var out []T
-	var wg sync.WaitGroup
-	for _, rec := range n.registry.Nodes() {
-		if rec.ID == n.cfg.NodeID {
-			mu.Lock()
-			out = append(out, local())
-			mu.Unlock()
-			continue
+	out := []T{local()}
+	n.forEachPeer(ctx, consoleCallTimeout, func(ctx context.Context, id uint64) {
+		var v T
+		b, err := n.tr.Call(ctx, id, method, nil)
+		switch {
+		case err != nil:
+		case len(b) > maxConsoleAnswer:
+			err = fmt.Errorf("an answer of %d bytes (at most %d)", len(b), maxConsoleAnswer)
+		default:
+			err = json.Unmarshal(b, &v)
 		}
-		if !api.Serves(rec.State) {
-			continue
+		if err == nil {
+			err = check(id, &v)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, consoleCallTimeout)
-			defer cancel()
-			var v T
-			b, err := n.tr.Call(cctx, rec.ID, method, nil)
-			switch {
-			case err != nil:
-			case len(b) > maxConsoleAnswer:
-				err = fmt.Errorf("an answer of %d bytes (at most %d)", len(b), maxConsoleAnswer)
-			default:
-				err = json.Unmarshal(b, &v)
-			}
-			if err == nil {
-				err = check(rec.ID, &v)
-			}
-			if err != nil {
-				v = fail(rec.ID, err)
-			}
-			mu.Lock()
-			out = append(out, v)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+		if err != nil {
+			v = fail(id, err)
+		}
+		mu.Lock()
+		out = append(out, v)
+		mu.Unlock()
+	})
 	return out
 }
 
@@ -151,20 +134,9 @@ const maxCutID = 128
 // each within consoleCallTimeout; a node that does not answer lets it
 // expire.
 func (n *Node) dropCutOnPeers(ctx context.Context, id string) {
-	var wg sync.WaitGroup
-	for _, rec := range n.registry.Nodes() {
-		if rec.ID == n.cfg.NodeID || !api.Serves(rec.State) {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, consoleCallTimeout)
-			defer cancel()
-			_, _ = n.tr.Call(cctx, rec.ID, methodDropCut, []byte(id))
-		}()
-	}
-	wg.Wait()
+	n.forEachPeer(ctx, consoleCallTimeout, func(ctx context.Context, peer uint64) {
+		_, _ = n.tr.Call(ctx, peer, methodDropCut, []byte(id))
+	})
 }
 
 // serveDropCut drops this node's snapshots of the cut a peer names.

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/codec"
 	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/transport"
@@ -92,4 +95,23 @@ func (n *Node) checkCaller(ctx context.Context, method string) error {
 	// node's map has its record (about a second), and retries.
 	n.tr.LogRefusal(slog.LevelWarn, fmt.Sprint("non-member ", node), "refusing a peer call from a node that is not a member", "peer-node", node, "method", fmt.Sprintf("%.8q", method))
 	return status.Errorf(codes.PermissionDenied, "node %d is not a member of this cluster", node)
+}
+
+// forEachPeer calls fn for every other member that serves, all at once,
+// each with a context ending after timeout, and returns when all have.
+func (n *Node) forEachPeer(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, id uint64)) {
+	var wg sync.WaitGroup
+	for _, rec := range n.registry.Nodes() {
+		if rec.ID == n.cfg.NodeID || !api.Serves(rec.State) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			fn(cctx, rec.ID)
+		}()
+	}
+	wg.Wait()
 }

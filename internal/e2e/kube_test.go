@@ -292,7 +292,7 @@ func TestKubeStatefulSetLifecycle(t *testing.T) {
 	if out := k.prestop(3); !strings.Contains(out, "decommissioning node 4") {
 		t.Fatalf("pod 3's preStop: %q", out)
 	}
-	waitFor(t, "pod 0 to see node 4 removed", 10*time.Second, func() bool { return k.nodeState(0, 4) == api.NodeRemoved })
+	waitFor(t, "pod 0 to see node 4 removed", 60*time.Second, func() bool { return k.nodeState(0, 4) == api.NodeRemoved })
 	k.stop(3)
 	if s := k.nodeState(0, 2); s != api.NodeUp {
 		t.Fatalf("node 2 is %q after its pod's preStop of a restart", s)

@@ -17,13 +17,14 @@ const (
 // Sentinel errors. Errors returned by this package wrap one of them, so
 // callers can test with errors.Is while the message carries the detail.
 var (
-	ErrPartitions  = errors.New("ring: partitions must be between 1 and 16384 and divide 16384")
-	ErrReplicas    = errors.New("ring: replicas must be at least 1")
-	ErrVNodes      = errors.New("ring: vnodes must be at least 1")
-	ErrEpsilon     = errors.New("ring: epsilon must be a finite number greater than 0")
-	ErrNoNodes     = errors.New("ring: membership is empty")
-	ErrZeroID      = errors.New("ring: node id 0 is reserved")
-	ErrDuplicateID = errors.New("ring: duplicate node id")
+	ErrPartitions   = errors.New("ring: partitions must be between 1 and 16384 and divide 16384")
+	ErrReplicas     = errors.New("ring: replicas must be at least 1")
+	ErrVNodes       = errors.New("ring: vnodes must be at least 1")
+	ErrEpsilon      = errors.New("ring: epsilon must be a finite number greater than 0")
+	ErrNoNodes      = errors.New("ring: membership is empty")
+	ErrNoPartitions = errors.New("ring: no partitions to place")
+	ErrZeroID       = errors.New("ring: node id 0 is reserved")
+	ErrDuplicateID  = errors.New("ring: duplicate node id")
 )
 
 // Config holds the placement parameters. Every node of a cluster must use the
@@ -75,10 +76,20 @@ func (c Config) Validate() error {
 }
 
 func (c Config) problems() []error {
-	var errs []error
+	return append(c.partitionProblems(), c.shapeProblems()...)
+}
+
+func (c Config) partitionProblems() []error {
 	if c.Partitions < 1 || c.Partitions > SlotCount || SlotCount%c.Partitions != 0 {
-		errs = append(errs, fmt.Errorf("%w: got %d", ErrPartitions, c.Partitions))
+		return []error{fmt.Errorf("%w: got %d", ErrPartitions, c.Partitions)}
 	}
+	return nil
+}
+
+// shapeProblems are the problems of everything but the partition count,
+// which PlaceAt does not use.
+func (c Config) shapeProblems() []error {
+	var errs []error
 	if c.Replicas < 1 {
 		errs = append(errs, fmt.Errorf("%w: got %d", ErrReplicas, c.Replicas))
 	}

@@ -62,7 +62,7 @@ func randomConfig(rng *rand.Rand) Config {
 
 func mustPlace(t testing.TB, cfg Config, nodes []Node) (Placement, stats) {
 	t.Helper()
-	pl, st, err := place(cfg, nodes)
+	pl, st, err := place(cfg, nodes, nil)
 	if err != nil {
 		t.Fatalf("place(%+v, %d nodes): %v", cfg, len(nodes), err)
 	}
@@ -75,7 +75,7 @@ func mustPlace(t testing.TB, cfg Config, nodes []Node) (Placement, stats) {
 func plainPlacement(cfg Config, nodes []Node) Placement {
 	cfg.EnsureDefaults()
 	r := newRing(nodes, cfg.VNodes)
-	return r.placement(r.preferenceLists(cfg.Partitions, min(cfg.Replicas, len(nodes))))
+	return r.placement(r.preferenceLists(equalStarts(cfg.Partitions), min(cfg.Replicas, len(nodes))))
 }
 
 // drift is how many replicas of pl are not on their preference list.

@@ -43,9 +43,27 @@ type Placement struct {
 //     ceil((1+ε)·P/N) partitions; then the next replica with room does, or
 //     a chain of partitions passes leadership along to make room.
 func Place(cfg Config, nodes []Node) (Placement, error) {
-	pl, _, err := place(cfg, nodes)
+	pl, _, err := place(cfg, nodes, nil)
 	return pl, err
 }
+
+// PlaceAt is Place for partitions of any sizes: partition p's walk starts
+// at starts[p] (SlotPos of its range's first slot), and cfg.Partitions is
+// not used. Place is PlaceAt with the equal ranges' starts. Because a
+// partition's list depends only on its own start and the membership, a
+// partition that splits keeps its list, and the new right half gets the
+// list of its own start: only the cap's corrections can move others.
+func PlaceAt(cfg Config, nodes []Node, starts []uint64) (Placement, error) {
+	if len(starts) == 0 {
+		return Placement{}, ErrNoPartitions
+	}
+	pl, _, err := place(cfg, nodes, starts)
+	return pl, err
+}
+
+// SlotPos is where the walk of a partition whose range starts at slot
+// begins on the 64-bit ring (16384 = 2^14, so slot s sits at s<<50).
+func SlotPos(slot uint16) uint64 { return uint64(slot) << 50 }
 
 // stats says how far a placement strays from the plain preference lists,
 // which is what its movement bounds are stated in.
@@ -54,15 +72,24 @@ type stats struct {
 	swaps       int // corrections that also moved a replica of another partition
 }
 
-func place(cfg Config, nodes []Node) (Placement, stats, error) {
+// place places the partitions starting at starts; nil starts means
+// cfg.Partitions equal ranges.
+func place(cfg Config, nodes []Node, starts []uint64) (Placement, stats, error) {
 	cfg.EnsureDefaults()
-	if errs := append(cfg.problems(), membershipProblems(nodes)...); len(errs) > 0 {
+	errs := cfg.shapeProblems()
+	if starts == nil {
+		errs = append(errs, cfg.partitionProblems()...)
+	}
+	if errs := append(errs, membershipProblems(nodes)...); len(errs) > 0 {
 		return Placement{}, stats{}, errors.Join(errs...)
 	}
+	if starts == nil {
+		starts = equalStarts(cfg.Partitions)
+	}
 	r := newRing(nodes, cfg.VNodes)
-	lists := r.preferenceLists(cfg.Partitions, min(cfg.Replicas, len(r.ids)))
+	lists := r.preferenceLists(starts, min(cfg.Replicas, len(r.ids)))
 	var st stats
-	st.corrections, st.swaps = r.boundLoads(lists, cfg.Epsilon)
+	st.corrections, st.swaps = r.boundLoads(lists, starts, cfg.Epsilon)
 	r.balanceLeaders(lists, cfg.Epsilon)
 	return r.placement(lists), st, nil
 }
@@ -88,13 +115,33 @@ func membershipProblems(nodes []Node) []error {
 	return errs
 }
 
+// equalStarts are the starts of partitions equal ranges.
+func equalStarts(partitions int) []uint64 {
+	starts := make([]uint64, partitions)
+	for p := range starts {
+		starts[p] = partitionPos(p, partitions)
+	}
+	return starts
+}
+
 // preferenceLists returns the uncapped preference list of every partition.
-func (r *ring) preferenceLists(partitions, replicas int) [][]pick {
+func (r *ring) preferenceLists(starts []uint64, replicas int) [][]pick {
 	s := r.newScratch()
-	buf := make([]pick, partitions*replicas)
-	lists := make([][]pick, partitions)
-	for p := range lists {
-		lists[p] = r.prefer(partitionPos(p, partitions), replicas, s, buf[p*replicas:(p+1)*replicas:(p+1)*replicas])
+	buf := make([]pick, len(starts)*replicas)
+	lists := make([][]pick, len(starts))
+	at := 0 // the first token at or after the previous start
+	for p, pos := range starts {
+		if p > 0 && pos >= starts[p-1] {
+			// Starts usually ascend: walk on from the last one instead
+			// of searching afresh (the search was half a large
+			// placement's time).
+			for at < len(r.tokens) && r.tokens[at].pos < pos {
+				at++
+			}
+		} else {
+			at = r.search(pos)
+		}
+		lists[p] = r.preferAt(at, pos, replicas, s, buf[p*replicas:(p+1)*replicas:(p+1)*replicas])
 	}
 	return lists
 }
@@ -152,7 +199,7 @@ func excess(lists [][]pick, slots int, count []int, limit int) []claim {
 // differs from the plain lists in exactly the corrected replicas, so a
 // membership change moves, beyond the joining or leaving node's own
 // replicas, at most the corrections made before and after it.
-func (r *ring) boundLoads(lists [][]pick, eps float64) (corrections, swaps int) {
+func (r *ring) boundLoads(lists [][]pick, starts []uint64, eps float64) (corrections, swaps int) {
 	partitions, n := len(lists), len(r.ids)
 	limit := capacity(partitions, len(lists[0]), n, eps)
 	load := make([]int, n)
@@ -169,9 +216,8 @@ func (r *ring) boundLoads(lists [][]pick, eps float64) (corrections, swaps int) 
 	}
 	s := r.newScratch()
 	for _, e := range shed {
-		pos := partitionPos(e.p, partitions)
-		if !r.land(lists[e.p], e.j, pos, load, limit, s) {
-			r.swapIn(lists, e.p, e.j, load, limit)
+		if !r.land(lists[e.p], e.j, starts[e.p], load, limit, s) {
+			r.swapIn(lists, starts, e.p, e.j, load, limit)
 			swaps++
 		}
 	}
@@ -216,8 +262,7 @@ func (r *ring) land(l []pick, j int, pos uint64, load []int, limit int, s *scrat
 // so some node b has room, and it is in p. Take any full node a outside p: some partition q holds a but not
 // b, for if every holder of a also held b, b (which p holds too) would hold
 // more than a, a full node. q gets b instead of a and p gets a.
-func (r *ring) swapIn(lists [][]pick, p, j int, load []int, limit int) {
-	partitions := len(lists)
+func (r *ring) swapIn(lists [][]pick, starts []uint64, p, j int, load []int, limit int) {
 	for b := range int32(len(r.ids)) {
 		if load[b] >= limit {
 			continue
@@ -231,8 +276,8 @@ func (r *ring) swapIn(lists [][]pick, p, j int, load []int, limit int) {
 				if ja < 0 || holds(l, b) {
 					continue
 				}
-				l[ja] = pick{b, r.distance(partitionPos(q, partitions), b)}
-				lists[p][j] = pick{a, r.distance(partitionPos(p, partitions), a)}
+				l[ja] = pick{b, r.distance(starts[q], b)}
+				lists[p][j] = pick{a, r.distance(starts[p], a)}
 				load[b]++
 				return
 			}

@@ -138,11 +138,22 @@ func (m *marks) add(i int32)      { m.at[i] = m.gen }
 // distance from pos to that token. seen is scratch space owned by the
 // iteration.
 func (r *ring) clockwise(pos uint64, seen *marks) iter.Seq2[int32, uint64] {
+	return r.clockwiseAt(r.search(pos), pos, seen)
+}
+
+// search is the index of the first token at or after pos (len(tokens):
+// none, the walk wraps to the first).
+func (r *ring) search(pos uint64) int {
+	i, _ := slices.BinarySearchFunc(r.tokens, pos, func(t token, p uint64) int {
+		return cmp.Compare(t.pos, p)
+	})
+	return i
+}
+
+// clockwiseAt is clockwise with pos's token index already found.
+func (r *ring) clockwiseAt(start int, pos uint64, seen *marks) iter.Seq2[int32, uint64] {
 	return func(yield func(int32, uint64) bool) {
 		seen.reset()
-		start, _ := slices.BinarySearchFunc(r.tokens, pos, func(t token, p uint64) int {
-			return cmp.Compare(t.pos, p)
-		})
 		left := len(r.ids)
 		for k := range r.tokens {
 			t := r.tokens[(start+k)%len(r.tokens)]
@@ -195,11 +206,16 @@ func (r *ring) newScratch() *scratch {
 // node changes only the lists that contained it, and those by just that
 // node: a zone's first node changes only if it is the one removed.
 func (r *ring) prefer(pos uint64, k int, s *scratch, buf []pick) []pick {
+	return r.preferAt(r.search(pos), pos, k, s, buf)
+}
+
+// preferAt is prefer with pos's token index already found.
+func (r *ring) preferAt(start int, pos uint64, k int, s *scratch, buf []pick) []pick {
 	out := buf[:0]
 	s.picked.reset()
 	s.zones.reset()
 	spread := min(k, r.zones)
-	for n, d := range r.clockwise(pos, &s.walk) {
+	for n, d := range r.clockwiseAt(start, pos, &s.walk) {
 		if len(out) == spread {
 			break
 		}
@@ -210,7 +226,7 @@ func (r *ring) prefer(pos uint64, k int, s *scratch, buf []pick) []pick {
 		}
 	}
 	if len(out) < k {
-		for n, d := range r.clockwise(pos, &s.walk) {
+		for n, d := range r.clockwiseAt(start, pos, &s.walk) {
 			if !s.picked.has(n) {
 				out = append(out, pick{n, d})
 				if len(out) == k {

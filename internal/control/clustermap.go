@@ -46,6 +46,7 @@ func InitialMap(initial map[uint64]string, parts []api.PartitionRecord, meta []u
 		p.Replicas = slices.Clone(p.Replicas)
 		m.Parts = append(m.Parts, p)
 	}
+	m.sortParts()
 	return m
 }
 
@@ -66,7 +67,16 @@ func UnmarshalMap(b []byte) (*ClusterMap, bool) {
 	if json.Unmarshal(b, &j) != nil || len(j.Nodes) == 0 {
 		return nil, false
 	}
-	return &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta}, true
+	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta}
+	c.sortParts()
+	return c, true
+}
+
+// sortParts orders the records by id, as Part's lookup needs; the
+// metadata's keys hold the id in six digits, in id order only below a
+// million.
+func (m *ClusterMap) sortParts() {
+	slices.SortFunc(m.Parts, func(a, b api.PartitionRecord) int { return cmp.Compare(a.ID, b.ID) })
 }
 
 // Holders lists the nodes holding group's voters by the map.
@@ -74,10 +84,22 @@ func (m *ClusterMap) Holders(group uint64) []uint64 {
 	if group == statemachine.MetaGroup {
 		return m.Meta
 	}
-	if group < uint64(len(m.Parts)) {
-		return m.Parts[group].Replicas
+	if part, ok := m.Part(group); ok {
+		return part.Replicas
 	}
 	return nil
+}
+
+// Part is the record of partition group, looked up by id: ids are not
+// positions once partitions split and merge. Parts is sorted by id.
+func (m *ClusterMap) Part(group uint64) (api.PartitionRecord, bool) {
+	i, ok := slices.BinarySearchFunc(m.Parts, group, func(p api.PartitionRecord, g uint64) int {
+		return cmp.Compare(uint64(p.ID), g)
+	})
+	if !ok {
+		return api.PartitionRecord{}, false
+	}
+	return m.Parts[i], true
 }
 
 // IsMember reports whether node is in the map and not removed.
@@ -243,6 +265,7 @@ func (m *Map) readLocal() *ClusterMap {
 	if c.Meta == nil {
 		c.Meta = slices.Clone(m.cfg.MetaNodes)
 	}
+	c.sortParts()
 	return c
 }
 

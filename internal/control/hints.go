@@ -120,9 +120,9 @@ func (h *Hints) askAbout(group uint64) []uint64 {
 	m := h.cfg.Map.Current()
 	if group == statemachine.MetaGroup {
 		add(m.Meta)
-	} else if group < uint64(len(m.Parts)) {
-		add(m.Parts[group].Replicas)
-		add(m.Parts[group].Learners)
+	} else if part, ok := m.Part(group); ok {
+		add(part.Replicas)
+		add(part.Learners)
 	}
 	return out
 }

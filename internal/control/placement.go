@@ -32,8 +32,9 @@ import (
 //     remove a voter that is not wanted once every wanted node votes.
 //     A replica is added before one is removed, so a group never has
 //     fewer than R voters because of a move.
-//  4. At most maxMoving groups have a learner at once (rate limit), and
-//     each step is one raft conf change that ChangeReplicas applies whole.
+//  4. At most maxMoving learners are added to a node at once, and at
+//     most max(maxMoving, N) in the cluster (DefaultLimits), and each step
+//     is one raft conf change that ChangeReplicas applies whole.
 //
 // Invariants: the plan is recomputed from what raft says each round, so a
 // crash of the driver, the source or the target leaves nothing to resume
@@ -42,7 +43,7 @@ import (
 // replicas after raft applied them; it is what routing reads, never what
 // decides.
 
-// maxMoving bounds how many groups are gaining a replica at once.
+// maxMoving bounds how many replicas a node gains at once.
 const maxMoving = 4
 
 // MetaReplicas is how many nodes hold the metadata group.
@@ -54,37 +55,37 @@ type GroupState struct {
 	Leader           uint64
 }
 
-// step is one move: a membership change, or (kind 0) a leadership
-// transfer to node.
-type step struct {
-	kind raftstore.ChangeKind
-	node uint64
+// Step is one move: a membership change, or (Kind 0) a leadership
+// transfer to Node.
+type Step struct {
+	Kind raftstore.ChangeKind
+	Node uint64
 }
 
-func (s step) String() string {
-	if s.kind == 0 {
-		return fmt.Sprintf("transfer leadership to node %d", s.node)
+func (s Step) String() string {
+	if s.Kind == 0 {
+		return fmt.Sprintf("transfer leadership to node %d", s.Node)
 	}
-	return fmt.Sprintf("%s node %d", s.kind, s.node)
+	return fmt.Sprintf("%s node %d", s.Kind, s.Node)
 }
 
 // planStep picks the next step moving gs towards target; up says which
 // nodes are up (a learner is only added on one). It is pure.
-func planStep(gs GroupState, target []uint64, up func(uint64) bool) (step, bool) {
+func planStep(gs GroupState, target []uint64, up func(uint64) bool) (Step, bool) {
 	for _, l := range gs.Learners {
 		if !slices.Contains(target, l) {
-			return step{raftstore.RemoveReplica, l}, true
+			return Step{raftstore.RemoveReplica, l}, true
 		}
 	}
 	if len(gs.Learners) > 0 {
-		return step{raftstore.PromoteLearner, gs.Learners[0]}, true
+		return Step{raftstore.PromoteLearner, gs.Learners[0]}, true
 	}
 	for _, t := range target {
 		if !slices.Contains(gs.Voters, t) {
 			if up(t) {
-				return step{raftstore.AddLearner, t}, true
+				return Step{raftstore.AddLearner, t}, true
 			}
-			return step{}, false // wait for it; do not shrink meanwhile
+			return Step{}, false // wait for it; do not shrink meanwhile
 		}
 	}
 	var extra []uint64
@@ -94,7 +95,7 @@ func planStep(gs GroupState, target []uint64, up func(uint64) bool) (step, bool)
 		}
 	}
 	if len(extra) == 0 {
-		return step{}, false
+		return Step{}, false
 	}
 	// The unreachable go first: they cost availability while they vote.
 	slices.SortStableFunc(extra, func(a, b uint64) int {
@@ -110,12 +111,12 @@ func planStep(gs GroupState, target []uint64, up func(uint64) bool) (step, bool)
 	if victim == gs.Leader {
 		for _, t := range target {
 			if up(t) {
-				return step{0, t}, true
+				return Step{0, t}, true
 			}
 		}
-		return step{}, false
+		return Step{}, false
 	}
-	return step{raftstore.RemoveReplica, victim}, true
+	return Step{raftstore.RemoveReplica, victim}, true
 }
 
 // PlacementEngine is what the driver asks of the replication engine
@@ -176,70 +177,138 @@ func (p *Placement) Run(ctx context.Context) {
 }
 
 // Targets computes every group's wanted replicas over the eligible nodes
-// of recs; ok is false when there are fewer eligible nodes than replicas
-// (nothing can be restored then, and nothing should move).
-func (p *Placement) Targets(recs []api.NodeRecord) (parts [][]uint64, meta []uint64, up func(uint64) bool, ok bool) {
-	var eligible []ring.Node
-	state := map[uint64]string{}
+// of recs, each partition placed by its range's first slot (ring.PlaceAt),
+// so a partition's target does not depend on how many others exist; ok is
+// false when there are fewer eligible nodes than replicas (nothing can be
+// restored then, and nothing should move).
+func (p *Placement) Targets(recs []api.NodeRecord, parts []api.PartitionRecord) (targets map[uint64][]uint64, meta []uint64, up func(uint64) bool, ok bool) {
+	eligible, up := Eligible(recs)
+	if len(eligible) < p.cfg.Ring.Replicas || len(parts) == 0 {
+		return nil, nil, up, false
+	}
+	targets, err := PartitionTargets(p.cfg.Ring, eligible, parts)
+	if err != nil {
+		p.cfg.Logger.Error("placement failed", "err", err)
+		return nil, nil, up, false
+	}
+	return targets, ring.MetaReplicas(p.cfg.Ring, eligible, MetaReplicas), up, true
+}
+
+// Eligible are the nodes of recs that may hold replicas: up or suspect.
+// up reports which nodes are up (a learner is only added on one).
+func Eligible(recs []api.NodeRecord) (eligible []ring.Node, up func(uint64) bool) {
+	state := make(map[uint64]string, len(recs))
 	for _, r := range recs {
 		state[r.ID] = r.State
 		if r.State == api.NodeUp || r.State == api.NodeSuspect {
 			eligible = append(eligible, ring.Node{ID: r.ID})
 		}
 	}
-	up = func(id uint64) bool { return state[id] == api.NodeUp }
-	if len(eligible) < p.cfg.Ring.Replicas {
-		return nil, nil, up, false
-	}
-	pl, err := ring.Place(p.cfg.Ring, eligible)
-	if err != nil {
-		p.cfg.Logger.Error("placement failed", "err", err)
-		return nil, nil, up, false
-	}
-	return pl.Replicas, ring.MetaReplicas(p.cfg.Ring, eligible, MetaReplicas), up, true
+	return eligible, func(id uint64) bool { return state[id] == api.NodeUp }
 }
 
-// placeOnce runs one round of the driver.
+// PartitionTargets places every partition of parts over nodes by its
+// range's first slot, keyed by group id.
+func PartitionTargets(rc ring.Config, nodes []ring.Node, parts []api.PartitionRecord) (map[uint64][]uint64, error) {
+	starts := make([]uint64, len(parts))
+	for i, part := range parts {
+		starts[i] = ring.SlotPos(part.SlotStart)
+	}
+	pl, err := ring.PlaceAt(rc, nodes, starts)
+	if err != nil {
+		return nil, err
+	}
+	targets := make(map[uint64][]uint64, len(parts))
+	for i, part := range parts {
+		targets[uint64(part.ID)] = pl.Replicas[i]
+	}
+	return targets, nil
+}
+
+// Observed is one group as a round of the driver saw it: its membership
+// as its leader reports it, and where the placement wants it.
+type Observed struct {
+	Group  uint64
+	State  GroupState
+	Target []uint64
+}
+
+// Planned is a step a round takes on a group.
+type Planned struct {
+	Group uint64
+	State GroupState
+	Step  Step
+}
+
+// Limits bound the replicas being added at once: a new replica is a
+// snapshot to ship and ingest, and too many at once starve the
+// foreground. PerNode bounds the learners a node receives at once,
+// Total those of the whole cluster.
+type Limits struct{ PerNode, Total int }
+
+// DefaultLimits are the driver's limits for a cluster of n eligible
+// nodes: maxMoving per node, and maxMoving or one per node in all, so a
+// small cluster moves as few replicas at once as it always has and a
+// large one repairs a lost node's replicas on many nodes in parallel.
+func DefaultLimits(n int) Limits { return Limits{PerNode: maxMoving, Total: max(maxMoving, n)} }
+
+// PlanRound is the pure part of a driver round: at most one step per
+// group (planStep), in the order of obs, with no learner added beyond
+// lim. Learners already present count against the limits.
+func PlanRound(obs []Observed, up func(uint64) bool, lim Limits) []Planned {
+	moving, into := 0, map[uint64]int{}
+	for _, o := range obs {
+		if len(o.State.Learners) > 0 {
+			moving++
+		}
+		for _, l := range o.State.Learners {
+			into[l]++
+		}
+	}
+	var out []Planned
+	for _, o := range obs {
+		st, ok := planStep(o.State, o.Target, up)
+		if !ok {
+			continue
+		}
+		if st.Kind == raftstore.AddLearner {
+			if moving >= lim.Total || into[st.Node] >= lim.PerNode {
+				continue
+			}
+			moving++
+			into[st.Node]++
+		}
+		out = append(out, Planned{o.Group, o.State, st})
+	}
+	return out
+}
+
+// placeOnce runs one round of the driver: observe every group (I/O),
+// plan (PlanRound), act (I/O).
 func (p *Placement) placeOnce(ctx context.Context) {
 	recs := p.cfg.Nodes()
-	parts, meta, up, ok := p.Targets(recs)
+	m := p.cfg.Map.Current()
+	targets, meta, up, ok := p.Targets(recs, m.Parts)
 	if !ok {
 		return
 	}
-	m := p.cfg.Map.Current()
-	groups := make([]uint64, 0, len(parts)+1)
-	groups = append(groups, statemachine.MetaGroup)
-	for g := range parts {
-		groups = append(groups, uint64(g))
-	}
-	moving := 0
-	type planned struct {
-		group uint64
-		gs    GroupState
-		st    step
-	}
-	var todo []planned
+	obs := make([]Observed, 0, len(m.Parts)+1)
 	holds, complete := map[uint64]bool{}, true
-	for _, g := range groups {
+	observe := func(g uint64, target []uint64) {
 		gs, ok := p.GroupInfo(ctx, g)
 		if !ok {
 			complete = false
-			continue
+			return
 		}
 		for _, id := range append(slices.Clone(gs.Voters), gs.Learners...) {
 			holds[id] = true
 		}
 		p.recordGroup(ctx, m, g, gs)
-		target := meta
-		if g != statemachine.MetaGroup {
-			target = parts[g]
-		}
-		if len(gs.Learners) > 0 {
-			moving++
-		}
-		if st, ok := planStep(gs, target, up); ok {
-			todo = append(todo, planned{g, gs, st})
-		}
+		obs = append(obs, Observed{Group: g, State: gs, Target: target})
+	}
+	observe(statemachine.MetaGroup, meta)
+	for _, part := range m.Parts {
+		observe(uint64(part.ID), targets[uint64(part.ID)])
 	}
 	// A draining node that holds nothing any more has left.
 	for _, r := range recs {
@@ -250,16 +319,11 @@ func (p *Placement) placeOnce(ctx context.Context) {
 			p.cfg.Logger.Info("decommissioned node holds no replicas: removed", "node", r.ID, "err", err)
 		}
 	}
-	for _, t := range todo {
-		if t.st.kind == raftstore.AddLearner {
-			if moving >= maxMoving {
-				continue
-			}
-			moving++
-		}
-		p.cfg.Logger.Info("placement", "partition", t.group, "step", t.st.String(), "voters", t.gs.Voters, "learners", t.gs.Learners)
-		if err := p.execStep(ctx, t.group, t.gs.Leader, t.st); err != nil {
-			p.cfg.Logger.Info("placement step not done; retried next round", "partition", t.group, "step", t.st.String(), "err", err)
+	eligible, _ := Eligible(recs)
+	for _, t := range PlanRound(obs, up, DefaultLimits(len(eligible))) {
+		p.cfg.Logger.Info("placement", "partition", t.Group, "step", t.Step.String(), "voters", t.State.Voters, "learners", t.State.Learners)
+		if err := p.execStep(ctx, t.Group, t.State.Leader, t.Step); err != nil {
+			p.cfg.Logger.Info("placement step not done; retried next round", "partition", t.Group, "step", t.Step.String(), "err", err)
 		}
 	}
 }
@@ -330,13 +394,13 @@ func (p *Placement) ServeGroupInfo(body []byte) ([]byte, error) {
 }
 
 // execStep has group's leader carry out st.
-func (p *Placement) execStep(ctx context.Context, group, leader uint64, st step) error {
+func (p *Placement) execStep(ctx context.Context, group, leader uint64, st Step) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if leader == p.cfg.NodeID {
 		return p.doStep(ctx, group, st)
 	}
-	body := codec.Encoder(nil).Uvarint(group).Uvarint(uint64(st.kind)).Uvarint(st.node)
+	body := codec.Encoder(nil).Uvarint(group).Uvarint(uint64(st.Kind)).Uvarint(st.Node)
 	_, err := p.cfg.Caller.Call(ctx, leader, MethodChangeReplicas, body)
 	return err
 }
@@ -348,15 +412,15 @@ func (p *Placement) ServeChangeReplicas(ctx context.Context, body []byte) ([]byt
 	if d.Err() != nil || kind > uint64(raftstore.RemoveReplica) {
 		return nil, ErrMalformed
 	}
-	return nil, p.doStep(ctx, group, step{raftstore.ChangeKind(kind), node})
+	return nil, p.doStep(ctx, group, Step{raftstore.ChangeKind(kind), node})
 }
 
-func (p *Placement) doStep(ctx context.Context, group uint64, st step) error {
-	if st.kind == 0 {
-		p.cfg.Engine.TransferGroupLeader(group, st.node)
+func (p *Placement) doStep(ctx context.Context, group uint64, st Step) error {
+	if st.Kind == 0 {
+		p.cfg.Engine.TransferGroupLeader(group, st.Node)
 		return nil
 	}
-	return p.cfg.Engine.ChangeReplicas(ctx, group, st.kind, st.node)
+	return p.cfg.Engine.ChangeReplicas(ctx, group, st.Kind, st.Node)
 }
 
 // recordGroup writes group's membership into the partition table when
@@ -370,10 +434,10 @@ func (p *Placement) recordGroup(ctx context.Context, m *ClusterMap, group uint64
 		b, _ := json.Marshal(gs.Voters)
 		args = [][]byte{[]byte(statemachine.CmdMetaGroup), b}
 	} else {
-		if group >= uint64(len(m.Parts)) {
+		part, ok := m.Part(group) // a copy: the published map is shared
+		if !ok {
 			return
 		}
-		part := m.Parts[group] // a copy: the published map is shared
 		if slices.Equal(part.Replicas, gs.Voters) && slices.Equal(part.Learners, gs.Learners) {
 			return
 		}

@@ -26,19 +26,19 @@ func TestPlanStep(t *testing.T) {
 		gs   GroupState
 		tgt  []uint64
 		up   func(uint64) bool
-		want step
+		want Step
 		ok   bool
 	}{
-		{"in place", GroupState{Voters: []uint64{1, 2, 3}, Leader: 1}, []uint64{3, 2, 1}, up(), step{}, false},
-		{"add the missing one first", GroupState{Voters: []uint64{1, 2, 3}, Leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.AddLearner, 4}, true},
-		{"promote the learner", GroupState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}, Leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.PromoteLearner, 4}, true},
-		{"then remove the extra", GroupState{Voters: []uint64{1, 2, 3, 4}, Leader: 1}, []uint64{1, 2, 4}, up(), step{raftstore.RemoveReplica, 3}, true},
-		{"hand leadership away before removal", GroupState{Voters: []uint64{1, 2, 3, 4}, Leader: 3}, []uint64{1, 2, 4}, up(), step{0, 1}, true},
-		{"dead node replaced", GroupState{Voters: []uint64{1, 2, 4}, Leader: 1}, []uint64{1, 2, 3}, up(4), step{raftstore.AddLearner, 3}, true},
-		{"dead voter removed first", GroupState{Voters: []uint64{1, 2, 3, 4, 5}, Leader: 1}, []uint64{1, 2, 3}, up(5), step{raftstore.RemoveReplica, 5}, true},
-		{"unwanted learner dropped", GroupState{Voters: []uint64{1, 2, 3}, Learners: []uint64{5}, Leader: 1}, []uint64{1, 2, 3}, up(), step{raftstore.RemoveReplica, 5}, true},
-		{"no learner on a node not up", GroupState{Voters: []uint64{1, 2, 3}, Leader: 1}, []uint64{1, 2, 4}, up(4), step{}, false},
-		{"never shrink while a target is missing", GroupState{Voters: []uint64{1, 2, 3, 5}, Leader: 1}, []uint64{1, 2, 4}, up(4), step{}, false},
+		{"in place", GroupState{Voters: []uint64{1, 2, 3}, Leader: 1}, []uint64{3, 2, 1}, up(), Step{}, false},
+		{"add the missing one first", GroupState{Voters: []uint64{1, 2, 3}, Leader: 1}, []uint64{1, 2, 4}, up(), Step{raftstore.AddLearner, 4}, true},
+		{"promote the learner", GroupState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}, Leader: 1}, []uint64{1, 2, 4}, up(), Step{raftstore.PromoteLearner, 4}, true},
+		{"then remove the extra", GroupState{Voters: []uint64{1, 2, 3, 4}, Leader: 1}, []uint64{1, 2, 4}, up(), Step{raftstore.RemoveReplica, 3}, true},
+		{"hand leadership away before removal", GroupState{Voters: []uint64{1, 2, 3, 4}, Leader: 3}, []uint64{1, 2, 4}, up(), Step{0, 1}, true},
+		{"dead node replaced", GroupState{Voters: []uint64{1, 2, 4}, Leader: 1}, []uint64{1, 2, 3}, up(4), Step{raftstore.AddLearner, 3}, true},
+		{"dead voter removed first", GroupState{Voters: []uint64{1, 2, 3, 4, 5}, Leader: 1}, []uint64{1, 2, 3}, up(5), Step{raftstore.RemoveReplica, 5}, true},
+		{"unwanted learner dropped", GroupState{Voters: []uint64{1, 2, 3}, Learners: []uint64{5}, Leader: 1}, []uint64{1, 2, 3}, up(), Step{raftstore.RemoveReplica, 5}, true},
+		{"no learner on a node not up", GroupState{Voters: []uint64{1, 2, 3}, Leader: 1}, []uint64{1, 2, 4}, up(4), Step{}, false},
+		{"never shrink while a target is missing", GroupState{Voters: []uint64{1, 2, 3, 5}, Leader: 1}, []uint64{1, 2, 4}, up(4), Step{}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, ok := planStep(c.gs, c.tgt, c.up)
@@ -59,16 +59,16 @@ func TestPlanStep(t *testing.T) {
 		if i > 20 {
 			t.Fatal("no convergence")
 		}
-		switch st.kind {
+		switch st.Kind {
 		case 0:
-			gs.Leader = st.node
+			gs.Leader = st.Node
 		case raftstore.AddLearner:
-			gs.Learners = append(gs.Learners, st.node)
+			gs.Learners = append(gs.Learners, st.Node)
 		case raftstore.PromoteLearner:
-			gs.Learners = slices.DeleteFunc(gs.Learners, func(x uint64) bool { return x == st.node })
-			gs.Voters = append(gs.Voters, st.node)
+			gs.Learners = slices.DeleteFunc(gs.Learners, func(x uint64) bool { return x == st.Node })
+			gs.Voters = append(gs.Voters, st.Node)
 		case raftstore.RemoveReplica:
-			gs.Voters = slices.DeleteFunc(gs.Voters, func(x uint64) bool { return x == st.node })
+			gs.Voters = slices.DeleteFunc(gs.Voters, func(x uint64) bool { return x == st.Node })
 		}
 		if len(gs.Voters) < 3 {
 			t.Fatalf("step %v left %v voters", st, gs.Voters)
@@ -155,7 +155,7 @@ func TestPlacementRound(t *testing.T) {
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if parts, meta, _, ok := p.Targets(recs); !ok || !slices.Equal(slices.Sorted(slices.Values(meta)), []uint64{1, 2, 3}) || len(parts) != 4 {
+	if parts, meta, _, ok := p.Targets(recs, testParts(4, 1, 2, 3)); !ok || !slices.Equal(slices.Sorted(slices.Values(meta)), []uint64{1, 2, 3}) || len(parts) != 4 {
 		t.Fatalf("targets over three live nodes: %v %v %v", parts, meta, ok)
 	}
 	p.placeOnce(context.Background())
@@ -209,5 +209,45 @@ func TestServeChangeReplicas(t *testing.T) {
 	}
 	if _, err := p.ServeGroupInfo(codec.Encoder(nil).Uvarint(7)); !errors.Is(err, raftstore.ErrNoGroup) {
 		t.Fatalf("info on a group not hosted: %v", err)
+	}
+}
+
+// PlanRound adds no learner beyond its limits, counting the learners
+// already there, and still takes every other step.
+func TestPlanRoundLimits(t *testing.T) {
+	up := func(uint64) bool { return true }
+	var obs []Observed
+	// Six groups want node 9 (one already has it as a learner), two want
+	// node 8, and one only needs a leader moved.
+	for g := range uint64(6) {
+		gs := GroupState{Voters: []uint64{1, 2, 3}, Leader: 1}
+		if g == 0 {
+			gs.Learners = []uint64{9}
+		}
+		obs = append(obs, Observed{Group: g, State: gs, Target: []uint64{1, 2, 9}})
+	}
+	for g := uint64(6); g < 8; g++ {
+		obs = append(obs, Observed{Group: g, State: GroupState{Voters: []uint64{1, 2, 3}, Leader: 1}, Target: []uint64{1, 2, 8}})
+	}
+	obs = append(obs, Observed{Group: 8, State: GroupState{Voters: []uint64{1, 2, 3, 4}, Leader: 4}, Target: []uint64{1, 2, 3}})
+
+	count := func(ps []Planned) (adds map[uint64]int, others int) {
+		adds = map[uint64]int{}
+		for _, p := range ps {
+			if p.Step.Kind == raftstore.AddLearner {
+				adds[p.Step.Node]++
+			} else {
+				others++
+			}
+		}
+		return adds, others
+	}
+	adds, others := count(PlanRound(obs, up, Limits{PerNode: 3, Total: 10}))
+	if adds[9] != 2 || adds[8] != 2 || others != 2 {
+		t.Fatalf("per node 3: adds %v and %d other steps; want 2 more on node 9 (one is there), 2 on node 8, a promotion and a transfer", adds, others)
+	}
+	adds, others = count(PlanRound(obs, up, Limits{PerNode: 3, Total: 2}))
+	if adds[9]+adds[8] != 1 || others != 2 {
+		t.Fatalf("total 2: adds %v and %d other steps; want one add (one group already moving)", adds, others)
 	}
 }

@@ -442,8 +442,10 @@ func (n *Node) quorumElsewhere(ctx context.Context, groups []uint64) (bool, erro
 		switch {
 		case g == statemachine.MetaGroup:
 			placed = len(m.Meta)
-		case g < uint64(len(m.Parts)):
-			placed = len(m.Parts[g].Replicas)
+		default:
+			if part, ok := m.Part(g); ok {
+				placed = len(part.Replicas)
+			}
 		}
 		if placed < 3 {
 			return false, fmt.Errorf("partition group %d has %d replicas by the cluster map: its copy here may be needed", g, placed)
@@ -533,9 +535,9 @@ func (n *Node) groupCandidates(group uint64) []uint64 {
 	m := n.cmap.Current()
 	if group == statemachine.MetaGroup {
 		add(m.Meta...)
-	} else if group < uint64(len(m.Parts)) {
-		add(m.Parts[group].Replicas...)
-		add(m.Parts[group].Learners...)
+	} else if part, ok := m.Part(group); ok {
+		add(part.Replicas...)
+		add(part.Learners...)
 	}
 	for _, rec := range m.Nodes {
 		add(rec.ID)

@@ -22,6 +22,9 @@ import (
 // simulation per process at a time: each seeds crypto/rand), twice with
 // --double, and every seed's two trace hashes must agree.
 func runSim(args []string) int {
+	if len(args) > 0 && args[0] == "scale" {
+		return runScaleSim(args[1:])
+	}
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	seed := fs.Uint64("seed", 0, "run this one seed (with --trace: print every step)")
 	seeds := fs.Int("seeds", 100, "how many seeds to run, from --from")

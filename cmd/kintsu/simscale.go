@@ -1,0 +1,45 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/scalesim"
+)
+
+// runScaleSim is `kintsu sim scale`: the placement driver, liveness and
+// the ring against a simulated cluster of many nodes (internal/scalesim).
+func runScaleSim(args []string) int {
+	fs := flag.NewFlagSet("sim scale", flag.ContinueOnError)
+	nodes := fs.Int("nodes", 1000, "simulated nodes")
+	parts := fs.Int("partitions", 100_000, "simulated partitions")
+	replicas := fs.Int("replicas", 3, "replicas per partition")
+	dead := fs.Duration("dead-timeout", time.Minute, "how long a silent node waits before it is dead")
+	catchUp := fs.Int("catch-up", 2, "rounds a new replica takes to catch up")
+	changes := fs.String("changes", "join,die,decommission", "the scenarios, each from the converged cluster")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "kintsu sim scale: the placement driver against a simulated cluster of many nodes (see docs/benchmarks.md)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	failed := false
+	for _, ch := range strings.Split(*changes, ",") {
+		cfg := scalesim.Config{Nodes: *nodes, Partitions: *parts, Replicas: *replicas, Dead: *dead, CatchUp: *catchUp}
+		rep, err := scalesim.Run(cfg, scalesim.Change(ch))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kintsu sim scale: %s: %v\n", ch, err)
+			failed = true
+			continue
+		}
+		fmt.Println(rep)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,52 @@
+package scalesim
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestChangesConverge: each membership change converges with the real
+// driver, every step applicable, creating at most 1.25× the replicas
+// the change needs (issue 20's bound), and leaves no node over the
+// ring's load cap.
+func TestChangesConverge(t *testing.T) {
+	for _, sc := range []struct{ nodes, parts int }{{5, 64}, {50, 2048}} {
+		for _, ch := range []Change{Join, Die, Decommission} {
+			rep, err := Run(Config{Nodes: sc.nodes, Partitions: sc.parts, Dead: 10 * 1e9}, ch)
+			if err != nil {
+				t.Fatalf("N=%d P=%d %s: %v", sc.nodes, sc.parts, ch, err)
+			}
+			t.Log(rep)
+			if rep.Ratio() > 1.25 {
+				t.Errorf("%s: created %d replicas, %.3f× the optimum %.0f", ch, rep.Created, rep.Ratio(), rep.Optimum)
+			}
+			if limit := 1.25*rep.MeanLoad + 1; rep.MaxLoad > limit {
+				t.Errorf("%s: a node holds %.0f replicas, over the cap %.0f", ch, rep.MaxLoad, limit)
+			}
+		}
+	}
+}
+
+// BenchmarkDriverRound: one round of the driver's decisions (liveness,
+// placement, plan) over a converged cluster, at issue 20's scale.
+func BenchmarkDriverRound(b *testing.B) {
+	for _, sc := range []struct{ nodes, parts int }{{100, 10_000}, {1000, 100_000}} {
+		b.Run(fmt.Sprintf("N=%d/P=%d", sc.nodes, sc.parts), func(b *testing.B) {
+			cfg := Config{Nodes: sc.nodes, Partitions: sc.parts}
+			if err := cfg.defaults(); err != nil {
+				b.Fatal(err)
+			}
+			s, err := newSim(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var rep Report
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := s.step(&rep); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -72,9 +72,18 @@ groups:
 		return nil
 	}
 	// Unsynced: the entries are durable in the log, so a crash can only
-	// lose applied state that is then re-applied from the log.
-	if err := b.Commit(pebble.NoSync); err != nil {
+	// lose applied state that is then re-applied from the log. A split's
+	// batch is synced: the new group's log is reset to it next (split.go).
+	sync := pebble.NoSync
+	if e.splitSync {
+		sync = pebble.Sync
+	}
+	if err := b.Commit(sync); err != nil {
 		return fmt.Errorf("commit applied state: %w", err)
+	}
+	if e.splitSync {
+		e.splitSync = false
+		e.pebbleSynced()
 	}
 	now := e.now()
 	for _, rr := range readies {
@@ -106,7 +115,7 @@ func (e *Engine) applyEntry(b *pebble.Batch, r *replica, ent *pb.Entry, answers 
 		if len(ent.GetData()) > 0 {
 			first := len(answers)
 			var err error
-			if answers, err = e.applyRequests(b, r, ent.GetIndex(), ent.GetData(), answers); err != nil {
+			if answers, err = e.applyRequests(b, r, ent.GetIndex(), ent.GetTerm(), ent.GetData(), answers); err != nil {
 				return answers, err
 			}
 			for i := first; i < len(answers); i++ {
@@ -141,7 +150,7 @@ var blockedReply = failure.AppendSignal(nil, failure.Blocked, nil)
 var emptyCommand = []byte("-ERR empty command\r\n")
 
 // applyRequests applies one entry's commands with deduplication.
-func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data []byte, answers []answerOut) ([]answerOut, error) {
+func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, data []byte, answers []answerOut) ([]answerOut, error) {
 	reqs, nowMS, err := decodeRequests(data)
 	if err != nil {
 		// A malformed entry can only come from a bug; refuse it on every
@@ -195,7 +204,12 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index uint64, data [
 			continue
 		}
 		w.refused = false
-		reply, err := e.cfg.Apply(r.group, w, spec, req.Args, nil)
+		var reply []byte
+		if string(req.Args[0]) == SplitCommand {
+			reply, err = e.applySplit(b, r, index, term, req.Args)
+		} else {
+			reply, err = e.cfg.Apply(r.group, w, spec, req.Args, nil)
+		}
 		if err != nil {
 			return answers, err
 		}

@@ -111,7 +111,7 @@ func BenchmarkApplyEntry(b *testing.B) {
 		}
 		data := encodeRequests(reqs, 0)
 		batch := e.db.NewIndexedBatch()
-		if _, err := e.applyRequests(batch, r, uint64(i+1), data, nil); err != nil {
+		if _, err := e.applyRequests(batch, r, uint64(i+1), 1, data, nil); err != nil {
 			b.Fatal(err)
 		}
 		batch.Close()

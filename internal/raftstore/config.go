@@ -101,8 +101,11 @@ type Config struct {
 	// Classify looks committed commands up for Apply and deduplication.
 	// nil means every command is deduplicated and Apply gets no spec.
 	Classify ClassifyFunc
-	Logger   *slog.Logger
-	Metrics  *metrics.Metrics
+	// KeySlot is the slot of a user key (ring.Slot), which says where a
+	// split moves it (split.go); nil refuses every split.
+	KeySlot func(userKey []byte) uint16
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 	// Quarantine is the set of condemned groups (quarantine.go); nil
 	// makes an empty one.
 	Quarantine *Quarantine

@@ -65,6 +65,10 @@ type Engine struct {
 	quar     *Quarantine  // quarantine.go
 	pinTicks int          // loop only: ticks since compactPinned looked
 	logStats logStats     // logcompact.go
+	// births are the groups splits wrote this cycle (split.go), hosted at
+	// its end; splitSync makes the apply batch that wrote them synced.
+	births    []splitBirth
+	splitSync bool
 }
 
 type waitKey struct{ origin, seq uint64 }

@@ -230,6 +230,12 @@ func (e *Engine) cycle() (bool, error) {
 	if err := e.destroyRemoved(); err != nil {
 		return false, err
 	}
+	if len(e.births) > 0 {
+		more = true // the new groups' first Ready
+		if err := e.materializeSplits(); err != nil {
+			return false, err
+		}
+	}
 	return more, nil
 }
 
@@ -408,6 +414,10 @@ func (e *Engine) installSnapshots(readies []readyRep) error {
 		if !raft.IsEmptySnap(rr.rd.Snapshot) {
 			rr.r.appliedCommitted() // the installed snapshot is now on disk
 			if err := rr.r.loadMarks(e.db, e.now()); err != nil {
+				return err
+			}
+			var err error
+			if rr.r.slots, err = readSlotRange(e.db, rr.r.group); err != nil {
 				return err
 			}
 		}

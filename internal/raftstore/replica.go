@@ -71,6 +71,9 @@ type replica struct {
 	campaignRank    int
 	// guard validates peers' messages (validate.go).
 	guard guard
+	// slots is the group's slot range as its last split recorded it
+	// (split.go); unset before any.
+	slots slotRange
 
 	status atomic.Pointer[GroupStatus]
 }
@@ -156,6 +159,9 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 		}
 	}
 	if err := r.loadMarks(e.db, e.now()); err != nil {
+		return nil, err
+	}
+	if r.slots, err = readSlotRange(e.db, r.group); err != nil {
 		return nil, err
 	}
 	rn, err := raft.NewRawNode(&raft.Config{

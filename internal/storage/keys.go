@@ -24,6 +24,11 @@ const (
 	// RestoreMark (one key, empty within the table) names the backup a
 	// restore is loading into the partition.
 	RestoreMark byte = 'x'
+	// SlotRange (one key, empty within the table) holds the partition's
+	// slot range once a split has set it: first and last slot, 2 bytes
+	// each. Before any split a partition has none and owns the range it
+	// was created with (raftstore/split.go).
+	SlotRange byte = 'g'
 )
 
 const (
@@ -99,6 +104,30 @@ func DataKey(group uint64, k []byte) []byte {
 // DataSpan returns the [start, end) range of group's user data.
 func DataSpan(group uint64) (start, end []byte) {
 	return groupPrefix(prefixData, group), groupEnd(prefixData, group)
+}
+
+// GroupOf is the group of a key under a per-group prefix (data, dedupe,
+// transaction tables, sub-keys).
+func GroupOf(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:9]) }
+
+// Regroup is k, a key under a per-group prefix, moved to group.
+func Regroup(k []byte, group uint64) []byte {
+	out := append([]byte(nil), k...)
+	binary.BigEndian.PutUint64(out[1:9], group)
+	return out
+}
+
+// SubUserKey is the user key of a collection's sub-key (see SubPrefix),
+// false if sub is too short to hold one.
+func SubUserKey(sub []byte) ([]byte, bool) {
+	if len(sub) < 13 {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint32(sub[9:13]))
+	if n > len(sub)-13 {
+		return nil, false
+	}
+	return sub[13 : 13+n], true
 }
 
 // UserKey strips the group prefix from a data key.

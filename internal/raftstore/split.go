@@ -1,0 +1,315 @@
+package raftstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	"github.com/cockroachdb/pebble/v2"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// Splitting a partition. A group L owning slots lo..hi splits at slot s
+// into L (lo..s-1) and a new group R (s..hi) through one entry in L's
+// log, SplitCommand, so every replica of L splits at the same point of
+// its history (docs/plans/elastic-partitions.md).
+//
+// Invariants:
+//   - The outcome is a function of L's applied state and the entry alone,
+//     so every replica of L refuses the entry alike — a range that is not
+//     L's, learners or a joint configuration, transaction locks or
+//     prepared parts, an open backup cut, a restore under way — or
+//     applies it alike: every user key whose slot is in s..hi leaves L
+//     with its collection's sub-keys, and both ranges are recorded under
+//     storage.SlotRange, in the apply batch, which is synced.
+//   - R is born at L's split entry (index I, term T) with L's descriptor
+//     (the same replica ids on the same nodes): its state machine is the
+//     moved keys and a copy of L's dedupe table (a write retried across
+//     the split is still answered once), applied at (I, T); its raft log
+//     starts after I with commit I. Every replica of R starts from the
+//     same state without talking, and versions (log indexes) stay above
+//     every version copied, so WATCH holds across the split.
+//   - R's state reaches disk in the order a snapshot install uses: a raft
+//     log exists for R before the Pebble batch (an empty one, created and
+//     synced, if R had none: a crash then leaves an orphan log that LoadAll
+//     drops, and L applies the entry again), then the batch (synced), then
+//     the log reset to (I, T). A crash before the reset is repaired at load
+//     (loadGroupLog), as for a snapshot.
+//   - A replica of R that R's leader created here before L applied the
+//     split (empty: replicaFor) is replaced, keeping the term and vote of
+//     its hard state, so a vote is never forgotten. One a snapshot already
+//     filled (applied index > 0) is kept, and so is the absence of one this
+//     node destroyed (R's tombstone covers its id) or condemned: the split
+//     then only removes the moved keys from L.
+//   - R is hosted at the end of the cycle, after every Ready of the cycle
+//     is advanced; the node whose replica of L led at the split campaigns
+//     for R at once.
+//
+// What the entry does not do: route. Which keys a partition serves is
+// the cluster's partition table; the ranges recorded here let a replica
+// refuse keys it no longer owns (Writer.Owns, DataReader.Owns).
+
+// SplitCommand is the command that splits a group (SplitArgs).
+const SplitCommand = "kintsu.split"
+
+// SplitArgs are the arguments of SplitCommand: split the group owning
+// slots lo..hi at slot at, the right part becoming group right.
+func SplitArgs(right uint64, at, lo, hi uint16) [][]byte {
+	return [][]byte{
+		[]byte(SplitCommand),
+		strconv.AppendUint(nil, right, 10),
+		strconv.AppendUint(nil, uint64(at), 10),
+		strconv.AppendUint(nil, uint64(lo), 10),
+		strconv.AppendUint(nil, uint64(hi), 10),
+	}
+}
+
+// splitOK answers a split applied.
+var splitOK = []byte("+OK\r\n")
+
+func splitRefused(format string, a ...any) []byte {
+	return fmt.Appendf(nil, "-ERR split refused: "+format+"\r\n", a...)
+}
+
+// slotRange is a group's recorded slot range.
+type slotRange struct {
+	lo, hi uint16
+	set    bool // recorded (by a split); unset: the range the group was created with
+}
+
+func (s slotRange) encode() []byte {
+	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, s.lo), s.hi)
+}
+
+// readSlotRange reads group's recorded slot range from r.
+func readSlotRange(r pebble.Reader, group uint64) (slotRange, error) {
+	v, ok, err := storage.Get(r, storage.TxnKey(group, storage.SlotRange, nil))
+	if err != nil || !ok {
+		return slotRange{}, err
+	}
+	if len(v) != 4 {
+		return slotRange{}, fmt.Errorf("%w: group %d's slot range is %d bytes", storage.ErrCorrupt, group, len(v))
+	}
+	return slotRange{lo: binary.BigEndian.Uint16(v), hi: binary.BigEndian.Uint16(v[2:]), set: true}, nil
+}
+
+// owns reports whether a key with slot belongs to the range; a group
+// with no recorded range owns every key sent to it.
+func (s slotRange) owns(slot uint16) bool { return !s.set || s.lo <= slot && slot <= s.hi }
+
+// splitBirth is a right group whose state a split wrote: hosted at the
+// end of the cycle (materializeSplits).
+type splitBirth struct {
+	desc        *storage.Descriptor
+	index, term uint64
+	campaign    bool
+}
+
+// applySplit applies SplitCommand on r, in b, at (index, term).
+func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, args [][]byte) ([]byte, error) {
+	if len(args) != 5 {
+		return splitRefused("wrong number of arguments"), nil
+	}
+	var n [4]uint64
+	for i, a := range args[1:] {
+		v, err := strconv.ParseUint(string(a), 10, 64)
+		if err != nil || i > 0 && v > 0xffff {
+			return splitRefused("malformed argument %q", a), nil
+		}
+		n[i] = v
+	}
+	right, at, lo, hi := n[0], uint16(n[1]), uint16(n[2]), uint16(n[3])
+	cur, err := readSlotRange(b, r.group)
+	if err != nil {
+		return nil, err
+	}
+	conf := r.applied.Conf
+	switch {
+	case e.cfg.KeySlot == nil:
+		return splitRefused("this engine has no key slots"), nil
+	case right == r.group:
+		return splitRefused("a partition cannot split into itself"), nil
+	case cur.set && (cur.lo != lo || cur.hi != hi):
+		return splitRefused("the partition owns slots %d-%d, not %d-%d", cur.lo, cur.hi, lo, hi), nil
+	case !(lo < at && at <= hi):
+		return splitRefused("slot %d is not inside %d-%d past its first slot", at, lo, hi), nil
+	case len(conf.GetLearners()) > 0 || len(conf.GetVotersOutgoing()) > 0 || len(conf.GetLearnersNext()) > 0:
+		return splitRefused("the partition is changing its replicas"), nil
+	case r.tables.locks.n > 0 || r.tables.parts.n > 0:
+		return splitRefused("transactions hold locks in the partition"), nil
+	}
+	for _, t := range []byte{storage.CutMarks, storage.RestoreMark} {
+		lo, hi := storage.TxnSpan(r.group, t)
+		busy := false
+		if err := iterSpan(b, lo, hi, func(_, _ []byte) error { busy = true; return errStopIter }); err != nil && err != errStopIter {
+			return nil, err
+		}
+		if busy {
+			return splitRefused("a backup or a restore is under way"), nil
+		}
+	}
+
+	// Whether this node writes R's state (see the invariants).
+	existing := e.byGroup[right]
+	birth := (existing == nil || existing.applied.Index == 0) && !e.condemned(right) && r.id > e.tombstone(right)
+	if birth && !e.rlog.Has(right) {
+		if err := createGroupLog(e.rlog, right, 0, 0, &pb.HardState{}); err != nil {
+			return nil, err
+		}
+	}
+
+	moved, err := e.moveRight(b, r.group, right, at, hi, birth)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Set(storage.TxnKey(r.group, storage.SlotRange, nil), slotRange{lo: lo, hi: at - 1}.encode(), nil); err != nil {
+		return nil, err
+	}
+	r.applied.Keys = max(0, r.applied.Keys-moved)
+	r.keys.blindAt.Store(index) // a cached exact count is of the whole range
+	r.slots = slotRange{lo: lo, hi: at - 1, set: true}
+	e.splitSync = true
+	if birth {
+		desc := r.desc.Clone()
+		desc.Group = right
+		applied := storage.AppliedState{Index: index, Term: term, Keys: moved, Conf: proto.Clone(conf).(*pb.ConfState)}
+		for _, kv := range [][2][]byte{
+			{storage.TxnKey(right, storage.SlotRange, nil), slotRange{lo: at, hi: hi}.encode()},
+			{storage.AppliedKey(right), applied.Encode()},
+			{storage.DescriptorKey(right), desc.Encode()},
+		} {
+			if err := b.Set(kv[0], kv[1], nil); err != nil {
+				return nil, err
+			}
+		}
+		e.births = append(e.births, splitBirth{desc: desc, index: index, term: term, campaign: r.isLeader})
+	}
+	e.cfg.Logger.Info("partition split", "partition", r.group, "slots", fmt.Sprintf("%d-%d", lo, at-1),
+		"new_partition", right, "new_slots", fmt.Sprintf("%d-%d", at, hi), "keys_moved", moved, "index", index, "hosted_here", birth)
+	return splitOK, nil
+}
+
+// moveRight moves left's user keys with a slot in at..hi, and their
+// sub-keys, to right (or only deletes them, when !write), and copies
+// left's dedupe table; it returns how many user keys moved. The keys are
+// gathered before any is written: b is read through, and an iterator
+// need not see what is written while it runs.
+func (e *Engine) moveRight(b *pebble.Batch, left, right uint64, at, hi uint16, write bool) (int64, error) {
+	inRight := func(userKey []byte) bool {
+		s := e.cfg.KeySlot(userKey)
+		return at <= s && s <= hi
+	}
+	var pairs [][2][]byte
+	var moved int64
+	ds, de := storage.DataSpan(left)
+	if err := iterSpan(b, ds, de, func(k, v []byte) error {
+		if inRight(storage.UserKey(k)) {
+			pairs = append(pairs, [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)})
+			moved++
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	ss, se := storage.SubSpan(left)
+	if err := iterSpan(b, ss, se, func(k, v []byte) error {
+		if uk, ok := storage.SubUserKey(k); ok && inRight(uk) {
+			pairs = append(pairs, [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)})
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, kv := range pairs {
+		if write {
+			if err := b.Set(storage.Regroup(kv[0], right), kv[1], nil); err != nil {
+				return 0, err
+			}
+		}
+		if err := b.Delete(kv[0], nil); err != nil {
+			return 0, err
+		}
+	}
+	if !write {
+		return moved, nil
+	}
+	qs, qe := storage.DedupeSpan(left)
+	var dedupe [][2][]byte
+	if err := iterSpan(b, qs, qe, func(k, v []byte) error {
+		dedupe = append(dedupe, [2][]byte{storage.Regroup(k, right), append([]byte(nil), v...)})
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, kv := range dedupe {
+		if err := b.Set(kv[0], kv[1], nil); err != nil {
+			return 0, err
+		}
+	}
+	return moved, nil
+}
+
+// materializeSplits hosts the right groups that splits wrote this cycle,
+// once their state is synced: an empty replica of one is replaced, the
+// log reset to the split point keeping its term and vote, and the new
+// replica loaded.
+func (e *Engine) materializeSplits() error {
+	births := e.births
+	e.births = nil
+	for _, sb := range births {
+		group := sb.desc.Group
+		if old := e.byGroup[group]; old != nil {
+			if old.applied.Index > 0 {
+				continue // filled by a snapshot meanwhile: it is ahead
+			}
+			e.unhost(old)
+		}
+		hs, err := e.rlog.HardState(group)
+		if err != nil {
+			return err
+		}
+		vote := uint64(0) // a vote cast in an older term is void in the split's
+		if hs.GetTerm() >= sb.term {
+			vote = hs.GetVote()
+		}
+		lb := e.rlog.NewBatch()
+		lb.Reset(group, sb.index, sb.term)
+		lb.SetHardState(group, &pb.HardState{Term: proto.Uint64(max(hs.GetTerm(), sb.term)), Vote: proto.Uint64(vote), Commit: proto.Uint64(sb.index)})
+		if err := e.rlog.Commit(lb, true); err != nil {
+			return fmt.Errorf("reset the raft log of split group %d: %w", group, err)
+		}
+		r, err := e.loadReplica(sb.desc)
+		if err != nil {
+			return fmt.Errorf("load split group %d: %w", group, err)
+		}
+		e.host(r)
+		if sb.campaign {
+			_ = r.rn.Campaign()
+		}
+		e.cfg.Logger.Info("new partition hosted after a split", "partition", group, "index", sb.index, "campaign", sb.campaign)
+	}
+	return nil
+}
+
+// unhost drops a replica from the hosted set without touching its state
+// (a split replaces it).
+func (e *Engine) unhost(r *replica) {
+	e.outSnaps.drop(r.group)
+	delete(e.byGroup, r.group)
+	for i, x := range e.replicas {
+		if x == r {
+			e.replicas = append(e.replicas[:i], e.replicas[i+1:]...)
+			break
+		}
+	}
+	e.publishGroups()
+	for _, p := range r.pendingSnaps {
+		p.data.Close()
+	}
+	r.pendingSnaps = nil
+	r.failReads(ErrNoGroup)
+	e.failGroupWaiters(r.group, ErrLeaderChanged)
+}

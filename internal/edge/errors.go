@@ -30,6 +30,7 @@ func errorText(err error) string {
 		engine    *failure.EngineError
 		noSpace   *failure.NoSpaceError
 		loading   *failure.LoadingError
+		wrong     *failure.WrongGroupError
 		signal    *failure.SignalError
 		gaveUp    *txn.GaveUpError
 		aborted   *txn.AbortedError
@@ -81,6 +82,8 @@ func errorText(err error) string {
 		return "ERR " + engine.Msg
 	case errors.As(err, &loading):
 		return "LOADING Kintsu is restoring a backup into this partition"
+	case errors.As(err, &wrong):
+		return "TRYAGAIN the key's partition was just split, nothing was applied"
 	case errors.As(err, &limit):
 		return limit.text
 	case errors.As(err, &signal):

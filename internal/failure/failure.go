@@ -56,5 +56,6 @@ func NotApplied(err error) bool {
 	)
 	var ld *LoadingError
 	var ns *NoSpaceError
-	return errors.As(err, &nl) || errors.As(err, &b) || errors.As(err, &l) || errors.As(err, &ld) || errors.As(err, &ns)
+	var wg *WrongGroupError
+	return errors.As(err, &nl) || errors.As(err, &b) || errors.As(err, &l) || errors.As(err, &ld) || errors.As(err, &ns) || errors.As(err, &wg)
 }

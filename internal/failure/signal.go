@@ -33,6 +33,9 @@ const (
 	// Its wire form is the reply a client sees, so a node of an earlier
 	// version that forwards it unread still answers the client right.
 	Loading
+	// WrongGroup: a key of the command is no longer the partition's (a
+	// split moved it); nothing was applied, and the router's map is stale.
+	WrongGroup
 )
 
 // The wire forms. A kv command never answers an error starting with
@@ -46,6 +49,7 @@ var wire = [...]string{
 	BadOp:       "-KINTSU.BADOP\r\n",
 	Exists:      "-KINTSU.EXISTS\r\n",
 	Loading:     "-LOADING Kintsu is restoring a backup into this partition\r\n",
+	WrongGroup:  "-KINTSU.WRONGGROUP\r\n",
 }
 
 // AppendSignal appends signal s, with body for Locked, to out.
@@ -97,11 +101,21 @@ type SignalError struct{ Signal Signal }
 
 func (e *SignalError) Error() string { return "internal: unexpected state machine signal" }
 
+// WrongGroupError: the partition asked no longer owns a key of the
+// request (a split moved it); nothing was applied.
+type WrongGroupError struct{ Group uint64 }
+
+func (e *WrongGroupError) Error() string { return "the key's partition was split" }
+
 // Err turns a signal a client's request ended with into its error:
-// Loading is LoadingError; anything else is a SignalError.
+// Loading is LoadingError, WrongGroup WrongGroupError (of no group);
+// anything else is a SignalError.
 func (s Signal) Err() error {
-	if s == Loading {
+	switch s {
+	case Loading:
 		return &LoadingError{}
+	case WrongGroup:
+		return &WrongGroupError{}
 	}
 	return &SignalError{Signal: s}
 }

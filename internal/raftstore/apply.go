@@ -158,7 +158,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, 
 		e.cfg.Logger.Error("skipping malformed entry", "partition", r.group)
 		return answers, nil
 	}
-	w := &Writer{b: b, group: r.group, r: r, index: index, nowMS: nowMS}
+	w := &Writer{b: b, group: r.group, r: r, index: index, nowMS: nowMS, keySlot: e.cfg.KeySlot}
 
 	// Batches with a refused request in this entry: the rest of such a
 	// batch is not applied either.
@@ -328,6 +328,7 @@ type Writer struct {
 	r       *replica
 	index   uint64
 	nowMS   int64 // the entry's time (see encodeRequests)
+	keySlot func([]byte) uint16
 	refused bool
 	key     []byte // scratch
 }
@@ -342,6 +343,16 @@ func (w *Writer) dataKey(k []byte) []byte {
 
 // Index is the log index of the entry being applied.
 func (w *Writer) Index() uint64 { return w.index }
+
+// Ranged reports whether a split recorded the group's slot range.
+func (w *Writer) Ranged() bool { return w.r.slots.set && w.keySlot != nil }
+
+// Owns reports whether key belongs to the group's slot range: always,
+// until a split recorded one (split.go). Commands whose keys it does not
+// own are refused (failure.WrongGroup) by the state machine.
+func (w *Writer) Owns(key []byte) bool {
+	return !w.Ranged() || w.r.slots.owns(w.keySlot(key))
+}
 
 // Refuse marks the command being applied as not applied: it has changed
 // nothing, its reply is not kept for retries, and the rest of its batch in
@@ -493,9 +504,23 @@ func splitVersion(stored []byte) (uint64, []byte, error) {
 // DataReader reads a group's user data and lock table straight from the
 // database (the applied state).
 type DataReader struct {
-	r     pebble.Reader
-	group uint64
-	clk   *clock.Clock
+	r       pebble.Reader
+	group   uint64
+	clk     *clock.Clock
+	keySlot func([]byte) uint16
+	// slots is the replica's range when the reader was made (nil: none
+	// recorded); see Engine.Snapshot for why it is never older than a
+	// snapshot's data.
+	slots *slotRange
+}
+
+// Ranged reports whether a split recorded the group's range: until
+// then it owns every key sent to it, and Owns need not be asked.
+func (d *DataReader) Ranged() bool { return d.slots != nil && d.keySlot != nil }
+
+// Owns reports whether key belongs to the group's slot range (split.go).
+func (d *DataReader) Owns(key []byte) bool {
+	return !d.Ranged() || d.slots.owns(d.keySlot(key))
 }
 
 // NowMS is this node's clock (reads are served by the leader, whose clock

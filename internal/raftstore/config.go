@@ -104,8 +104,11 @@ type Config struct {
 	// KeySlot is the slot of a user key (ring.Slot), which says where a
 	// split moves it (split.go); nil refuses every split.
 	KeySlot func(userKey []byte) uint16
-	Logger  *slog.Logger
-	Metrics *metrics.Metrics
+	// MaxGroup: groups at or above it (the metadata group) neither split
+	// nor are born of a split; 0: no bound.
+	MaxGroup uint64
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
 	// Quarantine is the set of condemned groups (quarantine.go); nil
 	// makes an empty one.
 	Quarantine *Quarantine

@@ -179,8 +179,16 @@ func (e *Engine) takeCut(b *pebble.Batch, r *replica) (*pebble.Batch, error) {
 	if err := b.Set(storage.AppliedKey(r.group), r.applied.Encode(), nil); err != nil {
 		return b, err
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
+	sync := pebble.NoSync
+	if e.splitSync { // a split's state must be synced before its log reset (split.go)
+		sync = pebble.Sync
+	}
+	if err := b.Commit(sync); err != nil {
 		return b, fmt.Errorf("commit before cut: %w", err)
+	}
+	if e.splitSync {
+		e.splitSync = false
+		e.pebbleSynced()
 	}
 	b.Close()
 	e.cuts.add(r.group, id, r.applied.Index, e.db.NewSnapshot())

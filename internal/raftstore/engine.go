@@ -606,7 +606,7 @@ func (e *Engine) queueRead(group uint64, done func(error)) error {
 
 // Reader returns a reader over group's user data as of now.
 func (e *Engine) Reader(group uint64) *DataReader {
-	return &DataReader{r: e.db, group: group, clk: e.cfg.Clock}
+	return &DataReader{r: e.db, group: group, clk: e.cfg.Clock, keySlot: e.cfg.KeySlot, slots: e.publishedSlots(group)}
 }
 
 // Snapshot returns a reader of group's applied state frozen at one moment:
@@ -615,7 +615,11 @@ func (e *Engine) Reader(group uint64) *DataReader {
 // are applied while reads run. The caller must call release.
 func (e *Engine) Snapshot(group uint64) (r *DataReader, release func()) {
 	snap := e.db.NewSnapshot()
-	return &DataReader{r: snap, group: group, clk: e.cfg.Clock}, func() { _ = snap.Close() }
+	// The range after the snapshot: a split records it before its batch
+	// commits, so the range is never older than the data (at worst newer,
+	// refusing a key the snapshot still holds: the read is retried).
+	slots := e.publishedSlots(group)
+	return &DataReader{r: snap, group: group, clk: e.cfg.Clock, keySlot: e.cfg.KeySlot, slots: slots}, func() { _ = snap.Close() }
 }
 
 // HasGroup reports whether a replica of group is hosted here.

@@ -227,14 +227,17 @@ func (e *Engine) cycle() (bool, error) {
 	if err := e.maybeTruncate(readies); err != nil {
 		return false, err
 	}
-	if err := e.destroyRemoved(); err != nil {
-		return false, err
-	}
+	// Splits' new groups first: a removal found this cycle must not
+	// destroy the empty replica a split is replacing, and with it the
+	// state the split just wrote.
 	if len(e.births) > 0 {
 		more = true // the new groups' first Ready
 		if err := e.materializeSplits(); err != nil {
 			return false, err
 		}
+	}
+	if err := e.destroyRemoved(); err != nil {
+		return false, err
 	}
 	return more, nil
 }
@@ -416,10 +419,11 @@ func (e *Engine) installSnapshots(readies []readyRep) error {
 			if err := rr.r.loadMarks(e.db, e.now()); err != nil {
 				return err
 			}
-			var err error
-			if rr.r.slots, err = readSlotRange(e.db, rr.r.group); err != nil {
+			slots, err := readSlotRange(e.db, rr.r.group)
+			if err != nil {
 				return err
 			}
+			rr.r.setSlots(slots)
 		}
 	}
 	e.pebbleSynced()

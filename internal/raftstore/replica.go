@@ -72,8 +72,10 @@ type replica struct {
 	// guard validates peers' messages (validate.go).
 	guard guard
 	// slots is the group's slot range as its last split recorded it
-	// (split.go); unset before any.
-	slots slotRange
+	// (split.go); unset before any. pubSlots publishes it to readers
+	// (setSlots).
+	slots    slotRange
+	pubSlots atomic.Pointer[slotRange]
 
 	status atomic.Pointer[GroupStatus]
 }
@@ -161,9 +163,11 @@ func (e *Engine) loadReplica(desc *storage.Descriptor) (*replica, error) {
 	if err := r.loadMarks(e.db, e.now()); err != nil {
 		return nil, err
 	}
-	if r.slots, err = readSlotRange(e.db, r.group); err != nil {
+	slots, err := readSlotRange(e.db, r.group)
+	if err != nil {
 		return nil, err
 	}
+	r.setSlots(slots)
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        id,
 		ElectionTick:              e.cfg.ElectionTicks,

@@ -9,6 +9,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/storage"
 )
 
@@ -50,7 +51,18 @@ import (
 //
 // What the entry does not do: route. Which keys a partition serves is
 // the cluster's partition table; the ranges recorded here let a replica
-// refuse keys it no longer owns (Writer.Owns, DataReader.Owns).
+// refuse keys it no longer owns (Writer.Owns, DataReader.Owns), so a
+// router with a map from before the split cannot misplace a write.
+//
+// What the proposer must ensure, because a replica cannot check it
+// alone: R's id is new to the whole cluster (taken from the metadata
+// group, never reused), and every node runs a version that knows the
+// entry (an older one would apply it as an unknown command and diverge).
+//
+// Known cost: the moved keys are gathered and written on the loop, in
+// one batch, so a split stalls its nodes for a time that grows with the
+// right half; splits are proposed at a bounded size (the split policy),
+// and moving the keys in steps is later work.
 
 // SplitCommand is the command that splits a group (SplitArgs).
 const SplitCommand = "kintsu.split"
@@ -96,6 +108,25 @@ func readSlotRange(r pebble.Reader, group uint64) (slotRange, error) {
 	return slotRange{lo: binary.BigEndian.Uint16(v), hi: binary.BigEndian.Uint16(v[2:]), set: true}, nil
 }
 
+// setSlots sets the replica's range and publishes it to readers.
+func (r *replica) setSlots(s slotRange) {
+	r.slots = s
+	if s.set {
+		r.pubSlots.Store(&s)
+	} else {
+		r.pubSlots.Store(nil)
+	}
+}
+
+// publishedSlots is the range of group's hosted replica (nil: none
+// recorded, or not hosted).
+func (e *Engine) publishedSlots(group uint64) *slotRange {
+	if r := e.hosted(group); r != nil {
+		return r.pubSlots.Load()
+	}
+	return nil
+}
+
 // owns reports whether a key with slot belongs to the range; a group
 // with no recorded range owns every key sent to it.
 func (s slotRange) owns(slot uint16) bool { return !s.set || s.lo <= slot && slot <= s.hi }
@@ -132,14 +163,18 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 		return splitRefused("this engine has no key slots"), nil
 	case right == r.group:
 		return splitRefused("a partition cannot split into itself"), nil
+	case e.cfg.MaxGroup != 0 && (r.group >= e.cfg.MaxGroup || right >= e.cfg.MaxGroup):
+		return splitRefused("group %d cannot split into group %d", r.group, right), nil
 	case cur.set && (cur.lo != lo || cur.hi != hi):
 		return splitRefused("the partition owns slots %d-%d, not %d-%d", cur.lo, cur.hi, lo, hi), nil
-	case !(lo < at && at <= hi):
+	case !(lo < at && at <= hi && int(hi) < ring.SlotCount):
 		return splitRefused("slot %d is not inside %d-%d past its first slot", at, lo, hi), nil
 	case len(conf.GetLearners()) > 0 || len(conf.GetVotersOutgoing()) > 0 || len(conf.GetLearnersNext()) > 0:
 		return splitRefused("the partition is changing its replicas"), nil
-	case r.tables.locks.n > 0 || r.tables.parts.n > 0:
-		return splitRefused("transactions hold locks in the partition"), nil
+	case r.tables.locks.n > 0 || r.tables.parts.n > 0 || r.tables.records.n > 0:
+		// Records too: a resolver looks a record up where its first key
+		// lives, and must not miss one left behind.
+		return splitRefused("transactions are in progress in the partition"), nil
 	}
 	for _, t := range []byte{storage.CutMarks, storage.RestoreMark} {
 		lo, hi := storage.TxnSpan(r.group, t)
@@ -151,10 +186,26 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 			return splitRefused("a backup or a restore is under way"), nil
 		}
 	}
+	// R's descriptor is L's as applied (replicated state), never the
+	// in-memory one, which peers' messages may have extended.
+	db, ok, err := storage.Get(b, storage.DescriptorKey(r.group))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("group %d has no descriptor", r.group)
+	}
+	desc, err := storage.DecodeDescriptor(db)
+	if err != nil {
+		return nil, err
+	}
+	desc.Group = right
 
 	// Whether this node writes R's state (see the invariants).
+	// An empty replica of R is replaced only under the same id: one a
+	// later change of R gave another id keeps its own state and vote.
 	existing := e.byGroup[right]
-	birth := (existing == nil || existing.applied.Index == 0) && !e.condemned(right) && r.id > e.tombstone(right)
+	birth := (existing == nil || existing.applied.Index == 0 && existing.id == r.id) && !e.condemned(right) && r.id > e.tombstone(right)
 	if birth && !e.rlog.Has(right) {
 		if err := createGroupLog(e.rlog, right, 0, 0, &pb.HardState{}); err != nil {
 			return nil, err
@@ -170,11 +221,9 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 	}
 	r.applied.Keys = max(0, r.applied.Keys-moved)
 	r.keys.blindAt.Store(index) // a cached exact count is of the whole range
-	r.slots = slotRange{lo: lo, hi: at - 1, set: true}
+	r.setSlots(slotRange{lo: lo, hi: at - 1, set: true})
 	e.splitSync = true
 	if birth {
-		desc := r.desc.Clone()
-		desc.Group = right
 		applied := storage.AppliedState{Index: index, Term: term, Keys: moved, Conf: proto.Clone(conf).(*pb.ConfState)}
 		for _, kv := range [][2][]byte{
 			{storage.TxnKey(right, storage.SlotRange, nil), slotRange{lo: at, hi: hi}.encode()},
@@ -261,9 +310,12 @@ func (e *Engine) materializeSplits() error {
 	e.births = nil
 	for _, sb := range births {
 		group := sb.desc.Group
+		if e.condemned(group) || sb.desc.ReplicaOn(e.cfg.NodeID) <= e.tombstone(group) {
+			continue // its state goes with the group's (quarantine, destroy)
+		}
 		if old := e.byGroup[group]; old != nil {
-			if old.applied.Index > 0 {
-				continue // filled by a snapshot meanwhile: it is ahead
+			if old.applied.Index > 0 || old.id != sb.desc.ReplicaOn(e.cfg.NodeID) {
+				continue // filled by a snapshot, or renumbered, meanwhile
 			}
 			e.unhost(old)
 		}

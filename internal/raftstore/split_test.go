@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 func cmpOr(a, b string) string {
@@ -178,7 +181,7 @@ func TestSplitRefusals(t *testing.T) {
 	if r, err := c.write(0, 1, "lock", "k"); err != nil || r != "+OK\r\n" {
 		t.Fatalf("lock: %q %v", r, err)
 	}
-	if r, err := c.write(0, 1, splitArgs(1, 100, 0, ring.SlotCount-1)...); err != nil || !strings.Contains(r, "locks") {
+	if r, err := c.write(0, 1, splitArgs(1, 100, 0, ring.SlotCount-1)...); err != nil || !strings.Contains(r, "transactions are in progress") {
 		t.Fatalf("split under a lock: %q %v", r, err)
 	}
 	if r, err := c.write(0, 1, "unlock", "k"); err != nil || r != "+OK\r\n" {
@@ -197,5 +200,64 @@ func TestSplitRefusals(t *testing.T) {
 		if n.eng.HasGroup(1) {
 			t.Fatalf("node %d hosts group 1 after refused splits", n.id)
 		}
+	}
+}
+
+// After a split, the left group refuses every command naming a key of
+// the right half — a write, a transaction's share, a read — with the
+// WrongGroup signal (nothing applied), on every replica alike, while its
+// own keys are served as before. Without this a router with a map from
+// before the split would write where nobody reads.
+func TestSplitLeftRefusesMovedKeys(t *testing.T) {
+	c := newCluster(t, 3, 1, func(cfg *raftstore.Config) {
+		cfg.KeySlot = ring.Slot
+		cfg.Apply = func(g uint64, w *raftstore.Writer, spec *command.Spec, args [][]byte, out []byte) ([]byte, error) {
+			return statemachine.Apply(g, w, spec, args, out)
+		}
+		cfg.Classify = statemachine.Classify
+	})
+	const at = 8192
+	var left, right string
+	for i := 0; left == "" || right == ""; i++ {
+		k := fmt.Sprint("k", i)
+		if ring.Slot([]byte(k)) >= at {
+			right = cmpOr(right, k)
+		} else {
+			left = cmpOr(left, k)
+		}
+	}
+	for _, k := range []string{left, right} {
+		if r, err := c.write(0, 1, "set", k, "v"); err != nil || r != "+OK\r\n" {
+			t.Fatalf("set %s: %q %v", k, r, err)
+		}
+	}
+	if r, err := c.write(0, 2, splitArgs(1, at, 0, ring.SlotCount-1)...); err != nil || r != "+OK\r\n" {
+		t.Fatalf("split: %q %v", r, err)
+	}
+	for _, args := range [][]string{
+		{"set", right, "w"},
+		{"mset", left, "w", right, "w"},
+		{"del", right},
+	} {
+		if r, err := c.write(0, 3, args...); err != nil || !failure.WrongGroup.Is([]byte(r)) {
+			t.Fatalf("%q on the left after the split: %q %v, want the WrongGroup signal", args, r, err)
+		}
+	}
+	if r, err := c.write(0, 3, "set", left, "w"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("set of a left key after the split: %q %v", r, err)
+	}
+	l := c.leader(0)
+	snap, release := l.eng.Snapshot(0)
+	defer release()
+	for k, want := range map[string]string{right: "-KINTSU.WRONGGROUP\r\n", left: bulk("w")} {
+		got, err := statemachine.Read(snap, 0, command.Lookup([]byte("get")), toArgs([]string{"get", k}))
+		if err != nil || string(got) != want {
+			t.Fatalf("get %s on the left: %q %v, want %q", k, got, err, want)
+		}
+	}
+	for _, n := range c.nodes {
+		waitFor(t, fmt.Sprintf("node %d to hold the right key in group 1 only", n.id), 10*time.Second, func() bool {
+			return n.eng.HasGroup(1) && localGet(t, n, 1, right) == bulk("v") && localGet(t, n, 0, right) == "$-1\r\n"
+		})
 	}
 }

@@ -190,7 +190,9 @@ func (r *Router) WriteMany(ctx context.Context, group uint64, cmds [][][]byte) (
 				if hs, ok := txn.ParseLocked(o.reply); ok {
 					holders = append(holders, hs...)
 				} else if !failure.Blocked.Is(o.reply) {
-					if sig, _, ok := failure.SignalOf(o.reply); ok {
+					if failure.WrongGroup.Is(o.reply) {
+						errs[idx] = &failure.WrongGroupError{Group: group}
+					} else if sig, _, ok := failure.SignalOf(o.reply); ok {
 						errs[idx] = sig.Err() // no other signal is a client's
 					} else {
 						replies[idx] = o.reply
@@ -337,6 +339,10 @@ func (r *Router) ReadMany(ctx context.Context, group uint64, cmds [][][]byte) ([
 				if hs, ok := txn.ParseLocked(o.reply); ok {
 					holders, lockedAt = hs, from+i
 					break
+				}
+				if failure.WrongGroup.Is(o.reply) {
+					errs[from+i] = &failure.WrongGroupError{Group: group}
+					continue
 				}
 				if forwarded {
 					lim.budget.Draw(len(o.reply))

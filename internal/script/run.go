@@ -88,8 +88,10 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 	}
 	defer release()
 	spec := txn.Speculate(r)
+	owner, _ := r.(txn.Owner)
 	local := func(k []byte) bool {
-		return uint64(ring.PartitionOf(ring.Slot(k), p.Partitions)) == p.Group
+		// A key a split moved away is not local, whatever the count says.
+		return uint64(ring.PartitionOf(ring.Slot(k), p.Partitions)) == p.Group && (owner == nil || !owner.Ranged() || owner.Owns(k))
 	}
 	var out []byte
 	if p.Multi {

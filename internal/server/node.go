@@ -180,6 +180,8 @@ func Start(cfg Config) (*Node, error) {
 		IsMember:   func(node uint64) bool { return n.cmap == nil || n.cmap.Current().IsMember(node) },
 		Apply:      applyEntry,
 		Classify:   statemachine.Classify,
+		KeySlot:    ring.Slot,
+		MaxGroup:   statemachine.MetaGroup,
 		Logger:     n.log,
 		Metrics:    n.metrics,
 		Clock:      n.clock,

@@ -29,6 +29,10 @@ func applyData(w Store, spec *command.Spec, args [][]byte, out []byte) ([]byte, 
 		return applyFlush(w, out)
 	}
 	if c := kv.Of(spec); c != nil && c.CheckArity(args) {
+		if txn.ForeignArgs(w, spec, args) {
+			w.Refuse()
+			return failure.AppendSignal(out, failure.WrongGroup, nil), nil
+		}
 		holders, err := txn.Blocked(w, spec, args)
 		if err != nil {
 			return out, err

@@ -2,6 +2,7 @@ package statemachine
 
 import (
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/script"
@@ -37,6 +38,9 @@ func Read(r txn.Reader, group uint64, spec *command.Spec, args [][]byte) ([]byte
 		return resp.AppendError(nil, "ERR not a read command"), nil
 	}
 	if group != MetaGroup {
+		if txn.ForeignArgs(r, spec, args) {
+			return failure.AppendSignal(nil, failure.WrongGroup, nil), nil
+		}
 		holders, err := txn.Blocked(r, spec, args)
 		if err != nil {
 			return nil, err

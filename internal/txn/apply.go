@@ -98,6 +98,61 @@ func keysOf(specs []*command.Spec, cmds [][][]byte, watches []Watch) []keyMode {
 	return out
 }
 
+// Owner is a store that knows which keys its partition owns: after a
+// split moved some away, a command naming one of them is refused
+// (failure.WrongGroup) instead of applied or read in the wrong place.
+// Stores that are not Owners own every key.
+type Owner interface {
+	// Ranged reports whether the partition has a range to check keys
+	// against (it was split): if not, it owns every key.
+	Ranged() bool
+	Owns(key []byte) bool
+}
+
+// Foreign reports whether s owns some key of keys not.
+func Foreign(s any, keys [][]byte) bool {
+	o, ok := s.(Owner)
+	if !ok || !o.Ranged() {
+		return false
+	}
+	for _, k := range keys {
+		if !o.Owns(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// ForeignArgs reports whether s does not own some key of the command
+// args (spec its lookup).
+func ForeignArgs(s any, spec *command.Spec, args [][]byte) bool {
+	o, ok := s.(Owner)
+	if !ok || spec == nil || !o.Ranged() {
+		return false
+	}
+	for _, i := range spec.AppendKeys(nil, args) {
+		if !o.Owns(args[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// foreignModes is Foreign over a share's keys: refused whole.
+func foreignModes(s Store, keys []keyMode, out []byte) ([]byte, bool) {
+	o, ok := s.(Owner)
+	if !ok || !o.Ranged() {
+		return out, false
+	}
+	for _, k := range keys {
+		if !o.Owns(k.key) {
+			s.Refuse()
+			return signal(out, failure.WrongGroup), true
+		}
+	}
+	return out, false
+}
+
 // lockHolders lists the holders of the locks on keys that stand in the
 // way of using them as their modes say (conflicts, for each).
 func lockHolders(r Reader, keys []keyMode) ([]Ref, error) {
@@ -331,7 +386,11 @@ func evaluate(w kv.Writer, specs []*command.Spec, cmds [][][]byte, out []byte) (
 // watched key changed, and otherwise applies every command here and now.
 func applyExec1(s Store, watches []Watch, cmds [][][]byte, out []byte) ([]byte, error) {
 	specs := lookup(cmds)
-	holders, err := lockHolders(s, keysOf(specs, cmds, watches))
+	keys := keysOf(specs, cmds, watches)
+	if out, foreign := foreignModes(s, keys, out); foreign {
+		return out, nil
+	}
+	holders, err := lockHolders(s, keys)
 	if err != nil {
 		return out, err
 	}
@@ -362,6 +421,9 @@ func applyPrepare(s Store, p *prepare, out []byte) ([]byte, error) {
 	}
 	specs := lookup(p.cmds)
 	keys := keysOf(specs, p.cmds, p.watches)
+	if out, foreign := foreignModes(s, keys, out); foreign {
+		return out, nil
+	}
 	var holders []Ref
 	for _, k := range keys {
 		hs, err := conflicts(s, k, &id)

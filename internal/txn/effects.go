@@ -213,6 +213,9 @@ func applyEffects(s Store, body []byte, out []byte) ([]byte, error) {
 	for i, w := range watches {
 		modes[i] = keyMode{key: w.Key, write: true}
 	}
+	if out, foreign := foreignModes(s, modes, out); foreign {
+		return out, nil
+	}
 	holders, err := lockHolders(s, modes)
 	if err != nil {
 		return out, err

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
@@ -31,7 +33,46 @@ type ClusterMap struct {
 	Nodes []api.NodeRecord      // by id, stored states (liveness is derived on read)
 	Parts []api.PartitionRecord // by partition id
 	Meta  []uint64              // nodes of the metadata group
+	// slots is the table built from Parts' ranges when the map was made
+	// (index); nil for a map built by hand, whose Slots builds it anew.
+	slots *ring.SlotTable
 }
+
+// Slots is the map's slot table: which partition owns each slot, from
+// the records' ranges. It is nil when the ranges do not cover every slot
+// exactly once: such a map (incomplete, or torn between the records of a
+// split) is never used.
+func (m *ClusterMap) Slots() *ring.SlotTable {
+	if m.slots != nil {
+		return m.slots
+	}
+	return slotTableOf(m.Parts)
+}
+
+// index builds the map's slot table once, before it is published.
+func (m *ClusterMap) index() *ClusterMap {
+	m.slots = slotTableOf(m.Parts)
+	return m
+}
+
+func slotTableOf(parts []api.PartitionRecord) *ring.SlotTable {
+	if len(parts) == 0 {
+		return nil
+	}
+	rs := make([]ring.SlotRangeOwner, len(parts))
+	for i, p := range parts {
+		rs[i] = ring.SlotRangeOwner{Start: p.SlotStart, End: p.SlotEnd, Group: uint64(p.ID)}
+	}
+	t, err := ring.NewSlotTable(0, rs)
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
+// usable reports whether a map read or received may replace the current
+// one: it names nodes and its partitions own every slot once.
+func (m *ClusterMap) usable() bool { return len(m.Nodes) > 0 && m.Slots() != nil }
 
 // InitialMap is the map before the metadata is readable: the bootstrap
 // placement, from the initial cluster (id -> peer address), the initial
@@ -47,7 +88,7 @@ func InitialMap(initial map[uint64]string, parts []api.PartitionRecord, meta []u
 		m.Parts = append(m.Parts, p)
 	}
 	m.sortParts()
-	return m
+	return m.index()
 }
 
 // JSON is the map as nodes send and save it.
@@ -69,7 +110,7 @@ func UnmarshalMap(b []byte) (*ClusterMap, bool) {
 	}
 	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta}
 	c.sortParts()
-	return c, true
+	return c.index(), true
 }
 
 // sortParts orders the records by id, as Part's lookup needs; the
@@ -132,8 +173,7 @@ type MapEngine interface {
 
 // MapConfig is what the cluster map needs from its node.
 type MapConfig struct {
-	NodeID     uint64
-	Partitions int
+	NodeID uint64
 	// Every is how often the map is refreshed (the heartbeat interval).
 	Every  time.Duration
 	Engine MapEngine
@@ -154,6 +194,10 @@ type MapConfig struct {
 type Map struct {
 	cfg MapConfig
 	cur atomic.Pointer[ClusterMap]
+	// refreshMu serializes refreshes; refreshed is when the last one
+	// began, so callers that arrive during one share it (Refresh).
+	refreshMu sync.Mutex
+	refreshed time.Time
 }
 
 // NewMap starts from the last map saved (or the one a join answer
@@ -162,7 +206,7 @@ func NewMap(cfg MapConfig, initial *ClusterMap) *Map {
 	m := &Map{cfg: cfg}
 	start := initial
 	if b, ok := cfg.Saved(); ok {
-		if saved, ok := UnmarshalMap(b); ok && len(saved.Parts) == cfg.Partitions {
+		if saved, ok := UnmarshalMap(b); ok && saved.usable() {
 			start = saved
 		}
 	}
@@ -178,21 +222,37 @@ func (m *Map) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Every)
 	defer t.Stop()
 	for {
-		if c := m.fetch(ctx); c != nil && len(c.Parts) == m.cfg.Partitions {
-			if b := c.Marshal(); !bytes.Equal(b, m.Current().Marshal()) {
-				m.cfg.Save(b)
-			}
-			m.cur.Store(c)
-			for _, rec := range c.Nodes {
-				if rec.ID != m.cfg.NodeID && rec.PeerAddr != "" && rec.State != api.NodeRemoved {
-					m.cfg.Peers.SetPeer(rec.ID, rec.PeerAddr)
-				}
-			}
-		}
+		m.Refresh(ctx, time.Time{})
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// Refresh reads the map now and publishes it, unless a refresh that
+// began after since already did: a partition that refused a key it no
+// longer owns makes every request that met it ask, and one read serves
+// them all.
+func (m *Map) Refresh(ctx context.Context, since time.Time) {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	if !since.IsZero() && m.refreshed.After(since) {
+		return
+	}
+	m.refreshed = time.Now()
+	c := m.fetch(ctx)
+	if c == nil || !c.usable() {
+		return
+	}
+	if b := c.Marshal(); !bytes.Equal(b, m.Current().Marshal()) {
+		m.cfg.Save(b)
+	}
+	m.cur.Store(c)
+	for _, rec := range c.Nodes {
+		if rec.ID != m.cfg.NodeID && rec.PeerAddr != "" && rec.State != api.NodeRemoved {
+			m.cfg.Peers.SetPeer(rec.ID, rec.PeerAddr)
 		}
 	}
 }
@@ -259,13 +319,16 @@ func (m *Map) readLocal() *ClusterMap {
 		}
 		return true
 	})
-	if err != nil || bad || len(c.Nodes) == 0 || len(c.Parts) != m.cfg.Partitions {
+	if err != nil || bad {
 		return nil
 	}
 	if c.Meta == nil {
 		c.Meta = slices.Clone(m.cfg.MetaNodes)
 	}
 	c.sortParts()
+	if !c.index().usable() {
+		return nil
+	}
 	return c
 }
 

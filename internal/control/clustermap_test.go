@@ -4,19 +4,23 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
+// testParts are n partitions of equal ranges on the given replicas.
 func testParts(n int, replicas ...uint64) []api.PartitionRecord {
 	var out []api.PartitionRecord
 	for p := range n {
-		out = append(out, api.PartitionRecord{ID: p, Replicas: replicas})
+		lo, hi := ring.SlotRange(p, n)
+		out = append(out, api.PartitionRecord{ID: p, SlotStart: lo, SlotEnd: hi, Replicas: replicas})
 	}
 	return out
 }
@@ -46,7 +50,8 @@ func TestMapMarshalRoundTrip(t *testing.T) {
 func TestNewMapStartsFromTheSavedMap(t *testing.T) {
 	initial := InitialMap(map[uint64]string{1: "a:1"}, testParts(4, 1), []uint64{1})
 	saved := InitialMap(map[uint64]string{1: "a:1", 2: "b:1"}, testParts(4, 2), []uint64{2})
-	other := InitialMap(map[uint64]string{1: "a:1", 2: "b:1"}, testParts(8, 2), []uint64{2})
+	split := InitialMap(map[uint64]string{1: "a:1", 2: "b:1"}, testParts(8, 2), []uint64{2})
+	torn := InitialMap(map[uint64]string{1: "a:1", 2: "b:1"}, testParts(8, 2)[1:], []uint64{2})
 	for _, c := range []struct {
 		name  string
 		saved []byte
@@ -55,10 +60,11 @@ func TestNewMapStartsFromTheSavedMap(t *testing.T) {
 		{"nothing saved", nil, initial},
 		{"saved", saved.Marshal(), saved},
 		{"unreadable", []byte("{"), initial},
-		{"another partition count", other.Marshal(), initial},
+		{"more partitions (a split)", split.Marshal(), split},
+		{"a slot owned by none", torn.Marshal(), initial},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := MapConfig{Partitions: 4, Saved: func() ([]byte, bool) { return c.saved, c.saved != nil }}
+			cfg := MapConfig{Saved: func() ([]byte, bool) { return c.saved, c.saved != nil }}
 			if got := NewMap(cfg, initial).Current(); !reflect.DeepEqual(got, c.want) {
 				t.Fatalf("started from %+v, want %+v", got, c.want)
 			}
@@ -165,7 +171,7 @@ func TestMapRefreshAsksTheMetadataNodes(t *testing.T) {
 	}}
 	saved := make(chan []byte, 10)
 	m := NewMap(MapConfig{
-		NodeID: 1, Partitions: 2, Every: 10 * time.Millisecond,
+		NodeID: 1, Every: 10 * time.Millisecond,
 		Engine: &fakeEngine{}, Peers: peers,
 		Saved: func() ([]byte, bool) { return nil, false },
 		Save:  func(b []byte) { saved <- b },
@@ -212,12 +218,13 @@ func TestMapServedFromTheLocalMetadataReplica(t *testing.T) {
 		return string(mustMarshal(api.NodeRecord{ID: id, PeerAddr: "x:1", State: api.NodeUp}))
 	}
 	part := func(id int) string {
-		return string(mustMarshal(api.PartitionRecord{ID: id, Replicas: []uint64{1}}))
+		lo, hi := ring.SlotRange(id, 2)
+		return string(mustMarshal(api.PartitionRecord{ID: id, SlotStart: lo, SlotEnd: hi, Replicas: []uint64{1}}))
 	}
 	eng := &fakeEngine{data: map[uint64][][2]string{statemachine.MetaGroup: {
 		{"node/1", rec(1)}, {"partition/0", part(0)}, {"partition/1", part(1)},
 	}}}
-	m := NewMap(MapConfig{NodeID: 1, Partitions: 2, Engine: eng, MetaNodes: []uint64{1},
+	m := NewMap(MapConfig{NodeID: 1, Engine: eng, MetaNodes: []uint64{1},
 		Saved: func() ([]byte, bool) { return nil, false }}, &ClusterMap{})
 	b, _ := m.Serve()
 	got, ok := UnmarshalMap(b)
@@ -227,5 +234,32 @@ func TestMapServedFromTheLocalMetadataReplica(t *testing.T) {
 	eng.data[statemachine.MetaGroup] = eng.data[statemachine.MetaGroup][:2] // a partition is missing
 	if b, _ := m.Serve(); string(b) != string((&ClusterMap{}).Marshal()) {
 		t.Fatalf("incomplete metadata served as the map: %s", b)
+	}
+}
+
+// The map's slot table follows the records' ranges, whatever their ids:
+// after a split the right half's slots go to the new partition, and a
+// map torn between the two records (a slot owned twice or by none) has
+// no table and is not used.
+func TestMapSlotsFollowTheRecords(t *testing.T) {
+	parts := testParts(2, 1, 2, 3)
+	split := append(slices.Clone(parts), api.PartitionRecord{ID: 7, SlotStart: 12000, SlotEnd: 16383, Replicas: []uint64{1, 2, 3}})
+	split[1].SlotEnd = 11999
+	m := InitialMap(map[uint64]string{1: "a:1"}, split, nil)
+	tb := m.Slots()
+	if tb == nil {
+		t.Fatal("no slot table for a split map")
+	}
+	for slot, want := range map[uint16]uint64{0: 0, 8191: 0, 8192: 1, 11999: 1, 12000: 7, 16383: 7} {
+		if got := tb.GroupOf(slot); got != want {
+			t.Errorf("slot %d -> partition %d, want %d", slot, got, want)
+		}
+	}
+	if p, ok := m.Part(7); !ok || p.SlotStart != 12000 {
+		t.Errorf("Part(7) = %+v %v", p, ok)
+	}
+	torn := append(slices.Clone(parts), api.PartitionRecord{ID: 7, SlotStart: 12000, SlotEnd: 16383})
+	if InitialMap(map[uint64]string{1: "a:1"}, torn, nil).usable() {
+		t.Error("a map owning slots twice is usable")
 	}
 }

@@ -170,7 +170,7 @@ func TestPlacementRound(t *testing.T) {
 	if len(eng.moves) != 0 {
 		t.Errorf("groups in place were moved: %q", eng.moves)
 	}
-	wantPart := string(mustMarshal(api.PartitionRecord{ID: 0, Replicas: []uint64{1, 2, 4}}))
+	wantPart := string(mustMarshal(api.PartitionRecord{ID: 0, SlotStart: 0, SlotEnd: 4095, Replicas: []uint64{1, 2, 4}}))
 	if len(w.got) != 1 || w.got[0] != statemachine.CmdPartition+" "+wantPart {
 		t.Errorf("metadata writes %q, want the partition table corrected to %s", w.got, wantPart)
 	}

@@ -253,7 +253,7 @@ func (t *topology) infoReply(f *Server) []byte {
 	ok, size := 0, map[*clusterNode]bool{}
 	for _, sh := range t.shards {
 		size[sh.master] = true
-		if f.cfg.View.LeaderOf(f.slots.GroupOf(sh.start)) != 0 {
+		if f.cfg.View.LeaderOf(f.slotTable().GroupOf(sh.start)) != 0 {
 			ok += int(sh.end-sh.start) + 1
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/command"
 	"github.com/kintsu/kintsu/internal/metrics"
+	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/txn"
 )
 
@@ -74,6 +75,12 @@ type Transactions interface {
 type View interface {
 	// Partitions lists the partitions, by id.
 	Partitions() []api.PartitionRecord
+	// Slots is the current map's slot table (nil: none yet; the edge
+	// then routes by the equal ranges the cluster began with).
+	Slots() *ring.SlotTable
+	// RefreshMap reads the cluster map now, unless a read begun after
+	// since already did (control.Map.Refresh).
+	RefreshMap(ctx context.Context, since time.Time)
 	// NodeRecords lists the members with their liveness, by id.
 	NodeRecords() []api.NodeRecord
 	// LeaderOf is the node believed to lead group, 0 if unknown.

@@ -538,6 +538,22 @@ func (v *fakeView) Partitions() []api.PartitionRecord {
 	return out
 }
 
+func (v *fakeView) RefreshMap(context.Context, time.Time) {}
+
+// Slots is the table of Partitions' ranges, as a node's map builds it.
+func (v *fakeView) Slots() *ring.SlotTable {
+	parts := v.Partitions()
+	rs := make([]ring.SlotRangeOwner, len(parts))
+	for i, p := range parts {
+		rs[i] = ring.SlotRangeOwner{Start: p.SlotStart, End: p.SlotEnd, Group: uint64(p.ID)}
+	}
+	t, err := ring.NewSlotTable(0, rs)
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
 func (v *fakeView) NodeRecords() []api.NodeRecord {
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -210,6 +210,16 @@ func (f *Server) scriptGroup(step script.Step, pinned *uint64) (group uint64, ok
 	return group, true
 }
 
+// hasPartition reports whether the current map has partition g.
+func (f *Server) hasPartition(g uint64) bool {
+	for _, p := range f.cfg.View.Partitions() {
+		if uint64(p.ID) == g {
+			return true
+		}
+	}
+	return false
+}
+
 // runScript has the transaction layer run steps on p.Group's leader.
 func (f *Server) runScript(p script.Params, st *connState, steps ...script.Step) []byte {
 	rules, err := f.scriptRules(st)
@@ -225,7 +235,7 @@ func (f *Server) runScript(p script.Params, st *connState, steps ...script.Step)
 	p.Timeout = f.cfg.RequestTimeout * 4 / 5
 	ctx = failure.WithAttemptTime(ctx, p.Timeout+500*time.Millisecond)
 	reply, err := f.cfg.Txns.Script(ctx, p.Group, script.Args(p, steps...))
-	if g, ok := script.Moved(reply); ok && err == nil && p.Float && g < uint64(f.cfg.Partitions) {
+	if g, ok := script.Moved(reply); ok && err == nil && p.Float && f.hasPartition(g) {
 		// A script without declared keys touched another partition's
 		// first: it runs there, once.
 		p.Group, p.Float = g, false

@@ -79,8 +79,8 @@ type Server struct {
 	// (settle.go); now is its clock (tests replace it).
 	leaders leaderWatch
 	now     func() time.Time
-	// slots maps a key's slot to its partition (the cluster's equal
-	// ranges; a map that changes is the elastic partitions' next step).
+	// slots is the cluster's initial equal ranges, used only while the
+	// view has no slot table (slotTable).
 	slots *ring.SlotTable
 }
 
@@ -101,7 +101,18 @@ func New(ctx context.Context, cfg Config) *Server {
 
 // partitionOf maps a key to its partition.
 func (f *Server) partitionOf(key []byte) uint64 {
-	return f.slots.GroupOf(ring.Slot(key))
+	return f.slotTable().GroupOf(ring.Slot(key))
+}
+
+// slotTable is the current map's slot table, or the equal ranges the
+// cluster began with when the view has none.
+func (f *Server) slotTable() *ring.SlotTable {
+	if f.cfg.View != nil {
+		if t := f.cfg.View.Slots(); t != nil {
+			return t
+		}
+	}
+	return f.slots
 }
 
 // Serve accepts clients on ln until StopAccepting or CloseAll.
@@ -632,12 +643,78 @@ func (f *Server) runCross(c command.Cmd) []byte {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
 	reply, err := f.cfg.Txns.Run(ctx, c)
+	// A share refused because a split moved its keys away: nothing was
+	// applied; the transaction is planned again by a fresh map.
+	for attempt, since := 0, begin; isWrongGroup(err) && attempt < 5 && ctx.Err() == nil; attempt++ {
+		f.cfg.View.RefreshMap(ctx, since)
+		since = time.Now()
+		reply, err = f.cfg.Txns.Run(ctx, c)
+	}
 	cancel()
 	if err != nil {
 		reply = ErrorReply(err)
 	}
 	f.measured(c.Spec, reply, time.Since(begin))
 	return reply
+}
+
+// reroute runs again a command its partition refused because a split
+// moved one of its keys away (failure.WrongGroup: nothing applied): the
+// cluster map is read afresh (once for every command that met a refusal
+// since since), and the command goes to its keys' partition by the new
+// map, a few times while the map catches up. A command whose keys the
+// split put in two partitions answers TRYAGAIN, as Redis Cluster answers
+// a multi-key command during resharding; a client retries it.
+func (f *Server) reroute(ctx context.Context, c *command.Cmd, write bool, since time.Time) ([]byte, error) {
+	var err error = &failure.WrongGroupError{}
+	for attempt := 0; attempt < 5 && ctx.Err() == nil; attempt++ {
+		f.cfg.View.RefreshMap(ctx, since)
+		since = time.Now()
+		group, ok := f.groupOfKeys(c)
+		if !ok {
+			return nil, err
+		}
+		var reply []byte
+		if write {
+			out, errs := f.cfg.Router.WriteMany(ctx, group, [][][]byte{c.Args})
+			reply, err = out[0], errs[0]
+		} else {
+			reply, err = f.cfg.Router.Read(ctx, group, c.Args)
+		}
+		if sig, _, isSig := failure.SignalOf(reply); isSig && err == nil {
+			err = sig.Err()
+		}
+		var wrong *failure.WrongGroupError
+		if !errors.As(err, &wrong) {
+			return reply, err
+		}
+		// The map may not show the split yet: wait a little for it.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		}
+	}
+	return nil, err
+}
+
+func isWrongGroup(err error) bool {
+	var wrong *failure.WrongGroupError
+	return errors.As(err, &wrong)
+}
+
+// groupOfKeys is the partition of c's keys by the current map; false if
+// they span partitions.
+func (f *Server) groupOfKeys(c *command.Cmd) (uint64, bool) {
+	if len(c.Keys) == 0 {
+		return c.Group, true
+	}
+	g := f.partitionOf(c.Args[c.Keys[0]])
+	for _, k := range c.Keys[1:] {
+		if f.partitionOf(c.Args[k]) != g {
+			return 0, false
+		}
+	}
+	return g, true
 }
 
 // readOne serves one read the edge makes itself (WATCH's versions,
@@ -678,12 +755,18 @@ func (f *Server) runLane(batch []command.Cmd, l *lane, replies [][]byte, st *con
 	default:
 		out, errs = f.cfg.Router.ReadMany(ctx, l.group, cmds)
 	}
-	cancel()
-	took := time.Since(begin)
 	for i, reply := range out {
 		if sig, _, ok := failure.SignalOf(reply); ok && errs[i] == nil {
 			errs[i] = sig.Err() // never raw to a client
 		}
+		var wrong *failure.WrongGroupError
+		if errors.As(errs[i], &wrong) {
+			out[i], errs[i] = f.reroute(ctx, &batch[idx[i]], l.write, begin)
+		}
+	}
+	cancel()
+	took := time.Since(begin)
+	for i, reply := range out {
 		if errors.Is(errs[i], failure.ErrNotRun) {
 			continue // left nil: runs again after the replies before it are written
 		}

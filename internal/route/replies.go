@@ -142,6 +142,18 @@ type cappedReader struct {
 	read int
 }
 
+// Ranged and Owns pass the partition's range through (txn.Owner): the
+// cap must not hide from the state machine that a split moved a key.
+func (c *cappedReader) Ranged() bool {
+	o, ok := c.Reader.(txn.Owner)
+	return ok && o.Ranged()
+}
+
+func (c *cappedReader) Owns(key []byte) bool {
+	o, ok := c.Reader.(txn.Owner)
+	return !ok || o.Owns(key)
+}
+
 func (c *cappedReader) Get(key []byte) ([]byte, bool, error) {
 	v, ok, err := c.Reader.Get(key)
 	c.left -= len(v)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"math/rand/v2"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -25,7 +26,7 @@ import (
 // The router and the edge read both.
 func (n *Node) newMap() {
 	n.cmap = control.NewMap(control.MapConfig{
-		NodeID: n.cfg.NodeID, Partitions: n.cfg.Partitions, Every: n.cfg.HeartbeatInterval,
+		NodeID: n.cfg.NodeID, Every: n.cfg.HeartbeatInterval,
 		Engine: n.eng, Peers: n.tr, MetaNodes: n.layout.MetaNodes, Saved: n.savedMap, Save: n.saveMap,
 	}, control.InitialMap(n.cfg.InitialCluster, n.layout.Partitions, n.layout.MetaNodes))
 	n.registry = control.NewRegistry(control.RegistryConfig{
@@ -101,17 +102,20 @@ func (n *Node) newAdmin() *admin.API {
 		faults = &admin.Faults{Links: n.tr, Clock: n.clock, Disk: n.disk, ArmCrash: n.armCrash}
 	}
 	return admin.New(admin.Config{
-		NodeID:         n.cfg.NodeID,
-		ClusterID:      n.layout.Ident.ClusterID,
-		Engine:         n.eng,
-		Write:          n.write,
-		Partitions:     func() []api.PartitionRecord { return n.view().Parts },
-		Nodes:          n.registry.Nodes,
-		Leader:         n.router.LeaderOf,
-		GroupNodes:     n.router.GroupNodes,
-		PartitionOf:    n.partitionOf,
-		Health:         n.Health,
-		SetNodeState:   n.members.SetNodeState,
+		NodeID:       n.cfg.NodeID,
+		ClusterID:    n.layout.Ident.ClusterID,
+		Engine:       n.eng,
+		Write:        n.write,
+		Partitions:   func() []api.PartitionRecord { return n.view().Parts },
+		Nodes:        n.registry.Nodes,
+		Leader:       n.router.LeaderOf,
+		GroupNodes:   n.router.GroupNodes,
+		PartitionOf:  n.partitionOf,
+		Health:       n.Health,
+		SetNodeState: n.members.SetNodeState,
+		SplitPartition: func(ctx context.Context, left int, at uint16) (int, error) {
+			return control.SplitPartition(ctx, n.write, n.cmap, left, at)
+		},
 		Metrics:        n.metrics.Registry,
 		RequestTimeout: n.cfg.RequestTimeout,
 		Context:        n.ctx,
@@ -129,8 +133,16 @@ func (n *Node) newAdmin() *admin.API {
 // Status reports the node's view of the cluster, as GET /v1/status does.
 func (n *Node) Status() api.StatusJSON { return n.admin.Status() }
 
-// partitionOf maps a key to its partition.
+// partitionOf maps a key to its partition by the current map's slot
+// table (the equal ranges the cluster began with only until the map is
+// built). A map older than a split sends a key to the partition it left,
+// which refuses it (failure.WrongGroup): never a misplaced write.
 func (n *Node) partitionOf(key []byte) uint64 {
+	if n.cmap != nil {
+		if t := n.cmap.Current().Slots(); t != nil {
+			return t.GroupOf(ring.Slot(key))
+		}
+	}
 	return n.slots.GroupOf(ring.Slot(key))
 }
 
@@ -147,11 +159,15 @@ func (n *Node) newCoordinator() *txn.Coordinator {
 type nodeView struct{ n *Node }
 
 func (v nodeView) Partitions() []api.PartitionRecord { return v.n.view().Parts }
-func (v nodeView) NodeRecords() []api.NodeRecord     { return v.n.registry.Nodes() }
-func (v nodeView) LeaderOf(group uint64) uint64      { return v.n.router.LeaderOf(group) }
-func (v nodeView) GroupNodes(group uint64) []uint64  { return v.n.router.GroupNodes(group) }
-func (v nodeView) HasReplica(group uint64) bool      { return v.n.eng.HasGroup(group) }
-func (v nodeView) Away(node uint64) bool             { return v.n.balancer.IsAway(node) }
+func (v nodeView) Slots() *ring.SlotTable            { return v.n.view().Slots() }
+func (v nodeView) RefreshMap(ctx context.Context, since time.Time) {
+	v.n.cmap.Refresh(ctx, since)
+}
+func (v nodeView) NodeRecords() []api.NodeRecord    { return v.n.registry.Nodes() }
+func (v nodeView) LeaderOf(group uint64) uint64     { return v.n.router.LeaderOf(group) }
+func (v nodeView) GroupNodes(group uint64) []uint64 { return v.n.router.GroupNodes(group) }
+func (v nodeView) HasReplica(group uint64) bool     { return v.n.eng.HasGroup(group) }
+func (v nodeView) Away(node uint64) bool            { return v.n.balancer.IsAway(node) }
 
 func (v nodeView) Replicas() (local, leading int) {
 	for _, g := range v.n.eng.Status() {

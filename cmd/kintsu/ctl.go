@@ -20,6 +20,7 @@ const ctlUsage = `Usage (flags go before the command):
   kintsu ctl [--http HOST:PORT] locate KEY                  the key's slot, partition, replicas and leader
   kintsu ctl [--http HOST:PORT] node decommission ID        move node ID's replicas away, then retire it (shows progress)
   kintsu ctl [--http HOST:PORT] node remove ID [--force]    remove a dead node for good
+  kintsu ctl [--http HOST:PORT] partition split ID [SLOT]   split partition ID at SLOT (default: its middle) into a new one
   kintsu ctl [--http HOST:PORT] backup --out DIR            online, consistent backup of the whole cluster
   kintsu ctl backup verify DIR                              check a backup's every file without restoring it
   kintsu ctl [--http HOST:PORT] restore --from DIR          load a backup into a new, empty cluster
@@ -70,6 +71,9 @@ func runCtl(args []string) int {
 	}
 	if len(rest) > 0 && rest[0] == "node" {
 		return runCtlNode(*addr, rest[1:])
+	}
+	if len(rest) > 0 && rest[0] == "partition" {
+		return runCtlPartition(*addr, rest[1:])
 	}
 	if len(rest) > 0 && (rest[0] == "backup" || rest[0] == "restore") {
 		return runCtlBackup(*addr, rest)
@@ -129,6 +133,33 @@ func runCtlNode(addr string, args []string) int {
 		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
 		return 1
 	}
+	return 0
+}
+
+// runCtlPartition is kintsu ctl partition split ID [SLOT].
+func runCtlPartition(addr string, args []string) int {
+	if len(args) < 2 || len(args) > 3 || args[0] != "split" {
+		fmt.Fprint(os.Stderr, ctlUsage)
+		return 2
+	}
+	id, err := strconv.Atoi(args[1])
+	if err != nil || id < 0 {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: partition id %q: want a non-negative integer\n", args[1])
+		return 2
+	}
+	var slot uint64
+	if len(args) == 3 {
+		if slot, err = strconv.ParseUint(args[2], 10, 16); err != nil || slot == 0 || slot >= 16384 {
+			fmt.Fprintf(os.Stderr, "kintsu ctl: slot %q: want 1 to 16383\n", args[2])
+			return 2
+		}
+	}
+	res, err := ctl.SplitPartition(context.Background(), addr, id, uint16(slot))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
+		return 1
+	}
+	fmt.Printf("partition %d split: partition %d now serves its upper slots (see kintsu ctl status)\n", res.Left, res.Right)
 	return 0
 }
 

@@ -58,7 +58,10 @@ type Config struct {
 	Health func() api.Health
 	// SetNodeState records an operator's membership decision.
 	SetNodeState func(ctx context.Context, id uint64, state string) error
-	Metrics      prometheus.Gatherer
+	// SplitPartition splits partition left at slot at (0: its middle)
+	// and returns the new partition (control.SplitPartition).
+	SplitPartition func(ctx context.Context, left int, at uint16) (int, error)
+	Metrics        prometheus.Gatherer
 	// RequestTimeout bounds a membership change.
 	RequestTimeout time.Duration
 	// Context ends when the node stops: backup streams are cut off then,

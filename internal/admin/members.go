@@ -2,9 +2,11 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
 )
@@ -34,6 +36,36 @@ func (a *API) memberRoutes(mux *http.ServeMux) {
 			_, _ = w.Write([]byte("ok\n"))
 		}
 	}
+	// Splits a partition at a slot (?slot=S; default the middle of its
+	// range): control.SplitPartition. Repeating it finishes a split
+	// that was interrupted.
+	mux.HandleFunc("POST /v1/partitions/{id}/split", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.Atoi(r.PathValue("id"))
+		if err != nil || id < 0 {
+			http.Error(w, "partition id must be a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		var at uint64
+		if s := r.URL.Query().Get("slot"); s != "" {
+			if at, err = strconv.ParseUint(s, 10, 16); err != nil || at == 0 || at >= 16384 {
+				http.Error(w, "slot must be between 1 and 16383", http.StatusBadRequest)
+				return
+			}
+		}
+		if a.cfg.SplitPartition == nil {
+			http.Error(w, "this node cannot split partitions", http.StatusNotImplemented)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		right, err := a.cfg.SplitPartition(ctx, id, uint16(at))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(api.SplitJSON{Left: id, Right: right})
+	})
 	mux.HandleFunc("POST /v1/nodes/{id}/decommission", handle(api.NodeDraining))
 	mux.HandleFunc("POST /v1/nodes/{id}/remove", handle(api.NodeRemoved))
 }

@@ -57,6 +57,13 @@ type PartitionRecord struct {
 	Learners  []uint64 `json:"learners,omitempty"`
 }
 
+// SplitJSON answers POST /v1/partitions/{id}/split: partition Left kept
+// the lower slots, the new partition Right took the others.
+type SplitJSON struct {
+	Left  int `json:"left"`
+	Right int `json:"right"`
+}
+
 // ClusterMapJSON is a node's view of the membership as nodes send it to
 // each other and save it for their next start.
 type ClusterMapJSON struct {

@@ -132,7 +132,9 @@ func decodeOp(args [][]byte) (Params, []Step, error) {
 	if err := d.Done(); err != nil {
 		return p, nil, err
 	}
-	if p.Partitions < 1 || p.Partitions > ring.SlotCount || p.Group >= uint64(p.Partitions) {
+	// Partitions is the cluster's initial count: groups born of splits
+	// have ids past it (below the metadata group's).
+	if p.Partitions < 1 || p.Partitions > ring.SlotCount || p.Group >= 1<<32 {
 		return p, nil, errors.New("bad partitions")
 	}
 	return p, steps, nil

@@ -90,8 +90,11 @@ func Serve(r txn.Reader, args [][]byte) ([]byte, error) {
 	spec := txn.Speculate(r)
 	owner, _ := r.(txn.Owner)
 	local := func(k []byte) bool {
-		// A key a split moved away is not local, whatever the count says.
-		return uint64(ring.PartitionOf(ring.Slot(k), p.Partitions)) == p.Group && (owner == nil || !owner.Ranged() || owner.Owns(k))
+		if owner != nil && owner.Ranged() {
+			return owner.Owns(k) // split: its recorded range decides
+		}
+		// Never split: the equal range the cluster began with.
+		return uint64(ring.PartitionOf(ring.Slot(k), p.Partitions)) == p.Group
 	}
 	var out []byte
 	if p.Multi {

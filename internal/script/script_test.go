@@ -259,13 +259,13 @@ func TestMalformedOperationsAreRefused(t *testing.T) {
 	st := newStore()
 	one := Step{Body: []byte("return 1")}
 	for name, args := range map[string][][]byte{
-		"short":            {[]byte(Op)},
-		"garbage params":   {[]byte(Op), []byte("\xff\xff")},
-		"group past count": Args(Params{Group: 9, Partitions: 4}, one),
-		"no partitions":    Args(Params{}, one),
-		"bad user":         Args(Params{Partitions: 4, Timeout: time.Second, User: "u +nosuch"}, one),
-		"no steps":         Args(Params{Partitions: 4, Timeout: time.Second}),
-		"two steps":        Args(Params{Partitions: 4, Timeout: time.Second}, one, one),
+		"short":                 {[]byte(Op)},
+		"garbage params":        {[]byte(Op), []byte("\xff\xff")},
+		"group of the metadata": Args(Params{Group: 1 << 32, Partitions: 4}, one),
+		"no partitions":         Args(Params{}, one),
+		"bad user":              Args(Params{Partitions: 4, Timeout: time.Second, User: "u +nosuch"}, one),
+		"no steps":              Args(Params{Partitions: 4, Timeout: time.Second}),
+		"two steps":             Args(Params{Partitions: 4, Timeout: time.Second}, one, one),
 	} {
 		out, err := Serve(st, args)
 		if err != nil || !bytes.HasPrefix(out, []byte("-ERR")) {

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/control"
+	"github.com/kintsu/kintsu/internal/ring"
+)
+
+// TestSplitUnderLoad splits a partition, then the partition it made, on
+// a running cluster while plain and cluster-aware go-redis clients read
+// and write: no request fails, every key stays readable where the new
+// map sends it, and every node's map and CLUSTER SLOTS show the new
+// partitions.
+func TestSplitUnderLoad(t *testing.T) {
+	tc := startCluster(t, 3, nil)
+	tc.waitKnown()
+	ctx := ctx5(t)
+	plain := redis.NewClient(&redis.Options{Addr: tc.respAddr(0)})
+	defer plain.Close()
+	var addrs []string
+	for i := range tc.nodes {
+		addrs = append(addrs, tc.respAddr(i))
+	}
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer cluster.Close()
+
+	const preloaded = 600
+	for i := range preloaded {
+		if err := plain.Set(ctx, fmt.Sprint("pre:", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var (
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+		ops    atomic.Int64
+		mu     sync.Mutex
+		failed []error
+		counts sync.Map // key -> increments acknowledged
+	)
+	load := func(c redis.Cmdable, w int) {
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(uint64(w), 7))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			k := fmt.Sprint("load:", w, ":", rng.IntN(200))
+			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var err error
+			if rng.IntN(2) == 0 {
+				err = c.Incr(rctx, k).Err()
+				if err == nil {
+					n, _ := counts.LoadOrStore(k, new(atomic.Int64))
+					n.(*atomic.Int64).Add(1)
+				}
+			} else {
+				err = c.Get(rctx, fmt.Sprint("pre:", rng.IntN(preloaded))).Err()
+			}
+			cancel()
+			ops.Add(1)
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, err)
+				mu.Unlock()
+			}
+		}
+	}
+	wg.Add(4)
+	go load(plain, 0)
+	go load(plain, 1)
+	go load(cluster, 2)
+	go load(cluster, 3)
+
+	waitOps := func(n int64) {
+		start := ops.Load()
+		waitFor(t, "load to run", 20*time.Second, func() bool { return ops.Load() >= start+n })
+	}
+	waitOps(200)
+	n := tc.nodes[1] // not necessarily the metadata leader: the steps are routed
+	right, err := control.SplitPartition(ctx, n.write, n.cmap, 0, 0)
+	if err != nil || right != 8 {
+		t.Fatalf("split of partition 0: %d %v", right, err)
+	}
+	waitOps(200)
+	again, err := control.SplitPartition(ctx, n.write, n.cmap, right, 0)
+	if err != nil || again != 9 {
+		t.Fatalf("split of partition %d: %d %v", right, again, err)
+	}
+	for _, node := range tc.nodes {
+		waitFor(t, fmt.Sprintf("node %d's map to show 10 partitions", node.cfg.NodeID), 10*time.Second, func() bool {
+			return len(node.view().Parts) == 10 && node.view().Slots() != nil
+		})
+	}
+	waitOps(300)
+	close(stop)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d requests failed across the splits, first: %v", len(failed), ops.Load(), failed[0])
+	}
+
+	m := tc.nodes[0].view()
+	if p, _ := m.Part(0); p.SlotStart != 0 || p.SlotEnd != 1023 {
+		t.Errorf("partition 0 after the splits: %+v", p)
+	}
+	if p, _ := m.Part(8); p.SlotStart != 1024 || p.SlotEnd != 1535 {
+		t.Errorf("partition 8: %+v", p)
+	}
+	if p, _ := m.Part(9); p.SlotStart != 1536 || p.SlotEnd != 2047 {
+		t.Errorf("partition 9: %+v", p)
+	}
+	for i := range preloaded {
+		if v, err := plain.Get(ctx, fmt.Sprint("pre:", i)).Int(); err != nil || v != i {
+			t.Fatalf("pre:%d after the splits: %d %v", i, v, err)
+		}
+	}
+	counts.Range(func(k, n any) bool {
+		if v, err := plain.Get(ctx, k.(string)).Int64(); err != nil || v != n.(*atomic.Int64).Load() {
+			t.Errorf("%s = %d %v, want %d acknowledged increments", k, v, err, n.(*atomic.Int64).Load())
+		}
+		return true
+	})
+	// Scripts, transactions and multi-key commands in the new partitions.
+	var k8, k9 string
+	for i := 0; k8 == "" || k9 == ""; i++ {
+		k := fmt.Sprint("script:", i)
+		switch s := ring.Slot([]byte(k)); {
+		case s >= 1024 && s <= 1535 && k8 == "":
+			k8 = k
+		case s >= 1536 && s <= 2047 && k9 == "":
+			k9 = k
+		}
+	}
+	for _, k := range []string{k8, k9} {
+		if v, err := plain.Eval(ctx, "return redis.call('incr', KEYS[1])", []string{k}).Int(); err != nil || v != 1 {
+			t.Fatalf("EVAL INCR %s in a new partition: %d %v", k, v, err)
+		}
+	}
+	if err := plain.MSet(ctx, k8, "a", k9, "b", "pre:0", "c").Err(); err != nil {
+		t.Fatalf("MSET across the new partitions: %v", err)
+	}
+	if vs, err := plain.MGet(ctx, k8, k9, "pre:0").Result(); err != nil || fmt.Sprint(vs) != "[a b c]" {
+		t.Fatalf("MGET across the new partitions: %v %v", vs, err)
+	}
+	slots, err := cluster.ClusterSlots(ctx).Result()
+	if err != nil || len(slots) != 10 {
+		t.Fatalf("CLUSTER SLOTS: %d ranges %v, want 10", len(slots), err)
+	}
+	t.Logf("%d requests, none failed; partitions 8 and 9 split off partition 0", ops.Load())
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kintsu/kintsu/internal/config"
 	"github.com/kintsu/kintsu/internal/diskguard"
+	"github.com/kintsu/kintsu/internal/memory"
 	"github.com/kintsu/kintsu/internal/server"
 )
 
@@ -63,6 +64,14 @@ func (o *serverOpts) flags() *flag.FlagSet {
 	fs.Func("disk-reserve", "free space kept on the data dir's volume: below it the node refuses writes (NOSPACE) and hands its leaderships away, e.g. 2GiB or 5% (default: the smaller of 1GiB and 5%; 0: off)", func(v string) (err error) {
 		cfg.DiskReserve, err = diskguard.ParseReserve(v)
 		return err
+	})
+	fs.Func("split-size", "a partition whose data on disk passes this splits in two by itself, e.g. 256MiB (default 0: partitions split only by kintsu ctl partition split; see docs/operations.md)", func(v string) error {
+		n, err := memory.ParseBytes(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("--split-size %q: want a size such as 256MiB, or 0", v)
+		}
+		cfg.SplitSize = uint64(n)
+		return nil
 	})
 	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", 30*time.Second, "a storage write still running after this long fences the node (it logs an ERROR naming the data dir and exits)")
 	fs.StringVar(&cfg.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (Redis's requirepass); clients must AUTH, the admin API asks for it")

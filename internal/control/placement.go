@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -53,6 +54,9 @@ const MetaReplicas = 5
 type GroupState struct {
 	Voters, Learners []uint64 // node ids
 	Leader           uint64
+	// Bytes is the leader's estimate of the group's data on disk (0: not
+	// reported).
+	Bytes uint64
 }
 
 // Step is one move: a membership change, or (Kind 0) a leadership
@@ -150,14 +154,41 @@ type PlacementConfig struct {
 	Nodes func() []api.NodeRecord
 	// SetNodeState records a membership decision (Members.SetNodeState).
 	SetNodeState func(ctx context.Context, id uint64, state string) error
-	Logger       *slog.Logger
+	// SplitSize: a partition whose data passes it splits (splitpolicy.go);
+	// 0: never by itself.
+	SplitSize uint64
+	// GroupBytes estimates the data of this node's replica of group on
+	// disk, reported with the group's membership.
+	GroupBytes func(group uint64) uint64
+	Logger     *slog.Logger
 }
 
 // Placement is the placement driver.
-type Placement struct{ cfg PlacementConfig }
+type Placement struct {
+	cfg PlacementConfig
+	// The split policy's state (splitpolicy.go): one split at a time,
+	// and the round each partition last split in (the driver's loop
+	// alone reads and writes round and splitAt; the split's goroutine
+	// hands its new partition over through born).
+	splitting atomic.Bool
+	round     int
+	splitAt   map[uint64]int
+	born      chan uint64
+}
 
 // NewPlacement builds the placement driver; Run runs it.
-func NewPlacement(cfg PlacementConfig) *Placement { return &Placement{cfg: cfg} }
+func NewPlacement(cfg PlacementConfig) *Placement {
+	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, born: make(chan uint64, 1)}
+}
+
+// splitDone hands a new partition to the driver's loop, which lets it
+// cool down like its parent.
+func (p *Placement) splitDone(right uint64) {
+	select {
+	case p.born <- right:
+	default:
+	}
+}
 
 // Run runs the driver every interval until ctx ends; a round does
 // something only where this node leads the metadata group.
@@ -319,6 +350,12 @@ func (p *Placement) placeOnce(ctx context.Context) {
 			p.cfg.Logger.Info("decommissioned node holds no replicas: removed", "node", r.ID, "err", err)
 		}
 	}
+	select {
+	case right := <-p.born:
+		p.splitAt[right] = p.round
+	default:
+	}
+	p.maybeSplit(ctx, obs, m)
 	eligible, _ := Eligible(recs)
 	for _, t := range PlanRound(obs, up, DefaultLimits(len(eligible))) {
 		p.cfg.Logger.Info("placement", "partition", t.Group, "step", t.Step.String(), "voters", t.State.Voters, "learners", t.State.Learners)
@@ -340,13 +377,13 @@ func (p *Placement) GroupInfo(ctx context.Context, group uint64) (GroupState, bo
 		if !ok || st.LeaderNode != p.cfg.NodeID {
 			return GroupState{}, false
 		}
-		return GroupState{Voters: st.Nodes, Learners: st.Learners, Leader: leader}, true
+		return GroupState{Voters: st.Nodes, Learners: st.Learners, Leader: leader, Bytes: p.groupBytes(group)}, true
 	}
 	gi, ok := askGroupInfo(ctx, p.cfg.Caller, group, leader)
 	if !ok {
 		return GroupState{}, false
 	}
-	return GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader}, true
+	return GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader, Bytes: gi.Bytes}, true
 }
 
 // groupInfoJSON is MethodGroupInfo's answer.
@@ -360,6 +397,15 @@ type groupInfoJSON struct {
 	Placed [][2]uint64 `json:"placed,omitempty"`
 	// Settled: see GroupMembers.Settled.
 	Settled bool `json:"settled,omitempty"`
+	// Bytes: the leader's estimate of the group's data on disk.
+	Bytes uint64 `json:"bytes,omitempty"`
+}
+
+func (p *Placement) groupBytes(group uint64) uint64 {
+	if p.cfg.GroupBytes == nil || group == statemachine.MetaGroup {
+		return 0
+	}
+	return p.cfg.GroupBytes(group)
 }
 
 // askGroupInfo asks leader about group; false unless it answers as the
@@ -390,7 +436,7 @@ func (p *Placement) ServeGroupInfo(body []byte) ([]byte, error) {
 	if !ok {
 		return nil, raftstore.ErrNoGroup
 	}
-	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs, Placed: st.Placed(), Settled: st.Settled()})
+	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs, Placed: st.Placed(), Settled: st.Settled(), Bytes: p.groupBytes(group)})
 }
 
 // execStep has group's leader carry out st.

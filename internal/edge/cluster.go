@@ -360,9 +360,10 @@ func (f *Server) moved(st *connState, c *command.Cmd) []byte {
 		if leader = f.redirectTarget(c.Group); leader == f.cfg.NodeID {
 			return nil
 		}
-	case leader == 0 || !f.leaders.settled(c.Group, leader, f.now()) || f.cfg.View.Away(leader):
-		// Unknown, just moved, or stopping (it redirects everyone): the
-		// router forwards instead.
+	case leader == 0 || !f.leaders.settled(c.Group, leader, f.now()) || f.cfg.View.Away(leader) ||
+		!f.slotsSeen.settled(f.slotTable(), f.now()):
+		// Unknown, just moved, stopping (it redirects everyone), or the
+		// partitions just split: the router forwards instead.
 		return nil
 	}
 	rec, ok := f.nodeRecord(leader)

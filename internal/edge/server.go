@@ -77,8 +77,9 @@ type Server struct {
 	retired atomic.Bool
 	// leaders holds back redirects while a partition's leader moves
 	// (settle.go); now is its clock (tests replace it).
-	leaders leaderWatch
-	now     func() time.Time
+	leaders   leaderWatch
+	slotsSeen slotWatch
+	now       func() time.Time
 	// slots is the cluster's initial equal ranges, used only while the
 	// view has no slot table (slotTable).
 	slots *ring.SlotTable

@@ -3,7 +3,10 @@ package edge
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/kintsu/kintsu/internal/ring"
 )
 
 // While a partition's leadership moves, the nodes learn the new leader at
@@ -22,6 +25,32 @@ import (
 // for a partition (at start, none is known) counts as settled: that is
 // no move.
 const movedSettle = time.Second
+
+// The same holds for the slot table: after a split, the nodes read the
+// new partition table up to a map refresh apart, and one redirecting by
+// the new table while another still goes by the old one would bounce a
+// client between them. So for slotsSettle after this node sees the table
+// change, it redirects nobody by it: it serves, forwarding as needed.
+const slotsSettle = 3 * time.Second
+
+// slotWatch remembers when the slot table last changed, as this node
+// sees it.
+type slotWatch struct {
+	last    atomic.Pointer[ring.SlotTable]
+	changed atomic.Int64 // UnixNano; 0: never (the first table is no change)
+}
+
+// settled reports whether t has held for slotsSettle at now.
+func (w *slotWatch) settled(t *ring.SlotTable, now time.Time) bool {
+	if last := w.last.Load(); last != t {
+		if last != nil && !last.Equal(t) {
+			w.changed.Store(now.UnixNano())
+		}
+		w.last.Store(t)
+	}
+	ch := w.changed.Load()
+	return ch == 0 || now.UnixNano()-ch >= int64(slotsSettle)
+}
 
 // leaderWatch remembers when each partition's leader last changed, as
 // this node sees it.
@@ -121,6 +150,7 @@ func (f *Server) watchLeaders(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		now := f.now()
+		f.slotsSeen.settled(f.slotTable(), now) // notes a split as soon as the map shows it
 		for _, p := range f.cfg.View.Partitions() {
 			f.leaders.observe(uint64(p.ID), f.cfg.View.LeaderOf(uint64(p.ID)), now)
 		}

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"github.com/kintsu/kintsu/internal/ring"
 	"testing"
 	"time"
 )
@@ -64,5 +65,26 @@ func TestWatchLearnsMovesBeforeAnyoneAsks(t *testing.T) {
 	}
 	if !w.settled(7, 3, t0.Add(3*time.Second+100*time.Millisecond)) {
 		t.Fatal("the move never settles from when it was observed")
+	}
+}
+
+// After the slot table changes (a split), a node redirects nobody by it
+// for slotsSettle: the other nodes may still route by the old one.
+func TestSlotTableChangeSettles(t *testing.T) {
+	var w slotWatch
+	now := time.Unix(1000, 0)
+	first := ring.EqualSlotTable(2)
+	if !w.settled(first, now) {
+		t.Fatal("the first table seen is no change")
+	}
+	if !w.settled(ring.EqualSlotTable(2), now.Add(time.Millisecond)) {
+		t.Fatal("an equal table rebuilt counted as a change")
+	}
+	split := ring.EqualSlotTable(4)
+	if w.settled(split, now.Add(time.Second)) || w.settled(split, now.Add(time.Second+slotsSettle-time.Millisecond)) {
+		t.Fatal("redirecting by a table just changed")
+	}
+	if !w.settled(split, now.Add(time.Second+slotsSettle)) {
+		t.Fatal("a table held for slotsSettle is not settled")
 	}
 }

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -76,6 +77,18 @@ func (t *SlotTable) GroupOf(slot uint16) uint64 {
 
 // Version is the version of the map the table was built from.
 func (t *SlotTable) Version() uint64 { return t.version }
+
+// Equal reports whether t and o map every slot to the same partition
+// (their versions aside).
+func (t *SlotTable) Equal(o *SlotTable) bool {
+	if t == o {
+		return true
+	}
+	if t == nil || o == nil {
+		return false
+	}
+	return slices.Equal(t.starts, o.starts) && slices.Equal(t.groups, o.groups)
+}
 
 // Len is the number of ranges (partitions).
 func (t *SlotTable) Len() int { return len(t.starts) }

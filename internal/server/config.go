@@ -58,6 +58,10 @@ type Config struct {
 	// its leaderships to a replica node that leads fewer partitions.
 	// Default 5s; negative disables balancing.
 	LeaderBalanceInterval time.Duration
+	// SplitSize: a partition whose data on disk passes it splits by
+	// itself (control/splitpolicy.go); 0: only on command. It matters on
+	// the metadata leader, and should be the same on every node.
+	SplitSize uint64
 	// HeartbeatInterval is how often the node heartbeats into the cluster
 	// metadata (default 1s); a node silent for 3 intervals is suspect.
 	HeartbeatInterval time.Duration

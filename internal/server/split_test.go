@@ -111,6 +111,7 @@ func TestSplitUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d requests failed across the splits, first: %v", len(failed), ops.Load(), failed[0])
 	}
 
+	ctx = ctx5(t) // the load above may have spent the first
 	m := tc.nodes[0].view()
 	if p, _ := m.Part(0); p.SlotStart != 0 || p.SlotEnd != 1023 {
 		t.Errorf("partition 0 after the splits: %+v", p)
@@ -159,4 +160,60 @@ func TestSplitUnderLoad(t *testing.T) {
 		t.Fatalf("CLUSTER SLOTS: %d ranges %v, want 10", len(slots), err)
 	}
 	t.Logf("%d requests, none failed; partitions 8 and 9 split off partition 0", ops.Load())
+}
+
+// TestSplitBySize: with a small --split-size, partitions that grow past
+// it split by themselves, one at a time, until none is over it, and every
+// key written stays readable.
+func TestSplitBySize(t *testing.T) {
+	const splitSize = 96 << 10
+	tc := startCluster(t, 3, func(c *Config) {
+		c.Partitions = 2
+		c.SplitSize = splitSize
+		c.HeartbeatInterval = 200 * time.Millisecond
+	})
+	tc.waitKnown()
+	ctx := ctx5(t)
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0)})
+	defer c.Close()
+	// Random values: Pebble compresses, and the sizes are what is on disk.
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := make([]string, 800) // about 800 KiB: several times the split size
+	for i := range values {
+		b := make([]byte, 1024)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		values[i] = string(b)
+		if err := c.Set(ctx, fmt.Sprint("big:", i), values[i], 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sizes are Pebble's estimates of what is on disk: flush what is
+	// still in memory, again as splits move keys.
+	waitFor(t, "partitions to split down to the split size", 60*time.Second, func() bool {
+		for _, n := range tc.nodes {
+			if err := n.db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := tc.nodes[0]
+		parts := n.view().Parts
+		if len(parts) < 4 {
+			return false
+		}
+		for _, p := range parts {
+			if n.eng.HasGroup(uint64(p.ID)) && n.groupBytes(uint64(p.ID)) > 2*splitSize {
+				return false
+			}
+		}
+		return true
+	})
+	ctx = ctx5(t) // the waits above may have spent the first
+	for i := range values {
+		if v, err := c.Get(ctx, fmt.Sprint("big:", i)).Result(); err != nil || v != values[i] {
+			t.Fatalf("big:%d after the splits: %d bytes, %v", i, len(v), err)
+		}
+	}
+	t.Logf("%d partitions after the splits", len(tc.nodes[0].view().Parts))
 }

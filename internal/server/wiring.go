@@ -59,6 +59,7 @@ func (n *Node) newControl() []func(context.Context) {
 		NodeID: c.NodeID, Ring: c.ringConfig(), Every: c.HeartbeatInterval, RequestTimeout: c.RequestTimeout,
 		Engine: n.eng, Caller: n.tr, LeaderOf: n.router.LeaderOf, Write: n.write,
 		Map: n.cmap, Nodes: nodes, SetNodeState: n.members.SetNodeState, Logger: n.log,
+		SplitSize: c.SplitSize, GroupBytes: n.groupBytes,
 	})
 	n.balancer = control.NewBalancer(control.BalanceConfig{
 		NodeID: c.NodeID, Every: c.LeaderBalanceInterval, Engine: n.eng,
@@ -132,6 +133,21 @@ func (n *Node) newAdmin() *admin.API {
 
 // Status reports the node's view of the cluster, as GET /v1/status does.
 func (n *Node) Status() api.StatusJSON { return n.admin.Status() }
+
+// groupBytes estimates the data of this node's replica of group on disk
+// (user keys and collections' sub-keys; Pebble's estimate, which leaves
+// out what is still in memory).
+func (n *Node) groupBytes(group uint64) uint64 {
+	var total uint64
+	for _, span := range [][2][]byte{bothSpan(storage.DataSpan(group)), bothSpan(storage.SubSpan(group))} {
+		if b, err := n.db.EstimateDiskUsage(span[0], span[1]); err == nil {
+			total += b
+		}
+	}
+	return total
+}
+
+func bothSpan(lo, hi []byte) [2][]byte { return [2][]byte{lo, hi} }
 
 // partitionOf maps a key to its partition by the current map's slot
 // table (the equal ranges the cluster began with only until the map is

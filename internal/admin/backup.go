@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,20 +45,17 @@ func (a *API) Cut(ctx context.Context) (*api.CutJSON, error) {
 		_, _ = rand.Read(idb)
 		id := hex.EncodeToString(idb)
 		started := time.Now()
-		indexes, err := eachPartition(ctx, len(parts), cutLease/2, func(cctx context.Context, p int) (uint64, error) {
-			reply := a.cfg.Write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpCut), []byte(id), strconv.AppendInt(nil, cutLease.Milliseconds(), 10)})
-			v, _, err := resp.ParseValue(reply)
-			if err != nil || v.Kind != ':' {
-				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
-			}
-			return uint64(v.Int), nil
+		indexes, err := eachPartition(ctx, len(parts), cutLease/2, func(cctx context.Context, i int) (uint64, error) {
+			rec := parts[i]
+			reply := a.cfg.Write(cctx, uint64(rec.ID), [][]byte{[]byte(statemachine.OpCut), []byte(id), strconv.AppendInt(nil, cutLease.Milliseconds(), 10)})
+			return cutIndex(rec, reply)
 		})
 		cutAt := time.Now()
 		// Release whatever applied, whether or not the round is kept.
-		if _, rerr := eachPartition(ctx, len(parts), cutLease, func(cctx context.Context, p int) (uint64, error) {
-			reply := a.cfg.Write(cctx, uint64(p), [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
+		if _, rerr := eachPartition(ctx, len(parts), cutLease, func(cctx context.Context, i int) (uint64, error) {
+			reply := a.cfg.Write(cctx, uint64(parts[i].ID), [][]byte{[]byte(statemachine.OpUncut), []byte(id)})
 			if !bytes.HasPrefix(reply, []byte("+OK")) {
-				return 0, fmt.Errorf("partition %d: %s", p, replyText(reply))
+				return 0, fmt.Errorf("partition %d: %s", parts[i].ID, replyText(reply))
 			}
 			return 0, nil
 		}); rerr != nil {
@@ -70,9 +68,9 @@ func (a *API) Cut(ctx context.Context) (*api.CutJSON, error) {
 			for _, rec := range a.cfg.Nodes() {
 				addrs[rec.ID] = rec.HTTPAddr
 			}
-			for p, rec := range parts {
-				cp := api.CutPartition{ID: p, SlotStart: rec.SlotStart, SlotEnd: rec.SlotEnd, Index: indexes[p]}
-				nodes := append([]uint64{a.cfg.Leader(uint64(p))}, a.cfg.GroupNodes(uint64(p))...)
+			for i, rec := range parts {
+				cp := api.CutPartition{ID: rec.ID, SlotStart: rec.SlotStart, SlotEnd: rec.SlotEnd, Index: indexes[i]}
+				nodes := append([]uint64{a.cfg.Leader(uint64(rec.ID))}, a.cfg.GroupNodes(uint64(rec.ID))...)
 				seen := map[uint64]bool{}
 				for _, id := range nodes {
 					if addr := addrs[id]; addr != "" && !seen[id] {
@@ -93,6 +91,27 @@ func (a *API) Cut(ctx context.Context) (*api.CutJSON, error) {
 		a.log.Warn("backup cut round failed; retrying", "cut", id, "err", err)
 	}
 	return nil, fmt.Errorf("no consistent cut after %d attempts: %w", cutAttempts, lastErr)
+}
+
+// cutIndex reads a partition's answer to OpCut: the index of its cut,
+// and, once a split gave it a range, that range, which must be the one
+// its record in the map says: a map from before a split (or a split
+// during the cut) would leave keys out of the backup. A partition never
+// split answers the index alone; it owns the range it began with, which
+// no later map can contradict without a split recording its range first.
+func cutIndex(rec api.PartitionRecord, reply []byte) (uint64, error) {
+	v, _, err := resp.ParseValue(reply)
+	switch {
+	case err == nil && v.Kind == ':':
+		return uint64(v.Int), nil
+	case err == nil && v.Kind == '*' && len(v.Array) == 3 && v.Array[0].Kind == ':' && v.Array[1].Kind == ':' && v.Array[2].Kind == ':':
+		lo, hi := v.Array[1].Int, v.Array[2].Int
+		if lo != int64(rec.SlotStart) || hi != int64(rec.SlotEnd) {
+			return 0, fmt.Errorf("partition %d owns slots %d-%d, the map says %d-%d: a split ran during the cut", rec.ID, lo, hi, rec.SlotStart, rec.SlotEnd)
+		}
+		return uint64(v.Array[0].Int), nil
+	}
+	return 0, fmt.Errorf("partition %d: %s", rec.ID, replyText(reply))
 }
 
 // eachPartition runs fn for every partition at once, each with its own
@@ -138,13 +157,13 @@ func (a *API) backupRoutes(mux *http.ServeMux) {
 }
 
 func (a *API) partitionParam(w http.ResponseWriter, r *http.Request) (int, bool) {
-	parts := len(a.cfg.Partitions())
+	parts := a.cfg.Partitions()
 	p, err := strconv.Atoi(r.PathValue("p"))
-	if err != nil || p < 0 || p >= parts {
-		http.Error(w, fmt.Sprintf("no partition %q (the cluster has %d)", r.PathValue("p"), parts), http.StatusNotFound)
-		return 0, false
+	if err == nil && slices.ContainsFunc(parts, func(rec api.PartitionRecord) bool { return rec.ID == p }) {
+		return p, true
 	}
-	return p, true
+	http.Error(w, fmt.Sprintf("no partition %q (the cluster has %d)", r.PathValue("p"), len(parts)), http.StatusNotFound)
+	return 0, false
 }
 
 // servePartitionBackup streams this node's snapshot of a partition at a

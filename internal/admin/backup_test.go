@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"github.com/kintsu/kintsu/internal/api"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -196,4 +197,23 @@ type zeros struct{}
 func (zeros) Read(b []byte) (int, error) {
 	clear(b)
 	return len(b), nil
+}
+
+// A partition a split gave a range answers its cut with that range,
+// which must be its record's: a map from before a split would leave the
+// moved keys out of the backup.
+func TestCutIndexChecksTheRange(t *testing.T) {
+	rec := api.PartitionRecord{ID: 3, SlotStart: 0, SlotEnd: 4095}
+	if i, err := cutIndex(rec, []byte(":42\r\n")); err != nil || i != 42 {
+		t.Fatalf("a partition never split: %d %v", i, err)
+	}
+	if i, err := cutIndex(rec, []byte("*3\r\n:43\r\n:0\r\n:4095\r\n")); err != nil || i != 43 {
+		t.Fatalf("a split partition matching its record: %d %v", i, err)
+	}
+	if _, err := cutIndex(rec, []byte("*3\r\n:44\r\n:0\r\n:2047\r\n")); err == nil || !strings.Contains(err.Error(), "a split ran") {
+		t.Fatalf("a split partition whose record is stale: %v", err)
+	}
+	if _, err := cutIndex(rec, []byte("-ERR no\r\n")); err == nil {
+		t.Fatal("an error reply was taken")
+	}
 }

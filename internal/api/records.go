@@ -57,6 +57,17 @@ type PartitionRecord struct {
 	Learners  []uint64 `json:"learners,omitempty"`
 }
 
+// SplitIntent is a reserved split of partition Left at slot At into the
+// new partition Right; Lo..Hi was Left's range when it was reserved. It
+// stays in the partition table until the split is recorded.
+type SplitIntent struct {
+	Left  int    `json:"left"`
+	Right int    `json:"right"`
+	At    uint16 `json:"at"`
+	Lo    uint16 `json:"lo"`
+	Hi    uint16 `json:"hi"`
+}
+
 // SplitJSON answers POST /v1/partitions/{id}/split: partition Left kept
 // the lower slots, the new partition Right took the others.
 type SplitJSON struct {
@@ -70,6 +81,8 @@ type ClusterMapJSON struct {
 	Nodes []NodeRecord      `json:"nodes"`
 	Parts []PartitionRecord `json:"partitions"`
 	Meta  []uint64          `json:"meta"` // nodes of the metadata group
+	// Splits are the partition splits reserved and not yet recorded.
+	Splits []SplitIntent `json:"splits,omitempty"`
 }
 
 // JoinJSON is what a member tells a node that joins the cluster.

@@ -349,3 +349,28 @@ func TestDefaultNemesesFollowWorkloads(t *testing.T) {
 		t.Fatalf("lose on 3 nodes with 3 replicas: %v", err)
 	}
 }
+
+// TestSplitRunPasses: partitions split at random moments (and nodes are
+// killed) while every workload runs; every history stays correct, and at
+// least one split happened.
+func TestSplitRunPasses(t *testing.T) {
+	for try := 1; ; try++ {
+		sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: 14 * time.Second,
+			Nemeses: []string{"split", "kill"}, Workloads: []string{"register", "set", "list", "bank"}})
+		split := 0
+		for _, f := range sum.Faults {
+			if f.Kind == "split" && strings.Contains(f.Detail, " split: ") {
+				split++
+			}
+		}
+		if sum.OK && split > 0 {
+			t.Logf("%d splits, %d ops", split, sum.Ops)
+			return
+		}
+		if try == 1 && (split == 0 || len(sum.Anomalies) == 1 && sum.Anomalies[0].Kind == "check-timeout") {
+			t.Logf("try %d: %d splits, anomalies %+v; running again", try, split, sum.Anomalies)
+			continue
+		}
+		t.Fatalf("a run with splits: %d splits, anomalies %+v, faults %+v", split, sum.Anomalies, sum.Faults)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +32,8 @@ type ClusterMap struct {
 	Nodes []api.NodeRecord      // by id, stored states (liveness is derived on read)
 	Parts []api.PartitionRecord // by partition id
 	Meta  []uint64              // nodes of the metadata group
+	// Splits are the splits reserved and not yet recorded, by partition.
+	Splits []api.SplitIntent
 	// slots is the table built from Parts' ranges when the map was made
 	// (index); nil for a map built by hand, whose Slots builds it anew.
 	slots *ring.SlotTable
@@ -93,7 +94,7 @@ func InitialMap(initial map[uint64]string, parts []api.PartitionRecord, meta []u
 
 // JSON is the map as nodes send and save it.
 func (m *ClusterMap) JSON() api.ClusterMapJSON {
-	return api.ClusterMapJSON{Nodes: m.Nodes, Parts: m.Parts, Meta: m.Meta}
+	return api.ClusterMapJSON{Nodes: m.Nodes, Parts: m.Parts, Meta: m.Meta, Splits: m.Splits}
 }
 
 // Marshal encodes the map for a peer or for saving.
@@ -108,7 +109,7 @@ func UnmarshalMap(b []byte) (*ClusterMap, bool) {
 	if json.Unmarshal(b, &j) != nil || len(j.Nodes) == 0 {
 		return nil, false
 	}
-	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta}
+	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta, Splits: j.Splits}
 	c.sortParts()
 	return c.index(), true
 }
@@ -141,6 +142,16 @@ func (m *ClusterMap) Part(group uint64) (api.PartitionRecord, bool) {
 		return api.PartitionRecord{}, false
 	}
 	return m.Parts[i], true
+}
+
+// PendingSplit is partition left's split reserved and not yet recorded.
+func (m *ClusterMap) PendingSplit(left int) (api.SplitIntent, bool) {
+	for _, in := range m.Splits {
+		if in.Left == left {
+			return in, true
+		}
+	}
+	return api.SplitIntent{}, false
 }
 
 // IsMember reports whether node is in the map and not removed.
@@ -194,16 +205,17 @@ type MapConfig struct {
 type Map struct {
 	cfg MapConfig
 	cur atomic.Pointer[ClusterMap]
-	// refreshMu serializes refreshes; refreshed is when the last one
-	// began, so callers that arrive during one share it (Refresh).
-	refreshMu sync.Mutex
-	refreshed time.Time
+	// refreshing (a one-slot semaphore, so waiting for it heeds the
+	// caller's deadline) serializes refreshes; refreshed is when the last
+	// one began, so callers that arrive during one share it (Refresh).
+	refreshing chan struct{}
+	refreshed  time.Time
 }
 
 // NewMap starts from the last map saved (or the one a join answer
 // brought), else from initial.
 func NewMap(cfg MapConfig, initial *ClusterMap) *Map {
-	m := &Map{cfg: cfg}
+	m := &Map{cfg: cfg, refreshing: make(chan struct{}, 1)}
 	start := initial
 	if b, ok := cfg.Saved(); ok {
 		if saved, ok := UnmarshalMap(b); ok && saved.usable() {
@@ -236,8 +248,12 @@ func (m *Map) Run(ctx context.Context) {
 // longer owns makes every request that met it ask, and one read serves
 // them all.
 func (m *Map) Refresh(ctx context.Context, since time.Time) {
-	m.refreshMu.Lock()
-	defer m.refreshMu.Unlock()
+	select {
+	case m.refreshing <- struct{}{}:
+	case <-ctx.Done():
+		return // the caller's deadline passed while another refresh ran
+	}
+	defer func() { <-m.refreshing }()
 	if !since.IsZero() && m.refreshed.After(since) {
 		return
 	}
@@ -311,6 +327,13 @@ func (m *Map) readLocal() *ClusterMap {
 				return false
 			}
 			c.Parts = append(c.Parts, p)
+		case bytes.HasPrefix(k, []byte(statemachine.SplitIntentPrefix)):
+			var in api.SplitIntent
+			if json.Unmarshal(v, &in) != nil {
+				bad = true
+				return false
+			}
+			c.Splits = append(c.Splits, in)
 		case bytes.Equal(k, statemachine.GroupKey):
 			if json.Unmarshal(v, &c.Meta) != nil {
 				bad = true

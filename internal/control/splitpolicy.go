@@ -9,7 +9,9 @@ import (
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
-// The split policy: partitions split by themselves when they grow past
+// The split policy: pending splits are finished first (one reserved and
+// not recorded: its proposer failed or was refused), one at a time. Then
+// partitions split by themselves when they grow past
 // the split size (PlacementConfig.SplitSize), at the middle slot of their
 // range, one at a time in the cluster, from the placement driver's round
 // on the metadata leader. The sizes are what each group's leader reports
@@ -19,12 +21,15 @@ import (
 // Invariants: at most one split runs at once (the driver's round goes on
 // meanwhile); a partition that just split, and the one it made, wait
 // splitCooldown rounds before another (sizes are estimates that settle
-// after compactions); a partition of one slot never splits (a slot is the
+// after compactions; the cooldown is the metadata leader's memory, and
+// starts afresh when leadership moves); a partition of one slot never splits (a slot is the
 // smallest unit); a partition whose replicas are moving waits (the split
 // would be refused).
 
-// splitCooldown is how many rounds a partition waits after a split.
-const splitCooldown = 10
+// splitCooldown is how many rounds a partition waits after a split: the
+// keys a split moved leave deletions in the left's files until they are
+// compacted, so its estimate falls slowly.
+const splitCooldown = 60
 
 // planSplit picks the partition to split this round: the largest over
 // size among those that may, or false.
@@ -52,7 +57,28 @@ func planSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group ui
 // maybeSplit starts the split the policy picks, unless one is running.
 func (p *Placement) maybeSplit(ctx context.Context, obs []Observed, m *ClusterMap) {
 	p.round++
-	if p.cfg.SplitSize == 0 || p.splitting.Load() {
+	if p.splitting.Load() {
+		return
+	}
+	if len(m.Splits) > 0 {
+		// A split reserved and not recorded: finish it (with its own
+		// slot) before any other, whatever the sizes say now.
+		in := m.Splits[0]
+		p.splitting.Store(true)
+		go func() {
+			defer p.splitting.Store(false)
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			right, err := SplitPartition(sctx, p.cfg.Write, p.cfg.Map, in.Left, in.At)
+			if err != nil {
+				p.cfg.Logger.Warn("pending split not finished; tried again later", "partition", in.Left, "new_partition", in.Right, "err", err)
+				return
+			}
+			p.cfg.Logger.Info("pending split finished", "partition", in.Left, "new_partition", right)
+		}()
+		return
+	}
+	if p.cfg.SplitSize == 0 {
 		return
 	}
 	cooling := func(g uint64) bool { return p.round-p.splitAt[g] < splitCooldown && p.splitAt[g] != 0 }

@@ -344,6 +344,12 @@ func (w *Writer) dataKey(k []byte) []byte {
 // Index is the log index of the entry being applied.
 func (w *Writer) Index() uint64 { return w.index }
 
+// SlotRange is the group's slot range as a split recorded it; false
+// before any split.
+func (w *Writer) SlotRange() (lo, hi uint16, ok bool) {
+	return w.r.slots.lo, w.r.slots.hi, w.r.slots.set
+}
+
 // Ranged reports whether a split recorded the group's slot range.
 func (w *Writer) Ranged() bool { return w.r.slots.set && w.keySlot != nil }
 

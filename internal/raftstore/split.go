@@ -86,14 +86,24 @@ func splitRefused(format string, a ...any) []byte {
 	return fmt.Appendf(nil, "-ERR split refused: "+format+"\r\n", a...)
 }
 
-// slotRange is a group's recorded slot range.
+// slotRange is a group's recorded slot range, and the last split it
+// made (so that the same split entry again answers +OK: a proposer that
+// lost the answer learns it happened, by the new group's id).
 type slotRange struct {
 	lo, hi uint16
 	set    bool // recorded (by a split); unset: the range the group was created with
+	// lastRight and lastAt: the group's last split made group lastRight
+	// from slot lastAt (0: none).
+	lastRight uint64
+	lastAt    uint16
 }
 
 func (s slotRange) encode() []byte {
-	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, s.lo), s.hi)
+	b := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, s.lo), s.hi)
+	if s.lastAt != 0 {
+		b = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint64(b, s.lastRight), s.lastAt)
+	}
+	return b
 }
 
 // readSlotRange reads group's recorded slot range from r.
@@ -102,10 +112,14 @@ func readSlotRange(r pebble.Reader, group uint64) (slotRange, error) {
 	if err != nil || !ok {
 		return slotRange{}, err
 	}
-	if len(v) != 4 {
+	if len(v) != 4 && len(v) != 14 {
 		return slotRange{}, fmt.Errorf("%w: group %d's slot range is %d bytes", storage.ErrCorrupt, group, len(v))
 	}
-	return slotRange{lo: binary.BigEndian.Uint16(v), hi: binary.BigEndian.Uint16(v[2:]), set: true}, nil
+	s := slotRange{lo: binary.BigEndian.Uint16(v), hi: binary.BigEndian.Uint16(v[2:]), set: true}
+	if len(v) == 14 {
+		s.lastRight, s.lastAt = binary.BigEndian.Uint64(v[4:]), binary.BigEndian.Uint16(v[12:])
+	}
+	return s, nil
 }
 
 // setSlots sets the replica's range and publishes it to readers.
@@ -156,6 +170,9 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 	cur, err := readSlotRange(b, r.group)
 	if err != nil {
 		return nil, err
+	}
+	if cur.set && cur.lastRight == right && cur.lastAt == at && cur.lo == lo && cur.hi == at-1 {
+		return splitOK, nil // this very split, asked again: it happened
 	}
 	conf := r.applied.Conf
 	switch {
@@ -216,12 +233,13 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 	if err != nil {
 		return nil, err
 	}
-	if err := b.Set(storage.TxnKey(r.group, storage.SlotRange, nil), slotRange{lo: lo, hi: at - 1}.encode(), nil); err != nil {
+	left := slotRange{lo: lo, hi: at - 1, set: true, lastRight: right, lastAt: at}
+	if err := b.Set(storage.TxnKey(r.group, storage.SlotRange, nil), left.encode(), nil); err != nil {
 		return nil, err
 	}
 	r.applied.Keys = max(0, r.applied.Keys-moved)
 	r.keys.blindAt.Store(index) // a cached exact count is of the whole range
-	r.setSlots(slotRange{lo: lo, hi: at - 1, set: true})
+	r.setSlots(left)
 	e.splitSync = true
 	if birth {
 		applied := storage.AppliedState{Index: index, Term: term, Keys: moved, Conf: proto.Clone(conf).(*pb.ConfState)}

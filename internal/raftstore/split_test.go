@@ -104,7 +104,11 @@ func TestSplitMovesTheRightHalf(t *testing.T) {
 	if r, err := c.write(0, 2, splitArgs(1, at, 0, ring.SlotCount-1)...); err != nil || r != "+OK\r\n" {
 		t.Fatalf("split: %q %v", r, err)
 	}
-	// The same split again: the range is no longer the group's.
+	// The same split again (a proposer that lost the answer) says it
+	// happened; another split of the old range is refused.
+	if r, err := c.write(0, 2, splitArgs(1, at, 0, ring.SlotCount-1)...); err != nil || r != "+OK\r\n" {
+		t.Fatalf("the same split again: %q %v, want +OK", r, err)
+	}
 	if r, err := c.write(0, 2, splitArgs(2, at, 0, ring.SlotCount-1)...); err != nil || !strings.HasPrefix(r, "-ERR split refused") {
 		t.Fatalf("second split: %q %v, want a refusal", r, err)
 	}

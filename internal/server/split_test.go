@@ -12,7 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kintsu/kintsu/internal/control"
+	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // TestSplitUnderLoad splits a partition, then the partition it made, on
@@ -216,4 +218,46 @@ func TestSplitBySize(t *testing.T) {
 		}
 	}
 	t.Logf("%d partitions after the splits", len(tc.nodes[0].view().Parts))
+}
+
+// TestInterruptedSplitIsFinished: a split reserved, and even made in the
+// partition, but never recorded (its proposer died) is finished by the
+// placement driver: the records follow, and the moved keys are served.
+func TestInterruptedSplitIsFinished(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) { c.HeartbeatInterval = 200 * time.Millisecond })
+	tc.waitKnown()
+	ctx := ctx5(t)
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0)})
+	defer c.Close()
+	var key string
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("k", i); ring.Slot([]byte(k)) >= 15000 {
+			key = k
+		}
+	}
+	if err := c.Set(ctx, key, "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	n := tc.nodes[1]
+	reply := n.write(ctx, MetaGroup, [][]byte{[]byte(statemachine.CmdPartReserve), []byte("7"), []byte("15000")})
+	right, lo, hi, err := statemachine.ParseReserveReply(reply)
+	if err != nil || right != 8 || lo != 14336 || hi != 16383 {
+		t.Fatalf("reserve: %d %d-%d %v", right, lo, hi, err)
+	}
+	if r := n.write(ctx, 7, raftstore.SplitArgs(uint64(right), 15000, lo, hi)); string(r) != "+OK\r\n" {
+		t.Fatalf("split entry: %q", r)
+	}
+	// The proposer "dies" here: nothing records the split.
+	waitFor(t, "the driver to record the split", 20*time.Second, func() bool {
+		m := tc.nodes[0].view()
+		p, ok := m.Part(8)
+		return ok && p.SlotStart == 15000 && p.SlotEnd == 16383 && len(m.Splits) == 0
+	})
+	if p, _ := tc.nodes[0].view().Part(7); p.SlotEnd != 14999 {
+		t.Fatalf("partition 7 after the split: %+v", p)
+	}
+	ctx = ctx5(t)
+	if v, err := c.Get(ctx, key).Result(); err != nil || v != "v" {
+		t.Fatalf("the moved key: %q %v", v, err)
+	}
 }

@@ -14,7 +14,7 @@ import (
 // Internal commands of data partitions; clients cannot send them (the
 // front end only routes kv commands).
 const (
-	OpCut          = "kintsu.cut"           // ID LEASE-MS -> :index
+	OpCut          = "kintsu.cut"           // ID LEASE-MS -> :index, or [index, lo, hi] once split
 	OpUncut        = "kintsu.uncut"         // ID
 	OpRestoreBegin = "kintsu.restore.begin" // ID
 	OpRestoreLoad  = "kintsu.restore.load"  // ID CHUNK
@@ -47,6 +47,12 @@ func decodeRestoreMark(b []byte) (restoreMark, bool) {
 
 // applyBackupOp evaluates a backup or restore command in a partition's
 // state machine. Deterministic: every replica replies the same.
+// slotRanged is a store that knows the slot range a split recorded for
+// its partition (raftstore.Writer).
+type slotRanged interface {
+	SlotRange() (lo, hi uint16, ok bool)
+}
+
 func applyBackupOp(w Store, args [][]byte, out []byte) ([]byte, error) {
 	bad := func(msg string) ([]byte, error) { return resp.AppendError(out, "ERR "+msg), nil }
 	if len(args) < 2 {
@@ -58,6 +64,16 @@ func applyBackupOp(w Store, args [][]byte, out []byte) ([]byte, error) {
 		ms, err := strconv.Atoi(string(args[len(args)-1]))
 		if len(args) != 3 || err != nil || ms <= 0 {
 			return bad("usage: kintsu.cut ID LEASE-MS")
+		}
+		// A partition a split gave a range answers it with the index, so
+		// the backup can check that its map matched the partitions it cut.
+		if r, ok := w.(slotRanged); ok {
+			if lo, hi, ok := r.SlotRange(); ok {
+				out = resp.AppendArrayHeader(out, 3)
+				out = resp.AppendInt(out, int64(w.Index()))
+				out = resp.AppendInt(resp.AppendInt(out, int64(lo)), int64(hi))
+				return out, w.Cut(id, time.Duration(ms)*time.Millisecond)
+			}
 		}
 		return resp.AppendInt(out, int64(w.Index())), w.Cut(id, time.Duration(ms)*time.Millisecond)
 	case OpUncut:

@@ -39,16 +39,11 @@ const (
 var partNextKey = []byte("partnext")
 
 // splitIntentKey is LEFT's pending split (SplitIntent JSON).
-func splitIntentKey(left int) []byte { return fmt.Appendf(nil, "splitintent/%06d", left) }
+func splitIntentKey(left int) []byte { return fmt.Appendf(nil, SplitIntentPrefix+"%06d", left) }
 
-// SplitIntent is a reserved split of partition Left at slot At into the
-// new partition Right; Lo..Hi was Left's range when it was reserved.
-type SplitIntent struct {
-	Left   int    `json:"left"`
-	Right  int    `json:"right"`
-	At     uint16 `json:"at"`
-	Lo, Hi uint16
-}
+// SplitIntentPrefix begins the keys of the pending splits
+// (api.SplitIntent JSON), which the cluster map reads.
+const SplitIntentPrefix = "splitintent/"
 
 // ParseReserveReply reads CmdPartReserve's answer, "right lo hi"; an
 // error reply comes back as the error.
@@ -107,7 +102,7 @@ func applyPartSplit(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		if err := putRecord(w, partNextKey, right+1); err != nil {
 			return out, err
 		}
-		intent = SplitIntent{Left: left, Right: right, At: uint16(at), Lo: rec.SlotStart, Hi: rec.SlotEnd}
+		intent = api.SplitIntent{Left: left, Right: right, At: uint16(at), Lo: rec.SlotStart, Hi: rec.SlotEnd}
 		if err := putRecord(w, splitIntentKey(left), intent); err != nil {
 			return out, err
 		}
@@ -186,8 +181,8 @@ func partRecord(w kv.Reader, id int) (api.PartitionRecord, bool, error) {
 	return rec, true, nil
 }
 
-func splitIntentOf(w kv.Reader, left int) (SplitIntent, bool, error) {
-	var in SplitIntent
+func splitIntentOf(w kv.Reader, left int) (api.SplitIntent, bool, error) {
+	var in api.SplitIntent
 	b, ok, err := w.Get(splitIntentKey(left))
 	if err != nil || !ok {
 		return in, false, err

@@ -359,7 +359,7 @@ func TestSplitRunPasses(t *testing.T) {
 			Nemeses: []string{"split", "kill"}, Workloads: []string{"register", "set", "list", "bank"}})
 		split := 0
 		for _, f := range sum.Faults {
-			if f.Kind == "split" && strings.Contains(f.Detail, " split: ") {
+			if f.Kind == "split" && strings.Contains(f.Detail, " split: {") {
 				split++
 			}
 		}

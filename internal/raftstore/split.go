@@ -188,10 +188,26 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 		return splitRefused("slot %d is not inside %d-%d past its first slot", at, lo, hi), nil
 	case len(conf.GetLearners()) > 0 || len(conf.GetVotersOutgoing()) > 0 || len(conf.GetLearnersNext()) > 0:
 		return splitRefused("the partition is changing its replicas"), nil
-	case r.tables.locks.n > 0 || r.tables.parts.n > 0 || r.tables.records.n > 0:
-		// Records too: a resolver looks a record up where its first key
-		// lives, and must not miss one left behind.
-		return splitRefused("transactions are in progress in the partition"), nil
+	}
+	// A transaction holding a lock on a key that would move: its prepared
+	// part would resolve in the wrong group. (Every key of a prepared part
+	// is locked; records stay with the left, where their references name
+	// them.)
+	if r.tables.locks.n > 0 {
+		ls, le := storage.TxnSpan(r.group, storage.TxnLocks)
+		moving := false
+		if err := iterSpan(b, ls, le, func(k, _ []byte) error {
+			if s := e.cfg.KeySlot(k[len(ls):]); at <= s && s <= hi {
+				moving = true
+				return errStopIter
+			}
+			return nil
+		}); err != nil && err != errStopIter {
+			return nil, err
+		}
+		if moving {
+			return splitRefused("transactions are in progress on keys that would move"), nil
+		}
 	}
 	for _, t := range []byte{storage.CutMarks, storage.RestoreMark} {
 		lo, hi := storage.TxnSpan(r.group, t)

@@ -182,17 +182,32 @@ func TestSplitMovesTheRightHalf(t *testing.T) {
 // lock in the partition, and for a slot outside its range.
 func TestSplitRefusals(t *testing.T) {
 	c := newCluster(t, 3, 1, withSlots)
-	if r, err := c.write(0, 1, "lock", "k"); err != nil || r != "+OK\r\n" {
-		t.Fatalf("lock: %q %v", r, err)
+	// A lock on a key that would move refuses the split; one on a key
+	// that stays does not stand in its way.
+	const at = 8192
+	var stays, moves string
+	for i := 0; stays == "" || moves == ""; i++ {
+		k := fmt.Sprint("k", i)
+		if ring.Slot([]byte(k)) >= at {
+			moves = cmpOr(moves, k)
+		} else {
+			stays = cmpOr(stays, k)
+		}
 	}
-	if r, err := c.write(0, 1, splitArgs(1, 100, 0, ring.SlotCount-1)...); err != nil || !strings.Contains(r, "transactions are in progress") {
-		t.Fatalf("split under a lock: %q %v", r, err)
+	for _, k := range []string{stays, moves} {
+		if r, err := c.write(0, 1, "lock", k); err != nil || r != "+OK\r\n" {
+			t.Fatalf("lock: %q %v", r, err)
+		}
 	}
-	if r, err := c.write(0, 1, "unlock", "k"); err != nil || r != "+OK\r\n" {
+	if r, err := c.write(0, 1, splitArgs(1, at, 0, ring.SlotCount-1)...); err != nil || !strings.Contains(r, "transactions are in progress") {
+		t.Fatalf("split under a lock on a key that would move: %q %v", r, err)
+	}
+	if r, err := c.write(0, 1, "unlock", moves); err != nil || r != "+OK\r\n" {
 		t.Fatalf("unlock: %q %v", r, err)
 	}
 	for _, args := range [][]string{
 		splitArgs(1, 0, 0, ring.SlotCount-1),   // at the first slot: nothing left
+		splitArgs(1, at, 0, ring.SlotCount+5),  // past the last slot
 		splitArgs(0, 100, 0, ring.SlotCount-1), // into itself
 		{raftstore.SplitCommand, "1", "x", "0", "1"},
 	} {
@@ -204,6 +219,9 @@ func TestSplitRefusals(t *testing.T) {
 		if n.eng.HasGroup(1) {
 			t.Fatalf("node %d hosts group 1 after refused splits", n.id)
 		}
+	}
+	if r, err := c.write(0, 1, splitArgs(1, at, 0, ring.SlotCount-1)...); err != nil || r != "+OK\r\n" {
+		t.Fatalf("split with a lock only on a key that stays: %q %v", r, err)
 	}
 }
 

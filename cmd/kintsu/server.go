@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -66,8 +69,8 @@ func (o *serverOpts) flags() *flag.FlagSet {
 		return err
 	})
 	fs.Func("split-size", "a partition whose data on disk passes this splits in two by itself, e.g. 256MiB (default 0: partitions split only by kintsu ctl partition split; see docs/operations.md)", func(v string) error {
-		n, err := memory.ParseBytes(v)
-		if err != nil || n < 0 {
+		n, err := parseSize(v)
+		if err != nil {
 			return fmt.Errorf("--split-size %q: want a size such as 256MiB, or 0", v)
 		}
 		cfg.SplitSize = uint64(n)
@@ -194,4 +197,21 @@ func runServer(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// parseSize reads a size flag: KiB, MiB, GiB or TiB (powers of 1024, any
+// case), or as Redis's configuration writes sizes (memory.ParseBytes:
+// 64mb, 1gb, a plain number of bytes).
+func parseSize(v string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(v))
+	for i, unit := range []string{"kib", "mib", "gib", "tib"} {
+		if num, ok := strings.CutSuffix(t, unit); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n < 0 || n > math.MaxInt64>>(10*(i+1)) {
+				return 0, fmt.Errorf("%q: want a size such as 256MiB", v)
+			}
+			return n << (10 * (i + 1)), nil
+		}
+	}
+	return memory.ParseBytes(v)
 }

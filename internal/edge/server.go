@@ -355,6 +355,11 @@ func (f *Server) handle(c net.Conn) {
 		}
 		args, err := rd.ReadCommand()
 		cl.idleSince.Store(0)
+		// Removed while this read waited (the reader's own deadlines can
+		// outlast Retire's wake-up): what it read is not served.
+		if f.sayRetired(c, wr) {
+			return
+		}
 		if f.tooLarge(wr, err, st) {
 			continue // dropped whole: the connection reads on
 		}

@@ -23,6 +23,9 @@ import (
 // map sends it, and every node's map and CLUSTER SLOTS show the new
 // partitions.
 func TestSplitUnderLoad(t *testing.T) {
+	if raceDetector {
+		t.Skip("a cluster under client load through two splits: run without -race (.ci/run does)")
+	}
 	tc := startCluster(t, 3, nil)
 	tc.waitKnown()
 	ctx := ctx5(t)
@@ -36,10 +39,12 @@ func TestSplitUnderLoad(t *testing.T) {
 	defer cluster.Close()
 
 	const preloaded = 600
+	pipe := plain.Pipeline()
 	for i := range preloaded {
-		if err := plain.Set(ctx, fmt.Sprint("pre:", i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+		pipe.Set(ctx, fmt.Sprint("pre:", i), i, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
 	}
 
 	var (
@@ -168,6 +173,9 @@ func TestSplitUnderLoad(t *testing.T) {
 // it split by themselves, one at a time, until none is over it, and every
 // key written stays readable.
 func TestSplitBySize(t *testing.T) {
+	if raceDetector {
+		t.Skip("writes and splits about a megabyte several times over: run without -race (.ci/run does)")
+	}
 	const splitSize = 96 << 10
 	tc := startCluster(t, 3, func(c *Config) {
 		c.Partitions = 2
@@ -187,9 +195,13 @@ func TestSplitBySize(t *testing.T) {
 			b[j] = byte(rng.Uint32())
 		}
 		values[i] = string(b)
-		if err := c.Set(ctx, fmt.Sprint("big:", i), values[i], 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+	}
+	pipe := c.Pipeline()
+	for i, v := range values {
+		pipe.Set(ctx, fmt.Sprint("big:", i), v, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
 	}
 	// Sizes are Pebble's estimates of what is on disk: flush what is
 	// still in memory, again as splits move keys.

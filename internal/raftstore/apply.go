@@ -205,9 +205,18 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, 
 		}
 		w.refused = false
 		var reply []byte
-		if string(req.Args[0]) == SplitCommand {
+		switch name := string(req.Args[0]); {
+		case name == FreezeCommand:
+			reply, err = e.applyFreeze(b, r, index, req.Args)
+		case r.slots.frozen():
+			// Frozen for a merge: nothing changes any more (merge.go).
+			w.Refuse()
+			reply = slices.Clone(frozenReply)
+		case name == SplitCommand:
 			reply, err = e.applySplit(b, r, index, term, req.Args)
-		} else {
+		case name == MergeCommand:
+			reply, err = e.applyMerge(b, r, index, req.Args)
+		default:
 			reply, err = e.cfg.Apply(r.group, w, spec, req.Args, nil)
 		}
 		if err != nil {

@@ -651,6 +651,8 @@ type GroupStatus struct {
 	ConfPending  bool                // a membership change proposed here is not applied yet
 	NextID       uint64              // the descriptor's next replica id
 	MemberIDs    []uint64            // replica ids of voters and learners
+	Frozen       bool                // frozen for a merge (merge.go)
+	MergedPlus1  uint64              // the last group merged into this one, plus one (0: none)
 	desc         *storage.Descriptor // read only: a replica's descriptor is replaced, never changed
 }
 

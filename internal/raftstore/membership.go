@@ -196,6 +196,9 @@ func (r *replica) proposeChange(kind ChangeKind, node uint64) (bool, error) {
 	if r.confPending || r.applied.Index < r.rn.Status().GetCommit() {
 		return false, ErrConfPending
 	}
+	if r.slots.frozen() {
+		return false, fmt.Errorf("partition %d is frozen for a merge: its replicas stay", r.group)
+	}
 	desc := r.desc.Clone()
 	id := desc.ReplicaOn(node)
 	cc := pb.ConfChangeSingle{}
@@ -250,6 +253,9 @@ func (e *Engine) applyConfChange(b *pebble.Batch, r *replica, ent *pb.Entry) err
 		var c pb.ConfChangeV2
 		err = proto.Unmarshal(ent.GetData(), &c)
 		cc, context = &c, c.GetContext()
+	}
+	if err == nil && r.slots.frozen() {
+		err = fmt.Errorf("the partition is frozen for a merge into partition %d", r.slots.frozenInto)
 	}
 	var conf *pb.ConfState
 	if err == nil {
@@ -602,6 +608,9 @@ func (e *Engine) LoadAll() error {
 	}
 	if len(condemned) > 0 {
 		e.Condemn(nil) // the first cycle takes out any loaded before the damage was met
+	}
+	if err := e.dropMerged(); err != nil {
+		return err
 	}
 	return e.dropOrphanLogs()
 }

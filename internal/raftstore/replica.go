@@ -232,6 +232,8 @@ func (r *replica) publishStatus() {
 		ConfPending:  r.confPending,
 		NextID:       r.desc.NextID,
 		MemberIDs:    append(slices.Clone(r.applied.Conf.GetVoters()), r.applied.Conf.GetLearners()...),
+		Frozen:       r.slots.frozen(),
+		MergedPlus1:  r.slots.mergedPlus1,
 		desc:         r.desc,
 	}
 	r.status.Store(gs)

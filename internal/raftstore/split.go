@@ -88,7 +88,8 @@ func splitRefused(format string, a ...any) []byte {
 
 // slotRange is a group's recorded slot range, and the last split it
 // made (so that the same split entry again answers +OK: a proposer that
-// lost the answer learns it happened, by the new group's id).
+// lost the answer learns it happened, by the new group's id), and its
+// merges (merge.go).
 type slotRange struct {
 	lo, hi uint16
 	set    bool // recorded (by a split); unset: the range the group was created with
@@ -96,12 +97,36 @@ type slotRange struct {
 	// from slot lastAt (0: none).
 	lastRight uint64
 	lastAt    uint16
+	// frozenAt: the group is frozen for a merge into group frozenInto
+	// since its entry frozenAt, and owns no key any more (0: not frozen).
+	frozenInto, frozenAt uint64
+	// mergedPlus1: the last group merged into this one, plus one (0:
+	// none; group 0 can be merged too).
+	mergedPlus1 uint64
 }
+
+// frozen reports whether the group is frozen for a merge.
+func (s slotRange) frozen() bool { return s.frozenAt != 0 }
+
+// merged reports whether group was the last merged into this one.
+func (s slotRange) merged(group uint64) bool { return s.mergedPlus1 == group+1 }
+
+// A recorded range is 4 bytes (lo, hi), 14 (and the last split), or 38
+// (and the freeze and the last merge).
+const (
+	rangeBytes      = 4
+	rangeSplitBytes = 14
+	rangeMergeBytes = 38
+)
 
 func (s slotRange) encode() []byte {
 	b := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, s.lo), s.hi)
-	if s.lastAt != 0 {
+	if s.lastAt != 0 || s.frozen() || s.mergedPlus1 != 0 {
 		b = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint64(b, s.lastRight), s.lastAt)
+	}
+	if s.frozen() || s.mergedPlus1 != 0 {
+		b = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(b, s.frozenInto), s.frozenAt)
+		b = binary.BigEndian.AppendUint64(b, s.mergedPlus1)
 	}
 	return b
 }
@@ -112,12 +137,16 @@ func readSlotRange(r pebble.Reader, group uint64) (slotRange, error) {
 	if err != nil || !ok {
 		return slotRange{}, err
 	}
-	if len(v) != 4 && len(v) != 14 {
+	if len(v) != rangeBytes && len(v) != rangeSplitBytes && len(v) != rangeMergeBytes {
 		return slotRange{}, fmt.Errorf("%w: group %d's slot range is %d bytes", storage.ErrCorrupt, group, len(v))
 	}
 	s := slotRange{lo: binary.BigEndian.Uint16(v), hi: binary.BigEndian.Uint16(v[2:]), set: true}
-	if len(v) == 14 {
+	if len(v) >= rangeSplitBytes {
 		s.lastRight, s.lastAt = binary.BigEndian.Uint64(v[4:]), binary.BigEndian.Uint16(v[12:])
+	}
+	if len(v) == rangeMergeBytes {
+		s.frozenInto, s.frozenAt = binary.BigEndian.Uint64(v[14:]), binary.BigEndian.Uint64(v[22:])
+		s.mergedPlus1 = binary.BigEndian.Uint64(v[30:])
 	}
 	return s, nil
 }
@@ -143,7 +172,10 @@ func (e *Engine) publishedSlots(group uint64) *slotRange {
 
 // owns reports whether a key with slot belongs to the range; a group
 // with no recorded range owns every key sent to it.
-func (s slotRange) owns(slot uint16) bool { return !s.set || s.lo <= slot && slot <= s.hi }
+// A group frozen for a merge owns no key.
+func (s slotRange) owns(slot uint16) bool {
+	return !s.set || !s.frozen() && s.lo <= slot && slot <= s.hi
+}
 
 // splitBirth is a right group whose state a split wrote: hosted at the
 // end of the cycle (materializeSplits).
@@ -180,6 +212,8 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 		return splitRefused("this engine has no key slots"), nil
 	case right == r.group:
 		return splitRefused("a partition cannot split into itself"), nil
+	case cur.frozen():
+		return splitRefused("the partition is frozen for a merge"), nil
 	case e.cfg.MaxGroup != 0 && (r.group >= e.cfg.MaxGroup || right >= e.cfg.MaxGroup):
 		return splitRefused("group %d cannot split into group %d", r.group, right), nil
 	case cur.set && (cur.lo != lo || cur.hi != hi):
@@ -249,7 +283,7 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 	if err != nil {
 		return nil, err
 	}
-	left := slotRange{lo: lo, hi: at - 1, set: true, lastRight: right, lastAt: at}
+	left := slotRange{lo: lo, hi: at - 1, set: true, lastRight: right, lastAt: at, mergedPlus1: cur.mergedPlus1}
 	if err := b.Set(storage.TxnKey(r.group, storage.SlotRange, nil), left.encode(), nil); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,372 @@
+package raftstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/storage"
+)
+
+// Merging two partitions whose slot ranges are adjacent, on the same
+// nodes. One of them, the survivor S, absorbs the other, O, in two
+// entries (docs/plans/elastic-partitions.md):
+//
+//  1. FreezeCommand in O's log, at index F: O records that it is frozen
+//     into S and from then on changes nothing. Every later request is
+//     refused with failure.WrongGroup (nothing applied, so the router
+//     sends it again by a fresher map), its reads own no key, conf
+//     changes are skipped and splits refused. So O's state at any index
+//     at or past F is its state at F, on every replica.
+//  2. MergeCommand in S's log, at index I: on every replica of S, O's
+//     keys and sub-keys (as the local replica of O holds them, frozen)
+//     move into S in S's apply batch, which is synced; O's dedupe records
+//     join S's (the watermark is the higher of the two: an origin's
+//     watermark holds for all its requests), S's range becomes the union,
+//     and the local replica of O is destroyed at the end of the cycle.
+//
+// Invariants:
+//   - Both outcomes are functions of the group's applied state and the
+//     entry, so replicas agree on whether each applies; the freeze is
+//     refused while O has transaction locks, parts or records (their
+//     references name O), an open backup cut or a restore, learners or a
+//     joint configuration; the merge is refused unless O's frozen range
+//     (carried in the entry) is adjacent to S's, S's voters are on
+//     exactly the nodes O's were on at the freeze, S has no learners, and
+//     I > F.
+//   - I > F keeps WATCH sound: O's versions are its log indexes, all at
+//     most F, and S's later writes take versions above I, so a key that
+//     changes after the merge never shows a version it had in O. (The
+//     proposer picks as survivor the group whose log is ahead; a refusal
+//     for this reason consumes an index of S, so asking again gets past
+//     F when the gap is small.)
+//   - What moves on a node is its own frozen replica of O, which the
+//     proposer waits to see applied past F on every node before it
+//     proposes the merge. A replica of S whose node has no replica of O
+//     frozen at F when the merge applies (it was down, or lost it) must
+//     not apply the merge without O's data: its group is condemned
+//     (quarantine.go), and the group rebuilds that replica from its
+//     peers, as for damaged data.
+//   - The same merge asked again answers +OK (S records its last merge),
+//     so a proposer that lost the answer never merges twice.
+//
+// What the proposer must ensure: the survivor's id stays the cluster's
+// name for the merged range (the partition table), the two groups are
+// co-located before the freeze, and every node runs a version that knows
+// both entries.
+
+// FreezeCommand freezes a group for a merge into another (FreezeArgs).
+const FreezeCommand = "kintsu.merge.freeze"
+
+// MergeCommand merges a frozen group into the survivor (MergeArgs).
+const MergeCommand = "kintsu.merge"
+
+// FreezeArgs are FreezeCommand's arguments: freeze the group owning slots
+// lo..hi for a merge into group into. It answers "F n1,n2,..": the index
+// of the freeze and the nodes of the group's voters.
+func FreezeArgs(into uint64, lo, hi uint16) [][]byte {
+	return [][]byte{[]byte(FreezeCommand), strconv.AppendUint(nil, into, 10),
+		strconv.AppendUint(nil, uint64(lo), 10), strconv.AppendUint(nil, uint64(hi), 10)}
+}
+
+// MergeArgs are MergeCommand's arguments: absorb group other, frozen at
+// index frozenAt owning slots olo..ohi with voters on nodes, into the
+// survivor owning slots lo..hi.
+func MergeArgs(other, frozenAt uint64, olo, ohi, lo, hi uint16, nodes []uint64) [][]byte {
+	return [][]byte{[]byte(MergeCommand), strconv.AppendUint(nil, other, 10), strconv.AppendUint(nil, frozenAt, 10),
+		strconv.AppendUint(nil, uint64(olo), 10), strconv.AppendUint(nil, uint64(ohi), 10),
+		strconv.AppendUint(nil, uint64(lo), 10), strconv.AppendUint(nil, uint64(hi), 10),
+		[]byte(joinNodes(nodes))}
+}
+
+// ParseFreezeReply reads FreezeCommand's answer.
+func ParseFreezeReply(reply []byte) (frozenAt uint64, nodes []uint64, err error) {
+	s := string(reply)
+	if !strings.HasPrefix(s, "$") {
+		return 0, nil, fmt.Errorf("%s", strings.TrimSpace(strings.TrimPrefix(s, "-")))
+	}
+	parts := strings.Split(s, "\r\n")
+	if len(parts) < 2 {
+		return 0, nil, fmt.Errorf("malformed freeze reply %q", reply)
+	}
+	f, rest, _ := strings.Cut(parts[1], " ")
+	if frozenAt, err = strconv.ParseUint(f, 10, 64); err != nil {
+		return 0, nil, fmt.Errorf("malformed freeze reply %q", reply)
+	}
+	nodes, err = parseNodes(rest)
+	return frozenAt, nodes, err
+}
+
+func joinNodes(nodes []uint64) string {
+	s := slices.Sorted(slices.Values(nodes))
+	out := make([]string, len(s))
+	for i, n := range s {
+		out[i] = strconv.FormatUint(n, 10)
+	}
+	return strings.Join(out, ",")
+}
+
+func parseNodes(s string) ([]uint64, error) {
+	var nodes []uint64
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("malformed node list %q", s)
+		}
+		nodes = append(nodes, n)
+	}
+	if len(nodes) == 0 || len(nodes) > 16 {
+		return nil, fmt.Errorf("malformed node list %q", s)
+	}
+	slices.Sort(nodes)
+	return nodes, nil
+}
+
+func mergeRefused(format string, a ...any) []byte {
+	return fmt.Appendf(nil, "-ERR merge refused: "+format+"\r\n", a...)
+}
+
+// frozenReply answers every request to a frozen group but its freeze.
+var frozenReply = failure.AppendSignal(nil, failure.WrongGroup, nil)
+
+// parseSlotArgs reads n decimal arguments, the last k of them slots.
+func parseSlotArgs(args [][]byte, k int) ([]uint64, bool) {
+	out := make([]uint64, len(args))
+	for i, a := range args {
+		v, err := strconv.ParseUint(string(a), 10, 64)
+		if err != nil || i >= len(args)-k && v >= ring.SlotCount {
+			return nil, false
+		}
+		out[i] = v
+	}
+	return out, true
+}
+
+// busyForMerge says why r cannot be frozen or absorb another now, or "".
+func (e *Engine) busyForMerge(b *pebble.Batch, r *replica) (string, error) {
+	conf := r.applied.Conf
+	if len(conf.GetLearners()) > 0 || len(conf.GetVotersOutgoing()) > 0 || len(conf.GetLearnersNext()) > 0 {
+		return "the partition is changing its replicas", nil
+	}
+	for _, t := range []byte{storage.CutMarks, storage.RestoreMark} {
+		lo, hi := storage.TxnSpan(r.group, t)
+		busy := false
+		if err := iterSpan(b, lo, hi, func(_, _ []byte) error { busy = true; return errStopIter }); err != nil && err != errStopIter {
+			return "", err
+		}
+		if busy {
+			return "a backup or a restore is under way", nil
+		}
+	}
+	return "", nil
+}
+
+// applyFreeze applies FreezeCommand on r, in b, at index.
+func (e *Engine) applyFreeze(b *pebble.Batch, r *replica, index uint64, args [][]byte) ([]byte, error) {
+	if len(args) != 4 {
+		return mergeRefused("wrong number of arguments"), nil
+	}
+	n, ok := parseSlotArgs(args[1:], 2)
+	if !ok {
+		return mergeRefused("malformed arguments"), nil
+	}
+	into, lo, hi := n[0], uint16(n[1]), uint16(n[2])
+	cur, err := readSlotRange(b, r.group)
+	if err != nil {
+		return nil, err
+	}
+	frozen := func(at uint64) []byte {
+		reply := fmt.Sprintf("%d %s", at, joinNodes(nodeSet(r, r.applied.Conf.GetVoters())))
+		return fmt.Appendf(nil, "$%d\r\n%s\r\n", len(reply), reply)
+	}
+	switch {
+	case cur.frozen() && cur.frozenInto == into && cur.lo == lo && cur.hi == hi:
+		return frozen(cur.frozenAt), nil // asked again: it happened
+	case cur.frozen():
+		return mergeRefused("the partition is frozen for a merge into partition %d", cur.frozenInto), nil
+	case e.cfg.KeySlot == nil:
+		return mergeRefused("this engine has no key slots"), nil
+	case into == r.group:
+		return mergeRefused("a partition cannot merge into itself"), nil
+	case e.cfg.MaxGroup != 0 && (r.group >= e.cfg.MaxGroup || into >= e.cfg.MaxGroup):
+		return mergeRefused("group %d cannot merge into group %d", r.group, into), nil
+	case cur.set && (cur.lo != lo || cur.hi != hi):
+		return mergeRefused("the partition owns slots %d-%d, not %d-%d", cur.lo, cur.hi, lo, hi), nil
+	case lo > hi:
+		return mergeRefused("bad range %d-%d", lo, hi), nil
+	case r.tables.locks.n > 0 || r.tables.parts.n > 0 || r.tables.records.n > 0:
+		return mergeRefused("transactions are in progress in the partition"), nil
+	}
+	if why, err := e.busyForMerge(b, r); err != nil || why != "" {
+		return mergeRefused("%s", why), err
+	}
+	next := cur
+	next.lo, next.hi, next.set, next.frozenInto, next.frozenAt = lo, hi, true, into, index
+	if err := b.Set(storage.TxnKey(r.group, storage.SlotRange, nil), next.encode(), nil); err != nil {
+		return nil, err
+	}
+	r.setSlots(next)
+	e.splitSync = true // the merge's proposer waits for this on every node: it must outlive a crash
+	e.cfg.Logger.Info("partition frozen for a merge", "partition", r.group, "into", into, "slots", fmt.Sprintf("%d-%d", lo, hi), "index", index)
+	return frozen(index), nil
+}
+
+// applyMerge applies MergeCommand on the survivor r, in b, at index.
+func (e *Engine) applyMerge(b *pebble.Batch, r *replica, index uint64, args [][]byte) ([]byte, error) {
+	if len(args) != 8 {
+		return mergeRefused("wrong number of arguments"), nil
+	}
+	n, ok := parseSlotArgs(args[1:7], 4)
+	if !ok {
+		return mergeRefused("malformed arguments"), nil
+	}
+	nodes, err := parseNodes(string(args[7]))
+	if err != nil {
+		return mergeRefused("%v", err), nil
+	}
+	other, frozenAt := n[0], n[1]
+	olo, ohi, lo, hi := uint16(n[2]), uint16(n[3]), uint16(n[4]), uint16(n[5])
+	cur, err := readSlotRange(b, r.group)
+	if err != nil {
+		return nil, err
+	}
+	mlo, mhi := min(lo, olo), max(hi, ohi)
+	conf := r.applied.Conf
+	switch {
+	case cur.merged(other) && cur.lo == mlo && cur.hi == mhi:
+		return splitOK, nil // asked again: it happened
+	case e.cfg.KeySlot == nil:
+		return mergeRefused("this engine has no key slots"), nil
+	case other == r.group:
+		return mergeRefused("a partition cannot absorb itself"), nil
+	case e.cfg.MaxGroup != 0 && (r.group >= e.cfg.MaxGroup || other >= e.cfg.MaxGroup):
+		return mergeRefused("group %d cannot absorb group %d", r.group, other), nil
+	case cur.frozen():
+		return mergeRefused("the partition is itself frozen for a merge"), nil
+	case cur.set && (cur.lo != lo || cur.hi != hi):
+		return mergeRefused("the partition owns slots %d-%d, not %d-%d", cur.lo, cur.hi, lo, hi), nil
+	case lo > hi || olo > ohi || !(int(hi)+1 == int(olo) || int(ohi)+1 == int(lo)):
+		return mergeRefused("slots %d-%d and %d-%d are not adjacent", lo, hi, olo, ohi), nil
+	case index <= frozenAt:
+		return mergeRefused("the partition's log (index %d) is behind the frozen one's (%d); ask again", index, frozenAt), nil
+	case !slices.Equal(nodes, slices.Sorted(slices.Values(nodeSet(r, conf.GetVoters())))):
+		return mergeRefused("the partitions' replicas are not on the same nodes"), nil
+	}
+	if why, err := e.busyForMerge(b, r); err != nil || why != "" {
+		return mergeRefused("%s", why), err
+	}
+
+	o := e.byGroup[other]
+	if o == nil || !o.slots.frozen() || o.slots.frozenInto != r.group || o.slots.frozenAt != frozenAt || o.applied.Index < frozenAt || o.removed {
+		// This node cannot supply O's state: the replica of S here must
+		// not go on without it (see the invariants).
+		e.cfg.Logger.Error("merge applied where the frozen partition is not: rebuilding this replica from its peers",
+			"partition", r.group, "other", other, "frozen_at", frozenAt, "hosted", o != nil)
+		e.Condemn([]uint64{r.group})
+		return nil, fmt.Errorf("%w: partition %d's merge found no frozen replica of partition %d here", pebble.ErrCorruption, r.group, other)
+	}
+	moved, err := e.moveGroup(b, other, r.group)
+	if err != nil {
+		return nil, err
+	}
+	next := cur
+	next.lo, next.hi, next.set, next.mergedPlus1 = mlo, mhi, true, other+1
+	if err := b.Set(storage.TxnKey(r.group, storage.SlotRange, nil), next.encode(), nil); err != nil {
+		return nil, err
+	}
+	r.applied.Keys += o.applied.Keys
+	r.applied.KeysInexact = r.applied.KeysInexact || o.applied.KeysInexact
+	r.keys.blindAt.Store(index)
+	r.setSlots(next)
+	if err := r.loadDedupe(b); err != nil {
+		return nil, err
+	}
+	o.removed = true // destroyed at the end of the cycle, after the batch is synced
+	e.splitSync = true
+	e.cfg.Logger.Info("partitions merged", "partition", r.group, "slots", fmt.Sprintf("%d-%d", mlo, mhi),
+		"absorbed", other, "absorbed_slots", fmt.Sprintf("%d-%d", olo, ohi), "keys_moved", moved, "index", index)
+	return splitOK, nil
+}
+
+// nodeSet maps replica ids to their nodes by r's descriptor.
+func nodeSet(r *replica, ids []uint64) []uint64 {
+	out := make([]uint64, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, r.desc.NodeOf(id))
+	}
+	return out
+}
+
+// moveGroup moves every user key and sub-key of from into to, and merges
+// from's dedupe records into to's; it returns the user keys moved.
+func (e *Engine) moveGroup(b *pebble.Batch, from, to uint64) (int64, error) {
+	var pairs [][2][]byte
+	var moved int64
+	collect := func(lo, hi []byte, count bool) error {
+		return iterSpan(b, lo, hi, func(k, v []byte) error {
+			pairs = append(pairs, [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)})
+			if count {
+				moved++
+			}
+			return nil
+		})
+	}
+	ds, de := storage.DataSpan(from)
+	ss, se := storage.SubSpan(from)
+	qs, qe := storage.DedupeSpan(from)
+	if err := collect(ds, de, true); err != nil {
+		return 0, err
+	}
+	if err := collect(ss, se, false); err != nil {
+		return 0, err
+	}
+	nData := len(pairs)
+	if err := collect(qs, qe, false); err != nil {
+		return 0, err
+	}
+	for i, kv := range pairs {
+		nk := storage.Regroup(kv[0], to)
+		if i >= nData && len(kv[0]) == 25 && binary.BigEndian.Uint64(kv[0][17:]) == math.MaxUint64 {
+			// A watermark: keep the higher one.
+			if cur, ok, err := storage.Get(b, nk); err != nil {
+				return 0, err
+			} else if ok && len(cur) == 8 && len(kv[1]) == 8 && binary.BigEndian.Uint64(cur) >= binary.BigEndian.Uint64(kv[1]) {
+				continue
+			}
+		}
+		if err := b.Set(nk, kv[1], nil); err != nil {
+			return 0, err
+		}
+	}
+	for _, kv := range pairs[:nData] {
+		if err := b.Delete(kv[0], nil); err != nil {
+			return 0, err
+		}
+	}
+	return moved, nil
+}
+
+// dropMerged destroys, at load, a frozen replica whose survivor here has
+// already absorbed it (a crash between the merge's batch and the
+// destruction).
+func (e *Engine) dropMerged() error {
+	var gone []*replica
+	for _, r := range e.replicas {
+		if s := e.byGroup[r.slots.frozenInto]; r.slots.frozen() && s != nil && s.slots.merged(r.group) {
+			gone = append(gone, r)
+		}
+	}
+	for _, r := range gone {
+		if err := e.destroy(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -68,6 +68,38 @@ type SplitIntent struct {
 	Hi    uint16 `json:"hi"`
 }
 
+// MergeIntent is a merge of partition Left (slots Lo..Mid-1) with its
+// neighbour Right (slots Mid..Hi). Once Chosen, Survivor is the partition
+// that absorbs the other (the one whose log is ahead) and is frozen for
+// it; the choice never changes. It stays in the partition table until
+// the merge is recorded.
+type MergeIntent struct {
+	Left     int    `json:"left"`
+	Right    int    `json:"right"`
+	Lo       uint16 `json:"lo"`
+	Mid      uint16 `json:"mid"`
+	Hi       uint16 `json:"hi"`
+	Chosen   bool   `json:"chosen,omitempty"`
+	Survivor int    `json:"survivor,omitempty"`
+}
+
+// Other is the partition a chosen merge absorbs.
+func (in MergeIntent) Other() int {
+	if in.Survivor == in.Left {
+		return in.Right
+	}
+	return in.Left
+}
+
+// MergeJSON answers POST /v1/partitions/{id}/merge: Survivor holds the
+// merged range, Absorbed is gone; Pending: the merge is reserved and
+// the placement driver finishes it (its replicas are being co-located).
+type MergeJSON struct {
+	Survivor int  `json:"survivor"`
+	Absorbed int  `json:"absorbed"`
+	Pending  bool `json:"pending,omitempty"`
+}
+
 // SplitJSON answers POST /v1/partitions/{id}/split: partition Left kept
 // the lower slots, the new partition Right took the others.
 type SplitJSON struct {
@@ -83,6 +115,8 @@ type ClusterMapJSON struct {
 	Meta  []uint64          `json:"meta"` // nodes of the metadata group
 	// Splits are the partition splits reserved and not yet recorded.
 	Splits []SplitIntent `json:"splits,omitempty"`
+	// Merges are the partition merges reserved and not yet recorded.
+	Merges []MergeIntent `json:"merges,omitempty"`
 }
 
 // JoinJSON is what a member tells a node that joins the cluster.

@@ -86,6 +86,11 @@ func applyPartSplit(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		if err != nil {
 			return resp.AppendError(out, "ERR bad slot"), nil
 		}
+		if _, merging, err := mergeIntentOf(w, left); err != nil {
+			return refuseCorrupt(out, err)
+		} else if merging {
+			return resp.AppendError(out, fmt.Sprintf("ERR partition %d has a merge pending", left)), nil
+		}
 		if pending {
 			if intent.At != uint16(at) {
 				return resp.AppendError(out, fmt.Sprintf("ERR partition %d already has a split pending at slot %d", left, intent.At)), nil

@@ -21,6 +21,7 @@ const ctlUsage = `Usage (flags go before the command):
   kintsu ctl [--http HOST:PORT] node decommission ID        move node ID's replicas away, then retire it (shows progress)
   kintsu ctl [--http HOST:PORT] node remove ID [--force]    remove a dead node for good
   kintsu ctl [--http HOST:PORT] partition split ID [SLOT]   split partition ID at SLOT (default: its middle) into a new one
+  kintsu ctl [--http HOST:PORT] partition merge ID          merge partition ID with its neighbour (waits while their replicas are co-located)
   kintsu ctl [--http HOST:PORT] backup --out DIR            online, consistent backup of the whole cluster
   kintsu ctl backup verify DIR                              check a backup's every file without restoring it
   kintsu ctl [--http HOST:PORT] restore --from DIR          load a backup into a new, empty cluster
@@ -136,9 +137,9 @@ func runCtlNode(addr string, args []string) int {
 	return 0
 }
 
-// runCtlPartition is kintsu ctl partition split ID [SLOT].
+// runCtlPartition is kintsu ctl partition split ID [SLOT] | merge ID.
 func runCtlPartition(addr string, args []string) int {
-	if len(args) < 2 || len(args) > 3 || args[0] != "split" {
+	if len(args) < 2 || len(args) > 3 || args[0] != "split" && args[0] != "merge" || args[0] == "merge" && len(args) != 2 {
 		fmt.Fprint(os.Stderr, ctlUsage)
 		return 2
 	}
@@ -146,6 +147,9 @@ func runCtlPartition(addr string, args []string) int {
 	if err != nil || id < 0 {
 		fmt.Fprintf(os.Stderr, "kintsu ctl: partition id %q: want a non-negative integer\n", args[1])
 		return 2
+	}
+	if args[0] == "merge" {
+		return ctlMerge(addr, id)
 	}
 	var slot uint64
 	if len(args) == 3 {
@@ -161,6 +165,34 @@ func runCtlPartition(addr string, args []string) int {
 	}
 	fmt.Printf("partition %d split: partition %d now serves its upper slots (see kintsu ctl status)\n", res.Left, res.Right)
 	return 0
+}
+
+// ctlMerge merges partition id with its neighbour and waits (at most
+// five minutes) while the placement driver co-locates their replicas.
+func ctlMerge(addr string, id int) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	said := false
+	for {
+		res, err := ctl.MergePartition(ctx, addr, id)
+		switch {
+		case err != nil:
+			fmt.Fprintf(os.Stderr, "kintsu ctl: %v\n", err)
+			return 1
+		case !res.Pending:
+			fmt.Printf("partitions merged: partition %d now serves the slots of partition %d (see kintsu ctl status)\n", res.Survivor, res.Absorbed)
+			return 0
+		case !said:
+			fmt.Printf("merge of partitions %d and %d reserved: moving their replicas onto the same nodes...\n", res.Survivor, res.Absorbed)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(os.Stderr, "kintsu ctl: the merge is still waiting for its replicas to be co-located; the placement driver finishes it (kintsu ctl status shows it)")
+			return 1
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // runCtlBackup is kintsu ctl backup --out DIR | backup verify DIR |

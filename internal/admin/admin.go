@@ -61,7 +61,11 @@ type Config struct {
 	// SplitPartition splits partition left at slot at (0: its middle)
 	// and returns the new partition (control.SplitPartition).
 	SplitPartition func(ctx context.Context, left int, at uint16) (int, error)
-	Metrics        prometheus.Gatherer
+	// MergePartitions merges partition id with a neighbour, or finishes
+	// its pending merge (control.Placement.MergePartitions); an answer
+	// with Pending set is a merge reserved that the driver finishes.
+	MergePartitions func(ctx context.Context, id int) (api.MergeJSON, error)
+	Metrics         prometheus.Gatherer
 	// RequestTimeout bounds a membership change.
 	RequestTimeout time.Duration
 	// Context ends when the node stops: backup streams are cut off then,

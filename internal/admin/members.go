@@ -66,6 +66,35 @@ func (a *API) memberRoutes(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(api.SplitJSON{Left: id, Right: right})
 	})
+	// Merges a partition with its right neighbour (its left one for the
+	// last): control.Placement.MergePartitions. 202 while the merge waits
+	// for its replicas to be co-located (the placement driver finishes it;
+	// asking again reports where it stands).
+	mux.HandleFunc("POST /v1/partitions/{id}/merge", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.Atoi(r.PathValue("id"))
+		if err != nil || id < 0 {
+			http.Error(w, "partition id must be a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		if a.cfg.MergePartitions == nil {
+			http.Error(w, "this node cannot merge partitions", http.StatusNotImplemented)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		res, err := a.cfg.MergePartitions(ctx, id)
+		status := http.StatusOK
+		switch {
+		case err != nil && res.Pending:
+			status = http.StatusAccepted
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(res)
+	})
 	mux.HandleFunc("POST /v1/nodes/{id}/decommission", handle(api.NodeDraining))
 	mux.HandleFunc("POST /v1/nodes/{id}/remove", handle(api.NodeRemoved))
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type ClusterMap struct {
 	Meta  []uint64              // nodes of the metadata group
 	// Splits are the splits reserved and not yet recorded, by partition.
 	Splits []api.SplitIntent
+	// Merges are the merges reserved and not yet recorded, by left
+	// partition.
+	Merges []api.MergeIntent
 	// slots is the table built from Parts' ranges when the map was made
 	// (index); nil for a map built by hand, whose Slots builds it anew.
 	slots *ring.SlotTable
@@ -94,7 +98,7 @@ func InitialMap(initial map[uint64]string, parts []api.PartitionRecord, meta []u
 
 // JSON is the map as nodes send and save it.
 func (m *ClusterMap) JSON() api.ClusterMapJSON {
-	return api.ClusterMapJSON{Nodes: m.Nodes, Parts: m.Parts, Meta: m.Meta, Splits: m.Splits}
+	return api.ClusterMapJSON{Nodes: m.Nodes, Parts: m.Parts, Meta: m.Meta, Splits: m.Splits, Merges: m.Merges}
 }
 
 // Marshal encodes the map for a peer or for saving.
@@ -109,7 +113,7 @@ func UnmarshalMap(b []byte) (*ClusterMap, bool) {
 	if json.Unmarshal(b, &j) != nil || len(j.Nodes) == 0 {
 		return nil, false
 	}
-	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta, Splits: j.Splits}
+	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta, Splits: j.Splits, Merges: j.Merges}
 	c.sortParts()
 	return c.index(), true
 }
@@ -152,6 +156,17 @@ func (m *ClusterMap) PendingSplit(left int) (api.SplitIntent, bool) {
 		}
 	}
 	return api.SplitIntent{}, false
+}
+
+// PendingMerge is the merge reserved and not yet recorded that involves
+// partition id, as either side.
+func (m *ClusterMap) PendingMerge(id int) (api.MergeIntent, bool) {
+	for _, in := range m.Merges {
+		if in.Left == id || in.Right == id {
+			return in, true
+		}
+	}
+	return api.MergeIntent{}, false
 }
 
 // IsMember reports whether node is in the map and not removed.
@@ -334,6 +349,16 @@ func (m *Map) readLocal() *ClusterMap {
 				return false
 			}
 			c.Splits = append(c.Splits, in)
+		case bytes.HasPrefix(k, []byte(statemachine.MergeIntentPrefix)):
+			var in api.MergeIntent
+			if json.Unmarshal(v, &in) != nil {
+				bad = true
+				return false
+			}
+			// Kept under both ids: listed once, by its left.
+			if string(k[len(statemachine.MergeIntentPrefix):]) == fmt.Sprintf("%06d", in.Left) {
+				c.Merges = append(c.Merges, in)
+			}
 		case bytes.Equal(k, statemachine.GroupKey):
 			if json.Unmarshal(v, &c.Meta) != nil {
 				bad = true

@@ -57,6 +57,10 @@ type GroupState struct {
 	// Bytes is the leader's estimate of the group's data on disk (0: not
 	// reported).
 	Bytes uint64
+	// Applied is the leader's applied index (a merge picks the group
+	// whose log is ahead as its survivor); MergedPlus1 the last group the
+	// leader's replica absorbed, plus one (0: none).
+	Applied, MergedPlus1 uint64
 }
 
 // Step is one move: a membership change, or (Kind 0) a leadership
@@ -323,6 +327,18 @@ func (p *Placement) placeOnce(ctx context.Context) {
 	if !ok {
 		return
 	}
+	// A merge reserved: the right partition goes where the left goes,
+	// until both are on the same nodes; once its survivor is named, the
+	// two groups' replicas stay put until it is done (merge.go).
+	frozen := map[uint64]bool{}
+	for _, in := range m.Merges {
+		if t, ok := targets[uint64(in.Left)]; ok {
+			targets[uint64(in.Right)] = t
+		}
+		if in.Chosen {
+			frozen[uint64(in.Left)], frozen[uint64(in.Right)] = true, true
+		}
+	}
 	obs := make([]Observed, 0, len(m.Parts)+1)
 	holds, complete := map[uint64]bool{}, true
 	observe := func(g uint64, target []uint64) {
@@ -355,7 +371,8 @@ func (p *Placement) placeOnce(ctx context.Context) {
 		p.splitAt[right] = p.round
 	default:
 	}
-	p.maybeSplit(ctx, obs, m)
+	p.maybeResize(ctx, obs, m)
+	obs = slices.DeleteFunc(obs, func(o Observed) bool { return frozen[o.Group] })
 	eligible, _ := Eligible(recs)
 	for _, t := range PlanRound(obs, up, DefaultLimits(len(eligible))) {
 		p.cfg.Logger.Info("placement", "partition", t.Group, "step", t.Step.String(), "voters", t.State.Voters, "learners", t.State.Learners)
@@ -377,13 +394,13 @@ func (p *Placement) GroupInfo(ctx context.Context, group uint64) (GroupState, bo
 		if !ok || st.LeaderNode != p.cfg.NodeID {
 			return GroupState{}, false
 		}
-		return GroupState{Voters: st.Nodes, Learners: st.Learners, Leader: leader, Bytes: p.groupBytes(group)}, true
+		return GroupState{Voters: st.Nodes, Learners: st.Learners, Leader: leader, Bytes: p.groupBytes(group), Applied: st.AppliedIndex, MergedPlus1: st.MergedPlus1}, true
 	}
 	gi, ok := askGroupInfo(ctx, p.cfg.Caller, group, leader)
 	if !ok {
 		return GroupState{}, false
 	}
-	return GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader, Bytes: gi.Bytes}, true
+	return GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader, Bytes: gi.Bytes, Applied: gi.Applied, MergedPlus1: gi.MergedPlus1}, true
 }
 
 // groupInfoJSON is MethodGroupInfo's answer.
@@ -399,6 +416,10 @@ type groupInfoJSON struct {
 	Settled bool `json:"settled,omitempty"`
 	// Bytes: the leader's estimate of the group's data on disk.
 	Bytes uint64 `json:"bytes,omitempty"`
+	// Applied: the answering replica's applied index (it need not lead).
+	Applied uint64 `json:"applied,omitempty"`
+	// MergedPlus1: the last group merged into this one, plus one.
+	MergedPlus1 uint64 `json:"merged_plus1,omitempty"`
 }
 
 func (p *Placement) groupBytes(group uint64) uint64 {
@@ -436,7 +457,7 @@ func (p *Placement) ServeGroupInfo(body []byte) ([]byte, error) {
 	if !ok {
 		return nil, raftstore.ErrNoGroup
 	}
-	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs, Placed: st.Placed(), Settled: st.Settled(), Bytes: p.groupBytes(group)})
+	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs, Placed: st.Placed(), Settled: st.Settled(), Bytes: p.groupBytes(group), Applied: st.AppliedIndex, MergedPlus1: st.MergedPlus1})
 }
 
 // execStep has group's leader carry out st.

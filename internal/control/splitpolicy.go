@@ -3,9 +3,11 @@ package control
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
@@ -40,6 +42,9 @@ func planSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group ui
 		if o.Group == statemachine.MetaGroup || o.State.Bytes <= size || len(o.State.Learners) > 0 || cooling(o.Group) {
 			continue
 		}
+		if _, merging := m.PendingMerge(int(o.Group)); merging {
+			continue
+		}
 		rec, ok := m.Part(o.Group)
 		if !ok || rec.SlotEnd <= rec.SlotStart {
 			continue
@@ -54,52 +59,123 @@ func planSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group ui
 	return best.Group, true
 }
 
-// maybeSplit starts the split the policy picks, unless one is running.
-func (p *Placement) maybeSplit(ctx context.Context, obs []Observed, m *ClusterMap) {
+// planMerge picks the neighbours to merge this round: of the pairs of
+// adjacent partitions that may, both under a quarter of size, the pair
+// with the least data; or false. Never below floor partitions (the
+// cluster's initial count: merges undo splits, so leaders stay spread).
+func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, cooling func(group uint64) bool) (left int, ok bool) {
+	if len(m.Parts) <= floor || size == 0 {
+		return 0, false
+	}
+	seen := make(map[uint64]*Observed, len(obs))
+	for i := range obs {
+		seen[obs[i].Group] = &obs[i]
+	}
+	small := func(id int) (uint64, bool) {
+		o := seen[uint64(id)]
+		if o == nil || o.State.Bytes >= size/4 || len(o.State.Learners) > 0 || cooling(o.Group) {
+			return 0, false
+		}
+		if _, busy := m.PendingSplit(id); busy {
+			return 0, false
+		}
+		return o.State.Bytes, true
+	}
+	parts := slices.SortedFunc(slices.Values(m.Parts), func(a, b api.PartitionRecord) int { return cmp.Compare(a.SlotStart, b.SlotStart) })
+	best := uint64(0)
+	for i := 0; i+1 < len(parts); i++ {
+		a, b := parts[i], parts[i+1]
+		ab, aok := small(a.ID)
+		bb, bok := small(b.ID)
+		if !aok || !bok || int(a.SlotEnd)+1 != int(b.SlotStart) {
+			continue
+		}
+		if !ok || ab+bb < best {
+			left, best, ok = a.ID, ab+bb, true
+		}
+	}
+	return left, ok
+}
+
+// maybeResize starts the split or merge the policy picks, unless one is
+// running: a pending split first, then a pending merge, then a split by
+// size, then a merge of small neighbours.
+func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterMap) {
 	p.round++
 	if p.splitting.Load() {
 		return
 	}
-	if len(m.Splits) > 0 {
-		// A split reserved and not recorded: finish it (with its own
-		// slot) before any other, whatever the sizes say now.
-		in := m.Splits[0]
+	run := func(what string, fn func(context.Context)) {
 		p.splitting.Store(true)
 		go func() {
 			defer p.splitting.Store(false)
 			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			right, err := SplitPartition(sctx, p.cfg.Write, p.cfg.Map, in.Left, in.At)
+			fn(sctx)
+		}()
+	}
+	if len(m.Splits) > 0 {
+		// A split reserved and not recorded: finish it (with its own
+		// slot) before any other, whatever the sizes say now.
+		in := m.Splits[0]
+		run("split", func(ctx context.Context) {
+			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, in.Left, in.At)
 			if err != nil {
 				p.cfg.Logger.Warn("pending split not finished; tried again later", "partition", in.Left, "new_partition", in.Right, "err", err)
 				return
 			}
 			p.cfg.Logger.Info("pending split finished", "partition", in.Left, "new_partition", right)
-		}()
+		})
+		return
+	}
+	if len(m.Merges) > 0 {
+		in := m.Merges[0]
+		run("merge", func(ctx context.Context) {
+			res, err := p.MergePartitions(ctx, in.Left)
+			switch {
+			case errors.Is(err, ErrMergePending):
+				// The replicas are still moving: the next round looks again.
+			case err != nil:
+				p.cfg.Logger.Warn("pending merge not finished; tried again later", "partition", in.Left, "with", in.Right, "err", err)
+			default:
+				p.cfg.Logger.Info("partitions merged", "partition", res.Survivor, "absorbed", res.Absorbed)
+				p.splitDone(uint64(res.Survivor))
+			}
+		})
 		return
 	}
 	if p.cfg.SplitSize == 0 {
 		return
 	}
 	cooling := func(g uint64) bool { return p.round-p.splitAt[g] < splitCooldown && p.splitAt[g] != 0 }
-	g, ok := planSplit(obs, m, p.cfg.SplitSize, cooling)
-	if !ok {
+	if g, ok := planSplit(obs, m, p.cfg.SplitSize, cooling); ok {
+		i := slices.IndexFunc(obs, func(o Observed) bool { return o.Group == g })
+		bytes := obs[i].State.Bytes
+		p.splitAt[g] = p.round
+		run("split", func(ctx context.Context) {
+			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), 0)
+			if err != nil {
+				p.cfg.Logger.Warn("automatic split not done; tried again later", "partition", g, "bytes", bytes, "err", err)
+				return
+			}
+			p.cfg.Logger.Info("partition split by size", "partition", g, "bytes", bytes, "split_size", p.cfg.SplitSize, "new_partition", right)
+			p.splitDone(uint64(right))
+		})
 		return
 	}
-	i := slices.IndexFunc(obs, func(o Observed) bool { return o.Group == g })
-	bytes := obs[i].State.Bytes
-	p.splitting.Store(true)
-	p.splitAt[g] = p.round
-	go func() {
-		defer p.splitting.Store(false)
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		right, err := SplitPartition(sctx, p.cfg.Write, p.cfg.Map, int(g), 0)
-		if err != nil {
-			p.cfg.Logger.Warn("automatic split not done; tried again later", "partition", g, "bytes", bytes, "err", err)
-			return
-		}
-		p.cfg.Logger.Info("partition split by size", "partition", g, "bytes", bytes, "split_size", p.cfg.SplitSize, "new_partition", right)
-		p.splitDone(uint64(right))
-	}()
+	if left, ok := planMerge(obs, m, p.cfg.SplitSize, p.cfg.Ring.Partitions, cooling); ok {
+		p.splitAt[uint64(left)] = p.round
+		run("merge", func(ctx context.Context) {
+			res, err := p.MergePartitions(ctx, left)
+			switch {
+			case errors.Is(err, ErrMergePending):
+				p.cfg.Logger.Info("merge of small partitions reserved: their replicas are being co-located", "partition", left)
+			case err != nil:
+				p.cfg.Logger.Warn("automatic merge not done; tried again later", "partition", left, "err", err)
+			default:
+				p.cfg.Logger.Info("small partitions merged", "partition", res.Survivor, "absorbed", res.Absorbed, "split_size", p.cfg.SplitSize)
+				p.splitDone(uint64(res.Survivor))
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/control"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/ring"
@@ -19,9 +21,9 @@ import (
 
 // TestSplitUnderLoad splits a partition, then the partition it made, on
 // a running cluster while plain and cluster-aware go-redis clients read
-// and write: no request fails, every key stays readable where the new
-// map sends it, and every node's map and CLUSTER SLOTS show the new
-// partitions.
+// and write, then merges the three back into one: no request fails,
+// every key stays readable where the new map sends it, and every node's
+// map and CLUSTER SLOTS show the new partitions.
 func TestSplitUnderLoad(t *testing.T) {
 	if raceDetector {
 		t.Skip("a cluster under client load through two splits: run without -race (.ci/run does)")
@@ -112,12 +114,9 @@ func TestSplitUnderLoad(t *testing.T) {
 		})
 	}
 	waitOps(300)
-	close(stop)
-	wg.Wait()
-	if len(failed) > 0 {
-		t.Fatalf("%d of %d requests failed across the splits, first: %v", len(failed), ops.Load(), failed[0])
-	}
 
+	// The new map, and scripts, transactions and multi-key commands in
+	// the new partitions, while the load goes on.
 	ctx = ctx5(t) // the load above may have spent the first
 	m := tc.nodes[0].view()
 	if p, _ := m.Part(0); p.SlotStart != 0 || p.SlotEnd != 1023 {
@@ -129,18 +128,6 @@ func TestSplitUnderLoad(t *testing.T) {
 	if p, _ := m.Part(9); p.SlotStart != 1536 || p.SlotEnd != 2047 {
 		t.Errorf("partition 9: %+v", p)
 	}
-	for i := range preloaded {
-		if v, err := plain.Get(ctx, fmt.Sprint("pre:", i)).Int(); err != nil || v != i {
-			t.Fatalf("pre:%d after the splits: %d %v", i, v, err)
-		}
-	}
-	counts.Range(func(k, n any) bool {
-		if v, err := plain.Get(ctx, k.(string)).Int64(); err != nil || v != n.(*atomic.Int64).Load() {
-			t.Errorf("%s = %d %v, want %d acknowledged increments", k, v, err, n.(*atomic.Int64).Load())
-		}
-		return true
-	})
-	// Scripts, transactions and multi-key commands in the new partitions.
 	var k8, k9 string
 	for i := 0; k8 == "" || k9 == ""; i++ {
 		k := fmt.Sprint("script:", i)
@@ -156,17 +143,78 @@ func TestSplitUnderLoad(t *testing.T) {
 			t.Fatalf("EVAL INCR %s in a new partition: %d %v", k, v, err)
 		}
 	}
-	if err := plain.MSet(ctx, k8, "a", k9, "b", "pre:0", "c").Err(); err != nil {
+	if err := plain.MSet(ctx, k8, "a", k9, "b", "other", "c").Err(); err != nil {
 		t.Fatalf("MSET across the new partitions: %v", err)
 	}
-	if vs, err := plain.MGet(ctx, k8, k9, "pre:0").Result(); err != nil || fmt.Sprint(vs) != "[a b c]" {
+	if vs, err := plain.MGet(ctx, k8, k9, "other").Result(); err != nil || fmt.Sprint(vs) != "[a b c]" {
 		t.Fatalf("MGET across the new partitions: %v %v", vs, err)
 	}
 	slots, err := cluster.ClusterSlots(ctx).Result()
 	if err != nil || len(slots) != 10 {
 		t.Fatalf("CLUSTER SLOTS: %d ranges %v, want 10", len(slots), err)
 	}
-	t.Logf("%d requests, none failed; partitions 8 and 9 split off partition 0", ops.Load())
+
+	// Merge them back, still under load: 8 with 9, then 0 with the
+	// survivor (with three nodes every partition is on all of them, so
+	// no replica moves first).
+	merge := func(id int) api.MergeJSON {
+		t.Helper()
+		mctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for {
+			res, err := n.place.MergePartitions(mctx, id)
+			if err == nil {
+				return res
+			}
+			if !errors.Is(err, control.ErrMergePending) || mctx.Err() != nil {
+				t.Fatalf("merge of partition %d: %v", id, err)
+			}
+			waitOps(20)
+		}
+	}
+	first := merge(8)
+	if first.Survivor+first.Absorbed != 17 {
+		t.Fatalf("merge of partition 8: %+v, want 8 and 9", first)
+	}
+	waitOps(200)
+	second := merge(0)
+	if second.Survivor+second.Absorbed != first.Survivor {
+		t.Fatalf("merge of partition 0: %+v, want 0 and %d", second, first.Survivor)
+	}
+	for _, node := range tc.nodes {
+		waitFor(t, fmt.Sprintf("node %d's map to show 8 partitions", node.cfg.NodeID), 10*time.Second, func() bool {
+			return len(node.view().Parts) == 8 && node.view().Slots() != nil && len(node.view().Merges) == 0
+		})
+	}
+	waitOps(300)
+	close(stop)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d requests failed across the splits and merges, first: %v", len(failed), ops.Load(), failed[0])
+	}
+
+	ctx = ctx5(t)
+	if p, _ := tc.nodes[0].view().Part(uint64(second.Survivor)); p.SlotStart != 0 || p.SlotEnd != 2047 {
+		t.Errorf("partition %d after the merges: %+v, want slots 0-2047", second.Survivor, p)
+	}
+	for i := range preloaded {
+		if v, err := plain.Get(ctx, fmt.Sprint("pre:", i)).Int(); err != nil || v != i {
+			t.Fatalf("pre:%d after the splits and merges: %d %v", i, v, err)
+		}
+	}
+	counts.Range(func(k, n any) bool {
+		if v, err := plain.Get(ctx, k.(string)).Int64(); err != nil || v != n.(*atomic.Int64).Load() {
+			t.Errorf("%s = %d %v, want %d acknowledged increments", k, v, err, n.(*atomic.Int64).Load())
+		}
+		return true
+	})
+	if vs, err := plain.MGet(ctx, k8, k9).Result(); err != nil || fmt.Sprint(vs) != "[a b]" {
+		t.Fatalf("MGET after the merges: %v %v", vs, err)
+	}
+	if slots, err := cluster.ClusterSlots(ctx).Result(); err != nil || len(slots) != 8 {
+		t.Fatalf("CLUSTER SLOTS after the merges: %d ranges %v, want 8", len(slots), err)
+	}
+	t.Logf("%d requests, none failed; partitions 8 and 9 split off partition 0, then merged back into partition %d", ops.Load(), second.Survivor)
 }
 
 // TestSplitBySize: with a small --split-size, partitions that grow past

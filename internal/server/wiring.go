@@ -117,6 +117,9 @@ func (n *Node) newAdmin() *admin.API {
 		SplitPartition: func(ctx context.Context, left int, at uint16) (int, error) {
 			return control.SplitPartition(ctx, n.write, n.cmap, left, at)
 		},
+		MergePartitions: func(ctx context.Context, id int) (api.MergeJSON, error) {
+			return n.place.MergePartitions(ctx, id)
+		},
 		Metrics:        n.metrics.Registry,
 		RequestTimeout: n.cfg.RequestTimeout,
 		Context:        n.ctx,

@@ -1,0 +1,207 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/raftstore"
+	"github.com/kintsu/kintsu/internal/statemachine"
+)
+
+// Merging two neighbouring partitions (statemachine/partmerge.go for the
+// partition table, raftstore/merge.go for the groups):
+//
+//  1. The intent is recorded. From then on the placement driver places
+//     the right partition's replicas where the left's go (its target is
+//     the left's), so the two end up on the same nodes.
+//  2. Once both have their voters on the same nodes and no learners, the
+//     survivor is named: the one whose log is ahead (WATCH needs the
+//     survivor's indexes past every version it takes over). From then on
+//     the driver changes neither group's replicas.
+//  3. The other is frozen; every node's replica of it is awaited up to
+//     the freeze (a replica of the survivor whose node lacks it would be
+//     rebuilt from its peers).
+//  4. The survivor absorbs it, asked again while its log is behind the
+//     freeze (each refusal takes one index).
+//  5. The partition table records the merged range.
+//
+// Every step may be repeated, so MergePartitions called again finishes
+// an interrupted merge; the driver resumes pending merges by itself.
+// Between the freeze and step 5 the frozen half's keys answer TRYAGAIN
+// (the router's retries ride out most of it): a merge is for small, cold
+// partitions, and those steps take a few round trips.
+
+// ErrMergePending: the merge is reserved, and waits for the placement
+// driver to co-locate the partitions' replicas; the driver finishes it.
+var ErrMergePending = errors.New("the merge is reserved: the partitions' replicas are being moved onto the same nodes, and the placement driver finishes the merge")
+
+// awaitFrozen bounds the wait for every replica of the frozen group to
+// apply its freeze.
+const awaitFrozen = 10 * time.Second
+
+// MergePartitions merges partition id with its right neighbour (with its
+// left one when id holds the last slots), or finishes the merge pending
+// for id. It returns the survivor and the absorbed partition, or
+// ErrMergePending while the replicas are being co-located.
+func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON, error) {
+	cur := p.cfg.Map.Current()
+	in, pending := cur.PendingMerge(id)
+	if !pending {
+		left, right, err := neighbours(cur, id)
+		if err != nil {
+			return api.MergeJSON{}, err
+		}
+		reply := p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartMergeIntent), fmt.Append(nil, left), fmt.Append(nil, right)})
+		if in, err = statemachine.ParseIntentReply(reply); err != nil {
+			return api.MergeJSON{}, fmt.Errorf("reserve the merge: %w", err)
+		}
+		p.cfg.Map.Refresh(ctx, time.Now())
+	}
+	if !in.Chosen {
+		ls, lok := p.GroupInfo(ctx, uint64(in.Left))
+		rs, rok := p.GroupInfo(ctx, uint64(in.Right))
+		if !lok || !rok || !colocated(ls, rs) {
+			return api.MergeJSON{Survivor: in.Left, Absorbed: in.Right, Pending: true}, ErrMergePending
+		}
+		survivor := in.Left
+		if rs.Applied > ls.Applied {
+			survivor = in.Right
+		}
+		reply := p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartSurvivor), fmt.Append(nil, in.Left), fmt.Append(nil, survivor)})
+		var err error
+		if in, err = statemachine.ParseIntentReply(reply); err != nil {
+			return api.MergeJSON{}, fmt.Errorf("name the merge's survivor: %w", err)
+		}
+	}
+	s, o := in.Survivor, in.Other()
+	out := api.MergeJSON{Survivor: s, Absorbed: o}
+	olo, ohi, slo, shi := in.Lo, in.Mid-1, in.Mid, in.Hi
+	if o == in.Right {
+		olo, ohi, slo, shi = in.Mid, in.Hi, in.Lo, in.Mid-1
+	}
+	// Absorbed already (a merge interrupted before step 5, when the
+	// frozen group may be gone from every node): only record it.
+	ss, ok := p.GroupInfo(ctx, uint64(s))
+	if !ok {
+		return out, fmt.Errorf("partition %d has no leader; the merge is tried again", s)
+	}
+	if ss.MergedPlus1 != uint64(o)+1 {
+		frozenAt, nodes, err := raftstore.ParseFreezeReply(p.cfg.Write(ctx, uint64(o), raftstore.FreezeArgs(uint64(s), olo, ohi)))
+		if err != nil {
+			return out, fmt.Errorf("freeze partition %d: %w; the merge is tried again", o, err)
+		}
+		if err := p.awaitApplied(ctx, uint64(o), frozenAt, nodes); err != nil {
+			return out, err
+		}
+		if err := p.absorb(ctx, uint64(s), raftstore.MergeArgs(uint64(o), frozenAt, olo, ohi, slo, shi, nodes)); err != nil {
+			return out, err
+		}
+	}
+	reply := p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartMerge), fmt.Append(nil, in.Left)})
+	if string(reply) != okReply {
+		return out, fmt.Errorf("partitions %d and %d are merged, but the partition table was not updated (%s); it is finished when tried again", s, o, strings.TrimSpace(string(reply)))
+	}
+	p.cfg.Map.Refresh(ctx, time.Now())
+	return out, nil
+}
+
+// neighbours are the partitions a merge asked of id joins: id and the
+// next one, or the one before id when id holds the last slots.
+func neighbours(m *ClusterMap, id int) (left, right int, err error) {
+	rec, ok := m.Part(uint64(id))
+	if !ok {
+		return 0, 0, fmt.Errorf("no partition %d", id)
+	}
+	for _, p := range m.Parts {
+		if int(rec.SlotEnd)+1 == int(p.SlotStart) {
+			return id, p.ID, nil
+		}
+	}
+	for _, p := range m.Parts {
+		if int(p.SlotEnd)+1 == int(rec.SlotStart) {
+			return p.ID, id, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("partition %d has no neighbour: it owns every slot", id)
+}
+
+// colocated reports whether two groups have their voters on the same
+// nodes and no learners.
+func colocated(a, b GroupState) bool {
+	return len(a.Learners) == 0 && len(b.Learners) == 0 &&
+		slices.Equal(slices.Sorted(slices.Values(a.Voters)), slices.Sorted(slices.Values(b.Voters)))
+}
+
+// awaitApplied waits until every node's replica of group has applied
+// index, for at most awaitFrozen; past that, a majority is enough (the
+// others' replicas of the survivor are rebuilt from their peers).
+func (p *Placement) awaitApplied(ctx context.Context, group, index uint64, nodes []uint64) error {
+	deadline := time.Now().Add(awaitFrozen)
+	for {
+		done := 0
+		for _, n := range nodes {
+			if p.replicaApplied(ctx, group, n) >= index {
+				done++
+			}
+		}
+		if done == len(nodes) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if done > len(nodes)/2 {
+				p.cfg.Logger.Warn("merge goes on without every replica of the frozen partition: the lagging ones are rebuilt", "partition", group, "applied", done, "replicas", len(nodes))
+				return nil
+			}
+			return fmt.Errorf("only %d of %d replicas of partition %d applied its freeze; the merge is tried again", done, len(nodes), group)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// replicaApplied is node's replica of group's applied index (0: unknown).
+func (p *Placement) replicaApplied(ctx context.Context, group, node uint64) uint64 {
+	if node == p.cfg.NodeID {
+		st, _ := p.cfg.Engine.GroupStatus(group)
+		return st.AppliedIndex
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	b, err := p.cfg.Caller.Call(ctx, node, MethodGroupInfo, codec.Encoder(nil).Uvarint(group))
+	if err != nil {
+		return 0
+	}
+	var gi groupInfoJSON
+	if json.Unmarshal(b, &gi) != nil {
+		return 0
+	}
+	return gi.Applied
+}
+
+// absorb proposes the merge entry to the survivor until it applies,
+// asking again while the survivor's log is behind the freeze.
+func (p *Placement) absorb(ctx context.Context, survivor uint64, args [][]byte) error {
+	for try := 0; ; try++ {
+		reply := strings.TrimSpace(string(p.cfg.Write(ctx, survivor, args)))
+		switch {
+		case reply == "+OK":
+			return nil
+		case strings.Contains(reply, "is behind the frozen one's") && try < 256:
+			continue
+		case strings.HasPrefix(reply, "-ERR merge refused"):
+			return fmt.Errorf("partition %d: %s; the merge is tried again", survivor, reply[1:])
+		default:
+			return fmt.Errorf("partition %d did not answer the merge (%s); it is finished when tried again", survivor, strings.TrimPrefix(reply, "-"))
+		}
+	}
+}

@@ -350,27 +350,30 @@ func TestDefaultNemesesFollowWorkloads(t *testing.T) {
 	}
 }
 
-// TestSplitRunPasses: partitions split at random moments (and nodes are
-// killed) while every workload runs; every history stays correct, and at
-// least one split happened.
+// TestSplitRunPasses: partitions split and merge at random moments (and
+// nodes are killed) while every workload runs; every history stays
+// correct, and at least one split and one merge happened.
 func TestSplitRunPasses(t *testing.T) {
 	for try := 1; ; try++ {
-		sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: 14 * time.Second,
-			Nemeses: []string{"split", "kill"}, Workloads: []string{"register", "set", "list", "bank"}})
-		split := 0
+		sum := run(t, Config{Nodes: 3, Partitions: 8, Duration: 16 * time.Second,
+			Nemeses: []string{"split", "merge", "kill"}, Workloads: []string{"register", "set", "list", "bank"}})
+		split, merged := 0, 0
 		for _, f := range sum.Faults {
-			if f.Kind == "split" && strings.Contains(f.Detail, " split: {") {
+			switch {
+			case f.Kind == "split" && strings.Contains(f.Detail, " split: {"):
 				split++
+			case f.Kind == "merge" && strings.Contains(f.Detail, " merged: {"):
+				merged++
 			}
 		}
-		if sum.OK && split > 0 {
-			t.Logf("%d splits, %d ops", split, sum.Ops)
+		if sum.OK && split > 0 && merged > 0 {
+			t.Logf("%d splits, %d merges, %d ops", split, merged, sum.Ops)
 			return
 		}
-		if try == 1 && (split == 0 || len(sum.Anomalies) == 1 && sum.Anomalies[0].Kind == "check-timeout") {
-			t.Logf("try %d: %d splits, anomalies %+v; running again", try, split, sum.Anomalies)
+		if try <= 2 && (sum.OK || len(sum.Anomalies) == 1 && sum.Anomalies[0].Kind == "check-timeout") {
+			t.Logf("try %d: %d splits, %d merges, anomalies %+v; running again", try, split, merged, sum.Anomalies)
 			continue
 		}
-		t.Fatalf("a run with splits: %d splits, anomalies %+v, faults %+v", split, sum.Anomalies, sum.Faults)
+		t.Fatalf("a run with splits and merges: %d splits, %d merges, anomalies %+v, faults %+v", split, merged, sum.Anomalies, sum.Faults)
 	}
 }

@@ -10,11 +10,11 @@ import (
 
 // Known nemeses, workloads and planted bugs.
 var (
-	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "pause-leader", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace", "misconfig", "disk-full", "stranger", "split"}
+	AllNemeses   = []string{"kill", "kill-leader", "crash-all", "pause", "pause-leader", "partition", "disk", "clock", "coordinator", "participant", "lose", "rolling-restart", "replace", "misconfig", "disk-full", "stranger", "split", "merge"}
 	AllWorkloads = []string{"register", "set", "bank", "list"}
-	// membershipNemeses change the cluster's membership, and split its
-	// partitions; not in the default set (see EnsureDefaults).
-	membershipNemeses = []string{"lose", "rolling-restart", "replace", "split"}
+	// membershipNemeses change the cluster's membership, and split and
+	// merge its partitions; not in the default set (see EnsureDefaults).
+	membershipNemeses = []string{"lose", "rolling-restart", "replace", "split", "merge"}
 	AllBugs           = []string{"stale-read", "ack-before-fsync", "lost-update", "skip-intent-check", "lease-too-long", "lost-element"}
 )
 

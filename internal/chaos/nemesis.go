@@ -63,7 +63,7 @@ func schedule(seed int64, nemeses []string, nodes int, d time.Duration) []event 
 			e.crash = api.FailParticipantPrepared
 		case "misconfig", "stranger":
 			e.variant = rng.IntN(2)
-		case "split":
+		case "split", "merge":
 			e.variant = rng.IntN(1 << 16) // which partition
 		}
 		out = append(out, e)
@@ -236,8 +236,8 @@ func (n *nemesis) apply(ctx context.Context, e event) (Fault, error) {
 		return f, n.misconfig(ctx, &f, e.variant, e.length)
 	case "stranger":
 		return f, n.stranger(ctx, &f, e.variant == 1, e.length, uint64(e.at))
-	case "split":
-		return f, n.split(f.Node, &f, e.variant)
+	case "split", "merge":
+		return f, n.resize(f.Node, &f, e.variant, e.kind)
 	case "disk-full":
 		// The node's disk guard sees 1 MiB free, far below its reserve:
 		// it must refuse the writes it leads (NOSPACE: nothing applied)

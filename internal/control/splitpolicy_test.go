@@ -3,6 +3,8 @@ package control
 import (
 	"testing"
 
+	"github.com/kintsu/kintsu/internal/api"
+
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
@@ -40,5 +42,49 @@ func TestPlanSplit(t *testing.T) {
 	moving[1].State.Learners = []uint64{4}
 	if _, ok := planSplit(moving, m, 100, none); ok {
 		t.Error("a partition whose replicas are moving was picked")
+	}
+}
+
+// The merge policy picks the neighbours with the least data among those
+// both under a quarter of the split size, never below the floor, never a
+// partition cooling down, moving replicas, or with a split pending.
+func TestPlanMerge(t *testing.T) {
+	m := &ClusterMap{Parts: testParts(4, 1, 2, 3)}
+	obs := func(bytes ...uint64) []Observed {
+		out := []Observed{{Group: statemachine.MetaGroup}}
+		for g, b := range bytes {
+			out = append(out, Observed{Group: uint64(g), State: GroupState{Bytes: b}})
+		}
+		return out
+	}
+	none := func(uint64) bool { return false }
+	for _, c := range []struct {
+		name  string
+		obs   []Observed
+		floor int
+		cool  func(uint64) bool
+		want  int
+		merge bool
+	}{
+		{"the smallest pair", obs(20, 20, 5, 5), 1, none, 2, true},
+		{"pairs are neighbours by slot", obs(5, 90, 5, 90), 1, none, 0, false},
+		{"a quarter of the size or more stays", obs(25, 25, 25, 25), 1, none, 0, false},
+		{"not below the floor", obs(1, 1, 1, 1), 4, none, 0, false},
+		{"cooling down", obs(20, 20, 5, 5), 1, func(g uint64) bool { return g == 3 }, 1, true},
+		{"unobserved partitions are left out", obs(1, 1), 1, none, 0, true},
+	} {
+		got, ok := planMerge(c.obs, m, 100, c.floor, c.cool)
+		if ok != c.merge || ok && got != c.want {
+			t.Errorf("%s: %d %v, want %d %v", c.name, got, ok, c.want, c.merge)
+		}
+	}
+	moving := obs(1, 1, 50, 50)
+	moving[1].State.Learners = []uint64{4}
+	if _, ok := planMerge(moving, m, 100, 1, none); ok {
+		t.Error("a partition whose replicas are moving was picked")
+	}
+	split := &ClusterMap{Parts: m.Parts, Splits: []api.SplitIntent{{Left: 2}}}
+	if got, ok := planMerge(obs(30, 30, 1, 1), split, 100, 1, none); ok && got != 0 {
+		t.Errorf("a partition with a split pending was picked: %d", got)
 	}
 }

@@ -11,22 +11,27 @@ import (
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
-// The split policy: pending splits are finished first (one reserved and
-// not recorded: its proposer failed or was refused), one at a time. Then
-// partitions split by themselves when they grow past
-// the split size (PlacementConfig.SplitSize), at the middle slot of their
-// range, one at a time in the cluster, from the placement driver's round
-// on the metadata leader. The sizes are what each group's leader reports
-// with its membership (Pebble's estimate of the group's data on disk,
-// which lags writes still in memory).
+// The resize policy, run from the placement driver's round on the
+// metadata leader. Pending splits are finished first (one reserved and
+// not recorded: its proposer failed or was refused), then pending merges
+// (merge.go: the driver co-locates their replicas meanwhile), one at a
+// time. Then, with a split size (PlacementConfig.SplitSize), the largest
+// partition over it splits at the middle slot of its range; and when
+// none does, the two neighbours with the least data, both under a
+// quarter of the size, merge (so a merged partition is under half the
+// size: it does not split again at once). The sizes are what each
+// group's leader reports with its membership (Pebble's estimate of the
+// group's data on disk, which lags writes still in memory).
 //
-// Invariants: at most one split runs at once (the driver's round goes on
-// meanwhile); a partition that just split, and the one it made, wait
-// splitCooldown rounds before another (sizes are estimates that settle
-// after compactions; the cooldown is the metadata leader's memory, and
-// starts afresh when leadership moves); a partition of one slot never splits (a slot is the
-// smallest unit); a partition whose replicas are moving waits (the split
-// would be refused).
+// Invariants: at most one split or merge runs at once (the driver's
+// round goes on meanwhile); a partition that just split or merged, and
+// the one a split made, wait splitCooldown rounds before another (sizes
+// are estimates that settle after compactions; the cooldown is the
+// metadata leader's memory, and starts afresh when leadership moves); a
+// partition of one slot never splits (a slot is the smallest unit); a
+// partition whose replicas are moving waits; merges by size never take
+// the cluster below the partition count it was created with, so leaders
+// stay spread over the nodes (a merge asked by hand may).
 
 // splitCooldown is how many rounds a partition waits after a split: the
 // keys a split moved leave deletions in the left's files until they are
@@ -105,7 +110,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	if p.splitting.Load() {
 		return
 	}
-	run := func(what string, fn func(context.Context)) {
+	run := func(fn func(context.Context)) {
 		p.splitting.Store(true)
 		go func() {
 			defer p.splitting.Store(false)
@@ -118,7 +123,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		// A split reserved and not recorded: finish it (with its own
 		// slot) before any other, whatever the sizes say now.
 		in := m.Splits[0]
-		run("split", func(ctx context.Context) {
+		run(func(ctx context.Context) {
 			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, in.Left, in.At)
 			if err != nil {
 				p.cfg.Logger.Warn("pending split not finished; tried again later", "partition", in.Left, "new_partition", in.Right, "err", err)
@@ -130,7 +135,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	}
 	if len(m.Merges) > 0 {
 		in := m.Merges[0]
-		run("merge", func(ctx context.Context) {
+		run(func(ctx context.Context) {
 			res, err := p.MergePartitions(ctx, in.Left)
 			switch {
 			case errors.Is(err, ErrMergePending):
@@ -152,7 +157,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		i := slices.IndexFunc(obs, func(o Observed) bool { return o.Group == g })
 		bytes := obs[i].State.Bytes
 		p.splitAt[g] = p.round
-		run("split", func(ctx context.Context) {
+		run(func(ctx context.Context) {
 			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), 0)
 			if err != nil {
 				p.cfg.Logger.Warn("automatic split not done; tried again later", "partition", g, "bytes", bytes, "err", err)
@@ -165,7 +170,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	}
 	if left, ok := planMerge(obs, m, p.cfg.SplitSize, p.cfg.Ring.Partitions, cooling); ok {
 		p.splitAt[uint64(left)] = p.round
-		run("merge", func(ctx context.Context) {
+		run(func(ctx context.Context) {
 			res, err := p.MergePartitions(ctx, left)
 			switch {
 			case errors.Is(err, ErrMergePending):

@@ -83,7 +83,7 @@ func errorText(err error) string {
 	case errors.As(err, &loading):
 		return "LOADING Kintsu is restoring a backup into this partition"
 	case errors.As(err, &wrong):
-		return "TRYAGAIN the key's partition was just split, nothing was applied"
+		return "TRYAGAIN the key's partition was just split or merged, nothing was applied"
 	case errors.As(err, &limit):
 		return limit.text
 	case errors.As(err, &signal):

@@ -105,7 +105,7 @@ func (e *SignalError) Error() string { return "internal: unexpected state machin
 // request (a split moved it); nothing was applied.
 type WrongGroupError struct{ Group uint64 }
 
-func (e *WrongGroupError) Error() string { return "the key's partition was split" }
+func (e *WrongGroupError) Error() string { return "the key's partition was split or merged" }
 
 // Err turns a signal a client's request ended with into its error:
 // Loading is LoadingError, WrongGroup WrongGroupError (of no group);

@@ -38,6 +38,9 @@ type Metrics struct {
 	ClientsClosed *prometheus.CounterVec
 	ClientReply   prometheus.Gauge
 	ClientQuery   prometheus.Gauge
+	// Splits, freezes and merges of partitions applied by local replicas,
+	// by entry and outcome (applied, refused).
+	Resizes *prometheus.CounterVec
 }
 
 // New creates a node's collectors on a fresh registry.
@@ -79,7 +82,8 @@ func New() *Metrics {
 	m.ClientQuery = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: "client_query_bytes", Help: "Bytes of buffers holding large, partially received client commands."})
 	m.LockWaits = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kintsu", Name: "txn_lock_waits_total", Help: "Transaction PREPAREs that waited on this leader for older transactions' locks, by how the wait ended."}, []string{"outcome"})
 	m.LockWaiters = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kintsu", Name: "txn_lock_waiters", Help: "Transaction PREPAREs waiting on this leader for older transactions' locks."})
-	r.MustRegister(m.LockWaits, m.LockWaiters)
+	m.Resizes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kintsu", Name: "partition_resizes_total", Help: "Partition splits, freezes (for a merge) and merges applied by local replicas, by entry and outcome."}, []string{"entry", "outcome"})
+	r.MustRegister(m.LockWaits, m.LockWaiters, m.Resizes)
 	r.MustRegister(m.LeadersHeld, m.Requests, m.ClientsClosed, m.ClientReply, m.ClientQuery)
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -218,6 +219,13 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, 
 			reply, err = e.applyMerge(b, r, index, req.Args)
 		default:
 			reply, err = e.cfg.Apply(r.group, w, spec, req.Args, nil)
+		}
+		if name := string(req.Args[0]); err == nil && (name == SplitCommand || name == FreezeCommand || name == MergeCommand) {
+			outcome := "applied"
+			if len(reply) > 0 && reply[0] == '-' {
+				outcome = "refused"
+			}
+			e.cfg.Metrics.Resizes.WithLabelValues(strings.TrimPrefix(name, "kintsu."), outcome).Inc()
 		}
 		if err != nil {
 			return answers, err

@@ -76,6 +76,14 @@ func (o *serverOpts) flags() *flag.FlagSet {
 		cfg.SplitSize = uint64(n)
 		return nil
 	})
+	fs.Func("split-load", "a partition applying more writes per second than this, for a few heartbeats in a row, splits at the median slot of its recent writes and its new half's leadership moves to another node (default 0: never by load; see docs/operations.md)", func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			return fmt.Errorf("--split-load %q: want writes per second, such as 5000, or 0", v)
+		}
+		cfg.SplitLoad = f
+		return nil
+	})
 	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", 30*time.Second, "a storage write still running after this long fences the node (it logs an ERROR naming the data dir and exits)")
 	fs.StringVar(&cfg.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (Redis's requirepass); clients must AUTH, the admin API asks for it")
 	fs.BoolVar(&cfg.ProtectedMode, "protected-mode", true, "while the default user has no password, refuse clients and admin calls from other hosts (Redis's protected mode)")

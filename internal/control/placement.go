@@ -61,6 +61,12 @@ type GroupState struct {
 	// whose log is ahead as its survivor); MergedPlus1 the last group the
 	// leader's replica absorbed, plus one (0: none).
 	Applied, MergedPlus1 uint64
+	// Writes is the count of commands the leader's replica applied since
+	// it was loaded; HotSlot the median slot of its recent writes, when
+	// HasHot (splits by load, loadpolicy.go).
+	Writes  uint64
+	HotSlot uint16
+	HasHot  bool
 }
 
 // Step is one move: a membership change, or (Kind 0) a leadership
@@ -161,6 +167,10 @@ type PlacementConfig struct {
 	// SplitSize: a partition whose data passes it splits (splitpolicy.go);
 	// 0: never by itself.
 	SplitSize uint64
+	// SplitLoad: a partition applying more writes per second than this,
+	// for loadRounds rounds in a row, splits at the median slot of its
+	// recent writes (loadpolicy.go); 0: never by load.
+	SplitLoad float64
 	// GroupBytes estimates the data of this node's replica of group on
 	// disk, reported with the group's membership.
 	GroupBytes func(group uint64) uint64
@@ -178,6 +188,9 @@ type Placement struct {
 	round     int
 	splitAt   map[uint64]int
 	born      chan uint64
+	// load is each partition's write load as the driver's loop last saw
+	// it (loadpolicy.go); that loop alone reads and writes it.
+	load map[uint64]loadSample
 }
 
 // NewPlacement builds the placement driver; Run runs it.
@@ -394,13 +407,19 @@ func (p *Placement) GroupInfo(ctx context.Context, group uint64) (GroupState, bo
 		if !ok || st.LeaderNode != p.cfg.NodeID {
 			return GroupState{}, false
 		}
-		return GroupState{Voters: st.Nodes, Learners: st.Learners, Leader: leader, Bytes: p.groupBytes(group), Applied: st.AppliedIndex, MergedPlus1: st.MergedPlus1}, true
+		gs := GroupState{Voters: st.Nodes, Learners: st.Learners, Leader: leader, Bytes: p.groupBytes(group), Applied: st.AppliedIndex, MergedPlus1: st.MergedPlus1, Writes: st.Writes}
+		gs.HotSlot, gs.HasHot = st.HotSlot()
+		return gs, true
 	}
 	gi, ok := askGroupInfo(ctx, p.cfg.Caller, group, leader)
 	if !ok {
 		return GroupState{}, false
 	}
-	return GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader, Bytes: gi.Bytes, Applied: gi.Applied, MergedPlus1: gi.MergedPlus1}, true
+	gs := GroupState{Voters: gi.Voters, Learners: gi.Learners, Leader: gi.Leader, Bytes: gi.Bytes, Applied: gi.Applied, MergedPlus1: gi.MergedPlus1, Writes: gi.Writes}
+	if gi.HotSlot != nil {
+		gs.HotSlot, gs.HasHot = *gi.HotSlot, true
+	}
+	return gs, true
 }
 
 // groupInfoJSON is MethodGroupInfo's answer.
@@ -420,6 +439,9 @@ type groupInfoJSON struct {
 	Applied uint64 `json:"applied,omitempty"`
 	// MergedPlus1: the last group merged into this one, plus one.
 	MergedPlus1 uint64 `json:"merged_plus1,omitempty"`
+	// Writes and HotSlot: the answering replica's write load (GroupState).
+	Writes  uint64  `json:"writes,omitempty"`
+	HotSlot *uint16 `json:"hot_slot,omitempty"`
 }
 
 func (p *Placement) groupBytes(group uint64) uint64 {
@@ -457,7 +479,11 @@ func (p *Placement) ServeGroupInfo(body []byte) ([]byte, error) {
 	if !ok {
 		return nil, raftstore.ErrNoGroup
 	}
-	return json.Marshal(groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs, Placed: st.Placed(), Settled: st.Settled(), Bytes: p.groupBytes(group), Applied: st.AppliedIndex, MergedPlus1: st.MergedPlus1})
+	gi := groupInfoJSON{Voters: st.Nodes, Learners: st.Learners, Leader: st.LeaderNode, NextID: st.NextID, IDs: st.MemberIDs, Placed: st.Placed(), Settled: st.Settled(), Bytes: p.groupBytes(group), Applied: st.AppliedIndex, MergedPlus1: st.MergedPlus1, Writes: st.Writes}
+	if hot, ok := st.HotSlot(); ok {
+		gi.HotSlot = &hot
+	}
+	return json.Marshal(gi)
 }
 
 // execStep has group's leader carry out st.

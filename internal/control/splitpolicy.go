@@ -65,10 +65,11 @@ func planSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group ui
 }
 
 // planMerge picks the neighbours to merge this round: of the pairs of
-// adjacent partitions that may, both under a quarter of size, the pair
+// adjacent partitions that may (skip: cooling down, or hot), both under a
+// quarter of size, the pair
 // with the least data; or false. Never below floor partitions (the
 // cluster's initial count: merges undo splits, so leaders stay spread).
-func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, cooling func(group uint64) bool) (left int, ok bool) {
+func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, skip func(group uint64) bool) (left int, ok bool) {
 	if len(m.Parts) <= floor || size == 0 {
 		return 0, false
 	}
@@ -78,7 +79,7 @@ func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, cooling fu
 	}
 	small := func(id int) (uint64, bool) {
 		o := seen[uint64(id)]
-		if o == nil || o.State.Bytes >= size/4 || len(o.State.Learners) > 0 || cooling(o.Group) {
+		if o == nil || o.State.Bytes >= size/4 || len(o.State.Learners) > 0 || skip(o.Group) {
 			return 0, false
 		}
 		if _, busy := m.PendingSplit(id); busy {
@@ -107,6 +108,9 @@ func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, cooling fu
 // size, then a merge of small neighbours.
 func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterMap) {
 	p.round++
+	if p.cfg.SplitLoad > 0 {
+		p.load = updateLoad(p.load, obs, time.Now(), p.cfg.SplitLoad)
+	}
 	if p.splitting.Load() {
 		return
 	}
@@ -149,11 +153,8 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		})
 		return
 	}
-	if p.cfg.SplitSize == 0 {
-		return
-	}
 	cooling := func(g uint64) bool { return p.round-p.splitAt[g] < splitCooldown && p.splitAt[g] != 0 }
-	if g, ok := planSplit(obs, m, p.cfg.SplitSize, cooling); ok {
+	if g, ok := planSplit(obs, m, p.cfg.SplitSize, cooling); ok && p.cfg.SplitSize > 0 {
 		i := slices.IndexFunc(obs, func(o Observed) bool { return o.Group == g })
 		bytes := obs[i].State.Bytes
 		p.splitAt[g] = p.round
@@ -168,7 +169,28 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		})
 		return
 	}
-	if left, ok := planMerge(obs, m, p.cfg.SplitSize, p.cfg.Ring.Partitions, cooling); ok {
+	if g, at, ok := planLoadSplit(obs, m, p.load, cooling); ok && p.cfg.SplitLoad > 0 {
+		rate := p.load[g].rate
+		seen := slices.Clone(obs) // the round edits obs once this returns
+		p.splitAt[g] = p.round
+		run(func(ctx context.Context) {
+			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), at)
+			if err != nil {
+				p.cfg.Logger.Warn("split by load not done; tried again later", "partition", g, "writes_per_sec", int(rate), "err", err)
+				return
+			}
+			p.cfg.Logger.Info("partition split by load", "partition", g, "writes_per_sec", int(rate), "split_load", p.cfg.SplitLoad, "at", at, "new_partition", right)
+			p.splitDone(uint64(right))
+			p.spreadLeader(ctx, seen, g, uint64(right))
+		})
+		return
+	}
+	// Merges are for small partitions, and with a split load set, cold
+	// ones: under a quarter of it.
+	skip := func(g uint64) bool {
+		return cooling(g) || p.cfg.SplitLoad > 0 && p.load[g].rate >= p.cfg.SplitLoad/4
+	}
+	if left, ok := planMerge(obs, m, p.cfg.SplitSize, p.cfg.Ring.Partitions, skip); ok {
 		p.splitAt[uint64(left)] = p.round
 		run(func(ctx context.Context) {
 			res, err := p.MergePartitions(ctx, left)

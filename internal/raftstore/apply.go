@@ -237,9 +237,16 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, 
 				}
 				blocked[batch] = true
 			}
-		} else if dedupe {
-			if err := r.recordDedupe(b, req, reply); err != nil {
-				return answers, err
+		} else {
+			if spec != nil && spec.FirstKey > 0 && spec.FirstKey < len(req.Args) && e.cfg.KeySlot != nil {
+				r.load.note(e.cfg.KeySlot(req.Args[spec.FirstKey]), true)
+			} else {
+				r.load.note(0, false)
+			}
+			if dedupe {
+				if err := r.recordDedupe(b, req, reply); err != nil {
+					return answers, err
+				}
 			}
 		}
 		answers = append(answers, answerOut{key: key, res: result{reply: reply}})

@@ -653,6 +653,9 @@ type GroupStatus struct {
 	MemberIDs    []uint64            // replica ids of voters and learners
 	Frozen       bool                // frozen for a merge (merge.go)
 	MergedPlus1  uint64              // the last group merged into this one, plus one (0: none)
+	Writes       uint64              // commands applied by this replica since it was loaded (load.go)
+	slotSamples  [slotSamples]uint16 // slots of recent writes (HotSlot)
+	slotN        int
 	desc         *storage.Descriptor // read only: a replica's descriptor is replaced, never changed
 }
 

@@ -76,6 +76,8 @@ type replica struct {
 	// (setSlots).
 	slots    slotRange
 	pubSlots atomic.Pointer[slotRange]
+	// load is the group's write load as this replica applied it (load.go).
+	load writeLoad
 
 	status atomic.Pointer[GroupStatus]
 }
@@ -234,6 +236,9 @@ func (r *replica) publishStatus() {
 		MemberIDs:    append(slices.Clone(r.applied.Conf.GetVoters()), r.applied.Conf.GetLearners()...),
 		Frozen:       r.slots.frozen(),
 		MergedPlus1:  r.slots.mergedPlus1,
+		Writes:       r.load.writes,
+		slotSamples:  r.load.slots,
+		slotN:        r.load.n,
 		desc:         r.desc,
 	}
 	r.status.Store(gs)

@@ -62,6 +62,11 @@ type Config struct {
 	// itself (control/splitpolicy.go); 0: only on command. It matters on
 	// the metadata leader, and should be the same on every node.
 	SplitSize uint64
+	// SplitLoad: a partition applying more writes per second than this,
+	// for a few heartbeats in a row, splits at the median slot of its
+	// recent writes (control/loadpolicy.go); 0: never by load. Like
+	// SplitSize, it matters on the metadata leader.
+	SplitLoad float64
 	// HeartbeatInterval is how often the node heartbeats into the cluster
 	// metadata (default 1s); a node silent for 3 intervals is suspect.
 	HeartbeatInterval time.Duration

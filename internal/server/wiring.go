@@ -59,7 +59,7 @@ func (n *Node) newControl() []func(context.Context) {
 		NodeID: c.NodeID, Ring: c.ringConfig(), Every: c.HeartbeatInterval, RequestTimeout: c.RequestTimeout,
 		Engine: n.eng, Caller: n.tr, LeaderOf: n.router.LeaderOf, Write: n.write,
 		Map: n.cmap, Nodes: nodes, SetNodeState: n.members.SetNodeState, Logger: n.log,
-		SplitSize: c.SplitSize, GroupBytes: n.groupBytes,
+		SplitSize: c.SplitSize, SplitLoad: c.SplitLoad, GroupBytes: n.groupBytes,
 	})
 	n.balancer = control.NewBalancer(control.BalanceConfig{
 		NodeID: c.NodeID, Every: c.LeaderBalanceInterval, Engine: n.eng,

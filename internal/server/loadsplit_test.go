@@ -1,0 +1,94 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kintsu/kintsu/internal/ring"
+)
+
+// TestSplitByLoad: with --split-load, a partition whose writes stay over
+// the limit splits at the median slot of its writes, and the new half is
+// led from another node than the old one, while the writers see no
+// failed request.
+func TestSplitByLoad(t *testing.T) {
+	if raceDetector {
+		t.Skip("a write load over a partition's split load: run without -race (.ci/run does)")
+	}
+	tc := startCluster(t, 3, func(c *Config) {
+		c.Partitions = 2
+		c.SplitLoad = 150
+		c.HeartbeatInterval = 200 * time.Millisecond
+	})
+	tc.waitKnown()
+	// The hot keys: slots 1000 to 1999, in partition 0 (slots 0-8191).
+	var hot []string
+	for i := 0; len(hot) < 400; i++ {
+		k := fmt.Sprint("hot:", i)
+		if s := ring.Slot([]byte(k)); s >= 1000 && s < 2000 {
+			hot = append(hot, k)
+		}
+	}
+	var addrs []string
+	for i := range tc.nodes {
+		addrs = append(addrs, tc.respAddr(i))
+	}
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer cluster.Close()
+	var (
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+		ops    atomic.Int64
+		failed atomic.Int64
+		first  atomic.Value
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; ; i += 4 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := cluster.Set(ctx, hot[i%len(hot)], i, 0).Err()
+				cancel()
+				ops.Add(1)
+				if err != nil {
+					failed.Add(1)
+					first.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	n := tc.nodes[0]
+	waitFor(t, "partition 0 to split by load", 60*time.Second, func() bool { return len(n.view().Parts) > 2 })
+	m := n.view()
+	p0, _ := m.Part(0)
+	if p0.SlotEnd < 1000 || p0.SlotEnd >= 1999 {
+		t.Fatalf("partition 0 after the split by load: slots %d-%d, want a cut inside the hot slots 1000-1999", p0.SlotStart, p0.SlotEnd)
+	}
+	right := m.Slots().GroupOf(p0.SlotEnd + 1)
+	waitFor(t, "the two halves to be led from two nodes", 20*time.Second, func() bool {
+		l, r := n.router.LeaderOf(0), n.router.LeaderOf(uint64(right))
+		return l != 0 && r != 0 && l != r
+	})
+	start := ops.Load()
+	waitFor(t, "writes to go on after the split", 20*time.Second, func() bool { return ops.Load() > start+200 })
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d writes failed, first: %v", f, ops.Load(), first.Load())
+	}
+	t.Logf("partition 0 split at slot %d by load; %d writes, none failed; leaders on nodes %d and %d", p0.SlotEnd+1, ops.Load(), n.router.LeaderOf(0), n.router.LeaderOf(uint64(right)))
+}

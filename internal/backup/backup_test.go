@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,9 +16,19 @@ import (
 // transaction record, and returns its directory.
 func writeBackup(t *testing.T, parts, n int) string {
 	t.Helper()
+	ids := make([]int, parts)
+	for i := range ids {
+		ids[i] = i
+	}
+	return writeBackupOf(t, ids, n)
+}
+
+// writeBackupOf is writeBackup of the partitions ids.
+func writeBackupOf(t *testing.T, ids []int, n int) string {
+	t.Helper()
 	dir := t.TempDir()
 	m := &Manifest{Format: FormatVersion, ClusterID: "c", BackupID: "b"}
-	for p := range parts {
+	for _, p := range ids {
 		var buf bytes.Buffer
 		w, err := NewWriter(&buf, Header{Partition: p, Index: uint64(100 + p)})
 		if err != nil {
@@ -83,6 +94,42 @@ func TestRoundTrip(t *testing.T) {
 		return nil
 	}); err != nil || strings.Join(again, ",") != strings.Join(got, ",") {
 		t.Fatalf("chunk decode differs: %v", err)
+	}
+}
+
+// Merges leave gaps in the partition ids: a backup of partitions 0, 1, 3
+// and 7 is whole. Ids out of order or listed twice are refused, as are
+// files not named after their partition.
+func TestManifestIDsWithGaps(t *testing.T) {
+	dir := writeBackupOf(t, []int{0, 1, 3, 7}, 5)
+	m, err := Verify(dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Partitions[3].ID != 7 || m.Keys != 20 {
+		t.Fatalf("partitions %+v, %d keys", m.Partitions, m.Keys)
+	}
+	for what, c := range map[string]struct {
+		change func(m *Manifest)
+		want   string
+	}{
+		"descending":    {func(m *Manifest) { m.Partitions[1], m.Partitions[2] = m.Partitions[2], m.Partitions[1] }, "partition 1 listed at position 2: the ids must ascend"},
+		"listed twice":  {func(m *Manifest) { m.Partitions[2] = m.Partitions[1] }, "partition 1 listed at position 2"},
+		"negative":      {func(m *Manifest) { m.Partitions[0].ID = -1 }, "partition -1 listed at position 0"},
+		"misnamed file": {func(m *Manifest) { m.Partitions[2].File = FileName(2) }, `partition 3 names file "partition-00002.kbk"`},
+	} {
+		bad := *m
+		bad.Partitions = slices.Clone(m.Partitions)
+		c.change(&bad)
+		bad.Keys, bad.Bytes = 0, 0
+		for _, p := range bad.Partitions {
+			bad.Keys, bad.Bytes = bad.Keys+p.Keys, bad.Bytes+p.Bytes
+		}
+		d := t.TempDir()
+		must(t, WriteManifest(d, &bad))
+		if _, err := ReadManifest(d); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want %q", what, err, c.want)
+		}
 	}
 }
 

@@ -18,7 +18,13 @@
 // expiry, payload); 'l', 'p' and 'r' are the transaction tables, carried so
 // that a transaction caught between its decision and the resolution of
 // its parts finishes on the restored cluster exactly as it would have on
-// the old one.
+// the old one. Table 's' holds collections' sub-keys.
+//
+// Partition ids need not be dense (merges leave gaps), and a restore may
+// go into a cluster laid out otherwise: 'd' and 's' records carry their
+// user key, so they can go to whichever partition owns its slot. The
+// transaction tables name partitions by id, so a backup holding any entry
+// of them restores only into its own layout.
 //
 // Invariants:
 //   - A backup is complete only when its manifest exists; the manifest is

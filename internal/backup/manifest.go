@@ -115,8 +115,11 @@ func ReadManifest(dir string) (*Manifest, error) {
 	}
 	var keys, bytes int64
 	for i, p := range m.Partitions {
-		if p.ID != i {
-			return nil, fmt.Errorf("%s: partition %d listed at position %d", ManifestName, p.ID, i)
+		// Merges leave gaps in the ids, so they need not be 0..n-1; in
+		// ascending order each partition is listed once, and a restore can
+		// tell whether a cluster's layout is the backup's.
+		if p.ID < 0 || (i > 0 && p.ID <= m.Partitions[i-1].ID) {
+			return nil, fmt.Errorf("%s: partition %d listed at position %d: the ids must ascend", ManifestName, p.ID, i)
 		}
 		if p.File != FileName(p.ID) {
 			return nil, fmt.Errorf("%s: partition %d names file %q, want %q", ManifestName, p.ID, p.File, FileName(p.ID))

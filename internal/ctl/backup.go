@@ -163,17 +163,38 @@ func fetchPartition(ctx context.Context, node, id string, cp api.CutPartition, d
 
 // Verify checks the backup in dir, writing progress.
 func Verify(dir string, progress io.Writer) (*backup.Manifest, error) {
+	m, _, err := verify(dir, progress)
+	return m, err
+}
+
+// verify is Verify that also tallies the transaction records, which a
+// restore into another layout cannot carry: counted on the one reading
+// that checks every file, so the refusal costs no second pass.
+func verify(dir string, progress io.Writer) (*backup.Manifest, txnTally, error) {
+	var tally txnTally
 	m, err := backup.ReadManifest(dir)
 	if err != nil {
-		return nil, err
+		return nil, tally, err
 	}
 	var bytesDone atomic.Int64
 	tr := newTracker(progress, "verify", len(m.Partitions), m.Bytes, &bytesDone)
 	defer tr.stop()
-	return backup.Verify(dir, backup.CheckRecord, func(p backup.Partition) {
+	var inFile int64
+	m, err = backup.Verify(dir, func(table byte, k, v []byte) error {
+		if isTxnTable(table) {
+			inFile++
+		}
+		return backup.CheckRecord(table, k, v)
+	}, func(p backup.Partition) {
+		if inFile > 0 {
+			tally.records += inFile
+			tally.partitions = append(tally.partitions, p.ID)
+			inFile = 0
+		}
 		bytesDone.Add(p.Bytes)
 		tr.partitionDone()
 	})
+	return m, tally, err
 }
 
 // Restore loads the backup in dir into the new, empty cluster that the
@@ -182,8 +203,13 @@ func Verify(dir string, progress io.Writer) (*backup.Manifest, error) {
 // (refused if it holds data), loaded, and finally unmarked with its key
 // count checked. A restore that fails half way can be run again: it
 // starts the marked partitions over.
+//
+// A cluster laid out as the backup (the same partition ids and ranges)
+// gets each file as it is. Any other layout gets each record in the
+// partition owning its key's slot (relayout.go), unless the backup holds
+// transaction records, which name partitions by id.
 func Restore(ctx context.Context, addr, dir string, progress io.Writer) (*backup.Manifest, error) {
-	m, err := Verify(dir, progress)
+	m, txns, err := verify(dir, progress)
 	if err != nil {
 		return nil, fmt.Errorf("the backup is refused, nothing was restored: %w", err)
 	}
@@ -191,25 +217,36 @@ func Restore(ctx context.Context, addr, dir string, progress io.Writer) (*backup
 	if err != nil {
 		return nil, err
 	}
-	if len(st.Partitions) != len(m.Partitions) {
-		return nil, fmt.Errorf("the cluster has %d partitions, the backup %d: restore into a cluster started with --partitions %d", len(st.Partitions), len(m.Partitions), len(m.Partitions))
+	cluster, err := clusterLayout(st)
+	if err != nil {
+		return nil, fmt.Errorf("nothing was restored: %w", err)
 	}
-	for i, p := range m.Partitions {
-		if sp := st.Partitions[i]; sp.SlotStart != p.SlotStart || sp.SlotEnd != p.SlotEnd {
-			return nil, fmt.Errorf("partition %d holds slots %d-%d in the cluster, %d-%d in the backup", i, sp.SlotStart, sp.SlotEnd, p.SlotStart, p.SlotEnd)
-		}
+	same := sameLayout(m.Partitions, cluster)
+	if !same && txns.records > 0 {
+		return nil, txns.refusal(m, cluster)
 	}
 	base := adminURL(addr, fmt.Sprintf("/v1/restore/%s/partitions/", m.BackupID))
 	step := func(ctx context.Context, p int, what string, body []byte) error {
 		return call(ctx, http.MethodPost, fmt.Sprintf("%s%d/%s", base, p, what), body, 60*time.Second, nil)
+	}
+	// A chunk is retried with its number: the partition loads it once.
+	load := func(ctx context.Context, p, seq int, chunk []byte) error {
+		var err error
+		for attempt := range 3 {
+			if err = step(ctx, p, fmt.Sprintf("load?seq=%d", seq), chunk); err == nil || ctx.Err() != nil {
+				break
+			}
+			clock.Sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond)
+		}
+		return err
 	}
 	// Mark every partition first: a cluster that is not empty is refused
 	// before anything is loaded, and every mark is taken back (ending a
 	// partition that was not marked is refused, harmlessly).
 	var refused error
 	var mu sync.Mutex
-	_ = forEach(context.WithoutCancel(ctx), len(m.Partitions), func(ctx context.Context, p int) error {
-		if err := step(ctx, p, "begin", nil); err != nil {
+	_ = forEach(context.WithoutCancel(ctx), len(cluster), func(ctx context.Context, i int) error {
+		if err := step(ctx, cluster[i].ID, "begin", nil); err != nil {
 			mu.Lock()
 			refused = cmp.Or(refused, err)
 			mu.Unlock()
@@ -217,37 +254,36 @@ func Restore(ctx context.Context, addr, dir string, progress io.Writer) (*backup
 		return nil
 	})
 	if refused != nil {
-		_ = forEach(context.WithoutCancel(ctx), len(m.Partitions), func(ctx context.Context, p int) error {
-			_ = step(ctx, p, "end?keys=0", nil)
+		_ = forEach(context.WithoutCancel(ctx), len(cluster), func(ctx context.Context, i int) error {
+			_ = step(ctx, cluster[i].ID, "end?keys=0", nil)
 			return nil
 		})
 		return nil, fmt.Errorf("nothing was restored: %w", refused)
 	}
 	var bytesDone atomic.Int64
 	tr := newTracker(progress, "restore", len(m.Partitions), m.Bytes, &bytesDone)
-	defer tr.stop()
-	err = forEach(ctx, len(m.Partitions), func(ctx context.Context, p int) error {
-		seq := 0
-		if err := loadPartition(ctx, dir, m.Partitions[p], &bytesDone, func(chunk []byte) error {
-			// A chunk is retried with its number: the partition loads it once.
-			var err error
-			for attempt := range 3 {
-				if err = step(ctx, p, fmt.Sprintf("load?seq=%d", seq), chunk); err == nil || ctx.Err() != nil {
-					break
-				}
-				clock.Sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond)
+	keys := make([]int64, len(cluster)) // by position in cluster
+	if same {
+		err = forEach(ctx, len(m.Partitions), func(ctx context.Context, i int) error {
+			p := m.Partitions[i]
+			seq := 0
+			if err := loadPartition(ctx, dir, p, &bytesDone, func(chunk []byte) error {
+				seq++
+				return load(ctx, p.ID, seq-1, chunk)
+			}); err != nil {
+				return err
 			}
-			seq++
-			return err
-		}); err != nil {
-			return err
-		}
-		tr.partitionDone()
-		return nil
-	})
+			keys[i] = p.Keys
+			tr.partitionDone()
+			return nil
+		})
+	} else {
+		keys, err = relayout(ctx, dir, m, cluster, load, tr, &bytesDone)
+	}
+	tr.stop()
 	if err == nil {
-		err = forEach(ctx, len(m.Partitions), func(ctx context.Context, p int) error {
-			return step(ctx, p, fmt.Sprintf("end?keys=%d", m.Partitions[p].Keys), nil)
+		err = forEach(ctx, len(cluster), func(ctx context.Context, i int) error {
+			return step(ctx, cluster[i].ID, fmt.Sprintf("end?keys=%d", keys[i]), nil)
 		})
 	}
 	if err != nil {
@@ -256,15 +292,8 @@ func Restore(ctx context.Context, addr, dir string, progress io.Writer) (*backup
 	return m, nil
 }
 
-// loadPartition sends one partition's records in chunks, checking the
-// file's checksum again as it goes (it was verified, but is read anew).
+// loadPartition sends one partition's records in chunks.
 func loadPartition(ctx context.Context, dir string, p backup.Partition, done *atomic.Int64, send func([]byte) error) error {
-	f, err := os.Open(filepath.Join(dir, p.File))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := sha256.New()
 	var chunk []byte
 	flush := func() error {
 		if len(chunk) == 0 {
@@ -277,7 +306,7 @@ func loadPartition(ctx context.Context, dir string, p backup.Partition, done *at
 		chunk = chunk[:0]
 		return ctx.Err()
 	}
-	_, _, err = backup.Scan(io.TeeReader(f, h), func(table byte, k, v []byte) error {
+	err := readPartition(dir, p, func(table byte, k, v []byte) error {
 		chunk = backup.AppendRecord(chunk, table, k, v)
 		if len(chunk) >= chunkBytes {
 			return flush()
@@ -285,9 +314,23 @@ func loadPartition(ctx context.Context, dir string, p backup.Partition, done *at
 		return nil
 	})
 	if err == nil {
-		err = flush()
+		if err = flush(); err != nil {
+			err = fmt.Errorf("partition %d: %w", p.ID, err)
+		}
 	}
+	return err
+}
+
+// readPartition reads one partition's records, checking the file's
+// checksum again as it goes (it was verified, but is read anew).
+func readPartition(dir string, p backup.Partition, fn func(table byte, k, v []byte) error) error {
+	f, err := os.Open(filepath.Join(dir, p.File))
 	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, _, err := backup.Scan(io.TeeReader(f, h), fn); err != nil {
 		return fmt.Errorf("partition %d: %w", p.ID, err)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != p.SHA256 {

@@ -86,6 +86,10 @@ groups:
 		e.splitSync = false
 		e.pebbleSynced()
 	}
+	for _, fn := range e.afterCommit {
+		fn()
+	}
+	e.afterCommit = nil
 	now := e.now()
 	for _, rr := range readies {
 		if slices.Contains(dead, rr.r) {
@@ -209,6 +213,14 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, 
 		switch name := string(req.Args[0]); {
 		case name == FreezeCommand:
 			reply, err = e.applyFreeze(b, r, index, req.Args)
+		case name == ThawCommand:
+			reply, err = e.applyThaw(b, r, req.Args)
+		case r.slots.frozen() && name == txnResolveOp:
+			// A transaction record elsewhere may still list this group:
+			// it has no part here (a freeze needs none), so resolving it
+			// is done, as its apply would answer, and nothing changes.
+			w.Refuse()
+			reply = []byte("+OK\r\n")
 		case r.slots.frozen():
 			// Frozen for a merge: nothing changes any more (merge.go).
 			w.Refuse()
@@ -217,10 +229,12 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, 
 			reply, err = e.applySplit(b, r, index, term, req.Args)
 		case name == MergeCommand:
 			reply, err = e.applyMerge(b, r, index, req.Args)
+		case name == AbortMergeCommand:
+			reply, err = e.applyAbortMerge(b, r, req.Args)
 		default:
 			reply, err = e.cfg.Apply(r.group, w, spec, req.Args, nil)
 		}
-		if name := string(req.Args[0]); err == nil && (name == SplitCommand || name == FreezeCommand || name == MergeCommand) {
+		if name := string(req.Args[0]); err == nil && (name == SplitCommand || name == FreezeCommand || name == MergeCommand || name == ThawCommand || name == AbortMergeCommand) {
 			outcome := "applied"
 			if len(reply) > 0 && reply[0] == '-' {
 				outcome = "refused"

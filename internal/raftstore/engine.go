@@ -69,6 +69,9 @@ type Engine struct {
 	// its end; splitSync makes the apply batch that wrote them synced.
 	births    []splitBirth
 	splitSync bool
+	// afterCommit runs once the cycle's apply batch is committed: what a
+	// merge widens is published to readers only then (merge.go).
+	afterCommit []func()
 }
 
 type waitKey struct{ origin, seq uint64 }
@@ -606,7 +609,18 @@ func (e *Engine) queueRead(group uint64, done func(error)) error {
 
 // Reader returns a reader over group's user data as of now.
 func (e *Engine) Reader(group uint64) *DataReader {
-	return &DataReader{r: e.db, group: group, clk: e.cfg.Clock, keySlot: e.cfg.KeySlot, slots: e.publishedSlots(group)}
+	return &DataReader{r: e.db, group: group, clk: e.cfg.Clock, keySlot: e.cfg.KeySlot, slots: e.readerSlots(group)}
+}
+
+// readerSlots is the range a reader of group checks keys against: the
+// hosted replica's, or none at all when the group is not hosted here (a
+// merge destroyed it between a read's barrier and its snapshot: its data
+// is gone, and an empty answer would be a lie).
+func (e *Engine) readerSlots(group uint64) *slotRange {
+	if e.hosted(group) == nil && e.cfg.KeySlot != nil {
+		return &ownsNothing
+	}
+	return e.publishedSlots(group)
 }
 
 // Snapshot returns a reader of group's applied state frozen at one moment:
@@ -618,7 +632,7 @@ func (e *Engine) Snapshot(group uint64) (r *DataReader, release func()) {
 	// The range after the snapshot: a split records it before its batch
 	// commits, so the range is never older than the data (at worst newer,
 	// refusing a key the snapshot still holds: the read is retried).
-	slots := e.publishedSlots(group)
+	slots := e.readerSlots(group)
 	return &DataReader{r: snap, group: group, clk: e.cfg.Clock, keySlot: e.cfg.KeySlot, slots: slots}, func() { _ = snap.Close() }
 }
 

@@ -424,6 +424,7 @@ func (e *Engine) installSnapshots(readies []readyRep) error {
 				return err
 			}
 			rr.r.setSlots(slots)
+			e.dropAbsorbed(rr.r)
 		}
 	}
 	e.pebbleSynced()

@@ -68,6 +68,36 @@ const FreezeCommand = "kintsu.merge.freeze"
 // MergeCommand merges a frozen group into the survivor (MergeArgs).
 const MergeCommand = "kintsu.merge"
 
+// AbortMergeCommand, in the survivor's log, refuses for good the merge of
+// one frozen state of another group (AbortMergeArgs); ThawCommand, in
+// the frozen group's log once that abort is applied, lets it serve again
+// (ThawArgs). In that order: a merge entry and an abort race in the
+// survivor's log alone, so either the merge happened (the abort answers
+// :1 and nothing thaws) or it never will (:0), and only then may the
+// frozen group change again.
+const (
+	AbortMergeCommand = "kintsu.merge.abort"
+	ThawCommand       = "kintsu.merge.thaw"
+)
+
+// AbortMergeArgs refuse the merge of group other frozen at index frozenAt.
+func AbortMergeArgs(other, frozenAt uint64) [][]byte {
+	return [][]byte{[]byte(AbortMergeCommand), strconv.AppendUint(nil, other, 10), strconv.AppendUint(nil, frozenAt, 10)}
+}
+
+// ThawArgs thaw a group frozen into group into at index frozenAt.
+func ThawArgs(into, frozenAt uint64) [][]byte {
+	return [][]byte{[]byte(ThawCommand), strconv.AppendUint(nil, into, 10), strconv.AppendUint(nil, frozenAt, 10)}
+}
+
+// ownsNothing is the range of a group that owns no key: a reader of a
+// group not hosted here refuses every key.
+var ownsNothing = slotRange{set: true, frozenAt: math.MaxUint64}
+
+// abortKey holds the merge a survivor refused for good: the other
+// group's id and its freeze index (8 bytes each).
+func abortKey(group uint64) []byte { return storage.TxnKey(group, storage.SlotRange, []byte("abort")) }
+
 // FreezeArgs are FreezeCommand's arguments: freeze the group owning slots
 // lo..hi for a merge into group into. It answers "F n1,n2,..": the index
 // of the freeze and the nodes of the group's voters.
@@ -133,6 +163,10 @@ func mergeRefused(format string, a ...any) []byte {
 	return fmt.Appendf(nil, "-ERR merge refused: "+format+"\r\n", a...)
 }
 
+// txnResolveOp is the transaction package's resolution of a part
+// (txn/ops.go), which a frozen group answers (it holds no part).
+const txnResolveOp = "txn.resolve"
+
 // frozenReply answers every request to a frozen group but its freeze.
 var frozenReply = failure.AppendSignal(nil, failure.WrongGroup, nil)
 
@@ -182,8 +216,12 @@ func (e *Engine) applyFreeze(b *pebble.Batch, r *replica, index uint64, args [][
 	if err != nil {
 		return nil, err
 	}
+	nodes, nodesOK, err := appliedVoterNodes(b, r)
+	if err != nil {
+		return nil, err
+	}
 	frozen := func(at uint64) []byte {
-		reply := fmt.Sprintf("%d %s", at, joinNodes(nodeSet(r, r.applied.Conf.GetVoters())))
+		reply := fmt.Sprintf("%d %s", at, joinNodes(nodes))
 		return fmt.Appendf(nil, "$%d\r\n%s\r\n", len(reply), reply)
 	}
 	switch {
@@ -201,6 +239,8 @@ func (e *Engine) applyFreeze(b *pebble.Batch, r *replica, index uint64, args [][
 		return mergeRefused("the partition owns slots %d-%d, not %d-%d", cur.lo, cur.hi, lo, hi), nil
 	case lo > hi:
 		return mergeRefused("bad range %d-%d", lo, hi), nil
+	case !nodesOK:
+		return mergeRefused("the partition's voters are not all known"), nil
 	case r.tables.locks.n > 0 || r.tables.parts.n > 0 || r.tables.records.n > 0:
 		return mergeRefused("transactions are in progress in the partition"), nil
 	}
@@ -238,7 +278,6 @@ func (e *Engine) applyMerge(b *pebble.Batch, r *replica, index uint64, args [][]
 		return nil, err
 	}
 	mlo, mhi := min(lo, olo), max(hi, ohi)
-	conf := r.applied.Conf
 	switch {
 	case cur.merged(other) && cur.lo == mlo && cur.hi == mhi:
 		return splitOK, nil // asked again: it happened
@@ -256,7 +295,15 @@ func (e *Engine) applyMerge(b *pebble.Batch, r *replica, index uint64, args [][]
 		return mergeRefused("slots %d-%d and %d-%d are not adjacent", lo, hi, olo, ohi), nil
 	case index <= frozenAt:
 		return mergeRefused("the partition's log (index %d) is behind the frozen one's (%d); ask again", index, frozenAt), nil
-	case !slices.Equal(nodes, slices.Sorted(slices.Values(nodeSet(r, conf.GetVoters())))):
+	}
+	if v, ok, err := storage.Get(b, abortKey(r.group)); err != nil {
+		return nil, err
+	} else if ok && len(v) == 16 && binary.BigEndian.Uint64(v) == other && binary.BigEndian.Uint64(v[8:]) == frozenAt {
+		return mergeRefused("this merge was aborted"), nil
+	}
+	if mine, ok, err := appliedVoterNodes(b, r); err != nil {
+		return nil, err
+	} else if !ok || !slices.Equal(nodes, mine) {
 		return mergeRefused("the partitions' replicas are not on the same nodes"), nil
 	}
 	if why, err := e.busyForMerge(b, r); err != nil || why != "" {
@@ -264,7 +311,8 @@ func (e *Engine) applyMerge(b *pebble.Batch, r *replica, index uint64, args [][]
 	}
 
 	o := e.byGroup[other]
-	if o == nil || !o.slots.frozen() || o.slots.frozenInto != r.group || o.slots.frozenAt != frozenAt || o.applied.Index < frozenAt || o.removed {
+	if o == nil || !o.slots.frozen() || o.slots.frozenInto != r.group || o.slots.frozenAt != frozenAt || o.applied.Index < frozenAt || o.removed ||
+		o.slots.lo != olo || o.slots.hi != ohi {
 		// This node cannot supply O's state: the replica of S here must
 		// not go on without it (see the invariants).
 		e.cfg.Logger.Error("merge applied where the frozen partition is not: rebuilding this replica from its peers",
@@ -281,10 +329,13 @@ func (e *Engine) applyMerge(b *pebble.Batch, r *replica, index uint64, args [][]
 	if err := b.Set(storage.TxnKey(r.group, storage.SlotRange, nil), next.encode(), nil); err != nil {
 		return nil, err
 	}
-	r.applied.Keys += o.applied.Keys
-	r.applied.KeysInexact = r.applied.KeysInexact || o.applied.KeysInexact
+	r.applied.Keys += moved
 	r.keys.blindAt.Store(index)
-	r.setSlots(next)
+	// The writer owns the union at once; readers only once the batch that
+	// moved the keys is committed, or a read of a moved key could find it
+	// in neither group.
+	r.slots = next
+	e.afterCommit = append(e.afterCommit, func() { r.setSlots(next) })
 	if err := r.loadDedupe(b); err != nil {
 		return nil, err
 	}
@@ -295,13 +346,28 @@ func (e *Engine) applyMerge(b *pebble.Batch, r *replica, index uint64, args [][]
 	return splitOK, nil
 }
 
-// nodeSet maps replica ids to their nodes by r's descriptor.
-func nodeSet(r *replica, ids []uint64) []uint64 {
-	out := make([]uint64, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, r.desc.NodeOf(id))
+// appliedVoterNodes are the nodes of r's voters by its descriptor as
+// applied (replicated state, never the in-memory one, which peers'
+// messages may have extended), sorted; false if a voter has no node.
+func appliedVoterNodes(b pebble.Reader, r *replica) ([]uint64, bool, error) {
+	db, ok, err := storage.Get(b, storage.DescriptorKey(r.group))
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	return out
+	desc, err := storage.DecodeDescriptor(db)
+	if err != nil {
+		return nil, false, err
+	}
+	var out []uint64
+	for _, id := range r.applied.Conf.GetVoters() {
+		n := desc.NodeOf(id)
+		if n == 0 {
+			return nil, false, nil
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, len(out) > 0 && len(out) <= 16, nil
 }
 
 // moveGroup moves every user key and sub-key of from into to, and merges
@@ -353,20 +419,72 @@ func (e *Engine) moveGroup(b *pebble.Batch, from, to uint64) (int64, error) {
 	return moved, nil
 }
 
-// dropMerged destroys, at load, a frozen replica whose survivor here has
-// already absorbed it (a crash between the merge's batch and the
+// applyAbortMerge applies AbortMergeCommand on the survivor r: :1 if the
+// merge already happened, else :0 and the merge of that frozen state is
+// refused from now on.
+func (e *Engine) applyAbortMerge(b *pebble.Batch, r *replica, args [][]byte) ([]byte, error) {
+	if len(args) != 3 {
+		return mergeRefused("wrong number of arguments"), nil
+	}
+	n, ok := parseSlotArgs(args[1:], 0)
+	if !ok {
+		return mergeRefused("malformed arguments"), nil
+	}
+	if r.slots.merged(n[0]) {
+		return []byte(":1\r\n"), nil
+	}
+	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n[0]), n[1])
+	if err := b.Set(abortKey(r.group), v, nil); err != nil {
+		return nil, err
+	}
+	e.cfg.Logger.Info("merge aborted", "partition", r.group, "other", n[0], "frozen_at", n[1])
+	return []byte(":0\r\n"), nil
+}
+
+// applyThaw applies ThawCommand on r: a group frozen into that group at
+// that index serves again (the proposer first had the survivor abort the
+// merge). Thawing a group not frozen is a no-op.
+func (e *Engine) applyThaw(b *pebble.Batch, r *replica, args [][]byte) ([]byte, error) {
+	if len(args) != 3 {
+		return mergeRefused("wrong number of arguments"), nil
+	}
+	n, ok := parseSlotArgs(args[1:], 0)
+	if !ok {
+		return mergeRefused("malformed arguments"), nil
+	}
+	cur := r.slots
+	if !cur.frozen() {
+		return splitOK, nil
+	}
+	if cur.frozenInto != n[0] || cur.frozenAt != n[1] {
+		return mergeRefused("the partition is frozen into partition %d at %d", cur.frozenInto, cur.frozenAt), nil
+	}
+	cur.frozenInto, cur.frozenAt = 0, 0
+	if err := b.Set(storage.TxnKey(r.group, storage.SlotRange, nil), cur.encode(), nil); err != nil {
+		return nil, err
+	}
+	r.setSlots(cur)
+	e.cfg.Logger.Info("partition thawed: its merge was aborted", "partition", r.group, "into", n[0])
+	return splitOK, nil
+}
+
+// dropAbsorbed marks for destruction the local replica that survivor s
+// has absorbed, if one is still here frozen (s caught up past the merge
+// by a snapshot, or a crash came between the merge's batch and the
 // destruction).
+func (e *Engine) dropAbsorbed(s *replica) {
+	for _, o := range e.replicas {
+		if o != s && o.slots.frozen() && o.slots.frozenInto == s.group && s.slots.merged(o.group) {
+			o.removed = true
+		}
+	}
+}
+
+// dropMerged destroys, at load, every frozen replica whose survivor here
+// has already absorbed it.
 func (e *Engine) dropMerged() error {
-	var gone []*replica
-	for _, r := range e.replicas {
-		if s := e.byGroup[r.slots.frozenInto]; r.slots.frozen() && s != nil && s.slots.merged(r.group) {
-			gone = append(gone, r)
-		}
+	for _, s := range slices.Clone(e.replicas) {
+		e.dropAbsorbed(s)
 	}
-	for _, r := range gone {
-		if err := e.destroy(r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.destroyRemoved()
 }

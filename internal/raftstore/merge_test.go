@@ -224,4 +224,28 @@ func TestMergeRefusals(t *testing.T) {
 			t.Fatalf("node %d lost group 1 after refused merges", n.id)
 		}
 	}
+	// An abort in the survivor's log refuses that merge for good; then
+	// the frozen group thaws and takes writes again.
+	if r, err := c.write(0, 4, strs(raftstore.AbortMergeArgs(1, frozenAt))...); err != nil || r != ":0\r\n" {
+		t.Fatalf("abort: %q %v", r, err)
+	}
+	merge := raftstore.MergeArgs(1, frozenAt, at, ring.SlotCount-1, 0, at-1, nodes)
+	for range 64 { // past the freeze's index, whatever the gap
+		r, err := c.write(0, 5, strs(merge)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(r, "was aborted") {
+			break
+		}
+		if !strings.Contains(r, "is behind") {
+			t.Fatalf("merge after its abort: %q, want a refusal", r)
+		}
+	}
+	if r, err := c.write(1, 6, strs(raftstore.ThawArgs(0, frozenAt))...); err != nil || r != "+OK\r\n" {
+		t.Fatalf("thaw: %q %v", r, err)
+	}
+	if r, err := c.write(1, 7, "set", k, "after-thaw"); err != nil || r != "+OK\r\n" {
+		t.Fatalf("write to the thawed group: %q %v", r, err)
+	}
 }

@@ -79,7 +79,7 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		return applyNodeJoin(w, args, out)
 	case len(args) >= 2 && (string(args[0]) == CmdPartReserve || string(args[0]) == CmdPartSplit || string(args[0]) == CmdPartUnreserve):
 		return applyPartSplit(w, args, out)
-	case len(args) >= 2 && (string(args[0]) == CmdPartMergeIntent || string(args[0]) == CmdPartSurvivor || string(args[0]) == CmdPartMerge):
+	case len(args) >= 2 && (string(args[0]) == CmdPartMergeIntent || string(args[0]) == CmdPartSurvivor || string(args[0]) == CmdPartMerge || string(args[0]) == CmdPartUnchoose):
 		return applyPartMerge(w, args, out)
 	}
 	// Addresses alone: written by nodes before heartbeats existed, and

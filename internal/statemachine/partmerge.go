@@ -28,13 +28,16 @@ import (
 //     old partition: the frozen one refuses (WrongGroup), so a lagging
 //     table costs retries, never a misplaced write.
 //
-// An intent is never dropped once a survivor is chosen (the frozen
-// partition can only be merged); before that it is kept too, and the
-// driver finishes it. The absorbed partition's id is never reused.
+// CmdPartUnchoose LEFT forgets the survivor: the proposer asks it only
+// after an aborted merge has thawed the frozen partition (raftstore's
+// abort and thaw entries), so the next attempt chooses afresh. The
+// intent itself is never dropped: the driver finishes it. The absorbed
+// partition's id is never reused.
 const (
 	CmdPartMergeIntent = "kintsu.part.mergeintent" // left right -> intent JSON
 	CmdPartSurvivor    = "kintsu.part.survivor"    // left id -> intent JSON
 	CmdPartMerge       = "kintsu.part.merge"       // left
+	CmdPartUnchoose    = "kintsu.part.unchoose"    // left -> intent JSON
 )
 
 // MergeIntentPrefix begins the keys of the pending merges (api.MergeIntent
@@ -152,6 +155,12 @@ func applyPartMerge(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 			return resp.AppendError(out, "ERR the survivor must be one of the two partitions"), nil
 		}
 		in.Chosen, in.Survivor = true, id
+		return putIntent(w, in, out)
+	case CmdPartUnchoose:
+		if !pending {
+			return resp.AppendError(out, fmt.Sprintf("ERR no merge of partition %d is pending", left)), nil
+		}
+		in.Chosen, in.Survivor = false, 0
 		return putIntent(w, in, out)
 	default: // CmdPartMerge
 		if !pending || !in.Chosen {

@@ -72,6 +72,13 @@ func TestPartitionTableMerge(t *testing.T) {
 	if got := intent(CmdPartSurvivor + " 0 0"); got.Survivor != 1 {
 		t.Fatalf("a second choice changed the survivor: %+v", got)
 	}
+	// An aborted merge forgets its survivor; the next attempt chooses.
+	if got := intent(CmdPartUnchoose + " 0"); got.Chosen {
+		t.Fatalf("unchoose: %+v", got)
+	}
+	if got := intent(CmdPartSurvivor + " 0 1"); !got.Chosen || got.Survivor != 1 {
+		t.Fatalf("survivor after unchoose: %+v", got)
+	}
 	if got := meta(CmdPartMerge + " 0"); got != "+OK\r\n" {
 		t.Fatalf("merge: %q", got)
 	}

@@ -86,30 +86,102 @@ func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON,
 	if o == in.Right {
 		olo, ohi, slo, shi = in.Mid, in.Hi, in.Lo, in.Mid-1
 	}
-	// Absorbed already (a merge interrupted before step 5, when the
+	// From the freeze to the record, the driver moves neither group's
+	// replicas: a move would make the merge refused.
+	p.holdGroups(true, uint64(s), uint64(o))
+	defer p.holdGroups(false, uint64(s), uint64(o))
+	// Absorbed already (a merge interrupted before the record, when the
 	// frozen group may be gone from every node): only record it.
 	ss, ok := p.GroupInfo(ctx, uint64(s))
 	if !ok {
 		return out, fmt.Errorf("partition %d has no leader; the merge is tried again", s)
 	}
 	if ss.MergedPlus1 != uint64(o)+1 {
-		frozenAt, nodes, err := raftstore.ParseFreezeReply(p.cfg.Write(ctx, uint64(o), raftstore.FreezeArgs(uint64(s), olo, ohi)))
+		reply := p.cfg.Write(ctx, uint64(o), raftstore.FreezeArgs(uint64(s), olo, ohi))
+		if strings.HasPrefix(string(reply), "-ERR merge refused") {
+			// Not frozen: the next attempt starts from co-location, and
+			// may name the other survivor.
+			_ = p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartUnchoose), fmt.Append(nil, in.Left)})
+			return out, fmt.Errorf("partition %d: %s; the merge is tried again", o, strings.TrimSpace(string(reply[1:])))
+		}
+		frozenAt, nodes, err := raftstore.ParseFreezeReply(reply)
 		if err != nil {
+			// Unanswered: if it froze after all, the next attempt's
+			// freeze says so and goes on from there.
 			return out, fmt.Errorf("freeze partition %d: %w; the merge is tried again", o, err)
 		}
-		if err := p.awaitApplied(ctx, uint64(o), frozenAt, nodes); err != nil {
-			return out, err
+		err = p.awaitApplied(ctx, uint64(o), frozenAt, nodes)
+		if err == nil {
+			err = p.absorb(ctx, uint64(s), raftstore.MergeArgs(uint64(o), frozenAt, olo, ohi, slo, shi, nodes))
 		}
-		if err := p.absorb(ctx, uint64(s), raftstore.MergeArgs(uint64(o), frozenAt, olo, ohi, slo, shi, nodes)); err != nil {
-			return out, err
+		if err != nil {
+			return out, p.abortMerge(ctx, in, frozenAt, err)
 		}
 	}
 	reply := p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartMerge), fmt.Append(nil, in.Left)})
-	if string(reply) != okReply {
+	if string(reply) != okReply && !p.recorded(ctx, in) {
 		return out, fmt.Errorf("partitions %d and %d are merged, but the partition table was not updated (%s); it is finished when tried again", s, o, strings.TrimSpace(string(reply)))
 	}
 	p.cfg.Map.Refresh(ctx, time.Now())
 	return out, nil
+}
+
+// recorded reports whether the partition table already holds in's merge
+// (another proposer recorded it first).
+func (p *Placement) recorded(ctx context.Context, in api.MergeIntent) bool {
+	p.cfg.Map.Refresh(ctx, time.Now())
+	m := p.cfg.Map.Current()
+	rec, ok := m.Part(uint64(in.Survivor))
+	_, other := m.Part(uint64(in.Other()))
+	return ok && !other && rec.SlotStart == in.Lo && rec.SlotEnd == in.Hi
+}
+
+// abortMerge takes back a merge that could not finish (why): the
+// survivor refuses that frozen state for good — unless it merged it
+// already, and then the merge goes on to its record next time — then the
+// frozen group thaws and the survivor is forgotten, so the next attempt
+// starts from co-location. Until each step is answered the group stays
+// frozen, and the next attempt finishes or aborts it.
+func (p *Placement) abortMerge(ctx context.Context, in api.MergeIntent, frozenAt uint64, why error) error {
+	s, o := uint64(in.Survivor), uint64(in.Other())
+	switch reply := strings.TrimSpace(string(p.cfg.Write(ctx, s, raftstore.AbortMergeArgs(o, frozenAt)))); reply {
+	case ":1":
+		return fmt.Errorf("%w; partition %d has absorbed partition %d meanwhile: the merge is recorded next time", why, s, o)
+	case ":0":
+	default:
+		return fmt.Errorf("%w; its abort was not answered (%s): partition %d stays frozen until the merge is tried again", why, reply, o)
+	}
+	if reply := strings.TrimSpace(string(p.cfg.Write(ctx, o, raftstore.ThawArgs(s, frozenAt)))); reply != "+OK" {
+		return fmt.Errorf("%w; partition %d was not thawed (%s): tried again", why, o, reply)
+	}
+	_ = p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartUnchoose), fmt.Append(nil, in.Left)})
+	p.cfg.Map.Refresh(ctx, time.Now())
+	p.cfg.Logger.Warn("merge aborted; partition thawed, tried again later", "survivor", s, "other", o, "err", why)
+	return fmt.Errorf("%w; the merge was aborted and is tried again", why)
+}
+
+// holdGroups marks groups as held by a merge under way (on), or no
+// longer (off); placeOnce plans no step for a held group.
+func (p *Placement) holdGroups(on bool, groups ...uint64) {
+	p.heldMu.Lock()
+	defer p.heldMu.Unlock()
+	if p.held == nil {
+		p.held = map[uint64]int{}
+	}
+	for _, g := range groups {
+		if on {
+			p.held[g]++
+		} else if p.held[g]--; p.held[g] <= 0 {
+			delete(p.held, g)
+		}
+	}
+}
+
+// isHeld reports whether a merge under way holds group.
+func (p *Placement) isHeld(group uint64) bool {
+	p.heldMu.Lock()
+	defer p.heldMu.Unlock()
+	return p.held[group] > 0
 }
 
 // neighbours are the partitions a merge asked of id joins: id and the
@@ -139,9 +211,10 @@ func colocated(a, b GroupState) bool {
 		slices.Equal(slices.Sorted(slices.Values(a.Voters)), slices.Sorted(slices.Values(b.Voters)))
 }
 
-// awaitApplied waits until every node's replica of group has applied
-// index, for at most awaitFrozen; past that, a majority is enough (the
-// others' replicas of the survivor are rebuilt from their peers).
+// awaitApplied waits, for at most awaitFrozen, until every node's replica
+// of group has applied index: a replica of the survivor whose node lacks
+// the frozen state must not apply the merge, so the merge waits for all
+// of them (and is aborted, the group thawed, when one does not come).
 func (p *Placement) awaitApplied(ctx context.Context, group, index uint64, nodes []uint64) error {
 	deadline := time.Now().Add(awaitFrozen)
 	for {
@@ -155,11 +228,7 @@ func (p *Placement) awaitApplied(ctx context.Context, group, index uint64, nodes
 			return nil
 		}
 		if time.Now().After(deadline) {
-			if done > len(nodes)/2 {
-				p.cfg.Logger.Warn("merge goes on without every replica of the frozen partition: the lagging ones are rebuilt", "partition", group, "applied", done, "replicas", len(nodes))
-				return nil
-			}
-			return fmt.Errorf("only %d of %d replicas of partition %d applied its freeze; the merge is tried again", done, len(nodes), group)
+			return fmt.Errorf("only %d of %d replicas of partition %d applied its freeze", done, len(nodes), group)
 		}
 		select {
 		case <-ctx.Done():
@@ -198,10 +267,8 @@ func (p *Placement) absorb(ctx context.Context, survivor uint64, args [][]byte) 
 			return nil
 		case strings.Contains(reply, "is behind the frozen one's") && try < 256:
 			continue
-		case strings.HasPrefix(reply, "-ERR merge refused"):
-			return fmt.Errorf("partition %d: %s; the merge is tried again", survivor, reply[1:])
 		default:
-			return fmt.Errorf("partition %d did not answer the merge (%s); it is finished when tried again", survivor, strings.TrimPrefix(reply, "-"))
+			return fmt.Errorf("partition %d: %s", survivor, strings.TrimPrefix(reply, "-"))
 		}
 	}
 }

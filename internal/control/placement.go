@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -191,6 +192,10 @@ type Placement struct {
 	// load is each partition's write load as the driver's loop last saw
 	// it (loadpolicy.go); that loop alone reads and writes it.
 	load map[uint64]loadSample
+	// held are the groups a merge under way holds (merge.go): no step is
+	// planned for them.
+	heldMu sync.Mutex
+	held   map[uint64]int
 }
 
 // NewPlacement builds the placement driver; Run runs it.
@@ -338,18 +343,17 @@ func (p *Placement) placeOnce(ctx context.Context) {
 	m := p.cfg.Map.Current()
 	targets, meta, up, ok := p.Targets(recs, m.Parts)
 	if !ok {
+		// Nothing can be placed; a merge whose survivor is chosen (its
+		// other half may be frozen) is still finished or aborted.
+		p.round++
+		p.resumeChosen(ctx, m)
 		return
 	}
 	// A merge reserved: the right partition goes where the left goes,
-	// until both are on the same nodes; once its survivor is named, the
-	// two groups' replicas stay put until it is done (merge.go).
-	frozen := map[uint64]bool{}
+	// until both are on the same nodes (merge.go).
 	for _, in := range m.Merges {
 		if t, ok := targets[uint64(in.Left)]; ok {
 			targets[uint64(in.Right)] = t
-		}
-		if in.Chosen {
-			frozen[uint64(in.Left)], frozen[uint64(in.Right)] = true, true
 		}
 	}
 	obs := make([]Observed, 0, len(m.Parts)+1)
@@ -385,7 +389,7 @@ func (p *Placement) placeOnce(ctx context.Context) {
 	default:
 	}
 	p.maybeResize(ctx, obs, m)
-	obs = slices.DeleteFunc(obs, func(o Observed) bool { return frozen[o.Group] })
+	obs = slices.DeleteFunc(obs, func(o Observed) bool { return p.isHeld(o.Group) })
 	eligible, _ := Eligible(recs)
 	for _, t := range PlanRound(obs, up, DefaultLimits(len(eligible))) {
 		p.cfg.Logger.Info("placement", "partition", t.Group, "step", t.Step.String(), "voters", t.State.Voters, "learners", t.State.Learners)

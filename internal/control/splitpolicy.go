@@ -103,9 +103,57 @@ func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, skip func(
 	return left, ok
 }
 
+// runResize returns how a round starts a split or merge: in the
+// background, one at a time, within 30 s.
+func (p *Placement) runResize(ctx context.Context) func(fn func(context.Context)) {
+	return func(fn func(context.Context)) {
+		p.splitting.Store(true)
+		go func() {
+			defer p.splitting.Store(false)
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			fn(sctx)
+		}()
+	}
+}
+
+// resumeChosen starts a pending merge whose survivor is chosen (its other
+// half may be frozen, its keys unavailable), unless a split or merge is
+// running; it reports whether it started one. Those go before anything
+// else, and even in a round that cannot place replicas.
+func (p *Placement) resumeChosen(ctx context.Context, m *ClusterMap) bool {
+	if p.splitting.Load() {
+		return false
+	}
+	for _, in := range m.Merges {
+		if in.Chosen {
+			p.finishMerge(p.runResize(ctx), in)
+			return true
+		}
+	}
+	return false
+}
+
+// finishMerge runs a pending merge on.
+func (p *Placement) finishMerge(run func(fn func(context.Context)), in api.MergeIntent) {
+	run(func(ctx context.Context) {
+		res, err := p.MergePartitions(ctx, in.Left)
+		switch {
+		case errors.Is(err, ErrMergePending):
+			// The replicas are still moving: a later round looks again.
+		case err != nil:
+			p.cfg.Logger.Warn("pending merge not finished; tried again later", "partition", in.Left, "with", in.Right, "err", err)
+		default:
+			p.cfg.Logger.Info("partitions merged", "partition", res.Survivor, "absorbed", res.Absorbed)
+			p.splitDone(uint64(res.Survivor))
+		}
+	})
+}
+
 // maybeResize starts the split or merge the policy picks, unless one is
-// running: a pending split first, then a pending merge, then a split by
-// size, then a merge of small neighbours.
+// running: a merge whose survivor is chosen first, then a pending split,
+// then another pending merge, then a split by size, then by load, then a
+// merge of small neighbours.
 func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterMap) {
 	p.round++
 	if p.cfg.SplitLoad > 0 {
@@ -114,14 +162,9 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	if p.splitting.Load() {
 		return
 	}
-	run := func(fn func(context.Context)) {
-		p.splitting.Store(true)
-		go func() {
-			defer p.splitting.Store(false)
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			fn(sctx)
-		}()
+	run := p.runResize(ctx)
+	if p.resumeChosen(ctx, m) {
+		return
 	}
 	if len(m.Splits) > 0 {
 		// A split reserved and not recorded: finish it (with its own
@@ -138,19 +181,9 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		return
 	}
 	if len(m.Merges) > 0 {
-		in := m.Merges[0]
-		run(func(ctx context.Context) {
-			res, err := p.MergePartitions(ctx, in.Left)
-			switch {
-			case errors.Is(err, ErrMergePending):
-				// The replicas are still moving: the next round looks again.
-			case err != nil:
-				p.cfg.Logger.Warn("pending merge not finished; tried again later", "partition", in.Left, "with", in.Right, "err", err)
-			default:
-				p.cfg.Logger.Info("partitions merged", "partition", res.Survivor, "absorbed", res.Absorbed)
-				p.splitDone(uint64(res.Survivor))
-			}
-		})
+		// Each round looks at the next one, so that one waiting for its
+		// replicas does not hold up the others.
+		p.finishMerge(run, m.Merges[p.round%len(m.Merges)])
 		return
 	}
 	cooling := func(g uint64) bool { return p.round-p.splitAt[g] < splitCooldown && p.splitAt[g] != 0 }

@@ -215,7 +215,7 @@ func runCtlBackup(addr string, args []string) int {
 		ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
 		defer cancel()
 		if m, err = ctl.Restore(ctx, addr, args[2], os.Stdout); err == nil {
-			fmt.Printf("restored backup %s (cut at %s): %d keys in %d partitions\n", m.BackupID, m.CutAt, m.Keys, len(m.Partitions))
+			fmt.Printf("restored backup %s (cut at %s): %d keys from its %d partitions\n", m.BackupID, m.CutAt, m.Keys, len(m.Partitions))
 		}
 	default:
 		fmt.Fprint(os.Stderr, ctlUsage)

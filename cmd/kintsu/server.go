@@ -20,6 +20,11 @@ import (
 	"github.com/kintsu/kintsu/internal/server"
 )
 
+// defaultSplitSize is --split-size's default: CockroachDB splits at 512
+// MiB, TiKV at 96–144 MiB; Kintsu copies a split's keys on the engine
+// loop, so it splits smaller than the first.
+const defaultSplitSize = 256 << 20
+
 // serverOpts are kintsu server's settings, as its flags set them.
 type serverOpts struct {
 	cfg            server.Config
@@ -45,7 +50,7 @@ func (o *serverOpts) flags() *flag.FlagSet {
 	fs.StringVar(&cfg.Join, "join", "", "instead of --initial-cluster: a member's peer address (host:port); the node joins that running cluster as a new member")
 	fs.StringVar(&cfg.CertsDir, "certs-dir", "", "directory with ca.crt, node.crt and node.key (see kintsu cert): TLS on every port, mutual TLS between nodes")
 	fs.BoolVar(insecure, "insecure", false, "run without TLS or peer authentication: anyone who reaches a port is trusted (loopback and tests only)")
-	fs.IntVar(&cfg.Partitions, "partitions", 64, "number of partitions (fixed at bootstrap; must divide 16384)")
+	fs.IntVar(&cfg.Partitions, "partitions", 64, "number of partitions the cluster starts with (must divide 16384; they split and merge later, see --split-size)")
 	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas per partition (fixed at bootstrap)")
 	fs.DurationVar(&cfg.TickInterval, "tick", 50*time.Millisecond, "raft tick interval")
 	fs.IntVar(&cfg.ElectionTicks, "election-ticks", 10, "ticks without a leader before an election")
@@ -68,7 +73,8 @@ func (o *serverOpts) flags() *flag.FlagSet {
 		cfg.DiskReserve, err = diskguard.ParseReserve(v)
 		return err
 	})
-	fs.Func("split-size", "a partition whose data on disk passes this splits in two by itself, e.g. 256MiB (default 0: partitions split only by kintsu ctl partition split; see docs/operations.md)", func(v string) error {
+	cfg.SplitSize = defaultSplitSize
+	fs.Func("split-size", "a partition whose data on disk passes this splits in two by itself, and neighbours both under a quarter of it merge (not below --partitions); 0: only kintsu ctl partition split|merge (default 256MiB; see docs/operations.md)", func(v string) error {
 		n, err := parseSize(v)
 		if err != nil {
 			return fmt.Errorf("--split-size %q: want a size such as 256MiB, or 0", v)

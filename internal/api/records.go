@@ -55,6 +55,9 @@ type PartitionRecord struct {
 	SlotEnd   uint16   `json:"slot_end"`
 	Replicas  []uint64 `json:"replicas"` // voters' node ids, preferred leader first
 	Learners  []uint64 `json:"learners,omitempty"`
+	// Pinned: the partition was made by a split asked by hand; automatic
+	// merges leave it alone (as CockroachDB's manual splits).
+	Pinned bool `json:"pinned,omitempty"`
 }
 
 // SplitIntent is a reserved split of partition Left at slot At into the
@@ -66,6 +69,8 @@ type SplitIntent struct {
 	At    uint16 `json:"at"`
 	Lo    uint16 `json:"lo"`
 	Hi    uint16 `json:"hi"`
+	// Manual: asked by hand; both halves are pinned.
+	Manual bool `json:"manual,omitempty"`
 }
 
 // MergeIntent is a merge of partition Left (slots Lo..Mid-1) with its

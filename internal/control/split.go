@@ -26,7 +26,10 @@ import (
 // again later. A reservation is never dropped here: a refused entry and
 // a later accepted one of the same split can race, and dropping it could
 // leave the split made but never recorded.
-func SplitPartition(ctx context.Context, write WriteFunc, m *Map, left int, at uint16) (int, error) {
+//
+// A split asked by hand (manual) pins both halves: automatic merges leave
+// them alone.
+func SplitPartition(ctx context.Context, write WriteFunc, m *Map, left int, at uint16, manual bool) (int, error) {
 	cur, ok := m.Current().Part(uint64(left))
 	if !ok {
 		return 0, fmt.Errorf("no partition %d", left)
@@ -40,7 +43,11 @@ func SplitPartition(ctx context.Context, write WriteFunc, m *Map, left int, at u
 			at = cur.SlotStart + (cur.SlotEnd-cur.SlotStart+1)/2
 		}
 	}
-	reply := write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartReserve), fmt.Append(nil, left), fmt.Append(nil, at)})
+	reserve := [][]byte{[]byte(statemachine.CmdPartReserve), fmt.Append(nil, left), fmt.Append(nil, at)}
+	if manual {
+		reserve = append(reserve, []byte("manual"))
+	}
+	reply := write(ctx, statemachine.MetaGroup, reserve)
 	right, lo, hi, err := statemachine.ParseReserveReply(reply)
 	if err != nil {
 		return 0, fmt.Errorf("reserve a partition id: %w", err)

@@ -85,6 +85,9 @@ func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, skip func(
 		if _, busy := m.PendingSplit(id); busy {
 			return 0, false
 		}
+		if rec, ok := m.Part(uint64(id)); ok && rec.Pinned {
+			return 0, false // split by hand: merged only by hand
+		}
 		return o.State.Bytes, true
 	}
 	parts := slices.SortedFunc(slices.Values(m.Parts), func(a, b api.PartitionRecord) int { return cmp.Compare(a.SlotStart, b.SlotStart) })
@@ -171,7 +174,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		// slot) before any other, whatever the sizes say now.
 		in := m.Splits[0]
 		run(func(ctx context.Context) {
-			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, in.Left, in.At)
+			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, in.Left, in.At, in.Manual)
 			if err != nil {
 				p.cfg.Logger.Warn("pending split not finished; tried again later", "partition", in.Left, "new_partition", in.Right, "err", err)
 				return
@@ -192,7 +195,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		bytes := obs[i].State.Bytes
 		p.splitAt[g] = p.round
 		run(func(ctx context.Context) {
-			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), 0)
+			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), 0, false)
 			if err != nil {
 				p.cfg.Logger.Warn("automatic split not done; tried again later", "partition", g, "bytes", bytes, "err", err)
 				return
@@ -207,7 +210,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		seen := slices.Clone(obs) // the round edits obs once this returns
 		p.splitAt[g] = p.round
 		run(func(ctx context.Context) {
-			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), at)
+			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), at, false)
 			if err != nil {
 				p.cfg.Logger.Warn("split by load not done; tried again later", "partition", g, "writes_per_sec", int(rate), "err", err)
 				return

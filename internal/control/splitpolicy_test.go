@@ -83,6 +83,11 @@ func TestPlanMerge(t *testing.T) {
 	if _, ok := planMerge(moving, m, 100, 1, none); ok {
 		t.Error("a partition whose replicas are moving was picked")
 	}
+	pinned := &ClusterMap{Parts: testParts(4, 1, 2, 3)}
+	pinned.Parts[2].Pinned = true
+	if got, ok := planMerge(obs(30, 30, 1, 1), pinned, 100, 1, none); ok && got != 0 {
+		t.Errorf("a partition split by hand was merged: %d", got)
+	}
 	split := &ClusterMap{Parts: m.Parts, Splits: []api.SplitIntent{{Left: 2}}}
 	if got, ok := planMerge(obs(30, 30, 1, 1), split, 100, 1, none); ok && got != 0 {
 		t.Errorf("a partition with a split pending was picked: %d", got)

@@ -99,12 +99,12 @@ func TestSplitUnderLoad(t *testing.T) {
 	}
 	waitOps(200)
 	n := tc.nodes[1] // not necessarily the metadata leader: the steps are routed
-	right, err := control.SplitPartition(ctx, n.write, n.cmap, 0, 0)
+	right, err := control.SplitPartition(ctx, n.write, n.cmap, 0, 0, true)
 	if err != nil || right != 8 {
 		t.Fatalf("split of partition 0: %d %v", right, err)
 	}
 	waitOps(200)
-	again, err := control.SplitPartition(ctx, n.write, n.cmap, right, 0)
+	again, err := control.SplitPartition(ctx, n.write, n.cmap, right, 0, true)
 	if err != nil || again != 9 {
 		t.Fatalf("split of partition %d: %d %v", right, again, err)
 	}

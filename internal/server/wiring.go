@@ -115,7 +115,7 @@ func (n *Node) newAdmin() *admin.API {
 		Health:       n.Health,
 		SetNodeState: n.members.SetNodeState,
 		SplitPartition: func(ctx context.Context, left int, at uint16) (int, error) {
-			return control.SplitPartition(ctx, n.write, n.cmap, left, at)
+			return control.SplitPartition(ctx, n.write, n.cmap, left, at, true)
 		},
 		MergePartitions: func(ctx context.Context, id int) (api.MergeJSON, error) {
 			return n.place.MergePartitions(ctx, id)

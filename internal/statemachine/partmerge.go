@@ -173,7 +173,7 @@ func applyPartMerge(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		if !ok {
 			return resp.AppendError(out, fmt.Sprintf("ERR no partition %d", in.Survivor)), nil
 		}
-		s.SlotStart, s.SlotEnd = in.Lo, in.Hi
+		s.SlotStart, s.SlotEnd, s.Pinned = in.Lo, in.Hi, false
 		if err := putRecord(w, PartKey(s.ID), s); err != nil {
 			return out, err
 		}

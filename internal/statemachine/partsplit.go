@@ -30,7 +30,7 @@ import (
 // CmdPartUnreserve LEFT drops an intent whose split the partition
 // refused (its id stays used).
 const (
-	CmdPartReserve   = "kintsu.part.reserve"   // left slot -> "right lo hi"
+	CmdPartReserve   = "kintsu.part.reserve"   // left slot [manual] -> "right lo hi"
 	CmdPartSplit     = "kintsu.part.split"     // left
 	CmdPartUnreserve = "kintsu.part.unreserve" // left
 )
@@ -79,9 +79,10 @@ func applyPartSplit(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 	}
 	switch string(args[0]) {
 	case CmdPartReserve:
-		if len(args) != 3 {
+		if len(args) != 3 && (len(args) != 4 || string(args[3]) != "manual") {
 			return resp.AppendError(out, "ERR wrong number of arguments"), nil
 		}
+		manual := len(args) == 4
 		at, err := strconv.ParseUint(string(args[2]), 10, 16)
 		if err != nil {
 			return resp.AppendError(out, "ERR bad slot"), nil
@@ -95,6 +96,12 @@ func applyPartSplit(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 			if intent.At != uint16(at) {
 				return resp.AppendError(out, fmt.Sprintf("ERR partition %d already has a split pending at slot %d", left, intent.At)), nil
 			}
+			if manual && !intent.Manual {
+				intent.Manual = true
+				if err := putRecord(w, splitIntentKey(left), intent); err != nil {
+					return out, err
+				}
+			}
 			return resp.AppendBulkString(out, fmt.Sprintf("%d %d %d", intent.Right, intent.Lo, intent.Hi)), nil
 		}
 		if !(rec.SlotStart < uint16(at) && uint16(at) <= rec.SlotEnd) {
@@ -107,7 +114,7 @@ func applyPartSplit(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		if err := putRecord(w, partNextKey, right+1); err != nil {
 			return out, err
 		}
-		intent = api.SplitIntent{Left: left, Right: right, At: uint16(at), Lo: rec.SlotStart, Hi: rec.SlotEnd}
+		intent = api.SplitIntent{Left: left, Right: right, At: uint16(at), Lo: rec.SlotStart, Hi: rec.SlotEnd, Manual: manual}
 		if err := putRecord(w, splitIntentKey(left), intent); err != nil {
 			return out, err
 		}
@@ -124,8 +131,8 @@ func applyPartSplit(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		} else if exists {
 			return resp.AppendError(out, fmt.Sprintf("ERR partition %d exists", intent.Right)), nil
 		}
-		right := api.PartitionRecord{ID: intent.Right, SlotStart: intent.At, SlotEnd: intent.Hi, Replicas: rec.Replicas}
-		rec.SlotEnd = intent.At - 1
+		right := api.PartitionRecord{ID: intent.Right, SlotStart: intent.At, SlotEnd: intent.Hi, Replicas: rec.Replicas, Pinned: intent.Manual || rec.Pinned}
+		rec.SlotEnd, rec.Pinned = intent.At-1, intent.Manual || rec.Pinned
 		for _, p := range []api.PartitionRecord{rec, right} {
 			if err := putRecord(w, PartKey(p.ID), p); err != nil {
 				return out, err

@@ -68,4 +68,18 @@ func TestPartitionTableSplit(t *testing.T) {
 	if got := meta(CmdPartReserve + " 1 9000"); got != "$12\r\n4 8192 16383\r\n" {
 		t.Fatalf("reserve again after unreserve: %q, want a new id", got)
 	}
+	// A split asked by hand pins both halves (automatic merges leave
+	// them alone); one by the policy does not.
+	if get(0).Pinned || get(2).Pinned {
+		t.Fatalf("halves of an automatic split are pinned")
+	}
+	if got := meta(CmdPartReserve + " 1 9000 manual"); got != "$12\r\n4 8192 16383\r\n" {
+		t.Fatalf("the same reservation, by hand: %q", got)
+	}
+	if got := meta(CmdPartSplit + " 1"); got != "+OK\r\n" {
+		t.Fatalf("split by hand: %q", got)
+	}
+	if !get(1).Pinned || !get(4).Pinned {
+		t.Fatalf("halves of a split by hand: %+v %+v, want both pinned", get(1), get(4))
+	}
 }

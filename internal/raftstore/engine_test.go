@@ -222,6 +222,20 @@ func (c *cluster) stop(id uint64) {
 
 func (c *cluster) restart(id uint64, dir string) { c.start(id, dir, nil, false) }
 
+// restartAll stops every node, then starts each again on its data.
+func (c *cluster) restartAll() {
+	dirs := map[uint64]string{}
+	for id, n := range c.nodes {
+		dirs[id] = n.dir
+	}
+	for id := range dirs {
+		c.stop(id)
+	}
+	for id, dir := range dirs {
+		c.restart(id, dir)
+	}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
@@ -423,16 +437,7 @@ func TestRestartAllRecoversFromDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dirs := map[uint64]string{}
-	for id, n := range c.nodes {
-		dirs[id] = n.dir
-	}
-	for id := range dirs {
-		c.stop(id)
-	}
-	for id, dir := range dirs {
-		c.restart(id, dir)
-	}
+	c.restartAll()
 	for i := 0; i < 50; i++ {
 		g := uint64(i % 2)
 		l := c.leader(g)

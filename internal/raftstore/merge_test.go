@@ -153,16 +153,7 @@ func TestMergeAbsorbsTheFrozenGroup(t *testing.T) {
 	for _, n := range c.nodes {
 		check(n)
 	}
-	dirs := map[uint64]string{}
-	for id, n := range c.nodes {
-		dirs[id] = n.dir
-	}
-	for id := range dirs {
-		c.stop(id)
-	}
-	for id, dir := range dirs {
-		c.restart(id, dir)
-	}
+	c.restartAll()
 	c.leader(0)
 	for _, n := range c.nodes {
 		check(n)

@@ -158,16 +158,7 @@ func TestSplitMovesTheRightHalf(t *testing.T) {
 		check(n)
 	}
 
-	dirs := map[uint64]string{}
-	for id, n := range c.nodes {
-		dirs[id] = n.dir
-	}
-	for id := range dirs {
-		c.stop(id)
-	}
-	for id, dir := range dirs {
-		c.restart(id, dir)
-	}
+	c.restartAll()
 	c.leader(0)
 	c.leader(1)
 	for _, n := range c.nodes {

@@ -98,7 +98,7 @@ func TestHostsValidation(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{Options{Binary: exe, Dir: dir, Nodes: 2, Hosts: []string{"10.1.0.1", "10.1.0.2", "10.1.0.3"}}, "Hosts has 3 addresses"},
+		{Options{Binary: exe, Dir: dir, Nodes: 4, Hosts: []string{"10.1.0.1", "10.1.0.2", "10.1.0.3"}}, "Hosts has 3 addresses"},
 		{Options{Binary: exe, Dir: dir, Hosts: []string{"10.1.0.1", ""}}, "Hosts[1] (node 2) is empty"},
 	} {
 		if c, err := Start(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -194,11 +194,9 @@ func (c *Cluster) PID(id uint64) int {
 // AddNode starts a new node, with the next id and addresses laid out as
 // Start's, that joins the running cluster through node via's peer address
 // (kintsu server --join). It returns once the process is started; see
-// WaitNodeReady. Not available with Options.Hosts.
+// WaitNodeReady. With Options.Hosts, the new node takes the next host, and
+// there must be one left.
 func (c *Cluster) AddNode(via uint64) (NodeInfo, error) {
-	if len(c.opts.Hosts) > 0 {
-		return NodeInfo{}, errors.New("launcher: AddNode needs loopback nodes (not Options.Hosts)")
-	}
 	seed := c.spec(via)
 	if seed == nil {
 		return NodeInfo{}, fmt.Errorf("launcher: node %d: %w", via, ErrUnknownNode)
@@ -209,6 +207,10 @@ func (c *Cluster) AddNode(via uint64) (NodeInfo, error) {
 		return NodeInfo{}, ErrClosed
 	}
 	id := c.ids[len(c.ids)-1] + 1
+	if len(c.opts.Hosts) > 0 && int(id) > len(c.opts.Hosts) {
+		c.mu.Unlock()
+		return NodeInfo{}, fmt.Errorf("launcher: node %d: Options.Hosts has no host left for it", id)
+	}
 	s := c.opts.nodeSpec(id)
 	s.args = c.opts.joinCommandLine(s.info, seed.info.PeerAddr)
 	c.ids = append(c.ids, id)

@@ -36,7 +36,8 @@ type Options struct {
 	BasePort int
 	// Hosts, when set, gives node i its own address Hosts[i-1] instead of
 	// 127.0.0.1 for all three listeners; ports are still BasePort-based.
-	// Nodes 0 then means len(Hosts); any other Nodes must equal it. The
+	// Nodes 0 then means len(Hosts); any other Nodes may not exceed it,
+	// and the hosts past Nodes are for nodes AddNode starts later. The
 	// addresses are expected to exist only where the node runs (see Wrap),
 	// so Start and Restart do not check the ports first and never return
 	// a PortError: a fresh host has every port free.
@@ -132,7 +133,7 @@ func (o Options) normalize() (Options, error) {
 		o.Nodes = len(o.Hosts)
 	case o.Nodes == 0:
 		o.Nodes = DefaultNodes
-	case len(o.Hosts) > 0 && o.Nodes != len(o.Hosts):
+	case len(o.Hosts) > 0 && o.Nodes > len(o.Hosts):
 		errs = append(errs, fmt.Errorf("Nodes %d: Hosts has %d addresses; want one per node", o.Nodes, len(o.Hosts)))
 	}
 	for i, h := range o.Hosts {

@@ -58,6 +58,9 @@ func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON,
 		if err != nil {
 			return api.MergeJSON{}, err
 		}
+		if err := p.mergeFits(ctx, left, right); err != nil {
+			return api.MergeJSON{}, err
+		}
 		reply := p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartMergeIntent), fmt.Append(nil, left), fmt.Append(nil, right)})
 		if in, err = statemachine.ParseIntentReply(reply); err != nil {
 			return api.MergeJSON{}, fmt.Errorf("reserve the merge: %w", err)
@@ -182,6 +185,29 @@ func (p *Placement) isHeld(group uint64) bool {
 	p.heldMu.Lock()
 	defer p.heldMu.Unlock()
 	return p.held[group] > 0
+}
+
+// maxMergeBytes bounds a merge's data when no split size is set: the
+// absorbed half's keys are moved on the engine loop, in one batch.
+const maxMergeBytes = 256 << 20
+
+// mergeFits refuses a merge whose two partitions hold more data, by
+// their leaders' estimates, than the split size (it would split again)
+// or, without one, maxMergeBytes.
+func (p *Placement) mergeFits(ctx context.Context, left, right int) error {
+	limit := p.cfg.SplitSize
+	if limit == 0 {
+		limit = maxMergeBytes
+	}
+	ls, lok := p.GroupInfo(ctx, uint64(left))
+	rs, rok := p.GroupInfo(ctx, uint64(right))
+	if !lok || !rok {
+		return fmt.Errorf("partitions %d and %d: a leader did not answer; try again", left, right)
+	}
+	if ls.Bytes+rs.Bytes > limit {
+		return fmt.Errorf("partitions %d and %d hold %d MiB together, over the %d MiB a merge may make (--split-size)", left, right, (ls.Bytes+rs.Bytes)>>20, limit>>20)
+	}
+	return nil
 }
 
 // neighbours are the partitions a merge asked of id joins: id and the

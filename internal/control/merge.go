@@ -70,7 +70,9 @@ func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON,
 	if !in.Chosen {
 		ls, lok := p.GroupInfo(ctx, uint64(in.Left))
 		rs, rok := p.GroupInfo(ctx, uint64(in.Right))
-		if !lok || !rok || !colocated(ls, rs) {
+		// Every replica must answer too: the freeze waits for all of them,
+		// and freezing with one down would only hold the keys for nothing.
+		if !lok || !rok || !colocated(ls, rs) || !p.allAnswer(ctx, uint64(in.Left), ls.Voters) || !p.allAnswer(ctx, uint64(in.Right), rs.Voters) {
 			return api.MergeJSON{Survivor: in.Left, Absorbed: in.Right, Pending: true}, ErrMergePending
 		}
 		survivor := in.Left
@@ -262,6 +264,17 @@ func (p *Placement) awaitApplied(ctx context.Context, group, index uint64, nodes
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// allAnswer reports whether every one of nodes answers for its replica
+// of group.
+func (p *Placement) allAnswer(ctx context.Context, group uint64, nodes []uint64) bool {
+	for _, n := range nodes {
+		if p.replicaApplied(ctx, group, n) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // replicaApplied is node's replica of group's applied index (0: unknown).

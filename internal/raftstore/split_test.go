@@ -125,8 +125,10 @@ func TestSplitMovesTheRightHalf(t *testing.T) {
 	c.restart(lateID, lateDir)
 	check := func(n *testNode) {
 		t.Helper()
-		waitFor(t, fmt.Sprintf("node %d to host the new group and apply its write", n.id), 15*time.Second, func() bool {
-			return n.eng.HasGroup(1) && localGet(t, n, 1, keys[0]+"-after") == bulk("x")
+		// The new group can catch up on a node before the old one applies
+		// the split there (a restarted node): wait for both.
+		waitFor(t, fmt.Sprintf("node %d to host the new group, apply its write, and apply the split", n.id), 15*time.Second, func() bool {
+			return n.eng.HasGroup(1) && localGet(t, n, 1, keys[0]+"-after") == bulk("x") && localGet(t, n, 0, counter) == "$-1\r\n"
 		})
 		for _, k := range keys {
 			want := bulk("v-" + k)

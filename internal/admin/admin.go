@@ -65,7 +65,9 @@ type Config struct {
 	// its pending merge (control.Placement.MergePartitions); an answer
 	// with Pending set is a merge reserved that the driver finishes.
 	MergePartitions func(ctx context.Context, id int) (api.MergeJSON, error)
-	Metrics         prometheus.Gatherer
+	// RefreshMap reads the cluster map again now (nil: never).
+	RefreshMap func(ctx context.Context)
+	Metrics    prometheus.Gatherer
 	// RequestTimeout bounds a membership change.
 	RequestTimeout time.Duration
 	// Context ends when the node stops: backup streams are cut off then,

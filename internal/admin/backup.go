@@ -38,9 +38,14 @@ const MaxRestoreChunk = backup.MaxTxnValueBytes + 1<<20
 
 // Cut takes a consistent cut of every partition.
 func (a *API) Cut(ctx context.Context) (*api.CutJSON, error) {
-	parts := a.cfg.Partitions()
 	var lastErr error
 	for attempt := 0; attempt < cutAttempts; attempt++ {
+		if attempt > 0 && a.cfg.RefreshMap != nil {
+			// A partition split or merged away since this node last read
+			// the map fails the round: read it again.
+			a.cfg.RefreshMap(ctx)
+		}
+		parts := a.cfg.Partitions()
 		idb := make([]byte, 8)
 		_, _ = rand.Read(idb)
 		id := hex.EncodeToString(idb)

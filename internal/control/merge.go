@@ -53,7 +53,7 @@ const awaitFrozen = 10 * time.Second
 func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON, error) {
 	cur := p.cfg.Map.Current()
 	in, pending := cur.PendingMerge(id)
-	if !pending {
+	for attempt := 0; !pending; attempt++ {
 		left, right, err := neighbours(cur, id)
 		if err != nil {
 			return api.MergeJSON{}, err
@@ -62,10 +62,25 @@ func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON,
 			return api.MergeJSON{}, err
 		}
 		reply := p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartMergeIntent), fmt.Append(nil, left), fmt.Append(nil, right)})
-		if in, err = statemachine.ParseIntentReply(reply); err != nil {
+		in, err = statemachine.ParseIntentReply(reply)
+		if err != nil && strings.Contains(err.Error(), "are not neighbours") && attempt < 10 {
+			// This node's map predates a split or merge the table holds
+			// (its metadata replica lags the write): read it again.
+			select {
+			case <-ctx.Done():
+				return api.MergeJSON{}, ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+			p.cfg.Map.Refresh(ctx, time.Now())
+			cur = p.cfg.Map.Current()
+			in, pending = cur.PendingMerge(id)
+			continue
+		}
+		if err != nil {
 			return api.MergeJSON{}, fmt.Errorf("reserve the merge: %w", err)
 		}
 		p.cfg.Map.Refresh(ctx, time.Now())
+		break
 	}
 	if !in.Chosen {
 		ls, lok := p.GroupInfo(ctx, uint64(in.Left))

@@ -120,7 +120,7 @@ func (n *Node) newAdmin() *admin.API {
 		MergePartitions: func(ctx context.Context, id int) (api.MergeJSON, error) {
 			return n.place.MergePartitions(ctx, id)
 		},
-		RefreshMap: func(ctx context.Context) { n.cmap.Refresh(ctx, time.Now()) },
+		RefreshMap:     func(ctx context.Context) { n.cmap.Refresh(ctx, time.Now()) },
 		Metrics:        n.metrics.Registry,
 		RequestTimeout: n.cfg.RequestTimeout,
 		Context:        n.ctx,

@@ -210,7 +210,8 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, 
 		}
 		w.refused = false
 		var reply []byte
-		switch name := string(req.Args[0]); {
+		name := string(req.Args[0])
+		switch {
 		case name == FreezeCommand:
 			reply, err = e.applyFreeze(b, r, index, req.Args)
 		case name == ThawCommand:
@@ -234,7 +235,7 @@ func (e *Engine) applyRequests(b *pebble.Batch, r *replica, index, term uint64, 
 		default:
 			reply, err = e.cfg.Apply(r.group, w, spec, req.Args, nil)
 		}
-		if name := string(req.Args[0]); err == nil && (name == SplitCommand || name == FreezeCommand || name == MergeCommand || name == ThawCommand || name == AbortMergeCommand) {
+		if err == nil && isResizeEntry(name) {
 			outcome := "applied"
 			if len(reply) > 0 && reply[0] == '-' {
 				outcome = "refused"

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/kintsu/kintsu/internal/failure"
+	"github.com/kintsu/kintsu/internal/resp"
 	"github.com/kintsu/kintsu/internal/ring"
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -49,11 +50,12 @@ import (
 //     F when the gap is small.)
 //   - What moves on a node is its own frozen replica of O, which the
 //     proposer waits to see applied past F on every node before it
-//     proposes the merge. A replica of S whose node has no replica of O
-//     frozen at F when the merge applies (it was down, or lost it) must
-//     not apply the merge without O's data: its group is condemned
-//     (quarantine.go), and the group rebuilds that replica from its
-//     peers, as for damaged data.
+//     proposes the merge (else it aborts). A replica of S whose node has
+//     no replica of O frozen at F when the merge applies — a bug, given
+//     that wait — must not apply the merge without O's data: its group is
+//     condemned (quarantine.go), which takes the replica out of service.
+//     Nothing rebuilds it yet: the quarantine driver rebuilds only
+//     replicas of damaged files (docs/plans/elastic-partitions.md).
 //   - The same merge asked again answers +OK (S records its last merge),
 //     so a proposer that lost the answer never merges twice.
 //
@@ -116,17 +118,19 @@ func MergeArgs(other, frozenAt uint64, olo, ohi, lo, hi uint16, nodes []uint64) 
 		[]byte(joinNodes(nodes))}
 }
 
-// ParseFreezeReply reads FreezeCommand's answer.
+// ParseFreezeReply reads FreezeCommand's answer; an error reply comes
+// back as the error.
 func ParseFreezeReply(reply []byte) (frozenAt uint64, nodes []uint64, err error) {
-	s := string(reply)
-	if !strings.HasPrefix(s, "$") {
-		return 0, nil, fmt.Errorf("%s", strings.TrimSpace(strings.TrimPrefix(s, "-")))
-	}
-	parts := strings.Split(s, "\r\n")
-	if len(parts) < 2 {
+	v, _, err := resp.ParseValue(reply)
+	switch {
+	case err != nil:
+		return 0, nil, fmt.Errorf("malformed freeze reply %q", reply)
+	case v.Kind == '-':
+		return 0, nil, fmt.Errorf("%s", v.Str)
+	case v.Kind != '$':
 		return 0, nil, fmt.Errorf("malformed freeze reply %q", reply)
 	}
-	f, rest, _ := strings.Cut(parts[1], " ")
+	f, rest, _ := strings.Cut(string(v.Str), " ")
 	if frozenAt, err = strconv.ParseUint(f, 10, 64); err != nil {
 		return 0, nil, fmt.Errorf("malformed freeze reply %q", reply)
 	}
@@ -163,6 +167,16 @@ func mergeRefused(format string, a ...any) []byte {
 	return fmt.Appendf(nil, "-ERR merge refused: "+format+"\r\n", a...)
 }
 
+// isResizeEntry reports whether a command is one of the engine's own
+// split and merge entries (counted by kintsu_partition_resizes_total).
+func isResizeEntry(name string) bool {
+	switch name {
+	case SplitCommand, FreezeCommand, MergeCommand, ThawCommand, AbortMergeCommand:
+		return true
+	}
+	return false
+}
+
 // txnResolveOp is the transaction package's resolution of a part
 // (txn/ops.go), which a frozen group answers (it holds no part).
 const txnResolveOp = "txn.resolve"
@@ -181,25 +195,6 @@ func parseSlotArgs(args [][]byte, k int) ([]uint64, bool) {
 		out[i] = v
 	}
 	return out, true
-}
-
-// busyForMerge says why r cannot be frozen or absorb another now, or "".
-func (e *Engine) busyForMerge(b *pebble.Batch, r *replica) (string, error) {
-	conf := r.applied.Conf
-	if len(conf.GetLearners()) > 0 || len(conf.GetVotersOutgoing()) > 0 || len(conf.GetLearnersNext()) > 0 {
-		return "the partition is changing its replicas", nil
-	}
-	for _, t := range []byte{storage.CutMarks, storage.RestoreMark} {
-		lo, hi := storage.TxnSpan(r.group, t)
-		busy := false
-		if err := iterSpan(b, lo, hi, func(_, _ []byte) error { busy = true; return errStopIter }); err != nil && err != errStopIter {
-			return "", err
-		}
-		if busy {
-			return "a backup or a restore is under way", nil
-		}
-	}
-	return "", nil
 }
 
 // applyFreeze applies FreezeCommand on r, in b, at index.
@@ -221,8 +216,7 @@ func (e *Engine) applyFreeze(b *pebble.Batch, r *replica, index uint64, args [][
 		return nil, err
 	}
 	frozen := func(at uint64) []byte {
-		reply := fmt.Sprintf("%d %s", at, joinNodes(nodes))
-		return fmt.Appendf(nil, "$%d\r\n%s\r\n", len(reply), reply)
+		return resp.AppendBulkString(nil, fmt.Sprintf("%d %s", at, joinNodes(nodes)))
 	}
 	switch {
 	case cur.frozen() && cur.frozenInto == into && cur.lo == lo && cur.hi == hi:
@@ -244,7 +238,7 @@ func (e *Engine) applyFreeze(b *pebble.Batch, r *replica, index uint64, args [][
 	case r.tables.locks.n > 0 || r.tables.parts.n > 0 || r.tables.records.n > 0:
 		return mergeRefused("transactions are in progress in the partition"), nil
 	}
-	if why, err := e.busyForMerge(b, r); err != nil || why != "" {
+	if why, err := e.busyResizing(b, r); err != nil || why != "" {
 		return mergeRefused("%s", why), err
 	}
 	next := cur
@@ -306,7 +300,7 @@ func (e *Engine) applyMerge(b *pebble.Batch, r *replica, index uint64, args [][]
 	} else if !ok || !slices.Equal(nodes, mine) {
 		return mergeRefused("the partitions' replicas are not on the same nodes"), nil
 	}
-	if why, err := e.busyForMerge(b, r); err != nil || why != "" {
+	if why, err := e.busyResizing(b, r); err != nil || why != "" {
 		return mergeRefused("%s", why), err
 	}
 
@@ -315,12 +309,12 @@ func (e *Engine) applyMerge(b *pebble.Batch, r *replica, index uint64, args [][]
 		o.slots.lo != olo || o.slots.hi != ohi {
 		// This node cannot supply O's state: the replica of S here must
 		// not go on without it (see the invariants).
-		e.cfg.Logger.Error("merge applied where the frozen partition is not: rebuilding this replica from its peers",
+		e.cfg.Logger.Error("merge applied where the frozen partition is not: this replica is taken out of service",
 			"partition", r.group, "other", other, "frozen_at", frozenAt, "hosted", o != nil)
 		e.Condemn([]uint64{r.group})
 		return nil, fmt.Errorf("%w: partition %d's merge found no frozen replica of partition %d here", pebble.ErrCorruption, r.group, other)
 	}
-	moved, err := e.moveGroup(b, other, r.group)
+	moved, err := e.moveKeys(b, other, r.group, nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -368,55 +362,6 @@ func appliedVoterNodes(b pebble.Reader, r *replica) ([]uint64, bool, error) {
 	}
 	slices.Sort(out)
 	return out, len(out) > 0 && len(out) <= 16, nil
-}
-
-// moveGroup moves every user key and sub-key of from into to, and merges
-// from's dedupe records into to's; it returns the user keys moved.
-func (e *Engine) moveGroup(b *pebble.Batch, from, to uint64) (int64, error) {
-	var pairs [][2][]byte
-	var moved int64
-	collect := func(lo, hi []byte, count bool) error {
-		return iterSpan(b, lo, hi, func(k, v []byte) error {
-			pairs = append(pairs, [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)})
-			if count {
-				moved++
-			}
-			return nil
-		})
-	}
-	ds, de := storage.DataSpan(from)
-	ss, se := storage.SubSpan(from)
-	qs, qe := storage.DedupeSpan(from)
-	if err := collect(ds, de, true); err != nil {
-		return 0, err
-	}
-	if err := collect(ss, se, false); err != nil {
-		return 0, err
-	}
-	nData := len(pairs)
-	if err := collect(qs, qe, false); err != nil {
-		return 0, err
-	}
-	for i, kv := range pairs {
-		nk := storage.Regroup(kv[0], to)
-		if i >= nData && len(kv[0]) == 25 && binary.BigEndian.Uint64(kv[0][17:]) == math.MaxUint64 {
-			// A watermark: keep the higher one.
-			if cur, ok, err := storage.Get(b, nk); err != nil {
-				return 0, err
-			} else if ok && len(cur) == 8 && len(kv[1]) == 8 && binary.BigEndian.Uint64(cur) >= binary.BigEndian.Uint64(kv[1]) {
-				continue
-			}
-		}
-		if err := b.Set(nk, kv[1], nil); err != nil {
-			return 0, err
-		}
-	}
-	for _, kv := range pairs[:nData] {
-		if err := b.Delete(kv[0], nil); err != nil {
-			return 0, err
-		}
-	}
-	return moved, nil
 }
 
 // applyAbortMerge applies AbortMergeCommand on the survivor r: :1 if the

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -220,8 +221,6 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 		return splitRefused("the partition owns slots %d-%d, not %d-%d", cur.lo, cur.hi, lo, hi), nil
 	case !(lo < at && at <= hi && int(hi) < ring.SlotCount):
 		return splitRefused("slot %d is not inside %d-%d past its first slot", at, lo, hi), nil
-	case len(conf.GetLearners()) > 0 || len(conf.GetVotersOutgoing()) > 0 || len(conf.GetLearnersNext()) > 0:
-		return splitRefused("the partition is changing its replicas"), nil
 	}
 	// A transaction holding a lock on a key that would move: its prepared
 	// part would resolve in the wrong group. (Every key of a prepared part
@@ -243,15 +242,8 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 			return splitRefused("transactions are in progress on keys that would move"), nil
 		}
 	}
-	for _, t := range []byte{storage.CutMarks, storage.RestoreMark} {
-		lo, hi := storage.TxnSpan(r.group, t)
-		busy := false
-		if err := iterSpan(b, lo, hi, func(_, _ []byte) error { busy = true; return errStopIter }); err != nil && err != errStopIter {
-			return nil, err
-		}
-		if busy {
-			return splitRefused("a backup or a restore is under way"), nil
-		}
+	if why, err := e.busyResizing(b, r); err != nil || why != "" {
+		return splitRefused("%s", why), err
 	}
 	// R's descriptor is L's as applied (replicated state), never the
 	// in-memory one, which peers' messages may have extended.
@@ -279,7 +271,11 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 		}
 	}
 
-	moved, err := e.moveRight(b, r.group, right, at, hi, birth)
+	inRight := func(userKey []byte) bool {
+		s := e.cfg.KeySlot(userKey)
+		return at <= s && s <= hi
+	}
+	moved, err := e.moveKeys(b, r.group, right, inRight, birth)
 	if err != nil {
 		return nil, err
 	}
@@ -309,21 +305,21 @@ func (e *Engine) applySplit(b *pebble.Batch, r *replica, index, term uint64, arg
 	return splitOK, nil
 }
 
-// moveRight moves left's user keys with a slot in at..hi, and their
-// sub-keys, to right (or only deletes them, when !write), and copies
-// left's dedupe table; it returns how many user keys moved. The keys are
-// gathered before any is written: b is read through, and an iterator
-// need not see what is written while it runs.
-func (e *Engine) moveRight(b *pebble.Batch, left, right uint64, at, hi uint16, write bool) (int64, error) {
-	inRight := func(userKey []byte) bool {
-		s := e.cfg.KeySlot(userKey)
-		return at <= s && s <= hi
-	}
+// moveKeys moves from's user keys for which keep holds (every key, when
+// keep is nil), with their collections' sub-keys, to group to — or only
+// deletes them, when !write — and, when write, copies from's dedupe
+// records into to's, keeping for each origin the higher watermark (an
+// origin's watermark holds for all its requests). It returns how many
+// user keys moved. The keys are gathered before any is written: b is read
+// through, and an iterator need not see what is written while it runs.
+// A split moves the keys of its right half (into a new group, which has
+// no dedupe records), a merge every key of the absorbed group.
+func (e *Engine) moveKeys(b *pebble.Batch, from, to uint64, keep func(userKey []byte) bool, write bool) (int64, error) {
 	var pairs [][2][]byte
 	var moved int64
-	ds, de := storage.DataSpan(left)
+	ds, de := storage.DataSpan(from)
 	if err := iterSpan(b, ds, de, func(k, v []byte) error {
-		if inRight(storage.UserKey(k)) {
+		if keep == nil || keep(storage.UserKey(k)) {
 			pairs = append(pairs, [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)})
 			moved++
 		}
@@ -331,9 +327,9 @@ func (e *Engine) moveRight(b *pebble.Batch, left, right uint64, at, hi uint16, w
 	}); err != nil {
 		return 0, err
 	}
-	ss, se := storage.SubSpan(left)
+	ss, se := storage.SubSpan(from)
 	if err := iterSpan(b, ss, se, func(k, v []byte) error {
-		if uk, ok := storage.SubUserKey(k); ok && inRight(uk) {
+		if uk, ok := storage.SubUserKey(k); keep == nil || ok && keep(uk) {
 			pairs = append(pairs, [2][]byte{append([]byte(nil), k...), append([]byte(nil), v...)})
 		}
 		return nil
@@ -342,7 +338,7 @@ func (e *Engine) moveRight(b *pebble.Batch, left, right uint64, at, hi uint16, w
 	}
 	for _, kv := range pairs {
 		if write {
-			if err := b.Set(storage.Regroup(kv[0], right), kv[1], nil); err != nil {
+			if err := b.Set(storage.Regroup(kv[0], to), kv[1], nil); err != nil {
 				return 0, err
 			}
 		}
@@ -353,20 +349,49 @@ func (e *Engine) moveRight(b *pebble.Batch, left, right uint64, at, hi uint16, w
 	if !write {
 		return moved, nil
 	}
-	qs, qe := storage.DedupeSpan(left)
+	qs, qe := storage.DedupeSpan(from)
 	var dedupe [][2][]byte
 	if err := iterSpan(b, qs, qe, func(k, v []byte) error {
-		dedupe = append(dedupe, [2][]byte{storage.Regroup(k, right), append([]byte(nil), v...)})
+		dedupe = append(dedupe, [2][]byte{storage.Regroup(k, to), append([]byte(nil), v...)})
 		return nil
 	}); err != nil {
 		return 0, err
 	}
 	for _, kv := range dedupe {
+		if len(kv[0]) == 25 && binary.BigEndian.Uint64(kv[0][17:]) == math.MaxUint64 {
+			// A watermark: keep the higher one.
+			if cur, ok, err := storage.Get(b, kv[0]); err != nil {
+				return 0, err
+			} else if ok && len(cur) == 8 && len(kv[1]) == 8 && binary.BigEndian.Uint64(cur) >= binary.BigEndian.Uint64(kv[1]) {
+				continue
+			}
+		}
 		if err := b.Set(kv[0], kv[1], nil); err != nil {
 			return 0, err
 		}
 	}
 	return moved, nil
+}
+
+// busyResizing says why r can be neither split, frozen nor absorb
+// another now, or "": its replicas are changing, or a backup cut or a
+// restore is open.
+func (e *Engine) busyResizing(b *pebble.Batch, r *replica) (string, error) {
+	conf := r.applied.Conf
+	if len(conf.GetLearners()) > 0 || len(conf.GetVotersOutgoing()) > 0 || len(conf.GetLearnersNext()) > 0 {
+		return "the partition is changing its replicas", nil
+	}
+	for _, t := range []byte{storage.CutMarks, storage.RestoreMark} {
+		lo, hi := storage.TxnSpan(r.group, t)
+		busy := false
+		if err := iterSpan(b, lo, hi, func(_, _ []byte) error { busy = true; return errStopIter }); err != nil && err != errStopIter {
+			return "", err
+		}
+		if busy {
+			return "a backup or a restore is under way", nil
+		}
+	}
+	return "", nil
 }
 
 // materializeSplits hosts the right groups that splits wrote this cycle,

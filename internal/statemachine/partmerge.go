@@ -52,19 +52,6 @@ func mergeIntentOf(w kv.Reader, id int) (api.MergeIntent, bool, error) {
 	return in, ok, err
 }
 
-// getRecord reads the JSON record at k into v; corrupt names it if it
-// cannot be read (errCorrupt).
-func getRecord(w kv.Reader, k []byte, v any, corrupt string) (bool, error) {
-	b, ok, err := w.Get(k)
-	if err != nil || !ok {
-		return false, err
-	}
-	if json.Unmarshal(b, v) != nil {
-		return false, errCorrupt(corrupt)
-	}
-	return true, nil
-}
-
 func intentReply(out []byte, in api.MergeIntent) []byte {
 	b, _ := json.Marshal(in)
 	return resp.AppendBulk(out, b)

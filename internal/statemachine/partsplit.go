@@ -183,26 +183,27 @@ func refuseCorrupt(out []byte, err error) ([]byte, error) {
 
 func partRecord(w kv.Reader, id int) (api.PartitionRecord, bool, error) {
 	var rec api.PartitionRecord
-	b, ok, err := w.Get(PartKey(id))
-	if err != nil || !ok {
-		return rec, false, err
-	}
-	if json.Unmarshal(b, &rec) != nil {
-		return rec, false, errCorrupt(fmt.Sprintf("partition %d's record is corrupt", id))
-	}
-	return rec, true, nil
+	ok, err := getRecord(w, PartKey(id), &rec, fmt.Sprintf("partition %d's record is corrupt", id))
+	return rec, ok, err
 }
 
 func splitIntentOf(w kv.Reader, left int) (api.SplitIntent, bool, error) {
 	var in api.SplitIntent
-	b, ok, err := w.Get(splitIntentKey(left))
+	ok, err := getRecord(w, splitIntentKey(left), &in, fmt.Sprintf("partition %d's split intent is corrupt", left))
+	return in, ok, err
+}
+
+// getRecord reads the JSON record at k into v; corrupt names it if it
+// cannot be read (errCorrupt).
+func getRecord(w kv.Reader, k []byte, v any, corrupt string) (bool, error) {
+	b, ok, err := w.Get(k)
 	if err != nil || !ok {
-		return in, false, err
+		return false, err
 	}
-	if json.Unmarshal(b, &in) != nil {
-		return in, false, errCorrupt(fmt.Sprintf("partition %d's split intent is corrupt", left))
+	if json.Unmarshal(b, v) != nil {
+		return false, errCorrupt(corrupt)
 	}
-	return in, true, nil
+	return true, nil
 }
 
 // nextPartID is the next partition id: the counter, or the cluster's

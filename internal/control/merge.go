@@ -163,6 +163,10 @@ func (p *Placement) recorded(ctx context.Context, in api.MergeIntent) bool {
 // starts from co-location. Until each step is answered the group stays
 // frozen, and the next attempt finishes or aborts it.
 func (p *Placement) abortMerge(ctx context.Context, in api.MergeIntent, frozenAt uint64, why error) error {
+	// Its own deadline: the merge may have failed because the caller's
+	// ran out, and the frozen group should thaw now, not next attempt.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), awaitFrozen)
+	defer cancel()
 	s, o := uint64(in.Survivor), uint64(in.Other())
 	switch reply := strings.TrimSpace(string(p.cfg.Write(ctx, s, raftstore.AbortMergeArgs(o, frozenAt)))); reply {
 	case ":1":

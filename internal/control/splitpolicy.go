@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -130,25 +131,45 @@ func (p *Placement) resumeChosen(ctx context.Context, m *ClusterMap) bool {
 	}
 	for _, in := range m.Merges {
 		if in.Chosen {
-			p.finishMerge(p.runResize(ctx), in)
+			p.startMerge(p.runResize(ctx), in.Left, "resumed")
 			return true
 		}
 	}
 	return false
 }
 
-// finishMerge runs a pending merge on.
-func (p *Placement) finishMerge(run func(fn func(context.Context)), in api.MergeIntent) {
+// startMerge runs a merge of partition id (with its neighbour, or the
+// one pending) in the background; why names it in the log.
+func (p *Placement) startMerge(run func(fn func(context.Context)), id int, why string) {
 	run(func(ctx context.Context) {
-		res, err := p.MergePartitions(ctx, in.Left)
+		res, err := p.MergePartitions(ctx, id)
 		switch {
 		case errors.Is(err, ErrMergePending):
 			// The replicas are still moving: a later round looks again.
+			p.cfg.Logger.Debug("merge waits for its replicas to be co-located", "partition", id, "why", why)
 		case err != nil:
-			p.cfg.Logger.Warn("pending merge not finished; tried again later", "partition", in.Left, "with", in.Right, "err", err)
+			p.cfg.Logger.Warn("merge not done; tried again later", "partition", id, "why", why, "err", err)
 		default:
-			p.cfg.Logger.Info("partitions merged", "partition", res.Survivor, "absorbed", res.Absorbed)
+			p.cfg.Logger.Info("partitions merged", "partition", res.Survivor, "absorbed", res.Absorbed, "why", why)
 			p.splitDone(uint64(res.Survivor))
+		}
+	})
+}
+
+// startSplit runs a split of partition id at slot at (0: its middle) in
+// the background; why names it in the log, and then, if set, runs with
+// the new partition.
+func (p *Placement) startSplit(run func(fn func(context.Context)), id int, at uint16, manual bool, why string, then func(ctx context.Context, right int)) {
+	run(func(ctx context.Context) {
+		right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, id, at, manual)
+		if err != nil {
+			p.cfg.Logger.Warn("split not done; tried again later", "partition", id, "why", why, "err", err)
+			return
+		}
+		p.cfg.Logger.Info("partition split", "partition", id, "why", why, "new_partition", right)
+		p.splitDone(uint64(right))
+		if then != nil {
+			then(ctx, right)
 		}
 	})
 }
@@ -173,53 +194,32 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		// A split reserved and not recorded: finish it (with its own
 		// slot) before any other, whatever the sizes say now.
 		in := m.Splits[0]
-		run(func(ctx context.Context) {
-			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, in.Left, in.At, in.Manual)
-			if err != nil {
-				p.cfg.Logger.Warn("pending split not finished; tried again later", "partition", in.Left, "new_partition", in.Right, "err", err)
-				return
-			}
-			p.cfg.Logger.Info("pending split finished", "partition", in.Left, "new_partition", right)
-		})
+		p.startSplit(run, in.Left, in.At, in.Manual, "pending", nil)
 		return
 	}
 	if len(m.Merges) > 0 {
 		// Each round looks at the next one, so that one waiting for its
 		// replicas does not hold up the others.
-		p.finishMerge(run, m.Merges[p.round%len(m.Merges)])
+		p.startMerge(run, m.Merges[p.round%len(m.Merges)].Left, "pending")
 		return
 	}
 	cooling := func(g uint64) bool { return p.round-p.splitAt[g] < splitCooldown && p.splitAt[g] != 0 }
-	if g, ok := planSplit(obs, m, p.cfg.SplitSize, cooling); ok && p.cfg.SplitSize > 0 {
-		i := slices.IndexFunc(obs, func(o Observed) bool { return o.Group == g })
-		bytes := obs[i].State.Bytes
-		p.splitAt[g] = p.round
-		run(func(ctx context.Context) {
-			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), 0, false)
-			if err != nil {
-				p.cfg.Logger.Warn("automatic split not done; tried again later", "partition", g, "bytes", bytes, "err", err)
-				return
-			}
-			p.cfg.Logger.Info("partition split by size", "partition", g, "bytes", bytes, "split_size", p.cfg.SplitSize, "new_partition", right)
-			p.splitDone(uint64(right))
-		})
-		return
+	if p.cfg.SplitSize > 0 {
+		if g, ok := planSplit(obs, m, p.cfg.SplitSize, cooling); ok {
+			i := slices.IndexFunc(obs, func(o Observed) bool { return o.Group == g })
+			p.splitAt[g] = p.round
+			p.startSplit(run, int(g), 0, false, fmt.Sprintf("size: %d bytes over %d", obs[i].State.Bytes, p.cfg.SplitSize), nil)
+			return
+		}
 	}
-	if g, at, ok := planLoadSplit(obs, m, p.load, cooling); ok && p.cfg.SplitLoad > 0 {
-		rate := p.load[g].rate
-		seen := slices.Clone(obs) // the round edits obs once this returns
-		p.splitAt[g] = p.round
-		run(func(ctx context.Context) {
-			right, err := SplitPartition(ctx, p.cfg.Write, p.cfg.Map, int(g), at, false)
-			if err != nil {
-				p.cfg.Logger.Warn("split by load not done; tried again later", "partition", g, "writes_per_sec", int(rate), "err", err)
-				return
-			}
-			p.cfg.Logger.Info("partition split by load", "partition", g, "writes_per_sec", int(rate), "split_load", p.cfg.SplitLoad, "at", at, "new_partition", right)
-			p.splitDone(uint64(right))
-			p.spreadLeader(ctx, seen, g, uint64(right))
-		})
-		return
+	if p.cfg.SplitLoad > 0 {
+		if g, at, ok := planLoadSplit(obs, m, p.load, cooling); ok {
+			seen := slices.Clone(obs) // the round edits obs once this returns
+			p.splitAt[g] = p.round
+			p.startSplit(run, int(g), at, false, fmt.Sprintf("load: %d writes/s over %v", int(p.load[g].rate), p.cfg.SplitLoad),
+				func(ctx context.Context, right int) { p.spreadLeader(ctx, seen, g, uint64(right)) })
+			return
+		}
 	}
 	// Merges are for small partitions, and with a split load set, cold
 	// ones: under a quarter of it.
@@ -228,17 +228,6 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	}
 	if left, ok := planMerge(obs, m, p.cfg.SplitSize, p.cfg.Ring.Partitions, skip); ok {
 		p.splitAt[uint64(left)] = p.round
-		run(func(ctx context.Context) {
-			res, err := p.MergePartitions(ctx, left)
-			switch {
-			case errors.Is(err, ErrMergePending):
-				p.cfg.Logger.Info("merge of small partitions reserved: their replicas are being co-located", "partition", left)
-			case err != nil:
-				p.cfg.Logger.Warn("automatic merge not done; tried again later", "partition", left, "err", err)
-			default:
-				p.cfg.Logger.Info("small partitions merged", "partition", res.Survivor, "absorbed", res.Absorbed, "split_size", p.cfg.SplitSize)
-				p.splitDone(uint64(res.Survivor))
-			}
-		})
+		p.startMerge(run, left, fmt.Sprintf("small: both under %d bytes", p.cfg.SplitSize/4))
 	}
 }

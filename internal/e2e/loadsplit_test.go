@@ -32,7 +32,7 @@ func TestLoadSplitRaisesThroughput(t *testing.T) {
 	// Each node gets its own CPU budget, as a host of its own would: on
 	// one machine the nodes otherwise share every core, and a second
 	// leader has no spare CPU to use.
-	wrap := cpuBudgets(t, 3, 0.4)
+	wrap, cpuStats := cpuBudgets(t, 3, 0.4)
 	c := launch(t, func(base int, dir string) launcher.Options {
 		return launcher.Options{Binary: binary, Nodes: 3, Dir: dir, BasePort: base, Partitions: 2, Replicas: 3, Wrap: wrap,
 			ExtraArgs: []string{"--split-load", "500", "--heartbeat-interval", "2s"}}
@@ -125,7 +125,7 @@ func TestLoadSplitRaisesThroughput(t *testing.T) {
 	rate(3 * time.Second) // the new leader settles, the clients' maps refresh
 	after := rate(10 * time.Second)
 	n, _ := split()
-	for id, p := range cgroupStats {
+	for id, p := range cpuStats {
 		if b, err := os.ReadFile(p); err == nil {
 			t.Logf("node %d cpu.stat: %s", id, strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", ", "))
 		}
@@ -139,14 +139,12 @@ func TestLoadSplitRaisesThroughput(t *testing.T) {
 	}
 }
 
-// cgroupStats are the nodes' cgroups' CPU statistics (cpuBudgets).
-var cgroupStats = map[uint64]string{}
-
 // cpuBudgets gives each of n nodes a CPU budget of its own (cpus cores,
 // a cgroup's CFS quota) and returns the launcher's Wrap that starts node
-// id inside its budget. It skips the test where cgroups cannot be made
+// id inside its budget, and each node's cgroup CPU statistics file. It
+// skips the test where cgroups cannot be made
 // (not root, or no cpu controller).
-func cpuBudgets(t *testing.T, n int, cpus float64) func(id uint64) []string {
+func cpuBudgets(t *testing.T, n int, cpus float64) (wrap func(id uint64) []string, stats map[uint64]string) {
 	t.Helper()
 	root := ""
 	for _, dir := range []string{"/sys/fs/cgroup/cpu", "/sys/fs/cgroup"} {
@@ -158,7 +156,7 @@ func cpuBudgets(t *testing.T, n int, cpus float64) func(id uint64) []string {
 	if root == "" || os.Geteuid() != 0 {
 		t.Skip("needs root and a cgroup cpu controller, to give each node its own CPU budget")
 	}
-	paths := map[uint64]string{}
+	paths, stats := map[uint64]string{}, map[uint64]string{}
 	for id := uint64(1); id <= uint64(n); id++ {
 		dir := filepath.Join(root, fmt.Sprintf("kintsu-e2e-%d-%d", os.Getpid(), id))
 		if err := os.Mkdir(dir, 0o755); err != nil {
@@ -176,9 +174,9 @@ func cpuBudgets(t *testing.T, n int, cpus float64) func(id uint64) []string {
 			t.Skipf("needs a cgroup CPU quota: %v", err)
 		}
 		paths[id] = filepath.Join(dir, "cgroup.procs")
-		cgroupStats[id] = filepath.Join(dir, "cpu.stat")
+		stats[id] = filepath.Join(dir, "cpu.stat")
 	}
 	return func(id uint64) []string {
 		return []string{"/bin/sh", "-c", `echo $$ > "$0" && exec "$@"`, paths[id]}
-	}
+	}, stats
 }

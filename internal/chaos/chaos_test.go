@@ -353,7 +353,8 @@ func TestDefaultNemesesFollowWorkloads(t *testing.T) {
 // TestSplitRunPasses: partitions split and merge at random moments (and
 // nodes are killed) while every workload runs; every history stays
 // correct, and at least one split and one merge happened (over up to
-// three runs: a short schedule draws few faults).
+// five runs: a short schedule draws few faults, and under the bank
+// workload a split is often refused for transactions in flight).
 func TestSplitRunPasses(t *testing.T) {
 	split, merged := 0, 0
 	for try := 1; ; try++ {
@@ -374,7 +375,7 @@ func TestSplitRunPasses(t *testing.T) {
 		case sum.OK && split > 0 && merged > 0:
 			t.Logf("%d splits, %d merges over %d runs", split, merged, try)
 			return
-		case try == 3:
+		case try == 5:
 			t.Fatalf("after %d runs: %d splits, %d merges, anomalies %+v", try, split, merged, sum.Anomalies)
 		}
 		t.Logf("try %d: %d splits, %d merges so far, anomalies %+v; running again", try, split, merged, sum.Anomalies)

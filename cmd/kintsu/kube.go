@@ -463,10 +463,7 @@ func runKubePrestop(args []string) int {
 	if err != nil {
 		return kubeFail("prestop", err)
 	}
-	factor := 0
-	for _, part := range st.Partitions {
-		factor = max(factor, len(part.Replicas))
-	}
+	factor := replicationFactor(st)
 	if want < factor {
 		// Fewer pods than replicas per partition (a scale to 0 to pause,
 		// say): the data has nowhere to go. The node stops as on a
@@ -479,4 +476,24 @@ func runKubePrestop(args []string) int {
 		return kubeFail("prestop", err)
 	}
 	return 0
+}
+
+// replicationFactor is how many replicas a partition is meant to have, as
+// the node reports it; from a node that does not report it, the count
+// most partitions have (not the largest: a partition whose replica is
+// moving has one more for a moment).
+func replicationFactor(st api.StatusJSON) int {
+	if st.ReplicationFactor > 0 {
+		return st.ReplicationFactor
+	}
+	count := map[int]int{}
+	factor := 0
+	for _, part := range st.Partitions {
+		n := len(part.Replicas)
+		count[n]++
+		if count[n] > count[factor] || count[n] == count[factor] && n < factor {
+			factor = n
+		}
+	}
+	return factor
 }

@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/config"
 	"github.com/kintsu/kintsu/internal/kube"
 	"github.com/kintsu/kintsu/internal/server"
@@ -303,5 +304,22 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if grace := pod.Spec.TerminationGracePeriodSeconds; grace == nil || float64(*grace) <= timeout.Seconds() {
 		t.Fatal("the termination grace period must outlast the preStop hook's decommission timeout")
+	}
+}
+
+// TestPrestopReplicationFactor: a scale-down's preStop compares the pods
+// left with the replication factor; a partition with a replica moving (one
+// more voter for a moment) must not pass for the factor, or the
+// decommission is skipped and the pod's replicas are lost with it.
+func TestPrestopReplicationFactor(t *testing.T) {
+	moving := []api.PartitionStatus{{Replicas: []uint64{1, 2, 3}}, {Replicas: []uint64{1, 2, 3, 4}}, {Replicas: []uint64{2, 3, 4}}}
+	if got := replicationFactor(api.StatusJSON{ReplicationFactor: 3, Partitions: moving}); got != 3 {
+		t.Fatalf("reported factor 3, got %d", got)
+	}
+	if got := replicationFactor(api.StatusJSON{Partitions: moving}); got != 3 {
+		t.Fatalf("an older node's status with one partition moving: got %d, want 3", got)
+	}
+	if got := replicationFactor(api.StatusJSON{Partitions: moving[1:]}); got != 3 {
+		t.Fatalf("a tie: got %d, want the smaller count, 3", got)
 	}
 }

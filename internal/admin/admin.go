@@ -37,7 +37,9 @@ type Engine interface {
 type Config struct {
 	NodeID    uint64
 	ClusterID string
-	Engine    Engine
+	// Replicas is the replication factor every partition is placed with.
+	Replicas int
+	Engine   Engine
 	// Write proposes args to group through the node's router (leader
 	// hints, retries, deduplication) and returns the RESP reply; it gives
 	// up at ctx's deadline.

@@ -71,7 +71,7 @@ func unhealthy(w http.ResponseWriter, what string, reasons []string) {
 // Status reports the node's view of the cluster.
 func (a *API) Status() api.StatusJSON {
 	h := a.cfg.Health()
-	st := api.StatusJSON{NodeID: a.cfg.NodeID, ClusterID: a.cfg.ClusterID, Version: api.Version, Ready: h.Ready(), NotReady: h.NotReady, Removed: h.Removed, Rebuilding: h.Rebuilding}
+	st := api.StatusJSON{NodeID: a.cfg.NodeID, ClusterID: a.cfg.ClusterID, Version: api.Version, ReplicationFactor: a.cfg.Replicas, Ready: h.Ready(), NotReady: h.NotReady, Removed: h.Removed, Rebuilding: h.Rebuilding}
 	st.Nodes = a.cfg.Nodes()
 	local := map[uint64]int{}
 	gs := a.cfg.Engine.Status()

@@ -6,15 +6,19 @@ const Version = "0.1.0-dev"
 
 // StatusJSON is the body of GET /v1/status.
 type StatusJSON struct {
-	NodeID     uint64            `json:"node_id"`
-	ClusterID  string            `json:"cluster_id"`
-	Version    string            `json:"version"`
-	Ready      bool              `json:"ready"`
-	NotReady   []string          `json:"not_ready,omitempty"`  // why not (api.Health)
-	Removed    bool              `json:"removed,omitempty"`    // the cluster removed this node
-	Rebuilding []int             `json:"rebuilding,omitempty"` // partitions whose replica here is being rebuilt (api.Health)
-	Nodes      []NodeRecord      `json:"nodes"`
-	Partitions []PartitionStatus `json:"partitions"`
+	NodeID     uint64   `json:"node_id"`
+	ClusterID  string   `json:"cluster_id"`
+	Version    string   `json:"version"`
+	Ready      bool     `json:"ready"`
+	NotReady   []string `json:"not_ready,omitempty"`  // why not (api.Health)
+	Removed    bool     `json:"removed,omitempty"`    // the cluster removed this node
+	Rebuilding []int    `json:"rebuilding,omitempty"` // partitions whose replica here is being rebuilt (api.Health)
+	// ReplicationFactor is how many replicas each partition is meant to
+	// have (--replicas); a partition has one more for a moment while a
+	// replica moves.
+	ReplicationFactor int               `json:"replication_factor,omitempty"`
+	Nodes             []NodeRecord      `json:"nodes"`
+	Partitions        []PartitionStatus `json:"partitions"`
 }
 
 // PartitionStatus is one partition in /v1/status.

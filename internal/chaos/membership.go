@@ -63,12 +63,12 @@ func (n *nemesis) rebuiltWithout(lost uint64) bool {
 		if err != nil {
 			continue
 		}
-		replicas := 0
+		replicas := st.ReplicationFactor
 		for _, p := range st.Partitions {
 			replicas = max(replicas, len(p.Replicas))
 		}
 		for _, p := range st.Partitions {
-			if slices.Contains(p.Replicas, lost) || len(p.Learners) > 0 || len(p.Replicas) < replicas || p.Leader == 0 {
+			if slices.Contains(p.Replicas, lost) || len(p.Learners) > 0 || len(p.Replicas) != replicas || p.Leader == 0 {
 				return false
 			}
 		}

@@ -289,7 +289,7 @@ func TestKubeStatefulSetLifecycle(t *testing.T) {
 	if out := k.prestop(1); !strings.Contains(out, "nothing to do") {
 		t.Fatalf("pod 1's preStop on a scale-down to 3: %q", out)
 	}
-	if out := k.prestop(3); !strings.Contains(out, "decommissioning node 4") {
+	if out := k.prestop(3); !strings.Contains(out, ": decommissioning node 4") {
 		t.Fatalf("pod 3's preStop: %q", out)
 	}
 	waitFor(t, "pod 0 to see node 4 removed", 60*time.Second, func() bool { return k.nodeState(0, 4) == api.NodeRemoved })

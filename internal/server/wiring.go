@@ -105,6 +105,7 @@ func (n *Node) newAdmin() *admin.API {
 	return admin.New(admin.Config{
 		NodeID:       n.cfg.NodeID,
 		ClusterID:    n.layout.Ident.ClusterID,
+		Replicas:     n.cfg.ringConfig().Replicas,
 		Engine:       n.eng,
 		Write:        n.write,
 		Partitions:   func() []api.PartitionRecord { return n.view().Parts },

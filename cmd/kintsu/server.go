@@ -90,6 +90,17 @@ func (o *serverOpts) flags() *flag.FlagSet {
 		cfg.SplitLoad = f
 		return nil
 	})
+	fs.Func("snapshot-rate", "bytes per second this node sends snapshots at, all together, when replicas move or are repaired (default 128MiB; 0: unlimited)", func(v string) error {
+		n, err := parseSize(v)
+		if err != nil {
+			return fmt.Errorf("--snapshot-rate %q: want a size per second such as 128MiB, or 0", v)
+		}
+		cfg.SnapshotRate = n
+		if n == 0 {
+			cfg.SnapshotRate = -1
+		}
+		return nil
+	})
 	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", 30*time.Second, "a storage write still running after this long fences the node (it logs an ERROR naming the data dir and exits)")
 	fs.StringVar(&cfg.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (Redis's requirepass); clients must AUTH, the admin API asks for it")
 	fs.BoolVar(&cfg.ProtectedMode, "protected-mode", true, "while the default user has no password, refuse clients and admin calls from other hosts (Redis's protected mode)")

@@ -90,6 +90,8 @@ func (n *node) open(descs []*storage.Descriptor) error {
 		Clock:        n.clk,
 		// Short logs: followers that fall behind get snapshots.
 		TruncateAfter: 256, TruncateKeep: 32,
+		// Snapshots are staged on the simulated disk, and ingested from it.
+		FS: n.disk.fs, SnapshotDir: "data/snapshots",
 	}
 	cfg.ReadLeases = s.opt.ReadLeases
 	cfg.Metrics = s.metrics

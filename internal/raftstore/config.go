@@ -86,9 +86,13 @@ type Config struct {
 	StallTimeout time.Duration
 	// DataDir names the node's data dir in messages about its disk, and
 	// is where the durability mark is kept (mark.go); "" turns the mark
-	// off. MarkFS is its file system (nil: the real one).
+	// off. FS is its file system and the database's (nil: the real one).
 	DataDir string
-	MarkFS  vfs.FS
+	FS      vfs.FS
+	// SnapshotDir is where incoming snapshots are staged before they are
+	// ingested (snapstage.go), on FS: "" means DataDir/snapshots, or with
+	// no DataDir a temporary directory on the real file system.
+	SnapshotDir string
 	// IsMember says whether a node is a member of the cluster (the
 	// metadata's registry, as this node last read it). A replica is
 	// created for a leader's message only when the sending node is one: a

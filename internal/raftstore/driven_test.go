@@ -65,7 +65,7 @@ func openDriven(t *testing.T, id uint64, fs *vfs.MemFS, boot *storage.Descriptor
 		t.Fatal(err)
 	}
 	tr := &pipe{from: id}
-	eng, err := raftstore.New(raftstore.Config{NodeID: id, Apply: applyKV, TruncateAfter: 16, TruncateKeep: 4, Logger: slog.New(slog.DiscardHandler)}, db, rlog, tr)
+	eng, err := raftstore.New(raftstore.Config{NodeID: id, Apply: applyKV, TruncateAfter: 16, TruncateKeep: 4, Logger: slog.New(slog.DiscardHandler), FS: fs, SnapshotDir: "data/snapshots"}, db, rlog, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,30 +136,8 @@ func deliver(t *testing.T, from, to *drivenNode) bool {
 // the simulator, internal/dst.)
 func TestInstalledSnapshotSurvivesPowerLoss(t *testing.T) {
 	const group = 1
-	desc := &storage.Descriptor{Group: group, Replicas: []storage.Replica{{ID: 1, Node: 1}}, NextID: 2}
-	a := openDriven(t, 1, vfs.NewCrashableMem(), desc)
+	a := leaderWithWrites(t, group)
 	defer a.eng.Stop()
-	for i := 0; i < 5 && a.eng.Leader(group) != 1; i++ {
-		a.step(t)
-	}
-	if a.eng.Leader(group) != 1 {
-		t.Fatal("the single replica did not become leader")
-	}
-	// Enough writes that the log is truncated: the learner needs a snapshot.
-	answered := 0
-	for i := 0; i < 40; i++ {
-		req := &raftstore.Request{Origin: 7, Seq: uint64(i + 1), Args: toArgs([]string{"SET", fmt.Sprintf("k%d", i), "v"})}
-		a.eng.ProposeAsync(group, []*raftstore.Request{req}, func(_ int, _ []byte, err error) {
-			if err != nil {
-				t.Errorf("write %d: %v", i, err)
-			}
-			answered++
-		})
-		a.step(t)
-	}
-	if answered != 40 {
-		t.Fatalf("%d of 40 writes answered", answered)
-	}
 	b := openDriven(t, 2, vfs.NewCrashableMem(), nil)
 	a.eng.ProposeChange(group, raftstore.AddLearner, 2, func(_ bool, err error) {
 		if err != nil {
@@ -179,6 +157,9 @@ func TestInstalledSnapshotSurvivesPowerLoss(t *testing.T) {
 	if !acked {
 		t.Fatal("the learner never installed a snapshot")
 	}
+	if left := staged(t, b.fs); len(left) > 0 {
+		t.Fatalf("an installed snapshot left staged files: %v", left)
+	}
 	before, _ := b.eng.GroupStatus(group)
 	// Power cut: only what was fsync'd survives.
 	crashed := b.fs.CrashClone(vfs.CrashCloneCfg{})
@@ -191,4 +172,51 @@ func TestInstalledSnapshotSurvivesPowerLoss(t *testing.T) {
 	if !ok || after.AppliedIndex < before.AppliedIndex || after.Keys != before.Keys {
 		t.Fatalf("after a power cut the learner holds %+v (ok=%v); before it acknowledged %+v", after, ok, before)
 	}
+}
+
+// leaderWithWrites is a one-replica group led by node 1 with enough
+// writes that its log is truncated: a replica added now needs a snapshot.
+func leaderWithWrites(t *testing.T, group uint64) *drivenNode {
+	t.Helper()
+	desc := &storage.Descriptor{Group: group, Replicas: []storage.Replica{{ID: 1, Node: 1}}, NextID: 2}
+	a := openDriven(t, 1, vfs.NewCrashableMem(), desc)
+	for i := 0; i < 5 && a.eng.Leader(group) != 1; i++ {
+		a.step(t)
+	}
+	if a.eng.Leader(group) != 1 {
+		t.Fatal("the single replica did not become leader")
+	}
+	answered := 0
+	for i := 0; i < 40; i++ {
+		req := &raftstore.Request{Origin: 7, Seq: uint64(i + 1), Args: toArgs([]string{"SET", fmt.Sprintf("k%d", i), "v"})}
+		a.eng.ProposeAsync(group, []*raftstore.Request{req}, func(_ int, _ []byte, err error) {
+			if err != nil {
+				t.Errorf("write %d: %v", i, err)
+			}
+			answered++
+		})
+		a.step(t)
+	}
+	if answered != 40 {
+		t.Fatalf("%d of 40 writes answered", answered)
+	}
+	return a
+}
+
+// staged lists the files under a driven node's snapshot staging
+// directory.
+func staged(t *testing.T, fs vfs.FS) []string {
+	t.Helper()
+	var out []string
+	dirs, err := fs.List("data/snapshots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		files, _ := fs.List(fs.PathJoin("data/snapshots", d))
+		for _, f := range files {
+			out = append(out, d+"/"+f)
+		}
+	}
+	return out
 }

@@ -72,6 +72,8 @@ type Engine struct {
 	// afterCommit runs once the cycle's apply batch is committed: what a
 	// merge widens is published to readers only then (merge.go).
 	afterCommit []func()
+	// stage is where incoming snapshots are staged (snapstage.go).
+	stage stager
 }
 
 type waitKey struct{ origin, seq uint64 }
@@ -117,6 +119,9 @@ func New(cfg Config, db *pebble.DB, rlog *raftlog.Log, tr Transport) (*Engine, e
 	e.disk.stalled = make(chan struct{})
 	e.in.reset()
 	e.outSnaps.init(e.now)
+	if err := e.initStager(); err != nil {
+		return nil, err
+	}
 	e.cuts.now = e.now
 	// The loop's own randomness (removal-probe nonces) is seeded from
 	// crypto/rand, as raft's election jitter is: a simulator that seeds
@@ -325,6 +330,7 @@ func (e *Engine) Stop() {
 	}
 	e.failAllWaiters(ErrStopped)
 	e.outSnaps.closeAll()
+	e.stage.close()
 	e.cuts.drop(func(cutKey) bool { return true })
 	if !e.started.Load() {
 		e.closeOver() // driven, or never started: no loop closes it

@@ -3,8 +3,7 @@ package raftstore
 import (
 	"slices"
 	"sync"
-
-	"github.com/cockroachdb/pebble/v2"
+	"time"
 
 	"github.com/kintsu/kintsu/internal/storage"
 )
@@ -22,12 +21,15 @@ type readReq struct {
 
 type incomingSnap struct {
 	env    Envelope
-	data   *pebble.Batch // the snapshot's key-value pairs, not yet committed
-	keys   int64         // user keys in data
-	tables txnTables     // the transaction tables in data
+	data   *stagedSnap // the snapshot's key-value pairs, staged on disk
+	keys   int64       // user keys in data
+	tables txnTables   // the transaction tables in data
 	// dedupe is the group's deduplication state as carried by the data.
-	dedupe map[uint64]*dedupeState
-	desc   *storage.Descriptor // the group's descriptor at the snapshot's index
+	dedupe  map[uint64]*dedupeState
+	desc    *storage.Descriptor // the group's descriptor at the snapshot's index
+	descRaw []byte              // desc, encoded
+	bytes   int64               // the pairs' size
+	took    time.Duration       // from the first byte to the last
 }
 
 type snapStatus struct {

@@ -392,25 +392,24 @@ func appendChunk(ents []*pb.Entry) int {
 }
 
 // installSnapshots writes the state machines of the cycle's accepted
-// snapshots into Pebble, in one synced batch.
+// snapshots into Pebble, each in one ingest (snapstage.go).
 func (e *Engine) installSnapshots(readies []readyRep) error {
-	var b *pebble.Batch
+	installed := false
 	for _, rr := range readies {
 		if raft.IsEmptySnap(rr.rd.Snapshot) {
 			continue
 		}
-		if b == nil {
-			b = e.db.NewBatch()
-			defer b.Close()
-		}
-		if err := e.installSnapshot(b, rr.r, rr.rd.Snapshot); err != nil {
+		if err := e.installSnapshot(rr.r, rr.rd.Snapshot); err != nil {
 			return err
 		}
+		installed = true
 	}
-	if b == nil {
+	if !installed {
 		return nil
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	// An ingest is durable when it returns; this sync makes every batch
+	// committed before it durable too (pebbleSynced).
+	if err := e.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("install snapshots: %w", err)
 	}
 	for _, rr := range readies {

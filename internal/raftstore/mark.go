@@ -69,8 +69,8 @@ func (e *Engine) noteHardStates(readies []readyRep, synced bool) {
 }
 
 func (e *Engine) markFS() vfs.FS {
-	if e.cfg.MarkFS != nil {
-		return e.cfg.MarkFS
+	if e.cfg.FS != nil {
+		return e.cfg.FS
 	}
 	return vfs.Default
 }

@@ -21,9 +21,9 @@ import (
 // and streamed to the follower out of band. The raft message carries only
 // the metadata (index, term, conf state).
 
-// MaxSnapshotBytes bounds a snapshot a node accepts (it is staged in
-// memory before it is installed atomically).
-const MaxSnapshotBytes = 1 << 30
+// MaxSnapshotBytes bounds a snapshot a node accepts: the disk its staged
+// files take until they are installed (snapstage.go).
+const MaxSnapshotBytes = 8 << 30
 
 type outSnap struct {
 	meta *pb.Snapshot
@@ -185,15 +185,21 @@ func (e *Engine) sendSnapshot(r *replica, node uint64, env Envelope) {
 	})
 }
 
-// SnapshotBuilder stages an incoming snapshot's pairs for one group.
+// SnapshotBuilder stages an incoming snapshot's pairs for one group, on
+// disk (snapstage.go).
 type SnapshotBuilder struct {
-	group  uint64
-	batch  *pebble.Batch
-	keys   int64
-	tables txnTables // the transaction tables' records
-	bytes  int
-	dedupe map[uint64]*dedupeState // rebuilt from the dedupe records received
-	desc   *storage.Descriptor
+	group   uint64
+	stage   *stagedSnap
+	spans   [][2][]byte
+	written []bool      // spans whose file was started
+	cur     *spanWriter // the span being written
+	keys    int64
+	tables  txnTables // the transaction tables' records
+	bytes   int64
+	dedupe  map[uint64]*dedupeState // rebuilt from the dedupe records received
+	desc    *storage.Descriptor
+	descRaw []byte
+	start   time.Time // when the first byte arrived
 }
 
 // NewSnapshotBuilder starts staging the snapshot env announces: for a
@@ -204,33 +210,37 @@ func (e *Engine) NewSnapshotBuilder(env Envelope) (*SnapshotBuilder, error) {
 	if e.hosted(group) == nil && env.Msg.GetTo() <= e.tombstone(group) {
 		return nil, ErrNoGroup
 	}
-	return &SnapshotBuilder{group: group, batch: e.db.NewBatch(), tables: newTxnTables(), dedupe: map[uint64]*dedupeState{}}, nil
+	stage, err := e.stage.newStage(group)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot for group %d: staging: %w", group, err)
+	}
+	spans := storage.ReplicatedSpans(group)
+	return &SnapshotBuilder{group: group, stage: stage, spans: spans, written: make([]bool, len(spans)), tables: newTxnTables(), dedupe: map[uint64]*dedupeState{}, start: e.now()}, nil
 }
 
-// Add stages one pair, refusing keys outside the group's replicated spans
-// and snapshots over MaxSnapshotBytes.
+// Add stages one pair, refusing keys outside the group's replicated spans,
+// pairs out of order and snapshots over MaxSnapshotBytes.
 func (b *SnapshotBuilder) Add(k, v []byte) error {
 	if bytes.Equal(k, storage.DescriptorKey(b.group)) {
 		d, err := storage.DecodeDescriptor(v)
-		if err != nil || d.Group != b.group {
+		if err != nil || d.Group != b.group || b.desc != nil {
 			return fmt.Errorf("snapshot for group %d carries a bad descriptor", b.group)
 		}
-		b.desc = d
-		return b.batch.Set(k, v, nil)
+		b.desc, b.descRaw = d, slices.Clone(v)
+		return nil
 	}
-	spans := storage.ReplicatedSpans(b.group)
-	in := func(i int) bool { return bytes.Compare(k, spans[i][0]) >= 0 && bytes.Compare(k, spans[i][1]) < 0 }
-	// Spans 0 and 1 are user data and the dedupe table.
-	isData, isDedupe := in(0), in(1)
-	if !isData && !isDedupe && !slices.ContainsFunc(spans[2:], func(sp [2][]byte) bool {
+	span := slices.IndexFunc(b.spans, func(sp [2][]byte) bool {
 		return bytes.Compare(k, sp[0]) >= 0 && bytes.Compare(k, sp[1]) < 0
-	}) {
+	})
+	if span < 0 {
 		return fmt.Errorf("snapshot for group %d carries a foreign key", b.group)
 	}
-	b.bytes += len(k) + len(v)
+	b.bytes += int64(len(k) + len(v))
 	if b.bytes > MaxSnapshotBytes {
-		return fmt.Errorf("snapshot for group %d exceeds %d bytes", b.group, MaxSnapshotBytes)
+		return fmt.Errorf("snapshot for group %d exceeds %d bytes", b.group, int64(MaxSnapshotBytes))
 	}
+	// Spans 0 and 1 are user data and the dedupe table.
+	isData, isDedupe := span == 0, span == 1
 	switch {
 	case isData:
 		b.keys++
@@ -248,11 +258,14 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 			d.live[seq] = struct{}{}
 		}
 	}
-	return b.batch.Set(k, v, nil)
+	return b.put(span, k, v)
 }
 
 // Abort discards the staged data.
-func (b *SnapshotBuilder) Abort() { b.batch.Close() }
+func (b *SnapshotBuilder) Abort() {
+	_ = b.closeSpan()
+	b.stage.Close()
+}
 
 // ReceiveSnapshot hands a fully received snapshot to raft. The data is
 // installed, atomically with the new raft state, if raft accepts it.
@@ -265,7 +278,11 @@ func (e *Engine) ReceiveSnapshot(env Envelope, b *SnapshotBuilder) error {
 		b.Abort()
 		return fmt.Errorf("snapshot for group %d carries no descriptor", b.group)
 	}
-	if !e.in.addSnap(incomingSnap{env: env, data: b.batch, keys: b.keys, tables: b.tables, dedupe: b.dedupe, desc: b.desc}) {
+	if err := b.finish(); err != nil {
+		b.Abort()
+		return fmt.Errorf("snapshot for group %d: staging: %w", b.group, err)
+	}
+	if !e.in.addSnap(incomingSnap{env: env, data: b.stage, keys: b.keys, tables: b.tables, dedupe: b.dedupe, desc: b.desc, descRaw: b.descRaw, bytes: b.bytes, took: e.now().Sub(b.start)}) {
 		b.Abort()
 		return ErrStopped
 	}
@@ -274,8 +291,9 @@ func (e *Engine) ReceiveSnapshot(env Envelope, b *SnapshotBuilder) error {
 	return nil
 }
 
-// installSnapshot replaces r's state with the snapshot raft accepted.
-func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot) error {
+// installSnapshot replaces r's state with the snapshot raft accepted, in
+// one ingest (snapstage.go).
+func (e *Engine) installSnapshot(r *replica, snap *pb.Snapshot) error {
 	md := snap.GetMetadata()
 	var ps *incomingSnap
 	for _, p := range r.pendingSnaps {
@@ -290,18 +308,11 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 		return fmt.Errorf("group %d: raft accepted snapshot %d whose data is not staged", r.group, md.GetIndex())
 	}
 	defer ps.data.Close()
-	for _, sp := range storage.ReplicatedSpans(r.group) {
-		if err := b.DeleteRange(sp[0], sp[1], nil); err != nil {
-			return err
-		}
+	applied := storage.AppliedState{Index: md.GetIndex(), Term: md.GetTerm(), Keys: ps.keys, Conf: proto.Clone(md.GetConfState()).(*pb.ConfState)}
+	if err := ps.data.ingest(e.db, r.group, applied, ps.descRaw); err != nil {
+		return fmt.Errorf("group %d: installing snapshot %d: %w", r.group, md.GetIndex(), err)
 	}
-	if err := b.Apply(ps.data, nil); err != nil {
-		return err
-	}
-	r.applied = storage.AppliedState{Index: md.GetIndex(), Term: md.GetTerm(), Keys: ps.keys, Conf: proto.Clone(md.GetConfState()).(*pb.ConfState)}
-	if err := b.Set(storage.AppliedKey(r.group), r.applied.Encode(), nil); err != nil {
-		return err
-	}
+	r.applied = applied
 	// The raft log is reset to the snapshot after this batch is synced
 	// (persist).
 	r.log.SetConf(r.applied.Conf)
@@ -309,6 +320,7 @@ func (e *Engine) installSnapshot(b *pebble.Batch, r *replica, snap *pb.Snapshot)
 	r.dedupe = ps.dedupe
 	r.tables = ps.tables
 	r.desc = ps.desc
-	e.cfg.Logger.Info("installed snapshot", "partition", r.group, "index", md.GetIndex(), "keys", ps.keys)
+	// bytes and receive_ms give the rate a replica moves at.
+	e.cfg.Logger.Info("installed snapshot", "partition", r.group, "index", md.GetIndex(), "keys", ps.keys, "bytes", ps.bytes, "receive_ms", ps.took.Milliseconds())
 	return nil
 }

@@ -67,6 +67,10 @@ type Config struct {
 	// recent writes (control/loadpolicy.go); 0: never by load. Like
 	// SplitSize, it matters on the metadata leader.
 	SplitLoad float64
+	// SnapshotRate is the bytes per second this node sends snapshots at,
+	// all together (moving and repairing replicas): 0 means
+	// transport.DefaultSnapshotRate, negative unlimited.
+	SnapshotRate int64
 	// HeartbeatInterval is how often the node heartbeats into the cluster
 	// metadata (default 1s); a node silent for 3 intervals is suspect.
 	HeartbeatInterval time.Duration

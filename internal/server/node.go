@@ -137,6 +137,9 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.tr = transport.New(cfg.NodeID, n.log)
+	if cfg.SnapshotRate != 0 {
+		n.tr.SetSnapshotRate(max(cfg.SnapshotRate, 0))
+	}
 	if err := n.setupTLS(); err != nil {
 		return nil, err
 	}
@@ -175,6 +178,7 @@ func Start(cfg Config) (*Node, error) {
 		UnsafeLongLeases: cfg.UnsafeLongLeases,
 		StallTimeout:     cfg.StallTimeout,
 		DataDir:          cfg.DataDir,
+		FS:               fs,
 		// The map is built before the engine starts and before peers'
 		// messages are served; nil only while the node starts.
 		IsMember:   func(node uint64) bool { return n.cmap == nil || n.cmap.Current().IsMember(node) },

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -34,7 +35,7 @@ func (t *Transport) SendSnapshot(node uint64, env raftstore.Envelope, src raftst
 }
 
 func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource) error {
-	ctx, cancel := context.WithTimeout(p.t.outgoing(context.Background()), snapshotTimeout)
+	ctx, cancel := context.WithTimeout(p.t.outgoing(context.Background()), p.t.snapshotDeadline())
 	defer cancel()
 	go func() {
 		select {
@@ -58,6 +59,9 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 	err = src.Iterate(func(k, v []byte) error {
 		chunk = appendPair(chunk, k, v)
 		if len(chunk) >= snapshotChunkBytes {
+			if err := p.t.snapRate.wait(ctx, len(chunk)); err != nil {
+				return err
+			}
 			if err := stream.SendMsg(&frame{b: chunk}); err != nil {
 				return err
 			}
@@ -69,6 +73,9 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 		return err
 	}
 	if len(chunk) > 0 {
+		if err := p.t.snapRate.wait(ctx, len(chunk)); err != nil {
+			return err
+		}
 		if err := stream.SendMsg(&frame{b: chunk}); err != nil {
 			return err
 		}
@@ -102,33 +109,59 @@ func handleSnapshot(srv any, stream grpc.ServerStream) error {
 		return err
 	}
 	env := envs[0]
+	select {
+	case t.snapIn <- struct{}{}:
+		defer func() { <-t.snapIn }()
+	default:
+		return status.Error(codes.ResourceExhausted, fmt.Sprintf("this node is receiving %d snapshots already", maxIncomingSnapshots))
+	}
 	b, err := h.NewSnapshotBuilder(env)
 	if err != nil {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}
+	// The sender's deadline is the sender's: this node gives a transfer
+	// as long, then ends it, so a peer that stops sending mid-snapshot
+	// does not hold a staging place forever.
+	got := make(chan error, 1)
+	go func() { got <- receivePairs(stream, b) }()
+	timer := time.NewTimer(t.snapshotDeadline())
+	defer timer.Stop()
+	select {
+	case err := <-got:
+		if err != nil {
+			b.Abort()
+			return err
+		}
+	case <-timer.C:
+		// Returning ends the stream, which ends receivePairs' wait.
+		go func() { <-got; b.Abort() }()
+		return status.Error(codes.DeadlineExceeded, "snapshot transfer took too long")
+	}
+	if err := h.ReceiveSnapshot(env, b); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return stream.SendMsg(&frame{})
+}
+
+// receivePairs stages the pairs of a snapshot stream until its end.
+func receivePairs(stream grpc.ServerStream, b *raftstore.SnapshotBuilder) error {
+	var f frame
 	for {
 		if err := stream.RecvMsg(&f); err != nil {
 			if errors.Is(err, io.EOF) {
-				break
+				return nil
 			}
-			b.Abort()
 			return err
 		}
 		d := codec.NewDecoder(f.b)
 		for d.Len() > 0 {
 			k, v := d.Bytes(), d.Bytes()
 			if d.Err() != nil {
-				b.Abort()
 				return status.Error(codes.InvalidArgument, fmt.Sprintf("malformed snapshot chunk: %v", errBadFrame))
 			}
 			if err := b.Add(k, v); err != nil {
-				b.Abort()
 				return status.Error(codes.InvalidArgument, err.Error())
 			}
 		}
 	}
-	if err := h.ReceiveSnapshot(env, b); err != nil {
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	return stream.SendMsg(&frame{})
 }

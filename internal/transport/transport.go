@@ -77,6 +77,11 @@ type Transport struct {
 	open      map[string]bool
 	refusals  refusalLog
 
+	// snapRate paces outgoing snapshots; snapIn holds a place for each
+	// snapshot being received (snaprate.go).
+	snapRate byteRate
+	snapIn   chan struct{}
+
 	srv  *grpc.Server
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -84,13 +89,16 @@ type Transport struct {
 
 // New creates a transport for nodeID.
 func New(nodeID uint64, log *slog.Logger) *Transport {
-	return &Transport{
+	t := &Transport{
 		nodeID: nodeID,
 		log:    log,
 		addrs:  map[uint64]string{},
 		peers:  map[uint64]*peer{},
+		snapIn: make(chan struct{}, maxIncomingSnapshots),
 		stop:   make(chan struct{}),
 	}
+	t.snapRate.set(DefaultSnapshotRate)
+	return t
 }
 
 // SetPeer records (or changes) the peer address of node.

@@ -50,6 +50,7 @@ func (e *NoSpaceError) Unwrap() error { return ErrNoSpace }
 // diskState is the engine's view of its disk, written by SetDiskFull.
 type diskState struct {
 	full    atomic.Pointer[NoSpaceError] // nil: enough space
+	reserve atomic.Uint64                // the guard's reserve, bytes (snapshot staging keeps above it)
 	stalled chan struct{}                // closed when a stalled loop fenced the node
 }
 
@@ -57,6 +58,7 @@ type diskState struct {
 // bytes) or not. While full, proposals are refused and leaderships are
 // moved away; see the invariants above. Safe from any goroutine.
 func (e *Engine) SetDiskFull(full bool, free, reserve uint64) {
+	e.disk.reserve.Store(reserve)
 	if !full {
 		if e.disk.full.Swap(nil) != nil {
 			e.cfg.Logger.Info("disk has space again: writes accepted", "free_mib", free>>20, "reserve_mib", reserve>>20)

@@ -25,6 +25,15 @@ import (
 // files take until they are installed (snapstage.go).
 const MaxSnapshotBytes = 8 << 30
 
+// MaxSnapshotTableBytes bounds the part of a snapshot the node keeps in
+// memory as well: the dedupe and transaction tables.
+const MaxSnapshotTableBytes = 256 << 20
+
+// stageCheckBytes is how often, in bytes staged, the free space on the
+// data dir's volume is checked: a snapshot that would take the disk
+// below the guard's reserve is refused, not left to fill it.
+const stageCheckBytes = 64 << 20
+
 type outSnap struct {
 	meta *pb.Snapshot
 	snap *pebble.Snapshot
@@ -200,6 +209,9 @@ type SnapshotBuilder struct {
 	desc    *storage.Descriptor
 	descRaw []byte
 	start   time.Time // when the first byte arrived
+	kept    int64     // bytes of the tables kept in memory (dedupe, transactions)
+	checked int64     // b.bytes when free space was last checked
+	reserve uint64    // free space the staging keeps on the disk
 }
 
 // NewSnapshotBuilder starts staging the snapshot env announces: for a
@@ -210,12 +222,15 @@ func (e *Engine) NewSnapshotBuilder(env Envelope) (*SnapshotBuilder, error) {
 	if e.hosted(group) == nil && env.Msg.GetTo() <= e.tombstone(group) {
 		return nil, ErrNoGroup
 	}
+	if full := e.disk.full.Load(); full != nil {
+		return nil, full
+	}
 	stage, err := e.stage.newStage(group)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot for group %d: staging: %w", group, err)
 	}
 	spans := storage.ReplicatedSpans(group)
-	return &SnapshotBuilder{group: group, stage: stage, spans: spans, written: make([]bool, len(spans)), tables: newTxnTables(), dedupe: map[uint64]*dedupeState{}, start: e.now()}, nil
+	return &SnapshotBuilder{group: group, stage: stage, spans: spans, written: make([]bool, len(spans)), tables: newTxnTables(), dedupe: map[uint64]*dedupeState{}, start: e.now(), reserve: e.disk.reserve.Load()}, nil
 }
 
 // Add stages one pair, refusing keys outside the group's replicated spans,
@@ -239,8 +254,21 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 	if b.bytes > MaxSnapshotBytes {
 		return fmt.Errorf("snapshot for group %d exceeds %d bytes", b.group, int64(MaxSnapshotBytes))
 	}
-	// Spans 0 and 1 are user data and the dedupe table.
+	if b.bytes-b.checked >= stageCheckBytes {
+		if err := b.stage.checkSpace(b.reserve); err != nil {
+			return fmt.Errorf("snapshot for group %d: %w", b.group, err)
+		}
+		b.checked = b.bytes
+	}
+	// Spans 0 and 1 are user data and the dedupe table; the dedupe and
+	// transaction tables are also kept in memory, so they have a bound
+	// of their own.
 	isData, isDedupe := span == 0, span == 1
+	if span == 1 || span == 2 {
+		if b.kept += int64(len(k) + len(v)); b.kept > MaxSnapshotTableBytes {
+			return fmt.Errorf("snapshot for group %d: its dedupe and transaction tables exceed %d bytes", b.group, MaxSnapshotTableBytes)
+		}
+	}
 	switch {
 	case isData:
 		b.keys++

@@ -32,8 +32,10 @@ import (
 //     applied index and descriptor together; the range deletions in the
 //     files clear what the replica held, as the batch's did.
 //   - Memory per incoming snapshot is the sstable writer's buffers and the
-//     tables the loop keeps (transaction records, dedupe marks), whatever
-//     the snapshot's size; its disk is bounded by MaxSnapshotBytes.
+//     tables the loop keeps (transaction records, dedupe marks: at most
+//     MaxSnapshotTableBytes), whatever the snapshot's size; its disk is
+//     bounded by MaxSnapshotBytes, and staging stops before the volume's
+//     free space falls under the disk guard's reserve.
 //   - Nothing out of order or outside the group's spans is written: a
 //     span seen twice, a key not above the one before it, or a foreign key
 //     refuses the whole snapshot.
@@ -117,6 +119,20 @@ func (s *stagedSnap) create(name string) (*sstable.Writer, error) {
 	s.files = append(s.files, path)
 	opts := sstable.WriterOptions{TableFormat: s.format, FilterPolicy: bloom.FilterPolicy(10)}
 	return sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts), nil
+}
+
+// checkSpace refuses to stage more when the volume has less than reserve
+// and two more check intervals free. A file system that cannot say (a
+// simulated one) is not checked.
+func (s *stagedSnap) checkSpace(reserve uint64) error {
+	u, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil {
+		return nil
+	}
+	if u.AvailBytes < reserve+2*stageCheckBytes {
+		return fmt.Errorf("%w: %d MiB free, reserve %d MiB: not staging more", ErrNoSpace, u.AvailBytes>>20, reserve>>20)
+	}
+	return nil
 }
 
 // Close removes what is left of the stage (nothing, after an ingest).

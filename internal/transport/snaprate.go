@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/kintsu/kintsu/internal/raftstore"
 )
 
 // Snapshot pacing and bounds. Every snapshot a node sends shares one
@@ -72,15 +70,17 @@ func (l *byteRate) wait(ctx context.Context, n int) error {
 // sent at, all together; 0 means unlimited.
 func (t *Transport) SetSnapshotRate(bytesPerSecond int64) { t.snapRate.set(bytesPerSecond) }
 
-// snapshotDeadline bounds one snapshot transfer: ten minutes, or twice
-// what the largest snapshot takes at the rate, if longer.
-func (t *Transport) snapshotDeadline() time.Duration {
-	t.snapRate.mu.Lock()
-	rate := t.snapRate.rate
-	t.snapRate.mu.Unlock()
-	d := snapshotTimeout
-	if rate > 0 {
-		d = max(d, 2*time.Duration(float64(raftstore.MaxSnapshotBytes)/rate*float64(time.Second)))
-	}
-	return d
+// idleTimer cancels a transfer that makes no progress for d: touch
+// restarts it, pause stops it (while the transfer waits for its turn at
+// the node's rate, which is not a stall).
+type idleTimer struct {
+	d time.Duration
+	t *time.Timer
 }
+
+func newIdleTimer(d time.Duration, cancel func()) *idleTimer {
+	return &idleTimer{d: d, t: time.AfterFunc(d, cancel)}
+}
+
+func (i *idleTimer) touch() { i.t.Reset(i.d) }
+func (i *idleTimer) pause() { i.t.Stop() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,8 +36,10 @@ func (t *Transport) SendSnapshot(node uint64, env raftstore.Envelope, src raftst
 }
 
 func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource) error {
-	ctx, cancel := context.WithTimeout(p.t.outgoing(context.Background()), p.t.snapshotDeadline())
+	ctx, cancel := context.WithCancel(p.t.outgoing(context.Background()))
 	defer cancel()
+	idle := newIdleTimer(snapshotIdle, cancel)
+	defer idle.pause()
 	go func() {
 		select {
 		case <-p.done:
@@ -59,10 +62,7 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 	err = src.Iterate(func(k, v []byte) error {
 		chunk = appendPair(chunk, k, v)
 		if len(chunk) >= snapshotChunkBytes {
-			if err := p.t.snapRate.wait(ctx, len(chunk)); err != nil {
-				return err
-			}
-			if err := stream.SendMsg(&frame{b: chunk}); err != nil {
+			if err := p.send(ctx, stream, idle, chunk); err != nil {
 				return err
 			}
 			chunk = nil
@@ -73,10 +73,7 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 		return err
 	}
 	if len(chunk) > 0 {
-		if err := p.t.snapRate.wait(ctx, len(chunk)); err != nil {
-			return err
-		}
-		if err := stream.SendMsg(&frame{b: chunk}); err != nil {
+		if err := p.send(ctx, stream, idle, chunk); err != nil {
 			return err
 		}
 	}
@@ -85,6 +82,20 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 	}
 	var ack frame
 	return stream.RecvMsg(&ack)
+}
+
+// send sends one chunk of a snapshot when the node's rate allows.
+func (p *peer) send(ctx context.Context, stream grpc.ClientStream, idle *idleTimer, chunk []byte) error {
+	idle.pause()
+	if err := p.t.snapRate.wait(ctx, len(chunk)); err != nil {
+		return err
+	}
+	idle.touch()
+	if err := stream.SendMsg(&frame{b: chunk}); err != nil {
+		return err
+	}
+	idle.touch()
+	return nil
 }
 
 func handleSnapshot(srv any, stream grpc.ServerStream) error {
@@ -119,23 +130,29 @@ func handleSnapshot(srv any, stream grpc.ServerStream) error {
 	if err != nil {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}
-	// The sender's deadline is the sender's: this node gives a transfer
-	// as long, then ends it, so a peer that stops sending mid-snapshot
-	// does not hold a staging place forever.
+	// A sender that stops sending mid-snapshot does not hold a staging
+	// place forever: twice the sender's own idle bound without a chunk
+	// ends the transfer (returning ends the stream, and so receivePairs).
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
 	got := make(chan error, 1)
-	go func() { got <- receivePairs(stream, b) }()
-	timer := time.NewTimer(t.snapshotDeadline())
-	defer timer.Stop()
-	select {
-	case err := <-got:
-		if err != nil {
-			b.Abort()
-			return err
+	go func() { got <- receivePairs(stream, b, &last) }()
+	tick := time.NewTicker(snapshotIdle / 4)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case err := <-got:
+			if err != nil {
+				b.Abort()
+				return err
+			}
+			done = true
+		case <-tick.C:
+			if time.Since(time.Unix(0, last.Load())) > 2*snapshotIdle {
+				go func() { <-got; b.Abort() }()
+				return status.Error(codes.DeadlineExceeded, "snapshot transfer stalled")
+			}
 		}
-	case <-timer.C:
-		// Returning ends the stream, which ends receivePairs' wait.
-		go func() { <-got; b.Abort() }()
-		return status.Error(codes.DeadlineExceeded, "snapshot transfer took too long")
 	}
 	if err := h.ReceiveSnapshot(env, b); err != nil {
 		return status.Error(codes.Unavailable, err.Error())
@@ -143,8 +160,9 @@ func handleSnapshot(srv any, stream grpc.ServerStream) error {
 	return stream.SendMsg(&frame{})
 }
 
-// receivePairs stages the pairs of a snapshot stream until its end.
-func receivePairs(stream grpc.ServerStream, b *raftstore.SnapshotBuilder) error {
+// receivePairs stages the pairs of a snapshot stream until its end,
+// noting the time of each chunk in last.
+func receivePairs(stream grpc.ServerStream, b *raftstore.SnapshotBuilder, last *atomic.Int64) error {
 	var f frame
 	for {
 		if err := stream.RecvMsg(&f); err != nil {
@@ -153,6 +171,7 @@ func receivePairs(stream grpc.ServerStream, b *raftstore.SnapshotBuilder) error 
 			}
 			return err
 		}
+		last.Store(time.Now().UnixNano())
 		d := codec.NewDecoder(f.b)
 		for d.Len() > 0 {
 			k, v := d.Bytes(), d.Bytes()

@@ -34,8 +34,11 @@ const (
 	maxQueuedBytes = 64 << 20
 	// snapshotChunkBytes is the size of the pieces a snapshot is sent in.
 	snapshotChunkBytes = 1 << 20
-	// snapshotTimeout bounds one snapshot transfer.
-	snapshotTimeout = 10 * time.Minute
+	// snapshotIdle bounds the time a snapshot transfer may make no
+	// progress: the sender, a chunk's send (not its wait for the node's
+	// rate); the receiver, twice that between chunks. A transfer takes as
+	// long as its size and the rate shared with the others need.
+	snapshotIdle = time.Minute
 )
 
 // ErrUnknownPeer: no address is known for the node.

@@ -40,14 +40,17 @@ type partitionLead struct {
 	group    uint64
 	replicas []uint64
 	leader   uint64 // 0: unknown
+	hot      bool   // it applies writes at a rate the driver may move its leader for (leaderload.go)
 }
 
 // planLeaderMove picks the leadership node me should hand over now, if
-// any: of the partitions it leads, the one whose least-loaded replica
-// leads at least two fewer partitions than me (the least loaded such
+// any: of the partitions it leads, one whose least-loaded replica leads
+// at least two fewer partitions than me (a cold partition before a hot
+// one, whose leader the driver places by load; then the least loaded such
 // replica, then the lowest partition). Nothing moves while some partition
 // has no known leader: the cluster is still settling.
 func planLeaderMove(me uint64, nodes []uint64, parts []partitionLead) (group, to uint64, ok bool) {
+	hot := false // the pick's
 	count := map[uint64]int{}
 	for _, id := range nodes {
 		count[id] = 0
@@ -68,8 +71,10 @@ func planLeaderMove(me uint64, nodes []uint64, parts []partitionLead) (group, to
 				// leadership handed there would stall or move again.)
 				continue
 			}
-			if !ok || count[r] < count[to] || count[r] == count[to] && p.group < group {
-				group, to, ok = p.group, r, true
+			better := !ok || !p.hot && hot ||
+				p.hot == hot && (count[r] < count[to] || count[r] == count[to] && p.group < group)
+			if better {
+				group, to, hot, ok = p.group, r, p.hot, true
 			}
 		}
 	}
@@ -104,6 +109,14 @@ type Balancer struct {
 	every atomic.Int64 // ns; read every round, so SetEvery takes effect at the next
 	mu    sync.Mutex
 	away  map[uint64]time.Time // nodes that said they are stopping, until when
+	// seen is each local replica's applied-command count when the last
+	// round looked, for its rate (balanceOnce's alone).
+	seen map[uint64]writesSeen
+}
+
+type writesSeen struct {
+	writes uint64
+	at     time.Time
 }
 
 // awayFor bounds how long a node that said it is stopping is kept from
@@ -189,15 +202,22 @@ func (b *Balancer) balanceOnce() bool {
 		}
 	}
 	parts := make([]partitionLead, 0, len(m.Parts))
+	seen := make(map[uint64]writesSeen, len(m.Parts))
 	for _, p := range m.Parts {
 		g := uint64(p.ID)
 		st, ok := b.cfg.Engine.GroupStatus(g)
 		reps := p.Replicas
+		hot := false
 		if ok {
 			reps = st.Nodes // voters only: a learner cannot lead
+			seen[g] = writesSeen{st.Writes, now}
+			if s, was := b.seen[g]; was && st.Writes >= s.writes && now.After(s.at) {
+				hot = float64(st.Writes-s.writes)/now.Sub(s.at).Seconds() >= minLeaderLoad/4
+			}
 		}
-		parts = append(parts, partitionLead{group: g, replicas: reps, leader: b.cfg.LeaderOf(g)})
+		parts = append(parts, partitionLead{group: g, replicas: reps, leader: b.cfg.LeaderOf(g), hot: hot})
 	}
+	b.seen = seen
 	g, to, ok := planLeaderMove(b.cfg.NodeID, nodes, parts)
 	if ok {
 		b.cfg.Logger.Info("moving leadership to balance load", "partition", g, "to", to)

@@ -192,6 +192,9 @@ type Placement struct {
 	// load is each partition's write load as the driver's loop last saw
 	// it (loadpolicy.go); that loop alone reads and writes it.
 	load map[uint64]loadSample
+	// ledAt is the round each partition's leadership last moved for load
+	// (leaderload.go); the driver's loop alone reads and writes it.
+	ledAt map[uint64]int
 	// held are the groups a merge under way holds (merge.go): no step is
 	// planned for them.
 	heldMu sync.Mutex
@@ -200,7 +203,7 @@ type Placement struct {
 
 // NewPlacement builds the placement driver; Run runs it.
 func NewPlacement(cfg PlacementConfig) *Placement {
-	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, born: make(chan uint64, 1)}
+	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, ledAt: map[uint64]int{}, born: make(chan uint64, 1)}
 }
 
 // splitDone hands a new partition to the driver's loop, which lets it
@@ -390,6 +393,7 @@ func (p *Placement) placeOnce(ctx context.Context) {
 	}
 	p.maybeResize(ctx, obs, m)
 	obs = slices.DeleteFunc(obs, func(o Observed) bool { return p.isHeld(o.Group) })
+	p.balanceLeadersByLoad(ctx, obs, up)
 	eligible, _ := Eligible(recs)
 	for _, t := range PlanRound(obs, up, DefaultLimits(len(eligible))) {
 		p.cfg.Logger.Info("placement", "partition", t.Group, "step", t.Step.String(), "voters", t.State.Voters, "learners", t.State.Learners)

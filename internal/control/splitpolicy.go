@@ -180,9 +180,9 @@ func (p *Placement) startSplit(run func(fn func(context.Context)), id int, at ui
 // merge of small neighbours.
 func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterMap) {
 	p.round++
-	if p.cfg.SplitLoad > 0 {
-		p.load = updateLoad(p.load, obs, time.Now(), p.cfg.SplitLoad)
-	}
+	// Every partition's write rate, for splits by load and for leaders
+	// by load (leaderload.go).
+	p.load = updateLoad(p.load, obs, time.Now(), p.cfg.SplitLoad)
 	if p.splitting.Load() {
 		return
 	}

@@ -92,3 +92,95 @@ func TestSplitByLoad(t *testing.T) {
 	}
 	t.Logf("partition 0 split at slot %d by load; %d writes, none failed; leaders on nodes %d and %d", p0.SlotEnd+1, ops.Load(), n.router.LeaderOf(0), n.router.LeaderOf(uint64(right)))
 }
+
+// TestLeadersFollowLoad: with the count balancer off and every leadership
+// gathered on node 1, writes to three partitions make the placement
+// driver move their leaderships for load until the three are led from
+// three nodes; the writers see no failed request.
+func TestLeadersFollowLoad(t *testing.T) {
+	if raceDetector {
+		t.Skip("a write load over the leaders' load floor: run without -race (.ci/run does)")
+	}
+	tc := startCluster(t, 3, func(c *Config) {
+		c.Partitions = 8
+		c.LeaderBalanceInterval = -1
+		c.HeartbeatInterval = 200 * time.Millisecond
+	})
+	tc.waitKnown()
+	waitFor(t, "every leadership on node 1", 30*time.Second, func() bool {
+		led := 0
+		for _, n := range tc.nodes {
+			for g := uint64(0); g < 8; g++ {
+				if n.eng.Leader(g) == n.cfg.NodeID && n.cfg.NodeID != 1 {
+					n.eng.TransferGroupLeader(g, 1)
+				}
+			}
+		}
+		for g := uint64(0); g < 8; g++ {
+			if tc.nodes[0].eng.Leader(g) == 1 {
+				led++
+			}
+		}
+		return led == 8
+	})
+	// Keys of partitions 0, 1 and 2 (2,048 slots each).
+	var hot []string
+	per := map[uint16]int{}
+	for i := 0; len(hot) < 600; i++ {
+		k := fmt.Sprint("lead:", i)
+		if p := ring.Slot([]byte(k)) / 2048; p < 3 && per[p] < 200 {
+			per[p]++
+			hot = append(hot, k)
+		}
+	}
+	var addrs []string
+	for i := range tc.nodes {
+		addrs = append(addrs, tc.respAddr(i))
+	}
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer cluster.Close()
+	var (
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+		ops    atomic.Int64
+		failed atomic.Int64
+		first  atomic.Value
+	)
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; ; i += 6 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := cluster.Set(ctx, hot[i%len(hot)], i, 0).Err()
+				cancel()
+				ops.Add(1)
+				if err != nil {
+					failed.Add(1)
+					first.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	n := tc.nodes[0]
+	waitFor(t, "the three written partitions to be led from three nodes", 60*time.Second, func() bool {
+		seen := map[uint64]bool{}
+		for g := uint64(0); g < 3; g++ {
+			seen[n.router.LeaderOf(g)] = true
+		}
+		return len(seen) == 3 && !seen[0]
+	})
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d writes failed, first: %v", f, ops.Load(), first.Load())
+	}
+	t.Logf("%d writes, none failed; partitions 0, 1, 2 led from nodes %d, %d, %d", ops.Load(), n.router.LeaderOf(0), n.router.LeaderOf(1), n.router.LeaderOf(2))
+}

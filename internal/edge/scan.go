@@ -9,19 +9,30 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/kv"
 	"github.com/kintsu/kintsu/internal/resp"
 )
 
-// SCAN walks the whole cluster's keys, partition after partition, each
-// in key order, through each partition's current leader. The cursor a
-// client holds names a walk the node that began it keeps: the partitions
-// left and the last key looked at; its high bits name that node, and any
-// other node sends the step there, so the cursor is good on every node.
-// Within a partition a walk resumes after the last key, so leader changes
-// and replica moves do not disturb it, and every key present for the
-// whole walk is returned (at least once, as in Redis).
+// SCAN walks the whole cluster's keys, range of slots after range (the
+// partitions' ranges when the walk began), each in key order, through the
+// current leader of the partition holding it. The cursor a client holds
+// names a walk the node that began it keeps: the ranges left, where the
+// current one resumes and the last key looked at; its high bits name that
+// node, and any other node sends the step there, so the cursor is good on
+// every node. Within a range a walk resumes after the last key, so leader
+// changes and replica moves do not disturb it, and every key present for
+// the whole walk is returned (at least once, as in Redis).
+//
+// Splits and merges do not either: each step asks the partition that
+// holds the range's next slot by the current map, for keys of the range's
+// slots it holds, and the partition checks it holds them all (a stale map
+// gets WrongGroup: the step reads the map afresh and asks again). A range
+// a split cut continues from its cut in the new partition, from its first
+// key (keys already returned may come again); a range a merge widened is
+// walked inside the merged partition, keys of other slots skipped.
 // A cluster-aware client scans each node (as it does a Redis Cluster's
 // primaries): its walk covers only the partitions this node led when the
 // walk began. Walks are bounded per node (maxScans, idle ones dropped
@@ -42,9 +53,10 @@ const (
 )
 
 type scanWalk struct {
-	groups []uint64
-	i      int    // the partition under way
-	after  []byte // the last key looked at in groups[i]
+	ranges [][2]uint16 // slot ranges, first to last (never changed: steps share it)
+	i      int         // the range under way
+	from   uint16      // where ranges[i] resumes: slots before it are done
+	after  []byte      // the last key looked at from slot from on
 	used   time.Time
 	busy   bool // a SCAN with this cursor is running
 }
@@ -171,16 +183,19 @@ func cmdScan(f *Server, args [][]byte, st *connState) []byte {
 	now := f.now()
 	var w *scanWalk
 	if cursor == 0 {
-		w = &scanWalk{groups: f.scanGroups(st)}
+		w = &scanWalk{ranges: f.scanRanges(st)}
+		if len(w.ranges) > 0 {
+			w.from = w.ranges[0][0]
+		}
 	} else if w = f.scans.take(cursor, now); w == nil {
 		return resp.AppendError(nil, "ERR invalid cursor")
 	}
 	// Steps move a copy: a failed one leaves the walk where it was, so
 	// a retry with the same cursor loses no key.
-	step := &scanWalk{groups: w.groups, i: w.i, after: append([]byte(nil), w.after...)}
+	step := &scanWalk{ranges: w.ranges, i: w.i, from: w.from, after: append([]byte(nil), w.after...)}
 	keys, err := f.scanSteps(step, count, pattern, typ)
 	if err == nil {
-		w.i, w.after = step.i, step.after
+		w.i, w.from, w.after = step.i, step.from, step.after
 	}
 	if err != nil {
 		if cursor != 0 {
@@ -192,7 +207,7 @@ func cmdScan(f *Server, args [][]byte, st *connState) []byte {
 		return ErrorReply(err)
 	}
 	next := uint64(0)
-	if w.i < len(w.groups) {
+	if w.i < len(w.ranges) {
 		next = f.scans.put(cursor, f.cfg.NodeID, w, now)
 	} else if cursor != 0 {
 		f.scans.drop(cursor)
@@ -206,11 +221,11 @@ func cmdScan(f *Server, args [][]byte, st *connState) []byte {
 	return out
 }
 
-// scanGroups are the partitions a new walk covers: all of them, or for a
-// cluster-aware client those this node leads (or would lead: the
-// preferred leader of a partition without one).
-func (f *Server) scanGroups(st *connState) []uint64 {
-	var gs []uint64
+// scanRanges are the slot ranges a new walk covers: every partition's,
+// or for a cluster-aware client those of the partitions this node leads
+// (or would lead: the preferred leader of a partition without one).
+func (f *Server) scanRanges(st *connState) [][2]uint16 {
+	var rs [][2]uint16
 	for _, p := range f.cfg.View.Partitions() {
 		g := uint64(p.ID)
 		if st.clusterAware {
@@ -220,19 +235,30 @@ func (f *Server) scanGroups(st *connState) []uint64 {
 				continue
 			}
 		}
-		gs = append(gs, g)
+		rs = append(rs, [2]uint16{p.SlotStart, p.SlotEnd})
 	}
-	return gs
+	return rs
 }
 
-// scanSteps advances w: one step in its current partition and, while
-// partitions end and fewer than count keys were found, in the next ones.
+// partitionAt is the partition holding slot by the current map.
+func (f *Server) partitionAt(slot uint16) (api.PartitionRecord, bool) {
+	for _, p := range f.cfg.View.Partitions() {
+		if p.SlotStart <= slot && slot <= p.SlotEnd {
+			return p, true
+		}
+	}
+	return api.PartitionRecord{}, false
+}
+
+// scanSteps advances w: one step in its current range and, while ranges
+// end and fewer than count keys were found, in the next ones.
 func (f *Server) scanSteps(w *scanWalk, count int, pattern, typ []byte) ([][]byte, error) {
 	ctx, cancel := context.WithTimeout(commandCap(f.ctx), f.cfg.RequestTimeout)
 	defer cancel()
 	var keys [][]byte
-	for w.i < len(w.groups) {
-		reply, err := f.readOne(ctx, w.groups[w.i], kv.ScanArgs(w.after, count, pattern, typ))
+	since := time.Now()
+	for w.i < len(w.ranges) {
+		end, reply, err := f.scanStep(ctx, w, count, pattern, typ, &since)
 		if err != nil {
 			return nil, err
 		}
@@ -250,12 +276,48 @@ func (f *Server) scanSteps(w *scanWalk, count int, pattern, typ []byte) ([][]byt
 			w.after = append(w.after[:0], last...)
 			break // it looked at count keys
 		}
-		w.i, w.after = w.i+1, nil
+		// The partition holds no more of the range: on from its end.
+		w.after = nil
+		if end < w.ranges[w.i][1] {
+			w.from = end + 1
+		} else if w.i++; w.i < len(w.ranges) {
+			w.from = w.ranges[w.i][0]
+		}
 		if len(keys) >= count {
 			break
 		}
 	}
 	return keys, nil
+}
+
+// scanStep asks the partition holding w's next slot, by the current map,
+// for its keys of the range's slots; a refusal (the map is older than a
+// split or merge) reads the map afresh and asks again, a few times.
+func (f *Server) scanStep(ctx context.Context, w *scanWalk, count int, pattern, typ []byte, since *time.Time) (end uint16, reply []byte, err error) {
+	err = &failure.WrongGroupError{}
+	for attempt := 0; attempt < 5 && ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			f.cfg.View.RefreshMap(ctx, *since)
+			*since = time.Now()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			}
+		}
+		p, ok := f.partitionAt(w.from)
+		if !ok {
+			continue
+		}
+		end = min(w.ranges[w.i][1], p.SlotEnd)
+		reply, err = f.readOne(ctx, uint64(p.ID), kv.ScanSlotsArgs(w.after, count, pattern, typ, w.from, end))
+		if err == nil && failure.WrongGroup.Is(reply) {
+			err = &failure.WrongGroupError{Group: uint64(p.ID)}
+		}
+		if !isWrongGroup(err) {
+			return end, reply, err
+		}
+	}
+	return 0, nil, &scanError{reply: resp.AppendError(nil, "TRYAGAIN the cluster map is changing (a partition split or merged): SCAN again with the same cursor")}
 }
 
 // scanError is an error reply a partition gave a scan step.

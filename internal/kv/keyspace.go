@@ -7,7 +7,9 @@ import (
 	"strconv"
 
 	"github.com/kintsu/kintsu/internal/command"
+	"github.com/kintsu/kintsu/internal/failure"
 	"github.com/kintsu/kintsu/internal/resp"
+	"github.com/kintsu/kintsu/internal/ring"
 )
 
 // Keyspace commands over one partition's keys. RENAME and COPY of keys in
@@ -198,7 +200,8 @@ const (
 	// COUNT PATTERN TYPE" looks at up to COUNT keys after AFTER (""
 	// from the first) and answers [last key looked at, or "" when the
 	// partition is done; [matching live keys...]]. PATTERN "" matches
-	// every key, TYPE "" every type.
+	// every key, TYPE "" every type; "... LO HI" answers only keys of
+	// slots LO to HI (ScanSlotsArgs).
 	OpScan = "kintsu.scan"
 	// OpMemUsage is MEMORY USAGE KEY's read: an estimate of the bytes
 	// the key takes, or null.
@@ -212,7 +215,7 @@ const (
 const MaxScanCount = 100000
 
 func init() {
-	for _, c := range []*Command{reader(OpKeys, 2, 0, 0, 0, evalKeys), reader(OpRandomKey, 1, 0, 0, 0, evalRandomKey), reader(OpScan, 5, 0, 0, 0, evalScan), reader(OpMemUsage, 2, 1, 1, 1, evalMemUsage), reader(OpEncoding, 2, 1, 1, 1, evalEncoding)} {
+	for _, c := range []*Command{reader(OpKeys, 2, 0, 0, 0, evalKeys), reader(OpRandomKey, 1, 0, 0, 0, evalRandomKey), reader(OpScan, -5, 0, 0, 0, evalScan), reader(OpMemUsage, 2, 1, 1, 1, evalMemUsage), reader(OpEncoding, 2, 1, 1, 1, evalEncoding)} {
 		c.Flags |= command.Internal
 		register(command.CatInternal, c)
 	}
@@ -288,6 +291,19 @@ func ScanArgs(after []byte, count int, pattern, typ []byte) [][]byte {
 	return [][]byte{[]byte(OpScan), after, []byte(strconv.Itoa(count)), pattern, typ}
 }
 
+// SlotOwner is a store that can say whether a range of slots is all its
+// own (a partition's range after splits and merges).
+type SlotOwner interface {
+	OwnsSlots(lo, hi uint16) bool
+}
+
+// ScanSlotsArgs is the OpScan step that answers only keys of slots lo to
+// hi: a walk over a range that is now part of a larger partition (a
+// merge), or of which only a part is still in this one (a split).
+func ScanSlotsArgs(after []byte, count int, pattern, typ []byte, lo, hi uint16) [][]byte {
+	return append(ScanArgs(after, count, pattern, typ), []byte(strconv.Itoa(int(lo))), []byte(strconv.Itoa(int(hi))))
+}
+
 func evalScan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	ks, ok := r.(KeyScanner)
 	if !ok {
@@ -302,6 +318,31 @@ func evalScan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		from = append(bytes.Clone(args[1]), 0) // the first key after it
 	}
 	pattern, typ, now := args[3], string(args[4]), r.NowMS()
+	lo, hi := 0, ring.SlotCount-1
+	switch len(args) {
+	case 5:
+	case 7:
+		var err1, err2 error
+		lo, err1 = strconv.Atoi(string(args[5]))
+		hi, err2 = strconv.Atoi(string(args[6]))
+		if err1 != nil || err2 != nil || lo < 0 || hi >= ring.SlotCount || lo > hi {
+			return appendErr(out, ErrSyntax), nil
+		}
+	default:
+		return appendErr(out, ErrSyntax), nil
+	}
+	if o, ok := r.(SlotOwner); ok && !o.OwnsSlots(uint16(lo), uint16(hi)) {
+		// A split or merge moved some of these slots away: the walk asks
+		// their partition by a fresh map (edge/scan.go).
+		return failure.AppendSignal(out, failure.WrongGroup, nil), nil
+	}
+	inRange := func(k []byte) bool {
+		if lo == 0 && hi == ring.SlotCount-1 {
+			return true
+		}
+		s := int(ring.Slot(k))
+		return s >= lo && s <= hi
+	}
 	var body, last []byte
 	n, seen, done := 0, 0, true
 	err = ks.ScanKeys(from, func(k, stored []byte) bool {
@@ -311,7 +352,7 @@ func evalScan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 		}
 		seen++
 		last = append(last[:0], k...)
-		if Expired(stored, now) || len(pattern) > 0 && !Match(pattern, k) || typ != "" && typeName(stored) != typ {
+		if !inRange(k) || Expired(stored, now) || len(pattern) > 0 && !Match(pattern, k) || typ != "" && typeName(stored) != typ {
 			return true
 		}
 		body = resp.AppendBulk(body, k)

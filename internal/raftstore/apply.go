@@ -568,6 +568,12 @@ func (d *DataReader) Owns(key []byte) bool {
 	return !d.Ranged() || d.slots.owns(d.keySlot(key))
 }
 
+// OwnsSlots reports whether every slot from lo to hi is the group's
+// (kv.SlotOwner: a SCAN step over a slot range).
+func (d *DataReader) OwnsSlots(lo, hi uint16) bool {
+	return !d.Ranged() || d.slots.ownsAll(lo, hi)
+}
+
 // NowMS is this node's clock (reads are served by the leader, whose clock
 // also stamps the entries it proposes).
 func (d *DataReader) NowMS() int64 { return d.clk.Now().UnixMilli() }

@@ -178,6 +178,11 @@ func (s slotRange) owns(slot uint16) bool {
 	return !s.set || !s.frozen() && s.lo <= slot && slot <= s.hi
 }
 
+// ownsAll reports whether every slot from lo to hi is the group's.
+func (s slotRange) ownsAll(lo, hi uint16) bool {
+	return !s.set || !s.frozen() && s.lo <= lo && hi <= s.hi
+}
+
 // splitBirth is a right group whose state a split wrote: hosted at the
 // end of the cycle (materializeSplits).
 type splitBirth struct {

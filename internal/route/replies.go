@@ -154,6 +154,11 @@ func (c *cappedReader) Owns(key []byte) bool {
 	return !ok || o.Owns(key)
 }
 
+func (c *cappedReader) OwnsSlots(lo, hi uint16) bool {
+	o, ok := c.Reader.(kv.SlotOwner)
+	return !ok || o.OwnsSlots(lo, hi)
+}
+
 func (c *cappedReader) Get(key []byte) ([]byte, bool, error) {
 	v, ok, err := c.Reader.Get(key)
 	c.left -= len(v)

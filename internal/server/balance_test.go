@@ -10,34 +10,11 @@ import (
 // leading within one of P/N partitions.
 func TestLeadershipRebalances(t *testing.T) {
 	tc := startCluster(t, 3, func(c *Config) { c.LeaderBalanceInterval = -1 })
-	// Gather every leadership on node 1.
-	gather := func() int {
-		led := 0
-		for _, n := range tc.nodes {
-			for g := uint64(0); g < 8; g++ {
-				if n.eng.Leader(g) == n.cfg.NodeID && n.cfg.NodeID != 1 {
-					n.eng.TransferGroupLeader(g, 1)
-				}
-			}
-		}
-		for g := uint64(0); g < 8; g++ {
-			if tc.nodes[0].eng.Leader(g) == 1 {
-				led++
-			}
-		}
-		return led
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for gather() != 8 {
-		if time.Now().After(deadline) {
-			t.Fatalf("could not gather leadership on node 1: %s", leaders(tc))
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
-	}
+	gatherLeaders(t, tc, 1, 8)
 	for _, n := range tc.nodes {
 		n.balancer.SetEvery(100 * time.Millisecond)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		count := map[uint64]int{}
 		for g := uint64(0); g < 8; g++ {

@@ -35,44 +35,8 @@ func TestSplitByLoad(t *testing.T) {
 			hot = append(hot, k)
 		}
 	}
-	var addrs []string
-	for i := range tc.nodes {
-		addrs = append(addrs, tc.respAddr(i))
-	}
-	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	defer cluster.Close()
-	var (
-		stop   = make(chan struct{})
-		wg     sync.WaitGroup
-		ops    atomic.Int64
-		failed atomic.Int64
-		first  atomic.Value
-	)
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; ; i += 4 {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := cluster.Set(ctx, hot[i%len(hot)], i, 0).Err()
-				cancel()
-				ops.Add(1)
-				if err != nil {
-					failed.Add(1)
-					first.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
+	w := startWriters(tc, hot, 4)
+	defer w.stop()
 	n := tc.nodes[0]
 	waitFor(t, "partition 0 to split by load", 60*time.Second, func() bool { return len(n.view().Parts) > 2 })
 	m := n.view()
@@ -85,12 +49,10 @@ func TestSplitByLoad(t *testing.T) {
 		l, r := n.router.LeaderOf(0), n.router.LeaderOf(uint64(right))
 		return l != 0 && r != 0 && l != r
 	})
-	start := ops.Load()
-	waitFor(t, "writes to go on after the split", 20*time.Second, func() bool { return ops.Load() > start+200 })
-	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d of %d writes failed, first: %v", f, ops.Load(), first.Load())
-	}
-	t.Logf("partition 0 split at slot %d by load; %d writes, none failed; leaders on nodes %d and %d", p0.SlotEnd+1, ops.Load(), n.router.LeaderOf(0), n.router.LeaderOf(uint64(right)))
+	start := w.ops.Load()
+	waitFor(t, "writes to go on after the split", 20*time.Second, func() bool { return w.ops.Load() > start+200 })
+	w.check(t)
+	t.Logf("partition 0 split at slot %d by load; %d writes, none failed; leaders on nodes %d and %d", p0.SlotEnd+1, w.ops.Load(), n.router.LeaderOf(0), n.router.LeaderOf(uint64(right)))
 }
 
 // TestLeadersFollowLoad: with the count balancer off and every leadership
@@ -107,22 +69,7 @@ func TestLeadersFollowLoad(t *testing.T) {
 		c.HeartbeatInterval = 200 * time.Millisecond
 	})
 	tc.waitKnown()
-	waitFor(t, "every leadership on node 1", 30*time.Second, func() bool {
-		led := 0
-		for _, n := range tc.nodes {
-			for g := uint64(0); g < 8; g++ {
-				if n.eng.Leader(g) == n.cfg.NodeID && n.cfg.NodeID != 1 {
-					n.eng.TransferGroupLeader(g, 1)
-				}
-			}
-		}
-		for g := uint64(0); g < 8; g++ {
-			if tc.nodes[0].eng.Leader(g) == 1 {
-				led++
-			}
-		}
-		return led == 8
-	})
+	gatherLeaders(t, tc, 1, 8)
 	// Keys of partitions 0, 1 and 2 (2,048 slots each).
 	var hot []string
 	per := map[uint16]int{}
@@ -133,44 +80,8 @@ func TestLeadersFollowLoad(t *testing.T) {
 			hot = append(hot, k)
 		}
 	}
-	var addrs []string
-	for i := range tc.nodes {
-		addrs = append(addrs, tc.respAddr(i))
-	}
-	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	defer cluster.Close()
-	var (
-		stop   = make(chan struct{})
-		wg     sync.WaitGroup
-		ops    atomic.Int64
-		failed atomic.Int64
-		first  atomic.Value
-	)
-	for w := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; ; i += 6 {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err := cluster.Set(ctx, hot[i%len(hot)], i, 0).Err()
-				cancel()
-				ops.Add(1)
-				if err != nil {
-					failed.Add(1)
-					first.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
+	w := startWriters(tc, hot, 6)
+	defer w.stop()
 	n := tc.nodes[0]
 	waitFor(t, "the three written partitions to be led from three nodes", 60*time.Second, func() bool {
 		seen := map[uint64]bool{}
@@ -179,8 +90,80 @@ func TestLeadersFollowLoad(t *testing.T) {
 		}
 		return len(seen) == 3 && !seen[0]
 	})
-	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d of %d writes failed, first: %v", f, ops.Load(), first.Load())
+	w.check(t)
+	t.Logf("%d writes, none failed; partitions 0, 1, 2 led from nodes %d, %d, %d", w.ops.Load(), n.router.LeaderOf(0), n.router.LeaderOf(1), n.router.LeaderOf(2))
+}
+
+// writers are go-redis ClusterClient workers setting keys in turn until
+// stopped, counting what they sent and what failed.
+type writers struct {
+	cluster     *redis.ClusterClient
+	done        chan struct{}
+	wg          sync.WaitGroup
+	ops, failed atomic.Int64
+	first       atomic.Value
+}
+
+func startWriters(tc *testCluster, keys []string, workers int) *writers {
+	var addrs []string
+	for i := range tc.nodes {
+		addrs = append(addrs, tc.respAddr(i))
 	}
-	t.Logf("%d writes, none failed; partitions 0, 1, 2 led from nodes %d, %d, %d", ops.Load(), n.router.LeaderOf(0), n.router.LeaderOf(1), n.router.LeaderOf(2))
+	w := &writers{cluster: redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs}), done: make(chan struct{})}
+	for n := range workers {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for i := n; ; i += workers {
+				select {
+				case <-w.done:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := w.cluster.Set(ctx, keys[i%len(keys)], i, 0).Err()
+				cancel()
+				w.ops.Add(1)
+				if err != nil {
+					w.failed.Add(1)
+					w.first.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *writers) stop() {
+	close(w.done)
+	w.wg.Wait()
+	_ = w.cluster.Close()
+}
+
+// check fails the test if a write failed.
+func (w *writers) check(t *testing.T) {
+	t.Helper()
+	if f := w.failed.Load(); f > 0 {
+		t.Fatalf("%d of %d writes failed, first: %v", f, w.ops.Load(), w.first.Load())
+	}
+}
+
+// gatherLeaders moves the leaderships of partitions 0 to parts-1 to node
+// to, and waits until it leads them all.
+func gatherLeaders(t *testing.T, tc *testCluster, to uint64, parts uint64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("every leadership on node %d", to), 30*time.Second, func() bool {
+		led := uint64(0)
+		for _, n := range tc.nodes {
+			for g := range parts {
+				if n.eng.Leader(g) == n.cfg.NodeID && n.cfg.NodeID != to {
+					n.eng.TransferGroupLeader(g, to)
+				}
+				if n.cfg.NodeID == to && n.eng.Leader(g) == to {
+					led++
+				}
+			}
+		}
+		return led == parts
+	})
 }

@@ -212,7 +212,7 @@ func (b *Balancer) balanceOnce() bool {
 			reps = st.Nodes // voters only: a learner cannot lead
 			seen[g] = writesSeen{st.Writes, now}
 			if s, was := b.seen[g]; was && st.Writes >= s.writes && now.After(s.at) {
-				hot = float64(st.Writes-s.writes)/now.Sub(s.at).Seconds() >= minLeaderLoad/4
+				hot = float64(st.Writes-s.writes)/now.Sub(s.at).Seconds() >= hotRate
 			}
 		}
 		parts = append(parts, partitionLead{group: g, replicas: reps, leader: b.cfg.LeaderOf(g), hot: hot})

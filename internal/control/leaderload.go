@@ -1,7 +1,9 @@
 package control
 
 import (
+	"cmp"
 	"context"
+	"slices"
 
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
@@ -24,7 +26,9 @@ import (
 //
 // Hysteresis: the rates are smoothed; a partition whose leadership moved
 // for load waits leaderCooldown rounds before it moves again; a move must
-// lower the maximum by a tenth.
+// lower the maximum by a tenth. Rates and cooldowns are the metadata
+// leader's memory: a driver that did not run for a while (it was not the
+// metadata leader) starts them afresh (maybeResize).
 
 const (
 	// leaderImbalance is how far over the mean the busiest node's load
@@ -43,12 +47,25 @@ type leaderMove struct {
 	group, from, to uint64
 }
 
+// hotRate is the write rate (writes/s) from which a partition's
+// leadership is moved for load; the count balancer calls the same
+// partitions hot and hands them over last (balance.go), so the two agree
+// on which leaderships are whose to move.
+const hotRate = minLeaderLoad / 4
+
 // planLoadLeaderMove picks the leadership to move for load this round, or
 // false: a pure function of the round's observations, the partitions'
 // smoothed rates, which nodes may lead (up), and which partitions must
 // wait (cooling).
+//
+// A hot leadership goes to a node that leads fewer partitions than the
+// busiest, so the count balancer (which moves one when counts differ by
+// two) has no reason to send one back. Where the best receiver leads as
+// many or more, the move is made in two rounds: first one of the
+// receiver's cold leaderships comes to the busiest node (no load to
+// speak of), then the hot one goes.
 func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint64) bool, cooling func(group uint64) bool) (leaderMove, bool) {
-	loads := map[uint64]float64{}
+	loads, count := map[uint64]float64{}, map[uint64]int{}
 	for _, o := range obs {
 		for _, v := range o.State.Voters {
 			if up(v) {
@@ -57,6 +74,7 @@ func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint
 		}
 		if o.State.Leader != 0 && o.Group != statemachine.MetaGroup {
 			loads[o.State.Leader] += load[o.Group].rate
+			count[o.State.Leader]++
 		}
 	}
 	if len(loads) < 2 {
@@ -74,39 +92,57 @@ func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint
 	if top < minLeaderLoad || top < leaderImbalance*total/float64(len(loads)) {
 		return leaderMove{}, false
 	}
-	var best leaderMove
-	bestMax, bestTo := 0.9*top, 0.0 // the pick's maximum, and its receiver's load after
-	found := false
+	// The candidates, best first: the lowest maximum after the move,
+	// then the less loaded receiver, then the lowest partition and node.
+	type cand struct {
+		mv        leaderMove
+		after, to float64
+	}
+	var cands []cand
 	for _, o := range obs {
-		if o.State.Leader != busiest || o.Group == statemachine.MetaGroup || len(o.State.Learners) > 0 || cooling(o.Group) {
+		r := load[o.Group].rate
+		if o.State.Leader != busiest || o.Group == statemachine.MetaGroup || r < hotRate || len(o.State.Learners) > 0 || cooling(o.Group) {
 			continue
 		}
-		r := load[o.Group].rate
 		for _, v := range o.State.Voters {
 			if v == busiest || !up(v) {
 				continue
 			}
-			after, to := max(top-r, loads[v]+r), loads[v]+r
-			better := !found && after <= bestMax || found && (after < bestMax ||
-				after == bestMax && (to < bestTo || to == bestTo && (o.Group < best.group || o.Group == best.group && v < best.to)))
-			if better {
-				best, bestMax, bestTo, found = leaderMove{group: o.Group, from: busiest, to: v}, after, to, true
+			if after := max(top-r, loads[v]+r); after <= 0.9*top {
+				cands = append(cands, cand{leaderMove{group: o.Group, from: busiest, to: v}, after, loads[v] + r})
 			}
 		}
 	}
-	return best, found
+	slices.SortFunc(cands, func(a, b cand) int {
+		return cmp.Or(cmp.Compare(a.after, b.after), cmp.Compare(a.to, b.to), cmp.Compare(a.mv.group, b.mv.group), cmp.Compare(a.mv.to, b.mv.to))
+	})
+	for _, c := range cands {
+		if count[c.mv.to] < count[busiest] {
+			return c.mv, true
+		}
+		// The receiver leads as many: one of its cold leaderships first.
+		for _, o := range obs {
+			if o.State.Leader == c.mv.to && o.Group != statemachine.MetaGroup && load[o.Group].rate < hotRate &&
+				len(o.State.Learners) == 0 && !cooling(o.Group) && slices.Contains(o.State.Voters, busiest) {
+				return leaderMove{group: o.Group, from: c.mv.to, to: busiest}, true
+			}
+		}
+	}
+	return leaderMove{}, false
 }
 
 // balanceLeadersByLoad makes the move planLoadLeaderMove picks, if any.
 func (p *Placement) balanceLeadersByLoad(ctx context.Context, obs []Observed, up func(uint64) bool) {
 	cooling := func(g uint64) bool { at, ok := p.ledAt[g]; return ok && p.round-at < leaderCooldown }
-	mv, ok := planLoadLeaderMove(obs, p.load, up, cooling)
+	mayLead := func(n uint64) bool { return up(n) && (p.cfg.Away == nil || !p.cfg.Away(n)) }
+	mv, ok := planLoadLeaderMove(obs, p.load, mayLead, cooling)
 	if !ok {
 		return
 	}
 	p.ledAt[mv.group] = p.round
 	p.cfg.Logger.Info("moving leadership for load", "partition", mv.group, "from", mv.from, "to", mv.to, "writes_per_s", int(p.load[mv.group].rate))
 	if err := p.execStep(ctx, mv.group, mv.from, Step{Node: mv.to}); err != nil {
+		delete(p.ledAt, mv.group) // not moved: it may be tried again next round
 		p.cfg.Logger.Info("leadership not moved for load; tried again later", "partition", mv.group, "err", err)
 	}
 }

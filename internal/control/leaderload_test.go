@@ -46,6 +46,8 @@ func TestLoadLeaderPolicy(t *testing.T) {
 		{"one hot partition cannot be split by moving it", []part{{1, 3000}, {2, 10}, {3, 10}}, allUp, never, leaderMove{}, false},
 		{"down nodes take nothing", []part{{1, 1000}, {1, 1000}, {2, 10}, {3, 10}}, func(n uint64) bool { return n != 2 }, never, leaderMove{group: 0, from: 1, to: 3}, true},
 		{"cooling partitions stay", []part{{1, 1000}, {1, 1000}, {2, 10}, {3, 10}}, allUp, func(g uint64) bool { return g == 0 }, leaderMove{group: 1, from: 1, to: 2}, true},
+		{"a receiver leading as many gives a cold one first", []part{{1, 1000}, {1, 1000}, {2, 10}, {2, 10}, {3, 10}, {3, 10}}, allUp, never, leaderMove{group: 2, from: 2, to: 1}, true},
+		{"lukewarm partitions are the count balancer's", []part{{1, 40}, {1, 40}, {1, 40}, {1, 40}, {1, 40}, {1, 40}}, allUp, never, leaderMove{}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			obs, load := round(c.parts)

@@ -31,14 +31,17 @@ const loadRounds = 3
 // loadSample is what the driver keeps of a partition's write load.
 type loadSample struct {
 	writes uint64    // the count reported last
+	leader uint64    // the node that reported it
 	at     time.Time // when it was observed
 	rate   float64   // smoothed writes per second
 	over   int       // rounds in a row over the split load
 }
 
 // updateLoad folds a round's observations into the samples: a pure
-// function of its arguments. A count that went backwards (the leader's
-// replica restarted) restarts the sample.
+// function of its arguments. Counts are each replica's since it was
+// loaded, so a count from another leader than the last, or one that went
+// backwards (the leader's replica restarted), restarts the sample and
+// keeps its rate.
 func updateLoad(prev map[uint64]loadSample, obs []Observed, now time.Time, limit float64) map[uint64]loadSample {
 	next := make(map[uint64]loadSample, len(obs))
 	for _, o := range obs {
@@ -46,8 +49,10 @@ func updateLoad(prev map[uint64]loadSample, obs []Observed, now time.Time, limit
 			continue
 		}
 		s, ok := prev[o.Group]
-		cur := loadSample{writes: o.State.Writes, at: now}
-		if ok && o.State.Writes >= s.writes && now.After(s.at) {
+		cur := loadSample{writes: o.State.Writes, leader: o.State.Leader, at: now}
+		if ok && (s.leader != o.State.Leader || o.State.Writes < s.writes) {
+			cur.rate, cur.over = s.rate, s.over
+		} else if ok && now.After(s.at) {
 			inst := float64(o.State.Writes-s.writes) / now.Sub(s.at).Seconds()
 			cur.rate = (s.rate + inst) / 2
 			if s.rate == 0 && s.over == 0 {

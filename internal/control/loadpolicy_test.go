@@ -34,9 +34,21 @@ func TestLoadSplitPolicy(t *testing.T) {
 	if s := burst[0]; s.rate != 250.5 || s.over != 0 {
 		t.Fatalf("burst: %+v, want smoothed under the limit", s)
 	}
-	// A count that went backwards (a restarted leader) starts over.
-	if s := updateLoad(load, obs(5, 40), t0.Add(4*time.Second), 100)[0]; s.rate != 0 || s.over != 0 {
-		t.Fatalf("after a restart: %+v, want a fresh sample", s)
+	// A count that went backwards (a restarted leader) restarts the
+	// sample and keeps the rate.
+	restarted := updateLoad(load, obs(5, 40), t0.Add(4*time.Second), 100)
+	if s := restarted[0]; s.rate != 1000 || s.over != 3 || s.writes != 5 {
+		t.Fatalf("after a restart: %+v, want the count restarted at 5, the rate kept", s)
+	}
+	if s := updateLoad(restarted, obs(1005, 50), t0.Add(5*time.Second), 100)[0]; s.rate != 1000 {
+		t.Fatalf("the round after a restart: %+v, want 1000/s", s)
+	}
+	// Counts are each replica's own: a new leader's count, however far
+	// from the old one's, is not a rate.
+	moved := obs(9_000_000, 40)
+	moved[0].State.Leader = 2
+	if s := updateLoad(load, moved, t0.Add(4*time.Second), 100)[0]; s.rate != 1000 || s.leader != 2 {
+		t.Fatalf("after a leadership move: %+v, want the rate kept, the sample restarted", s)
 	}
 
 	m := &ClusterMap{Parts: testParts(2, 1, 2, 3)}

@@ -175,7 +175,10 @@ type PlacementConfig struct {
 	// GroupBytes estimates the data of this node's replica of group on
 	// disk, reported with the group's membership.
 	GroupBytes func(group uint64) uint64
-	Logger     *slog.Logger
+	// Away says whether a node said it is stopping (Balancer.IsAway): no
+	// leadership moves there for load. nil: none is.
+	Away   func(node uint64) bool
+	Logger *slog.Logger
 }
 
 // Placement is the placement driver.
@@ -195,6 +198,8 @@ type Placement struct {
 	// ledAt is the round each partition's leadership last moved for load
 	// (leaderload.go); the driver's loop alone reads and writes it.
 	ledAt map[uint64]int
+	// lastRound is when maybeResize last ran (the driver's loop's).
+	lastRound time.Time
 	// held are the groups a merge under way holds (merge.go): no step is
 	// planned for them.
 	heldMu sync.Mutex

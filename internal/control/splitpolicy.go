@@ -180,9 +180,16 @@ func (p *Placement) startSplit(run func(fn func(context.Context)), id int, at ui
 // merge of small neighbours.
 func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterMap) {
 	p.round++
+	now := time.Now()
+	if !p.lastRound.IsZero() && now.Sub(p.lastRound) > 3*p.cfg.Every {
+		// The driver did not run for a while (another node held the
+		// metadata leadership): its rates and cooldowns are stale.
+		p.load, p.ledAt = nil, map[uint64]int{}
+	}
+	p.lastRound = now
 	// Every partition's write rate, for splits by load and for leaders
 	// by load (leaderload.go).
-	p.load = updateLoad(p.load, obs, time.Now(), p.cfg.SplitLoad)
+	p.load = updateLoad(p.load, obs, now, p.cfg.SplitLoad)
 	if p.splitting.Load() {
 		return
 	}

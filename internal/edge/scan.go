@@ -57,6 +57,7 @@ type scanWalk struct {
 	i      int         // the range under way
 	from   uint16      // where ranges[i] resumes: slots before it are done
 	after  []byte      // the last key looked at from slot from on
+	to     uint16      // with after: the last slot the step that looked at it asked for
 	used   time.Time
 	busy   bool // a SCAN with this cursor is running
 }
@@ -192,10 +193,10 @@ func cmdScan(f *Server, args [][]byte, st *connState) []byte {
 	}
 	// Steps move a copy: a failed one leaves the walk where it was, so
 	// a retry with the same cursor loses no key.
-	step := &scanWalk{ranges: w.ranges, i: w.i, from: w.from, after: append([]byte(nil), w.after...)}
+	step := &scanWalk{ranges: w.ranges, i: w.i, from: w.from, after: append([]byte(nil), w.after...), to: w.to}
 	keys, err := f.scanSteps(step, count, pattern, typ)
 	if err == nil {
-		w.i, w.from, w.after = step.i, step.from, step.after
+		w.i, w.from, w.after, w.to = step.i, step.from, step.after, step.to
 	}
 	if err != nil {
 		if cursor != 0 {
@@ -273,7 +274,10 @@ func (f *Server) scanSteps(w *scanWalk, count int, pattern, typ []byte) ([][]byt
 			keys = append(keys, k.Str)
 		}
 		if last := v.Array[0].Str; len(last) > 0 {
-			w.after = append(w.after[:0], last...)
+			// Keys after last are still to look at, in slots from to
+			// end only: a merge since may have joined more slots to the
+			// partition, whose keys before last were never looked at.
+			w.after, w.to = append(w.after[:0], last...), end
 			break // it looked at count keys
 		}
 		// The partition holds no more of the range: on from its end.
@@ -309,6 +313,9 @@ func (f *Server) scanStep(ctx context.Context, w *scanWalk, count int, pattern, 
 			continue
 		}
 		end = min(w.ranges[w.i][1], p.SlotEnd)
+		if len(w.after) > 0 {
+			end = min(end, w.to)
+		}
 		reply, err = f.readOne(ctx, uint64(p.ID), kv.ScanSlotsArgs(w.after, count, pattern, typ, w.from, end))
 		if err == nil && failure.WrongGroup.Is(reply) {
 			err = &failure.WrongGroupError{Group: uint64(p.ID)}

@@ -331,7 +331,7 @@ func evalScan(r Reader, args [][]byte, out []byte) ([]byte, error) {
 	default:
 		return appendErr(out, ErrSyntax), nil
 	}
-	if o, ok := r.(SlotOwner); ok && !o.OwnsSlots(uint16(lo), uint16(hi)) {
+	if o, ok := r.(SlotOwner); ok && len(args) == 7 && !o.OwnsSlots(uint16(lo), uint16(hi)) {
 		// A split or merge moved some of these slots away: the walk asks
 		// their partition by a fresh map (edge/scan.go).
 		return failure.AppendSignal(out, failure.WrongGroup, nil), nil

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"time"
 
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
@@ -25,7 +26,10 @@ import (
 // over a cold leadership where it has one (planLeaderMove).
 //
 // Hysteresis: the rates are smoothed; a partition whose leadership moved
-// for load waits leaderCooldown rounds before it moves again; a move must
+// for load keeps it for leaderCooldown, and the driver makes at most one
+// move for load every loadMoveEvery in the whole cluster (a 10-minute
+// chaos run with every fault, paced by rounds only, moved leaderships
+// for load some 500 times); a move must
 // lower the maximum by a tenth. Rates and cooldowns are the metadata
 // leader's memory: a driver that did not run for a while (it was not the
 // metadata leader) starts them afresh (maybeResize).
@@ -37,9 +41,11 @@ const (
 	// minLeaderLoad is the load (writes/s) under which a node is never
 	// relieved: below it, leading costs too little to be worth a move.
 	minLeaderLoad = 200
-	// leaderCooldown is how many rounds a partition whose leadership
-	// moved for load keeps it.
-	leaderCooldown = 30
+	// leaderCooldown is how long a partition whose leadership moved for
+	// load keeps it.
+	leaderCooldown = time.Minute
+	// loadMoveEvery is the least time between two moves for load.
+	loadMoveEvery = 10 * time.Second
 )
 
 // leaderMove is a leadership to hand over for load.
@@ -133,16 +139,21 @@ func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint
 
 // balanceLeadersByLoad makes the move planLoadLeaderMove picks, if any.
 func (p *Placement) balanceLeadersByLoad(ctx context.Context, obs []Observed, up func(uint64) bool) {
-	cooling := func(g uint64) bool { at, ok := p.ledAt[g]; return ok && p.round-at < leaderCooldown }
+	now := time.Now()
+	if now.Sub(p.lastLoadMove) < loadMoveEvery {
+		return
+	}
+	cooling := func(g uint64) bool { at, ok := p.ledAt[g]; return ok && now.Sub(at) < leaderCooldown }
 	mayLead := func(n uint64) bool { return up(n) && (p.cfg.Away == nil || !p.cfg.Away(n)) }
 	mv, ok := planLoadLeaderMove(obs, p.load, mayLead, cooling)
 	if !ok {
 		return
 	}
-	p.ledAt[mv.group] = p.round
+	p.ledAt[mv.group], p.lastLoadMove = now, now
 	p.cfg.Logger.Info("moving leadership for load", "partition", mv.group, "from", mv.from, "to", mv.to, "writes_per_s", int(p.load[mv.group].rate))
 	if err := p.execStep(ctx, mv.group, mv.from, Step{Node: mv.to}); err != nil {
-		delete(p.ledAt, mv.group) // not moved: it may be tried again next round
+		delete(p.ledAt, mv.group) // not moved: it may be tried again
+		p.lastLoadMove = time.Time{}
 		p.cfg.Logger.Info("leadership not moved for load; tried again later", "partition", mv.group, "err", err)
 	}
 }

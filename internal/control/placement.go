@@ -195,9 +195,11 @@ type Placement struct {
 	// load is each partition's write load as the driver's loop last saw
 	// it (loadpolicy.go); that loop alone reads and writes it.
 	load map[uint64]loadSample
-	// ledAt is the round each partition's leadership last moved for load
-	// (leaderload.go); the driver's loop alone reads and writes it.
-	ledAt map[uint64]int
+	// ledAt is when each partition's leadership last moved for load, and
+	// lastLoadMove when any did (leaderload.go); the driver's loop alone
+	// reads and writes them.
+	ledAt        map[uint64]time.Time
+	lastLoadMove time.Time
 	// lastRound is when maybeResize last ran (the driver's loop's).
 	lastRound time.Time
 	// held are the groups a merge under way holds (merge.go): no step is
@@ -208,7 +210,7 @@ type Placement struct {
 
 // NewPlacement builds the placement driver; Run runs it.
 func NewPlacement(cfg PlacementConfig) *Placement {
-	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, ledAt: map[uint64]int{}, born: make(chan uint64, 1)}
+	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, ledAt: map[uint64]time.Time{}, born: make(chan uint64, 1)}
 }
 
 // splitDone hands a new partition to the driver's loop, which lets it

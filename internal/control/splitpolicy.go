@@ -184,7 +184,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	if !p.lastRound.IsZero() && now.Sub(p.lastRound) > 3*p.cfg.Every {
 		// The driver did not run for a while (another node held the
 		// metadata leadership): its rates and cooldowns are stale.
-		p.load, p.ledAt = nil, map[uint64]int{}
+		p.load, p.ledAt = nil, map[uint64]time.Time{}
 	}
 	p.lastRound = now
 	// Every partition's write rate, for splits by load and for leaders

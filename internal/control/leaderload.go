@@ -31,8 +31,8 @@ import (
 // chaos run with every fault, paced by rounds only, moved leaderships
 // for load some 500 times); a move must
 // lower the maximum by a tenth. Rates and cooldowns are the metadata
-// leader's memory: a driver that did not run for a while (it was not the
-// metadata leader) starts them afresh (maybeResize).
+// leader's memory: a driver that was not the metadata leader for a round
+// starts them afresh (maybeResize).
 
 const (
 	// leaderImbalance is how far over the mean the busiest node's load

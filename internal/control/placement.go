@@ -200,8 +200,9 @@ type Placement struct {
 	// reads and writes them.
 	ledAt        map[uint64]time.Time
 	lastLoadMove time.Time
-	// lastRound is when maybeResize last ran (the driver's loop's).
-	lastRound time.Time
+	// lapsed: a round found this node not the metadata leader since the
+	// driver last ran (Run's loop's).
+	lapsed bool
 	// held are the groups a merge under way holds (merge.go): no step is
 	// planned for them.
 	heldMu sync.Mutex
@@ -235,6 +236,8 @@ func (p *Placement) Run(ctx context.Context) {
 		}
 		if p.cfg.Engine.Leader(statemachine.MetaGroup) == p.cfg.NodeID {
 			p.placeOnce(ctx)
+		} else {
+			p.lapsed = true
 		}
 	}
 }

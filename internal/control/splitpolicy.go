@@ -181,12 +181,13 @@ func (p *Placement) startSplit(run func(fn func(context.Context)), id int, at ui
 func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterMap) {
 	p.round++
 	now := time.Now()
-	if !p.lastRound.IsZero() && now.Sub(p.lastRound) > 3*p.cfg.Every {
-		// The driver did not run for a while (another node held the
-		// metadata leadership): its rates and cooldowns are stale.
-		p.load, p.ledAt = nil, map[uint64]time.Time{}
+	if p.lapsed {
+		// Another node held the metadata leadership since this driver
+		// last ran: its rates and cooldowns are stale. (Not judged by the
+		// time between rounds: a round under load takes longer than a
+		// heartbeat, and that must not wipe the rates every round.)
+		p.load, p.ledAt, p.lapsed = nil, map[uint64]time.Time{}, false
 	}
-	p.lastRound = now
 	// Every partition's write rate, for splits by load and for leaders
 	// by load (leaderload.go).
 	p.load = updateLoad(p.load, obs, now, p.cfg.SplitLoad)

@@ -90,6 +90,7 @@ func (o *serverOpts) flags() *flag.FlagSet {
 		cfg.SplitLoad = f
 		return nil
 	})
+	fs.BoolVar(&cfg.LeaderLoad, "leader-load", false, "EXPERIMENTAL: also move partition leaderships by measured write load (see docs/operations.md)")
 	fs.Func("snapshot-rate", "bytes per second this node sends snapshots at, all together, when replicas move or are repaired (default 128MiB; 0: unlimited)", func(v string) error {
 		n, err := parseSize(v)
 		if err != nil {

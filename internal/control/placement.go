@@ -177,8 +177,12 @@ type PlacementConfig struct {
 	GroupBytes func(group uint64) uint64
 	// Away says whether a node said it is stopping (Balancer.IsAway): no
 	// leadership moves there for load. nil: none is.
-	Away   func(node uint64) bool
-	Logger *slog.Logger
+	Away func(node uint64) bool
+	// LeaderLoad turns on moving leaderships for load (leaderload.go):
+	// off by default until its rates are smoothed over longer than a
+	// round (see docs/decisions.md).
+	LeaderLoad bool
+	Logger     *slog.Logger
 }
 
 // Placement is the placement driver.
@@ -403,7 +407,9 @@ func (p *Placement) placeOnce(ctx context.Context) {
 	}
 	p.maybeResize(ctx, obs, m)
 	obs = slices.DeleteFunc(obs, func(o Observed) bool { return p.isHeld(o.Group) })
-	p.balanceLeadersByLoad(ctx, obs, up)
+	if p.cfg.LeaderLoad {
+		p.balanceLeadersByLoad(ctx, obs, up)
+	}
 	eligible, _ := Eligible(recs)
 	for _, t := range PlanRound(obs, up, DefaultLimits(len(eligible))) {
 		p.cfg.Logger.Info("placement", "partition", t.Group, "step", t.Step.String(), "voters", t.State.Voters, "learners", t.State.Learners)

@@ -71,6 +71,9 @@ type Config struct {
 	// all together (moving and repairing replicas): 0 means
 	// transport.DefaultSnapshotRate, negative unlimited.
 	SnapshotRate int64
+	// LeaderLoad moves leaderships for measured write load as well as
+	// count (control/leaderload.go); off by default, not yet steady.
+	LeaderLoad bool
 	// HeartbeatInterval is how often the node heartbeats into the cluster
 	// metadata (default 1s); a node silent for 3 intervals is suspect.
 	HeartbeatInterval time.Duration

@@ -60,7 +60,8 @@ func (n *Node) newControl() []func(context.Context) {
 		Engine: n.eng, Caller: n.tr, LeaderOf: n.router.LeaderOf, Write: n.write,
 		Map: n.cmap, Nodes: nodes, SetNodeState: n.members.SetNodeState, Logger: n.log,
 		SplitSize: c.SplitSize, SplitLoad: c.SplitLoad, GroupBytes: n.groupBytes,
-		Away: func(id uint64) bool { return n.balancer != nil && n.balancer.IsAway(id) },
+		Away:       func(id uint64) bool { return n.balancer != nil && n.balancer.IsAway(id) },
+		LeaderLoad: c.LeaderLoad,
 	})
 	n.balancer = control.NewBalancer(control.BalanceConfig{
 		NodeID: c.NodeID, Every: c.LeaderBalanceInterval, Engine: n.eng,

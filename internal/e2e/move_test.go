@@ -134,7 +134,9 @@ func TestReplicaMoveRate(t *testing.T) {
 			}
 		}()
 	}
-	defer func() { close(stop); fg.Wait() }()
+	var stopOnce sync.Once
+	stopForeground := func() { stopOnce.Do(func() { close(stop); fg.Wait() }) }
+	defer stopForeground()
 	waitFor(t, "15 s of foreground before the move", 30*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -164,9 +166,7 @@ func TestReplicaMoveRate(t *testing.T) {
 		inst, ok = installedSnapshot(t, four.LogPath, total/2)
 		return ok
 	})
-	close(stop)
-	fg.Wait()
-	stop = make(chan struct{}) // the deferred close
+	stopForeground()
 
 	mb := float64(inst.bytes) / 1e6
 	secs := max(inst.took.Seconds(), 1e-3)

@@ -238,7 +238,26 @@ func NewMap(cfg MapConfig, initial *ClusterMap) *Map {
 		}
 	}
 	m.cur.Store(start)
+	// The transport learns the members' addresses from the map it starts
+	// from: a node that joined knows only the initial members' otherwise,
+	// and once they are all gone it could ask no one for a newer map (a
+	// chaos run found a node restarted with an empty metadata replica
+	// asking only removed nodes, unready for good).
+	m.introduce(start)
 	return m
+}
+
+// introduce gives the transport the address of every member of c but
+// this node and removed ones.
+func (m *Map) introduce(c *ClusterMap) {
+	if m.cfg.Peers == nil {
+		return
+	}
+	for _, rec := range c.Nodes {
+		if rec.ID != m.cfg.NodeID && rec.PeerAddr != "" && rec.State != api.NodeRemoved {
+			m.cfg.Peers.SetPeer(rec.ID, rec.PeerAddr)
+		}
+	}
 }
 
 // Current is the map as last read; never nil, never to be modified.
@@ -281,11 +300,7 @@ func (m *Map) Refresh(ctx context.Context, since time.Time) {
 		m.cfg.Save(b)
 	}
 	m.cur.Store(c)
-	for _, rec := range c.Nodes {
-		if rec.ID != m.cfg.NodeID && rec.PeerAddr != "" && rec.State != api.NodeRemoved {
-			m.cfg.Peers.SetPeer(rec.ID, rec.PeerAddr)
-		}
-	}
+	m.introduce(c)
 }
 
 // fetch reads the map locally, or asks the metadata nodes, then the

@@ -263,3 +263,25 @@ func TestMapSlotsFollowTheRecords(t *testing.T) {
 		t.Error("a map owning slots twice is usable")
 	}
 }
+
+// A node starting from a saved map tells the transport its members'
+// addresses before any refresh: a joined node knows only the initial
+// members' otherwise, and if they are gone it can ask no one for a newer
+// map.
+func TestSavedMapIntroducesPeers(t *testing.T) {
+	initial := InitialMap(map[uint64]string{1: "a:1", 2: "b:1"}, testParts(2, 1, 2), []uint64{1, 2})
+	saved := InitialMap(map[uint64]string{1: "a:1", 2: "b:1", 6: "f:1", 7: "g:1", 9: "i:1"}, testParts(2, 6, 7, 9), []uint64{6, 7, 9})
+	saved.Nodes[0].State, saved.Nodes[1].State = api.NodeRemoved, api.NodeRemoved
+	peers := &fakePeers{}
+	NewMap(MapConfig{NodeID: 9, Peers: peers, Saved: func() ([]byte, bool) { return saved.Marshal(), true }}, initial)
+	for _, id := range []uint64{6, 7} {
+		if peers.addr(id) == "" {
+			t.Errorf("node %d's address was not given to the transport", id)
+		}
+	}
+	for _, id := range []uint64{1, 2, 9} {
+		if a := peers.addr(id); a != "" {
+			t.Errorf("node %d (removed, or this node) was given as %q", id, a)
+		}
+	}
+}

@@ -15,7 +15,10 @@
 //     deadline. A connection that was up and broke is reported at once
 //     (PeerDown), so followers of a crashed leader need not wait out the
 //     election timeout.
-//   - Every size read off the wire is bounded before allocation.
+//   - Every size read off the wire is bounded before allocation, and so
+//     is what a stranger can hold open: connections on the peer port,
+//     the time to finish a handshake, streams per connection
+//     (connlimit.go).
 //   - With TLS, a peer is the node its verified certificate names, never
 //     the node its frames claim; every stream and call carries the cluster
 //     id and one of another cluster is refused (auth.go).

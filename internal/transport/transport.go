@@ -137,8 +137,13 @@ var serviceDesc = grpc.ServiceDesc{
 	},
 }
 
-// Serve accepts peers on lis until Stop.
+// Serve accepts peers on lis until Stop, at most maxPeerConns at once.
 func (t *Transport) Serve(lis net.Listener) {
+	t.serve(lis, maxPeerConns)
+}
+
+func (t *Transport) serve(lis net.Listener, maxConns int) {
+	lis = newLimitListener(lis, maxConns, t)
 	t.srv = grpc.NewServer(
 		t.serverCreds(),
 		grpc.ForceServerCodec(rawCodec{}),
@@ -146,6 +151,8 @@ func (t *Transport) Serve(lis net.Listener) {
 		// storage after it is closed.
 		grpc.WaitForHandlers(true),
 		grpc.MaxRecvMsgSize(MaxFrameBytes),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 3 * time.Second}),
 	)

@@ -289,8 +289,11 @@ func (b *SnapshotBuilder) Add(k, v []byte) error {
 	return b.put(span, k, v)
 }
 
-// Abort discards the staged data.
+// Abort discards the staged data, without writing or syncing more of it.
 func (b *SnapshotBuilder) Abort() {
+	if b.stage != nil {
+		b.stage.doomed.Store(true)
+	}
 	_ = b.closeSpan()
 	b.stage.Close()
 }

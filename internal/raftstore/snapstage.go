@@ -3,6 +3,7 @@ package raftstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -107,6 +108,47 @@ type stagedSnap struct {
 	dir    string
 	format sstable.TableFormat
 	files  []string
+	// doomed: the stage will be removed, not ingested, so its files'
+	// writes and syncs are skipped (doomedFile): closing an sstable
+	// writer syncs its file, and an aborted snapshot's need not be.
+	doomed atomic.Bool
+}
+
+// doomedFile is a staged file whose writes fail and whose syncs do
+// nothing once its stage is doomed.
+type doomedFile struct {
+	vfs.File
+	doomed *atomic.Bool
+}
+
+var errDoomed = errors.New("snapshot stage aborted")
+
+func (f doomedFile) Write(p []byte) (int, error) {
+	if f.doomed.Load() {
+		return 0, errDoomed
+	}
+	return f.File.Write(p)
+}
+
+func (f doomedFile) Sync() error {
+	if f.doomed.Load() {
+		return nil
+	}
+	return f.File.Sync()
+}
+
+func (f doomedFile) SyncData() error {
+	if f.doomed.Load() {
+		return nil
+	}
+	return f.File.SyncData()
+}
+
+func (f doomedFile) SyncTo(length int64) (bool, error) {
+	if f.doomed.Load() {
+		return true, nil
+	}
+	return f.File.SyncTo(length)
 }
 
 // create starts a new sstable in the stage.
@@ -118,7 +160,7 @@ func (s *stagedSnap) create(name string) (*sstable.Writer, error) {
 	}
 	s.files = append(s.files, path)
 	opts := sstable.WriterOptions{TableFormat: s.format, FilterPolicy: bloom.FilterPolicy(10)}
-	return sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts), nil
+	return sstable.NewWriter(objstorageprovider.NewFileWritable(doomedFile{File: f, doomed: &s.doomed}), opts), nil
 }
 
 // checkSpace refuses to stage more when the volume has less than reserve

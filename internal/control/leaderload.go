@@ -25,7 +25,10 @@ import (
 // leaderships, and the count balancer, when counts differ by two, hands
 // over a cold leadership where it has one (planLeaderMove).
 //
-// Hysteresis: the rates are smoothed; a partition whose leadership moved
+// Hysteresis: the rates are smoothed over about ten seconds (loadTau; a
+// few rounds' rate, in a CI run, moved a third hot leadership onto a node
+// that already led one); the same node must be the overloaded one for
+// loadPersist before anything moves; a partition whose leadership moved
 // for load keeps it for leaderCooldown, and the driver makes at most one
 // move for load every loadMoveEvery in the whole cluster (a 10-minute
 // chaos run with every fault, paced by rounds only, moved leaderships
@@ -46,6 +49,9 @@ const (
 	leaderCooldown = time.Minute
 	// loadMoveEvery is the least time between two moves for load.
 	loadMoveEvery = 10 * time.Second
+	// loadPersist is how long one node must stay the overloaded one
+	// before a leadership moves off it: a burst does not move anything.
+	loadPersist = 20 * time.Second
 )
 
 // leaderMove is a leadership to hand over for load.
@@ -71,33 +77,11 @@ const hotRate = minLeaderLoad / 4
 // receiver's cold leaderships comes to the busiest node (no load to
 // speak of), then the hot one goes.
 func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint64) bool, cooling func(group uint64) bool) (leaderMove, bool) {
-	loads, count := map[uint64]float64{}, map[uint64]int{}
-	for _, o := range obs {
-		for _, v := range o.State.Voters {
-			if up(v) {
-				loads[v] += 0
-			}
-		}
-		if o.State.Leader != 0 && o.Group != statemachine.MetaGroup {
-			loads[o.State.Leader] += load[o.Group].rate
-			count[o.State.Leader]++
-		}
-	}
-	if len(loads) < 2 {
+	busiest, loads, count, over := overloaded(obs, load, up)
+	if !over {
 		return leaderMove{}, false
-	}
-	var busiest uint64
-	total := 0.0
-	for n, l := range loads {
-		total += l
-		if busiest == 0 || l > loads[busiest] || l == loads[busiest] && n < busiest {
-			busiest = n
-		}
 	}
 	top := loads[busiest]
-	if top < minLeaderLoad || top < leaderImbalance*total/float64(len(loads)) {
-		return leaderMove{}, false
-	}
 	// The candidates, best first: the lowest maximum after the move,
 	// then the less loaded receiver, then the lowest partition and node.
 	type cand struct {
@@ -106,7 +90,7 @@ func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint
 	}
 	var cands []cand
 	for _, o := range obs {
-		r := load[o.Group].rate
+		r := load[o.Group].slow
 		if o.State.Leader != busiest || o.Group == statemachine.MetaGroup || r < hotRate || len(o.State.Learners) > 0 || cooling(o.Group) {
 			continue
 		}
@@ -128,7 +112,7 @@ func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint
 		}
 		// The receiver leads as many: one of its cold leaderships first.
 		for _, o := range obs {
-			if o.State.Leader == c.mv.to && o.Group != statemachine.MetaGroup && load[o.Group].rate < hotRate &&
+			if o.State.Leader == c.mv.to && o.Group != statemachine.MetaGroup && load[o.Group].slow < hotRate &&
 				len(o.State.Learners) == 0 && !cooling(o.Group) && slices.Contains(o.State.Voters, busiest) {
 				return leaderMove{group: o.Group, from: c.mv.to, to: busiest}, true
 			}
@@ -137,23 +121,114 @@ func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint
 	return leaderMove{}, false
 }
 
-// balanceLeadersByLoad makes the move planLoadLeaderMove picks, if any.
+// overloaded sums the slow write rates of the partitions each node that
+// may lead leads, and names the busiest node, true when it is over both
+// the floor and leaderImbalance times the mean. count is how many
+// partitions each node leads.
+func overloaded(obs []Observed, load map[uint64]loadSample, up func(uint64) bool) (busiest uint64, loads map[uint64]float64, count map[uint64]int, over bool) {
+	loads, count = map[uint64]float64{}, map[uint64]int{}
+	for _, o := range obs {
+		for _, v := range o.State.Voters {
+			if up(v) {
+				loads[v] += 0
+			}
+		}
+		if o.State.Leader != 0 && o.Group != statemachine.MetaGroup {
+			loads[o.State.Leader] += load[o.Group].slow
+			count[o.State.Leader]++
+		}
+	}
+	if len(loads) < 2 {
+		return 0, loads, count, false
+	}
+	total := 0.0
+	for n, l := range loads {
+		total += l
+		if busiest == 0 || l > loads[busiest] || l == loads[busiest] && n < busiest {
+			busiest = n
+		}
+	}
+	top := loads[busiest]
+	return busiest, loads, count, top >= minLeaderLoad && top >= leaderImbalance*total/float64(len(loads))
+}
+
+// overloadWatch remembers which node has been the overloaded one, and
+// since when.
+type overloadWatch struct {
+	node  uint64
+	since time.Time
+}
+
+// persisted folds in a round's verdict and reports whether node busiest
+// has been the overloaded one, without a break, for loadPersist.
+func (w *overloadWatch) persisted(busiest uint64, over bool, now time.Time) bool {
+	switch {
+	case !over:
+		w.node = 0
+		return false
+	case busiest != w.node:
+		w.node, w.since = busiest, now
+	}
+	return now.Sub(w.since) >= loadPersist
+}
+
+// balanceLeadersByLoad makes the move planLoadLeaderMove picks, if any,
+// once the same node has been the overloaded one for loadPersist.
 func (p *Placement) balanceLeadersByLoad(ctx context.Context, obs []Observed, up func(uint64) bool) {
 	now := time.Now()
-	if now.Sub(p.lastLoadMove) < loadMoveEvery {
+	p.checkLoadMove(obs, now)
+	mayLead := func(n uint64) bool { return up(n) && (p.cfg.Away == nil || !p.cfg.Away(n)) }
+	busiest, _, _, over := overloaded(obs, p.load, mayLead)
+	if !p.overload.persisted(busiest, over, now) || now.Sub(p.lastLoadMove) < loadMoveEvery {
 		return
 	}
 	cooling := func(g uint64) bool { at, ok := p.ledAt[g]; return ok && now.Sub(at) < leaderCooldown }
-	mayLead := func(n uint64) bool { return up(n) && (p.cfg.Away == nil || !p.cfg.Away(n)) }
 	mv, ok := planLoadLeaderMove(obs, p.load, mayLead, cooling)
 	if !ok {
 		return
 	}
-	p.ledAt[mv.group], p.lastLoadMove = now, now
-	p.cfg.Logger.Info("moving leadership for load", "partition", mv.group, "from", mv.from, "to", mv.to, "writes_per_s", int(p.load[mv.group].rate))
+	p.ledAt[mv.group], p.lastLoadMove, p.loadMove = now, now, &pendingMove{leaderMove: mv, at: now}
+	p.cfg.Logger.Info("moving leadership for load", "partition", mv.group, "from", mv.from, "to", mv.to, "writes_per_s", int(p.load[mv.group].slow))
 	if err := p.execStep(ctx, mv.group, mv.from, Step{Node: mv.to}); err != nil {
 		delete(p.ledAt, mv.group) // not moved: it may be tried again
-		p.lastLoadMove = time.Time{}
+		p.lastLoadMove, p.loadMove = time.Time{}, nil
 		p.cfg.Logger.Info("leadership not moved for load; tried again later", "partition", mv.group, "err", err)
 	}
+}
+
+// pendingMove is a leadership handed over for load, not yet seen done.
+type pendingMove struct {
+	leaderMove
+	at time.Time
+}
+
+// loadMoveSettle is how long a handed-over leadership may take to show
+// at its receiver. Raft gives a transfer an election timeout; one that
+// lapsed (the receiver lagged behind a stream of writes) left the
+// partition where it was.
+const loadMoveSettle = 5 * time.Second
+
+// checkLoadMove forgets a move for load that did not happen, so that
+// neither its partition's cooldown nor the pacing holds a move that
+// was never made.
+func (p *Placement) checkLoadMove(obs []Observed, now time.Time) {
+	mv := p.loadMove
+	if mv == nil {
+		return
+	}
+	for _, o := range obs {
+		if o.Group != mv.group {
+			continue
+		}
+		switch {
+		case o.State.Leader == mv.to:
+			p.loadMove = nil
+		case now.Sub(mv.at) > loadMoveSettle:
+			p.cfg.Logger.Info("leadership moved for load did not arrive; it may be moved again", "partition", mv.group, "to", mv.to, "leader", o.State.Leader)
+			delete(p.ledAt, mv.group)
+			p.lastLoadMove, p.loadMove = time.Time{}, nil
+		}
+		return
+	}
+	p.loadMove = nil // the partition is gone (merged)
 }

@@ -1,7 +1,9 @@
 package control
 
 import (
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
@@ -22,11 +24,11 @@ func TestLoadLeaderPolicy(t *testing.T) {
 		load := map[uint64]loadSample{}
 		for g, p := range parts {
 			obs = append(obs, Observed{Group: uint64(g), State: GroupState{Voters: voters, Leader: p.leader}})
-			load[uint64(g)] = loadSample{rate: p.rate}
+			load[uint64(g)] = loadSample{slow: p.rate}
 		}
 		// The metadata group's load never counts.
 		obs = append(obs, Observed{Group: statemachine.MetaGroup, State: GroupState{Voters: voters, Leader: 1}})
-		load[statemachine.MetaGroup] = loadSample{rate: 1e6}
+		load[statemachine.MetaGroup] = loadSample{slow: 1e6}
 		return obs, load
 	}
 	allUp := func(uint64) bool { return true }
@@ -96,5 +98,96 @@ func TestPlanLeaderMovePrefersCold(t *testing.T) {
 	parts[2].hot = true
 	if g, _, ok := planLeaderMove(1, []uint64{1, 2, 3}, parts); !ok || g != 0 {
 		t.Fatalf("all hot: got partition %d (%v), want 0", g, ok)
+	}
+}
+
+// The rate leaderships move by follows a step in load over about loadTau,
+// a one-round burst barely moves it, and a leadership move keeps it.
+func TestSlowRate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	obs := func(w uint64, leader uint64) []Observed {
+		return []Observed{{Group: 0, State: GroupState{Writes: w, Leader: leader}}}
+	}
+	load := updateLoad(nil, obs(0, 1), t0, 0)
+	load = updateLoad(load, obs(0, 1), t0.Add(time.Second), 0) // primed at 0/s
+	w := uint64(0)
+	for i := 2; i <= 11; i++ { // ten seconds at 1000/s
+		w += 1000
+		load = updateLoad(load, obs(w, 1), t0.Add(time.Duration(i)*time.Second), 0)
+	}
+	if s := load[0].slow; s < 600 || s > 660 {
+		t.Fatalf("after loadTau at 1000/s the slow rate is %.0f, want about 632", s)
+	}
+	if s := load[0].rate; s < 999 {
+		t.Fatalf("the split rate is %.0f, want it to have followed the step", s)
+	}
+	moved := updateLoad(load, obs(5, 2), t0.Add(12*time.Second), 0)
+	if moved[0].slow != load[0].slow {
+		t.Fatalf("a leadership move changed the slow rate: %.0f, was %.0f", moved[0].slow, load[0].slow)
+	}
+	idle := updateLoad(nil, obs(0, 1), t0, 0)
+	idle = updateLoad(idle, obs(0, 1), t0.Add(time.Second), 0)
+	idle = updateLoad(idle, obs(1000, 1), t0.Add(2*time.Second), 0)
+	if s := idle[0].slow; s > 100 {
+		t.Fatalf("one second's burst of 1000/s after idling made the slow rate %.0f, want under 100", s)
+	}
+}
+
+// A leadership moves for load only once the same node has been the
+// overloaded one for loadPersist without a break.
+func TestOverloadPersists(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var w overloadWatch
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for _, c := range []struct {
+		sec     int
+		busiest uint64
+		over    bool
+		want    bool
+	}{
+		{0, 1, true, false},
+		{10, 1, true, false},
+		{19, 2, true, false}, // another node: starts again
+		{30, 2, true, false},
+		{39, 2, true, true},
+		{40, 2, false, false}, // a break
+		{41, 2, true, false},
+		{61, 2, true, true},
+	} {
+		if got := w.persisted(c.busiest, c.over, at(c.sec)); got != c.want {
+			t.Fatalf("at %ds (node %d over %v): %v, want %v", c.sec, c.busiest, c.over, got, c.want)
+		}
+	}
+}
+
+// A move for load whose leadership never arrived (raft's transfer lapsed)
+// is forgotten after loadMoveSettle: its partition does not cool down and
+// the next move need not wait; one that arrived is kept.
+func TestLapsedLoadMoveIsForgotten(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	obs := func(leader uint64) []Observed {
+		return []Observed{{Group: 3, State: GroupState{Voters: []uint64{1, 2, 3}, Leader: leader}}}
+	}
+	p := &Placement{cfg: PlacementConfig{Logger: slog.New(slog.DiscardHandler)}}
+	start := func() {
+		p.ledAt = map[uint64]time.Time{3: t0}
+		p.lastLoadMove, p.loadMove = t0, &pendingMove{leaderMove: leaderMove{group: 3, from: 1, to: 2}, at: t0}
+	}
+	start()
+	p.checkLoadMove(obs(1), t0.Add(time.Second))
+	if p.loadMove == nil || p.ledAt[3] != t0 {
+		t.Fatal("a move was forgotten before it had time to arrive")
+	}
+	p.checkLoadMove(obs(1), t0.Add(loadMoveSettle+time.Second))
+	if p.loadMove != nil || !p.lastLoadMove.IsZero() {
+		t.Fatal("a lapsed move still paces the next one")
+	}
+	if _, cooling := p.ledAt[3]; cooling {
+		t.Fatal("a lapsed move's partition still cools down")
+	}
+	start()
+	p.checkLoadMove(obs(2), t0.Add(loadMoveSettle+time.Second))
+	if p.loadMove != nil || p.ledAt[3] != t0 || p.lastLoadMove != t0 {
+		t.Fatal("a move that arrived was not kept")
 	}
 }

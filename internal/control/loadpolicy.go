@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -33,9 +34,19 @@ type loadSample struct {
 	writes uint64    // the count reported last
 	leader uint64    // the node that reported it
 	at     time.Time // when it was observed
-	rate   float64   // smoothed writes per second
+	rate   float64   // smoothed writes per second, over a few rounds
 	over   int       // rounds in a row over the split load
+	// slow is the write rate smoothed over about loadTau, what
+	// leaderships are moved by (leaderload.go): a few rounds' rate
+	// follows every burst and lull of a closed-loop client.
+	slow float64
+	// primed: a rate has formed (the first one is taken whole).
+	primed bool
 }
+
+// loadTau is the time constant of a sample's slow rate: a step in load
+// shows as 63% of itself after loadTau, 86% after twice that.
+const loadTau = 10 * time.Second
 
 // updateLoad folds a round's observations into the samples: a pure
 // function of its arguments. Counts are each replica's since it was
@@ -51,12 +62,19 @@ func updateLoad(prev map[uint64]loadSample, obs []Observed, now time.Time, limit
 		s, ok := prev[o.Group]
 		cur := loadSample{writes: o.State.Writes, leader: o.State.Leader, at: now}
 		if ok && (s.leader != o.State.Leader || o.State.Writes < s.writes) {
-			cur.rate, cur.over = s.rate, s.over
+			cur.rate, cur.over, cur.slow, cur.primed = s.rate, s.over, s.slow, s.primed
 		} else if ok && now.After(s.at) {
-			inst := float64(o.State.Writes-s.writes) / now.Sub(s.at).Seconds()
+			dt := now.Sub(s.at)
+			inst := float64(o.State.Writes-s.writes) / dt.Seconds()
 			cur.rate = (s.rate + inst) / 2
+			cur.slow = s.slow + (inst-s.slow)*(1-math.Exp(-dt.Seconds()/loadTau.Seconds()))
+			cur.primed = true
+			// The first rate: nothing to smooth with.
 			if s.rate == 0 && s.over == 0 {
-				cur.rate = inst // the first rate: nothing to smooth with
+				cur.rate = inst
+			}
+			if !s.primed {
+				cur.slow = inst
 			}
 			if limit > 0 && cur.rate > limit {
 				cur.over = s.over + 1

@@ -199,11 +199,14 @@ type Placement struct {
 	// load is each partition's write load as the driver's loop last saw
 	// it (loadpolicy.go); that loop alone reads and writes it.
 	load map[uint64]loadSample
-	// ledAt is when each partition's leadership last moved for load, and
-	// lastLoadMove when any did (leaderload.go); the driver's loop alone
-	// reads and writes them.
+	// ledAt is when each partition's leadership last moved for load,
+	// lastLoadMove when any did, and overload which node has been the
+	// overloaded one (leaderload.go); the driver's loop alone reads and
+	// writes them.
 	ledAt        map[uint64]time.Time
 	lastLoadMove time.Time
+	overload     overloadWatch
+	loadMove     *pendingMove
 	// lapsed: a round found this node not the metadata leader since the
 	// driver last ran (Run's loop's).
 	lapsed bool

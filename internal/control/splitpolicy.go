@@ -186,7 +186,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 		// last ran: its rates and cooldowns are stale. (Not judged by the
 		// time between rounds: a round under load takes longer than a
 		// heartbeat, and that must not wipe the rates every round.)
-		p.load, p.ledAt, p.lapsed = nil, map[uint64]time.Time{}, false
+		p.load, p.ledAt, p.overload, p.loadMove, p.lapsed = nil, map[uint64]time.Time{}, overloadWatch{}, nil, false
 	}
 	// Every partition's write rate, for splits by load and for leaders
 	// by load (leaderload.go).

@@ -90,7 +90,7 @@ func TestLeadersFollowLoad(t *testing.T) {
 	w := startWriters(tc, hot, 6)
 	defer w.stop()
 	n := tc.nodes[0]
-	waitFor(t, "the three written partitions to be led from three nodes", 60*time.Second, func() bool {
+	waitFor(t, "the three written partitions to be led from three nodes", 120*time.Second, func() bool {
 		seen := map[uint64]bool{}
 		for g := uint64(0); g < 3; g++ {
 			seen[n.router.LeaderOf(g)] = true

@@ -46,6 +46,9 @@ type Config struct {
 	Write func(ctx context.Context, group uint64, args [][]byte) []byte
 	// Partitions is the cluster map's partition table, by partition id.
 	Partitions func() []api.PartitionRecord
+	// ClusterLevel is the cluster's feature level as the node's map has
+	// it (nil: not reported).
+	ClusterLevel func() int
 	// Nodes is the node registry by id, with liveness derived and this
 	// node's own addresses filled in.
 	Nodes func() []api.NodeRecord

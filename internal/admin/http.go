@@ -73,6 +73,10 @@ func (a *API) Status() api.StatusJSON {
 	h := a.cfg.Health()
 	st := api.StatusJSON{NodeID: a.cfg.NodeID, ClusterID: a.cfg.ClusterID, Version: api.Version, ReplicationFactor: a.cfg.Replicas, Ready: h.Ready(), NotReady: h.NotReady, Removed: h.Removed, Rebuilding: h.Rebuilding}
 	st.Nodes = a.cfg.Nodes()
+	st.Level = api.Level
+	if a.cfg.ClusterLevel != nil {
+		st.ClusterLevel = a.cfg.ClusterLevel()
+	}
 	local := map[uint64]int{}
 	gs := a.cfg.Engine.Status()
 	for i, g := range gs {

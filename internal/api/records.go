@@ -122,6 +122,16 @@ type ClusterMapJSON struct {
 	Splits []SplitIntent `json:"splits,omitempty"`
 	// Merges are the partition merges reserved and not yet recorded.
 	Merges []MergeIntent `json:"merges,omitempty"`
+	// Level is the cluster's feature level (api.Level): 0 for a cluster
+	// created before levels, until every member runs a build of level 1.
+	Level int `json:"level,omitempty"`
+}
+
+// JoinRequest is what a node that joins sends: its record and its
+// build's level (api.Level; absent from builds before levels, so 0).
+type JoinRequest struct {
+	NodeRecord
+	Level int `json:"level,omitempty"`
 }
 
 // JoinJSON is what a member tells a node that joins the cluster.

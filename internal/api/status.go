@@ -4,6 +4,21 @@ package api
 // and a backup's manifest report.
 const Version = "0.1.0-dev"
 
+// Level is this build's feature level. It is raised when a build adds
+// something every node must understand before any node uses it: a
+// replicated command, a new form of a peer call. A cluster's level
+// (ClusterMapJSON.Level) is the level all its members ran when the
+// metadata leader last checked; features of a higher level stay off until
+// then, and a node whose build is older than the cluster's level is
+// refused (docs/operations.md, Upgrades).
+//
+//   - 1: partition splits and merges (kintsu.split, kintsu.merge*) and
+//     SCAN by slot range (the seven-argument kintsu.scan).
+const Level = 1
+
+// LevelResize is the cluster level from which partitions split and merge.
+const LevelResize = 1
+
 // StatusJSON is the body of GET /v1/status.
 type StatusJSON struct {
 	NodeID     uint64   `json:"node_id"`
@@ -16,9 +31,13 @@ type StatusJSON struct {
 	// ReplicationFactor is how many replicas each partition is meant to
 	// have (--replicas); a partition has one more for a moment while a
 	// replica moves.
-	ReplicationFactor int               `json:"replication_factor,omitempty"`
-	Nodes             []NodeRecord      `json:"nodes"`
-	Partitions        []PartitionStatus `json:"partitions"`
+	ReplicationFactor int `json:"replication_factor,omitempty"`
+	// Level is this node's build's feature level (api.Level);
+	// ClusterLevel the cluster's, as this node's map has it (absent: 0).
+	Level        int               `json:"level,omitempty"`
+	ClusterLevel int               `json:"cluster_level,omitempty"`
+	Nodes        []NodeRecord      `json:"nodes"`
+	Partitions   []PartitionStatus `json:"partitions"`
 }
 
 // PartitionStatus is one partition in /v1/status.

@@ -38,6 +38,8 @@ type ClusterMap struct {
 	// Merges are the merges reserved and not yet recorded, by left
 	// partition.
 	Merges []api.MergeIntent
+	// Level is the cluster's feature level (api.Level, levels.go).
+	Level int
 	// slots is the table built from Parts' ranges when the map was made
 	// (index); nil for a map built by hand, whose Slots builds it anew.
 	slots *ring.SlotTable
@@ -98,7 +100,7 @@ func InitialMap(initial map[uint64]string, parts []api.PartitionRecord, meta []u
 
 // JSON is the map as nodes send and save it.
 func (m *ClusterMap) JSON() api.ClusterMapJSON {
-	return api.ClusterMapJSON{Nodes: m.Nodes, Parts: m.Parts, Meta: m.Meta, Splits: m.Splits, Merges: m.Merges}
+	return api.ClusterMapJSON{Nodes: m.Nodes, Parts: m.Parts, Meta: m.Meta, Splits: m.Splits, Merges: m.Merges, Level: m.Level}
 }
 
 // Marshal encodes the map for a peer or for saving.
@@ -113,7 +115,7 @@ func UnmarshalMap(b []byte) (*ClusterMap, bool) {
 	if json.Unmarshal(b, &j) != nil || len(j.Nodes) == 0 {
 		return nil, false
 	}
-	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta, Splits: j.Splits, Merges: j.Merges}
+	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta, Splits: j.Splits, Merges: j.Merges, Level: j.Level}
 	c.sortParts()
 	return c.index(), true
 }
@@ -373,6 +375,11 @@ func (m *Map) readLocal() *ClusterMap {
 			// Kept under both ids: listed once, by its left.
 			if string(k[len(statemachine.MergeIntentPrefix):]) == fmt.Sprintf("%06d", in.Left) {
 				c.Merges = append(c.Merges, in)
+			}
+		case bytes.Equal(k, statemachine.LevelKey):
+			if json.Unmarshal(v, &c.Level) != nil {
+				bad = true
+				return false
 			}
 		case bytes.Equal(k, statemachine.GroupKey):
 			if json.Unmarshal(v, &c.Meta) != nil {

@@ -130,6 +130,8 @@ func (l *Layout) metaContent(initialCluster map[uint64]string) [][2][]byte {
 		data = append(data, [2][]byte{k, b})
 	}
 	put(statemachine.ClusterKey, l.Ident)
+	// A cluster is created by nodes of one build: it starts at its level.
+	put(statemachine.LevelKey, api.Level)
 	for id, addr := range initialCluster {
 		put(statemachine.NodeKey(id), api.NodeRecord{ID: id, PeerAddr: addr, State: api.NodeUp})
 	}

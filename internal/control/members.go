@@ -59,9 +59,12 @@ func NewMembers(cfg MembersConfig) *Members { return &Members{cfg: cfg} }
 // ServeJoin answers MethodJoin: it records the new node and tells it what
 // cluster it joined.
 func (m *Members) ServeJoin(ctx context.Context, body []byte) ([]byte, error) {
-	var req api.NodeRecord
+	var req api.JoinRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.ID == 0 || req.PeerAddr == "" {
 		return nil, ErrMalformed
+	}
+	if lvl := m.cfg.Map.Current().Level; req.Level < lvl {
+		return nil, fmt.Errorf("node %d runs a build of level %d, older than the cluster's level %d: start it with the cluster's build or a newer one", req.ID, req.Level, lvl)
 	}
 	reply := m.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)})
 	if string(reply) != okReply {
@@ -112,7 +115,7 @@ type JoinConfig struct {
 // knows every member and the cluster map is saved.
 func Join(ctx context.Context, cfg JoinConfig) (api.Identity, error) {
 	cfg.Peers.SetPeer(joinSeed, cfg.Seed)
-	body, _ := json.Marshal(api.NodeRecord{ID: cfg.NodeID, PeerAddr: cfg.PeerAddr})
+	body, _ := json.Marshal(api.JoinRequest{NodeRecord: api.NodeRecord{ID: cfg.NodeID, PeerAddr: cfg.PeerAddr}, Level: api.Level})
 	deadline := time.Now().Add(cfg.Timeout)
 	var last error
 	for time.Now().Before(deadline) {
@@ -142,7 +145,7 @@ func Join(ctx context.Context, cfg JoinConfig) (api.Identity, error) {
 // members to reach.
 func joined(cfg JoinConfig, jr api.JoinJSON) {
 	if len(jr.Map.Nodes) > 0 {
-		cfg.Save((&ClusterMap{Nodes: jr.Map.Nodes, Parts: jr.Map.Parts, Meta: jr.Map.Meta}).Marshal())
+		cfg.Save((&ClusterMap{Nodes: jr.Map.Nodes, Parts: jr.Map.Parts, Meta: jr.Map.Meta, Level: jr.Map.Level}).Marshal())
 	}
 	for _, rec := range jr.Nodes {
 		if rec.ID != cfg.NodeID && rec.State != api.NodeRemoved {

@@ -96,7 +96,7 @@ func TestJoin(t *testing.T) {
 	}
 	calls := 0
 	peers := &fakePeers{answer: func(node uint64, method string, body []byte) ([]byte, error) {
-		if node != joinSeed || method != MethodJoin || string(body) != string(mustMarshal(api.NodeRecord{ID: 9, PeerAddr: "me:1"})) {
+		if node != joinSeed || method != MethodJoin || string(body) != string(mustMarshal(api.JoinRequest{NodeRecord: api.NodeRecord{ID: 9, PeerAddr: "me:1"}, Level: api.Level})) {
 			return nil, errors.New("unexpected call")
 		}
 		if calls++; calls < 3 {

@@ -52,6 +52,9 @@ const awaitFrozen = 10 * time.Second
 // ErrMergePending while the replicas are being co-located.
 func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON, error) {
 	cur := p.cfg.Map.Current()
+	if err := NeedLevel(cur, api.LevelResize, "merging partitions"); err != nil {
+		return api.MergeJSON{}, err
+	}
 	in, pending := cur.PendingMerge(id)
 	for attempt := 0; !pending; attempt++ {
 		left, right, err := neighbours(cur, id)

@@ -195,7 +195,10 @@ type Placement struct {
 	splitting atomic.Bool
 	round     int
 	splitAt   map[uint64]int
-	born      chan uint64
+	// levelAsked is when the driver last asked the members' levels
+	// (levels.go); its loop alone reads and writes it.
+	levelAsked time.Time
+	born       chan uint64
 	// load is each partition's write load as the driver's loop last saw
 	// it (loadpolicy.go); that loop alone reads and writes it.
 	load map[uint64]loadSample
@@ -361,6 +364,7 @@ func PlanRound(obs []Observed, up func(uint64) bool, lim Limits) []Planned {
 func (p *Placement) placeOnce(ctx context.Context) {
 	recs := p.cfg.Nodes()
 	m := p.cfg.Map.Current()
+	p.maybeRaiseLevel(ctx, m, recs)
 	targets, meta, up, ok := p.Targets(recs, m.Parts)
 	if !ok {
 		// Nothing can be placed; a merge whose survivor is chosen (its

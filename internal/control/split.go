@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/statemachine"
 )
@@ -30,6 +31,9 @@ import (
 // A split asked by hand (manual) pins both halves: automatic merges leave
 // them alone.
 func SplitPartition(ctx context.Context, write WriteFunc, m *Map, left int, at uint16, manual bool) (int, error) {
+	if err := NeedLevel(m.Current(), api.LevelResize, "splitting a partition"); err != nil {
+		return 0, err
+	}
 	cur, ok := m.Current().Part(uint64(left))
 	if !ok {
 		return 0, fmt.Errorf("no partition %d", left)

@@ -191,7 +191,9 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	// Every partition's write rate, for splits by load and for leaders
 	// by load (leaderload.go).
 	p.load = updateLoad(p.load, obs, now, p.cfg.SplitLoad)
-	if p.splitting.Load() {
+	if p.splitting.Load() || m.Level < api.LevelResize {
+		// Below the level of splits (a rolling upgrade from a build
+		// without them), nothing splits or merges (levels.go).
 		return
 	}
 	run := p.runResize(ctx)

@@ -94,4 +94,7 @@ type View interface {
 	Away(node uint64) bool
 	// Replicas counts this node's replicas and the leaderships it holds.
 	Replicas() (local, leading int)
+	// ClusterLevel is the cluster's feature level (api.Level) as the
+	// current map has it: what every node understands.
+	ClusterLevel() int
 }

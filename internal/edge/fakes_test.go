@@ -506,6 +506,7 @@ type fakeView struct {
 	leaders    map[uint64]uint64
 	groups     map[uint64][]uint64
 	away       map[uint64]bool
+	belowLevel bool // the cluster's level is 0 (ClusterLevel)
 }
 
 func newFakeView(self uint64, partitions int) *fakeView {
@@ -585,6 +586,16 @@ func (v *fakeView) Away(node uint64) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.away[node]
+}
+
+// ClusterLevel is this build's level, unless the test set belowLevel.
+func (v *fakeView) ClusterLevel() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.belowLevel {
+		return 0
+	}
+	return api.Level
 }
 
 func (v *fakeView) HasReplica(group uint64) bool {

@@ -296,6 +296,11 @@ func (h *harness) directive(t *testing.T, d *datadriven.TestData) string {
 		return ""
 	case "view":
 		return h.view.String()
+	case "level": // "level 0": the cluster's level is below this build's; "level": back
+		h.view.mu.Lock()
+		h.view.belowLevel = len(d.CmdArgs) > 0 && d.CmdArgs[0].Key == "0"
+		h.view.mu.Unlock()
+		return ""
 	}
 	d.Fatalf(t, "unknown directive %q", d.Cmd)
 	return ""

@@ -316,7 +316,15 @@ func (f *Server) scanStep(ctx context.Context, w *scanWalk, count int, pattern, 
 		if len(w.after) > 0 {
 			end = min(end, w.to)
 		}
-		reply, err = f.readOne(ctx, uint64(p.ID), kv.ScanSlotsArgs(w.after, count, pattern, typ, w.from, end))
+		args := kv.ScanSlotsArgs(w.after, count, pattern, typ, w.from, end)
+		if f.cfg.View.ClusterLevel() < api.LevelResize {
+			// Nodes of a build before slot ranges may lead: they know
+			// only the whole partition's scan. It is exact while the
+			// walk's range starts at the partition's first slot, and
+			// no split or merge starts below the level of splits.
+			args = kv.ScanArgs(w.after, count, pattern, typ)
+		}
+		reply, err = f.readOne(ctx, uint64(p.ID), args)
 		if err == nil && failure.WrongGroup.Is(reply) {
 			err = &failure.WrongGroupError{Group: uint64(p.ID)}
 		}

@@ -222,6 +222,11 @@ func Start(cfg Config) (*Node, error) {
 		txn.PlantReadsIgnoreIntents()
 	}
 	n.newMap()
+	if lvl := n.cmap.Current().Level; lvl > api.Level {
+		// The cluster uses features this build lacks (control/levels.go):
+		// its replicas would apply their commands as unknown.
+		return nil, fmt.Errorf("data dir %s: the cluster is at level %d and this build is of level %d: run the cluster's build or a newer one", cfg.DataDir, lvl, api.Level)
+	}
 	n.router = route.New(route.Config{
 		NodeID: cfg.NodeID, Transport: n.tr, Members: n.holders, Metrics: n.metrics, Logger: n.log,
 		Failpoint: n.failpoint, FaultInjection: cfg.FaultInjection,

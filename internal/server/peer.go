@@ -44,6 +44,8 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 	switch method {
 	case control.MethodClusterMap:
 		return n.cmap.Serve()
+	case control.MethodLevel:
+		return control.ServeLevel(), nil
 	case control.MethodGroupInfo:
 		return n.place.ServeGroupInfo(body)
 	case control.MethodChangeReplicas:

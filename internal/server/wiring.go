@@ -111,6 +111,7 @@ func (n *Node) newAdmin() *admin.API {
 		Engine:       n.eng,
 		Write:        n.write,
 		Partitions:   func() []api.PartitionRecord { return n.view().Parts },
+		ClusterLevel: func() int { return n.view().Level },
 		Nodes:        n.registry.Nodes,
 		Leader:       n.router.LeaderOf,
 		GroupNodes:   n.router.GroupNodes,
@@ -187,6 +188,7 @@ func (v nodeView) LeaderOf(group uint64) uint64     { return v.n.router.LeaderOf
 func (v nodeView) GroupNodes(group uint64) []uint64 { return v.n.router.GroupNodes(group) }
 func (v nodeView) HasReplica(group uint64) bool     { return v.n.eng.HasGroup(group) }
 func (v nodeView) Away(node uint64) bool            { return v.n.balancer.IsAway(node) }
+func (v nodeView) ClusterLevel() int                { return v.n.view().Level }
 
 func (v nodeView) Replicas() (local, leading int) {
 	for _, g := range v.n.eng.Status() {

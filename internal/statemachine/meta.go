@@ -20,6 +20,10 @@ const (
 	CmdMetaGroup = "kintsu.meta.group"     // JSON list: the metadata group's voters
 	CmdNodeState = "kintsu.node.state"     // id state: draining, removed or up (undrain)
 	CmdNodeJoin  = "kintsu.node.join"      // id peer-addr: a new node
+	// CmdClusterLevel raises the cluster's feature level (api.Level) to
+	// its argument; it never lowers it. Proposed only once every member
+	// runs a build of that level, so no replica meets it unknown.
+	CmdClusterLevel = "kintsu.cluster.level" // level
 )
 
 // ReservedNodeID is never a node's id: the transport names with it the
@@ -30,6 +34,7 @@ const ReservedNodeID uint64 = math.MaxUint64
 var (
 	ClusterKey = []byte("cluster")   // api.Identity JSON
 	GroupKey   = []byte("metagroup") // JSON list of the metadata group's nodes
+	LevelKey   = []byte("level")     // the cluster's feature level, a JSON number
 )
 
 // NodeKey is node id's registry entry (api.NodeRecord JSON).
@@ -77,6 +82,8 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		return applyNodeState(w, args, out)
 	case len(args) == 3 && string(args[0]) == CmdNodeJoin:
 		return applyNodeJoin(w, args, out)
+	case len(args) == 2 && string(args[0]) == CmdClusterLevel:
+		return applyClusterLevel(w, args, out)
 	case len(args) >= 2 && (string(args[0]) == CmdPartReserve || string(args[0]) == CmdPartSplit || string(args[0]) == CmdPartUnreserve):
 		return applyPartSplit(w, args, out)
 	case len(args) >= 2 && (string(args[0]) == CmdPartMergeIntent || string(args[0]) == CmdPartSurvivor || string(args[0]) == CmdPartMerge || string(args[0]) == CmdPartUnchoose):
@@ -127,6 +134,46 @@ func applyHeartbeat(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 }
 
 const ErrNodeRemoved = "ERR this node was removed from the cluster"
+
+// maxLevel bounds the level a command may set: far above any build's.
+const maxLevel = 1 << 20
+
+// applyClusterLevel raises the cluster's level; a lower or equal one
+// leaves it.
+func applyClusterLevel(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+	n, err := strconv.Atoi(string(args[1]))
+	if err != nil || n < 0 || n > maxLevel {
+		return resp.AppendError(out, "ERR bad cluster level"), nil
+	}
+	_, exists, err := w.Get(LevelKey)
+	if err != nil {
+		return out, err
+	}
+	cur, err := ReadLevel(w)
+	if err != nil {
+		return out, err
+	}
+	if n > cur {
+		if err := w.Put(LevelKey, strconv.AppendInt(nil, int64(n), 10), !exists); err != nil {
+			return out, err
+		}
+	}
+	return resp.AppendSimple(out, "OK"), nil
+}
+
+// ReadLevel is the cluster level the metadata holds: 0 when none was
+// recorded (a cluster created before levels) or it is unreadable.
+func ReadLevel(r kv.Reader) (int, error) {
+	b, ok, err := r.Get(LevelKey)
+	if err != nil || !ok {
+		return 0, err
+	}
+	var n int
+	if json.Unmarshal(b, &n) != nil {
+		return 0, nil
+	}
+	return n, nil
+}
 
 // applyNodeJoin adds a node to the registry, or accepts a repeated join of
 // a node that never came up.

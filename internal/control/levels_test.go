@@ -1,0 +1,111 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kintsu/kintsu/internal/api"
+	"github.com/kintsu/kintsu/internal/codec"
+	"github.com/kintsu/kintsu/internal/statemachine"
+)
+
+// The driver raises the cluster's level only once every member that is
+// not removed answers this build's level: a node of an older build (it
+// does not know the call), one that does not answer, or one not up holds
+// it; a level already reached asks nobody.
+func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		level    int // the map's
+		states   map[uint64]string
+		answers  map[uint64]error // nil: answers api.Level
+		old      uint64           // answers 0
+		want     bool
+		maxCalls int
+	}{
+		{name: "every member current", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, want: true, maxCalls: 2},
+		{name: "removed nodes do not count", states: map[uint64]string{2: api.NodeUp, 3: api.NodeRemoved}, want: true, maxCalls: 1},
+		{name: "an older build", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, answers: map[uint64]error{3: errors.New(`unknown method "v"`)}, maxCalls: 2},
+		{name: "a level-0 answer", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, old: 2, maxCalls: 2},
+		{name: "a node not up", states: map[uint64]string{2: api.NodeSuspect, 3: api.NodeUp}, maxCalls: 1},
+		{name: "already there", level: api.Level, states: map[uint64]string{2: api.NodeUp}, maxCalls: 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			calls := 0
+			peers := &fakePeers{answer: func(node uint64, method string, _ []byte) ([]byte, error) {
+				calls++
+				if method != MethodLevel {
+					return nil, errors.New("unexpected method " + method)
+				}
+				if err := c.answers[node]; err != nil {
+					return nil, err
+				}
+				if node == c.old {
+					return codec.Encoder(nil).Uvarint(0), nil
+				}
+				return ServeLevel(), nil
+			}}
+			recs := []api.NodeRecord{{ID: 1, State: api.NodeUp}}
+			for id := uint64(2); id <= 3; id++ {
+				recs = append(recs, api.NodeRecord{ID: id, State: c.states[id]})
+			}
+			w := &metaWrites{reply: okReply}
+			m := InitialMap(nil, testParts(2, 1, 2, 3), []uint64{1, 2, 3})
+			m.Level = c.level
+			p := NewPlacement(PlacementConfig{NodeID: 1, RequestTimeout: time.Second, Caller: peers, Write: w.write,
+				Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			p.maybeRaiseLevel(context.Background(), m, recs)
+			raised := len(w.got) == 1 && w.got[0] == statemachine.CmdClusterLevel+" 1"
+			if raised != c.want || len(w.got) > 1 {
+				t.Fatalf("metadata writes %q, want raised %v", w.got, c.want)
+			}
+			if calls > c.maxCalls {
+				t.Fatalf("%d calls, want at most %d", calls, c.maxCalls)
+			}
+			// Asked again only after levelEvery.
+			w.got = nil
+			p.maybeRaiseLevel(context.Background(), m, recs)
+			if len(w.got) != 0 {
+				t.Fatalf("asked again at once: %q", w.got)
+			}
+		})
+	}
+}
+
+// Splits and merges are refused below their level, with a message that
+// says what to do; a joining node older than the cluster is refused.
+func TestLevelGates(t *testing.T) {
+	m := InitialMap(map[uint64]string{1: "a:1"}, testParts(2, 1), []uint64{1})
+	mp := NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m)
+	w := &metaWrites{reply: okReply}
+	if _, err := SplitPartition(context.Background(), w.write, mp, 0, 0, true); !errors.Is(err, ErrLevel) || !strings.Contains(err.Error(), "finish the rolling upgrade") {
+		t.Errorf("split at level 0: %v", err)
+	}
+	p := NewPlacement(PlacementConfig{NodeID: 1, Write: w.write, Map: mp, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if _, err := p.MergePartitions(context.Background(), 0); !errors.Is(err, ErrLevel) {
+		t.Errorf("merge at level 0: %v", err)
+	}
+	if len(w.got) != 0 {
+		t.Errorf("metadata writes below the level: %q", w.got)
+	}
+
+	m1 := InitialMap(map[uint64]string{1: "a:1"}, testParts(2, 1), []uint64{1})
+	m1.Level = api.Level + 1
+	mem := NewMembers(MembersConfig{
+		Identity: api.Identity{ClusterID: "c1", NodeID: 1, Partitions: 2},
+		Write:    w.write, Peers: &fakePeers{}, Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m1),
+		Nodes: func() []api.NodeRecord { return m1.Nodes },
+	})
+	_, err := mem.ServeJoin(context.Background(), []byte(`{"id":4,"peer_addr":"d:1","level":1}`))
+	if err == nil || !strings.Contains(err.Error(), "older than the cluster's level") {
+		t.Errorf("an older build's join: %v", err)
+	}
+	if len(w.got) != 0 {
+		t.Errorf("an older build's join reached the metadata: %q", w.got)
+	}
+}

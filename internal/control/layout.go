@@ -21,6 +21,9 @@ type Shape struct {
 	NodeID         uint64
 	InitialCluster map[uint64]string // node id -> peer address
 	Ring           ring.Config       // partitions, replicas, virtual nodes
+	// NoLevel starts the cluster with no level recorded, as one created
+	// before levels (tests of the upgrade path).
+	NoLevel bool
 }
 
 // Layout is the cluster's initial layout: its identity, the initial
@@ -30,6 +33,7 @@ type Layout struct {
 	Ident      api.Identity
 	Partitions []api.PartitionRecord
 	MetaNodes  []uint64
+	noLevel    bool
 }
 
 // NewLayout derives the initial placement from the initial cluster.
@@ -43,7 +47,7 @@ func NewLayout(s Shape) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Layout{Ident: identity(s), MetaNodes: ring.MetaReplicas(s.Ring, nodes, MetaReplicas)}
+	l := &Layout{Ident: identity(s), MetaNodes: ring.MetaReplicas(s.Ring, nodes, MetaReplicas), noLevel: s.NoLevel}
 	for p, reps := range pl.Replicas {
 		start, end := ring.SlotRange(p, s.Ring.Partitions)
 		l.Partitions = append(l.Partitions, api.PartitionRecord{ID: p, SlotStart: start, SlotEnd: end, Replicas: slices.Clone(reps)})
@@ -131,7 +135,9 @@ func (l *Layout) metaContent(initialCluster map[uint64]string) [][2][]byte {
 	}
 	put(statemachine.ClusterKey, l.Ident)
 	// A cluster is created by nodes of one build: it starts at its level.
-	put(statemachine.LevelKey, api.Level)
+	if !l.noLevel {
+		put(statemachine.LevelKey, api.Level)
+	}
 	for id, addr := range initialCluster {
 		put(statemachine.NodeKey(id), api.NodeRecord{ID: id, PeerAddr: addr, State: api.NodeUp})
 	}

@@ -143,6 +143,12 @@ type Config struct {
 	// crash replaces how a failpoint ends the process (tests record it
 	// instead); nil = killSelf.
 	crash func()
+	// noLevel creates the cluster with no level recorded, as one created
+	// before levels (tests of the upgrade path; control.Shape.NoLevel).
+	noLevel bool
+	// preLevels starts the node answering the level call as a build from
+	// before levels (Node.preLevels).
+	preLevels bool
 }
 
 // Listeners are pre-opened listeners for a node.

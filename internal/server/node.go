@@ -81,6 +81,9 @@ type Node struct {
 	// ctx ends when the node stops; background work derives from it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// preLevels makes the node answer the level call as a build from
+	// before levels does, "unknown method" (tests of the upgrade path).
+	preLevels atomic.Bool
 }
 
 // Start opens storage, bootstraps or recovers the node's replicas and
@@ -149,7 +152,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 		cfg = n.cfg
 	}
-	if n.layout, err = control.NewLayout(control.Shape{NodeID: cfg.NodeID, InitialCluster: cfg.InitialCluster, Ring: cfg.ringConfig()}); err != nil {
+	if n.layout, err = control.NewLayout(control.Shape{NodeID: cfg.NodeID, InitialCluster: cfg.InitialCluster, Ring: cfg.ringConfig(), NoLevel: cfg.noLevel}); err != nil {
 		return nil, err
 	}
 	n.slots = ring.EqualSlotTable(cfg.Partitions)
@@ -222,6 +225,7 @@ func Start(cfg Config) (*Node, error) {
 		txn.PlantReadsIgnoreIntents()
 	}
 	n.newMap()
+	n.preLevels.Store(cfg.preLevels)
 	if lvl := n.cmap.Current().Level; lvl > api.Level {
 		// The cluster uses features this build lacks (control/levels.go):
 		// its replicas would apply their commands as unknown.

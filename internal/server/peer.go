@@ -45,6 +45,9 @@ func (n *Node) handleCall(ctx context.Context, method string, body []byte) ([]by
 	case control.MethodClusterMap:
 		return n.cmap.Serve()
 	case control.MethodLevel:
+		if n.preLevels.Load() {
+			break
+		}
 		return control.ServeLevel(), nil
 	case control.MethodGroupInfo:
 		return n.place.ServeGroupInfo(body)

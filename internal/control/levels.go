@@ -29,9 +29,14 @@ import (
 //     joins and refuses to start (server), so the level, once raised,
 //     stays true.
 //
-// Invariant: CmdClusterLevel L is proposed only after every non-removed
-// member answered a level of L or more, so every replica of the metadata
-// group applies it.
+// Invariant: CmdClusterLevel L is applied only when every non-removed
+// member answered a level of L or more: it names the members asked, and
+// the metadata refuses it if another member is registered (one joined
+// while they were asked). So every replica of the metadata group applies
+// it, and no member of an older build is ever in a cluster of a higher
+// level: from level 1 a join names the joining build's level, and one
+// below the cluster's is refused by the metadata itself (a member's map
+// may be older than the level).
 
 // MethodLevel asks a node for its build's level (a uvarint).
 const MethodLevel = "v"
@@ -67,8 +72,13 @@ func (p *Placement) maybeRaiseLevel(ctx context.Context, m *ClusterMap, recs []a
 		return
 	}
 	p.levelAsked = time.Now()
+	cmd := [][]byte{[]byte(statemachine.CmdClusterLevel), []byte(strconv.Itoa(api.Level))}
 	for _, r := range recs {
-		if r.State == api.NodeRemoved || r.ID == p.cfg.NodeID {
+		if r.State == api.NodeRemoved {
+			continue
+		}
+		cmd = append(cmd, strconv.AppendUint(nil, r.ID, 10))
+		if r.ID == p.cfg.NodeID {
 			continue
 		}
 		if r.State != api.NodeUp {
@@ -84,7 +94,9 @@ func (p *Placement) maybeRaiseLevel(ctx context.Context, m *ClusterMap, recs []a
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
-	reply := p.cfg.Write(wctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdClusterLevel), []byte(strconv.Itoa(api.Level))})
+	// The command names the members asked: one that joined since is
+	// not among them, and the metadata refuses the raise.
+	reply := p.cfg.Write(wctx, statemachine.MetaGroup, cmd)
 	if string(reply) != okReply {
 		p.cfg.Logger.Info("cluster level not raised; asked again later", "level", api.Level, "reply", replyText(reply))
 		return

@@ -1,10 +1,12 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +28,11 @@ func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
 		answers  map[uint64]error // nil: answers api.Level
 		old      uint64           // answers 0
 		want     bool
+		ids      string // the members the raise names
 		maxCalls int
 	}{
-		{name: "every member current", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, want: true, maxCalls: 2},
-		{name: "removed nodes do not count", states: map[uint64]string{2: api.NodeUp, 3: api.NodeRemoved}, want: true, maxCalls: 1},
+		{name: "every member current", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, want: true, ids: "1 2 3", maxCalls: 2},
+		{name: "removed nodes do not count", states: map[uint64]string{2: api.NodeUp, 3: api.NodeRemoved}, want: true, ids: "1 2", maxCalls: 1},
 		{name: "an older build", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, answers: map[uint64]error{3: errors.New(`unknown method "v"`)}, maxCalls: 2},
 		{name: "a level-0 answer", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, old: 2, maxCalls: 2},
 		{name: "a node not up", states: map[uint64]string{2: api.NodeSuspect, 3: api.NodeUp}, maxCalls: 1},
@@ -60,7 +63,7 @@ func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
 			p := NewPlacement(PlacementConfig{NodeID: 1, RequestTimeout: time.Second, Caller: peers, Write: w.write,
 				Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			p.maybeRaiseLevel(context.Background(), m, recs)
-			raised := len(w.got) == 1 && w.got[0] == statemachine.CmdClusterLevel+" 1"
+			raised := len(w.got) == 1 && w.got[0] == statemachine.CmdClusterLevel+" 1 "+c.ids
 			if raised != c.want || len(w.got) > 1 {
 				t.Fatalf("metadata writes %q, want raised %v", w.got, c.want)
 			}
@@ -107,5 +110,32 @@ func TestLevelGates(t *testing.T) {
 	}
 	if len(w.got) != 0 {
 		t.Errorf("an older build's join reached the metadata: %q", w.got)
+	}
+}
+
+// A member whose map is older than the cluster's level sends a join
+// without the joining build's level; refused so by the metadata, it sends
+// it again with the level.
+func TestJoinThroughAStaleMapSaysTheLevel(t *testing.T) {
+	m0 := InitialMap(map[uint64]string{1: "a:1"}, testParts(2, 1), []uint64{1})
+	var got []string
+	write := func(_ context.Context, _ uint64, args [][]byte) []byte {
+		got = append(got, string(bytes.Join(args, []byte(" "))))
+		if len(args) == 3 {
+			return []byte("-ERR the cluster is at level 1 and " + statemachine.ErrJoinWithoutLevel + "\r\n")
+		}
+		return []byte(okReply)
+	}
+	mem := NewMembers(MembersConfig{
+		Identity: api.Identity{ClusterID: "c1", NodeID: 1, Partitions: 2},
+		Write:    write, Peers: &fakePeers{}, Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m0),
+		Nodes: func() []api.NodeRecord { return m0.Nodes },
+	})
+	if _, err := mem.ServeJoin(context.Background(), []byte(`{"id":4,"peer_addr":"d:1","level":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{statemachine.CmdNodeJoin + " 4 d:1", statemachine.CmdNodeJoin + " 4 d:1 1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("metadata writes %q, want %q", got, want)
 	}
 }

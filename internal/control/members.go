@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,10 +64,24 @@ func (m *Members) ServeJoin(ctx context.Context, body []byte) ([]byte, error) {
 	if err := json.Unmarshal(body, &req); err != nil || req.ID == 0 || req.PeerAddr == "" {
 		return nil, ErrMalformed
 	}
-	if lvl := m.cfg.Map.Current().Level; req.Level < lvl {
+	// From level 1 a join carries the joining build's level (the
+	// metadata refuses one below its own); below it, it must not, since
+	// replicas of older builds may apply it.
+	lvl := m.cfg.Map.Current().Level
+	if req.Level < lvl {
 		return nil, fmt.Errorf("node %d runs a build of level %d, older than the cluster's level %d: start it with the cluster's build or a newer one", req.ID, req.Level, lvl)
 	}
-	reply := m.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)})
+	cmd := [][]byte{[]byte(statemachine.CmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)}
+	withLevel := append(slices.Clone(cmd), []byte(strconv.Itoa(req.Level)))
+	if lvl > 0 {
+		cmd = withLevel
+	}
+	reply := m.cfg.Write(ctx, statemachine.MetaGroup, cmd)
+	if lvl == 0 && strings.Contains(string(reply), statemachine.ErrJoinWithoutLevel) {
+		// This node's map is older than the level the metadata holds:
+		// every replica is of level 1 or later, so the level may go.
+		reply = m.cfg.Write(ctx, statemachine.MetaGroup, withLevel)
+	}
 	if string(reply) != okReply {
 		return nil, errors.New(replyText(reply))
 	}

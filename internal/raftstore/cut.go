@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -418,6 +419,31 @@ func (w *Writer) HasKeys() (bool, error) {
 		w.r.applied.Keys, w.r.applied.KeysInexact = 0, false
 	}
 	return found, nil
+}
+
+// ScanPrefix calls fn with the value of each of the group's user keys
+// that start with prefix, through the batch (so this entry's own writes
+// show), until fn returns false.
+func (w *Writer) ScanPrefix(prefix []byte, fn func(v []byte) bool) error {
+	lo := w.dataKey(prefix)
+	_, hi := storage.DataSpan(w.group)
+	err := iterSpan(w.b, lo, hi, func(k, v []byte) error {
+		if !bytes.HasPrefix(k, lo) {
+			return errStopIter
+		}
+		_, val, err := splitVersion(v)
+		if err != nil {
+			return err
+		}
+		if !fn(val) {
+			return errStopIter
+		}
+		return nil
+	})
+	if err == errStopIter {
+		return nil
+	}
+	return err
 }
 
 // TxnEmpty reports whether the group's transaction tables (locks, parts,

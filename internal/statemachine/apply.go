@@ -28,6 +28,10 @@ type Store interface {
 	SetRestoring(on bool)
 	// HasKeys reports whether the group holds any user key.
 	HasKeys() (bool, error)
+	// ScanPrefix calls fn with the value of each user key that starts
+	// with prefix, in key order, until fn returns false (the metadata
+	// group's registry; not for data groups' keyspaces).
+	ScanPrefix(prefix []byte, fn func(v []byte) bool) error
 	// TxnEmpty reports whether no transaction table holds anything.
 	TxnEmpty() (bool, error)
 	// Clear deletes the group's user data and transaction tables.

@@ -19,11 +19,13 @@ const (
 	CmdPartition = "kintsu.part.set"       // api.PartitionRecord JSON: the replicas raft applied
 	CmdMetaGroup = "kintsu.meta.group"     // JSON list: the metadata group's voters
 	CmdNodeState = "kintsu.node.state"     // id state: draining, removed or up (undrain)
-	CmdNodeJoin  = "kintsu.node.join"      // id peer-addr: a new node
+	CmdNodeJoin  = "kintsu.node.join"      // id peer-addr [level]: a new node, and its build's level (from cluster level 1)
 	// CmdClusterLevel raises the cluster's feature level (api.Level) to
-	// its argument; it never lowers it. Proposed only once every member
-	// runs a build of that level, so no replica meets it unknown.
-	CmdClusterLevel = "kintsu.cluster.level" // level
+	// its argument, if the ids that follow are every member not removed
+	// (those the proposer found running that level); it never lowers it.
+	// Proposed only once every member runs a build of that level, so no
+	// replica meets it unknown.
+	CmdClusterLevel = "kintsu.cluster.level" // level id...
 )
 
 // ReservedNodeID is never a node's id: the transport names with it the
@@ -44,7 +46,7 @@ func NodeKey(id uint64) []byte { return fmt.Appendf(nil, "node/%020d", id) }
 func PartKey(p int) []byte { return fmt.Appendf(nil, "partition/%06d", p) }
 
 // applyMeta is the metadata group's state machine.
-func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+func applyMeta(w Store, args [][]byte, out []byte) ([]byte, error) {
 	switch {
 	case len(args) >= 2 && (string(args[0]) == CmdACLSetUser || string(args[0]) == CmdACLDelUser):
 		return ApplyACL(w, args, out)
@@ -80,9 +82,9 @@ func applyMeta(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		return putMeta(w, GroupKey, nodes, out)
 	case len(args) == 3 && string(args[0]) == CmdNodeState:
 		return applyNodeState(w, args, out)
-	case len(args) == 3 && string(args[0]) == CmdNodeJoin:
+	case (len(args) == 3 || len(args) == 4) && string(args[0]) == CmdNodeJoin:
 		return applyNodeJoin(w, args, out)
-	case len(args) == 2 && string(args[0]) == CmdClusterLevel:
+	case len(args) >= 2 && string(args[0]) == CmdClusterLevel:
 		return applyClusterLevel(w, args, out)
 	case len(args) >= 2 && (string(args[0]) == CmdPartReserve || string(args[0]) == CmdPartSplit || string(args[0]) == CmdPartUnreserve):
 		return applyPartSplit(w, args, out)
@@ -135,15 +137,44 @@ func applyHeartbeat(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 
 const ErrNodeRemoved = "ERR this node was removed from the cluster"
 
+// ErrJoinWithoutLevel ends the refusal of a join that does not say the
+// joining build's level, in a cluster at level 1 or later.
+const ErrJoinWithoutLevel = "this join does not say the joining build's level"
+
 // maxLevel bounds the level a command may set: far above any build's.
 const maxLevel = 1 << 20
 
 // applyClusterLevel raises the cluster's level; a lower or equal one
-// leaves it.
-func applyClusterLevel(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
+// leaves it. It is refused when a member not removed is missing from the
+// ids the proposer checked: one joined since, and its build was not
+// asked.
+func applyClusterLevel(w Store, args [][]byte, out []byte) ([]byte, error) {
 	n, err := strconv.Atoi(string(args[1]))
 	if err != nil || n < 0 || n > maxLevel {
 		return resp.AppendError(out, "ERR bad cluster level"), nil
+	}
+	checked := map[uint64]bool{}
+	for _, a := range args[2:] {
+		id, err := strconv.ParseUint(string(a), 10, 64)
+		if err != nil {
+			return resp.AppendError(out, "ERR bad node id"), nil
+		}
+		checked[id] = true
+	}
+	var missing uint64
+	err = w.ScanPrefix([]byte("node/"), func(v []byte) bool {
+		var rec api.NodeRecord
+		if json.Unmarshal(v, &rec) == nil && rec.State != api.NodeRemoved && !checked[rec.ID] {
+			missing = rec.ID
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return out, err
+	}
+	if missing != 0 {
+		return resp.AppendError(out, fmt.Sprintf("ERR node %d is a member whose build was not checked: cluster level not raised", missing)), nil
 	}
 	_, exists, err := w.Get(LevelKey)
 	if err != nil {
@@ -183,6 +214,22 @@ func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 		return resp.AppendError(out, "ERR bad node id"), nil
 	}
 	peer := string(args[2])
+	// From cluster level 1 a join carries the joining build's level, and
+	// one below the cluster's is refused: the level stays true of every
+	// member. A join without it, from a member whose map is older than
+	// the level, is refused too; the joining node retries.
+	level, err := ReadLevel(w)
+	if err != nil {
+		return out, err
+	}
+	if level > 0 {
+		if len(args) < 4 {
+			return resp.AppendError(out, fmt.Sprintf("ERR the cluster is at level %d and %s", level, ErrJoinWithoutLevel)), nil
+		}
+		if jl, err := strconv.Atoi(string(args[3])); err != nil || jl < level {
+			return resp.AppendError(out, fmt.Sprintf("ERR node %d runs a build of level %s, older than the cluster's level %d: start it with the cluster's build or a newer one", id, args[3], level)), nil
+		}
+	}
 	rec, ok, corrupt, err := nodeRecordOf(w, id)
 	switch {
 	case err != nil:

@@ -3,6 +3,8 @@ package statemachine
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/kv"
@@ -98,6 +100,22 @@ func (m *memStore) TxnPut(t byte, k, v []byte) error {
 
 func (m *memStore) TxnDel(t byte, k []byte) error {
 	delete(m.tables[t], string(k))
+	return nil
+}
+
+func (m *memStore) ScanPrefix(prefix []byte, fn func(v []byte) bool) error {
+	var keys []string
+	for k := range m.data {
+		if strings.HasPrefix(k, string(prefix)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !fn(m.data[k][8:]) {
+			break
+		}
+	}
 	return nil
 }
 

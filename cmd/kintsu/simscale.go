@@ -19,7 +19,9 @@ func runScaleSim(args []string) int {
 	replicas := fs.Int("replicas", 3, "replicas per partition")
 	dead := fs.Duration("dead-timeout", time.Minute, "how long a silent node waits before it is dead")
 	catchUp := fs.Int("catch-up", 2, "rounds a new replica takes to catch up")
-	changes := fs.String("changes", "join,die,decommission", "the scenarios, each from the converged cluster")
+	changes := fs.String("changes", "join,die,decommission", "the scenarios, each from the converged cluster: join, die, decommission, grow (a bulk load of --fill split sizes into every partition; --partitions must divide 16384)")
+	fill := fs.Float64("fill", 4, "grow: the data each partition holds after the load, in split sizes")
+	splitRounds := fs.Int("split-rounds", 2, "grow: rounds one split takes")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "kintsu sim scale: the placement driver against a simulated cluster of many nodes (see docs/benchmarks.md)")
 		fs.PrintDefaults()
@@ -30,7 +32,13 @@ func runScaleSim(args []string) int {
 	failed := false
 	for _, ch := range strings.Split(*changes, ",") {
 		cfg := scalesim.Config{Nodes: *nodes, Partitions: *parts, Replicas: *replicas, Dead: *dead, CatchUp: *catchUp}
-		rep, err := scalesim.Run(cfg, scalesim.Change(ch))
+		var rep fmt.Stringer
+		var err error
+		if ch == "grow" {
+			rep, err = scalesim.RunGrow(scalesim.GrowConfig{Config: cfg, Fill: *fill, SplitRounds: *splitRounds})
+		} else {
+			rep, err = scalesim.Run(cfg, scalesim.Change(ch))
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "kintsu sim scale: %s: %v\n", ch, err)
 			failed = true

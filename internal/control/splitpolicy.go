@@ -65,6 +65,16 @@ func planSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group ui
 	return best.Group, true
 }
 
+// PlanSplit is planSplit for the scale simulation (internal/scalesim),
+// which runs the driver's split choice over simulated partitions.
+func PlanSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group uint64) bool) (uint64, bool) {
+	return planSplit(obs, m, size, cooling)
+}
+
+// SplitCooldown is how many rounds a partition waits after a split
+// (splitCooldown), for the scale simulation.
+const SplitCooldown = splitCooldown
+
 // planMerge picks the neighbours to merge this round: of the pairs of
 // adjacent partitions that may (skip: cooling down, or hot), both under a
 // quarter of size, the pair

@@ -26,6 +26,13 @@
 //     node that holds nothing);
 //   - a scenario converges within its round limit.
 //
+// A growth scenario (RunGrow, grow.go) runs the driver's split choice
+// (control.PlanSplit) too: every partition of a cluster over equal slot
+// ranges takes a bulk load of several split sizes, splits one at a time
+// as the driver splits, and the right halves are placed by their first
+// slot. It reports the splits, the rounds they took, and the replicas
+// created to move the new halves.
+//
 // Runs are deterministic: the same Config gives the same report, apart
 // from the CPU timings.
 package scalesim

@@ -50,3 +50,24 @@ func BenchmarkDriverRound(b *testing.B) {
 		})
 	}
 }
+
+// TestGrowthSplitsAndPlaces: a bulk load of four split sizes into every
+// partition ends with every partition at or under the split size (three
+// splits per partition, one at a time), each right half moved to where
+// the ring places it, and the replicas balanced.
+func TestGrowthSplitsAndPlaces(t *testing.T) {
+	rep, err := RunGrow(GrowConfig{Config: Config{Nodes: 10, Partitions: 16, Dead: 10 * 1e9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(rep)
+	if rep.Final != 64 || rep.Splits != 48 || rep.MaxBytes > 1 {
+		t.Fatalf("%d splits to %d partitions, largest %.2f split sizes; want 48 to 64, none over 1", rep.Splits, rep.Final, rep.MaxBytes)
+	}
+	if limit := 1.25*rep.MeanLoad + 1; rep.MaxLoad > limit {
+		t.Errorf("a node holds %.0f replicas, over the cap %.0f", rep.MaxLoad, limit)
+	}
+	if rep.Rounds < rep.Splits*2 {
+		t.Errorf("%d splits in %d rounds: faster than one at a time", rep.Splits, rep.Rounds)
+	}
+}

@@ -298,6 +298,9 @@ func (m *Map) Refresh(ctx context.Context, since time.Time) {
 	if c == nil || !c.usable() {
 		return
 	}
+	// The level never falls: a lower one is a lagging replica's or an
+	// older peer's view.
+	c.Level = max(c.Level, m.Current().Level)
 	if b := c.Marshal(); !bytes.Equal(b, m.Current().Marshal()) {
 		m.cfg.Save(b)
 	}

@@ -208,9 +208,10 @@ type pendingMove struct {
 // partition where it was.
 const loadMoveSettle = 5 * time.Second
 
-// checkLoadMove forgets a move for load that did not happen, so that
-// neither its partition's cooldown nor the pacing holds a move that
-// was never made.
+// checkLoadMove forgets a move for load that did not happen, so that its
+// partition's cooldown does not hold a move that was never made. The
+// pacing stays: a lapsed transfer stalled the partition's writes for an
+// election timeout, and trying again at once would repeat that.
 func (p *Placement) checkLoadMove(obs []Observed, now time.Time) {
 	mv := p.loadMove
 	if mv == nil {
@@ -226,7 +227,7 @@ func (p *Placement) checkLoadMove(obs []Observed, now time.Time) {
 		case now.Sub(mv.at) > loadMoveSettle:
 			p.cfg.Logger.Info("leadership moved for load did not arrive; it may be moved again", "partition", mv.group, "to", mv.to, "leader", o.State.Leader)
 			delete(p.ledAt, mv.group)
-			p.lastLoadMove, p.loadMove = time.Time{}, nil
+			p.loadMove = nil
 		}
 		return
 	}

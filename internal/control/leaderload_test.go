@@ -125,6 +125,18 @@ func TestSlowRate(t *testing.T) {
 	if moved[0].slow != load[0].slow {
 		t.Fatalf("a leadership move changed the slow rate: %.0f, was %.0f", moved[0].slow, load[0].slow)
 	}
+	// A round without the group (its leader answered late) keeps the
+	// sample, for maxMissed rounds.
+	kept := load
+	for i := range maxMissed {
+		kept = updateLoad(kept, nil, t0.Add(time.Duration(12+i)*time.Second), 0)
+		if kept[0].slow != load[0].slow {
+			t.Fatalf("round %d without the group: sample %+v", i+1, kept[0])
+		}
+	}
+	if _, ok := updateLoad(kept, nil, t0.Add(time.Minute), 0)[0]; ok {
+		t.Fatal("a group unseen for maxMissed rounds kept its sample")
+	}
 	idle := updateLoad(nil, obs(0, 1), t0, 0)
 	idle = updateLoad(idle, obs(0, 1), t0.Add(time.Second), 0)
 	idle = updateLoad(idle, obs(1000, 1), t0.Add(2*time.Second), 0)
@@ -161,8 +173,8 @@ func TestOverloadPersists(t *testing.T) {
 }
 
 // A move for load whose leadership never arrived (raft's transfer lapsed)
-// is forgotten after loadMoveSettle: its partition does not cool down and
-// the next move need not wait; one that arrived is kept.
+// is forgotten after loadMoveSettle: its partition does not cool down
+// (the pacing still holds the next move); one that arrived is kept.
 func TestLapsedLoadMoveIsForgotten(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	obs := func(leader uint64) []Observed {
@@ -179,8 +191,8 @@ func TestLapsedLoadMoveIsForgotten(t *testing.T) {
 		t.Fatal("a move was forgotten before it had time to arrive")
 	}
 	p.checkLoadMove(obs(1), t0.Add(loadMoveSettle+time.Second))
-	if p.loadMove != nil || !p.lastLoadMove.IsZero() {
-		t.Fatal("a lapsed move still paces the next one")
+	if p.loadMove != nil || p.lastLoadMove != t0 {
+		t.Fatal("a lapsed move was not forgotten, or no longer paces the next one")
 	}
 	if _, cooling := p.ledAt[3]; cooling {
 		t.Fatal("a lapsed move's partition still cools down")

@@ -66,10 +66,20 @@ func NeedLevel(m *ClusterMap, want int, what string) error {
 
 // maybeRaiseLevel raises the cluster's level to this build's once every
 // member that is not removed runs a build of that level or later. It
-// asks at most every levelEvery, and only while every such member is up.
-func (p *Placement) maybeRaiseLevel(ctx context.Context, m *ClusterMap, recs []api.NodeRecord) {
+// asks at most every levelEvery, only while every such member is up, and
+// only once no removed node holds a replica (holds: the nodes holding a
+// replica of some group, from a round that saw every group): a node
+// removed while down keeps its replicas until the driver replaces them,
+// and if it came back on an older build it would apply what it does not
+// know.
+func (p *Placement) maybeRaiseLevel(ctx context.Context, m *ClusterMap, recs []api.NodeRecord, holds map[uint64]bool) {
 	if m.Level >= api.Level || time.Since(p.levelAsked) < levelEvery {
 		return
+	}
+	for _, r := range recs {
+		if r.State == api.NodeRemoved && holds[r.ID] {
+			return
+		}
 	}
 	p.levelAsked = time.Now()
 	cmd := [][]byte{[]byte(statemachine.CmdClusterLevel), []byte(strconv.Itoa(api.Level))}

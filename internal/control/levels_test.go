@@ -22,19 +22,22 @@ import (
 // it; a level already reached asks nobody.
 func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
 	for _, c := range []struct {
-		name     string
-		level    int // the map's
-		states   map[uint64]string
-		answers  map[uint64]error // nil: answers api.Level
-		old      uint64           // answers 0
-		want     bool
-		ids      string // the members the raise names
-		maxCalls int
+		name    string
+		level   int // the map's
+		states  map[uint64]string
+		answers map[uint64]error // nil: answers api.Level
+		old     uint64           // answers 0
+		want    bool
+		ids     string // the members the raise names
+		// removedHolds: node 3 (removed) still holds a replica
+		removedHolds bool
+		maxCalls     int
 	}{
 		{name: "every member current", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, want: true, ids: "1 2 3", maxCalls: 2},
 		{name: "removed nodes do not count", states: map[uint64]string{2: api.NodeUp, 3: api.NodeRemoved}, want: true, ids: "1 2", maxCalls: 1},
 		{name: "an older build", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, answers: map[uint64]error{3: errors.New(`unknown method "v"`)}, maxCalls: 2},
 		{name: "a level-0 answer", states: map[uint64]string{2: api.NodeUp, 3: api.NodeUp}, old: 2, maxCalls: 2},
+		{name: "a removed node still holding replicas", states: map[uint64]string{2: api.NodeUp, 3: api.NodeRemoved}, removedHolds: true, maxCalls: 0},
 		{name: "a node not up", states: map[uint64]string{2: api.NodeSuspect, 3: api.NodeUp}, maxCalls: 1},
 		{name: "already there", level: api.Level, states: map[uint64]string{2: api.NodeUp}, maxCalls: 0},
 	} {
@@ -62,7 +65,8 @@ func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
 			m.Level = c.level
 			p := NewPlacement(PlacementConfig{NodeID: 1, RequestTimeout: time.Second, Caller: peers, Write: w.write,
 				Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			p.maybeRaiseLevel(context.Background(), m, recs)
+			holds := map[uint64]bool{1: true, 2: true, 3: c.removedHolds}
+			p.maybeRaiseLevel(context.Background(), m, recs, holds)
 			raised := len(w.got) == 1 && w.got[0] == statemachine.CmdClusterLevel+" 1 "+c.ids
 			if raised != c.want || len(w.got) > 1 {
 				t.Fatalf("metadata writes %q, want raised %v", w.got, c.want)
@@ -72,7 +76,7 @@ func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
 			}
 			// Asked again only after levelEvery.
 			w.got = nil
-			p.maybeRaiseLevel(context.Background(), m, recs)
+			p.maybeRaiseLevel(context.Background(), m, recs, holds)
 			if len(w.got) != 0 {
 				t.Fatalf("asked again at once: %q", w.got)
 			}

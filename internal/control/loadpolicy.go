@@ -42,7 +42,15 @@ type loadSample struct {
 	slow float64
 	// primed: a rate has formed (the first one is taken whole).
 	primed bool
+	// missed counts the rounds in a row the group was not observed (its
+	// leader did not answer in time).
+	missed int
 }
+
+// maxMissed is how many rounds in a row a sample outlives its group not
+// being observed: a leader slow to answer under load must not restart
+// its smoothing, and a group merged away must not be kept for ever.
+const maxMissed = 10
 
 // loadTau is the time constant of a sample's slow rate: a step in load
 // shows as 63% of itself after loadTau, 86% after twice that.
@@ -52,7 +60,8 @@ const loadTau = 10 * time.Second
 // function of its arguments. Counts are each replica's since it was
 // loaded, so a count from another leader than the last, or one that went
 // backwards (the leader's replica restarted), restarts the sample and
-// keeps its rate.
+// keeps its rate. A group not observed this round keeps its sample for
+// up to maxMissed rounds.
 func updateLoad(prev map[uint64]loadSample, obs []Observed, now time.Time, limit float64) map[uint64]loadSample {
 	next := make(map[uint64]loadSample, len(obs))
 	for _, o := range obs {
@@ -81,6 +90,12 @@ func updateLoad(prev map[uint64]loadSample, obs []Observed, now time.Time, limit
 			}
 		}
 		next[o.Group] = cur
+	}
+	for g, s := range prev {
+		if _, seen := next[g]; !seen && s.missed < maxMissed {
+			s.missed++
+			next[g] = s
+		}
 	}
 	return next
 }

@@ -364,7 +364,6 @@ func PlanRound(obs []Observed, up func(uint64) bool, lim Limits) []Planned {
 func (p *Placement) placeOnce(ctx context.Context) {
 	recs := p.cfg.Nodes()
 	m := p.cfg.Map.Current()
-	p.maybeRaiseLevel(ctx, m, recs)
 	targets, meta, up, ok := p.Targets(recs, m.Parts)
 	if !ok {
 		// Nothing can be placed; a merge whose survivor is chosen (its
@@ -397,6 +396,9 @@ func (p *Placement) placeOnce(ctx context.Context) {
 	observe(statemachine.MetaGroup, meta)
 	for _, part := range m.Parts {
 		observe(uint64(part.ID), targets[uint64(part.ID)])
+	}
+	if complete {
+		p.maybeRaiseLevel(ctx, m, recs, holds)
 	}
 	// A draining node that holds nothing any more has left.
 	for _, r := range recs {

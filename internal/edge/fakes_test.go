@@ -119,6 +119,9 @@ type fakeStore struct {
 	data       map[string][]byte
 	versions   map[string]uint64 // bumped by every write of the key, for WATCH
 	kv.MemSubs
+	// oldScan: answer the scan's slot form as a build before it does
+	// (wrong number of arguments).
+	oldScan bool
 }
 
 func newFakeStore(partitions int) *fakeStore {
@@ -209,6 +212,9 @@ func (s *fakeStore) exec(group uint64, args [][]byte) []byte {
 	}
 	spec := command.Lookup(args[0])
 	var w kv.Writer = s
+	if string(args[0]) == kv.OpScan && s.oldScan && len(args) != 5 {
+		return resp.AppendError(nil, "ERR wrong number of arguments for '"+kv.OpScan+"' command")
+	}
 	if string(args[0]) == kv.OpScan {
 		w = groupKeys{s, group}
 	}

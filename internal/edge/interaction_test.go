@@ -296,10 +296,14 @@ func (h *harness) directive(t *testing.T, d *datadriven.TestData) string {
 		return ""
 	case "view":
 		return h.view.String()
-	case "level": // "level 0": the cluster's level is below this build's; "level": back
+	case "level": // "level 0": the cluster's level is below this build's, and leaders know only the old scan; "level": back
+		below := len(d.CmdArgs) > 0 && d.CmdArgs[0].Key == "0"
 		h.view.mu.Lock()
-		h.view.belowLevel = len(d.CmdArgs) > 0 && d.CmdArgs[0].Key == "0"
+		h.view.belowLevel = below
 		h.view.mu.Unlock()
+		h.router.store.mu.Lock()
+		h.router.store.oldScan = below
+		h.router.store.mu.Unlock()
 		return ""
 	}
 	d.Fatalf(t, "unknown directive %q", d.Cmd)

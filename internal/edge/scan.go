@@ -316,15 +316,16 @@ func (f *Server) scanStep(ctx context.Context, w *scanWalk, count int, pattern, 
 		if len(w.after) > 0 {
 			end = min(end, w.to)
 		}
-		args := kv.ScanSlotsArgs(w.after, count, pattern, typ, w.from, end)
-		if f.cfg.View.ClusterLevel() < api.LevelResize {
-			// Nodes of a build before slot ranges may lead: they know
-			// only the whole partition's scan. It is exact while the
-			// walk's range starts at the partition's first slot, and
-			// no split or merge starts below the level of splits.
-			args = kv.ScanArgs(w.after, count, pattern, typ)
+		reply, err = f.readOne(ctx, uint64(p.ID), kv.ScanSlotsArgs(w.after, count, pattern, typ, w.from, end))
+		if err == nil && f.cfg.View.ClusterLevel() < api.LevelResize && isArityError(reply) {
+			// A leader of a build before slot ranges (the cluster is
+			// below their level) knows only the whole partition's scan.
+			// It is exact while the walk's range starts at the
+			// partition's first slot, and no split or merge starts
+			// below the level of splits. (A read: an older leader
+			// refusing the new form changed nothing.)
+			reply, err = f.readOne(ctx, uint64(p.ID), kv.ScanArgs(w.after, count, pattern, typ))
 		}
-		reply, err = f.readOne(ctx, uint64(p.ID), args)
 		if err == nil && failure.WrongGroup.Is(reply) {
 			err = &failure.WrongGroupError{Group: uint64(p.ID)}
 		}
@@ -333,6 +334,13 @@ func (f *Server) scanStep(ctx context.Context, w *scanWalk, count int, pattern, 
 		}
 	}
 	return 0, nil, &scanError{reply: resp.AppendError(nil, "TRYAGAIN the cluster map is changing (a partition split or merged): SCAN again with the same cursor")}
+}
+
+// isArityError reports whether reply is Redis's wrong-number-of-arguments
+// error: what a build before slot ranges answers their scan.
+func isArityError(reply []byte) bool {
+	_, msg, ok := resp.ErrorReply(reply)
+	return ok && strings.Contains(msg, "wrong number of arguments")
 }
 
 // scanError is an error reply a partition gave a scan step.

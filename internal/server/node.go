@@ -224,7 +224,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.UnsafeSkipIntentCheck {
 		txn.PlantReadsIgnoreIntents()
 	}
-	n.newMap()
+	n.newMap(fresh && !n.joined && !cfg.noLevel)
 	n.preLevels.Store(cfg.preLevels)
 	if lvl := n.cmap.Current().Level; lvl > api.Level {
 		// The cluster uses features this build lacks (control/levels.go):

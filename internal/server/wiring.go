@@ -24,11 +24,18 @@ import (
 // newMap builds the cluster map, starting from the one saved in the data
 // dir, else from the bootstrap placement, and the registry read from it.
 // The router and the edge read both.
-func (n *Node) newMap() {
+//
+// bootstrapped: this node just created the cluster, whose metadata then
+// starts at this build's level, and so does its map.
+func (n *Node) newMap(bootstrapped bool) {
+	initial := control.InitialMap(n.cfg.InitialCluster, n.layout.Partitions, n.layout.MetaNodes)
+	if bootstrapped {
+		initial.Level = api.Level
+	}
 	n.cmap = control.NewMap(control.MapConfig{
 		NodeID: n.cfg.NodeID, Every: n.cfg.HeartbeatInterval,
 		Engine: n.eng, Peers: n.tr, MetaNodes: n.layout.MetaNodes, Saved: n.savedMap, Save: n.saveMap,
-	}, control.InitialMap(n.cfg.InitialCluster, n.layout.Partitions, n.layout.MetaNodes))
+	}, initial)
 	n.registry = control.NewRegistry(control.RegistryConfig{
 		NodeID: n.cfg.NodeID, RESPAddr: n.cfg.AdvertisedRESP(), HTTPAddr: n.cfg.AdvertisedHTTP(),
 		Every: n.cfg.HeartbeatInterval, Dead: n.cfg.DeadTimeout, Now: n.clock.Now, Map: n.cmap,

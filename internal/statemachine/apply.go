@@ -30,7 +30,8 @@ type Store interface {
 	HasKeys() (bool, error)
 	// ScanPrefix calls fn with the value of each user key that starts
 	// with prefix, in key order, until fn returns false (the metadata
-	// group's registry; not for data groups' keyspaces).
+	// group's registry; not for data groups' keyspaces). The value is
+	// valid only during the call.
 	ScanPrefix(prefix []byte, fn func(v []byte) bool) error
 	// TxnEmpty reports whether no transaction table holds anything.
 	TxnEmpty() (bool, error)

@@ -161,20 +161,22 @@ func applyClusterLevel(w Store, args [][]byte, out []byte) ([]byte, error) {
 		}
 		checked[id] = true
 	}
-	var missing uint64
+	refusal := ""
 	err = w.ScanPrefix([]byte("node/"), func(v []byte) bool {
 		var rec api.NodeRecord
-		if json.Unmarshal(v, &rec) == nil && rec.State != api.NodeRemoved && !checked[rec.ID] {
-			missing = rec.ID
-			return false
+		switch {
+		case json.Unmarshal(v, &rec) != nil:
+			refusal = "ERR a corrupt node record: cluster level not raised"
+		case rec.State != api.NodeRemoved && !checked[rec.ID]:
+			refusal = fmt.Sprintf("ERR node %d is a member whose build was not checked: cluster level not raised", rec.ID)
 		}
-		return true
+		return refusal == ""
 	})
 	if err != nil {
 		return out, err
 	}
-	if missing != 0 {
-		return resp.AppendError(out, fmt.Sprintf("ERR node %d is a member whose build was not checked: cluster level not raised", missing)), nil
+	if refusal != "" {
+		return resp.AppendError(out, refusal), nil
 	}
 	_, exists, err := w.Get(LevelKey)
 	if err != nil {

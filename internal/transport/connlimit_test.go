@@ -22,7 +22,7 @@ func TestPeerPortBoundsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	const limit = 3
-	tr.serve(ln, limit)
+	tr.serve(ln, limit, limit)
 	t.Cleanup(tr.Stop)
 	addr := ln.Addr().String()
 
@@ -70,5 +70,39 @@ func readsClosed(c net.Conn, d time.Duration) error {
 		default: // EOF or a reset: closed
 			return nil
 		}
+	}
+}
+
+// One address holds at most its share of the port: one more from it is
+// closed at once, while another address is still admitted.
+func TestPeerPortBoundsConnectionsPerAddress(t *testing.T) {
+	tr := New(1, slog.New(slog.NewTextHandler(&syncBuf{}, nil)))
+	tr.SetClusterID(clusterA)
+	rec := &recorder{}
+	tr.SetHandlers(rec, rec.call)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.serve(ln, 10, 2)
+	t.Cleanup(tr.Stop)
+	addr := ln.Addr().String()
+	dialFrom := func(src string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	dialFrom("127.0.0.1")
+	dialFrom("127.0.0.1")
+	if err := readsClosed(dialFrom("127.0.0.1"), 3*time.Second); err != nil {
+		t.Fatalf("a third connection from one address: %v", err)
+	}
+	if err := readsClosed(dialFrom("127.0.0.2"), time.Second); err == nil {
+		t.Fatal("another address was refused")
 	}
 }

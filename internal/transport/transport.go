@@ -139,11 +139,11 @@ var serviceDesc = grpc.ServiceDesc{
 
 // Serve accepts peers on lis until Stop, at most maxPeerConns at once.
 func (t *Transport) Serve(lis net.Listener) {
-	t.serve(lis, maxPeerConns)
+	t.serve(lis, maxPeerConns, maxConnsPerIP)
 }
 
-func (t *Transport) serve(lis net.Listener, maxConns int) {
-	lis = newLimitListener(lis, maxConns, t)
+func (t *Transport) serve(lis net.Listener, maxConns, perIP int) {
+	lis = newLimitListener(lis, maxConns, perIP, t)
 	t.srv = grpc.NewServer(
 		t.serverCreds(),
 		grpc.ForceServerCodec(rawCodec{}),
@@ -154,7 +154,7 @@ func (t *Transport) serve(lis net.Listener, maxConns int) {
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 3 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: peerUserTimeout}),
 	)
 	t.srv.RegisterService(&serviceDesc, t)
 	t.wg.Add(1)

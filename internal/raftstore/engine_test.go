@@ -251,7 +251,7 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 // leader waits until the live nodes agree on a leader of group.
 func (c *cluster) leader(group uint64) *testNode {
 	var l *testNode
-	waitFor(c.t, fmt.Sprintf("a leader of group %d", group), 10*time.Second, func() bool {
+	waitFor(c.t, fmt.Sprintf("a leader of group %d", group), 30*time.Second, func() bool {
 		for _, n := range c.nodes {
 			if n.eng.Leader(group) == n.id {
 				l = n

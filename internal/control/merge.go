@@ -88,13 +88,22 @@ func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON,
 	if !in.Chosen {
 		ls, lok := p.GroupInfo(ctx, uint64(in.Left))
 		rs, rok := p.GroupInfo(ctx, uint64(in.Right))
-		// Every replica must answer too: the freeze waits for all of them,
-		// and freezing with one down would only hold the keys for nothing.
-		if !lok || !rok || !colocated(ls, rs) || !p.allAnswer(ctx, uint64(in.Left), ls.Voters) || !p.allAnswer(ctx, uint64(in.Right), rs.Voters) {
-			return api.MergeJSON{Survivor: in.Left, Absorbed: in.Right, Pending: true}, ErrMergePending
-		}
 		survivor := in.Left
-		if rs.Applied > ls.Applied {
+		switch {
+		case lok && ls.MergedPlus1 == uint64(in.Right)+1:
+			// One side absorbed the other already, and the survivor was
+			// forgotten since (an attempt whose freeze was refused while
+			// another's went through, before attempts stopped forgetting
+			// it then): the absorbed group may be gone from every node,
+			// so only the record is left to write.
+		case rok && rs.MergedPlus1 == uint64(in.Left)+1:
+			survivor = in.Right
+		case !lok || !rok || !colocated(ls, rs) || !p.allAnswer(ctx, uint64(in.Left), ls.Voters) || !p.allAnswer(ctx, uint64(in.Right), rs.Voters):
+			// Every replica must answer too: the freeze waits for all of
+			// them, and freezing with one down would only hold the keys
+			// for nothing.
+			return api.MergeJSON{Survivor: in.Left, Absorbed: in.Right, Pending: true}, ErrMergePending
+		case rs.Applied > ls.Applied:
 			survivor = in.Right
 		}
 		reply := p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartSurvivor), fmt.Append(nil, in.Left), fmt.Append(nil, survivor)})
@@ -122,9 +131,11 @@ func (p *Placement) MergePartitions(ctx context.Context, id int) (api.MergeJSON,
 	if ss.MergedPlus1 != uint64(o)+1 {
 		reply := p.cfg.Write(ctx, uint64(o), raftstore.FreezeArgs(uint64(s), olo, ohi))
 		if strings.HasPrefix(string(reply), "-ERR merge refused") {
-			// Not frozen: the next attempt starts from co-location, and
-			// may name the other survivor.
-			_ = p.cfg.Write(ctx, statemachine.MetaGroup, [][]byte{[]byte(statemachine.CmdPartUnchoose), fmt.Append(nil, in.Left)})
+			// Not frozen by this attempt; the survivor stays chosen. (It
+			// was once forgotten here, but another attempt running at the
+			// same time — the driver's and an operator's — may have frozen
+			// and merged since: its record was then refused, and the
+			// partition table kept routing to the absorbed group, gone.)
 			return out, fmt.Errorf("partition %d: %s; the merge is tried again", o, strings.TrimSpace(string(reply[1:])))
 		}
 		frozenAt, nodes, err := raftstore.ParseFreezeReply(reply)

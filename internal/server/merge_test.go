@@ -12,7 +12,9 @@ import (
 
 	"github.com/kintsu/kintsu/internal/api"
 	"github.com/kintsu/kintsu/internal/control"
+	"github.com/kintsu/kintsu/internal/raftstore"
 	"github.com/kintsu/kintsu/internal/ring"
+	"github.com/kintsu/kintsu/internal/statemachine"
 )
 
 // TestMergeColocatesFirst: on five nodes, two neighbouring partitions
@@ -126,4 +128,79 @@ func TestMergeColocatesFirst(t *testing.T) {
 		t.Fatalf("hash after the merge: %q %v", v, err)
 	}
 	t.Logf("partitions %d (%v) and %d (%v) merged into %d after %d pending answers", left.ID, members[uint64(left.ID)], right.ID, members[uint64(right.ID)], res.Survivor, pending)
+}
+
+// TestMergeFoundDoneIsRecorded: a merge that went through (frozen and
+// absorbed) while its survivor was forgotten in the partition table, as
+// when two attempts ran at once and one's freeze was refused, is
+// recorded by the next attempt: before, every later attempt waited for
+// the absorbed group, gone from every node, and its slots stayed routed
+// to it.
+func TestMergeFoundDoneIsRecorded(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) { c.Partitions = 4 })
+	tc.waitKnown()
+	n := tc.nodes[0]
+	ctx := ctx5(t)
+	c := redis.NewClient(&redis.Options{Addr: tc.respAddr(0)})
+	defer c.Close()
+	// Keys of partitions 0 and 1 (slots 0-8191).
+	var keys []string
+	for i := 0; len(keys) < 50; i++ {
+		if k := fmt.Sprint("fd:", i); ring.Slot([]byte(k)) < 8192 {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		if err := c.Set(ctx, k, "v-"+k, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta := func(args ...string) string {
+		t.Helper()
+		var b [][]byte
+		for _, a := range args {
+			b = append(b, []byte(a))
+		}
+		return string(n.write(ctx, statemachine.MetaGroup, b))
+	}
+	if r := meta(statemachine.CmdPartMergeIntent, "0", "1"); r[0] == '-' {
+		t.Fatalf("merge intent: %q", r)
+	}
+	if r := meta(statemachine.CmdPartSurvivor, "0", "0"); r[0] == '-' {
+		t.Fatalf("survivor: %q", r)
+	}
+	// Another attempt freezes partition 1 into 0 and absorbs it...
+	frozenAt, nodes, err := raftstore.ParseFreezeReply(n.write(ctx, 1, raftstore.FreezeArgs(0, 4096, 8191)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "partition 0 to absorb partition 1", 20*time.Second, func() bool {
+		r := string(n.write(ctx, 0, raftstore.MergeArgs(1, frozenAt, 4096, 8191, 0, 4095, nodes)))
+		return r == "+OK\r\n"
+	})
+	// ...while the survivor is forgotten.
+	if r := meta(statemachine.CmdPartUnchoose, "0"); r[0] == '-' {
+		t.Fatalf("unchoose: %q", r)
+	}
+	var res api.MergeJSON
+	waitFor(t, "the merge to be recorded", 30*time.Second, func() bool {
+		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err = n.place.MergePartitions(mctx, 0)
+		return err == nil
+	})
+	if res.Survivor != 0 || res.Absorbed != 1 {
+		t.Fatalf("merge answer %+v, want 1 absorbed into 0", res)
+	}
+	waitFor(t, "the map to give partition 0 slots 0-8191", 10*time.Second, func() bool {
+		p, ok := n.view().Part(0)
+		_, other := n.view().Part(1)
+		return ok && !other && p.SlotEnd == 8191
+	})
+	ctx = ctx5(t)
+	for _, k := range keys {
+		if v, err := c.Get(ctx, k).Result(); err != nil || v != "v-"+k {
+			t.Fatalf("%s after the merge: %q %v", k, v, err)
+		}
+	}
 }

@@ -69,7 +69,7 @@ func (m *Members) ServeJoin(ctx context.Context, body []byte) ([]byte, error) {
 	// replicas of older builds may apply it.
 	lvl := m.cfg.Map.Current().Level
 	if req.Level < lvl {
-		return nil, fmt.Errorf("node %d runs a build of level %d, older than the cluster's level %d: start it with the cluster's build or a newer one", req.ID, req.Level, lvl)
+		return nil, errors.New(statemachine.OlderBuild(req.ID, strconv.Itoa(req.Level), lvl))
 	}
 	cmd := [][]byte{[]byte(statemachine.CmdNodeJoin), []byte(strconv.FormatUint(req.ID, 10)), []byte(req.PeerAddr)}
 	withLevel := append(slices.Clone(cmd), []byte(strconv.Itoa(req.Level)))

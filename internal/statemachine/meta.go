@@ -178,11 +178,7 @@ func applyClusterLevel(w Store, args [][]byte, out []byte) ([]byte, error) {
 	if refusal != "" {
 		return resp.AppendError(out, refusal), nil
 	}
-	_, exists, err := w.Get(LevelKey)
-	if err != nil {
-		return out, err
-	}
-	cur, err := ReadLevel(w)
+	cur, exists, err := readLevel(w)
 	if err != nil {
 		return out, err
 	}
@@ -197,15 +193,26 @@ func applyClusterLevel(w Store, args [][]byte, out []byte) ([]byte, error) {
 // ReadLevel is the cluster level the metadata holds: 0 when none was
 // recorded (a cluster created before levels) or it is unreadable.
 func ReadLevel(r kv.Reader) (int, error) {
-	b, ok, err := r.Get(LevelKey)
-	if err != nil || !ok {
-		return 0, err
+	n, _, err := readLevel(r)
+	return n, err
+}
+
+// readLevel is ReadLevel, and whether a level is recorded at all.
+func readLevel(r kv.Reader) (n int, exists bool, err error) {
+	b, exists, err := r.Get(LevelKey)
+	if err != nil || !exists {
+		return 0, exists, err
 	}
-	var n int
 	if json.Unmarshal(b, &n) != nil {
-		return 0, nil
+		return 0, true, nil
 	}
-	return n, nil
+	return n, true, nil
+}
+
+// OlderBuild words the refusal of a joining node whose build's level
+// (as it said it) is below the cluster's.
+func OlderBuild(id uint64, joinerLevel string, level int) string {
+	return fmt.Sprintf("node %d runs a build of level %s, older than the cluster's level %d: start it with the cluster's build or a newer one", id, joinerLevel, level)
 }
 
 // applyNodeJoin adds a node to the registry, or accepts a repeated join of
@@ -229,7 +236,7 @@ func applyNodeJoin(w kv.Writer, args [][]byte, out []byte) ([]byte, error) {
 			return resp.AppendError(out, fmt.Sprintf("ERR the cluster is at level %d and %s", level, ErrJoinWithoutLevel)), nil
 		}
 		if jl, err := strconv.Atoi(string(args[3])); err != nil || jl < level {
-			return resp.AppendError(out, fmt.Sprintf("ERR node %d runs a build of level %s, older than the cluster's level %d: start it with the cluster's build or a newer one", id, args[3], level)), nil
+			return resp.AppendError(out, "ERR "+OlderBuild(id, string(args[3]), level)), nil
 		}
 	}
 	rec, ok, corrupt, err := nodeRecordOf(w, id)

@@ -115,9 +115,14 @@ func UnmarshalMap(b []byte) (*ClusterMap, bool) {
 	if json.Unmarshal(b, &j) != nil || len(j.Nodes) == 0 {
 		return nil, false
 	}
+	return mapFromJSON(j), true
+}
+
+// mapFromJSON is the map a peer or a saved copy described, ready to use.
+func mapFromJSON(j api.ClusterMapJSON) *ClusterMap {
 	c := &ClusterMap{Nodes: j.Nodes, Parts: j.Parts, Meta: j.Meta, Splits: j.Splits, Merges: j.Merges, Level: j.Level}
 	c.sortParts()
-	return c.index(), true
+	return c.index()
 }
 
 // sortParts orders the records by id, as Part's lookup needs; the

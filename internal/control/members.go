@@ -160,7 +160,7 @@ func Join(ctx context.Context, cfg JoinConfig) (api.Identity, error) {
 // members to reach.
 func joined(cfg JoinConfig, jr api.JoinJSON) {
 	if len(jr.Map.Nodes) > 0 {
-		cfg.Save((&ClusterMap{Nodes: jr.Map.Nodes, Parts: jr.Map.Parts, Meta: jr.Map.Meta, Level: jr.Map.Level}).Marshal())
+		cfg.Save(mapFromJSON(jr.Map).Marshal())
 	}
 	for _, rec := range jr.Nodes {
 		if rec.ID != cfg.NodeID && rec.State != api.NodeRemoved {

@@ -13,18 +13,8 @@ import (
 // handshake is closed after handshakeTimeout, and its slot serves a
 // real peer afterwards.
 func TestPeerPortBoundsConnections(t *testing.T) {
-	tr := New(1, slog.New(slog.NewTextHandler(&syncBuf{}, nil)))
-	tr.SetClusterID(clusterA)
-	rec := &recorder{}
-	tr.SetHandlers(rec, rec.call)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const limit = 3
-	tr.serve(ln, limit, limit)
-	t.Cleanup(tr.Stop)
-	addr := ln.Addr().String()
+	addr := serveLimited(t, limit, limit)
 
 	var idle []net.Conn
 	for range limit {
@@ -76,17 +66,7 @@ func readsClosed(c net.Conn, d time.Duration) error {
 // One address holds at most its share of the port: one more from it is
 // closed at once, while another address is still admitted.
 func TestPeerPortBoundsConnectionsPerAddress(t *testing.T) {
-	tr := New(1, slog.New(slog.NewTextHandler(&syncBuf{}, nil)))
-	tr.SetClusterID(clusterA)
-	rec := &recorder{}
-	tr.SetHandlers(rec, rec.call)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.serve(ln, 10, 2)
-	t.Cleanup(tr.Stop)
-	addr := ln.Addr().String()
+	addr := serveLimited(t, 10, 2)
 	dialFrom := func(src string) net.Conn {
 		t.Helper()
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
@@ -105,4 +85,21 @@ func TestPeerPortBoundsConnectionsPerAddress(t *testing.T) {
 	if err := readsClosed(dialFrom("127.0.0.2"), time.Second); err == nil {
 		t.Fatal("another address was refused")
 	}
+}
+
+// serveLimited serves an insecure node 1 on loopback holding at most
+// total connections, perIP from one address, and returns its address.
+func serveLimited(t *testing.T, total, perIP int) string {
+	t.Helper()
+	tr := New(1, slog.New(slog.NewTextHandler(&syncBuf{}, nil)))
+	tr.SetClusterID(clusterA)
+	rec := &recorder{}
+	tr.SetHandlers(rec, rec.call)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.serve(ln, total, perIP)
+	t.Cleanup(tr.Stop)
+	return ln.Addr().String()
 }

@@ -77,10 +77,16 @@ const hotRate = minLeaderLoad / 4
 // receiver's cold leaderships comes to the busiest node (no load to
 // speak of), then the hot one goes.
 func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint64) bool, cooling func(group uint64) bool) (leaderMove, bool) {
-	busiest, loads, count, over := overloaded(obs, load, up)
-	if !over {
+	return pickLoadMove(obs, load, overloaded(obs, load, up), up, cooling)
+}
+
+// pickLoadMove is planLoadLeaderMove given the round's node loads (nl,
+// from overloaded over the same observations and up).
+func pickLoadMove(obs []Observed, load map[uint64]loadSample, nl nodeLoads, up func(uint64) bool, cooling func(group uint64) bool) (leaderMove, bool) {
+	if !nl.over {
 		return leaderMove{}, false
 	}
+	busiest, loads, count := nl.busiest, nl.loads, nl.count
 	top := loads[busiest]
 	// The candidates, best first: the lowest maximum after the move,
 	// then the less loaded receiver, then the lowest partition and node.
@@ -121,12 +127,19 @@ func planLoadLeaderMove(obs []Observed, load map[uint64]loadSample, up func(uint
 	return leaderMove{}, false
 }
 
+// nodeLoads is a round's load per node (overloaded).
+type nodeLoads struct {
+	busiest uint64
+	loads   map[uint64]float64 // summed slow write rates of the partitions each node leads
+	count   map[uint64]int     // how many partitions each node leads
+	over    bool               // the busiest is over the floor and leaderImbalance times the mean
+}
+
 // overloaded sums the slow write rates of the partitions each node that
-// may lead leads, and names the busiest node, true when it is over both
-// the floor and leaderImbalance times the mean. count is how many
-// partitions each node leads.
-func overloaded(obs []Observed, load map[uint64]loadSample, up func(uint64) bool) (busiest uint64, loads map[uint64]float64, count map[uint64]int, over bool) {
-	loads, count = map[uint64]float64{}, map[uint64]int{}
+// may lead leads, and names the busiest node, over when it is over both
+// the floor and leaderImbalance times the mean.
+func overloaded(obs []Observed, load map[uint64]loadSample, up func(uint64) bool) nodeLoads {
+	loads, count := map[uint64]float64{}, map[uint64]int{}
 	for _, o := range obs {
 		for _, v := range o.State.Voters {
 			if up(v) {
@@ -139,8 +152,9 @@ func overloaded(obs []Observed, load map[uint64]loadSample, up func(uint64) bool
 		}
 	}
 	if len(loads) < 2 {
-		return 0, loads, count, false
+		return nodeLoads{loads: loads, count: count}
 	}
+	var busiest uint64
 	total := 0.0
 	for n, l := range loads {
 		total += l
@@ -149,7 +163,7 @@ func overloaded(obs []Observed, load map[uint64]loadSample, up func(uint64) bool
 		}
 	}
 	top := loads[busiest]
-	return busiest, loads, count, top >= minLeaderLoad && top >= leaderImbalance*total/float64(len(loads))
+	return nodeLoads{busiest: busiest, loads: loads, count: count, over: top >= minLeaderLoad && top >= leaderImbalance*total/float64(len(loads))}
 }
 
 // overloadWatch remembers which node has been the overloaded one, and
@@ -178,12 +192,12 @@ func (p *Placement) balanceLeadersByLoad(ctx context.Context, obs []Observed, up
 	now := time.Now()
 	p.checkLoadMove(obs, now)
 	mayLead := func(n uint64) bool { return up(n) && (p.cfg.Away == nil || !p.cfg.Away(n)) }
-	busiest, _, _, over := overloaded(obs, p.load, mayLead)
-	if !p.overload.persisted(busiest, over, now) || now.Sub(p.lastLoadMove) < loadMoveEvery {
+	nl := overloaded(obs, p.load, mayLead)
+	if !p.overload.persisted(nl.busiest, nl.over, now) || now.Sub(p.lastLoadMove) < loadMoveEvery {
 		return
 	}
 	cooling := func(g uint64) bool { at, ok := p.ledAt[g]; return ok && now.Sub(at) < leaderCooldown }
-	mv, ok := planLoadLeaderMove(obs, p.load, mayLead, cooling)
+	mv, ok := pickLoadMove(obs, p.load, nl, mayLead, cooling)
 	if !ok {
 		return
 	}

@@ -112,8 +112,8 @@ func RunGrow(cfg GrowConfig) (GrowReport, error) {
 		}
 		rep.Created += inner.Created - before
 		if splitting >= 0 && rep.Rounds >= doneAt {
-			s.split(splitting, parts, rep.Rounds)
 			right, left := halves(parts[splitting], rep.Rounds)
+			s.split(splitting, right.start)
 			parts[splitting] = left
 			parts = append(parts, right)
 			splitting = -1
@@ -152,26 +152,12 @@ func RunGrow(cfg GrowConfig) (GrowReport, error) {
 // the first slot of equal slot ranges, as a cluster created with that
 // many partitions is.
 func newSlottedSim(cfg Config) (*sim, error) {
-	s, err := newSim(cfg)
-	if err != nil {
-		return nil, err
-	}
+	starts := make([]uint64, cfg.Partitions)
 	width := ring.SlotCount / cfg.Partitions
-	for p := range s.starts {
-		s.starts[p] = ring.SlotPos(uint16(p * width))
+	for p := range starts {
+		starts[p] = ring.SlotPos(uint16(p * width))
 	}
-	members := make([]ring.Node, cfg.Nodes)
-	for i := range members {
-		members[i] = ring.Node{ID: uint64(i + 1)}
-	}
-	pl, err := ring.PlaceAt(s.rc, members, s.starts)
-	if err != nil {
-		return nil, err
-	}
-	for g, reps := range pl.Replicas {
-		s.groups[g] = group{voters: slices.Clone(reps), leader: reps[0]}
-	}
-	return s, nil
+	return newSimAt(cfg, starts)
 }
 
 // planSplit asks the driver's split choice which partition splits now.
@@ -193,13 +179,12 @@ func (s *sim) planSplit(parts []slotted, size uint64, round int) (uint64, bool) 
 // split makes the right half of group g a new group with g's replicas
 // (a learner added meanwhile included, as the split entry's descriptor
 // has it), placed afterwards by its first slot.
-func (s *sim) split(g int, parts []slotted, round int) {
+func (s *sim) split(g int, rightStart uint16) {
 	gr := s.groups[g]
-	right, _ := halves(parts[g], round)
 	s.groups = append(s.groups, group{
 		voters: slices.Clone(gr.voters), learners: slices.Clone(gr.learners), addedAt: slices.Clone(gr.addedAt), leader: gr.leader,
 	})
-	s.starts = append(s.starts, ring.SlotPos(right.start))
+	s.starts = append(s.starts, ring.SlotPos(rightStart))
 }
 
 // overSize reports whether a partition that could split is over size

@@ -134,12 +134,19 @@ type sim struct {
 	nowMS  int64
 }
 
+// newSim is a converged cluster of cfg's partitions spread evenly over
+// the ring.
 func newSim(cfg Config) (*sim, error) {
-	s := &sim{cfg: cfg, rc: ring.Config{Replicas: cfg.Replicas, VNodes: cfg.VNodes}}
-	s.starts = make([]uint64, cfg.Partitions)
-	for p := range s.starts {
-		s.starts[p], _ = bits.Div64(uint64(p), 0, uint64(cfg.Partitions)) // p·2^64/P
+	starts := make([]uint64, cfg.Partitions)
+	for p := range starts {
+		starts[p], _ = bits.Div64(uint64(p), 0, uint64(cfg.Partitions)) // p·2^64/P
 	}
+	return newSimAt(cfg, starts)
+}
+
+// newSimAt is a converged cluster whose partitions are placed at starts.
+func newSimAt(cfg Config, starts []uint64) (*sim, error) {
+	s := &sim{cfg: cfg, rc: ring.Config{Replicas: cfg.Replicas, VNodes: cfg.VNodes}, starts: starts}
 	members := make([]ring.Node, cfg.Nodes)
 	for i := range cfg.Nodes {
 		id := uint64(i + 1)

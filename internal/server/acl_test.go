@@ -63,7 +63,9 @@ func TestACLUsersAcrossNodes(t *testing.T) {
 	if n, err := admin.Do(ctx, "ACL", "DELUSER", "alice").Int(); err != nil || n != 1 {
 		t.Fatalf("ACL DELUSER on node 1: %d %v", n, err)
 	}
-	bound := testACLRefresh + tc.cfgs[2].RequestTimeout
+	// The node's own config, with its defaults filled in: the test's copy
+	// leaves RequestTimeout zero, which made the bound one refresh only.
+	bound := testACLRefresh + tc.nodes[2].cfg.RequestTimeout
 	_ = conn.SetReadDeadline(time.Now().Add(bound))
 	if b, err := rd.ReadByte(); err == nil {
 		t.Fatalf("alice's connection on node 3 is open %v after her deletion (read %q)", bound, b)

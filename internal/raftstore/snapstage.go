@@ -151,6 +151,11 @@ func (f doomedFile) SyncTo(length int64) (bool, error) {
 	return f.File.SyncTo(length)
 }
 
+// stageBytesPerSync is how much of a staged file is written before its
+// pages are handed to the disk (sync_file_range), as Pebble's own
+// BytesPerSync.
+const stageBytesPerSync = 1 << 20
+
 // create starts a new sstable in the stage.
 func (s *stagedSnap) create(name string) (*sstable.Writer, error) {
 	path := s.fs.PathJoin(s.dir, name)
@@ -160,7 +165,12 @@ func (s *stagedSnap) create(name string) (*sstable.Writer, error) {
 	}
 	s.files = append(s.files, path)
 	opts := sstable.WriterOptions{TableFormat: s.format, FilterPolicy: bloom.FilterPolicy(10)}
-	return sstable.NewWriter(objstorageprovider.NewFileWritable(doomedFile{File: f, doomed: &s.doomed}), opts), nil
+	// Written back a megabyte at a time as it grows, as Pebble writes its
+	// own sstables: a span's file can be the whole partition, and syncing
+	// hundreds of megabytes of dirty pages at its close stalls every
+	// other sync on the volume — the node's raft log among them.
+	file := vfs.NewSyncingFile(doomedFile{File: f, doomed: &s.doomed}, vfs.SyncingFileOptions{BytesPerSync: stageBytesPerSync})
+	return sstable.NewWriter(objstorageprovider.NewFileWritable(file), opts), nil
 }
 
 // checkSpace refuses to stage more when the volume has less than reserve

@@ -22,4 +22,8 @@
 //   - With TLS, a peer is the node its verified certificate names, never
 //     the node its frames claim; every stream and call carries the cluster
 //     id and one of another cluster is refused (auth.go).
+//   - A snapshot's reading and sending, and its decoding and staging on
+//     the receiver, run on OS threads of their own at a lower CPU
+//     priority that serve no other goroutine, ever (lowprio_linux.go): a
+//     move yields the CPU to the foreground, never the reverse.
 package transport

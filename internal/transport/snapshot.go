@@ -31,6 +31,7 @@ func (t *Transport) SendSnapshot(node uint64, env raftstore.Envelope, src raftst
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
+		lowerPriority()
 		done(p.sendSnapshot(env, src))
 	}()
 }
@@ -58,14 +59,17 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 	if err := stream.SendMsg(&frame{b: hdr}); err != nil {
 		return err
 	}
-	var chunk []byte
+	// Each chunk is a buffer of its own (gRPC may hold a sent message),
+	// sized once rather than grown pair by pair.
+	newChunk := func() []byte { return make([]byte, 0, snapshotChunkBytes+snapshotChunkBytes/8) }
+	chunk := newChunk()
 	err = src.Iterate(func(k, v []byte) error {
 		chunk = appendPair(chunk, k, v)
 		if len(chunk) >= snapshotChunkBytes {
 			if err := p.send(ctx, stream, idle, chunk); err != nil {
 				return err
 			}
-			chunk = nil
+			chunk = newChunk()
 		}
 		return nil
 	})
@@ -161,18 +165,47 @@ func handleSnapshot(srv any, stream grpc.ServerStream) error {
 }
 
 // receivePairs stages the pairs of a snapshot stream until its end,
-// noting the time of each chunk in last.
+// noting the time of each chunk in last. The chunks are received here
+// and staged by a goroutine of lower priority (buildPairs), a chunk at a
+// time: waking a goroutine locked to its thread costs a thread switch,
+// once per chunk rather than once per network read. It returns only once
+// the builder has stopped using b.
 func receivePairs(stream grpc.ServerStream, b *raftstore.SnapshotBuilder, last *atomic.Int64) error {
-	var f frame
+	chunks := make(chan []byte, 1)
+	free := make(chan []byte, 2) // staged chunks' buffers, for reuse
+	built := make(chan error, 1)
+	go func() {
+		lowerPriority()
+		built <- buildPairs(b, chunks, free)
+	}()
 	for {
+		var f frame
+		select {
+		case f.b = <-free:
+		default:
+		}
 		if err := stream.RecvMsg(&f); err != nil {
+			close(chunks)
+			berr := <-built
 			if errors.Is(err, io.EOF) {
-				return nil
+				return berr
 			}
 			return err
 		}
 		last.Store(time.Now().UnixNano())
-		d := codec.NewDecoder(f.b)
+		select {
+		case chunks <- f.b:
+		case err := <-built:
+			return err
+		}
+	}
+}
+
+// buildPairs stages the pairs of each chunk, until chunks is closed or a
+// chunk is malformed.
+func buildPairs(b *raftstore.SnapshotBuilder, chunks <-chan []byte, free chan<- []byte) error {
+	for c := range chunks {
+		d := codec.NewDecoder(c)
 		for d.Len() > 0 {
 			k, v := d.Bytes(), d.Bytes()
 			if d.Err() != nil {
@@ -182,5 +215,10 @@ func receivePairs(stream grpc.ServerStream, b *raftstore.SnapshotBuilder, last *
 				return status.Error(codes.InvalidArgument, err.Error())
 			}
 		}
+		select {
+		case free <- c:
+		default:
+		}
 	}
+	return nil
 }

@@ -34,6 +34,10 @@ const (
 	maxQueuedBytes = 64 << 20
 	// snapshotChunkBytes is the size of the pieces a snapshot is sent in.
 	snapshotChunkBytes = 1 << 20
+	// backgroundNice is the CPU priority (nice) of the threads that send
+	// and receive snapshots: a move takes the CPU the foreground leaves,
+	// up to its rate, as RocksDB lowers its compaction threads'.
+	backgroundNice = 10
 	// snapshotIdle bounds the time a snapshot transfer may make no
 	// progress: the sender, a chunk's send (not its wait for the node's
 	// rate); the receiver, twice that between chunks. A transfer takes as

@@ -35,7 +35,9 @@
 //     is still running or already being started.
 //   - Nodes are started in their own process group (Setpgid), so a Ctrl-C
 //     in the terminal reaches only the launcher, which stops the nodes
-//     gracefully itself.
+//     gracefully itself. On Linux a node also dies with the launcher's
+//     process (Pdeathsig, from one thread that never ends: spawn_linux.go),
+//     so a launcher killed outright leaves no node behind.
 //
 // The package relies on Unix signals (SIGSTOP/SIGCONT for Pause/Resume).
 package launcher

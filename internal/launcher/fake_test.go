@@ -29,11 +29,16 @@ const (
 	envIgnoreTerm = "KINTSU_FAKE_IGNORE_TERM" // "1": ignore SIGTERM
 	envReadyAfter = "KINTSU_FAKE_READY_AFTER" // delay before /readyz turns 200
 	fakeCrashLine = "fake: crashing on purpose"
+	envOrphanOK   = "KINTSU_FAKE_ORPHAN_OK"  // "1": keep running when orphaned
+	envParent     = "KINTSU_LAUNCHER_PARENT" // a directory: act as a launcher (parent_linux_test.go)
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envFake) == "1" {
 		os.Exit(fakeNode(os.Args[1:]))
+	}
+	if dir := os.Getenv(envParent); dir != "" {
+		os.Exit(fakeParent(dir))
 	}
 	os.Exit(m.Run())
 }
@@ -67,7 +72,9 @@ func fakeNode(args []string) int {
 		return 3
 	}
 	// Tests may be killed by their timeout; do not outlive the test binary.
-	go exitWhenOrphaned()
+	if os.Getenv(envOrphanOK) != "1" {
+		go exitWhenOrphaned()
+	}
 
 	stop := make(chan os.Signal, 1)
 	if os.Getenv(envIgnoreTerm) == "1" {

@@ -459,8 +459,7 @@ func (c *Cluster) spawn(s *nodeSpec) (*proc, error) {
 	cmd.Env = c.env
 	// Own process group: a terminal Ctrl-C reaches only the launcher,
 	// which then stops the nodes gracefully.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startProcess(cmd); err != nil {
 		fmt.Fprintf(logf, "=== %s launcher: node %d failed to start: %v\n", stamp(), id, err)
 		return nil, fmt.Errorf("launcher: starting node %d: %w", id, err)
 	}

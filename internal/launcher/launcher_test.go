@@ -493,6 +493,7 @@ func TestStartFailureStopsStartedNodes(t *testing.T) {
 // -race), then checks that StopAll leaves no process and no goroutine. It
 // is not parallel so the goroutine count is its own.
 func TestChaosNoLeaks(t *testing.T) {
+	startSpawner() // lives as long as the process, by design
 	before := runtime.NumGoroutine()
 	c, _ := startReady(t, Options{})
 	var wg sync.WaitGroup

@@ -1,6 +1,6 @@
 // Package transport carries traffic between Kintsu nodes over gRPC: one
 // long-lived client stream per peer for batched raft messages, a streaming
-// RPC per raft snapshot, one long-lived stream per peer carrying the
+// RPC per raft snapshot (on a connection of its own per peer), one long-lived stream per peer carrying the
 // requests forwarded to partition leaders many to a frame (calls.go), and
 // a unary call for the rest (cluster map, membership, placement).
 //

@@ -31,8 +31,14 @@ func (t *Transport) SendSnapshot(node uint64, env raftstore.Envelope, src raftst
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
-		lowerPriority()
-		done(p.sendSnapshot(env, src))
+		// The transfer runs at the lower priority; done, which takes the
+		// engine's locks, at the normal one.
+		sent := make(chan error, 1)
+		go func() {
+			lowerPriority()
+			sent <- p.sendSnapshot(env, src)
+		}()
+		done(<-sent)
 	}()
 }
 
@@ -48,7 +54,11 @@ func (p *peer) sendSnapshot(env raftstore.Envelope, src raftstore.SnapshotSource
 		case <-ctx.Done():
 		}
 	}()
-	stream, err := p.conn.NewStream(ctx, &serviceDesc.Streams[1], "/kintsu.Peer.v2/Snapshot")
+	conn, err := p.snapshotConn()
+	if err != nil {
+		return err
+	}
+	stream, err := conn.NewStream(ctx, &serviceDesc.Streams[1], "/kintsu.Peer.v2/Snapshot")
 	if err != nil {
 		return err
 	}
@@ -181,6 +191,8 @@ func receivePairs(stream grpc.ServerStream, b *raftstore.SnapshotBuilder, last *
 	for {
 		var f frame
 		select {
+		case err := <-built: // a malformed chunk ends the transfer at once
+			return err
 		case f.b = <-free:
 		default:
 		}

@@ -48,6 +48,10 @@ const (
 // ErrUnknownPeer: no address is known for the node.
 var ErrUnknownPeer = errors.New("transport: unknown peer")
 
+// errPeerClosed: the peer was closed (its address changed, or the
+// transport stopped) while a snapshot was about to be sent.
+var errPeerClosed = errors.New("transport: peer closed")
+
 // Handler receives what peers send. raftstore.Engine implements it.
 type Handler interface {
 	HandleRaft(envs []raftstore.Envelope)
@@ -200,7 +204,23 @@ func (t *Transport) peer(node uint64) (*peer, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: node %d", ErrUnknownPeer, node)
 	}
-	conn, err := grpc.NewClient(addr,
+	conn, err := t.dial(node, addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{t: t, node: node, addr: addr, conn: conn, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	p.calls = callMux{p: p, slots: make(chan struct{}, maxStreamCalls)}
+	t.peers[node] = p
+	t.wg.Add(2)
+	go p.run()
+	go p.watch()
+	return p, nil
+}
+
+// dial makes a client connection to node at addr (gRPC connects it
+// lazily, and again whenever it breaks).
+func (t *Transport) dial(node uint64, addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
 		grpc.WithTransportCredentials(t.dialCreds(node)),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{}), grpc.MaxCallRecvMsgSize(MaxFrameBytes)),
 		// Peers come back within seconds after a crash; never back off for
@@ -213,16 +233,6 @@ func (t *Transport) peer(node uint64) (*peer, error) {
 		// heartbeats detect a dead leader much sooner.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
 	)
-	if err != nil {
-		return nil, err
-	}
-	p := &peer{t: t, node: node, conn: conn, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	p.calls = callMux{p: p, slots: make(chan struct{}, maxStreamCalls)}
-	t.peers[node] = p
-	t.wg.Add(2)
-	go p.run()
-	go p.watch()
-	return p, nil
 }
 
 // track counts n goroutines about to start in the transport's wait
@@ -413,7 +423,11 @@ func handleRaft(srv any, stream grpc.ServerStream) error {
 type peer struct {
 	t    *Transport
 	node uint64
+	addr string
 	conn *grpc.ClientConn
+	// snapConn carries the snapshots to the peer (snapshotConn), made at
+	// the first; guarded by mu.
+	snapConn *grpc.ClientConn
 
 	mu         sync.Mutex
 	queue      []raftstore.Envelope // guarded by mu
@@ -431,7 +445,34 @@ func (p *peer) close() {
 	p.once.Do(func() {
 		close(p.done)
 		p.conn.Close()
+		p.mu.Lock()
+		p.closed = true
+		snap := p.snapConn
+		p.mu.Unlock()
+		if snap != nil {
+			snap.Close()
+		}
 	})
+}
+
+// snapshotConn is the connection snapshots to the peer travel on: one of
+// their own, so that raft messages and forwarded requests never wait
+// behind a snapshot's frames in one HTTP/2 connection, nor for a lock of
+// that connection held by a snapshot's thread of lower priority.
+func (p *peer) snapshotConn() (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errPeerClosed
+	}
+	if p.snapConn == nil {
+		c, err := p.t.dial(p.node, p.addr)
+		if err != nil {
+			return nil, err
+		}
+		p.snapConn = c
+	}
+	return p.snapConn, nil
 }
 
 func (p *peer) enqueue(envs []raftstore.Envelope) {

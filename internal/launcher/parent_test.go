@@ -25,11 +25,7 @@ func fakeParent(dir string) int {
 	}
 	// Goroutines locked to threads that end, as a node's snapshot
 	// transfers make: the thread that started a node may be one of them.
-	for range 8 {
-		done := make(chan struct{})
-		go func() { runtime.LockOSThread(); close(done) }()
-		<-done
-	}
+	endThreads()
 	c, err := Start(Options{Binary: exe, Dir: dir, Nodes: 2, BasePort: pickBase(2), Env: []string{envFake + "=1", envOrphanOK + "=1"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -44,11 +40,7 @@ func fakeParent(dir string) int {
 	// Threads that end after the nodes started: with Pdeathsig tied to
 	// a thread that ends, the nodes would die now, and the test would
 	// find them gone before it kills this process.
-	for range 8 {
-		done := make(chan struct{})
-		go func() { runtime.LockOSThread(); close(done) }()
-		<-done
-	}
+	endThreads()
 	pids := fmt.Sprintf("%d %d\n", c.PID(1), c.PID(2))
 	if err := os.WriteFile(filepath.Join(dir, "pids.tmp"), []byte(pids), 0o644); err != nil {
 		return 1
@@ -57,6 +49,16 @@ func fakeParent(dir string) int {
 		return 1
 	}
 	select {}
+}
+
+// endThreads ends eight of the process's threads: a goroutine that exits
+// locked to its thread takes the thread with it.
+func endThreads() {
+	for range 8 {
+		done := make(chan struct{})
+		go func() { runtime.LockOSThread(); close(done) }()
+		<-done
+	}
 }
 
 // alive says whether pid runs (a zombie, killed and not yet reaped by

@@ -22,6 +22,7 @@ func runScaleSim(args []string) int {
 	changes := fs.String("changes", "join,die,decommission", "the scenarios, each from the converged cluster: join, die, decommission, grow (a bulk load of --fill split sizes into every partition; --partitions must divide 16384)")
 	fill := fs.Float64("fill", 4, "grow: the data each partition holds after the load, in split sizes")
 	splitRounds := fs.Int("split-rounds", 2, "grow: rounds one split takes")
+	bySlot := fs.Bool("by-slot", false, "grow: place each partition by its own first slot, as clusters below level 2 do, instead of by its family")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "kintsu sim scale: the placement driver against a simulated cluster of many nodes (see docs/benchmarks.md)")
 		fs.PrintDefaults()
@@ -35,7 +36,7 @@ func runScaleSim(args []string) int {
 		var rep fmt.Stringer
 		var err error
 		if ch == "grow" {
-			rep, err = scalesim.RunGrow(scalesim.GrowConfig{Config: cfg, Fill: *fill, SplitRounds: *splitRounds})
+			rep, err = scalesim.RunGrow(scalesim.GrowConfig{Config: cfg, Fill: *fill, SplitRounds: *splitRounds, BySlot: *bySlot})
 		} else {
 			rep, err = scalesim.Run(cfg, scalesim.Change(ch))
 		}

@@ -14,10 +14,17 @@ const Version = "0.1.0-dev"
 //
 //   - 1: partition splits and merges (kintsu.split, kintsu.merge*) and
 //     SCAN by slot range (the seven-argument kintsu.scan).
-const Level = 1
+//   - 2: placement by family (ring.FamilyPos): a split's right half is
+//     placed where its parent is. Every driver must place alike, or the
+//     metadata leaders of two builds would move the halves back and forth.
+const Level = 2
 
 // LevelResize is the cluster level from which partitions split and merge.
 const LevelResize = 1
+
+// LevelFamilies is the cluster level from which the placement driver
+// places each partition by its family (ring.FamilyPos).
+const LevelFamilies = 2
 
 // StatusJSON is the body of GET /v1/status.
 type StatusJSON struct {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
 				Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			holds := map[uint64]bool{1: true, 2: true, 3: c.removedHolds}
 			p.maybeRaiseLevel(context.Background(), m, recs, holds)
-			raised := len(w.got) == 1 && w.got[0] == statemachine.CmdClusterLevel+" 1 "+c.ids
+			raised := len(w.got) == 1 && w.got[0] == statemachine.CmdClusterLevel+" "+strconv.Itoa(api.Level)+" "+c.ids
 			if raised != c.want || len(w.got) > 1 {
 				t.Fatalf("metadata writes %q, want raised %v", w.got, c.want)
 			}

@@ -253,16 +253,17 @@ func (p *Placement) Run(ctx context.Context) {
 }
 
 // Targets computes every group's wanted replicas over the eligible nodes
-// of recs, each partition placed by its range's first slot (ring.PlaceAt),
-// so a partition's target does not depend on how many others exist; ok is
-// false when there are fewer eligible nodes than replicas (nothing can be
-// restored then, and nothing should move).
-func (p *Placement) Targets(recs []api.NodeRecord, parts []api.PartitionRecord) (targets map[uint64][]uint64, meta []uint64, up func(uint64) bool, ok bool) {
+// of recs, each partition placed by its range's first slot (ring.PlaceAt;
+// from api.LevelFamilies by its family, ring.FamilyPos), so a partition's
+// target does not depend on how many others exist; ok is false when there
+// are fewer eligible nodes than replicas (nothing can be restored then,
+// and nothing should move).
+func (p *Placement) Targets(recs []api.NodeRecord, parts []api.PartitionRecord, level int) (targets map[uint64][]uint64, meta []uint64, up func(uint64) bool, ok bool) {
 	eligible, up := Eligible(recs)
 	if len(eligible) < p.cfg.Ring.Replicas || len(parts) == 0 {
 		return nil, nil, up, false
 	}
-	targets, err := PartitionTargets(p.cfg.Ring, eligible, parts)
+	targets, err := PartitionTargets(p.cfg.Ring, eligible, parts, level >= api.LevelFamilies)
 	if err != nil {
 		p.cfg.Logger.Error("placement failed", "err", err)
 		return nil, nil, up, false
@@ -284,11 +285,16 @@ func Eligible(recs []api.NodeRecord) (eligible []ring.Node, up func(uint64) bool
 }
 
 // PartitionTargets places every partition of parts over nodes by its
-// range's first slot, keyed by group id.
-func PartitionTargets(rc ring.Config, nodes []ring.Node, parts []api.PartitionRecord) (map[uint64][]uint64, error) {
+// range's first slot, keyed by group id; with families, by its family
+// among the rc.Partitions the cluster was created with (ring.FamilyPos).
+func PartitionTargets(rc ring.Config, nodes []ring.Node, parts []api.PartitionRecord, families bool) (map[uint64][]uint64, error) {
 	starts := make([]uint64, len(parts))
 	for i, part := range parts {
-		starts[i] = ring.SlotPos(part.SlotStart)
+		if families {
+			starts[i] = ring.FamilyPos(part.SlotStart, rc.Partitions)
+		} else {
+			starts[i] = ring.SlotPos(part.SlotStart)
+		}
 	}
 	pl, err := ring.PlaceAt(rc, nodes, starts)
 	if err != nil {
@@ -364,7 +370,7 @@ func PlanRound(obs []Observed, up func(uint64) bool, lim Limits) []Planned {
 func (p *Placement) placeOnce(ctx context.Context) {
 	recs := p.cfg.Nodes()
 	m := p.cfg.Map.Current()
-	targets, meta, up, ok := p.Targets(recs, m.Parts)
+	targets, meta, up, ok := p.Targets(recs, m.Parts, m.Level)
 	if !ok {
 		// Nothing can be placed; a merge whose survivor is chosen (its
 		// other half may be frozen) is still finished or aborted.

@@ -155,7 +155,7 @@ func TestPlacementRound(t *testing.T) {
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if parts, meta, _, ok := p.Targets(recs, testParts(4, 1, 2, 3)); !ok || !slices.Equal(slices.Sorted(slices.Values(meta)), []uint64{1, 2, 3}) || len(parts) != 4 {
+	if parts, meta, _, ok := p.Targets(recs, testParts(4, 1, 2, 3), api.Level); !ok || !slices.Equal(slices.Sorted(slices.Values(meta)), []uint64{1, 2, 3}) || len(parts) != 4 {
 		t.Fatalf("targets over three live nodes: %v %v %v", parts, meta, ok)
 	}
 	p.placeOnce(context.Background())
@@ -256,4 +256,49 @@ func TestPlanRoundLimits(t *testing.T) {
 func atLevel(m *ClusterMap) *ClusterMap {
 	m.Level = api.Level
 	return m
+}
+
+// From api.LevelFamilies a split's halves are placed alike (by their
+// family, ring.FamilyPos), so the right half, born on its parent's
+// replicas, has nowhere to move; below it each half is placed by its own
+// first slot. Many partitions a node, so that the load cap parts few
+// halves (here one: six nodes' 64 tokens each leave one over the cap).
+func TestTargetsPlaceSplitHalvesByFamily(t *testing.T) {
+	var recs []api.NodeRecord
+	for id := uint64(1); id <= 6; id++ {
+		recs = append(recs, api.NodeRecord{ID: id, State: api.NodeUp})
+	}
+	rc := ring.Config{Partitions: 64, Replicas: 3}
+	rc.EnsureDefaults()
+	p := NewPlacement(PlacementConfig{Ring: rc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// The first 8 of the 64 initial partitions split at their middle.
+	parts := testParts(64)
+	for i := range 8 {
+		r := &parts[i]
+		mid := r.SlotStart + (r.SlotEnd-r.SlotStart+1)/2
+		parts = append(parts, api.PartitionRecord{ID: 64 + i, SlotStart: mid, SlotEnd: r.SlotEnd})
+		r.SlotEnd = mid - 1
+	}
+	slices.SortFunc(parts, func(a, b api.PartitionRecord) int { return int(a.SlotStart) - int(b.SlotStart) })
+	set := func(ids []uint64) []uint64 { return slices.Sorted(slices.Values(ids)) } // leaderships are not moves
+	fam, _, _, ok := p.Targets(recs, parts, api.LevelFamilies)
+	if !ok {
+		t.Fatal("no targets")
+	}
+	own, _, _, _ := p.Targets(recs, parts, api.LevelFamilies-1)
+	famDiffer, ownDiffer := 0, 0
+	for i := range 8 {
+		left, right := uint64(i), uint64(64+i)
+		if !slices.Equal(set(fam[left]), set(fam[right])) {
+			famDiffer++
+			t.Logf("by family, partition %d is placed on %v and its right half on %v", left, fam[left], fam[right])
+		}
+		if !slices.Equal(set(own[left]), set(own[right])) {
+			ownDiffer++
+		}
+	}
+	t.Logf("halves placed apart: %d of 8 by family, %d by slot", famDiffer, ownDiffer)
+	if famDiffer > 1 || ownDiffer < 4 {
+		t.Errorf("halves placed apart: %d of 8 by family, %d by slot", famDiffer, ownDiffer)
+	}
 }

@@ -10,9 +10,11 @@
 // SlotTable (a lookup, not arithmetic), so that ranges can later split
 // and merge. Each node owns V tokens on a 64-bit ring,
 // hashed from its ID alone. A partition's preference list starts at its
-// arc's first slot and walks clockwise over the tokens, taking the first
-// node of each zone and then the other nodes in order (Dynamo-style); its
-// replicas are the first R of that list, corrected by bounded loads
+// arc's first slot (or at its family's position, FamilyPos, so that the
+// halves of a split prefer the same nodes) and walks clockwise over the
+// tokens, taking the first node of each zone and then the other nodes in
+// order (Dynamo-style); its replicas are the first R of that list,
+// corrected by bounded loads
 // (Mirrokni, Thorup and Zadimoghaddam) so that no node is overloaded.
 //
 // Invariants, for Place(cfg, nodes) with N nodes and R' = min(R, N):

@@ -48,11 +48,12 @@ func Place(cfg Config, nodes []Node) (Placement, error) {
 }
 
 // PlaceAt is Place for partitions of any sizes: partition p's walk starts
-// at starts[p] (SlotPos of its range's first slot), and cfg.Partitions is
-// not used. Place is PlaceAt with the equal ranges' starts. Because a
-// partition's list depends only on its own start and the membership, a
-// partition that splits keeps its list, and the new right half gets the
-// list of its own start: only the cap's corrections can move others.
+// at starts[p] (SlotPos of its range's first slot, or its FamilyPos), and
+// cfg.Partitions is not used. Place is PlaceAt with the equal ranges'
+// starts. Because a partition's list depends only on its own start and
+// the membership, a partition that splits keeps its list, and the new
+// right half gets the list of its own start (with FamilyPos, its
+// parent's): only the cap's corrections can move others.
 func PlaceAt(cfg Config, nodes []Node, starts []uint64) (Placement, error) {
 	if len(starts) == 0 {
 		return Placement{}, ErrNoPartitions
@@ -64,6 +65,29 @@ func PlaceAt(cfg Config, nodes []Node, starts []uint64) (Placement, error) {
 // SlotPos is where the walk of a partition whose range starts at slot
 // begins on the 64-bit ring (16384 = 2^14, so slot s sits at s<<50).
 func SlotPos(slot uint16) uint64 { return uint64(slot) << 50 }
+
+// familyShift scales a slot's offset within its family (FamilyPos): a
+// family's walks span at most 2^14 << 20 = 2^34 of the 2^64 ring, so that
+// among N·V tokens the chance that one falls inside a given family's arc
+// is N·V/2^30 (6·10^-5 for 1,000 nodes of 64 tokens).
+const familyShift = 20
+
+// FamilyPos is where the walk of a partition whose range starts at slot
+// begins when its cluster was created with initial equal partitions: at
+// the start of the initial partition holding slot (its family: that
+// partition and every piece split from it), plus the slot's offset
+// within it scaled down by 2^familyShift. Every member of a family so
+// walks the same tokens and prefers the same nodes, and a split's right
+// half is placed where its parent is: splits move no replica unless the
+// load cap needs one. The offsets keep the members' distances to each
+// token distinct and ordered by slot, so the cap sheds the same members
+// whichever others exist. An initial partition's own FamilyPos is its
+// SlotPos. initial must be a valid partition count (Config.Validate).
+func FamilyPos(slot uint16, initial int) uint64 {
+	width := SlotCount / initial
+	first := slot - slot%uint16(width)
+	return SlotPos(first) + uint64(slot-first)<<familyShift
+}
 
 // stats says how far a placement strays from the plain preference lists,
 // which is what its movement bounds are stated in.

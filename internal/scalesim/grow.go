@@ -19,10 +19,11 @@ import (
 // split at a time as the driver makes them, each taking SplitRounds
 // rounds; a split halves the partition's slot range and data, and the
 // right half is born on the left's replicas and then placed like any
-// partition, by its first slot (control.PartitionTargets), so the driver
-// moves its replicas (PlanRound) while the next splits run. The scenario
-// ends when no partition is over the split size and every group holds
-// its target.
+// partition, by its family (ring.FamilyPos, as the driver from
+// api.LevelFamilies) or, with BySlot, by its own first slot (as before
+// that level), and the driver moves what its target says (PlanRound)
+// while the next splits run. The scenario ends when no partition is over
+// the split size and every group holds its target.
 
 // GrowConfig is a growth scenario.
 type GrowConfig struct {
@@ -34,6 +35,9 @@ type GrowConfig struct {
 	// SplitRounds is how many rounds one split takes: reserve, split
 	// entry applied, records written (default 2).
 	SplitRounds int
+	// BySlot places each partition by its own first slot, as clusters
+	// below api.LevelFamilies do, instead of by its family.
+	BySlot bool
 }
 
 // GrowReport is what a growth scenario measured.
@@ -44,8 +48,9 @@ type GrowReport struct {
 	// Rounds until converged, and that on the simulated clock.
 	Rounds  int
 	SimTime time.Duration
-	// Created counts the replicas the driver created moving the right
-	// halves to where the ring places them; PerSplit is Created/Splits.
+	// Created counts the replicas the driver created placing the right
+	// halves (and any partition the load cap moved meanwhile); PerSplit
+	// is Created/Splits.
 	Created  int
 	PerSplit float64
 	// MaxBytes is the largest partition at the end, in split sizes.
@@ -113,7 +118,7 @@ func RunGrow(cfg GrowConfig) (GrowReport, error) {
 		rep.Created += inner.Created - before
 		if splitting >= 0 && rep.Rounds >= doneAt {
 			right, left := halves(parts[splitting], rep.Rounds)
-			s.split(splitting, right.start)
+			s.split(splitting, right.start, cfg)
 			parts[splitting] = left
 			parts = append(parts, right)
 			splitting = -1
@@ -178,13 +183,17 @@ func (s *sim) planSplit(parts []slotted, size uint64, round int) (uint64, bool) 
 
 // split makes the right half of group g a new group with g's replicas
 // (a learner added meanwhile included, as the split entry's descriptor
-// has it), placed afterwards by its first slot.
-func (s *sim) split(g int, rightStart uint16) {
+// has it), placed afterwards by its family or first slot (cfg.BySlot).
+func (s *sim) split(g int, rightStart uint16, cfg GrowConfig) {
 	gr := s.groups[g]
 	s.groups = append(s.groups, group{
 		voters: slices.Clone(gr.voters), learners: slices.Clone(gr.learners), addedAt: slices.Clone(gr.addedAt), leader: gr.leader,
 	})
-	s.starts = append(s.starts, ring.SlotPos(rightStart))
+	if cfg.BySlot {
+		s.starts = append(s.starts, ring.SlotPos(rightStart))
+	} else {
+		s.starts = append(s.starts, ring.FamilyPos(rightStart, cfg.Partitions))
+	}
 }
 
 // overSize reports whether a partition that could split is over size

@@ -70,4 +70,14 @@ func TestGrowthSplitsAndPlaces(t *testing.T) {
 	if rep.Rounds < rep.Splits*2 {
 		t.Errorf("%d splits in %d rounds: faster than one at a time", rep.Splits, rep.Rounds)
 	}
+	// Placed by their own first slot (below api.LevelFamilies), the right
+	// halves move away from their parents: more replicas created.
+	own, err := RunGrow(GrowConfig{Config: Config{Nodes: 10, Partitions: 16, Dead: 10 * 1e9}, BySlot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(own)
+	if rep.Created >= own.Created {
+		t.Errorf("placed by family, the splits created %d replicas; by own slot, %d", rep.Created, own.Created)
+	}
 }

@@ -190,7 +190,7 @@ func TestJoinUnderLoad(t *testing.T) {
 				held++
 			}
 		}
-		want, _, _, _ := tc.nodes[0].place.Targets(tc.nodes[0].registry.Nodes(), tc.nodes[0].cmap.Current().Parts)
+		want, _, _, _ := tc.nodes[0].place.Targets(tc.nodes[0].registry.Nodes(), tc.nodes[0].cmap.Current().Parts, tc.nodes[0].cmap.Current().Level)
 		for g, v := range m {
 			if g == MetaGroup {
 				continue

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -83,6 +85,7 @@ func (p *Placement) maybeRaiseLevel(ctx context.Context, m *ClusterMap, recs []a
 	}
 	p.levelAsked = time.Now()
 	cmd := [][]byte{[]byte(statemachine.CmdClusterLevel), []byte(strconv.Itoa(api.Level))}
+	var ask []uint64
 	for _, r := range recs {
 		if r.State == api.NodeRemoved {
 			continue
@@ -94,13 +97,10 @@ func (p *Placement) maybeRaiseLevel(ctx context.Context, m *ClusterMap, recs []a
 		if r.State != api.NodeUp {
 			return // asked again once it is up, or removed
 		}
-		cctx, cancel := context.WithTimeout(ctx, levelCallTimeout)
-		b, err := p.cfg.Caller.Call(cctx, r.ID, MethodLevel, nil)
-		cancel()
-		d := codec.NewDecoder(b)
-		if n := d.Uvarint(); err != nil || d.Err() != nil || n < api.Level {
-			return
-		}
+		ask = append(ask, r.ID)
+	}
+	if !p.allAtLevel(ctx, ask) {
+		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
@@ -112,4 +112,43 @@ func (p *Placement) maybeRaiseLevel(ctx context.Context, m *ClusterMap, recs []a
 		return
 	}
 	p.cfg.Logger.Info("cluster level raised: every member runs a build of this level", "from", m.Level, "to", api.Level)
+}
+
+// levelFanOut bounds the level calls in flight at once.
+const levelFanOut = 32
+
+// allAtLevel asks every node of ids for its level, levelFanOut at a
+// time, each within levelCallTimeout; it reports whether all answered
+// this build's level or more, and stops asking at the first that did not.
+func (p *Placement) allAtLevel(ctx context.Context, ids []uint64) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		slot = make(chan struct{}, levelFanOut)
+		bad  atomic.Bool
+	)
+	for _, id := range ids {
+		select {
+		case slot <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slot; wg.Done() }()
+			cctx, ccancel := context.WithTimeout(ctx, levelCallTimeout)
+			b, err := p.cfg.Caller.Call(cctx, id, MethodLevel, nil)
+			ccancel()
+			d := codec.NewDecoder(b)
+			if n := d.Uvarint(); err != nil || d.Err() != nil || n < api.Level {
+				bad.Store(true)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return !bad.Load() && ctx.Err() == nil
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,9 +45,9 @@ func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
 		{name: "already there", level: api.Level, states: map[uint64]string{2: api.NodeUp}, maxCalls: 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			calls := 0
+			var calls atomic.Int64 // the calls run at once
 			peers := &fakePeers{answer: func(node uint64, method string, _ []byte) ([]byte, error) {
-				calls++
+				calls.Add(1)
 				if method != MethodLevel {
 					return nil, errors.New("unexpected method " + method)
 				}
@@ -72,8 +74,8 @@ func TestRaiseLevelWaitsForEveryMember(t *testing.T) {
 			if raised != c.want || len(w.got) > 1 {
 				t.Fatalf("metadata writes %q, want raised %v", w.got, c.want)
 			}
-			if calls > c.maxCalls {
-				t.Fatalf("%d calls, want at most %d", calls, c.maxCalls)
+			if n := calls.Load(); n > int64(c.maxCalls) {
+				t.Fatalf("%d calls, want at most %d", n, c.maxCalls)
 			}
 			// Asked again only after levelEvery.
 			w.got = nil
@@ -142,5 +144,40 @@ func TestJoinThroughAStaleMapSaysTheLevel(t *testing.T) {
 	want := []string{statemachine.CmdNodeJoin + " 4 d:1", statemachine.CmdNodeJoin + " 4 d:1 1"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("metadata writes %q, want %q", got, want)
+	}
+}
+
+// The members are asked at once, not one after another: each call here
+// answers only once every member's call has arrived, so asked in turn
+// the first would wait for good (and the raise fail).
+func TestLevelAskedOfEveryMemberAtOnce(t *testing.T) {
+	const members = 12 // under levelFanOut
+	arrived := make(chan struct{}, members)
+	all := make(chan struct{})
+	var once sync.Once
+	peers := &fakePeers{answer: func(uint64, string, []byte) ([]byte, error) {
+		arrived <- struct{}{}
+		if len(arrived) == members-1 {
+			once.Do(func() { close(all) })
+		}
+		select {
+		case <-all:
+			return ServeLevel(), nil
+		case <-time.After(5 * time.Second):
+			return nil, errors.New("the other members were not asked meanwhile")
+		}
+	}}
+	recs := []api.NodeRecord{}
+	for id := uint64(1); id <= members; id++ {
+		recs = append(recs, api.NodeRecord{ID: id, State: api.NodeUp})
+	}
+	w := &metaWrites{reply: okReply}
+	m := InitialMap(nil, testParts(2, 1, 2, 3), []uint64{1, 2, 3})
+	m.Level = 0
+	p := NewPlacement(PlacementConfig{NodeID: 1, RequestTimeout: time.Second, Caller: peers, Write: w.write,
+		Map: NewMap(MapConfig{Saved: func() ([]byte, bool) { return nil, false }}, m), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	p.maybeRaiseLevel(context.Background(), m, recs, map[uint64]bool{})
+	if len(w.got) != 1 || !strings.HasPrefix(w.got[0], statemachine.CmdClusterLevel+" "+strconv.Itoa(api.Level)+" ") {
+		t.Fatalf("metadata writes %q, want the level raised", w.got)
 	}
 }

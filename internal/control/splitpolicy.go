@@ -79,9 +79,20 @@ const SplitCooldown = splitCooldown
 // adjacent partitions that may (skip: cooling down, or hot), both under a
 // quarter of size, the pair
 // with the least data; or false. Never below floor partitions (the
-// cluster's initial count: merges undo splits, so leaders stay spread).
+// cluster's initial count: merges undo splits, so leaders stay spread),
+// and the partitions split by hand raise the floor: a split asked by hand
+// must not make the policy merge two other partitions to make up for it.
+// Pinned partitions, less one, count as made by hand (a split makes two
+// of one, a split of a pinned one one more): an upper bound, so a merge
+// never undoes one.
 func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, skip func(group uint64) bool) (left int, ok bool) {
-	if len(m.Parts) <= floor || size == 0 {
+	pinned := 0
+	for _, rec := range m.Parts {
+		if rec.Pinned {
+			pinned++
+		}
+	}
+	if len(m.Parts) <= floor+max(0, pinned-1) || size == 0 {
 		return 0, false
 	}
 	seen := make(map[uint64]*Observed, len(obs))

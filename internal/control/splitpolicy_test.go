@@ -88,6 +88,21 @@ func TestPlanMerge(t *testing.T) {
 	if got, ok := planMerge(obs(30, 30, 1, 1), pinned, 100, 1, none); ok && got != 0 {
 		t.Errorf("a partition split by hand was merged: %d", got)
 	}
+	// A split by hand of one of seven initial partitions: eight, the last
+	// two pinned. The small others stay apart, since merging two would
+	// only make up for the split asked by hand.
+	byHand := func(n int) *ClusterMap {
+		m := &ClusterMap{Parts: testParts(n, 1, 2, 3)}
+		m.Parts[n-2].Pinned, m.Parts[n-1].Pinned = true, true
+		return m
+	}
+	if got, ok := planMerge(obs(1, 1, 50, 50, 50, 50, 50, 50), byHand(8), 100, 7, none); ok {
+		t.Errorf("a split by hand made the policy merge partition %d with its neighbour", got)
+	}
+	// With one more partition (split automatically), two merge.
+	if got, ok := planMerge(obs(1, 1, 50, 50, 50, 50, 50, 50, 50), byHand(9), 100, 7, none); !ok || got != 0 {
+		t.Errorf("past the floor and the split by hand: %d %v, want partitions 0 and 1 merged", got, ok)
+	}
 	split := &ClusterMap{Parts: m.Parts, Splits: []api.SplitIntent{{Left: 2}}}
 	if got, ok := planMerge(obs(30, 30, 1, 1), split, 100, 1, none); ok && got != 0 {
 		t.Errorf("a partition with a split pending was picked: %d", got)

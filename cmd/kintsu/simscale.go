@@ -23,6 +23,7 @@ func runScaleSim(args []string) int {
 	fill := fs.Float64("fill", 4, "grow: the data each partition holds after the load, in split sizes")
 	splitRounds := fs.Int("split-rounds", 2, "grow: rounds one split takes")
 	bySlot := fs.Bool("by-slot", false, "grow: place each partition by its own first slot, as clusters below level 2 do, instead of by its family")
+	oneAtATime := fs.Bool("one-at-a-time", false, "grow: split one partition at a time, as drivers before batches did")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "kintsu sim scale: the placement driver against a simulated cluster of many nodes (see docs/benchmarks.md)")
 		fs.PrintDefaults()
@@ -36,7 +37,7 @@ func runScaleSim(args []string) int {
 		var rep fmt.Stringer
 		var err error
 		if ch == "grow" {
-			rep, err = scalesim.RunGrow(scalesim.GrowConfig{Config: cfg, Fill: *fill, SplitRounds: *splitRounds, BySlot: *bySlot})
+			rep, err = scalesim.RunGrow(scalesim.GrowConfig{Config: cfg, Fill: *fill, SplitRounds: *splitRounds, BySlot: *bySlot, OneAtATime: *oneAtATime})
 		} else {
 			rep, err = scalesim.Run(cfg, scalesim.Change(ch))
 		}

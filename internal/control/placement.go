@@ -188,11 +188,12 @@ type PlacementConfig struct {
 // Placement is the placement driver.
 type Placement struct {
 	cfg PlacementConfig
-	// The split policy's state (splitpolicy.go): one split at a time,
-	// and the round each partition last split in (the driver's loop
-	// alone reads and writes round and splitAt; the split's goroutine
-	// hands its new partition over through born).
-	splitting atomic.Bool
+	// The split policy's state (splitpolicy.go): the splits and merges
+	// running (a round starts none while any runs), and the round each
+	// partition last split in (the driver's loop alone reads and writes
+	// round and splitAt; a split's goroutine hands its new partition over
+	// through born).
+	resizing atomic.Int32
 	round     int
 	splitAt   map[uint64]int
 	// levelAsked is when the driver last asked the members' levels
@@ -221,7 +222,7 @@ type Placement struct {
 
 // NewPlacement builds the placement driver; Run runs it.
 func NewPlacement(cfg PlacementConfig) *Placement {
-	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, ledAt: map[uint64]time.Time{}, born: make(chan uint64, 1)}
+	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, ledAt: map[uint64]time.Time{}, born: make(chan uint64, splitBatch)}
 }
 
 // splitDone hands a new partition to the driver's loop, which lets it
@@ -415,10 +416,13 @@ func (p *Placement) placeOnce(ctx context.Context) {
 			p.cfg.Logger.Info("decommissioned node holds no replicas: removed", "node", r.ID, "err", err)
 		}
 	}
-	select {
-	case right := <-p.born:
-		p.splitAt[right] = p.round
-	default:
+	for drained := false; !drained; {
+		select {
+		case right := <-p.born:
+			p.splitAt[right] = p.round
+		default:
+			drained = true
+		}
 	}
 	p.maybeResize(ctx, obs, m)
 	obs = slices.DeleteFunc(obs, func(o Observed) bool { return p.isHeld(o.Group) })

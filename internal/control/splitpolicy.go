@@ -17,15 +17,19 @@ import (
 // not recorded: its proposer failed or was refused), then pending merges
 // (merge.go: the driver co-locates their replicas meanwhile), one at a
 // time. Then, with a split size (PlacementConfig.SplitSize), the largest
-// partition over it splits at the middle slot of its range; and when
+// partitions over it split at the middle slot of their ranges, a batch of
+// up to splitBatch on distinct nodes at once; and when
 // none does, the two neighbours with the least data, both under a
 // quarter of the size, merge (so a merged partition is under half the
 // size: it does not split again at once). The sizes are what each
 // group's leader reports with its membership (Pebble's estimate of the
 // group's data on disk, which lags writes still in memory).
 //
-// Invariants: at most one split or merge runs at once (the driver's
-// round goes on meanwhile); a partition that just split or merged, and
+// Invariants: at most one merge, one split by load or one batch of splits
+// by size runs at once (the driver's round goes on meanwhile); a batch
+// holds at most splitBatch splits, no two with a replica on the same node
+// (a split rewrites the moved keys on each replica's node, so a node
+// does one at a time); a partition that just split or merged, and
 // the one a split made, wait splitCooldown rounds before another (sizes
 // are estimates that settle after compactions; the cooldown is the
 // metadata leader's memory, and starts afresh when leadership moves); a
@@ -39,10 +43,15 @@ import (
 // compacted, so its estimate falls slowly.
 const splitCooldown = 60
 
-// planSplit picks the partition to split this round: the largest over
-// size among those that may, or false.
-func planSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group uint64) bool) (uint64, bool) {
-	var best *Observed
+// splitBatch bounds the splits by size that run at once.
+const splitBatch = 8
+
+// planSplits picks the partitions to split this round: those over size
+// that may, largest first, at most max of them and no two with a replica
+// on the same node (a larger one whose nodes are taken waits for the
+// next batch).
+func planSplits(obs []Observed, m *ClusterMap, size uint64, cooling func(group uint64) bool, max int) []uint64 {
+	var over []*Observed
 	for i := range obs {
 		o := &obs[i]
 		if o.Group == statemachine.MetaGroup || o.State.Bytes <= size || len(o.State.Learners) > 0 || cooling(o.Group) {
@@ -55,21 +64,37 @@ func planSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group ui
 		if !ok || rec.SlotEnd <= rec.SlotStart {
 			continue
 		}
-		if best == nil || cmp.Compare(o.State.Bytes, best.State.Bytes) > 0 {
-			best = o
+		over = append(over, o)
+	}
+	slices.SortStableFunc(over, func(a, b *Observed) int {
+		return cmp.Or(cmp.Compare(b.State.Bytes, a.State.Bytes), cmp.Compare(a.Group, b.Group))
+	})
+	var picked []uint64
+	busy := map[uint64]bool{}
+	for _, o := range over {
+		if len(picked) == max {
+			break
 		}
+		if slices.ContainsFunc(o.State.Voters, func(n uint64) bool { return busy[n] }) {
+			continue
+		}
+		for _, n := range o.State.Voters {
+			busy[n] = true
+		}
+		picked = append(picked, o.Group)
 	}
-	if best == nil {
-		return 0, false
-	}
-	return best.Group, true
+	return picked
 }
 
-// PlanSplit is planSplit for the scale simulation (internal/scalesim),
-// which runs the driver's split choice over simulated partitions.
-func PlanSplit(obs []Observed, m *ClusterMap, size uint64, cooling func(group uint64) bool) (uint64, bool) {
-	return planSplit(obs, m, size, cooling)
+// PlanSplits is planSplits for the scale simulation (internal/scalesim),
+// which runs the driver's split choice over simulated partitions, at most
+// SplitBatch at once.
+func PlanSplits(obs []Observed, m *ClusterMap, size uint64, cooling func(group uint64) bool) []uint64 {
+	return planSplits(obs, m, size, cooling, splitBatch)
 }
+
+// SplitBatch is splitBatch, for the scale simulation.
+const SplitBatch = splitBatch
 
 // SplitCooldown is how many rounds a partition waits after a split
 // (splitCooldown), for the scale simulation.
@@ -129,12 +154,13 @@ func planMerge(obs []Observed, m *ClusterMap, size uint64, floor int, skip func(
 }
 
 // runResize returns how a round starts a split or merge: in the
-// background, one at a time, within 30 s.
+// background, within 30 s; the round starts no other until every one it
+// started has ended.
 func (p *Placement) runResize(ctx context.Context) func(fn func(context.Context)) {
 	return func(fn func(context.Context)) {
-		p.splitting.Store(true)
+		p.resizing.Add(1)
 		go func() {
-			defer p.splitting.Store(false)
+			defer p.resizing.Add(-1)
 			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			fn(sctx)
@@ -147,7 +173,7 @@ func (p *Placement) runResize(ctx context.Context) func(fn func(context.Context)
 // running; it reports whether it started one. Those go before anything
 // else, and even in a round that cannot place replicas.
 func (p *Placement) resumeChosen(ctx context.Context, m *ClusterMap) bool {
-	if p.splitting.Load() {
+	if p.resizing.Load() > 0 {
 		return false
 	}
 	for _, in := range m.Merges {
@@ -212,7 +238,7 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	// Every partition's write rate, for splits by load and for leaders
 	// by load (leaderload.go).
 	p.load = updateLoad(p.load, obs, now, p.cfg.SplitLoad)
-	if p.splitting.Load() || m.Level < api.LevelResize {
+	if p.resizing.Load() > 0 || m.Level < api.LevelResize {
 		// Below the level of splits (a rolling upgrade from a build
 		// without them), nothing splits or merges (levels.go).
 		return
@@ -236,10 +262,12 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	}
 	cooling := func(g uint64) bool { return p.round-p.splitAt[g] < splitCooldown && p.splitAt[g] != 0 }
 	if p.cfg.SplitSize > 0 {
-		if g, ok := planSplit(obs, m, p.cfg.SplitSize, cooling); ok {
-			i := slices.IndexFunc(obs, func(o Observed) bool { return o.Group == g })
-			p.splitAt[g] = p.round
-			p.startSplit(run, int(g), 0, false, fmt.Sprintf("size: %d bytes over %d", obs[i].State.Bytes, p.cfg.SplitSize), nil)
+		if gs := planSplits(obs, m, p.cfg.SplitSize, cooling, splitBatch); len(gs) > 0 {
+			for _, g := range gs {
+				i := slices.IndexFunc(obs, func(o Observed) bool { return o.Group == g })
+				p.splitAt[g] = p.round
+				p.startSplit(run, int(g), 0, false, fmt.Sprintf("size: %d bytes over %d", obs[i].State.Bytes, p.cfg.SplitSize), nil)
+			}
 			return
 		}
 	}

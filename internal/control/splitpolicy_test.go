@@ -1,6 +1,7 @@
 package control
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/kintsu/kintsu/internal/api"
@@ -33,15 +34,37 @@ func TestPlanSplit(t *testing.T) {
 		{"cooling down", obs(150, 300, 10, 10), func(g uint64) bool { return g == 1 }, 0, true},
 		{"exactly the size stays", obs(100, 100, 100, 100), none, 0, false},
 	} {
-		got, ok := planSplit(c.obs, m, 100, c.cool)
-		if ok != c.split || ok && got != c.want {
-			t.Errorf("%s: %d %v, want %d %v", c.name, got, ok, c.want, c.split)
+		got := planSplits(c.obs, m, 100, c.cool, 1)
+		if ok := len(got) == 1; ok != c.split || ok && got[0] != c.want {
+			t.Errorf("%s: %v, want %d %v", c.name, got, c.want, c.split)
 		}
 	}
 	moving := obs(500, 10, 10, 10)
 	moving[1].State.Learners = []uint64{4}
-	if _, ok := planSplit(moving, m, 100, none); ok {
-		t.Error("a partition whose replicas are moving was picked")
+	if got := planSplits(moving, m, 100, none, 1); len(got) > 0 {
+		t.Errorf("a partition whose replicas are moving was picked: %v", got)
+	}
+}
+
+// A batch of splits takes the largest partitions first, never two with a
+// replica on the same node, and at most the batch's size.
+func TestPlanSplitsBatch(t *testing.T) {
+	m := &ClusterMap{Parts: testParts(6)}
+	on := func(bytes uint64, voters ...uint64) GroupState { return GroupState{Bytes: bytes, Voters: voters} }
+	obs := []Observed{
+		{Group: 0, State: on(500, 1, 2, 3)},
+		{Group: 1, State: on(400, 3, 4, 5)}, // shares node 3 with 0
+		{Group: 2, State: on(300, 4, 5, 6)},
+		{Group: 3, State: on(200, 7, 8, 9)},
+		{Group: 4, State: on(50, 10, 11, 12)}, // under the size
+		{Group: 5, State: on(150, 1, 5, 9)},   // every node taken
+	}
+	none := func(uint64) bool { return false }
+	if got := planSplits(obs, m, 100, none, 8); !slices.Equal(got, []uint64{0, 2, 3}) {
+		t.Errorf("batch %v, want [0 2 3]", got)
+	}
+	if got := planSplits(obs, m, 100, none, 2); !slices.Equal(got, []uint64{0, 2}) {
+		t.Errorf("batch of at most 2: %v, want [0 2]", got)
 	}
 }
 

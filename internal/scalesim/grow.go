@@ -14,10 +14,10 @@ import (
 // Growth: the split policy at scale. The cluster starts converged, with
 // its partitions over equal slot ranges, and then every partition holds
 // Fill split sizes of data at once (a bulk load). What runs is the
-// driver's own split choice (control.PlanSplit: the largest partition
-// over the split size that is not cooling down and has no learner), one
-// split at a time as the driver makes them, each taking SplitRounds
-// rounds; a split halves the partition's slot range and data, and the
+// driver's own split choice (control.PlanSplits: the largest partitions
+// over the split size that are not cooling down and have no learner, up
+// to control.SplitBatch at once on distinct nodes), a batch at a time as
+// the driver makes them, each taking SplitRounds rounds; a split halves the partition's slot range and data, and the
 // right half is born on the left's replicas and then placed like any
 // partition, by its family (ring.FamilyPos, as the driver from
 // api.LevelFamilies) or, with BySlot, by its own first slot (as before
@@ -38,6 +38,9 @@ type GrowConfig struct {
 	// BySlot places each partition by its own first slot, as clusters
 	// below api.LevelFamilies do, instead of by its family.
 	BySlot bool
+	// OneAtATime splits one partition at a time, as drivers before
+	// batches of splits (control.SplitBatch) did.
+	OneAtATime bool
 }
 
 // GrowReport is what a growth scenario measured.
@@ -107,7 +110,8 @@ func RunGrow(cfg GrowConfig) (GrowReport, error) {
 	}
 	rep := GrowReport{Nodes: cfg.Nodes, Partitions: cfg.Partitions, Replicas: cfg.Replicas}
 	var inner Report
-	splitting, doneAt := -1, 0 // the partition splitting, and the round it finishes
+	var splitting []uint64 // the batch of partitions splitting
+	doneAt := 0            // the round the batch finishes
 	var total time.Duration
 	for rep.Rounds = 1; rep.Rounds <= cfg.MaxRounds; rep.Rounds++ {
 		before := inner.Created
@@ -116,26 +120,27 @@ func RunGrow(cfg GrowConfig) (GrowReport, error) {
 			return rep, fmt.Errorf("round %d: %w", rep.Rounds, err)
 		}
 		rep.Created += inner.Created - before
-		if splitting >= 0 && rep.Rounds >= doneAt {
-			right, left := halves(parts[splitting], rep.Rounds)
-			s.split(splitting, right.start, cfg)
-			parts[splitting] = left
-			parts = append(parts, right)
-			splitting = -1
-			rep.Splits++
+		if len(splitting) > 0 && rep.Rounds >= doneAt {
+			for _, g := range splitting {
+				right, left := halves(parts[g], rep.Rounds)
+				s.split(int(g), right.start, cfg)
+				parts[g] = left
+				parts = append(parts, right)
+				rep.Splits++
+			}
+			splitting = nil
 		}
 		began := time.Now()
 		chose := false
-		if splitting < 0 {
-			g, ok := s.planSplit(parts, cfg.SplitSize, rep.Rounds)
-			if ok {
-				splitting, doneAt, chose = int(g), rep.Rounds+cfg.SplitRounds, true
+		if len(splitting) == 0 {
+			if splitting = s.planSplits(parts, cfg.SplitSize, rep.Rounds, cfg.OneAtATime); len(splitting) > 0 {
+				doneAt, chose = rep.Rounds+cfg.SplitRounds, true
 			}
 		}
 		cpu += time.Since(began)
 		total += cpu
 		rep.MaxRoundCPU = max(rep.MaxRoundCPU, cpu)
-		if settled && splitting < 0 && !chose && !overSize(parts, cfg.SplitSize) {
+		if settled && len(splitting) == 0 && !chose && !overSize(parts, cfg.SplitSize) {
 			rep.SimTime = time.Duration(rep.Rounds) * cfg.Every
 			rep.RoundCPU = total / time.Duration(rep.Rounds)
 			rep.Final = len(parts)
@@ -165,8 +170,9 @@ func newSlottedSim(cfg Config) (*sim, error) {
 	return newSimAt(cfg, starts)
 }
 
-// planSplit asks the driver's split choice which partition splits now.
-func (s *sim) planSplit(parts []slotted, size uint64, round int) (uint64, bool) {
+// planSplits asks the driver's split choice which partitions split now
+// (with oneAtATime, the first of them only, as drivers before batches).
+func (s *sim) planSplits(parts []slotted, size uint64, round int, oneAtATime bool) []uint64 {
 	obs := make([]control.Observed, 0, len(parts))
 	recs := make([]api.PartitionRecord, len(parts))
 	for g, p := range parts {
@@ -178,7 +184,11 @@ func (s *sim) planSplit(parts []slotted, size uint64, round int) (uint64, bool) 
 		obs = append(obs, control.Observed{Group: uint64(g), State: control.GroupState{Voters: gr.voters, Learners: gr.learners, Leader: gr.leader, Bytes: p.bytes}})
 	}
 	cooling := func(g uint64) bool { at := parts[g].splitAt; return at != 0 && round-at < control.SplitCooldown }
-	return control.PlanSplit(obs, &control.ClusterMap{Parts: recs}, size, cooling)
+	gs := control.PlanSplits(obs, &control.ClusterMap{Parts: recs}, size, cooling)
+	if oneAtATime && len(gs) > 1 {
+		gs = gs[:1]
+	}
+	return gs
 }
 
 // split makes the right half of group g a new group with g's replicas

@@ -194,8 +194,8 @@ type Placement struct {
 	// round and splitAt; a split's goroutine hands its new partition over
 	// through born).
 	resizing atomic.Int32
-	round     int
-	splitAt   map[uint64]int
+	round    int
+	splitAt  map[uint64]int
 	// levelAsked is when the driver last asked the members' levels
 	// (levels.go); its loop alone reads and writes it.
 	levelAsked time.Time
@@ -222,11 +222,13 @@ type Placement struct {
 
 // NewPlacement builds the placement driver; Run runs it.
 func NewPlacement(cfg PlacementConfig) *Placement {
-	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, ledAt: map[uint64]time.Time{}, born: make(chan uint64, splitBatch)}
+	return &Placement{cfg: cfg, splitAt: map[uint64]int{}, ledAt: map[uint64]time.Time{}, born: make(chan uint64, 2*splitBatch+1)}
 }
 
 // splitDone hands a new partition to the driver's loop, which lets it
-// cool down like its parent.
+// cool down like its parent. born holds two batches and a merge: a
+// batch's last splits may end after the round that drained born and
+// before the next batch starts.
 func (p *Placement) splitDone(right uint64) {
 	select {
 	case p.born <- right:

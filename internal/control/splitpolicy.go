@@ -249,8 +249,10 @@ func (p *Placement) maybeResize(ctx context.Context, obs []Observed, m *ClusterM
 	}
 	if len(m.Splits) > 0 {
 		// A split reserved and not recorded: finish it (with its own
-		// slot) before any other, whatever the sizes say now.
-		in := m.Splits[0]
+		// slot) before any other, whatever the sizes say now. Each round
+		// takes the next, so that one refused for long (a backup, a
+		// transaction's lock) does not hold up the others.
+		in := m.Splits[p.round%len(m.Splits)]
 		p.startSplit(run, in.Left, in.At, in.Manual, "pending", nil)
 		return
 	}

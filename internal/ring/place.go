@@ -82,8 +82,11 @@ const familyShift = 20
 // load cap needs one. The offsets keep the members' distances to each
 // token distinct and ordered by slot, so the cap sheds the same members
 // whichever others exist. An initial partition's own FamilyPos is its
-// SlotPos. initial must be a valid partition count (Config.Validate).
+// SlotPos. An initial count Config.Validate refuses places by SlotPos.
 func FamilyPos(slot uint16, initial int) uint64 {
+	if initial < 1 || initial > SlotCount || SlotCount%initial != 0 {
+		return SlotPos(slot) // no families to speak of
+	}
 	width := SlotCount / initial
 	first := slot - slot%uint16(width)
 	return SlotPos(first) + uint64(slot-first)<<familyShift

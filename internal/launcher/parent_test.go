@@ -48,7 +48,9 @@ func fakeParent(dir string) int {
 	if err := os.Rename(filepath.Join(dir, "pids.tmp"), filepath.Join(dir, "pids")); err != nil {
 		return 1
 	}
-	select {}
+	// Killed by the test; never outlives it by long if it is not.
+	time.Sleep(2 * time.Minute)
+	return 1
 }
 
 // endThreads ends eight of the process's threads: a goroutine that exits
@@ -93,6 +95,7 @@ func TestNodesDieWithTheLauncher(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- parent.Wait() }()
+	t.Cleanup(func() { _ = parent.Process.Kill() }) // however the test ends
 	var pids []int
 	eventually(t, 60*time.Second, "the launcher's nodes to be ready", func() bool {
 		select {

@@ -174,9 +174,38 @@ func (p *Placement) spreadLeader(ctx context.Context, obs []Observed, left, righ
 	if target == 0 {
 		return
 	}
-	if err := p.execStep(ctx, right, gs.Leader, Step{Node: target}); err != nil {
-		p.cfg.Logger.Info("leadership of a partition split by load not moved", "partition", right, "to", target, "err", err)
-		return
+	// A leader hands over only to a voter that has everything it has
+	// (raftstore's transferTo), which under the very write load that
+	// split the partition holds only between batches: ask again until
+	// the leadership moved, for a few seconds.
+	from := gs.Leader
+	deadline = time.Now().Add(spreadFor)
+	for {
+		if err := p.execStep(ctx, right, gs.Leader, Step{Node: target}); err != nil {
+			p.cfg.Logger.Info("leadership of a partition split by load not moved", "partition", right, "to", target, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(spreadRetry):
+		}
+		var ok bool
+		if gs, ok = p.GroupInfo(ctx, right); ok && gs.Leader == target {
+			p.cfg.Logger.Info("leadership of a partition split by load moved", "partition", right, "from", from, "to", target)
+			return
+		}
+		if !ok || gs.Leader != from || time.Now().After(deadline) {
+			// Moved elsewhere, or unknown: the balancers take it from here.
+			p.cfg.Logger.Info("leadership of a partition split by load not moved", "partition", right, "to", target, "leader", gs.Leader)
+			return
+		}
 	}
-	p.cfg.Logger.Info("leadership of a partition split by load moved", "partition", right, "from", gs.Leader, "to", target)
 }
+
+// spreadFor bounds the attempts to move a new half's leadership, each
+// spreadRetry after the last.
+const (
+	spreadFor   = 5 * time.Second
+	spreadRetry = 200 * time.Millisecond
+)

@@ -212,8 +212,12 @@ func TestSecureStrangerPasses(t *testing.T) {
 }
 
 // TestPlantedBugsAreCaught: each planted bug must be caught by the nemesis
-// and workload that target it. A bug is given up to three runs: catching it
-// depends on timing, and the test fails only if every run misses it.
+// and workload that target it. A bug is given up to five runs: catching it
+// depends on timing (a paused leader's stale answers need clients still
+// reading as it wakes, which a machine busy with other test packages
+// makes rarer: lease-too-long went uncaught three times in a CI run and
+// once locally under load, and was caught on the first run idle), and
+// the test fails only if every run misses it.
 func TestPlantedBugsAreCaught(t *testing.T) {
 	for _, c := range []struct {
 		bug       string
@@ -250,7 +254,7 @@ func TestPlantedBugsAreCaught(t *testing.T) {
 		{"lost-element", []string{"pause"}, []string{"list"}, "lost-write", "", false, 0},
 	} {
 		t.Run(c.bug, func(t *testing.T) {
-			for try := 1; try <= 3; try++ {
+			for try := 1; try <= 5; try++ {
 				clients := c.clients
 				if clients == 0 {
 					clients = 8

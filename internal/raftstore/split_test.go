@@ -126,9 +126,14 @@ func TestSplitMovesTheRightHalf(t *testing.T) {
 	check := func(n *testNode) {
 		t.Helper()
 		// The new group can catch up on a node before the old one applies
-		// the split there (a restarted node): wait for both.
+		// the split there (a restarted node): wait for both. The old
+		// group's range tells that it applied the split (the counter
+		// absent there alone could be an increment not applied yet); the
+		// counter gone, that the split's batch is committed.
 		waitFor(t, fmt.Sprintf("node %d to host the new group, apply its write, and apply the split", n.id), 15*time.Second, func() bool {
-			return n.eng.HasGroup(1) && localGet(t, n, 1, keys[0]+"-after") == bulk("x") && localGet(t, n, 0, counter) == "$-1\r\n"
+			old := n.eng.Reader(0)
+			return n.eng.HasGroup(1) && localGet(t, n, 1, keys[0]+"-after") == bulk("x") &&
+				old.Ranged() && !old.Owns([]byte(counter)) && localGet(t, n, 0, counter) == "$-1\r\n"
 		})
 		for _, k := range keys {
 			want := bulk("v-" + k)
